@@ -1,0 +1,64 @@
+"""Events of artifacts: versioned, content-addressed files. Stream: `artifact:<entity>/<project>/<name>`.
+
+Every version of one collection shares the stream, so they land in one partition in log order and the
+projection can number them v0, v1, ... deterministically.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from modelreg.events.envelope import Event
+from modelreg.events.names import AliasName, ArtifactName, ArtifactType, Description, Digest, EntityName, ProjectName, RunId
+
+
+def artifact_stream(entity: str, project: str, name: str) -> str:
+    return f"artifact:{entity}/{project}/{name}"
+
+
+class ManifestEntry(BaseModel):
+    """One file of a version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(min_length=1, max_length=1024)
+    size: int = Field(ge=0)
+    digest: Digest
+
+    @field_validator("path")
+    @classmethod
+    def _path_stays_inside_the_artifact(cls, path: str) -> str:
+        parts = path.split("/")
+        if path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"file path {path!r} must be relative, use '/', and contain no '.', '..' or empty parts")
+        return path
+
+
+class ArtifactVersionLogged(Event):
+    type = "artifacts.version_logged"
+    version = 1
+
+    artifact_version_id: UUID
+    entity: EntityName
+    project: ProjectName
+    name: ArtifactName
+    artifact_type: ArtifactType
+    digest: Digest
+    manifest: tuple[ManifestEntry, ...] = ()
+    description: Description | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    aliases: tuple[AliasName, ...] = ()
+    logged_by_run: RunId | None = None
+
+
+class ArtifactVersionUsed(Event):
+    type = "artifacts.version_used"
+    version = 1
+
+    artifact_version_id: UUID
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId

@@ -1,0 +1,58 @@
+"""Every event type modelreg knows, by its `type` tag, and the upcasters that read old schema versions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
+from modelreg.events.envelope import Event
+from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
+from modelreg.events.runs import RunFinished, RunStarted
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        RunFinished,
+        ArtifactVersionLogged,
+        ArtifactVersionUsed,
+        VersionLinked,
+        AliasAdded,
+        AliasRemoved,
+    )
+}
+
+# (type, from_version) -> function turning that version's payload dict into the next version's.
+# Old events are never rewritten on the log; they are upcast when read.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def event_class(type_tag: str) -> type[Event]:
+    try:
+        return EVENT_TYPES[type_tag]
+    except KeyError:
+        raise UnknownEventType(type_tag) from None
+
+
+def upcast(type_tag: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """Bring a payload written with an older schema version up to the current one."""
+    current = event_class(type_tag).version
+    if version > current:
+        raise UnknownEventType(f"{type_tag} v{version} (this build reads up to v{current}: upgrade modelreg)")
+    while version < current:
+        step = UPCASTERS.get((type_tag, version))
+        if step is None:
+            raise UnknownEventType(f"{type_tag} v{version} (no upcaster to v{version + 1})")
+        payload = step(payload)
+        version += 1
+    return payload
+
+
+def all_event_classes() -> Iterator[type[Event]]:
+    yield from EVENT_TYPES.values()
+
+
+class UnknownEventType(LookupError):
+    pass

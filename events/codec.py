@@ -1,0 +1,44 @@
+"""Envelope <-> bytes. The only module that touches the wire format (orjson)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from modelreg.events.catalog import UnknownEventType, event_class, upcast
+from modelreg.events.envelope import Envelope
+
+
+class UndecodableEvent(ValueError):
+    """A message on the log that is not an event this build can read; it goes to the dead-letter topic."""
+
+
+def encode(envelope: Envelope) -> bytes:
+    return orjson.dumps(envelope.model_dump(mode="python"))
+
+
+def to_json_dict(envelope: Envelope) -> dict[str, Any]:
+    """The envelope as the JSON a foreign consumer sees (uuids and times as strings)."""
+    return orjson.loads(encode(envelope))
+
+
+def decode(data: bytes) -> Envelope:
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UndecodableEvent(f"not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise UndecodableEvent(f"an event is a JSON object, got {type(raw).__name__}")
+    type_tag, version, payload = raw.get("type"), raw.get("version"), raw.get("payload")
+    if not isinstance(type_tag, str) or not isinstance(version, int) or not isinstance(payload, dict):
+        raise UndecodableEvent("missing or mistyped envelope fields: type (str), version (int), payload (object)")
+    try:
+        cls = event_class(type_tag)
+        payload_model = cls.model_validate(upcast(type_tag, version, payload))
+        return Envelope.model_validate({**raw, "version": cls.version, "payload": payload_model})
+    except UnknownEventType as exc:
+        raise UndecodableEvent(f"unknown event type {exc}") from None
+    except ValidationError as exc:
+        raise UndecodableEvent(f"{type_tag} v{version} does not match its schema: {exc}") from None

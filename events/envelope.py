@@ -1,0 +1,72 @@
+"""The envelope: what every event carries besides its payload (DESIGN.md, invariant 1)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from uuid_utils.compat import uuid7
+
+
+class Event(BaseModel):
+    """Base of every payload: a past-tense fact with a type tag and a schema version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: ClassVar[str]
+    version: ClassVar[int] = 1
+
+
+class Actor(BaseModel):
+    """Who caused an event: a person, a service account, or an automation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["user", "service", "automation"]
+    id: str = Field(min_length=1, max_length=200)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+class Envelope(BaseModel):
+    """An immutable event as it is stored on the log."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: UUID
+    type: str
+    version: int
+    stream: str = Field(min_length=1)
+    occurred_at: datetime
+    actor: Actor
+    correlation_id: UUID
+    causation_id: UUID | None = None
+    payload: SerializeAsAny[Event]
+
+    @classmethod
+    def new(
+        cls,
+        payload: Event,
+        *,
+        stream: str,
+        actor: Actor,
+        correlation_id: UUID | None = None,
+        causation_id: UUID | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Envelope:
+        """Wrap a payload in a fresh envelope; the id is minted here, when the command is accepted."""
+        event_id = uuid7()
+        return cls(
+            id=event_id,
+            type=payload.type,
+            version=payload.version,
+            stream=stream,
+            occurred_at=occurred_at or datetime.now(UTC),
+            actor=actor,
+            correlation_id=correlation_id or event_id,
+            causation_id=causation_id,
+            payload=payload,
+        )

@@ -1,0 +1,198 @@
+"""The event log on Kafka: one topic, key = stream id, idempotent producer, retention forever."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from modelreg.events.codec import encode
+from modelreg.events.envelope import Envelope
+from modelreg.events.log import LogPosition, LogRecord, StartPositions
+
+RETAIN_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+
+
+class KafkaEventLog:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str = "modelreg.events",
+        partitions: int = 6,
+        replication_factor: int = 1,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.dead_letter_topic = f"{topic}.deadletter"
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self._producer: AIOKafkaProducer | None = None
+        self._metadata: AIOKafkaConsumer | None = None
+        self._partition_ids: list[int] = []
+
+    async def start(self) -> None:
+        await self.ensure_topics()
+        # enable_idempotence forces acks=all and keeps retries from duplicating or reordering a partition.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            enable_idempotence=True,
+            linger_ms=0,
+            max_batch_size=1024 * 1024,
+            max_request_size=8 * 1024 * 1024,
+        )
+        await self._producer.start()
+        # Group-less: only asks the broker for partition metadata and end offsets.
+        self._metadata = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        await self._metadata.start()
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        if self._metadata is not None:
+            await self._metadata.stop()
+            self._metadata = None
+
+    async def ensure_topics(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            wanted = [
+                NewTopic(name, self.partitions, self.replication_factor, topic_configs=RETAIN_FOREVER)
+                for name in (self.topic, self.dead_letter_topic)
+                if name not in existing
+            ]
+            if wanted:
+                try:
+                    await admin.create_topics(wanted)
+                except TopicAlreadyExistsError:
+                    pass  # another process created it between our list and create
+            # An existing topic keeps the partition count it was created with, whatever we were told.
+            self._partition_ids = await self._partitions_of(admin)
+        finally:
+            await admin.close()
+
+    async def _partitions_of(self, admin: AIOKafkaAdminClient) -> list[int]:
+        # A topic created a moment ago may not have its partitions in the metadata yet.
+        for _ in range(50):
+            (described,) = await admin.describe_topics([self.topic])
+            if described["partitions"]:
+                return sorted(p["partition"] for p in described["partitions"])
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"topic {self.topic} has no partitions in the broker's metadata after 5s")
+
+    async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
+        producer = self._require_producer()
+        futures = [
+            await producer.send(
+                self.topic,
+                value=encode(event),
+                key=event.stream.encode(),
+                headers=[("type", event.type.encode()), ("version", str(event.version).encode())],
+            )
+            for event in events
+        ]
+        sent = await asyncio.gather(*futures)
+        return [LogPosition(self.topic, meta.partition, meta.offset) for meta in sent]
+
+    async def append_raw(self, key: bytes | None, value: bytes) -> LogPosition:
+        """Write bytes that bypass our codec: what a foreign producer would do. Used by tests and tools."""
+        meta = await self._require_producer().send_and_wait(self.topic, value=value, key=key)
+        return LogPosition(self.topic, meta.partition, meta.offset)
+
+    async def end_positions(self) -> dict[int, int]:
+        consumer = self._require_metadata_consumer()
+        ends = await consumer.end_offsets([TopicPartition(self.topic, p) for p in self._partition_ids])
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    async def subscribe(self, reader: str, start_positions: StartPositions) -> KafkaSubscription:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=f"modelreg.{reader}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        subscription = KafkaSubscription(consumer, self.topic)
+        consumer.subscribe([self.topic], listener=_SeekToStoredPositions(consumer, self.topic, start_positions))
+        await consumer.start()
+        return subscription
+
+    async def dead_letter(self, record: LogRecord, reader: str, reason: str) -> None:
+        position = record.position
+        headers = [
+            *record.headers,
+            ("dlq.reason", reason.encode()[:4000]),
+            ("dlq.reader", reader.encode()),
+            ("dlq.source", f"{position.topic}/{position.partition}/{position.offset}".encode()),
+        ]
+        await self._require_producer().send_and_wait(
+            self.dead_letter_topic, value=record.value, key=record.key, headers=headers
+        )
+
+    def _require_metadata_consumer(self) -> AIOKafkaConsumer:
+        if self._metadata is None:
+            raise RuntimeError("KafkaEventLog.start() was not called")
+        return self._metadata
+
+    def _require_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("KafkaEventLog.start() was not called")
+        return self._producer
+
+
+class KafkaSubscription:
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+        self._consumer = consumer
+        self._topic = topic
+
+    async def next_batch(self, timeout_s: float, max_records: int) -> list[LogRecord]:
+        fetched = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        return [
+            LogRecord(
+                LogPosition(tp.topic, tp.partition, msg.offset),
+                msg.key,
+                msg.value,
+                tuple(msg.headers or ()),
+            )
+            for tp, messages in fetched.items()
+            for msg in messages
+        ]
+
+    def seek(self, partition: int, offset: int) -> None:
+        self._consumer.seek(TopicPartition(self._topic, partition), offset)
+
+    async def acknowledge(self, next_offsets: dict[int, int]) -> None:
+        assigned = self._consumer.assignment()
+        offsets = {
+            tp: offset for p, offset in next_offsets.items() if (tp := TopicPartition(self._topic, p)) in assigned
+        }
+        if offsets:
+            await self._consumer.commit(offsets)
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+
+
+class _SeekToStoredPositions(ConsumerRebalanceListener):
+    """On every assignment, continue from the reader's own stored positions (not the group's offsets)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str, start_positions: StartPositions) -> None:
+        self._consumer = consumer
+        self._topic = topic
+        self._start_positions = start_positions
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        mine = [tp.partition for tp in assigned if tp.topic == self._topic]
+        if not mine:
+            return
+        for partition, offset in (await self._start_positions(mine)).items():
+            self._consumer.seek(TopicPartition(self._topic, partition), offset)

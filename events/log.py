@@ -1,0 +1,71 @@
+"""The event log interface: append events, read them back from a stored position.
+
+Kafka is the reference implementation (`kafka_log.py`); a Postgres-backed log will implement the same
+Protocols, so callers never know which one they talk to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from modelreg.events.envelope import Envelope
+
+
+@dataclass(frozen=True, order=True)
+class LogPosition:
+    """Where a record sits in the log: its partition and its offset within it."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """A record as read: raw bytes, because decoding (and failing to) is the reader's business."""
+
+    position: LogPosition
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+# Called when partitions are assigned to a reader: returns the next offset to read for each, from the
+# reader's own store (a projection's position table), never from the broker's committed offsets alone.
+StartPositions = Callable[[list[int]], Awaitable[dict[int, int]]]
+
+
+class Subscription(Protocol):
+    async def next_batch(self, timeout_s: float, max_records: int) -> list[LogRecord]: ...
+
+    def seek(self, partition: int, offset: int) -> None: ...
+
+    async def acknowledge(self, next_offsets: dict[int, int]) -> None:
+        """Tell the broker how far we applied; advisory (lag monitoring), the reader's own store is the truth."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class EventLog(Protocol):
+    topic: str
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
+        """Append durably (all replicas acknowledged) and return where each event landed, in order."""
+        ...
+
+    async def end_positions(self) -> dict[int, int]:
+        """The next offset to be written in each partition."""
+        ...
+
+    async def subscribe(self, reader: str, start_positions: StartPositions) -> Subscription: ...
+
+    async def dead_letter(self, record: LogRecord, reader: str, reason: str) -> None:
+        """Park an undecodable record on the dead-letter topic, with the reason and where it came from."""
+        ...

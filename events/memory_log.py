@@ -1,0 +1,86 @@
+"""An in-memory event log for unit tests of command handlers. Same Protocols as the Kafka log."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Sequence
+
+from modelreg.events.codec import encode
+from modelreg.events.envelope import Envelope
+from modelreg.events.log import LogPosition, LogRecord, StartPositions
+
+
+class InMemoryEventLog:
+    def __init__(self, topic: str = "modelreg.events", partitions: int = 3) -> None:
+        self.topic = topic
+        self.partitions: list[list[LogRecord]] = [[] for _ in range(partitions)]
+        self.dead_letters: list[tuple[LogRecord, str, str]] = []
+        self._appended = asyncio.Condition()
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
+        positions = [self._put(event.stream.encode(), encode(event)) for event in events]
+        async with self._appended:
+            self._appended.notify_all()
+        return positions
+
+    def _put(self, key: bytes, value: bytes) -> LogPosition:
+        partition = zlib.crc32(key) % len(self.partitions)
+        records = self.partitions[partition]
+        position = LogPosition(self.topic, partition, len(records))
+        records.append(LogRecord(position, key, value))
+        return position
+
+    def events(self) -> list[LogRecord]:
+        return [record for records in self.partitions for record in records]
+
+    async def end_positions(self) -> dict[int, int]:
+        return {p: len(records) for p, records in enumerate(self.partitions)}
+
+    async def subscribe(self, reader: str, start_positions: StartPositions) -> InMemorySubscription:
+        starts = await start_positions(list(range(len(self.partitions))))
+        return InMemorySubscription(self, starts)
+
+    async def dead_letter(self, record: LogRecord, reader: str, reason: str) -> None:
+        self.dead_letters.append((record, reader, reason))
+
+
+class InMemorySubscription:
+    def __init__(self, log: InMemoryEventLog, starts: dict[int, int]) -> None:
+        self._log = log
+        self._next = dict(starts)
+
+    async def next_batch(self, timeout_s: float, max_records: int) -> list[LogRecord]:
+        batch = self._take(max_records)
+        if not batch:
+            async with self._log._appended:
+                try:
+                    await asyncio.wait_for(self._log._appended.wait(), timeout_s)
+                except TimeoutError:
+                    return []
+            batch = self._take(max_records)
+        return batch
+
+    def _take(self, max_records: int) -> list[LogRecord]:
+        batch: list[LogRecord] = []
+        for partition, records in enumerate(self._log.partitions):
+            start = self._next.get(partition, 0)
+            taken = records[start : start + max_records - len(batch)]
+            batch.extend(taken)
+            self._next[partition] = start + len(taken)
+        return batch
+
+    def seek(self, partition: int, offset: int) -> None:
+        self._next[partition] = offset
+
+    async def acknowledge(self, next_offsets: dict[int, int]) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass

@@ -1,0 +1,32 @@
+"""The shapes of names users type: entities, projects, artifacts, registered models, aliases."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+# Names travel in refs such as "entity/project/name:alias", so they may not contain / or :.
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+EntityName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=64)]
+ProjectName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=128)]
+ArtifactName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=128)]
+ArtifactType = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=64)]
+RegisteredModelName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=128)]
+RunId = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=64)]
+# `v3` and `latest` are computed by the registry; users may not claim them as alias names.
+
+
+def _not_computed(alias: str) -> str:
+    if alias == "latest" or re.fullmatch(r"v\d+", alias):
+        raise ValueError(f"{alias!r} is computed by the registry and cannot be set as an alias")
+    return alias
+
+
+AliasName = Annotated[
+    str, StringConstraints(pattern=_NAME, min_length=1, max_length=64), AfterValidator(_not_computed)
+]
+Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+Description = Annotated[str, Field(max_length=100_000)]

@@ -1,0 +1,174 @@
+"""Artifact versions: queries and the log/use mutations."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import graphene
+from graphene.types.generic import GenericScalar
+
+from modelreg.errors import InvalidInput, NotFound
+from modelreg.graphql.errors import reports_errors
+from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.pages import decode_cursor, encode_cursor, page_size
+from modelreg.services.commands import LogArtifactVersion, UseArtifactVersion
+
+
+class ArtifactFile(graphene.ObjectType):
+    path = graphene.String(required=True)
+    size = graphene.BigInt(required=True)
+    digest = graphene.String(required=True)
+
+
+class ArtifactVersion(graphene.ObjectType):
+    id = graphene.ID(required=True)
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    name = graphene.String(required=True)
+    type = graphene.String(required=True)
+    version = graphene.String(required=True, description="v0, v1, ... in log order within the collection")
+    version_index = graphene.Int(required=True)
+    digest = graphene.String(required=True)
+    description = graphene.String()
+    metadata = GenericScalar(required=True)
+    aliases = graphene.List(graphene.NonNull(graphene.String), required=True)
+    files = graphene.List(graphene.NonNull(ArtifactFile), required=True)
+    logged_by_run = graphene.String()
+    created_at = graphene.DateTime(required=True)
+    created_by = graphene.String(required=True)
+
+    @staticmethod
+    def resolve_type(row: dict, info: graphene.ResolveInfo) -> str:
+        return row["artifact_type"]
+
+    @staticmethod
+    def resolve_version(row: dict, info: graphene.ResolveInfo) -> str:
+        return f"v{row['version_index']}"
+
+    @staticmethod
+    def resolve_files(row: dict, info: graphene.ResolveInfo) -> list[dict]:
+        return row["manifest"]
+
+
+class ArtifactVersionPage(graphene.ObjectType):
+    items = graphene.List(graphene.NonNull(ArtifactVersion), required=True)
+    end_cursor = graphene.String()
+    has_next_page = graphene.Boolean(required=True)
+
+
+def parse_ref(ref: str) -> tuple[str, str, str, str]:
+    """`entity/project/name:selector`, the selector being v<N>, latest or an alias (default latest)."""
+    path, _, selector = ref.partition(":")
+    parts = path.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise InvalidInput(f"artifact ref {ref!r} must look like entity/project/name:v3 (or :latest, :<alias>)")
+    return parts[0], parts[1], parts[2], selector or "latest"
+
+
+class ArtifactQueries(graphene.ObjectType):
+    artifact_version = graphene.Field(
+        ArtifactVersion,
+        id=graphene.ID(description="the version's id"),
+        ref=graphene.String(description="entity/project/name:v3, :latest or :<alias>"),
+    )
+    artifact_versions = graphene.Field(
+        ArtifactVersionPage,
+        required=True,
+        entity=graphene.String(required=True),
+        project=graphene.String(required=True),
+        name=graphene.String(required=True),
+        first=graphene.Int(default_value=50),
+        after=graphene.String(),
+    )
+
+    @staticmethod
+    @reports_errors
+    async def resolve_artifact_version(
+        root: Any, info: graphene.ResolveInfo, id: str | None = None, ref: str | None = None
+    ) -> dict | None:
+        if (id is None) == (ref is None):
+            raise InvalidInput("give exactly one of id or ref")
+        if id is not None:
+            try:
+                return await info.context.artifact_versions.load(UUID(id))
+            except ValueError:
+                raise InvalidInput(f"{id!r} is not an artifact version id (a UUID)") from None
+        return await info.context.reads.artifact_version_by_ref(*parse_ref(ref))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_artifact_versions(
+        root: Any, info: graphene.ResolveInfo, entity: str, project: str, name: str, first: int, after: str | None = None
+    ) -> dict:
+        limit = page_size(first)
+        rows = await info.context.reads.artifact_versions_page(
+            entity, project, name, after_index=decode_cursor(after), limit=limit + 1
+        )
+        items = rows[:limit]
+        return {
+            "items": items,
+            "end_cursor": encode_cursor(items[-1]["version_index"]) if items else after,
+            "has_next_page": len(rows) > limit,
+        }
+
+
+class ArtifactFileInput(graphene.InputObjectType):
+    path = graphene.String(required=True)
+    size = graphene.BigInt(required=True)
+    digest = graphene.String(required=True, description="sha256:<64 hex>")
+
+
+class LogArtifactVersionInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    name = graphene.String(required=True)
+    type = graphene.String(required=True)
+    files = graphene.List(graphene.NonNull(ArtifactFileInput))
+    description = graphene.String()
+    metadata = GenericScalar()
+    aliases = graphene.List(graphene.NonNull(graphene.String))
+    run_id = graphene.String(description="the run that produced it (lineage)")
+
+
+class UseArtifactVersionInput(graphene.InputObjectType):
+    artifact_version_id = graphene.ID(required=True)
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+
+
+class ArtifactMutations(graphene.ObjectType):
+    log_artifact_version = graphene.Field(
+        ArtifactVersion,
+        required=True,
+        input=LogArtifactVersionInput(required=True),
+        description="Log a new version (or get the newest one back if its content is identical).",
+    )
+    use_artifact_version = graphene.Field(
+        ArtifactVersion, required=True, input=UseArtifactVersionInput(required=True)
+    )
+
+    @staticmethod
+    @reports_errors
+    async def resolve_log_artifact_version(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        fields = dict(input)
+        fields["artifact_type"] = fields.pop("type")
+        fields["manifest"] = fields.pop("files", None)
+        command = parse_command(LogArtifactVersion, fields)
+        accepted = await info.context.app.execute(command, info.context.actor)
+        return await _visible_version(info, accepted.subject_id)
+
+    @staticmethod
+    @reports_errors
+    async def resolve_use_artifact_version(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        command = parse_command(UseArtifactVersion, dict(input))
+        accepted = await info.context.app.execute(command, info.context.actor)
+        return await _visible_version(info, accepted.subject_id)
+
+
+async def _visible_version(info: graphene.ResolveInfo, version_id: UUID) -> dict:
+    row = await info.context.reads.artifact_version(version_id)
+    if row is None:
+        raise NotFound(f"artifact version {version_id} is not visible")
+    return row

@@ -1,0 +1,36 @@
+"""What every resolver gets in `info.context`: the caller, the command path, the reads, per-request loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from aiodataloader import DataLoader
+
+from modelreg.events.envelope import Actor
+from modelreg.projections.registry_queries import RegistryQueries
+from modelreg.services.application import Application
+
+
+class ArtifactVersionLoader(DataLoader):
+    """Batches artifact-version lookups of one request into one query (no N+1 on version tables)."""
+
+    def __init__(self, reads: RegistryQueries) -> None:
+        super().__init__()
+        self._reads = reads
+
+    async def batch_load_fn(self, ids: list[UUID]) -> list[dict[str, Any] | None]:
+        found = await self._reads.artifact_versions_by_ids(list(ids))
+        return [found.get(i) for i in ids]
+
+
+@dataclass
+class RequestContext:
+    app: Application
+    reads: RegistryQueries
+    actor: Actor
+    artifact_versions: ArtifactVersionLoader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.artifact_versions = ArtifactVersionLoader(self.reads)

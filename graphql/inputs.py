@@ -1,0 +1,24 @@
+"""Turns GraphQL input into validated commands."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from modelreg.errors import InvalidInput
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_command(model: type[M], fields: dict[str, Any]) -> M:
+    """Validate input into a command; a refusal names each bad field and what is wrong with it."""
+    # GraphQL passes omitted optional fields as None; the command's own defaults apply instead.
+    present = {k: v for k, v in fields.items() if v is not None}
+    try:
+        return model.model_validate(present)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidInput(f"invalid {model.__name__}: {problems}") from None

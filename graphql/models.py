@@ -1,0 +1,159 @@
+"""Registered models: the registry's collections, their linked versions, aliases and action history."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import graphene
+from graphene.types.generic import GenericScalar
+
+from modelreg.errors import InvalidInput, NotFound
+from modelreg.events.registry import registered_model_stream
+from modelreg.graphql.artifacts import ArtifactVersion
+from modelreg.graphql.errors import reports_errors
+from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.pages import decode_cursor, encode_cursor, page_size
+from modelreg.services.commands import AddAlias, LinkVersion, RemoveAlias
+
+
+class ModelVersion(graphene.ObjectType):
+    registered_model = graphene.String(required=True)
+    version = graphene.String(required=True, description="v0, v1, ... in link order within the registered model")
+    version_index = graphene.Int(required=True)
+    aliases = graphene.List(graphene.NonNull(graphene.String), required=True)
+    artifact_version = graphene.Field(ArtifactVersion)
+    linked_at = graphene.DateTime(required=True)
+    linked_by = graphene.String(required=True)
+
+    @staticmethod
+    def resolve_version(row: dict, info: graphene.ResolveInfo) -> str:
+        return f"v{row['version_index']}"
+
+    @staticmethod
+    async def resolve_artifact_version(row: dict, info: graphene.ResolveInfo) -> dict | None:
+        return await info.context.artifact_versions.load(row["artifact_version_id"])
+
+
+class ModelVersionPage(graphene.ObjectType):
+    items = graphene.List(graphene.NonNull(ModelVersion), required=True)
+    end_cursor = graphene.String()
+    has_next_page = graphene.Boolean(required=True)
+
+
+class ActionRecord(graphene.ObjectType):
+    event_id = graphene.ID(required=True)
+    action = graphene.String(required=True)
+    actor = graphene.String(required=True)
+    occurred_at = graphene.DateTime(required=True)
+    details = GenericScalar(required=True)
+
+    @staticmethod
+    def resolve_action(row: dict, info: graphene.ResolveInfo) -> str:
+        return row["type"]
+
+    @staticmethod
+    def resolve_actor(row: dict, info: graphene.ResolveInfo) -> str:
+        return f"{row['actor_kind']}:{row['actor_id']}"
+
+    @staticmethod
+    def resolve_details(row: dict, info: graphene.ResolveInfo) -> dict:
+        return row["payload"]
+
+
+class RegisteredModel(graphene.ObjectType):
+    name = graphene.String(required=True)
+    created_at = graphene.DateTime(required=True)
+    created_by = graphene.String(required=True)
+    versions = graphene.Field(ModelVersionPage, required=True, first=graphene.Int(default_value=50), after=graphene.String())
+    alias = graphene.Field(ModelVersion, name=graphene.String(required=True))
+    history = graphene.List(graphene.NonNull(ActionRecord), required=True, limit=graphene.Int(default_value=100))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_versions(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
+        limit = page_size(first)
+        rows = await info.context.reads.model_versions_page(row["name"], after_index=decode_cursor(after), limit=limit + 1)
+        items = rows[:limit]
+        return {
+            "items": items,
+            "end_cursor": encode_cursor(items[-1]["version_index"]) if items else after,
+            "has_next_page": len(rows) > limit,
+        }
+
+    @staticmethod
+    async def resolve_alias(row: dict, info: graphene.ResolveInfo, name: str) -> dict | None:
+        target = await info.context.reads.alias_target(row["name"], name)
+        return await _model_version(info, row["name"], target) if target else None
+
+    @staticmethod
+    @reports_errors
+    async def resolve_history(row: dict, info: graphene.ResolveInfo, limit: int) -> list[dict]:
+        return await info.context.reads.history(registered_model_stream(row["name"]), page_size(limit))
+
+
+async def _model_version(info: graphene.ResolveInfo, name: str, artifact_version_id: UUID) -> dict:
+    row = await info.context.reads.model_version_of(name, artifact_version_id)
+    if row is None:
+        raise NotFound(f"artifact version {artifact_version_id} is not linked to {name!r}")
+    aliases = await info.context.reads.aliases_of(name, artifact_version_id)
+    return {**row, "aliases": aliases}
+
+
+class ModelQueries(graphene.ObjectType):
+    registered_model = graphene.Field(RegisteredModel, name=graphene.String(required=True))
+
+    @staticmethod
+    async def resolve_registered_model(root: Any, info: graphene.ResolveInfo, name: str) -> dict | None:
+        return await info.context.reads.registered_model(name)
+
+
+def _version_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not an artifact version id (a UUID)") from None
+
+
+class ModelMutations(graphene.ObjectType):
+    link_artifact_version = graphene.Field(
+        ModelVersion,
+        required=True,
+        registered_model=graphene.String(required=True),
+        artifact_version_id=graphene.ID(required=True),
+        aliases=graphene.List(graphene.NonNull(graphene.String)),
+    )
+    add_alias = graphene.Field(
+        ModelVersion,
+        required=True,
+        registered_model=graphene.String(required=True),
+        artifact_version_id=graphene.ID(required=True),
+        alias=graphene.String(required=True),
+        description="Set an alias on a linked version; it moves there from wherever it was.",
+    )
+    remove_alias = graphene.Field(
+        ModelVersion, required=True, registered_model=graphene.String(required=True), alias=graphene.String(required=True)
+    )
+
+    @staticmethod
+    @reports_errors
+    async def resolve_link_artifact_version(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
+        fields["artifact_version_id"] = _version_id(fields["artifact_version_id"])
+        command = parse_command(LinkVersion, fields)
+        await info.context.app.execute(command, info.context.actor)
+        return await _model_version(info, command.registered_model, command.artifact_version_id)
+
+    @staticmethod
+    @reports_errors
+    async def resolve_add_alias(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
+        fields["artifact_version_id"] = _version_id(fields["artifact_version_id"])
+        command = parse_command(AddAlias, fields)
+        await info.context.app.execute(command, info.context.actor)
+        return await _model_version(info, command.registered_model, command.artifact_version_id)
+
+    @staticmethod
+    @reports_errors
+    async def resolve_remove_alias(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
+        command = parse_command(RemoveAlias, fields)
+        accepted = await info.context.app.execute(command, info.context.actor)
+        return await _model_version(info, command.registered_model, accepted.subject_id)

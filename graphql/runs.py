@@ -1,0 +1,82 @@
+"""Runs: queries and mutations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import graphene
+from graphene.types.generic import GenericScalar
+
+from modelreg.errors import NotFound
+from modelreg.graphql.errors import reports_errors
+from modelreg.graphql.inputs import parse_command
+from modelreg.services.commands import FinishRun, StartRun
+
+
+class Run(graphene.ObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    name = graphene.String()
+    job_type = graphene.String()
+    config = GenericScalar(required=True)
+    environment = GenericScalar(required=True)
+    state = graphene.String(required=True)
+    exit_code = graphene.Int()
+    summary = GenericScalar(required=True)
+    started_at = graphene.DateTime(required=True)
+    started_by = graphene.String(required=True)
+    finished_at = graphene.DateTime()
+
+
+class RunQueries(graphene.ObjectType):
+    run = graphene.Field(
+        Run, entity=graphene.String(required=True), project=graphene.String(required=True), run_id=graphene.String(required=True)
+    )
+
+    @staticmethod
+    async def resolve_run(root: Any, info: graphene.ResolveInfo, entity: str, project: str, run_id: str) -> dict | None:
+        return await info.context.reads.run(entity, project, run_id)
+
+
+class StartRunInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    name = graphene.String()
+    job_type = graphene.String()
+    config = GenericScalar()
+    environment = GenericScalar()
+
+
+class FinishRunInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    state = graphene.String()
+    exit_code = graphene.Int()
+    summary = GenericScalar()
+
+
+async def _run_after(info: graphene.ResolveInfo, command: StartRun | FinishRun) -> dict:
+    await info.context.app.execute(command, info.context.actor)
+    run = await info.context.reads.run(command.entity, command.project, command.run_id)
+    if run is None:
+        raise NotFound(f"run {command.entity}/{command.project}/{command.run_id} is not visible")
+    return run
+
+
+class RunMutations(graphene.ObjectType):
+    start_run = graphene.Field(Run, required=True, input=StartRunInput(required=True))
+    finish_run = graphene.Field(Run, required=True, input=FinishRunInput(required=True))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_start_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(StartRun, input))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_finish_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(FinishRun, input))
+

@@ -1,0 +1,21 @@
+"""The root schema only merges the features."""
+
+from __future__ import annotations
+
+import graphene
+
+from modelreg.graphql.artifacts import ArtifactMutations, ArtifactQueries
+from modelreg.graphql.models import ModelMutations, ModelQueries
+from modelreg.graphql.runs import RunMutations, RunQueries
+
+
+class Query(ArtifactQueries, ModelQueries, RunQueries, graphene.ObjectType):
+    pass
+
+
+class Mutation(ArtifactMutations, ModelMutations, RunMutations, graphene.ObjectType):
+    pass
+
+
+def build_schema() -> graphene.Schema:
+    return graphene.Schema(query=Query, mutation=Mutation)

@@ -1,0 +1,44 @@
+"""Schema migrations for the read models, applied at start, in order, once, under an advisory lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import asyncpg
+
+# Any fixed number: it only has to be the same in every modelreg process sharing the database.
+_MIGRATION_LOCK = 0x6D6F64656C726567
+
+
+@dataclass(frozen=True)
+class Migration:
+    component: str
+    number: int
+    sql: str
+
+
+async def migrate(pool: asyncpg.Pool, migrations: Iterable[Migration]) -> list[Migration]:
+    """Apply what is missing; safe to call from several processes at once. Returns what it applied."""
+    applied: list[Migration] = []
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   component text NOT NULL,
+                   number int NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now(),
+                   PRIMARY KEY (component, number))"""
+        )
+        done = {(r["component"], r["number"]) for r in await conn.fetch("SELECT component, number FROM schema_migrations")}
+        for migration in sorted(migrations, key=lambda m: (m.component, m.number)):
+            if (migration.component, migration.number) in done:
+                continue
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (component, number) VALUES ($1, $2)",
+                migration.component,
+                migration.number,
+            )
+            applied.append(migration)
+    return applied

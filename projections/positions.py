@@ -1,0 +1,78 @@
+"""Tables of the projection runtime: positions, parked streams, dead letters. Shared by every projection."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from modelreg.projections.migrations import Migration
+
+RUNTIME_MIGRATIONS = (
+    Migration(
+        "runtime",
+        1,
+        """
+        CREATE TABLE projection_positions (
+            projection text NOT NULL,
+            topic text NOT NULL,
+            partition int NOT NULL,
+            next_offset bigint NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (projection, topic, partition)
+        );
+        -- A stream whose event failed to apply (a bug, not bad input): its later events wait here, in
+        -- order, while other streams go on; the runtime retries them.
+        CREATE TABLE parked_streams (
+            projection text NOT NULL,
+            stream text NOT NULL,
+            error text NOT NULL,
+            attempts int NOT NULL DEFAULT 1,
+            parked_at timestamptz NOT NULL DEFAULT now(),
+            last_attempt_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (projection, stream)
+        );
+        CREATE TABLE parked_events (
+            projection text NOT NULL,
+            stream text NOT NULL,
+            topic text NOT NULL,
+            partition int NOT NULL,
+            "offset" bigint NOT NULL,
+            value bytea NOT NULL,
+            PRIMARY KEY (projection, topic, partition, "offset")
+        );
+        CREATE INDEX parked_events_by_stream ON parked_events (projection, stream, "offset");
+        -- Records that could not be decoded; each also went to the dead-letter topic.
+        CREATE TABLE dead_letters (
+            projection text NOT NULL,
+            topic text NOT NULL,
+            partition int NOT NULL,
+            "offset" bigint NOT NULL,
+            reason text NOT NULL,
+            key bytea,
+            value bytea,
+            recorded_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (projection, topic, partition, "offset")
+        );
+        """,
+    ),
+)
+
+PROGRESS_CHANNEL = "modelreg_projection_progress"
+
+
+async def stored_positions(conn: asyncpg.Connection, projection: str, topic: str) -> dict[int, int]:
+    rows = await conn.fetch(
+        "SELECT partition, next_offset FROM projection_positions WHERE projection = $1 AND topic = $2",
+        projection,
+        topic,
+    )
+    return {r["partition"]: r["next_offset"] for r in rows}
+
+
+async def reset(conn: asyncpg.Connection, projection: str, tables: tuple[str, ...] | list[str]) -> None:
+    """Forget everything a projection built, so that it is rebuilt from offset 0. Call inside a transaction."""
+    if tables:
+        await conn.execute(f"TRUNCATE {', '.join(tables)}")
+    await conn.execute("UPDATE projection_positions SET next_offset = 0, updated_at = now() WHERE projection = $1", projection)
+    for table in ("parked_events", "parked_streams", "dead_letters"):
+        await conn.execute(f"DELETE FROM {table} WHERE projection = $1", projection)
+    await conn.execute("SELECT pg_notify($1, $2)", PROGRESS_CHANNEL, f"reset:{projection}")

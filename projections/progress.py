@@ -1,0 +1,87 @@
+"""Read-your-writes: wait until projections have applied a given log position (DESIGN.md, invariant 5).
+
+Runners NOTIFY on commit; this listens, so a waiter wakes within a millisecond of the commit instead of
+polling. A slow poll stays as a safety net for a dropped LISTEN connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import asyncpg
+
+from modelreg.events.log import LogPosition
+from modelreg.projections.positions import PROGRESS_CHANNEL
+
+
+class ProjectionLagging(TimeoutError):
+    def __init__(self, projections: Iterable[str], positions: Iterable[LogPosition], timeout_s: float) -> None:
+        self.projections = sorted(projections)
+        self.positions = list(positions)
+        super().__init__(
+            f"projections {', '.join(self.projections)} did not reach {self.positions} within {timeout_s}s"
+        )
+
+
+class ProjectionProgress:
+    def __init__(self, pool: asyncpg.Pool, *, safety_poll_s: float = 0.25) -> None:
+        self._pool = pool
+        self._reached: dict[tuple[str, str, int], int] = {}
+        self._changed = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self._safety_poll_s = safety_poll_s
+
+    async def start(self) -> None:
+        self._listener = await self._pool.acquire()
+        await self._listener.add_listener(PROGRESS_CHANNEL, self._on_notify)
+        await self.refresh()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.remove_listener(PROGRESS_CHANNEL, self._on_notify)
+            await self._pool.release(self._listener)
+            self._listener = None
+
+    async def refresh(self) -> None:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch("SELECT projection, topic, partition, next_offset FROM projection_positions")
+        self._reached = {(r["projection"], r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        self._wake()
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith("reset:"):
+            projection = payload.removeprefix("reset:")
+            for key in self._reached:
+                if key[0] == projection:
+                    self._reached[key] = 0
+            return
+        projection, topic, progress = payload.split("|")
+        for item in progress.split(","):
+            partition, next_offset = item.split(":")
+            self._reached[(projection, topic, int(partition))] = int(next_offset)
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def reached(self, projections: Iterable[str], positions: Iterable[LogPosition]) -> bool:
+        return all(
+            self._reached.get((projection, pos.topic, pos.partition), 0) > pos.offset
+            for projection in projections
+            for pos in positions
+        )
+
+    async def wait_for(self, projections: Iterable[str], positions: Iterable[LogPosition], timeout_s: float) -> None:
+        projections, positions = list(projections), list(positions)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not self.reached(projections, positions):
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise ProjectionLagging(projections, positions, timeout_s)
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), min(remaining, self._safety_poll_s))
+            except TimeoutError:
+                await self.refresh()

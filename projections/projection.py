@@ -1,0 +1,58 @@
+"""What a projection is: a name, its tables, its migrations, and one method per event type it handles.
+
+A handler method turns one event into SQL statements; it does not execute them. The runtime executes
+them in the batch's transaction (coalescing runs of the same statement into one pipelined executemany),
+which keeps handlers pure, deterministic, and testable on plain lists of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from modelreg.events.envelope import Envelope, Event
+from modelreg.projections.migrations import Migration
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    args: tuple[Any, ...]
+
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any, Any, Envelope], list[Statement]]
+
+
+def handles(event_class: type[E]) -> Callable[[Callable[[Any, E, Envelope], list[Statement]]], Handler]:
+    """Mark a projection method as the handler of one event type."""
+
+    def mark(method: Callable[[Any, E, Envelope], list[Statement]]) -> Handler:
+        method.__handles__ = event_class  # type: ignore[attr-defined]
+        return method  # type: ignore[return-value]
+
+    return mark
+
+
+class Projection:
+    name: ClassVar[str]
+    tables: ClassVar[Sequence[str]]
+    migrations: ClassVar[Sequence[Migration]]
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+        for klass in reversed(type(self).__mro__):
+            for attr in vars(klass).values():
+                event_class = getattr(attr, "__handles__", None)
+                if event_class is not None:
+                    self._handlers[event_class.type] = attr
+
+    def handled_types(self) -> set[str]:
+        return set(self._handlers)
+
+    def statements(self, event: Envelope) -> list[Statement]:
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            return []
+        return handler(self, event.payload, event)

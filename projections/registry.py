@@ -1,0 +1,208 @@
+"""The registry read model: runs, artifact collections and versions, registered models, links, aliases.
+
+Ordinals (v0, v1, ...) are assigned here, in stream order, from per-collection counters; an event's own
+time (never now()) is what gets stored, so a replay rebuilds identical tables.
+"""
+
+from __future__ import annotations
+
+from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
+from modelreg.events.envelope import Envelope
+from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
+from modelreg.events.runs import RunFinished, RunStarted
+from modelreg.projections.migrations import Migration
+from modelreg.projections.projection import Projection, Statement, handles
+
+SCHEMA_V1 = """
+CREATE TABLE runs (
+    entity text NOT NULL,
+    project text NOT NULL,
+    run_id text NOT NULL,
+    name text,
+    job_type text,
+    config jsonb NOT NULL,
+    environment jsonb NOT NULL,
+    state text NOT NULL,
+    exit_code int,
+    summary jsonb NOT NULL DEFAULT '{}'::jsonb,
+    started_at timestamptz NOT NULL,
+    started_by text NOT NULL,
+    finished_at timestamptz,
+    PRIMARY KEY (entity, project, run_id)
+);
+CREATE TABLE artifact_collections (
+    entity text NOT NULL,
+    project text NOT NULL,
+    name text NOT NULL,
+    artifact_type text NOT NULL,
+    next_version int NOT NULL,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (entity, project, name)
+);
+CREATE TABLE artifact_versions (
+    id uuid PRIMARY KEY,
+    entity text NOT NULL,
+    project text NOT NULL,
+    name text NOT NULL,
+    artifact_type text NOT NULL,
+    version_index int NOT NULL,
+    digest text NOT NULL,
+    manifest jsonb NOT NULL,
+    description text,
+    metadata jsonb NOT NULL,
+    aliases text[] NOT NULL,
+    logged_by_run text,
+    created_at timestamptz NOT NULL,
+    created_by text NOT NULL,
+    UNIQUE (entity, project, name, version_index)
+);
+CREATE TABLE artifact_usages (
+    artifact_version_id uuid NOT NULL,
+    entity text NOT NULL,
+    project text NOT NULL,
+    run_id text NOT NULL,
+    used_at timestamptz NOT NULL,
+    PRIMARY KEY (artifact_version_id, entity, project, run_id)
+);
+CREATE TABLE registered_models (
+    name text PRIMARY KEY,
+    next_version int NOT NULL,
+    created_at timestamptz NOT NULL,
+    created_by text NOT NULL
+);
+CREATE TABLE model_versions (
+    registered_model text NOT NULL,
+    version_index int NOT NULL,
+    artifact_version_id uuid NOT NULL,
+    linked_at timestamptz NOT NULL,
+    linked_by text NOT NULL,
+    PRIMARY KEY (registered_model, version_index),
+    UNIQUE (registered_model, artifact_version_id)
+);
+CREATE TABLE model_aliases (
+    registered_model text NOT NULL,
+    alias text NOT NULL,
+    artifact_version_id uuid NOT NULL,
+    set_at timestamptz NOT NULL,
+    set_by text NOT NULL,
+    PRIMARY KEY (registered_model, alias)
+);
+"""
+
+_RUN_STARTED = """
+INSERT INTO runs (entity, project, run_id, name, job_type, config, environment, state, started_at, started_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9)
+ON CONFLICT DO NOTHING
+"""
+
+_RUN_FINISHED = """
+UPDATE runs SET state = $4, exit_code = $5, summary = $6, finished_at = $7
+WHERE entity = $1 AND project = $2 AND run_id = $3
+"""
+
+# The collection's counter hands out the next ordinal; the version row takes it. One statement, so a
+# batch of them pipelines as one executemany.
+_VERSION_LOGGED = """
+WITH collection AS (
+    INSERT INTO artifact_collections AS c (entity, project, name, artifact_type, next_version, created_at)
+    VALUES ($2, $3, $4, $5, 1, $11)
+    ON CONFLICT (entity, project, name) DO UPDATE SET next_version = c.next_version + 1
+    RETURNING c.next_version - 1 AS version_index
+)
+INSERT INTO artifact_versions (id, entity, project, name, artifact_type, version_index, digest, manifest,
+                               description, metadata, aliases, logged_by_run, created_at, created_by)
+SELECT $1, $2, $3, $4, $5, collection.version_index, $6, $7, $8, $9, $10, $12, $11, $13 FROM collection
+"""
+
+_VERSION_USED = """
+INSERT INTO artifact_usages (artifact_version_id, entity, project, run_id, used_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT DO NOTHING
+"""
+
+# Linking the same artifact version twice is a no-op, and must not burn an ordinal.
+_VERSION_LINKED = """
+WITH model AS (
+    INSERT INTO registered_models AS m (name, next_version, created_at, created_by)
+    SELECT $1, 1, $3, $4
+    WHERE NOT EXISTS (SELECT 1 FROM model_versions WHERE registered_model = $1 AND artifact_version_id = $2)
+    ON CONFLICT (name) DO UPDATE SET next_version = m.next_version + 1
+    RETURNING m.next_version - 1 AS version_index
+)
+INSERT INTO model_versions (registered_model, version_index, artifact_version_id, linked_at, linked_by)
+SELECT $1, model.version_index, $2, $3, $4 FROM model
+"""
+
+# An alias is unique per registered model: setting it on a version moves it there.
+_ALIAS_ADDED = """
+INSERT INTO model_aliases (registered_model, alias, artifact_version_id, set_at, set_by)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (registered_model, alias)
+DO UPDATE SET artifact_version_id = EXCLUDED.artifact_version_id, set_at = EXCLUDED.set_at, set_by = EXCLUDED.set_by
+"""
+
+_ALIAS_REMOVED = """
+DELETE FROM model_aliases WHERE registered_model = $1 AND alias = $2 AND artifact_version_id = $3
+"""
+
+
+class RegistryProjection(Projection):
+    name = "registry"
+    tables = (
+        "runs",
+        "artifact_collections",
+        "artifact_versions",
+        "artifact_usages",
+        "registered_models",
+        "model_versions",
+        "model_aliases",
+    )
+    migrations = (Migration("registry", 1, SCHEMA_V1),)
+
+    @handles(RunStarted)
+    def run_started(self, e: RunStarted, envelope: Envelope) -> list[Statement]:
+        args = (e.entity, e.project, e.run_id, e.name, e.job_type, e.config, e.environment)
+        return [Statement(_RUN_STARTED, (*args, envelope.occurred_at, str(envelope.actor)))]
+
+    @handles(RunFinished)
+    def run_finished(self, e: RunFinished, envelope: Envelope) -> list[Statement]:
+        args = (e.entity, e.project, e.run_id, e.state, e.exit_code, e.summary, envelope.occurred_at)
+        return [Statement(_RUN_FINISHED, args)]
+
+    @handles(ArtifactVersionLogged)
+    def artifact_version_logged(self, e: ArtifactVersionLogged, envelope: Envelope) -> list[Statement]:
+        manifest = [entry.model_dump() for entry in e.manifest]
+        args = (
+            e.artifact_version_id,
+            e.entity,
+            e.project,
+            e.name,
+            e.artifact_type,
+            e.digest,
+            manifest,
+            e.description,
+            e.metadata,
+            list(e.aliases),
+            envelope.occurred_at,
+            e.logged_by_run,
+            str(envelope.actor),
+        )
+        return [Statement(_VERSION_LOGGED, args)]
+
+    @handles(ArtifactVersionUsed)
+    def artifact_version_used(self, e: ArtifactVersionUsed, envelope: Envelope) -> list[Statement]:
+        return [Statement(_VERSION_USED, (e.artifact_version_id, e.entity, e.project, e.run_id, envelope.occurred_at))]
+
+    @handles(VersionLinked)
+    def version_linked(self, e: VersionLinked, envelope: Envelope) -> list[Statement]:
+        args = (e.registered_model, e.artifact_version_id, envelope.occurred_at, str(envelope.actor))
+        return [Statement(_VERSION_LINKED, args)]
+
+    @handles(AliasAdded)
+    def alias_added(self, e: AliasAdded, envelope: Envelope) -> list[Statement]:
+        args = (e.registered_model, e.alias, e.artifact_version_id, envelope.occurred_at, str(envelope.actor))
+        return [Statement(_ALIAS_ADDED, args)]
+
+    @handles(AliasRemoved)
+    def alias_removed(self, e: AliasRemoved, envelope: Envelope) -> list[Statement]:
+        return [Statement(_ALIAS_REMOVED, (e.registered_model, e.alias, e.artifact_version_id))]

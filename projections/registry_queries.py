@@ -1,0 +1,105 @@
+"""Reads of the registry read model, for resolvers and for validating commands. Never writes."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+_VERSION_COLUMNS = """
+    id, entity, project, name, artifact_type, version_index, digest, manifest, description, metadata,
+    aliases, logged_by_run, created_at, created_by
+"""
+
+
+class RegistryQueries:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def artifact_version(self, version_id: UUID) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE id = $1", version_id)
+        return dict(row) if row else None
+
+    async def artifact_versions_by_ids(self, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+        rows = await self.pool.fetch(f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE id = ANY($1::uuid[])", ids)
+        return {r["id"]: dict(r) for r in rows}
+
+    async def artifact_version_by_ref(self, entity: str, project: str, name: str, selector: str) -> dict[str, Any] | None:
+        """`selector` is `v<N>`, `latest`, or an alias logged with the version."""
+        base = f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE entity = $1 AND project = $2 AND name = $3"
+        if selector == "latest":
+            row = await self.pool.fetchrow(base + " ORDER BY version_index DESC LIMIT 1", entity, project, name)
+        elif selector[:1] == "v" and selector[1:].isdigit():
+            row = await self.pool.fetchrow(base + " AND version_index = $4", entity, project, name, int(selector[1:]))
+        else:
+            row = await self.pool.fetchrow(
+                base + " AND $4 = ANY(aliases) ORDER BY version_index DESC LIMIT 1", entity, project, name, selector
+            )
+        return dict(row) if row else None
+
+    async def artifact_versions_page(
+        self, entity: str, project: str, name: str, *, after_index: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE entity = $1 AND project = $2 AND name = $3 "
+            "AND version_index > $4 ORDER BY version_index LIMIT $5",
+            entity,
+            project,
+            name,
+            -1 if after_index is None else after_index,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def run(self, entity: str, project: str, run_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM runs WHERE entity = $1 AND project = $2 AND run_id = $3", entity, project, run_id
+        )
+        return dict(row) if row else None
+
+    async def registered_model(self, name: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow("SELECT * FROM registered_models WHERE name = $1", name)
+        return dict(row) if row else None
+
+    async def model_versions_page(self, name: str, *, after_index: int | None, limit: int) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            """SELECT mv.*, coalesce(array_agg(ma.alias ORDER BY ma.alias) FILTER (WHERE ma.alias IS NOT NULL), '{}') AS aliases
+               FROM model_versions mv
+               LEFT JOIN model_aliases ma
+                 ON ma.registered_model = mv.registered_model AND ma.artifact_version_id = mv.artifact_version_id
+               WHERE mv.registered_model = $1 AND mv.version_index > $2
+               GROUP BY mv.registered_model, mv.version_index
+               ORDER BY mv.version_index LIMIT $3""",
+            name,
+            -1 if after_index is None else after_index,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def model_version_of(self, name: str, artifact_version_id: UUID) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM model_versions WHERE registered_model = $1 AND artifact_version_id = $2",
+            name,
+            artifact_version_id,
+        )
+        return dict(row) if row else None
+
+    async def alias_target(self, name: str, alias: str) -> UUID | None:
+        return await self.pool.fetchval(
+            "SELECT artifact_version_id FROM model_aliases WHERE registered_model = $1 AND alias = $2", name, alias
+        )
+
+    async def history(self, stream: str, limit: int) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM audit_log WHERE stream = $1 ORDER BY occurred_at DESC, event_id DESC LIMIT $2", stream, limit
+        )
+        return [dict(r) for r in rows]
+
+    async def aliases_of(self, name: str, artifact_version_id: UUID) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT alias FROM model_aliases WHERE registered_model = $1 AND artifact_version_id = $2 ORDER BY alias",
+            name,
+            artifact_version_id,
+        )
+        return [r["alias"] for r in rows]

@@ -1,0 +1,135 @@
+"""The API process: GraphQL at /graphql (GraphiQL in a browser), /healthz, and the command path."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from graphene.validation import depth_limit_validator
+from graphql_server.aiohttp.views import GraphQLView
+from graphql_server.runtime import execute
+
+from modelreg.errors import InvalidInput
+from modelreg.events.envelope import Actor
+from modelreg.events.kafka_log import KafkaEventLog
+from modelreg.graphql.context import RequestContext
+from modelreg.graphql.schema import build_schema
+from modelreg.projections.migrations import migrate
+from modelreg.projections.progress import ProjectionProgress
+from modelreg.projections.registry_queries import RegistryQueries
+from modelreg.services.application import Application
+from modelreg.services.database import create_pool
+from modelreg.services.projections_catalog import PROJECTIONS, all_migrations
+from modelreg.services.settings import Settings
+
+MAX_QUERY_DEPTH = 12
+ACTOR_HEADER = "X-Modelreg-Actor"
+
+APP: web.AppKey[Application] = web.AppKey("application", Application)
+POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
+LOG: web.AppKey[KafkaEventLog] = web.AppKey("log", KafkaEventLog)
+
+
+def actor_of(request: web.Request) -> Actor:
+    # Until API keys exist (registry issue), the caller names itself; every event still carries an actor.
+    raw = request.headers.get(ACTOR_HEADER, "user:anonymous")
+    kind, _, ident = raw.partition(":")
+    try:
+        return Actor(kind=kind, id=ident)  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidInput(f"{ACTOR_HEADER} must be user:<id>, service:<id> or automation:<id>, got {raw!r}") from None
+
+
+class ModelregGraphQLView(GraphQLView):
+    async def get_context(self, request: web.Request, response: Any) -> RequestContext:  # type: ignore[override]
+        app = request.app[APP]
+        try:
+            actor = actor_of(request)
+        except InvalidInput as exc:
+            raise web.HTTPBadRequest(text=exc.message) from None
+        return RequestContext(app=app, reads=app.reads, actor=actor)
+
+    async def execute_operation(self, request_adapter, request_data, context, root_value, allowed_operation_types):  # type: ignore[no-untyped-def]
+        return await execute(
+            schema=self.schema,
+            query=request_data.document or request_data.query,
+            root_value=root_value,
+            variable_values=request_data.variables,
+            context_value=context,
+            operation_name=request_data.operation_name,
+            allowed_operation_types=allowed_operation_types,
+            operation_extensions=request_data.extensions,
+            validation_rules=(depth_limit_validator(max_depth=MAX_QUERY_DEPTH),),
+        )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    pool, event_log = request.app[POOL], request.app[LOG]
+    report: dict[str, Any] = {"status": "ok"}
+    try:
+        ends = await event_log.end_positions()
+        report["kafka"] = {"ok": True, "topic": event_log.topic, "events": sum(ends.values())}
+    except Exception as exc:
+        ends = {}
+        report["status"] = "degraded"
+        report["kafka"] = {"ok": False, "error": str(exc)}
+    try:
+        async with pool.acquire() as conn:
+            positions = await conn.fetch(
+                "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", event_log.topic
+            )
+            parked = await conn.fetch("SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection")
+            dead = await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection")
+    except Exception as exc:
+        report["status"] = "down"
+        report["postgres"] = {"ok": False, "error": str(exc)}
+        return web.json_response(report, status=503)
+    report["postgres"] = {"ok": True}
+    parked_by = {r["projection"]: r["n"] for r in parked}
+    dead_by = {r["projection"]: r["n"] for r in dead}
+    projections = {}
+    for name in PROJECTIONS:
+        applied = {r["partition"]: r["next_offset"] for r in positions if r["projection"] == name}
+        lag = sum(max(end - applied.get(p, 0), 0) for p, end in ends.items()) if ends else None
+        projections[name] = {"lag": lag, "parked_streams": parked_by.get(name, 0), "dead_letters": dead_by.get(name, 0)}
+        if parked_by.get(name):
+            report["status"] = "degraded"
+    report["projections"] = projections
+    return web.json_response(report)
+
+
+async def index(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/graphql")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application()
+
+    async def components(app: web.Application) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url, min_size=2, max_size=20)
+        await migrate(pool, all_migrations())
+        event_log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+        await event_log.start()
+        progress = ProjectionProgress(pool)
+        await progress.start()
+        app[POOL], app[LOG] = pool, event_log
+        app[APP] = Application(
+            event_log,
+            RegistryQueries(pool),
+            progress,
+            projections=list(PROJECTIONS),
+            read_your_writes_timeout_s=settings.read_your_writes_timeout_s,
+        )
+        yield
+        await progress.close()
+        await event_log.close()
+        await pool.close()
+
+    app.cleanup_ctx.append(components)
+    view = ModelregGraphQLView(schema=build_schema().graphql_schema, graphql_ide="graphiql")
+    app.router.add_route("*", "/graphql", view)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", index)
+    return app

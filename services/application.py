@@ -1,0 +1,55 @@
+"""The command path: validate -> decide -> append -> wait for the read models -> answer (read-your-writes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from modelreg.errors import NotYetVisible
+from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.log import EventLog, LogPosition
+from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
+from modelreg.projections.registry_queries import RegistryQueries
+from modelreg.services.commands import Command
+from modelreg.services.handlers import HANDLERS, CommandContext
+
+
+@dataclass(frozen=True)
+class Accepted:
+    subject_id: Any
+    events: list[Envelope]
+    positions: list[LogPosition]
+
+
+class Application:
+    def __init__(
+        self,
+        log: EventLog,
+        reads: RegistryQueries,
+        progress: ProjectionProgress,
+        *,
+        projections: Sequence[str],
+        read_your_writes_timeout_s: float = 5.0,
+    ) -> None:
+        self.log = log
+        self.reads = reads
+        self.progress = progress
+        self.projections = tuple(projections)
+        self.read_your_writes_timeout_s = read_your_writes_timeout_s
+
+    async def execute(self, command: Command, actor: Actor, correlation_id: UUID | None = None) -> Accepted:
+        handler = HANDLERS[type(command)]
+        decision = await handler(command, CommandContext(self.reads, actor, correlation_id))
+        if not decision.events:
+            return Accepted(decision.subject_id, [], [])
+        positions = await self.log.append(decision.events)
+        try:
+            await self.progress.wait_for(self.projections, positions, self.read_your_writes_timeout_s)
+        except ProjectionLagging as exc:
+            ids = ", ".join(str(e.id) for e in decision.events)
+            raise NotYetVisible(
+                f"accepted as event(s) {ids}, but the read models are behind ({exc}); query again shortly"
+            ) from exc
+        return Accepted(decision.subject_id, decision.events, positions)

@@ -1,0 +1,191 @@
+"""The `modelreg` command line. Each command is one process's entry point and wires its own parts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_TOPIC = "modelreg.events"
+
+
+def _run_until_signal(main: Coroutine[Any, Any, None], stopping: asyncio.Event) -> None:
+    async def runner() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await main
+
+    asyncio.run(runner())
+
+
+def _infra_options(fn: Any) -> Any:
+    fn = click.option("--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True, help="Event log topic.")(fn)
+    fn = click.option(
+        "--database-url", envvar="DATABASE_URL", required=True, help="Postgres DSN for the read models (env DATABASE_URL)."
+    )(fn)
+    fn = click.option(
+        "--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True, help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS)."
+    )(fn)
+    return fn
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    """modelreg: an event-sourced model registry with lineage, an audit history and automation."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Where local Kafka and Postgres keep data.")
+@click.option("--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None, help="Use this Kafka instead of a local one.")
+@click.option("--database-url", envvar="DATABASE_URL", default=None, help="Use this Postgres instead of an embedded one.")
+@click.option("--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def server(data_dir: Path | None, kafka: str | None, database_url: str | None, topic: str, host: str, port: int) -> None:
+    """Run everything on this machine: Kafka and Postgres (started here unless given), API and projector."""
+    import platformdirs
+
+    from modelreg.services.embedded_postgres import start_embedded_postgres
+    from modelreg.services.local_kafka import LocalKafka
+    from modelreg.services.settings import Settings
+
+    data_dir = data_dir or Path(platformdirs.user_data_dir("modelreg"))
+    broker = None
+    with contextlib.ExitStack() as stack:
+        if kafka is None:
+            click.echo(f"starting Kafka (KRaft, one node) in {data_dir / 'kafka'} ...")
+            broker = LocalKafka(data_dir / "kafka").start()
+            stack.callback(broker.stop)
+            kafka = broker.bootstrap_servers
+        if database_url is None:
+            click.echo(f"starting PostgreSQL in {data_dir / 'postgres'} ...")
+            database_url, _handle = start_embedded_postgres(data_dir / "postgres")
+        settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
+        stopping = asyncio.Event()
+        _run_until_signal(_serve(settings, host, port, stopping, with_projector=True), stopping)
+
+
+async def _serve(settings: Any, host: str, port: int, stopping: asyncio.Event, *, with_projector: bool) -> None:
+    from aiohttp import web
+
+    from modelreg.services.api import create_app
+    from modelreg.services.projector import run_projector
+
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (Kafka {settings.kafka_bootstrap_servers}, Ctrl-C stops)")
+    try:
+        if with_projector:
+            await run_projector(settings, stopping)
+        else:
+            await stopping.wait()
+    finally:
+        await runner.cleanup()
+
+
+@main.command()
+@_infra_options
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def api(kafka: str, database_url: str, topic: str, host: str, port: int) -> None:
+    """Run the API service alone (GraphQL, /healthz, commands)."""
+    from modelreg.services.settings import Settings
+
+    stopping = asyncio.Event()
+    settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
+    _run_until_signal(_serve(settings, host, port, stopping, with_projector=False), stopping)
+
+
+@main.command()
+@_infra_options
+@click.option("--projection", "names", multiple=True, help="Run only these projections (default: all).")
+def projector(kafka: str, database_url: str, topic: str, names: tuple[str, ...]) -> None:
+    """Run the projections: apply the event log to the Postgres read models, exactly once."""
+    from modelreg.services.projector import run_projector
+    from modelreg.services.settings import Settings
+
+    stopping = asyncio.Event()
+    settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
+    _run_until_signal(run_projector(settings, stopping, names), stopping)
+
+
+@main.command()
+@_infra_options
+@click.argument("name")
+def rebuild(kafka: str, database_url: str, topic: str, name: str) -> None:
+    """Rebuild projection NAME from offset 0 (its tables are emptied first)."""
+    from modelreg.services.rebuild import rebuild as run_rebuild
+    from modelreg.services.settings import Settings
+
+    settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
+
+    def progress(applied: int, total: int) -> None:
+        click.echo(f"\rrebuilding {name}: {applied}/{total} events", nl=False)
+
+    try:
+        seconds = asyncio.run(run_rebuild(settings, name, progress))
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"\nrebuilt {name} in {seconds:.1f}s")
+
+
+@main.group()
+def schemas() -> None:
+    """JSON Schemas of the events on the topic."""
+
+
+@schemas.command("export")
+@click.argument("folder", type=click.Path(path_type=Path))
+def export_schemas_command(folder: Path) -> None:
+    """Write one JSON Schema per event type into FOLDER."""
+    from modelreg.events.schemas import export_schemas
+
+    for path in export_schemas(folder):
+        click.echo(path)
+
+
+@main.group()
+def kafka() -> None:
+    """A local single-node Kafka from Apache's Maven Central jars (for development and tests)."""
+
+
+@kafka.command("fetch")
+def kafka_fetch() -> None:
+    """Download Kafka's jars into the cache (once; needs Maven and Maven Central)."""
+    from modelreg.services.local_kafka import fetch_kafka_jars
+
+    click.echo(fetch_kafka_jars())
+
+
+@kafka.command("run")
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True)
+def kafka_run(data_dir: Path) -> None:
+    """Run a local broker in the foreground until Ctrl-C; prints its bootstrap address."""
+    from modelreg.services.local_kafka import LocalKafka
+
+    broker = LocalKafka(data_dir).start()
+    click.echo(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
+    sys.stdout.flush()
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Commands: what a caller asks for, in the imperative. Validated by pydantic before any handler sees them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelreg.events.artifacts import ManifestEntry
+from modelreg.events.names import (
+    AliasName,
+    ArtifactName,
+    ArtifactType,
+    Description,
+    EntityName,
+    ProjectName,
+    RegisteredModelName,
+    RunId,
+)
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StartRun(Command):
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    name: str | None = Field(default=None, max_length=200)
+    job_type: str | None = Field(default=None, max_length=100)
+    config: dict[str, Any] = Field(default_factory=dict)
+    environment: dict[str, Any] = Field(default_factory=dict)
+
+
+class FinishRun(Command):
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    state: Literal["finished", "failed", "crashed"] = "finished"
+    exit_code: int | None = None
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogArtifactVersion(Command):
+    entity: EntityName
+    project: ProjectName
+    name: ArtifactName
+    artifact_type: ArtifactType
+    manifest: tuple[ManifestEntry, ...] = Field(default=(), max_length=1_000_000)
+    description: Description | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    aliases: tuple[AliasName, ...] = ()
+    run_id: RunId | None = None
+
+
+class UseArtifactVersion(Command):
+    artifact_version_id: UUID
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+
+
+class LinkVersion(Command):
+    registered_model: RegisteredModelName
+    artifact_version_id: UUID
+    aliases: tuple[AliasName, ...] = ()
+
+
+class AddAlias(Command):
+    registered_model: RegisteredModelName
+    artifact_version_id: UUID
+    alias: AliasName
+
+
+class RemoveAlias(Command):
+    registered_model: RegisteredModelName
+    alias: AliasName

@@ -1,0 +1,162 @@
+"""Command handlers: check a command against the read models and decide which events it becomes.
+
+They do not append: the application service appends what they decide, then waits for the projections
+(read-your-writes). A refusal is a ModelregError with a message the caller can act on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from uuid_utils.compat import uuid7
+
+from modelreg.errors import Conflict, InvalidInput, NotFound
+from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed, ManifestEntry, artifact_stream
+from modelreg.events.envelope import Actor, Envelope, Event
+from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked, registered_model_stream
+from modelreg.events.runs import RunFinished, RunStarted, run_stream
+from modelreg.projections.registry_queries import RegistryQueries
+from modelreg.services.commands import (
+    AddAlias,
+    Command,
+    FinishRun,
+    LinkVersion,
+    LogArtifactVersion,
+    RemoveAlias,
+    StartRun,
+    UseArtifactVersion,
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The events a command becomes (maybe none) and the id of what it created or found."""
+
+    events: list[Envelope] = field(default_factory=list)
+    subject_id: Any = None
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    reads: RegistryQueries
+    actor: Actor
+    correlation_id: UUID | None = None
+
+    def event(self, payload: Event, stream: str) -> Envelope:
+        return Envelope.new(payload, stream=stream, actor=self.actor, correlation_id=self.correlation_id)
+
+
+def manifest_digest(manifest: tuple[ManifestEntry, ...]) -> str:
+    """A version's identity: the digest of its sorted (path, size, digest) entries."""
+    h = hashlib.sha256()
+    for entry in sorted(manifest, key=lambda e: e.path):
+        h.update(f"{entry.path}\t{entry.size}\t{entry.digest}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+async def start_run(cmd: StartRun, ctx: CommandContext) -> Decision:
+    if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id):
+        raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} already exists: choose another run id")
+    payload = RunStarted(**cmd.model_dump())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
+
+
+async def finish_run(cmd: FinishRun, ctx: CommandContext) -> Decision:
+    run = await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id)
+    if run is None:
+        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
+    if run["state"] != "running":
+        raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} is already {run['state']}")
+    payload = RunFinished(**cmd.model_dump())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
+
+
+async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> Decision:
+    paths = [entry.path for entry in cmd.manifest]
+    if len(set(paths)) != len(paths):
+        raise InvalidInput("the manifest lists a file path twice: each path may appear once")
+    if cmd.run_id is not None and await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
+        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: log from a started run")
+    digest = manifest_digest(cmd.manifest)
+    latest = await ctx.reads.artifact_version_by_ref(cmd.entity, cmd.project, cmd.name, "latest")
+    if latest is not None:
+        if latest["artifact_type"] != cmd.artifact_type:
+            raise Conflict(
+                f"artifact {cmd.entity}/{cmd.project}/{cmd.name} has type {latest['artifact_type']!r}, "
+                f"not {cmd.artifact_type!r}: use another name"
+            )
+        if latest["digest"] == digest:
+            return Decision([], latest["id"])  # same content as the newest version: no new version
+    version_id = uuid7()
+    payload = ArtifactVersionLogged(
+        artifact_version_id=version_id,
+        entity=cmd.entity,
+        project=cmd.project,
+        name=cmd.name,
+        artifact_type=cmd.artifact_type,
+        digest=digest,
+        manifest=cmd.manifest,
+        description=cmd.description,
+        metadata=cmd.metadata,
+        aliases=cmd.aliases,
+        logged_by_run=cmd.run_id,
+    )
+    return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version_id)
+
+
+async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> Decision:
+    if await ctx.reads.artifact_version(cmd.artifact_version_id) is None:
+        raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist")
+    if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
+        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist")
+    payload = ArtifactVersionUsed(**cmd.model_dump())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.artifact_version_id)
+
+
+async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
+    if await ctx.reads.artifact_version(cmd.artifact_version_id) is None:
+        raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist: log it before linking it")
+    stream = registered_model_stream(cmd.registered_model)
+    events = []
+    if await ctx.reads.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
+        events.append(ctx.event(VersionLinked(registered_model=cmd.registered_model, artifact_version_id=cmd.artifact_version_id), stream))
+    for alias in dict.fromkeys(cmd.aliases):
+        payload = AliasAdded(registered_model=cmd.registered_model, artifact_version_id=cmd.artifact_version_id, alias=alias)
+        events.append(ctx.event(payload, stream))
+    return Decision(events, cmd.artifact_version_id)
+
+
+async def add_alias(cmd: AddAlias, ctx: CommandContext) -> Decision:
+    if await ctx.reads.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
+        raise NotFound(
+            f"artifact version {cmd.artifact_version_id} is not linked to {cmd.registered_model!r}: link it first"
+        )
+    if await ctx.reads.alias_target(cmd.registered_model, cmd.alias) == cmd.artifact_version_id:
+        return Decision([], cmd.artifact_version_id)
+    payload = AliasAdded(**cmd.model_dump())
+    return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.artifact_version_id)
+
+
+async def remove_alias(cmd: RemoveAlias, ctx: CommandContext) -> Decision:
+    target = await ctx.reads.alias_target(cmd.registered_model, cmd.alias)
+    if target is None:
+        raise NotFound(f"{cmd.registered_model!r} has no alias {cmd.alias!r}")
+    payload = AliasRemoved(registered_model=cmd.registered_model, artifact_version_id=target, alias=cmd.alias)
+    return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], target)
+
+
+Handler = Callable[[Any, CommandContext], Awaitable[Decision]]
+
+HANDLERS: dict[type[Command], Handler] = {
+    StartRun: start_run,
+    FinishRun: finish_run,
+    LogArtifactVersion: log_artifact_version,
+    UseArtifactVersion: use_artifact_version,
+    LinkVersion: link_version,
+    AddAlias: add_alias,
+    RemoveAlias: remove_alias,
+}

@@ -1,0 +1,22 @@
+"""The projections this build runs, and every migration the read-model database needs."""
+
+from __future__ import annotations
+
+from modelreg.projections.audit import AuditProjection
+from modelreg.projections.migrations import Migration
+from modelreg.projections.positions import RUNTIME_MIGRATIONS
+from modelreg.projections.projection import Projection
+from modelreg.projections.registry import RegistryProjection
+
+PROJECTIONS: dict[str, type[Projection]] = {cls.name: cls for cls in (RegistryProjection, AuditProjection)}
+
+
+def all_migrations() -> list[Migration]:
+    return [*RUNTIME_MIGRATIONS, *(m for cls in PROJECTIONS.values() for m in cls.migrations)]
+
+
+def projection(name: str) -> Projection:
+    try:
+        return PROJECTIONS[name]()
+    except KeyError:
+        raise LookupError(f"no projection {name!r}; known: {', '.join(sorted(PROJECTIONS))}") from None

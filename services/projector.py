@@ -1,0 +1,31 @@
+"""The projector process: runs every projection (or the ones named) against the log until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from modelreg.events.kafka_log import KafkaEventLog
+from modelreg.projections.migrations import migrate
+from modelreg.projections.runtime import ProjectionRunner
+from modelreg.services.database import create_pool
+from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, projection
+from modelreg.services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def run_projector(settings: Settings, stopping: asyncio.Event, names: Sequence[str] = ()) -> None:
+    names = list(names) or list(PROJECTIONS)
+    pool = await create_pool(settings.database_url, min_size=1, max_size=len(names) + 2)
+    event_log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+    try:
+        await migrate(pool, all_migrations())
+        await event_log.start()
+        runners = [ProjectionRunner(projection(name), event_log, pool) for name in names]
+        log.info("projector: running %s on topic %s", ", ".join(names), settings.topic)
+        await asyncio.gather(*(runner.run(stopping) for runner in runners))
+    finally:
+        await event_log.close()
+        await pool.close()

@@ -1,0 +1,14 @@
+"""Where the real parts are: one frozen value, built by the CLI from flags and environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    kafka_bootstrap_servers: str
+    topic: str = "modelreg.events"
+    partitions: int = 6
+    read_your_writes_timeout_s: float = 5.0
