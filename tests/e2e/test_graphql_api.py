@@ -1,0 +1,124 @@
+"""The API's promise at this stage: what a mutation wrote, the next query sees; bad input never reaches the log."""
+
+from __future__ import annotations
+
+from support.stack import Stack
+from support.story import ADD_ALIAS, LINK, LOG_VERSION, START_RUN, file_entry, version_input
+
+from modelreg.events.kafka_log import KafkaEventLog
+
+
+async def test_a_logged_artifact_version_is_queryable_right_after_the_mutation_returns(stack: Stack) -> None:
+    logged = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"weights-1")})
+    version = logged["data"]["logArtifactVersion"]
+    assert version["version"] == "v0"
+    assert version["createdBy"] == "user:alice"
+
+    # No sleep, no retry: the mutation returned only once the read models had the event.
+    queried = await stack.graphql(
+        "query($ref: String!) { artifactVersion(ref: $ref) { id version type files { path size } } }",
+        {"ref": "acme/nature/classifier:latest"},
+    )
+    assert queried["data"]["artifactVersion"] == {
+        "id": version["id"],
+        "version": "v0",
+        "type": "model",
+        "files": [{"path": "weights.bin", "size": 9}],
+    }
+
+
+async def test_versions_are_numbered_in_log_order_and_identical_content_is_not_a_new_version(stack: Stack) -> None:
+    first = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"a")})
+    second = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"b")})
+    again = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"b")})
+
+    assert [r["data"]["logArtifactVersion"]["version"] for r in (first, second, again)] == ["v0", "v1", "v1"]
+    page = await stack.graphql(
+        '{ artifactVersions(entity: "acme", project: "nature", name: "classifier", first: 1) { items { version } endCursor hasNextPage } }'
+    )
+    assert page["data"]["artifactVersions"]["items"] == [{"version": "v0"}]
+    assert page["data"]["artifactVersions"]["hasNextPage"] is True
+    cursor = page["data"]["artifactVersions"]["endCursor"]
+    rest = await stack.graphql(
+        'query($after: String) { artifactVersions(entity: "acme", project: "nature", name: "classifier", after: $after) { items { version } hasNextPage } }',
+        {"after": cursor},
+    )
+    assert rest["data"]["artifactVersions"] == {"items": [{"version": "v1"}], "hasNextPage": False}
+
+
+async def test_linking_a_version_records_who_and_when_and_moving_an_alias_is_in_the_history(stack: Stack) -> None:
+    run = await stack.graphql(START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "train-1", "config": {"lr": 0.01}}})
+    assert run["data"]["startRun"] == {"runId": "train-1", "state": "running", "startedBy": "user:alice", "config": {"lr": 0.01}}
+    v0 = (await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"a", runId="train-1")}))["data"]["logArtifactVersion"]
+    v1 = (await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"b", runId="train-1")}))["data"]["logArtifactVersion"]
+
+    linked = await stack.graphql(LINK, {"model": "nature-classification", "id": v0["id"], "aliases": ["staging"]}, actor="user:bob")
+    assert linked["data"]["linkArtifactVersion"] == {
+        "version": "v0",
+        "aliases": ["staging"],
+        "linkedBy": "user:bob",
+        "artifactVersion": {"id": v0["id"], "version": "v0"},
+    }
+    await stack.graphql(LINK, {"model": "nature-classification", "id": v1["id"]})
+    await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": v0["id"], "alias": "production"}, actor="user:carol")
+    moved = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": v1["id"], "alias": "production"}, actor="user:dan")
+    assert moved["data"]["addAlias"] == {"version": "v1", "aliases": ["production"]}
+
+    model = await stack.graphql(
+        """{ registeredModel(name: "nature-classification") {
+               versions { items { version aliases linkedBy artifactVersion { version } } }
+               alias(name: "production") { version }
+               history { action actor details } } }"""
+    )
+    registered = model["data"]["registeredModel"]
+    assert registered["versions"]["items"] == [
+        {"version": "v0", "aliases": ["staging"], "linkedBy": "user:bob", "artifactVersion": {"version": "v0"}},
+        {"version": "v1", "aliases": ["production"], "linkedBy": "user:alice", "artifactVersion": {"version": "v1"}},
+    ]
+    assert registered["alias"] == {"version": "v1"}
+    production_moves = [
+        (h["actor"], h["details"]["artifact_version_id"])
+        for h in registered["history"]
+        if h["action"] == "registry.alias_added" and h["details"]["alias"] == "production"
+    ]
+    assert production_moves == [("user:dan", v1["id"]), ("user:carol", v0["id"])]  # newest first
+
+
+async def _events_on(log: KafkaEventLog) -> int:
+    return sum((await log.end_positions()).values())
+
+
+async def test_bad_input_gets_a_clear_error_with_a_code_and_nothing_reaches_the_log(
+    stack: Stack, event_log: KafkaEventLog
+) -> None:
+    before = await _events_on(event_log)
+    traversal = version_input("classifier", b"x")
+    traversal["files"] = [file_entry("../../etc/passwd", b"x")]
+    bad_name = version_input("no/slashes", b"x")
+    bad_digest = version_input("classifier", b"x")
+    bad_digest["files"] = [{"path": "w.bin", "size": 1, "digest": "md5:abc"}]
+    computed_alias = version_input("classifier", b"x", aliases=["latest"])
+
+    for bad, field in [(traversal, "manifest"), (bad_name, "name"), (bad_digest, "digest"), (computed_alias, "aliases")]:
+        answer = await stack.graphql(LOG_VERSION, {"input": bad})
+        (error,) = answer["errors"]
+        assert error["extensions"]["code"] == "INVALID_INPUT"
+        assert field in error["message"]
+
+    unknown = await stack.graphql(LINK, {"model": "m", "id": "01900000-0000-7000-8000-000000000000"})
+    assert unknown["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert "log it before linking" in unknown["errors"][0]["message"]
+    not_a_run = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"x", runId="ghost")})
+    assert not_a_run["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+    assert await _events_on(event_log) == before
+
+
+async def test_health_reports_each_projection_lag_and_parked_streams(stack: Stack) -> None:
+    await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"a")})
+    assert stack.client is not None
+    health = await (await stack.client.get("/healthz")).json()
+    assert health["status"] == "ok"
+    assert health["kafka"]["events"] == 1
+    assert health["projections"]["registry"] == {"lag": 0, "parked_streams": 0, "dead_letters": 0}
+    assert health["projections"]["audit"]["lag"] == 0

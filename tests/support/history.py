@@ -1,0 +1,80 @@
+"""Generated event histories that look like a team's registry: runs, artifact versions, links, alias moves."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import UTC, datetime, timedelta
+
+from uuid_utils.compat import uuid7
+
+from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed, ManifestEntry, artifact_stream
+from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked, registered_model_stream
+from modelreg.events.runs import RunFinished, RunStarted, run_stream
+
+ENTITY, PROJECT = "acme", "nature"
+_T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _digest(seed: str) -> str:
+    return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+
+
+def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: int = 3) -> list[Envelope]:
+    """`n` events in a valid order: each run starts before it logs, versions exist before they are linked."""
+    rng = random.Random(seed)
+    actors = [Actor(kind="user", id=name) for name in ("alice", "bob", "carol")] + [Actor(kind="service", id="ci")]
+    events: list[Envelope] = []
+    versions: list[str] = []
+    linked: dict[str, list[str]] = {}
+    run_ids: list[str] = []
+
+    def add(payload: object, stream: str) -> None:
+        at = _T0 + timedelta(milliseconds=len(events))
+        events.append(Envelope.new(payload, stream=stream, actor=rng.choice(actors), occurred_at=at))  # type: ignore[arg-type]
+
+    while len(events) < n:
+        roll = rng.random()
+        if roll < 0.08 or not run_ids:
+            run_id = f"run-{len(run_ids)}"
+            run_ids.append(run_id)
+            add(RunStarted(entity=ENTITY, project=PROJECT, run_id=run_id, config={"lr": rng.random()}), run_stream(ENTITY, PROJECT, run_id))
+        elif roll < 0.5:
+            name = f"collection-{rng.randrange(collections)}"
+            version_id = uuid7()
+            versions.append(str(version_id))
+            payload = ArtifactVersionLogged(
+                artifact_version_id=version_id,
+                entity=ENTITY,
+                project=PROJECT,
+                name=name,
+                artifact_type="model",
+                digest=_digest(str(version_id)),
+                manifest=(ManifestEntry(path="weights.bin", size=rng.randrange(10**9), digest=_digest(name)),),
+                metadata={"accuracy": rng.random()},
+                logged_by_run=rng.choice(run_ids),
+            )
+            add(payload, artifact_stream(ENTITY, PROJECT, name))
+        elif roll < 0.6 and versions:
+            run_id = rng.choice(run_ids)
+            payload = ArtifactVersionUsed(artifact_version_id=rng.choice(versions), entity=ENTITY, project=PROJECT, run_id=run_id)
+            add(payload, run_stream(ENTITY, PROJECT, run_id))
+        elif roll < 0.72 and versions:
+            model = f"model-{rng.randrange(models)}"
+            version_id = rng.choice(versions)
+            linked.setdefault(model, []).append(version_id)
+            add(VersionLinked(registered_model=model, artifact_version_id=version_id), registered_model_stream(model))
+        elif roll < 0.9 and linked:
+            model = rng.choice(sorted(linked))
+            alias = rng.choice(["production", "staging", "candidate"])
+            payload = AliasAdded(registered_model=model, artifact_version_id=rng.choice(linked[model]), alias=alias)
+            add(payload, registered_model_stream(model))
+        elif roll < 0.95 and linked:
+            model = rng.choice(sorted(linked))
+            payload = AliasRemoved(registered_model=model, artifact_version_id=rng.choice(linked[model]), alias="staging")
+            add(payload, registered_model_stream(model))
+        else:
+            run_id = rng.choice(run_ids)
+            add(RunFinished(entity=ENTITY, project=PROJECT, run_id=run_id, state="finished"), run_stream(ENTITY, PROJECT, run_id))
+    return events[:n]
