@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what modelreg needs on a fresh machine: a virtualenv with the package and its extras, Java and
+# Maven (for the local Kafka broker), and Kafka's jars from Maven Central (cached after the first run).
+# Sourced by serve.sh and test.sh; safe to run again.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing Java and Maven (apt-get)"
+    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null
+  else
+    echo "modelreg needs Java 17+ and Maven for its local Kafka broker: install them, or set KAFKA_BOOTSTRAP_SERVERS" >&2
+    exit 1
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+echo "== installing modelreg[server,test] into .venv"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q ".[server,test]"
+
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  echo "== Kafka jars (fetched from Maven Central once, then cached)"
+  .venv/bin/modelreg kafka fetch
+fi

@@ -1,0 +1,36 @@
+"""compose.yaml cannot run here (no Docker engine), so its structure is checked to keep it from rotting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from modelreg.services.cli import main
+
+
+def test_compose_runs_kafka_postgres_and_one_container_per_modelreg_process(repo_root: Path) -> None:
+    compose = yaml.safe_load((repo_root / "compose.yaml").read_text())
+    services = compose["services"]
+
+    assert services["kafka"]["image"].startswith("apache/kafka:4")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert "8080:8080" in services["api"]["ports"]
+
+    for name in ("api", "projector"):
+        service = services[name]
+        assert service["build"] == "."
+        env = service["environment"]
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert env["DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in env["DATABASE_URL"]
+        assert set(service["depends_on"]) == {"kafka", "postgres"}
+        command = service["command"][0]
+        assert command in main.commands, f"compose runs `modelreg {command}`, which the CLI does not have"
+        assert CliRunner().invoke(main, [command, "--help"]).exit_code == 0
+
+
+def test_the_image_installs_the_server_extra(repo_root: Path) -> None:
+    dockerfile = (repo_root / "Dockerfile").read_text()
+    assert '".[server]"' in dockerfile and 'ENTRYPOINT ["modelreg"]' in dockerfile

@@ -1,0 +1,103 @@
+"""Events are immutable facts with a type and a schema version, and only well-formed ones decode."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from modelreg.events import catalog
+from modelreg.events.artifacts import ArtifactVersionLogged, ManifestEntry
+from modelreg.events.codec import UndecodableEvent, decode, encode
+from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.registry import AliasAdded
+from modelreg.events.runs import RunStarted
+
+ALICE = Actor(kind="user", id="alice")
+DIGEST = "sha256:" + "ab" * 32
+
+
+def logged() -> Envelope:
+    payload = ArtifactVersionLogged(
+        artifact_version_id=uuid4(),
+        entity="acme",
+        project="nature",
+        name="classifier",
+        artifact_type="model",
+        digest=DIGEST,
+        manifest=(ManifestEntry(path="weights/model.bin", size=3, digest=DIGEST),),
+        metadata={"accuracy": 0.93},
+    )
+    return Envelope.new(payload, stream="artifact:acme/nature/classifier", actor=ALICE)
+
+
+def test_an_event_survives_the_wire_unchanged() -> None:
+    event = logged()
+    assert decode(encode(event)) == event
+
+
+def test_the_envelope_carries_type_version_actor_and_a_time_ordered_id() -> None:
+    first, second = logged(), logged()
+    wire = orjson.loads(encode(first))
+    assert wire["type"] == "artifacts.version_logged"
+    assert wire["version"] == 1
+    assert wire["actor"] == {"kind": "user", "id": "alice"}
+    assert wire["correlation_id"] == wire["id"]  # a command's first event starts its own correlation
+    assert first.id.version == 7 and first.id < second.id
+
+
+def test_events_are_frozen() -> None:
+    event = logged()
+    with pytest.raises(ValidationError):
+        event.stream = "elsewhere"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"\x00\x01garbage", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"type": "runs.run_started"}', "missing or mistyped"),
+        (b'{"type": "nope.happened", "version": 1, "payload": {}}', "unknown event type"),
+        (b'{"type": "runs.run_started", "version": 9, "payload": {}}', "upgrade modelreg"),
+    ],
+)
+def test_what_is_not_an_event_we_can_read_is_refused_with_a_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(UndecodableEvent, match=reason):
+        decode(data)
+
+
+def test_a_payload_that_breaks_its_schema_is_undecodable() -> None:
+    wire = orjson.loads(encode(logged()))
+    wire["payload"]["digest"] = "md5:0"
+    with pytest.raises(UndecodableEvent, match="does not match its schema"):
+        decode(orjson.dumps(wire))
+
+
+def test_an_old_schema_version_is_upcast_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    class RunStartedV2(RunStarted):
+        version = 2
+        owner: str
+
+    monkeypatch.setitem(catalog.EVENT_TYPES, RunStarted.type, RunStartedV2)
+    monkeypatch.setitem(catalog.UPCASTERS, (RunStarted.type, 1), lambda p: {**p, "owner": "unknown"})
+    v1 = Envelope.new(RunStarted(entity="acme", project="nature", run_id="r1"), stream="run:acme/nature/r1", actor=ALICE)
+
+    upcast = decode(encode(v1))
+
+    assert upcast.version == 2
+    assert upcast.payload.owner == "unknown"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", ["../secrets", "/etc/passwd", "a/../../b", "a//b", "a\\b", "./a"])
+def test_artifact_file_paths_cannot_escape_the_artifact(path: str) -> None:
+    with pytest.raises(ValidationError, match="relative"):
+        ManifestEntry(path=path, size=1, digest=DIGEST)
+
+
+@pytest.mark.parametrize("alias", ["latest", "v3", "", "has space", "a/b"])
+def test_aliases_the_registry_computes_or_cannot_parse_are_refused(alias: str) -> None:
+    with pytest.raises(ValidationError):
+        AliasAdded(registered_model="m", artifact_version_id=uuid4(), alias=alias)

@@ -1,0 +1,35 @@
+"""Other services consume the topic with the exported JSON Schemas, not with our code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import orjson
+from click.testing import CliRunner
+from support.history import registry_history
+
+from modelreg.events.catalog import EVENT_TYPES
+from modelreg.events.codec import encode
+from modelreg.services.cli import main
+
+
+def test_the_export_command_writes_one_schema_per_event_type(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["schemas", "export", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{t}.v{c.version}.json" for t, c in EVENT_TYPES.items())
+
+
+def test_exported_schemas_validate_real_serialized_events_and_reject_others(tmp_path: Path) -> None:
+    CliRunner().invoke(main, ["schemas", "export", str(tmp_path)])
+    schemas = {p.name: json.loads(p.read_text()) for p in tmp_path.iterdir()}
+    seen = set()
+    for event in registry_history(400):
+        wire = orjson.loads(encode(event))
+        schema = schemas[f"{event.type}.v{event.version}.json"]
+        jsonschema.validate(wire, schema)
+        seen.add(event.type)
+        other = next(s for name, s in schemas.items() if not name.startswith(event.type + "."))
+        assert not jsonschema.Draft202012Validator(other).is_valid(wire)
+    assert seen == set(EVENT_TYPES)

@@ -1,0 +1,32 @@
+"""Projection handlers are pure: one event in, SQL statements out, and nothing for events they ignore."""
+
+from __future__ import annotations
+
+from support.history import registry_history
+
+from modelreg.events.catalog import EVENT_TYPES
+from modelreg.projections.audit import AuditProjection
+from modelreg.projections.registry import RegistryProjection
+
+
+def test_the_registry_projection_handles_every_event_type_of_the_catalog() -> None:
+    assert RegistryProjection().handled_types() == set(EVENT_TYPES)
+
+
+def test_handlers_are_deterministic_for_the_same_event() -> None:
+    projection = RegistryProjection()
+    for event in registry_history(200):
+        assert projection.statements(event) == projection.statements(event)
+
+
+def test_handlers_store_the_event_time_never_the_clock() -> None:
+    for event in registry_history(200):
+        for statement in RegistryProjection().statements(event):
+            assert "now()" not in statement.sql.lower()
+
+
+def test_the_audit_projection_records_every_event_with_its_actor() -> None:
+    for event in registry_history(50):
+        (statement,) = AuditProjection().statements(event)
+        assert statement.args[0] == event.id
+        assert statement.args[4:6] == (event.actor.kind, event.actor.id)
