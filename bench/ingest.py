@@ -1,0 +1,199 @@
+"""Ingest benchmark: raw Kafka rate, end-to-end rate, rebuild rate, read-your-writes command latency.
+
+Starts what it needs (Kafka from its Maven jars and an embedded PostgreSQL) unless KAFKA_BOOTSTRAP_SERVERS /
+DATABASE_URL are set. Prints each figure with the baseline it is compared with; the last line is key=value
+pairs. Usage: python bench/ingest.py [--events N] [--commands N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' generated histories
+
+from infrastructure import Infrastructure, infrastructure, modelreg_process  # noqa: E402
+from support.history import registry_history  # noqa: E402
+
+from modelreg.events.codec import encode  # noqa: E402
+from modelreg.events.kafka_log import KafkaEventLog  # noqa: E402
+from modelreg.projections.migrations import migrate  # noqa: E402
+from modelreg.services.database import create_pool  # noqa: E402
+from modelreg.services.projections_catalog import PROJECTIONS, all_migrations  # noqa: E402
+from modelreg.services.rebuild import rebuild  # noqa: E402
+from modelreg.services.settings import Settings  # noqa: E402
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def raw_rate(infra: Infrastructure, payloads: list[tuple[bytes, bytes]]) -> float:
+    """The physical limit here: aiokafka producing (idempotent, acks=all) while a consumer reads it all back."""
+    settings = await infra.fresh_settings()
+    log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+    await log.start()  # creates the topic the same way
+    await log.close()
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka, enable_idempotence=True, linger_ms=0, max_batch_size=1024 * 1024)
+    consumer = AIOKafkaConsumer(settings.topic, bootstrap_servers=infra.kafka, auto_offset_reset="earliest", enable_auto_commit=False)
+    await producer.start()
+    await consumer.start()
+    try:
+        started = time.perf_counter()
+
+        async def produce() -> None:
+            for i in range(0, len(payloads), 1000):
+                futures = [await producer.send(settings.topic, value=v, key=k) for k, v in payloads[i : i + 1000]]
+                await asyncio.gather(*futures)
+
+        async def consume() -> None:
+            seen = 0
+            while seen < len(payloads):
+                batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+                seen += sum(len(messages) for messages in batch.values())
+
+        await asyncio.gather(produce(), consume())
+        return len(payloads) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def applied(pool: asyncpg.Pool, topic: str) -> dict[str, int]:
+    rows = await pool.fetch(
+        "SELECT projection, sum(next_offset) AS n FROM projection_positions WHERE topic = $1 GROUP BY projection", topic
+    )
+    return {r["projection"]: int(r["n"]) for r in rows}
+
+
+async def wait_applied(pool: asyncpg.Pool, topic: str, total: int, label: str) -> None:
+    last = 0.0
+    while True:
+        done = await applied(pool, topic)
+        if all(done.get(name, 0) >= total for name in PROJECTIONS):
+            return
+        if time.monotonic() - last > 2:
+            last = time.monotonic()
+            print(f"  {label}: {done} of {total}", file=sys.stderr, flush=True)
+        await asyncio.sleep(0.02)
+
+
+def stop(process: object) -> None:
+    process.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
+    process.wait(30)  # type: ignore[attr-defined]
+
+
+async def end_to_end_and_rebuild(infra: Infrastructure, events: list) -> tuple[float, float, Settings]:
+    settings = await infra.fresh_settings()
+    pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+    await migrate(pool, all_migrations())
+    log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+    await log.start()
+    # One process per projection, as a deployment on two cores would run them.
+    projectors = [modelreg_process(settings, "projector", "--projection", name) for name in PROJECTIONS]
+    try:
+        await asyncio.sleep(3)  # let the consumers join their groups before the clock starts
+        started = time.perf_counter()
+        for i in range(0, len(events), 1000):
+            await log.append(events[i : i + 1000])
+        await wait_applied(pool, settings.topic, len(events), "end to end")
+        end_to_end = len(events) / (time.perf_counter() - started)
+    finally:
+        for p in projectors:
+            stop(p)
+    await log.close()
+
+    async def rebuild_one(name: str) -> float:
+        return await rebuild(settings, name)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(rebuild_one(name) for name in PROJECTIONS))
+    rebuild_rate = len(events) / (time.perf_counter() - started)
+    await pool.close()
+    return end_to_end, rebuild_rate, settings
+
+
+SET_ALIAS = """mutation($id: ID!) { addAlias(registeredModel: "bench-model", artifactVersionId: $id, alias: "production") { version } }"""
+LOG = """mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"""
+LINK = """mutation($id: ID!) { linkArtifactVersion(registeredModel: "bench-model", artifactVersionId: $id) { version } }"""
+
+
+async def command_latency(infra: Infrastructure, commands: int) -> list[float]:
+    settings = await infra.fresh_settings()
+    port = 18000 + (int(time.time()) % 1000)
+    processes = [modelreg_process(settings, "projector", "--projection", name) for name in PROJECTIONS]
+    processes.append(modelreg_process(settings, "api", "--port", str(port)))
+    url = f"http://127.0.0.1:{port}/graphql"
+    try:
+        async with aiohttp.ClientSession(headers={"X-Modelreg-Actor": "user:bench"}) as http:
+            async def gql(query: str, variables: dict) -> dict:
+                async with http.post(url, json={"query": query, "variables": variables}) as response:
+                    body = await response.json()
+                    if "errors" in body:
+                        raise RuntimeError(body["errors"])
+                    return body["data"]
+
+            for _ in range(200):
+                try:
+                    async with http.get(url.replace("/graphql", "/healthz")) as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            ids = []
+            for n in range(2):
+                digest = "sha256:" + f"{n:064x}"
+                files = [{"path": "model.bin", "size": 1, "digest": digest}]
+                data = await gql(LOG, {"i": {"entity": "acme", "project": "bench", "name": "m", "type": "model", "files": files}})
+                ids.append(data["logArtifactVersion"]["id"])
+                await gql(LINK, {"id": ids[-1]})
+            for i in range(20):  # warm-up
+                await gql(SET_ALIAS, {"id": ids[i % 2]})
+            latencies = []
+            for i in range(commands):
+                started = time.perf_counter()
+                await gql(SET_ALIAS, {"id": ids[i % 2]})  # each one a real move of `production`
+                latencies.append((time.perf_counter() - started) * 1000)
+            return latencies
+    finally:
+        for p in processes:
+            stop(p)
+
+
+async def main(events_n: int, commands: int) -> None:
+    events = registry_history(events_n)
+    payloads = [(e.stream.encode(), encode(e)) for e in events]
+    say(f"events: {events_n} ({sum(len(v) for _, v in payloads) / events_n:.0f} bytes each on average), 6 partitions")
+    with infrastructure() as infra:
+        raw = await raw_rate(infra, payloads)
+        say(f"raw aiokafka produce->consume:      {raw:>10,.0f} events/s   (the physical limit on this machine)")
+        e2e, rebuild_rate, _ = await end_to_end_and_rebuild(infra, events)
+        say(f"end to end (append -> projected):    {e2e:>10,.0f} events/s   target >= 10,000 and >= 30% of raw ({e2e / raw:.0%})")
+        say(f"rebuild from offset 0 (both):        {rebuild_rate:>10,.0f} events/s   target >= 20,000")
+        latencies = await command_latency(infra, commands)
+        p50 = statistics.median(latencies)
+        p99 = statistics.quantiles(latencies, n=100)[98]
+        say(f"set-alias with read-your-writes:     p50 {p50:.1f} ms, p99 {p99:.1f} ms   target p50 <= 10, p99 <= 40 (MLflow ~130 ms p50)")
+    say(
+        f"raw_events_per_s={raw:.0f} end_to_end_events_per_s={e2e:.0f} ratio_to_raw={e2e / raw:.2f} "
+        f"rebuild_events_per_s={rebuild_rate:.0f} command_p50_ms={p50:.1f} command_p99_ms={p99:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--commands", type=int, default=500)
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.commands))
