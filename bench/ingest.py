@@ -30,7 +30,6 @@ from modelreg.events.kafka_log import KafkaEventLog  # noqa: E402
 from modelreg.projections.migrations import migrate  # noqa: E402
 from modelreg.services.database import create_pool  # noqa: E402
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations  # noqa: E402
-from modelreg.services.rebuild import rebuild  # noqa: E402
 from modelreg.services.settings import Settings  # noqa: E402
 
 
@@ -113,11 +112,11 @@ async def end_to_end_and_rebuild(infra: Infrastructure, events: list) -> tuple[f
             stop(p)
     await log.close()
 
-    async def rebuild_one(name: str) -> float:
-        return await rebuild(settings, name)
-
+    # One `modelreg rebuild` process per projection, side by side.
     started = time.perf_counter()
-    await asyncio.gather(*(rebuild_one(name) for name in PROJECTIONS))
+    for process in [modelreg_process(settings, "rebuild", name) for name in PROJECTIONS]:
+        process.wait()
+    await wait_applied(pool, settings.topic, len(events), "rebuild")
     rebuild_rate = len(events) / (time.perf_counter() - started)
     await pool.close()
     return end_to_end, rebuild_rate, settings

@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
 
 import asyncpg
 
@@ -143,7 +142,7 @@ class ProjectionRunner:
 
         parked = set(self._parked)
         next_offsets = dict(stored)
-        pending: list[Statement] = []
+        pending: list[tuple[str, Statement]] = []
         dead: list[tuple[LogRecord, str]] = []
         counts = {"applied": 0, "skipped": 0, "parked": 0}
         for record, event in decoded:
@@ -158,7 +157,7 @@ class ProjectionRunner:
                 await self._park_event(conn, record, event)
                 counts["parked"] += 1
             elif not isolate:
-                pending.extend(self.projection.statements(event))
+                pending.extend((event.stream, statement) for statement in self.projection.statements(event))
                 counts["applied"] += 1
             elif await self._apply_isolated(conn, record, event):
                 counts["applied"] += 1
@@ -201,7 +200,7 @@ class ProjectionRunner:
     async def _apply_isolated(self, conn: asyncpg.Connection, record: LogRecord, event: Envelope) -> bool:
         try:
             async with conn.transaction():  # a savepoint: a failure undoes this event only
-                await _execute(conn, self.projection.statements(event))
+                await _execute(conn, [(event.stream, st) for st in self.projection.statements(event)])
             return True
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -261,7 +260,7 @@ class ProjectionRunner:
                         )
                         for row in rows:
                             event = decode(row["value"])
-                            await _execute(conn, self.projection.statements(event))
+                            await _execute(conn, [(event.stream, st) for st in self.projection.statements(event)])
                         await conn.execute(
                             "DELETE FROM parked_events WHERE projection = $1 AND stream = $2", self.name, stream
                         )
@@ -290,11 +289,33 @@ def _decode(record: LogRecord) -> Envelope | UndecodableEvent:
         return exc
 
 
-async def _execute(conn: asyncpg.Connection, statements: list[Statement]) -> None:
-    """Run statements in order; a run of the same SQL becomes one pipelined executemany."""
-    for sql, run in groupby(statements, key=lambda s: s.sql):
-        args = [s.args for s in run]
-        if len(args) == 1:
-            await conn.execute(sql, *args[0])
+def execution_plan(statements: Sequence[tuple[str, Statement]]) -> list[tuple[str, list[tuple[object, ...]]]]:
+    """Order a batch's (stream, statement) pairs into as few round trips as possible.
+
+    Projections tolerate any order between streams (DESIGN.md, invariant 3), so only each stream's own
+    order must be kept. A statement joins the round of its stream's previous statement when the SQL is the
+    same, else the next round; each round runs one executemany per distinct SQL, rows in log order.
+    """
+    rounds: list[dict[str, list[tuple[object, ...]]]] = []
+    last: dict[str, tuple[int, str]] = {}
+    for stream, statement in statements:
+        previous = last.get(stream)
+        if previous is None:
+            index = 0
+        elif previous[1] == statement.sql:
+            index = previous[0]
         else:
-            await conn.executemany(sql, args)
+            index = previous[0] + 1
+        if index == len(rounds):
+            rounds.append({})
+        rounds[index].setdefault(statement.sql, []).append(statement.args)
+        last[stream] = (index, statement.sql)
+    return [(sql, rows) for round_ in rounds for sql, rows in round_.items()]
+
+
+async def _execute(conn: asyncpg.Connection, statements: Sequence[tuple[str, Statement]]) -> None:
+    for sql, rows in execution_plan(statements):
+        if len(rows) == 1:
+            await conn.execute(sql, *rows[0])
+        else:
+            await conn.executemany(sql, rows)

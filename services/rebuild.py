@@ -12,6 +12,7 @@ from modelreg.projections.positions import reset, stored_positions
 from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.database import create_pool
 from modelreg.services.projections_catalog import all_migrations, projection
+from modelreg.services.projector import tune_gc_for_batches
 from modelreg.services.settings import Settings
 
 Progress = Callable[[int, int], None]
@@ -29,6 +30,7 @@ async def rebuild(settings: Settings, name: str, on_progress: Progress | None = 
         total = sum(ends.values())
         async with pool.acquire() as conn, conn.transaction():
             await reset(conn, target.name, target.tables)
+        tune_gc_for_batches()
         started = time.perf_counter()
         stopping = asyncio.Event()
         runner = ProjectionRunner(target, event_log, pool)
