@@ -17,8 +17,16 @@ from modelreg.projections.migrations import Migration
 
 @dataclass(frozen=True)
 class Statement:
+    """One SQL statement and its arguments.
+
+    `rows` names the rows it touches within its stream (e.g. "aliases"). The runtime keeps a stream's
+    statements in log order, except that statements naming different rows may be reordered relative to
+    each other: that is what lets a batch run as a few pipelined executemany calls.
+    """
+
     sql: str
     args: tuple[Any, ...]
+    rows: str = ""
 
 
 E = TypeVar("E", bound=Event)

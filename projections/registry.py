@@ -133,16 +133,17 @@ INSERT INTO model_versions (registered_model, version_index, artifact_version_id
 SELECT $1, model.version_index, $2, $3, $4 FROM model
 """
 
-# An alias is unique per registered model: setting it on a version moves it there.
-_ALIAS_ADDED = """
+# An alias is unique per registered model: setting it on a version moves it there. Adding and removing
+# share one statement (the last argument says which) so that a model's alias moves pipeline together.
+_ALIAS_CHANGED = """
+WITH removed AS (
+    DELETE FROM model_aliases
+    WHERE $6 AND registered_model = $1 AND alias = $2 AND artifact_version_id = $3
+)
 INSERT INTO model_aliases (registered_model, alias, artifact_version_id, set_at, set_by)
-VALUES ($1, $2, $3, $4, $5)
+SELECT $1, $2, $3, $4, $5 WHERE NOT $6
 ON CONFLICT (registered_model, alias)
 DO UPDATE SET artifact_version_id = EXCLUDED.artifact_version_id, set_at = EXCLUDED.set_at, set_by = EXCLUDED.set_by
-"""
-
-_ALIAS_REMOVED = """
-DELETE FROM model_aliases WHERE registered_model = $1 AND alias = $2 AND artifact_version_id = $3
 """
 
 
@@ -191,18 +192,20 @@ class RegistryProjection(Projection):
 
     @handles(ArtifactVersionUsed)
     def artifact_version_used(self, e: ArtifactVersionUsed, envelope: Envelope) -> list[Statement]:
-        return [Statement(_VERSION_USED, (e.artifact_version_id, e.entity, e.project, e.run_id, envelope.occurred_at))]
+        args = (e.artifact_version_id, e.entity, e.project, e.run_id, envelope.occurred_at)
+        return [Statement(_VERSION_USED, args, rows="usages")]
 
     @handles(VersionLinked)
     def version_linked(self, e: VersionLinked, envelope: Envelope) -> list[Statement]:
         args = (e.registered_model, e.artifact_version_id, envelope.occurred_at, str(envelope.actor))
-        return [Statement(_VERSION_LINKED, args)]
+        return [Statement(_VERSION_LINKED, args, rows="versions")]
 
     @handles(AliasAdded)
     def alias_added(self, e: AliasAdded, envelope: Envelope) -> list[Statement]:
-        args = (e.registered_model, e.alias, e.artifact_version_id, envelope.occurred_at, str(envelope.actor))
-        return [Statement(_ALIAS_ADDED, args)]
+        args = (e.registered_model, e.alias, e.artifact_version_id, envelope.occurred_at, str(envelope.actor), False)
+        return [Statement(_ALIAS_CHANGED, args, rows="aliases")]
 
     @handles(AliasRemoved)
     def alias_removed(self, e: AliasRemoved, envelope: Envelope) -> list[Statement]:
-        return [Statement(_ALIAS_REMOVED, (e.registered_model, e.alias, e.artifact_version_id))]
+        args = (e.registered_model, e.alias, e.artifact_version_id, envelope.occurred_at, str(envelope.actor), True)
+        return [Statement(_ALIAS_CHANGED, args, rows="aliases")]

@@ -299,7 +299,8 @@ def execution_plan(statements: Sequence[tuple[str, Statement]]) -> list[tuple[st
     rounds: list[dict[str, list[tuple[object, ...]]]] = []
     last: dict[str, tuple[int, str]] = {}
     for stream, statement in statements:
-        previous = last.get(stream)
+        key = f"{stream}#{statement.rows}"
+        previous = last.get(key)
         if previous is None:
             index = 0
         elif previous[1] == statement.sql:
@@ -309,7 +310,7 @@ def execution_plan(statements: Sequence[tuple[str, Statement]]) -> list[tuple[st
         if index == len(rounds):
             rounds.append({})
         rounds[index].setdefault(statement.sql, []).append(statement.args)
-        last[stream] = (index, statement.sql)
+        last[key] = (index, statement.sql)
     return [(sql, rows) for round_ in rounds for sql, rows in round_.items()]
 
 
