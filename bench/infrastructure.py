@@ -57,7 +57,7 @@ def infrastructure() -> Iterator[Infrastructure]:
         yield Infrastructure(kafka, postgres)
 
 
-def modelreg_process(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+def modelreg_process(settings: Settings, *args: str, capture: bool = False) -> subprocess.Popen[bytes]:
     """Start a modelreg process (projector, api) against the benchmark's Kafka topic and database."""
     env = {
         **os.environ,
@@ -66,5 +66,8 @@ def modelreg_process(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
         "MODELREG_TOPIC": settings.topic,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "modelreg.services.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "modelreg.services.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )

@@ -165,7 +165,9 @@ class KafkaSubscription:
         ]
 
     def seek(self, partition: int, offset: int) -> None:
-        self._consumer.seek(TopicPartition(self._topic, partition), offset)
+        tp = TopicPartition(self._topic, partition)
+        if tp in self._consumer.assignment():  # a partition revoked meanwhile is another reader's now
+            self._consumer.seek(tp, offset)
 
     async def acknowledge(self, next_offsets: dict[int, int]) -> None:
         assigned = self._consumer.assignment()

@@ -167,13 +167,21 @@ class ProjectionRunner:
         await _execute(conn, pending)
         for record, reason in dead:
             await self._dead_letter(conn, record, reason)
-        await conn.executemany(
-            "UPDATE projection_positions SET next_offset = $4, updated_at = now() "
-            "WHERE projection = $1 AND topic = $2 AND partition = $3",
-            [(self.name, topic, p, next_offsets[p]) for p in partitions],
-        )
         progress = ",".join(f"{p}:{next_offsets[p]}" for p in partitions)
-        await conn.execute("SELECT pg_notify($1, $2)", PROGRESS_CHANNEL, f"{self.name}|{topic}|{progress}")
+        await conn.execute(
+            """WITH moved AS (
+                   UPDATE projection_positions AS pp SET next_offset = n.next_offset, updated_at = now()
+                   FROM unnest($3::int[], $4::bigint[]) AS n(partition, next_offset)
+                   WHERE pp.projection = $1 AND pp.topic = $2 AND pp.partition = n.partition
+               )
+               SELECT pg_notify($5, $6)""",
+            self.name,
+            topic,
+            partitions,
+            [next_offsets[p] for p in partitions],
+            PROGRESS_CHANNEL,
+            f"{self.name}|{topic}|{progress}",
+        )
         # Counted only once the transaction is sure to commit: nothing after this point can fail but COMMIT.
         self._expected.update({p: next_offsets[p] for p in partitions})
         self.stats.applied += counts["applied"]
@@ -183,19 +191,22 @@ class ProjectionRunner:
         return parked
 
     async def _lock_positions(self, conn: asyncpg.Connection, topic: str, partitions: list[int]) -> dict[int, int]:
-        await conn.executemany(
-            "INSERT INTO projection_positions (projection, topic, partition, next_offset) VALUES ($1, $2, $3, 0) "
-            "ON CONFLICT DO NOTHING",
-            [(self.name, topic, p) for p in partitions],
-        )
-        rows = await conn.fetch(
+        """Lock this projection's position rows for the batch's partitions (creating missing ones at 0)."""
+        select = (
             "SELECT partition, next_offset FROM projection_positions "
-            "WHERE projection = $1 AND topic = $2 AND partition = ANY($3::int[]) ORDER BY partition FOR UPDATE",
-            self.name,
-            topic,
-            partitions,
+            "WHERE projection = $1 AND topic = $2 AND partition = ANY($3::int[]) ORDER BY partition FOR UPDATE"
         )
-        return {r["partition"]: r["next_offset"] for r in rows}
+        stored = {r["partition"]: r["next_offset"] for r in await conn.fetch(select, self.name, topic, partitions)}
+        missing = [p for p in partitions if p not in stored]
+        if missing:
+            await conn.executemany(
+                "INSERT INTO projection_positions (projection, topic, partition, next_offset) VALUES ($1, $2, $3, 0) "
+                "ON CONFLICT DO NOTHING",
+                [(self.name, topic, p) for p in missing],
+            )
+            rows = await conn.fetch(select, self.name, topic, missing)
+            stored.update({r["partition"]: r["next_offset"] for r in rows})
+        return stored
 
     async def _apply_isolated(self, conn: asyncpg.Connection, record: LogRecord, event: Envelope) -> bool:
         try:

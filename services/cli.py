@@ -141,7 +141,7 @@ def rebuild(kafka: str, database_url: str, topic: str, name: str) -> None:
         seconds = asyncio.run(run_rebuild(settings, name, progress))
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"\nrebuilt {name} in {seconds:.1f}s")
+    click.echo(f"\nrebuilt {name} in {seconds:.2f}s")
 
 
 @main.group()

@@ -33,7 +33,7 @@ async def rebuild(settings: Settings, name: str, on_progress: Progress | None = 
         tune_gc_for_batches()
         started = time.perf_counter()
         stopping = asyncio.Event()
-        runner = ProjectionRunner(target, event_log, pool)
+        runner = ProjectionRunner(target, event_log, pool, max_batch=20_000)
         task = asyncio.create_task(runner.run(stopping))
         try:
             while True:
