@@ -93,7 +93,7 @@ def stop(process: object) -> None:
     process.wait(30)  # type: ignore[attr-defined]
 
 
-async def end_to_end_and_rebuild(infra: Infrastructure, events: list) -> tuple[float, float, Settings]:
+async def end_to_end_and_rebuild(infra: Infrastructure, events: list) -> tuple[float, dict[str, float]]:
     settings = await infra.fresh_settings()
     pool = await create_pool(settings.database_url, min_size=1, max_size=4)
     await migrate(pool, all_migrations())
@@ -113,17 +113,23 @@ async def end_to_end_and_rebuild(infra: Infrastructure, events: list) -> tuple[f
             stop(p)
     await log.close()
 
-    # One `modelreg rebuild` process per projection, side by side. Each reports how long its replay took
-    # (from the reset to caught up, interpreter start-up excluded); both run at once, so the slower counts.
-    started = time.perf_counter()
-    processes = [modelreg_process(settings, "rebuild", name, capture=True) for name in PROJECTIONS]
-    replay_s = [_replay_seconds(p.communicate()[0].decode()) for p in processes]
-    with_startup = time.perf_counter() - started
+    # `modelreg rebuild NAME` rebuilds one projection: each alone, then all of them side by side (one
+    # process each, as after a schema change of several read models). Each process reports its replay
+    # time (from the reset to caught up; interpreter start-up excluded).
+    rebuild_rates = {}
+    for name in PROJECTIONS:
+        (seconds,) = _rebuild(settings, [name])
+        rebuild_rates[name] = len(events) / seconds
+    all_seconds = _rebuild(settings, list(PROJECTIONS))
     await wait_applied(pool, settings.topic, len(events), "rebuild")
-    rebuild_rate = len(events) / max(replay_s)
-    say(f"  (rebuild replays took {', '.join(f'{s:.2f}s' for s in replay_s)}; {with_startup:.2f}s with process start-up)")
+    rebuild_rates["all, side by side"] = len(events) / max(all_seconds)
     await pool.close()
-    return end_to_end, rebuild_rate, settings
+    return end_to_end, rebuild_rates
+
+
+def _rebuild(settings: Settings, names: list[str]) -> list[float]:
+    processes = [modelreg_process(settings, "rebuild", name, capture=True) for name in names]
+    return [_replay_seconds(p.communicate()[0].decode()) for p in processes]
 
 
 def _replay_seconds(output: str) -> float:
@@ -188,16 +194,19 @@ async def main(events_n: int, commands: int) -> None:
     with infrastructure() as infra:
         raw = await raw_rate(infra, payloads)
         say(f"raw aiokafka produce->consume:      {raw:>10,.0f} events/s   (the physical limit on this machine)")
-        e2e, rebuild_rate, _ = await end_to_end_and_rebuild(infra, events)
+        e2e, rebuild_rates = await end_to_end_and_rebuild(infra, events)
         say(f"end to end (append -> projected):    {e2e:>10,.0f} events/s   target >= 10,000 and >= 30% of raw ({e2e / raw:.0%})")
-        say(f"rebuild from offset 0 (both):        {rebuild_rate:>10,.0f} events/s   target >= 20,000")
+        for what, rate in rebuild_rates.items():
+            say(f"rebuild from offset 0 ({what}): {rate:>10,.0f} events/s   target >= 20,000")
+        rebuild_rate = min(rate for what, rate in rebuild_rates.items() if what in PROJECTIONS)
+        rebuild_all = rebuild_rates["all, side by side"]
         latencies = await command_latency(infra, commands)
         p50 = statistics.median(latencies)
         p99 = statistics.quantiles(latencies, n=100)[98]
         say(f"set-alias with read-your-writes:     p50 {p50:.1f} ms, p99 {p99:.1f} ms   target p50 <= 10, p99 <= 40 (MLflow ~130 ms p50)")
     say(
         f"raw_events_per_s={raw:.0f} end_to_end_events_per_s={e2e:.0f} ratio_to_raw={e2e / raw:.2f} "
-        f"rebuild_events_per_s={rebuild_rate:.0f} command_p50_ms={p50:.1f} command_p99_ms={p99:.1f}"
+        f"rebuild_events_per_s={rebuild_rate:.0f} rebuild_all_side_by_side_events_per_s={rebuild_all:.0f} command_p50_ms={p50:.1f} command_p99_ms={p99:.1f}"
     )
 
 
