@@ -28,7 +28,7 @@ def tune_gc_for_batches() -> None:
 
 async def run_projector(settings: Settings, stopping: asyncio.Event, names: Sequence[str] = ()) -> None:
     names = list(names) or list(PROJECTIONS)
-    pool = await create_pool(settings.database_url, min_size=1, max_size=len(names) + 2)
+    pool = await create_pool(settings.database_url, min_size=1, max_size=len(names) + 2, durable_commits=False)
     event_log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
     try:
         await migrate(pool, all_migrations())

@@ -21,7 +21,7 @@ Progress = Callable[[int, int], None]
 async def rebuild(settings: Settings, name: str, on_progress: Progress | None = None) -> float:
     """Returns the seconds the replay took. A projector running meanwhile notices the reset and helps."""
     target = projection(name)
-    pool = await create_pool(settings.database_url, min_size=1, max_size=3)
+    pool = await create_pool(settings.database_url, min_size=1, max_size=3, durable_commits=False)
     event_log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
     try:
         await migrate(pool, all_migrations())
