@@ -158,7 +158,7 @@ class KafkaSubscription:
                 LogPosition(tp.topic, tp.partition, msg.offset),
                 msg.key,
                 msg.value,
-                tuple(msg.headers or ()),
+                tuple(msg.headers) if msg.headers else (),
             )
             for tp, messages in fetched.items()
             for msg in messages

@@ -7,14 +7,13 @@ Protocols, so callers never know which one they talk to.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from modelreg.events.envelope import Envelope
 
 
-@dataclass(frozen=True, order=True)
-class LogPosition:
+# NamedTuples rather than dataclasses: a replay creates one of each per event, and tuples are built in C.
+class LogPosition(NamedTuple):
     """Where a record sits in the log: its partition and its offset within it."""
 
     topic: str
@@ -22,14 +21,13 @@ class LogPosition:
     offset: int
 
 
-@dataclass(frozen=True)
-class LogRecord:
+class LogRecord(NamedTuple):
     """A record as read: raw bytes, because decoding (and failing to) is the reader's business."""
 
     position: LogPosition
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = field(default=())
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 # Called when partitions are assigned to a reader: returns the next offset to read for each, from the

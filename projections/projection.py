@@ -8,15 +8,13 @@ which keeps handlers pure, deterministic, and testable on plain lists of events.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from modelreg.events.envelope import Envelope, Event
 from modelreg.projections.migrations import Migration
 
 
-@dataclass(frozen=True)
-class Statement:
+class Statement(NamedTuple):
     """One SQL statement and its arguments.
 
     `rows` names the rows it touches within its stream (e.g. "aliases"). The runtime keeps a stream's

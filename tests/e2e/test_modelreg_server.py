@@ -1,0 +1,56 @@
+"""`modelreg server` is the README's run command: with no flags it starts Kafka and Postgres itself."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+from support.story import LOG_VERSION, version_input
+
+
+def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "modelreg.services.cli", "server", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")},
+    )
+    assert server.stdout is not None
+    for line in server.stdout:  # the server says where it is once it is ready
+        if match := re.search(r"GraphQL: (http://\S+)", line):
+            return server, match.group(1)
+    raise AssertionError(f"modelreg server exited with {server.wait()} before it was ready")
+
+
+def stop_server(server: subprocess.Popen[str]) -> int:
+    server.send_signal(signal.SIGTERM)
+    return server.wait(60)
+
+
+async def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    async with aiohttp.ClientSession(headers={"X-Modelreg-Actor": "user:alice"}) as http:
+        async with http.post(url, json={"query": query, "variables": variables or {}}) as response:
+            return await response.json()
+
+
+async def test_the_server_starts_its_own_kafka_and_postgres_and_keeps_data_across_a_restart(tmp_path: Path) -> None:
+    port = 18700 + os.getpid() % 200
+    server, url = start_server(tmp_path, port)
+    try:
+        logged = await graphql(url, LOG_VERSION, {"input": version_input("classifier", b"weights")})
+        version_id = logged["data"]["logArtifactVersion"]["id"]
+    finally:
+        assert stop_server(server) == 0
+
+    server, url = start_server(tmp_path, port)
+    try:
+        found = await graphql(url, '{ artifactVersion(ref: "acme/nature/classifier:latest") { id version } }')
+        assert found["data"]["artifactVersion"] == {"id": version_id, "version": "v0"}
+    finally:
+        assert stop_server(server) == 0
