@@ -109,18 +109,27 @@ class KafkaEventLog:
         ends = await consumer.end_offsets([TopicPartition(self.topic, p) for p in self._partition_ids])
         return {tp.partition: offset for tp, offset in ends.items()}
 
-    async def subscribe(self, reader: str, start_positions: StartPositions) -> KafkaSubscription:
+    async def subscribe(
+        self, reader: str, start_positions: StartPositions, partitions: Sequence[int] | None = None
+    ) -> KafkaSubscription:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
-            group_id=f"modelreg.{reader}",
+            # Given partitions, the reader owns them outright (a rebuild worker): no group, no rebalances.
+            group_id=None if partitions is not None else f"modelreg.{reader}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024,
         )
-        subscription = KafkaSubscription(consumer, self.topic)
-        consumer.subscribe([self.topic], listener=_SeekToStoredPositions(consumer, self.topic, start_positions))
-        await consumer.start()
+        subscription = KafkaSubscription(consumer, self.topic, grouped=partitions is None)
+        if partitions is None:
+            consumer.subscribe([self.topic], listener=_SeekToStoredPositions(consumer, self.topic, start_positions))
+            await consumer.start()
+        else:
+            await consumer.start()
+            consumer.assign([TopicPartition(self.topic, p) for p in partitions])
+            for partition, offset in (await start_positions(list(partitions))).items():
+                subscription.seek(partition, offset)
         return subscription
 
     async def dead_letter(self, record: LogRecord, reader: str, reason: str) -> None:
@@ -147,9 +156,10 @@ class KafkaEventLog:
 
 
 class KafkaSubscription:
-    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str, *, grouped: bool) -> None:
         self._consumer = consumer
         self._topic = topic
+        self._grouped = grouped
 
     async def next_batch(self, timeout_s: float, max_records: int) -> list[LogRecord]:
         fetched = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
@@ -170,6 +180,8 @@ class KafkaSubscription:
             self._consumer.seek(tp, offset)
 
     async def acknowledge(self, next_offsets: dict[int, int]) -> None:
+        if not self._grouped:  # a reader with its own partitions has no group offsets to commit
+            return
         assigned = self._consumer.assignment()
         offsets = {
             tp: offset for p, offset in next_offsets.items() if (tp := TopicPartition(self._topic, p)) in assigned

@@ -62,7 +62,12 @@ class EventLog(Protocol):
         """The next offset to be written in each partition."""
         ...
 
-    async def subscribe(self, reader: str, start_positions: StartPositions) -> Subscription: ...
+    async def subscribe(
+        self, reader: str, start_positions: StartPositions, partitions: Sequence[int] | None = None
+    ) -> Subscription:
+        """Read as `reader`: sharing the partitions with the reader's other instances (a consumer group),
+        or, when `partitions` is given, exactly those."""
+        ...
 
     async def dead_letter(self, record: LogRecord, reader: str, reason: str) -> None:
         """Park an undecodable record on the dead-letter topic, with the reason and where it came from."""

@@ -43,8 +43,10 @@ class InMemoryEventLog:
     async def end_positions(self) -> dict[int, int]:
         return {p: len(records) for p, records in enumerate(self.partitions)}
 
-    async def subscribe(self, reader: str, start_positions: StartPositions) -> InMemorySubscription:
-        starts = await start_positions(list(range(len(self.partitions))))
+    async def subscribe(
+        self, reader: str, start_positions: StartPositions, partitions: Sequence[int] | None = None
+    ) -> InMemorySubscription:
+        starts = await start_positions(list(partitions) if partitions is not None else list(range(len(self.partitions))))
         return InMemorySubscription(self, starts)
 
     async def dead_letter(self, record: LogRecord, reader: str, reason: str) -> None:
@@ -70,7 +72,9 @@ class InMemorySubscription:
     def _take(self, max_records: int) -> list[LogRecord]:
         batch: list[LogRecord] = []
         for partition, records in enumerate(self._log.partitions):
-            start = self._next.get(partition, 0)
+            if partition not in self._next:
+                continue
+            start = self._next[partition]
             taken = records[start : start + max_records - len(batch)]
             batch.extend(taken)
             self._next[partition] = start + len(taken)

@@ -58,6 +58,7 @@ class ProjectionRunner:
         max_batch: int = 5000,
         poll_timeout_s: float = 0.2,
         retry_parked_every_s: float = 5.0,
+        partitions: Sequence[int] | None = None,
     ) -> None:
         self.projection = projection
         self.log = log
@@ -65,6 +66,7 @@ class ProjectionRunner:
         self.max_batch = max_batch
         self.poll_timeout_s = poll_timeout_s
         self.retry_parked_every_s = retry_parked_every_s
+        self.partitions = partitions  # None: share the log with this projection's other runners
         self.stats = RunnerStats()
         self._expected: dict[int, int] = {}  # where this runner believes each partition stands
         self._parked: set[str] = set()
@@ -77,7 +79,9 @@ class ProjectionRunner:
     async def run(self, stopping: asyncio.Event) -> None:
         """Follow the log until `stopping` is set."""
         self._parked = await self._load_parked()
-        self._subscription = await self.log.subscribe(f"projection.{self.name}", self._start_positions)
+        self._subscription = await self.log.subscribe(
+            f"projection.{self.name}", self._start_positions, self.partitions
+        )
         last_retry = time.monotonic()
         try:
             while not stopping.is_set():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -84,10 +85,13 @@ async def _serve(settings: Any, host: str, port: int, stopping: asyncio.Event, *
     from modelreg.services.api import create_app
     from modelreg.services.projector import run_projector
 
+    from modelreg.services.projector import tune_gc_for_batches
+
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    tune_gc_for_batches()
     click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (Kafka {settings.kafka_bootstrap_servers}, Ctrl-C stops)")
     try:
         if with_projector:
@@ -127,7 +131,10 @@ def projector(kafka: str, database_url: str, topic: str, names: tuple[str, ...])
 @main.command()
 @_infra_options
 @click.argument("name")
-def rebuild(kafka: str, database_url: str, topic: str, name: str) -> None:
+@click.option(
+    "--processes", default=os.cpu_count() or 1, show_default=True, help="Replay in this many processes, each owning a share of the partitions."
+)
+def rebuild(kafka: str, database_url: str, topic: str, name: str, processes: int) -> None:
     """Rebuild projection NAME from offset 0 (its tables are emptied first)."""
     from modelreg.services.rebuild import rebuild as run_rebuild
     from modelreg.services.settings import Settings
@@ -138,7 +145,7 @@ def rebuild(kafka: str, database_url: str, topic: str, name: str) -> None:
         click.echo(f"\rrebuilding {name}: {applied}/{total} events", nl=False)
 
     try:
-        seconds = asyncio.run(run_rebuild(settings, name, progress))
+        seconds = asyncio.run(run_rebuild(settings, name, processes=processes, on_progress=progress))
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"\nrebuilt {name} in {seconds:.2f}s")
