@@ -11,7 +11,7 @@ from graphene.types.generic import GenericScalar
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.pages import decode_cursor, encode_cursor, page_size
+from modelreg.graphql.pages import decode_cursor, page, page_size
 from modelreg.services.commands import LogArtifactVersion, UseArtifactVersion
 
 
@@ -105,12 +105,7 @@ class ArtifactQueries(graphene.ObjectType):
         rows = await info.context.reads.artifact_versions_page(
             entity, project, name, after_index=decode_cursor(after), limit=limit + 1
         )
-        items = rows[:limit]
-        return {
-            "items": items,
-            "end_cursor": encode_cursor(items[-1]["version_index"]) if items else after,
-            "has_next_page": len(rows) > limit,
-        }
+        return page(rows, limit, after)
 
 
 class ArtifactFileInput(graphene.InputObjectType):

@@ -13,7 +13,7 @@ from modelreg.events.registry import registered_model_stream
 from modelreg.graphql.artifacts import ArtifactVersion
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.pages import decode_cursor, encode_cursor, page_size
+from modelreg.graphql.pages import decode_cursor, page, page_size
 from modelreg.services.commands import AddAlias, LinkVersion, RemoveAlias
 
 
@@ -74,12 +74,7 @@ class RegisteredModel(graphene.ObjectType):
     async def resolve_versions(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
         rows = await info.context.reads.model_versions_page(row["name"], after_index=decode_cursor(after), limit=limit + 1)
-        items = rows[:limit]
-        return {
-            "items": items,
-            "end_cursor": encode_cursor(items[-1]["version_index"]) if items else after,
-            "has_next_page": len(rows) > limit,
-        }
+        return page(rows, limit, after)
 
     @staticmethod
     async def resolve_alias(row: dict, info: graphene.ResolveInfo, name: str) -> dict | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from modelreg.errors import InvalidInput
 
@@ -29,3 +30,13 @@ def page_size(first: int) -> int:
     if not 1 <= first <= MAX_PAGE:
         raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first}")
     return first
+
+
+def page(rows: list[dict[str, Any]], limit: int, after: str | None) -> dict[str, Any]:
+    """A page from `limit + 1` rows ordered by `version_index`: the extra row only says there is more."""
+    items = rows[:limit]
+    return {
+        "items": items,
+        "end_cursor": encode_cursor(items[-1]["version_index"]) if items else after,
+        "has_next_page": len(rows) > limit,
+    }
