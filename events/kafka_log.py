@@ -144,6 +144,29 @@ class KafkaEventLog:
             self.dead_letter_topic, value=record.value, key=record.key, headers=headers
         )
 
+    async def dead_lettered(self) -> list[tuple[LogRecord, str]]:
+        """Everything on the dead-letter topic so far: each record as it was where it came from, and why."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(self.dead_letter_topic, p) for p in self._partition_ids]
+            consumer.assign(partitions)
+            ends = await consumer.end_offsets(partitions)
+            for tp, start in (await consumer.beginning_offsets(partitions)).items():
+                consumer.seek(tp, start)
+            found: list[tuple[LogRecord, str]] = []
+            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+                for tp, messages in (await consumer.getmany(timeout_ms=1000)).items():
+                    for msg in messages:
+                        headers = dict(msg.headers or ())
+                        topic, partition, offset = headers["dlq.source"].decode().rsplit("/", 2)
+                        original = [(k, v) for k, v in msg.headers or () if not k.startswith("dlq.")]
+                        source = LogPosition(topic, int(partition), int(offset))
+                        found.append((LogRecord(source, msg.key, msg.value, tuple(original)), headers["dlq.reason"].decode()))
+            return found
+        finally:
+            await consumer.stop()
+
     def _require_metadata_consumer(self) -> AIOKafkaConsumer:
         if self._metadata is None:
             raise RuntimeError("KafkaEventLog.start() was not called")

@@ -72,3 +72,11 @@ class EventLog(Protocol):
     async def dead_letter(self, record: LogRecord, reader: str, reason: str) -> None:
         """Park an undecodable record on the dead-letter topic, with the reason and where it came from."""
         ...
+
+    async def dead_lettered(self) -> list[tuple[LogRecord, str]]:
+        """What was dead-lettered so far, each with its reason."""
+        ...
+
+    async def append_raw(self, key: bytes | None, value: bytes) -> LogPosition:
+        """Write bytes that bypass the codec, as a foreign producer would (tests, import, tools)."""
+        ...

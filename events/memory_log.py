@@ -52,6 +52,12 @@ class InMemoryEventLog:
     async def dead_letter(self, record: LogRecord, reader: str, reason: str) -> None:
         self.dead_letters.append((record, reader, reason))
 
+    async def dead_lettered(self) -> list[tuple[LogRecord, str]]:
+        return [(record, reason) for record, _, reason in self.dead_letters]
+
+    async def append_raw(self, key: bytes | None, value: bytes) -> LogPosition:
+        return self._put(key or b"", value)
+
 
 class InMemorySubscription:
     def __init__(self, log: InMemoryEventLog, starts: dict[int, int]) -> None:

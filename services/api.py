@@ -14,7 +14,7 @@ from graphql import GraphQLSchema
 
 from modelreg.errors import InvalidInput
 from modelreg.events.envelope import Actor
-from modelreg.events.kafka_log import KafkaEventLog
+from modelreg.events.log import EventLog
 from modelreg.graphql.context import RequestContext
 from modelreg.graphql.documents import ValidatedDocuments
 from modelreg.graphql.schema import build_schema
@@ -24,6 +24,7 @@ from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.application import Application
 from modelreg.services.database import create_pool
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations
+from modelreg.services.event_log import event_log_for
 from modelreg.services.settings import Settings
 
 MAX_QUERY_DEPTH = 12
@@ -31,7 +32,7 @@ ACTOR_HEADER = "X-Modelreg-Actor"
 
 APP: web.AppKey[Application] = web.AppKey("application", Application)
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
-LOG: web.AppKey[KafkaEventLog] = web.AppKey("log", KafkaEventLog)
+LOG: web.AppKey[EventLog] = web.AppKey("log")
 
 
 def actor_of(request: web.Request) -> Actor:
@@ -77,11 +78,11 @@ async def healthz(request: web.Request) -> web.Response:
     report: dict[str, Any] = {"status": "ok"}
     try:
         ends = await event_log.end_positions()
-        report["kafka"] = {"ok": True, "topic": event_log.topic, "events": sum(ends.values())}
+        report["event_log"] = {"ok": True, "kind": type(event_log).__name__, "topic": event_log.topic, "events": sum(ends.values())}
     except Exception as exc:
         ends = {}
         report["status"] = "degraded"
-        report["kafka"] = {"ok": False, "error": str(exc)}
+        report["event_log"] = {"ok": False, "kind": type(event_log).__name__, "error": str(exc)}
     try:
         async with pool.acquire() as conn:
             positions = await conn.fetch(
@@ -117,7 +118,7 @@ def create_app(settings: Settings) -> web.Application:
     async def components(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, min_size=2, max_size=20)
         await migrate(pool, all_migrations())
-        event_log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+        event_log = event_log_for(settings)
         await event_log.start()
         progress = ProjectionProgress(pool)
         await progress.start()

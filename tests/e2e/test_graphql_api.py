@@ -5,7 +5,7 @@ from __future__ import annotations
 from support.stack import Stack
 from support.story import ADD_ALIAS, LINK, LOG_VERSION, START_RUN, file_entry, version_input
 
-from modelreg.events.kafka_log import KafkaEventLog
+from modelreg.events.log import EventLog
 
 
 async def test_a_logged_artifact_version_is_queryable_right_after_the_mutation_returns(stack: Stack) -> None:
@@ -84,12 +84,12 @@ async def test_linking_a_version_records_who_and_when_and_moving_an_alias_is_in_
     assert production_moves == [("user:dan", v1["id"]), ("user:carol", v0["id"])]  # newest first
 
 
-async def _events_on(log: KafkaEventLog) -> int:
+async def _events_on(log: EventLog) -> int:
     return sum((await log.end_positions()).values())
 
 
 async def test_bad_input_gets_a_clear_error_with_a_code_and_nothing_reaches_the_log(
-    stack: Stack, event_log: KafkaEventLog
+    stack: Stack, event_log: EventLog
 ) -> None:
     before = await _events_on(event_log)
     traversal = version_input("classifier", b"x")
@@ -119,7 +119,7 @@ async def test_health_reports_each_projection_lag_and_parked_streams(stack: Stac
     assert stack.client is not None
     health = await (await stack.client.get("/healthz")).json()
     assert health["status"] == "ok"
-    assert health["kafka"]["events"] == 1
+    assert health["event_log"]["events"] == 1
     assert health["projections"]["registry"] == {"lag": 0, "parked_streams": 0, "dead_letters": 0}
     assert health["projections"]["audit"]["lag"] == 0
 
