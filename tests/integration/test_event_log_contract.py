@@ -1,0 +1,87 @@
+"""What every event log promises, on Kafka and on Postgres alike."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+
+import pytest
+
+from modelreg.events.codec import decode
+from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.log import EventLog, LogRecord
+from modelreg.events.runs import RunStarted
+
+WRITER = Actor(kind="service", id="hammer")
+
+
+def numbered(writer: int, n: int) -> Envelope:
+    payload = RunStarted(entity="acme", project="hammer", run_id=f"w{writer}-{n}")
+    return Envelope.new(payload, stream=f"run:acme/hammer/w{writer}-s{n % 5}", actor=WRITER)
+
+
+async def hammer(log: EventLog, writers: int, per_writer: int) -> None:
+    """Concurrent appenders, each with its own streams, in batches of 1 to 5 events."""
+
+    async def write(writer: int) -> None:
+        rng = random.Random(writer)
+        n = 0
+        while n < per_writer:
+            size = min(rng.randint(1, 5), per_writer - n)
+            await log.append([numbered(writer, i) for i in range(n, n + size)])
+            n += size
+
+    await asyncio.gather(*(write(w) for w in range(writers)))
+
+
+async def tail(log: EventLog, expected: int) -> list[LogRecord]:
+    async def from_zero(partitions: list[int]) -> dict[int, int]:
+        return {p: 0 for p in partitions}
+
+    subscription = await log.subscribe("contract-tail", from_zero)
+    seen: list[LogRecord] = []
+    try:
+        while len(seen) < expected:
+            seen.extend(await subscription.next_batch(1.0, 1000))
+        seen.extend(await subscription.next_batch(0.5, 1000))  # nothing more may come
+    finally:
+        await subscription.close()
+    return seen
+
+
+async def assert_a_tailing_reader_sees_every_event_once_in_stream_order(
+    log: EventLog, writers: int, per_writer: int
+) -> None:
+    expected = writers * per_writer
+    reader = asyncio.create_task(tail(log, expected))
+    await hammer(log, writers, per_writer)
+    seen = await asyncio.wait_for(reader, 300)
+
+    events = [decode(record.value) for record in seen]
+    assert len({e.id for e in events}) == len(events) == expected
+    by_stream: dict[str, list[int]] = defaultdict(list)
+    for event in events:
+        by_stream[event.stream].append(int(event.payload.run_id.split("-")[1]))
+    assert all(numbers == sorted(numbers) for numbers in by_stream.values())
+
+
+async def test_concurrent_appenders_and_a_tailing_reader_lose_nothing_and_keep_stream_order(event_log: EventLog) -> None:
+    await assert_a_tailing_reader_sees_every_event_once_in_stream_order(event_log, writers=8, per_writer=500)
+
+
+@pytest.mark.slow
+async def test_eight_writers_and_100k_events_with_a_tailing_reader(event_log: EventLog) -> None:
+    await assert_a_tailing_reader_sees_every_event_once_in_stream_order(event_log, writers=8, per_writer=12_500)
+
+
+async def test_appended_events_come_back_with_their_positions_in_order(event_log: EventLog) -> None:
+    events = [numbered(0, n) for n in range(20)]
+    positions = await event_log.append(events)
+    seen = await tail(event_log, 20)
+    assert sorted(r.position for r in seen) == sorted(positions)
+    assert [decode(r.value) for r in sorted(seen, key=lambda r: r.position)] == [
+        e for _, e in sorted(zip(positions, events))
+    ]
+    ends = await event_log.end_positions()
+    assert sum(ends.values()) == 20
