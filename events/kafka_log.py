@@ -99,10 +99,26 @@ class KafkaEventLog:
         sent = await asyncio.gather(*futures)
         return [LogPosition(self.topic, meta.partition, meta.offset) for meta in sent]
 
-    async def append_raw(self, key: bytes | None, value: bytes) -> LogPosition:
-        """Write bytes that bypass our codec: what a foreign producer would do. Used by tests and tools."""
-        meta = await self._require_producer().send_and_wait(self.topic, value=value, key=key)
-        return LogPosition(self.topic, meta.partition, meta.offset)
+    @property
+    def partition_ids(self) -> list[int]:
+        return list(self._partition_ids)
+
+    async def append_raw(
+        self, records: Sequence[LogRecord], partitions: Sequence[int] | None = None
+    ) -> list[LogPosition]:
+        """Append records as they are (bytes, key, headers), to the partitions given or by key."""
+        producer = self._require_producer()
+        futures = [
+            await producer.send(
+                self.topic,
+                value=record.value,
+                key=record.key,
+                headers=list(record.headers),
+                partition=partitions[i] if partitions is not None else None,
+            )
+            for i, record in enumerate(records)
+        ]
+        return [LogPosition(self.topic, meta.partition, meta.offset) for meta in await asyncio.gather(*futures)]
 
     async def end_positions(self) -> dict[int, int]:
         consumer = self._require_metadata_consumer()

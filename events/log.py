@@ -77,6 +77,7 @@ class EventLog(Protocol):
         """What was dead-lettered so far, each with its reason."""
         ...
 
-    async def append_raw(self, key: bytes | None, value: bytes) -> LogPosition:
-        """Write bytes that bypass the codec, as a foreign producer would (tests, import, tools)."""
+    async def append_raw(self, records: Sequence[LogRecord]) -> list[LogPosition]:
+        """Append records as they are, bypassing the codec (their positions are ignored): what a foreign
+        producer would write, or events copied from another log with their bytes unchanged."""
         ...

@@ -55,8 +55,8 @@ class InMemoryEventLog:
     async def dead_lettered(self) -> list[tuple[LogRecord, str]]:
         return [(record, reason) for record, _, reason in self.dead_letters]
 
-    async def append_raw(self, key: bytes | None, value: bytes) -> LogPosition:
-        return self._put(key or b"", value)
+    async def append_raw(self, records: Sequence[LogRecord]) -> list[LogPosition]:
+        return [self._put(record.key or b"", record.value or b"") for record in records]
 
 
 class InMemorySubscription:

@@ -106,10 +106,19 @@ class PostgresEventLog:
         )
         return [LogPosition(self.topic, PARTITION, first + i) for i in range(len(events))]
 
-    async def append_raw(self, key: bytes | None, value: bytes) -> LogPosition:
-        """Write bytes that bypass our codec, as a foreign writer could. Used by tests, import and tools."""
-        first = await self._write([None], [None], [None], [key], [value])
-        return LogPosition(self.topic, PARTITION, first)
+    async def append_raw(self, records: Sequence[LogRecord]) -> list[LogPosition]:
+        """Append records as they are (bytes and key), bypassing the codec."""
+        if not records:
+            return []
+        headers = [dict(record.headers) for record in records]
+        first = await self._write(
+            [record.key.decode(errors="replace") if record.key else None for record in records],
+            [h["type"].decode() if "type" in h else None for h in headers],
+            [int(h["version"]) if "version" in h else None for h in headers],
+            [record.key for record in records],
+            [record.value for record in records],
+        )
+        return [LogPosition(self.topic, PARTITION, first + i) for i in range(len(records))]
 
     async def _write(self, streams: list, types: list, versions: list, keys: list, values: list) -> int:
         row = await self.pool.fetchrow(

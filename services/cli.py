@@ -81,14 +81,118 @@ def server(
             broker = LocalKafka(data_dir / "kafka").start()
             stack.callback(broker.stop)
             kafka = broker.bootstrap_servers
-        if database_url is None:
-            from modelreg.services.embedded_postgres import start_embedded_postgres
-
-            click.echo(f"starting PostgreSQL in {data_dir / 'postgres'} ...")
-            database_url, _handle = start_embedded_postgres(data_dir / "postgres")
+        database_url = _database_url(data_dir, database_url)
         settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
         stopping = asyncio.Event()
         _run_until_signal(_serve(settings, host, port, stopping, with_projector=True), stopping)
+
+
+def _database_url(data_dir: Path | None, database_url: str | None) -> str:
+    """The DSN given, or the embedded PostgreSQL in the data folder (started if it is not running)."""
+    if database_url is not None:
+        return database_url
+    import platformdirs
+
+    from modelreg.services.embedded_postgres import start_embedded_postgres
+
+    data_dir = data_dir or Path(platformdirs.user_data_dir("modelreg"))
+    click.echo(f"starting PostgreSQL in {data_dir / 'postgres'} ...", err=True)
+    dsn, _handle = start_embedded_postgres(data_dir / "postgres")
+    return dsn
+
+
+def _local_options(fn: Any) -> Any:
+    """Where an installation's data is: an embedded Postgres in --data-dir, or --database-url."""
+    fn = click.option("--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True)(fn)
+    fn = click.option("--database-url", envvar="DATABASE_URL", default=None, help="Postgres DSN (default: the embedded one).")(fn)
+    fn = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="The embedded install's data folder.")(fn)
+    return fn
+
+
+def _progress(label: str, total: int | None = None) -> Any:
+    return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+
+
+@main.command("migrate-log")
+@_local_options
+@click.option("--to", "to", required=True, help="kafka://HOST:PORT[,HOST:PORT...]: the Kafka cluster to move to.")
+@click.option("--partitions", default=6, show_default=True, help="Partitions of the Kafka topic if it is created.")
+def migrate_log_command(data_dir: Path | None, database_url: str | None, topic: str, to: str, partitions: int) -> None:
+    """Move the event log from Postgres to Kafka (in order, ids and times unchanged; rerun if interrupted),
+    then rebuild the read models from Kafka. Afterwards run `modelreg server --kafka HOST:PORT`."""
+    from modelreg.services.log_transfer import migrate_log
+    from modelreg.services.settings import Settings
+
+    if not to.startswith("kafka://"):
+        raise click.BadParameter("give the target as kafka://host:port", param_hint="--to")
+    source = Settings(database_url=_database_url(data_dir, database_url), topic=topic)
+    target = Settings(database_url=source.database_url, kafka_bootstrap_servers=to.removeprefix("kafka://"), topic=topic, partitions=partitions)
+
+    async def run() -> int:
+        from modelreg.services.event_log import event_log_for
+
+        log = event_log_for(source)
+        await log.start()
+        total = sum((await log.end_positions()).values())
+        await log.close()
+        with _progress("copying events to Kafka", total) as bar:
+            return await migrate_log(source, target, bar.update)
+
+    copied = asyncio.run(run())
+    click.echo(f"copied {copied} events to {to} (topic {topic}); read models rebuilt from Kafka.")
+    click.echo(f"next: modelreg server --kafka {to.removeprefix('kafka://')}" + (f" --data-dir {data_dir}" if data_dir else ""))
+
+
+@main.command("export")
+@_local_options
+@click.option("--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None, help="Export from this Kafka instead.")
+@click.argument("file", type=click.Path(path_type=Path))
+def export_command(data_dir: Path | None, database_url: str | None, topic: str, kafka: str | None, file: Path) -> None:
+    """Write the whole event log to FILE (JSON lines, gzip): a backup, or a registry to move elsewhere."""
+    from modelreg.services.event_log import event_log_for
+    from modelreg.services.log_transfer import export_log
+    from modelreg.services.settings import Settings
+
+    settings = Settings(database_url=_database_url(data_dir, database_url), kafka_bootstrap_servers=kafka, topic=topic)
+
+    async def run() -> int:
+        log = event_log_for(settings)
+        await log.start()
+        try:
+            with _progress("exporting events", sum((await log.end_positions()).values())) as bar:
+                return await export_log(log, file, bar.update)
+        finally:
+            await log.close()
+
+    click.echo(f"exported {asyncio.run(run())} events to {file}")
+
+
+@main.command("import")
+@_local_options
+@click.option("--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None, help="Import into this Kafka instead.")
+@click.argument("file", type=click.Path(path_type=Path, exists=True))
+def import_command(data_dir: Path | None, database_url: str | None, topic: str, kafka: str | None, file: Path) -> None:
+    """Load an export into a fresh install; the read models are built when modelreg next runs."""
+    from modelreg.services.event_log import event_log_for
+    from modelreg.services.log_transfer import import_log
+    from modelreg.services.settings import Settings
+
+    settings = Settings(database_url=_database_url(data_dir, database_url), kafka_bootstrap_servers=kafka, topic=topic)
+
+    async def run() -> int:
+        log = event_log_for(settings)
+        await log.start()
+        try:
+            with _progress("importing events") as bar:
+                return await import_log(log, file, bar.update)
+        finally:
+            await log.close()
+
+    try:
+        count = asyncio.run(run())
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"imported {count} events from {file}")
 
 
 async def _serve(settings: Any, host: str, port: int, stopping: asyncio.Event, *, with_projector: bool) -> None:

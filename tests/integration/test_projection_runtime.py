@@ -17,7 +17,7 @@ from support.tables import dump, positions
 from support.waiting import wait_until
 
 from modelreg.events.envelope import Envelope
-from modelreg.events.log import EventLog
+from modelreg.events.log import EventLog, LogPosition
 from modelreg.events.log import LogRecord
 from modelreg.events.runs import RunStarted
 from modelreg.projections.projection import Statement, handles
@@ -83,7 +83,8 @@ async def test_a_malformed_message_from_a_foreign_producer_is_dead_lettered_and_
 ) -> None:
     history = registry_history(40)
     await event_log.append(history[:20])
-    poison = await event_log.append_raw(b"run:acme/nature/run-0", b'{"type": "runs.run_started", "version": 1, "payload": {"oops": 1}')
+    truncated = b'{"type": "runs.run_started", "version": 1, "payload": {"oops": 1}'
+    (poison,) = await event_log.append_raw([LogRecord(LogPosition("", 0, 0), b"run:acme/nature/run-0", truncated)])
     await event_log.append(history[20:])
 
     runner = ProjectionRunner(RegistryProjection(), event_log, pool)

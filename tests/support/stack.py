@@ -32,6 +32,28 @@ class Stack:
         if self.client is not None:
             await self.client.close()
 
+    async def projected(self) -> None:
+        """Wait until every projection has applied the whole log (after an import, say)."""
+        from support.tables import positions
+        from support.waiting import wait_until
+
+        from modelreg.services.event_log import event_log_for
+        from modelreg.services.projections_catalog import PROJECTIONS
+
+        log = event_log_for(self.settings)
+        await log.start()
+        ends = await log.end_positions()
+        await log.close()
+
+        async def caught_up() -> bool:
+            for name in PROJECTIONS:
+                done = await positions(self.settings.database_url, name, self.settings.topic)
+                if any(done.get(p, 0) < end for p, end in ends.items()):
+                    return False
+            return True
+
+        await wait_until(caught_up)
+
     async def graphql(self, query: str, variables: dict[str, Any] | None = None, actor: str = "user:alice") -> dict[str, Any]:
         assert self.client is not None
         response = await self.client.post(
