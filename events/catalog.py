@@ -40,7 +40,7 @@ def upcast(type_tag: str, version: int, payload: dict[str, Any]) -> dict[str, An
     """Bring a payload written with an older schema version up to the current one."""
     current = event_class(type_tag).version
     if version > current:
-        raise UnknownEventType(f"{type_tag} v{version} (this build reads up to v{current}: upgrade modelreg)")
+        raise NewerThanThisBuild(f"{type_tag} v{version} was written by a newer modelreg (this one reads up to v{current}): upgrade it")
     while version < current:
         step = UPCASTERS.get((type_tag, version))
         if step is None:
@@ -55,4 +55,8 @@ def all_event_classes() -> Iterator[type[Event]]:
 
 
 class UnknownEventType(LookupError):
+    pass
+
+
+class NewerThanThisBuild(UnknownEventType):
     pass

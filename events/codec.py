@@ -7,12 +7,21 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from modelreg.events.catalog import UnknownEventType, event_class, upcast
+from modelreg.events.catalog import NewerThanThisBuild, UnknownEventType, event_class, upcast
 from modelreg.events.envelope import Envelope
 
 
 class UndecodableEvent(ValueError):
     """A message on the log that is not an event this build can read; it goes to the dead-letter topic."""
+
+
+class NewerSchemaVersion(UndecodableEvent):
+    """An event of a known type written by a newer modelreg: not bad input, so its stream waits (parked)
+    until this build is upgraded, rather than being skipped."""
+
+    def __init__(self, message: str, stream: str) -> None:
+        super().__init__(message)
+        self.stream = stream
 
 
 def encode(envelope: Envelope) -> bytes:
@@ -38,6 +47,11 @@ def decode(data: bytes) -> Envelope:
         cls = event_class(type_tag)
         payload_model = cls.model_validate(upcast(type_tag, version, payload))
         return Envelope.model_validate({**raw, "version": cls.version, "payload": payload_model})
+    except NewerThanThisBuild as exc:
+        stream = raw.get("stream")
+        if not isinstance(stream, str):
+            raise UndecodableEvent(f"{exc}, and it names no stream") from None
+        raise NewerSchemaVersion(str(exc), stream) from None
     except UnknownEventType as exc:
         raise UndecodableEvent(f"unknown event type {exc}") from None
     except ValidationError as exc:

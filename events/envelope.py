@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
 from uuid_utils.compat import uuid7
 
 
@@ -40,7 +40,7 @@ class Envelope(BaseModel):
     type: str
     version: int
     stream: str = Field(min_length=1)
-    occurred_at: datetime
+    occurred_at: AwareDatetime  # a naive time would be read in the replaying host's zone
     actor: Actor
     correlation_id: UUID
     causation_id: UUID | None = None

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import LogPosition, LogRecord, StartPositions
+
+log = logging.getLogger(__name__)
 
 RETAIN_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
 
@@ -68,9 +71,12 @@ class KafkaEventLog:
             ]
             if wanted:
                 try:
-                    await admin.create_topics(wanted)
+                    response = await admin.create_topics(wanted)
                 except TopicAlreadyExistsError:
-                    pass  # another process created it between our list and create
+                    response = None  # another process created it between our list and create
+                for topic, code, *message in getattr(response, "topic_errors", ()):
+                    if code not in (0, TopicAlreadyExistsError.errno):
+                        raise RuntimeError(f"Kafka refused to create topic {topic}: error {code} {message}")
             # An existing topic keeps the partition count it was created with, whatever we were told.
             self._partition_ids = await self._partitions_of(admin)
         finally:
@@ -225,8 +231,12 @@ class KafkaSubscription:
         offsets = {
             tp: offset for p, offset in next_offsets.items() if (tp := TopicPartition(self._topic, p)) in assigned
         }
-        if offsets:
-            await self._consumer.commit(offsets)
+        if not offsets:
+            return
+        try:
+            await asyncio.wait_for(self._consumer.commit(offsets), 5)
+        except (KafkaError, TimeoutError) as exc:  # advisory only (lag tools read it); routine in a rebalance
+            log.debug("group offset commit skipped: %s", exc)
 
     async def close(self) -> None:
         await self._consumer.stop()

@@ -70,6 +70,8 @@ async def stored_positions(conn: asyncpg.Connection, projection: str, topic: str
 
 async def reset(conn: asyncpg.Connection, projection: str, tables: tuple[str, ...] | list[str]) -> None:
     """Forget everything a projection built, so that it is rebuilt from offset 0. Call inside a transaction."""
+    # Position rows first, as every batch locks them before it writes: the same order, so no deadlock.
+    await conn.execute("SELECT 1 FROM projection_positions WHERE projection = $1 FOR UPDATE", projection)
     if tables:
         await conn.execute(f"TRUNCATE {', '.join(tables)}")
     await conn.execute("UPDATE projection_positions SET next_offset = 0, updated_at = now() WHERE projection = $1", projection)

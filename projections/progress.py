@@ -7,12 +7,15 @@ polling. A slow poll stays as a safety net for a dropped LISTEN connection.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 
 import asyncpg
 
 from modelreg.events.log import LogPosition
 from modelreg.projections.positions import PROGRESS_CHANNEL
+
+log = logging.getLogger(__name__)
 
 
 class ProjectionLagging(TimeoutError):
@@ -84,4 +87,15 @@ class ProjectionProgress:
             try:
                 await asyncio.wait_for(changed.wait(), min(remaining, self._safety_poll_s))
             except TimeoutError:
-                await self.refresh()
+                try:
+                    await asyncio.wait_for(self.refresh(), max(remaining, 0.01))
+                except Exception:  # Postgres unreachable: keep waiting until the deadline, then say we lag
+                    log.warning("read-your-writes: cannot read projection positions", exc_info=True)
+
+    async def parked_among(self, streams: Iterable[str]) -> list[tuple[str, str, str]]:
+        """(projection, stream, error) for those of `streams` that are parked: their events are not applied."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT projection, stream, error FROM parked_streams WHERE stream = ANY($1::text[])", list(streams)
+            )
+        return [(r["projection"], r["stream"], r["error"]) for r in rows]

@@ -3,10 +3,14 @@
 Failure rules, per kind of message:
 - a record that cannot be decoded (foreign producer, schema with no upcaster) is dead-lettered with its
   reason, and the projection goes on;
-- an event that decodes but fails to apply (a bug) parks its stream: that stream's later events wait in
-  `parked_events`, other streams go on, and parked streams are retried;
+- an event that decodes but fails to apply (a bug), or that was written by a newer modelreg than this
+  one, parks its stream: that stream's later events wait in `parked_events`, in order, other streams go
+  on, and parked streams are retried. The database, not a runner's memory, says which streams are parked,
+  so every runner of the projection (after a rebalance, during a rebuild) honours it;
 - the batch's writes and the new positions commit in ONE transaction, so a crash anywhere either keeps
-  both or neither, and whatever Kafka redelivers below the stored position is skipped.
+  both or neither, and whatever Kafka redelivers below the stored position is skipped. A batch that does
+  not start where the stored position says (a rebuild reset it, another runner moved it, or the consumer
+  started from elsewhere) is dropped and every partition in it is re-read from the stored position.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from modelreg.events.codec import UndecodableEvent, decode
+from modelreg.events.codec import NewerSchemaVersion, UndecodableEvent, decode
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogRecord, Subscription
 from modelreg.projections.positions import PROGRESS_CHANNEL, stored_positions
@@ -29,8 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class PositionMoved(Exception):
-    """The stored position is not where this runner left it (a rebuild reset it, or another runner took the
-    partition over): drop the batch and continue from the stored position."""
+    """The stored positions are not where this batch starts: drop it and read again from them."""
 
     def __init__(self, positions: dict[int, int]) -> None:
         super().__init__(positions)
@@ -45,7 +48,10 @@ class RunnerStats:
     parked: int = 0
     batches: int = 0
     last_batch_at: float = 0.0
-    errors: list[str] = field(default_factory=list)
+    last_error: str | None = None
+
+
+Decoded = list[tuple[LogRecord, "Envelope | UndecodableEvent"]]
 
 
 class ProjectionRunner:
@@ -68,8 +74,8 @@ class ProjectionRunner:
         self.retry_parked_every_s = retry_parked_every_s
         self.partitions = partitions  # None: share the log with this projection's other runners
         self.stats = RunnerStats()
-        self._expected: dict[int, int] = {}  # where this runner believes each partition stands
-        self._parked: set[str] = set()
+        self._expected: dict[int, int] = {}  # where this runner believes each partition's stored position is
+        self._sought: dict[int, int] = {}  # the offset each partition was last re-read from
         self._subscription: Subscription | None = None
 
     @property
@@ -78,73 +84,104 @@ class ProjectionRunner:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Follow the log until `stopping` is set."""
-        self._parked = await self._load_parked()
-        self._subscription = await self.log.subscribe(
-            f"projection.{self.name}", self._start_positions, self.partitions
-        )
+        await self.open()
         last_retry = time.monotonic()
         try:
             while not stopping.is_set():
-                records = await self._subscription.next_batch(self.poll_timeout_s, self.max_batch)
-                if records:
-                    await self.apply_batch(records)
-                if self._parked and time.monotonic() - last_retry >= self.retry_parked_every_s:
+                await self.step()
+                if time.monotonic() - last_retry >= self.retry_parked_every_s:
                     last_retry = time.monotonic()
                     await self.retry_parked()
         finally:
+            await self.close()
+
+    async def open(self) -> None:
+        self._subscription = await self.log.subscribe(f"projection.{self.name}", self.start_positions, self.partitions)
+
+    async def close(self) -> None:
+        if self._subscription is not None:
             await self._subscription.close()
             self._subscription = None
 
-    async def _start_positions(self, partitions: list[int]) -> dict[int, int]:
+    async def step(self, max_records: int | None = None) -> int:
+        """Read one batch (waiting up to the poll timeout) and apply it; returns how many records it had."""
+        assert self._subscription is not None, "open() first"
+        records = await self._subscription.next_batch(self.poll_timeout_s, max_records or self.max_batch)
+        if records:
+            try:
+                await self.apply_batch(records)
+            except Exception as exc:  # Postgres went away mid-batch: nothing committed, read it again
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("projection %s: batch not applied (%s); re-reading it", self.name, exc)
+                await self._reread({r.position.partition for r in records})
+        return len(records)
+
+    async def start_positions(self, partitions: list[int]) -> dict[int, int]:
+        """Read the stored positions of these partitions and continue from them (the log calls this on
+        every assignment; call it yourself before feeding `apply_batch` by hand)."""
         async with self.pool.acquire() as conn:
             stored = await stored_positions(conn, self.name, self.log.topic)
         starts = {p: stored.get(p, 0) for p in partitions}
         self._expected.update(starts)
+        self._sought.update(starts)
         return starts
 
-    async def _load_parked(self) -> set[str]:
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT stream FROM parked_streams WHERE projection = $1", self.name)
-        return {r["stream"] for r in rows}
+    async def _reread(self, partitions: set[int]) -> None:
+        """Seek the partitions back to their stored positions, waiting for Postgres if need be."""
+        delay = 0.5
+        while True:
+            try:
+                async with self.pool.acquire(timeout=10) as conn:
+                    stored = await stored_positions(conn, self.name, self.log.topic)
+                self._seek({p: stored.get(p, 0) for p in partitions})
+                return
+            except Exception as exc:
+                log.error("projection %s: cannot read positions (%s), retrying in %.1fs", self.name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+
+    def _seek(self, positions: dict[int, int]) -> None:
+        for partition, offset in positions.items():
+            self._expected[partition] = offset
+            self._sought[partition] = offset
+            if self._subscription is not None:
+                self._subscription.seek(partition, offset)
 
     async def apply_batch(self, records: Sequence[LogRecord]) -> None:
-        decoded = [(record, _decode(record)) for record in records]
+        decoded: Decoded = [(record, _decode(record)) for record in records]
         try:
             async with self.pool.acquire() as conn:
                 try:
                     async with conn.transaction():
-                        parked = await self._apply(conn, decoded, isolate=False)
+                        next_offsets = await self._apply(conn, decoded, isolate=False)
                 except PositionMoved:
                     raise
                 except Exception as exc:  # a bug in a handler or its SQL: find the event, park its stream
                     log.warning("projection %s: batch failed (%s), applying event by event", self.name, exc)
                     async with conn.transaction():
-                        parked = await self._apply(conn, decoded, isolate=True)
+                        next_offsets = await self._apply(conn, decoded, isolate=True)
         except PositionMoved as moved:
-            log.info("projection %s: stored position moved to %s, seeking", self.name, moved.positions)
-            for partition, offset in moved.positions.items():
-                self._expected[partition] = offset
-                if self._subscription is not None:
-                    self._subscription.seek(partition, offset)
+            log.info("projection %s: re-reading from the stored positions %s", self.name, moved.positions)
+            self._seek(moved.positions)
             return
-        self._parked = parked
+        self._expected.update(next_offsets)  # committed
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
         if self._subscription is not None:
             await self._subscription.acknowledge(dict(self._expected))
 
-    async def _apply(
-        self, conn: asyncpg.Connection, decoded: list[tuple[LogRecord, Envelope | UndecodableEvent]], *, isolate: bool
-    ) -> set[str]:
-        """Apply one batch inside the caller's transaction; returns the parked streams after it."""
+    async def _apply(self, conn: asyncpg.Connection, decoded: Decoded, *, isolate: bool) -> dict[int, int]:
+        """Apply one batch inside the caller's transaction; returns the partitions' next offsets."""
         topic = self.log.topic
-        partitions = sorted({record.position.partition for record, _ in decoded})
+        first: dict[int, int] = {}
+        for record, _ in decoded:
+            first.setdefault(record.position.partition, record.position.offset)
+        partitions = sorted(first)
         stored = await self._lock_positions(conn, topic, partitions)
-        moved = {p: stored[p] for p in partitions if p in self._expected and stored[p] != self._expected[p]}
-        if moved:
-            raise PositionMoved(moved)
+        if any(self._moved(p, first[p], stored[p]) for p in partitions):
+            raise PositionMoved({p: stored[p] for p in partitions})
+        parked = {r["stream"] for r in await conn.fetch(_PARKED_STREAMS, self.name)}
 
-        parked = set(self._parked)
         next_offsets = dict(stored)
         pending: list[tuple[str, Statement]] = []
         dead: list[tuple[LogRecord, str]] = []
@@ -155,10 +192,14 @@ class ProjectionRunner:
                 counts["skipped"] += 1  # redelivered: already applied in an earlier transaction
                 continue
             next_offsets[p] = offset + 1
-            if isinstance(event, UndecodableEvent):
+            if isinstance(event, NewerSchemaVersion):
+                await self._park(conn, record, event.stream, error=str(event))
+                parked.add(event.stream)
+                counts["parked"] += 1
+            elif isinstance(event, UndecodableEvent):
                 dead.append((record, str(event)))
             elif event.stream in parked:
-                await self._park_event(conn, record, event)
+                await self._park(conn, record, event.stream)
                 counts["parked"] += 1
             elif not isolate:
                 pending.extend((event.stream, statement) for statement in self.projection.statements(event))
@@ -173,12 +214,7 @@ class ProjectionRunner:
             await self._dead_letter(conn, record, reason)
         progress = ",".join(f"{p}:{next_offsets[p]}" for p in partitions)
         await conn.execute(
-            """WITH moved AS (
-                   UPDATE projection_positions AS pp SET next_offset = n.next_offset, updated_at = now()
-                   FROM unnest($3::int[], $4::bigint[]) AS n(partition, next_offset)
-                   WHERE pp.projection = $1 AND pp.topic = $2 AND pp.partition = n.partition
-               )
-               SELECT pg_notify($5, $6)""",
+            _ADVANCE,
             self.name,
             topic,
             partitions,
@@ -186,21 +222,22 @@ class ProjectionRunner:
             PROGRESS_CHANNEL,
             f"{self.name}|{topic}|{progress}",
         )
-        # Counted only once the transaction is sure to commit: nothing after this point can fail but COMMIT.
-        self._expected.update({p: next_offsets[p] for p in partitions})
         self.stats.applied += counts["applied"]
         self.stats.skipped_redelivered += counts["skipped"]
         self.stats.parked += counts["parked"]
         self.stats.dead_lettered += len(dead)
-        return parked
+        return {p: next_offsets[p] for p in partitions}
+
+    def _moved(self, partition: int, first_offset: int, stored: int) -> bool:
+        if self._expected.get(partition) != stored:
+            return True  # a rebuild reset it, another runner advanced it, or we never read it
+        # A batch starting past the stored position skipped something, unless we just re-read from there
+        # and the log has nothing at that offset (a gap Kafka leaves, e.g. after transaction markers).
+        return first_offset > stored and self._sought.get(partition) != stored
 
     async def _lock_positions(self, conn: asyncpg.Connection, topic: str, partitions: list[int]) -> dict[int, int]:
         """Lock this projection's position rows for the batch's partitions (creating missing ones at 0)."""
-        select = (
-            "SELECT partition, next_offset FROM projection_positions "
-            "WHERE projection = $1 AND topic = $2 AND partition = ANY($3::int[]) ORDER BY partition FOR UPDATE"
-        )
-        stored = {r["partition"]: r["next_offset"] for r in await conn.fetch(select, self.name, topic, partitions)}
+        stored = {r["partition"]: r["next_offset"] for r in await conn.fetch(_LOCK_POSITIONS, self.name, topic, partitions)}
         missing = [p for p in partitions if p not in stored]
         if missing:
             await conn.executemany(
@@ -208,7 +245,7 @@ class ProjectionRunner:
                 "ON CONFLICT DO NOTHING",
                 [(self.name, topic, p) for p in missing],
             )
-            rows = await conn.fetch(select, self.name, topic, missing)
+            rows = await conn.fetch(_LOCK_POSITIONS, self.name, topic, missing)
             stored.update({r["partition"]: r["next_offset"] for r in rows})
         return stored
 
@@ -220,24 +257,25 @@ class ProjectionRunner:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.error("projection %s: parking stream %s at %s: %s", self.name, event.stream, record.position, error)
-            self.stats.errors.append(error)
-            await conn.execute(
-                "INSERT INTO parked_streams (projection, stream, error) VALUES ($1, $2, $3) "
-                "ON CONFLICT (projection, stream) DO UPDATE SET error = EXCLUDED.error",
-                self.name,
-                event.stream,
-                error,
-            )
-            await self._park_event(conn, record, event)
+            self.stats.last_error = error
+            await self._park(conn, record, event.stream, error=error)
             return False
 
-    async def _park_event(self, conn: asyncpg.Connection, record: LogRecord, event: Envelope) -> None:
+    async def _park(self, conn: asyncpg.Connection, record: LogRecord, stream: str, error: str | None = None) -> None:
+        """Keep the event for later; the stream is parked from here on (with the error that parked it)."""
         pos = record.position
+        await conn.execute(
+            "INSERT INTO parked_streams (projection, stream, error) VALUES ($1, $2, $3) "
+            "ON CONFLICT (projection, stream) DO NOTHING",
+            self.name,
+            stream,
+            error or "waiting behind an earlier parked event",
+        )
         await conn.execute(
             'INSERT INTO parked_events (projection, stream, topic, partition, "offset", value) '
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             self.name,
-            event.stream,
+            stream,
             pos.topic,
             pos.partition,
             pos.offset,
@@ -262,28 +300,14 @@ class ProjectionRunner:
         await self.log.dead_letter(record, f"projection.{self.name}", reason)
 
     async def retry_parked(self) -> int:
-        """Try each parked stream again, in order; returns how many streams were released."""
+        """Try each parked stream again, its events in order; returns how many streams were released."""
         released = 0
         async with self.pool.acquire() as conn:
-            for stream in sorted(self._parked):
+            streams = [r["stream"] for r in await conn.fetch(_PARKED_STREAMS, self.name)]
+            for stream in streams:
                 try:
                     async with conn.transaction():
-                        rows = await conn.fetch(
-                            'SELECT value FROM parked_events WHERE projection = $1 AND stream = $2 ORDER BY "offset"',
-                            self.name,
-                            stream,
-                        )
-                        for row in rows:
-                            event = decode(row["value"])
-                            await _execute(conn, [(event.stream, st) for st in self.projection.statements(event)])
-                        await conn.execute(
-                            "DELETE FROM parked_events WHERE projection = $1 AND stream = $2", self.name, stream
-                        )
-                        await conn.execute(
-                            "DELETE FROM parked_streams WHERE projection = $1 AND stream = $2", self.name, stream
-                        )
-                    self._parked.discard(stream)
-                    released += 1
+                        released += await self._release(conn, stream)
                 except Exception as exc:
                     await conn.execute(
                         "UPDATE parked_streams SET attempts = attempts + 1, last_attempt_at = now(), error = $3 "
@@ -293,6 +317,48 @@ class ProjectionRunner:
                         f"{type(exc).__name__}: {exc}",
                     )
         return released
+
+    async def _release(self, conn: asyncpg.Connection, stream: str) -> int:
+        where = await conn.fetch(
+            "SELECT DISTINCT topic, partition FROM parked_events WHERE projection = $1 AND stream = $2", self.name, stream
+        )
+        # Positions first, as a batch does: no batch of these partitions runs (or parks more) meanwhile.
+        for row in where:
+            await conn.fetch(_LOCK_POSITIONS, self.name, row["topic"], [row["partition"]])
+        if not await conn.fetchval(
+            "SELECT 1 FROM parked_streams WHERE projection = $1 AND stream = $2 FOR UPDATE", self.name, stream
+        ):
+            return 0  # released by another runner, or reset by a rebuild
+        rows = await conn.fetch(
+            'SELECT topic, partition, "offset", value FROM parked_events '
+            'WHERE projection = $1 AND stream = $2 ORDER BY topic, partition, "offset"',
+            self.name,
+            stream,
+        )
+        for row in rows:
+            event = decode(row["value"])
+            await _execute(conn, [(event.stream, st) for st in self.projection.statements(event)])
+        await conn.execute("DELETE FROM parked_events WHERE projection = $1 AND stream = $2", self.name, stream)
+        await conn.execute("DELETE FROM parked_streams WHERE projection = $1 AND stream = $2", self.name, stream)
+        log.info("projection %s: released stream %s (%d events)", self.name, stream, len(rows))
+        return 1
+
+
+_PARKED_STREAMS = "SELECT stream FROM parked_streams WHERE projection = $1"
+
+_LOCK_POSITIONS = (
+    "SELECT partition, next_offset FROM projection_positions "
+    "WHERE projection = $1 AND topic = $2 AND partition = ANY($3::int[]) ORDER BY partition FOR UPDATE"
+)
+
+_ADVANCE = """
+WITH advanced AS (
+    UPDATE projection_positions AS pp SET next_offset = n.next_offset, updated_at = now()
+    FROM unnest($3::int[], $4::bigint[]) AS n(partition, next_offset)
+    WHERE pp.projection = $1 AND pp.topic = $2 AND pp.partition = n.partition
+)
+SELECT pg_notify($5, $6)
+"""
 
 
 def _decode(record: LogRecord) -> Envelope | UndecodableEvent:

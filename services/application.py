@@ -52,4 +52,11 @@ class Application:
             raise NotYetVisible(
                 f"accepted as event(s) {ids}, but the read models are behind ({exc}); query again shortly"
             ) from exc
+        parked = await self.progress.parked_among({e.stream for e in decision.events})
+        if parked:
+            projection, stream, error = parked[0]
+            raise NotYetVisible(
+                f"accepted, but projection {projection} has parked {stream} after an error ({error}): it will "
+                "show once the stream is released; see /healthz"
+            )
         return Accepted(decision.subject_id, decision.events, positions)

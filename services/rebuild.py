@@ -48,21 +48,23 @@ async def rebuild(
         shares = [share for share in (sorted(ends)[i::processes] for i in range(max(processes, 1))) if share]
         spawn = multiprocessing.get_context("spawn")
         workers = [spawn.Process(target=_replay_in_a_process, args=(settings, name, share)) for share in shares[1:]]
-        for worker in workers:
-            worker.start()
         stopping = asyncio.Event()
         runner = ProjectionRunner(target, event_log, pool, max_batch=REPLAY_BATCH, partitions=shares[0])
         task = asyncio.create_task(runner.run(stopping))
         try:
-            await _until_caught_up(pool, event_log.topic, name, ends, on_progress, task)
+            for worker in workers:
+                worker.start()
+            await _until_caught_up(pool, event_log.topic, name, ends, on_progress, task, workers)
             return time.perf_counter() - started
         finally:
             stopping.set()
-            await task
-            for worker in workers:
-                worker.join(30)
-                if worker.is_alive():
-                    worker.terminate()
+            try:
+                await task
+            finally:
+                for worker in workers:
+                    worker.join(30)
+                    if worker.is_alive():
+                        worker.terminate()
     finally:
         await event_log.close()
         await pool.close()
@@ -75,6 +77,7 @@ async def _until_caught_up(
     ends: dict[int, int],
     on_progress: Progress | None,
     runner: asyncio.Task[None] | None = None,
+    workers: Sequence[multiprocessing.process.BaseProcess] = (),
 ) -> None:
     total = sum(ends.values())
     while True:
@@ -88,6 +91,9 @@ async def _until_caught_up(
         if runner is not None and runner.done():
             runner.result()  # surfaces the runner's error
             raise RuntimeError(f"projection {name}: the replay stopped before catching up")
+        for worker in workers:
+            if worker.exitcode not in (None, 0):
+                raise RuntimeError(f"projection {name}: a replay process failed (exit {worker.exitcode}); run the rebuild again")
         await asyncio.sleep(0.05)
 
 

@@ -59,6 +59,7 @@ async def build(pool: asyncpg.Pool, dsn: str, batches: list[list[LogRecord]]) ->
     log = InMemoryEventLog(topic=batches[0][0].position.topic)
     for cls in PROJECTIONS.values():
         runner = ProjectionRunner(cls(), log, pool)
+        await runner.start_positions(list(range(PARTITIONS)))
         for batch in batches:
             await runner.apply_batch(batch)
     return await dump(dsn, TABLES)

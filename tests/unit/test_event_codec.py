@@ -61,7 +61,7 @@ def test_events_are_frozen() -> None:
         (b"[1, 2]", "JSON object"),
         (b'{"type": "runs.run_started"}', "missing or mistyped"),
         (b'{"type": "nope.happened", "version": 1, "payload": {}}', "unknown event type"),
-        (b'{"type": "runs.run_started", "version": 9, "payload": {}}', "upgrade modelreg"),
+        (b'{"type": "runs.run_started", "version": 9, "payload": {}}', "newer modelreg"),
     ],
 )
 def test_what_is_not_an_event_we_can_read_is_refused_with_a_reason(data: bytes, reason: str) -> None:
