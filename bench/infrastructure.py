@@ -58,13 +58,11 @@ def infrastructure() -> Iterator[Infrastructure]:
 
 
 def modelreg_process(settings: Settings, *args: str, capture: bool = False) -> subprocess.Popen[bytes]:
-    """Start a modelreg process (projector, api) against the benchmark's Kafka topic and database."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MODELREG_TOPIC": settings.topic,
-    }
+    """Start a modelreg process (projector, api) on the benchmark's database and log (Kafka if set)."""
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env |= {"DATABASE_URL": settings.database_url, "MODELREG_TOPIC": settings.topic}
+    if settings.kafka_bootstrap_servers:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
     return subprocess.Popen(
         [sys.executable, "-m", "modelreg.services.cli", *args],
         env=env,
