@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs what modelreg needs on a fresh machine: a virtualenv with the package and its extras, Java and
-# Maven (for the local Kafka broker), and Kafka's jars from Maven Central (cached after the first run).
-# Sourced by serve.sh and test.sh; safe to run again.
+# Installs what modelreg needs on a fresh machine: a virtualenv with the package and its extras and, when
+# WITH_KAFKA=1 (the tests), Java, Maven and Kafka's jars from Maven Central (cached after the first run)
+# for a local Kafka broker. Sourced by serve.sh and test.sh; safe to run again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+WITH_KAFKA=${WITH_KAFKA:-0}
 
-if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+if [ "$WITH_KAFKA" = 1 ] && { ! command -v java >/dev/null || ! command -v mvn >/dev/null; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "== installing Java and Maven (apt-get)"
     apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null
@@ -24,7 +25,7 @@ echo "== installing modelreg[server,test] into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q ".[server,test]"
 
-if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+if [ "$WITH_KAFKA" = 1 ] && [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   echo "== Kafka jars (fetched from Maven Central once, then cached)"
   .venv/bin/modelreg kafka fetch
 fi

@@ -3,6 +3,6 @@
 # (or use KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when set). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/setup.sh
+WITH_KAFKA=1 source scripts/setup.sh
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 exec .venv/bin/python -m pytest "$@"
