@@ -7,6 +7,7 @@ from typing import Any
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
 from modelreg.events.envelope import Event
+from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
 from modelreg.events.runs import RunFinished, RunStarted
 
@@ -20,6 +21,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         VersionLinked,
         AliasAdded,
         AliasRemoved,
+        ApiKeyIssued,
+        ApiKeyRevoked,
     )
 }
 

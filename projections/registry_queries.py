@@ -103,3 +103,11 @@ class RegistryQueries:
             artifact_version_id,
         )
         return [r["alias"] for r in rows]
+
+    async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
+        """The live key with this hash (None if unknown or revoked)."""
+        row = await self.pool.fetchrow(
+            "SELECT key_id, principal_kind, principal_id, role FROM api_keys WHERE key_sha256 = $1 AND revoked_at IS NULL",
+            key_sha256,
+        )
+        return dict(row) if row else None

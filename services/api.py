@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,7 @@ from graphql_server.aiohttp.views import GraphQLView
 from graphql_server.runtime import execute
 from graphql import GraphQLSchema
 
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, PermissionDenied
 from modelreg.events.envelope import Actor
 from modelreg.events.log import EventLog
 from modelreg.graphql.context import RequestContext
@@ -22,9 +23,11 @@ from modelreg.projections.migrations import migrate
 from modelreg.projections.progress import ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.application import Application
+from modelreg.services.commands import IssueApiKey
 from modelreg.services.database import create_pool
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations
 from modelreg.services.event_log import event_log_for
+from modelreg.services.handlers import key_sha256
 from modelreg.services.settings import Settings
 
 MAX_QUERY_DEPTH = 12
@@ -35,8 +38,16 @@ POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
 LOG: web.AppKey[EventLog] = web.AppKey("log")
 
 
-def actor_of(request: web.Request) -> Actor:
-    # Until API keys exist (registry issue), the caller names itself; every event still carries an actor.
+async def actor_of(request: web.Request, reads: RegistryQueries) -> Actor:
+    """The caller: the principal of its API key (`Authorization: Bearer mr_...`). Until roles are enforced
+    (the registry issue), a caller without a key may name itself in X-Modelreg-Actor."""
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, key = authorization.partition(" ")
+        found = await reads.principal_of_key(key_sha256(key.strip())) if scheme.lower() == "bearer" else None
+        if found is None:
+            raise PermissionDenied("unknown or revoked API key: check MODELREG_API_KEY, or ask an admin for a new key")
+        return Actor(kind=found["principal_kind"], id=found["principal_id"])
     raw = request.headers.get(ACTOR_HEADER, "user:anonymous")
     kind, _, ident = raw.partition(":")
     try:
@@ -53,9 +64,11 @@ class ModelregGraphQLView(GraphQLView):
     async def get_context(self, request: web.Request, response: Any) -> RequestContext:  # type: ignore[override]
         app = request.app[APP]
         try:
-            actor = actor_of(request)
+            actor = await actor_of(request, app.reads)
         except InvalidInput as exc:
             raise web.HTTPBadRequest(text=exc.message) from None
+        except PermissionDenied as exc:
+            raise web.HTTPUnauthorized(text=exc.message) from None
         return RequestContext(app=app, reads=app.reads, actor=actor)
 
     async def execute_operation(self, request_adapter, request_data, context, root_value, allowed_operation_types):  # type: ignore[no-untyped-def]
@@ -110,6 +123,20 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def index(request: web.Request) -> web.Response:
     raise web.HTTPFound("/graphql")
+
+
+async def issue_first_admin_key(app: web.Application, key_file: Path) -> str | None:
+    """On an installation's first start, issue an admin key and keep it in `key_file` (mode 600)."""
+    if key_file.exists():
+        return None
+    accepted = await app[APP].execute(
+        IssueApiKey(principal_kind="user", principal_id="admin", role="admin", label="created on first start"),
+        Actor(kind="service", id="modelreg-server"),
+    )
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.touch(mode=0o600)
+    key_file.write_text(accepted.subject_id + "\n")
+    return str(key_file)
 
 
 def create_app(settings: Settings) -> web.Application:

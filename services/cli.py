@@ -84,7 +84,8 @@ def server(
         database_url = _database_url(data_dir, database_url)
         settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
         stopping = asyncio.Event()
-        _run_until_signal(_serve(settings, host, port, stopping, with_projector=True), stopping)
+        serving = _serve(settings, host, port, stopping, with_projector=True, admin_key_file=data_dir / "admin-api-key")
+        _run_until_signal(serving, stopping)
 
 
 def _database_url(data_dir: Path | None, database_url: str | None) -> str:
@@ -195,27 +196,34 @@ def import_command(data_dir: Path | None, database_url: str | None, topic: str, 
     click.echo(f"imported {count} events from {file}")
 
 
-async def _serve(settings: Any, host: str, port: int, stopping: asyncio.Event, *, with_projector: bool) -> None:
+async def _serve(
+    settings: Any, host: str, port: int, stopping: asyncio.Event, *, with_projector: bool, admin_key_file: Path | None = None
+) -> None:
     from aiohttp import web
 
-    from modelreg.services.api import create_app
-    from modelreg.services.projector import run_projector
+    from modelreg.services.api import create_app, issue_first_admin_key
+    from modelreg.services.projector import run_projector, tune_gc_for_batches
 
-    from modelreg.services.projector import tune_gc_for_batches
-
-    runner = web.AppRunner(create_app(settings))
+    app = create_app(settings)
+    runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    projector = asyncio.create_task(run_projector(settings, stopping)) if with_projector else None
     tune_gc_for_batches()
-    log = f"Kafka {settings.kafka_bootstrap_servers}" if settings.kafka_bootstrap_servers else "Postgres"
-    click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (event log: {log}; Ctrl-C stops)")
     try:
-        if with_projector:
-            await run_projector(settings, stopping)
+        if admin_key_file is not None and (created := await issue_first_admin_key(app, admin_key_file)):
+            click.echo(f"first start: an admin API key was written to {created} (keep it secret; send it as 'Authorization: Bearer <key>')")
+        log = f"Kafka {settings.kafka_bootstrap_servers}" if settings.kafka_bootstrap_servers else "Postgres"
+        click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (event log: {log}; Ctrl-C stops)")
+        if projector is not None:
+            await projector
         else:
             await stopping.wait()
     finally:
+        stopping.set()
+        if projector is not None and not projector.done():
+            await projector
         await runner.cleanup()
 
 

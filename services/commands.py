@@ -77,3 +77,10 @@ class AddAlias(Command):
 class RemoveAlias(Command):
     registered_model: RegisteredModelName
     alias: AliasName
+
+
+class IssueApiKey(Command):
+    principal_kind: Literal["user", "service"]
+    principal_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=200)
+    role: Literal["admin", "member", "viewer"] = "member"
+    label: str | None = Field(default=None, max_length=200)

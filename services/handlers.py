@@ -7,6 +7,7 @@ They do not append: the application service appends what they decide, then waits
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from uuid_utils.compat import uuid7
 from modelreg.errors import Conflict, InvalidInput, NotFound
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed, ManifestEntry, artifact_stream
 from modelreg.events.envelope import Actor, Envelope, Event
+from modelreg.events.identity import ApiKeyIssued, principal_stream
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked, registered_model_stream
 from modelreg.events.runs import RunFinished, RunStarted, run_stream
 from modelreg.projections.registry_queries import RegistryQueries
@@ -24,6 +26,7 @@ from modelreg.services.commands import (
     AddAlias,
     Command,
     FinishRun,
+    IssueApiKey,
     LinkVersion,
     LogArtifactVersion,
     RemoveAlias,
@@ -149,6 +152,19 @@ async def remove_alias(cmd: RemoveAlias, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], target)
 
 
+def key_sha256(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def issue_api_key(cmd: IssueApiKey, ctx: CommandContext) -> Decision:
+    """The key is the Decision's subject: returned once to the caller, only its hash goes on the log."""
+    key_id = secrets.token_hex(6)
+    key = f"mr_{key_id}_{secrets.token_urlsafe(32)}"
+    principal = Actor(kind=cmd.principal_kind, id=cmd.principal_id)
+    payload = ApiKeyIssued(key_id=key_id, principal=principal, key_sha256=key_sha256(key), role=cmd.role, label=cmd.label)
+    return Decision([ctx.event(payload, principal_stream(principal))], key)
+
+
 Handler = Callable[[Any, CommandContext], Awaitable[Decision]]
 
 HANDLERS: dict[type[Command], Handler] = {
@@ -159,4 +175,5 @@ HANDLERS: dict[type[Command], Handler] = {
     LinkVersion: link_version,
     AddAlias: add_alias,
     RemoveAlias: remove_alias,
+    IssueApiKey: issue_api_key,
 }

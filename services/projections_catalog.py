@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from modelreg.projections.audit import AuditProjection
+from modelreg.projections.identity import IdentityProjection
 from modelreg.projections.migrations import Migration
 from modelreg.projections.positions import RUNTIME_MIGRATIONS
 from modelreg.projections.projection import Projection
 from modelreg.projections.registry import RegistryProjection
 
-PROJECTIONS: dict[str, type[Projection]] = {cls.name: cls for cls in (RegistryProjection, AuditProjection)}
+PROJECTIONS: dict[str, type[Projection]] = {
+    cls.name: cls for cls in (RegistryProjection, AuditProjection, IdentityProjection)
+}
 
 
 def all_migrations() -> list[Migration]:

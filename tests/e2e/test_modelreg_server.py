@@ -35,9 +35,12 @@ def stop_server(server: subprocess.Popen[str], how: signal.Signals = signal.SIGT
     return server.wait(60)
 
 
-async def graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    async with aiohttp.ClientSession(headers={"X-Modelreg-Actor": "user:alice"}) as http:
+async def graphql(url: str, query: str, variables: dict | None = None, key: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {key}"} if key else {"X-Modelreg-Actor": "user:alice"}
+    async with aiohttp.ClientSession(headers=headers) as http:
         async with http.post(url, json={"query": query, "variables": variables or {}}) as response:
+            if response.status != 200:
+                return {"status": response.status, "text": await response.text()}
             return await response.json()
 
 
@@ -48,15 +51,20 @@ async def test_the_server_needs_nothing_but_pip_and_keeps_its_data_across_a_rest
     port = 18700 + os.getpid() % 200
     server, url = start_server(tmp_path, port)
     try:
-        logged = await graphql(url, LOG_VERSION, {"input": version_input("classifier", b"weights")})
+        key = (tmp_path / "admin-api-key").read_text().strip()  # created on the first start
+        logged = await graphql(url, LOG_VERSION, {"input": version_input("classifier", b"weights")}, key=key)
+        assert logged["data"]["logArtifactVersion"]["createdBy"] == "user:admin"
         version_id = logged["data"]["logArtifactVersion"]["id"]
+        refused = await graphql(url, LOG_VERSION, {"input": version_input("classifier", b"other")}, key="mr_nope")
+        assert refused["status"] == 401 and "unknown or revoked API key" in refused["text"]
     finally:
         exit_code = stop_server(server, stopped_by)
     assert exit_code == (0 if stopped_by == signal.SIGTERM else -signal.SIGKILL)
 
     server, url = start_server(tmp_path, port)
     try:
-        found = await graphql(url, '{ artifactVersion(ref: "acme/nature/classifier:latest") { id version } }')
+        found = await graphql(url, '{ artifactVersion(ref: "acme/nature/classifier:latest") { id version } }', key=key)
         assert found["data"]["artifactVersion"] == {"id": version_id, "version": "v0"}
+        assert (tmp_path / "admin-api-key").read_text().strip() == key  # not replaced on a restart
     finally:
         assert stop_server(server) == 0

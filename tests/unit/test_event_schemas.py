@@ -12,6 +12,8 @@ from support.history import registry_history
 
 from modelreg.events.catalog import EVENT_TYPES
 from modelreg.events.codec import encode
+from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, principal_stream
 from modelreg.services.cli import main
 
 
@@ -21,11 +23,18 @@ def test_the_export_command_writes_one_schema_per_event_type(tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{t}.v{c.version}.json" for t, c in EVENT_TYPES.items())
 
 
+def identity_events() -> list[Envelope]:
+    admin = Actor(kind="user", id="admin")
+    issued = ApiKeyIssued(key_id="0123456789ab", principal=admin, key_sha256="f" * 64, role="admin")
+    revoked = ApiKeyRevoked(key_id="0123456789ab", principal=admin)
+    return [Envelope.new(p, stream=principal_stream(admin), actor=admin) for p in (issued, revoked)]
+
+
 def test_exported_schemas_validate_real_serialized_events_and_reject_others(tmp_path: Path) -> None:
     CliRunner().invoke(main, ["schemas", "export", str(tmp_path)])
     schemas = {p.name: json.loads(p.read_text()) for p in tmp_path.iterdir()}
     seen = set()
-    for event in registry_history(400):
+    for event in [*registry_history(400), *identity_events()]:
         wire = orjson.loads(encode(event))
         schema = schemas[f"{event.type}.v{event.version}.json"]
         jsonschema.validate(wire, schema)
