@@ -51,7 +51,8 @@ class RunnerStats:
     last_error: str | None = None
 
 
-Decoded = list[tuple[LogRecord, "Envelope | UndecodableEvent"]]
+# None: an event of a type the projection does not handle, left undecoded (the position still advances).
+Decoded = list[tuple[LogRecord, "Envelope | UndecodableEvent | None"]]
 
 
 class ProjectionRunner:
@@ -77,6 +78,8 @@ class ProjectionRunner:
         self._expected: dict[int, int] = {}  # where this runner believes each partition's stored position is
         self._sought: dict[int, int] = {}  # the offset each partition was last re-read from
         self._subscription: Subscription | None = None
+        handled = projection.handled_types()
+        self._handled: set[bytes] | None = None if "*" in handled else {t.encode() for t in handled}
 
     @property
     def name(self) -> str:
@@ -148,7 +151,7 @@ class ProjectionRunner:
                 self._subscription.seek(partition, offset)
 
     async def apply_batch(self, records: Sequence[LogRecord]) -> None:
-        decoded: Decoded = [(record, _decode(record)) for record in records]
+        decoded: Decoded = [(record, self._decode(record)) for record in records]
         try:
             async with self.pool.acquire() as conn:
                 try:
@@ -192,6 +195,8 @@ class ProjectionRunner:
                 counts["skipped"] += 1  # redelivered: already applied in an earlier transaction
                 continue
             next_offsets[p] = offset + 1
+            if event is None:
+                continue  # a type this projection does not handle
             if isinstance(event, NewerSchemaVersion):
                 await self._park(conn, record, event.stream, error=str(event))
                 parked.add(event.stream)
@@ -298,6 +303,17 @@ class ProjectionRunner:
         )
         # Before our COMMIT: a crash in between sends it twice (at least once), never zero times.
         await self.log.dead_letter(record, f"projection.{self.name}", reason)
+
+    def _decode(self, record: LogRecord) -> Envelope | UndecodableEvent | None:
+        # Our producers tag each record with its type; a projection interested in a few types (identity)
+        # then skips the rest without paying for decoding them. Untagged records are always decoded.
+        if self._handled is not None and record.headers:
+            for name, value in record.headers:
+                if name == "type":
+                    if value not in self._handled:
+                        return None
+                    break
+        return _decode(record)
 
     async def retry_parked(self) -> int:
         """Try each parked stream again, its events in order; returns how many streams were released."""

@@ -154,7 +154,7 @@ def create_app(settings: Settings) -> web.Application:
             event_log,
             RegistryQueries(pool),
             progress,
-            projections=list(PROJECTIONS),
+            projections={name: cls().handled_types() for name, cls in PROJECTIONS.items()},
             read_your_writes_timeout_s=settings.read_your_writes_timeout_s,
         )
         yield

@@ -24,20 +24,26 @@ class Accepted:
 
 
 class Application:
+    """Read-your-writes waits for the projections that show the appended events, not for the others."""
+
     def __init__(
         self,
         log: EventLog,
         reads: RegistryQueries,
         progress: ProjectionProgress,
         *,
-        projections: Sequence[str],
+        projections: dict[str, set[str]],
         read_your_writes_timeout_s: float = 5.0,
     ) -> None:
         self.log = log
         self.reads = reads
         self.progress = progress
-        self.projections = tuple(projections)
+        self.projections = projections  # name -> the event types it handles ("*": all)
         self.read_your_writes_timeout_s = read_your_writes_timeout_s
+
+    def _showing(self, events: Sequence[Envelope]) -> list[str]:
+        types = {e.type for e in events}
+        return [name for name, handled in self.projections.items() if "*" in handled or types & handled]
 
     async def execute(self, command: Command, actor: Actor, correlation_id: UUID | None = None) -> Accepted:
         handler = HANDLERS[type(command)]
@@ -46,7 +52,7 @@ class Application:
             return Accepted(decision.subject_id, [], [])
         positions = await self.log.append(decision.events)
         try:
-            await self.progress.wait_for(self.projections, positions, self.read_your_writes_timeout_s)
+            await self.progress.wait_for(self._showing(decision.events), positions, self.read_your_writes_timeout_s)
         except ProjectionLagging as exc:
             ids = ", ".join(str(e.id) for e in decision.events)
             raise NotYetVisible(

@@ -219,3 +219,22 @@ async def test_migrations_apply_once_even_when_run_again(pool: asyncpg.Pool) -> 
     assert await migrate(pool, all_migrations()) == []
     count = await pool.fetchval("SELECT count(*) FROM schema_migrations")
     assert count == len(all_migrations())
+
+
+async def test_a_projection_passes_over_types_it_does_not_handle_and_still_advances(
+    settings: Settings, pool: asyncpg.Pool, event_log: EventLog
+) -> None:
+    from modelreg.events.envelope import Actor
+    from modelreg.events.identity import ApiKeyIssued, principal_stream
+    from modelreg.projections.identity import IdentityProjection
+
+    admin = Actor(kind="user", id="admin")
+    issued = ApiKeyIssued(key_id="0123456789ab", principal=admin, key_sha256="a" * 64, role="admin")
+    await event_log.append([*registry_history(200), Envelope.new(issued, stream=principal_stream(admin), actor=admin)])
+
+    runner = ProjectionRunner(IdentityProjection(), event_log, pool)
+    async with running(runner):
+        await wait_until(lambda: caught_up(settings.database_url, event_log, "identity"))
+
+    assert runner.stats.applied == 1
+    assert await pool.fetchval("SELECT principal_id FROM api_keys") == "admin"
