@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' generated histories
 
 from infrastructure import Infrastructure, modelreg_process  # noqa: E402
-from ingest import LINK, LOG, SET_ALIAS, say, wait_applied  # noqa: E402
+from ingest import LINK, LOG, SET_ALIAS, _projector_processes, say, wait_applied  # noqa: E402
 from support.history import registry_history  # noqa: E402
 
 from modelreg.events.postgres_log import PostgresEventLog  # noqa: E402
@@ -95,7 +95,7 @@ async def end_to_end(infra: Infrastructure, events_n: int) -> float:
     await migrate(pool, all_migrations())
     log = PostgresEventLog(settings.database_url, settings.topic)
     await log.start()
-    projectors = [modelreg_process(settings, "projector", "--projection", name) for name in PROJECTIONS]
+    projectors = _projector_processes(settings)
     try:
         await asyncio.sleep(2)
         started = time.perf_counter()

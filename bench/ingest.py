@@ -89,6 +89,14 @@ async def wait_applied(pool: asyncpg.Pool, topic: str, total: int, label: str) -
         await asyncio.sleep(0.02)
 
 
+def _projector_processes(settings: Settings) -> list:
+    """Two projector processes for two cores: the audit log in one, the registry and identity in the other."""
+    return [
+        modelreg_process(settings, "projector", "--projection", "audit"),
+        modelreg_process(settings, "projector", "--projection", "registry", "--projection", "identity"),
+    ]
+
+
 def stop(process: object) -> None:
     process.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
     process.wait(30)  # type: ignore[attr-defined]
@@ -100,8 +108,7 @@ async def end_to_end_and_rebuild(infra: Infrastructure, events: list) -> tuple[f
     await migrate(pool, all_migrations())
     log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
     await log.start()
-    # One process per projection, as a deployment on two cores would run them.
-    projectors = [modelreg_process(settings, "projector", "--projection", name) for name in PROJECTIONS]
+    projectors = _projector_processes(settings)
     try:
         await asyncio.sleep(3)  # let the consumers join their groups before the clock starts
         started = time.perf_counter()
@@ -148,7 +155,7 @@ LINK = """mutation($id: ID!) { linkArtifactVersion(registeredModel: "bench-model
 async def command_latency(infra: Infrastructure, commands: int) -> list[float]:
     settings = await infra.fresh_settings()
     port = 18000 + (int(time.time()) % 1000)
-    processes = [modelreg_process(settings, "projector", "--projection", name) for name in PROJECTIONS]
+    processes = _projector_processes(settings)
     processes.append(modelreg_process(settings, "api", "--port", str(port)))
     url = f"http://127.0.0.1:{port}/graphql"
     try:

@@ -34,6 +34,8 @@ class ProjectionProgress:
         self._changed = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._safety_poll_s = safety_poll_s
+        self._maybe_parked = True  # until a check says no stream is parked
+        self._parked_checked_at = float("-inf")
 
     async def start(self) -> None:
         self._listener = await self._pool.acquire()
@@ -53,6 +55,9 @@ class ProjectionProgress:
         self._wake()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith("parked:"):
+            self._maybe_parked = True
+            return
         if payload.startswith("reset:"):
             projection = payload.removeprefix("reset:")
             for key in self._reached:
@@ -93,9 +98,17 @@ class ProjectionProgress:
                     log.warning("read-your-writes: cannot read projection positions", exc_info=True)
 
     async def parked_among(self, streams: Iterable[str]) -> list[tuple[str, str, str]]:
-        """(projection, stream, error) for those of `streams` that are parked: their events are not applied."""
+        """(projection, stream, error) for those of `streams` that are parked: their events are not applied.
+
+        Parking is rare, so this asks Postgres only while something may be parked (runners announce it)
+        and otherwise at most once a second."""
+        now = asyncio.get_running_loop().time()
+        if not self._maybe_parked and now - self._parked_checked_at < 1.0:
+            return []
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT projection, stream, error FROM parked_streams WHERE stream = ANY($1::text[])", list(streams)
             )
+            self._maybe_parked = bool(rows) or bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM parked_streams)"))
+        self._parked_checked_at = now
         return [(r["projection"], r["stream"], r["error"]) for r in rows]

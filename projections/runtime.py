@@ -152,6 +152,8 @@ class ProjectionRunner:
 
     async def apply_batch(self, records: Sequence[LogRecord]) -> None:
         decoded: Decoded = [(record, self._decode(record)) for record in records]
+        if all(event is None for _, event in decoded) and await self._pass_over(decoded):
+            return
         try:
             async with self.pool.acquire() as conn:
                 try:
@@ -180,10 +182,9 @@ class ProjectionRunner:
         for record, _ in decoded:
             first.setdefault(record.position.partition, record.position.offset)
         partitions = sorted(first)
-        stored = await self._lock_positions(conn, topic, partitions)
+        stored, parked = await self._lock_positions(conn, topic, partitions)
         if any(self._moved(p, first[p], stored[p]) for p in partitions):
             raise PositionMoved({p: stored[p] for p in partitions})
-        parked = {r["stream"] for r in await conn.fetch(_PARKED_STREAMS, self.name)}
 
         next_offsets = dict(stored)
         pending: list[tuple[str, Statement]] = []
@@ -233,6 +234,31 @@ class ProjectionRunner:
         self.stats.dead_lettered += len(dead)
         return {p: next_offsets[p] for p in partitions}
 
+    async def _pass_over(self, decoded: Decoded) -> bool:
+        """A batch with nothing for this projection only moves its positions: one compare-and-set
+        statement instead of a transaction. False when that cannot be done (let the full path decide)."""
+        first: dict[int, int] = {}
+        last: dict[int, int] = {}
+        for record, _ in decoded:
+            first.setdefault(record.position.partition, record.position.offset)
+            last[record.position.partition] = record.position.offset
+        partitions = sorted(first)
+        if any(p not in self._expected or first[p] != self._expected[p] for p in partitions):
+            return False  # not contiguous with what we know was stored: the full path checks and re-reads
+        advanced = await self.pool.fetchval(
+            _PASS_OVER,
+            self.name,
+            self.log.topic,
+            partitions,
+            [last[p] + 1 for p in partitions],
+            [self._expected[p] for p in partitions],
+        )
+        if sorted(advanced or []) != partitions:
+            return False  # moved (or the row does not exist yet): the full path re-reads or creates it
+        self._expected.update({p: last[p] + 1 for p in partitions})
+        self.stats.batches += 1
+        return True
+
     def _moved(self, partition: int, first_offset: int, stored: int) -> bool:
         if self._expected.get(partition) != stored:
             return True  # a rebuild reset it, another runner advanced it, or we never read it
@@ -240,9 +266,13 @@ class ProjectionRunner:
         # and the log has nothing at that offset (a gap Kafka leaves, e.g. after transaction markers).
         return first_offset > stored and self._sought.get(partition) != stored
 
-    async def _lock_positions(self, conn: asyncpg.Connection, topic: str, partitions: list[int]) -> dict[int, int]:
-        """Lock this projection's position rows for the batch's partitions (creating missing ones at 0)."""
-        stored = {r["partition"]: r["next_offset"] for r in await conn.fetch(_LOCK_POSITIONS, self.name, topic, partitions)}
+    async def _lock_positions(
+        self, conn: asyncpg.Connection, topic: str, partitions: list[int]
+    ) -> tuple[dict[int, int], set[str]]:
+        """Lock this projection's position rows for the batch's partitions (creating missing ones at 0);
+        returns them with the projection's parked streams, read under the lock in the same round trip."""
+        rows = await conn.fetch(_LOCK_POSITIONS, self.name, topic, partitions)
+        stored = {r["partition"]: r["next_offset"] for r in rows}
         missing = [p for p in partitions if p not in stored]
         if missing:
             await conn.executemany(
@@ -250,9 +280,12 @@ class ProjectionRunner:
                 "ON CONFLICT DO NOTHING",
                 [(self.name, topic, p) for p in missing],
             )
-            rows = await conn.fetch(_LOCK_POSITIONS, self.name, topic, missing)
-            stored.update({r["partition"]: r["next_offset"] for r in rows})
-        return stored
+            rows = await conn.fetch(_LOCK_POSITIONS, self.name, topic, partitions)
+            stored = {r["partition"]: r["next_offset"] for r in rows}
+        parked = set(rows[0]["parked"] or ()) if rows else set()
+        if parked:
+            await conn.execute("SELECT pg_notify($1, $2)", PROGRESS_CHANNEL, f"parked:{self.name}")
+        return stored, parked
 
     async def _apply_isolated(self, conn: asyncpg.Connection, record: LogRecord, event: Envelope) -> bool:
         try:
@@ -269,6 +302,7 @@ class ProjectionRunner:
     async def _park(self, conn: asyncpg.Connection, record: LogRecord, stream: str, error: str | None = None) -> None:
         """Keep the event for later; the stream is parked from here on (with the error that parked it)."""
         pos = record.position
+        await conn.execute("SELECT pg_notify($1, $2)", PROGRESS_CHANNEL, f"parked:{self.name}")
         await conn.execute(
             "INSERT INTO parked_streams (projection, stream, error) VALUES ($1, $2, $3) "
             "ON CONFLICT (projection, stream) DO NOTHING",
@@ -340,7 +374,7 @@ class ProjectionRunner:
         )
         # Positions first, as a batch does: no batch of these partitions runs (or parks more) meanwhile.
         for row in where:
-            await conn.fetch(_LOCK_POSITIONS, self.name, row["topic"], [row["partition"]])
+            await self._lock_positions(conn, row["topic"], [row["partition"]])
         if not await conn.fetchval(
             "SELECT 1 FROM parked_streams WHERE projection = $1 AND stream = $2 FOR UPDATE", self.name, stream
         ):
@@ -362,10 +396,25 @@ class ProjectionRunner:
 
 _PARKED_STREAMS = "SELECT stream FROM parked_streams WHERE projection = $1"
 
-_LOCK_POSITIONS = (
-    "SELECT partition, next_offset FROM projection_positions "
-    "WHERE projection = $1 AND topic = $2 AND partition = ANY($3::int[]) ORDER BY partition FOR UPDATE"
+_LOCK_POSITIONS = """
+SELECT partition, next_offset,
+       (SELECT array_agg(stream) FROM parked_streams WHERE projection = $1) AS parked
+FROM projection_positions
+WHERE projection = $1 AND topic = $2 AND partition = ANY($3::int[])
+ORDER BY partition
+FOR UPDATE OF projection_positions
+"""
+
+# Advances only the rows still where this runner left them; returns the partitions it advanced.
+_PASS_OVER = """
+WITH advanced AS (
+    UPDATE projection_positions AS pp SET next_offset = n.next_offset, updated_at = now()
+    FROM unnest($3::int[], $4::bigint[], $5::bigint[]) AS n(partition, next_offset, expected)
+    WHERE pp.projection = $1 AND pp.topic = $2 AND pp.partition = n.partition AND pp.next_offset = n.expected
+    RETURNING pp.partition
 )
+SELECT array_agg(partition) FROM advanced
+"""
 
 _ADVANCE = """
 WITH advanced AS (
