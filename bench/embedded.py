@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' generated histories
 
 from infrastructure import Infrastructure, modelreg_process  # noqa: E402
-from ingest import LINK, LOG, SET_ALIAS, _projector_processes, say, wait_applied  # noqa: E402
+from ingest import LINK, LOG, SET_ALIAS, WARM_UP_COMMANDS, _projector_processes, say, wait_applied  # noqa: E402
 from support.history import registry_history  # noqa: E402
 
 from modelreg.events.postgres_log import PostgresEventLog  # noqa: E402
@@ -77,7 +77,7 @@ async def command_latency(url: str, commands: int) -> list[float]:
             data = await gql(LOG, {"i": {"entity": "acme", "project": "bench", "name": "m", "type": "model", "files": files}})
             ids.append(data["logArtifactVersion"]["id"])
             await gql(LINK, {"id": ids[-1]})
-        for i in range(20):
+        for i in range(WARM_UP_COMMANDS):
             await gql(SET_ALIAS, {"id": ids[i % 2]})
         latencies = []
         for i in range(commands):
