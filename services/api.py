@@ -23,6 +23,8 @@ from modelreg.projections.migrations import migrate
 from modelreg.projections.progress import ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.application import Application
+from modelreg.services.blob_routes import add_blob_routes
+from modelreg.services.blob_store import FolderBlobStore
 from modelreg.services.commands import IssueApiKey
 from modelreg.services.database import create_pool
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations
@@ -140,7 +142,7 @@ async def issue_first_admin_key(app: web.Application, key_file: Path) -> str | N
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=1024**2)
 
     async def components(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, min_size=2, max_size=20)
@@ -163,6 +165,7 @@ def create_app(settings: Settings) -> web.Application:
         await pool.close()
 
     app.cleanup_ctx.append(components)
+    add_blob_routes(app, FolderBlobStore(settings.blob_dir or Path("blobs")))
     view = ModelregGraphQLView(schema=build_schema().graphql_schema, graphql_ide="graphiql")
     app.router.add_route("*", "/graphql", view)
     app.router.add_get("/healthz", healthz)

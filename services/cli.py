@@ -82,7 +82,9 @@ def server(
             stack.callback(broker.stop)
             kafka = broker.bootstrap_servers
         database_url = _database_url(data_dir, database_url)
-        settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
+        settings = Settings(
+            database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, blob_dir=data_dir / "blobs"
+        )
         stopping = asyncio.Event()
         serving = _serve(settings, host, port, stopping, with_projector=True, admin_key_file=data_dir / "admin-api-key")
         _run_until_signal(serving, stopping)
@@ -231,12 +233,18 @@ async def _serve(
 @_infra_options
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-def api(kafka: str | None, database_url: str, topic: str, host: str, port: int) -> None:
-    """Run the API service alone (GraphQL, /healthz, commands)."""
+@click.option(
+    "--blob-dir", envvar="MODELREG_BLOB_DIR", type=click.Path(path_type=Path), default=None, help="Where artifact files are kept."
+)
+def api(kafka: str | None, database_url: str, topic: str, host: str, port: int, blob_dir: Path | None) -> None:
+    """Run the API service alone (GraphQL, /healthz, commands, artifact files)."""
+    import platformdirs
+
     from modelreg.services.settings import Settings
 
     stopping = asyncio.Event()
-    settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
+    blob_dir = blob_dir or Path(platformdirs.user_data_dir("modelreg")) / "blobs"
+    settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, blob_dir=blob_dir)
     _run_until_signal(_serve(settings, host, port, stopping, with_projector=False), stopping)
 
 

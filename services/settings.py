@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -13,3 +14,5 @@ class Settings:
     topic: str = "modelreg.events"
     partitions: int = 6
     read_your_writes_timeout_s: float = 5.0
+    # Where artifact files are kept (content-addressed); None: `blobs` under the current folder.
+    blob_dir: Path | None = None

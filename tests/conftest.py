@@ -96,9 +96,11 @@ def log_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(request: pytest.FixtureRequest, database_url: str, topic: str, log_kind: str) -> Settings:
+def settings(request: pytest.FixtureRequest, database_url: str, topic: str, log_kind: str, tmp_path: Path) -> Settings:
     kafka = request.getfixturevalue("kafka_bootstrap") if log_kind == "kafka" else None
-    return Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, partitions=3)
+    return Settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, partitions=3, blob_dir=tmp_path / "blobs"
+    )
 
 
 @pytest.fixture

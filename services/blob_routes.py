@@ -1,0 +1,54 @@
+"""HTTP routes of the blob store: HEAD to ask, PUT to upload (streamed, verified), GET to download."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from modelreg.errors import InvalidInput
+from modelreg.services.blob_store import FolderBlobStore
+
+BLOBS: web.AppKey[FolderBlobStore] = web.AppKey("blobs", FolderBlobStore)
+CHUNK = 1024 * 1024
+
+
+def _path_or_400(request: web.Request) -> tuple[FolderBlobStore, str]:
+    store, digest = request.app[BLOBS], request.match_info["digest"]
+    try:
+        store.path(digest)
+    except InvalidInput as exc:
+        raise web.HTTPBadRequest(text=exc.message) from None
+    return store, digest
+
+
+async def head_blob(request: web.Request) -> web.Response:
+    store, digest = _path_or_400(request)
+    if not store.has(digest):
+        raise web.HTTPNotFound(text=f"no blob {digest}")
+    return web.Response(headers={"Content-Length": str(store.path(digest).stat().st_size)})
+
+
+async def put_blob(request: web.Request) -> web.Response:
+    store, digest = _path_or_400(request)
+    if store.has(digest):
+        async for _ in request.content.iter_chunked(CHUNK):  # drain: the client may already be sending
+            pass
+        return web.json_response({"digest": digest, "stored": False})
+    try:
+        size = await store.put(digest, request.content.iter_chunked(CHUNK))
+    except InvalidInput as exc:
+        raise web.HTTPBadRequest(text=exc.message) from None
+    return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
+
+
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    store, digest = _path_or_400(request)
+    if not store.has(digest):
+        raise web.HTTPNotFound(text=f"no blob {digest}: was the artifact version uploaded completely?")
+    return web.FileResponse(store.path(digest), chunk_size=CHUNK)
+
+
+def add_blob_routes(app: web.Application, store: FolderBlobStore) -> None:
+    app[BLOBS] = store
+    app.router.add_route("HEAD", "/blobs/{digest}", head_blob)
+    app.router.add_put("/blobs/{digest}", put_blob)
+    app.router.add_get("/blobs/{digest}", get_blob, allow_head=False)
