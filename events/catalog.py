@@ -9,13 +9,14 @@ from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
 from modelreg.events.envelope import Event
 from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
-from modelreg.events.runs import RunFinished, RunStarted
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         RunStarted,
         RunFinished,
+        MetricsLogged,
         ArtifactVersionLogged,
         ArtifactVersionUsed,
         VersionLinked,

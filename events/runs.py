@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelreg.events.envelope import Event
 from modelreg.events.names import EntityName, ProjectName, RunId
@@ -38,3 +39,34 @@ class RunFinished(Event):
     state: Literal["finished", "failed", "crashed"]
     exit_code: int | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
+
+
+class MetricRow(BaseModel):
+    """The values logged at one step: `run.log({"loss": 0.1, "acc": 0.9}, step=3)`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    step: int = Field(ge=0)
+    values: dict[str, float] = Field(min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _finite_named_numbers(cls, values: dict[str, float]) -> dict[str, float]:
+        for key, value in values.items():
+            if not key or len(key) > 200:
+                raise ValueError(f"metric name {key!r} must have 1 to 200 characters")
+            if not math.isfinite(value):
+                raise ValueError(f"metric {key!r} is {value}: only finite numbers can be logged")
+        return values
+
+
+class MetricsLogged(Event):
+    """A batch of metric rows, as the client sends them (it buffers `run.log` calls)."""
+
+    type = "runs.metrics_logged"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    rows: tuple[MetricRow, ...] = Field(min_length=1, max_length=10_000)

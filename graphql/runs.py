@@ -10,7 +10,13 @@ from graphene.types.generic import GenericScalar
 from modelreg.errors import NotFound
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
-from modelreg.services.commands import FinishRun, StartRun
+from modelreg.services.commands import FinishRun, LogMetrics, StartRun
+
+
+class MetricPoint(graphene.ObjectType):
+    key = graphene.String(required=True)
+    step = graphene.Int(required=True)
+    value = graphene.Float(required=True)
 
 
 class Run(graphene.ObjectType):
@@ -27,6 +33,11 @@ class Run(graphene.ObjectType):
     started_at = graphene.DateTime(required=True)
     started_by = graphene.String(required=True)
     finished_at = graphene.DateTime()
+    metrics = graphene.List(graphene.NonNull(MetricPoint), required=True, key=graphene.String())
+
+    @staticmethod
+    async def resolve_metrics(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:
+        return await info.context.reads.metrics(row["entity"], row["project"], row["run_id"], key)
 
 
 class RunQueries(graphene.ObjectType):
@@ -66,9 +77,29 @@ async def _run_after(info: graphene.ResolveInfo, command: StartRun | FinishRun) 
     return run
 
 
+class MetricRowInput(graphene.InputObjectType):
+    step = graphene.Int(required=True)
+    values = GenericScalar(required=True, description='{"loss": 0.1, "acc": 0.9}')
+
+
 class RunMutations(graphene.ObjectType):
     start_run = graphene.Field(Run, required=True, input=StartRunInput(required=True))
     finish_run = graphene.Field(Run, required=True, input=FinishRunInput(required=True))
+    log_metrics = graphene.Int(
+        required=True,
+        entity=graphene.String(required=True),
+        project=graphene.String(required=True),
+        run_id=graphene.String(required=True),
+        rows=graphene.List(graphene.NonNull(MetricRowInput), required=True),
+        description="Append metric rows to a run's history; returns how many rows were logged.",
+    )
+
+    @staticmethod
+    @reports_errors
+    async def resolve_log_metrics(root: Any, info: graphene.ResolveInfo, **fields: Any) -> int:
+        fields["rows"] = [dict(row) for row in fields["rows"]]
+        accepted = await info.context.app.execute(parse_command(LogMetrics, fields), info.context.actor)
+        return accepted.subject_id
 
     @staticmethod
     @reports_errors

@@ -9,7 +9,7 @@ from __future__ import annotations
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
 from modelreg.events.envelope import Envelope
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
-from modelreg.events.runs import RunFinished, RunStarted
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
 
@@ -147,6 +147,28 @@ DO UPDATE SET artifact_version_id = EXCLUDED.artifact_version_id, set_at = EXCLU
 """
 
 
+SCHEMA_V2 = """
+CREATE TABLE run_metrics (
+    entity text NOT NULL,
+    project text NOT NULL,
+    run_id text NOT NULL,
+    key text NOT NULL,
+    step int NOT NULL,
+    value double precision NOT NULL,
+    logged_at timestamptz NOT NULL,
+    PRIMARY KEY (entity, project, run_id, key, step)
+);
+"""
+
+# A row logged again at the same step replaces the earlier value (the later event wins, in stream order).
+_METRICS_LOGGED = """
+INSERT INTO run_metrics (entity, project, run_id, key, step, value, logged_at)
+SELECT $1, $2, $3, m.key, m.step, m.value, $7
+FROM unnest($4::text[], $5::int[], $6::float8[]) AS m(key, step, value)
+ON CONFLICT (entity, project, run_id, key, step) DO UPDATE SET value = EXCLUDED.value, logged_at = EXCLUDED.logged_at
+"""
+
+
 class RegistryProjection(Projection):
     name = "registry"
     tables = (
@@ -157,8 +179,9 @@ class RegistryProjection(Projection):
         "registered_models",
         "model_versions",
         "model_aliases",
+        "run_metrics",
     )
-    migrations = (Migration("registry", 1, SCHEMA_V1),)
+    migrations = (Migration("registry", 1, SCHEMA_V1), Migration("registry", 2, SCHEMA_V2))
 
     @handles(RunStarted)
     def run_started(self, e: RunStarted, envelope: Envelope) -> list[Statement]:
@@ -169,6 +192,13 @@ class RegistryProjection(Projection):
     def run_finished(self, e: RunFinished, envelope: Envelope) -> list[Statement]:
         args = (e.entity, e.project, e.run_id, e.state, e.exit_code, e.summary, envelope.occurred_at)
         return [Statement(_RUN_FINISHED, args)]
+
+    @handles(MetricsLogged)
+    def metrics_logged(self, e: MetricsLogged, envelope: Envelope) -> list[Statement]:
+        latest = {(key, row.step): value for row in e.rows for key, value in row.values.items()}
+        keys, steps, values = [k for k, _ in latest], [s for _, s in latest], list(latest.values())
+        args = (e.entity, e.project, e.run_id, keys, steps, values, envelope.occurred_at)
+        return [Statement(_METRICS_LOGGED, args, rows="metrics")]
 
     @handles(ArtifactVersionLogged)
     def artifact_version_logged(self, e: ArtifactVersionLogged, envelope: Envelope) -> list[Statement]:

@@ -111,3 +111,14 @@ class RegistryQueries:
             key_sha256,
         )
         return dict(row) if row else None
+
+    async def metrics(self, entity: str, project: str, run_id: str, key: str | None) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT key, step, value FROM run_metrics WHERE entity = $1 AND project = $2 AND run_id = $3 "
+            "AND ($4::text IS NULL OR key = $4) ORDER BY key, step",
+            entity,
+            project,
+            run_id,
+            key,
+        )
+        return [dict(r) for r in rows]

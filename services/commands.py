@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelreg.events.artifacts import ManifestEntry
+from modelreg.events.runs import MetricRow
 from modelreg.events.names import (
     AliasName,
     ArtifactName,
@@ -41,6 +42,13 @@ class FinishRun(Command):
     state: Literal["finished", "failed", "crashed"] = "finished"
     exit_code: int | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogMetrics(Command):
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    rows: tuple[MetricRow, ...] = Field(min_length=1, max_length=10_000)
 
 
 class LogArtifactVersion(Command):

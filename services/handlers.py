@@ -20,13 +20,14 @@ from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
 from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.events.identity import ApiKeyIssued, principal_stream
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked, registered_model_stream
-from modelreg.events.runs import RunFinished, RunStarted, run_stream
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, run_stream
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.commands import (
     AddAlias,
     Command,
     FinishRun,
     IssueApiKey,
+    LogMetrics,
     LinkVersion,
     LogArtifactVersion,
     RemoveAlias,
@@ -76,6 +77,14 @@ async def finish_run(cmd: FinishRun, ctx: CommandContext) -> Decision:
         raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} is already {run['state']}")
     payload = RunFinished(**cmd.model_dump())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
+
+
+async def log_metrics(cmd: LogMetrics, ctx: CommandContext) -> Decision:
+    run = await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id)
+    if run is None:
+        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
+    payload = MetricsLogged(**cmd.model_dump())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], len(cmd.rows))
 
 
 async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> Decision:
@@ -170,6 +179,7 @@ Handler = Callable[[Any, CommandContext], Awaitable[Decision]]
 HANDLERS: dict[type[Command], Handler] = {
     StartRun: start_run,
     FinishRun: finish_run,
+    LogMetrics: log_metrics,
     LogArtifactVersion: log_artifact_version,
     UseArtifactVersion: use_artifact_version,
     LinkVersion: link_version,

@@ -11,7 +11,7 @@ from uuid_utils.compat import uuid7
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed, ManifestEntry, artifact_stream
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked, registered_model_stream
-from modelreg.events.runs import RunFinished, RunStarted, run_stream
+from modelreg.events.runs import MetricRow, MetricsLogged, RunFinished, RunStarted, run_stream
 
 ENTITY, PROJECT = "acme", "nature"
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -40,7 +40,7 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
             run_id = f"run-{len(run_ids)}"
             run_ids.append(run_id)
             add(RunStarted(entity=ENTITY, project=PROJECT, run_id=run_id, config={"lr": rng.random()}), run_stream(ENTITY, PROJECT, run_id))
-        elif roll < 0.5:
+        elif roll < 0.45:
             name = f"collection-{rng.randrange(collections)}"
             version_id = uuid7()
             versions.append(str(version_id))
@@ -56,24 +56,28 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
                 logged_by_run=rng.choice(run_ids),
             )
             add(payload, artifact_stream(ENTITY, PROJECT, name))
-        elif roll < 0.6 and versions:
+        elif roll < 0.55 and versions:
             run_id = rng.choice(run_ids)
             payload = ArtifactVersionUsed(artifact_version_id=rng.choice(versions), entity=ENTITY, project=PROJECT, run_id=run_id)
             add(payload, run_stream(ENTITY, PROJECT, run_id))
-        elif roll < 0.72 and versions:
+        elif roll < 0.65 and versions:
             model = f"model-{rng.randrange(models)}"
             version_id = rng.choice(versions)
             linked.setdefault(model, []).append(version_id)
             add(VersionLinked(registered_model=model, artifact_version_id=version_id), registered_model_stream(model))
-        elif roll < 0.9 and linked:
+        elif roll < 0.8 and linked:
             model = rng.choice(sorted(linked))
             alias = rng.choice(["production", "staging", "candidate"])
             payload = AliasAdded(registered_model=model, artifact_version_id=rng.choice(linked[model]), alias=alias)
             add(payload, registered_model_stream(model))
-        elif roll < 0.95 and linked:
+        elif roll < 0.85 and linked:
             model = rng.choice(sorted(linked))
             payload = AliasRemoved(registered_model=model, artifact_version_id=rng.choice(linked[model]), alias="staging")
             add(payload, registered_model_stream(model))
+        elif roll < 0.95:
+            run_id = rng.choice(run_ids)
+            rows = tuple(MetricRow(step=rng.randrange(100), values={"loss": rng.random(), "acc": rng.random()}) for _ in range(3))
+            add(MetricsLogged(entity=ENTITY, project=PROJECT, run_id=run_id, rows=rows), run_stream(ENTITY, PROJECT, run_id))
         else:
             run_id = rng.choice(run_ids)
             add(RunFinished(entity=ENTITY, project=PROJECT, run_id=run_id, state="finished"), run_stream(ENTITY, PROJECT, run_id))

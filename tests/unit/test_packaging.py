@@ -10,7 +10,7 @@ SERVER_ONLY = ("aiohttp", "aiokafka", "asyncpg", "graphene", "graphql_server", "
 
 def test_importing_the_client_side_pulls_in_no_server_dependency() -> None:
     probe = (
-        "import sys, modelreg, modelreg.errors, modelreg.events.codec, modelreg.events.schemas; "
+        "import sys, modelreg, modelreg.errors, modelreg.run, modelreg.events.codec, modelreg.events.schemas; "
         f"print([m for m in {SERVER_ONLY!r} if m in sys.modules])"
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()

@@ -1,0 +1,143 @@
+"""Artifacts on the client: files gathered for logging, and logged versions to use and download."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from tqdm import tqdm
+
+from modelreg.errors import InvalidInput
+from modelreg.transport import Transport
+
+PARALLEL_FILES = 4
+PROGRESS_FROM_BYTES = 10 * 1024 * 1024  # smaller transfers are over before a bar helps
+
+
+def file_digest(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            hasher.update(chunk)
+    return "sha256:" + hasher.hexdigest()
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    path: str
+    size: int
+    digest: str
+
+
+class Artifact:
+    """Files to log as one version: `Artifact("nature-images", "dataset")`, then `add_file`/`add_dir`."""
+
+    def __init__(self, name: str, type: str, description: str | None = None, metadata: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.type = type
+        self.description = description
+        self.metadata = dict(metadata or {})
+        self._files: dict[str, Path] = {}
+        self._staging: Path | None = None
+        # Filled in once logged.
+        self.id: str | None = None
+        self.version: str | None = None
+
+    def add_file(self, local_path: str | Path, name: str | None = None) -> None:
+        path = Path(local_path)
+        if not path.is_file():
+            raise InvalidInput(f"{path} is not a file")
+        self._add(name or path.name, path)
+
+    def add_dir(self, local_path: str | Path, name: str | None = None) -> None:
+        root = Path(local_path)
+        if not root.is_dir():
+            raise InvalidInput(f"{root} is not a folder")
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            relative = path.relative_to(root).as_posix()
+            self._add(f"{name.rstrip('/')}/{relative}" if name else relative, path)
+
+    @contextlib.contextmanager
+    def new_file(self, name: str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+        """Write a file straight into the artifact: `with art.new_file("labels.json") as f: ...`."""
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="modelreg-artifact-"))
+        path = self._staging / f"{len(self._files)}"
+        with path.open(mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
+        self._add(name, path)
+
+    def _add(self, name: str, path: Path) -> None:
+        if name in self._files:
+            raise InvalidInput(f"the artifact already has a file {name!r}")
+        self._files[name] = path
+
+    def manifest(self) -> list[ArtifactFile]:
+        """Each file's path, size and digest (hashed in parallel)."""
+        names = sorted(self._files)
+        with ThreadPoolExecutor(PARALLEL_FILES) as pool:
+            digests = list(pool.map(lambda n: file_digest(self._files[n]), names))
+        return [ArtifactFile(n, self._files[n].stat().st_size, d) for n, d in zip(names, digests)]
+
+    def upload(self, transport: Transport, manifest: list[ArtifactFile]) -> int:
+        """Send the files the server does not have yet; returns the bytes sent."""
+        by_digest = {f.digest: f for f in manifest}
+        missing = [f for f in by_digest.values() if not transport.has_blob(f.digest)]
+        total = sum(f.size for f in missing)
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"uploading {self.name}", disable=total < PROGRESS_FROM_BYTES) as bar:
+            with ThreadPoolExecutor(PARALLEL_FILES) as pool:
+                list(pool.map(lambda f: transport.upload(self._files[f.path], f.digest, bar.update), missing))
+        return total
+
+    def cleanup(self) -> None:
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+
+class LoggedArtifact:
+    """A logged version, as `run.use_artifact("nature-images:latest")` returns it."""
+
+    def __init__(self, transport: Transport, fields: dict[str, Any]) -> None:
+        self._transport = transport
+        self.id: str = fields["id"]
+        self.entity: str = fields["entity"]
+        self.project: str = fields["project"]
+        self.name: str = fields["name"]
+        self.type: str = fields["type"]
+        self.version: str = fields["version"]
+        self.digest: str = fields["digest"]
+        self.metadata: dict[str, Any] = fields["metadata"]
+        self.aliases: list[str] = fields["aliases"]
+        self._files = [ArtifactFile(f["path"], int(f["size"]), f["digest"]) for f in fields["files"]]
+
+    def __repr__(self) -> str:
+        return f"<LoggedArtifact {self.entity}/{self.project}/{self.name}:{self.version}>"
+
+    def files(self) -> list[ArtifactFile]:
+        return list(self._files)
+
+    def download(self, root: str | Path | None = None) -> Path:
+        """Fetch every file under `root` (default ./artifacts/<name>-<version>), verified against the
+        manifest; files already there with the right digest are not fetched again."""
+        root = Path(root) if root is not None else Path("artifacts") / f"{self.name}-{self.version}"
+        for f in self._files:  # the server refuses such paths; a client never trusts that alone
+            if not (root / f.path).resolve().is_relative_to(root.resolve()):
+                raise InvalidInput(f"artifact file {f.path!r} would land outside {root}")
+        wanted = [f for f in self._files if not _already_there(root / f.path, f)]
+        total = sum(f.size for f in wanted)
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {self.name}", disable=total < PROGRESS_FROM_BYTES) as bar:
+            with ThreadPoolExecutor(PARALLEL_FILES) as pool:
+                list(pool.map(lambda f: self._transport.download(f.digest, root / f.path, bar.update), wanted))
+        return root
+
+
+def _already_there(path: Path, expected: ArtifactFile) -> bool:
+    return path.is_file() and path.stat().st_size == expected.size and file_digest(path) == expected.digest

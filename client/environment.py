@@ -1,0 +1,65 @@
+"""What a run records about where it ran, without being asked: code, interpreter, machine, packages."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_state() -> dict[str, Any] | None:
+    """Remote, commit and the uncommitted changes as a patch (what a re-run needs to reproduce the code)."""
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    return {
+        "remote": _git("config", "--get", "remote.origin.url"),
+        "commit": commit,
+        "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
+        "root": _git("rev-parse", "--show-toplevel"),
+        "diff": _git("diff", "HEAD", "--binary") or "",
+    }
+
+
+def gpus() -> list[dict[str, str]]:
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [dict(zip(("name", "memory", "driver"), (p.strip() for p in line.split(",")))) for line in out.splitlines() if line]
+
+
+def requirements() -> list[str]:
+    return sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]})
+
+
+def capture() -> dict[str, Any]:
+    return {
+        "git": git_state(),
+        "python": {"version": platform.python_version(), "executable": sys.executable, "implementation": platform.python_implementation()},
+        "os": {"system": platform.system(), "release": platform.release(), "platform": platform.platform()},
+        "host": {"hostname": socket.gethostname(), "cpu_count": os.cpu_count(), "gpus": gpus()},
+        "command": [sys.executable, *sys.argv],
+        "requirements": requirements(),
+        "docker_image": os.environ.get("MODELREG_DOCKER_IMAGE") or os.environ.get("DOCKER_IMAGE"),
+    }

@@ -1,0 +1,160 @@
+"""A run: one execution of training or evaluation code, with its config, metrics, inputs and outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from types import TracebackType
+from typing import Any
+
+from modelreg.artifact import Artifact, LoggedArtifact
+from modelreg.environment import capture
+from modelreg.errors import InvalidInput
+from modelreg.transport import Transport
+
+FLUSH_ROWS = 1000
+FLUSH_EVERY_S = 2.0
+
+_START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
+_FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
+_METRICS = "mutation($e: String!, $p: String!, $r: String!, $rows: [MetricRowInput!]!) { logMetrics(entity: $e, project: $p, runId: $r, rows: $rows) }"
+_VERSION_FIELDS = "id entity project name type version digest metadata aliases files { path size digest }"
+_LOG = f"mutation($i: LogArtifactVersionInput!) {{ logArtifactVersion(input: $i) {{ {_VERSION_FIELDS} }} }}"
+_FIND = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {_VERSION_FIELDS} }} }}"
+_USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
+_LINK = "mutation($m: String!, $id: ID!, $a: [String!]) { linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a) { version } }"
+
+
+class Config(dict[str, Any]):
+    """`run.config["lr"]` or `run.config.lr`."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Run:
+    def __init__(self, transport: Transport, entity: str, project: str, run_id: str, config: dict[str, Any]) -> None:
+        self.transport = transport
+        self.entity = entity
+        self.project = project
+        self.id = run_id
+        self.config = Config(config)
+        self.summary: dict[str, Any] = {}
+        self._rows: list[dict[str, Any]] = []
+        self._step = 0
+        self._flushed_at = time.monotonic()
+        self._finished = False
+
+    @classmethod
+    def start(
+        cls,
+        transport: Transport,
+        *,
+        project: str,
+        entity: str,
+        config: dict[str, Any] | None,
+        job_type: str | None,
+        name: str | None,
+        run_id: str | None,
+    ) -> Run:
+        config = {**(config or {}), **_launch_overrides()}
+        run_id = run_id or secrets.token_hex(4)
+        fields = {
+            "entity": entity,
+            "project": project,
+            "runId": run_id,
+            "name": name,
+            "jobType": job_type,
+            "config": config,
+            "environment": capture(),
+        }
+        transport.graphql(_START, {"i": fields})
+        return cls(transport, entity, project, run_id, config)
+
+    @property
+    def path(self) -> str:
+        return f"{self.entity}/{self.project}/{self.id}"
+
+    def log(self, values: dict[str, float], step: int | None = None) -> None:
+        """Record metric values at a step (the next one by default); sent in batches."""
+        if step is not None and step < self._step - 1:
+            raise InvalidInput(f"step {step} is before the last logged step {self._step - 1}")
+        step = self._step if step is None else step
+        self._rows.append({"step": step, "values": {k: float(v) for k, v in values.items()}})
+        self.summary.update(values)
+        self._step = step + 1
+        if len(self._rows) >= FLUSH_ROWS or time.monotonic() - self._flushed_at >= FLUSH_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._rows:
+            variables = {"e": self.entity, "p": self.project, "r": self.id, "rows": self._rows}
+            self.transport.graphql(_METRICS, variables)
+            self._rows = []
+        self._flushed_at = time.monotonic()
+
+    def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
+        """Upload what the server lacks and log the version as this run's output."""
+        manifest = artifact.manifest()
+        artifact.upload(self.transport, manifest)
+        fields = {
+            "entity": self.entity,
+            "project": self.project,
+            "name": artifact.name,
+            "type": artifact.type,
+            "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in manifest],
+            "description": artifact.description,
+            "metadata": artifact.metadata,
+            "aliases": list(aliases),
+            "runId": self.id,
+        }
+        logged = self.transport.graphql(_LOG, {"i": fields})["logArtifactVersion"]
+        artifact.id, artifact.version = logged["id"], logged["version"]
+        artifact.cleanup()
+        return artifact
+
+    def use_artifact(self, ref: str) -> LoggedArtifact:
+        """`"name:alias"` (this run's project), `"name:v3"`, or `"entity/project/name:latest"`: records
+        the exact version as this run's input (lineage) and returns it, ready to download."""
+        qualified = ref if ref.count("/") == 2 else f"{self.entity}/{self.project}/{ref}"
+        found = self.transport.graphql(_FIND, {"ref": qualified})["artifactVersion"]
+        if found is None:
+            raise InvalidInput(f"no artifact version {qualified!r}")
+        self.transport.graphql(
+            _USE, {"i": {"artifactVersionId": found["id"], "entity": self.entity, "project": self.project, "runId": self.id}}
+        )
+        return LoggedArtifact(self.transport, found)
+
+    def link_artifact(self, artifact: Artifact | LoggedArtifact, registered_model: str, aliases: list[str] | tuple[str, ...] = ()) -> str:
+        """Link a logged version to a registered model; returns the model version (v0, v1, ...)."""
+        if artifact.id is None:
+            raise InvalidInput("log the artifact before linking it")
+        linked = self.transport.graphql(_LINK, {"m": registered_model, "id": artifact.id, "a": list(aliases)})
+        return linked["linkArtifactVersion"]["version"]
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self._finished:
+            return
+        self.flush()
+        state = "finished" if exit_code == 0 else "failed"
+        summary = {k: v for k, v in self.summary.items() if isinstance(v, (int, float, str, bool))}
+        fields = {"entity": self.entity, "project": self.project, "runId": self.id, "state": state, "exitCode": exit_code, "summary": summary}
+        self.transport.graphql(_FINISH, {"i": fields})
+        self._finished = True
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.finish(exit_code=0 if kind is None else 1)
+
+
+def _launch_overrides() -> dict[str, Any]:
+    """A launched job gets its knobs through the environment; they win over the script's defaults."""
+    raw = os.environ.get("MODELREG_CONFIG_OVERRIDES")
+    return json.loads(raw) if raw else {}

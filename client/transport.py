@@ -1,0 +1,110 @@
+"""How the client talks to a modelreg server: GraphQL for commands and queries, /blobs for files.
+
+Connection failures and 5xx answers are retried with backoff (tenacity); GraphQL errors become
+ModelregError with the server's code, so training code can tell a typo from a hiccup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from modelreg.errors import InvalidInput, ModelregError, NotFound, PermissionDenied, Unavailable
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+CHUNK = 1024 * 1024
+
+_ERRORS: dict[str, type[ModelregError]] = {"INVALID_INPUT": InvalidInput, "NOT_FOUND": NotFound, "FORBIDDEN": PermissionDenied}
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
+
+
+_retrying = retry(
+    retry=retry_if_exception(_transient),
+    stop=stop_after_attempt(6),
+    wait=wait_exponential(multiplier=0.2, max=5),
+    reraise=True,
+)
+
+
+class Transport:
+    def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout_s: float = 60.0) -> None:
+        self.url = (url or os.environ.get("MODELREG_URL") or DEFAULT_URL).rstrip("/")
+        api_key = api_key or os.environ.get("MODELREG_API_KEY")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            body = self._post_graphql(query, variables or {})
+        except httpx.TransportError as exc:
+            raise Unavailable(f"cannot reach modelreg at {self.url} ({exc}): is the server running? (MODELREG_URL)") from exc
+        if body.get("errors"):
+            error = body["errors"][0]
+            code = (error.get("extensions") or {}).get("code", "INTERNAL")
+            raise _ERRORS.get(code, ModelregError)(error["message"], code=code)
+        return body["data"]
+
+    @_retrying
+    def _post_graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        response = self._http.post("/graphql", json={"query": query, "variables": variables})
+        if response.status_code == 401:
+            raise PermissionDenied(response.text)
+        if response.status_code >= 500:
+            response.raise_for_status()
+        return response.json()
+
+    @_retrying
+    def has_blob(self, digest: str) -> bool:
+        response = self._http.head(f"/blobs/{digest}")
+        if response.status_code >= 500:
+            response.raise_for_status()
+        return response.status_code == 200
+
+    @_retrying
+    def upload(self, path: Path, digest: str, on_bytes: Callable[[int], None]) -> None:
+        """Stream a file to the store; the server verifies its digest. Retried from the start if cut."""
+
+        def chunks():  # type: ignore[no-untyped-def]
+            with path.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    yield chunk
+                    on_bytes(len(chunk))
+
+        response = self._http.put(f"/blobs/{digest}", content=chunks())
+        if response.status_code == 400:
+            raise InvalidInput(f"{path}: {response.text} (did the file change while it was uploaded?)")
+        response.raise_for_status()
+
+    @_retrying
+    def download(self, digest: str, destination: Path, on_bytes: Callable[[int], None]) -> None:
+        """Fetch a blob to `destination`, verifying its digest; written under a temporary name first."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        temporary = destination.with_name(destination.name + ".part")
+        hasher = hashlib.sha256()
+        with self._http.stream("GET", f"/blobs/{digest}") as response:
+            if response.status_code == 404:
+                raise NotFound(f"the server has no file {digest}: was its artifact version uploaded completely?")
+            response.raise_for_status()
+            with temporary.open("wb") as out:
+                for chunk in response.iter_bytes(CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    on_bytes(len(chunk))
+        if "sha256:" + hasher.hexdigest() != digest:
+            temporary.unlink(missing_ok=True)
+            raise httpx.TransportError(f"download of {digest} arrived corrupted")  # retried
+        temporary.replace(destination)

@@ -1,0 +1,104 @@
+"""The demo's story told by training scripts through `import modelreg`, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from support.stack import Stack
+
+import modelreg
+from modelreg.errors import InvalidInput, NotFound
+
+
+def preprocess(url: str, folder: Path) -> modelreg.Artifact:
+    images = folder / "images"
+    (images / "train").mkdir(parents=True)
+    for i in range(3):
+        (images / "train" / f"{i}.jpg").write_bytes(bytes([i]) * 1000)
+    with modelreg.init(project="nature", entity="acme", job_type="preprocess", url=url) as run:
+        dataset = modelreg.Artifact("nature-images", "dataset", metadata={"images": 3})
+        dataset.add_dir(images)
+        return run.log_artifact(dataset)
+
+
+def train(url: str, folder: Path, lr: float, alias: str) -> tuple[str, modelreg.Artifact, str]:
+    with modelreg.init(project="nature", entity="acme", job_type="train", config={"lr": lr, "epochs": 3}, url=url) as run:
+        data = run.use_artifact("nature-images:latest")
+        local = data.download(folder / f"data-{run.id}")
+        assert sorted(p.name for p in (local / "train").iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
+        for epoch in range(run.config.epochs):
+            run.log({"loss": 1.0 / (epoch + 1) - lr, "accuracy": 0.5 + lr * epoch})
+        model = modelreg.Artifact("classifier", "model", metadata={"lr": lr})
+        with model.new_file("model.json") as f:
+            json.dump({"weights": [lr] * 4}, f)
+        run.log_artifact(model)
+        version = run.link_artifact(model, "nature-classification", aliases=[alias])
+        return run.id, model, version
+
+
+async def test_training_scripts_log_data_metrics_and_models_and_link_them(stack: Stack, tmp_path: Path) -> None:
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+
+    dataset = await asyncio.to_thread(preprocess, url, tmp_path)
+    first_run, first_model, first_version = await asyncio.to_thread(train, url, tmp_path, 0.01, "staging")
+    second_run, second_model, second_version = await asyncio.to_thread(train, url, tmp_path, 0.1, "production")
+
+    assert (dataset.version, first_version, second_version) == ("v0", "v0", "v1")
+    answer = (await stack.graphql(
+        """query($run: String!) {
+             run(entity: "acme", project: "nature", runId: $run) {
+               state config summary environment metrics(key: "loss") { step value } }
+             registeredModel(name: "nature-classification") { versions { items { version aliases artifactVersion { id } } } }
+           }""",
+        {"run": second_run},
+    ))["data"]
+    run = answer["run"]
+    assert run["state"] == "finished"
+    assert run["config"] == {"lr": 0.1, "epochs": 3}
+    assert [m["step"] for m in run["metrics"]] == [0, 1, 2]
+    assert run["summary"]["accuracy"] == pytest.approx(0.7)
+    assert run["environment"]["python"]["version"] and run["environment"]["requirements"]
+    assert answer["registeredModel"]["versions"]["items"] == [
+        {"version": "v0", "aliases": ["staging"], "artifactVersion": {"id": first_model.id}},
+        {"version": "v1", "aliases": ["production"], "artifactVersion": {"id": second_model.id}},
+    ]
+
+
+async def test_logging_identical_content_again_uploads_nothing_and_makes_no_new_version(
+    stack: Stack, tmp_path: Path, settings
+) -> None:
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+    first = await asyncio.to_thread(preprocess, url, tmp_path / "a")
+    blobs = sorted((settings.blob_dir / "sha256").rglob("*"))
+    again = await asyncio.to_thread(preprocess, url, tmp_path / "b")
+
+    assert (first.id, first.version) == (again.id, again.version)
+    assert sorted((settings.blob_dir / "sha256").rglob("*")) == blobs
+
+
+async def test_mistakes_in_training_code_get_clear_errors(stack: Stack, tmp_path: Path) -> None:
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+
+    def mistakes() -> list[str]:
+        caught = []
+        with modelreg.init(project="nature", entity="acme", url=url) as run:
+            for attempt in (
+                lambda: run.use_artifact("no-such-dataset:latest"),
+                lambda: run.log_artifact(modelreg.Artifact("bad/name", "model")),
+                lambda: run.link_artifact(modelreg.Artifact("never-logged", "model"), "m"),
+            ):
+                with pytest.raises((InvalidInput, NotFound)) as error:
+                    attempt()
+                caught.append(str(error.value))
+        return caught
+
+    caught = await asyncio.to_thread(mistakes)
+    assert "no-such-dataset" in caught[0]
+    assert "name" in caught[1]
+    assert "log the artifact before linking" in caught[2]
