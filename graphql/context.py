@@ -9,6 +9,7 @@ from uuid import UUID
 from aiodataloader import DataLoader
 
 from modelreg.events.envelope import Actor
+from modelreg.projections.lineage_queries import LineageQueries
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.application import Application
 
@@ -25,12 +26,28 @@ class ArtifactVersionLoader(DataLoader):
         return [found.get(i) for i in ids]
 
 
+class RunLoader(DataLoader):
+    """Batches run lookups by (entity, project, run_id)."""
+
+    def __init__(self, reads: RegistryQueries) -> None:
+        super().__init__()
+        self._reads = reads
+
+    async def batch_load_fn(self, keys: list[tuple[str, str, str]]) -> list[dict[str, Any] | None]:
+        found = await self._reads.runs_by_keys(list(keys))
+        return [found.get(k) for k in keys]
+
+
 @dataclass
 class RequestContext:
     app: Application
     reads: RegistryQueries
     actor: Actor
     artifact_versions: ArtifactVersionLoader = field(init=False)
+    runs: RunLoader = field(init=False)
+    lineage: LineageQueries = field(init=False)
 
     def __post_init__(self) -> None:
         self.artifact_versions = ArtifactVersionLoader(self.reads)
+        self.runs = RunLoader(self.reads)
+        self.lineage = LineageQueries(self.reads.pool)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import graphene
 
 from modelreg.graphql.artifacts import ArtifactMutations, ArtifactQueries
+from modelreg.graphql.lineage import LineageQueries
 from modelreg.graphql.models import ModelMutations, ModelQueries
 from modelreg.graphql.runs import RunMutations, RunQueries
 
 
-class Query(ArtifactQueries, ModelQueries, RunQueries, graphene.ObjectType):
+class Query(ArtifactQueries, ModelQueries, RunQueries, LineageQueries, graphene.ObjectType):
     pass
 
 

@@ -122,3 +122,13 @@ class RegistryQueries:
             key,
         )
         return [dict(r) for r in rows]
+
+    async def runs_by_keys(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT r.* FROM runs r JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(entity, project, run_id) "
+            "USING (entity, project, run_id)",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+        )
+        return {(r["entity"], r["project"], r["run_id"]): dict(r) for r in rows}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from modelreg.projections.audit import AuditProjection
 from modelreg.projections.identity import IdentityProjection
+from modelreg.projections.lineage import LineageProjection
 from modelreg.projections.migrations import Migration
 from modelreg.projections.positions import RUNTIME_MIGRATIONS
 from modelreg.projections.projection import Projection
 from modelreg.projections.registry import RegistryProjection
 
 PROJECTIONS: dict[str, type[Projection]] = {
-    cls.name: cls for cls in (RegistryProjection, AuditProjection, IdentityProjection)
+    cls.name: cls for cls in (RegistryProjection, AuditProjection, IdentityProjection, LineageProjection)
 }
 
 

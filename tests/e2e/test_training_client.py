@@ -102,3 +102,37 @@ async def test_mistakes_in_training_code_get_clear_errors(stack: Stack, tmp_path
     assert "no-such-dataset" in caught[0]
     assert "name" in caught[1]
     assert "log the artifact before linking" in caught[2]
+
+
+LINEAGE = """query($ref: String!, $direction: LineageDirection, $depth: Int, $fanOut: Int) {
+  lineage(ref: $ref, direction: $direction, depth: $depth, fanOut: $fanOut) {
+    nodes { id kind depth run { runId jobType config } artifactVersion { name version } }
+    edges { source target kind }
+    truncated
+  }
+}"""
+
+
+async def test_a_model_version_leads_back_to_its_training_run_the_dataset_and_the_preprocessing_run(
+    stack: Stack, tmp_path: Path
+) -> None:
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+    dataset = await asyncio.to_thread(preprocess, url, tmp_path)
+    train_run, model, _ = await asyncio.to_thread(train, url, tmp_path, 0.01, "staging")
+    other_run, _, _ = await asyncio.to_thread(train, url, tmp_path, 0.1, "production")
+
+    up = (await stack.graphql(LINEAGE, {"ref": model.id, "direction": "UPSTREAM", "depth": 5}))["data"]["lineage"]
+    described = [(n["depth"], n["kind"], (n["run"] or {}).get("jobType") or n["artifactVersion"]["name"]) for n in up["nodes"]]
+    assert described == [(0, "artifact", "classifier"), (1, "run", "train"), (2, "artifact", "nature-images"), (3, "run", "preprocess")]
+    train_node = next(n for n in up["nodes"] if n["kind"] == "run" and n["depth"] == 1)
+    assert train_node["run"] == {"runId": train_run, "jobType": "train", "config": {"lr": 0.01, "epochs": 3}}
+    assert {(e["kind"]) for e in up["edges"]} == {"produced", "used"} and len(up["edges"]) == 3
+
+    down = (await stack.graphql(LINEAGE, {"ref": f"acme/nature/nature-images:{dataset.version}", "direction": "DOWNSTREAM"}))["data"]["lineage"]
+    assert {n["run"]["runId"] for n in down["nodes"] if n["kind"] == "run" and n["depth"] == 1} >= {train_run, other_run}
+    assert down["truncated"] == []
+
+    narrow = (await stack.graphql(LINEAGE, {"ref": dataset.id, "direction": "DOWNSTREAM", "depth": 1, "fanOut": 1}))["data"]["lineage"]
+    assert narrow["truncated"] == [f"artifact:{dataset.id}"]
+    assert len([n for n in narrow["nodes"] if n["depth"] == 1]) == 1

@@ -19,6 +19,9 @@ mutation Link($model: String!, $id: ID!, $aliases: [String!]) {
   }
 }"""
 
+USE = """
+mutation Use($input: UseArtifactVersionInput!) { useArtifactVersion(input: $input) { id } }"""
+
 ADD_ALIAS = """
 mutation Alias($model: String!, $id: ID!, $alias: String!) {
   addAlias(registeredModel: $model, artifactVersionId: $id, alias: $alias) { version aliases }
@@ -49,9 +52,11 @@ async def demo_story(stack: "Stack") -> None:  # type: ignore[name-defined]  # n
     await stack.graphql(START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "prep-1", "jobType": "preprocess"}})
     await stack.graphql(LOG_VERSION, {"input": version_input("nature-images", b"images", type_="dataset", runId="prep-1")})
     ids = []
+    dataset = (await stack.graphql('{ artifactVersion(ref: "acme/nature/nature-images:latest") { id } }'))["data"]["artifactVersion"]
     for n, weights in enumerate([b"model-a", b"model-b"]):
         run_id = f"train-{n}"
         await stack.graphql(START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": run_id, "config": {"lr": 0.1 / (n + 1)}}})
+        await stack.graphql(USE, {"input": {"artifactVersionId": dataset["id"], "entity": "acme", "project": "nature", "runId": run_id}})
         logged = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", weights, runId=run_id)})
         ids.append(logged["data"]["logArtifactVersion"]["id"])
     await stack.graphql(LINK, {"model": "nature-classification", "id": ids[0], "aliases": ["staging"]}, actor="user:bob")
@@ -68,6 +73,7 @@ ANSWERS = """{
   classifier: artifactVersions(entity: "acme", project: "nature", name: "classifier") { items { id version files { path size digest } } }
   dataset: artifactVersion(ref: "acme/nature/nature-images:latest") { id version loggedByRun createdAt }
   run(entity: "acme", project: "nature", runId: "train-1") { config state startedAt startedBy }
+  lineage(ref: "acme/nature/classifier:v1", direction: UPSTREAM) { nodes { id depth } edges { source target kind recordedAt } }
 }"""
 
 
