@@ -8,7 +8,15 @@ from typing import Any
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
 from modelreg.events.envelope import Event
 from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked
-from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
+from modelreg.events.registry import (
+    AliasAdded,
+    AliasRemoved,
+    ModelCardChanged,
+    ModelTagged,
+    ModelUntagged,
+    VersionLinked,
+    VersionUnlinked,
+)
 from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -22,6 +30,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         VersionLinked,
         AliasAdded,
         AliasRemoved,
+        VersionUnlinked,
+        ModelCardChanged,
+        ModelTagged,
+        ModelUntagged,
         ApiKeyIssued,
         ApiKeyRevoked,
     )

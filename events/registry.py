@@ -9,7 +9,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from modelreg.events.envelope import Event
-from modelreg.events.names import AliasName, RegisteredModelName
+from modelreg.events.names import AliasName, Description, RegisteredModelName, TagName
 
 
 def registered_model_stream(name: str) -> str:
@@ -42,3 +42,41 @@ class AliasRemoved(Event):
     registered_model: RegisteredModelName
     artifact_version_id: UUID
     alias: AliasName
+
+
+class VersionUnlinked(Event):
+    """The version leaves the registered model (with its aliases); its number is never given out again."""
+
+    type = "registry.version_unlinked"
+    version = 1
+
+    registered_model: RegisteredModelName
+    artifact_version_id: UUID
+
+
+class ModelCardChanged(Event):
+    """The registered model's card: what it does (markdown), what it takes and what it gives back."""
+
+    type = "registry.model_card_changed"
+    version = 1
+
+    registered_model: RegisteredModelName
+    description: Description
+    inputs: Description | None = None
+    outputs: Description | None = None
+
+
+class ModelTagged(Event):
+    type = "registry.model_tagged"
+    version = 1
+
+    registered_model: RegisteredModelName
+    tag: TagName
+
+
+class ModelUntagged(Event):
+    type = "registry.model_untagged"
+    version = 1
+
+    registered_model: RegisteredModelName
+    tag: TagName

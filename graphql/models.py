@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,8 +14,16 @@ from modelreg.events.registry import registered_model_stream
 from modelreg.graphql.artifacts import ArtifactVersion
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.pages import decode_cursor, page, page_size
-from modelreg.services.commands import AddAlias, LinkVersion, RemoveAlias
+from modelreg.graphql.pages import decode_cursor, decode_key_cursor, encode_key_cursor, page, page_size
+from modelreg.services.commands import (
+    AddAlias,
+    LinkVersion,
+    RemoveAlias,
+    TagModel,
+    UnlinkVersion,
+    UntagModel,
+    UpdateModelCard,
+)
 
 
 class ModelVersion(graphene.ObjectType):
@@ -65,6 +74,10 @@ class RegisteredModel(graphene.ObjectType):
     name = graphene.String(required=True)
     created_at = graphene.DateTime(required=True)
     created_by = graphene.String(required=True)
+    description = graphene.String(description="the model card, markdown: what the model does")
+    inputs = graphene.String(description="what the model expects")
+    outputs = graphene.String(description="what the model gives back")
+    tags = graphene.List(graphene.NonNull(graphene.String), required=True)
     versions = graphene.Field(ModelVersionPage, required=True, first=graphene.Int(default_value=50), after=graphene.String())
     alias = graphene.Field(ModelVersion, name=graphene.String(required=True))
     history = graphene.List(graphene.NonNull(ActionRecord), required=True, limit=graphene.Int(default_value=100))
@@ -87,6 +100,14 @@ class RegisteredModel(graphene.ObjectType):
         return await info.context.reads.history(registered_model_stream(row["name"]), page_size(limit))
 
 
+async def _model_after(info: graphene.ResolveInfo, command: Any) -> dict:
+    await info.context.app.execute(command, info.context.actor)
+    model = await info.context.reads.registered_model(command.registered_model)
+    if model is None:
+        raise NotFound(f"registered model {command.registered_model!r} is not visible")
+    return model
+
+
 async def _model_version(info: graphene.ResolveInfo, name: str, artifact_version_id: UUID) -> dict:
     row = await info.context.reads.model_version_of(name, artifact_version_id)
     if row is None:
@@ -95,8 +116,75 @@ async def _model_version(info: graphene.ResolveInfo, name: str, artifact_version
     return {**row, "aliases": aliases}
 
 
+class RegisteredModelPage(graphene.ObjectType):
+    items = graphene.List(graphene.NonNull(RegisteredModel), required=True)
+    end_cursor = graphene.String()
+    has_next_page = graphene.Boolean(required=True)
+
+
+class AuditPage(graphene.ObjectType):
+    items = graphene.List(graphene.NonNull(ActionRecord), required=True)
+    end_cursor = graphene.String()
+    has_next_page = graphene.Boolean(required=True)
+
+
 class ModelQueries(graphene.ObjectType):
     registered_model = graphene.Field(RegisteredModel, name=graphene.String(required=True))
+    registered_models = graphene.Field(
+        RegisteredModelPage,
+        required=True,
+        search=graphene.String(description="part of the name"),
+        tag=graphene.String(),
+        first=graphene.Int(default_value=50),
+        after=graphene.String(),
+    )
+    audit_log = graphene.Field(
+        AuditPage,
+        required=True,
+        actor=graphene.String(description="user:alice, service:ci, automation:<id>"),
+        stream=graphene.String(description="e.g. registered_model:nature-classification"),
+        action=graphene.String(description="an event type, e.g. registry.alias_added"),
+        since=graphene.DateTime(),
+        until=graphene.DateTime(),
+        first=graphene.Int(default_value=50),
+        after=graphene.String(),
+        description="Every action, newest first: who did what, to what, when.",
+    )
+
+    @staticmethod
+    @reports_errors
+    async def resolve_registered_models(
+        root: Any, info: graphene.ResolveInfo, first: int, search: str | None = None, tag: str | None = None, after: str | None = None
+    ) -> dict:
+        limit = page_size(first)
+        after_name = decode_key_cursor(after, 1)
+        rows = await info.context.reads.registered_models_page(
+            search=search, tag=tag, after_name=after_name[0] if after_name else None, limit=limit + 1
+        )
+        items = rows[:limit]
+        return {"items": items, "end_cursor": encode_key_cursor(items[-1]["name"]) if items else after, "has_next_page": len(rows) > limit}
+
+    @staticmethod
+    @reports_errors
+    async def resolve_audit_log(root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None, **filters: Any) -> dict:
+        limit = page_size(first)
+        before = decode_key_cursor(after, 2)
+        try:
+            position = (datetime.fromisoformat(before[0]), UUID(before[1])) if before else None
+        except ValueError:
+            raise InvalidInput(f"cursor {after!r} is not one this API returned") from None
+        rows = await info.context.reads.audit_page(
+            actor=filters.get("actor"),
+            stream=filters.get("stream"),
+            action=filters.get("action"),
+            since=filters.get("since"),
+            until=filters.get("until"),
+            before=position,
+            limit=limit + 1,
+        )
+        items = rows[:limit]
+        end = encode_key_cursor(items[-1]["occurred_at"].isoformat(), str(items[-1]["event_id"])) if items else after
+        return {"items": items, "end_cursor": end, "has_next_page": len(rows) > limit}
 
     @staticmethod
     async def resolve_registered_model(root: Any, info: graphene.ResolveInfo, name: str) -> dict | None:
@@ -129,6 +217,51 @@ class ModelMutations(graphene.ObjectType):
     remove_alias = graphene.Field(
         ModelVersion, required=True, registered_model=graphene.String(required=True), alias=graphene.String(required=True)
     )
+    unlink_artifact_version = graphene.Field(
+        RegisteredModel,
+        required=True,
+        registered_model=graphene.String(required=True),
+        artifact_version_id=graphene.ID(required=True),
+        description="Remove a version (and its aliases) from the registered model; its number is not reused.",
+    )
+    update_model_card = graphene.Field(
+        RegisteredModel,
+        required=True,
+        # `args=`: an argument named `description` would be taken for the field's own description.
+        args={
+            "registered_model": graphene.String(required=True),
+            "description": graphene.String(required=True, description="markdown: what the model does"),
+            "inputs": graphene.String(),
+            "outputs": graphene.String(),
+        },
+    )
+    tag_registered_model = graphene.Field(
+        RegisteredModel, required=True, registered_model=graphene.String(required=True), tag=graphene.String(required=True)
+    )
+    untag_registered_model = graphene.Field(
+        RegisteredModel, required=True, registered_model=graphene.String(required=True), tag=graphene.String(required=True)
+    )
+
+    @staticmethod
+    @reports_errors
+    async def resolve_unlink_artifact_version(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
+        fields["artifact_version_id"] = _version_id(fields["artifact_version_id"])
+        return await _model_after(info, parse_command(UnlinkVersion, fields))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_update_model_card(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
+        return await _model_after(info, parse_command(UpdateModelCard, fields))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_tag_registered_model(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
+        return await _model_after(info, parse_command(TagModel, fields))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_untag_registered_model(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
+        return await _model_after(info, parse_command(UntagModel, fields))
 
     @staticmethod
     @reports_errors

@@ -40,3 +40,21 @@ def page(rows: list[dict[str, Any]], limit: int, after: str | None) -> dict[str,
         "end_cursor": encode_cursor(items[-1]["version_index"]) if items else after,
         "has_next_page": len(rows) > limit,
     }
+
+
+def encode_key_cursor(*parts: str) -> str:
+    """A cursor over a sort key that is not an ordinal (a name; a time and an id)."""
+    return base64.urlsafe_b64encode(("k:" + "\x1f".join(parts)).encode()).decode()
+
+
+def decode_key_cursor(cursor: str | None, parts: int) -> list[str] | None:
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except ValueError:
+        text = ""
+    values = text.removeprefix("k:").split("\x1f")
+    if not text.startswith("k:") or len(values) != parts:
+        raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor")
+    return values

@@ -19,7 +19,8 @@ class Statement(NamedTuple):
 
     `rows` names the rows it touches within its stream (e.g. "aliases"). The runtime keeps a stream's
     statements in log order, except that statements naming different rows may be reordered relative to
-    each other: that is what lets a batch run as a few pipelined executemany calls.
+    each other: that is what lets a batch run as a few pipelined executemany calls. A statement naming
+    no rows (the default) stays in order with everything of its stream.
     """
 
     sql: str

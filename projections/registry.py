@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
 from modelreg.events.envelope import Envelope
-from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
+from modelreg.events.registry import (
+    AliasAdded,
+    AliasRemoved,
+    ModelCardChanged,
+    ModelTagged,
+    ModelUntagged,
+    VersionLinked,
+    VersionUnlinked,
+)
 from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
@@ -169,6 +177,41 @@ ON CONFLICT (entity, project, run_id, key, step) DO UPDATE SET value = EXCLUDED.
 """
 
 
+SCHEMA_V3 = """
+ALTER TABLE registered_models
+    ADD COLUMN description text,
+    ADD COLUMN inputs text,
+    ADD COLUMN outputs text,
+    ADD COLUMN tags text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN updated_at timestamptz;
+CREATE INDEX registered_models_by_tag ON registered_models USING gin (tags);
+"""
+
+# The card or a tag may come before the first link: the model then exists with no version yet.
+_MODEL_CARD_CHANGED = """
+INSERT INTO registered_models AS m (name, next_version, created_at, created_by, description, inputs, outputs, updated_at)
+VALUES ($1, 0, $5, $6, $2, $3, $4, $5)
+ON CONFLICT (name) DO UPDATE
+SET description = EXCLUDED.description, inputs = EXCLUDED.inputs, outputs = EXCLUDED.outputs, updated_at = EXCLUDED.updated_at
+"""
+
+_TAGS_CHANGED = """
+INSERT INTO registered_models AS m (name, next_version, created_at, created_by, tags, updated_at)
+VALUES ($1, 0, $3, $4, CASE WHEN $5 THEN ARRAY[$2] ELSE '{}'::text[] END, $3)
+ON CONFLICT (name) DO UPDATE
+SET tags = CASE WHEN $5 THEN (SELECT array_agg(DISTINCT t ORDER BY t) FROM unnest(m.tags || $2) AS t)
+                ELSE array_remove(m.tags, $2) END,
+    updated_at = EXCLUDED.updated_at
+"""
+
+_VERSION_UNLINKED = """
+WITH unaliased AS (
+    DELETE FROM model_aliases WHERE registered_model = $1 AND artifact_version_id = $2
+)
+DELETE FROM model_versions WHERE registered_model = $1 AND artifact_version_id = $2
+"""
+
+
 class RegistryProjection(Projection):
     name = "registry"
     tables = (
@@ -181,7 +224,11 @@ class RegistryProjection(Projection):
         "model_aliases",
         "run_metrics",
     )
-    migrations = (Migration("registry", 1, SCHEMA_V1), Migration("registry", 2, SCHEMA_V2))
+    migrations = (
+        Migration("registry", 1, SCHEMA_V1),
+        Migration("registry", 2, SCHEMA_V2),
+        Migration("registry", 3, SCHEMA_V3),
+    )
 
     @handles(RunStarted)
     def run_started(self, e: RunStarted, envelope: Envelope) -> list[Statement]:
@@ -234,6 +281,24 @@ class RegistryProjection(Projection):
     def alias_added(self, e: AliasAdded, envelope: Envelope) -> list[Statement]:
         args = (e.registered_model, e.alias, e.artifact_version_id, envelope.occurred_at, str(envelope.actor), False)
         return [Statement(_ALIAS_CHANGED, args, rows="aliases")]
+
+    @handles(VersionUnlinked)
+    def version_unlinked(self, e: VersionUnlinked, envelope: Envelope) -> list[Statement]:
+        # Touches versions and aliases: ordered with both, hence rows="" (the whole stream).
+        return [Statement(_VERSION_UNLINKED, (e.registered_model, e.artifact_version_id))]
+
+    @handles(ModelCardChanged)
+    def model_card_changed(self, e: ModelCardChanged, envelope: Envelope) -> list[Statement]:
+        args = (e.registered_model, e.description, e.inputs, e.outputs, envelope.occurred_at, str(envelope.actor))
+        return [Statement(_MODEL_CARD_CHANGED, args)]
+
+    @handles(ModelTagged)
+    def model_tagged(self, e: ModelTagged, envelope: Envelope) -> list[Statement]:
+        return [Statement(_TAGS_CHANGED, (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), True))]
+
+    @handles(ModelUntagged)
+    def model_untagged(self, e: ModelUntagged, envelope: Envelope) -> list[Statement]:
+        return [Statement(_TAGS_CHANGED, (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), False))]
 
     @handles(AliasRemoved)
     def alias_removed(self, e: AliasRemoved, envelope: Envelope) -> list[Statement]:

@@ -132,3 +132,42 @@ class RegistryQueries:
             [k[2] for k in keys],
         )
         return {(r["entity"], r["project"], r["run_id"]): dict(r) for r in rows}
+
+    async def registered_models_page(
+        self, *, search: str | None, tag: str | None, after_name: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM registered_models WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%') "
+            "AND ($2::text IS NULL OR tags @> ARRAY[$2]) AND ($3::text IS NULL OR name > $3) ORDER BY name LIMIT $4",
+            search,
+            tag,
+            after_name,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def audit_page(
+        self, *, actor: str | None, stream: str | None, action: str | None, since: Any, until: Any, before: tuple[Any, UUID] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Newest first; `before` is the (occurred_at, event_id) of the last record of the previous page."""
+        kind, _, ident = (actor or "").partition(":")
+        rows = await self.pool.fetch(
+            """SELECT * FROM audit_log
+               WHERE ($1::text IS NULL OR (actor_kind = $1 AND actor_id = $2))
+                 AND ($3::text IS NULL OR stream = $3)
+                 AND ($4::text IS NULL OR type = $4)
+                 AND ($5::timestamptz IS NULL OR occurred_at >= $5)
+                 AND ($6::timestamptz IS NULL OR occurred_at < $6)
+                 AND ($7::timestamptz IS NULL OR (occurred_at, event_id) < ($7, $8::uuid))
+               ORDER BY occurred_at DESC, event_id DESC LIMIT $9""",
+            kind or None,
+            ident or None,
+            stream,
+            action,
+            since,
+            until,
+            before[0] if before else None,
+            before[1] if before else None,
+            limit,
+        )
+        return [dict(r) for r in rows]

@@ -439,24 +439,38 @@ def execution_plan(statements: Sequence[tuple[str, Statement]]) -> list[tuple[st
     """Order a batch's (stream, statement) pairs into as few round trips as possible.
 
     Projections tolerate any order between streams (DESIGN.md, invariant 3), so only each stream's own
-    order must be kept. A statement joins the round of its stream's previous statement when the SQL is the
-    same, else the next round; each round runs one executemany per distinct SQL, rows in log order.
+    order must be kept, and within a stream statements naming different `rows` commute; a statement
+    naming none orders with everything of its stream. A statement joins the round of the previous one it
+    must follow when the SQL is the same, else the next round; each round runs one executemany per
+    distinct SQL, rows in log order.
     """
     rounds: list[dict[str, list[tuple[object, ...]]]] = []
-    last: dict[str, tuple[int, str]] = {}
+    last: dict[str, tuple[int, str]] = {}  # per (stream, rows): the round and SQL of its last statement
+    latest: dict[str, int] = {}  # per stream: the latest round any of its statements is in
+    barrier: dict[str, int] = {}  # per stream: the round of its last whole-stream statement
     for stream, statement in statements:
-        key = f"{stream}#{statement.rows}"
-        previous = last.get(key)
-        if previous is None:
-            index = 0
-        elif previous[1] == statement.sql:
-            index = previous[0]
+        if statement.rows:
+            key = f"{stream}#{statement.rows}"
+            previous = last.get(key)
+            if previous is None:
+                index = 0
+            elif previous[1] == statement.sql:
+                index = previous[0]
+            else:
+                index = previous[0] + 1
+            if stream in barrier:
+                index = max(index, barrier[stream] + 1)
         else:
-            index = previous[0] + 1
+            key = stream
+            index = latest[stream] + 1 if stream in latest else 0
+            if stream in latest and last.get(key) == (latest[stream], statement.sql):
+                index = latest[stream]  # the same statement again, nothing else of the stream in between
+            barrier[stream] = index
         if index == len(rounds):
             rounds.append({})
         rounds[index].setdefault(statement.sql, []).append(statement.args)
         last[key] = (index, statement.sql)
+        latest[stream] = max(latest.get(stream, 0), index)
     return [(sql, rows) for round_ in rounds for sql, rows in round_.items()]
 
 

@@ -18,6 +18,7 @@ from modelreg.events.names import (
     ProjectName,
     RegisteredModelName,
     RunId,
+    TagName,
 )
 
 
@@ -85,6 +86,28 @@ class AddAlias(Command):
 class RemoveAlias(Command):
     registered_model: RegisteredModelName
     alias: AliasName
+
+
+class UnlinkVersion(Command):
+    registered_model: RegisteredModelName
+    artifact_version_id: UUID
+
+
+class UpdateModelCard(Command):
+    registered_model: RegisteredModelName
+    description: Description
+    inputs: Description | None = None
+    outputs: Description | None = None
+
+
+class TagModel(Command):
+    registered_model: RegisteredModelName
+    tag: TagName
+
+
+class UntagModel(Command):
+    registered_model: RegisteredModelName
+    tag: TagName
 
 
 class IssueApiKey(Command):

@@ -19,7 +19,16 @@ from modelreg.errors import Conflict, InvalidInput, NotFound
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed, ManifestEntry, artifact_stream
 from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.events.identity import ApiKeyIssued, principal_stream
-from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked, registered_model_stream
+from modelreg.events.registry import (
+    AliasAdded,
+    AliasRemoved,
+    ModelCardChanged,
+    ModelTagged,
+    ModelUntagged,
+    VersionLinked,
+    VersionUnlinked,
+    registered_model_stream,
+)
 from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, run_stream
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.commands import (
@@ -32,6 +41,10 @@ from modelreg.services.commands import (
     LogArtifactVersion,
     RemoveAlias,
     StartRun,
+    TagModel,
+    UnlinkVersion,
+    UntagModel,
+    UpdateModelCard,
     UseArtifactVersion,
 )
 
@@ -161,6 +174,34 @@ async def remove_alias(cmd: RemoveAlias, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], target)
 
 
+async def unlink_version(cmd: UnlinkVersion, ctx: CommandContext) -> Decision:
+    if await ctx.reads.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
+        raise NotFound(f"artifact version {cmd.artifact_version_id} is not linked to {cmd.registered_model!r}")
+    payload = VersionUnlinked(**cmd.model_dump())
+    return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.artifact_version_id)
+
+
+async def update_model_card(cmd: UpdateModelCard, ctx: CommandContext) -> Decision:
+    payload = ModelCardChanged(**cmd.model_dump())
+    return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.registered_model)
+
+
+async def tag_model(cmd: TagModel, ctx: CommandContext) -> Decision:
+    model = await ctx.reads.registered_model(cmd.registered_model)
+    if model is not None and cmd.tag in model["tags"]:
+        return Decision([], cmd.registered_model)
+    payload = ModelTagged(**cmd.model_dump())
+    return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.registered_model)
+
+
+async def untag_model(cmd: UntagModel, ctx: CommandContext) -> Decision:
+    model = await ctx.reads.registered_model(cmd.registered_model)
+    if model is None or cmd.tag not in model["tags"]:
+        raise NotFound(f"{cmd.registered_model!r} has no tag {cmd.tag!r}")
+    payload = ModelUntagged(**cmd.model_dump())
+    return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.registered_model)
+
+
 def key_sha256(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -186,4 +227,8 @@ HANDLERS: dict[type[Command], Handler] = {
     AddAlias: add_alias,
     RemoveAlias: remove_alias,
     IssueApiKey: issue_api_key,
+    UnlinkVersion: unlink_version,
+    UpdateModelCard: update_model_card,
+    TagModel: tag_model,
+    UntagModel: untag_model,
 }

@@ -10,7 +10,16 @@ from uuid_utils.compat import uuid7
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed, ManifestEntry, artifact_stream
 from modelreg.events.envelope import Actor, Envelope
-from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked, registered_model_stream
+from modelreg.events.registry import (
+    AliasAdded,
+    AliasRemoved,
+    ModelCardChanged,
+    ModelTagged,
+    ModelUntagged,
+    VersionLinked,
+    VersionUnlinked,
+    registered_model_stream,
+)
 from modelreg.events.runs import MetricRow, MetricsLogged, RunFinished, RunStarted, run_stream
 
 ENTITY, PROJECT = "acme", "nature"
@@ -74,6 +83,18 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
             model = rng.choice(sorted(linked))
             payload = AliasRemoved(registered_model=model, artifact_version_id=rng.choice(linked[model]), alias="staging")
             add(payload, registered_model_stream(model))
+        elif roll < 0.88 and linked:
+            model = rng.choice(sorted(linked))
+            stream = registered_model_stream(model)
+            choice = rng.randrange(4)
+            if choice == 0:
+                add(ModelCardChanged(registered_model=model, description=f"# {model}\nrevision {len(events)}"), stream)
+            elif choice in (1, 2):
+                tag = rng.choice(["vision", "tabular", "prod-ready"])
+                add((ModelTagged if choice == 1 else ModelUntagged)(registered_model=model, tag=tag), stream)
+            elif len(linked[model]) > 1:
+                version_id = linked[model].pop(rng.randrange(len(linked[model])))
+                add(VersionUnlinked(registered_model=model, artifact_version_id=version_id), stream)
         elif roll < 0.95:
             run_id = rng.choice(run_ids)
             rows = tuple(MetricRow(step=rng.randrange(100), values={"loss": rng.random(), "acc": rng.random()}) for _ in range(3))

@@ -32,13 +32,12 @@ def identity_events() -> list[Envelope]:
 
 def test_exported_schemas_validate_real_serialized_events_and_reject_others(tmp_path: Path) -> None:
     CliRunner().invoke(main, ["schemas", "export", str(tmp_path)])
-    schemas = {p.name: json.loads(p.read_text()) for p in tmp_path.iterdir()}
+    schemas = {p.name: jsonschema.Draft202012Validator(json.loads(p.read_text())) for p in tmp_path.iterdir()}
     seen = set()
-    for event in [*registry_history(400), *identity_events()]:
+    for event in [*registry_history(3000), *identity_events()]:
         wire = orjson.loads(encode(event))
-        schema = schemas[f"{event.type}.v{event.version}.json"]
-        jsonschema.validate(wire, schema)
+        schemas[f"{event.type}.v{event.version}.json"].validate(wire)
         seen.add(event.type)
         other = next(s for name, s in schemas.items() if not name.startswith(event.type + "."))
-        assert not jsonschema.Draft202012Validator(other).is_valid(wire)
+        assert not other.is_valid(wire)
     assert seen == set(EVENT_TYPES)

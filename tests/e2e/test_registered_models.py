@@ -1,0 +1,87 @@
+"""The registry's collections: a model card, tags, search, unlinking, and the global audit log."""
+
+from __future__ import annotations
+
+from support.stack import Stack
+from support.story import LINK, LOG_VERSION, version_input
+
+CARD = """mutation($m: String!, $d: String!, $i: String, $o: String) {
+  updateModelCard(registeredModel: $m, description: $d, inputs: $i, outputs: $o) { name description inputs outputs }
+}"""
+TAG = "mutation($m: String!, $t: String!) { tagRegisteredModel(registeredModel: $m, tag: $t) { tags } }"
+UNTAG = "mutation($m: String!, $t: String!) { untagRegisteredModel(registeredModel: $m, tag: $t) { tags } }"
+MODELS = """query($s: String, $t: String, $first: Int, $after: String) {
+  registeredModels(search: $s, tag: $t, first: $first, after: $after) { items { name tags } endCursor hasNextPage }
+}"""
+UNLINK = "mutation($m: String!, $id: ID!) { unlinkArtifactVersion(registeredModel: $m, artifactVersionId: $id) { name } }"
+
+
+async def log(stack: Stack, content: bytes) -> str:
+    answer = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", content)})
+    return answer["data"]["logArtifactVersion"]["id"]
+
+
+async def test_a_model_card_and_tags_make_a_registered_model_findable(stack: Stack) -> None:
+    card = await stack.graphql(
+        CARD, {"m": "nature-classification", "d": "# Nature\nClassifies photos of nature.", "i": "224x224 RGB", "o": "10 class scores"}
+    )
+    assert card["data"]["updateModelCard"]["description"].startswith("# Nature")
+    await stack.graphql(TAG, {"m": "nature-classification", "t": "vision"})
+    await stack.graphql(TAG, {"m": "nature-classification", "t": "vision"})  # again: no change
+    await stack.graphql(TAG, {"m": "nature-classification", "t": "prod-ready"})
+    await stack.graphql(TAG, {"m": "fraud-detector", "t": "tabular"})
+    untagged = await stack.graphql(UNTAG, {"m": "nature-classification", "t": "prod-ready"})
+    assert untagged["data"]["untagRegisteredModel"]["tags"] == ["vision"]
+
+    by_tag = (await stack.graphql(MODELS, {"t": "vision"}))["data"]["registeredModels"]
+    assert by_tag["items"] == [{"name": "nature-classification", "tags": ["vision"]}]
+    by_name = (await stack.graphql(MODELS, {"s": "FRAUD"}))["data"]["registeredModels"]
+    assert [m["name"] for m in by_name["items"]] == ["fraud-detector"]
+
+    first = (await stack.graphql(MODELS, {"first": 1}))["data"]["registeredModels"]
+    rest = (await stack.graphql(MODELS, {"first": 1, "after": first["endCursor"]}))["data"]["registeredModels"]
+    assert [first["items"][0]["name"], rest["items"][0]["name"]] == ["fraud-detector", "nature-classification"]
+    assert (first["hasNextPage"], rest["hasNextPage"]) == (True, False)
+
+    missing = await stack.graphql(UNTAG, {"m": "fraud-detector", "t": "nope"})
+    assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_an_unlinked_version_leaves_with_its_aliases_and_its_number_is_not_reused(stack: Stack) -> None:
+    a, b, c = [await log(stack, content) for content in (b"a", b"b", b"c")]
+    await stack.graphql(LINK, {"model": "m", "id": a, "aliases": ["production"]})
+    await stack.graphql(LINK, {"model": "m", "id": b})
+
+    await stack.graphql(UNLINK, {"m": "m", "id": a})
+    linked = await stack.graphql(LINK, {"model": "m", "id": c})
+
+    assert linked["data"]["linkArtifactVersion"]["version"] == "v2"
+    model = await stack.graphql('{ registeredModel(name: "m") { versions { items { version aliases } } alias(name: "production") { version } } }')
+    assert model["data"]["registeredModel"] == {
+        "versions": {"items": [{"version": "v1", "aliases": []}, {"version": "v2", "aliases": []}]},
+        "alias": None,
+    }
+    again = await stack.graphql(UNLINK, {"m": "m", "id": a})
+    assert again["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_the_audit_log_answers_who_did_what_filtered_and_page_by_page(stack: Stack) -> None:
+    version = await log(stack, b"weights")
+    await stack.graphql(LINK, {"model": "m", "id": version, "aliases": ["staging"]}, actor="user:bob")
+    await stack.graphql(TAG, {"m": "m", "t": "vision"}, actor="user:carol")
+
+    query = """query($actor: String, $action: String, $first: Int, $after: String) {
+      auditLog(actor: $actor, action: $action, first: $first, after: $after) { items { action actor details } endCursor hasNextPage } }"""
+    bobs = (await stack.graphql(query, {"actor": "user:bob"}))["data"]["auditLog"]["items"]
+    assert [r["action"] for r in bobs] == ["registry.alias_added", "registry.version_linked"]
+    aliases = (await stack.graphql(query, {"action": "registry.alias_added"}))["data"]["auditLog"]["items"]
+    assert aliases == [{"action": "registry.alias_added", "actor": "user:bob", "details": {"registered_model": "m", "artifact_version_id": version, "alias": "staging"}}]
+
+    seen, after = [], None
+    while True:
+        page = (await stack.graphql(query, {"first": 2, "after": after}))["data"]["auditLog"]
+        seen += [r["action"] for r in page["items"]]
+        if not page["hasNextPage"]:
+            break
+        after = page["endCursor"]
+    assert seen == ["registry.model_tagged", "registry.alias_added", "registry.version_linked", "artifacts.version_logged"]

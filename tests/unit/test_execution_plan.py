@@ -1,0 +1,47 @@
+"""A batch is regrouped into few round trips, but never out of a stream's order where it matters."""
+
+from __future__ import annotations
+
+from hypothesis import given, strategies as st
+
+from modelreg.projections.projection import Statement
+from modelreg.projections.runtime import execution_plan
+
+
+def order_of(plan: list[tuple[str, list[tuple[object, ...]]]]) -> list[object]:
+    return [args[0] for _, rows in plan for args in rows]
+
+
+def test_statements_of_different_streams_share_round_trips() -> None:
+    statements = [(f"s{i % 3}", Statement("INSERT a", (i,))) for i in range(9)]
+    assert len(execution_plan(statements)) == 1
+
+
+def test_a_whole_stream_statement_stays_between_what_came_before_and_after_it() -> None:
+    statements = [
+        ("m", Statement("LINK", ("link",), rows="versions")),
+        ("m", Statement("ALIAS", ("alias",), rows="aliases")),
+        ("m", Statement("UNLINK", ("unlink",))),
+        ("m", Statement("ALIAS", ("alias again",), rows="aliases")),
+    ]
+    order = order_of(execution_plan(statements))
+    assert order.index("unlink") > order.index("link")
+    assert order.index("unlink") > order.index("alias")
+    assert order.index("alias again") > order.index("unlink")
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["X", "Y", "Z"]), st.sampled_from(["", "r1", "r2"])),
+        max_size=40,
+    )
+)
+def test_any_two_statements_that_must_stay_ordered_do(steps: list[tuple[str, str, str]]) -> None:
+    statements = [(stream, Statement(sql, (i,), rows=rows)) for i, (stream, sql, rows) in enumerate(steps)]
+    position = {i: n for n, i in enumerate(order_of(execution_plan(statements)))}
+    for i, (stream_i, _, rows_i) in enumerate(steps):
+        for j in range(i + 1, len(steps)):
+            stream_j, _, rows_j = steps[j]
+            must_follow = stream_i == stream_j and (rows_i == rows_j or not rows_i or not rows_j)
+            if must_follow:
+                assert position[i] < position[j], (i, j, steps)
