@@ -15,13 +15,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from modelreg.api import Api
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.errors import ModelregError
 from modelreg.run import Run
 from modelreg.transport import Transport
 
 __version__ = "0.1.0"
-__all__ = ["Artifact", "ArtifactFile", "LoggedArtifact", "ModelregError", "Run", "init"]
+__all__ = ["Api", "Artifact", "ArtifactFile", "LoggedArtifact", "ModelregError", "Run", "init"]
 
 
 def init(

@@ -92,7 +92,7 @@ class RegistryQueries:
 
     async def history(self, stream: str, limit: int) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT * FROM audit_log WHERE stream = $1 ORDER BY occurred_at DESC, event_id DESC LIMIT $2", stream, limit
+            "SELECT * FROM audit_log WHERE stream = $1 ORDER BY stream_seq DESC LIMIT $2", stream, limit
         )
         return [dict(r) for r in rows]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from support.stack import Stack
 from support.story import LINK, LOG_VERSION, version_input
 
@@ -85,3 +87,27 @@ async def test_the_audit_log_answers_who_did_what_filtered_and_page_by_page(stac
             break
         after = page["endCursor"]
     assert seen == ["registry.model_tagged", "registry.alias_added", "registry.version_linked", "artifacts.version_logged"]
+
+
+async def test_eight_clients_linking_and_moving_one_alias_at_once_leave_no_gaps_and_one_alias(stack: Stack) -> None:
+    versions = [await log(stack, f"weights-{i}".encode()) for i in range(40)]
+    alias_move = "mutation($id: ID!) { addAlias(registeredModel: \"m\", artifactVersionId: $id, alias: \"production\") { version } }"
+
+    async def client(n: int) -> None:
+        for version in versions[n * 5 : n * 5 + 5]:
+            await stack.graphql(LINK, {"model": "m", "id": version}, actor=f"user:client{n}")
+            await stack.graphql(alias_move, {"id": version}, actor=f"user:client{n}")
+
+    await asyncio.gather(*(client(n) for n in range(8)))
+
+    model = (await stack.graphql(
+        '{ registeredModel(name: "m") { versions(first: 100) { items { version aliases } } history(limit: 500) { action details } } }'
+    ))["data"]["registeredModel"]
+    assert [v["version"] for v in model["versions"]["items"]] == [f"v{i}" for i in range(40)]
+    assert sum(v["aliases"] == ["production"] for v in model["versions"]["items"]) == 1
+    moves = [h["details"]["artifact_version_id"] for h in model["history"] if h["action"] == "registry.alias_added"]
+    assert len(moves) == 40  # every move recorded, in log order: the newest is where the alias is
+    holder = next(v for v in model["versions"]["items"] if v["aliases"])
+    alias = (await stack.graphql('{ registeredModel(name: "m") { alias(name: "production") { artifactVersion { id } } } }'))
+    assert alias["data"]["registeredModel"]["alias"]["artifactVersion"]["id"] == moves[0]
+    assert holder["version"] in {v["version"] for v in model["versions"]["items"]}

@@ -136,3 +136,26 @@ async def test_a_model_version_leads_back_to_its_training_run_the_dataset_and_th
     narrow = (await stack.graphql(LINEAGE, {"ref": dataset.id, "direction": "DOWNSTREAM", "depth": 1, "fanOut": 1}))["data"]["lineage"]
     assert narrow["truncated"] == [f"artifact:{dataset.id}"]
     assert len([n for n in narrow["nodes"] if n["depth"] == 1]) == 1
+
+
+async def test_scripts_read_the_registry_through_the_api(stack: Stack, tmp_path: Path) -> None:
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+    await asyncio.to_thread(preprocess, url, tmp_path)
+    train_run, model, _ = await asyncio.to_thread(train, url, tmp_path, 0.01, "production")
+
+    def read() -> tuple:
+        api = modelreg.Api(url)
+        dataset = api.artifact("acme/nature/nature-images:latest")
+        registered = api.registered_model("nature-classification")
+        return (
+            dataset.logged_by().job_type,
+            [r.id for r in dataset.used_by()],
+            api.run(f"acme/nature/{train_run}").config,
+            registered.alias("production").artifact_id,
+            api.artifact(f"acme/nature/classifier:{model.version}").logged_by().id,
+        )
+
+    logged_by, used_by, config, production, model_run = await asyncio.to_thread(read)
+    assert (logged_by, used_by, config) == ("preprocess", [train_run], {"lr": 0.01, "epochs": 3})
+    assert (production, model_run) == (model.id, train_run)
