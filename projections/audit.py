@@ -26,24 +26,19 @@ CREATE INDEX audit_log_by_time ON audit_log (occurred_at);
 # A stream's records are numbered in log order: that, not the clock, is the order things happened to
 # one model (two commands accepted a moment apart may reach the log the other way round).
 SCHEMA_V2 = """
-CREATE TABLE audit_streams (stream text PRIMARY KEY, next_seq bigint NOT NULL);
 ALTER TABLE audit_log ADD COLUMN stream_seq bigint;
 UPDATE audit_log a SET stream_seq = n.seq
 FROM (SELECT event_id, row_number() OVER (PARTITION BY stream ORDER BY occurred_at, event_id) - 1 AS seq FROM audit_log) n
 WHERE a.event_id = n.event_id;
-INSERT INTO audit_streams (stream, next_seq) SELECT stream, count(*) FROM audit_log GROUP BY stream;
 ALTER TABLE audit_log ALTER COLUMN stream_seq SET NOT NULL;
 CREATE UNIQUE INDEX audit_log_by_stream_seq ON audit_log (stream, stream_seq);
+DROP INDEX audit_log_by_stream;
 """
 
 _RECORDED = """
-WITH numbered AS (
-    INSERT INTO audit_streams AS s (stream, next_seq) VALUES ($3, 1)
-    ON CONFLICT (stream) DO UPDATE SET next_seq = s.next_seq + 1
-    RETURNING s.next_seq - 1 AS seq
-)
 INSERT INTO audit_log (event_id, type, stream, occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload, stream_seq)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, numbered.seq FROM numbered
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+        (SELECT coalesce(max(stream_seq) + 1, 0) FROM audit_log WHERE stream = $3))
 """
 
 
@@ -51,7 +46,7 @@ class AuditProjection(Projection):
     """Not one method per type: every event type, present and future, is recorded the same way."""
 
     name = "audit"
-    tables = ("audit_log", "audit_streams")
+    tables = ("audit_log",)
     migrations = (Migration("audit", 1, SCHEMA_V1), Migration("audit", 2, SCHEMA_V2))
 
     def handled_types(self) -> set[str]:
