@@ -90,10 +90,11 @@ async def wait_applied(pool: asyncpg.Pool, topic: str, total: int, label: str) -
 
 
 def _projector_processes(settings: Settings) -> list:
-    """Two projector processes for two cores: the audit log in one, the registry and identity in the other."""
+    """Two projector processes for two cores: the audit log in one, every other projection in the other."""
+    others = [arg for name in PROJECTIONS if name != "audit" for arg in ("--projection", name)]
     return [
         modelreg_process(settings, "projector", "--projection", "audit"),
-        modelreg_process(settings, "projector", "--projection", "registry", "--projection", "identity"),
+        modelreg_process(settings, "projector", *others),
     ]
 
 
