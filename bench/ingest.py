@@ -77,9 +77,11 @@ async def applied(pool: asyncpg.Pool, topic: str) -> dict[str, int]:
     return {r["projection"]: int(r["n"]) for r in rows}
 
 
-async def wait_applied(pool: asyncpg.Pool, topic: str, total: int, label: str) -> None:
-    last = 0.0
+async def wait_applied(pool: asyncpg.Pool, topic: str, total: int, label: str, timeout_s: float = 900) -> None:
+    last, deadline = 0.0, time.monotonic() + timeout_s
     while True:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{label}: not every projection applied {total} events within {timeout_s:.0f}s: {await applied(pool, topic)}")
         done = await applied(pool, topic)
         if all(done.get(name, 0) >= total for name in PROJECTIONS):
             return
