@@ -90,7 +90,7 @@ async def command_latency(url: str, commands: int) -> list[float]:
 async def end_to_end(infra: Infrastructure, events_n: int) -> float:
     settings = await infra.fresh_settings()
     settings = type(settings)(database_url=settings.database_url, topic=settings.topic)  # no Kafka: the Postgres log
-    events = registry_history(events_n)
+    events = registry_history(events_n, collections=200, models=20)
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     await migrate(pool, all_migrations())
     log = PostgresEventLog(settings.database_url, settings.topic)

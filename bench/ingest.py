@@ -92,11 +92,12 @@ async def wait_applied(pool: asyncpg.Pool, topic: str, total: int, label: str, t
 
 
 def _projector_processes(settings: Settings) -> list:
-    """Two projector processes for two cores: the audit log in one, every other projection in the other."""
-    others = [arg for name in PROJECTIONS if name != "audit" for arg in ("--projection", name)]
+    """The two projections that decode every event in processes of their own; the light ones together."""
+    heavy = ["audit", "registry"]
+    light = [arg for name in PROJECTIONS if name not in heavy for arg in ("--projection", name)]
     return [
-        modelreg_process(settings, "projector", "--projection", "audit"),
-        modelreg_process(settings, "projector", *others),
+        *(modelreg_process(settings, "projector", "--projection", name) for name in heavy),
+        modelreg_process(settings, "projector", *light),
     ]
 
 
@@ -200,7 +201,7 @@ async def command_latency(infra: Infrastructure, commands: int) -> list[float]:
 
 
 async def main(events_n: int, commands: int) -> None:
-    events = registry_history(events_n)
+    events = registry_history(events_n, collections=200, models=20)
     payloads = [(e.stream.encode(), encode(e)) for e in events]
     say(f"events: {events_n} ({sum(len(v) for _, v in payloads) / events_n:.0f} bytes each on average), 6 partitions")
     with infrastructure() as infra:

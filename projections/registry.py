@@ -275,7 +275,7 @@ class RegistryProjection(Projection):
     @handles(VersionLinked)
     def version_linked(self, e: VersionLinked, envelope: Envelope) -> list[Statement]:
         args = (e.registered_model, e.artifact_version_id, envelope.occurred_at, str(envelope.actor))
-        return [Statement(_VERSION_LINKED, args, rows="versions")]
+        return [Statement(_VERSION_LINKED, args, rows="model")]
 
     @handles(AliasAdded)
     def alias_added(self, e: AliasAdded, envelope: Envelope) -> list[Statement]:
@@ -284,21 +284,23 @@ class RegistryProjection(Projection):
 
     @handles(VersionUnlinked)
     def version_unlinked(self, e: VersionUnlinked, envelope: Envelope) -> list[Statement]:
-        # Touches versions and aliases: ordered with both, hence rows="" (the whole stream).
+        # Link, card and tags share rows="model": each may create the registered_models row, and which one
+        # does (its time, its actor) must follow the log. Aliases commute with them; an unlink touches
+        # both versions and aliases, so it orders with the whole stream (rows="").
         return [Statement(_VERSION_UNLINKED, (e.registered_model, e.artifact_version_id))]
 
     @handles(ModelCardChanged)
     def model_card_changed(self, e: ModelCardChanged, envelope: Envelope) -> list[Statement]:
         args = (e.registered_model, e.description, e.inputs, e.outputs, envelope.occurred_at, str(envelope.actor))
-        return [Statement(_MODEL_CARD_CHANGED, args)]
+        return [Statement(_MODEL_CARD_CHANGED, args, rows="model")]
 
     @handles(ModelTagged)
     def model_tagged(self, e: ModelTagged, envelope: Envelope) -> list[Statement]:
-        return [Statement(_TAGS_CHANGED, (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), True))]
+        return [Statement(_TAGS_CHANGED, (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), True), rows="model")]
 
     @handles(ModelUntagged)
     def model_untagged(self, e: ModelUntagged, envelope: Envelope) -> list[Statement]:
-        return [Statement(_TAGS_CHANGED, (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), False))]
+        return [Statement(_TAGS_CHANGED, (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), False), rows="model")]
 
     @handles(AliasRemoved)
     def alias_removed(self, e: AliasRemoved, envelope: Envelope) -> list[Statement]:
