@@ -233,12 +233,12 @@ class RegistryProjection(Projection):
     @handles(RunStarted)
     def run_started(self, e: RunStarted, envelope: Envelope) -> list[Statement]:
         args = (e.entity, e.project, e.run_id, e.name, e.job_type, e.config, e.environment)
-        return [Statement(_RUN_STARTED, (*args, envelope.occurred_at, str(envelope.actor)))]
+        return [Statement(_RUN_STARTED, (*args, envelope.occurred_at, str(envelope.actor)), rows="run")]
 
     @handles(RunFinished)
     def run_finished(self, e: RunFinished, envelope: Envelope) -> list[Statement]:
         args = (e.entity, e.project, e.run_id, e.state, e.exit_code, e.summary, envelope.occurred_at)
-        return [Statement(_RUN_FINISHED, args)]
+        return [Statement(_RUN_FINISHED, args, rows="run")]
 
     @handles(MetricsLogged)
     def metrics_logged(self, e: MetricsLogged, envelope: Envelope) -> list[Statement]:
