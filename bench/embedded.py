@@ -24,7 +24,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' generated histories
 
-from infrastructure import Infrastructure, modelreg_process  # noqa: E402
+from infrastructure import Infrastructure  # noqa: E402
 from ingest import LINK, LOG, SET_ALIAS, WARM_UP_COMMANDS, _projector_processes, say, wait_applied  # noqa: E402
 from support.history import registry_history  # noqa: E402
 
@@ -32,7 +32,7 @@ from modelreg.events.postgres_log import PostgresEventLog  # noqa: E402
 from modelreg.projections.migrations import migrate  # noqa: E402
 from modelreg.services.database import create_pool  # noqa: E402
 from modelreg.services.embedded_postgres import start_embedded_postgres  # noqa: E402
-from modelreg.services.projections_catalog import PROJECTIONS, all_migrations  # noqa: E402
+from modelreg.services.projections_catalog import all_migrations  # noqa: E402
 
 
 async def until_ready(url: str, server: subprocess.Popen[bytes], started: float) -> float:
