@@ -61,8 +61,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(60)
 
 
-async def command_latency(url: str, commands: int) -> list[float]:
-    async with aiohttp.ClientSession(headers={"X-Modelreg-Actor": "user:bench"}) as http:
+async def command_latency(url: str, commands: int, key: str) -> list[float]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
 
         async def gql(query: str, variables: dict) -> dict:
             async with http.post(url + "/graphql", json={"query": query, "variables": variables}) as response:
@@ -121,7 +121,7 @@ async def main(events_n: int, commands: int) -> None:
         ready = await until_ready(url, server, started)
         say(f"modelreg server ready:   first start {first_ready:.2f} s (creates the database), restart {ready:.2f} s   target <= 3 s")
         try:
-            latencies = await command_latency(url, commands)
+            latencies = await command_latency(url, commands, (Path(tmp) / "data" / "admin-api-key").read_text().strip())
         finally:
             stop(server)
         p50, p99 = statistics.median(latencies), statistics.quantiles(latencies, n=100)[98]

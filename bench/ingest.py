@@ -14,6 +14,7 @@ import re
 import signal
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -161,12 +162,14 @@ async def command_latency(infra: Infrastructure, commands: int) -> list[float]:
     settings = await infra.fresh_settings()
     port = 18000 + (int(time.time()) % 1000)
     processes = _projector_processes(settings)
-    processes.append(modelreg_process(settings, "api", "--port", str(port)))
+    key_file = Path(tempfile.mkdtemp(prefix="modelreg-bench-")) / "admin-api-key"
+    processes.append(modelreg_process(settings, "api", "--port", str(port), "--admin-key-file", str(key_file)))
     url = f"http://127.0.0.1:{port}/graphql"
     try:
-        async with aiohttp.ClientSession(headers={"X-Modelreg-Actor": "user:bench"}) as http:
+        async with aiohttp.ClientSession() as http:
             async def gql(query: str, variables: dict) -> dict:
-                async with http.post(url, json={"query": query, "variables": variables}) as response:
+                headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+                async with http.post(url, json={"query": query, "variables": variables}, headers=headers) as response:
                     body = await response.json()
                     if "errors" in body:
                         raise RuntimeError(body["errors"])
@@ -180,6 +183,12 @@ async def command_latency(infra: Infrastructure, commands: int) -> list[float]:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.1)
+            while True:  # the first admin key works once the identity projection has it
+                try:
+                    await gql("{ viewer { id } }", {})
+                    break
+                except (RuntimeError, FileNotFoundError, aiohttp.ContentTypeError):
+                    await asyncio.sleep(0.1)
             ids = []
             for n in range(2):
                 digest = "sha256:" + f"{n:064x}"

@@ -12,7 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelreg.events.envelope import Event
-from modelreg.events.names import AliasName, ArtifactName, ArtifactType, Description, Digest, EntityName, ProjectName, RunId
+from modelreg.events.names import AliasName, ArtifactName, ArtifactType, Description, Digest, EntityName, ProjectName, RunId, TagName
 
 
 def artifact_stream(entity: str, project: str, name: str) -> str:
@@ -62,3 +62,27 @@ class ArtifactVersionUsed(Event):
     entity: EntityName
     project: ProjectName
     run_id: RunId
+
+
+class ArtifactVersionTagged(Event):
+    """A tag on one version (`validated`, `golden-set`), searched by when listing versions."""
+
+    type = "artifacts.version_tagged"
+    version = 1
+
+    artifact_version_id: UUID
+    entity: EntityName
+    project: ProjectName
+    name: ArtifactName
+    tag: TagName
+
+
+class ArtifactVersionUntagged(Event):
+    type = "artifacts.version_untagged"
+    version = 1
+
+    artifact_version_id: UUID
+    entity: EntityName
+    project: ProjectName
+    name: ArtifactName
+    tag: TagName

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
+from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged, ArtifactVersionUntagged, ArtifactVersionUsed
 from modelreg.events.envelope import Event
-from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked
+from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
 from modelreg.events.registry import (
     AliasAdded,
+    AliasProtected,
     AliasRemoved,
+    AliasUnprotected,
     ModelCardChanged,
     ModelTagged,
     ModelUntagged,
@@ -27,6 +29,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MetricsLogged,
         ArtifactVersionLogged,
         ArtifactVersionUsed,
+        ArtifactVersionTagged,
+        ArtifactVersionUntagged,
         VersionLinked,
         AliasAdded,
         AliasRemoved,
@@ -34,8 +38,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ModelCardChanged,
         ModelTagged,
         ModelUntagged,
+        AliasProtected,
+        AliasUnprotected,
         ApiKeyIssued,
         ApiKeyRevoked,
+        RoleGranted,
+        RoleRevoked,
     )
 }
 

@@ -80,3 +80,21 @@ class ModelUntagged(Event):
 
     registered_model: RegisteredModelName
     tag: TagName
+
+
+class AliasProtected(Event):
+    """From now on only admins of the registered model may set or remove this alias (e.g. `production`)."""
+
+    type = "registry.alias_protected"
+    version = 1
+
+    registered_model: RegisteredModelName
+    alias: AliasName
+
+
+class AliasUnprotected(Event):
+    type = "registry.alias_unprotected"
+    version = 1
+
+    registered_model: RegisteredModelName
+    alias: AliasName

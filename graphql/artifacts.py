@@ -12,7 +12,8 @@ from modelreg.errors import InvalidInput, NotFound
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.pages import decode_cursor, page, page_size
-from modelreg.services.commands import LogArtifactVersion, UseArtifactVersion
+from modelreg.graphql.usage import usage_snippet
+from modelreg.services.commands import LogArtifactVersion, TagArtifactVersion, UntagArtifactVersion, UseArtifactVersion
 
 
 class ArtifactFile(graphene.ObjectType):
@@ -33,10 +34,16 @@ class ArtifactVersion(graphene.ObjectType):
     description = graphene.String()
     metadata = GenericScalar(required=True)
     aliases = graphene.List(graphene.NonNull(graphene.String), required=True)
+    tags = graphene.List(graphene.NonNull(graphene.String), required=True)
     files = graphene.List(graphene.NonNull(ArtifactFile), required=True)
     logged_by_run = graphene.String()
     created_at = graphene.DateTime(required=True)
     created_by = graphene.String(required=True)
+    usage = graphene.String(required=True, description="Python that pulls this exact version down")
+
+    @staticmethod
+    def resolve_usage(row: dict, info: graphene.ResolveInfo) -> str:
+        return usage_snippet(row)
 
     @staticmethod
     def resolve_type(row: dict, info: graphene.ResolveInfo) -> str:
@@ -143,6 +150,25 @@ class ArtifactMutations(graphene.ObjectType):
     use_artifact_version = graphene.Field(
         ArtifactVersion, required=True, input=UseArtifactVersionInput(required=True)
     )
+    tag_artifact_version = graphene.Field(
+        ArtifactVersion,
+        required=True,
+        ref=graphene.String(required=True, description="entity/project/name:v3 (or :latest, :<alias>)"),
+        tag=graphene.String(required=True),
+    )
+    untag_artifact_version = graphene.Field(
+        ArtifactVersion, required=True, ref=graphene.String(required=True), tag=graphene.String(required=True)
+    )
+
+    @staticmethod
+    @reports_errors
+    async def resolve_tag_artifact_version(root: Any, info: graphene.ResolveInfo, ref: str, tag: str) -> dict:
+        return await _tagged(info, TagArtifactVersion, ref, tag)
+
+    @staticmethod
+    @reports_errors
+    async def resolve_untag_artifact_version(root: Any, info: graphene.ResolveInfo, ref: str, tag: str) -> dict:
+        return await _tagged(info, UntagArtifactVersion, ref, tag)
 
     @staticmethod
     @reports_errors
@@ -151,15 +177,22 @@ class ArtifactMutations(graphene.ObjectType):
         fields["artifact_type"] = fields.pop("type")
         fields["manifest"] = fields.pop("files", None)
         command = parse_command(LogArtifactVersion, fields)
-        accepted = await info.context.app.execute(command, info.context.actor)
+        accepted = await info.context.app.execute(command, info.context.caller)
         return await _visible_version(info, accepted.subject_id)
 
     @staticmethod
     @reports_errors
     async def resolve_use_artifact_version(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         command = parse_command(UseArtifactVersion, dict(input))
-        accepted = await info.context.app.execute(command, info.context.actor)
+        accepted = await info.context.app.execute(command, info.context.caller)
         return await _visible_version(info, accepted.subject_id)
+
+
+async def _tagged(info: graphene.ResolveInfo, kind: type[TagArtifactVersion], ref: str, tag: str) -> dict:
+    entity, project, name, version = parse_ref(ref)
+    command = parse_command(kind, {"entity": entity, "project": project, "name": name, "version": version, "tag": tag})
+    accepted = await info.context.app.execute(command, info.context.caller)
+    return await _visible_version(info, accepted.subject_id)
 
 
 async def _visible_version(info: graphene.ResolveInfo, version_id: UUID) -> dict:

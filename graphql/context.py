@@ -8,9 +8,9 @@ from uuid import UUID
 
 from aiodataloader import DataLoader
 
-from modelreg.events.envelope import Actor
 from modelreg.projections.lineage_queries import LineageQueries
 from modelreg.projections.registry_queries import RegistryQueries
+from modelreg.services.access import Caller
 from modelreg.services.application import Application
 
 
@@ -42,7 +42,7 @@ class RunLoader(DataLoader):
 class RequestContext:
     app: Application
     reads: RegistryQueries
-    actor: Actor
+    caller: Caller | None  # None: no API key; the view refuses to execute for such requests
     artifact_versions: ArtifactVersionLoader = field(init=False)
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)

@@ -15,12 +15,15 @@ from modelreg.graphql.artifacts import ArtifactVersion
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.pages import decode_cursor, decode_key_cursor, encode_key_cursor, page, page_size
+from modelreg.graphql.usage import usage_snippet
 from modelreg.services.commands import (
     AddAlias,
     LinkVersion,
+    ProtectAlias,
     RemoveAlias,
     TagModel,
     UnlinkVersion,
+    UnprotectAlias,
     UntagModel,
     UpdateModelCard,
 )
@@ -34,10 +37,16 @@ class ModelVersion(graphene.ObjectType):
     artifact_version = graphene.Field(ArtifactVersion)
     linked_at = graphene.DateTime(required=True)
     linked_by = graphene.String(required=True)
+    usage = graphene.String(required=True, description="Python that pulls this exact version down")
 
     @staticmethod
     def resolve_version(row: dict, info: graphene.ResolveInfo) -> str:
         return f"v{row['version_index']}"
+
+    @staticmethod
+    async def resolve_usage(row: dict, info: graphene.ResolveInfo) -> str:
+        source = await info.context.artifact_versions.load(row["artifact_version_id"])
+        return usage_snippet(source, row["registered_model"], f"v{row['version_index']}")
 
     @staticmethod
     async def resolve_artifact_version(row: dict, info: graphene.ResolveInfo) -> dict | None:
@@ -78,16 +87,43 @@ class RegisteredModel(graphene.ObjectType):
     inputs = graphene.String(description="what the model expects")
     outputs = graphene.String(description="what the model gives back")
     tags = graphene.List(graphene.NonNull(graphene.String), required=True)
-    versions = graphene.Field(ModelVersionPage, required=True, first=graphene.Int(default_value=50), after=graphene.String())
+    protected_aliases = graphene.List(
+        graphene.NonNull(graphene.String), required=True, description="aliases only the model's admins may move"
+    )
+    versions = graphene.Field(
+        ModelVersionPage,
+        required=True,
+        first=graphene.Int(default_value=50),
+        after=graphene.String(),
+        alias=graphene.String(description="only the version holding this alias"),
+        tag=graphene.String(description="only versions whose artifact version has this tag"),
+        metadata=GenericScalar(description='only versions whose metadata contains this object, e.g. {"lr": 0.01}'),
+    )
     alias = graphene.Field(ModelVersion, name=graphene.String(required=True))
     history = graphene.List(graphene.NonNull(ActionRecord), required=True, limit=graphene.Int(default_value=100))
 
     @staticmethod
     @reports_errors
-    async def resolve_versions(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
+    async def resolve_versions(
+        row: dict,
+        info: graphene.ResolveInfo,
+        first: int,
+        after: str | None = None,
+        alias: str | None = None,
+        tag: str | None = None,
+        metadata: Any = None,
+    ) -> dict:
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InvalidInput('metadata must be an object to match, e.g. {"lr": 0.01}')
         limit = page_size(first)
-        rows = await info.context.reads.model_versions_page(row["name"], after_index=decode_cursor(after), limit=limit + 1)
+        rows = await info.context.reads.model_versions_page(
+            row["name"], after_index=decode_cursor(after), limit=limit + 1, alias=alias, tag=tag, metadata=metadata
+        )
         return page(rows, limit, after)
+
+    @staticmethod
+    async def resolve_protected_aliases(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        return sorted(await info.context.reads.protected_aliases(row["name"]))
 
     @staticmethod
     async def resolve_alias(row: dict, info: graphene.ResolveInfo, name: str) -> dict | None:
@@ -101,7 +137,7 @@ class RegisteredModel(graphene.ObjectType):
 
 
 async def _model_after(info: graphene.ResolveInfo, command: Any) -> dict:
-    await info.context.app.execute(command, info.context.actor)
+    await info.context.app.execute(command, info.context.caller)
     model = await info.context.reads.registered_model(command.registered_model)
     if model is None:
         raise NotFound(f"registered model {command.registered_model!r} is not visible")
@@ -241,6 +277,26 @@ class ModelMutations(graphene.ObjectType):
     untag_registered_model = graphene.Field(
         RegisteredModel, required=True, registered_model=graphene.String(required=True), tag=graphene.String(required=True)
     )
+    protect_alias = graphene.Field(
+        RegisteredModel,
+        required=True,
+        registered_model=graphene.String(required=True),
+        alias=graphene.String(required=True),
+        description="Admins only: from now on only the model's admins may set or remove this alias.",
+    )
+    unprotect_alias = graphene.Field(
+        RegisteredModel, required=True, registered_model=graphene.String(required=True), alias=graphene.String(required=True)
+    )
+
+    @staticmethod
+    @reports_errors
+    async def resolve_protect_alias(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
+        return await _model_after(info, parse_command(ProtectAlias, fields))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_unprotect_alias(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
+        return await _model_after(info, parse_command(UnprotectAlias, fields))
 
     @staticmethod
     @reports_errors
@@ -268,7 +324,7 @@ class ModelMutations(graphene.ObjectType):
     async def resolve_link_artifact_version(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
         fields["artifact_version_id"] = _version_id(fields["artifact_version_id"])
         command = parse_command(LinkVersion, fields)
-        await info.context.app.execute(command, info.context.actor)
+        await info.context.app.execute(command, info.context.caller)
         return await _model_version(info, command.registered_model, command.artifact_version_id)
 
     @staticmethod
@@ -276,12 +332,12 @@ class ModelMutations(graphene.ObjectType):
     async def resolve_add_alias(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
         fields["artifact_version_id"] = _version_id(fields["artifact_version_id"])
         command = parse_command(AddAlias, fields)
-        await info.context.app.execute(command, info.context.actor)
+        await info.context.app.execute(command, info.context.caller)
         return await _model_version(info, command.registered_model, command.artifact_version_id)
 
     @staticmethod
     @reports_errors
     async def resolve_remove_alias(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
         command = parse_command(RemoveAlias, fields)
-        accepted = await info.context.app.execute(command, info.context.actor)
+        accepted = await info.context.app.execute(command, info.context.caller)
         return await _model_version(info, command.registered_model, accepted.subject_id)

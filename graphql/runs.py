@@ -70,7 +70,7 @@ class FinishRunInput(graphene.InputObjectType):
 
 
 async def _run_after(info: graphene.ResolveInfo, command: StartRun | FinishRun) -> dict:
-    await info.context.app.execute(command, info.context.actor)
+    await info.context.app.execute(command, info.context.caller)
     run = await info.context.reads.run(command.entity, command.project, command.run_id)
     if run is None:
         raise NotFound(f"run {command.entity}/{command.project}/{command.run_id} is not visible")
@@ -98,7 +98,7 @@ class RunMutations(graphene.ObjectType):
     @reports_errors
     async def resolve_log_metrics(root: Any, info: graphene.ResolveInfo, **fields: Any) -> int:
         fields["rows"] = [dict(row) for row in fields["rows"]]
-        accepted = await info.context.app.execute(parse_command(LogMetrics, fields), info.context.actor)
+        accepted = await info.context.app.execute(parse_command(LogMetrics, fields), info.context.caller)
         return accepted.subject_id
 
     @staticmethod

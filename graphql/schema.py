@@ -5,16 +5,17 @@ from __future__ import annotations
 import graphene
 
 from modelreg.graphql.artifacts import ArtifactMutations, ArtifactQueries
+from modelreg.graphql.identity import IdentityMutations, IdentityQueries
 from modelreg.graphql.lineage import LineageQueries
 from modelreg.graphql.models import ModelMutations, ModelQueries
 from modelreg.graphql.runs import RunMutations, RunQueries
 
 
-class Query(ArtifactQueries, ModelQueries, RunQueries, LineageQueries, graphene.ObjectType):
+class Query(ArtifactQueries, ModelQueries, RunQueries, LineageQueries, IdentityQueries, graphene.ObjectType):
     pass
 
 
-class Mutation(ArtifactMutations, ModelMutations, RunMutations, graphene.ObjectType):
+class Mutation(ArtifactMutations, ModelMutations, RunMutations, IdentityMutations, graphene.ObjectType):
     pass
 
 

@@ -1,9 +1,9 @@
-"""The identity read model: which API key belongs to which principal, with which role."""
+"""The identity read model: which API key belongs to which principal, with which role, and grants per scope."""
 
 from __future__ import annotations
 
 from modelreg.events.envelope import Envelope
-from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked
+from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
 
@@ -29,11 +29,32 @@ ON CONFLICT DO NOTHING
 
 _REVOKED = "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL"
 
+SCHEMA_V2 = """
+CREATE TABLE role_grants (
+    principal_kind text NOT NULL,
+    principal_id text NOT NULL,
+    scope text NOT NULL,
+    role text NOT NULL,
+    granted_at timestamptz NOT NULL,
+    granted_by text NOT NULL,
+    PRIMARY KEY (principal_kind, principal_id, scope)
+);
+"""
+
+_GRANTED = """
+INSERT INTO role_grants (principal_kind, principal_id, scope, role, granted_at, granted_by)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (principal_kind, principal_id, scope)
+DO UPDATE SET role = EXCLUDED.role, granted_at = EXCLUDED.granted_at, granted_by = EXCLUDED.granted_by
+"""
+
+_GRANT_REVOKED = "DELETE FROM role_grants WHERE principal_kind = $1 AND principal_id = $2 AND scope = $3"
+
 
 class IdentityProjection(Projection):
     name = "identity"
-    tables = ("api_keys",)
-    migrations = (Migration("identity", 1, SCHEMA_V1),)
+    tables = ("api_keys", "role_grants")
+    migrations = (Migration("identity", 1, SCHEMA_V1), Migration("identity", 2, SCHEMA_V2))
 
     @handles(ApiKeyIssued)
     def api_key_issued(self, e: ApiKeyIssued, envelope: Envelope) -> list[Statement]:
@@ -43,3 +64,12 @@ class IdentityProjection(Projection):
     @handles(ApiKeyRevoked)
     def api_key_revoked(self, e: ApiKeyRevoked, envelope: Envelope) -> list[Statement]:
         return [Statement(_REVOKED, (e.key_id, envelope.occurred_at))]
+
+    @handles(RoleGranted)
+    def role_granted(self, e: RoleGranted, envelope: Envelope) -> list[Statement]:
+        args = (e.principal.kind, e.principal.id, e.scope, e.role, envelope.occurred_at, str(envelope.actor))
+        return [Statement(_GRANTED, args)]
+
+    @handles(RoleRevoked)
+    def role_revoked(self, e: RoleRevoked, envelope: Envelope) -> list[Statement]:
+        return [Statement(_GRANT_REVOKED, (e.principal.kind, e.principal.id, e.scope))]

@@ -6,11 +6,13 @@ time (never now()) is what gets stored, so a replay rebuilds identical tables.
 
 from __future__ import annotations
 
-from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
+from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged, ArtifactVersionUntagged, ArtifactVersionUsed
 from modelreg.events.envelope import Envelope
 from modelreg.events.registry import (
     AliasAdded,
+    AliasProtected,
     AliasRemoved,
+    AliasUnprotected,
     ModelCardChanged,
     ModelTagged,
     ModelUntagged,
@@ -212,6 +214,35 @@ DELETE FROM model_versions WHERE registered_model = $1 AND artifact_version_id =
 """
 
 
+# Version tags and metadata are what versions are searched by (`tags @> ...`, `metadata @> ...`).
+SCHEMA_V4 = """
+ALTER TABLE artifact_versions ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
+CREATE INDEX artifact_versions_by_tag ON artifact_versions USING gin (tags);
+CREATE INDEX artifact_versions_by_metadata ON artifact_versions USING gin (metadata jsonb_path_ops);
+CREATE TABLE protected_aliases (
+    registered_model text NOT NULL,
+    alias text NOT NULL,
+    protected_at timestamptz NOT NULL,
+    protected_by text NOT NULL,
+    PRIMARY KEY (registered_model, alias)
+);
+"""
+
+_VERSION_TAGS_CHANGED = """
+UPDATE artifact_versions
+SET tags = CASE WHEN $3 THEN (SELECT array_agg(DISTINCT t ORDER BY t) FROM unnest(tags || $2::text) AS t)
+                ELSE array_remove(tags, $2::text) END
+WHERE id = $1
+"""
+
+_ALIAS_PROTECTED = """
+INSERT INTO protected_aliases (registered_model, alias, protected_at, protected_by) VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING
+"""
+
+_ALIAS_UNPROTECTED = "DELETE FROM protected_aliases WHERE registered_model = $1 AND alias = $2"
+
+
 class RegistryProjection(Projection):
     name = "registry"
     tables = (
@@ -223,11 +254,13 @@ class RegistryProjection(Projection):
         "model_versions",
         "model_aliases",
         "run_metrics",
+        "protected_aliases",
     )
     migrations = (
         Migration("registry", 1, SCHEMA_V1),
         Migration("registry", 2, SCHEMA_V2),
         Migration("registry", 3, SCHEMA_V3),
+        Migration("registry", 4, SCHEMA_V4),
     )
 
     @handles(RunStarted)
@@ -306,3 +339,20 @@ class RegistryProjection(Projection):
     def alias_removed(self, e: AliasRemoved, envelope: Envelope) -> list[Statement]:
         args = (e.registered_model, e.alias, e.artifact_version_id, envelope.occurred_at, str(envelope.actor), True)
         return [Statement(_ALIAS_CHANGED, args, rows="aliases")]
+
+    @handles(ArtifactVersionTagged)
+    def artifact_version_tagged(self, e: ArtifactVersionTagged, envelope: Envelope) -> list[Statement]:
+        return [Statement(_VERSION_TAGS_CHANGED, (e.artifact_version_id, e.tag, True), rows="version tags")]
+
+    @handles(ArtifactVersionUntagged)
+    def artifact_version_untagged(self, e: ArtifactVersionUntagged, envelope: Envelope) -> list[Statement]:
+        return [Statement(_VERSION_TAGS_CHANGED, (e.artifact_version_id, e.tag, False), rows="version tags")]
+
+    @handles(AliasProtected)
+    def alias_protected(self, e: AliasProtected, envelope: Envelope) -> list[Statement]:
+        args = (e.registered_model, e.alias, envelope.occurred_at, str(envelope.actor))
+        return [Statement(_ALIAS_PROTECTED, args, rows="protection")]
+
+    @handles(AliasUnprotected)
+    def alias_unprotected(self, e: AliasUnprotected, envelope: Envelope) -> list[Statement]:
+        return [Statement(_ALIAS_UNPROTECTED, (e.registered_model, e.alias), rows="protection")]

@@ -9,7 +9,7 @@ import asyncpg
 
 _VERSION_COLUMNS = """
     id, entity, project, name, artifact_type, version_index, digest, manifest, description, metadata,
-    aliases, logged_by_run, created_at, created_by
+    aliases, tags, logged_by_run, created_at, created_by
 """
 
 
@@ -62,20 +62,42 @@ class RegistryQueries:
         row = await self.pool.fetchrow("SELECT * FROM registered_models WHERE name = $1", name)
         return dict(row) if row else None
 
-    async def model_versions_page(self, name: str, *, after_index: int | None, limit: int) -> list[dict[str, Any]]:
+    async def model_versions_page(
+        self,
+        name: str,
+        *,
+        after_index: int | None,
+        limit: int,
+        alias: str | None = None,
+        tag: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """In link order; filtered by an alias the version holds, a tag and metadata it contains."""
         rows = await self.pool.fetch(
-            """SELECT mv.*, coalesce(array_agg(ma.alias ORDER BY ma.alias) FILTER (WHERE ma.alias IS NOT NULL), '{}') AS aliases
+            """SELECT mv.*, coalesce(held.aliases, '{}') AS aliases
                FROM model_versions mv
-               LEFT JOIN model_aliases ma
-                 ON ma.registered_model = mv.registered_model AND ma.artifact_version_id = mv.artifact_version_id
+               JOIN artifact_versions av ON av.id = mv.artifact_version_id
+               LEFT JOIN LATERAL (
+                   SELECT array_agg(ma.alias ORDER BY ma.alias) AS aliases FROM model_aliases ma
+                   WHERE ma.registered_model = mv.registered_model AND ma.artifact_version_id = mv.artifact_version_id
+               ) held ON true
                WHERE mv.registered_model = $1 AND mv.version_index > $2
-               GROUP BY mv.registered_model, mv.version_index
+                 AND ($4::text IS NULL OR $4 = ANY(held.aliases))
+                 AND ($5::text IS NULL OR av.tags @> ARRAY[$5])
+                 AND ($6::jsonb IS NULL OR av.metadata @> $6)
                ORDER BY mv.version_index LIMIT $3""",
             name,
             -1 if after_index is None else after_index,
             limit,
+            alias,
+            tag,
+            metadata,
         )
         return [dict(r) for r in rows]
+
+    async def protected_aliases(self, name: str) -> set[str]:
+        rows = await self.pool.fetch("SELECT alias FROM protected_aliases WHERE registered_model = $1", name)
+        return {r["alias"] for r in rows}
 
     async def model_version_of(self, name: str, artifact_version_id: UUID) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
@@ -105,12 +127,21 @@ class RegistryQueries:
         return [r["alias"] for r in rows]
 
     async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
-        """The live key with this hash (None if unknown or revoked)."""
+        """The live key with this hash (None if unknown or revoked), with its principal's grants (scope -> role)."""
         row = await self.pool.fetchrow(
-            "SELECT key_id, principal_kind, principal_id, role FROM api_keys WHERE key_sha256 = $1 AND revoked_at IS NULL",
+            """SELECT k.key_id, k.principal_kind, k.principal_id, k.role,
+                      coalesce((SELECT jsonb_object_agg(g.scope, g.role) FROM role_grants g
+                                WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id), '{}') AS grants
+               FROM api_keys k WHERE k.key_sha256 = $1 AND k.revoked_at IS NULL""",
             key_sha256,
         )
         return dict(row) if row else None
+
+    async def grants_of(self, principal_kind: str, principal_id: str) -> dict[str, str]:
+        rows = await self.pool.fetch(
+            "SELECT scope, role FROM role_grants WHERE principal_kind = $1 AND principal_id = $2", principal_kind, principal_id
+        )
+        return {r["scope"]: r["role"] for r in rows}
 
     async def metrics(self, entity: str, project: str, run_id: str, key: str | None) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,18 +11,22 @@ import asyncpg
 from aiohttp import web
 from graphene.validation import depth_limit_validator
 from graphql_server.aiohttp.views import GraphQLView
+from graphql_server.http.exceptions import HTTPException
 from graphql_server.runtime import execute
 from graphql import GraphQLSchema
 
-from modelreg.errors import InvalidInput, PermissionDenied
+from modelreg.errors import PermissionDenied
 from modelreg.events.envelope import Actor
 from modelreg.events.log import EventLog
 from modelreg.graphql.context import RequestContext
+from modelreg.graphql.cost import cost_limit_validator
 from modelreg.graphql.documents import ValidatedDocuments
+from modelreg.graphql.pages import MAX_PAGE
 from modelreg.graphql.schema import build_schema
 from modelreg.projections.migrations import migrate
-from modelreg.projections.progress import ProjectionProgress
+from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
+from modelreg.services.access import Caller, service_caller
 from modelreg.services.application import Application
 from modelreg.services.blob_routes import add_blob_routes
 from modelreg.services.blob_store import FolderBlobStore
@@ -32,48 +37,50 @@ from modelreg.services.event_log import event_log_for
 from modelreg.services.handlers import key_sha256
 from modelreg.services.settings import Settings
 
+log = logging.getLogger(__name__)
+
 MAX_QUERY_DEPTH = 12
-ACTOR_HEADER = "X-Modelreg-Actor"
+MAX_QUERY_COST = 50_000  # the registry UI's heaviest page asks for about 5,000
+NO_KEY = (
+    "send an API key as 'Authorization: Bearer <key>' (MODELREG_API_KEY for the client, `modelreg login`); "
+    "the server's first start wrote an admin key to <data-dir>/admin-api-key"
+)
 
 APP: web.AppKey[Application] = web.AppKey("application", Application)
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
 LOG: web.AppKey[EventLog] = web.AppKey("log")
 
 
-async def actor_of(request: web.Request, reads: RegistryQueries) -> Actor:
-    """The caller: the principal of its API key (`Authorization: Bearer mr_...`). Until roles are enforced
-    (the registry issue), a caller without a key may name itself in X-Modelreg-Actor."""
+async def caller_of(request: web.Request, reads: RegistryQueries) -> Caller | None:
+    """The principal of the request's API key (`Authorization: Bearer mr_...`), None when it sent none."""
     authorization = request.headers.get("Authorization")
-    if authorization is not None:
-        scheme, _, key = authorization.partition(" ")
-        found = await reads.principal_of_key(key_sha256(key.strip())) if scheme.lower() == "bearer" else None
-        if found is None:
-            raise PermissionDenied("unknown or revoked API key: check MODELREG_API_KEY, or ask an admin for a new key")
-        return Actor(kind=found["principal_kind"], id=found["principal_id"])
-    raw = request.headers.get(ACTOR_HEADER, "user:anonymous")
-    kind, _, ident = raw.partition(":")
-    try:
-        return Actor(kind=kind, id=ident)  # type: ignore[arg-type]
-    except ValueError:
-        raise InvalidInput(f"{ACTOR_HEADER} must be user:<id>, service:<id> or automation:<id>, got {raw!r}") from None
+    if authorization is None:
+        return None
+    scheme, _, key = authorization.partition(" ")
+    found = await reads.principal_of_key(key_sha256(key.strip())) if scheme.lower() == "bearer" else None
+    if found is None:
+        raise PermissionDenied("unknown or revoked API key: check MODELREG_API_KEY, or ask an admin for a new key")
+    return Caller(Actor(kind=found["principal_kind"], id=found["principal_id"]), found["role"], found["grants"])
 
 
 class ModelregGraphQLView(GraphQLView):
     def __init__(self, schema: GraphQLSchema, **options: Any) -> None:
         super().__init__(schema, **options)
-        self.documents = ValidatedDocuments(schema, (depth_limit_validator(max_depth=MAX_QUERY_DEPTH),))
+        self.documents = ValidatedDocuments(
+            schema, (depth_limit_validator(max_depth=MAX_QUERY_DEPTH), cost_limit_validator(MAX_QUERY_COST, MAX_PAGE))
+        )
 
     async def get_context(self, request: web.Request, response: Any) -> RequestContext:  # type: ignore[override]
         app = request.app[APP]
         try:
-            actor = await actor_of(request, app.reads)
-        except InvalidInput as exc:
-            raise web.HTTPBadRequest(text=exc.message) from None
+            caller = await caller_of(request, app.reads)
         except PermissionDenied as exc:
             raise web.HTTPUnauthorized(text=exc.message) from None
-        return RequestContext(app=app, reads=app.reads, actor=actor)
+        return RequestContext(app=app, reads=app.reads, caller=caller)
 
     async def execute_operation(self, request_adapter, request_data, context, root_value, allowed_operation_types):  # type: ignore[no-untyped-def]
+        if context.caller is None:  # checked here, not in get_context, so that GraphiQL's page still loads
+            raise HTTPException(401, NO_KEY)
         document = request_data.document or (self.documents.get(request_data.query) if request_data.query else None)
         return await execute(
             schema=self.schema,
@@ -128,21 +135,48 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def issue_first_admin_key(app: web.Application, key_file: Path) -> str | None:
-    """On an installation's first start, issue an admin key and keep it in `key_file` (mode 600)."""
+    """On an installation's first start, issue an admin key and keep it in `key_file` (mode 600).
+
+    The file is written before waiting for the read models: an API without its projector (compose) must
+    not lose a key it appended because the projector is still starting. The key works once the identity
+    projection has it, which is waited for (briefly) so that a user who reads the file can use it at once.
+    """
     if key_file.exists():
         return None
-    accepted = await app[APP].execute(
+    application = app[APP]
+    accepted = await application.execute(
         IssueApiKey(principal_kind="user", principal_id="admin", role="admin", label="created on first start"),
-        Actor(kind="service", id="modelreg-server"),
+        service_caller("modelreg-server"),
+        wait_for_read_models=False,
     )
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.touch(mode=0o600)
     key_file.write_text(accepted.subject_id + "\n")
+    try:
+        await application.progress.wait_for(["identity"], accepted.positions, application.read_your_writes_timeout_s)
+    except ProjectionLagging:
+        log.warning("the admin key in %s works once the identity projection has applied it (is a projector running?)", key_file)
     return str(key_file)
 
 
+@web.middleware
+async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Artifact files are read and written by holders of a live key (any role reads; writers are checked
+    when they log the version that names the files)."""
+    if request.path.startswith("/blobs"):
+        try:
+            caller = await caller_of(request, request.app[APP].reads)
+        except PermissionDenied as exc:
+            raise web.HTTPUnauthorized(text=exc.message) from None
+        if caller is None:
+            raise web.HTTPUnauthorized(text=NO_KEY)
+        if request.method not in ("GET", "HEAD") and caller.role == "viewer" and not caller.grants:
+            raise web.HTTPForbidden(text=f"{caller.actor} is a viewer: uploading artifact files needs member")
+    return await handler(request)
+
+
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=1024**2)
+    app = web.Application(client_max_size=1024**2, middlewares=[blobs_need_a_key])
 
     async def components(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, min_size=2, max_size=20)

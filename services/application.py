@@ -8,10 +8,11 @@ from typing import Any
 from uuid import UUID
 
 from modelreg.errors import NotYetVisible
-from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogPosition
 from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
+from modelreg.services.access import Caller
 from modelreg.services.commands import Command
 from modelreg.services.handlers import HANDLERS, CommandContext
 
@@ -45,12 +46,17 @@ class Application:
         types = {e.type for e in events}
         return [name for name, handled in self.projections.items() if "*" in handled or types & handled]
 
-    async def execute(self, command: Command, actor: Actor, correlation_id: UUID | None = None) -> Accepted:
+    async def execute(
+        self, command: Command, caller: Caller, correlation_id: UUID | None = None, *, wait_for_read_models: bool = True
+    ) -> Accepted:
+        caller.require(command.needs, command.scopes(), command.describe())
         handler = HANDLERS[type(command)]
-        decision = await handler(command, CommandContext(self.reads, actor, correlation_id))
+        decision = await handler(command, CommandContext(self.reads, caller, correlation_id))
         if not decision.events:
             return Accepted(decision.subject_id, [], [])
         positions = await self.log.append(decision.events)
+        if not wait_for_read_models:
+            return Accepted(decision.subject_id, decision.events, positions)
         try:
             await self.progress.wait_for(self._showing(decision.events), positions, self.read_your_writes_timeout_s)
         except ProjectionLagging as exc:

@@ -236,7 +236,16 @@ async def _serve(
 @click.option(
     "--blob-dir", envvar="MODELREG_BLOB_DIR", type=click.Path(path_type=Path), default=None, help="Where artifact files are kept."
 )
-def api(kafka: str | None, database_url: str, topic: str, host: str, port: int, blob_dir: Path | None) -> None:
+@click.option(
+    "--admin-key-file",
+    envvar="MODELREG_ADMIN_KEY_FILE",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="If this file does not exist, issue an admin API key and write it there (an installation's first start).",
+)
+def api(
+    kafka: str | None, database_url: str, topic: str, host: str, port: int, blob_dir: Path | None, admin_key_file: Path | None
+) -> None:
     """Run the API service alone (GraphQL, /healthz, commands, artifact files)."""
     import platformdirs
 
@@ -245,7 +254,7 @@ def api(kafka: str | None, database_url: str, topic: str, host: str, port: int, 
     stopping = asyncio.Event()
     blob_dir = blob_dir or Path(platformdirs.user_data_dir("modelreg")) / "blobs"
     settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, blob_dir=blob_dir)
-    _run_until_signal(_serve(settings, host, port, stopping, with_projector=False), stopping)
+    _run_until_signal(_serve(settings, host, port, stopping, with_projector=False, admin_key_file=admin_key_file), stopping)
 
 
 @main.command()

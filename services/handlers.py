@@ -16,12 +16,21 @@ from uuid import UUID
 from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound
-from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed, ManifestEntry, artifact_stream
+from modelreg.events.artifacts import (
+    ArtifactVersionLogged,
+    ArtifactVersionTagged,
+    ArtifactVersionUntagged,
+    ArtifactVersionUsed,
+    ManifestEntry,
+    artifact_stream,
+)
 from modelreg.events.envelope import Actor, Envelope, Event
-from modelreg.events.identity import ApiKeyIssued, principal_stream
+from modelreg.events.identity import ApiKeyIssued, RoleGranted, RoleRevoked, principal_stream
 from modelreg.events.registry import (
     AliasAdded,
+    AliasProtected,
     AliasRemoved,
+    AliasUnprotected,
     ModelCardChanged,
     ModelTagged,
     ModelUntagged,
@@ -31,18 +40,25 @@ from modelreg.events.registry import (
 )
 from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, run_stream
 from modelreg.projections.registry_queries import RegistryQueries
+from modelreg.services.access import Caller, model_scopes
 from modelreg.services.commands import (
     AddAlias,
     Command,
     FinishRun,
+    GrantRole,
     IssueApiKey,
-    LogMetrics,
     LinkVersion,
     LogArtifactVersion,
+    LogMetrics,
+    ProtectAlias,
     RemoveAlias,
+    RevokeRole,
     StartRun,
+    TagArtifactVersion,
     TagModel,
     UnlinkVersion,
+    UnprotectAlias,
+    UntagArtifactVersion,
     UntagModel,
     UpdateModelCard,
     UseArtifactVersion,
@@ -60,8 +76,21 @@ class Decision:
 @dataclass(frozen=True)
 class CommandContext:
     reads: RegistryQueries
-    actor: Actor
+    caller: Caller
     correlation_id: UUID | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return self.caller.actor
+
+    async def require_admin_for_protected(self, registered_model: str, aliases: tuple[str, ...], doing: str) -> None:
+        """Protected aliases (`production`, say) are moved by the model's admins only."""
+        if not aliases or self.caller.may("admin", model_scopes(registered_model)):
+            return
+        protected = await self.reads.protected_aliases(registered_model)
+        for alias in aliases:
+            if alias in protected:
+                self.caller.require("admin", model_scopes(registered_model), f"{doing} protected alias {alias!r}")
 
     def event(self, payload: Event, stream: str) -> Envelope:
         return Envelope.new(payload, stream=stream, actor=self.actor, correlation_id=self.correlation_id)
@@ -145,6 +174,7 @@ async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> 
 async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
     if await ctx.reads.artifact_version(cmd.artifact_version_id) is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist: log it before linking it")
+    await ctx.require_admin_for_protected(cmd.registered_model, cmd.aliases, "setting")
     stream = registered_model_stream(cmd.registered_model)
     events = []
     if await ctx.reads.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
@@ -160,6 +190,7 @@ async def add_alias(cmd: AddAlias, ctx: CommandContext) -> Decision:
         raise NotFound(
             f"artifact version {cmd.artifact_version_id} is not linked to {cmd.registered_model!r}: link it first"
         )
+    await ctx.require_admin_for_protected(cmd.registered_model, (cmd.alias,), "setting")
     if await ctx.reads.alias_target(cmd.registered_model, cmd.alias) == cmd.artifact_version_id:
         return Decision([], cmd.artifact_version_id)
     payload = AliasAdded(**cmd.model_dump())
@@ -170,6 +201,7 @@ async def remove_alias(cmd: RemoveAlias, ctx: CommandContext) -> Decision:
     target = await ctx.reads.alias_target(cmd.registered_model, cmd.alias)
     if target is None:
         raise NotFound(f"{cmd.registered_model!r} has no alias {cmd.alias!r}")
+    await ctx.require_admin_for_protected(cmd.registered_model, (cmd.alias,), "removing")
     payload = AliasRemoved(registered_model=cmd.registered_model, artifact_version_id=target, alias=cmd.alias)
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], target)
 
@@ -177,6 +209,8 @@ async def remove_alias(cmd: RemoveAlias, ctx: CommandContext) -> Decision:
 async def unlink_version(cmd: UnlinkVersion, ctx: CommandContext) -> Decision:
     if await ctx.reads.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} is not linked to {cmd.registered_model!r}")
+    held = await ctx.reads.aliases_of(cmd.registered_model, cmd.artifact_version_id)
+    await ctx.require_admin_for_protected(cmd.registered_model, tuple(held), "unlinking the version that holds")
     payload = VersionUnlinked(**cmd.model_dump())
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.artifact_version_id)
 
@@ -215,6 +249,56 @@ async def issue_api_key(cmd: IssueApiKey, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(payload, principal_stream(principal))], key)
 
 
+async def grant_role(cmd: GrantRole, ctx: CommandContext) -> Decision:
+    principal = Actor(kind=cmd.principal_kind, id=cmd.principal_id)
+    payload = RoleGranted(principal=principal, scope=cmd.scope, role=cmd.role)
+    return Decision([ctx.event(payload, principal_stream(principal))], cmd.role)
+
+
+async def revoke_role(cmd: RevokeRole, ctx: CommandContext) -> Decision:
+    principal = Actor(kind=cmd.principal_kind, id=cmd.principal_id)
+    if cmd.scope not in await ctx.reads.grants_of(cmd.principal_kind, cmd.principal_id):
+        raise NotFound(f"{principal} holds no role on {cmd.scope}")
+    return Decision([ctx.event(RoleRevoked(principal=principal, scope=cmd.scope), principal_stream(principal))], None)
+
+
+async def protect_alias(cmd: ProtectAlias, ctx: CommandContext) -> Decision:
+    if await ctx.reads.registered_model(cmd.registered_model) is None:
+        raise NotFound(f"registered model {cmd.registered_model!r} does not exist: link a version to it first")
+    if cmd.alias in await ctx.reads.protected_aliases(cmd.registered_model):
+        return Decision([], cmd.alias)
+    return Decision([ctx.event(AliasProtected(**cmd.model_dump()), registered_model_stream(cmd.registered_model))], cmd.alias)
+
+
+async def unprotect_alias(cmd: UnprotectAlias, ctx: CommandContext) -> Decision:
+    if cmd.alias not in await ctx.reads.protected_aliases(cmd.registered_model):
+        raise NotFound(f"alias {cmd.alias!r} of {cmd.registered_model!r} is not protected")
+    return Decision([ctx.event(AliasUnprotected(**cmd.model_dump()), registered_model_stream(cmd.registered_model))], cmd.alias)
+
+
+async def _tagged_version(cmd: TagArtifactVersion, ctx: CommandContext) -> dict[str, Any]:
+    found = await ctx.reads.artifact_version_by_ref(cmd.entity, cmd.project, cmd.name, cmd.version)
+    if found is None:
+        raise NotFound(f"no artifact version {cmd.entity}/{cmd.project}/{cmd.name}:{cmd.version}")
+    return found
+
+
+async def tag_artifact_version(cmd: TagArtifactVersion, ctx: CommandContext) -> Decision:
+    version = await _tagged_version(cmd, ctx)
+    if cmd.tag in version["tags"]:
+        return Decision([], version["id"])
+    payload = ArtifactVersionTagged(artifact_version_id=UUID(str(version["id"])), entity=cmd.entity, project=cmd.project, name=cmd.name, tag=cmd.tag)
+    return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version["id"])
+
+
+async def untag_artifact_version(cmd: UntagArtifactVersion, ctx: CommandContext) -> Decision:
+    version = await _tagged_version(cmd, ctx)
+    if cmd.tag not in version["tags"]:
+        raise NotFound(f"{cmd.entity}/{cmd.project}/{cmd.name}:{cmd.version} has no tag {cmd.tag!r}")
+    payload = ArtifactVersionUntagged(artifact_version_id=UUID(str(version["id"])), entity=cmd.entity, project=cmd.project, name=cmd.name, tag=cmd.tag)
+    return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version["id"])
+
+
 Handler = Callable[[Any, CommandContext], Awaitable[Decision]]
 
 HANDLERS: dict[type[Command], Handler] = {
@@ -231,4 +315,10 @@ HANDLERS: dict[type[Command], Handler] = {
     UpdateModelCard: update_model_card,
     TagModel: tag_model,
     UntagModel: untag_model,
+    GrantRole: grant_role,
+    RevokeRole: revoke_role,
+    ProtectAlias: protect_alias,
+    UnprotectAlias: unprotect_alias,
+    TagArtifactVersion: tag_artifact_version,
+    UntagArtifactVersion: untag_artifact_version,
 }

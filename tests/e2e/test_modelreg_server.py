@@ -36,7 +36,7 @@ def stop_server(server: subprocess.Popen[str], how: signal.Signals = signal.SIGT
 
 
 async def graphql(url: str, query: str, variables: dict | None = None, key: str | None = None) -> dict:
-    headers = {"Authorization": f"Bearer {key}"} if key else {"X-Modelreg-Actor": "user:alice"}
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with aiohttp.ClientSession(headers=headers) as http:
         async with http.post(url, json={"query": query, "variables": variables or {}}) as response:
             if response.status != 200:
@@ -57,6 +57,8 @@ async def test_the_server_needs_nothing_but_pip_and_keeps_its_data_across_a_rest
         version_id = logged["data"]["logArtifactVersion"]["id"]
         refused = await graphql(url, LOG_VERSION, {"input": version_input("classifier", b"other")}, key="mr_nope")
         assert refused["status"] == 401 and "unknown or revoked API key" in refused["text"]
+        anonymous = await graphql(url, '{ registeredModels { items { name } } }')
+        assert anonymous["status"] == 401 and "admin-api-key" in anonymous["text"]
     finally:
         exit_code = stop_server(server, stopped_by)
     assert exit_code == (0 if stopped_by == signal.SIGTERM else -signal.SIGKILL)

@@ -8,11 +8,20 @@ from datetime import UTC, datetime, timedelta
 
 from uuid_utils.compat import uuid7
 
-from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed, ManifestEntry, artifact_stream
+from modelreg.events.artifacts import (
+    ArtifactVersionLogged,
+    ArtifactVersionTagged,
+    ArtifactVersionUntagged,
+    ArtifactVersionUsed,
+    ManifestEntry,
+    artifact_stream,
+)
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.registry import (
     AliasAdded,
+    AliasProtected,
     AliasRemoved,
+    AliasUnprotected,
     ModelCardChanged,
     ModelTagged,
     ModelUntagged,
@@ -36,6 +45,7 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
     actors = [Actor(kind="user", id=name) for name in ("alice", "bob", "carol")] + [Actor(kind="service", id="ci")]
     events: list[Envelope] = []
     versions: list[str] = []
+    collection_of: dict[str, str] = {}
     linked: dict[str, list[str]] = {}
     run_ids: list[str] = []
 
@@ -53,6 +63,7 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
             name = f"collection-{rng.randrange(collections)}"
             version_id = uuid7()
             versions.append(str(version_id))
+            collection_of[str(version_id)] = name
             payload = ArtifactVersionLogged(
                 artifact_version_id=version_id,
                 entity=ENTITY,
@@ -64,6 +75,12 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
                 metadata={"accuracy": rng.random()},
                 logged_by_run=rng.choice(run_ids),
             )
+            add(payload, artifact_stream(ENTITY, PROJECT, name))
+        elif roll < 0.47 and versions:
+            version_id = rng.choice(versions)
+            name = collection_of[version_id]
+            kind = ArtifactVersionTagged if rng.random() < 0.7 else ArtifactVersionUntagged
+            payload = kind(artifact_version_id=version_id, entity=ENTITY, project=PROJECT, name=name, tag=rng.choice(["golden", "validated"]))
             add(payload, artifact_stream(ENTITY, PROJECT, name))
         elif roll < 0.55 and versions:
             run_id = rng.choice(run_ids)
@@ -86,8 +103,12 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
         elif roll < 0.88 and linked:
             model = rng.choice(sorted(linked))
             stream = registered_model_stream(model)
-            choice = rng.randrange(4)
-            if choice == 0:
+            choice = rng.randrange(6)
+            if choice == 4:
+                add(AliasProtected(registered_model=model, alias="production"), stream)
+            elif choice == 5:
+                add(AliasUnprotected(registered_model=model, alias="production"), stream)
+            elif choice == 0:
                 add(ModelCardChanged(registered_model=model, description=f"# {model}\nrevision {len(events)}"), stream)
             elif choice in (1, 2):
                 tag = rng.choice(["vision", "tabular", "prod-ready"])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from modelreg.services.api import create_app
+from modelreg.services.access import service_caller
+from modelreg.services.api import APP, create_app
+from modelreg.services.commands import IssueApiKey
 from modelreg.services.projector import run_projector
 from modelreg.services.settings import Settings
 
@@ -18,14 +21,37 @@ class Stack:
         self._stopping = asyncio.Event()
         self._projector: asyncio.Task[None] | None = None
         self.client: TestClient | None = None
+        self._keys: dict[tuple[str, str], str] = {}
+        self._key_before: str | None = None
 
     async def __aenter__(self) -> Stack:
         self.client = TestClient(TestServer(create_app(self.settings)))
         await self.client.start_server()  # runs migrations before the projector starts
         self._projector = asyncio.create_task(run_projector(self.settings, self._stopping))
+        # Training scripts in tests find their key where users' scripts do.
+        self._key_before = os.environ.get("MODELREG_API_KEY")
+        os.environ["MODELREG_API_KEY"] = await self.key("user:alice")
         return self
 
+    async def key(self, principal: str, role: str = "admin") -> str:
+        """An API key of `principal` (user:bob) with `role`, issued on first use as an installation admin would."""
+        if (principal, role) not in self._keys:
+            assert self.client is not None
+            kind, _, ident = principal.partition(":")
+            command = IssueApiKey(principal_kind=kind, principal_id=ident, role=role)  # type: ignore[arg-type]
+            accepted = await self.client.server.app[APP].execute(command, service_caller("tests"))
+            self._keys[principal, role] = accepted.subject_id
+        return self._keys[principal, role]
+
+    async def auth(self, principal: str = "user:alice", role: str = "admin") -> dict[str, str]:
+        """Headers for plain HTTP calls (artifact files) as `principal`."""
+        return {"Authorization": f"Bearer {await self.key(principal, role)}"}
+
     async def __aexit__(self, *exc: object) -> None:
+        if self._key_before is None:
+            os.environ.pop("MODELREG_API_KEY", None)
+        else:
+            os.environ["MODELREG_API_KEY"] = self._key_before
         self._stopping.set()
         if self._projector is not None:
             await self._projector
@@ -54,10 +80,14 @@ class Stack:
 
         await wait_until(caught_up)
 
-    async def graphql(self, query: str, variables: dict[str, Any] | None = None, actor: str = "user:alice") -> dict[str, Any]:
+    async def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, actor: str = "user:alice", *, key: str | None = None
+    ) -> dict[str, Any]:
+        """As `actor` (an admin, unless `key` says who and with which role)."""
         assert self.client is not None
+        key = key or await self.key(actor)
         response = await self.client.post(
-            "/graphql", json={"query": query, "variables": variables or {}}, headers={"X-Modelreg-Actor": actor}
+            "/graphql", json={"query": query, "variables": variables or {}}, headers={"Authorization": f"Bearer {key}"}
         )
         assert response.status == 200, await response.text()
         return await response.json()

@@ -13,7 +13,7 @@ from support.history import registry_history
 from modelreg.events.catalog import EVENT_TYPES
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Actor, Envelope
-from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, principal_stream
+from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked, principal_stream
 from modelreg.services.cli import main
 
 
@@ -27,7 +27,10 @@ def identity_events() -> list[Envelope]:
     admin = Actor(kind="user", id="admin")
     issued = ApiKeyIssued(key_id="0123456789ab", principal=admin, key_sha256="f" * 64, role="admin")
     revoked = ApiKeyRevoked(key_id="0123456789ab", principal=admin)
-    return [Envelope.new(p, stream=principal_stream(admin), actor=admin) for p in (issued, revoked)]
+    bob = Actor(kind="user", id="bob")
+    granted = RoleGranted(principal=bob, scope="model:nature-classification", role="admin")
+    taken_back = RoleRevoked(principal=bob, scope="model:nature-classification")
+    return [Envelope.new(p, stream=principal_stream(admin), actor=admin) for p in (issued, revoked, granted, taken_back)]
 
 
 def test_exported_schemas_validate_real_serialized_events_and_reject_others(tmp_path: Path) -> None:
