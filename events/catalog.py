@@ -6,7 +6,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged, ArtifactVersionUntagged, ArtifactVersionUsed
+from modelreg.events.automations import AutomationCreated, AutomationDisabled, AutomationEnabled, AutomationFired, WebhookAttempted
 from modelreg.events.envelope import Event
+from modelreg.events.launch import (
+    AgentHeartbeat,
+    JobCancelled,
+    JobClaimed,
+    JobEnqueued,
+    JobFinished,
+    JobOutputCaptured,
+    JobRequeued,
+    JobStarted,
+    QueueCreated,
+)
 from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
 from modelreg.events.registry import (
     AliasAdded,
@@ -44,6 +56,20 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ApiKeyRevoked,
         RoleGranted,
         RoleRevoked,
+        QueueCreated,
+        JobEnqueued,
+        JobClaimed,
+        JobStarted,
+        JobOutputCaptured,
+        JobFinished,
+        JobRequeued,
+        JobCancelled,
+        AgentHeartbeat,
+        AutomationCreated,
+        AutomationEnabled,
+        AutomationDisabled,
+        AutomationFired,
+        WebhookAttempted,
     )
 }
 

@@ -32,10 +32,11 @@ from modelreg.services.blob_routes import add_blob_routes
 from modelreg.services.blob_store import FolderBlobStore
 from modelreg.services.commands import IssueApiKey
 from modelreg.services.database import create_pool
-from modelreg.services.projections_catalog import PROJECTIONS, all_migrations
+from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, shown_to_commands
 from modelreg.services.event_log import event_log_for
 from modelreg.services.handlers import key_sha256
 from modelreg.services.settings import Settings
+from modelreg.services.webhook_signing import WebhookSecrets
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ NO_KEY = (
 APP: web.AppKey[Application] = web.AppKey("application", Application)
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
 LOG: web.AppKey[EventLog] = web.AppKey("log")
+SECRETS: web.AppKey[WebhookSecrets] = web.AppKey("webhook_secrets", WebhookSecrets)
 
 
 async def caller_of(request: web.Request, reads: RegistryQueries) -> Caller | None:
@@ -76,7 +78,7 @@ class ModelregGraphQLView(GraphQLView):
             caller = await caller_of(request, app.reads)
         except PermissionDenied as exc:
             raise web.HTTPUnauthorized(text=exc.message) from None
-        return RequestContext(app=app, reads=app.reads, caller=caller)
+        return RequestContext(app=app, reads=app.reads, caller=caller, webhook_secrets=request.app[SECRETS])
 
     async def execute_operation(self, request_adapter, request_data, context, root_value, allowed_operation_types):  # type: ignore[no-untyped-def]
         if context.caller is None:  # checked here, not in get_context, so that GraphiQL's page still loads
@@ -190,7 +192,7 @@ def create_app(settings: Settings) -> web.Application:
             event_log,
             RegistryQueries(pool),
             progress,
-            projections={name: cls().handled_types() for name, cls in PROJECTIONS.items()},
+            projections=shown_to_commands(),
             read_your_writes_timeout_s=settings.read_your_writes_timeout_s,
         )
         yield
@@ -198,6 +200,7 @@ def create_app(settings: Settings) -> web.Application:
         await event_log.close()
         await pool.close()
 
+    app[SECRETS] = WebhookSecrets(settings.webhook_secret_key)
     app.cleanup_ctx.append(components)
     add_blob_routes(app, FolderBlobStore(settings.blob_dir or Path("blobs")))
     view = ModelregGraphQLView(schema=build_schema().graphql_schema, graphql_ide="graphiql")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 import logging
 import os
@@ -83,11 +84,26 @@ def server(
             kafka = broker.bootstrap_servers
         database_url = _database_url(data_dir, database_url)
         settings = Settings(
-            database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, blob_dir=data_dir / "blobs"
+            database_url=database_url,
+            kafka_bootstrap_servers=kafka,
+            topic=topic,
+            blob_dir=data_dir / "blobs",
+            webhook_secret_key=_server_secret(data_dir / "webhook-secret-key"),
         )
         stopping = asyncio.Event()
         serving = _serve(settings, host, port, stopping, with_projector=True, admin_key_file=data_dir / "admin-api-key")
         _run_until_signal(serving, stopping)
+
+
+def _server_secret(path: Path) -> str:
+    """Made on the first start and kept (mode 600): webhook secrets derive from it."""
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()
 
 
 def _database_url(data_dir: Path | None, database_url: str | None) -> str:
@@ -205,6 +221,7 @@ async def _serve(
 
     from modelreg.services.api import create_app, issue_first_admin_key
     from modelreg.services.projector import run_projector, tune_gc_for_batches
+    from modelreg.services.triggers import run_triggers
 
     app = create_app(settings)
     runner = web.AppRunner(app)
@@ -212,6 +229,8 @@ async def _serve(
     site = web.TCPSite(runner, host, port)
     await site.start()
     projector = asyncio.create_task(run_projector(settings, stopping)) if with_projector else None
+    # One machine, one process: automations run here too (otherwise in `modelreg triggers`).
+    automations = asyncio.create_task(run_triggers(settings, stopping)) if with_projector else None
     tune_gc_for_batches()
     try:
         if admin_key_file is not None and (created := await issue_first_admin_key(app, admin_key_file)):
@@ -224,8 +243,9 @@ async def _serve(
             await stopping.wait()
     finally:
         stopping.set()
-        if projector is not None and not projector.done():
-            await projector
+        for task in (projector, automations):
+            if task is not None and not task.done():
+                await task
         await runner.cleanup()
 
 
@@ -255,6 +275,74 @@ def api(
     blob_dir = blob_dir or Path(platformdirs.user_data_dir("modelreg")) / "blobs"
     settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, blob_dir=blob_dir)
     _run_until_signal(_serve(settings, host, port, stopping, with_projector=False, admin_key_file=admin_key_file), stopping)
+
+
+@main.command()
+@_infra_options
+@click.option("--webhook-secret-key", envvar="MODELREG_WEBHOOK_SECRET_KEY", default=None, help="Signs webhook deliveries.")
+@click.option("--agent-timeout", default=30.0, show_default=True, help="Seconds of agent silence before its jobs are requeued.")
+def triggers(kafka: str | None, database_url: str, topic: str, webhook_secret_key: str | None, agent_timeout: float) -> None:
+    """Carry out automations (enqueue jobs, deliver webhooks) and requeue the jobs of vanished agents."""
+    from modelreg.services.settings import Settings
+    from modelreg.services.triggers import run_triggers
+
+    stopping = asyncio.Event()
+    settings = Settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, webhook_secret_key=webhook_secret_key, agent_timeout_s=agent_timeout
+    )
+    _run_until_signal(run_triggers(settings, stopping), stopping)
+
+
+@main.command()
+@click.option("--queue", "queues", multiple=True, required=True, help="A queue to take jobs from (repeat for several).")
+@click.option("--max-jobs", default=1, show_default=True, help="Jobs run at once.")
+@click.option("--url", envvar="MODELREG_URL", default=None, help="The modelreg API (default http://127.0.0.1:8080).")
+@click.option("--api-key", envvar="MODELREG_API_KEY", default=None, help="A service key with the member role.")
+@click.option("--heartbeat", default=2.0, show_default=True, help="Seconds between heartbeats.")
+def agent(queues: tuple[str, ...], max_jobs: int, url: str | None, api_key: str | None, heartbeat: float) -> None:
+    """Run Launch jobs from these queues: claim, prepare the code, run, capture output, report."""
+    from modelreg.services.agent import agent_from_environment
+
+    stopping = asyncio.Event()
+    launch_agent = agent_from_environment(list(queues), max_jobs, url, api_key)
+    launch_agent.heartbeat_s = heartbeat
+    _run_until_signal(launch_agent.run(stopping), stopping)
+
+
+@main.command()
+@click.option("--queue", required=True)
+@click.option("--from-run", "from_run", required=True, help="entity/project/run_id of a finished run to re-run.")
+@click.option("--config", "overrides", multiple=True, help="key=value knobs that change the run's config (values parse as JSON).")
+@click.option("--priority", default=0, show_default=True)
+@click.option("--url", envvar="MODELREG_URL", default=None)
+@click.option("--api-key", envvar="MODELREG_API_KEY", default=None)
+@click.argument("more_overrides", nargs=-1)
+def launch(queue: str, from_run: str, overrides: tuple[str, ...], priority: int, url: str | None, api_key: str | None, more_overrides: tuple[str, ...]) -> None:
+    """Enqueue a finished run again with changed knobs: `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`."""
+    from modelreg.errors import ModelregError
+    from modelreg.transport import Transport
+
+    parts = from_run.split("/")
+    if len(parts) != 3:
+        raise click.BadParameter("use entity/project/run_id", param_hint="--from-run")
+    knobs = {}
+    for pair in (*overrides, *more_overrides):
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--config")
+        try:
+            knobs[key] = json.loads(raw)
+        except ValueError:
+            knobs[key] = raw
+    query = (
+        "mutation($q: String!, $e: String!, $p: String!, $r: String!, $o: GenericScalar, $n: Int) "
+        "{ enqueueJob(queue: $q, entity: $e, project: $p, fromRun: $r, overrides: $o, priority: $n) { id state config } }"
+    )
+    try:
+        job = Transport(url, api_key).graphql(query, {"q": queue, "e": parts[0], "p": parts[1], "r": parts[2], "o": knobs, "n": priority})
+    except ModelregError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"job {job['enqueueJob']['id']} queued on {queue} with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}")
 
 
 @main.command()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -39,8 +38,9 @@ from modelreg.events.registry import (
     registered_model_stream,
 )
 from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, run_stream
-from modelreg.projections.registry_queries import RegistryQueries
-from modelreg.services.access import Caller, model_scopes
+from modelreg.services.decisions import CommandContext, Decision
+from modelreg.services.launch_handlers import LAUNCH_HANDLERS
+from modelreg.services.access import model_scopes
 from modelreg.services.commands import (
     AddAlias,
     Command,
@@ -63,37 +63,6 @@ from modelreg.services.commands import (
     UpdateModelCard,
     UseArtifactVersion,
 )
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The events a command becomes (maybe none) and the id of what it created or found."""
-
-    events: list[Envelope] = field(default_factory=list)
-    subject_id: Any = None
-
-
-@dataclass(frozen=True)
-class CommandContext:
-    reads: RegistryQueries
-    caller: Caller
-    correlation_id: UUID | None = None
-
-    @property
-    def actor(self) -> Actor:
-        return self.caller.actor
-
-    async def require_admin_for_protected(self, registered_model: str, aliases: tuple[str, ...], doing: str) -> None:
-        """Protected aliases (`production`, say) are moved by the model's admins only."""
-        if not aliases or self.caller.may("admin", model_scopes(registered_model)):
-            return
-        protected = await self.reads.protected_aliases(registered_model)
-        for alias in aliases:
-            if alias in protected:
-                self.caller.require("admin", model_scopes(registered_model), f"{doing} protected alias {alias!r}")
-
-    def event(self, payload: Event, stream: str) -> Envelope:
-        return Envelope.new(payload, stream=stream, actor=self.actor, correlation_id=self.correlation_id)
 
 
 def manifest_digest(manifest: tuple[ManifestEntry, ...]) -> str:
@@ -321,4 +290,5 @@ HANDLERS: dict[type[Command], Handler] = {
     UnprotectAlias: unprotect_alias,
     TagArtifactVersion: tag_artifact_version,
     UntagArtifactVersion: untag_artifact_version,
+    **LAUNCH_HANDLERS,
 }
