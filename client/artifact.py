@@ -79,6 +79,10 @@ class Artifact:
             raise InvalidInput(f"the artifact already has a file {name!r}")
         self._files[name] = path
 
+    def local_files(self) -> dict[str, Path]:
+        """Each file's path in the artifact and where its bytes are on this machine."""
+        return dict(self._files)
+
     def manifest(self) -> list[ArtifactFile]:
         """Each file's path, size and digest (hashed in parallel)."""
         names = sorted(self._files)

@@ -17,7 +17,7 @@ from modelreg.events.registry import (
     VersionLinked,
     VersionUnlinked,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
@@ -25,6 +25,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted,
         RunFinished,
         MetricsLogged,
+        RunSynced,
         ArtifactVersionLogged,
         ArtifactVersionUsed,
         VersionLinked,

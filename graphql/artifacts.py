@@ -124,6 +124,9 @@ class LogArtifactVersionInput(graphene.InputObjectType):
     metadata = GenericScalar()
     aliases = graphene.List(graphene.NonNull(graphene.String))
     run_id = graphene.String(description="the run that produced it (lineage)")
+    id = graphene.ID(description="a UUIDv7 chosen by a client that logged it offline; sent again, the same version comes back")
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
 class UseArtifactVersionInput(graphene.InputObjectType):
@@ -131,6 +134,8 @@ class UseArtifactVersionInput(graphene.InputObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
     run_id = graphene.String(required=True)
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
 class ArtifactMutations(graphene.ObjectType):
@@ -150,6 +155,7 @@ class ArtifactMutations(graphene.ObjectType):
         fields = dict(input)
         fields["artifact_type"] = fields.pop("type")
         fields["manifest"] = fields.pop("files", None)
+        fields["artifact_version_id"] = fields.pop("id", None)
         command = parse_command(LogArtifactVersion, fields)
         accepted = await info.context.app.execute(command, info.context.actor)
         return await _visible_version(info, accepted.subject_id)

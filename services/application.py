@@ -12,7 +12,7 @@ from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import EventLog, LogPosition
 from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
-from modelreg.services.commands import Command
+from modelreg.services.commands import Command, Recordable
 from modelreg.services.handlers import HANDLERS, CommandContext
 
 
@@ -47,7 +47,10 @@ class Application:
 
     async def execute(self, command: Command, actor: Actor, correlation_id: UUID | None = None) -> Accepted:
         handler = HANDLERS[type(command)]
-        decision = await handler(command, CommandContext(self.reads, actor, correlation_id))
+        context = CommandContext(self.reads, actor, correlation_id)
+        if isinstance(command, Recordable):
+            context = CommandContext(self.reads, actor, correlation_id, command.command_id, command.occurred_at)
+        decision = await handler(command, context)
         if not decision.events:
             return Accepted(decision.subject_id, [], [])
         positions = await self.log.append(decision.events)

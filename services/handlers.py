@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +30,7 @@ from modelreg.events.registry import (
     VersionUnlinked,
     registered_model_stream,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, run_stream
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced, run_stream
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.commands import (
     AddAlias,
@@ -39,6 +40,8 @@ from modelreg.services.commands import (
     LogMetrics,
     LinkVersion,
     LogArtifactVersion,
+    Recordable,
+    RecordSync,
     RemoveAlias,
     StartRun,
     TagModel,
@@ -62,9 +65,24 @@ class CommandContext:
     reads: RegistryQueries
     actor: Actor
     correlation_id: UUID | None = None
+    # Of a command recorded by a client (Recordable): its id and when it happened there.
+    causation_id: UUID | None = None
+    occurred_at: datetime | None = None
 
     def event(self, payload: Event, stream: str) -> Envelope:
-        return Envelope.new(payload, stream=stream, actor=self.actor, correlation_id=self.correlation_id)
+        return Envelope.new(
+            payload,
+            stream=stream,
+            actor=self.actor,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+            occurred_at=self.occurred_at,
+        )
+
+
+async def already_accepted(cmd: Recordable, ctx: CommandContext) -> bool:
+    """A recorded command sent again (a second sync, or one resumed after a cut) must append nothing twice."""
+    return cmd.command_id is not None and await ctx.reads.caused_by(cmd.command_id)
 
 
 def manifest_digest(manifest: tuple[ManifestEntry, ...]) -> str:
@@ -76,27 +94,33 @@ def manifest_digest(manifest: tuple[ManifestEntry, ...]) -> str:
 
 
 async def start_run(cmd: StartRun, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
     if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id):
         raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} already exists: choose another run id")
-    payload = RunStarted(**cmd.model_dump())
+    payload = RunStarted(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 
 async def finish_run(cmd: FinishRun, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
     run = await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id)
     if run is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
     if run["state"] != "running":
         raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} is already {run['state']}")
-    payload = RunFinished(**cmd.model_dump())
+    payload = RunFinished(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 
 async def log_metrics(cmd: LogMetrics, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], len(cmd.rows))
     run = await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id)
     if run is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
-    payload = MetricsLogged(**cmd.model_dump())
+    payload = MetricsLogged(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], len(cmd.rows))
 
 
@@ -107,6 +131,16 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
     if cmd.run_id is not None and await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: log from a started run")
     digest = manifest_digest(cmd.manifest)
+    if cmd.artifact_version_id is not None:
+        existing = await ctx.reads.artifact_version(cmd.artifact_version_id)
+        if existing is not None:
+            same = (existing["entity"], existing["project"], existing["name"], existing["digest"])
+            if same != (cmd.entity, cmd.project, cmd.name, digest):
+                raise Conflict(
+                    f"artifact version {cmd.artifact_version_id} already exists with other content: "
+                    "a client-chosen id names one version only, choose a new one"
+                )
+            return Decision([], existing["id"])  # sent again (a repeated sync): that version
     latest = await ctx.reads.artifact_version_by_ref(cmd.entity, cmd.project, cmd.name, "latest")
     if latest is not None:
         if latest["artifact_type"] != cmd.artifact_type:
@@ -116,7 +150,7 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
             )
         if latest["digest"] == digest:
             return Decision([], latest["id"])  # same content as the newest version: no new version
-    version_id = uuid7()
+    version_id = cmd.artifact_version_id or uuid7()
     payload = ArtifactVersionLogged(
         artifact_version_id=version_id,
         entity=cmd.entity,
@@ -134,15 +168,19 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
 
 
 async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.artifact_version_id)
     if await ctx.reads.artifact_version(cmd.artifact_version_id) is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist")
     if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist")
-    payload = ArtifactVersionUsed(**cmd.model_dump())
+    payload = ArtifactVersionUsed(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.artifact_version_id)
 
 
 async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.artifact_version_id)
     if await ctx.reads.artifact_version(cmd.artifact_version_id) is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist: log it before linking it")
     stream = registered_model_stream(cmd.registered_model)
@@ -202,6 +240,15 @@ async def untag_model(cmd: UntagModel, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.registered_model)
 
 
+async def record_sync(cmd: RecordSync, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
+    if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
+        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: sync its start first")
+    payload = RunSynced(**cmd.facts())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
+
+
 def key_sha256(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -231,4 +278,5 @@ HANDLERS: dict[type[Command], Handler] = {
     UpdateModelCard: update_model_card,
     TagModel: tag_model,
     UntagModel: untag_model,
+    RecordSync: record_sync,
 }
