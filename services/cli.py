@@ -299,6 +299,32 @@ def export_schemas_command(folder: Path) -> None:
         click.echo(path)
 
 
+@main.command("login")
+@click.option("--host", default=None, help="The server's URL (default: MODELREG_URL, else the one logged in to, else http://127.0.0.1:8080).")
+@click.option("--key", default=None, help="The API key (asked for, hidden, when not given).")
+def login_command(host: str | None, key: str | None) -> None:
+    """Check an API key against a server and remember both for this user (mode 600), so that scripts and
+    commands need neither MODELREG_URL nor MODELREG_API_KEY."""
+    from modelreg.errors import ModelregError
+    from modelreg.transport import DEFAULT_URL, Transport
+    from modelreg.user_settings import LoginSettings, load_login, save_login
+
+    previous = load_login()
+    url = (host or os.environ.get("MODELREG_URL") or (previous.url if previous else None) or DEFAULT_URL).rstrip("/")
+    if key is None:
+        key = click.prompt(f"API key for {url} (an admin issues one; a new server writes its first to admin-api-key)", hide_input=True)
+    key = key.strip()
+    transport = Transport(url, key)
+    try:
+        transport.graphql("{ __typename }")  # any request checks the key: an unknown one is refused
+    except ModelregError as exc:
+        raise click.ClickException(f"{url} did not accept this key: {exc.message}") from None
+    finally:
+        transport.close()
+    path = save_login(LoginSettings(url, key))
+    click.echo(f"logged in to {url}; settings in {path}")
+
+
 @main.command("sync")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--url", default=None, help="The server (default: MODELREG_URL, else the `modelreg login` settings).")
