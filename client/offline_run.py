@@ -73,10 +73,11 @@ class OfflineRun(Run):
     def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
         """Copy the files into the spool (by digest) and record the version under an id chosen here."""
         self.flush()  # metrics logged before it come before it in the journal
-        manifest = [ArtifactFile(path, *self.spool.keep_file(source)) for path, source in sorted(artifact.local_files().items())]
+        kept = [ArtifactFile(path, *self.spool.keep_file(source)) for path, source in artifact.local_files().items()]
+        manifest = sorted([*kept, *artifact.known_files()], key=lambda f: f.path)
         fields = {**self._artifact_fields(artifact, manifest, aliases), "id": str(uuid7())}
         self.spool.record("log_artifact", fields)
-        artifact.id, artifact.version = fields["id"], None
+        artifact.mark_logged(fields["id"], None, manifest)
         self._logged[fields["id"]] = OfflineArtifact(
             self.spool,
             {**fields, "version": UNSYNCED, "digest": "", "metadata": artifact.metadata, "aliases": list(aliases)},

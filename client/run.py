@@ -21,7 +21,7 @@ FLUSH_EVERY_S = 2.0
 _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 _METRICS = "mutation($e: String!, $p: String!, $r: String!, $rows: [MetricRowInput!]!) { logMetrics(entity: $e, project: $p, runId: $r, rows: $rows) }"
-_VERSION_FIELDS = "id entity project name type version digest metadata aliases files { path size digest }"
+_VERSION_FIELDS = "id entity project name type version digest description metadata aliases files { path size digest ref }"
 _LOG = f"mutation($i: LogArtifactVersionInput!) {{ logArtifactVersion(input: $i) {{ {_VERSION_FIELDS} }} }}"
 _FIND = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {_VERSION_FIELDS} }} }}"
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
@@ -102,7 +102,7 @@ class Run:
         artifact.upload(self.transport, manifest)
         fields = self._artifact_fields(artifact, manifest, aliases)
         logged = self.transport.graphql(_LOG, {"i": fields})["logArtifactVersion"]
-        artifact.id, artifact.version = logged["id"], logged["version"]
+        artifact.mark_logged(logged["id"], logged["version"], manifest)
         artifact.cleanup()
         return artifact
 
@@ -112,7 +112,7 @@ class Run:
             "project": self.project,
             "name": artifact.name,
             "type": artifact.type,
-            "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in manifest],
+            "files": [f.as_input() for f in manifest],
             "description": artifact.description,
             "metadata": artifact.metadata,
             "aliases": list(aliases),

@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from modelreg.errors import ModelregError
+from modelreg.errors import ModelregError, NotFound
 from modelreg.spool import Recorded, Spool
 from modelreg.transport import Transport
 
@@ -95,8 +95,12 @@ def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, st
         return transport.graphql(_METRICS, variables)
     if entry.kind == "log_artifact":
         for file in fields["files"]:
-            if not transport.has_blob(file["digest"]):
-                transport.upload(spool.blob_path(file["digest"]), file["digest"], lambda n: None)
+            if file.get("ref") is not None or transport.has_blob(file["digest"]):
+                continue  # a reference is not uploaded; a draft's unchanged files are on the server
+            kept = spool.blob_path(file["digest"])
+            if not kept.is_file():
+                raise NotFound(f"{file['path']} ({file['digest']}) is neither in {spool.folder} nor on the server")
+            transport.upload(kept, file["digest"], lambda n: None)
         return transport.graphql(_LOG, {"i": {**fields, **when}})["logArtifactVersion"]["id"]
     if entry.kind == "use_artifact":
         version_id = ids.get(fields["artifactVersionId"], fields["artifactVersionId"])

@@ -19,6 +19,11 @@ class ArtifactFile(graphene.ObjectType):
     path = graphene.String(required=True)
     size = graphene.BigInt(required=True)
     digest = graphene.String(required=True)
+    ref = graphene.String(description="for a reference: where the bytes are (file://, http(s)://, s3://); not in the blob store")
+
+    @staticmethod
+    def resolve_ref(entry: dict, info: graphene.ResolveInfo) -> str | None:
+        return entry.get("ref")  # versions projected before references existed have no such key
 
 
 class ArtifactVersion(graphene.ObjectType):
@@ -112,6 +117,7 @@ class ArtifactFileInput(graphene.InputObjectType):
     path = graphene.String(required=True)
     size = graphene.BigInt(required=True)
     digest = graphene.String(required=True, description="sha256:<64 hex>")
+    ref = graphene.String(description="a reference's URI: the file is recorded, not uploaded")
 
 
 class LogArtifactVersionInput(graphene.InputObjectType):

@@ -86,10 +86,12 @@ async def already_accepted(cmd: Recordable, ctx: CommandContext) -> bool:
 
 
 def manifest_digest(manifest: tuple[ManifestEntry, ...]) -> str:
-    """A version's identity: the digest of its sorted (path, size, digest) entries."""
+    """A version's identity: the digest of its sorted (path, size, digest[, ref]) entries. A reference's
+    URI is part of it (the same bytes elsewhere are another version); plain files hash as they always did."""
     h = hashlib.sha256()
     for entry in sorted(manifest, key=lambda e: e.path):
-        h.update(f"{entry.path}\t{entry.size}\t{entry.digest}\n".encode())
+        ref = f"\t{entry.ref}" if entry.ref is not None else ""
+        h.update(f"{entry.path}\t{entry.size}\t{entry.digest}{ref}\n".encode())
     return "sha256:" + h.hexdigest()
 
 
