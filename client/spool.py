@@ -124,7 +124,7 @@ class Spool:
             try:
                 entries.append(Recorded.from_json(line))
             except (ValueError, KeyError) as exc:
-                if number >= len(lines) - 1:  # only the last line may be torn
+                if number == len(lines):  # only a last line with no newline yet can be torn
                     warnings.warn(f"{self.journal_path}: ignoring an unfinished last line ({exc})", stacklevel=2)
                     break
                 raise InvalidInput(f"{self.journal_path} line {number} is damaged ({exc}): the run cannot be synced as it is") from None

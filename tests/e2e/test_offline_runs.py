@@ -53,6 +53,8 @@ def train_offline(folder: Path, offline_dir: Path) -> dict:
         model = modelreg.Artifact("classifier", "model")
         with model.new_file("model.json") as f:
             json.dump({"weights": [0.1] * 4}, f)
+        (folder / "tokenizer.json").write_text("{}")
+        model.add_reference((folder / "tokenizer.json").as_uri())  # recorded by URI, offline too
         run.log_artifact(model)
         assert run.link_artifact(model, "nature-classification", aliases=["staging"]) is None
     with modelreg.init(project="nature", entity="acme", job_type="eval", url=url, mode="offline",
@@ -76,7 +78,7 @@ def sync_with_cli(url: str, offline_dir: Path) -> str:
 RUN = """query($r: String!) { run(entity: "acme", project: "nature", runId: $r) {
   state jobType config startedAt finishedAt syncedAt metrics { key step value } } }"""
 LINEAGE = """query($ref: String!) { lineage(ref: $ref, direction: DOWNSTREAM, depth: 1) { edges { source target kind } } }"""
-VERSION = """query($id: ID!) { artifactVersion(id: $id) { id version aliases createdAt files { path size digest } } }"""
+VERSION = """query($id: ID!) { artifactVersion(id: $id) { id version aliases createdAt files { path size digest ref } } }"""
 MODEL = """{ registeredModel(name: "nature-classification") { versions { items { version aliases linkedAt artifactVersion { id } } } } }"""
 AUDIT = "{ auditLog(first: 500) { items { eventId action occurredAt } } }"
 
@@ -120,6 +122,8 @@ async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_li
         """query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 1) { edges { source kind } } }""", {"ref": seen["model"]}
     ))["data"]["lineage"]["edges"]
     assert upstream == [{"source": "run:acme/nature/plane-1", "kind": "produced"}] and produced["edges"] == []
+    model_files = (await stack.graphql(VERSION, {"id": seen["model"]}))["data"]["artifactVersion"]["files"]
+    assert [(f["path"], f["ref"]) for f in model_files] == [("model.json", None), ("tokenizer.json", (tmp_path / "tokenizer.json").as_uri())]
 
     (linked,) = (await stack.graphql(MODEL))["data"]["registeredModel"]["versions"]["items"]
     assert (linked["version"], linked["aliases"], linked["artifactVersion"]["id"]) == ("v0", ["staging"], seen["model"])
