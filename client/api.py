@@ -9,7 +9,7 @@ from modelreg.artifact import LoggedArtifact
 from modelreg.errors import NotFound
 from modelreg.transport import Transport
 
-_VERSION_FIELDS = "id entity project name type version digest metadata aliases files { path size digest }"
+_VERSION_FIELDS = "id entity project name type version digest description metadata aliases files { path size digest ref }"
 _RUN_FIELDS = "entity project runId name jobType state config summary environment startedAt startedBy finishedAt"
 _ARTIFACT = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {_VERSION_FIELDS} }} }}"
 _RUN = f"query($e: String!, $p: String!, $r: String!) {{ run(entity: $e, project: $p, runId: $r) {{ {_RUN_FIELDS} }} }}"

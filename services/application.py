@@ -13,7 +13,7 @@ from modelreg.events.log import EventLog, LogPosition
 from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.access import Caller
-from modelreg.services.commands import Command
+from modelreg.services.commands import Command, Recordable
 from modelreg.services.decisions import CommandContext
 from modelreg.services.handlers import HANDLERS
 
@@ -58,7 +58,10 @@ class Application:
     ) -> Accepted:
         caller.require(command.needs, command.scopes(), command.describe())
         handler = HANDLERS[type(command)]
-        decision = await handler(command, CommandContext(self.reads, caller, correlation_id, causation_id))
+        context = CommandContext(self.reads, caller, correlation_id, causation_id)
+        if isinstance(command, Recordable) and command.command_id is not None:
+            context = CommandContext(self.reads, caller, correlation_id, command.command_id, command.occurred_at)
+        decision = await handler(command, context)
         if not decision.events:
             return Accepted(decision.subject_id, [], [])
         positions = await self.log.append(decision.events)

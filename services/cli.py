@@ -396,6 +396,59 @@ def export_schemas_command(folder: Path) -> None:
         click.echo(path)
 
 
+@main.command("login")
+@click.option("--host", default=None, help="The server's URL (default: MODELREG_URL, else the one logged in to, else http://127.0.0.1:8080).")
+@click.option("--key", default=None, help="The API key (asked for, hidden, when not given).")
+def login_command(host: str | None, key: str | None) -> None:
+    """Check an API key against a server and remember both for this user (mode 600), so that scripts and
+    commands need neither MODELREG_URL nor MODELREG_API_KEY."""
+    from modelreg.errors import ModelregError
+    from modelreg.transport import DEFAULT_URL, Transport
+    from modelreg.user_settings import LoginSettings, load_login, save_login
+
+    previous = load_login()
+    url = (host or os.environ.get("MODELREG_URL") or (previous.url if previous else None) or DEFAULT_URL).rstrip("/")
+    if key is None:
+        key = click.prompt(f"API key for {url} (an admin issues one; a new server writes its first to admin-api-key)", hide_input=True)
+    key = key.strip()
+    transport = Transport(url, key)
+    try:
+        transport.graphql("{ __typename }")  # any request checks the key: an unknown one is refused
+    except ModelregError as exc:
+        raise click.ClickException(f"{url} did not accept this key: {exc.message}") from None
+    finally:
+        transport.close()
+    path = save_login(LoginSettings(url, key))
+    click.echo(f"logged in to {url}; settings in {path}")
+
+
+@main.command("sync")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--url", default=None, help="The server (default: MODELREG_URL, else the `modelreg login` settings).")
+@click.option("--api-key", default=None, help="Default: MODELREG_API_KEY, else the `modelreg login` settings.")
+def sync_command(paths: tuple[Path, ...], url: str | None, api_key: str | None) -> None:
+    """Upload runs recorded offline: PATH is a run folder or a folder of them (default: the offline folder,
+    ./modelreg-offline or MODELREG_OFFLINE_DIR). Safe to repeat: nothing is uploaded twice."""
+    from modelreg.errors import ModelregError
+    from modelreg.spool import offline_run_folders, spool_root
+    from modelreg.sync import sync_offline_run
+    from modelreg.transport import Transport
+
+    transport = Transport(url, api_key)
+    try:
+        folders = offline_run_folders(list(paths) or [spool_root()])
+        if not folders:
+            click.echo("no offline runs to sync")
+        for folder in folders:
+            report = sync_offline_run(folder, transport)
+            note = "" if report.finished else " (no finish recorded: still running or crashed; sync again later)"
+            click.echo(f"synced {report.run_path} from {folder}: {report.sent} of {report.commands} commands sent now{note}")
+    except ModelregError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        transport.close()
+
+
 @main.group()
 def kafka() -> None:
     """A local single-node Kafka from Apache's Maven Central jars (for development and tests)."""

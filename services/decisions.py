@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,7 +26,10 @@ class CommandContext:
     reads: RegistryQueries
     caller: Caller
     correlation_id: UUID | None = None
+    # What caused it: the event an automation reacts to, or the id of a command a client recorded offline.
     causation_id: UUID | None = None
+    # When a client recorded the command (offline); None: now.
+    occurred_at: datetime | None = None
 
     @property
     def launch(self) -> LaunchQueries:
@@ -46,5 +50,10 @@ class CommandContext:
 
     def event(self, payload: Event, stream: str) -> Envelope:
         return Envelope.new(
-            payload, stream=stream, actor=self.actor, correlation_id=self.correlation_id, causation_id=self.causation_id
+            payload,
+            stream=stream,
+            actor=self.actor,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+            occurred_at=self.occurred_at,
         )

@@ -14,6 +14,7 @@ from modelreg.events.catalog import EVENT_TYPES
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked, principal_stream
+from modelreg.events.runs import RunSynced, run_stream
 from modelreg.services.cli import main
 
 
@@ -92,11 +93,17 @@ def launch_and_automation_events() -> list[Envelope]:
     ]
 
 
+def offline_events() -> list[Envelope]:
+    alice = Actor(kind="user", id="alice")
+    synced = RunSynced(entity="acme", project="nature", run_id="plane-1", commands=9, recorded_on="laptop")
+    return [Envelope.new(synced, stream=run_stream("acme", "nature", "plane-1"), actor=alice)]
+
+
 def test_exported_schemas_validate_real_serialized_events_and_reject_others(tmp_path: Path) -> None:
     CliRunner().invoke(main, ["schemas", "export", str(tmp_path)])
     schemas = {p.name: jsonschema.Draft202012Validator(json.loads(p.read_text())) for p in tmp_path.iterdir()}
     seen = set()
-    for event in [*registry_history(3000), *identity_events(), *launch_and_automation_events()]:
+    for event in [*registry_history(3000), *identity_events(), *launch_and_automation_events(), *offline_events()]:
         wire = orjson.loads(encode(event))
         schemas[f"{event.type}.v{event.version}.json"].validate(wire)
         seen.add(event.type)
