@@ -1,0 +1,81 @@
+"""Following the log as it grows, for live subscribers (GraphQL subscriptions) that keep no position.
+
+A tail reads the log itself, not the read models: an event reaches a subscriber as soon as it is durable,
+whether or not the projections have applied it yet. Each tail is its own group-less reader (a Kafka
+consumer assigned every partition, or a LISTEN connection on the Postgres log), so a subscriber that
+reads slowly only holds back its own reader: the others, the projector and the API go on. Tails keep no
+position and commit nothing; when the subscriber goes away, its reader is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import NamedTuple
+from uuid import uuid4
+
+from modelreg.errors import Unavailable
+from modelreg.events.codec import UndecodableEvent, decode
+from modelreg.events.envelope import Envelope
+from modelreg.events.log import EventLog, LogPosition
+
+log = logging.getLogger(__name__)
+
+MAX_OPEN_TAILS = 200  # each holds a broker connection (Kafka) or a database connection (Postgres log)
+
+
+class TailedEvent(NamedTuple):
+    position: LogPosition
+    envelope: Envelope
+
+
+class LogTails:
+    """The tails one API process holds open, refused beyond `max_open` so subscribers cannot exhaust
+    the broker's or the database's connections."""
+
+    def __init__(self, max_open: int = MAX_OPEN_TAILS, batch_size: int = 500, wait_s: float = 1.0) -> None:
+        self.max_open = max_open
+        self.batch_size = batch_size
+        self.wait_s = wait_s
+        self._starting = 0
+        self._reading = 0
+
+    @property
+    def reading(self) -> int:
+        """Tails positioned on the log and reading it (what a subscriber waits for before it acts)."""
+        return self._reading
+
+    async def follow(self, event_log: EventLog, *, from_now: bool = True) -> AsyncIterator[TailedEvent]:
+        """Every event appended from now on (or, with `from_now=False`, from the beginning of the log), in
+        log order per partition. Records that do not decode (a foreign producer, a schema this build cannot
+        read) are skipped: the projector dead-letters them, a live view just has nothing to show."""
+        if self._starting + self._reading >= self.max_open:
+            raise Unavailable(f"this API process already serves {self.max_open} event subscriptions: try again later")
+        self._starting += 1
+        subscription = None
+        try:
+            ends = await event_log.end_positions()
+            starts = ends if from_now else {partition: 0 for partition in ends}
+
+            async def start_positions(partitions: list[int]) -> dict[int, int]:
+                return {p: starts.get(p, 0) for p in partitions}
+
+            # Given its partitions, the reader joins no consumer group: nothing to rebalance, nothing to commit.
+            subscription = await event_log.subscribe(f"tail.{uuid4().hex[:12]}", start_positions, partitions=sorted(ends))
+        finally:
+            self._starting -= 1
+        self._reading += 1
+        try:
+            while True:
+                for record in await subscription.next_batch(self.wait_s, self.batch_size):
+                    if record.value is None:
+                        continue
+                    try:
+                        envelope = decode(record.value)
+                    except UndecodableEvent as exc:
+                        log.debug("tail skips %s: %s", record.position, exc)
+                        continue
+                    yield TailedEvent(record.position, envelope)
+        finally:
+            self._reading -= 1
+            await subscription.close()
