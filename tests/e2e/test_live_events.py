@@ -149,3 +149,19 @@ async def test_bad_subscriptions_are_refused_one_by_one_and_the_socket_goes_on(s
     assert stack.client is not None
     over_http = await stack.client.post("/graphql", json={"query": VERSION_LINKED, "variables": {"model": "m"}}, headers=await stack.auth())
     assert over_http.status == 400 and "websocket" in await over_http.text()
+
+
+async def test_a_subscriber_can_replay_the_log_from_the_beginning_and_then_go_on_live(stack: Stack) -> None:
+    v0 = await _version(stack, b"weights-0")
+    v1 = await _version(stack, b"weights-1")
+    await stack.graphql(LINK, {"model": "nature-classification", "id": v0})  # before anyone subscribed
+    async with graphql_socket(stack, headers=await stack.auth()) as socket:
+        await socket.init()
+        await socket.subscribe(
+            "history",
+            "subscription { events(types: [\"registry.version_linked\"], streamPrefix: \"registered_model:\", fromNow: false) { payload } }",
+        )
+        (earlier,) = await socket.next_events("history", 1)
+        await stack.graphql(LINK, {"model": "nature-classification", "id": v1})
+        (later,) = await socket.next_events("history", 1)
+    assert [earlier["payload"]["artifact_version_id"], later["payload"]["artifact_version_id"]] == [v0, v1]
