@@ -21,7 +21,9 @@ from modelreg.events.log import EventLog, LogPosition
 
 log = logging.getLogger(__name__)
 
-MAX_OPEN_TAILS = 200  # each holds a broker connection (Kafka) or a database connection (Postgres log)
+# Each tail holds a broker connection (Kafka) or a database connection (the Postgres log, where
+# Postgres allows 100 connections by default and the API's pool needs its share).
+MAX_OPEN_TAILS = 50
 
 
 class TailedEvent(NamedTuple):

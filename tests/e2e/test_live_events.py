@@ -165,3 +165,15 @@ async def test_a_subscriber_can_replay_the_log_from_the_beginning_and_then_go_on
         await stack.graphql(LINK, {"model": "nature-classification", "id": v1})
         (later,) = await socket.next_events("history", 1)
     assert [earlier["payload"]["artifact_version_id"], later["payload"]["artifact_version_id"]] == [v0, v1]
+
+
+async def test_stopping_the_api_tells_subscribers_it_is_going_away_and_closes_their_readers(stack: Stack) -> None:
+    assert stack.client is not None
+    async with graphql_socket(stack, headers=await stack.auth()) as socket:
+        await socket.init()
+        await socket.subscribe("links", VERSION_LINKED, {"model": "m"})
+        await log_readers_reach(stack, 1)
+        await stack.client.server.app.shutdown()  # what the runner does first when the process is stopped
+        closed = await socket.receive()
+        assert closed["type"] == "closed" and closed["code"] == 1001
+    await log_readers_reach(stack, 0)
