@@ -2,8 +2,9 @@
 
 A subscription tails the event log itself (`events/tail.py`), not the read models: an event is sent as
 soon as it is on the log, possibly before the projections have applied it. A UI that queries after an
-event should therefore look things up by the ids the event carries (and retry a NOT_FOUND briefly), and
-can use `position` to tell which events it has seen.
+event should therefore look things up by the ids the event carries (and retry a NOT_FOUND briefly); it
+tells which events it has seen by their `position`, and resumes after a dropped socket by subscribing
+again with `after: <the last event's cursor>`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class EventRecord(graphene.ObjectType):
     causation_id = graphene.ID()
     payload = GenericScalar(required=True)
     position = graphene.Field(EventPosition, required=True, description="where the event is on the log")
+    cursor = graphene.String(required=True, description="pass as `after` to a new subscription to go on right after this event")
 
 
 def event_record(tailed: TailedEvent) -> dict[str, Any]:
@@ -66,6 +68,7 @@ def event_record(tailed: TailedEvent) -> dict[str, Any]:
         "causation_id": envelope.causation_id,
         "payload": envelope.payload.model_dump(mode="json"),
         "position": tailed.position._asdict(),
+        "cursor": tailed.resume_point,
     }
 
 
@@ -73,6 +76,7 @@ async def _live_events(
     info: graphene.ResolveInfo,
     wanted: Callable[[], EventFilter],
     from_now: bool,
+    after: str | None,
     also: Callable[[Envelope], bool] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     # A refusal (bad arguments, no websocket, too many subscribers) ends the subscription with one `next`
@@ -82,11 +86,17 @@ async def _live_events(
         if not isinstance(context, SubscriberContext):
             raise InvalidInput("subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)")
         event_filter = wanted()
-        async for tailed in context.tails.follow(context.app.log, from_now=from_now):
-            if event_filter.matches(tailed.envelope) and (also is None or also(tailed.envelope)):
-                yield event_record(tailed)
+
+        def keep(envelope: Envelope) -> bool:
+            return event_filter.matches(envelope) and (also is None or also(envelope))
+
+        async for tailed in context.tails.follow(context.app.log, from_now=from_now, resume_point=after, keep=keep):
+            yield event_record(tailed)
     except ModelregError as exc:
         raise GraphQLError(exc.message, extensions={"code": exc.code, "retriable": exc.retriable}) from exc
+
+
+AFTER = "an event's cursor, from an earlier subscription: go on right after that event (overrides fromNow)"
 
 
 class EventSubscriptions(graphene.ObjectType):
@@ -98,12 +108,14 @@ class EventSubscriptions(graphene.ObjectType):
         entity=graphene.String(description="runs and artifacts of this entity's projects"),
         registered_model=graphene.String(description="links, aliases, card and tags of this registered model"),
         from_now=graphene.Boolean(default_value=True, description="false: replay the whole log first, then go on live"),
+        after=graphene.String(description=AFTER),
         description="Events as they reach the log (before the read models show them), filtered by type and scope.",
     )
     version_linked = graphene.Field(
         EventRecord,
         required=True,
         registered_model=graphene.String(required=True),
+        after=graphene.String(description=AFTER),
         description="A version was linked to the registered model.",
     )
     alias_moved = graphene.Field(
@@ -111,6 +123,7 @@ class EventSubscriptions(graphene.ObjectType):
         required=True,
         registered_model=graphene.String(required=True),
         alias=graphene.String(description="only this alias (e.g. production)"),
+        after=graphene.String(description=AFTER),
         description="An alias of the registered model was set on a version (moving it there) or removed.",
     )
 
@@ -123,18 +136,21 @@ class EventSubscriptions(graphene.ObjectType):
         stream_prefix: str | None = None,
         entity: str | None = None,
         registered_model: str | None = None,
+        after: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        return _live_events(info, lambda: EventFilter.of(types, stream_prefix, entity, registered_model), from_now)
+        return _live_events(info, lambda: EventFilter.of(types, stream_prefix, entity, registered_model), from_now, after)
 
     @staticmethod
-    def subscribe_version_linked(root: Any, info: graphene.ResolveInfo, registered_model: str) -> AsyncIterator[dict[str, Any]]:
-        return _live_events(info, lambda: EventFilter.of([VersionLinked.type], registered_model=registered_model), from_now=True)
+    def subscribe_version_linked(
+        root: Any, info: graphene.ResolveInfo, registered_model: str, after: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        return _live_events(info, lambda: EventFilter.of([VersionLinked.type], registered_model=registered_model), True, after)
 
     @staticmethod
     def subscribe_alias_moved(
-        root: Any, info: graphene.ResolveInfo, registered_model: str, alias: str | None = None
+        root: Any, info: graphene.ResolveInfo, registered_model: str, alias: str | None = None, after: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         only_alias = None if alias is None else (lambda envelope: envelope.payload.alias == alias)  # type: ignore[attr-defined]
         return _live_events(
-            info, lambda: EventFilter.of([AliasAdded.type, AliasRemoved.type], registered_model=registered_model), True, only_alias
+            info, lambda: EventFilter.of([AliasAdded.type, AliasRemoved.type], registered_model=registered_model), True, after, only_alias
         )

@@ -177,3 +177,27 @@ async def test_stopping_the_api_tells_subscribers_it_is_going_away_and_closes_th
         closed = await socket.receive()
         assert closed["type"] == "closed" and closed["code"] == 1001
     await log_readers_reach(stack, 0)
+
+
+async def test_a_ui_whose_socket_dropped_resumes_right_after_the_last_event_it_saw(stack: Stack) -> None:
+    versions = [await _version(stack, f"weights-{n}".encode()) for n in range(3)]
+    follow = "subscription($after: String) { versionLinked(registeredModel: \"nature-classification\", after: $after) { payload cursor } }"
+    async with graphql_socket(stack, headers=await stack.auth()) as socket:
+        await socket.init()
+        await socket.subscribe("links", follow)
+        await log_readers_reach(stack, 1)
+        await stack.graphql(LINK, {"model": "nature-classification", "id": versions[0]})
+        (seen,) = await socket.next_events("links", 1)
+    # While the UI is away:
+    await stack.graphql(LINK, {"model": "nature-classification", "id": versions[1]})
+    await stack.graphql(LINK, {"model": "nature-classification", "id": versions[2]})
+
+    async with graphql_socket(stack, headers=await stack.auth()) as socket:
+        await socket.init()
+        await socket.subscribe("links", follow, {"after": seen["cursor"]})
+        missed = await socket.next_events("links", 2)
+        assert [m["payload"]["artifact_version_id"] for m in missed] == versions[1:]
+
+        await socket.subscribe("bad", follow, {"after": "bm90LWEtY3Vyc29y"})
+        bad = await socket.receive()
+        assert bad["id"] == "bad" and bad["payload"]["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
