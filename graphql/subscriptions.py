@@ -10,6 +10,7 @@ again with `after: <the last event's cursor>`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,8 +91,11 @@ async def _live_events(
         def keep(envelope: Envelope) -> bool:
             return event_filter.matches(envelope) and (also is None or also(envelope))
 
-        async for tailed in context.tails.follow(context.app.log, from_now=from_now, resume_point=after, keep=keep):
-            yield event_record(tailed)
+        # aclosing: when this stream is closed (the socket went away), its tail closes too, right then,
+        # rather than whenever the garbage collector finalises a suspended generator.
+        async with aclosing(context.tails.follow(context.app.log, from_now=from_now, resume_point=after, keep=keep)) as tail:
+            async for tailed in tail:
+                yield event_record(tailed)
     except ModelregError as exc:
         raise GraphQLError(exc.message, extensions={"code": exc.code, "retriable": exc.retriable}) from exc
 
