@@ -16,10 +16,10 @@ from typing import Any
 
 import graphene
 from graphene.types.generic import GenericScalar
-
 from graphql import GraphQLError
 
 from modelreg.errors import InvalidInput, ModelregError
+from modelreg.events.codec import to_json_dict
 from modelreg.events.envelope import Envelope
 from modelreg.events.filters import EventFilter
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
@@ -67,7 +67,7 @@ def event_record(tailed: TailedEvent) -> dict[str, Any]:
         "actor": str(envelope.actor),
         "correlation_id": envelope.correlation_id,
         "causation_id": envelope.causation_id,
-        "payload": envelope.payload.model_dump(mode="json"),
+        "payload": to_json_dict(envelope)["payload"],  # the same JSON a consumer of the topic reads
         "position": tailed.position._asdict(),
         "cursor": tailed.resume_point,
     }
