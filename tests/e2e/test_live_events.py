@@ -6,6 +6,8 @@ from support.live_events import graphql_socket, log_readers_reach
 from support.stack import Stack
 from support.story import ADD_ALIAS, LINK, LOG_VERSION, version_input
 
+from modelreg.services.api import TAILS
+
 EVENTS = """
 subscription Follow($types: [String!], $model: String) {
   events(types: $types, registeredModel: $model) {
@@ -201,3 +203,16 @@ async def test_a_ui_whose_socket_dropped_resumes_right_after_the_last_event_it_s
         await socket.subscribe("bad", follow, {"after": "bm90LWEtY3Vyc29y"})
         bad = await socket.receive()
         assert bad["id"] == "bad" and bad["payload"]["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+async def test_beyond_the_processs_limit_a_subscription_is_refused_as_retriable(stack: Stack) -> None:
+    assert stack.client is not None
+    stack.client.server.app[TAILS].max_open = 1  # 50 by default: each reader is a connection
+    async with graphql_socket(stack, headers=await stack.auth()) as socket:
+        await socket.init()
+        await socket.subscribe("first", VERSION_LINKED, {"model": "m"})
+        await log_readers_reach(stack, 1)
+        await socket.subscribe("second", VERSION_LINKED, {"model": "m"})
+        refused = await socket.receive()
+        assert refused["id"] == "second"
+        assert refused["payload"]["errors"][0]["extensions"] == {"code": "UNAVAILABLE", "retriable": True}
