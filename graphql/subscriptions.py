@@ -9,9 +9,9 @@ again with `after: <the last event's cursor>`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, suppress
+from dataclasses import dataclass, field
 from typing import Any
 
 import graphene
@@ -32,6 +32,16 @@ class SubscriberContext(RequestContext):
     """The context of a websocket connection: one per socket, shared by its subscriptions."""
 
     tails: LogTails
+    open_tails: set[AsyncGenerator[TailedEvent, None]] = field(default_factory=set)
+
+    async def close_tails(self) -> None:
+        """When the socket closes: stop the log readers of its subscriptions, whatever they are doing. The
+        server cancels their tasks, but a subscription whose task was blocked sending to a client that
+        stopped reading is left suspended, and only the garbage collector would ever close its reader."""
+        for tail in list(self.open_tails):
+            with suppress(RuntimeError):  # it is running: the cancellation of its task closes it
+                await tail.aclose()
+        self.open_tails.clear()
 
 
 class EventPosition(graphene.ObjectType):
@@ -91,11 +101,14 @@ async def _live_events(
         def keep(envelope: Envelope) -> bool:
             return event_filter.matches(envelope) and (also is None or also(envelope))
 
-        # aclosing: when this stream is closed (the socket went away), its tail closes too, right then,
-        # rather than whenever the garbage collector finalises a suspended generator.
-        async with aclosing(context.tails.follow(context.app.log, from_now=from_now, resume_point=after, keep=keep)) as tail:
-            async for tailed in tail:
-                yield event_record(tailed)
+        tail = context.tails.follow(context.app.log, from_now=from_now, resume_point=after, keep=keep)
+        context.open_tails.add(tail)
+        try:
+            async with aclosing(tail):  # the tail closes with this stream, not when the collector gets to it
+                async for tailed in tail:
+                    yield event_record(tailed)
+        finally:
+            context.open_tails.discard(tail)
     except ModelregError as exc:
         raise GraphQLError(exc.message, extensions={"code": exc.code, "retriable": exc.retriable}) from exc
 

@@ -41,7 +41,12 @@ def api_key_of_connection(params: Mapping[str, Any] | None) -> str | None:
 
 class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler):
     """graphql-transport-ws, answering a `subscribe` that is not a valid subscription with an `error`
-    message for that operation (the socket and its other subscriptions go on)."""
+    message for that operation (the socket and its other subscriptions go on), and closing the log readers
+    of all its subscriptions when the socket closes."""
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        await self.context.close_tails()
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged and message["id"] not in self.operations:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from support.live_events import graphql_socket, log_readers_reach
+from support.live_events import graphql_socket, log_readers_reach, sends_block
 from support.stack import Stack
 from support.story import ADD_ALIAS, LINK, LOG_VERSION, version_input
 
+from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.log import EventLog
+from modelreg.events.runs import RunStarted
 from modelreg.services.api import TAILS
 
 EVENTS = """
@@ -216,3 +219,33 @@ async def test_beyond_the_processs_limit_a_subscription_is_refused_as_retriable(
         refused = await socket.receive()
         assert refused["id"] == "second"
         assert refused["payload"]["errors"][0]["extensions"] == {"code": "UNAVAILABLE", "retriable": True}
+
+
+async def test_a_stuck_subscriber_holds_back_only_itself_and_its_reader_closes_with_its_socket(
+    stack: Stack, event_log: EventLog
+) -> None:
+    # About 12 MB of events: more than the socket buffers between the API and a client that stopped reading,
+    # so the API's sends to it block.
+    loader = Actor(kind="service", id="load")
+    for first in range(0, 10_000, 500):
+        await event_log.append(
+            [
+                Envelope.new(RunStarted(entity="acme", project="load", run_id=f"r{n}", config={"pad": "x" * 1000}), stream=f"run:acme/load/r{n}", actor=loader)
+                for n in range(first, first + 500)
+            ]
+        )
+    async with graphql_socket(stack, headers=await stack.auth()) as stuck, graphql_socket(stack, headers=await stack.auth()) as ui:
+        await stuck.init()
+        await stuck.subscribe("everything", 'subscription { events(fromNow: false, types: ["runs.run_started"]) { payload } }')
+        await ui.init()
+        await ui.subscribe("runs", 'subscription { events(entity: "globex") { stream } }')
+        await log_readers_reach(stack, 2)
+        await sends_block(stack)
+
+        await event_log.append([Envelope.new(RunStarted(entity="globex", project="p", run_id="r"), stream="run:globex/p/r", actor=loader)])
+        assert await ui.next_events("runs", 1) == [{"stream": "run:globex/p/r"}]
+        assert (await stack.graphql("{ viewer { id } }"))["data"]["viewer"]["id"] == "user:alice"
+        await ui.ws.close()
+        await log_readers_reach(stack, 1)
+    # The stuck one went away while the API was blocked sending to it: its reader is closed all the same.
+    await log_readers_reach(stack, 0)

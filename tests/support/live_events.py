@@ -11,7 +11,7 @@ import aiohttp
 from support.stack import Stack
 from support.waiting import wait_until
 
-from modelreg.services.api import TAILS
+from modelreg.services.api import SOCKETS, TAILS
 
 PROTOCOL = "graphql-transport-ws"
 
@@ -78,3 +78,16 @@ async def log_readers_reach(stack: Stack, count: int) -> None:
 
     await wait_until(reached, timeout_s=30)
     await asyncio.sleep(0)
+
+
+async def sends_block(stack: Stack) -> None:
+    """Wait until the API has more to send to some socket than the network takes: its client stopped
+    reading, the kernel's buffers are full, and the API's writes to it wait."""
+    assert stack.client is not None
+    sockets = stack.client.server.app[SOCKETS]
+
+    async def blocked() -> bool:
+        # aiohttp does not expose a websocket's transport; its request's is the one.
+        return any((transport := ws._req and ws._req.transport) and transport.get_write_buffer_size() > 0 for ws in sockets)  # type: ignore[union-attr]
+
+    await wait_until(blocked, timeout_s=60)
