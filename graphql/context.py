@@ -44,7 +44,7 @@ class RequestContext:
     app: Application
     reads: RegistryQueries
     caller: Caller | None  # None: no API key; the view refuses to execute for such requests
-    webhook_secrets: WebhookSecrets = field(default_factory=lambda: WebhookSecrets(None))
+    webhook_secrets: WebhookSecrets = field(default_factory=lambda: WebhookSecrets(None), kw_only=True)
     artifact_versions: ArtifactVersionLoader = field(init=False)
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)

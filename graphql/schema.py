@@ -11,6 +11,7 @@ from modelreg.graphql.launch import LaunchMutations, LaunchQueryFields
 from modelreg.graphql.lineage import LineageQueries
 from modelreg.graphql.models import ModelMutations, ModelQueries
 from modelreg.graphql.runs import RunMutations, RunQueries
+from modelreg.graphql.subscriptions import EventSubscriptions
 
 
 class Query(ArtifactQueries, ModelQueries, RunQueries, LineageQueries, IdentityQueries, LaunchQueryFields, AutomationQueries, graphene.ObjectType):
@@ -21,5 +22,9 @@ class Mutation(ArtifactMutations, ModelMutations, RunMutations, IdentityMutation
     pass
 
 
+class Subscription(EventSubscriptions, graphene.ObjectType):
+    pass
+
+
 def build_schema() -> graphene.Schema:
-    return graphene.Schema(query=Query, mutation=Mutation)
+    return graphene.Schema(query=Query, mutation=Mutation, subscription=Subscription)
