@@ -105,7 +105,7 @@ def settings(request: pytest.FixtureRequest, database_url: str, topic: str, log_
         partitions=3,
         blob_dir=tmp_path / "blobs",
         webhook_secret_key="tests-webhook-key",
-        agent_timeout_s=4.0,
+        agent_timeout_s=10.0,  # agents beat every 0.5 s; a loaded CI machine may stall one for seconds
     )
 
 
