@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import graphene
 from graphene.types.generic import GenericScalar
@@ -10,6 +11,8 @@ from graphene.types.generic import GenericScalar
 from modelreg.errors import NotFound
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.launch import Job
+from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.services.commands import FinishRun, LogMetrics, RecordSync, StartRun
 
 
@@ -35,6 +38,18 @@ class Run(graphene.ObjectType):
     finished_at = graphene.DateTime()
     synced_at = graphene.DateTime(description="when a run recorded offline was uploaded (its other times are when things happened)")
     metrics = graphene.List(graphene.NonNull(MetricPoint), required=True, key=graphene.String())
+    launched_by = graphene.Field(
+        Job, description="the Launch job that started this run (its triggeredBy names the automation and the event)"
+    )
+
+    @staticmethod
+    async def resolve_launched_by(row: dict, info: graphene.ResolveInfo) -> dict | None:
+        launch = (row["environment"] or {}).get("launch") or {}
+        try:
+            job_id = UUID(launch.get("job_id") or "")
+        except ValueError:
+            return None
+        return await LaunchQueries(info.context.reads.pool).job(job_id)
 
     @staticmethod
     async def resolve_metrics(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:

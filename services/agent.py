@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,10 +153,11 @@ class LaunchAgent:
                 reason = "no Kubernetes cluster answers here: the manifest this agent would submit is in the job's detail"
                 await self.gql(_FINISHED, {**ids, "s": "failed", "r": reason})
                 return
-            if queue["resource"] == "docker" and (why := docker_answers()) is not None:
+            in_docker = queue["resource"] == "docker"
+            if in_docker and (why := docker_answers()) is not None:
                 await self.gql(_FINISHED, {**ids, "s": "failed", "r": f"docker queue, but {why}: run this agent where Docker runs"})
                 return
-            await self._run_process(job, ids)
+            await self._run_process(job, ids, docker=(queue["resourceConfig"] or {}) if in_docker else None)
         except Refused as exc:
             log.warning("agent %s: job %s attempt %d: %s", self.agent_id, job["id"], attempt, exc)
         except asyncio.CancelledError:
@@ -167,17 +169,16 @@ class LaunchAgent:
             except Refused:
                 pass
 
-    async def _run_process(self, job: dict[str, Any], ids: dict[str, Any]) -> None:
+    async def _run_process(self, job: dict[str, Any], ids: dict[str, Any], docker: dict[str, Any] | None = None) -> None:
         source = job["source"]
-        if source["kind"] != "git":
+        if source["kind"] != "git" and docker is None:
             raise RuntimeError("image jobs need a docker or kubernetes queue")
         try:
-            folder = await checkout(source)
+            folder = await checkout(source) if source["kind"] == "git" else Path(tempfile.mkdtemp(prefix="modelreg-job-"))
         except WorkspaceError as exc:
             await self.gql(_FINISHED, {**ids, "s": "failed", "r": f"could not prepare the code: {exc}"})
             return
-        env = {
-            **os.environ,
+        job_env = {
             "MODELREG_URL": self.url,
             "MODELREG_API_KEY": self.api_key,
             "MODELREG_ENTITY": job["entity"],
@@ -186,8 +187,11 @@ class LaunchAgent:
             "MODELREG_LAUNCH_OVERRIDES": json.dumps(job["overrides"]),
             "PYTHONUNBUFFERED": "1",
         }
+        env = {**os.environ, **job_env}
         argv = list(source["entry_point"])
-        if argv and argv[0] in ("python", "python3"):
+        if docker is not None:
+            argv = docker_argv(source, docker, folder, job_env)
+        elif argv and argv[0] in ("python", "python3"):
             argv[0] = sys.executable  # the agent's interpreter has modelreg installed
         try:
             process = await asyncio.create_subprocess_exec(
@@ -228,6 +232,20 @@ class LaunchAgent:
                 return
 
 
+def docker_argv(source: dict[str, Any], queue_config: dict[str, Any], folder: Path, env: dict[str, str]) -> list[str]:
+    """`docker run` of the job: its own image, or the queue's with the checked-out code mounted at /code.
+    The image must have modelreg installed (`pip install modelreg`) for the job's runs to report."""
+    image = source.get("image") or queue_config.get("image") or "python:3.11-slim"
+    argv = ["docker", "run", "--rm", "--network", "host"]
+    for name, value in env.items():
+        argv += ["-e", f"{name}={value}"]
+    if queue_config.get("gpus"):
+        argv += ["--gpus", str(queue_config["gpus"])]
+    if source["kind"] == "git":
+        argv += ["-v", f"{folder}:/code", "-w", "/code"]
+    return [*argv, image, *source["entry_point"]]
+
+
 def agent_from_environment(queues: list[str], max_jobs: int, url: str | None, api_key: str | None) -> LaunchAgent:
     url = url or os.environ.get("MODELREG_URL") or "http://127.0.0.1:8080"
     api_key = api_key or os.environ.get("MODELREG_API_KEY")
@@ -236,4 +254,3 @@ def agent_from_environment(queues: list[str], max_jobs: int, url: str | None, ap
     return LaunchAgent(url=url, api_key=api_key, queues=queues, max_jobs=max_jobs)
 
 
-__all__ = ["LaunchAgent", "agent_from_environment", "docker_answers", "Path"]

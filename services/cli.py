@@ -309,19 +309,111 @@ def agent(queues: tuple[str, ...], max_jobs: int, url: str | None, api_key: str 
     _run_until_signal(launch_agent.run(stopping), stopping)
 
 
+def _graphql(url: str | None, api_key: str | None, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    from modelreg.errors import ModelregError
+    from modelreg.transport import Transport
+
+    try:
+        return Transport(url, api_key).graphql(query, variables)
+    except ModelregError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+_CLIENT_OPTIONS = (
+    click.option("--url", envvar="MODELREG_URL", default=None, help="The modelreg API (default http://127.0.0.1:8080)."),
+    click.option("--api-key", envvar="MODELREG_API_KEY", default=None),
+)
+
+
+def _client_options(fn: Any) -> Any:
+    for option in reversed(_CLIENT_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@main.group()
+def queue() -> None:
+    """Launch queues (admins create them)."""
+
+
+@queue.command("create")
+@click.argument("name")
+@click.option("--resource", type=click.Choice(["local-process", "docker", "kubernetes"]), default="local-process", show_default=True)
+@click.option("--config", "resource_config", default="{}", help='JSON, e.g. {"namespace": "ml", "gpu": 1} for kubernetes.')
+@_client_options
+def queue_create(name: str, resource: str, resource_config: str, url: str | None, api_key: str | None) -> None:
+    """Create a queue NAME whose jobs run as local processes, in Docker, or as Kubernetes Jobs."""
+    query = "mutation($n: String!, $r: String, $c: GenericScalar) { createLaunchQueue(name: $n, resource: $r, resourceConfig: $c) { name resource } }"
+    created = _graphql(url, api_key, query, {"n": name, "r": resource, "c": json.loads(resource_config)})["createLaunchQueue"]
+    click.echo(f"queue {created['name']} ({created['resource']}) created")
+
+
+@main.group()
+def automation() -> None:
+    """Automations: when an event happens, enqueue a job or call a webhook."""
+
+
+@automation.command("create")
+@click.argument("spec", type=click.File("r"))
+@_client_options
+def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
+    """SPEC: a YAML or JSON file with name, trigger, action and optionally description and cooldown_s."""
+    import yaml
+
+    fields = yaml.safe_load(spec)
+    query = (
+        "mutation($n: String!, $d: String, $t: GenericScalar!, $a: GenericScalar!, $c: Float) "
+        "{ createAutomation(name: $n, description: $d, trigger: $t, action: $a, cooldownS: $c) { automation { id name } webhookSecret } }"
+    )
+    variables = {"n": fields.get("name"), "d": fields.get("description"), "t": fields.get("trigger"), "a": fields.get("action"), "c": fields.get("cooldown_s", 0)}
+    created = _graphql(url, api_key, query, variables)["createAutomation"]
+    click.echo(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
+    if created["webhookSecret"]:
+        click.echo(f"webhook secret (shown once; verify X-Modelreg-Signature with it): {created['webhookSecret']}")
+
+
+@automation.command("list")
+@_client_options
+def automation_list(url: str | None, api_key: str | None) -> None:
+    """Every automation: id, state, name, trigger -> action."""
+    query = "{ automations { id name enabled trigger action lastFiredAt } }"
+    for found in _graphql(url, api_key, query, {})["automations"]:
+        state = "enabled" if found["enabled"] else "disabled"
+        click.echo(f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> {found['action']['kind']}")
+
+
+@automation.command("enable")
+@click.argument("automation_id")
+@_client_options
+def automation_enable(automation_id: str, url: str | None, api_key: str | None) -> None:
+    """Let it fire again (recorded as an event: the audit shows who)."""
+    _set_enabled(automation_id, True, url, api_key)
+
+
+@automation.command("disable")
+@click.argument("automation_id")
+@_client_options
+def automation_disable(automation_id: str, url: str | None, api_key: str | None) -> None:
+    """Stop it firing (recorded as an event: the audit shows who)."""
+    _set_enabled(automation_id, False, url, api_key)
+
+
+def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: str | None) -> None:
+    query = "mutation($id: ID!, $e: Boolean!) { setAutomationEnabled(id: $id, enabled: $e) { name enabled } }"
+    done = _graphql(url, api_key, query, {"id": automation_id, "e": enabled})["setAutomationEnabled"]
+    click.echo(f"automation {done['name']} {'enabled' if done['enabled'] else 'disabled'}")
+
+
 @main.command()
-@click.option("--queue", required=True)
+@click.option("--queue", "queue_name", required=True)
 @click.option("--from-run", "from_run", required=True, help="entity/project/run_id of a finished run to re-run.")
 @click.option("--config", "overrides", multiple=True, help="key=value knobs that change the run's config (values parse as JSON).")
 @click.option("--priority", default=0, show_default=True)
 @click.option("--url", envvar="MODELREG_URL", default=None)
 @click.option("--api-key", envvar="MODELREG_API_KEY", default=None)
 @click.argument("more_overrides", nargs=-1)
-def launch(queue: str, from_run: str, overrides: tuple[str, ...], priority: int, url: str | None, api_key: str | None, more_overrides: tuple[str, ...]) -> None:
+def launch(queue_name: str, from_run: str, overrides: tuple[str, ...], priority: int, url: str | None, api_key: str | None, more_overrides: tuple[str, ...]) -> None:
     """Enqueue a finished run again with changed knobs: `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`."""
-    from modelreg.errors import ModelregError
-    from modelreg.transport import Transport
-
     parts = from_run.split("/")
     if len(parts) != 3:
         raise click.BadParameter("use entity/project/run_id", param_hint="--from-run")
@@ -338,11 +430,8 @@ def launch(queue: str, from_run: str, overrides: tuple[str, ...], priority: int,
         "mutation($q: String!, $e: String!, $p: String!, $r: String!, $o: GenericScalar, $n: Int) "
         "{ enqueueJob(queue: $q, entity: $e, project: $p, fromRun: $r, overrides: $o, priority: $n) { id state config } }"
     )
-    try:
-        job = Transport(url, api_key).graphql(query, {"q": queue, "e": parts[0], "p": parts[1], "r": parts[2], "o": knobs, "n": priority})
-    except ModelregError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"job {job['enqueueJob']['id']} queued on {queue} with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}")
+    job = _graphql(url, api_key, query, {"q": queue_name, "e": parts[0], "p": parts[1], "r": parts[2], "o": knobs, "n": priority})
+    click.echo(f"job {job['enqueueJob']['id']} queued on {queue_name} with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}")
 
 
 @main.command()

@@ -7,8 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,12 @@ JOB = """query($id: ID!) { launchJob(id: $id) {
 JOBS = "{ launchJobs(first: 500) { id state attempt triggeredBy config } }"
 
 
-@contextmanager
-def agents(url: str, key: str, count: int = 1, max_jobs: int = 1) -> Iterator[list[subprocess.Popen[bytes]]]:
+@asynccontextmanager
+async def agents(url: str, key: str, count: int = 1, max_jobs: int = 1) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
     """Real agent processes, as `modelreg agent --queue cpu` would run on a worker machine."""
     command = [sys.executable, "-m", "modelreg.services.cli", "agent", "--queue", "cpu", "--max-jobs", str(max_jobs), "--heartbeat", "0.5"]
     env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": key}
-    running = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(count)]
+    running = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
     try:
         yield running
     finally:
@@ -45,7 +45,8 @@ def agents(url: str, key: str, count: int = 1, max_jobs: int = 1) -> Iterator[li
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in running:
-            process.wait(30)
+            # Waited for off the event loop: a stopping agent's last requests go to the API in this loop.
+            await asyncio.to_thread(process.wait, 30)
 
 
 async def _setup(stack: Stack, tmp_path: Path) -> tuple[str, str, str, str]:
@@ -92,7 +93,7 @@ async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_produc
     data_folder = tmp_path / "data"
     data_folder.mkdir()
 
-    with agents(url, key):
+    async with agents(url, key):
         dataset_id = await asyncio.to_thread(_log_dataset, url, data_folder, 1)
 
         async def promoted() -> bool:
@@ -122,6 +123,15 @@ async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_produc
     ))["data"]["lineage"]["nodes"]
     assert f"artifact:{dataset_id}" in {n["id"] for n in upstream}  # the candidate leads back to the data that fired the loop
 
+    model_run = (await stack.graphql(
+        'query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 1) { nodes { run { jobType launchedBy { id triggeredBy } } } } }',
+        {"ref": model[0]["artifactVersion"]["id"]},
+    ))["data"]["lineage"]["nodes"]
+    (trainer,) = [n["run"] for n in model_run if n["run"]]
+    assert trainer["jobType"] == "train" and trainer["launchedBy"]["id"] == train_job["id"]
+    assert trainer["launchedBy"]["triggeredBy"]["automation_id"] == retrain_id  # launched by job X, triggered by automation Y
+    assert trainer["launchedBy"]["triggeredBy"]["event_type"] == "artifacts.version_logged"  # because of event Z
+
     audit = (await stack.graphql('{ auditLog(action: "launch.job_enqueued") { items { actor details } } }'))["data"]["auditLog"]["items"]
     assert {r["actor"] for r in audit} == {f"automation:{retrain_id}", f"automation:{evaluate_id}"}
     firings = (await stack.graphql(
@@ -147,7 +157,7 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
     assert launched.returncode == 0, launched.stderr
     job_id = launched.stdout.split()[1]
 
-    with agents(url, key):
+    async with agents(url, key):
         await wait_until(lambda: _finished(stack, job_id), timeout_s=90)
     job = await _job(stack, job_id)
     clone = next(o["text"] for o in job["output"] if o["text"].startswith("trained")).split()[1]
@@ -181,7 +191,7 @@ async def _two_agents_run_each_job_once(stack: Stack, tmp_path: Path, count: int
     ledger = tmp_path / "ledger.txt"
     ids = await _enqueue_records(stack, repo, commit, ledger, count)
 
-    with agents(url, key, count=2, max_jobs=2):
+    async with agents(url, key, count=2, max_jobs=2):
         async def all_finished() -> bool:
             states = [j["state"] for j in (await stack.graphql(JOBS))["data"]["launchJobs"]]
             return states.count("finished") == count
@@ -207,10 +217,10 @@ async def test_the_job_of_a_killed_agent_is_requeued_and_finishes_once(stack: St
     ledger = tmp_path / "ledger.txt"
     (job_id,) = await _enqueue_records(stack, repo, commit, ledger, 1, sleep=6)
 
-    with agents(url, key) as (doomed,):
+    async with agents(url, key) as (doomed,):
         await wait_until(lambda: _state_is(stack, job_id, "running"), timeout_s=60)
         doomed.send_signal(signal.SIGKILL)  # its job dies with it (PR_SET_PDEATHSIG)
-    with agents(url, key):
+    async with agents(url, key):
         await wait_until(lambda: _finished(stack, job_id), timeout_s=90)
 
     job = await _job(stack, job_id)
@@ -267,3 +277,42 @@ async def test_a_new_member_of_a_queue_cannot_create_it_and_a_job_for_a_missing_
     missing = await stack.graphql(ENQUEUE, {"r": "nope"})
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND" and "createLaunchQueue" in missing["errors"][0]["message"]
+
+
+async def test_queues_and_automations_are_managed_from_the_command_line_too(stack: Stack, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from modelreg.services.cli import main
+
+    assert stack.client is not None
+    url = str(stack.client.make_url("/")).rstrip("/")
+    env = {"MODELREG_URL": url, "MODELREG_API_KEY": await stack.key("user:ada")}
+    spec = tmp_path / "retrain.yaml"
+    spec.write_text(
+        "name: retrain on new data\n"
+        "trigger: {event: artifact_version_logged, collection: fresh-data}\n"
+        "action:\n"
+        "  kind: launch\n  queue: gpu\n  entity: acme\n  project: nature\n"
+        "  source: {kind: git, git_remote: 'https://git.example.com/nature.git', entry_point: [python, train.py]}\n"
+        "  config: {dataset: '${artifact_ref}'}\n"
+        "cooldown_s: 600\n"
+    )
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "queue gpu (kubernetes) created" in await asyncio.to_thread(cli, "queue", "create", "gpu", "--resource", "kubernetes")
+    created = await asyncio.to_thread(cli, "automation", "create", str(spec))
+    automation_id = created.split()[1]
+    assert "disabled" in await asyncio.to_thread(cli, "automation", "disable", automation_id)
+    listed = await asyncio.to_thread(cli, "automation", "list")
+    assert f"{automation_id}  disabled  retrain on new data  on artifact_version_logged -> launch" in listed
+
+    audit = await stack.graphql(
+        'query($s: String!) { auditLog(stream: $s) { items { action actor } } }', {"s": f"automation:{automation_id}"}
+    )
+    assert [(r["action"], r["actor"]) for r in audit["data"]["auditLog"]["items"]] == [
+        ("automations.automation_disabled", "user:ada"), ("automations.automation_created", "user:ada")
+    ]

@@ -48,3 +48,15 @@ def test_templates_fill_strings_and_keep_the_type_of_a_whole_variable() -> None:
     assert render(template, variables) == {
         "dataset": "acme/nature/fresh-data:v3", "note": "data acme/nature/fresh-data:v3 at 0.93", "score": 0.93, "keep": "${unknown}", "n": 1,
     }
+
+
+def test_a_docker_queue_runs_the_checked_out_code_in_the_queues_image_with_the_config_injected() -> None:
+    from pathlib import Path
+
+    from modelreg.services.agent import docker_argv
+
+    source = {"kind": "git", "git_remote": "r", "entry_point": ["python", "train.py"]}
+    argv = docker_argv(source, {"image": "acme/train-base:3", "gpus": "all"}, Path("/tmp/job"), {"MODELREG_CONFIG_OVERRIDES": '{"lr": 0.01}'})
+    assert argv[:3] == ["docker", "run", "--rm"] and "MODELREG_CONFIG_OVERRIDES={\"lr\": 0.01}" in argv
+    assert argv[argv.index("-v") + 1] == "/tmp/job:/code" and argv[-3:] == ["acme/train-base:3", "python", "train.py"]
+    assert argv[argv.index("--gpus") + 1] == "all"
