@@ -45,6 +45,7 @@ _FINISHED = (
     "mutation($id: ID!, $a: String!, $n: Int!, $s: String!, $c: Int, $r: String) "
     "{ reportJobFinished(id: $id, agentId: $a, attempt: $n, state: $s, exitCode: $c, reason: $r) { state } }"
 )
+_STATE = "query($id: ID!) { launchJob(id: $id) { state agentId } }"
 _HEARTBEAT = "mutation($a: String!, $q: [String!]!, $r: [ID!]) { agentHeartbeat(agentId: $a, queues: $q, runningJobs: $r) }"
 
 
@@ -125,9 +126,18 @@ class LaunchAgent:
         while not stopping.is_set():
             try:
                 await self.gql(_HEARTBEAT, {"a": self.agent_id, "q": self.queues, "r": list(self._running)})
+                await self._stop_cancelled_jobs()
             except (Refused, httpx.HTTPError) as exc:
                 log.warning("agent %s: heartbeat failed (%s)", self.agent_id, exc)
             await asyncio.sleep(self.heartbeat_s)
+
+    async def _stop_cancelled_jobs(self) -> None:
+        """A job cancelled (or requeued away from this agent) while it runs is killed here."""
+        for job_id, task in list(self._running.items()):
+            job = (await self.gql(_STATE, {"id": job_id}))["launchJob"]
+            if job is None or job["state"] == "cancelled" or job["agentId"] != self.agent_id:
+                log.info("agent %s: job %s is %s: stopping it", self.agent_id, job_id, job and job["state"])
+                task.cancel()
 
     async def _take_jobs(self) -> None:
         for job in (await self.gql(_WAITING, {"q": self.queues}))["waitingJobs"]:

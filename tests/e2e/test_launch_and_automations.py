@@ -316,3 +316,18 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
     assert [(r["action"], r["actor"]) for r in audit["data"]["auditLog"]["items"]] == [
         ("automations.automation_disabled", "user:ada"), ("automations.automation_created", "user:ada")
     ]
+
+
+async def test_a_running_job_that_is_cancelled_is_stopped_by_its_agent(stack: Stack, tmp_path: Path) -> None:
+    url, key, repo, commit = await _setup(stack, tmp_path)
+    ledger = tmp_path / "ledger.txt"
+    (job_id,) = await _enqueue_records(stack, repo, commit, ledger, 1, sleep=8)
+
+    async with agents(url, key):
+        await wait_until(lambda: _state_is(stack, job_id, "running"), timeout_s=60)
+        cancelled = await stack.graphql('mutation($id: ID!) { cancelJob(id: $id, reason: "wrong data") { state reason } }', {"id": job_id})
+        assert cancelled["data"]["cancelJob"] == {"state": "cancelled", "reason": "wrong data"}
+        await asyncio.sleep(10)  # longer than the job would have run
+
+    assert not ledger.exists()  # stopped before it wrote anything
+    assert (await _job(stack, job_id))["state"] == "cancelled"

@@ -110,3 +110,65 @@ async def test_a_webhook_to_a_private_address_needs_an_admin(stack: Stack) -> No
 
     assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT" and "private" in refused["errors"][0]["message"]
     assert allowed_by_member["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+START = 'mutation($r: String!) { startRun(input: {entity: "acme", project: "nature", runId: $r}) { runId } }'
+METRICS = 'mutation($r: String!, $rows: [MetricRowInput!]!) { logMetrics(entity: "acme", project: "nature", runId: $r, rows: $rows) }'
+FINISH = 'mutation($r: String!, $s: String!) { finishRun(input: {entity: "acme", project: "nature", runId: $r, state: $s}) { state } }'
+FIRINGS = 'query($id: ID!) { automation(id: $id) { firings { status detail variables } } }'
+
+
+async def _automation(stack: Stack, base: str, trigger: dict, cooldown: float = 0) -> str:
+    action = {"kind": "webhook", "url": f"{base}/ok", "allow_private_network": True, "payload": {"run": "${run_id}", "event": "${event_type}"}}
+    query = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!, $c: Float) {
+      createAutomation(name: $n, trigger: $t, action: $a, cooldownS: $c) { automation { id } } }"""
+    created = await stack.graphql(query, {"n": trigger["event"], "t": trigger, "a": action, "c": cooldown})
+    return created["data"]["createAutomation"]["automation"]["id"]
+
+
+async def _statuses(stack: Stack, automation_id: str) -> list[str]:
+    firings = (await stack.graphql(FIRINGS, {"id": automation_id}))["data"]["automation"]["firings"]
+    return sorted(f["status"] for f in firings)
+
+
+async def test_a_metric_crossing_a_threshold_and_a_failed_run_fire_their_automations(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    ok, _, base = receiver_url
+    threshold = await _automation(stack, base, {"event": "metric_threshold", "project": "nature", "metric": "accuracy", "op": ">=", "threshold": 0.9})
+    failed = await _automation(stack, base, {"event": "run_finished", "run_state": "failed"})
+    await stack.graphql(START, {"r": "r1"})
+    await stack.graphql(START, {"r": "r2"})
+
+    for step, accuracy in enumerate((0.5, 0.95)):
+        logged = await stack.graphql(METRICS, {"r": "r1", "rows": [{"step": step, "values": {"accuracy": accuracy}}]})
+        assert "errors" not in logged, logged
+    await stack.graphql(FINISH, {"r": "r1", "s": "finished"})
+    await stack.graphql(FINISH, {"r": "r2", "s": "failed"})
+
+    await wait_until(lambda: _count(ok, 2))
+    assert sorted(json.loads(body)["event"] for _, body in ok.received) == ["runs.metrics_logged", "runs.run_finished"]
+    await wait_until(lambda: _delivered_all(stack, threshold))
+    assert await _statuses(stack, threshold) == ["delivered"]
+    assert await _statuses(stack, failed) == ["delivered"]
+    (firing,) = (await stack.graphql(FIRINGS, {"id": failed}))["data"]["automation"]["firings"]
+    assert firing["variables"]["run_id"] == "r2"
+
+
+async def _delivered_all(stack: Stack, automation_id: str) -> bool:
+    statuses = await _statuses(stack, automation_id)
+    return bool(statuses) and "pending" not in statuses
+
+
+async def test_an_automation_in_its_cooldown_records_the_event_as_skipped_which_stops_loops(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    ok, _, base = receiver_url
+    automation_id = await _automation(stack, base, {"event": "run_finished"}, cooldown=3600)
+    for run in ("r1", "r2", "r3"):
+        await stack.graphql(START, {"r": run})
+        await stack.graphql(FINISH, {"r": run, "s": "finished"})
+
+    await wait_until(lambda: _delivered_all(stack, automation_id))
+    assert await _statuses(stack, automation_id) == ["delivered", "skipped", "skipped"]
+    assert len(ok.received) == 1
