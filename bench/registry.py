@@ -273,6 +273,16 @@ def postgres(cache: Path | None, tmp: Path) -> Iterator[str]:
         server.cleanup()  # type: ignore[attr-defined]
 
 
+async def admin_key(data_dir: Path, timeout_s: float = 60) -> str:
+    """The key `modelreg server` writes on its first start (a moment after it starts answering)."""
+    deadline = time.monotonic() + timeout_s
+    while not (data_dir / "admin-api-key").exists() or not (data_dir / "admin-api-key").read_text().strip():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no admin key in {data_dir}")
+        await asyncio.sleep(0.1)
+    return (data_dir / "admin-api-key").read_text().strip()
+
+
 async def until_healthy(url: str, process: subprocess.Popen[bytes], what: str, path: str = "/healthz", timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as http:
@@ -455,7 +465,14 @@ def cursor(after_index: int) -> str:
 # Upload
 
 
+def settled() -> None:
+    """Each timed transfer starts with no dirty pages of the previous one still being written back."""
+    os.sync()
+    time.sleep(0.5)
+
+
 def copy_with_digest(source: Path, target: Path, chunk: int = 1024 * 1024) -> float:
+    settled()
     started = time.perf_counter()
     hasher = hashlib.sha256()
     with source.open("rb") as src, target.open("wb") as out:
@@ -481,19 +498,26 @@ def upload_bench(url: str, key: str, folder: Path, mb: int) -> tuple[float, floa
     copy_before = copy_with_digest(big, folder.parent / "copy.bin")
 
     run = modelreg.init(project="uploads", entity=ENTITY, url=url, api_key=key)
-    sent: list[int] = []
-    upload = run.transport.upload
+    sent: list[int] = []  # every byte the client's transport streams to /blobs, whichever way it sends
 
-    def counting_upload(path, digest, on_bytes):  # type: ignore[no-untyped-def]
-        def count(n: int) -> None:
-            sent.append(n)
-            on_bytes(n)
+    def counting(send):  # type: ignore[no-untyped-def]
+        def counted(*args):  # type: ignore[no-untyped-def]
+            *rest, on_bytes = args
 
-        return upload(path, digest, count)
+            def count(n: int) -> None:
+                sent.append(n)
+                on_bytes(n)
 
-    run.transport.upload = counting_upload  # type: ignore[method-assign]
+            return send(*rest, count)
+
+        return counted
+
+    for method in ("upload", "upload_hashing"):
+        if hasattr(run.transport, method):
+            setattr(run.transport, method, counting(getattr(run.transport, method)))
     artifact = modelreg.Artifact("big-model", "model")
     artifact.add_dir(folder)
+    settled()
     started = time.perf_counter()
     run.log_artifact(artifact)
     upload_s = time.perf_counter() - started
@@ -564,7 +588,7 @@ async def main(args: argparse.Namespace) -> None:
         server = modelreg_cli(dsn, kafka, *server_args, log=tmp / "modelreg-server.log")
         stack.callback(stop, server)
         await until_healthy(url, server, "modelreg server")
-        key = (data_dir / "admin-api-key").read_text().strip()
+        key = await admin_key(data_dir)
 
         await create_database(dsn, "mlflow")
         say("starting MLflow tracking server (backend store: the same PostgreSQL) ...")

@@ -100,8 +100,7 @@ class Run:
 
     def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
         """Upload what the server lacks and log the version as this run's output."""
-        manifest = artifact.manifest()
-        artifact.upload(self.transport, manifest)
+        manifest = artifact.upload_files(self.transport)
         fields = {
             "entity": self.entity,
             "project": self.project,
