@@ -84,7 +84,7 @@ class Transport:
                     yield chunk
                     on_bytes(len(chunk))
 
-        response = self._http.put(f"/blobs/{digest}", content=chunks())
+        response = self._http.put(f"/blobs/{digest}", content=chunks(), headers={"Content-Length": str(path.stat().st_size)})
         if response.status_code == 400:
             raise InvalidInput(f"{path}: {response.text} (did the file change while it was uploaded?)")
         response.raise_for_status()
@@ -112,7 +112,7 @@ class Transport:
                     yield chunk
                     on_bytes(len(chunk))
 
-        response = self._http.post("/blobs", content=chunks())
+        response = self._http.post("/blobs", content=chunks(), headers={"Content-Length": str(path.stat().st_size)})
         response.raise_for_status()
         digest = "sha256:" + hasher.hexdigest()
         if response.json()["digest"] != digest:

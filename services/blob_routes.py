@@ -37,7 +37,7 @@ async def put_blob(request: web.Request) -> web.Response:
             pass
         return web.json_response({"digest": digest, "stored": False})
     try:
-        size = await store.put(digest, request.content.iter_chunked(CHUNK))
+        size = await store.put(digest, request.content.iter_any())
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
@@ -46,7 +46,7 @@ async def put_blob(request: web.Request) -> web.Response:
 async def post_blob(request: web.Request) -> web.Response:
     """Upload without announcing the digest: the store computes it, and the client compares it with its own."""
     store = request.app[BLOBS]
-    digest, size = await store.put_content(None, request.content.iter_chunked(CHUNK))
+    digest, size = await store.put_content(None, request.content.iter_any())
     return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
 
 
