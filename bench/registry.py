@@ -321,7 +321,28 @@ def start_mlflow(dsn: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     log = (tmp / "mlflow.log").open("ab")
     env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=tmp), f"http://127.0.0.1:{port}"
+    # Its own process group: `mlflow server` runs its workers as child processes, stopped with it.
+    return subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=tmp, start_new_session=True), f"http://127.0.0.1:{port}"
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Stop a process started in its own session, and every process of that group."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)  # a worker of the group is still exiting
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 async def create_database(dsn: str, name: str) -> None:
@@ -607,7 +628,7 @@ async def main(args: argparse.Namespace) -> None:
             await create_database(dsn, "mlflow")
             say("starting MLflow tracking server (backend store: the same PostgreSQL) ...")
             mlflow_process, mlflow_url = start_mlflow(dsn, tmp)
-            stack.callback(stop, mlflow_process)
+            stack.callback(stop_group, mlflow_process)
             await until_healthy(mlflow_url, mlflow_process, "MLflow server", path="/health")
             import mlflow
 
@@ -621,7 +642,8 @@ async def main(args: argparse.Namespace) -> None:
                 await theirs.create_model(model)
             theirs_rest = mlflow_items[args.commands :]
             rates[theirs.name] = await concurrent_clients(theirs, models, [theirs_rest[n :: 8] for n in range(8)], args.seconds)
-            stop(mlflow_process)
+            stop_group(mlflow_process)
+            time.sleep(2)  # what MLflow's workers leave to the machine (connections closing) before the reads
 
             for name, (links, aliases) in results.items():
                 both = links + aliases
