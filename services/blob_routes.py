@@ -5,6 +5,8 @@ without reading the whole file first."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from modelreg.errors import InvalidInput
@@ -12,6 +14,13 @@ from modelreg.services.blob_store import FolderBlobStore
 
 BLOBS: web.AppKey[FolderBlobStore] = web.AppKey("blobs", FolderBlobStore)
 CHUNK = 1024 * 1024
+
+
+async def _as_received(request: web.Request) -> AsyncIterator[bytes]:
+    """The body in the pieces the socket delivered (iter_any would join whatever is buffered: a copy)."""
+    async for data, _ in request.content.iter_chunks():
+        if data:
+            yield data
 
 
 def _path_or_400(request: web.Request) -> tuple[FolderBlobStore, str]:
@@ -37,7 +46,7 @@ async def put_blob(request: web.Request) -> web.Response:
             pass
         return web.json_response({"digest": digest, "stored": False})
     try:
-        size = await store.put(digest, request.content.iter_any())
+        size = await store.put(digest, _as_received(request))
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
@@ -46,7 +55,7 @@ async def put_blob(request: web.Request) -> web.Response:
 async def post_blob(request: web.Request) -> web.Response:
     """Upload without announcing the digest: the store computes it, and the client compares it with its own."""
     store = request.app[BLOBS]
-    digest, size = await store.put_content(None, request.content.iter_any())
+    digest, size = await store.put_content(None, _as_received(request))
     return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
 
 

@@ -5,8 +5,8 @@ the digest is the one announced (or, for an upload that announces none, under th
 blob at its address is always complete and correct, so uploading the same content twice, or
 concurrently, is harmless.
 
-Receiving overlaps hashing and writing: while the event loop receives the next 8 MiB, a worker thread
-hashes and writes the previous 8 MiB (hashlib and file writes release the GIL). The pieces are never
+Receiving, hashing and writing overlap: while the event loop receives the next 8 MiB, one worker thread
+hashes the previous 8 MiB and another writes them (hashlib and file writes release the GIL). The pieces are never
 joined, so no byte is copied between the socket and the file.
 
 Each blob is also indexed by its size and the SHA-256 of its first MiB ("head"): a client holding a big
@@ -29,7 +29,7 @@ from modelreg.errors import InvalidInput
 DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
 HEX = re.compile(r"^[0-9a-f]{64}$")
 HEAD_BYTES = 1024 * 1024
-PIECE = 8 * 1024 * 1024  # what one worker-thread hop hashes and writes: pieces as received, gathered (not joined)
+PIECE = 8 * 1024 * 1024  # what one hop to the worker threads hashes and writes: pieces as received, gathered (not joined)
 
 
 class DigestMismatch(InvalidInput):
@@ -100,7 +100,9 @@ class FolderBlobStore:
                         size += len(piece)
                     if working is not None:
                         await working
-                    working = loop.run_in_executor(None, _absorb, hasher, out, batch)
+                    working = asyncio.gather(
+                        loop.run_in_executor(None, _hash_all, hasher, batch), loop.run_in_executor(None, _write_all, out, batch)
+                    )
                 if working is not None:
                     await working
             actual = "sha256:" + hasher.hexdigest()
@@ -123,10 +125,9 @@ class FolderBlobStore:
             f.write(digest + "\n")
 
 
-def _absorb(hasher: "hashlib._Hash", out: object, batch: list[bytes]) -> None:
+def _hash_all(hasher: "hashlib._Hash", batch: list[bytes]) -> None:
     for piece in batch:
         hasher.update(piece)
-    _write_all(out, batch)
 
 
 def _write_all(out: object, batch: list[bytes]) -> None:
