@@ -9,9 +9,9 @@ from modelreg.artifact import LoggedArtifact
 from modelreg.errors import NotFound
 from modelreg.transport import Transport
 
-_VERSION_FIELDS = "id entity project name type version digest metadata aliases files { path size digest }"
+_VERSION_FIELDS = "id entity project name type version digest description metadata aliases files { path size digest ref }"
 _RUN_FIELDS = "entity project runId name jobType state config summary environment startedAt startedBy finishedAt"
-_ARTIFACT = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {_VERSION_FIELDS} }} }}"
+_ARTIFACT = f"query($ref: String, $id: ID) {{ artifactVersion(ref: $ref, id: $id) {{ {_VERSION_FIELDS} }} }}"
 _RUN = f"query($e: String!, $p: String!, $r: String!) {{ run(entity: $e, project: $p, runId: $r) {{ {_RUN_FIELDS} }} }}"
 _NEIGHBOURS = f"""query($ref: String!, $direction: LineageDirection!) {{
   lineage(ref: $ref, direction: $direction, depth: 1, fanOut: 1000) {{ nodes {{ depth run {{ {_RUN_FIELDS} }} }} truncated }}
@@ -93,8 +93,8 @@ class Api:
         self.transport = Transport(url, api_key)
 
     def artifact(self, ref: str) -> ApiArtifact:
-        """`entity/project/name:v3`, `:latest` or `:<alias>`."""
-        found = self.transport.graphql(_ARTIFACT, {"ref": ref})["artifactVersion"]
+        """`entity/project/name:v3`, `:latest` or `:<alias>`, or a version's id."""
+        found = self.transport.graphql(_ARTIFACT, {"ref": ref} if "/" in ref else {"id": ref})["artifactVersion"]
         if found is None:
             raise NotFound(f"no artifact version {ref!r}")
         return ApiArtifact(self.transport, found)

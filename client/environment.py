@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -62,4 +63,13 @@ def capture() -> dict[str, Any]:
         "command": [sys.executable, *sys.argv],
         "requirements": requirements(),
         "docker_image": os.environ.get("MODELREG_DOCKER_IMAGE") or os.environ.get("DOCKER_IMAGE"),
+        "launch": launch_job(),
     }
+
+
+def launch_job() -> dict[str, Any] | None:
+    """Set by a Launch agent: the job that started this process, and the knobs it changed."""
+    job_id = os.environ.get("MODELREG_LAUNCH_JOB_ID")
+    if not job_id:
+        return None
+    return {"job_id": job_id, "overrides": json.loads(os.environ.get("MODELREG_LAUNCH_OVERRIDES") or "{}")}

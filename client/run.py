@@ -6,10 +6,11 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from modelreg.artifact import Artifact, LoggedArtifact
+from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.environment import capture
 from modelreg.errors import InvalidInput
 from modelreg.transport import Transport
@@ -20,7 +21,7 @@ FLUSH_EVERY_S = 2.0
 _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 _METRICS = "mutation($e: String!, $p: String!, $r: String!, $rows: [MetricRowInput!]!) { logMetrics(entity: $e, project: $p, runId: $r, rows: $rows) }"
-_VERSION_FIELDS = "id entity project name type version digest metadata aliases files { path size digest }"
+_VERSION_FIELDS = "id entity project name type version digest description metadata aliases files { path size digest ref }"
 _LOG = f"mutation($i: LogArtifactVersionInput!) {{ logArtifactVersion(input: $i) {{ {_VERSION_FIELDS} }} }}"
 _FIND = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {_VERSION_FIELDS} }} }}"
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
@@ -62,19 +63,14 @@ class Run:
         name: str | None,
         run_id: str | None,
     ) -> Run:
-        config = {**(config or {}), **_launch_overrides()}
-        run_id = run_id or secrets.token_hex(4)
-        fields = {
-            "entity": entity,
-            "project": project,
-            "runId": run_id,
-            "name": name,
-            "jobType": job_type,
-            "config": config,
-            "environment": capture(),
-        }
+        fields = start_fields(project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id)
+        return cls.start_with(transport, fields)
+
+    @classmethod
+    def start_with(cls, transport: Transport, fields: dict[str, Any]) -> Run:
+        """Start a run from its StartRun input (see `start_fields`)."""
         transport.graphql(_START, {"i": fields})
-        return cls(transport, entity, project, run_id, config)
+        return cls(transport, fields["entity"], fields["project"], fields["runId"], fields["config"])
 
     @property
     def path(self) -> str:
@@ -93,29 +89,34 @@ class Run:
 
     def flush(self) -> None:
         if self._rows:
-            variables = {"e": self.entity, "p": self.project, "r": self.id, "rows": self._rows}
-            self.transport.graphql(_METRICS, variables)
+            self._send_metrics(self._rows)
             self._rows = []
         self._flushed_at = time.monotonic()
+
+    def _send_metrics(self, rows: list[dict[str, Any]]) -> None:
+        self.transport.graphql(_METRICS, {"e": self.entity, "p": self.project, "r": self.id, "rows": rows})
 
     def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
         """Upload what the server lacks and log the version as this run's output."""
         manifest = artifact.upload_files(self.transport)
-        fields = {
+        fields = self._artifact_fields(artifact, manifest, aliases)
+        logged = self.transport.graphql(_LOG, {"i": fields})["logArtifactVersion"]
+        artifact.mark_logged(logged["id"], logged["version"], manifest)
+        artifact.cleanup()
+        return artifact
+
+    def _artifact_fields(self, artifact: Artifact, manifest: list[ArtifactFile], aliases: Sequence[str]) -> dict[str, Any]:
+        return {
             "entity": self.entity,
             "project": self.project,
             "name": artifact.name,
             "type": artifact.type,
-            "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in manifest],
+            "files": [f.as_input() for f in manifest],
             "description": artifact.description,
             "metadata": artifact.metadata,
             "aliases": list(aliases),
             "runId": self.id,
         }
-        logged = self.transport.graphql(_LOG, {"i": fields})["logArtifactVersion"]
-        artifact.id, artifact.version = logged["id"], logged["version"]
-        artifact.cleanup()
-        return artifact
 
     def use_artifact(self, ref: str) -> LoggedArtifact:
         """`"name:alias"` (this run's project), `"name:v3"`, or `"entity/project/name:latest"`: records
@@ -129,8 +130,11 @@ class Run:
         )
         return LoggedArtifact(self.transport, found)
 
-    def link_artifact(self, artifact: Artifact | LoggedArtifact, registered_model: str, aliases: list[str] | tuple[str, ...] = ()) -> str:
-        """Link a logged version to a registered model; returns the model version (v0, v1, ...)."""
+    def link_artifact(
+        self, artifact: Artifact | LoggedArtifact, registered_model: str, aliases: list[str] | tuple[str, ...] = ()
+    ) -> str | None:
+        """Link a logged version to a registered model; returns the model version (v0, v1, ...), or None
+        in an offline run (the registry numbers it when the run is synced)."""
         if artifact.id is None:
             raise InvalidInput("log the artifact before linking it")
         linked = self.transport.graphql(_LINK, {"m": registered_model, "id": artifact.id, "a": list(aliases)})
@@ -143,14 +147,32 @@ class Run:
         state = "finished" if exit_code == 0 else "failed"
         summary = {k: v for k, v in self.summary.items() if isinstance(v, (int, float, str, bool))}
         fields = {"entity": self.entity, "project": self.project, "runId": self.id, "state": state, "exitCode": exit_code, "summary": summary}
-        self.transport.graphql(_FINISH, {"i": fields})
+        self._send_finish(fields)
         self._finished = True
+
+    def _send_finish(self, fields: dict[str, Any]) -> None:
+        self.transport.graphql(_FINISH, {"i": fields})
 
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.finish(exit_code=0 if kind is None else 1)
+
+
+def start_fields(
+    *, project: str, entity: str, config: dict[str, Any] | None, job_type: str | None, name: str | None, run_id: str | None
+) -> dict[str, Any]:
+    """The StartRun input of a new run (online or offline): its id, config and where it runs."""
+    return {
+        "entity": entity,
+        "project": project,
+        "runId": run_id or secrets.token_hex(4),
+        "name": name,
+        "jobType": job_type,
+        "config": {**(config or {}), **_launch_overrides()},
+        "environment": capture(),
+    }
 
 
 def _launch_overrides() -> dict[str, Any]:

@@ -16,6 +16,7 @@ import httpx
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from modelreg.errors import InvalidInput, ModelregError, NotFound, PermissionDenied, Unavailable
+from modelreg.user_settings import load_login
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 CHUNK = 4 * 1024 * 1024
@@ -39,8 +40,10 @@ _retrying = retry(
 
 class Transport:
     def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout_s: float = 60.0) -> None:
-        self.url = (url or os.environ.get("MODELREG_URL") or DEFAULT_URL).rstrip("/")
-        api_key = api_key or os.environ.get("MODELREG_API_KEY")
+        # Arguments, then the environment, then `modelreg login` (user_settings.py).
+        login = load_login()
+        self.url = (url or os.environ.get("MODELREG_URL") or (login.url if login else None) or DEFAULT_URL).rstrip("/")
+        api_key = api_key or os.environ.get("MODELREG_API_KEY") or (login.key_for(self.url) if login else None)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
 
@@ -51,7 +54,9 @@ class Transport:
         try:
             body = self._post_graphql(query, variables or {})
         except httpx.TransportError as exc:
-            raise Unavailable(f"cannot reach modelreg at {self.url} ({exc}): is the server running? (MODELREG_URL)") from exc
+            raise Unavailable(
+                f"cannot reach modelreg at {self.url} ({exc}): is the server running? (MODELREG_URL, `modelreg login`)"
+            ) from exc
         if body.get("errors"):
             error = body["errors"][0]
             code = (error.get("extensions") or {}).get("code", "INTERNAL")

@@ -20,13 +20,19 @@ def artifact_stream(entity: str, project: str, name: str) -> str:
 
 
 class ManifestEntry(BaseModel):
-    """One file of a version."""
+    """One file of a version: its bytes are in the blob store, or, for a reference, at `ref`.
+
+    A reference (`file://`, `http(s)://`, `s3://` URI) is recorded, not uploaded. Its digest is the sha256
+    of its content when the client could hash it, else a digest of the URI and what identifies the
+    content there (ETag, size): `modelreg.references.reference_digest` says how.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     path: str = Field(min_length=1, max_length=1024)
     size: int = Field(ge=0)
     digest: Digest
+    ref: str | None = Field(default=None, max_length=4096, pattern=r"^(file|https?|s3)://")
 
     @field_validator("path")
     @classmethod
@@ -38,8 +44,10 @@ class ManifestEntry(BaseModel):
 
 
 class ArtifactVersionLogged(Event):
+    """v2: manifest entries may be references (`ref`); a v1 event reads as v2 with no references."""
+
     type = "artifacts.version_logged"
-    version = 1
+    version = 2
 
     artifact_version_id: UUID
     entity: EntityName

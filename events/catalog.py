@@ -6,7 +6,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged, ArtifactVersionUntagged, ArtifactVersionUsed
+from modelreg.events.automations import AutomationCreated, AutomationDisabled, AutomationEnabled, AutomationFired, WebhookAttempted
 from modelreg.events.envelope import Event
+from modelreg.events.launch import (
+    AgentHeartbeat,
+    JobCancelled,
+    JobClaimed,
+    JobEnqueued,
+    JobFinished,
+    JobOutputCaptured,
+    JobRequeued,
+    JobStarted,
+    QueueCreated,
+)
 from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
 from modelreg.events.registry import (
     AliasAdded,
@@ -19,7 +31,7 @@ from modelreg.events.registry import (
     VersionLinked,
     VersionUnlinked,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
@@ -27,6 +39,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted,
         RunFinished,
         MetricsLogged,
+        RunSynced,
         ArtifactVersionLogged,
         ArtifactVersionUsed,
         ArtifactVersionTagged,
@@ -44,13 +57,32 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ApiKeyRevoked,
         RoleGranted,
         RoleRevoked,
+        QueueCreated,
+        JobEnqueued,
+        JobClaimed,
+        JobStarted,
+        JobOutputCaptured,
+        JobFinished,
+        JobRequeued,
+        JobCancelled,
+        AgentHeartbeat,
+        AutomationCreated,
+        AutomationEnabled,
+        AutomationDisabled,
+        AutomationFired,
+        WebhookAttempted,
     )
 }
 
 # (type, from_version) -> function turning that version's payload dict into the next version's.
 # Old events are never rewritten on the log; they are upcast when read.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    # v2 added ManifestEntry.ref (references); a v1 manifest holds uploaded files only.
+    (ArtifactVersionLogged.type, 1): lambda payload: {
+        **payload, "manifest": [{**entry, "ref": None} for entry in payload.get("manifest", ())]
+    },
+}
 
 
 def event_class(type_tag: str) -> type[Event]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import orjson
 from pydantic import ValidationError
@@ -25,7 +26,14 @@ class NewerSchemaVersion(UndecodableEvent):
 
 
 def encode(envelope: Envelope) -> bytes:
-    return orjson.dumps(envelope.model_dump(mode="python"))
+    return orjson.dumps(envelope.model_dump(mode="python"), default=_uuid_subclass)
+
+
+def _uuid_subclass(value: object) -> str:
+    """orjson writes uuid.UUID itself, not subclasses of it (asyncpg's, for ids read from the database)."""
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def to_json_dict(envelope: Envelope) -> dict[str, Any]:

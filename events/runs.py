@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from modelreg.events.envelope import Event
 from modelreg.events.names import EntityName, ProjectName, RunId
@@ -70,3 +69,20 @@ class MetricsLogged(Event):
     project: ProjectName
     run_id: RunId
     rows: tuple[MetricRow, ...] = Field(min_length=1, max_length=10_000)
+
+
+class RunSynced(Event):
+    """A run recorded offline was uploaded: its commands are on the log with the times they happened
+    (and their client command ids as causation ids); this event's own time is when the upload ended,
+    `commands` how many recorded commands the run has."""
+
+    type = "runs.offline_run_synced"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    commands: int = Field(ge=0)
+    first_occurred_at: AwareDatetime | None = None
+    last_occurred_at: AwareDatetime | None = None
+    recorded_on: str | None = Field(default=None, max_length=200)

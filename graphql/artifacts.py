@@ -20,6 +20,11 @@ class ArtifactFile(graphene.ObjectType):
     path = graphene.String(required=True)
     size = graphene.BigInt(required=True)
     digest = graphene.String(required=True)
+    ref = graphene.String(description="for a reference: where the bytes are (file://, http(s)://, s3://); not in the blob store")
+
+    @staticmethod
+    def resolve_ref(entry: dict, info: graphene.ResolveInfo) -> str | None:
+        return entry.get("ref")  # versions projected before references existed have no such key
 
 
 class ArtifactVersion(graphene.ObjectType):
@@ -119,6 +124,7 @@ class ArtifactFileInput(graphene.InputObjectType):
     path = graphene.String(required=True)
     size = graphene.BigInt(required=True)
     digest = graphene.String(required=True, description="sha256:<64 hex>")
+    ref = graphene.String(description="a reference's URI: the file is recorded, not uploaded")
 
 
 class LogArtifactVersionInput(graphene.InputObjectType):
@@ -131,6 +137,9 @@ class LogArtifactVersionInput(graphene.InputObjectType):
     metadata = GenericScalar()
     aliases = graphene.List(graphene.NonNull(graphene.String))
     run_id = graphene.String(description="the run that produced it (lineage)")
+    id = graphene.ID(description="a UUIDv7 chosen by a client that logged it offline; sent again, the same version comes back")
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
 class UseArtifactVersionInput(graphene.InputObjectType):
@@ -138,6 +147,8 @@ class UseArtifactVersionInput(graphene.InputObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
     run_id = graphene.String(required=True)
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
 class ArtifactMutations(graphene.ObjectType):
@@ -176,6 +187,7 @@ class ArtifactMutations(graphene.ObjectType):
         fields = dict(input)
         fields["artifact_type"] = fields.pop("type")
         fields["manifest"] = fields.pop("files", None)
+        fields["artifact_version_id"] = fields.pop("id", None)
         command = parse_command(LogArtifactVersion, fields)
         accepted = await info.context.app.execute(command, info.context.caller)
         return await _visible_version(info, accepted.subject_id)

@@ -12,6 +12,7 @@ from modelreg.projections.lineage_queries import LineageQueries
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.access import Caller
 from modelreg.services.application import Application
+from modelreg.services.webhook_signing import WebhookSecrets
 
 
 class ArtifactVersionLoader(DataLoader):
@@ -43,6 +44,7 @@ class RequestContext:
     app: Application
     reads: RegistryQueries
     caller: Caller | None  # None: no API key; the view refuses to execute for such requests
+    webhook_secrets: WebhookSecrets = field(default_factory=lambda: WebhookSecrets(None), kw_only=True)
     artifact_versions: ArtifactVersionLoader = field(init=False)
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)

@@ -240,6 +240,8 @@ class ModelMutations(graphene.ObjectType):
         registered_model=graphene.String(required=True),
         artifact_version_id=graphene.ID(required=True),
         aliases=graphene.List(graphene.NonNull(graphene.String)),
+        command_id=graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing"),
+        occurred_at=graphene.DateTime(description="when it was linked on the client (offline runs), with a zone"),
     )
     add_alias = graphene.Field(
         ModelVersion,

@@ -5,19 +5,26 @@ from __future__ import annotations
 import graphene
 
 from modelreg.graphql.artifacts import ArtifactMutations, ArtifactQueries
+from modelreg.graphql.automations import AutomationMutations, AutomationQueries
 from modelreg.graphql.identity import IdentityMutations, IdentityQueries
+from modelreg.graphql.launch import LaunchMutations, LaunchQueryFields
 from modelreg.graphql.lineage import LineageQueries
 from modelreg.graphql.models import ModelMutations, ModelQueries
 from modelreg.graphql.runs import RunMutations, RunQueries
+from modelreg.graphql.subscriptions import EventSubscriptions
 
 
-class Query(ArtifactQueries, ModelQueries, RunQueries, LineageQueries, IdentityQueries, graphene.ObjectType):
+class Query(ArtifactQueries, ModelQueries, RunQueries, LineageQueries, IdentityQueries, LaunchQueryFields, AutomationQueries, graphene.ObjectType):
     pass
 
 
-class Mutation(ArtifactMutations, ModelMutations, RunMutations, IdentityMutations, graphene.ObjectType):
+class Mutation(ArtifactMutations, ModelMutations, RunMutations, IdentityMutations, LaunchMutations, AutomationMutations, graphene.ObjectType):
+    pass
+
+
+class Subscription(EventSubscriptions, graphene.ObjectType):
     pass
 
 
 def build_schema() -> graphene.Schema:
-    return graphene.Schema(query=Query, mutation=Mutation)
+    return graphene.Schema(query=Query, mutation=Mutation, subscription=Subscription)

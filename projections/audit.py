@@ -35,6 +35,12 @@ CREATE UNIQUE INDEX audit_log_by_stream_seq ON audit_log (stream, stream_seq);
 DROP INDEX audit_log_by_stream;
 """
 
+# A command recorded offline carries its client id as the causation id of its events; sending it again
+# must find it (services/handlers.py, idempotent sync).
+SCHEMA_V3 = """
+CREATE INDEX audit_log_by_causation ON audit_log (causation_id) WHERE causation_id IS NOT NULL;
+"""
+
 _RECORDED = """
 INSERT INTO audit_log (event_id, type, stream, occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload, stream_seq)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
@@ -47,7 +53,7 @@ class AuditProjection(Projection):
 
     name = "audit"
     tables = ("audit_log",)
-    migrations = (Migration("audit", 1, SCHEMA_V1), Migration("audit", 2, SCHEMA_V2))
+    migrations = (Migration("audit", 1, SCHEMA_V1), Migration("audit", 2, SCHEMA_V2), Migration("audit", 3, SCHEMA_V3))
 
     def handled_types(self) -> set[str]:
         return {"*"}

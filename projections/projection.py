@@ -58,6 +58,10 @@ class Projection:
     def handled_types(self) -> set[str]:
         return set(self._handlers)
 
+    def shown_to_commands(self) -> set[str]:
+        """The types a command that appends them waits for here (read-your-writes): all it handles."""
+        return self.handled_types()
+
     def statements(self, event: Envelope) -> list[Statement]:
         handler = self._handlers.get(event.type)
         if handler is None:

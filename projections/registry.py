@@ -19,7 +19,7 @@ from modelreg.events.registry import (
     VersionLinked,
     VersionUnlinked,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
 
@@ -243,6 +243,16 @@ ON CONFLICT DO NOTHING
 _ALIAS_UNPROTECTED = "DELETE FROM protected_aliases WHERE registered_model = $1 AND alias = $2"
 
 
+# A run recorded offline says when it reached the server; its other times are when things happened.
+SCHEMA_V5 = """
+ALTER TABLE runs ADD COLUMN synced_at timestamptz;
+"""
+
+_RUN_SYNCED = """
+UPDATE runs SET synced_at = $4 WHERE entity = $1 AND project = $2 AND run_id = $3
+"""
+
+
 class RegistryProjection(Projection):
     name = "registry"
     tables = (
@@ -261,6 +271,7 @@ class RegistryProjection(Projection):
         Migration("registry", 2, SCHEMA_V2),
         Migration("registry", 3, SCHEMA_V3),
         Migration("registry", 4, SCHEMA_V4),
+        Migration("registry", 5, SCHEMA_V5),
     )
 
     @handles(RunStarted)
@@ -272,6 +283,10 @@ class RegistryProjection(Projection):
     def run_finished(self, e: RunFinished, envelope: Envelope) -> list[Statement]:
         args = (e.entity, e.project, e.run_id, e.state, e.exit_code, e.summary, envelope.occurred_at)
         return [Statement(_RUN_FINISHED, args, rows="run")]
+
+    @handles(RunSynced)
+    def run_synced(self, e: RunSynced, envelope: Envelope) -> list[Statement]:
+        return [Statement(_RUN_SYNCED, (e.entity, e.project, e.run_id, envelope.occurred_at), rows="run")]
 
     @handles(MetricsLogged)
     def metrics_logged(self, e: MetricsLogged, envelope: Envelope) -> list[Statement]:

@@ -52,6 +52,10 @@ class RegistryQueries:
         )
         return [dict(r) for r in rows]
 
+    async def caused_by(self, command_id: UUID) -> bool:
+        """Whether a command with this client id was already accepted (its events carry it as causation id)."""
+        return await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM audit_log WHERE causation_id = $1)", command_id)
+
     async def run(self, entity: str, project: str, run_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
             "SELECT * FROM runs WHERE entity = $1 AND project = $2 AND run_id = $3", entity, project, run_id

@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import AsyncIterator
+from contextlib import suppress
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from graphene.validation import depth_limit_validator
 from graphql_server.aiohttp.views import GraphQLView
+from graphql_server.exceptions import ConnectionRejectionError, GraphQLValidationError
+from graphql_server.http import GraphQLRequestData
 from graphql_server.http.exceptions import HTTPException
 from graphql_server.runtime import execute
-from graphql import GraphQLSchema
+from graphql_server.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from graphql_server.utils.operation import get_operation_type
+from graphql import GraphQLSchema, OperationType
 
 from modelreg.errors import PermissionDenied
 from modelreg.events.envelope import Actor
 from modelreg.events.log import EventLog
+from modelreg.events.tail import LogTails
 from modelreg.graphql.context import RequestContext
 from modelreg.graphql.cost import cost_limit_validator
 from modelreg.graphql.documents import ValidatedDocuments
 from modelreg.graphql.pages import MAX_PAGE
 from modelreg.graphql.schema import build_schema
+from modelreg.graphql.subscriptions import SubscriberContext
 from modelreg.projections.migrations import migrate
 from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
@@ -32,10 +41,12 @@ from modelreg.services.blob_routes import add_blob_routes
 from modelreg.services.blob_store import FolderBlobStore
 from modelreg.services.commands import IssueApiKey
 from modelreg.services.database import create_pool
-from modelreg.services.projections_catalog import PROJECTIONS, all_migrations
+from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, shown_to_commands
 from modelreg.services.event_log import event_log_for
+from modelreg.services.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
 from modelreg.services.handlers import key_sha256
 from modelreg.services.settings import Settings
+from modelreg.services.webhook_signing import WebhookSecrets
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,9 @@ NO_KEY = (
 APP: web.AppKey[Application] = web.AppKey("application", Application)
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
 LOG: web.AppKey[EventLog] = web.AppKey("log")
+SECRETS: web.AppKey[WebhookSecrets] = web.AppKey("webhook_secrets", WebhookSecrets)
+TAILS: web.AppKey[LogTails] = web.AppKey("tails", LogTails)
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 
 
 async def caller_of(request: web.Request, reads: RegistryQueries) -> Caller | None:
@@ -57,31 +71,89 @@ async def caller_of(request: web.Request, reads: RegistryQueries) -> Caller | No
     if authorization is None:
         return None
     scheme, _, key = authorization.partition(" ")
-    found = await reads.principal_of_key(key_sha256(key.strip())) if scheme.lower() == "bearer" else None
+    return await caller_of_key(key.strip() if scheme.lower() == "bearer" else None, reads)
+
+
+async def caller_of_key(key: str | None, reads: RegistryQueries) -> Caller:
+    """The principal of a live API key; PermissionDenied for anything else."""
+    found = await reads.principal_of_key(key_sha256(key)) if key else None
     if found is None:
         raise PermissionDenied("unknown or revoked API key: check MODELREG_API_KEY, or ask an admin for a new key")
     return Caller(Actor(kind=found["principal_kind"], id=found["principal_id"]), found["role"], found["grants"])
 
 
 class ModelregGraphQLView(GraphQLView):
-    def __init__(self, schema: GraphQLSchema, **options: Any) -> None:
-        super().__init__(schema, **options)
+    """Queries and mutations over HTTP; subscriptions over a websocket (graphql-transport-ws only: the
+    legacy graphql-ws protocol has no place to refuse a connection without a key)."""
+
+    graphql_transport_ws_handler_class = SubscriptionsOverWebSocket
+
+    def __init__(self, schema: GraphQLSchema, tails: LogTails, **options: Any) -> None:
+        super().__init__(
+            schema,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            **options,
+        )
+        self.tails = tails
         self.documents = ValidatedDocuments(
             schema, (depth_limit_validator(max_depth=MAX_QUERY_DEPTH), cost_limit_validator(MAX_QUERY_COST, MAX_PAGE))
         )
 
     async def get_context(self, request: web.Request, response: Any) -> RequestContext:  # type: ignore[override]
         app = request.app[APP]
+        if isinstance(response, web.WebSocketResponse):
+            # The socket is open already: a missing or bad key is refused at connection_init (4403), where
+            # a browser client, which cannot set headers on a websocket, sends its key.
+            try:
+                caller = await caller_of(request, app.reads)
+            except PermissionDenied:
+                caller = None
+            return SubscriberContext(app=app, reads=app.reads, caller=caller, tails=self.tails)
         try:
             caller = await caller_of(request, app.reads)
         except PermissionDenied as exc:
             raise web.HTTPUnauthorized(text=exc.message) from None
-        return RequestContext(app=app, reads=app.reads, caller=caller)
+        return RequestContext(app=app, reads=app.reads, caller=caller, webhook_secrets=request.app[SECRETS])
+
+    async def setup_connection_params(self, connection_params, websocket, context, root_value) -> None:  # type: ignore[no-untyped-def]
+        """A key in connection_init's payload stands for the socket, whatever its HTTP headers said."""
+        key = api_key_of_connection(connection_params)
+        if key is None:
+            if connection_params and {"apiKey", "Authorization", "authorization"} & connection_params.keys():
+                context.caller = None  # a key was sent but is not one: refuse rather than fall back
+            return
+        try:
+            context.caller = await caller_of_key(key, context.reads)
+        except PermissionDenied:
+            context.caller = None
+
+    async def on_ws_connect(self, context: SubscriberContext) -> dict[str, object]:  # type: ignore[override]
+        if context.caller is None:
+            raise ConnectionRejectionError()  # closes the socket with 4403 Forbidden
+        return {"principal": str(context.caller.actor), "role": context.caller.role}
+
+    async def get_graphql_request_data(self, request, context, data, protocol) -> GraphQLRequestData:  # type: ignore[no-untyped-def]
+        request_data = await super().get_graphql_request_data(request, context, data, protocol)
+        if protocol == "subscription" and request_data.query:
+            # SubscriptionsOverWebSocket validated it with our rules (a refused one never gets here but for a
+            # duplicate id, which the handler refuses next): take the cached document.
+            with suppress(GraphQLValidationError):
+                request_data.document = self.documents.get(request_data.query)
+        return request_data
+
+    async def create_websocket_response(self, request: web.Request, subprotocol: str | None) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(protocols=[subprotocol] if subprotocol else [], heartbeat=HEARTBEAT_S)
+        await ws.prepare(request)
+        request.app[SOCKETS].add(ws)
+        return ws
 
     async def execute_operation(self, request_adapter, request_data, context, root_value, allowed_operation_types):  # type: ignore[no-untyped-def]
         if context.caller is None:  # checked here, not in get_context, so that GraphiQL's page still loads
             raise HTTPException(401, NO_KEY)
         document = request_data.document or (self.documents.get(request_data.query) if request_data.query else None)
+        if document is not None and _operation_type(document, request_data.operation_name) == OperationType.SUBSCRIPTION:
+            raise HTTPException(400, "subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)")
         return await execute(
             schema=self.schema,
             query=document,
@@ -93,6 +165,20 @@ class ModelregGraphQLView(GraphQLView):
             operation_extensions=request_data.extensions,
             validate_document=False,  # ValidatedDocuments did, once per distinct document
         )
+
+
+def _operation_type(document: Any, operation_name: str | None) -> OperationType | None:
+    try:
+        return get_operation_type(document, operation_name)
+    except RuntimeError:
+        return None  # execute() reports it
+
+
+async def close_open_sockets(app: web.Application) -> None:
+    """On shutdown, before the event log closes: subscribers are told the server is going away (1001) and
+    their log readers close, instead of the shutdown waiting for them until its timeout."""
+    for ws in list(app[SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the server is shutting down")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -194,7 +280,7 @@ def create_app(settings: Settings) -> web.Application:
             event_log,
             RegistryQueries(pool),
             progress,
-            projections={name: cls().handled_types() for name, cls in PROJECTIONS.items()},
+            projections=shown_to_commands(),
             read_your_writes_timeout_s=settings.read_your_writes_timeout_s,
         )
         yield
@@ -202,9 +288,13 @@ def create_app(settings: Settings) -> web.Application:
         await event_log.close()
         await pool.close()
 
+    app[SECRETS] = WebhookSecrets(settings.webhook_secret_key)
     app.cleanup_ctx.append(components)
     add_blob_routes(app, FolderBlobStore(settings.blob_dir or Path("blobs")))
-    view = ModelregGraphQLView(schema=build_schema().graphql_schema, graphql_ide="graphiql")
+    app[TAILS] = LogTails()
+    app[SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(close_open_sockets)
+    view = ModelregGraphQLView(schema=build_schema().graphql_schema, tails=app[TAILS], graphql_ide="graphiql")
     app.router.add_route("*", "/graphql", view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", index)

@@ -13,8 +13,9 @@ from modelreg.events.log import EventLog, LogPosition
 from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.access import Caller
-from modelreg.services.commands import Command
-from modelreg.services.handlers import HANDLERS, CommandContext
+from modelreg.services.commands import Command, Recordable
+from modelreg.services.decisions import CommandContext
+from modelreg.services.handlers import HANDLERS
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,20 @@ class Application:
         return [name for name, handled in self.projections.items() if "*" in handled or types & handled]
 
     async def execute(
-        self, command: Command, caller: Caller, correlation_id: UUID | None = None, *, wait_for_read_models: bool = True
+        self,
+        command: Command,
+        caller: Caller,
+        correlation_id: UUID | None = None,
+        *,
+        causation_id: UUID | None = None,
+        wait_for_read_models: bool = True,
     ) -> Accepted:
         caller.require(command.needs, command.scopes(), command.describe())
         handler = HANDLERS[type(command)]
-        decision = await handler(command, CommandContext(self.reads, caller, correlation_id))
+        context = CommandContext(self.reads, caller, correlation_id, causation_id)
+        if isinstance(command, Recordable) and command.command_id is not None:
+            context = CommandContext(self.reads, caller, correlation_id, command.command_id, command.occurred_at)
+        decision = await handler(command, context)
         if not decision.events:
             return Accepted(decision.subject_id, [], [])
         positions = await self.log.append(decision.events)

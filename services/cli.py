@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 import logging
 import os
@@ -83,11 +84,26 @@ def server(
             kafka = broker.bootstrap_servers
         database_url = _database_url(data_dir, database_url)
         settings = Settings(
-            database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, blob_dir=data_dir / "blobs"
+            database_url=database_url,
+            kafka_bootstrap_servers=kafka,
+            topic=topic,
+            blob_dir=data_dir / "blobs",
+            webhook_secret_key=_server_secret(data_dir / "webhook-secret-key"),
         )
         stopping = asyncio.Event()
         serving = _serve(settings, host, port, stopping, with_projector=True, admin_key_file=data_dir / "admin-api-key")
         _run_until_signal(serving, stopping)
+
+
+def _server_secret(path: Path) -> str:
+    """Made on the first start and kept (mode 600): webhook secrets derive from it."""
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()
 
 
 def _database_url(data_dir: Path | None, database_url: str | None) -> str:
@@ -205,6 +221,7 @@ async def _serve(
 
     from modelreg.services.api import create_app, issue_first_admin_key
     from modelreg.services.projector import run_projector, tune_gc_for_batches
+    from modelreg.services.triggers import run_triggers
 
     app = create_app(settings)
     runner = web.AppRunner(app)
@@ -212,6 +229,8 @@ async def _serve(
     site = web.TCPSite(runner, host, port)
     await site.start()
     projector = asyncio.create_task(run_projector(settings, stopping)) if with_projector else None
+    # One machine, one process: automations run here too (otherwise in `modelreg triggers`).
+    automations = asyncio.create_task(run_triggers(settings, stopping)) if with_projector else None
     tune_gc_for_batches()
     try:
         if admin_key_file is not None and (created := await issue_first_admin_key(app, admin_key_file)):
@@ -224,8 +243,9 @@ async def _serve(
             await stopping.wait()
     finally:
         stopping.set()
-        if projector is not None and not projector.done():
-            await projector
+        for task in (projector, automations):
+            if task is not None and not task.done():
+                await task
         await runner.cleanup()
 
 
@@ -255,6 +275,163 @@ def api(
     blob_dir = blob_dir or Path(platformdirs.user_data_dir("modelreg")) / "blobs"
     settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, blob_dir=blob_dir)
     _run_until_signal(_serve(settings, host, port, stopping, with_projector=False, admin_key_file=admin_key_file), stopping)
+
+
+@main.command()
+@_infra_options
+@click.option("--webhook-secret-key", envvar="MODELREG_WEBHOOK_SECRET_KEY", default=None, help="Signs webhook deliveries.")
+@click.option("--agent-timeout", default=30.0, show_default=True, help="Seconds of agent silence before its jobs are requeued.")
+def triggers(kafka: str | None, database_url: str, topic: str, webhook_secret_key: str | None, agent_timeout: float) -> None:
+    """Carry out automations (enqueue jobs, deliver webhooks) and requeue the jobs of vanished agents."""
+    from modelreg.services.settings import Settings
+    from modelreg.services.triggers import run_triggers
+
+    stopping = asyncio.Event()
+    settings = Settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, webhook_secret_key=webhook_secret_key, agent_timeout_s=agent_timeout
+    )
+    _run_until_signal(run_triggers(settings, stopping), stopping)
+
+
+@main.command()
+@click.option("--queue", "queues", multiple=True, required=True, help="A queue to take jobs from (repeat for several).")
+@click.option("--max-jobs", default=1, show_default=True, help="Jobs run at once.")
+@click.option("--url", envvar="MODELREG_URL", default=None, help="The modelreg API (default http://127.0.0.1:8080).")
+@click.option("--api-key", envvar="MODELREG_API_KEY", default=None, help="A service key with the member role.")
+@click.option("--heartbeat", default=2.0, show_default=True, help="Seconds between heartbeats.")
+def agent(queues: tuple[str, ...], max_jobs: int, url: str | None, api_key: str | None, heartbeat: float) -> None:
+    """Run Launch jobs from these queues: claim, prepare the code, run, capture output, report."""
+    from modelreg.services.agent import agent_from_environment
+
+    stopping = asyncio.Event()
+    launch_agent = agent_from_environment(list(queues), max_jobs, url, api_key)
+    launch_agent.heartbeat_s = heartbeat
+    _run_until_signal(launch_agent.run(stopping), stopping)
+
+
+def _graphql(url: str | None, api_key: str | None, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    from modelreg.errors import ModelregError
+    from modelreg.transport import Transport
+
+    try:
+        return Transport(url, api_key).graphql(query, variables)
+    except ModelregError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+_CLIENT_OPTIONS = (
+    click.option("--url", envvar="MODELREG_URL", default=None, help="The modelreg API (default http://127.0.0.1:8080)."),
+    click.option("--api-key", envvar="MODELREG_API_KEY", default=None),
+)
+
+
+def _client_options(fn: Any) -> Any:
+    for option in reversed(_CLIENT_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@main.group()
+def queue() -> None:
+    """Launch queues (admins create them)."""
+
+
+@queue.command("create")
+@click.argument("name")
+@click.option("--resource", type=click.Choice(["local-process", "docker", "kubernetes"]), default="local-process", show_default=True)
+@click.option("--config", "resource_config", default="{}", help='JSON, e.g. {"namespace": "ml", "gpu": 1} for kubernetes.')
+@_client_options
+def queue_create(name: str, resource: str, resource_config: str, url: str | None, api_key: str | None) -> None:
+    """Create a queue NAME whose jobs run as local processes, in Docker, or as Kubernetes Jobs."""
+    query = "mutation($n: String!, $r: String, $c: GenericScalar) { createLaunchQueue(name: $n, resource: $r, resourceConfig: $c) { name resource } }"
+    created = _graphql(url, api_key, query, {"n": name, "r": resource, "c": json.loads(resource_config)})["createLaunchQueue"]
+    click.echo(f"queue {created['name']} ({created['resource']}) created")
+
+
+@main.group()
+def automation() -> None:
+    """Automations: when an event happens, enqueue a job or call a webhook."""
+
+
+@automation.command("create")
+@click.argument("spec", type=click.File("r"))
+@_client_options
+def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
+    """SPEC: a YAML or JSON file with name, trigger, action and optionally description and cooldown_s."""
+    import yaml
+
+    fields = yaml.safe_load(spec)
+    query = (
+        "mutation($n: String!, $d: String, $t: GenericScalar!, $a: GenericScalar!, $c: Float) "
+        "{ createAutomation(name: $n, description: $d, trigger: $t, action: $a, cooldownS: $c) { automation { id name } webhookSecret } }"
+    )
+    variables = {"n": fields.get("name"), "d": fields.get("description"), "t": fields.get("trigger"), "a": fields.get("action"), "c": fields.get("cooldown_s", 0)}
+    created = _graphql(url, api_key, query, variables)["createAutomation"]
+    click.echo(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
+    if created["webhookSecret"]:
+        click.echo(f"webhook secret (shown once; verify X-Modelreg-Signature with it): {created['webhookSecret']}")
+
+
+@automation.command("list")
+@_client_options
+def automation_list(url: str | None, api_key: str | None) -> None:
+    """Every automation: id, state, name, trigger -> action."""
+    query = "{ automations { id name enabled trigger action lastFiredAt } }"
+    for found in _graphql(url, api_key, query, {})["automations"]:
+        state = "enabled" if found["enabled"] else "disabled"
+        click.echo(f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> {found['action']['kind']}")
+
+
+@automation.command("enable")
+@click.argument("automation_id")
+@_client_options
+def automation_enable(automation_id: str, url: str | None, api_key: str | None) -> None:
+    """Let it fire again (recorded as an event: the audit shows who)."""
+    _set_enabled(automation_id, True, url, api_key)
+
+
+@automation.command("disable")
+@click.argument("automation_id")
+@_client_options
+def automation_disable(automation_id: str, url: str | None, api_key: str | None) -> None:
+    """Stop it firing (recorded as an event: the audit shows who)."""
+    _set_enabled(automation_id, False, url, api_key)
+
+
+def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: str | None) -> None:
+    query = "mutation($id: ID!, $e: Boolean!) { setAutomationEnabled(id: $id, enabled: $e) { name enabled } }"
+    done = _graphql(url, api_key, query, {"id": automation_id, "e": enabled})["setAutomationEnabled"]
+    click.echo(f"automation {done['name']} {'enabled' if done['enabled'] else 'disabled'}")
+
+
+@main.command()
+@click.option("--queue", "queue_name", required=True)
+@click.option("--from-run", "from_run", required=True, help="entity/project/run_id of a finished run to re-run.")
+@click.option("--config", "overrides", multiple=True, help="key=value knobs that change the run's config (values parse as JSON).")
+@click.option("--priority", default=0, show_default=True)
+@click.option("--url", envvar="MODELREG_URL", default=None)
+@click.option("--api-key", envvar="MODELREG_API_KEY", default=None)
+@click.argument("more_overrides", nargs=-1)
+def launch(queue_name: str, from_run: str, overrides: tuple[str, ...], priority: int, url: str | None, api_key: str | None, more_overrides: tuple[str, ...]) -> None:
+    """Enqueue a finished run again with changed knobs: `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`."""
+    parts = from_run.split("/")
+    if len(parts) != 3:
+        raise click.BadParameter("use entity/project/run_id", param_hint="--from-run")
+    knobs = {}
+    for pair in (*overrides, *more_overrides):
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--config")
+        try:
+            knobs[key] = json.loads(raw)
+        except ValueError:
+            knobs[key] = raw
+    query = (
+        "mutation($q: String!, $e: String!, $p: String!, $r: String!, $o: GenericScalar, $n: Int) "
+        "{ enqueueJob(queue: $q, entity: $e, project: $p, fromRun: $r, overrides: $o, priority: $n) { id state config } }"
+    )
+    job = _graphql(url, api_key, query, {"q": queue_name, "e": parts[0], "p": parts[1], "r": parts[2], "o": knobs, "n": priority})
+    click.echo(f"job {job['enqueueJob']['id']} queued on {queue_name} with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}")
 
 
 @main.command()
@@ -306,6 +483,59 @@ def export_schemas_command(folder: Path) -> None:
 
     for path in export_schemas(folder):
         click.echo(path)
+
+
+@main.command("login")
+@click.option("--host", default=None, help="The server's URL (default: MODELREG_URL, else the one logged in to, else http://127.0.0.1:8080).")
+@click.option("--key", default=None, help="The API key (asked for, hidden, when not given).")
+def login_command(host: str | None, key: str | None) -> None:
+    """Check an API key against a server and remember both for this user (mode 600), so that scripts and
+    commands need neither MODELREG_URL nor MODELREG_API_KEY."""
+    from modelreg.errors import ModelregError
+    from modelreg.transport import DEFAULT_URL, Transport
+    from modelreg.user_settings import LoginSettings, load_login, save_login
+
+    previous = load_login()
+    url = (host or os.environ.get("MODELREG_URL") or (previous.url if previous else None) or DEFAULT_URL).rstrip("/")
+    if key is None:
+        key = click.prompt(f"API key for {url} (an admin issues one; a new server writes its first to admin-api-key)", hide_input=True)
+    key = key.strip()
+    transport = Transport(url, key)
+    try:
+        transport.graphql("{ __typename }")  # any request checks the key: an unknown one is refused
+    except ModelregError as exc:
+        raise click.ClickException(f"{url} did not accept this key: {exc.message}") from None
+    finally:
+        transport.close()
+    path = save_login(LoginSettings(url, key))
+    click.echo(f"logged in to {url}; settings in {path}")
+
+
+@main.command("sync")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--url", default=None, help="The server (default: MODELREG_URL, else the `modelreg login` settings).")
+@click.option("--api-key", default=None, help="Default: MODELREG_API_KEY, else the `modelreg login` settings.")
+def sync_command(paths: tuple[Path, ...], url: str | None, api_key: str | None) -> None:
+    """Upload runs recorded offline: PATH is a run folder or a folder of them (default: the offline folder,
+    ./modelreg-offline or MODELREG_OFFLINE_DIR). Safe to repeat: nothing is uploaded twice."""
+    from modelreg.errors import ModelregError
+    from modelreg.spool import offline_run_folders, spool_root
+    from modelreg.sync import sync_offline_run
+    from modelreg.transport import Transport
+
+    transport = Transport(url, api_key)
+    try:
+        folders = offline_run_folders(list(paths) or [spool_root()])
+        if not folders:
+            click.echo("no offline runs to sync")
+        for folder in folders:
+            report = sync_offline_run(folder, transport)
+            note = "" if report.finished else " (no finish recorded: still running or crashed; sync again later)"
+            click.echo(f"synced {report.run_path} from {folder}: {report.sent} of {report.commands} commands sent now{note}")
+    except ModelregError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        transport.close()
 
 
 @main.group()

@@ -7,10 +7,11 @@ before any handler runs; handlers add the checks that need the read models (prot
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from modelreg.events.artifacts import ManifestEntry
 from modelreg.events.identity import Role, Scope
@@ -46,7 +47,34 @@ class Command(BaseModel):
         return re.sub(r"(?<!^)([A-Z])", r" \1", type(self).__name__).lower()
 
 
-class StartRun(Command):
+# A client's clock may run a little ahead of ours; more than this is a wrong clock, not skew.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class Recordable(Command):
+    """A command a client may have recorded earlier (offline) and sends now.
+
+    `command_id` is the client's idempotency key: the command's events carry it as their causation id, and
+    the same command sent again (a sync run twice, or resumed after a cut) is a no-op. `occurred_at` is
+    when it happened on the client; its events carry that time, so replays and read models show it.
+    """
+
+    command_id: UUID | None = None
+    occurred_at: AwareDatetime | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_the_future(cls, occurred_at: datetime | None) -> datetime | None:
+        if occurred_at is not None and occurred_at > datetime.now(UTC) + CLOCK_SKEW:
+            raise ValueError(f"{occurred_at.isoformat()} is in the future: check the clock of the machine that recorded it")
+        return occurred_at
+
+    def facts(self) -> dict[str, Any]:
+        """The fields that become the event's payload (the id and time go to its envelope)."""
+        return self.model_dump(exclude={"command_id", "occurred_at"})
+
+
+class StartRun(Recordable):
     entity: EntityName
     project: ProjectName
     run_id: RunId
@@ -56,7 +84,7 @@ class StartRun(Command):
     environment: dict[str, Any] = Field(default_factory=dict)
 
 
-class FinishRun(Command):
+class FinishRun(Recordable):
     entity: EntityName
     project: ProjectName
     run_id: RunId
@@ -65,14 +93,14 @@ class FinishRun(Command):
     summary: dict[str, Any] = Field(default_factory=dict)
 
 
-class LogMetrics(Command):
+class LogMetrics(Recordable):
     entity: EntityName
     project: ProjectName
     run_id: RunId
     rows: tuple[MetricRow, ...] = Field(min_length=1, max_length=10_000)
 
 
-class LogArtifactVersion(Command):
+class LogArtifactVersion(Recordable):
     entity: EntityName
     project: ProjectName
     name: ArtifactName
@@ -82,16 +110,26 @@ class LogArtifactVersion(Command):
     metadata: dict[str, Any] = Field(default_factory=dict)
     aliases: tuple[AliasName, ...] = ()
     run_id: RunId | None = None
+    # Chosen by a client that logged the version offline, so that later commands can name it. A UUIDv7,
+    # like the ids the server mints.
+    artifact_version_id: UUID | None = None
+
+    @field_validator("artifact_version_id")
+    @classmethod
+    def _a_uuid7(cls, value: UUID | None) -> UUID | None:
+        if value is not None and value.version != 7:
+            raise ValueError("a client-chosen artifact version id must be a UUIDv7 (uuid_utils.uuid7())")
+        return value
 
 
-class UseArtifactVersion(Command):
+class UseArtifactVersion(Recordable):
     artifact_version_id: UUID
     entity: EntityName
     project: ProjectName
     run_id: RunId
 
 
-class LinkVersion(Command):
+class LinkVersion(Recordable):
     registered_model: RegisteredModelName
     artifact_version_id: UUID
     aliases: tuple[AliasName, ...] = ()
@@ -128,6 +166,19 @@ class TagModel(Command):
 class UntagModel(Command):
     registered_model: RegisteredModelName
     tag: TagName
+
+
+class RecordSync(Recordable):
+    """Say, after uploading an offline run, that its recorded commands arrived (the audit shows it).
+    Its command_id is derived from the run's start, so a repeated sync records it once."""
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    commands: int = Field(ge=0)
+    first_occurred_at: AwareDatetime | None = None
+    last_occurred_at: AwareDatetime | None = None
+    recorded_on: str | None = Field(default=None, max_length=200, description="the recording machine's host name")
 
 
 class IssueApiKey(Command):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -38,9 +37,10 @@ from modelreg.events.registry import (
     VersionUnlinked,
     registered_model_stream,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, run_stream
-from modelreg.projections.registry_queries import RegistryQueries
-from modelreg.services.access import Caller, model_scopes
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced, run_stream
+from modelreg.services.access import model_scopes
+from modelreg.services.decisions import CommandContext, Decision
+from modelreg.services.launch_handlers import LAUNCH_HANDLERS
 from modelreg.services.commands import (
     AddAlias,
     Command,
@@ -51,6 +51,8 @@ from modelreg.services.commands import (
     LogArtifactVersion,
     LogMetrics,
     ProtectAlias,
+    Recordable,
+    RecordSync,
     RemoveAlias,
     RevokeRole,
     StartRun,
@@ -65,67 +67,49 @@ from modelreg.services.commands import (
 )
 
 
-@dataclass(frozen=True)
-class Decision:
-    """The events a command becomes (maybe none) and the id of what it created or found."""
-
-    events: list[Envelope] = field(default_factory=list)
-    subject_id: Any = None
-
-
-@dataclass(frozen=True)
-class CommandContext:
-    reads: RegistryQueries
-    caller: Caller
-    correlation_id: UUID | None = None
-
-    @property
-    def actor(self) -> Actor:
-        return self.caller.actor
-
-    async def require_admin_for_protected(self, registered_model: str, aliases: tuple[str, ...], doing: str) -> None:
-        """Protected aliases (`production`, say) are moved by the model's admins only."""
-        if not aliases or self.caller.may("admin", model_scopes(registered_model)):
-            return
-        protected = await self.reads.protected_aliases(registered_model)
-        for alias in aliases:
-            if alias in protected:
-                self.caller.require("admin", model_scopes(registered_model), f"{doing} protected alias {alias!r}")
-
-    def event(self, payload: Event, stream: str) -> Envelope:
-        return Envelope.new(payload, stream=stream, actor=self.actor, correlation_id=self.correlation_id)
+async def already_accepted(cmd: Recordable, ctx: CommandContext) -> bool:
+    """A recorded command sent again (a second sync, or one resumed after a cut) must append nothing twice."""
+    return cmd.command_id is not None and await ctx.reads.caused_by(cmd.command_id)
 
 
 def manifest_digest(manifest: tuple[ManifestEntry, ...]) -> str:
-    """A version's identity: the digest of its sorted (path, size, digest) entries."""
+    """A version's identity: the digest of its sorted (path, size, digest[, ref]) entries. A reference's
+    URI is part of it (the same bytes elsewhere are another version); plain files hash as they always did."""
     h = hashlib.sha256()
     for entry in sorted(manifest, key=lambda e: e.path):
-        h.update(f"{entry.path}\t{entry.size}\t{entry.digest}\n".encode())
+        ref = f"\t{entry.ref}" if entry.ref is not None else ""
+        h.update(f"{entry.path}\t{entry.size}\t{entry.digest}{ref}\n".encode())
     return "sha256:" + h.hexdigest()
 
 
 async def start_run(cmd: StartRun, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
     if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id):
         raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} already exists: choose another run id")
-    payload = RunStarted(**cmd.model_dump())
+    payload = RunStarted(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 
 async def finish_run(cmd: FinishRun, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
     run = await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id)
     if run is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
     if run["state"] != "running":
         raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} is already {run['state']}")
-    payload = RunFinished(**cmd.model_dump())
+    payload = RunFinished(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 
 async def log_metrics(cmd: LogMetrics, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], len(cmd.rows))
     run = await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id)
     if run is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
-    payload = MetricsLogged(**cmd.model_dump())
+    payload = MetricsLogged(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], len(cmd.rows))
 
 
@@ -136,6 +120,16 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
     if cmd.run_id is not None and await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: log from a started run")
     digest = manifest_digest(cmd.manifest)
+    if cmd.artifact_version_id is not None:
+        existing = await ctx.reads.artifact_version(cmd.artifact_version_id)
+        if existing is not None:
+            same = (existing["entity"], existing["project"], existing["name"], existing["digest"])
+            if same != (cmd.entity, cmd.project, cmd.name, digest):
+                raise Conflict(
+                    f"artifact version {cmd.artifact_version_id} already exists with other content: "
+                    "a client-chosen id names one version only, choose a new one"
+                )
+            return Decision([], existing["id"])  # sent again (a repeated sync): that version
     latest = await ctx.reads.artifact_version_by_ref(cmd.entity, cmd.project, cmd.name, "latest")
     if latest is not None:
         if latest["artifact_type"] != cmd.artifact_type:
@@ -145,7 +139,7 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
             )
         if latest["digest"] == digest:
             return Decision([], latest["id"])  # same content as the newest version: no new version
-    version_id = uuid7()
+    version_id = cmd.artifact_version_id or uuid7()
     payload = ArtifactVersionLogged(
         artifact_version_id=version_id,
         entity=cmd.entity,
@@ -163,15 +157,19 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
 
 
 async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.artifact_version_id)
     if await ctx.reads.artifact_version(cmd.artifact_version_id) is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist")
     if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist")
-    payload = ArtifactVersionUsed(**cmd.model_dump())
+    payload = ArtifactVersionUsed(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.artifact_version_id)
 
 
 async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.artifact_version_id)
     if await ctx.reads.artifact_version(cmd.artifact_version_id) is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist: log it before linking it")
     await ctx.require_admin_for_protected(cmd.registered_model, cmd.aliases, "setting")
@@ -234,6 +232,15 @@ async def untag_model(cmd: UntagModel, ctx: CommandContext) -> Decision:
         raise NotFound(f"{cmd.registered_model!r} has no tag {cmd.tag!r}")
     payload = ModelUntagged(**cmd.model_dump())
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.registered_model)
+
+
+async def record_sync(cmd: RecordSync, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
+    if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
+        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: sync its start first")
+    payload = RunSynced(**cmd.facts())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 
 def key_sha256(key: str) -> str:
@@ -321,4 +328,6 @@ HANDLERS: dict[type[Command], Handler] = {
     UnprotectAlias: unprotect_alias,
     TagArtifactVersion: tag_artifact_version,
     UntagArtifactVersion: untag_artifact_version,
+    **LAUNCH_HANDLERS,
+    RecordSync: record_sync,
 }

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from modelreg.projections.audit import AuditProjection
 from modelreg.projections.identity import IdentityProjection
+from modelreg.projections.launch import LaunchProjection
 from modelreg.projections.lineage import LineageProjection
 from modelreg.projections.migrations import Migration
 from modelreg.projections.positions import RUNTIME_MIGRATIONS
 from modelreg.projections.projection import Projection
 from modelreg.projections.registry import RegistryProjection
+from modelreg.projections.triggers import TriggersProjection
 
 PROJECTIONS: dict[str, type[Projection]] = {
-    cls.name: cls for cls in (RegistryProjection, AuditProjection, IdentityProjection, LineageProjection)
+    cls.name: cls
+    for cls in (RegistryProjection, AuditProjection, IdentityProjection, LineageProjection, LaunchProjection, TriggersProjection)
 }
+
+
+def shown_to_commands() -> dict[str, set[str]]:
+    """The projections a command waits for (read-your-writes), with the event types each shows."""
+    return {name: shown for name, cls in PROJECTIONS.items() if (shown := cls().shown_to_commands())}
 
 
 def all_migrations() -> list[Migration]:

@@ -16,3 +16,7 @@ class Settings:
     read_your_writes_timeout_s: float = 5.0
     # Where artifact files are kept (content-addressed); None: `blobs` under the current folder.
     blob_dir: Path | None = None
+    # Signs webhook deliveries (each webhook's secret derives from it); None: webhooks are refused.
+    webhook_secret_key: str | None = None
+    # An agent silent for this long has vanished: its jobs are requeued.
+    agent_timeout_s: float = 30.0

@@ -99,7 +99,13 @@ def log_kind(request: pytest.FixtureRequest) -> str:
 def settings(request: pytest.FixtureRequest, database_url: str, topic: str, log_kind: str, tmp_path: Path) -> Settings:
     kafka = request.getfixturevalue("kafka_bootstrap") if log_kind == "kafka" else None
     return Settings(
-        database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, partitions=3, blob_dir=tmp_path / "blobs"
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka,
+        topic=topic,
+        partitions=3,
+        blob_dir=tmp_path / "blobs",
+        webhook_secret_key="tests-webhook-key",
+        agent_timeout_s=10.0,  # agents beat every 0.5 s; a loaded CI machine may stall one for seconds
     )
 
 

@@ -12,6 +12,7 @@ from modelreg.services.access import service_caller
 from modelreg.services.api import APP, create_app
 from modelreg.services.commands import IssueApiKey
 from modelreg.services.projector import run_projector
+from modelreg.services.triggers import run_triggers
 from modelreg.services.settings import Settings
 
 
@@ -20,6 +21,7 @@ class Stack:
         self.settings = settings
         self._stopping = asyncio.Event()
         self._projector: asyncio.Task[None] | None = None
+        self._triggers: asyncio.Task[None] | None = None
         self.client: TestClient | None = None
         self._keys: dict[tuple[str, str], str] = {}
         self._key_before: str | None = None
@@ -28,6 +30,7 @@ class Stack:
         self.client = TestClient(TestServer(create_app(self.settings)))
         await self.client.start_server()  # runs migrations before the projector starts
         self._projector = asyncio.create_task(run_projector(self.settings, self._stopping))
+        self._triggers = asyncio.create_task(run_triggers(self.settings, self._stopping, webhook_backoff_s=0.05))
         # Training scripts in tests find their key where users' scripts do.
         self._key_before = os.environ.get("MODELREG_API_KEY")
         os.environ["MODELREG_API_KEY"] = await self.key("user:alice")
@@ -55,6 +58,8 @@ class Stack:
         self._stopping.set()
         if self._projector is not None:
             await self._projector
+        if self._triggers is not None:
+            await self._triggers
         if self.client is not None:
             await self.client.close()
 

@@ -19,7 +19,9 @@ def test_compose_runs_kafka_postgres_and_one_container_per_modelreg_process(repo
     assert services["postgres"]["image"].startswith("postgres:")
     assert "8080:8080" in services["api"]["ports"]
 
-    for name in ("api", "projector"):
+    agent = services["agent"]["command"]
+    assert agent[0] in main.commands and services["agent"]["environment"]["MODELREG_URL"] == "http://api:8080"
+    for name in ("api", "projector", "triggers"):
         service = services[name]
         assert service["build"] == "."
         env = service["environment"]

@@ -42,7 +42,7 @@ def test_the_envelope_carries_type_version_actor_and_a_time_ordered_id() -> None
     first, second = logged(), logged()
     wire = orjson.loads(encode(first))
     assert wire["type"] == "artifacts.version_logged"
-    assert wire["version"] == 1
+    assert wire["version"] == 2  # v2: manifest entries may be references
     assert wire["actor"] == {"kind": "user", "id": "alice"}
     assert wire["correlation_id"] == wire["id"]  # a command's first event starts its own correlation
     assert first.id.version == 7 and first.id < second.id

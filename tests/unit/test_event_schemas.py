@@ -14,6 +14,7 @@ from modelreg.events.catalog import EVENT_TYPES
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked, principal_stream
+from modelreg.events.runs import RunSynced, run_stream
 from modelreg.services.cli import main
 
 
@@ -33,11 +34,76 @@ def identity_events() -> list[Envelope]:
     return [Envelope.new(p, stream=principal_stream(admin), actor=admin) for p in (issued, revoked, granted, taken_back)]
 
 
+def launch_and_automation_events() -> list[Envelope]:
+    from uuid import uuid4
+
+    from modelreg.events.automations import (
+        AutomationCreated,
+        AutomationDisabled,
+        AutomationEnabled,
+        AutomationFired,
+        LaunchAction,
+        TriggerSpec,
+        WebhookAttempted,
+        automation_stream,
+    )
+    from modelreg.events.launch import (
+        AgentHeartbeat,
+        JobCancelled,
+        JobClaimed,
+        JobEnqueued,
+        JobFinished,
+        JobOutputCaptured,
+        JobRequeued,
+        JobSource,
+        JobStarted,
+        QueueCreated,
+        Trigger,
+        agent_stream,
+        job_stream,
+        queue_stream,
+    )
+
+    ci = Actor(kind="service", id="ci")
+    job, automation, event = uuid4(), uuid4(), uuid4()
+    source = JobSource(kind="git", git_remote="https://example.com/r.git", git_commit="abc1234", entry_point=("python", "train.py"))
+    on_job = [
+        JobEnqueued(job_id=job, queue="cpu", entity="acme", project="nature", source=source, config={"lr": 0.1},
+                    triggered_by=Trigger(automation_id=automation, event_id=event, event_type="registry.alias_added")),
+        JobClaimed(job_id=job, agent_id="a1", attempt=1),
+        JobStarted(job_id=job, attempt=1, agent_id="a1", pid=42),
+        JobOutputCaptured(job_id=job, attempt=1, stream="stdout", text="epoch 1\n"),
+        JobRequeued(job_id=job, attempt=1, reason="agent a1 vanished"),
+        JobFinished(job_id=job, attempt=2, state="finished", exit_code=0),
+        JobCancelled(job_id=job),
+    ]
+    action = LaunchAction(queue="cpu", entity="acme", project="nature", source=source)
+    on_automation = [
+        AutomationCreated(automation_id=automation, name="retrain", trigger=TriggerSpec(event="artifact_version_logged"), action=action),
+        AutomationDisabled(automation_id=automation),
+        AutomationEnabled(automation_id=automation),
+        AutomationFired(automation_id=automation, event_id=event, event_type="artifacts.version_logged", outcome="enqueued", job_id=job),
+        WebhookAttempted(automation_id=automation, event_id=event, attempt=1, url="https://example.com/hook", status_code=500, duration_ms=3.0),
+    ]
+    return [
+        Envelope.new(QueueCreated(queue="cpu", resource="local-process"), stream=queue_stream("cpu"), actor=ci),
+        Envelope.new(AgentHeartbeat(agent_id="a1", queues=("cpu",)), stream=agent_stream("a1"), actor=ci),
+        *(Envelope.new(p, stream=job_stream(job), actor=ci) for p in on_job),
+        *(Envelope.new(p, stream=automation_stream(automation), actor=ci) for p in on_automation),
+    ]
+
+
+def offline_events() -> list[Envelope]:
+    alice = Actor(kind="user", id="alice")
+    synced = RunSynced(entity="acme", project="nature", run_id="plane-1", commands=9, recorded_on="laptop")
+    return [Envelope.new(synced, stream=run_stream("acme", "nature", "plane-1"), actor=alice)]
+
+
 def test_exported_schemas_validate_real_serialized_events_and_reject_others(tmp_path: Path) -> None:
     CliRunner().invoke(main, ["schemas", "export", str(tmp_path)])
     schemas = {p.name: jsonschema.Draft202012Validator(json.loads(p.read_text())) for p in tmp_path.iterdir()}
     seen = set()
-    for event in [*registry_history(3000), *identity_events()]:
+    for event in [*registry_history(3000), *identity_events(), *launch_and_automation_events(), *offline_events()]:
         wire = orjson.loads(encode(event))
         schemas[f"{event.type}.v{event.version}.json"].validate(wire)
         seen.add(event.type)

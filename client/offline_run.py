@@ -1,0 +1,133 @@
+"""A run with no server: everything it does is recorded in the offline spool, for `modelreg sync` later.
+
+It behaves like an online run with three differences a script can see: a logged artifact has an id
+(chosen here, kept by the server at sync) but no version number yet (`version` is None); `use_artifact`
+can only name a version by its id or an artifact this same run logged earlier (resolving "latest" needs
+the registry); and `link_artifact` returns None, the registry numbering the model version at sync.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from uuid_utils.compat import uuid7
+
+from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
+from modelreg.errors import InvalidInput, NotFound
+from modelreg.run import Run, start_fields
+from modelreg.spool import Spool, SpoolBlobs
+
+UNSYNCED = "unsynced"
+
+
+class OfflineArtifact(LoggedArtifact):
+    """A version as an offline run knows it: one it logged itself (files in the spool), or only an id."""
+
+    def __init__(self, spool: Spool, fields: dict[str, Any], *, files_known: bool) -> None:
+        super().__init__(SpoolBlobs(spool), fields)  # type: ignore[arg-type]  # the spool serves downloads
+        self._files_known = files_known
+
+    def download(self, root: str | Path | None = None) -> Path:
+        if not self._files_known:
+            raise NotFound(
+                f"artifact version {self.id} was not logged by this offline run, so its files are not here: "
+                "download it while online (modelreg.Api().artifact(...).download()) and pass the folder along"
+            )
+        return super().download(root)
+
+
+class OfflineRun(Run):
+    def __init__(self, spool: Spool, entity: str, project: str, run_id: str, config: dict[str, Any]) -> None:
+        # No transport: every method that would send something is overridden to record it instead.
+        super().__init__(None, entity, project, run_id, config)  # type: ignore[arg-type]
+        self.spool = spool
+        self._logged: dict[str, OfflineArtifact] = {}  # by id, in the order they were logged
+
+    @classmethod
+    def start_offline(
+        cls,
+        root: str | Path | None,
+        *,
+        project: str,
+        entity: str,
+        config: dict[str, Any] | None,
+        job_type: str | None,
+        name: str | None,
+        run_id: str | None,
+        fields: dict[str, Any] | None = None,
+    ) -> OfflineRun:
+        """Record a run's start in a new spool folder. `fields` are the start's input when an online
+        start was tried first (mode="auto"), so the run keeps the id and environment it began with."""
+        fields = fields or start_fields(project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id)
+        spool = Spool.create(root, fields["runId"])
+        spool.record("start_run", fields)
+        print(f"modelreg: offline run {entity}/{project}/{fields['runId']}, recorded in {spool.folder}", file=sys.stderr)
+        return cls(spool, entity, project, fields["runId"], fields["config"])
+
+    def _send_metrics(self, rows: list[dict[str, Any]]) -> None:
+        self.spool.record("log_metrics", {"rows": rows})
+
+    def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
+        """Copy the files into the spool (by digest) and record the version under an id chosen here."""
+        self.flush()  # metrics logged before it come before it in the journal
+        kept = [ArtifactFile(path, *self.spool.keep_file(source)) for path, source in artifact.local_files().items()]
+        manifest = sorted([*kept, *artifact.known_files()], key=lambda f: f.path)
+        fields = {**self._artifact_fields(artifact, manifest, aliases), "id": str(uuid7())}
+        self.spool.record("log_artifact", fields)
+        artifact.mark_logged(fields["id"], None, manifest)
+        self._logged[fields["id"]] = OfflineArtifact(
+            self.spool,
+            {**fields, "version": UNSYNCED, "digest": "", "metadata": artifact.metadata, "aliases": list(aliases)},
+            files_known=True,
+        )
+        artifact.cleanup()
+        return artifact
+
+    def use_artifact(self, ref: str) -> LoggedArtifact:
+        """`ref` is a version id, or the name of an artifact this run logged earlier (`name`,
+        `name:latest` or `name:<alias it was logged with>`)."""
+        found = self._find(ref)
+        self.flush()
+        self.spool.record("use_artifact", {"artifactVersionId": found.id})
+        return found
+
+    def _find(self, ref: str) -> OfflineArtifact:
+        try:
+            version_id = str(UUID(ref))
+        except ValueError:
+            pass
+        else:
+            return self._logged.get(version_id) or OfflineArtifact(
+                self.spool,
+                {"id": version_id, "entity": self.entity, "project": self.project, "name": version_id, "type": "", "version": UNSYNCED,
+                 "digest": "", "metadata": {}, "aliases": [], "files": []},
+                files_known=False,
+            )
+        path, _, selector = ref.partition(":")
+        parts = path.split("/")
+        if len(parts) == 3 and parts[:2] != [self.entity, self.project]:
+            parts = []
+        name = parts[-1] if parts else None
+        for logged in reversed(self._logged.values()):
+            if logged.name == name and selector in ("", "latest", *logged.aliases):
+                return logged
+        raise InvalidInput(
+            f"this run is offline, so {ref!r} cannot be looked up in the registry: use_artifact takes a version id "
+            "(e.g. modelreg.Api().artifact(ref).id noted while online) or the name of an artifact this run logged earlier"
+        )
+
+    def link_artifact(
+        self, artifact: Artifact | LoggedArtifact, registered_model: str, aliases: list[str] | tuple[str, ...] = ()
+    ) -> str | None:
+        if artifact.id is None:
+            raise InvalidInput("log the artifact before linking it")
+        self.flush()
+        self.spool.record("link_artifact", {"registeredModel": registered_model, "artifactVersionId": artifact.id, "aliases": list(aliases)})
+        return None
+
+    def _send_finish(self, fields: dict[str, Any]) -> None:
+        self.spool.record("finish_run", fields)
+        print(f"modelreg: offline run recorded; upload it with: modelreg sync {self.spool.folder}", file=sys.stderr)

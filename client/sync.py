@@ -1,0 +1,131 @@
+"""Uploading offline runs (`modelreg sync`): each recorded command, in order, with its id and its time.
+
+Idempotent twice over: the spool's sync state remembers how far a sync got, so a second one resumes
+there; and should that state be lost (a sync cut between the server's answer and the state's write),
+the server recognises each command by its id and changes nothing for one it already has.
+
+Artifact versions keep the ids the offline run chose, so commands after them (use, link) name them as
+recorded. One exception: a version whose content equals its collection's newest version is not logged
+again (the registry hands back the existing one); its id then maps to that version's for what follows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from modelreg.errors import ModelregError, NotFound
+from modelreg.spool import Recorded, Spool
+from modelreg.transport import Transport
+
+_WHEN = "$c: ID, $t: DateTime"
+_START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
+_FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
+_METRICS = f"""mutation($e: String!, $p: String!, $r: String!, $rows: [MetricRowInput!]!, {_WHEN}) {{
+  logMetrics(entity: $e, project: $p, runId: $r, rows: $rows, commandId: $c, occurredAt: $t) }}"""
+_LOG = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"
+_USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
+_LINK = f"""mutation($m: String!, $id: ID!, $a: [String!], {_WHEN}) {{
+  linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a, commandId: $c, occurredAt: $t) {{ version }} }}"""
+_SYNCED = "mutation($i: RecordSyncInput!) { recordOfflineSync(input: $i) { syncedAt } }"
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    run_path: str
+    commands: int  # recorded in the journal
+    sent: int  # sent by this sync (the others were sent by an earlier one)
+    finished: bool  # the journal ends with the run's finish, and the server was told it is synced
+
+
+class SyncRefused(ModelregError):
+    """The server refused one recorded command; those before it are synced, a new sync resumes there."""
+
+
+def sync_offline_run(
+    folder: Path, transport: Transport, *, show_progress: bool = True, on_sent: Callable[[int], None] | None = None
+) -> SyncReport:
+    """Upload one offline run folder. `on_sent(n)` is called after the n-th command is on the server."""
+    spool = Spool(folder)
+    entries = spool.entries()
+    start = entries[0].input
+    entity, project, run_id = start["entity"], start["project"], start["runId"]
+    state = spool.sync_state()
+    ids: dict[str, str] = state["ids"]
+    first = state["done"]
+    run_path = f"{entity}/{project}/{run_id}"
+    with tqdm(total=len(entries), initial=first, unit="cmd", desc=f"syncing {run_path}", disable=not show_progress) as bar:
+        for index in range(first, len(entries)):
+            entry = entries[index]
+            try:
+                answer = _send(entry, spool, transport, ids, (entity, project, run_id))
+            except ModelregError as exc:
+                if exc.retriable:
+                    raise
+                raise SyncRefused(
+                    f"{spool.journal_path} line {index + 1} ({entry.kind}) was refused: {exc.message}. "
+                    f"The {index} commands before it are synced; fix the cause and run `modelreg sync {folder}` again.",
+                    code=exc.code,
+                ) from exc
+            if entry.kind == "log_artifact":
+                ids[entry.input["id"]] = answer
+            spool.save_sync_state({"done": index + 1, "ids": ids})
+            bar.update(1)
+            if on_sent is not None:
+                on_sent(index + 1)
+    finished = entries[-1].kind == "finish_run"
+    if finished:
+        _record_sync(transport, entries, (entity, project, run_id))
+    return SyncReport(run_path, len(entries), len(entries) - first, finished)
+
+
+def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, str], run: tuple[str, str, str]) -> Any:
+    entity, project, run_id = run
+    when = {"commandId": str(entry.command_id), "occurredAt": entry.occurred_at.isoformat()}
+    fields = entry.input
+    if entry.kind == "start_run":
+        return transport.graphql(_START, {"i": {**fields, **when}})
+    if entry.kind == "log_metrics":
+        variables = {"e": entity, "p": project, "r": run_id, "rows": fields["rows"], "c": when["commandId"], "t": when["occurredAt"]}
+        return transport.graphql(_METRICS, variables)
+    if entry.kind == "log_artifact":
+        for file in fields["files"]:
+            if file.get("ref") is not None or transport.has_blob(file["digest"]):
+                continue  # a reference is not uploaded; a draft's unchanged files are on the server
+            kept = spool.blob_path(file["digest"])
+            if not kept.is_file():
+                raise NotFound(f"{file['path']} ({file['digest']}) is neither in {spool.folder} nor on the server")
+            transport.upload(kept, file["digest"], lambda n: None)
+        return transport.graphql(_LOG, {"i": {**fields, **when}})["logArtifactVersion"]["id"]
+    if entry.kind == "use_artifact":
+        version_id = ids.get(fields["artifactVersionId"], fields["artifactVersionId"])
+        use = {"artifactVersionId": version_id, "entity": entity, "project": project, "runId": run_id, **when}
+        return transport.graphql(_USE, {"i": use})
+    if entry.kind == "link_artifact":
+        version_id = ids.get(fields["artifactVersionId"], fields["artifactVersionId"])
+        variables = {"m": fields["registeredModel"], "id": version_id, "a": fields["aliases"], "c": when["commandId"], "t": when["occurredAt"]}
+        return transport.graphql(_LINK, variables)
+    if entry.kind == "finish_run":
+        return transport.graphql(_FINISH, {"i": {**fields, **when}})
+    raise AssertionError(entry.kind)  # Recorded.from_json admits known kinds only
+
+
+def _record_sync(transport: Transport, entries: list[Recorded], run: tuple[str, str, str]) -> None:
+    """Tell the server the run is synced; the id derives from the run's start, so it is told once."""
+    entity, project, run_id = run
+    fields = {
+        "entity": entity,
+        "project": project,
+        "runId": run_id,
+        "commandId": str(uuid.uuid5(entries[0].command_id, "synced")),
+        "commands": len(entries),
+        "firstOccurredAt": entries[0].occurred_at.isoformat(),
+        "lastOccurredAt": entries[-1].occurred_at.isoformat(),
+        "recordedOn": ((entries[0].input.get("environment") or {}).get("host") or {}).get("hostname"),
+    }
+    transport.graphql(_SYNCED, {"i": fields})

@@ -1,0 +1,147 @@
+"""Events of automations: when <event> happens in <scope> and <filter> holds, do <action>.
+Stream: `automation:<id>` (its settings, each firing and each webhook delivery attempt).
+
+Webhook secrets are never on the log: each is derived from the server's secret key and the automation
+(see services/webhook_signing.py), so an event carries only which generation of it is in use.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from modelreg.events.envelope import Event
+from modelreg.events.launch import JobSource
+
+TriggerEvent = Literal[
+    "artifact_version_logged",  # a new version in a collection
+    "version_linked",  # a version linked to a registered model
+    "alias_added",  # an alias (matching a pattern) set on a registered model's version
+    "tag_added",  # a tag on a registered model or an artifact version
+    "run_finished",  # a run finished or failed
+    "metric_threshold",  # a logged metric crossed a threshold
+]
+
+
+def automation_stream(automation_id: UUID) -> str:
+    return f"automation:{automation_id}"
+
+
+class TriggerSpec(BaseModel):
+    """Which events fire the automation. Scope fields left out match everything."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event: TriggerEvent
+    entity: str | None = Field(default=None, max_length=64)
+    project: str | None = Field(default=None, max_length=128)
+    collection: str | None = Field(default=None, max_length=128, description="artifact name")
+    artifact_type: str | None = Field(default=None, max_length=64)
+    registered_model: str | None = Field(default=None, max_length=128)
+    alias_pattern: str | None = Field(default=None, max_length=200, description="a regex the whole alias must match")
+    tag_pattern: str | None = Field(default=None, max_length=200)
+    run_state: Literal["finished", "failed"] | None = None
+    metric: str | None = Field(default=None, max_length=200)
+    op: Literal[">", ">=", "<", "<="] | None = None
+    threshold: float | None = None
+
+    @field_validator("alias_pattern", "tag_pattern")
+    @classmethod
+    def _a_valid_regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _threshold_complete(self) -> TriggerSpec:
+        if self.event == "metric_threshold" and (self.metric is None or self.op is None or self.threshold is None):
+            raise ValueError("a metric_threshold trigger needs metric, op and threshold")
+        return self
+
+
+class LaunchAction(BaseModel):
+    """Enqueue a job. `config` is a template: "${artifact_ref}" and the like are filled from the event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["launch"] = "launch"
+    queue: str = Field(max_length=100)
+    entity: str = Field(max_length=64)
+    project: str = Field(max_length=128)
+    source: JobSource
+    config: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(default=0, ge=-1000, le=1000)
+
+
+class WebhookAction(BaseModel):
+    """POST a JSON payload (a template, like LaunchAction.config), signed with HMAC-SHA256."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["webhook"] = "webhook"
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    # Only an admin may point a webhook at loopback or private addresses (SSRF into the cluster).
+    allow_private_network: bool = False
+    max_attempts: int = Field(default=5, ge=1, le=20)
+
+
+class AutomationCreated(Event):
+    type = "automations.automation_created"
+    version = 1
+
+    automation_id: UUID
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    trigger: TriggerSpec
+    action: LaunchAction | WebhookAction = Field(discriminator="kind")
+    cooldown_s: float = Field(default=0, ge=0, le=86_400 * 30, description="fires at most once per this many seconds")
+    enabled: bool = True
+    secret_generation: int = 1
+
+
+class AutomationEnabled(Event):
+    type = "automations.automation_enabled"
+    version = 1
+
+    automation_id: UUID
+
+
+class AutomationDisabled(Event):
+    type = "automations.automation_disabled"
+    version = 1
+
+    automation_id: UUID
+
+
+class AutomationFired(Event):
+    """The automation's action for one event is done (a job enqueued, a webhook delivered or given up)."""
+
+    type = "automations.automation_fired"
+    version = 1
+
+    automation_id: UUID
+    event_id: UUID
+    event_type: str
+    outcome: Literal["enqueued", "delivered", "failed"]
+    job_id: UUID | None = None
+    detail: str | None = Field(default=None, max_length=2000)
+
+
+class WebhookAttempted(Event):
+    type = "automations.webhook_attempted"
+    version = 1
+
+    automation_id: UUID
+    event_id: UUID
+    attempt: int = Field(ge=1)
+    url: str = Field(max_length=2000)
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=2000)
+    duration_ms: float

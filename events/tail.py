@@ -1,0 +1,121 @@
+"""Following the log as it grows, for live subscribers (GraphQL subscriptions) that keep no position.
+
+A tail reads the log itself, not the read models: an event reaches a subscriber as soon as it is durable,
+whether or not the projections have applied it yet. Each tail is its own group-less reader (a Kafka
+consumer assigned every partition, or a LISTEN connection on the Postgres log), so a subscriber that
+reads slowly only holds back its own reader: the others, the projector and the API go on. Tails commit
+nothing; when the subscriber goes away, its reader is closed. What a subscriber keeps instead is a resume
+point, handed out with every event: a new tail started from it continues right after that event.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import NamedTuple
+from uuid import uuid4
+
+from modelreg.errors import InvalidInput, Unavailable
+from modelreg.events.codec import UndecodableEvent, decode
+from modelreg.events.envelope import Envelope
+from modelreg.events.log import EventLog, LogPosition
+
+log = logging.getLogger(__name__)
+
+# Each tail holds a broker connection (Kafka) or a database connection (the Postgres log, where
+# Postgres allows 100 connections by default and the API's pool needs its share).
+MAX_OPEN_TAILS = 50
+
+
+class TailedEvent(NamedTuple):
+    position: LogPosition
+    envelope: Envelope
+    resume_point: str  # opaque: a tail started from it continues right after this event
+
+
+def encode_resume_point(topic: str, next_offsets: Mapping[int, int]) -> str:
+    offsets = ",".join(f"{partition}={offset}" for partition, offset in sorted(next_offsets.items()))
+    return base64.urlsafe_b64encode(f"t:{topic}\x1f{offsets}".encode()).decode()
+
+
+def decode_resume_point(resume_point: str, topic: str, ends: Mapping[int, int]) -> dict[int, int]:
+    """The next offset per partition; refused when it is not a point of this log (another topic, or
+    ahead of the log: another installation)."""
+    try:
+        text = base64.urlsafe_b64decode(resume_point.encode()).decode()
+        named, _, offsets = text.removeprefix("t:").partition("\x1f")
+        if not text.startswith("t:") or named != topic:
+            raise ValueError(named)
+        starts = {int(p): int(o) for p, o in (item.split("=") for item in offsets.split(",") if item)}
+    except ValueError:
+        raise InvalidInput(f"{resume_point!r} is not a resume point of topic {topic}: pass an event's cursor") from None
+    if any(p not in ends or not 0 <= o <= ends[p] for p, o in starts.items()):
+        raise InvalidInput(f"{resume_point!r} is ahead of this log: it comes from another installation")
+    return {p: starts.get(p, 0) for p in ends}
+
+
+class LogTails:
+    """The tails one API process holds open, refused beyond `max_open` so subscribers cannot exhaust
+    the broker's or the database's connections."""
+
+    def __init__(self, max_open: int = MAX_OPEN_TAILS, batch_size: int = 500, wait_s: float = 1.0) -> None:
+        self.max_open = max_open
+        self.batch_size = batch_size
+        self.wait_s = wait_s
+        self._starting = 0
+        self._reading = 0
+
+    @property
+    def reading(self) -> int:
+        """Tails positioned on the log and reading it (what a subscriber waits for before it acts)."""
+        return self._reading
+
+    async def follow(
+        self,
+        event_log: EventLog,
+        *,
+        from_now: bool = True,
+        resume_point: str | None = None,
+        keep: Callable[[Envelope], bool] | None = None,
+    ) -> AsyncIterator[TailedEvent]:
+        """The events `keep` accepts (all by default), appended from now on, or from the beginning of the
+        log (`from_now=False`), or right after the event a `resume_point` came with; in log order per
+        partition. Records that do not decode (a foreign producer, a schema this build cannot read) are
+        skipped: the projector dead-letters them, a live view just has nothing to show."""
+        if self._starting + self._reading >= self.max_open:
+            raise Unavailable(f"this API process already serves {self.max_open} event subscriptions: try again later")
+        self._starting += 1
+        try:
+            ends = await event_log.end_positions()
+            if resume_point is not None:
+                starts = decode_resume_point(resume_point, event_log.topic, ends)
+            else:
+                starts = dict(ends) if from_now else {partition: 0 for partition in ends}
+
+            async def start_positions(partitions: list[int]) -> dict[int, int]:
+                return {p: starts.get(p, 0) for p in partitions}
+
+            # Given its partitions, the reader joins no consumer group: nothing to rebalance, nothing to commit.
+            subscription = await event_log.subscribe(f"tail.{uuid4().hex[:12]}", start_positions, partitions=sorted(ends))
+        finally:
+            self._starting -= 1
+        self._reading += 1
+        next_offsets = dict(starts)
+        try:
+            while True:
+                for record in await subscription.next_batch(self.wait_s, self.batch_size):
+                    position = record.position
+                    next_offsets[position.partition] = position.offset + 1
+                    if record.value is None:
+                        continue
+                    try:
+                        envelope = decode(record.value)
+                    except UndecodableEvent as exc:
+                        log.debug("tail skips %s: %s", position, exc)
+                        continue
+                    if keep is None or keep(envelope):
+                        yield TailedEvent(position, envelope, encode_resume_point(position.topic, next_offsets))
+        finally:
+            self._reading -= 1
+            await subscription.close()

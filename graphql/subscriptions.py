@@ -1,0 +1,173 @@
+"""Live events for UIs: GraphQL subscriptions over a websocket (graphql-transport-ws) at /graphql.
+
+A subscription tails the event log itself (`events/tail.py`), not the read models: an event is sent as
+soon as it is on the log, possibly before the projections have applied it. A UI that queries after an
+event should therefore look things up by the ids the event carries (and retry a NOT_FOUND briefly); it
+tells which events it has seen by their `position`, and resumes after a dropped socket by subscribing
+again with `after: <the last event's cursor>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import graphene
+from graphene.types.generic import GenericScalar
+from graphql import GraphQLError
+
+from modelreg.errors import InvalidInput, ModelregError
+from modelreg.events.codec import to_json_dict
+from modelreg.events.envelope import Envelope
+from modelreg.events.filters import EventFilter
+from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
+from modelreg.events.tail import LogTails, TailedEvent
+from modelreg.graphql.context import RequestContext
+
+
+@dataclass
+class SubscriberContext(RequestContext):
+    """The context of a websocket connection: one per socket, shared by its subscriptions."""
+
+    tails: LogTails
+    open_tails: set[AsyncGenerator[TailedEvent, None]] = field(default_factory=set)
+
+    async def close_tails(self) -> None:
+        """When the socket closes: stop the log readers of its subscriptions, whatever they are doing. The
+        server cancels their tasks, but a subscription whose task was blocked sending to a client that
+        stopped reading is left suspended, and only the garbage collector would ever close its reader."""
+        for tail in list(self.open_tails):
+            with suppress(RuntimeError):  # it is running: the cancellation of its task closes it
+                await tail.aclose()
+        self.open_tails.clear()
+
+
+class EventPosition(graphene.ObjectType):
+    topic = graphene.String(required=True)
+    partition = graphene.Int(required=True)
+    offset = graphene.Float(required=True, description="the offset in the partition (a Float: offsets outgrow Int)")
+
+
+class EventRecord(graphene.ObjectType):
+    """An event as it is on the log: the envelope, and the payload as JSON."""
+
+    id = graphene.ID(required=True)
+    type = graphene.String(required=True, description="e.g. registry.alias_added")
+    version = graphene.Int(required=True, description="the payload's schema version")
+    stream = graphene.String(required=True, description="e.g. registered_model:nature-classification")
+    occurred_at = graphene.DateTime(required=True)
+    actor = graphene.String(required=True, description="user:alice, service:ci, automation:<id>")
+    correlation_id = graphene.ID(required=True)
+    causation_id = graphene.ID()
+    payload = GenericScalar(required=True)
+    position = graphene.Field(EventPosition, required=True, description="where the event is on the log")
+    cursor = graphene.String(required=True, description="pass as `after` to a new subscription to go on right after this event")
+
+
+def event_record(tailed: TailedEvent) -> dict[str, Any]:
+    envelope = tailed.envelope
+    return {
+        "id": envelope.id,
+        "type": envelope.type,
+        "version": envelope.version,
+        "stream": envelope.stream,
+        "occurred_at": envelope.occurred_at,
+        "actor": str(envelope.actor),
+        "correlation_id": envelope.correlation_id,
+        "causation_id": envelope.causation_id,
+        "payload": to_json_dict(envelope)["payload"],  # the same JSON a consumer of the topic reads
+        "position": tailed.position._asdict(),
+        "cursor": tailed.resume_point,
+    }
+
+
+async def _live_events(
+    info: graphene.ResolveInfo,
+    wanted: Callable[[], EventFilter],
+    from_now: bool,
+    after: str | None,
+    also: Callable[[Envelope], bool] | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    # A refusal (bad arguments, no websocket, too many subscribers) ends the subscription with one `next`
+    # message carrying the error and its code, then `complete`; the socket and its other subscriptions go on.
+    try:
+        context = info.context
+        if not isinstance(context, SubscriberContext):
+            raise InvalidInput("subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)")
+        event_filter = wanted()
+
+        def keep(envelope: Envelope) -> bool:
+            return event_filter.matches(envelope) and (also is None or also(envelope))
+
+        tail = context.tails.follow(context.app.log, from_now=from_now, resume_point=after, keep=keep)
+        context.open_tails.add(tail)
+        try:
+            async with aclosing(tail):  # the tail closes with this stream, not when the collector gets to it
+                async for tailed in tail:
+                    yield event_record(tailed)
+        finally:
+            context.open_tails.discard(tail)
+    except ModelregError as exc:
+        raise GraphQLError(exc.message, extensions={"code": exc.code, "retriable": exc.retriable}) from exc
+
+
+AFTER = "an event's cursor, from an earlier subscription: go on right after that event (overrides fromNow)"
+
+
+class EventSubscriptions(graphene.ObjectType):
+    events = graphene.Field(
+        EventRecord,
+        required=True,
+        types=graphene.List(graphene.NonNull(graphene.String), description="event types, e.g. registry.version_linked"),
+        stream_prefix=graphene.String(description="e.g. registered_model: or artifact:acme/nature/"),
+        entity=graphene.String(description="runs and artifacts of this entity's projects"),
+        registered_model=graphene.String(description="links, aliases, card and tags of this registered model"),
+        from_now=graphene.Boolean(default_value=True, description="false: replay the whole log first, then go on live"),
+        after=graphene.String(description=AFTER),
+        description="Events as they reach the log (before the read models show them), filtered by type and scope.",
+    )
+    version_linked = graphene.Field(
+        EventRecord,
+        required=True,
+        registered_model=graphene.String(required=True),
+        after=graphene.String(description=AFTER),
+        description="A version was linked to the registered model.",
+    )
+    alias_moved = graphene.Field(
+        EventRecord,
+        required=True,
+        registered_model=graphene.String(required=True),
+        alias=graphene.String(description="only this alias (e.g. production)"),
+        after=graphene.String(description=AFTER),
+        description="An alias of the registered model was set on a version (moving it there) or removed.",
+    )
+
+    @staticmethod
+    def subscribe_events(
+        root: Any,
+        info: graphene.ResolveInfo,
+        from_now: bool = True,
+        types: list[str] | None = None,
+        stream_prefix: str | None = None,
+        entity: str | None = None,
+        registered_model: str | None = None,
+        after: str | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        return _live_events(info, lambda: EventFilter.of(types, stream_prefix, entity, registered_model), from_now, after)
+
+    @staticmethod
+    def subscribe_version_linked(
+        root: Any, info: graphene.ResolveInfo, registered_model: str, after: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        return _live_events(info, lambda: EventFilter.of([VersionLinked.type], registered_model=registered_model), True, after)
+
+    @staticmethod
+    def subscribe_alias_moved(
+        root: Any, info: graphene.ResolveInfo, registered_model: str, alias: str | None = None, after: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        only_alias = None if alias is None else (lambda envelope: envelope.payload.alias == alias)  # type: ignore[attr-defined]
+        return _live_events(
+            info, lambda: EventFilter.of([AliasAdded.type, AliasRemoved.type], registered_model=registered_model), True, after, only_alias
+        )

@@ -1,0 +1,256 @@
+"""The trigger read model: automations, and which events fired which automation (exactly once).
+
+Matching happens here, in the projection's transaction: a firing row per (automation, event) is written
+with the batch's positions, so redelivery or a restart never records one twice. The action itself is
+carried out by services/automation_runner.py, which reads the pending firings; the events it appends
+(a job enqueued, a webhook attempted, the automation fired) come back here and close the firing.
+
+Cooldown: an automation that fired less than `cooldown_s` before (by event time) records the firing as
+skipped, which also stops loops (a job that logs the very artifact that triggers it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged
+from modelreg.events.automations import (
+    AutomationCreated,
+    AutomationDisabled,
+    AutomationEnabled,
+    AutomationFired,
+    WebhookAttempted,
+)
+from modelreg.events.envelope import Envelope
+from modelreg.events.launch import JobEnqueued
+from modelreg.events.registry import AliasAdded, ModelTagged, VersionLinked
+from modelreg.events.runs import MetricsLogged, RunFinished
+from modelreg.projections.migrations import Migration
+from modelreg.projections.projection import Projection, Statement, handles
+
+SCHEMA_V1 = """
+CREATE TABLE automations (
+    automation_id uuid PRIMARY KEY,
+    name text NOT NULL,
+    description text,
+    trigger jsonb NOT NULL,
+    action jsonb NOT NULL,
+    trigger_event text NOT NULL,
+    cooldown_s double precision NOT NULL,
+    enabled boolean NOT NULL,
+    secret_generation int NOT NULL,
+    created_at timestamptz NOT NULL,
+    created_by text NOT NULL,
+    last_fired_at timestamptz
+);
+CREATE INDEX automations_by_trigger ON automations (trigger_event) WHERE enabled;
+CREATE TABLE automation_firings (
+    automation_id uuid NOT NULL,
+    event_id uuid NOT NULL,
+    event_type text NOT NULL,
+    stream text NOT NULL,
+    actor text NOT NULL,
+    variables jsonb NOT NULL,
+    status text NOT NULL,
+    job_id uuid,
+    detail text,
+    occurred_at timestamptz NOT NULL,
+    done_at timestamptz,
+    PRIMARY KEY (automation_id, event_id)
+);
+CREATE INDEX automation_firings_pending ON automation_firings (occurred_at) WHERE status = 'pending';
+CREATE TABLE webhook_deliveries (
+    event_id uuid PRIMARY KEY,
+    automation_id uuid NOT NULL,
+    trigger_event_id uuid NOT NULL,
+    attempt int NOT NULL,
+    url text NOT NULL,
+    status_code int,
+    error text,
+    duration_ms double precision NOT NULL,
+    attempted_at timestamptz NOT NULL
+);
+CREATE INDEX webhook_deliveries_by_automation ON webhook_deliveries (automation_id, attempted_at DESC);
+"""
+
+_CREATED = """
+INSERT INTO automations (automation_id, name, description, trigger, action, trigger_event, cooldown_s, enabled,
+                         secret_generation, created_at, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT DO NOTHING
+"""
+
+_ENABLED = "UPDATE automations SET enabled = $2 WHERE automation_id = $1"
+
+# $1 trigger kind, $2 event id, $3 event type, $4 stream, $5 actor, $6 variables, $7 occurred_at,
+# then the facts a trigger's scope and filter are checked against.
+_FIRED_BY = """
+WITH matched AS (
+    SELECT a.automation_id,
+           a.last_fired_at IS NOT NULL AND $7 < a.last_fired_at + make_interval(secs => a.cooldown_s) AS cooling
+    FROM automations a
+    WHERE a.enabled AND a.trigger_event = $1 AND a.created_at <= $7
+      AND (a.trigger->>'entity' IS NULL OR a.trigger->>'entity' = $8)
+      AND (a.trigger->>'project' IS NULL OR a.trigger->>'project' = $9)
+      AND (a.trigger->>'collection' IS NULL OR a.trigger->>'collection' = $10)
+      AND (a.trigger->>'artifact_type' IS NULL OR a.trigger->>'artifact_type' = $11)
+      AND (a.trigger->>'registered_model' IS NULL OR a.trigger->>'registered_model' = $12)
+      AND (a.trigger->>'alias_pattern' IS NULL OR $13 ~ ('^(?:' || (a.trigger->>'alias_pattern') || ')$'))
+      AND (a.trigger->>'tag_pattern' IS NULL OR $14 ~ ('^(?:' || (a.trigger->>'tag_pattern') || ')$'))
+      AND (a.trigger->>'run_state' IS NULL OR a.trigger->>'run_state' = $15)
+      AND (a.trigger->>'metric' IS NULL OR EXISTS (
+            SELECT 1 FROM unnest($16::text[], $17::float8[]) AS m(key, value)
+            WHERE m.key = a.trigger->>'metric' AND CASE a.trigger->>'op'
+                WHEN '>' THEN m.value > (a.trigger->>'threshold')::float8
+                WHEN '>=' THEN m.value >= (a.trigger->>'threshold')::float8
+                WHEN '<' THEN m.value < (a.trigger->>'threshold')::float8
+                WHEN '<=' THEN m.value <= (a.trigger->>'threshold')::float8 END))
+),
+recorded AS (
+    INSERT INTO automation_firings (automation_id, event_id, event_type, stream, actor, variables, status, detail, occurred_at)
+    SELECT automation_id, $2, $3, $4, $5, $6, CASE WHEN cooling THEN 'skipped' ELSE 'pending' END,
+           CASE WHEN cooling THEN 'cooldown: fired less than cooldown_s before' END, $7
+    FROM matched
+    ON CONFLICT DO NOTHING
+    RETURNING automation_id, status
+)
+UPDATE automations a SET last_fired_at = $7
+FROM recorded r WHERE a.automation_id = r.automation_id AND r.status = 'pending'
+"""
+
+_CLOSED = """
+UPDATE automation_firings SET status = $3, job_id = coalesce($4, job_id), detail = $5, done_at = $6
+WHERE automation_id = $1 AND event_id = $2 AND status = 'pending'
+"""
+
+_JOB_OF_FIRING = """
+UPDATE automation_firings SET job_id = $3 WHERE automation_id = $1 AND event_id = $2 AND job_id IS NULL
+"""
+
+_ATTEMPTED = """
+INSERT INTO webhook_deliveries (event_id, automation_id, trigger_event_id, attempt, url, status_code, error, duration_ms, attempted_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT DO NOTHING
+"""
+
+_WAKE_RUNNER = Statement("SELECT pg_notify('modelreg_firings', '')", ())
+
+
+def _facts(**known: Any) -> dict[str, Any]:
+    facts: dict[str, Any] = dict.fromkeys(
+        ("entity", "project", "collection", "artifact_type", "registered_model", "alias", "tag", "run_state")
+    )
+    facts.update(known)
+    return facts
+
+
+class TriggersProjection(Projection):
+    name = "triggers"
+    tables = ("automations", "automation_firings", "webhook_deliveries")
+    migrations = (Migration("triggers", 1, SCHEMA_V1),)
+    def shown_to_commands(self) -> set[str]:
+        """Only automations' own settings: for registry events it records what to do, and commands do not
+        wait for that (the automation runner does the rest)."""
+        return {AutomationCreated.type, AutomationEnabled.type, AutomationDisabled.type}
+
+    def _fire(self, kind: str, envelope: Envelope, facts: dict[str, Any], metrics: tuple[list[str], list[float]] = ([], [])) -> list[Statement]:
+        variables = {
+            **{k: v for k, v in facts.items() if v is not None},
+            "event_id": str(envelope.id),
+            "event_type": envelope.type,
+            "actor": str(envelope.actor),
+            **{k: str(v) for k, v in envelope.payload.model_dump().items() if k.endswith("_id") and v is not None},
+        }
+        args = (
+            kind,
+            envelope.id,
+            envelope.type,
+            envelope.stream,
+            str(envelope.actor),
+            variables,
+            envelope.occurred_at,
+            facts["entity"],
+            facts["project"],
+            facts["collection"],
+            facts["artifact_type"],
+            facts["registered_model"],
+            facts["alias"],
+            facts["tag"],
+            facts["run_state"],
+            metrics[0],
+            metrics[1],
+        )
+        return [Statement(_FIRED_BY, args), _WAKE_RUNNER]
+
+    @handles(AutomationCreated)
+    def automation_created(self, e: AutomationCreated, envelope: Envelope) -> list[Statement]:
+        args = (
+            e.automation_id,
+            e.name,
+            e.description,
+            e.trigger.model_dump(mode="json", exclude_none=True),
+            e.action.model_dump(mode="json"),
+            e.trigger.event,
+            e.cooldown_s,
+            e.enabled,
+            e.secret_generation,
+            envelope.occurred_at,
+            str(envelope.actor),
+        )
+        return [Statement(_CREATED, args)]
+
+    @handles(AutomationEnabled)
+    def automation_enabled(self, e: AutomationEnabled, envelope: Envelope) -> list[Statement]:
+        return [Statement(_ENABLED, (e.automation_id, True))]
+
+    @handles(AutomationDisabled)
+    def automation_disabled(self, e: AutomationDisabled, envelope: Envelope) -> list[Statement]:
+        return [Statement(_ENABLED, (e.automation_id, False))]
+
+    @handles(ArtifactVersionLogged)
+    def artifact_version_logged(self, e: ArtifactVersionLogged, envelope: Envelope) -> list[Statement]:
+        facts = _facts(entity=e.entity, project=e.project, collection=e.name, artifact_type=e.artifact_type)
+        return self._fire("artifact_version_logged", envelope, facts)
+
+    @handles(VersionLinked)
+    def version_linked(self, e: VersionLinked, envelope: Envelope) -> list[Statement]:
+        return self._fire("version_linked", envelope, _facts(registered_model=e.registered_model))
+
+    @handles(AliasAdded)
+    def alias_added(self, e: AliasAdded, envelope: Envelope) -> list[Statement]:
+        return self._fire("alias_added", envelope, _facts(registered_model=e.registered_model, alias=e.alias))
+
+    @handles(ModelTagged)
+    def model_tagged(self, e: ModelTagged, envelope: Envelope) -> list[Statement]:
+        return self._fire("tag_added", envelope, _facts(registered_model=e.registered_model, tag=e.tag))
+
+    @handles(ArtifactVersionTagged)
+    def artifact_version_tagged(self, e: ArtifactVersionTagged, envelope: Envelope) -> list[Statement]:
+        facts = _facts(entity=e.entity, project=e.project, collection=e.name, tag=e.tag)
+        return self._fire("tag_added", envelope, facts)
+
+    @handles(RunFinished)
+    def run_finished(self, e: RunFinished, envelope: Envelope) -> list[Statement]:
+        facts = _facts(entity=e.entity, project=e.project, run_state="finished" if e.state == "finished" else "failed")
+        return self._fire("run_finished", envelope, facts)
+
+    @handles(MetricsLogged)
+    def metrics_logged(self, e: MetricsLogged, envelope: Envelope) -> list[Statement]:
+        keys = [k for row in e.rows for k in row.values]
+        values = [v for row in e.rows for v in row.values.values()]
+        return self._fire("metric_threshold", envelope, _facts(entity=e.entity, project=e.project), (keys, values))
+
+    @handles(JobEnqueued)
+    def job_enqueued(self, e: JobEnqueued, envelope: Envelope) -> list[Statement]:
+        if e.triggered_by is None:
+            return []
+        return [Statement(_JOB_OF_FIRING, (e.triggered_by.automation_id, e.triggered_by.event_id, e.job_id))]
+
+    @handles(AutomationFired)
+    def automation_fired(self, e: AutomationFired, envelope: Envelope) -> list[Statement]:
+        return [Statement(_CLOSED, (e.automation_id, e.event_id, e.outcome, e.job_id, e.detail, envelope.occurred_at))]
+
+    @handles(WebhookAttempted)
+    def webhook_attempted(self, e: WebhookAttempted, envelope: Envelope) -> list[Statement]:
+        args = (envelope.id, e.automation_id, e.event_id, e.attempt, e.url, e.status_code, e.error, e.duration_ms, envelope.occurred_at)
+        return [Statement(_ATTEMPTED, args)]

@@ -1,0 +1,256 @@
+"""The Launch agent: `modelreg agent --queue cpu --max-jobs 2`.
+
+It talks to the API like any client (GraphQL, its own API key): polls its queues, claims a job (the
+job's stream makes exactly one claim win), prepares the code, runs it with the config injected so that
+`modelreg.init()` sees it as run.config, streams stdout/stderr into the job record, heartbeats, and
+reports the outcome. A job whose attempt was voided (its agent seemed gone and it was requeued) is
+killed here as soon as a report is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from modelreg.services.job_workspace import WorkspaceError, checkout
+from modelreg.services.kubernetes_jobs import job_manifest
+
+log = logging.getLogger(__name__)
+
+OUTPUT_FLUSH_S = 0.5
+OUTPUT_FLUSH_BYTES = 64 * 1024
+
+_JOB = "id queue entity project state source config overrides attempt"
+_QUEUES = "{ launchQueues { name resource resourceConfig } }"
+_WAITING = f"query($q: [String!]!) {{ waitingJobs(queues: $q, first: 10) {{ {_JOB} }} }}"
+_CLAIM = f"mutation($id: ID!, $a: String!) {{ claimJob(id: $id, agentId: $a) {{ attempt job {{ {_JOB} }} }} }}"
+_STARTED = "mutation($id: ID!, $a: String!, $n: Int!, $pid: Int, $d: String) { reportJobStarted(id: $id, agentId: $a, attempt: $n, pid: $pid, detail: $d) { state } }"
+_OUTPUT = "mutation($id: ID!, $a: String!, $n: Int!, $s: String!, $t: String!) { captureJobOutput(id: $id, agentId: $a, attempt: $n, stream: $s, text: $t) }"
+_FINISHED = (
+    "mutation($id: ID!, $a: String!, $n: Int!, $s: String!, $c: Int, $r: String) "
+    "{ reportJobFinished(id: $id, agentId: $a, attempt: $n, state: $s, exitCode: $c, reason: $r) { state } }"
+)
+_HEARTBEAT = "mutation($a: String!, $q: [String!]!, $r: [ID!]) { agentHeartbeat(agentId: $a, queues: $q, runningJobs: $r) }"
+
+
+class Refused(RuntimeError):
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _die_with_parent() -> None:
+    """A job must not outlive a killed agent: its attempt is requeued and would otherwise run twice."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    os.setsid()
+
+
+def docker_answers() -> str | None:
+    """None when a Docker engine answers, else why not."""
+    if shutil.which("docker") is None:
+        return "the docker command is not installed"
+    import subprocess
+
+    done = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20)
+    if done.returncode != 0:
+        return f"no Docker engine answers ({(done.stderr or done.stdout).strip()[:300]})"
+    return None
+
+
+@dataclass
+class LaunchAgent:
+    url: str
+    api_key: str
+    queues: list[str]
+    max_jobs: int = 1
+    poll_s: float = 0.2
+    heartbeat_s: float = 2.0
+    agent_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
+    _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _http: httpx.AsyncClient | None = None
+    _queue_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        assert self._http is not None
+        response = await self._http.post("/graphql", json={"query": query, "variables": variables or {}})
+        if response.status_code != 200:
+            raise Refused(f"HTTP {response.status_code}: {response.text[:500]}", "HTTP")
+        body = response.json()
+        if body.get("errors"):
+            error = body["errors"][0]
+            raise Refused(error["message"], (error.get("extensions") or {}).get("code", "INTERNAL"))
+        return body["data"]
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        async with httpx.AsyncClient(base_url=self.url.rstrip("/"), headers=headers, timeout=30.0) as http:
+            self._http = http
+            self._queue_kinds = {q["name"]: q for q in (await self.gql(_QUEUES))["launchQueues"]}
+            unknown = [q for q in self.queues if q not in self._queue_kinds]
+            if unknown:
+                raise SystemExit(f"no such queue(s): {', '.join(unknown)} (an admin creates them with createLaunchQueue)")
+            log.info("agent %s: polling %s, up to %d jobs at once", self.agent_id, ", ".join(self.queues), self.max_jobs)
+            beating = asyncio.create_task(self._heartbeats(stopping))
+            try:
+                while not stopping.is_set():
+                    if len(self._running) < self.max_jobs:
+                        await self._take_jobs()
+                    try:
+                        await asyncio.wait_for(stopping.wait(), self.poll_s)
+                    except TimeoutError:
+                        pass
+            finally:
+                beating.cancel()
+                for task in self._running.values():
+                    task.cancel()
+                await asyncio.gather(beating, *self._running.values(), return_exceptions=True)
+
+    async def _heartbeats(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await self.gql(_HEARTBEAT, {"a": self.agent_id, "q": self.queues, "r": list(self._running)})
+            except (Refused, httpx.HTTPError) as exc:
+                log.warning("agent %s: heartbeat failed (%s)", self.agent_id, exc)
+            await asyncio.sleep(self.heartbeat_s)
+
+    async def _take_jobs(self) -> None:
+        for job in (await self.gql(_WAITING, {"q": self.queues}))["waitingJobs"]:
+            if len(self._running) >= self.max_jobs:
+                return
+            try:
+                claimed = (await self.gql(_CLAIM, {"id": job["id"], "a": self.agent_id}))["claimJob"]
+            except Refused as exc:
+                if exc.code in ("CONFLICT", "NOT_FOUND"):
+                    continue  # another agent was first
+                raise
+            job = claimed["job"]
+            self._running[job["id"]] = asyncio.create_task(self._run_job(job, claimed["attempt"]))
+            self._running[job["id"]].add_done_callback(lambda _, key=job["id"]: self._running.pop(key, None))
+
+    async def _run_job(self, job: dict[str, Any], attempt: int) -> None:
+        ids = {"id": job["id"], "a": self.agent_id, "n": attempt}
+        queue = self._queue_kinds[job["queue"]]
+        try:
+            if queue["resource"] == "kubernetes":
+                manifest = job_manifest({**job, "job_id": job["id"], "attempt": attempt}, queue["resourceConfig"] or {}, server_url=self.url)
+                await self.gql(_STARTED, {**ids, "d": yaml.safe_dump(manifest, sort_keys=False)})
+                reason = "no Kubernetes cluster answers here: the manifest this agent would submit is in the job's detail"
+                await self.gql(_FINISHED, {**ids, "s": "failed", "r": reason})
+                return
+            in_docker = queue["resource"] == "docker"
+            if in_docker and (why := docker_answers()) is not None:
+                await self.gql(_FINISHED, {**ids, "s": "failed", "r": f"docker queue, but {why}: run this agent where Docker runs"})
+                return
+            await self._run_process(job, ids, docker=(queue["resourceConfig"] or {}) if in_docker else None)
+        except Refused as exc:
+            log.warning("agent %s: job %s attempt %d: %s", self.agent_id, job["id"], attempt, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the job failed, not the agent: say why in the job record
+            log.exception("agent %s: job %s failed to run", self.agent_id, job["id"])
+            try:
+                await self.gql(_FINISHED, {**ids, "s": "failed", "r": f"the agent could not run it: {exc}"})
+            except Refused:
+                pass
+
+    async def _run_process(self, job: dict[str, Any], ids: dict[str, Any], docker: dict[str, Any] | None = None) -> None:
+        source = job["source"]
+        if source["kind"] != "git" and docker is None:
+            raise RuntimeError("image jobs need a docker or kubernetes queue")
+        try:
+            folder = await checkout(source) if source["kind"] == "git" else Path(tempfile.mkdtemp(prefix="modelreg-job-"))
+        except WorkspaceError as exc:
+            await self.gql(_FINISHED, {**ids, "s": "failed", "r": f"could not prepare the code: {exc}"})
+            return
+        job_env = {
+            "MODELREG_URL": self.url,
+            "MODELREG_API_KEY": self.api_key,
+            "MODELREG_ENTITY": job["entity"],
+            "MODELREG_LAUNCH_JOB_ID": job["id"],
+            "MODELREG_CONFIG_OVERRIDES": json.dumps(job["config"]),
+            "MODELREG_LAUNCH_OVERRIDES": json.dumps(job["overrides"]),
+            "PYTHONUNBUFFERED": "1",
+        }
+        env = {**os.environ, **job_env}
+        argv = list(source["entry_point"])
+        if docker is not None:
+            argv = docker_argv(source, docker, folder, job_env)
+        elif argv and argv[0] in ("python", "python3"):
+            argv[0] = sys.executable  # the agent's interpreter has modelreg installed
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv, cwd=folder, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent
+            )
+            try:
+                await self.gql(_STARTED, {**ids, "pid": process.pid})
+                await asyncio.gather(self._capture(process.stdout, "stdout", ids), self._capture(process.stderr, "stderr", ids))
+                code = await process.wait()
+            except BaseException:
+                if process.returncode is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+                raise
+            state = "finished" if code == 0 else "failed"
+            reason = None if code == 0 else f"exited with status {code}"
+            await self.gql(_FINISHED, {**ids, "s": state, "c": code, "r": reason})
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    async def _capture(self, pipe: asyncio.StreamReader | None, stream: str, ids: dict[str, Any]) -> None:
+        """Send output in chunks: every half second or 64 KiB, whichever comes first."""
+        assert pipe is not None
+        buffer = bytearray()
+        loop = asyncio.get_running_loop()
+        flushed_at = loop.time()
+        while True:
+            try:
+                line = await asyncio.wait_for(pipe.readline(), OUTPUT_FLUSH_S)
+            except TimeoutError:
+                line = None
+            if line:
+                buffer += line
+            if buffer and (line == b"" or len(buffer) >= OUTPUT_FLUSH_BYTES or loop.time() - flushed_at >= OUTPUT_FLUSH_S):
+                await self.gql(_OUTPUT, {**ids, "s": stream, "t": buffer.decode(errors="replace")})
+                buffer.clear()
+                flushed_at = loop.time()
+            if line == b"":
+                return
+
+
+def docker_argv(source: dict[str, Any], queue_config: dict[str, Any], folder: Path, env: dict[str, str]) -> list[str]:
+    """`docker run` of the job: its own image, or the queue's with the checked-out code mounted at /code.
+    The image must have modelreg installed (`pip install modelreg`) for the job's runs to report."""
+    image = source.get("image") or queue_config.get("image") or "python:3.11-slim"
+    argv = ["docker", "run", "--rm", "--network", "host"]
+    for name, value in env.items():
+        argv += ["-e", f"{name}={value}"]
+    if queue_config.get("gpus"):
+        argv += ["--gpus", str(queue_config["gpus"])]
+    if source["kind"] == "git":
+        argv += ["-v", f"{folder}:/code", "-w", "/code"]
+    return [*argv, image, *source["entry_point"]]
+
+
+def agent_from_environment(queues: list[str], max_jobs: int, url: str | None, api_key: str | None) -> LaunchAgent:
+    url = url or os.environ.get("MODELREG_URL") or "http://127.0.0.1:8080"
+    api_key = api_key or os.environ.get("MODELREG_API_KEY")
+    if not api_key:
+        raise SystemExit("the agent needs an API key: set MODELREG_API_KEY (a service key with the member role)")
+    return LaunchAgent(url=url, api_key=api_key, queues=queues, max_jobs=max_jobs)
+
+

@@ -1,0 +1,223 @@
+"""Carries out what the trigger projection recorded: enqueue the job or deliver the webhook of each
+pending firing, as the automation, and records it as events. Also requeues the jobs of vanished agents.
+
+Exactly-once effect: a firing stays pending until the trigger projection sees the AutomationFired event
+this runner appends after the effect. A crash in between repeats the effect: an enqueue names the same
+job (an id derived from automation and event), which the command path and the Launch projection then
+take once; a webhook is delivered again with the same X-Modelreg-Delivery id, for the receiver to dedupe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
+
+from modelreg.errors import ModelregError
+from modelreg.events.envelope import Actor
+from modelreg.events.launch import JobSource, Trigger
+from modelreg.projections.launch_queries import LaunchQueries
+from modelreg.services.access import Caller, service_caller
+from modelreg.services.application import Application
+from modelreg.services.launch_commands import EnqueueJob, RecordAutomationFired, RecordWebhookAttempt, RequeueJob
+from modelreg.services.templates import render
+from modelreg.services.webhook_signing import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookSecrets, signature
+from modelreg.services.webhook_targets import refuse_private_target
+
+log = logging.getLogger(__name__)
+
+FIRINGS_CHANNEL = "modelreg_firings"
+_JOB_IDS = uuid.UUID("6f1c1d4e-5b0a-4c43-9a57-6d0f1f0f7a11")  # namespace of job ids derived from firings
+
+
+def job_id_of_firing(automation_id: uuid.UUID, event_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(_JOB_IDS, f"{automation_id}:{event_id}")
+
+
+class AutomationRunner:
+    def __init__(
+        self,
+        app: Application,
+        secrets: WebhookSecrets,
+        *,
+        agent_timeout_s: float = 30.0,
+        webhook_backoff_s: float = 0.5,
+    ) -> None:
+        self.app = app
+        self.launch = LaunchQueries(app.reads.pool)
+        self.secrets = secrets
+        self.agent_timeout_s = agent_timeout_s
+        self.webhook_backoff_s = webhook_backoff_s
+        self._in_flight: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        conn = await self.app.reads.pool.acquire()
+        await conn.add_listener(FIRINGS_CHANNEL, self._woken)
+        supervised_at = 0.0
+        try:
+            while not stopping.is_set():
+                await self.fire_pending()
+                if time.monotonic() - supervised_at > min(5.0, self.agent_timeout_s / 3):
+                    await self.requeue_orphans()
+                    supervised_at = time.monotonic()
+                self._wake.clear()
+                waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())]
+                await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits:
+                    w.cancel()
+        finally:
+            await conn.remove_listener(FIRINGS_CHANNEL, self._woken)
+            await self.app.reads.pool.release(conn)
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._http.aclose()
+
+    def _woken(self, *_: object) -> None:
+        self._wake.set()
+
+    async def fire_pending(self) -> None:
+        for firing in await self.launch.pending_firings(200):
+            key = (firing["automation_id"], firing["event_id"])
+            if key in self._in_flight:
+                continue
+            self._in_flight.add(key)
+            task = asyncio.create_task(self._fire_guarded(firing, key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _fire_guarded(self, firing: dict[str, Any], key: tuple[uuid.UUID, uuid.UUID]) -> None:
+        try:
+            await self.fire(firing)
+        except Exception:
+            log.exception("automation %s: firing for event %s failed; it stays pending and is retried", *key)
+            await asyncio.sleep(1.0)
+        finally:
+            self._in_flight.discard(key)
+
+    async def fire(self, firing: dict[str, Any]) -> None:
+        automation = await self.launch.automation(firing["automation_id"])
+        if automation is None:
+            return
+        variables = await self._variables(firing)
+        if variables is None:
+            return  # the registry has not shown the event's artifact version yet: next round
+        as_automation = Caller(Actor(kind="automation", id=str(automation["automation_id"])), "admin")
+        action = automation["action"]
+        if action["kind"] == "launch":
+            job_id = await self._enqueue(automation, firing, action, variables, as_automation)
+            outcome, detail = "enqueued", None
+        else:
+            job_id = None
+            outcome, detail = await self._deliver(automation, firing, action, variables, as_automation)
+        fired = RecordAutomationFired(
+            automation_id=automation["automation_id"],
+            event_id=firing["event_id"],
+            event_type=firing["event_type"],
+            outcome=outcome,
+            job_id=job_id,
+            detail=detail,
+        )
+        await self.app.execute(fired, as_automation, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False)
+
+    async def _variables(self, firing: dict[str, Any]) -> dict[str, Any] | None:
+        variables = dict(firing["variables"])
+        version_id = variables.get("artifact_version_id")
+        if version_id is not None:
+            version = await self.app.reads.artifact_version(uuid.UUID(version_id))
+            if version is None:
+                return None
+            ref = f"{version['entity']}/{version['project']}/{version['name']}"
+            variables.update(
+                entity=version["entity"],
+                project=version["project"],
+                collection=version["name"],
+                artifact_version=f"v{version['version_index']}",
+                artifact_ref=f"{ref}:v{version['version_index']}",
+            )
+        return variables
+
+    async def _enqueue(
+        self, automation: dict[str, Any], firing: dict[str, Any], action: dict[str, Any], variables: dict[str, Any], caller: Caller
+    ) -> uuid.UUID:
+        job_id = job_id_of_firing(automation["automation_id"], firing["event_id"])
+        command = EnqueueJob(
+            queue=action["queue"],
+            entity=render(action["entity"], variables),
+            project=render(action["project"], variables),
+            source=JobSource.model_validate(action["source"]),
+            config=render(action.get("config") or {}, variables),
+            priority=action.get("priority", 0),
+            job_id=job_id,
+            triggered_by=Trigger(automation_id=automation["automation_id"], event_id=firing["event_id"], event_type=firing["event_type"]),
+        )
+        await self.app.execute(command, caller, firing["event_id"], causation_id=firing["event_id"])
+        return job_id
+
+    async def _deliver(
+        self, automation: dict[str, Any], firing: dict[str, Any], action: dict[str, Any], variables: dict[str, Any], caller: Caller
+    ) -> tuple[str, str | None]:
+        body = orjson.dumps(render(action.get("payload") or {}, variables))
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature(self.secrets.secret(automation["automation_id"], automation["secret_generation"]), body),
+            DELIVERY_HEADER: f"{automation['automation_id']}:{firing['event_id']}",
+            "User-Agent": "modelreg-webhooks",
+        }
+        attempt = 0
+
+        async def once() -> bool:
+            nonlocal attempt
+            attempt += 1
+            status, error, started = None, None, time.perf_counter()
+            try:
+                if not action.get("allow_private_network"):
+                    await refuse_private_target(action["url"])
+                response = await self._http.post(action["url"], content=body, headers=headers)
+                status = response.status_code
+            except (httpx.HTTPError, ModelregError) as exc:
+                error = str(exc) or type(exc).__name__
+            duration_ms = (time.perf_counter() - started) * 1000
+            record = RecordWebhookAttempt(
+                automation_id=automation["automation_id"],
+                event_id=firing["event_id"],
+                attempt=attempt,
+                url=action["url"],
+                status_code=status,
+                error=error,
+                duration_ms=duration_ms,
+            )
+            await self.app.execute(record, caller, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False)
+            return status is not None and 200 <= status < 300
+
+        try:
+            async for retrying in AsyncRetrying(
+                stop=stop_after_attempt(int(action.get("max_attempts", 5))),
+                wait=wait_exponential(multiplier=self.webhook_backoff_s, max=60),
+                retry=retry_if_result(lambda delivered: not delivered),
+            ):
+                with retrying:
+                    delivered = await once()
+                if not retrying.retry_state.outcome.failed:  # type: ignore[union-attr]
+                    retrying.retry_state.set_result(delivered)
+        except RetryError:
+            return "failed", f"gave up after {attempt} attempts"
+        return "delivered", None
+
+    async def requeue_orphans(self) -> None:
+        silent_since = datetime.now(UTC) - timedelta(seconds=self.agent_timeout_s)
+        for job in await self.launch.orphaned_jobs(silent_since):
+            reason = f"agent {job['agent_id']} vanished: no heartbeat since {job['last_seen']}, requeued after {self.agent_timeout_s:g} s"
+            command = RequeueJob(job_id=job["job_id"], attempt=job["attempt"], reason=reason)
+            await self.app.execute(command, service_caller("modelreg-launch-supervisor"))
+            log.warning("job %s: %s", job["job_id"], reason)

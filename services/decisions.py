@@ -1,0 +1,59 @@
+"""What a command handler gets (the reads, the caller) and what it gives back (the events it decided)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from modelreg.events.envelope import Actor, Envelope, Event
+from modelreg.projections.launch_queries import LaunchQueries
+from modelreg.projections.registry_queries import RegistryQueries
+from modelreg.services.access import Caller, model_scopes
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The events a command becomes (maybe none) and the id of what it created or found."""
+
+    events: list[Envelope] = field(default_factory=list)
+    subject_id: Any = None
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    reads: RegistryQueries
+    caller: Caller
+    correlation_id: UUID | None = None
+    # What caused it: the event an automation reacts to, or the id of a command a client recorded offline.
+    causation_id: UUID | None = None
+    # When a client recorded the command (offline); None: now.
+    occurred_at: datetime | None = None
+
+    @property
+    def launch(self) -> LaunchQueries:
+        return LaunchQueries(self.reads.pool)
+
+    @property
+    def actor(self) -> Actor:
+        return self.caller.actor
+
+    async def require_admin_for_protected(self, registered_model: str, aliases: tuple[str, ...], doing: str) -> None:
+        """Protected aliases (`production`, say) are moved by the model's admins only."""
+        if not aliases or self.caller.may("admin", model_scopes(registered_model)):
+            return
+        protected = await self.reads.protected_aliases(registered_model)
+        for alias in aliases:
+            if alias in protected:
+                self.caller.require("admin", model_scopes(registered_model), f"{doing} protected alias {alias!r}")
+
+    def event(self, payload: Event, stream: str) -> Envelope:
+        return Envelope.new(
+            payload,
+            stream=stream,
+            actor=self.actor,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+            occurred_at=self.occurred_at,
+        )

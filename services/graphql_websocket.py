@@ -1,0 +1,73 @@
+"""The websocket side of /graphql: graphql-transport-ws, subscriptions only, and where its API key comes from.
+
+graphql-server's handler would also run queries and mutations sent over the socket, validated by the
+standard rules only and with one context (and its dataloader caches) for the socket's whole life. Here a
+socket serves subscriptions, validated with the same depth and cost limits as HTTP; queries and mutations
+go over HTTP, where every request gets fresh loaders and read-your-writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from graphql import GraphQLError, OperationType
+from graphql_server.exceptions import GraphQLValidationError
+from graphql_server.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from graphql_server.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from graphql_server.utils.operation import get_operation_type
+
+from modelreg.graphql.documents import ValidatedDocuments
+
+# aiohttp pings the client this often and closes the socket when no pong comes back within half of it:
+# a vanished or stuck client (one that stopped reading) loses its subscriptions and their log readers.
+HEARTBEAT_S = 20.0
+
+
+def api_key_of_connection(params: Mapping[str, Any] | None) -> str | None:
+    """The key a client sent in `connection_init`'s payload: `{"Authorization": "Bearer <key>"}` (what
+    browser clients send, since they cannot set headers on a websocket) or `{"apiKey": "<key>"}`."""
+    if not params:
+        return None
+    if isinstance(key := params.get("apiKey"), str) and key:
+        return key
+    authorization = params.get("Authorization", params.get("authorization"))
+    if isinstance(authorization, str):
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() == "bearer" and key.strip():
+            return key.strip()
+    return None
+
+
+class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler):
+    """graphql-transport-ws, answering a `subscribe` that is not a valid subscription with an `error`
+    message for that operation (the socket and its other subscriptions go on), and closing the log readers
+    of all its subscriptions when the socket closes."""
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        await self.context.close_tails()
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            refusal = self._refusal(message["payload"].get("query"), message["payload"].get("operationName"))
+            if refusal is not None:
+                await self.send_message({"id": message["id"], "type": "error", "payload": [e.formatted for e in refusal]})
+                return
+        await super().handle_subscribe(message)
+
+    def _refusal(self, query: Any, operation_name: str | None) -> list[GraphQLError] | None:
+        documents: ValidatedDocuments = self.view.documents  # type: ignore[attr-defined]
+        if not isinstance(query, str):
+            return [GraphQLError("a subscribe message needs a query")]
+        try:
+            document = documents.get(query)
+        except GraphQLValidationError as exc:
+            return list(exc.errors)
+        try:
+            operation = get_operation_type(document, operation_name)
+        except RuntimeError as exc:
+            return [GraphQLError(str(exc))]
+        if operation != OperationType.SUBSCRIPTION:
+            return [GraphQLError("this socket serves subscriptions; send queries and mutations as HTTP POST to /graphql")]
+        return None

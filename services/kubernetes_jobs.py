@@ -1,0 +1,62 @@
+"""A Launch job as the Kubernetes Job manifest a `kubernetes` queue's agent submits.
+
+The queue's resource_config says where and with what: namespace, image (the job's own image wins),
+cpu, memory, gpu, service_account. Git jobs run in that image with an init step that checks out the code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def job_manifest(job: dict[str, Any], resource_config: dict[str, Any], *, server_url: str) -> dict[str, Any]:
+    source = job["source"]
+    image = source.get("image") or resource_config.get("image") or "python:3.11-slim"
+    limits = {k: str(v) for k, v in (("cpu", resource_config.get("cpu")), ("memory", resource_config.get("memory"))) if v}
+    if resource_config.get("gpu"):
+        limits["nvidia.com/gpu"] = str(resource_config["gpu"])
+    env = [
+        {"name": "MODELREG_URL", "value": server_url},
+        {"name": "MODELREG_API_KEY", "valueFrom": {"secretKeyRef": {"name": "modelreg-agent", "key": "api-key"}}},
+        {"name": "MODELREG_LAUNCH_JOB_ID", "value": str(job["job_id"])},
+        {"name": "MODELREG_CONFIG_OVERRIDES", "value": json.dumps(job["config"], sort_keys=True)},
+        {"name": "MODELREG_LAUNCH_OVERRIDES", "value": json.dumps(job["overrides"], sort_keys=True)},
+        {"name": "MODELREG_ENTITY", "value": job["entity"]},
+    ]
+    container: dict[str, Any] = {
+        "name": "job",
+        "image": image,
+        "command": list(source["entry_point"]),
+        "env": env,
+        "resources": {"limits": limits, "requests": limits},
+    }
+    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    if source["kind"] == "git":
+        checkout = f"git clone {source['git_remote']} /code && cd /code && git checkout {source.get('git_commit') or 'HEAD'}"
+        if source.get("diff_patch"):
+            checkout += " && printf '%s' \"$DIFF_PATCH\" | git apply"
+        pod["initContainers"] = [
+            {
+                "name": "checkout",
+                "image": "alpine/git",
+                "command": ["sh", "-c", checkout],
+                "env": [{"name": "DIFF_PATCH", "value": source.get("diff_patch") or ""}],
+                "volumeMounts": [{"name": "code", "mountPath": "/code"}],
+            }
+        ]
+        container["workingDir"] = "/code"
+        container["volumeMounts"] = [{"name": "code", "mountPath": "/code"}]
+        pod["volumes"] = [{"name": "code", "emptyDir": {}}]
+    if resource_config.get("service_account"):
+        pod["serviceAccountName"] = resource_config["service_account"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": f"modelreg-{str(job['job_id'])[:8]}-{job['attempt']}",
+            "namespace": resource_config.get("namespace", "default"),
+            "labels": {"app.kubernetes.io/managed-by": "modelreg", "modelreg/job-id": str(job["job_id"])},
+        },
+        "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {"modelreg/job-id": str(job["job_id"])}}, "spec": pod}},
+    }

@@ -1,0 +1,234 @@
+"""Handlers of Launch and automation commands (see services/handlers.py for how handlers work)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import PurePosixPath
+from typing import Any
+from uuid import UUID
+
+from uuid_utils.compat import uuid7
+
+from modelreg.errors import Conflict, InvalidInput, NotFound
+from modelreg.events.automations import (
+    AutomationCreated,
+    AutomationDisabled,
+    AutomationEnabled,
+    AutomationFired,
+    WebhookAttempted,
+    automation_stream,
+)
+from modelreg.events.launch import (
+    AgentHeartbeat,
+    JobCancelled,
+    JobClaimed,
+    JobEnqueued,
+    JobFinished,
+    JobOutputCaptured,
+    JobRequeued,
+    JobSource,
+    JobStarted,
+    QueueCreated,
+    agent_stream,
+    job_stream,
+    queue_stream,
+)
+from modelreg.services.decisions import CommandContext, Decision
+from modelreg.services.launch_commands import (
+    CancelJob,
+    CaptureJobOutput,
+    ClaimJob,
+    CreateAutomation,
+    CreateQueue,
+    EnqueueJob,
+    Heartbeat,
+    JobCommand,
+    RecordAutomationFired,
+    RecordWebhookAttempt,
+    ReportJobFinished,
+    ReportJobStarted,
+    RequeueJob,
+    SetAutomationEnabled,
+)
+from modelreg.services.webhook_targets import refuse_private_target
+
+
+async def create_queue(cmd: CreateQueue, ctx: CommandContext) -> Decision:
+    if await ctx.launch.queue(cmd.queue) is not None:
+        raise Conflict(f"queue {cmd.queue!r} already exists")
+    return Decision([ctx.event(QueueCreated(**cmd.model_dump()), queue_stream(cmd.queue))], cmd.queue)
+
+
+async def _source_of_run(cmd: EnqueueJob, ctx: CommandContext) -> tuple[JobSource, dict[str, Any]]:
+    """The code a run ran (its git commit and uncommitted diff, its command line) and its config."""
+    run = await ctx.reads.run(cmd.entity, cmd.project, cmd.from_run or "")
+    if run is None:
+        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.from_run} does not exist")
+    env = run["environment"] or {}
+    git = env.get("git") or {}
+    if not git.get("remote") or not git.get("commit"):
+        raise InvalidInput(
+            f"run {cmd.from_run} recorded no git remote and commit, so its code cannot be checked out: "
+            "enqueue with a source (git url + entry point, or an image) instead"
+        )
+    entry_point = _entry_point(env.get("command") or [], git.get("root"))
+    source = JobSource(
+        kind="git",
+        git_remote=git["remote"],
+        git_commit=git["commit"],
+        diff_patch=git.get("diff") or None,
+        entry_point=entry_point,
+        cloned_from_run=f"{cmd.entity}/{cmd.project}/{cmd.from_run}",
+    )
+    return source, dict(run["config"] or {})
+
+
+def _entry_point(command: list[str], root: str | None) -> tuple[str, ...]:
+    """The run's command line, with its script relative to the repository so it runs in a fresh checkout."""
+    if len(command) < 2:
+        raise InvalidInput("the run recorded no command line to re-run: enqueue with a source and entry point instead")
+    script = PurePosixPath(command[1])
+    if script.is_absolute() and root and script.is_relative_to(root):
+        script = script.relative_to(root)
+    return ("python", str(script), *command[2:])
+
+
+async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
+    if await ctx.launch.queue(cmd.queue) is None:
+        raise NotFound(f"queue {cmd.queue!r} does not exist: an admin creates it (createLaunchQueue)")
+    if cmd.triggered_by is not None and ctx.actor.kind != "automation":
+        raise InvalidInput("only an automation enqueues a job as triggered_by")
+    if cmd.job_id is not None and await ctx.launch.job(cmd.job_id) is not None:
+        return Decision([], cmd.job_id)  # a retry of an enqueue that went through
+    if (cmd.from_run is None) == (cmd.source is None):
+        raise InvalidInput("give exactly one of fromRun (clone a finished run) or source (git url or image + entry point)")
+    if cmd.from_run is not None:
+        source, base = await _source_of_run(cmd, ctx)
+    else:
+        assert cmd.source is not None
+        source, base = cmd.source, dict(cmd.config)
+    job_id = cmd.job_id or uuid7()
+    payload = JobEnqueued(
+        job_id=job_id,
+        queue=cmd.queue,
+        entity=cmd.entity,
+        project=cmd.project,
+        priority=cmd.priority,
+        source=source,
+        config={**base, **cmd.overrides},
+        overrides=cmd.overrides,
+        triggered_by=cmd.triggered_by,
+    )
+    return Decision([ctx.event(payload, job_stream(job_id))], job_id)
+
+
+async def _job(job_id: UUID, ctx: CommandContext) -> dict[str, Any]:
+    job = await ctx.launch.job(job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    return job
+
+
+async def claim_job(cmd: ClaimJob, ctx: CommandContext) -> Decision:
+    """Two agents may both append a claim; the job's stream orders them and the first one wins (the
+    resolver tells each agent which it was)."""
+    job = await _job(cmd.job_id, ctx)
+    if job["state"] != "queued":
+        raise Conflict(f"job {cmd.job_id} is {job['state']}, not queued: another agent took it")
+    payload = JobClaimed(job_id=cmd.job_id, agent_id=cmd.agent_id, attempt=job["attempt"] + 1)
+    return Decision([ctx.event(payload, job_stream(cmd.job_id))], payload.attempt)
+
+
+async def _current_attempt(cmd: JobCommand, attempt: int, ctx: CommandContext) -> dict[str, Any]:
+    job = await _job(cmd.job_id, ctx)
+    if job["attempt"] != attempt or job["agent_id"] != cmd.agent_id or job["state"] not in ("claimed", "running"):
+        raise Conflict(
+            f"attempt {attempt} of job {cmd.job_id} by {cmd.agent_id} is void (the job is {job['state']}, "
+            f"attempt {job['attempt']}, agent {job['agent_id']}): stop working on it"
+        )
+    return job
+
+
+async def report_job_started(cmd: ReportJobStarted, ctx: CommandContext) -> Decision:
+    await _current_attempt(cmd, cmd.attempt, ctx)
+    payload = JobStarted(job_id=cmd.job_id, attempt=cmd.attempt, agent_id=cmd.agent_id, pid=cmd.pid, detail=cmd.detail)
+    return Decision([ctx.event(payload, job_stream(cmd.job_id))], cmd.job_id)
+
+
+async def capture_job_output(cmd: CaptureJobOutput, ctx: CommandContext) -> Decision:
+    await _current_attempt(cmd, cmd.attempt, ctx)
+    payload = JobOutputCaptured(job_id=cmd.job_id, attempt=cmd.attempt, stream=cmd.stream, text=cmd.text)
+    return Decision([ctx.event(payload, job_stream(cmd.job_id))], cmd.job_id)
+
+
+async def report_job_finished(cmd: ReportJobFinished, ctx: CommandContext) -> Decision:
+    await _current_attempt(cmd, cmd.attempt, ctx)
+    payload = JobFinished(**cmd.model_dump(exclude={"agent_id"}))
+    return Decision([ctx.event(payload, job_stream(cmd.job_id))], cmd.job_id)
+
+
+async def requeue_job(cmd: RequeueJob, ctx: CommandContext) -> Decision:
+    job = await _job(cmd.job_id, ctx)
+    if job["attempt"] != cmd.attempt or job["state"] not in ("claimed", "running"):
+        return Decision([], cmd.job_id)  # it finished or was requeued meanwhile
+    return Decision([ctx.event(JobRequeued(**cmd.model_dump()), job_stream(cmd.job_id))], cmd.job_id)
+
+
+async def cancel_job(cmd: CancelJob, ctx: CommandContext) -> Decision:
+    job = await _job(cmd.job_id, ctx)
+    if job["state"] not in ("queued", "claimed", "running"):
+        raise Conflict(f"job {cmd.job_id} is already {job['state']}")
+    return Decision([ctx.event(JobCancelled(**cmd.model_dump()), job_stream(cmd.job_id))], cmd.job_id)
+
+
+async def heartbeat(cmd: Heartbeat, ctx: CommandContext) -> Decision:
+    return Decision([ctx.event(AgentHeartbeat(**cmd.model_dump()), agent_stream(cmd.agent_id))], cmd.agent_id)
+
+
+async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decision:
+    action = cmd.action
+    if action.kind == "launch" and await ctx.launch.queue(action.queue) is None:
+        raise NotFound(f"queue {action.queue!r} does not exist: an admin creates it first")
+    if action.kind == "webhook":
+        if action.allow_private_network:
+            ctx.caller.require("admin", (), "a webhook to a private or loopback address")
+        else:
+            await refuse_private_target(action.url)
+    automation_id = uuid7()
+    payload = AutomationCreated(automation_id=automation_id, **cmd.model_dump())
+    return Decision([ctx.event(payload, automation_stream(automation_id))], automation_id)
+
+
+async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext) -> Decision:
+    automation = await ctx.launch.automation(cmd.automation_id)
+    if automation is None:
+        raise NotFound(f"automation {cmd.automation_id} does not exist")
+    if automation["enabled"] == cmd.enabled:
+        return Decision([], cmd.automation_id)
+    payload = (AutomationEnabled if cmd.enabled else AutomationDisabled)(automation_id=cmd.automation_id)
+    return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)
+
+
+async def record_automation_fired(cmd: RecordAutomationFired, ctx: CommandContext) -> Decision:
+    return Decision([ctx.event(AutomationFired(**cmd.model_dump()), automation_stream(cmd.automation_id))], cmd.event_id)
+
+
+async def record_webhook_attempt(cmd: RecordWebhookAttempt, ctx: CommandContext) -> Decision:
+    return Decision([ctx.event(WebhookAttempted(**cmd.model_dump()), automation_stream(cmd.automation_id))], cmd.event_id)
+
+
+LAUNCH_HANDLERS: dict[type, Callable[[Any, CommandContext], Awaitable[Decision]]] = {
+    CreateQueue: create_queue,
+    EnqueueJob: enqueue_job,
+    ClaimJob: claim_job,
+    ReportJobStarted: report_job_started,
+    CaptureJobOutput: capture_job_output,
+    ReportJobFinished: report_job_finished,
+    RequeueJob: requeue_job,
+    CancelJob: cancel_job,
+    Heartbeat: heartbeat,
+    CreateAutomation: create_automation,
+    SetAutomationEnabled: set_automation_enabled,
+    RecordAutomationFired: record_automation_fired,
+    RecordWebhookAttempt: record_webhook_attempt,
+}

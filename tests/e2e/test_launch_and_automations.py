@@ -1,0 +1,318 @@
+"""The demo's second half: automations that react to events, Launch queues, and agents that run jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from support.stack import Stack
+from support.training_repo import make_training_repo
+from support.waiting import wait_until
+
+import modelreg
+
+CREATE_QUEUE = "mutation($n: String!) { createLaunchQueue(name: $n) { name resource } }"
+CREATE_AUTOMATION = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!, $c: Float) {
+  createAutomation(name: $n, trigger: $t, action: $a, cooldownS: $c) { automation { id } webhookSecret }
+}"""
+ENQUEUE = """mutation($r: String, $s: GenericScalar, $c: GenericScalar, $o: GenericScalar, $p: Int) {
+  enqueueJob(queue: "cpu", entity: "acme", project: "nature", fromRun: $r, source: $s, config: $c, overrides: $o, priority: $p) { id state }
+}"""
+JOB = """query($id: ID!) { launchJob(id: $id) {
+  id state attempt requeues agentId exitCode reason config overrides triggeredBy source output { stream text } } }"""
+JOBS = "{ launchJobs(first: 500) { id state attempt triggeredBy config } }"
+
+
+@asynccontextmanager
+async def agents(url: str, key: str, count: int = 1, max_jobs: int = 1) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
+    """Real agent processes, as `modelreg agent --queue cpu` would run on a worker machine."""
+    command = [sys.executable, "-m", "modelreg.services.cli", "agent", "--queue", "cpu", "--max-jobs", str(max_jobs), "--heartbeat", "0.5"]
+    env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": key}
+    running = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
+    try:
+        yield running
+    finally:
+        for process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in running:
+            # Waited for off the event loop: a stopping agent's last requests go to the API in this loop.
+            await asyncio.to_thread(process.wait, 30)
+
+
+async def _setup(stack: Stack, tmp_path: Path) -> tuple[str, str, str, str]:
+    assert stack.client is not None
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    repo, commit = make_training_repo(tmp_path / "repo")
+    return str(stack.client.make_url("/")).rstrip("/"), await stack.key("service:agent", role="member"), repo, commit
+
+
+async def _job(stack: Stack, job_id: str) -> dict[str, Any]:
+    return (await stack.graphql(JOB, {"id": job_id}))["data"]["launchJob"]
+
+
+def _log_dataset(url: str, folder: Path, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(40, 2))
+    np.savetxt(folder / "data.csv", np.column_stack([x, x @ np.array([2.0, -1.0])]), delimiter=",")
+    with modelreg.init(project="nature", entity="acme", job_type="ingest", url=url) as run:
+        dataset = modelreg.Artifact("fresh-data", "dataset")
+        dataset.add_file(folder / "data.csv")
+        run.log_artifact(dataset)
+        return dataset.id  # type: ignore[return-value]
+
+
+async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_production(stack: Stack, tmp_path: Path) -> None:
+    url, key, repo, commit = await _setup(stack, tmp_path)
+    source = {"kind": "git", "git_remote": repo, "git_commit": commit}
+    retrain = {
+        "kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature",
+        "source": {**source, "entry_point": ["python", "train.py"]},
+        "config": {"dataset": "${artifact_ref}", "lr": 0.1, "epochs": 40},
+    }
+    evaluate = {
+        "kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature",
+        "source": {**source, "entry_point": ["python", "evaluate.py"]},
+        "config": {"candidate": "${artifact_ref}"},
+    }
+    on_data = {"event": "artifact_version_logged", "entity": "acme", "project": "nature", "collection": "fresh-data"}
+    on_candidate = {"event": "alias_added", "registered_model": "fresh-model", "alias_pattern": "cand.*"}
+    first = await stack.graphql(CREATE_AUTOMATION, {"n": "retrain on new data", "t": on_data, "a": retrain}, actor="user:ada")
+    second = await stack.graphql(CREATE_AUTOMATION, {"n": "evaluate candidates", "t": on_candidate, "a": evaluate}, actor="user:ada")
+    retrain_id = first["data"]["createAutomation"]["automation"]["id"]
+    evaluate_id = second["data"]["createAutomation"]["automation"]["id"]
+    data_folder = tmp_path / "data"
+    data_folder.mkdir()
+
+    async with agents(url, key):
+        dataset_id = await asyncio.to_thread(_log_dataset, url, data_folder, 1)
+
+        async def promoted() -> bool:
+            model = (await stack.graphql('{ registeredModel(name: "fresh-model") { alias(name: "production") { version } } }'))["data"]
+            jobs = (await stack.graphql(JOBS))["data"]["launchJobs"]
+            done = len(jobs) == 2 and all(j["state"] in ("finished", "failed") for j in jobs)
+            return done and bool(model["registeredModel"] and model["registeredModel"]["alias"])
+
+        await wait_until(promoted, timeout_s=120)
+
+    jobs = (await stack.graphql(JOBS))["data"]["launchJobs"]
+    by_automation = {j["triggeredBy"]["automation_id"]: j for j in jobs}
+    assert set(by_automation) == {retrain_id, evaluate_id} and all(j["state"] == "finished" for j in jobs)
+    train_job = await _job(stack, by_automation[retrain_id]["id"])
+    assert train_job["config"]["dataset"] == "acme/nature/fresh-data:v0"
+    assert any("trained" in o["text"] for o in train_job["output"])
+    eval_job = await _job(stack, by_automation[evaluate_id]["id"])
+    assert any("promoted to production" in o["text"] for o in eval_job["output"])
+
+    model = (await stack.graphql(
+        '{ registeredModel(name: "fresh-model") { versions { items { version aliases artifactVersion { id } } } } }'
+    ))["data"]["registeredModel"]["versions"]["items"]
+    assert [(v["version"], v["aliases"]) for v in model] == [("v0", ["candidate", "production"])]
+    upstream = (await stack.graphql(
+        'query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 2) { nodes { id } } }',
+        {"ref": model[0]["artifactVersion"]["id"]},
+    ))["data"]["lineage"]["nodes"]
+    assert f"artifact:{dataset_id}" in {n["id"] for n in upstream}  # the candidate leads back to the data that fired the loop
+
+    model_run = (await stack.graphql(
+        'query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 1) { nodes { run { jobType launchedBy { id triggeredBy } } } } }',
+        {"ref": model[0]["artifactVersion"]["id"]},
+    ))["data"]["lineage"]["nodes"]
+    (trainer,) = [n["run"] for n in model_run if n["run"]]
+    assert trainer["jobType"] == "train" and trainer["launchedBy"]["id"] == train_job["id"]
+    assert trainer["launchedBy"]["triggeredBy"]["automation_id"] == retrain_id  # launched by job X, triggered by automation Y
+    assert trainer["launchedBy"]["triggeredBy"]["event_type"] == "artifacts.version_logged"  # because of event Z
+
+    audit = (await stack.graphql('{ auditLog(action: "launch.job_enqueued") { items { actor details } } }'))["data"]["auditLog"]["items"]
+    assert {r["actor"] for r in audit} == {f"automation:{retrain_id}", f"automation:{evaluate_id}"}
+    firings = (await stack.graphql(
+        'query($id: ID!) { automation(id: $id) { createdBy firings { status eventType jobId } } }', {"id": retrain_id}
+    ))["data"]["automation"]
+    assert firings["createdBy"] == "user:ada"
+    assert [(f["status"], f["eventType"]) for f in firings["firings"]] == [("enqueued", "artifacts.version_logged")]
+
+
+async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_else_kept(stack: Stack, tmp_path: Path) -> None:
+    url, key, repo, commit = await _setup(stack, tmp_path)
+    env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": key, "MODELREG_ENTITY": "acme"}
+    # In a thread: the API under test answers from this event loop.
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    original = done.stdout.split()[1]
+
+    launched = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "modelreg.services.cli", "launch", "--queue", "cpu", "--from-run", f"acme/nature/{original}", "--config", "lr=0.01"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert launched.returncode == 0, launched.stderr
+    job_id = launched.stdout.split()[1]
+
+    async with agents(url, key):
+        await wait_until(lambda: _finished(stack, job_id), timeout_s=90)
+    job = await _job(stack, job_id)
+    clone = next(o["text"] for o in job["output"] if o["text"].startswith("trained")).split()[1]
+
+    runs = (await stack.graphql(
+        'query($a: String!, $b: String!) { a: run(entity: "acme", project: "nature", runId: $a) { config environment } '
+        'b: run(entity: "acme", project: "nature", runId: $b) { config environment } }',
+        {"a": original, "b": clone},
+    ))["data"]
+    assert runs["b"]["config"] == {**runs["a"]["config"], "lr": 0.01}
+    assert runs["b"]["environment"]["git"]["commit"] == runs["a"]["environment"]["git"]["commit"] == commit
+    assert runs["b"]["environment"]["launch"] == {"job_id": job_id, "overrides": {"lr": 0.01}}
+    assert job["source"]["cloned_from_run"] == f"acme/nature/{original}" and job["overrides"] == {"lr": 0.01}
+
+
+async def _finished(stack: Stack, job_id: str) -> bool:
+    return (await _job(stack, job_id))["state"] in ("finished", "failed")
+
+
+async def _enqueue_records(stack: Stack, repo: str, commit: str, ledger: Path, count: int, sleep: float = 0) -> list[str]:
+    source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
+    ids = []
+    for _ in range(count):
+        answer = await stack.graphql(ENQUEUE, {"s": source, "c": {"ledger": str(ledger), "sleep": sleep}})
+        ids.append(answer["data"]["enqueueJob"]["id"])
+    return ids
+
+
+async def _two_agents_run_each_job_once(stack: Stack, tmp_path: Path, count: int) -> None:
+    url, key, repo, commit = await _setup(stack, tmp_path)
+    ledger = tmp_path / "ledger.txt"
+    ids = await _enqueue_records(stack, repo, commit, ledger, count)
+
+    async with agents(url, key, count=2, max_jobs=2):
+        async def all_finished() -> bool:
+            states = [j["state"] for j in (await stack.graphql(JOBS))["data"]["launchJobs"]]
+            return states.count("finished") == count
+
+        await wait_until(all_finished, timeout_s=60 + count * 2)
+
+    ran = ledger.read_text().split()
+    assert sorted(ran) == sorted(ids)  # every job ran, and none twice
+    assert {j["attempt"] for j in (await stack.graphql(JOBS))["data"]["launchJobs"]} == {1}
+
+
+async def test_two_agents_on_one_queue_run_each_of_40_jobs_exactly_once(stack: Stack, tmp_path: Path) -> None:
+    await _two_agents_run_each_job_once(stack, tmp_path, 40)
+
+
+@pytest.mark.slow
+async def test_two_agents_on_one_queue_run_each_of_200_jobs_exactly_once(stack: Stack, tmp_path: Path) -> None:
+    await _two_agents_run_each_job_once(stack, tmp_path, 200)
+
+
+async def test_the_job_of_a_killed_agent_is_requeued_and_finishes_once(stack: Stack, tmp_path: Path) -> None:
+    url, key, repo, commit = await _setup(stack, tmp_path)
+    ledger = tmp_path / "ledger.txt"
+    (job_id,) = await _enqueue_records(stack, repo, commit, ledger, 1, sleep=6)
+
+    async with agents(url, key) as (doomed,):
+        await wait_until(lambda: _state_is(stack, job_id, "running"), timeout_s=60)
+        doomed.send_signal(signal.SIGKILL)  # its job dies with it (PR_SET_PDEATHSIG)
+    async with agents(url, key):
+        await wait_until(lambda: _finished(stack, job_id), timeout_s=90)
+
+    job = await _job(stack, job_id)
+    assert (job["state"], job["attempt"], job["requeues"]) == ("finished", 2, 1)
+    assert ledger.read_text().split() == [job_id]
+    requeued = (await stack.graphql('{ auditLog(action: "launch.job_requeued") { items { details } } }'))["data"]["auditLog"]["items"]
+    assert "vanished" in requeued[0]["details"]["reason"]
+
+
+async def _state_is(stack: Stack, job_id: str, state: str) -> bool:
+    return (await _job(stack, job_id))["state"] == state
+
+
+async def test_an_automation_fired_again_after_a_crash_enqueues_its_job_once(stack: Stack, tmp_path: Path) -> None:
+    from modelreg.services.api import APP, SECRETS
+    from modelreg.services.automation_runner import AutomationRunner
+
+    url, _, repo, commit = await _setup(stack, tmp_path)
+    action = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature",
+              "source": {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "train.py"]}}
+    created = await stack.graphql(CREATE_AUTOMATION, {"n": "retrain", "t": {"event": "artifact_version_logged"}, "a": action})
+    automation_id = created["data"]["createAutomation"]["automation"]["id"]
+    data_folder = tmp_path / "data"
+    data_folder.mkdir()
+    await asyncio.to_thread(_log_dataset, url, data_folder, 2)
+
+    async def enqueued() -> list[dict[str, Any]]:
+        return (await stack.graphql('query($id: ID!) { automation(id: $id) { firings { eventId status jobId } } }', {"id": automation_id}))[
+            "data"]["automation"]["firings"]
+
+    await wait_until(lambda: _firing_closed(enqueued), timeout_s=30)
+    (firing,) = await enqueued()
+
+    # A trigger consumer that died after enqueueing but before recording the firing does it again on restart.
+    assert stack.client is not None
+    app = stack.client.server.app
+    restarted = AutomationRunner(app[APP], app[SECRETS])
+    row = await restarted.launch.firings(__import__("uuid").UUID(automation_id), 10)
+    await restarted.fire({**row[0], "status": "pending"})
+    await restarted.fire({**row[0], "status": "pending"})
+
+    jobs = [j for j in (await stack.graphql(JOBS))["data"]["launchJobs"] if j["triggeredBy"]]
+    assert [j["id"] for j in jobs] == [firing["jobId"]]
+
+
+async def _firing_closed(firings: Any) -> bool:
+    found = await firings()
+    return bool(found) and found[0]["status"] == "enqueued"
+
+
+async def test_a_new_member_of_a_queue_cannot_create_it_and_a_job_for_a_missing_queue_is_refused(stack: Stack) -> None:
+    member = await stack.key("user:mia", role="member")
+    refused = await stack.graphql(CREATE_QUEUE, {"n": "gpu"}, key=member)
+    missing = await stack.graphql(ENQUEUE, {"r": "nope"})
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND" and "createLaunchQueue" in missing["errors"][0]["message"]
+
+
+async def test_queues_and_automations_are_managed_from_the_command_line_too(stack: Stack, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from modelreg.services.cli import main
+
+    assert stack.client is not None
+    url = str(stack.client.make_url("/")).rstrip("/")
+    env = {"MODELREG_URL": url, "MODELREG_API_KEY": await stack.key("user:ada")}
+    spec = tmp_path / "retrain.yaml"
+    spec.write_text(
+        "name: retrain on new data\n"
+        "trigger: {event: artifact_version_logged, collection: fresh-data}\n"
+        "action:\n"
+        "  kind: launch\n  queue: gpu\n  entity: acme\n  project: nature\n"
+        "  source: {kind: git, git_remote: 'https://git.example.com/nature.git', entry_point: [python, train.py]}\n"
+        "  config: {dataset: '${artifact_ref}'}\n"
+        "cooldown_s: 600\n"
+    )
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "queue gpu (kubernetes) created" in await asyncio.to_thread(cli, "queue", "create", "gpu", "--resource", "kubernetes")
+    created = await asyncio.to_thread(cli, "automation", "create", str(spec))
+    automation_id = created.split()[1]
+    assert "disabled" in await asyncio.to_thread(cli, "automation", "disable", automation_id)
+    listed = await asyncio.to_thread(cli, "automation", "list")
+    assert f"{automation_id}  disabled  retrain on new data  on artifact_version_logged -> launch" in listed
+
+    audit = await stack.graphql(
+        'query($s: String!) { auditLog(stream: $s) { items { action actor } } }', {"s": f"automation:{automation_id}"}
+    )
+    assert [(r["action"], r["actor"]) for r in audit["data"]["auditLog"]["items"]] == [
+        ("automations.automation_disabled", "user:ada"), ("automations.automation_created", "user:ada")
+    ]
