@@ -23,6 +23,16 @@ PARALLEL_FILES = 4
 PROGRESS_FROM_BYTES = 10 * 1024 * 1024  # smaller transfers are over before a bar helps
 
 
+# Bigger files are sent in one pass that hashes as it sends, unless the server may have them already.
+ONE_PASS_FROM_BYTES = 16 * 1024 * 1024
+HEAD_BYTES = 1024 * 1024  # the server indexes its blobs by size and the sha256 of this many first bytes
+
+
+def head_digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.sha256(f.read(HEAD_BYTES)).hexdigest()
+
+
 def file_digest(path: Path) -> str:
     hasher = hashlib.sha256()
     with path.open("rb") as f:
@@ -61,6 +71,7 @@ class Artifact:
         # Filled in once logged.
         self.id: str | None = None
         self.version: str | None = None
+        self.uploaded_bytes = 0
         self._logged_manifest: list[ArtifactFile] | None = None
 
     def add_file(self, local_path: str | Path, name: str | None = None) -> None:
@@ -136,6 +147,47 @@ class Artifact:
             digests = list(pool.map(lambda n: file_digest(self._files[n]), names))
         hashed = [ArtifactFile(n, self._files[n].stat().st_size, d) for n, d in zip(names, digests)]
         return sorted([*hashed, *self._known.values()], key=lambda f: f.path)
+
+    def upload_files(self, transport: Transport) -> list[ArtifactFile]:
+        """Send what the server lacks and return the manifest (sorted by path, with the files described
+        already); `uploaded_bytes` says how much was sent.
+
+        A local file is read once when the server lacks it, and once when it has it: small files are hashed
+        and then asked about (HEAD); a big one is first looked up by its size and first MiB, then either
+        hashed to confirm the server has it (an unchanged file: nothing is sent) or sent in one pass that
+        hashes as it sends (new content)."""
+        names = sorted(self._files)
+        sizes = {n: self._files[n].stat().st_size for n in names}
+        big = [n for n in names if sizes[n] >= ONE_PASS_FROM_BYTES]
+        sent = [0]
+        with tqdm(total=sum(sizes[n] for n in big), unit="B", unit_scale=True, desc=f"uploading {self.name}", disable=not big) as bar:
+
+            def count(n: int) -> None:
+                sent[0] += n
+                bar.update(n)
+
+            def one(name: str) -> ArtifactFile:
+                path, size = self._files[name], sizes[name]
+                if size >= ONE_PASS_FROM_BYTES:
+                    candidates = transport.blob_candidates(size, head_digest(path))
+                    if candidates is not None:
+                        if not candidates:
+                            return ArtifactFile(name, size, transport.upload_hashing(path, count))
+                        digest = file_digest(path)
+                        if digest in candidates:
+                            bar.update(size)
+                            return ArtifactFile(name, size, digest)
+                        transport.upload(path, digest, count)
+                        return ArtifactFile(name, size, digest)
+                digest = file_digest(path)
+                if not transport.has_blob(digest):
+                    transport.upload(path, digest, count)
+                return ArtifactFile(name, size, digest)
+
+            with ThreadPoolExecutor(PARALLEL_FILES) as pool:
+                sent_files = list(pool.map(one, names))
+        self.uploaded_bytes = sent[0]
+        return sorted([*sent_files, *self._known.values()], key=lambda f: f.path)
 
     def upload(self, transport: Transport, manifest: list[ArtifactFile]) -> int:
         """Send the files the server does not have yet; returns the bytes sent."""

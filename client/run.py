@@ -98,8 +98,7 @@ class Run:
 
     def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
         """Upload what the server lacks and log the version as this run's output."""
-        manifest = artifact.manifest()
-        artifact.upload(self.transport, manifest)
+        manifest = artifact.upload_files(self.transport)
         fields = self._artifact_fields(artifact, manifest, aliases)
         logged = self.transport.graphql(_LOG, {"i": fields})["logArtifactVersion"]
         artifact.mark_logged(logged["id"], logged["version"], manifest)

@@ -19,7 +19,7 @@ from modelreg.errors import InvalidInput, ModelregError, NotFound, PermissionDen
 from modelreg.user_settings import load_login
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-CHUNK = 1024 * 1024
+CHUNK = 4 * 1024 * 1024
 
 _ERRORS: dict[str, type[ModelregError]] = {"INVALID_INPUT": InvalidInput, "NOT_FOUND": NotFound, "FORBIDDEN": PermissionDenied}
 
@@ -89,10 +89,40 @@ class Transport:
                     yield chunk
                     on_bytes(len(chunk))
 
-        response = self._http.put(f"/blobs/{digest}", content=chunks())
+        response = self._http.put(f"/blobs/{digest}", content=chunks(), headers={"Content-Length": str(path.stat().st_size)})
         if response.status_code == 400:
             raise InvalidInput(f"{path}: {response.text} (did the file change while it was uploaded?)")
         response.raise_for_status()
+
+    @_retrying
+    def blob_candidates(self, size: int, head: str) -> list[str] | None:
+        """Digests of the server's blobs with this size and first-MiB sha256; None if it cannot tell."""
+        response = self._http.get(f"/blobs/heads/{size}/{head}")
+        if response.status_code == 404:  # an older server
+            return None
+        if response.status_code >= 500:
+            response.raise_for_status()
+        return response.json()["digests"] if response.status_code == 200 else None
+
+    @_retrying
+    def upload_hashing(self, path: Path, on_bytes: Callable[[int], None]) -> str:
+        """Stream a file to the store in one pass, hashing it as it goes; returns its digest once the
+        server, which computed it too, agrees. Retried from the start if cut."""
+        hasher = hashlib.sha256()
+
+        def chunks():  # type: ignore[no-untyped-def]
+            with path.open("rb", buffering=0) as f:
+                while chunk := f.read(CHUNK):
+                    hasher.update(chunk)
+                    yield chunk
+                    on_bytes(len(chunk))
+
+        response = self._http.post("/blobs", content=chunks(), headers={"Content-Length": str(path.stat().st_size)})
+        response.raise_for_status()
+        digest = "sha256:" + hasher.hexdigest()
+        if response.json()["digest"] != digest:
+            raise httpx.TransportError(f"upload of {path} arrived corrupted (the server computed another digest)")  # retried
+        return digest
 
     @_retrying
     def download(self, digest: str, destination: Path, on_bytes: Callable[[int], None]) -> None:

@@ -145,11 +145,10 @@ async def _model_after(info: graphene.ResolveInfo, command: Any) -> dict:
 
 
 async def _model_version(info: graphene.ResolveInfo, name: str, artifact_version_id: UUID) -> dict:
-    row = await info.context.reads.model_version_of(name, artifact_version_id)
+    row = await info.context.reads.model_version_with_aliases(name, artifact_version_id)
     if row is None:
         raise NotFound(f"artifact version {artifact_version_id} is not linked to {name!r}")
-    aliases = await info.context.reads.aliases_of(name, artifact_version_id)
-    return {**row, "aliases": aliases}
+    return row
 
 
 class RegisteredModelPage(graphene.ObjectType):

@@ -111,6 +111,19 @@ class RegistryQueries:
         )
         return dict(row) if row else None
 
+    async def model_version_with_aliases(self, name: str, artifact_version_id: UUID) -> dict[str, Any] | None:
+        """The link and the aliases it holds, in one round trip (what a mutation answers with)."""
+        row = await self.pool.fetchrow(
+            """SELECT mv.*, coalesce(
+                   (SELECT array_agg(ma.alias ORDER BY ma.alias) FROM model_aliases ma
+                    WHERE ma.registered_model = mv.registered_model AND ma.artifact_version_id = mv.artifact_version_id),
+                   '{}') AS aliases
+               FROM model_versions mv WHERE mv.registered_model = $1 AND mv.artifact_version_id = $2""",
+            name,
+            artifact_version_id,
+        )
+        return dict(row) if row else None
+
     async def alias_target(self, name: str, alias: str) -> UUID | None:
         return await self.pool.fetchval(
             "SELECT artifact_version_id FROM model_aliases WHERE registered_model = $1 AND alias = $2", name, alias

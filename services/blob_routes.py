@@ -1,6 +1,11 @@
-"""HTTP routes of the blob store: HEAD to ask, PUT to upload (streamed, verified), GET to download."""
+"""HTTP routes of the blob store: HEAD to ask, PUT to upload (streamed, verified), GET to download;
+POST /blobs to upload content whose digest the client computes as it sends (the store answers with the
+digest it computed), and GET /blobs/heads/{size}/{head} to ask whether the store may already have a file
+without reading the whole file first."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -9,6 +14,13 @@ from modelreg.services.blob_store import FolderBlobStore
 
 BLOBS: web.AppKey[FolderBlobStore] = web.AppKey("blobs", FolderBlobStore)
 CHUNK = 1024 * 1024
+
+
+async def _as_received(request: web.Request) -> AsyncIterator[bytes]:
+    """The body in the pieces the socket delivered (iter_any would join whatever is buffered: a copy)."""
+    async for data, _ in request.content.iter_chunks():
+        if data:
+            yield data
 
 
 def _path_or_400(request: web.Request) -> tuple[FolderBlobStore, str]:
@@ -34,10 +46,27 @@ async def put_blob(request: web.Request) -> web.Response:
             pass
         return web.json_response({"digest": digest, "stored": False})
     try:
-        size = await store.put(digest, request.content.iter_chunked(CHUNK))
+        size = await store.put(digest, _as_received(request))
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
+
+
+async def post_blob(request: web.Request) -> web.Response:
+    """Upload without announcing the digest: the store computes it, and the client compares it with its own."""
+    store = request.app[BLOBS]
+    digest, size = await store.put_content(None, _as_received(request))
+    return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
+
+
+async def blob_candidates(request: web.Request) -> web.Response:
+    """Digests of stored blobs with this size whose first MiB has this sha256 (usually none, or the one)."""
+    try:
+        size = int(request.match_info["size"])
+        digests = request.app[BLOBS].candidates(size, request.match_info["head"])
+    except (ValueError, InvalidInput) as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    return web.json_response({"digests": digests})
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
@@ -51,4 +80,6 @@ def add_blob_routes(app: web.Application, store: FolderBlobStore) -> None:
     app[BLOBS] = store
     app.router.add_route("HEAD", "/blobs/{digest}", head_blob)
     app.router.add_put("/blobs/{digest}", put_blob)
+    app.router.add_post("/blobs", post_blob)
+    app.router.add_get("/blobs/heads/{size}/{head}", blob_candidates)
     app.router.add_get("/blobs/{digest}", get_blob, allow_head=False)

@@ -39,3 +39,29 @@ async def test_content_that_does_not_match_its_address_is_refused_and_not_stored
 
     not_an_address = await stack.client.put("/blobs/md5:abc", data=b"x", headers=auth)
     assert not_an_address.status == 400
+
+
+async def test_content_sent_without_its_address_is_stored_under_the_digest_the_store_computes(stack: Stack) -> None:
+    assert stack.client is not None
+    auth = await stack.auth()
+    content = b"new weights" * 300_000  # more than the 1 MiB the head index covers
+    posted = await stack.client.post("/blobs", data=content, headers=auth)
+    assert posted.status == 201
+    assert (await posted.json())["digest"] == address(content)
+    served = await stack.client.get(f"/blobs/{address(content)}", headers=auth)
+    assert await served.read() == content
+
+
+async def test_a_stored_file_is_found_by_its_size_and_first_mebibyte(stack: Stack) -> None:
+    assert stack.client is not None
+    auth = await stack.auth()
+    content = b"checkpoint" * 200_000
+    head = hashlib.sha256(content[: 1024 * 1024]).hexdigest()
+    found = f"/blobs/heads/{len(content)}/{head}"
+    assert (await (await stack.client.get(found, headers=auth)).json())["digests"] == []
+    await stack.client.put(f"/blobs/{address(content)}", data=content, headers=auth)
+    assert (await (await stack.client.get(found, headers=auth)).json())["digests"] == [address(content)]
+    other_size = f"/blobs/heads/{len(content) + 1}/{head}"
+    assert (await (await stack.client.get(other_size, headers=auth)).json())["digests"] == []
+    assert (await stack.client.get(f"/blobs/heads/10/not-hex", headers=auth)).status == 400
+    assert (await stack.client.get(found)).status == 401  # like every blob route, it needs a key

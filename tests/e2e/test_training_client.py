@@ -159,3 +159,33 @@ async def test_scripts_read_the_registry_through_the_api(stack: Stack, tmp_path:
     logged_by, used_by, config, production, model_run = await asyncio.to_thread(read)
     assert (logged_by, used_by, config) == ("preprocess", [train_run], {"lr": 0.01, "epochs": 3})
     assert (production, model_run) == (model.id, train_run)
+
+
+def log_big(url: str, folder: Path) -> tuple[modelreg.Artifact, modelreg.Artifact, modelreg.LoggedArtifact]:
+    with modelreg.init(project="nature", entity="acme", job_type="train", url=url) as run:
+        first = modelreg.Artifact("big-classifier", "model")
+        first.add_dir(folder)
+        run.log_artifact(first)
+        again = modelreg.Artifact("big-classifier", "model")
+        again.add_dir(folder)
+        run.log_artifact(again)
+        return first, again, run.use_artifact("big-classifier:latest")
+
+
+async def test_a_big_file_is_sent_in_one_pass_and_not_again_when_logged_unchanged(stack: Stack, tmp_path: Path) -> None:
+    from modelreg.artifact import ONE_PASS_FROM_BYTES
+
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+    weights = bytes(range(256)) * (ONE_PASS_FROM_BYTES // 256 + 1000)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(weights)
+    (tmp_path / "model" / "config.json").write_text("{}")
+
+    first, again, logged = await asyncio.to_thread(log_big, url, tmp_path / "model")
+
+    assert first.uploaded_bytes == len(weights) + 2
+    assert again.uploaded_bytes == 0
+    assert again.version == first.version  # the same content: no new version
+    local = await asyncio.to_thread(logged.download, tmp_path / "downloaded")
+    assert (local / "weights.bin").read_bytes() == weights
