@@ -56,6 +56,8 @@ class AutomationRunner:
         self.agent_timeout_s = agent_timeout_s
         self.webhook_backoff_s = webhook_backoff_s
         self._in_flight: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        # Carried out, but the trigger projection may not show the firing closed yet: not again meanwhile.
+        self._done: set[tuple[uuid.UUID, uuid.UUID]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
@@ -87,9 +89,11 @@ class AutomationRunner:
         self._wake.set()
 
     async def fire_pending(self) -> None:
-        for firing in await self.launch.pending_firings(200):
+        pending = await self.launch.pending_firings(200)
+        self._done &= {(f["automation_id"], f["event_id"]) for f in pending}
+        for firing in pending:
             key = (firing["automation_id"], firing["event_id"])
-            if key in self._in_flight:
+            if key in self._in_flight or key in self._done:
                 continue
             self._in_flight.add(key)
             task = asyncio.create_task(self._fire_guarded(firing, key))
@@ -98,20 +102,22 @@ class AutomationRunner:
 
     async def _fire_guarded(self, firing: dict[str, Any], key: tuple[uuid.UUID, uuid.UUID]) -> None:
         try:
-            await self.fire(firing)
+            if await self.fire(firing):
+                self._done.add(key)
         except Exception:
             log.exception("automation %s: firing for event %s failed; it stays pending and is retried", *key)
             await asyncio.sleep(1.0)
         finally:
             self._in_flight.discard(key)
 
-    async def fire(self, firing: dict[str, Any]) -> None:
+    async def fire(self, firing: dict[str, Any]) -> bool:
+        """Carry out one firing; False when it cannot be done yet (it stays pending for the next round)."""
         automation = await self.launch.automation(firing["automation_id"])
         if automation is None:
-            return
+            return False
         variables = await self._variables(firing)
         if variables is None:
-            return  # the registry has not shown the event's artifact version yet: next round
+            return False  # the registry has not shown the event's artifact version yet
         as_automation = Caller(Actor(kind="automation", id=str(automation["automation_id"])), "admin")
         action = automation["action"]
         if action["kind"] == "launch":
@@ -129,6 +135,7 @@ class AutomationRunner:
             detail=detail,
         )
         await self.app.execute(fired, as_automation, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False)
+        return True
 
     async def _variables(self, firing: dict[str, Any]) -> dict[str, Any] | None:
         variables = dict(firing["variables"])
