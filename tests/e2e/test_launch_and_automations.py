@@ -331,3 +331,47 @@ async def test_a_running_job_that_is_cancelled_is_stopped_by_its_agent(stack: St
 
     assert not ledger.exists()  # stopped before it wrote anything
     assert (await _job(stack, job_id))["state"] == "cancelled"
+
+
+async def test_a_trigger_consumer_killed_while_firing_enqueues_each_job_once_after_its_restart(settings: Any, tmp_path: Path) -> None:
+    """`modelreg triggers` as a real process, SIGKILLed while it carries out 120 firings, then started again."""
+    async with Stack(settings, with_triggers=False) as stack:
+        url, _, repo, commit = await _setup(stack, tmp_path)
+        action = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature",
+                  "source": {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "train.py"]},
+                  "config": {"dataset": "${artifact_ref}"}}
+        await stack.graphql(CREATE_AUTOMATION, {"n": "retrain", "t": {"event": "artifact_version_logged", "collection": "fresh-data"}, "a": action})
+        for n in range(FIRINGS):
+            await stack.graphql(LOG_DATASET, {"i": {"entity": "acme", "project": "nature", "name": "fresh-data", "type": "dataset",
+                                                    "files": [{"path": "d.csv", "size": n, "digest": "sha256:" + f"{n:064x}"}]}})
+        command = [sys.executable, "-m", "modelreg.services.cli", "triggers", "--database-url", settings.database_url, "--topic", settings.topic]
+        if settings.kafka_bootstrap_servers:
+            command += ["--kafka", settings.kafka_bootstrap_servers]
+
+        async def enqueued() -> int:
+            return len([j for j in (await stack.graphql(JOBS))["data"]["launchJobs"] if j["triggeredBy"]])
+
+        first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await wait_until(lambda: _at_least(enqueued, 1), timeout_s=60, every_s=0.01)
+        first.send_signal(signal.SIGKILL)  # in the middle of the firings
+        await asyncio.to_thread(first.wait, 30)
+        assert await enqueued() < FIRINGS
+        second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            await wait_until(lambda: _at_least(enqueued, FIRINGS), timeout_s=120)
+            await asyncio.sleep(1.0)  # what a double enqueue would need to show up
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(second.wait, 30)
+
+        jobs = [j for j in (await stack.graphql(JOBS))["data"]["launchJobs"] if j["triggeredBy"]]
+        assert len(jobs) == FIRINGS and len({j["triggeredBy"]["event_id"] for j in jobs}) == FIRINGS
+        assert sorted(j["config"]["dataset"] for j in jobs) == sorted(f"acme/nature/fresh-data:v{n}" for n in range(FIRINGS))
+
+
+FIRINGS = 120
+LOG_DATASET = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"
+
+
+async def _at_least(count: Any, n: int) -> bool:
+    return await count() >= n

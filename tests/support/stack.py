@@ -17,8 +17,9 @@ from modelreg.services.settings import Settings
 
 
 class Stack:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, with_triggers: bool = True) -> None:
         self.settings = settings
+        self.with_triggers = with_triggers
         self._stopping = asyncio.Event()
         self._projector: asyncio.Task[None] | None = None
         self._triggers: asyncio.Task[None] | None = None
@@ -30,7 +31,8 @@ class Stack:
         self.client = TestClient(TestServer(create_app(self.settings)))
         await self.client.start_server()  # runs migrations before the projector starts
         self._projector = asyncio.create_task(run_projector(self.settings, self._stopping))
-        self._triggers = asyncio.create_task(run_triggers(self.settings, self._stopping, webhook_backoff_s=0.05))
+        if self.with_triggers:
+            self._triggers = asyncio.create_task(run_triggers(self.settings, self._stopping, webhook_backoff_s=0.05))
         # Training scripts in tests find their key where users' scripts do.
         self._key_before = os.environ.get("MODELREG_API_KEY")
         os.environ["MODELREG_API_KEY"] = await self.key("user:alice")
