@@ -111,7 +111,11 @@ class LaunchAgent:
             try:
                 while not stopping.is_set():
                     if len(self._running) < self.max_jobs:
-                        await self._take_jobs()
+                        try:
+                            await self._take_jobs()
+                        except (Refused, httpx.HTTPError) as exc:  # the API restarting, say: poll again
+                            log.warning("agent %s: could not take jobs (%s); retrying", self.agent_id, exc)
+                            await asyncio.sleep(1.0)
                     try:
                         await asyncio.wait_for(stopping.wait(), self.poll_s)
                     except TimeoutError:
