@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
@@ -68,10 +69,14 @@ class AutomationRunner:
         supervised_at = 0.0
         try:
             while not stopping.is_set():
-                await self.fire_pending()
-                if time.monotonic() - supervised_at > min(5.0, self.agent_timeout_s / 3):
-                    await self.requeue_orphans()
-                    supervised_at = time.monotonic()
+                try:
+                    await self.fire_pending()
+                    if time.monotonic() - supervised_at > min(5.0, self.agent_timeout_s / 3):
+                        await self.requeue_orphans()
+                        supervised_at = time.monotonic()
+                except (OSError, asyncpg.PostgresError, ModelregError) as exc:  # Postgres or the log away for a moment
+                    log.warning("automation runner: %s; trying again in a second", exc)
+                    await asyncio.sleep(1.0)
                 self._wake.clear()
                 waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())]
                 await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
