@@ -41,10 +41,13 @@ export function StateBadge({ state }) {
   return html`<span class="badge state-${state}">${state}</span>`;
 }
 
-export function Time({ at }) {
+// When something happened: "5 min ago" (the exact UTC time on hover), or both when `exact`.
+export function Time({ at, exact = false }) {
   if (!at) return html`<span class="muted">—</span>`;
   const when = new Date(at);
-  return html`<time datetime=${at} title=${when.toISOString()}>${ago(when)}</time>`;
+  const utc = when.toISOString().replace("T", " ").slice(0, 19) + " UTC";
+  if (exact) return html`<time datetime=${at}>${utc} <span class="muted">(${ago(when)})</span></time>`;
+  return html`<time datetime=${at} title=${utc}>${ago(when)}</time>`;
 }
 
 function ago(when) {

@@ -95,6 +95,12 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
     from playwright.async_api import async_playwright, expect
 
     await seed(stack)
+    # The version page finds a version by its number (registeredModel.version), which the UI added.
+    lookups = await stack.graphql('{ registeredModel(name: "nature-classification") { v1: version(name: "v1") { aliases } '
+                                  'v9: version(name: "v9") { aliases } } }')
+    assert lookups["data"]["registeredModel"] == {"v1": {"aliases": ["production"]}, "v9": None}
+    bad = await stack.graphql('{ registeredModel(name: "nature-classification") { version(name: "latest") { aliases } } }')
+    assert bad["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
     url = str(stack.client.make_url("/"))
     viewer_key = await stack.key("user:dana", role="viewer")  # the UI needs no more than reading
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

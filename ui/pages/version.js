@@ -106,7 +106,7 @@ function History({ records, av }) {
     <table class="grid" data-testid="history">
       <thead><tr><th>When</th><th>Who</th><th>What</th><th>Event</th></tr></thead>
       <tbody>${shown.map((r) => html`<tr>
-        <td><${Time} at=${r.occurredAt} /></td><td class="actor">${r.actor}</td><td>${describe(r)}</td>
+        <td><${Time} at=${r.occurredAt} exact /></td><td class="actor">${r.actor}</td><td>${describe(r)}</td>
         <td><code class="muted" title=${JSON.stringify(r.details)}>${r.action}</code></td></tr>`)}</tbody>
     </table>
     ${!shown.length && html`<p class="muted">No action recorded.</p>`}`;
