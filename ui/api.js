@@ -92,8 +92,13 @@ export function liveEvents(filter, onEvent, onStatus = () => {}) {
         onStatus("error");
       }
     };
-    socket.onclose = () => {
+    socket.onclose = (closed) => {
       if (stopped) return;
+      if (closed.code === 4403) { // the key was refused: reconnecting would not help
+        onStatus("refused");
+        window.dispatchEvent(new CustomEvent("modelreg:unauthorized", { detail: "the live-events socket refused the key" }));
+        return;
+      }
       onStatus("reconnecting");
       retry = setTimeout(connect, 2000);
     };

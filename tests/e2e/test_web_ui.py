@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from support.stack import Stack
-from support.story import ADD_ALIAS, demo_story
+from support.story import ADD_ALIAS, LINK, LOG_VERSION, demo_story, version_input
 
+PAGE = 20  # versions per page in the registry (ui/pages/registry.js PAGE_SIZE)
 CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -91,10 +92,19 @@ async def seed(stack: Stack) -> None:
         assert "errors" not in answer, answer
 
 
+async def seed_many_versions(stack: Stack, count: int) -> None:
+    """Another registered model with more versions than a page of the versions table holds."""
+    for n in range(count):
+        logged = await stack.graphql(LOG_VERSION, {"input": version_input("fraud-model", f"weights-{n}".encode())})
+        linked = await stack.graphql(LINK, {"model": "fraud-detector", "id": logged["data"]["logArtifactVersion"]["id"]})
+        assert "errors" not in linked, linked
+
+
 async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behind_production(stack: Stack) -> None:
     from playwright.async_api import async_playwright, expect
 
     await seed(stack)
+    await seed_many_versions(stack, PAGE + 1)
     # The version page finds a version by its number (registeredModel.version), which the UI added.
     lookups = await stack.graphql('{ registeredModel(name: "nature-classification") { v1: version(name: "v1") { aliases } '
                                   'v9: version(name: "v9") { aliases } } }')
@@ -125,8 +135,21 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             await page.get_by_role("button", name="Log in").click()
             await expect(page.get_by_test_id("viewer")).to_contain_text("user:dana")
 
-            # The registry: find the model, see its versions with aliases, who linked them.
+            # The registry: versions a page at a time; find the model; its versions with aliases, who linked them.
+            models = page.get_by_test_id("model-list").get_by_role("link")
+            await expect(models).to_have_text(["fraud-detector", "nature-classification"])
+            await models.filter(has_text="fraud-detector").click()
+            fraud_rows = page.get_by_test_id("versions").locator("tbody tr")
+            await expect(fraud_rows).to_have_count(PAGE)
+            await expect(fraud_rows.first).to_contain_text("v0")
+            await page.get_by_role("button", name="Next →").click()
+            await expect(fraud_rows).to_have_count(1)
+            await expect(fraud_rows).to_contain_text("v20")
+            await expect(page.get_by_role("button", name="Next →")).to_be_disabled()
+            await page.get_by_role("button", name="← Previous").click()
+            await expect(fraud_rows).to_have_count(PAGE)
             await page.get_by_role("searchbox", name="Search registered models").fill("nature")
+            await expect(models).to_have_text(["nature-classification"])
             await page.get_by_test_id("model-list").get_by_role("link", name="nature-classification").click()
             versions = page.get_by_test_id("versions")
             rows = versions.locator("tbody tr")
@@ -220,6 +243,13 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             await expect(page.get_by_test_id("jobs").locator("tbody tr")).to_contain_text("queued")
             await expect(page.get_by_test_id("queues")).to_contain_text("cpu")
             await page.screenshot(path=SCREENSHOTS / "launch.png", full_page=True)
+            await page.get_by_test_id("jobs").locator("tbody tr").first.get_by_role("link").click()
+            await expect(page.get_by_role("heading", name="Source")).to_be_visible()
+            await expect(page.locator("main")).to_contain_text("evaluate.py")
+            await expect(page.locator("main")).to_contain_text("acme/nature/classifier:v0")  # ${artifact_ref} filled in
+            await page.screenshot(path=SCREENSHOTS / "launch-job.png", full_page=True)
+            await page.get_by_role("button", name="Cancel job").click()
+            await expect(page.get_by_role("alert")).to_contain_text("viewer")  # refused, and said why
             await page.get_by_role("link", name="Automations", exact=True).click()
             automation = page.get_by_test_id("automation")
             await expect(automation).to_contain_text("evaluate candidates")

@@ -20,6 +20,8 @@ const ENQUEUE = `mutation Clone($queue: String!, $entity: String!, $project: Str
   enqueueJob(queue: $queue, entity: $entity, project: $project, fromRun: $fromRun, overrides: $overrides, priority: $priority) { id state }
 }`;
 
+const CANCEL = `mutation Cancel($id: ID!) { cancelJob(id: $id, reason: "cancelled from the web UI") { id state } }`;
+
 const LAUNCH_EVENTS = { types: ["launch.job_enqueued", "launch.job_claimed", "launch.job_started", "launch.job_finished", "launch.job_cancelled", "launch.job_requeued", "launch.job_output_captured", "launch.queue_created"] };
 
 // "lr=0.01" lines (values parsed as JSON where they are JSON) or a JSON object.
@@ -78,12 +80,19 @@ function CloneForm({ queues, fromRun, onDone }) {
 
 function JobDetail({ id }) {
   const result = useQuery(JOB, { id });
+  const [error, setError] = useState(null);
   useLive(LAUNCH_EVENTS, result.reload);
+  const cancel = async () => {
+    setError(null);
+    try { await gql(CANCEL, { id }); result.reload(); } catch (err) { setError(err); }
+  };
   return html`<${Loaded} result=${result}>${({ launchJob: job }) => {
     if (!job) return html`<p class="muted">No job ${id}.</p>`;
     return html`
       <p class="crumbs"><a href="#/launch">Launch</a> / job</p>
-      <h1>Job <code>${job.id.slice(0, 8)}</code> <${StateBadge} state=${job.state} /></h1>
+      <h1>Job <code>${job.id.slice(0, 8)}</code> <${StateBadge} state=${job.state} />
+        ${["queued", "claimed", "running"].includes(job.state) && html` <button onClick=${cancel}>Cancel job</button>`}</h1>
+      ${error && html`<${ErrorBox} error=${error} />`}
       <p class="muted">on ${job.queue} · enqueued by ${job.enqueuedBy} <${Time} at=${job.enqueuedAt} /> · attempt ${job.attempt}${job.requeues ? `, requeued ${job.requeues}×` : ""}
         ${job.exitCode != null && ` · exit ${job.exitCode}`}${job.reason && ` · ${job.reason}`}</p>
       ${job.runIds.length > 0 && html`<p>Runs: ${job.runIds.map((r) => html`<a href=${runHref(job.entity, job.project, r)}>${r}</a> `)}</p>`}
