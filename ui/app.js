@@ -7,6 +7,7 @@ import { Login } from "./pages/login.js";
 import { Registry } from "./pages/registry.js";
 import { VersionPage } from "./pages/version.js";
 import { RunPage } from "./pages/run.js";
+import { ArtifactPage } from "./pages/artifact.js";
 import { Launch } from "./pages/launch.js";
 import { Automations } from "./pages/automations.js";
 
@@ -18,6 +19,8 @@ function route() {
     case "models":
       if (rest.length >= 2) return { page: "version", model: rest[0], version: rest[1], tab: rest[2] || "overview" };
       return { page: "registry", model: rest[0] };
+    case "artifacts":
+      return { page: "artifact", id: rest[0], tab: rest[1] || "overview" };
     case "runs":
       return { page: "run", entity: rest[0], project: rest[1], runId: rest[2] };
     case "launch":
@@ -43,6 +46,7 @@ function Page({ r }) {
   switch (r.page) {
     case "registry": return html`<${Registry} model=${r.model} />`;
     case "version": return html`<${VersionPage} model=${r.model} version=${r.version} tab=${r.tab} />`;
+    case "artifact": return html`<${ArtifactPage} id=${r.id} tab=${r.tab} />`;
     case "run": return html`<${RunPage} entity=${r.entity} project=${r.project} runId=${r.runId} />`;
     case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} />`;
     case "automations": return html`<${Automations} />`;
@@ -68,7 +72,7 @@ function App() {
   if (checking) return html`<p class="muted pad">Checking your API key…</p>`;
   if (!viewer) return html`<${Login} refused=${refused} onLogin=${(v) => { setRefused(null); setViewer(v); }} />`;
 
-  const section = r.page === "version" ? "registry" : r.page;
+  const section = ["version", "artifact", "run"].includes(r.page) ? "registry" : r.page;
   const nav = [["registry", "#/", "Registry"], ["launch", "#/launch", "Launch"], ["automations", "#/automations", "Automations"]];
   return html`
     <header class="top">

@@ -92,3 +92,7 @@ export function Tabs({ tabs, current, link }) {
 export function runHref(entity, project, runId) {
   return href("runs", entity, project, runId);
 }
+
+export function artifactHref(id, tab) {
+  return tab ? href("artifacts", id, tab) : href("artifacts", id);
+}

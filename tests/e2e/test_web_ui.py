@@ -214,7 +214,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             await page.screenshot(path=SCREENSHOTS / "version-lineage.png", full_page=True)
 
             # From the dataset, downstream: both training runs used it.
-            await nodes.get_by_role("button", name="nature-images:v0").click()
+            await nodes.get_by_role("button", name="walk from nature-images:v0").click()
             await page.get_by_label("Direction").select_option("DOWNSTREAM")
             await expect(nodes.locator("tbody tr").filter(has_text="classifier:v0")).to_have_count(1)
 
@@ -225,7 +225,16 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             await expect(page.get_by_role("heading", name="train-1")).to_be_visible()
             await expect(page.locator("main")).to_contain_text("0.05")  # lr
             await expect(page.get_by_test_id("curve-loss").locator("canvas")).to_be_visible()
+            await expect(page.get_by_test_id("run-io")).to_contain_text("nature-images:v0")
             await page.screenshot(path=SCREENSHOTS / "run.png", full_page=True)
+
+            # The dataset it used, which no registered model links: its own page.
+            await page.get_by_test_id("run-io").get_by_role("link", name="nature-images:v0").click()
+            await expect(page.get_by_role("heading", name="nature-images v0")).to_be_visible()
+            await expect(page.locator("main")).to_contain_text("run prep-1")
+            await page.get_by_role("tab", name="Lineage").click()
+            await expect(page.get_by_test_id("lineage-nodes")).to_contain_text("run train-0")
+            await page.screenshot(path=SCREENSHOTS / "artifact-lineage.png", full_page=True)
 
             # A run's code: the commit and the uncommitted diff; then clone it (a viewer may not enqueue).
             await page.goto(url + "#/runs/acme/nature/eval-1")

@@ -1,11 +1,12 @@
 // Lineage as an interactive DAG: cytoscape draws it, laid out by dagre (left to right: datasets → runs →
 // models). Click a run to open it; click an artifact to walk the lineage from there. The same nodes are
-// listed under the graph as links, for keyboards and screen readers.
+// listed under the graph as links (to the run or artifact page, and "walk from here"), for keyboards and
+// screen readers.
 import { useEffect, useRef, useState } from "preact/hooks";
 import cytoscape from "cytoscape";
 import dagre from "cytoscape-dagre";
 import { useQuery } from "../api.js";
-import { html, Loaded, runHref, Badge } from "../html.js";
+import { html, Loaded, runHref, artifactHref, Badge } from "../html.js";
 
 cytoscape.use(dagre);
 
@@ -91,7 +92,9 @@ export function LineageGraph({ start }) {
         <tbody>${lineage.nodes.map((n) => html`<tr>
           <td>${n.kind === "run" && n.run
             ? html`<a href=${runHref(n.run.entity, n.run.project, n.run.runId)}>${label(n)}</a>`
-            : html`<button class="link" onClick=${() => n.artifactVersion && setRef(n.artifactVersion.id)}>${label(n)}</button>`}
+            : html`<a href=${artifactHref(n.artifactVersion?.id ?? "")}>${label(n)}</a>
+                ${n.id !== startId && html` <button class="link small" onClick=${() => n.artifactVersion && setRef(n.artifactVersion.id)}
+                  aria-label=${"walk from " + label(n)}>walk from here</button>`}`}
             ${n.artifactVersion?.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}</td>
           <td>${n.kind === "run" ? "run" : n.artifactVersion?.type ?? "artifact"}</td>
           <td>${n.depth}</td></tr>`)}</tbody>

@@ -2,7 +2,7 @@
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import { useQuery, useLive } from "../api.js";
-import { html, href, Loaded, KeyValues, StateBadge, Time } from "../html.js";
+import { html, href, Loaded, KeyValues, StateBadge, Time, artifactHref, Badge } from "../html.js";
 
 const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
   run(entity: $entity, project: $project, runId: $runId) {
@@ -12,6 +12,32 @@ const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
     launchedBy { id queue state }
   }
 }`;
+
+const IO = `query RunIO($ref: String!) {
+  lineage(ref: $ref, direction: BOTH, depth: 1, fanOut: 200) {
+    nodes { id depth artifactVersion { id name version type aliases } }
+    edges { source target kind }
+  }
+}`;
+
+// What the run used and what it logged: its neighbours in the lineage graph.
+function InputsOutputs({ entity, project, runId }) {
+  const self = `run:${entity}/${project}/${runId}`;
+  const result = useQuery(IO, { ref: self });
+  return html`<${Loaded} result=${result}>${({ lineage }) => {
+    const byId = new Map(lineage.nodes.map((n) => [n.id, n.artifactVersion]));
+    const used = lineage.edges.filter((e) => e.target === self && e.kind === "used").map((e) => byId.get(e.source));
+    const logged = lineage.edges.filter((e) => e.source === self && e.kind === "produced").map((e) => byId.get(e.target));
+    const list = (avs) => avs.filter(Boolean).length
+      ? avs.filter(Boolean).map((av) => html`<li><a href=${artifactHref(av.id)}>${av.name}:${av.version}</a> <span class="muted">${av.type}</span>
+          ${av.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}</li>`)
+      : html`<li class="muted">none</li>`;
+    return html`<div class="columns" data-testid="run-io">
+      <section><h3>Used</h3><ul>${list(used)}</ul></section>
+      <section><h3>Logged</h3><ul>${list(logged)}</ul></section>
+    </div>`;
+  }}<//>`;
+}
 
 function Curve({ name, points }) {
   const box = useRef(null);
@@ -82,6 +108,7 @@ export function RunPage({ entity, project, runId }) {
           ${run.launchedBy && html` · launched by job <a href=${href("launch", "jobs", run.launchedBy.id)}>${run.launchedBy.id.slice(0, 8)}</a> on ${run.launchedBy.queue}`}</p>
         <a class="button" href=${href("launch", "clone", run.entity, run.project, run.runId)}>Clone this run…</a>
       </header>
+      <section><h2>Artifacts</h2><${InputsOutputs} entity=${run.entity} project=${run.project} runId=${run.runId} /></section>
       <section><h2>Training curves</h2><${Curves} metrics=${run.metrics} /></section>
       <div class="columns">
         <section><h2>Config</h2><${KeyValues} value=${run.config} empty="No config." /></section>

@@ -74,7 +74,7 @@ function Overview({ model, v }) {
     </div>`;
 }
 
-function Files({ files }) {
+export function Files({ files }) {
   if (!files.length) return html`<p class="muted">No files.</p>`;
   const total = files.reduce((n, f) => n + Number(f.size), 0);
   return html`
@@ -87,7 +87,7 @@ function Files({ files }) {
     </table>`;
 }
 
-function Usage({ usage }) {
+export function Usage({ usage }) {
   const [copied, setCopied] = useState(false);
   const copy = async () => { await navigator.clipboard?.writeText(usage); setCopied(true); };
   return html`
