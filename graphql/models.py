@@ -100,6 +100,7 @@ class RegisteredModel(graphene.ObjectType):
         metadata=GenericScalar(description='only versions whose metadata contains this object, e.g. {"lr": 0.01}'),
     )
     alias = graphene.Field(ModelVersion, name=graphene.String(required=True))
+    version = graphene.Field(ModelVersion, name=graphene.String(required=True, description="v0, v1, ..."))
     history = graphene.List(graphene.NonNull(ActionRecord), required=True, limit=graphene.Int(default_value=100))
 
     @staticmethod
@@ -129,6 +130,16 @@ class RegisteredModel(graphene.ObjectType):
     async def resolve_alias(row: dict, info: graphene.ResolveInfo, name: str) -> dict | None:
         target = await info.context.reads.alias_target(row["name"], name)
         return await _model_version(info, row["name"], target) if target else None
+
+    @staticmethod
+    @reports_errors
+    async def resolve_version(row: dict, info: graphene.ResolveInfo, name: str) -> dict | None:
+        """One linked version by its number (a page of one, so it stays an index scan); None once unlinked."""
+        number = name.removeprefix("v")
+        if not number.isdigit():
+            raise InvalidInput(f"a model version is named v0, v1, ..., not {name!r}")
+        rows = await info.context.reads.model_versions_page(row["name"], after_index=int(number) - 1, limit=1)
+        return rows[0] if rows and rows[0]["version_index"] == int(number) else None
 
     @staticmethod
     @reports_errors

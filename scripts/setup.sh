@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what modelreg needs on a fresh machine: a virtualenv with the package and its extras and, when
 # WITH_KAFKA=1 (the tests), Java, Maven and Kafka's jars from Maven Central (cached after the first run)
-# for a local Kafka broker. Sourced by serve.sh and test.sh; safe to run again.
+# for a local Kafka broker, and chromium for the web UI's browser test. Sourced by serve.sh and test.sh; safe to run again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WITH_KAFKA=${WITH_KAFKA:-0}
@@ -14,6 +14,13 @@ if [ "$WITH_KAFKA" = 1 ] && { ! command -v java >/dev/null || ! command -v mvn >
     echo "modelreg needs Java 17+ and Maven for its local Kafka broker: install them, or set KAFKA_BOOTSTRAP_SERVERS" >&2
     exit 1
   fi
+fi
+
+# The web UI's browser test (tests/e2e/test_web_ui.py) drives Debian's chromium with Playwright (whose own
+# browser download is not needed); without chromium that test is skipped, saying why.
+if [ "$WITH_KAFKA" = 1 ] && [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing chromium for the web UI's browser test (apt-get)"
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null || echo "chromium could not be installed: the browser test will be skipped" >&2
 fi
 
 PYTHON=${PYTHON:-python3}

@@ -46,6 +46,7 @@ from modelreg.services.event_log import event_log_for
 from modelreg.services.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
 from modelreg.services.handlers import key_sha256
 from modelreg.services.settings import Settings
+from modelreg.services.web_ui import add_ui_routes
 from modelreg.services.webhook_signing import WebhookSecrets
 
 log = logging.getLogger(__name__)
@@ -216,10 +217,6 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(report)
 
 
-async def index(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/graphql")
-
-
 async def issue_first_admin_key(app: web.Application, key_file: Path) -> str | None:
     """On an installation's first start, issue an admin key and keep it in `key_file` (mode 600).
 
@@ -297,5 +294,5 @@ def create_app(settings: Settings) -> web.Application:
     view = ModelregGraphQLView(schema=build_schema().graphql_schema, tails=app[TAILS], graphql_ide="graphiql")
     app.router.add_route("*", "/graphql", view)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/", index)
+    add_ui_routes(app)  # the web UI at /, a client of /graphql like any other
     return app

@@ -237,6 +237,7 @@ async def _serve(
             click.echo(f"first start: an admin API key was written to {created} (keep it secret; send it as 'Authorization: Bearer <key>')")
         log = f"Kafka {settings.kafka_bootstrap_servers}" if settings.kafka_bootstrap_servers else "Postgres"
         click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (event log: {log}; Ctrl-C stops)")
+        click.echo(f"modelreg web UI: http://{host}:{port}/   (log in with an API key)")
         if projector is not None:
             await projector
         else:

@@ -1,0 +1,273 @@
+"""The web UI in a real browser (Debian's chromium, headless, driven by Playwright) against a running stack
+seeded through the public GraphQL API: the demo's story, from the registry to the dataset behind production.
+
+Screenshots of every page land in docs/screenshots/ (the README shows them).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from support.stack import Stack
+from support.story import ADD_ALIAS, LINK, LOG_VERSION, demo_story, version_input
+
+PAGE = 20  # versions per page in the registry (ui/pages/registry.js PAGE_SIZE)
+CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("playwright") is None,
+        reason="playwright is not installed (pip install '.[test]', which scripts/setup.sh does)",
+    ),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(),
+        reason=f"no chromium at {CHROMIUM} (apt-get install chromium, which scripts/setup.sh does for the tests; or set MODELREG_CHROMIUM)",
+    ),
+    # The UI does not care where the log lives: one run, on the one-machine default.
+    pytest.mark.parametrize("log_kind", ["postgres"], indirect=True),
+]
+
+CARD = """mutation($m: String!, $d: String!, $i: String, $o: String) {
+  updateModelCard(registeredModel: $m, description: $d, inputs: $i, outputs: $o) { name }
+}"""
+METRICS = """mutation($rows: [MetricRowInput!]!) {
+  logMetrics(entity: "acme", project: "nature", runId: "train-1", rows: $rows)
+}"""
+FINISH = """mutation { finishRun(input: {entity: "acme", project: "nature", runId: "train-1", state: "finished", exitCode: 0,
+  summary: {loss: 0.12, accuracy: 0.94}}) { state } }"""
+EVAL_RUN = """mutation($env: GenericScalar) { startRun(input: {entity: "acme", project: "nature", runId: "eval-1", jobType: "evaluate",
+  config: {candidate: "acme/nature/classifier:v1", threshold: 0.9}, environment: $env}) { runId } }"""
+ENVIRONMENT = {
+    "git": {"remote": "https://example.com/nature.git", "branch": "main", "commit": "3f2c1a9e" * 5,
+            "diff": "--- a/evaluate.py\n+++ b/evaluate.py\n@@ -1,2 +1,2 @@\n-THRESHOLD = 0.8\n+THRESHOLD = 0.9\n"},
+    "python": {"version": "3.11.7"}, "os": {"system": "Linux"}, "command": ["python", "evaluate.py"],
+    "requirements": ["modelreg==0.1.0", "numpy==2.1.0"],
+}
+QUEUE = 'mutation { createLaunchQueue(name: "cpu") { name } }'
+AUTOMATION = """mutation($t: GenericScalar!, $a: GenericScalar!) {
+  createAutomation(name: "evaluate candidates", trigger: $t, action: $a) { automation { id } }
+}"""
+
+MODEL_CARD = """# Nature classification
+
+Classifies photos of **nature** into 10 classes. Trained on `nature-images`.
+
+| split | accuracy |
+| --- | --- |
+| test | 0.94 |
+
+<script>window.injected = true</script>
+"""
+
+
+async def seed(stack: Stack) -> None:
+    """The demo's story (a dataset, two training runs, links by bob, production set by carol), a model card,
+    training curves, a queue and an automation that evaluates candidates."""
+    await demo_story(stack)
+    for answer in [
+        await stack.graphql(CARD, {"m": "nature-classification", "d": MODEL_CARD, "i": "224×224 RGB image", "o": "10 class scores"}),
+        await stack.graphql(METRICS, {"rows": [{"step": s, "values": {"loss": 1.0 / (s + 1), "accuracy": 0.5 + s * 0.04}} for s in range(12)]}),
+        await stack.graphql(FINISH),
+        await stack.graphql(EVAL_RUN, {"env": ENVIRONMENT}),
+        await stack.graphql(QUEUE),
+        await stack.graphql(
+            AUTOMATION,
+            {
+                "t": {"event": "alias_added", "registered_model": "nature-classification", "alias_pattern": "candidate"},
+                "a": {
+                    "kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature",
+                    "source": {"kind": "git", "git_remote": "https://example.com/nature.git", "git_commit": "0" * 40,
+                               "entry_point": ["python", "evaluate.py"]},
+                    "config": {"candidate": "${artifact_ref}"},
+                },
+            },
+            actor="user:ada",
+        ),
+    ]:
+        assert "errors" not in answer, answer
+
+
+async def seed_many_versions(stack: Stack, count: int) -> None:
+    """Another registered model with more versions than a page of the versions table holds."""
+    for n in range(count):
+        logged = await stack.graphql(LOG_VERSION, {"input": version_input("fraud-model", f"weights-{n}".encode())})
+        linked = await stack.graphql(LINK, {"model": "fraud-detector", "id": logged["data"]["logArtifactVersion"]["id"]})
+        assert "errors" not in linked, linked
+
+
+async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behind_production(stack: Stack) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    await seed(stack)
+    await seed_many_versions(stack, PAGE + 1)
+    # The version page finds a version by its number (registeredModel.version), which the UI added.
+    lookups = await stack.graphql('{ registeredModel(name: "nature-classification") { v1: version(name: "v1") { aliases } '
+                                  'v9: version(name: "v9") { aliases } } }')
+    assert lookups["data"]["registeredModel"] == {"v1": {"aliases": ["production"]}, "v9": None}
+    bad = await stack.graphql('{ registeredModel(name: "nature-classification") { version(name: "latest") { aliases } } }')
+    assert bad["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+    url = str(stack.client.make_url("/"))
+    viewer_key = await stack.key("user:dana", role="viewer")  # the UI needs no more than reading
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = await browser.new_page(viewport={"width": 1280, "height": 800})
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.set_default_timeout(10_000)
+        expect.set_options(timeout=10_000)
+        try:
+            # Log in with an API key.
+            await page.goto(url)
+            await expect(page.get_by_label("API key")).to_be_visible()
+            await page.screenshot(path=SCREENSHOTS / "login.png")
+            await page.get_by_label("API key").fill("mr_not-a-key")
+            await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_role("alert")).to_contain_text("unknown or revoked API key")
+            await page.get_by_label("API key").fill(viewer_key)
+            await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_test_id("viewer")).to_contain_text("user:dana")
+
+            # The registry: versions a page at a time; find the model; its versions with aliases, who linked them.
+            models = page.get_by_test_id("model-list").get_by_role("link")
+            await expect(models).to_have_text(["fraud-detector", "nature-classification"])
+            await models.filter(has_text="fraud-detector").click()
+            fraud_rows = page.get_by_test_id("versions").locator("tbody tr")
+            await expect(fraud_rows).to_have_count(PAGE)
+            await expect(fraud_rows.first).to_contain_text("v0")
+            await page.get_by_role("button", name="Next →").click()
+            await expect(fraud_rows).to_have_count(1)
+            await expect(fraud_rows).to_contain_text("v20")
+            await expect(page.get_by_role("button", name="Next →")).to_be_disabled()
+            await page.get_by_role("button", name="← Previous").click()
+            await expect(fraud_rows).to_have_count(PAGE)
+            await page.get_by_role("searchbox", name="Search registered models").fill("nature")
+            await expect(models).to_have_text(["nature-classification"])
+            await page.get_by_test_id("model-list").get_by_role("link", name="nature-classification").click()
+            versions = page.get_by_test_id("versions")
+            rows = versions.locator("tbody tr")
+            await expect(rows).to_have_count(2)
+            production = rows.filter(has_text="production")
+            await expect(production).to_contain_text("v1")
+            await expect(production).to_contain_text("classifier:v1")
+            await expect(production).to_contain_text("user:bob")
+            await expect(rows.filter(has_text="v0")).to_contain_text("staging")
+
+            # Live: an alias moved elsewhere appears without a reload (events subscription), and fires the
+            # automation, which enqueues a job.
+            await expect(page.locator(".live")).to_contain_text("live")
+            v0_id = (await stack.graphql('{ artifactVersion(ref: "acme/nature/classifier:v0") { id } }'))["data"]["artifactVersion"]["id"]
+            moved = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": v0_id, "alias": "candidate"}, actor="user:erin")
+            assert "errors" not in moved, moved
+            await expect(rows.filter(has_text="v0")).to_contain_text("candidate")
+            await page.screenshot(path=SCREENSHOTS / "registry.png")
+
+            # The production version: the model card, rendered from markdown and sanitised.
+            await production.get_by_role("link", name="v1").click()
+            card = page.get_by_test_id("model-card")
+            await expect(card.get_by_role("heading", name="Nature classification")).to_be_visible()
+            await expect(card.locator("table")).to_contain_text("0.94")
+            await expect(card).to_contain_text("224×224 RGB image")
+            assert await page.evaluate("window.injected") is None  # the card's <script> was stripped
+            await expect(page.get_by_test_id("aliases")).to_contain_text("production")
+            await page.screenshot(path=SCREENSHOTS / "version-overview.png", full_page=True)
+
+            for tab, check, shot in [
+                ("Metadata", None, None),
+                ("Files", page.get_by_test_id("files"), "version-files.png"),
+                ("Usage", page.get_by_test_id("usage"), "version-usage.png"),
+            ]:
+                await page.get_by_role("tab", name=tab).click()
+                if check is not None:
+                    await expect(check).to_be_visible()
+                if shot:
+                    await page.screenshot(path=SCREENSHOTS / shot)
+            await expect(page.get_by_test_id("usage")).to_contain_text('run.use_artifact("acme/nature/classifier:v1")')
+
+            # Action history: who set production, and when.
+            await page.get_by_role("tab", name="Action history").click()
+            set_production = page.get_by_test_id("history").locator("tbody tr").filter(has_text="production")
+            await expect(set_production).to_contain_text("user:carol")
+            await expect(set_production).to_contain_text("set alias")
+            await expect(page.get_by_test_id("history").locator("tbody tr").filter(has_text="linked the version")).to_contain_text("user:bob")
+            await page.screenshot(path=SCREENSHOTS / "version-history.png")
+
+            # Lineage: back through the training run to the dataset, drawn as a graph.
+            await page.get_by_role("tab", name="Lineage").click()
+            await page.get_by_label("Direction").select_option("UPSTREAM")
+            nodes = page.get_by_test_id("lineage-nodes")
+            await expect(nodes.locator("tbody tr")).to_have_count(4)  # classifier:v1 ← train-1 ← nature-images:v0 ← prep-1
+            await expect(nodes.locator("tbody tr").filter(has_text="nature-images:v0")).to_contain_text("dataset")
+            drawn = await page.get_by_test_id("lineage-graph").evaluate(
+                "box => box.cy.nodes().map(n => [n.data('label'), n.position('x')])"
+            )
+            labels = {label: x for label, x in drawn}
+            assert "nature-images:v0" in labels and "classifier:v1" in labels, drawn
+            assert labels["nature-images:v0"] < labels["classifier:v1"], drawn  # laid out left to right
+            await page.screenshot(path=SCREENSHOTS / "version-lineage.png", full_page=True)
+
+            # From the dataset, downstream: both training runs used it.
+            await nodes.get_by_role("button", name="walk from nature-images:v0").click()
+            await page.get_by_label("Direction").select_option("DOWNSTREAM")
+            await expect(nodes.locator("tbody tr").filter(has_text="classifier:v0")).to_have_count(1)
+
+            # The run that trained production: config, summary, curves.
+            await page.get_by_role("button", name="Back to this version").click()
+            await page.get_by_label("Direction").select_option("UPSTREAM")
+            await nodes.get_by_role("link", name="run train-1").click()
+            await expect(page.get_by_role("heading", name="train-1")).to_be_visible()
+            await expect(page.locator("main")).to_contain_text("0.05")  # lr
+            await expect(page.get_by_test_id("curve-loss").locator("canvas")).to_be_visible()
+            await expect(page.get_by_test_id("run-io")).to_contain_text("nature-images:v0")
+            await page.screenshot(path=SCREENSHOTS / "run.png", full_page=True)
+
+            # The dataset it used, which no registered model links: its own page.
+            await page.get_by_test_id("run-io").get_by_role("link", name="nature-images:v0").click()
+            await expect(page.get_by_role("heading", name="nature-images v0")).to_be_visible()
+            await expect(page.locator("main")).to_contain_text("run prep-1")
+            await page.get_by_role("tab", name="Lineage").click()
+            await expect(page.get_by_test_id("lineage-nodes")).to_contain_text("run train-0")
+            await page.screenshot(path=SCREENSHOTS / "artifact-lineage.png", full_page=True)
+
+            # A run's code: the commit and the uncommitted diff; then clone it (a viewer may not enqueue).
+            await page.goto(url + "#/runs/acme/nature/eval-1")
+            await expect(page.get_by_test_id("git-commit")).to_have_text("3f2c1a9e" * 5)
+            await expect(page.get_by_test_id("git-diff").locator(".add")).to_have_text("+THRESHOLD = 0.9")
+            await page.screenshot(path=SCREENSHOTS / "run-code.png", full_page=True)
+            await page.get_by_role("link", name="Clone this run…").click()
+            await expect(page.get_by_label("Run id")).to_have_value("eval-1")
+            await page.get_by_label("Overrides").fill("threshold=0.95")
+            await page.get_by_role("button", name="Enqueue").click()
+            await expect(page.get_by_test_id("clone-form").get_by_role("alert")).to_contain_text("viewer")
+
+            # Launch: the job the automation enqueued when candidate was set; Automations: its firing.
+            await page.get_by_role("link", name="Launch", exact=True).click()
+            await expect(page.get_by_test_id("jobs").locator("tbody tr")).to_contain_text("queued")
+            await expect(page.get_by_test_id("queues")).to_contain_text("cpu")
+            await page.screenshot(path=SCREENSHOTS / "launch.png", full_page=True)
+            await page.get_by_test_id("jobs").locator("tbody tr").first.get_by_role("link").click()
+            await expect(page.get_by_role("heading", name="Source")).to_be_visible()
+            await expect(page.locator("main")).to_contain_text("evaluate.py")
+            await expect(page.locator("main")).to_contain_text("acme/nature/classifier:v0")  # ${artifact_ref} filled in
+            await page.screenshot(path=SCREENSHOTS / "launch-job.png", full_page=True)
+            await page.get_by_role("button", name="Cancel job").click()
+            await expect(page.get_by_role("alert")).to_contain_text("viewer")  # refused, and said why
+            await page.get_by_role("link", name="Automations", exact=True).click()
+            automation = page.get_by_test_id("automation")
+            await expect(automation).to_contain_text("evaluate candidates")
+            await expect(automation).to_contain_text("user:erin")  # who caused the firing
+            await page.screenshot(path=SCREENSHOTS / "automations.png", full_page=True)
+        except Exception:
+            await page.screenshot(path=SCREENSHOTS / "failure.png", full_page=True)
+            raise
+        finally:
+            await browser.close()
+    # The refused key at login is the only error the browser may report (its 401).
+    assert [p for p in problems if "401" not in p] == [], problems

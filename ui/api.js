@@ -1,0 +1,129 @@
+// The UI's only way to the server: the public GraphQL API at /graphql (HTTP for queries and mutations,
+// graphql-transport-ws for live events), with the API key the user pasted at login.
+import { useEffect, useState, useCallback } from "preact/hooks";
+
+const KEY = "modelreg.apiKey";
+
+export const apiKey = {
+  get: () => localStorage.getItem(KEY),
+  set: (key) => localStorage.setItem(KEY, key),
+  clear: () => localStorage.removeItem(KEY),
+};
+
+export class Unauthorized extends Error {}
+
+export class GraphQLError extends Error {
+  constructor(errors) {
+    super(errors.map((e) => e.message).join("; "));
+    this.errors = errors;
+  }
+}
+
+export async function gql(query, variables = {}, key = apiKey.get()) {
+  const response = await fetch("/graphql", {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${key || ""}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  if (response.status === 401) {
+    const why = await response.text();
+    window.dispatchEvent(new CustomEvent("modelreg:unauthorized", { detail: why }));
+    throw new Unauthorized(why);
+  }
+  let body;
+  try {
+    body = await response.json();
+  } catch {
+    throw new Error(`the API answered ${response.status}`);
+  }
+  if (body.errors?.length) throw new GraphQLError(body.errors);
+  return body.data;
+}
+
+// Runs `query` whenever `variables` change (compared as JSON); `reload()` runs it again.
+export function useQuery(query, variables = {}) {
+  const [state, setState] = useState({ data: null, error: null, loading: true });
+  const [tick, setTick] = useState(0);
+  const vars = JSON.stringify(variables);
+  useEffect(() => {
+    let current = true;
+    setState((s) => ({ ...s, loading: true }));
+    gql(query, JSON.parse(vars)).then(
+      (data) => current && setState({ data, error: null, loading: false }),
+      (error) => current && setState({ data: null, error, loading: false }),
+    );
+    return () => { current = false; };
+  }, [query, vars, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { ...state, reload };
+}
+
+const EVENTS = `subscription Live($registeredModel: String, $types: [String!], $streamPrefix: String, $after: String) {
+  events(registeredModel: $registeredModel, types: $types, streamPrefix: $streamPrefix, after: $after) {
+    id type stream actor occurredAt payload cursor
+  }
+}`;
+
+// Follows the `events` subscription (graphql-transport-ws, key in connection_init as browsers cannot
+// set headers on a websocket). Reconnects after a drop and goes on right after the last event seen.
+// Returns a function that stops it.
+export function liveEvents(filter, onEvent, onStatus = () => {}) {
+  let socket = null;
+  let stopped = false;
+  let after = null;
+  let retry = null;
+  const connect = () => {
+    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`;
+    socket = new WebSocket(url, "graphql-transport-ws");
+    socket.onopen = () => socket.send(JSON.stringify({ type: "connection_init", payload: { apiKey: apiKey.get() } }));
+    socket.onmessage = (message) => {
+      const msg = JSON.parse(message.data);
+      if (msg.type === "connection_ack") {
+        onStatus("live");
+        const variables = { ...filter, after };
+        socket.send(JSON.stringify({ id: "live", type: "subscribe", payload: { query: EVENTS, variables } }));
+      } else if (msg.type === "next" && msg.payload.data) {
+        const event = msg.payload.data.events;
+        after = event.cursor;
+        onEvent(event);
+      } else if (msg.type === "ping") {
+        socket.send(JSON.stringify({ type: "pong" }));
+      } else if (msg.type === "error") {
+        onStatus("error");
+      }
+    };
+    socket.onclose = (closed) => {
+      if (stopped) return;
+      if (closed.code === 4403) { // the key was refused: reconnecting would not help
+        onStatus("refused");
+        window.dispatchEvent(new CustomEvent("modelreg:unauthorized", { detail: "the live-events socket refused the key" }));
+        return;
+      }
+      onStatus("reconnecting");
+      retry = setTimeout(connect, 2000);
+    };
+  };
+  connect();
+  return () => {
+    stopped = true;
+    clearTimeout(retry);
+    socket?.close();
+  };
+}
+
+// Re-runs `reload` (at most every 300 ms) when an event matching `filter` reaches the log. A mutation's
+// event reaches the log before the read models show it, so the reload waits a moment.
+export function useLive(filter, reload) {
+  const [status, setStatus] = useState("connecting");
+  const key = JSON.stringify(filter);
+  useEffect(() => {
+    if (!filter) return undefined;
+    let timer = null;
+    const stop = liveEvents(JSON.parse(key), () => {
+      clearTimeout(timer);
+      timer = setTimeout(reload, 300);
+    }, setStatus);
+    return () => { clearTimeout(timer); stop(); };
+  }, [key]);
+  return status;
+}

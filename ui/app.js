@@ -1,0 +1,91 @@
+// The shell: hash routes (so `/` is the only page the server needs to know), the login gate, the header.
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { apiKey, gql } from "./api.js";
+import { html } from "./html.js";
+import { Login } from "./pages/login.js";
+import { Registry } from "./pages/registry.js";
+import { VersionPage } from "./pages/version.js";
+import { RunPage } from "./pages/run.js";
+import { ArtifactPage } from "./pages/artifact.js";
+import { Launch } from "./pages/launch.js";
+import { Automations } from "./pages/automations.js";
+
+function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  const [section, ...rest] = parts;
+  switch (section) {
+    case undefined:
+    case "models":
+      if (rest.length >= 2) return { page: "version", model: rest[0], version: rest[1], tab: rest[2] || "overview" };
+      return { page: "registry", model: rest[0] };
+    case "artifacts":
+      return { page: "artifact", id: rest[0], tab: rest[1] || "overview" };
+    case "runs":
+      return { page: "run", entity: rest[0], project: rest[1], runId: rest[2] };
+    case "launch":
+      return { page: "launch", jobId: rest[0] === "jobs" ? rest[1] : undefined, fromRun: rest[0] === "clone" ? rest.slice(1) : undefined };
+    case "automations":
+      return { page: "automations", id: rest[0] };
+    default:
+      return { page: "notfound" };
+  }
+}
+
+function useRoute() {
+  const [current, setCurrent] = useState(route());
+  useEffect(() => {
+    const changed = () => { setCurrent(route()); window.scrollTo(0, 0); };
+    window.addEventListener("hashchange", changed);
+    return () => window.removeEventListener("hashchange", changed);
+  }, []);
+  return current;
+}
+
+function Page({ r }) {
+  switch (r.page) {
+    case "registry": return html`<${Registry} model=${r.model} />`;
+    case "version": return html`<${VersionPage} model=${r.model} version=${r.version} tab=${r.tab} />`;
+    case "artifact": return html`<${ArtifactPage} id=${r.id} tab=${r.tab} />`;
+    case "run": return html`<${RunPage} entity=${r.entity} project=${r.project} runId=${r.runId} />`;
+    case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} />`;
+    case "automations": return html`<${Automations} />`;
+    default: return html`<main class="pad"><h1>Not found</h1><p><a href="#/">Back to the registry</a></p></main>`;
+  }
+}
+
+function App() {
+  const r = useRoute();
+  const [viewer, setViewer] = useState(null);
+  const [checking, setChecking] = useState(Boolean(apiKey.get()));
+  const [refused, setRefused] = useState(null);
+
+  useEffect(() => {
+    const refuse = (e) => { apiKey.clear(); setViewer(null); setRefused(e.detail); };
+    window.addEventListener("modelreg:unauthorized", refuse);
+    if (apiKey.get()) {
+      gql("{ viewer { id role grants } }").then((d) => setViewer(d.viewer), () => {}).finally(() => setChecking(false));
+    }
+    return () => window.removeEventListener("modelreg:unauthorized", refuse);
+  }, []);
+
+  if (checking) return html`<p class="muted pad">Checking your API key…</p>`;
+  if (!viewer) return html`<${Login} refused=${refused} onLogin=${(v) => { setRefused(null); setViewer(v); }} />`;
+
+  const section = ["version", "artifact", "run"].includes(r.page) ? "registry" : r.page;
+  const nav = [["registry", "#/", "Registry"], ["launch", "#/launch", "Launch"], ["automations", "#/automations", "Automations"]];
+  return html`
+    <header class="top">
+      <a class="brand" href="#/">modelreg</a>
+      <nav>${nav.map(([id, link, label]) => html`<a href=${link} class=${section === id ? "active" : ""}>${label}</a>`)}</nav>
+      <span class="spacer"></span>
+      <a href="/graphql" class="muted" target="_blank" rel="noopener">GraphiQL</a>
+      <span class="viewer" data-testid="viewer" title=${"grants: " + JSON.stringify(viewer.grants)}>${viewer.id} <span class="badge">${viewer.role}</span></span>
+      <button class="link" onClick=${() => { apiKey.clear(); setViewer(null); }}>Log out</button>
+    </header>
+    <${Page} r=${r} />`;
+}
+
+const root = document.getElementById("app");
+root.textContent = ""; // the "Loading" placeholder: Preact 11 renders next to what is there
+render(html`<${App} />`, root);

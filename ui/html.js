@@ -1,0 +1,98 @@
+// htm tagged templates bound to Preact (no JSX, so no build), and the small pieces every page shares.
+import { h } from "preact";
+import htm from "htm";
+import { marked } from "marked";
+import DOMPurify from "dompurify";
+
+export const html = htm.bind(h);
+
+export const enc = encodeURIComponent;
+
+export function href(...parts) {
+  return "#/" + parts.map((p) => enc(p)).join("/");
+}
+
+export function Loading() {
+  return html`<p class="muted" role="status">Loading…</p>`;
+}
+
+export function ErrorBox({ error }) {
+  return html`<div class="error" role="alert">${error?.message || String(error)}</div>`;
+}
+
+// Shows loading and errors of a useQuery result, else renders `children(data)`.
+export function Loaded({ result, children }) {
+  if (result.error) return html`<${ErrorBox} error=${result.error} />`;
+  if (!result.data) return html`<${Loading} />`;
+  return children(result.data);
+}
+
+export function Badge({ children, kind = "" }) {
+  return html`<span class="badge ${kind}">${children}</span>`;
+}
+
+export function AliasBadges({ aliases, protectedAliases = [] }) {
+  return aliases.map(
+    (a) => html`<${Badge} kind=${protectedAliases.includes(a) ? "alias protected" : "alias"}>${a}<//> `,
+  );
+}
+
+export function StateBadge({ state }) {
+  return html`<span class="badge state-${state}">${state}</span>`;
+}
+
+// When something happened: "5 min ago" (the exact UTC time on hover), or both when `exact`.
+export function Time({ at, exact = false }) {
+  if (!at) return html`<span class="muted">—</span>`;
+  const when = new Date(at);
+  const utc = when.toISOString().replace("T", " ").slice(0, 19) + " UTC";
+  if (exact) return html`<time datetime=${at}>${utc} <span class="muted">(${ago(when)})</span></time>`;
+  return html`<time datetime=${at} title=${utc}>${ago(when)}</time>`;
+}
+
+function ago(when) {
+  const s = (Date.now() - when.getTime()) / 1000;
+  if (s < 60) return "just now";
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  if (s < 86400 * 30) return `${Math.floor(s / 86400)} days ago`;
+  return when.toISOString().slice(0, 10);
+}
+
+export function bytes(n) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  let v = Number(n);
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${i ? v.toFixed(1) : v} ${units[i]}`;
+}
+
+// Markdown from the API (a model card) as sanitised HTML: marked renders, DOMPurify strips scripts.
+export function Markdown({ text, empty = "Nothing written yet." }) {
+  if (!text) return html`<p class="muted">${empty}</p>`;
+  const safe = DOMPurify.sanitize(marked.parse(text));
+  return html`<div class="markdown" dangerouslySetInnerHTML=${{ __html: safe }} />`;
+}
+
+// A JSON object as a key/value table (nested values as JSON; nulls left out).
+export function KeyValues({ value, empty = "None." }) {
+  const entries = Object.entries(value || {}).filter(([, v]) => v !== null && v !== undefined);
+  if (!entries.length) return html`<p class="muted">${empty}</p>`;
+  return html`<table class="kv"><tbody>
+    ${entries.map(([k, v]) => html`<tr><th>${k}</th><td>${typeof v === "object" && v !== null ? html`<code>${JSON.stringify(v)}</code>` : String(v)}</td></tr>`)}
+  </tbody></table>`;
+}
+
+export function Tabs({ tabs, current, link }) {
+  return html`<nav class="tabs" role="tablist">
+    ${tabs.map(([id, label]) => html`<a role="tab" aria-selected=${id === current} class=${id === current ? "active" : ""} href=${link(id)}>${label}</a>`)}
+  </nav>`;
+}
+
+export function runHref(entity, project, runId) {
+  return href("runs", entity, project, runId);
+}
+
+export function artifactHref(id, tab) {
+  return tab ? href("artifacts", id, tab) : href("artifacts", id);
+}

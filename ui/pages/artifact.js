@@ -1,0 +1,46 @@
+// One artifact version, linked to a registered model or not (a dataset, say): facts and metadata, files,
+// usage and lineage. Lineage nodes and runs' inputs and outputs lead here.
+import { useQuery } from "../api.js";
+import { html, Loaded, Badge, Time, KeyValues, Markdown, Tabs, runHref, artifactHref } from "../html.js";
+import { Files, Usage } from "./version.js";
+import { LineageGraph } from "./lineage.js";
+
+const ARTIFACT = `query Artifact($id: ID!) {
+  artifactVersion(id: $id) {
+    id entity project name type version digest description metadata aliases tags createdAt createdBy loggedByRun usage
+    files { path size digest ref }
+  }
+}`;
+
+const TABS = [["overview", "Overview"], ["files", "Files"], ["usage", "Usage"], ["lineage", "Lineage"]];
+
+export function ArtifactPage({ id, tab }) {
+  const result = useQuery(ARTIFACT, { id });
+  return html`<main class="pad"><${Loaded} result=${result}>${({ artifactVersion: av }) => {
+    if (!av) return html`<p class="muted">No artifact version ${id}.</p>`;
+    let body;
+    if (tab === "files") body = html`<${Files} files=${av.files} />`;
+    else if (tab === "usage") body = html`<${Usage} usage=${av.usage} />`;
+    else if (tab === "lineage") body = html`<${LineageGraph} start=${av.id} />`;
+    else body = html`
+      <div class="columns">
+        <section>
+          <table class="kv"><tbody>
+            <tr><th>Type</th><td>${av.type}</td></tr>
+            <tr><th>Aliases</th><td>${av.aliases.map((a) => html`<${Badge} kind="alias">${a}<//> `)}${!av.aliases.length && html`<span class="muted">none</span>`}</td></tr>
+            <tr><th>Tags</th><td>${av.tags.map((t) => html`<${Badge} kind="tag">${t}<//> `)}${!av.tags.length && html`<span class="muted">none</span>`}</td></tr>
+            <tr><th>Logged</th><td>by ${av.createdBy}, <${Time} at=${av.createdAt} /></td></tr>
+            <tr><th>Produced by</th><td>${av.loggedByRun ? html`<a href=${runHref(av.entity, av.project, av.loggedByRun)}>run ${av.loggedByRun}</a>` : html`<span class="muted">no run</span>`}</td></tr>
+            <tr><th>Digest</th><td><code class="digest">${av.digest}</code></td></tr>
+          </tbody></table>
+          ${av.description && html`<h3>Description</h3><${Markdown} text=${av.description} />`}
+        </section>
+        <section><h2>Metadata</h2><${KeyValues} value=${av.metadata} empty="No metadata." /></section>
+      </div>`;
+    return html`
+      <p class="crumbs">${av.entity} / ${av.project} / ${av.type}</p>
+      <h1>${av.name} <span class="muted">${av.version}</span></h1>
+      <${Tabs} tabs=${TABS} current=${tab} link=${(t) => artifactHref(av.id, t)} />
+      <section class="tab-body" data-testid=${"tab-" + tab}>${body}</section>`;
+  }}<//></main>`;
+}

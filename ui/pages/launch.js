@@ -1,0 +1,144 @@
+// Launch: queues, jobs with their state, a job's captured output, and "clone this run" (enqueueJob fromRun).
+import { useState } from "preact/hooks";
+import { gql, useQuery, useLive } from "../api.js";
+import { html, href, Loaded, StateBadge, Time, KeyValues, ErrorBox, runHref } from "../html.js";
+
+const OVERVIEW = `query Launch($state: String) {
+  launchQueues { name resource createdBy createdAt }
+  launchJobs(state: $state, first: 100) { id queue entity project state priority enqueuedAt enqueuedBy finishedAt exitCode runIds triggeredBy }
+}`;
+
+const JOB = `query Job($id: ID!) {
+  launchJob(id: $id) {
+    id queue entity project state priority source config overrides triggeredBy attempt requeues agentId exitCode reason
+    runIds enqueuedAt enqueuedBy startedAt finishedAt detail
+    output { attempt stream text capturedAt }
+  }
+}`;
+
+const ENQUEUE = `mutation Clone($queue: String!, $entity: String!, $project: String!, $fromRun: String!, $overrides: GenericScalar, $priority: Int) {
+  enqueueJob(queue: $queue, entity: $entity, project: $project, fromRun: $fromRun, overrides: $overrides, priority: $priority) { id state }
+}`;
+
+const CANCEL = `mutation Cancel($id: ID!) { cancelJob(id: $id, reason: "cancelled from the web UI") { id state } }`;
+
+const LAUNCH_EVENTS = { types: ["launch.job_enqueued", "launch.job_claimed", "launch.job_started", "launch.job_finished", "launch.job_cancelled", "launch.job_requeued", "launch.job_output_captured", "launch.queue_created"] };
+
+// "lr=0.01" lines (values parsed as JSON where they are JSON) or a JSON object.
+export function parseOverrides(text) {
+  const t = text.trim();
+  if (!t) return {};
+  if (t.startsWith("{")) return JSON.parse(t);
+  const out = {};
+  for (const line of t.split(/\n|\s+(?=[\w.-]+=)/)) {
+    if (!line.trim()) continue;
+    const [k, ...v] = line.split("=");
+    if (!v.length) throw new Error(`"${line}" is not key=value`);
+    const raw = v.join("=").trim();
+    try { out[k.trim()] = JSON.parse(raw); } catch { out[k.trim()] = raw; }
+  }
+  return out;
+}
+
+function CloneForm({ queues, fromRun, onDone }) {
+  const [entity, project, runId] = fromRun || ["", "", ""];
+  const [form, setForm] = useState({ queue: queues[0]?.name || "", entity, project, runId, overrides: "", priority: 0 });
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const { enqueueJob } = await gql(ENQUEUE, {
+        queue: form.queue, entity: form.entity, project: form.project, fromRun: form.runId,
+        overrides: parseOverrides(form.overrides), priority: Number(form.priority) || 0,
+      });
+      onDone(enqueueJob.id);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`
+    <form class="stack" onSubmit=${submit} data-testid="clone-form">
+      <h2>Clone a run</h2>
+      <p class="muted">Runs a finished run's code again (its commit and uncommitted diff, its command) with its config, changed by the overrides.</p>
+      <label>Queue <select value=${form.queue} onChange=${set("queue")} required>${queues.map((q) => html`<option value=${q.name}>${q.name} (${q.resource})</option>`)}</select></label>
+      <label>Entity <input value=${form.entity} onInput=${set("entity")} required /></label>
+      <label>Project <input value=${form.project} onInput=${set("project")} required /></label>
+      <label>Run id <input value=${form.runId} onInput=${set("runId")} required /></label>
+      <label>Overrides <textarea rows="3" placeholder="lr=0.01\nepochs=3" value=${form.overrides} onInput=${set("overrides")}></textarea></label>
+      <label>Priority <input type="number" value=${form.priority} onInput=${set("priority")} /></label>
+      <button type="submit" disabled=${busy || !queues.length}>Enqueue</button>
+      ${!queues.length && html`<p class="muted">No queue yet: an admin creates one (createLaunchQueue).</p>`}
+      ${error && html`<${ErrorBox} error=${error} />`}
+    </form>`;
+}
+
+function JobDetail({ id }) {
+  const result = useQuery(JOB, { id });
+  const [error, setError] = useState(null);
+  useLive(LAUNCH_EVENTS, result.reload);
+  const cancel = async () => {
+    setError(null);
+    try { await gql(CANCEL, { id }); result.reload(); } catch (err) { setError(err); }
+  };
+  return html`<${Loaded} result=${result}>${({ launchJob: job }) => {
+    if (!job) return html`<p class="muted">No job ${id}.</p>`;
+    return html`
+      <p class="crumbs"><a href="#/launch">Launch</a> / job</p>
+      <h1>Job <code>${job.id.slice(0, 8)}</code> <${StateBadge} state=${job.state} />
+        ${["queued", "claimed", "running"].includes(job.state) && html` <button onClick=${cancel}>Cancel job</button>`}</h1>
+      ${error && html`<${ErrorBox} error=${error} />`}
+      <p class="muted">on ${job.queue} · enqueued by ${job.enqueuedBy} <${Time} at=${job.enqueuedAt} /> · attempt ${job.attempt}${job.requeues ? `, requeued ${job.requeues}×` : ""}
+        ${job.exitCode != null && ` · exit ${job.exitCode}`}${job.reason && ` · ${job.reason}`}</p>
+      ${job.runIds.length > 0 && html`<p>Runs: ${job.runIds.map((r) => html`<a href=${runHref(job.entity, job.project, r)}>${r}</a> `)}</p>`}
+      <div class="columns">
+        <section><h2>Overrides</h2><${KeyValues} value=${job.overrides} /></section>
+        <section><h2>Config</h2><${KeyValues} value=${job.config} /></section>
+      </div>
+      <section><h2>Source</h2><${KeyValues} value=${job.source} /></section>
+      ${job.triggeredBy && html`<section><h2>Triggered by</h2><${KeyValues} value=${job.triggeredBy} /></section>`}
+      ${job.detail && html`<section><h2>Submitted</h2><pre class="code">${job.detail}</pre></section>`}
+      <section><h2>Output</h2>
+        ${job.output.length ? html`<pre class="code output" data-testid="job-output">${job.output.map((o) => html`<span class=${o.stream}>${o.text}</span>`)}</pre>` : html`<p class="muted">Nothing captured yet.</p>`}
+      </section>`;
+  }}<//>`;
+}
+
+export function Launch({ jobId, fromRun }) {
+  const [state, setState] = useState("");
+  const result = useQuery(OVERVIEW, { state: state || null });
+  useLive(LAUNCH_EVENTS, result.reload);
+  if (jobId) return html`<main class="pad"><${JobDetail} id=${jobId} /></main>`;
+  return html`<main class="pad"><${Loaded} result=${result}>${({ launchQueues, launchJobs }) => html`
+    <h1>Launch</h1>
+    <div class="columns">
+      <section>
+        <h2>Queues</h2>
+        <table class="grid" data-testid="queues">
+          <thead><tr><th>Queue</th><th>Resource</th><th>Created by</th><th>Jobs</th></tr></thead>
+          <tbody>${launchQueues.map((q) => html`<tr><td>${q.name}</td><td>${q.resource}</td><td>${q.createdBy}</td>
+            <td>${launchJobs.filter((j) => j.queue === q.name && ["queued", "claimed", "running"].includes(j.state)).length} active</td></tr>`)}</tbody>
+        </table>
+        ${!launchQueues.length && html`<p class="muted">No queue.</p>`}
+      </section>
+      <${CloneForm} queues=${launchQueues} fromRun=${fromRun} onDone=${(id) => { location.hash = href("launch", "jobs", id).slice(1); }} />
+    </div>
+    <h2>Jobs <select aria-label="state" value=${state} onChange=${(e) => setState(e.target.value)}>
+      <option value="">all</option>${["queued", "claimed", "running", "finished", "failed", "cancelled"].map((s) => html`<option>${s}</option>`)}
+    </select></h2>
+    <table class="grid" data-testid="jobs">
+      <thead><tr><th>Job</th><th>State</th><th>Queue</th><th>Project</th><th>Enqueued</th><th>By</th><th>Runs</th></tr></thead>
+      <tbody>${launchJobs.map((j) => html`<tr>
+        <td><a href=${href("launch", "jobs", j.id)}><code>${j.id.slice(0, 8)}</code></a></td>
+        <td><${StateBadge} state=${j.state} /></td><td>${j.queue}</td><td>${j.entity}/${j.project}</td>
+        <td><${Time} at=${j.enqueuedAt} /></td><td>${j.enqueuedBy}${j.triggeredBy && html` <span class="muted">(automation)</span>`}</td>
+        <td>${j.runIds.map((r) => html`<a href=${runHref(j.entity, j.project, r)}>${r}</a> `)}</td></tr>`)}</tbody>
+    </table>
+    ${!launchJobs.length && html`<p class="muted">No job.</p>`}
+  `}<//></main>`;
+}

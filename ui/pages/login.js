@@ -1,0 +1,38 @@
+// Log in with an API key: checked with `viewer`, then kept in this browser's localStorage.
+import { useState } from "preact/hooks";
+import { apiKey, gql } from "../api.js";
+import { html } from "../html.js";
+
+export function Login({ onLogin, refused }) {
+  const [key, setKey] = useState("");
+  const [error, setError] = useState(refused ? "The stored API key was refused: " + refused : null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const { viewer } = await gql("{ viewer { id role grants } }", {}, key.trim());
+      apiKey.set(key.trim());
+      onLogin(viewer);
+    } catch (err) {
+      setError(err.message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`
+    <main class="login">
+      <h1>modelreg</h1>
+      <form onSubmit=${submit}>
+        <label for="api-key">API key</label>
+        <input id="api-key" name="api-key" type="password" autocomplete="off" placeholder="mr_…" value=${key}
+               onInput=${(e) => setKey(e.target.value)} required autofocus />
+        <button type="submit" disabled=${busy || !key.trim()}>Log in</button>
+      </form>
+      ${error && html`<div class="error" role="alert">${error}</div>`}
+      <p class="muted">The key stays in this browser (localStorage) and is sent only to this server.
+        <code>modelreg server</code> wrote an admin key to <code>&lt;data-dir&gt;/admin-api-key</code> on its first start;
+        admins issue others with <code>issueApiKey</code>.</p>
+    </main>`;
+}

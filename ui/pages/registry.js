@@ -1,0 +1,111 @@
+// Registry: a searchable sidebar of registered models, and the selected model's versions, a page at a time.
+import { useEffect, useState } from "preact/hooks";
+import { useQuery, useLive } from "../api.js";
+import { html, href, Loaded, AliasBadges, Badge, Time, runHref } from "../html.js";
+
+const MODELS = `query Models($search: String, $after: String) {
+  registeredModels(search: $search, first: 50, after: $after) { items { name tags } endCursor hasNextPage }
+}`;
+
+const VERSIONS = `query Versions($name: String!, $first: Int!, $after: String) {
+  registeredModel(name: $name) {
+    name description tags protectedAliases createdAt createdBy
+    versions(first: $first, after: $after) {
+      items {
+        version aliases linkedBy linkedAt
+        artifactVersion { id entity project name version type loggedByRun }
+      }
+      endCursor hasNextPage
+    }
+  }
+}`;
+
+export const PAGE_SIZE = 20;
+
+function Sidebar({ selected }) {
+  const [search, setSearch] = useState("");
+  const [typed, setTyped] = useState("");
+  const [after, setAfter] = useState(null);
+  const [shown, setShown] = useState([]);
+  useEffect(() => {
+    const t = setTimeout(() => { setSearch(typed); setAfter(null); }, 250);
+    return () => clearTimeout(t);
+  }, [typed]);
+  const models = useQuery(MODELS, { search: search || null, after });
+  const live = useLive({ streamPrefix: "registered_model:", types: ["registry.version_linked", "registry.model_tagged", "registry.model_untagged"] }, models.reload);
+  useEffect(() => {
+    if (!models.data) return;
+    const got = models.data.registeredModels.items;
+    setShown((before) => (after ? [...before, ...got.filter((m) => !before.some((b) => b.name === m.name))] : got));
+  }, [models.data]);
+  const page = models.data?.registeredModels;
+  return html`
+    <aside class="sidebar">
+      <input type="search" placeholder="Search models" aria-label="Search registered models" value=${typed}
+             onInput=${(e) => setTyped(e.target.value)} />
+      <${Loaded} result=${models}>${() => html`
+        <ul class="models" data-testid="model-list">
+          ${shown.map((m) => html`<li class=${m.name === selected ? "active" : ""}>
+            <a href=${href("models", m.name)}>${m.name}</a>
+            ${m.tags.map((t) => html` <${Badge} kind="tag">${t}<//>`)}
+          </li>`)}
+        </ul>
+        ${!shown.length && html`<p class="muted">${search ? "No model matches." : "No registered model yet."}</p>`}
+        ${page.hasNextPage && html`<button class="link" onClick=${() => setAfter(page.endCursor)}>More…</button>`}
+      `}<//>
+      <p class="live muted" title="live updates over the events subscription">● ${live}</p>
+    </aside>`;
+}
+
+function Versions({ name }) {
+  // Cursor paging: `pages` holds the cursor each page started after, so Previous goes back exactly.
+  const [pages, setPages] = useState([null]);
+  useEffect(() => setPages([null]), [name]);
+  const after = pages[pages.length - 1];
+  const result = useQuery(VERSIONS, { name, first: PAGE_SIZE, after });
+  useLive({ registeredModel: name }, result.reload);
+  return html`<${Loaded} result=${result}>${(data) => {
+    const model = data.registeredModel;
+    if (!model) return html`<p class="muted">No registered model named ${name}.</p>`;
+    const { items, endCursor, hasNextPage } = model.versions;
+    return html`
+      <header class="page-head">
+        <h1>${model.name}</h1>
+        <div>${model.tags.map((t) => html`<${Badge} kind="tag">${t}<//> `)}</div>
+        <p class="muted">Created by ${model.createdBy} <${Time} at=${model.createdAt} /></p>
+      </header>
+      <table class="grid" data-testid="versions">
+        <thead><tr><th>Version</th><th>Aliases</th><th>Source artifact</th><th>Project</th><th>Linked by</th><th>Linked</th></tr></thead>
+        <tbody>
+          ${items.map((v) => {
+            const av = v.artifactVersion;
+            return html`<tr>
+              <td><a href=${href("models", model.name, v.version)}>${v.version}</a></td>
+              <td><${AliasBadges} aliases=${v.aliases} protectedAliases=${model.protectedAliases} /></td>
+              <td>${av ? html`<code>${av.name}:${av.version}</code> <span class="muted">${av.type}</span>
+                ${av.loggedByRun && html` <a class="muted" href=${runHref(av.entity, av.project, av.loggedByRun)}>run ${av.loggedByRun}</a>`}` : html`<span class="muted">not visible yet</span>`}</td>
+              <td>${av ? `${av.entity}/${av.project}` : ""}</td>
+              <td>${v.linkedBy}</td>
+              <td><${Time} at=${v.linkedAt} /></td>
+            </tr>`;
+          })}
+        </tbody>
+      </table>
+      ${!items.length && html`<p class="muted">No linked version.</p>`}
+      <nav class="pager">
+        <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← Previous</button>
+        <span class="muted">page ${pages.length}</span>
+        <button disabled=${!hasNextPage} onClick=${() => setPages([...pages, endCursor])}>Next →</button>
+      </nav>`;
+  }}<//>`;
+}
+
+export function Registry({ model }) {
+  return html`
+    <div class="with-sidebar">
+      <${Sidebar} selected=${model} />
+      <main class="pad">
+        ${model ? html`<${Versions} name=${model} />` : html`<h1>Registry</h1><p class="muted">Choose a registered model on the left.</p>`}
+      </main>
+    </div>`;
+}

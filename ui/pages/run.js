@@ -1,0 +1,120 @@
+// A run: its config, git commit and uncommitted diff, environment, summary and training curves (uPlot).
+import { useEffect, useRef } from "preact/hooks";
+import uPlot from "uplot";
+import { useQuery, useLive } from "../api.js";
+import { html, href, Loaded, KeyValues, StateBadge, Time, artifactHref, Badge } from "../html.js";
+
+const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
+  run(entity: $entity, project: $project, runId: $runId) {
+    entity project runId name jobType state exitCode config environment summary
+    startedAt startedBy finishedAt syncedAt
+    metrics { key step value }
+    launchedBy { id queue state }
+  }
+}`;
+
+const IO = `query RunIO($ref: String!) {
+  lineage(ref: $ref, direction: BOTH, depth: 1, fanOut: 200) {
+    nodes { id depth artifactVersion { id name version type aliases } }
+    edges { source target kind }
+  }
+}`;
+
+// What the run used and what it logged: its neighbours in the lineage graph.
+function InputsOutputs({ entity, project, runId }) {
+  const self = `run:${entity}/${project}/${runId}`;
+  const result = useQuery(IO, { ref: self });
+  return html`<${Loaded} result=${result}>${({ lineage }) => {
+    const byId = new Map(lineage.nodes.map((n) => [n.id, n.artifactVersion]));
+    const used = lineage.edges.filter((e) => e.target === self && e.kind === "used").map((e) => byId.get(e.source));
+    const logged = lineage.edges.filter((e) => e.source === self && e.kind === "produced").map((e) => byId.get(e.target));
+    const list = (avs) => avs.filter(Boolean).length
+      ? avs.filter(Boolean).map((av) => html`<li><a href=${artifactHref(av.id)}>${av.name}:${av.version}</a> <span class="muted">${av.type}</span>
+          ${av.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}</li>`)
+      : html`<li class="muted">none</li>`;
+    return html`<div class="columns" data-testid="run-io">
+      <section><h3>Used</h3><ul>${list(used)}</ul></section>
+      <section><h3>Logged</h3><ul>${list(logged)}</ul></section>
+    </div>`;
+  }}<//>`;
+}
+
+function Curve({ name, points }) {
+  const box = useRef(null);
+  useEffect(() => {
+    const sorted = [...points].sort((a, b) => a.step - b.step);
+    const data = [sorted.map((p) => p.step), sorted.map((p) => p.value)];
+    const plot = new uPlot(
+      {
+        title: name,
+        width: Math.min(box.current.clientWidth || 420, 520),
+        height: 220,
+        scales: { x: { time: false } },
+        axes: [{ label: "step" }, {}],
+        series: [{ label: "step" }, { label: name, stroke: "#3b82f6", width: 2, points: { show: sorted.length < 50 } }],
+      },
+      data,
+      box.current,
+    );
+    return () => plot.destroy();
+  }, [name, points]);
+  return html`<div class="curve" ref=${box} data-testid=${"curve-" + name}></div>`;
+}
+
+function Curves({ metrics }) {
+  const byKey = new Map();
+  for (const m of metrics) (byKey.get(m.key) || byKey.set(m.key, []).get(m.key)).push(m);
+  if (!byKey.size) return html`<p class="muted">No metrics logged.</p>`;
+  return html`<div class="curves">${[...byKey].map(([k, pts]) => html`<${Curve} key=${k} name=${k} points=${pts} />`)}</div>`;
+}
+
+function diffLine(line) {
+  if (line.startsWith("+++") || line.startsWith("---") || line.startsWith("diff ")) return "file";
+  if (line.startsWith("+")) return "add";
+  if (line.startsWith("-")) return "del";
+  return line.startsWith("@@") ? "hunk" : "";
+}
+
+function Git({ git }) {
+  if (!git) return html`<p class="muted">Not recorded (the run did not start in a git checkout).</p>`;
+  return html`
+    <table class="kv"><tbody>
+      <tr><th>Remote</th><td>${git.remote || html`<span class="muted">none</span>`}</td></tr>
+      <tr><th>Branch</th><td>${git.branch}</td></tr>
+      <tr><th>Commit</th><td><code data-testid="git-commit">${git.commit}</code></td></tr>
+    </tbody></table>
+    <h3>Uncommitted diff</h3>
+    ${git.diff ? html`<pre class="code diff" data-testid="git-diff">${git.diff.split("\n").map((line) => html`<span class=${diffLine(line)}>${line}\n</span>`)}</pre>` : html`<p class="muted">None: the commit is the code.</p>`}`;
+}
+
+function Environment({ env }) {
+  const { git, requirements, ...rest } = env || {};
+  return html`
+    <${KeyValues} value=${rest} empty="Not recorded." />
+    ${requirements?.length > 0 && html`<details><summary>${requirements.length} installed packages</summary><pre class="code">${requirements.join("\n")}</pre></details>`}`;
+}
+
+export function RunPage({ entity, project, runId }) {
+  const result = useQuery(RUN, { entity, project, runId });
+  useLive({ streamPrefix: `run:${entity}/${project}/${runId}` }, result.reload);
+  return html`<main class="pad"><${Loaded} result=${result}>${({ run }) => {
+    if (!run) return html`<p class="muted">No run ${entity}/${project}/${runId}.</p>`;
+    return html`
+      <p class="crumbs">${run.entity} / ${run.project} / run</p>
+      <header class="page-head">
+        <h1>${run.name || run.runId} <${StateBadge} state=${run.state} /></h1>
+        <p class="muted">${run.jobType && html`${run.jobType} · `}started by ${run.startedBy} <${Time} at=${run.startedAt} />
+          ${run.finishedAt && html` · finished <${Time} at=${run.finishedAt} />`}${run.exitCode != null && ` · exit ${run.exitCode}`}
+          ${run.launchedBy && html` · launched by job <a href=${href("launch", "jobs", run.launchedBy.id)}>${run.launchedBy.id.slice(0, 8)}</a> on ${run.launchedBy.queue}`}</p>
+        <a class="button" href=${href("launch", "clone", run.entity, run.project, run.runId)}>Clone this run…</a>
+      </header>
+      <section><h2>Artifacts</h2><${InputsOutputs} entity=${run.entity} project=${run.project} runId=${run.runId} /></section>
+      <section><h2>Training curves</h2><${Curves} metrics=${run.metrics} /></section>
+      <div class="columns">
+        <section><h2>Config</h2><${KeyValues} value=${run.config} empty="No config." /></section>
+        <section><h2>Summary</h2><${KeyValues} value=${run.summary} empty="No summary." /></section>
+      </div>
+      <section><h2>Code</h2><${Git} git=${run.environment?.git} /></section>
+      <section><h2>Environment</h2><${Environment} env=${run.environment} /></section>`;
+  }}<//></main>`;
+}
