@@ -3,6 +3,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { apiKey, gql } from "./api.js";
 import { html } from "./html.js";
+import { ViewerContext } from "./access.js";
 import { Login } from "./pages/login.js";
 import { Registry } from "./pages/registry.js";
 import { VersionPage } from "./pages/version.js";
@@ -83,7 +84,7 @@ function App() {
       <span class="viewer" data-testid="viewer" title=${"grants: " + JSON.stringify(viewer.grants)}>${viewer.id} <span class="badge">${viewer.role}</span></span>
       <button class="link" onClick=${() => { apiKey.clear(); setViewer(null); }}>Log out</button>
     </header>
-    <${Page} r=${r} />`;
+    <${ViewerContext.Provider} value=${viewer}><${Page} r=${r} /><//>`;
 }
 
 const root = document.getElementById("app");

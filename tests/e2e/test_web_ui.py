@@ -177,6 +177,9 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             await expect(card).to_contain_text("224×224 RGB image")
             assert await page.evaluate("window.injected") is None  # the card's <script> was stripped
             await expect(page.get_by_test_id("aliases")).to_contain_text("production")
+            # A viewer may change nothing here, so nothing to change is offered.
+            await expect(page.get_by_test_id("alias-form")).to_have_count(0)
+            await expect(card.get_by_role("button", name="Edit")).to_have_count(0)
             await page.screenshot(path=SCREENSHOTS / "version-overview.png", full_page=True)
 
             for tab, check, shot in [
@@ -264,6 +267,32 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             await expect(automation).to_contain_text("evaluate candidates")
             await expect(automation).to_contain_text("user:erin")  # who caused the firing
             await page.screenshot(path=SCREENSHOTS / "automations.png", full_page=True)
+
+            # A member moves an alias from the version page; production, now protected, is an admin's to move.
+            protected = await stack.graphql('mutation { protectAlias(registeredModel: "nature-classification", alias: "production") { name } }')
+            assert "errors" not in protected, protected
+            await page.get_by_role("button", name="Log out").click()
+            await page.get_by_label("API key").fill(await stack.key("user:mia", role="member"))
+            await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_test_id("viewer")).to_contain_text("user:mia")
+            await page.goto(url + "#/models/nature-classification/v1")
+            form = page.get_by_test_id("alias-form")
+            await expect(form).to_be_visible()
+            await expect(page.get_by_test_id("aliases")).to_contain_text("production")
+            await expect(page.get_by_role("button", name="remove alias production")).to_have_count(0)
+            await form.get_by_label("Alias name").fill("production")
+            await expect(form.get_by_role("button", name="Move here")).to_be_disabled()
+            await form.get_by_label("Alias name").fill("staging")
+            await form.get_by_role("button", name="Move here").click()
+            await expect(page.get_by_test_id("aliases")).to_contain_text("staging")
+            await expect(page.get_by_role("button", name="remove alias staging")).to_be_visible()
+            await page.screenshot(path=SCREENSHOTS / "version-member.png", full_page=True)
+            await page.get_by_role("tab", name="Action history").click()
+            moved = page.get_by_test_id("history").locator("tbody tr").filter(has_text="staging").filter(has_text="user:mia")
+            await expect(moved).to_contain_text("set alias")
+            await page.get_by_role("link", name="nature-classification").first.click()
+            await expect(rows.filter(has_text="v1")).to_contain_text("staging")
+            await expect(rows.filter(has_text="v0")).not_to_contain_text("staging")
         except Exception:
             await page.screenshot(path=SCREENSHOTS / "failure.png", full_page=True)
             raise

@@ -3,7 +3,7 @@
 import { useQuery } from "../api.js";
 import { html, Loaded, Badge, Time, KeyValues, Markdown, Tabs, runHref, artifactHref } from "../html.js";
 import { Files, Usage } from "./version.js";
-import { LineageGraph } from "./lineage.js";
+import { LineageTab } from "./lineage_tab.js";
 
 const ARTIFACT = `query Artifact($id: ID!) {
   artifactVersion(id: $id) {
@@ -21,7 +21,7 @@ export function ArtifactPage({ id, tab }) {
     let body;
     if (tab === "files") body = html`<${Files} files=${av.files} />`;
     else if (tab === "usage") body = html`<${Usage} usage=${av.usage} />`;
-    else if (tab === "lineage") body = html`<${LineageGraph} start=${av.id} />`;
+    else if (tab === "lineage") body = html`<${LineageTab} start=${av.id} />`;
     else body = html`
       <div class="columns">
         <section>

@@ -1,6 +1,5 @@
 // A run: its config, git commit and uncommitted diff, environment, summary and training curves (uPlot).
 import { useEffect, useRef } from "preact/hooks";
-import uPlot from "uplot";
 import { useQuery, useLive } from "../api.js";
 import { html, href, Loaded, KeyValues, StateBadge, Time, artifactHref, Badge } from "../html.js";
 
@@ -44,19 +43,24 @@ function Curve({ name, points }) {
   useEffect(() => {
     const sorted = [...points].sort((a, b) => a.step - b.step);
     const data = [sorted.map((p) => p.step), sorted.map((p) => p.value)];
-    const plot = new uPlot(
-      {
-        title: name,
-        width: Math.min(box.current.clientWidth || 420, 520),
-        height: 220,
-        scales: { x: { time: false } },
-        axes: [{ label: "step" }, {}],
-        series: [{ label: "step" }, { label: name, stroke: "#3b82f6", width: 2, points: { show: sorted.length < 50 } }],
-      },
-      data,
-      box.current,
-    );
-    return () => plot.destroy();
+    let plot = null;
+    let gone = false;
+    import("uplot").then(({ default: uPlot }) => { // loaded on the first chart, not with every page
+      if (gone) return;
+      plot = new uPlot(
+        {
+          title: name,
+          width: Math.min(box.current.clientWidth || 420, 520),
+          height: 220,
+          scales: { x: { time: false } },
+          axes: [{ label: "step" }, {}],
+          series: [{ label: "step" }, { label: name, stroke: "#3b82f6", width: 2, points: { show: sorted.length < 50 } }],
+        },
+        data,
+        box.current,
+      );
+    });
+    return () => { gone = true; plot?.destroy(); };
   }, [name, points]);
   return html`<div class="curve" ref=${box} data-testid=${"curve-" + name}></div>`;
 }

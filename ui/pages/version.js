@@ -1,8 +1,11 @@
 // One version of a registered model: Overview (the model card), Metadata, Files, Usage, Lineage, Action history.
+// Members and admins of the model may set, move and remove aliases and edit the model card; protected
+// aliases only its admins. What the role may not do is not offered (the server checks again).
 import { useState } from "preact/hooks";
-import { useQuery, useLive } from "../api.js";
-import { html, href, Loaded, AliasBadges, Badge, Time, Markdown, KeyValues, Tabs, bytes, runHref } from "../html.js";
-import { LineageGraph } from "./lineage.js";
+import { gql, useQuery, useLive } from "../api.js";
+import { useViewer, may, modelScopes } from "../access.js";
+import { html, href, Loaded, AliasBadges, Badge, Time, Markdown, KeyValues, Tabs, bytes, runHref, ErrorBox } from "../html.js";
+import { LineageTab } from "./lineage_tab.js";
 
 const VERSION = `query Version($model: String!, $version: String!) {
   registeredModel(name: $model) {
@@ -44,17 +47,98 @@ export function describe(record) {
   }
 }
 
-function Overview({ model, v }) {
+const ADD_ALIAS = `mutation AddAlias($model: String!, $id: ID!, $alias: String!) {
+  addAlias(registeredModel: $model, artifactVersionId: $id, alias: $alias) { version aliases }
+}`;
+const REMOVE_ALIAS = `mutation RemoveAlias($model: String!, $alias: String!) {
+  removeAlias(registeredModel: $model, alias: $alias) { version aliases }
+}`;
+const UPDATE_CARD = `mutation UpdateCard($model: String!, $description: String!, $inputs: String, $outputs: String) {
+  updateModelCard(registeredModel: $model, description: $description, inputs: $inputs, outputs: $outputs) { name }
+}`;
+
+// Runs a mutation; its error is shown next to the form that sent it, then `done()` refreshes the page.
+function useMutation(done) {
+  const [state, setState] = useState({ busy: false, error: null });
+  const run = async (query, variables) => {
+    setState({ busy: true, error: null });
+    try {
+      await gql(query, variables);
+      setState({ busy: false, error: null });
+      done();
+      return true;
+    } catch (error) {
+      setState({ busy: false, error });
+      return false;
+    }
+  };
+  return [state, run];
+}
+
+// Set or move an alias to this version, or remove one of its aliases. `admin`: protected aliases too.
+function AliasControls({ model, v, admin, reload }) {
+  const [alias, setAlias] = useState("");
+  const [state, run] = useMutation(reload);
+  const isProtected = (a) => model.protectedAliases.includes(a);
+  const refused = alias && isProtected(alias.trim()) && !admin;
+  const submit = async (e) => {
+    e.preventDefault();
+    if (await run(ADD_ALIAS, { model: model.name, id: v.artifactVersion.id, alias: alias.trim() })) setAlias("");
+  };
+  const offered = model.protectedAliases.filter((a) => admin && !v.aliases.includes(a));
+  return html`
+    <form class="inline" data-testid="alias-form" onSubmit=${submit}>
+      <label>Set or move alias <input name="alias" list="alias-suggestions" aria-label="Alias name" required value=${alias} onInput=${(e) => setAlias(e.target.value)} /></label>
+      <datalist id="alias-suggestions">${offered.map((a) => html`<option value=${a} />`)}</datalist>
+      <button type="submit" disabled=${state.busy || !alias.trim() || refused}>Move here</button>
+      ${refused && html`<span class="muted"> ${alias.trim()} is protected: only the model's admins may move it</span>`}
+    </form>
+    <ul class="alias-list" data-testid="alias-remove">
+      ${v.aliases.filter((a) => admin || !isProtected(a)).map((a) => html`<li>
+        <${Badge} kind=${isProtected(a) ? "alias protected" : "alias"}>${a}<//>
+        <button class="link" aria-label=${"remove alias " + a} disabled=${state.busy}
+          onClick=${() => run(REMOVE_ALIAS, { model: model.name, alias: a })}>remove</button></li>`)}
+    </ul>
+    ${state.error && html`<${ErrorBox} error=${state.error} />`}`;
+}
+
+function CardEditor({ model, reload, close }) {
+  const [fields, setFields] = useState({ description: model.description || "", inputs: model.inputs || "", outputs: model.outputs || "" });
+  const [state, run] = useMutation(reload);
+  const field = (name, label, rows) => html`<label>${label}
+    <textarea name=${name} rows=${rows} value=${fields[name]} onInput=${(e) => setFields({ ...fields, [name]: e.target.value })}></textarea></label>`;
+  const submit = async (e) => {
+    e.preventDefault();
+    if (await run(UPDATE_CARD, { model: model.name, ...fields })) close();
+  };
+  return html`
+    <form class="stack" data-testid="card-form" onSubmit=${submit}>
+      ${field("description", "Description (markdown)", 10)}
+      ${field("inputs", "Inputs", 2)}
+      ${field("outputs", "Outputs", 2)}
+      <p><button type="submit" disabled=${state.busy}>Save the model card</button>
+        <button type="button" class="link" onClick=${close}>Cancel</button></p>
+      ${state.error && html`<${ErrorBox} error=${state.error} />`}
+    </form>`;
+}
+
+function Overview({ model, v, reload }) {
   const av = v.artifactVersion;
+  const viewer = useViewer();
+  const scopes = modelScopes(model.name);
+  const member = may(viewer, "member", scopes);
+  const admin = may(viewer, "admin", scopes);
+  const [editing, setEditing] = useState(false);
   return html`
     <div class="columns">
       <section class="card" data-testid="model-card">
-        <h2>Model card</h2>
-        <${Markdown} text=${model.description} empty="No model card yet (updateModelCard writes one)." />
-        <h3>Inputs</h3>
-        <${Markdown} text=${model.inputs} empty="Not described." />
-        <h3>Outputs</h3>
-        <${Markdown} text=${model.outputs} empty="Not described." />
+        <h2>Model card ${member && !editing && html`<button class="link" onClick=${() => setEditing(true)}>Edit</button>`}</h2>
+        ${editing ? html`<${CardEditor} model=${model} reload=${reload} close=${() => setEditing(false)} />` : html`
+          <${Markdown} text=${model.description} empty="No model card yet." />
+          <h3>Inputs</h3>
+          <${Markdown} text=${model.inputs} empty="Not described." />
+          <h3>Outputs</h3>
+          <${Markdown} text=${model.outputs} empty="Not described." />`}
       </section>
       <section class="facts">
         <h2>This version</h2>
@@ -70,6 +154,7 @@ function Overview({ model, v }) {
             <tr><th>Digest</th><td><code class="digest">${av.digest}</code></td></tr>`}
         </tbody></table>
         ${av?.description && html`<h3>Artifact description</h3><${Markdown} text=${av.description} />`}
+        ${member && av && html`<h3>Aliases of this version</h3><${AliasControls} model=${model} v=${v} admin=${admin} reload=${reload} />`}
       </section>
     </div>`;
 }
@@ -122,11 +207,11 @@ export function VersionPage({ model, version, tab }) {
     const av = v.artifactVersion;
     let body;
     if (!av) body = html`<p class="muted">The artifact version behind it is not visible yet.</p>`;
-    else if (tab === "overview") body = html`<${Overview} model=${m} v=${v} />`;
+    else if (tab === "overview") body = html`<${Overview} model=${m} v=${v} reload=${result.reload} />`;
     else if (tab === "metadata") body = html`<${KeyValues} value=${av.metadata} empty="No metadata." />`;
     else if (tab === "files") body = html`<${Files} files=${av.files} />`;
     else if (tab === "usage") body = html`<${Usage} usage=${v.usage} />`;
-    else if (tab === "lineage") body = html`<${LineageGraph} start=${av.id} />`;
+    else if (tab === "lineage") body = html`<${LineageTab} start=${av.id} />`;
     else if (tab === "history") body = html`<${History} records=${m.history} av=${av} />`;
     else body = html`<p class="muted">No tab named ${tab}.</p>`;
     return html`

@@ -1,0 +1,30 @@
+// What the logged-in key may do, so that pages offer only that. Mirrors services/access.py
+// (Caller.role_on): a key's role holds everywhere, a grant on a scope overrides it there (`model:<name>`
+// before `registry`), and an admin key is admin everywhere. The server still checks every mutation.
+import { createContext } from "preact";
+import { useContext } from "preact/hooks";
+
+const RANK = { viewer: 1, member: 2, admin: 3 };
+
+export const ViewerContext = createContext(null);
+
+export function useViewer() {
+  return useContext(ViewerContext);
+}
+
+export function modelScopes(name) {
+  return [`model:${name}`, "registry"]; // most specific first
+}
+
+export function roleOn(viewer, scopes) {
+  if (!viewer) return "viewer";
+  if (viewer.role === "admin") return "admin";
+  for (const scope of scopes) {
+    if (viewer.grants && scope in viewer.grants) return viewer.grants[scope];
+  }
+  return viewer.role;
+}
+
+export function may(viewer, needed, scopes) {
+  return (RANK[roleOn(viewer, scopes)] || 0) >= RANK[needed];
+}
