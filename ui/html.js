@@ -37,8 +37,8 @@ export function AliasBadges({ aliases, protectedAliases = [] }) {
   );
 }
 
-export function StateBadge({ state }) {
-  return html`<span class="badge state-${state}">${state}</span>`;
+export function StateBadge({ state, testid }) {
+  return html`<span class="badge state-${state}" data-testid=${testid}>${state}</span>`;
 }
 
 // When something happened: "5 min ago" (the exact UTC time on hover), or both when `exact`.

@@ -246,7 +246,8 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             await page.screenshot(path=SCREENSHOTS / "run-code.png", full_page=True)
             await page.get_by_role("link", name="Clone this run…").click()
             await expect(page.get_by_label("Run id")).to_have_value("eval-1")
-            await page.get_by_label("Overrides").fill("threshold=0.95")
+            await expect(page.get_by_test_id("knobs").get_by_label("threshold")).to_have_value("0.9")  # the run's config
+            await page.get_by_test_id("knobs").get_by_label("threshold").fill("0.95")
             await page.get_by_role("button", name="Enqueue").click()
             await expect(page.get_by_test_id("clone-form").get_by_role("alert")).to_contain_text("viewer")
 

@@ -1,5 +1,5 @@
 // Launch: queues, jobs with their state, a job's captured output, and "clone this run" (enqueueJob fromRun).
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
 import { html, href, Loaded, StateBadge, Time, KeyValues, ErrorBox, runHref } from "../html.js";
 
@@ -40,20 +40,48 @@ export function parseOverrides(text) {
   return out;
 }
 
+const RUN_CONFIG = `query RunConfig($entity: String!, $project: String!, $runId: String!) {
+  run(entity: $entity, project: $project, runId: $runId) { config }
+}`;
+
+// The knobs a user changed: each config value edited in the form, parsed as JSON where it is JSON.
+export function changedKnobs(config, edited) {
+  const out = {};
+  for (const [key, text] of Object.entries(edited)) {
+    let value;
+    try { value = JSON.parse(text); } catch { value = text; }
+    if (JSON.stringify(value) !== JSON.stringify(config[key])) out[key] = value;
+  }
+  return out;
+}
+
 function CloneForm({ queues, fromRun, onDone }) {
   const [entity, project, runId] = fromRun || ["", "", ""];
   const [form, setForm] = useState({ queue: queues[0]?.name || "", entity, project, runId, overrides: "", priority: 0 });
+  const [knobs, setKnobs] = useState({});
+  const [config, setConfig] = useState(null);
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  useEffect(() => {
+    // The run's config, one field per knob (the demo's "no YAML" clone).
+    if (!form.entity || !form.project || !form.runId) return;
+    gql(RUN_CONFIG, { entity: form.entity, project: form.project, runId: form.runId })
+      .then(({ run }) => {
+        setConfig(run ? run.config : null);
+        setKnobs(run ? Object.fromEntries(Object.entries(run.config).map(([k, v]) => [k, JSON.stringify(v)])) : {});
+      })
+      .catch(setError);
+  }, [form.entity, form.project, form.runId]);
   const submit = async (e) => {
     e.preventDefault();
     setBusy(true);
     setError(null);
     try {
+      const overrides = { ...changedKnobs(config || {}, knobs), ...parseOverrides(form.overrides) };
       const { enqueueJob } = await gql(ENQUEUE, {
         queue: form.queue, entity: form.entity, project: form.project, fromRun: form.runId,
-        overrides: parseOverrides(form.overrides), priority: Number(form.priority) || 0,
+        overrides, priority: Number(form.priority) || 0,
       });
       onDone(enqueueJob.id);
     } catch (err) {
@@ -62,6 +90,11 @@ function CloneForm({ queues, fromRun, onDone }) {
       setBusy(false);
     }
   };
+  const knobFields = config && Object.keys(knobs).length > 0 && html`
+    <fieldset data-testid="knobs"><legend>Config of ${form.runId} (change what the new run should use)</legend>
+      ${Object.entries(knobs).map(([k, v]) => html`
+        <label>${k} <input name=${k} value=${v} onInput=${(e) => setKnobs({ ...knobs, [k]: e.target.value })} /></label>`)}
+    </fieldset>`;
   return html`
     <form class="stack" onSubmit=${submit} data-testid="clone-form">
       <h2>Clone a run</h2>
@@ -70,7 +103,8 @@ function CloneForm({ queues, fromRun, onDone }) {
       <label>Entity <input value=${form.entity} onInput=${set("entity")} required /></label>
       <label>Project <input value=${form.project} onInput=${set("project")} required /></label>
       <label>Run id <input value=${form.runId} onInput=${set("runId")} required /></label>
-      <label>Overrides <textarea rows="3" placeholder="lr=0.01\nepochs=3" value=${form.overrides} onInput=${set("overrides")}></textarea></label>
+      ${knobFields}
+      <label>More overrides <textarea rows="2" placeholder="new_knob=3" value=${form.overrides} onInput=${set("overrides")}></textarea></label>
       <label>Priority <input type="number" value=${form.priority} onInput=${set("priority")} /></label>
       <button type="submit" disabled=${busy || !queues.length}>Enqueue</button>
       ${!queues.length && html`<p class="muted">No queue yet: an admin creates one (createLaunchQueue).</p>`}
@@ -90,7 +124,7 @@ function JobDetail({ id }) {
     if (!job) return html`<p class="muted">No job ${id}.</p>`;
     return html`
       <p class="crumbs"><a href="#/launch">Launch</a> / job</p>
-      <h1>Job <code>${job.id.slice(0, 8)}</code> <${StateBadge} state=${job.state} />
+      <h1>Job <code>${job.id.slice(0, 8)}</code> <${StateBadge} state=${job.state} testid="job-state" />
         ${["queued", "claimed", "running"].includes(job.state) && html` <button onClick=${cancel}>Cancel job</button>`}</h1>
       ${error && html`<${ErrorBox} error=${error} />`}
       <p class="muted">on ${job.queue} · enqueued by ${job.enqueuedBy} <${Time} at=${job.enqueuedAt} /> · attempt ${job.attempt}${job.requeues ? `, requeued ${job.requeues}×` : ""}

@@ -1,0 +1,73 @@
+"""The demo's Launch flow in a browser: clone a finished training run with a changed learning rate onto a
+queue, without YAML, and watch the job an agent runs go to finished."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.stack import Stack
+from support.training_repo import make_training_repo
+
+CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="playwright is not installed (pip install '.[test]')"),
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no chromium at {CHROMIUM} (apt-get install chromium, or set MODELREG_CHROMIUM)"),
+    pytest.mark.parametrize("log_kind", ["postgres"], indirect=True),
+]
+
+
+async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watches_the_job_finish(stack: Stack, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    assert stack.client is not None
+    url = str(stack.client.make_url("/")).rstrip("/")
+    await stack.graphql('mutation { createLaunchQueue(name: "cpu") { name } }')
+    repo, _ = make_training_repo(tmp_path / "repo")
+    member = await stack.key("user:mia", role="member")
+    env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": member, "MODELREG_ENTITY": "acme"}
+    trained = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert trained.returncode == 0, trained.stderr
+    run_id = trained.stdout.split()[1]
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "modelreg.services.cli", "agent", "--queue", "cpu", "--heartbeat", "0.5"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            expect.set_options(timeout=60_000)
+            await page.goto(url + "/")
+            await page.get_by_label("API key").fill(member)
+            await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_test_id("viewer")).to_contain_text("user:mia")
+
+            await page.goto(f"{url}/#/runs/acme/nature/{run_id}")
+            await page.get_by_role("link", name="Clone this run…").click()
+            knobs = page.get_by_test_id("knobs")
+            await expect(knobs.get_by_label("lr")).to_have_value("0.1")
+            await knobs.get_by_label("lr").fill("0.01")
+            await page.screenshot(path=SCREENSHOTS / "launch-clone.png", full_page=True)
+            await page.get_by_role("button", name="Enqueue").click()
+
+            await expect(page.get_by_test_id("job-state")).to_have_text("finished")
+            await page.screenshot(path=SCREENSHOTS / "launch-clone-finished.png", full_page=True)
+            await browser.close()
+    finally:
+        agent.terminate()
+        await asyncio.to_thread(agent.wait, 30)
+
+    jobs = (await stack.graphql("{ launchJobs { overrides config state source } }"))["data"]["launchJobs"]
+    (job,) = jobs
+    assert job["overrides"] == {"lr": 0.01} and job["config"]["lr"] == 0.01 and job["state"] == "finished"
+    assert job["source"]["cloned_from_run"] == f"acme/nature/{run_id}"
