@@ -238,7 +238,10 @@ async def build_graph(dsn: str, kafka: str | None, nodes: int, versions: int, lo
     projectors = [
         modelreg_cli(dsn, kafka, "projector", "--projection", "registry", log=logs / "projector-registry.log"),
         modelreg_cli(dsn, kafka, "projector", "--projection", "audit", log=logs / "projector-audit.log"),
-        modelreg_cli(dsn, kafka, "projector", "--projection", "lineage", "--projection", "identity", log=logs / "projector-lineage.log"),
+        modelreg_cli(
+            dsn, kafka, "projector", "--projection", "lineage", "--projection", "identity", "--projection", "launch",
+            "--projection", "triggers", log=logs / "projector-lineage.log",
+        ),
     ]
     total = graph_event_count(nodes, versions)
     try:
