@@ -127,3 +127,17 @@ export function useLive(filter, reload) {
   }, [key]);
   return status;
 }
+
+// An artifact file from the blob store, saved by the browser. Blobs need the API key in a header, which a
+// plain link cannot send: fetched, then handed to the browser as a download.
+export async function downloadBlob(digest, name) {
+  const response = await fetch(`/blobs/${digest}`, { headers: { Authorization: `Bearer ${apiKey.get()}` } });
+  if (response.status === 401) throw new Unauthorized("the API key was refused");
+  if (!response.ok) throw new Error(`${name}: the server answered ${response.status} (${await response.text()})`);
+  const url = URL.createObjectURL(await response.blob());
+  const link = Object.assign(document.createElement("a"), { href: url, download: name.split("/").pop() });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}

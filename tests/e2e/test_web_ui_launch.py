@@ -62,6 +62,16 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
 
             await expect(page.get_by_test_id("job-state")).to_have_text("finished")
             await page.screenshot(path=SCREENSHOTS / "launch-clone-finished.png", full_page=True)
+
+            # The model the cloned run logged: its file comes back from the blob store through the browser.
+            found = await stack.graphql('{ artifactVersion(ref: "acme/nature/regressor:v1") { id } }')
+            await page.goto(f"{url}/#/artifacts/{found['data']['artifactVersion']['id']}/files")
+            async with page.expect_download() as download_info:
+                await page.get_by_test_id("files").get_by_role("button", name="download").click()
+            download = await download_info.value
+            saved = tmp_path / "weights.json"
+            await download.save_as(saved)
+            assert download.suggested_filename == "weights.json" and saved.read_text().startswith("[")
             await browser.close()
     finally:
         agent.terminate()

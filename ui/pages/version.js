@@ -2,7 +2,7 @@
 // Members and admins of the model may set, move and remove aliases and edit the model card; protected
 // aliases only its admins. What the role may not do is not offered (the server checks again).
 import { useState } from "preact/hooks";
-import { gql, useQuery, useLive } from "../api.js";
+import { downloadBlob, gql, useQuery, useLive } from "../api.js";
 import { useViewer, may, modelScopes } from "../access.js";
 import { html, href, Loaded, AliasBadges, Badge, Time, Markdown, KeyValues, Tabs, bytes, runHref, ErrorBox } from "../html.js";
 import { LineageTab } from "./lineage_tab.js";
@@ -167,7 +167,7 @@ export function Files({ files }) {
       <thead><tr><th>Path</th><th>Size</th><th>Digest</th><th>Stored</th></tr></thead>
       <tbody>${files.map((f) => html`<tr>
         <td><code>${f.path}</code></td><td>${bytes(f.size)}</td><td><code class="digest">${f.digest}</code></td>
-        <td>${f.ref ? html`reference: <code>${f.ref}</code>` : "blob store"}</td></tr>`)}</tbody>
+        <td>${f.ref ? html`reference: <code>${f.ref}</code>` : html`<button class="link" onClick=${() => downloadBlob(f.digest, f.path).catch((e) => alert(e.message))}>download</button>`}</td></tr>`)}</tbody>
       <tfoot><tr><th>${files.length} files</th><th>${bytes(total)}</th><th></th><th></th></tr></tfoot>
     </table>`;
 }
