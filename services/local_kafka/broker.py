@@ -145,9 +145,10 @@ class LocalKafka:
         libs = fetch_kafka_jars(self.cache_dir)
         config = self._write_config()
         if not (self.data_dir / "logs" / "meta.properties").exists():
+            # One id in 64 starts with "-", which the tool's argument parser takes for an option: hence "--cluster-id=".
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)),
+                self._java(libs, "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}", "-c", str(config)),
                 capture_output=True,
                 text=True,
             )
