@@ -267,6 +267,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             automation = page.get_by_test_id("automation")
             await expect(automation).to_contain_text("evaluate candidates")
             await expect(automation).to_contain_text("user:erin")  # who caused the firing
+            await expect(page.get_by_test_id("create-automation")).to_have_count(0)  # not offered to a viewer
             await page.screenshot(path=SCREENSHOTS / "automations.png", full_page=True)
 
             # A member moves an alias from the version page; production, now protected, is an admin's to move.
@@ -303,6 +304,23 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             await page.get_by_role("link", name="nature-classification").first.click()
             await expect(rows.filter(has_text="v1")).to_contain_text("staging")
             await expect(rows.filter(has_text="v0")).not_to_contain_text("staging")
+
+            # ... and creates an automation from the Automations page.
+            await page.get_by_role("link", name="Automations", exact=True).click()
+            await page.get_by_text("New automation").click()
+            create = page.get_by_test_id("create-automation")
+            await create.get_by_label("Name").fill("retrain on new data")
+            await create.get_by_label("When").select_option("artifact_version_logged")
+            await create.get_by_label("Artifact collection").fill("nature-images")
+            await create.get_by_label("Then").select_option("launch")
+            await create.get_by_label("Queue", exact=True).fill("cpu")
+            await create.get_by_label("Git remote").fill("https://example.com/nature.git")
+            await create.get_by_label("Config (JSON template)").fill('{"dataset": "${artifact_ref}"}')
+            await create.get_by_role("button", name="Create").click()
+            created = page.get_by_test_id("automation").filter(has_text="retrain on new data")
+            await expect(created).to_contain_text("nature-images")
+            await expect(created).to_contain_text("user:mia")
+            await page.screenshot(path=SCREENSHOTS / "automations-member.png", full_page=True)
         except Exception:
             await page.screenshot(path=SCREENSHOTS / "failure.png", full_page=True)
             raise

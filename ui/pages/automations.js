@@ -1,6 +1,7 @@
 // Automations: what each one watches and does, switched on or off, and its firings and webhook deliveries.
 import { useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
+import { may, useViewer } from "../access.js";
 import { html, href, Loaded, Time, ErrorBox, Badge } from "../html.js";
 
 const AUTOMATIONS = `{
@@ -12,6 +13,72 @@ const AUTOMATIONS = `{
 }`;
 
 const SET_ENABLED = `mutation Enable($id: ID!, $enabled: Boolean!) { setAutomationEnabled(id: $id, enabled: $enabled) { id enabled } }`;
+
+const CREATE = `mutation Create($name: String!, $trigger: GenericScalar!, $action: GenericScalar!, $cooldown: Float) {
+  createAutomation(name: $name, trigger: $trigger, action: $action, cooldownS: $cooldown) { automation { id } webhookSecret }
+}`;
+
+const TRIGGERS = ["artifact_version_logged", "version_linked", "alias_added", "tag_added", "run_finished", "metric_threshold"];
+
+// The fields a user filled in, as the API's trigger: empty ones left out (they match everything).
+export function triggerOf(form) {
+  const trigger = { event: form.event };
+  for (const k of ["entity", "project", "collection", "registered_model", "alias_pattern", "tag_pattern", "metric", "op"]) {
+    if (form[k]) trigger[k] = form[k];
+  }
+  if (form.threshold !== "") trigger.threshold = Number(form.threshold);
+  return trigger;
+}
+
+function CreateForm({ onDone }) {
+  const blank = {
+    name: "", event: "alias_added", entity: "", project: "", collection: "", registered_model: "", alias_pattern: "",
+    tag_pattern: "", metric: "", op: "", threshold: "", cooldown: "0", kind: "webhook", url: "", payload: '{"event": "${event_type}"}',
+    queue: "", git_remote: "", git_commit: "", entry_point: "python train.py", config: "{}",
+  };
+  const [form, setForm] = useState(blank);
+  const [error, setError] = useState(null);
+  const [secret, setSecret] = useState(null);
+  const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  const field = (k, label, placeholder = "") => html`<label>${label} <input name=${k} value=${form[k]} placeholder=${placeholder} onInput=${set(k)} /></label>`;
+  const submit = async (e) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const action = form.kind === "webhook"
+        ? { kind: "webhook", url: form.url, payload: JSON.parse(form.payload || "{}") }
+        : { kind: "launch", queue: form.queue, entity: form.entity || "default", project: form.project || "default",
+            source: { kind: "git", git_remote: form.git_remote, git_commit: form.git_commit || undefined, entry_point: form.entry_point.split(/\s+/) },
+            config: JSON.parse(form.config || "{}") };
+      const { createAutomation } = await gql(CREATE, { name: form.name, trigger: triggerOf(form), action, cooldown: Number(form.cooldown) || 0 });
+      setSecret(createAutomation.webhookSecret);
+      setForm(blank);
+      onDone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`
+    <details class="card"><summary>New automation</summary>
+      <form class="stack" onSubmit=${submit} data-testid="create-automation">
+        ${field("name", "Name")}
+        <label>When <select name="event" value=${form.event} onChange=${set("event")}>${TRIGGERS.map((t) => html`<option>${t}</option>`)}</select></label>
+        ${field("entity", "Entity", "any")} ${field("project", "Project", "any")} ${field("collection", "Artifact collection", "any")}
+        ${field("registered_model", "Registered model", "any")} ${field("alias_pattern", "Alias pattern (regex)", "any")}
+        ${field("tag_pattern", "Tag pattern (regex)", "any")} ${field("metric", "Metric")} ${field("op", "Op (>, >=, <, <=)")} ${field("threshold", "Threshold")}
+        ${field("cooldown", "Cooldown (s)")}
+        <label>Then <select name="kind" value=${form.kind} onChange=${set("kind")}><option value="webhook">call a webhook</option><option value="launch">enqueue a job</option></select></label>
+        ${form.kind === "webhook"
+          ? html`${field("url", "URL", "https://ci.example.com/hook")}
+                 <label>Payload (JSON template) <textarea name="payload" rows="2" value=${form.payload} onInput=${set("payload")}></textarea></label>`
+          : html`${field("queue", "Queue")} ${field("git_remote", "Git remote")} ${field("git_commit", "Commit")} ${field("entry_point", "Command")}
+                 <label>Config (JSON template) <textarea name="config" rows="2" value=${form.config} onInput=${set("config")}></textarea></label>`}
+        <button type="submit">Create</button>
+        ${error && html`<${ErrorBox} error=${error} />`}
+        ${secret && html`<p data-testid="webhook-secret">Webhook secret (shown once): <code>${secret}</code></p>`}
+      </form>
+    </details>`;
+}
 
 const EVENTS = { types: ["automations.automation_created", "automations.automation_enabled", "automations.automation_disabled", "automations.automation_fired", "automations.webhook_attempted"] };
 
@@ -58,8 +125,11 @@ function Automation({ a, reload }) {
 
 export function Automations() {
   const result = useQuery(AUTOMATIONS);
+  const viewer = useViewer();
   useLive(EVENTS, result.reload);
-  return html`<main class="pad"><h1>Automations</h1><${Loaded} result=${result}>${({ automations }) => html`
+  // Creating one needs member on the installation (the key's own role): not offered to viewers.
+  const creates = may(viewer, "member", []);
+  return html`<main class="pad"><h1>Automations</h1>${creates && html`<${CreateForm} onDone=${result.reload} />`}<${Loaded} result=${result}>${({ automations }) => html`
     ${automations.map((a) => html`<${Automation} key=${a.id} a=${a} reload=${result.reload} />`)}
     ${!automations.length && html`<p class="muted">No automation yet: <code>modelreg automation create</code> or the createAutomation mutation.</p>`}
   `}<//></main>`;
