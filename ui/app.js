@@ -11,6 +11,7 @@ import { RunPage } from "./pages/run.js";
 import { ArtifactPage } from "./pages/artifact.js";
 import { Launch } from "./pages/launch.js";
 import { Automations } from "./pages/automations.js";
+import { AuditLog } from "./pages/audit.js";
 
 function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
@@ -28,6 +29,8 @@ function route() {
       return { page: "launch", jobId: rest[0] === "jobs" ? rest[1] : undefined, fromRun: rest[0] === "clone" ? rest.slice(1) : undefined };
     case "automations":
       return { page: "automations", id: rest[0] };
+    case "audit":
+      return { page: "audit" };
     default:
       return { page: "notfound" };
   }
@@ -51,6 +54,7 @@ function Page({ r }) {
     case "run": return html`<${RunPage} entity=${r.entity} project=${r.project} runId=${r.runId} />`;
     case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} />`;
     case "automations": return html`<${Automations} />`;
+    case "audit": return html`<${AuditLog} />`;
     default: return html`<main class="pad"><h1>Not found</h1><p><a href="#/">Back to the registry</a></p></main>`;
   }
 }
@@ -74,7 +78,7 @@ function App() {
   if (!viewer) return html`<${Login} refused=${refused} onLogin=${(v) => { setRefused(null); setViewer(v); }} />`;
 
   const section = ["version", "artifact", "run"].includes(r.page) ? "registry" : r.page;
-  const nav = [["registry", "#/", "Registry"], ["launch", "#/launch", "Launch"], ["automations", "#/automations", "Automations"]];
+  const nav = [["registry", "#/", "Registry"], ["launch", "#/launch", "Launch"], ["automations", "#/automations", "Automations"], ["audit", "#/audit", "Audit log"]];
   return html`
     <header class="top">
       <a class="brand" href="#/">modelreg</a>

@@ -270,6 +270,13 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             await expect(page.get_by_test_id("create-automation")).to_have_count(0)  # not offered to a viewer
             await page.screenshot(path=SCREENSHOTS / "automations.png", full_page=True)
 
+            # The audit log: who set production, filtered by action.
+            await page.get_by_role("link", name="Audit log", exact=True).click()
+            await page.get_by_label("Action").fill("registry.alias_added")
+            await page.get_by_label("Action").press("Enter")
+            await expect(page.get_by_test_id("audit").locator("tbody tr").filter(has_text="production").first).to_contain_text("user:carol")
+            await page.screenshot(path=SCREENSHOTS / "audit-log.png", full_page=True)
+
             # A member moves an alias from the version page; production, now protected, is an admin's to move.
             protected = await stack.graphql('mutation { protectAlias(registeredModel: "nature-classification", alias: "production") { name } }')
             assert "errors" not in protected, protected

@@ -1,0 +1,41 @@
+// The audit log: every action, newest first, filtered by actor, action and time, a page at a time.
+import { useState } from "preact/hooks";
+import { useQuery } from "../api.js";
+import { html, Loaded, Time } from "../html.js";
+
+const AUDIT = `query Audit($actor: String, $action: String, $since: DateTime, $after: String) {
+  auditLog(actor: $actor, action: $action, since: $since, first: 50, after: $after) {
+    items { eventId action actor occurredAt details } endCursor hasNextPage
+  }
+}`;
+
+const short = (text) => (text.length > 160 ? text.slice(0, 160) + "…" : text);
+
+export function AuditLog() {
+  const [filters, setFilters] = useState({ actor: "", action: "", since: "" });
+  const [cursors, setCursors] = useState([null]);
+  const variables = {
+    actor: filters.actor || null, action: filters.action || null,
+    since: filters.since ? new Date(filters.since).toISOString() : null, after: cursors[cursors.length - 1],
+  };
+  const result = useQuery(AUDIT, variables);
+  const set = (k) => (e) => { setFilters({ ...filters, [k]: e.target.value }); setCursors([null]); };
+  return html`<main class="pad"><h1>Audit log</h1>
+    <form class="row" onSubmit=${(e) => e.preventDefault()} data-testid="audit-filters">
+      <label>Actor <input value=${filters.actor} placeholder="user:alice" onInput=${set("actor")} /></label>
+      <label>Action <input value=${filters.action} placeholder="registry.alias_added" onInput=${set("action")} /></label>
+      <label>Since <input type="datetime-local" value=${filters.since} onChange=${set("since")} /></label>
+    </form>
+    <${Loaded} result=${result}>${({ auditLog }) => html`
+      <table class="grid" data-testid="audit">
+        <thead><tr><th>When</th><th>Who</th><th>Action</th><th>Details</th></tr></thead>
+        <tbody>${auditLog.items.map((r) => html`<tr>
+          <td><${Time} at=${r.occurredAt} /></td><td>${r.actor}</td><td><code>${r.action}</code></td>
+          <td><code class="details" title=${JSON.stringify(r.details)}>${short(JSON.stringify(r.details))}</code></td></tr>`)}</tbody>
+      </table>
+      <p class="row">
+        <button disabled=${cursors.length < 2} onClick=${() => setCursors(cursors.slice(0, -1))}>← Newer</button>
+        <button disabled=${!auditLog.hasNextPage} onClick=${() => setCursors([...cursors, auditLog.endCursor])}>Older →</button>
+      </p>`}<//>
+  </main>`;
+}
