@@ -10,7 +10,7 @@ from graphene.types.generic import GenericScalar
 from modelreg.errors import NotFound
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.launch import _launch, _uuid
+from modelreg.graphql.launch import parse_uuid
 from modelreg.graphql.pages import page_size
 from modelreg.services.launch_commands import CreateAutomation, SetAutomationEnabled
 
@@ -62,12 +62,12 @@ class Automation(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_firings(row: dict, info: graphene.ResolveInfo, first: int) -> list[dict]:
-        return await _launch(info).firings(row["automation_id"], page_size(first))
+        return await info.context.launch.firings(row["automation_id"], page_size(first))
 
     @staticmethod
     @reports_errors
     async def resolve_deliveries(row: dict, info: graphene.ResolveInfo, first: int) -> list[dict]:
-        return await _launch(info).deliveries(row["automation_id"], page_size(first))
+        return await info.context.launch.deliveries(row["automation_id"], page_size(first))
 
 
 class CreatedAutomation(graphene.ObjectType):
@@ -81,12 +81,12 @@ class AutomationQueries(graphene.ObjectType):
 
     @staticmethod
     async def resolve_automations(root: Any, info: graphene.ResolveInfo) -> list[dict]:
-        return await _launch(info).automations()
+        return await info.context.launch.automations()
 
     @staticmethod
     @reports_errors
     async def resolve_automation(root: Any, info: graphene.ResolveInfo, id: str) -> dict | None:
-        return await _launch(info).automation(_uuid(id, "automation id"))
+        return await info.context.launch.automation(parse_uuid(id, "automation id"))
 
 
 class AutomationMutations(graphene.ObjectType):
@@ -118,13 +118,13 @@ class AutomationMutations(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_set_automation_enabled(root: Any, info: graphene.ResolveInfo, id: str, enabled: bool) -> dict:
-        automation_id = _uuid(id, "automation id")
+        automation_id = parse_uuid(id, "automation id")
         await info.context.app.execute(parse_command(SetAutomationEnabled, {"automation_id": automation_id, "enabled": enabled}), info.context.caller)
         return await _visible(info, automation_id)
 
 
 async def _visible(info: graphene.ResolveInfo, automation_id: Any) -> dict:
-    automation = await _launch(info).automation(automation_id)
+    automation = await info.context.launch.automation(automation_id)
     if automation is None:
         raise NotFound(f"automation {automation_id} is not visible")
     return automation

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from aiodataloader import DataLoader
 
+from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.lineage_queries import LineageQueries
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.access import Caller
@@ -48,8 +49,10 @@ class RequestContext:
     artifact_versions: ArtifactVersionLoader = field(init=False)
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)
+    launch: LaunchQueries = field(init=False)
 
     def __post_init__(self) -> None:
         self.artifact_versions = ArtifactVersionLoader(self.reads)
         self.runs = RunLoader(self.reads)
         self.lineage = LineageQueries(self.reads.pool)
+        self.launch = LaunchQueries(self.reads.pool)

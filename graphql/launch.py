@@ -12,7 +12,6 @@ from modelreg.errors import Conflict, InvalidInput, NotFound
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.pages import page_size
-from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.services.launch_commands import (
     CancelJob,
     CaptureJobOutput,
@@ -25,11 +24,7 @@ from modelreg.services.launch_commands import (
 )
 
 
-def _launch(info: graphene.ResolveInfo) -> LaunchQueries:
-    return LaunchQueries(info.context.reads.pool)
-
-
-def _uuid(value: str, what: str = "job id") -> UUID:
+def parse_uuid(value: str, what: str = "job id") -> UUID:
     try:
         return UUID(value)
     except ValueError:
@@ -47,7 +42,7 @@ class LaunchQueue(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_jobs(row: dict, info: graphene.ResolveInfo, first: int, state: str | None = None) -> list[dict]:
-        return await _launch(info).jobs(queue=row["name"], state=state, limit=page_size(first))
+        return await info.context.launch.jobs(queue=row["name"], state=state, limit=page_size(first))
 
 
 class JobOutput(graphene.ObjectType):
@@ -87,7 +82,7 @@ class Job(graphene.ObjectType):
 
     @staticmethod
     async def resolve_output(row: dict, info: graphene.ResolveInfo) -> list[dict]:
-        return await _launch(info).output(row["job_id"])
+        return await info.context.launch.output(row["job_id"])
 
 
 class ClaimedJob(graphene.ObjectType):
@@ -114,26 +109,26 @@ class LaunchQueryFields(graphene.ObjectType):
 
     @staticmethod
     async def resolve_launch_queues(root: Any, info: graphene.ResolveInfo) -> list[dict]:
-        return await _launch(info).queues()
+        return await info.context.launch.queues()
 
     @staticmethod
     async def resolve_launch_queue(root: Any, info: graphene.ResolveInfo, name: str) -> dict | None:
-        return await _launch(info).queue(name)
+        return await info.context.launch.queue(name)
 
     @staticmethod
     @reports_errors
     async def resolve_launch_job(root: Any, info: graphene.ResolveInfo, id: str) -> dict | None:
-        return await _launch(info).job(_uuid(id))
+        return await info.context.launch.job(parse_uuid(id))
 
     @staticmethod
     @reports_errors
     async def resolve_launch_jobs(root: Any, info: graphene.ResolveInfo, first: int, queue: str | None = None, state: str | None = None) -> list[dict]:
-        return await _launch(info).jobs(queue=queue, state=state, limit=page_size(first))
+        return await info.context.launch.jobs(queue=queue, state=state, limit=page_size(first))
 
     @staticmethod
     @reports_errors
     async def resolve_waiting_jobs(root: Any, info: graphene.ResolveInfo, queues: list[str], first: int) -> list[dict]:
-        return await _launch(info).next_waiting(queues, page_size(first))
+        return await info.context.launch.next_waiting(queues, page_size(first))
 
 
 class LaunchMutations(graphene.ObjectType):
@@ -182,7 +177,7 @@ class LaunchMutations(graphene.ObjectType):
     async def resolve_create_launch_queue(root: Any, info: graphene.ResolveInfo, name: str, resource: str, resource_config: Any = None) -> dict:
         command = parse_command(CreateQueue, {"queue": name, "resource": resource, "resource_config": resource_config})
         await info.context.app.execute(command, info.context.caller)
-        return await _launch(info).queue(name)  # type: ignore[return-value]
+        return await info.context.launch.queue(name)  # type: ignore[return-value]
 
     @staticmethod
     @reports_errors
@@ -193,14 +188,14 @@ class LaunchMutations(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_cancel_job(root: Any, info: graphene.ResolveInfo, id: str, reason: str | None = None) -> dict:
-        await info.context.app.execute(parse_command(CancelJob, {"job_id": _uuid(id), "reason": reason}), info.context.caller)
-        return await _visible_job(info, _uuid(id))
+        await info.context.app.execute(parse_command(CancelJob, {"job_id": parse_uuid(id), "reason": reason}), info.context.caller)
+        return await _visible_job(info, parse_uuid(id))
 
     @staticmethod
     @reports_errors
     async def resolve_claim_job(root: Any, info: graphene.ResolveInfo, id: str, agent_id: str) -> dict:
-        accepted = await info.context.app.execute(parse_command(ClaimJob, {"job_id": _uuid(id), "agent_id": agent_id}), info.context.caller)
-        job = await _visible_job(info, _uuid(id))
+        accepted = await info.context.app.execute(parse_command(ClaimJob, {"job_id": parse_uuid(id), "agent_id": agent_id}), info.context.caller)
+        job = await _visible_job(info, parse_uuid(id))
         if job["agent_id"] != agent_id or job["attempt"] != accepted.subject_id:
             raise Conflict(f"job {id} was claimed by {job['agent_id']} first")
         return {"job": job, "attempt": accepted.subject_id}
@@ -208,20 +203,20 @@ class LaunchMutations(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_report_job_started(root: Any, info: graphene.ResolveInfo, id: str, **fields: Any) -> dict:
-        await info.context.app.execute(parse_command(ReportJobStarted, {"job_id": _uuid(id), **fields}), info.context.caller)
-        return await _visible_job(info, _uuid(id))
+        await info.context.app.execute(parse_command(ReportJobStarted, {"job_id": parse_uuid(id), **fields}), info.context.caller)
+        return await _visible_job(info, parse_uuid(id))
 
     @staticmethod
     @reports_errors
     async def resolve_capture_job_output(root: Any, info: graphene.ResolveInfo, id: str, **fields: Any) -> bool:
-        await info.context.app.execute(parse_command(CaptureJobOutput, {"job_id": _uuid(id), **fields}), info.context.caller)
+        await info.context.app.execute(parse_command(CaptureJobOutput, {"job_id": parse_uuid(id), **fields}), info.context.caller)
         return True
 
     @staticmethod
     @reports_errors
     async def resolve_report_job_finished(root: Any, info: graphene.ResolveInfo, id: str, **fields: Any) -> dict:
-        await info.context.app.execute(parse_command(ReportJobFinished, {"job_id": _uuid(id), **fields}), info.context.caller)
-        return await _visible_job(info, _uuid(id))
+        await info.context.app.execute(parse_command(ReportJobFinished, {"job_id": parse_uuid(id), **fields}), info.context.caller)
+        return await _visible_job(info, parse_uuid(id))
 
     @staticmethod
     @reports_errors
@@ -231,7 +226,7 @@ class LaunchMutations(graphene.ObjectType):
 
 
 async def _visible_job(info: graphene.ResolveInfo, job_id: UUID) -> dict:
-    job = await _launch(info).job(job_id)
+    job = await info.context.launch.job(job_id)
     if job is None:
         raise NotFound(f"job {job_id} is not visible")
     return job

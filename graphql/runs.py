@@ -12,7 +12,6 @@ from modelreg.errors import NotFound
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.launch import Job
-from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.services.commands import FinishRun, LogMetrics, RecordSync, StartRun
 
 
@@ -49,7 +48,7 @@ class Run(graphene.ObjectType):
             job_id = UUID(launch.get("job_id") or "")
         except ValueError:
             return None
-        return await LaunchQueries(info.context.reads.pool).job(job_id)
+        return await info.context.launch.job(job_id)
 
     @staticmethod
     async def resolve_metrics(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:

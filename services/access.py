@@ -40,6 +40,10 @@ class Caller:
                 return self.grants[scope]
         return self.role
 
+    def writes_somewhere(self) -> bool:
+        """Member or more on some scope: enough to upload artifact files (logging the version is checked)."""
+        return any(RANK[role] >= RANK["member"] for role in (self.role, *self.grants.values()))
+
     def may(self, needed: Role, scopes: tuple[str, ...]) -> bool:
         return RANK[self.role_on(scopes)] >= RANK[needed]
 

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -66,8 +67,6 @@ def docker_answers() -> str | None:
     """None when a Docker engine answers, else why not."""
     if shutil.which("docker") is None:
         return "the docker command is not installed"
-    import subprocess
-
     done = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20)
     if done.returncode != 0:
         return f"no Docker engine answers ({(done.stderr or done.stdout).strip()[:300]})"

@@ -253,7 +253,7 @@ async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResp
             raise web.HTTPUnauthorized(text=exc.message) from None
         if caller is None:
             raise web.HTTPUnauthorized(text=NO_KEY)
-        if request.method not in ("GET", "HEAD") and caller.role == "viewer" and not caller.grants:
+        if request.method not in ("GET", "HEAD") and not caller.writes_somewhere():
             raise web.HTTPForbidden(text=f"{caller.actor} is a viewer: uploading artifact files needs member")
     return await handler(request)
 

@@ -10,7 +10,6 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
-from uuid import UUID
 
 from uuid_utils.compat import uuid7
 
@@ -294,7 +293,7 @@ async def tag_artifact_version(cmd: TagArtifactVersion, ctx: CommandContext) -> 
     version = await _tagged_version(cmd, ctx)
     if cmd.tag in version["tags"]:
         return Decision([], version["id"])
-    payload = ArtifactVersionTagged(artifact_version_id=UUID(str(version["id"])), entity=cmd.entity, project=cmd.project, name=cmd.name, tag=cmd.tag)
+    payload = ArtifactVersionTagged(artifact_version_id=version["id"], entity=cmd.entity, project=cmd.project, name=cmd.name, tag=cmd.tag)
     return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version["id"])
 
 
@@ -302,7 +301,7 @@ async def untag_artifact_version(cmd: UntagArtifactVersion, ctx: CommandContext)
     version = await _tagged_version(cmd, ctx)
     if cmd.tag not in version["tags"]:
         raise NotFound(f"{cmd.entity}/{cmd.project}/{cmd.name}:{cmd.version} has no tag {cmd.tag!r}")
-    payload = ArtifactVersionUntagged(artifact_version_id=UUID(str(version["id"])), entity=cmd.entity, project=cmd.project, name=cmd.name, tag=cmd.tag)
+    payload = ArtifactVersionUntagged(artifact_version_id=version["id"], entity=cmd.entity, project=cmd.project, name=cmd.name, tag=cmd.tag)
     return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version["id"])
 
 

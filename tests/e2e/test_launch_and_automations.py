@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 import pytest
@@ -258,7 +259,7 @@ async def test_an_automation_fired_again_after_a_crash_enqueues_its_job_once(sta
     assert stack.client is not None
     app = stack.client.server.app
     restarted = AutomationRunner(app[APP], app[SECRETS])
-    row = await restarted.launch.firings(__import__("uuid").UUID(automation_id), 10)
+    row = await restarted.launch.firings(UUID(automation_id), 10)
     await restarted.fire({**row[0], "status": "pending"})
     await restarted.fire({**row[0], "status": "pending"})
 
