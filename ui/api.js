@@ -64,6 +64,25 @@ const EVENTS = `subscription Live($registeredModel: String, $types: [String!], $
   }
 }`;
 
+// Sends a mutation and keeps its outcome for the form that sent it: `busy` while it runs, the `error` it
+// met (shown next to that form), then `done()` so the page re-reads what changed.
+export function useMutation(done = () => {}) {
+  const [state, setState] = useState({ busy: false, error: null });
+  const run = async (query, variables) => {
+    setState({ busy: true, error: null });
+    try {
+      const data = await gql(query, variables);
+      setState({ busy: false, error: null });
+      done(data);
+      return data;
+    } catch (error) {
+      setState({ busy: false, error });
+      return null;
+    }
+  };
+  return [state, run];
+}
+
 // Follows the `events` subscription (graphql-transport-ws, key in connection_init as browsers cannot
 // set headers on a websocket). Reconnects after a drop and goes on right after the last event seen.
 // Returns a function that stops it.
