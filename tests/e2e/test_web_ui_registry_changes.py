@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from support.browser import BROWSER_TEST_MARKS, SCREENSHOTS, open_browser
 from support.stack import Stack
-from support.story import LOG_VERSION, demo_story, version_input
+from support.story import LINK, LOG_VERSION, demo_story, file_entry, version_input
 
 pytestmark = BROWSER_TEST_MARKS
 
@@ -113,3 +113,44 @@ async def test_members_link_tag_and_unlink_and_admins_protect_aliases_from_the_u
     # Refusals come back as GraphQL errors (HTTP 200), so no request failed in a way the console reports.
     assert browser.problems == [], browser.problems
 
+
+
+async def test_a_versions_files_show_as_a_folder_tree_and_its_metadata_shows_the_runs_hyperparameters(stack: Stack) -> None:
+    from playwright.async_api import expect
+
+    await demo_story(stack)
+    files = [file_entry("model/weights.bin", b"w" * 3000), file_entry("model/config.json", b"{}"), file_entry("README.md", b"# hi")]
+    logged = await stack.graphql(LOG_VERSION, {"input": {**version_input("classifier", b"", runId="train-1"), "files": files,
+                                                         "metadata": {"val_accuracy": 0.93}}})
+    version_id = logged["data"]["logArtifactVersion"]["id"]
+    readme = files[2]["digest"]
+    stored = await stack.client.put(f"/blobs/{readme}", data=b"# hi", headers=await stack.auth())
+    assert stored.status in (200, 201), await stored.text()
+    linked = await stack.graphql(LINK, {"model": "nature-classification", "id": version_id})
+    assert linked["data"]["linkArtifactVersion"]["version"] == "v2", linked
+    url = str(stack.client.make_url("/"))
+
+    async with open_browser(url) as browser:
+        page = await browser.page(await stack.key("user:dana", role="viewer"), expect_principal="user:dana")
+        await page.goto(f"{url}#/models/nature-classification/v2/files")
+        tree = page.get_by_test_id("files")
+        folder = tree.get_by_role("button", name="folder model/")
+        await expect(folder).to_have_attribute("aria-expanded", "true")
+        await expect(tree.locator("tr.folder")).to_contain_text("2 files")
+        await expect(tree.locator("tbody tr")).to_have_count(4)  # model/, its two files, README.md
+        await expect(tree.locator("tfoot")).to_contain_text("3 files")
+        await page.screenshot(path=SCREENSHOTS / "version-files.png")
+        await folder.click()
+        await expect(tree.locator("tbody tr")).to_have_count(2)
+        await expect(tree).not_to_contain_text("weights.bin")
+        async with page.expect_download() as download_info:
+            await tree.get_by_role("button", name="download README.md").click()
+        assert (await download_info.value).suggested_filename == "README.md"
+
+        await page.get_by_role("tab", name="Metadata").click()
+        await expect(page.locator("main")).to_contain_text("val_accuracy")
+        hyperparameters = page.get_by_test_id("hyperparameters")
+        await expect(hyperparameters).to_contain_text("run train-1")
+        await expect(hyperparameters).to_contain_text("lr")
+        await expect(hyperparameters).to_contain_text("0.05")
+    assert browser.problems == [], browser.problems

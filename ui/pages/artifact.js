@@ -3,7 +3,8 @@
 import { useQuery } from "../api.js";
 import { useViewer, may, mayAnywhere, entityScopes } from "../access.js";
 import { html, href, AliasBadges, Loaded, Badge, Time, KeyValues, Markdown, Tabs, runHref, artifactHref } from "../html.js";
-import { Files, Usage } from "./version.js";
+import { Usage } from "./version.js";
+import { Files } from "./files.js";
 import { LinkForm, VersionTags } from "./model_controls.js";
 import { LineageTab } from "./lineage_tab.js";
 

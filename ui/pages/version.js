@@ -2,10 +2,11 @@
 // Members and admins of the model may set, move and remove aliases, tag, unlink and edit the model card;
 // protected aliases only its admins. What the role may not do is not offered (the server checks again).
 import { useState } from "preact/hooks";
-import { downloadBlob, useMutation, useQuery, useLive } from "../api.js";
+import { useMutation, useQuery, useLive } from "../api.js";
 import { useViewer, may, modelScopes, entityScopes } from "../access.js";
-import { html, href, Loaded, AliasBadges, Badge, Time, Markdown, KeyValues, Tabs, bytes, runHref, ErrorBox } from "../html.js";
+import { html, href, Loaded, AliasBadges, Badge, Time, Markdown, KeyValues, Tabs, runHref, ErrorBox } from "../html.js";
 import { LineageTab } from "./lineage_tab.js";
+import { Files } from "./files.js";
 import { AliasControls, ModelTags, VersionTags, UnlinkVersion } from "./model_controls.js";
 
 const VERSION = `query Version($model: String!, $version: String!) {
@@ -110,17 +111,21 @@ function Overview({ model, v, reload }) {
     </div>`;
 }
 
-export function Files({ files }) {
-  if (!files.length) return html`<p class="muted">No files.</p>`;
-  const total = files.reduce((n, f) => n + Number(f.size), 0);
-  return html`
-    <table class="grid" data-testid="files">
-      <thead><tr><th>Path</th><th>Size</th><th>Digest</th><th>Stored</th></tr></thead>
-      <tbody>${files.map((f) => html`<tr>
-        <td><code>${f.path}</code></td><td>${bytes(f.size)}</td><td><code class="digest">${f.digest}</code></td>
-        <td>${f.ref ? html`reference: <code>${f.ref}</code>` : html`<button class="link" onClick=${() => downloadBlob(f.digest, f.path).catch((e) => alert(e.message))}>download</button>`}</td></tr>`)}</tbody>
-      <tfoot><tr><th>${files.length} files</th><th>${bytes(total)}</th><th></th><th></th></tr></tfoot>
-    </table>`;
+const RUN_CONFIG = `query Hyperparameters($entity: String!, $project: String!, $runId: String!) {
+  run(entity: $entity, project: $project, runId: $runId) { config summary }
+}`;
+
+// The version's own metadata, and the hyperparameters and results of the run that produced it.
+function Metadata({ av }) {
+  const run = useQuery(RUN_CONFIG, { entity: av.entity, project: av.project, runId: av.loggedByRun || "" });
+  return html`<div class="columns">
+    <section><h2>Metadata</h2><${KeyValues} value=${av.metadata} empty="No metadata." /></section>
+    ${av.loggedByRun && html`<section data-testid="hyperparameters">
+      <h2>Hyperparameters <span class="muted">of <a href=${runHref(av.entity, av.project, av.loggedByRun)}>run ${av.loggedByRun}</a></span></h2>
+      <${Loaded} result=${run}>${({ run: r }) => r ? html`<${KeyValues} value=${r.config} empty="No config." />
+        <h3>Results</h3><${KeyValues} value=${r.summary} empty="No summary." />` : html`<p class="muted">The run is not visible yet.</p>`}<//>
+    </section>`}
+  </div>`;
 }
 
 export function Usage({ usage }) {
@@ -159,7 +164,7 @@ export function VersionPage({ model, version, tab }) {
     let body;
     if (!av) body = html`<p class="muted">The artifact version behind it is not visible yet.</p>`;
     else if (tab === "overview") body = html`<${Overview} model=${m} v=${v} reload=${result.reload} />`;
-    else if (tab === "metadata") body = html`<${KeyValues} value=${av.metadata} empty="No metadata." />`;
+    else if (tab === "metadata") body = html`<${Metadata} av=${av} />`;
     else if (tab === "files") body = html`<${Files} files=${av.files} />`;
     else if (tab === "usage") body = html`<${Usage} usage=${v.usage} />`;
     else if (tab === "lineage") body = html`<${LineageTab} start=${av.id} />`;
