@@ -6,31 +6,13 @@ Screenshots of every page land in docs/screenshots/ (the README shows them).
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-
-import pytest
-
+from support.browser import BROWSER_TEST_MARKS, CHROMIUM, SCREENSHOTS
 from support.stack import Stack
 from support.story import ADD_ALIAS, LINK, LOG_VERSION, demo_story, version_input
 
 PAGE = 20  # versions per page in the registry (ui/pages/registry.js PAGE_SIZE)
-CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
-pytestmark = [
-    pytest.mark.skipif(
-        importlib.util.find_spec("playwright") is None,
-        reason="playwright is not installed (pip install '.[test]', which scripts/setup.sh does)",
-    ),
-    pytest.mark.skipif(
-        not Path(CHROMIUM).is_file(),
-        reason=f"no chromium at {CHROMIUM} (apt-get install chromium, which scripts/setup.sh does for the tests; or set MODELREG_CHROMIUM)",
-    ),
-    # The UI does not care where the log lives: one run, on the one-machine default.
-    pytest.mark.parametrize("log_kind", ["postgres"], indirect=True),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 CARD = """mutation($m: String!, $d: String!, $i: String, $o: String) {
   updateModelCard(registeredModel: $m, description: $d, inputs: $i, outputs: $o) { name }

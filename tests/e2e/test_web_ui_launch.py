@@ -4,24 +4,16 @@ queue, without YAML, and watch the job an agent runs go to finished."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from support.browser import BROWSER_TEST_MARKS, CHROMIUM, SCREENSHOTS
 from support.stack import Stack
 from support.training_repo import make_training_repo
 
-CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="playwright is not installed (pip install '.[test]')"),
-    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no chromium at {CHROMIUM} (apt-get install chromium, or set MODELREG_CHROMIUM)"),
-    pytest.mark.parametrize("log_kind", ["postgres"], indirect=True),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 
 async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watches_the_job_finish(stack: Stack, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from support.history import registry_history
 
 from modelreg.events.catalog import EVENT_TYPES
 from modelreg.projections.audit import AuditProjection
-from modelreg.projections.identity import IdentityProjection
 from modelreg.projections.registry import RegistryProjection
 from modelreg.services.projections_catalog import PROJECTIONS
 
