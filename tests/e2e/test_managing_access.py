@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from support.live_events import graphql_socket, log_readers_reach
 from support.stack import Stack
 
 from modelreg.events.log import EventLog
@@ -123,6 +124,23 @@ async def test_a_revoked_key_is_refused_at_its_next_request(stack: Stack) -> Non
     assert _refusal(await stack.graphql(REVOKE_KEY, {"id": "000000000000"}))[0] == "NOT_FOUND"
     history = await stack.graphql('{ auditLog(stream: "principal:user:zoe") { items { action actor } } }')
     assert history["data"]["auditLog"]["items"][0] == {"action": "identity.api_key_revoked", "actor": "user:alice"}
+
+
+async def test_a_revoked_key_loses_its_open_event_sockets(stack: Stack) -> None:
+    zoe = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer"}))["data"]["issueApiKey"]
+    events = "subscription { events(registeredModel: \"nature-classification\") { type } }"
+    async with graphql_socket(stack) as following, graphql_socket(stack) as idle:
+        assert (await following.init({"apiKey": zoe["key"]}))["type"] == "connection_ack"
+        assert (await idle.init({"apiKey": zoe["key"]}))["type"] == "connection_ack"
+        await following.subscribe("live", events)
+        await log_readers_reach(stack, 1)
+
+        await stack.graphql(REVOKE_KEY, {"id": zoe["id"]})
+        await idle.subscribe("late", events)
+
+        for socket in (following, idle):
+            closed = await socket.receive()
+            assert (closed["type"], closed["code"]) == ("closed", 4403) and "revoked" in closed["reason"]
 
 
 async def test_the_last_live_admin_key_is_not_revoked(stack: Stack) -> None:
