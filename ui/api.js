@@ -58,6 +58,25 @@ export function useQuery(query, variables = {}) {
   return { ...state, reload };
 }
 
+// Runs a mutation; its error is shown next to the form that sent it, then `done()` refreshes the page.
+// `run` resolves to the mutation's data, or null when it was refused.
+export function useMutation(done) {
+  const [state, setState] = useState({ busy: false, error: null });
+  const run = async (query, variables) => {
+    setState({ busy: true, error: null });
+    try {
+      const data = await gql(query, variables);
+      setState({ busy: false, error: null });
+      done();
+      return data;
+    } catch (error) {
+      setState({ busy: false, error });
+      return null;
+    }
+  };
+  return [state, run];
+}
+
 const EVENTS = `subscription Live($registeredModel: String, $types: [String!], $streamPrefix: String, $after: String) {
   events(registeredModel: $registeredModel, types: $types, streamPrefix: $streamPrefix, after: $after) {
     id type stream actor occurredAt payload cursor
@@ -94,9 +113,9 @@ export function liveEvents(filter, onEvent, onStatus = () => {}) {
     };
     socket.onclose = (closed) => {
       if (stopped) return;
-      if (closed.code === 4403) { // the key was refused: reconnecting would not help
+      if (closed.code === 4403) { // the key was refused (or revoked since): reconnecting would not help
         onStatus("refused");
-        window.dispatchEvent(new CustomEvent("modelreg:unauthorized", { detail: "the live-events socket refused the key" }));
+        window.dispatchEvent(new CustomEvent("modelreg:unauthorized", { detail: closed.reason || "the live-events socket refused the key" }));
         return;
       }
       onStatus("reconnecting");

@@ -2,7 +2,7 @@
 // Members and admins of the model may set, move and remove aliases and edit the model card; protected
 // aliases only its admins. What the role may not do is not offered (the server checks again).
 import { useState } from "preact/hooks";
-import { downloadBlob, gql, useQuery, useLive } from "../api.js";
+import { downloadBlob, useMutation, useQuery, useLive } from "../api.js";
 import { useViewer, may, modelScopes } from "../access.js";
 import { html, href, Loaded, AliasBadges, Badge, Time, Markdown, KeyValues, Tabs, bytes, runHref, ErrorBox } from "../html.js";
 import { LineageTab } from "./lineage_tab.js";
@@ -56,24 +56,6 @@ const REMOVE_ALIAS = `mutation RemoveAlias($model: String!, $alias: String!) {
 const UPDATE_CARD = `mutation UpdateCard($model: String!, $description: String!, $inputs: String, $outputs: String) {
   updateModelCard(registeredModel: $model, description: $description, inputs: $inputs, outputs: $outputs) { name }
 }`;
-
-// Runs a mutation; its error is shown next to the form that sent it, then `done()` refreshes the page.
-function useMutation(done) {
-  const [state, setState] = useState({ busy: false, error: null });
-  const run = async (query, variables) => {
-    setState({ busy: true, error: null });
-    try {
-      await gql(query, variables);
-      setState({ busy: false, error: null });
-      done();
-      return true;
-    } catch (error) {
-      setState({ busy: false, error });
-      return false;
-    }
-  };
-  return [state, run];
-}
 
 // Set or move an alias to this version, or remove one of its aliases. `admin`: protected aliases too.
 function AliasControls({ model, v, admin, reload }) {
