@@ -45,10 +45,20 @@ class ArtifactVersion(graphene.ObjectType):
     created_at = graphene.DateTime(required=True)
     created_by = graphene.String(required=True)
     usage = graphene.String(required=True, description="Python that pulls this exact version down")
+    # By import path: the registry's types build on this one.
+    linked_to = graphene.List(
+        graphene.NonNull("modelreg.graphql.models.ModelVersion"),
+        required=True,
+        description="the registered models' versions that link it",
+    )
 
     @staticmethod
     def resolve_usage(row: dict, info: graphene.ResolveInfo) -> str:
         return usage_snippet(row)
+
+    @staticmethod
+    async def resolve_linked_to(row: dict, info: graphene.ResolveInfo) -> list[dict]:
+        return await info.context.reads.links_of(row["id"])
 
     @staticmethod
     def resolve_type(row: dict, info: graphene.ResolveInfo) -> str:

@@ -248,6 +248,11 @@ SCHEMA_V5 = """
 ALTER TABLE runs ADD COLUMN synced_at timestamptz;
 """
 
+# Which registered models link a version (its artifact page says so).
+SCHEMA_V6 = """
+CREATE INDEX model_versions_by_artifact_version ON model_versions (artifact_version_id);
+"""
+
 _RUN_SYNCED = """
 UPDATE runs SET synced_at = $4 WHERE entity = $1 AND project = $2 AND run_id = $3
 """
@@ -272,6 +277,7 @@ class RegistryProjection(Projection):
         Migration("registry", 3, SCHEMA_V3),
         Migration("registry", 4, SCHEMA_V4),
         Migration("registry", 5, SCHEMA_V5),
+        Migration("registry", 6, SCHEMA_V6),
     )
 
     @handles(RunStarted)

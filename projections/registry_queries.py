@@ -124,6 +124,18 @@ class RegistryQueries:
         )
         return dict(row) if row else None
 
+    async def links_of(self, artifact_version_id: UUID) -> list[dict[str, Any]]:
+        """Every registered model that links this artifact version, with the aliases it holds there."""
+        rows = await self.pool.fetch(
+            """SELECT mv.*, coalesce(
+                   (SELECT array_agg(ma.alias ORDER BY ma.alias) FROM model_aliases ma
+                    WHERE ma.registered_model = mv.registered_model AND ma.artifact_version_id = mv.artifact_version_id),
+                   '{}') AS aliases
+               FROM model_versions mv WHERE mv.artifact_version_id = $1 ORDER BY mv.registered_model""",
+            artifact_version_id,
+        )
+        return [dict(r) for r in rows]
+
     async def alias_target(self, name: str, alias: str) -> UUID | None:
         return await self.pool.fetchval(
             "SELECT artifact_version_id FROM model_aliases WHERE registered_model = $1 AND alias = $2", name, alias

@@ -19,6 +19,16 @@ export function modelScopes(name) {
   return [`model:${name}`, "registry"]; // most specific first
 }
 
+export function entityScopes(entity) {
+  return [`entity:${entity}`];
+}
+
+// Whether some scope lets the key do `needed` (a member key, or a grant of member on one model): where
+// the scope is not known before the user types it (linking to a model they name).
+export function mayAnywhere(viewer, needed) {
+  return may(viewer, needed, Object.keys(viewer?.grants || {}).filter((s) => RANK[viewer.grants[s]] >= RANK[needed]));
+}
+
 export function roleOn(viewer, scopes) {
   if (!viewer) return "viewer";
   if (viewer.role === "admin") return "admin";

@@ -58,16 +58,22 @@ export function useQuery(query, variables = {}) {
   return { ...state, reload };
 }
 
-// Runs a mutation; its error is shown next to the form that sent it, then `done()` refreshes the page.
-// `run` resolves to the mutation's data, or null when it was refused.
-export function useMutation(done) {
+const EVENTS = `subscription Live($registeredModel: String, $types: [String!], $streamPrefix: String, $after: String) {
+  events(registeredModel: $registeredModel, types: $types, streamPrefix: $streamPrefix, after: $after) {
+    id type stream actor occurredAt payload cursor
+  }
+}`;
+
+// Sends a mutation and keeps its outcome for the form that sent it: `busy` while it runs, the `error` it
+// met (shown next to that form), then `done()` so the page re-reads what changed.
+export function useMutation(done = () => {}) {
   const [state, setState] = useState({ busy: false, error: null });
   const run = async (query, variables) => {
     setState({ busy: true, error: null });
     try {
       const data = await gql(query, variables);
       setState({ busy: false, error: null });
-      done();
+      done(data);
       return data;
     } catch (error) {
       setState({ busy: false, error });
@@ -76,12 +82,6 @@ export function useMutation(done) {
   };
   return [state, run];
 }
-
-const EVENTS = `subscription Live($registeredModel: String, $types: [String!], $streamPrefix: String, $after: String) {
-  events(registeredModel: $registeredModel, types: $types, streamPrefix: $streamPrefix, after: $after) {
-    id type stream actor occurredAt payload cursor
-  }
-}`;
 
 // Follows the `events` subscription (graphql-transport-ws, key in connection_init as browsers cannot
 // set headers on a websocket). Reconnects after a drop and goes on right after the last event seen.

@@ -1,14 +1,18 @@
 // One artifact version, linked to a registered model or not (a dataset, say): facts and metadata, files,
 // usage and lineage. Lineage nodes and runs' inputs and outputs lead here.
 import { useQuery } from "../api.js";
-import { html, Loaded, Badge, Time, KeyValues, Markdown, Tabs, runHref, artifactHref } from "../html.js";
-import { Files, Usage } from "./version.js";
+import { useViewer, may, mayAnywhere, entityScopes } from "../access.js";
+import { html, href, AliasBadges, Loaded, Badge, Time, KeyValues, Markdown, Tabs, runHref, artifactHref } from "../html.js";
+import { Usage } from "./version.js";
+import { Files } from "./files.js";
+import { LinkForm, VersionTags } from "./model_controls.js";
 import { LineageTab } from "./lineage_tab.js";
 
 const ARTIFACT = `query Artifact($id: ID!) {
   artifactVersion(id: $id) {
     id entity project name type version digest description metadata aliases tags createdAt createdBy loggedByRun usage
     files { path size digest ref }
+    linkedTo { registeredModel version aliases }
   }
 }`;
 
@@ -16,6 +20,7 @@ const TABS = [["overview", "Overview"], ["files", "Files"], ["usage", "Usage"], 
 
 export function ArtifactPage({ id, tab }) {
   const result = useQuery(ARTIFACT, { id });
+  const viewer = useViewer();
   return html`<main class="pad"><${Loaded} result=${result}>${({ artifactVersion: av }) => {
     if (!av) return html`<p class="muted">No artifact version ${id}.</p>`;
     let body;
@@ -27,13 +32,16 @@ export function ArtifactPage({ id, tab }) {
         <section>
           <table class="kv"><tbody>
             <tr><th>Type</th><td>${av.type}</td></tr>
+            <tr><th>In the registry</th><td data-testid="linked-to">${av.linkedTo.map((l) => html`<a href=${href("models", l.registeredModel, l.version)}>${l.registeredModel} ${l.version}</a>
+              <${AliasBadges} aliases=${l.aliases} /> `)}${!av.linkedTo.length && html`<span class="muted">not linked</span>`}</td></tr>
             <tr><th>Aliases</th><td>${av.aliases.map((a) => html`<${Badge} kind="alias">${a}<//> `)}${!av.aliases.length && html`<span class="muted">none</span>`}</td></tr>
-            <tr><th>Tags</th><td>${av.tags.map((t) => html`<${Badge} kind="tag">${t}<//> `)}${!av.tags.length && html`<span class="muted">none</span>`}</td></tr>
+            <tr><th>Tags</th><td><${VersionTags} av=${av} editable=${may(viewer, "member", entityScopes(av.entity))} reload=${result.reload} /></td></tr>
             <tr><th>Logged</th><td>by ${av.createdBy}, <${Time} at=${av.createdAt} /></td></tr>
             <tr><th>Produced by</th><td>${av.loggedByRun ? html`<a href=${runHref(av.entity, av.project, av.loggedByRun)}>run ${av.loggedByRun}</a>` : html`<span class="muted">no run</span>`}</td></tr>
             <tr><th>Digest</th><td><code class="digest">${av.digest}</code></td></tr>
           </tbody></table>
           ${av.description && html`<h3>Description</h3><${Markdown} text=${av.description} />`}
+          ${mayAnywhere(viewer, "member") && html`<h3>Link to the registry</h3><${LinkForm} artifactId=${av.id} />`}
         </section>
         <section><h2>Metadata</h2><${KeyValues} value=${av.metadata} empty="No metadata." /></section>
       </div>`;

@@ -84,6 +84,7 @@ const EVENTS = { types: ["automations.automation_created", "automations.automati
 
 function Automation({ a, reload }) {
   const [error, setError] = useState(null);
+  const switches = may(useViewer(), "member", []);
   const toggle = async () => {
     setError(null);
     try { await gql(SET_ENABLED, { id: a.id, enabled: !a.enabled }); reload(); } catch (err) { setError(err); }
@@ -92,7 +93,7 @@ function Automation({ a, reload }) {
     <article class="card automation" data-testid="automation">
       <header>
         <h2>${a.name} ${a.enabled ? html`<${Badge} kind="state-finished">enabled<//>` : html`<${Badge} kind="state-cancelled">disabled<//>`}</h2>
-        <button onClick=${toggle}>${a.enabled ? "Disable" : "Enable"}</button>
+        ${switches && html`<button onClick=${toggle}>${a.enabled ? "Disable" : "Enable"}</button>`}
       </header>
       ${a.description && html`<p>${a.description}</p>`}
       ${error && html`<${ErrorBox} error=${error} />`}

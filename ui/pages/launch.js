@@ -2,6 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
 import { html, href, Loaded, StateBadge, Time, KeyValues, ErrorBox, runHref } from "../html.js";
+import { useViewer, may, mayAnywhere } from "../access.js";
 
 const OVERVIEW = `query Launch($state: String) {
   launchQueues { name resource createdBy createdAt }
@@ -115,6 +116,7 @@ function CloneForm({ queues, fromRun, onDone }) {
 function JobDetail({ id }) {
   const result = useQuery(JOB, { id });
   const [error, setError] = useState(null);
+  const cancels = may(useViewer(), "member", []);
   useLive(LAUNCH_EVENTS, result.reload);
   const cancel = async () => {
     setError(null);
@@ -125,7 +127,7 @@ function JobDetail({ id }) {
     return html`
       <p class="crumbs"><a href="#/launch">Launch</a> / job</p>
       <h1>Job <code>${job.id.slice(0, 8)}</code> <${StateBadge} state=${job.state} testid="job-state" />
-        ${["queued", "claimed", "running"].includes(job.state) && html` <button onClick=${cancel}>Cancel job</button>`}</h1>
+        ${cancels && ["queued", "claimed", "running"].includes(job.state) && html` <button onClick=${cancel}>Cancel job</button>`}</h1>
       ${error && html`<${ErrorBox} error=${error} />`}
       <p class="muted">on ${job.queue} · enqueued by ${job.enqueuedBy} <${Time} at=${job.enqueuedAt} /> · attempt ${job.attempt}${job.requeues ? `, requeued ${job.requeues}×` : ""}
         ${job.exitCode != null && ` · exit ${job.exitCode}`}${job.reason && ` · ${job.reason}`}</p>
@@ -146,6 +148,7 @@ function JobDetail({ id }) {
 export function Launch({ jobId, fromRun }) {
   const [state, setState] = useState("");
   const result = useQuery(OVERVIEW, { state: state || null });
+  const viewer = useViewer();
   useLive(LAUNCH_EVENTS, result.reload);
   if (jobId) return html`<main class="pad"><${JobDetail} id=${jobId} /></main>`;
   return html`<main class="pad"><${Loaded} result=${result}>${({ launchQueues, launchJobs }) => html`
@@ -160,7 +163,10 @@ export function Launch({ jobId, fromRun }) {
         </table>
         ${!launchQueues.length && html`<p class="muted">No queue.</p>`}
       </section>
-      <${CloneForm} queues=${launchQueues} fromRun=${fromRun} onDone=${(id) => { location.hash = href("launch", "jobs", id).slice(1); }} />
+      ${mayAnywhere(viewer, "member")
+        ? html`<${CloneForm} queues=${launchQueues} fromRun=${fromRun} onDone=${(id) => { location.hash = href("launch", "jobs", id).slice(1); }} />`
+        : html`<section data-testid="clone-refused"><h2>Clone a run</h2>
+            <p class="muted">Enqueueing a job needs member on the run's entity; this key is ${viewer.role}. An admin grants it (grantRole).</p></section>`}
     </div>
     <h2>Jobs <select aria-label="state" value=${state} onChange=${(e) => setState(e.target.value)}>
       <option value="">all</option>${["queued", "claimed", "running", "finished", "failed", "cancelled"].map((s) => html`<option>${s}</option>`)}

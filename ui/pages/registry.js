@@ -2,6 +2,8 @@
 import { useEffect, useState } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
 import { html, href, Loaded, AliasBadges, Badge, Time, runHref } from "../html.js";
+import { useViewer, may, modelScopes } from "../access.js";
+import { ModelTags, ProtectedAliases, LinkForm } from "./model_controls.js";
 
 const MODELS = `query Models($search: String, $after: String) {
   registeredModels(search: $search, first: 50, after: $after) { items { name tags } endCursor hasNextPage }
@@ -57,6 +59,23 @@ function Sidebar({ selected }) {
     </aside>`;
 }
 
+// The model's settings, as far as the caller's role goes: tags (members), linking a version by its
+// reference (members), protected aliases (admins). Folded away, so the versions table stays on top.
+function ModelSettings({ model, reload }) {
+  const viewer = useViewer();
+  const scopes = modelScopes(model.name);
+  if (!may(viewer, "member", scopes)) return null;
+  return html`<details class="settings" data-testid="model-settings">
+    <summary>Manage ${model.name}</summary>
+    <div class="columns">
+      <section><h3>Link a version</h3><${LinkForm} model=${model.name} askArtifact=${true} /></section>
+      ${may(viewer, "admin", scopes) && html`<section><h3>Protected aliases</h3>
+        <p class="muted">Only the model's admins may set, move or remove these, or unlink the version holding one.</p>
+        <${ProtectedAliases} model=${model} reload=${reload} /></section>`}
+    </div>
+  </details>`;
+}
+
 function Versions({ name }) {
   // Cursor paging: `pages` holds the cursor each page started after, so Previous goes back exactly.
   const [pages, setPages] = useState([null]);
@@ -64,6 +83,7 @@ function Versions({ name }) {
   const after = pages[pages.length - 1];
   const result = useQuery(VERSIONS, { name, first: PAGE_SIZE, after });
   useLive({ registeredModel: name }, result.reload);
+  const viewer = useViewer();
   return html`<${Loaded} result=${result}>${(data) => {
     const model = data.registeredModel;
     if (!model) return html`<p class="muted">No registered model named ${name}.</p>`;
@@ -71,9 +91,10 @@ function Versions({ name }) {
     return html`
       <header class="page-head">
         <h1>${model.name}</h1>
-        <div>${model.tags.map((t) => html`<${Badge} kind="tag">${t}<//> `)}</div>
+        <${ModelTags} model=${model} editable=${may(viewer, "member", modelScopes(model.name))} reload=${result.reload} />
         <p class="muted">Created by ${model.createdBy} <${Time} at=${model.createdAt} /></p>
       </header>
+      <${ModelSettings} model=${model} reload=${result.reload} />
       <table class="grid" data-testid="versions">
         <thead><tr><th>Version</th><th>Aliases</th><th>Source artifact</th><th>Project</th><th>Linked by</th><th>Linked</th></tr></thead>
         <tbody>

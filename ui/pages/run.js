@@ -2,6 +2,7 @@
 import { useEffect, useRef } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
 import { html, href, Loaded, KeyValues, StateBadge, Time, artifactHref, Badge } from "../html.js";
+import { useViewer, may, entityScopes } from "../access.js";
 
 const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
   run(entity: $entity, project: $project, runId: $runId) {
@@ -100,6 +101,7 @@ function Environment({ env }) {
 
 export function RunPage({ entity, project, runId }) {
   const result = useQuery(RUN, { entity, project, runId });
+  const viewer = useViewer();
   useLive({ streamPrefix: `run:${entity}/${project}/${runId}` }, result.reload);
   return html`<main class="pad"><${Loaded} result=${result}>${({ run }) => {
     if (!run) return html`<p class="muted">No run ${entity}/${project}/${runId}.</p>`;
@@ -110,7 +112,7 @@ export function RunPage({ entity, project, runId }) {
         <p class="muted">${run.jobType && html`${run.jobType} · `}started by ${run.startedBy} <${Time} at=${run.startedAt} />
           ${run.finishedAt && html` · finished <${Time} at=${run.finishedAt} />`}${run.exitCode != null && ` · exit ${run.exitCode}`}
           ${run.launchedBy && html` · launched by job <a href=${href("launch", "jobs", run.launchedBy.id)}>${run.launchedBy.id.slice(0, 8)}</a> on ${run.launchedBy.queue}`}</p>
-        <a class="button" href=${href("launch", "clone", run.entity, run.project, run.runId)}>Clone this run…</a>
+        ${may(viewer, "member", entityScopes(run.entity)) && html`<a class="button" href=${href("launch", "clone", run.entity, run.project, run.runId)}>Clone this run…</a>`}
       </header>
       <section><h2>Artifacts</h2><${InputsOutputs} entity=${run.entity} project=${run.project} runId=${run.runId} /></section>
       <section><h2>Training curves</h2><${Curves} metrics=${run.metrics} /></section>

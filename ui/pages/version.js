@@ -1,11 +1,13 @@
 // One version of a registered model: Overview (the model card), Metadata, Files, Usage, Lineage, Action history.
-// Members and admins of the model may set, move and remove aliases and edit the model card; protected
-// aliases only its admins. What the role may not do is not offered (the server checks again).
+// Members and admins of the model may set, move and remove aliases, tag, unlink and edit the model card;
+// protected aliases only its admins. What the role may not do is not offered (the server checks again).
 import { useState } from "preact/hooks";
-import { downloadBlob, useMutation, useQuery, useLive } from "../api.js";
-import { useViewer, may, modelScopes } from "../access.js";
-import { html, href, Loaded, AliasBadges, Badge, Time, Markdown, KeyValues, Tabs, bytes, runHref, ErrorBox } from "../html.js";
+import { useMutation, useQuery, useLive } from "../api.js";
+import { useViewer, may, modelScopes, entityScopes } from "../access.js";
+import { html, href, Loaded, AliasBadges, Badge, Time, Markdown, KeyValues, Tabs, runHref, ErrorBox } from "../html.js";
 import { LineageTab } from "./lineage_tab.js";
+import { Files } from "./files.js";
+import { AliasControls, ModelTags, VersionTags, UnlinkVersion } from "./model_controls.js";
 
 const VERSION = `query Version($model: String!, $version: String!) {
   registeredModel(name: $model) {
@@ -47,42 +49,9 @@ export function describe(record) {
   }
 }
 
-const ADD_ALIAS = `mutation AddAlias($model: String!, $id: ID!, $alias: String!) {
-  addAlias(registeredModel: $model, artifactVersionId: $id, alias: $alias) { version aliases }
-}`;
-const REMOVE_ALIAS = `mutation RemoveAlias($model: String!, $alias: String!) {
-  removeAlias(registeredModel: $model, alias: $alias) { version aliases }
-}`;
 const UPDATE_CARD = `mutation UpdateCard($model: String!, $description: String!, $inputs: String, $outputs: String) {
   updateModelCard(registeredModel: $model, description: $description, inputs: $inputs, outputs: $outputs) { name }
 }`;
-
-// Set or move an alias to this version, or remove one of its aliases. `admin`: protected aliases too.
-function AliasControls({ model, v, admin, reload }) {
-  const [alias, setAlias] = useState("");
-  const [state, run] = useMutation(reload);
-  const isProtected = (a) => model.protectedAliases.includes(a);
-  const refused = alias && isProtected(alias.trim()) && !admin;
-  const submit = async (e) => {
-    e.preventDefault();
-    if (await run(ADD_ALIAS, { model: model.name, id: v.artifactVersion.id, alias: alias.trim() })) setAlias("");
-  };
-  const offered = model.protectedAliases.filter((a) => admin && !v.aliases.includes(a));
-  return html`
-    <form class="inline" data-testid="alias-form" onSubmit=${submit}>
-      <label>Set or move alias <input name="alias" list="alias-suggestions" aria-label="Alias name" required value=${alias} onInput=${(e) => setAlias(e.target.value)} /></label>
-      <datalist id="alias-suggestions">${offered.map((a) => html`<option value=${a} />`)}</datalist>
-      <button type="submit" disabled=${state.busy || !alias.trim() || refused}>Move here</button>
-      ${refused && html`<span class="muted"> ${alias.trim()} is protected: only the model's admins may move it</span>`}
-    </form>
-    <ul class="alias-list" data-testid="alias-remove">
-      ${v.aliases.filter((a) => admin || !isProtected(a)).map((a) => html`<li>
-        <${Badge} kind=${isProtected(a) ? "alias protected" : "alias"}>${a}<//>
-        <button class="link" aria-label=${"remove alias " + a} disabled=${state.busy}
-          onClick=${() => run(REMOVE_ALIAS, { model: model.name, alias: a })}>remove</button></li>`)}
-    </ul>
-    ${state.error && html`<${ErrorBox} error=${state.error} />`}`;
-}
 
 function CardEditor({ model, reload, close }) {
   const [fields, setFields] = useState({ description: model.description || "", inputs: model.inputs || "", outputs: model.outputs || "" });
@@ -126,32 +95,37 @@ function Overview({ model, v, reload }) {
         <h2>This version</h2>
         <table class="kv"><tbody>
           <tr><th>Aliases</th><td data-testid="aliases"><${AliasBadges} aliases=${v.aliases} protectedAliases=${model.protectedAliases} />${!v.aliases.length && html`<span class="muted">none</span>`}</td></tr>
-          <tr><th>Model tags</th><td>${model.tags.map((t) => html`<${Badge} kind="tag">${t}<//> `)}${!model.tags.length && html`<span class="muted">none</span>`}</td></tr>
+          <tr><th>Model tags</th><td><${ModelTags} model=${model} editable=${member} reload=${reload} /></td></tr>
           <tr><th>Linked</th><td>by ${v.linkedBy}, <${Time} at=${v.linkedAt} /></td></tr>
           ${av && html`
             <tr><th>Source artifact</th><td><code>${av.entity}/${av.project}/${av.name}:${av.version}</code> (${av.type})</td></tr>
-            <tr><th>Artifact tags</th><td>${av.tags.map((t) => html`<${Badge} kind="tag">${t}<//> `)}${!av.tags.length && html`<span class="muted">none</span>`}</td></tr>
+            <tr><th>Version tags</th><td><${VersionTags} av=${av} editable=${may(viewer, "member", entityScopes(av.entity))} reload=${reload} /></td></tr>
             <tr><th>Logged</th><td>by ${av.createdBy}, <${Time} at=${av.createdAt} /></td></tr>
             <tr><th>Produced by</th><td>${av.loggedByRun ? html`<a href=${runHref(av.entity, av.project, av.loggedByRun)}>run ${av.loggedByRun}</a>` : html`<span class="muted">no run</span>`}</td></tr>
             <tr><th>Digest</th><td><code class="digest">${av.digest}</code></td></tr>`}
         </tbody></table>
         ${av?.description && html`<h3>Artifact description</h3><${Markdown} text=${av.description} />`}
-        ${member && av && html`<h3>Aliases of this version</h3><${AliasControls} model=${model} v=${v} admin=${admin} reload=${reload} />`}
+        ${member && av && html`<h3>Aliases of this version</h3><${AliasControls} model=${model} v=${v} admin=${admin} reload=${reload} />
+          <h3>Unlink</h3><${UnlinkVersion} model=${model} v=${v} admin=${admin} />`}
       </section>
     </div>`;
 }
 
-export function Files({ files }) {
-  if (!files.length) return html`<p class="muted">No files.</p>`;
-  const total = files.reduce((n, f) => n + Number(f.size), 0);
-  return html`
-    <table class="grid" data-testid="files">
-      <thead><tr><th>Path</th><th>Size</th><th>Digest</th><th>Stored</th></tr></thead>
-      <tbody>${files.map((f) => html`<tr>
-        <td><code>${f.path}</code></td><td>${bytes(f.size)}</td><td><code class="digest">${f.digest}</code></td>
-        <td>${f.ref ? html`reference: <code>${f.ref}</code>` : html`<button class="link" onClick=${() => downloadBlob(f.digest, f.path).catch((e) => alert(e.message))}>download</button>`}</td></tr>`)}</tbody>
-      <tfoot><tr><th>${files.length} files</th><th>${bytes(total)}</th><th></th><th></th></tr></tfoot>
-    </table>`;
+const RUN_CONFIG = `query Hyperparameters($entity: String!, $project: String!, $runId: String!) {
+  run(entity: $entity, project: $project, runId: $runId) { config summary }
+}`;
+
+// The version's own metadata, and the hyperparameters and results of the run that produced it.
+function Metadata({ av }) {
+  const run = useQuery(RUN_CONFIG, { entity: av.entity, project: av.project, runId: av.loggedByRun || "" });
+  return html`<div class="columns">
+    <section><h2>Metadata</h2><${KeyValues} value=${av.metadata} empty="No metadata." /></section>
+    ${av.loggedByRun && html`<section data-testid="hyperparameters">
+      <h2>Hyperparameters <span class="muted">of <a href=${runHref(av.entity, av.project, av.loggedByRun)}>run ${av.loggedByRun}</a></span></h2>
+      <${Loaded} result=${run}>${({ run: r }) => r ? html`<${KeyValues} value=${r.config} empty="No config." />
+        <h3>Results</h3><${KeyValues} value=${r.summary} empty="No summary." />` : html`<p class="muted">The run is not visible yet.</p>`}<//>
+    </section>`}
+  </div>`;
 }
 
 export function Usage({ usage }) {
@@ -190,7 +164,7 @@ export function VersionPage({ model, version, tab }) {
     let body;
     if (!av) body = html`<p class="muted">The artifact version behind it is not visible yet.</p>`;
     else if (tab === "overview") body = html`<${Overview} model=${m} v=${v} reload=${result.reload} />`;
-    else if (tab === "metadata") body = html`<${KeyValues} value=${av.metadata} empty="No metadata." />`;
+    else if (tab === "metadata") body = html`<${Metadata} av=${av} />`;
     else if (tab === "files") body = html`<${Files} files=${av.files} />`;
     else if (tab === "usage") body = html`<${Usage} usage=${v.usage} />`;
     else if (tab === "lineage") body = html`<${LineageTab} start=${av.id} />`;
