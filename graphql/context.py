@@ -8,6 +8,7 @@ from uuid import UUID
 
 from aiodataloader import DataLoader
 
+from modelreg.projections.identity_queries import PrincipalQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.lineage_queries import LineageQueries
 from modelreg.projections.registry_queries import RegistryQueries
@@ -50,9 +51,11 @@ class RequestContext:
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)
     launch: LaunchQueries = field(init=False)
+    identity: PrincipalQueries = field(init=False)
 
     def __post_init__(self) -> None:
         self.artifact_versions = ArtifactVersionLoader(self.reads)
         self.runs = RunLoader(self.reads)
         self.lineage = LineageQueries(self.reads.pool)
         self.launch = LaunchQueries(self.reads.pool)
+        self.identity = PrincipalQueries(self.reads.pool)

@@ -1,4 +1,9 @@
-"""Identity: who the caller is, API keys, and who holds which role where (membership)."""
+"""Identity: who the caller is, API keys, and who holds which role where (membership).
+
+Installation admins (an admin key) list every principal with its keys and grants; everyone sees their own
+through `viewer { access }`. A key is listed by its id (the public part, `mr_<id>_...`), never the key
+itself or its hash.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +12,153 @@ from typing import Any
 import graphene
 from graphene.types.generic import GenericScalar
 
+from modelreg.events.identity import ApiKeyIssued
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
-from modelreg.services.commands import GrantRole, IssueApiKey, RevokeRole
+from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_size
+from modelreg.projections.identity_queries import PrincipalKey
+from modelreg.services.access import RANK
+from modelreg.services.commands import GrantRole, IssueApiKey, RevokeApiKey, RevokeRole
 
 
-class Principal(graphene.ObjectType):
-    id = graphene.String(required=True, description="user:alice, service:ci")
-    role = graphene.String(required=True, description="the role of the key in use, everywhere it holds no grant")
-    grants = GenericScalar(required=True, description="scope -> role, e.g. {\"model:nature-classification\": \"admin\"}")
+class ApiKey(graphene.ObjectType):
+    """An API key as admins see it: who holds it, with which role, who issued and revoked it, when."""
 
-
-class IssuedApiKey(graphene.ObjectType):
-    key = graphene.String(required=True, description="shown once: only its hash is kept")
+    id = graphene.ID(required=True, description="the key's public part: the key reads mr_<id>_...")
+    prefix = graphene.String(required=True, description="mr_<id>_, how the key starts (to recognise one)")
     principal = graphene.String(required=True)
-    role = graphene.String(required=True)
+    role = graphene.String(required=True, description="holds everywhere its principal has no grant")
+    label = graphene.String()
+    issued_at = graphene.DateTime(required=True)
+    issued_by = graphene.String(required=True)
+    revoked_at = graphene.DateTime(description="null while the key works")
+    revoked_by = graphene.String()
+    live = graphene.Boolean(required=True, description="not revoked: requests with it are accepted")
+
+
+def _api_key(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["key_id"],
+        "prefix": f"mr_{row['key_id']}_",
+        "principal": f"{row['principal_kind']}:{row['principal_id']}",
+        "role": row["role"],
+        "label": row["label"],
+        "issued_at": row["issued_at"],
+        "issued_by": row["issued_by"],
+        "revoked_at": row["revoked_at"],
+        "revoked_by": row["revoked_by"],
+        "live": row["revoked_at"] is None,
+    }
 
 
 class Grant(graphene.ObjectType):
     principal = graphene.String(required=True)
     scope = graphene.String(required=True)
     role = graphene.String(description="null once revoked")
+    granted_at = graphene.DateTime()
+    granted_by = graphene.String()
+
+
+def _grant(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "principal": f"{row['principal_kind']}:{row['principal_id']}",
+        "scope": row["scope"],
+        "role": row["role"],
+        "granted_at": row["granted_at"],
+        "granted_by": row["granted_by"],
+    }
+
+
+class PrincipalAccess(graphene.ObjectType):
+    """A principal with every key it was issued (live or revoked) and every grant it holds."""
+
+    id = graphene.String(required=True, description="user:alice, service:ci")
+    kind = graphene.String(required=True, description="user or service")
+    role = graphene.String(description="the highest role among its live keys; null when it has none")
+    keys = graphene.List(graphene.NonNull(ApiKey), required=True, description="newest first")
+    grants = graphene.List(graphene.NonNull(Grant), required=True, description="by scope")
+
+
+async def _access(info: graphene.ResolveInfo, principals: list[PrincipalKey]) -> list[dict[str, Any]]:
+    """Two queries for a whole page of principals, whatever its size."""
+    keys = await info.context.identity.keys_of(principals)
+    grants = await info.context.identity.grants_of(principals)
+    found = []
+    for principal in principals:
+        live = [k["role"] for k in keys[principal] if k["revoked_at"] is None]
+        found.append(
+            {
+                "id": f"{principal[0]}:{principal[1]}",
+                "kind": principal[0],
+                "role": max(live, key=RANK.__getitem__) if live else None,
+                "keys": [_api_key(k) for k in keys[principal]],
+                "grants": [_grant(g) for g in grants[principal]],
+            }
+        )
+    return found
+
+
+class Principal(graphene.ObjectType):
+    """The caller."""
+
+    id = graphene.String(required=True, description="user:alice, service:ci")
+    role = graphene.String(required=True, description="the role of the key in use, everywhere it holds no grant")
+    grants = GenericScalar(required=True, description="scope -> role, e.g. {\"model:nature-classification\": \"admin\"}")
+    key_id = graphene.ID(description="the id of the key in use")
+    access = graphene.Field(PrincipalAccess, required=True, description="the caller's own keys and grants, with who issued them and when")
+
+    @staticmethod
+    async def resolve_access(root: dict, info: graphene.ResolveInfo) -> dict:
+        caller = info.context.caller
+        (own,) = await _access(info, [(caller.actor.kind, caller.actor.id)])
+        return own
+
+
+class PrincipalPage(graphene.ObjectType):
+    items = graphene.List(graphene.NonNull(PrincipalAccess), required=True)
+    end_cursor = graphene.String()
+    has_next_page = graphene.Boolean(required=True)
+
+
+class IssuedApiKey(graphene.ObjectType):
+    key = graphene.String(required=True, description="shown once: only its hash is kept")
+    id = graphene.ID(required=True, description="the key's public part (revokeApiKey takes it)")
+    principal = graphene.String(required=True)
+    role = graphene.String(required=True)
+    label = graphene.String()
 
 
 class IdentityQueries(graphene.ObjectType):
     viewer = graphene.Field(Principal, required=True, description="The caller: its principal, role and grants.")
+    principals = graphene.Field(
+        PrincipalPage,
+        required=True,
+        search=graphene.String(description="part of the principal, e.g. zoe or service:"),
+        first=graphene.Int(default_value=50),
+        after=graphene.String(),
+        description="Everyone who holds a key or a grant, by kind and id, with their keys and grants. "
+        "Installation admins only; anyone sees their own with viewer { access }.",
+    )
 
     @staticmethod
     def resolve_viewer(root: Any, info: graphene.ResolveInfo) -> dict:
         caller = info.context.caller
-        return {"id": str(caller.actor), "role": caller.role, "grants": dict(caller.grants)}
+        return {"id": str(caller.actor), "role": caller.role, "grants": dict(caller.grants), "key_id": caller.key_id}
+
+    @staticmethod
+    @reports_errors
+    async def resolve_principals(
+        root: Any, info: graphene.ResolveInfo, first: int, search: str | None = None, after: str | None = None
+    ) -> dict:
+        info.context.caller.require("admin", (), "listing principals, their keys and grants")
+        limit = page_size(first)
+        position = decode_key_cursor(after, 2)
+        found = await info.context.identity.principals_page(
+            search=search, after=(position[0], position[1]) if position else None, limit=limit + 1
+        )
+        shown = found[:limit]
+        end = encode_key_cursor(*shown[-1]) if shown else after
+        return {"items": await _access(info, shown), "end_cursor": end, "has_next_page": len(found) > limit}
 
 
 class IdentityMutations(graphene.ObjectType):
@@ -60,20 +182,44 @@ class IdentityMutations(graphene.ObjectType):
     revoke_role = graphene.Field(
         Grant, required=True, principal=graphene.String(required=True), scope=graphene.String(required=True)
     )
+    revoke_api_key = graphene.Field(
+        ApiKey,
+        required=True,
+        key_id=graphene.ID(required=True, description="the key's id (mr_<id>_...), as principals lists it"),
+        description="Installation admins only. Requests with the key are refused (401) from the moment this "
+        "returns; revoking one already revoked changes nothing. The last live admin key is not revoked.",
+    )
 
     @staticmethod
     @reports_errors
     async def resolve_issue_api_key(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
         command = parse_command(IssueApiKey, fields)
         accepted = await info.context.app.execute(command, info.context.caller)
-        return {"key": accepted.subject_id, "principal": f"{command.principal_kind}:{command.principal_id}", "role": command.role}
+        issued = accepted.events[0].payload
+        assert isinstance(issued, ApiKeyIssued)
+        return {
+            "key": accepted.subject_id,
+            "id": issued.key_id,
+            "principal": f"{command.principal_kind}:{command.principal_id}",
+            "role": command.role,
+            "label": command.label,
+        }
+
+    @staticmethod
+    @reports_errors
+    async def resolve_revoke_api_key(root: Any, info: graphene.ResolveInfo, key_id: str) -> dict:
+        await info.context.app.execute(parse_command(RevokeApiKey, {"key_id": key_id}), info.context.caller)
+        row = await info.context.identity.api_key(key_id)
+        assert row is not None  # the command found it
+        return _api_key(row)
 
     @staticmethod
     @reports_errors
     async def resolve_grant_role(root: Any, info: graphene.ResolveInfo, principal: str, scope: str, role: str) -> dict:
         command = parse_command(GrantRole, {**_principal(principal), "scope": scope, "role": role})
         await info.context.app.execute(command, info.context.caller)
-        return {"principal": principal, "scope": scope, "role": role}
+        row = await info.context.identity.grant((command.principal_kind, command.principal_id), scope)
+        return _grant(row) if row else {"principal": principal, "scope": scope, "role": role}
 
     @staticmethod
     @reports_errors

@@ -9,7 +9,7 @@ again with `after: <the last event's cursor>`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +22,7 @@ from modelreg.errors import InvalidInput, ModelregError
 from modelreg.events.codec import to_json_dict
 from modelreg.events.envelope import Envelope
 from modelreg.events.filters import EventFilter
+from modelreg.events.identity import ApiKeyRevoked
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
 from modelreg.events.tail import LogTails, TailedEvent
 from modelreg.graphql.context import RequestContext
@@ -33,6 +34,8 @@ class SubscriberContext(RequestContext):
 
     tails: LogTails
     open_tails: set[AsyncGenerator[TailedEvent, None]] = field(default_factory=set)
+    # Closes the socket (4403): its key was revoked. Set by the websocket handler, which owns the socket.
+    refuse_revoked_key: Callable[[], Awaitable[None]] | None = None
 
     async def close_tails(self) -> None:
         """When the socket closes: stop the log readers of its subscriptions, whatever they are doing. The
@@ -97,15 +100,24 @@ async def _live_events(
         if not isinstance(context, SubscriberContext):
             raise InvalidInput("subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)")
         event_filter = wanted()
+        key_id = context.caller.key_id if context.caller else None
+
+        def revokes_the_key(envelope: Envelope) -> bool:
+            """The socket's key checked once, at connection_init: its revocation, seen here, ends the socket."""
+            return isinstance(envelope.payload, ApiKeyRevoked) and key_id is not None and envelope.payload.key_id == key_id
 
         def keep(envelope: Envelope) -> bool:
-            return event_filter.matches(envelope) and (also is None or also(envelope))
+            return revokes_the_key(envelope) or (event_filter.matches(envelope) and (also is None or also(envelope)))
 
         tail = context.tails.follow(context.app.log, from_now=from_now, resume_point=after, keep=keep)
         context.open_tails.add(tail)
         try:
             async with aclosing(tail):  # the tail closes with this stream, not when the collector gets to it
                 async for tailed in tail:
+                    if revokes_the_key(tailed.envelope):
+                        if context.refuse_revoked_key is not None:
+                            await context.refuse_revoked_key()
+                        return
                     yield event_record(tailed)
         finally:
             context.open_tails.discard(tail)

@@ -27,7 +27,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT DO NOTHING
 """
 
-_REVOKED = "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL"
+_REVOKED = "UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE key_id = $1 AND revoked_at IS NULL"
 
 SCHEMA_V2 = """
 CREATE TABLE role_grants (
@@ -50,11 +50,22 @@ DO UPDATE SET role = EXCLUDED.role, granted_at = EXCLUDED.granted_at, granted_by
 
 _GRANT_REVOKED = "DELETE FROM role_grants WHERE principal_kind = $1 AND principal_id = $2 AND scope = $3"
 
+# Who revoked a key, and a principal's keys by principal, for the Access page. Keys revoked before this
+# column existed show no one until `modelreg rebuild identity` replays the log.
+SCHEMA_V3 = """
+ALTER TABLE api_keys ADD COLUMN revoked_by text;
+CREATE INDEX api_keys_by_principal ON api_keys (principal_kind, principal_id);
+"""
+
 
 class IdentityProjection(Projection):
     name = "identity"
     tables = ("api_keys", "role_grants")
-    migrations = (Migration("identity", 1, SCHEMA_V1), Migration("identity", 2, SCHEMA_V2))
+    migrations = (
+        Migration("identity", 1, SCHEMA_V1),
+        Migration("identity", 2, SCHEMA_V2),
+        Migration("identity", 3, SCHEMA_V3),
+    )
 
     @handles(ApiKeyIssued)
     def api_key_issued(self, e: ApiKeyIssued, envelope: Envelope) -> list[Statement]:
@@ -63,7 +74,7 @@ class IdentityProjection(Projection):
 
     @handles(ApiKeyRevoked)
     def api_key_revoked(self, e: ApiKeyRevoked, envelope: Envelope) -> list[Statement]:
-        return [Statement(_REVOKED, (e.key_id, envelope.occurred_at))]
+        return [Statement(_REVOKED, (e.key_id, envelope.occurred_at, str(envelope.actor)))]
 
     @handles(RoleGranted)
     def role_granted(self, e: RoleGranted, envelope: Envelope) -> list[Statement]:

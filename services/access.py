@@ -31,6 +31,7 @@ class Caller:
     actor: Actor
     role: Role  # the role of the key the caller presented
     grants: Mapping[str, Role] = field(default_factory=dict)
+    key_id: str | None = None  # the key presented (None: the server acting on its own behalf)
 
     def role_on(self, scopes: tuple[str, ...]) -> Role:
         if self.role == "admin":
@@ -51,10 +52,13 @@ class Caller:
         held = self.role_on(scopes)
         if RANK[held] < RANK[needed]:
             where = scopes[0] if scopes else "this installation"
-            raise PermissionDenied(
-                f"{self.actor} is a {held} of {where}; {doing} needs {needed}: ask an admin of {where} to grant it "
-                f"(mutation grantRole)"
+            # A grant is on a scope; the installation's role is the key's, so only another key changes it.
+            ask = (
+                f"ask an admin of {where} to grant it (mutation grantRole)"
+                if scopes
+                else f"ask an installation admin for a key with the {needed} role (mutation issueApiKey)"
             )
+            raise PermissionDenied(f"{self.actor} is a {held} of {where}; {doing} needs {needed}: {ask}")
 
 
 def service_caller(service: str) -> Caller:

@@ -80,7 +80,7 @@ async def caller_of_key(key: str | None, reads: RegistryQueries) -> Caller:
     found = await reads.principal_of_key(key_sha256(key)) if key else None
     if found is None:
         raise PermissionDenied("unknown or revoked API key: check MODELREG_API_KEY, or ask an admin for a new key")
-    return Caller(Actor(kind=found["principal_kind"], id=found["principal_id"]), found["role"], found["grants"])
+    return Caller(Actor(kind=found["principal_kind"], id=found["principal_id"]), found["role"], found["grants"], key_id=found["key_id"])
 
 
 class ModelregGraphQLView(GraphQLView):

@@ -190,6 +190,14 @@ class IssueApiKey(Command):
     label: str | None = Field(default=None, max_length=200)
 
 
+class RevokeApiKey(Command):
+    """The key stops working with the next request that presents it."""
+
+    needs = "admin"
+
+    key_id: str = Field(pattern=r"^[a-z0-9]{12}$", description="the part after mr_ in the key")
+
+
 class GrantRole(Command):
     """Admins of a scope decide who else holds which role there (membership)."""
 

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from modelreg.events.envelope import Actor, Envelope, Event
+from modelreg.projections.identity_queries import PrincipalQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.access import Caller, model_scopes
@@ -34,6 +35,10 @@ class CommandContext:
     @property
     def launch(self) -> LaunchQueries:
         return LaunchQueries(self.reads.pool)
+
+    @property
+    def identity(self) -> PrincipalQueries:
+        return PrincipalQueries(self.reads.pool)
 
     @property
     def actor(self) -> Actor:

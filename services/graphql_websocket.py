@@ -22,6 +22,7 @@ from modelreg.graphql.documents import ValidatedDocuments
 # aiohttp pings the client this often and closes the socket when no pong comes back within half of it:
 # a vanished or stuck client (one that stopped reading) loses its subscriptions and their log readers.
 HEARTBEAT_S = 20.0
+REVOKED = "the API key was revoked: log in with another key"
 
 
 def api_key_of_connection(params: Mapping[str, Any] | None) -> str | None:
@@ -41,14 +42,28 @@ def api_key_of_connection(params: Mapping[str, Any] | None) -> str | None:
 
 class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler):
     """graphql-transport-ws, answering a `subscribe` that is not a valid subscription with an `error`
-    message for that operation (the socket and its other subscriptions go on), and closing the log readers
-    of all its subscriptions when the socket closes."""
+    message for that operation (the socket and its other subscriptions go on), closing the log readers
+    of all its subscriptions when the socket closes, and closing the socket (4403) once its key is revoked."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.context.refuse_revoked_key = self.refuse_revoked_key
+
+    async def refuse_revoked_key(self) -> None:
+        """The key the socket was opened with is revoked: the socket ends, as its next HTTP request would (401)."""
+        await self.websocket.close(code=4403, reason=REVOKED)
 
     async def shutdown(self) -> None:
         await super().shutdown()
         await self.context.close_tails()
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        caller = self.context.caller
+        if self.connection_acknowledged and caller is not None and caller.key_id is not None:
+            key = await self.context.identity.api_key(caller.key_id)
+            if key is None or key["revoked_at"] is not None:  # revoked since connection_init
+                await self.refuse_revoked_key()
+                return
         if self.connection_acknowledged and message["id"] not in self.operations:
             refusal = self._refusal(message["payload"].get("query"), message["payload"].get("operationName"))
             if refusal is not None:

@@ -23,7 +23,7 @@ from modelreg.events.artifacts import (
     artifact_stream,
 )
 from modelreg.events.envelope import Actor, Envelope, Event
-from modelreg.events.identity import ApiKeyIssued, RoleGranted, RoleRevoked, principal_stream
+from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked, principal_stream
 from modelreg.events.registry import (
     AliasAdded,
     AliasProtected,
@@ -53,6 +53,7 @@ from modelreg.services.commands import (
     Recordable,
     RecordSync,
     RemoveAlias,
+    RevokeApiKey,
     RevokeRole,
     StartRun,
     TagArtifactVersion,
@@ -255,6 +256,19 @@ async def issue_api_key(cmd: IssueApiKey, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(payload, principal_stream(principal))], key)
 
 
+async def revoke_api_key(cmd: RevokeApiKey, ctx: CommandContext) -> Decision:
+    key = await ctx.identity.api_key(cmd.key_id)
+    if key is None:
+        raise NotFound(f"no API key {cmd.key_id!r}")
+    if key["revoked_at"] is not None:
+        return Decision([], cmd.key_id)
+    # Nobody could issue keys again (short of deleting <data-dir>/admin-api-key and restarting the server).
+    if key["role"] == "admin" and await ctx.identity.live_admin_keys() <= 1:
+        raise Conflict(f"{cmd.key_id} is the last live admin key: issue another admin key before revoking it")
+    principal = Actor(kind=key["principal_kind"], id=key["principal_id"])
+    return Decision([ctx.event(ApiKeyRevoked(key_id=cmd.key_id, principal=principal), principal_stream(principal))], cmd.key_id)
+
+
 async def grant_role(cmd: GrantRole, ctx: CommandContext) -> Decision:
     principal = Actor(kind=cmd.principal_kind, id=cmd.principal_id)
     payload = RoleGranted(principal=principal, scope=cmd.scope, role=cmd.role)
@@ -317,6 +331,7 @@ HANDLERS: dict[type[Command], Handler] = {
     AddAlias: add_alias,
     RemoveAlias: remove_alias,
     IssueApiKey: issue_api_key,
+    RevokeApiKey: revoke_api_key,
     UnlinkVersion: unlink_version,
     UpdateModelCard: update_model_card,
     TagModel: tag_model,

@@ -6,6 +6,9 @@ import { useContext } from "preact/hooks";
 
 const RANK = { viewer: 1, member: 2, admin: 3 };
 
+// Who the key belongs to, its role, its grants and its id (the Access page marks the key in use).
+export const VIEWER = "{ viewer { id role grants keyId } }";
+
 export const ViewerContext = createContext(null);
 
 export function useViewer() {

@@ -113,9 +113,9 @@ export function liveEvents(filter, onEvent, onStatus = () => {}) {
     };
     socket.onclose = (closed) => {
       if (stopped) return;
-      if (closed.code === 4403) { // the key was refused: reconnecting would not help
+      if (closed.code === 4403) { // the key was refused (or revoked since): reconnecting would not help
         onStatus("refused");
-        window.dispatchEvent(new CustomEvent("modelreg:unauthorized", { detail: "the live-events socket refused the key" }));
+        window.dispatchEvent(new CustomEvent("modelreg:unauthorized", { detail: closed.reason || "the live-events socket refused the key" }));
         return;
       }
       onStatus("reconnecting");

@@ -3,7 +3,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { apiKey, gql } from "./api.js";
 import { html } from "./html.js";
-import { ViewerContext } from "./access.js";
+import { VIEWER, ViewerContext } from "./access.js";
 import { Login } from "./pages/login.js";
 import { Registry } from "./pages/registry.js";
 import { VersionPage } from "./pages/version.js";
@@ -12,6 +12,7 @@ import { ArtifactPage } from "./pages/artifact.js";
 import { Launch } from "./pages/launch.js";
 import { Automations } from "./pages/automations.js";
 import { AuditLog } from "./pages/audit.js";
+import { Access } from "./pages/access.js";
 
 function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
@@ -31,6 +32,8 @@ function route() {
       return { page: "automations", id: rest[0] };
     case "audit":
       return { page: "audit" };
+    case "access":
+      return { page: "access" };
     default:
       return { page: "notfound" };
   }
@@ -55,6 +58,7 @@ function Page({ r }) {
     case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} />`;
     case "automations": return html`<${Automations} />`;
     case "audit": return html`<${AuditLog} />`;
+    case "access": return html`<${Access} />`;
     default: return html`<main class="pad"><h1>Not found</h1><p><a href="#/">Back to the registry</a></p></main>`;
   }
 }
@@ -69,7 +73,7 @@ function App() {
     const refuse = (e) => { apiKey.clear(); setViewer(null); setRefused(e.detail); };
     window.addEventListener("modelreg:unauthorized", refuse);
     if (apiKey.get()) {
-      gql("{ viewer { id role grants } }").then((d) => setViewer(d.viewer), () => {}).finally(() => setChecking(false));
+      gql(VIEWER).then((d) => setViewer(d.viewer), () => {}).finally(() => setChecking(false));
     }
     return () => window.removeEventListener("modelreg:unauthorized", refuse);
   }, []);
@@ -79,13 +83,15 @@ function App() {
 
   const section = ["version", "artifact", "run"].includes(r.page) ? "registry" : r.page;
   const nav = [["registry", "#/", "Registry"], ["launch", "#/launch", "Launch"], ["automations", "#/automations", "Automations"], ["audit", "#/audit", "Audit log"]];
+  // Keys and grants are managed by installation admins; anyone else finds their own access at #/access.
+  if (viewer.role === "admin") nav.push(["access", "#/access", "Access"]);
   return html`
     <header class="top">
       <a class="brand" href="#/">modelreg</a>
       <nav>${nav.map(([id, link, label]) => html`<a href=${link} class=${section === id ? "active" : ""}>${label}</a>`)}</nav>
       <span class="spacer"></span>
       <a href="/graphql" class="muted" target="_blank" rel="noopener">GraphiQL</a>
-      <span class="viewer" data-testid="viewer" title=${"grants: " + JSON.stringify(viewer.grants)}>${viewer.id} <span class="badge">${viewer.role}</span></span>
+      <a class="viewer" href="#/access" data-testid="viewer" title=${"your keys and grants: " + JSON.stringify(viewer.grants)}>${viewer.id} <span class="badge">${viewer.role}</span></a>
       <button class="link" onClick=${() => { apiKey.clear(); setViewer(null); }}>Log out</button>
     </header>
     <${ViewerContext.Provider} value=${viewer}><${Page} r=${r} /><//>`;

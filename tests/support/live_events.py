@@ -42,7 +42,11 @@ class GraphQLSocket:
                     await self.send({"type": "pong"})
                     continue
                 return decoded
-            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+            if message.type == aiohttp.WSMsgType.CLOSE:
+                # The code the server's close frame carried, as a browser reports it (aiohttp's own close_code
+                # turns 1006 when the server drops the connection before the client's reply).
+                return {"type": "closed", "code": message.data, "reason": message.extra}
+            if message.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                 return {"type": "closed", "code": self.ws.close_code, "reason": message.extra}
             raise AssertionError(f"unexpected websocket message {message!r}")
 

@@ -28,6 +28,13 @@ def test_a_refusal_says_who_holds_what_where_and_what_is_needed() -> None:
     assert "user:mia is a viewer of model:fraud; add alias needs member" in refused.value.message
 
 
+def test_a_refusal_on_the_installation_says_to_ask_for_a_key_since_no_grant_reaches_there() -> None:
+    with pytest.raises(PermissionDenied) as refused:
+        Caller(MIA, "member", {"registry": "admin"}).require("admin", (), "listing principals")
+    assert "user:mia is a member of this installation; listing principals needs admin" in refused.value.message
+    assert "issueApiKey" in refused.value.message and "grantRole" not in refused.value.message
+
+
 def test_uploading_files_needs_member_on_some_scope() -> None:
     assert not Caller(MIA, "viewer").writes_somewhere()
     assert not Caller(MIA, "viewer", {"entity:acme": "viewer"}).writes_somewhere()

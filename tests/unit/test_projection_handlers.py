@@ -5,6 +5,8 @@ from __future__ import annotations
 from support.history import registry_history
 
 from modelreg.events.catalog import EVENT_TYPES
+from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.identity import ApiKeyRevoked, principal_stream
 from modelreg.projections.audit import AuditProjection
 from modelreg.projections.registry import RegistryProjection
 from modelreg.services.projections_catalog import PROJECTIONS
@@ -33,3 +35,12 @@ def test_the_audit_projection_records_every_event_with_its_actor() -> None:
         (statement,) = AuditProjection().statements(event)
         assert statement.args[0] == event.id
         assert statement.args[4:6] == (event.actor.kind, event.actor.id)
+
+
+def test_a_revoked_key_records_when_and_by_whom() -> None:
+    zoe = Actor(kind="user", id="zoe")
+    revoked = Envelope.new(
+        ApiKeyRevoked(key_id="0123456789ab", principal=zoe), stream=principal_stream(zoe), actor=Actor(kind="user", id="ada")
+    )
+    (statement,) = IdentityProjection().statements(revoked)
+    assert statement.args == ("0123456789ab", revoked.occurred_at, "user:ada")

@@ -2,6 +2,7 @@
 import { useState } from "preact/hooks";
 import { apiKey, gql } from "../api.js";
 import { html } from "../html.js";
+import { VIEWER } from "../access.js";
 
 export function Login({ onLogin, refused }) {
   const [key, setKey] = useState("");
@@ -12,7 +13,7 @@ export function Login({ onLogin, refused }) {
     setBusy(true);
     setError(null);
     try {
-      const { viewer } = await gql("{ viewer { id role grants } }", {}, key.trim());
+      const { viewer } = await gql(VIEWER, {}, key.trim());
       apiKey.set(key.trim());
       onLogin(viewer);
     } catch (err) {
@@ -31,8 +32,8 @@ export function Login({ onLogin, refused }) {
         <button type="submit" disabled=${busy || !key.trim()}>Log in</button>
       </form>
       ${error && html`<div class="error" role="alert">${error}</div>`}
-      <p class="muted">The key stays in this browser (localStorage) and is sent only to this server.
-        <code>modelreg server</code> wrote an admin key to <code>&lt;data-dir&gt;/admin-api-key</code> on its first start;
-        admins issue others with <code>issueApiKey</code>.</p>
+      <p class="muted">The key stays in this browser (localStorage) and is sent only to this server. <code>modelreg
+        server</code> wrote an admin key to <code>${"<data-dir>/admin-api-key"}</code> on its first start; admins issue
+        others on the Access page.</p>
     </main>`;
 }

@@ -1,0 +1,81 @@
+"""Reads of the identity read model for the Access page and its commands: principals, their keys, their grants.
+
+Never the key's hash: what leaves here is what an admin may see (the key id is the public part of a key,
+`mr_<key id>_...`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+PrincipalKey = tuple[str, str]  # (kind, id)
+
+_KEY_COLUMNS = "key_id, principal_kind, principal_id, role, label, issued_at, issued_by, revoked_at, revoked_by"
+
+
+class PrincipalQueries:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def principals_page(self, *, search: str | None, after: PrincipalKey | None, limit: int) -> list[PrincipalKey]:
+        """Everyone who holds a key (live or revoked) or a grant, by kind then id."""
+        rows = await self.pool.fetch(
+            """WITH principals AS (
+                   SELECT principal_kind, principal_id FROM api_keys
+                   UNION SELECT principal_kind, principal_id FROM role_grants)
+               SELECT principal_kind, principal_id FROM principals
+               WHERE ($1::text IS NULL OR principal_kind || ':' || principal_id ILIKE '%' || $1 || '%')
+                 AND ($2::text IS NULL OR (principal_kind, principal_id) > ($2, $3))
+               ORDER BY principal_kind, principal_id LIMIT $4""",
+            search,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [(r["principal_kind"], r["principal_id"]) for r in rows]
+
+    async def keys_of(self, principals: list[PrincipalKey]) -> dict[PrincipalKey, list[dict[str, Any]]]:
+        """Their keys, newest first."""
+        rows = await self.pool.fetch(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys JOIN unnest($1::text[], $2::text[]) AS p(principal_kind, principal_id) "
+            "USING (principal_kind, principal_id) ORDER BY issued_at DESC, key_id",
+            [p[0] for p in principals],
+            [p[1] for p in principals],
+        )
+        found: dict[PrincipalKey, list[dict[str, Any]]] = {p: [] for p in principals}
+        for row in rows:
+            found[row["principal_kind"], row["principal_id"]].append(dict(row))
+        return found
+
+    async def grants_of(self, principals: list[PrincipalKey]) -> dict[PrincipalKey, list[dict[str, Any]]]:
+        """Their grants, by scope."""
+        rows = await self.pool.fetch(
+            "SELECT principal_kind, principal_id, scope, role, granted_at, granted_by FROM role_grants "
+            "JOIN unnest($1::text[], $2::text[]) AS p(principal_kind, principal_id) USING (principal_kind, principal_id) "
+            "ORDER BY scope",
+            [p[0] for p in principals],
+            [p[1] for p in principals],
+        )
+        found: dict[PrincipalKey, list[dict[str, Any]]] = {p: [] for p in principals}
+        for row in rows:
+            found[row["principal_kind"], row["principal_id"]].append(dict(row))
+        return found
+
+    async def api_key(self, key_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = $1", key_id)
+        return dict(row) if row else None
+
+    async def grant(self, principal: PrincipalKey, scope: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT principal_kind, principal_id, scope, role, granted_at, granted_by FROM role_grants "
+            "WHERE principal_kind = $1 AND principal_id = $2 AND scope = $3",
+            principal[0],
+            principal[1],
+            scope,
+        )
+        return dict(row) if row else None
+
+    async def live_admin_keys(self) -> int:
+        return await self.pool.fetchval("SELECT count(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL")

@@ -1,0 +1,195 @@
+// Access: who holds which API keys and roles. Installation admins (an admin key) see every principal and
+// issue keys, revoke them, grant and revoke roles on a scope; anyone else sees their own keys and grants,
+// read-only. The key itself is shown once, when it is issued: the server keeps only its hash.
+import { useState } from "preact/hooks";
+import { useLive, useMutation, useQuery } from "../api.js";
+import { useViewer } from "../access.js";
+import { html, Badge, ErrorBox, Loaded, Time } from "../html.js";
+
+const PRINCIPAL_FIELDS = `
+  id kind role
+  keys { id prefix role label issuedAt issuedBy revokedAt revokedBy live }
+  grants { scope role grantedAt grantedBy }`;
+
+// A literal page size: the cost limit counts a page by its `first` (graphql/cost.py).
+const PRINCIPALS = `query Principals($search: String, $after: String) {
+  principals(search: $search, first: 50, after: $after) { items { ${PRINCIPAL_FIELDS} } endCursor hasNextPage }
+  registeredModels(first: 100) { items { name } }
+}`;
+const MINE = `{ viewer { id role keyId access { ${PRINCIPAL_FIELDS} } } }`;
+
+const ISSUE_KEY = `mutation IssueKey($kind: String!, $id: String!, $role: String!, $label: String) {
+  issueApiKey(principalKind: $kind, principalId: $id, role: $role, label: $label) { key id principal role }
+}`;
+const REVOKE_KEY = `mutation RevokeKey($id: ID!) { revokeApiKey(keyId: $id) { id live } }`;
+const GRANT = `mutation Grant($principal: String!, $scope: String!, $role: String!) {
+  grantRole(principal: $principal, scope: $scope, role: $role) { principal scope role }
+}`;
+const REVOKE_GRANT = `mutation RevokeGrant($principal: String!, $scope: String!) { revokeRole(principal: $principal, scope: $scope) { role } }`;
+
+const ROLES = ["viewer", "member", "admin"];
+
+// A button that asks before it acts: a revoked key cannot be brought back.
+function Confirmed({ label, question, confirm, busy, onConfirm }) {
+  const [asking, setAsking] = useState(false);
+  if (!asking) return html`<button class="link" aria-label=${label} disabled=${busy} onClick=${() => setAsking(true)}>revoke</button>`;
+  return html`<span class="confirm" role="group" aria-label=${label}>${question}
+    <button class="danger small" disabled=${busy} onClick=${async () => { await onConfirm(); setAsking(false); }}>${confirm}</button>
+    <button class="link small" onClick=${() => setAsking(false)}>cancel</button></span>`;
+}
+
+function Keys({ p, mine, keyInUse, reload }) {
+  const [state, run] = useMutation(reload);
+  if (!p.keys.length) return html`<span class="muted">no key</span>`;
+  return html`<ul class="access-list">${p.keys.map((k) => html`<li class=${k.live ? "" : "revoked"} data-testid="key">
+      <code>${k.prefix}…</code> <${Badge}>${k.role}<//> ${k.label && html`<span>${k.label}</span>`}
+      ${k.id === keyInUse && html` <${Badge} kind="in-use">in use<//>`}
+      <span class="muted"> issued by ${k.issuedBy} <${Time} at=${k.issuedAt} /></span>
+      ${k.live
+        ? !mine && html` <${Confirmed} label=${`revoke key ${k.prefix}`} busy=${state.busy} confirm="Revoke"
+            question=${k.id === keyInUse ? "Revoke the key you are using? You will be logged out." : `Revoke ${k.prefix}…? Requests with it are refused from now on.`}
+            onConfirm=${() => run(REVOKE_KEY, { id: k.id })} />`
+        : html`<span class="muted"> · revoked${k.revokedBy ? ` by ${k.revokedBy}` : ""} <${Time} at=${k.revokedAt} /></span>`}
+    </li>`)}</ul>
+    ${state.error && html`<${ErrorBox} error=${state.error} />`}`;
+}
+
+function Grants({ p, mine, reload }) {
+  const [state, run] = useMutation(reload);
+  if (!p.grants.length) return html`<span class="muted">none: its key's role holds everywhere</span>`;
+  return html`<ul class="access-list">${p.grants.map((g) => html`<li data-testid="grant">
+      <${Badge}>${g.role}<//> on <code>${g.scope}</code>
+      <span class="muted"> by ${g.grantedBy} <${Time} at=${g.grantedAt} /></span>
+      ${!mine && html` <${Confirmed} label=${`revoke ${g.scope} of ${p.id}`} busy=${state.busy} confirm="Revoke"
+          question=${`Take ${g.role} on ${g.scope} from ${p.id}?`} onConfirm=${() => run(REVOKE_GRANT, { principal: p.id, scope: g.scope })} />`}
+    </li>`)}</ul>
+    ${state.error && html`<${ErrorBox} error=${state.error} />`}`;
+}
+
+function Principals({ principals, mine = false, keyInUse, reload }) {
+  return html`<table class="grid" data-testid="principals">
+    <thead><tr><th>Principal</th><th>Role</th><th>API keys</th><th>Grants (override the role on a scope)</th></tr></thead>
+    <tbody>${principals.map((p) => html`<tr key=${p.id} data-testid="principal" data-principal=${p.id}>
+      <td><strong>${p.id}</strong></td>
+      <td>${p.role ? html`<${Badge}>${p.role}<//>` : html`<span class="muted">no live key</span>`}</td>
+      <td><${Keys} p=${p} mine=${mine} keyInUse=${keyInUse} reload=${reload} /></td>
+      <td><${Grants} p=${p} mine=${mine} reload=${reload} /></td></tr>`)}</tbody>
+  </table>`;
+}
+
+// The key is in the page's memory only until "Done": nothing else will ever show it again.
+function IssuedKey({ issued, done }) {
+  const [copied, setCopied] = useState(null);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(issued.key);
+      setCopied("Copied");
+    } catch {
+      setCopied("Select the key and copy it (the browser refused the clipboard)");
+    }
+  };
+  return html`<div class="issued" data-testid="issued-key" role="status">
+    <p><strong>The API key of ${issued.principal} (${issued.role}).</strong> Copy it now: it will not be shown again
+      (modelreg keeps only its hash). If it is lost, revoke it and issue another.</p>
+    <p class="row"><input class="secret" readonly aria-label="New API key" value=${issued.key} onFocus=${(e) => e.target.select()} />
+      <button onClick=${copy}>Copy</button> ${copied && html`<span class="muted">${copied}</span>`}</p>
+    <p><button class="link" onClick=${done}>Done: hide the key</button></p>
+  </div>`;
+}
+
+function IssueKeyForm({ reload }) {
+  const blank = { kind: "user", id: "", role: "member", label: "" };
+  const [form, setForm] = useState(blank);
+  const [issued, setIssued] = useState(null);
+  const [state, run] = useMutation(reload);
+  const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  const submit = async (e) => {
+    e.preventDefault();
+    setIssued(null);
+    const data = await run(ISSUE_KEY, { kind: form.kind, id: form.id.trim(), role: form.role, label: form.label.trim() || null });
+    if (data) { setIssued(data.issueApiKey); setForm(blank); }
+  };
+  return html`<section class="card">
+    <h2>Issue an API key</h2>
+    <form class="inline" data-testid="issue-key-form" onSubmit=${submit}>
+      <label>Kind <select value=${form.kind} onChange=${set("kind")}><option value="user">user</option><option value="service">service</option></select></label>
+      <label>Id <input required value=${form.id} placeholder="zoe, ci" onInput=${set("id")} /></label>
+      <label>Role <select value=${form.role} onChange=${set("role")}>${ROLES.map((r) => html`<option value=${r}>${r}</option>`)}</select></label>
+      <label>Label <input value=${form.label} placeholder="laptop, CI" onInput=${set("label")} /></label>
+      <button type="submit" disabled=${state.busy || !form.id.trim()}>Issue key</button>
+    </form>
+    ${state.error && html`<${ErrorBox} error=${state.error} />`}
+    ${issued && html`<${IssuedKey} issued=${issued} done=${() => setIssued(null)} />`}
+  </section>`;
+}
+
+function GrantForm({ principals, models, reload }) {
+  const blank = { principal: "", scope: "", role: "member" };
+  const [form, setForm] = useState(blank);
+  const [state, run] = useMutation(reload);
+  const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  const submit = async (e) => {
+    e.preventDefault();
+    if (await run(GRANT, { principal: form.principal.trim(), scope: form.scope.trim(), role: form.role })) setForm(blank);
+  };
+  return html`<section class="card">
+    <h2>Grant a role on a scope</h2>
+    <form class="inline" data-testid="grant-form" onSubmit=${submit}>
+      <label>Principal <input required list="known-principals" value=${form.principal} placeholder="user:zoe" onInput=${set("principal")} /></label>
+      <datalist id="known-principals">${principals.map((p) => html`<option value=${p.id} />`)}</datalist>
+      <label>Scope <input required list="known-scopes" value=${form.scope} placeholder="model:<name>, registry, entity:<name>" onInput=${set("scope")} /></label>
+      <datalist id="known-scopes"><option value="registry" />${models.map((m) => html`<option value=${"model:" + m.name} />`)}</datalist>
+      <label>Role <select value=${form.role} onChange=${set("role")}>${ROLES.map((r) => html`<option value=${r}>${r}</option>`)}</select></label>
+      <button type="submit" disabled=${state.busy || !form.principal.trim() || !form.scope.trim()}>Grant</button>
+    </form>
+    <p class="muted">A grant overrides the principal's key role on that scope, up or down: <code>${"model:<name>"}</code> (one
+      registered model) before <code>registry</code> (every model); <code>${"entity:<name>"}</code> for its runs and
+      artifacts.</p>
+    ${state.error && html`<${ErrorBox} error=${state.error} />`}
+  </section>`;
+}
+
+const IDENTITY_EVENTS = { streamPrefix: "principal:" };
+
+function AdminAccess({ keyInUse }) {
+  const [search, setSearch] = useState("");
+  const [cursors, setCursors] = useState([null]);
+  const result = useQuery(PRINCIPALS, { search: search.trim() || null, after: cursors[cursors.length - 1] });
+  useLive(IDENTITY_EVENTS, result.reload);
+  const listed = result.data?.principals.items || [];
+  return html`
+    <div class="columns">
+      <${IssueKeyForm} reload=${result.reload} />
+      <${GrantForm} principals=${listed} models=${result.data?.registeredModels.items || []} reload=${result.reload} />
+    </div>
+    <h2>Principals</h2>
+    <p class="row"><input type="search" aria-label="Search principals" placeholder="Search principals" value=${search}
+      onInput=${(e) => { setSearch(e.target.value); setCursors([null]); }} /></p>
+    <${Loaded} result=${result}>${({ principals }) => html`
+      <${Principals} principals=${principals.items} keyInUse=${keyInUse} reload=${result.reload} />
+      ${!principals.items.length && html`<p class="muted">No principal${search ? ` matches ${search}` : ""}.</p>`}
+      <p class="row">
+        <button disabled=${cursors.length < 2} onClick=${() => setCursors(cursors.slice(0, -1))}>← Previous</button>
+        <button disabled=${!principals.hasNextPage} onClick=${() => setCursors([...cursors, principals.endCursor])}>Next →</button>
+      </p>`}<//>`;
+}
+
+function OwnAccess() {
+  const result = useQuery(MINE);
+  const viewer = useViewer();
+  useLive({ streamPrefix: `principal:${viewer.id}` }, result.reload);
+  return html`
+    <p class="muted">Your keys and the roles you hold. Installation admins issue and revoke keys and grant roles;
+      ask one to change them.</p>
+    <${Loaded} result=${result}>${({ viewer: me }) => html`
+      <p>You are using <code>${me.access.keys.find((k) => k.id === me.keyId)?.prefix || "a key"}…</code>, a <${Badge}>${me.role}<//> key.</p>
+      <${Principals} principals=${[me.access]} mine keyInUse=${me.keyId} reload=${result.reload} />`}<//>`;
+}
+
+export function Access() {
+  const viewer = useViewer();
+  const admin = viewer.role === "admin"; // an admin key: installation admin
+  return html`<main class="pad"><h1>Access</h1>
+    ${admin ? html`<${AdminAccess} keyInUse=${viewer.keyId} />` : html`<${OwnAccess} />`}
+  </main>`;
+}
