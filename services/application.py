@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +14,7 @@ from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.access import Caller
 from modelreg.services.commands import Command, Recordable
-from modelreg.services.decisions import CommandContext
+from modelreg.services.decisions import CommandContext, Decision
 from modelreg.services.handlers import HANDLERS
 
 
@@ -64,6 +64,8 @@ class Application:
         decision = await handler(command, context)
         if not decision.events:
             return Accepted(decision.subject_id, [], [])
+        if correlation_id is None:
+            decision = _correlated(decision)
         positions = await self.log.append(decision.events)
         if not wait_for_read_models:
             return Accepted(decision.subject_id, decision.events, positions)
@@ -82,3 +84,9 @@ class Application:
                 "show once the stream is released; see /healthz"
             )
         return Accepted(decision.subject_id, decision.events, positions)
+
+
+def _correlated(decision: Decision) -> Decision:
+    """A command's events share one correlation: its first event's id (a link and the aliases it sets)."""
+    first, *rest = decision.events
+    return replace(decision, events=[first, *(e.model_copy(update={"correlation_id": first.id}) for e in rest)])

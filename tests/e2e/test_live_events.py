@@ -64,8 +64,11 @@ async def test_a_ui_following_one_model_receives_exactly_its_links_and_alias_mov
         linked_v0, staging_v0, _, staging_v1, _ = followed
         assert staging_v1["payload"] == {"registered_model": "nature-classification", "artifact_version_id": v1, "alias": "staging"}
         assert {e["stream"] for e in followed} == {"registered_model:nature-classification"}
-        assert staging_v0["version"] == 1 and staging_v0["occurredAt"] and staging_v0["correlationId"]
+        assert staging_v0["version"] == 1 and staging_v0["occurredAt"]
         assert staging_v0["causationId"] is None and staging_v0["id"] != linked_v0["id"]
+        # One mutation, one correlation: the link and the alias it set carry the link's id.
+        assert linked_v0["correlationId"] == staging_v0["correlationId"] == linked_v0["id"]
+        assert staging_v1["correlationId"] == staging_v1["id"]  # a mutation of its own
         # One stream, one partition: the offsets say the order, and the UI can tell what it has seen.
         assert len({e["position"]["partition"] for e in followed}) == 1
         offsets = [e["position"]["offset"] for e in followed]

@@ -8,6 +8,7 @@ from modelreg.events.catalog import EVENT_TYPES
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.identity import ApiKeyRevoked, principal_stream
 from modelreg.projections.audit import AuditProjection
+from modelreg.projections.identity import IdentityProjection
 from modelreg.projections.registry import RegistryProjection
 from modelreg.services.projections_catalog import PROJECTIONS
 
