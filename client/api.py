@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from modelreg.artifact import LoggedArtifact
-from modelreg.errors import NotFound
+from modelreg.errors import InvalidInput, NotFound
 from modelreg.transport import Transport
 
 _VERSION_FIELDS = "id entity project name type version digest description metadata aliases files { path size digest ref }"
 _RUN_FIELDS = "entity project runId name jobType state config summary environment startedAt startedBy finishedAt"
 _ARTIFACT = f"query($ref: String, $id: ID) {{ artifactVersion(ref: $ref, id: $id) {{ {_VERSION_FIELDS} }} }}"
 _RUN = f"query($e: String!, $p: String!, $r: String!) {{ run(entity: $e, project: $p, runId: $r) {{ {_RUN_FIELDS} }} }}"
+_RUNS = f"""query($e: String!, $p: String!, $search: String, $state: String, $jobType: String, $first: Int!, $after: String) {{
+  runs(entity: $e, project: $p, search: $search, state: $state, jobType: $jobType, first: $first, after: $after) {{
+    items {{ {_RUN_FIELDS} }} endCursor hasNextPage
+  }}
+}}"""
 _NEIGHBOURS = f"""query($ref: String!, $direction: LineageDirection!) {{
   lineage(ref: $ref, direction: $direction, depth: 1, fanOut: 1000) {{ nodes {{ depth run {{ {_RUN_FIELDS} }} }} truncated }}
 }}"""
@@ -106,6 +112,32 @@ class Api:
         if found is None:
             raise NotFound(f"no run {path!r}")
         return ApiRun.from_graphql(found)
+
+    def runs(
+        self,
+        path: str,
+        *,
+        search: str | None = None,
+        state: str | None = None,
+        job_type: str | None = None,
+        per_page: int = 50,
+    ) -> Iterator[ApiRun]:
+        """`entity/project`'s runs, newest first: `search` is part of the run id, name or job type (any case),
+        `state` running, finished, failed or crashed. Pages of `per_page` are fetched as the loop goes."""
+        entity, _, project = path.partition("/")
+        if not entity or not project or "/" in project:
+            raise InvalidInput(f"runs of {path!r}: name a project as entity/project")
+        variables = {"e": entity, "p": project, "search": search, "state": state, "jobType": job_type, "first": per_page}
+        return self._pages_of_runs(variables)
+
+    def _pages_of_runs(self, variables: dict[str, Any]) -> Iterator[ApiRun]:
+        after = None
+        while True:
+            page = self.transport.graphql(_RUNS, {**variables, "after": after})["runs"]
+            yield from (ApiRun.from_graphql(run) for run in page["items"])
+            if not page["hasNextPage"]:
+                return
+            after = page["endCursor"]
 
     def registered_model(self, name: str) -> RegisteredModel:
         versions: list[ModelVersion] = []

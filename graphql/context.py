@@ -41,6 +41,18 @@ class RunLoader(DataLoader):
         return [found.get(k) for k in keys]
 
 
+class JobLoader(DataLoader):
+    """Batches Launch job lookups (the job that launched each run of a page) into one query."""
+
+    def __init__(self, launch: LaunchQueries) -> None:
+        super().__init__()
+        self._launch = launch
+
+    async def batch_load_fn(self, ids: list[UUID]) -> list[dict[str, Any] | None]:
+        found = await self._launch.jobs_by_ids(list(ids))
+        return [found.get(i) for i in ids]
+
+
 @dataclass
 class RequestContext:
     app: Application
@@ -52,6 +64,7 @@ class RequestContext:
     lineage: LineageQueries = field(init=False)
     launch: LaunchQueries = field(init=False)
     identity: PrincipalQueries = field(init=False)
+    jobs: JobLoader = field(init=False)
 
     def __post_init__(self) -> None:
         self.artifact_versions = ArtifactVersionLoader(self.reads)
@@ -59,3 +72,4 @@ class RequestContext:
         self.lineage = LineageQueries(self.reads.pool)
         self.launch = LaunchQueries(self.reads.pool)
         self.identity = PrincipalQueries(self.reads.pool)
+        self.jobs = JobLoader(self.launch)

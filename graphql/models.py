@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +13,16 @@ from modelreg.events.registry import registered_model_stream
 from modelreg.graphql.artifacts import ArtifactVersion
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.pages import decode_cursor, decode_key_cursor, encode_key_cursor, page, page_size
+from modelreg.graphql.pages import (
+    decode_cursor,
+    decode_key_cursor,
+    decode_time_cursor,
+    encode_key_cursor,
+    encode_time_cursor,
+    key_page,
+    page,
+    page_size,
+)
 from modelreg.graphql.usage import usage_snippet
 from modelreg.services.commands import (
     AddAlias,
@@ -207,16 +215,15 @@ class ModelQueries(graphene.ObjectType):
         rows = await info.context.reads.registered_models_page(
             search=search, tag=tag, after_name=after_name[0] if after_name else None, limit=limit + 1
         )
-        items = rows[:limit]
-        return {"items": items, "end_cursor": encode_key_cursor(items[-1]["name"]) if items else after, "has_next_page": len(rows) > limit}
+        return key_page(rows, limit, after, lambda last: encode_key_cursor(last["name"]))
 
     @staticmethod
     @reports_errors
     async def resolve_audit_log(root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None, **filters: Any) -> dict:
         limit = page_size(first)
-        before = decode_key_cursor(after, 2)
+        before = decode_time_cursor(after)
         try:
-            position = (datetime.fromisoformat(before[0]), UUID(before[1])) if before else None
+            position = (before[0], UUID(before[1])) if before else None
         except ValueError:
             raise InvalidInput(f"cursor {after!r} is not one this API returned") from None
         rows = await info.context.reads.audit_page(
@@ -228,9 +235,7 @@ class ModelQueries(graphene.ObjectType):
             before=position,
             limit=limit + 1,
         )
-        items = rows[:limit]
-        end = encode_key_cursor(items[-1]["occurred_at"].isoformat(), str(items[-1]["event_id"])) if items else after
-        return {"items": items, "end_cursor": end, "has_next_page": len(rows) > limit}
+        return key_page(rows, limit, after, lambda last: encode_time_cursor(last["occurred_at"], last["event_id"]))
 
     @staticmethod
     async def resolve_registered_model(root: Any, info: graphene.ResolveInfo, name: str) -> dict | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from modelreg.errors import InvalidInput
@@ -58,3 +60,24 @@ def decode_key_cursor(cursor: str | None, parts: int) -> list[str] | None:
     if not text.startswith("k:") or len(values) != parts:
         raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor")
     return values
+
+
+def decode_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """A cursor over newest-first rows: the (time, tie-breaking key) of the last row of the previous page."""
+    parts = decode_key_cursor(cursor, 2)
+    if parts is None:
+        return None
+    try:
+        return datetime.fromisoformat(parts[0]), parts[1]
+    except ValueError:
+        raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor") from None
+
+
+def encode_time_cursor(at: datetime, key: object) -> str:
+    return encode_key_cursor(at.isoformat(), str(key))
+
+
+def key_page(rows: list[dict[str, Any]], limit: int, after: str | None, cursor_of: Callable[[dict[str, Any]], str]) -> dict[str, Any]:
+    """A page from `limit + 1` rows in key order: the extra row only says there is more."""
+    items = rows[:limit]
+    return {"items": items, "end_cursor": cursor_of(items[-1]) if items else after, "has_next_page": len(rows) > limit}

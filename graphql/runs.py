@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 import graphene
 from graphene.types.generic import GenericScalar
 
-from modelreg.errors import NotFound
+from modelreg.errors import InvalidInput, NotFound
+from modelreg.events.runs import RunFinished
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.launch import Job
+from modelreg.graphql.pages import decode_time_cursor, encode_time_cursor, key_page, page_size
+from modelreg.projections.registry_queries import RunFilters
 from modelreg.services.commands import FinishRun, LogMetrics, RecordSync, StartRun
+
+RUN_STATES = ("running", *get_args(RunFinished.model_fields["state"].annotation))
 
 
 class MetricPoint(graphene.ObjectType):
@@ -48,21 +53,97 @@ class Run(graphene.ObjectType):
             job_id = UUID(launch.get("job_id") or "")
         except ValueError:
             return None
-        return await info.context.launch.job(job_id)
+        return await info.context.jobs.load(job_id)
 
     @staticmethod
     async def resolve_metrics(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:
         return await info.context.reads.metrics(row["entity"], row["project"], row["run_id"], key)
 
 
+class RunPage(graphene.ObjectType):
+    items = graphene.List(graphene.NonNull(Run), required=True)
+    end_cursor = graphene.String()
+    has_next_page = graphene.Boolean(required=True)
+    total_count = graphene.Int(required=True, description="how many runs match, on every page together (counted only when asked)")
+
+    @staticmethod
+    async def resolve_total_count(page: dict, info: graphene.ResolveInfo) -> int:
+        if page["first_page"] and not page["has_next_page"]:
+            return len(page["items"])  # all of them are here: a search that finds a few needs no second pass
+        return await info.context.reads.runs_count(page["filters"])
+
+
+class Project(graphene.ObjectType):
+    """An entity's project, as its runs show it."""
+
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_count = graphene.Int(required=True)
+    last_activity_at = graphene.DateTime(required=True, description="when its last run started or finished")
+    job_types = graphene.List(graphene.NonNull(graphene.String), required=True, description="the job types of its runs, for a filter")
+
+    @staticmethod
+    async def resolve_job_types(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        return await info.context.reads.job_types(row["entity"], row["project"])
+
+
 class RunQueries(graphene.ObjectType):
     run = graphene.Field(
         Run, entity=graphene.String(required=True), project=graphene.String(required=True), run_id=graphene.String(required=True)
+    )
+    projects = graphene.List(
+        graphene.NonNull(Project),
+        required=True,
+        entity=graphene.String(description="only this entity's projects"),
+        description="Every project with runs, the most recently active first.",
+    )
+    project = graphene.Field(Project, entity=graphene.String(required=True), project=graphene.String(required=True))
+    runs = graphene.Field(
+        RunPage,
+        required=True,
+        entity=graphene.String(required=True),
+        project=graphene.String(required=True),
+        search=graphene.String(description="part of the run id, name or job type, in any case"),
+        state=graphene.String(description=f"one of {', '.join(RUN_STATES)}"),
+        job_type=graphene.String(),
+        first=graphene.Int(default_value=50),
+        after=graphene.String(),
+        description="A project's runs, newest first (by when they started), a page at a time.",
     )
 
     @staticmethod
     async def resolve_run(root: Any, info: graphene.ResolveInfo, entity: str, project: str, run_id: str) -> dict | None:
         return await info.context.reads.run(entity, project, run_id)
+
+    @staticmethod
+    async def resolve_projects(root: Any, info: graphene.ResolveInfo, entity: str | None = None) -> list[dict]:
+        return await info.context.reads.projects(entity or None)
+
+    @staticmethod
+    async def resolve_project(root: Any, info: graphene.ResolveInfo, entity: str, project: str) -> dict | None:
+        found = await info.context.reads.projects(entity, project)
+        return found[0] if found else None
+
+    @staticmethod
+    @reports_errors
+    async def resolve_runs(
+        root: Any,
+        info: graphene.ResolveInfo,
+        entity: str,
+        project: str,
+        first: int,
+        after: str | None = None,
+        search: str | None = None,
+        state: str | None = None,
+        job_type: str | None = None,
+    ) -> dict:
+        limit = page_size(first)
+        if state and state not in RUN_STATES:
+            raise InvalidInput(f"state {state!r} is not one of {', '.join(RUN_STATES)}")
+        filters = RunFilters(entity, project, (search or "").strip() or None, state or None, job_type or None)
+        rows = await info.context.reads.runs_page(filters, before=decode_time_cursor(after), limit=limit + 1)
+        found = key_page(rows, limit, after, lambda last: encode_time_cursor(last["started_at"], last["run_id"]))
+        return {**found, "filters": filters, "first_page": after is None}
 
 
 class StartRunInput(graphene.InputObjectType):

@@ -24,6 +24,10 @@ class LaunchQueries:
         row = await self.pool.fetchrow("SELECT * FROM launch_jobs WHERE job_id = $1", job_id)
         return dict(row) if row else None
 
+    async def jobs_by_ids(self, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+        rows = await self.pool.fetch("SELECT * FROM launch_jobs WHERE job_id = ANY($1::uuid[])", ids)
+        return {r["job_id"]: dict(r) for r in rows}
+
     async def jobs(self, *, queue: str | None, state: str | None, limit: int) -> list[dict[str, Any]]:
         """Waiting jobs in the order agents take them (priority, then age); others newest first."""
         order = "priority DESC, enqueued_at" if state == "queued" else "enqueued_at DESC"

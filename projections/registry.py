@@ -248,13 +248,30 @@ SCHEMA_V5 = """
 ALTER TABLE runs ADD COLUMN synced_at timestamptz;
 """
 
-# Which registered models link a version (its artifact page says so).
-SCHEMA_V6 = """
-CREATE INDEX model_versions_by_artifact_version ON model_versions (artifact_version_id);
-"""
-
 _RUN_SYNCED = """
 UPDATE runs SET synced_at = $4 WHERE entity = $1 AND project = $2 AND run_id = $3
+"""
+
+
+# Finding a project's runs, newest first, among 100,000 (`runs(...)` in graphql/runs.py). Search is a
+# substring of the run id, name or job type, in any case: no b-tree finds that, and pg_trgm is not in
+# every PostgreSQL (nor in the embedded one), so the lowercased text it looks in is kept in the row and
+# in the indexes, whose leaves are then all a search reads (an index-only scan: no wide row, config and
+# environment, is touched until the page is known). One index per filter keeps its pages an index range.
+SCHEMA_V6 = """
+ALTER TABLE runs ADD COLUMN search_text text
+    GENERATED ALWAYS AS (lower(run_id || E'\\n' || coalesce(name, '') || E'\\n' || coalesce(job_type, ''))) STORED;
+CREATE INDEX runs_newest ON runs (entity, project, started_at DESC, run_id DESC)
+    INCLUDE (search_text, state, job_type, finished_at);
+CREATE INDEX runs_newest_by_state ON runs (entity, project, state, started_at DESC, run_id DESC)
+    INCLUDE (search_text, job_type);
+CREATE INDEX runs_newest_by_job_type ON runs (entity, project, job_type, started_at DESC, run_id DESC)
+    INCLUDE (search_text, state);
+"""
+
+# Which registered models link a version (its artifact page says so).
+SCHEMA_V7 = """
+CREATE INDEX model_versions_by_artifact_version ON model_versions (artifact_version_id);
 """
 
 
@@ -278,6 +295,7 @@ class RegistryProjection(Projection):
         Migration("registry", 4, SCHEMA_V4),
         Migration("registry", 5, SCHEMA_V5),
         Migration("registry", 6, SCHEMA_V6),
+        Migration("registry", 7, SCHEMA_V7),
     )
 
     @handles(RunStarted)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +13,31 @@ _VERSION_COLUMNS = """
     id, entity, project, name, artifact_type, version_index, digest, manifest, description, metadata,
     aliases, tags, logged_by_run, created_at, created_by
 """
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    """Which runs of a project: `search` is part of the run id, name or job type, in any case."""
+
+    entity: str
+    project: str
+    search: str | None = None
+    state: str | None = None
+    job_type: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        """Only the conditions given, so that each combination is its own prepared statement and its plan
+        uses the index of its filter (a generic plan of `$3 IS NULL OR state = $3` could use none)."""
+        conditions, args = ["entity = $1", "project = $2"], [self.entity, self.project]
+        for condition, value in [
+            ("strpos(search_text, lower(${})) > 0", self.search),
+            ("state = ${}", self.state),
+            ("job_type = ${}", self.job_type),
+        ]:
+            if value is not None:
+                args.append(value)
+                conditions.append(condition.format(len(args)))
+        return " AND ".join(conditions), args
 
 
 class RegistryQueries:
@@ -61,6 +88,60 @@ class RegistryQueries:
             "SELECT * FROM runs WHERE entity = $1 AND project = $2 AND run_id = $3", entity, project, run_id
         )
         return dict(row) if row else None
+
+    async def projects(self, entity: str | None = None, project: str | None = None) -> list[dict[str, Any]]:
+        """Entity/project pairs that have runs, with how many and when the last one started or finished; the
+        most recently active first. One pass over the leaves of `runs_newest` (no row is read), over the
+        range of the entity or project when one is given."""
+        given = [(column, value) for column, value in (("entity", entity), ("project", project)) if value is not None]
+        where = " AND ".join(f"{column} = ${n}" for n, (column, _) in enumerate(given, 1)) or "true"
+        rows = await self.pool.fetch(
+            "SELECT entity, project, count(*) AS run_count, max(greatest(started_at, finished_at)) AS last_activity_at "
+            f"FROM runs WHERE {where} GROUP BY entity, project ORDER BY last_activity_at DESC, entity, project",
+            *(value for _, value in given),
+        )
+        return [dict(r) for r in rows]
+
+    async def job_types(self, entity: str, project: str) -> list[str]:
+        """The project's distinct job types, one index probe each (a loose scan of `runs_newest_by_job_type`)."""
+        rows = await self.pool.fetch(
+            """WITH RECURSIVE found AS (
+                   (SELECT job_type FROM runs WHERE entity = $1 AND project = $2 AND job_type IS NOT NULL
+                    ORDER BY job_type LIMIT 1)
+                   UNION ALL
+                   SELECT (SELECT r.job_type FROM runs r WHERE r.entity = $1 AND r.project = $2 AND r.job_type > found.job_type
+                           ORDER BY r.job_type LIMIT 1)
+                   FROM found WHERE found.job_type IS NOT NULL
+               )
+               SELECT job_type FROM found WHERE job_type IS NOT NULL""",
+            entity,
+            project,
+        )
+        return [r["job_type"] for r in rows]
+
+    async def runs_page(
+        self, filters: RunFilters, *, before: tuple[datetime, str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Newest first; `before` is the (started_at, run_id) of the last run of the previous page. The page is
+        found in an index alone (search included), then only its rows are read."""
+        where, args = filters.where()
+        if before is not None:
+            args += list(before)
+            where += f" AND (started_at, run_id) < (${len(args) - 1}, ${len(args)})"
+        args.append(limit)
+        rows = await self.pool.fetch(
+            f"""WITH page AS MATERIALIZED (
+                    SELECT run_id, started_at FROM runs WHERE {where} ORDER BY started_at DESC, run_id DESC LIMIT ${len(args)}
+                )
+                SELECT r.* FROM page JOIN runs r ON r.entity = $1 AND r.project = $2 AND r.run_id = page.run_id
+                ORDER BY page.started_at DESC, page.run_id DESC""",
+            *args,
+        )
+        return [dict(r) for r in rows]
+
+    async def runs_count(self, filters: RunFilters) -> int:
+        where, args = filters.where()
+        return await self.pool.fetchval(f"SELECT count(*) FROM runs WHERE {where}", *args)
 
     async def registered_model(self, name: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow("SELECT * FROM registered_models WHERE name = $1", name)

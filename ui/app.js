@@ -8,6 +8,7 @@ import { Login } from "./pages/login.js";
 import { Registry } from "./pages/registry.js";
 import { VersionPage } from "./pages/version.js";
 import { RunPage } from "./pages/run.js";
+import { Projects, ProjectRuns } from "./pages/runs.js";
 import { ArtifactPage } from "./pages/artifact.js";
 import { Launch } from "./pages/launch.js";
 import { Automations } from "./pages/automations.js";
@@ -25,7 +26,9 @@ function route() {
     case "artifacts":
       return { page: "artifact", id: rest[0], tab: rest[1] || "overview" };
     case "runs":
-      return { page: "run", entity: rest[0], project: rest[1], runId: rest[2] };
+      if (rest.length >= 3) return { page: "run", entity: rest[0], project: rest[1], runId: rest[2] };
+      if (rest.length === 2) return { page: "runs", entity: rest[0], project: rest[1] };
+      return { page: "projects" };
     case "launch":
       return { page: "launch", jobId: rest[0] === "jobs" ? rest[1] : undefined, fromRun: rest[0] === "clone" ? rest.slice(1) : undefined };
     case "automations":
@@ -55,6 +58,8 @@ function Page({ r }) {
     case "version": return html`<${VersionPage} model=${r.model} version=${r.version} tab=${r.tab} />`;
     case "artifact": return html`<${ArtifactPage} id=${r.id} tab=${r.tab} />`;
     case "run": return html`<${RunPage} entity=${r.entity} project=${r.project} runId=${r.runId} />`;
+    case "runs": return html`<${ProjectRuns} key=${`${r.entity}/${r.project}`} entity=${r.entity} project=${r.project} />`;
+    case "projects": return html`<${Projects} />`;
     case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} />`;
     case "automations": return html`<${Automations} />`;
     case "audit": return html`<${AuditLog} />`;
@@ -81,8 +86,8 @@ function App() {
   if (checking) return html`<p class="muted pad">Checking your API key…</p>`;
   if (!viewer) return html`<${Login} refused=${refused} onLogin=${(v) => { setRefused(null); setViewer(v); }} />`;
 
-  const section = ["version", "artifact", "run"].includes(r.page) ? "registry" : r.page;
-  const nav = [["registry", "#/", "Registry"], ["launch", "#/launch", "Launch"], ["automations", "#/automations", "Automations"], ["audit", "#/audit", "Audit log"]];
+  const section = ["version", "artifact"].includes(r.page) ? "registry" : ["run", "projects"].includes(r.page) ? "runs" : r.page;
+  const nav = [["registry", "#/", "Registry"], ["runs", "#/runs", "Runs"], ["launch", "#/launch", "Launch"], ["automations", "#/automations", "Automations"], ["audit", "#/audit", "Audit log"]];
   // Keys and grants are managed by installation admins; anyone else finds their own access at #/access.
   if (viewer.role === "admin") nav.push(["access", "#/access", "Access"]);
   return html`

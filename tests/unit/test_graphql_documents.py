@@ -65,3 +65,11 @@ def test_nested_pages_over_the_cost_limit_are_refused_with_advice() -> None:
         documents.get(greedy)
     assert "over the limit of 50,000" in str(refused.value.errors[0]) and "smaller pages" in str(refused.value.errors[0])
     documents.get('{ registeredModels(first: 50) { items { name versions(first: 50) { items { version aliases } } } } }')
+
+
+def test_a_page_of_runs_is_a_page_and_its_largest_is_within_the_limit() -> None:
+    runs = """{{ runs(entity: "acme", project: "nature", first: {first}) {{
+      items {{ runId name state config summary environment startedAt metrics {{ key step value }} launchedBy {{ id queue state }} }}
+      endCursor hasNextPage totalCount }} }}"""
+    assert _cost_of(runs.format(first=500)) > 9 * _cost_of(runs.format(first=50))
+    ValidatedDocuments(SCHEMA, (cost_limit_validator(50_000, 500),)).get(runs.format(first=500))

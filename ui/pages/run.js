@@ -106,7 +106,7 @@ export function RunPage({ entity, project, runId }) {
   return html`<main class="pad"><${Loaded} result=${result}>${({ run }) => {
     if (!run) return html`<p class="muted">No run ${entity}/${project}/${runId}.</p>`;
     return html`
-      <p class="crumbs">${run.entity} / ${run.project} / run</p>
+      <p class="crumbs"><a href=${href("runs")}>Runs</a> / <a href=${href("runs", run.entity, run.project)}>${run.entity}/${run.project}</a> / ${run.runId}</p>
       <header class="page-head">
         <h1>${run.name || run.runId} <${StateBadge} state=${run.state} /></h1>
         <p class="muted">${run.jobType && html`${run.jobType} · `}started by ${run.startedBy} <${Time} at=${run.startedAt} />

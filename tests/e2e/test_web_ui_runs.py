@@ -1,0 +1,139 @@
+"""Finding a run in the browser: a viewer opens Runs, picks the project, pages, filters and searches its runs,
+sees a new run appear live, opens one and goes back to its project from the run page."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.stack import Stack
+from support.story import START_RUN, demo_story
+
+PAGE = 20  # runs per page (ui/pages/runs.js PAGE_SIZE)
+CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="playwright is not installed (pip install '.[test]')"),
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no chromium at {CHROMIUM} (apt-get install chromium, or set MODELREG_CHROMIUM)"),
+    pytest.mark.parametrize("log_kind", ["postgres"], indirect=True),
+]
+
+FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
+ENQUEUE = """mutation { enqueueJob(queue: "cpu", entity: "acme", project: "nature",
+  source: {kind: "git", git_remote: "https://example.com/nature.git", git_commit: "0000000000000000000000000000000000000000",
+           entry_point: ["python", "evaluate.py"]}) { id } }"""
+SWEEPS = 22
+
+
+async def ok(stack: Stack, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer = await stack.graphql(query, variables)
+    assert "errors" not in answer, answer
+    return answer["data"]
+
+
+async def seed(stack: Stack) -> None:
+    """acme/nature: the demo's three runs, a sweep of 22 (one failed), then an evaluation a Launch job started
+    (26 runs, two pages); acme/vision: one run."""
+    await demo_story(stack)
+    for n in range(SWEEPS):
+        run = {"entity": "acme", "project": "nature", "runId": f"sweep-{n:02d}"}
+        await ok(stack, START_RUN, {"input": {**run, "jobType": "sweep", "config": {"lr": 0.001 * (n + 1)}}})
+        summary = {"loss": round(0.5 - n * 0.01, 3), "accuracy": round(0.8 + n * 0.005, 3)}
+        await ok(stack, FINISH, {"i": {**run, "state": "failed" if n == 7 else "finished", "summary": summary}})
+    await ok(stack, 'mutation { createLaunchQueue(name: "cpu") { name } }')
+    job = (await ok(stack, ENQUEUE))["enqueueJob"]["id"]
+    evaluation = {"entity": "acme", "project": "nature", "runId": "eval-7", "name": "Evaluate the candidate", "jobType": "evaluate",
+                  "environment": {"launch": {"job_id": job}}}
+    await ok(stack, START_RUN, {"input": evaluation})
+    await ok(stack, START_RUN, {"input": {"entity": "acme", "project": "vision", "runId": "vit-1", "jobType": "train"}})
+
+
+async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(stack: Stack) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    await seed(stack)
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+    viewer_key = await stack.key("user:dana", role="viewer")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.set_default_timeout(10_000)
+        expect.set_options(timeout=10_000)
+        try:
+            await page.goto(url)
+            await page.get_by_label("API key").fill(viewer_key)
+            await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_test_id("viewer")).to_contain_text("user:dana")
+
+            # Runs: the projects, the most recently active first, with their run counts.
+            await page.get_by_role("banner").get_by_role("link", name="Runs").click()
+            projects = page.get_by_test_id("projects").locator("tbody tr")
+            await expect(projects).to_have_count(2)
+            await expect(projects.first).to_contain_text("acme/vision")
+            await expect(projects.filter(has_text="acme/nature")).to_contain_text("26")
+
+            # The project's runs, newest first, a page at a time.
+            await page.get_by_role("link", name="acme/nature").click()
+            rows = page.get_by_test_id("runs").locator("tbody tr")
+            pager = page.get_by_test_id("runs-page")
+            await expect(rows).to_have_count(PAGE)
+            await expect(pager).to_have_text("page 1 · 26 runs")
+            newest = rows.first
+            await expect(newest).to_contain_text("Evaluate the candidate")
+            await expect(newest).to_contain_text("eval-7")
+            await expect(newest.locator(".badge")).to_have_text("running")
+            await expect(newest.get_by_role("link", name="job")).to_contain_text("job ")  # the Launch job that started it
+            await expect(newest).to_contain_text("cpu")
+            await expect(page.get_by_test_id("runs").locator("thead")).to_contain_text("accuracy")  # summary metrics as columns
+            await expect(rows.filter(has_text="sweep-21")).to_contain_text("0.905")
+            await expect(page.locator(".live")).to_contain_text("live")
+            await page.screenshot(path=SCREENSHOTS / "runs.png", full_page=True)
+            await page.get_by_role("button", name="Next →").click()
+            await expect(rows).to_have_count(26 - PAGE)
+            await expect(rows.last).to_contain_text("prep-1")  # the oldest
+            await expect(page.get_by_role("button", name="Next →")).to_be_disabled()
+            await page.get_by_role("button", name="← Previous").click()
+            await expect(rows).to_have_count(PAGE)
+
+            # A run started now appears at the top without a reload (the events subscription).
+            await ok(stack, START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "live-1", "jobType": "train"}})
+            await expect(rows.first).to_contain_text("live-1")
+            await expect(pager).to_have_text("page 1 · 27 runs")
+
+            # Filters: by state, by job type (the project's own job types are offered).
+            await page.get_by_label("State").select_option("failed")
+            await expect(rows).to_have_count(1)
+            await expect(rows).to_contain_text("sweep-07")
+            await page.get_by_label("State").select_option("")
+            await expect(page.get_by_label("Job type").locator("option")).to_have_text(["any", "evaluate", "preprocess", "sweep", "train"])
+            await page.get_by_label("Job type").select_option("sweep")
+            await expect(pager).to_have_text("page 1 · 22 runs")
+            await page.get_by_label("Job type").select_option("")
+
+            # Search, in any case, and open the run.
+            await page.get_by_role("searchbox", name="Search runs").fill("TRAIN-1")
+            await expect(rows).to_have_count(1)
+            await rows.get_by_role("link", name="train-1").click()
+            await expect(page.get_by_role("heading", name="train-1")).to_be_visible()
+            await expect(page.get_by_test_id("run-io")).to_contain_text("nature-images:v0")
+
+            # The run page leads back to its project's runs.
+            await page.locator(".crumbs").get_by_role("link", name="acme/nature").click()
+            await expect(pager).to_have_text("page 1 · 27 runs")
+            await expect(page.get_by_role("banner").get_by_role("link", name="Runs")).to_have_class("active")
+        except Exception:
+            await page.screenshot(path=SCREENSHOTS / "failure.png", full_page=True)
+            raise
+        finally:
+            await browser.close()
+    assert problems == [], problems

@@ -1,0 +1,122 @@
+// Runs: the projects that have runs (#/runs), and a project's runs (#/runs/<entity>/<project>), newest first,
+// searched and filtered by state and job type, a page at a time; each opens the run page.
+import { useEffect, useState } from "preact/hooks";
+import { useQuery, useLive } from "../api.js";
+import { html, href, Loaded, StateBadge, Time, runHref } from "../html.js";
+
+const PROJECTS = `query Projects { projects { entity project runCount lastActivityAt } }`;
+
+const PROJECT = `query Project($entity: String!, $project: String!) {
+  project(entity: $entity, project: $project) { runCount lastActivityAt jobTypes }
+}`;
+
+const RUNS = `query Runs($entity: String!, $project: String!, $search: String, $state: String, $jobType: String, $first: Int!, $after: String) {
+  runs(entity: $entity, project: $project, search: $search, state: $state, jobType: $jobType, first: $first, after: $after) {
+    items { entity project runId name jobType state startedBy startedAt finishedAt summary launchedBy { id queue } }
+    endCursor hasNextPage totalCount
+  }
+}`;
+
+export const PAGE_SIZE = 20;
+const STATES = ["running", "finished", "failed", "crashed"];
+const RUN_EVENTS = ["runs.run_started", "runs.run_finished", "runs.offline_run_synced"];
+
+export function Projects() {
+  const result = useQuery(PROJECTS);
+  const live = useLive({ streamPrefix: "run:", types: RUN_EVENTS }, result.reload);
+  return html`<main class="pad"><h1>Runs</h1>
+    <p class="muted">Every project with runs, the most recently active first.</p>
+    <${Loaded} result=${result}>${({ projects }) => html`
+      <table class="grid" data-testid="projects">
+        <thead><tr><th>Project</th><th>Runs</th><th>Last activity</th></tr></thead>
+        <tbody>${projects.map((p) => html`<tr>
+          <td><a href=${href("runs", p.entity, p.project)}>${p.entity}/${p.project}</a></td>
+          <td>${p.runCount.toLocaleString()}</td>
+          <td><${Time} at=${p.lastActivityAt} /></td>
+        </tr>`)}</tbody>
+      </table>
+      ${!projects.length && html`<p class="muted">No run yet: runs appear here once training code calls <code>modelreg.init()</code>.</p>`}`}<//>
+    <p class="live muted" title="live updates over the events subscription">● ${live}</p>
+  </main>`;
+}
+
+// The numeric summary keys most runs of the page have (the two shown as columns).
+function summaryKeys(runs, count = 2) {
+  const seen = new Map();
+  for (const run of runs) {
+    for (const [key, value] of Object.entries(run.summary || {})) if (typeof value === "number") seen.set(key, (seen.get(key) || 0) + 1);
+  }
+  return [...seen].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, count).map(([key]) => key);
+}
+
+const number = (v) => (typeof v !== "number" ? "" : Number.isInteger(v) ? String(v) : String(+v.toPrecision(4)));
+
+// `change(patch)` applies a patch to the filters as they are then (the search waits for typing to stop).
+function Filters({ filters, jobTypes, change }) {
+  const [typed, setTyped] = useState(filters.search);
+  useEffect(() => {
+    const t = setTimeout(() => typed !== filters.search && change({ search: typed }), 250);
+    return () => clearTimeout(t);
+  }, [typed]);
+  const set = (key) => (e) => change({ [key]: e.target.value });
+  return html`<form class="toolbar" onSubmit=${(e) => e.preventDefault()} data-testid="run-filters">
+    <input type="search" placeholder="Search run id, name, job type" aria-label="Search runs" value=${typed}
+           onInput=${(e) => setTyped(e.target.value)} />
+    <label class="toggle">State <select value=${filters.state} onChange=${set("state")}>
+      <option value="">any</option>${STATES.map((s) => html`<option value=${s}>${s}</option>`)}
+    </select></label>
+    <label class="toggle">Job type <select value=${filters.jobType} onChange=${set("jobType")}>
+      <option value="">any</option>${jobTypes.map((t) => html`<option value=${t}>${t}</option>`)}
+    </select></label>
+  </form>`;
+}
+
+function RunsTable({ runs }) {
+  const keys = summaryKeys(runs);
+  return html`<table class="grid" data-testid="runs">
+    <thead><tr><th>Run</th><th>Job type</th><th>State</th><th>Started by</th><th>Started</th><th>Finished</th>
+      ${keys.map((k) => html`<th>${k}</th>`)}<th>Launched by</th></tr></thead>
+    <tbody>${runs.map((r) => html`<tr>
+      <td><a href=${runHref(r.entity, r.project, r.runId)}>${r.name || r.runId}</a>${r.name && html`<br /><code class="muted">${r.runId}</code>`}</td>
+      <td>${r.jobType || html`<span class="muted">—</span>`}</td>
+      <td><${StateBadge} state=${r.state} /></td>
+      <td>${r.startedBy}</td>
+      <td><${Time} at=${r.startedAt} /></td>
+      <td><${Time} at=${r.finishedAt} /></td>
+      ${keys.map((k) => html`<td>${number(r.summary?.[k])}</td>`)}
+      <td>${r.launchedBy ? html`<a href=${href("launch", "jobs", r.launchedBy.id)}>job ${r.launchedBy.id.slice(0, 8)}</a> <span class="muted">${r.launchedBy.queue}</span>` : ""}</td>
+    </tr>`)}</tbody>
+  </table>`;
+}
+
+// Keyed by project in app.js: another project starts with no filter on its first page.
+export function ProjectRuns({ entity, project }) {
+  const [filters, setFilters] = useState({ search: "", state: "", jobType: "" });
+  // Cursor paging: `pages` holds the cursor each page started after, so Previous goes back exactly.
+  const [pages, setPages] = useState([null]);
+  const change = (patch) => { setFilters((before) => ({ ...before, ...patch })); setPages([null]); };
+  const info = useQuery(PROJECT, { entity, project });
+  const result = useQuery(RUNS, {
+    entity, project, first: PAGE_SIZE, after: pages[pages.length - 1],
+    search: filters.search || null, state: filters.state || null, jobType: filters.jobType || null,
+  });
+  const live = useLive({ streamPrefix: `run:${entity}/${project}/`, types: RUN_EVENTS }, () => { info.reload(); result.reload(); });
+  const about = info.data?.project;
+  return html`<main class="pad">
+    <p class="crumbs"><a href=${href("runs")}>Runs</a> / ${entity}</p>
+    <header class="page-head">
+      <h1>${entity}/${project}</h1>
+      ${about && html`<p class="muted">${about.runCount.toLocaleString()} runs · last activity <${Time} at=${about.lastActivityAt} /></p>`}
+    </header>
+    <${Filters} filters=${filters} jobTypes=${about?.jobTypes || []} change=${change} />
+    <${Loaded} result=${result}>${({ runs }) => html`
+      <${RunsTable} runs=${runs.items} />
+      ${!runs.items.length && html`<p class="muted">${filters.search || filters.state || filters.jobType ? "No run matches." : `No run in ${entity}/${project}.`}</p>`}
+      <nav class="pager">
+        <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← Previous</button>
+        <span class="muted" data-testid="runs-page">page ${pages.length} · ${runs.totalCount.toLocaleString()} ${runs.totalCount === 1 ? "run" : "runs"}</span>
+        <button disabled=${!runs.hasNextPage} onClick=${() => setPages([...pages, runs.endCursor])}>Next →</button>
+      </nav>`}<//>
+    <p class="live muted" title="live updates over the events subscription">● ${live}</p>
+  </main>`;
+}
