@@ -21,17 +21,27 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+# The diff travels inside the run's first event, which must fit a Kafka broker's default 1 MB message
+# with the rest of the environment. Past this size (binary files, a dataset left in the tree) it is not
+# recorded: `diff_omitted_bytes` says so, and Launch refuses to clone such a run rather
+# than re-run code that differs from what ran.
+MAX_DIFF_BYTES = 512 * 1024
+
+
 def git_state() -> dict[str, Any] | None:
     """Remote, commit and the uncommitted changes as a patch (what a re-run needs to reproduce the code)."""
     commit = _git("rev-parse", "HEAD")
     if commit is None:
         return None
+    diff = _git("diff", "HEAD", "--binary") or ""
+    size = len(diff.encode())
     return {
         "remote": _git("config", "--get", "remote.origin.url"),
         "commit": commit,
         "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
         "root": _git("rev-parse", "--show-toplevel"),
-        "diff": _git("diff", "HEAD", "--binary") or "",
+        "diff": diff if size <= MAX_DIFF_BYTES else "",
+        **({"diff_omitted_bytes": size} if size > MAX_DIFF_BYTES else {}),
     }
 
 

@@ -16,7 +16,15 @@ from modelreg.events.log import LogPosition, LogRecord, StartPositions
 
 log = logging.getLogger(__name__)
 
-RETAIN_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+# Room above the broker's 1 MB default for a large event (a run's environment: a git diff up to 512 KiB,
+# the package list); the producer's max_request_size matches.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+TOPIC_CONFIG = {
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "cleanup.policy": "delete",
+    "max.message.bytes": str(MAX_MESSAGE_BYTES),
+}
 
 
 class KafkaEventLog:
@@ -44,7 +52,7 @@ class KafkaEventLog:
             enable_idempotence=True,
             linger_ms=0,
             max_batch_size=1024 * 1024,
-            max_request_size=8 * 1024 * 1024,
+            max_request_size=MAX_MESSAGE_BYTES,
         )
         await self._producer.start()
         # Group-less: only asks the broker for partition metadata and end offsets.
@@ -65,7 +73,7 @@ class KafkaEventLog:
         try:
             existing = set(await admin.list_topics())
             wanted = [
-                NewTopic(name, self.partitions, self.replication_factor, topic_configs=RETAIN_FOREVER)
+                NewTopic(name, self.partitions, self.replication_factor, topic_configs=TOPIC_CONFIG)
                 for name in (self.topic, self.dead_letter_topic)
                 if name not in existing
             ]

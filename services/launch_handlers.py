@@ -33,6 +33,7 @@ from modelreg.events.launch import (
     job_stream,
     queue_stream,
 )
+from modelreg.services.access import entity_scopes
 from modelreg.services.decisions import CommandContext, Decision
 from modelreg.services.launch_commands import (
     CancelJob,
@@ -70,6 +71,11 @@ async def _source_of_run(cmd: EnqueueJob, ctx: CommandContext) -> tuple[JobSourc
         raise InvalidInput(
             f"run {cmd.from_run} recorded no git remote and commit, so its code cannot be checked out: "
             "enqueue with a source (git url + entry point, or an image) instead"
+        )
+    if git.get("diff_omitted_bytes"):
+        raise InvalidInput(
+            f"run {cmd.from_run} had {git['diff_omitted_bytes']:,} bytes of uncommitted changes, too many to record, so "
+            "its code cannot be reproduced: commit them, run again, and clone that run"
         )
     entry_point = _entry_point(env.get("command") or [], git.get("root"))
     source = JobSource(
@@ -187,8 +193,11 @@ async def heartbeat(cmd: Heartbeat, ctx: CommandContext) -> Decision:
 
 async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decision:
     action = cmd.action
-    if action.kind == "launch" and await ctx.launch.queue(action.queue) is None:
-        raise NotFound(f"queue {action.queue!r} does not exist: an admin creates it first")
+    if action.kind == "launch":
+        # The runner enqueues as the automation: nobody may automate what they could not do by hand.
+        ctx.caller.require("member", entity_scopes(action.entity), f"an automation that launches jobs in {action.entity!r}")
+        if await ctx.launch.queue(action.queue) is None:
+            raise NotFound(f"queue {action.queue!r} does not exist: an admin creates it first")
     if action.kind == "webhook":
         if action.allow_private_network:
             ctx.caller.require("admin", (), "a webhook to a private or loopback address")

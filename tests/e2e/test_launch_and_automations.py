@@ -174,6 +174,24 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
     assert job["source"]["cloned_from_run"] == f"acme/nature/{original}" and job["overrides"] == {"lr": 0.01}
 
 
+async def test_a_run_with_too_large_uncommitted_changes_is_recorded_but_not_cloned(stack: Stack, tmp_path: Path) -> None:
+    url, key, repo, _ = await _setup(stack, tmp_path)
+    (Path(repo) / "notes.txt").write_text("x" * 1_500_000)
+    subprocess.run(["git", "add", "notes.txt"], cwd=repo, check=True)  # staged, so part of `git diff HEAD`
+    env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": key, "MODELREG_ENTITY": "acme"}
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr  # the run is not lost to the size of its diff
+    run_id = done.stdout.split()[1]
+    run = (await stack.graphql('query($r: String!) { run(entity: "acme", project: "nature", runId: $r) { environment } }', {"r": run_id}))
+    git = run["data"]["run"]["environment"]["git"]
+    assert git["diff"] == "" and git["diff_omitted_bytes"] > 1_500_000
+    refused = await stack.graphql(
+        'mutation($r: String!) { enqueueJob(queue: "cpu", entity: "acme", project: "nature", fromRun: $r) { id } }', {"r": run_id}
+    )
+    assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+    assert "commit them" in refused["errors"][0]["message"]
+
+
 async def _finished(stack: Stack, job_id: str) -> bool:
     return (await _job(stack, job_id))["state"] in ("finished", "failed")
 
@@ -278,6 +296,22 @@ async def test_a_new_member_of_a_queue_cannot_create_it_and_a_job_for_a_missing_
     missing = await stack.graphql(ENQUEUE, {"r": "nope"})
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND" and "createLaunchQueue" in missing["errors"][0]["message"]
+
+
+async def test_a_member_cannot_automate_jobs_in_an_entity_where_they_only_view(stack: Stack) -> None:
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    member = await stack.key("user:mia", role="member")
+    granted = await stack.graphql('mutation { grantRole(principal: "user:mia", scope: "entity:secret", role: "viewer") { role } }')
+    assert "errors" not in granted, granted
+    action = {"kind": "launch", "queue": "cpu", "entity": "secret", "project": "p",
+              "source": {"kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["python", "x.py"]}}
+    trigger = {"event": "artifact_version_logged"}
+    refused = await stack.graphql(CREATE_AUTOMATION, {"n": "sneak", "t": trigger, "a": action}, key=member)
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN", refused
+    assert "entity:secret" in refused["errors"][0]["message"] or "secret" in refused["errors"][0]["message"]
+    allowed = await stack.graphql(CREATE_AUTOMATION, {"n": "mine", "t": trigger, "a": {**action, "entity": "acme"}}, key=member)
+    assert "errors" not in allowed, allowed
+    assert [a["name"] for a in (await stack.graphql("{ automations { name } }"))["data"]["automations"]] == ["mine"]
 
 
 async def test_queues_and_automations_are_managed_from_the_command_line_too(stack: Stack, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 // A run: its config, git commit and uncommitted diff, environment, summary and training curves (uPlot).
 import { useEffect, useRef } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
-import { html, href, Loaded, KeyValues, StateBadge, Time, artifactHref, Badge } from "../html.js";
+import { html, href, Loaded, KeyValues, StateBadge, Time, artifactHref, Badge, bytes } from "../html.js";
 import { useViewer, may, entityScopes } from "../access.js";
 
 const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
@@ -89,7 +89,9 @@ function Git({ git }) {
       <tr><th>Commit</th><td><code data-testid="git-commit">${git.commit}</code></td></tr>
     </tbody></table>
     <h3>Uncommitted diff</h3>
-    ${git.diff ? html`<pre class="code diff" data-testid="git-diff">${git.diff.split("\n").map((line) => html`<span class=${diffLine(line)}>${line}\n</span>`)}</pre>` : html`<p class="muted">None: the commit is the code.</p>`}`;
+    ${git.diff ? html`<pre class="code diff" data-testid="git-diff">${git.diff.split("\n").map((line) => html`<span class=${diffLine(line)}>${line}\n</span>`)}</pre>` : git.diff_omitted_bytes
+      ? html`<p class="muted">Not recorded: ${bytes(git.diff_omitted_bytes)} of uncommitted changes, more than a run records. This run cannot be cloned.</p>`
+      : html`<p class="muted">None: the commit is the code.</p>`}`;
 }
 
 function Environment({ env }) {
