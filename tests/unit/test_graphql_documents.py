@@ -65,3 +65,9 @@ def test_nested_pages_over_the_cost_limit_are_refused_with_advice() -> None:
         documents.get(greedy)
     assert "over the limit of 50,000" in str(refused.value.errors[0]) and "smaller pages" in str(refused.value.errors[0])
     documents.get('{ registeredModels(first: 50) { items { name versions(first: 50) { items { version aliases } } } } }')
+
+
+def test_a_lineage_cluster_is_counted_by_its_page_not_by_the_fan_out_it_skips() -> None:
+    page = '{ lineageNeighbours(node: "artifact:x", direction: DOWNSTREAM, fanOut: 1000, first: %d) { items { node { id run { runId } } } } }'
+    small, large = _cost_of(page % 10), _cost_of(page % 500)
+    assert small < 100 and large > 40 * small

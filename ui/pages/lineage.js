@@ -32,8 +32,8 @@ const STYLE = [
   { selector: "node[kind = 'cluster']", style: { shape: "round-rectangle", "background-color": "#f3f4f6", "border-width": 1.5, "border-style": "dashed", "border-color": "#6b7280", "text-halign": "center", "text-margin-x": 0, "text-background-opacity": 0, color: "#374151", "font-size": 12, height: 24, width: (n) => 16 + 6.8 * n.data("label").length } },
   { selector: "node[?start]", style: { "border-width": 3, "border-color": "#111827", "font-weight": 600 } },
   { selector: "node[?picked]", style: { "border-width": 3, "border-color": "#8b5cf6" } },
-  { selector: "edge", style: { width: 1.5, "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": "#9ca3af", "target-arrow-color": "#9ca3af", label: "data(label)", "font-size": 9, "min-zoomed-font-size": 8, color: "#6b7280", "text-rotation": "autorotate" } },
-  { selector: "edge[kind = 'cluster']", style: { label: "", "line-style": "dashed" } },
+  { selector: "edge", style: { width: 1.5, "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": "#9ca3af", "target-arrow-color": "#9ca3af", "target-label": "data(label)", "target-text-offset": 34, "target-text-rotation": "autorotate", "font-size": 9, "min-zoomed-font-size": 8, color: "#6b7280" } },
+  { selector: "edge[kind = 'cluster']", style: { "target-label": "", "line-style": "dashed" } },
 ];
 
 // The walk, plus the members picked from clusters, plus one cluster per (node, direction) with some left.
@@ -54,7 +54,8 @@ function merge(lineage, added) {
 function Graph({ view, startId, picked, onNode, onCluster }) {
   const box = useRef(null);
   useEffect(() => {
-    // Edges fanning out of (or into) one node are not labelled: their labels would pile up.
+    // Edges fanning out of (or into) one node are not labelled: their labels would pile up. A label
+    // sits near the edge's target, as the source's own label covers the edge's start.
     const degree = new Map();
     for (const e of view.edges) for (const end of [`>${e.source}`, `<${e.target}`]) degree.set(end, (degree.get(end) ?? 0) + 1);
     const crowded = (e) => degree.get(`>${e.source}`) > 3 || degree.get(`<${e.target}`) > 3;
