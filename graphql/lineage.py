@@ -124,7 +124,6 @@ class LineageQueries(graphene.ObjectType):
         directions = ["upstream", "downstream"] if direction == "both" else [direction]
         return await info.context.lineage.walk(start, directions, depth, fan_out)  # type: ignore[arg-type]
 
-
     @staticmethod
     @reports_errors
     async def resolve_lineage_neighbours(
@@ -148,9 +147,9 @@ class LineageQueries(graphene.ObjectType):
         rows, total = await info.context.lineage.neighbours(
             found, direction, search=search or None, beyond=fan_out, after=position, limit=limit + 1  # type: ignore[arg-type]
         )
-        items = [{"node": {"id": r["node"], "depth": 1}, "edge": r} for r in rows[:limit]]
-        last = rows[: limit][-1] if rows else None
-        end = encode_key_cursor(last["recorded_at"].isoformat(), last["node"]) if last else after
+        shown = rows[:limit]
+        end = encode_key_cursor(shown[-1]["recorded_at"].isoformat(), shown[-1]["node"]) if shown else after
+        items = [{"node": {"id": r["node"], "depth": 1}, "edge": r} for r in shown]
         return {"items": items, "end_cursor": end, "has_next_page": len(rows) > limit, "total_count": total}
 
 
