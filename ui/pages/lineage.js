@@ -140,6 +140,8 @@ export function LineageGraph({ start }) {
       ${ref !== start && html`<button onClick=${() => setRef(start)}>Back to this version</button>`}
       <span class="muted legend"><span class="dot run"></span> run <span class="dot model"></span> artifact <span class="dot dataset"></span> dataset <span class="dot cluster"></span> more (click to search)</span>
     </div>
-    <${Loaded} result=${result}>${({ lineage }) => html`<${LineageView} lineage=${lineage} startId=${nodeIdOf(ref)}
-      added=${added} setAdded=${setAdded} open=${open} setOpen=${setOpen} walkFrom=${walkFrom} />`}<//>`;
+    <div class=${result.stale ? "stale" : ""} aria-busy=${result.stale}>
+      <${Loaded} result=${result}>${({ lineage }) => html`<${LineageView} lineage=${lineage} startId=${nodeIdOf(ref)}
+        added=${added} setAdded=${setAdded} open=${open} setOpen=${setOpen} walkFrom=${walkFrom} />`}<//>
+    </div>`;
 }
