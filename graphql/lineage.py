@@ -1,7 +1,9 @@
-"""The lineage graph: from a model version back to the data and the runs that made it, or forward."""
+"""The lineage graph: from a model version back to the data and the runs that made it, or forward; and
+the neighbours a walk left out (a dataset used by 10,000 runs), searched and paged."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -10,6 +12,7 @@ import graphene
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.graphql.artifacts import ArtifactVersion, parse_ref
 from modelreg.graphql.errors import reports_errors
+from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_size
 from modelreg.graphql.runs import Run
 from modelreg.projections.lineage import artifact_node
 
@@ -55,12 +58,33 @@ class LineageEdge(graphene.ObjectType):
     recorded_at = graphene.DateTime(required=True)
 
 
+class LineageHidden(graphene.ObjectType):
+    node = graphene.ID(required=True)
+    direction = graphene.Field(LineageDirection, required=True, description="UPSTREAM or DOWNSTREAM")
+    count = graphene.Int(required=True, description="neighbours there beyond fanOut: lineageNeighbours(fanOut:) lists them")
+
+
 class Lineage(graphene.ObjectType):
     nodes = graphene.List(graphene.NonNull(LineageNode), required=True)
     edges = graphene.List(graphene.NonNull(LineageEdge), required=True)
+    hidden = graphene.List(
+        graphene.NonNull(LineageHidden), required=True, description="per node and direction walked, the neighbours left out"
+    )
     truncated = graphene.List(
         graphene.NonNull(graphene.ID), required=True, description="nodes with more neighbours than fanOut allowed"
     )
+
+
+class LineageNeighbour(graphene.ObjectType):
+    node = graphene.Field(LineageNode, required=True, description="depth 1: one edge from the node asked about")
+    edge = graphene.Field(LineageEdge, required=True, description="the edge between them, in the way data flows")
+
+
+class LineageNeighbourPage(graphene.ObjectType):
+    items = graphene.List(graphene.NonNull(LineageNeighbour), required=True)
+    end_cursor = graphene.String()
+    has_next_page = graphene.Boolean(required=True)
+    total_count = graphene.Int(required=True, description="neighbours past fanOut that match the search, over all pages")
 
 
 class LineageQueries(graphene.ObjectType):
@@ -74,6 +98,19 @@ class LineageQueries(graphene.ObjectType):
         depth=graphene.Int(default_value=5),
         fan_out=graphene.Int(default_value=100),
     )
+    lineage_neighbours = graphene.Field(
+        LineageNeighbourPage,
+        required=True,
+        node=graphene.ID(required=True, description="a lineage node id (run:entity/project/run_id, artifact:<version id>) or a version ref"),
+        direction=LineageDirection(required=True, description="UPSTREAM or DOWNSTREAM"),
+        search=graphene.String(description="part of a run's id, name or job type, or of a version's name:vN or an alias; any case"),
+        fan_out=graphene.Int(
+            default_value=0, description="leave out the first fanOut neighbours, which a lineage walk with that fanOut drew"
+        ),
+        first=graphene.Int(default_value=50),
+        after=graphene.String(),
+        description="One node's neighbours in one direction, oldest first: the members of a cluster a walk left out.",
+    )
 
     @staticmethod
     @reports_errors
@@ -83,8 +120,47 @@ class LineageQueries(graphene.ObjectType):
         if not 1 <= depth <= MAX_DEPTH or not 1 <= fan_out <= MAX_FAN_OUT:
             raise InvalidInput(f"depth must be 1 to {MAX_DEPTH} and fanOut 1 to {MAX_FAN_OUT}")
         start = await _node_of(info, ref)
+        direction = getattr(direction, "value", direction)  # a member of the enum when given in the query
         directions = ["upstream", "downstream"] if direction == "both" else [direction]
         return await info.context.lineage.walk(start, directions, depth, fan_out)  # type: ignore[arg-type]
+
+    @staticmethod
+    @reports_errors
+    async def resolve_lineage_neighbours(
+        root: Any,
+        info: graphene.ResolveInfo,
+        node: str,
+        direction: str,
+        fan_out: int,
+        first: int,
+        search: str | None = None,
+        after: str | None = None,
+    ) -> dict:
+        direction = getattr(direction, "value", direction)
+        if direction == "both":
+            raise InvalidInput("direction must be UPSTREAM or DOWNSTREAM: a cluster's neighbours lie one way")
+        if not 0 <= fan_out <= MAX_FAN_OUT:
+            raise InvalidInput(f"fanOut must be 0 to {MAX_FAN_OUT}")
+        limit = page_size(first)
+        position = _neighbour_position(after)
+        found = await _node_of(info, node.removeprefix("artifact:"))
+        rows, total = await info.context.lineage.neighbours(
+            found, direction, search=search or None, beyond=fan_out, after=position, limit=limit + 1  # type: ignore[arg-type]
+        )
+        shown = rows[:limit]
+        end = encode_key_cursor(shown[-1]["recorded_at"].isoformat(), shown[-1]["node"]) if shown else after
+        items = [{"node": {"id": r["node"], "depth": 1}, "edge": r} for r in shown]
+        return {"items": items, "end_cursor": end, "has_next_page": len(rows) > limit, "total_count": total}
+
+
+def _neighbour_position(after: str | None) -> tuple[datetime, str] | None:
+    parts = decode_key_cursor(after, 2)
+    if parts is None:
+        return None
+    try:
+        return datetime.fromisoformat(parts[0]), parts[1]
+    except ValueError:
+        raise InvalidInput(f"cursor {after!r} is not one this API returned: pass a page's endCursor") from None
 
 
 async def _node_of(info: graphene.ResolveInfo, ref: str) -> str:

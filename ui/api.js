@@ -40,22 +40,23 @@ export async function gql(query, variables = {}, key = apiKey.get()) {
   return body.data;
 }
 
-// Runs `query` whenever `variables` change (compared as JSON); `reload()` runs it again.
+// Runs `query` whenever `variables` change (compared as JSON); `reload()` runs it again. Until the answer
+// to new variables comes, the last one stays in `data` with `stale` set (from the first render on).
 export function useQuery(query, variables = {}) {
-  const [state, setState] = useState({ data: null, error: null, loading: true });
+  const [state, setState] = useState({ data: null, error: null, loading: true, vars: null });
   const [tick, setTick] = useState(0);
   const vars = JSON.stringify(variables);
   useEffect(() => {
     let current = true;
     setState((s) => ({ ...s, loading: true }));
     gql(query, JSON.parse(vars)).then(
-      (data) => current && setState({ data, error: null, loading: false }),
-      (error) => current && setState({ data: null, error, loading: false }),
+      (data) => current && setState({ data, error: null, loading: false, vars }),
+      (error) => current && setState({ data: null, error, loading: false, vars }),
     );
     return () => { current = false; };
   }, [query, vars, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
-  return { ...state, reload };
+  return { ...state, stale: state.data !== null && state.vars !== vars, reload };
 }
 
 const EVENTS = `subscription Live($registeredModel: String, $types: [String!], $streamPrefix: String, $after: String) {

@@ -206,6 +206,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             # The run that trained production: config, summary, curves.
             await page.get_by_role("button", name="Back to this version").click()
             await page.get_by_label("Direction").select_option("UPSTREAM")
+            await expect(nodes.locator("tbody tr")).to_have_count(4)  # the new walk, not the last one, before a click
             await nodes.get_by_role("link", name="run train-1").click()
             await expect(page.get_by_role("heading", name="train-1")).to_be_visible()
             await expect(page.locator("main")).to_contain_text("0.05")  # lr

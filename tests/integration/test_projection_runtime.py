@@ -204,8 +204,8 @@ async def test_a_projector_killed_mid_stream_resumes_and_builds_what_a_clean_rep
         assert killed_at < 10_000
 
         projector = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        await wait_until(lambda: caught_up(settings.database_url, event_log, "registry"), timeout_s=120)
-        await wait_until(lambda: caught_up(settings.database_url, event_log, "audit"), timeout_s=120)
+        for name in PROJECTIONS:  # every table is compared below
+            await wait_until(lambda name=name: caught_up(settings.database_url, event_log, name), timeout_s=120)
     finally:
         projector.send_signal(signal.SIGTERM)
         projector.wait(30)

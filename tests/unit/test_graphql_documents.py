@@ -73,3 +73,9 @@ def test_a_page_of_runs_is_a_page_and_its_largest_is_within_the_limit() -> None:
       endCursor hasNextPage totalCount }} }}"""
     assert _cost_of(runs.format(first=500)) > 9 * _cost_of(runs.format(first=50))
     ValidatedDocuments(SCHEMA, (cost_limit_validator(50_000, 500),)).get(runs.format(first=500))
+
+
+def test_a_lineage_cluster_is_counted_by_its_page_not_by_the_fan_out_it_skips() -> None:
+    page = '{ lineageNeighbours(node: "artifact:x", direction: DOWNSTREAM, fanOut: 1000, first: %d) { items { node { id run { runId } } } } }'
+    small, large = _cost_of(page % 10), _cost_of(page % 500)
+    assert small < 100 and large > 40 * small

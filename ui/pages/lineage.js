@@ -1,79 +1,134 @@
 // Lineage as an interactive DAG: cytoscape draws it, laid out by dagre (left to right: datasets → runs →
-// models). Click a run to open it; click an artifact to walk the lineage from there. The same nodes are
-// listed under the graph as links (to the run or artifact page, and "walk from here"), for keyboards and
-// screen readers.
-import { useEffect, useRef, useState } from "preact/hooks";
+// models). Click a run to open it; click an artifact to walk the lineage from there. A node with more
+// neighbours in a direction than the walk draws (FAN_OUT) gets one cluster node there, "9,975 more runs":
+// click it to search and page its members (lineage_cluster.js) and add one to the graph or walk from it.
+// The same nodes and clusters are listed under the graph, for keyboards and screen readers.
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import cytoscape from "cytoscape";
 import dagre from "cytoscape-dagre";
 import { useQuery } from "../api.js";
-import { html, Loaded, runHref, artifactHref, Badge } from "../html.js";
+import { html, Loaded, Badge } from "../html.js";
+import { NODE_FIELDS, label, kindOf, nodeHref, refOf, nodeIdOf } from "./lineage_nodes.js";
+import { ClusterPanel, clusterId, clusterLabel } from "./lineage_cluster.js";
 
 cytoscape.use(dagre);
 
+const FAN_OUT = 15; // neighbours drawn per node and direction: a column of 15 still fits the box at a legible size
+
 const LINEAGE = `query Lineage($ref: String!, $direction: LineageDirection!, $depth: Int!) {
-  lineage(ref: $ref, direction: $direction, depth: $depth, fanOut: 50) {
-    nodes {
-      id kind depth
-      run { entity project runId name jobType state }
-      artifactVersion { id entity project name type version aliases }
-    }
+  lineage(ref: $ref, direction: $direction, depth: $depth, fanOut: ${FAN_OUT}) {
+    nodes { ${NODE_FIELDS} }
     edges { source target kind }
-    truncated
+    hidden { node direction count }
   }
 }`;
 
-function label(node) {
-  if (node.kind === "run") return `${node.run?.jobType ? node.run.jobType + ": " : "run "}${node.run?.runId ?? node.id}`;
-  const av = node.artifactVersion;
-  return av ? `${av.name}:${av.version}` : node.id;
-}
-
 const STYLE = [
-  { selector: "node", style: { label: "data(label)", "font-size": 11, "text-valign": "bottom", "text-margin-y": 4, color: "#1f2933", width: 26, height: 26 } },
+  // Labels right of their node, on white: a column of runs packs tighter than with labels below.
+  { selector: "node", style: { label: "data(label)", "font-size": 11, "text-valign": "center", "text-halign": "right", "text-margin-x": 5, color: "#1f2933", "text-background-color": "#fcfcfd", "text-background-opacity": 0.85, width: 20, height: 20 } },
   { selector: "node[kind = 'run']", style: { shape: "round-rectangle", "background-color": "#3b82f6" } },
   { selector: "node[kind = 'artifact']", style: { shape: "ellipse", "background-color": "#10b981" } },
   { selector: "node[type = 'dataset']", style: { shape: "barrel", "background-color": "#f59e0b" } },
-  { selector: "node[?start]", style: { "border-width": 4, "border-color": "#111827" } },
-  { selector: "node[?truncated]", style: { "border-width": 2, "border-style": "dashed", "border-color": "#ef4444" } },
-  { selector: "edge", style: { width: 1.5, "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": "#9ca3af", "target-arrow-color": "#9ca3af", label: "data(kind)", "font-size": 9, color: "#6b7280", "text-rotation": "autorotate" } },
+  { selector: "node[kind = 'cluster']", style: { shape: "round-rectangle", "background-color": "#f3f4f6", "border-width": 1.5, "border-style": "dashed", "border-color": "#6b7280", "text-halign": "center", "text-margin-x": 0, "text-background-opacity": 0, color: "#374151", "font-size": 12, height: 24, width: (n) => 16 + 6.8 * n.data("label").length } },
+  { selector: "node[?start]", style: { "border-width": 3, "border-color": "#111827", "font-weight": 600 } },
+  { selector: "node[?picked]", style: { "border-width": 3, "border-color": "#8b5cf6" } },
+  { selector: "edge", style: { width: 1.5, "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": "#9ca3af", "target-arrow-color": "#9ca3af", "target-label": "data(label)", "target-text-offset": 34, "target-text-rotation": "autorotate", "font-size": 9, "min-zoomed-font-size": 8, color: "#6b7280" } },
+  { selector: "edge[kind = 'cluster']", style: { "target-label": "", "line-style": "dashed" } },
 ];
 
-function Graph({ lineage, startId, onArtifact }) {
+// The walk, plus the members picked from clusters, plus one cluster per (node, direction) with some left.
+function merge(lineage, added) {
+  const nodes = new Map(lineage.nodes.map((n) => [n.id, n]));
+  const edges = new Map(lineage.edges.map((e) => [`${e.source}->${e.target}`, e]));
+  for (const { node, edge } of added) {
+    if (!nodes.has(node.id)) nodes.set(node.id, node);
+    edges.set(`${edge.source}->${edge.target}`, edge);
+  }
+  const clusters = lineage.hidden.map((h) => {
+    const taken = added.filter((a) => a.cluster === clusterId(h)).length;
+    return { ...h, id: clusterId(h), remaining: h.count - taken, parent: nodes.get(h.node), depth: nodes.get(h.node).depth + 1 };
+  });
+  return { nodes: [...nodes.values()], edges: [...edges.values()], clusters: clusters.filter((c) => c.remaining > 0) };
+}
+
+function Graph({ view, startId, picked, onNode, onCluster }) {
   const box = useRef(null);
   useEffect(() => {
-    const truncated = new Set(lineage.truncated);
+    // Edges fanning out of (or into) one node are not labelled: their labels would pile up. A label
+    // sits near the edge's target, as the source's own label covers the edge's start.
+    const degree = new Map();
+    for (const e of view.edges) for (const end of [`>${e.source}`, `<${e.target}`]) degree.set(end, (degree.get(end) ?? 0) + 1);
+    const crowded = (e) => degree.get(`>${e.source}`) > 3 || degree.get(`<${e.target}`) > 3;
     const elements = [
-      ...lineage.nodes.map((n) => ({
-        data: { id: n.id, kind: n.kind, type: n.artifactVersion?.type, label: label(n), start: n.id === startId, truncated: truncated.has(n.id), node: n },
+      ...view.nodes.map((n) => ({
+        data: { id: n.id, kind: n.kind, type: n.artifactVersion?.type, label: label(n), start: n.id === startId, picked: picked.has(n.id), node: n },
       })),
-      ...lineage.edges.map((e) => ({ data: { id: `${e.source}->${e.target}`, source: e.source, target: e.target, kind: e.kind } })),
+      ...view.edges.map((e) => ({
+        data: { id: `${e.source}->${e.target}`, source: e.source, target: e.target, kind: e.kind, label: crowded(e) ? "" : e.kind },
+      })),
+      ...view.clusters.flatMap((c) => {
+        const [source, target] = c.direction === "UPSTREAM" ? [c.id, c.node] : [c.node, c.id];
+        return [{ data: { id: c.id, kind: "cluster", label: clusterLabel(c, c.remaining), cluster: c } },
+          { data: { id: `${c.id}:edge`, kind: "cluster", source, target } }];
+      }),
     ];
     const cy = cytoscape({
       container: box.current,
       elements,
       style: STYLE,
-      layout: { name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 90 },
+      layout: { name: "dagre", rankDir: "LR", nodeSep: 8, rankSep: 170 },
       maxZoom: 1.4, // a short chain fitted to the box would otherwise be drawn huge
       wheelSensitivity: 0.3,
     });
-    cy.on("tap", "node", (e) => {
-      const n = e.target.data("node");
-      if (n.kind === "run" && n.run) location.hash = runHref(n.run.entity, n.run.project, n.run.runId).slice(1);
-      else if (n.artifactVersion) onArtifact(n.artifactVersion.id);
-    });
+    cy.on("tap", "node", (e) => (e.target.data("cluster") ? onCluster(e.target.data("cluster")) : onNode(e.target.data("node"))));
+    const resized = new ResizeObserver(() => { cy.resize(); cy.fit(undefined, 30); }); // the panel opened or closed
+    resized.observe(box.current);
     box.current.cy = cy; // for tests and the console
-    return () => cy.destroy();
-  }, [lineage, startId]);
+    return () => { resized.disconnect(); cy.destroy(); };
+  }, [view, startId]);
   return html`<div class="lineage-graph" ref=${box} data-testid="lineage-graph"></div>`;
+}
+
+function LineageView({ lineage, startId, added, setAdded, open, setOpen, walkFrom }) {
+  const view = useMemo(() => merge(lineage, added), [lineage, added]);
+  const picked = useMemo(() => new Set(added.map((a) => a.node.id)), [added]);
+  const inGraph = useMemo(() => new Set(view.nodes.map((n) => n.id)), [view]);
+  const cluster = lineage.hidden.find((h) => clusterId(h) === open); // stays open when its last member was added
+  const parentDepth = (c) => lineage.nodes.find((n) => n.id === c.node).depth;
+  const add = (c) => (item) => setAdded([...added, { node: { ...item.node, depth: parentDepth(c) + 1 }, edge: item.edge, cluster: clusterId(c) }]);
+  const onNode = (n) => (n.kind === "run" ? (location.hash = nodeHref(n).slice(1)) : walkFrom(n));
+  return html`
+    <div class="lineage-view">
+      <${Graph} view=${view} startId=${startId} picked=${picked} onNode=${onNode} onCluster=${(c) => setOpen(c.id)} />
+      ${cluster && html`<${ClusterPanel} key=${open} hidden=${cluster} fanOut=${FAN_OUT} inGraph=${inGraph}
+        parent=${label(lineage.nodes.find((n) => n.id === cluster.node))} onAdd=${add(cluster)} onWalk=${walkFrom} onClose=${() => setOpen(null)} />`}
+    </div>
+    <table class="grid" data-testid="lineage-nodes">
+      <thead><tr><th>Node</th><th>Kind</th><th>Steps away</th></tr></thead>
+      <tbody>${view.nodes.map((n) => html`<tr>
+        <td><a href=${nodeHref(n)}>${label(n)}</a>
+          ${n.id !== startId && html` <button class="link small" onClick=${() => walkFrom(n)} aria-label=${"walk from " + label(n)}>walk from here</button>`}
+          ${n.artifactVersion?.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}</td>
+        <td>${kindOf(n)}</td>
+        <td>${n.depth}</td></tr>`)}</tbody>
+      ${view.clusters.length > 0 && html`<tbody data-testid="lineage-clusters">${view.clusters.map((c) => html`<tr>
+        <td><button class="link" onClick=${() => setOpen(c.id)} aria-expanded=${open === c.id}>${clusterLabel(c, c.remaining)}</button>
+          <span class="muted"> ${c.direction === "UPSTREAM" ? "upstream of" : "downstream of"} ${label(c.parent)}</span></td>
+        <td>cluster</td>
+        <td>${c.depth}</td></tr>`)}</tbody>`}
+    </table>`;
 }
 
 export function LineageGraph({ start }) {
   const [ref, setRef] = useState(start);
   const [direction, setDirection] = useState("BOTH");
   const [depth, setDepth] = useState(4);
+  const [added, setAdded] = useState([]); // cluster members picked into the graph: { node, edge, cluster }
+  const [open, setOpen] = useState(null); // the id of the cluster whose panel is open
   useEffect(() => setRef(start), [start]);
+  useEffect(() => { setAdded([]); setOpen(null); }, [ref, direction, depth]);
   const result = useQuery(LINEAGE, { ref, direction, depth });
-  const startId = `artifact:${ref}`;
+  const walkFrom = (node) => setRef(refOf(node));
   return html`
     <div class="toolbar">
       <label>Direction <select value=${direction} onChange=${(e) => setDirection(e.target.value)}>
@@ -83,22 +138,10 @@ export function LineageGraph({ start }) {
       </select></label>
       <label>Depth <input type="number" min="1" max="20" value=${depth} onChange=${(e) => setDepth(Number(e.target.value) || 1)} /></label>
       ${ref !== start && html`<button onClick=${() => setRef(start)}>Back to this version</button>`}
-      <span class="muted legend"><span class="dot run"></span> run <span class="dot model"></span> artifact <span class="dot dataset"></span> dataset</span>
+      <span class="muted legend"><span class="dot run"></span> run <span class="dot model"></span> artifact <span class="dot dataset"></span> dataset <span class="dot cluster"></span> more (click to search)</span>
     </div>
-    <${Loaded} result=${result}>${({ lineage }) => html`
-      <${Graph} lineage=${lineage} startId=${startId} onArtifact=${setRef} />
-      <table class="grid" data-testid="lineage-nodes">
-        <thead><tr><th>Node</th><th>Kind</th><th>Steps away</th></tr></thead>
-        <tbody>${lineage.nodes.map((n) => html`<tr>
-          <td>${n.kind === "run" && n.run
-            ? html`<a href=${runHref(n.run.entity, n.run.project, n.run.runId)}>${label(n)}</a>`
-            : html`<a href=${artifactHref(n.artifactVersion?.id ?? "")}>${label(n)}</a>
-                ${n.id !== startId && html` <button class="link small" onClick=${() => n.artifactVersion && setRef(n.artifactVersion.id)}
-                  aria-label=${"walk from " + label(n)}>walk from here</button>`}`}
-            ${n.artifactVersion?.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}</td>
-          <td>${n.kind === "run" ? "run" : n.artifactVersion?.type ?? "artifact"}</td>
-          <td>${n.depth}</td></tr>`)}</tbody>
-      </table>
-      ${lineage.truncated.length > 0 && html`<p class="muted">${lineage.truncated.length} nodes have more neighbours than shown (dashed).</p>`}
-    `}<//>`;
+    <div class=${result.stale ? "stale" : ""} aria-busy=${result.stale}>
+      <${Loaded} result=${result}>${({ lineage }) => html`<${LineageView} lineage=${lineage} startId=${nodeIdOf(ref)}
+        added=${added} setAdded=${setAdded} open=${open} setOpen=${setOpen} walkFrom=${walkFrom} />`}<//>
+    </div>`;
 }

@@ -1,0 +1,31 @@
+// What the lineage views show of a node (a run or an artifact version): the fields they ask for, its
+// label, the page it links to, and the ref that walks the lineage from it.
+import { runHref, artifactHref } from "../html.js";
+
+export const NODE_FIELDS = `id kind depth
+  run { entity project runId name jobType state }
+  artifactVersion { id entity project name type version aliases }`;
+
+export function label(node) {
+  if (node.kind === "run") return `${node.run?.jobType ? node.run.jobType + ": " : "run "}${node.run?.runId ?? node.id}`;
+  const av = node.artifactVersion;
+  return av ? `${av.name}:${av.version}` : node.id;
+}
+
+export function kindOf(node) {
+  return node.kind === "run" ? "run" : node.artifactVersion?.type ?? "artifact";
+}
+
+export function nodeHref(node) {
+  if (node.kind === "run" && node.run) return runHref(node.run.entity, node.run.project, node.run.runId);
+  return artifactHref(node.artifactVersion?.id ?? node.id.slice("artifact:".length));
+}
+
+// What `lineage(ref:)` takes: a version's id, or the run's node id itself.
+export function refOf(node) {
+  return node.kind === "run" ? node.id : node.artifactVersion?.id ?? node.id.slice("artifact:".length);
+}
+
+export function nodeIdOf(ref) {
+  return ref.startsWith("run:") ? ref : `artifact:${ref}`;
+}
