@@ -17,6 +17,12 @@ class Event(BaseModel):
 
     type: ClassVar[str]
     version: ClassVar[int] = 1
+    # Fields the log keeps but the API never serves (the audit log, live events): a key's hash, say.
+    private_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def public_dump(self) -> dict:
+        """The payload's fields, without its private ones."""
+        return self.model_dump(exclude=set(self.private_fields))
 
 
 class Actor(BaseModel):

@@ -27,6 +27,7 @@ def principal_stream(principal: Actor) -> str:
 class ApiKeyIssued(Event):
     type = "identity.api_key_issued"
     version = 1
+    private_fields = frozenset({"key_sha256"})
 
     key_id: str = Field(pattern=r"^[a-z0-9]{12}$")
     principal: Actor

@@ -80,7 +80,8 @@ def event_record(tailed: TailedEvent) -> dict[str, Any]:
         "actor": str(envelope.actor),
         "correlation_id": envelope.correlation_id,
         "causation_id": envelope.causation_id,
-        "payload": to_json_dict(envelope)["payload"],  # the same JSON a consumer of the topic reads
+        # The JSON a consumer of the topic reads, less what the API never serves (a key's hash).
+        "payload": {k: v for k, v in to_json_dict(envelope)["payload"].items() if k not in envelope.payload.private_fields},
         "position": tailed.position._asdict(),
         "cursor": tailed.resume_point,
     }

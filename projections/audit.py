@@ -41,6 +41,11 @@ SCHEMA_V3 = """
 CREATE INDEX audit_log_by_causation ON audit_log (causation_id) WHERE causation_id IS NOT NULL;
 """
 
+# The audit log is served to every role: what the API never serves stays out of it.
+SCHEMA_V4 = """
+UPDATE audit_log SET payload = payload - 'key_sha256' WHERE type = 'identity.api_key_issued';
+"""
+
 _RECORDED = """
 INSERT INTO audit_log (event_id, type, stream, occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload, stream_seq)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
@@ -53,7 +58,12 @@ class AuditProjection(Projection):
 
     name = "audit"
     tables = ("audit_log",)
-    migrations = (Migration("audit", 1, SCHEMA_V1), Migration("audit", 2, SCHEMA_V2), Migration("audit", 3, SCHEMA_V3))
+    migrations = (
+        Migration("audit", 1, SCHEMA_V1),
+        Migration("audit", 2, SCHEMA_V2),
+        Migration("audit", 3, SCHEMA_V3),
+        Migration("audit", 4, SCHEMA_V4),
+    )
 
     def handled_types(self) -> set[str]:
         return {"*"}
@@ -68,6 +78,6 @@ class AuditProjection(Projection):
             event.actor.id,
             event.correlation_id,
             event.causation_id,
-            event.payload.model_dump(),
+            event.payload.public_dump(),
         )
         return [Statement(_RECORDED, args)]

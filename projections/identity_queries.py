@@ -10,6 +10,8 @@ from typing import Any
 
 import asyncpg
 
+from modelreg.projections.search import like_pattern
+
 PrincipalKey = tuple[str, str]  # (kind, id)
 
 _KEY_COLUMNS = "key_id, principal_kind, principal_id, role, label, issued_at, issued_by, revoked_at, revoked_by"
@@ -26,10 +28,10 @@ class PrincipalQueries:
                    SELECT principal_kind, principal_id FROM api_keys
                    UNION SELECT principal_kind, principal_id FROM role_grants)
                SELECT principal_kind, principal_id FROM principals
-               WHERE ($1::text IS NULL OR principal_kind || ':' || principal_id ILIKE '%' || $1 || '%')
+               WHERE ($1::text IS NULL OR principal_kind || ':' || principal_id ILIKE $1)
                  AND ($2::text IS NULL OR (principal_kind, principal_id) > ($2, $3))
                ORDER BY principal_kind, principal_id LIMIT $4""",
-            search,
+            like_pattern(search) if search else None,
             after[0] if after else None,
             after[1] if after else None,
             limit,

@@ -49,14 +49,20 @@ CREATE TABLE lineage_collections (
     next_version int NOT NULL,
     PRIMARY KEY (entity, project, name)
 );
-TRUNCATE lineage_edges;
+-- As positions.reset() does: the position rows locked first (the order batches take), the running
+-- processes told (they cache positions for read-your-writes).
 DO $$
 BEGIN
+    IF to_regclass('projection_positions') IS NOT NULL THEN
+        PERFORM 1 FROM projection_positions WHERE projection = 'lineage' FOR UPDATE;
+    END IF;
+    TRUNCATE lineage_edges;
     IF to_regclass('projection_positions') IS NOT NULL THEN
         UPDATE projection_positions SET next_offset = 0, updated_at = now() WHERE projection = 'lineage';
         DELETE FROM parked_events WHERE projection = 'lineage';
         DELETE FROM parked_streams WHERE projection = 'lineage';
         DELETE FROM dead_letters WHERE projection = 'lineage';
+        PERFORM pg_notify('modelreg_projection_progress', 'reset:lineage');
     END IF;
 END $$;
 """

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import asyncpg
 
+from modelreg.projections.search import like_pattern
+
 Direction = Literal["upstream", "downstream"]
 
 # `near` and `far` name the edge ends to follow (target->source goes upstream). Neighbours come oldest
@@ -47,12 +49,6 @@ _LABEL = {
     "downstream": "coalesce(e.target_label, lower(e.target))",
     "upstream": "coalesce((SELECT l.label FROM lineage_labels l WHERE l.node = e.source), lower(e.source))",
 }
-
-
-def like_pattern(search: str) -> str:
-    """`search` anywhere in a label, case-insensitive, its % and _ taken literally."""
-    escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 class LineageQueries:

@@ -271,7 +271,7 @@ CREATE INDEX runs_newest_by_job_type ON runs (entity, project, job_type, started
 
 # Which registered models link a version (its artifact page says so).
 SCHEMA_V7 = """
-CREATE INDEX model_versions_by_artifact_version ON model_versions (artifact_version_id);
+CREATE INDEX IF NOT EXISTS model_versions_by_artifact_version ON model_versions (artifact_version_id);
 """
 
 

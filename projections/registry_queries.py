@@ -9,6 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
+from modelreg.projections.search import like_pattern
+
 _VERSION_COLUMNS = """
     id, entity, project, name, artifact_type, version_index, digest, manifest, description, metadata,
     aliases, tags, logged_by_run, created_at, created_by
@@ -38,6 +40,15 @@ class RunFilters:
                 args.append(value)
                 conditions.append(condition.format(len(args)))
         return " AND ".join(conditions), args
+
+
+# A model version with the aliases it holds, in one round trip.
+_LINKS_WITH_ALIASES = """
+SELECT mv.*, coalesce(
+    (SELECT array_agg(ma.alias ORDER BY ma.alias) FROM model_aliases ma
+     WHERE ma.registered_model = mv.registered_model AND ma.artifact_version_id = mv.artifact_version_id),
+    '{}') AS aliases
+FROM model_versions mv"""
 
 
 class RegistryQueries:
@@ -195,11 +206,7 @@ class RegistryQueries:
     async def model_version_with_aliases(self, name: str, artifact_version_id: UUID) -> dict[str, Any] | None:
         """The link and the aliases it holds, in one round trip (what a mutation answers with)."""
         row = await self.pool.fetchrow(
-            """SELECT mv.*, coalesce(
-                   (SELECT array_agg(ma.alias ORDER BY ma.alias) FROM model_aliases ma
-                    WHERE ma.registered_model = mv.registered_model AND ma.artifact_version_id = mv.artifact_version_id),
-                   '{}') AS aliases
-               FROM model_versions mv WHERE mv.registered_model = $1 AND mv.artifact_version_id = $2""",
+            _LINKS_WITH_ALIASES + " WHERE mv.registered_model = $1 AND mv.artifact_version_id = $2",
             name,
             artifact_version_id,
         )
@@ -208,11 +215,7 @@ class RegistryQueries:
     async def links_of(self, artifact_version_id: UUID) -> list[dict[str, Any]]:
         """Every registered model that links this artifact version, with the aliases it holds there."""
         rows = await self.pool.fetch(
-            """SELECT mv.*, coalesce(
-                   (SELECT array_agg(ma.alias ORDER BY ma.alias) FROM model_aliases ma
-                    WHERE ma.registered_model = mv.registered_model AND ma.artifact_version_id = mv.artifact_version_id),
-                   '{}') AS aliases
-               FROM model_versions mv WHERE mv.artifact_version_id = $1 ORDER BY mv.registered_model""",
+            _LINKS_WITH_ALIASES + " WHERE mv.artifact_version_id = $1 ORDER BY mv.registered_model",
             artifact_version_id,
         )
         return [dict(r) for r in rows]
@@ -278,9 +281,9 @@ class RegistryQueries:
         self, *, search: str | None, tag: str | None, after_name: str | None, limit: int
     ) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT * FROM registered_models WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%') "
+            "SELECT * FROM registered_models WHERE ($1::text IS NULL OR name ILIKE $1) "
             "AND ($2::text IS NULL OR tags @> ARRAY[$2]) AND ($3::text IS NULL OR name > $3) ORDER BY name LIMIT $4",
-            search,
+            like_pattern(search) if search else None,
             tag,
             after_name,
             limit,

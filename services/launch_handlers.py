@@ -194,8 +194,7 @@ async def heartbeat(cmd: Heartbeat, ctx: CommandContext) -> Decision:
 async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decision:
     action = cmd.action
     if action.kind == "launch":
-        # The runner enqueues as the automation: nobody may automate what they could not do by hand.
-        ctx.caller.require("member", entity_scopes(action.entity), f"an automation that launches jobs in {action.entity!r}")
+        _may_launch_in(action.entity, ctx)
         if await ctx.launch.queue(action.queue) is None:
             raise NotFound(f"queue {action.queue!r} does not exist: an admin creates it first")
     if action.kind == "webhook":
@@ -214,8 +213,15 @@ async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext)
         raise NotFound(f"automation {cmd.automation_id} does not exist")
     if automation["enabled"] == cmd.enabled:
         return Decision([], cmd.automation_id)
+    if cmd.enabled and automation["action"].get("kind") == "launch":
+        _may_launch_in(automation["action"]["entity"], ctx)
     payload = (AutomationEnabled if cmd.enabled else AutomationDisabled)(automation_id=cmd.automation_id)
     return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)
+
+
+def _may_launch_in(entity: str, ctx: CommandContext) -> None:
+    # The runner enqueues as the automation: nobody may automate what they could not do by hand.
+    ctx.caller.require("member", entity_scopes(entity), f"an automation that launches jobs in {entity!r}")
 
 
 async def record_automation_fired(cmd: RecordAutomationFired, ctx: CommandContext) -> Decision:

@@ -23,10 +23,12 @@ export function entityScopes(entity) {
   return [`entity:${entity}`];
 }
 
-// Whether some scope lets the key do `needed` (a member key, or a grant of member on one model): where
-// the scope is not known before the user types it (linking to a model they name).
-export function mayAnywhere(viewer, needed) {
-  return may(viewer, needed, Object.keys(viewer?.grants || {}).filter((s) => RANK[viewer.grants[s]] >= RANK[needed]));
+// Whether some scope of a kind lets the key do `needed` (a member key, or a grant of member on one model):
+// where the scope is not known before the user types it (linking to a model they name). `kinds`: the
+// scope prefixes that command is checked on ("model:" and "registry" for a link, "entity:" for a job).
+export function mayAnywhere(viewer, needed, kinds) {
+  const scopes = Object.keys(viewer?.grants || {}).filter((s) => kinds.some((k) => s.startsWith(k)) && RANK[viewer.grants[s]] >= RANK[needed]);
+  return may(viewer, needed, scopes);
 }
 
 export function roleOn(viewer, scopes) {

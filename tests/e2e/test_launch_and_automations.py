@@ -312,6 +312,13 @@ async def test_a_member_cannot_automate_jobs_in_an_entity_where_they_only_view(s
     allowed = await stack.graphql(CREATE_AUTOMATION, {"n": "mine", "t": trigger, "a": {**action, "entity": "acme"}}, key=member)
     assert "errors" not in allowed, allowed
     assert [a["name"] for a in (await stack.graphql("{ automations { name } }"))["data"]["automations"]] == ["mine"]
+    # Nor switch one back on: an admin's automation for that entity, disabled, stays off for the member.
+    admins = await stack.graphql(CREATE_AUTOMATION, {"n": "admins'", "t": trigger, "a": action})
+    theirs = admins["data"]["createAutomation"]["automation"]["id"]
+    switch = "mutation($id: ID!, $on: Boolean!) { setAutomationEnabled(id: $id, enabled: $on) { enabled } }"
+    assert "errors" not in await stack.graphql(switch, {"id": theirs, "on": False})
+    reenabled = await stack.graphql(switch, {"id": theirs, "on": True}, key=member)
+    assert reenabled["errors"][0]["extensions"]["code"] == "FORBIDDEN", reenabled
 
 
 async def test_queues_and_automations_are_managed_from_the_command_line_too(stack: Stack, tmp_path: Path) -> None:

@@ -153,3 +153,18 @@ async def test_the_last_live_admin_key_is_not_revoked(stack: Stack) -> None:
     code, message = _refusal(refused)
     assert code == "CONFLICT" and "last live admin key" in message
     assert by_bob["data"]["revokeApiKey"]["revokedBy"] == "user:bob"
+
+
+async def test_no_role_reads_a_keys_hash_in_the_audit_log_or_the_live_events(stack: Stack) -> None:
+    viewer = await stack.key("user:dana", role="viewer")
+    async with graphql_socket(stack) as socket:
+        await socket.init({"apiKey": viewer})
+        await socket.subscribe("keys", 'subscription { events(types: ["identity.api_key_issued"]) { payload } }')
+        await log_readers_reach(stack, 1)
+        issued = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer", "l": "laptop"}))["data"]["issueApiKey"]
+        live = (await socket.next_events("keys", 1))[0]["payload"]
+    audited = await stack.graphql('{ auditLog(action: "identity.api_key_issued") { items { details } } }', key=viewer)
+    shown = [r["details"] for r in audited["data"]["auditLog"]["items"]] + [live]
+    assert any(d["key_id"] == issued["id"] and d["label"] == "laptop" for d in shown)  # the fact is public
+    digest = hashlib.sha256(issued["key"].encode()).hexdigest()
+    assert all("key_sha256" not in d for d in shown) and digest not in json.dumps(shown)  # its hash is not

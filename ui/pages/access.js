@@ -170,7 +170,7 @@ function AdminAccess({ keyInUse }) {
       ${!principals.items.length && html`<p class="muted">No principal${search ? ` matches ${search}` : ""}.</p>`}
       <p class="row">
         <button disabled=${cursors.length < 2} onClick=${() => setCursors(cursors.slice(0, -1))}>← Previous</button>
-        <button disabled=${!principals.hasNextPage} onClick=${() => setCursors([...cursors, principals.endCursor])}>Next →</button>
+        <button disabled=${!principals.hasNextPage || result.stale} onClick=${() => setCursors([...cursors, principals.endCursor])}>Next →</button>
       </p>`}<//>`;
 }
 

@@ -24,7 +24,7 @@ export function ArtifactPage({ id, tab }) {
   return html`<main class="pad"><${Loaded} result=${result}>${({ artifactVersion: av }) => {
     if (!av) return html`<p class="muted">No artifact version ${id}.</p>`;
     let body;
-    if (tab === "files") body = html`<${Files} files=${av.files} />`;
+    if (tab === "files") body = html`<${Files} key=${av.id} files=${av.files} />`;
     else if (tab === "usage") body = html`<${Usage} usage=${av.usage} />`;
     else if (tab === "lineage") body = html`<${LineageTab} start=${av.id} />`;
     else body = html`
@@ -41,7 +41,7 @@ export function ArtifactPage({ id, tab }) {
             <tr><th>Digest</th><td><code class="digest">${av.digest}</code></td></tr>
           </tbody></table>
           ${av.description && html`<h3>Description</h3><${Markdown} text=${av.description} />`}
-          ${mayAnywhere(viewer, "member") && html`<h3>Link to the registry</h3><${LinkForm} artifactId=${av.id} />`}
+          ${mayAnywhere(viewer, "member", ["model:", "registry"]) && html`<h3>Link to the registry</h3><${LinkForm} artifactId=${av.id} />`}
         </section>
         <section><h2>Metadata</h2><${KeyValues} value=${av.metadata} empty="No metadata." /></section>
       </div>`;

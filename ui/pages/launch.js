@@ -163,7 +163,7 @@ export function Launch({ jobId, fromRun }) {
         </table>
         ${!launchQueues.length && html`<p class="muted">No queue.</p>`}
       </section>
-      ${mayAnywhere(viewer, "member")
+      ${mayAnywhere(viewer, "member", ["entity:"])
         ? html`<${CloneForm} queues=${launchQueues} fromRun=${fromRun} onDone=${(id) => { location.hash = href("launch", "jobs", id).slice(1); }} />`
         : html`<section data-testid="clone-refused"><h2>Clone a run</h2>
             <p class="muted">Enqueueing a job needs member on the run's entity; this key is ${viewer.role}. An admin grants it (grantRole).</p></section>`}

@@ -49,14 +49,15 @@ export function ClusterPanel({ hidden, parent, fanOut, inGraph, onAdd, onWalk, o
 
   const load = async (after) => {
     const mine = ++latest.current;
-    setPage((p) => ({ ...p, items: after ? p.items : [], loading: true, error: null }));
+    setPage((p) => (after ? { ...p, loading: true, error: null } : { items: [], endCursor: null, hasNextPage: false, totalCount: null, loading: true, error: null }));
     try {
       const variables = { node: hidden.node, direction: hidden.direction, search: term || null, fanOut, after };
       const { lineageNeighbours: next } = await gql(NEIGHBOURS, variables);
       if (mine !== latest.current) return;
       setPage((p) => ({ ...next, items: after ? [...p.items, ...next.items] : next.items, loading: false, error: null }));
     } catch (error) {
-      if (mine === latest.current) setPage((p) => ({ ...p, loading: false, error }));
+      // A failed first page leaves nothing of the last search to page on from.
+      if (mine === latest.current) setPage((p) => (after ? { ...p, loading: false, error } : { items: [], endCursor: null, hasNextPage: false, totalCount: null, loading: false, error }));
     }
   };
   useEffect(() => { load(null); }, [hidden.node, hidden.direction, term, fanOut]);

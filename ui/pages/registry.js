@@ -68,7 +68,7 @@ function ModelSettings({ model, reload }) {
   return html`<details class="settings" data-testid="model-settings">
     <summary>Manage ${model.name}</summary>
     <div class="columns">
-      <section><h3>Link a version</h3><${LinkForm} model=${model.name} askArtifact=${true} /></section>
+      <section><h3>Link a version</h3><${LinkForm} key=${model.name} model=${model.name} askArtifact=${true} /></section>
       ${may(viewer, "admin", scopes) && html`<section><h3>Protected aliases</h3>
         <p class="muted">Only the model's admins may set, move or remove these, or unlink the version holding one.</p>
         <${ProtectedAliases} model=${model} reload=${reload} /></section>`}

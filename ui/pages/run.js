@@ -114,7 +114,7 @@ export function RunPage({ entity, project, runId }) {
         <p class="muted">${run.jobType && html`${run.jobType} · `}started by ${run.startedBy} <${Time} at=${run.startedAt} />
           ${run.finishedAt && html` · finished <${Time} at=${run.finishedAt} />`}${run.exitCode != null && ` · exit ${run.exitCode}`}
           ${run.launchedBy && html` · launched by job <a href=${href("launch", "jobs", run.launchedBy.id)}>${run.launchedBy.id.slice(0, 8)}</a> on ${run.launchedBy.queue}`}</p>
-        ${may(viewer, "member", entityScopes(run.entity)) && html`<a class="button" href=${href("launch", "clone", run.entity, run.project, run.runId)}>Clone this run…</a>`}
+        ${may(viewer, "member", entityScopes(run.entity)) && !run.environment?.git?.diff_omitted_bytes && html`<a class="button" href=${href("launch", "clone", run.entity, run.project, run.runId)}>Clone this run…</a>`}
       </header>
       <section><h2>Artifacts</h2><${InputsOutputs} entity=${run.entity} project=${run.project} runId=${run.runId} /></section>
       <section><h2>Training curves</h2><${Curves} metrics=${run.metrics} /></section>

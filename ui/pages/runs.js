@@ -115,7 +115,7 @@ export function ProjectRuns({ entity, project }) {
       <nav class="pager">
         <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← Previous</button>
         <span class="muted" data-testid="runs-page">page ${pages.length} · ${runs.totalCount.toLocaleString()} ${runs.totalCount === 1 ? "run" : "runs"}</span>
-        <button disabled=${!runs.hasNextPage} onClick=${() => setPages([...pages, runs.endCursor])}>Next →</button>
+        <button disabled=${!runs.hasNextPage || result.stale} onClick=${() => setPages([...pages, runs.endCursor])}>Next →</button>
       </nav>`}<//>
     <p class="live muted" title="live updates over the events subscription">● ${live}</p>
   </main>`;

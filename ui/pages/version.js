@@ -115,16 +115,20 @@ const RUN_CONFIG = `query Hyperparameters($entity: String!, $project: String!, $
   run(entity: $entity, project: $project, runId: $runId) { config summary }
 }`;
 
+function Hyperparameters({ av }) {
+  const run = useQuery(RUN_CONFIG, { entity: av.entity, project: av.project, runId: av.loggedByRun });
+  return html`<section data-testid="hyperparameters">
+    <h2>Hyperparameters <span class="muted">of <a href=${runHref(av.entity, av.project, av.loggedByRun)}>run ${av.loggedByRun}</a></span></h2>
+    <${Loaded} result=${run}>${({ run: r }) => r ? html`<${KeyValues} value=${r.config} empty="No config." />
+      <h3>Results</h3><${KeyValues} value=${r.summary} empty="No summary." />` : html`<p class="muted">The run is not visible yet.</p>`}<//>
+  </section>`;
+}
+
 // The version's own metadata, and the hyperparameters and results of the run that produced it.
 function Metadata({ av }) {
-  const run = useQuery(RUN_CONFIG, { entity: av.entity, project: av.project, runId: av.loggedByRun || "" });
   return html`<div class="columns">
     <section><h2>Metadata</h2><${KeyValues} value=${av.metadata} empty="No metadata." /></section>
-    ${av.loggedByRun && html`<section data-testid="hyperparameters">
-      <h2>Hyperparameters <span class="muted">of <a href=${runHref(av.entity, av.project, av.loggedByRun)}>run ${av.loggedByRun}</a></span></h2>
-      <${Loaded} result=${run}>${({ run: r }) => r ? html`<${KeyValues} value=${r.config} empty="No config." />
-        <h3>Results</h3><${KeyValues} value=${r.summary} empty="No summary." />` : html`<p class="muted">The run is not visible yet.</p>`}<//>
-    </section>`}
+    ${av.loggedByRun && html`<${Hyperparameters} av=${av} />`}
   </div>`;
 }
 
@@ -165,7 +169,7 @@ export function VersionPage({ model, version, tab }) {
     if (!av) body = html`<p class="muted">The artifact version behind it is not visible yet.</p>`;
     else if (tab === "overview") body = html`<${Overview} model=${m} v=${v} reload=${result.reload} />`;
     else if (tab === "metadata") body = html`<${Metadata} av=${av} />`;
-    else if (tab === "files") body = html`<${Files} files=${av.files} />`;
+    else if (tab === "files") body = html`<${Files} key=${av.id} files=${av.files} />`;
     else if (tab === "usage") body = html`<${Usage} usage=${v.usage} />`;
     else if (tab === "lineage") body = html`<${LineageTab} start=${av.id} />`;
     else if (tab === "history") body = html`<${History} records=${m.history} av=${av} />`;
