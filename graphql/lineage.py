@@ -3,7 +3,6 @@ the neighbours a walk left out (a dataset used by 10,000 runs), searched and pag
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +11,7 @@ import graphene
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.graphql.artifacts import ArtifactVersion, parse_ref
 from modelreg.graphql.errors import reports_errors
-from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_size
+from modelreg.graphql.pages import decode_time_cursor, encode_time_cursor, page_size
 from modelreg.graphql.runs import Run
 from modelreg.projections.lineage import artifact_node
 
@@ -142,25 +141,15 @@ class LineageQueries(graphene.ObjectType):
         if not 0 <= fan_out <= MAX_FAN_OUT:
             raise InvalidInput(f"fanOut must be 0 to {MAX_FAN_OUT}")
         limit = page_size(first)
-        position = _neighbour_position(after)
+        position = decode_time_cursor(after)
         found = await _node_of(info, node.removeprefix("artifact:"))
         rows, total = await info.context.lineage.neighbours(
             found, direction, search=search or None, beyond=fan_out, after=position, limit=limit + 1  # type: ignore[arg-type]
         )
         shown = rows[:limit]
-        end = encode_key_cursor(shown[-1]["recorded_at"].isoformat(), shown[-1]["node"]) if shown else after
+        end = encode_time_cursor(shown[-1]["recorded_at"], shown[-1]["node"]) if shown else after
         items = [{"node": {"id": r["node"], "depth": 1}, "edge": r} for r in shown]
         return {"items": items, "end_cursor": end, "has_next_page": len(rows) > limit, "total_count": total}
-
-
-def _neighbour_position(after: str | None) -> tuple[datetime, str] | None:
-    parts = decode_key_cursor(after, 2)
-    if parts is None:
-        return None
-    try:
-        return datetime.fromisoformat(parts[0]), parts[1]
-    except ValueError:
-        raise InvalidInput(f"cursor {after!r} is not one this API returned: pass a page's endCursor") from None
 
 
 async def _node_of(info: graphene.ResolveInfo, ref: str) -> str:

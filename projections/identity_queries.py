@@ -40,23 +40,19 @@ class PrincipalQueries:
 
     async def keys_of(self, principals: list[PrincipalKey]) -> dict[PrincipalKey, list[dict[str, Any]]]:
         """Their keys, newest first."""
-        rows = await self.pool.fetch(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys JOIN unnest($1::text[], $2::text[]) AS p(principal_kind, principal_id) "
-            "USING (principal_kind, principal_id) ORDER BY issued_at DESC, key_id",
-            [p[0] for p in principals],
-            [p[1] for p in principals],
-        )
-        found: dict[PrincipalKey, list[dict[str, Any]]] = {p: [] for p in principals}
-        for row in rows:
-            found[row["principal_kind"], row["principal_id"]].append(dict(row))
-        return found
+        return await self._by_principal(f"SELECT {_KEY_COLUMNS} FROM api_keys", "issued_at DESC, key_id", principals)
 
     async def grants_of(self, principals: list[PrincipalKey]) -> dict[PrincipalKey, list[dict[str, Any]]]:
         """Their grants, by scope."""
+        return await self._by_principal(
+            "SELECT principal_kind, principal_id, scope, role, granted_at, granted_by FROM role_grants", "scope", principals
+        )
+
+    async def _by_principal(self, select: str, order: str, principals: list[PrincipalKey]) -> dict[PrincipalKey, list[dict[str, Any]]]:
+        """The rows of `select` (a table of principals' rows) for each of `principals`, in one query."""
         rows = await self.pool.fetch(
-            "SELECT principal_kind, principal_id, scope, role, granted_at, granted_by FROM role_grants "
-            "JOIN unnest($1::text[], $2::text[]) AS p(principal_kind, principal_id) USING (principal_kind, principal_id) "
-            "ORDER BY scope",
+            f"{select} JOIN unnest($1::text[], $2::text[]) AS p(principal_kind, principal_id) "
+            f"USING (principal_kind, principal_id) ORDER BY {order}",
             [p[0] for p in principals],
             [p[1] for p in principals],
         )

@@ -6,7 +6,7 @@ Screenshots of every page land in docs/screenshots/ (the README shows them).
 
 from __future__ import annotations
 
-from support.browser import BROWSER_TEST_MARKS, CHROMIUM, SCREENSHOTS
+from support.browser import BROWSER_TEST_MARKS, SCREENSHOTS, open_browser
 from support.stack import Stack
 from support.story import ADD_ALIAS, LINK, LOG_VERSION, demo_story, version_input
 
@@ -83,7 +83,7 @@ async def seed_many_versions(stack: Stack, count: int) -> None:
 
 
 async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behind_production(stack: Stack) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     await seed(stack)
     await seed_many_versions(stack, PAGE + 1)
@@ -95,229 +95,215 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
     assert bad["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
     url = str(stack.client.make_url("/"))
     viewer_key = await stack.key("user:dana", role="viewer")  # the UI needs no more than reading
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    async with open_browser(url) as browser:
+        page = await browser.page()
+        # Log in with an API key.
+        await page.goto(url)
+        await expect(page.get_by_label("API key")).to_be_visible()
+        await page.screenshot(path=SCREENSHOTS / "login.png")
+        await page.get_by_label("API key").fill("mr_not-a-key")
+        await page.get_by_role("button", name="Log in").click()
+        await expect(page.get_by_role("alert")).to_contain_text("unknown or revoked API key")
+        await page.get_by_label("API key").fill(viewer_key)
+        await page.get_by_role("button", name="Log in").click()
+        await expect(page.get_by_test_id("viewer")).to_contain_text("user:dana")
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        page = await browser.new_page(viewport={"width": 1280, "height": 800})
-        problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.set_default_timeout(10_000)
-        expect.set_options(timeout=10_000)
-        try:
-            # Log in with an API key.
-            await page.goto(url)
-            await expect(page.get_by_label("API key")).to_be_visible()
-            await page.screenshot(path=SCREENSHOTS / "login.png")
-            await page.get_by_label("API key").fill("mr_not-a-key")
-            await page.get_by_role("button", name="Log in").click()
-            await expect(page.get_by_role("alert")).to_contain_text("unknown or revoked API key")
-            await page.get_by_label("API key").fill(viewer_key)
-            await page.get_by_role("button", name="Log in").click()
-            await expect(page.get_by_test_id("viewer")).to_contain_text("user:dana")
+        # The registry: versions a page at a time; find the model; its versions with aliases, who linked them.
+        models = page.get_by_test_id("model-list").get_by_role("link")
+        await expect(models).to_have_text(["fraud-detector", "nature-classification"])
+        await models.filter(has_text="fraud-detector").click()
+        fraud_rows = page.get_by_test_id("versions").locator("tbody tr")
+        await expect(fraud_rows).to_have_count(PAGE)
+        await expect(fraud_rows.first).to_contain_text("v0")
+        await page.get_by_role("button", name="Next →").click()
+        await expect(fraud_rows).to_have_count(1)
+        await expect(fraud_rows).to_contain_text("v20")
+        await expect(page.get_by_role("button", name="Next →")).to_be_disabled()
+        await page.get_by_role("button", name="← Previous").click()
+        await expect(fraud_rows).to_have_count(PAGE)
+        await page.get_by_role("searchbox", name="Search registered models").fill("nature")
+        await expect(models).to_have_text(["nature-classification"])
+        await page.get_by_test_id("model-list").get_by_role("link", name="nature-classification").click()
+        versions = page.get_by_test_id("versions")
+        rows = versions.locator("tbody tr")
+        await expect(rows).to_have_count(2)
+        production = rows.filter(has_text="production")
+        await expect(production).to_contain_text("v1")
+        await expect(production).to_contain_text("classifier:v1")
+        await expect(production).to_contain_text("user:bob")
+        await expect(rows.filter(has_text="v0")).to_contain_text("staging")
 
-            # The registry: versions a page at a time; find the model; its versions with aliases, who linked them.
-            models = page.get_by_test_id("model-list").get_by_role("link")
-            await expect(models).to_have_text(["fraud-detector", "nature-classification"])
-            await models.filter(has_text="fraud-detector").click()
-            fraud_rows = page.get_by_test_id("versions").locator("tbody tr")
-            await expect(fraud_rows).to_have_count(PAGE)
-            await expect(fraud_rows.first).to_contain_text("v0")
-            await page.get_by_role("button", name="Next →").click()
-            await expect(fraud_rows).to_have_count(1)
-            await expect(fraud_rows).to_contain_text("v20")
-            await expect(page.get_by_role("button", name="Next →")).to_be_disabled()
-            await page.get_by_role("button", name="← Previous").click()
-            await expect(fraud_rows).to_have_count(PAGE)
-            await page.get_by_role("searchbox", name="Search registered models").fill("nature")
-            await expect(models).to_have_text(["nature-classification"])
-            await page.get_by_test_id("model-list").get_by_role("link", name="nature-classification").click()
-            versions = page.get_by_test_id("versions")
-            rows = versions.locator("tbody tr")
-            await expect(rows).to_have_count(2)
-            production = rows.filter(has_text="production")
-            await expect(production).to_contain_text("v1")
-            await expect(production).to_contain_text("classifier:v1")
-            await expect(production).to_contain_text("user:bob")
-            await expect(rows.filter(has_text="v0")).to_contain_text("staging")
+        # Live: an alias moved elsewhere appears without a reload (events subscription), and fires the
+        # automation, which enqueues a job.
+        await expect(page.locator(".live")).to_contain_text("live")
+        v0_id = (await stack.graphql('{ artifactVersion(ref: "acme/nature/classifier:v0") { id } }'))["data"]["artifactVersion"]["id"]
+        moved = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": v0_id, "alias": "candidate"}, actor="user:erin")
+        assert "errors" not in moved, moved
+        await expect(rows.filter(has_text="v0")).to_contain_text("candidate")
+        await page.screenshot(path=SCREENSHOTS / "registry.png")
 
-            # Live: an alias moved elsewhere appears without a reload (events subscription), and fires the
-            # automation, which enqueues a job.
-            await expect(page.locator(".live")).to_contain_text("live")
-            v0_id = (await stack.graphql('{ artifactVersion(ref: "acme/nature/classifier:v0") { id } }'))["data"]["artifactVersion"]["id"]
-            moved = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": v0_id, "alias": "candidate"}, actor="user:erin")
-            assert "errors" not in moved, moved
-            await expect(rows.filter(has_text="v0")).to_contain_text("candidate")
-            await page.screenshot(path=SCREENSHOTS / "registry.png")
+        # The production version: the model card, rendered from markdown and sanitised.
+        await production.get_by_role("link", name="v1").click()
+        card = page.get_by_test_id("model-card")
+        await expect(card.get_by_role("heading", name="Nature classification")).to_be_visible()
+        await expect(card.locator("table")).to_contain_text("0.94")
+        await expect(card).to_contain_text("224×224 RGB image")
+        assert await page.evaluate("window.injected") is None  # the card's <script> was stripped
+        await expect(page.get_by_test_id("aliases")).to_contain_text("production")
+        # A viewer may change nothing here, so nothing to change is offered.
+        await expect(page.get_by_test_id("alias-form")).to_have_count(0)
+        await expect(card.get_by_role("button", name="Edit")).to_have_count(0)
+        await page.screenshot(path=SCREENSHOTS / "version-overview.png", full_page=True)
 
-            # The production version: the model card, rendered from markdown and sanitised.
-            await production.get_by_role("link", name="v1").click()
-            card = page.get_by_test_id("model-card")
-            await expect(card.get_by_role("heading", name="Nature classification")).to_be_visible()
-            await expect(card.locator("table")).to_contain_text("0.94")
-            await expect(card).to_contain_text("224×224 RGB image")
-            assert await page.evaluate("window.injected") is None  # the card's <script> was stripped
-            await expect(page.get_by_test_id("aliases")).to_contain_text("production")
-            # A viewer may change nothing here, so nothing to change is offered.
-            await expect(page.get_by_test_id("alias-form")).to_have_count(0)
-            await expect(card.get_by_role("button", name="Edit")).to_have_count(0)
-            await page.screenshot(path=SCREENSHOTS / "version-overview.png", full_page=True)
+        for tab, check, shot in [
+            ("Metadata", None, None),
+            ("Files", page.get_by_test_id("files"), None),  # version-files.png: the folder tree's test
+            ("Usage", page.get_by_test_id("usage"), "version-usage.png"),
+        ]:
+            await page.get_by_role("tab", name=tab).click()
+            if check is not None:
+                await expect(check).to_be_visible()
+            if shot:
+                await page.screenshot(path=SCREENSHOTS / shot)
+        await expect(page.get_by_test_id("usage")).to_contain_text('run.use_artifact("acme/nature/classifier:v1")')
 
-            for tab, check, shot in [
-                ("Metadata", None, None),
-                ("Files", page.get_by_test_id("files"), None),  # version-files.png: the folder tree's test
-                ("Usage", page.get_by_test_id("usage"), "version-usage.png"),
-            ]:
-                await page.get_by_role("tab", name=tab).click()
-                if check is not None:
-                    await expect(check).to_be_visible()
-                if shot:
-                    await page.screenshot(path=SCREENSHOTS / shot)
-            await expect(page.get_by_test_id("usage")).to_contain_text('run.use_artifact("acme/nature/classifier:v1")')
+        # Action history: who set production, and when.
+        await page.get_by_role("tab", name="Action history").click()
+        set_production = page.get_by_test_id("history").locator("tbody tr").filter(has_text="production")
+        await expect(set_production).to_contain_text("user:carol")
+        await expect(set_production).to_contain_text("set alias")
+        await expect(page.get_by_test_id("history").locator("tbody tr").filter(has_text="linked the version")).to_contain_text("user:bob")
+        await page.screenshot(path=SCREENSHOTS / "version-history.png")
 
-            # Action history: who set production, and when.
-            await page.get_by_role("tab", name="Action history").click()
-            set_production = page.get_by_test_id("history").locator("tbody tr").filter(has_text="production")
-            await expect(set_production).to_contain_text("user:carol")
-            await expect(set_production).to_contain_text("set alias")
-            await expect(page.get_by_test_id("history").locator("tbody tr").filter(has_text="linked the version")).to_contain_text("user:bob")
-            await page.screenshot(path=SCREENSHOTS / "version-history.png")
+        # Lineage: back through the training run to the dataset, drawn as a graph.
+        await page.get_by_role("tab", name="Lineage").click()
+        await page.get_by_label("Direction").select_option("UPSTREAM")
+        nodes = page.get_by_test_id("lineage-nodes")
+        await expect(nodes.locator("tbody tr")).to_have_count(4)  # classifier:v1 ← train-1 ← nature-images:v0 ← prep-1
+        await expect(nodes.locator("tbody tr").filter(has_text="nature-images:v0")).to_contain_text("dataset")
+        drawn = await page.get_by_test_id("lineage-graph").evaluate(
+            "box => box.cy.nodes().map(n => [n.data('label'), n.position('x')])"
+        )
+        labels = {label: x for label, x in drawn}
+        assert "nature-images:v0" in labels and "classifier:v1" in labels, drawn
+        assert labels["nature-images:v0"] < labels["classifier:v1"], drawn  # laid out left to right
+        await page.screenshot(path=SCREENSHOTS / "version-lineage.png", full_page=True)
 
-            # Lineage: back through the training run to the dataset, drawn as a graph.
-            await page.get_by_role("tab", name="Lineage").click()
-            await page.get_by_label("Direction").select_option("UPSTREAM")
-            nodes = page.get_by_test_id("lineage-nodes")
-            await expect(nodes.locator("tbody tr")).to_have_count(4)  # classifier:v1 ← train-1 ← nature-images:v0 ← prep-1
-            await expect(nodes.locator("tbody tr").filter(has_text="nature-images:v0")).to_contain_text("dataset")
-            drawn = await page.get_by_test_id("lineage-graph").evaluate(
-                "box => box.cy.nodes().map(n => [n.data('label'), n.position('x')])"
-            )
-            labels = {label: x for label, x in drawn}
-            assert "nature-images:v0" in labels and "classifier:v1" in labels, drawn
-            assert labels["nature-images:v0"] < labels["classifier:v1"], drawn  # laid out left to right
-            await page.screenshot(path=SCREENSHOTS / "version-lineage.png", full_page=True)
+        # From the dataset, downstream: both training runs used it.
+        await nodes.get_by_role("button", name="walk from nature-images:v0").click()
+        await page.get_by_label("Direction").select_option("DOWNSTREAM")
+        await expect(nodes.locator("tbody tr").filter(has_text="classifier:v0")).to_have_count(1)
 
-            # From the dataset, downstream: both training runs used it.
-            await nodes.get_by_role("button", name="walk from nature-images:v0").click()
-            await page.get_by_label("Direction").select_option("DOWNSTREAM")
-            await expect(nodes.locator("tbody tr").filter(has_text="classifier:v0")).to_have_count(1)
+        # The run that trained production: config, summary, curves.
+        await page.get_by_role("button", name="Back to this version").click()
+        await page.get_by_label("Direction").select_option("UPSTREAM")
+        await expect(nodes.locator("tbody tr")).to_have_count(4)  # the new walk, not the last one, before a click
+        await nodes.get_by_role("link", name="run train-1").click()
+        await expect(page.get_by_role("heading", name="train-1")).to_be_visible()
+        await expect(page.locator("main")).to_contain_text("0.05")  # lr
+        await expect(page.get_by_test_id("curve-loss").locator("canvas")).to_be_visible()
+        await expect(page.get_by_test_id("run-io")).to_contain_text("nature-images:v0")
+        await page.screenshot(path=SCREENSHOTS / "run.png", full_page=True)
 
-            # The run that trained production: config, summary, curves.
-            await page.get_by_role("button", name="Back to this version").click()
-            await page.get_by_label("Direction").select_option("UPSTREAM")
-            await expect(nodes.locator("tbody tr")).to_have_count(4)  # the new walk, not the last one, before a click
-            await nodes.get_by_role("link", name="run train-1").click()
-            await expect(page.get_by_role("heading", name="train-1")).to_be_visible()
-            await expect(page.locator("main")).to_contain_text("0.05")  # lr
-            await expect(page.get_by_test_id("curve-loss").locator("canvas")).to_be_visible()
-            await expect(page.get_by_test_id("run-io")).to_contain_text("nature-images:v0")
-            await page.screenshot(path=SCREENSHOTS / "run.png", full_page=True)
+        # The dataset it used, which no registered model links: its own page.
+        await page.get_by_test_id("run-io").get_by_role("link", name="nature-images:v0").click()
+        await expect(page.get_by_role("heading", name="nature-images v0")).to_be_visible()
+        await expect(page.locator("main")).to_contain_text("run prep-1")
+        await page.get_by_role("tab", name="Lineage").click()
+        await expect(page.get_by_test_id("lineage-nodes")).to_contain_text("run train-0")
+        await page.screenshot(path=SCREENSHOTS / "artifact-lineage.png", full_page=True)
 
-            # The dataset it used, which no registered model links: its own page.
-            await page.get_by_test_id("run-io").get_by_role("link", name="nature-images:v0").click()
-            await expect(page.get_by_role("heading", name="nature-images v0")).to_be_visible()
-            await expect(page.locator("main")).to_contain_text("run prep-1")
-            await page.get_by_role("tab", name="Lineage").click()
-            await expect(page.get_by_test_id("lineage-nodes")).to_contain_text("run train-0")
-            await page.screenshot(path=SCREENSHOTS / "artifact-lineage.png", full_page=True)
+        # A run's code: the commit and the uncommitted diff; then clone it (a viewer may not enqueue).
+        await page.goto(url + "#/runs/acme/nature/eval-1")
+        await expect(page.get_by_test_id("git-commit")).to_have_text("3f2c1a9e" * 5)
+        await expect(page.get_by_test_id("git-diff").locator(".add")).to_have_text("+THRESHOLD = 0.9")
+        await page.screenshot(path=SCREENSHOTS / "run-code.png", full_page=True)
+        # A viewer may not enqueue: no clone is offered, and the form's address says why instead.
+        await expect(page.get_by_role("link", name="Clone this run…")).to_have_count(0)
+        await page.goto(url + "#/launch/clone/acme/nature/eval-1")
+        await expect(page.get_by_test_id("clone-refused")).to_contain_text("this key is viewer")
+        await expect(page.get_by_test_id("clone-form")).to_have_count(0)
 
-            # A run's code: the commit and the uncommitted diff; then clone it (a viewer may not enqueue).
-            await page.goto(url + "#/runs/acme/nature/eval-1")
-            await expect(page.get_by_test_id("git-commit")).to_have_text("3f2c1a9e" * 5)
-            await expect(page.get_by_test_id("git-diff").locator(".add")).to_have_text("+THRESHOLD = 0.9")
-            await page.screenshot(path=SCREENSHOTS / "run-code.png", full_page=True)
-            # A viewer may not enqueue: no clone is offered, and the form's address says why instead.
-            await expect(page.get_by_role("link", name="Clone this run…")).to_have_count(0)
-            await page.goto(url + "#/launch/clone/acme/nature/eval-1")
-            await expect(page.get_by_test_id("clone-refused")).to_contain_text("this key is viewer")
-            await expect(page.get_by_test_id("clone-form")).to_have_count(0)
+        # Launch: the job the automation enqueued when candidate was set; Automations: its firing.
+        await page.get_by_role("link", name="Launch", exact=True).click()
+        await expect(page.get_by_test_id("jobs").locator("tbody tr")).to_contain_text("queued")
+        await expect(page.get_by_test_id("queues")).to_contain_text("cpu")
+        await page.screenshot(path=SCREENSHOTS / "launch.png", full_page=True)
+        await page.get_by_test_id("jobs").locator("tbody tr").first.get_by_role("link").click()
+        await expect(page.get_by_role("heading", name="Source")).to_be_visible()
+        await expect(page.locator("main")).to_contain_text("evaluate.py")
+        await expect(page.locator("main")).to_contain_text("acme/nature/classifier:v0")  # ${artifact_ref} filled in
+        await page.screenshot(path=SCREENSHOTS / "launch-job.png", full_page=True)
+        await expect(page.get_by_role("button", name="Cancel job")).to_have_count(0)  # not a viewer's to cancel
+        await page.get_by_role("link", name="Automations", exact=True).click()
+        automation = page.get_by_test_id("automation")
+        await expect(automation).to_contain_text("evaluate candidates")
+        await expect(automation).to_contain_text("user:erin")  # who caused the firing
+        await expect(page.get_by_test_id("create-automation")).to_have_count(0)  # not offered to a viewer
+        await expect(automation.get_by_role("button", name="Disable")).to_have_count(0)
+        await page.screenshot(path=SCREENSHOTS / "automations.png", full_page=True)
 
-            # Launch: the job the automation enqueued when candidate was set; Automations: its firing.
-            await page.get_by_role("link", name="Launch", exact=True).click()
-            await expect(page.get_by_test_id("jobs").locator("tbody tr")).to_contain_text("queued")
-            await expect(page.get_by_test_id("queues")).to_contain_text("cpu")
-            await page.screenshot(path=SCREENSHOTS / "launch.png", full_page=True)
-            await page.get_by_test_id("jobs").locator("tbody tr").first.get_by_role("link").click()
-            await expect(page.get_by_role("heading", name="Source")).to_be_visible()
-            await expect(page.locator("main")).to_contain_text("evaluate.py")
-            await expect(page.locator("main")).to_contain_text("acme/nature/classifier:v0")  # ${artifact_ref} filled in
-            await page.screenshot(path=SCREENSHOTS / "launch-job.png", full_page=True)
-            await expect(page.get_by_role("button", name="Cancel job")).to_have_count(0)  # not a viewer's to cancel
-            await page.get_by_role("link", name="Automations", exact=True).click()
-            automation = page.get_by_test_id("automation")
-            await expect(automation).to_contain_text("evaluate candidates")
-            await expect(automation).to_contain_text("user:erin")  # who caused the firing
-            await expect(page.get_by_test_id("create-automation")).to_have_count(0)  # not offered to a viewer
-            await expect(automation.get_by_role("button", name="Disable")).to_have_count(0)
-            await page.screenshot(path=SCREENSHOTS / "automations.png", full_page=True)
+        # The audit log: who set production, filtered by action.
+        await page.get_by_role("link", name="Audit log", exact=True).click()
+        await page.get_by_label("Action").fill("registry.alias_added")
+        await page.get_by_label("Action").press("Enter")
+        await expect(page.get_by_test_id("audit").locator("tbody tr").filter(has_text="production").first).to_contain_text("user:carol")
+        await page.screenshot(path=SCREENSHOTS / "audit-log.png", full_page=True)
 
-            # The audit log: who set production, filtered by action.
-            await page.get_by_role("link", name="Audit log", exact=True).click()
-            await page.get_by_label("Action").fill("registry.alias_added")
-            await page.get_by_label("Action").press("Enter")
-            await expect(page.get_by_test_id("audit").locator("tbody tr").filter(has_text="production").first).to_contain_text("user:carol")
-            await page.screenshot(path=SCREENSHOTS / "audit-log.png", full_page=True)
+        # A member moves an alias from the version page; production, now protected, is an admin's to move.
+        protected = await stack.graphql('mutation { protectAlias(registeredModel: "nature-classification", alias: "production") { name } }')
+        assert "errors" not in protected, protected
+        await page.get_by_role("button", name="Log out").click()
+        await page.get_by_label("API key").fill(await stack.key("user:mia", role="member"))
+        await page.get_by_role("button", name="Log in").click()
+        await expect(page.get_by_test_id("viewer")).to_contain_text("user:mia")
+        await page.goto(url + "#/models/nature-classification/v1")
+        form = page.get_by_test_id("alias-form")
+        await expect(form).to_be_visible()
+        await expect(page.get_by_test_id("aliases")).to_contain_text("production")
+        await expect(page.get_by_role("button", name="remove alias production")).to_have_count(0)
+        await form.get_by_label("Alias name").fill("production")
+        await expect(form.get_by_role("button", name="Move here")).to_be_disabled()
+        await form.get_by_label("Alias name").fill("staging")
+        await form.get_by_role("button", name="Move here").click()
+        await expect(page.get_by_test_id("aliases")).to_contain_text("staging")
+        await expect(page.get_by_role("button", name="remove alias staging")).to_be_visible()
+        await page.screenshot(path=SCREENSHOTS / "version-member.png", full_page=True)
+        # ... and edits the model card.
+        await card.get_by_role("button", name="Edit").click()
+        await card.get_by_label("Outputs").fill("10 class scores, softmaxed")
+        await card.get_by_role("button", name="Save the model card").click()
+        await expect(card).to_contain_text("10 class scores, softmaxed")
+        await expect(card.get_by_role("heading", name="Nature classification")).to_be_visible()
+        await page.get_by_role("tab", name="Action history").click()
+        moved = page.get_by_test_id("history").locator("tbody tr").filter(has_text="staging").filter(has_text="user:mia")
+        await expect(moved).to_contain_text("set alias")
+        await page.get_by_label("every action on the model").check()
+        await expect(page.get_by_test_id("history").locator("tbody tr").filter(has_text="changed the model card")
+                     .filter(has_text="user:mia")).to_have_count(1)
+        await page.get_by_role("link", name="nature-classification").first.click()
+        await expect(rows.filter(has_text="v1")).to_contain_text("staging")
+        await expect(rows.filter(has_text="v0")).not_to_contain_text("staging")
 
-            # A member moves an alias from the version page; production, now protected, is an admin's to move.
-            protected = await stack.graphql('mutation { protectAlias(registeredModel: "nature-classification", alias: "production") { name } }')
-            assert "errors" not in protected, protected
-            await page.get_by_role("button", name="Log out").click()
-            await page.get_by_label("API key").fill(await stack.key("user:mia", role="member"))
-            await page.get_by_role("button", name="Log in").click()
-            await expect(page.get_by_test_id("viewer")).to_contain_text("user:mia")
-            await page.goto(url + "#/models/nature-classification/v1")
-            form = page.get_by_test_id("alias-form")
-            await expect(form).to_be_visible()
-            await expect(page.get_by_test_id("aliases")).to_contain_text("production")
-            await expect(page.get_by_role("button", name="remove alias production")).to_have_count(0)
-            await form.get_by_label("Alias name").fill("production")
-            await expect(form.get_by_role("button", name="Move here")).to_be_disabled()
-            await form.get_by_label("Alias name").fill("staging")
-            await form.get_by_role("button", name="Move here").click()
-            await expect(page.get_by_test_id("aliases")).to_contain_text("staging")
-            await expect(page.get_by_role("button", name="remove alias staging")).to_be_visible()
-            await page.screenshot(path=SCREENSHOTS / "version-member.png", full_page=True)
-            # ... and edits the model card.
-            await card.get_by_role("button", name="Edit").click()
-            await card.get_by_label("Outputs").fill("10 class scores, softmaxed")
-            await card.get_by_role("button", name="Save the model card").click()
-            await expect(card).to_contain_text("10 class scores, softmaxed")
-            await expect(card.get_by_role("heading", name="Nature classification")).to_be_visible()
-            await page.get_by_role("tab", name="Action history").click()
-            moved = page.get_by_test_id("history").locator("tbody tr").filter(has_text="staging").filter(has_text="user:mia")
-            await expect(moved).to_contain_text("set alias")
-            await page.get_by_label("every action on the model").check()
-            await expect(page.get_by_test_id("history").locator("tbody tr").filter(has_text="changed the model card")
-                         .filter(has_text="user:mia")).to_have_count(1)
-            await page.get_by_role("link", name="nature-classification").first.click()
-            await expect(rows.filter(has_text="v1")).to_contain_text("staging")
-            await expect(rows.filter(has_text="v0")).not_to_contain_text("staging")
-
-            # ... and creates an automation from the Automations page.
-            await page.get_by_role("link", name="Automations", exact=True).click()
-            await page.get_by_text("New automation").click()
-            create = page.get_by_test_id("create-automation")
-            await create.get_by_label("Name").fill("retrain on new data")
-            await create.get_by_label("When").select_option("artifact_version_logged")
-            await create.get_by_label("Artifact collection").fill("nature-images")
-            await create.get_by_label("Then").select_option("launch")
-            await create.get_by_label("Queue", exact=True).fill("cpu")
-            await create.get_by_label("Git remote").fill("https://example.com/nature.git")
-            await create.get_by_label("Config (JSON template)").fill('{"dataset": "${artifact_ref}"}')
-            await create.get_by_role("button", name="Create").click()
-            created = page.get_by_test_id("automation").filter(has_text="retrain on new data")
-            await expect(created).to_contain_text("nature-images")
-            await expect(created).to_contain_text("user:mia")
-            await created.get_by_role("button", name="Disable").click()
-            await expect(created.get_by_role("heading", level=2)).to_contain_text("disabled")
-            await created.get_by_role("button", name="Enable").click()
-            await expect(created.get_by_role("heading", level=2)).to_contain_text("enabled")
-            await page.screenshot(path=SCREENSHOTS / "automations-member.png", full_page=True)
-        except Exception:
-            await page.screenshot(path=SCREENSHOTS / "failure.png", full_page=True)
-            raise
-        finally:
-            await browser.close()
+        # ... and creates an automation from the Automations page.
+        await page.get_by_role("link", name="Automations", exact=True).click()
+        await page.get_by_text("New automation").click()
+        create = page.get_by_test_id("create-automation")
+        await create.get_by_label("Name").fill("retrain on new data")
+        await create.get_by_label("When").select_option("artifact_version_logged")
+        await create.get_by_label("Artifact collection").fill("nature-images")
+        await create.get_by_label("Then").select_option("launch")
+        await create.get_by_label("Queue", exact=True).fill("cpu")
+        await create.get_by_label("Git remote").fill("https://example.com/nature.git")
+        await create.get_by_label("Config (JSON template)").fill('{"dataset": "${artifact_ref}"}')
+        await create.get_by_role("button", name="Create").click()
+        created = page.get_by_test_id("automation").filter(has_text="retrain on new data")
+        await expect(created).to_contain_text("nature-images")
+        await expect(created).to_contain_text("user:mia")
+        await created.get_by_role("button", name="Disable").click()
+        await expect(created.get_by_role("heading", level=2)).to_contain_text("disabled")
+        await created.get_by_role("button", name="Enable").click()
+        await expect(created.get_by_role("heading", level=2)).to_contain_text("enabled")
+        await page.screenshot(path=SCREENSHOTS / "automations-member.png", full_page=True)
     # The refused key at login is the only error the browser may report (its 401).
-    assert [p for p in problems if "401" not in p] == [], problems
+    assert [p for p in browser.problems if "401" not in p] == [], browser.problems

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support.browser import BROWSER_TEST_MARKS, CHROMIUM, SCREENSHOTS
+from support.browser import BROWSER_TEST_MARKS, SCREENSHOTS, open_browser
 from support.stack import Stack
 from support.training_repo import make_training_repo
 
@@ -17,7 +17,7 @@ pytestmark = BROWSER_TEST_MARKS
 
 
 async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watches_the_job_finish(stack: Stack, tmp_path: Path) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     assert stack.client is not None
     url = str(stack.client.make_url("/")).rstrip("/")
@@ -35,14 +35,9 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-            page = await browser.new_page(viewport={"width": 1280, "height": 800})
-            expect.set_options(timeout=60_000)
-            await page.goto(url + "/")
-            await page.get_by_label("API key").fill(member)
-            await page.get_by_role("button", name="Log in").click()
-            await expect(page.get_by_test_id("viewer")).to_contain_text("user:mia")
+        async with open_browser(url + "/") as browser:
+            page = await browser.page(member, expect_principal="user:mia")
+            expect.set_options(timeout=60_000)  # the job runs a real training script
 
             await page.goto(f"{url}/#/runs/acme/nature/{run_id}")
             await page.get_by_role("link", name="Clone this run…").click()
@@ -64,7 +59,7 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
             saved = tmp_path / "weights.json"
             await download.save_as(saved)
             assert download.suggested_filename == "weights.json" and saved.read_text().startswith("[")
-            await browser.close()
+        assert browser.problems == [], browser.problems
     finally:
         agent.terminate()
         await asyncio.to_thread(agent.wait, 30)

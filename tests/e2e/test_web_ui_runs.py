@@ -3,24 +3,15 @@ sees a new run appear live, opens one and goes back to its project from the run 
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
 from typing import Any
 
-import pytest
+from support.browser import BROWSER_TEST_MARKS, SCREENSHOTS, open_browser
 from support.stack import Stack
 from support.story import START_RUN, demo_story
 
 PAGE = 20  # runs per page (ui/pages/runs.js PAGE_SIZE)
-CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="playwright is not installed (pip install '.[test]')"),
-    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no chromium at {CHROMIUM} (apt-get install chromium, or set MODELREG_CHROMIUM)"),
-    pytest.mark.parametrize("log_kind", ["postgres"], indirect=True),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 ENQUEUE = """mutation { enqueueJob(queue: "cpu", entity: "acme", project: "nature",
@@ -53,87 +44,70 @@ async def seed(stack: Stack) -> None:
 
 
 async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(stack: Stack) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     await seed(stack)
     assert stack.client is not None
     url = str(stack.client.make_url("/"))
     viewer_key = await stack.key("user:dana", role="viewer")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        page = await browser.new_page(viewport={"width": 1280, "height": 900})
-        problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.set_default_timeout(10_000)
-        expect.set_options(timeout=10_000)
-        try:
-            await page.goto(url)
-            await page.get_by_label("API key").fill(viewer_key)
-            await page.get_by_role("button", name="Log in").click()
-            await expect(page.get_by_test_id("viewer")).to_contain_text("user:dana")
+    async with open_browser(url) as browser:
+        page = await browser.page(viewer_key, expect_principal="user:dana")
+        await page.set_viewport_size({"width": 1280, "height": 900})
+        # Runs: the projects, the most recently active first, with their run counts.
+        await page.get_by_role("banner").get_by_role("link", name="Runs").click()
+        projects = page.get_by_test_id("projects").locator("tbody tr")
+        await expect(projects).to_have_count(2)
+        await expect(projects.first).to_contain_text("acme/vision")
+        await expect(projects.filter(has_text="acme/nature")).to_contain_text("26")
 
-            # Runs: the projects, the most recently active first, with their run counts.
-            await page.get_by_role("banner").get_by_role("link", name="Runs").click()
-            projects = page.get_by_test_id("projects").locator("tbody tr")
-            await expect(projects).to_have_count(2)
-            await expect(projects.first).to_contain_text("acme/vision")
-            await expect(projects.filter(has_text="acme/nature")).to_contain_text("26")
+        # The project's runs, newest first, a page at a time.
+        await page.get_by_role("link", name="acme/nature").click()
+        rows = page.get_by_test_id("runs").locator("tbody tr")
+        pager = page.get_by_test_id("runs-page")
+        await expect(rows).to_have_count(PAGE)
+        await expect(pager).to_have_text("page 1 · 26 runs")
+        newest = rows.first
+        await expect(newest).to_contain_text("Evaluate the candidate")
+        await expect(newest).to_contain_text("eval-7")
+        await expect(newest.locator(".badge")).to_have_text("running")
+        await expect(newest.get_by_role("link", name="job")).to_contain_text("job ")  # the Launch job that started it
+        await expect(newest).to_contain_text("cpu")
+        await expect(page.get_by_test_id("runs").locator("thead")).to_contain_text("accuracy")  # summary metrics as columns
+        await expect(rows.filter(has_text="sweep-21")).to_contain_text("0.905")
+        await expect(page.locator(".live")).to_contain_text("live")
+        await page.screenshot(path=SCREENSHOTS / "runs.png", full_page=True)
+        await page.get_by_role("button", name="Next →").click()
+        await expect(rows).to_have_count(26 - PAGE)
+        await expect(rows.last).to_contain_text("prep-1")  # the oldest
+        await expect(page.get_by_role("button", name="Next →")).to_be_disabled()
+        await page.get_by_role("button", name="← Previous").click()
+        await expect(rows).to_have_count(PAGE)
 
-            # The project's runs, newest first, a page at a time.
-            await page.get_by_role("link", name="acme/nature").click()
-            rows = page.get_by_test_id("runs").locator("tbody tr")
-            pager = page.get_by_test_id("runs-page")
-            await expect(rows).to_have_count(PAGE)
-            await expect(pager).to_have_text("page 1 · 26 runs")
-            newest = rows.first
-            await expect(newest).to_contain_text("Evaluate the candidate")
-            await expect(newest).to_contain_text("eval-7")
-            await expect(newest.locator(".badge")).to_have_text("running")
-            await expect(newest.get_by_role("link", name="job")).to_contain_text("job ")  # the Launch job that started it
-            await expect(newest).to_contain_text("cpu")
-            await expect(page.get_by_test_id("runs").locator("thead")).to_contain_text("accuracy")  # summary metrics as columns
-            await expect(rows.filter(has_text="sweep-21")).to_contain_text("0.905")
-            await expect(page.locator(".live")).to_contain_text("live")
-            await page.screenshot(path=SCREENSHOTS / "runs.png", full_page=True)
-            await page.get_by_role("button", name="Next →").click()
-            await expect(rows).to_have_count(26 - PAGE)
-            await expect(rows.last).to_contain_text("prep-1")  # the oldest
-            await expect(page.get_by_role("button", name="Next →")).to_be_disabled()
-            await page.get_by_role("button", name="← Previous").click()
-            await expect(rows).to_have_count(PAGE)
+        # A run started now appears at the top without a reload (the events subscription).
+        await ok(stack, START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "live-1", "jobType": "train"}})
+        await expect(rows.first).to_contain_text("live-1")
+        await expect(pager).to_have_text("page 1 · 27 runs")
 
-            # A run started now appears at the top without a reload (the events subscription).
-            await ok(stack, START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "live-1", "jobType": "train"}})
-            await expect(rows.first).to_contain_text("live-1")
-            await expect(pager).to_have_text("page 1 · 27 runs")
+        # Filters: by state, by job type (the project's own job types are offered).
+        await page.get_by_label("State").select_option("failed")
+        await expect(rows).to_have_count(1)
+        await expect(rows).to_contain_text("sweep-07")
+        await page.get_by_label("State").select_option("")
+        await expect(page.get_by_label("Job type").locator("option")).to_have_text(["any", "evaluate", "preprocess", "sweep", "train"])
+        await page.get_by_label("Job type").select_option("sweep")
+        await expect(pager).to_have_text("page 1 · 22 runs")
+        await page.get_by_label("Job type").select_option("")
 
-            # Filters: by state, by job type (the project's own job types are offered).
-            await page.get_by_label("State").select_option("failed")
-            await expect(rows).to_have_count(1)
-            await expect(rows).to_contain_text("sweep-07")
-            await page.get_by_label("State").select_option("")
-            await expect(page.get_by_label("Job type").locator("option")).to_have_text(["any", "evaluate", "preprocess", "sweep", "train"])
-            await page.get_by_label("Job type").select_option("sweep")
-            await expect(pager).to_have_text("page 1 · 22 runs")
-            await page.get_by_label("Job type").select_option("")
+        # Search, in any case, and open the run.
+        await page.get_by_role("searchbox", name="Search runs").fill("TRAIN-1")
+        await expect(rows).to_have_count(1)
+        await rows.get_by_role("link", name="train-1").click()
+        await expect(page.get_by_role("heading", name="train-1")).to_be_visible()
+        await expect(page.get_by_test_id("run-io")).to_contain_text("nature-images:v0")
 
-            # Search, in any case, and open the run.
-            await page.get_by_role("searchbox", name="Search runs").fill("TRAIN-1")
-            await expect(rows).to_have_count(1)
-            await rows.get_by_role("link", name="train-1").click()
-            await expect(page.get_by_role("heading", name="train-1")).to_be_visible()
-            await expect(page.get_by_test_id("run-io")).to_contain_text("nature-images:v0")
-
-            # The run page leads back to its project's runs.
-            await page.locator(".crumbs").get_by_role("link", name="acme/nature").click()
-            await expect(pager).to_have_text("page 1 · 27 runs")
-            await expect(page.get_by_role("banner").get_by_role("link", name="Runs")).to_have_class("active")
-        except Exception:
-            await page.screenshot(path=SCREENSHOTS / "failure.png", full_page=True)
-            raise
-        finally:
-            await browser.close()
-    assert problems == [], problems
+        # The run page leads back to its project's runs.
+        await page.locator(".crumbs").get_by_role("link", name="acme/nature").click()
+        await expect(pager).to_have_text("page 1 · 27 runs")
+        await expect(page.get_by_role("banner").get_by_role("link", name="Runs")).to_have_class("active")
+    assert browser.problems == [], browser.problems
