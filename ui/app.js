@@ -16,7 +16,9 @@ import { AuditLog } from "./pages/audit.js";
 import { Access } from "./pages/access.js";
 
 function route() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  // "#/runs/acme/nature?state=failed": the path, then what a page keeps of its filters.
+  const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   const [section, ...rest] = parts;
   switch (section) {
     case undefined:
@@ -27,7 +29,7 @@ function route() {
       return { page: "artifact", id: rest[0], tab: rest[1] || "overview" };
     case "runs":
       if (rest.length >= 3) return { page: "run", entity: rest[0], project: rest[1], runId: rest[2] };
-      if (rest.length === 2) return { page: "runs", entity: rest[0], project: rest[1] };
+      if (rest.length === 2) return { page: "runs", entity: rest[0], project: rest[1], params: Object.fromEntries(new URLSearchParams(query)) };
       return { page: "projects" };
     case "launch":
       return { page: "launch", jobId: rest[0] === "jobs" ? rest[1] : undefined, fromRun: rest[0] === "clone" ? rest.slice(1) : undefined };
@@ -58,7 +60,7 @@ function Page({ r }) {
     case "version": return html`<${VersionPage} model=${r.model} version=${r.version} tab=${r.tab} />`;
     case "artifact": return html`<${ArtifactPage} id=${r.id} tab=${r.tab} />`;
     case "run": return html`<${RunPage} entity=${r.entity} project=${r.project} runId=${r.runId} />`;
-    case "runs": return html`<${ProjectRuns} key=${`${r.entity}/${r.project}`} entity=${r.entity} project=${r.project} />`;
+    case "runs": return html`<${ProjectRuns} key=${`${r.entity}/${r.project}`} entity=${r.entity} project=${r.project} params=${r.params} />`;
     case "projects": return html`<${Projects} />`;
     case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} />`;
     case "automations": return html`<${Automations} />`;

@@ -110,4 +110,15 @@ async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(s
         await page.locator(".crumbs").get_by_role("link", name="acme/nature").click()
         await expect(pager).to_have_text("page 1 · 27 runs")
         await expect(page.get_by_role("banner").get_by_role("link", name="Runs")).to_have_class("active")
+
+        # Filters live in the address: Back from a run finds them again.
+        await page.get_by_label("State").select_option("failed")
+        await expect(rows).to_have_count(1)
+        assert page.url.endswith("#/runs/acme/nature?state=failed"), page.url
+        await rows.get_by_role("link", name="sweep-07").click()
+        await expect(page.get_by_role("heading", name="sweep-07")).to_be_visible()
+        await page.go_back()
+        await expect(page.get_by_label("State")).to_have_value("failed")
+        await expect(rows).to_have_count(1)
+        await expect(rows).to_contain_text("sweep-07")
     assert browser.problems == [], browser.problems

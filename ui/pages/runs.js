@@ -89,12 +89,18 @@ function RunsTable({ runs }) {
   </table>`;
 }
 
-// Keyed by project in app.js: another project starts with no filter on its first page.
-export function ProjectRuns({ entity, project }) {
-  const [filters, setFilters] = useState({ search: "", state: "", jobType: "" });
+// Keyed by project in app.js: another project starts on its first page, with the filters its address
+// carries (`?search=…&state=…&jobType=…`, kept there so that Back from a run finds them again).
+export function ProjectRuns({ entity, project, params = {} }) {
+  const [filters, setFilters] = useState({ search: params.search || "", state: params.state || "", jobType: params.jobType || "" });
   // Cursor paging: `pages` holds the cursor each page started after, so Previous goes back exactly.
   const [pages, setPages] = useState([null]);
   const change = (patch) => { setFilters((before) => ({ ...before, ...patch })); setPages([null]); };
+  useEffect(() => {
+    const kept = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
+    // Replaced, not pushed: a filter is not a page of its own, and no hashchange remounts the page.
+    history.replaceState(null, "", `${href("runs", entity, project)}${kept ? "?" + kept : ""}`);
+  }, [filters]);
   const info = useQuery(PROJECT, { entity, project });
   const result = useQuery(RUNS, {
     entity, project, first: PAGE_SIZE, after: pages[pages.length - 1],
