@@ -21,11 +21,12 @@ import httpx
 import orjson
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
 
-from modelreg.errors import ModelregError
+from modelreg.errors import ModelregError, PermissionDenied
 from modelreg.events.envelope import Actor
 from modelreg.events.launch import JobSource, Trigger
+from modelreg.projections.identity_queries import PrincipalQueries
 from modelreg.projections.launch_queries import LaunchQueries
-from modelreg.services.access import Caller, service_caller
+from modelreg.services.access import RANK, Caller, service_caller
 from modelreg.services.application import Application
 from modelreg.services.launch_commands import EnqueueJob, RecordAutomationFired, RecordWebhookAttempt, RequeueJob
 from modelreg.services.templates import render
@@ -126,8 +127,12 @@ class AutomationRunner:
         as_automation = Caller(Actor(kind="automation", id=str(automation["automation_id"])), "admin")
         action = automation["action"]
         if action["kind"] == "launch":
-            job_id = await self._enqueue(automation, firing, action, variables, as_automation)
-            outcome, detail = "enqueued", None
+            job_id, outcome, detail = None, "failed", None
+            try:
+                job_id = await self._enqueue(automation, firing, action, variables, await self._with_creators_rights(automation))
+                outcome = "enqueued"
+            except PermissionDenied as refused:
+                detail = f"not enqueued: the automation acts with its creator's rights, and {refused}"
         else:
             job_id = None
             outcome, detail = await self._deliver(automation, firing, action, variables, as_automation)
@@ -141,6 +146,16 @@ class AutomationRunner:
         )
         await self.app.execute(fired, as_automation, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False)
         return True
+
+    async def _with_creators_rights(self, automation: dict[str, Any]) -> Caller:
+        """The automation as the actor, with the rights its creator holds now: a job goes only where they
+        could send it by hand (its entity may come from the event), and a revoked creator launches nothing."""
+        kind, _, ident = automation["created_by"].partition(":")
+        keys = (await PrincipalQueries(self.app.reads.pool).keys_of([(kind, ident)]))[(kind, ident)]
+        live = [key["role"] for key in keys if key["revoked_at"] is None]
+        role = max(live, key=RANK.__getitem__) if live else "viewer"
+        grants = await self.app.reads.grants_of(kind, ident) if live else {}
+        return Caller(Actor(kind="automation", id=str(automation["automation_id"])), role, grants)
 
     async def _variables(self, firing: dict[str, Any]) -> dict[str, Any] | None:
         variables = dict(firing["variables"])

@@ -285,6 +285,35 @@ async def test_an_automation_fired_again_after_a_crash_enqueues_its_job_once(sta
     assert [j["id"] for j in jobs] == [firing["jobId"]]
 
 
+async def test_an_automation_launches_with_its_creators_rights_as_they_are_when_it_fires(stack: Stack) -> None:
+    from support.story import LOG_VERSION, version_input
+
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    member = await stack.key("user:mia", role="member")
+    action = {"kind": "launch", "queue": "cpu", "entity": "${entity}", "project": "${project}",  # from the event
+              "source": {"kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["python", "x.py"]}}
+    created = await stack.graphql(CREATE_AUTOMATION, {"n": "evaluate", "t": {"event": "artifact_version_logged"}, "a": action}, key=member)
+    automation_id = created["data"]["createAutomation"]["automation"]["id"]
+    granted = await stack.graphql('mutation { grantRole(principal: "user:mia", scope: "entity:secret", role: "viewer") { role } }')
+    assert "errors" not in granted, granted
+
+    await stack.graphql(LOG_VERSION, {"input": {**version_input("weights", b"a"), "entity": "secret"}})
+    await stack.graphql(LOG_VERSION, {"input": version_input("weights", b"b")})  # entity acme
+
+    async def firings() -> list[dict[str, Any]]:
+        answer = await stack.graphql('query($id: ID!) { automation(id: $id) { firings { status detail jobId } } }', {"id": automation_id})
+        return answer["data"]["automation"]["firings"]
+
+    async def both_closed() -> bool:
+        return sorted(f["status"] for f in await firings()) == ["enqueued", "failed"]
+
+    await wait_until(both_closed, timeout_s=30)
+    failed = next(f for f in await firings() if f["status"] == "failed")
+    assert failed["jobId"] is None and "creator's rights" in failed["detail"] and "entity:secret" in failed["detail"]
+    jobs = (await stack.graphql("{ launchJobs { entity triggeredBy } }"))["data"]["launchJobs"]
+    assert [j["entity"] for j in jobs] == ["acme"]
+
+
 async def _firing_closed(firings: Any) -> bool:
     found = await firings()
     return bool(found) and found[0]["status"] == "enqueued"
