@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -229,6 +229,12 @@ async def event_log_for(dsn: str, kafka: str | None):  # type: ignore[no-untyped
 
 async def build_graph(dsn: str, kafka: str | None, nodes: int, versions: int, logs: Path) -> float:
     """Append the whole history in bulk while the projector processes apply it; returns seconds."""
+    return await append_and_project(dsn, kafka, graph_events(nodes, versions, Clock()), graph_event_count(nodes, versions), logs)
+
+
+async def append_and_project(dsn: str, kafka: str | None, batches: Iterable[list[Envelope]], count: int, logs: Path) -> float:
+    """Append `batches` (`count` events) in bulk while projector processes (every projection of the
+    catalog, as `modelreg server` runs them) apply them; returns seconds until all is projected."""
     from modelreg.services.database import create_pool
 
     pool = await create_pool(dsn, min_size=1, max_size=2)
@@ -238,22 +244,17 @@ async def build_graph(dsn: str, kafka: str | None, nodes: int, versions: int, lo
     projectors = [
         modelreg_cli(dsn, kafka, "projector", "--projection", "registry", log=logs / "projector-registry.log"),
         modelreg_cli(dsn, kafka, "projector", "--projection", "audit", log=logs / "projector-audit.log"),
-        modelreg_cli(
-            dsn, kafka, "projector", "--projection", "lineage", "--projection", "identity", "--projection", "launch",
-            "--projection", "triggers", log=logs / "projector-lineage.log",
-        ),
+        modelreg_cli(dsn, kafka, "projector", "--projection", "lineage", "--projection", "identity", log=logs / "projector-lineage.log"),
+        # wait_projected waits for every projection of the catalog, these too (they skip most events).
+        modelreg_cli(dsn, kafka, "projector", "--projection", "launch", "--projection", "triggers", log=logs / "projector-launch.log"),
     ]
-    total = graph_event_count(nodes, versions)
     try:
-        with tqdm(total=total, desc="appending events", unit="ev", file=sys.stderr, mininterval=2) as bar:
-            appended = 0
-            for batch in graph_events(nodes, versions, Clock()):
+        with tqdm(total=count, desc="appending events", unit="ev", file=sys.stderr, mininterval=2) as bar:
+            for batch in batches:
                 for i in range(0, len(batch), 5000):
                     await log.append(batch[i : i + 5000])
-                appended += len(batch)
                 bar.update(len(batch))
-        ends = await log.end_positions()
-        total = sum(ends.values())
+        total = sum((await log.end_positions()).values())
         with tqdm(total=total, desc="projecting (slowest projection)", unit="ev", file=sys.stderr, mininterval=2) as bar:
             await wait_projected(pool, total, bar)
     finally:

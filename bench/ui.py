@@ -35,10 +35,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -47,19 +47,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-from tqdm import tqdm
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ManifestEntry, artifact_stream
 from modelreg.events.envelope import Envelope
 from modelreg.events.registry import AliasAdded, VersionLinked, registered_model_stream
 from modelreg.events.runs import RunFinished, RunStarted, run_stream
-from modelreg.projections.migrations import migrate
-from modelreg.services.projections_catalog import all_migrations
 
 import aiohttp
 from registry import (  # bench/registry.py: the same processes and bulk helpers
-    ACTOR, BENCH, Clock, Ours, admin_key, digest, event_log_for, free_port, modelreg_cli, node_uuid, p, postgres, say,
-    stop, timed_queries, until_healthy, verdict, wait_projected,
+    ACTOR, BENCH, Clock, Ours, admin_key, append_and_project, digest, free_port, modelreg_cli, node_uuid, p, postgres, say,
+    stop, timed_queries, until_healthy, verdict,
 )
 
 CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
@@ -129,34 +126,9 @@ def event_count(versions: int, runs: int) -> int:
 
 async def seed(dsn: str, versions: int, runs: int, logs: Path) -> float:
     """Append the history in bulk while projector processes apply it; returns seconds until projected."""
-    from modelreg.services.database import create_pool
-
-    pool = await create_pool(dsn, min_size=1, max_size=2)
-    await migrate(pool, all_migrations())
-    log = await event_log_for(dsn, None)
-    started = time.perf_counter()
-    projectors = [
-        modelreg_cli(dsn, None, "projector", "--projection", "registry", log=logs / "projector-registry.log"),
-        modelreg_cli(dsn, None, "projector", "--projection", "audit", log=logs / "projector-audit.log"),
-        modelreg_cli(dsn, None, "projector", "--projection", "lineage", "--projection", "identity", log=logs / "projector-lineage.log"),
-        # wait_projected waits for every projection of the catalog, these too (they skip most events).
-        modelreg_cli(dsn, None, "projector", "--projection", "launch", "--projection", "triggers", log=logs / "projector-launch.log"),
-    ]
-    try:
-        clock = Clock()
-        with tqdm(total=event_count(versions, runs), desc="appending events", unit="ev", file=sys.stderr, mininterval=2) as bar:
-            for batch in [*history(versions, clock), *runs_history(runs, clock)]:
-                await log.append(batch)
-                bar.update(len(batch))
-        total = sum((await log.end_positions()).values())
-        with tqdm(total=total, desc="projecting (slowest projection)", unit="ev", file=sys.stderr, mininterval=2) as bar:
-            await wait_projected(pool, total, bar)
-    finally:
-        for process in projectors:
-            stop(process)
-        await log.close()
-        await pool.close()
-    return time.perf_counter() - started
+    clock = Clock()
+    batches = itertools.chain(history(versions, clock), runs_history(runs, clock))
+    return await append_and_project(dsn, None, batches, event_count(versions, runs), logs)
 
 
 async def timed_loads(browser, url: str, key: str, path: str, ready, answered, loads: int) -> list[float]:  # type: ignore[no-untyped-def]
