@@ -7,6 +7,7 @@ polling. A slow poll stays as a safety net for a dropped LISTEN connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -44,9 +45,12 @@ class ProjectionProgress:
 
     async def close(self) -> None:
         if self._listener is not None:
-            await self._listener.remove_listener(PROGRESS_CHANNEL, self._on_notify)
-            await self._pool.release(self._listener)
-            self._listener = None
+            listener, self._listener = self._listener, None
+            # A listener whose PostgreSQL went away (restarted) is closed already and has nothing to undo.
+            with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+                await listener.remove_listener(PROGRESS_CHANNEL, self._on_notify)
+            with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+                await self._pool.release(listener)
 
     async def refresh(self) -> None:
         async with self._pool.acquire() as conn:

@@ -41,6 +41,8 @@ from modelreg.services.blob_routes import add_blob_routes
 from modelreg.services.blob_store import FolderBlobStore
 from modelreg.services.commands import IssueApiKey
 from modelreg.services.database import create_pool
+from modelreg.services.database_unavailable import MESSAGE as DATABASE_UNAVAILABLE
+from modelreg.services.database_unavailable import any_database_unavailable, database_unavailable_is_503
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, shown_to_commands
 from modelreg.services.event_log import event_log_for
 from modelreg.services.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
@@ -155,7 +157,7 @@ class ModelregGraphQLView(GraphQLView):
         document = request_data.document or (self.documents.get(request_data.query) if request_data.query else None)
         if document is not None and _operation_type(document, request_data.operation_name) == OperationType.SUBSCRIPTION:
             raise HTTPException(400, "subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)")
-        return await execute(
+        result = await execute(
             schema=self.schema,
             query=document,
             root_value=root_value,
@@ -166,6 +168,9 @@ class ModelregGraphQLView(GraphQLView):
             operation_extensions=request_data.extensions,
             validate_document=False,  # ValidatedDocuments did, once per distinct document
         )
+        if getattr(result, "errors", None) and any_database_unavailable(result.errors):
+            raise HTTPException(503, DATABASE_UNAVAILABLE)  # PostgreSQL restarting: retry, not a bug
+        return result
 
 
 def _operation_type(document: Any, operation_name: str | None) -> OperationType | None:
@@ -285,6 +290,7 @@ def create_app(settings: Settings) -> web.Application:
         await event_log.close()
         await pool.close()
 
+    app.middlewares.insert(0, database_unavailable_is_503)  # outermost: PostgreSQL away is a 503 on every route
     app[SECRETS] = WebhookSecrets(settings.webhook_secret_key)
     app.cleanup_ctx.append(components)
     add_blob_routes(app, FolderBlobStore(settings.blob_dir or Path("blobs")))

@@ -51,6 +51,8 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # While PostgreSQL restarts, asyncpg logs a traceback for every failed reconnect; ours says it once.
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
 
 
 @main.command()
@@ -74,6 +76,7 @@ def server(
     from modelreg.services.settings import Settings
 
     data_dir = data_dir or Path(platformdirs.user_data_dir("modelreg"))
+    _stop_by_unwinding_on_sigterm()
     with contextlib.ExitStack() as stack:
         if local_kafka and kafka is None:
             from modelreg.services.local_kafka import LocalKafka
@@ -82,7 +85,11 @@ def server(
             broker = LocalKafka(data_dir / "kafka").start()
             stack.callback(broker.stop)
             kafka = broker.bootstrap_servers
-        database_url = _database_url(data_dir, database_url)
+        if database_url is None:
+            from modelreg.services.embedded_postgres import embedded_postgres_kept_running
+
+            click.echo(f"starting PostgreSQL in {data_dir / 'postgres'} ...", err=True)
+            database_url = stack.enter_context(embedded_postgres_kept_running(data_dir / "postgres"))
         settings = Settings(
             database_url=database_url,
             kafka_bootstrap_servers=kafka,
@@ -92,7 +99,22 @@ def server(
         )
         stopping = asyncio.Event()
         serving = _serve(settings, host, port, stopping, with_projector=True, admin_key_file=data_dir / "admin-api-key")
-        _run_until_signal(serving, stopping)
+        try:
+            _run_until_signal(serving, stopping)
+        finally:
+            # Stopping already: a second Ctrl-C or SIGTERM must not cut short what stops PostgreSQL and Kafka.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _stop_by_unwinding_on_sigterm() -> None:
+    """Until the event loop takes over the signals, SIGTERM unwinds the stack like Ctrl-C does, so that
+    whatever was started already (PostgreSQL, Kafka) is stopped instead of left behind."""
+
+    def unwind(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
 
 
 def _server_secret(path: Path) -> str:
@@ -221,6 +243,7 @@ async def _serve(
 
     from modelreg.services.api import create_app, issue_first_admin_key
     from modelreg.services.projector import run_projector, tune_gc_for_batches
+    from modelreg.services.restart_on_failure import restart_on_failure
     from modelreg.services.triggers import run_triggers
 
     app = create_app(settings)
@@ -228,9 +251,18 @@ async def _serve(
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    projector = asyncio.create_task(run_projector(settings, stopping)) if with_projector else None
+    # PostgreSQL or Kafka away for a while (restarting) stops these; they start again once it is back.
+    projector = (
+        asyncio.create_task(restart_on_failure("projector", lambda: run_projector(settings, stopping), stopping))
+        if with_projector
+        else None
+    )
     # One machine, one process: automations run here too (otherwise in `modelreg triggers`).
-    automations = asyncio.create_task(run_triggers(settings, stopping)) if with_projector else None
+    automations = (
+        asyncio.create_task(restart_on_failure("automations", lambda: run_triggers(settings, stopping), stopping))
+        if with_projector
+        else None
+    )
     tune_gc_for_batches()
     try:
         if admin_key_file is not None and (created := await issue_first_admin_key(app, admin_key_file)):
