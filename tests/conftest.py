@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 import asyncpg
@@ -35,6 +36,18 @@ def _docker_answers() -> bool:
         return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Torn down last: whatever the session's tests started and did not stop is stopped here, and named in a
+    warning so that the test which leaked it gets fixed."""
+    yield
+    from support.leftovers import stop_children, stop_postgres_in
+
+    left = stop_children() + stop_postgres_in(tmp_path_factory.getbasetemp())
+    if left:
+        warnings.warn(f"the tests left these running (now stopped): {left}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from support.leftovers import stop_postgres_in
 from support.story import LOG_VERSION, version_input
 
 from modelreg.services.embedded_postgres import postgres_processes, postmaster_pid, start_embedded_postgres
@@ -31,6 +32,7 @@ def data_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="modelreg-server-"))
     path.chmod(0o755)
     yield path
+    stop_postgres_in(path)  # a test that failed half-way may have left one
     shutil.rmtree(path, ignore_errors=True)
 
 
