@@ -473,11 +473,13 @@ def launch(queue_name: str, from_run: str, overrides: tuple[str, ...], priority:
 def projector(kafka: str | None, database_url: str, topic: str, names: tuple[str, ...]) -> None:
     """Run the projections: apply the event log to the Postgres read models, exactly once."""
     from modelreg.services.projector import run_projector
+    from modelreg.services.restart_on_failure import restart_on_failure
     from modelreg.services.settings import Settings
 
     stopping = asyncio.Event()
     settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
-    _run_until_signal(run_projector(settings, stopping, names), stopping)
+    # PostgreSQL restarting stops a runner; the process starts it again rather than exit.
+    _run_until_signal(restart_on_failure("projector", lambda: run_projector(settings, stopping, names), stopping), stopping)
 
 
 @main.command()
