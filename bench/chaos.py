@@ -101,7 +101,8 @@ class Services:
         for role, process in list(self.processes.items()):
             if process.poll() is not None:
                 self.unexpected_exits += 1
-                say(f"  {role} exited by itself with {process.returncode}: started again (see {self.folder / role}.log)")
+                log = self.folder / f"{role}.log"
+                say(f"  {role} exited by itself with {process.returncode}: started again (see {log})")
                 self.start(role)
 
     def stop(self) -> None:
@@ -196,9 +197,8 @@ async def check_exactly_once(dsn: str, acked: list[str]) -> tuple[int, int]:
     connection = await asyncpg.connect(dsn)
     try:
         ids = sorted(set(acked))
-        in_registry = {
-            str(r["id"]) for r in await connection.fetch("SELECT id FROM artifact_versions WHERE id = ANY($1::uuid[])", ids)
-        }
+        found = await connection.fetch("SELECT id FROM artifact_versions WHERE id = ANY($1::uuid[])", ids)
+        in_registry = {str(r["id"]) for r in found}
         audited = await connection.fetch(
             "SELECT payload->>'artifact_version_id' AS id, count(*) AS n FROM audit_log "
             "WHERE type = 'artifacts.version_logged' AND payload->>'artifact_version_id' = ANY($1::text[]) GROUP BY 1",
@@ -282,7 +282,8 @@ async def member_key(http: aiohttp.ClientSession, url: str, admin: str, attempts
     answer: Any = None
     for _ in range(attempts):
         with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-            async with http.post(url + "/graphql", json={"query": ISSUE_KEY}, headers={"Authorization": f"Bearer {admin}"}) as r:
+            headers = {"Authorization": f"Bearer {admin}"}
+            async with http.post(url + "/graphql", json={"query": ISSUE_KEY}, headers=headers) as r:
                 answer = await r.json() if r.status == 200 else await r.text()
                 if r.status == 200 and (answer.get("data") or {}).get("issueApiKey"):
                     return answer["data"]["issueApiKey"]["key"]
@@ -330,7 +331,7 @@ async def chaos(args: argparse.Namespace, folder: Path, stack: contextlib.ExitSt
                 if time.monotonic() - started > args.max_chaos_s:
                     say(f"  time is up after {n - 1} faults (--max-chaos-s {args.max_chaos_s:.0f})")
                     break
-                await asyncio.sleep(rng.uniform(0.5, 3.0))  # a random moment: mid-batch, mid-request, idle
+                await asyncio.sleep(rng.uniform(1.0, 4.0))  # a random moment: mid-batch, mid-request, idle
                 acked_before = len(load.acked)
                 if fault == "kill":
                     victim = rng.choice(["api", "projector"])
@@ -349,7 +350,8 @@ async def chaos(args: argparse.Namespace, folder: Path, stack: contextlib.ExitSt
                     what = "restarted PostgreSQL"
                 services.restart_exited()
                 healthy = await until_healthy(http, services.url, timeout_s=120)
-                say(f"  {n}/{len(faults)} {what}; healthy again: {healthy}; acked so far {len(load.acked)} (+{len(load.acked) - acked_before})")
+                acked = len(load.acked)
+                say(f"  {n}/{len(faults)} {what}; healthy again: {healthy}; acked {acked} (+{acked - acked_before})")
             await asyncio.sleep(2.0)
         figures["acked"] = len(load.acked)
         say(f"load: answers {dict(sorted(load.statuses.items()))}; unexpected exits {services.unexpected_exits}")
@@ -363,7 +365,8 @@ async def chaos(args: argparse.Namespace, folder: Path, stack: contextlib.ExitSt
         say(f"fuzzing: {args.fuzz_cases} Schemathesis cases as a member ...")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Schemathesis's strategies draw from `random`: its deprecation warnings
-            fuzzed = await asyncio.to_thread(fuzz_graphql, services.url + "/graphql", member, args.fuzz_cases, seed=args.seed)
+            graphql = services.url + "/graphql"
+            fuzzed = await asyncio.to_thread(fuzz_graphql, graphql, member, args.fuzz_cases, seed=args.seed)
         figures["fuzz_cases"] = fuzzed.cases
         figures["fuzz_server_errors"] = len(fuzzed.server_errors)
         slow = sum(1 for d in fuzzed.durations_s if d > SLOW_S)
@@ -376,7 +379,7 @@ async def chaos(args: argparse.Namespace, folder: Path, stack: contextlib.ExitSt
         timings, sent = await healthz_under_hostile_queries(services.url, member, args.hostile_s, args.hostile_senders)
         figures["healthz_p99_ms_under_hostile_queries"] = round(p99(timings), 1)
         median = statistics.median(timings) if timings else float("nan")
-        say(f"  {len(timings)} probes, median {median:.1f} ms, p99 {p99(timings):.1f} ms; {sent} hostile documents sent")
+        say(f"  {len(timings)} probes, median {median:.1f} ms, p99 {p99(timings):.1f} ms; {sent} hostile documents")
 
         services.restart_exited()
         await caught_up(http, services.url, timeout_s=args.catch_up_s)
@@ -386,7 +389,9 @@ async def chaos(args: argparse.Namespace, folder: Path, stack: contextlib.ExitSt
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="A short check: 3 kills, 1 broker and 1 PostgreSQL restart, 200 fuzz cases.")
+    parser.add_argument(
+        "--quick", action="store_true", help="A short check: 3 kills, one broker and one PostgreSQL restart, 200 cases."
+    )
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     full = not args.quick

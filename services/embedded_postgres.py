@@ -117,14 +117,16 @@ class EmbeddedPostgresKeeper:
             except Exception as exc:  # most often: the old server's children still hold its shared memory
                 if time.monotonic() > deadline:
                     log.error(
-                        "embedded PostgreSQL in %s does not start again (%s): see %s/log; stop modelreg, fix it, start again",
+                        "embedded PostgreSQL in %s does not start again (%s): see %s/log; "
+                        "stop modelreg, fix it, start again",
                         self.data_dir, exc, self.data_dir,
                     )
                     return
                 self._stopping.wait(1.0)
                 continue
             self.restarts += 1
-            log.warning("embedded PostgreSQL in %s is running again (pid %s)", self.data_dir, postmaster_pid(self.data_dir))
+            pid = postmaster_pid(self.data_dir)
+            log.warning("embedded PostgreSQL in %s is running again (pid %s)", self.data_dir, pid)
             return
 
 

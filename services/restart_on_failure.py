@@ -17,7 +17,12 @@ log = logging.getLogger(__name__)
 
 
 async def restart_on_failure(
-    name: str, run: Callable[[], Awaitable[None]], stopping: asyncio.Event, *, first_delay_s: float = 1.0, max_delay_s: float = 10.0
+    name: str,
+    run: Callable[[], Awaitable[None]],
+    stopping: asyncio.Event,
+    *,
+    first_delay_s: float = 1.0,
+    max_delay_s: float = 10.0,
 ) -> None:
     """Await `run()` until `stopping` is set, starting it again (with a growing pause) whenever it fails."""
     delay = first_delay_s

@@ -40,8 +40,9 @@ class ServerProcess:
     """A `modelreg server` subprocess whose output is kept (read by a thread, so it never blocks)."""
 
     def __init__(self, data_dir: Path, port: int, *extra: str) -> None:
+        command = ["server", "--data-dir", str(data_dir), "--port", str(port), *extra]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "modelreg.services.cli", "server", "--data-dir", str(data_dir), "--port", str(port), *extra],
+            [sys.executable, "-m", "modelreg.services.cli", *command],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
 import graphql
@@ -47,16 +48,20 @@ _JSON_LEAF = st.one_of(
 # GenericScalar holds JSON (config, metadata, summaries, triggers): any nesting of any value.
 _GENERIC = st.recursive(
     _JSON_LEAF,
-    lambda inner: st.one_of(st.lists(inner, max_size=4).map(nodes.List), st.dictionaries(st.text(max_size=12), inner, max_size=4).map(_object)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(nodes.List),
+        st.dictionaries(st.text(max_size=12), inner, max_size=4).map(_object),
+    ),
     max_leaves=12,
 )
-_DATETIME = st.one_of(st.datetimes(timezones=st.just(__import__("datetime").timezone.utc)).map(lambda d: d.isoformat()), st.text()).map(nodes.String)
+_DATETIME = st.one_of(st.datetimes(timezones=st.just(timezone.utc)).map(datetime.isoformat), st.text())
+_DATETIME_NODE = _DATETIME.map(nodes.String)
 _BIGINT = st.integers(-(2**80), 2**80).map(nodes.Int)
 
 
 def _register_scalars() -> None:
     schemathesis.graphql.scalar("GenericScalar", _GENERIC)
-    schemathesis.graphql.scalar("DateTime", _DATETIME)
+    schemathesis.graphql.scalar("DateTime", _DATETIME_NODE)
     schemathesis.graphql.scalar("BigInt", _BIGINT)
 
 

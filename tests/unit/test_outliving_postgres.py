@@ -1,0 +1,64 @@
+"""What keeps `modelreg server` up while PostgreSQL is away: telling an outage from a bad query, running a
+part again after it failed, and forgetting the processes that died without leaving an embedded server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from modelreg.services.database_unavailable import any_database_unavailable, is_database_unavailable
+from modelreg.services.embedded_postgres import HANDLE_PIDS, forget_dead_users
+from modelreg.services.restart_on_failure import restart_on_failure
+
+
+def test_postgres_going_away_is_told_apart_from_a_bad_query() -> None:
+    assert is_database_unavailable(asyncpg.CannotConnectNowError("the database system is starting up"))
+    assert is_database_unavailable(asyncpg.exceptions.AdminShutdownError("terminating connection"))
+    assert is_database_unavailable(asyncpg.ConnectionDoesNotExistError("connection was closed in the middle"))
+    assert is_database_unavailable(asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"))
+    wrapped = RuntimeError("resolver failed")
+    wrapped.__cause__ = asyncpg.CannotConnectNowError("starting up")
+    assert is_database_unavailable(wrapped)
+
+    assert not is_database_unavailable(asyncpg.UndefinedTableError("relation does not exist"))
+    assert not is_database_unavailable(asyncpg.InterfaceError("another operation is in progress"))
+    assert not is_database_unavailable(FileNotFoundError("a blob that is not there"))  # not raised by asyncpg
+    assert not any_database_unavailable([ValueError("bad input")])
+
+
+async def test_a_part_that_fails_is_run_again_until_the_process_stops() -> None:
+    stopping = asyncio.Event()
+    runs = 0
+
+    async def flaky() -> None:
+        nonlocal runs
+        runs += 1
+        if runs < 3:
+            raise ConnectionRefusedError("PostgreSQL is restarting")
+        stopping.set()  # the third run goes well, until the process is told to stop
+
+    await asyncio.wait_for(restart_on_failure("projector", flaky, stopping, first_delay_s=0.01), 10)
+    assert runs == 3
+
+
+def test_the_pids_of_processes_that_died_without_leaving_are_forgotten(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    (tmp_path / HANDLE_PIDS).write_text(json.dumps([dead_pid, os.getpid()]))
+
+    assert forget_dead_users(tmp_path) == [dead_pid]
+    assert json.loads((tmp_path / HANDLE_PIDS).read_text()) == [os.getpid()]
+    assert forget_dead_users(tmp_path / "nothing-here") == []
+
+
+@pytest.mark.parametrize("text", ["", "[]"])
+def test_an_empty_handle_list_is_left_alone(tmp_path: Path, text: str) -> None:
+    (tmp_path / HANDLE_PIDS).write_text(text)
+    assert forget_dead_users(tmp_path) == []
