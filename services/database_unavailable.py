@@ -26,6 +26,9 @@ def is_database_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(current, asyncpg.InterfaceError) and any(s in str(current) for s in _CLOSED_CONNECTION):
             return True
+        # A pooled connection that PostgreSQL cut while idle (a fast shutdown) is found in this state on its next use.
+        if isinstance(current, asyncpg.InternalClientError) and "another operation" in str(current):
+            return True
         if isinstance(current, OSError) and _raised_by_asyncpg(current):  # no socket to connect to
             return True
         current = current.__cause__ or current.__context__

@@ -23,6 +23,7 @@ def test_postgres_going_away_is_told_apart_from_a_bad_query() -> None:
     assert is_database_unavailable(asyncpg.exceptions.AdminShutdownError("terminating connection"))
     assert is_database_unavailable(asyncpg.ConnectionDoesNotExistError("connection was closed in the middle"))
     assert is_database_unavailable(asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"))
+    assert is_database_unavailable(asyncpg.InternalClientError("cannot switch to state 12; another operation (2)..."))
     wrapped = RuntimeError("resolver failed")
     wrapped.__cause__ = asyncpg.CannotConnectNowError("starting up")
     assert is_database_unavailable(wrapped)
