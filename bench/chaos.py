@@ -361,6 +361,7 @@ async def chaos(args: argparse.Namespace, folder: Path, stack: contextlib.ExitSt
         if not report.get("projections") or any(p["lag"] for p in report["projections"].values()):
             say(f"  projections not caught up after {args.catch_up_s:.0f} s: {report.get('projections')}")
         figures["acked_lost"], figures["duplicated"] = await check_exactly_once(dsn, load.acked)
+        say(f"exactly once: {len(load.acked)} acknowledged, {figures['acked_lost']} lost, {figures['duplicated']} twice")
 
         say(f"fuzzing: {args.fuzz_cases} Schemathesis cases as a member ...")
         with warnings.catch_warnings():
