@@ -1,5 +1,5 @@
 """Training code installs `modelreg` without the server's dependencies; a contributor's `pip install -e .` and a
-user's `pip install .` both give a package whose every module imports."""
+user's `pip install .` both give a package whose every module imports and whose web UI is served."""
 
 from __future__ import annotations
 
@@ -59,6 +59,22 @@ print(json.dumps({"modules": imported, "graphql_core": graphql.__file__}))
 """
 
 
+SERVE_THE_UI = """
+import asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from modelreg.services.web_ui import add_ui_routes
+
+async def fetch():
+    app = web.Application()
+    add_ui_routes(app)
+    async with TestClient(TestServer(app)) as client:
+        print(*[(await client.get(path)).status for path in ("/", "/ui/app.js", "/ui/vendor/VERSIONS")])
+
+asyncio.run(fetch())
+"""
+
+
 def _package_folders() -> tuple[list[str], set[str]]:
     setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     return setuptools["packages"], {folder.split("/")[0] for folder in setuptools["package-dir"].values()}
@@ -81,7 +97,9 @@ def _venv_seeing_our_dependencies(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("mode", INSTALLS)
-def test_both_install_modes_import_every_module_and_start_the_command_line(mode: str, tmp_path: Path) -> None:
+def test_both_install_modes_import_every_module_serve_the_web_ui_and_start_the_command_line(
+    mode: str, tmp_path: Path
+) -> None:
     packages, folders = _package_folders()
     source = tmp_path / "source"
     source.mkdir()
@@ -103,6 +121,9 @@ def test_both_install_modes_import_every_module_and_start_the_command_line(mode:
     assert all(Path(module).is_relative_to(installed_at) for module in found["modules"]), found["modules"]
     assert any(module.endswith("graphql/schema.py") for module in found["modules"])
     assert not Path(found["graphql_core"]).is_relative_to(source)
+
+    served = subprocess.run([python, "-c", SERVE_THE_UI], cwd=tmp_path, capture_output=True, text=True)
+    assert (served.returncode, served.stdout.split()) == (0, ["200", "200", "200"]), served.stderr
 
     modelreg = tmp_path / "venv" / "bin" / "modelreg"
     command_line = subprocess.run([modelreg, "--help"], cwd=tmp_path, capture_output=True, text=True)
