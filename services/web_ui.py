@@ -13,7 +13,9 @@ from aiohttp import web
 
 import modelreg
 
-UI_DIR = Path(modelreg.__file__).resolve().parent / "ui"
+# The folder that really holds the files: a strict editable install (`pip install -e .`, see setup.cfg) links
+# each file from the source tree, and the static route below serves no symlinks.
+UI_DIR = (Path(modelreg.__file__).parent / "ui" / "index.html").resolve().parent
 
 
 async def _index(request: web.Request) -> web.FileResponse:

@@ -398,10 +398,32 @@ async def test_a_running_job_that_is_cancelled_is_stopped_by_its_agent(stack: St
         await wait_until(lambda: _state_is(stack, job_id, "running"), timeout_s=60)
         cancelled = await stack.graphql('mutation($id: ID!) { cancelJob(id: $id, reason: "wrong data") { state reason } }', {"id": job_id})
         assert cancelled["data"]["cancelJob"] == {"state": "cancelled", "reason": "wrong data"}
-        await asyncio.sleep(10)  # longer than the job would have run
+        # Once its process is gone, the job can write nothing more (it would have written at 8 s).
+        pid = await _pid_of(stack, job_id)
+        await wait_until(lambda: _process_ended(pid), timeout_s=30)
 
     assert not ledger.exists()  # stopped before it wrote anything
     assert (await _job(stack, job_id))["state"] == "cancelled"
+
+
+async def _pid_of(stack: Stack, job_id: str) -> int:
+    """The job's process, as its agent reported it (a read-model column the API does not serve)."""
+    from modelreg.projections.launch_queries import LaunchQueries
+    from modelreg.services.api import APP
+
+    assert stack.client is not None
+    job = await LaunchQueries(stack.client.server.app[APP].reads.pool).job(UUID(job_id))
+    assert job is not None and job["pid"] is not None, job
+    return job["pid"]
+
+
+async def _process_ended(pid: int) -> bool:
+    """Gone, or a zombie: killed, and not yet reaped by its parent (the agent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 
 
 async def test_a_trigger_consumer_killed_while_firing_enqueues_each_job_once_after_its_restart(settings: Any, tmp_path: Path) -> None:
@@ -411,7 +433,9 @@ async def test_a_trigger_consumer_killed_while_firing_enqueues_each_job_once_aft
         action = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature",
                   "source": {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "train.py"]},
                   "config": {"dataset": "${artifact_ref}"}}
-        await stack.graphql(CREATE_AUTOMATION, {"n": "retrain", "t": {"event": "artifact_version_logged", "collection": "fresh-data"}, "a": action})
+        trigger = {"event": "artifact_version_logged", "collection": "fresh-data"}
+        created = await stack.graphql(CREATE_AUTOMATION, {"n": "retrain", "t": trigger, "a": action})
+        automation_id = created["data"]["createAutomation"]["automation"]["id"]
         for n in range(FIRINGS):
             await stack.graphql(LOG_DATASET, {"i": {"entity": "acme", "project": "nature", "name": "fresh-data", "type": "dataset",
                                                     "files": [{"path": "d.csv", "size": n, "digest": "sha256:" + f"{n:064x}"}]}})
@@ -430,10 +454,13 @@ async def test_a_trigger_consumer_killed_while_firing_enqueues_each_job_once_aft
         second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             await wait_until(lambda: _at_least(enqueued, FIRINGS), timeout_s=120)
-            await asyncio.sleep(1.0)  # what a double enqueue would need to show up
+            # A firing closes only after its job was enqueued, again or not: once none is pending, every
+            # enqueue the restarted runner will ever make (a double one included) is on the log.
+            await wait_until(lambda: _all_closed(stack, automation_id), timeout_s=60)
         finally:
             second.send_signal(signal.SIGTERM)
             await asyncio.to_thread(second.wait, 30)
+        await stack.projected()
 
         jobs = [j for j in (await stack.graphql(JOBS))["data"]["launchJobs"] if j["triggeredBy"]]
         assert len(jobs) == FIRINGS and len({j["triggeredBy"]["event_id"] for j in jobs}) == FIRINGS
@@ -446,3 +473,9 @@ LOG_DATASET = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input
 
 async def _at_least(count: Any, n: int) -> bool:
     return await count() >= n
+
+
+async def _all_closed(stack: Stack, automation_id: str) -> bool:
+    query = "query($id: ID!) { automation(id: $id) { firings(first: 500) { status } } }"
+    firings = (await stack.graphql(query, {"id": automation_id}))["data"]["automation"]["firings"]
+    return len(firings) == FIRINGS and all(f["status"] != "pending" for f in firings)

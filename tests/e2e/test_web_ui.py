@@ -1,12 +1,12 @@
 """The web UI in a real browser (Debian's chromium, headless, driven by Playwright) against a running stack
 seeded through the public GraphQL API: the demo's story, from the registry to the dataset behind production.
 
-Screenshots of every page land in docs/screenshots/ (the README shows them).
+With MODELREG_SCREENSHOTS=1, screenshots of every page are written to docs/screenshots/ (the README shows them).
 """
 
 from __future__ import annotations
 
-from support.browser import BROWSER_TEST_MARKS, SCREENSHOTS, open_browser
+from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.stack import Stack
 from support.story import ADD_ALIAS, LINK, LOG_VERSION, demo_story, version_input
 
@@ -100,7 +100,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         # Log in with an API key.
         await page.goto(url)
         await expect(page.get_by_label("API key")).to_be_visible()
-        await page.screenshot(path=SCREENSHOTS / "login.png")
+        await screenshot(page, "login.png")
         await page.get_by_label("API key").fill("mr_not-a-key")
         await page.get_by_role("button", name="Log in").click()
         await expect(page.get_by_role("alert")).to_contain_text("unknown or revoked API key")
@@ -140,7 +140,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         moved = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": v0_id, "alias": "candidate"}, actor="user:erin")
         assert "errors" not in moved, moved
         await expect(rows.filter(has_text="v0")).to_contain_text("candidate")
-        await page.screenshot(path=SCREENSHOTS / "registry.png")
+        await screenshot(page, "registry.png")
 
         # The production version: the model card, rendered from markdown and sanitised.
         await production.get_by_role("link", name="v1").click()
@@ -153,7 +153,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         # A viewer may change nothing here, so nothing to change is offered.
         await expect(page.get_by_test_id("alias-form")).to_have_count(0)
         await expect(card.get_by_role("button", name="Edit")).to_have_count(0)
-        await page.screenshot(path=SCREENSHOTS / "version-overview.png", full_page=True)
+        await screenshot(page, "version-overview.png", full_page=True)
 
         for tab, check, shot in [
             ("Metadata", None, None),
@@ -164,7 +164,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
             if check is not None:
                 await expect(check).to_be_visible()
             if shot:
-                await page.screenshot(path=SCREENSHOTS / shot)
+                await screenshot(page, shot)
         await expect(page.get_by_test_id("usage")).to_contain_text('run.use_artifact("acme/nature/classifier:v1")')
 
         # Action history: who set production, and when.
@@ -173,7 +173,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await expect(set_production).to_contain_text("user:carol")
         await expect(set_production).to_contain_text("set alias")
         await expect(page.get_by_test_id("history").locator("tbody tr").filter(has_text="linked the version")).to_contain_text("user:bob")
-        await page.screenshot(path=SCREENSHOTS / "version-history.png")
+        await screenshot(page, "version-history.png")
 
         # Lineage: back through the training run to the dataset, drawn as a graph.
         await page.get_by_role("tab", name="Lineage").click()
@@ -187,7 +187,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         labels = {label: x for label, x in drawn}
         assert "nature-images:v0" in labels and "classifier:v1" in labels, drawn
         assert labels["nature-images:v0"] < labels["classifier:v1"], drawn  # laid out left to right
-        await page.screenshot(path=SCREENSHOTS / "version-lineage.png", full_page=True)
+        await screenshot(page, "version-lineage.png", full_page=True)
 
         # From the dataset, downstream: both training runs used it.
         await nodes.get_by_role("button", name="walk from nature-images:v0").click()
@@ -203,7 +203,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await expect(page.locator("main")).to_contain_text("0.05")  # lr
         await expect(page.get_by_test_id("curve-loss").locator("canvas")).to_be_visible()
         await expect(page.get_by_test_id("run-io")).to_contain_text("nature-images:v0")
-        await page.screenshot(path=SCREENSHOTS / "run.png", full_page=True)
+        await screenshot(page, "run.png", full_page=True)
 
         # The dataset it used, which no registered model links: its own page.
         await page.get_by_test_id("run-io").get_by_role("link", name="nature-images:v0").click()
@@ -211,13 +211,13 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await expect(page.locator("main")).to_contain_text("run prep-1")
         await page.get_by_role("tab", name="Lineage").click()
         await expect(page.get_by_test_id("lineage-nodes")).to_contain_text("run train-0")
-        await page.screenshot(path=SCREENSHOTS / "artifact-lineage.png", full_page=True)
+        await screenshot(page, "artifact-lineage.png", full_page=True)
 
         # A run's code: the commit and the uncommitted diff; then clone it (a viewer may not enqueue).
         await page.goto(url + "#/runs/acme/nature/eval-1")
         await expect(page.get_by_test_id("git-commit")).to_have_text("3f2c1a9e" * 5)
         await expect(page.get_by_test_id("git-diff").locator(".add")).to_have_text("+THRESHOLD = 0.9")
-        await page.screenshot(path=SCREENSHOTS / "run-code.png", full_page=True)
+        await screenshot(page, "run-code.png", full_page=True)
         # A viewer may not enqueue: no clone is offered, and the form's address says why instead.
         await expect(page.get_by_role("link", name="Clone this run…")).to_have_count(0)
         await page.goto(url + "#/launch/clone/acme/nature/eval-1")
@@ -228,12 +228,12 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await page.get_by_role("link", name="Launch", exact=True).click()
         await expect(page.get_by_test_id("jobs").locator("tbody tr")).to_contain_text("queued")
         await expect(page.get_by_test_id("queues")).to_contain_text("cpu")
-        await page.screenshot(path=SCREENSHOTS / "launch.png", full_page=True)
+        await screenshot(page, "launch.png", full_page=True)
         await page.get_by_test_id("jobs").locator("tbody tr").first.get_by_role("link").click()
         await expect(page.get_by_role("heading", name="Source")).to_be_visible()
         await expect(page.locator("main")).to_contain_text("evaluate.py")
         await expect(page.locator("main")).to_contain_text("acme/nature/classifier:v0")  # ${artifact_ref} filled in
-        await page.screenshot(path=SCREENSHOTS / "launch-job.png", full_page=True)
+        await screenshot(page, "launch-job.png", full_page=True)
         await expect(page.get_by_role("button", name="Cancel job")).to_have_count(0)  # not a viewer's to cancel
         await page.get_by_role("link", name="Automations", exact=True).click()
         automation = page.get_by_test_id("automation")
@@ -241,14 +241,14 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await expect(automation).to_contain_text("user:erin")  # who caused the firing
         await expect(page.get_by_test_id("create-automation")).to_have_count(0)  # not offered to a viewer
         await expect(automation.get_by_role("button", name="Disable")).to_have_count(0)
-        await page.screenshot(path=SCREENSHOTS / "automations.png", full_page=True)
+        await screenshot(page, "automations.png", full_page=True)
 
         # The audit log: who set production, filtered by action.
         await page.get_by_role("link", name="Audit log", exact=True).click()
         await page.get_by_label("Action").fill("registry.alias_added")
         await page.get_by_label("Action").press("Enter")
         await expect(page.get_by_test_id("audit").locator("tbody tr").filter(has_text="production").first).to_contain_text("user:carol")
-        await page.screenshot(path=SCREENSHOTS / "audit-log.png", full_page=True)
+        await screenshot(page, "audit-log.png", full_page=True)
 
         # A member moves an alias from the version page; production, now protected, is an admin's to move.
         protected = await stack.graphql('mutation { protectAlias(registeredModel: "nature-classification", alias: "production") { name } }')
@@ -268,7 +268,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await form.get_by_role("button", name="Move here").click()
         await expect(page.get_by_test_id("aliases")).to_contain_text("staging")
         await expect(page.get_by_role("button", name="remove alias staging")).to_be_visible()
-        await page.screenshot(path=SCREENSHOTS / "version-member.png", full_page=True)
+        await screenshot(page, "version-member.png", full_page=True)
         # ... and edits the model card.
         await card.get_by_role("button", name="Edit").click()
         await card.get_by_label("Outputs").fill("10 class scores, softmaxed")
@@ -304,6 +304,6 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await expect(created.get_by_role("heading", level=2)).to_contain_text("disabled")
         await created.get_by_role("button", name="Enable").click()
         await expect(created.get_by_role("heading", level=2)).to_contain_text("enabled")
-        await page.screenshot(path=SCREENSHOTS / "automations-member.png", full_page=True)
+        await screenshot(page, "automations-member.png", full_page=True)
     # The refused key at login is the only error the browser may report (its 401).
     assert [p for p in browser.problems if "401" not in p] == [], browser.problems

@@ -4,7 +4,7 @@ at the login page: at once where a page follows live events (its socket is close
 
 from __future__ import annotations
 
-from support.browser import BROWSER_TEST_MARKS, SCREENSHOTS, open_browser
+from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.live_events import log_readers_reach
 from support.stack import Stack
 from support.story import demo_story
@@ -54,7 +54,7 @@ async def test_an_admin_gives_zoe_a_key_and_member_on_a_model_then_revokes_the_k
         await expect(zoe_row.get_by_test_id("grant")).to_contain_text("model:nature-classification")
         await expect(zoe_row.get_by_test_id("grant")).to_contain_text("member")
         await expect(admin.get_by_role("alert")).to_have_count(0)
-        await admin.screenshot(path=SCREENSHOTS / "access.png", full_page=True)
+        await screenshot(admin, "access.png", full_page=True)
 
         # Once hidden, the key is nowhere, and no page will show it again.
         await shown.get_by_role("button", name="Done: hide the key").click()
@@ -73,7 +73,7 @@ async def test_an_admin_gives_zoe_a_key_and_member_on_a_model_then_revokes_the_k
         await expect(mine.get_by_test_id("key")).to_contain_text("in use")
         await expect(zoe.get_by_role("button", name="revoke", exact=False)).to_have_count(0)
         await expect(zoe.get_by_test_id("issue-key-form")).to_have_count(0)
-        await zoe.screenshot(path=SCREENSHOTS / "access-own.png", full_page=True)
+        await screenshot(zoe, "access-own.png", full_page=True)
         await zoe.goto(url + "#/models/nature-classification/v0")
         form = zoe.get_by_test_id("alias-form")
         await expect(form).to_be_visible()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support.browser import BROWSER_TEST_MARKS, SCREENSHOTS, open_browser
+from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.stack import Stack
 from support.training_repo import make_training_repo
 
@@ -44,11 +44,11 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
             knobs = page.get_by_test_id("knobs")
             await expect(knobs.get_by_label("lr")).to_have_value("0.1")
             await knobs.get_by_label("lr").fill("0.01")
-            await page.screenshot(path=SCREENSHOTS / "launch-clone.png", full_page=True)
+            await screenshot(page, "launch-clone.png", full_page=True)
             await page.get_by_role("button", name="Enqueue").click()
 
             await expect(page.get_by_test_id("job-state")).to_have_text("finished")
-            await page.screenshot(path=SCREENSHOTS / "launch-clone-finished.png", full_page=True)
+            await screenshot(page, "launch-clone-finished.png", full_page=True)
 
             # The model the cloned run logged: its file comes back from the blob store through the browser.
             found = await stack.graphql('{ artifactVersion(ref: "acme/nature/regressor:v1") { id } }')

@@ -3,7 +3,7 @@ cluster node with their count; its panel searches them, and the run found joins 
 
 from __future__ import annotations
 
-from support.browser import BROWSER_TEST_MARKS, SCREENSHOTS, open_browser
+from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.stack import Stack
 from support.story import LOG_VERSION, START_RUN, USE, version_input
 
@@ -73,7 +73,7 @@ async def test_a_dataset_used_by_a_sweep_draws_a_cluster_whose_search_brings_a_r
         await expect(nodes.locator("tbody tr").filter(has_text="train: sweep-050")).to_contain_text("1")
         edge = await graph.evaluate(f"box => box.cy.getElementById('artifact:{dataset}->run:acme/nature/sweep-050').data('kind')")
         assert edge == "used"
-        await page.screenshot(path=SCREENSHOTS / "lineage-cluster.png")
+        await screenshot(page, "lineage-cluster.png")
 
         # Walking from it: the run is where the lineage starts now, its dataset one step upstream.
         await panel.get_by_role("button", name="walk from train: sweep-050").click()

@@ -4,7 +4,7 @@ then may no longer move or unlink; a viewer is offered none of it."""
 
 from __future__ import annotations
 
-from support.browser import BROWSER_TEST_MARKS, SCREENSHOTS, open_browser
+from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.stack import Stack
 from support.story import LINK, LOG_VERSION, demo_story, file_entry, version_input
 
@@ -38,7 +38,7 @@ async def test_members_link_tag_and_unlink_and_admins_protect_aliases_from_the_u
         link = page.get_by_test_id("link-form")
         await link.get_by_label("Registered model").fill("nature-classification")
         await link.get_by_label("Aliases to set").fill("candidate")
-        await page.screenshot(path=SCREENSHOTS / "artifact-link.png", full_page=True)
+        await screenshot(page, "artifact-link.png", full_page=True)
         await link.get_by_role("button", name="Link to nature-classification").click()
 
         # ... which opens the version it became: v2, holding candidate.
@@ -75,7 +75,7 @@ async def test_members_link_tag_and_unlink_and_admins_protect_aliases_from_the_u
         await protected.get_by_label("Protect alias").fill("production")
         await protected.get_by_role("button", name="Protect").click()
         await expect(protected.get_by_role("button", name="unprotect alias production")).to_be_visible()
-        await admin_page.screenshot(path=SCREENSHOTS / "model-settings.png", full_page=True)
+        await screenshot(admin_page, "model-settings.png", full_page=True)
 
         # The member may no longer unlink v1 or remove production; the admin still may.
         await page.goto(f"{url}#/models/nature-classification/v1")
@@ -139,7 +139,7 @@ async def test_a_versions_files_show_as_a_folder_tree_and_its_metadata_shows_the
         await expect(tree.locator("tr.folder")).to_contain_text("2 files")
         await expect(tree.locator("tbody tr")).to_have_count(4)  # model/, its two files, README.md
         await expect(tree.locator("tfoot")).to_contain_text("3 files")
-        await page.screenshot(path=SCREENSHOTS / "version-files.png")
+        await screenshot(page, "version-files.png")
         await folder.click()
         await expect(tree.locator("tbody tr")).to_have_count(2)
         await expect(tree).not_to_contain_text("weights.bin")

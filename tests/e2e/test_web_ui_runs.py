@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from support.browser import BROWSER_TEST_MARKS, SCREENSHOTS, open_browser
+from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.stack import Stack
 from support.story import START_RUN, demo_story
 
@@ -76,7 +76,7 @@ async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(s
         await expect(page.get_by_test_id("runs").locator("thead")).to_contain_text("accuracy")  # summary metrics as columns
         await expect(rows.filter(has_text="sweep-21")).to_contain_text("0.905")
         await expect(page.locator(".live")).to_contain_text("live")
-        await page.screenshot(path=SCREENSHOTS / "runs.png", full_page=True)
+        await screenshot(page, "runs.png", full_page=True)
         await page.get_by_role("button", name="Next →").click()
         await expect(rows).to_have_count(26 - PAGE)
         await expect(rows.last).to_contain_text("prep-1")  # the oldest

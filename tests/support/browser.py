@@ -1,5 +1,5 @@
 """What every browser test of the web UI shares: Debian's chromium driven by Playwright, headless, against a
-running stack; where screenshots go; logging in with an API key; the page errors a test must not leave."""
+running stack; where screenshots go (when asked); logging in with an API key; the page errors a test must not leave."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ import pytest
 
 CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The screenshots the README shows are committed: a test run rewrites them only when asked
+# (MODELREG_SCREENSHOTS=1), so that running the tests leaves the tree as it was.
+SCREENSHOTS_WANTED = os.environ.get("MODELREG_SCREENSHOTS", "") not in ("", "0")
 
 # For a module's `pytestmark`. The UI does not care where the log lives: one run, on the one-machine default.
 BROWSER_TEST_MARKS = [
@@ -54,6 +57,12 @@ class Browser:
             if expect_principal:
                 await expect(page.get_by_test_id("viewer")).to_contain_text(expect_principal)
         return page
+
+
+async def screenshot(page: Any, name: str, **options: Any) -> None:
+    """docs/screenshots/<name> of `page`, when MODELREG_SCREENSHOTS=1 asks for the screenshots to be renewed."""
+    if SCREENSHOTS_WANTED:
+        await page.screenshot(path=SCREENSHOTS / name, **options)
 
 
 @asynccontextmanager
