@@ -260,7 +260,9 @@ class ModelMutations(graphene.ObjectType):
         artifact_version_id=graphene.ID(required=True),
         aliases=graphene.List(graphene.NonNull(graphene.String)),
         command_id=graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing"),
-        occurred_at=graphene.DateTime(description="refused: a link's time is the server's (only a run's own commands keep one)"),
+        occurred_at=graphene.DateTime(
+            description="refused: a link's time is the server's; only a run's own commands keep a client's time"
+        ),
     )
     add_alias = graphene.Field(
         ModelVersion,

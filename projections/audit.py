@@ -52,8 +52,8 @@ ALTER TABLE audit_log ADD COLUMN recorded_offline_at timestamptz;
 """
 
 _RECORDED = """
-INSERT INTO audit_log (event_id, type, stream, occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload, stream_seq,
-                       recorded_offline_at)
+INSERT INTO audit_log (event_id, type, stream, occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload,
+                       stream_seq, recorded_offline_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
         (SELECT coalesce(max(stream_seq) + 1, 0) FROM audit_log WHERE stream = $3), $10)
 """

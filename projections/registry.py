@@ -100,7 +100,8 @@ CREATE TABLE model_aliases (
 """
 
 _RUN_STARTED = """
-INSERT INTO runs (entity, project, run_id, name, job_type, config, environment, state, started_at, started_by, started_offline_at)
+INSERT INTO runs (entity, project, run_id, name, job_type, config, environment, state, started_at, started_by,
+                  started_offline_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10)
 ON CONFLICT DO NOTHING
 """
@@ -308,11 +309,13 @@ class RegistryProjection(Projection):
     @handles(RunStarted)
     def run_started(self, e: RunStarted, envelope: Envelope) -> list[Statement]:
         args = (e.entity, e.project, e.run_id, e.name, e.job_type, e.config, e.environment)
-        return [Statement(_RUN_STARTED, (*args, envelope.occurred_at, str(envelope.actor), envelope.recorded_offline_at), rows="run")]
+        received = (envelope.occurred_at, str(envelope.actor), envelope.recorded_offline_at)
+        return [Statement(_RUN_STARTED, (*args, *received), rows="run")]
 
     @handles(RunFinished)
     def run_finished(self, e: RunFinished, envelope: Envelope) -> list[Statement]:
-        args = (e.entity, e.project, e.run_id, e.state, e.exit_code, e.summary, envelope.occurred_at, envelope.recorded_offline_at)
+        args = (e.entity, e.project, e.run_id, e.state, e.exit_code, e.summary, envelope.occurred_at,
+                envelope.recorded_offline_at)
         return [Statement(_RUN_FINISHED, args, rows="run")]
 
     @handles(RunSynced)

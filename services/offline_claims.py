@@ -38,7 +38,9 @@ async def bounded_claim(command: Recordable, reads: RegistryQueries) -> datetime
         )
     for name, at in claims.items():
         if at > datetime.now(UTC) + CLOCK_SKEW:
-            raise InvalidInput(f"{name} {at.isoformat()} is in the future: check the clock of the machine that recorded it")
+            raise InvalidInput(
+                f"{name} {at.isoformat()} is in the future: check the clock of the machine that recorded it"
+            )
     if isinstance(command, StartRun):
         return command.occurred_at
     started = await reads.run(*run)

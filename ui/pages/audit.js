@@ -30,7 +30,8 @@ export function AuditLog() {
       <table class="grid" data-testid="audit">
         <thead><tr><th>When</th><th>Who</th><th>Action</th><th>Details</th></tr></thead>
         <tbody>${auditLog.items.map((r) => html`<tr>
-          <td><${Time} at=${r.occurredAt} /><${RecordedOffline} at=${r.recordedOfflineAt} /></td><td>${r.actor}</td><td><code>${r.action}</code></td>
+          <td><${Time} at=${r.occurredAt} /><${RecordedOffline} at=${r.recordedOfflineAt} /></td>
+          <td>${r.actor}</td><td><code>${r.action}</code></td>
           <td><code class="details" title=${JSON.stringify(r.details)}>${short(JSON.stringify(r.details))}</code></td></tr>`)}</tbody>
       </table>
       <p class="row">
