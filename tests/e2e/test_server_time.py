@@ -12,15 +12,16 @@ from support.stack import Stack
 
 START = "mutation($i: StartRunInput!) { startRun(input: $i) { startedAt startedOfflineAt } }"
 METRICS = """mutation($r: String!, $c: ID, $t: DateTime) {
-  logMetrics(entity: "acme", project: "nature", runId: $r, rows: [{step: 0, values: {loss: 1.0}}], commandId: $c, occurredAt: $t) }"""
+  logMetrics(entity: "acme", project: "nature", runId: $r, rows: [{step: 0, values: {loss: 1.0}}],
+             commandId: $c, occurredAt: $t) }"""
 FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { finishedAt finishedOfflineAt } }"
 LOG = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id createdAt } }"
 LINK = """mutation($id: ID!, $c: ID, $t: DateTime) {
   linkArtifactVersion(registeredModel: "nature-classification", artifactVersionId: $id, commandId: $c, occurredAt: $t) {
     version linkedAt } }"""
 ALIAS = """mutation($id: ID!) {
-  addAlias(registeredModel: "nature-classification", artifactVersionId: $id, alias: "production", occurredAt: "2017-01-01T00:00:00+00:00") {
-    version } }"""
+  addAlias(registeredModel: "nature-classification", artifactVersionId: $id, alias: "production",
+           occurredAt: "2017-01-01T00:00:00+00:00") { version } }"""
 AUDIT = """query($since: DateTime, $until: DateTime) { auditLog(since: $since, until: $until, first: 500) {
   items { action occurredAt recordedOfflineAt details } } }"""
 HISTORY = '{ registeredModel(name: "nature-classification") { history { action occurredAt recordedOfflineAt } } }'
@@ -81,14 +82,18 @@ async def test_a_version_logged_outside_a_run_may_not_claim_a_time(stack: Stack)
     assert code == "INVALID_INPUT" and "log artifact version" in message
 
 
-async def test_a_runs_own_claimed_time_is_kept_beside_the_servers_and_audit_filters_go_by_the_servers(stack: Stack) -> None:
+async def test_a_runs_own_claimed_time_is_kept_beside_the_servers_and_audit_filters_go_by_the_servers(
+    stack: Stack,
+) -> None:
     received_after = datetime.now(UTC)
     run = {"entity": "acme", "project": "nature", "runId": "laptop-1"}
     started = (await stack.graphql(START, {"i": {**run, **claimed(IN_2017)}}))["data"]["startRun"]
     assert at(started["startedOfflineAt"]) == IN_2017 and at(started["startedAt"]) >= received_after
-    logged = await stack.graphql(METRICS, {"r": "laptop-1", "c": str(uuid.uuid4()), "t": (IN_2017 + timedelta(minutes=5)).isoformat()})
+    five_minutes_in = (IN_2017 + timedelta(minutes=5)).isoformat()
+    logged = await stack.graphql(METRICS, {"r": "laptop-1", "c": str(uuid.uuid4()), "t": five_minutes_in})
     assert "errors" not in logged
-    finished = (await stack.graphql(FINISH, {"i": {**run, **claimed(IN_2017 + timedelta(hours=1))}}))["data"]["finishRun"]
+    finish = {**run, **claimed(IN_2017 + timedelta(hours=1))}
+    finished = (await stack.graphql(FINISH, {"i": finish}))["data"]["finishRun"]
     assert at(finished["finishedOfflineAt"]) == IN_2017 + timedelta(hours=1)
     assert at(finished["finishedAt"]) >= at(started["startedAt"])
 
@@ -114,7 +119,8 @@ async def test_a_claimed_time_before_the_runs_start_or_in_the_future_is_refused(
     code, message = refusal(await stack.graphql(METRICS, {"r": "laptop-2", "c": str(uuid.uuid4()), "t": day_before}))
     assert code == "INVALID_INPUT" and "before run acme/nature/laptop-2 started" in message
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    code, message = refusal(await stack.graphql(FINISH, {"i": {**offline, "commandId": str(uuid.uuid4()), "occurredAt": future}}))
+    finish = {**offline, "commandId": str(uuid.uuid4()), "occurredAt": future}
+    code, message = refusal(await stack.graphql(FINISH, {"i": finish}))
     assert code == "INVALID_INPUT" and "in the future" in message
 
     # A run started online starts when the server received it: its commands cannot claim to be older.
