@@ -1,4 +1,5 @@
-"""Uploading offline runs (`modelreg sync`): each recorded command, in order, with its id and its time.
+"""Uploading offline runs (`modelreg sync`): each recorded command, in order, with its id and its time (a claim the
+server keeps beside its own time of receipt, for the run's own commands; a link goes at the server's time).
 
 Idempotent twice over: the spool's sync state remembers how far a sync got, so a second one resumes
 there; and should that state be lost (a sync cut between the server's answer and the state's write),
@@ -30,8 +31,9 @@ _METRICS = f"""mutation($e: String!, $p: String!, $r: String!, $rows: [MetricRow
   logMetrics(entity: $e, project: $p, runId: $r, rows: $rows, commandId: $c, occurredAt: $t) }}"""
 _LOG = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
-_LINK = f"""mutation($m: String!, $id: ID!, $a: [String!], {_WHEN}) {{
-  linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a, commandId: $c, occurredAt: $t) {{ version }} }}"""
+# A link is the registry's history, not the run's: the server refuses a claimed time on it (its own counts).
+_LINK = """mutation($m: String!, $id: ID!, $a: [String!], $c: ID) {
+  linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a, commandId: $c) { version } }"""
 _SYNCED = "mutation($i: RecordSyncInput!) { recordOfflineSync(input: $i) { syncedAt } }"
 
 
@@ -108,7 +110,7 @@ def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, st
         return transport.graphql(_USE, {"i": use})
     if entry.kind == "link_artifact":
         version_id = ids.get(fields["artifactVersionId"], fields["artifactVersionId"])
-        variables = {"m": fields["registeredModel"], "id": version_id, "a": fields["aliases"], "c": when["commandId"], "t": when["occurredAt"]}
+        variables = {"m": fields["registeredModel"], "id": version_id, "a": fields["aliases"], "c": when["commandId"]}
         return transport.graphql(_LINK, variables)
     if entry.kind == "finish_run":
         return transport.graphql(_FINISH, {"i": {**fields, **when}})

@@ -26,7 +26,9 @@ class NewerSchemaVersion(UndecodableEvent):
 
 
 def encode(envelope: Envelope) -> bytes:
-    return orjson.dumps(envelope.model_dump(mode="python"), default=_uuid_subclass)
+    # An online event is written as before the offline claim existed: consumers' older schemas still match it.
+    absent = {"recorded_offline_at"} if envelope.recorded_offline_at is None else None
+    return orjson.dumps(envelope.model_dump(mode="python", exclude=absent), default=_uuid_subclass)
 
 
 def _uuid_subclass(value: object) -> str:

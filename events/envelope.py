@@ -46,11 +46,17 @@ class Envelope(BaseModel):
     type: str
     version: int
     stream: str = Field(min_length=1)
-    occurred_at: AwareDatetime  # a naive time would be read in the replaying host's zone
+    # When the server received the command: the time audit, filters and history go by. (Events appended
+    # before this rule may carry an offline client's claim here.) A naive time would be read in the
+    # replaying host's zone.
+    occurred_at: AwareDatetime
     actor: Actor
     correlation_id: UUID
     causation_id: UUID | None = None
     payload: SerializeAsAny[Event]
+    # When an offline run's client says the command happened (its claim, bounded by the command path:
+    # services/offline_claims.py). Absent on the wire when None, so online events match older schemas.
+    recorded_offline_at: AwareDatetime | None = None
 
     @classmethod
     def new(
@@ -62,8 +68,10 @@ class Envelope(BaseModel):
         correlation_id: UUID | None = None,
         causation_id: UUID | None = None,
         occurred_at: datetime | None = None,
+        recorded_offline_at: datetime | None = None,
     ) -> Envelope:
-        """Wrap a payload in a fresh envelope; the id is minted here, when the command is accepted."""
+        """Wrap a payload in a fresh envelope; the id is minted here, when the command is accepted, and the
+        time is now unless given (replays of a history in tests and benchmarks give theirs)."""
         event_id = uuid7()
         return cls(
             id=event_id,
@@ -75,4 +83,5 @@ class Envelope(BaseModel):
             correlation_id=correlation_id or event_id,
             causation_id=causation_id,
             payload=payload,
+            recorded_offline_at=recorded_offline_at,
         )

@@ -55,7 +55,9 @@ def describe(message: ConsumerRecord, validators: Validators) -> str:
     if error is not None:
         return f"{where} INVALID {type_} v{version} at {'/'.join(map(str, error.absolute_path)) or '.'}: {error.message}"
     actor = event["actor"]
-    return f"{where} {type_} v{version} {event['stream']} by {actor['kind']}:{actor['id']} at {event['occurred_at']} id={event['id']}"
+    # occurred_at is when modelreg received it; an offline run's client may add when it says it happened.
+    offline = f" (recorded offline at {event['recorded_offline_at']})" if event.get("recorded_offline_at") else ""
+    return f"{where} {type_} v{version} {event['stream']} by {actor['kind']}:{actor['id']} at {event['occurred_at']}{offline} id={event['id']}"
 
 
 async def consume(

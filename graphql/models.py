@@ -71,7 +71,10 @@ class ActionRecord(graphene.ObjectType):
     event_id = graphene.ID(required=True)
     action = graphene.String(required=True)
     actor = graphene.String(required=True)
-    occurred_at = graphene.DateTime(required=True)
+    occurred_at = graphene.DateTime(required=True, description="when the server received it (what filters go by)")
+    recorded_offline_at = graphene.DateTime(
+        description="for a run's own commands recorded offline: when its client says it happened (a bounded claim)"
+    )
     details = GenericScalar(required=True)
 
     @staticmethod
@@ -257,7 +260,9 @@ class ModelMutations(graphene.ObjectType):
         artifact_version_id=graphene.ID(required=True),
         aliases=graphene.List(graphene.NonNull(graphene.String)),
         command_id=graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing"),
-        occurred_at=graphene.DateTime(description="when it was linked on the client (offline runs), with a zone"),
+        occurred_at=graphene.DateTime(
+            description="refused: a link's time is the server's; only a run's own commands keep a client's time"
+        ),
     )
     add_alias = graphene.Field(
         ModelVersion,

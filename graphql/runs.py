@@ -40,7 +40,9 @@ class Run(graphene.ObjectType):
     started_at = graphene.DateTime(required=True)
     started_by = graphene.String(required=True)
     finished_at = graphene.DateTime()
-    synced_at = graphene.DateTime(description="when a run recorded offline was uploaded (its other times are when things happened)")
+    synced_at = graphene.DateTime(description="when a run recorded offline was uploaded")
+    started_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it started")
+    finished_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it finished")
     metrics = graphene.List(graphene.NonNull(MetricPoint), required=True, key=graphene.String())
     launched_by = graphene.Field(
         Job, description="the Launch job that started this run (its triggeredBy names the automation and the event)"

@@ -60,7 +60,8 @@ class EventRecord(graphene.ObjectType):
     type = graphene.String(required=True, description="e.g. registry.alias_added")
     version = graphene.Int(required=True, description="the payload's schema version")
     stream = graphene.String(required=True, description="e.g. registered_model:nature-classification")
-    occurred_at = graphene.DateTime(required=True)
+    occurred_at = graphene.DateTime(required=True, description="when the server received it")
+    recorded_offline_at = graphene.DateTime(description="an offline run's command: when its client says it happened")
     actor = graphene.String(required=True, description="user:alice, service:ci, automation:<id>")
     correlation_id = graphene.ID(required=True)
     causation_id = graphene.ID()
@@ -77,6 +78,7 @@ def event_record(tailed: TailedEvent) -> dict[str, Any]:
         "version": envelope.version,
         "stream": envelope.stream,
         "occurred_at": envelope.occurred_at,
+        "recorded_offline_at": envelope.recorded_offline_at,
         "actor": str(envelope.actor),
         "correlation_id": envelope.correlation_id,
         "causation_id": envelope.causation_id,

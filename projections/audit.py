@@ -46,10 +46,16 @@ SCHEMA_V4 = """
 UPDATE audit_log SET payload = payload - 'key_sha256' WHERE type = 'identity.api_key_issued';
 """
 
+# occurred_at is the server's time of receipt (what filters go by); an offline run's claim is kept beside it.
+SCHEMA_V5 = """
+ALTER TABLE audit_log ADD COLUMN recorded_offline_at timestamptz;
+"""
+
 _RECORDED = """
-INSERT INTO audit_log (event_id, type, stream, occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload, stream_seq)
+INSERT INTO audit_log (event_id, type, stream, occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload,
+                       stream_seq, recorded_offline_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-        (SELECT coalesce(max(stream_seq) + 1, 0) FROM audit_log WHERE stream = $3))
+        (SELECT coalesce(max(stream_seq) + 1, 0) FROM audit_log WHERE stream = $3), $10)
 """
 
 
@@ -63,6 +69,7 @@ class AuditProjection(Projection):
         Migration("audit", 2, SCHEMA_V2),
         Migration("audit", 3, SCHEMA_V3),
         Migration("audit", 4, SCHEMA_V4),
+        Migration("audit", 5, SCHEMA_V5),
     )
 
     def handled_types(self) -> set[str]:
@@ -79,5 +86,6 @@ class AuditProjection(Projection):
             event.correlation_id,
             event.causation_id,
             event.payload.public_dump(),
+            event.recorded_offline_at,
         )
         return [Statement(_RECORDED, args)]

@@ -100,13 +100,14 @@ CREATE TABLE model_aliases (
 """
 
 _RUN_STARTED = """
-INSERT INTO runs (entity, project, run_id, name, job_type, config, environment, state, started_at, started_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9)
+INSERT INTO runs (entity, project, run_id, name, job_type, config, environment, state, started_at, started_by,
+                  started_offline_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10)
 ON CONFLICT DO NOTHING
 """
 
 _RUN_FINISHED = """
-UPDATE runs SET state = $4, exit_code = $5, summary = $6, finished_at = $7
+UPDATE runs SET state = $4, exit_code = $5, summary = $6, finished_at = $7, finished_offline_at = $8
 WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
@@ -243,7 +244,7 @@ ON CONFLICT DO NOTHING
 _ALIAS_UNPROTECTED = "DELETE FROM protected_aliases WHERE registered_model = $1 AND alias = $2"
 
 
-# A run recorded offline says when it reached the server; its other times are when things happened.
+# A run recorded offline says when it reached the server (since SCHEMA_V8 every time here is the server's).
 SCHEMA_V5 = """
 ALTER TABLE runs ADD COLUMN synced_at timestamptz;
 """
@@ -274,6 +275,12 @@ SCHEMA_V7 = """
 CREATE INDEX IF NOT EXISTS model_versions_by_artifact_version ON model_versions (artifact_version_id);
 """
 
+# Every time above is the server's time of receipt. A run recorded offline also keeps when its client says
+# it started and finished (envelope.recorded_offline_at): its own history, shown labelled as such.
+SCHEMA_V8 = """
+ALTER TABLE runs ADD COLUMN started_offline_at timestamptz, ADD COLUMN finished_offline_at timestamptz;
+"""
+
 
 class RegistryProjection(Projection):
     name = "registry"
@@ -296,16 +303,19 @@ class RegistryProjection(Projection):
         Migration("registry", 5, SCHEMA_V5),
         Migration("registry", 6, SCHEMA_V6),
         Migration("registry", 7, SCHEMA_V7),
+        Migration("registry", 8, SCHEMA_V8),
     )
 
     @handles(RunStarted)
     def run_started(self, e: RunStarted, envelope: Envelope) -> list[Statement]:
         args = (e.entity, e.project, e.run_id, e.name, e.job_type, e.config, e.environment)
-        return [Statement(_RUN_STARTED, (*args, envelope.occurred_at, str(envelope.actor)), rows="run")]
+        received = (envelope.occurred_at, str(envelope.actor), envelope.recorded_offline_at)
+        return [Statement(_RUN_STARTED, (*args, *received), rows="run")]
 
     @handles(RunFinished)
     def run_finished(self, e: RunFinished, envelope: Envelope) -> list[Statement]:
-        args = (e.entity, e.project, e.run_id, e.state, e.exit_code, e.summary, envelope.occurred_at)
+        args = (e.entity, e.project, e.run_id, e.state, e.exit_code, e.summary, envelope.occurred_at,
+                envelope.recorded_offline_at)
         return [Statement(_RUN_FINISHED, args, rows="run")]
 
     @handles(RunSynced)

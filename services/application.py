@@ -16,6 +16,7 @@ from modelreg.services.access import Caller
 from modelreg.services.commands import Command, Recordable
 from modelreg.services.decisions import CommandContext, Decision
 from modelreg.services.handlers import HANDLERS
+from modelreg.services.offline_claims import bounded_claim
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ class Application:
         caller.require(command.needs, command.scopes(), command.describe())
         handler = HANDLERS[type(command)]
         context = CommandContext(self.reads, caller, correlation_id, causation_id)
-        if isinstance(command, Recordable) and command.command_id is not None:
-            context = CommandContext(self.reads, caller, correlation_id, command.command_id, command.occurred_at)
+        if isinstance(command, Recordable):
+            claim = await bounded_claim(command, self.reads)
+            context = CommandContext(self.reads, caller, correlation_id, command.command_id or causation_id, claim)
         decision = await handler(command, context)
         if not decision.events:
             return Accepted(decision.subject_id, [], [])

@@ -56,7 +56,9 @@ class Recordable(Command):
 
     `command_id` is the client's idempotency key: the command's events carry it as their causation id, and
     the same command sent again (a sync run twice, or resumed after a cut) is a no-op. `occurred_at` is
-    when it happened on the client; its events carry that time, so replays and read models show it.
+    when it happened on the client: a claim, kept beside the server's time of receipt as the events'
+    `recorded_offline_at`, and only for a run's own commands, bounded by the run's start
+    (services/offline_claims.py). Audit, filters and history go by the server's time.
     """
 
     command_id: UUID | None = None
@@ -72,6 +74,12 @@ class Recordable(Command):
     def facts(self) -> dict[str, Any]:
         """The fields that become the event's payload (the id and time go to its envelope)."""
         return self.model_dump(exclude={"command_id", "occurred_at"})
+
+    def claiming_run(self) -> tuple[str, str, str] | None:
+        """The run whose own history this command is (entity, project, run id): the only commands whose
+        time a client may claim. A link, or a version logged outside a run, is not part of one."""
+        run_id = getattr(self, "run_id", None)
+        return (getattr(self, "entity"), getattr(self, "project"), run_id) if run_id else None
 
 
 class StartRun(Recordable):

@@ -29,8 +29,8 @@ class CommandContext:
     correlation_id: UUID | None = None
     # What caused it: the event an automation reacts to, or the id of a command a client recorded offline.
     causation_id: UUID | None = None
-    # When a client recorded the command (offline); None: now.
-    occurred_at: datetime | None = None
+    # When an offline run's client recorded the command (a bounded claim), kept beside the server's time.
+    recorded_offline_at: datetime | None = None
 
     @property
     def launch(self) -> LaunchQueries:
@@ -60,5 +60,5 @@ class CommandContext:
             actor=self.actor,
             correlation_id=self.correlation_id,
             causation_id=self.causation_id,
-            occurred_at=self.occurred_at,
+            recorded_offline_at=self.recorded_offline_at,
         )

@@ -50,6 +50,14 @@ export function Time({ at, exact = false }) {
   return html`<time datetime=${at} title=${utc}>${ago(when)}</time>`;
 }
 
+// An offline run's command: when its client says it happened, shown beside the server's time of receipt.
+export function RecordedOffline({ at }) {
+  if (!at) return null;
+  const utc = new Date(at).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+  return html` <span class="muted" data-testid="recorded-offline"
+    title="the time its client recorded; the server received it later">(recorded offline at ${utc})</span>`;
+}
+
 function ago(when) {
   const s = (Date.now() - when.getTime()) / 1000;
   if (s < 60) return "just now";

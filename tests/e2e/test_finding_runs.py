@@ -4,15 +4,16 @@ filtered; from GraphQL and from `modelreg.Api().runs`."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from support.stack import Stack
 
-START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
-FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
+from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.log import EventLog
+from modelreg.events.runs import RunFinished, RunStarted, run_stream
+
 RUNS = """query($e: String!, $p: String!, $search: String, $state: String, $jobType: String, $first: Int, $after: String) {
   runs(entity: $e, project: $p, search: $search, state: $state, jobType: $jobType, first: $first, after: $after) {
     items { runId name jobType state } endCursor hasNextPage totalCount
@@ -43,21 +44,28 @@ async def ok(stack: Stack, query: str, variables: dict[str, Any]) -> dict[str, A
     return answer["data"]
 
 
-async def seed(stack: Stack) -> None:
+async def seed(stack: Stack, event_log: EventLog) -> None:
     """23 runs in acme/nature (every third named "Baseline ResNet"), one in acme/vision, one in beta/nature.
-    They are recorded as offline runs are synced (a command id and the time it happened), to set their times."""
+    Appended as a history already on the log, with the times the server received them (a client's command
+    can no longer set those: only its offline claim, kept beside them)."""
+    alice = Actor(kind="user", id="alice")
+    history: list[Envelope] = []
 
-    async def recorded(mutation: str, fields: dict[str, Any], at: datetime) -> None:
-        await ok(stack, mutation, {"i": {**fields, "commandId": str(uuid.uuid4()), "occurredAt": at.isoformat()}})
+    def received(payload: RunStarted | RunFinished, at: datetime) -> None:
+        stream = run_stream(payload.entity, payload.project, payload.run_id)
+        history.append(Envelope.new(payload, stream=stream, actor=alice, occurred_at=at))
 
     for n in range(COUNT):
-        run = {"entity": "acme", "project": "nature", "runId": f"run-{n:02d}"}
+        run = {"entity": "acme", "project": "nature", "run_id": f"run-{n:02d}"}
         name = f"Baseline ResNet {n}" if n % 3 == 0 else None
-        await recorded(START, {**run, "name": name, "jobType": job_type_of(n)}, started_at(n))
+        received(RunStarted(**run, name=name, job_type=job_type_of(n)), started_at(n))
         if state_of(n) != "running":
-            await recorded(FINISH, {**run, "state": state_of(n), "summary": {"loss": 0.1 * n}}, started_at(n) + timedelta(seconds=30))
-    await recorded(START, {"entity": "acme", "project": "vision", "runId": "v-1"}, BASE + timedelta(hours=1))
-    await recorded(START, {"entity": "beta", "project": "nature", "runId": "b-1"}, BASE - timedelta(days=1))
+            finished = RunFinished(**run, state=state_of(n), summary={"loss": 0.1 * n})  # type: ignore[arg-type]
+            received(finished, started_at(n) + timedelta(seconds=30))
+    received(RunStarted(entity="acme", project="vision", run_id="v-1"), BASE + timedelta(hours=1))
+    received(RunStarted(entity="beta", project="nature", run_id="b-1"), BASE - timedelta(days=1))
+    await event_log.append(history)
+    await stack.projected()
 
 
 async def every_page(stack: Stack, first: int, **filters: Any) -> tuple[list[str], int]:
@@ -81,8 +89,8 @@ def newest_first(ns: list[int] | range) -> list[str]:
     return [f"run-{n:02d}" for n in sorted(ns, key=lambda n: (started_at(n), n), reverse=True)]
 
 
-async def test_paging_through_a_project_covers_every_run_once_newest_first(stack: Stack) -> None:
-    await seed(stack)
+async def test_paging_through_a_project_covers_every_run_once_newest_first(stack: Stack, event_log: EventLog) -> None:
+    await seed(stack, event_log)
 
     everything = newest_first(range(COUNT))
     assert everything[:3] == ["run-22", "run-21", "run-20"] and everything.index("run-11") + 1 == everything.index("run-10")
@@ -102,8 +110,8 @@ async def test_paging_through_a_project_covers_every_run_once_newest_first(stack
     assert [r["runId"] for r in other_entity["items"]] == ["b-1"]
 
 
-async def test_runs_are_found_by_search_state_and_job_type(stack: Stack) -> None:
-    await seed(stack)
+async def test_runs_are_found_by_search_state_and_job_type(stack: Stack, event_log: EventLog) -> None:
+    await seed(stack, event_log)
 
     async def found(**filters: Any) -> list[str]:
         ids, _ = await every_page(stack, 3, **filters)
@@ -131,8 +139,8 @@ async def test_runs_are_found_by_search_state_and_job_type(stack: Stack) -> None
     assert (await ok(stack, '{ project(entity: "acme", project: "nope") { runCount } }', {}))["project"] is None
 
 
-async def test_projects_list_their_run_counts_most_recently_active_first(stack: Stack) -> None:
-    await seed(stack)
+async def test_projects_list_their_run_counts_most_recently_active_first(stack: Stack, event_log: EventLog) -> None:
+    await seed(stack, event_log)
 
     projects = (await ok(stack, PROJECTS, {}))["projects"]
     assert [(p["entity"], p["project"], p["runCount"]) for p in projects] == [
@@ -160,11 +168,13 @@ async def test_a_bad_page_size_state_or_cursor_is_invalid_input(stack: Stack, va
     assert said in error["message"]
 
 
-async def test_a_script_reads_a_projects_runs_with_the_client_a_page_at_a_time(stack: Stack) -> None:
+async def test_a_script_reads_a_projects_runs_with_the_client_a_page_at_a_time(
+    stack: Stack, event_log: EventLog
+) -> None:
     import modelreg
     from modelreg.errors import InvalidInput
 
-    await seed(stack)
+    await seed(stack, event_log)
     assert stack.client is not None
     api = modelreg.Api(url=str(stack.client.make_url("/")))
 

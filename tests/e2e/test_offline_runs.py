@@ -76,11 +76,11 @@ def sync_with_cli(url: str, offline_dir: Path) -> str:
 
 
 RUN = """query($r: String!) { run(entity: "acme", project: "nature", runId: $r) {
-  state jobType config startedAt finishedAt syncedAt metrics { key step value } } }"""
+  state jobType config startedAt finishedAt syncedAt startedOfflineAt finishedOfflineAt metrics { key step value } } }"""
 LINEAGE = """query($ref: String!) { lineage(ref: $ref, direction: DOWNSTREAM, depth: 1) { edges { source target kind } } }"""
 VERSION = """query($id: ID!) { artifactVersion(id: $id) { id version aliases createdAt files { path size digest ref } } }"""
 MODEL = """{ registeredModel(name: "nature-classification") { versions { items { version aliases linkedAt artifactVersion { id } } } } }"""
-AUDIT = "{ auditLog(first: 500) { items { eventId action occurredAt } } }"
+AUDIT = "{ auditLog(first: 500) { items { eventId action occurredAt recordedOfflineAt details } } }"
 
 
 def at(value: str) -> datetime:
@@ -101,13 +101,14 @@ async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_li
 
     run = (await stack.graphql(RUN, {"r": "plane-1"}))["data"]["run"]
     assert (run["state"], run["jobType"], run["config"]) == ("finished", "train", {"lr": 0.1})
-    assert at(run["startedAt"]) == recorded[0][1] and at(run["finishedAt"]) == recorded[-1][1]
-    assert at(run["syncedAt"]) > at(run["finishedAt"])
+    # Its times are when the server received it; when it happened on the laptop is kept beside them.
+    assert at(run["startedOfflineAt"]) == recorded[0][1] and at(run["finishedOfflineAt"]) == recorded[-1][1]
+    assert recorded[-1][1] < at(run["startedAt"]) < at(run["finishedAt"]) <= at(run["syncedAt"])
     assert [(m["step"], m["value"]) for m in run["metrics"]] == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3))]
 
     dataset = (await stack.graphql(VERSION, {"id": seen["dataset"]}))["data"]["artifactVersion"]
     assert (dataset["id"], dataset["version"], dataset["aliases"]) == (seen["dataset"], "v0", ["raw"])
-    assert at(dataset["createdAt"]) == recorded[1][1]
+    assert at(dataset["createdAt"]) > recorded[-1][1]  # received at the sync
     assert [f["size"] for f in dataset["files"]] == [500, 500, 500]  # what was logged, not the later edit
 
     around = (await stack.graphql(LINEAGE, {"ref": seen["dataset"]}))["data"]["lineage"]["edges"]
@@ -127,12 +128,29 @@ async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_li
 
     (linked,) = (await stack.graphql(MODEL))["data"]["registeredModel"]["versions"]["items"]
     assert (linked["version"], linked["aliases"], linked["artifactVersion"]["id"]) == ("v0", ["staging"], seen["model"])
-    assert at(linked["linkedAt"]) == recorded[7][1]
+    assert at(linked["linkedAt"]) > recorded[-1][1]  # a link's time is the server's, never the client's
 
     evaluation = (await stack.graphql(RUN, {"r": "plane-2"}))["data"]["run"]
     assert evaluation["state"] == "finished" and evaluation["metrics"] == [{"key": "accuracy", "step": 0, "value": 0.9}]
-    synced = [r for r in (await stack.graphql(AUDIT))["data"]["auditLog"]["items"] if r["action"] == "runs.offline_run_synced"]
+    audit = (await stack.graphql(AUDIT))["data"]["auditLog"]["items"]
+    synced = [r for r in audit if r["action"] == "runs.offline_run_synced"]
     assert len(synced) == 2
+    # The run's own commands show both times; the link and the sync record only the server's.
+    def of_plane_1(details: dict) -> bool:
+        return "plane-1" in (details.get("run_id"), details.get("logged_by_run")) or "registered_model" in details
+
+    plane = sorted((r for r in audit if of_plane_1(r["details"])), key=lambda r: (at(r["occurredAt"]), r["eventId"]))
+    assert [(r["action"], r["recordedOfflineAt"] and at(r["recordedOfflineAt"])) for r in plane] == [
+        ("runs.run_started", recorded[0][1]),
+        ("artifacts.version_logged", recorded[1][1]),
+        ("artifacts.version_used", recorded[2][1]),
+        *[("runs.metrics_logged", when) for _, when in recorded[3:6]],
+        ("artifacts.version_logged", recorded[6][1]),
+        ("registry.version_linked", None),
+        ("registry.alias_added", None),
+        ("runs.run_finished", recorded[8][1]),
+        ("runs.offline_run_synced", None),
+    ]
 
 
 async def test_a_sync_cut_half_way_resumes_and_repeated_syncs_append_nothing_twice(stack: Stack, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ sees a new run appear live, opens one and goes back to its project from the run 
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
@@ -10,6 +12,8 @@ from support.stack import Stack
 from support.story import START_RUN, demo_story
 
 PAGE = 20  # runs per page (ui/pages/runs.js PAGE_SIZE)
+# sweep-07 ran on a laptop with no server and was synced later: its client's times are kept beside the server's.
+OFFLINE_START = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
 
 pytestmark = BROWSER_TEST_MARKS
 
@@ -32,7 +36,8 @@ async def seed(stack: Stack) -> None:
     await demo_story(stack)
     for n in range(SWEEPS):
         run = {"entity": "acme", "project": "nature", "runId": f"sweep-{n:02d}"}
-        await ok(stack, START_RUN, {"input": {**run, "jobType": "sweep", "config": {"lr": 0.001 * (n + 1)}}})
+        started = {"commandId": str(uuid.uuid4()), "occurredAt": OFFLINE_START.isoformat()} if n == 7 else {}
+        await ok(stack, START_RUN, {"input": {**run, "jobType": "sweep", "config": {"lr": 0.001 * (n + 1)}, **started}})
         summary = {"loss": round(0.5 - n * 0.01, 3), "accuracy": round(0.8 + n * 0.005, 3)}
         await ok(stack, FINISH, {"i": {**run, "state": "failed" if n == 7 else "finished", "summary": summary}})
     await ok(stack, 'mutation { createLaunchQueue(name: "cpu") { name } }')
@@ -117,6 +122,8 @@ async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(s
         assert page.url.endswith("#/runs/acme/nature?state=failed"), page.url
         await rows.get_by_role("link", name="sweep-07").click()
         await expect(page.get_by_role("heading", name="sweep-07")).to_be_visible()
+        recorded = OFFLINE_START.strftime("%Y-%m-%d %H:%M:%S UTC")
+        await expect(page.get_by_test_id("recorded-offline")).to_have_text(f"(recorded offline at {recorded})")
         await page.go_back()
         await expect(page.get_by_label("State")).to_have_value("failed")
         await expect(rows).to_have_count(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
@@ -11,10 +12,10 @@ from click.testing import CliRunner
 from support.history import registry_history
 
 from modelreg.events.catalog import EVENT_TYPES
-from modelreg.events.codec import encode
+from modelreg.events.codec import decode, encode
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked, principal_stream
-from modelreg.events.runs import RunSynced, run_stream
+from modelreg.events.runs import RunStarted, RunSynced, run_stream
 from modelreg.services.cli import main
 
 
@@ -95,8 +96,13 @@ def launch_and_automation_events() -> list[Envelope]:
 
 def offline_events() -> list[Envelope]:
     alice = Actor(kind="user", id="alice")
+    stream = run_stream("acme", "nature", "plane-1")
+    started = RunStarted(entity="acme", project="nature", run_id="plane-1")
     synced = RunSynced(entity="acme", project="nature", run_id="plane-1", commands=9, recorded_on="laptop")
-    return [Envelope.new(synced, stream=run_stream("acme", "nature", "plane-1"), actor=alice)]
+    return [
+        Envelope.new(started, stream=stream, actor=alice, recorded_offline_at=datetime(2026, 11, 2, 8, 0, tzinfo=UTC)),
+        Envelope.new(synced, stream=stream, actor=alice),
+    ]
 
 
 def test_exported_schemas_validate_real_serialized_events_and_reject_others(tmp_path: Path) -> None:
@@ -110,3 +116,13 @@ def test_exported_schemas_validate_real_serialized_events_and_reject_others(tmp_
         other = next(s for name, s in schemas.items() if not name.startswith(event.type + "."))
         assert not other.is_valid(wire)
     assert seen == set(EVENT_TYPES)
+
+
+def test_an_offline_runs_claimed_time_travels_beside_the_servers_and_online_events_are_written_as_before() -> None:
+    claimed, online = offline_events()
+    wire = orjson.loads(encode(claimed))
+    assert wire["recorded_offline_at"] == "2026-11-02T08:00:00+00:00" and wire["occurred_at"] != wire["recorded_offline_at"]
+    assert decode(encode(claimed)) == claimed
+    # No field where there is no claim: a consumer's schemas from before it still accept online events.
+    assert "recorded_offline_at" not in orjson.loads(encode(online))
+    assert decode(encode(online)).recorded_offline_at is None

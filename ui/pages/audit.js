@@ -1,11 +1,11 @@
 // The audit log: every action, newest first, filtered by actor, action and time, a page at a time.
 import { useState } from "preact/hooks";
 import { useQuery } from "../api.js";
-import { html, Loaded, Time } from "../html.js";
+import { html, Loaded, RecordedOffline, Time } from "../html.js";
 
 const AUDIT = `query Audit($actor: String, $action: String, $since: DateTime, $after: String) {
   auditLog(actor: $actor, action: $action, since: $since, first: 50, after: $after) {
-    items { eventId action actor occurredAt details } endCursor hasNextPage
+    items { eventId action actor occurredAt recordedOfflineAt details } endCursor hasNextPage
   }
 }`;
 
@@ -30,7 +30,8 @@ export function AuditLog() {
       <table class="grid" data-testid="audit">
         <thead><tr><th>When</th><th>Who</th><th>Action</th><th>Details</th></tr></thead>
         <tbody>${auditLog.items.map((r) => html`<tr>
-          <td><${Time} at=${r.occurredAt} /></td><td>${r.actor}</td><td><code>${r.action}</code></td>
+          <td><${Time} at=${r.occurredAt} /><${RecordedOffline} at=${r.recordedOfflineAt} /></td>
+          <td>${r.actor}</td><td><code>${r.action}</code></td>
           <td><code class="details" title=${JSON.stringify(r.details)}>${short(JSON.stringify(r.details))}</code></td></tr>`)}</tbody>
       </table>
       <p class="row">

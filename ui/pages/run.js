@@ -1,13 +1,13 @@
 // A run: its config, git commit and uncommitted diff, environment, summary and training curves (uPlot).
 import { useEffect, useRef } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
-import { html, href, Loaded, KeyValues, StateBadge, Time, artifactHref, Badge, bytes } from "../html.js";
+import { html, href, Loaded, KeyValues, StateBadge, Time, RecordedOffline, artifactHref, Badge, bytes } from "../html.js";
 import { useViewer, may, entityScopes } from "../access.js";
 
 const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
   run(entity: $entity, project: $project, runId: $runId) {
     entity project runId name jobType state exitCode config environment summary
-    startedAt startedBy finishedAt syncedAt
+    startedAt startedBy finishedAt syncedAt startedOfflineAt finishedOfflineAt
     metrics { key step value }
     launchedBy { id queue state }
   }
@@ -111,8 +111,8 @@ export function RunPage({ entity, project, runId }) {
       <p class="crumbs"><a href=${href("runs")}>Runs</a> / <a href=${href("runs", run.entity, run.project)}>${run.entity}/${run.project}</a> / ${run.runId}</p>
       <header class="page-head">
         <h1>${run.name || run.runId} <${StateBadge} state=${run.state} /></h1>
-        <p class="muted">${run.jobType && html`${run.jobType} · `}started by ${run.startedBy} <${Time} at=${run.startedAt} />
-          ${run.finishedAt && html` · finished <${Time} at=${run.finishedAt} />`}${run.exitCode != null && ` · exit ${run.exitCode}`}
+        <p class="muted">${run.jobType && html`${run.jobType} · `}started by ${run.startedBy} <${Time} at=${run.startedAt} /><${RecordedOffline} at=${run.startedOfflineAt} />
+          ${run.finishedAt && html` · finished <${Time} at=${run.finishedAt} /><${RecordedOffline} at=${run.finishedOfflineAt} />`}${run.exitCode != null && ` · exit ${run.exitCode}`}
           ${run.launchedBy && html` · launched by job <a href=${href("launch", "jobs", run.launchedBy.id)}>${run.launchedBy.id.slice(0, 8)}</a> on ${run.launchedBy.queue}`}</p>
         ${may(viewer, "member", entityScopes(run.entity)) && !run.environment?.git?.diff_omitted_bytes && html`<a class="button" href=${href("launch", "clone", run.entity, run.project, run.runId)}>Clone this run…</a>`}
       </header>

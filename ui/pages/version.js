@@ -4,7 +4,7 @@
 import { useState } from "preact/hooks";
 import { useMutation, useQuery, useLive } from "../api.js";
 import { useViewer, may, modelScopes, entityScopes } from "../access.js";
-import { html, href, Loaded, AliasBadges, Badge, Time, Markdown, KeyValues, Tabs, runHref, ErrorBox } from "../html.js";
+import { html, href, Loaded, AliasBadges, Badge, Time, RecordedOffline, Markdown, KeyValues, Tabs, runHref, ErrorBox } from "../html.js";
 import { LineageTab } from "./lineage_tab.js";
 import { Files } from "./files.js";
 import { AliasControls, ModelTags, VersionTags, UnlinkVersion } from "./model_controls.js";
@@ -19,7 +19,7 @@ const VERSION = `query Version($model: String!, $version: String!) {
         files { path size digest ref }
       }
     }
-    history(limit: 500) { eventId action actor occurredAt details }
+    history(limit: 500) { eventId action actor occurredAt recordedOfflineAt details }
   }
 }`;
 
@@ -151,7 +151,7 @@ function History({ records, av }) {
     <table class="grid" data-testid="history">
       <thead><tr><th>When</th><th>Who</th><th>What</th><th>Event</th></tr></thead>
       <tbody>${shown.map((r) => html`<tr>
-        <td><${Time} at=${r.occurredAt} exact /></td><td class="actor">${r.actor}</td><td>${describe(r)}</td>
+        <td><${Time} at=${r.occurredAt} exact /><${RecordedOffline} at=${r.recordedOfflineAt} /></td><td class="actor">${r.actor}</td><td>${describe(r)}</td>
         <td><code class="muted" title=${JSON.stringify(r.details)}>${r.action}</code></td></tr>`)}</tbody>
     </table>
     ${!shown.length && html`<p class="muted">No action recorded.</p>`}`;
