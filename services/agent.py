@@ -67,7 +67,7 @@ def _die_with_parent() -> None:
 
 def _machine_name() -> str:
     """This process on this machine, in the characters an agent id allows."""
-    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()) or "host"
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:63] or "host"
     return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
