@@ -163,7 +163,7 @@ class LaunchAgent:
                 if exc.code in ("CONFLICT", "NOT_FOUND"):
                     continue  # another agent was first
                 if exc.code == "FORBIDDEN":
-                    log.warning("agent %s: job %s is not for this key (%s): left to another agent", self.agent_id, job["id"], exc)
+                    log.warning("agent %s: job %s is not for this key (%s)", self.agent_id, job["id"], exc)
                     continue
                 raise
             job = claimed["job"]
