@@ -94,6 +94,7 @@ class LaunchAgent:
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _http: httpx.AsyncClient | None = None
     _queue_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _not_for_this_key: set[str] = field(default_factory=set)
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         assert self._http is not None
@@ -157,13 +158,16 @@ class LaunchAgent:
         for job in (await self.gql(_WAITING, {"q": self.queues}))["waitingJobs"]:
             if len(self._running) >= self.max_jobs:
                 return
+            if job["id"] in self._not_for_this_key:
+                continue
             try:
                 claimed = (await self.gql(_CLAIM, {"id": job["id"], "a": self.agent_id}))["claimJob"]
             except Refused as exc:
                 if exc.code in ("CONFLICT", "NOT_FOUND"):
                     continue  # another agent was first
-                if exc.code == "FORBIDDEN":
+                if exc.code == "FORBIDDEN":  # its entity's: left to an agent whose key may run it
                     log.warning("agent %s: job %s is not for this key (%s)", self.agent_id, job["id"], exc)
+                    self._not_for_this_key.add(job["id"])
                     continue
                 raise
             job = claimed["job"]

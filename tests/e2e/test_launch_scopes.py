@@ -6,13 +6,21 @@ One server for the whole matrix, on one log: the rules are the application's, th
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 from support.stack import Stack
+from support.training_repo import make_training_repo
+from support.waiting import wait_until
 
 from modelreg.errors import ModelregError
 from modelreg.events.envelope import Actor
@@ -215,3 +223,40 @@ async def test_an_agent_acts_only_under_its_keys_agent_ids_and_reports_only_on_j
     job = await stack.graphql(state, {"id": job_id})
     assert job["data"]["launchJob"] == {"state": "claimed", "agentId": agent, "output": []}
     assert _code(await stack.graphql(STARTED, {"id": job_id, "a": agent}, key=agent_key)) == "ok"
+
+
+async def test_the_agent_program_names_itself_after_its_key_and_leaves_jobs_its_key_may_not_run(
+    stack: Stack, tmp_path: Path
+) -> None:
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    key = await stack.key("service:agent", role="member")
+    assert "errors" not in await stack.graphql(GRANT, {"p": "service:agent", "s": "entity:secret", "r": "viewer"})
+    repo, commit = make_training_repo(tmp_path / "repo")
+    ledger = tmp_path / "ledger.txt"
+    source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
+    enqueue = """mutation($e: String!, $s: GenericScalar, $c: GenericScalar, $p: Int) {
+      enqueueJob(queue: "cpu", entity: $e, project: "nature", source: $s, config: $c, priority: $p) { id }
+    }"""
+    jobs = {}
+    for entity, priority in (("secret", 10), ("acme", 0)):  # the one it may not run comes first
+        answer = await stack.graphql(enqueue, {"e": entity, "s": source, "c": {"ledger": str(ledger)}, "p": priority})
+        jobs[entity] = answer["data"]["enqueueJob"]["id"]
+
+    assert stack.client is not None
+    env = {**os.environ, "MODELREG_URL": str(stack.client.make_url("/")).rstrip("/"), "MODELREG_API_KEY": key}
+    command = [sys.executable, "-m", "modelreg.services.cli", "agent", "--queue", "cpu", "--heartbeat", "0.5"]
+    agent = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = "query($id: ID!) { launchJob(id: $id) { state agentId } }"
+    try:
+        async def acme_job_finished() -> bool:
+            return (await stack.graphql(state, {"id": jobs["acme"]}))["data"]["launchJob"]["state"] == "finished"
+
+        await wait_until(acme_job_finished, timeout_s=120)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(agent.wait, 30)  # off the loop: its last requests go to the API in this loop
+
+    ran = (await stack.graphql(state, {"id": jobs["acme"]}))["data"]["launchJob"]
+    left = (await stack.graphql(state, {"id": jobs["secret"]}))["data"]["launchJob"]
+    assert ran["agentId"].startswith("service:agent:") and left == {"state": "queued", "agentId": None}
+    assert ledger.read_text().split() == [jobs["acme"]]
