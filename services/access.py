@@ -31,8 +31,9 @@ def entity_scopes(entity: str) -> tuple[str, ...]:
 def automation_scopes(trigger: Mapping[str, Any], action: Mapping[str, Any]) -> tuple[str, ...]:
     """Where an automation acts: the entity it launches jobs in, else the entity or model it watches;
     () when it watches everything (or its entity is a template filled from each event)."""
-    if action.get("kind") == "launch" and "${" not in action.get("entity", "${"):
-        return entity_scopes(action["entity"])
+    launches_in = action.get("entity") if action.get("kind") == "launch" else None
+    if launches_in and "${" not in launches_in:
+        return entity_scopes(launches_in)
     if trigger.get("entity"):
         return entity_scopes(trigger["entity"])
     if trigger.get("registered_model"):

@@ -7,9 +7,9 @@ from uuid import UUID
 
 from pydantic import Field
 
+from modelreg.errors import NotFound
 from modelreg.events.automations import LaunchAction, TriggerSpec, WebhookAction
 from modelreg.events.launch import JobSource, ResourceKind, Trigger
-from modelreg.errors import NotFound
 from modelreg.events.names import EntityName, ProjectName, RunId
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.services.access import automation_scopes, entity_scopes
