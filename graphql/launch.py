@@ -153,7 +153,10 @@ class LaunchMutations(graphene.ObjectType):
         priority=graphene.Int(default_value=0),
     )
     cancel_job = graphene.Field(Job, required=True, id=graphene.ID(required=True), reason=graphene.String())
-    claim_job = graphene.Field(ClaimedJob, required=True, id=graphene.ID(required=True), agent_id=graphene.String(required=True))
+    claim_job = graphene.Field(
+        ClaimedJob, required=True, id=graphene.ID(required=True),
+        agent_id=graphene.String(required=True, description="your key's principal and a name: service:ci:host-1"),
+    )
     report_job_started = graphene.Field(
         Job, required=True, id=graphene.ID(required=True), agent_id=graphene.String(required=True), attempt=graphene.Int(required=True),
         pid=graphene.Int(), detail=graphene.String(),

@@ -24,6 +24,9 @@ class LaunchQueries:
         row = await self.pool.fetchrow("SELECT * FROM launch_jobs WHERE job_id = $1", job_id)
         return dict(row) if row else None
 
+    async def entity_of_job(self, job_id: UUID) -> str | None:
+        return await self.pool.fetchval("SELECT entity FROM launch_jobs WHERE job_id = $1", job_id)
+
     async def jobs_by_ids(self, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
         rows = await self.pool.fetch("SELECT * FROM launch_jobs WHERE job_id = ANY($1::uuid[])", ids)
         return {r["job_id"]: dict(r) for r in rows}

@@ -2,13 +2,15 @@
 
 Reading needs only a live key (every role can read); roles govern writes. A key's role holds
 everywhere, and a grant on a scope overrides it there: `model:<name>` before `registry`, `entity:<name>`
-for runs and artifacts. An installation admin (an admin key) is admin everywhere.
+for runs, artifacts, Launch jobs and automations. An installation admin (an admin key) is admin everywhere.
+A command naming only an id (a job, an automation) is checked on the scope the read models give that thing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelreg.errors import PermissionDenied
 from modelreg.events.envelope import Actor
@@ -24,6 +26,19 @@ def model_scopes(registered_model: str) -> tuple[str, ...]:
 
 def entity_scopes(entity: str) -> tuple[str, ...]:
     return (f"entity:{entity}",)
+
+
+def automation_scopes(trigger: Mapping[str, Any], action: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where an automation acts: the entity it launches jobs in, else the entity or model it watches;
+    () when it watches everything (or its entity is a template filled from each event)."""
+    launches_in = action.get("entity") if action.get("kind") == "launch" else None
+    if launches_in and "${" not in launches_in:
+        return entity_scopes(launches_in)
+    if trigger.get("entity"):
+        return entity_scopes(trigger["entity"])
+    if trigger.get("registered_model"):
+        return model_scopes(trigger["registered_model"])
+    return ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,18 @@ class Caller:
                 else f"ask an installation admin for a key with the {needed} role (mutation issueApiKey)"
             )
             raise PermissionDenied(f"{self.actor} is a {held} of {where}; {doing} needs {needed}: {ask}")
+
+
+def require_own_agent(caller: Caller, agent_id: str) -> None:
+    """An agent speaks for the key it runs with: its id is the key's principal, or starts with it and a colon
+    (`service:gpu-pool:host-1`). So no key claims, reports or beats for another principal's agent, admins
+    included (an admin cancels or requeues a job instead)."""
+    owner = str(caller.actor)
+    if agent_id != owner and not agent_id.startswith(f"{owner}:"):
+        raise PermissionDenied(
+            f"{caller.actor} may not act as agent {agent_id!r}: an agent's id is the principal of its key followed by "
+            f"a name ({owner}:<name>); run the agent with its own key (modelreg agent names itself so)"
+        )
 
 
 def service_caller(service: str) -> Caller:

@@ -14,6 +14,7 @@ import ctypes
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -47,6 +48,7 @@ _FINISHED = (
     "{ reportJobFinished(id: $id, agentId: $a, attempt: $n, state: $s, exitCode: $c, reason: $r) { state } }"
 )
 _STATE = "query($id: ID!) { launchJob(id: $id) { state agentId } }"
+_VIEWER = "{ viewer { id } }"
 _HEARTBEAT = "mutation($a: String!, $q: [String!]!, $r: [ID!]) { agentHeartbeat(agentId: $a, queues: $q, runningJobs: $r) }"
 
 
@@ -61,6 +63,12 @@ def _die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     os.setsid()
+
+
+def _machine_name() -> str:
+    """This process on this machine, in the characters an agent id allows."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:63] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def docker_answers() -> str | None:
@@ -81,10 +89,12 @@ class LaunchAgent:
     max_jobs: int = 1
     poll_s: float = 0.2
     heartbeat_s: float = 2.0
-    agent_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
+    # The server accepts only ids of the key's principal (`service:ci:<name>`): filled in from `viewer` at start.
+    agent_id: str | None = None
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _http: httpx.AsyncClient | None = None
     _queue_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _not_for_this_key: set[str] = field(default_factory=set)
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         assert self._http is not None
@@ -101,6 +111,8 @@ class LaunchAgent:
         headers = {"Authorization": f"Bearer {self.api_key}"}
         async with httpx.AsyncClient(base_url=self.url.rstrip("/"), headers=headers, timeout=30.0) as http:
             self._http = http
+            if self.agent_id is None:
+                self.agent_id = f"{(await self.gql(_VIEWER))['viewer']['id']}:{_machine_name()}"
             self._queue_kinds = {q["name"]: q for q in (await self.gql(_QUEUES))["launchQueues"]}
             unknown = [q for q in self.queues if q not in self._queue_kinds]
             if unknown:
@@ -146,11 +158,17 @@ class LaunchAgent:
         for job in (await self.gql(_WAITING, {"q": self.queues}))["waitingJobs"]:
             if len(self._running) >= self.max_jobs:
                 return
+            if job["id"] in self._not_for_this_key:
+                continue
             try:
                 claimed = (await self.gql(_CLAIM, {"id": job["id"], "a": self.agent_id}))["claimJob"]
             except Refused as exc:
                 if exc.code in ("CONFLICT", "NOT_FOUND"):
                     continue  # another agent was first
+                if exc.code == "FORBIDDEN":  # its entity's: left to an agent whose key may run it
+                    log.warning("agent %s: job %s is not for this key (%s)", self.agent_id, job["id"], exc)
+                    self._not_for_this_key.add(job["id"])
+                    continue
                 raise
             job = claimed["job"]
             self._running[job["id"]] = asyncio.create_task(self._run_job(job, claimed["attempt"]))

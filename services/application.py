@@ -57,7 +57,7 @@ class Application:
         causation_id: UUID | None = None,
         wait_for_read_models: bool = True,
     ) -> Accepted:
-        caller.require(command.needs, command.scopes(), command.describe())
+        caller.require(command.needs, await command.scopes_in(self.reads), command.describe())
         handler = HANDLERS[type(command)]
         context = CommandContext(self.reads, caller, correlation_id, causation_id)
         if isinstance(command, Recordable):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -29,6 +29,9 @@ from modelreg.events.names import (
 )
 from modelreg.services.access import entity_scopes, model_scopes
 
+if TYPE_CHECKING:
+    from modelreg.projections.registry_queries import RegistryQueries
+
 
 class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -42,6 +45,11 @@ class Command(BaseModel):
         if isinstance(entity := getattr(self, "entity", None), str):
             return entity_scopes(entity)
         return ()
+
+    async def scopes_in(self, reads: RegistryQueries) -> tuple[str, ...]:
+        """`scopes()`, for the application's check; a command that names only an id (a job, an automation)
+        looks up where that thing lives in the read models."""
+        return self.scopes()
 
     def describe(self) -> str:
         return re.sub(r"(?<!^)([A-Z])", r" \1", type(self).__name__).lower()

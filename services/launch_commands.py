@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from pydantic import Field
 
+from modelreg.errors import NotFound
 from modelreg.events.automations import LaunchAction, TriggerSpec, WebhookAction
 from modelreg.events.launch import JobSource, ResourceKind, Trigger
 from modelreg.events.names import EntityName, ProjectName, RunId
+from modelreg.projections.launch_queries import LaunchQueries
+from modelreg.services.access import automation_scopes, entity_scopes
 from modelreg.services.commands import Command
+
+if TYPE_CHECKING:
+    from modelreg.projections.registry_queries import RegistryQueries
 
 _QUEUE = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _AGENT = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
@@ -40,12 +46,23 @@ class EnqueueJob(Command):
     triggered_by: Trigger | None = None
 
 
-class JobCommand(Command):
-    """Reports about one attempt of a job, by the agent that claimed it."""
+class OnAJob(Command):
+    """A command about one job: checked on the job's entity, which the read models know."""
+
+    job_id: UUID
+
+    async def scopes_in(self, reads: RegistryQueries) -> tuple[str, ...]:
+        entity = await LaunchQueries(reads.pool).entity_of_job(self.job_id)
+        if entity is None:
+            raise NotFound(f"job {self.job_id} does not exist")
+        return entity_scopes(entity)
+
+
+class JobCommand(OnAJob):
+    """Reports about one attempt of a job, by the agent that claimed it (an agent of the caller's key)."""
 
     needs = "member"
 
-    job_id: UUID
     agent_id: str = Field(pattern=_AGENT, max_length=200)
 
 
@@ -73,20 +90,23 @@ class ReportJobFinished(JobCommand):
     run_ids: tuple[RunId, ...] = ()
 
 
-class RequeueJob(Command):
+class RequeueJob(OnAJob):
     needs = "admin"
 
-    job_id: UUID
     attempt: int = Field(ge=1)
     reason: str = Field(max_length=2000)
 
 
-class CancelJob(Command):
-    job_id: UUID
+class CancelJob(OnAJob):
     reason: str | None = Field(default=None, max_length=2000)
 
 
 class Heartbeat(Command):
+    """Speaks only for an agent of the caller's key and moves no job: any key that writes somewhere may send it
+    (the handler checks both), so an agent of a member by grant keeps its jobs."""
+
+    needs = "viewer"
+
     agent_id: str = Field(pattern=_AGENT, max_length=200)
     queues: tuple[str, ...] = Field(min_length=1)
     running_jobs: tuple[UUID, ...] = ()
@@ -100,10 +120,19 @@ class CreateAutomation(Command):
     cooldown_s: float = Field(default=0, ge=0, le=86_400 * 30)
     enabled: bool = True
 
+    def scopes(self) -> tuple[str, ...]:
+        return automation_scopes(self.trigger.model_dump(), self.action.model_dump())
+
 
 class SetAutomationEnabled(Command):
     automation_id: UUID
     enabled: bool
+
+    async def scopes_in(self, reads: RegistryQueries) -> tuple[str, ...]:
+        automation = await LaunchQueries(reads.pool).automation(self.automation_id)
+        if automation is None:
+            raise NotFound(f"automation {self.automation_id} does not exist")
+        return automation_scopes(automation["trigger"], automation["action"])
 
 
 class RecordAutomationFired(Command):

@@ -33,7 +33,7 @@ from modelreg.events.launch import (
     job_stream,
     queue_stream,
 )
-from modelreg.services.access import entity_scopes
+from modelreg.services.access import entity_scopes, require_own_agent
 from modelreg.services.decisions import CommandContext, Decision
 from modelreg.services.launch_commands import (
     CancelJob,
@@ -138,6 +138,7 @@ async def _job(job_id: UUID, ctx: CommandContext) -> dict[str, Any]:
 async def claim_job(cmd: ClaimJob, ctx: CommandContext) -> Decision:
     """Two agents may both append a claim; the job's stream orders them and the first one wins (the
     resolver tells each agent which it was)."""
+    require_own_agent(ctx.caller, cmd.agent_id)
     job = await _job(cmd.job_id, ctx)
     if job["state"] != "queued":
         raise Conflict(f"job {cmd.job_id} is {job['state']}, not queued: another agent took it")
@@ -146,6 +147,8 @@ async def claim_job(cmd: ClaimJob, ctx: CommandContext) -> Decision:
 
 
 async def _current_attempt(cmd: JobCommand, attempt: int, ctx: CommandContext) -> dict[str, Any]:
+    """The attempt a report is about must be the job's current one, claimed by this agent of the caller's key."""
+    require_own_agent(ctx.caller, cmd.agent_id)
     job = await _job(cmd.job_id, ctx)
     if job["attempt"] != attempt or job["agent_id"] != cmd.agent_id or job["state"] not in ("claimed", "running"):
         raise Conflict(
@@ -188,6 +191,9 @@ async def cancel_job(cmd: CancelJob, ctx: CommandContext) -> Decision:
 
 
 async def heartbeat(cmd: Heartbeat, ctx: CommandContext) -> Decision:
+    require_own_agent(ctx.caller, cmd.agent_id)
+    if not ctx.caller.writes_somewhere():
+        ctx.caller.require("member", (), "an agent's heartbeat (an agent runs jobs, which a viewer may not)")
     return Decision([ctx.event(AgentHeartbeat(**cmd.model_dump()), agent_stream(cmd.agent_id))], cmd.agent_id)
 
 

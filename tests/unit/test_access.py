@@ -6,7 +6,7 @@ import pytest
 
 from modelreg.errors import PermissionDenied
 from modelreg.events.envelope import Actor
-from modelreg.services.access import Caller, entity_scopes, model_scopes
+from modelreg.services.access import Caller, automation_scopes, entity_scopes, model_scopes, require_own_agent
 
 MIA = Actor(kind="user", id="mia")
 
@@ -40,3 +40,23 @@ def test_uploading_files_needs_member_on_some_scope() -> None:
     assert not Caller(MIA, "viewer", {"entity:acme": "viewer"}).writes_somewhere()
     assert Caller(MIA, "viewer", {"entity:acme": "member"}).writes_somewhere()
     assert Caller(MIA, "member").writes_somewhere()
+
+
+def test_an_agent_id_belongs_to_the_principal_of_the_key_that_sends_it() -> None:
+    ci = Caller(Actor(kind="service", id="ci"), "admin")
+    require_own_agent(ci, "service:ci")
+    require_own_agent(ci, "service:ci:gpu-host-4711-a1b2c3")
+    for someone_elses in ("service:ci-2:host", "user:ci:host", "service:cid", "gpu-host-4711"):
+        with pytest.raises(PermissionDenied) as refused:
+            require_own_agent(ci, someone_elses)
+        assert "service:ci:<name>" in refused.value.message  # even an admin: it would speak for another agent
+
+
+def test_an_automation_is_checked_where_it_launches_else_where_it_watches() -> None:
+    launch = {"kind": "launch", "entity": "acme"}
+    assert automation_scopes({"entity": "other"}, launch) == entity_scopes("acme")
+    templated = {"kind": "launch", "entity": "${entity}"}
+    assert automation_scopes({"entity": "other"}, templated) == entity_scopes("other")
+    webhook = {"kind": "webhook", "url": "https://example.com"}
+    assert automation_scopes({"registered_model": "fraud"}, webhook) == model_scopes("fraud")
+    assert automation_scopes({"event": "run_finished"}, templated) == ()  # everywhere: the key's own role

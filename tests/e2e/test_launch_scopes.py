@@ -1,0 +1,262 @@
+"""Who may do what in Launch and automations: every mutation is checked on the entity of its job, queue or
+automation (a grant there counts, both ways), and an agent acts only under its own key's agent ids.
+
+One server for the whole matrix, on one log: the rules are the application's, the same on both logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from support.stack import Stack
+from support.training_repo import make_training_repo
+from support.waiting import wait_until
+
+from modelreg.errors import ModelregError
+from modelreg.events.envelope import Actor
+from modelreg.services.access import Caller
+from modelreg.services.api import APP, caller_of_key
+from modelreg.services.launch_commands import ClaimJob, RequeueJob
+
+pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
+
+GRANT = "mutation($p: String!, $s: String!, $r: String!) { grantRole(principal: $p, scope: $s, role: $r) { role } }"
+CREATE_QUEUE = "mutation($n: String!) { createLaunchQueue(name: $n) { name } }"
+SOURCE = {
+    "kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["python", "x.py"]
+}
+ENQUEUE = """mutation($e: String!, $s: GenericScalar) {
+  enqueueJob(queue: "cpu", entity: $e, project: "nature", source: $s) { id }
+}"""
+CLAIM = "mutation($id: ID!, $a: String!) { claimJob(id: $id, agentId: $a) { attempt } }"
+STARTED = "mutation($id: ID!, $a: String!) { reportJobStarted(id: $id, agentId: $a, attempt: 1, pid: 7) { state } }"
+OUTPUT = """mutation($id: ID!, $a: String!) {
+  captureJobOutput(id: $id, agentId: $a, attempt: 1, stream: "stdout", text: "hi")
+}"""
+FINISHED = """mutation($id: ID!, $a: String!) {
+  reportJobFinished(id: $id, agentId: $a, attempt: 1, state: "finished") { state }
+}"""
+CANCEL = "mutation($id: ID!) { cancelJob(id: $id) { state } }"
+HEARTBEAT = 'mutation($a: String!) { agentHeartbeat(agentId: $a, queues: ["cpu"]) }'
+CREATE_AUTOMATION = """mutation($a: GenericScalar!) {
+  createAutomation(name: "retrain", trigger: {event: "run_finished"}, action: $a) { automation { id } }
+}"""
+SWITCH = "mutation($id: ID!, $on: Boolean!) { setAutomationEnabled(id: $id, enabled: $on) { enabled } }"
+LAUNCH_IN_ACME = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature", "source": SOURCE}
+
+
+@dataclass(frozen=True)
+class Role:
+    """A principal, the role of its key, and its grants: how it stands towards entity acme."""
+
+    principal: str
+    key_role: str
+    grants: tuple[tuple[str, str], ...] = ()
+
+
+ROLES = {
+    "viewer": Role("user:vic", "viewer"),
+    "member of another entity": Role("user:otto", "viewer", (("entity:other", "member"),)),
+    "member key, viewer of acme": Role("user:mona", "member", (("entity:acme", "viewer"),)),
+    "member of acme by grant": Role("user:gia", "viewer", (("entity:acme", "member"),)),
+    "admin": Role("user:ada", "admin"),
+}
+ACME_MEMBERS = {"member of acme by grant", "admin"}
+WRITERS = {"member of another entity", "member key, viewer of acme", "member of acme by grant", "admin"}
+
+# Which roles may do each mutation on acme's job, queue or automation; everyone else gets FORBIDDEN.
+MAY = {
+    "createLaunchQueue": {"admin"},  # a queue serves every entity: the installation's admins make them
+    "enqueueJob": ACME_MEMBERS,
+    "claimJob": ACME_MEMBERS,
+    "reportJobStarted": ACME_MEMBERS,
+    "captureJobOutput": ACME_MEMBERS,
+    "reportJobFinished": ACME_MEMBERS,
+    "requeueJob": {"admin"},  # the supervisor's (no GraphQL mutation): admins of the job's entity
+    "cancelJob": ACME_MEMBERS,
+    "agentHeartbeat": WRITERS,  # for its own agent only, which moves no job
+    "createAutomation": ACME_MEMBERS,
+    "disableAutomation": ACME_MEMBERS,
+    "enableAutomation": ACME_MEMBERS,
+}
+
+
+class Matrix:
+    """Runs one mutation as one role against fresh things of entity acme, made by an admin."""
+
+    def __init__(self, stack: Stack, keys: dict[str, str]) -> None:
+        self.stack = stack
+        self.keys = keys
+        self.queues = 0
+
+    async def admin(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        answer = await self.stack.graphql(query, variables, actor="user:ada")
+        assert "errors" not in answer, answer
+        return answer["data"]
+
+    async def job(self) -> str:
+        return (await self.admin(ENQUEUE, {"e": "acme", "s": SOURCE}))["enqueueJob"]["id"]
+
+    async def job_claimed_by(self, principal: str) -> str:
+        """A job claimed by `principal`'s agent while it could (its rights are what the matrix then tests)."""
+        job_id = await self.job()
+        kind, _, ident = principal.partition(":")
+        while_it_could = Caller(Actor(kind=kind, id=ident), "admin")  # type: ignore[arg-type]
+        await self.app.execute(ClaimJob(job_id=UUID(job_id), agent_id=f"{principal}:a"), while_it_could)
+        return job_id
+
+    async def automation(self, enabled: bool) -> str:
+        created = await self.admin(CREATE_AUTOMATION, {"a": LAUNCH_IN_ACME})
+        automation_id = created["createAutomation"]["automation"]["id"]
+        if not enabled:
+            await self.admin(SWITCH, {"id": automation_id, "on": False})
+        return automation_id
+
+    @property
+    def app(self) -> Any:
+        assert self.stack.client is not None
+        return self.stack.client.server.app[APP]
+
+    async def as_role(self, role: str, query: str, variables: dict[str, Any]) -> str:
+        answer = await self.stack.graphql(query, variables, key=self.keys[role])
+        return answer["errors"][0]["extensions"]["code"] if answer.get("errors") else "ok"
+
+    async def run(self, mutation: str, role: str) -> str:
+        principal = ROLES[role].principal
+        agent = f"{principal}:a"
+        if mutation == "createLaunchQueue":
+            self.queues += 1
+            return await self.as_role(role, CREATE_QUEUE, {"n": f"q{self.queues}"})
+        if mutation == "enqueueJob":
+            return await self.as_role(role, ENQUEUE, {"e": "acme", "s": SOURCE})
+        if mutation == "claimJob":
+            return await self.as_role(role, CLAIM, {"id": await self.job(), "a": agent})
+        reports = {"reportJobStarted": STARTED, "captureJobOutput": OUTPUT, "reportJobFinished": FINISHED}
+        if mutation in reports:
+            return await self.as_role(role, reports[mutation], {"id": await self.job_claimed_by(principal), "a": agent})
+        if mutation == "requeueJob":
+            job_id = await self.job_claimed_by("service:agent")
+            caller = await caller_of_key(self.keys[role], self.app.reads)
+            try:
+                await self.app.execute(RequeueJob(job_id=UUID(job_id), attempt=1, reason="matrix"), caller)
+            except ModelregError as refused:
+                return refused.code
+            return "ok"
+        if mutation == "cancelJob":
+            return await self.as_role(role, CANCEL, {"id": await self.job()})
+        if mutation == "agentHeartbeat":
+            return await self.as_role(role, HEARTBEAT, {"a": agent})
+        if mutation == "createAutomation":
+            return await self.as_role(role, CREATE_AUTOMATION, {"a": LAUNCH_IN_ACME})
+        if mutation in ("disableAutomation", "enableAutomation"):
+            enable = mutation == "enableAutomation"
+            return await self.as_role(role, SWITCH, {"id": await self.automation(enabled=not enable), "on": enable})
+        raise AssertionError(f"no setup for {mutation}")
+
+
+async def _keys(stack: Stack) -> dict[str, str]:
+    keys = {}
+    for name, role in ROLES.items():
+        keys[name] = await stack.key(role.principal, role=role.key_role)
+        for scope, granted in role.grants:
+            answer = await stack.graphql(GRANT, {"p": role.principal, "s": scope, "r": granted})
+            assert "errors" not in answer, answer
+    return keys
+
+
+async def _actions_of(stack: Stack, principal: str) -> Counter[str]:
+    query = "query($a: String!) { auditLog(actor: $a, first: 500) { items { action } } }"
+    answer = await stack.graphql(query, {"a": principal})
+    return Counter(item["action"] for item in answer["data"]["auditLog"]["items"])
+
+
+async def test_every_launch_and_automation_mutation_is_checked_on_the_entity_it_acts_in(stack: Stack) -> None:
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    matrix = Matrix(stack, await _keys(stack))
+
+    outcomes = {(mutation, role): await matrix.run(mutation, role) for mutation in MAY for role in ROLES}
+
+    assert outcomes == {(m, r): "ok" if r in MAY[m] else "FORBIDDEN" for m in MAY for r in ROLES}
+    # A refusal appends nothing: of those who may not act in acme, the log holds only the claims made for the
+    # matrix (while they could: one per report) and the heartbeats of their own agents.
+    await stack.projected()
+    claims = {"launch.job_claimed": 3}
+    assert await _actions_of(stack, "user:vic") == claims
+    for principal in ("user:otto", "user:mona"):
+        assert await _actions_of(stack, principal) == {**claims, "launch.agent_heartbeat": 1}
+
+
+def _code(answer: dict[str, Any]) -> str:
+    return answer["errors"][0]["extensions"]["code"] if answer.get("errors") else "ok"
+
+
+async def test_an_agent_acts_only_under_its_keys_agent_ids_and_reports_only_on_jobs_it_claimed(stack: Stack) -> None:
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    agent_key = await stack.key("service:agent", role="member")
+    rival_key = await stack.key("service:rival", role="member")
+    job_id = (await stack.graphql(ENQUEUE, {"e": "acme", "s": SOURCE}))["data"]["enqueueJob"]["id"]
+    agent = "service:agent:host-1"
+
+    forged = await stack.graphql(CLAIM, {"id": job_id, "a": agent}, key=rival_key)
+    by_an_admin = await stack.graphql(CLAIM, {"id": job_id, "a": agent})
+    assert _code(forged) == _code(by_an_admin) == "FORBIDDEN"
+    assert "service:rival:<name>" in forged["errors"][0]["message"]
+    assert _code(await stack.graphql(CLAIM, {"id": job_id, "a": agent}, key=agent_key)) == "ok"
+
+    for report in (STARTED, OUTPUT, FINISHED):
+        as_the_agent = await stack.graphql(report, {"id": job_id, "a": agent}, key=rival_key)
+        as_itself = await stack.graphql(report, {"id": job_id, "a": "service:rival:host-9"}, key=rival_key)
+        assert (_code(as_the_agent), _code(as_itself)) == ("FORBIDDEN", "CONFLICT"), report
+    assert _code(await stack.graphql(HEARTBEAT, {"a": agent}, key=rival_key)) == "FORBIDDEN"
+
+    state = "query($id: ID!) { launchJob(id: $id) { state agentId output { text } } }"
+    job = await stack.graphql(state, {"id": job_id})
+    assert job["data"]["launchJob"] == {"state": "claimed", "agentId": agent, "output": []}
+    assert _code(await stack.graphql(STARTED, {"id": job_id, "a": agent}, key=agent_key)) == "ok"
+
+
+async def test_the_agent_program_names_itself_after_its_key_and_leaves_jobs_its_key_may_not_run(
+    stack: Stack, tmp_path: Path
+) -> None:
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    key = await stack.key("service:agent", role="member")
+    assert "errors" not in await stack.graphql(GRANT, {"p": "service:agent", "s": "entity:secret", "r": "viewer"})
+    repo, commit = make_training_repo(tmp_path / "repo")
+    ledger = tmp_path / "ledger.txt"
+    source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
+    enqueue = """mutation($e: String!, $s: GenericScalar, $c: GenericScalar, $p: Int) {
+      enqueueJob(queue: "cpu", entity: $e, project: "nature", source: $s, config: $c, priority: $p) { id }
+    }"""
+    jobs = {}
+    for entity, priority in (("secret", 10), ("acme", 0)):  # the one it may not run comes first
+        answer = await stack.graphql(enqueue, {"e": entity, "s": source, "c": {"ledger": str(ledger)}, "p": priority})
+        jobs[entity] = answer["data"]["enqueueJob"]["id"]
+
+    assert stack.client is not None
+    env = {**os.environ, "MODELREG_URL": str(stack.client.make_url("/")).rstrip("/"), "MODELREG_API_KEY": key}
+    command = [sys.executable, "-m", "modelreg.services.cli", "agent", "--queue", "cpu", "--heartbeat", "0.5"]
+    agent = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = "query($id: ID!) { launchJob(id: $id) { state agentId } }"
+    try:
+        async def acme_job_finished() -> bool:
+            return (await stack.graphql(state, {"id": jobs["acme"]}))["data"]["launchJob"]["state"] == "finished"
+
+        await wait_until(acme_job_finished, timeout_s=120)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(agent.wait, 30)  # off the loop: its last requests go to the API in this loop
+
+    ran = (await stack.graphql(state, {"id": jobs["acme"]}))["data"]["launchJob"]
+    left = (await stack.graphql(state, {"id": jobs["secret"]}))["data"]["launchJob"]
+    assert ran["agentId"].startswith("service:agent:") and left == {"state": "queued", "agentId": None}
+    assert ledger.read_text().split() == [jobs["acme"]]
