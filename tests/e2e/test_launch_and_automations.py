@@ -447,9 +447,11 @@ async def test_a_trigger_consumer_killed_while_firing_enqueues_each_job_once_aft
             return len([j for j in (await stack.graphql(JOBS))["data"]["launchJobs"] if j["triggeredBy"]])
 
         first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        await wait_until(lambda: _at_least(enqueued, 1), timeout_s=60, every_s=0.01)
-        first.send_signal(signal.SIGKILL)  # in the middle of the firings
-        await asyncio.to_thread(first.wait, 30)
+        try:
+            await wait_until(lambda: _at_least(enqueued, 1), timeout_s=60, every_s=0.01)
+        finally:
+            first.send_signal(signal.SIGKILL)  # in the middle of the firings (or at once, when the wait failed)
+            await asyncio.to_thread(first.wait, 30)
         assert await enqueued() < FIRINGS
         second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
