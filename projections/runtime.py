@@ -462,7 +462,7 @@ class ProjectionRunner:
                     error = f"{type(exc).__name__}: {exc}"
                     await _forget_parked(conn, self.name, stream, rows[:done])
                     await self._count_attempt(conn, stream, error)
-                    log.warning("projection %s: stream %s still parked (%s)", self.name, stream, error)
+                    log.debug("projection %s: stream %s still parked (%s)", self.name, stream, error)
                     return 0
                 log.warning("projection %s: dropped event %s of %s, skipped by an admin", self.name, _event_id(row["value"]), stream)
                 self.stats.skipped += 1

@@ -14,7 +14,9 @@ from support.story import START_RUN
 from support.tables import dump
 from support.waiting import wait_until
 
-from modelreg.events.codec import encode
+from modelreg.events.codec import decode, encode
+from modelreg.events.memory_log import InMemoryEventLog
+from modelreg.projections.progress import ProjectionProgress
 from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.events.launch import JobOutputCaptured, JobSource, job_stream
 from modelreg.events.log import LogPosition, LogRecord
@@ -22,10 +24,11 @@ from modelreg.events.runs import RunFinished, run_stream
 from modelreg.projections.registry import RegistryProjection
 from modelreg.services.access import service_caller
 from modelreg.services.api import APP
+from modelreg.services.application import Application
 from modelreg.services.automation_runner import AutomationRunner
 from modelreg.services.cli import main
 from modelreg.services.launch_commands import ClaimJob, CreateQueue, EnqueueJob
-from modelreg.services.projections_catalog import PROJECTIONS
+from modelreg.services.projections_catalog import PROJECTIONS, shown_to_commands
 from modelreg.services.rebuild import rebuild
 from modelreg.services.webhook_signing import WebhookSecrets
 
@@ -52,14 +55,11 @@ async def parked_streams(stack: Stack, **kwargs: Any) -> list[dict[str, Any]]:
     return (await stack.graphql(PARKED, **kwargs))["data"]["parkedStreams"]["items"]
 
 
-def reading(event_type: str) -> set[str]:
-    """The projections that read events of this type (and so park on one they cannot read)."""
-    return {name for name, cls in PROJECTIONS.items() if {"*", event_type} & cls().handled_types()}
+async def parked_by_every_projection(stack: Stack, stream: str) -> None:
+    """A record with no type header is decoded by every projection, and one of a newer schema parks each."""
 
-
-async def parked_by_all_readers(stack: Stack, stream: str, event_type: str) -> None:
     async def parked() -> bool:
-        return {p["projection"] for p in await parked_streams(stack) if p["stream"] == stream} == reading(event_type)
+        return {p["projection"] for p in await parked_streams(stack) if p["stream"] == stream} == set(PROJECTIONS)
 
     await wait_until(parked)
 
@@ -72,7 +72,7 @@ async def test_an_admin_sees_a_parked_stream_and_releases_it_by_skipping_the_eve
         'mutation { logMetrics(entity: "acme", project: "nature", runId: "train-1", rows: [{step: 1, values: {loss: 0.5}}]) }'
     )  # waits behind the parked event (the answer says so)
 
-    await parked_by_all_readers(stack, stream, RunFinished.type)
+    await parked_by_every_projection(stack, stream)
     found = {p["projection"]: p for p in await parked_streams(stack)}
     registry = found["registry"]
     assert (registry["stream"], registry["firstEventId"], registry["firstEventType"]) == (stream, str(bad), "runs.run_finished")
@@ -81,7 +81,7 @@ async def test_an_admin_sees_a_parked_stream_and_releases_it_by_skipping_the_eve
 
     viewer = await stack.key("user:vic", role="viewer")
     refused = await stack.graphql(PARKED, key=viewer)
-    assert refused["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert stack.client is not None
     health = await (await stack.client.get("/healthz")).json()
     assert health["status"] == "degraded"
@@ -121,7 +121,7 @@ async def test_an_admin_retries_a_parked_stream_and_is_told_it_still_fails(stack
     stream = run_stream("acme", "nature", "train-2")
     await from_a_newer_modelreg(stack, RunFinished(entity="acme", project="nature", run_id="train-2", state="finished"), stream)
 
-    await parked_by_all_readers(stack, stream, RunFinished.type)
+    await parked_by_every_projection(stack, stream)
     before = next(p for p in await parked_streams(stack) if p["projection"] == "registry")
     retried = (await stack.graphql(RETRY, {"input": {"projection": "registry", "stream": stream}}))["data"]["retryParkedStream"]
     assert retried["released"] is False
@@ -157,7 +157,7 @@ async def test_the_launch_supervisor_leaves_a_job_whose_stream_is_parked_alone_a
     await app.execute(ClaimJob(job_id=job_id, agent_id="a1"), admin)
     await from_a_newer_modelreg(stack, JobOutputCaptured(job_id=job_id, attempt=1, stream="stdout", text="epoch 1\n"), job_stream(job_id))
 
-    await parked_by_all_readers(stack, job_stream(job_id), JobOutputCaptured.type)
+    await parked_by_every_projection(stack, job_stream(job_id))
     supervisor = AutomationRunner(app, WebhookSecrets(None), agent_timeout_s=0.0, max_requeue_tries=3)
     for _ in range(10):  # the agent is gone; rounds of supervision, as every few seconds in the triggers process
         await supervisor.requeue_orphans()
@@ -169,4 +169,38 @@ async def test_the_launch_supervisor_leaves_a_job_whose_stream_is_parked_alone_a
     )
     assert requeues == 0
     ((_, reason),) = supervisor.stuck.items()
-    assert "projection launch parked" in reason and "modelreg parked" in reason
+    assert f"parked {job_stream(job_id)}" in reason and "modelreg parked" in reason
+
+    # Released by an admin, the job moves on: one requeue, however many rounds.
+    for projection in PROJECTIONS:
+        first = next(p for p in await parked_streams(stack) if p["projection"] == projection)["firstEventId"]
+        skip = {"projection": projection, "stream": job_stream(job_id), "eventId": first, "reason": "preview build"}
+        assert (await stack.graphql(SKIP, {"input": skip}))["data"]["skipParkedEvent"]["released"] is True
+    for _ in range(5):
+        await supervisor.requeue_orphans()
+    assert supervisor.stuck == {}
+    job = await pool.fetchrow("SELECT state, requeues FROM launch_jobs WHERE job_id = $1", job_id)
+    assert (job["state"], job["requeues"]) == ("queued", 1)
+
+
+async def test_the_launch_supervisor_appends_one_requeue_per_attempt_and_fails_a_job_it_cannot_move_on(stack: Stack) -> None:
+    assert stack.client is not None
+    app = stack.client.server.app[APP]
+    admin = service_caller("tests")
+    await app.execute(CreateQueue(queue="cpu"), admin)
+    source = JobSource(kind="git", git_remote="https://example.com/r.git", git_commit="abc1234", entry_point=("python", "train.py"))
+    job_id = (await app.execute(EnqueueJob(queue="cpu", entity="acme", project="nature", source=source), admin)).subject_id
+    await app.execute(ClaimJob(job_id=job_id, agent_id="a1"), admin)
+
+    # A supervisor whose appends no projection ever shows (a log nobody projects): every requeue stays invisible.
+    unseen = InMemoryEventLog(topic="never-projected")
+    blind = Application(unseen, app.reads, ProjectionProgress(app.reads.pool), projections=shown_to_commands(), read_your_writes_timeout_s=0.1)
+    supervisor = AutomationRunner(blind, WebhookSecrets(None), agent_timeout_s=0.0, max_requeue_tries=3)
+    for _ in range(10):
+        await supervisor.requeue_orphans()
+
+    appended = [decode(record.value) for record in unseen.events()]
+    assert [e.type for e in appended] == ["launch.job_requeued", "launch.job_finished"]
+    failed = appended[1].payload
+    assert (failed.state, failed.attempt) == ("failed", 1)
+    assert "could not requeue the job in 3 tries" in failed.reason
