@@ -80,7 +80,9 @@ class ParkedStreamQueryFields(graphene.ObjectType):
 
     @staticmethod
     @reports_errors
-    async def resolve_parked_streams(root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
+    async def resolve_parked_streams(
+        root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None
+    ) -> dict:
         info.context.caller.require("admin", (), "listing parked streams")
         limit = page_size(first)
         position = decode_key_cursor(after, 2)
@@ -124,6 +126,9 @@ class ParkedStreamMutations(graphene.ObjectType):
         try:  # read-your-writes: the projection that parked the stream has read the skip
             await app.progress.wait_for([command.projection], accepted.positions, app.read_your_writes_timeout_s)
         except ProjectionLagging as exc:
-            raise NotYetVisible(f"the skip is recorded, but projection {command.projection} has not read it yet ({exc})") from exc
+            raise NotYetVisible(
+                f"the skip is recorded, but projection {command.projection} has not read it yet ({exc}): "
+                "`modelreg parked` shows the stream until it has"
+            ) from exc
         still = await ParkedStreamQueries(app.reads.pool).parked(command.projection, command.stream)
         return {"released": still is None, "parked_stream": _parked(still) if still else None}

@@ -20,6 +20,9 @@ LEFT JOIN LATERAL (
 """
 
 
+_AFTER = "WHERE $1::text IS NULL OR (s.projection, s.stream) > ($1, $2) ORDER BY s.projection, s.stream LIMIT $3"
+
+
 class ParkedStreamQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -27,7 +30,7 @@ class ParkedStreamQueries:
     async def page(self, *, after: tuple[str, str] | None, limit: int) -> list[dict[str, Any]]:
         """Parked streams by projection and stream, from after `after`."""
         rows = await self.pool.fetch(
-            _PARKED + "WHERE $1::text IS NULL OR (s.projection, s.stream) > ($1, $2) ORDER BY s.projection, s.stream LIMIT $3",
+            _PARKED + _AFTER,
             after[0] if after else None,
             after[1] if after else None,
             limit,

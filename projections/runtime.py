@@ -312,7 +312,7 @@ class ProjectionRunner:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if await self._skipped(conn, event.id):
-                log.warning("projection %s: dropped event %s of %s, skipped by an admin: %s", self.name, event.id, event.stream, error)
+                log.warning("projection %s: dropped %s, skipped by an admin: %s", self.name, event.id, error)
                 self.stats.skipped += 1
                 return True
             log.error("projection %s: parking stream %s at %s: %s", self.name, event.stream, record.position, error)
@@ -384,7 +384,7 @@ class ProjectionRunner:
             str(event.actor),
             event.occurred_at,
         )
-        log.warning("projection %s: %s skips event %s of %s: %s", self.name, event.actor, skip.event_id, skip.stream, skip.reason)
+        log.warning("projection %s: %s skips %s (%s)", self.name, event.actor, skip.event_id, skip.reason)
         if skip.stream in parked:
             try:
                 async with conn.transaction():  # a savepoint: a failing release leaves the batch whole
@@ -464,7 +464,7 @@ class ProjectionRunner:
                     await self._count_attempt(conn, stream, error)
                     log.debug("projection %s: stream %s still parked (%s)", self.name, stream, error)
                     return 0
-                log.warning("projection %s: dropped event %s of %s, skipped by an admin", self.name, _event_id(row["value"]), stream)
+                log.warning("projection %s: dropped %s, skipped by an admin", self.name, _event_id(row["value"]))
                 self.stats.skipped += 1
             done += 1
         await conn.execute("DELETE FROM parked_events WHERE projection = $1 AND stream = $2", self.name, stream)
@@ -473,7 +473,9 @@ class ProjectionRunner:
         return 1
 
 
-async def _forget_parked(conn: asyncpg.Connection, projection: str, stream: str, rows: Sequence[asyncpg.Record]) -> None:
+async def _forget_parked(
+    conn: asyncpg.Connection, projection: str, stream: str, rows: Sequence[asyncpg.Record]
+) -> None:
     """The parked events a partial release applied (or dropped) are no longer waiting."""
     if rows:
         await conn.execute(

@@ -201,7 +201,8 @@ async def healthz(request: web.Request) -> web.Response:
             dead = await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection")
             # Which streams, not only how many: what an operator releases with `modelreg parked`.
             parked_list = await conn.fetch(
-                "SELECT projection, stream, error, parked_at FROM parked_streams ORDER BY parked_at, projection, stream LIMIT 100"
+                "SELECT projection, stream, error, parked_at FROM parked_streams "
+                "ORDER BY parked_at, projection, stream LIMIT 100"
             )
     except Exception as exc:
         report["status"] = "down"

@@ -277,7 +277,7 @@ class AutomationRunner:
         if parked:
             projection, stream, error = parked[0]
             if key not in self.stuck:
-                self.stuck[key] = f"projection {projection} parked {stream} ({error}): release it with `modelreg parked`"
+                self.stuck[key] = f"projection {projection} parked {stream} ({error}): release it (`modelreg parked`)"
                 log.error("job %s: not requeued while %s", job["job_id"], self.stuck[key])
             return
         self.stuck.pop(key, None)
@@ -293,7 +293,8 @@ class AutomationRunner:
                 self._requeues_appended[key] = 1
                 log.warning("job %s: requeued, not visible yet: %s", job["job_id"], exc)
             except ModelregError as exc:
-                log.warning("job %s: could not requeue it (try %d of %d): %s", job["job_id"], tries, self.max_requeue_tries, exc)
+                limit = self.max_requeue_tries
+                log.warning("job %s: not requeued (try %d of %d): %s", job["job_id"], tries, limit, exc)
         if tries >= self.max_requeue_tries:
             await self._give_up(job, tries)
 
@@ -303,7 +304,9 @@ class AutomationRunner:
             f"agent {job['agent_id']} vanished (no heartbeat since {job['last_seen']}) and the supervisor could not "
             f"requeue the job in {tries} tries: failed instead; enqueue it again to run it"
         )
-        failed = ReportJobFinished(job_id=job["job_id"], agent_id=job["agent_id"], attempt=job["attempt"], state="failed", reason=reason)
+        failed = ReportJobFinished(
+            job_id=job["job_id"], agent_id=job["agent_id"], attempt=job["attempt"], state="failed", reason=reason
+        )
         try:
             await self.app.execute(failed, service_caller("modelreg-launch-supervisor"), wait_for_read_models=False)
             log.error("job %s: %s", job["job_id"], reason)

@@ -578,7 +578,10 @@ def parked(ctx: click.Context, url: str | None, api_key: str | None) -> None:
     """Streams a projection stopped applying after an error (an admin key): list them, retry, or skip."""
     if ctx.invoked_subcommand is not None:
         return
-    query = f"query($after: String) {{ parkedStreams(first: 500, after: $after) {{ items {{ {_PARKED_STREAM} }} endCursor hasNextPage }} }}"
+    query = (
+        "query($after: String) { parkedStreams(first: 500, after: $after) "
+        f"{{ items {{ {_PARKED_STREAM} }} endCursor hasNextPage }} }}"
+    )
     after, shown = None, 0
     while True:
         page = _graphql(url, api_key, query, {"after": after})["parkedStreams"]
@@ -594,7 +597,8 @@ def parked(ctx: click.Context, url: str | None, api_key: str | None) -> None:
 
 def _echo_parked(found: dict[str, Any]) -> None:
     click.echo(f"{found['projection']}  {found['stream']}")
-    click.echo(f"  parked since {found['since']}, {found['attempts']} attempt(s), {found['waitingEvents']} event(s) waiting")
+    waiting = f"{found['attempts']} attempt(s), {found['waitingEvents']} event(s) waiting"
+    click.echo(f"  parked since {found['since']}, {waiting}")
     click.echo(f"  at event {found['firstEventId']} ({found['firstEventType']}, {found['firstEventPosition']})")
     click.echo(f"  error: {found['error']}")
 
@@ -622,7 +626,7 @@ def parked_retry(projection: str, stream: str, url: str | None, api_key: str | N
 @parked.command("skip")
 @click.argument("projection")
 @click.argument("stream")
-@click.option("--event", "event_id", required=True, help="The event the stream is parked at (`modelreg parked` shows it).")
+@click.option("--event", "event_id", required=True, help="The id of the event the stream is parked at.")
 @click.option("--reason", required=True, help="Why: kept on the event log and in the audit with who skipped.")
 @_client_options
 def parked_skip(projection: str, stream: str, event_id: str, reason: str, url: str | None, api_key: str | None) -> None:

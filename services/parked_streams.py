@@ -45,7 +45,7 @@ async def parked_stream(pool: asyncpg.Pool, projection_name: str, stream: str) -
         raise InvalidInput(f"no projection {projection_name!r}; known: {', '.join(sorted(PROJECTIONS))}")
     found = await ParkedStreamQueries(pool).parked(projection_name, stream)
     if found is None:
-        raise NotFound(f"{stream!r} is not parked in projection {projection_name}: `modelreg parked` lists the parked streams")
+        raise NotFound(f"{stream!r} is not parked in projection {projection_name}: `modelreg parked` lists them")
     return found
 
 
@@ -60,7 +60,9 @@ async def skip_parked_event(cmd: SkipParkedEvent, ctx: CommandContext) -> Decisi
     return Decision([ctx.event(skipped, parked_stream_decisions(cmd.projection, cmd.stream))], cmd.event_id)
 
 
-async def retry_parked_stream(pool: asyncpg.Pool, log: EventLog, projection_name: str, stream: str) -> dict[str, Any] | None:
+async def retry_parked_stream(
+    pool: asyncpg.Pool, log: EventLog, projection_name: str, stream: str
+) -> dict[str, Any] | None:
     """Apply the stream's parked events now, in this process (the runtime locks as a runner does, so the
     projector's runners are not disturbed). Returns the stream as it is still parked, or None: released."""
     await parked_stream(pool, projection_name, stream)

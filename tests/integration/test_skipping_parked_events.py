@@ -27,6 +27,7 @@ from modelreg.projections.runtime import ProjectionRunner
 
 HISTORY = registry_history(400, seed=5)
 ADMIN = Actor(kind="user", id="admin")
+REASON = "card written by a buggy client"
 
 
 def _poisoned_event() -> Envelope:
@@ -68,7 +69,7 @@ SKIPS_PARTITION = 3  # the skips on a partition of their own: the test decides w
 def skips() -> list[Envelope]:
     return [
         Envelope.new(
-            EventSkipped(projection=cls.name, stream=POISONED.stream, event_id=POISONED.id, reason="card written by a buggy client"),
+            EventSkipped(projection=cls.name, stream=POISONED.stream, event_id=POISONED.id, reason=REASON),
             stream=parked_stream_decisions(cls.name, POISONED.stream),
             actor=ADMIN,
         )
@@ -83,7 +84,8 @@ def partitioned(history: list[Envelope], skip_events: list[Envelope]) -> list[li
     partitions: list[list[LogRecord]] = [[] for _ in range(HISTORY_PARTITIONS + 1)]
 
     def put(p: int, event: Envelope) -> None:
-        partitions[p].append(LogRecord(LogPosition("events", p, len(partitions[p])), event.stream.encode(), encode(event)))
+        position = LogPosition("events", p, len(partitions[p]))
+        partitions[p].append(LogRecord(position, event.stream.encode(), encode(event)))
 
     for event in history:
         put(zlib.crc32(event.stream.encode()) % HISTORY_PARTITIONS, event)
@@ -108,7 +110,14 @@ def interleaved(partitions: list[list[LogRecord]], rnd: random.Random) -> list[l
     return batches
 
 
-async def build(pool: asyncpg.Pool, dsn: str, projections: list[type[Projection]], batches: list[list[LogRecord]]) -> dict:
+def in_order(partitions: list[list[LogRecord]]) -> list[list[LogRecord]]:
+    """One batch: each partition whole, one after the other."""
+    return [[record for records in partitions for record in records]]
+
+
+async def build(
+    pool: asyncpg.Pool, dsn: str, projections: list[type[Projection]], batches: list[list[LogRecord]]
+) -> dict:
     async with pool.acquire() as conn, conn.transaction():
         for cls in projections:
             await reset(conn, cls.name, cls.tables)
@@ -122,7 +131,9 @@ async def build(pool: asyncpg.Pool, dsn: str, projections: list[type[Projection]
     return await dump(dsn, TABLES)
 
 
-async def test_a_skip_read_after_the_failing_event_releases_the_stream_without_it(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_a_skip_read_after_the_failing_event_releases_the_stream_without_it(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     history = [r for records in partitioned(HISTORY, [])[:HISTORY_PARTITIONS] for r in records]
     log = InMemoryEventLog(topic="events")
     runner = ProjectionRunner(BuggyRegistry(), log, pool)
@@ -141,7 +152,7 @@ async def test_a_skip_read_after_the_failing_event_releases_the_stream_without_i
     assert await pool.fetchval("SELECT count(*) FROM parked_events") == 0
     skipped = await pool.fetchrow("SELECT event_id, stream, reason, skipped_by FROM skipped_events")
     assert dict(skipped) == {
-        "event_id": POISONED.id, "stream": POISONED.stream, "reason": "card written by a buggy client", "skipped_by": "user:admin"
+        "event_id": POISONED.id, "stream": POISONED.stream, "reason": REASON, "skipped_by": "user:admin"
     }
     assert runner.stats.skipped == 1
 
@@ -150,8 +161,8 @@ async def test_a_rebuild_decides_as_the_live_run_whichever_it_reads_first_the_sk
     pool: asyncpg.Pool, database_url: str
 ) -> None:
     partitions = partitioned(HISTORY, SKIPS)
-    history_then_skips = [[r for records in partitions for r in records]]  # live: parked first, then released
-    skips_then_history = [[r for records in partitions[::-1] for r in records]]  # the skips first (another partition)
+    history_then_skips = in_order(partitions)  # as live: parked first, then released
+    skips_then_history = in_order(partitions[::-1])  # the skips first (they are on another partition)
 
     live = await build(pool, database_url, BUGGY, history_then_skips)
     assert await pool.fetchval("SELECT count(*) FROM parked_streams") == 0
@@ -163,13 +174,13 @@ async def test_a_rebuild_decides_as_the_live_run_whichever_it_reads_first_the_sk
     # And the event is gone as if never appended: the rest of its stream applied in order without it;
     # the audit log shows the skips (who, why).
     without = partitioned([e for e in HISTORY if e.id != POISONED.id], SKIPS)
-    assert await build(pool, database_url, [RegistryProjection, AuditProjection], [[r for records in without for r in records]]) == live
+    assert await build(pool, database_url, [RegistryProjection, AuditProjection], in_order(without)) == live
     audited = {row[0] for row in live["audit_log"]}
     assert str(POISONED.id) not in audited and {str(s.id) for s in SKIPS} <= audited
 
 
 async def test_a_skip_lets_an_event_that_now_applies_be_applied(pool: asyncpg.Pool, database_url: str) -> None:
     """A skip gives up on an event where it fails; once the bug is fixed, a rebuild keeps the event."""
-    fixed = await build(pool, database_url, [RegistryProjection], [[r for records in partitioned(HISTORY, SKIPS) for r in records]])
-    plain = await build(pool, database_url, [RegistryProjection], [[r for records in partitioned(HISTORY, []) for r in records]])
+    fixed = await build(pool, database_url, [RegistryProjection], in_order(partitioned(HISTORY, SKIPS)))
+    plain = await build(pool, database_url, [RegistryProjection], in_order(partitioned(HISTORY, [])))
     assert {t: fixed[t] for t in RegistryProjection.tables} == {t: plain[t] for t in RegistryProjection.tables}
