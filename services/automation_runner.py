@@ -258,7 +258,7 @@ class AutomationRunner:
     async def requeue_orphans(self) -> None:
         """Requeue the jobs of vanished agents, without ever appending in a loop: one requeue per job and
         attempt (a requeue not yet visible is not appended again); a job whose stream is parked is left
-        alone, saying so; after `max_requeue_tries` rounds the job is failed, saying why."""
+        alone, saying so; a job whose requeue is refused `max_requeue_tries` times is failed, saying why."""
         silent_since = datetime.now(UTC) - timedelta(seconds=self.agent_timeout_s)
         orphans = await self.launch.orphaned_jobs(silent_since)
         still = {(job["job_id"], job["attempt"]) for job in orphans}
@@ -281,28 +281,28 @@ class AutomationRunner:
                 log.error("job %s: not requeued while %s", job["job_id"], self.stuck[key])
             return
         self.stuck.pop(key, None)
-        tries = self._requeue_tries[key] = self._requeue_tries.get(key, 0) + 1
-        if self._requeues_appended.get(key, 0) == 0:
-            reason = f"agent {job['agent_id']} vanished: no heartbeat since {job['last_seen']}, requeued after {self.agent_timeout_s:g} s"
-            command = RequeueJob(job_id=job["job_id"], attempt=job["attempt"], reason=reason)
-            try:
-                accepted = await self.app.execute(command, service_caller("modelreg-launch-supervisor"))
-                self._requeues_appended[key] = len(accepted.events)
-                log.warning("job %s: %s", job["job_id"], reason)
-            except NotYetVisible as exc:  # appended: waiting for it to show is the next rounds' business
-                self._requeues_appended[key] = 1
-                log.warning("job %s: requeued, not visible yet: %s", job["job_id"], exc)
-            except ModelregError as exc:
-                limit = self.max_requeue_tries
-                log.warning("job %s: not requeued (try %d of %d): %s", job["job_id"], tries, limit, exc)
-        if tries >= self.max_requeue_tries:
-            await self._give_up(job, tries)
+        if self._requeues_appended.get(key, 0):
+            return  # appended, not visible yet (the projection lags): appending it again would change nothing
+        reason = f"agent {job['agent_id']} vanished: no heartbeat since {job['last_seen']}, requeued after {self.agent_timeout_s:g} s"
+        command = RequeueJob(job_id=job["job_id"], attempt=job["attempt"], reason=reason)
+        try:
+            accepted = await self.app.execute(command, service_caller("modelreg-launch-supervisor"))
+            self._requeues_appended[key] = len(accepted.events)
+            log.warning("job %s: %s", job["job_id"], reason)
+        except NotYetVisible as exc:  # appended: waiting for it to show is the next rounds' business
+            self._requeues_appended[key] = 1
+            log.warning("job %s: requeued, not visible yet: %s", job["job_id"], exc)
+        except ModelregError as exc:
+            tries = self._requeue_tries[key] = self._requeue_tries.get(key, 0) + 1
+            log.warning("job %s: not requeued (try %d of %d): %s", job["job_id"], tries, self.max_requeue_tries, exc)
+            if tries >= self.max_requeue_tries:
+                await self._give_up(job, tries, exc)
 
-    async def _give_up(self, job: dict[str, Any], tries: int) -> None:
+    async def _give_up(self, job: dict[str, Any], tries: int, error: ModelregError) -> None:
         self._given_up.add((job["job_id"], job["attempt"]))
         reason = (
             f"agent {job['agent_id']} vanished (no heartbeat since {job['last_seen']}) and the supervisor could not "
-            f"requeue the job in {tries} tries: failed instead; enqueue it again to run it"
+            f"requeue the job in {tries} tries ({error}): failed instead; enqueue it again to run it"
         )
         failed = ReportJobFinished(
             job_id=job["job_id"], agent_id=job["agent_id"], attempt=job["attempt"], state="failed", reason=reason

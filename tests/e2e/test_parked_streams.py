@@ -4,6 +4,7 @@ skip with a reason that goes on the log (so a rebuild decides the same) and into
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,6 +15,7 @@ from support.story import START_RUN
 from support.tables import dump
 from support.waiting import wait_until
 
+from modelreg.errors import Unavailable
 from modelreg.events.codec import decode, encode
 from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.events.launch import JobOutputCaptured, JobSource, job_stream
@@ -202,14 +204,14 @@ async def test_the_launch_supervisor_leaves_a_job_whose_stream_is_parked_alone_a
     assert (job["state"], job["requeues"]) == ("queued", 1)
 
 
-async def test_the_launch_supervisor_appends_one_requeue_per_attempt_and_fails_a_job_it_cannot_move_on(
+async def test_the_launch_supervisor_appends_one_requeue_per_attempt_however_long_it_takes_to_show(
     stack: Stack,
 ) -> None:
     assert stack.client is not None
     app = stack.client.server.app[APP]
     await claimed_job(app)
 
-    # A supervisor whose appends no projection ever shows (a log nobody projects): every requeue stays invisible.
+    # A supervisor whose appends no projection ever shows (a log nobody projects): its requeue stays invisible.
     unseen = InMemoryEventLog(topic="never-projected")
     progress = ProjectionProgress(app.reads.pool)
     blind = Application(unseen, app.reads, progress, projections=shown_to_commands(), read_your_writes_timeout_s=0.1)
@@ -217,8 +219,29 @@ async def test_the_launch_supervisor_appends_one_requeue_per_attempt_and_fails_a
     for _ in range(10):
         await supervisor.requeue_orphans()
 
-    appended = [decode(record.value) for record in unseen.events()]
-    assert [e.type for e in appended] == ["launch.job_requeued", "launch.job_finished"]
-    failed = appended[1].payload
-    assert (failed.state, failed.attempt) == ("failed", 1)
-    assert "could not requeue the job in 3 tries" in failed.reason
+    assert [decode(record.value).type for record in unseen.events()] == ["launch.job_requeued"]
+
+
+class RefusingRequeues(InMemoryEventLog):
+    """An event log that refuses requeues (as one whose broker refuses writes would), and takes the rest."""
+
+    async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
+        if any(e.type == "launch.job_requeued" for e in events):
+            raise Unavailable("the event log refused the write: try again")
+        return await super().append(events)
+
+
+async def test_the_launch_supervisor_fails_a_job_it_cannot_requeue_saying_why(stack: Stack) -> None:
+    assert stack.client is not None
+    app = stack.client.server.app[APP]
+    await claimed_job(app)
+    refusing = RefusingRequeues(topic="never-projected")
+    progress = ProjectionProgress(app.reads.pool)
+    unlucky = Application(refusing, app.reads, progress, projections=shown_to_commands())
+    supervisor = AutomationRunner(unlucky, WebhookSecrets(None), agent_timeout_s=0.0, max_requeue_tries=3)
+    for _ in range(10):
+        await supervisor.requeue_orphans()
+
+    (finished,) = [decode(record.value) for record in refusing.events()]
+    assert (finished.type, finished.payload.state, finished.payload.attempt) == ("launch.job_finished", "failed", 1)
+    assert "could not requeue the job in 3 tries (the event log refused the write" in finished.payload.reason
