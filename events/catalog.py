@@ -20,6 +20,7 @@ from modelreg.events.launch import (
     QueueCreated,
 )
 from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
+from modelreg.events.operations import EventSkipped
 from modelreg.events.registry import (
     AliasAdded,
     AliasProtected,
@@ -71,6 +72,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AutomationDisabled,
         AutomationFired,
         WebhookAttempted,
+        EventSkipped,
     )
 }
 

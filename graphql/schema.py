@@ -10,15 +10,18 @@ from modelreg.graphql.identity import IdentityMutations, IdentityQueries
 from modelreg.graphql.launch import LaunchMutations, LaunchQueryFields
 from modelreg.graphql.lineage import LineageQueries
 from modelreg.graphql.models import ModelMutations, ModelQueries
+from modelreg.graphql.parked_streams import ParkedStreamMutations, ParkedStreamQueryFields
 from modelreg.graphql.runs import RunMutations, RunQueries
 from modelreg.graphql.subscriptions import EventSubscriptions
 
 
-class Query(ArtifactQueries, ModelQueries, RunQueries, LineageQueries, IdentityQueries, LaunchQueryFields, AutomationQueries, graphene.ObjectType):
+class Query(ArtifactQueries, ModelQueries, RunQueries, LineageQueries, IdentityQueries, LaunchQueryFields,
+            AutomationQueries, ParkedStreamQueryFields, graphene.ObjectType):
     pass
 
 
-class Mutation(ArtifactMutations, ModelMutations, RunMutations, IdentityMutations, LaunchMutations, AutomationMutations, graphene.ObjectType):
+class Mutation(ArtifactMutations, ModelMutations, RunMutations, IdentityMutations, LaunchMutations, AutomationMutations,
+               ParkedStreamMutations, graphene.ObjectType):
     pass
 
 

@@ -54,6 +54,23 @@ RUNTIME_MIGRATIONS = (
         );
         """,
     ),
+    # The skips a projection has read on the log (operations.event_skipped), whichever order the rebuild
+    # reads them in: an event named here is dropped, not parked, where it fails to apply.
+    Migration(
+        "runtime",
+        2,
+        """
+        CREATE TABLE skipped_events (
+            projection text NOT NULL,
+            event_id uuid NOT NULL,
+            stream text NOT NULL,
+            reason text NOT NULL,
+            skipped_by text NOT NULL,
+            skipped_at timestamptz NOT NULL,
+            PRIMARY KEY (projection, event_id)
+        );
+        """,
+    ),
 )
 
 PROGRESS_CHANNEL = "modelreg_projection_progress"
@@ -75,6 +92,6 @@ async def reset(conn: asyncpg.Connection, projection: str, tables: tuple[str, ..
     if tables:
         await conn.execute(f"TRUNCATE {', '.join(tables)}")
     await conn.execute("UPDATE projection_positions SET next_offset = 0, updated_at = now() WHERE projection = $1", projection)
-    for table in ("parked_events", "parked_streams", "dead_letters"):
+    for table in ("parked_events", "parked_streams", "dead_letters", "skipped_events"):
         await conn.execute(f"DELETE FROM {table} WHERE projection = $1", projection)
     await conn.execute("SELECT pg_notify($1, $2)", PROGRESS_CHANNEL, f"reset:{projection}")

@@ -10,7 +10,12 @@ Failure rules, per kind of message:
 - the batch's writes and the new positions commit in ONE transaction, so a crash anywhere either keeps
   both or neither, and whatever Kafka redelivers below the stored position is skipped. A batch that does
   not start where the stored position says (a rebuild reset it, another runner moved it, or the consumer
-  started from elsewhere) is dropped and every partition in it is re-read from the stored position.
+  started from elsewhere) is dropped and every partition in it is re-read from the stored position;
+- an admin's skip (`operations.event_skipped`, on the log) names an event this projection gives up on.
+  A rebuild may read it before the event (another partition) or after it (the stream is parked by then),
+  and both converge: the skip is recorded in `skipped_events` in the batch's transaction; an event named
+  there that fails to apply is dropped instead of parked; a skip for a parked stream releases it, its
+  events applied in order without the skipped one. An event that applies is applied, skip or not.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from uuid import UUID
 
 import asyncpg
+import orjson
 
 from modelreg.events.codec import NewerSchemaVersion, UndecodableEvent, decode
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogRecord, Subscription
+from modelreg.events.operations import EventSkipped
 from modelreg.projections.positions import PROGRESS_CHANNEL, stored_positions
 from modelreg.projections.projection import Projection, Statement
 
@@ -46,6 +54,7 @@ class RunnerStats:
     skipped_redelivered: int = 0
     dead_lettered: int = 0
     parked: int = 0
+    skipped: int = 0  # dropped because an admin skipped them
     batches: int = 0
     last_batch_at: float = 0.0
     last_error: str | None = None
@@ -80,6 +89,8 @@ class ProjectionRunner:
         self._subscription: Subscription | None = None
         handled = projection.handled_types()
         self._handled: set[bytes] | None = None if "*" in handled else {t.encode() for t in handled}
+        if self._handled is not None:
+            self._handled.add(EventSkipped.type.encode())  # every projection honours the skips meant for it
 
     @property
     def name(self) -> str:
@@ -189,7 +200,7 @@ class ProjectionRunner:
         next_offsets = dict(stored)
         pending: list[tuple[str, Statement]] = []
         dead: list[tuple[LogRecord, str]] = []
-        counts = {"applied": 0, "skipped": 0, "parked": 0}
+        counts = {"applied": 0, "skipped": 0, "parked": 0, "skipped_by_admin": 0}
         for record, event in decoded:
             p, offset = record.position.partition, record.position.offset
             if offset < stored[p]:
@@ -198,7 +209,12 @@ class ProjectionRunner:
             next_offsets[p] = offset + 1
             if event is None:
                 continue  # a type this projection does not handle
-            if isinstance(event, NewerSchemaVersion):
+            if isinstance(event, Envelope) and isinstance(event.payload, EventSkipped):
+                if event.payload.projection == self.name:
+                    await self._skip(conn, event, parked)
+            if isinstance(event, NewerSchemaVersion) and await self._skipped(conn, _event_id(record.value)):
+                counts["skipped_by_admin"] += 1
+            elif isinstance(event, NewerSchemaVersion):
                 await self._park(conn, record, event.stream, error=str(event))
                 parked.add(event.stream)
                 counts["parked"] += 1
@@ -231,6 +247,7 @@ class ProjectionRunner:
         self.stats.applied += counts["applied"]
         self.stats.skipped_redelivered += counts["skipped"]
         self.stats.parked += counts["parked"]
+        self.stats.skipped += counts["skipped_by_admin"]
         self.stats.dead_lettered += len(dead)
         return {p: next_offsets[p] for p in partitions}
 
@@ -294,6 +311,10 @@ class ProjectionRunner:
             return True
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
+            if await self._skipped(conn, event.id):
+                log.warning("projection %s: dropped %s, skipped by an admin: %s", self.name, event.id, error)
+                self.stats.skipped += 1
+                return True
             log.error("projection %s: parking stream %s at %s: %s", self.name, event.stream, record.position, error)
             self.stats.last_error = error
             await self._park(conn, record, event.stream, error=error)
@@ -349,26 +370,71 @@ class ProjectionRunner:
                     break
         return _decode(record)
 
+    async def _skip(self, conn: asyncpg.Connection, event: Envelope, parked: set[str]) -> None:
+        """Record an admin's skip; if its stream is parked here, release it without the skipped event."""
+        skip = event.payload
+        assert isinstance(skip, EventSkipped)
+        await conn.execute(
+            "INSERT INTO skipped_events (projection, event_id, stream, reason, skipped_by, skipped_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            self.name,
+            skip.event_id,
+            skip.stream,
+            skip.reason,
+            str(event.actor),
+            event.occurred_at,
+        )
+        log.warning("projection %s: %s skips %s (%s)", self.name, event.actor, skip.event_id, skip.reason)
+        if skip.stream in parked:
+            try:
+                async with conn.transaction():  # a savepoint: a failing release leaves the batch whole
+                    released = await self._release(conn, skip.stream)
+            except Exception as exc:
+                await self._count_attempt(conn, skip.stream, f"{type(exc).__name__}: {exc}")
+                return
+            if released:
+                parked.discard(skip.stream)
+
+    async def _skipped(self, conn: asyncpg.Connection, event_id: object) -> bool:
+        if event_id is None:
+            return False
+        return bool(
+            await conn.fetchval(
+                "SELECT 1 FROM skipped_events WHERE projection = $1 AND event_id = $2", self.name, event_id
+            )
+        )
+
     async def retry_parked(self) -> int:
         """Try each parked stream again, its events in order; returns how many streams were released."""
-        released = 0
         async with self.pool.acquire() as conn:
             streams = [r["stream"] for r in await conn.fetch(_PARKED_STREAMS, self.name)]
-            for stream in streams:
-                try:
-                    async with conn.transaction():
-                        released += await self._release(conn, stream)
-                except Exception as exc:
-                    await conn.execute(
-                        "UPDATE parked_streams SET attempts = attempts + 1, last_attempt_at = now(), error = $3 "
-                        "WHERE projection = $1 AND stream = $2",
-                        self.name,
-                        stream,
-                        f"{type(exc).__name__}: {exc}",
-                    )
+        released = 0
+        for stream in streams:
+            released += await self.retry_stream(stream)
         return released
 
+    async def retry_stream(self, stream: str) -> bool:
+        """Try one parked stream again now (an admin asked); True when it is released."""
+        async with self.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    return bool(await self._release(conn, stream))
+            except Exception as exc:
+                await self._count_attempt(conn, stream, f"{type(exc).__name__}: {exc}")
+                return False
+
+    async def _count_attempt(self, conn: asyncpg.Connection, stream: str, error: str) -> None:
+        await conn.execute(
+            "UPDATE parked_streams SET attempts = attempts + 1, last_attempt_at = now(), error = $3 "
+            "WHERE projection = $1 AND stream = $2",
+            self.name,
+            stream,
+            error,
+        )
+
     async def _release(self, conn: asyncpg.Connection, stream: str) -> int:
+        """Apply the stream's parked events in order, each in a savepoint; one that fails is dropped if an
+        admin skipped it, else the stream stays parked from that event on (with its error). 1: released."""
         where = await conn.fetch(
             "SELECT DISTINCT topic, partition FROM parked_events WHERE projection = $1 AND stream = $2", self.name, stream
         )
@@ -385,13 +451,51 @@ class ProjectionRunner:
             self.name,
             stream,
         )
+        done = 0
         for row in rows:
-            event = decode(row["value"])
-            await _execute(conn, [(event.stream, st) for st in self.projection.statements(event)])
+            try:
+                async with conn.transaction():
+                    event = decode(row["value"])
+                    await _execute(conn, [(event.stream, st) for st in self.projection.statements(event)])
+            except Exception as exc:
+                if not await self._skipped(conn, _event_id(row["value"])):
+                    error = f"{type(exc).__name__}: {exc}"
+                    await _forget_parked(conn, self.name, stream, rows[:done])
+                    await self._count_attempt(conn, stream, error)
+                    log.debug("projection %s: stream %s still parked (%s)", self.name, stream, error)
+                    return 0
+                log.warning("projection %s: dropped %s, skipped by an admin", self.name, _event_id(row["value"]))
+                self.stats.skipped += 1
+            done += 1
         await conn.execute("DELETE FROM parked_events WHERE projection = $1 AND stream = $2", self.name, stream)
         await conn.execute("DELETE FROM parked_streams WHERE projection = $1 AND stream = $2", self.name, stream)
         log.info("projection %s: released stream %s (%d events)", self.name, stream, len(rows))
         return 1
+
+
+async def _forget_parked(
+    conn: asyncpg.Connection, projection: str, stream: str, rows: Sequence[asyncpg.Record]
+) -> None:
+    """The parked events a partial release applied (or dropped) are no longer waiting."""
+    if rows:
+        await conn.execute(
+            'DELETE FROM parked_events WHERE projection = $1 AND stream = $2 AND (topic, partition, "offset") IN '
+            "(SELECT * FROM unnest($3::text[], $4::int[], $5::bigint[]))",
+            projection,
+            stream,
+            [r["topic"] for r in rows],
+            [r["partition"] for r in rows],
+            [r["offset"] for r in rows],
+        )
+
+
+def _event_id(value: bytes | None) -> UUID | None:
+    """The id of a stored event, read without decoding it whole (it may be of a newer schema)."""
+    try:
+        raw = orjson.loads(value or b"")
+        return UUID(raw["id"])
+    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
+        return None
 
 
 _PARKED_STREAMS = "SELECT stream FROM parked_streams WHERE projection = $1"

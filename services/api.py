@@ -204,6 +204,11 @@ async def healthz(request: web.Request) -> web.Response:
             )
             parked = await conn.fetch("SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection")
             dead = await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection")
+            # Which streams, not only how many: what an operator releases with `modelreg parked`.
+            parked_list = await conn.fetch(
+                "SELECT projection, stream, error, parked_at FROM parked_streams "
+                "ORDER BY parked_at, projection, stream LIMIT 100"
+            )
     except Exception as exc:
         report["status"] = "down"
         report["postgres"] = {"ok": False, "error": str(exc)}
@@ -219,6 +224,10 @@ async def healthz(request: web.Request) -> web.Response:
         if parked_by.get(name):
             report["status"] = "degraded"
     report["projections"] = projections
+    report["parked_streams"] = [
+        {"projection": r["projection"], "stream": r["stream"], "error": r["error"], "since": r["parked_at"].isoformat()}
+        for r in parked_list
+    ]
     return web.json_response(report)
 
 

@@ -21,14 +21,20 @@ import httpx
 import orjson
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
 
-from modelreg.errors import ModelregError, PermissionDenied
+from modelreg.errors import ModelregError, NotYetVisible, PermissionDenied
 from modelreg.events.envelope import Actor
-from modelreg.events.launch import JobSource, Trigger
+from modelreg.events.launch import JobSource, Trigger, job_stream
 from modelreg.projections.identity_queries import PrincipalQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.services.access import RANK, Caller, service_caller
 from modelreg.services.application import Application
-from modelreg.services.launch_commands import EnqueueJob, RecordAutomationFired, RecordWebhookAttempt, RequeueJob
+from modelreg.services.launch_commands import (
+    EnqueueJob,
+    RecordAutomationFired,
+    RecordWebhookAttempt,
+    ReportJobFinished,
+    RequeueJob,
+)
 from modelreg.services.templates import render
 from modelreg.services.webhook_signing import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookSecrets, signature
 from modelreg.services.webhook_targets import refuse_private_target
@@ -51,6 +57,7 @@ class AutomationRunner:
         *,
         agent_timeout_s: float = 30.0,
         webhook_backoff_s: float = 0.5,
+        max_requeue_tries: int = 5,
     ) -> None:
         self.app = app
         self.launch = LaunchQueries(app.reads.pool)
@@ -63,6 +70,13 @@ class AutomationRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        # Per (job, attempt) the supervisor could not move on yet: rounds tried, requeues appended, why.
+        self.max_requeue_tries = max_requeue_tries
+        self._requeue_tries: dict[tuple[uuid.UUID, int], int] = {}
+        self._requeues_appended: dict[tuple[uuid.UUID, int], int] = {}
+        self._given_up: set[tuple[uuid.UUID, int]] = set()
+        # Jobs whose stream a projection parked: the supervisor leaves them alone until an admin releases it.
+        self.stuck: dict[tuple[uuid.UUID, int], str] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
         conn = await self.app.reads.pool.acquire()
@@ -242,9 +256,59 @@ class AutomationRunner:
         return "delivered", None
 
     async def requeue_orphans(self) -> None:
+        """Requeue the jobs of vanished agents, without ever appending in a loop: one requeue per job and
+        attempt (a requeue not yet visible is not appended again); a job whose stream is parked is left
+        alone, saying so; a job whose requeue is refused `max_requeue_tries` times is failed, saying why."""
         silent_since = datetime.now(UTC) - timedelta(seconds=self.agent_timeout_s)
-        for job in await self.launch.orphaned_jobs(silent_since):
-            reason = f"agent {job['agent_id']} vanished: no heartbeat since {job['last_seen']}, requeued after {self.agent_timeout_s:g} s"
-            command = RequeueJob(job_id=job["job_id"], attempt=job["attempt"], reason=reason)
-            await self.app.execute(command, service_caller("modelreg-launch-supervisor"))
+        orphans = await self.launch.orphaned_jobs(silent_since)
+        still = {(job["job_id"], job["attempt"]) for job in orphans}
+        for memo in (self._requeue_tries, self._requeues_appended, self.stuck):
+            for key in [k for k in memo if k not in still]:
+                del memo[key]  # moved on: requeued, finished or cancelled
+        self._given_up &= still
+        for job in orphans:
+            await self._requeue_orphan(job)
+
+    async def _requeue_orphan(self, job: dict[str, Any]) -> None:
+        key = (job["job_id"], job["attempt"])
+        if key in self._given_up:
+            return
+        parked = await self.app.progress.parked_among([job_stream(job["job_id"])])
+        if parked:
+            projection, stream, error = parked[0]
+            if key not in self.stuck:
+                self.stuck[key] = f"projection {projection} parked {stream} ({error}): release it (`modelreg parked`)"
+                log.error("job %s: not requeued while %s", job["job_id"], self.stuck[key])
+            return
+        self.stuck.pop(key, None)
+        if self._requeues_appended.get(key, 0):
+            return  # appended, not visible yet (the projection lags): appending it again would change nothing
+        reason = f"agent {job['agent_id']} vanished: no heartbeat since {job['last_seen']}, requeued after {self.agent_timeout_s:g} s"
+        command = RequeueJob(job_id=job["job_id"], attempt=job["attempt"], reason=reason)
+        try:
+            accepted = await self.app.execute(command, service_caller("modelreg-launch-supervisor"))
+            self._requeues_appended[key] = len(accepted.events)
             log.warning("job %s: %s", job["job_id"], reason)
+        except NotYetVisible as exc:  # appended: waiting for it to show is the next rounds' business
+            self._requeues_appended[key] = 1
+            log.warning("job %s: requeued, not visible yet: %s", job["job_id"], exc)
+        except ModelregError as exc:
+            tries = self._requeue_tries[key] = self._requeue_tries.get(key, 0) + 1
+            log.warning("job %s: not requeued (try %d of %d): %s", job["job_id"], tries, self.max_requeue_tries, exc)
+            if tries >= self.max_requeue_tries:
+                await self._give_up(job, tries, exc)
+
+    async def _give_up(self, job: dict[str, Any], tries: int, error: ModelregError) -> None:
+        self._given_up.add((job["job_id"], job["attempt"]))
+        reason = (
+            f"agent {job['agent_id']} vanished (no heartbeat since {job['last_seen']}) and the supervisor could not "
+            f"requeue the job in {tries} tries ({error}): failed instead; enqueue it again to run it"
+        )
+        failed = ReportJobFinished(
+            job_id=job["job_id"], agent_id=job["agent_id"], attempt=job["attempt"], state="failed", reason=reason
+        )
+        try:
+            await self.app.execute(failed, service_caller("modelreg-launch-supervisor"), wait_for_read_models=False)
+            log.error("job %s: %s", job["job_id"], reason)
+        except ModelregError as exc:
+            log.error("job %s: gave up requeueing it, and could not fail it either: %s", job["job_id"], exc)

@@ -604,5 +604,75 @@ def kafka_run(data_dir: Path) -> None:
         broker.stop()
 
 
+_PARKED_STREAM = "projection stream error since attempts firstEventId firstEventType firstEventPosition waitingEvents"
+_RELEASE = f"released parkedStream {{ {_PARKED_STREAM} }}"
+
+
+@main.group(invoke_without_command=True)
+@_client_options
+@click.pass_context
+def parked(ctx: click.Context, url: str | None, api_key: str | None) -> None:
+    """Streams a projection stopped applying after an error (an admin key): list them, retry, or skip."""
+    if ctx.invoked_subcommand is not None:
+        return
+    query = (
+        "query($after: String) { parkedStreams(first: 500, after: $after) "
+        f"{{ items {{ {_PARKED_STREAM} }} endCursor hasNextPage }} }}"
+    )
+    after, shown = None, 0
+    while True:
+        page = _graphql(url, api_key, query, {"after": after})["parkedStreams"]
+        for found in page["items"]:
+            _echo_parked(found)
+            shown += 1
+        if not page["hasNextPage"]:
+            break
+        after = page["endCursor"]
+    if not shown:
+        click.echo("no parked streams")
+
+
+def _echo_parked(found: dict[str, Any]) -> None:
+    click.echo(f"{found['projection']}  {found['stream']}")
+    waiting = f"{found['attempts']} attempt(s), {found['waitingEvents']} event(s) waiting"
+    click.echo(f"  parked since {found['since']}, {waiting}")
+    click.echo(f"  at event {found['firstEventId']} ({found['firstEventType']}, {found['firstEventPosition']})")
+    click.echo(f"  error: {found['error']}")
+
+
+def _echo_release(outcome: dict[str, Any], stream: str) -> None:
+    if outcome["released"]:
+        click.echo(f"{stream} released: its events are applied")
+        return
+    click.echo(f"{stream} is still parked:")
+    _echo_parked(outcome["parkedStream"])
+    sys.exit(1)
+
+
+@parked.command("retry")
+@click.argument("projection")
+@click.argument("stream")
+@_client_options
+def parked_retry(projection: str, stream: str, url: str | None, api_key: str | None) -> None:
+    """Apply STREAM's parked events in PROJECTION now (after a fix was deployed, say)."""
+    query = f"mutation($input: RetryParkedStreamInput!) {{ retryParkedStream(input: $input) {{ {_RELEASE} }} }}"
+    done = _graphql(url, api_key, query, {"input": {"projection": projection, "stream": stream}})["retryParkedStream"]
+    _echo_release(done, stream)
+
+
+@parked.command("skip")
+@click.argument("projection")
+@click.argument("stream")
+@click.option("--event", "event_id", required=True, help="The id of the event the stream is parked at.")
+@click.option("--reason", required=True, help="Why: kept on the event log and in the audit with who skipped.")
+@_client_options
+def parked_skip(projection: str, stream: str, event_id: str, reason: str, url: str | None, api_key: str | None) -> None:
+    """PROJECTION gives up on event --event of STREAM: recorded on the event log (a rebuild decides the
+    same), the stream's later events are applied without it."""
+    query = f"mutation($input: SkipParkedEventInput!) {{ skipParkedEvent(input: $input) {{ {_RELEASE} }} }}"
+    variables = {"input": {"projection": projection, "stream": stream, "eventId": event_id, "reason": reason}}
+    _echo_release(_graphql(url, api_key, query, variables)["skipParkedEvent"], stream)
+
+
 if __name__ == "__main__":
     main()

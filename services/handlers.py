@@ -40,6 +40,7 @@ from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSync
 from modelreg.services.access import model_scopes
 from modelreg.services.decisions import CommandContext, Decision
 from modelreg.services.launch_handlers import LAUNCH_HANDLERS
+from modelreg.services.parked_streams import PARKED_STREAM_HANDLERS
 from modelreg.services.commands import (
     AddAlias,
     Command,
@@ -343,5 +344,6 @@ HANDLERS: dict[type[Command], Handler] = {
     TagArtifactVersion: tag_artifact_version,
     UntagArtifactVersion: untag_artifact_version,
     **LAUNCH_HANDLERS,
+    **PARKED_STREAM_HANDLERS,
     RecordSync: record_sync,
 }

@@ -105,11 +105,23 @@ def offline_events() -> list[Envelope]:
     ]
 
 
+def operations_events() -> list[Envelope]:
+    from uuid import uuid4
+
+    from modelreg.events.operations import EventSkipped, parked_stream_decisions
+
+    admin = Actor(kind="user", id="admin")
+    stream = "run:acme/nature/run-1"
+    skipped = EventSkipped(projection="registry", stream=stream, event_id=uuid4(), reason="a bug in 0.3, fixed in 0.4")
+    return [Envelope.new(skipped, stream=parked_stream_decisions("registry", stream), actor=admin)]
+
+
 def test_exported_schemas_validate_real_serialized_events_and_reject_others(tmp_path: Path) -> None:
     CliRunner().invoke(main, ["schemas", "export", str(tmp_path)])
     schemas = {p.name: jsonschema.Draft202012Validator(json.loads(p.read_text())) for p in tmp_path.iterdir()}
     seen = set()
-    for event in [*registry_history(3000), *identity_events(), *launch_and_automation_events(), *offline_events()]:
+    events = [*registry_history(3000), *identity_events(), *launch_and_automation_events(), *offline_events()]
+    for event in [*events, *operations_events()]:
         wire = orjson.loads(encode(event))
         schemas[f"{event.type}.v{event.version}.json"].validate(wire)
         seen.add(event.type)
