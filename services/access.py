@@ -80,6 +80,8 @@ def require_own_agent(caller: Caller, agent_id: str) -> None:
     """An agent speaks for the key it runs with: its id is the key's principal, or starts with it and a colon
     (`service:gpu-pool:host-1`). So no key claims, reports or beats for another principal's agent, admins
     included (an admin cancels or requeues a job instead)."""
+    if caller.key_id is None and caller.actor.kind == "service":
+        return  # the server itself (the Launch supervisor failing a vanished agent's job), not a key
     owner = str(caller.actor)
     if agent_id != owner and not agent_id.startswith(f"{owner}:"):
         raise PermissionDenied(

@@ -6,7 +6,14 @@ import pytest
 
 from modelreg.errors import PermissionDenied
 from modelreg.events.envelope import Actor
-from modelreg.services.access import Caller, automation_scopes, entity_scopes, model_scopes, require_own_agent
+from modelreg.services.access import (
+    Caller,
+    automation_scopes,
+    entity_scopes,
+    model_scopes,
+    require_own_agent,
+    service_caller,
+)
 
 MIA = Actor(kind="user", id="mia")
 
@@ -43,13 +50,17 @@ def test_uploading_files_needs_member_on_some_scope() -> None:
 
 
 def test_an_agent_id_belongs_to_the_principal_of_the_key_that_sends_it() -> None:
-    ci = Caller(Actor(kind="service", id="ci"), "admin")
+    ci = Caller(Actor(kind="service", id="ci"), "admin", key_id="key-of-ci")
     require_own_agent(ci, "service:ci")
     require_own_agent(ci, "service:ci:gpu-host-4711-a1b2c3")
     for someone_elses in ("service:ci-2:host", "user:ci:host", "service:cid", "gpu-host-4711"):
         with pytest.raises(PermissionDenied) as refused:
             require_own_agent(ci, someone_elses)
         assert "service:ci:<name>" in refused.value.message  # even an admin: it would speak for another agent
+
+
+def test_the_launch_supervisor_may_fail_the_job_of_an_agent_that_vanished() -> None:
+    require_own_agent(service_caller("modelreg-launch-supervisor"), "service:ci:gpu-host-4711-a1b2c3")
 
 
 def test_an_automation_is_checked_where_it_launches_else_where_it_watches() -> None:
