@@ -17,7 +17,7 @@ from pydantic import BaseModel
 REPLACEMENT = "\ufffd"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # A JSON text that holds none of these escapes holds no unstorable character (a raw NUL or a raw surrogate
-# is not valid JSON, and orjson refuses it), so most events skip the walk after two substring searches.
+# is not valid JSON, and orjson refuses it).
 _ESCAPES = (b"\\u0000", b"\\ud", b"\\uD")
 _SCALARS = (int, float, bool, type(None))
 

@@ -17,7 +17,7 @@ from modelreg.events.runs import RunStarted, run_stream
 from modelreg.services.api import LOG
 
 MODEL = "nature-classification"
-CARD = """mutation($m: String!, $d: String!) { updateModelCard(registeredModel: $m, description: $d) { description } }"""
+CARD = "mutation($m: String!, $d: String!) { updateModelCard(registeredModel: $m, description: $d) { description } }"
 
 
 async def linked_model(stack: Stack) -> str:

@@ -10,7 +10,7 @@ from modelreg.events.log import EventLog, LogPosition, LogRecord
 
 async def test_records_with_nul_and_lone_surrogates_are_kept_byte_for_byte(event_log: EventLog) -> None:
     records = [
-        LogRecord(LogPosition("", 0, 0), b"model:a\x00b", b'{"type": "x", "payload": {"d": "a\\u0000b"}}', (("type", b"x\x00"),)),
+        LogRecord(LogPosition("", 0, 0), b"model:a\x00b", b'{"payload": {"d": "a\\u0000b"}}', (("type", b"x\x00"),)),
         LogRecord(LogPosition("", 0, 0), b"model:\xed\xa0\x80", b'{"d": "\\ud800"}', (("type", b"\xff"),)),
         LogRecord(LogPosition("", 0, 0), b"model:c", b"\x00 not even JSON \xff"),
     ]

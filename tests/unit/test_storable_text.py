@@ -48,15 +48,14 @@ def test_a_lone_surrogate_in_a_key_label_is_refused_naming_the_field() -> None:
 )
 def test_text_nested_in_a_json_value_is_refused_saying_where(config: dict, where: str) -> None:
     message = refusal(StartRun, {**RUN, "config": config})
-    assert f"config: U+" in message and f"(in {where})" in message
+    assert "config: U+" in message and f"(in {where})" in message
 
 
 def test_a_manifest_path_with_nul_is_refused_among_many_good_entries() -> None:
     manifest = [{"path": f"f{i}.bin", "size": 1, "digest": DIGEST} for i in range(10_000)]
     manifest[7_777] = {"path": "weights\x00.bin", "size": 1, "digest": DIGEST}
-    message = refusal(
-        LogArtifactVersion, {"entity": "acme", "project": "nature", "name": "c", "artifact_type": "model", "manifest": manifest}
-    )
+    version = {"entity": "acme", "project": "nature", "name": "c", "artifact_type": "model", "manifest": manifest}
+    message = refusal(LogArtifactVersion, version)
     assert "manifest: U+0000 cannot be stored (in manifest.7777.path)" in message
 
 
@@ -86,9 +85,8 @@ def test_the_rule_names_the_place_itself() -> None:
 
 def card_changed_on_the_wire(description_json: bytes) -> bytes:
     """A model card event as an older modelreg (or a foreign producer) wrote it, with raw JSON text."""
-    event = Envelope.new(
-        ModelCardChanged(registered_model="m", description="PLACEHOLDER"), stream="model:m", actor=Actor(kind="user", id="a")
-    )
+    card = ModelCardChanged(registered_model="m", description="PLACEHOLDER")
+    event = Envelope.new(card, stream="registered_model:m", actor=Actor(kind="user", id="a"))
     return encode(event).replace(b'"PLACEHOLDER"', description_json)
 
 
