@@ -23,14 +23,26 @@ _SCALARS = (int, float, bool, type(None))
 
 
 class UnstorableText(ValueError):
-    def __init__(self, where: str, character: str) -> None:
-        self.where = where
+    def __init__(self, path: tuple[str | int, ...], character: str, *, in_a_key: bool = False) -> None:
+        self.path = path  # the field, then dict keys and list indexes
         self.character = character
-        super().__init__(f"{where}: {self.problem(where)}")
+        self.in_a_key = in_a_key
+        super().__init__(f"{self.where}: {self.problem(self.where)}")
+
+    @property
+    def where(self) -> str:
+        return ".".join(map(str, self.path[:-1] if self.in_a_key else self.path))
+
+    def named(self, path: tuple[str | int, ...]) -> UnstorableText:
+        """The same problem, its place named as the caller knows it (GraphQL's names, say)."""
+        return UnstorableText(path, self.character, in_a_key=self.in_a_key)
 
     def problem(self, within: str | None = None) -> str:
         """What is wrong and what to do; `within`: the field the caller names already (not repeated)."""
         place = "" if self.where == within else f" (in {self.where})"
+        if self.in_a_key:
+            key = self.path[-1]
+            place = f" (in the key {key!r})" if self.where == within else f" (in a key of {self.where}: {key!r})"
         if self.character == "\x00":
             return f"U+0000 cannot be stored{place}; remove it"
         return f"U+{ord(self.character):04X}, a lone surrogate, cannot be stored{place}; send the text as valid UTF-8"
@@ -38,14 +50,16 @@ class UnstorableText(ValueError):
 
 def refuse_unstorable(value: Any, where: str) -> None:
     """Raise UnstorableText naming the first place in `value` (a string, or strings, keys included, inside
-    dicts, lists and pydantic models) that holds U+0000 or a lone surrogate."""
+    dicts, lists and pydantic models) that holds U+0000 or a lone surrogate; `where` names the value."""
     if isinstance(value, str):
-        if (found := _UNSTORABLE.search(value)) is not None:
-            raise UnstorableText(where, found.group())
-        return
-    if isinstance(value, _SCALARS) or not _may_hold_text(value):
-        return
-    _walk(value, where)
+        _refuse_in_text(value, (where,))
+    elif not isinstance(value, _SCALARS) and _may_hold_text(value):
+        _walk(value, (where,))
+
+
+def _refuse_in_text(text: str, path: tuple[str | int, ...], *, in_a_key: bool = False) -> None:
+    if (found := _UNSTORABLE.search(text)) is not None:
+        raise UnstorableText(path, found.group(), in_a_key=in_a_key)
 
 
 def _may_hold_text(value: Any) -> bool:
@@ -57,20 +71,20 @@ def _may_hold_text(value: Any) -> bool:
     return may_hold_unstorable(dumped)
 
 
-def _walk(value: Any, where: str) -> None:
+def _walk(value: Any, path: tuple[str | int, ...]) -> None:
     if isinstance(value, str):
-        refuse_unstorable(value, where)
+        _refuse_in_text(value, path)
     elif isinstance(value, dict):
         for key, item in value.items():
             if isinstance(key, str):
-                refuse_unstorable(key, f"{where}, key {key!r}")
-            _walk(item, f"{where}.{key}")
+                _refuse_in_text(key, (*path, key), in_a_key=True)
+            _walk(item, (*path, key))
     elif isinstance(value, list | tuple | set | frozenset):
         for index, item in enumerate(value):
-            _walk(item, f"{where}.{index}")
+            _walk(item, (*path, index))
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            _walk(getattr(value, name), f"{where}.{name}")
+            _walk(getattr(value, name), (*path, name))
 
 
 def may_hold_unstorable(data: bytes) -> bool:
