@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 
 from modelreg.events.catalog import NewerThanThisBuild, UnknownEventType, event_class, upcast
 from modelreg.events.envelope import Envelope
+from modelreg.events.storable_text import may_hold_unstorable, replace_unstorable
 
 
 class UndecodableEvent(ValueError):
@@ -38,6 +40,16 @@ def _uuid_subclass(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _with_lone_surrogates(data: bytes, error: orjson.JSONDecodeError) -> Any:
+    """orjson refuses the escape of a lone surrogate ("\\ud800"); the standard library reads it."""
+    if not may_hold_unstorable(data):
+        raise UndecodableEvent(f"not JSON: {error}") from None
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise UndecodableEvent(f"not JSON: {error}") from None
+
+
 def to_json_dict(envelope: Envelope) -> dict[str, Any]:
     """The envelope as the JSON a foreign consumer sees (uuids and times as strings)."""
     return orjson.loads(encode(envelope))
@@ -47,7 +59,11 @@ def decode(data: bytes) -> Envelope:
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise UndecodableEvent(f"not JSON: {exc}") from None
+        raw = _with_lone_surrogates(data, exc)
+    if may_hold_unstorable(data):
+        # Written before commands refused such text, or by a foreign producer: stored with U+FFFD in its
+        # place, the same on every replay, rather than parking the stream on it.
+        raw = replace_unstorable(raw)
     if not isinstance(raw, dict):
         raise UndecodableEvent(f"an event is a JSON object, got {type(raw).__name__}")
     type_tag, version, payload = raw.get("type"), raw.get("version"), raw.get("payload")

@@ -115,8 +115,8 @@ class PostgresEventLog:
             return []
         headers = [dict(record.headers) for record in records]
         first = await self._write(
-            [record.key.decode(errors="replace") if record.key else None for record in records],
-            [h["type"].decode() if "type" in h else None for h in headers],
+            [_as_text(record.key) if record.key else None for record in records],
+            [_as_text(h["type"]) if "type" in h else None for h in headers],
             [int(h["version"]) if "version" in h else None for h in headers],
             [record.key for record in records],
             [record.value for record in records],
@@ -230,3 +230,9 @@ class PostgresSubscription:
 
     async def close(self) -> None:
         await self._listener.close()
+
+
+def _as_text(raw: bytes) -> str:
+    """The stream and type columns describe a record (its bytes are kept as they are in key and value): a
+    foreign producer's key or type header may hold bytes a text column refuses, replaced so that it is kept."""
+    return raw.decode(errors="replace").replace("\x00", "\ufffd")

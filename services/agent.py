@@ -256,7 +256,9 @@ class LaunchAgent:
             if line:
                 buffer += line
             if buffer and (line == b"" or len(buffer) >= OUTPUT_FLUSH_BYTES or loop.time() - flushed_at >= OUTPUT_FLUSH_S):
-                await self.gql(_OUTPUT, {**ids, "s": stream, "t": buffer.decode(errors="replace")})
+                # A process may print U+0000, which the registry cannot store: shown as U+FFFD, like bad UTF-8.
+                text = buffer.decode(errors="replace").replace("\x00", "\ufffd")
+                await self.gql(_OUTPUT, {**ids, "s": stream, "t": text})
                 buffer.clear()
                 flushed_at = loop.time()
             if line == b"":

@@ -31,6 +31,7 @@ from modelreg.graphql.cost import cost_limit_validator
 from modelreg.graphql.documents import ValidatedDocuments
 from modelreg.graphql.pages import MAX_PAGE
 from modelreg.graphql.schema import build_schema
+from modelreg.graphql.storable_arguments import STORABLE_ARGUMENTS
 from modelreg.graphql.subscriptions import SubscriberContext
 from modelreg.projections.migrations import migrate
 from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
@@ -167,6 +168,7 @@ class ModelregGraphQLView(GraphQLView):
             allowed_operation_types=allowed_operation_types,
             operation_extensions=request_data.extensions,
             validate_document=False,  # ValidatedDocuments did, once per distinct document
+            middleware=STORABLE_ARGUMENTS,
         )
         if getattr(result, "errors", None) and any_database_unavailable(result.errors):
             raise HTTPException(503, DATABASE_UNAVAILABLE)  # PostgreSQL restarting: retry, not a bug

@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from modelreg.events.artifacts import ManifestEntry
 from modelreg.events.identity import Role, Scope
 from modelreg.events.runs import MetricRow
+from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 from modelreg.events.names import (
     AliasName,
     ArtifactName,
@@ -37,6 +39,19 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     needs: ClassVar[Role] = "member"
+
+    # Every field of every command, strings nested in JSON values and keys included: text PostgreSQL cannot
+    # store never reaches the log (a projection would park on it). Before the type checks, so that this
+    # message, not pydantic's "unable to parse raw data", names a lone surrogate.
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable_text(cls, value: Any, info: ValidationInfo) -> Any:
+        try:
+            refuse_unstorable(value, info.field_name or "input")
+        except UnstorableText as exc:
+            problem = exc.problem(info.field_name)
+            raise PydanticCustomError("unstorable_text", "{problem}", {"problem": problem}) from None
+        return value
 
     def scopes(self) -> tuple[str, ...]:
         """Where the command acts, most specific scope first; () is the whole installation."""
