@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from modelreg.services.access import service_caller
 from modelreg.services.api import APP, create_app
+from modelreg.services.blob_routes import BLOBS
 from modelreg.services.commands import IssueApiKey
 from modelreg.services.projector import run_projector
 from modelreg.services.triggers import run_triggers
@@ -93,8 +95,23 @@ class Stack:
         """As `actor` (an admin, unless `key` says who and with which role)."""
         assert self.client is not None
         key = key or await self.key(actor)
+        await self.store_described_files()
         response = await self.client.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers={"Authorization": f"Bearer {key}"}
         )
         assert response.status == 200, await response.text()
         return await response.json()
+
+    async def store_described_files(self) -> None:
+        """The files tests described with story.file_entry, in the blob store (manifests must name stored blobs)."""
+        from support.story import CONTENTS
+
+        assert self.client is not None
+        store = self.client.server.app[BLOBS]
+        for digest, content in list(CONTENTS.items()):
+            if not store.has(digest):
+                await store.put(digest, _once(content))
+
+
+async def _once(content: bytes) -> AsyncIterator[bytes]:
+    yield content
