@@ -307,7 +307,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def components(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, min_size=2, max_size=20)
-        health_pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+        health_pool = await create_pool(settings.database_url, min_size=0, max_size=2)  # opened by the first check
         await migrate(pool, all_migrations())
         event_log = event_log_for(settings)
         await event_log.start()
