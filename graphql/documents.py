@@ -26,6 +26,8 @@ from modelreg.graphql.document_shape import shape_errors
 # 200 (tests/unit/test_graphql_documents.py measures them): 2,000 leaves room for scripts' own queries, and
 # with the shape limits (document_shape.py) keeps validating any document to tens of milliseconds.
 MAX_TOKENS = 2_000
+# And at most this many characters (the UI's biggest document has 2,000): a megabyte is refused unread.
+MAX_DOCUMENT_CHARS = 100_000
 
 
 class ValidatedDocuments:
@@ -68,6 +70,12 @@ class ValidatedDocuments:
         return document
 
     def _checked(self, query: str) -> DocumentNode:
+        if len(query) > MAX_DOCUMENT_CHARS:
+            too_long = GraphQLError(
+                f"the document has {len(query):,} characters, over this server's limit of {MAX_DOCUMENT_CHARS:,}: "
+                "split it into several requests (fewer fields or aliases each)"
+            )
+            raise GraphQLValidationError([too_long])
         try:
             document = parse(query, max_tokens=self._max_tokens)
             errors = shape_errors(document) or validate(self._schema, document, specified_rules)

@@ -75,9 +75,11 @@ async def test_a_bad_body_gets_400_saying_what_to_send(stack: Stack, body: bytes
     assert says in _message(text)
 
 
-async def test_a_document_over_the_token_limit_is_refused_while_it_is_parsed(stack: Stack) -> None:
+async def test_a_document_over_the_size_or_token_limit_is_refused_before_it_is_validated(stack: Stack) -> None:
     refused = await stack.graphql(many_aliases(60_000), key=await stack.key("user:vera", "viewer"))
     assert refused["data"] is None
+    assert "characters, over this server's limit of 100,000: split it" in refused["errors"][0]["message"]
+    refused = await stack.graphql(many_aliases(4_000), key=await stack.key("user:vera", "viewer"))
     assert "tokens, this server's limit: split it into several requests" in refused["errors"][0]["message"]
 
 

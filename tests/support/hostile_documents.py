@@ -32,10 +32,12 @@ def hostile_bodies() -> list[bytes]:
     return [*bodies, b"[" * 200_000, twenty_megabytes]
 
 
-async def send_hostile_documents(url: str, key: str, stop: asyncio.Event, *, clients: int = 4) -> int:
-    """`clients` connections each sending hostile_bodies() to `url` (the server's base URL) in turn until
-    `stop` is set; returns how many were sent."""
-    bodies, sent = hostile_bodies(), 0
+async def send_hostile_documents(
+    url: str, key: str, stop: asyncio.Event, *, clients: int = 4, bodies: list[bytes] | None = None
+) -> int:
+    """`clients` connections each sending `bodies` (default hostile_bodies()) to `url` (the server's base URL)
+    in turn until `stop` is set; returns how many were sent."""
+    bodies, sent = bodies or hostile_bodies(), 0
 
     async def client(offset: int) -> None:
         nonlocal sent

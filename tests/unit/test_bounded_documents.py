@@ -62,8 +62,10 @@ def test_the_web_uis_and_the_clients_documents_and_introspection_stay_far_under_
     assert _tokens(get_introspection_query(descriptions=True, input_value_deprecation=True)) * 5 < MAX_TOKENS
 
 
-def test_a_document_of_sixty_thousand_aliases_is_refused_by_the_token_limit() -> None:
-    message = _refusal(many_aliases(60_000))
+def test_a_document_of_sixty_thousand_aliases_is_refused_unread_and_a_smaller_one_by_the_token_limit() -> None:
+    unread = _refusal(many_aliases(60_000))
+    assert "the document has 1,308,893 characters, over this server's limit of 100,000" in unread
+    message = _refusal(many_aliases(4_000))
     assert f"more than {MAX_TOKENS:,} tokens, this server's limit: split it into several requests" in message
 
 
