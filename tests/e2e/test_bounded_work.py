@@ -10,6 +10,7 @@ import base64
 import dataclasses
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from support.hostile_documents import cyclic_fragments, many_aliases
 from support.stack import Stack
 from support.story import LOG_VERSION, digest_of, file_entry, version_input
 
+import modelreg
+from modelreg.errors import InvalidInput
 from modelreg.services.settings import Settings
 
 pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
@@ -175,3 +178,23 @@ async def test_a_manifest_of_thousands_of_stored_files_is_checked_and_logged(sta
     logged = await stack.graphql(LOG_VERSION, {"input": {**version_input("shards", b""), "files": [*files, reference]}})
     assert "errors" not in logged, logged["errors"]
     assert len(logged["data"]["logArtifactVersion"]["files"]) == 3001
+
+
+async def test_the_training_client_says_when_a_file_is_over_the_servers_upload_limit(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with Stack(dataclasses.replace(settings, max_blob_bytes=100_000)) as stack:
+        assert stack.client is not None
+        url = str(stack.client.make_url("/"))
+        weights = tmp_path / "weights.bin"
+        weights.write_bytes(b"w" * 300_000)
+
+        def log_it() -> None:
+            with modelreg.init(project="nature", entity="acme", url=url) as run:
+                model = modelreg.Artifact("classifier", "model")
+                model.add_file(weights)
+                run.log_artifact(model)
+
+        with pytest.raises(InvalidInput) as refused:
+            await asyncio.to_thread(log_it)
+        assert "over this server's limit of 97.7 KiB for one artifact file" in refused.value.message
