@@ -43,6 +43,7 @@ class ValidatedDocuments:
         self._size = size
         self._max_tokens = max_tokens
         self._cache: OrderedDict[str, DocumentNode] = OrderedDict()
+        self._one_at_a_time = asyncio.Semaphore(1)
 
     def get(self, query: str) -> DocumentNode:
         document = self._cached(query)
@@ -51,10 +52,12 @@ class ValidatedDocuments:
         return document
 
     async def validated(self, query: str) -> DocumentNode:
-        """`get`, with a new document parsed and validated in a worker thread (the cache stays on the loop)."""
+        """`get`, with a new document parsed and validated in a worker thread (the cache stays on the loop),
+        one at a time: a flood of new documents waits its turn instead of taking every core from the loop."""
         document = self._cached(query)
         if document is None:
-            document = self._remember(query, await asyncio.to_thread(self._checked, query))
+            async with self._one_at_a_time:
+                document = self._remember(query, await asyncio.to_thread(self._checked, query))
         return document
 
     def _cached(self, query: str) -> DocumentNode | None:
