@@ -62,10 +62,17 @@ class Gql:
             raise RuntimeError(body["errors"])
         return body["data"]
 
+    async def upload(self, content: bytes) -> dict[str, Any]:
+        """A manifest entry for `content`, stored first (a manifest names stored blobs only)."""
+        digest = "sha256:" + hashlib.sha256(content).hexdigest()
+        async with self.http.put(f"{self.url}/blobs/{digest}", data=content) as response:
+            response.raise_for_status()
+        return {"path": "d.csv", "size": len(content), "digest": digest}
 
-def version_input(n: int, name: str) -> dict[str, Any]:
-    digest = "sha256:" + hashlib.sha256(f"{name}-{n}".encode()).hexdigest()
-    return {"entity": "acme", "project": "bench", "name": name, "type": "dataset", "files": [{"path": "d.csv", "size": 1, "digest": digest}]}
+
+async def version_input(gql: Gql, n: int, name: str) -> dict[str, Any]:
+    files = [await gql.upload(f"{name}-{n}".encode())]
+    return {"entity": "acme", "project": "bench", "name": name, "type": "dataset", "files": files}
 
 
 async def trigger_to_enqueue(gql: Gql, source: dict[str, Any], events: int) -> list[float]:
@@ -74,7 +81,7 @@ async def trigger_to_enqueue(gql: Gql, source: dict[str, Any], events: int) -> l
     await gql(AUTOMATION, {"n": "retrain", "t": trigger, "a": action})
     logged = {}
     for n in range(events):
-        version = (await gql(LOG, {"i": version_input(n, "bench-data")}))["logArtifactVersion"]
+        version = (await gql(LOG, {"i": await version_input(gql, n, "bench-data")}))["logArtifactVersion"]
         logged[version["id"]] = at(version["createdAt"])
     while True:
         jobs = [j for j in (await gql(JOBS))["launchJobs"] if j["triggeredBy"]]
@@ -119,7 +126,7 @@ async def webhook_delivery(gql: Gql, moves: int) -> list[float]:
         await gql(AUTOMATION, {"n": "notify", "t": {"event": "alias_added", "registered_model": "bench"}, "a": action})
         ids = []
         for n in range(2):
-            ids.append((await gql(LOG, {"i": version_input(n, "bench-model")}))["logArtifactVersion"]["id"])
+            ids.append((await gql(LOG, {"i": await version_input(gql, n, "bench-model")}))["logArtifactVersion"]["id"])
             await gql(LINK, {"id": ids[-1], "a": []})
         for n in range(moves):
             await gql(ALIAS, {"id": ids[n % 2]})

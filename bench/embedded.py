@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import hashlib
 import os
 import signal
 import statistics
@@ -78,7 +79,11 @@ async def command_latency(url: str, commands: int, key: str) -> list[float]:
 
         ids = []
         for n in range(2):
-            files = [{"path": "model.bin", "size": 1, "digest": "sha256:" + f"{n:064x}"}]
+            content = f"model {n}".encode()
+            digest = "sha256:" + hashlib.sha256(content).hexdigest()
+            async with http.put(f"{url}/blobs/{digest}", data=content) as stored:
+                stored.raise_for_status()  # a manifest names stored blobs only
+            files = [{"path": "model.bin", "size": len(content), "digest": digest}]
             data = await gql(LOG, {"i": {"entity": "acme", "project": "bench", "name": "m", "type": "model", "files": files}})
             ids.append(data["logArtifactVersion"]["id"])
             await gql(LINK, {"id": ids[-1]})

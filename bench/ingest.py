@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import hashlib
 import re
 import signal
 import statistics
@@ -191,8 +192,12 @@ async def command_latency(infra: Infrastructure, commands: int) -> list[float]:
                     await asyncio.sleep(0.1)
             ids = []
             for n in range(2):
-                digest = "sha256:" + f"{n:064x}"
-                files = [{"path": "model.bin", "size": 1, "digest": digest}]
+                content = f"model {n}".encode()
+                digest = "sha256:" + hashlib.sha256(content).hexdigest()
+                headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+                async with http.put(url.replace("/graphql", f"/blobs/{digest}"), data=content, headers=headers) as stored:
+                    stored.raise_for_status()  # a manifest names stored blobs only
+                files = [{"path": "model.bin", "size": len(content), "digest": digest}]
                 data = await gql(LOG, {"i": {"entity": "acme", "project": "bench", "name": "m", "type": "model", "files": files}})
                 ids.append(data["logArtifactVersion"]["id"])
                 await gql(LINK, {"id": ids[-1]})

@@ -92,6 +92,8 @@ class Transport:
         response = self._http.put(f"/blobs/{digest}", content=chunks(), headers={"Content-Length": str(path.stat().st_size)})
         if response.status_code == 400:
             raise InvalidInput(f"{path}: {response.text} (did the file change while it was uploaded?)")
+        if response.status_code == 413:  # over the server's limit for one artifact file
+            raise InvalidInput(f"{path}: {response.text}")
         response.raise_for_status()
 
     @_retrying
@@ -118,6 +120,8 @@ class Transport:
                     on_bytes(len(chunk))
 
         response = self._http.post("/blobs", content=chunks(), headers={"Content-Length": str(path.stat().st_size)})
+        if response.status_code == 413:  # over the server's limit for one artifact file
+            raise InvalidInput(f"{path}: {response.text}")
         response.raise_for_status()
         digest = "sha256:" + hasher.hexdigest()
         if response.json()["digest"] != digest:

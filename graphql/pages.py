@@ -10,6 +10,7 @@ from typing import Any
 from modelreg.errors import InvalidInput
 
 MAX_PAGE = 500
+MAX_ORDINAL = 2**31 - 1  # version_index is a PostgreSQL int: a bigger one is no cursor of ours
 
 
 def encode_cursor(ordinal: int) -> str:
@@ -21,7 +22,7 @@ def decode_cursor(cursor: str | None) -> int | None:
         return None
     try:
         kind, value = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        if kind != "o":
+        if kind != "o" or not 0 <= int(value) <= MAX_ORDINAL:
             raise ValueError(kind)
         return int(value)
     except ValueError:

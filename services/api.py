@@ -13,14 +13,14 @@ from typing import Any
 import asyncpg
 from aiohttp import WSCloseCode, web
 from graphene.validation import depth_limit_validator
-from graphql_server.aiohttp.views import GraphQLView
+from graphql_server.aiohttp.views import AiohttpHTTPRequestAdapter, GraphQLView
 from graphql_server.exceptions import ConnectionRejectionError, GraphQLValidationError
 from graphql_server.http import GraphQLRequestData
 from graphql_server.http.exceptions import HTTPException
 from graphql_server.runtime import execute
 from graphql_server.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from graphql_server.utils.operation import get_operation_type
-from graphql import GraphQLSchema, OperationType
+from graphql import ExecutionResult, GraphQLSchema, OperationType
 
 from modelreg.errors import PermissionDenied
 from modelreg.events.envelope import Actor
@@ -29,6 +29,7 @@ from modelreg.events.tail import LogTails
 from modelreg.graphql.context import RequestContext
 from modelreg.graphql.cost import cost_limit_validator
 from modelreg.graphql.documents import ValidatedDocuments
+from modelreg.graphql.errors import actionable
 from modelreg.graphql.pages import MAX_PAGE
 from modelreg.graphql.schema import build_schema
 from modelreg.graphql.storable_arguments import STORABLE_ARGUMENTS
@@ -40,6 +41,8 @@ from modelreg.services.access import Caller, service_caller
 from modelreg.services.application import Application
 from modelreg.services.blob_routes import add_blob_routes
 from modelreg.services.blob_store import FolderBlobStore
+from modelreg.services.body_limits import LIMITS, BodyLimits, bodies_within_limits, read_bounded, refusal
+from modelreg.services.graphql_bodies import graphql_body, graphql_request_fields
 from modelreg.services.commands import IssueApiKey
 from modelreg.services.database import create_pool
 from modelreg.services.database_unavailable import MESSAGE as DATABASE_UNAVAILABLE
@@ -63,6 +66,8 @@ NO_KEY = (
 
 APP: web.AppKey[Application] = web.AppKey("application", Application)
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
+# /healthz's own connections: requests that exhaust the shared pool cannot make the health check wait.
+HEALTH_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("health_pool", asyncpg.Pool)
 LOG: web.AppKey[EventLog] = web.AppKey("log")
 SECRETS: web.AppKey[WebhookSecrets] = web.AppKey("webhook_secrets", WebhookSecrets)
 TAILS: web.AppKey[LogTails] = web.AppKey("tails", LogTails)
@@ -86,11 +91,19 @@ async def caller_of_key(key: str | None, reads: RegistryQueries) -> Caller:
     return Caller(Actor(kind=found["principal_kind"], id=found["principal_id"]), found["role"], found["grants"], key_id=found["key_id"])
 
 
+class BoundedRequestAdapter(AiohttpHTTPRequestAdapter):
+    """graphql-server reads the body itself (aiohttp's client_max_size does not apply): read it within the limit."""
+
+    async def get_body(self) -> bytes:  # type: ignore[override]
+        return await read_bounded(self.request)
+
+
 class ModelregGraphQLView(GraphQLView):
     """Queries and mutations over HTTP; subscriptions over a websocket (graphql-transport-ws only: the
     legacy graphql-ws protocol has no place to refuse a connection without a key)."""
 
     graphql_transport_ws_handler_class = SubscriptionsOverWebSocket
+    request_adapter_class = BoundedRequestAdapter
 
     def __init__(self, schema: GraphQLSchema, tails: LogTails, **options: Any) -> None:
         super().__init__(
@@ -103,6 +116,22 @@ class ModelregGraphQLView(GraphQLView):
         self.documents = ValidatedDocuments(
             schema, (depth_limit_validator(max_depth=MAX_QUERY_DEPTH), cost_limit_validator(MAX_QUERY_COST, MAX_PAGE))
         )
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self.run(request=request)
+        except HTTPException as e:
+            if e.status_code == 400:  # a bad body or request: a GraphQL error, which clients show
+                return refusal(request, 400, e.reason)
+            return web.Response(body=e.reason, status=e.status_code)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        return graphql_body(data)
+
+    async def process_result(self, request: web.Request, result: ExecutionResult, strict: bool = False) -> Any:
+        if result.errors:
+            result.errors = [actionable(error) for error in result.errors]
+        return await super().process_result(request, result, strict)
 
     async def get_context(self, request: web.Request, response: Any) -> RequestContext:  # type: ignore[override]
         app = request.app[APP]
@@ -138,6 +167,8 @@ class ModelregGraphQLView(GraphQLView):
         return {"principal": str(context.caller.actor), "role": context.caller.role}
 
     async def get_graphql_request_data(self, request, context, data, protocol) -> GraphQLRequestData:  # type: ignore[no-untyped-def]
+        if protocol != "subscription":  # GET without a query shows GraphiQL
+            data = graphql_request_fields(data, needs_query=request.method == "POST")
         request_data = await super().get_graphql_request_data(request, context, data, protocol)
         if protocol == "subscription" and request_data.query:
             # SubscriptionsOverWebSocket validated it with our rules (a refused one never gets here but for a
@@ -147,7 +178,11 @@ class ModelregGraphQLView(GraphQLView):
         return request_data
 
     async def create_websocket_response(self, request: web.Request, subprotocol: str | None) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(protocols=[subprotocol] if subprotocol else [], heartbeat=HEARTBEAT_S)
+        ws = web.WebSocketResponse(
+            protocols=[subprotocol] if subprotocol else [],
+            heartbeat=HEARTBEAT_S,
+            max_msg_size=request.app[LIMITS].max_body_bytes,
+        )
         await ws.prepare(request)
         request.app[SOCKETS].add(ws)
         return ws
@@ -155,7 +190,9 @@ class ModelregGraphQLView(GraphQLView):
     async def execute_operation(self, request_adapter, request_data, context, root_value, allowed_operation_types):  # type: ignore[no-untyped-def]
         if context.caller is None:  # checked here, not in get_context, so that GraphiQL's page still loads
             raise HTTPException(401, NO_KEY)
-        document = request_data.document or (self.documents.get(request_data.query) if request_data.query else None)
+        document = request_data.document
+        if document is None and request_data.query:
+            document = await self.documents.validated(request_data.query)
         if document is not None and _operation_type(document, request_data.operation_name) == OperationType.SUBSCRIPTION:
             raise HTTPException(400, "subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)")
         result = await execute(
@@ -190,7 +227,7 @@ async def close_open_sockets(app: web.Application) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    pool, event_log = request.app[POOL], request.app[LOG]
+    pool, event_log = request.app[HEALTH_POOL], request.app[LOG]
     report: dict[str, Any] = {"status": "ok"}
     try:
         ends = await event_log.end_positions()
@@ -278,33 +315,40 @@ def create_app(settings: Settings) -> web.Application:
     # A bigger read buffer than aiohttp's 64 KiB: an upload would otherwise pause and resume the socket
     # every 128 KiB, which caps it well below disk speed. Bodies are still streamed, never held whole.
     app = web.Application(
-        client_max_size=1024**2, middlewares=[blobs_need_a_key], handler_args={"read_bufsize": 4 * 1024 * 1024}
+        client_max_size=settings.max_body_bytes,
+        middlewares=[bodies_within_limits, blobs_need_a_key],
+        handler_args={"read_bufsize": 4 * 1024 * 1024},
     )
+    app[LIMITS] = BodyLimits(settings.max_body_bytes, settings.max_blob_bytes)
 
     async def components(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, min_size=2, max_size=20)
+        health_pool = await create_pool(settings.database_url, min_size=0, max_size=2)  # opened by the first check
         await migrate(pool, all_migrations())
         event_log = event_log_for(settings)
         await event_log.start()
         progress = ProjectionProgress(pool)
         await progress.start()
-        app[POOL], app[LOG] = pool, event_log
+        app[POOL], app[LOG], app[HEALTH_POOL] = pool, event_log, health_pool
         app[APP] = Application(
             event_log,
             RegistryQueries(pool),
             progress,
             projections=shown_to_commands(),
             read_your_writes_timeout_s=settings.read_your_writes_timeout_s,
+            blobs=blobs,
         )
         yield
         await progress.close()
         await event_log.close()
+        await health_pool.close()
         await pool.close()
 
     app.middlewares.insert(0, database_unavailable_is_503)  # outermost: PostgreSQL away is a 503 on every route
     app[SECRETS] = WebhookSecrets(settings.webhook_secret_key)
     app.cleanup_ctx.append(components)
-    add_blob_routes(app, FolderBlobStore(settings.blob_dir or Path("blobs")))
+    blobs = FolderBlobStore(settings.blob_dir or Path("blobs"))
+    add_blob_routes(app, blobs)
     app[TAILS] = LogTails()
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(close_open_sockets)

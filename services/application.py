@@ -14,7 +14,7 @@ from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.access import Caller
 from modelreg.services.commands import Command, Recordable
-from modelreg.services.decisions import CommandContext, Decision
+from modelreg.services.decisions import CommandContext, Decision, StoredBlobs
 from modelreg.services.handlers import HANDLERS
 from modelreg.services.offline_claims import bounded_claim
 
@@ -37,8 +37,10 @@ class Application:
         *,
         projections: dict[str, set[str]],
         read_your_writes_timeout_s: float = 5.0,
+        blobs: StoredBlobs | None = None,
     ) -> None:
         self.log = log
+        self.blobs = blobs  # where a manifest's files must be; None: artifact versions are not logged here
         self.reads = reads
         self.progress = progress
         self.projections = projections  # name -> the event types it handles ("*": all)
@@ -59,10 +61,12 @@ class Application:
     ) -> Accepted:
         caller.require(command.needs, await command.scopes_in(self.reads), command.describe())
         handler = HANDLERS[type(command)]
-        context = CommandContext(self.reads, caller, correlation_id, causation_id)
+        context = CommandContext(self.reads, caller, correlation_id, causation_id, blobs=self.blobs)
         if isinstance(command, Recordable):
             claim = await bounded_claim(command, self.reads)
-            context = CommandContext(self.reads, caller, correlation_id, command.command_id or causation_id, claim)
+            context = CommandContext(
+                self.reads, caller, correlation_id, command.command_id or causation_id, claim, blobs=self.blobs
+            )
         decision = await handler(command, context)
         if not decision.events:
             return Accepted(decision.subject_id, [], [])

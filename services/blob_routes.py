@@ -5,22 +5,14 @@ without reading the whole file first."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
 from modelreg.errors import InvalidInput
 from modelreg.services.blob_store import FolderBlobStore
+from modelreg.services.body_limits import received_bounded
 
 BLOBS: web.AppKey[FolderBlobStore] = web.AppKey("blobs", FolderBlobStore)
 CHUNK = 1024 * 1024
-
-
-async def _as_received(request: web.Request) -> AsyncIterator[bytes]:
-    """The body in the pieces the socket delivered (iter_any would join whatever is buffered: a copy)."""
-    async for data, _ in request.content.iter_chunks():
-        if data:
-            yield data
 
 
 def _path_or_400(request: web.Request) -> tuple[FolderBlobStore, str]:
@@ -42,11 +34,11 @@ async def head_blob(request: web.Request) -> web.Response:
 async def put_blob(request: web.Request) -> web.Response:
     store, digest = _path_or_400(request)
     if store.has(digest):
-        async for _ in request.content.iter_chunked(CHUNK):  # drain: the client may already be sending
+        async for _ in received_bounded(request):  # drain: the client may already be sending
             pass
         return web.json_response({"digest": digest, "stored": False})
     try:
-        size = await store.put(digest, _as_received(request))
+        size = await store.put(digest, received_bounded(request))
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
@@ -55,17 +47,18 @@ async def put_blob(request: web.Request) -> web.Response:
 async def post_blob(request: web.Request) -> web.Response:
     """Upload without announcing the digest: the store computes it, and the client compares it with its own."""
     store = request.app[BLOBS]
-    digest, size = await store.put_content(None, _as_received(request))
+    digest, size = await store.put_content(None, received_bounded(request))
     return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
 
 
 async def blob_candidates(request: web.Request) -> web.Response:
     """Digests of stored blobs with this size whose first MiB has this sha256 (usually none, or the one)."""
+    if not request.match_info["size"].isdigit():
+        raise web.HTTPBadRequest(text=f"{request.match_info['size']!r} is not a size: give the file's size in bytes")
     try:
-        size = int(request.match_info["size"])
-        digests = request.app[BLOBS].candidates(size, request.match_info["head"])
-    except (ValueError, InvalidInput) as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from None
+        digests = request.app[BLOBS].candidates(int(request.match_info["size"]), request.match_info["head"])
+    except InvalidInput as exc:
+        raise web.HTTPBadRequest(text=exc.message) from None
     return web.json_response({"digests": digests})
 
 

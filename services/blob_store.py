@@ -21,7 +21,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 
 from modelreg.errors import InvalidInput
@@ -65,6 +65,20 @@ class FolderBlobStore:
 
     def has(self, digest: str) -> bool:
         return self.path(digest).exists()
+
+    async def sizes(self, digests: Collection[str]) -> dict[str, int]:
+        """The size of each of `digests` held here, looked up in one worker thread (a manifest may list
+        tens of thousands of files)."""
+        return await asyncio.to_thread(self._sizes, list(digests))
+
+    def _sizes(self, digests: list[str]) -> dict[str, int]:
+        found = {}
+        for digest in digests:
+            try:
+                found[digest] = self.path(digest).stat().st_size
+            except (FileNotFoundError, InvalidInput):
+                pass
+        return found
 
     def _head_index(self, size: int, head: str) -> Path:
         if size < 0 or HEX.match(head) is None:

@@ -43,6 +43,31 @@ def _infra_options(fn: Any) -> Any:
     return fn
 
 
+class ByteSize(click.ParamType):
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        from modelreg.services.body_limits import parse_size
+
+        try:
+            return value if isinstance(value, int) else parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _limit_options(fn: Any) -> Any:
+    """Work is bounded before it is done: request bodies and uploaded artifact files (413 over the limit)."""
+    fn = click.option(
+        "--max-blob-bytes", envvar="MODELREG_MAX_BLOB_BYTES", type=ByteSize(), default="64GiB", show_default=True,
+        help="Largest artifact file an upload may send (env MODELREG_MAX_BLOB_BYTES).",
+    )(fn)
+    fn = click.option(
+        "--max-body-bytes", envvar="MODELREG_MAX_BODY_BYTES", type=ByteSize(), default="8MiB", show_default=True,
+        help="Largest request body on every other route, /graphql included (env MODELREG_MAX_BODY_BYTES).",
+    )(fn)
+    return fn
+
+
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
@@ -66,8 +91,17 @@ def main(verbose: bool) -> None:
 @click.option("--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
+@_limit_options
 def server(
-    data_dir: Path | None, database_url: str | None, kafka: str | None, local_kafka: bool, topic: str, host: str, port: int
+    data_dir: Path | None,
+    database_url: str | None,
+    kafka: str | None,
+    local_kafka: bool,
+    topic: str,
+    host: str,
+    port: int,
+    max_body_bytes: int,
+    max_blob_bytes: int,
 ) -> None:
     """Run modelreg on one machine: API and projections in one process.
 
@@ -99,6 +133,8 @@ def server(
             topic=topic,
             blob_dir=data_dir / "blobs",
             webhook_secret_key=_server_secret(data_dir / "webhook-secret-key"),
+            max_body_bytes=max_body_bytes,
+            max_blob_bytes=max_blob_bytes,
         )
         stopping = asyncio.Event()
         serving = _serve(settings, host, port, stopping, with_projector=True, admin_key_file=data_dir / "admin-api-key")
@@ -299,8 +335,17 @@ async def _serve(
     default=None,
     help="If this file does not exist, issue an admin API key and write it there (an installation's first start).",
 )
+@_limit_options
 def api(
-    kafka: str | None, database_url: str, topic: str, host: str, port: int, blob_dir: Path | None, admin_key_file: Path | None
+    kafka: str | None,
+    database_url: str,
+    topic: str,
+    host: str,
+    port: int,
+    blob_dir: Path | None,
+    admin_key_file: Path | None,
+    max_body_bytes: int,
+    max_blob_bytes: int,
 ) -> None:
     """Run the API service alone (GraphQL, /healthz, commands, artifact files)."""
     import platformdirs
@@ -309,7 +354,10 @@ def api(
 
     stopping = asyncio.Event()
     blob_dir = blob_dir or Path(platformdirs.user_data_dir("modelreg")) / "blobs"
-    settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, blob_dir=blob_dir)
+    settings = Settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, blob_dir=blob_dir,
+        max_body_bytes=max_body_bytes, max_blob_bytes=max_blob_bytes,
+    )
     _run_until_signal(_serve(settings, host, port, stopping, with_projector=False, admin_key_file=admin_key_file), stopping)
 
 

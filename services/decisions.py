@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from modelreg.events.envelope import Actor, Envelope, Event
@@ -12,6 +13,12 @@ from modelreg.projections.identity_queries import PrincipalQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.access import Caller, model_scopes
+
+
+class StoredBlobs(Protocol):
+    async def sizes(self, digests: Collection[str]) -> dict[str, int]:
+        """The size of each of `digests` that the store holds (absent: not stored)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class CommandContext:
     causation_id: UUID | None = None
     # When an offline run's client recorded the command (a bounded claim), kept beside the server's time.
     recorded_offline_at: datetime | None = None
+    # The blob store a manifest's files must be in; None: this process logs no artifact versions.
+    blobs: StoredBlobs | None = None
 
     @property
     def launch(self) -> LaunchQueries:

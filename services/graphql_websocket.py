@@ -65,18 +65,18 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler):
                 await self.refuse_revoked_key()
                 return
         if self.connection_acknowledged and message["id"] not in self.operations:
-            refusal = self._refusal(message["payload"].get("query"), message["payload"].get("operationName"))
+            refusal = await self._refusal(message["payload"].get("query"), message["payload"].get("operationName"))
             if refusal is not None:
                 await self.send_message({"id": message["id"], "type": "error", "payload": [e.formatted for e in refusal]})
                 return
         await super().handle_subscribe(message)
 
-    def _refusal(self, query: Any, operation_name: str | None) -> list[GraphQLError] | None:
+    async def _refusal(self, query: Any, operation_name: str | None) -> list[GraphQLError] | None:
         documents: ValidatedDocuments = self.view.documents  # type: ignore[attr-defined]
         if not isinstance(query, str):
             return [GraphQLError("a subscribe message needs a query")]
         try:
-            document = documents.get(query)
+            document = await documents.validated(query)
         except GraphQLValidationError as exc:
             return list(exc.errors)
         try:

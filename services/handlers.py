@@ -13,7 +13,7 @@ from typing import Any
 
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import Conflict, InvalidInput, NotFound
+from modelreg.errors import Conflict, InvalidInput, NotFound, Unavailable
 from modelreg.events.artifacts import (
     ArtifactVersionLogged,
     ArtifactVersionTagged,
@@ -83,6 +83,33 @@ def manifest_digest(manifest: tuple[ManifestEntry, ...]) -> str:
     return "sha256:" + h.hexdigest()
 
 
+async def require_stored_files(manifest: tuple[ManifestEntry, ...], ctx: CommandContext) -> None:
+    """Each uploaded file of a manifest is in the blob store with the size it declares (one batched look-up);
+    a reference's bytes are elsewhere and are not checked."""
+    uploaded = [entry for entry in manifest if entry.ref is None]
+    if not uploaded:
+        return
+    if ctx.blobs is None:
+        raise Unavailable("this process has no blob store to check manifests: log artifact versions through the API")
+    sizes = await ctx.blobs.sizes({entry.digest for entry in uploaded})
+    missing = [entry for entry in uploaded if entry.digest not in sizes]
+    wrong = [entry for entry in uploaded if entry.digest in sizes and sizes[entry.digest] != entry.size]
+    more = len(missing) + len(wrong) - 1
+    others = f" (and {more} other file(s) likewise)" if more > 0 else ""
+    if missing:
+        entry = missing[0]
+        raise InvalidInput(
+            f"manifest file {entry.path!r}: the blob store has no {entry.digest}{others}: upload each file "
+            f"(PUT /blobs/<digest>, which the client does) before logging the version that lists it"
+        )
+    if wrong:
+        entry = wrong[0]
+        raise InvalidInput(
+            f"manifest file {entry.path!r} declares {entry.size} bytes, but its stored blob {entry.digest} has "
+            f"{sizes[entry.digest]}{others}: declare the size of the file that was uploaded"
+        )
+
+
 async def start_run(cmd: StartRun, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.run_id)
@@ -118,6 +145,7 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
     paths = [entry.path for entry in cmd.manifest]
     if len(set(paths)) != len(paths):
         raise InvalidInput("the manifest lists a file path twice: each path may appear once")
+    await require_stored_files(cmd.manifest, ctx)
     if cmd.run_id is not None and await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: log from a started run")
     digest = manifest_digest(cmd.manifest)

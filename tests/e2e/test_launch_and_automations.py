@@ -16,6 +16,7 @@ from uuid import UUID
 import numpy as np
 import pytest
 from support.stack import Stack
+from support.story import file_entry
 from support.training_repo import make_training_repo
 from support.waiting import wait_until
 
@@ -438,7 +439,7 @@ async def test_a_trigger_consumer_killed_while_firing_enqueues_each_job_once_aft
         automation_id = created["data"]["createAutomation"]["automation"]["id"]
         for n in range(FIRINGS):
             await stack.graphql(LOG_DATASET, {"i": {"entity": "acme", "project": "nature", "name": "fresh-data", "type": "dataset",
-                                                    "files": [{"path": "d.csv", "size": n, "digest": "sha256:" + f"{n:064x}"}]}})
+                                                    "files": [file_entry("d.csv", b"x" * n)]}})
         command = [sys.executable, "-m", "modelreg.services.cli", "triggers", "--database-url", settings.database_url, "--topic", settings.topic]
         if settings.kafka_bootstrap_servers:
             command += ["--kafka", settings.kafka_bootstrap_servers]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from support.story import LOG_VERSION, version_input
+from support.story import LOG_VERSION, digest_of, version_input
 
 
 def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
@@ -52,6 +52,9 @@ async def test_the_server_needs_nothing_but_pip_and_keeps_its_data_across_a_rest
     server, url = start_server(tmp_path, port)
     try:
         key = (tmp_path / "admin-api-key").read_text().strip()  # created on the first start
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
+            stored = await http.put(f"{url.removesuffix('/graphql')}/blobs/{digest_of(b'weights')}", data=b"weights")
+            assert stored.status == 201, await stored.text()
         logged = await graphql(url, LOG_VERSION, {"input": version_input("classifier", b"weights")}, key=key)
         assert logged["data"]["logArtifactVersion"]["createdBy"] == "user:admin"
         version_id = logged["data"]["logArtifactVersion"]["id"]

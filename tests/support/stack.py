@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from modelreg.services.access import service_caller
 from modelreg.services.api import APP, create_app
+from modelreg.services.blob_routes import BLOBS
 from modelreg.services.commands import IssueApiKey
 from modelreg.services.projector import run_projector
 from modelreg.services.triggers import run_triggers
@@ -93,8 +95,33 @@ class Stack:
         """As `actor` (an admin, unless `key` says who and with which role)."""
         assert self.client is not None
         key = key or await self.key(actor)
+        await self.store_described_files(variables)
         response = await self.client.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers={"Authorization": f"Bearer {key}"}
         )
         assert response.status == 200, await response.text()
         return await response.json()
+
+    async def store_described_files(self, variables: Any) -> None:
+        """The files of `variables` that tests described with story.file_entry, put in the blob store first
+        (a manifest must name stored blobs), as the client uploads a version's files before logging it."""
+        from support.story import CONTENTS
+
+        assert self.client is not None
+        store = self.client.server.app[BLOBS]
+        for digest in _digests_in(variables):
+            if digest in CONTENTS and not store.has(digest):
+                await store.put(digest, _once(CONTENTS[digest]))
+
+
+def _digests_in(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        found = [value["digest"]] if isinstance(value.get("digest"), str) else []
+        return found + [d for v in value.values() for d in _digests_in(v)]
+    if isinstance(value, list):
+        return [d for v in value for d in _digests_in(v)]
+    return []
+
+
+async def _once(content: bytes) -> AsyncIterator[bytes]:
+    yield content

@@ -32,7 +32,13 @@ def digest_of(content: bytes) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()
 
 
+# The content of each file a test described with file_entry: Stack.graphql puts these in the blob store
+# before it sends a request, as the client uploads a version's files before it logs the version.
+CONTENTS: dict[str, bytes] = {}
+
+
 def file_entry(path: str, content: bytes) -> dict[str, object]:
+    CONTENTS[digest_of(content)] = content
     return {"path": path, "size": len(content), "digest": digest_of(content)}
 
 

@@ -1,0 +1,44 @@
+"""What a GraphQL request body must be, and the 400 answer (with what to send instead) when it is not."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from graphql_server.http.exceptions import HTTPException
+
+EXPECTED = 'send a JSON object such as {"query": "{ viewer { id } }", "variables": {}}'
+
+
+def graphql_body(data: str | bytes) -> Any:
+    """The JSON value of a body (or of a GET's `variables`), or HTTPException 400 saying what is wrong."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            reason = f"the body is not UTF-8 text (byte {exc.start} cannot be decoded): {EXPECTED}"
+            raise HTTPException(400, reason) from None
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        reason = f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): {EXPECTED}"
+        raise HTTPException(400, reason) from None
+    except (ValueError, RecursionError) as exc:  # an integer of over 4,300 digits; arrays nested thousands deep
+        raise HTTPException(400, f"the body is JSON this server does not read ({exc}): {EXPECTED}") from None
+
+
+def graphql_request_fields(data: Any, *, needs_query: bool) -> dict[str, Any]:
+    """The request's fields, checked for shape: an object, with a query string when one is needed."""
+    if not isinstance(data, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(data), "a number")
+        batched = " (batches of operations are not supported: send one request each)" if isinstance(data, list) else ""
+        raise HTTPException(400, f"the body is {kind}, not an object{batched}: {EXPECTED}")
+    query = data.get("query")
+    if needs_query and query is None:
+        raise HTTPException(400, f'the body has no "query": {EXPECTED}')
+    if query is not None and not isinstance(query, str):
+        raise HTTPException(400, f'"query" must be a string holding the GraphQL document: {EXPECTED}')
+    name = data.get("operationName")
+    if name is not None and not isinstance(name, str):
+        raise HTTPException(400, '"operationName" must be a string naming one operation of the document, or left out')
+    return data

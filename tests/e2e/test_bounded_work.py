@@ -1,0 +1,200 @@
+"""Work is bounded before it is done, and a bad request gets a 400 saying what to send instead.
+
+These limits do not depend on where the event log lives: the tests run on the Postgres log only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.hostile_documents import cyclic_fragments, many_aliases
+from support.stack import Stack
+from support.story import LOG_VERSION, digest_of, file_entry, version_input
+
+import modelreg
+from modelreg.errors import InvalidInput
+from modelreg.services.settings import Settings
+
+pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
+
+
+async def _post(stack: Stack, body: bytes | Any, **headers: str) -> tuple[int, str]:
+    assert stack.client is not None
+    response = await stack.client.post(
+        "/graphql", data=body, headers={"Content-Type": "application/json", **(await stack.auth()), **headers}
+    )
+    return response.status, await response.text()
+
+
+def _message(text: str) -> str:
+    return json.loads(text)["errors"][0]["message"]
+
+
+async def _chunks(total: int, piece: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for start in range(0, total, piece):
+        yield b" " * min(piece, total - start)
+
+
+async def test_a_graphql_body_over_the_limit_is_refused_with_413_naming_the_limit(settings: Settings) -> None:
+    async with Stack(dataclasses.replace(settings, max_body_bytes=64 * 1024)) as stack:
+        announced = json.dumps({"query": "{ viewer { id } }", "variables": {"pad": "x" * 100_000}}).encode()
+        status, text = await _post(stack, announced)
+        assert status == 413
+        assert "64 KiB" in _message(text) and "--max-body-bytes" in _message(text)
+        assert json.loads(text)["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+        status, text = await _post(stack, _chunks(200_000))  # sent in chunks, with no Content-Length: counted
+        assert status == 413 and "64 KiB" in _message(text)
+
+        assert (await stack.graphql("{ viewer { id } }"))["data"]["viewer"]["id"] == "user:alice"  # still serving
+
+
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        (b"[]", "the body is an array, not an object (batches of operations are not supported"),
+        (b'"{ viewer { id } }"', "the body is a string, not an object"),
+        (b"42", "the body is a number, not an object"),
+        (b"null", "the body is null, not an object"),
+        (b'{"query": "{ viewer { id } }"\xff}', "the body is not UTF-8 text (byte 29 cannot be decoded)"),
+        (b'{"query": ', "the body is not JSON (Expecting value at line 1 column 11)"),
+        (b'{"variables": {}}', 'the body has no "query"'),
+        (b'{"query": 42}', '"query" must be a string'),
+        (b'{"query": "{ viewer { id } }", "variables": [1]}', "Variables must be a JSON object"),
+        (b'{"query": "{ viewer { id } }", "variables": {"n": ' + b"9" * 5000 + b"}}", "JSON this server does not read"),
+        (b"[" * 100_000 + b"]" * 100_000, "the body is JSON this server does not read"),
+    ],
+)
+async def test_a_bad_body_gets_400_saying_what_to_send(stack: Stack, body: bytes, says: str) -> None:
+    status, text = await _post(stack, body)
+    assert status == 400, text
+    assert says in _message(text)
+
+
+async def test_a_document_over_the_size_or_token_limit_is_refused_before_it_is_validated(stack: Stack) -> None:
+    refused = await stack.graphql(many_aliases(60_000), key=await stack.key("user:vera", "viewer"))
+    assert refused["data"] is None
+    assert "characters, over this server's limit of 100,000: split it" in refused["errors"][0]["message"]
+    refused = await stack.graphql(many_aliases(4_000), key=await stack.key("user:vera", "viewer"))
+    assert "tokens, this server's limit: split it into several requests" in refused["errors"][0]["message"]
+
+
+async def test_a_fragment_cycle_and_an_unknown_fragment_are_refused_by_validation(stack: Stack) -> None:
+    cycle = await stack.graphql(cyclic_fragments())
+    assert "Cannot spread fragment 'A' within itself via 'B'." in [e["message"] for e in cycle["errors"]]
+    unknown = await stack.graphql("{ viewer { ...Nowhere } }")
+    assert [e["message"] for e in unknown["errors"]] == ["Unknown fragment 'Nowhere'."]
+
+
+async def test_healthz_answers_while_hostile_documents_arrive(stack: Stack) -> None:
+    """The figure (p99 under load) is bench/hostile_documents.py's; here: it answers, and says ok."""
+    assert stack.client is not None
+    key = await stack.key("user:vera", "viewer")
+    hostile = [asyncio.create_task(stack.graphql(many_aliases(5_000), key=key)) for _ in range(4)]
+    health = await stack.client.get("/healthz")
+    assert health.status == 200 and (await health.json())["status"] == "ok"
+    for answer in await asyncio.gather(*hostile):
+        assert answer["errors"]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        base64.urlsafe_b64encode(b"o:99999999999999999999").decode(),
+        base64.urlsafe_b64encode(b"o:-1").decode(),
+        base64.urlsafe_b64encode(b"o:" + b"9" * 5000).decode(),
+        "not-base64-at-all!",
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    ],
+)
+async def test_a_cursor_this_api_did_not_return_is_refused_saying_what_to_pass(stack: Stack, cursor: str) -> None:
+    query = """query($after: String) {
+        artifactVersions(entity: "acme", project: "nature", name: "m", after: $after) { items { id } }
+    }"""
+    answer = await stack.graphql(query, {"after": cursor})
+    error = answer["errors"][0]
+    assert error["extensions"]["code"] == "INVALID_INPUT"
+    assert "is not one this API returned: pass a page's endCursor" in error["message"]
+
+
+async def test_an_artifact_file_over_the_upload_limit_is_refused_with_413_and_not_stored(settings: Settings) -> None:
+    async with Stack(dataclasses.replace(settings, max_blob_bytes=100_000)) as stack:
+        assert stack.client is not None
+        auth = await stack.auth()
+        content = b"w" * 150_000
+        blob = f"/blobs/{digest_of(content)}"
+        announced = await stack.client.put(blob, data=content, headers=auth)
+        assert announced.status == 413
+        assert "97.7 KiB for one artifact file" in await announced.text()
+
+        async def chunked() -> AsyncIterator[bytes]:
+            for _ in range(3):
+                yield content[:50_001]
+
+        for method, path in [("PUT", f"/blobs/{digest_of(content[:50_001] * 3)}"), ("POST", "/blobs")]:
+            counted = await stack.client.request(method, path, data=chunked(), headers=auth)
+            assert counted.status == 413, await counted.text()
+            assert "--max-blob-bytes" in await counted.text()
+        assert (await stack.client.head(blob, headers=auth)).status == 404
+        assert list((settings.blob_dir / "tmp").iterdir()) == []  # type: ignore[operator]
+
+        small = await stack.client.put(f"/blobs/{digest_of(b'small')}", data=b"small", headers=auth)
+        assert small.status == 201
+
+
+async def test_a_manifest_naming_a_file_never_uploaded_is_refused_naming_the_path(stack: Stack) -> None:
+    never_uploaded = {"path": "weights/never.bin", "size": 5, "digest": digest_of(b"never uploaded")}
+    version = version_input("classifier", b"stored weights")
+    version["files"] = [*version["files"], never_uploaded]  # type: ignore[list-item]
+    refused = await stack.graphql(LOG_VERSION, {"input": version})
+    error = refused["errors"][0]
+    assert error["extensions"]["code"] == "INVALID_INPUT"
+    assert f"manifest file 'weights/never.bin': the blob store has no {never_uploaded['digest']}" in error["message"]
+    latest = await stack.graphql('{ artifactVersion(ref: "acme/nature/classifier:latest") { id } }')
+    assert latest["data"] == {"artifactVersion": None}
+
+
+async def test_a_manifest_declaring_another_size_than_the_stored_file_is_refused_naming_the_path(stack: Stack) -> None:
+    lying = file_entry("weights.bin", b"twelve bytes")
+    lying["size"] = 1_000_000
+    version = {**version_input("classifier", b""), "files": [lying]}
+    refused = await stack.graphql(LOG_VERSION, {"input": version})
+    error = refused["errors"][0]
+    assert error["extensions"]["code"] == "INVALID_INPUT"
+    assert "manifest file 'weights.bin' declares 1000000 bytes, but its stored blob" in error["message"]
+    assert "has 12: declare the size of the file that was uploaded" in error["message"]
+
+
+async def test_a_manifest_of_thousands_of_stored_files_is_checked_and_logged(stack: Stack) -> None:
+    files = [file_entry(f"shards/{n:05}.jsonl", f"row {n}\n".encode()) for n in range(3000)]
+    reference = {"path": "far.bin", "size": 3, "digest": digest_of(b"not here"), "ref": "s3://bucket/far.bin"}
+    logged = await stack.graphql(LOG_VERSION, {"input": {**version_input("shards", b""), "files": [*files, reference]}})
+    assert "errors" not in logged, logged["errors"]
+    assert len(logged["data"]["logArtifactVersion"]["files"]) == 3001
+
+
+async def test_the_training_client_says_when_a_file_is_over_the_servers_upload_limit(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with Stack(dataclasses.replace(settings, max_blob_bytes=100_000)) as stack:
+        assert stack.client is not None
+        url = str(stack.client.make_url("/"))
+        weights = tmp_path / "weights.bin"
+        weights.write_bytes(b"w" * 300_000)
+
+        def log_it() -> None:
+            with modelreg.init(project="nature", entity="acme", url=url) as run:
+                model = modelreg.Artifact("classifier", "model")
+                model.add_file(weights)
+                run.log_artifact(model)
+
+        with pytest.raises(InvalidInput) as refused:
+            await asyncio.to_thread(log_it)
+        assert "over this server's limit of 97.7 KiB for one artifact file" in refused.value.message
