@@ -27,7 +27,7 @@ from embedded import start_server, stop, until_ready  # noqa: E402
 from support.hostile_documents import healthz_latencies_ms, hostile_bodies, send_hostile_documents  # noqa: E402
 
 
-def _load(url: str, key: str, clients: int, only: list[int] | None, stopping: Any) -> int:
+def hostile_load(url: str, key: str, clients: int, only: list[int] | None, stopping: Any) -> int:
     bodies = [b for n, b in enumerate(hostile_bodies()) if only is None or n in only]
 
     async def until_stopped() -> int:
@@ -71,7 +71,7 @@ async def main(clients: int, samples: int, only: list[int] | None) -> None:
             # The load runs in its own process: sharing this one's event loop would time the bench, not the server.
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 stopping = multiprocessing.get_context("spawn").Manager().Event()
-                load = pool.apply_async(_load, (url, key, clients, only, stopping))
+                load = pool.apply_async(hostile_load, (url, key, clients, only, stopping))
                 await asyncio.sleep(2.0)  # the load is running
                 loaded = await healthz_latencies_ms(url, samples)
                 stopping.set()
