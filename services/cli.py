@@ -285,6 +285,10 @@ async def _serve(
     from modelreg.services.restart_on_failure import restart_on_failure
     from modelreg.services.triggers import run_triggers
 
+    # New GraphQL documents are checked in a worker thread; each time the event loop waits on I/O it must take
+    # the GIL back from it, by default after up to 5 ms. A shorter switch keeps /healthz and small requests
+    # quick while hostile documents keep that thread busy (measured in bench/hostile_documents.py).
+    sys.setswitchinterval(0.001)
     app = create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
