@@ -22,13 +22,19 @@ class Interrupted(Exception):
 
 
 async def test_moving_the_log_to_kafka_keeps_every_answer_and_survives_an_interruption(
-    database_url: str, kafka_bootstrap: str, topic: str
+    database_url: str, kafka_bootstrap: str, topic: str, tmp_path: Path
 ) -> None:
-    embedded = Settings(database_url=database_url, topic=topic)
+    embedded = Settings(database_url=database_url, topic=topic, blob_dir=tmp_path / "blobs")
     async with Stack(embedded) as stack:
         await demo_story(stack)
         before = await registry_answers(stack)
-    on_kafka = Settings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, topic=topic, partitions=3)
+    on_kafka = Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic=topic,
+        partitions=3,
+        blob_dir=tmp_path / "blobs",
+    )
 
     # Interrupted after the first chunk of 3 events, then run again from the start.
     source, target = PostgresEventLog(database_url, topic), KafkaEventLog(kafka_bootstrap, topic, 3)
@@ -67,7 +73,11 @@ async def test_an_export_imported_into_a_fresh_install_answers_the_same(settings
     exported = await export_log(source, tmp_path / "registry.jsonl.gz", lambda done: None)
     await source.close()
 
-    fresh = Settings(database_url=await create_database(settings.database_url), topic=settings.topic + ".imported")
+    fresh = Settings(
+        database_url=await create_database(settings.database_url),
+        topic=settings.topic + ".imported",
+        blob_dir=settings.blob_dir,
+    )
     target = event_log_for(fresh)
     await target.start()
     assert await import_log(target, tmp_path / "registry.jsonl.gz", lambda done: None) == exported
