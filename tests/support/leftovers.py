@@ -45,7 +45,8 @@ def stop_postgres_in(folder: Path, timeout_s: float = 20) -> list[str]:
 
 def stop_children(timeout_s: float = 20) -> list[str]:
     """Stop every process this one started and is still running (SIGTERM, then SIGKILL)."""
-    children = psutil.Process().children(recursive=True)
+    # multiprocessing's resource tracker belongs to the interpreter and ends with it: not a test's leftover.
+    children = [c for c in psutil.Process().children(recursive=True) if not _is_resource_tracker(c)]
     named = []
     for child in children:
         with suppress(psutil.NoSuchProcess):
@@ -57,3 +58,9 @@ def stop_children(timeout_s: float = 20) -> list[str]:
             child.kill()
     return named
 
+
+
+def _is_resource_tracker(process: psutil.Process) -> bool:
+    with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+        return "multiprocessing.resource_tracker" in " ".join(process.cmdline())
+    return False
