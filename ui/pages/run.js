@@ -46,19 +46,22 @@ function Curve({ name, points }) {
     const data = [sorted.map((p) => p.step), sorted.map((p) => p.value)];
     let plot = null;
     let gone = false;
+    // The element as it is now: by the time uPlot has loaded, a live re-render may have unmounted it (and
+    // Preact set the ref to null), in which case the chart is not drawn there.
+    const element = box.current;
     import("uplot").then(({ default: uPlot }) => { // loaded on the first chart, not with every page
-      if (gone) return;
+      if (gone || !element || !element.isConnected) return;
       plot = new uPlot(
         {
           title: name,
-          width: Math.min(box.current.clientWidth || 420, 520),
+          width: Math.min(element.clientWidth || 420, 520),
           height: 220,
           scales: { x: { time: false } },
           axes: [{ label: "step" }, {}],
           series: [{ label: "step" }, { label: name, stroke: "#3b82f6", width: 2, points: { show: sorted.length < 50 } }],
         },
         data,
-        box.current,
+        element,
       );
     });
     return () => { gone = true; plot?.destroy(); };
