@@ -33,11 +33,13 @@ from ingest import say  # noqa: E402
 from support.training_repo import make_training_repo  # noqa: E402
 
 LOG = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id createdAt } }"
-LINK = "mutation($id: ID!, $a: [String!]) { linkArtifactVersion(registeredModel: \"bench\", artifactVersionId: $id, aliases: $a) { version } }"
-ALIAS = "mutation($id: ID!) { addAlias(registeredModel: \"bench\", artifactVersionId: $id, alias: \"production\") { version } }"
+LINK = 'mutation($id: ID!, $a: [String!]) { linkArtifactVersion(registeredModel: "bench", artifactVersionId: $id, aliases: $a) { version } }'
+ALIAS = (
+    'mutation($id: ID!) { addAlias(registeredModel: "bench", artifactVersionId: $id, alias: "production") { version } }'
+)
 AUTOMATION = "mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!) { createAutomation(name: $n, trigger: $t, action: $a) { automation { id } } }"
 # Priority: the measured jobs go before whatever the automation queued earlier in the run.
-ENQUEUE = "mutation($s: GenericScalar, $c: GenericScalar) { enqueueJob(queue: \"cpu\", entity: \"acme\", project: \"bench\", source: $s, config: $c, priority: 10) { id } }"
+ENQUEUE = 'mutation($s: GenericScalar, $c: GenericScalar) { enqueueJob(queue: "cpu", entity: "acme", project: "bench", source: $s, config: $c, priority: 10) { id } }'
 JOB = "query($id: ID!) { launchJob(id: $id) { state enqueuedAt startedAt } }"
 JOBS = "{ launchJobs(first: 500) { triggeredBy enqueuedAt } }"
 AUDIT = '{ auditLog(action: "registry.alias_added", first: 500) { items { eventId occurredAt } } }'
@@ -56,7 +58,9 @@ class Gql:
         self.http, self.url = http, url
 
     async def __call__(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        async with self.http.post(self.url + "/graphql", json={"query": query, "variables": variables or {}}) as response:
+        async with self.http.post(
+            self.url + "/graphql", json={"query": query, "variables": variables or {}}
+        ) as response:
             body = await response.json()
         if body.get("errors"):
             raise RuntimeError(body["errors"])
@@ -77,7 +81,14 @@ async def version_input(gql: Gql, n: int, name: str) -> dict[str, Any]:
 
 async def trigger_to_enqueue(gql: Gql, source: dict[str, Any], events: int) -> list[float]:
     trigger = {"event": "artifact_version_logged", "collection": "bench-data"}
-    action = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "bench", "source": source, "config": {"data": "${artifact_ref}"}}
+    action = {
+        "kind": "launch",
+        "queue": "cpu",
+        "entity": "acme",
+        "project": "bench",
+        "source": source,
+        "config": {"data": "${artifact_ref}"},
+    }
     await gql(AUTOMATION, {"n": "retrain", "t": trigger, "a": action})
     logged = {}
     for n in range(events):
@@ -89,7 +100,9 @@ async def trigger_to_enqueue(gql: Gql, source: dict[str, Any], events: int) -> l
             break
         await asyncio.sleep(0.2)
     # The firing's event is the version's logging: its id is the triggering event's subject.
-    firings = (await gql('{ automations { firings(first: 500) { eventId variables occurredAt jobId } } }'))["automations"][0]["firings"]
+    firings = (await gql("{ automations { firings(first: 500) { eventId variables occurredAt jobId } } }"))[
+        "automations"
+    ][0]["firings"]
     enqueued = {j["triggeredBy"]["event_id"]: at(j["enqueuedAt"]) for j in jobs}
     return [(enqueued[f["eventId"]] - at(f["occurredAt"])) * 1000 for f in firings if f["eventId"] in enqueued]
 
@@ -122,7 +135,12 @@ async def webhook_delivery(gql: Gql, moves: int) -> list[float]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        action = {"kind": "webhook", "url": f"http://127.0.0.1:{port}/hook", "allow_private_network": True, "payload": {"id": "${event_id}"}}
+        action = {
+            "kind": "webhook",
+            "url": f"http://127.0.0.1:{port}/hook",
+            "allow_private_network": True,
+            "payload": {"id": "${event_id}"},
+        }
         await gql(AUTOMATION, {"n": "notify", "t": {"event": "alias_added", "registered_model": "bench"}, "a": action})
         ids = []
         for n in range(2):
@@ -158,7 +176,9 @@ async def main(events: int) -> None:
                 gql = Gql(http, url)
                 await gql('mutation { createLaunchQueue(name: "cpu") { name } }')
                 enqueue = await trigger_to_enqueue(gql, source, events)
-                say(f"event -> job enqueued:  p50 {statistics.median(enqueue):.1f} ms, p99 {pct(enqueue, 99):.1f} ms   target p50 <= 100")
+                say(
+                    f"event -> job enqueued:  p50 {statistics.median(enqueue):.1f} ms, p99 {pct(enqueue, 99):.1f} ms   target p50 <= 100"
+                )
                 agent = subprocess.Popen(
                     [sys.executable, "-m", "modelreg.services.cli", "agent", "--queue", "cpu"],
                     env={**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": key},
@@ -166,9 +186,13 @@ async def main(events: int) -> None:
                     stderr=subprocess.DEVNULL,
                 )
                 start = await enqueue_to_start(gql, source, Path(tmp) / "ledger.txt", max(10, events // 3))
-                say(f"job enqueued -> agent started it: p50 {statistics.median(start):.0f} ms, p99 {pct(start, 99):.0f} ms   target p50 <= 1000")
+                say(
+                    f"job enqueued -> agent started it: p50 {statistics.median(start):.0f} ms, p99 {pct(start, 99):.0f} ms   target p50 <= 1000"
+                )
                 hooks = await webhook_delivery(gql, events)
-                say(f"alias moved -> webhook received: p50 {statistics.median(hooks):.1f} ms, p99 {pct(hooks, 99):.1f} ms   target p99 <= 200")
+                say(
+                    f"alias moved -> webhook received: p50 {statistics.median(hooks):.1f} ms, p99 {pct(hooks, 99):.1f} ms   target p99 <= 200"
+                )
         finally:
             if agent is not None:
                 agent.terminate()

@@ -40,8 +40,8 @@ from support.graphql_fuzzing import fuzz_graphql  # noqa: E402
 from support.hostile_documents import healthz_latencies_ms  # noqa: E402
 from support.story import LOG_VERSION, version_input  # noqa: E402
 
-from modelreg.services.embedded_postgres import start_embedded_postgres  # noqa: E402
-from modelreg.services.local_kafka import LocalKafka  # noqa: E402
+from modelreg.services.infra.embedded_postgres import start_embedded_postgres  # noqa: E402
+from modelreg.services.infra.local_kafka import LocalKafka  # noqa: E402
 
 TOPIC = "chaos.events"
 CLIENTS = 8
@@ -183,7 +183,7 @@ class Load:
                                 outcome = "acked"
                             else:
                                 outcome = "200 with errors"
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     outcome = "no answer"
                 self.statuses[outcome] = self.statuses.get(outcome, 0) + 1
                 if outcome != "acked":
@@ -342,7 +342,9 @@ async def chaos(args: argparse.Namespace, folder: Path, stack: contextlib.ExitSt
         if not report.get("projections") or any(p["lag"] for p in report["projections"].values()):
             say(f"  projections not caught up after {args.catch_up_s:.0f} s: {report.get('projections')}")
         figures["acked_lost"], figures["duplicated"] = await check_exactly_once(dsn, load.acked)
-        say(f"exactly once: {len(load.acked)} acknowledged, {figures['acked_lost']} lost, {figures['duplicated']} twice")
+        say(
+            f"exactly once: {len(load.acked)} acknowledged, {figures['acked_lost']} lost, {figures['duplicated']} twice"
+        )
 
         say(f"fuzzing: {args.fuzz_cases} Schemathesis cases as a member ...")
         with warnings.catch_warnings():

@@ -31,8 +31,8 @@ from support.history import registry_history  # noqa: E402
 
 from modelreg.events.postgres_log import PostgresEventLog  # noqa: E402
 from modelreg.projections.migrations import migrate  # noqa: E402
-from modelreg.services.database import create_pool  # noqa: E402
-from modelreg.services.embedded_postgres import start_embedded_postgres  # noqa: E402
+from modelreg.services.infra.database import create_pool  # noqa: E402
+from modelreg.services.infra.embedded_postgres import start_embedded_postgres  # noqa: E402
 from modelreg.services.projections_catalog import all_migrations  # noqa: E402
 
 
@@ -52,7 +52,16 @@ async def until_ready(url: str, server: subprocess.Popen[bytes], started: float)
 
 def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], float]:
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
-    command = [sys.executable, "-m", "modelreg.services.cli", "server", "--data-dir", str(data_dir), "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "modelreg.services.cli",
+        "server",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+    ]
     started = time.perf_counter()
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), started
 
@@ -84,7 +93,9 @@ async def command_latency(url: str, commands: int, key: str) -> list[float]:
             async with http.put(f"{url}/blobs/{digest}", data=content) as stored:
                 stored.raise_for_status()  # a manifest names stored blobs only
             files = [{"path": "model.bin", "size": len(content), "digest": digest}]
-            data = await gql(LOG, {"i": {"entity": "acme", "project": "bench", "name": "m", "type": "model", "files": files}})
+            data = await gql(
+                LOG, {"i": {"entity": "acme", "project": "bench", "name": "m", "type": "model", "files": files}}
+            )
             ids.append(data["logArtifactVersion"]["id"])
             await gql(LINK, {"id": ids[-1]})
         for i in range(WARM_UP_COMMANDS):
@@ -129,13 +140,17 @@ async def main(events_n: int, commands: int) -> None:
         stop(server)
         server, started = start_server(Path(tmp) / "data", port)
         ready = await until_ready(url, server, started)
-        say(f"modelreg server ready:   first start {first_ready:.2f} s (creates the database), restart {ready:.2f} s   target <= 3 s")
+        say(
+            f"modelreg server ready:   first start {first_ready:.2f} s (creates the database), restart {ready:.2f} s   target <= 3 s"
+        )
         try:
             latencies = await command_latency(url, commands, (Path(tmp) / "data" / "admin-api-key").read_text().strip())
         finally:
             stop(server)
         p50, p99 = statistics.median(latencies), statistics.quantiles(latencies, n=100)[98]
-        say(f"set-alias with read-your-writes (one server process):  p50 {p50:.1f} ms, p99 {p99:.1f} ms   target p50 <= 5")
+        say(
+            f"set-alias with read-your-writes (one server process):  p50 {p50:.1f} ms, p99 {p99:.1f} ms   target p50 <= 5"
+        )
 
         dsn, pg = start_embedded_postgres(Path(tmp) / "bench-postgres")
         try:
@@ -143,7 +158,9 @@ async def main(events_n: int, commands: int) -> None:
         finally:
             pg.cleanup()  # type: ignore[attr-defined]
         gc.collect()
-        say(f"end to end on the Postgres log (append -> both projections applied): {rate:,.0f} events/s   target >= 5,000")
+        say(
+            f"end to end on the Postgres log (append -> both projections applied): {rate:,.0f} events/s   target >= 5,000"
+        )
     say(
         f"end_to_end_events_per_s={rate:.0f} command_p50_ms={p50:.1f} command_p99_ms={p99:.1f} "
         f"server_ready_s={ready:.2f} server_first_start_ready_s={first_ready:.2f}"

@@ -79,11 +79,15 @@ async def main(clients: int, samples: int, only: list[int] | None) -> None:
         finally:
             stop(server)
     print(f"/healthz quiet: p50 {statistics.median(quiet):.1f} ms, p99 {p99(quiet):.1f} ms ({len(quiet)} samples)")
-    print(f"/healthz under {clients} hostile clients: p50 {statistics.median(loaded):.1f} ms, p99 {p99(loaded):.1f} ms, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
-          f"max {max(loaded):.1f} ms ({len(loaded)} samples, {sent} hostile requests sent)")
-    print(f"hostile_clients={clients} hostile_requests={sent} healthz_p50_ms={statistics.median(loaded):.1f} "
-          f"healthz_p99_ms_under_hostile_queries={p99(loaded):.1f}")
+    print(
+        f"/healthz under {clients} hostile clients: p50 {statistics.median(loaded):.1f} ms, p99 {p99(loaded):.1f} ms, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
+        f"max {max(loaded):.1f} ms ({len(loaded)} samples, {sent} hostile requests sent)"
+    )
+    print(
+        f"hostile_clients={clients} hostile_requests={sent} healthz_p50_ms={statistics.median(loaded):.1f} "
+        f"healthz_p99_ms_under_hostile_queries={p99(loaded):.1f}"
+    )
 
 
 if __name__ == "__main__":

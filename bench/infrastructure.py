@@ -33,7 +33,9 @@ class Infrastructure:
         from urllib.parse import urlsplit, urlunsplit
 
         dsn = urlunsplit(urlsplit(self.postgres)._replace(path=f"/{name}"))
-        return Settings(database_url=dsn, kafka_bootstrap_servers=self.kafka, topic=f"bench.{name}", partitions=partitions)
+        return Settings(
+            database_url=dsn, kafka_bootstrap_servers=self.kafka, topic=f"bench.{name}", partitions=partitions
+        )
 
 
 @contextlib.contextmanager
@@ -42,14 +44,14 @@ def infrastructure() -> Iterator[Infrastructure]:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelreg-bench-")))
         kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not kafka:
-            from modelreg.services.local_kafka import LocalKafka
+            from modelreg.services.infra.local_kafka import LocalKafka
 
             print("starting Kafka ...", file=sys.stderr)
             broker = stack.enter_context(LocalKafka(tmp / "kafka"))
             kafka = broker.bootstrap_servers
         postgres = os.environ.get("DATABASE_URL")
         if not postgres:
-            from modelreg.services.embedded_postgres import start_embedded_postgres
+            from modelreg.services.infra.embedded_postgres import start_embedded_postgres
 
             print("starting PostgreSQL ...", file=sys.stderr)
             postgres, server = start_embedded_postgres(tmp / "postgres")

@@ -32,7 +32,7 @@ from support.history import registry_history  # noqa: E402
 from modelreg.events.codec import encode  # noqa: E402
 from modelreg.events.kafka_log import KafkaEventLog  # noqa: E402
 from modelreg.projections.migrations import migrate  # noqa: E402
-from modelreg.services.database import create_pool  # noqa: E402
+from modelreg.services.infra.database import create_pool  # noqa: E402
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations  # noqa: E402
 from modelreg.services.settings import Settings  # noqa: E402
 
@@ -47,8 +47,12 @@ async def raw_rate(infra: Infrastructure, payloads: list[tuple[bytes, bytes]]) -
     log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
     await log.start()  # creates the topic the same way
     await log.close()
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka, enable_idempotence=True, linger_ms=0, max_batch_size=1024 * 1024)
-    consumer = AIOKafkaConsumer(settings.topic, bootstrap_servers=infra.kafka, auto_offset_reset="earliest", enable_auto_commit=False)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=infra.kafka, enable_idempotence=True, linger_ms=0, max_batch_size=1024 * 1024
+    )
+    consumer = AIOKafkaConsumer(
+        settings.topic, bootstrap_servers=infra.kafka, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await producer.start()
     await consumer.start()
     try:
@@ -83,7 +87,9 @@ async def wait_applied(pool: asyncpg.Pool, topic: str, total: int, label: str, t
     last, deadline = 0.0, time.monotonic() + timeout_s
     while True:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{label}: not every projection applied {total} events within {timeout_s:.0f}s: {await applied(pool, topic)}")
+            raise RuntimeError(
+                f"{label}: not every projection applied {total} events within {timeout_s:.0f}s: {await applied(pool, topic)}"
+            )
         done = await applied(pool, topic)
         if all(done.get(name, 0) >= total for name in PROJECTIONS):
             return
@@ -156,7 +162,9 @@ def _replay_seconds(output: str) -> float:
 WARM_UP_COMMANDS = 1000
 SET_ALIAS = """mutation($id: ID!) { addAlias(registeredModel: "bench-model", artifactVersionId: $id, alias: "production") { version } }"""
 LOG = """mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"""
-LINK = """mutation($id: ID!) { linkArtifactVersion(registeredModel: "bench-model", artifactVersionId: $id) { version } }"""
+LINK = (
+    """mutation($id: ID!) { linkArtifactVersion(registeredModel: "bench-model", artifactVersionId: $id) { version } }"""
+)
 
 
 async def command_latency(infra: Infrastructure, commands: int) -> list[float]:
@@ -168,6 +176,7 @@ async def command_latency(infra: Infrastructure, commands: int) -> list[float]:
     url = f"http://127.0.0.1:{port}/graphql"
     try:
         async with aiohttp.ClientSession() as http:
+
             async def gql(query: str, variables: dict) -> dict:
                 headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
                 async with http.post(url, json={"query": query, "variables": variables}, headers=headers) as response:
@@ -195,10 +204,14 @@ async def command_latency(infra: Infrastructure, commands: int) -> list[float]:
                 content = f"model {n}".encode()
                 digest = "sha256:" + hashlib.sha256(content).hexdigest()
                 headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
-                async with http.put(url.replace("/graphql", f"/blobs/{digest}"), data=content, headers=headers) as stored:
+                async with http.put(
+                    url.replace("/graphql", f"/blobs/{digest}"), data=content, headers=headers
+                ) as stored:
                     stored.raise_for_status()  # a manifest names stored blobs only
                 files = [{"path": "model.bin", "size": len(content), "digest": digest}]
-                data = await gql(LOG, {"i": {"entity": "acme", "project": "bench", "name": "m", "type": "model", "files": files}})
+                data = await gql(
+                    LOG, {"i": {"entity": "acme", "project": "bench", "name": "m", "type": "model", "files": files}}
+                )
                 ids.append(data["logArtifactVersion"]["id"])
                 await gql(LINK, {"id": ids[-1]})
             for i in range(WARM_UP_COMMANDS):  # servers run for days: measure them warm (JIT, caches, pools)
@@ -222,7 +235,9 @@ async def main(events_n: int, commands: int) -> None:
         raw = await raw_rate(infra, payloads)
         say(f"raw aiokafka produce->consume:      {raw:>10,.0f} events/s   (the physical limit on this machine)")
         e2e, rebuild_rates = await end_to_end_and_rebuild(infra, events)
-        say(f"end to end (append -> projected):    {e2e:>10,.0f} events/s   target >= 10,000 and >= 30% of raw ({e2e / raw:.0%})")
+        say(
+            f"end to end (append -> projected):    {e2e:>10,.0f} events/s   target >= 10,000 and >= 30% of raw ({e2e / raw:.0%})"
+        )
         for what, rate in rebuild_rates.items():
             say(f"rebuild from offset 0 ({what}): {rate:>10,.0f} events/s   target >= 20,000")
         rebuild_rate = min(rate for what, rate in rebuild_rates.items() if what in PROJECTIONS)

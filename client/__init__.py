@@ -61,7 +61,14 @@ def init(
     mode = mode or os.environ.get("MODELREG_MODE") or "online"  # type: ignore[assignment]
     if mode not in MODES:
         raise InvalidInput(f"mode {mode!r} is not one of {', '.join(MODES)} (check MODELREG_MODE)")
-    options: dict[str, Any] = {"project": project, "entity": entity, "config": config, "job_type": job_type, "name": name, "run_id": id}
+    options: dict[str, Any] = {
+        "project": project,
+        "entity": entity,
+        "config": config,
+        "job_type": job_type,
+        "name": name,
+        "run_id": id,
+    }
     if mode == "offline":
         return OfflineRun.start_offline(offline_dir, **options)
     transport = Transport(url, api_key)

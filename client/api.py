@@ -10,7 +10,9 @@ from modelreg.artifact import LoggedArtifact
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.transport import Transport
 
-_VERSION_FIELDS = "id entity project name type version digest description metadata aliases files { path size digest ref }"
+_VERSION_FIELDS = (
+    "id entity project name type version digest description metadata aliases files { path size digest ref }"
+)
 _RUN_FIELDS = "entity project runId name jobType state config summary environment startedAt startedBy finishedAt"
 _ARTIFACT = f"query($ref: String, $id: ID) {{ artifactVersion(ref: $ref, id: $id) {{ {_VERSION_FIELDS} }} }}"
 _RUN = f"query($e: String!, $p: String!, $r: String!) {{ run(entity: $e, project: $p, runId: $r) {{ {_RUN_FIELDS} }} }}"
@@ -48,8 +50,18 @@ class ApiRun:
     @classmethod
     def from_graphql(cls, fields: dict[str, Any]) -> ApiRun:
         return cls(
-            fields["entity"], fields["project"], fields["runId"], fields["name"], fields["jobType"], fields["state"],
-            fields["config"], fields["summary"], fields["environment"], fields["startedAt"], fields["startedBy"], fields["finishedAt"],
+            fields["entity"],
+            fields["project"],
+            fields["runId"],
+            fields["name"],
+            fields["jobType"],
+            fields["state"],
+            fields["config"],
+            fields["summary"],
+            fields["environment"],
+            fields["startedAt"],
+            fields["startedBy"],
+            fields["finishedAt"],
         )
 
     @property
@@ -127,7 +139,14 @@ class Api:
         entity, _, project = path.partition("/")
         if not entity or not project or "/" in project:
             raise InvalidInput(f"runs of {path!r}: name a project as entity/project")
-        variables = {"e": entity, "p": project, "search": search, "state": state, "jobType": job_type, "first": per_page}
+        variables = {
+            "e": entity,
+            "p": project,
+            "search": search,
+            "state": state,
+            "jobType": job_type,
+            "first": per_page,
+        }
         return self._pages_of_runs(variables)
 
     def _pages_of_runs(self, variables: dict[str, Any]) -> Iterator[ApiRun]:
@@ -154,4 +173,6 @@ class Api:
             if not page["hasNextPage"]:
                 break
             after = page["endCursor"]
-        return RegisteredModel(model["name"], model["description"], model["inputs"], model["outputs"], model["tags"], versions)
+        return RegisteredModel(
+            model["name"], model["description"], model["inputs"], model["outputs"], model["tags"], versions
+        )

@@ -60,7 +60,9 @@ class Artifact:
     """Files to log as one version: `Artifact("nature-images", "dataset")`, then `add_file`/`add_dir`/
     `add_reference`; or `logged.new_draft()` to start from a logged version and change some files."""
 
-    def __init__(self, name: str, type: str, description: str | None = None, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, name: str, type: str, description: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> None:
         self.name = name
         self.type = type
         self.description = description
@@ -102,7 +104,10 @@ class Artifact:
         """Record a file (or, for a file:// folder, each file under it) by its URI instead of uploading it:
         `file://`, `http(s)://` or `s3://`. `download()` fetches it from there. See modelreg.references for
         what the digest is when the content is not hashed (`checksum=False`, big http bodies, s3)."""
-        added = [ArtifactFile(path, size, digest, ref) for path, size, digest, ref in references.describe(uri, name, checksum)]
+        added = [
+            ArtifactFile(path, size, digest, ref)
+            for path, size, digest, ref in references.describe(uri, name, checksum)
+        ]
         for entry in added:
             self._check_free(entry.path)
         for entry in added:
@@ -112,7 +117,9 @@ class Artifact:
     def remove(self, path: str) -> None:
         """Leave a file out (of a draft, typically)."""
         if self._files.pop(path, None) is None and self._known.pop(path, None) is None:
-            raise InvalidInput(f"the artifact has no file {path!r}: its files are {sorted([*self._files, *self._known])}")
+            raise InvalidInput(
+                f"the artifact has no file {path!r}: its files are {sorted([*self._files, *self._known])}"
+            )
 
     def _check_free(self, name: str) -> None:
         if name in self._files or name in self._known:
@@ -160,7 +167,9 @@ class Artifact:
         sizes = {n: self._files[n].stat().st_size for n in names}
         big = [n for n in names if sizes[n] >= ONE_PASS_FROM_BYTES]
         sent = [0]
-        with tqdm(total=sum(sizes[n] for n in big), unit="B", unit_scale=True, desc=f"uploading {self.name}", disable=not big) as bar:
+        with tqdm(
+            total=sum(sizes[n] for n in big), unit="B", unit_scale=True, desc=f"uploading {self.name}", disable=not big
+        ) as bar:
 
             def count(n: int) -> None:
                 sent[0] += n
@@ -194,7 +203,9 @@ class Artifact:
         by_digest = {f.digest: f for f in manifest if f.path in self._files}  # the others are not ours to send
         missing = [f for f in by_digest.values() if not transport.has_blob(f.digest)]
         total = sum(f.size for f in missing)
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"uploading {self.name}", disable=total < PROGRESS_FROM_BYTES) as bar:
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc=f"uploading {self.name}", disable=total < PROGRESS_FROM_BYTES
+        ) as bar:
             with ThreadPoolExecutor(PARALLEL_FILES) as pool:
                 list(pool.map(lambda f: transport.upload(self._files[f.path], f.digest, bar.update), missing))
         return total
@@ -242,7 +253,9 @@ class LoggedArtifact:
                 raise InvalidInput(f"artifact file {f.path!r} would land outside {root}")
         wanted = [f for f in self._files if not _already_there(root / f.path, f)]
         total = sum(f.size for f in wanted)
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {self.name}", disable=total < PROGRESS_FROM_BYTES) as bar:
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc=f"downloading {self.name}", disable=total < PROGRESS_FROM_BYTES
+        ) as bar:
             with ThreadPoolExecutor(PARALLEL_FILES) as pool:
                 list(pool.map(lambda f: self._fetch(f, root / f.path, bar.update), wanted))
         return root
@@ -254,7 +267,9 @@ class LoggedArtifact:
             self._transport.download(file.digest, destination, on_bytes)
 
 
-def _draft(name: str, type: str, description: str | None, metadata: dict[str, Any], files: list[ArtifactFile]) -> Artifact:
+def _draft(
+    name: str, type: str, description: str | None, metadata: dict[str, Any], files: list[ArtifactFile]
+) -> Artifact:
     draft = Artifact(name, type, description=description, metadata=copy.deepcopy(metadata))
     draft._known = {f.path: f for f in files}
     return draft

@@ -57,7 +57,11 @@ def gpus() -> list[dict[str, str]]:
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return []
-    return [dict(zip(("name", "memory", "driver"), (p.strip() for p in line.split(",")))) for line in out.splitlines() if line]
+    return [
+        dict(zip(("name", "memory", "driver"), (p.strip() for p in line.split(","))))
+        for line in out.splitlines()
+        if line
+    ]
 
 
 def requirements() -> list[str]:
@@ -67,7 +71,11 @@ def requirements() -> list[str]:
 def capture() -> dict[str, Any]:
     return {
         "git": git_state(),
-        "python": {"version": platform.python_version(), "executable": sys.executable, "implementation": platform.python_implementation()},
+        "python": {
+            "version": platform.python_version(),
+            "executable": sys.executable,
+            "implementation": platform.python_implementation(),
+        },
         "os": {"system": platform.system(), "release": platform.release(), "platform": platform.platform()},
         "host": {"hostname": socket.gethostname(), "cpu_count": os.cpu_count(), "gpus": gpus()},
         "command": [sys.executable, *sys.argv],

@@ -61,10 +61,14 @@ class OfflineRun(Run):
     ) -> OfflineRun:
         """Record a run's start in a new spool folder. `fields` are the start's input when an online
         start was tried first (mode="auto"), so the run keeps the id and environment it began with."""
-        fields = fields or start_fields(project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id)
+        fields = fields or start_fields(
+            project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id
+        )
         spool = Spool.create(root, fields["runId"])
         spool.record("start_run", fields)
-        print(f"modelreg: offline run {entity}/{project}/{fields['runId']}, recorded in {spool.folder}", file=sys.stderr)
+        print(
+            f"modelreg: offline run {entity}/{project}/{fields['runId']}, recorded in {spool.folder}", file=sys.stderr
+        )
         return cls(spool, entity, project, fields["runId"], fields["config"])
 
     def _send_metrics(self, rows: list[dict[str, Any]]) -> None:
@@ -102,8 +106,18 @@ class OfflineRun(Run):
         else:
             return self._logged.get(version_id) or OfflineArtifact(
                 self.spool,
-                {"id": version_id, "entity": self.entity, "project": self.project, "name": version_id, "type": "", "version": UNSYNCED,
-                 "digest": "", "metadata": {}, "aliases": [], "files": []},
+                {
+                    "id": version_id,
+                    "entity": self.entity,
+                    "project": self.project,
+                    "name": version_id,
+                    "type": "",
+                    "version": UNSYNCED,
+                    "digest": "",
+                    "metadata": {},
+                    "aliases": [],
+                    "files": [],
+                },
                 files_known=False,
             )
         path, _, selector = ref.partition(":")
@@ -125,7 +139,10 @@ class OfflineRun(Run):
         if artifact.id is None:
             raise InvalidInput("log the artifact before linking it")
         self.flush()
-        self.spool.record("link_artifact", {"registeredModel": registered_model, "artifactVersionId": artifact.id, "aliases": list(aliases)})
+        self.spool.record(
+            "link_artifact",
+            {"registeredModel": registered_model, "artifactVersionId": artifact.id, "aliases": list(aliases)},
+        )
         return None
 
     def _send_finish(self, fields: dict[str, Any]) -> None:

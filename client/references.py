@@ -142,12 +142,16 @@ def fetch(uri: str, size: int, digest: str, destination: Path, on_bytes: Callabl
         except httpx.TransportError as exc:
             raise Unavailable(f"reference {uri!r}: cannot reach it ({exc})") from None
     else:
-        raise InvalidInput(f"reference {uri!r}: downloading {scheme}:// references is not supported; fetch it with your S3 tools")
+        raise InvalidInput(
+            f"reference {uri!r}: downloading {scheme}:// references is not supported; fetch it with your S3 tools"
+        )
     got_size = temporary.stat().st_size
     same_bytes = _sha256_file(temporary) == digest
     # An unhashed reference: the same URI with the same ETag (http) and size as when it was logged.
     same_source = digest == reference_digest(uri, etag, size) and (size == 0 or got_size == size)
     if not (same_bytes or same_source):
         temporary.unlink(missing_ok=True)
-        raise InvalidInput(f"reference {uri!r} changed since it was logged (digest or size differ): log a new version of the artifact")
+        raise InvalidInput(
+            f"reference {uri!r} changed since it was logged (digest or size differ): log a new version of the artifact"
+        )
     temporary.replace(destination)

@@ -21,7 +21,9 @@ FLUSH_EVERY_S = 2.0
 _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 _METRICS = "mutation($e: String!, $p: String!, $r: String!, $rows: [MetricRowInput!]!) { logMetrics(entity: $e, project: $p, runId: $r, rows: $rows) }"
-_VERSION_FIELDS = "id entity project name type version digest description metadata aliases files { path size digest ref }"
+_VERSION_FIELDS = (
+    "id entity project name type version digest description metadata aliases files { path size digest ref }"
+)
 _LOG = f"mutation($i: LogArtifactVersionInput!) {{ logArtifactVersion(input: $i) {{ {_VERSION_FIELDS} }} }}"
 _FIND = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {_VERSION_FIELDS} }} }}"
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
@@ -63,7 +65,9 @@ class Run:
         name: str | None,
         run_id: str | None,
     ) -> Run:
-        fields = start_fields(project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id)
+        fields = start_fields(
+            project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id
+        )
         return cls.start_with(transport, fields)
 
     @classmethod
@@ -105,7 +109,9 @@ class Run:
         artifact.cleanup()
         return artifact
 
-    def _artifact_fields(self, artifact: Artifact, manifest: list[ArtifactFile], aliases: Sequence[str]) -> dict[str, Any]:
+    def _artifact_fields(
+        self, artifact: Artifact, manifest: list[ArtifactFile], aliases: Sequence[str]
+    ) -> dict[str, Any]:
         return {
             "entity": self.entity,
             "project": self.project,
@@ -126,7 +132,8 @@ class Run:
         if found is None:
             raise InvalidInput(f"no artifact version {qualified!r}")
         self.transport.graphql(
-            _USE, {"i": {"artifactVersionId": found["id"], "entity": self.entity, "project": self.project, "runId": self.id}}
+            _USE,
+            {"i": {"artifactVersionId": found["id"], "entity": self.entity, "project": self.project, "runId": self.id}},
         )
         return LoggedArtifact(self.transport, found)
 
@@ -146,7 +153,14 @@ class Run:
         self.flush()
         state = "finished" if exit_code == 0 else "failed"
         summary = {k: v for k, v in self.summary.items() if isinstance(v, (int, float, str, bool))}
-        fields = {"entity": self.entity, "project": self.project, "runId": self.id, "state": state, "exitCode": exit_code, "summary": summary}
+        fields = {
+            "entity": self.entity,
+            "project": self.project,
+            "runId": self.id,
+            "state": state,
+            "exitCode": exit_code,
+            "summary": summary,
+        }
         self._send_finish(fields)
         self._finished = True
 
@@ -161,7 +175,13 @@ class Run:
 
 
 def start_fields(
-    *, project: str, entity: str, config: dict[str, Any] | None, job_type: str | None, name: str | None, run_id: str | None
+    *,
+    project: str,
+    entity: str,
+    config: dict[str, Any] | None,
+    job_type: str | None,
+    name: str | None,
+    run_id: str | None,
 ) -> dict[str, Any]:
     """The StartRun input of a new run (online or offline): its id, config and where it runs."""
     return {

@@ -54,7 +54,12 @@ class Recorded:
     input: dict[str, Any]
 
     def to_json(self) -> str:
-        line = {"kind": self.kind, "command_id": str(self.command_id), "occurred_at": self.occurred_at.isoformat(), "input": self.input}
+        line = {
+            "kind": self.kind,
+            "command_id": str(self.command_id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "input": self.input,
+        }
         return json.dumps(line, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -99,7 +104,10 @@ class Spool:
         is the one of what was kept, even if the source changes meanwhile). Returns (size, digest)."""
         hasher = hashlib.sha256()
         size = 0
-        with tempfile.NamedTemporaryFile(dir=self.folder / BLOBS, prefix=".part-", delete=False) as out, source.open("rb") as f:
+        with (
+            tempfile.NamedTemporaryFile(dir=self.folder / BLOBS, prefix=".part-", delete=False) as out,
+            source.open("rb") as f,
+        ):
             while chunk := f.read(1024 * 1024):
                 hasher.update(chunk)
                 out.write(chunk)
@@ -115,7 +123,9 @@ class Spool:
     def entries(self) -> list[Recorded]:
         """The journal, in order. A last line cut short (the run died while writing it) was never recorded."""
         if not self.journal_path.is_file():
-            raise NotFound(f"{self.folder} has no {JOURNAL}: is it an offline run folder (modelreg-offline/offline-run-...)?")
+            raise NotFound(
+                f"{self.folder} has no {JOURNAL}: is it an offline run folder (modelreg-offline/offline-run-...)?"
+            )
         lines = self.journal_path.read_text(encoding="utf-8").split("\n")
         entries = []
         for number, line in enumerate(lines, 1):
@@ -127,7 +137,9 @@ class Spool:
                 if number == len(lines):  # only a last line with no newline yet can be torn
                     warnings.warn(f"{self.journal_path}: ignoring an unfinished last line ({exc})", stacklevel=2)
                     break
-                raise InvalidInput(f"{self.journal_path} line {number} is damaged ({exc}): the run cannot be synced as it is") from None
+                raise InvalidInput(
+                    f"{self.journal_path} line {number} is damaged ({exc}): the run cannot be synced as it is"
+                ) from None
         if not entries or entries[0].kind != "start_run":
             raise InvalidInput(f"{self.journal_path} does not begin with the run's start: it cannot be synced")
         return entries

@@ -61,7 +61,9 @@ def sync_offline_run(
     ids: dict[str, str] = state["ids"]
     first = state["done"]
     run_path = f"{entity}/{project}/{run_id}"
-    with tqdm(total=len(entries), initial=first, unit="cmd", desc=f"syncing {run_path}", disable=not show_progress) as bar:
+    with tqdm(
+        total=len(entries), initial=first, unit="cmd", desc=f"syncing {run_path}", disable=not show_progress
+    ) as bar:
         for index in range(first, len(entries)):
             entry = entries[index]
             try:
@@ -93,7 +95,14 @@ def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, st
     if entry.kind == "start_run":
         return transport.graphql(_START, {"i": {**fields, **when}})
     if entry.kind == "log_metrics":
-        variables = {"e": entity, "p": project, "r": run_id, "rows": fields["rows"], "c": when["commandId"], "t": when["occurredAt"]}
+        variables = {
+            "e": entity,
+            "p": project,
+            "r": run_id,
+            "rows": fields["rows"],
+            "c": when["commandId"],
+            "t": when["occurredAt"],
+        }
         return transport.graphql(_METRICS, variables)
     if entry.kind == "log_artifact":
         for file in fields["files"]:

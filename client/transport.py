@@ -21,7 +21,11 @@ from modelreg.user_settings import load_login
 DEFAULT_URL = "http://127.0.0.1:8080"
 CHUNK = 4 * 1024 * 1024
 
-_ERRORS: dict[str, type[ModelregError]] = {"INVALID_INPUT": InvalidInput, "NOT_FOUND": NotFound, "FORBIDDEN": PermissionDenied}
+_ERRORS: dict[str, type[ModelregError]] = {
+    "INVALID_INPUT": InvalidInput,
+    "NOT_FOUND": NotFound,
+    "FORBIDDEN": PermissionDenied,
+}
 
 
 def _transient(exc: BaseException) -> bool:
@@ -89,7 +93,9 @@ class Transport:
                     yield chunk
                     on_bytes(len(chunk))
 
-        response = self._http.put(f"/blobs/{digest}", content=chunks(), headers={"Content-Length": str(path.stat().st_size)})
+        response = self._http.put(
+            f"/blobs/{digest}", content=chunks(), headers={"Content-Length": str(path.stat().st_size)}
+        )
         if response.status_code == 400:
             raise InvalidInput(f"{path}: {response.text} (did the file change while it was uploaded?)")
         if response.status_code == 413:  # over the server's limit for one artifact file
@@ -125,7 +131,9 @@ class Transport:
         response.raise_for_status()
         digest = "sha256:" + hasher.hexdigest()
         if response.json()["digest"] != digest:
-            raise httpx.TransportError(f"upload of {path} arrived corrupted (the server computed another digest)")  # retried
+            raise httpx.TransportError(
+                f"upload of {path} arrived corrupted (the server computed another digest)"
+            )  # retried
         return digest
 
     @_retrying

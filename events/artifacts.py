@@ -12,7 +12,17 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelreg.events.envelope import Event
-from modelreg.events.names import AliasName, ArtifactName, ArtifactType, Description, Digest, EntityName, ProjectName, RunId, TagName
+from modelreg.events.names import (
+    AliasName,
+    ArtifactName,
+    ArtifactType,
+    Description,
+    Digest,
+    EntityName,
+    ProjectName,
+    RunId,
+    TagName,
+)
 
 
 def artifact_stream(entity: str, project: str, name: str) -> str:

@@ -2,7 +2,7 @@
 Stream: `automation:<id>` (its settings, each firing and each webhook delivery attempt).
 
 Webhook secrets are never on the log: each is derived from the server's secret key and the automation
-(see services/webhook_signing.py), so an event carries only which generation of it is in use.
+(see services/automations/webhook_signing.py), so an event carries only which generation of it is in use.
 """
 
 from __future__ import annotations

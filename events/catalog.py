@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged, ArtifactVersionUntagged, ArtifactVersionUsed
-from modelreg.events.automations import AutomationCreated, AutomationDisabled, AutomationEnabled, AutomationFired, WebhookAttempted
+from modelreg.events.artifacts import (
+    ArtifactVersionLogged,
+    ArtifactVersionTagged,
+    ArtifactVersionUntagged,
+    ArtifactVersionUsed,
+)
+from modelreg.events.automations import (
+    AutomationCreated,
+    AutomationDisabled,
+    AutomationEnabled,
+    AutomationFired,
+    WebhookAttempted,
+)
 from modelreg.events.envelope import Event
+from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
 from modelreg.events.launch import (
     AgentHeartbeat,
     JobCancelled,
@@ -19,7 +31,6 @@ from modelreg.events.launch import (
     JobStarted,
     QueueCreated,
 )
-from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
 from modelreg.events.operations import EventSkipped
 from modelreg.events.registry import (
     AliasAdded,
@@ -82,7 +93,8 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     # v2 added ManifestEntry.ref (references); a v1 manifest holds uploaded files only.
     (ArtifactVersionLogged.type, 1): lambda payload: {
-        **payload, "manifest": [{**entry, "ref": None} for entry in payload.get("manifest", ())]
+        **payload,
+        "manifest": [{**entry, "ref": None} for entry in payload.get("manifest", ())],
     },
 }
 
@@ -98,7 +110,9 @@ def upcast(type_tag: str, version: int, payload: dict[str, Any]) -> dict[str, An
     """Bring a payload written with an older schema version up to the current one."""
     current = event_class(type_tag).version
     if version > current:
-        raise NewerThanThisBuild(f"{type_tag} v{version} was written by a newer modelreg (this one reads up to v{current}): upgrade it")
+        raise NewerThanThisBuild(
+            f"{type_tag} v{version} was written by a newer modelreg (this one reads up to v{current}): upgrade it"
+        )
     while version < current:
         step = UPCASTERS.get((type_tag, version))
         if step is None:

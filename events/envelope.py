@@ -55,7 +55,7 @@ class Envelope(BaseModel):
     causation_id: UUID | None = None
     payload: SerializeAsAny[Event]
     # When an offline run's client says the command happened (its claim, bounded by the command path:
-    # services/offline_claims.py). Absent on the wire when None, so online events match older schemas.
+    # services/commands/offline_claims.py). Absent on the wire when None, so online events match older schemas.
     recorded_offline_at: AwareDatetime | None = None
 
     @classmethod

@@ -42,6 +42,9 @@ class EventFilter:
         # Scopes are read from the payload, where every event of an entity or a model names it.
         if self.entity is not None and getattr(envelope.payload, "entity", None) != self.entity:
             return False
-        if self.registered_model is not None and getattr(envelope.payload, "registered_model", None) != self.registered_model:
+        if (
+            self.registered_model is not None
+            and getattr(envelope.payload, "registered_model", None) != self.registered_model
+        ):
             return False
         return True

@@ -17,7 +17,12 @@ from pydantic import Field, StringConstraints
 from modelreg.events.envelope import Actor, Event
 
 Role = Literal["admin", "member", "viewer"]
-Scope = Annotated[str, StringConstraints(pattern=r"^(registry|model:[A-Za-z0-9][A-Za-z0-9._-]*|entity:[A-Za-z0-9][A-Za-z0-9._-]*)$", max_length=140)]
+Scope = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(registry|model:[A-Za-z0-9][A-Za-z0-9._-]*|entity:[A-Za-z0-9][A-Za-z0-9._-]*)$", max_length=140
+    ),
+]
 
 
 def principal_stream(principal: Actor) -> str:

@@ -192,7 +192,9 @@ class KafkaEventLog:
                         topic, partition, offset = headers["dlq.source"].decode().rsplit("/", 2)
                         original = [(k, v) for k, v in msg.headers or () if not k.startswith("dlq.")]
                         source = LogPosition(topic, int(partition), int(offset))
-                        found.append((LogRecord(source, msg.key, msg.value, tuple(original)), headers["dlq.reason"].decode()))
+                        found.append(
+                            (LogRecord(source, msg.key, msg.value, tuple(original)), headers["dlq.reason"].decode())
+                        )
             return found
         finally:
             await consumer.stop()

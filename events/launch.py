@@ -85,8 +85,12 @@ class JobEnqueued(Event):
     project: ProjectName
     priority: int = Field(default=0, ge=-1000, le=1000)
     source: JobSource
-    config: dict[str, Any] = Field(default_factory=dict, description="what modelreg.init() in the job sees as run.config")
-    overrides: dict[str, Any] = Field(default_factory=dict, description="the knobs changed against the source run's config")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="what modelreg.init() in the job sees as run.config"
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="the knobs changed against the source run's config"
+    )
     triggered_by: Trigger | None = None
 
 

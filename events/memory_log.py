@@ -46,7 +46,9 @@ class InMemoryEventLog:
     async def subscribe(
         self, reader: str, start_positions: StartPositions, partitions: Sequence[int] | None = None
     ) -> InMemorySubscription:
-        starts = await start_positions(list(partitions) if partitions is not None else list(range(len(self.partitions))))
+        starts = await start_positions(
+            list(partitions) if partitions is not None else list(range(len(self.partitions)))
+        )
         return InMemorySubscription(self, starts)
 
     async def dead_letter(self, record: LogRecord, reader: str, reason: str) -> None:

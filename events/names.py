@@ -25,9 +25,7 @@ def _not_computed(alias: str) -> str:
     return alias
 
 
-AliasName = Annotated[
-    str, StringConstraints(pattern=_NAME, min_length=1, max_length=64), AfterValidator(_not_computed)
-]
+AliasName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=64), AfterValidator(_not_computed)]
 TagName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", min_length=1, max_length=64)]
 Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 Description = Annotated[str, Field(max_length=100_000)]

@@ -159,7 +159,10 @@ class PostgresEventLog:
             "SELECT position, key, value, reason FROM event_log_dead_letters WHERE topic = $1 ORDER BY position",
             self.topic,
         )
-        return [(LogRecord(LogPosition(self.topic, PARTITION, r["position"]), r["key"], r["value"]), r["reason"]) for r in rows]
+        return [
+            (LogRecord(LogPosition(self.topic, PARTITION, r["position"]), r["key"], r["value"]), r["reason"])
+            for r in rows
+        ]
 
 
 class _NoResetConnection(asyncpg.Connection):  # type: ignore[misc]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import Any, Literal
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from modelreg.events.envelope import Event

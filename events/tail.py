@@ -97,7 +97,9 @@ class LogTails:
                 return {p: starts.get(p, 0) for p in partitions}
 
             # Given its partitions, the reader joins no consumer group: nothing to rebalance, nothing to commit.
-            subscription = await event_log.subscribe(f"tail.{uuid4().hex[:12]}", start_positions, partitions=sorted(ends))
+            subscription = await event_log.subscribe(
+                f"tail.{uuid4().hex[:12]}", start_positions, partitions=sorted(ends)
+            )
         finally:
             self._starting -= 1
         self._reading += 1

@@ -53,7 +53,9 @@ def describe(message: ConsumerRecord, validators: Validators) -> str:
         return f"{where} UNKNOWN {type_} v{version} (newer than these schemas? export them from a newer modelreg)"
     error = best_match(validator.iter_errors(event))
     if error is not None:
-        return f"{where} INVALID {type_} v{version} at {'/'.join(map(str, error.absolute_path)) or '.'}: {error.message}"
+        return (
+            f"{where} INVALID {type_} v{version} at {'/'.join(map(str, error.absolute_path)) or '.'}: {error.message}"
+        )
     actor = event["actor"]
     # occurred_at is when modelreg received it; an offline run's client may add when it says it happened.
     offline = f" (recorded offline at {event['recorded_offline_at']})" if event.get("recorded_offline_at") else ""

@@ -13,14 +13,21 @@ from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.pages import decode_cursor, page, page_size
 from modelreg.graphql.usage import usage_snippet
-from modelreg.services.commands import LogArtifactVersion, TagArtifactVersion, UntagArtifactVersion, UseArtifactVersion
+from modelreg.services.commands.commands import (
+    LogArtifactVersion,
+    TagArtifactVersion,
+    UntagArtifactVersion,
+    UseArtifactVersion,
+)
 
 
 class ArtifactFile(graphene.ObjectType):
     path = graphene.String(required=True)
     size = graphene.BigInt(required=True)
     digest = graphene.String(required=True)
-    ref = graphene.String(description="for a reference: where the bytes are (file://, http(s)://, s3://); not in the blob store")
+    ref = graphene.String(
+        description="for a reference: where the bytes are (file://, http(s)://, s3://); not in the blob store"
+    )
 
     @staticmethod
     def resolve_ref(entry: dict, info: graphene.ResolveInfo) -> str | None:
@@ -121,7 +128,13 @@ class ArtifactQueries(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_artifact_versions(
-        root: Any, info: graphene.ResolveInfo, entity: str, project: str, name: str, first: int, after: str | None = None
+        root: Any,
+        info: graphene.ResolveInfo,
+        entity: str,
+        project: str,
+        name: str,
+        first: int,
+        after: str | None = None,
     ) -> dict:
         limit = page_size(first)
         rows = await info.context.reads.artifact_versions_page(
@@ -147,7 +160,9 @@ class LogArtifactVersionInput(graphene.InputObjectType):
     metadata = GenericScalar()
     aliases = graphene.List(graphene.NonNull(graphene.String))
     run_id = graphene.String(description="the run that produced it (lineage)")
-    id = graphene.ID(description="a UUIDv7 chosen by a client that logged it offline; sent again, the same version comes back")
+    id = graphene.ID(
+        description="a UUIDv7 chosen by a client that logged it offline; sent again, the same version comes back"
+    )
     command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
@@ -168,9 +183,7 @@ class ArtifactMutations(graphene.ObjectType):
         input=LogArtifactVersionInput(required=True),
         description="Log a new version (or get the newest one back if its content is identical).",
     )
-    use_artifact_version = graphene.Field(
-        ArtifactVersion, required=True, input=UseArtifactVersionInput(required=True)
-    )
+    use_artifact_version = graphene.Field(ArtifactVersion, required=True, input=UseArtifactVersionInput(required=True))
     tag_artifact_version = graphene.Field(
         ArtifactVersion,
         required=True,

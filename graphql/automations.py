@@ -12,7 +12,7 @@ from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.launch import parse_uuid
 from modelreg.graphql.pages import page_size
-from modelreg.services.launch_commands import CreateAutomation, SetAutomationEnabled
+from modelreg.services.commands.launch_commands import CreateAutomation, SetAutomationEnabled
 
 
 class Firing(graphene.ObjectType):
@@ -96,8 +96,13 @@ class AutomationMutations(graphene.ObjectType):
         args={
             "name": graphene.String(required=True),
             "description": graphene.String(),
-            "trigger": GenericScalar(required=True, description='e.g. {"event": "alias_added", "registered_model": "m", "alias_pattern": "candidate"}'),
-            "action": GenericScalar(required=True, description='{"kind": "launch", "queue", ...} or {"kind": "webhook", "url", "payload"}'),
+            "trigger": GenericScalar(
+                required=True,
+                description='e.g. {"event": "alias_added", "registered_model": "m", "alias_pattern": "candidate"}',
+            ),
+            "action": GenericScalar(
+                required=True, description='{"kind": "launch", "queue", ...} or {"kind": "webhook", "url", "payload"}'
+            ),
             "cooldown_s": graphene.Float(default_value=0),
             "enabled": graphene.Boolean(default_value=True),
         },
@@ -112,14 +117,19 @@ class AutomationMutations(graphene.ObjectType):
         command = parse_command(CreateAutomation, fields)
         accepted = await info.context.app.execute(command, info.context.caller)
         automation = await _visible(info, accepted.subject_id)
-        secret = info.context.webhook_secrets.secret(accepted.subject_id, 1) if command.action.kind == "webhook" else None
+        secret = (
+            info.context.webhook_secrets.secret(accepted.subject_id, 1) if command.action.kind == "webhook" else None
+        )
         return {"automation": automation, "webhook_secret": secret}
 
     @staticmethod
     @reports_errors
     async def resolve_set_automation_enabled(root: Any, info: graphene.ResolveInfo, id: str, enabled: bool) -> dict:
         automation_id = parse_uuid(id, "automation id")
-        await info.context.app.execute(parse_command(SetAutomationEnabled, {"automation_id": automation_id, "enabled": enabled}), info.context.caller)
+        await info.context.app.execute(
+            parse_command(SetAutomationEnabled, {"automation_id": automation_id, "enabled": enabled}),
+            info.context.caller,
+        )
         return await _visible(info, automation_id)
 
 

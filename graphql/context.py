@@ -12,9 +12,9 @@ from modelreg.projections.identity_queries import PrincipalQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.lineage_queries import LineageQueries
 from modelreg.projections.registry_queries import RegistryQueries
-from modelreg.services.access import Caller
-from modelreg.services.application import Application
-from modelreg.services.webhook_signing import WebhookSecrets
+from modelreg.services.automations.webhook_signing import WebhookSecrets
+from modelreg.services.commands.access import Caller
+from modelreg.services.commands.application import Application
 
 
 class ArtifactVersionLoader(DataLoader):

@@ -8,6 +8,8 @@ LIST_GUESS. A page's own `items` are counted by the page's size, not again.
 
 from __future__ import annotations
 
+from graphql.validation import ValidationRule
+
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -26,7 +28,6 @@ from graphql import (
     get_nullable_type,
     is_list_type,
 )
-from graphql.validation import ValidationRule
 
 PAGE_ARGUMENTS = ("first", "limit", "fanOut")
 LIST_GUESS = 10
@@ -70,19 +71,25 @@ class QueryCost:
                 self._defaults[variable.variable.name.value] = int(variable.default_value.value)
         return self._of_selections(node.selection_set, root, set(), in_page=False) if root else 0
 
-    def _of_selections(self, selections: SelectionSetNode, parent: GraphQLObjectType, seen: set[str], *, in_page: bool) -> int:
+    def _of_selections(
+        self, selections: SelectionSetNode, parent: GraphQLObjectType, seen: set[str], *, in_page: bool
+    ) -> int:
         total = 0
         for selection in selections.selections:
             if isinstance(selection, FieldNode):
                 total += self._of_field(selection, parent, seen, in_page=in_page)
             elif isinstance(selection, InlineFragmentNode):
-                total += self._of_selections(selection.selection_set, self._narrowed(selection, parent), seen, in_page=in_page)
+                total += self._of_selections(
+                    selection.selection_set, self._narrowed(selection, parent), seen, in_page=in_page
+                )
             elif isinstance(selection, FragmentSpreadNode):
                 fragment = self._fragments.get(selection.name.value)
                 if fragment is not None and fragment.name.value not in seen:  # cycles are another rule's error
                     narrowed = self._context.schema.get_type(fragment.type_condition.name.value)
                     target = narrowed if isinstance(narrowed, GraphQLObjectType) else parent
-                    total += self._of_selections(fragment.selection_set, target, seen | {fragment.name.value}, in_page=in_page)
+                    total += self._of_selections(
+                        fragment.selection_set, target, seen | {fragment.name.value}, in_page=in_page
+                    )
         return total
 
     def _of_field(self, node: FieldNode, parent: GraphQLObjectType, seen: set[str], *, in_page: bool) -> int:

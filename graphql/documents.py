@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules, validate
 from graphql.validation import ASTValidationRule
 from graphql_server.exceptions import GraphQLValidationError
 
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules, validate
 from modelreg.graphql.document_shape import shape_errors
 
 # The web UI's and the client's biggest documents have under 100 tokens, GraphiQL's introspection query about

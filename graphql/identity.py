@@ -17,8 +17,8 @@ from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_size
 from modelreg.projections.identity_queries import PrincipalKey
-from modelreg.services.access import RANK
-from modelreg.services.commands import GrantRole, IssueApiKey, RevokeApiKey, RevokeRole
+from modelreg.services.commands.access import RANK
+from modelreg.services.commands.commands import GrantRole, IssueApiKey, RevokeApiKey, RevokeRole
 
 
 class ApiKey(graphene.ObjectType):
@@ -103,9 +103,11 @@ class Principal(graphene.ObjectType):
 
     id = graphene.String(required=True, description="user:alice, service:ci")
     role = graphene.String(required=True, description="the role of the key in use, everywhere it holds no grant")
-    grants = GenericScalar(required=True, description="scope -> role, e.g. {\"model:nature-classification\": \"admin\"}")
+    grants = GenericScalar(required=True, description='scope -> role, e.g. {"model:nature-classification": "admin"}')
     key_id = graphene.ID(description="the id of the key in use")
-    access = graphene.Field(PrincipalAccess, required=True, description="the caller's own keys and grants, with who issued them and when")
+    access = graphene.Field(
+        PrincipalAccess, required=True, description="the caller's own keys and grants, with who issued them and when"
+    )
 
     @staticmethod
     async def resolve_access(root: dict, info: graphene.ResolveInfo) -> dict:
@@ -224,7 +226,9 @@ class IdentityMutations(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_revoke_role(root: Any, info: graphene.ResolveInfo, principal: str, scope: str) -> dict:
-        await info.context.app.execute(parse_command(RevokeRole, {**_principal(principal), "scope": scope}), info.context.caller)
+        await info.context.app.execute(
+            parse_command(RevokeRole, {**_principal(principal), "scope": scope}), info.context.caller
+        )
         return {"principal": principal, "scope": scope, "role": None}
 
 

@@ -18,7 +18,5 @@ def parse_command(model: type[M], fields: dict[str, Any]) -> M:
     try:
         return model.model_validate(present)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors())
         raise InvalidInput(f"invalid {model.__name__}: {problems}") from None

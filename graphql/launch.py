@@ -12,7 +12,7 @@ from modelreg.errors import Conflict, InvalidInput, NotFound
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.pages import page_size
-from modelreg.services.launch_commands import (
+from modelreg.services.commands.launch_commands import (
     CancelJob,
     CaptureJobOutput,
     ClaimJob,
@@ -37,7 +37,9 @@ class LaunchQueue(graphene.ObjectType):
     resource_config = GenericScalar(required=True)
     created_at = graphene.DateTime(required=True)
     created_by = graphene.String(required=True)
-    jobs = graphene.List(graphene.NonNull(lambda: Job), required=True, state=graphene.String(), first=graphene.Int(default_value=50))
+    jobs = graphene.List(
+        graphene.NonNull(lambda: Job), required=True, state=graphene.String(), first=graphene.Int(default_value=50)
+    )
 
     @staticmethod
     @reports_errors
@@ -97,7 +99,11 @@ class LaunchQueryFields(graphene.ObjectType):
     launch_queue = graphene.Field(LaunchQueue, name=graphene.String(required=True))
     launch_job = graphene.Field(Job, id=graphene.ID(required=True))
     launch_jobs = graphene.List(
-        graphene.NonNull(Job), required=True, queue=graphene.String(), state=graphene.String(), first=graphene.Int(default_value=50)
+        graphene.NonNull(Job),
+        required=True,
+        queue=graphene.String(),
+        state=graphene.String(),
+        first=graphene.Int(default_value=50),
     )
     waiting_jobs = graphene.List(
         graphene.NonNull(Job),
@@ -122,7 +128,9 @@ class LaunchQueryFields(graphene.ObjectType):
 
     @staticmethod
     @reports_errors
-    async def resolve_launch_jobs(root: Any, info: graphene.ResolveInfo, first: int, queue: str | None = None, state: str | None = None) -> list[dict]:
+    async def resolve_launch_jobs(
+        root: Any, info: graphene.ResolveInfo, first: int, queue: str | None = None, state: str | None = None
+    ) -> list[dict]:
         return await info.context.launch.jobs(queue=queue, state=state, limit=page_size(first))
 
     @staticmethod
@@ -147,37 +155,60 @@ class LaunchMutations(graphene.ObjectType):
         entity=graphene.String(required=True),
         project=graphene.String(required=True),
         from_run=graphene.String(description="a finished run's id: its code (commit + diff) and config"),
-        source=GenericScalar(description='{"kind": "git", "git_remote", "git_commit", "entry_point": [...]} or {"kind": "image", ...}'),
+        source=GenericScalar(
+            description='{"kind": "git", "git_remote", "git_commit", "entry_point": [...]} or {"kind": "image", ...}'
+        ),
         config=GenericScalar(),
-        overrides=GenericScalar(description="knobs that win over the run's config, e.g. {\"lr\": 0.01}"),
+        overrides=GenericScalar(description='knobs that win over the run\'s config, e.g. {"lr": 0.01}'),
         priority=graphene.Int(default_value=0),
     )
     cancel_job = graphene.Field(Job, required=True, id=graphene.ID(required=True), reason=graphene.String())
     claim_job = graphene.Field(
-        ClaimedJob, required=True, id=graphene.ID(required=True),
+        ClaimedJob,
+        required=True,
+        id=graphene.ID(required=True),
         agent_id=graphene.String(required=True, description="your key's principal and a name: service:ci:host-1"),
     )
     report_job_started = graphene.Field(
-        Job, required=True, id=graphene.ID(required=True), agent_id=graphene.String(required=True), attempt=graphene.Int(required=True),
-        pid=graphene.Int(), detail=graphene.String(),
+        Job,
+        required=True,
+        id=graphene.ID(required=True),
+        agent_id=graphene.String(required=True),
+        attempt=graphene.Int(required=True),
+        pid=graphene.Int(),
+        detail=graphene.String(),
     )
     capture_job_output = graphene.Boolean(
-        required=True, id=graphene.ID(required=True), agent_id=graphene.String(required=True), attempt=graphene.Int(required=True),
-        stream=graphene.String(required=True), text=graphene.String(required=True),
+        required=True,
+        id=graphene.ID(required=True),
+        agent_id=graphene.String(required=True),
+        attempt=graphene.Int(required=True),
+        stream=graphene.String(required=True),
+        text=graphene.String(required=True),
     )
     report_job_finished = graphene.Field(
-        Job, required=True, id=graphene.ID(required=True), agent_id=graphene.String(required=True), attempt=graphene.Int(required=True),
-        state=graphene.String(required=True), exit_code=graphene.Int(), reason=graphene.String(),
+        Job,
+        required=True,
+        id=graphene.ID(required=True),
+        agent_id=graphene.String(required=True),
+        attempt=graphene.Int(required=True),
+        state=graphene.String(required=True),
+        exit_code=graphene.Int(),
+        reason=graphene.String(),
         run_ids=graphene.List(graphene.NonNull(graphene.String)),
     )
     agent_heartbeat = graphene.Boolean(
-        required=True, agent_id=graphene.String(required=True), queues=graphene.List(graphene.NonNull(graphene.String), required=True),
+        required=True,
+        agent_id=graphene.String(required=True),
+        queues=graphene.List(graphene.NonNull(graphene.String), required=True),
         running_jobs=graphene.List(graphene.NonNull(graphene.ID)),
     )
 
     @staticmethod
     @reports_errors
-    async def resolve_create_launch_queue(root: Any, info: graphene.ResolveInfo, name: str, resource: str, resource_config: Any = None) -> dict:
+    async def resolve_create_launch_queue(
+        root: Any, info: graphene.ResolveInfo, name: str, resource: str, resource_config: Any = None
+    ) -> dict:
         command = parse_command(CreateQueue, {"queue": name, "resource": resource, "resource_config": resource_config})
         await info.context.app.execute(command, info.context.caller)
         return await info.context.launch.queue(name)  # type: ignore[return-value]
@@ -191,13 +222,17 @@ class LaunchMutations(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_cancel_job(root: Any, info: graphene.ResolveInfo, id: str, reason: str | None = None) -> dict:
-        await info.context.app.execute(parse_command(CancelJob, {"job_id": parse_uuid(id), "reason": reason}), info.context.caller)
+        await info.context.app.execute(
+            parse_command(CancelJob, {"job_id": parse_uuid(id), "reason": reason}), info.context.caller
+        )
         return await _visible_job(info, parse_uuid(id))
 
     @staticmethod
     @reports_errors
     async def resolve_claim_job(root: Any, info: graphene.ResolveInfo, id: str, agent_id: str) -> dict:
-        accepted = await info.context.app.execute(parse_command(ClaimJob, {"job_id": parse_uuid(id), "agent_id": agent_id}), info.context.caller)
+        accepted = await info.context.app.execute(
+            parse_command(ClaimJob, {"job_id": parse_uuid(id), "agent_id": agent_id}), info.context.caller
+        )
         job = await _visible_job(info, parse_uuid(id))
         if job["agent_id"] != agent_id or job["attempt"] != accepted.subject_id:
             raise Conflict(f"job {id} was claimed by {job['agent_id']} first")
@@ -206,19 +241,25 @@ class LaunchMutations(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_report_job_started(root: Any, info: graphene.ResolveInfo, id: str, **fields: Any) -> dict:
-        await info.context.app.execute(parse_command(ReportJobStarted, {"job_id": parse_uuid(id), **fields}), info.context.caller)
+        await info.context.app.execute(
+            parse_command(ReportJobStarted, {"job_id": parse_uuid(id), **fields}), info.context.caller
+        )
         return await _visible_job(info, parse_uuid(id))
 
     @staticmethod
     @reports_errors
     async def resolve_capture_job_output(root: Any, info: graphene.ResolveInfo, id: str, **fields: Any) -> bool:
-        await info.context.app.execute(parse_command(CaptureJobOutput, {"job_id": parse_uuid(id), **fields}), info.context.caller)
+        await info.context.app.execute(
+            parse_command(CaptureJobOutput, {"job_id": parse_uuid(id), **fields}), info.context.caller
+        )
         return True
 
     @staticmethod
     @reports_errors
     async def resolve_report_job_finished(root: Any, info: graphene.ResolveInfo, id: str, **fields: Any) -> dict:
-        await info.context.app.execute(parse_command(ReportJobFinished, {"job_id": parse_uuid(id), **fields}), info.context.caller)
+        await info.context.app.execute(
+            parse_command(ReportJobFinished, {"job_id": parse_uuid(id), **fields}), info.context.caller
+        )
         return await _visible_job(info, parse_uuid(id))
 
     @staticmethod

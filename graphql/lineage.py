@@ -60,14 +60,18 @@ class LineageEdge(graphene.ObjectType):
 class LineageHidden(graphene.ObjectType):
     node = graphene.ID(required=True)
     direction = graphene.Field(LineageDirection, required=True, description="UPSTREAM or DOWNSTREAM")
-    count = graphene.Int(required=True, description="neighbours there beyond fanOut: lineageNeighbours(fanOut:) lists them")
+    count = graphene.Int(
+        required=True, description="neighbours there beyond fanOut: lineageNeighbours(fanOut:) lists them"
+    )
 
 
 class Lineage(graphene.ObjectType):
     nodes = graphene.List(graphene.NonNull(LineageNode), required=True)
     edges = graphene.List(graphene.NonNull(LineageEdge), required=True)
     hidden = graphene.List(
-        graphene.NonNull(LineageHidden), required=True, description="per node and direction walked, the neighbours left out"
+        graphene.NonNull(LineageHidden),
+        required=True,
+        description="per node and direction walked, the neighbours left out",
     )
     truncated = graphene.List(
         graphene.NonNull(graphene.ID), required=True, description="nodes with more neighbours than fanOut allowed"
@@ -83,7 +87,9 @@ class LineageNeighbourPage(graphene.ObjectType):
     items = graphene.List(graphene.NonNull(LineageNeighbour), required=True)
     end_cursor = graphene.String()
     has_next_page = graphene.Boolean(required=True)
-    total_count = graphene.Int(required=True, description="neighbours past fanOut that match the search, over all pages")
+    total_count = graphene.Int(
+        required=True, description="neighbours past fanOut that match the search, over all pages"
+    )
 
 
 class LineageQueries(graphene.ObjectType):
@@ -91,7 +97,8 @@ class LineageQueries(graphene.ObjectType):
         Lineage,
         required=True,
         ref=graphene.String(
-            required=True, description="an artifact version (entity/project/name:v3, or its id) or run:entity/project/run_id"
+            required=True,
+            description="an artifact version (entity/project/name:v3, or its id) or run:entity/project/run_id",
         ),
         direction=LineageDirection(default_value="both"),
         depth=graphene.Int(default_value=5),
@@ -100,11 +107,17 @@ class LineageQueries(graphene.ObjectType):
     lineage_neighbours = graphene.Field(
         LineageNeighbourPage,
         required=True,
-        node=graphene.ID(required=True, description="a lineage node id (run:entity/project/run_id, artifact:<version id>) or a version ref"),
+        node=graphene.ID(
+            required=True,
+            description="a lineage node id (run:entity/project/run_id, artifact:<version id>) or a version ref",
+        ),
         direction=LineageDirection(required=True, description="UPSTREAM or DOWNSTREAM"),
-        search=graphene.String(description="part of a run's id, name or job type, or of a version's name:vN or an alias; any case"),
+        search=graphene.String(
+            description="part of a run's id, name or job type, or of a version's name:vN or an alias; any case"
+        ),
         fan_out=graphene.Int(
-            default_value=0, description="leave out the first fanOut neighbours, which a lineage walk with that fanOut drew"
+            default_value=0,
+            description="leave out the first fanOut neighbours, which a lineage walk with that fanOut drew",
         ),
         first=graphene.Int(default_value=50),
         after=graphene.String(),
@@ -144,7 +157,12 @@ class LineageQueries(graphene.ObjectType):
         position = decode_time_cursor(after)
         found = await _node_of(info, node.removeprefix("artifact:"))
         rows, total = await info.context.lineage.neighbours(
-            found, direction, search=search or None, beyond=fan_out, after=position, limit=limit + 1  # type: ignore[arg-type]
+            found,
+            direction,
+            search=search or None,
+            beyond=fan_out,
+            after=position,
+            limit=limit + 1,  # type: ignore[arg-type]
         )
         shown = rows[:limit]
         end = encode_time_cursor(shown[-1]["recorded_at"], shown[-1]["node"]) if shown else after

@@ -24,7 +24,7 @@ from modelreg.graphql.pages import (
     page_size,
 )
 from modelreg.graphql.usage import usage_snippet
-from modelreg.services.commands import (
+from modelreg.services.commands.commands import (
     AddAlias,
     LinkVersion,
     ProtectAlias,
@@ -211,7 +211,12 @@ class ModelQueries(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_registered_models(
-        root: Any, info: graphene.ResolveInfo, first: int, search: str | None = None, tag: str | None = None, after: str | None = None
+        root: Any,
+        info: graphene.ResolveInfo,
+        first: int,
+        search: str | None = None,
+        tag: str | None = None,
+        after: str | None = None,
     ) -> dict:
         limit = page_size(first)
         after_name = decode_key_cursor(after, 1)
@@ -222,7 +227,9 @@ class ModelQueries(graphene.ObjectType):
 
     @staticmethod
     @reports_errors
-    async def resolve_audit_log(root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None, **filters: Any) -> dict:
+    async def resolve_audit_log(
+        root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None, **filters: Any
+    ) -> dict:
         limit = page_size(first)
         before = decode_time_cursor(after)
         try:
@@ -273,7 +280,10 @@ class ModelMutations(graphene.ObjectType):
         description="Set an alias on a linked version; it moves there from wherever it was.",
     )
     remove_alias = graphene.Field(
-        ModelVersion, required=True, registered_model=graphene.String(required=True), alias=graphene.String(required=True)
+        ModelVersion,
+        required=True,
+        registered_model=graphene.String(required=True),
+        alias=graphene.String(required=True),
     )
     unlink_artifact_version = graphene.Field(
         RegisteredModel,
@@ -294,10 +304,16 @@ class ModelMutations(graphene.ObjectType):
         },
     )
     tag_registered_model = graphene.Field(
-        RegisteredModel, required=True, registered_model=graphene.String(required=True), tag=graphene.String(required=True)
+        RegisteredModel,
+        required=True,
+        registered_model=graphene.String(required=True),
+        tag=graphene.String(required=True),
     )
     untag_registered_model = graphene.Field(
-        RegisteredModel, required=True, registered_model=graphene.String(required=True), tag=graphene.String(required=True)
+        RegisteredModel,
+        required=True,
+        registered_model=graphene.String(required=True),
+        tag=graphene.String(required=True),
     )
     protect_alias = graphene.Field(
         RegisteredModel,
@@ -307,7 +323,10 @@ class ModelMutations(graphene.ObjectType):
         description="Admins only: from now on only the model's admins may set or remove this alias.",
     )
     unprotect_alias = graphene.Field(
-        RegisteredModel, required=True, registered_model=graphene.String(required=True), alias=graphene.String(required=True)
+        RegisteredModel,
+        required=True,
+        registered_model=graphene.String(required=True),
+        alias=graphene.String(required=True),
     )
 
     @staticmethod

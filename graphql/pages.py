@@ -78,7 +78,9 @@ def encode_time_cursor(at: datetime, key: object) -> str:
     return encode_key_cursor(at.isoformat(), str(key))
 
 
-def key_page(rows: list[dict[str, Any]], limit: int, after: str | None, cursor_of: Callable[[dict[str, Any]], str]) -> dict[str, Any]:
+def key_page(
+    rows: list[dict[str, Any]], limit: int, after: str | None, cursor_of: Callable[[dict[str, Any]], str]
+) -> dict[str, Any]:
     """A page from `limit + 1` rows in key order: the extra row only says there is more."""
     items = rows[:limit]
     return {"items": items, "end_cursor": cursor_of(items[-1]) if items else after, "has_next_page": len(rows) > limit}

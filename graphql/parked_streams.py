@@ -13,7 +13,7 @@ from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_size
 from modelreg.projections.parked_queries import ParkedStreamQueries
 from modelreg.projections.progress import ProjectionLagging
-from modelreg.services.parked_streams import SkipParkedEvent, retry_parked_stream
+from modelreg.services.commands.parked_streams import SkipParkedEvent, retry_parked_stream
 
 
 class ParkedStream(graphene.ObjectType):

@@ -15,7 +15,7 @@ from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.launch import Job
 from modelreg.graphql.pages import decode_time_cursor, encode_time_cursor, key_page, page_size
 from modelreg.projections.registry_queries import RunFilters
-from modelreg.services.commands import FinishRun, LogMetrics, RecordSync, StartRun
+from modelreg.services.commands.commands import FinishRun, LogMetrics, RecordSync, StartRun
 
 RUN_STATES = ("running", *get_args(RunFinished.model_fields["state"].annotation))
 
@@ -66,7 +66,9 @@ class RunPage(graphene.ObjectType):
     items = graphene.List(graphene.NonNull(Run), required=True)
     end_cursor = graphene.String()
     has_next_page = graphene.Boolean(required=True)
-    total_count = graphene.Int(required=True, description="how many runs match, on every page together (counted only when asked)")
+    total_count = graphene.Int(
+        required=True, description="how many runs match, on every page together (counted only when asked)"
+    )
 
     @staticmethod
     async def resolve_total_count(page: dict, info: graphene.ResolveInfo) -> int:
@@ -82,7 +84,9 @@ class Project(graphene.ObjectType):
     project = graphene.String(required=True)
     run_count = graphene.Int(required=True)
     last_activity_at = graphene.DateTime(required=True, description="when its last run started or finished")
-    job_types = graphene.List(graphene.NonNull(graphene.String), required=True, description="the job types of its runs, for a filter")
+    job_types = graphene.List(
+        graphene.NonNull(graphene.String), required=True, description="the job types of its runs, for a filter"
+    )
 
     @staticmethod
     async def resolve_job_types(row: dict, info: graphene.ResolveInfo) -> list[str]:
@@ -91,7 +95,10 @@ class Project(graphene.ObjectType):
 
 class RunQueries(graphene.ObjectType):
     run = graphene.Field(
-        Run, entity=graphene.String(required=True), project=graphene.String(required=True), run_id=graphene.String(required=True)
+        Run,
+        entity=graphene.String(required=True),
+        project=graphene.String(required=True),
+        run_id=graphene.String(required=True),
     )
     projects = graphene.List(
         graphene.NonNull(Project),
@@ -183,7 +190,9 @@ class RecordSyncInput(graphene.InputObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
     run_id = graphene.String(required=True)
-    command_id = graphene.ID(description="derived from the run's start command, so that a repeated sync records it once")
+    command_id = graphene.ID(
+        description="derived from the run's start command, so that a repeated sync records it once"
+    )
     commands = graphene.Int(required=True)
     first_occurred_at = graphene.DateTime()
     last_occurred_at = graphene.DateTime()
@@ -237,4 +246,3 @@ class RunMutations(graphene.ObjectType):
     @reports_errors
     async def resolve_finish_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         return await _run_after(info, parse_command(FinishRun, input))
-

@@ -15,13 +15,30 @@ from modelreg.graphql.runs import RunMutations, RunQueries
 from modelreg.graphql.subscriptions import EventSubscriptions
 
 
-class Query(ArtifactQueries, ModelQueries, RunQueries, LineageQueries, IdentityQueries, LaunchQueryFields,
-            AutomationQueries, ParkedStreamQueryFields, graphene.ObjectType):
+class Query(
+    ArtifactQueries,
+    ModelQueries,
+    RunQueries,
+    LineageQueries,
+    IdentityQueries,
+    LaunchQueryFields,
+    AutomationQueries,
+    ParkedStreamQueryFields,
+    graphene.ObjectType,
+):
     pass
 
 
-class Mutation(ArtifactMutations, ModelMutations, RunMutations, IdentityMutations, LaunchMutations, AutomationMutations,
-               ParkedStreamMutations, graphene.ObjectType):
+class Mutation(
+    ArtifactMutations,
+    ModelMutations,
+    RunMutations,
+    IdentityMutations,
+    LaunchMutations,
+    AutomationMutations,
+    ParkedStreamMutations,
+    graphene.ObjectType,
+):
     pass
 
 

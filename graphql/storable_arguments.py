@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from graphql.execution.middleware import MiddlewareManager
+
 from graphql import (
     GraphQLError,
     GraphQLInputObjectType,
@@ -18,8 +20,6 @@ from graphql import (
     GraphQLResolveInfo,
     get_nullable_type,
 )
-from graphql.execution.middleware import MiddlewareManager
-
 from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 
 

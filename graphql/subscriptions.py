@@ -16,8 +16,8 @@ from typing import Any
 
 import graphene
 from graphene.types.generic import GenericScalar
-from graphql import GraphQLError
 
+from graphql import GraphQLError
 from modelreg.errors import InvalidInput, ModelregError
 from modelreg.events.codec import to_json_dict
 from modelreg.events.envelope import Envelope
@@ -67,7 +67,9 @@ class EventRecord(graphene.ObjectType):
     causation_id = graphene.ID()
     payload = GenericScalar(required=True)
     position = graphene.Field(EventPosition, required=True, description="where the event is on the log")
-    cursor = graphene.String(required=True, description="pass as `after` to a new subscription to go on right after this event")
+    cursor = graphene.String(
+        required=True, description="pass as `after` to a new subscription to go on right after this event"
+    )
 
 
 def event_record(tailed: TailedEvent) -> dict[str, Any]:
@@ -83,7 +85,9 @@ def event_record(tailed: TailedEvent) -> dict[str, Any]:
         "correlation_id": envelope.correlation_id,
         "causation_id": envelope.causation_id,
         # The JSON a consumer of the topic reads, less what the API never serves (a key's hash).
-        "payload": {k: v for k, v in to_json_dict(envelope)["payload"].items() if k not in envelope.payload.private_fields},
+        "payload": {
+            k: v for k, v in to_json_dict(envelope)["payload"].items() if k not in envelope.payload.private_fields
+        },
         "position": tailed.position._asdict(),
         "cursor": tailed.resume_point,
     }
@@ -107,7 +111,9 @@ async def _live_events(
 
         def revokes_the_key(envelope: Envelope) -> bool:
             """The socket's key checked once, at connection_init: its revocation, seen here, ends the socket."""
-            return isinstance(envelope.payload, ApiKeyRevoked) and key_id is not None and envelope.payload.key_id == key_id
+            return (
+                isinstance(envelope.payload, ApiKeyRevoked) and key_id is not None and envelope.payload.key_id == key_id
+            )
 
         def keep(envelope: Envelope) -> bool:
             return revokes_the_key(envelope) or (event_filter.matches(envelope) and (also is None or also(envelope)))
@@ -170,13 +176,17 @@ class EventSubscriptions(graphene.ObjectType):
         registered_model: str | None = None,
         after: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        return _live_events(info, lambda: EventFilter.of(types, stream_prefix, entity, registered_model), from_now, after)
+        return _live_events(
+            info, lambda: EventFilter.of(types, stream_prefix, entity, registered_model), from_now, after
+        )
 
     @staticmethod
     def subscribe_version_linked(
         root: Any, info: graphene.ResolveInfo, registered_model: str, after: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
-        return _live_events(info, lambda: EventFilter.of([VersionLinked.type], registered_model=registered_model), True, after)
+        return _live_events(
+            info, lambda: EventFilter.of([VersionLinked.type], registered_model=registered_model), True, after
+        )
 
     @staticmethod
     def subscribe_alias_moved(
@@ -184,5 +194,9 @@ class EventSubscriptions(graphene.ObjectType):
     ) -> AsyncIterator[dict[str, Any]]:
         only_alias = None if alias is None else (lambda envelope: envelope.payload.alias == alias)  # type: ignore[attr-defined]
         return _live_events(
-            info, lambda: EventFilter.of([AliasAdded.type, AliasRemoved.type], registered_model=registered_model), True, after, only_alias
+            info,
+            lambda: EventFilter.of([AliasAdded.type, AliasRemoved.type], registered_model=registered_model),
+            True,
+            after,
+            only_alias,
         )

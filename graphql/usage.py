@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def usage_snippet(version: dict[str, Any], registered_model: str | None = None, model_version: str | None = None) -> str:
+def usage_snippet(
+    version: dict[str, Any], registered_model: str | None = None, model_version: str | None = None
+) -> str:
     """Python for training or serving code: by the immutable vN ref, never by a moving alias."""
     ref = f"{version['entity']}/{version['project']}/{version['name']}:v{version['version_index']}"
     about = f"{registered_model} {model_version} = {ref}" if registered_model else ref

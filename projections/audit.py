@@ -36,7 +36,7 @@ DROP INDEX audit_log_by_stream;
 """
 
 # A command recorded offline carries its client id as the causation id of its events; sending it again
-# must find it (services/handlers.py, idempotent sync).
+# must find it (services/commands/handlers.py, idempotent sync).
 SCHEMA_V3 = """
 CREATE INDEX audit_log_by_causation ON audit_log (causation_id) WHERE causation_id IS NOT NULL;
 """

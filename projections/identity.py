@@ -69,7 +69,16 @@ class IdentityProjection(Projection):
 
     @handles(ApiKeyIssued)
     def api_key_issued(self, e: ApiKeyIssued, envelope: Envelope) -> list[Statement]:
-        args = (e.key_id, e.key_sha256, e.principal.kind, e.principal.id, e.role, e.label, envelope.occurred_at, str(envelope.actor))
+        args = (
+            e.key_id,
+            e.key_sha256,
+            e.principal.kind,
+            e.principal.id,
+            e.role,
+            e.label,
+            envelope.occurred_at,
+            str(envelope.actor),
+        )
         return [Statement(_ISSUED, args)]
 
     @handles(ApiKeyRevoked)

@@ -21,7 +21,9 @@ class PrincipalQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def principals_page(self, *, search: str | None, after: PrincipalKey | None, limit: int) -> list[PrincipalKey]:
+    async def principals_page(
+        self, *, search: str | None, after: PrincipalKey | None, limit: int
+    ) -> list[PrincipalKey]:
         """Everyone who holds a key (live or revoked) or a grant, by kind then id."""
         rows = await self.pool.fetch(
             """WITH principals AS (
@@ -45,10 +47,14 @@ class PrincipalQueries:
     async def grants_of(self, principals: list[PrincipalKey]) -> dict[PrincipalKey, list[dict[str, Any]]]:
         """Their grants, by scope."""
         return await self._by_principal(
-            "SELECT principal_kind, principal_id, scope, role, granted_at, granted_by FROM role_grants", "scope", principals
+            "SELECT principal_kind, principal_id, scope, role, granted_at, granted_by FROM role_grants",
+            "scope",
+            principals,
         )
 
-    async def _by_principal(self, select: str, order: str, principals: list[PrincipalKey]) -> dict[PrincipalKey, list[dict[str, Any]]]:
+    async def _by_principal(
+        self, select: str, order: str, principals: list[PrincipalKey]
+    ) -> dict[PrincipalKey, list[dict[str, Any]]]:
         """The rows of `select` (a table of principals' rows) for each of `principals`, in one query."""
         rows = await self.pool.fetch(
             f"{select} JOIN unnest($1::text[], $2::text[]) AS p(principal_kind, principal_id) "

@@ -132,7 +132,11 @@ class LaunchProjection(Projection):
 
     @handles(QueueCreated)
     def queue_created(self, e: QueueCreated, envelope: Envelope) -> list[Statement]:
-        return [Statement(_QUEUE_CREATED, (e.queue, e.resource, e.resource_config, envelope.occurred_at, str(envelope.actor)))]
+        return [
+            Statement(
+                _QUEUE_CREATED, (e.queue, e.resource, e.resource_config, envelope.occurred_at, str(envelope.actor))
+            )
+        ]
 
     @handles(JobEnqueued)
     def job_enqueued(self, e: JobEnqueued, envelope: Envelope) -> list[Statement]:

@@ -84,7 +84,9 @@ class LaunchQueries:
 
     async def firings(self, automation_id: UUID, limit: int) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT * FROM automation_firings WHERE automation_id = $1 ORDER BY occurred_at DESC LIMIT $2", automation_id, limit
+            "SELECT * FROM automation_firings WHERE automation_id = $1 ORDER BY occurred_at DESC LIMIT $2",
+            automation_id,
+            limit,
         )
         return [dict(r) for r in rows]
 

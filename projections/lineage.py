@@ -135,4 +135,6 @@ class LineageProjection(Projection):
     @handles(ArtifactVersionUsed)
     def artifact_version_used(self, e: ArtifactVersionUsed, envelope: Envelope) -> list[Statement]:
         run = run_node(e.entity, e.project, e.run_id)
-        return [Statement(_EDGE, (artifact_node(e.artifact_version_id), run, "used", envelope.occurred_at), rows="edges")]
+        return [
+            Statement(_EDGE, (artifact_node(e.artifact_version_id), run, "used", envelope.occurred_at), rows="edges")
+        ]

@@ -69,7 +69,11 @@ class LineageQueries:
                     nodes[row["node"]] = min(nodes.get(row["node"], row["depth"]), row["depth"])
                 expanded = [r["node"] for r in rows if r["depth"] < depth]
                 counts = await conn.fetch(_FAN_OUT.format(near=near), expanded)
-                hidden += [{"node": r["node"], "direction": direction, "count": r["n"] - fan_out} for r in counts if r["n"] > fan_out]
+                hidden += [
+                    {"node": r["node"], "direction": direction, "count": r["n"] - fan_out}
+                    for r in counts
+                    if r["n"] > fan_out
+                ]
             edges = await conn.fetch(_EDGES_AMONG, list(nodes))
         return {
             "nodes": [{"id": n, "depth": d} for n, d in sorted(nodes.items(), key=lambda item: (item[1], item[0]))],

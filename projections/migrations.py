@@ -30,7 +30,9 @@ async def migrate(pool: asyncpg.Pool, migrations: Iterable[Migration]) -> list[M
                    applied_at timestamptz NOT NULL DEFAULT now(),
                    PRIMARY KEY (component, number))"""
         )
-        done = {(r["component"], r["number"]) for r in await conn.fetch("SELECT component, number FROM schema_migrations")}
+        done = {
+            (r["component"], r["number"]) for r in await conn.fetch("SELECT component, number FROM schema_migrations")
+        }
         for migration in sorted(migrations, key=lambda m: (m.component, m.number)):
             if (migration.component, migration.number) in done:
                 continue

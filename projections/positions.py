@@ -91,7 +91,9 @@ async def reset(conn: asyncpg.Connection, projection: str, tables: tuple[str, ..
     await conn.execute("SELECT 1 FROM projection_positions WHERE projection = $1 FOR UPDATE", projection)
     if tables:
         await conn.execute(f"TRUNCATE {', '.join(tables)}")
-    await conn.execute("UPDATE projection_positions SET next_offset = 0, updated_at = now() WHERE projection = $1", projection)
+    await conn.execute(
+        "UPDATE projection_positions SET next_offset = 0, updated_at = now() WHERE projection = $1", projection
+    )
     for table in ("parked_events", "parked_streams", "dead_letters", "skipped_events"):
         await conn.execute(f"DELETE FROM {table} WHERE projection = $1", projection)
     await conn.execute("SELECT pg_notify($1, $2)", PROGRESS_CHANNEL, f"reset:{projection}")

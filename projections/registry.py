@@ -6,7 +6,12 @@ time (never now()) is what gets stored, so a replay rebuilds identical tables.
 
 from __future__ import annotations
 
-from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged, ArtifactVersionUntagged, ArtifactVersionUsed
+from modelreg.events.artifacts import (
+    ArtifactVersionLogged,
+    ArtifactVersionTagged,
+    ArtifactVersionUntagged,
+    ArtifactVersionUsed,
+)
 from modelreg.events.envelope import Envelope
 from modelreg.events.registry import (
     AliasAdded,
@@ -314,8 +319,16 @@ class RegistryProjection(Projection):
 
     @handles(RunFinished)
     def run_finished(self, e: RunFinished, envelope: Envelope) -> list[Statement]:
-        args = (e.entity, e.project, e.run_id, e.state, e.exit_code, e.summary, envelope.occurred_at,
-                envelope.recorded_offline_at)
+        args = (
+            e.entity,
+            e.project,
+            e.run_id,
+            e.state,
+            e.exit_code,
+            e.summary,
+            envelope.occurred_at,
+            envelope.recorded_offline_at,
+        )
         return [Statement(_RUN_FINISHED, args, rows="run")]
 
     @handles(RunSynced)
@@ -378,11 +391,23 @@ class RegistryProjection(Projection):
 
     @handles(ModelTagged)
     def model_tagged(self, e: ModelTagged, envelope: Envelope) -> list[Statement]:
-        return [Statement(_TAGS_CHANGED, (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), True), rows="model")]
+        return [
+            Statement(
+                _TAGS_CHANGED,
+                (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), True),
+                rows="model",
+            )
+        ]
 
     @handles(ModelUntagged)
     def model_untagged(self, e: ModelUntagged, envelope: Envelope) -> list[Statement]:
-        return [Statement(_TAGS_CHANGED, (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), False), rows="model")]
+        return [
+            Statement(
+                _TAGS_CHANGED,
+                (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), False),
+                rows="model",
+            )
+        ]
 
     @handles(AliasRemoved)
     def alias_removed(self, e: AliasRemoved, envelope: Envelope) -> list[Statement]:

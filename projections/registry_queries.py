@@ -60,10 +60,14 @@ class RegistryQueries:
         return dict(row) if row else None
 
     async def artifact_versions_by_ids(self, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
-        rows = await self.pool.fetch(f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE id = ANY($1::uuid[])", ids)
+        rows = await self.pool.fetch(
+            f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE id = ANY($1::uuid[])", ids
+        )
         return {r["id"]: dict(r) for r in rows}
 
-    async def artifact_version_by_ref(self, entity: str, project: str, name: str, selector: str) -> dict[str, Any] | None:
+    async def artifact_version_by_ref(
+        self, entity: str, project: str, name: str, selector: str
+    ) -> dict[str, Any] | None:
         """`selector` is `v<N>`, `latest`, or an alias logged with the version."""
         base = f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE entity = $1 AND project = $2 AND name = $3"
         if selector == "latest":
@@ -252,7 +256,9 @@ class RegistryQueries:
 
     async def grants_of(self, principal_kind: str, principal_id: str) -> dict[str, str]:
         rows = await self.pool.fetch(
-            "SELECT scope, role FROM role_grants WHERE principal_kind = $1 AND principal_id = $2", principal_kind, principal_id
+            "SELECT scope, role FROM role_grants WHERE principal_kind = $1 AND principal_id = $2",
+            principal_kind,
+            principal_id,
         )
         return {r["scope"]: r["role"] for r in rows}
 
@@ -291,7 +297,15 @@ class RegistryQueries:
         return [dict(r) for r in rows]
 
     async def audit_page(
-        self, *, actor: str | None, stream: str | None, action: str | None, since: Any, until: Any, before: tuple[Any, UUID] | None, limit: int
+        self,
+        *,
+        actor: str | None,
+        stream: str | None,
+        action: str | None,
+        since: Any,
+        until: Any,
+        before: tuple[Any, UUID] | None,
+        limit: int,
     ) -> list[dict[str, Any]]:
         """Newest first; `before` is the (occurred_at, event_id) of the last record of the previous page."""
         kind, _, ident = (actor or "").partition(":")

@@ -436,7 +436,9 @@ class ProjectionRunner:
         """Apply the stream's parked events in order, each in a savepoint; one that fails is dropped if an
         admin skipped it, else the stream stays parked from that event on (with its error). 1: released."""
         where = await conn.fetch(
-            "SELECT DISTINCT topic, partition FROM parked_events WHERE projection = $1 AND stream = $2", self.name, stream
+            "SELECT DISTINCT topic, partition FROM parked_events WHERE projection = $1 AND stream = $2",
+            self.name,
+            stream,
         )
         # Positions first, as a batch does: no batch of these partitions runs (or parks more) meanwhile.
         for row in where:

@@ -2,7 +2,7 @@
 
 Matching happens here, in the projection's transaction: a firing row per (automation, event) is written
 with the batch's positions, so redelivery or a restart never records one twice. The action itself is
-carried out by services/automation_runner.py, which reads the pending firings; the events it appends
+carried out by services/automations/runner.py, which reads the pending firings; the events it appends
 (a job enqueued, a webhook attempted, the automation fired) come back here and close the firing.
 
 Cooldown: an automation that fired less than `cooldown_s` before (by event time) records the firing as
@@ -148,12 +148,15 @@ class TriggersProjection(Projection):
     name = "triggers"
     tables = ("automations", "automation_firings", "webhook_deliveries")
     migrations = (Migration("triggers", 1, SCHEMA_V1),)
+
     def shown_to_commands(self) -> set[str]:
         """Only automations' own settings: for registry events it records what to do, and commands do not
         wait for that (the automation runner does the rest)."""
         return {AutomationCreated.type, AutomationEnabled.type, AutomationDisabled.type}
 
-    def _fire(self, kind: str, envelope: Envelope, facts: dict[str, Any], metrics: tuple[list[str], list[float]] = ([], [])) -> list[Statement]:
+    def _fire(
+        self, kind: str, envelope: Envelope, facts: dict[str, Any], metrics: tuple[list[str], list[float]] = ([], [])
+    ) -> list[Statement]:
         variables = {
             **{k: v for k, v in facts.items() if v is not None},
             "event_id": str(envelope.id),
@@ -252,5 +255,15 @@ class TriggersProjection(Projection):
 
     @handles(WebhookAttempted)
     def webhook_attempted(self, e: WebhookAttempted, envelope: Envelope) -> list[Statement]:
-        args = (envelope.id, e.automation_id, e.event_id, e.attempt, e.url, e.status_code, e.error, e.duration_ms, envelope.occurred_at)
+        args = (
+            envelope.id,
+            e.automation_id,
+            e.event_id,
+            e.attempt,
+            e.url,
+            e.status_code,
+            e.error,
+            e.duration_ms,
+            envelope.occurred_at,
+        )
         return [Statement(_ATTEMPTED, args)]

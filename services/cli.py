@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -29,9 +29,14 @@ def _run_until_signal(main: Coroutine[Any, Any, None], stopping: asyncio.Event) 
 
 
 def _infra_options(fn: Any) -> Any:
-    fn = click.option("--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True, help="Event log topic.")(fn)
     fn = click.option(
-        "--database-url", envvar="DATABASE_URL", required=True, help="Postgres DSN for the read models (env DATABASE_URL)."
+        "--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True, help="Event log topic."
+    )(fn)
+    fn = click.option(
+        "--database-url",
+        envvar="DATABASE_URL",
+        required=True,
+        help="Postgres DSN for the read models (env DATABASE_URL).",
     )(fn)
     fn = click.option(
         "--kafka",
@@ -47,7 +52,7 @@ class ByteSize(click.ParamType):
     name = "size"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        from modelreg.services.body_limits import parse_size
+        from modelreg.services.http.body_limits import parse_size
 
         try:
             return value if isinstance(value, int) else parse_size(str(value))
@@ -58,11 +63,19 @@ class ByteSize(click.ParamType):
 def _limit_options(fn: Any) -> Any:
     """Work is bounded before it is done: request bodies and uploaded artifact files (413 over the limit)."""
     fn = click.option(
-        "--max-blob-bytes", envvar="MODELREG_MAX_BLOB_BYTES", type=ByteSize(), default="64GiB", show_default=True,
+        "--max-blob-bytes",
+        envvar="MODELREG_MAX_BLOB_BYTES",
+        type=ByteSize(),
+        default="64GiB",
+        show_default=True,
         help="Largest artifact file an upload may send (env MODELREG_MAX_BLOB_BYTES).",
     )(fn)
     fn = click.option(
-        "--max-body-bytes", envvar="MODELREG_MAX_BODY_BYTES", type=ByteSize(), default="8MiB", show_default=True,
+        "--max-body-bytes",
+        envvar="MODELREG_MAX_BODY_BYTES",
+        type=ByteSize(),
+        default="8MiB",
+        show_default=True,
         help="Largest request body on every other route, /graphql included (env MODELREG_MAX_BODY_BYTES).",
     )(fn)
     return fn
@@ -84,10 +97,23 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Where local data lives (default: the user's data folder).")
-@click.option("--database-url", envvar="DATABASE_URL", default=None, help="Use this Postgres instead of an embedded one.")
-@click.option("--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None, help="Keep the event log on this Kafka.")
-@click.option("--local-kafka", is_flag=True, help="Start a local Kafka broker (Apache's jars, fetched by Maven) for the event log.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where local data lives (default: the user's data folder).",
+)
+@click.option(
+    "--database-url", envvar="DATABASE_URL", default=None, help="Use this Postgres instead of an embedded one."
+)
+@click.option(
+    "--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None, help="Keep the event log on this Kafka."
+)
+@click.option(
+    "--local-kafka",
+    is_flag=True,
+    help="Start a local Kafka broker (Apache's jars, fetched by Maven) for the event log.",
+)
 @click.option("--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
@@ -116,14 +142,14 @@ def server(
     _stop_by_unwinding_on_sigterm()
     with contextlib.ExitStack() as stack:
         if local_kafka and kafka is None:
-            from modelreg.services.local_kafka import LocalKafka
+            from modelreg.services.infra.local_kafka import LocalKafka
 
             click.echo(f"starting Kafka (KRaft, one node) in {data_dir / 'kafka'} ...")
             broker = LocalKafka(data_dir / "kafka").start()
             stack.callback(broker.stop)
             kafka = broker.bootstrap_servers
         if database_url is None:
-            from modelreg.services.embedded_postgres import embedded_postgres_kept_running
+            from modelreg.services.infra.embedded_postgres import embedded_postgres_kept_running
 
             click.echo(f"starting PostgreSQL in {data_dir / 'postgres'} ...", err=True)
             database_url = stack.enter_context(embedded_postgres_kept_running(data_dir / "postgres"))
@@ -173,7 +199,7 @@ def _database_url(data_dir: Path | None, database_url: str | None) -> str:
         return database_url
     import platformdirs
 
-    from modelreg.services.embedded_postgres import start_embedded_postgres
+    from modelreg.services.infra.embedded_postgres import start_embedded_postgres
 
     data_dir = data_dir or Path(platformdirs.user_data_dir("modelreg"))
     click.echo(f"starting PostgreSQL in {data_dir / 'postgres'} ...", err=True)
@@ -184,8 +210,12 @@ def _database_url(data_dir: Path | None, database_url: str | None) -> str:
 def _local_options(fn: Any) -> Any:
     """Where an installation's data is: an embedded Postgres in --data-dir, or --database-url."""
     fn = click.option("--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True)(fn)
-    fn = click.option("--database-url", envvar="DATABASE_URL", default=None, help="Postgres DSN (default: the embedded one).")(fn)
-    fn = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="The embedded install's data folder.")(fn)
+    fn = click.option(
+        "--database-url", envvar="DATABASE_URL", default=None, help="Postgres DSN (default: the embedded one)."
+    )(fn)
+    fn = click.option(
+        "--data-dir", type=click.Path(path_type=Path), default=None, help="The embedded install's data folder."
+    )(fn)
     return fn
 
 
@@ -206,10 +236,15 @@ def migrate_log_command(data_dir: Path | None, database_url: str | None, topic: 
     if not to.startswith("kafka://"):
         raise click.BadParameter("give the target as kafka://host:port", param_hint="--to")
     source = Settings(database_url=_database_url(data_dir, database_url), topic=topic)
-    target = Settings(database_url=source.database_url, kafka_bootstrap_servers=to.removeprefix("kafka://"), topic=topic, partitions=partitions)
+    target = Settings(
+        database_url=source.database_url,
+        kafka_bootstrap_servers=to.removeprefix("kafka://"),
+        topic=topic,
+        partitions=partitions,
+    )
 
     async def run() -> int:
-        from modelreg.services.event_log import event_log_for
+        from modelreg.services.infra.event_log import event_log_for
 
         log = event_log_for(source)
         await log.start()
@@ -220,16 +255,20 @@ def migrate_log_command(data_dir: Path | None, database_url: str | None, topic: 
 
     copied = asyncio.run(run())
     click.echo(f"copied {copied} events to {to} (topic {topic}); read models rebuilt from Kafka.")
-    click.echo(f"next: modelreg server --kafka {to.removeprefix('kafka://')}" + (f" --data-dir {data_dir}" if data_dir else ""))
+    click.echo(
+        f"next: modelreg server --kafka {to.removeprefix('kafka://')}" + (f" --data-dir {data_dir}" if data_dir else "")
+    )
 
 
 @main.command("export")
 @_local_options
-@click.option("--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None, help="Export from this Kafka instead.")
+@click.option(
+    "--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None, help="Export from this Kafka instead."
+)
 @click.argument("file", type=click.Path(path_type=Path))
 def export_command(data_dir: Path | None, database_url: str | None, topic: str, kafka: str | None, file: Path) -> None:
     """Write the whole event log to FILE (JSON lines, gzip): a backup, or a registry to move elsewhere."""
-    from modelreg.services.event_log import event_log_for
+    from modelreg.services.infra.event_log import event_log_for
     from modelreg.services.log_transfer import export_log
     from modelreg.services.settings import Settings
 
@@ -249,11 +288,13 @@ def export_command(data_dir: Path | None, database_url: str | None, topic: str, 
 
 @main.command("import")
 @_local_options
-@click.option("--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None, help="Import into this Kafka instead.")
+@click.option(
+    "--kafka", "kafka", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None, help="Import into this Kafka instead."
+)
 @click.argument("file", type=click.Path(path_type=Path, exists=True))
 def import_command(data_dir: Path | None, database_url: str | None, topic: str, kafka: str | None, file: Path) -> None:
     """Load an export into a fresh install; the read models are built when modelreg next runs."""
-    from modelreg.services.event_log import event_log_for
+    from modelreg.services.infra.event_log import event_log_for
     from modelreg.services.log_transfer import import_log
     from modelreg.services.settings import Settings
 
@@ -276,11 +317,17 @@ def import_command(data_dir: Path | None, database_url: str | None, topic: str, 
 
 
 async def _serve(
-    settings: Any, host: str, port: int, stopping: asyncio.Event, *, with_projector: bool, admin_key_file: Path | None = None
+    settings: Any,
+    host: str,
+    port: int,
+    stopping: asyncio.Event,
+    *,
+    with_projector: bool,
+    admin_key_file: Path | None = None,
 ) -> None:
     from aiohttp import web
 
-    from modelreg.services.api import create_app, issue_first_admin_key
+    from modelreg.services.http.api import create_app, issue_first_admin_key
     from modelreg.services.projector import run_projector, tune_gc_for_batches
     from modelreg.services.restart_on_failure import restart_on_failure
     from modelreg.services.triggers import run_triggers
@@ -309,7 +356,9 @@ async def _serve(
     tune_gc_for_batches()
     try:
         if admin_key_file is not None and (created := await issue_first_admin_key(app, admin_key_file)):
-            click.echo(f"first start: an admin API key was written to {created} (keep it secret; send it as 'Authorization: Bearer <key>')")
+            click.echo(
+                f"first start: an admin API key was written to {created} (keep it secret; send it as 'Authorization: Bearer <key>')"
+            )
         log = f"Kafka {settings.kafka_bootstrap_servers}" if settings.kafka_bootstrap_servers else "Postgres"
         click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (event log: {log}; Ctrl-C stops)")
         click.echo(f"modelreg web UI: http://{host}:{port}/   (log in with an API key)")
@@ -330,7 +379,11 @@ async def _serve(
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option(
-    "--blob-dir", envvar="MODELREG_BLOB_DIR", type=click.Path(path_type=Path), default=None, help="Where artifact files are kept."
+    "--blob-dir",
+    envvar="MODELREG_BLOB_DIR",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where artifact files are kept.",
 )
 @click.option(
     "--admin-key-file",
@@ -359,24 +412,40 @@ def api(
     stopping = asyncio.Event()
     blob_dir = blob_dir or Path(platformdirs.user_data_dir("modelreg")) / "blobs"
     settings = Settings(
-        database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, blob_dir=blob_dir,
-        max_body_bytes=max_body_bytes, max_blob_bytes=max_blob_bytes,
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka,
+        topic=topic,
+        blob_dir=blob_dir,
+        max_body_bytes=max_body_bytes,
+        max_blob_bytes=max_blob_bytes,
     )
-    _run_until_signal(_serve(settings, host, port, stopping, with_projector=False, admin_key_file=admin_key_file), stopping)
+    _run_until_signal(
+        _serve(settings, host, port, stopping, with_projector=False, admin_key_file=admin_key_file), stopping
+    )
 
 
 @main.command()
 @_infra_options
-@click.option("--webhook-secret-key", envvar="MODELREG_WEBHOOK_SECRET_KEY", default=None, help="Signs webhook deliveries.")
-@click.option("--agent-timeout", default=30.0, show_default=True, help="Seconds of agent silence before its jobs are requeued.")
-def triggers(kafka: str | None, database_url: str, topic: str, webhook_secret_key: str | None, agent_timeout: float) -> None:
+@click.option(
+    "--webhook-secret-key", envvar="MODELREG_WEBHOOK_SECRET_KEY", default=None, help="Signs webhook deliveries."
+)
+@click.option(
+    "--agent-timeout", default=30.0, show_default=True, help="Seconds of agent silence before its jobs are requeued."
+)
+def triggers(
+    kafka: str | None, database_url: str, topic: str, webhook_secret_key: str | None, agent_timeout: float
+) -> None:
     """Carry out automations (enqueue jobs, deliver webhooks) and requeue the jobs of vanished agents."""
     from modelreg.services.settings import Settings
     from modelreg.services.triggers import run_triggers
 
     stopping = asyncio.Event()
     settings = Settings(
-        database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, webhook_secret_key=webhook_secret_key, agent_timeout_s=agent_timeout
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka,
+        topic=topic,
+        webhook_secret_key=webhook_secret_key,
+        agent_timeout_s=agent_timeout,
     )
     _run_until_signal(run_triggers(settings, stopping), stopping)
 
@@ -389,7 +458,7 @@ def triggers(kafka: str | None, database_url: str, topic: str, webhook_secret_ke
 @click.option("--heartbeat", default=2.0, show_default=True, help="Seconds between heartbeats.")
 def agent(queues: tuple[str, ...], max_jobs: int, url: str | None, api_key: str | None, heartbeat: float) -> None:
     """Run Launch jobs from these queues: claim, prepare the code, run, capture output, report."""
-    from modelreg.services.agent import agent_from_environment
+    from modelreg.services.agent.agent import agent_from_environment
 
     stopping = asyncio.Event()
     launch_agent = agent_from_environment(list(queues), max_jobs, url, api_key)
@@ -408,7 +477,9 @@ def _graphql(url: str | None, api_key: str | None, query: str, variables: dict[s
 
 
 _CLIENT_OPTIONS = (
-    click.option("--url", envvar="MODELREG_URL", default=None, help="The modelreg API (default http://127.0.0.1:8080)."),
+    click.option(
+        "--url", envvar="MODELREG_URL", default=None, help="The modelreg API (default http://127.0.0.1:8080)."
+    ),
     click.option("--api-key", envvar="MODELREG_API_KEY", default=None),
 )
 
@@ -426,13 +497,22 @@ def queue() -> None:
 
 @queue.command("create")
 @click.argument("name")
-@click.option("--resource", type=click.Choice(["local-process", "docker", "kubernetes"]), default="local-process", show_default=True)
-@click.option("--config", "resource_config", default="{}", help='JSON, e.g. {"namespace": "ml", "gpu": 1} for kubernetes.')
+@click.option(
+    "--resource",
+    type=click.Choice(["local-process", "docker", "kubernetes"]),
+    default="local-process",
+    show_default=True,
+)
+@click.option(
+    "--config", "resource_config", default="{}", help='JSON, e.g. {"namespace": "ml", "gpu": 1} for kubernetes.'
+)
 @_client_options
 def queue_create(name: str, resource: str, resource_config: str, url: str | None, api_key: str | None) -> None:
     """Create a queue NAME whose jobs run as local processes, in Docker, or as Kubernetes Jobs."""
     query = "mutation($n: String!, $r: String, $c: GenericScalar) { createLaunchQueue(name: $n, resource: $r, resourceConfig: $c) { name resource } }"
-    created = _graphql(url, api_key, query, {"n": name, "r": resource, "c": json.loads(resource_config)})["createLaunchQueue"]
+    created = _graphql(url, api_key, query, {"n": name, "r": resource, "c": json.loads(resource_config)})[
+        "createLaunchQueue"
+    ]
     click.echo(f"queue {created['name']} ({created['resource']}) created")
 
 
@@ -453,7 +533,13 @@ def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
         "mutation($n: String!, $d: String, $t: GenericScalar!, $a: GenericScalar!, $c: Float) "
         "{ createAutomation(name: $n, description: $d, trigger: $t, action: $a, cooldownS: $c) { automation { id name } webhookSecret } }"
     )
-    variables = {"n": fields.get("name"), "d": fields.get("description"), "t": fields.get("trigger"), "a": fields.get("action"), "c": fields.get("cooldown_s", 0)}
+    variables = {
+        "n": fields.get("name"),
+        "d": fields.get("description"),
+        "t": fields.get("trigger"),
+        "a": fields.get("action"),
+        "c": fields.get("cooldown_s", 0),
+    }
     created = _graphql(url, api_key, query, variables)["createAutomation"]
     click.echo(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
     if created["webhookSecret"]:
@@ -467,7 +553,9 @@ def automation_list(url: str | None, api_key: str | None) -> None:
     query = "{ automations { id name enabled trigger action lastFiredAt } }"
     for found in _graphql(url, api_key, query, {})["automations"]:
         state = "enabled" if found["enabled"] else "disabled"
-        click.echo(f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> {found['action']['kind']}")
+        click.echo(
+            f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> {found['action']['kind']}"
+        )
 
 
 @automation.command("enable")
@@ -495,12 +583,22 @@ def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: st
 @main.command()
 @click.option("--queue", "queue_name", required=True)
 @click.option("--from-run", "from_run", required=True, help="entity/project/run_id of a finished run to re-run.")
-@click.option("--config", "overrides", multiple=True, help="key=value knobs that change the run's config (values parse as JSON).")
+@click.option(
+    "--config", "overrides", multiple=True, help="key=value knobs that change the run's config (values parse as JSON)."
+)
 @click.option("--priority", default=0, show_default=True)
 @click.option("--url", envvar="MODELREG_URL", default=None)
 @click.option("--api-key", envvar="MODELREG_API_KEY", default=None)
 @click.argument("more_overrides", nargs=-1)
-def launch(queue_name: str, from_run: str, overrides: tuple[str, ...], priority: int, url: str | None, api_key: str | None, more_overrides: tuple[str, ...]) -> None:
+def launch(
+    queue_name: str,
+    from_run: str,
+    overrides: tuple[str, ...],
+    priority: int,
+    url: str | None,
+    api_key: str | None,
+    more_overrides: tuple[str, ...],
+) -> None:
     """Enqueue a finished run again with changed knobs: `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`."""
     parts = from_run.split("/")
     if len(parts) != 3:
@@ -518,8 +616,12 @@ def launch(queue_name: str, from_run: str, overrides: tuple[str, ...], priority:
         "mutation($q: String!, $e: String!, $p: String!, $r: String!, $o: GenericScalar, $n: Int) "
         "{ enqueueJob(queue: $q, entity: $e, project: $p, fromRun: $r, overrides: $o, priority: $n) { id state config } }"
     )
-    job = _graphql(url, api_key, query, {"q": queue_name, "e": parts[0], "p": parts[1], "r": parts[2], "o": knobs, "n": priority})
-    click.echo(f"job {job['enqueueJob']['id']} queued on {queue_name} with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}")
+    job = _graphql(
+        url, api_key, query, {"q": queue_name, "e": parts[0], "p": parts[1], "r": parts[2], "o": knobs, "n": priority}
+    )
+    click.echo(
+        f"job {job['enqueueJob']['id']} queued on {queue_name} with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}"
+    )
 
 
 @main.command()
@@ -534,14 +636,19 @@ def projector(kafka: str | None, database_url: str, topic: str, names: tuple[str
     stopping = asyncio.Event()
     settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
     # PostgreSQL restarting stops a runner; the process starts it again rather than exit.
-    _run_until_signal(restart_on_failure("projector", lambda: run_projector(settings, stopping, names), stopping), stopping)
+    _run_until_signal(
+        restart_on_failure("projector", lambda: run_projector(settings, stopping, names), stopping), stopping
+    )
 
 
 @main.command()
 @_infra_options
 @click.argument("name")
 @click.option(
-    "--processes", default=os.cpu_count() or 1, show_default=True, help="Replay in this many processes, each owning a share of the partitions."
+    "--processes",
+    default=os.cpu_count() or 1,
+    show_default=True,
+    help="Replay in this many processes, each owning a share of the partitions.",
 )
 def rebuild(kafka: str | None, database_url: str, topic: str, name: str, processes: int) -> None:
     """Rebuild projection NAME from offset 0 (its tables are emptied first)."""
@@ -576,7 +683,11 @@ def export_schemas_command(folder: Path) -> None:
 
 
 @main.command("login")
-@click.option("--host", default=None, help="The server's URL (default: MODELREG_URL, else the one logged in to, else http://127.0.0.1:8080).")
+@click.option(
+    "--host",
+    default=None,
+    help="The server's URL (default: MODELREG_URL, else the one logged in to, else http://127.0.0.1:8080).",
+)
 @click.option("--key", default=None, help="The API key (asked for, hidden, when not given).")
 def login_command(host: str | None, key: str | None) -> None:
     """Check an API key against a server and remember both for this user (mode 600), so that scripts and
@@ -588,7 +699,9 @@ def login_command(host: str | None, key: str | None) -> None:
     previous = load_login()
     url = (host or os.environ.get("MODELREG_URL") or (previous.url if previous else None) or DEFAULT_URL).rstrip("/")
     if key is None:
-        key = click.prompt(f"API key for {url} (an admin issues one; a new server writes its first to admin-api-key)", hide_input=True)
+        key = click.prompt(
+            f"API key for {url} (an admin issues one; a new server writes its first to admin-api-key)", hide_input=True
+        )
     key = key.strip()
     transport = Transport(url, key)
     try:
@@ -621,7 +734,9 @@ def sync_command(paths: tuple[Path, ...], url: str | None, api_key: str | None) 
         for folder in folders:
             report = sync_offline_run(folder, transport)
             note = "" if report.finished else " (no finish recorded: still running or crashed; sync again later)"
-            click.echo(f"synced {report.run_path} from {folder}: {report.sent} of {report.commands} commands sent now{note}")
+            click.echo(
+                f"synced {report.run_path} from {folder}: {report.sent} of {report.commands} commands sent now{note}"
+            )
     except ModelregError as exc:
         raise click.ClickException(exc.message) from None
     finally:
@@ -636,7 +751,7 @@ def kafka() -> None:
 @kafka.command("fetch")
 def kafka_fetch() -> None:
     """Download Kafka's jars into the cache (once; needs Maven and Maven Central)."""
-    from modelreg.services.local_kafka import fetch_kafka_jars
+    from modelreg.services.infra.local_kafka import fetch_kafka_jars
 
     click.echo(fetch_kafka_jars())
 
@@ -645,7 +760,7 @@ def kafka_fetch() -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), required=True)
 def kafka_run(data_dir: Path) -> None:
     """Run a local broker in the foreground until Ctrl-C; prints its bootstrap address."""
-    from modelreg.services.local_kafka import LocalKafka
+    from modelreg.services.infra.local_kafka import LocalKafka
 
     broker = LocalKafka(data_dir).start()
     click.echo(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")

@@ -14,7 +14,14 @@ from modelreg.projections.triggers import TriggersProjection
 
 PROJECTIONS: dict[str, type[Projection]] = {
     cls.name: cls
-    for cls in (RegistryProjection, AuditProjection, IdentityProjection, LineageProjection, LaunchProjection, TriggersProjection)
+    for cls in (
+        RegistryProjection,
+        AuditProjection,
+        IdentityProjection,
+        LineageProjection,
+        LaunchProjection,
+        TriggersProjection,
+    )
 }
 
 

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from modelreg.projections.migrations import migrate
 from modelreg.projections.runtime import ProjectionRunner
-from modelreg.services.database import create_pool
+from modelreg.services.infra.database import create_pool
+from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, projection
-from modelreg.services.event_log import event_log_for
 from modelreg.services.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -16,19 +16,17 @@ import asyncpg
 from modelreg.projections.migrations import migrate
 from modelreg.projections.positions import reset, stored_positions
 from modelreg.projections.runtime import ProjectionRunner
-from modelreg.services.database import create_pool
+from modelreg.services.infra.database import create_pool
+from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.projections_catalog import all_migrations, projection
 from modelreg.services.projector import tune_gc_for_batches
-from modelreg.services.event_log import event_log_for
 from modelreg.services.settings import Settings
 
 Progress = Callable[[int, int], None]
 REPLAY_BATCH = 20_000
 
 
-async def rebuild(
-    settings: Settings, name: str, *, processes: int = 1, on_progress: Progress | None = None
-) -> float:
+async def rebuild(settings: Settings, name: str, *, processes: int = 1, on_progress: Progress | None = None) -> float:
     """Returns the seconds the replay took (from the reset until every partition caught up).
 
     A projector running meanwhile notices the reset, seeks back and applies alongside: the position
@@ -93,7 +91,9 @@ async def _until_caught_up(
             raise RuntimeError(f"projection {name}: the replay stopped before catching up")
         for worker in workers:
             if worker.exitcode not in (None, 0):
-                raise RuntimeError(f"projection {name}: a replay process failed (exit {worker.exitcode}); run the rebuild again")
+                raise RuntimeError(
+                    f"projection {name}: a replay process failed (exit {worker.exitcode}); run the rebuild again"
+                )
         await asyncio.sleep(0.05)
 
 

@@ -11,13 +11,13 @@ import logging
 
 from modelreg.projections.progress import ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
-from modelreg.services.application import Application
-from modelreg.services.automation_runner import AutomationRunner
-from modelreg.services.database import create_pool
-from modelreg.services.event_log import event_log_for
+from modelreg.services.automations.runner import AutomationRunner
+from modelreg.services.automations.webhook_signing import WebhookSecrets
+from modelreg.services.commands.application import Application
+from modelreg.services.infra.database import create_pool
+from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.projections_catalog import shown_to_commands
 from modelreg.services.settings import Settings
-from modelreg.services.webhook_signing import WebhookSecrets
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,10 @@ async def run_triggers(settings: Settings, stopping: asyncio.Event, *, webhook_b
             read_your_writes_timeout_s=settings.read_your_writes_timeout_s,
         )
         runner = AutomationRunner(
-            app, WebhookSecrets(settings.webhook_secret_key), agent_timeout_s=settings.agent_timeout_s, webhook_backoff_s=webhook_backoff_s
+            app,
+            WebhookSecrets(settings.webhook_secret_key),
+            agent_timeout_s=settings.agent_timeout_s,
+            webhook_backoff_s=webhook_backoff_s,
         )
         log.info("triggers: carrying out automations on topic %s", settings.topic)
         await runner.run(stopping)

@@ -16,17 +16,18 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+
 import asyncpg
 import pytest
+from support.databases import create_database
+from support.stack import Stack
 
 from modelreg.events.log import EventLog
 from modelreg.projections.migrations import migrate
-from modelreg.services.database import create_pool
+from modelreg.services.infra.database import create_pool
+from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.projections_catalog import all_migrations
-from modelreg.services.event_log import event_log_for
 from modelreg.services.settings import Settings
-from support.databases import create_database
-from support.stack import Stack
 
 
 def _docker_answers() -> bool:
@@ -65,7 +66,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, docker_available: 
         with KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as container:
             yield container.get_bootstrap_server()
     else:
-        from modelreg.services.local_kafka import LocalKafka
+        from modelreg.services.infra.local_kafka import LocalKafka
 
         with LocalKafka(tmp_path_factory.mktemp("kafka")) as broker:
             yield broker.bootstrap_servers
@@ -81,7 +82,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory, docker_available: 
         with PostgresContainer("postgres:16", driver=None) as container:
             yield container.get_connection_url()
     else:
-        from modelreg.services.embedded_postgres import start_embedded_postgres
+        from modelreg.services.infra.embedded_postgres import start_embedded_postgres
 
         dsn, server = start_embedded_postgres(tmp_path_factory.mktemp("postgres"))
         yield dsn

@@ -1,4 +1,4 @@
-// What the logged-in key may do, so that pages offer only that. Mirrors services/access.py
+// What the logged-in key may do, so that pages offer only that. Mirrors services/commands/access.py
 // (Caller.role_on): a key's role holds everywhere, a grant on a scope overrides it there (`model:<name>`
 // before `registry`), and an admin key is admin everywhere. The server still checks every mutation.
 import { createContext } from "preact";

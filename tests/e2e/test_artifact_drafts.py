@@ -54,7 +54,11 @@ async def test_a_draft_of_a_logged_version_logs_the_next_version_uploading_only_
     first, second, third = [await asyncio.to_thread(read, v) for v in ("v0", "v1", "v2")]
     kept = {f.path: f.digest for f in first.files()}
     added = {f.path: f.digest for f in second.files()}["d.txt"]
-    assert {f.path: f.digest for f in second.files()} == {"a.txt": kept["a.txt"], "c.txt": kept["c.txt"], "d.txt": added}
+    assert {f.path: f.digest for f in second.files()} == {
+        "a.txt": kept["a.txt"],
+        "c.txt": kept["c.txt"],
+        "d.txt": added,
+    }
     assert (second.description, second.metadata, second.type) == ("hand labels", {"source": "team"}, "dataset")
     after = blobs(settings.blob_dir)
     assert {k: after[k] for k in before} == before  # the kept files were not uploaded again

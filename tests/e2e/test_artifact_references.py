@@ -91,7 +91,10 @@ async def test_references_are_recorded_not_uploaded_and_come_back_from_their_sou
     files = {f["path"]: f for f in (await stack.graphql(FILES, {"id": corpus.id}))["data"]["artifactVersion"]["files"]}
     assert sorted(files) == ["README.md", "labels.txt", "shards/2026/b.jsonl", "shards/a.jsonl", "weights.bin"]
     assert files["shards/a.jsonl"] == {
-        "path": "shards/a.jsonl", "size": 14, "digest": sha256(b'{"text": "a"}\n'), "ref": (shared / "a.jsonl").as_uri()
+        "path": "shards/a.jsonl",
+        "size": 14,
+        "digest": sha256(b'{"text": "a"}\n'),
+        "ref": (shared / "a.jsonl").as_uri(),
     }
     assert (files["weights.bin"]["digest"], files["weights.bin"]["ref"]) == (sha256(b"w" * 3000), f"{base}/weights.bin")
     etag = '"' + hashlib.md5(b"cat\ndog\n").hexdigest() + '"'
@@ -117,7 +120,11 @@ async def test_references_are_recorded_not_uploaded_and_come_back_from_their_sou
 def test_an_s3_reference_is_recorded_by_its_uri_and_checking_it_needs_boto3(tmp_path: Path) -> None:
     artifact = modelreg.Artifact("lake", "dataset")
     (entry,) = artifact.add_reference("s3://datalake/2026/part-0.parquet", checksum=False)
-    assert (entry.path, entry.size, entry.digest) == ("part-0.parquet", 0, reference_digest("s3://datalake/2026/part-0.parquet"))
+    assert (entry.path, entry.size, entry.digest) == (
+        "part-0.parquet",
+        0,
+        reference_digest("s3://datalake/2026/part-0.parquet"),
+    )
     try:
         import boto3  # noqa: F401
     except ImportError:

@@ -93,7 +93,9 @@ async def test_paging_through_a_project_covers_every_run_once_newest_first(stack
     await seed(stack, event_log)
 
     everything = newest_first(range(COUNT))
-    assert everything[:3] == ["run-22", "run-21", "run-20"] and everything.index("run-11") + 1 == everything.index("run-10")
+    assert everything[:3] == ["run-22", "run-21", "run-20"] and everything.index("run-11") + 1 == everything.index(
+        "run-10"
+    )
     # Pages of 4 put the tie between run-11 and run-10 across a page boundary: neither is lost or repeated.
     assert await every_page(stack, 4) == (everything, 6)
     assert await every_page(stack, 50) == (everything, 1)
@@ -119,7 +121,9 @@ async def test_runs_are_found_by_search_state_and_job_type(stack: Stack, event_l
 
     named = [n for n in range(COUNT) if n % 3 == 0]
     assert await found(search="resnet") == newest_first(named)  # the name, in any case
-    assert await found(search="  BASELINE resnet 1") == newest_first([12, 15, 18])  # trimmed; "…resnet 1" starts 12, 15, 18
+    assert await found(search="  BASELINE resnet 1") == newest_first(
+        [12, 15, 18]
+    )  # trimmed; "…resnet 1" starts 12, 15, 18
     assert await found(search="RUN-2") == newest_first([20, 21, 22])  # the run id
     assert await found(search="evalu") == newest_first([n for n in range(COUNT) if n % 2])  # the job type
     assert await found(search="run_0") == []  # a literal: _ and % are no wildcards
@@ -144,7 +148,9 @@ async def test_projects_list_their_run_counts_most_recently_active_first(stack: 
 
     projects = (await ok(stack, PROJECTS, {}))["projects"]
     assert [(p["entity"], p["project"], p["runCount"]) for p in projects] == [
-        ("acme", "vision", 1), ("acme", "nature", COUNT), ("beta", "nature", 1),
+        ("acme", "vision", 1),
+        ("acme", "nature", COUNT),
+        ("beta", "nature", 1),
     ]
     # The last thing that happened in acme/nature: run-22 started after run-21 finished.
     assert datetime.fromisoformat(projects[1]["lastActivityAt"]) == started_at(22)
@@ -161,7 +167,9 @@ async def test_projects_list_their_run_counts_most_recently_active_first(stack: 
         ({"after": "bm90LWEtY3Vyc29y"}, "is not one this API returned"),
     ],
 )
-async def test_a_bad_page_size_state_or_cursor_is_invalid_input(stack: Stack, variables: dict[str, Any], said: str) -> None:
+async def test_a_bad_page_size_state_or_cursor_is_invalid_input(
+    stack: Stack, variables: dict[str, Any], said: str
+) -> None:
     answer = await stack.graphql(RUNS, {"e": "acme", "p": "nature", **variables})
     (error,) = answer["errors"]
     assert error["extensions"]["code"] == "INVALID_INPUT"

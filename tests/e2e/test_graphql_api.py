@@ -47,12 +47,25 @@ async def test_versions_are_numbered_in_log_order_and_identical_content_is_not_a
 
 
 async def test_linking_a_version_records_who_and_when_and_moving_an_alias_is_in_the_history(stack: Stack) -> None:
-    run = await stack.graphql(START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "train-1", "config": {"lr": 0.01}}})
-    assert run["data"]["startRun"] == {"runId": "train-1", "state": "running", "startedBy": "user:alice", "config": {"lr": 0.01}}
-    v0 = (await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"a", runId="train-1")}))["data"]["logArtifactVersion"]
-    v1 = (await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"b", runId="train-1")}))["data"]["logArtifactVersion"]
+    run = await stack.graphql(
+        START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "train-1", "config": {"lr": 0.01}}}
+    )
+    assert run["data"]["startRun"] == {
+        "runId": "train-1",
+        "state": "running",
+        "startedBy": "user:alice",
+        "config": {"lr": 0.01},
+    }
+    v0 = (await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"a", runId="train-1")}))["data"][
+        "logArtifactVersion"
+    ]
+    v1 = (await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"b", runId="train-1")}))["data"][
+        "logArtifactVersion"
+    ]
 
-    linked = await stack.graphql(LINK, {"model": "nature-classification", "id": v0["id"], "aliases": ["staging"]}, actor="user:bob")
+    linked = await stack.graphql(
+        LINK, {"model": "nature-classification", "id": v0["id"], "aliases": ["staging"]}, actor="user:bob"
+    )
     assert linked["data"]["linkArtifactVersion"] == {
         "version": "v0",
         "aliases": ["staging"],
@@ -60,8 +73,12 @@ async def test_linking_a_version_records_who_and_when_and_moving_an_alias_is_in_
         "artifactVersion": {"id": v0["id"], "version": "v0"},
     }
     await stack.graphql(LINK, {"model": "nature-classification", "id": v1["id"]})
-    await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": v0["id"], "alias": "production"}, actor="user:carol")
-    moved = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": v1["id"], "alias": "production"}, actor="user:dan")
+    await stack.graphql(
+        ADD_ALIAS, {"model": "nature-classification", "id": v0["id"], "alias": "production"}, actor="user:carol"
+    )
+    moved = await stack.graphql(
+        ADD_ALIAS, {"model": "nature-classification", "id": v1["id"], "alias": "production"}, actor="user:dan"
+    )
     assert moved["data"]["addAlias"] == {"version": "v1", "aliases": ["production"]}
 
     model = await stack.graphql(
@@ -99,7 +116,12 @@ async def test_bad_input_gets_a_clear_error_with_a_code_and_nothing_reaches_the_
     bad_digest["files"] = [{"path": "w.bin", "size": 1, "digest": "md5:abc"}]
     computed_alias = version_input("classifier", b"x", aliases=["latest"])
 
-    for bad, field in [(traversal, "manifest"), (bad_name, "name"), (bad_digest, "digest"), (computed_alias, "aliases")]:
+    for bad, field in [
+        (traversal, "manifest"),
+        (bad_name, "name"),
+        (bad_digest, "digest"),
+        (computed_alias, "aliases"),
+    ]:
         answer = await stack.graphql(LOG_VERSION, {"input": bad})
         (error,) = answer["errors"]
         assert error["extensions"]["code"] == "INVALID_INPUT"
@@ -124,9 +146,10 @@ async def test_health_reports_each_projection_lag_and_parked_streams(stack: Stac
     assert health["projections"]["audit"]["lag"] == 0
 
 
-
 async def test_a_query_for_a_field_that_does_not_exist_is_refused_by_validation(stack: Stack) -> None:
     assert stack.client is not None
     for _ in range(2):  # the second time from the document cache
-        answer = await stack.client.post("/graphql", json={"query": '{ registeredModel(name: "m") { nope } }'}, headers=await stack.auth())
+        answer = await stack.client.post(
+            "/graphql", json={"query": '{ registeredModel(name: "m") { nope } }'}, headers=await stack.auth()
+        )
         assert "Cannot query field 'nope'" in (await answer.json())["errors"][0]["message"]

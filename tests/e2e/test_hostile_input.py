@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from support.log_contents import all_records
+from support.stack import Stack
+
 from graphql import (
     GraphQLEnumType,
     GraphQLField,
@@ -27,10 +30,7 @@ from graphql import (
     get_named_type,
     is_leaf_type,
 )
-from support.log_contents import all_records
-from support.stack import Stack
-
-from modelreg.services.api import LOG
+from modelreg.services.http.api import LOG
 
 MARK = "hostile"
 BAD = {"U+0000": f"{MARK}\x00text", "a lone surrogate": f"{MARK}\ud800text"}
@@ -193,7 +193,7 @@ async def test_every_text_argument_of_every_mutation_and_query_refuses_nul_and_l
 
 async def test_hostile_text_written_into_the_document_itself_is_refused_without_a_server_error(stack: Stack) -> None:
     # Raw JSON bodies, as a hostile client writes them: the escapes reach graphql-server's JSON decoder as they are.
-    search = '{ registeredModels(search: %s) { items { name } } }'
+    search = "{ registeredModels(search: %s) { items { name } } }"
     refused_by_the_middleware = [
         search % '\\"a\\\\u0000b\\"',  # a GraphQL escape of NUL in a literal
         search % '\\"a\\u0000b\\"',  # a JSON escape: the document holds a NUL character
@@ -213,7 +213,7 @@ async def test_hostile_text_written_into_the_document_itself_is_refused_without_
         else:
             assert error["message"].startswith("Syntax Error"), (query, error)
 
-    with_variables = 'query($s: String) { registeredModels(search: $s) { items { name } } }'
+    with_variables = "query($s: String) { registeredModels(search: $s) { items { name } } }"
     body = f'{{"query": "{with_variables}", "variables": {{"s": "a\\ud800b"}}}}'
     response = await stack.client.post("/graphql", data=body.encode(), headers=headers)
     assert response.status == 200, await response.text()

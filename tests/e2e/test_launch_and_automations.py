@@ -37,9 +37,22 @@ JOBS = "{ launchJobs(first: 500) { id state attempt triggeredBy config } }"
 @asynccontextmanager
 async def agents(url: str, key: str, count: int = 1, max_jobs: int = 1) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
     """Real agent processes, as `modelreg agent --queue cpu` would run on a worker machine."""
-    command = [sys.executable, "-m", "modelreg.services.cli", "agent", "--queue", "cpu", "--max-jobs", str(max_jobs), "--heartbeat", "0.5"]
+    command = [
+        sys.executable,
+        "-m",
+        "modelreg.services.cli",
+        "agent",
+        "--queue",
+        "cpu",
+        "--max-jobs",
+        str(max_jobs),
+        "--heartbeat",
+        "0.5",
+    ]
     env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": key}
-    running = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
+    running = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)
+    ]
     try:
         yield running
     finally:
@@ -73,23 +86,35 @@ def _log_dataset(url: str, folder: Path, seed: int) -> str:
         return dataset.id  # type: ignore[return-value]
 
 
-async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_production(stack: Stack, tmp_path: Path) -> None:
+async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_production(
+    stack: Stack, tmp_path: Path
+) -> None:
     url, key, repo, commit = await _setup(stack, tmp_path)
     source = {"kind": "git", "git_remote": repo, "git_commit": commit}
     retrain = {
-        "kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature",
+        "kind": "launch",
+        "queue": "cpu",
+        "entity": "acme",
+        "project": "nature",
         "source": {**source, "entry_point": ["python", "train.py"]},
         "config": {"dataset": "${artifact_ref}", "lr": 0.1, "epochs": 40},
     }
     evaluate = {
-        "kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature",
+        "kind": "launch",
+        "queue": "cpu",
+        "entity": "acme",
+        "project": "nature",
         "source": {**source, "entry_point": ["python", "evaluate.py"]},
         "config": {"candidate": "${artifact_ref}"},
     }
     on_data = {"event": "artifact_version_logged", "entity": "acme", "project": "nature", "collection": "fresh-data"}
     on_candidate = {"event": "alias_added", "registered_model": "fresh-model", "alias_pattern": "cand.*"}
-    first = await stack.graphql(CREATE_AUTOMATION, {"n": "retrain on new data", "t": on_data, "a": retrain}, actor="user:ada")
-    second = await stack.graphql(CREATE_AUTOMATION, {"n": "evaluate candidates", "t": on_candidate, "a": evaluate}, actor="user:ada")
+    first = await stack.graphql(
+        CREATE_AUTOMATION, {"n": "retrain on new data", "t": on_data, "a": retrain}, actor="user:ada"
+    )
+    second = await stack.graphql(
+        CREATE_AUTOMATION, {"n": "evaluate candidates", "t": on_candidate, "a": evaluate}, actor="user:ada"
+    )
     retrain_id = first["data"]["createAutomation"]["automation"]["id"]
     evaluate_id = second["data"]["createAutomation"]["automation"]["id"]
     data_folder = tmp_path / "data"
@@ -99,7 +124,11 @@ async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_produc
         dataset_id = await asyncio.to_thread(_log_dataset, url, data_folder, 1)
 
         async def promoted() -> bool:
-            model = (await stack.graphql('{ registeredModel(name: "fresh-model") { alias(name: "production") { version } } }'))["data"]
+            model = (
+                await stack.graphql(
+                    '{ registeredModel(name: "fresh-model") { alias(name: "production") { version } } }'
+                )
+            )["data"]
             jobs = (await stack.graphql(JOBS))["data"]["launchJobs"]
             done = len(jobs) == 2 and all(j["state"] in ("finished", "failed") for j in jobs)
             return done and bool(model["registeredModel"] and model["registeredModel"]["alias"])
@@ -115,46 +144,79 @@ async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_produc
     eval_job = await _job(stack, by_automation[evaluate_id]["id"])
     assert any("promoted to production" in o["text"] for o in eval_job["output"])
 
-    model = (await stack.graphql(
-        '{ registeredModel(name: "fresh-model") { versions { items { version aliases artifactVersion { id } } } } }'
-    ))["data"]["registeredModel"]["versions"]["items"]
+    model = (
+        await stack.graphql(
+            '{ registeredModel(name: "fresh-model") { versions { items { version aliases artifactVersion { id } } } } }'
+        )
+    )["data"]["registeredModel"]["versions"]["items"]
     assert [(v["version"], v["aliases"]) for v in model] == [("v0", ["candidate", "production"])]
-    upstream = (await stack.graphql(
-        'query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 2) { nodes { id } } }',
-        {"ref": model[0]["artifactVersion"]["id"]},
-    ))["data"]["lineage"]["nodes"]
-    assert f"artifact:{dataset_id}" in {n["id"] for n in upstream}  # the candidate leads back to the data that fired the loop
+    upstream = (
+        await stack.graphql(
+            "query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 2) { nodes { id } } }",
+            {"ref": model[0]["artifactVersion"]["id"]},
+        )
+    )["data"]["lineage"]["nodes"]
+    assert f"artifact:{dataset_id}" in {
+        n["id"] for n in upstream
+    }  # the candidate leads back to the data that fired the loop
 
-    model_run = (await stack.graphql(
-        'query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 1) { nodes { run { jobType launchedBy { id triggeredBy } } } } }',
-        {"ref": model[0]["artifactVersion"]["id"]},
-    ))["data"]["lineage"]["nodes"]
+    model_run = (
+        await stack.graphql(
+            "query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 1) { nodes { run { jobType launchedBy { id triggeredBy } } } } }",
+            {"ref": model[0]["artifactVersion"]["id"]},
+        )
+    )["data"]["lineage"]["nodes"]
     (trainer,) = [n["run"] for n in model_run if n["run"]]
     assert trainer["jobType"] == "train" and trainer["launchedBy"]["id"] == train_job["id"]
-    assert trainer["launchedBy"]["triggeredBy"]["automation_id"] == retrain_id  # launched by job X, triggered by automation Y
+    assert (
+        trainer["launchedBy"]["triggeredBy"]["automation_id"] == retrain_id
+    )  # launched by job X, triggered by automation Y
     assert trainer["launchedBy"]["triggeredBy"]["event_type"] == "artifacts.version_logged"  # because of event Z
 
-    audit = (await stack.graphql('{ auditLog(action: "launch.job_enqueued") { items { actor details } } }'))["data"]["auditLog"]["items"]
+    audit = (await stack.graphql('{ auditLog(action: "launch.job_enqueued") { items { actor details } } }'))["data"][
+        "auditLog"
+    ]["items"]
     assert {r["actor"] for r in audit} == {f"automation:{retrain_id}", f"automation:{evaluate_id}"}
-    firings = (await stack.graphql(
-        'query($id: ID!) { automation(id: $id) { createdBy firings { status eventType jobId } } }', {"id": retrain_id}
-    ))["data"]["automation"]
+    firings = (
+        await stack.graphql(
+            "query($id: ID!) { automation(id: $id) { createdBy firings { status eventType jobId } } }",
+            {"id": retrain_id},
+        )
+    )["data"]["automation"]
     assert firings["createdBy"] == "user:ada"
     assert [(f["status"], f["eventType"]) for f in firings["firings"]] == [("enqueued", "artifacts.version_logged")]
 
 
-async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_else_kept(stack: Stack, tmp_path: Path) -> None:
+async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_else_kept(
+    stack: Stack, tmp_path: Path
+) -> None:
     url, key, repo, commit = await _setup(stack, tmp_path)
     env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": key, "MODELREG_ENTITY": "acme"}
     # In a thread: the API under test answers from this event loop.
-    done = await asyncio.to_thread(subprocess.run, [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     original = done.stdout.split()[1]
 
     launched = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "modelreg.services.cli", "launch", "--queue", "cpu", "--from-run", f"acme/nature/{original}", "--config", "lr=0.01"],
-        env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "modelreg.services.cli",
+            "launch",
+            "--queue",
+            "cpu",
+            "--from-run",
+            f"acme/nature/{original}",
+            "--config",
+            "lr=0.01",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert launched.returncode == 0, launched.stderr
     job_id = launched.stdout.split()[1]
@@ -164,30 +226,39 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
     job = await _job(stack, job_id)
     clone = next(o["text"] for o in job["output"] if o["text"].startswith("trained")).split()[1]
 
-    runs = (await stack.graphql(
-        'query($a: String!, $b: String!) { a: run(entity: "acme", project: "nature", runId: $a) { config environment } '
-        'b: run(entity: "acme", project: "nature", runId: $b) { config environment } }',
-        {"a": original, "b": clone},
-    ))["data"]
+    runs = (
+        await stack.graphql(
+            'query($a: String!, $b: String!) { a: run(entity: "acme", project: "nature", runId: $a) { config environment } '
+            'b: run(entity: "acme", project: "nature", runId: $b) { config environment } }',
+            {"a": original, "b": clone},
+        )
+    )["data"]
     assert runs["b"]["config"] == {**runs["a"]["config"], "lr": 0.01}
     assert runs["b"]["environment"]["git"]["commit"] == runs["a"]["environment"]["git"]["commit"] == commit
     assert runs["b"]["environment"]["launch"] == {"job_id": job_id, "overrides": {"lr": 0.01}}
     assert job["source"]["cloned_from_run"] == f"acme/nature/{original}" and job["overrides"] == {"lr": 0.01}
 
 
-async def test_a_run_with_too_large_uncommitted_changes_is_recorded_but_not_cloned(stack: Stack, tmp_path: Path) -> None:
+async def test_a_run_with_too_large_uncommitted_changes_is_recorded_but_not_cloned(
+    stack: Stack, tmp_path: Path
+) -> None:
     url, key, repo, _ = await _setup(stack, tmp_path)
     (Path(repo) / "notes.txt").write_text("x" * 1_500_000)
     subprocess.run(["git", "add", "notes.txt"], cwd=repo, check=True)  # staged, so part of `git diff HEAD`
     env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": key, "MODELREG_ENTITY": "acme"}
-    done = await asyncio.to_thread(subprocess.run, [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr  # the run is not lost to the size of its diff
     run_id = done.stdout.split()[1]
-    run = (await stack.graphql('query($r: String!) { run(entity: "acme", project: "nature", runId: $r) { environment } }', {"r": run_id}))
+    run = await stack.graphql(
+        'query($r: String!) { run(entity: "acme", project: "nature", runId: $r) { environment } }', {"r": run_id}
+    )
     git = run["data"]["run"]["environment"]["git"]
     assert git["diff"] == "" and git["diff_omitted_bytes"] > 1_500_000
     refused = await stack.graphql(
-        'mutation($r: String!) { enqueueJob(queue: "cpu", entity: "acme", project: "nature", fromRun: $r) { id } }', {"r": run_id}
+        'mutation($r: String!) { enqueueJob(queue: "cpu", entity: "acme", project: "nature", fromRun: $r) { id } }',
+        {"r": run_id},
     )
     assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
     assert "commit them" in refused["errors"][0]["message"]
@@ -197,7 +268,9 @@ async def _finished(stack: Stack, job_id: str) -> bool:
     return (await _job(stack, job_id))["state"] in ("finished", "failed")
 
 
-async def _enqueue_records(stack: Stack, repo: str, commit: str, ledger: Path, count: int, sleep: float = 0) -> list[str]:
+async def _enqueue_records(
+    stack: Stack, repo: str, commit: str, ledger: Path, count: int, sleep: float = 0
+) -> list[str]:
     source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
     ids = []
     for _ in range(count):
@@ -212,6 +285,7 @@ async def _two_agents_run_each_job_once(stack: Stack, tmp_path: Path, count: int
     ids = await _enqueue_records(stack, repo, commit, ledger, count)
 
     async with agents(url, key, count=2, max_jobs=2):
+
         async def all_finished() -> bool:
             states = [j["state"] for j in (await stack.graphql(JOBS))["data"]["launchJobs"]]
             return states.count("finished") == count
@@ -246,7 +320,9 @@ async def test_the_job_of_a_killed_agent_is_requeued_and_finishes_once(stack: St
     job = await _job(stack, job_id)
     assert (job["state"], job["attempt"], job["requeues"]) == ("finished", 2, 1)
     assert ledger.read_text().split() == [job_id]
-    requeued = (await stack.graphql('{ auditLog(action: "launch.job_requeued") { items { details } } }'))["data"]["auditLog"]["items"]
+    requeued = (await stack.graphql('{ auditLog(action: "launch.job_requeued") { items { details } } }'))["data"][
+        "auditLog"
+    ]["items"]
     assert "vanished" in requeued[0]["details"]["reason"]
 
 
@@ -255,21 +331,31 @@ async def _state_is(stack: Stack, job_id: str, state: str) -> bool:
 
 
 async def test_an_automation_fired_again_after_a_crash_enqueues_its_job_once(stack: Stack, tmp_path: Path) -> None:
-    from modelreg.services.api import APP, SECRETS
-    from modelreg.services.automation_runner import AutomationRunner
+    from modelreg.services.automations.runner import AutomationRunner
+    from modelreg.services.http.api import APP, SECRETS
 
     url, _, repo, commit = await _setup(stack, tmp_path)
-    action = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature",
-              "source": {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "train.py"]}}
-    created = await stack.graphql(CREATE_AUTOMATION, {"n": "retrain", "t": {"event": "artifact_version_logged"}, "a": action})
+    action = {
+        "kind": "launch",
+        "queue": "cpu",
+        "entity": "acme",
+        "project": "nature",
+        "source": {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "train.py"]},
+    }
+    created = await stack.graphql(
+        CREATE_AUTOMATION, {"n": "retrain", "t": {"event": "artifact_version_logged"}, "a": action}
+    )
     automation_id = created["data"]["createAutomation"]["automation"]["id"]
     data_folder = tmp_path / "data"
     data_folder.mkdir()
     await asyncio.to_thread(_log_dataset, url, data_folder, 2)
 
     async def enqueued() -> list[dict[str, Any]]:
-        return (await stack.graphql('query($id: ID!) { automation(id: $id) { firings { eventId status jobId } } }', {"id": automation_id}))[
-            "data"]["automation"]["firings"]
+        return (
+            await stack.graphql(
+                "query($id: ID!) { automation(id: $id) { firings { eventId status jobId } } }", {"id": automation_id}
+            )
+        )["data"]["automation"]["firings"]
 
     await wait_until(lambda: _firing_closed(enqueued), timeout_s=30)
     (firing,) = await enqueued()
@@ -291,18 +377,34 @@ async def test_an_automation_launches_with_its_creators_rights_as_they_are_when_
 
     await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
     member = await stack.key("user:mia", role="member")
-    action = {"kind": "launch", "queue": "cpu", "entity": "${entity}", "project": "${project}",  # from the event
-              "source": {"kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["python", "x.py"]}}
-    created = await stack.graphql(CREATE_AUTOMATION, {"n": "evaluate", "t": {"event": "artifact_version_logged"}, "a": action}, key=member)
+    action = {
+        "kind": "launch",
+        "queue": "cpu",
+        "entity": "${entity}",
+        "project": "${project}",  # from the event
+        "source": {
+            "kind": "git",
+            "git_remote": "https://example.com/x.git",
+            "git_commit": "0" * 40,
+            "entry_point": ["python", "x.py"],
+        },
+    }
+    created = await stack.graphql(
+        CREATE_AUTOMATION, {"n": "evaluate", "t": {"event": "artifact_version_logged"}, "a": action}, key=member
+    )
     automation_id = created["data"]["createAutomation"]["automation"]["id"]
-    granted = await stack.graphql('mutation { grantRole(principal: "user:mia", scope: "entity:secret", role: "viewer") { role } }')
+    granted = await stack.graphql(
+        'mutation { grantRole(principal: "user:mia", scope: "entity:secret", role: "viewer") { role } }'
+    )
     assert "errors" not in granted, granted
 
     await stack.graphql(LOG_VERSION, {"input": {**version_input("weights", b"a"), "entity": "secret"}})
     await stack.graphql(LOG_VERSION, {"input": version_input("weights", b"b")})  # entity acme
 
     async def firings() -> list[dict[str, Any]]:
-        answer = await stack.graphql('query($id: ID!) { automation(id: $id) { firings { status detail jobId } } }', {"id": automation_id})
+        answer = await stack.graphql(
+            "query($id: ID!) { automation(id: $id) { firings { status detail jobId } } }", {"id": automation_id}
+        )
         return answer["data"]["automation"]["firings"]
 
     async def both_closed() -> bool:
@@ -325,21 +427,38 @@ async def test_a_new_member_of_a_queue_cannot_create_it_and_a_job_for_a_missing_
     refused = await stack.graphql(CREATE_QUEUE, {"n": "gpu"}, key=member)
     missing = await stack.graphql(ENQUEUE, {"r": "nope"})
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND" and "createLaunchQueue" in missing["errors"][0]["message"]
+    assert (
+        missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        and "createLaunchQueue" in missing["errors"][0]["message"]
+    )
 
 
 async def test_a_member_cannot_automate_jobs_in_an_entity_where_they_only_view(stack: Stack) -> None:
     await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
     member = await stack.key("user:mia", role="member")
-    granted = await stack.graphql('mutation { grantRole(principal: "user:mia", scope: "entity:secret", role: "viewer") { role } }')
+    granted = await stack.graphql(
+        'mutation { grantRole(principal: "user:mia", scope: "entity:secret", role: "viewer") { role } }'
+    )
     assert "errors" not in granted, granted
-    action = {"kind": "launch", "queue": "cpu", "entity": "secret", "project": "p",
-              "source": {"kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["python", "x.py"]}}
+    action = {
+        "kind": "launch",
+        "queue": "cpu",
+        "entity": "secret",
+        "project": "p",
+        "source": {
+            "kind": "git",
+            "git_remote": "https://example.com/x.git",
+            "git_commit": "0" * 40,
+            "entry_point": ["python", "x.py"],
+        },
+    }
     trigger = {"event": "artifact_version_logged"}
     refused = await stack.graphql(CREATE_AUTOMATION, {"n": "sneak", "t": trigger, "a": action}, key=member)
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN", refused
     assert "entity:secret" in refused["errors"][0]["message"] or "secret" in refused["errors"][0]["message"]
-    allowed = await stack.graphql(CREATE_AUTOMATION, {"n": "mine", "t": trigger, "a": {**action, "entity": "acme"}}, key=member)
+    allowed = await stack.graphql(
+        CREATE_AUTOMATION, {"n": "mine", "t": trigger, "a": {**action, "entity": "acme"}}, key=member
+    )
     assert "errors" not in allowed, allowed
     assert [a["name"] for a in (await stack.graphql("{ automations { name } }"))["data"]["automations"]] == ["mine"]
     # Nor switch one back on: an admin's automation for that entity, disabled, stays off for the member.
@@ -375,7 +494,9 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
         assert result.exit_code == 0, result.output
         return result.output
 
-    assert "queue gpu (kubernetes) created" in await asyncio.to_thread(cli, "queue", "create", "gpu", "--resource", "kubernetes")
+    assert "queue gpu (kubernetes) created" in await asyncio.to_thread(
+        cli, "queue", "create", "gpu", "--resource", "kubernetes"
+    )
     created = await asyncio.to_thread(cli, "automation", "create", str(spec))
     automation_id = created.split()[1]
     assert "disabled" in await asyncio.to_thread(cli, "automation", "disable", automation_id)
@@ -383,10 +504,11 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
     assert f"{automation_id}  disabled  retrain on new data  on artifact_version_logged -> launch" in listed
 
     audit = await stack.graphql(
-        'query($s: String!) { auditLog(stream: $s) { items { action actor } } }', {"s": f"automation:{automation_id}"}
+        "query($s: String!) { auditLog(stream: $s) { items { action actor } } }", {"s": f"automation:{automation_id}"}
     )
     assert [(r["action"], r["actor"]) for r in audit["data"]["auditLog"]["items"]] == [
-        ("automations.automation_disabled", "user:ada"), ("automations.automation_created", "user:ada")
+        ("automations.automation_disabled", "user:ada"),
+        ("automations.automation_created", "user:ada"),
     ]
 
 
@@ -397,7 +519,9 @@ async def test_a_running_job_that_is_cancelled_is_stopped_by_its_agent(stack: St
 
     async with agents(url, key):
         await wait_until(lambda: _state_is(stack, job_id, "running"), timeout_s=60)
-        cancelled = await stack.graphql('mutation($id: ID!) { cancelJob(id: $id, reason: "wrong data") { state reason } }', {"id": job_id})
+        cancelled = await stack.graphql(
+            'mutation($id: ID!) { cancelJob(id: $id, reason: "wrong data") { state reason } }', {"id": job_id}
+        )
         assert cancelled["data"]["cancelJob"] == {"state": "cancelled", "reason": "wrong data"}
         # Once its process is gone, the job can write nothing more (it would have written at 8 s).
         pid = await _pid_of(stack, job_id)
@@ -410,7 +534,7 @@ async def test_a_running_job_that_is_cancelled_is_stopped_by_its_agent(stack: St
 async def _pid_of(stack: Stack, job_id: str) -> int:
     """The job's process, as its agent reported it (a read-model column the API does not serve)."""
     from modelreg.projections.launch_queries import LaunchQueries
-    from modelreg.services.api import APP
+    from modelreg.services.http.api import APP
 
     assert stack.client is not None
     job = await LaunchQueries(stack.client.server.app[APP].reads.pool).job(UUID(job_id))
@@ -427,20 +551,46 @@ async def _process_ended(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 
 
-async def test_a_trigger_consumer_killed_while_firing_enqueues_each_job_once_after_its_restart(settings: Any, tmp_path: Path) -> None:
+async def test_a_trigger_consumer_killed_while_firing_enqueues_each_job_once_after_its_restart(
+    settings: Any, tmp_path: Path
+) -> None:
     """`modelreg triggers` as a real process, SIGKILLed while it carries out 120 firings, then started again."""
     async with Stack(settings, with_triggers=False) as stack:
         url, _, repo, commit = await _setup(stack, tmp_path)
-        action = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature",
-                  "source": {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "train.py"]},
-                  "config": {"dataset": "${artifact_ref}"}}
+        action = {
+            "kind": "launch",
+            "queue": "cpu",
+            "entity": "acme",
+            "project": "nature",
+            "source": {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "train.py"]},
+            "config": {"dataset": "${artifact_ref}"},
+        }
         trigger = {"event": "artifact_version_logged", "collection": "fresh-data"}
         created = await stack.graphql(CREATE_AUTOMATION, {"n": "retrain", "t": trigger, "a": action})
         automation_id = created["data"]["createAutomation"]["automation"]["id"]
         for n in range(FIRINGS):
-            await stack.graphql(LOG_DATASET, {"i": {"entity": "acme", "project": "nature", "name": "fresh-data", "type": "dataset",
-                                                    "files": [file_entry("d.csv", b"x" * n)]}})
-        command = [sys.executable, "-m", "modelreg.services.cli", "triggers", "--database-url", settings.database_url, "--topic", settings.topic]
+            await stack.graphql(
+                LOG_DATASET,
+                {
+                    "i": {
+                        "entity": "acme",
+                        "project": "nature",
+                        "name": "fresh-data",
+                        "type": "dataset",
+                        "files": [file_entry("d.csv", b"x" * n)],
+                    }
+                },
+            )
+        command = [
+            sys.executable,
+            "-m",
+            "modelreg.services.cli",
+            "triggers",
+            "--database-url",
+            settings.database_url,
+            "--topic",
+            settings.topic,
+        ]
         if settings.kafka_bootstrap_servers:
             command += ["--kafka", settings.kafka_bootstrap_servers]
 
@@ -467,7 +617,9 @@ async def test_a_trigger_consumer_killed_while_firing_enqueues_each_job_once_aft
 
         jobs = [j for j in (await stack.graphql(JOBS))["data"]["launchJobs"] if j["triggeredBy"]]
         assert len(jobs) == FIRINGS and len({j["triggeredBy"]["event_id"] for j in jobs}) == FIRINGS
-        assert sorted(j["config"]["dataset"] for j in jobs) == sorted(f"acme/nature/fresh-data:v{n}" for n in range(FIRINGS))
+        assert sorted(j["config"]["dataset"] for j in jobs) == sorted(
+            f"acme/nature/fresh-data:v{n}" for n in range(FIRINGS)
+        )
 
 
 FIRINGS = 120

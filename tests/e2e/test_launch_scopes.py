@@ -24,16 +24,19 @@ from support.waiting import wait_until
 
 from modelreg.errors import ModelregError
 from modelreg.events.envelope import Actor
-from modelreg.services.access import Caller
-from modelreg.services.api import APP, caller_of_key
-from modelreg.services.launch_commands import ClaimJob, RequeueJob
+from modelreg.services.commands.access import Caller
+from modelreg.services.commands.launch_commands import ClaimJob, RequeueJob
+from modelreg.services.http.api import APP, caller_of_key
 
 pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
 
 GRANT = "mutation($p: String!, $s: String!, $r: String!) { grantRole(principal: $p, scope: $s, role: $r) { role } }"
 CREATE_QUEUE = "mutation($n: String!) { createLaunchQueue(name: $n) { name } }"
 SOURCE = {
-    "kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["python", "x.py"]
+    "kind": "git",
+    "git_remote": "https://example.com/x.git",
+    "git_commit": "0" * 40,
+    "entry_point": ["python", "x.py"],
 }
 ENQUEUE = """mutation($e: String!, $s: GenericScalar) {
   enqueueJob(queue: "cpu", entity: $e, project: "nature", source: $s) { id }
@@ -248,6 +251,7 @@ async def test_the_agent_program_names_itself_after_its_key_and_leaves_jobs_its_
     agent = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = "query($id: ID!) { launchJob(id: $id) { state agentId } }"
     try:
+
         async def acme_job_finished() -> bool:
             return (await stack.graphql(state, {"id": jobs["acme"]}))["data"]["launchJob"]["state"] == "finished"
 

@@ -26,19 +26,30 @@ NEIGHBOURS = """query($node: ID!, $direction: LineageDirection!, $search: String
 async def sweep(stack: Stack) -> str:
     """nature-images (alias golden), used by sweep-000 ... sweep-119; every tenth run evaluates, the others
     train; sweep-003 also logs a model. Returns the dataset's lineage node."""
-    logged = await stack.graphql(LOG_VERSION, {"input": version_input("nature-images", b"images", type_="dataset", aliases=["golden"])})
+    logged = await stack.graphql(
+        LOG_VERSION, {"input": version_input("nature-images", b"images", type_="dataset", aliases=["golden"])}
+    )
     dataset = logged["data"]["logArtifactVersion"]["id"]
 
     async def one(n: int) -> None:
-        run = {"entity": "acme", "project": "nature", "runId": f"sweep-{n:03}", "name": f"trial {n}",
-               "jobType": "evaluate" if n % 10 == 0 else "train"}
+        run = {
+            "entity": "acme",
+            "project": "nature",
+            "runId": f"sweep-{n:03}",
+            "name": f"trial {n}",
+            "jobType": "evaluate" if n % 10 == 0 else "train",
+        }
         started = await stack.graphql(START_RUN, {"input": run})
-        used = await stack.graphql(USE, {"input": {"artifactVersionId": dataset, "entity": "acme", "project": "nature", "runId": run["runId"]}})
+        used = await stack.graphql(
+            USE, {"input": {"artifactVersionId": dataset, "entity": "acme", "project": "nature", "runId": run["runId"]}}
+        )
         assert "errors" not in started and "errors" not in used, (started, used)
 
     for n in range(RUNS):  # one after another: the cluster lists them oldest first
         await one(n)
-    model = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"weights", runId="sweep-003", aliases=["best"])})
+    model = await stack.graphql(
+        LOG_VERSION, {"input": version_input("classifier", b"weights", runId="sweep-003", aliases=["best"])}
+    )
     assert "errors" not in model, model
     return f"artifact:{dataset}"
 
@@ -59,7 +70,9 @@ async def pages(stack: Stack, **variables: object) -> tuple[list[str], list[int]
         after = page["endCursor"]
 
 
-async def test_a_dataset_used_by_a_sweep_shows_a_few_runs_and_a_cluster_of_the_rest_that_pages_and_searches(stack: Stack) -> None:
+async def test_a_dataset_used_by_a_sweep_shows_a_few_runs_and_a_cluster_of_the_rest_that_pages_and_searches(
+    stack: Stack,
+) -> None:
     dataset = await sweep(stack)
 
     walked = (await stack.graphql(WALK, {"ref": dataset.removeprefix("artifact:")}))["data"]["lineage"]
@@ -78,29 +91,60 @@ async def test_a_dataset_used_by_a_sweep_shows_a_few_runs_and_a_cluster_of_the_r
     assert everyone == [f"sweep-{n:03}" for n in range(RUNS)] and totals == [RUNS] * 3
 
     # Search: a run by its id (any case), by its name, runs by job type; % is a character like another.
-    found = await stack.graphql(NEIGHBOURS, {"node": dataset, "direction": "DOWNSTREAM", "search": "SWEEP-077", "fanOut": FAN_OUT})
+    found = await stack.graphql(
+        NEIGHBOURS, {"node": dataset, "direction": "DOWNSTREAM", "search": "SWEEP-077", "fanOut": FAN_OUT}
+    )
     page = found["data"]["lineageNeighbours"]
     assert page["totalCount"] == 1 and page["hasNextPage"] is False
     (item,) = page["items"]
-    assert item["node"] == {"id": "run:acme/nature/sweep-077", "kind": "run", "depth": 1,
-                            "run": {"runId": "sweep-077", "name": "trial 77", "jobType": "train"}, "artifactVersion": None}
+    assert item["node"] == {
+        "id": "run:acme/nature/sweep-077",
+        "kind": "run",
+        "depth": 1,
+        "run": {"runId": "sweep-077", "name": "trial 77", "jobType": "train"},
+        "artifactVersion": None,
+    }
     assert item["edge"] == {"source": dataset, "target": "run:acme/nature/sweep-077", "kind": "used"}
     by_name, _ = await pages(stack, node=dataset, direction="DOWNSTREAM", search="Trial 11")
-    assert by_name == ["sweep-011", "sweep-110", "sweep-111", "sweep-112", "sweep-113", "sweep-114", "sweep-115", "sweep-116",
-                       "sweep-117", "sweep-118", "sweep-119"]
-    evaluations, totals = await pages(stack, node=dataset, direction="DOWNSTREAM", search="evaluate", fanOut=FAN_OUT, first=5)
+    assert by_name == [
+        "sweep-011",
+        "sweep-110",
+        "sweep-111",
+        "sweep-112",
+        "sweep-113",
+        "sweep-114",
+        "sweep-115",
+        "sweep-116",
+        "sweep-117",
+        "sweep-118",
+        "sweep-119",
+    ]
+    evaluations, totals = await pages(
+        stack, node=dataset, direction="DOWNSTREAM", search="evaluate", fanOut=FAN_OUT, first=5
+    )
     assert evaluations == [f"sweep-{n:03}" for n in range(30, RUNS, 10)] and set(totals) == {9}
     nothing = await stack.graphql(NEIGHBOURS, {"node": dataset, "direction": "DOWNSTREAM", "search": "%"})
-    assert nothing["data"]["lineageNeighbours"] == {"items": [], "endCursor": None, "hasNextPage": False, "totalCount": 0}
+    assert nothing["data"]["lineageNeighbours"] == {
+        "items": [],
+        "endCursor": None,
+        "hasNextPage": False,
+        "totalCount": 0,
+    }
 
     # Upstream, artifacts are found by name:version and by alias.
     for search in ["nature-images:v0", "GOLDEN"]:
-        up = await stack.graphql(NEIGHBOURS, {"node": "run:acme/nature/sweep-003", "direction": "UPSTREAM", "search": search})
+        up = await stack.graphql(
+            NEIGHBOURS, {"node": "run:acme/nature/sweep-003", "direction": "UPSTREAM", "search": search}
+        )
         assert [i["node"]["artifactVersion"] for i in up["data"]["lineageNeighbours"]["items"]] == [
             {"name": "nature-images", "version": "v0", "aliases": ["golden"]}
         ], search
-    produced = await stack.graphql(NEIGHBOURS, {"node": "run:acme/nature/sweep-003", "direction": "DOWNSTREAM", "search": "best"})
-    assert [i["node"]["artifactVersion"]["name"] for i in produced["data"]["lineageNeighbours"]["items"]] == ["classifier"]
+    produced = await stack.graphql(
+        NEIGHBOURS, {"node": "run:acme/nature/sweep-003", "direction": "DOWNSTREAM", "search": "best"}
+    )
+    assert [i["node"]["artifactVersion"]["name"] for i in produced["data"]["lineageNeighbours"]["items"]] == [
+        "classifier"
+    ]
 
 
 async def test_bad_cluster_requests_are_refused_as_invalid_input(stack: Stack) -> None:

@@ -9,7 +9,7 @@ from support.story import ADD_ALIAS, LINK, LOG_VERSION, version_input
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import EventLog
 from modelreg.events.runs import RunStarted
-from modelreg.services.api import TAILS
+from modelreg.services.http.api import TAILS
 
 EVENTS = """
 subscription Follow($types: [String!], $model: String) {
@@ -37,21 +37,31 @@ async def test_a_ui_following_one_model_receives_exactly_its_links_and_alias_mov
         ack = await socket.init({"Authorization": f"Bearer {await stack.key('user:ui', role='viewer')}"})
         assert ack == {"type": "connection_ack", "payload": {"principal": "user:ui", "role": "viewer"}}
         await socket.subscribe(
-            "links-and-moves", EVENTS, {"types": ["registry.version_linked", "registry.alias_added"], "model": "nature-classification"}
+            "links-and-moves",
+            EVENTS,
+            {"types": ["registry.version_linked", "registry.alias_added"], "model": "nature-classification"},
         )
         await socket.subscribe("moves", ALIAS_MOVED, {"model": "nature-classification"})
         await socket.subscribe("links", VERSION_LINKED, {"model": "nature-classification"})
         await log_readers_reach(stack, 3)
 
         await _version(stack, b"weights-2")  # another type of event
-        await stack.graphql(LINK, {"model": "nature-classification", "id": v0, "aliases": ["staging"]}, actor="user:bob")
+        await stack.graphql(
+            LINK, {"model": "nature-classification", "id": v0, "aliases": ["staging"]}, actor="user:bob"
+        )
         await stack.graphql(LINK, {"model": "other-model", "id": v1, "aliases": ["staging"]})  # another model
         await stack.graphql(LINK, {"model": "nature-classification", "id": v1})
-        await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": v1, "alias": "staging"}, actor="user:carol")
-        tagged = await stack.graphql('mutation { tagRegisteredModel(registeredModel: "nature-classification", tag: "vision") { name } }')
+        await stack.graphql(
+            ADD_ALIAS, {"model": "nature-classification", "id": v1, "alias": "staging"}, actor="user:carol"
+        )
+        tagged = await stack.graphql(
+            'mutation { tagRegisteredModel(registeredModel: "nature-classification", tag: "vision") { name } }'
+        )
         assert "errors" not in tagged  # the model's stream, another type
         # Last, so that anything the filters let through by mistake would have come before it.
-        await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": v1, "alias": "production"}, actor="user:dan")
+        await stack.graphql(
+            ADD_ALIAS, {"model": "nature-classification", "id": v1, "alias": "production"}, actor="user:dan"
+        )
 
         followed = await socket.next_events("links-and-moves", 5)
         assert [(e["type"], e["actor"], e["payload"]["artifact_version_id"]) for e in followed] == [
@@ -62,7 +72,11 @@ async def test_a_ui_following_one_model_receives_exactly_its_links_and_alias_mov
             ("registry.alias_added", "user:dan", v1),
         ]
         linked_v0, staging_v0, _, staging_v1, _ = followed
-        assert staging_v1["payload"] == {"registered_model": "nature-classification", "artifact_version_id": v1, "alias": "staging"}
+        assert staging_v1["payload"] == {
+            "registered_model": "nature-classification",
+            "artifact_version_id": v1,
+            "alias": "staging",
+        }
         assert {e["stream"] for e in followed} == {"registered_model:nature-classification"}
         assert staging_v0["version"] == 1 and staging_v0["occurredAt"]
         assert staging_v0["causationId"] is None and staging_v0["id"] != linked_v0["id"]
@@ -92,7 +106,9 @@ async def test_a_socket_without_a_valid_api_key_is_refused(stack: Stack) -> None
         refused = await socket.init({"apiKey": "mr_not-a-key"})
         assert refused["type"] == "closed" and refused["code"] == 4403
     async with graphql_socket(stack, headers=await stack.auth()) as socket:
-        refused = await socket.init({"Authorization": "Bearer mr_not-a-key"})  # a bad key is not made good by the header
+        refused = await socket.init(
+            {"Authorization": "Bearer mr_not-a-key"}
+        )  # a bad key is not made good by the header
         assert refused["type"] == "closed" and refused["code"] == 4403
     async with graphql_socket(stack) as socket:
         await socket.subscribe("early", VERSION_LINKED, {"model": "m"})  # before connection_init
@@ -100,7 +116,10 @@ async def test_a_socket_without_a_valid_api_key_is_refused(stack: Stack) -> None
         assert refused["type"] == "closed" and refused["code"] == 4401
 
     async with graphql_socket(stack, headers=await stack.auth("user:bob", "viewer")) as socket:
-        assert (await socket.init())["payload"] == {"principal": "user:bob", "role": "viewer"}  # the header's key will do
+        assert (await socket.init())["payload"] == {
+            "principal": "user:bob",
+            "role": "viewer",
+        }  # the header's key will do
     async with graphql_socket(stack) as socket:
         assert (await socket.init({"apiKey": await stack.key("user:bob", "viewer")}))["type"] == "connection_ack"
 
@@ -118,7 +137,10 @@ async def test_a_closed_socket_or_a_completed_subscription_stops_its_log_reader(
 
 async def test_a_subscriber_that_does_not_read_holds_back_no_one_else(stack: Stack) -> None:
     v0 = await _version(stack, b"weights-0")
-    async with graphql_socket(stack, headers=await stack.auth()) as idle, graphql_socket(stack, headers=await stack.auth()) as ui:
+    async with (
+        graphql_socket(stack, headers=await stack.auth()) as idle,
+        graphql_socket(stack, headers=await stack.auth()) as ui,
+    ):
         await idle.init()
         await idle.subscribe("all", EVENTS)  # and never reads a message
         await ui.init()
@@ -155,7 +177,9 @@ async def test_bad_subscriptions_are_refused_one_by_one_and_the_socket_goes_on(s
         await log_readers_reach(stack, 1)
 
     assert stack.client is not None
-    over_http = await stack.client.post("/graphql", json={"query": VERSION_LINKED, "variables": {"model": "m"}}, headers=await stack.auth())
+    over_http = await stack.client.post(
+        "/graphql", json={"query": VERSION_LINKED, "variables": {"model": "m"}}, headers=await stack.auth()
+    )
     assert over_http.status == 400 and "websocket" in await over_http.text()
 
 
@@ -167,7 +191,7 @@ async def test_a_subscriber_can_replay_the_log_from_the_beginning_and_then_go_on
         await socket.init()
         await socket.subscribe(
             "history",
-            "subscription { events(types: [\"registry.version_linked\"], streamPrefix: \"registered_model:\", fromNow: false) { payload } }",
+            'subscription { events(types: ["registry.version_linked"], streamPrefix: "registered_model:", fromNow: false) { payload } }',
         )
         (earlier,) = await socket.next_events("history", 1)
         await stack.graphql(LINK, {"model": "nature-classification", "id": v1})
@@ -189,7 +213,7 @@ async def test_stopping_the_api_tells_subscribers_it_is_going_away_and_closes_th
 
 async def test_a_ui_whose_socket_dropped_resumes_right_after_the_last_event_it_saw(stack: Stack) -> None:
     versions = [await _version(stack, f"weights-{n}".encode()) for n in range(3)]
-    follow = "subscription($after: String) { versionLinked(registeredModel: \"nature-classification\", after: $after) { payload cursor } }"
+    follow = 'subscription($after: String) { versionLinked(registeredModel: "nature-classification", after: $after) { payload cursor } }'
     async with graphql_socket(stack, headers=await stack.auth()) as socket:
         await socket.init()
         await socket.subscribe("links", follow)
@@ -233,19 +257,30 @@ async def test_a_stuck_subscriber_holds_back_only_itself_and_its_reader_closes_w
     for first in range(0, 10_000, 500):
         await event_log.append(
             [
-                Envelope.new(RunStarted(entity="acme", project="load", run_id=f"r{n}", config={"pad": "x" * 1000}), stream=f"run:acme/load/r{n}", actor=loader)
+                Envelope.new(
+                    RunStarted(entity="acme", project="load", run_id=f"r{n}", config={"pad": "x" * 1000}),
+                    stream=f"run:acme/load/r{n}",
+                    actor=loader,
+                )
                 for n in range(first, first + 500)
             ]
         )
-    async with graphql_socket(stack, headers=await stack.auth()) as stuck, graphql_socket(stack, headers=await stack.auth()) as ui:
+    async with (
+        graphql_socket(stack, headers=await stack.auth()) as stuck,
+        graphql_socket(stack, headers=await stack.auth()) as ui,
+    ):
         await stuck.init()
-        await stuck.subscribe("everything", 'subscription { events(fromNow: false, types: ["runs.run_started"]) { payload } }')
+        await stuck.subscribe(
+            "everything", 'subscription { events(fromNow: false, types: ["runs.run_started"]) { payload } }'
+        )
         await ui.init()
         await ui.subscribe("runs", 'subscription { events(entity: "globex") { stream } }')
         await log_readers_reach(stack, 2)
         await sends_block(stack)
 
-        await event_log.append([Envelope.new(RunStarted(entity="globex", project="p", run_id="r"), stream="run:globex/p/r", actor=loader)])
+        await event_log.append(
+            [Envelope.new(RunStarted(entity="globex", project="p", run_id="r"), stream="run:globex/p/r", actor=loader)]
+        )
         assert await ui.next_events("runs", 1) == [{"stream": "run:globex/p/r"}]
         assert (await stack.graphql("{ viewer { id } }"))["data"]["viewer"]["id"] == "user:alice"
         await ui.ws.close()

@@ -47,7 +47,9 @@ async def _principals(stack: Stack, **variables: object) -> dict[str, dict]:
 
 
 async def test_an_admin_lists_every_principal_with_its_keys_and_grants_and_never_a_secret(stack: Stack) -> None:
-    issued = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer", "l": "zoe's laptop"}))["data"]["issueApiKey"]
+    issued = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer", "l": "zoe's laptop"}))["data"][
+        "issueApiKey"
+    ]
     granted = await stack.graphql(GRANT, {"p": "user:zoe", "s": "model:nature-classification", "r": "member"})
     await stack.graphql(GRANT, {"p": "service:ci", "s": "entity:acme", "r": "member"})  # a grant before any key
 
@@ -59,10 +61,17 @@ async def test_an_admin_lists_every_principal_with_its_keys_and_grants_and_never
     (key,) = zoe["keys"]
     assert issued["key"].startswith(key["prefix"]) and key["prefix"] == f"mr_{issued['id']}_"
     assert (zoe["kind"], zoe["role"], key["role"], key["label"], key["issuedBy"], key["live"]) == (
-        "user", "viewer", "viewer", "zoe's laptop", "user:alice", True
+        "user",
+        "viewer",
+        "viewer",
+        "zoe's laptop",
+        "user:alice",
+        True,
     )
     assert key["revokedAt"] is None and key["revokedBy"] is None
-    assert [(g["scope"], g["role"], g["grantedBy"]) for g in zoe["grants"]] == [("model:nature-classification", "member", "user:alice")]
+    assert [(g["scope"], g["role"], g["grantedBy"]) for g in zoe["grants"]] == [
+        ("model:nature-classification", "member", "user:alice")
+    ]
     assert listed["service:ci"]["role"] is None and listed["service:ci"]["keys"] == []
     assert listed["user:alice"]["role"] == "admin"
     text = json.dumps(listed)
@@ -84,7 +93,9 @@ async def test_the_list_comes_a_page_at_a_time(stack: Stack) -> None:
     assert ([p["id"] for p in second["items"]], second["hasNextPage"]) == (["user:bea", "user:cyd"], False)
 
 
-async def test_a_member_sees_only_its_own_access_and_may_not_list_issue_or_revoke(stack: Stack, event_log: EventLog) -> None:
+async def test_a_member_sees_only_its_own_access_and_may_not_list_issue_or_revoke(
+    stack: Stack, event_log: EventLog
+) -> None:
     zoe = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer"}))["data"]["issueApiKey"]
     member = await stack.key("user:mia", role="member")
     await stack.graphql(GRANT, {"p": "user:mia", "s": "registry", "r": "admin"})  # admin of every model, not of keys
@@ -102,7 +113,9 @@ async def test_a_member_sees_only_its_own_access_and_may_not_list_issue_or_revok
     assert mine["id"] == "user:mia" and mine["access"]["role"] == "member"
     assert [(k["id"], k["role"], k["live"]) for k in mine["access"]["keys"]] == [(mine["keyId"], "member", True)]
     assert mine["access"]["grants"] == [{"scope": "registry", "role": "admin", "grantedBy": "user:alice"}]
-    assert (await stack.graphql("{ viewer { id } }", key=zoe["key"]))["data"]["viewer"]["id"] == "user:zoe"  # still works
+    assert (await stack.graphql("{ viewer { id } }", key=zoe["key"]))["data"]["viewer"][
+        "id"
+    ] == "user:zoe"  # still works
 
 
 async def test_a_revoked_key_is_refused_at_its_next_request(stack: Stack) -> None:
@@ -115,7 +128,12 @@ async def test_a_revoked_key_is_refused_at_its_next_request(stack: Stack) -> Non
         "/graphql", json={"query": "{ viewer { id } }"}, headers={"Authorization": f"Bearer {zoe['key']}"}
     )
 
-    assert (revoked["id"], revoked["principal"], revoked["live"], revoked["revokedBy"]) == (zoe["id"], "user:zoe", False, "user:alice")
+    assert (revoked["id"], revoked["principal"], revoked["live"], revoked["revokedBy"]) == (
+        zoe["id"],
+        "user:zoe",
+        False,
+        "user:alice",
+    )
     assert answer.status == 401 and "unknown or revoked API key" in await answer.text()
     listed = (await _principals(stack, search="zoe"))["user:zoe"]
     assert listed["role"] is None and listed["keys"][0]["revokedAt"] == revoked["revokedAt"]
@@ -128,7 +146,7 @@ async def test_a_revoked_key_is_refused_at_its_next_request(stack: Stack) -> Non
 
 async def test_a_revoked_key_loses_its_open_event_sockets(stack: Stack) -> None:
     zoe = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer"}))["data"]["issueApiKey"]
-    events = "subscription { events(registeredModel: \"nature-classification\") { type } }"
+    events = 'subscription { events(registeredModel: "nature-classification") { type } }'
     async with graphql_socket(stack) as following, graphql_socket(stack) as idle:
         assert (await following.init({"apiKey": zoe["key"]}))["type"] == "connection_ack"
         assert (await idle.init({"apiKey": zoe["key"]}))["type"] == "connection_ack"
@@ -161,7 +179,9 @@ async def test_no_role_reads_a_keys_hash_in_the_audit_log_or_the_live_events(sta
         await socket.init({"apiKey": viewer})
         await socket.subscribe("keys", 'subscription { events(types: ["identity.api_key_issued"]) { payload } }')
         await log_readers_reach(stack, 1)
-        issued = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer", "l": "laptop"}))["data"]["issueApiKey"]
+        issued = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer", "l": "laptop"}))["data"][
+            "issueApiKey"
+        ]
         live = (await socket.next_events("keys", 1))[0]["payload"]
     audited = await stack.graphql('{ auditLog(action: "identity.api_key_issued") { items { details } } }', key=viewer)
     shown = [r["details"] for r in audited["data"]["auditLog"]["items"]] + [live]

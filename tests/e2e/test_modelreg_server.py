@@ -60,7 +60,7 @@ async def test_the_server_needs_nothing_but_pip_and_keeps_its_data_across_a_rest
         version_id = logged["data"]["logArtifactVersion"]["id"]
         refused = await graphql(url, LOG_VERSION, {"input": version_input("classifier", b"other")}, key="mr_nope")
         assert refused["status"] == 401 and "unknown or revoked API key" in refused["text"]
-        anonymous = await graphql(url, '{ registeredModels { items { name } } }')
+        anonymous = await graphql(url, "{ registeredModels { items { name } } }")
         assert anonymous["status"] == 401 and "admin-api-key" in anonymous["text"]
     finally:
         exit_code = stop_server(server, stopped_by)

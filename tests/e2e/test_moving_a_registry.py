@@ -12,7 +12,7 @@ from support.story import LOG_VERSION, demo_story, registry_answers, version_inp
 
 from modelreg.events.kafka_log import KafkaEventLog
 from modelreg.events.postgres_log import PostgresEventLog
-from modelreg.services.event_log import event_log_for
+from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.log_transfer import export_log, import_log, migrate_log, migrate_to_kafka
 from modelreg.services.settings import Settings
 

@@ -37,8 +37,16 @@ def train_offline(folder: Path, offline_dir: Path) -> dict:
     for i in range(3):
         (images / f"{i}.jpg").write_bytes(bytes([i]) * 500)
     url = closed_port_url()
-    with modelreg.init(project="nature", entity="acme", job_type="train", config={"lr": 0.1}, url=url,
-                       mode="offline", offline_dir=offline_dir, id="plane-1") as run:
+    with modelreg.init(
+        project="nature",
+        entity="acme",
+        job_type="train",
+        config={"lr": 0.1},
+        url=url,
+        mode="offline",
+        offline_dir=offline_dir,
+        id="plane-1",
+    ) as run:
         assert isinstance(run, OfflineRun)
         dataset = modelreg.Artifact("nature-images", "dataset", metadata={"images": 3})
         dataset.add_dir(images)
@@ -57,8 +65,9 @@ def train_offline(folder: Path, offline_dir: Path) -> dict:
         model.add_reference((folder / "tokenizer.json").as_uri())  # recorded by URI, offline too
         run.log_artifact(model)
         assert run.link_artifact(model, "nature-classification", aliases=["staging"]) is None
-    with modelreg.init(project="nature", entity="acme", job_type="eval", url=url, mode="offline",
-                       offline_dir=offline_dir, id="plane-2") as evaluation:
+    with modelreg.init(
+        project="nature", entity="acme", job_type="eval", url=url, mode="offline", offline_dir=offline_dir, id="plane-2"
+    ) as evaluation:
         evaluation.use_artifact(dataset.id)  # a version known by its id
         evaluation.log({"accuracy": 0.9})
     return {"dataset": dataset.id, "model": model.id, "dataset_version": dataset.version}
@@ -77,8 +86,12 @@ def sync_with_cli(url: str, offline_dir: Path) -> str:
 
 RUN = """query($r: String!) { run(entity: "acme", project: "nature", runId: $r) {
   state jobType config startedAt finishedAt syncedAt startedOfflineAt finishedOfflineAt metrics { key step value } } }"""
-LINEAGE = """query($ref: String!) { lineage(ref: $ref, direction: DOWNSTREAM, depth: 1) { edges { source target kind } } }"""
-VERSION = """query($id: ID!) { artifactVersion(id: $id) { id version aliases createdAt files { path size digest ref } } }"""
+LINEAGE = (
+    """query($ref: String!) { lineage(ref: $ref, direction: DOWNSTREAM, depth: 1) { edges { source target kind } } }"""
+)
+VERSION = (
+    """query($id: ID!) { artifactVersion(id: $id) { id version aliases createdAt files { path size digest ref } } }"""
+)
 MODEL = """{ registeredModel(name: "nature-classification") { versions { items { version aliases linkedAt artifactVersion { id } } } } }"""
 AUDIT = "{ auditLog(first: 500) { items { eventId action occurredAt recordedOfflineAt details } } }"
 
@@ -87,14 +100,24 @@ def at(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_lineage_and_times(stack: Stack, tmp_path: Path) -> None:
+async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_lineage_and_times(
+    stack: Stack, tmp_path: Path
+) -> None:
     assert stack.client is not None
     offline_dir = tmp_path / "modelreg-offline"
     seen = await asyncio.to_thread(train_offline, tmp_path, offline_dir)
     assert seen["dataset_version"] is None  # numbered by the registry at sync
     recorded = journal_times(offline_dir, "plane-1")
     assert [kind for kind, _ in recorded] == [
-        "start_run", "log_artifact", "use_artifact", "log_metrics", "log_metrics", "log_metrics", "log_artifact", "link_artifact", "finish_run"
+        "start_run",
+        "log_artifact",
+        "use_artifact",
+        "log_metrics",
+        "log_metrics",
+        "log_metrics",
+        "log_artifact",
+        "link_artifact",
+        "finish_run",
     ]
     output = await asyncio.to_thread(sync_with_cli, str(stack.client.make_url("/")), offline_dir)
     assert "synced acme/nature/plane-1" in output and "synced acme/nature/plane-2" in output
@@ -119,12 +142,18 @@ async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_li
         ("run:acme/nature/plane-1", dataset_node, "produced"),
     ]
     produced = (await stack.graphql(LINEAGE, {"ref": seen["model"]}))["data"]["lineage"]
-    upstream = (await stack.graphql(
-        """query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 1) { edges { source kind } } }""", {"ref": seen["model"]}
-    ))["data"]["lineage"]["edges"]
+    upstream = (
+        await stack.graphql(
+            """query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 1) { edges { source kind } } }""",
+            {"ref": seen["model"]},
+        )
+    )["data"]["lineage"]["edges"]
     assert upstream == [{"source": "run:acme/nature/plane-1", "kind": "produced"}] and produced["edges"] == []
     model_files = (await stack.graphql(VERSION, {"id": seen["model"]}))["data"]["artifactVersion"]["files"]
-    assert [(f["path"], f["ref"]) for f in model_files] == [("model.json", None), ("tokenizer.json", (tmp_path / "tokenizer.json").as_uri())]
+    assert [(f["path"], f["ref"]) for f in model_files] == [
+        ("model.json", None),
+        ("tokenizer.json", (tmp_path / "tokenizer.json").as_uri()),
+    ]
 
     (linked,) = (await stack.graphql(MODEL))["data"]["registeredModel"]["versions"]["items"]
     assert (linked["version"], linked["aliases"], linked["artifactVersion"]["id"]) == ("v0", ["staging"], seen["model"])
@@ -135,6 +164,7 @@ async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_li
     audit = (await stack.graphql(AUDIT))["data"]["auditLog"]["items"]
     synced = [r for r in audit if r["action"] == "runs.offline_run_synced"]
     assert len(synced) == 2
+
     # The run's own commands show both times; the link and the sync record only the server's.
     def of_plane_1(details: dict) -> bool:
         return "plane-1" in (details.get("run_id"), details.get("logged_by_run")) or "registered_model" in details
@@ -153,7 +183,9 @@ async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_li
     ]
 
 
-async def test_a_sync_cut_half_way_resumes_and_repeated_syncs_append_nothing_twice(stack: Stack, tmp_path: Path) -> None:
+async def test_a_sync_cut_half_way_resumes_and_repeated_syncs_append_nothing_twice(
+    stack: Stack, tmp_path: Path
+) -> None:
     assert stack.client is not None
     url = str(stack.client.make_url("/"))
     offline_dir = tmp_path / "modelreg-offline"
@@ -176,7 +208,9 @@ async def test_a_sync_cut_half_way_resumes_and_repeated_syncs_append_nothing_twi
 
     with pytest.raises(CableCut):
         await asyncio.to_thread(sync, first, on_sent=cut_after_four)
-    half = [r for r in (await stack.graphql(AUDIT))["data"]["auditLog"]["items"] if not r["action"].startswith("identity.")]
+    half = [
+        r for r in (await stack.graphql(AUDIT))["data"]["auditLog"]["items"] if not r["action"].startswith("identity.")
+    ]
     assert len(half) == 4  # the test's own API key aside
 
     resumed = await asyncio.to_thread(sync, first)
@@ -191,9 +225,11 @@ async def test_a_sync_cut_half_way_resumes_and_repeated_syncs_append_nothing_twi
         assert (await asyncio.to_thread(sync, folder)).sent > 0
     assert sorted(r["eventId"] for r in (await stack.graphql(AUDIT))["data"]["auditLog"]["items"]) == complete
 
-    versions = (await stack.graphql(
-        '{ artifactVersions(entity: "acme", project: "nature", name: "nature-images") { items { id } } }'
-    ))["data"]["artifactVersions"]["items"]
+    versions = (
+        await stack.graphql(
+            '{ artifactVersions(entity: "acme", project: "nature", name: "nature-images") { items { id } } }'
+        )
+    )["data"]["artifactVersions"]["items"]
     assert versions == [{"id": seen["dataset"]}]
     assert len((await stack.graphql(MODEL))["data"]["registeredModel"]["versions"]["items"]) == 1
     run = (await stack.graphql(RUN, {"r": "plane-1"}))["data"]["run"]
@@ -221,7 +257,9 @@ def test_with_no_server_mode_auto_records_offline_and_says_so(tmp_path: Path) ->
     assert [e.kind for e in Spool(folder).entries()] == ["start_run", "log_metrics", "finish_run"]
 
 
-def test_offline_use_artifact_needs_an_id_or_an_artifact_of_the_same_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_use_artifact_needs_an_id_or_an_artifact_of_the_same_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MODELREG_MODE", "offline")
     monkeypatch.setenv("MODELREG_OFFLINE_DIR", str(tmp_path))
     with modelreg.init(project="nature", entity="acme") as run:

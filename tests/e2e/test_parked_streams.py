@@ -24,15 +24,15 @@ from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.events.runs import RunFinished, run_stream
 from modelreg.projections.progress import ProjectionProgress
 from modelreg.projections.registry import RegistryProjection
-from modelreg.services.access import service_caller
-from modelreg.services.api import APP
-from modelreg.services.application import Application
-from modelreg.services.automation_runner import AutomationRunner
+from modelreg.services.automations.runner import AutomationRunner
+from modelreg.services.automations.webhook_signing import WebhookSecrets
 from modelreg.services.cli import main
-from modelreg.services.launch_commands import ClaimJob, CreateQueue, EnqueueJob
+from modelreg.services.commands.access import service_caller
+from modelreg.services.commands.application import Application
+from modelreg.services.commands.launch_commands import ClaimJob, CreateQueue, EnqueueJob
+from modelreg.services.http.api import APP
 from modelreg.services.projections_catalog import PROJECTIONS, shown_to_commands
 from modelreg.services.rebuild import rebuild
-from modelreg.services.webhook_signing import WebhookSecrets
 
 PARKED = """query($after: String) { parkedStreams(first: 50, after: $after) {
   items { projection stream error since attempts firstEventId firstEventType firstEventPosition waitingEvents }

@@ -15,7 +15,9 @@ UNTAG = "mutation($m: String!, $t: String!) { untagRegisteredModel(registeredMod
 MODELS = """query($s: String, $t: String, $first: Int, $after: String) {
   registeredModels(search: $s, tag: $t, first: $first, after: $after) { items { name tags } endCursor hasNextPage }
 }"""
-UNLINK = "mutation($m: String!, $id: ID!) { unlinkArtifactVersion(registeredModel: $m, artifactVersionId: $id) { name } }"
+UNLINK = (
+    "mutation($m: String!, $id: ID!) { unlinkArtifactVersion(registeredModel: $m, artifactVersionId: $id) { name } }"
+)
 
 
 async def log(stack: Stack, content: bytes) -> str:
@@ -25,7 +27,13 @@ async def log(stack: Stack, content: bytes) -> str:
 
 async def test_a_model_card_and_tags_make_a_registered_model_findable(stack: Stack) -> None:
     card = await stack.graphql(
-        CARD, {"m": "nature-classification", "d": "# Nature\nClassifies photos of nature.", "i": "224x224 RGB", "o": "10 class scores"}
+        CARD,
+        {
+            "m": "nature-classification",
+            "d": "# Nature\nClassifies photos of nature.",
+            "i": "224x224 RGB",
+            "o": "10 class scores",
+        },
     )
     assert card["data"]["updateModelCard"]["description"].startswith("# Nature")
     await stack.graphql(TAG, {"m": "nature-classification", "t": "vision"})
@@ -58,7 +66,9 @@ async def test_an_unlinked_version_leaves_with_its_aliases_and_its_number_is_not
     linked = await stack.graphql(LINK, {"model": "m", "id": c})
 
     assert linked["data"]["linkArtifactVersion"]["version"] == "v2"
-    model = await stack.graphql('{ registeredModel(name: "m") { versions { items { version aliases } } alias(name: "production") { version } } }')
+    model = await stack.graphql(
+        '{ registeredModel(name: "m") { versions { items { version aliases } } alias(name: "production") { version } } }'
+    )
     assert model["data"]["registeredModel"] == {
         "versions": {"items": [{"version": "v1", "aliases": []}, {"version": "v2", "aliases": []}]},
         "alias": None,
@@ -77,7 +87,13 @@ async def test_the_audit_log_answers_who_did_what_filtered_and_page_by_page(stac
     bobs = (await stack.graphql(query, {"actor": "user:bob"}))["data"]["auditLog"]["items"]
     assert [r["action"] for r in bobs] == ["registry.alias_added", "registry.version_linked"]
     aliases = (await stack.graphql(query, {"action": "registry.alias_added"}))["data"]["auditLog"]["items"]
-    assert aliases == [{"action": "registry.alias_added", "actor": "user:bob", "details": {"registered_model": "m", "artifact_version_id": version, "alias": "staging"}}]
+    assert aliases == [
+        {
+            "action": "registry.alias_added",
+            "actor": "user:bob",
+            "details": {"registered_model": "m", "artifact_version_id": version, "alias": "staging"},
+        }
+    ]
 
     seen, after = [], None
     while True:
@@ -87,12 +103,19 @@ async def test_the_audit_log_answers_who_did_what_filtered_and_page_by_page(stac
             break
         after = page["endCursor"]
     registry_actions = [a for a in seen if not a.startswith("identity.")]  # the test's API keys are issued as it goes
-    assert registry_actions == ["registry.model_tagged", "registry.alias_added", "registry.version_linked", "artifacts.version_logged"]
+    assert registry_actions == [
+        "registry.model_tagged",
+        "registry.alias_added",
+        "registry.version_linked",
+        "artifacts.version_logged",
+    ]
 
 
 async def test_eight_clients_linking_and_moving_one_alias_at_once_leave_no_gaps_and_one_alias(stack: Stack) -> None:
     versions = [await log(stack, f"weights-{i}".encode()) for i in range(40)]
-    alias_move = "mutation($id: ID!) { addAlias(registeredModel: \"m\", artifactVersionId: $id, alias: \"production\") { version } }"
+    alias_move = (
+        'mutation($id: ID!) { addAlias(registeredModel: "m", artifactVersionId: $id, alias: "production") { version } }'
+    )
 
     async def client(n: int) -> None:
         for version in versions[n * 5 : n * 5 + 5]:
@@ -101,15 +124,19 @@ async def test_eight_clients_linking_and_moving_one_alias_at_once_leave_no_gaps_
 
     await asyncio.gather(*(client(n) for n in range(8)))
 
-    model = (await stack.graphql(
-        '{ registeredModel(name: "m") { versions(first: 100) { items { version aliases } } history(limit: 500) { action details } } }'
-    ))["data"]["registeredModel"]
+    model = (
+        await stack.graphql(
+            '{ registeredModel(name: "m") { versions(first: 100) { items { version aliases } } history(limit: 500) { action details } } }'
+        )
+    )["data"]["registeredModel"]
     assert [v["version"] for v in model["versions"]["items"]] == [f"v{i}" for i in range(40)]
     assert sum(v["aliases"] == ["production"] for v in model["versions"]["items"]) == 1
     moves = [h["details"]["artifact_version_id"] for h in model["history"] if h["action"] == "registry.alias_added"]
     assert len(moves) == 40  # every move recorded, in log order: the newest is where the alias is
     holder = next(v for v in model["versions"]["items"] if v["aliases"])
-    alias = (await stack.graphql('{ registeredModel(name: "m") { alias(name: "production") { artifactVersion { id } } } }'))
+    alias = await stack.graphql(
+        '{ registeredModel(name: "m") { alias(name: "production") { artifactVersion { id } } } }'
+    )
     assert alias["data"]["registeredModel"]["alias"]["artifactVersion"]["id"] == moves[0]
     assert holder["version"] in {v["version"] for v in model["versions"]["items"]}
 
@@ -123,8 +150,12 @@ UNTAG_VERSION = "mutation($r: String!, $t: String!) { untagArtifactVersion(ref: 
 
 async def test_versions_are_found_by_the_alias_they_hold_their_tags_and_their_metadata(stack: Stack) -> None:
     for lr, content in [(0.1, b"a"), (0.01, b"b"), (0.01, b"c")]:
-        logged = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", content, metadata={"lr": lr, "arch": "resnet"})})
-        await stack.graphql(LINK, {"model": "m", "id": logged["data"]["logArtifactVersion"]["id"], "aliases": ["production"]})
+        logged = await stack.graphql(
+            LOG_VERSION, {"input": version_input("classifier", content, metadata={"lr": lr, "arch": "resnet"})}
+        )
+        await stack.graphql(
+            LINK, {"model": "m", "id": logged["data"]["logArtifactVersion"]["id"], "aliases": ["production"]}
+        )
     tagged = await stack.graphql(TAG_VERSION, {"r": "acme/nature/classifier:v1", "t": "validated"})
     await stack.graphql(TAG_VERSION, {"r": "acme/nature/classifier:v2", "t": "validated"})
     untagged = await stack.graphql(UNTAG_VERSION, {"r": "acme/nature/classifier:latest", "t": "validated"})
@@ -144,7 +175,9 @@ async def test_versions_are_found_by_the_alias_they_hold_their_tags_and_their_me
     assert not_an_object["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
 
 
-async def test_each_version_shows_the_code_that_pulls_exactly_it_down_and_the_code_works(stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_each_version_shows_the_code_that_pulls_exactly_it_down_and_the_code_works(
+    stack: Stack, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
     import modelreg
@@ -164,5 +197,7 @@ async def test_each_version_shows_the_code_that_pulls_exactly_it_down_and_the_co
     line = next(x for x in usage.splitlines() if x.startswith("path = modelreg.Api()"))
     api_call = line.removeprefix("path = ").replace(".download()", f".download({str(tmp_path / 'pulled')!r})")
     url = str(stack.client.make_url("/"))
-    path = await asyncio.to_thread(eval, api_call.replace("modelreg.Api()", f"modelreg.Api(url={url!r})"), {"modelreg": modelreg})
+    path = await asyncio.to_thread(
+        eval, api_call.replace("modelreg.Api()", f"modelreg.Api(url={url!r})"), {"modelreg": modelreg}
+    )
     assert (path / "weights.bin").read_bytes() == b"weights-0"

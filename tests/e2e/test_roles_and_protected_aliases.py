@@ -43,8 +43,12 @@ async def test_a_viewer_reads_the_registry_but_moving_an_alias_is_refused_and_no
     viewer = await stack.key("user:vic", role="viewer")
     before = await _events_on(event_log)
 
-    read = await stack.graphql('{ registeredModel(name: "nature-classification") { versions { items { version } } } }', key=viewer)
-    moved = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": first, "alias": "staging"}, key=viewer)
+    read = await stack.graphql(
+        '{ registeredModel(name: "nature-classification") { versions { items { version } } } }', key=viewer
+    )
+    moved = await stack.graphql(
+        ADD_ALIAS, {"model": "nature-classification", "id": first, "alias": "staging"}, key=viewer
+    )
 
     assert [v["version"] for v in read["data"]["registeredModel"]["versions"]["items"]] == ["v0", "v1"]
     code, message = _refusal(moved)
@@ -53,18 +57,28 @@ async def test_a_viewer_reads_the_registry_but_moving_an_alias_is_refused_and_no
     assert await _events_on(event_log) == before
 
 
-async def test_a_member_moves_aliases_but_only_an_admin_moves_a_protected_one(stack: Stack, event_log: EventLog) -> None:
+async def test_a_member_moves_aliases_but_only_an_admin_moves_a_protected_one(
+    stack: Stack, event_log: EventLog
+) -> None:
     first, second = await _two_linked_versions(stack)
     member = await stack.key("user:mia", role="member")
-    await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": first, "alias": "production"}, actor="user:ada")
+    await stack.graphql(
+        ADD_ALIAS, {"model": "nature-classification", "id": first, "alias": "production"}, actor="user:ada"
+    )
     protected = await stack.graphql(PROTECT, {"m": "nature-classification", "a": "production"}, actor="user:ada")
     assert protected["data"]["protectAlias"]["protectedAliases"] == ["production"]
     before = await _events_on(event_log)
 
-    staging = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": second, "alias": "staging"}, key=member)
-    production = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": second, "alias": "production"}, key=member)
+    staging = await stack.graphql(
+        ADD_ALIAS, {"model": "nature-classification", "id": second, "alias": "staging"}, key=member
+    )
+    production = await stack.graphql(
+        ADD_ALIAS, {"model": "nature-classification", "id": second, "alias": "production"}, key=member
+    )
     removal = await stack.graphql(REMOVE_ALIAS, {"m": "nature-classification", "a": "production"}, key=member)
-    link_with_it = await stack.graphql(LINK, {"model": "nature-classification", "id": second, "aliases": ["production"]}, key=member)
+    link_with_it = await stack.graphql(
+        LINK, {"model": "nature-classification", "id": second, "aliases": ["production"]}, key=member
+    )
     unprotect = await stack.graphql(UNPROTECT, {"m": "nature-classification", "a": "production"}, key=member)
 
     assert staging["data"]["addAlias"]["aliases"] == ["staging"]
@@ -74,7 +88,9 @@ async def test_a_member_moves_aliases_but_only_an_admin_moves_a_protected_one(st
     assert _refusal(unprotect)[0] == "FORBIDDEN"
     assert await _events_on(event_log) == before + 1  # the staging move, nothing else
 
-    by_admin = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": second, "alias": "production"}, actor="user:ada")
+    by_admin = await stack.graphql(
+        ADD_ALIAS, {"model": "nature-classification", "id": second, "alias": "production"}, actor="user:ada"
+    )
     assert by_admin["data"]["addAlias"]["aliases"] == ["production", "staging"]
 
 
@@ -87,11 +103,15 @@ async def test_an_admin_grants_a_member_admin_of_one_model_and_takes_it_back(sta
     assert granted["data"]["grantRole"]["role"] == "admin"
     me = (await stack.graphql(VIEWER, key=member))["data"]["viewer"]
     assert me == {"id": "user:mia", "role": "member", "grants": {"model:nature-classification": "admin"}}
-    moved = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": first, "alias": "production"}, key=member)
+    moved = await stack.graphql(
+        ADD_ALIAS, {"model": "nature-classification", "id": first, "alias": "production"}, key=member
+    )
     assert moved["data"]["addAlias"]["aliases"] == ["production"]
 
     await stack.graphql(REVOKE, {"p": "user:mia", "s": "model:nature-classification"})
-    refused = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": second, "alias": "production"}, key=member)
+    refused = await stack.graphql(
+        ADD_ALIAS, {"model": "nature-classification", "id": second, "alias": "production"}, key=member
+    )
     assert _refusal(refused)[0] == "FORBIDDEN"
 
     history = await stack.graphql('{ auditLog(stream: "principal:user:mia") { items { action actor details } } }')

@@ -20,7 +20,7 @@ import pytest
 from support.leftovers import stop_postgres_in
 from support.story import LOG_VERSION, version_input
 
-from modelreg.services.embedded_postgres import postgres_processes, postmaster_pid, start_embedded_postgres
+from modelreg.services.infra.embedded_postgres import postgres_processes, postmaster_pid, start_embedded_postgres
 
 MODEL_QUERY = '{ artifactVersion(ref: "acme/nature/classifier:latest") { id version } }'
 

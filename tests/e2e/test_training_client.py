@@ -25,7 +25,9 @@ def preprocess(url: str, folder: Path) -> modelreg.Artifact:
 
 
 def train(url: str, folder: Path, lr: float, alias: str) -> tuple[str, modelreg.Artifact, str]:
-    with modelreg.init(project="nature", entity="acme", job_type="train", config={"lr": lr, "epochs": 3}, url=url) as run:
+    with modelreg.init(
+        project="nature", entity="acme", job_type="train", config={"lr": lr, "epochs": 3}, url=url
+    ) as run:
         data = run.use_artifact("nature-images:latest")
         local = data.download(folder / f"data-{run.id}")
         assert sorted(p.name for p in (local / "train").iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
@@ -48,14 +50,16 @@ async def test_training_scripts_log_data_metrics_and_models_and_link_them(stack:
     second_run, second_model, second_version = await asyncio.to_thread(train, url, tmp_path, 0.1, "production")
 
     assert (dataset.version, first_version, second_version) == ("v0", "v0", "v1")
-    answer = (await stack.graphql(
-        """query($run: String!) {
+    answer = (
+        await stack.graphql(
+            """query($run: String!) {
              run(entity: "acme", project: "nature", runId: $run) {
                state config summary environment metrics(key: "loss") { step value } }
              registeredModel(name: "nature-classification") { versions { items { version aliases artifactVersion { id } } } }
            }""",
-        {"run": second_run},
-    ))["data"]
+            {"run": second_run},
+        )
+    )["data"]
     run = answer["run"]
     assert run["state"] == "finished"
     assert run["config"] == {"lr": 0.1, "epochs": 3}
@@ -123,17 +127,31 @@ async def test_a_model_version_leads_back_to_its_training_run_the_dataset_and_th
     other_run, _, _ = await asyncio.to_thread(train, url, tmp_path, 0.1, "production")
 
     up = (await stack.graphql(LINEAGE, {"ref": model.id, "direction": "UPSTREAM", "depth": 5}))["data"]["lineage"]
-    described = [(n["depth"], n["kind"], (n["run"] or {}).get("jobType") or n["artifactVersion"]["name"]) for n in up["nodes"]]
-    assert described == [(0, "artifact", "classifier"), (1, "run", "train"), (2, "artifact", "nature-images"), (3, "run", "preprocess")]
+    described = [
+        (n["depth"], n["kind"], (n["run"] or {}).get("jobType") or n["artifactVersion"]["name"]) for n in up["nodes"]
+    ]
+    assert described == [
+        (0, "artifact", "classifier"),
+        (1, "run", "train"),
+        (2, "artifact", "nature-images"),
+        (3, "run", "preprocess"),
+    ]
     train_node = next(n for n in up["nodes"] if n["kind"] == "run" and n["depth"] == 1)
     assert train_node["run"] == {"runId": train_run, "jobType": "train", "config": {"lr": 0.01, "epochs": 3}}
     assert {(e["kind"]) for e in up["edges"]} == {"produced", "used"} and len(up["edges"]) == 3
 
-    down = (await stack.graphql(LINEAGE, {"ref": f"acme/nature/nature-images:{dataset.version}", "direction": "DOWNSTREAM"}))["data"]["lineage"]
-    assert {n["run"]["runId"] for n in down["nodes"] if n["kind"] == "run" and n["depth"] == 1} >= {train_run, other_run}
+    down = (
+        await stack.graphql(LINEAGE, {"ref": f"acme/nature/nature-images:{dataset.version}", "direction": "DOWNSTREAM"})
+    )["data"]["lineage"]
+    assert {n["run"]["runId"] for n in down["nodes"] if n["kind"] == "run" and n["depth"] == 1} >= {
+        train_run,
+        other_run,
+    }
     assert down["truncated"] == []
 
-    narrow = (await stack.graphql(LINEAGE, {"ref": dataset.id, "direction": "DOWNSTREAM", "depth": 1, "fanOut": 1}))["data"]["lineage"]
+    narrow = (await stack.graphql(LINEAGE, {"ref": dataset.id, "direction": "DOWNSTREAM", "depth": 1, "fanOut": 1}))[
+        "data"
+    ]["lineage"]
     assert narrow["truncated"] == [f"artifact:{dataset.id}"]
     assert len([n for n in narrow["nodes"] if n["depth"] == 1]) == 1
 

@@ -14,7 +14,7 @@ from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.events.log import LogPosition, LogRecord
 from modelreg.events.registry import ModelCardChanged, registered_model_stream
 from modelreg.events.runs import RunStarted, run_stream
-from modelreg.services.api import LOG
+from modelreg.services.http.api import LOG
 
 MODEL = "nature-classification"
 CARD = "mutation($m: String!, $d: String!) { updateModelCard(registeredModel: $m, description: $d) { description } }"
@@ -51,8 +51,8 @@ async def test_a_nul_in_a_model_card_is_refused_naming_the_field_and_nothing_rea
 async def test_a_nul_in_a_search_is_invalid_input_not_a_server_error(stack: Stack) -> None:
     for query in (
         '{ registeredModels(search: "a\\u0000") { items { name } } }',
-        'query($s: String) { registeredModels(search: $s) { items { name } } }',
-        'query($a: String) { auditLog(actor: $a) { items { action } } }',
+        "query($s: String) { registeredModels(search: $s) { items { name } } }",
+        "query($a: String) { auditLog(actor: $a) { items { action } } }",
     ):
         error = the_error(await stack.graphql(query, {"s": "a\x00", "a": "user:\ud800"}))
         assert error["extensions"]["code"] == "INVALID_INPUT", error
@@ -83,7 +83,7 @@ async def test_text_written_before_the_rule_is_stored_with_a_replacement_charact
 
     # A later action on the same model shows at once: its stream is not parked behind the old text.
     moved = await stack.graphql(
-        "mutation($m: String!, $v: ID!) { addAlias(registeredModel: $m, artifactVersionId: $v, alias: \"production\") "
+        'mutation($m: String!, $v: ID!) { addAlias(registeredModel: $m, artifactVersionId: $v, alias: "production") '
         "{ aliases } }",
         {"m": MODEL, "v": version_id},
     )

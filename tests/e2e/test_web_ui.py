@@ -25,9 +25,15 @@ FINISH = """mutation { finishRun(input: {entity: "acme", project: "nature", runI
 EVAL_RUN = """mutation($env: GenericScalar) { startRun(input: {entity: "acme", project: "nature", runId: "eval-1", jobType: "evaluate",
   config: {candidate: "acme/nature/classifier:v1", threshold: 0.9}, environment: $env}) { runId } }"""
 ENVIRONMENT = {
-    "git": {"remote": "https://example.com/nature.git", "branch": "main", "commit": "3f2c1a9e" * 5,
-            "diff": "--- a/evaluate.py\n+++ b/evaluate.py\n@@ -1,2 +1,2 @@\n-THRESHOLD = 0.8\n+THRESHOLD = 0.9\n"},
-    "python": {"version": "3.11.7"}, "os": {"system": "Linux"}, "command": ["python", "evaluate.py"],
+    "git": {
+        "remote": "https://example.com/nature.git",
+        "branch": "main",
+        "commit": "3f2c1a9e" * 5,
+        "diff": "--- a/evaluate.py\n+++ b/evaluate.py\n@@ -1,2 +1,2 @@\n-THRESHOLD = 0.8\n+THRESHOLD = 0.9\n",
+    },
+    "python": {"version": "3.11.7"},
+    "os": {"system": "Linux"},
+    "command": ["python", "evaluate.py"],
     "requirements": ["modelreg==0.1.0", "numpy==2.1.0"],
 }
 QUEUE = 'mutation { createLaunchQueue(name: "cpu") { name } }'
@@ -52,19 +58,35 @@ async def seed(stack: Stack) -> None:
     training curves, a queue and an automation that evaluates candidates."""
     await demo_story(stack)
     for answer in [
-        await stack.graphql(CARD, {"m": "nature-classification", "d": MODEL_CARD, "i": "224×224 RGB image", "o": "10 class scores"}),
-        await stack.graphql(METRICS, {"rows": [{"step": s, "values": {"loss": 1.0 / (s + 1), "accuracy": 0.5 + s * 0.04}} for s in range(12)]}),
+        await stack.graphql(
+            CARD, {"m": "nature-classification", "d": MODEL_CARD, "i": "224×224 RGB image", "o": "10 class scores"}
+        ),
+        await stack.graphql(
+            METRICS,
+            {"rows": [{"step": s, "values": {"loss": 1.0 / (s + 1), "accuracy": 0.5 + s * 0.04}} for s in range(12)]},
+        ),
         await stack.graphql(FINISH),
         await stack.graphql(EVAL_RUN, {"env": ENVIRONMENT}),
         await stack.graphql(QUEUE),
         await stack.graphql(
             AUTOMATION,
             {
-                "t": {"event": "alias_added", "registered_model": "nature-classification", "alias_pattern": "candidate"},
+                "t": {
+                    "event": "alias_added",
+                    "registered_model": "nature-classification",
+                    "alias_pattern": "candidate",
+                },
                 "a": {
-                    "kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature",
-                    "source": {"kind": "git", "git_remote": "https://example.com/nature.git", "git_commit": "0" * 40,
-                               "entry_point": ["python", "evaluate.py"]},
+                    "kind": "launch",
+                    "queue": "cpu",
+                    "entity": "acme",
+                    "project": "nature",
+                    "source": {
+                        "kind": "git",
+                        "git_remote": "https://example.com/nature.git",
+                        "git_commit": "0" * 40,
+                        "entry_point": ["python", "evaluate.py"],
+                    },
                     "config": {"candidate": "${artifact_ref}"},
                 },
             },
@@ -78,7 +100,9 @@ async def seed_many_versions(stack: Stack, count: int) -> None:
     """Another registered model with more versions than a page of the versions table holds."""
     for n in range(count):
         logged = await stack.graphql(LOG_VERSION, {"input": version_input("fraud-model", f"weights-{n}".encode())})
-        linked = await stack.graphql(LINK, {"model": "fraud-detector", "id": logged["data"]["logArtifactVersion"]["id"]})
+        linked = await stack.graphql(
+            LINK, {"model": "fraud-detector", "id": logged["data"]["logArtifactVersion"]["id"]}
+        )
         assert "errors" not in linked, linked
 
 
@@ -88,10 +112,14 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
     await seed(stack)
     await seed_many_versions(stack, PAGE + 1)
     # The version page finds a version by its number (registeredModel.version), which the UI added.
-    lookups = await stack.graphql('{ registeredModel(name: "nature-classification") { v1: version(name: "v1") { aliases } '
-                                  'v9: version(name: "v9") { aliases } } }')
+    lookups = await stack.graphql(
+        '{ registeredModel(name: "nature-classification") { v1: version(name: "v1") { aliases } '
+        'v9: version(name: "v9") { aliases } } }'
+    )
     assert lookups["data"]["registeredModel"] == {"v1": {"aliases": ["production"]}, "v9": None}
-    bad = await stack.graphql('{ registeredModel(name: "nature-classification") { version(name: "latest") { aliases } } }')
+    bad = await stack.graphql(
+        '{ registeredModel(name: "nature-classification") { version(name: "latest") { aliases } } }'
+    )
     assert bad["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
     url = str(stack.client.make_url("/"))
     viewer_key = await stack.key("user:dana", role="viewer")  # the UI needs no more than reading
@@ -136,8 +164,12 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         # Live: an alias moved elsewhere appears without a reload (events subscription), and fires the
         # automation, which enqueues a job.
         await expect(page.locator(".live")).to_contain_text("live")
-        v0_id = (await stack.graphql('{ artifactVersion(ref: "acme/nature/classifier:v0") { id } }'))["data"]["artifactVersion"]["id"]
-        moved = await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": v0_id, "alias": "candidate"}, actor="user:erin")
+        v0_id = (await stack.graphql('{ artifactVersion(ref: "acme/nature/classifier:v0") { id } }'))["data"][
+            "artifactVersion"
+        ]["id"]
+        moved = await stack.graphql(
+            ADD_ALIAS, {"model": "nature-classification", "id": v0_id, "alias": "candidate"}, actor="user:erin"
+        )
         assert "errors" not in moved, moved
         await expect(rows.filter(has_text="v0")).to_contain_text("candidate")
         await screenshot(page, "registry.png")
@@ -172,7 +204,9 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         set_production = page.get_by_test_id("history").locator("tbody tr").filter(has_text="production")
         await expect(set_production).to_contain_text("user:carol")
         await expect(set_production).to_contain_text("set alias")
-        await expect(page.get_by_test_id("history").locator("tbody tr").filter(has_text="linked the version")).to_contain_text("user:bob")
+        await expect(
+            page.get_by_test_id("history").locator("tbody tr").filter(has_text="linked the version")
+        ).to_contain_text("user:bob")
         await screenshot(page, "version-history.png")
 
         # Lineage: back through the training run to the dataset, drawn as a graph.
@@ -247,11 +281,15 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await page.get_by_role("link", name="Audit log", exact=True).click()
         await page.get_by_label("Action").fill("registry.alias_added")
         await page.get_by_label("Action").press("Enter")
-        await expect(page.get_by_test_id("audit").locator("tbody tr").filter(has_text="production").first).to_contain_text("user:carol")
+        await expect(
+            page.get_by_test_id("audit").locator("tbody tr").filter(has_text="production").first
+        ).to_contain_text("user:carol")
         await screenshot(page, "audit-log.png", full_page=True)
 
         # A member moves an alias from the version page; production, now protected, is an admin's to move.
-        protected = await stack.graphql('mutation { protectAlias(registeredModel: "nature-classification", alias: "production") { name } }')
+        protected = await stack.graphql(
+            'mutation { protectAlias(registeredModel: "nature-classification", alias: "production") { name } }'
+        )
         assert "errors" not in protected, protected
         await page.get_by_role("button", name="Log out").click()
         await page.get_by_label("API key").fill(await stack.key("user:mia", role="member"))
@@ -276,11 +314,17 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await expect(card).to_contain_text("10 class scores, softmaxed")
         await expect(card.get_by_role("heading", name="Nature classification")).to_be_visible()
         await page.get_by_role("tab", name="Action history").click()
-        moved = page.get_by_test_id("history").locator("tbody tr").filter(has_text="staging").filter(has_text="user:mia")
+        moved = (
+            page.get_by_test_id("history").locator("tbody tr").filter(has_text="staging").filter(has_text="user:mia")
+        )
         await expect(moved).to_contain_text("set alias")
         await page.get_by_label("every action on the model").check()
-        await expect(page.get_by_test_id("history").locator("tbody tr").filter(has_text="changed the model card")
-                     .filter(has_text="user:mia")).to_have_count(1)
+        await expect(
+            page.get_by_test_id("history")
+            .locator("tbody tr")
+            .filter(has_text="changed the model card")
+            .filter(has_text="user:mia")
+        ).to_have_count(1)
         await page.get_by_role("link", name="nature-classification").first.click()
         await expect(rows.filter(has_text="v1")).to_contain_text("staging")
         await expect(rows.filter(has_text="v0")).not_to_contain_text("staging")

@@ -16,7 +16,9 @@ from support.training_repo import make_training_repo
 pytestmark = BROWSER_TEST_MARKS
 
 
-async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watches_the_job_finish(stack: Stack, tmp_path: Path) -> None:
+async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watches_the_job_finish(
+    stack: Stack, tmp_path: Path
+) -> None:
     from playwright.async_api import expect
 
     assert stack.client is not None
@@ -32,7 +34,9 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
     run_id = trained.stdout.split()[1]
     agent = subprocess.Popen(
         [sys.executable, "-m", "modelreg.services.cli", "agent", "--queue", "cpu", "--heartbeat", "0.5"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         async with open_browser(url + "/") as browser:

@@ -15,13 +15,25 @@ pytestmark = BROWSER_TEST_MARKS
 
 async def seed(stack: Stack) -> str:
     """prep-1 logs nature-images; sweep-000 ... sweep-059 train on it. Returns the dataset's id."""
-    await stack.graphql(START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "prep-1", "jobType": "preprocess"}})
-    logged = await stack.graphql(LOG_VERSION, {"input": version_input("nature-images", b"images", type_="dataset", runId="prep-1")})
+    await stack.graphql(
+        START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "prep-1", "jobType": "preprocess"}}
+    )
+    logged = await stack.graphql(
+        LOG_VERSION, {"input": version_input("nature-images", b"images", type_="dataset", runId="prep-1")}
+    )
     dataset = logged["data"]["logArtifactVersion"]["id"]
     for n in range(RUNS):
-        run = {"entity": "acme", "project": "nature", "runId": f"sweep-{n:03}", "name": f"trial {n}", "jobType": "train"}
+        run = {
+            "entity": "acme",
+            "project": "nature",
+            "runId": f"sweep-{n:03}",
+            "name": f"trial {n}",
+            "jobType": "train",
+        }
         started = await stack.graphql(START_RUN, {"input": run})
-        used = await stack.graphql(USE, {"input": {"artifactVersionId": dataset, "entity": "acme", "project": "nature", "runId": run["runId"]}})
+        used = await stack.graphql(
+            USE, {"input": {"artifactVersionId": dataset, "entity": "acme", "project": "nature", "runId": run["runId"]}}
+        )
         assert "errors" not in started and "errors" not in used, (started, used)
     return dataset
 
@@ -44,7 +56,9 @@ async def test_a_dataset_used_by_a_sweep_draws_a_cluster_whose_search_brings_a_r
         assert len([label for label in drawn if label.startswith("train: sweep-")]) == DRAWN, drawn
 
         # Click the cluster where it is drawn: its panel lists the runs not drawn, searchable.
-        x, y = await graph.evaluate(f"box => {{ const p = box.cy.getElementById({cluster_id!r}).renderedPosition(); return [p.x, p.y]; }}")
+        x, y = await graph.evaluate(
+            f"box => {{ const p = box.cy.getElementById({cluster_id!r}).renderedPosition(); return [p.x, p.y]; }}"
+        )
         box = await graph.bounding_box()
         assert box is not None
         await page.mouse.click(box["x"] + x, box["y"] + y)
@@ -71,7 +85,9 @@ async def test_a_dataset_used_by_a_sweep_draws_a_cluster_whose_search_brings_a_r
         await expect(clusters).to_contain_text(f"{RUNS - DRAWN - 1} more runs")
         nodes = page.get_by_test_id("lineage-nodes")
         await expect(nodes.locator("tbody tr").filter(has_text="train: sweep-050")).to_contain_text("1")
-        edge = await graph.evaluate(f"box => box.cy.getElementById('artifact:{dataset}->run:acme/nature/sweep-050').data('kind')")
+        edge = await graph.evaluate(
+            f"box => box.cy.getElementById('artifact:{dataset}->run:acme/nature/sweep-050').data('kind')"
+        )
         assert edge == "used"
         await screenshot(page, "lineage-cluster.png")
 

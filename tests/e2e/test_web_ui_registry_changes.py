@@ -86,7 +86,9 @@ async def test_members_link_tag_and_unlink_and_admins_protect_aliases_from_the_u
         await expect(admin_page.get_by_role("button", name="remove alias production")).to_be_visible()
 
         # A link the server refuses says why, next to the form: the member links to a model they only view.
-        granted = await stack.graphql('mutation { grantRole(principal: "user:mia", scope: "model:fraud-detector", role: "viewer") { role } }')
+        granted = await stack.graphql(
+            'mutation { grantRole(principal: "user:mia", scope: "model:fraud-detector", role: "viewer") { role } }'
+        )
         assert "errors" not in granted, granted
         await page.goto(f"{url}#/artifacts/{new_id}")
         link = page.get_by_test_id("link-form")
@@ -114,14 +116,27 @@ async def test_members_link_tag_and_unlink_and_admins_protect_aliases_from_the_u
     assert browser.problems == [], browser.problems
 
 
-
-async def test_a_versions_files_show_as_a_folder_tree_and_its_metadata_shows_the_runs_hyperparameters(stack: Stack) -> None:
+async def test_a_versions_files_show_as_a_folder_tree_and_its_metadata_shows_the_runs_hyperparameters(
+    stack: Stack,
+) -> None:
     from playwright.async_api import expect
 
     await demo_story(stack)
-    files = [file_entry("model/weights.bin", b"w" * 3000), file_entry("model/config.json", b"{}"), file_entry("README.md", b"# hi")]
-    logged = await stack.graphql(LOG_VERSION, {"input": {**version_input("classifier", b"", runId="train-1"), "files": files,
-                                                         "metadata": {"val_accuracy": 0.93}}})
+    files = [
+        file_entry("model/weights.bin", b"w" * 3000),
+        file_entry("model/config.json", b"{}"),
+        file_entry("README.md", b"# hi"),
+    ]
+    logged = await stack.graphql(
+        LOG_VERSION,
+        {
+            "input": {
+                **version_input("classifier", b"", runId="train-1"),
+                "files": files,
+                "metadata": {"val_accuracy": 0.93},
+            }
+        },
+    )
     version_id = logged["data"]["logArtifactVersion"]["id"]
     readme = files[2]["digest"]
     stored = await stack.client.put(f"/blobs/{readme}", data=b"# hi", headers=await stack.auth())

@@ -42,8 +42,14 @@ async def seed(stack: Stack) -> None:
         await ok(stack, FINISH, {"i": {**run, "state": "failed" if n == 7 else "finished", "summary": summary}})
     await ok(stack, 'mutation { createLaunchQueue(name: "cpu") { name } }')
     job = (await ok(stack, ENQUEUE))["enqueueJob"]["id"]
-    evaluation = {"entity": "acme", "project": "nature", "runId": "eval-7", "name": "Evaluate the candidate", "jobType": "evaluate",
-                  "environment": {"launch": {"job_id": job}}}
+    evaluation = {
+        "entity": "acme",
+        "project": "nature",
+        "runId": "eval-7",
+        "name": "Evaluate the candidate",
+        "jobType": "evaluate",
+        "environment": {"launch": {"job_id": job}},
+    }
     await ok(stack, START_RUN, {"input": evaluation})
     await ok(stack, START_RUN, {"input": {"entity": "acme", "project": "vision", "runId": "vit-1", "jobType": "train"}})
 
@@ -78,7 +84,9 @@ async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(s
         await expect(newest.locator(".badge")).to_have_text("running")
         await expect(newest.get_by_role("link", name="job")).to_contain_text("job ")  # the Launch job that started it
         await expect(newest).to_contain_text("cpu")
-        await expect(page.get_by_test_id("runs").locator("thead")).to_contain_text("accuracy")  # summary metrics as columns
+        await expect(page.get_by_test_id("runs").locator("thead")).to_contain_text(
+            "accuracy"
+        )  # summary metrics as columns
         await expect(rows.filter(has_text="sweep-21")).to_contain_text("0.905")
         await expect(page.locator(".live")).to_contain_text("live")
         await screenshot(page, "runs.png", full_page=True)
@@ -90,7 +98,9 @@ async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(s
         await expect(rows).to_have_count(PAGE)
 
         # A run started now appears at the top without a reload (the events subscription).
-        await ok(stack, START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "live-1", "jobType": "train"}})
+        await ok(
+            stack, START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "live-1", "jobType": "train"}}
+        )
         await expect(rows.first).to_contain_text("live-1")
         await expect(pager).to_have_text("page 1 · 27 runs")
 
@@ -99,7 +109,9 @@ async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(s
         await expect(rows).to_have_count(1)
         await expect(rows).to_contain_text("sweep-07")
         await page.get_by_label("State").select_option("")
-        await expect(page.get_by_label("Job type").locator("option")).to_have_text(["any", "evaluate", "preprocess", "sweep", "train"])
+        await expect(page.get_by_label("Job type").locator("option")).to_have_text(
+            ["any", "evaluate", "preprocess", "sweep", "train"]
+        )
         await page.get_by_label("Job type").select_option("sweep")
         await expect(pager).to_have_text("page 1 · 22 runs")
         await page.get_by_label("Job type").select_option("")

@@ -52,17 +52,33 @@ async def receiver_url() -> AsyncIterator[tuple[Receiver, Receiver, str]]:
 async def _linked_with_alias(stack: Stack, alias: str) -> str:
     logged = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"weights")})
     version_id = logged["data"]["logArtifactVersion"]["id"]
-    await stack.graphql(LINK, {"model": "nature-classification", "id": version_id, "aliases": [alias]}, actor="user:carol")
+    await stack.graphql(
+        LINK, {"model": "nature-classification", "id": version_id, "aliases": [alias]}, actor="user:carol"
+    )
     return version_id
 
 
-async def test_a_webhook_gets_a_signed_payload_filled_from_the_event(stack: Stack, receiver_url: tuple[Receiver, Receiver, str]) -> None:
+async def test_a_webhook_gets_a_signed_payload_filled_from_the_event(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
     ok, _, base = receiver_url
     action = {
-        "kind": "webhook", "url": f"{base}/ok", "allow_private_network": True,
-        "payload": {"event": "${event_type}", "by": "${actor}", "model": "${registered_model}", "alias": "${alias}", "version": "${artifact_ref}"},
+        "kind": "webhook",
+        "url": f"{base}/ok",
+        "allow_private_network": True,
+        "payload": {
+            "event": "${event_type}",
+            "by": "${actor}",
+            "model": "${registered_model}",
+            "alias": "${alias}",
+            "version": "${artifact_ref}",
+        },
     }
-    created = (await stack.graphql(CREATE, {"n": "tell ci", "t": {"event": "alias_added", "alias_pattern": "prod.*"}, "a": action}))["data"]
+    created = (
+        await stack.graphql(
+            CREATE, {"n": "tell ci", "t": {"event": "alias_added", "alias_pattern": "prod.*"}, "a": action}
+        )
+    )["data"]
     secret = created["createAutomation"]["webhookSecret"]
 
     await _linked_with_alias(stack, "staging")  # does not match the pattern
@@ -73,7 +89,10 @@ async def test_a_webhook_gets_a_signed_payload_filled_from_the_event(stack: Stac
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     assert headers["X-Modelreg-Signature"] == expected
     assert json.loads(body) == {
-        "event": "registry.alias_added", "by": "user:carol", "model": "nature-classification", "alias": "production",
+        "event": "registry.alias_added",
+        "by": "user:carol",
+        "model": "nature-classification",
+        "alias": "production",
         "version": "acme/nature/classifier:v0",
     }
 
@@ -86,7 +105,12 @@ async def test_a_failing_receiver_gets_retries_and_every_attempt_is_in_the_deliv
     stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
 ) -> None:
     _, flaky, base = receiver_url
-    action = {"kind": "webhook", "url": f"{base}/flaky", "allow_private_network": True, "payload": {"alias": "${alias}"}}
+    action = {
+        "kind": "webhook",
+        "url": f"{base}/flaky",
+        "allow_private_network": True,
+        "payload": {"alias": "${alias}"},
+    }
     created = (await stack.graphql(CREATE, {"n": "flaky", "t": {"event": "alias_added"}, "a": action}))["data"]
     automation_id = created["createAutomation"]["automation"]["id"]
 
@@ -106,20 +130,31 @@ async def test_a_webhook_to_a_private_address_needs_an_admin(stack: Stack) -> No
     member = await stack.key("user:mia", role="member")
     loopback = {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}
     refused = await stack.graphql(CREATE, {"n": "ssrf", "t": {"event": "alias_added"}, "a": loopback}, key=member)
-    allowed_by_member = await stack.graphql(CREATE, {"n": "ssrf", "t": {"event": "alias_added"}, "a": {**loopback, "allow_private_network": True}}, key=member)
+    allowed_by_member = await stack.graphql(
+        CREATE,
+        {"n": "ssrf", "t": {"event": "alias_added"}, "a": {**loopback, "allow_private_network": True}},
+        key=member,
+    )
 
-    assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT" and "private" in refused["errors"][0]["message"]
+    assert (
+        refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT" and "private" in refused["errors"][0]["message"]
+    )
     assert allowed_by_member["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
 START = 'mutation($r: String!) { startRun(input: {entity: "acme", project: "nature", runId: $r}) { runId } }'
 METRICS = 'mutation($r: String!, $rows: [MetricRowInput!]!) { logMetrics(entity: "acme", project: "nature", runId: $r, rows: $rows) }'
 FINISH = 'mutation($r: String!, $s: String!) { finishRun(input: {entity: "acme", project: "nature", runId: $r, state: $s}) { state } }'
-FIRINGS = 'query($id: ID!) { automation(id: $id) { firings { status detail variables } } }'
+FIRINGS = "query($id: ID!) { automation(id: $id) { firings { status detail variables } } }"
 
 
 async def _automation(stack: Stack, base: str, trigger: dict, cooldown: float = 0) -> str:
-    action = {"kind": "webhook", "url": f"{base}/ok", "allow_private_network": True, "payload": {"run": "${run_id}", "event": "${event_type}"}}
+    action = {
+        "kind": "webhook",
+        "url": f"{base}/ok",
+        "allow_private_network": True,
+        "payload": {"run": "${run_id}", "event": "${event_type}"},
+    }
     query = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!, $c: Float) {
       createAutomation(name: $n, trigger: $t, action: $a, cooldownS: $c) { automation { id } } }"""
     created = await stack.graphql(query, {"n": trigger["event"], "t": trigger, "a": action, "c": cooldown})
@@ -135,7 +170,11 @@ async def test_a_metric_crossing_a_threshold_and_a_failed_run_fire_their_automat
     stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
 ) -> None:
     ok, _, base = receiver_url
-    threshold = await _automation(stack, base, {"event": "metric_threshold", "project": "nature", "metric": "accuracy", "op": ">=", "threshold": 0.9})
+    threshold = await _automation(
+        stack,
+        base,
+        {"event": "metric_threshold", "project": "nature", "metric": "accuracy", "op": ">=", "threshold": 0.9},
+    )
     failed = await _automation(stack, base, {"event": "run_finished", "run_state": "failed"})
     await stack.graphql(START, {"r": "r1"})
     await stack.graphql(START, {"r": "r2"})

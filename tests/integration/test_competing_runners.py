@@ -27,7 +27,11 @@ def runs_in_partition(partition: int, count: int, partitions: int = 2) -> list[E
     while len(found) < count:
         stream = run_stream("acme", "p", f"r{i}")
         if zlib.crc32(stream.encode()) % partitions == partition:
-            found.append(Envelope.new(RunStarted(entity="acme", project="p", run_id=f"r{i}"), stream=stream, actor=ALICE, occurred_at=T0))
+            found.append(
+                Envelope.new(
+                    RunStarted(entity="acme", project="p", run_id=f"r{i}"), stream=stream, actor=ALICE, occurred_at=T0
+                )
+            )
         i += 1
     return found
 
@@ -71,12 +75,30 @@ async def test_a_stream_parked_by_one_runner_is_parked_for_the_others_too(pool: 
     a, b = AliasesFailingUntilFixed(), AliasesFailingUntilFixed()
     runner_a, runner_b = ProjectionRunner(a, log, pool), ProjectionRunner(b, log, pool)
     await runner_a.open()
-    await log.append([Envelope.new(AliasAdded(registered_model="m", artifact_version_id=version, alias="prod"), stream=stream, actor=ALICE, occurred_at=T0)])
+    await log.append(
+        [
+            Envelope.new(
+                AliasAdded(registered_model="m", artifact_version_id=version, alias="prod"),
+                stream=stream,
+                actor=ALICE,
+                occurred_at=T0,
+            )
+        ]
+    )
     await runner_a.step()  # the add fails: stream parked
     a.broken = b.broken = False
 
     # The partition moves to runner b (a rebalance), which knows nothing of a's memory.
-    await log.append([Envelope.new(AliasRemoved(registered_model="m", artifact_version_id=version, alias="prod"), stream=stream, actor=ALICE, occurred_at=T0)])
+    await log.append(
+        [
+            Envelope.new(
+                AliasRemoved(registered_model="m", artifact_version_id=version, alias="prod"),
+                stream=stream,
+                actor=ALICE,
+                occurred_at=T0,
+            )
+        ]
+    )
     await runner_b.open()
     while await runner_b.step():
         pass

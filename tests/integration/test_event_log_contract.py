@@ -66,7 +66,9 @@ async def assert_a_tailing_reader_sees_every_event_once_in_stream_order(
     assert all(numbers == sorted(numbers) for numbers in by_stream.values())
 
 
-async def test_concurrent_appenders_and_a_tailing_reader_lose_nothing_and_keep_stream_order(event_log: EventLog) -> None:
+async def test_concurrent_appenders_and_a_tailing_reader_lose_nothing_and_keep_stream_order(
+    event_log: EventLog,
+) -> None:
     await assert_a_tailing_reader_sees_every_event_once_in_stream_order(event_log, writers=8, per_writer=500)
 
 

@@ -49,15 +49,30 @@ async def test_a_service_with_its_own_group_prints_every_event_and_flags_message
     version_id = uuid.uuid4()
     alice = Actor(kind="user", id="alice")
     model = registered_model_stream("nature-classification")
-    started = Envelope.new(RunStarted(entity="acme", project="nature", run_id="train-1"), stream=run_stream("acme", "nature", "train-1"), actor=alice)
-    linked = Envelope.new(VersionLinked(registered_model="nature-classification", artifact_version_id=version_id), stream=model, actor=alice)
+    started = Envelope.new(
+        RunStarted(entity="acme", project="nature", run_id="train-1"),
+        stream=run_stream("acme", "nature", "train-1"),
+        actor=alice,
+    )
+    linked = Envelope.new(
+        VersionLinked(registered_model="nature-classification", artifact_version_id=version_id),
+        stream=model,
+        actor=alice,
+    )
     moved = Envelope.new(
-        AliasAdded(registered_model="nature-classification", artifact_version_id=version_id, alias="production"), stream=model, actor=alice
+        AliasAdded(registered_model="nature-classification", artifact_version_id=version_id, alias="production"),
+        stream=model,
+        actor=alice,
     )
     await event_log.append([started, linked, moved])
     foreign = [
         LogRecord(LogPosition(settings.topic, 0, 0), b"registered_model:x", b"{not json", ()),
-        LogRecord(LogPosition(settings.topic, 0, 0), b"registered_model:x", linked.model_dump_json().replace('"registered_model"', '"model"').encode(), ()),
+        LogRecord(
+            LogPosition(settings.topic, 0, 0),
+            b"registered_model:x",
+            linked.model_dump_json().replace('"registered_model"', '"model"').encode(),
+            (),
+        ),
     ]
     await event_log.append_raw(foreign)
 
@@ -65,8 +80,14 @@ async def test_a_service_with_its_own_group_prints_every_event_and_flags_message
 
     assert len(lines) == 5
     printed = {line.split(" ", 1)[1] for line in lines}
-    assert f"runs.run_started v1 run:acme/nature/train-1 by user:alice at {started.occurred_at.isoformat()} id={started.id}" in printed
-    assert f"registry.version_linked v1 {model} by user:alice at {linked.occurred_at.isoformat()} id={linked.id}" in printed
+    assert (
+        f"runs.run_started v1 run:acme/nature/train-1 by user:alice at {started.occurred_at.isoformat()} id={started.id}"
+        in printed
+    )
+    assert (
+        f"registry.version_linked v1 {model} by user:alice at {linked.occurred_at.isoformat()} id={linked.id}"
+        in printed
+    )
     assert "INVALID not JSON" in printed
     (wrong_field,) = [line for line in printed if line.startswith("INVALID registry.version_linked")]
     assert "model" in wrong_field
@@ -76,7 +97,11 @@ async def test_a_service_with_its_own_group_prints_every_event_and_flags_message
     assert len({line.split(" ")[0].rsplit("/", 2)[1] for line in ours}) == 1
 
     # The group committed what it handled: run again, and it sees only what is new.
-    again = Envelope.new(RunStarted(entity="acme", project="nature", run_id="train-2"), stream=run_stream("acme", "nature", "train-2"), actor=alice)
+    again = Envelope.new(
+        RunStarted(entity="acme", project="nature", run_id="train-2"),
+        stream=run_stream("acme", "nature", "train-2"),
+        actor=alice,
+    )
     await event_log.append([again])
     (line,) = await run_example(repo_root, settings, schemas, "reporting-service", max_events=1)
     assert f"id={again.id}" in line

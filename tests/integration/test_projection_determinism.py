@@ -7,7 +7,8 @@ import random
 import zlib
 
 import asyncpg
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from support.history import registry_history
 from support.tables import dump
 

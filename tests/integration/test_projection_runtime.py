@@ -17,14 +17,13 @@ from support.tables import dump, positions
 from support.waiting import wait_until
 
 from modelreg.events.envelope import Envelope
-from modelreg.events.log import EventLog, LogPosition
-from modelreg.events.log import LogRecord
+from modelreg.events.log import EventLog, LogPosition, LogRecord
 from modelreg.events.runs import RunStarted
+from modelreg.projections.migrations import migrate
 from modelreg.projections.projection import Statement, handles
 from modelreg.projections.registry import RegistryProjection
 from modelreg.projections.runtime import ProjectionRunner
-from modelreg.projections.migrations import migrate
-from modelreg.services.database import create_pool
+from modelreg.services.infra.database import create_pool
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations
 from modelreg.services.rebuild import rebuild
 from modelreg.services.settings import Settings
@@ -92,7 +91,9 @@ async def test_a_malformed_message_from_a_foreign_producer_is_dead_lettered_and_
         await wait_until(lambda: caught_up(settings.database_url, event_log))
 
     assert runner.stats.applied == 40
-    row = await pool.fetchrow('SELECT reason, value FROM dead_letters WHERE "offset" = $1 AND partition = $2', poison.offset, poison.partition)
+    row = await pool.fetchrow(
+        'SELECT reason, value FROM dead_letters WHERE "offset" = $1 AND partition = $2', poison.offset, poison.partition
+    )
     assert "not JSON" in row["reason"]
     ((dead, reason),) = await event_log.dead_lettered()
     assert (dead.position.partition, dead.position.offset) == (poison.partition, poison.offset)
@@ -128,7 +129,9 @@ async def test_an_event_that_fails_to_apply_parks_its_stream_and_other_streams_g
 
         parked = await pool.fetch("SELECT stream, error FROM parked_streams")
         assert [(r["stream"], "division by zero" in r["error"]) for r in parked] == [(bad_stream, True)]
-        assert await pool.fetchval("SELECT count(*) FROM parked_events WHERE stream = $1", bad_stream) == len(bad_events)
+        assert await pool.fetchval("SELECT count(*) FROM parked_events WHERE stream = $1", bad_stream) == len(
+            bad_events
+        )
         assert await pool.fetchval("SELECT count(*) FROM runs WHERE run_id = 'run-1'") == 0
         others = {e.payload.run_id for e in history if isinstance(e.payload, RunStarted)} - {"run-1"}
         assert await pool.fetchval("SELECT count(*) FROM runs") == len(others)
@@ -139,7 +142,9 @@ async def test_an_event_that_fails_to_apply_parks_its_stream_and_other_streams_g
     assert await pool.fetchval("SELECT count(*) FROM parked_streams") == 0
     assert await pool.fetchval("SELECT count(*) FROM runs WHERE run_id = 'run-1'") == 1
     clean = await _replayed_from_scratch(settings, event_log)
-    assert await dump(settings.database_url, RegistryProjection.tables) == {t: clean[t] for t in RegistryProjection.tables}
+    assert await dump(settings.database_url, RegistryProjection.tables) == {
+        t: clean[t] for t in RegistryProjection.tables
+    }
 
 
 async def _replayed_from_scratch(settings: Settings, event_log: EventLog) -> dict:

@@ -152,7 +152,10 @@ async def test_a_skip_read_after_the_failing_event_releases_the_stream_without_i
     assert await pool.fetchval("SELECT count(*) FROM parked_events") == 0
     skipped = await pool.fetchrow("SELECT event_id, stream, reason, skipped_by FROM skipped_events")
     assert dict(skipped) == {
-        "event_id": POISONED.id, "stream": POISONED.stream, "reason": REASON, "skipped_by": "user:admin"
+        "event_id": POISONED.id,
+        "stream": POISONED.stream,
+        "reason": REASON,
+        "skipped_by": "user:admin",
     }
     assert runner.stats.skipped == 1
 

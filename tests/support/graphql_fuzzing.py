@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-import graphql
 import hypothesis
 import requests
 import schemathesis
 from hypothesis import strategies as st
 from schemathesis.graphql import nodes
+
+import graphql
 
 REQUEST_TIMEOUT_S = 30
 
@@ -54,7 +55,7 @@ _GENERIC = st.recursive(
     ),
     max_leaves=12,
 )
-_DATETIME = st.one_of(st.datetimes(timezones=st.just(timezone.utc)).map(datetime.isoformat), st.text())
+_DATETIME = st.one_of(st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat), st.text())
 _DATETIME_NODE = _DATETIME.map(nodes.String)
 _BIGINT = st.integers(-(2**80), 2**80).map(nodes.Int)
 

@@ -58,7 +58,10 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
         if roll < 0.08 or not run_ids:
             run_id = f"run-{len(run_ids)}"
             run_ids.append(run_id)
-            add(RunStarted(entity=ENTITY, project=PROJECT, run_id=run_id, config={"lr": rng.random()}), run_stream(ENTITY, PROJECT, run_id))
+            add(
+                RunStarted(entity=ENTITY, project=PROJECT, run_id=run_id, config={"lr": rng.random()}),
+                run_stream(ENTITY, PROJECT, run_id),
+            )
         elif roll < 0.45:
             name = f"collection-{rng.randrange(collections)}"
             version_id = uuid7()
@@ -80,11 +83,19 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
             version_id = rng.choice(versions)
             name = collection_of[version_id]
             kind = ArtifactVersionTagged if rng.random() < 0.7 else ArtifactVersionUntagged
-            payload = kind(artifact_version_id=version_id, entity=ENTITY, project=PROJECT, name=name, tag=rng.choice(["golden", "validated"]))
+            payload = kind(
+                artifact_version_id=version_id,
+                entity=ENTITY,
+                project=PROJECT,
+                name=name,
+                tag=rng.choice(["golden", "validated"]),
+            )
             add(payload, artifact_stream(ENTITY, PROJECT, name))
         elif roll < 0.55 and versions:
             run_id = rng.choice(run_ids)
-            payload = ArtifactVersionUsed(artifact_version_id=rng.choice(versions), entity=ENTITY, project=PROJECT, run_id=run_id)
+            payload = ArtifactVersionUsed(
+                artifact_version_id=rng.choice(versions), entity=ENTITY, project=PROJECT, run_id=run_id
+            )
             add(payload, run_stream(ENTITY, PROJECT, run_id))
         elif roll < 0.65 and versions:
             model = f"model-{rng.randrange(models)}"
@@ -98,7 +109,9 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
             add(payload, registered_model_stream(model))
         elif roll < 0.85 and linked:
             model = rng.choice(sorted(linked))
-            payload = AliasRemoved(registered_model=model, artifact_version_id=rng.choice(linked[model]), alias="staging")
+            payload = AliasRemoved(
+                registered_model=model, artifact_version_id=rng.choice(linked[model]), alias="staging"
+            )
             add(payload, registered_model_stream(model))
         elif roll < 0.88 and linked:
             model = rng.choice(sorted(linked))
@@ -118,9 +131,17 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
                 add(VersionUnlinked(registered_model=model, artifact_version_id=version_id), stream)
         elif roll < 0.95:
             run_id = rng.choice(run_ids)
-            rows = tuple(MetricRow(step=rng.randrange(100), values={"loss": rng.random(), "acc": rng.random()}) for _ in range(3))
-            add(MetricsLogged(entity=ENTITY, project=PROJECT, run_id=run_id, rows=rows), run_stream(ENTITY, PROJECT, run_id))
+            rows = tuple(
+                MetricRow(step=rng.randrange(100), values={"loss": rng.random(), "acc": rng.random()}) for _ in range(3)
+            )
+            add(
+                MetricsLogged(entity=ENTITY, project=PROJECT, run_id=run_id, rows=rows),
+                run_stream(ENTITY, PROJECT, run_id),
+            )
         else:
             run_id = rng.choice(run_ids)
-            add(RunFinished(entity=ENTITY, project=PROJECT, run_id=run_id, state="finished"), run_stream(ENTITY, PROJECT, run_id))
+            add(
+                RunFinished(entity=ENTITY, project=PROJECT, run_id=run_id, state="finished"),
+                run_stream(ENTITY, PROJECT, run_id),
+            )
     return events[:n]

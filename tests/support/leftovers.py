@@ -59,7 +59,6 @@ def stop_children(timeout_s: float = 20) -> list[str]:
     return named
 
 
-
 def _is_resource_tracker(process: psutil.Process) -> bool:
     with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
         return "multiprocessing.resource_tracker" in " ".join(process.cmdline())

@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+
+from modelreg.services.http.api import SOCKETS, TAILS
 from support.stack import Stack
 from support.waiting import wait_until
-
-from modelreg.services.api import SOCKETS, TAILS
 
 PROTOCOL = "graphql-transport-ws"
 
@@ -30,7 +30,9 @@ class GraphQLSocket:
         return await self.receive()
 
     async def subscribe(self, operation_id: str, query: str, variables: dict[str, Any] | None = None) -> None:
-        await self.send({"id": operation_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}})
+        await self.send(
+            {"id": operation_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}}
+        )
 
     async def receive(self, timeout_s: float = 60.0) -> dict[str, Any]:
         """The next protocol message, or {"type": "closed", "code": ...} when the server closed the socket."""
@@ -92,6 +94,8 @@ async def sends_block(stack: Stack) -> None:
 
     async def blocked() -> bool:
         # aiohttp does not expose a websocket's transport; its request's is the one.
-        return any((transport := ws._req and ws._req.transport) and transport.get_write_buffer_size() > 0 for ws in sockets)  # type: ignore[union-attr]
+        return any(
+            (transport := ws._req and ws._req.transport) and transport.get_write_buffer_size() > 0 for ws in sockets
+        )  # type: ignore[union-attr]
 
     await wait_until(blocked, timeout_s=60)

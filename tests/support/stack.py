@@ -9,13 +9,13 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from modelreg.services.access import service_caller
-from modelreg.services.api import APP, create_app
-from modelreg.services.blob_routes import BLOBS
-from modelreg.services.commands import IssueApiKey
+from modelreg.services.commands.access import service_caller
+from modelreg.services.commands.commands import IssueApiKey
+from modelreg.services.http.api import APP, create_app
+from modelreg.services.http.blob_routes import BLOBS
 from modelreg.services.projector import run_projector
-from modelreg.services.triggers import run_triggers
 from modelreg.services.settings import Settings
+from modelreg.services.triggers import run_triggers
 
 
 class Stack:
@@ -69,11 +69,10 @@ class Stack:
 
     async def projected(self) -> None:
         """Wait until every projection has applied the whole log (after an import, say)."""
+        from modelreg.services.infra.event_log import event_log_for
+        from modelreg.services.projections_catalog import PROJECTIONS
         from support.tables import positions
         from support.waiting import wait_until
-
-        from modelreg.services.event_log import event_log_for
-        from modelreg.services.projections_catalog import PROJECTIONS
 
         log = event_log_for(self.settings)
         await log.start()

@@ -53,21 +53,36 @@ def version_input(name: str, content: bytes, *, type_: str = "model", **extra: o
     }
 
 
-async def demo_story(stack: "Stack") -> None:  # type: ignore[name-defined]  # noqa: F821
+async def demo_story(stack: Stack) -> None:  # type: ignore[name-defined]  # noqa: F821
     """The demo, small: a preprocessing run logs a dataset; two training runs log models; links and alias moves."""
-    await stack.graphql(START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "prep-1", "jobType": "preprocess"}})
-    await stack.graphql(LOG_VERSION, {"input": version_input("nature-images", b"images", type_="dataset", runId="prep-1")})
+    await stack.graphql(
+        START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "prep-1", "jobType": "preprocess"}}
+    )
+    await stack.graphql(
+        LOG_VERSION, {"input": version_input("nature-images", b"images", type_="dataset", runId="prep-1")}
+    )
     ids = []
-    dataset = (await stack.graphql('{ artifactVersion(ref: "acme/nature/nature-images:latest") { id } }'))["data"]["artifactVersion"]
+    dataset = (await stack.graphql('{ artifactVersion(ref: "acme/nature/nature-images:latest") { id } }'))["data"][
+        "artifactVersion"
+    ]
     for n, weights in enumerate([b"model-a", b"model-b"]):
         run_id = f"train-{n}"
-        await stack.graphql(START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": run_id, "config": {"lr": 0.1 / (n + 1)}}})
-        await stack.graphql(USE, {"input": {"artifactVersionId": dataset["id"], "entity": "acme", "project": "nature", "runId": run_id}})
+        await stack.graphql(
+            START_RUN,
+            {"input": {"entity": "acme", "project": "nature", "runId": run_id, "config": {"lr": 0.1 / (n + 1)}}},
+        )
+        await stack.graphql(
+            USE, {"input": {"artifactVersionId": dataset["id"], "entity": "acme", "project": "nature", "runId": run_id}}
+        )
         logged = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", weights, runId=run_id)})
         ids.append(logged["data"]["logArtifactVersion"]["id"])
-    await stack.graphql(LINK, {"model": "nature-classification", "id": ids[0], "aliases": ["staging"]}, actor="user:bob")
+    await stack.graphql(
+        LINK, {"model": "nature-classification", "id": ids[0], "aliases": ["staging"]}, actor="user:bob"
+    )
     await stack.graphql(LINK, {"model": "nature-classification", "id": ids[1]}, actor="user:bob")
-    await stack.graphql(ADD_ALIAS, {"model": "nature-classification", "id": ids[1], "alias": "production"}, actor="user:carol")
+    await stack.graphql(
+        ADD_ALIAS, {"model": "nature-classification", "id": ids[1], "alias": "production"}, actor="user:carol"
+    )
 
 
 ANSWERS = """{
@@ -83,7 +98,7 @@ ANSWERS = """{
 }"""
 
 
-async def registry_answers(stack: "Stack") -> dict:  # type: ignore[name-defined]  # noqa: F821
+async def registry_answers(stack: Stack) -> dict:  # type: ignore[name-defined]  # noqa: F821
     answer = await stack.graphql(ANSWERS)
     assert "errors" not in answer, answer
     return answer["data"]

@@ -14,7 +14,7 @@ async def dump(dsn: str, tables: Iterable[str]) -> dict[str, list[tuple[Any, ...
         result = {}
         for table in tables:
             rows = await conn.fetch(f"SELECT * FROM {table}")
-            result[table] = sorted((tuple(str(v) for v in row.values()) for row in rows))
+            result[table] = sorted(tuple(str(v) for v in row.values()) for row in rows)
         return result
     finally:
         await conn.close()

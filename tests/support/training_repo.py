@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-TRAIN = '''
+TRAIN = """
 import json, sys
 import numpy as np
 import modelreg
@@ -32,9 +32,9 @@ with modelreg.init(project="nature", job_type="train", config=defaults) as run:
     if run.config.registered_model:
         run.link_artifact(model, run.config.registered_model, aliases=[run.config.alias])
     print("trained", run.id, "accuracy", round(accuracy, 4))
-'''
+"""
 
-EVALUATE = '''
+EVALUATE = """
 import modelreg
 
 with modelreg.init(project="nature", job_type="evaluation", config={"candidate": None, "registered_model": "fresh-model"}) as run:
@@ -48,16 +48,16 @@ with modelreg.init(project="nature", job_type="evaluation", config={"candidate":
     if score > best:
         run.link_artifact(candidate, run.config.registered_model, aliases=["production"])
         print("promoted to production")
-'''
+"""
 
-RECORD = '''
+RECORD = """
 import json, os, sys, time
 config = json.loads(os.environ.get("MODELREG_CONFIG_OVERRIDES") or "{}")
 time.sleep(float(config.get("sleep", 0)))
 with open(config["ledger"], "a") as ledger:
     ledger.write(os.environ["MODELREG_LAUNCH_JOB_ID"] + "\\n")
 print("recorded", os.environ["MODELREG_LAUNCH_JOB_ID"])
-'''
+"""
 
 
 def make_training_repo(folder: Path) -> tuple[str, str]:
@@ -70,5 +70,7 @@ def make_training_repo(folder: Path) -> tuple[str, str]:
     subprocess.run([*git, "add", "."], cwd=folder, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "training code"], cwd=folder, check=True)
     subprocess.run(["git", "remote", "add", "origin", str(folder)], cwd=folder, check=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, check=True, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=folder, check=True, capture_output=True, text=True
+    ).stdout.strip()
     return str(folder), commit

@@ -6,7 +6,7 @@ import pytest
 
 from modelreg.errors import PermissionDenied
 from modelreg.events.envelope import Actor
-from modelreg.services.access import (
+from modelreg.services.commands.access import (
     Caller,
     automation_scopes,
     entity_scopes,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from graphene.validation import depth_limit_validator
-from graphql import get_introspection_query
 from graphql.language import Lexer, Source, TokenKind
 from graphql_server.exceptions import GraphQLValidationError
 from support.hostile_documents import cyclic_fragments, many_aliases
 
+from graphql import get_introspection_query
 from modelreg.graphql.cost import cost_limit_validator
 from modelreg.graphql.documents import MAX_TOKENS, ValidatedDocuments
 from modelreg.graphql.schema import build_schema
@@ -85,7 +85,9 @@ def test_an_unknown_fragment_gets_the_standard_message() -> None:
         ("{ viewer { " + "id " * 50 + "} }", "'id' is asked for 50 times in one selection set, over the limit of 3"),
         ("{ viewer { " + "... on Principal { id } " * 150 + "} }", "holds 300 selections, over the limit"),
         (
-            "{ viewer { " + " ".join(f"...F{i}" for i in range(12)) + " } } "
+            "{ viewer { "
+            + " ".join(f"...F{i}" for i in range(12))
+            + " } } "
             + " ".join(f"fragment F{i} on Principal {{ id }}" for i in range(12)),
             "a selection set spreads 12 fragments, over the limit of 10",
         ),

@@ -83,7 +83,9 @@ def test_an_old_schema_version_is_upcast_when_read(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setitem(catalog.EVENT_TYPES, RunStarted.type, RunStartedV2)
     monkeypatch.setitem(catalog.UPCASTERS, (RunStarted.type, 1), lambda p: {**p, "owner": "unknown"})
-    v1 = Envelope.new(RunStarted(entity="acme", project="nature", run_id="r1"), stream="run:acme/nature/r1", actor=ALICE)
+    v1 = Envelope.new(
+        RunStarted(entity="acme", project="nature", run_id="r1"), stream="run:acme/nature/r1", actor=ALICE
+    )
 
     upcast = decode(encode(v1))
 

@@ -12,7 +12,7 @@ from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.events.filters import EventFilter
 from modelreg.events.registry import AliasAdded, VersionLinked, registered_model_stream
 from modelreg.events.runs import RunStarted, run_stream
-from modelreg.services.graphql_websocket import api_key_of_connection
+from modelreg.services.http.graphql_websocket import api_key_of_connection
 
 ALICE = Actor(kind="user", id="alice")
 VERSION = uuid.uuid4()
@@ -22,12 +22,20 @@ def _event(payload: Event, stream: str) -> Envelope:
     return Envelope.new(payload, stream=stream, actor=ALICE)
 
 
-LINKED = _event(VersionLinked(registered_model="nature", artifact_version_id=VERSION), registered_model_stream("nature"))
-MOVED = _event(AliasAdded(registered_model="nature", artifact_version_id=VERSION, alias="production"), registered_model_stream("nature"))
-ELSEWHERE = _event(VersionLinked(registered_model="other", artifact_version_id=VERSION), registered_model_stream("other"))
+LINKED = _event(
+    VersionLinked(registered_model="nature", artifact_version_id=VERSION), registered_model_stream("nature")
+)
+MOVED = _event(
+    AliasAdded(registered_model="nature", artifact_version_id=VERSION, alias="production"),
+    registered_model_stream("nature"),
+)
+ELSEWHERE = _event(
+    VersionLinked(registered_model="other", artifact_version_id=VERSION), registered_model_stream("other")
+)
 STARTED = _event(RunStarted(entity="acme", project="nature", run_id="r1"), run_stream("acme", "nature", "r1"))
 USED = _event(
-    ArtifactVersionUsed(artifact_version_id=VERSION, entity="globex", project="p", run_id="r2"), artifact_stream("globex", "p", "data")
+    ArtifactVersionUsed(artifact_version_id=VERSION, entity="globex", project="p", run_id="r2"),
+    artifact_stream("globex", "p", "data"),
 )
 ALL = [LINKED, MOVED, ELSEWHERE, STARTED, USED]
 

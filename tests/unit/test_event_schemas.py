@@ -22,7 +22,9 @@ from modelreg.services.cli import main
 def test_the_export_command_writes_one_schema_per_event_type(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["schemas", "export", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{t}.v{c.version}.json" for t, c in EVENT_TYPES.items())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{t}.v{c.version}.json" for t, c in EVENT_TYPES.items()
+    )
 
 
 def identity_events() -> list[Envelope]:
@@ -32,7 +34,9 @@ def identity_events() -> list[Envelope]:
     bob = Actor(kind="user", id="bob")
     granted = RoleGranted(principal=bob, scope="model:nature-classification", role="admin")
     taken_back = RoleRevoked(principal=bob, scope="model:nature-classification")
-    return [Envelope.new(p, stream=principal_stream(admin), actor=admin) for p in (issued, revoked, granted, taken_back)]
+    return [
+        Envelope.new(p, stream=principal_stream(admin), actor=admin) for p in (issued, revoked, granted, taken_back)
+    ]
 
 
 def launch_and_automation_events() -> list[Envelope]:
@@ -67,10 +71,19 @@ def launch_and_automation_events() -> list[Envelope]:
 
     ci = Actor(kind="service", id="ci")
     job, automation, event = uuid4(), uuid4(), uuid4()
-    source = JobSource(kind="git", git_remote="https://example.com/r.git", git_commit="abc1234", entry_point=("python", "train.py"))
+    source = JobSource(
+        kind="git", git_remote="https://example.com/r.git", git_commit="abc1234", entry_point=("python", "train.py")
+    )
     on_job = [
-        JobEnqueued(job_id=job, queue="cpu", entity="acme", project="nature", source=source, config={"lr": 0.1},
-                    triggered_by=Trigger(automation_id=automation, event_id=event, event_type="registry.alias_added")),
+        JobEnqueued(
+            job_id=job,
+            queue="cpu",
+            entity="acme",
+            project="nature",
+            source=source,
+            config={"lr": 0.1},
+            triggered_by=Trigger(automation_id=automation, event_id=event, event_type="registry.alias_added"),
+        ),
         JobClaimed(job_id=job, agent_id="a1", attempt=1),
         JobStarted(job_id=job, attempt=1, agent_id="a1", pid=42),
         JobOutputCaptured(job_id=job, attempt=1, stream="stdout", text="epoch 1\n"),
@@ -80,11 +93,29 @@ def launch_and_automation_events() -> list[Envelope]:
     ]
     action = LaunchAction(queue="cpu", entity="acme", project="nature", source=source)
     on_automation = [
-        AutomationCreated(automation_id=automation, name="retrain", trigger=TriggerSpec(event="artifact_version_logged"), action=action),
+        AutomationCreated(
+            automation_id=automation,
+            name="retrain",
+            trigger=TriggerSpec(event="artifact_version_logged"),
+            action=action,
+        ),
         AutomationDisabled(automation_id=automation),
         AutomationEnabled(automation_id=automation),
-        AutomationFired(automation_id=automation, event_id=event, event_type="artifacts.version_logged", outcome="enqueued", job_id=job),
-        WebhookAttempted(automation_id=automation, event_id=event, attempt=1, url="https://example.com/hook", status_code=500, duration_ms=3.0),
+        AutomationFired(
+            automation_id=automation,
+            event_id=event,
+            event_type="artifacts.version_logged",
+            outcome="enqueued",
+            job_id=job,
+        ),
+        WebhookAttempted(
+            automation_id=automation,
+            event_id=event,
+            attempt=1,
+            url="https://example.com/hook",
+            status_code=500,
+            duration_ms=3.0,
+        ),
     ]
     return [
         Envelope.new(QueueCreated(queue="cpu", resource="local-process"), stream=queue_stream("cpu"), actor=ci),
@@ -133,7 +164,10 @@ def test_exported_schemas_validate_real_serialized_events_and_reject_others(tmp_
 def test_an_offline_runs_claimed_time_travels_beside_the_servers_and_online_events_are_written_as_before() -> None:
     claimed, online = offline_events()
     wire = orjson.loads(encode(claimed))
-    assert wire["recorded_offline_at"] == "2026-11-02T08:00:00+00:00" and wire["occurred_at"] != wire["recorded_offline_at"]
+    assert (
+        wire["recorded_offline_at"] == "2026-11-02T08:00:00+00:00"
+        and wire["occurred_at"] != wire["recorded_offline_at"]
+    )
     assert decode(encode(claimed)) == claimed
     # No field where there is no claim: a consumer's schemas from before it still accept online events.
     assert "recorded_offline_at" not in orjson.loads(encode(online))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from graphene.validation import depth_limit_validator
-from graphql import parse
 from graphql.utilities import TypeInfo
 from graphql.validation import ValidationContext
 from graphql_server.exceptions import GraphQLValidationError
 
+from graphql import parse
 from modelreg.graphql.cost import QueryCost, cost_limit_validator
 from modelreg.graphql.documents import ValidatedDocuments
 from modelreg.graphql.schema import build_schema
@@ -31,7 +31,10 @@ def test_a_document_deeper_than_the_limit_is_refused() -> None:
 
 def test_the_standard_rules_still_apply_next_to_ours() -> None:
     documents = ValidatedDocuments(SCHEMA, (depth_limit_validator(max_depth=10),))
-    for bad, reason in [('{ registeredModel(name: "m") { nope } }', "Cannot query field 'nope'"), ("{ x(", "Syntax Error")]:
+    for bad, reason in [
+        ('{ registeredModel(name: "m") { nope } }', "Cannot query field 'nope'"),
+        ("{ x(", "Syntax Error"),
+    ]:
         with pytest.raises(GraphQLValidationError) as refused:
             documents.get(bad)
         assert reason in str(refused.value.errors[0])
@@ -51,20 +54,27 @@ def test_a_page_counts_its_items_by_its_size() -> None:
 
 def test_a_page_size_left_out_counts_as_the_default_and_a_variable_as_the_largest_page() -> None:
     by_default = _cost_of('{ registeredModel(name: "m") { versions { items { version } } } }')
-    by_variable = _cost_of('query($n: Int) { registeredModel(name: "m") { versions(first: $n) { items { version } } } }')
+    by_variable = _cost_of(
+        'query($n: Int) { registeredModel(name: "m") { versions(first: $n) { items { version } } } }'
+    )
     assert by_default < by_variable
-    assert _cost_of('query($n: Int = 50) { registeredModel(name: "m") { versions(first: $n) { items { version } } } }') == by_default
+    assert (
+        _cost_of('query($n: Int = 50) { registeredModel(name: "m") { versions(first: $n) { items { version } } } }')
+        == by_default
+    )
 
 
 def test_nested_pages_over_the_cost_limit_are_refused_with_advice() -> None:
     documents = ValidatedDocuments(SCHEMA, (cost_limit_validator(50_000, 500),))
-    greedy = (
-        "{ registeredModels(first: 500) { items { versions(first: 500) { items { artifactVersion { files { path } } } } } } }"
-    )
+    greedy = "{ registeredModels(first: 500) { items { versions(first: 500) { items { artifactVersion { files { path } } } } } } }"
     with pytest.raises(GraphQLValidationError) as refused:
         documents.get(greedy)
-    assert "over the limit of 50,000" in str(refused.value.errors[0]) and "smaller pages" in str(refused.value.errors[0])
-    documents.get('{ registeredModels(first: 50) { items { name versions(first: 50) { items { version aliases } } } } }')
+    assert "over the limit of 50,000" in str(refused.value.errors[0]) and "smaller pages" in str(
+        refused.value.errors[0]
+    )
+    documents.get(
+        "{ registeredModels(first: 50) { items { name versions(first: 50) { items { version aliases } } } } }"
+    )
 
 
 def test_a_page_of_runs_is_a_page_and_its_largest_is_within_the_limit() -> None:

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from modelreg.services.agent import docker_answers
-from modelreg.services.kubernetes_jobs import job_manifest
-from modelreg.services.templates import render
+from modelreg.services.agent.agent import docker_answers
+from modelreg.services.agent.kubernetes_jobs import job_manifest
+from modelreg.services.automations.templates import render
 
 
 def test_a_git_job_becomes_a_kubernetes_job_that_checks_out_the_commit_and_applies_the_diff() -> None:
     job_id = uuid4()
     job = {
-        "job_id": job_id, "attempt": 2, "entity": "acme", "config": {"lr": 0.01, "epochs": 3}, "overrides": {"lr": 0.01},
-        "source": {"kind": "git", "git_remote": "https://git.example.com/nature.git", "git_commit": "abc1234",
-                   "diff_patch": "--- a/train.py\n+++ b/train.py\n", "entry_point": ["python", "train.py"]},
+        "job_id": job_id,
+        "attempt": 2,
+        "entity": "acme",
+        "config": {"lr": 0.01, "epochs": 3},
+        "overrides": {"lr": 0.01},
+        "source": {
+            "kind": "git",
+            "git_remote": "https://git.example.com/nature.git",
+            "git_commit": "abc1234",
+            "diff_patch": "--- a/train.py\n+++ b/train.py\n",
+            "entry_point": ["python", "train.py"],
+        },
     }
-    manifest = job_manifest(job, {"namespace": "ml", "image": "python:3.11", "cpu": 4, "memory": "8Gi", "gpu": 1}, server_url="http://modelreg:8080")
+    manifest = job_manifest(
+        job,
+        {"namespace": "ml", "image": "python:3.11", "cpu": 4, "memory": "8Gi", "gpu": 1},
+        server_url="http://modelreg:8080",
+    )
 
     pod = manifest["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -25,13 +38,24 @@ def test_a_git_job_becomes_a_kubernetes_job_that_checks_out_the_commit_and_appli
     assert manifest["metadata"]["labels"]["modelreg/job-id"] == str(job_id) and manifest["spec"]["backoffLimit"] == 0
     assert container["command"] == ["python", "train.py"] and container["workingDir"] == "/code"
     assert container["resources"]["limits"] == {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"}
-    assert env["MODELREG_CONFIG_OVERRIDES"] == '{"epochs": 3, "lr": 0.01}' and env["MODELREG_LAUNCH_JOB_ID"] == str(job_id)
-    assert "git checkout abc1234" in pod["initContainers"][0]["command"][2] and "git apply" in pod["initContainers"][0]["command"][2]
+    assert env["MODELREG_CONFIG_OVERRIDES"] == '{"epochs": 3, "lr": 0.01}' and env["MODELREG_LAUNCH_JOB_ID"] == str(
+        job_id
+    )
+    assert (
+        "git checkout abc1234" in pod["initContainers"][0]["command"][2]
+        and "git apply" in pod["initContainers"][0]["command"][2]
+    )
 
 
 def test_an_image_job_runs_its_own_image() -> None:
-    job = {"job_id": uuid4(), "attempt": 1, "entity": "acme", "config": {}, "overrides": {},
-           "source": {"kind": "image", "image": "ghcr.io/acme/train:1.2", "entry_point": ["train"]}}
+    job = {
+        "job_id": uuid4(),
+        "attempt": 1,
+        "entity": "acme",
+        "config": {},
+        "overrides": {},
+        "source": {"kind": "image", "image": "ghcr.io/acme/train:1.2", "entry_point": ["train"]},
+    }
     manifest = job_manifest(job, {}, server_url="http://modelreg:8080")
     assert manifest["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/train:1.2"
     assert "initContainers" not in manifest["spec"]["template"]["spec"]
@@ -44,19 +68,34 @@ def test_where_no_docker_engine_answers_the_agent_says_so() -> None:
 
 def test_templates_fill_strings_and_keep_the_type_of_a_whole_variable() -> None:
     variables = {"artifact_ref": "acme/nature/fresh-data:v3", "accuracy": 0.93}
-    template = {"dataset": "${artifact_ref}", "note": "data ${artifact_ref} at ${accuracy}", "score": "${accuracy}", "keep": "${unknown}", "n": 1}
+    template = {
+        "dataset": "${artifact_ref}",
+        "note": "data ${artifact_ref} at ${accuracy}",
+        "score": "${accuracy}",
+        "keep": "${unknown}",
+        "n": 1,
+    }
     assert render(template, variables) == {
-        "dataset": "acme/nature/fresh-data:v3", "note": "data acme/nature/fresh-data:v3 at 0.93", "score": 0.93, "keep": "${unknown}", "n": 1,
+        "dataset": "acme/nature/fresh-data:v3",
+        "note": "data acme/nature/fresh-data:v3 at 0.93",
+        "score": 0.93,
+        "keep": "${unknown}",
+        "n": 1,
     }
 
 
 def test_a_docker_queue_runs_the_checked_out_code_in_the_queues_image_with_the_config_injected() -> None:
     from pathlib import Path
 
-    from modelreg.services.agent import docker_argv
+    from modelreg.services.agent.agent import docker_argv
 
     source = {"kind": "git", "git_remote": "r", "entry_point": ["python", "train.py"]}
-    argv = docker_argv(source, {"image": "acme/train-base:3", "gpus": "all"}, Path("/tmp/job"), {"MODELREG_CONFIG_OVERRIDES": '{"lr": 0.01}'})
-    assert argv[:3] == ["docker", "run", "--rm"] and "MODELREG_CONFIG_OVERRIDES={\"lr\": 0.01}" in argv
+    argv = docker_argv(
+        source,
+        {"image": "acme/train-base:3", "gpus": "all"},
+        Path("/tmp/job"),
+        {"MODELREG_CONFIG_OVERRIDES": '{"lr": 0.01}'},
+    )
+    assert argv[:3] == ["docker", "run", "--rm"] and 'MODELREG_CONFIG_OVERRIDES={"lr": 0.01}' in argv
     assert argv[argv.index("-v") + 1] == "/tmp/job:/code" and argv[-3:] == ["acme/train-base:3", "python", "train.py"]
     assert argv[argv.index("--gpus") + 1] == "all"

@@ -9,7 +9,7 @@ from support.history import registry_history
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ManifestEntry
 from modelreg.events.codec import decode, encode
-from modelreg.services.handlers import manifest_digest
+from modelreg.services.commands.handlers import manifest_digest
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from modelreg.services.database_unavailable import any_database_unavailable, is_database_unavailable
-from modelreg.services.embedded_postgres import HANDLE_PIDS, forget_dead_users
+from modelreg.services.http.database_unavailable import any_database_unavailable, is_database_unavailable
+from modelreg.services.infra.embedded_postgres import HANDLE_PIDS, forget_dead_users
 from modelreg.services.restart_on_failure import restart_on_failure
 
 

@@ -63,7 +63,7 @@ SERVE_THE_UI = """
 import asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from modelreg.services.web_ui import add_ui_routes
+from modelreg.services.http.web_ui import add_ui_routes
 
 async def fetch():
     app = web.Application()

@@ -42,7 +42,9 @@ def test_the_audit_projection_records_every_event_with_its_actor() -> None:
 def test_a_revoked_key_records_when_and_by_whom() -> None:
     zoe = Actor(kind="user", id="zoe")
     revoked = Envelope.new(
-        ApiKeyRevoked(key_id="0123456789ab", principal=zoe), stream=principal_stream(zoe), actor=Actor(kind="user", id="ada")
+        ApiKeyRevoked(key_id="0123456789ab", principal=zoe),
+        stream=principal_stream(zoe),
+        actor=Actor(kind="user", id="ada"),
     )
     (statement,) = IdentityProjection().statements(revoked)
     assert statement.args == ("0123456789ab", revoked.occurred_at, "user:ada")

@@ -15,8 +15,8 @@ from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.registry import ModelCardChanged
 from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 from modelreg.graphql.inputs import parse_command
-from modelreg.services.commands import Command, IssueApiKey, LogArtifactVersion, StartRun, UpdateModelCard
-from modelreg.services.launch_commands import CaptureJobOutput, CreateAutomation
+from modelreg.services.commands.commands import Command, IssueApiKey, LogArtifactVersion, StartRun, UpdateModelCard
+from modelreg.services.commands.launch_commands import CaptureJobOutput, CreateAutomation
 
 DIGEST = "sha256:" + "ab" * 32
 RUN = {"entity": "acme", "project": "nature", "run_id": "r1"}
@@ -129,6 +129,7 @@ def test_every_field_of_every_command_refuses_unstorable_text_whatever_its_type(
         for hostile in ("a\x00", {"k": ["\ud800"]}):
             with pytest.raises(ValidationError) as refused:
                 command.model_validate({field: hostile})
-            assert any(
-                e["type"] == "unstorable_text" and e["loc"] == (field,) for e in refused.value.errors()
-            ), (field, refused.value.errors())
+            assert any(e["type"] == "unstorable_text" and e["loc"] == (field,) for e in refused.value.errors()), (
+                field,
+                refused.value.errors(),
+            )

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from modelreg.services.web_ui import UI_DIR
+from modelreg.services.http.web_ui import UI_DIR
 
 REPO_UI = Path(__file__).resolve().parents[2] / "ui"
 IMPORT = re.compile(r"""^\s*import\s+(?:[^'"]*?\s+from\s+)?["']([^"']+)["']""", re.MULTILINE)
@@ -30,9 +30,13 @@ def test_every_import_of_every_ui_module_resolves_to_a_file() -> None:
     for module in modules:
         for spec in IMPORT.findall(module.read_text()):
             if spec.startswith("."):
-                assert (module.parent / spec).resolve().is_file(), f"{module.relative_to(REPO_UI)} imports missing {spec}"
+                assert (module.parent / spec).resolve().is_file(), (
+                    f"{module.relative_to(REPO_UI)} imports missing {spec}"
+                )
             else:
-                assert spec in names, f"{module.relative_to(REPO_UI)} imports {spec!r}, which the import map in index.html does not name"
+                assert spec in names, (
+                    f"{module.relative_to(REPO_UI)} imports {spec!r}, which the import map in index.html does not name"
+                )
 
 
 def test_the_installed_package_carries_the_whole_ui() -> None:

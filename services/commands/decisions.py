@@ -12,7 +12,7 @@ from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.projections.identity_queries import PrincipalQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.registry_queries import RegistryQueries
-from modelreg.services.access import Caller, model_scopes
+from modelreg.services.commands.access import Caller, model_scopes
 
 
 class StoredBlobs(Protocol):

@@ -26,18 +26,18 @@ from modelreg.events.envelope import Actor
 from modelreg.events.launch import JobSource, Trigger, job_stream
 from modelreg.projections.identity_queries import PrincipalQueries
 from modelreg.projections.launch_queries import LaunchQueries
-from modelreg.services.access import RANK, Caller, service_caller
-from modelreg.services.application import Application
-from modelreg.services.launch_commands import (
+from modelreg.services.automations.templates import render
+from modelreg.services.automations.webhook_signing import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookSecrets, signature
+from modelreg.services.automations.webhook_targets import refuse_private_target
+from modelreg.services.commands.access import RANK, Caller, service_caller
+from modelreg.services.commands.application import Application
+from modelreg.services.commands.launch_commands import (
     EnqueueJob,
     RecordAutomationFired,
     RecordWebhookAttempt,
     ReportJobFinished,
     RequeueJob,
 )
-from modelreg.services.templates import render
-from modelreg.services.webhook_signing import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookSecrets, signature
-from modelreg.services.webhook_targets import refuse_private_target
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,9 @@ class AutomationRunner:
         if action["kind"] == "launch":
             job_id, outcome, detail = None, "failed", None
             try:
-                job_id = await self._enqueue(automation, firing, action, variables, await self._with_creators_rights(automation))
+                job_id = await self._enqueue(
+                    automation, firing, action, variables, await self._with_creators_rights(automation)
+                )
                 outcome = "enqueued"
             except PermissionDenied as refused:
                 detail = f"not enqueued: the automation acts with its creator's rights, and {refused}"
@@ -158,7 +160,9 @@ class AutomationRunner:
             job_id=job_id,
             detail=detail,
         )
-        await self.app.execute(fired, as_automation, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False)
+        await self.app.execute(
+            fired, as_automation, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False
+        )
         return True
 
     async def _with_creators_rights(self, automation: dict[str, Any]) -> Caller:
@@ -189,7 +193,12 @@ class AutomationRunner:
         return variables
 
     async def _enqueue(
-        self, automation: dict[str, Any], firing: dict[str, Any], action: dict[str, Any], variables: dict[str, Any], caller: Caller
+        self,
+        automation: dict[str, Any],
+        firing: dict[str, Any],
+        action: dict[str, Any],
+        variables: dict[str, Any],
+        caller: Caller,
     ) -> uuid.UUID:
         job_id = job_id_of_firing(automation["automation_id"], firing["event_id"])
         command = EnqueueJob(
@@ -200,18 +209,27 @@ class AutomationRunner:
             config=render(action.get("config") or {}, variables),
             priority=action.get("priority", 0),
             job_id=job_id,
-            triggered_by=Trigger(automation_id=automation["automation_id"], event_id=firing["event_id"], event_type=firing["event_type"]),
+            triggered_by=Trigger(
+                automation_id=automation["automation_id"], event_id=firing["event_id"], event_type=firing["event_type"]
+            ),
         )
         await self.app.execute(command, caller, firing["event_id"], causation_id=firing["event_id"])
         return job_id
 
     async def _deliver(
-        self, automation: dict[str, Any], firing: dict[str, Any], action: dict[str, Any], variables: dict[str, Any], caller: Caller
+        self,
+        automation: dict[str, Any],
+        firing: dict[str, Any],
+        action: dict[str, Any],
+        variables: dict[str, Any],
+        caller: Caller,
     ) -> tuple[str, str | None]:
         body = orjson.dumps(render(action.get("payload") or {}, variables))
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature(self.secrets.secret(automation["automation_id"], automation["secret_generation"]), body),
+            SIGNATURE_HEADER: signature(
+                self.secrets.secret(automation["automation_id"], automation["secret_generation"]), body
+            ),
             DELIVERY_HEADER: f"{automation['automation_id']}:{firing['event_id']}",
             "User-Agent": "modelreg-webhooks",
         }
@@ -238,7 +256,9 @@ class AutomationRunner:
                 error=error,
                 duration_ms=duration_ms,
             )
-            await self.app.execute(record, caller, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False)
+            await self.app.execute(
+                record, caller, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False
+            )
             return status is not None and 200 <= status < 300
 
         try:

@@ -12,8 +12,8 @@ from modelreg.events.automations import LaunchAction, TriggerSpec, WebhookAction
 from modelreg.events.launch import JobSource, ResourceKind, Trigger
 from modelreg.events.names import EntityName, ProjectName, RunId
 from modelreg.projections.launch_queries import LaunchQueries
-from modelreg.services.access import automation_scopes, entity_scopes
-from modelreg.services.commands import Command
+from modelreg.services.commands.access import automation_scopes, entity_scopes
+from modelreg.services.commands.commands import Command
 
 if TYPE_CHECKING:
     from modelreg.projections.registry_queries import RegistryQueries

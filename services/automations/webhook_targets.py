@@ -21,7 +21,13 @@ async def refuse_private_target(url: str) -> None:
         raise InvalidInput(f"webhook host {host!r} does not resolve ({exc}): check the url") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved or address.is_multicast:
+        if (
+            address.is_private
+            or address.is_loopback
+            or address.is_link_local
+            or address.is_reserved
+            or address.is_multicast
+        ):
             raise InvalidInput(
                 f"webhook url {url!r} points at {address}, a loopback or private address: "
                 "only an admin may allow that (allowPrivateNetwork: true)"

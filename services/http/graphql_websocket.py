@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from graphql import GraphQLError, OperationType
 from graphql_server.exceptions import GraphQLValidationError
 from graphql_server.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from graphql_server.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from graphql_server.utils.operation import get_operation_type
 
+from graphql import GraphQLError, OperationType
 from modelreg.graphql.documents import ValidatedDocuments
 
 # aiohttp pings the client this often and closes the socket when no pong comes back within half of it:
@@ -67,7 +67,9 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler):
         if self.connection_acknowledged and message["id"] not in self.operations:
             refusal = await self._refusal(message["payload"].get("query"), message["payload"].get("operationName"))
             if refusal is not None:
-                await self.send_message({"id": message["id"], "type": "error", "payload": [e.formatted for e in refusal]})
+                await self.send_message(
+                    {"id": message["id"], "type": "error", "payload": [e.formatted for e in refusal]}
+                )
                 return
         await super().handle_subscribe(message)
 
@@ -84,5 +86,7 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler):
         except RuntimeError as exc:
             return [GraphQLError(str(exc))]
         if operation != OperationType.SUBSCRIPTION:
-            return [GraphQLError("this socket serves subscriptions; send queries and mutations as HTTP POST to /graphql")]
+            return [
+                GraphQLError("this socket serves subscriptions; send queries and mutations as HTTP POST to /graphql")
+            ]
         return None

@@ -16,8 +16,6 @@ from pydantic_core import PydanticCustomError
 
 from modelreg.events.artifacts import ManifestEntry
 from modelreg.events.identity import Role, Scope
-from modelreg.events.runs import MetricRow
-from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 from modelreg.events.names import (
     AliasName,
     ArtifactName,
@@ -29,7 +27,9 @@ from modelreg.events.names import (
     RunId,
     TagName,
 )
-from modelreg.services.access import entity_scopes, model_scopes
+from modelreg.events.runs import MetricRow
+from modelreg.events.storable_text import UnstorableText, refuse_unstorable
+from modelreg.services.commands.access import entity_scopes, model_scopes
 
 if TYPE_CHECKING:
     from modelreg.projections.registry_queries import RegistryQueries
@@ -81,7 +81,7 @@ class Recordable(Command):
     the same command sent again (a sync run twice, or resumed after a cut) is a no-op. `occurred_at` is
     when it happened on the client: a claim, kept beside the server's time of receipt as the events'
     `recorded_offline_at`, and only for a run's own commands, bounded by the run's start
-    (services/offline_claims.py). Audit, filters and history go by the server's time.
+    (services/commands/offline_claims.py). Audit, filters and history go by the server's time.
     """
 
     command_id: UUID | None = None
@@ -91,7 +91,9 @@ class Recordable(Command):
     @classmethod
     def _not_in_the_future(cls, occurred_at: datetime | None) -> datetime | None:
         if occurred_at is not None and occurred_at > datetime.now(UTC) + CLOCK_SKEW:
-            raise ValueError(f"{occurred_at.isoformat()} is in the future: check the clock of the machine that recorded it")
+            raise ValueError(
+                f"{occurred_at.isoformat()} is in the future: check the clock of the machine that recorded it"
+            )
         return occurred_at
 
     def facts(self) -> dict[str, Any]:
@@ -102,7 +104,7 @@ class Recordable(Command):
         """The run whose own history this command is (entity, project, run id): the only commands whose
         time a client may claim. A link, or a version logged outside a run, is not part of one."""
         run_id = getattr(self, "run_id", None)
-        return (getattr(self, "entity"), getattr(self, "project"), run_id) if run_id else None
+        return (self.entity, self.project, run_id) if run_id else None
 
 
 class StartRun(Recordable):

@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import yaml
 
-from modelreg.services.job_workspace import WorkspaceError, checkout
-from modelreg.services.kubernetes_jobs import job_manifest
+from modelreg.services.agent.job_workspace import WorkspaceError, checkout
+from modelreg.services.agent.kubernetes_jobs import job_manifest
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,9 @@ _FINISHED = (
 )
 _STATE = "query($id: ID!) { launchJob(id: $id) { state agentId } }"
 _VIEWER = "{ viewer { id } }"
-_HEARTBEAT = "mutation($a: String!, $q: [String!]!, $r: [ID!]) { agentHeartbeat(agentId: $a, queues: $q, runningJobs: $r) }"
+_HEARTBEAT = (
+    "mutation($a: String!, $q: [String!]!, $r: [ID!]) { agentHeartbeat(agentId: $a, queues: $q, runningJobs: $r) }"
+)
 
 
 class Refused(RuntimeError):
@@ -75,7 +77,9 @@ def docker_answers() -> str | None:
     """None when a Docker engine answers, else why not."""
     if shutil.which("docker") is None:
         return "the docker command is not installed"
-    done = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20)
+    done = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20
+    )
     if done.returncode != 0:
         return f"no Docker engine answers ({(done.stderr or done.stdout).strip()[:300]})"
     return None
@@ -116,8 +120,12 @@ class LaunchAgent:
             self._queue_kinds = {q["name"]: q for q in (await self.gql(_QUEUES))["launchQueues"]}
             unknown = [q for q in self.queues if q not in self._queue_kinds]
             if unknown:
-                raise SystemExit(f"no such queue(s): {', '.join(unknown)} (an admin creates them with createLaunchQueue)")
-            log.info("agent %s: polling %s, up to %d jobs at once", self.agent_id, ", ".join(self.queues), self.max_jobs)
+                raise SystemExit(
+                    f"no such queue(s): {', '.join(unknown)} (an admin creates them with createLaunchQueue)"
+                )
+            log.info(
+                "agent %s: polling %s, up to %d jobs at once", self.agent_id, ", ".join(self.queues), self.max_jobs
+            )
             beating = asyncio.create_task(self._heartbeats(stopping))
             try:
                 while not stopping.is_set():
@@ -179,14 +187,20 @@ class LaunchAgent:
         queue = self._queue_kinds[job["queue"]]
         try:
             if queue["resource"] == "kubernetes":
-                manifest = job_manifest({**job, "job_id": job["id"], "attempt": attempt}, queue["resourceConfig"] or {}, server_url=self.url)
+                manifest = job_manifest(
+                    {**job, "job_id": job["id"], "attempt": attempt}, queue["resourceConfig"] or {}, server_url=self.url
+                )
                 await self.gql(_STARTED, {**ids, "d": yaml.safe_dump(manifest, sort_keys=False)})
-                reason = "no Kubernetes cluster answers here: the manifest this agent would submit is in the job's detail"
+                reason = (
+                    "no Kubernetes cluster answers here: the manifest this agent would submit is in the job's detail"
+                )
                 await self.gql(_FINISHED, {**ids, "s": "failed", "r": reason})
                 return
             in_docker = queue["resource"] == "docker"
             if in_docker and (why := docker_answers()) is not None:
-                await self.gql(_FINISHED, {**ids, "s": "failed", "r": f"docker queue, but {why}: run this agent where Docker runs"})
+                await self.gql(
+                    _FINISHED, {**ids, "s": "failed", "r": f"docker queue, but {why}: run this agent where Docker runs"}
+                )
                 return
             await self._run_process(job, ids, docker=(queue["resourceConfig"] or {}) if in_docker else None)
         except Refused as exc:
@@ -200,12 +214,16 @@ class LaunchAgent:
             except Refused:
                 pass
 
-    async def _run_process(self, job: dict[str, Any], ids: dict[str, Any], docker: dict[str, Any] | None = None) -> None:
+    async def _run_process(
+        self, job: dict[str, Any], ids: dict[str, Any], docker: dict[str, Any] | None = None
+    ) -> None:
         source = job["source"]
         if source["kind"] != "git" and docker is None:
             raise RuntimeError("image jobs need a docker or kubernetes queue")
         try:
-            folder = await checkout(source) if source["kind"] == "git" else Path(tempfile.mkdtemp(prefix="modelreg-job-"))
+            folder = (
+                await checkout(source) if source["kind"] == "git" else Path(tempfile.mkdtemp(prefix="modelreg-job-"))
+            )
         except WorkspaceError as exc:
             await self.gql(_FINISHED, {**ids, "s": "failed", "r": f"could not prepare the code: {exc}"})
             return
@@ -226,11 +244,18 @@ class LaunchAgent:
             argv[0] = sys.executable  # the agent's interpreter has modelreg installed
         try:
             process = await asyncio.create_subprocess_exec(
-                *argv, cwd=folder, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent
+                *argv,
+                cwd=folder,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                preexec_fn=_die_with_parent,
             )
             try:
                 await self.gql(_STARTED, {**ids, "pid": process.pid})
-                await asyncio.gather(self._capture(process.stdout, "stdout", ids), self._capture(process.stderr, "stderr", ids))
+                await asyncio.gather(
+                    self._capture(process.stdout, "stdout", ids), self._capture(process.stderr, "stderr", ids)
+                )
                 code = await process.wait()
             except BaseException:
                 if process.returncode is None:
@@ -255,7 +280,9 @@ class LaunchAgent:
                 line = None
             if line:
                 buffer += line
-            if buffer and (line == b"" or len(buffer) >= OUTPUT_FLUSH_BYTES or loop.time() - flushed_at >= OUTPUT_FLUSH_S):
+            if buffer and (
+                line == b"" or len(buffer) >= OUTPUT_FLUSH_BYTES or loop.time() - flushed_at >= OUTPUT_FLUSH_S
+            ):
                 # A process may print U+0000, which the registry cannot store: shown as U+FFFD, like bad UTF-8.
                 text = buffer.decode(errors="replace").replace("\x00", "\ufffd")
                 await self.gql(_OUTPUT, {**ids, "s": stream, "t": text})
@@ -285,5 +312,3 @@ def agent_from_environment(queues: list[str], max_jobs: int, url: str | None, ap
     if not api_key:
         raise SystemExit("the agent needs an API key: set MODELREG_API_KEY (a service key with the member role)")
     return LaunchAgent(url=url, api_key=api_key, queues=queues, max_jobs=max_jobs)
-
-

@@ -13,7 +13,9 @@ from typing import Any
 def job_manifest(job: dict[str, Any], resource_config: dict[str, Any], *, server_url: str) -> dict[str, Any]:
     source = job["source"]
     image = source.get("image") or resource_config.get("image") or "python:3.11-slim"
-    limits = {k: str(v) for k, v in (("cpu", resource_config.get("cpu")), ("memory", resource_config.get("memory"))) if v}
+    limits = {
+        k: str(v) for k, v in (("cpu", resource_config.get("cpu")), ("memory", resource_config.get("memory"))) if v
+    }
     if resource_config.get("gpu"):
         limits["nvidia.com/gpu"] = str(resource_config["gpu"])
     env = [
@@ -33,7 +35,9 @@ def job_manifest(job: dict[str, Any], resource_config: dict[str, Any], *, server
     }
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
     if source["kind"] == "git":
-        checkout = f"git clone {source['git_remote']} /code && cd /code && git checkout {source.get('git_commit') or 'HEAD'}"
+        checkout = (
+            f"git clone {source['git_remote']} /code && cd /code && git checkout {source.get('git_commit') or 'HEAD'}"
+        )
         if source.get("diff_patch"):
             checkout += " && printf '%s' \"$DIFF_PATCH\" | git apply"
         pod["initContainers"] = [
@@ -58,5 +62,8 @@ def job_manifest(job: dict[str, Any], resource_config: dict[str, Any], *, server
             "namespace": resource_config.get("namespace", "default"),
             "labels": {"app.kubernetes.io/managed-by": "modelreg", "modelreg/job-id": str(job["job_id"])},
         },
-        "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {"modelreg/job-id": str(job["job_id"])}}, "spec": pod}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {"metadata": {"labels": {"modelreg/job-id": str(job["job_id"])}}, "spec": pod},
+        },
     }

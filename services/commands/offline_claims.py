@@ -7,7 +7,7 @@ go by it. The claim is kept as the envelope's `recorded_offline_at`, for the run
 - the command is one of a run's own (start, metrics, finish, a version it logs or uses, its sync record).
   A link, or a version logged outside a run, is the registry's history, not a run's: a claim there is
   refused, so that nobody can backdate a link (`modelreg sync` sends links without one);
-- it is not in the future beyond CLOCK_SKEW (checked when the command is parsed, services/commands.py);
+- it is not in the future beyond CLOCK_SKEW (checked when the command is parsed, services/commands/commands.py);
 - it is not before the run's start: its recorded start when the run was recorded offline, else the
   server's start less CLOCK_SKEW (the client's clock against ours).
 A claimed start has no lower bound: it is the run's own say, shown labelled as such, beside the server's.
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from modelreg.errors import InvalidInput
 from modelreg.projections.registry_queries import RegistryQueries
-from modelreg.services.commands import CLOCK_SKEW, Recordable, RecordSync, StartRun
+from modelreg.services.commands.commands import CLOCK_SKEW, Recordable, RecordSync, StartRun
 
 
 async def bounded_claim(command: Recordable, reads: RegistryQueries) -> datetime | None:

@@ -26,9 +26,7 @@ class StatelessConnection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
-async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 10, durable_commits: bool = True
-) -> asyncpg.Pool:
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, durable_commits: bool = True) -> asyncpg.Pool:
     """`durable_commits=False` is for projections only: the event log is the source of truth and a batch's
     positions commit with its writes, so commits lost in a Postgres crash are simply applied again from
     the log. Not waiting for the WAL flush takes a disk sync off every batch."""

@@ -29,7 +29,9 @@ from modelreg.errors import InvalidInput
 DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
 HEX = re.compile(r"^[0-9a-f]{64}$")
 HEAD_BYTES = 1024 * 1024
-PIECE = 8 * 1024 * 1024  # what one hop to the worker threads hashes and writes: pieces as received, gathered (not joined)
+PIECE = (
+    8 * 1024 * 1024
+)  # what one hop to the worker threads hashes and writes: pieces as received, gathered (not joined)
 
 
 class DigestMismatch(InvalidInput):
@@ -82,7 +84,9 @@ class FolderBlobStore:
 
     def _head_index(self, size: int, head: str) -> Path:
         if size < 0 or HEX.match(head) is None:
-            raise InvalidInput(f"a blob head is a size >= 0 and the sha256 (64 lowercase hex) of its first {HEAD_BYTES} bytes")
+            raise InvalidInput(
+                f"a blob head is a size >= 0 and the sha256 (64 lowercase hex) of its first {HEAD_BYTES} bytes"
+            )
         return self.root / "heads" / head[:2] / f"{head[2:]}-{size}"
 
     def candidates(self, size: int, head: str) -> list[str]:
@@ -115,13 +119,16 @@ class FolderBlobStore:
                     if working is not None:
                         await working
                     working = asyncio.gather(
-                        loop.run_in_executor(None, _hash_all, hasher, batch), loop.run_in_executor(None, _write_all, out, batch)
+                        loop.run_in_executor(None, _hash_all, hasher, batch),
+                        loop.run_in_executor(None, _write_all, out, batch),
                     )
                 if working is not None:
                     await working
             actual = "sha256:" + hasher.hexdigest()
             if digest is not None and actual != digest:
-                raise DigestMismatch(f"the content's digest is {actual}, not {digest}: the upload was corrupted or mislabelled")
+                raise DigestMismatch(
+                    f"the content's digest is {actual}, not {digest}: the upload was corrupted or mislabelled"
+                )
             target = self.path(actual)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temporary, target)
@@ -139,7 +146,7 @@ class FolderBlobStore:
             f.write(digest + "\n")
 
 
-def _hash_all(hasher: "hashlib._Hash", batch: list[bytes]) -> None:
+def _hash_all(hasher: hashlib._Hash, batch: list[bytes]) -> None:
     for piece in batch:
         hasher.update(piece)
 

@@ -18,8 +18,8 @@ from modelreg.events.log import EventLog
 from modelreg.events.operations import EventSkipped, ProjectionName, parked_stream_decisions
 from modelreg.projections.parked_queries import ParkedStreamQueries
 from modelreg.projections.runtime import ProjectionRunner
-from modelreg.services.commands import Command
-from modelreg.services.decisions import CommandContext, Decision
+from modelreg.services.commands.commands import Command
+from modelreg.services.commands.decisions import CommandContext, Decision
 from modelreg.services.projections_catalog import PROJECTIONS, projection
 
 

@@ -22,7 +22,7 @@ from modelreg.events.artifacts import (
     ManifestEntry,
     artifact_stream,
 )
-from modelreg.events.envelope import Actor, Envelope, Event
+from modelreg.events.envelope import Actor
 from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked, principal_stream
 from modelreg.events.registry import (
     AliasAdded,
@@ -37,11 +37,7 @@ from modelreg.events.registry import (
     registered_model_stream,
 )
 from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced, run_stream
-from modelreg.services.access import model_scopes
-from modelreg.services.decisions import CommandContext, Decision
-from modelreg.services.launch_handlers import LAUNCH_HANDLERS
-from modelreg.services.parked_streams import PARKED_STREAM_HANDLERS
-from modelreg.services.commands import (
+from modelreg.services.commands.commands import (
     AddAlias,
     Command,
     FinishRun,
@@ -66,6 +62,9 @@ from modelreg.services.commands import (
     UpdateModelCard,
     UseArtifactVersion,
 )
+from modelreg.services.commands.decisions import CommandContext, Decision
+from modelreg.services.commands.launch_handlers import LAUNCH_HANDLERS
+from modelreg.services.commands.parked_streams import PARKED_STREAM_HANDLERS
 
 
 async def already_accepted(cmd: Recordable, ctx: CommandContext) -> bool:
@@ -205,9 +204,16 @@ async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
     stream = registered_model_stream(cmd.registered_model)
     events = []
     if await ctx.reads.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
-        events.append(ctx.event(VersionLinked(registered_model=cmd.registered_model, artifact_version_id=cmd.artifact_version_id), stream))
+        events.append(
+            ctx.event(
+                VersionLinked(registered_model=cmd.registered_model, artifact_version_id=cmd.artifact_version_id),
+                stream,
+            )
+        )
     for alias in dict.fromkeys(cmd.aliases):
-        payload = AliasAdded(registered_model=cmd.registered_model, artifact_version_id=cmd.artifact_version_id, alias=alias)
+        payload = AliasAdded(
+            registered_model=cmd.registered_model, artifact_version_id=cmd.artifact_version_id, alias=alias
+        )
         events.append(ctx.event(payload, stream))
     return Decision(events, cmd.artifact_version_id)
 
@@ -281,7 +287,9 @@ async def issue_api_key(cmd: IssueApiKey, ctx: CommandContext) -> Decision:
     key_id = secrets.token_hex(6)
     key = f"mr_{key_id}_{secrets.token_urlsafe(32)}"
     principal = Actor(kind=cmd.principal_kind, id=cmd.principal_id)
-    payload = ApiKeyIssued(key_id=key_id, principal=principal, key_sha256=key_sha256(key), role=cmd.role, label=cmd.label)
+    payload = ApiKeyIssued(
+        key_id=key_id, principal=principal, key_sha256=key_sha256(key), role=cmd.role, label=cmd.label
+    )
     return Decision([ctx.event(payload, principal_stream(principal))], key)
 
 
@@ -295,7 +303,9 @@ async def revoke_api_key(cmd: RevokeApiKey, ctx: CommandContext) -> Decision:
     if key["role"] == "admin" and await ctx.identity.live_admin_keys() <= 1:
         raise Conflict(f"{cmd.key_id} is the last live admin key: issue another admin key before revoking it")
     principal = Actor(kind=key["principal_kind"], id=key["principal_id"])
-    return Decision([ctx.event(ApiKeyRevoked(key_id=cmd.key_id, principal=principal), principal_stream(principal))], cmd.key_id)
+    return Decision(
+        [ctx.event(ApiKeyRevoked(key_id=cmd.key_id, principal=principal), principal_stream(principal))], cmd.key_id
+    )
 
 
 async def grant_role(cmd: GrantRole, ctx: CommandContext) -> Decision:
@@ -316,13 +326,17 @@ async def protect_alias(cmd: ProtectAlias, ctx: CommandContext) -> Decision:
         raise NotFound(f"registered model {cmd.registered_model!r} does not exist: link a version to it first")
     if cmd.alias in await ctx.reads.protected_aliases(cmd.registered_model):
         return Decision([], cmd.alias)
-    return Decision([ctx.event(AliasProtected(**cmd.model_dump()), registered_model_stream(cmd.registered_model))], cmd.alias)
+    return Decision(
+        [ctx.event(AliasProtected(**cmd.model_dump()), registered_model_stream(cmd.registered_model))], cmd.alias
+    )
 
 
 async def unprotect_alias(cmd: UnprotectAlias, ctx: CommandContext) -> Decision:
     if cmd.alias not in await ctx.reads.protected_aliases(cmd.registered_model):
         raise NotFound(f"alias {cmd.alias!r} of {cmd.registered_model!r} is not protected")
-    return Decision([ctx.event(AliasUnprotected(**cmd.model_dump()), registered_model_stream(cmd.registered_model))], cmd.alias)
+    return Decision(
+        [ctx.event(AliasUnprotected(**cmd.model_dump()), registered_model_stream(cmd.registered_model))], cmd.alias
+    )
 
 
 async def _tagged_version(cmd: TagArtifactVersion, ctx: CommandContext) -> dict[str, Any]:
@@ -336,7 +350,9 @@ async def tag_artifact_version(cmd: TagArtifactVersion, ctx: CommandContext) -> 
     version = await _tagged_version(cmd, ctx)
     if cmd.tag in version["tags"]:
         return Decision([], version["id"])
-    payload = ArtifactVersionTagged(artifact_version_id=version["id"], entity=cmd.entity, project=cmd.project, name=cmd.name, tag=cmd.tag)
+    payload = ArtifactVersionTagged(
+        artifact_version_id=version["id"], entity=cmd.entity, project=cmd.project, name=cmd.name, tag=cmd.tag
+    )
     return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version["id"])
 
 
@@ -344,7 +360,9 @@ async def untag_artifact_version(cmd: UntagArtifactVersion, ctx: CommandContext)
     version = await _tagged_version(cmd, ctx)
     if cmd.tag not in version["tags"]:
         raise NotFound(f"{cmd.entity}/{cmd.project}/{cmd.name}:{cmd.version} has no tag {cmd.tag!r}")
-    payload = ArtifactVersionUntagged(artifact_version_id=version["id"], entity=cmd.entity, project=cmd.project, name=cmd.name, tag=cmd.tag)
+    payload = ArtifactVersionUntagged(
+        artifact_version_id=version["id"], entity=cmd.entity, project=cmd.project, name=cmd.name, tag=cmd.tag
+    )
     return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version["id"])
 
 

@@ -119,7 +119,9 @@ class EmbeddedPostgresKeeper:
                     log.error(
                         "embedded PostgreSQL in %s does not start again (%s): see %s/log; "
                         "stop modelreg, fix it, start again",
-                        self.data_dir, exc, self.data_dir,
+                        self.data_dir,
+                        exc,
+                        self.data_dir,
                     )
                     return
                 self._stopping.wait(1.0)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from modelreg.errors import InvalidInput
-from modelreg.services.blob_store import FolderBlobStore
-from modelreg.services.body_limits import received_bounded
+from modelreg.services.http.body_limits import received_bounded
+from modelreg.services.infra.blob_store import FolderBlobStore
 
 BLOBS: web.AppKey[FolderBlobStore] = web.AppKey("blobs", FolderBlobStore)
 CHUNK = 1024 * 1024

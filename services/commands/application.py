@@ -12,11 +12,11 @@ from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogPosition
 from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
-from modelreg.services.access import Caller
-from modelreg.services.commands import Command, Recordable
-from modelreg.services.decisions import CommandContext, Decision, StoredBlobs
-from modelreg.services.handlers import HANDLERS
-from modelreg.services.offline_claims import bounded_claim
+from modelreg.services.commands.access import Caller
+from modelreg.services.commands.commands import Command, Recordable
+from modelreg.services.commands.decisions import CommandContext, Decision, StoredBlobs
+from modelreg.services.commands.handlers import HANDLERS
+from modelreg.services.commands.offline_claims import bounded_claim
 
 
 @dataclass(frozen=True)

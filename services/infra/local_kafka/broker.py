@@ -33,7 +33,9 @@ class LocalKafkaError(RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("MODELREG_KAFKA_CACHE", platformdirs.user_cache_dir("modelreg"))) / f"kafka-{KAFKA_VERSION}"
+    return (
+        Path(os.environ.get("MODELREG_KAFKA_CACHE", platformdirs.user_cache_dir("modelreg"))) / f"kafka-{KAFKA_VERSION}"
+    )
 
 
 def fetch_kafka_jars(cache_dir: Path | None = None) -> Path:
@@ -45,9 +47,11 @@ def fetch_kafka_jars(cache_dir: Path | None = None) -> Path:
         return libs
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise LocalKafkaError("Maven (mvn) is not on PATH: install it (apt-get install maven) or set KAFKA_BOOTSTRAP_SERVERS")
+        raise LocalKafkaError(
+            "Maven (mvn) is not on PATH: install it (apt-get install maven) or set KAFKA_BOOTSTRAP_SERVERS"
+        )
     cache_dir.mkdir(parents=True, exist_ok=True)
-    package = resources.files("modelreg.services.local_kafka")
+    package = resources.files("modelreg.services.infra.local_kafka")
     (cache_dir / "pom.xml").write_text(package.joinpath("pom.xml").read_text())
     (cache_dir / "log4j2.properties").write_text(package.joinpath("log4j2.properties").read_text())
     shutil.rmtree(libs, ignore_errors=True)
@@ -148,7 +152,15 @@ class LocalKafka:
             # One id in 64 starts with "-", which the tool's argument parser takes for an option: hence "--cluster-id=".
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}", "-c", str(config)),
+                self._java(
+                    libs,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    f"--cluster-id={cluster_id}",
+                    "-c",
+                    str(config),
+                ),
                 capture_output=True,
                 text=True,
             )

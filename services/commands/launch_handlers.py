@@ -1,4 +1,4 @@
-"""Handlers of Launch and automation commands (see services/handlers.py for how handlers work)."""
+"""Handlers of Launch and automation commands (see services/commands/handlers.py for how handlers work)."""
 
 from __future__ import annotations
 
@@ -33,9 +33,10 @@ from modelreg.events.launch import (
     job_stream,
     queue_stream,
 )
-from modelreg.services.access import entity_scopes, require_own_agent
-from modelreg.services.decisions import CommandContext, Decision
-from modelreg.services.launch_commands import (
+from modelreg.services.automations.webhook_targets import refuse_private_target
+from modelreg.services.commands.access import entity_scopes, require_own_agent
+from modelreg.services.commands.decisions import CommandContext, Decision
+from modelreg.services.commands.launch_commands import (
     CancelJob,
     CaptureJobOutput,
     ClaimJob,
@@ -51,7 +52,6 @@ from modelreg.services.launch_commands import (
     RequeueJob,
     SetAutomationEnabled,
 )
-from modelreg.services.webhook_targets import refuse_private_target
 
 
 async def create_queue(cmd: CreateQueue, ctx: CommandContext) -> Decision:
@@ -107,7 +107,9 @@ async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
     if cmd.job_id is not None and await ctx.launch.job(cmd.job_id) is not None:
         return Decision([], cmd.job_id)  # a retry of an enqueue that went through
     if (cmd.from_run is None) == (cmd.source is None):
-        raise InvalidInput("give exactly one of fromRun (clone a finished run) or source (git url or image + entry point)")
+        raise InvalidInput(
+            "give exactly one of fromRun (clone a finished run) or source (git url or image + entry point)"
+        )
     if cmd.from_run is not None:
         source, base = await _source_of_run(cmd, ctx)
     else:
@@ -231,11 +233,15 @@ def _may_launch_in(entity: str, ctx: CommandContext) -> None:
 
 
 async def record_automation_fired(cmd: RecordAutomationFired, ctx: CommandContext) -> Decision:
-    return Decision([ctx.event(AutomationFired(**cmd.model_dump()), automation_stream(cmd.automation_id))], cmd.event_id)
+    return Decision(
+        [ctx.event(AutomationFired(**cmd.model_dump()), automation_stream(cmd.automation_id))], cmd.event_id
+    )
 
 
 async def record_webhook_attempt(cmd: RecordWebhookAttempt, ctx: CommandContext) -> Decision:
-    return Decision([ctx.event(WebhookAttempted(**cmd.model_dump()), automation_stream(cmd.automation_id))], cmd.event_id)
+    return Decision(
+        [ctx.event(WebhookAttempted(**cmd.model_dump()), automation_stream(cmd.automation_id))], cmd.event_id
+    )
 
 
 LAUNCH_HANDLERS: dict[type, Callable[[Any, CommandContext], Awaitable[Decision]]] = {

@@ -20,8 +20,8 @@ from graphql_server.http.exceptions import HTTPException
 from graphql_server.runtime import execute
 from graphql_server.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from graphql_server.utils.operation import get_operation_type
-from graphql import ExecutionResult, GraphQLSchema, OperationType
 
+from graphql import ExecutionResult, GraphQLSchema, OperationType
 from modelreg.errors import PermissionDenied
 from modelreg.events.envelope import Actor
 from modelreg.events.log import EventLog
@@ -37,23 +37,23 @@ from modelreg.graphql.subscriptions import SubscriberContext
 from modelreg.projections.migrations import migrate
 from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
-from modelreg.services.access import Caller, service_caller
-from modelreg.services.application import Application
-from modelreg.services.blob_routes import add_blob_routes
-from modelreg.services.blob_store import FolderBlobStore
-from modelreg.services.body_limits import LIMITS, BodyLimits, bodies_within_limits, read_bounded, refusal
-from modelreg.services.graphql_bodies import graphql_body, graphql_request_fields
-from modelreg.services.commands import IssueApiKey
-from modelreg.services.database import create_pool
-from modelreg.services.database_unavailable import MESSAGE as DATABASE_UNAVAILABLE
-from modelreg.services.database_unavailable import any_database_unavailable, database_unavailable_is_503
+from modelreg.services.automations.webhook_signing import WebhookSecrets
+from modelreg.services.commands.access import Caller, service_caller
+from modelreg.services.commands.application import Application
+from modelreg.services.commands.commands import IssueApiKey
+from modelreg.services.commands.handlers import key_sha256
+from modelreg.services.http.blob_routes import add_blob_routes
+from modelreg.services.http.body_limits import LIMITS, BodyLimits, bodies_within_limits, read_bounded, refusal
+from modelreg.services.http.database_unavailable import MESSAGE as DATABASE_UNAVAILABLE
+from modelreg.services.http.database_unavailable import any_database_unavailable, database_unavailable_is_503
+from modelreg.services.http.graphql_bodies import graphql_body, graphql_request_fields
+from modelreg.services.http.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
+from modelreg.services.http.web_ui import add_ui_routes
+from modelreg.services.infra.blob_store import FolderBlobStore
+from modelreg.services.infra.database import create_pool
+from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, shown_to_commands
-from modelreg.services.event_log import event_log_for
-from modelreg.services.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
-from modelreg.services.handlers import key_sha256
 from modelreg.services.settings import Settings
-from modelreg.services.web_ui import add_ui_routes
-from modelreg.services.webhook_signing import WebhookSecrets
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,12 @@ async def caller_of_key(key: str | None, reads: RegistryQueries) -> Caller:
     found = await reads.principal_of_key(key_sha256(key)) if key else None
     if found is None:
         raise PermissionDenied("unknown or revoked API key: check MODELREG_API_KEY, or ask an admin for a new key")
-    return Caller(Actor(kind=found["principal_kind"], id=found["principal_id"]), found["role"], found["grants"], key_id=found["key_id"])
+    return Caller(
+        Actor(kind=found["principal_kind"], id=found["principal_id"]),
+        found["role"],
+        found["grants"],
+        key_id=found["key_id"],
+    )
 
 
 class BoundedRequestAdapter(AiohttpHTTPRequestAdapter):
@@ -193,8 +198,13 @@ class ModelregGraphQLView(GraphQLView):
         document = request_data.document
         if document is None and request_data.query:
             document = await self.documents.validated(request_data.query)
-        if document is not None and _operation_type(document, request_data.operation_name) == OperationType.SUBSCRIPTION:
-            raise HTTPException(400, "subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)")
+        if (
+            document is not None
+            and _operation_type(document, request_data.operation_name) == OperationType.SUBSCRIPTION
+        ):
+            raise HTTPException(
+                400, "subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)"
+            )
         result = await execute(
             schema=self.schema,
             query=document,
@@ -231,7 +241,12 @@ async def healthz(request: web.Request) -> web.Response:
     report: dict[str, Any] = {"status": "ok"}
     try:
         ends = await event_log.end_positions()
-        report["event_log"] = {"ok": True, "kind": type(event_log).__name__, "topic": event_log.topic, "events": sum(ends.values())}
+        report["event_log"] = {
+            "ok": True,
+            "kind": type(event_log).__name__,
+            "topic": event_log.topic,
+            "events": sum(ends.values()),
+        }
     except Exception as exc:
         ends = {}
         report["status"] = "degraded"
@@ -291,7 +306,9 @@ async def issue_first_admin_key(app: web.Application, key_file: Path) -> str | N
     try:
         await application.progress.wait_for(["identity"], accepted.positions, application.read_your_writes_timeout_s)
     except ProjectionLagging:
-        log.warning("the admin key in %s works once the identity projection has applied it (is a projector running?)", key_file)
+        log.warning(
+            "the admin key in %s works once the identity projection has applied it (is a projector running?)", key_file
+        )
     return str(key_file)
 
 

@@ -14,7 +14,12 @@ class WorkspaceError(RuntimeError):
 
 async def _git(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> None:
     process = await asyncio.create_subprocess_exec(
-        "git", *args, cwd=cwd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        "git",
+        *args,
+        cwd=cwd,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await process.communicate(stdin)
     if process.returncode != 0:
