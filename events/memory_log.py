@@ -16,6 +16,7 @@ class InMemoryEventLog:
         self.topic = topic
         self.partitions: list[list[LogRecord]] = [[] for _ in range(partitions)]
         self.dead_letters: list[tuple[LogRecord, str, str]] = []
+        self._appended_in_order: list[LogRecord] = []
         self._appended = asyncio.Condition()
 
     async def start(self) -> None:
@@ -34,11 +35,14 @@ class InMemoryEventLog:
         partition = zlib.crc32(key) % len(self.partitions)
         records = self.partitions[partition]
         position = LogPosition(self.topic, partition, len(records))
-        records.append(LogRecord(position, key, value))
+        record = LogRecord(position, key, value)
+        records.append(record)
+        self._appended_in_order.append(record)
         return position
 
     def events(self) -> list[LogRecord]:
-        return [record for records in self.partitions for record in records]
+        """Every record, in the order it was appended (across partitions too, which no reader sees)."""
+        return list(self._appended_in_order)
 
     async def end_positions(self) -> dict[int, int]:
         return {p: len(records) for p, records in enumerate(self.partitions)}

@@ -8,7 +8,8 @@ from uuid import UUID
 
 from aiodataloader import DataLoader
 
-from modelreg.projections.identity_queries import PrincipalQueries
+from modelreg.projections.audit_queries import AuditQueries
+from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.lineage_queries import LineageQueries
 from modelreg.projections.registry_queries import RegistryQueries
@@ -63,7 +64,8 @@ class RequestContext:
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)
     launch: LaunchQueries = field(init=False)
-    identity: PrincipalQueries = field(init=False)
+    identity: IdentityQueries = field(init=False)
+    audit: AuditQueries = field(init=False)
     jobs: JobLoader = field(init=False)
 
     def __post_init__(self) -> None:
@@ -71,5 +73,6 @@ class RequestContext:
         self.runs = RunLoader(self.reads)
         self.lineage = LineageQueries(self.reads.pool)
         self.launch = LaunchQueries(self.reads.pool)
-        self.identity = PrincipalQueries(self.reads.pool)
+        self.identity = IdentityQueries(self.reads.pool)
+        self.audit = AuditQueries(self.reads.pool)
         self.jobs = JobLoader(self.launch)

@@ -155,7 +155,7 @@ class RegisteredModel(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_history(row: dict, info: graphene.ResolveInfo, limit: int) -> list[dict]:
-        return await info.context.reads.history(registered_model_stream(row["name"]), page_size(limit))
+        return await info.context.audit.history(registered_model_stream(row["name"]), page_size(limit))
 
 
 async def _model_after(info: graphene.ResolveInfo, command: Any) -> dict:
@@ -236,7 +236,7 @@ class ModelQueries(graphene.ObjectType):
             position = (before[0], UUID(before[1])) if before else None
         except ValueError:
             raise InvalidInput(f"cursor {after!r} is not one this API returned") from None
-        rows = await info.context.reads.audit_page(
+        rows = await info.context.audit.audit_page(
             actor=filters.get("actor"),
             stream=filters.get("stream"),
             action=filters.get("action"),

@@ -1,4 +1,5 @@
-"""Reads of the identity read model for the Access page and its commands: principals, their keys, their grants.
+"""Reads of the identity read model: who presents a key (every request), and for the Access page and its
+commands, principals, their keys, their grants.
 
 Never the key's hash: what leaves here is what an admin may see (the key id is the public part of a key,
 `mr_<key id>_...`).
@@ -17,7 +18,7 @@ PrincipalKey = tuple[str, str]  # (kind, id)
 _KEY_COLUMNS = "key_id, principal_kind, principal_id, role, label, issued_at, issued_by, revoked_at, revoked_by"
 
 
-class PrincipalQueries:
+class IdentityQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
@@ -83,3 +84,23 @@ class PrincipalQueries:
 
     async def live_admin_keys(self) -> int:
         return await self.pool.fetchval("SELECT count(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL")
+
+    async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
+        """The live key with this hash (None if unknown or revoked), with its principal's grants (scope -> role)."""
+        row = await self.pool.fetchrow(
+            """SELECT k.key_id, k.principal_kind, k.principal_id, k.role,
+                      coalesce((SELECT jsonb_object_agg(g.scope, g.role) FROM role_grants g
+                                WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id), '{}') AS grants
+               FROM api_keys k WHERE k.key_sha256 = $1 AND k.revoked_at IS NULL""",
+            key_sha256,
+        )
+        return dict(row) if row else None
+
+    async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, str]:
+        """The roles one principal is granted, by scope (what a caller carries; `grants_of` is the Access page's rows)."""
+        rows = await self.pool.fetch(
+            "SELECT scope, role FROM role_grants WHERE principal_kind = $1 AND principal_id = $2",
+            principal_kind,
+            principal_id,
+        )
+        return {r["scope"]: r["role"] for r in rows}

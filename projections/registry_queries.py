@@ -94,10 +94,6 @@ class RegistryQueries:
         )
         return [dict(r) for r in rows]
 
-    async def caused_by(self, command_id: UUID) -> bool:
-        """Whether a command with this client id was already accepted (its events carry it as causation id)."""
-        return await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM audit_log WHERE causation_id = $1)", command_id)
-
     async def run(self, entity: str, project: str, run_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
             "SELECT * FROM runs WHERE entity = $1 AND project = $2 AND run_id = $3", entity, project, run_id
@@ -229,12 +225,6 @@ class RegistryQueries:
             "SELECT artifact_version_id FROM model_aliases WHERE registered_model = $1 AND alias = $2", name, alias
         )
 
-    async def history(self, stream: str, limit: int) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            "SELECT * FROM audit_log WHERE stream = $1 ORDER BY stream_seq DESC LIMIT $2", stream, limit
-        )
-        return [dict(r) for r in rows]
-
     async def aliases_of(self, name: str, artifact_version_id: UUID) -> list[str]:
         rows = await self.pool.fetch(
             "SELECT alias FROM model_aliases WHERE registered_model = $1 AND artifact_version_id = $2 ORDER BY alias",
@@ -242,25 +232,6 @@ class RegistryQueries:
             artifact_version_id,
         )
         return [r["alias"] for r in rows]
-
-    async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
-        """The live key with this hash (None if unknown or revoked), with its principal's grants (scope -> role)."""
-        row = await self.pool.fetchrow(
-            """SELECT k.key_id, k.principal_kind, k.principal_id, k.role,
-                      coalesce((SELECT jsonb_object_agg(g.scope, g.role) FROM role_grants g
-                                WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id), '{}') AS grants
-               FROM api_keys k WHERE k.key_sha256 = $1 AND k.revoked_at IS NULL""",
-            key_sha256,
-        )
-        return dict(row) if row else None
-
-    async def grants_of(self, principal_kind: str, principal_id: str) -> dict[str, str]:
-        rows = await self.pool.fetch(
-            "SELECT scope, role FROM role_grants WHERE principal_kind = $1 AND principal_id = $2",
-            principal_kind,
-            principal_id,
-        )
-        return {r["scope"]: r["role"] for r in rows}
 
     async def metrics(self, entity: str, project: str, run_id: str, key: str | None) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
@@ -292,40 +263,6 @@ class RegistryQueries:
             like_pattern(search) if search else None,
             tag,
             after_name,
-            limit,
-        )
-        return [dict(r) for r in rows]
-
-    async def audit_page(
-        self,
-        *,
-        actor: str | None,
-        stream: str | None,
-        action: str | None,
-        since: Any,
-        until: Any,
-        before: tuple[Any, UUID] | None,
-        limit: int,
-    ) -> list[dict[str, Any]]:
-        """Newest first; `before` is the (occurred_at, event_id) of the last record of the previous page."""
-        kind, _, ident = (actor or "").partition(":")
-        rows = await self.pool.fetch(
-            """SELECT * FROM audit_log
-               WHERE ($1::text IS NULL OR (actor_kind = $1 AND actor_id = $2))
-                 AND ($3::text IS NULL OR stream = $3)
-                 AND ($4::text IS NULL OR type = $4)
-                 AND ($5::timestamptz IS NULL OR occurred_at >= $5)
-                 AND ($6::timestamptz IS NULL OR occurred_at < $6)
-                 AND ($7::timestamptz IS NULL OR (occurred_at, event_id) < ($7, $8::uuid))
-               ORDER BY occurred_at DESC, event_id DESC LIMIT $9""",
-            kind or None,
-            ident or None,
-            stream,
-            action,
-            since,
-            until,
-            before[0] if before else None,
-            before[1] if before else None,
             limit,
         )
         return [dict(r) for r in rows]

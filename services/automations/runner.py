@@ -24,7 +24,7 @@ from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_atte
 from modelreg.errors import ModelregError, NotYetVisible, PermissionDenied
 from modelreg.events.envelope import Actor
 from modelreg.events.launch import JobSource, Trigger, job_stream
-from modelreg.projections.identity_queries import PrincipalQueries
+from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.services.automations.templates import render
 from modelreg.services.automations.webhook_signing import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookSecrets, signature
@@ -169,10 +169,11 @@ class AutomationRunner:
         """The automation as the actor, with the rights its creator holds now: a job goes only where they
         could send it by hand (its entity may come from the event), and a revoked creator launches nothing."""
         kind, _, ident = automation["created_by"].partition(":")
-        keys = (await PrincipalQueries(self.app.reads.pool).keys_of([(kind, ident)]))[(kind, ident)]
+        identity = IdentityQueries(self.app.reads.pool)
+        keys = (await identity.keys_of([(kind, ident)]))[(kind, ident)]
         live = [key["role"] for key in keys if key["revoked_at"] is None]
         role = max(live, key=RANK.__getitem__) if live else "viewer"
-        grants = await self.app.reads.grants_of(kind, ident) if live else {}
+        grants = await identity.roles_by_scope(kind, ident) if live else {}
         return Caller(Actor(kind="automation", id=str(automation["automation_id"])), role, grants)
 
     async def _variables(self, firing: dict[str, Any]) -> dict[str, Any] | None:

@@ -10,13 +10,14 @@ from uuid import UUID
 from modelreg.errors import NotYetVisible
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogPosition
-from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
+from modelreg.projections.progress import ProjectionLagging
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.commands.access import Caller
 from modelreg.services.commands.commands import Command, Recordable
 from modelreg.services.commands.decisions import CommandContext, Decision, StoredBlobs
 from modelreg.services.commands.handlers import HANDLERS
 from modelreg.services.commands.offline_claims import bounded_claim
+from modelreg.services.commands.read_models import ProjectionsShowing, ReadModels
 
 
 @dataclass(frozen=True)
@@ -33,15 +34,18 @@ class Application:
         self,
         log: EventLog,
         reads: RegistryQueries,
-        progress: ProjectionProgress,
+        progress: ProjectionsShowing,
         *,
         projections: dict[str, set[str]],
         read_your_writes_timeout_s: float = 5.0,
         blobs: StoredBlobs | None = None,
+        read_models: ReadModels | None = None,
     ) -> None:
         self.log = log
         self.blobs = blobs  # where a manifest's files must be; None: artifact versions are not logged here
-        self.reads = reads
+        self.reads = reads  # the registry's queries, for the resolvers and runners this application serves
+        # What commands are checked against; in the server, the read models in the pool of `reads`.
+        self.read_models = read_models or ReadModels.in_postgres(reads.pool)
         self.progress = progress
         self.projections = projections  # name -> the event types it handles ("*": all)
         self.read_your_writes_timeout_s = read_your_writes_timeout_s
@@ -59,13 +63,14 @@ class Application:
         causation_id: UUID | None = None,
         wait_for_read_models: bool = True,
     ) -> Accepted:
-        caller.require(command.needs, await command.scopes_in(self.reads), command.describe())
+        reads = self.read_models
+        caller.require(command.needs, await command.scopes_in(reads), command.describe())
         handler = HANDLERS[type(command)]
-        context = CommandContext(self.reads, caller, correlation_id, causation_id, blobs=self.blobs)
+        context = CommandContext(reads, caller, correlation_id, causation_id, blobs=self.blobs)
         if isinstance(command, Recordable):
-            claim = await bounded_claim(command, self.reads)
+            claim = await bounded_claim(command, reads.registry)
             context = CommandContext(
-                self.reads, caller, correlation_id, command.command_id or causation_id, claim, blobs=self.blobs
+                reads, caller, correlation_id, command.command_id or causation_id, claim, blobs=self.blobs
             )
         decision = await handler(command, context)
         if not decision.events:

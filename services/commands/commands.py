@@ -32,7 +32,7 @@ from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 from modelreg.services.commands.access import entity_scopes, model_scopes
 
 if TYPE_CHECKING:
-    from modelreg.projections.registry_queries import RegistryQueries
+    from modelreg.services.commands.read_models import ReadModels
 
 
 class Command(BaseModel):
@@ -61,7 +61,7 @@ class Command(BaseModel):
             return entity_scopes(entity)
         return ()
 
-    async def scopes_in(self, reads: RegistryQueries) -> tuple[str, ...]:
+    async def scopes_in(self, reads: ReadModels) -> tuple[str, ...]:
         """`scopes()`, for the application's check; a command that names only an id (a job, an automation)
         looks up where that thing lives in the read models."""
         return self.scopes()

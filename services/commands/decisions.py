@@ -9,10 +9,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from modelreg.events.envelope import Actor, Envelope, Event
-from modelreg.projections.identity_queries import PrincipalQueries
-from modelreg.projections.launch_queries import LaunchQueries
-from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.commands.access import Caller, model_scopes
+from modelreg.services.commands.read_models import ReadModels
 
 
 class StoredBlobs(Protocol):
@@ -31,7 +29,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class CommandContext:
-    reads: RegistryQueries
+    reads: ReadModels
     caller: Caller
     correlation_id: UUID | None = None
     # What caused it: the event an automation reacts to, or the id of a command a client recorded offline.
@@ -42,14 +40,6 @@ class CommandContext:
     blobs: StoredBlobs | None = None
 
     @property
-    def launch(self) -> LaunchQueries:
-        return LaunchQueries(self.reads.pool)
-
-    @property
-    def identity(self) -> PrincipalQueries:
-        return PrincipalQueries(self.reads.pool)
-
-    @property
     def actor(self) -> Actor:
         return self.caller.actor
 
@@ -57,7 +47,7 @@ class CommandContext:
         """Protected aliases (`production`, say) are moved by the model's admins only."""
         if not aliases or self.caller.may("admin", model_scopes(registered_model)):
             return
-        protected = await self.reads.protected_aliases(registered_model)
+        protected = await self.reads.registry.protected_aliases(registered_model)
         for alias in aliases:
             if alias in protected:
                 self.caller.require("admin", model_scopes(registered_model), f"{doing} protected alias {alias!r}")

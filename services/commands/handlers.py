@@ -69,7 +69,7 @@ from modelreg.services.commands.parked_streams import PARKED_STREAM_HANDLERS
 
 async def already_accepted(cmd: Recordable, ctx: CommandContext) -> bool:
     """A recorded command sent again (a second sync, or one resumed after a cut) must append nothing twice."""
-    return cmd.command_id is not None and await ctx.reads.caused_by(cmd.command_id)
+    return cmd.command_id is not None and await ctx.reads.audit.caused_by(cmd.command_id)
 
 
 def manifest_digest(manifest: tuple[ManifestEntry, ...]) -> str:
@@ -112,7 +112,7 @@ async def require_stored_files(manifest: tuple[ManifestEntry, ...], ctx: Command
 async def start_run(cmd: StartRun, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.run_id)
-    if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id):
+    if await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id):
         raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} already exists: choose another run id")
     payload = RunStarted(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
@@ -121,7 +121,7 @@ async def start_run(cmd: StartRun, ctx: CommandContext) -> Decision:
 async def finish_run(cmd: FinishRun, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.run_id)
-    run = await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id)
+    run = await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id)
     if run is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
     if run["state"] != "running":
@@ -133,7 +133,7 @@ async def finish_run(cmd: FinishRun, ctx: CommandContext) -> Decision:
 async def log_metrics(cmd: LogMetrics, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], len(cmd.rows))
-    run = await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id)
+    run = await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id)
     if run is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
     payload = MetricsLogged(**cmd.facts())
@@ -145,11 +145,11 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
     if len(set(paths)) != len(paths):
         raise InvalidInput("the manifest lists a file path twice: each path may appear once")
     await require_stored_files(cmd.manifest, ctx)
-    if cmd.run_id is not None and await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
+    if cmd.run_id is not None and await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: log from a started run")
     digest = manifest_digest(cmd.manifest)
     if cmd.artifact_version_id is not None:
-        existing = await ctx.reads.artifact_version(cmd.artifact_version_id)
+        existing = await ctx.reads.registry.artifact_version(cmd.artifact_version_id)
         if existing is not None:
             same = (existing["entity"], existing["project"], existing["name"], existing["digest"])
             if same != (cmd.entity, cmd.project, cmd.name, digest):
@@ -158,7 +158,7 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
                     "a client-chosen id names one version only, choose a new one"
                 )
             return Decision([], existing["id"])  # sent again (a repeated sync): that version
-    latest = await ctx.reads.artifact_version_by_ref(cmd.entity, cmd.project, cmd.name, "latest")
+    latest = await ctx.reads.registry.artifact_version_by_ref(cmd.entity, cmd.project, cmd.name, "latest")
     if latest is not None:
         if latest["artifact_type"] != cmd.artifact_type:
             raise Conflict(
@@ -187,9 +187,9 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
 async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.artifact_version_id)
-    if await ctx.reads.artifact_version(cmd.artifact_version_id) is None:
+    if await ctx.reads.registry.artifact_version(cmd.artifact_version_id) is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist")
-    if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
+    if await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist")
     payload = ArtifactVersionUsed(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.artifact_version_id)
@@ -198,12 +198,12 @@ async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> 
 async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.artifact_version_id)
-    if await ctx.reads.artifact_version(cmd.artifact_version_id) is None:
+    if await ctx.reads.registry.artifact_version(cmd.artifact_version_id) is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist: log it before linking it")
     await ctx.require_admin_for_protected(cmd.registered_model, cmd.aliases, "setting")
     stream = registered_model_stream(cmd.registered_model)
     events = []
-    if await ctx.reads.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
+    if await ctx.reads.registry.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
         events.append(
             ctx.event(
                 VersionLinked(registered_model=cmd.registered_model, artifact_version_id=cmd.artifact_version_id),
@@ -219,19 +219,19 @@ async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
 
 
 async def add_alias(cmd: AddAlias, ctx: CommandContext) -> Decision:
-    if await ctx.reads.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
+    if await ctx.reads.registry.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
         raise NotFound(
             f"artifact version {cmd.artifact_version_id} is not linked to {cmd.registered_model!r}: link it first"
         )
     await ctx.require_admin_for_protected(cmd.registered_model, (cmd.alias,), "setting")
-    if await ctx.reads.alias_target(cmd.registered_model, cmd.alias) == cmd.artifact_version_id:
+    if await ctx.reads.registry.alias_target(cmd.registered_model, cmd.alias) == cmd.artifact_version_id:
         return Decision([], cmd.artifact_version_id)
     payload = AliasAdded(**cmd.model_dump())
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.artifact_version_id)
 
 
 async def remove_alias(cmd: RemoveAlias, ctx: CommandContext) -> Decision:
-    target = await ctx.reads.alias_target(cmd.registered_model, cmd.alias)
+    target = await ctx.reads.registry.alias_target(cmd.registered_model, cmd.alias)
     if target is None:
         raise NotFound(f"{cmd.registered_model!r} has no alias {cmd.alias!r}")
     await ctx.require_admin_for_protected(cmd.registered_model, (cmd.alias,), "removing")
@@ -240,9 +240,9 @@ async def remove_alias(cmd: RemoveAlias, ctx: CommandContext) -> Decision:
 
 
 async def unlink_version(cmd: UnlinkVersion, ctx: CommandContext) -> Decision:
-    if await ctx.reads.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
+    if await ctx.reads.registry.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} is not linked to {cmd.registered_model!r}")
-    held = await ctx.reads.aliases_of(cmd.registered_model, cmd.artifact_version_id)
+    held = await ctx.reads.registry.aliases_of(cmd.registered_model, cmd.artifact_version_id)
     await ctx.require_admin_for_protected(cmd.registered_model, tuple(held), "unlinking the version that holds")
     payload = VersionUnlinked(**cmd.model_dump())
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.artifact_version_id)
@@ -254,7 +254,7 @@ async def update_model_card(cmd: UpdateModelCard, ctx: CommandContext) -> Decisi
 
 
 async def tag_model(cmd: TagModel, ctx: CommandContext) -> Decision:
-    model = await ctx.reads.registered_model(cmd.registered_model)
+    model = await ctx.reads.registry.registered_model(cmd.registered_model)
     if model is not None and cmd.tag in model["tags"]:
         return Decision([], cmd.registered_model)
     payload = ModelTagged(**cmd.model_dump())
@@ -262,7 +262,7 @@ async def tag_model(cmd: TagModel, ctx: CommandContext) -> Decision:
 
 
 async def untag_model(cmd: UntagModel, ctx: CommandContext) -> Decision:
-    model = await ctx.reads.registered_model(cmd.registered_model)
+    model = await ctx.reads.registry.registered_model(cmd.registered_model)
     if model is None or cmd.tag not in model["tags"]:
         raise NotFound(f"{cmd.registered_model!r} has no tag {cmd.tag!r}")
     payload = ModelUntagged(**cmd.model_dump())
@@ -272,7 +272,7 @@ async def untag_model(cmd: UntagModel, ctx: CommandContext) -> Decision:
 async def record_sync(cmd: RecordSync, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.run_id)
-    if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
+    if await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: sync its start first")
     payload = RunSynced(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
@@ -294,13 +294,13 @@ async def issue_api_key(cmd: IssueApiKey, ctx: CommandContext) -> Decision:
 
 
 async def revoke_api_key(cmd: RevokeApiKey, ctx: CommandContext) -> Decision:
-    key = await ctx.identity.api_key(cmd.key_id)
+    key = await ctx.reads.identity.api_key(cmd.key_id)
     if key is None:
         raise NotFound(f"no API key {cmd.key_id!r}")
     if key["revoked_at"] is not None:
         return Decision([], cmd.key_id)
     # Nobody could issue keys again (short of deleting <data-dir>/admin-api-key and restarting the server).
-    if key["role"] == "admin" and await ctx.identity.live_admin_keys() <= 1:
+    if key["role"] == "admin" and await ctx.reads.identity.live_admin_keys() <= 1:
         raise Conflict(f"{cmd.key_id} is the last live admin key: issue another admin key before revoking it")
     principal = Actor(kind=key["principal_kind"], id=key["principal_id"])
     return Decision(
@@ -316,15 +316,15 @@ async def grant_role(cmd: GrantRole, ctx: CommandContext) -> Decision:
 
 async def revoke_role(cmd: RevokeRole, ctx: CommandContext) -> Decision:
     principal = Actor(kind=cmd.principal_kind, id=cmd.principal_id)
-    if cmd.scope not in await ctx.reads.grants_of(cmd.principal_kind, cmd.principal_id):
+    if cmd.scope not in await ctx.reads.identity.roles_by_scope(cmd.principal_kind, cmd.principal_id):
         raise NotFound(f"{principal} holds no role on {cmd.scope}")
     return Decision([ctx.event(RoleRevoked(principal=principal, scope=cmd.scope), principal_stream(principal))], None)
 
 
 async def protect_alias(cmd: ProtectAlias, ctx: CommandContext) -> Decision:
-    if await ctx.reads.registered_model(cmd.registered_model) is None:
+    if await ctx.reads.registry.registered_model(cmd.registered_model) is None:
         raise NotFound(f"registered model {cmd.registered_model!r} does not exist: link a version to it first")
-    if cmd.alias in await ctx.reads.protected_aliases(cmd.registered_model):
+    if cmd.alias in await ctx.reads.registry.protected_aliases(cmd.registered_model):
         return Decision([], cmd.alias)
     return Decision(
         [ctx.event(AliasProtected(**cmd.model_dump()), registered_model_stream(cmd.registered_model))], cmd.alias
@@ -332,7 +332,7 @@ async def protect_alias(cmd: ProtectAlias, ctx: CommandContext) -> Decision:
 
 
 async def unprotect_alias(cmd: UnprotectAlias, ctx: CommandContext) -> Decision:
-    if cmd.alias not in await ctx.reads.protected_aliases(cmd.registered_model):
+    if cmd.alias not in await ctx.reads.registry.protected_aliases(cmd.registered_model):
         raise NotFound(f"alias {cmd.alias!r} of {cmd.registered_model!r} is not protected")
     return Decision(
         [ctx.event(AliasUnprotected(**cmd.model_dump()), registered_model_stream(cmd.registered_model))], cmd.alias
@@ -340,7 +340,7 @@ async def unprotect_alias(cmd: UnprotectAlias, ctx: CommandContext) -> Decision:
 
 
 async def _tagged_version(cmd: TagArtifactVersion, ctx: CommandContext) -> dict[str, Any]:
-    found = await ctx.reads.artifact_version_by_ref(cmd.entity, cmd.project, cmd.name, cmd.version)
+    found = await ctx.reads.registry.artifact_version_by_ref(cmd.entity, cmd.project, cmd.name, cmd.version)
     if found is None:
         raise NotFound(f"no artifact version {cmd.entity}/{cmd.project}/{cmd.name}:{cmd.version}")
     return found

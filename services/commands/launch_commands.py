@@ -11,12 +11,11 @@ from modelreg.errors import NotFound
 from modelreg.events.automations import LaunchAction, TriggerSpec, WebhookAction
 from modelreg.events.launch import JobSource, ResourceKind, Trigger
 from modelreg.events.names import EntityName, ProjectName, RunId
-from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.services.commands.access import automation_scopes, entity_scopes
 from modelreg.services.commands.commands import Command
 
 if TYPE_CHECKING:
-    from modelreg.projections.registry_queries import RegistryQueries
+    from modelreg.services.commands.read_models import ReadModels
 
 _QUEUE = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _AGENT = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
@@ -51,8 +50,8 @@ class OnAJob(Command):
 
     job_id: UUID
 
-    async def scopes_in(self, reads: RegistryQueries) -> tuple[str, ...]:
-        entity = await LaunchQueries(reads.pool).entity_of_job(self.job_id)
+    async def scopes_in(self, reads: ReadModels) -> tuple[str, ...]:
+        entity = await reads.launch.entity_of_job(self.job_id)
         if entity is None:
             raise NotFound(f"job {self.job_id} does not exist")
         return entity_scopes(entity)
@@ -128,8 +127,8 @@ class SetAutomationEnabled(Command):
     automation_id: UUID
     enabled: bool
 
-    async def scopes_in(self, reads: RegistryQueries) -> tuple[str, ...]:
-        automation = await LaunchQueries(reads.pool).automation(self.automation_id)
+    async def scopes_in(self, reads: ReadModels) -> tuple[str, ...]:
+        automation = await reads.launch.automation(self.automation_id)
         if automation is None:
             raise NotFound(f"automation {self.automation_id} does not exist")
         return automation_scopes(automation["trigger"], automation["action"])

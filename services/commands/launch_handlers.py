@@ -55,14 +55,14 @@ from modelreg.services.commands.launch_commands import (
 
 
 async def create_queue(cmd: CreateQueue, ctx: CommandContext) -> Decision:
-    if await ctx.launch.queue(cmd.queue) is not None:
+    if await ctx.reads.launch.queue(cmd.queue) is not None:
         raise Conflict(f"queue {cmd.queue!r} already exists")
     return Decision([ctx.event(QueueCreated(**cmd.model_dump()), queue_stream(cmd.queue))], cmd.queue)
 
 
 async def _source_of_run(cmd: EnqueueJob, ctx: CommandContext) -> tuple[JobSource, dict[str, Any]]:
     """The code a run ran (its git commit and uncommitted diff, its command line) and its config."""
-    run = await ctx.reads.run(cmd.entity, cmd.project, cmd.from_run or "")
+    run = await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.from_run or "")
     if run is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.from_run} does not exist")
     env = run["environment"] or {}
@@ -100,11 +100,11 @@ def _entry_point(command: list[str], root: str | None) -> tuple[str, ...]:
 
 
 async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
-    if await ctx.launch.queue(cmd.queue) is None:
+    if await ctx.reads.launch.queue(cmd.queue) is None:
         raise NotFound(f"queue {cmd.queue!r} does not exist: an admin creates it (createLaunchQueue)")
     if cmd.triggered_by is not None and ctx.actor.kind != "automation":
         raise InvalidInput("only an automation enqueues a job as triggered_by")
-    if cmd.job_id is not None and await ctx.launch.job(cmd.job_id) is not None:
+    if cmd.job_id is not None and await ctx.reads.launch.job(cmd.job_id) is not None:
         return Decision([], cmd.job_id)  # a retry of an enqueue that went through
     if (cmd.from_run is None) == (cmd.source is None):
         raise InvalidInput(
@@ -131,7 +131,7 @@ async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
 
 
 async def _job(job_id: UUID, ctx: CommandContext) -> dict[str, Any]:
-    job = await ctx.launch.job(job_id)
+    job = await ctx.reads.launch.job(job_id)
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
     return job
@@ -203,7 +203,7 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
     action = cmd.action
     if action.kind == "launch":
         _may_launch_in(action.entity, ctx)
-        if await ctx.launch.queue(action.queue) is None:
+        if await ctx.reads.launch.queue(action.queue) is None:
             raise NotFound(f"queue {action.queue!r} does not exist: an admin creates it first")
     if action.kind == "webhook":
         if action.allow_private_network:
@@ -216,7 +216,7 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
 
 
 async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext) -> Decision:
-    automation = await ctx.launch.automation(cmd.automation_id)
+    automation = await ctx.reads.launch.automation(cmd.automation_id)
     if automation is None:
         raise NotFound(f"automation {cmd.automation_id} does not exist")
     if automation["enabled"] == cmd.enabled:

@@ -18,11 +18,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from modelreg.errors import InvalidInput
-from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.commands.commands import CLOCK_SKEW, Recordable, RecordSync, StartRun
+from modelreg.services.commands.read_models import RegistryReads
 
 
-async def bounded_claim(command: Recordable, reads: RegistryQueries) -> datetime | None:
+async def bounded_claim(command: Recordable, reads: RegistryReads) -> datetime | None:
     """The time to keep as `recorded_offline_at` (None: no claim), or InvalidInput saying what to fix."""
     claims = {"occurredAt": command.occurred_at}
     if isinstance(command, RecordSync):

@@ -20,6 +20,7 @@ from modelreg.projections.parked_queries import ParkedStreamQueries
 from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.commands.commands import Command
 from modelreg.services.commands.decisions import CommandContext, Decision
+from modelreg.services.commands.read_models import ParkedStreamReads
 from modelreg.services.projections_catalog import PROJECTIONS, projection
 
 
@@ -39,18 +40,18 @@ class SkipParkedEvent(Command):
         return reason
 
 
-async def parked_stream(pool: asyncpg.Pool, projection_name: str, stream: str) -> dict[str, Any]:
+async def parked_stream(parked: ParkedStreamReads, projection_name: str, stream: str) -> dict[str, Any]:
     """The stream as it is parked, or an error telling what to look at instead."""
     if projection_name not in PROJECTIONS:
         raise InvalidInput(f"no projection {projection_name!r}; known: {', '.join(sorted(PROJECTIONS))}")
-    found = await ParkedStreamQueries(pool).parked(projection_name, stream)
+    found = await parked.parked(projection_name, stream)
     if found is None:
         raise NotFound(f"{stream!r} is not parked in projection {projection_name}: `modelreg parked` lists them")
     return found
 
 
 async def skip_parked_event(cmd: SkipParkedEvent, ctx: CommandContext) -> Decision:
-    found = await parked_stream(ctx.reads.pool, cmd.projection, cmd.stream)
+    found = await parked_stream(ctx.reads.parked, cmd.projection, cmd.stream)
     if found["first_event_id"] != cmd.event_id:
         raise InvalidInput(
             f"event {cmd.event_id} is not the one {cmd.stream} is parked at in projection {cmd.projection}: "
@@ -65,9 +66,10 @@ async def retry_parked_stream(
 ) -> dict[str, Any] | None:
     """Apply the stream's parked events now, in this process (the runtime locks as a runner does, so the
     projector's runners are not disturbed). Returns the stream as it is still parked, or None: released."""
-    await parked_stream(pool, projection_name, stream)
+    parked = ParkedStreamQueries(pool)
+    await parked_stream(parked, projection_name, stream)
     await ProjectionRunner(projection(projection_name), log, pool).retry_stream(stream)
-    return await ParkedStreamQueries(pool).parked(projection_name, stream)
+    return await parked.parked(projection_name, stream)
 
 
 PARKED_STREAM_HANDLERS = {SkipParkedEvent: skip_parked_event}

@@ -36,6 +36,7 @@ from modelreg.graphql.storable_arguments import STORABLE_ARGUMENTS
 from modelreg.graphql.subscriptions import SubscriberContext
 from modelreg.projections.migrations import migrate
 from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
+from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.automations.webhook_signing import WebhookSecrets
 from modelreg.services.commands.access import Caller, service_caller
@@ -74,18 +75,18 @@ TAILS: web.AppKey[LogTails] = web.AppKey("tails", LogTails)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 
 
-async def caller_of(request: web.Request, reads: RegistryQueries) -> Caller | None:
+async def caller_of(request: web.Request, identity: IdentityQueries) -> Caller | None:
     """The principal of the request's API key (`Authorization: Bearer mr_...`), None when it sent none."""
     authorization = request.headers.get("Authorization")
     if authorization is None:
         return None
     scheme, _, key = authorization.partition(" ")
-    return await caller_of_key(key.strip() if scheme.lower() == "bearer" else None, reads)
+    return await caller_of_key(key.strip() if scheme.lower() == "bearer" else None, identity)
 
 
-async def caller_of_key(key: str | None, reads: RegistryQueries) -> Caller:
+async def caller_of_key(key: str | None, identity: IdentityQueries) -> Caller:
     """The principal of a live API key; PermissionDenied for anything else."""
-    found = await reads.principal_of_key(key_sha256(key)) if key else None
+    found = await identity.principal_of_key(key_sha256(key)) if key else None
     if found is None:
         raise PermissionDenied("unknown or revoked API key: check MODELREG_API_KEY, or ask an admin for a new key")
     return Caller(
@@ -144,12 +145,12 @@ class ModelregGraphQLView(GraphQLView):
             # The socket is open already: a missing or bad key is refused at connection_init (4403), where
             # a browser client, which cannot set headers on a websocket, sends its key.
             try:
-                caller = await caller_of(request, app.reads)
+                caller = await caller_of(request, IdentityQueries(app.reads.pool))
             except PermissionDenied:
                 caller = None
             return SubscriberContext(app=app, reads=app.reads, caller=caller, tails=self.tails)
         try:
-            caller = await caller_of(request, app.reads)
+            caller = await caller_of(request, IdentityQueries(app.reads.pool))
         except PermissionDenied as exc:
             raise web.HTTPUnauthorized(text=exc.message) from None
         return RequestContext(app=app, reads=app.reads, caller=caller, webhook_secrets=request.app[SECRETS])
@@ -162,7 +163,7 @@ class ModelregGraphQLView(GraphQLView):
                 context.caller = None  # a key was sent but is not one: refuse rather than fall back
             return
         try:
-            context.caller = await caller_of_key(key, context.reads)
+            context.caller = await caller_of_key(key, context.identity)
         except PermissionDenied:
             context.caller = None
 
@@ -318,7 +319,7 @@ async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResp
     when they log the version that names the files)."""
     if request.path.startswith("/blobs"):
         try:
-            caller = await caller_of(request, request.app[APP].reads)
+            caller = await caller_of(request, IdentityQueries(request.app[APP].reads.pool))
         except PermissionDenied as exc:
             raise web.HTTPUnauthorized(text=exc.message) from None
         if caller is None:

@@ -24,6 +24,7 @@ from support.waiting import wait_until
 
 from modelreg.errors import ModelregError
 from modelreg.events.envelope import Actor
+from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.services.commands.access import Caller
 from modelreg.services.commands.launch_commands import ClaimJob, RequeueJob
 from modelreg.services.http.api import APP, caller_of_key
@@ -149,7 +150,7 @@ class Matrix:
             return await self.as_role(role, reports[mutation], {"id": await self.job_claimed_by(principal), "a": agent})
         if mutation == "requeueJob":
             job_id = await self.job_claimed_by("service:agent")
-            caller = await caller_of_key(self.keys[role], self.app.reads)
+            caller = await caller_of_key(self.keys[role], IdentityQueries(self.app.reads.pool))
             try:
                 await self.app.execute(RequeueJob(job_id=UUID(job_id), attempt=1, reason="matrix"), caller)
             except ModelregError as refused:

@@ -1,0 +1,58 @@
+"""Reads of the audit log (every event, as who did what when): a stream's history, the filtered audit page,
+and whether a client's command was already accepted. Never writes."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+
+class AuditQueries:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def caused_by(self, command_id: UUID) -> bool:
+        """Whether a command with this client id was already accepted (its events carry it as causation id)."""
+        return await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM audit_log WHERE causation_id = $1)", command_id)
+
+    async def history(self, stream: str, limit: int) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM audit_log WHERE stream = $1 ORDER BY stream_seq DESC LIMIT $2", stream, limit
+        )
+        return [dict(r) for r in rows]
+
+    async def audit_page(
+        self,
+        *,
+        actor: str | None,
+        stream: str | None,
+        action: str | None,
+        since: Any,
+        until: Any,
+        before: tuple[Any, UUID] | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Newest first; `before` is the (occurred_at, event_id) of the last record of the previous page."""
+        kind, _, ident = (actor or "").partition(":")
+        rows = await self.pool.fetch(
+            """SELECT * FROM audit_log
+               WHERE ($1::text IS NULL OR (actor_kind = $1 AND actor_id = $2))
+                 AND ($3::text IS NULL OR stream = $3)
+                 AND ($4::text IS NULL OR type = $4)
+                 AND ($5::timestamptz IS NULL OR occurred_at >= $5)
+                 AND ($6::timestamptz IS NULL OR occurred_at < $6)
+                 AND ($7::timestamptz IS NULL OR (occurred_at, event_id) < ($7, $8::uuid))
+               ORDER BY occurred_at DESC, event_id DESC LIMIT $9""",
+            kind or None,
+            ident or None,
+            stream,
+            action,
+            since,
+            until,
+            before[0] if before else None,
+            before[1] if before else None,
+            limit,
+        )
+        return [dict(r) for r in rows]

@@ -1,0 +1,109 @@
+"""What the write side reads: one Protocol per read model, with exactly the reads that commands and their
+handlers make, so that handlers run against PostgreSQL in the server and against dicts in unit tests
+(tests/support/memory_read_models.py).
+
+Each Protocol is answered in PostgreSQL by the query class of its read model (projections/*_queries.py);
+`ReadModels.in_postgres` wires those. A read a handler needs is added here and to the fakes, never taken
+from a pool behind the Protocol's back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+import asyncpg
+
+from modelreg.events.log import LogPosition
+from modelreg.projections.audit_queries import AuditQueries
+from modelreg.projections.identity_queries import IdentityQueries
+from modelreg.projections.launch_queries import LaunchQueries
+from modelreg.projections.parked_queries import ParkedStreamQueries
+from modelreg.projections.registry_queries import RegistryQueries
+
+
+class RegistryReads(Protocol):
+    """Runs, artifact versions, registered models, their links and aliases (projections/registry.py)."""
+
+    async def run(self, entity: str, project: str, run_id: str) -> dict[str, Any] | None: ...
+
+    async def artifact_version(self, version_id: UUID) -> dict[str, Any] | None: ...
+
+    async def artifact_version_by_ref(
+        self, entity: str, project: str, name: str, selector: str
+    ) -> dict[str, Any] | None:
+        """`selector` is `v<N>`, `latest`, or an alias logged with the version."""
+        ...
+
+    async def registered_model(self, name: str) -> dict[str, Any] | None: ...
+
+    async def model_version_of(self, name: str, artifact_version_id: UUID) -> dict[str, Any] | None: ...
+
+    async def alias_target(self, name: str, alias: str) -> UUID | None: ...
+
+    async def aliases_of(self, name: str, artifact_version_id: UUID) -> list[str]: ...
+
+    async def protected_aliases(self, name: str) -> set[str]: ...
+
+
+class AuditReads(Protocol):
+    async def caused_by(self, command_id: UUID) -> bool:
+        """Whether a command with this client id was already accepted (its events carry it as causation id)."""
+        ...
+
+
+class IdentityReads(Protocol):
+    async def api_key(self, key_id: str) -> dict[str, Any] | None: ...
+
+    async def live_admin_keys(self) -> int: ...
+
+    async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, str]: ...
+
+
+class LaunchReads(Protocol):
+    async def queue(self, name: str) -> dict[str, Any] | None: ...
+
+    async def job(self, job_id: UUID) -> dict[str, Any] | None: ...
+
+    async def entity_of_job(self, job_id: UUID) -> str | None: ...
+
+    async def automation(self, automation_id: UUID) -> dict[str, Any] | None: ...
+
+
+class ParkedStreamReads(Protocol):
+    async def parked(self, projection: str, stream: str) -> dict[str, Any] | None:
+        """The stream as it is parked (with its `first_event_id` and `first_event_type`), None if it is not."""
+        ...
+
+
+class ProjectionsShowing(Protocol):
+    """How far the projections have applied the log: what read-your-writes waits on (projections/progress.py)."""
+
+    async def wait_for(self, projections: Iterable[str], positions: Iterable[LogPosition], timeout_s: float) -> None:
+        """Return once each of `projections` has applied `positions`; ProjectionLagging after `timeout_s`."""
+        ...
+
+    async def parked_among(self, streams: Iterable[str]) -> list[tuple[str, str, str]]:
+        """(projection, stream, error) for those of `streams` that are parked."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReadModels:
+    registry: RegistryReads
+    audit: AuditReads
+    identity: IdentityReads
+    launch: LaunchReads
+    parked: ParkedStreamReads
+
+    @classmethod
+    def in_postgres(cls, pool: asyncpg.Pool) -> ReadModels:
+        return cls(
+            registry=RegistryQueries(pool),
+            audit=AuditQueries(pool),
+            identity=IdentityQueries(pool),
+            launch=LaunchQueries(pool),
+            parked=ParkedStreamQueries(pool),
+        )

@@ -1,0 +1,337 @@
+"""The write side's read models in dicts, kept up to date from the events the commands decide.
+
+Unit tests run the real command path (services/commands/application.py) on the in-memory log; instead of
+the projector and PostgreSQL, `CaughtUpProjections` applies each appended event to these dicts before the
+command answers (read-your-writes, at once). They answer the Protocols of services/commands/read_models.py
+with rows shaped like the tables' (only the columns the handlers read), and follow the projections' rules
+where the handlers depend on them: link numbers, an alias moving between versions, a job's states.
+A parked stream is not an event's doing (a projection failed to apply one): a test parks it with `park`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged, ArtifactVersionUntagged
+from modelreg.events.automations import AutomationCreated, AutomationDisabled, AutomationEnabled
+from modelreg.events.codec import decode
+from modelreg.events.envelope import Envelope
+from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
+from modelreg.events.launch import (
+    JobCancelled,
+    JobClaimed,
+    JobEnqueued,
+    JobFinished,
+    JobRequeued,
+    JobStarted,
+    QueueCreated,
+)
+from modelreg.events.log import LogPosition
+from modelreg.events.memory_log import InMemoryEventLog
+from modelreg.events.registry import (
+    AliasAdded,
+    AliasProtected,
+    AliasRemoved,
+    AliasUnprotected,
+    ModelCardChanged,
+    ModelTagged,
+    ModelUntagged,
+    VersionLinked,
+    VersionUnlinked,
+)
+from modelreg.events.runs import RunFinished, RunStarted
+from modelreg.projections.progress import ProjectionLagging
+from modelreg.services.commands.read_models import ReadModels
+
+RunKey = tuple[str, str, str]
+
+
+@dataclass
+class MemoryRegistry:
+    runs: dict[RunKey, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    links: dict[tuple[str, UUID], dict[str, Any]] = field(default_factory=dict)
+    aliases: dict[tuple[str, str], UUID] = field(default_factory=dict)  # (model, alias) -> version
+    protected: dict[str, set[str]] = field(default_factory=dict)
+
+    async def run(self, entity: str, project: str, run_id: str) -> dict[str, Any] | None:
+        return self.runs.get((entity, project, run_id))
+
+    async def artifact_version(self, version_id: UUID) -> dict[str, Any] | None:
+        return self.versions.get(version_id)
+
+    async def artifact_version_by_ref(
+        self, entity: str, project: str, name: str, selector: str
+    ) -> dict[str, Any] | None:
+        collection = sorted(
+            (v for v in self.versions.values() if (v["entity"], v["project"], v["name"]) == (entity, project, name)),
+            key=lambda v: v["version_index"],
+            reverse=True,
+        )
+        if selector == "latest":
+            return collection[0] if collection else None
+        if selector[:1] == "v" and selector[1:].isdigit():
+            return next((v for v in collection if v["version_index"] == int(selector[1:])), None)
+        return next((v for v in collection if selector in v["aliases"]), None)
+
+    async def registered_model(self, name: str) -> dict[str, Any] | None:
+        return self.models.get(name)
+
+    async def model_version_of(self, name: str, artifact_version_id: UUID) -> dict[str, Any] | None:
+        return self.links.get((name, artifact_version_id))
+
+    async def alias_target(self, name: str, alias: str) -> UUID | None:
+        return self.aliases.get((name, alias))
+
+    async def aliases_of(self, name: str, artifact_version_id: UUID) -> list[str]:
+        return sorted(a for (m, a), target in self.aliases.items() if m == name and target == artifact_version_id)
+
+    async def protected_aliases(self, name: str) -> set[str]:
+        return set(self.protected.get(name, set()))
+
+    def apply(self, envelope: Envelope) -> None:
+        e, actor = envelope.payload, str(envelope.actor)
+        match e:
+            case RunStarted():
+                key = (e.entity, e.project, e.run_id)
+                self.runs.setdefault(
+                    key,
+                    {
+                        **e.model_dump(),
+                        "state": "running",
+                        "started_at": envelope.occurred_at,
+                        "started_by": actor,
+                        "started_offline_at": envelope.recorded_offline_at,
+                    },
+                )
+            case RunFinished():
+                self.runs[e.entity, e.project, e.run_id].update(state=e.state, finished_at=envelope.occurred_at)
+            case ArtifactVersionLogged():
+                collection = (e.entity, e.project, e.name)
+                index = sum(1 for v in self.versions.values() if (v["entity"], v["project"], v["name"]) == collection)
+                self.versions[e.artifact_version_id] = {
+                    **e.model_dump(exclude={"artifact_version_id"}),
+                    "id": e.artifact_version_id,
+                    "version_index": index,
+                    "aliases": list(e.aliases),
+                    "tags": [],
+                }
+            case ArtifactVersionTagged():
+                self.versions[e.artifact_version_id]["tags"] = sorted({*self.versions[e.artifact_version_id]["tags"], e.tag})
+            case ArtifactVersionUntagged():
+                self.versions[e.artifact_version_id]["tags"].remove(e.tag)
+            case VersionLinked():
+                if (e.registered_model, e.artifact_version_id) in self.links:
+                    return  # linking twice burns no number
+                model = self._model(e.registered_model, envelope)
+                self.links[e.registered_model, e.artifact_version_id] = {
+                    "registered_model": e.registered_model,
+                    "artifact_version_id": e.artifact_version_id,
+                    "version_index": model["next_version"],
+                    "linked_by": actor,
+                }
+                model["next_version"] += 1
+            case AliasAdded():
+                self.aliases[e.registered_model, e.alias] = e.artifact_version_id  # moves it from where it was
+            case AliasRemoved():
+                if self.aliases.get((e.registered_model, e.alias)) == e.artifact_version_id:
+                    del self.aliases[e.registered_model, e.alias]
+            case VersionUnlinked():
+                self.links.pop((e.registered_model, e.artifact_version_id), None)
+                for held in [k for k, v in self.aliases.items() if k[0] == e.registered_model]:
+                    if self.aliases[held] == e.artifact_version_id:
+                        del self.aliases[held]
+            case ModelCardChanged():
+                self._model(e.registered_model, envelope).update(e.model_dump(exclude={"registered_model"}))
+            case ModelTagged():
+                model = self._model(e.registered_model, envelope)
+                model["tags"] = sorted({*model["tags"], e.tag})
+            case ModelUntagged():
+                self._model(e.registered_model, envelope)["tags"].remove(e.tag)
+            case AliasProtected():
+                self.protected.setdefault(e.registered_model, set()).add(e.alias)
+            case AliasUnprotected():
+                self.protected.get(e.registered_model, set()).discard(e.alias)
+
+    def _model(self, name: str, envelope: Envelope) -> dict[str, Any]:
+        return self.models.setdefault(
+            name, {"name": name, "next_version": 0, "tags": [], "created_by": str(envelope.actor)}
+        )
+
+
+@dataclass
+class MemoryAudit:
+    causes: set[UUID] = field(default_factory=set)
+
+    async def caused_by(self, command_id: UUID) -> bool:
+        return command_id in self.causes
+
+    def apply(self, envelope: Envelope) -> None:
+        if envelope.causation_id is not None:
+            self.causes.add(envelope.causation_id)
+
+
+@dataclass
+class MemoryIdentity:
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    grants: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # principal -> scope -> role
+
+    async def api_key(self, key_id: str) -> dict[str, Any] | None:
+        return self.keys.get(key_id)
+
+    async def live_admin_keys(self) -> int:
+        return sum(1 for k in self.keys.values() if k["role"] == "admin" and k["revoked_at"] is None)
+
+    async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, str]:
+        return dict(self.grants.get((principal_kind, principal_id), {}))
+
+    def apply(self, envelope: Envelope) -> None:
+        e = envelope.payload
+        match e:
+            case ApiKeyIssued():
+                self.keys[e.key_id] = {
+                    "key_id": e.key_id,
+                    "key_sha256": e.key_sha256,
+                    "principal_kind": e.principal.kind,
+                    "principal_id": e.principal.id,
+                    "role": e.role,
+                    "revoked_at": None,
+                }
+            case ApiKeyRevoked():
+                self.keys[e.key_id]["revoked_at"] = envelope.occurred_at
+            case RoleGranted():
+                self.grants.setdefault((e.principal.kind, e.principal.id), {})[e.scope] = e.role
+            case RoleRevoked():
+                self.grants.get((e.principal.kind, e.principal.id), {}).pop(e.scope, None)
+
+
+@dataclass
+class MemoryLaunch:
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+    automations: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+
+    async def queue(self, name: str) -> dict[str, Any] | None:
+        return self.queues.get(name)
+
+    async def job(self, job_id: UUID) -> dict[str, Any] | None:
+        return self.jobs.get(job_id)
+
+    async def entity_of_job(self, job_id: UUID) -> str | None:
+        job = self.jobs.get(job_id)
+        return job["entity"] if job else None
+
+    async def automation(self, automation_id: UUID) -> dict[str, Any] | None:
+        return self.automations.get(automation_id)
+
+    def apply(self, envelope: Envelope) -> None:
+        e = envelope.payload
+        job = self.jobs.get(getattr(e, "job_id", None))  # type: ignore[arg-type]
+        # The same guards as the projection's UPDATEs: a report about a void attempt changes nothing.
+        match e:
+            case QueueCreated():
+                self.queues[e.queue] = {"name": e.queue, "resource": e.resource}
+            case JobEnqueued():
+                self.jobs[e.job_id] = {
+                    **e.model_dump(mode="json"),
+                    "job_id": e.job_id,
+                    "state": "queued",
+                    "attempt": 0,
+                    "agent_id": None,
+                }
+            case JobClaimed() if job and job["state"] == "queued" and job["attempt"] == e.attempt - 1:
+                job.update(state="claimed", attempt=e.attempt, agent_id=e.agent_id)
+            case JobStarted() if job and job["attempt"] == e.attempt and job["state"] == "claimed":
+                job.update(state="running")
+            case JobFinished() if job and job["attempt"] == e.attempt and job["state"] in ("claimed", "running"):
+                job.update(state=e.state)
+            case JobRequeued() if job and job["attempt"] == e.attempt and job["state"] in ("claimed", "running"):
+                job.update(state="queued", agent_id=None)
+            case JobCancelled() if job and job["state"] in ("queued", "claimed", "running"):
+                job.update(state="cancelled")
+            case AutomationCreated():
+                self.automations[e.automation_id] = {
+                    "automation_id": e.automation_id,
+                    "trigger": e.trigger.model_dump(mode="json"),
+                    "action": e.action.model_dump(mode="json"),
+                    "enabled": e.enabled,
+                    "created_by": str(envelope.actor),
+                }
+            case AutomationEnabled():
+                self.automations[e.automation_id]["enabled"] = True
+            case AutomationDisabled():
+                self.automations[e.automation_id]["enabled"] = False
+
+
+@dataclass
+class MemoryParkedStreams:
+    streams: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    async def parked(self, projection: str, stream: str) -> dict[str, Any] | None:
+        return self.streams.get((projection, stream))
+
+    def park(self, projection: str, stream: str, at: Envelope, error: str = "boom") -> None:
+        """`projection` failed to apply `at` (the first event of `stream` it holds back)."""
+        self.streams[projection, stream] = {
+            "projection": projection,
+            "stream": stream,
+            "error": error,
+            "first_event_id": at.id,
+            "first_event_type": at.type,
+        }
+
+
+@dataclass
+class MemoryReadModels:
+    registry: MemoryRegistry = field(default_factory=MemoryRegistry)
+    audit: MemoryAudit = field(default_factory=MemoryAudit)
+    identity: MemoryIdentity = field(default_factory=MemoryIdentity)
+    launch: MemoryLaunch = field(default_factory=MemoryLaunch)
+    parked: MemoryParkedStreams = field(default_factory=MemoryParkedStreams)
+
+    def protocols(self) -> ReadModels:
+        return ReadModels(self.registry, self.audit, self.identity, self.launch, self.parked)
+
+    def apply(self, envelope: Envelope) -> None:
+        for model in (self.registry, self.audit, self.identity, self.launch):
+            model.apply(envelope)
+
+
+class CaughtUpProjections:
+    """The projections as the command path sees them: every appended event applied when it waits (or, when
+    `lagging`, never: ProjectionLagging), and the streams `read_models.parked` holds reported as parked."""
+
+    def __init__(self, log: InMemoryEventLog, read_models: MemoryReadModels) -> None:
+        self.log = log
+        self.read_models = read_models
+        self.lagging = False
+        self._applied: set[LogPosition] = set()
+
+    async def wait_for(self, projections: Iterable[str], positions: Iterable[LogPosition], timeout_s: float) -> None:
+        if self.lagging:
+            raise ProjectionLagging(projections, positions, timeout_s)
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        for record in self.log.events():
+            if record.position not in self._applied:
+                self._applied.add(record.position)
+                self.read_models.apply(decode(record.value))
+
+    async def parked_among(self, streams: Iterable[str]) -> list[tuple[str, str, str]]:
+        wanted = set(streams)
+        return [(p, s, row["error"]) for (p, s), row in self.read_models.parked.streams.items() if s in wanted]
+
+
+@dataclass
+class MemoryBlobs:
+    """The blob store as a manifest check sees it: digest -> size."""
+
+    stored: dict[str, int] = field(default_factory=dict)
+
+    async def sizes(self, digests: Collection[str]) -> dict[str, int]:
+        return {d: self.stored[d] for d in digests if d in self.stored}

@@ -1,0 +1,67 @@
+"""The command path with no database: the real Application and handlers, the in-memory log, and read models
+in dicts that follow the appended events (memory_read_models.py). What handler unit tests stand on."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from uuid import UUID
+
+from support.memory_read_models import CaughtUpProjections, MemoryBlobs, MemoryReadModels
+
+from modelreg.events.artifacts import ManifestEntry
+from modelreg.events.codec import decode
+from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.identity import Role
+from modelreg.events.memory_log import InMemoryEventLog
+from modelreg.services.commands.access import Caller
+from modelreg.services.commands.application import Accepted, Application
+from modelreg.services.commands.commands import Command
+from modelreg.services.projections_catalog import shown_to_commands
+
+
+def caller(role: Role, who: str = "", *, grants: dict[str, Role] | None = None, kind: str = "user") -> Caller:
+    """A key holder: `caller("member")` is user:member-key, a member everywhere unless `grants` say otherwise."""
+    principal = Actor(kind=kind, id=who or f"{role}-key")  # type: ignore[arg-type]
+    return Caller(principal, role, grants or {}, key_id=f"key-of-{principal.id}")
+
+
+ADMIN = caller("admin", "ada")
+MEMBER = caller("member", "mo")
+VIEWER = caller("viewer", "vi")
+
+
+class WriteSide:
+    def __init__(self) -> None:
+        self.log = InMemoryEventLog()
+        self.read_models = MemoryReadModels()
+        self.projections = CaughtUpProjections(self.log, self.read_models)
+        self.blobs = MemoryBlobs()
+        self.app = Application(
+            self.log,
+            self.read_models.registry,  # type: ignore[arg-type]  # the resolvers' queries: none without a database
+            self.projections,
+            projections=shown_to_commands(),
+            read_models=self.read_models.protocols(),
+            blobs=self.blobs,
+        )
+
+    async def __call__(self, command: Command, by: Caller = ADMIN, **options: Any) -> Accepted:
+        return await self.app.execute(command, by, **options)
+
+    def appended(self) -> list[Envelope]:
+        """Every event on the log, in the order it was appended."""
+        return [decode(r.value) for r in self.log.events()]
+
+    def appended_types(self) -> list[str]:
+        return [e.type for e in self.appended()]
+
+    def stored_file(self, content: bytes, path: str = "model.pt") -> ManifestEntry:
+        """A file uploaded to the blob store, as a manifest lists it."""
+        digest = "sha256:" + hashlib.sha256(content).hexdigest()
+        self.blobs.stored[digest] = len(content)
+        return ManifestEntry(path=path, size=len(content), digest=digest)
+
+
+def version_id(accepted: Accepted) -> UUID:
+    return accepted.subject_id

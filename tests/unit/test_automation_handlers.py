@@ -1,0 +1,124 @@
+"""Automations: nobody automates what they could not do by hand, a webhook points at public addresses unless an
+installation admin allows otherwise, and the runner's records go on the automation's stream."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import pytest
+from support.write_side import ADMIN, MEMBER, WriteSide, caller
+from uuid_utils.compat import uuid7
+
+from modelreg.errors import InvalidInput, NotFound, PermissionDenied
+from modelreg.services.commands.launch_commands import (
+    CreateAutomation,
+    CreateQueue,
+    RecordAutomationFired,
+    RecordWebhookAttempt,
+    SetAutomationEnabled,
+)
+
+LAUNCH = {
+    "kind": "launch",
+    "queue": "cpu",
+    "entity": "acme",
+    "project": "fraud",
+    "source": {"kind": "image", "image": "python:3.12", "entry_point": ["python", "eval.py"]},
+}
+ON_A_NEW_VERSION = {"event": "artifact_version_logged", "entity": "acme"}
+
+
+def automation(action: dict[str, Any], trigger: dict[str, Any] = ON_A_NEW_VERSION, **fields: Any) -> CreateAutomation:
+    return CreateAutomation(name="evaluate", trigger=trigger, action=action, **fields)
+
+
+async def launching(registry: WriteSide, **fields: Any) -> UUID:
+    await registry(CreateQueue(queue="cpu"))
+    return (await registry(automation(LAUNCH, **fields), MEMBER)).subject_id
+
+
+async def test_an_automation_that_launches_jobs_needs_the_queue() -> None:
+    with pytest.raises(NotFound, match="queue 'cpu' does not exist: an admin creates it first"):
+        await WriteSide()(automation(LAUNCH), MEMBER)
+
+
+async def test_an_automation_launches_only_where_its_creator_may_enqueue() -> None:
+    registry = WriteSide()
+    await registry(CreateQueue(queue="cpu"))
+    watcher = caller("viewer", "wes", grants={"model:fraud": "member"})
+    on_the_model = {"event": "alias_added", "registered_model": "fraud"}
+    with pytest.raises(PermissionDenied, match="user:wes is a viewer of entity:acme; create automation needs member"):
+        await registry(automation(LAUNCH, on_the_model), watcher)
+    templated = {**LAUNCH, "entity": "${entity}"}  # where it launches is only known when it fires
+    with pytest.raises(PermissionDenied, match=r"an automation that launches jobs in '\$\{entity\}' needs member"):
+        await registry(automation(templated, on_the_model), watcher)
+
+
+async def test_a_webhook_to_a_private_address_needs_an_installation_admin() -> None:
+    registry = WriteSide()
+    private = {"kind": "webhook", "url": "http://10.1.2.3/hook"}
+    with pytest.raises(InvalidInput, match="points at 10.1.2.3, a loopback or private address"):
+        await registry(automation(private), MEMBER)
+    allowed = {**private, "allow_private_network": True}
+    with pytest.raises(PermissionDenied, match="a webhook to a private or loopback address needs admin"):
+        await registry(automation(allowed), MEMBER)
+    await registry(automation(allowed), ADMIN)
+
+
+async def test_a_webhook_to_a_public_address() -> None:
+    registry = WriteSide()
+    created = await registry(automation({"kind": "webhook", "url": "https://93.184.216.34/hook"}), MEMBER)
+    [event] = created.events
+    assert (event.type, event.stream) == ("automations.automation_created", f"automation:{created.subject_id}")
+
+
+async def test_disabling_and_enabling_an_automation() -> None:
+    registry = WriteSide()
+    automation_id = await launching(registry)
+    assert (await registry(SetAutomationEnabled(automation_id=automation_id, enabled=True), MEMBER)).events == []
+    await registry(SetAutomationEnabled(automation_id=automation_id, enabled=False), MEMBER)
+    assert registry.read_models.launch.automations[automation_id]["enabled"] is False
+    await registry(SetAutomationEnabled(automation_id=automation_id, enabled=True), MEMBER)
+    assert registry.appended_types()[-2:] == ["automations.automation_disabled", "automations.automation_enabled"]
+
+
+async def test_enabling_a_launching_automation_is_checked_on_the_entity_it_launches_in() -> None:
+    registry = WriteSide()
+    automation_id = await launching(registry, enabled=False)
+    demoted = caller("viewer", "mo")
+    with pytest.raises(PermissionDenied, match="viewer of entity:acme; set automation enabled needs member"):
+        await registry(SetAutomationEnabled(automation_id=automation_id, enabled=True), demoted)
+
+
+async def test_enabling_a_launching_automation_into_an_entity_the_caller_may_not_write() -> None:
+    registry = WriteSide()
+    await registry(CreateQueue(queue="cpu"))
+    on_the_model = {"event": "alias_added", "registered_model": "fraud"}
+    templated = {**LAUNCH, "entity": "${entity}"}
+    automation_id = (await registry(automation(templated, on_the_model, enabled=False), ADMIN)).subject_id
+    model_member = caller("viewer", "wes", grants={"model:fraud": "member"})
+    with pytest.raises(PermissionDenied, match=r"an automation that launches jobs in '\$\{entity\}'"):
+        await registry(SetAutomationEnabled(automation_id=automation_id, enabled=True), model_member)
+
+
+async def test_an_unknown_automation() -> None:
+    with pytest.raises(NotFound, match="automation .* does not exist"):
+        await WriteSide()(SetAutomationEnabled(automation_id=uuid7(), enabled=True))
+
+
+async def test_the_runner_records_firings_and_webhook_attempts_as_the_automation() -> None:
+    registry = WriteSide()
+    automation_id, event_id = await launching(registry), uuid7()
+    runner = caller("admin", str(automation_id), kind="automation")
+    fired = RecordAutomationFired(
+        automation_id=automation_id, event_id=event_id, event_type="artifacts.version_logged", outcome="failed"
+    )
+    attempt = RecordWebhookAttempt(
+        automation_id=automation_id, event_id=event_id, attempt=1, url="https://x.example", duration_ms=3.5
+    )
+    assert (await registry(fired, runner)).subject_id == event_id
+    assert (await registry(attempt, runner)).subject_id == event_id
+    assert {e.stream for e in registry.appended()[-2:]} == {f"automation:{automation_id}"}
+    with pytest.raises(PermissionDenied, match="record automation fired needs admin"):
+        await registry(fired, MEMBER)

@@ -1,0 +1,210 @@
+"""Launch: queues, jobs enqueued from a run or a source, the first agent's claim wins, an agent reports only
+about the attempt it holds, and speaks only for its own key."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import pytest
+from support.write_side import ADMIN, MEMBER, VIEWER, WriteSide, caller
+from uuid_utils.compat import uuid7
+
+from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from modelreg.events.launch import JobSource, Trigger
+from modelreg.services.commands.access import service_caller
+from modelreg.services.commands.commands import FinishRun, StartRun
+from modelreg.services.commands.launch_commands import (
+    CancelJob,
+    CaptureJobOutput,
+    ClaimJob,
+    CreateQueue,
+    EnqueueJob,
+    Heartbeat,
+    ReportJobFinished,
+    ReportJobStarted,
+    RequeueJob,
+)
+
+SOURCE = JobSource(kind="image", image="python:3.12", entry_point=("python", "train.py"))
+AGENT = caller("member", "gpu")  # a service account's key would do as well
+AGENT_ID = "user:gpu:host-1"
+
+
+async def queued(registry: WriteSide, **fields: Any) -> UUID:
+    if "cpu" not in registry.read_models.launch.queues:
+        await registry(CreateQueue(queue="cpu"))
+    enqueue = EnqueueJob(queue="cpu", entity="acme", project="fraud", **({"source": SOURCE} | fields))
+    return (await registry(enqueue, MEMBER)).subject_id
+
+
+async def claimed(registry: WriteSide) -> UUID:
+    job = await queued(registry)
+    await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)
+    return job
+
+
+async def finished_run(registry: WriteSide, environment: dict[str, Any]) -> None:
+    await registry(StartRun(entity="acme", project="fraud", run_id="r1", config={"lr": 0.1, "epochs": 3}, environment=environment))
+    await registry(FinishRun(entity="acme", project="fraud", run_id="r1"))
+
+
+GIT = {"remote": "https://git.example/acme/fraud.git", "commit": "abc1234", "root": "/home/mo/fraud", "diff": "+x"}
+
+
+async def test_a_queue_is_created_once_by_an_admin() -> None:
+    registry = WriteSide()
+    with pytest.raises(PermissionDenied, match="create queue needs admin"):
+        await registry(CreateQueue(queue="cpu"), MEMBER)
+    await registry(CreateQueue(queue="cpu"), ADMIN)
+    with pytest.raises(Conflict, match="queue 'cpu' already exists"):
+        await registry(CreateQueue(queue="cpu"))
+
+
+async def test_a_job_waits_on_an_existing_queue() -> None:
+    with pytest.raises(NotFound, match="queue 'gpu' does not exist: an admin creates it"):
+        await WriteSide()(EnqueueJob(queue="gpu", entity="acme", project="fraud", source=SOURCE))
+
+
+async def test_a_job_runs_a_source_with_its_config_and_overrides() -> None:
+    registry = WriteSide()
+    job = await queued(registry, config={"lr": 0.1}, overrides={"lr": 0.2}, priority=5)
+    enqueued = registry.appended()[-1].payload
+    assert (enqueued.job_id, enqueued.config, enqueued.priority) == (job, {"lr": 0.2}, 5)
+
+
+async def test_a_job_clones_a_finished_runs_code_and_config() -> None:
+    registry = WriteSide()
+    await finished_run(registry, {"git": GIT, "command": ["/usr/bin/python", "/home/mo/fraud/train.py", "--fast"]})
+    await queued(registry, source=None, from_run="r1", overrides={"epochs": 5})
+    enqueued = registry.appended()[-1].payload
+    assert enqueued.source.entry_point == ("python", "train.py", "--fast")
+    assert (enqueued.source.git_commit, enqueued.source.diff_patch) == ("abc1234", "+x")
+    assert enqueued.source.cloned_from_run == "acme/fraud/r1"
+    assert enqueued.config == {"lr": 0.1, "epochs": 5}
+
+
+@pytest.mark.parametrize(
+    ("environment", "refusal"),
+    [
+        ({"command": ["python", "train.py"]}, "recorded no git remote and commit"),
+        ({"git": {**GIT, "diff_omitted_bytes": 5_000_000}}, "5,000,000 bytes of uncommitted changes"),
+        ({"git": GIT, "command": ["python"]}, "recorded no command line to re-run"),
+    ],
+)
+async def test_a_run_whose_code_cannot_be_reproduced_is_not_cloned(environment: dict[str, Any], refusal: str) -> None:
+    registry = WriteSide()
+    await finished_run(registry, environment)
+    with pytest.raises(InvalidInput, match=refusal):
+        await queued(registry, source=None, from_run="r1")
+
+
+async def test_cloning_a_run_that_does_not_exist() -> None:
+    with pytest.raises(NotFound, match="run acme/fraud/r404 does not exist"):
+        await queued(WriteSide(), source=None, from_run="r404")
+
+
+@pytest.mark.parametrize("fields", [{"source": None}, {"from_run": "r1"}])
+async def test_a_job_has_exactly_one_origin(fields: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput, match="give exactly one of fromRun .* or source"):
+        await queued(WriteSide(), **fields)
+
+
+async def test_only_an_automation_enqueues_as_triggered_by() -> None:
+    trigger = Trigger(automation_id=uuid7(), event_id=uuid7(), event_type="runs.run_finished")
+    with pytest.raises(InvalidInput, match="only an automation enqueues a job as triggered_by"):
+        await queued(WriteSide(), triggered_by=trigger)
+
+
+async def test_an_enqueue_retried_with_its_job_id_enqueues_once() -> None:
+    registry = WriteSide()
+    job_id = uuid7()
+    assert await queued(registry, job_id=job_id) == job_id
+    assert await queued(registry, job_id=job_id) == job_id
+    assert registry.appended_types().count("launch.job_enqueued") == 1
+
+
+async def test_the_first_claim_wins_the_next_attempt() -> None:
+    registry = WriteSide()
+    job = await queued(registry)
+    claim = await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)
+    assert claim.subject_id == 1
+    with pytest.raises(Conflict, match="is claimed, not queued: another agent took it"):
+        await registry(ClaimJob(job_id=job, agent_id="user:gpu:host-2"), AGENT)
+
+
+async def test_an_agent_speaks_for_its_own_key_only() -> None:
+    registry = WriteSide()
+    job = await queued(registry)
+    with pytest.raises(PermissionDenied, match="user:gpu may not act as agent 'service:pool:h1'"):
+        await registry(ClaimJob(job_id=job, agent_id="service:pool:h1"), AGENT)
+    with pytest.raises(PermissionDenied, match="may not act as agent"):
+        await registry(ClaimJob(job_id=job, agent_id="service:pool:h1"), ADMIN)
+
+
+async def test_a_job_command_is_checked_on_the_jobs_entity() -> None:
+    registry = WriteSide()
+    job = await queued(registry)
+    elsewhere = caller("member", "eve", grants={"entity:acme": "viewer"})
+    with pytest.raises(PermissionDenied, match="user:eve is a viewer of entity:acme; claim job needs member"):
+        await registry(ClaimJob(job_id=job, agent_id="user:eve:h"), elsewhere)
+    with pytest.raises(NotFound, match="does not exist"):
+        await registry(ClaimJob(job_id=uuid7(), agent_id=AGENT_ID), AGENT)
+
+
+async def test_the_agent_holding_the_attempt_reports_its_start_output_and_end() -> None:
+    registry = WriteSide()
+    job = await claimed(registry)
+    await registry(ReportJobStarted(job_id=job, agent_id=AGENT_ID, attempt=1, pid=42), AGENT)
+    await registry(CaptureJobOutput(job_id=job, agent_id=AGENT_ID, attempt=1, stream="stdout", text="epoch 1"), AGENT)
+    await registry(ReportJobFinished(job_id=job, agent_id=AGENT_ID, attempt=1, state="finished", exit_code=0), AGENT)
+    assert registry.read_models.launch.jobs[job]["state"] == "finished"
+    assert registry.appended_types()[-3:] == ["launch.job_started", "launch.job_output_captured", "launch.job_finished"]
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        ReportJobStarted(job_id=uuid7(), agent_id=AGENT_ID, attempt=2),
+        ReportJobStarted(job_id=uuid7(), agent_id="user:gpu:host-2", attempt=1),
+        CaptureJobOutput(job_id=uuid7(), agent_id=AGENT_ID, attempt=2, stream="stderr", text="x"),
+        ReportJobFinished(job_id=uuid7(), agent_id=AGENT_ID, attempt=2, state="failed"),
+    ],
+)
+async def test_a_report_about_a_void_attempt_is_refused(report: ReportJobStarted) -> None:
+    registry = WriteSide()
+    job = await claimed(registry)
+    with pytest.raises(Conflict, match=f"of job {job} by .* is void .*: stop working on it"):
+        await registry(report.model_copy(update={"job_id": job}), AGENT)
+
+
+async def test_a_requeued_attempt_is_void_and_a_stale_requeue_changes_nothing() -> None:
+    registry = WriteSide()
+    job = await claimed(registry)
+    with pytest.raises(PermissionDenied, match="requeue job needs admin"):
+        await registry(RequeueJob(job_id=job, attempt=1, reason="agent vanished"), MEMBER)
+    await registry(RequeueJob(job_id=job, attempt=1, reason="agent vanished"), service_caller("launch-supervisor"))
+    assert registry.read_models.launch.jobs[job]["state"] == "queued"
+    assert (await registry(RequeueJob(job_id=job, attempt=1, reason="again"))).events == []
+    with pytest.raises(Conflict, match="is void"):
+        await registry(ReportJobStarted(job_id=job, agent_id=AGENT_ID, attempt=1), AGENT)
+    assert (await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)).subject_id == 2
+
+
+async def test_a_job_is_cancelled_while_it_has_not_ended() -> None:
+    registry = WriteSide()
+    job = await claimed(registry)
+    await registry(CancelJob(job_id=job, reason="wrong config"), MEMBER)
+    with pytest.raises(Conflict, match="is already cancelled"):
+        await registry(CancelJob(job_id=job), MEMBER)
+
+
+async def test_an_agents_heartbeat_needs_a_key_that_writes_somewhere() -> None:
+    registry = WriteSide()
+    beat = Heartbeat(agent_id="user:vi:h1", queues=("cpu",))
+    with pytest.raises(PermissionDenied, match="an agent's heartbeat .* needs member"):
+        await registry(beat, VIEWER)
+    member_by_grant = caller("viewer", "vi", grants={"entity:acme": "member"})
+    assert (await registry(beat, member_by_grant)).events[0].stream == "agent:user:vi:h1"
+    with pytest.raises(PermissionDenied, match="may not act as agent 'user:vi:h1'"):
+        await registry(beat, MEMBER)

@@ -1,0 +1,197 @@
+"""The registry's moves: linking versions to a registered model, its aliases (protected ones are moved by
+the model's admins only), its card and tags."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from support.write_side import ADMIN, MEMBER, VIEWER, WriteSide, caller
+from uuid_utils.compat import uuid7
+
+from modelreg.errors import NotFound, PermissionDenied
+from modelreg.services.commands.commands import (
+    AddAlias,
+    LinkVersion,
+    LogArtifactVersion,
+    ProtectAlias,
+    RemoveAlias,
+    TagModel,
+    UnlinkVersion,
+    UnprotectAlias,
+    UntagModel,
+    UpdateModelCard,
+)
+
+
+async def logged(registry: WriteSide, content: bytes = b"weights") -> UUID:
+    command = LogArtifactVersion(
+        entity="acme", project="fraud", name="weights", artifact_type="model", manifest=(registry.stored_file(content),)
+    )
+    return (await registry(command)).subject_id
+
+
+async def linked(registry: WriteSide, *aliases: str, content: bytes = b"weights") -> UUID:
+    version = await logged(registry, content)
+    await registry(LinkVersion(registered_model="fraud", artifact_version_id=version, aliases=aliases))
+    return version
+
+
+async def production_protected(registry: WriteSide) -> UUID:
+    version = await linked(registry, "production")
+    await registry(ProtectAlias(registered_model="fraud", alias="production"))
+    return version
+
+
+async def test_linking_a_version_records_who_and_the_aliases_it_gets_as_one_correlated_move() -> None:
+    registry = WriteSide()
+    version = await logged(registry)
+    accepted = await registry(
+        LinkVersion(registered_model="fraud", artifact_version_id=version, aliases=("staging", "best", "staging")),
+        MEMBER,
+    )
+    link, *aliases = accepted.events
+    assert [e.type for e in accepted.events] == ["registry.version_linked", "registry.alias_added", "registry.alias_added"]
+    assert [e.payload.alias for e in aliases] == ["staging", "best"]
+    assert {e.correlation_id for e in accepted.events} == {link.id}
+    assert str(link.actor) == "user:mo" and link.stream == "registered_model:fraud"
+    assert registry.read_models.registry.links["fraud", version]["version_index"] == 0
+
+
+async def test_linking_a_version_that_was_never_logged_says_log_it_first() -> None:
+    with pytest.raises(NotFound, match="log it before linking it"):
+        await WriteSide()(LinkVersion(registered_model="fraud", artifact_version_id=uuid7()))
+
+
+async def test_linking_again_only_sets_the_new_aliases() -> None:
+    registry = WriteSide()
+    version = await linked(registry)
+    again = await registry(LinkVersion(registered_model="fraud", artifact_version_id=version, aliases=("best",)))
+    assert [e.type for e in again.events] == ["registry.alias_added"]
+
+
+async def test_a_recorded_link_sent_again_appends_nothing() -> None:
+    registry = WriteSide()
+    version = await logged(registry)
+    link = LinkVersion(registered_model="fraud", artifact_version_id=version, command_id=uuid7())
+    await registry(link)
+    assert (await registry(link)).events == []
+
+
+async def test_a_viewer_may_not_link() -> None:
+    registry = WriteSide()
+    version = await logged(registry)
+    with pytest.raises(PermissionDenied, match="user:vi is a viewer of model:fraud; link version needs member"):
+        await registry(LinkVersion(registered_model="fraud", artifact_version_id=version), VIEWER)
+
+
+async def test_a_grant_on_the_model_lets_a_viewer_key_link_there() -> None:
+    registry = WriteSide()
+    version = await logged(registry)
+    trusted = caller("viewer", "val", grants={"model:fraud": "member"})
+    await registry(LinkVersion(registered_model="fraud", artifact_version_id=version), trusted)
+
+
+async def test_an_alias_is_set_on_a_linked_version_and_moves_to_it() -> None:
+    registry = WriteSide()
+    first = await linked(registry, "staging")
+    second = await linked(registry, content=b"better")
+    moved = await registry(AddAlias(registered_model="fraud", artifact_version_id=second, alias="staging"), MEMBER)
+    assert moved.subject_id == second
+    assert registry.read_models.registry.aliases["fraud", "staging"] == second != first
+
+
+async def test_setting_an_alias_where_it_is_appends_nothing() -> None:
+    registry = WriteSide()
+    version = await linked(registry, "staging")
+    assert (await registry(AddAlias(registered_model="fraud", artifact_version_id=version, alias="staging"))).events == []
+
+
+async def test_an_alias_goes_on_a_linked_version_only() -> None:
+    registry = WriteSide()
+    version = await logged(registry)
+    with pytest.raises(NotFound, match="is not linked to 'fraud': link it first"):
+        await registry(AddAlias(registered_model="fraud", artifact_version_id=version, alias="staging"))
+
+
+async def test_removing_an_alias_the_model_does_not_have() -> None:
+    with pytest.raises(NotFound, match="'fraud' has no alias 'staging'"):
+        await WriteSide()(RemoveAlias(registered_model="fraud", alias="staging"))
+
+
+async def test_removing_an_alias_names_the_version_it_was_on() -> None:
+    registry = WriteSide()
+    version = await linked(registry, "staging")
+    removed = await registry(RemoveAlias(registered_model="fraud", alias="staging"), MEMBER)
+    assert removed.subject_id == version and removed.events[0].payload.artifact_version_id == version
+
+
+async def test_a_protected_alias_is_moved_removed_or_unlinked_by_the_models_admins_only() -> None:
+    registry = WriteSide()
+    version = await production_protected(registry)
+    other = await linked(registry, content=b"other")
+    refusals = [
+        (LinkVersion(registered_model="fraud", artifact_version_id=other, aliases=("production",)), "setting"),
+        (AddAlias(registered_model="fraud", artifact_version_id=other, alias="production"), "setting"),
+        (RemoveAlias(registered_model="fraud", alias="production"), "removing"),
+        (UnlinkVersion(registered_model="fraud", artifact_version_id=version), "unlinking the version that holds"),
+    ]
+    for command, doing in refusals:
+        with pytest.raises(PermissionDenied, match=f"{doing} protected alias 'production' needs admin"):
+            await registry(command, MEMBER)
+    model_admin = caller("member", "mia", grants={"model:fraud": "admin"})
+    await registry(AddAlias(registered_model="fraud", artifact_version_id=other, alias="production"), model_admin)
+    assert registry.read_models.registry.aliases["fraud", "production"] == other
+
+
+async def test_a_member_moves_the_unprotected_aliases_of_a_model_with_protected_ones() -> None:
+    registry = WriteSide()
+    version = await production_protected(registry)
+    await registry(AddAlias(registered_model="fraud", artifact_version_id=version, alias="staging"), MEMBER)
+
+
+async def test_unlinking_takes_the_versions_aliases_with_it() -> None:
+    registry = WriteSide()
+    version = await linked(registry, "staging")
+    await registry(UnlinkVersion(registered_model="fraud", artifact_version_id=version), MEMBER)
+    assert registry.read_models.registry.aliases == {}
+    with pytest.raises(NotFound, match="is not linked to 'fraud'"):
+        await registry(UnlinkVersion(registered_model="fraud", artifact_version_id=version))
+
+
+async def test_protecting_an_alias_needs_the_model_and_an_admin() -> None:
+    registry = WriteSide()
+    with pytest.raises(NotFound, match="registered model 'fraud' does not exist: link a version to it first"):
+        await registry(ProtectAlias(registered_model="fraud", alias="production"))
+    await linked(registry)
+    with pytest.raises(PermissionDenied, match="protect alias needs admin"):
+        await registry(ProtectAlias(registered_model="fraud", alias="production"), MEMBER)
+    await registry(ProtectAlias(registered_model="fraud", alias="production"), ADMIN)
+    assert (await registry(ProtectAlias(registered_model="fraud", alias="production"))).events == []
+
+
+async def test_unprotecting_an_alias_that_is_not_protected() -> None:
+    registry = WriteSide()
+    await production_protected(registry)
+    await registry(UnprotectAlias(registered_model="fraud", alias="production"))
+    assert registry.read_models.registry.protected["fraud"] == set()
+    with pytest.raises(NotFound, match="alias 'production' of 'fraud' is not protected"):
+        await registry(UnprotectAlias(registered_model="fraud", alias="production"))
+
+
+async def test_the_model_card_says_what_it_does() -> None:
+    registry = WriteSide()
+    card = UpdateModelCard(registered_model="fraud", description="# Fraud", inputs="a transaction")
+    assert (await registry(card, MEMBER)).subject_id == "fraud"
+    assert registry.read_models.registry.models["fraud"]["description"] == "# Fraud"
+
+
+async def test_a_model_is_tagged_once_and_untagged_when_it_has_the_tag() -> None:
+    registry = WriteSide()
+    with pytest.raises(NotFound, match="'fraud' has no tag 'gbm'"):
+        await registry(UntagModel(registered_model="fraud", tag="gbm"))
+    await registry(TagModel(registered_model="fraud", tag="gbm"))
+    assert (await registry(TagModel(registered_model="fraud", tag="gbm"))).events == []
+    await registry(UntagModel(registered_model="fraud", tag="gbm"))
+    with pytest.raises(NotFound, match="has no tag"):
+        await registry(UntagModel(registered_model="fraud", tag="gbm"))
