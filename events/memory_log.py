@@ -1,4 +1,5 @@
-"""An in-memory event log for unit tests of command handlers. Same Protocols as the Kafka log."""
+"""An in-memory event log for unit tests of the write side (tests/support/write_side.py). Same Protocols as the
+Kafka and Postgres logs, and held to the same contract (tests/integration/test_event_log_contract.py)."""
 
 from __future__ import annotations
 
@@ -26,16 +27,26 @@ class InMemoryEventLog:
         pass
 
     async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
-        positions = [self._put(event.stream.encode(), encode(event)) for event in events]
-        async with self._appended:
-            self._appended.notify_all()
+        positions = [
+            self._put(
+                event.stream.encode(),
+                encode(event),
+                (("type", event.type.encode()), ("version", str(event.version).encode())),
+            )
+            for event in events
+        ]
+        await self._announce()
         return positions
 
-    def _put(self, key: bytes, value: bytes) -> LogPosition:
-        partition = zlib.crc32(key) % len(self.partitions)
+    async def _announce(self) -> None:
+        async with self._appended:
+            self._appended.notify_all()
+
+    def _put(self, key: bytes | None, value: bytes | None, headers: tuple[tuple[str, bytes], ...]) -> LogPosition:
+        partition = zlib.crc32(key or b"") % len(self.partitions)
         records = self.partitions[partition]
         position = LogPosition(self.topic, partition, len(records))
-        record = LogRecord(position, key, value)
+        record = LogRecord(position, key, value, headers)
         records.append(record)
         self._appended_in_order.append(record)
         return position
@@ -62,7 +73,9 @@ class InMemoryEventLog:
         return [(record, reason) for record, _, reason in self.dead_letters]
 
     async def append_raw(self, records: Sequence[LogRecord]) -> list[LogPosition]:
-        return [self._put(record.key or b"", record.value or b"") for record in records]
+        positions = [self._put(record.key, record.value, tuple(record.headers)) for record in records]
+        await self._announce()
+        return positions
 
 
 class InMemorySubscription:

@@ -1,19 +1,36 @@
-"""What every event log promises, on Kafka and on Postgres alike."""
+"""What every event log promises, on Kafka and on Postgres alike, and in memory (the log of handler unit tests)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections import defaultdict
+from collections.abc import AsyncIterator
 
 import pytest
 
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import EventLog, LogRecord
+from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.events.runs import RunStarted
+from modelreg.services.infra.event_log import event_log_for
 
 WRITER = Actor(kind="service", id="hammer")
+
+
+@pytest.fixture(params=["kafka", "postgres", "memory"])
+def log_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def event_log(request: pytest.FixtureRequest, log_kind: str) -> AsyncIterator[EventLog]:
+    """The conftest's log for Kafka and Postgres (each on a fresh topic and database); no server for memory."""
+    log = InMemoryEventLog() if log_kind == "memory" else event_log_for(request.getfixturevalue("settings"))
+    await log.start()
+    yield log
+    await log.close()
 
 
 def numbered(writer: int, n: int) -> Envelope:
@@ -87,3 +104,31 @@ async def test_appended_events_come_back_with_their_positions_in_order(event_log
     ]
     ends = await event_log.end_positions()
     assert sum(ends.values()) == 20
+
+
+async def test_a_record_says_its_events_type_and_version_in_headers(event_log: EventLog) -> None:
+    """What lets a projection pass over the events it does not handle without decoding them."""
+    await event_log.append([numbered(0, 0)])
+    [record] = await tail(event_log, 1)
+    assert dict(record.headers) == {"type": b"runs.run_started", "version": b"1"}
+
+
+async def test_raw_records_come_back_with_their_bytes_key_and_headers(event_log: EventLog) -> None:
+    foreign = LogRecord(
+        position=None,  # type: ignore[arg-type]  # ignored by append_raw
+        key=b"run:acme/hammer/raw",
+        value=b"not even json",
+        headers=(("type", b"runs.run_started"), ("version", b"9")),
+    )
+    [position] = await event_log.append_raw([foreign])
+    [record] = await tail(event_log, 1)
+    assert (record.position, record.key, record.value) == (position, foreign.key, foreign.value)
+    assert dict(record.headers) == dict(foreign.headers)
+
+
+async def test_a_dead_lettered_record_is_kept_with_its_reason(event_log: EventLog) -> None:
+    await event_log.append([numbered(0, 0)])
+    [record] = await tail(event_log, 1)
+    await event_log.dead_letter(record, "contract-reader", "cannot decode")
+    [(kept, reason)] = await event_log.dead_lettered()
+    assert (kept.position, kept.key, kept.value, reason) == (record.position, record.key, record.value, "cannot decode")
