@@ -6,7 +6,7 @@ projection can number them v0, v1, ... deterministically.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -53,6 +53,10 @@ class ManifestEntry(BaseModel):
         return path
 
 
+# A version of a million files is the most one command may log (the client splits nothing: it refuses more).
+Manifest = Annotated[tuple[ManifestEntry, ...], Field(max_length=1_000_000)]
+
+
 class ArtifactVersionLogged(Event):
     """v2: manifest entries may be references (`ref`); a v1 event reads as v2 with no references."""
 
@@ -65,7 +69,7 @@ class ArtifactVersionLogged(Event):
     name: ArtifactName
     artifact_type: ArtifactType
     digest: Digest
-    manifest: tuple[ManifestEntry, ...] = ()
+    manifest: Manifest = ()
     description: Description | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     aliases: tuple[AliasName, ...] = ()

@@ -8,10 +8,10 @@ Webhook secrets are never on the log: each is derived from the server's secret k
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from modelreg.events.envelope import Event
 from modelreg.events.launch import JobSource
@@ -24,6 +24,15 @@ TriggerEvent = Literal[
     "run_finished",  # a run finished or failed
     "metric_threshold",  # a logged metric crossed a threshold
 ]
+
+
+# Field types shared with the automation commands (services/commands/launch_commands.py).
+AutomationName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+AutomationDescription = Annotated[str, StringConstraints(max_length=10_000)]
+Cooldown = Annotated[float, Field(ge=0, le=86_400 * 30)]
+FiringOutcome = Literal["enqueued", "delivered", "failed"]
+Note = Annotated[str, StringConstraints(max_length=2000)]  # a firing's detail, a delivery's error
+WebhookUrl = Annotated[str, StringConstraints(max_length=2000)]
 
 
 def automation_stream(automation_id: UUID) -> str:
@@ -97,11 +106,11 @@ class AutomationCreated(Event):
     version = 1
 
     automation_id: UUID
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=10_000)
+    name: AutomationName
+    description: AutomationDescription | None = None
     trigger: TriggerSpec
     action: LaunchAction | WebhookAction = Field(discriminator="kind")
-    cooldown_s: float = Field(default=0, ge=0, le=86_400 * 30, description="fires at most once per this many seconds")
+    cooldown_s: Cooldown = Field(default=0, description="fires at most once per this many seconds")
     enabled: bool = True
     secret_generation: int = 1
 
@@ -129,9 +138,9 @@ class AutomationFired(Event):
     automation_id: UUID
     event_id: UUID
     event_type: str
-    outcome: Literal["enqueued", "delivered", "failed"]
+    outcome: FiringOutcome
     job_id: UUID | None = None
-    detail: str | None = Field(default=None, max_length=2000)
+    detail: Note | None = None
 
 
 class WebhookAttempted(Event):
@@ -141,7 +150,7 @@ class WebhookAttempted(Event):
     automation_id: UUID
     event_id: UUID
     attempt: int = Field(ge=1)
-    url: str = Field(max_length=2000)
+    url: WebhookUrl
     status_code: int | None = None
-    error: str | None = Field(default=None, max_length=2000)
+    error: Note | None = None
     duration_ms: float

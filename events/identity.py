@@ -25,6 +25,13 @@ Scope = Annotated[
 ]
 
 
+# Shared with the commands that issue keys and grant roles (services/commands/commands.py).
+KeyId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{12}$")]  # the part after mr_ in the key
+KeyLabel = Annotated[str, StringConstraints(max_length=200)]
+PrincipalKind = Literal["user", "service"]  # who holds keys (an automation acts with its creator's rights)
+PrincipalId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=200)]
+
+
 def principal_stream(principal: Actor) -> str:
     return f"principal:{principal.kind}:{principal.id}"
 
@@ -34,18 +41,18 @@ class ApiKeyIssued(Event):
     version = 1
     private_fields = frozenset({"key_sha256"})
 
-    key_id: str = Field(pattern=r"^[a-z0-9]{12}$")
+    key_id: KeyId
     principal: Actor
     key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     role: Role
-    label: str | None = Field(default=None, max_length=200)
+    label: KeyLabel | None = None
 
 
 class ApiKeyRevoked(Event):
     type = "identity.api_key_revoked"
     version = 1
 
-    key_id: str = Field(pattern=r"^[a-z0-9]{12}$")
+    key_id: KeyId
     principal: Actor
 
 

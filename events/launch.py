@@ -7,17 +7,27 @@ claims, reports and requeues are ordered: the first claim of an attempt wins, la
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from modelreg.events.envelope import Event
 from modelreg.events.names import EntityName, ProjectName, RunId
 
-QueueName = str
+# Field types shared with the Launch commands (services/commands/launch_commands.py).
+QueueName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
 ResourceKind = Literal["local-process", "docker", "kubernetes"]
-_QUEUE = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+# An agent is named after its key's principal: `service:gpu-pool:host-1` (services/commands/access.py).
+AgentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$", max_length=200)]
+Attempt = Annotated[int, Field(ge=1)]
+Priority = Annotated[int, Field(ge=-1000, le=1000)]
+JobDetail = Annotated[str, StringConstraints(max_length=10_000)]
+OutputStream = Literal["stdout", "stderr"]
+OutputText = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+JobEnd = Literal["finished", "failed"]
+Reason = Annotated[str, StringConstraints(max_length=2000)]
+AgentQueues = Annotated[tuple[str, ...], Field(min_length=1)]  # the queues an agent takes jobs from
 
 
 def queue_stream(queue: str) -> str:
@@ -69,7 +79,7 @@ class QueueCreated(Event):
     type = "launch.queue_created"
     version = 1
 
-    queue: str = Field(pattern=_QUEUE, max_length=100)
+    queue: QueueName
     resource: ResourceKind
     # kubernetes: namespace, image, cpu, memory, gpu, service_account; docker: image, gpus, env.
     resource_config: dict[str, Any] = Field(default_factory=dict)
@@ -80,10 +90,10 @@ class JobEnqueued(Event):
     version = 1
 
     job_id: UUID
-    queue: str = Field(pattern=_QUEUE, max_length=100)
+    queue: QueueName
     entity: EntityName
     project: ProjectName
-    priority: int = Field(default=0, ge=-1000, le=1000)
+    priority: Priority = 0
     source: JobSource
     config: dict[str, Any] = Field(
         default_factory=dict, description="what modelreg.init() in the job sees as run.config"
@@ -99,8 +109,8 @@ class JobClaimed(Event):
     version = 1
 
     job_id: UUID
-    agent_id: str = Field(max_length=200)
-    attempt: int = Field(ge=1)
+    agent_id: AgentId
+    attempt: Attempt
 
 
 class JobStarted(Event):
@@ -108,10 +118,10 @@ class JobStarted(Event):
     version = 1
 
     job_id: UUID
-    attempt: int = Field(ge=1)
-    agent_id: str = Field(max_length=200)
+    attempt: Attempt
+    agent_id: AgentId
     pid: int | None = None
-    detail: str | None = Field(default=None, max_length=10_000, description="e.g. the Kubernetes manifest it submitted")
+    detail: JobDetail | None = Field(default=None, description="e.g. the Kubernetes manifest it submitted")
 
 
 class JobOutputCaptured(Event):
@@ -121,9 +131,9 @@ class JobOutputCaptured(Event):
     version = 1
 
     job_id: UUID
-    attempt: int = Field(ge=1)
-    stream: Literal["stdout", "stderr"]
-    text: str = Field(max_length=1_000_000)
+    attempt: Attempt
+    stream: OutputStream
+    text: OutputText
 
 
 class JobFinished(Event):
@@ -131,10 +141,10 @@ class JobFinished(Event):
     version = 1
 
     job_id: UUID
-    attempt: int = Field(ge=1)
-    state: Literal["finished", "failed"]
+    attempt: Attempt
+    state: JobEnd
     exit_code: int | None = None
-    reason: str | None = Field(default=None, max_length=10_000)
+    reason: JobDetail | None = None
     run_ids: tuple[RunId, ...] = ()
 
 
@@ -145,8 +155,8 @@ class JobRequeued(Event):
     version = 1
 
     job_id: UUID
-    attempt: int = Field(ge=1)
-    reason: str = Field(max_length=2000)
+    attempt: Attempt
+    reason: Reason
 
 
 class JobCancelled(Event):
@@ -154,13 +164,13 @@ class JobCancelled(Event):
     version = 1
 
     job_id: UUID
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Reason | None = None
 
 
 class AgentHeartbeat(Event):
     type = "launch.agent_heartbeat"
     version = 1
 
-    agent_id: str = Field(max_length=200)
-    queues: tuple[str, ...]
+    agent_id: AgentId
+    queues: AgentQueues
     running_jobs: tuple[UUID, ...] = ()

@@ -7,13 +7,25 @@ live projection made (projections/runtime.py says how both orders of reading con
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import AfterValidator, StringConstraints
 
 from modelreg.events.envelope import Event
 
-ProjectionName = r"^[a-z][a-z0-9_]*$"
+# Field types shared with the command that skips (services/commands/parked_streams.py).
+ProjectionName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+StreamName = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+
+def _says_why(reason: str) -> str:
+    if not reason.strip():
+        raise ValueError("say why the event is skipped: the audit log keeps it")
+    return reason
+
+
+SkipReason = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_says_why)]
 
 
 def parked_stream_decisions(projection: str, stream: str) -> str:
@@ -27,7 +39,7 @@ class EventSkipped(Event):
     type = "operations.event_skipped"
     version = 1
 
-    projection: str = Field(pattern=ProjectionName, max_length=64)
-    stream: str = Field(min_length=1, max_length=1000)
+    projection: ProjectionName
+    stream: StreamName
     event_id: UUID
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: SkipReason

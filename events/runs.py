@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from modelreg.events.envelope import Event
 from modelreg.events.names import EntityName, ProjectName, RunId
@@ -15,6 +15,15 @@ def run_stream(entity: str, project: str, run_id: str) -> str:
     return f"run:{entity}/{project}/{run_id}"
 
 
+# Field types shared with the commands that ask for these events (services/commands/commands.py): one
+# definition of what a valid value is, so that a command accepts exactly what its event can record.
+RunName = Annotated[str, StringConstraints(max_length=200)]
+JobType = Annotated[str, StringConstraints(max_length=100)]
+RunEnd = Literal["finished", "failed", "crashed"]
+RecordedCommands = Annotated[int, Field(ge=0)]
+HostName = Annotated[str, StringConstraints(max_length=200)]
+
+
 class RunStarted(Event):
     type = "runs.run_started"
     version = 1
@@ -22,8 +31,8 @@ class RunStarted(Event):
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    name: str | None = Field(default=None, max_length=200)
-    job_type: str | None = Field(default=None, max_length=100)
+    name: RunName | None = None
+    job_type: JobType | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     # Captured by the client at init: git, python, os, hardware, command line, packages.
     environment: dict[str, Any] = Field(default_factory=dict)
@@ -36,7 +45,7 @@ class RunFinished(Event):
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    state: Literal["finished", "failed", "crashed"]
+    state: RunEnd
     exit_code: int | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
 
@@ -60,6 +69,9 @@ class MetricRow(BaseModel):
         return values
 
 
+MetricRows = Annotated[tuple[MetricRow, ...], Field(min_length=1, max_length=10_000)]
+
+
 class MetricsLogged(Event):
     """A batch of metric rows, as the client sends them (it buffers `run.log` calls)."""
 
@@ -69,7 +81,7 @@ class MetricsLogged(Event):
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    rows: tuple[MetricRow, ...] = Field(min_length=1, max_length=10_000)
+    rows: MetricRows
 
 
 class RunSynced(Event):
@@ -83,7 +95,7 @@ class RunSynced(Event):
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    commands: int = Field(ge=0)
+    commands: RecordedCommands
     first_occurred_at: AwareDatetime | None = None
     last_occurred_at: AwareDatetime | None = None
-    recorded_on: str | None = Field(default=None, max_length=200)
+    recorded_on: HostName | None = Field(default=None, description="the recording machine's host name")

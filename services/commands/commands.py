@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from modelreg.events.artifacts import ManifestEntry
-from modelreg.events.identity import Role, Scope
+from modelreg.events.artifacts import Manifest
+from modelreg.events.identity import KeyId, KeyLabel, PrincipalId, PrincipalKind, Role, Scope
 from modelreg.events.names import (
     AliasName,
     ArtifactName,
@@ -27,7 +27,7 @@ from modelreg.events.names import (
     RunId,
     TagName,
 )
-from modelreg.events.runs import MetricRow
+from modelreg.events.runs import HostName, JobType, MetricRows, RecordedCommands, RunEnd, RunName
 from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 from modelreg.services.commands.access import entity_scopes, model_scopes
 
@@ -111,8 +111,8 @@ class StartRun(Recordable):
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    name: str | None = Field(default=None, max_length=200)
-    job_type: str | None = Field(default=None, max_length=100)
+    name: RunName | None = None
+    job_type: JobType | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
 
@@ -121,7 +121,7 @@ class FinishRun(Recordable):
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    state: Literal["finished", "failed", "crashed"] = "finished"
+    state: RunEnd = "finished"
     exit_code: int | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
 
@@ -130,7 +130,7 @@ class LogMetrics(Recordable):
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    rows: tuple[MetricRow, ...] = Field(min_length=1, max_length=10_000)
+    rows: MetricRows
 
 
 class LogArtifactVersion(Recordable):
@@ -138,7 +138,7 @@ class LogArtifactVersion(Recordable):
     project: ProjectName
     name: ArtifactName
     artifact_type: ArtifactType
-    manifest: tuple[ManifestEntry, ...] = Field(default=(), max_length=1_000_000)
+    manifest: Manifest = ()
     description: Description | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     aliases: tuple[AliasName, ...] = ()
@@ -208,19 +208,19 @@ class RecordSync(Recordable):
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    commands: int = Field(ge=0)
+    commands: RecordedCommands
     first_occurred_at: AwareDatetime | None = None
     last_occurred_at: AwareDatetime | None = None
-    recorded_on: str | None = Field(default=None, max_length=200, description="the recording machine's host name")
+    recorded_on: HostName | None = Field(default=None, description="the recording machine's host name")
 
 
 class IssueApiKey(Command):
     needs = "admin"
 
-    principal_kind: Literal["user", "service"]
-    principal_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=200)
-    role: Literal["admin", "member", "viewer"] = "member"
-    label: str | None = Field(default=None, max_length=200)
+    principal_kind: PrincipalKind
+    principal_id: PrincipalId
+    role: Role = "member"
+    label: KeyLabel | None = None
 
 
 class RevokeApiKey(Command):
@@ -228,7 +228,7 @@ class RevokeApiKey(Command):
 
     needs = "admin"
 
-    key_id: str = Field(pattern=r"^[a-z0-9]{12}$", description="the part after mr_ in the key")
+    key_id: KeyId
 
 
 class GrantRole(Command):
@@ -236,10 +236,10 @@ class GrantRole(Command):
 
     needs = "admin"
 
-    principal_kind: Literal["user", "service"]
-    principal_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=200)
+    principal_kind: PrincipalKind
+    principal_id: PrincipalId
     scope: Scope
-    role: Literal["admin", "member", "viewer"]
+    role: Role
 
     def scopes(self) -> tuple[str, ...]:
         return _scopes_of(self.scope)
@@ -248,8 +248,8 @@ class GrantRole(Command):
 class RevokeRole(Command):
     needs = "admin"
 
-    principal_kind: Literal["user", "service"]
-    principal_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=200)
+    principal_kind: PrincipalKind
+    principal_id: PrincipalId
     scope: Scope
 
     def scopes(self) -> tuple[str, ...]:

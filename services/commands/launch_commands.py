@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import Field
 
 from modelreg.errors import NotFound
-from modelreg.events.automations import LaunchAction, TriggerSpec, WebhookAction
-from modelreg.events.launch import JobSource, ResourceKind, Trigger
+from modelreg.events.automations import (
+    AutomationDescription,
+    AutomationName,
+    Cooldown,
+    FiringOutcome,
+    LaunchAction,
+    Note,
+    TriggerSpec,
+    WebhookAction,
+    WebhookUrl,
+)
+from modelreg.events.launch import (
+    AgentId,
+    AgentQueues,
+    Attempt,
+    JobDetail,
+    JobEnd,
+    JobSource,
+    OutputStream,
+    OutputText,
+    Priority,
+    QueueName,
+    Reason,
+    ResourceKind,
+    Trigger,
+)
 from modelreg.events.names import EntityName, ProjectName, RunId
 from modelreg.services.commands.access import automation_scopes, entity_scopes
 from modelreg.services.commands.commands import Command
@@ -17,14 +41,11 @@ from modelreg.services.commands.commands import Command
 if TYPE_CHECKING:
     from modelreg.services.commands.read_models import ReadModels
 
-_QUEUE = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-_AGENT = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
-
 
 class CreateQueue(Command):
     needs = "admin"
 
-    queue: str = Field(pattern=_QUEUE, max_length=100)
+    queue: QueueName
     resource: ResourceKind = "local-process"
     resource_config: dict[str, Any] = Field(default_factory=dict)
 
@@ -32,14 +53,14 @@ class CreateQueue(Command):
 class EnqueueJob(Command):
     """From a finished run (its code and config, with `overrides`), or from a source given outright."""
 
-    queue: str = Field(pattern=_QUEUE, max_length=100)
+    queue: QueueName
     entity: EntityName
     project: ProjectName
     from_run: RunId | None = None
     source: JobSource | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     overrides: dict[str, Any] = Field(default_factory=dict)
-    priority: int = Field(default=0, ge=-1000, le=1000)
+    priority: Priority = 0
     # Set by the automation runner: a retry after a crash names the same job, which is then not enqueued again.
     job_id: UUID | None = None
     triggered_by: Trigger | None = None
@@ -62,7 +83,7 @@ class JobCommand(OnAJob):
 
     needs = "member"
 
-    agent_id: str = Field(pattern=_AGENT, max_length=200)
+    agent_id: AgentId
 
 
 class ClaimJob(JobCommand):
@@ -70,34 +91,34 @@ class ClaimJob(JobCommand):
 
 
 class ReportJobStarted(JobCommand):
-    attempt: int = Field(ge=1)
+    attempt: Attempt
     pid: int | None = None
-    detail: str | None = Field(default=None, max_length=10_000)
+    detail: JobDetail | None = None
 
 
 class CaptureJobOutput(JobCommand):
-    attempt: int = Field(ge=1)
-    stream: Literal["stdout", "stderr"]
-    text: str = Field(min_length=1, max_length=1_000_000)
+    attempt: Attempt
+    stream: OutputStream
+    text: OutputText
 
 
 class ReportJobFinished(JobCommand):
-    attempt: int = Field(ge=1)
-    state: Literal["finished", "failed"]
+    attempt: Attempt
+    state: JobEnd
     exit_code: int | None = None
-    reason: str | None = Field(default=None, max_length=10_000)
+    reason: JobDetail | None = None
     run_ids: tuple[RunId, ...] = ()
 
 
 class RequeueJob(OnAJob):
     needs = "admin"
 
-    attempt: int = Field(ge=1)
-    reason: str = Field(max_length=2000)
+    attempt: Attempt
+    reason: Reason
 
 
 class CancelJob(OnAJob):
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Reason | None = None
 
 
 class Heartbeat(Command):
@@ -106,17 +127,17 @@ class Heartbeat(Command):
 
     needs = "viewer"
 
-    agent_id: str = Field(pattern=_AGENT, max_length=200)
-    queues: tuple[str, ...] = Field(min_length=1)
+    agent_id: AgentId
+    queues: AgentQueues
     running_jobs: tuple[UUID, ...] = ()
 
 
 class CreateAutomation(Command):
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=10_000)
+    name: AutomationName
+    description: AutomationDescription | None = None
     trigger: TriggerSpec
     action: LaunchAction | WebhookAction = Field(discriminator="kind")
-    cooldown_s: float = Field(default=0, ge=0, le=86_400 * 30)
+    cooldown_s: Cooldown = 0
     enabled: bool = True
 
     def scopes(self) -> tuple[str, ...]:
@@ -142,9 +163,9 @@ class RecordAutomationFired(Command):
     automation_id: UUID
     event_id: UUID
     event_type: str
-    outcome: Literal["enqueued", "delivered", "failed"]
+    outcome: FiringOutcome
     job_id: UUID | None = None
-    detail: str | None = Field(default=None, max_length=2000)
+    detail: Note | None = None
 
 
 class RecordWebhookAttempt(Command):
@@ -153,7 +174,7 @@ class RecordWebhookAttempt(Command):
     automation_id: UUID
     event_id: UUID
     attempt: int = Field(ge=1)
-    url: str = Field(max_length=2000)
+    url: WebhookUrl
     status_code: int | None = None
-    error: str | None = Field(default=None, max_length=2000)
+    error: Note | None = None
     duration_ms: float

@@ -11,11 +11,10 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import Field, field_validator
 
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.events.log import EventLog
-from modelreg.events.operations import EventSkipped, ProjectionName, parked_stream_decisions
+from modelreg.events.operations import EventSkipped, ProjectionName, SkipReason, StreamName, parked_stream_decisions
 from modelreg.projections.parked_queries import ParkedStreamQueries
 from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.commands.commands import Command
@@ -27,17 +26,10 @@ from modelreg.services.projections_catalog import PROJECTIONS, projection
 class SkipParkedEvent(Command):
     needs = "admin"
 
-    projection: str = Field(pattern=ProjectionName, max_length=64)
-    stream: str = Field(min_length=1, max_length=1000)
+    projection: ProjectionName
+    stream: StreamName
     event_id: UUID
-    reason: str = Field(min_length=1, max_length=2000)
-
-    @field_validator("reason")
-    @classmethod
-    def _says_why(cls, reason: str) -> str:
-        if not reason.strip():
-            raise ValueError("say why the event is skipped: the audit log keeps it")
-        return reason
+    reason: SkipReason
 
 
 async def parked_stream(parked: ParkedStreamReads, projection_name: str, stream: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from modelreg.events.log import EventLog, LogRecord
 from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.events.runs import RunStarted
 from modelreg.services.infra.event_log import event_log_for
+from modelreg.services.settings import Settings
 
 WRITER = Actor(kind="service", id="hammer")
 
@@ -25,9 +26,15 @@ def log_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def event_log(request: pytest.FixtureRequest, log_kind: str) -> AsyncIterator[EventLog]:
-    """The conftest's log for Kafka and Postgres (each on a fresh topic and database); no server for memory."""
-    log = InMemoryEventLog() if log_kind == "memory" else event_log_for(request.getfixturevalue("settings"))
+def log_settings(request: pytest.FixtureRequest, log_kind: str) -> Settings | None:
+    """The conftest's settings (a fresh topic and database) for Kafka and Postgres; none for memory. Resolved in
+    a plain fixture: the database is made by an async fixture, which cannot run inside the log's."""
+    return None if log_kind == "memory" else request.getfixturevalue("settings")
+
+
+@pytest.fixture
+async def event_log(log_settings: Settings | None) -> AsyncIterator[EventLog]:
+    log = InMemoryEventLog() if log_settings is None else event_log_for(log_settings)
     await log.start()
     yield log
     await log.close()
