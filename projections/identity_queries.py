@@ -90,14 +90,16 @@ class IdentityQueries:
         row = await self.pool.fetchrow(
             """SELECT k.key_id, k.principal_kind, k.principal_id, k.role,
                       coalesce((SELECT jsonb_object_agg(g.scope, g.role) FROM role_grants g
-                                WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id), '{}') AS grants
+                                WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id),
+                               '{}') AS grants
                FROM api_keys k WHERE k.key_sha256 = $1 AND k.revoked_at IS NULL""",
             key_sha256,
         )
         return dict(row) if row else None
 
     async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, str]:
-        """The roles one principal is granted, by scope (what a caller carries; `grants_of` is the Access page's rows)."""
+        """The roles one principal is granted, by scope: what a caller carries (`grants_of` gives the Access
+        page's rows for many principals)."""
         rows = await self.pool.fetch(
             "SELECT scope, role FROM role_grants WHERE principal_kind = $1 AND principal_id = $2",
             principal_kind,

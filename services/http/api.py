@@ -34,9 +34,9 @@ from modelreg.graphql.pages import MAX_PAGE
 from modelreg.graphql.schema import build_schema
 from modelreg.graphql.storable_arguments import STORABLE_ARGUMENTS
 from modelreg.graphql.subscriptions import SubscriberContext
+from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.migrations import migrate
 from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
-from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.automations.webhook_signing import WebhookSecrets
 from modelreg.services.commands.access import Caller, service_caller

@@ -121,7 +121,9 @@ class MemoryRegistry:
                     "tags": [],
                 }
             case ArtifactVersionTagged():
-                self.versions[e.artifact_version_id]["tags"] = sorted({*self.versions[e.artifact_version_id]["tags"], e.tag})
+                self.versions[e.artifact_version_id]["tags"] = sorted(
+                    {*self.versions[e.artifact_version_id]["tags"], e.tag}
+                )
             case ArtifactVersionUntagged():
                 self.versions[e.artifact_version_id]["tags"].remove(e.tag)
             case VersionLinked():

@@ -7,8 +7,6 @@ import hashlib
 from typing import Any
 from uuid import UUID
 
-from support.memory_read_models import CaughtUpProjections, MemoryBlobs, MemoryReadModels
-
 from modelreg.events.artifacts import ManifestEntry
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Actor, Envelope
@@ -18,6 +16,7 @@ from modelreg.services.commands.access import Caller
 from modelreg.services.commands.application import Accepted, Application
 from modelreg.services.commands.commands import Command
 from modelreg.services.projections_catalog import shown_to_commands
+from support.memory_read_models import CaughtUpProjections, MemoryBlobs, MemoryReadModels
 
 
 def caller(role: Role, who: str = "", *, grants: dict[str, Role] | None = None, kind: str = "user") -> Caller:

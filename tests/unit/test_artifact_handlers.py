@@ -60,7 +60,9 @@ async def test_a_collection_keeps_its_type() -> None:
     registry = WriteSide()
     await registry(logging(registry.stored_file(b"one")))
     with pytest.raises(Conflict, match="has type 'model', not 'dataset': use another name"):
-        await registry(LogArtifactVersion(**COLLECTION, artifact_type="dataset", manifest=(registry.stored_file(b"x"),)))
+        await registry(
+            LogArtifactVersion(**COLLECTION, artifact_type="dataset", manifest=(registry.stored_file(b"x"),))
+        )
 
 
 async def test_a_manifest_lists_each_path_once() -> None:
@@ -74,7 +76,9 @@ async def test_every_uploaded_file_must_be_in_the_blob_store() -> None:
     registry = WriteSide()
     missing = ManifestEntry(path="a.bin", size=3, digest="sha256:" + "0" * 64)
     other = ManifestEntry(path="b.bin", size=3, digest="sha256:" + "1" * 64)
-    with pytest.raises(InvalidInput, match=r"'a.bin': the blob store has no sha256:0+ \(and 1 other file\(s\) likewise\)"):
+    with pytest.raises(
+        InvalidInput, match=r"'a.bin': the blob store has no sha256:0+ \(and 1 other file\(s\) likewise\)"
+    ):
         await registry(logging(missing, other))
 
 

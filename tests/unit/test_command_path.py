@@ -48,7 +48,9 @@ async def test_a_command_whose_stream_is_parked_says_it_shows_once_released() ->
     registry = WriteSide()
     await registry(START)
     registry.read_models.parked.park("registry", "run:acme/fraud/r1", registry.appended()[0], error="disk full")
-    with pytest.raises(NotYetVisible, match=r"projection registry has parked run:acme/fraud/r1 after an error \(disk full\)"):
+    with pytest.raises(
+        NotYetVisible, match=r"projection registry has parked run:acme/fraud/r1 after an error \(disk full\)"
+    ):
         await registry(FinishRun(entity="acme", project="fraud", run_id="r1"))
     assert registry.appended_types() == ["runs.run_started", "runs.run_finished"]
 

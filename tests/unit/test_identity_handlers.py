@@ -62,7 +62,9 @@ async def test_an_admin_of_a_model_grants_roles_on_it_and_nowhere_else() -> None
     await registry(GrantRole(principal_kind="user", principal_id="bo", scope="model:fraud", role="member"), model_admin)
     assert registry.read_models.identity.grants["user", "bo"] == {"model:fraud": "member"}
     with pytest.raises(PermissionDenied, match="user:mia is a member of model:nature; grant role needs admin"):
-        await registry(GrantRole(principal_kind="user", principal_id="bo", scope="model:nature", role="member"), model_admin)
+        await registry(
+            GrantRole(principal_kind="user", principal_id="bo", scope="model:nature", role="member"), model_admin
+        )
     with pytest.raises(PermissionDenied, match="member of entity:acme"):
         await registry(GrantRole(principal_kind="user", principal_id="bo", scope="entity:acme", role="viewer"), MEMBER)
 

@@ -45,7 +45,9 @@ async def claimed(registry: WriteSide) -> UUID:
 
 
 async def finished_run(registry: WriteSide, environment: dict[str, Any]) -> None:
-    await registry(StartRun(entity="acme", project="fraud", run_id="r1", config={"lr": 0.1, "epochs": 3}, environment=environment))
+    await registry(
+        StartRun(entity="acme", project="fraud", run_id="r1", config={"lr": 0.1, "epochs": 3}, environment=environment)
+    )
     await registry(FinishRun(entity="acme", project="fraud", run_id="r1"))
 
 

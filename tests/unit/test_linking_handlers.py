@@ -51,7 +51,11 @@ async def test_linking_a_version_records_who_and_the_aliases_it_gets_as_one_corr
         MEMBER,
     )
     link, *aliases = accepted.events
-    assert [e.type for e in accepted.events] == ["registry.version_linked", "registry.alias_added", "registry.alias_added"]
+    assert [e.type for e in accepted.events] == [
+        "registry.version_linked",
+        "registry.alias_added",
+        "registry.alias_added",
+    ]
     assert [e.payload.alias for e in aliases] == ["staging", "best"]
     assert {e.correlation_id for e in accepted.events} == {link.id}
     assert str(link.actor) == "user:mo" and link.stream == "registered_model:fraud"
@@ -104,7 +108,9 @@ async def test_an_alias_is_set_on_a_linked_version_and_moves_to_it() -> None:
 async def test_setting_an_alias_where_it_is_appends_nothing() -> None:
     registry = WriteSide()
     version = await linked(registry, "staging")
-    assert (await registry(AddAlias(registered_model="fraud", artifact_version_id=version, alias="staging"))).events == []
+    assert (
+        await registry(AddAlias(registered_model="fraud", artifact_version_id=version, alias="staging"))
+    ).events == []
 
 
 async def test_an_alias_goes_on_a_linked_version_only() -> None:

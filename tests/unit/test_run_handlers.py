@@ -91,7 +91,9 @@ async def test_metrics_go_to_a_started_run_only() -> None:
     with pytest.raises(NotFound, match="run acme/fraud/r1 does not exist"):
         await registry(metrics())
     await registry(StartRun(**RUN))
-    accepted = await registry(LogMetrics(**RUN, rows=(MetricRow(step=0, values={"a": 1}), MetricRow(step=1, values={"a": 2}))))
+    accepted = await registry(
+        LogMetrics(**RUN, rows=(MetricRow(step=0, values={"a": 1}), MetricRow(step=1, values={"a": 2})))
+    )
     assert accepted.subject_id == 2
 
 
