@@ -104,7 +104,10 @@ class Recordable(Command):
         """The run whose own history this command is (entity, project, run id): the only commands whose
         time a client may claim. A link, or a version logged outside a run, is not part of one."""
         run_id = getattr(self, "run_id", None)
-        return (self.entity, self.project, run_id) if run_id else None
+        if run_id is None:
+            return None
+        entity, project = (getattr(self, name) for name in ("entity", "project"))  # every run's command has them
+        return entity, project, run_id
 
 
 class StartRun(Recordable):

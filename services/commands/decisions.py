@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -61,3 +61,7 @@ class CommandContext:
             causation_id=self.causation_id,
             recorded_offline_at=self.recorded_offline_at,
         )
+
+
+# A command handler: the command (of the type it is registered for) and its context in, the decision out.
+Handler = Callable[[Any, CommandContext], Awaitable[Decision]]

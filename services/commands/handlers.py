@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from uuid_utils.compat import uuid7
@@ -62,7 +61,7 @@ from modelreg.services.commands.commands import (
     UpdateModelCard,
     UseArtifactVersion,
 )
-from modelreg.services.commands.decisions import CommandContext, Decision
+from modelreg.services.commands.decisions import CommandContext, Decision, Handler
 from modelreg.services.commands.launch_handlers import LAUNCH_HANDLERS
 from modelreg.services.commands.parked_streams import PARKED_STREAM_HANDLERS
 
@@ -365,8 +364,6 @@ async def untag_artifact_version(cmd: UntagArtifactVersion, ctx: CommandContext)
     )
     return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version["id"])
 
-
-Handler = Callable[[Any, CommandContext], Awaitable[Decision]]
 
 HANDLERS: dict[type[Command], Handler] = {
     StartRun: start_run,

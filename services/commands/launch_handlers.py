@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import PurePosixPath
 from typing import Any
 from uuid import UUID
@@ -35,7 +34,8 @@ from modelreg.events.launch import (
 )
 from modelreg.services.automations.webhook_targets import refuse_private_target
 from modelreg.services.commands.access import entity_scopes, require_own_agent
-from modelreg.services.commands.decisions import CommandContext, Decision
+from modelreg.services.commands.commands import Command
+from modelreg.services.commands.decisions import CommandContext, Decision, Handler
 from modelreg.services.commands.launch_commands import (
     CancelJob,
     CaptureJobOutput,
@@ -244,7 +244,7 @@ async def record_webhook_attempt(cmd: RecordWebhookAttempt, ctx: CommandContext)
     )
 
 
-LAUNCH_HANDLERS: dict[type, Callable[[Any, CommandContext], Awaitable[Decision]]] = {
+LAUNCH_HANDLERS: dict[type[Command], Handler] = {
     CreateQueue: create_queue,
     EnqueueJob: enqueue_job,
     ClaimJob: claim_job,

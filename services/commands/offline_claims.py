@@ -24,10 +24,10 @@ from modelreg.services.commands.read_models import RegistryReads
 
 async def bounded_claim(command: Recordable, reads: RegistryReads) -> datetime | None:
     """The time to keep as `recorded_offline_at` (None: no claim), or InvalidInput saying what to fix."""
-    claims = {"occurredAt": command.occurred_at}
+    given = {"occurredAt": command.occurred_at}
     if isinstance(command, RecordSync):
-        claims |= {"firstOccurredAt": command.first_occurred_at, "lastOccurredAt": command.last_occurred_at}
-    claims = {name: at for name, at in claims.items() if at is not None}
+        given |= {"firstOccurredAt": command.first_occurred_at, "lastOccurredAt": command.last_occurred_at}
+    claims = {name: at for name, at in given.items() if at is not None}
     if not claims:
         return None
     run = command.claiming_run()

@@ -18,7 +18,7 @@ from modelreg.events.operations import EventSkipped, ProjectionName, SkipReason,
 from modelreg.projections.parked_queries import ParkedStreamQueries
 from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.commands.commands import Command
-from modelreg.services.commands.decisions import CommandContext, Decision
+from modelreg.services.commands.decisions import CommandContext, Decision, Handler
 from modelreg.services.commands.read_models import ParkedStreamReads
 from modelreg.services.projections_catalog import PROJECTIONS, projection
 
@@ -64,4 +64,4 @@ async def retry_parked_stream(
     return await parked.parked(projection_name, stream)
 
 
-PARKED_STREAM_HANDLERS = {SkipParkedEvent: skip_parked_event}
+PARKED_STREAM_HANDLERS: dict[type[Command], Handler] = {SkipParkedEvent: skip_parked_event}

@@ -11,7 +11,7 @@ import pytest
 
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Actor, Envelope
-from modelreg.events.log import EventLog, LogRecord
+from modelreg.events.log import EventLog, LogPosition, LogRecord
 from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.events.runs import RunStarted
 from modelreg.services.infra.event_log import event_log_for
@@ -122,7 +122,7 @@ async def test_a_record_says_its_events_type_and_version_in_headers(event_log: E
 
 async def test_raw_records_come_back_with_their_bytes_key_and_headers(event_log: EventLog) -> None:
     foreign = LogRecord(
-        position=None,  # type: ignore[arg-type]  # ignored by append_raw
+        position=LogPosition("elsewhere", 0, 41),  # where it was read from: append_raw ignores it
         key=b"run:acme/hammer/raw",
         value=b"not even json",
         headers=(("type", b"runs.run_started"), ("version", b"9")),

@@ -232,7 +232,8 @@ class MemoryLaunch:
 
     def apply(self, envelope: Envelope) -> None:
         e = envelope.payload
-        job = self.jobs.get(getattr(e, "job_id", None))  # type: ignore[arg-type]
+        job_id = getattr(e, "job_id", None)
+        job = self.jobs.get(job_id) if job_id else None
         # The same guards as the projection's UPDATEs: a report about a void attempt changes nothing.
         match e:
             case QueueCreated():

@@ -4,7 +4,7 @@ in dicts that follow the appended events (memory_read_models.py). What handler u
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from modelreg.events.artifacts import ManifestEntry
@@ -19,9 +19,15 @@ from modelreg.services.projections_catalog import shown_to_commands
 from support.memory_read_models import CaughtUpProjections, MemoryBlobs, MemoryReadModels
 
 
-def caller(role: Role, who: str = "", *, grants: dict[str, Role] | None = None, kind: str = "user") -> Caller:
+def caller(
+    role: Role,
+    who: str = "",
+    *,
+    grants: dict[str, Role] | None = None,
+    kind: Literal["user", "service", "automation"] = "user",
+) -> Caller:
     """A key holder: `caller("member")` is user:member-key, a member everywhere unless `grants` say otherwise."""
-    principal = Actor(kind=kind, id=who or f"{role}-key")  # type: ignore[arg-type]
+    principal = Actor(kind=kind, id=who or f"{role}-key")
     return Caller(principal, role, grants or {}, key_id=f"key-of-{principal.id}")
 
 

@@ -4,6 +4,7 @@ and tagging them."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -24,8 +25,8 @@ from modelreg.services.commands.handlers import manifest_digest
 COLLECTION = {"entity": "acme", "project": "fraud", "name": "weights"}
 
 
-def logging(*files: ManifestEntry, **fields: object) -> LogArtifactVersion:
-    return LogArtifactVersion(**COLLECTION, artifact_type="model", manifest=files, **fields)  # type: ignore[arg-type]
+def logging(*files: ManifestEntry, **fields: Any) -> LogArtifactVersion:
+    return LogArtifactVersion(**COLLECTION, artifact_type="model", manifest=files, **fields)
 
 
 async def test_a_version_of_uploaded_files_is_numbered_in_its_collection() -> None:

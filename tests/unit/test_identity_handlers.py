@@ -9,11 +9,12 @@ import pytest
 from support.write_side import ADMIN, MEMBER, WriteSide, caller
 
 from modelreg.errors import Conflict, NotFound, PermissionDenied
+from modelreg.events.identity import Role
 from modelreg.services.commands.commands import GrantRole, IssueApiKey, RevokeApiKey, RevokeRole
 
 
-async def issued(registry: WriteSide, role: str = "member", who: str = "bo") -> tuple[str, str]:
-    key = (await registry(IssueApiKey(principal_kind="user", principal_id=who, role=role))).subject_id  # type: ignore[arg-type]
+async def issued(registry: WriteSide, role: Role = "member", who: str = "bo") -> tuple[str, str]:
+    key = (await registry(IssueApiKey(principal_kind="user", principal_id=who, role=role))).subject_id
     return key, key.split("_")[1]
 
 
