@@ -122,3 +122,11 @@ async def test_the_runner_records_firings_and_webhook_attempts_as_the_automation
     assert {e.stream for e in registry.appended()[-2:]} == {f"automation:{automation_id}"}
     with pytest.raises(PermissionDenied, match="record automation fired needs admin"):
         await registry(fired, MEMBER)
+
+
+async def test_an_automation_that_watches_everything_is_checked_on_the_callers_key() -> None:
+    registry = WriteSide()
+    everywhere = automation({"kind": "webhook", "url": "https://93.184.216.34/hook"}, {"event": "run_finished"})
+    with pytest.raises(PermissionDenied, match="viewer of this installation; create automation needs member"):
+        await registry(everywhere, caller("viewer", "wes", grants={"entity:acme": "member"}))
+    await registry(everywhere, MEMBER)

@@ -13,7 +13,8 @@ from uuid_utils.compat import uuid7
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelreg.events.launch import JobSource, Trigger
 from modelreg.services.commands.access import service_caller
-from modelreg.services.commands.commands import FinishRun, StartRun
+from modelreg.services.commands.commands import Command, FinishRun, StartRun
+from modelreg.services.commands.decisions import CommandContext, Handler
 from modelreg.services.commands.launch_commands import (
     CancelJob,
     CaptureJobOutput,
@@ -24,7 +25,9 @@ from modelreg.services.commands.launch_commands import (
     ReportJobFinished,
     ReportJobStarted,
     RequeueJob,
+    SetAutomationEnabled,
 )
+from modelreg.services.commands.launch_handlers import cancel_job, set_automation_enabled
 
 SOURCE = JobSource(kind="image", image="python:3.12", entry_point=("python", "train.py"))
 AGENT = caller("member", "gpu")  # a service account's key would do as well
@@ -210,3 +213,28 @@ async def test_an_agents_heartbeat_needs_a_key_that_writes_somewhere() -> None:
     assert (await registry(beat, member_by_grant)).events[0].stream == "agent:user:vi:h1"
     with pytest.raises(PermissionDenied, match="may not act as agent 'user:vi:h1'"):
         await registry(beat, MEMBER)
+
+
+async def test_the_server_fails_a_vanished_agents_attempt_in_the_agents_name() -> None:
+    registry = WriteSide()
+    job = await claimed(registry)
+    supervisor = service_caller("launch-supervisor")
+    failed = ReportJobFinished(job_id=job, agent_id=AGENT_ID, attempt=1, state="failed", reason="agent vanished")
+    await registry(failed, supervisor)
+    assert registry.read_models.launch.jobs[job]["state"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("handler", "command"),
+    [
+        (cancel_job, CancelJob(job_id=uuid7())),
+        (set_automation_enabled, SetAutomationEnabled(automation_id=uuid7(), enabled=False)),
+    ],
+)
+async def test_a_handler_called_without_the_command_path_still_refuses_what_does_not_exist(
+    handler: Handler, command: Command
+) -> None:
+    """The command path asks where the job or automation lives first (and says NotFound); a handler stands alone."""
+    registry = WriteSide()
+    with pytest.raises(NotFound, match="does not exist"):
+        await handler(command, CommandContext(registry.read_models.protocols(), ADMIN))

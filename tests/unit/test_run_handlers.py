@@ -164,3 +164,10 @@ async def test_a_link_cannot_be_backdated() -> None:
     link = LinkVersion(registered_model="fraud", artifact_version_id=uuid7(), occurred_at=datetime.now(UTC))
     with pytest.raises(InvalidInput, match="a link version is recorded at the server's time of receipt"):
         await WriteSide()(link)
+
+
+def test_text_postgresql_cannot_store_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match="name\n  U\\+D800, a lone surrogate, cannot be stored"):
+        StartRun(**RUN, name="half a surrogate \ud800")
+    with pytest.raises(ValidationError, match=r"U\+0000 cannot be stored \(in config.note\)"):
+        StartRun(**RUN, config={"note": "nul \x00 byte"})
