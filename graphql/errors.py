@@ -60,8 +60,12 @@ def _path(info: GraphQLResolveInfo) -> str:
 
 def actionable(error: GraphQLError) -> GraphQLError:
     """The same rule for what fails outside a resolver (a value its type cannot serialize): applied to
-    a result's errors, it hides what the middleware did not see."""
+    a result's errors, it hides what the middleware did not see, and gives a refused request its code."""
     original = error.original_error
+    if error.path is None and not error.extensions and (original is None or isinstance(original, GraphQLError)):
+        # The request itself: a variable its type refuses (an enum value it does not have), no operation.
+        error.extensions = {"code": "INVALID_INPUT", "retriable": False}
+        return error
     if original is None or isinstance(original, (GraphQLError, ModelregError)):
         return error
     hidden = reported(original, ".".join(map(str, error.path or ())))

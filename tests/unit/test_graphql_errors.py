@@ -19,8 +19,10 @@ from graphql import (
     GraphQLScalarType,
     get_named_type,
     graphql,
+    graphql_sync,
 )
 from modelreg.errors import Conflict
+from modelreg.graphql.errors import actionable
 from modelreg.graphql.schema import RESOLVER_MIDDLEWARE, build_schema
 
 SCHEMA = build_schema().graphql_schema
@@ -167,3 +169,14 @@ async def test_a_nested_field_failing_hides_its_message_and_its_siblings_still_a
     assert error.path == ["registeredModel", "protectedAliases"] and SECRET not in error.message
     assert error.extensions == {"code": "INTERNAL", "retriable": True}
     assert result.data == {"registeredModel": None}  # a non-null field failed: its parent is null, as the spec says
+
+
+def test_a_variable_its_enum_does_not_have_is_invalid_input() -> None:
+    result = graphql_sync(
+        SCHEMA,
+        'query($s: RunState) { runs(entity: "a", project: "b", state: $s) { totalCount } }',
+        variable_values={"s": "done"},
+    )
+    (error,) = [actionable(e) for e in result.errors or []]
+    assert error.extensions == {"code": "INVALID_INPUT", "retriable": False}
+    assert "Value 'done' does not exist in 'RunState' enum" in error.message
