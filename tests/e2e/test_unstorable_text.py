@@ -41,7 +41,7 @@ async def test_a_nul_in_a_model_card_is_refused_naming_the_field_and_nothing_rea
     for bad in ("a\x00b", "a\ud800b"):
         error = the_error(await stack.graphql(CARD, {"m": MODEL, "d": bad}, key=member))
         assert error["extensions"]["code"] == "INVALID_INPUT"
-        assert error["message"].startswith("updateModelCard: description: U+")
+        assert error["message"].startswith("updateModelCard: input.description: U+")
 
     records = await all_records(stack.client.server.app[LOG])
     assert len(records) == before
