@@ -33,15 +33,13 @@ from ingest import say  # noqa: E402
 from support.training_repo import make_training_repo  # noqa: E402
 
 LOG = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id createdAt } }"
-LINK = 'mutation($id: ID!, $a: [String!]) { linkArtifactVersion(registeredModel: "bench", artifactVersionId: $id, aliases: $a) { version } }'
-ALIAS = (
-    'mutation($id: ID!) { addAlias(registeredModel: "bench", artifactVersionId: $id, alias: "production") { version } }'
-)
-AUTOMATION = "mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!) { createAutomation(name: $n, trigger: $t, action: $a) { automation { id } } }"
+LINK = 'mutation($id: ID!, $a: [String!]) { linkArtifactVersion(input: {registeredModel: "bench", artifactVersionId: $id, aliases: $a}) { version } }'
+ALIAS = 'mutation($id: ID!) { addAlias(input: {registeredModel: "bench", artifactVersionId: $id, alias: "production"}) { version } }'
+AUTOMATION = "mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!) { createAutomation(input: {name: $n, trigger: $t, action: $a}) { automation { id } } }"
 # Priority: the measured jobs go before whatever the automation queued earlier in the run.
-ENQUEUE = 'mutation($s: GenericScalar, $c: GenericScalar) { enqueueJob(queue: "cpu", entity: "acme", project: "bench", source: $s, config: $c, priority: 10) { id } }'
+ENQUEUE = 'mutation($s: GenericScalar, $c: GenericScalar) { enqueueJob(input: {queue: "cpu", entity: "acme", project: "bench", source: $s, config: $c, priority: 10}) { id } }'
 JOB = "query($id: ID!) { launchJob(id: $id) { state enqueuedAt startedAt } }"
-JOBS = "{ launchJobs(first: 500) { triggeredBy enqueuedAt } }"
+JOBS = "{ launchJobs(first: 500) { items { triggeredBy enqueuedAt } } }"
 AUDIT = '{ auditLog(action: "registry.alias_added", first: 500) { items { eventId occurredAt } } }'
 
 
@@ -95,14 +93,14 @@ async def trigger_to_enqueue(gql: Gql, source: dict[str, Any], events: int) -> l
         version = (await gql(LOG, {"i": await version_input(gql, n, "bench-data")}))["logArtifactVersion"]
         logged[version["id"]] = at(version["createdAt"])
     while True:
-        jobs = [j for j in (await gql(JOBS))["launchJobs"] if j["triggeredBy"]]
+        jobs = [j for j in (await gql(JOBS))["launchJobs"]["items"] if j["triggeredBy"]]
         if len(jobs) >= events:
             break
         await asyncio.sleep(0.2)
     # The firing's event is the version's logging: its id is the triggering event's subject.
-    firings = (await gql("{ automations { firings(first: 500) { eventId variables occurredAt jobId } } }"))[
-        "automations"
-    ][0]["firings"]
+    firings = (
+        await gql("{ automations { items { firings(first: 500) { items { eventId variables occurredAt jobId } } } } }")
+    )["automations"]["items"][0]["firings"]["items"]
     enqueued = {j["triggeredBy"]["event_id"]: at(j["enqueuedAt"]) for j in jobs}
     return [(enqueued[f["eventId"]] - at(f["occurredAt"])) * 1000 for f in firings if f["eventId"] in enqueued]
 
@@ -113,7 +111,7 @@ async def enqueue_to_start(gql: Gql, source: dict[str, Any], ledger: Path, jobs:
         job_id = (await gql(ENQUEUE, {"s": source, "c": {"ledger": str(ledger)}}))["enqueueJob"]["id"]
         while True:
             job = (await gql(JOB, {"id": job_id}))["launchJob"]
-            if job["startedAt"] and job["state"] in ("finished", "failed"):
+            if job["startedAt"] and job["state"] in ("FINISHED", "FAILED"):
                 break
             await asyncio.sleep(0.05)
         latencies.append((at(job["startedAt"]) - at(job["enqueuedAt"])) * 1000)
@@ -174,7 +172,7 @@ async def main(events: int) -> None:
             source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
             async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
                 gql = Gql(http, url)
-                await gql('mutation { createLaunchQueue(name: "cpu") { name } }')
+                await gql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
                 enqueue = await trigger_to_enqueue(gql, source, events)
                 say(
                     f"event -> job enqueued:  p50 {statistics.median(enqueue):.1f} ms, p99 {pct(enqueue, 99):.1f} ms   target p50 <= 100"

@@ -45,7 +45,7 @@ from modelreg.services.infra.local_kafka import LocalKafka  # noqa: E402
 
 TOPIC = "chaos.events"
 CLIENTS = 8
-ISSUE_KEY = 'mutation { issueApiKey(principalKind: "user", principalId: "mia", role: "member") { key } }'
+ISSUE_KEY = 'mutation { issueApiKey(input: {principalKind: USER, principalId: "mia", role: MEMBER}) { key } }'
 SLOW_S = 2.0
 
 

@@ -299,12 +299,12 @@ async def timed_searches(browser, url: str, key: str, wanted: list[str]) -> list
     return times
 
 
-RUNS = """query($e: String!, $p: String!, $search: String, $state: String, $after: String) {
+RUNS = """query($e: String!, $p: String!, $search: String, $state: RunState, $after: String) {
   runs(entity: $e, project: $p, search: $search, state: $state, first: 20, after: $after) {
     items { runId name jobType state startedBy startedAt finishedAt summary launchedBy { id queue } } endCursor totalCount
   }
 }"""
-PROJECTS = "{ projects { entity project runCount lastActivityAt } }"
+PROJECTS = "{ projects { items { entity project runCount lastActivityAt } } }"
 
 
 async def runs_queries(url: str, key: str, runs: int, count: int) -> dict[str, list[float]]:
@@ -318,7 +318,7 @@ async def runs_queries(url: str, key: str, runs: int, count: int) -> dict[str, l
             "first page": [(RUNS, here)] * (count + 5),
             "a page in the middle": [(RUNS, {**here, "after": middle["runs"]["endCursor"]})] * (count + 5),
             "one run found by search": [(RUNS, {**here, "search": wanted}) for wanted in searches],
-            "the failed runs (1%)": [(RUNS, {**here, "state": "failed"})] * (count + 5),
+            "the failed runs (1%)": [(RUNS, {**here, "state": "FAILED"})] * (count + 5),
             "projects": [(PROJECTS, {})] * (count + 5),
         }
         return {label: (await timed_queries(ours, these, warm_up=5))[0] for label, these in calls.items()}

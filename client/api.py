@@ -16,7 +16,7 @@ _VERSION_FIELDS = (
 _RUN_FIELDS = "entity project runId name jobType state config summary environment startedAt startedBy finishedAt"
 _ARTIFACT = f"query($ref: String, $id: ID) {{ artifactVersion(ref: $ref, id: $id) {{ {_VERSION_FIELDS} }} }}"
 _RUN = f"query($e: String!, $p: String!, $r: String!) {{ run(entity: $e, project: $p, runId: $r) {{ {_RUN_FIELDS} }} }}"
-_RUNS = f"""query($e: String!, $p: String!, $search: String, $state: String, $jobType: String, $first: Int!, $after: String) {{
+_RUNS = f"""query($e: String!, $p: String!, $search: String, $state: RunState, $jobType: String, $first: Int!, $after: String) {{
   runs(entity: $e, project: $p, search: $search, state: $state, jobType: $jobType, first: $first, after: $after) {{
     items {{ {_RUN_FIELDS} }} endCursor hasNextPage
   }}
@@ -55,7 +55,7 @@ class ApiRun:
             fields["runId"],
             fields["name"],
             fields["jobType"],
-            fields["state"],
+            fields["state"].lower(),  # RUNNING on the wire, "running" in Python as in the events
             fields["config"],
             fields["summary"],
             fields["environment"],
@@ -143,7 +143,7 @@ class Api:
             "e": entity,
             "p": project,
             "search": search,
-            "state": state,
+            "state": state.upper() if state else None,
             "jobType": job_type,
             "first": per_page,
         }

@@ -20,14 +20,14 @@ FLUSH_EVERY_S = 2.0
 
 _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
-_METRICS = "mutation($e: String!, $p: String!, $r: String!, $rows: [MetricRowInput!]!) { logMetrics(entity: $e, project: $p, runId: $r, rows: $rows) }"
+_METRICS = "mutation($i: LogMetricsInput!) { logMetrics(input: $i) }"
 _VERSION_FIELDS = (
     "id entity project name type version digest description metadata aliases files { path size digest ref }"
 )
 _LOG = f"mutation($i: LogArtifactVersionInput!) {{ logArtifactVersion(input: $i) {{ {_VERSION_FIELDS} }} }}"
 _FIND = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {_VERSION_FIELDS} }} }}"
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
-_LINK = "mutation($m: String!, $id: ID!, $a: [String!]) { linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a) { version } }"
+_LINK = "mutation($i: LinkArtifactVersionInput!) { linkArtifactVersion(input: $i) { version } }"
 
 
 class Config(dict[str, Any]):
@@ -98,7 +98,9 @@ class Run:
         self._flushed_at = time.monotonic()
 
     def _send_metrics(self, rows: list[dict[str, Any]]) -> None:
-        self.transport.graphql(_METRICS, {"e": self.entity, "p": self.project, "r": self.id, "rows": rows})
+        self.transport.graphql(
+            _METRICS, {"i": {"entity": self.entity, "project": self.project, "runId": self.id, "rows": rows}}
+        )
 
     def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
         """Upload what the server lacks and log the version as this run's output."""
@@ -144,7 +146,8 @@ class Run:
         in an offline run (the registry numbers it when the run is synced)."""
         if artifact.id is None:
             raise InvalidInput("log the artifact before linking it")
-        linked = self.transport.graphql(_LINK, {"m": registered_model, "id": artifact.id, "a": list(aliases)})
+        link = {"registeredModel": registered_model, "artifactVersionId": artifact.id, "aliases": list(aliases)}
+        linked = self.transport.graphql(_LINK, {"i": link})
         return linked["linkArtifactVersion"]["version"]
 
     def finish(self, exit_code: int = 0) -> None:
@@ -165,13 +168,18 @@ class Run:
         self._finished = True
 
     def _send_finish(self, fields: dict[str, Any]) -> None:
-        self.transport.graphql(_FINISH, {"i": fields})
+        self.transport.graphql(_FINISH, {"i": finish_input(fields)})
 
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.finish(exit_code=0 if kind is None else 1)
+
+
+def finish_input(fields: dict[str, Any]) -> dict[str, Any]:
+    """A finish as the API takes it: the state as its enum (FINISHED), whatever spelling a journal kept."""
+    return {**fields, "state": fields["state"].upper()} if fields.get("state") else fields
 
 
 def start_fields(

@@ -21,19 +21,17 @@ from typing import Any
 from tqdm import tqdm
 
 from modelreg.errors import ModelregError, NotFound
+from modelreg.run import finish_input
 from modelreg.spool import Recorded, Spool
 from modelreg.transport import Transport
 
-_WHEN = "$c: ID, $t: DateTime"
 _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
-_METRICS = f"""mutation($e: String!, $p: String!, $r: String!, $rows: [MetricRowInput!]!, {_WHEN}) {{
-  logMetrics(entity: $e, project: $p, runId: $r, rows: $rows, commandId: $c, occurredAt: $t) }}"""
+_METRICS = "mutation($i: LogMetricsInput!) { logMetrics(input: $i) }"
 _LOG = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
 # A link is the registry's history, not the run's: the server refuses a claimed time on it (its own counts).
-_LINK = """mutation($m: String!, $id: ID!, $a: [String!], $c: ID) {
-  linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a, commandId: $c) { version } }"""
+_LINK = "mutation($i: LinkArtifactVersionInput!) { linkArtifactVersion(input: $i) { version } }"
 _SYNCED = "mutation($i: RecordSyncInput!) { recordOfflineSync(input: $i) { syncedAt } }"
 
 
@@ -95,15 +93,8 @@ def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, st
     if entry.kind == "start_run":
         return transport.graphql(_START, {"i": {**fields, **when}})
     if entry.kind == "log_metrics":
-        variables = {
-            "e": entity,
-            "p": project,
-            "r": run_id,
-            "rows": fields["rows"],
-            "c": when["commandId"],
-            "t": when["occurredAt"],
-        }
-        return transport.graphql(_METRICS, variables)
+        metrics = {"entity": entity, "project": project, "runId": run_id, "rows": fields["rows"], **when}
+        return transport.graphql(_METRICS, {"i": metrics})
     if entry.kind == "log_artifact":
         for file in fields["files"]:
             if file.get("ref") is not None or transport.has_blob(file["digest"]):
@@ -119,10 +110,15 @@ def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, st
         return transport.graphql(_USE, {"i": use})
     if entry.kind == "link_artifact":
         version_id = ids.get(fields["artifactVersionId"], fields["artifactVersionId"])
-        variables = {"m": fields["registeredModel"], "id": version_id, "a": fields["aliases"], "c": when["commandId"]}
-        return transport.graphql(_LINK, variables)
+        link = {
+            "registeredModel": fields["registeredModel"],
+            "artifactVersionId": version_id,
+            "aliases": fields["aliases"],
+            "commandId": when["commandId"],
+        }
+        return transport.graphql(_LINK, {"i": link})
     if entry.kind == "finish_run":
-        return transport.graphql(_FINISH, {"i": {**fields, **when}})
+        return transport.graphql(_FINISH, {"i": {**finish_input(fields), **when}})
     raise AssertionError(entry.kind)  # Recorded.from_json admits known kinds only
 
 

@@ -9,9 +9,9 @@ import graphene
 from graphene.types.generic import GenericScalar
 
 from modelreg.errors import InvalidInput, NotFound
-from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.pages import decode_cursor, page, page_size
+from modelreg.graphql.pages import decode_cursor, page, page_of, page_size, paged
+from modelreg.graphql.references import parse_ref, parse_uuid
 from modelreg.graphql.usage import usage_snippet
 from modelreg.services.commands.commands import (
     LogArtifactVersion,
@@ -80,19 +80,7 @@ class ArtifactVersion(graphene.ObjectType):
         return row["manifest"]
 
 
-class ArtifactVersionPage(graphene.ObjectType):
-    items = graphene.List(graphene.NonNull(ArtifactVersion), required=True)
-    end_cursor = graphene.String()
-    has_next_page = graphene.Boolean(required=True)
-
-
-def parse_ref(ref: str) -> tuple[str, str, str, str]:
-    """`entity/project/name:selector`, the selector being v<N>, latest or an alias (default latest)."""
-    path, _, selector = ref.partition(":")
-    parts = path.split("/")
-    if len(parts) != 3 or not all(parts):
-        raise InvalidInput(f"artifact ref {ref!r} must look like entity/project/name:v3 (or :latest, :<alias>)")
-    return parts[0], parts[1], parts[2], selector or "latest"
+ArtifactVersionPage = page_of(ArtifactVersion)
 
 
 class ArtifactQueries(graphene.ObjectType):
@@ -101,32 +89,25 @@ class ArtifactQueries(graphene.ObjectType):
         id=graphene.ID(description="the version's id"),
         ref=graphene.String(description="entity/project/name:v3, :latest or :<alias>"),
     )
-    artifact_versions = graphene.Field(
+    artifact_versions = paged(
         ArtifactVersionPage,
-        required=True,
         entity=graphene.String(required=True),
         project=graphene.String(required=True),
         name=graphene.String(required=True),
-        first=graphene.Int(default_value=50),
-        after=graphene.String(),
+        description="A collection's versions, oldest first.",
     )
 
     @staticmethod
-    @reports_errors
     async def resolve_artifact_version(
         root: Any, info: graphene.ResolveInfo, id: str | None = None, ref: str | None = None
     ) -> dict | None:
         if (id is None) == (ref is None):
             raise InvalidInput("give exactly one of id or ref")
         if id is not None:
-            try:
-                return await info.context.artifact_versions.load(UUID(id))
-            except ValueError:
-                raise InvalidInput(f"{id!r} is not an artifact version id (a UUID)") from None
+            return await info.context.artifact_versions.load(parse_uuid("id", id))
         return await info.context.reads.artifact_version_by_ref(*parse_ref(ref))
 
     @staticmethod
-    @reports_errors
     async def resolve_artifact_versions(
         root: Any,
         info: graphene.ResolveInfo,
@@ -176,6 +157,15 @@ class UseArtifactVersionInput(graphene.InputObjectType):
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
+class TagArtifactVersionInput(graphene.InputObjectType):
+    ref = graphene.String(required=True, description="entity/project/name:v3 (or :latest, :<alias>)")
+    tag = graphene.String(required=True)
+
+
+class UntagArtifactVersionInput(TagArtifactVersionInput):
+    pass
+
+
 class ArtifactMutations(graphene.ObjectType):
     log_artifact_version = graphene.Field(
         ArtifactVersion,
@@ -184,41 +174,34 @@ class ArtifactMutations(graphene.ObjectType):
         description="Log a new version (or get the newest one back if its content is identical).",
     )
     use_artifact_version = graphene.Field(ArtifactVersion, required=True, input=UseArtifactVersionInput(required=True))
-    tag_artifact_version = graphene.Field(
-        ArtifactVersion,
-        required=True,
-        ref=graphene.String(required=True, description="entity/project/name:v3 (or :latest, :<alias>)"),
-        tag=graphene.String(required=True),
-    )
+    tag_artifact_version = graphene.Field(ArtifactVersion, required=True, input=TagArtifactVersionInput(required=True))
     untag_artifact_version = graphene.Field(
-        ArtifactVersion, required=True, ref=graphene.String(required=True), tag=graphene.String(required=True)
+        ArtifactVersion, required=True, input=UntagArtifactVersionInput(required=True)
     )
 
     @staticmethod
-    @reports_errors
-    async def resolve_tag_artifact_version(root: Any, info: graphene.ResolveInfo, ref: str, tag: str) -> dict:
-        return await _tagged(info, TagArtifactVersion, ref, tag)
+    async def resolve_tag_artifact_version(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _tagged(info, TagArtifactVersion, input["ref"], input["tag"])
 
     @staticmethod
-    @reports_errors
-    async def resolve_untag_artifact_version(root: Any, info: graphene.ResolveInfo, ref: str, tag: str) -> dict:
-        return await _tagged(info, UntagArtifactVersion, ref, tag)
+    async def resolve_untag_artifact_version(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _tagged(info, UntagArtifactVersion, input["ref"], input["tag"])
 
     @staticmethod
-    @reports_errors
     async def resolve_log_artifact_version(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         fields = dict(input)
         fields["artifact_type"] = fields.pop("type")
         fields["manifest"] = fields.pop("files", None)
-        fields["artifact_version_id"] = fields.pop("id", None)
+        given_id = fields.pop("id", None)
+        fields["artifact_version_id"] = parse_uuid("id", given_id) if given_id is not None else None
         command = parse_command(LogArtifactVersion, fields)
         accepted = await info.context.app.execute(command, info.context.caller)
         return await _visible_version(info, accepted.subject_id)
 
     @staticmethod
-    @reports_errors
     async def resolve_use_artifact_version(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
-        command = parse_command(UseArtifactVersion, dict(input))
+        fields = {**input, "artifact_version_id": parse_uuid("artifactVersionId", input["artifact_version_id"])}
+        command = parse_command(UseArtifactVersion, fields)
         accepted = await info.context.app.execute(command, info.context.caller)
         return await _visible_version(info, accepted.subject_id)
 

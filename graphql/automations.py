@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import graphene
 from graphene.types.generic import GenericScalar
 
 from modelreg.errors import NotFound
-from modelreg.graphql.errors import reports_errors
+from modelreg.graphql.enums import FiringStatus
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.launch import parse_uuid
-from modelreg.graphql.pages import page_size
+from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, key_page, page_of, page_size, paged
+from modelreg.graphql.references import parse_uuid
 from modelreg.services.commands.launch_commands import CreateAutomation, SetAutomationEnabled
 
 
@@ -20,7 +22,7 @@ class Firing(graphene.ObjectType):
     event_type = graphene.String(required=True)
     actor = graphene.String(required=True, description="who caused the event that fired it")
     variables = GenericScalar(required=True)
-    status = graphene.String(required=True, description="pending, skipped (cooldown), enqueued, delivered or failed")
+    status = graphene.Field(FiringStatus, required=True)
     job_id = graphene.ID()
     detail = graphene.String()
     occurred_at = graphene.DateTime(required=True)
@@ -41,6 +43,10 @@ class WebhookDelivery(graphene.ObjectType):
         return str(row["trigger_event_id"])
 
 
+FiringPage = page_of(Firing)
+WebhookDeliveryPage = page_of(WebhookDelivery)
+
+
 class Automation(graphene.ObjectType):
     id = graphene.ID(required=True)
     name = graphene.String(required=True)
@@ -52,22 +58,29 @@ class Automation(graphene.ObjectType):
     created_at = graphene.DateTime(required=True)
     created_by = graphene.String(required=True)
     last_fired_at = graphene.DateTime()
-    firings = graphene.List(graphene.NonNull(Firing), required=True, first=graphene.Int(default_value=50))
-    deliveries = graphene.List(graphene.NonNull(WebhookDelivery), required=True, first=graphene.Int(default_value=50))
+    firings = paged(FiringPage, description="newest first")
+    deliveries = paged(WebhookDeliveryPage, description="webhook calls, newest first")
 
     @staticmethod
     def resolve_id(row: dict, info: graphene.ResolveInfo) -> str:
         return str(row["automation_id"])
 
     @staticmethod
-    @reports_errors
-    async def resolve_firings(row: dict, info: graphene.ResolveInfo, first: int) -> list[dict]:
-        return await info.context.launch.firings(row["automation_id"], page_size(first))
+    async def resolve_firings(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
+        limit = page_size(first)
+        before = decode_row_cursor(after, datetime.fromisoformat, UUID)
+        rows = await info.context.launch.firings(row["automation_id"], limit + 1, before=before)
+        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["occurred_at"], last["event_id"]))
 
     @staticmethod
-    @reports_errors
-    async def resolve_deliveries(row: dict, info: graphene.ResolveInfo, first: int) -> list[dict]:
-        return await info.context.launch.deliveries(row["automation_id"], page_size(first))
+    async def resolve_deliveries(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
+        limit = page_size(first)
+        before = decode_row_cursor(after, datetime.fromisoformat, UUID)
+        rows = await info.context.launch.deliveries(row["automation_id"], limit + 1, before=before)
+        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["attempted_at"], last["event_id"]))
+
+
+AutomationPage = page_of(Automation)
 
 
 class CreatedAutomation(graphene.ObjectType):
@@ -76,45 +89,47 @@ class CreatedAutomation(graphene.ObjectType):
 
 
 class AutomationQueries(graphene.ObjectType):
-    automations = graphene.List(graphene.NonNull(Automation), required=True)
+    automations = paged(AutomationPage, description="Automations, oldest first.")
     automation = graphene.Field(Automation, id=graphene.ID(required=True))
 
     @staticmethod
-    async def resolve_automations(root: Any, info: graphene.ResolveInfo) -> list[dict]:
-        return await info.context.launch.automations()
+    async def resolve_automations(root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
+        limit = page_size(first)
+        position = decode_row_cursor(after, datetime.fromisoformat, UUID)
+        rows = await info.context.launch.automations(after=position, limit=limit + 1)
+        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["created_at"], last["automation_id"]))
 
     @staticmethod
-    @reports_errors
     async def resolve_automation(root: Any, info: graphene.ResolveInfo, id: str) -> dict | None:
-        return await info.context.launch.automation(parse_uuid(id, "automation id"))
+        return await info.context.launch.automation(parse_uuid("id", id))
+
+
+class CreateAutomationInput(graphene.InputObjectType):
+    name = graphene.String(required=True)
+    description = graphene.String()
+    trigger = GenericScalar(
+        required=True,
+        description='e.g. {"event": "alias_added", "registered_model": "m", "alias_pattern": "candidate"}',
+    )
+    action = GenericScalar(
+        required=True, description='{"kind": "launch", "queue", ...} or {"kind": "webhook", "url", "payload"}'
+    )
+    cooldown_s = graphene.Float(description="seconds between firings; 0 unless given")
+    enabled = graphene.Boolean(description="true unless given")
+
+
+class SetAutomationEnabledInput(graphene.InputObjectType):
+    id = graphene.ID(required=True)
+    enabled = graphene.Boolean(required=True)
 
 
 class AutomationMutations(graphene.ObjectType):
-    create_automation = graphene.Field(
-        CreatedAutomation,
-        required=True,
-        args={
-            "name": graphene.String(required=True),
-            "description": graphene.String(),
-            "trigger": GenericScalar(
-                required=True,
-                description='e.g. {"event": "alias_added", "registered_model": "m", "alias_pattern": "candidate"}',
-            ),
-            "action": GenericScalar(
-                required=True, description='{"kind": "launch", "queue", ...} or {"kind": "webhook", "url", "payload"}'
-            ),
-            "cooldown_s": graphene.Float(default_value=0),
-            "enabled": graphene.Boolean(default_value=True),
-        },
-    )
-    set_automation_enabled = graphene.Field(
-        Automation, required=True, id=graphene.ID(required=True), enabled=graphene.Boolean(required=True)
-    )
+    create_automation = graphene.Field(CreatedAutomation, required=True, input=CreateAutomationInput(required=True))
+    set_automation_enabled = graphene.Field(Automation, required=True, input=SetAutomationEnabledInput(required=True))
 
     @staticmethod
-    @reports_errors
-    async def resolve_create_automation(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        command = parse_command(CreateAutomation, fields)
+    async def resolve_create_automation(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        command = parse_command(CreateAutomation, input)
         accepted = await info.context.app.execute(command, info.context.caller)
         automation = await _visible(info, accepted.subject_id)
         secret = (
@@ -123,11 +138,10 @@ class AutomationMutations(graphene.ObjectType):
         return {"automation": automation, "webhook_secret": secret}
 
     @staticmethod
-    @reports_errors
-    async def resolve_set_automation_enabled(root: Any, info: graphene.ResolveInfo, id: str, enabled: bool) -> dict:
-        automation_id = parse_uuid(id, "automation id")
+    async def resolve_set_automation_enabled(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        automation_id = parse_uuid("id", input["id"])
         await info.context.app.execute(
-            parse_command(SetAutomationEnabled, {"automation_id": automation_id, "enabled": enabled}),
+            parse_command(SetAutomationEnabled, {"automation_id": automation_id, "enabled": input["enabled"]}),
             info.context.caller,
         )
         return await _visible(info, automation_id)

@@ -1,46 +1,74 @@
-"""Turns modelreg errors into GraphQL errors with a `code` (and `retriable`) in their extensions."""
+"""One error path for every resolver: a graphql-core middleware, installed where the schema is executed.
+
+A modelreg error (InvalidInput, NotFound, PermissionDenied, Conflict, ...) becomes a GraphQL error with its
+`code` and `retriable` in the extensions; anything else is a bug or an outage whose own text (asyncpg's, a
+KeyError's "None") says nothing to the caller and may say too much: it is logged under an incident id, and
+the caller gets an INTERNAL error naming that id.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from inspect import isawaitable
+from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLResolveInfo
 from modelreg.errors import ModelregError
 
-R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
-def reports_errors(resolver: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-    @functools.wraps(resolver)
-    async def wrapped(*args: Any, **kwargs: Any) -> R:
-        try:
-            return await resolver(*args, **kwargs)
-        except ModelregError as exc:
-            raise GraphQLError(exc.message, extensions={"code": exc.code, "retriable": exc.retriable}) from exc
-
-    return wrapped
-
-
-def actionable(error: GraphQLError) -> GraphQLError:
-    """An error a person can act on: an internal failure's own text (asyncpg's, a KeyError's "None") says
-    nothing to the caller and may say too much, so it is logged under an incident id that the caller gets."""
-    original = error.original_error
-    if original is None or isinstance(original, (GraphQLError, ModelregError)):
-        return error
+def reported(exc: Exception, where: str) -> GraphQLError:
+    """The GraphQL error a caller gets for `exc`, raised while resolving `where` (a field's path)."""
+    if isinstance(exc, GraphQLError):
+        return exc
+    if isinstance(exc, ModelregError):
+        return GraphQLError(exc.message, original_error=exc, extensions={"code": exc.code, "retriable": exc.retriable})
     incident = uuid.uuid4().hex[:12]
-    log.error("incident %s at %s: %r", incident, ".".join(map(str, error.path or ())), original, exc_info=original)
+    log.error("incident %s at %s: %r", incident, where, exc, exc_info=exc)
     return GraphQLError(
         f"the server failed to answer this field (incident {incident}, in its log): retry, and report the "
         "incident id if it happens again",
-        error.nodes,
-        error.source,
-        error.positions,
-        error.path,
-        original,
+        original_error=exc,
         extensions={"code": "INTERNAL", "retriable": True},
+    )
+
+
+def report_errors(next_: Callable[..., Any], root: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
+    """The middleware: every field's resolver, sync or async, runs inside it."""
+    try:
+        result = next_(root, info, **args)
+    except Exception as exc:
+        raise reported(exc, _path(info)) from exc
+    if isawaitable(result):
+        return _awaited(result, info)
+    return result
+
+
+async def _awaited(result: Awaitable[Any], info: GraphQLResolveInfo) -> Any:
+    try:
+        return await result
+    except Exception as exc:
+        raise reported(exc, _path(info)) from exc
+
+
+def _path(info: GraphQLResolveInfo) -> str:
+    return ".".join(map(str, info.path.as_list()))
+
+
+def actionable(error: GraphQLError) -> GraphQLError:
+    """The same rule for what fails outside a resolver (a value its type cannot serialize): applied to
+    a result's errors, it hides what the middleware did not see, and gives a refused request its code."""
+    original = error.original_error
+    if error.path is None and not error.extensions and (original is None or isinstance(original, GraphQLError)):
+        # The request itself: a variable its type refuses (an enum value it does not have), no operation.
+        error.extensions = {"code": "INVALID_INPUT", "retriable": False}
+        return error
+    if original is None or isinstance(original, (GraphQLError, ModelregError)):
+        return error
+    hidden = reported(original, ".".join(map(str, error.path or ())))
+    return GraphQLError(
+        hidden.message, error.nodes, error.source, error.positions, error.path, original, extensions=hidden.extensions
     )

@@ -13,9 +13,10 @@ import graphene
 from graphene.types.generic import GenericScalar
 
 from modelreg.events.identity import ApiKeyIssued
-from modelreg.graphql.errors import reports_errors
+from modelreg.graphql.enums import PrincipalKind, Role
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_size
+from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_of, page_size, paged
+from modelreg.graphql.references import parse_principal
 from modelreg.projections.identity_queries import PrincipalKey
 from modelreg.services.commands.access import RANK
 from modelreg.services.commands.commands import GrantRole, IssueApiKey, RevokeApiKey, RevokeRole
@@ -27,7 +28,7 @@ class ApiKey(graphene.ObjectType):
     id = graphene.ID(required=True, description="the key's public part: the key reads mr_<id>_...")
     prefix = graphene.String(required=True, description="mr_<id>_, how the key starts (to recognise one)")
     principal = graphene.String(required=True)
-    role = graphene.String(required=True, description="holds everywhere its principal has no grant")
+    role = graphene.Field(Role, required=True, description="holds everywhere its principal has no grant")
     label = graphene.String()
     issued_at = graphene.DateTime(required=True)
     issued_by = graphene.String(required=True)
@@ -54,7 +55,7 @@ def _api_key(row: dict[str, Any]) -> dict[str, Any]:
 class Grant(graphene.ObjectType):
     principal = graphene.String(required=True)
     scope = graphene.String(required=True)
-    role = graphene.String(description="null once revoked")
+    role = graphene.Field(Role, description="null once revoked")
     granted_at = graphene.DateTime()
     granted_by = graphene.String()
 
@@ -73,8 +74,8 @@ class PrincipalAccess(graphene.ObjectType):
     """A principal with every key it was issued (live or revoked) and every grant it holds."""
 
     id = graphene.String(required=True, description="user:alice, service:ci")
-    kind = graphene.String(required=True, description="user or service")
-    role = graphene.String(description="the highest role among its live keys; null when it has none")
+    kind = graphene.Field(PrincipalKind, required=True)
+    role = graphene.Field(Role, description="the highest role among its live keys; null when it has none")
     keys = graphene.List(graphene.NonNull(ApiKey), required=True, description="newest first")
     grants = graphene.List(graphene.NonNull(Grant), required=True, description="by scope")
 
@@ -102,7 +103,7 @@ class Principal(graphene.ObjectType):
     """The caller."""
 
     id = graphene.String(required=True, description="user:alice, service:ci")
-    role = graphene.String(required=True, description="the role of the key in use, everywhere it holds no grant")
+    role = graphene.Field(Role, required=True, description="the role of the key in use, everywhere it holds no grant")
     grants = GenericScalar(required=True, description='scope -> role, e.g. {"model:nature-classification": "admin"}')
     key_id = graphene.ID(description="the id of the key in use")
     access = graphene.Field(
@@ -116,28 +117,22 @@ class Principal(graphene.ObjectType):
         return own
 
 
-class PrincipalPage(graphene.ObjectType):
-    items = graphene.List(graphene.NonNull(PrincipalAccess), required=True)
-    end_cursor = graphene.String()
-    has_next_page = graphene.Boolean(required=True)
+PrincipalAccessPage = page_of(PrincipalAccess)
 
 
 class IssuedApiKey(graphene.ObjectType):
     key = graphene.String(required=True, description="shown once: only its hash is kept")
     id = graphene.ID(required=True, description="the key's public part (revokeApiKey takes it)")
     principal = graphene.String(required=True)
-    role = graphene.String(required=True)
+    role = graphene.Field(Role, required=True)
     label = graphene.String()
 
 
 class IdentityQueries(graphene.ObjectType):
     viewer = graphene.Field(Principal, required=True, description="The caller: its principal, role and grants.")
-    principals = graphene.Field(
-        PrincipalPage,
-        required=True,
+    principals = paged(
+        PrincipalAccessPage,
         search=graphene.String(description="part of the principal, e.g. zoe or service:"),
-        first=graphene.Int(default_value=50),
-        after=graphene.String(),
         description="Everyone who holds a key or a grant, by kind and id, with their keys and grants. "
         "Installation admins only; anyone sees their own with viewer { access }.",
     )
@@ -148,7 +143,6 @@ class IdentityQueries(graphene.ObjectType):
         return {"id": str(caller.actor), "role": caller.role, "grants": dict(caller.grants), "key_id": caller.key_id}
 
     @staticmethod
-    @reports_errors
     async def resolve_principals(
         root: Any, info: graphene.ResolveInfo, first: int, search: str | None = None, after: str | None = None
     ) -> dict:
@@ -163,39 +157,47 @@ class IdentityQueries(graphene.ObjectType):
         return {"items": await _access(info, shown), "end_cursor": end, "has_next_page": len(found) > limit}
 
 
+class IssueApiKeyInput(graphene.InputObjectType):
+    principal_kind = PrincipalKind(required=True)
+    principal_id = graphene.String(required=True)
+    role = Role(description="MEMBER unless given")
+    label = graphene.String()
+
+
+class GrantRoleInput(graphene.InputObjectType):
+    principal = graphene.String(required=True, description="user:bob or service:ci")
+    scope = graphene.String(required=True, description="registry, model:<name> or entity:<name>")
+    role = Role(required=True)
+
+
+class RevokeRoleInput(graphene.InputObjectType):
+    principal = graphene.String(required=True, description="user:bob or service:ci")
+    scope = graphene.String(required=True)
+
+
+class RevokeApiKeyInput(graphene.InputObjectType):
+    key_id = graphene.ID(required=True, description="the key's id (mr_<id>_...), as principals lists it")
+
+
 class IdentityMutations(graphene.ObjectType):
     issue_api_key = graphene.Field(
-        IssuedApiKey,
-        required=True,
-        principal_kind=graphene.String(required=True, description="user or service"),
-        principal_id=graphene.String(required=True),
-        role=graphene.String(default_value="member", description="admin, member or viewer"),
-        label=graphene.String(),
-        description="Installation admins only.",
+        IssuedApiKey, required=True, input=IssueApiKeyInput(required=True), description="Installation admins only."
     )
     grant_role = graphene.Field(
-        Grant,
-        required=True,
-        principal=graphene.String(required=True, description="user:bob or service:ci"),
-        scope=graphene.String(required=True, description="registry, model:<name> or entity:<name>"),
-        role=graphene.String(required=True, description="admin, member or viewer"),
-        description="Admins of the scope only.",
+        Grant, required=True, input=GrantRoleInput(required=True), description="Admins of the scope only."
     )
-    revoke_role = graphene.Field(
-        Grant, required=True, principal=graphene.String(required=True), scope=graphene.String(required=True)
-    )
+    revoke_role = graphene.Field(Grant, required=True, input=RevokeRoleInput(required=True))
     revoke_api_key = graphene.Field(
         ApiKey,
         required=True,
-        key_id=graphene.ID(required=True, description="the key's id (mr_<id>_...), as principals lists it"),
+        input=RevokeApiKeyInput(required=True),
         description="Installation admins only. Requests with the key are refused (401) from the moment this "
         "returns; revoking one already revoked changes nothing. The last live admin key is not revoked.",
     )
 
     @staticmethod
-    @reports_errors
-    async def resolve_issue_api_key(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        command = parse_command(IssueApiKey, fields)
+    async def resolve_issue_api_key(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        command = parse_command(IssueApiKey, input)
         accepted = await info.context.app.execute(command, info.context.caller)
         issued = accepted.events[0].payload
         assert isinstance(issued, ApiKeyIssued)
@@ -208,24 +210,23 @@ class IdentityMutations(graphene.ObjectType):
         }
 
     @staticmethod
-    @reports_errors
-    async def resolve_revoke_api_key(root: Any, info: graphene.ResolveInfo, key_id: str) -> dict:
-        await info.context.app.execute(parse_command(RevokeApiKey, {"key_id": key_id}), info.context.caller)
-        row = await info.context.identity.api_key(key_id)
+    async def resolve_revoke_api_key(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        await info.context.app.execute(parse_command(RevokeApiKey, input), info.context.caller)
+        row = await info.context.identity.api_key(input["key_id"])
         assert row is not None  # the command found it
         return _api_key(row)
 
     @staticmethod
-    @reports_errors
-    async def resolve_grant_role(root: Any, info: graphene.ResolveInfo, principal: str, scope: str, role: str) -> dict:
-        command = parse_command(GrantRole, {**_principal(principal), "scope": scope, "role": role})
+    async def resolve_grant_role(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        principal, scope = input["principal"], input["scope"]
+        command = parse_command(GrantRole, {**_principal(principal), "scope": scope, "role": input["role"]})
         await info.context.app.execute(command, info.context.caller)
         row = await info.context.identity.grant((command.principal_kind, command.principal_id), scope)
-        return _grant(row) if row else {"principal": principal, "scope": scope, "role": role}
+        return _grant(row) if row else {"principal": principal, "scope": scope, "role": command.role}
 
     @staticmethod
-    @reports_errors
-    async def resolve_revoke_role(root: Any, info: graphene.ResolveInfo, principal: str, scope: str) -> dict:
+    async def resolve_revoke_role(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        principal, scope = input["principal"], input["scope"]
         await info.context.app.execute(
             parse_command(RevokeRole, {**_principal(principal), "scope": scope}), info.context.caller
         )
@@ -233,5 +234,5 @@ class IdentityMutations(graphene.ObjectType):
 
 
 def _principal(value: str) -> dict[str, str]:
-    kind, _, ident = value.partition(":")
+    kind, ident = parse_principal(value)
     return {"principal_kind": kind, "principal_id": ident}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -14,9 +15,20 @@ M = TypeVar("M", bound=BaseModel)
 def parse_command(model: type[M], fields: dict[str, Any]) -> M:
     """Validate input into a command; a refusal names each bad field and what is wrong with it."""
     # GraphQL passes omitted optional fields as None; the command's own defaults apply instead.
-    present = {k: v for k, v in fields.items() if v is not None}
+    present = {k: _plain(v) for k, v in fields.items() if v is not None}
     try:
         return model.model_validate(present)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors())
         raise InvalidInput(f"invalid {model.__name__}: {problems}") from None
+
+
+def _plain(value: Any) -> Any:
+    """Enum members as the values commands know ("finished", not FinishedRunState.FINISHED)."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

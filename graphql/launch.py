@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import graphene
 from graphene.types.generic import GenericScalar
 
-from modelreg.errors import Conflict, InvalidInput, NotFound
-from modelreg.graphql.errors import reports_errors
+from modelreg.errors import Conflict, NotFound
+from modelreg.graphql.enums import FinishedJobState, JobState, LaunchResource, OutputStream, value_of
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.pages import page_size
+from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, key_page, page_of, page_size, paged
+from modelreg.graphql.references import parse_uuid
 from modelreg.services.commands.launch_commands import (
     CancelJob,
     CaptureJobOutput,
@@ -24,32 +26,49 @@ from modelreg.services.commands.launch_commands import (
 )
 
 
-def parse_uuid(value: str, what: str = "job id") -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        raise InvalidInput(f"{value!r} is not a {what} (a UUID)") from None
+def _waiting_cursor(job: dict) -> str:
+    return encode_row_cursor(job["priority"], job["enqueued_at"], job["job_id"])
+
+
+def _newest_cursor(job: dict) -> str:
+    return encode_row_cursor(job["enqueued_at"], job["job_id"])
+
+
+async def _jobs_page(
+    info: graphene.ResolveInfo, queue: str | None, state: Any, first: int, after: str | None
+) -> dict[str, Any]:
+    """Waiting jobs in the order agents take them, the others newest first (LaunchQueries.jobs)."""
+    limit, state = page_size(first), value_of(state)
+    if state == "queued":
+        position, cursor_of = decode_row_cursor(after, int, datetime.fromisoformat, UUID), _waiting_cursor
+    else:
+        position, cursor_of = decode_row_cursor(after, datetime.fromisoformat, UUID), _newest_cursor
+    rows = await info.context.launch.jobs(queue=queue, state=state, limit=limit + 1, after=position)
+    return key_page(rows, limit, after, cursor_of)
 
 
 class LaunchQueue(graphene.ObjectType):
     name = graphene.String(required=True)
-    resource = graphene.String(required=True, description="local-process, docker or kubernetes")
+    resource = graphene.Field(LaunchResource, required=True)
     resource_config = GenericScalar(required=True)
     created_at = graphene.DateTime(required=True)
     created_by = graphene.String(required=True)
-    jobs = graphene.List(
-        graphene.NonNull(lambda: Job), required=True, state=graphene.String(), first=graphene.Int(default_value=50)
+    jobs = paged(
+        lambda: JobPage,
+        state=JobState(),
+        description="Its waiting jobs in the order agents take them (state: QUEUED), or its jobs newest first.",
     )
 
     @staticmethod
-    @reports_errors
-    async def resolve_jobs(row: dict, info: graphene.ResolveInfo, first: int, state: str | None = None) -> list[dict]:
-        return await info.context.launch.jobs(queue=row["name"], state=state, limit=page_size(first))
+    async def resolve_jobs(
+        row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None, state: Any = None
+    ) -> dict:
+        return await _jobs_page(info, row["name"], state, first, after)
 
 
 class JobOutput(graphene.ObjectType):
     attempt = graphene.Int(required=True)
-    stream = graphene.String(required=True)
+    stream = graphene.Field(OutputStream, required=True)
     text = graphene.String(required=True)
     captured_at = graphene.DateTime(required=True)
 
@@ -60,7 +79,7 @@ class Job(graphene.ObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
     priority = graphene.Int(required=True)
-    state = graphene.String(required=True, description="queued, claimed, running, finished, failed or cancelled")
+    state = graphene.Field(JobState, required=True)
     source = GenericScalar(required=True)
     config = GenericScalar(required=True)
     overrides = GenericScalar(required=True)
@@ -94,178 +113,191 @@ class ClaimedJob(graphene.ObjectType):
     attempt = graphene.Int(required=True)
 
 
+JobPage = page_of(Job)
+LaunchQueuePage = page_of(LaunchQueue)
+
+
 class LaunchQueryFields(graphene.ObjectType):
-    launch_queues = graphene.List(graphene.NonNull(LaunchQueue), required=True)
+    launch_queues = paged(LaunchQueuePage, description="The queues, by name.")
     launch_queue = graphene.Field(LaunchQueue, name=graphene.String(required=True))
     launch_job = graphene.Field(Job, id=graphene.ID(required=True))
-    launch_jobs = graphene.List(
-        graphene.NonNull(Job),
-        required=True,
+    launch_jobs = paged(
+        JobPage,
         queue=graphene.String(),
-        state=graphene.String(),
-        first=graphene.Int(default_value=50),
+        state=JobState(),
+        description="Jobs newest first; waiting ones (state: QUEUED) in the order agents take them.",
     )
-    waiting_jobs = graphene.List(
-        graphene.NonNull(Job),
-        required=True,
+    waiting_jobs = paged(
+        JobPage,
+        first=10,
         queues=graphene.List(graphene.NonNull(graphene.String), required=True),
-        first=graphene.Int(default_value=10),
         description="What an agent polls: queued jobs of these queues, by priority then age.",
     )
 
     @staticmethod
-    async def resolve_launch_queues(root: Any, info: graphene.ResolveInfo) -> list[dict]:
-        return await info.context.launch.queues()
+    async def resolve_launch_queues(
+        root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None
+    ) -> dict:
+        limit = page_size(first)
+        position = decode_row_cursor(after, str)
+        rows = await info.context.launch.queues(after=position[0] if position else None, limit=limit + 1)
+        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["name"]))
 
     @staticmethod
     async def resolve_launch_queue(root: Any, info: graphene.ResolveInfo, name: str) -> dict | None:
         return await info.context.launch.queue(name)
 
     @staticmethod
-    @reports_errors
     async def resolve_launch_job(root: Any, info: graphene.ResolveInfo, id: str) -> dict | None:
-        return await info.context.launch.job(parse_uuid(id))
+        return await info.context.launch.job(parse_uuid("id", id))
 
     @staticmethod
-    @reports_errors
     async def resolve_launch_jobs(
-        root: Any, info: graphene.ResolveInfo, first: int, queue: str | None = None, state: str | None = None
-    ) -> list[dict]:
-        return await info.context.launch.jobs(queue=queue, state=state, limit=page_size(first))
+        root: Any,
+        info: graphene.ResolveInfo,
+        first: int,
+        after: str | None = None,
+        queue: str | None = None,
+        state: Any = None,
+    ) -> dict:
+        return await _jobs_page(info, queue, state, first, after)
 
     @staticmethod
-    @reports_errors
-    async def resolve_waiting_jobs(root: Any, info: graphene.ResolveInfo, queues: list[str], first: int) -> list[dict]:
-        return await info.context.launch.next_waiting(queues, page_size(first))
+    async def resolve_waiting_jobs(
+        root: Any, info: graphene.ResolveInfo, queues: list[str], first: int, after: str | None = None
+    ) -> dict:
+        limit = page_size(first)
+        position = decode_row_cursor(after, int, datetime.fromisoformat, UUID)
+        rows = await info.context.launch.next_waiting(queues, limit + 1, after=position)
+        return key_page(rows, limit, after, _waiting_cursor)
+
+
+class CreateLaunchQueueInput(graphene.InputObjectType):
+    name = graphene.String(required=True)
+    resource = LaunchResource(description="LOCAL_PROCESS unless given")
+    resource_config = GenericScalar()
+
+
+class EnqueueJobInput(graphene.InputObjectType):
+    queue = graphene.String(required=True)
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    from_run = graphene.String(description="a finished run's id: its code (commit + diff) and config")
+    source = GenericScalar(
+        description='{"kind": "git", "git_remote", "git_commit", "entry_point": [...]} or {"kind": "image", ...}'
+    )
+    config = GenericScalar()
+    overrides = GenericScalar(description='knobs that win over the run\'s config, e.g. {"lr": 0.01}')
+    priority = graphene.Int(description="higher first; 0 unless given")
+
+
+class CancelJobInput(graphene.InputObjectType):
+    id = graphene.ID(required=True)
+    reason = graphene.String()
+
+
+class AgentJobInput(graphene.InputObjectType):
+    """What every report of an agent about its job names: the job and who claimed it."""
+
+    id = graphene.ID(required=True)
+    agent_id = graphene.String(required=True, description="your key's principal and a name: service:ci:host-1")
+
+
+class ClaimJobInput(AgentJobInput):
+    pass
+
+
+class ReportJobStartedInput(AgentJobInput):
+    attempt = graphene.Int(required=True)
+    pid = graphene.Int()
+    detail = graphene.String()
+
+
+class CaptureJobOutputInput(AgentJobInput):
+    attempt = graphene.Int(required=True)
+    stream = OutputStream(required=True)
+    text = graphene.String(required=True)
+
+
+class ReportJobFinishedInput(AgentJobInput):
+    attempt = graphene.Int(required=True)
+    state = FinishedJobState(required=True)
+    exit_code = graphene.Int()
+    reason = graphene.String()
+    run_ids = graphene.List(graphene.NonNull(graphene.String))
+
+
+class AgentHeartbeatInput(graphene.InputObjectType):
+    agent_id = graphene.String(required=True)
+    queues = graphene.List(graphene.NonNull(graphene.String), required=True)
+    running_jobs = graphene.List(graphene.NonNull(graphene.ID))
+
+
+def _job_command(kind: type, input: dict) -> Any:
+    """A command about one job: its `id` is the job's, checked here like every id."""
+    fields = {k: v for k, v in input.items() if k != "id"}
+    return parse_command(kind, {"job_id": parse_uuid("id", input["id"]), **fields})
 
 
 class LaunchMutations(graphene.ObjectType):
     create_launch_queue = graphene.Field(
-        LaunchQueue,
-        required=True,
-        name=graphene.String(required=True),
-        resource=graphene.String(default_value="local-process"),
-        resource_config=GenericScalar(),
-        description="Admins only.",
+        LaunchQueue, required=True, input=CreateLaunchQueueInput(required=True), description="Admins only."
     )
-    enqueue_job = graphene.Field(
-        Job,
-        required=True,
-        queue=graphene.String(required=True),
-        entity=graphene.String(required=True),
-        project=graphene.String(required=True),
-        from_run=graphene.String(description="a finished run's id: its code (commit + diff) and config"),
-        source=GenericScalar(
-            description='{"kind": "git", "git_remote", "git_commit", "entry_point": [...]} or {"kind": "image", ...}'
-        ),
-        config=GenericScalar(),
-        overrides=GenericScalar(description='knobs that win over the run\'s config, e.g. {"lr": 0.01}'),
-        priority=graphene.Int(default_value=0),
-    )
-    cancel_job = graphene.Field(Job, required=True, id=graphene.ID(required=True), reason=graphene.String())
-    claim_job = graphene.Field(
-        ClaimedJob,
-        required=True,
-        id=graphene.ID(required=True),
-        agent_id=graphene.String(required=True, description="your key's principal and a name: service:ci:host-1"),
-    )
-    report_job_started = graphene.Field(
-        Job,
-        required=True,
-        id=graphene.ID(required=True),
-        agent_id=graphene.String(required=True),
-        attempt=graphene.Int(required=True),
-        pid=graphene.Int(),
-        detail=graphene.String(),
-    )
-    capture_job_output = graphene.Boolean(
-        required=True,
-        id=graphene.ID(required=True),
-        agent_id=graphene.String(required=True),
-        attempt=graphene.Int(required=True),
-        stream=graphene.String(required=True),
-        text=graphene.String(required=True),
-    )
-    report_job_finished = graphene.Field(
-        Job,
-        required=True,
-        id=graphene.ID(required=True),
-        agent_id=graphene.String(required=True),
-        attempt=graphene.Int(required=True),
-        state=graphene.String(required=True),
-        exit_code=graphene.Int(),
-        reason=graphene.String(),
-        run_ids=graphene.List(graphene.NonNull(graphene.String)),
-    )
-    agent_heartbeat = graphene.Boolean(
-        required=True,
-        agent_id=graphene.String(required=True),
-        queues=graphene.List(graphene.NonNull(graphene.String), required=True),
-        running_jobs=graphene.List(graphene.NonNull(graphene.ID)),
-    )
+    enqueue_job = graphene.Field(Job, required=True, input=EnqueueJobInput(required=True))
+    cancel_job = graphene.Field(Job, required=True, input=CancelJobInput(required=True))
+    claim_job = graphene.Field(ClaimedJob, required=True, input=ClaimJobInput(required=True))
+    report_job_started = graphene.Field(Job, required=True, input=ReportJobStartedInput(required=True))
+    capture_job_output = graphene.Boolean(required=True, input=CaptureJobOutputInput(required=True))
+    report_job_finished = graphene.Field(Job, required=True, input=ReportJobFinishedInput(required=True))
+    agent_heartbeat = graphene.Boolean(required=True, input=AgentHeartbeatInput(required=True))
 
     @staticmethod
-    @reports_errors
-    async def resolve_create_launch_queue(
-        root: Any, info: graphene.ResolveInfo, name: str, resource: str, resource_config: Any = None
-    ) -> dict:
-        command = parse_command(CreateQueue, {"queue": name, "resource": resource, "resource_config": resource_config})
-        await info.context.app.execute(command, info.context.caller)
-        return await info.context.launch.queue(name)  # type: ignore[return-value]
+    async def resolve_create_launch_queue(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        fields = {**input, "queue": input["name"]}
+        del fields["name"]
+        await info.context.app.execute(parse_command(CreateQueue, fields), info.context.caller)
+        return await info.context.launch.queue(input["name"])  # type: ignore[return-value]
 
     @staticmethod
-    @reports_errors
-    async def resolve_enqueue_job(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        accepted = await info.context.app.execute(parse_command(EnqueueJob, fields), info.context.caller)
+    async def resolve_enqueue_job(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        accepted = await info.context.app.execute(parse_command(EnqueueJob, input), info.context.caller)
         return await _visible_job(info, accepted.subject_id)
 
     @staticmethod
-    @reports_errors
-    async def resolve_cancel_job(root: Any, info: graphene.ResolveInfo, id: str, reason: str | None = None) -> dict:
-        await info.context.app.execute(
-            parse_command(CancelJob, {"job_id": parse_uuid(id), "reason": reason}), info.context.caller
-        )
-        return await _visible_job(info, parse_uuid(id))
+    async def resolve_cancel_job(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        command = _job_command(CancelJob, input)
+        await info.context.app.execute(command, info.context.caller)
+        return await _visible_job(info, command.job_id)
 
     @staticmethod
-    @reports_errors
-    async def resolve_claim_job(root: Any, info: graphene.ResolveInfo, id: str, agent_id: str) -> dict:
-        accepted = await info.context.app.execute(
-            parse_command(ClaimJob, {"job_id": parse_uuid(id), "agent_id": agent_id}), info.context.caller
-        )
-        job = await _visible_job(info, parse_uuid(id))
-        if job["agent_id"] != agent_id or job["attempt"] != accepted.subject_id:
-            raise Conflict(f"job {id} was claimed by {job['agent_id']} first")
+    async def resolve_claim_job(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        command = _job_command(ClaimJob, input)
+        accepted = await info.context.app.execute(command, info.context.caller)
+        job = await _visible_job(info, command.job_id)
+        if job["agent_id"] != command.agent_id or job["attempt"] != accepted.subject_id:
+            raise Conflict(f"job {command.job_id} was claimed by {job['agent_id']} first")
         return {"job": job, "attempt": accepted.subject_id}
 
     @staticmethod
-    @reports_errors
-    async def resolve_report_job_started(root: Any, info: graphene.ResolveInfo, id: str, **fields: Any) -> dict:
-        await info.context.app.execute(
-            parse_command(ReportJobStarted, {"job_id": parse_uuid(id), **fields}), info.context.caller
-        )
-        return await _visible_job(info, parse_uuid(id))
+    async def resolve_report_job_started(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        command = _job_command(ReportJobStarted, input)
+        await info.context.app.execute(command, info.context.caller)
+        return await _visible_job(info, command.job_id)
 
     @staticmethod
-    @reports_errors
-    async def resolve_capture_job_output(root: Any, info: graphene.ResolveInfo, id: str, **fields: Any) -> bool:
-        await info.context.app.execute(
-            parse_command(CaptureJobOutput, {"job_id": parse_uuid(id), **fields}), info.context.caller
-        )
+    async def resolve_capture_job_output(root: Any, info: graphene.ResolveInfo, input: dict) -> bool:
+        await info.context.app.execute(_job_command(CaptureJobOutput, input), info.context.caller)
         return True
 
     @staticmethod
-    @reports_errors
-    async def resolve_report_job_finished(root: Any, info: graphene.ResolveInfo, id: str, **fields: Any) -> dict:
-        await info.context.app.execute(
-            parse_command(ReportJobFinished, {"job_id": parse_uuid(id), **fields}), info.context.caller
-        )
-        return await _visible_job(info, parse_uuid(id))
+    async def resolve_report_job_finished(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        command = _job_command(ReportJobFinished, input)
+        await info.context.app.execute(command, info.context.caller)
+        return await _visible_job(info, command.job_id)
 
     @staticmethod
-    @reports_errors
-    async def resolve_agent_heartbeat(root: Any, info: graphene.ResolveInfo, **fields: Any) -> bool:
-        await info.context.app.execute(parse_command(Heartbeat, fields), info.context.caller)
+    async def resolve_agent_heartbeat(root: Any, info: graphene.ResolveInfo, input: dict) -> bool:
+        await info.context.app.execute(parse_command(Heartbeat, input), info.context.caller)
         return True
 
 

@@ -9,9 +9,10 @@ from uuid import UUID
 import graphene
 
 from modelreg.errors import InvalidInput, NotFound
-from modelreg.graphql.artifacts import ArtifactVersion, parse_ref
-from modelreg.graphql.errors import reports_errors
-from modelreg.graphql.pages import decode_time_cursor, encode_time_cursor, page_size
+from modelreg.graphql.artifacts import ArtifactVersion
+from modelreg.graphql.enums import LineageDirection, LineageEdgeKind, LineageNodeKind, value_of
+from modelreg.graphql.pages import decode_time_cursor, encode_time_cursor, page_of, page_size, paged
+from modelreg.graphql.references import as_uuid, parse_ref
 from modelreg.graphql.runs import Run
 from modelreg.projections.lineage import artifact_node
 
@@ -19,15 +20,9 @@ MAX_DEPTH = 50
 MAX_FAN_OUT = 1000
 
 
-class LineageDirection(graphene.Enum):
-    UPSTREAM = "upstream"
-    DOWNSTREAM = "downstream"
-    BOTH = "both"
-
-
 class LineageNode(graphene.ObjectType):
     id = graphene.ID(required=True, description="run:<entity>/<project>/<run_id> or artifact:<version id>")
-    kind = graphene.String(required=True, description="run or artifact")
+    kind = graphene.Field(LineageNodeKind, required=True)
     depth = graphene.Int(required=True, description="edges from the node the walk started at")
     run = graphene.Field(Run)
     artifact_version = graphene.Field(ArtifactVersion)
@@ -53,7 +48,7 @@ class LineageNode(graphene.ObjectType):
 class LineageEdge(graphene.ObjectType):
     source = graphene.ID(required=True)
     target = graphene.ID(required=True)
-    kind = graphene.String(required=True, description="produced (run -> version) or used (version -> run)")
+    kind = graphene.Field(LineageEdgeKind, required=True)
     recorded_at = graphene.DateTime(required=True)
 
 
@@ -83,13 +78,10 @@ class LineageNeighbour(graphene.ObjectType):
     edge = graphene.Field(LineageEdge, required=True, description="the edge between them, in the way data flows")
 
 
-class LineageNeighbourPage(graphene.ObjectType):
-    items = graphene.List(graphene.NonNull(LineageNeighbour), required=True)
-    end_cursor = graphene.String()
-    has_next_page = graphene.Boolean(required=True)
-    total_count = graphene.Int(
-        required=True, description="neighbours past fanOut that match the search, over all pages"
-    )
+LineageNeighbourPage = page_of(
+    LineageNeighbour,
+    total_count=graphene.Int(required=True, description="neighbours past fanOut that match the search, over all pages"),
+)
 
 
 class LineageQueries(graphene.ObjectType):
@@ -100,13 +92,12 @@ class LineageQueries(graphene.ObjectType):
             required=True,
             description="an artifact version (entity/project/name:v3, or its id) or run:entity/project/run_id",
         ),
-        direction=LineageDirection(default_value="both"),
+        direction=LineageDirection(default_value=LineageDirection.BOTH.value),
         depth=graphene.Int(default_value=5),
         fan_out=graphene.Int(default_value=100),
     )
-    lineage_neighbours = graphene.Field(
+    lineage_neighbours = paged(
         LineageNeighbourPage,
-        required=True,
         node=graphene.ID(
             required=True,
             description="a lineage node id (run:entity/project/run_id, artifact:<version id>) or a version ref",
@@ -119,25 +110,21 @@ class LineageQueries(graphene.ObjectType):
             default_value=0,
             description="leave out the first fanOut neighbours, which a lineage walk with that fanOut drew",
         ),
-        first=graphene.Int(default_value=50),
-        after=graphene.String(),
         description="One node's neighbours in one direction, oldest first: the members of a cluster a walk left out.",
     )
 
     @staticmethod
-    @reports_errors
     async def resolve_lineage(
         root: Any, info: graphene.ResolveInfo, ref: str, direction: str, depth: int, fan_out: int
     ) -> dict:
         if not 1 <= depth <= MAX_DEPTH or not 1 <= fan_out <= MAX_FAN_OUT:
             raise InvalidInput(f"depth must be 1 to {MAX_DEPTH} and fanOut 1 to {MAX_FAN_OUT}")
         start = await _node_of(info, ref)
-        direction = getattr(direction, "value", direction)  # a member of the enum when given in the query
+        direction = value_of(direction)
         directions = ["upstream", "downstream"] if direction == "both" else [direction]
         return await info.context.lineage.walk(start, directions, depth, fan_out)  # type: ignore[arg-type]
 
     @staticmethod
-    @reports_errors
     async def resolve_lineage_neighbours(
         root: Any,
         info: graphene.ResolveInfo,
@@ -148,7 +135,7 @@ class LineageQueries(graphene.ObjectType):
         search: str | None = None,
         after: str | None = None,
     ) -> dict:
-        direction = getattr(direction, "value", direction)
+        direction = value_of(direction)
         if direction == "both":
             raise InvalidInput("direction must be UPSTREAM or DOWNSTREAM: a cluster's neighbours lie one way")
         if not 0 <= fan_out <= MAX_FAN_OUT:
@@ -176,11 +163,10 @@ async def _node_of(info: graphene.ResolveInfo, ref: str) -> str:
         if len(key) != 3 or await info.context.runs.load(key) is None:
             raise NotFound(f"no run {ref!r} (a run is named run:entity/project/run_id)")
         return ref
-    try:
-        version_id = UUID(ref)
-    except ValueError:
+    version_id = as_uuid(ref)
+    if version_id is None:
         found = await info.context.reads.artifact_version_by_ref(*parse_ref(ref))
         if found is None:
-            raise NotFound(f"no artifact version {ref!r}") from None
+            raise NotFound(f"no artifact version {ref!r}")
         version_id = found["id"]
     return artifact_node(version_id)

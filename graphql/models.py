@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import graphene
 from graphene.types.generic import GenericScalar
+from pydantic import BaseModel
 
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.events.registry import registered_model_stream
 from modelreg.graphql.artifacts import ArtifactVersion
-from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.pages import (
     decode_cursor,
     decode_key_cursor,
-    decode_time_cursor,
+    decode_row_cursor,
+    encode_cursor,
     encode_key_cursor,
-    encode_time_cursor,
+    encode_row_cursor,
     key_page,
     page,
+    page_of,
     page_size,
+    paged,
 )
+from modelreg.graphql.references import parse_uuid, parse_version_name
 from modelreg.graphql.usage import usage_snippet
 from modelreg.services.commands.commands import (
     AddAlias,
@@ -61,10 +67,7 @@ class ModelVersion(graphene.ObjectType):
         return await info.context.artifact_versions.load(row["artifact_version_id"])
 
 
-class ModelVersionPage(graphene.ObjectType):
-    items = graphene.List(graphene.NonNull(ModelVersion), required=True)
-    end_cursor = graphene.String()
-    has_next_page = graphene.Boolean(required=True)
+ModelVersionPage = page_of(ModelVersion)
 
 
 class ActionRecord(graphene.ObjectType):
@@ -90,6 +93,9 @@ class ActionRecord(graphene.ObjectType):
         return row["payload"]
 
 
+ActionRecordPage = page_of(ActionRecord)
+
+
 class RegisteredModel(graphene.ObjectType):
     name = graphene.String(required=True)
     created_at = graphene.DateTime(required=True)
@@ -101,21 +107,17 @@ class RegisteredModel(graphene.ObjectType):
     protected_aliases = graphene.List(
         graphene.NonNull(graphene.String), required=True, description="aliases only the model's admins may move"
     )
-    versions = graphene.Field(
+    versions = paged(
         ModelVersionPage,
-        required=True,
-        first=graphene.Int(default_value=50),
-        after=graphene.String(),
         alias=graphene.String(description="only the version holding this alias"),
         tag=graphene.String(description="only versions whose artifact version has this tag"),
         metadata=GenericScalar(description='only versions whose metadata contains this object, e.g. {"lr": 0.01}'),
     )
     alias = graphene.Field(ModelVersion, name=graphene.String(required=True))
     version = graphene.Field(ModelVersion, name=graphene.String(required=True, description="v0, v1, ..."))
-    history = graphene.List(graphene.NonNull(ActionRecord), required=True, limit=graphene.Int(default_value=100))
+    history = paged(ActionRecordPage, first=100, description="what was done to the model, newest first")
 
     @staticmethod
-    @reports_errors
     async def resolve_versions(
         row: dict,
         info: graphene.ResolveInfo,
@@ -143,19 +145,19 @@ class RegisteredModel(graphene.ObjectType):
         return await _model_version(info, row["name"], target) if target else None
 
     @staticmethod
-    @reports_errors
     async def resolve_version(row: dict, info: graphene.ResolveInfo, name: str) -> dict | None:
         """One linked version by its number (a page of one, so it stays an index scan); None once unlinked."""
-        number = name.removeprefix("v")
-        if not number.isdigit():
-            raise InvalidInput(f"a model version is named v0, v1, ..., not {name!r}")
-        rows = await info.context.reads.model_versions_page(row["name"], after_index=int(number) - 1, limit=1)
-        return rows[0] if rows and rows[0]["version_index"] == int(number) else None
+        number = parse_version_name(name)
+        rows = await info.context.reads.model_versions_page(row["name"], after_index=number - 1, limit=1)
+        return rows[0] if rows and rows[0]["version_index"] == number else None
 
     @staticmethod
-    @reports_errors
-    async def resolve_history(row: dict, info: graphene.ResolveInfo, limit: int) -> list[dict]:
-        return await info.context.audit.history(registered_model_stream(row["name"]), page_size(limit))
+    async def resolve_history(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
+        limit = page_size(first)
+        rows = await info.context.audit.history(
+            registered_model_stream(row["name"]), limit + 1, before_seq=decode_cursor(after)
+        )
+        return key_page(rows, limit, after, lambda last: encode_cursor(last["stream_seq"]))
 
 
 async def _model_after(info: graphene.ResolveInfo, command: Any) -> dict:
@@ -173,43 +175,25 @@ async def _model_version(info: graphene.ResolveInfo, name: str, artifact_version
     return row
 
 
-class RegisteredModelPage(graphene.ObjectType):
-    items = graphene.List(graphene.NonNull(RegisteredModel), required=True)
-    end_cursor = graphene.String()
-    has_next_page = graphene.Boolean(required=True)
-
-
-class AuditPage(graphene.ObjectType):
-    items = graphene.List(graphene.NonNull(ActionRecord), required=True)
-    end_cursor = graphene.String()
-    has_next_page = graphene.Boolean(required=True)
+RegisteredModelPage = page_of(RegisteredModel)
 
 
 class ModelQueries(graphene.ObjectType):
     registered_model = graphene.Field(RegisteredModel, name=graphene.String(required=True))
-    registered_models = graphene.Field(
-        RegisteredModelPage,
-        required=True,
-        search=graphene.String(description="part of the name"),
-        tag=graphene.String(),
-        first=graphene.Int(default_value=50),
-        after=graphene.String(),
+    registered_models = paged(
+        RegisteredModelPage, search=graphene.String(description="part of the name"), tag=graphene.String()
     )
-    audit_log = graphene.Field(
-        AuditPage,
-        required=True,
+    audit_log = paged(
+        ActionRecordPage,
         actor=graphene.String(description="user:alice, service:ci, automation:<id>"),
         stream=graphene.String(description="e.g. registered_model:nature-classification"),
         action=graphene.String(description="an event type, e.g. registry.alias_added"),
         since=graphene.DateTime(),
         until=graphene.DateTime(),
-        first=graphene.Int(default_value=50),
-        after=graphene.String(),
         description="Every action, newest first: who did what, to what, when.",
     )
 
     @staticmethod
-    @reports_errors
     async def resolve_registered_models(
         root: Any,
         info: graphene.ResolveInfo,
@@ -226,16 +210,11 @@ class ModelQueries(graphene.ObjectType):
         return key_page(rows, limit, after, lambda last: encode_key_cursor(last["name"]))
 
     @staticmethod
-    @reports_errors
     async def resolve_audit_log(
         root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None, **filters: Any
     ) -> dict:
         limit = page_size(first)
-        before = decode_time_cursor(after)
-        try:
-            position = (before[0], UUID(before[1])) if before else None
-        except ValueError:
-            raise InvalidInput(f"cursor {after!r} is not one this API returned") from None
+        position = decode_row_cursor(after, datetime.fromisoformat, UUID)
         rows = await info.context.audit.audit_page(
             actor=filters.get("actor"),
             stream=filters.get("stream"),
@@ -245,140 +224,143 @@ class ModelQueries(graphene.ObjectType):
             before=position,
             limit=limit + 1,
         )
-        return key_page(rows, limit, after, lambda last: encode_time_cursor(last["occurred_at"], last["event_id"]))
+        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["occurred_at"], last["event_id"]))
 
     @staticmethod
     async def resolve_registered_model(root: Any, info: graphene.ResolveInfo, name: str) -> dict | None:
         return await info.context.reads.registered_model(name)
 
 
-def _version_id(value: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        raise InvalidInput(f"{value!r} is not an artifact version id (a UUID)") from None
+class RegisteredModelInput(graphene.InputObjectType):
+    registered_model = graphene.String(required=True)
+
+
+class LinkArtifactVersionInput(RegisteredModelInput):
+    artifact_version_id = graphene.ID(required=True)
+    aliases = graphene.List(graphene.NonNull(graphene.String))
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(
+        description="refused: a link's time is the server's; only a run's own commands keep a client's time"
+    )
+
+
+class AddAliasInput(RegisteredModelInput):
+    artifact_version_id = graphene.ID(required=True)
+    alias = graphene.String(required=True)
+
+
+class RemoveAliasInput(RegisteredModelInput):
+    alias = graphene.String(required=True)
+
+
+class UnlinkArtifactVersionInput(RegisteredModelInput):
+    artifact_version_id = graphene.ID(required=True)
+
+
+class UpdateModelCardInput(RegisteredModelInput):
+    description = graphene.String(required=True, description="markdown: what the model does")
+    inputs = graphene.String(description="what the model expects")
+    outputs = graphene.String(description="what the model gives back")
+
+
+class TagRegisteredModelInput(RegisteredModelInput):
+    tag = graphene.String(required=True)
+
+
+class UntagRegisteredModelInput(TagRegisteredModelInput):
+    pass
+
+
+class ProtectAliasInput(RegisteredModelInput):
+    alias = graphene.String(required=True)
+
+
+class UnprotectAliasInput(ProtectAliasInput):
+    pass
+
+
+def _command(kind: type[BaseModel], input: dict) -> Any:
+    fields = dict(input)
+    if "artifact_version_id" in fields:
+        fields["artifact_version_id"] = parse_uuid("artifactVersionId", fields["artifact_version_id"])
+    return parse_command(kind, fields)
+
+
+def _changes_model(kind: type[BaseModel]) -> Callable[..., Awaitable[dict]]:
+    """The resolver of a mutation that changes the model itself: the command, then the model as it is now."""
+
+    async def resolve(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _model_after(info, _command(kind, input))
+
+    return resolve
+
+
+def _changes_version(kind: type[BaseModel]) -> Callable[..., Awaitable[dict]]:
+    """The resolver of a mutation that changes one linked version: the command, then that version."""
+
+    async def resolve(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        command = _command(kind, input)
+        accepted = await info.context.app.execute(command, info.context.caller)
+        version_id = getattr(command, "artifact_version_id", None) or accepted.subject_id
+        return await _model_version(info, command.registered_model, version_id)
+
+    return resolve
 
 
 class ModelMutations(graphene.ObjectType):
     link_artifact_version = graphene.Field(
         ModelVersion,
         required=True,
-        registered_model=graphene.String(required=True),
-        artifact_version_id=graphene.ID(required=True),
-        aliases=graphene.List(graphene.NonNull(graphene.String)),
-        command_id=graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing"),
-        occurred_at=graphene.DateTime(
-            description="refused: a link's time is the server's; only a run's own commands keep a client's time"
-        ),
+        input=LinkArtifactVersionInput(required=True),
+        resolver=_changes_version(LinkVersion),
+        description="Link an artifact version to the registered model, as its next version.",
     )
     add_alias = graphene.Field(
         ModelVersion,
         required=True,
-        registered_model=graphene.String(required=True),
-        artifact_version_id=graphene.ID(required=True),
-        alias=graphene.String(required=True),
+        input=AddAliasInput(required=True),
+        resolver=_changes_version(AddAlias),
         description="Set an alias on a linked version; it moves there from wherever it was.",
     )
     remove_alias = graphene.Field(
         ModelVersion,
         required=True,
-        registered_model=graphene.String(required=True),
-        alias=graphene.String(required=True),
+        input=RemoveAliasInput(required=True),
+        resolver=_changes_version(RemoveAlias),
+        description="Take an alias off the version holding it; that version comes back.",
     )
     unlink_artifact_version = graphene.Field(
         RegisteredModel,
         required=True,
-        registered_model=graphene.String(required=True),
-        artifact_version_id=graphene.ID(required=True),
+        input=UnlinkArtifactVersionInput(required=True),
+        resolver=_changes_model(UnlinkVersion),
         description="Remove a version (and its aliases) from the registered model; its number is not reused.",
     )
     update_model_card = graphene.Field(
         RegisteredModel,
         required=True,
-        # `args=`: an argument named `description` would be taken for the field's own description.
-        args={
-            "registered_model": graphene.String(required=True),
-            "description": graphene.String(required=True, description="markdown: what the model does"),
-            "inputs": graphene.String(),
-            "outputs": graphene.String(),
-        },
+        input=UpdateModelCardInput(required=True),
+        resolver=_changes_model(UpdateModelCard),
     )
     tag_registered_model = graphene.Field(
-        RegisteredModel,
-        required=True,
-        registered_model=graphene.String(required=True),
-        tag=graphene.String(required=True),
+        RegisteredModel, required=True, input=TagRegisteredModelInput(required=True), resolver=_changes_model(TagModel)
     )
     untag_registered_model = graphene.Field(
         RegisteredModel,
         required=True,
-        registered_model=graphene.String(required=True),
-        tag=graphene.String(required=True),
+        input=UntagRegisteredModelInput(required=True),
+        resolver=_changes_model(UntagModel),
     )
     protect_alias = graphene.Field(
         RegisteredModel,
         required=True,
-        registered_model=graphene.String(required=True),
-        alias=graphene.String(required=True),
+        input=ProtectAliasInput(required=True),
+        resolver=_changes_model(ProtectAlias),
         description="Admins only: from now on only the model's admins may set or remove this alias.",
     )
     unprotect_alias = graphene.Field(
         RegisteredModel,
         required=True,
-        registered_model=graphene.String(required=True),
-        alias=graphene.String(required=True),
+        input=UnprotectAliasInput(required=True),
+        resolver=_changes_model(UnprotectAlias),
     )
-
-    @staticmethod
-    @reports_errors
-    async def resolve_protect_alias(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        return await _model_after(info, parse_command(ProtectAlias, fields))
-
-    @staticmethod
-    @reports_errors
-    async def resolve_unprotect_alias(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        return await _model_after(info, parse_command(UnprotectAlias, fields))
-
-    @staticmethod
-    @reports_errors
-    async def resolve_unlink_artifact_version(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        fields["artifact_version_id"] = _version_id(fields["artifact_version_id"])
-        return await _model_after(info, parse_command(UnlinkVersion, fields))
-
-    @staticmethod
-    @reports_errors
-    async def resolve_update_model_card(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        return await _model_after(info, parse_command(UpdateModelCard, fields))
-
-    @staticmethod
-    @reports_errors
-    async def resolve_tag_registered_model(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        return await _model_after(info, parse_command(TagModel, fields))
-
-    @staticmethod
-    @reports_errors
-    async def resolve_untag_registered_model(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        return await _model_after(info, parse_command(UntagModel, fields))
-
-    @staticmethod
-    @reports_errors
-    async def resolve_link_artifact_version(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        fields["artifact_version_id"] = _version_id(fields["artifact_version_id"])
-        command = parse_command(LinkVersion, fields)
-        await info.context.app.execute(command, info.context.caller)
-        return await _model_version(info, command.registered_model, command.artifact_version_id)
-
-    @staticmethod
-    @reports_errors
-    async def resolve_add_alias(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        fields["artifact_version_id"] = _version_id(fields["artifact_version_id"])
-        command = parse_command(AddAlias, fields)
-        await info.context.app.execute(command, info.context.caller)
-        return await _model_version(info, command.registered_model, command.artifact_version_id)
-
-    @staticmethod
-    @reports_errors
-    async def resolve_remove_alias(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
-        command = parse_command(RemoveAlias, fields)
-        accepted = await info.context.app.execute(command, info.context.caller)
-        return await _model_version(info, command.registered_model, accepted.subject_id)

@@ -1,4 +1,8 @@
-"""Cursor pagination: opaque cursors over a stable ordinal (version numbers), so deep pages stay index scans."""
+"""Every list is a page: `<Type>Page {items, endCursor, hasNextPage}`, asked for with `first` and `after`.
+
+Cursors are opaque: over a stable ordinal (version numbers) or a sort key (a name; a time and an id), so
+deep pages stay index scans.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,36 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import graphene
+
 from modelreg.errors import InvalidInput
 
 MAX_PAGE = 500
 MAX_ORDINAL = 2**31 - 1  # version_index is a PostgreSQL int: a bigger one is no cursor of ours
+
+
+def page_of(item: Any, *, name: str | None = None, **more: Any) -> type[graphene.ObjectType]:
+    """The page type of `item` (a graphene type, or a lambda naming one: then give `name`); `more` adds fields
+    (and their `resolve_` functions) to this page type only, e.g. a totalCount."""
+    fields = {
+        "items": graphene.List(graphene.NonNull(item), required=True),
+        "end_cursor": graphene.String(description="pass as `after` to get the next page"),
+        "has_next_page": graphene.Boolean(required=True),
+        **more,
+    }
+    return type(name or f"{item.__name__}Page", (graphene.ObjectType,), fields)
+
+
+def paged(page_type: Any, *, first: int = 50, description: str | None = None, **arguments: Any) -> graphene.Field:
+    """A list field: a page of `first` items after the cursor `after`, plus the list's own arguments."""
+    return graphene.Field(
+        page_type,
+        required=True,
+        description=description,
+        first=graphene.Int(default_value=first, description=f"how many, 1 to {MAX_PAGE}"),
+        after=graphene.String(description="a page's endCursor: the page after it"),
+        **arguments,
+    )
 
 
 def encode_cursor(ordinal: int) -> str:
@@ -84,3 +114,20 @@ def key_page(
     """A page from `limit + 1` rows in key order: the extra row only says there is more."""
     items = rows[:limit]
     return {"items": items, "end_cursor": cursor_of(items[-1]) if items else after, "has_next_page": len(rows) > limit}
+
+
+def encode_row_cursor(*parts: object) -> str:
+    """A cursor over a sort key of several typed parts (a time, a number, an id)."""
+    return encode_key_cursor(*(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts))
+
+
+def decode_row_cursor(cursor: str | None, *parsers: Callable[[str], Any]) -> tuple[Any, ...] | None:
+    """The parts of an `encode_row_cursor` cursor, each read back by its parser (int, datetime.fromisoformat,
+    UUID)."""
+    parts = decode_key_cursor(cursor, len(parsers))
+    if parts is None:
+        return None
+    try:
+        return tuple(parse(part) for parse, part in zip(parsers, parts, strict=True))
+    except ValueError:
+        raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor") from None

@@ -8,9 +8,8 @@ from typing import Any
 import graphene
 
 from modelreg.errors import NotYetVisible
-from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_size
+from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_of, page_size, paged
 from modelreg.projections.parked_queries import ParkedStreamQueries
 from modelreg.projections.progress import ProjectionLagging
 from modelreg.services.commands.parked_streams import SkipParkedEvent, retry_parked_stream
@@ -45,10 +44,7 @@ def _parked(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class ParkedStreamPage(graphene.ObjectType):
-    items = graphene.List(graphene.NonNull(ParkedStream), required=True)
-    end_cursor = graphene.String()
-    has_next_page = graphene.Boolean(required=True)
+ParkedStreamPage = page_of(ParkedStream)
 
 
 class ParkedStreamRelease(graphene.ObjectType):
@@ -69,17 +65,13 @@ class SkipParkedEventInput(graphene.InputObjectType):
 
 
 class ParkedStreamQueryFields(graphene.ObjectType):
-    parked_streams = graphene.Field(
+    parked_streams = paged(
         ParkedStreamPage,
-        required=True,
-        first=graphene.Int(default_value=50),
-        after=graphene.String(),
         description="Streams a projection stopped applying after an error, by projection and stream. "
         "Installation admins only.",
     )
 
     @staticmethod
-    @reports_errors
     async def resolve_parked_streams(
         root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None
     ) -> dict:
@@ -110,7 +102,6 @@ class ParkedStreamMutations(graphene.ObjectType):
     )
 
     @staticmethod
-    @reports_errors
     async def resolve_retry_parked_stream(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         info.context.caller.require("admin", (), "retrying a parked stream")
         app = info.context.app
@@ -118,7 +109,6 @@ class ParkedStreamMutations(graphene.ObjectType):
         return {"released": still is None, "parked_stream": _parked(still) if still else None}
 
     @staticmethod
-    @reports_errors
     async def resolve_skip_parked_event(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         command = parse_command(SkipParkedEvent, input)
         app = info.context.app

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, get_args
-from uuid import UUID
+from datetime import datetime
+from typing import Any
 
 import graphene
 from graphene.types.generic import GenericScalar
 
-from modelreg.errors import InvalidInput, NotFound
-from modelreg.events.runs import RunFinished
-from modelreg.graphql.errors import reports_errors
+from modelreg.errors import NotFound
+from modelreg.graphql.enums import FinishedRunState, RunState, value_of
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.launch import Job
-from modelreg.graphql.pages import decode_time_cursor, encode_time_cursor, key_page, page_size
+from modelreg.graphql.pages import (
+    decode_row_cursor,
+    decode_time_cursor,
+    encode_row_cursor,
+    encode_time_cursor,
+    key_page,
+    page_of,
+    page_size,
+    paged,
+)
+from modelreg.graphql.references import as_uuid
 from modelreg.projections.registry_queries import RunFilters
 from modelreg.services.commands.commands import FinishRun, LogMetrics, RecordSync, StartRun
-
-RUN_STATES = ("running", *get_args(RunFinished.model_fields["state"].annotation))
 
 
 class MetricPoint(graphene.ObjectType):
@@ -34,7 +41,7 @@ class Run(graphene.ObjectType):
     job_type = graphene.String()
     config = GenericScalar(required=True)
     environment = GenericScalar(required=True)
-    state = graphene.String(required=True)
+    state = graphene.Field(RunState, required=True)
     exit_code = graphene.Int()
     summary = GenericScalar(required=True)
     started_at = graphene.DateTime(required=True)
@@ -51,30 +58,27 @@ class Run(graphene.ObjectType):
     @staticmethod
     async def resolve_launched_by(row: dict, info: graphene.ResolveInfo) -> dict | None:
         launch = (row["environment"] or {}).get("launch") or {}
-        try:
-            job_id = UUID(launch.get("job_id") or "")
-        except ValueError:
-            return None
-        return await info.context.jobs.load(job_id)
+        job_id = as_uuid(launch.get("job_id"))  # the client's record of its environment: no id, no job
+        return await info.context.jobs.load(job_id) if job_id else None
 
     @staticmethod
     async def resolve_metrics(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:
         return await info.context.reads.metrics(row["entity"], row["project"], row["run_id"], key)
 
 
-class RunPage(graphene.ObjectType):
-    items = graphene.List(graphene.NonNull(Run), required=True)
-    end_cursor = graphene.String()
-    has_next_page = graphene.Boolean(required=True)
-    total_count = graphene.Int(
-        required=True, description="how many runs match, on every page together (counted only when asked)"
-    )
+async def _total_count(page: dict, info: graphene.ResolveInfo) -> int:
+    if page["first_page"] and not page["has_next_page"]:
+        return len(page["items"])  # all of them are here: a search that finds a few needs no second pass
+    return await info.context.reads.runs_count(page["filters"])
 
-    @staticmethod
-    async def resolve_total_count(page: dict, info: graphene.ResolveInfo) -> int:
-        if page["first_page"] and not page["has_next_page"]:
-            return len(page["items"])  # all of them are here: a search that finds a few needs no second pass
-        return await info.context.reads.runs_count(page["filters"])
+
+RunPage = page_of(
+    Run,
+    total_count=graphene.Int(
+        required=True, description="how many runs match, on every page together (counted only when asked)"
+    ),
+    resolve_total_count=staticmethod(_total_count),
+)
 
 
 class Project(graphene.ObjectType):
@@ -93,6 +97,9 @@ class Project(graphene.ObjectType):
         return await info.context.reads.job_types(row["entity"], row["project"])
 
 
+ProjectPage = page_of(Project)
+
+
 class RunQueries(graphene.ObjectType):
     run = graphene.Field(
         Run,
@@ -100,23 +107,19 @@ class RunQueries(graphene.ObjectType):
         project=graphene.String(required=True),
         run_id=graphene.String(required=True),
     )
-    projects = graphene.List(
-        graphene.NonNull(Project),
-        required=True,
+    projects = paged(
+        ProjectPage,
         entity=graphene.String(description="only this entity's projects"),
         description="Every project with runs, the most recently active first.",
     )
     project = graphene.Field(Project, entity=graphene.String(required=True), project=graphene.String(required=True))
-    runs = graphene.Field(
+    runs = paged(
         RunPage,
-        required=True,
         entity=graphene.String(required=True),
         project=graphene.String(required=True),
         search=graphene.String(description="part of the run id, name or job type, in any case"),
-        state=graphene.String(description=f"one of {', '.join(RUN_STATES)}"),
+        state=RunState(),
         job_type=graphene.String(),
-        first=graphene.Int(default_value=50),
-        after=graphene.String(),
         description="A project's runs, newest first (by when they started), a page at a time.",
     )
 
@@ -125,8 +128,18 @@ class RunQueries(graphene.ObjectType):
         return await info.context.reads.run(entity, project, run_id)
 
     @staticmethod
-    async def resolve_projects(root: Any, info: graphene.ResolveInfo, entity: str | None = None) -> list[dict]:
-        return await info.context.reads.projects(entity or None)
+    async def resolve_projects(
+        root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None, entity: str | None = None
+    ) -> dict:
+        limit = page_size(first)
+        before = decode_row_cursor(after, datetime.fromisoformat, str, str)
+        rows = await info.context.reads.projects(entity or None, before=before, limit=limit + 1)
+        return key_page(
+            rows,
+            limit,
+            after,
+            lambda last: encode_row_cursor(last["last_activity_at"], last["entity"], last["project"]),
+        )
 
     @staticmethod
     async def resolve_project(root: Any, info: graphene.ResolveInfo, entity: str, project: str) -> dict | None:
@@ -134,7 +147,6 @@ class RunQueries(graphene.ObjectType):
         return found[0] if found else None
 
     @staticmethod
-    @reports_errors
     async def resolve_runs(
         root: Any,
         info: graphene.ResolveInfo,
@@ -143,13 +155,11 @@ class RunQueries(graphene.ObjectType):
         first: int,
         after: str | None = None,
         search: str | None = None,
-        state: str | None = None,
+        state: Any = None,
         job_type: str | None = None,
     ) -> dict:
         limit = page_size(first)
-        if state and state not in RUN_STATES:
-            raise InvalidInput(f"state {state!r} is not one of {', '.join(RUN_STATES)}")
-        filters = RunFilters(entity, project, (search or "").strip() or None, state or None, job_type or None)
+        filters = RunFilters(entity, project, (search or "").strip() or None, value_of(state), job_type or None)
         rows = await info.context.reads.runs_page(filters, before=decode_time_cursor(after), limit=limit + 1)
         found = key_page(rows, limit, after, lambda last: encode_time_cursor(last["started_at"], last["run_id"]))
         return {**found, "filters": filters, "first_page": after is None}
@@ -171,7 +181,7 @@ class FinishRunInput(graphene.InputObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
     run_id = graphene.String(required=True)
-    state = graphene.String()
+    state = FinishedRunState(description="FINISHED unless given")
     exit_code = graphene.Int()
     summary = GenericScalar()
     command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
@@ -204,20 +214,23 @@ class MetricRowInput(graphene.InputObjectType):
     values = GenericScalar(required=True, description='{"loss": 0.1, "acc": 0.9}')
 
 
+class LogMetricsInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    rows = graphene.List(graphene.NonNull(MetricRowInput), required=True)
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it was logged on the client (offline runs), with a zone")
+
+
 class RunMutations(graphene.ObjectType):
     start_run = graphene.Field(Run, required=True, input=StartRunInput(required=True))
     finish_run = graphene.Field(Run, required=True, input=FinishRunInput(required=True))
     log_metrics = graphene.Int(
         required=True,
-        entity=graphene.String(required=True),
-        project=graphene.String(required=True),
-        run_id=graphene.String(required=True),
-        rows=graphene.List(graphene.NonNull(MetricRowInput), required=True),
-        command_id=graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing"),
-        occurred_at=graphene.DateTime(description="when it was logged on the client (offline runs), with a zone"),
+        input=LogMetricsInput(required=True),
         description="Append metric rows to a run's history; returns how many rows were logged.",
     )
-
     record_offline_sync = graphene.Field(
         Run,
         required=True,
@@ -226,23 +239,18 @@ class RunMutations(graphene.ObjectType):
     )
 
     @staticmethod
-    @reports_errors
     async def resolve_record_offline_sync(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         return await _run_after(info, parse_command(RecordSync, input))
 
     @staticmethod
-    @reports_errors
-    async def resolve_log_metrics(root: Any, info: graphene.ResolveInfo, **fields: Any) -> int:
-        fields["rows"] = [dict(row) for row in fields["rows"]]
-        accepted = await info.context.app.execute(parse_command(LogMetrics, fields), info.context.caller)
+    async def resolve_log_metrics(root: Any, info: graphene.ResolveInfo, input: dict) -> int:
+        accepted = await info.context.app.execute(parse_command(LogMetrics, input), info.context.caller)
         return accepted.subject_id
 
     @staticmethod
-    @reports_errors
     async def resolve_start_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         return await _run_after(info, parse_command(StartRun, input))
 
     @staticmethod
-    @reports_errors
     async def resolve_finish_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         return await _run_after(info, parse_command(FinishRun, input))

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import graphene
+from graphql.execution.middleware import MiddlewareManager
 
 from modelreg.graphql.artifacts import ArtifactMutations, ArtifactQueries
 from modelreg.graphql.automations import AutomationMutations, AutomationQueries
+from modelreg.graphql.errors import report_errors
 from modelreg.graphql.identity import IdentityMutations, IdentityQueries
 from modelreg.graphql.launch import LaunchMutations, LaunchQueryFields
 from modelreg.graphql.lineage import LineageQueries
 from modelreg.graphql.models import ModelMutations, ModelQueries
 from modelreg.graphql.parked_streams import ParkedStreamMutations, ParkedStreamQueryFields
 from modelreg.graphql.runs import RunMutations, RunQueries
+from modelreg.graphql.storable_arguments import refuse_unstorable_arguments
 from modelreg.graphql.subscriptions import EventSubscriptions
 
 
@@ -48,3 +51,8 @@ class Subscription(EventSubscriptions, graphene.ObjectType):
 
 def build_schema() -> graphene.Schema:
     return graphene.Schema(query=Query, mutation=Mutation, subscription=Subscription)
+
+
+# What every execution of the schema runs each field through (the last one listed is the outermost): text
+# PostgreSQL cannot store is refused before a resolver runs; whatever a resolver raises leaves as our errors.
+RESOLVER_MIDDLEWARE = MiddlewareManager(refuse_unstorable_arguments, report_errors)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from graphql.execution.middleware import MiddlewareManager
-
 from graphql import (
     GraphQLError,
     GraphQLInputObjectType,
@@ -58,6 +56,3 @@ def _as_sent(info: GraphQLResolveInfo, path: tuple[str | int, ...]) -> tuple[str
             type_ = None  # inside a JSON value: its keys are the caller's own
         named.append(segment)
     return tuple(named)
-
-
-STORABLE_ARGUMENTS = MiddlewareManager(refuse_unstorable_arguments)

@@ -17,8 +17,7 @@ from typing import Any
 import graphene
 from graphene.types.generic import GenericScalar
 
-from graphql import GraphQLError
-from modelreg.errors import InvalidInput, ModelregError
+from modelreg.errors import InvalidInput
 from modelreg.events.codec import to_json_dict
 from modelreg.events.envelope import Envelope
 from modelreg.events.filters import EventFilter
@@ -26,6 +25,7 @@ from modelreg.events.identity import ApiKeyRevoked
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
 from modelreg.events.tail import LogTails, TailedEvent
 from modelreg.graphql.context import RequestContext
+from modelreg.graphql.errors import reported
 
 
 @dataclass
@@ -130,8 +130,8 @@ async def _live_events(
                     yield event_record(tailed)
         finally:
             context.open_tails.discard(tail)
-    except ModelregError as exc:
-        raise GraphQLError(exc.message, extensions={"code": exc.code, "retriable": exc.retriable}) from exc
+    except Exception as exc:  # graphql-core 3.2 runs no middleware on a subscription's source: the same rule here
+        raise reported(exc, info.field_name) from exc
 
 
 AFTER = "an event's cursor, from an earlier subscription: go on right after that event (overrides fromNow)"

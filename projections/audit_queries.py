@@ -17,9 +17,14 @@ class AuditQueries:
         """Whether a command with this client id was already accepted (its events carry it as causation id)."""
         return await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM audit_log WHERE causation_id = $1)", command_id)
 
-    async def history(self, stream: str, limit: int) -> list[dict[str, Any]]:
+    async def history(self, stream: str, limit: int, before_seq: int | None = None) -> list[dict[str, Any]]:
+        """Newest first; `before_seq` is the stream_seq of the last action of the previous page."""
         rows = await self.pool.fetch(
-            "SELECT * FROM audit_log WHERE stream = $1 ORDER BY stream_seq DESC LIMIT $2", stream, limit
+            "SELECT * FROM audit_log WHERE stream = $1 AND ($3::bigint IS NULL OR stream_seq < $3) "
+            "ORDER BY stream_seq DESC LIMIT $2",
+            stream,
+            limit,
+            before_seq,
         )
         return [dict(r) for r in rows]
 

@@ -17,8 +17,12 @@ class LaunchQueries:
         row = await self.pool.fetchrow("SELECT * FROM launch_queues WHERE name = $1", name)
         return dict(row) if row else None
 
-    async def queues(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self.pool.fetch("SELECT * FROM launch_queues ORDER BY name")]
+    async def queues(self, *, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """By name; `after` is the last name of the previous page."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM launch_queues WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2", after, limit
+        )
+        return [dict(r) for r in rows]
 
     async def job(self, job_id: UUID) -> dict[str, Any] | None:
         row = await self.pool.fetchrow("SELECT * FROM launch_jobs WHERE job_id = $1", job_id)
@@ -31,24 +35,37 @@ class LaunchQueries:
         rows = await self.pool.fetch("SELECT * FROM launch_jobs WHERE job_id = ANY($1::uuid[])", ids)
         return {r["job_id"]: dict(r) for r in rows}
 
-    async def jobs(self, *, queue: str | None, state: str | None, limit: int) -> list[dict[str, Any]]:
-        """Waiting jobs in the order agents take them (priority, then age); others newest first."""
-        order = "priority DESC, enqueued_at" if state == "queued" else "enqueued_at DESC"
+    async def jobs(
+        self, *, queue: str | None, state: str | None, limit: int, after: tuple[Any, ...] | None = None
+    ) -> list[dict[str, Any]]:
+        """Waiting jobs in the order agents take them (priority, then age); others newest first. `after` is the
+        sort key of the last job of the previous page: (priority, enqueued_at, job_id) for waiting jobs,
+        (enqueued_at, job_id) for the others."""
+        if state == "queued":
+            order, key = "priority DESC, enqueued_at, job_id", "(-priority, enqueued_at, job_id) > (-$4::int, $5, $6)"
+        else:
+            order, key = "enqueued_at DESC, job_id DESC", "(enqueued_at, job_id) < ($4, $5)"
         rows = await self.pool.fetch(
             f"SELECT * FROM launch_jobs WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR state = $2) "
-            f"ORDER BY {order} LIMIT $3",
+            f"{'AND ' + key if after else ''} ORDER BY {order} LIMIT $3",
             queue,
             state,
             limit,
+            *(after or ()),
         )
         return [dict(r) for r in rows]
 
-    async def next_waiting(self, queues: list[str], limit: int) -> list[dict[str, Any]]:
+    async def next_waiting(
+        self, queues: list[str], limit: int, after: tuple[int, datetime, UUID] | None = None
+    ) -> list[dict[str, Any]]:
+        """Queued jobs of these queues by priority, then age; `after` as for `jobs(state="queued")`."""
         rows = await self.pool.fetch(
             "SELECT * FROM launch_jobs WHERE state = 'queued' AND queue = ANY($1::text[]) "
-            "ORDER BY priority DESC, enqueued_at LIMIT $2",
+            f"{'AND (-priority, enqueued_at, job_id) > (-$3::int, $4, $5)' if after else ''} "
+            "ORDER BY priority DESC, enqueued_at, job_id LIMIT $2",
             queues,
             limit,
+            *(after or ()),
         )
         return [dict(r) for r in rows]
 
@@ -73,8 +90,17 @@ class LaunchQueries:
         row = await self.pool.fetchrow("SELECT * FROM automations WHERE automation_id = $1", automation_id)
         return dict(row) if row else None
 
-    async def automations(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self.pool.fetch("SELECT * FROM automations ORDER BY created_at")]
+    async def automations(
+        self, *, after: tuple[datetime, UUID] | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Oldest first; `after` is the (created_at, automation_id) of the last one of the previous page."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM automations WHERE $1::timestamptz IS NULL OR (created_at, automation_id) > ($1, $2) "
+            "ORDER BY created_at, automation_id LIMIT $3",
+            *(after or (None, None)),
+            limit,
+        )
+        return [dict(r) for r in rows]
 
     async def pending_firings(self, limit: int) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
@@ -82,18 +108,30 @@ class LaunchQueries:
         )
         return [dict(r) for r in rows]
 
-    async def firings(self, automation_id: UUID, limit: int) -> list[dict[str, Any]]:
+    async def firings(
+        self, automation_id: UUID, limit: int, before: tuple[datetime, UUID] | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; `before` is the (occurred_at, event_id) of the last one of the previous page."""
         rows = await self.pool.fetch(
-            "SELECT * FROM automation_firings WHERE automation_id = $1 ORDER BY occurred_at DESC LIMIT $2",
+            "SELECT * FROM automation_firings WHERE automation_id = $1 "
+            "AND ($3::timestamptz IS NULL OR (occurred_at, event_id) < ($3, $4)) "
+            "ORDER BY occurred_at DESC, event_id DESC LIMIT $2",
             automation_id,
             limit,
+            *(before or (None, None)),
         )
         return [dict(r) for r in rows]
 
-    async def deliveries(self, automation_id: UUID, limit: int) -> list[dict[str, Any]]:
+    async def deliveries(
+        self, automation_id: UUID, limit: int, before: tuple[datetime, UUID] | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; `before` is the (attempted_at, event_id) of the last one of the previous page."""
         rows = await self.pool.fetch(
-            "SELECT * FROM webhook_deliveries WHERE automation_id = $1 ORDER BY attempted_at DESC, attempt DESC LIMIT $2",
+            "SELECT * FROM webhook_deliveries WHERE automation_id = $1 "
+            "AND ($3::timestamptz IS NULL OR (attempted_at, event_id) < ($3, $4)) "
+            "ORDER BY attempted_at DESC, event_id DESC LIMIT $2",
             automation_id,
             limit,
+            *(before or (None, None)),
         )
         return [dict(r) for r in rows]

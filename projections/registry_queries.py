@@ -100,16 +100,36 @@ class RegistryQueries:
         )
         return dict(row) if row else None
 
-    async def projects(self, entity: str | None = None, project: str | None = None) -> list[dict[str, Any]]:
+    async def projects(
+        self,
+        entity: str | None = None,
+        project: str | None = None,
+        *,
+        before: tuple[datetime, str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Entity/project pairs that have runs, with how many and when the last one started or finished; the
         most recently active first. One pass over the leaves of `runs_newest` (no row is read), over the
-        range of the entity or project when one is given."""
+        range of the entity or project when one is given. `before` is the (last_activity_at, entity, project)
+        of the last one of the previous page."""
         given = [(column, value) for column, value in (("entity", entity), ("project", project)) if value is not None]
         where = " AND ".join(f"{column} = ${n}" for n, (column, _) in enumerate(given, 1)) or "true"
+        args: list[Any] = [value for _, value in given]
+        having = ""
+        if before is not None:
+            args += list(before)
+            n = len(args)
+            # Newest first, then by name: (activity, entity, project) before the cursor in that order.
+            having = (
+                f"HAVING max(greatest(started_at, finished_at)) < ${n - 2} OR (max(greatest(started_at, finished_at)) "
+                f"= ${n - 2} AND (entity, project) > (${n - 1}, ${n}))"
+            )
+        args.append(limit)
         rows = await self.pool.fetch(
             "SELECT entity, project, count(*) AS run_count, max(greatest(started_at, finished_at)) AS last_activity_at "
-            f"FROM runs WHERE {where} GROUP BY entity, project ORDER BY last_activity_at DESC, entity, project",
-            *(value for _, value in given),
+            f"FROM runs WHERE {where} GROUP BY entity, project {having} "
+            f"ORDER BY last_activity_at DESC, entity, project LIMIT ${len(args)}",
+            *args,
         )
         return [dict(r) for r in rows]
 

@@ -509,11 +509,20 @@ def queue() -> None:
 @_client_options
 def queue_create(name: str, resource: str, resource_config: str, url: str | None, api_key: str | None) -> None:
     """Create a queue NAME whose jobs run as local processes, in Docker, or as Kubernetes Jobs."""
-    query = "mutation($n: String!, $r: String, $c: GenericScalar) { createLaunchQueue(name: $n, resource: $r, resourceConfig: $c) { name resource } }"
-    created = _graphql(url, api_key, query, {"n": name, "r": resource, "c": json.loads(resource_config)})[
-        "createLaunchQueue"
-    ]
-    click.echo(f"queue {created['name']} ({created['resource']}) created")
+    query = "mutation($i: CreateLaunchQueueInput!) { createLaunchQueue(input: $i) { name resource } }"
+    queue_input = {"name": name, "resource": _enum_name(resource), "resourceConfig": json.loads(resource_config)}
+    created = _graphql(url, api_key, query, {"i": queue_input})["createLaunchQueue"]
+    click.echo(f"queue {created['name']} ({_enum_value(created['resource'])}) created")
+
+
+def _enum_name(value: str) -> str:
+    """A value as the API's enums spell it: local-process -> LOCAL_PROCESS."""
+    return value.upper().replace("-", "_")
+
+
+def _enum_value(name: str) -> str:
+    """An API enum as the CLI shows it: LOCAL_PROCESS -> local-process."""
+    return name.lower().replace("_", "-")
 
 
 @main.group()
@@ -530,17 +539,16 @@ def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
 
     fields = yaml.safe_load(spec)
     query = (
-        "mutation($n: String!, $d: String, $t: GenericScalar!, $a: GenericScalar!, $c: Float) "
-        "{ createAutomation(name: $n, description: $d, trigger: $t, action: $a, cooldownS: $c) { automation { id name } webhookSecret } }"
+        "mutation($i: CreateAutomationInput!) { createAutomation(input: $i) { automation { id name } webhookSecret } }"
     )
-    variables = {
-        "n": fields.get("name"),
-        "d": fields.get("description"),
-        "t": fields.get("trigger"),
-        "a": fields.get("action"),
-        "c": fields.get("cooldown_s", 0),
+    automation_input = {
+        "name": fields.get("name"),
+        "description": fields.get("description"),
+        "trigger": fields.get("trigger"),
+        "action": fields.get("action"),
+        "cooldownS": fields.get("cooldown_s", 0),
     }
-    created = _graphql(url, api_key, query, variables)["createAutomation"]
+    created = _graphql(url, api_key, query, {"i": automation_input})["createAutomation"]
     click.echo(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
     if created["webhookSecret"]:
         click.echo(f"webhook secret (shown once; verify X-Modelreg-Signature with it): {created['webhookSecret']}")
@@ -550,12 +558,19 @@ def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
 @_client_options
 def automation_list(url: str | None, api_key: str | None) -> None:
     """Every automation: id, state, name, trigger -> action."""
-    query = "{ automations { id name enabled trigger action lastFiredAt } }"
-    for found in _graphql(url, api_key, query, {})["automations"]:
-        state = "enabled" if found["enabled"] else "disabled"
-        click.echo(
-            f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> {found['action']['kind']}"
-        )
+    query = """query($after: String) { automations(first: 500, after: $after) {
+      items { id name enabled trigger action lastFiredAt } endCursor hasNextPage } }"""
+    after = None
+    while True:
+        page = _graphql(url, api_key, query, {"after": after})["automations"]
+        for found in page["items"]:
+            state = "enabled" if found["enabled"] else "disabled"
+            click.echo(
+                f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> {found['action']['kind']}"
+            )
+        if not page["hasNextPage"]:
+            return
+        after = page["endCursor"]
 
 
 @automation.command("enable")
@@ -575,8 +590,8 @@ def automation_disable(automation_id: str, url: str | None, api_key: str | None)
 
 
 def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: str | None) -> None:
-    query = "mutation($id: ID!, $e: Boolean!) { setAutomationEnabled(id: $id, enabled: $e) { name enabled } }"
-    done = _graphql(url, api_key, query, {"id": automation_id, "e": enabled})["setAutomationEnabled"]
+    query = "mutation($i: SetAutomationEnabledInput!) { setAutomationEnabled(input: $i) { name enabled } }"
+    done = _graphql(url, api_key, query, {"i": {"id": automation_id, "enabled": enabled}})["setAutomationEnabled"]
     click.echo(f"automation {done['name']} {'enabled' if done['enabled'] else 'disabled'}")
 
 
@@ -612,13 +627,16 @@ def launch(
             knobs[key] = json.loads(raw)
         except ValueError:
             knobs[key] = raw
-    query = (
-        "mutation($q: String!, $e: String!, $p: String!, $r: String!, $o: GenericScalar, $n: Int) "
-        "{ enqueueJob(queue: $q, entity: $e, project: $p, fromRun: $r, overrides: $o, priority: $n) { id state config } }"
-    )
-    job = _graphql(
-        url, api_key, query, {"q": queue_name, "e": parts[0], "p": parts[1], "r": parts[2], "o": knobs, "n": priority}
-    )
+    query = "mutation($i: EnqueueJobInput!) { enqueueJob(input: $i) { id state config } }"
+    enqueue = {
+        "queue": queue_name,
+        "entity": parts[0],
+        "project": parts[1],
+        "fromRun": parts[2],
+        "overrides": knobs,
+        "priority": priority,
+    }
+    job = _graphql(url, api_key, query, {"i": enqueue})
     click.echo(
         f"job {job['enqueueJob']['id']} queued on {queue_name} with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}"
     )

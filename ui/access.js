@@ -31,13 +31,19 @@ export function mayAnywhere(viewer, needed, kinds) {
   return may(viewer, needed, scopes);
 }
 
+// Roles in lower case, as grants (a JSON object) hold them; the API's Role enum says ADMIN, MEMBER, VIEWER.
 export function roleOn(viewer, scopes) {
   if (!viewer) return "viewer";
-  if (viewer.role === "admin") return "admin";
+  if (isAdmin(viewer)) return "admin";
   for (const scope of scopes) {
     if (viewer.grants && scope in viewer.grants) return viewer.grants[scope];
   }
-  return viewer.role;
+  return viewer.role.toLowerCase();
+}
+
+// An admin key: installation admin.
+export function isAdmin(viewer) {
+  return viewer?.role === "ADMIN";
 }
 
 export function may(viewer, needed, scopes) {

@@ -2,8 +2,8 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { apiKey, gql } from "./api.js";
-import { html } from "./html.js";
-import { VIEWER, ViewerContext } from "./access.js";
+import { html, shown } from "./html.js";
+import { VIEWER, ViewerContext, isAdmin } from "./access.js";
 import { Login } from "./pages/login.js";
 import { Registry } from "./pages/registry.js";
 import { VersionPage } from "./pages/version.js";
@@ -91,14 +91,14 @@ function App() {
   const section = ["version", "artifact"].includes(r.page) ? "registry" : ["run", "projects"].includes(r.page) ? "runs" : r.page;
   const nav = [["registry", "#/", "Registry"], ["runs", "#/runs", "Runs"], ["launch", "#/launch", "Launch"], ["automations", "#/automations", "Automations"], ["audit", "#/audit", "Audit log"]];
   // Keys and grants are managed by installation admins; anyone else finds their own access at #/access.
-  if (viewer.role === "admin") nav.push(["access", "#/access", "Access"]);
+  if (isAdmin(viewer)) nav.push(["access", "#/access", "Access"]);
   return html`
     <header class="top">
       <a class="brand" href="#/">modelreg</a>
       <nav>${nav.map(([id, link, label]) => html`<a href=${link} class=${section === id ? "active" : ""}>${label}</a>`)}</nav>
       <span class="spacer"></span>
       <a href="/graphql" class="muted" target="_blank" rel="noopener">GraphiQL</a>
-      <a class="viewer" href="#/access" data-testid="viewer" title=${"your keys and grants: " + JSON.stringify(viewer.grants)}>${viewer.id} <span class="badge">${viewer.role}</span></a>
+      <a class="viewer" href="#/access" data-testid="viewer" title=${"your keys and grants: " + JSON.stringify(viewer.grants)}>${viewer.id} <span class="badge">${shown(viewer.role)}</span></a>
       <button class="link" onClick=${() => { apiKey.clear(); setViewer(null); }}>Log out</button>
     </header>
     <${ViewerContext.Provider} value=${viewer}><${Page} r=${r} /><//>`;

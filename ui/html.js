@@ -37,8 +37,13 @@ export function AliasBadges({ aliases, protectedAliases = [] }) {
   );
 }
 
+// A value of one of the API's enums as people read it: RUNNING -> running, LOCAL_PROCESS -> local-process.
+export function shown(value) {
+  return value ? value.toLowerCase().replaceAll("_", "-") : value;
+}
+
 export function StateBadge({ state, testid }) {
-  return html`<span class="badge state-${state}" data-testid=${testid}>${state}</span>`;
+  return html`<span class="badge state-${shown(state)}" data-testid=${testid}>${shown(state)}</span>`;
 }
 
 // When something happened: "5 min ago" (the exact UTC time on hover), or both when `exact`.

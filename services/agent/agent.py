@@ -38,20 +38,16 @@ OUTPUT_FLUSH_S = 0.5
 OUTPUT_FLUSH_BYTES = 64 * 1024
 
 _JOB = "id queue entity project state source config overrides attempt"
-_QUEUES = "{ launchQueues { name resource resourceConfig } }"
-_WAITING = f"query($q: [String!]!) {{ waitingJobs(queues: $q, first: 10) {{ {_JOB} }} }}"
-_CLAIM = f"mutation($id: ID!, $a: String!) {{ claimJob(id: $id, agentId: $a) {{ attempt job {{ {_JOB} }} }} }}"
-_STARTED = "mutation($id: ID!, $a: String!, $n: Int!, $pid: Int, $d: String) { reportJobStarted(id: $id, agentId: $a, attempt: $n, pid: $pid, detail: $d) { state } }"
-_OUTPUT = "mutation($id: ID!, $a: String!, $n: Int!, $s: String!, $t: String!) { captureJobOutput(id: $id, agentId: $a, attempt: $n, stream: $s, text: $t) }"
-_FINISHED = (
-    "mutation($id: ID!, $a: String!, $n: Int!, $s: String!, $c: Int, $r: String) "
-    "{ reportJobFinished(id: $id, agentId: $a, attempt: $n, state: $s, exitCode: $c, reason: $r) { state } }"
-)
+_QUEUES = """query($after: String) {
+  launchQueues(first: 500, after: $after) { items { name resource resourceConfig } endCursor hasNextPage } }"""
+_WAITING = f"query($q: [String!]!) {{ waitingJobs(queues: $q, first: 10) {{ items {{ {_JOB} }} }} }}"
+_CLAIM = f"mutation($i: ClaimJobInput!) {{ claimJob(input: $i) {{ attempt job {{ {_JOB} }} }} }}"
+_STARTED = "mutation($i: ReportJobStartedInput!) { reportJobStarted(input: $i) { state } }"
+_OUTPUT = "mutation($i: CaptureJobOutputInput!) { captureJobOutput(input: $i) }"
+_FINISHED = "mutation($i: ReportJobFinishedInput!) { reportJobFinished(input: $i) { state } }"
 _STATE = "query($id: ID!) { launchJob(id: $id) { state agentId } }"
 _VIEWER = "{ viewer { id } }"
-_HEARTBEAT = (
-    "mutation($a: String!, $q: [String!]!, $r: [ID!]) { agentHeartbeat(agentId: $a, queues: $q, runningJobs: $r) }"
-)
+_HEARTBEAT = "mutation($i: AgentHeartbeatInput!) { agentHeartbeat(input: $i) }"
 
 
 class Refused(RuntimeError):
@@ -117,7 +113,7 @@ class LaunchAgent:
             self._http = http
             if self.agent_id is None:
                 self.agent_id = f"{(await self.gql(_VIEWER))['viewer']['id']}:{_machine_name()}"
-            self._queue_kinds = {q["name"]: q for q in (await self.gql(_QUEUES))["launchQueues"]}
+            self._queue_kinds = {q["name"]: q for q in await self._all_queues()}
             unknown = [q for q in self.queues if q not in self._queue_kinds]
             if unknown:
                 raise SystemExit(
@@ -145,10 +141,24 @@ class LaunchAgent:
                     task.cancel()
                 await asyncio.gather(beating, *self._running.values(), return_exceptions=True)
 
+    async def _all_queues(self) -> list[dict[str, Any]]:
+        queues, after = [], None
+        while True:
+            page = (await self.gql(_QUEUES, {"after": after}))["launchQueues"]
+            queues += page["items"]
+            if not page["hasNextPage"]:
+                return queues
+            after = page["endCursor"]
+
+    async def _finished(self, ids: dict[str, Any], state: str, reason: str | None, code: int | None = None) -> None:
+        """Report how the job's process ended: FINISHED or FAILED, with why."""
+        await self.gql(_FINISHED, {"i": {**ids, "state": state, "exitCode": code, "reason": reason}})
+
     async def _heartbeats(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
-                await self.gql(_HEARTBEAT, {"a": self.agent_id, "q": self.queues, "r": list(self._running)})
+                beat = {"agentId": self.agent_id, "queues": self.queues, "runningJobs": list(self._running)}
+                await self.gql(_HEARTBEAT, {"i": beat})
                 await self._stop_cancelled_jobs()
             except (Refused, httpx.HTTPError) as exc:
                 log.warning("agent %s: heartbeat failed (%s)", self.agent_id, exc)
@@ -158,18 +168,18 @@ class LaunchAgent:
         """A job cancelled (or requeued away from this agent) while it runs is killed here."""
         for job_id, task in list(self._running.items()):
             job = (await self.gql(_STATE, {"id": job_id}))["launchJob"]
-            if job is None or job["state"] == "cancelled" or job["agentId"] != self.agent_id:
+            if job is None or job["state"] == "CANCELLED" or job["agentId"] != self.agent_id:
                 log.info("agent %s: job %s is %s: stopping it", self.agent_id, job_id, job and job["state"])
                 task.cancel()
 
     async def _take_jobs(self) -> None:
-        for job in (await self.gql(_WAITING, {"q": self.queues}))["waitingJobs"]:
+        for job in (await self.gql(_WAITING, {"q": self.queues}))["waitingJobs"]["items"]:
             if len(self._running) >= self.max_jobs:
                 return
             if job["id"] in self._not_for_this_key:
                 continue
             try:
-                claimed = (await self.gql(_CLAIM, {"id": job["id"], "a": self.agent_id}))["claimJob"]
+                claimed = (await self.gql(_CLAIM, {"i": {"id": job["id"], "agentId": self.agent_id}}))["claimJob"]
             except Refused as exc:
                 if exc.code in ("CONFLICT", "NOT_FOUND"):
                     continue  # another agent was first
@@ -183,24 +193,22 @@ class LaunchAgent:
             self._running[job["id"]].add_done_callback(lambda _, key=job["id"]: self._running.pop(key, None))
 
     async def _run_job(self, job: dict[str, Any], attempt: int) -> None:
-        ids = {"id": job["id"], "a": self.agent_id, "n": attempt}
+        ids = {"id": job["id"], "agentId": self.agent_id, "attempt": attempt}
         queue = self._queue_kinds[job["queue"]]
         try:
-            if queue["resource"] == "kubernetes":
+            if queue["resource"] == "KUBERNETES":
                 manifest = job_manifest(
                     {**job, "job_id": job["id"], "attempt": attempt}, queue["resourceConfig"] or {}, server_url=self.url
                 )
-                await self.gql(_STARTED, {**ids, "d": yaml.safe_dump(manifest, sort_keys=False)})
+                await self.gql(_STARTED, {"i": {**ids, "detail": yaml.safe_dump(manifest, sort_keys=False)}})
                 reason = (
                     "no Kubernetes cluster answers here: the manifest this agent would submit is in the job's detail"
                 )
-                await self.gql(_FINISHED, {**ids, "s": "failed", "r": reason})
+                await self._finished(ids, "FAILED", reason)
                 return
-            in_docker = queue["resource"] == "docker"
+            in_docker = queue["resource"] == "DOCKER"
             if in_docker and (why := docker_answers()) is not None:
-                await self.gql(
-                    _FINISHED, {**ids, "s": "failed", "r": f"docker queue, but {why}: run this agent where Docker runs"}
-                )
+                await self._finished(ids, "FAILED", f"docker queue, but {why}: run this agent where Docker runs")
                 return
             await self._run_process(job, ids, docker=(queue["resourceConfig"] or {}) if in_docker else None)
         except Refused as exc:
@@ -210,7 +218,7 @@ class LaunchAgent:
         except Exception as exc:  # the job failed, not the agent: say why in the job record
             log.exception("agent %s: job %s failed to run", self.agent_id, job["id"])
             try:
-                await self.gql(_FINISHED, {**ids, "s": "failed", "r": f"the agent could not run it: {exc}"})
+                await self._finished(ids, "FAILED", f"the agent could not run it: {exc}")
             except Refused:
                 pass
 
@@ -225,7 +233,7 @@ class LaunchAgent:
                 await checkout(source) if source["kind"] == "git" else Path(tempfile.mkdtemp(prefix="modelreg-job-"))
             )
         except WorkspaceError as exc:
-            await self.gql(_FINISHED, {**ids, "s": "failed", "r": f"could not prepare the code: {exc}"})
+            await self._finished(ids, "FAILED", f"could not prepare the code: {exc}")
             return
         job_env = {
             "MODELREG_URL": self.url,
@@ -252,18 +260,17 @@ class LaunchAgent:
                 preexec_fn=_die_with_parent,
             )
             try:
-                await self.gql(_STARTED, {**ids, "pid": process.pid})
+                await self.gql(_STARTED, {"i": {**ids, "pid": process.pid}})
                 await asyncio.gather(
-                    self._capture(process.stdout, "stdout", ids), self._capture(process.stderr, "stderr", ids)
+                    self._capture(process.stdout, "STDOUT", ids), self._capture(process.stderr, "STDERR", ids)
                 )
                 code = await process.wait()
             except BaseException:
                 if process.returncode is None:
                     os.killpg(process.pid, signal.SIGKILL)
                 raise
-            state = "finished" if code == 0 else "failed"
-            reason = None if code == 0 else f"exited with status {code}"
-            await self.gql(_FINISHED, {**ids, "s": state, "c": code, "r": reason})
+            state = "FINISHED" if code == 0 else "FAILED"
+            await self._finished(ids, state, None if code == 0 else f"exited with status {code}", code)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -285,7 +292,7 @@ class LaunchAgent:
             ):
                 # A process may print U+0000, which the registry cannot store: shown as U+FFFD, like bad UTF-8.
                 text = buffer.decode(errors="replace").replace("\x00", "\ufffd")
-                await self.gql(_OUTPUT, {**ids, "s": stream, "t": text})
+                await self.gql(_OUTPUT, {"i": {**ids, "stream": stream, "text": text}})
                 buffer.clear()
                 flushed_at = loop.time()
             if line == b"":

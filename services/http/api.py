@@ -31,8 +31,7 @@ from modelreg.graphql.cost import cost_limit_validator
 from modelreg.graphql.documents import ValidatedDocuments
 from modelreg.graphql.errors import actionable
 from modelreg.graphql.pages import MAX_PAGE
-from modelreg.graphql.schema import build_schema
-from modelreg.graphql.storable_arguments import STORABLE_ARGUMENTS
+from modelreg.graphql.schema import RESOLVER_MIDDLEWARE, build_schema
 from modelreg.graphql.subscriptions import SubscriberContext
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.migrations import migrate
@@ -216,7 +215,7 @@ class ModelregGraphQLView(GraphQLView):
             allowed_operation_types=allowed_operation_types,
             operation_extensions=request_data.extensions,
             validate_document=False,  # ValidatedDocuments did, once per distinct document
-            middleware=STORABLE_ARGUMENTS,
+            middleware=RESOLVER_MIDDLEWARE,
         )
         if getattr(result, "errors", None) and any_database_unavailable(result.errors):
             raise HTTPException(503, DATABASE_UNAVAILABLE)  # PostgreSQL restarting: retry, not a bug

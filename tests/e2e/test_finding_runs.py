@@ -14,12 +14,12 @@ from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import EventLog
 from modelreg.events.runs import RunFinished, RunStarted, run_stream
 
-RUNS = """query($e: String!, $p: String!, $search: String, $state: String, $jobType: String, $first: Int, $after: String) {
+RUNS = """query($e: String!, $p: String!, $search: String, $state: RunState, $jobType: String, $first: Int, $after: String) {
   runs(entity: $e, project: $p, search: $search, state: $state, jobType: $jobType, first: $first, after: $after) {
     items { runId name jobType state } endCursor hasNextPage totalCount
   }
 }"""
-PROJECTS = "query($e: String) { projects(entity: $e) { entity project runCount lastActivityAt } }"
+PROJECTS = "query($e: String) { projects(entity: $e) { items { entity project runCount lastActivityAt } } }"
 
 BASE = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 COUNT = 23
@@ -101,8 +101,8 @@ async def test_paging_through_a_project_covers_every_run_once_newest_first(stack
     assert await every_page(stack, 50) == (everything, 1)
     first = (await ok(stack, RUNS, {"e": "acme", "p": "nature", "first": 2}))["runs"]
     assert first["items"] == [
-        {"runId": "run-22", "name": None, "jobType": "train", "state": "running"},
-        {"runId": "run-21", "name": "Baseline ResNet 21", "jobType": "evaluate", "state": "finished"},
+        {"runId": "run-22", "name": None, "jobType": "train", "state": "RUNNING"},
+        {"runId": "run-21", "name": "Baseline ResNet 21", "jobType": "evaluate", "state": "FINISHED"},
     ]
     assert first["totalCount"] == COUNT
 
@@ -129,11 +129,11 @@ async def test_runs_are_found_by_search_state_and_job_type(stack: Stack, event_l
     assert await found(search="run_0") == []  # a literal: _ and % are no wildcards
     assert await found(search="") == newest_first(range(COUNT))
 
-    assert await found(state="failed") == newest_first([n for n in range(COUNT) if n % 5 == 0])
-    assert await found(jobType="evaluate", state="running") == newest_first(
+    assert await found(state="FAILED") == newest_first([n for n in range(COUNT) if n % 5 == 0])
+    assert await found(jobType="evaluate", state="RUNNING") == newest_first(
         [n for n in range(COUNT) if n % 2 and state_of(n) == "running"]
     )
-    assert await found(search="resnet", state="finished", jobType="train") == newest_first(
+    assert await found(search="resnet", state="FINISHED", jobType="train") == newest_first(
         [n for n in named if state_of(n) == "finished" and n % 2 == 0]
     )
     assert await found(jobType="nope") == []
@@ -146,7 +146,7 @@ async def test_runs_are_found_by_search_state_and_job_type(stack: Stack, event_l
 async def test_projects_list_their_run_counts_most_recently_active_first(stack: Stack, event_log: EventLog) -> None:
     await seed(stack, event_log)
 
-    projects = (await ok(stack, PROJECTS, {}))["projects"]
+    projects = (await ok(stack, PROJECTS, {}))["projects"]["items"]
     assert [(p["entity"], p["project"], p["runCount"]) for p in projects] == [
         ("acme", "vision", 1),
         ("acme", "nature", COUNT),
@@ -154,8 +154,8 @@ async def test_projects_list_their_run_counts_most_recently_active_first(stack: 
     ]
     # The last thing that happened in acme/nature: run-22 started after run-21 finished.
     assert datetime.fromisoformat(projects[1]["lastActivityAt"]) == started_at(22)
-    assert [p["project"] for p in (await ok(stack, PROJECTS, {"e": "beta"}))["projects"]] == ["nature"]
-    assert (await ok(stack, PROJECTS, {"e": "nobody"}))["projects"] == []
+    assert [p["project"] for p in (await ok(stack, PROJECTS, {"e": "beta"}))["projects"]["items"]] == ["nature"]
+    assert (await ok(stack, PROJECTS, {"e": "nobody"}))["projects"]["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ async def test_projects_list_their_run_counts_most_recently_active_first(stack: 
     [
         ({"first": 0}, "first must be between 1 and 500"),
         ({"first": 501}, "first must be between 1 and 500"),
-        ({"state": "done"}, "state 'done' is not one of running, finished, failed, crashed"),
+        ({"state": "DONE"}, "Value 'DONE' does not exist in 'RunState' enum"),
         ({"after": "bm90LWEtY3Vyc29y"}, "is not one this API returned"),
     ],
 )

@@ -52,7 +52,7 @@ async def test_linking_a_version_records_who_and_when_and_moving_an_alias_is_in_
     )
     assert run["data"]["startRun"] == {
         "runId": "train-1",
-        "state": "running",
+        "state": "RUNNING",
         "startedBy": "user:alice",
         "config": {"lr": 0.01},
     }
@@ -85,7 +85,7 @@ async def test_linking_a_version_records_who_and_when_and_moving_an_alias_is_in_
         """{ registeredModel(name: "nature-classification") {
                versions { items { version aliases linkedBy artifactVersion { version } } }
                alias(name: "production") { version }
-               history { action actor details } } }"""
+               history { items { action actor details } } } }"""
     )
     registered = model["data"]["registeredModel"]
     assert registered["versions"]["items"] == [
@@ -95,7 +95,7 @@ async def test_linking_a_version_records_who_and_when_and_moving_an_alias_is_in_
     assert registered["alias"] == {"version": "v1"}
     production_moves = [
         (h["actor"], h["details"]["artifact_version_id"])
-        for h in registered["history"]
+        for h in registered["history"]["items"]
         if h["action"] == "registry.alias_added" and h["details"]["alias"] == "production"
     ]
     assert production_moves == [("user:dan", v1["id"]), ("user:carol", v0["id"])]  # newest first

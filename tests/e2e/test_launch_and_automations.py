@@ -22,16 +22,16 @@ from support.waiting import wait_until
 
 import modelreg
 
-CREATE_QUEUE = "mutation($n: String!) { createLaunchQueue(name: $n) { name resource } }"
+CREATE_QUEUE = "mutation($n: String!) { createLaunchQueue(input: {name: $n}) { name resource } }"
 CREATE_AUTOMATION = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!, $c: Float) {
-  createAutomation(name: $n, trigger: $t, action: $a, cooldownS: $c) { automation { id } webhookSecret }
+  createAutomation(input: {name: $n, trigger: $t, action: $a, cooldownS: $c}) { automation { id } webhookSecret }
 }"""
 ENQUEUE = """mutation($r: String, $s: GenericScalar, $c: GenericScalar, $o: GenericScalar, $p: Int) {
-  enqueueJob(queue: "cpu", entity: "acme", project: "nature", fromRun: $r, source: $s, config: $c, overrides: $o, priority: $p) { id state }
+  enqueueJob(input: {queue: "cpu", entity: "acme", project: "nature", fromRun: $r, source: $s, config: $c, overrides: $o, priority: $p}) { id state }
 }"""
 JOB = """query($id: ID!) { launchJob(id: $id) {
   id state attempt requeues agentId exitCode reason config overrides triggeredBy source output { stream text } } }"""
-JOBS = "{ launchJobs(first: 500) { id state attempt triggeredBy config } }"
+JOBS = "{ launchJobs(first: 500) { items { id state attempt triggeredBy config } } }"
 
 
 @asynccontextmanager
@@ -129,15 +129,15 @@ async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_produc
                     '{ registeredModel(name: "fresh-model") { alias(name: "production") { version } } }'
                 )
             )["data"]
-            jobs = (await stack.graphql(JOBS))["data"]["launchJobs"]
-            done = len(jobs) == 2 and all(j["state"] in ("finished", "failed") for j in jobs)
+            jobs = (await stack.graphql(JOBS))["data"]["launchJobs"]["items"]
+            done = len(jobs) == 2 and all(j["state"] in ("FINISHED", "FAILED") for j in jobs)
             return done and bool(model["registeredModel"] and model["registeredModel"]["alias"])
 
         await wait_until(promoted, timeout_s=120)
 
-    jobs = (await stack.graphql(JOBS))["data"]["launchJobs"]
+    jobs = (await stack.graphql(JOBS))["data"]["launchJobs"]["items"]
     by_automation = {j["triggeredBy"]["automation_id"]: j for j in jobs}
-    assert set(by_automation) == {retrain_id, evaluate_id} and all(j["state"] == "finished" for j in jobs)
+    assert set(by_automation) == {retrain_id, evaluate_id} and all(j["state"] == "FINISHED" for j in jobs)
     train_job = await _job(stack, by_automation[retrain_id]["id"])
     assert train_job["config"]["dataset"] == "acme/nature/fresh-data:v0"
     assert any("trained" in o["text"] for o in train_job["output"])
@@ -179,12 +179,14 @@ async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_produc
     assert {r["actor"] for r in audit} == {f"automation:{retrain_id}", f"automation:{evaluate_id}"}
     firings = (
         await stack.graphql(
-            "query($id: ID!) { automation(id: $id) { createdBy firings { status eventType jobId } } }",
+            "query($id: ID!) { automation(id: $id) { createdBy firings { items { status eventType jobId } } } }",
             {"id": retrain_id},
         )
     )["data"]["automation"]
     assert firings["createdBy"] == "user:ada"
-    assert [(f["status"], f["eventType"]) for f in firings["firings"]] == [("enqueued", "artifacts.version_logged")]
+    assert [(f["status"], f["eventType"]) for f in firings["firings"]["items"]] == [
+        ("ENQUEUED", "artifacts.version_logged")
+    ]
 
 
 async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_else_kept(
@@ -257,7 +259,7 @@ async def test_a_run_with_too_large_uncommitted_changes_is_recorded_but_not_clon
     git = run["data"]["run"]["environment"]["git"]
     assert git["diff"] == "" and git["diff_omitted_bytes"] > 1_500_000
     refused = await stack.graphql(
-        'mutation($r: String!) { enqueueJob(queue: "cpu", entity: "acme", project: "nature", fromRun: $r) { id } }',
+        'mutation($r: String!) { enqueueJob(input: {queue: "cpu", entity: "acme", project: "nature", fromRun: $r}) { id } }',
         {"r": run_id},
     )
     assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
@@ -265,7 +267,7 @@ async def test_a_run_with_too_large_uncommitted_changes_is_recorded_but_not_clon
 
 
 async def _finished(stack: Stack, job_id: str) -> bool:
-    return (await _job(stack, job_id))["state"] in ("finished", "failed")
+    return (await _job(stack, job_id))["state"] in ("FINISHED", "FAILED")
 
 
 async def _enqueue_records(
@@ -287,14 +289,14 @@ async def _two_agents_run_each_job_once(stack: Stack, tmp_path: Path, count: int
     async with agents(url, key, count=2, max_jobs=2):
 
         async def all_finished() -> bool:
-            states = [j["state"] for j in (await stack.graphql(JOBS))["data"]["launchJobs"]]
-            return states.count("finished") == count
+            states = [j["state"] for j in (await stack.graphql(JOBS))["data"]["launchJobs"]["items"]]
+            return states.count("FINISHED") == count
 
         await wait_until(all_finished, timeout_s=60 + count * 2)
 
     ran = ledger.read_text().split()
     assert sorted(ran) == sorted(ids)  # every job ran, and none twice
-    assert {j["attempt"] for j in (await stack.graphql(JOBS))["data"]["launchJobs"]} == {1}
+    assert {j["attempt"] for j in (await stack.graphql(JOBS))["data"]["launchJobs"]["items"]} == {1}
 
 
 async def test_two_agents_on_one_queue_run_each_of_40_jobs_exactly_once(stack: Stack, tmp_path: Path) -> None:
@@ -312,13 +314,13 @@ async def test_the_job_of_a_killed_agent_is_requeued_and_finishes_once(stack: St
     (job_id,) = await _enqueue_records(stack, repo, commit, ledger, 1, sleep=6)
 
     async with agents(url, key) as (doomed,):
-        await wait_until(lambda: _state_is(stack, job_id, "running"), timeout_s=60)
+        await wait_until(lambda: _state_is(stack, job_id, "RUNNING"), timeout_s=60)
         doomed.send_signal(signal.SIGKILL)  # its job dies with it (PR_SET_PDEATHSIG)
     async with agents(url, key):
         await wait_until(lambda: _finished(stack, job_id), timeout_s=90)
 
     job = await _job(stack, job_id)
-    assert (job["state"], job["attempt"], job["requeues"]) == ("finished", 2, 1)
+    assert (job["state"], job["attempt"], job["requeues"]) == ("FINISHED", 2, 1)
     assert ledger.read_text().split() == [job_id]
     requeued = (await stack.graphql('{ auditLog(action: "launch.job_requeued") { items { details } } }'))["data"][
         "auditLog"
@@ -353,9 +355,10 @@ async def test_an_automation_fired_again_after_a_crash_enqueues_its_job_once(sta
     async def enqueued() -> list[dict[str, Any]]:
         return (
             await stack.graphql(
-                "query($id: ID!) { automation(id: $id) { firings { eventId status jobId } } }", {"id": automation_id}
+                "query($id: ID!) { automation(id: $id) { firings { items { eventId status jobId } } } }",
+                {"id": automation_id},
             )
-        )["data"]["automation"]["firings"]
+        )["data"]["automation"]["firings"]["items"]
 
     await wait_until(lambda: _firing_closed(enqueued), timeout_s=30)
     (firing,) = await enqueued()
@@ -368,7 +371,7 @@ async def test_an_automation_fired_again_after_a_crash_enqueues_its_job_once(sta
     await restarted.fire({**row[0], "status": "pending"})
     await restarted.fire({**row[0], "status": "pending"})
 
-    jobs = [j for j in (await stack.graphql(JOBS))["data"]["launchJobs"] if j["triggeredBy"]]
+    jobs = [j for j in (await stack.graphql(JOBS))["data"]["launchJobs"]["items"] if j["triggeredBy"]]
     assert [j["id"] for j in jobs] == [firing["jobId"]]
 
 
@@ -394,7 +397,7 @@ async def test_an_automation_launches_with_its_creators_rights_as_they_are_when_
     )
     automation_id = created["data"]["createAutomation"]["automation"]["id"]
     granted = await stack.graphql(
-        'mutation { grantRole(principal: "user:mia", scope: "entity:secret", role: "viewer") { role } }'
+        'mutation { grantRole(input: {principal: "user:mia", scope: "entity:secret", role: VIEWER}) { role } }'
     )
     assert "errors" not in granted, granted
 
@@ -403,23 +406,24 @@ async def test_an_automation_launches_with_its_creators_rights_as_they_are_when_
 
     async def firings() -> list[dict[str, Any]]:
         answer = await stack.graphql(
-            "query($id: ID!) { automation(id: $id) { firings { status detail jobId } } }", {"id": automation_id}
+            "query($id: ID!) { automation(id: $id) { firings { items { status detail jobId } } } }",
+            {"id": automation_id},
         )
-        return answer["data"]["automation"]["firings"]
+        return answer["data"]["automation"]["firings"]["items"]
 
     async def both_closed() -> bool:
-        return sorted(f["status"] for f in await firings()) == ["enqueued", "failed"]
+        return sorted(f["status"] for f in await firings()) == ["ENQUEUED", "FAILED"]
 
     await wait_until(both_closed, timeout_s=30)
-    failed = next(f for f in await firings() if f["status"] == "failed")
+    failed = next(f for f in await firings() if f["status"] == "FAILED")
     assert failed["jobId"] is None and "creator's rights" in failed["detail"] and "entity:secret" in failed["detail"]
-    jobs = (await stack.graphql("{ launchJobs { entity triggeredBy } }"))["data"]["launchJobs"]
+    jobs = (await stack.graphql("{ launchJobs { items { entity triggeredBy } } }"))["data"]["launchJobs"]["items"]
     assert [j["entity"] for j in jobs] == ["acme"]
 
 
 async def _firing_closed(firings: Any) -> bool:
     found = await firings()
-    return bool(found) and found[0]["status"] == "enqueued"
+    return bool(found) and found[0]["status"] == "ENQUEUED"
 
 
 async def test_a_new_member_of_a_queue_cannot_create_it_and_a_job_for_a_missing_queue_is_refused(stack: Stack) -> None:
@@ -437,7 +441,7 @@ async def test_a_member_cannot_automate_jobs_in_an_entity_where_they_only_view(s
     await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
     member = await stack.key("user:mia", role="member")
     granted = await stack.graphql(
-        'mutation { grantRole(principal: "user:mia", scope: "entity:secret", role: "viewer") { role } }'
+        'mutation { grantRole(input: {principal: "user:mia", scope: "entity:secret", role: VIEWER}) { role } }'
     )
     assert "errors" not in granted, granted
     action = {
@@ -460,11 +464,13 @@ async def test_a_member_cannot_automate_jobs_in_an_entity_where_they_only_view(s
         CREATE_AUTOMATION, {"n": "mine", "t": trigger, "a": {**action, "entity": "acme"}}, key=member
     )
     assert "errors" not in allowed, allowed
-    assert [a["name"] for a in (await stack.graphql("{ automations { name } }"))["data"]["automations"]] == ["mine"]
+    assert [
+        a["name"] for a in (await stack.graphql("{ automations { items { name } } }"))["data"]["automations"]["items"]
+    ] == ["mine"]
     # Nor switch one back on: an admin's automation for that entity, disabled, stays off for the member.
     admins = await stack.graphql(CREATE_AUTOMATION, {"n": "admins'", "t": trigger, "a": action})
     theirs = admins["data"]["createAutomation"]["automation"]["id"]
-    switch = "mutation($id: ID!, $on: Boolean!) { setAutomationEnabled(id: $id, enabled: $on) { enabled } }"
+    switch = "mutation($id: ID!, $on: Boolean!) { setAutomationEnabled(input: {id: $id, enabled: $on}) { enabled } }"
     assert "errors" not in await stack.graphql(switch, {"id": theirs, "on": False})
     reenabled = await stack.graphql(switch, {"id": theirs, "on": True}, key=member)
     assert reenabled["errors"][0]["extensions"]["code"] == "FORBIDDEN", reenabled
@@ -518,17 +524,17 @@ async def test_a_running_job_that_is_cancelled_is_stopped_by_its_agent(stack: St
     (job_id,) = await _enqueue_records(stack, repo, commit, ledger, 1, sleep=8)
 
     async with agents(url, key):
-        await wait_until(lambda: _state_is(stack, job_id, "running"), timeout_s=60)
+        await wait_until(lambda: _state_is(stack, job_id, "RUNNING"), timeout_s=60)
         cancelled = await stack.graphql(
-            'mutation($id: ID!) { cancelJob(id: $id, reason: "wrong data") { state reason } }', {"id": job_id}
+            'mutation($id: ID!) { cancelJob(input: {id: $id, reason: "wrong data"}) { state reason } }', {"id": job_id}
         )
-        assert cancelled["data"]["cancelJob"] == {"state": "cancelled", "reason": "wrong data"}
+        assert cancelled["data"]["cancelJob"] == {"state": "CANCELLED", "reason": "wrong data"}
         # Once its process is gone, the job can write nothing more (it would have written at 8 s).
         pid = await _pid_of(stack, job_id)
         await wait_until(lambda: _process_ended(pid), timeout_s=30)
 
     assert not ledger.exists()  # stopped before it wrote anything
-    assert (await _job(stack, job_id))["state"] == "cancelled"
+    assert (await _job(stack, job_id))["state"] == "CANCELLED"
 
 
 async def _pid_of(stack: Stack, job_id: str) -> int:
@@ -595,7 +601,7 @@ async def test_a_trigger_consumer_killed_while_firing_enqueues_each_job_once_aft
             command += ["--kafka", settings.kafka_bootstrap_servers]
 
         async def enqueued() -> int:
-            return len([j for j in (await stack.graphql(JOBS))["data"]["launchJobs"] if j["triggeredBy"]])
+            return len([j for j in (await stack.graphql(JOBS))["data"]["launchJobs"]["items"] if j["triggeredBy"]])
 
         first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -615,7 +621,7 @@ async def test_a_trigger_consumer_killed_while_firing_enqueues_each_job_once_aft
             await asyncio.to_thread(second.wait, 30)
         await stack.projected()
 
-        jobs = [j for j in (await stack.graphql(JOBS))["data"]["launchJobs"] if j["triggeredBy"]]
+        jobs = [j for j in (await stack.graphql(JOBS))["data"]["launchJobs"]["items"] if j["triggeredBy"]]
         assert len(jobs) == FIRINGS and len({j["triggeredBy"]["event_id"] for j in jobs}) == FIRINGS
         assert sorted(j["config"]["dataset"] for j in jobs) == sorted(
             f"acme/nature/fresh-data:v{n}" for n in range(FIRINGS)
@@ -631,6 +637,6 @@ async def _at_least(count: Any, n: int) -> bool:
 
 
 async def _all_closed(stack: Stack, automation_id: str) -> bool:
-    query = "query($id: ID!) { automation(id: $id) { firings(first: 500) { status } } }"
-    firings = (await stack.graphql(query, {"id": automation_id}))["data"]["automation"]["firings"]
-    return len(firings) == FIRINGS and all(f["status"] != "pending" for f in firings)
+    query = "query($id: ID!) { automation(id: $id) { firings(first: 500) { items { status } } } }"
+    firings = (await stack.graphql(query, {"id": automation_id}))["data"]["automation"]["firings"]["items"]
+    return len(firings) == FIRINGS and all(f["status"] != "PENDING" for f in firings)

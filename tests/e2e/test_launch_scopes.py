@@ -31,8 +31,10 @@ from modelreg.services.http.api import APP, caller_of_key
 
 pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
 
-GRANT = "mutation($p: String!, $s: String!, $r: String!) { grantRole(principal: $p, scope: $s, role: $r) { role } }"
-CREATE_QUEUE = "mutation($n: String!) { createLaunchQueue(name: $n) { name } }"
+GRANT = (
+    "mutation($p: String!, $s: String!, $r: Role!) { grantRole(input: {principal: $p, scope: $s, role: $r}) { role } }"
+)
+CREATE_QUEUE = "mutation($n: String!) { createLaunchQueue(input: {name: $n}) { name } }"
 SOURCE = {
     "kind": "git",
     "git_remote": "https://example.com/x.git",
@@ -40,22 +42,24 @@ SOURCE = {
     "entry_point": ["python", "x.py"],
 }
 ENQUEUE = """mutation($e: String!, $s: GenericScalar) {
-  enqueueJob(queue: "cpu", entity: $e, project: "nature", source: $s) { id }
+  enqueueJob(input: {queue: "cpu", entity: $e, project: "nature", source: $s}) { id }
 }"""
-CLAIM = "mutation($id: ID!, $a: String!) { claimJob(id: $id, agentId: $a) { attempt } }"
-STARTED = "mutation($id: ID!, $a: String!) { reportJobStarted(id: $id, agentId: $a, attempt: 1, pid: 7) { state } }"
+CLAIM = "mutation($id: ID!, $a: String!) { claimJob(input: {id: $id, agentId: $a}) { attempt } }"
+STARTED = (
+    "mutation($id: ID!, $a: String!) { reportJobStarted(input: {id: $id, agentId: $a, attempt: 1, pid: 7}) { state } }"
+)
 OUTPUT = """mutation($id: ID!, $a: String!) {
-  captureJobOutput(id: $id, agentId: $a, attempt: 1, stream: "stdout", text: "hi")
+  captureJobOutput(input: {id: $id, agentId: $a, attempt: 1, stream: STDOUT, text: "hi"})
 }"""
 FINISHED = """mutation($id: ID!, $a: String!) {
-  reportJobFinished(id: $id, agentId: $a, attempt: 1, state: "finished") { state }
+  reportJobFinished(input: {id: $id, agentId: $a, attempt: 1, state: FINISHED}) { state }
 }"""
-CANCEL = "mutation($id: ID!) { cancelJob(id: $id) { state } }"
-HEARTBEAT = 'mutation($a: String!) { agentHeartbeat(agentId: $a, queues: ["cpu"]) }'
+CANCEL = "mutation($id: ID!) { cancelJob(input: {id: $id}) { state } }"
+HEARTBEAT = 'mutation($a: String!) { agentHeartbeat(input: {agentId: $a, queues: ["cpu"]}) }'
 CREATE_AUTOMATION = """mutation($a: GenericScalar!) {
-  createAutomation(name: "retrain", trigger: {event: "run_finished"}, action: $a) { automation { id } }
+  createAutomation(input: {name: "retrain", trigger: {event: "run_finished"}, action: $a}) { automation { id } }
 }"""
-SWITCH = "mutation($id: ID!, $on: Boolean!) { setAutomationEnabled(id: $id, enabled: $on) { enabled } }"
+SWITCH = "mutation($id: ID!, $on: Boolean!) { setAutomationEnabled(input: {id: $id, enabled: $on}) { enabled } }"
 LAUNCH_IN_ACME = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature", "source": SOURCE}
 
 
@@ -173,7 +177,7 @@ async def _keys(stack: Stack) -> dict[str, str]:
     for name, role in ROLES.items():
         keys[name] = await stack.key(role.principal, role=role.key_role)
         for scope, granted in role.grants:
-            answer = await stack.graphql(GRANT, {"p": role.principal, "s": scope, "r": granted})
+            answer = await stack.graphql(GRANT, {"p": role.principal, "s": scope, "r": granted.upper()})
             assert "errors" not in answer, answer
     return keys
 
@@ -225,7 +229,7 @@ async def test_an_agent_acts_only_under_its_keys_agent_ids_and_reports_only_on_j
 
     state = "query($id: ID!) { launchJob(id: $id) { state agentId output { text } } }"
     job = await stack.graphql(state, {"id": job_id})
-    assert job["data"]["launchJob"] == {"state": "claimed", "agentId": agent, "output": []}
+    assert job["data"]["launchJob"] == {"state": "CLAIMED", "agentId": agent, "output": []}
     assert _code(await stack.graphql(STARTED, {"id": job_id, "a": agent}, key=agent_key)) == "ok"
 
 
@@ -234,12 +238,12 @@ async def test_the_agent_program_names_itself_after_its_key_and_leaves_jobs_its_
 ) -> None:
     await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
     key = await stack.key("service:agent", role="member")
-    assert "errors" not in await stack.graphql(GRANT, {"p": "service:agent", "s": "entity:secret", "r": "viewer"})
+    assert "errors" not in await stack.graphql(GRANT, {"p": "service:agent", "s": "entity:secret", "r": "VIEWER"})
     repo, commit = make_training_repo(tmp_path / "repo")
     ledger = tmp_path / "ledger.txt"
     source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
     enqueue = """mutation($e: String!, $s: GenericScalar, $c: GenericScalar, $p: Int) {
-      enqueueJob(queue: "cpu", entity: $e, project: "nature", source: $s, config: $c, priority: $p) { id }
+      enqueueJob(input: {queue: "cpu", entity: $e, project: "nature", source: $s, config: $c, priority: $p}) { id }
     }"""
     jobs = {}
     for entity, priority in (("secret", 10), ("acme", 0)):  # the one it may not run comes first
@@ -254,7 +258,7 @@ async def test_the_agent_program_names_itself_after_its_key_and_leaves_jobs_its_
     try:
 
         async def acme_job_finished() -> bool:
-            return (await stack.graphql(state, {"id": jobs["acme"]}))["data"]["launchJob"]["state"] == "finished"
+            return (await stack.graphql(state, {"id": jobs["acme"]}))["data"]["launchJob"]["state"] == "FINISHED"
 
         await wait_until(acme_job_finished, timeout_s=120)
     finally:
@@ -263,5 +267,5 @@ async def test_the_agent_program_names_itself_after_its_key_and_leaves_jobs_its_
 
     ran = (await stack.graphql(state, {"id": jobs["acme"]}))["data"]["launchJob"]
     left = (await stack.graphql(state, {"id": jobs["secret"]}))["data"]["launchJob"]
-    assert ran["agentId"].startswith("service:agent:") and left == {"state": "queued", "agentId": None}
+    assert ran["agentId"].startswith("service:agent:") and left == {"state": "QUEUED", "agentId": None}
     assert ledger.read_text().split() == [jobs["acme"]]

@@ -99,12 +99,12 @@ async def test_a_dataset_used_by_a_sweep_shows_a_few_runs_and_a_cluster_of_the_r
     (item,) = page["items"]
     assert item["node"] == {
         "id": "run:acme/nature/sweep-077",
-        "kind": "run",
+        "kind": "RUN",
         "depth": 1,
         "run": {"runId": "sweep-077", "name": "trial 77", "jobType": "train"},
         "artifactVersion": None,
     }
-    assert item["edge"] == {"source": dataset, "target": "run:acme/nature/sweep-077", "kind": "used"}
+    assert item["edge"] == {"source": dataset, "target": "run:acme/nature/sweep-077", "kind": "USED"}
     by_name, _ = await pages(stack, node=dataset, direction="DOWNSTREAM", search="Trial 11")
     assert by_name == [
         "sweep-011",

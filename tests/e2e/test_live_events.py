@@ -55,7 +55,7 @@ async def test_a_ui_following_one_model_receives_exactly_its_links_and_alias_mov
             ADD_ALIAS, {"model": "nature-classification", "id": v1, "alias": "staging"}, actor="user:carol"
         )
         tagged = await stack.graphql(
-            'mutation { tagRegisteredModel(registeredModel: "nature-classification", tag: "vision") { name } }'
+            'mutation { tagRegisteredModel(input: {registeredModel: "nature-classification", tag: "vision"}) { name } }'
         )
         assert "errors" not in tagged  # the model's stream, another type
         # Last, so that anything the filters let through by mistake would have come before it.

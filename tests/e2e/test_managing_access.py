@@ -10,14 +10,14 @@ from support.stack import Stack
 
 from modelreg.events.log import EventLog
 
-ISSUE_KEY = """mutation($k: String!, $i: String!, $r: String, $l: String) {
-  issueApiKey(principalKind: $k, principalId: $i, role: $r, label: $l) { key id principal role label }
+ISSUE_KEY = """mutation($k: PrincipalKind!, $i: String!, $r: Role, $l: String) {
+  issueApiKey(input: {principalKind: $k, principalId: $i, role: $r, label: $l}) { key id principal role label }
 }"""
-GRANT = """mutation($p: String!, $s: String!, $r: String!) {
-  grantRole(principal: $p, scope: $s, role: $r) { principal scope role grantedBy grantedAt }
+GRANT = """mutation($p: String!, $s: String!, $r: Role!) {
+  grantRole(input: {principal: $p, scope: $s, role: $r}) { principal scope role grantedBy grantedAt }
 }"""
-REVOKE_GRANT = "mutation($p: String!, $s: String!) { revokeRole(principal: $p, scope: $s) { role } }"
-REVOKE_KEY = "mutation($id: ID!) { revokeApiKey(keyId: $id) { id principal live revokedAt revokedBy } }"
+REVOKE_GRANT = "mutation($p: String!, $s: String!) { revokeRole(input: {principal: $p, scope: $s}) { role } }"
+REVOKE_KEY = "mutation($id: ID!) { revokeApiKey(input: {keyId: $id}) { id principal live revokedAt revokedBy } }"
 PRINCIPALS = """query($search: String, $after: String) {
   principals(search: $search, first: 50, after: $after) {
     items {
@@ -47,11 +47,11 @@ async def _principals(stack: Stack, **variables: object) -> dict[str, dict]:
 
 
 async def test_an_admin_lists_every_principal_with_its_keys_and_grants_and_never_a_secret(stack: Stack) -> None:
-    issued = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer", "l": "zoe's laptop"}))["data"][
+    issued = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "zoe", "r": "VIEWER", "l": "zoe's laptop"}))["data"][
         "issueApiKey"
     ]
-    granted = await stack.graphql(GRANT, {"p": "user:zoe", "s": "model:nature-classification", "r": "member"})
-    await stack.graphql(GRANT, {"p": "service:ci", "s": "entity:acme", "r": "member"})  # a grant before any key
+    granted = await stack.graphql(GRANT, {"p": "user:zoe", "s": "model:nature-classification", "r": "MEMBER"})
+    await stack.graphql(GRANT, {"p": "service:ci", "s": "entity:acme", "r": "MEMBER"})  # a grant before any key
 
     listed = await _principals(stack)
 
@@ -61,19 +61,19 @@ async def test_an_admin_lists_every_principal_with_its_keys_and_grants_and_never
     (key,) = zoe["keys"]
     assert issued["key"].startswith(key["prefix"]) and key["prefix"] == f"mr_{issued['id']}_"
     assert (zoe["kind"], zoe["role"], key["role"], key["label"], key["issuedBy"], key["live"]) == (
-        "user",
-        "viewer",
-        "viewer",
+        "USER",
+        "VIEWER",
+        "VIEWER",
         "zoe's laptop",
         "user:alice",
         True,
     )
     assert key["revokedAt"] is None and key["revokedBy"] is None
     assert [(g["scope"], g["role"], g["grantedBy"]) for g in zoe["grants"]] == [
-        ("model:nature-classification", "member", "user:alice")
+        ("model:nature-classification", "MEMBER", "user:alice")
     ]
     assert listed["service:ci"]["role"] is None and listed["service:ci"]["keys"] == []
-    assert listed["user:alice"]["role"] == "admin"
+    assert listed["user:alice"]["role"] == "ADMIN"
     text = json.dumps(listed)
     assert issued["key"] not in text and hashlib.sha256(issued["key"].encode()).hexdigest() not in text
 
@@ -83,7 +83,7 @@ async def test_an_admin_lists_every_principal_with_its_keys_and_grants_and_never
 
 async def test_the_list_comes_a_page_at_a_time(stack: Stack) -> None:
     for name in ("ann", "bea", "cyd"):
-        await stack.graphql(ISSUE_KEY, {"k": "user", "i": name, "r": "viewer"})
+        await stack.graphql(ISSUE_KEY, {"k": "USER", "i": name, "r": "VIEWER"})
     query = "query($after: String) { principals(first: 2, after: $after) { items { id } endCursor hasNextPage } }"
 
     first = (await stack.graphql(query))["data"]["principals"]
@@ -96,13 +96,13 @@ async def test_the_list_comes_a_page_at_a_time(stack: Stack) -> None:
 async def test_a_member_sees_only_its_own_access_and_may_not_list_issue_or_revoke(
     stack: Stack, event_log: EventLog
 ) -> None:
-    zoe = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer"}))["data"]["issueApiKey"]
+    zoe = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "zoe", "r": "VIEWER"}))["data"]["issueApiKey"]
     member = await stack.key("user:mia", role="member")
-    await stack.graphql(GRANT, {"p": "user:mia", "s": "registry", "r": "admin"})  # admin of every model, not of keys
+    await stack.graphql(GRANT, {"p": "user:mia", "s": "registry", "r": "ADMIN"})  # admin of every model, not of keys
     before = await _events_on(event_log)
 
     listing = await stack.graphql(PRINCIPALS, key=member)
-    issuing = await stack.graphql(ISSUE_KEY, {"k": "user", "i": "mia", "r": "admin"}, key=member)
+    issuing = await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "mia", "r": "ADMIN"}, key=member)
     revoking = await stack.graphql(REVOKE_KEY, {"id": zoe["id"]}, key=member)
     mine = (await stack.graphql(MY_ACCESS, key=member))["data"]["viewer"]
 
@@ -110,9 +110,9 @@ async def test_a_member_sees_only_its_own_access_and_may_not_list_issue_or_revok
     assert code == "FORBIDDEN" and "user:mia is a member of this installation" in message and "needs admin" in message
     assert _refusal(issuing)[0] == "FORBIDDEN" and _refusal(revoking)[0] == "FORBIDDEN"
     assert await _events_on(event_log) == before
-    assert mine["id"] == "user:mia" and mine["access"]["role"] == "member"
-    assert [(k["id"], k["role"], k["live"]) for k in mine["access"]["keys"]] == [(mine["keyId"], "member", True)]
-    assert mine["access"]["grants"] == [{"scope": "registry", "role": "admin", "grantedBy": "user:alice"}]
+    assert mine["id"] == "user:mia" and mine["access"]["role"] == "MEMBER"
+    assert [(k["id"], k["role"], k["live"]) for k in mine["access"]["keys"]] == [(mine["keyId"], "MEMBER", True)]
+    assert mine["access"]["grants"] == [{"scope": "registry", "role": "ADMIN", "grantedBy": "user:alice"}]
     assert (await stack.graphql("{ viewer { id } }", key=zoe["key"]))["data"]["viewer"][
         "id"
     ] == "user:zoe"  # still works
@@ -120,7 +120,7 @@ async def test_a_member_sees_only_its_own_access_and_may_not_list_issue_or_revok
 
 async def test_a_revoked_key_is_refused_at_its_next_request(stack: Stack) -> None:
     assert stack.client is not None
-    zoe = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "member"}))["data"]["issueApiKey"]
+    zoe = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "zoe", "r": "MEMBER"}))["data"]["issueApiKey"]
     assert (await stack.graphql("{ viewer { id } }", key=zoe["key"]))["data"]["viewer"]["id"] == "user:zoe"
 
     revoked = (await stack.graphql(REVOKE_KEY, {"id": zoe["id"]}))["data"]["revokeApiKey"]
@@ -145,7 +145,7 @@ async def test_a_revoked_key_is_refused_at_its_next_request(stack: Stack) -> Non
 
 
 async def test_a_revoked_key_loses_its_open_event_sockets(stack: Stack) -> None:
-    zoe = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer"}))["data"]["issueApiKey"]
+    zoe = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "zoe", "r": "VIEWER"}))["data"]["issueApiKey"]
     events = 'subscription { events(registeredModel: "nature-classification") { type } }'
     async with graphql_socket(stack) as following, graphql_socket(stack) as idle:
         assert (await following.init({"apiKey": zoe["key"]}))["type"] == "connection_ack"
@@ -165,7 +165,7 @@ async def test_the_last_live_admin_key_is_not_revoked(stack: Stack) -> None:
     alice = (await stack.graphql("{ viewer { keyId } }"))["data"]["viewer"]["keyId"]
 
     refused = await stack.graphql(REVOKE_KEY, {"id": alice})
-    bob = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "bob", "r": "admin"}))["data"]["issueApiKey"]
+    bob = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "bob", "r": "ADMIN"}))["data"]["issueApiKey"]
     by_bob = await stack.graphql(REVOKE_KEY, {"id": alice}, key=bob["key"])
 
     code, message = _refusal(refused)
@@ -179,7 +179,7 @@ async def test_no_role_reads_a_keys_hash_in_the_audit_log_or_the_live_events(sta
         await socket.init({"apiKey": viewer})
         await socket.subscribe("keys", 'subscription { events(types: ["identity.api_key_issued"]) { payload } }')
         await log_readers_reach(stack, 1)
-        issued = (await stack.graphql(ISSUE_KEY, {"k": "user", "i": "zoe", "r": "viewer", "l": "laptop"}))["data"][
+        issued = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "zoe", "r": "VIEWER", "l": "laptop"}))["data"][
             "issueApiKey"
         ]
         live = (await socket.next_events("keys", 1))[0]["payload"]

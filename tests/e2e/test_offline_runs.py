@@ -123,7 +123,7 @@ async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_li
     assert "synced acme/nature/plane-1" in output and "synced acme/nature/plane-2" in output
 
     run = (await stack.graphql(RUN, {"r": "plane-1"}))["data"]["run"]
-    assert (run["state"], run["jobType"], run["config"]) == ("finished", "train", {"lr": 0.1})
+    assert (run["state"], run["jobType"], run["config"]) == ("FINISHED", "train", {"lr": 0.1})
     # Its times are when the server received it; when it happened on the laptop is kept beside them.
     assert at(run["startedOfflineAt"]) == recorded[0][1] and at(run["finishedOfflineAt"]) == recorded[-1][1]
     assert recorded[-1][1] < at(run["startedAt"]) < at(run["finishedAt"]) <= at(run["syncedAt"])
@@ -137,9 +137,9 @@ async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_li
     around = (await stack.graphql(LINEAGE, {"ref": seen["dataset"]}))["data"]["lineage"]["edges"]
     dataset_node = f"artifact:{seen['dataset']}"
     assert sorted((e["source"], e["target"], e["kind"]) for e in around) == [
-        (dataset_node, "run:acme/nature/plane-1", "used"),  # the same run logged it, then used it
-        (dataset_node, "run:acme/nature/plane-2", "used"),
-        ("run:acme/nature/plane-1", dataset_node, "produced"),
+        (dataset_node, "run:acme/nature/plane-1", "USED"),  # the same run logged it, then used it
+        (dataset_node, "run:acme/nature/plane-2", "USED"),
+        ("run:acme/nature/plane-1", dataset_node, "PRODUCED"),
     ]
     produced = (await stack.graphql(LINEAGE, {"ref": seen["model"]}))["data"]["lineage"]
     upstream = (
@@ -148,7 +148,7 @@ async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_li
             {"ref": seen["model"]},
         )
     )["data"]["lineage"]["edges"]
-    assert upstream == [{"source": "run:acme/nature/plane-1", "kind": "produced"}] and produced["edges"] == []
+    assert upstream == [{"source": "run:acme/nature/plane-1", "kind": "PRODUCED"}] and produced["edges"] == []
     model_files = (await stack.graphql(VERSION, {"id": seen["model"]}))["data"]["artifactVersion"]["files"]
     assert [(f["path"], f["ref"]) for f in model_files] == [
         ("model.json", None),
@@ -160,7 +160,7 @@ async def test_a_run_recorded_with_no_server_syncs_with_its_metrics_artifacts_li
     assert at(linked["linkedAt"]) > recorded[-1][1]  # a link's time is the server's, never the client's
 
     evaluation = (await stack.graphql(RUN, {"r": "plane-2"}))["data"]["run"]
-    assert evaluation["state"] == "finished" and evaluation["metrics"] == [{"key": "accuracy", "step": 0, "value": 0.9}]
+    assert evaluation["state"] == "FINISHED" and evaluation["metrics"] == [{"key": "accuracy", "step": 0, "value": 0.9}]
     audit = (await stack.graphql(AUDIT))["data"]["auditLog"]["items"]
     synced = [r for r in audit if r["action"] == "runs.offline_run_synced"]
     assert len(synced) == 2

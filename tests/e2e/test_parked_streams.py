@@ -87,8 +87,8 @@ async def test_an_admin_sees_a_parked_stream_and_releases_it_by_skipping_the_eve
     stream = run_stream("acme", "nature", "train-1")
     bad = await from_a_newer_modelreg(stack, finished("train-1"), stream)
     await stack.graphql(
-        'mutation { logMetrics(entity: "acme", project: "nature", runId: "train-1", '
-        "rows: [{step: 1, values: {loss: 0.5}}]) }"
+        'mutation { logMetrics(input: {entity: "acme", project: "nature", runId: "train-1", '
+        "rows: [{step: 1, values: {loss: 0.5}}]}) }"
     )  # waits behind the parked event (the answer says so)
 
     await parked_by_every_projection(stack, stream)
@@ -121,7 +121,7 @@ async def test_an_admin_sees_a_parked_stream_and_releases_it_by_skipping_the_eve
 
     assert await parked_streams(stack) == []
     run = await stack.graphql('{ run(entity: "acme", project: "nature", runId: "train-1") { state } }')
-    assert run["data"]["run"]["state"] == "running"  # the skipped finish is not applied; the metrics after it are
+    assert run["data"]["run"]["state"] == "RUNNING"  # the skipped finish is not applied; the metrics after it are
     audit = await stack.graphql('{ auditLog(action: "operations.event_skipped") { items { actor details } } }')
     records = audit["data"]["auditLog"]["items"]
     assert {(r["actor"], r["details"]["reason"], r["details"]["projection"]) for r in records} == {

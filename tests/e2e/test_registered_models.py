@@ -8,16 +8,14 @@ from support.stack import Stack
 from support.story import LINK, LOG_VERSION, digest_of, version_input
 
 CARD = """mutation($m: String!, $d: String!, $i: String, $o: String) {
-  updateModelCard(registeredModel: $m, description: $d, inputs: $i, outputs: $o) { name description inputs outputs }
+  updateModelCard(input: {registeredModel: $m, description: $d, inputs: $i, outputs: $o}) { name description inputs outputs }
 }"""
-TAG = "mutation($m: String!, $t: String!) { tagRegisteredModel(registeredModel: $m, tag: $t) { tags } }"
-UNTAG = "mutation($m: String!, $t: String!) { untagRegisteredModel(registeredModel: $m, tag: $t) { tags } }"
+TAG = "mutation($m: String!, $t: String!) { tagRegisteredModel(input: {registeredModel: $m, tag: $t}) { tags } }"
+UNTAG = "mutation($m: String!, $t: String!) { untagRegisteredModel(input: {registeredModel: $m, tag: $t}) { tags } }"
 MODELS = """query($s: String, $t: String, $first: Int, $after: String) {
   registeredModels(search: $s, tag: $t, first: $first, after: $after) { items { name tags } endCursor hasNextPage }
 }"""
-UNLINK = (
-    "mutation($m: String!, $id: ID!) { unlinkArtifactVersion(registeredModel: $m, artifactVersionId: $id) { name } }"
-)
+UNLINK = "mutation($m: String!, $id: ID!) { unlinkArtifactVersion(input: {registeredModel: $m, artifactVersionId: $id}) { name } }"
 
 
 async def log(stack: Stack, content: bytes) -> str:
@@ -113,9 +111,7 @@ async def test_the_audit_log_answers_who_did_what_filtered_and_page_by_page(stac
 
 async def test_eight_clients_linking_and_moving_one_alias_at_once_leave_no_gaps_and_one_alias(stack: Stack) -> None:
     versions = [await log(stack, f"weights-{i}".encode()) for i in range(40)]
-    alias_move = (
-        'mutation($id: ID!) { addAlias(registeredModel: "m", artifactVersionId: $id, alias: "production") { version } }'
-    )
+    alias_move = 'mutation($id: ID!) { addAlias(input: {registeredModel: "m", artifactVersionId: $id, alias: "production"}) { version } }'
 
     async def client(n: int) -> None:
         for version in versions[n * 5 : n * 5 + 5]:
@@ -126,12 +122,14 @@ async def test_eight_clients_linking_and_moving_one_alias_at_once_leave_no_gaps_
 
     model = (
         await stack.graphql(
-            '{ registeredModel(name: "m") { versions(first: 100) { items { version aliases } } history(limit: 500) { action details } } }'
+            '{ registeredModel(name: "m") { versions(first: 100) { items { version aliases } } history(first: 500) { items { action details } } } }'
         )
     )["data"]["registeredModel"]
     assert [v["version"] for v in model["versions"]["items"]] == [f"v{i}" for i in range(40)]
     assert sum(v["aliases"] == ["production"] for v in model["versions"]["items"]) == 1
-    moves = [h["details"]["artifact_version_id"] for h in model["history"] if h["action"] == "registry.alias_added"]
+    moves = [
+        h["details"]["artifact_version_id"] for h in model["history"]["items"] if h["action"] == "registry.alias_added"
+    ]
     assert len(moves) == 40  # every move recorded, in log order: the newest is where the alias is
     holder = next(v for v in model["versions"]["items"] if v["aliases"])
     alias = await stack.graphql(
@@ -144,8 +142,10 @@ async def test_eight_clients_linking_and_moving_one_alias_at_once_leave_no_gaps_
 VERSIONS = """query($alias: String, $tag: String, $metadata: GenericScalar) {
   registeredModel(name: "m") { versions(alias: $alias, tag: $tag, metadata: $metadata) { items { version } } }
 }"""
-TAG_VERSION = "mutation($r: String!, $t: String!) { tagArtifactVersion(ref: $r, tag: $t) { version tags } }"
-UNTAG_VERSION = "mutation($r: String!, $t: String!) { untagArtifactVersion(ref: $r, tag: $t) { version tags } }"
+TAG_VERSION = "mutation($r: String!, $t: String!) { tagArtifactVersion(input: {ref: $r, tag: $t}) { version tags } }"
+UNTAG_VERSION = (
+    "mutation($r: String!, $t: String!) { untagArtifactVersion(input: {ref: $r, tag: $t}) { version tags } }"
+)
 
 
 async def test_versions_are_found_by_the_alias_they_hold_their_tags_and_their_metadata(stack: Stack) -> None:

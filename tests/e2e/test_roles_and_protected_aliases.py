@@ -7,13 +7,17 @@ from support.story import ADD_ALIAS, LINK, LOG_VERSION, version_input
 
 from modelreg.events.log import EventLog
 
-PROTECT = "mutation($m: String!, $a: String!) { protectAlias(registeredModel: $m, alias: $a) { protectedAliases } }"
-UNPROTECT = "mutation($m: String!, $a: String!) { unprotectAlias(registeredModel: $m, alias: $a) { protectedAliases } }"
-GRANT = "mutation($p: String!, $s: String!, $r: String!) { grantRole(principal: $p, scope: $s, role: $r) { role } }"
-REVOKE = "mutation($p: String!, $s: String!) { revokeRole(principal: $p, scope: $s) { role } }"
-REMOVE_ALIAS = "mutation($m: String!, $a: String!) { removeAlias(registeredModel: $m, alias: $a) { version } }"
-ISSUE_KEY = """mutation($k: String!, $i: String!, $r: String) {
-  issueApiKey(principalKind: $k, principalId: $i, role: $r) { key principal role }
+PROTECT = (
+    "mutation($m: String!, $a: String!) { protectAlias(input: {registeredModel: $m, alias: $a}) { protectedAliases } }"
+)
+UNPROTECT = "mutation($m: String!, $a: String!) { unprotectAlias(input: {registeredModel: $m, alias: $a}) { protectedAliases } }"
+GRANT = (
+    "mutation($p: String!, $s: String!, $r: Role!) { grantRole(input: {principal: $p, scope: $s, role: $r}) { role } }"
+)
+REVOKE = "mutation($p: String!, $s: String!) { revokeRole(input: {principal: $p, scope: $s}) { role } }"
+REMOVE_ALIAS = "mutation($m: String!, $a: String!) { removeAlias(input: {registeredModel: $m, alias: $a}) { version } }"
+ISSUE_KEY = """mutation($k: PrincipalKind!, $i: String!, $r: Role) {
+  issueApiKey(input: {principalKind: $k, principalId: $i, role: $r}) { key principal role }
 }"""
 VIEWER = "{ viewer { id role grants } }"
 
@@ -99,10 +103,10 @@ async def test_an_admin_grants_a_member_admin_of_one_model_and_takes_it_back(sta
     await stack.graphql(PROTECT, {"m": "nature-classification", "a": "production"})
     member = await stack.key("user:mia", role="member")
 
-    granted = await stack.graphql(GRANT, {"p": "user:mia", "s": "model:nature-classification", "r": "admin"})
-    assert granted["data"]["grantRole"]["role"] == "admin"
+    granted = await stack.graphql(GRANT, {"p": "user:mia", "s": "model:nature-classification", "r": "ADMIN"})
+    assert granted["data"]["grantRole"]["role"] == "ADMIN"
     me = (await stack.graphql(VIEWER, key=member))["data"]["viewer"]
-    assert me == {"id": "user:mia", "role": "member", "grants": {"model:nature-classification": "admin"}}
+    assert me == {"id": "user:mia", "role": "MEMBER", "grants": {"model:nature-classification": "admin"}}
     moved = await stack.graphql(
         ADD_ALIAS, {"model": "nature-classification", "id": first, "alias": "production"}, key=member
     )
@@ -121,13 +125,13 @@ async def test_an_admin_grants_a_member_admin_of_one_model_and_takes_it_back(sta
 
 async def test_a_viewer_of_an_entity_may_not_log_there_but_a_member_grant_lets_it(stack: Stack) -> None:
     member = await stack.key("user:mia", role="member")
-    await stack.graphql(GRANT, {"p": "user:mia", "s": "entity:acme", "r": "viewer"})
+    await stack.graphql(GRANT, {"p": "user:mia", "s": "entity:acme", "r": "VIEWER"})
 
     refused = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"x")}, key=member)
     code, message = _refusal(refused)
     assert code == "FORBIDDEN" and "viewer of entity:acme" in message
 
-    await stack.graphql(GRANT, {"p": "user:mia", "s": "entity:acme", "r": "member"})
+    await stack.graphql(GRANT, {"p": "user:mia", "s": "entity:acme", "r": "MEMBER"})
     logged = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"x")}, key=member)
     assert logged["data"]["logArtifactVersion"]["createdBy"] == "user:mia"
 
@@ -135,8 +139,8 @@ async def test_a_viewer_of_an_entity_may_not_log_there_but_a_member_grant_lets_i
 async def test_only_installation_admins_issue_keys_and_an_issued_key_works_at_once(stack: Stack) -> None:
     member = await stack.key("user:mia", role="member")
 
-    refused = await stack.graphql(ISSUE_KEY, {"k": "service", "i": "ci", "r": "admin"}, key=member)
-    issued = (await stack.graphql(ISSUE_KEY, {"k": "service", "i": "ci", "r": "member"}))["data"]["issueApiKey"]
+    refused = await stack.graphql(ISSUE_KEY, {"k": "SERVICE", "i": "ci", "r": "ADMIN"}, key=member)
+    issued = (await stack.graphql(ISSUE_KEY, {"k": "SERVICE", "i": "ci", "r": "MEMBER"}))["data"]["issueApiKey"]
 
     assert _refusal(refused)[0] == "FORBIDDEN"
     assert issued["principal"] == "service:ci" and issued["key"].startswith("mr_")

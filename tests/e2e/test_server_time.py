@@ -12,19 +12,21 @@ from support.stack import Stack
 
 START = "mutation($i: StartRunInput!) { startRun(input: $i) { startedAt startedOfflineAt } }"
 METRICS = """mutation($r: String!, $c: ID, $t: DateTime) {
-  logMetrics(entity: "acme", project: "nature", runId: $r, rows: [{step: 0, values: {loss: 1.0}}],
-             commandId: $c, occurredAt: $t) }"""
+  logMetrics(input: {entity: "acme", project: "nature", runId: $r, rows: [{step: 0, values: {loss: 1.0}}],
+             commandId: $c, occurredAt: $t}) }"""
 FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { finishedAt finishedOfflineAt } }"
 LOG = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id createdAt } }"
 LINK = """mutation($id: ID!, $c: ID, $t: DateTime) {
-  linkArtifactVersion(registeredModel: "nature-classification", artifactVersionId: $id, commandId: $c, occurredAt: $t) {
+  linkArtifactVersion(input: {registeredModel: "nature-classification", artifactVersionId: $id, commandId: $c, occurredAt: $t}) {
     version linkedAt } }"""
 ALIAS = """mutation($id: ID!) {
-  addAlias(registeredModel: "nature-classification", artifactVersionId: $id, alias: "production",
-           occurredAt: "2017-01-01T00:00:00+00:00") { version } }"""
+  addAlias(input: {registeredModel: "nature-classification", artifactVersionId: $id, alias: "production",
+           occurredAt: "2017-01-01T00:00:00+00:00"}) { version } }"""
 AUDIT = """query($since: DateTime, $until: DateTime) { auditLog(since: $since, until: $until, first: 500) {
   items { action occurredAt recordedOfflineAt details } } }"""
-HISTORY = '{ registeredModel(name: "nature-classification") { history { action occurredAt recordedOfflineAt } } }'
+HISTORY = (
+    '{ registeredModel(name: "nature-classification") { history { items { action occurredAt recordedOfflineAt } } } }'
+)
 
 IN_2017 = datetime(2017, 3, 1, 9, 30, tzinfo=UTC)
 
@@ -71,7 +73,7 @@ async def test_a_backdated_link_is_refused_and_a_link_is_dated_when_the_server_r
     assert at(linked["linkedAt"]) >= received_after
     # Nor can an alias move or a card change claim a time: those mutations take none.
     assert "occurredAt" in messages(await stack.graphql(ALIAS, {"id": version}))
-    history = (await stack.graphql(HISTORY))["data"]["registeredModel"]["history"]
+    history = (await stack.graphql(HISTORY))["data"]["registeredModel"]["history"]["items"]
     assert [(r["action"], r["recordedOfflineAt"]) for r in history] == [("registry.version_linked", None)]
     assert at(history[0]["occurredAt"]) >= received_after
 

@@ -61,7 +61,7 @@ async def test_training_scripts_log_data_metrics_and_models_and_link_them(stack:
         )
     )["data"]
     run = answer["run"]
-    assert run["state"] == "finished"
+    assert run["state"] == "FINISHED"
     assert run["config"] == {"lr": 0.1, "epochs": 3}
     assert [m["step"] for m in run["metrics"]] == [0, 1, 2]
     assert run["summary"]["accuracy"] == pytest.approx(0.7)
@@ -131,19 +131,19 @@ async def test_a_model_version_leads_back_to_its_training_run_the_dataset_and_th
         (n["depth"], n["kind"], (n["run"] or {}).get("jobType") or n["artifactVersion"]["name"]) for n in up["nodes"]
     ]
     assert described == [
-        (0, "artifact", "classifier"),
-        (1, "run", "train"),
-        (2, "artifact", "nature-images"),
-        (3, "run", "preprocess"),
+        (0, "ARTIFACT", "classifier"),
+        (1, "RUN", "train"),
+        (2, "ARTIFACT", "nature-images"),
+        (3, "RUN", "preprocess"),
     ]
-    train_node = next(n for n in up["nodes"] if n["kind"] == "run" and n["depth"] == 1)
+    train_node = next(n for n in up["nodes"] if n["kind"] == "RUN" and n["depth"] == 1)
     assert train_node["run"] == {"runId": train_run, "jobType": "train", "config": {"lr": 0.01, "epochs": 3}}
-    assert {(e["kind"]) for e in up["edges"]} == {"produced", "used"} and len(up["edges"]) == 3
+    assert {(e["kind"]) for e in up["edges"]} == {"PRODUCED", "USED"} and len(up["edges"]) == 3
 
     down = (
         await stack.graphql(LINEAGE, {"ref": f"acme/nature/nature-images:{dataset.version}", "direction": "DOWNSTREAM"})
     )["data"]["lineage"]
-    assert {n["run"]["runId"] for n in down["nodes"] if n["kind"] == "run" and n["depth"] == 1} >= {
+    assert {n["run"]["runId"] for n in down["nodes"] if n["kind"] == "RUN" and n["depth"] == 1} >= {
         train_run,
         other_run,
     }

@@ -17,7 +17,7 @@ from modelreg.events.runs import RunStarted, run_stream
 from modelreg.services.http.api import LOG
 
 MODEL = "nature-classification"
-CARD = "mutation($m: String!, $d: String!) { updateModelCard(registeredModel: $m, description: $d) { description } }"
+CARD = "mutation($m: String!, $d: String!) { updateModelCard(input: {registeredModel: $m, description: $d}) { description } }"
 
 
 async def linked_model(stack: Stack) -> str:
@@ -41,7 +41,7 @@ async def test_a_nul_in_a_model_card_is_refused_naming_the_field_and_nothing_rea
     for bad in ("a\x00b", "a\ud800b"):
         error = the_error(await stack.graphql(CARD, {"m": MODEL, "d": bad}, key=member))
         assert error["extensions"]["code"] == "INVALID_INPUT"
-        assert error["message"].startswith("updateModelCard: description: U+")
+        assert error["message"].startswith("updateModelCard: input.description: U+")
 
     records = await all_records(stack.client.server.app[LOG])
     assert len(records) == before
@@ -83,19 +83,19 @@ async def test_text_written_before_the_rule_is_stored_with_a_replacement_charact
 
     # A later action on the same model shows at once: its stream is not parked behind the old text.
     moved = await stack.graphql(
-        'mutation($m: String!, $v: ID!) { addAlias(registeredModel: $m, artifactVersionId: $v, alias: "production") '
+        'mutation($m: String!, $v: ID!) { addAlias(input: {registeredModel: $m, artifactVersionId: $v, alias: "production"}) '
         "{ aliases } }",
         {"m": MODEL, "v": version_id},
     )
     assert moved == {"data": {"addAlias": {"aliases": ["production"]}}}
     await stack.projected()
     shown = await stack.graphql(
-        '{ registeredModel(name: "nature-classification") { description history { action details } } '
+        '{ registeredModel(name: "nature-classification") { description history { items { action details } } } '
         'run(entity: "acme", project: "nature", runId: "r2") { config } }'
     )
     model = shown["data"]["registeredModel"]
     assert model["description"] == "a\ufffdb \ufffd"
-    assert any((h["details"] or {}).get("description") == "a\ufffdb \ufffd" for h in model["history"]), model
+    assert any((h["details"] or {}).get("description") == "a\ufffdb \ufffd" for h in model["history"]["items"]), model
     assert shown["data"]["run"]["config"] == {"lr": "\ufffd", "k\ufffd": 1}
 
     health = await (await stack.client.get("/healthz")).json()

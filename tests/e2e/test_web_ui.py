@@ -15,12 +15,12 @@ PAGE = 20  # versions per page in the registry (ui/pages/registry.js PAGE_SIZE)
 pytestmark = BROWSER_TEST_MARKS
 
 CARD = """mutation($m: String!, $d: String!, $i: String, $o: String) {
-  updateModelCard(registeredModel: $m, description: $d, inputs: $i, outputs: $o) { name }
+  updateModelCard(input: {registeredModel: $m, description: $d, inputs: $i, outputs: $o}) { name }
 }"""
 METRICS = """mutation($rows: [MetricRowInput!]!) {
-  logMetrics(entity: "acme", project: "nature", runId: "train-1", rows: $rows)
+  logMetrics(input: {entity: "acme", project: "nature", runId: "train-1", rows: $rows})
 }"""
-FINISH = """mutation { finishRun(input: {entity: "acme", project: "nature", runId: "train-1", state: "finished", exitCode: 0,
+FINISH = """mutation { finishRun(input: {entity: "acme", project: "nature", runId: "train-1", state: FINISHED, exitCode: 0,
   summary: {loss: 0.12, accuracy: 0.94}}) { state } }"""
 EVAL_RUN = """mutation($env: GenericScalar) { startRun(input: {entity: "acme", project: "nature", runId: "eval-1", jobType: "evaluate",
   config: {candidate: "acme/nature/classifier:v1", threshold: 0.9}, environment: $env}) { runId } }"""
@@ -36,9 +36,9 @@ ENVIRONMENT = {
     "command": ["python", "evaluate.py"],
     "requirements": ["modelreg==0.1.0", "numpy==2.1.0"],
 }
-QUEUE = 'mutation { createLaunchQueue(name: "cpu") { name } }'
+QUEUE = 'mutation { createLaunchQueue(input: {name: "cpu"}) { name } }'
 AUTOMATION = """mutation($t: GenericScalar!, $a: GenericScalar!) {
-  createAutomation(name: "evaluate candidates", trigger: $t, action: $a) { automation { id } }
+  createAutomation(input: {name: "evaluate candidates", trigger: $t, action: $a}) { automation { id } }
 }"""
 
 MODEL_CARD = """# Nature classification
@@ -288,7 +288,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
 
         # A member moves an alias from the version page; production, now protected, is an admin's to move.
         protected = await stack.graphql(
-            'mutation { protectAlias(registeredModel: "nature-classification", alias: "production") { name } }'
+            'mutation { protectAlias(input: {registeredModel: "nature-classification", alias: "production"}) { name } }'
         )
         assert "errors" not in protected, protected
         await page.get_by_role("button", name="Log out").click()

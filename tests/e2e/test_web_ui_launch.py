@@ -23,7 +23,7 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
 
     assert stack.client is not None
     url = str(stack.client.make_url("/")).rstrip("/")
-    await stack.graphql('mutation { createLaunchQueue(name: "cpu") { name } }')
+    await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
     repo, _ = make_training_repo(tmp_path / "repo")
     member = await stack.key("user:mia", role="member")
     env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": member, "MODELREG_ENTITY": "acme"}
@@ -68,7 +68,9 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
         agent.terminate()
         await asyncio.to_thread(agent.wait, 30)
 
-    jobs = (await stack.graphql("{ launchJobs { overrides config state source } }"))["data"]["launchJobs"]
+    jobs = (await stack.graphql("{ launchJobs { items { overrides config state source } } }"))["data"]["launchJobs"][
+        "items"
+    ]
     (job,) = jobs
-    assert job["overrides"] == {"lr": 0.01} and job["config"]["lr"] == 0.01 and job["state"] == "finished"
+    assert job["overrides"] == {"lr": 0.01} and job["config"]["lr"] == 0.01 and job["state"] == "FINISHED"
     assert job["source"]["cloned_from_run"] == f"acme/nature/{run_id}"

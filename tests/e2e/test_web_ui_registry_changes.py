@@ -10,7 +10,9 @@ from support.story import LINK, LOG_VERSION, demo_story, file_entry, version_inp
 
 pytestmark = BROWSER_TEST_MARKS
 
-HISTORY = '{ registeredModel(name: "nature-classification") { tags history(limit: 50) { action actor details } } }'
+HISTORY = (
+    '{ registeredModel(name: "nature-classification") { tags history(first: 50) { items { action actor details } } } }'
+)
 
 
 async def test_members_link_tag_and_unlink_and_admins_protect_aliases_from_the_ui(stack: Stack) -> None:
@@ -61,7 +63,7 @@ async def test_members_link_tag_and_unlink_and_admins_protect_aliases_from_the_u
         await expect(versions.filter(has_text="v2")).to_have_count(0)
         model = (await stack.graphql(HISTORY))["data"]["registeredModel"]
         assert model["tags"] == ["vision"]
-        unlinked = [r for r in model["history"] if r["action"] == "registry.version_unlinked"]
+        unlinked = [r for r in model["history"]["items"] if r["action"] == "registry.version_unlinked"]
         assert [(r["actor"], r["details"]["artifact_version_id"]) for r in unlinked] == [("user:mia", new_id)]
 
         # Members see no protected-alias settings; v1 holds production, which an admin now protects.
@@ -87,7 +89,7 @@ async def test_members_link_tag_and_unlink_and_admins_protect_aliases_from_the_u
 
         # A link the server refuses says why, next to the form: the member links to a model they only view.
         granted = await stack.graphql(
-            'mutation { grantRole(principal: "user:mia", scope: "model:fraud-detector", role: "viewer") { role } }'
+            'mutation { grantRole(input: {principal: "user:mia", scope: "model:fraud-detector", role: VIEWER}) { role } }'
         )
         assert "errors" not in granted, granted
         await page.goto(f"{url}#/artifacts/{new_id}")

@@ -18,9 +18,9 @@ OFFLINE_START = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
 pytestmark = BROWSER_TEST_MARKS
 
 FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
-ENQUEUE = """mutation { enqueueJob(queue: "cpu", entity: "acme", project: "nature",
+ENQUEUE = """mutation { enqueueJob(input: {queue: "cpu", entity: "acme", project: "nature",
   source: {kind: "git", git_remote: "https://example.com/nature.git", git_commit: "0000000000000000000000000000000000000000",
-           entry_point: ["python", "evaluate.py"]}) { id } }"""
+           entry_point: ["python", "evaluate.py"]}}) { id } }"""
 SWEEPS = 22
 
 
@@ -39,8 +39,8 @@ async def seed(stack: Stack) -> None:
         started = {"commandId": str(uuid.uuid4()), "occurredAt": OFFLINE_START.isoformat()} if n == 7 else {}
         await ok(stack, START_RUN, {"input": {**run, "jobType": "sweep", "config": {"lr": 0.001 * (n + 1)}, **started}})
         summary = {"loss": round(0.5 - n * 0.01, 3), "accuracy": round(0.8 + n * 0.005, 3)}
-        await ok(stack, FINISH, {"i": {**run, "state": "failed" if n == 7 else "finished", "summary": summary}})
-    await ok(stack, 'mutation { createLaunchQueue(name: "cpu") { name } }')
+        await ok(stack, FINISH, {"i": {**run, "state": "FAILED" if n == 7 else "FINISHED", "summary": summary}})
+    await ok(stack, 'mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
     job = (await ok(stack, ENQUEUE))["enqueueJob"]["id"]
     evaluation = {
         "entity": "acme",

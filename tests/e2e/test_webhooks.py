@@ -14,10 +14,10 @@ from support.story import LINK, LOG_VERSION, version_input
 from support.waiting import wait_until
 
 CREATE = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!) {
-  createAutomation(name: $n, trigger: $t, action: $a) { automation { id } webhookSecret }
+  createAutomation(input: {name: $n, trigger: $t, action: $a}) { automation { id } webhookSecret }
 }"""
 DELIVERIES = """query($id: ID!) { automation(id: $id) {
-  firings { status detail } deliveries { attempt statusCode error } } }"""
+  firings { items { status detail } } deliveries { items { attempt statusCode error } } } }"""
 
 
 class Receiver:
@@ -117,11 +117,11 @@ async def test_a_failing_receiver_gets_retries_and_every_attempt_is_in_the_deliv
     await _linked_with_alias(stack, "production")
 
     async def delivered() -> bool:
-        firings = (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]["firings"]
-        return bool(firings) and firings[0]["status"] == "delivered"
+        firings = (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]["firings"]["items"]
+        return bool(firings) and firings[0]["status"] == "DELIVERED"
 
     await wait_until(delivered, timeout_s=30)
-    log = (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]["deliveries"]
+    log = (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]["deliveries"]["items"]
     assert [(d["attempt"], d["statusCode"]) for d in reversed(log)] == [(1, 500), (2, 500), (3, 204)]
     assert len({h["X-Modelreg-Delivery"] for h, _ in flaky.received}) == 1  # one delivery id: receivers can dedupe
 
@@ -143,9 +143,9 @@ async def test_a_webhook_to_a_private_address_needs_an_admin(stack: Stack) -> No
 
 
 START = 'mutation($r: String!) { startRun(input: {entity: "acme", project: "nature", runId: $r}) { runId } }'
-METRICS = 'mutation($r: String!, $rows: [MetricRowInput!]!) { logMetrics(entity: "acme", project: "nature", runId: $r, rows: $rows) }'
-FINISH = 'mutation($r: String!, $s: String!) { finishRun(input: {entity: "acme", project: "nature", runId: $r, state: $s}) { state } }'
-FIRINGS = "query($id: ID!) { automation(id: $id) { firings { status detail variables } } }"
+METRICS = 'mutation($r: String!, $rows: [MetricRowInput!]!) { logMetrics(input: {entity: "acme", project: "nature", runId: $r, rows: $rows}) }'
+FINISH = 'mutation($r: String!, $s: FinishedRunState!) { finishRun(input: {entity: "acme", project: "nature", runId: $r, state: $s}) { state } }'
+FIRINGS = "query($id: ID!) { automation(id: $id) { firings { items { status detail variables } } } }"
 
 
 async def _automation(stack: Stack, base: str, trigger: dict, cooldown: float = 0) -> str:
@@ -156,13 +156,13 @@ async def _automation(stack: Stack, base: str, trigger: dict, cooldown: float = 
         "payload": {"run": "${run_id}", "event": "${event_type}"},
     }
     query = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!, $c: Float) {
-      createAutomation(name: $n, trigger: $t, action: $a, cooldownS: $c) { automation { id } } }"""
+      createAutomation(input: {name: $n, trigger: $t, action: $a, cooldownS: $c}) { automation { id } } }"""
     created = await stack.graphql(query, {"n": trigger["event"], "t": trigger, "a": action, "c": cooldown})
     return created["data"]["createAutomation"]["automation"]["id"]
 
 
 async def _statuses(stack: Stack, automation_id: str) -> list[str]:
-    firings = (await stack.graphql(FIRINGS, {"id": automation_id}))["data"]["automation"]["firings"]
+    firings = (await stack.graphql(FIRINGS, {"id": automation_id}))["data"]["automation"]["firings"]["items"]
     return sorted(f["status"] for f in firings)
 
 
@@ -182,21 +182,21 @@ async def test_a_metric_crossing_a_threshold_and_a_failed_run_fire_their_automat
     for step, accuracy in enumerate((0.5, 0.95)):
         logged = await stack.graphql(METRICS, {"r": "r1", "rows": [{"step": step, "values": {"accuracy": accuracy}}]})
         assert "errors" not in logged, logged
-    await stack.graphql(FINISH, {"r": "r1", "s": "finished"})
-    await stack.graphql(FINISH, {"r": "r2", "s": "failed"})
+    await stack.graphql(FINISH, {"r": "r1", "s": "FINISHED"})
+    await stack.graphql(FINISH, {"r": "r2", "s": "FAILED"})
 
     await wait_until(lambda: _count(ok, 2))
     assert sorted(json.loads(body)["event"] for _, body in ok.received) == ["runs.metrics_logged", "runs.run_finished"]
     await wait_until(lambda: _delivered_all(stack, threshold))
-    assert await _statuses(stack, threshold) == ["delivered"]
-    assert await _statuses(stack, failed) == ["delivered"]
-    (firing,) = (await stack.graphql(FIRINGS, {"id": failed}))["data"]["automation"]["firings"]
+    assert await _statuses(stack, threshold) == ["DELIVERED"]
+    assert await _statuses(stack, failed) == ["DELIVERED"]
+    (firing,) = (await stack.graphql(FIRINGS, {"id": failed}))["data"]["automation"]["firings"]["items"]
     assert firing["variables"]["run_id"] == "r2"
 
 
 async def _delivered_all(stack: Stack, automation_id: str, events: int = 1) -> bool:
     statuses = await _statuses(stack, automation_id)
-    return len(statuses) >= events and "pending" not in statuses
+    return len(statuses) >= events and "PENDING" not in statuses
 
 
 async def test_an_automation_in_its_cooldown_records_the_event_as_skipped_which_stops_loops(
@@ -206,8 +206,8 @@ async def test_an_automation_in_its_cooldown_records_the_event_as_skipped_which_
     automation_id = await _automation(stack, base, {"event": "run_finished"}, cooldown=3600)
     for run in ("r1", "r2", "r3"):
         await stack.graphql(START, {"r": run})
-        await stack.graphql(FINISH, {"r": run, "s": "finished"})
+        await stack.graphql(FINISH, {"r": run, "s": "FINISHED"})
 
     await wait_until(lambda: _delivered_all(stack, automation_id, events=3))
-    assert await _statuses(stack, automation_id) == ["delivered", "skipped", "skipped"]
+    assert await _statuses(stack, automation_id) == ["DELIVERED", "SKIPPED", "SKIPPED"]
     assert len(ok.received) == 1

@@ -14,7 +14,7 @@ mutation Start($input: StartRunInput!) { startRun(input: $input) { runId state s
 
 LINK = """
 mutation Link($model: String!, $id: ID!, $aliases: [String!]) {
-  linkArtifactVersion(registeredModel: $model, artifactVersionId: $id, aliases: $aliases) {
+  linkArtifactVersion(input: {registeredModel: $model, artifactVersionId: $id, aliases: $aliases}) {
     version aliases linkedBy artifactVersion { id version }
   }
 }"""
@@ -24,7 +24,7 @@ mutation Use($input: UseArtifactVersionInput!) { useArtifactVersion(input: $inpu
 
 ADD_ALIAS = """
 mutation Alias($model: String!, $id: ID!, $alias: String!) {
-  addAlias(registeredModel: $model, artifactVersionId: $id, alias: $alias) { version aliases }
+  addAlias(input: {registeredModel: $model, artifactVersionId: $id, alias: $alias}) { version aliases }
 }"""
 
 
@@ -89,7 +89,7 @@ ANSWERS = """{
   registeredModel(name: "nature-classification") {
     name createdBy
     versions { items { version aliases linkedBy linkedAt artifactVersion { id version digest createdAt createdBy } } }
-    history { eventId action actor occurredAt details }
+    history { items { eventId action actor occurredAt details } }
   }
   classifier: artifactVersions(entity: "acme", project: "nature", name: "classifier") { items { id version files { path size digest } } }
   dataset: artifactVersion(ref: "acme/nature/nature-images:latest") { id version loggedByRun createdAt }

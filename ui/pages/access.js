@@ -3,8 +3,8 @@
 // read-only. The key itself is shown once, when it is issued: the server keeps only its hash.
 import { useState } from "preact/hooks";
 import { useLive, useMutation, useQuery } from "../api.js";
-import { useViewer } from "../access.js";
-import { html, Badge, ErrorBox, Loaded, Time } from "../html.js";
+import { isAdmin, useViewer } from "../access.js";
+import { html, shown, Badge, ErrorBox, Loaded, Time } from "../html.js";
 
 const PRINCIPAL_FIELDS = `
   id kind role
@@ -18,16 +18,13 @@ const PRINCIPALS = `query Principals($search: String, $after: String) {
 }`;
 const MINE = `{ viewer { id role keyId access { ${PRINCIPAL_FIELDS} } } }`;
 
-const ISSUE_KEY = `mutation IssueKey($kind: String!, $id: String!, $role: String!, $label: String) {
-  issueApiKey(principalKind: $kind, principalId: $id, role: $role, label: $label) { key id principal role }
-}`;
-const REVOKE_KEY = `mutation RevokeKey($id: ID!) { revokeApiKey(keyId: $id) { id live } }`;
-const GRANT = `mutation Grant($principal: String!, $scope: String!, $role: String!) {
-  grantRole(principal: $principal, scope: $scope, role: $role) { principal scope role }
-}`;
-const REVOKE_GRANT = `mutation RevokeGrant($principal: String!, $scope: String!) { revokeRole(principal: $principal, scope: $scope) { role } }`;
+const ISSUE_KEY = `mutation IssueKey($input: IssueApiKeyInput!) { issueApiKey(input: $input) { key id principal role } }`;
+const REVOKE_KEY = `mutation RevokeKey($input: RevokeApiKeyInput!) { revokeApiKey(input: $input) { id live } }`;
+const GRANT = `mutation Grant($input: GrantRoleInput!) { grantRole(input: $input) { principal scope role } }`;
+const REVOKE_GRANT = `mutation RevokeGrant($input: RevokeRoleInput!) { revokeRole(input: $input) { role } }`;
 
-const ROLES = ["viewer", "member", "admin"];
+const ROLES = ["VIEWER", "MEMBER", "ADMIN"];
+const roleOptions = () => ROLES.map((r) => html`<option value=${r}>${shown(r)}</option>`);
 
 // A button that asks before it acts: a revoked key cannot be brought back.
 function Confirmed({ label, question, confirm, busy, onConfirm }) {
@@ -42,13 +39,13 @@ function Keys({ p, mine, keyInUse, reload }) {
   const [state, run] = useMutation(reload);
   if (!p.keys.length) return html`<span class="muted">no key</span>`;
   return html`<ul class="access-list">${p.keys.map((k) => html`<li class=${k.live ? "" : "revoked"} data-testid="key">
-      <code>${k.prefix}…</code> <${Badge}>${k.role}<//> ${k.label && html`<span>${k.label}</span>`}
+      <code>${k.prefix}…</code> <${Badge}>${shown(k.role)}<//> ${k.label && html`<span>${k.label}</span>`}
       ${k.id === keyInUse && html` <${Badge} kind="in-use">in use<//>`}
       <span class="muted"> issued by ${k.issuedBy} <${Time} at=${k.issuedAt} /></span>
       ${k.live
         ? !mine && html` <${Confirmed} label=${`revoke key ${k.prefix}`} busy=${state.busy} confirm="Revoke"
             question=${k.id === keyInUse ? "Revoke the key you are using? You will be logged out." : `Revoke ${k.prefix}…? Requests with it are refused from now on.`}
-            onConfirm=${() => run(REVOKE_KEY, { id: k.id })} />`
+            onConfirm=${() => run(REVOKE_KEY, { input: { keyId: k.id } })} />`
         : html`<span class="muted"> · revoked${k.revokedBy ? ` by ${k.revokedBy}` : ""} <${Time} at=${k.revokedAt} /></span>`}
     </li>`)}</ul>
     ${state.error && html`<${ErrorBox} error=${state.error} />`}`;
@@ -58,10 +55,10 @@ function Grants({ p, mine, reload }) {
   const [state, run] = useMutation(reload);
   if (!p.grants.length) return html`<span class="muted">none: its key's role holds everywhere</span>`;
   return html`<ul class="access-list">${p.grants.map((g) => html`<li data-testid="grant">
-      <${Badge}>${g.role}<//> on <code>${g.scope}</code>
+      <${Badge}>${shown(g.role)}<//> on <code>${g.scope}</code>
       <span class="muted"> by ${g.grantedBy} <${Time} at=${g.grantedAt} /></span>
       ${!mine && html` <${Confirmed} label=${`revoke ${g.scope} of ${p.id}`} busy=${state.busy} confirm="Revoke"
-          question=${`Take ${g.role} on ${g.scope} from ${p.id}?`} onConfirm=${() => run(REVOKE_GRANT, { principal: p.id, scope: g.scope })} />`}
+          question=${`Take ${shown(g.role)} on ${g.scope} from ${p.id}?`} onConfirm=${() => run(REVOKE_GRANT, { input: { principal: p.id, scope: g.scope } })} />`}
     </li>`)}</ul>
     ${state.error && html`<${ErrorBox} error=${state.error} />`}`;
 }
@@ -71,7 +68,7 @@ function Principals({ principals, mine = false, keyInUse, reload }) {
     <thead><tr><th>Principal</th><th>Role</th><th>API keys</th><th>Grants (override the role on a scope)</th></tr></thead>
     <tbody>${principals.map((p) => html`<tr key=${p.id} data-testid="principal" data-principal=${p.id}>
       <td><strong>${p.id}</strong></td>
-      <td>${p.role ? html`<${Badge}>${p.role}<//>` : html`<span class="muted">no live key</span>`}</td>
+      <td>${p.role ? html`<${Badge}>${shown(p.role)}<//>` : html`<span class="muted">no live key</span>`}</td>
       <td><${Keys} p=${p} mine=${mine} keyInUse=${keyInUse} reload=${reload} /></td>
       <td><${Grants} p=${p} mine=${mine} reload=${reload} /></td></tr>`)}</tbody>
   </table>`;
@@ -89,7 +86,7 @@ function IssuedKey({ issued, done }) {
     }
   };
   return html`<div class="issued" data-testid="issued-key" role="status">
-    <p><strong>The API key of ${issued.principal} (${issued.role}).</strong> Copy it now: it will not be shown again
+    <p><strong>The API key of ${issued.principal} (${shown(issued.role)}).</strong> Copy it now: it will not be shown again
       (modelreg keeps only its hash). If it is lost, revoke it and issue another.</p>
     <p class="row"><input class="secret" readonly aria-label="New API key" value=${issued.key} onFocus=${(e) => e.target.select()} />
       <button onClick=${copy}>Copy</button> ${copied && html`<span class="muted">${copied}</span>`}</p>
@@ -98,7 +95,7 @@ function IssuedKey({ issued, done }) {
 }
 
 function IssueKeyForm({ reload }) {
-  const blank = { kind: "user", id: "", role: "member", label: "" };
+  const blank = { kind: "USER", id: "", role: "MEMBER", label: "" };
   const [form, setForm] = useState(blank);
   const [issued, setIssued] = useState(null);
   const [state, run] = useMutation(reload);
@@ -106,15 +103,15 @@ function IssueKeyForm({ reload }) {
   const submit = async (e) => {
     e.preventDefault();
     setIssued(null);
-    const data = await run(ISSUE_KEY, { kind: form.kind, id: form.id.trim(), role: form.role, label: form.label.trim() || null });
+    const data = await run(ISSUE_KEY, { input: { principalKind: form.kind, principalId: form.id.trim(), role: form.role, label: form.label.trim() || null } });
     if (data) { setIssued(data.issueApiKey); setForm(blank); }
   };
   return html`<section class="card">
     <h2>Issue an API key</h2>
     <form class="inline" data-testid="issue-key-form" onSubmit=${submit}>
-      <label>Kind <select value=${form.kind} onChange=${set("kind")}><option value="user">user</option><option value="service">service</option></select></label>
+      <label>Kind <select value=${form.kind} onChange=${set("kind")}><option value="USER">user</option><option value="SERVICE">service</option></select></label>
       <label>Id <input required value=${form.id} placeholder="zoe, ci" onInput=${set("id")} /></label>
-      <label>Role <select value=${form.role} onChange=${set("role")}>${ROLES.map((r) => html`<option value=${r}>${r}</option>`)}</select></label>
+      <label>Role <select value=${form.role} onChange=${set("role")}>${roleOptions()}</select></label>
       <label>Label <input value=${form.label} placeholder="laptop, CI" onInput=${set("label")} /></label>
       <button type="submit" disabled=${state.busy || !form.id.trim()}>Issue key</button>
     </form>
@@ -124,13 +121,13 @@ function IssueKeyForm({ reload }) {
 }
 
 function GrantForm({ principals, models, reload }) {
-  const blank = { principal: "", scope: "", role: "member" };
+  const blank = { principal: "", scope: "", role: "MEMBER" };
   const [form, setForm] = useState(blank);
   const [state, run] = useMutation(reload);
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
   const submit = async (e) => {
     e.preventDefault();
-    if (await run(GRANT, { principal: form.principal.trim(), scope: form.scope.trim(), role: form.role })) setForm(blank);
+    if (await run(GRANT, { input: { principal: form.principal.trim(), scope: form.scope.trim(), role: form.role } })) setForm(blank);
   };
   return html`<section class="card">
     <h2>Grant a role on a scope</h2>
@@ -139,7 +136,7 @@ function GrantForm({ principals, models, reload }) {
       <datalist id="known-principals">${principals.map((p) => html`<option value=${p.id} />`)}</datalist>
       <label>Scope <input required list="known-scopes" value=${form.scope} placeholder="model:<name>, registry, entity:<name>" onInput=${set("scope")} /></label>
       <datalist id="known-scopes"><option value="registry" />${models.map((m) => html`<option value=${"model:" + m.name} />`)}</datalist>
-      <label>Role <select value=${form.role} onChange=${set("role")}>${ROLES.map((r) => html`<option value=${r}>${r}</option>`)}</select></label>
+      <label>Role <select value=${form.role} onChange=${set("role")}>${roleOptions()}</select></label>
       <button type="submit" disabled=${state.busy || !form.principal.trim() || !form.scope.trim()}>Grant</button>
     </form>
     <p class="muted">A grant overrides the principal's key role on that scope, up or down: <code>${"model:<name>"}</code> (one
@@ -182,13 +179,13 @@ function OwnAccess() {
     <p class="muted">Your keys and the roles you hold. Installation admins issue and revoke keys and grant roles;
       ask one to change them.</p>
     <${Loaded} result=${result}>${({ viewer: me }) => html`
-      <p>You are using <code>${me.access.keys.find((k) => k.id === me.keyId)?.prefix || "a key"}…</code>, a <${Badge}>${me.role}<//> key.</p>
+      <p>You are using <code>${me.access.keys.find((k) => k.id === me.keyId)?.prefix || "a key"}…</code>, a <${Badge}>${shown(me.role)}<//> key.</p>
       <${Principals} principals=${[me.access]} mine keyInUse=${me.keyId} reload=${result.reload} />`}<//>`;
 }
 
 export function Access() {
   const viewer = useViewer();
-  const admin = viewer.role === "admin"; // an admin key: installation admin
+  const admin = isAdmin(viewer);
   return html`<main class="pad"><h1>Access</h1>
     ${admin ? html`<${AdminAccess} keyInUse=${viewer.keyId} />` : html`<${OwnAccess} />`}
   </main>`;

@@ -2,21 +2,20 @@
 import { useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
 import { may, useViewer } from "../access.js";
-import { html, href, Loaded, Time, ErrorBox, Badge } from "../html.js";
+import { html, href, shown, Loaded, Time, ErrorBox, Badge } from "../html.js";
 
+// The first 100 automations, each with its latest 20 firings and deliveries.
 const AUTOMATIONS = `{
-  automations {
+  automations(first: 100) { items {
     id name description trigger action cooldownS enabled createdAt createdBy lastFiredAt
-    firings(first: 20) { eventId eventType actor status jobId detail occurredAt doneAt }
-    deliveries(first: 20) { eventId attempt url statusCode error durationMs attemptedAt }
-  }
+    firings(first: 20) { items { eventId eventType actor status jobId detail occurredAt doneAt } }
+    deliveries(first: 20) { items { eventId attempt url statusCode error durationMs attemptedAt } }
+  } }
 }`;
 
-const SET_ENABLED = `mutation Enable($id: ID!, $enabled: Boolean!) { setAutomationEnabled(id: $id, enabled: $enabled) { id enabled } }`;
+const SET_ENABLED = `mutation Enable($input: SetAutomationEnabledInput!) { setAutomationEnabled(input: $input) { id enabled } }`;
 
-const CREATE = `mutation Create($name: String!, $trigger: GenericScalar!, $action: GenericScalar!, $cooldown: Float) {
-  createAutomation(name: $name, trigger: $trigger, action: $action, cooldownS: $cooldown) { automation { id } webhookSecret }
-}`;
+const CREATE = `mutation Create($input: CreateAutomationInput!) { createAutomation(input: $input) { automation { id } webhookSecret } }`;
 
 const TRIGGERS = ["artifact_version_logged", "version_linked", "alias_added", "tag_added", "run_finished", "metric_threshold"];
 
@@ -50,7 +49,7 @@ function CreateForm({ onDone }) {
         : { kind: "launch", queue: form.queue, entity: form.entity || "default", project: form.project || "default",
             source: { kind: "git", git_remote: form.git_remote, git_commit: form.git_commit || undefined, entry_point: form.entry_point.split(/\s+/) },
             config: JSON.parse(form.config || "{}") };
-      const { createAutomation } = await gql(CREATE, { name: form.name, trigger: triggerOf(form), action, cooldown: Number(form.cooldown) || 0 });
+      const { createAutomation } = await gql(CREATE, { input: { name: form.name, trigger: triggerOf(form), action, cooldownS: Number(form.cooldown) || 0 } });
       setSecret(createAutomation.webhookSecret);
       setForm(blank);
       onDone();
@@ -84,10 +83,12 @@ const EVENTS = { types: ["automations.automation_created", "automations.automati
 
 function Automation({ a, reload }) {
   const [error, setError] = useState(null);
+  const firings = a.firings.items;
+  const deliveries = a.deliveries.items;
   const switches = may(useViewer(), "member", []);
   const toggle = async () => {
     setError(null);
-    try { await gql(SET_ENABLED, { id: a.id, enabled: !a.enabled }); reload(); } catch (err) { setError(err); }
+    try { await gql(SET_ENABLED, { input: { id: a.id, enabled: !a.enabled } }); reload(); } catch (err) { setError(err); }
   };
   return html`
     <article class="card automation" data-testid="automation">
@@ -102,21 +103,21 @@ function Automation({ a, reload }) {
         <div><h3>When</h3><pre class="code">${JSON.stringify(a.trigger, null, 2)}</pre></div>
         <div><h3>Then</h3><pre class="code">${JSON.stringify(a.action, null, 2)}</pre></div>
       </div>
-      <details open=${a.firings.length > 0 && a.firings.length < 5}>
-        <summary>${a.firings.length} recent firings</summary>
+      <details open=${firings.length > 0 && firings.length < 5}>
+        <summary>${firings.length} recent firings</summary>
         <table class="grid">
           <thead><tr><th>When</th><th>Event</th><th>Caused by</th><th>Status</th><th>Result</th></tr></thead>
-          <tbody>${a.firings.map((f) => html`<tr>
+          <tbody>${firings.map((f) => html`<tr>
             <td><${Time} at=${f.occurredAt} /></td><td><code>${f.eventType}</code></td><td>${f.actor}</td>
-            <td><span class="badge status-${f.status}">${f.status}</span></td>
+            <td><span class="badge status-${shown(f.status)}">${shown(f.status)}</span></td>
             <td>${f.jobId ? html`job <a href=${href("launch", "jobs", f.jobId)}>${f.jobId.slice(0, 8)}</a>` : ""} ${f.detail || ""}</td></tr>`)}</tbody>
         </table>
       </details>
-      ${a.deliveries.length > 0 && html`<details>
-        <summary>${a.deliveries.length} webhook deliveries</summary>
+      ${deliveries.length > 0 && html`<details>
+        <summary>${deliveries.length} webhook deliveries</summary>
         <table class="grid">
           <thead><tr><th>When</th><th>Attempt</th><th>URL</th><th>Answer</th><th>Time</th></tr></thead>
-          <tbody>${a.deliveries.map((d) => html`<tr>
+          <tbody>${deliveries.map((d) => html`<tr>
             <td><${Time} at=${d.attemptedAt} /></td><td>${d.attempt}</td><td><code>${d.url}</code></td>
             <td>${d.statusCode ?? html`<span class="error-text">${d.error}</span>`}</td><td>${d.durationMs.toFixed(0)} ms</td></tr>`)}</tbody>
         </table>
@@ -130,7 +131,7 @@ export function Automations() {
   useLive(EVENTS, result.reload);
   // Creating one needs member on the installation (the key's own role): not offered to viewers.
   const creates = may(viewer, "member", []);
-  return html`<main class="pad"><h1>Automations</h1>${creates && html`<${CreateForm} onDone=${result.reload} />`}<${Loaded} result=${result}>${({ automations }) => html`
+  return html`<main class="pad"><h1>Automations</h1>${creates && html`<${CreateForm} onDone=${result.reload} />`}<${Loaded} result=${result}>${({ automations: { items: automations } }) => html`
     ${automations.map((a) => html`<${Automation} key=${a.id} a=${a} reload=${result.reload} />`)}
     ${!automations.length && html`<p class="muted">No automation yet: <code>modelreg automation create</code> or the createAutomation mutation.</p>`}
   `}<//></main>`;

@@ -1,12 +1,13 @@
 // Launch: queues, jobs with their state, a job's captured output, and "clone this run" (enqueueJob fromRun).
 import { useEffect, useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
-import { html, href, Loaded, StateBadge, Time, KeyValues, ErrorBox, runHref } from "../html.js";
+import { html, href, shown, Loaded, StateBadge, Time, KeyValues, ErrorBox, runHref } from "../html.js";
 import { useViewer, may, mayAnywhere } from "../access.js";
 
-const OVERVIEW = `query Launch($state: String) {
-  launchQueues { name resource createdBy createdAt }
-  launchJobs(state: $state, first: 100) { id queue entity project state priority enqueuedAt enqueuedBy finishedAt exitCode runIds triggeredBy }
+// The first 100 queues and the latest 100 jobs.
+const OVERVIEW = `query Launch($state: JobState) {
+  launchQueues(first: 100) { items { name resource createdBy createdAt } }
+  launchJobs(state: $state, first: 100) { items { id queue entity project state priority enqueuedAt enqueuedBy finishedAt exitCode runIds triggeredBy } }
 }`;
 
 const JOB = `query Job($id: ID!) {
@@ -17,11 +18,12 @@ const JOB = `query Job($id: ID!) {
   }
 }`;
 
-const ENQUEUE = `mutation Clone($queue: String!, $entity: String!, $project: String!, $fromRun: String!, $overrides: GenericScalar, $priority: Int) {
-  enqueueJob(queue: $queue, entity: $entity, project: $project, fromRun: $fromRun, overrides: $overrides, priority: $priority) { id state }
-}`;
+const ENQUEUE = `mutation Clone($input: EnqueueJobInput!) { enqueueJob(input: $input) { id state } }`;
 
-const CANCEL = `mutation Cancel($id: ID!) { cancelJob(id: $id, reason: "cancelled from the web UI") { id state } }`;
+const CANCEL = `mutation Cancel($id: ID!) { cancelJob(input: { id: $id, reason: "cancelled from the web UI" }) { id state } }`;
+
+const ACTIVE = ["QUEUED", "CLAIMED", "RUNNING"];
+const JOB_STATES = [...ACTIVE, "FINISHED", "FAILED", "CANCELLED"];
 
 const LAUNCH_EVENTS = { types: ["launch.job_enqueued", "launch.job_claimed", "launch.job_started", "launch.job_finished", "launch.job_cancelled", "launch.job_requeued", "launch.job_output_captured", "launch.queue_created"] };
 
@@ -80,10 +82,10 @@ function CloneForm({ queues, fromRun, onDone }) {
     setError(null);
     try {
       const overrides = { ...changedKnobs(config || {}, knobs), ...parseOverrides(form.overrides) };
-      const { enqueueJob } = await gql(ENQUEUE, {
+      const { enqueueJob } = await gql(ENQUEUE, { input: {
         queue: form.queue, entity: form.entity, project: form.project, fromRun: form.runId,
         overrides, priority: Number(form.priority) || 0,
-      });
+      } });
       onDone(enqueueJob.id);
     } catch (err) {
       setError(err);
@@ -100,7 +102,7 @@ function CloneForm({ queues, fromRun, onDone }) {
     <form class="stack" onSubmit=${submit} data-testid="clone-form">
       <h2>Clone a run</h2>
       <p class="muted">Runs a finished run's code again (its commit and uncommitted diff, its command) with its config, changed by the overrides.</p>
-      <label>Queue <select value=${form.queue} onChange=${set("queue")} required>${queues.map((q) => html`<option value=${q.name}>${q.name} (${q.resource})</option>`)}</select></label>
+      <label>Queue <select value=${form.queue} onChange=${set("queue")} required>${queues.map((q) => html`<option value=${q.name}>${q.name} (${shown(q.resource)})</option>`)}</select></label>
       <label>Entity <input value=${form.entity} onInput=${set("entity")} required /></label>
       <label>Project <input value=${form.project} onInput=${set("project")} required /></label>
       <label>Run id <input value=${form.runId} onInput=${set("runId")} required /></label>
@@ -127,7 +129,7 @@ function JobDetail({ id }) {
     return html`
       <p class="crumbs"><a href="#/launch">Launch</a> / job</p>
       <h1>Job <code>${job.id.slice(0, 8)}</code> <${StateBadge} state=${job.state} testid="job-state" />
-        ${cancels && ["queued", "claimed", "running"].includes(job.state) && html` <button onClick=${cancel}>Cancel job</button>`}</h1>
+        ${cancels && ACTIVE.includes(job.state) && html` <button onClick=${cancel}>Cancel job</button>`}</h1>
       ${error && html`<${ErrorBox} error=${error} />`}
       <p class="muted">on ${job.queue} · enqueued by ${job.enqueuedBy} <${Time} at=${job.enqueuedAt} /> · attempt ${job.attempt}${job.requeues ? `, requeued ${job.requeues}×` : ""}
         ${job.exitCode != null && ` · exit ${job.exitCode}`}${job.reason && ` · ${job.reason}`}</p>
@@ -140,7 +142,7 @@ function JobDetail({ id }) {
       ${job.triggeredBy && html`<section><h2>Triggered by</h2><${KeyValues} value=${job.triggeredBy} /></section>`}
       ${job.detail && html`<section><h2>Submitted</h2><pre class="code">${job.detail}</pre></section>`}
       <section><h2>Output</h2>
-        ${job.output.length ? html`<pre class="code output" data-testid="job-output">${job.output.map((o) => html`<span class=${o.stream}>${o.text}</span>`)}</pre>` : html`<p class="muted">Nothing captured yet.</p>`}
+        ${job.output.length ? html`<pre class="code output" data-testid="job-output">${job.output.map((o) => html`<span class=${shown(o.stream)}>${o.text}</span>`)}</pre>` : html`<p class="muted">Nothing captured yet.</p>`}
       </section>`;
   }}<//>`;
 }
@@ -151,25 +153,25 @@ export function Launch({ jobId, fromRun }) {
   const viewer = useViewer();
   useLive(LAUNCH_EVENTS, result.reload);
   if (jobId) return html`<main class="pad"><${JobDetail} id=${jobId} /></main>`;
-  return html`<main class="pad"><${Loaded} result=${result}>${({ launchQueues, launchJobs }) => html`
+  return html`<main class="pad"><${Loaded} result=${result}>${({ launchQueues: { items: launchQueues }, launchJobs: { items: launchJobs } }) => html`
     <h1>Launch</h1>
     <div class="columns">
       <section>
         <h2>Queues</h2>
         <table class="grid" data-testid="queues">
           <thead><tr><th>Queue</th><th>Resource</th><th>Created by</th><th>Jobs</th></tr></thead>
-          <tbody>${launchQueues.map((q) => html`<tr><td>${q.name}</td><td>${q.resource}</td><td>${q.createdBy}</td>
-            <td>${launchJobs.filter((j) => j.queue === q.name && ["queued", "claimed", "running"].includes(j.state)).length} active</td></tr>`)}</tbody>
+          <tbody>${launchQueues.map((q) => html`<tr><td>${q.name}</td><td>${shown(q.resource)}</td><td>${q.createdBy}</td>
+            <td>${launchJobs.filter((j) => j.queue === q.name && ACTIVE.includes(j.state)).length} active</td></tr>`)}</tbody>
         </table>
         ${!launchQueues.length && html`<p class="muted">No queue.</p>`}
       </section>
       ${mayAnywhere(viewer, "member", ["entity:"])
         ? html`<${CloneForm} queues=${launchQueues} fromRun=${fromRun} onDone=${(id) => { location.hash = href("launch", "jobs", id).slice(1); }} />`
         : html`<section data-testid="clone-refused"><h2>Clone a run</h2>
-            <p class="muted">Enqueueing a job needs member on the run's entity; this key is ${viewer.role}. An admin grants it (grantRole).</p></section>`}
+            <p class="muted">Enqueueing a job needs member on the run's entity; this key is ${shown(viewer.role)}. An admin grants it (grantRole).</p></section>`}
     </div>
     <h2>Jobs <select aria-label="state" value=${state} onChange=${(e) => setState(e.target.value)}>
-      <option value="">all</option>${["queued", "claimed", "running", "finished", "failed", "cancelled"].map((s) => html`<option>${s}</option>`)}
+      <option value="">all</option>${JOB_STATES.map((s) => html`<option value=${s}>${shown(s)}</option>`)}
     </select></h2>
     <table class="grid" data-testid="jobs">
       <thead><tr><th>Job</th><th>State</th><th>Queue</th><th>Project</th><th>Enqueued</th><th>By</th><th>Runs</th></tr></thead>

@@ -7,7 +7,7 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import cytoscape from "cytoscape";
 import dagre from "cytoscape-dagre";
 import { useQuery } from "../api.js";
-import { html, Loaded, Badge } from "../html.js";
+import { html, shown, Loaded, Badge } from "../html.js";
 import { NODE_FIELDS, label, kindOf, nodeHref, refOf, nodeIdOf } from "./lineage_nodes.js";
 import { ClusterPanel, clusterId, clusterLabel } from "./lineage_cluster.js";
 
@@ -61,10 +61,10 @@ function Graph({ view, startId, picked, onNode, onCluster }) {
     const crowded = (e) => degree.get(`>${e.source}`) > 3 || degree.get(`<${e.target}`) > 3;
     const elements = [
       ...view.nodes.map((n) => ({
-        data: { id: n.id, kind: n.kind, type: n.artifactVersion?.type, label: label(n), start: n.id === startId, picked: picked.has(n.id), node: n },
+        data: { id: n.id, kind: shown(n.kind), type: n.artifactVersion?.type, label: label(n), start: n.id === startId, picked: picked.has(n.id), node: n },
       })),
       ...view.edges.map((e) => ({
-        data: { id: `${e.source}->${e.target}`, source: e.source, target: e.target, kind: e.kind, label: crowded(e) ? "" : e.kind },
+        data: { id: `${e.source}->${e.target}`, source: e.source, target: e.target, kind: shown(e.kind), label: crowded(e) ? "" : shown(e.kind) },
       })),
       ...view.clusters.flatMap((c) => {
         const [source, target] = c.direction === "UPSTREAM" ? [c.id, c.node] : [c.node, c.id];
@@ -96,7 +96,7 @@ function LineageView({ lineage, startId, added, setAdded, open, setOpen, walkFro
   const cluster = lineage.hidden.find((h) => clusterId(h) === open); // stays open when its last member was added
   const parentDepth = (c) => lineage.nodes.find((n) => n.id === c.node).depth;
   const add = (c) => (item) => setAdded([...added, { node: { ...item.node, depth: parentDepth(c) + 1 }, edge: item.edge, cluster: clusterId(c) }]);
-  const onNode = (n) => (n.kind === "run" ? (location.hash = nodeHref(n).slice(1)) : walkFrom(n));
+  const onNode = (n) => (n.kind === "RUN" ? (location.hash = nodeHref(n).slice(1)) : walkFrom(n));
   return html`
     <div class="lineage-view">
       <${Graph} view=${view} startId=${startId} picked=${picked} onNode=${onNode} onCluster=${(c) => setOpen(c.id)} />

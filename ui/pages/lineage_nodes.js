@@ -7,23 +7,23 @@ export const NODE_FIELDS = `id kind depth
   artifactVersion { id entity project name type version aliases }`;
 
 export function label(node) {
-  if (node.kind === "run") return `${node.run?.jobType ? node.run.jobType + ": " : "run "}${node.run?.runId ?? node.id}`;
+  if (node.kind === "RUN") return `${node.run?.jobType ? node.run.jobType + ": " : "run "}${node.run?.runId ?? node.id}`;
   const av = node.artifactVersion;
   return av ? `${av.name}:${av.version}` : node.id;
 }
 
 export function kindOf(node) {
-  return node.kind === "run" ? "run" : node.artifactVersion?.type ?? "artifact";
+  return node.kind === "RUN" ? "run" : node.artifactVersion?.type ?? "artifact";
 }
 
 export function nodeHref(node) {
-  if (node.kind === "run" && node.run) return runHref(node.run.entity, node.run.project, node.run.runId);
+  if (node.kind === "RUN" && node.run) return runHref(node.run.entity, node.run.project, node.run.runId);
   return artifactHref(node.artifactVersion?.id ?? node.id.slice("artifact:".length));
 }
 
 // What `lineage(ref:)` takes: a version's id, or the run's node id itself.
 export function refOf(node) {
-  return node.kind === "run" ? node.id : node.artifactVersion?.id ?? node.id.slice("artifact:".length);
+  return node.kind === "RUN" ? node.id : node.artifactVersion?.id ?? node.id.slice("artifact:".length);
 }
 
 export function nodeIdOf(ref) {

@@ -6,25 +6,25 @@ import { gql, useMutation } from "../api.js";
 import { html, href, Badge, ErrorBox } from "../html.js";
 
 const ADD_ALIAS = `mutation AddAlias($model: String!, $id: ID!, $alias: String!) {
-  addAlias(registeredModel: $model, artifactVersionId: $id, alias: $alias) { version aliases }
+  addAlias(input: { registeredModel: $model, artifactVersionId: $id, alias: $alias }) { version aliases }
 }`;
 const REMOVE_ALIAS = `mutation RemoveAlias($model: String!, $alias: String!) {
-  removeAlias(registeredModel: $model, alias: $alias) { version aliases }
+  removeAlias(input: { registeredModel: $model, alias: $alias }) { version aliases }
 }`;
 const LINK = `mutation Link($model: String!, $id: ID!, $aliases: [String!]) {
-  linkArtifactVersion(registeredModel: $model, artifactVersionId: $id, aliases: $aliases) { registeredModel version }
+  linkArtifactVersion(input: { registeredModel: $model, artifactVersionId: $id, aliases: $aliases }) { registeredModel version }
 }`;
 const UNLINK = `mutation Unlink($model: String!, $id: ID!) {
-  unlinkArtifactVersion(registeredModel: $model, artifactVersionId: $id) { name }
+  unlinkArtifactVersion(input: { registeredModel: $model, artifactVersionId: $id }) { name }
 }`;
 const FIND_VERSION = `query Find($ref: String!) { artifactVersion(ref: $ref) { id } }`;
 const MODEL_NAMES = `query Names($search: String) { registeredModels(search: $search, first: 20) { items { name } } }`;
-const TAG_MODEL = `mutation($model: String!, $tag: String!) { tagRegisteredModel(registeredModel: $model, tag: $tag) { name } }`;
-const UNTAG_MODEL = `mutation($model: String!, $tag: String!) { untagRegisteredModel(registeredModel: $model, tag: $tag) { name } }`;
-const TAG_VERSION = `mutation($ref: String!, $tag: String!) { tagArtifactVersion(ref: $ref, tag: $tag) { id } }`;
-const UNTAG_VERSION = `mutation($ref: String!, $tag: String!) { untagArtifactVersion(ref: $ref, tag: $tag) { id } }`;
-const PROTECT = `mutation($model: String!, $alias: String!) { protectAlias(registeredModel: $model, alias: $alias) { name } }`;
-const UNPROTECT = `mutation($model: String!, $alias: String!) { unprotectAlias(registeredModel: $model, alias: $alias) { name } }`;
+const TAG_MODEL = `mutation($model: String!, $tag: String!) { tagRegisteredModel(input: { registeredModel: $model, tag: $tag }) { name } }`;
+const UNTAG_MODEL = `mutation($model: String!, $tag: String!) { untagRegisteredModel(input: { registeredModel: $model, tag: $tag }) { name } }`;
+const TAG_VERSION = `mutation($ref: String!, $tag: String!) { tagArtifactVersion(input: { ref: $ref, tag: $tag }) { id } }`;
+const UNTAG_VERSION = `mutation($ref: String!, $tag: String!) { untagArtifactVersion(input: { ref: $ref, tag: $tag }) { id } }`;
+const PROTECT = `mutation($model: String!, $alias: String!) { protectAlias(input: { registeredModel: $model, alias: $alias }) { name } }`;
+const UNPROTECT = `mutation($model: String!, $alias: String!) { unprotectAlias(input: { registeredModel: $model, alias: $alias }) { name } }`;
 
 // "a, b ,c" -> ["a", "b", "c"]
 function names(text) {

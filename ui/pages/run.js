@@ -26,8 +26,8 @@ function InputsOutputs({ entity, project, runId }) {
   const result = useQuery(IO, { ref: self });
   return html`<${Loaded} result=${result}>${({ lineage }) => {
     const byId = new Map(lineage.nodes.map((n) => [n.id, n.artifactVersion]));
-    const used = lineage.edges.filter((e) => e.target === self && e.kind === "used").map((e) => byId.get(e.source));
-    const logged = lineage.edges.filter((e) => e.source === self && e.kind === "produced").map((e) => byId.get(e.target));
+    const used = lineage.edges.filter((e) => e.target === self && e.kind === "USED").map((e) => byId.get(e.source));
+    const logged = lineage.edges.filter((e) => e.source === self && e.kind === "PRODUCED").map((e) => byId.get(e.target));
     const list = (avs) => avs.filter(Boolean).length
       ? avs.filter(Boolean).map((av) => html`<li><a href=${artifactHref(av.id)}>${av.name}:${av.version}</a> <span class="muted">${av.type}</span>
           ${av.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}</li>`)

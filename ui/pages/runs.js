@@ -4,13 +4,16 @@ import { useEffect, useState } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
 import { html, href, Loaded, StateBadge, Time, runHref } from "../html.js";
 
-const PROJECTS = `query Projects { projects { entity project runCount lastActivityAt } }`;
+// A literal page size: the cost limit counts a page by its `first` (graphql/cost.py).
+const PROJECTS = `query Projects($after: String) {
+  projects(first: 100, after: $after) { items { entity project runCount lastActivityAt } endCursor hasNextPage }
+}`;
 
 const PROJECT = `query Project($entity: String!, $project: String!) {
   project(entity: $entity, project: $project) { runCount lastActivityAt jobTypes }
 }`;
 
-const RUNS = `query Runs($entity: String!, $project: String!, $search: String, $state: String, $jobType: String, $first: Int!, $after: String) {
+const RUNS = `query Runs($entity: String!, $project: String!, $search: String, $state: RunState, $jobType: String, $first: Int!, $after: String) {
   runs(entity: $entity, project: $project, search: $search, state: $state, jobType: $jobType, first: $first, after: $after) {
     items { entity project runId name jobType state startedBy startedAt finishedAt summary launchedBy { id queue } }
     endCursor hasNextPage totalCount
@@ -22,11 +25,12 @@ const STATES = ["running", "finished", "failed", "crashed"];
 const RUN_EVENTS = ["runs.run_started", "runs.run_finished", "runs.offline_run_synced"];
 
 export function Projects() {
-  const result = useQuery(PROJECTS);
+  const [pages, setPages] = useState([null]);
+  const result = useQuery(PROJECTS, { after: pages[pages.length - 1] });
   const live = useLive({ streamPrefix: "run:", types: RUN_EVENTS }, result.reload);
   return html`<main class="pad"><h1>Runs</h1>
     <p class="muted">Every project with runs, the most recently active first.</p>
-    <${Loaded} result=${result}>${({ projects }) => html`
+    <${Loaded} result=${result}>${({ projects: page }) => { const projects = page.items; return html`
       <table class="grid" data-testid="projects">
         <thead><tr><th>Project</th><th>Runs</th><th>Last activity</th></tr></thead>
         <tbody>${projects.map((p) => html`<tr>
@@ -35,7 +39,11 @@ export function Projects() {
           <td><${Time} at=${p.lastActivityAt} /></td>
         </tr>`)}</tbody>
       </table>
-      ${!projects.length && html`<p class="muted">No run yet: runs appear here once training code calls <code>modelreg.init()</code>.</p>`}`}<//>
+      ${!projects.length && html`<p class="muted">No run yet: runs appear here once training code calls <code>modelreg.init()</code>.</p>`}
+      ${(pages.length > 1 || page.hasNextPage) && html`<nav class="pager">
+        <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← Previous</button>
+        <button disabled=${!page.hasNextPage || result.stale} onClick=${() => setPages([...pages, page.endCursor])}>Next →</button>
+      </nav>`}`; }}<//>
     <p class="live muted" title="live updates over the events subscription">● ${live}</p>
   </main>`;
 }
@@ -104,7 +112,7 @@ export function ProjectRuns({ entity, project, params = {} }) {
   const info = useQuery(PROJECT, { entity, project });
   const result = useQuery(RUNS, {
     entity, project, first: PAGE_SIZE, after: pages[pages.length - 1],
-    search: filters.search || null, state: filters.state || null, jobType: filters.jobType || null,
+    search: filters.search || null, state: filters.state ? filters.state.toUpperCase() : null, jobType: filters.jobType || null,
   });
   const live = useLive({ streamPrefix: `run:${entity}/${project}/`, types: RUN_EVENTS }, () => { info.reload(); result.reload(); });
   const about = info.data?.project;

@@ -19,7 +19,7 @@ const VERSION = `query Version($model: String!, $version: String!) {
         files { path size digest ref }
       }
     }
-    history(limit: 500) { eventId action actor occurredAt recordedOfflineAt details }
+    history(first: 500) { items { eventId action actor occurredAt recordedOfflineAt details } }
   }
 }`;
 
@@ -49,9 +49,7 @@ export function describe(record) {
   }
 }
 
-const UPDATE_CARD = `mutation UpdateCard($model: String!, $description: String!, $inputs: String, $outputs: String) {
-  updateModelCard(registeredModel: $model, description: $description, inputs: $inputs, outputs: $outputs) { name }
-}`;
+const UPDATE_CARD = `mutation UpdateCard($input: UpdateModelCardInput!) { updateModelCard(input: $input) { name } }`;
 
 function CardEditor({ model, reload, close }) {
   const [fields, setFields] = useState({ description: model.description || "", inputs: model.inputs || "", outputs: model.outputs || "" });
@@ -60,7 +58,7 @@ function CardEditor({ model, reload, close }) {
     <textarea name=${name} rows=${rows} value=${fields[name]} onInput=${(e) => setFields({ ...fields, [name]: e.target.value })}></textarea></label>`;
   const submit = async (e) => {
     e.preventDefault();
-    if (await run(UPDATE_CARD, { model: model.name, ...fields })) close();
+    if (await run(UPDATE_CARD, { input: { registeredModel: model.name, ...fields } })) close();
   };
   return html`
     <form class="stack" data-testid="card-form" onSubmit=${submit}>
@@ -172,7 +170,7 @@ export function VersionPage({ model, version, tab }) {
     else if (tab === "files") body = html`<${Files} key=${av.id} files=${av.files} />`;
     else if (tab === "usage") body = html`<${Usage} usage=${v.usage} />`;
     else if (tab === "lineage") body = html`<${LineageTab} start=${av.id} />`;
-    else if (tab === "history") body = html`<${History} records=${m.history} av=${av} />`;
+    else if (tab === "history") body = html`<${History} records=${m.history.items} av=${av} />`;
     else body = html`<p class="muted">No tab named ${tab}.</p>`;
     return html`
       <p class="crumbs"><a href="#/">Registry</a> / <a href=${href("models", m.name)}>${m.name}</a> / ${v.version}</p>
