@@ -16,18 +16,23 @@ _VERSION_FIELDS = (
 _RUN_FIELDS = "entity project runId name jobType state config summary environment startedAt startedBy finishedAt"
 _ARTIFACT = f"query($ref: String, $id: ID) {{ artifactVersion(ref: $ref, id: $id) {{ {_VERSION_FIELDS} }} }}"
 _RUN = f"query($e: String!, $p: String!, $r: String!) {{ run(entity: $e, project: $p, runId: $r) {{ {_RUN_FIELDS} }} }}"
-_RUNS = f"""query($e: String!, $p: String!, $search: String, $state: String, $jobType: String, $first: Int!, $after: String) {{
+_RUNS = f"""query($e: String!, $p: String!, $search: String, $state: String, $jobType: String, $first: Int!,
+  $after: String) {{
   runs(entity: $e, project: $p, search: $search, state: $state, jobType: $jobType, first: $first, after: $after) {{
     items {{ {_RUN_FIELDS} }} endCursor hasNextPage
   }}
 }}"""
 _NEIGHBOURS = f"""query($ref: String!, $direction: LineageDirection!) {{
-  lineage(ref: $ref, direction: $direction, depth: 1, fanOut: 1000) {{ nodes {{ depth run {{ {_RUN_FIELDS} }} }} truncated }}
+  lineage(ref: $ref, direction: $direction, depth: 1, fanOut: 1000) {{
+    nodes {{ depth run {{ {_RUN_FIELDS} }} }} truncated
+  }}
 }}"""
 _MODEL = """query($name: String!, $first: Int!, $after: String) {
   registeredModel(name: $name) {
     name description inputs outputs tags createdAt createdBy
-    versions(first: $first, after: $after) { items { version aliases linkedAt linkedBy artifactVersion { id } } endCursor hasNextPage }
+    versions(first: $first, after: $after) {
+      items { version aliases linkedAt linkedBy artifactVersion { id } } endCursor hasNextPage
+    }
   }
 }"""
 

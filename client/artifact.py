@@ -152,7 +152,7 @@ class Artifact:
         names = sorted(self._files)
         with ThreadPoolExecutor(PARALLEL_FILES) as pool:
             digests = list(pool.map(lambda n: file_digest(self._files[n]), names))
-        hashed = [ArtifactFile(n, self._files[n].stat().st_size, d) for n, d in zip(names, digests)]
+        hashed = [ArtifactFile(n, self._files[n].stat().st_size, d) for n, d in zip(names, digests, strict=True)]
         return sorted([*hashed, *self._known.values()], key=lambda f: f.path)
 
     def upload_files(self, transport: Transport) -> list[ArtifactFile]:
@@ -260,7 +260,7 @@ class LoggedArtifact:
                 list(pool.map(lambda f: self._fetch(f, root / f.path, bar.update), wanted))
         return root
 
-    def _fetch(self, file: ArtifactFile, destination: Path, on_bytes: Callable[[int], None]) -> None:
+    def _fetch(self, file: ArtifactFile, destination: Path, on_bytes: Callable[[int], object]) -> None:
         if file.ref is not None:
             references.fetch(file.ref, file.size, file.digest, destination, on_bytes)
         else:

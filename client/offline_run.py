@@ -130,7 +130,8 @@ class OfflineRun(Run):
                 return logged
         raise InvalidInput(
             f"this run is offline, so {ref!r} cannot be looked up in the registry: use_artifact takes a version id "
-            "(e.g. modelreg.Api().artifact(ref).id noted while online) or the name of an artifact this run logged earlier"
+            "(e.g. modelreg.Api().artifact(ref).id noted while online) "
+            "or the name of an artifact this run logged earlier"
         )
 
     def link_artifact(

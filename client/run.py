@@ -20,14 +20,18 @@ FLUSH_EVERY_S = 2.0
 
 _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
-_METRICS = "mutation($e: String!, $p: String!, $r: String!, $rows: [MetricRowInput!]!) { logMetrics(entity: $e, project: $p, runId: $r, rows: $rows) }"
+_METRICS = """mutation($e: String!, $p: String!, $r: String!, $rows: [MetricRowInput!]!) {
+  logMetrics(entity: $e, project: $p, runId: $r, rows: $rows)
+}"""
 _VERSION_FIELDS = (
     "id entity project name type version digest description metadata aliases files { path size digest ref }"
 )
 _LOG = f"mutation($i: LogArtifactVersionInput!) {{ logArtifactVersion(input: $i) {{ {_VERSION_FIELDS} }} }}"
 _FIND = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {_VERSION_FIELDS} }} }}"
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
-_LINK = "mutation($m: String!, $id: ID!, $a: [String!]) { linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a) { version } }"
+_LINK = """mutation($m: String!, $id: ID!, $a: [String!]) {
+  linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a) { version }
+}"""
 
 
 class Config(dict[str, Any]):

@@ -25,6 +25,9 @@ TriggerEvent = Literal[
     "metric_threshold",  # a logged metric crossed a threshold
 ]
 
+# What became of one firing of an automation's action.
+FiringOutcome = Literal["enqueued", "delivered", "failed"]
+
 
 def automation_stream(automation_id: UUID) -> str:
     return f"automation:{automation_id}"
@@ -129,7 +132,7 @@ class AutomationFired(Event):
     automation_id: UUID
     event_id: UUID
     event_type: str
-    outcome: Literal["enqueued", "delivered", "failed"]
+    outcome: FiringOutcome
     job_id: UUID | None = None
     detail: str | None = Field(default=None, max_length=2000)
 

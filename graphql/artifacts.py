@@ -123,6 +123,7 @@ class ArtifactQueries(graphene.ObjectType):
                 return await info.context.artifact_versions.load(UUID(id))
             except ValueError:
                 raise InvalidInput(f"{id!r} is not an artifact version id (a UUID)") from None
+        assert ref is not None  # exactly one of the two, checked above
         return await info.context.reads.artifact_version_by_ref(*parse_ref(ref))
 
     @staticmethod

@@ -211,7 +211,7 @@ class LaunchMutations(graphene.ObjectType):
     ) -> dict:
         command = parse_command(CreateQueue, {"queue": name, "resource": resource, "resource_config": resource_config})
         await info.context.app.execute(command, info.context.caller)
-        return await info.context.launch.queue(name)  # type: ignore[return-value]
+        return await info.context.launch.queue(name)
 
     @staticmethod
     @reports_errors

@@ -54,7 +54,8 @@ class LaunchQueries:
 
     async def output(self, job_id: UUID) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT attempt, stream, text, captured_at FROM launch_job_output WHERE job_id = $1 ORDER BY attempt, event_id",
+            "SELECT attempt, stream, text, captured_at FROM launch_job_output WHERE job_id = $1 "
+            "ORDER BY attempt, event_id",
             job_id,
         )
         return [dict(r) for r in rows]
@@ -92,7 +93,8 @@ class LaunchQueries:
 
     async def deliveries(self, automation_id: UUID, limit: int) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT * FROM webhook_deliveries WHERE automation_id = $1 ORDER BY attempted_at DESC, attempt DESC LIMIT $2",
+            "SELECT * FROM webhook_deliveries WHERE automation_id = $1 "
+            "ORDER BY attempted_at DESC, attempt DESC LIMIT $2",
             automation_id,
             limit,
         )

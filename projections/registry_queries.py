@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from modelreg.events.identity import Role
 from modelreg.projections.search import like_pattern
 
 _VERSION_COLUMNS = """
@@ -124,7 +125,8 @@ class RegistryQueries:
                    (SELECT job_type FROM runs WHERE entity = $1 AND project = $2 AND job_type IS NOT NULL
                     ORDER BY job_type LIMIT 1)
                    UNION ALL
-                   SELECT (SELECT r.job_type FROM runs r WHERE r.entity = $1 AND r.project = $2 AND r.job_type > found.job_type
+                   SELECT (SELECT r.job_type FROM runs r
+                           WHERE r.entity = $1 AND r.project = $2 AND r.job_type > found.job_type
                            ORDER BY r.job_type LIMIT 1)
                    FROM found WHERE found.job_type IS NOT NULL
                )
@@ -146,7 +148,8 @@ class RegistryQueries:
         args.append(limit)
         rows = await self.pool.fetch(
             f"""WITH page AS MATERIALIZED (
-                    SELECT run_id, started_at FROM runs WHERE {where} ORDER BY started_at DESC, run_id DESC LIMIT ${len(args)}
+                    SELECT run_id, started_at FROM runs WHERE {where}
+                    ORDER BY started_at DESC, run_id DESC LIMIT ${len(args)}
                 )
                 SELECT r.* FROM page JOIN runs r ON r.entity = $1 AND r.project = $2 AND r.run_id = page.run_id
                 ORDER BY page.started_at DESC, page.run_id DESC""",
@@ -248,13 +251,14 @@ class RegistryQueries:
         row = await self.pool.fetchrow(
             """SELECT k.key_id, k.principal_kind, k.principal_id, k.role,
                       coalesce((SELECT jsonb_object_agg(g.scope, g.role) FROM role_grants g
-                                WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id), '{}') AS grants
+                                WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id),
+                               '{}') AS grants
                FROM api_keys k WHERE k.key_sha256 = $1 AND k.revoked_at IS NULL""",
             key_sha256,
         )
         return dict(row) if row else None
 
-    async def grants_of(self, principal_kind: str, principal_id: str) -> dict[str, str]:
+    async def grants_of(self, principal_kind: str, principal_id: str) -> dict[str, Role]:
         rows = await self.pool.fetch(
             "SELECT scope, role FROM role_grants WHERE principal_kind = $1 AND principal_id = $2",
             principal_kind,

@@ -357,7 +357,8 @@ async def _serve(
     try:
         if admin_key_file is not None and (created := await issue_first_admin_key(app, admin_key_file)):
             click.echo(
-                f"first start: an admin API key was written to {created} (keep it secret; send it as 'Authorization: Bearer <key>')"
+                f"first start: an admin API key was written to {created} "
+                "(keep it secret; send it as 'Authorization: Bearer <key>')"
             )
         log = f"Kafka {settings.kafka_bootstrap_servers}" if settings.kafka_bootstrap_servers else "Postgres"
         click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (event log: {log}; Ctrl-C stops)")
@@ -509,7 +510,10 @@ def queue() -> None:
 @_client_options
 def queue_create(name: str, resource: str, resource_config: str, url: str | None, api_key: str | None) -> None:
     """Create a queue NAME whose jobs run as local processes, in Docker, or as Kubernetes Jobs."""
-    query = "mutation($n: String!, $r: String, $c: GenericScalar) { createLaunchQueue(name: $n, resource: $r, resourceConfig: $c) { name resource } }"
+    query = (
+        "mutation($n: String!, $r: String, $c: GenericScalar) "
+        "{ createLaunchQueue(name: $n, resource: $r, resourceConfig: $c) { name resource } }"
+    )
     created = _graphql(url, api_key, query, {"n": name, "r": resource, "c": json.loads(resource_config)})[
         "createLaunchQueue"
     ]
@@ -531,7 +535,8 @@ def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
     fields = yaml.safe_load(spec)
     query = (
         "mutation($n: String!, $d: String, $t: GenericScalar!, $a: GenericScalar!, $c: Float) "
-        "{ createAutomation(name: $n, description: $d, trigger: $t, action: $a, cooldownS: $c) { automation { id name } webhookSecret } }"
+        "{ createAutomation(name: $n, description: $d, trigger: $t, action: $a, cooldownS: $c) "
+        "{ automation { id name } webhookSecret } }"
     )
     variables = {
         "n": fields.get("name"),
@@ -599,7 +604,8 @@ def launch(
     api_key: str | None,
     more_overrides: tuple[str, ...],
 ) -> None:
-    """Enqueue a finished run again with changed knobs: `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`."""
+    """Enqueue a finished run again with changed knobs:
+    `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`."""
     parts = from_run.split("/")
     if len(parts) != 3:
         raise click.BadParameter("use entity/project/run_id", param_hint="--from-run")
@@ -614,13 +620,15 @@ def launch(
             knobs[key] = raw
     query = (
         "mutation($q: String!, $e: String!, $p: String!, $r: String!, $o: GenericScalar, $n: Int) "
-        "{ enqueueJob(queue: $q, entity: $e, project: $p, fromRun: $r, overrides: $o, priority: $n) { id state config } }"
+        "{ enqueueJob(queue: $q, entity: $e, project: $p, fromRun: $r, overrides: $o, priority: $n) "
+        "{ id state config } }"
     )
     job = _graphql(
         url, api_key, query, {"q": queue_name, "e": parts[0], "p": parts[1], "r": parts[2], "o": knobs, "n": priority}
     )
     click.echo(
-        f"job {job['enqueueJob']['id']} queued on {queue_name} with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}"
+        f"job {job['enqueueJob']['id']} queued on {queue_name} "
+        f"with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}"
     )
 
 

@@ -41,8 +41,14 @@ _JOB = "id queue entity project state source config overrides attempt"
 _QUEUES = "{ launchQueues { name resource resourceConfig } }"
 _WAITING = f"query($q: [String!]!) {{ waitingJobs(queues: $q, first: 10) {{ {_JOB} }} }}"
 _CLAIM = f"mutation($id: ID!, $a: String!) {{ claimJob(id: $id, agentId: $a) {{ attempt job {{ {_JOB} }} }} }}"
-_STARTED = "mutation($id: ID!, $a: String!, $n: Int!, $pid: Int, $d: String) { reportJobStarted(id: $id, agentId: $a, attempt: $n, pid: $pid, detail: $d) { state } }"
-_OUTPUT = "mutation($id: ID!, $a: String!, $n: Int!, $s: String!, $t: String!) { captureJobOutput(id: $id, agentId: $a, attempt: $n, stream: $s, text: $t) }"
+_STARTED = (
+    "mutation($id: ID!, $a: String!, $n: Int!, $pid: Int, $d: String) "
+    "{ reportJobStarted(id: $id, agentId: $a, attempt: $n, pid: $pid, detail: $d) { state } }"
+)
+_OUTPUT = (
+    "mutation($id: ID!, $a: String!, $n: Int!, $s: String!, $t: String!) "
+    "{ captureJobOutput(id: $id, agentId: $a, attempt: $n, stream: $s, text: $t) }"
+)
 _FINISHED = (
     "mutation($id: ID!, $a: String!, $n: Int!, $s: String!, $c: Int, $r: String) "
     "{ reportJobFinished(id: $id, agentId: $a, attempt: $n, state: $s, exitCode: $c, reason: $r) { state } }"
@@ -180,7 +186,11 @@ class LaunchAgent:
                 raise
             job = claimed["job"]
             self._running[job["id"]] = asyncio.create_task(self._run_job(job, claimed["attempt"]))
-            self._running[job["id"]].add_done_callback(lambda _, key=job["id"]: self._running.pop(key, None))
+
+            def forget(_: asyncio.Task[None], key: str = job["id"]) -> None:
+                self._running.pop(key, None)
+
+            self._running[job["id"]].add_done_callback(forget)
 
     async def _run_job(self, job: dict[str, Any], attempt: int) -> None:
         ids = {"id": job["id"], "a": self.agent_id, "n": attempt}

@@ -103,8 +103,8 @@ class Recordable(Command):
     def claiming_run(self) -> tuple[str, str, str] | None:
         """The run whose own history this command is (entity, project, run id): the only commands whose
         time a client may claim. A link, or a version logged outside a run, is not part of one."""
-        run_id = getattr(self, "run_id", None)
-        return (self.entity, self.project, run_id) if run_id else None
+        entity, project, run_id = (getattr(self, field, "") for field in ("entity", "project", "run_id"))
+        return (entity, project, run_id) if run_id else None
 
 
 class StartRun(Recordable):

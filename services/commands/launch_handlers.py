@@ -74,7 +74,8 @@ async def _source_of_run(cmd: EnqueueJob, ctx: CommandContext) -> tuple[JobSourc
         )
     if git.get("diff_omitted_bytes"):
         raise InvalidInput(
-            f"run {cmd.from_run} had {git['diff_omitted_bytes']:,} bytes of uncommitted changes, too many to record, so "
+            f"run {cmd.from_run} had {git['diff_omitted_bytes']:,} bytes of uncommitted changes, "
+            "too many to record, so "
             "its code cannot be reproduced: commit them, run again, and clone that run"
         )
     entry_point = _entry_point(env.get("command") or [], git.get("root"))

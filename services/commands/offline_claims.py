@@ -24,10 +24,10 @@ from modelreg.services.commands.commands import CLOCK_SKEW, Recordable, RecordSy
 
 async def bounded_claim(command: Recordable, reads: RegistryQueries) -> datetime | None:
     """The time to keep as `recorded_offline_at` (None: no claim), or InvalidInput saying what to fix."""
-    claims = {"occurredAt": command.occurred_at}
+    offered = {"occurredAt": command.occurred_at}
     if isinstance(command, RecordSync):
-        claims |= {"firstOccurredAt": command.first_occurred_at, "lastOccurredAt": command.last_occurred_at}
-    claims = {name: at for name, at in claims.items() if at is not None}
+        offered |= {"firstOccurredAt": command.first_occurred_at, "lastOccurredAt": command.last_occurred_at}
+    claims = {name: at for name, at in offered.items() if at is not None}
     if not claims:
         return None
     run = command.claiming_run()

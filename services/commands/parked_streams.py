@@ -7,6 +7,7 @@ decision and needs no event.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -70,4 +71,6 @@ async def retry_parked_stream(
     return await ParkedStreamQueries(pool).parked(projection_name, stream)
 
 
-PARKED_STREAM_HANDLERS = {SkipParkedEvent: skip_parked_event}
+PARKED_STREAM_HANDLERS: dict[type, Callable[[Any, CommandContext], Awaitable[Decision]]] = {
+    SkipParkedEvent: skip_parked_event
+}

@@ -27,7 +27,8 @@ CREATE_AUTOMATION = """mutation($n: String!, $t: GenericScalar!, $a: GenericScal
   createAutomation(name: $n, trigger: $t, action: $a, cooldownS: $c) { automation { id } webhookSecret }
 }"""
 ENQUEUE = """mutation($r: String, $s: GenericScalar, $c: GenericScalar, $o: GenericScalar, $p: Int) {
-  enqueueJob(queue: "cpu", entity: "acme", project: "nature", fromRun: $r, source: $s, config: $c, overrides: $o, priority: $p) { id state }
+  enqueueJob(queue: "cpu", entity: "acme", project: "nature", fromRun: $r, source: $s, config: $c, overrides: $o,
+             priority: $p) { id state }
 }"""
 JOB = """query($id: ID!) { launchJob(id: $id) {
   id state attempt requeues agentId exitCode reason config overrides triggeredBy source output { stream text } } }"""
@@ -162,7 +163,8 @@ async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_produc
 
     model_run = (
         await stack.graphql(
-            "query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 1) { nodes { run { jobType launchedBy { id triggeredBy } } } } }",
+            "query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 1) "
+            "{ nodes { run { jobType launchedBy { id triggeredBy } } } } }",
             {"ref": model[0]["artifactVersion"]["id"]},
         )
     )["data"]["lineage"]["nodes"]
@@ -228,7 +230,8 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
 
     runs = (
         await stack.graphql(
-            'query($a: String!, $b: String!) { a: run(entity: "acme", project: "nature", runId: $a) { config environment } '
+            "query($a: String!, $b: String!) "
+            '{ a: run(entity: "acme", project: "nature", runId: $a) { config environment } '
             'b: run(entity: "acme", project: "nature", runId: $b) { config environment } }',
             {"a": original, "b": clone},
         )

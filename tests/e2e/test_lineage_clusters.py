@@ -15,9 +15,14 @@ WALK = """query($ref: String!) {
   }
 }"""
 
-NEIGHBOURS = """query($node: ID!, $direction: LineageDirection!, $search: String, $fanOut: Int, $first: Int = 50, $after: String) {
-  lineageNeighbours(node: $node, direction: $direction, search: $search, fanOut: $fanOut, first: $first, after: $after) {
-    items { node { id kind depth run { runId name jobType } artifactVersion { name version aliases } } edge { source target kind } }
+NEIGHBOURS = """query($node: ID!, $direction: LineageDirection!, $search: String, $fanOut: Int, $first: Int = 50,
+  $after: String) {
+  lineageNeighbours(node: $node, direction: $direction, search: $search, fanOut: $fanOut, first: $first,
+                    after: $after) {
+    items {
+      node { id kind depth run { runId name jobType } artifactVersion { name version aliases } }
+      edge { source target kind }
+    }
     endCursor hasNextPage totalCount
   }
 }"""

@@ -67,7 +67,8 @@ async def test_an_unlinked_version_leaves_with_its_aliases_and_its_number_is_not
 
     assert linked["data"]["linkArtifactVersion"]["version"] == "v2"
     model = await stack.graphql(
-        '{ registeredModel(name: "m") { versions { items { version aliases } } alias(name: "production") { version } } }'
+        '{ registeredModel(name: "m") { versions { items { version aliases } } '
+        'alias(name: "production") { version } } }'
     )
     assert model["data"]["registeredModel"] == {
         "versions": {"items": [{"version": "v1", "aliases": []}, {"version": "v2", "aliases": []}]},
@@ -83,7 +84,8 @@ async def test_the_audit_log_answers_who_did_what_filtered_and_page_by_page(stac
     await stack.graphql(TAG, {"m": "m", "t": "vision"}, actor="user:carol")
 
     query = """query($actor: String, $action: String, $first: Int, $after: String) {
-      auditLog(actor: $actor, action: $action, first: $first, after: $after) { items { action actor details } endCursor hasNextPage } }"""
+      auditLog(actor: $actor, action: $action, first: $first, after: $after) {
+        items { action actor details } endCursor hasNextPage } }"""
     bobs = (await stack.graphql(query, {"actor": "user:bob"}))["data"]["auditLog"]["items"]
     assert [r["action"] for r in bobs] == ["registry.alias_added", "registry.version_linked"]
     aliases = (await stack.graphql(query, {"action": "registry.alias_added"}))["data"]["auditLog"]["items"]
@@ -126,7 +128,8 @@ async def test_eight_clients_linking_and_moving_one_alias_at_once_leave_no_gaps_
 
     model = (
         await stack.graphql(
-            '{ registeredModel(name: "m") { versions(first: 100) { items { version aliases } } history(limit: 500) { action details } } }'
+            '{ registeredModel(name: "m") { versions(first: 100) { items { version aliases } } '
+            "history(limit: 500) { action details } } }"
         )
     )["data"]["registeredModel"]
     assert [v["version"] for v in model["versions"]["items"]] == [f"v{i}" for i in range(40)]

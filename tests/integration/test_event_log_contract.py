@@ -83,7 +83,7 @@ async def test_appended_events_come_back_with_their_positions_in_order(event_log
     seen = await tail(event_log, 20)
     assert sorted(r.position for r in seen) == sorted(positions)
     assert [decode(r.value) for r in sorted(seen, key=lambda r: r.position)] == [
-        e for _, e in sorted(zip(positions, events))
+        e for _, e in sorted(zip(positions, events, strict=True))
     ]
     ends = await event_log.end_positions()
     assert sum(ends.values()) == 20

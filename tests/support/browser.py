@@ -27,7 +27,8 @@ BROWSER_TEST_MARKS = [
     ),
     pytest.mark.skipif(
         not Path(CHROMIUM).is_file(),
-        reason=f"no chromium at {CHROMIUM} (apt-get install chromium, which scripts/setup.sh does for the tests; or set MODELREG_CHROMIUM)",
+        reason=f"no chromium at {CHROMIUM} "
+        "(apt-get install chromium, which scripts/setup.sh does for the tests; or set MODELREG_CHROMIUM)",
     ),
     pytest.mark.parametrize("log_kind", ["postgres"], indirect=True),
 ]

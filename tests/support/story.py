@@ -91,10 +91,14 @@ ANSWERS = """{
     versions { items { version aliases linkedBy linkedAt artifactVersion { id version digest createdAt createdBy } } }
     history { eventId action actor occurredAt details }
   }
-  classifier: artifactVersions(entity: "acme", project: "nature", name: "classifier") { items { id version files { path size digest } } }
+  classifier: artifactVersions(entity: "acme", project: "nature", name: "classifier") {
+    items { id version files { path size digest } }
+  }
   dataset: artifactVersion(ref: "acme/nature/nature-images:latest") { id version loggedByRun createdAt }
   run(entity: "acme", project: "nature", runId: "train-1") { config state startedAt startedBy }
-  lineage(ref: "acme/nature/classifier:v1", direction: UPSTREAM) { nodes { id depth } edges { source target kind recordedAt } }
+  lineage(ref: "acme/nature/classifier:v1", direction: UPSTREAM) {
+    nodes { id depth } edges { source target kind recordedAt }
+  }
 }"""
 
 
