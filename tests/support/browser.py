@@ -15,7 +15,7 @@ import pytest
 
 CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-# The screenshots the README shows are committed: a test run rewrites them only when asked
+# The screenshots docs/web-ui.md shows are committed: a test run rewrites them only when asked
 # (MODELREG_SCREENSHOTS=1), so that running the tests leaves the tree as it was.
 SCREENSHOTS_WANTED = os.environ.get("MODELREG_SCREENSHOTS", "") not in ("", "0")
 
