@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
 import { html, href, Loaded, StateBadge, Time, runHref } from "../html.js";
+import { Pager, useCursorPages } from "../components/pager.js";
 
 const PROJECTS = `query Projects { projects { entity project runCount lastActivityAt } }`;
 
@@ -93,9 +94,8 @@ function RunsTable({ runs }) {
 // carries (`?search=…&state=…&jobType=…`, kept there so that Back from a run finds them again).
 export function ProjectRuns({ entity, project, params = {} }) {
   const [filters, setFilters] = useState({ search: params.search || "", state: params.state || "", jobType: params.jobType || "" });
-  // Cursor paging: `pages` holds the cursor each page started after, so Previous goes back exactly.
-  const [pages, setPages] = useState([null]);
-  const change = (patch) => { setFilters((before) => ({ ...before, ...patch })); setPages([null]); };
+  const pages = useCursorPages();
+  const change = (patch) => { setFilters((before) => ({ ...before, ...patch })); pages.restart(); };
   useEffect(() => {
     const kept = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
     // Replaced, not pushed: a filter is not a page of its own, and no hashchange remounts the page.
@@ -103,7 +103,7 @@ export function ProjectRuns({ entity, project, params = {} }) {
   }, [filters]);
   const info = useQuery(PROJECT, { entity, project });
   const result = useQuery(RUNS, {
-    entity, project, first: PAGE_SIZE, after: pages[pages.length - 1],
+    entity, project, first: PAGE_SIZE, after: pages.after,
     search: filters.search || null, state: filters.state || null, jobType: filters.jobType || null,
   });
   const live = useLive({ streamPrefix: `run:${entity}/${project}/`, types: RUN_EVENTS }, () => { info.reload(); result.reload(); });
@@ -118,11 +118,9 @@ export function ProjectRuns({ entity, project, params = {} }) {
     <${Loaded} result=${result}>${({ runs }) => html`
       <${RunsTable} runs=${runs.items} />
       ${!runs.items.length && html`<p class="muted">${filters.search || filters.state || filters.jobType ? "No run matches." : `No run in ${entity}/${project}.`}</p>`}
-      <nav class="pager">
-        <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← Previous</button>
-        <span class="muted" data-testid="runs-page">page ${pages.length} · ${runs.totalCount.toLocaleString()} ${runs.totalCount === 1 ? "run" : "runs"}</span>
-        <button disabled=${!runs.hasNextPage || result.stale} onClick=${() => setPages([...pages, runs.endCursor])}>Next →</button>
-      </nav>`}<//>
+      <${Pager} pages=${pages} page=${runs} stale=${result.stale}>
+        <span class="muted" data-testid="runs-page">page ${pages.number} · ${runs.totalCount.toLocaleString()} ${runs.totalCount === 1 ? "run" : "runs"}</span>
+      <//>`}<//>
     <p class="live muted" title="live updates over the events subscription">● ${live}</p>
   </main>`;
 }
