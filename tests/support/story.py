@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from support.stack import Stack
 
 LOG_VERSION = """
 mutation Log($input: LogArtifactVersionInput!) {
@@ -53,7 +57,17 @@ def version_input(name: str, content: bytes, *, type_: str = "model", **extra: o
     }
 
 
-async def demo_story(stack: Stack) -> None:  # type: ignore[name-defined]  # noqa: F821
+async def sweep_run_using(stack: Stack, dataset_id: str, n: int, job_type: str = "train") -> None:
+    """Trial n of a sweep (run sweep-<n> of acme/nature) starts and uses the dataset version."""
+    run = {"entity": "acme", "project": "nature", "runId": f"sweep-{n:03}", "name": f"trial {n}", "jobType": job_type}
+    started = await stack.graphql(START_RUN, {"input": run})
+    used = await stack.graphql(
+        USE, {"input": {"artifactVersionId": dataset_id, "entity": "acme", "project": "nature", "runId": run["runId"]}}
+    )
+    assert "errors" not in started and "errors" not in used, (started, used)
+
+
+async def demo_story(stack: Stack) -> None:
     """The demo, small: a preprocessing run logs a dataset; two training runs log models; links and alias moves."""
     await stack.graphql(
         START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "prep-1", "jobType": "preprocess"}}
@@ -102,7 +116,7 @@ ANSWERS = """{
 }"""
 
 
-async def registry_answers(stack: Stack) -> dict:  # type: ignore[name-defined]  # noqa: F821
+async def registry_answers(stack: Stack) -> dict:
     answer = await stack.graphql(ANSWERS)
     assert "errors" not in answer, answer
     return answer["data"]
