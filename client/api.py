@@ -99,6 +99,10 @@ class RegisteredModel:
 class ApiArtifact(LoggedArtifact):
     """A logged version, with its lineage one step away."""
 
+    def __init__(self, transport: Transport, fields: dict[str, Any]) -> None:
+        super().__init__(transport, fields)
+        self._transport = transport
+
     def logged_by(self) -> ApiRun | None:
         runs = self._neighbours("UPSTREAM")
         return runs[0] if runs else None

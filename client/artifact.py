@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from tqdm import tqdm
 
@@ -216,11 +216,17 @@ class Artifact:
             self._staging = None
 
 
+class BlobSource(Protocol):
+    """Where a logged version's files come from: the server (Transport), or an offline run's spool."""
+
+    def download(self, digest: str, destination: Path, on_bytes: Callable[[int], object]) -> None: ...
+
+
 class LoggedArtifact:
     """A logged version, as `run.use_artifact("nature-images:latest")` returns it."""
 
-    def __init__(self, transport: Transport, fields: dict[str, Any]) -> None:
-        self._transport = transport
+    def __init__(self, blobs: BlobSource, fields: dict[str, Any]) -> None:
+        self._blobs = blobs
         self.id: str = fields["id"]
         self.entity: str = fields["entity"]
         self.project: str = fields["project"]
@@ -264,7 +270,7 @@ class LoggedArtifact:
         if file.ref is not None:
             references.fetch(file.ref, file.size, file.digest, destination, on_bytes)
         else:
-            self._transport.download(file.digest, destination, on_bytes)
+            self._blobs.download(file.digest, destination, on_bytes)
 
 
 def _draft(

@@ -27,7 +27,7 @@ class OfflineArtifact(LoggedArtifact):
     """A version as an offline run knows it: one it logged itself (files in the spool), or only an id."""
 
     def __init__(self, spool: Spool, fields: dict[str, Any], *, files_known: bool) -> None:
-        super().__init__(SpoolBlobs(spool), fields)  # type: ignore[arg-type]  # the spool serves downloads
+        super().__init__(SpoolBlobs(spool), fields)  # the spool serves downloads
         self._files_known = files_known
 
     def download(self, root: str | Path | None = None) -> Path:
