@@ -175,7 +175,8 @@ async def main(events: int) -> None:
                 await gql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
                 enqueue = await trigger_to_enqueue(gql, source, events)
                 say(
-                    f"event -> job enqueued:  p50 {statistics.median(enqueue):.1f} ms, p99 {pct(enqueue, 99):.1f} ms   target p50 <= 100"
+                    f"event -> job enqueued:  p50 {statistics.median(enqueue):.1f} ms, "
+                    f"p99 {pct(enqueue, 99):.1f} ms   target p50 <= 100"
                 )
                 agent = subprocess.Popen(
                     [sys.executable, "-m", "modelreg.services.cli", "agent", "--queue", "cpu"],
@@ -185,11 +186,13 @@ async def main(events: int) -> None:
                 )
                 start = await enqueue_to_start(gql, source, Path(tmp) / "ledger.txt", max(10, events // 3))
                 say(
-                    f"job enqueued -> agent started it: p50 {statistics.median(start):.0f} ms, p99 {pct(start, 99):.0f} ms   target p50 <= 1000"
+                    f"job enqueued -> agent started it: p50 {statistics.median(start):.0f} ms, "
+                    f"p99 {pct(start, 99):.0f} ms   target p50 <= 1000"
                 )
                 hooks = await webhook_delivery(gql, events)
                 say(
-                    f"alias moved -> webhook received: p50 {statistics.median(hooks):.1f} ms, p99 {pct(hooks, 99):.1f} ms   target p99 <= 200"
+                    f"alias moved -> webhook received: p50 {statistics.median(hooks):.1f} ms, "
+                    f"p99 {pct(hooks, 99):.1f} ms   target p99 <= 200"
                 )
         finally:
             if agent is not None:
@@ -197,7 +200,8 @@ async def main(events: int) -> None:
                 agent.wait(30)
             stop(server)
     print(
-        f"trigger_to_enqueue_p50_ms={statistics.median(enqueue):.1f} enqueue_to_start_p50_ms={statistics.median(start):.0f} "
+        f"trigger_to_enqueue_p50_ms={statistics.median(enqueue):.1f} "
+        f"enqueue_to_start_p50_ms={statistics.median(start):.0f} "
         f"webhook_p99_ms={pct(hooks, 99):.1f}"
     )
 

@@ -141,7 +141,8 @@ async def main(events_n: int, commands: int) -> None:
         server, started = start_server(Path(tmp) / "data", port)
         ready = await until_ready(url, server, started)
         say(
-            f"modelreg server ready:   first start {first_ready:.2f} s (creates the database), restart {ready:.2f} s   target <= 3 s"
+            f"modelreg server ready:   first start {first_ready:.2f} s (creates the database), "
+            f"restart {ready:.2f} s   target <= 3 s"
         )
         try:
             latencies = await command_latency(url, commands, (Path(tmp) / "data" / "admin-api-key").read_text().strip())
@@ -149,7 +150,8 @@ async def main(events_n: int, commands: int) -> None:
             stop(server)
         p50, p99 = statistics.median(latencies), statistics.quantiles(latencies, n=100)[98]
         say(
-            f"set-alias with read-your-writes (one server process):  p50 {p50:.1f} ms, p99 {p99:.1f} ms   target p50 <= 5"
+            f"set-alias with read-your-writes (one server process):  p50 {p50:.1f} ms, p99 {p99:.1f} ms   "
+            "target p50 <= 5"
         )
 
         dsn, pg = start_embedded_postgres(Path(tmp) / "bench-postgres")
@@ -159,7 +161,8 @@ async def main(events_n: int, commands: int) -> None:
             pg.cleanup()  # type: ignore[attr-defined]
         gc.collect()
         say(
-            f"end to end on the Postgres log (append -> both projections applied): {rate:,.0f} events/s   target >= 5,000"
+            f"end to end on the Postgres log (append -> both projections applied): {rate:,.0f} events/s   "
+            "target >= 5,000"
         )
     say(
         f"end_to_end_events_per_s={rate:.0f} command_p50_ms={p50:.1f} command_p99_ms={p99:.1f} "

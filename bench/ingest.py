@@ -88,7 +88,8 @@ async def wait_applied(pool: asyncpg.Pool, topic: str, total: int, label: str, t
     while True:
         if time.monotonic() > deadline:
             raise RuntimeError(
-                f"{label}: not every projection applied {total} events within {timeout_s:.0f}s: {await applied(pool, topic)}"
+                f"{label}: not every projection applied {total} events within {timeout_s:.0f}s: "
+                f"{await applied(pool, topic)}"
             )
         done = await applied(pool, topic)
         if all(done.get(name, 0) >= total for name in PROJECTIONS):
@@ -234,7 +235,8 @@ async def main(events_n: int, commands: int) -> None:
         say(f"raw aiokafka produce->consume:      {raw:>10,.0f} events/s   (the physical limit on this machine)")
         e2e, rebuild_rates = await end_to_end_and_rebuild(infra, events)
         say(
-            f"end to end (append -> projected):    {e2e:>10,.0f} events/s   target >= 10,000 and >= 30% of raw ({e2e / raw:.0%})"
+            f"end to end (append -> projected):    {e2e:>10,.0f} events/s   "
+            f"target >= 10,000 and >= 30% of raw ({e2e / raw:.0%})"
         )
         for what, rate in rebuild_rates.items():
             say(f"rebuild from offset 0 ({what}): {rate:>10,.0f} events/s   target >= 20,000")
@@ -251,7 +253,8 @@ async def main(events_n: int, commands: int) -> None:
         )
     say(
         f"raw_events_per_s={raw:.0f} end_to_end_events_per_s={e2e:.0f} ratio_to_raw={e2e / raw:.2f} "
-        f"rebuild_events_per_s={rebuild_rate:.0f} rebuild_all_side_by_side_events_per_s={rebuild_all:.0f} command_p50_ms={p50:.1f} command_p99_ms={p99:.1f}"
+        f"rebuild_events_per_s={rebuild_rate:.0f} rebuild_all_side_by_side_events_per_s={rebuild_all:.0f} "
+        f"command_p50_ms={p50:.1f} command_p99_ms={p99:.1f}"
     )
 
 

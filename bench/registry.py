@@ -730,12 +730,15 @@ async def main(args: argparse.Namespace) -> None:
         if built and built.exists():
             info = json.loads(built.read_text())
             say(
-                f"lineage graph and {args.versions:,}-version model: reused from {cache} (built in {info['build_s']:.0f} s on {info['built_at']})"
+                f"lineage graph and {args.versions:,}-version model: reused from {cache} "
+                f"(built in {info['build_s']:.0f} s on {info['built_at']})"
             )
         else:
             say(
-                f"building: {args.nodes:,} lineage nodes ({chains_for(args.nodes):,} chains of {STEPS} steps from {DATASETS} datasets) "
-                f"and {args.versions:,} versions linked to {PAGE_MODEL}: {graph_event_count(args.nodes, args.versions):,} events"
+                f"building: {args.nodes:,} lineage nodes "
+                f"({chains_for(args.nodes):,} chains of {STEPS} steps from {DATASETS} datasets) "
+                f"and {args.versions:,} versions linked to {PAGE_MODEL}: "
+                f"{graph_event_count(args.nodes, args.versions):,} events"
             )
             build_s = await build_graph(dsn, kafka, args.nodes, args.versions, tmp)
             conn = await asyncpg.connect(dsn)
@@ -815,18 +818,22 @@ async def main(args: argparse.Namespace) -> None:
             for name, (links, aliases) in results.items():
                 both = links + aliases
                 say(
-                    f"{name:8} one client: link p50 {statistics.median(links):6.1f} ms, addAlias p50 {statistics.median(aliases):6.1f} ms, "
-                    f"both p50 {statistics.median(both):6.1f} ms, p99 {p(both, 99):6.1f} ms ({len(links)} of each after {warm} to warm up)"
+                    f"{name:8} one client: link p50 {statistics.median(links):6.1f} ms, "
+                    f"addAlias p50 {statistics.median(aliases):6.1f} ms, "
+                    f"both p50 {statistics.median(both):6.1f} ms, p99 {p(both, 99):6.1f} ms "
+                    f"({len(links)} of each after {warm} to warm up)"
                 )
             link_p50 = statistics.median(results["modelreg"][0] + results["modelreg"][1])
             mlflow_link_p50 = statistics.median(results["MLflow"][0] + results["MLflow"][1])
             say(
-                f"link+alias p50 with read-your-writes: {link_p50:.1f} ms (MLflow {mlflow_link_p50:.1f} ms)   target <= 10 ms: {verdict(link_p50 <= 10)}"
+                f"link+alias p50 with read-your-writes: {link_p50:.1f} ms (MLflow {mlflow_link_p50:.1f} ms)   "
+                f"target <= 10 ms: {verdict(link_p50 <= 10)}"
             )
             ours_rate, mlflow_rate = rates["modelreg"], rates["MLflow"]
             speedup = ours_rate / mlflow_rate
             say(
-                f"8 concurrent clients (each its own model), link+alias mutations: {ours_rate:,.0f} /s (MLflow {mlflow_rate:,.0f} /s): "
+                f"8 concurrent clients (each its own model), link+alias mutations: {ours_rate:,.0f} /s "
+                f"(MLflow {mlflow_rate:,.0f} /s): "
                 f"{speedup:.1f}x   target >= 10x: {verdict(speedup >= 10)}"
             )
 
@@ -834,7 +841,8 @@ async def main(args: argparse.Namespace) -> None:
             # then warm, as a server that has run for a while holds its working set in memory.
             cold, _ = await timed_queries(ours, lineage_calls(args, seed=1), warm_up=0)
             say(
-                f"  lineage depth 20 right after a restart (cold pages, for information): p50 {statistics.median(cold):.1f} ms, p99 {p(cold, 99):.1f} ms"
+                "  lineage depth 20 right after a restart (cold pages, for information): "
+                f"p50 {statistics.median(cold):.1f} ms, p99 {p(cold, 99):.1f} ms"
             )
             seconds = await prewarm(dsn)
             say(f"  read the lineage tables and indexes once ({seconds:.1f} s), as a running server has them in memory")
@@ -842,8 +850,10 @@ async def main(args: argparse.Namespace) -> None:
             sizes = [len(a["lineage"]["nodes"]) for a in answers]
             lineage_p99 = p(latencies, 99)
             say(
-                f"lineage depth 20 on {info['nodes']:,} nodes: p50 {statistics.median(latencies):.1f} ms, p99 {lineage_p99:.1f} ms "
-                f"({len(latencies)} queries, random start and direction; {statistics.median(sizes):.0f} nodes per answer, max {max(sizes)})   "
+                f"lineage depth 20 on {info['nodes']:,} nodes: "
+                f"p50 {statistics.median(latencies):.1f} ms, p99 {lineage_p99:.1f} ms "
+                f"({len(latencies)} queries, random start and direction; "
+                f"{statistics.median(sizes):.0f} nodes per answer, max {max(sizes)})   "
                 f"target p99 <= 50 ms: {verdict(lineage_p99 <= 50)}"
             )
 
@@ -860,11 +870,13 @@ async def main(args: argparse.Namespace) -> None:
                 assert len(page["items"]) == 50, page
                 say(
                     f"  {label:6} page of {PAGE_MODEL} (50 of {args.versions:,} versions, with artifact versions): "
-                    f"p50 {statistics.median(figures[label]):.1f} ms, p99 {p(figures[label], 99):.1f} ms (starts at {page['items'][0]['version']})"
+                    f"p50 {statistics.median(figures[label]):.1f} ms, p99 {p(figures[label], 99):.1f} ms "
+                    f"(starts at {page['items'][0]['version']})"
                 )
             page_p99 = p(figures["first"], 99)
             say(
-                f"first page of a model with {args.versions:,} versions: p99 {page_p99:.1f} ms   target <= 20 ms: {verdict(page_p99 <= 20)}"
+                f"first page of a model with {args.versions:,} versions: p99 {page_p99:.1f} ms   "
+                f"target <= 20 ms: {verdict(page_p99 <= 20)}"
             )
 
         # 7. Upload
@@ -876,18 +888,21 @@ async def main(args: argparse.Namespace) -> None:
         relog_bytes = figures.relog_bytes
         mb = args.upload_mb
         say(
-            f"upload {mb} MB with run.log_artifact: median {upload_s:.2f} s ({mb / upload_s:,.0f} MB/s); local copy computing sha256: "
-            f"median {copy_s:.2f} s ({mb / copy_s:,.0f} MB/s); {len(figures.uploads_s)} rounds, each {min(figures.bytes_sent) / 2**20:,.0f} MB or more sent"
+            f"upload {mb} MB with run.log_artifact: median {upload_s:.2f} s ({mb / upload_s:,.0f} MB/s); "
+            f"local copy computing sha256: median {copy_s:.2f} s ({mb / copy_s:,.0f} MB/s); "
+            f"{len(figures.uploads_s)} rounds, each {min(figures.bytes_sent) / 2**20:,.0f} MB or more sent"
         )
         say(f"upload speed / copy speed: {ratio:.2f}   target >= 0.80: {verdict(ratio >= 0.8)}")
         say(
-            f"re-log of the unchanged folder: {relog_bytes} bytes uploaded in {figures.relog_s:.2f} s   target 0: {verdict(relog_bytes == 0)}"
+            f"re-log of the unchanged folder: {relog_bytes} bytes uploaded in {figures.relog_s:.2f} s   "
+            f"target 0: {verdict(relog_bytes == 0)}"
         )
         stop(server)
     say(f"bench took {time.perf_counter() - bench_started:.0f} s end to end")
     say(
         f"link_p50_ms={link_p50:.1f} mlflow_link_p50_ms={mlflow_link_p50:.1f} throughput_8_clients={ours_rate:.0f} "
-        f"mlflow_throughput_8_clients={mlflow_rate:.0f} speedup_vs_mlflow={speedup:.1f} lineage_depth20_p99_ms={lineage_p99:.1f} "
+        f"mlflow_throughput_8_clients={mlflow_rate:.0f} speedup_vs_mlflow={speedup:.1f} "
+        f"lineage_depth20_p99_ms={lineage_p99:.1f} "
         f"page_100k_p99_ms={page_p99:.1f} upload_ratio_to_copy={ratio:.2f} relog_bytes_uploaded={relog_bytes}"
     )
 

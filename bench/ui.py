@@ -301,7 +301,8 @@ async def timed_searches(browser, url: str, key: str, wanted: list[str]) -> list
 
 RUNS = """query($e: String!, $p: String!, $search: String, $state: RunState, $after: String) {
   runs(entity: $e, project: $p, search: $search, state: $state, first: 20, after: $after) {
-    items { runId name jobType state startedBy startedAt finishedAt summary launchedBy { id queue } } endCursor totalCount
+    items { runId name jobType state startedBy startedAt finishedAt summary launchedBy { id queue } }
+    endCursor totalCount
   }
 }"""
 PROJECTS = "{ projects { items { entity project runCount lastActivityAt } } }"
@@ -327,7 +328,8 @@ async def runs_queries(url: str, key: str, runs: int, count: int) -> dict[str, l
 def figures(label: str, times: list[float]) -> float:
     p50, p99 = p(times, 50), p(times, 99)
     say(
-        f"{label}: p50 {p50:.0f} ms, p99 {p99:.0f} ms over {len(times)} loads (target ≤ {TARGET_MS:.0f} ms: {verdict(p99 <= TARGET_MS)})"
+        f"{label}: p50 {p50:.0f} ms, p99 {p99:.0f} ms over {len(times)} loads "
+        f"(target ≤ {TARGET_MS:.0f} ms: {verdict(p99 <= TARGET_MS)})"
     )
     return p50
 
@@ -352,7 +354,8 @@ async def main(args: argparse.Namespace) -> None:
             )
         else:
             say(
-                f"seeding {MODEL}: {args.versions:,} versions logged and linked, {args.runs:,} runs in {ENTITY}/{PROJECT} "
+                f"seeding {MODEL}: {args.versions:,} versions logged and linked, "
+                f"{args.runs:,} runs in {ENTITY}/{PROJECT} "
                 f"({event_count(args.versions, args.runs):,} events appended in bulk)"
             )
             seed_s = await seed(dsn, args.versions, args.runs, tmp)
@@ -428,7 +431,8 @@ async def main(args: argparse.Namespace) -> None:
             say(f"API answer, {label}: p50 {p(times, 50):.1f} ms, p99 {p(times, 99):.1f} ms over {len(times)} queries")
         say(
             f"registry_page_interactive_ms={registry_p50:.0f} version_page_interactive_ms={version_p50:.0f} "
-            f"runs_page_interactive_ms={runs_p50:.0f} projects_page_interactive_ms={projects_p50:.0f} run_search_ms={search_p50:.0f}"
+            f"runs_page_interactive_ms={runs_p50:.0f} projects_page_interactive_ms={projects_p50:.0f} "
+            f"run_search_ms={search_p50:.0f}"
         )
 
 

@@ -58,9 +58,9 @@ def init(
     server answers and offline, with an OfflineFallback warning, when it does not.
     """
     entity = entity or os.environ.get("MODELREG_ENTITY") or "default"
-    mode = mode or os.environ.get("MODELREG_MODE") or "online"  # type: ignore[assignment]
-    if mode not in MODES:
-        raise InvalidInput(f"mode {mode!r} is not one of {', '.join(MODES)} (check MODELREG_MODE)")
+    chosen = mode or os.environ.get("MODELREG_MODE") or "online"
+    if chosen not in MODES:
+        raise InvalidInput(f"mode {chosen!r} is not one of {', '.join(MODES)} (check MODELREG_MODE)")
     options: dict[str, Any] = {
         "project": project,
         "entity": entity,
@@ -69,10 +69,10 @@ def init(
         "name": name,
         "run_id": id,
     }
-    if mode == "offline":
+    if chosen == "offline":
         return OfflineRun.start_offline(offline_dir, **options)
     transport = Transport(url, api_key)
-    if mode == "online":
+    if chosen == "online":
         return Run.start(transport, **options)
     fields = start_fields(**options)
     try:

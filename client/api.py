@@ -22,12 +22,16 @@ _RUNS = f"""query($e: String!, $p: String!, $search: String, $state: RunState, $
   }}
 }}"""
 _NEIGHBOURS = f"""query($ref: String!, $direction: LineageDirection!) {{
-  lineage(ref: $ref, direction: $direction, depth: 1, fanOut: 1000) {{ nodes {{ depth run {{ {_RUN_FIELDS} }} }} truncated }}
+  lineage(ref: $ref, direction: $direction, depth: 1, fanOut: 1000) {{
+    nodes {{ depth run {{ {_RUN_FIELDS} }} }} truncated
+  }}
 }}"""
 _MODEL = """query($name: String!, $first: Int!, $after: String) {
   registeredModel(name: $name) {
     name description inputs outputs tags createdAt createdBy
-    versions(first: $first, after: $after) { items { version aliases linkedAt linkedBy artifactVersion { id } } endCursor hasNextPage }
+    versions(first: $first, after: $after) {
+      items { version aliases linkedAt linkedBy artifactVersion { id } } endCursor hasNextPage
+    }
   }
 }"""
 
@@ -93,6 +97,10 @@ class RegisteredModel:
 
 class ApiArtifact(LoggedArtifact):
     """A logged version, with its lineage one step away."""
+
+    def __init__(self, transport: Transport, fields: dict[str, Any]) -> None:
+        super().__init__(transport, fields)
+        self._transport = transport
 
     def logged_by(self) -> ApiRun | None:
         runs = self._neighbours("UPSTREAM")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from tqdm import tqdm
 
@@ -152,7 +152,7 @@ class Artifact:
         names = sorted(self._files)
         with ThreadPoolExecutor(PARALLEL_FILES) as pool:
             digests = list(pool.map(lambda n: file_digest(self._files[n]), names))
-        hashed = [ArtifactFile(n, self._files[n].stat().st_size, d) for n, d in zip(names, digests)]
+        hashed = [ArtifactFile(n, self._files[n].stat().st_size, d) for n, d in zip(names, digests, strict=True)]
         return sorted([*hashed, *self._known.values()], key=lambda f: f.path)
 
     def upload_files(self, transport: Transport) -> list[ArtifactFile]:
@@ -216,11 +216,17 @@ class Artifact:
             self._staging = None
 
 
+class BlobSource(Protocol):
+    """Where a logged version's files come from: the server (Transport), or an offline run's spool."""
+
+    def download(self, digest: str, destination: Path, on_bytes: Callable[[int], object]) -> None: ...
+
+
 class LoggedArtifact:
     """A logged version, as `run.use_artifact("nature-images:latest")` returns it."""
 
-    def __init__(self, transport: Transport, fields: dict[str, Any]) -> None:
-        self._transport = transport
+    def __init__(self, blobs: BlobSource, fields: dict[str, Any]) -> None:
+        self._blobs = blobs
         self.id: str = fields["id"]
         self.entity: str = fields["entity"]
         self.project: str = fields["project"]
@@ -260,11 +266,11 @@ class LoggedArtifact:
                 list(pool.map(lambda f: self._fetch(f, root / f.path, bar.update), wanted))
         return root
 
-    def _fetch(self, file: ArtifactFile, destination: Path, on_bytes: Callable[[int], None]) -> None:
+    def _fetch(self, file: ArtifactFile, destination: Path, on_bytes: Callable[[int], object]) -> None:
         if file.ref is not None:
             references.fetch(file.ref, file.size, file.digest, destination, on_bytes)
         else:
-            self._transport.download(file.digest, destination, on_bytes)
+            self._blobs.download(file.digest, destination, on_bytes)
 
 
 def _draft(

@@ -58,7 +58,7 @@ def gpus() -> list[dict[str, str]]:
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [
-        dict(zip(("name", "memory", "driver"), (p.strip() for p in line.split(","))))
+        dict(zip(("name", "memory", "driver"), (p.strip() for p in line.split(",")), strict=False))
         for line in out.splitlines()
         if line
     ]

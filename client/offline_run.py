@@ -27,7 +27,7 @@ class OfflineArtifact(LoggedArtifact):
     """A version as an offline run knows it: one it logged itself (files in the spool), or only an id."""
 
     def __init__(self, spool: Spool, fields: dict[str, Any], *, files_known: bool) -> None:
-        super().__init__(SpoolBlobs(spool), fields)  # type: ignore[arg-type]  # the spool serves downloads
+        super().__init__(SpoolBlobs(spool), fields)  # the spool serves downloads
         self._files_known = files_known
 
     def download(self, root: str | Path | None = None) -> Path:
@@ -130,7 +130,8 @@ class OfflineRun(Run):
                 return logged
         raise InvalidInput(
             f"this run is offline, so {ref!r} cannot be looked up in the registry: use_artifact takes a version id "
-            "(e.g. modelreg.Api().artifact(ref).id noted while online) or the name of an artifact this run logged earlier"
+            "(e.g. modelreg.Api().artifact(ref).id noted while online) "
+            "or the name of an artifact this run logged earlier"
         )
 
     def link_artifact(

@@ -116,7 +116,7 @@ def _describe_s3(uri: str, checksum: bool) -> tuple[int, str]:
     return size, reference_digest(uri, head.get("ETag"), size)
 
 
-def fetch(uri: str, size: int, digest: str, destination: Path, on_bytes: Callable[[int], None]) -> None:
+def fetch(uri: str, size: int, digest: str, destination: Path, on_bytes: Callable[[int], object]) -> None:
     """Copy a reference to `destination`, checking it is still what was logged."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_name(destination.name + ".part")

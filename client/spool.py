@@ -165,7 +165,7 @@ class SpoolBlobs:
     def __init__(self, spool: Spool) -> None:
         self._spool = spool
 
-    def download(self, digest: str, destination: Path, on_bytes: Callable[[int], None]) -> None:
+    def download(self, digest: str, destination: Path, on_bytes: Callable[[int], object]) -> None:
         kept = self._spool.blob_path(digest)
         if not kept.is_file():
             raise NotFound(f"the offline run has no file {digest} in {self._spool.folder / BLOBS}")

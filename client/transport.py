@@ -84,10 +84,10 @@ class Transport:
         return response.status_code == 200
 
     @_retrying
-    def upload(self, path: Path, digest: str, on_bytes: Callable[[int], None]) -> None:
+    def upload(self, path: Path, digest: str, on_bytes: Callable[[int], object]) -> None:
         """Stream a file to the store; the server verifies its digest. Retried from the start if cut."""
 
-        def chunks():  # type: ignore[no-untyped-def]
+        def chunks():
             with path.open("rb") as f:
                 while chunk := f.read(CHUNK):
                     yield chunk
@@ -113,12 +113,12 @@ class Transport:
         return response.json()["digests"] if response.status_code == 200 else None
 
     @_retrying
-    def upload_hashing(self, path: Path, on_bytes: Callable[[int], None]) -> str:
+    def upload_hashing(self, path: Path, on_bytes: Callable[[int], object]) -> str:
         """Stream a file to the store in one pass, hashing it as it goes; returns its digest once the
         server, which computed it too, agrees. Retried from the start if cut."""
         hasher = hashlib.sha256()
 
-        def chunks():  # type: ignore[no-untyped-def]
+        def chunks():
             with path.open("rb", buffering=0) as f:
                 while chunk := f.read(CHUNK):
                     hasher.update(chunk)
@@ -137,7 +137,7 @@ class Transport:
         return digest
 
     @_retrying
-    def download(self, digest: str, destination: Path, on_bytes: Callable[[int], None]) -> None:
+    def download(self, digest: str, destination: Path, on_bytes: Callable[[int], object]) -> None:
         """Fetch a blob to `destination`, verifying its digest; written under a temporary name first."""
         destination.parent.mkdir(parents=True, exist_ok=True)
         temporary = destination.with_name(destination.name + ".part")

@@ -25,6 +25,9 @@ TriggerEvent = Literal[
     "metric_threshold",  # a logged metric crossed a threshold
 ]
 
+# What became of one firing of an automation's action.
+FiringOutcome = Literal["enqueued", "delivered", "failed"]
+
 
 # Field types shared with the automation commands (services/commands/launch_commands.py).
 AutomationName = Annotated[str, StringConstraints(min_length=1, max_length=200)]

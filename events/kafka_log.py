@@ -186,7 +186,7 @@ class KafkaEventLog:
                 consumer.seek(tp, start)
             found: list[tuple[LogRecord, str]] = []
             while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-                for tp, messages in (await consumer.getmany(timeout_ms=1000)).items():
+                for messages in (await consumer.getmany(timeout_ms=1000)).values():
                     for msg in messages:
                         headers = dict(msg.headers or ())
                         topic, partition, offset = headers["dlq.source"].decode().rsplit("/", 2)

@@ -1,7 +1,8 @@
 """The event log interface: append events, read them back from a stored position.
 
-Kafka is the reference implementation (`kafka_log.py`); a Postgres-backed log will implement the same
-Protocols, so callers never know which one they talk to.
+Three implementations of the same Protocols, so callers never know which one they talk to: Kafka, the
+reference (`kafka_log.py`); an append-only PostgreSQL table, the one-machine default of `modelreg server`
+(`postgres_log.py`); and an in-memory log for tests (`memory_log.py`).
 """
 
 from __future__ import annotations

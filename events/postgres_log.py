@@ -165,7 +165,7 @@ class PostgresEventLog:
         ]
 
 
-class _NoResetConnection(asyncpg.Connection):  # type: ignore[misc]
+class _NoResetConnection(asyncpg.Connection):
     def get_reset_query(self) -> str:
         return ""
 

@@ -16,8 +16,8 @@ def envelope_schema(cls: type[Event]) -> dict[str, Any]:
     wire_model = create_model(
         cls.__name__ + "Envelope",
         __base__=Envelope,
-        type=(Literal[cls.type], ...),  # type: ignore[valid-type]
-        version=(Literal[cls.version], ...),  # type: ignore[valid-type]
+        type=(Literal[cls.type], ...),  # type: ignore[arg-type]
+        version=(Literal[cls.version], ...),  # type: ignore[arg-type]
         payload=(cls, ...),
     )
     schema = wire_model.model_json_schema(mode="serialization")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import NamedTuple
 from uuid import uuid4
 
@@ -78,7 +78,7 @@ class LogTails:
         from_now: bool = True,
         resume_point: str | None = None,
         keep: Callable[[Envelope], bool] | None = None,
-    ) -> AsyncIterator[TailedEvent]:
+    ) -> AsyncGenerator[TailedEvent, None]:
         """The events `keep` accepts (all by default), appended from now on, or from the beginning of the
         log (`from_now=False`), or right after the event a `resume_point` came with; in log order per
         partition. Records that do not decode (a foreign producer, a schema this build cannot read) are

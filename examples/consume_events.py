@@ -59,7 +59,10 @@ def describe(message: ConsumerRecord, validators: Validators) -> str:
     actor = event["actor"]
     # occurred_at is when modelreg received it; an offline run's client may add when it says it happened.
     offline = f" (recorded offline at {event['recorded_offline_at']})" if event.get("recorded_offline_at") else ""
-    return f"{where} {type_} v{version} {event['stream']} by {actor['kind']}:{actor['id']} at {event['occurred_at']}{offline} id={event['id']}"
+    return (
+        f"{where} {type_} v{version} {event['stream']} by {actor['kind']}:{actor['id']} "
+        f"at {event['occurred_at']}{offline} id={event['id']}"
+    )
 
 
 async def consume(

@@ -122,7 +122,7 @@ class LineageQueries(graphene.ObjectType):
         start = await _node_of(info, ref)
         direction = value_of(direction)
         directions = ["upstream", "downstream"] if direction == "both" else [direction]
-        return await info.context.lineage.walk(start, directions, depth, fan_out)  # type: ignore[arg-type]
+        return await info.context.lineage.walk(start, directions, depth, fan_out)
 
     @staticmethod
     async def resolve_lineage_neighbours(
@@ -149,7 +149,7 @@ class LineageQueries(graphene.ObjectType):
             search=search or None,
             beyond=fan_out,
             after=position,
-            limit=limit + 1,  # type: ignore[arg-type]
+            limit=limit + 1,
         )
         shown = rows[:limit]
         end = encode_time_cursor(shown[-1]["recorded_at"], shown[-1]["node"]) if shown else after

@@ -13,10 +13,10 @@ from typing import Any
 from graphql import (
     GraphQLError,
     GraphQLInputObjectType,
-    GraphQLInputType,
     GraphQLList,
+    GraphQLNonNull,
     GraphQLResolveInfo,
-    get_nullable_type,
+    GraphQLType,
 )
 from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 
@@ -40,9 +40,10 @@ def _as_sent(info: GraphQLResolveInfo, path: tuple[str | int, ...]) -> tuple[str
     if sent is None:
         return path
     named: list[str | int] = [sent[0]]
-    type_: GraphQLInputType | None = sent[1]
+    type_: GraphQLType | None = sent[1]
     for segment in path[1:]:
-        type_ = get_nullable_type(type_) if type_ is not None else None  # type: ignore[arg-type]
+        if isinstance(type_, GraphQLNonNull):
+            type_ = type_.of_type
         if isinstance(type_, GraphQLList):
             type_ = type_.of_type
         elif isinstance(type_, GraphQLInputObjectType):

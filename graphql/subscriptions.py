@@ -192,7 +192,7 @@ class EventSubscriptions(graphene.ObjectType):
     def subscribe_alias_moved(
         root: Any, info: graphene.ResolveInfo, registered_model: str, alias: str | None = None, after: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
-        only_alias = None if alias is None else (lambda envelope: envelope.payload.alias == alias)  # type: ignore[attr-defined]
+        only_alias = None if alias is None else (lambda envelope: envelope.payload.alias == alias)
         return _live_events(
             info,
             lambda: EventFilter.of([AliasAdded.type, AliasRemoved.type], registered_model=registered_model),

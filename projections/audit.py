@@ -28,7 +28,8 @@ CREATE INDEX audit_log_by_time ON audit_log (occurred_at);
 SCHEMA_V2 = """
 ALTER TABLE audit_log ADD COLUMN stream_seq bigint;
 UPDATE audit_log a SET stream_seq = n.seq
-FROM (SELECT event_id, row_number() OVER (PARTITION BY stream ORDER BY occurred_at, event_id) - 1 AS seq FROM audit_log) n
+FROM (SELECT event_id, row_number() OVER (PARTITION BY stream ORDER BY occurred_at, event_id) - 1 AS seq
+      FROM audit_log) n
 WHERE a.event_id = n.event_id;
 ALTER TABLE audit_log ALTER COLUMN stream_seq SET NOT NULL;
 CREATE UNIQUE INDEX audit_log_by_stream_seq ON audit_log (stream, stream_seq);

@@ -71,7 +71,8 @@ class LaunchQueries:
 
     async def output(self, job_id: UUID) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT attempt, stream, text, captured_at FROM launch_job_output WHERE job_id = $1 ORDER BY attempt, event_id",
+            "SELECT attempt, stream, text, captured_at FROM launch_job_output WHERE job_id = $1 "
+            "ORDER BY attempt, event_id",
             job_id,
         )
         return [dict(r) for r in rows]

@@ -40,7 +40,10 @@ WHERE source = ANY($1::text[]) AND target = ANY($1::text[])
 _FAN_OUT = "SELECT {near} AS node, count(*) AS n FROM lineage_edges WHERE {near} = ANY($1::text[]) GROUP BY {near}"
 
 # The neighbour that ends a walk's fan-out: a cluster's members come after it.
-_NTH = "SELECT recorded_at, {far} AS node FROM lineage_edges WHERE {near} = $1 ORDER BY recorded_at, {far} OFFSET $2 LIMIT 1"
+_NTH = (
+    "SELECT recorded_at, {far} AS node FROM lineage_edges WHERE {near} = $1 "
+    "ORDER BY recorded_at, {far} OFFSET $2 LIMIT 1"
+)
 
 # What a search matches: downstream, the label the edge carries (an index-only scan of the node's
 # edges); upstream, the neighbour's label by its key. A neighbour with no label (a run never started

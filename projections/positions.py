@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from modelreg.projections.migrations import Migration
@@ -85,7 +87,7 @@ async def stored_positions(conn: asyncpg.Connection, projection: str, topic: str
     return {r["partition"]: r["next_offset"] for r in rows}
 
 
-async def reset(conn: asyncpg.Connection, projection: str, tables: tuple[str, ...] | list[str]) -> None:
+async def reset(conn: asyncpg.Connection, projection: str, tables: Sequence[str]) -> None:
     """Forget everything a projection built, so that it is rebuilt from offset 0. Call inside a transaction."""
     # Position rows first, as every batch locks them before it writes: the same order, so no deadlock.
     await conn.execute("SELECT 1 FROM projection_positions WHERE projection = $1 FOR UPDATE", projection)

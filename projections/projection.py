@@ -37,7 +37,7 @@ def handles(event_class: type[E]) -> Callable[[Callable[[Any, E, Envelope], list
 
     def mark(method: Callable[[Any, E, Envelope], list[Statement]]) -> Handler:
         method.__handles__ = event_class  # type: ignore[attr-defined]
-        return method  # type: ignore[return-value]
+        return method
 
     return mark
 

@@ -197,10 +197,12 @@ CREATE INDEX registered_models_by_tag ON registered_models USING gin (tags);
 
 # The card or a tag may come before the first link: the model then exists with no version yet.
 _MODEL_CARD_CHANGED = """
-INSERT INTO registered_models AS m (name, next_version, created_at, created_by, description, inputs, outputs, updated_at)
+INSERT INTO registered_models AS m
+    (name, next_version, created_at, created_by, description, inputs, outputs, updated_at)
 VALUES ($1, 0, $5, $6, $2, $3, $4, $5)
 ON CONFLICT (name) DO UPDATE
-SET description = EXCLUDED.description, inputs = EXCLUDED.inputs, outputs = EXCLUDED.outputs, updated_at = EXCLUDED.updated_at
+SET description = EXCLUDED.description, inputs = EXCLUDED.inputs, outputs = EXCLUDED.outputs,
+    updated_at = EXCLUDED.updated_at
 """
 
 _TAGS_CHANGED = """

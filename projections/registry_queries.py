@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from modelreg.events.identity import Role
 from modelreg.projections.search import like_pattern
 
 _VERSION_COLUMNS = """
@@ -140,7 +141,8 @@ class RegistryQueries:
                    (SELECT job_type FROM runs WHERE entity = $1 AND project = $2 AND job_type IS NOT NULL
                     ORDER BY job_type LIMIT 1)
                    UNION ALL
-                   SELECT (SELECT r.job_type FROM runs r WHERE r.entity = $1 AND r.project = $2 AND r.job_type > found.job_type
+                   SELECT (SELECT r.job_type FROM runs r
+                           WHERE r.entity = $1 AND r.project = $2 AND r.job_type > found.job_type
                            ORDER BY r.job_type LIMIT 1)
                    FROM found WHERE found.job_type IS NOT NULL
                )
@@ -162,7 +164,8 @@ class RegistryQueries:
         args.append(limit)
         rows = await self.pool.fetch(
             f"""WITH page AS MATERIALIZED (
-                    SELECT run_id, started_at FROM runs WHERE {where} ORDER BY started_at DESC, run_id DESC LIMIT ${len(args)}
+                    SELECT run_id, started_at FROM runs WHERE {where}
+                    ORDER BY started_at DESC, run_id DESC LIMIT ${len(args)}
                 )
                 SELECT r.* FROM page JOIN runs r ON r.entity = $1 AND r.project = $2 AND r.run_id = page.run_id
                 ORDER BY page.started_at DESC, page.run_id DESC""",

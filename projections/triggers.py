@@ -107,7 +107,8 @@ WITH matched AS (
                 WHEN '<=' THEN m.value <= (a.trigger->>'threshold')::float8 END))
 ),
 recorded AS (
-    INSERT INTO automation_firings (automation_id, event_id, event_type, stream, actor, variables, status, detail, occurred_at)
+    INSERT INTO automation_firings
+        (automation_id, event_id, event_type, stream, actor, variables, status, detail, occurred_at)
     SELECT automation_id, $2, $3, $4, $5, $6, CASE WHEN cooling THEN 'skipped' ELSE 'pending' END,
            CASE WHEN cooling THEN 'cooldown: fired less than cooldown_s before' END, $7
     FROM matched
@@ -128,7 +129,8 @@ UPDATE automation_firings SET job_id = $3 WHERE automation_id = $1 AND event_id 
 """
 
 _ATTEMPTED = """
-INSERT INTO webhook_deliveries (event_id, automation_id, trigger_event_id, attempt, url, status_code, error, duration_ms, attempted_at)
+INSERT INTO webhook_deliveries
+    (event_id, automation_id, trigger_event_id, attempt, url, status_code, error, duration_ms, attempted_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT DO NOTHING
 """

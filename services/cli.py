@@ -357,7 +357,8 @@ async def _serve(
     try:
         if admin_key_file is not None and (created := await issue_first_admin_key(app, admin_key_file)):
             click.echo(
-                f"first start: an admin API key was written to {created} (keep it secret; send it as 'Authorization: Bearer <key>')"
+                f"first start: an admin API key was written to {created} "
+                "(keep it secret; send it as 'Authorization: Bearer <key>')"
             )
         log = f"Kafka {settings.kafka_bootstrap_servers}" if settings.kafka_bootstrap_servers else "Postgres"
         click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (event log: {log}; Ctrl-C stops)")
@@ -614,7 +615,8 @@ def launch(
     api_key: str | None,
     more_overrides: tuple[str, ...],
 ) -> None:
-    """Enqueue a finished run again with changed knobs: `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`."""
+    """Enqueue a finished run again with changed knobs:
+    `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`."""
     parts = from_run.split("/")
     if len(parts) != 3:
         raise click.BadParameter("use entity/project/run_id", param_hint="--from-run")
@@ -638,7 +640,8 @@ def launch(
     }
     job = _graphql(url, api_key, query, {"i": enqueue})
     click.echo(
-        f"job {job['enqueueJob']['id']} queued on {queue_name} with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}"
+        f"job {job['enqueueJob']['id']} queued on {queue_name} "
+        f"with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}"
     )
 
 

@@ -87,15 +87,6 @@ export function Markdown({ text, empty = "Nothing written yet." }) {
   return html`<div class="markdown" dangerouslySetInnerHTML=${{ __html: safe }} />`;
 }
 
-// A JSON object as a key/value table (nested values as JSON; nulls left out).
-export function KeyValues({ value, empty = "None." }) {
-  const entries = Object.entries(value || {}).filter(([, v]) => v !== null && v !== undefined);
-  if (!entries.length) return html`<p class="muted">${empty}</p>`;
-  return html`<table class="kv"><tbody>
-    ${entries.map(([k, v]) => html`<tr><th>${k}</th><td>${typeof v === "object" && v !== null ? html`<code>${JSON.stringify(v)}</code>` : String(v)}</td></tr>`)}
-  </tbody></table>`;
-}
-
 export function Tabs({ tabs, current, link }) {
   return html`<nav class="tabs" role="tablist">
     ${tabs.map(([id, label]) => html`<a role="tab" aria-selected=${id === current} class=${id === current ? "active" : ""} href=${link(id)}>${label}</a>`)}

@@ -190,7 +190,11 @@ class LaunchAgent:
                 raise
             job = claimed["job"]
             self._running[job["id"]] = asyncio.create_task(self._run_job(job, claimed["attempt"]))
-            self._running[job["id"]].add_done_callback(lambda _, key=job["id"]: self._running.pop(key, None))
+
+            def forget(_: asyncio.Task[None], key: str = job["id"]) -> None:
+                self._running.pop(key, None)
+
+            self._running[job["id"]].add_done_callback(forget)
 
     async def _run_job(self, job: dict[str, Any], attempt: int) -> None:
         ids = {"id": job["id"], "agentId": self.agent_id, "attempt": attempt}

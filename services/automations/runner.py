@@ -22,7 +22,9 @@ import orjson
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
 
 from modelreg.errors import ModelregError, NotYetVisible, PermissionDenied
+from modelreg.events.automations import FiringOutcome
 from modelreg.events.envelope import Actor
+from modelreg.events.identity import Role
 from modelreg.events.launch import JobSource, Trigger, job_stream
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
@@ -141,6 +143,7 @@ class AutomationRunner:
         as_automation = Caller(Actor(kind="automation", id=str(automation["automation_id"])), "admin")
         action = automation["action"]
         if action["kind"] == "launch":
+            outcome: FiringOutcome
             job_id, outcome, detail = None, "failed", None
             try:
                 job_id = await self._enqueue(
@@ -224,7 +227,7 @@ class AutomationRunner:
         action: dict[str, Any],
         variables: dict[str, Any],
         caller: Caller,
-    ) -> tuple[str, str | None]:
+    ) -> tuple[FiringOutcome, str | None]:
         body = orjson.dumps(render(action.get("payload") or {}, variables))
         headers = {
             "Content-Type": "application/json",
@@ -304,7 +307,10 @@ class AutomationRunner:
         self.stuck.pop(key, None)
         if self._requeues_appended.get(key, 0):
             return  # appended, not visible yet (the projection lags): appending it again would change nothing
-        reason = f"agent {job['agent_id']} vanished: no heartbeat since {job['last_seen']}, requeued after {self.agent_timeout_s:g} s"
+        reason = (
+            f"agent {job['agent_id']} vanished: no heartbeat since {job['last_seen']}, "
+            f"requeued after {self.agent_timeout_s:g} s"
+        )
         command = RequeueJob(job_id=job["job_id"], attempt=job["attempt"], reason=reason)
         try:
             accepted = await self.app.execute(command, service_caller("modelreg-launch-supervisor"))

@@ -22,7 +22,8 @@ class WebhookSecrets:
     def secret(self, automation_id: UUID, generation: int) -> str:
         if self._server_key is None:
             raise RuntimeError(
-                "webhooks need a server secret key: set MODELREG_WEBHOOK_SECRET_KEY (modelreg server makes one in its data dir)"
+                "webhooks need a server secret key: set MODELREG_WEBHOOK_SECRET_KEY "
+                "(modelreg server makes one in its data dir)"
             )
         return hmac.new(self._server_key, f"{automation_id}:{generation}".encode(), hashlib.sha256).hexdigest()
 

@@ -7,6 +7,7 @@ decision and needs no event.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 

@@ -154,7 +154,7 @@ class ModelregGraphQLView(GraphQLView):
             raise web.HTTPUnauthorized(text=exc.message) from None
         return RequestContext(app=app, reads=app.reads, caller=caller, webhook_secrets=request.app[SECRETS])
 
-    async def setup_connection_params(self, connection_params, websocket, context, root_value) -> None:  # type: ignore[no-untyped-def]
+    async def setup_connection_params(self, connection_params, websocket, context, root_value) -> None:
         """A key in connection_init's payload stands for the socket, whatever its HTTP headers said."""
         key = api_key_of_connection(connection_params)
         if key is None:
@@ -171,7 +171,7 @@ class ModelregGraphQLView(GraphQLView):
             raise ConnectionRejectionError()  # closes the socket with 4403 Forbidden
         return {"principal": str(context.caller.actor), "role": context.caller.role}
 
-    async def get_graphql_request_data(self, request, context, data, protocol) -> GraphQLRequestData:  # type: ignore[no-untyped-def]
+    async def get_graphql_request_data(self, request, context, data, protocol) -> GraphQLRequestData:
         if protocol != "subscription":  # GET without a query shows GraphiQL
             data = graphql_request_fields(data, needs_query=request.method == "POST")
         request_data = await super().get_graphql_request_data(request, context, data, protocol)
@@ -192,7 +192,7 @@ class ModelregGraphQLView(GraphQLView):
         request.app[SOCKETS].add(ws)
         return ws
 
-    async def execute_operation(self, request_adapter, request_data, context, root_value, allowed_operation_types):  # type: ignore[no-untyped-def]
+    async def execute_operation(self, request_adapter, request_data, context, root_value, allowed_operation_types):
         if context.caller is None:  # checked here, not in get_context, so that GraphiQL's page still loads
             raise HTTPException(401, NO_KEY)
         document = request_data.document
@@ -217,7 +217,7 @@ class ModelregGraphQLView(GraphQLView):
             validate_document=False,  # ValidatedDocuments did, once per distinct document
             middleware=RESOLVER_MIDDLEWARE,
         )
-        if getattr(result, "errors", None) and any_database_unavailable(result.errors):
+        if (errors := getattr(result, "errors", None)) and any_database_unavailable(errors):
             raise HTTPException(503, DATABASE_UNAVAILABLE)  # PostgreSQL restarting: retry, not a bug
         return result
 
@@ -232,7 +232,8 @@ def _operation_type(document: Any, operation_name: str | None) -> OperationType 
 async def close_open_sockets(app: web.Application) -> None:
     """On shutdown, before the event log closes: subscribers are told the server is going away (1001) and
     their log readers close, instead of the shutdown waiting for them until its timeout."""
-    for ws in list(app[SOCKETS]):
+    sockets = app[SOCKETS]
+    for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the server is shutting down")
 
 

@@ -40,7 +40,7 @@ def api_key_of_connection(params: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler):
+class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
     """graphql-transport-ws, answering a `subscribe` that is not a valid subscription with an `error`
     message for that operation (the socket and its other subscriptions go on), closing the log readers
     of all its subscriptions when the socket closes, and closing the socket (4403) once its key is revoked."""

@@ -17,7 +17,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-class StatelessConnection(asyncpg.Connection):  # type: ignore[misc]
+class StatelessConnection(asyncpg.Connection):
     """modelreg leaves no session state on a connection (no SET, no session advisory locks, no cursors;
     listeners are removed before release), so releasing one to the pool skips asyncpg's reset query:
     one round trip less for every read."""

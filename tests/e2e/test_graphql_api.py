@@ -34,13 +34,16 @@ async def test_versions_are_numbered_in_log_order_and_identical_content_is_not_a
 
     assert [r["data"]["logArtifactVersion"]["version"] for r in (first, second, again)] == ["v0", "v1", "v1"]
     page = await stack.graphql(
-        '{ artifactVersions(entity: "acme", project: "nature", name: "classifier", first: 1) { items { version } endCursor hasNextPage } }'
+        '{ artifactVersions(entity: "acme", project: "nature", name: "classifier", first: 1) '
+        "{ items { version } endCursor hasNextPage } }"
     )
     assert page["data"]["artifactVersions"]["items"] == [{"version": "v0"}]
     assert page["data"]["artifactVersions"]["hasNextPage"] is True
     cursor = page["data"]["artifactVersions"]["endCursor"]
     rest = await stack.graphql(
-        'query($after: String) { artifactVersions(entity: "acme", project: "nature", name: "classifier", after: $after) { items { version } hasNextPage } }',
+        "query($after: String) "
+        '{ artifactVersions(entity: "acme", project: "nature", name: "classifier", after: $after) '
+        "{ items { version } hasNextPage } }",
         {"after": cursor},
     )
     assert rest["data"]["artifactVersions"] == {"items": [{"version": "v1"}], "hasNextPage": False}

@@ -162,7 +162,8 @@ async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_produc
 
     model_run = (
         await stack.graphql(
-            "query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 1) { nodes { run { jobType launchedBy { id triggeredBy } } } } }",
+            "query($ref: String!) { lineage(ref: $ref, direction: UPSTREAM, depth: 1) "
+            "{ nodes { run { jobType launchedBy { id triggeredBy } } } } }",
             {"ref": model[0]["artifactVersion"]["id"]},
         )
     )["data"]["lineage"]["nodes"]
@@ -230,7 +231,8 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
 
     runs = (
         await stack.graphql(
-            'query($a: String!, $b: String!) { a: run(entity: "acme", project: "nature", runId: $a) { config environment } '
+            "query($a: String!, $b: String!) "
+            '{ a: run(entity: "acme", project: "nature", runId: $a) { config environment } '
             'b: run(entity: "acme", project: "nature", runId: $b) { config environment } }',
             {"a": original, "b": clone},
         )

@@ -4,7 +4,7 @@ rest are one cluster, searched and paged through `lineageNeighbours`."""
 from __future__ import annotations
 
 from support.stack import Stack
-from support.story import LOG_VERSION, START_RUN, USE, version_input
+from support.story import LOG_VERSION, sweep_run_using, version_input
 
 RUNS = 120
 FAN_OUT = 25
@@ -15,9 +15,14 @@ WALK = """query($ref: String!) {
   }
 }"""
 
-NEIGHBOURS = """query($node: ID!, $direction: LineageDirection!, $search: String, $fanOut: Int, $first: Int = 50, $after: String) {
-  lineageNeighbours(node: $node, direction: $direction, search: $search, fanOut: $fanOut, first: $first, after: $after) {
-    items { node { id kind depth run { runId name jobType } artifactVersion { name version aliases } } edge { source target kind } }
+NEIGHBOURS = """query($node: ID!, $direction: LineageDirection!, $search: String, $fanOut: Int, $first: Int = 50,
+  $after: String) {
+  lineageNeighbours(node: $node, direction: $direction, search: $search, fanOut: $fanOut, first: $first,
+                    after: $after) {
+    items {
+      node { id kind depth run { runId name jobType } artifactVersion { name version aliases } }
+      edge { source target kind }
+    }
     endCursor hasNextPage totalCount
   }
 }"""
@@ -31,22 +36,8 @@ async def sweep(stack: Stack) -> str:
     )
     dataset = logged["data"]["logArtifactVersion"]["id"]
 
-    async def one(n: int) -> None:
-        run = {
-            "entity": "acme",
-            "project": "nature",
-            "runId": f"sweep-{n:03}",
-            "name": f"trial {n}",
-            "jobType": "evaluate" if n % 10 == 0 else "train",
-        }
-        started = await stack.graphql(START_RUN, {"input": run})
-        used = await stack.graphql(
-            USE, {"input": {"artifactVersionId": dataset, "entity": "acme", "project": "nature", "runId": run["runId"]}}
-        )
-        assert "errors" not in started and "errors" not in used, (started, used)
-
     for n in range(RUNS):  # one after another: the cluster lists them oldest first
-        await one(n)
+        await sweep_run_using(stack, dataset, n, "evaluate" if n % 10 == 0 else "train")
     model = await stack.graphql(
         LOG_VERSION, {"input": version_input("classifier", b"weights", runId="sweep-003", aliases=["best"])}
     )

@@ -191,7 +191,8 @@ async def test_a_subscriber_can_replay_the_log_from_the_beginning_and_then_go_on
         await socket.init()
         await socket.subscribe(
             "history",
-            'subscription { events(types: ["registry.version_linked"], streamPrefix: "registered_model:", fromNow: false) { payload } }',
+            'subscription { events(types: ["registry.version_linked"], streamPrefix: "registered_model:", '
+            "fromNow: false) { payload } }",
         )
         (earlier,) = await socket.next_events("history", 1)
         await stack.graphql(LINK, {"model": "nature-classification", "id": v1})
@@ -213,7 +214,10 @@ async def test_stopping_the_api_tells_subscribers_it_is_going_away_and_closes_th
 
 async def test_a_ui_whose_socket_dropped_resumes_right_after_the_last_event_it_saw(stack: Stack) -> None:
     versions = [await _version(stack, f"weights-{n}".encode()) for n in range(3)]
-    follow = 'subscription($after: String) { versionLinked(registeredModel: "nature-classification", after: $after) { payload cursor } }'
+    follow = (
+        "subscription($after: String) "
+        '{ versionLinked(registeredModel: "nature-classification", after: $after) { payload cursor } }'
+    )
     async with graphql_socket(stack, headers=await stack.auth()) as socket:
         await socket.init()
         await socket.subscribe("links", follow)

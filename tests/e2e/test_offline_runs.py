@@ -85,14 +85,16 @@ def sync_with_cli(url: str, offline_dir: Path) -> str:
 
 
 RUN = """query($r: String!) { run(entity: "acme", project: "nature", runId: $r) {
-  state jobType config startedAt finishedAt syncedAt startedOfflineAt finishedOfflineAt metrics { key step value } } }"""
+  state jobType config startedAt finishedAt syncedAt startedOfflineAt finishedOfflineAt
+  metrics { key step value } } }"""
 LINEAGE = (
     """query($ref: String!) { lineage(ref: $ref, direction: DOWNSTREAM, depth: 1) { edges { source target kind } } }"""
 )
 VERSION = (
     """query($id: ID!) { artifactVersion(id: $id) { id version aliases createdAt files { path size digest ref } } }"""
 )
-MODEL = """{ registeredModel(name: "nature-classification") { versions { items { version aliases linkedAt artifactVersion { id } } } } }"""
+MODEL = """{ registeredModel(name: "nature-classification") {
+  versions { items { version aliases linkedAt artifactVersion { id } } } } }"""
 AUDIT = "{ auditLog(first: 500) { items { eventId action occurredAt recordedOfflineAt details } } }"
 
 

@@ -65,7 +65,8 @@ async def test_an_unlinked_version_leaves_with_its_aliases_and_its_number_is_not
 
     assert linked["data"]["linkArtifactVersion"]["version"] == "v2"
     model = await stack.graphql(
-        '{ registeredModel(name: "m") { versions { items { version aliases } } alias(name: "production") { version } } }'
+        '{ registeredModel(name: "m") { versions { items { version aliases } } '
+        'alias(name: "production") { version } } }'
     )
     assert model["data"]["registeredModel"] == {
         "versions": {"items": [{"version": "v1", "aliases": []}, {"version": "v2", "aliases": []}]},
@@ -81,7 +82,8 @@ async def test_the_audit_log_answers_who_did_what_filtered_and_page_by_page(stac
     await stack.graphql(TAG, {"m": "m", "t": "vision"}, actor="user:carol")
 
     query = """query($actor: String, $action: String, $first: Int, $after: String) {
-      auditLog(actor: $actor, action: $action, first: $first, after: $after) { items { action actor details } endCursor hasNextPage } }"""
+      auditLog(actor: $actor, action: $action, first: $first, after: $after) {
+        items { action actor details } endCursor hasNextPage } }"""
     bobs = (await stack.graphql(query, {"actor": "user:bob"}))["data"]["auditLog"]["items"]
     assert [r["action"] for r in bobs] == ["registry.alias_added", "registry.version_linked"]
     aliases = (await stack.graphql(query, {"action": "registry.alias_added"}))["data"]["auditLog"]["items"]

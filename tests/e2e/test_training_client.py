@@ -55,7 +55,8 @@ async def test_training_scripts_log_data_metrics_and_models_and_link_them(stack:
             """query($run: String!) {
              run(entity: "acme", project: "nature", runId: $run) {
                state config summary environment metrics(key: "loss") { step value } }
-             registeredModel(name: "nature-classification") { versions { items { version aliases artifactVersion { id } } } }
+             registeredModel(name: "nature-classification") {
+               versions { items { version aliases artifactVersion { id } } } }
            }""",
             {"run": second_run},
         )

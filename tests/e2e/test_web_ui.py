@@ -1,7 +1,7 @@
 """The web UI in a real browser (Debian's chromium, headless, driven by Playwright) against a running stack
 seeded through the public GraphQL API: the demo's story, from the registry to the dataset behind production.
 
-With MODELREG_SCREENSHOTS=1, screenshots of every page are written to docs/screenshots/ (the README shows them).
+With MODELREG_SCREENSHOTS=1, screenshots of every page are written to docs/screenshots/ (docs/web-ui.md shows them).
 """
 
 from __future__ import annotations

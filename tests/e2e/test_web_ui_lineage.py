@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.stack import Stack
-from support.story import LOG_VERSION, START_RUN, USE, version_input
+from support.story import LOG_VERSION, START_RUN, sweep_run_using, version_input
 
 RUNS = 60
 DRAWN = 15  # ui/pages/lineage.js FAN_OUT
@@ -23,18 +23,7 @@ async def seed(stack: Stack) -> str:
     )
     dataset = logged["data"]["logArtifactVersion"]["id"]
     for n in range(RUNS):
-        run = {
-            "entity": "acme",
-            "project": "nature",
-            "runId": f"sweep-{n:03}",
-            "name": f"trial {n}",
-            "jobType": "train",
-        }
-        started = await stack.graphql(START_RUN, {"input": run})
-        used = await stack.graphql(
-            USE, {"input": {"artifactVersionId": dataset, "entity": "acme", "project": "nature", "runId": run["runId"]}}
-        )
-        assert "errors" not in started and "errors" not in used, (started, used)
+        await sweep_run_using(stack, dataset, n)
     return dataset
 
 

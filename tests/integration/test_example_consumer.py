@@ -81,8 +81,8 @@ async def test_a_service_with_its_own_group_prints_every_event_and_flags_message
     assert len(lines) == 5
     printed = {line.split(" ", 1)[1] for line in lines}
     assert (
-        f"runs.run_started v1 run:acme/nature/train-1 by user:alice at {started.occurred_at.isoformat()} id={started.id}"
-        in printed
+        "runs.run_started v1 run:acme/nature/train-1 by user:alice "
+        f"at {started.occurred_at.isoformat()} id={started.id}" in printed
     )
     assert (
         f"registry.version_linked v1 {model} by user:alice at {linked.occurred_at.isoformat()} id={linked.id}"

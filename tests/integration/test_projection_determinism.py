@@ -4,16 +4,15 @@ same tables as applying the log in order once (real Postgres; the log here is in
 from __future__ import annotations
 
 import random
-import zlib
 
 import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.delivery import in_order, interleaved, partitioned_by_stream
 from support.history import registry_history
 from support.tables import dump
 
-from modelreg.events.codec import encode
-from modelreg.events.log import LogPosition, LogRecord
+from modelreg.events.log import LogRecord
 from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.projections.positions import reset
 from modelreg.projections.runtime import ProjectionRunner
@@ -22,34 +21,6 @@ from modelreg.services.projections_catalog import PROJECTIONS
 PARTITIONS = 3
 HISTORY = registry_history(300, seed=11)
 TABLES = [table for cls in PROJECTIONS.values() for table in cls.tables]
-
-
-def partitioned(topic: str) -> list[list[LogRecord]]:
-    partitions: list[list[LogRecord]] = [[] for _ in range(PARTITIONS)]
-    for event in HISTORY:
-        p = zlib.crc32(event.stream.encode()) % PARTITIONS
-        position = LogPosition(topic, p, len(partitions[p]))
-        partitions[p].append(LogRecord(position, event.stream.encode(), encode(event)))
-    return partitions
-
-
-def delivery(partitions: list[list[LogRecord]], rnd: random.Random) -> list[list[LogRecord]]:
-    """Batches as a consumer may see them: partitions interleaved, each in order, some batches twice."""
-    cursors = [0] * PARTITIONS
-    batches = []
-    while any(c < len(records) for c, records in zip(cursors, partitions)):
-        batch = []
-        for _ in range(rnd.randint(1, 40)):
-            live = [p for p in range(PARTITIONS) if cursors[p] < len(partitions[p])]
-            if not live:
-                break
-            p = rnd.choice(live)
-            batch.append(partitions[p][cursors[p]])
-            cursors[p] += 1
-        batches.append(batch)
-        if rnd.random() < 0.2:
-            batches.append(batch)  # redelivered after a rebalance
-    return batches
 
 
 async def build(pool: asyncpg.Pool, dsn: str, batches: list[list[LogRecord]]) -> dict:
@@ -71,9 +42,8 @@ async def build(pool: asyncpg.Pool, dsn: str, batches: list[list[LogRecord]]) ->
 async def test_any_partition_interleaving_and_redelivery_builds_the_same_tables(
     pool: asyncpg.Pool, database_url: str, seed: int
 ) -> None:
-    partitions = partitioned("events")
-    one_partition_after_another = [[record for records in partitions for record in records]]
-    expected = await build(pool, database_url, one_partition_after_another)
+    partitions = partitioned_by_stream(HISTORY, PARTITIONS)
+    expected = await build(pool, database_url, in_order(partitions))
     assert len(expected["audit_log"]) == len(HISTORY)
 
-    assert await build(pool, database_url, delivery(partitions, random.Random(seed))) == expected
+    assert await build(pool, database_url, interleaved(partitions, random.Random(seed), redelivered=0.2)) == expected

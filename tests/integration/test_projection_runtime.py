@@ -156,7 +156,7 @@ async def _replayed_from_scratch(settings: Settings, event_log: EventLog) -> dic
         runners = [ProjectionRunner(cls(), event_log, pool) for cls in PROJECTIONS.values()]
         for runner in runners:
             async with running(runner):
-                await wait_until(lambda: caught_up(fresh, event_log, runner.name))
+                await wait_until(lambda runner=runner: caught_up(fresh, event_log, runner.name))
     finally:
         await pool.close()
     return await dump(fresh, ALL_TABLES)

@@ -5,17 +5,16 @@ Postgres; the log here is in memory, so that the test chooses the order)."""
 from __future__ import annotations
 
 import random
-import zlib
 from typing import ClassVar
 from uuid import UUID
 
 import asyncpg
+from support.delivery import in_order, interleaved, partitioned_by_stream, put
 from support.history import registry_history
 from support.tables import dump
 
-from modelreg.events.codec import encode
 from modelreg.events.envelope import Actor, Envelope
-from modelreg.events.log import LogPosition, LogRecord
+from modelreg.events.log import LogRecord
 from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.events.operations import EventSkipped, parked_stream_decisions
 from modelreg.events.registry import ModelCardChanged
@@ -81,38 +80,10 @@ SKIPS = skips()
 
 
 def partitioned(history: list[Envelope], skip_events: list[Envelope]) -> list[list[LogRecord]]:
-    partitions: list[list[LogRecord]] = [[] for _ in range(HISTORY_PARTITIONS + 1)]
-
-    def put(p: int, event: Envelope) -> None:
-        position = LogPosition("events", p, len(partitions[p]))
-        partitions[p].append(LogRecord(position, event.stream.encode(), encode(event)))
-
-    for event in history:
-        put(zlib.crc32(event.stream.encode()) % HISTORY_PARTITIONS, event)
+    partitions = [*partitioned_by_stream(history, HISTORY_PARTITIONS), []]
     for event in skip_events:
-        put(SKIPS_PARTITION, event)
+        put(partitions, SKIPS_PARTITION, event)
     return partitions
-
-
-def interleaved(partitions: list[list[LogRecord]], rnd: random.Random) -> list[list[LogRecord]]:
-    cursors = [0] * len(partitions)
-    batches = []
-    while any(c < len(records) for c, records in zip(cursors, partitions)):
-        batch = []
-        for _ in range(rnd.randint(1, 40)):
-            live = [p for p in range(len(partitions)) if cursors[p] < len(partitions[p])]
-            if not live:
-                break
-            p = rnd.choice(live)
-            batch.append(partitions[p][cursors[p]])
-            cursors[p] += 1
-        batches.append(batch)
-    return batches
-
-
-def in_order(partitions: list[list[LogRecord]]) -> list[list[LogRecord]]:
-    """One batch: each partition whole, one after the other."""
-    return [[record for records in partitions for record in records]]
 
 
 async def build(

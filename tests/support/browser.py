@@ -15,7 +15,7 @@ import pytest
 
 CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-# The screenshots the README shows are committed: a test run rewrites them only when asked
+# The screenshots docs/web-ui.md shows are committed: a test run rewrites them only when asked
 # (MODELREG_SCREENSHOTS=1), so that running the tests leaves the tree as it was.
 SCREENSHOTS_WANTED = os.environ.get("MODELREG_SCREENSHOTS", "") not in ("", "0")
 
@@ -27,7 +27,8 @@ BROWSER_TEST_MARKS = [
     ),
     pytest.mark.skipif(
         not Path(CHROMIUM).is_file(),
-        reason=f"no chromium at {CHROMIUM} (apt-get install chromium, which scripts/setup.sh does for the tests; or set MODELREG_CHROMIUM)",
+        reason=f"no chromium at {CHROMIUM} "
+        "(apt-get install chromium, which scripts/setup.sh does for the tests; or set MODELREG_CHROMIUM)",
     ),
     pytest.mark.parametrize("log_kind", ["postgres"], indirect=True),
 ]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from support.stack import Stack
 
 LOG_VERSION = """
 mutation Log($input: LogArtifactVersionInput!) {
@@ -53,7 +57,17 @@ def version_input(name: str, content: bytes, *, type_: str = "model", **extra: o
     }
 
 
-async def demo_story(stack: Stack) -> None:  # type: ignore[name-defined]  # noqa: F821
+async def sweep_run_using(stack: Stack, dataset_id: str, n: int, job_type: str = "train") -> None:
+    """Trial n of a sweep (run sweep-<n> of acme/nature) starts and uses the dataset version."""
+    run = {"entity": "acme", "project": "nature", "runId": f"sweep-{n:03}", "name": f"trial {n}", "jobType": job_type}
+    started = await stack.graphql(START_RUN, {"input": run})
+    used = await stack.graphql(
+        USE, {"input": {"artifactVersionId": dataset_id, "entity": "acme", "project": "nature", "runId": run["runId"]}}
+    )
+    assert "errors" not in started and "errors" not in used, (started, used)
+
+
+async def demo_story(stack: Stack) -> None:
     """The demo, small: a preprocessing run logs a dataset; two training runs log models; links and alias moves."""
     await stack.graphql(
         START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "prep-1", "jobType": "preprocess"}}
@@ -91,14 +105,18 @@ ANSWERS = """{
     versions { items { version aliases linkedBy linkedAt artifactVersion { id version digest createdAt createdBy } } }
     history { items { eventId action actor occurredAt details } }
   }
-  classifier: artifactVersions(entity: "acme", project: "nature", name: "classifier") { items { id version files { path size digest } } }
+  classifier: artifactVersions(entity: "acme", project: "nature", name: "classifier") {
+    items { id version files { path size digest } }
+  }
   dataset: artifactVersion(ref: "acme/nature/nature-images:latest") { id version loggedByRun createdAt }
   run(entity: "acme", project: "nature", runId: "train-1") { config state startedAt startedBy }
-  lineage(ref: "acme/nature/classifier:v1", direction: UPSTREAM) { nodes { id depth } edges { source target kind recordedAt } }
+  lineage(ref: "acme/nature/classifier:v1", direction: UPSTREAM) {
+    nodes { id depth } edges { source target kind recordedAt }
+  }
 }"""
 
 
-async def registry_answers(stack: Stack) -> dict:  # type: ignore[name-defined]  # noqa: F821
+async def registry_answers(stack: Stack) -> dict:
     answer = await stack.graphql(ANSWERS)
     assert "errors" not in answer, answer
     return answer["data"]

@@ -37,7 +37,8 @@ with modelreg.init(project="nature", job_type="train", config=defaults) as run:
 EVALUATE = """
 import modelreg
 
-with modelreg.init(project="nature", job_type="evaluation", config={"candidate": None, "registered_model": "fresh-model"}) as run:
+config = {"candidate": None, "registered_model": "fresh-model"}
+with modelreg.init(project="nature", job_type="evaluation", config=config) as run:
     candidate = run.use_artifact(run.config.candidate)
     score = candidate.metadata["accuracy"]
     run.log({"accuracy": score})

@@ -46,7 +46,7 @@ def _ui_and_client_documents() -> dict[str, str]:
             continue
         constants = dict(re.findall(r"const (\w+) = `([^`]*)`", path.read_text()))
         for name, text in constants.items():
-            text = re.sub(r"\$\{(\w+)\}", lambda m: constants.get(m.group(1), "x"), text)
+            text = re.sub(r"\$\{(\w+)\}", lambda m, constants=constants: constants.get(m.group(1), "x"), text)
             found[f"{path.name}:{name}"] = re.sub(r"\$\{[^}]*\}", "x", text)
     for path in (REPO / "client").rglob("*.py"):
         for n, match in enumerate(re.finditer(r'"((?:query|mutation|subscription)\b[^"]*)"', path.read_text())):

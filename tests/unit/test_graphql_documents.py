@@ -66,7 +66,10 @@ def test_a_page_size_left_out_counts_as_the_default_and_a_variable_as_the_larges
 
 def test_nested_pages_over_the_cost_limit_are_refused_with_advice() -> None:
     documents = ValidatedDocuments(SCHEMA, (cost_limit_validator(50_000, 500),))
-    greedy = "{ registeredModels(first: 500) { items { versions(first: 500) { items { artifactVersion { files { path } } } } } } }"
+    greedy = (
+        "{ registeredModels(first: 500) { items { versions(first: 500) "
+        "{ items { artifactVersion { files { path } } } } } } }"
+    )
     with pytest.raises(GraphQLValidationError) as refused:
         documents.get(greedy)
     assert "over the limit of 50,000" in str(refused.value.errors[0]) and "smaller pages" in str(
@@ -79,13 +82,17 @@ def test_nested_pages_over_the_cost_limit_are_refused_with_advice() -> None:
 
 def test_a_page_of_runs_is_a_page_and_its_largest_is_within_the_limit() -> None:
     runs = """{{ runs(entity: "acme", project: "nature", first: {first}) {{
-      items {{ runId name state config summary environment startedAt metrics {{ key step value }} launchedBy {{ id queue state }} }}
+      items {{ runId name state config summary environment startedAt metrics {{ key step value }}
+               launchedBy {{ id queue state }} }}
       endCursor hasNextPage totalCount }} }}"""
     assert _cost_of(runs.format(first=500)) > 9 * _cost_of(runs.format(first=50))
     ValidatedDocuments(SCHEMA, (cost_limit_validator(50_000, 500),)).get(runs.format(first=500))
 
 
 def test_a_lineage_cluster_is_counted_by_its_page_not_by_the_fan_out_it_skips() -> None:
-    page = '{ lineageNeighbours(node: "artifact:x", direction: DOWNSTREAM, fanOut: 1000, first: %d) { items { node { id run { runId } } } } }'
+    page = (
+        '{ lineageNeighbours(node: "artifact:x", direction: DOWNSTREAM, fanOut: 1000, first: %d) '
+        "{ items { node { id run { runId } } } } }"
+    )
     small, large = _cost_of(page % 10), _cost_of(page % 500)
     assert small < 100 and large > 40 * small

@@ -5,6 +5,7 @@ import { useState } from "preact/hooks";
 import { useLive, useMutation, useQuery } from "../api.js";
 import { isAdmin, useViewer } from "../access.js";
 import { html, shown, Badge, ErrorBox, Loaded, Time } from "../html.js";
+import { Pager, useCursorPages } from "../components/pager.js";
 
 const PRINCIPAL_FIELDS = `
   id kind role
@@ -150,8 +151,8 @@ const IDENTITY_EVENTS = { streamPrefix: "principal:" };
 
 function AdminAccess({ keyInUse }) {
   const [search, setSearch] = useState("");
-  const [cursors, setCursors] = useState([null]);
-  const result = useQuery(PRINCIPALS, { search: search.trim() || null, after: cursors[cursors.length - 1] });
+  const pages = useCursorPages();
+  const result = useQuery(PRINCIPALS, { search: search.trim() || null, after: pages.after });
   useLive(IDENTITY_EVENTS, result.reload);
   const listed = result.data?.principals.items || [];
   return html`
@@ -161,14 +162,11 @@ function AdminAccess({ keyInUse }) {
     </div>
     <h2>Principals</h2>
     <p class="row"><input type="search" aria-label="Search principals" placeholder="Search principals" value=${search}
-      onInput=${(e) => { setSearch(e.target.value); setCursors([null]); }} /></p>
+      onInput=${(e) => { setSearch(e.target.value); pages.restart(); }} /></p>
     <${Loaded} result=${result}>${({ principals }) => html`
       <${Principals} principals=${principals.items} keyInUse=${keyInUse} reload=${result.reload} />
       ${!principals.items.length && html`<p class="muted">No principal${search ? ` matches ${search}` : ""}.</p>`}
-      <p class="row">
-        <button disabled=${cursors.length < 2} onClick=${() => setCursors(cursors.slice(0, -1))}>← Previous</button>
-        <button disabled=${!principals.hasNextPage || result.stale} onClick=${() => setCursors([...cursors, principals.endCursor])}>Next →</button>
-      </p>`}<//>`;
+      <${Pager} pages=${pages} page=${principals} stale=${result.stale} />`}<//>`;
 }
 
 function OwnAccess() {

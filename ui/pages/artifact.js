@@ -2,8 +2,9 @@
 // usage and lineage. Lineage nodes and runs' inputs and outputs lead here.
 import { useQuery } from "../api.js";
 import { useViewer, may, mayAnywhere, entityScopes } from "../access.js";
-import { html, href, AliasBadges, Loaded, Badge, Time, KeyValues, Markdown, Tabs, runHref, artifactHref } from "../html.js";
-import { Usage } from "./version.js";
+import { html, href, AliasBadges, Loaded, Badge, Markdown, Tabs, artifactHref } from "../html.js";
+import { ArtifactOrigin, Fact, Facts, KeyValues } from "../components/facts.js";
+import { Usage } from "../components/usage.js";
 import { Files } from "./files.js";
 import { LinkForm, VersionTags } from "./model_controls.js";
 import { LineageTab } from "./lineage_tab.js";
@@ -30,16 +31,14 @@ export function ArtifactPage({ id, tab }) {
     else body = html`
       <div class="columns">
         <section>
-          <table class="kv"><tbody>
-            <tr><th>Type</th><td>${av.type}</td></tr>
-            <tr><th>In the registry</th><td data-testid="linked-to">${av.linkedTo.map((l) => html`<a href=${href("models", l.registeredModel, l.version)}>${l.registeredModel} ${l.version}</a>
-              <${AliasBadges} aliases=${l.aliases} /> `)}${!av.linkedTo.length && html`<span class="muted">not linked</span>`}</td></tr>
-            <tr><th>Aliases</th><td>${av.aliases.map((a) => html`<${Badge} kind="alias">${a}<//> `)}${!av.aliases.length && html`<span class="muted">none</span>`}</td></tr>
-            <tr><th>Tags</th><td><${VersionTags} av=${av} editable=${may(viewer, "member", entityScopes(av.entity))} reload=${result.reload} /></td></tr>
-            <tr><th>Logged</th><td>by ${av.createdBy}, <${Time} at=${av.createdAt} /></td></tr>
-            <tr><th>Produced by</th><td>${av.loggedByRun ? html`<a href=${runHref(av.entity, av.project, av.loggedByRun)}>run ${av.loggedByRun}</a>` : html`<span class="muted">no run</span>`}</td></tr>
-            <tr><th>Digest</th><td><code class="digest">${av.digest}</code></td></tr>
-          </tbody></table>
+          <${Facts}>
+            <${Fact} label="Type">${av.type}<//>
+            <${Fact} label="In the registry" testid="linked-to">${av.linkedTo.map((l) => html`<a href=${href("models", l.registeredModel, l.version)}>${l.registeredModel} ${l.version}</a>
+              <${AliasBadges} aliases=${l.aliases} /> `)}${!av.linkedTo.length && html`<span class="muted">not linked</span>`}<//>
+            <${Fact} label="Aliases">${av.aliases.map((a) => html`<${Badge} kind="alias">${a}<//> `)}${!av.aliases.length && html`<span class="muted">none</span>`}<//>
+            <${Fact} label="Tags"><${VersionTags} av=${av} editable=${may(viewer, "member", entityScopes(av.entity))} reload=${result.reload} /><//>
+            <${ArtifactOrigin} av=${av} />
+          <//>
           ${av.description && html`<h3>Description</h3><${Markdown} text=${av.description} />`}
           ${mayAnywhere(viewer, "member", ["model:", "registry"]) && html`<h3>Link to the registry</h3><${LinkForm} artifactId=${av.id} />`}
         </section>

@@ -2,6 +2,7 @@
 import { useState } from "preact/hooks";
 import { useQuery } from "../api.js";
 import { html, Loaded, RecordedOffline, Time } from "../html.js";
+import { Pager, useCursorPages } from "../components/pager.js";
 
 const AUDIT = `query Audit($actor: String, $action: String, $since: DateTime, $after: String) {
   auditLog(actor: $actor, action: $action, since: $since, first: 50, after: $after) {
@@ -13,13 +14,13 @@ const short = (text) => (text.length > 160 ? text.slice(0, 160) + "…" : text);
 
 export function AuditLog() {
   const [filters, setFilters] = useState({ actor: "", action: "", since: "" });
-  const [cursors, setCursors] = useState([null]);
+  const pages = useCursorPages();
   const variables = {
     actor: filters.actor || null, action: filters.action || null,
-    since: filters.since ? new Date(filters.since).toISOString() : null, after: cursors[cursors.length - 1],
+    since: filters.since ? new Date(filters.since).toISOString() : null, after: pages.after,
   };
   const result = useQuery(AUDIT, variables);
-  const set = (k) => (e) => { setFilters({ ...filters, [k]: e.target.value }); setCursors([null]); };
+  const set = (k) => (e) => { setFilters({ ...filters, [k]: e.target.value }); pages.restart(); };
   return html`<main class="pad"><h1>Audit log</h1>
     <form class="row" onSubmit=${(e) => e.preventDefault()} data-testid="audit-filters">
       <label>Actor <input value=${filters.actor} placeholder="user:alice" onInput=${set("actor")} /></label>
@@ -34,9 +35,6 @@ export function AuditLog() {
           <td>${r.actor}</td><td><code>${r.action}</code></td>
           <td><code class="details" title=${JSON.stringify(r.details)}>${short(JSON.stringify(r.details))}</code></td></tr>`)}</tbody>
       </table>
-      <p class="row">
-        <button disabled=${cursors.length < 2} onClick=${() => setCursors(cursors.slice(0, -1))}>← Newer</button>
-        <button disabled=${!auditLog.hasNextPage} onClick=${() => setCursors([...cursors, auditLog.endCursor])}>Older →</button>
-      </p>`}<//>
+      <${Pager} pages=${pages} page=${auditLog} stale=${result.stale} previous="← Newer" next="Older →" />`}<//>
   </main>`;
 }

@@ -1,7 +1,8 @@
 // Launch: queues, jobs with their state, a job's captured output, and "clone this run" (enqueueJob fromRun).
 import { useEffect, useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
-import { html, href, shown, Loaded, StateBadge, Time, KeyValues, ErrorBox, runHref } from "../html.js";
+import { html, href, shown, Loaded, StateBadge, Time, ErrorBox, runHref } from "../html.js";
+import { KeyValues } from "../components/facts.js";
 import { useViewer, may, mayAnywhere } from "../access.js";
 
 // The first 100 queues and the latest 100 jobs.

@@ -4,6 +4,7 @@ import { useQuery, useLive } from "../api.js";
 import { html, href, Loaded, AliasBadges, Badge, Time, runHref } from "../html.js";
 import { useViewer, may, modelScopes } from "../access.js";
 import { ModelTags, ProtectedAliases, LinkForm } from "./model_controls.js";
+import { Pager, useCursorPages } from "../components/pager.js";
 
 const MODELS = `query Models($search: String, $after: String) {
   registeredModels(search: $search, first: 50, after: $after) { items { name tags } endCursor hasNextPage }
@@ -77,17 +78,15 @@ function ModelSettings({ model, reload }) {
 }
 
 function Versions({ name }) {
-  // Cursor paging: `pages` holds the cursor each page started after, so Previous goes back exactly.
-  const [pages, setPages] = useState([null]);
-  useEffect(() => setPages([null]), [name]);
-  const after = pages[pages.length - 1];
-  const result = useQuery(VERSIONS, { name, first: PAGE_SIZE, after });
+  const pages = useCursorPages();
+  useEffect(() => pages.restart(), [name]);
+  const result = useQuery(VERSIONS, { name, first: PAGE_SIZE, after: pages.after });
   useLive({ registeredModel: name }, result.reload);
   const viewer = useViewer();
   return html`<${Loaded} result=${result}>${(data) => {
     const model = data.registeredModel;
     if (!model) return html`<p class="muted">No registered model named ${name}.</p>`;
-    const { items, endCursor, hasNextPage } = model.versions;
+    const { items } = model.versions;
     return html`
       <header class="page-head">
         <h1>${model.name}</h1>
@@ -113,11 +112,7 @@ function Versions({ name }) {
         </tbody>
       </table>
       ${!items.length && html`<p class="muted">No linked version.</p>`}
-      <nav class="pager">
-        <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← Previous</button>
-        <span class="muted">page ${pages.length}</span>
-        <button disabled=${!hasNextPage} onClick=${() => setPages([...pages, endCursor])}>Next →</button>
-      </nav>`;
+      <${Pager} pages=${pages} page=${model.versions} stale=${result.stale} />`;
   }}<//>`;
 }
 

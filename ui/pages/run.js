@@ -1,8 +1,9 @@
 // A run: its config, git commit and uncommitted diff, environment, summary and training curves (uPlot).
 import { useEffect, useRef } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
-import { html, href, Loaded, KeyValues, StateBadge, Time, RecordedOffline, artifactHref, Badge, bytes } from "../html.js";
+import { html, href, Loaded, StateBadge, Time, RecordedOffline, artifactHref, Badge, bytes } from "../html.js";
 import { useViewer, may, entityScopes } from "../access.js";
+import { Fact, Facts, KeyValues } from "../components/facts.js";
 
 const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
   run(entity: $entity, project: $project, runId: $runId) {
@@ -86,11 +87,11 @@ function diffLine(line) {
 function Git({ git }) {
   if (!git) return html`<p class="muted">Not recorded (the run did not start in a git checkout).</p>`;
   return html`
-    <table class="kv"><tbody>
-      <tr><th>Remote</th><td>${git.remote || html`<span class="muted">none</span>`}</td></tr>
-      <tr><th>Branch</th><td>${git.branch}</td></tr>
-      <tr><th>Commit</th><td><code data-testid="git-commit">${git.commit}</code></td></tr>
-    </tbody></table>
+    <${Facts}>
+      <${Fact} label="Remote">${git.remote || html`<span class="muted">none</span>`}<//>
+      <${Fact} label="Branch">${git.branch}<//>
+      <${Fact} label="Commit"><code data-testid="git-commit">${git.commit}</code><//>
+    <//>
     <h3>Uncommitted diff</h3>
     ${git.diff ? html`<pre class="code diff" data-testid="git-diff">${git.diff.split("\n").map((line) => html`<span class=${diffLine(line)}>${line}\n</span>`)}</pre>` : git.diff_omitted_bytes
       ? html`<p class="muted">Not recorded: ${bytes(git.diff_omitted_bytes)} of uncommitted changes, more than a run records. This run cannot be cloned.</p>`

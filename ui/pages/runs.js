@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
 import { html, href, Loaded, StateBadge, Time, runHref } from "../html.js";
+import { Pager, useCursorPages } from "../components/pager.js";
 
 // A literal page size: the cost limit counts a page by its `first` (graphql/cost.py).
 const PROJECTS = `query Projects($after: String) {
@@ -25,8 +26,8 @@ const STATES = ["running", "finished", "failed", "crashed"];
 const RUN_EVENTS = ["runs.run_started", "runs.run_finished", "runs.offline_run_synced"];
 
 export function Projects() {
-  const [pages, setPages] = useState([null]);
-  const result = useQuery(PROJECTS, { after: pages[pages.length - 1] });
+  const pages = useCursorPages();
+  const result = useQuery(PROJECTS, { after: pages.after });
   const live = useLive({ streamPrefix: "run:", types: RUN_EVENTS }, result.reload);
   return html`<main class="pad"><h1>Runs</h1>
     <p class="muted">Every project with runs, the most recently active first.</p>
@@ -40,10 +41,7 @@ export function Projects() {
         </tr>`)}</tbody>
       </table>
       ${!projects.length && html`<p class="muted">No run yet: runs appear here once training code calls <code>modelreg.init()</code>.</p>`}
-      ${(pages.length > 1 || page.hasNextPage) && html`<nav class="pager">
-        <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← Previous</button>
-        <button disabled=${!page.hasNextPage || result.stale} onClick=${() => setPages([...pages, page.endCursor])}>Next →</button>
-      </nav>`}`; }}<//>
+      ${(pages.number > 1 || page.hasNextPage) && html`<${Pager} pages=${pages} page=${page} stale=${result.stale} />`}`; }}<//>
     <p class="live muted" title="live updates over the events subscription">● ${live}</p>
   </main>`;
 }
@@ -101,9 +99,8 @@ function RunsTable({ runs }) {
 // carries (`?search=…&state=…&jobType=…`, kept there so that Back from a run finds them again).
 export function ProjectRuns({ entity, project, params = {} }) {
   const [filters, setFilters] = useState({ search: params.search || "", state: params.state || "", jobType: params.jobType || "" });
-  // Cursor paging: `pages` holds the cursor each page started after, so Previous goes back exactly.
-  const [pages, setPages] = useState([null]);
-  const change = (patch) => { setFilters((before) => ({ ...before, ...patch })); setPages([null]); };
+  const pages = useCursorPages();
+  const change = (patch) => { setFilters((before) => ({ ...before, ...patch })); pages.restart(); };
   useEffect(() => {
     const kept = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
     // Replaced, not pushed: a filter is not a page of its own, and no hashchange remounts the page.
@@ -111,7 +108,7 @@ export function ProjectRuns({ entity, project, params = {} }) {
   }, [filters]);
   const info = useQuery(PROJECT, { entity, project });
   const result = useQuery(RUNS, {
-    entity, project, first: PAGE_SIZE, after: pages[pages.length - 1],
+    entity, project, first: PAGE_SIZE, after: pages.after,
     search: filters.search || null, state: filters.state ? filters.state.toUpperCase() : null, jobType: filters.jobType || null,
   });
   const live = useLive({ streamPrefix: `run:${entity}/${project}/`, types: RUN_EVENTS }, () => { info.reload(); result.reload(); });
@@ -126,11 +123,9 @@ export function ProjectRuns({ entity, project, params = {} }) {
     <${Loaded} result=${result}>${({ runs }) => html`
       <${RunsTable} runs=${runs.items} />
       ${!runs.items.length && html`<p class="muted">${filters.search || filters.state || filters.jobType ? "No run matches." : `No run in ${entity}/${project}.`}</p>`}
-      <nav class="pager">
-        <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← Previous</button>
-        <span class="muted" data-testid="runs-page">page ${pages.length} · ${runs.totalCount.toLocaleString()} ${runs.totalCount === 1 ? "run" : "runs"}</span>
-        <button disabled=${!runs.hasNextPage || result.stale} onClick=${() => setPages([...pages, runs.endCursor])}>Next →</button>
-      </nav>`}<//>
+      <${Pager} pages=${pages} page=${runs} stale=${result.stale}>
+        <span class="muted" data-testid="runs-page">page ${pages.number} · ${runs.totalCount.toLocaleString()} ${runs.totalCount === 1 ? "run" : "runs"}</span>
+      <//>`}<//>
     <p class="live muted" title="live updates over the events subscription">● ${live}</p>
   </main>`;
 }

@@ -4,7 +4,9 @@
 import { useState } from "preact/hooks";
 import { useMutation, useQuery, useLive } from "../api.js";
 import { useViewer, may, modelScopes, entityScopes } from "../access.js";
-import { html, href, Loaded, AliasBadges, Badge, Time, RecordedOffline, Markdown, KeyValues, Tabs, runHref, ErrorBox } from "../html.js";
+import { html, href, Loaded, AliasBadges, Badge, Time, RecordedOffline, Markdown, Tabs, runHref, ErrorBox } from "../html.js";
+import { ArtifactOrigin, Fact, Facts, KeyValues } from "../components/facts.js";
+import { Usage } from "../components/usage.js";
 import { LineageTab } from "./lineage_tab.js";
 import { Files } from "./files.js";
 import { AliasControls, ModelTags, VersionTags, UnlinkVersion } from "./model_controls.js";
@@ -91,17 +93,15 @@ function Overview({ model, v, reload }) {
       </section>
       <section class="facts">
         <h2>This version</h2>
-        <table class="kv"><tbody>
-          <tr><th>Aliases</th><td data-testid="aliases"><${AliasBadges} aliases=${v.aliases} protectedAliases=${model.protectedAliases} />${!v.aliases.length && html`<span class="muted">none</span>`}</td></tr>
-          <tr><th>Model tags</th><td><${ModelTags} model=${model} editable=${member} reload=${reload} /></td></tr>
-          <tr><th>Linked</th><td>by ${v.linkedBy}, <${Time} at=${v.linkedAt} /></td></tr>
+        <${Facts}>
+          <${Fact} label="Aliases" testid="aliases"><${AliasBadges} aliases=${v.aliases} protectedAliases=${model.protectedAliases} />${!v.aliases.length && html`<span class="muted">none</span>`}<//>
+          <${Fact} label="Model tags"><${ModelTags} model=${model} editable=${member} reload=${reload} /><//>
+          <${Fact} label="Linked">by ${v.linkedBy}, <${Time} at=${v.linkedAt} /><//>
           ${av && html`
-            <tr><th>Source artifact</th><td><code>${av.entity}/${av.project}/${av.name}:${av.version}</code> (${av.type})</td></tr>
-            <tr><th>Version tags</th><td><${VersionTags} av=${av} editable=${may(viewer, "member", entityScopes(av.entity))} reload=${reload} /></td></tr>
-            <tr><th>Logged</th><td>by ${av.createdBy}, <${Time} at=${av.createdAt} /></td></tr>
-            <tr><th>Produced by</th><td>${av.loggedByRun ? html`<a href=${runHref(av.entity, av.project, av.loggedByRun)}>run ${av.loggedByRun}</a>` : html`<span class="muted">no run</span>`}</td></tr>
-            <tr><th>Digest</th><td><code class="digest">${av.digest}</code></td></tr>`}
-        </tbody></table>
+            <${Fact} label="Source artifact"><code>${av.entity}/${av.project}/${av.name}:${av.version}</code> (${av.type})<//>
+            <${Fact} label="Version tags"><${VersionTags} av=${av} editable=${may(viewer, "member", entityScopes(av.entity))} reload=${reload} /><//>
+            <${ArtifactOrigin} av=${av} />`}
+        <//>
         ${av?.description && html`<h3>Artifact description</h3><${Markdown} text=${av.description} />`}
         ${member && av && html`<h3>Aliases of this version</h3><${AliasControls} model=${model} v=${v} admin=${admin} reload=${reload} />
           <h3>Unlink</h3><${UnlinkVersion} model=${model} v=${v} admin=${admin} />`}
@@ -128,15 +128,6 @@ function Metadata({ av }) {
     <section><h2>Metadata</h2><${KeyValues} value=${av.metadata} empty="No metadata." /></section>
     ${av.loggedByRun && html`<${Hyperparameters} av=${av} />`}
   </div>`;
-}
-
-export function Usage({ usage }) {
-  const [copied, setCopied] = useState(false);
-  const copy = async () => { await navigator.clipboard?.writeText(usage); setCopied(true); };
-  return html`
-    <p>Pulls this exact version (by its immutable <code>vN</code>, never by a moving alias):</p>
-    <pre class="code" data-testid="usage">${usage}</pre>
-    <button onClick=${copy}>${copied ? "Copied" : "Copy"}</button>`;
 }
 
 function History({ records, av }) {

@@ -64,7 +64,8 @@ def fetch_kafka_jars(cache_dir: Path | None = None) -> Path:
     )
     if result.returncode != 0:
         raise LocalKafkaError(
-            f"Maven could not fetch Kafka {KAFKA_VERSION} (is Maven Central reachable?):\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+            f"Maven could not fetch Kafka {KAFKA_VERSION} (is Maven Central reachable?):\n"
+            f"{result.stdout[-3000:]}{result.stderr[-3000:]}"
         )
     done.write_text(KAFKA_VERSION)
     return libs
