@@ -29,6 +29,7 @@ _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 _METRICS = f"""mutation($e: String!, $p: String!, $r: String!, $rows: [MetricRowInput!]!, {_WHEN}) {{
   logMetrics(entity: $e, project: $p, runId: $r, rows: $rows, commandId: $c, occurredAt: $t) }}"""
+_METRIC_BATCH = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
 _LOG = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
 # A link is the registry's history, not the run's: the server refuses a claimed time on it (its own counts).
@@ -94,7 +95,10 @@ def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, st
     fields = entry.input
     if entry.kind == "start_run":
         return transport.graphql(_START, {"i": {**fields, **when}})
-    if entry.kind == "log_metrics":
+    if entry.kind == "log_metrics" and "series" in fields:
+        run_fields = {"entity": entity, "project": project, "runId": run_id}
+        return transport.graphql(_METRIC_BATCH, {"i": {**fields, **run_fields, **when}}, compress=True)
+    if entry.kind == "log_metrics":  # rows, as spools written before the background sender recorded them
         variables = {
             "e": entity,
             "p": project,

@@ -13,6 +13,14 @@ from modelreg.events.runs import RunFinished
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.launch import Job
+from modelreg.graphql.metrics import (
+    HISTORY_ARGUMENTS,
+    MetricCurve,
+    MetricHistoryPage,
+    resolve_history,
+    resolve_metric_points,
+    resolve_scan_history,
+)
 from modelreg.graphql.pages import decode_time_cursor, encode_time_cursor, key_page, page_size
 from modelreg.projections.registry_queries import RunFilters
 from modelreg.services.commands.commands import FinishRun, LogMetrics, RecordSync, StartRun
@@ -43,7 +51,30 @@ class Run(graphene.ObjectType):
     synced_at = graphene.DateTime(description="when a run recorded offline was uploaded")
     started_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it started")
     finished_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it finished")
-    metrics = graphene.List(graphene.NonNull(MetricPoint), required=True, key=graphene.String())
+    metrics = graphene.List(
+        graphene.NonNull(MetricPoint),
+        required=True,
+        key=graphene.String(),
+        resolver=resolve_metric_points,
+        description="every point (of one metric); for long runs use history or scanHistory",
+    )
+    history = graphene.List(
+        graphene.NonNull(MetricCurve),
+        required=True,
+        samples=graphene.Int(default_value=1000),
+        **HISTORY_ARGUMENTS,
+        resolver=resolve_history,
+        description="each metric's curve, sampled: at most `samples` points spread evenly, first and last included",
+    )
+    scan_history = graphene.Field(
+        MetricHistoryPage,
+        required=True,
+        first=graphene.Int(default_value=1000),
+        after=graphene.String(),
+        **HISTORY_ARGUMENTS,
+        resolver=resolve_scan_history,
+        description="every point, one row per step in step order, `first` steps a page",
+    )
     launched_by = graphene.Field(
         Job, description="the Launch job that started this run (its triggeredBy names the automation and the event)"
     )
@@ -56,10 +87,6 @@ class Run(graphene.ObjectType):
         except ValueError:
             return None
         return await info.context.jobs.load(job_id)
-
-    @staticmethod
-    async def resolve_metrics(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:
-        return await info.context.reads.metrics(row["entity"], row["project"], row["run_id"], key)
 
 
 class RunPage(graphene.ObjectType):

@@ -9,6 +9,7 @@ from modelreg.graphql.automations import AutomationMutations, AutomationQueries
 from modelreg.graphql.identity import IdentityMutations, IdentityQueries
 from modelreg.graphql.launch import LaunchMutations, LaunchQueryFields
 from modelreg.graphql.lineage import LineageQueries
+from modelreg.graphql.metrics import MetricMutations
 from modelreg.graphql.models import ModelMutations, ModelQueries
 from modelreg.graphql.parked_streams import ParkedStreamMutations, ParkedStreamQueryFields
 from modelreg.graphql.runs import RunMutations, RunQueries
@@ -33,6 +34,7 @@ class Mutation(
     ArtifactMutations,
     ModelMutations,
     RunMutations,
+    MetricMutations,
     IdentityMutations,
     LaunchMutations,
     AutomationMutations,
