@@ -86,7 +86,9 @@ async def resolve_history(row: dict, info: graphene.ResolveInfo, samples: int, k
         raise InvalidInput(f"{len(keys)} metrics x {samples} samples is over {MAX_POINTS_READ:,} points: ask for fewer")
     curves = await MetricQueries(info.context.reads.pool).history(_run_of(row), _keys(keys), samples)
     if samples * len(curves) > MAX_POINTS_READ:
-        raise InvalidInput(f"{len(curves)} metrics x {samples} samples is over {MAX_POINTS_READ:,} points: ask for fewer")
+        raise InvalidInput(
+            f"{len(curves)} metrics x {samples} samples is over {MAX_POINTS_READ:,} points: ask for fewer"
+        )
     return curves
 
 

@@ -22,7 +22,9 @@ from modelreg.events.runs import MetricSeries
 
 CHUNK_POINTS = 4096
 
-_DENSE_STEPS = "(SELECT string_agg(int4send(s), ''::bytea ORDER BY s) FROM generate_series({0}.first_step, {0}.last_step) s)"
+_DENSE_STEPS = (
+    "(SELECT string_agg(int4send(s), ''::bytea ORDER BY s) FROM generate_series({0}.first_step, {0}.last_step) s)"
+)
 
 # Replaces registry SCHEMA_V2's run_metrics (one row per point); its rows move into one chunk per metric.
 # STORAGE EXTERNAL: packed floats do not compress, so PostgreSQL need not try.

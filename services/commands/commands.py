@@ -153,7 +153,9 @@ class LogMetricBatch(Recordable):
             raise ValueError("each metric may appear once in a batch: merge its points into one series")
         points = sum(len(s.values) for s in series)
         if points > MAX_BATCH_POINTS:
-            raise ValueError(f"{points:,} points in one batch, over the limit of {MAX_BATCH_POINTS:,}: send less at once")
+            raise ValueError(
+                f"{points:,} points in one batch, over the limit of {MAX_BATCH_POINTS:,}: send less at once"
+            )
         return series
 
 

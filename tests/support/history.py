@@ -132,7 +132,9 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
         elif roll < 0.95:
             run_id = rng.choice(run_ids)
             # Steps at random: a later batch may log a step again, or one before the last (the later value wins).
-            rows = [{"step": rng.randrange(100), "values": {"loss": rng.random(), "acc": rng.random()}} for _ in range(3)]
+            rows = [
+                {"step": rng.randrange(100), "values": {"loss": rng.random(), "acc": rng.random()}} for _ in range(3)
+            ]
             add(
                 MetricsLogged(entity=ENTITY, project=PROJECT, run_id=run_id, series=series_from_rows(rows)),
                 run_stream(ENTITY, PROJECT, run_id),
