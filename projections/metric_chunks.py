@@ -44,7 +44,8 @@ CREATE TABLE run_metric_chunks (
     PRIMARY KEY (entity, project, run_id, key, chunk)
 );
 ALTER TABLE run_metric_chunks ALTER COLUMN steps SET STORAGE EXTERNAL, ALTER COLUMN vals SET STORAGE EXTERNAL;
-INSERT INTO run_metric_chunks (entity, project, run_id, key, chunk, first_step, last_step, points, steps, vals, logged_at)
+INSERT INTO run_metric_chunks
+    (entity, project, run_id, key, chunk, first_step, last_step, points, steps, vals, logged_at)
 SELECT entity, project, run_id, key, 0, min(step), max(step), count(*),
        string_agg(int4send(step), ''::bytea ORDER BY step), string_agg(float8send(value), ''::bytea ORDER BY step),
        max(logged_at)
@@ -76,7 +77,8 @@ ON CONFLICT (entity, project, run_id, key, chunk) DO UPDATE SET
     last_step = EXCLUDED.last_step,
     points = c.points + EXCLUDED.points,
     steps = CASE WHEN c.steps IS NULL AND EXCLUDED.steps IS NULL AND EXCLUDED.first_step = c.last_step + 1 THEN NULL
-                 ELSE coalesce(c.steps, {_DENSE_STEPS.format("c")}) || coalesce(EXCLUDED.steps, {_DENSE_STEPS.format("EXCLUDED")})
+                 ELSE coalesce(c.steps, {_DENSE_STEPS.format("c")})
+                      || coalesce(EXCLUDED.steps, {_DENSE_STEPS.format("EXCLUDED")})
             END,
     vals = c.vals || EXCLUDED.vals,
     logged_at = EXCLUDED.logged_at

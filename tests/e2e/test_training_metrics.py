@@ -24,7 +24,8 @@ from modelreg.sync import sync_offline_run
 from modelreg.transport import Transport
 
 HISTORY = """query($r: String!, $keys: [String!], $samples: Int!) {
-  run(entity: "acme", project: "nature", runId: $r) { history(keys: $keys, samples: $samples) { key steps values points } } }"""
+  run(entity: "acme", project: "nature", runId: $r) {
+    history(keys: $keys, samples: $samples) { key steps values points } } }"""
 SCAN = """query($r: String!, $keys: [String!], $first: Int!, $after: String) {
   run(entity: "acme", project: "nature", runId: $r) {
     scanHistory(keys: $keys, first: $first, after: $after) { items { step values } endCursor hasNextPage } } }"""
@@ -99,7 +100,8 @@ async def test_rows_sent_through_log_metrics_land_in_the_same_history(stack: Sta
     )
     rows = [{"step": 0, "values": {"loss": 1.0}}, {"step": 1, "values": {"loss": 0.5, "acc": 0.2}}]
     logged = await stack.graphql(
-        'mutation($rows: [MetricRowInput!]!) { logMetrics(entity: "acme", project: "nature", runId: "old-client", rows: $rows) }',
+        'mutation($rows: [MetricRowInput!]!) '
+        '{ logMetrics(entity: "acme", project: "nature", runId: "old-client", rows: $rows) }',
         {"rows": rows},
     )
     assert logged["data"]["logMetrics"] == 2
