@@ -64,7 +64,8 @@ class Run(graphene.ObjectType):
         samples=graphene.Int(default_value=1000),
         **HISTORY_ARGUMENTS,
         resolver=resolve_history,
-        description="each metric's curve, sampled: at most `samples` points spread evenly, first and last included",
+        description="each metric's curve, sampled: at most `samples` points spread evenly over it (over every "
+        "32nd step when that gives enough)",
     )
     scan_history = graphene.Field(
         MetricHistoryPage,

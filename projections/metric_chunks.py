@@ -7,7 +7,9 @@ start the next chunk; chunks are numbered per metric in log order, so a replay b
 
 A value logged again at a step already stored lands in a later chunk (its batch does not come after the last
 chunk): readers take chunks in log order and the later one wins, as a row upserted at (key, step) did.
-A million points are ~250 chunks: reading a curve is reading a few rows, not a million.
+A million points are ~250 chunks: reading a curve is reading a few rows, not a million. A chunk also keeps
+its points at steps that are multiples of THUMBNAIL_EVERY (its thumbnail, a few hundred bytes): a sampled
+history of a long curve reads those, 1/32 of the bytes, instead of every point.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from modelreg.events.runs import MetricSeries
 
 CHUNK_POINTS = 4096
+THUMBNAIL_EVERY = 32
 
 _DENSE_STEPS = (
     "(SELECT string_agg(int4send(s), ''::bytea ORDER BY s) FROM generate_series({0}.first_step, {0}.last_step) s)"
@@ -40,33 +43,41 @@ CREATE TABLE run_metric_chunks (
     points int NOT NULL,
     steps bytea,
     vals bytea NOT NULL,
+    thumb_steps bytea NOT NULL,
+    thumb_vals bytea NOT NULL,
     logged_at timestamptz NOT NULL,
     PRIMARY KEY (entity, project, run_id, key, chunk)
 );
 ALTER TABLE run_metric_chunks ALTER COLUMN steps SET STORAGE EXTERNAL, ALTER COLUMN vals SET STORAGE EXTERNAL;
 INSERT INTO run_metric_chunks
-    (entity, project, run_id, key, chunk, first_step, last_step, points, steps, vals, logged_at)
+    (entity, project, run_id, key, chunk, first_step, last_step, points, steps, vals, thumb_steps, thumb_vals,
+     logged_at)
 SELECT entity, project, run_id, key, 0, min(step), max(step), count(*),
        string_agg(int4send(step), ''::bytea ORDER BY step), string_agg(float8send(value), ''::bytea ORDER BY step),
+       coalesce(string_agg(int4send(step), ''::bytea ORDER BY step) FILTER (WHERE step % 32 = 0), ''::bytea),
+       coalesce(string_agg(float8send(value), ''::bytea ORDER BY step) FILTER (WHERE step % 32 = 0), ''::bytea),
        max(logged_at)
 FROM run_metrics GROUP BY entity, project, run_id, key;
 DROP TABLE run_metrics;
 """
 
-# One statement per batch, all its metrics at once. $4..$9: per metric key, first and last step, points,
-# steps (NULL: dense), values; $10 the event's time; $11 CHUNK_POINTS.
+# One statement per batch, all its metrics at once. $4..$11: per metric key, first and last step, points,
+# steps (NULL: dense), values, thumbnail steps and values; $12 the event's time; $13 CHUNK_POINTS.
 METRICS_LOGGED = f"""
 WITH incoming AS (
-    SELECT * FROM unnest($4::text[], $5::int[], $6::int[], $7::int[], $8::bytea[], $9::bytea[])
-        AS i(key, first_step, last_step, points, steps, vals)
+    SELECT * FROM unnest(
+        $4::text[], $5::int[], $6::int[], $7::int[], $8::bytea[], $9::bytea[], $10::bytea[], $11::bytea[]
+    )
+        AS i(key, first_step, last_step, points, steps, vals, thumb_steps, thumb_vals)
 )
 INSERT INTO run_metric_chunks AS c
-    (entity, project, run_id, key, chunk, first_step, last_step, points, steps, vals, logged_at)
+    (entity, project, run_id, key, chunk, first_step, last_step, points, steps, vals, thumb_steps, thumb_vals,
+     logged_at)
 SELECT $1, $2, $3, i.key,
        CASE WHEN l.chunk IS NULL THEN 0
-            WHEN l.points + i.points <= $11 AND i.first_step > l.last_step THEN l.chunk
+            WHEN l.points + i.points <= $13 AND i.first_step > l.last_step THEN l.chunk
             ELSE l.chunk + 1 END,
-       i.first_step, i.last_step, i.points, i.steps, i.vals, $10
+       i.first_step, i.last_step, i.points, i.steps, i.vals, i.thumb_steps, i.thumb_vals, $12
 FROM incoming i
 LEFT JOIN LATERAL (
     SELECT chunk, points, last_step FROM run_metric_chunks
@@ -81,6 +92,8 @@ ON CONFLICT (entity, project, run_id, key, chunk) DO UPDATE SET
                       || coalesce(EXCLUDED.steps, {_DENSE_STEPS.format("EXCLUDED")})
             END,
     vals = c.vals || EXCLUDED.vals,
+    thumb_steps = c.thumb_steps || EXCLUDED.thumb_steps,
+    thumb_vals = c.thumb_vals || EXCLUDED.thumb_vals,
     logged_at = EXCLUDED.logged_at
 """
 
@@ -102,8 +115,9 @@ def unpack(code: str, data: bytes) -> array:
     return numbers
 
 
-def packed_series(series: Sequence[MetricSeries]) -> tuple[list, list, list, list, list, list]:
-    """A batch's series as the column arrays METRICS_LOGGED takes ($4..$9)."""
+def packed_series(series: Sequence[MetricSeries]) -> tuple[list, ...]:
+    """A batch's series as the column arrays METRICS_LOGGED takes ($4..$11)."""
+    thumbnails = [thumbnail(s) for s in series]
     return (
         [s.key for s in series],
         [s.first_step for s in series],
@@ -111,7 +125,20 @@ def packed_series(series: Sequence[MetricSeries]) -> tuple[list, list, list, lis
         [len(s.values) for s in series],
         [None if s.steps is None else pack("i", s.steps) for s in series],
         [pack("d", s.values) for s in series],
+        [pack("i", steps) for steps, _ in thumbnails],
+        [pack("d", values) for _, values in thumbnails],
     )
+
+
+def thumbnail(series: MetricSeries) -> tuple[Sequence[int], Sequence[float]]:
+    """The points at steps that are multiples of THUMBNAIL_EVERY (by step, so that batches concatenate)."""
+    if series.steps is None:
+        offset = -series.first_step % THUMBNAIL_EVERY
+        return range(series.first_step + offset, series.last_step + 1, THUMBNAIL_EVERY), series.values[
+            offset::THUMBNAIL_EVERY
+        ]
+    kept = [(s, v) for s, v in zip(series.steps, series.values, strict=True) if s % THUMBNAIL_EVERY == 0]
+    return [s for s, _ in kept], [v for _, v in kept]
 
 
 @dataclass(frozen=True)
@@ -141,6 +168,16 @@ class Segment:
 
 class Curve:
     """One metric's points in step order, built from its chunks in log order (a later value wins a step)."""
+
+    @classmethod
+    def of_thumbnails(cls, thumbnails: Sequence[tuple[bytes, bytes]]) -> Curve:
+        """The curve of the chunks' thumbnails ((steps, vals) as stored, in chunk order)."""
+        chunks = []
+        for steps, vals in thumbnails:
+            if steps:
+                unpacked = unpack("i", steps)
+                chunks.append((unpacked[0], unpacked[-1], steps, vals))
+        return cls(chunks)
 
     def __init__(self, chunks: Sequence[tuple[int, int, bytes | None, bytes]]) -> None:
         """`chunks`: (first_step, last_step, steps, vals) as stored, in chunk (log) order."""

@@ -21,6 +21,12 @@ WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR ke
 ORDER BY key, chunk
 """
 
+_THUMBNAILS = """
+SELECT key, points, thumb_steps, thumb_vals FROM run_metric_chunks
+WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR key = ANY($4))
+ORDER BY key, chunk
+"""
+
 _OUTLINE = """
 SELECT key, first_step, last_step, points, steps IS NULL AS dense FROM run_metric_chunks
 WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR key = ANY($4)) AND last_step > $5
@@ -56,12 +62,23 @@ class MetricQueries:
     async def history(
         self, run: tuple[str, str, str], keys: Sequence[str] | None, samples: int
     ) -> list[dict[str, Any]]:
-        """Per metric, at most `samples` points spread evenly over its whole curve, by key."""
-        curves = await self.curves(run, keys)
+        """Per metric, at most `samples` points spread evenly over its whole curve, by key. A long curve is
+        sampled from its thumbnails (every THUMBNAIL_EVERY-th step) when they have enough points."""
+        rows = await self.pool.fetch(_THUMBNAILS, *run, None if keys is None else list(keys))
+        logged: dict[str, int] = {}
+        thumbnails: dict[str, list[tuple[bytes, bytes]]] = {}
+        for row in rows:
+            logged[row["key"]] = logged.get(row["key"], 0) + row["points"]
+            thumbnails.setdefault(row["key"], []).append((row["thumb_steps"], row["thumb_vals"]))
+        curves = {key: Curve.of_thumbnails(found) for key, found in thumbnails.items()}
+        short = [key for key, curve in curves.items() if len(curve) < samples]
+        if short:
+            curves.update(await self.curves(run, short))
+            logged.update({key: len(curves[key]) for key in short})
         found = []
         for key in sorted(curves) if keys is None else [k for k in dict.fromkeys(keys) if k in curves]:
             steps, values = curves[key].sample(samples)
-            found.append({"key": key, "steps": steps, "values": values, "points": len(curves[key])})
+            found.append({"key": key, "steps": steps, "values": values, "points": logged[key]})
         return found
 
     async def scan_page(

@@ -330,8 +330,7 @@ class RegistryProjection(Projection):
 
     @handles(MetricsLogged)
     def metrics_logged(self, e: MetricsLogged, envelope: Envelope) -> list[Statement]:
-        columns = packed_series(e.series)
-        args = (e.entity, e.project, e.run_id, *columns, envelope.occurred_at, CHUNK_POINTS)
+        args = (e.entity, e.project, e.run_id, *packed_series(e.series), envelope.occurred_at, CHUNK_POINTS)
         return [Statement(METRICS_LOGGED, args, rows="metrics")]
 
     @handles(ArtifactVersionLogged)
