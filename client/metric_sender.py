@@ -92,8 +92,9 @@ class MetricSender:
         with self._lock:
             if self._buffered + self._in_flight >= self.max_buffered_points:
                 self._wait_for_room()
-            if not self._buffered:
+            if not self._buffered:  # the first point of a window: the sender times the window from here
                 self._oldest = time.monotonic()
+                self._wake.notify()
             for key, number in numbers:
                 series = self._buffer.get(key)
                 if series is None:
