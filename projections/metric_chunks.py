@@ -213,8 +213,21 @@ class Curve:
             indexes = [n - 1]
         else:
             indexes = [round(i * (n - 1) / (samples - 1)) for i in range(samples)]
-        points = [self.point(i) for i in indexes]
-        return [s for s, _ in points], [v for _, v in points]
+        steps: list[int] = []
+        values: list[float] = []
+        taken = 0
+        for start, segment in zip(self._starts, self.segments, strict=True):  # one pass, segment by segment
+            end = start + len(segment.values)
+            first = taken
+            while taken < len(indexes) and indexes[taken] < end:
+                taken += 1
+            offsets = [i - start for i in indexes[first:taken]]
+            if segment.steps is None:
+                steps += [segment.first_step + o for o in offsets]
+            else:
+                steps += [segment.steps[o] for o in offsets]
+            values += [segment.values[o] for o in offsets]
+        return steps, values
 
     def between(self, after: int, through: int) -> Iterator[tuple[int, float]]:
         """The points with after < step <= through, in step order."""
