@@ -84,6 +84,8 @@ class MetricSender:
 
     def log(self, values: dict[str, float], step: int | None = None) -> None:
         """Buffer the values at `step` (the next step by default; never one before the last logged)."""
+        if self._closing:
+            raise InvalidInput("this run has finished: metrics can no longer be logged to it")
         if step is None:
             step = self._next_step
         elif step < self._next_step - 1 or step > 2**31 - 1:

@@ -188,3 +188,13 @@ def test_a_step_before_the_last_one_is_refused() -> None:
     with pytest.raises(InvalidInput, match="before the last logged step 5"):
         sender.log({"loss": 1.0}, step=4)
     sender.close()
+
+
+def test_nothing_can_be_logged_once_the_sender_is_closed() -> None:
+    server = InMemoryServer()
+    sender = MetricSender(server)
+    sender.log({"loss": 1.0})
+    sender.close()
+    with pytest.raises(InvalidInput, match="finished"):
+        sender.log({"loss": 2.0})
+    assert server.points("loss") == [(0, 1.0)]
