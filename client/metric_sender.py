@@ -25,6 +25,8 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
+import orjson
+
 from modelreg.errors import InvalidInput, ModelregError
 
 BATCH_POINTS = 50_000  # the server takes up to 100,000 points a request
@@ -252,6 +254,16 @@ def _batches(series: dict[str, _Series], batch_points: int) -> list[list[dict[st
 def _series_input(key: str, steps: array, values: array) -> dict[str, Any]:
     dense = steps[-1] - steps[0] + 1 == len(steps)
     return {"key": key, "firstStep": steps[0], "steps": None if dense else steps.tolist(), "values": values.tolist()}
+
+
+def encoded(batch: list[dict[str, Any]]) -> list[orjson.Fragment]:
+    """The batch's series as JSON, one at a time, letting the GIL go in between: the training thread waits
+    for one series' encoding at most, never for a whole batch's (a few milliseconds for 50,000 points)."""
+    fragments = []
+    for series in batch:
+        fragments.append(orjson.Fragment(orjson.dumps(series)))
+        time.sleep(0)
+    return fragments
 
 
 def _flush_at_exit(sender: weakref.ref[MetricSender]) -> None:

@@ -13,7 +13,7 @@ from uuid import UUID
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.environment import capture
 from modelreg.errors import InvalidInput
-from modelreg.metric_sender import MetricSender
+from modelreg.metric_sender import MetricSender, encoded
 from modelreg.transport import Transport
 
 _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
@@ -88,7 +88,7 @@ class Run:
 
     def _send_metric_batch(self, series: list[dict[str, Any]], command_id: UUID) -> None:
         run = {"entity": self.entity, "project": self.project, "runId": self.id, "commandId": str(command_id)}
-        self.transport.graphql(_METRICS, {"i": {**run, "series": series}}, compress=True)
+        self.transport.graphql(_METRICS, {"i": {**run, "series": encoded(series)}}, compress=True)
 
     def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
         """Upload what the server lacks and log the version as this run's output."""
