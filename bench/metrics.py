@@ -249,7 +249,8 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"log_call_p99_us={log_p99_us:.1f} log_call_max_ms={log_max_ms:.2f} points_per_s={points_per_s:.0f} "
         f"mlflow_points_per_s={mlflow_points_per_s:.0f} speedup_vs_mlflow_metrics={speedup:.1f} "
-        f"history_1m_p99_ms={history_p99:.1f} noop_call_max_ms={ours['floor_max_ns'] / 1e6:.2f} server_cpu_s_per_1m_points={server_cpu_s * 1e6 / total:.1f} "
+        f"history_1m_p99_ms={history_p99:.1f} noop_call_max_ms={ours['floor_max_ns'] / 1e6:.2f} "
+        f"server_cpu_s_per_1m_points={server_cpu_s * 1e6 / total:.1f} "
         f"training_cpu_s_per_1m_points={ours['cpu_s'] * 1e6 / total:.1f}",
         flush=True,
     )
