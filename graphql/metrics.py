@@ -102,7 +102,7 @@ async def resolve_scan_history(
         raise InvalidInput(f"{len(keys)} metrics x {first} steps is over {MAX_POINTS_READ:,} points: ask for fewer")
     after_step = decode_cursor(after)
     page = await MetricQueries(info.context.reads.pool).scan_page(
-        _run_of(row), _keys(keys), NO_STEP if after_step is None else after_step, first
+        _run_of(row), _keys(keys), NO_STEP if after_step is None else after_step, first, MAX_POINTS_READ
     )
     return {
         "items": page.rows,

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from modelreg.errors import InvalidInput
 from modelreg.projections.metric_chunks import Curve
 
 _CHUNKS = """
@@ -82,12 +83,18 @@ class MetricQueries:
         return found
 
     async def scan_page(
-        self, run: tuple[str, str, str], keys: Sequence[str] | None, after: int, rows: int
+        self, run: tuple[str, str, str], keys: Sequence[str] | None, after: int, rows: int, max_points: int
     ) -> HistoryPage:
-        """The first `rows` steps after `after` at which any of the metrics has a point."""
+        """The first `rows` steps after `after` at which any of the metrics has a point; refused (before any
+        point is read) when `rows` times the metrics could exceed `max_points`."""
         outline = await self.pool.fetch(_OUTLINE, *run, None if keys is None else list(keys), after)
         if not outline:
             return HistoryPage([], None, False)
+        metrics = len({r["key"] for r in outline})
+        if rows * metrics > max_points:
+            raise InvalidInput(
+                f"{metrics} metrics x {rows} steps could be over {max_points:,} points: ask for fewer (first, keys)"
+            )
         through = _page_bound(outline, after, rows)
         curves = await self.curves(run, keys, after, through)
         by_step: dict[int, dict[str, float]] = {}

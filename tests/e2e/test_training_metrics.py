@@ -102,7 +102,7 @@ async def test_rows_sent_through_log_metrics_land_in_the_same_history(stack: Sta
     )
     rows = [{"step": 0, "values": {"loss": 1.0}}, {"step": 1, "values": {"loss": 0.5, "acc": 0.2}}]
     logged = await stack.graphql(
-        'mutation($rows: [MetricRowInput!]!) '
+        "mutation($rows: [MetricRowInput!]!) "
         '{ logMetrics(entity: "acme", project: "nature", runId: "old-client", rows: $rows) }',
         {"rows": rows},
     )
@@ -227,3 +227,16 @@ async def test_a_training_process_killed_mid_run_loses_at_most_the_last_window(s
         return must_have <= {r["step"] for r in rows}
 
     await wait_until(all_stored, timeout_s=10)
+
+
+async def test_a_scan_that_could_read_too_many_points_is_refused_before_reading_them(stack: Stack) -> None:
+    await stack.graphql('mutation { startRun(input: {entity: "acme", project: "nature", runId: "wide"}) { runId } }')
+    series = [{"key": f"layer_{n}", "firstStep": 0, "values": [0.1]} for n in range(101)]
+    batch = {"entity": "acme", "project": "nature", "runId": "wide", "series": series}
+    logged = await stack.graphql("mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }", {"i": batch})
+    assert logged["data"]["logMetricBatch"] == 101
+
+    refused = await stack.graphql(SCAN, {"r": "wide", "keys": None, "first": 10_000, "after": None})
+    assert "101 metrics x 10000 steps could be over 1,000,000 points" in refused["errors"][0]["message"]
+    rows = await scan_all(stack, "wide", None, first=100)
+    assert rows == [{"step": 0, "values": {f"layer_{n}": 0.1 for n in range(101)}}]
