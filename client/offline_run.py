@@ -71,8 +71,8 @@ class OfflineRun(Run):
         )
         return cls(spool, entity, project, fields["runId"], fields["config"])
 
-    def _send_metrics(self, rows: list[dict[str, Any]]) -> None:
-        self.spool.record("log_metrics", {"rows": rows})
+    def _send_metric_batch(self, series: list[dict[str, Any]], command_id: UUID) -> None:
+        self.spool.record("log_metrics", {"series": series})  # the spool gives it its own command id
 
     def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
         """Copy the files into the spool (by digest) and record the version under an id chosen here."""

@@ -5,22 +5,20 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
+from uuid import UUID
 
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.environment import capture
 from modelreg.errors import InvalidInput
+from modelreg.metric_sender import MetricSender, encoded
 from modelreg.transport import Transport
-
-FLUSH_ROWS = 1000
-FLUSH_EVERY_S = 2.0
 
 _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
-_METRICS = "mutation($i: LogMetricsInput!) { logMetrics(input: $i) }"
+_METRICS = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
 _VERSION_FIELDS = (
     "id entity project name type version digest description metadata aliases files { path size digest ref }"
 )
@@ -48,9 +46,7 @@ class Run:
         self.id = run_id
         self.config = Config(config)
         self.summary: dict[str, Any] = {}
-        self._rows: list[dict[str, Any]] = []
-        self._step = 0
-        self._flushed_at = time.monotonic()
+        self._metrics = MetricSender(self._send_metric_batch)
         self._finished = False
 
     @classmethod
@@ -81,26 +77,18 @@ class Run:
         return f"{self.entity}/{self.project}/{self.id}"
 
     def log(self, values: dict[str, float], step: int | None = None) -> None:
-        """Record metric values at a step (the next one by default); sent in batches."""
-        if step is not None and step < self._step - 1:
-            raise InvalidInput(f"step {step} is before the last logged step {self._step - 1}")
-        step = self._step if step is None else step
-        self._rows.append({"step": step, "values": {k: float(v) for k, v in values.items()}})
+        """Record metric values at a step (the next one by default); returns at once, a background thread
+        sends them in batches (client/metric_sender.py)."""
+        self._metrics.log(values, step)
         self.summary.update(values)
-        self._step = step + 1
-        if len(self._rows) >= FLUSH_ROWS or time.monotonic() - self._flushed_at >= FLUSH_EVERY_S:
-            self.flush()
 
     def flush(self) -> None:
-        if self._rows:
-            self._send_metrics(self._rows)
-            self._rows = []
-        self._flushed_at = time.monotonic()
+        """Return once every metric logged so far is on the server (or in the offline spool)."""
+        self._metrics.flush()
 
-    def _send_metrics(self, rows: list[dict[str, Any]]) -> None:
-        self.transport.graphql(
-            _METRICS, {"i": {"entity": self.entity, "project": self.project, "runId": self.id, "rows": rows}}
-        )
+    def _send_metric_batch(self, series: list[dict[str, Any]], command_id: UUID) -> None:
+        run = {"entity": self.entity, "project": self.project, "runId": self.id, "commandId": str(command_id)}
+        self.transport.graphql(_METRICS, {"i": {**run, "series": encoded(series)}}, compress=True)
 
     def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
         """Upload what the server lacks and log the version as this run's output."""
@@ -153,19 +141,21 @@ class Run:
     def finish(self, exit_code: int = 0) -> None:
         if self._finished:
             return
-        self.flush()
-        state = "finished" if exit_code == 0 else "failed"
-        summary = {k: v for k, v in self.summary.items() if isinstance(v, (int, float, str, bool))}
-        fields = {
-            "entity": self.entity,
-            "project": self.project,
-            "runId": self.id,
-            "state": state,
-            "exitCode": exit_code,
-            "summary": summary,
-        }
-        self._send_finish(fields)
-        self._finished = True
+        try:
+            self._metrics.close()  # everything logged is delivered before the run says it finished
+        finally:
+            state = "finished" if exit_code == 0 else "failed"
+            summary = {k: v for k, v in self.summary.items() if isinstance(v, (int, float, str, bool))}
+            fields = {
+                "entity": self.entity,
+                "project": self.project,
+                "runId": self.id,
+                "state": state,
+                "exitCode": exit_code,
+                "summary": summary,
+            }
+            self._send_finish(fields)
+            self._finished = True
 
     def _send_finish(self, fields: dict[str, Any]) -> None:
         self.transport.graphql(_FINISH, {"i": finish_input(fields)})

@@ -28,6 +28,7 @@ from modelreg.transport import Transport
 _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 _METRICS = "mutation($i: LogMetricsInput!) { logMetrics(input: $i) }"
+_METRIC_BATCH = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
 _LOG = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
 # A link is the registry's history, not the run's: the server refuses a claimed time on it (its own counts).
@@ -92,7 +93,10 @@ def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, st
     fields = entry.input
     if entry.kind == "start_run":
         return transport.graphql(_START, {"i": {**fields, **when}})
-    if entry.kind == "log_metrics":
+    if entry.kind == "log_metrics" and "series" in fields:
+        run_fields = {"entity": entity, "project": project, "runId": run_id}
+        return transport.graphql(_METRIC_BATCH, {"i": {**fields, **run_fields, **when}}, compress=True)
+    if entry.kind == "log_metrics":  # rows, as spools written before the background sender recorded them
         metrics = {"entity": entity, "project": project, "runId": run_id, "rows": fields["rows"], **when}
         return transport.graphql(_METRICS, {"i": metrics})
     if entry.kind == "log_artifact":

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from modelreg.errors import InvalidInput, ModelregError, NotFound, PermissionDenied, Unavailable
@@ -54,9 +56,10 @@ class Transport:
     def close(self) -> None:
         self._http.close()
 
-    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    def graphql(self, query: str, variables: dict[str, Any] | None = None, *, compress: bool = False) -> dict[str, Any]:
+        """`compress`: send the body gzipped (a batch of metrics: JSON numbers shrink to about a third)."""
         try:
-            body = self._post_graphql(query, variables or {})
+            body = self._post_graphql(query, variables or {}, compress)
         except httpx.TransportError as exc:
             raise Unavailable(
                 f"cannot reach modelreg at {self.url} ({exc}): is the server running? (MODELREG_URL, `modelreg login`)"
@@ -68,8 +71,13 @@ class Transport:
         return body["data"]
 
     @_retrying
-    def _post_graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        response = self._http.post("/graphql", json={"query": query, "variables": variables})
+    def _post_graphql(self, query: str, variables: dict[str, Any], compress: bool = False) -> dict[str, Any]:
+        if compress:
+            body = zlib.compress(orjson.dumps({"query": query, "variables": variables}), 1, wbits=31)  # gzip
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            response = self._http.post("/graphql", content=body, headers=headers)
+        else:
+            response = self._http.post("/graphql", json={"query": query, "variables": variables})
         if response.status_code == 401:
             raise PermissionDenied(response.text)
         if response.status_code >= 500:

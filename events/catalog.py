@@ -43,7 +43,7 @@ from modelreg.events.registry import (
     VersionLinked,
     VersionUnlinked,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced, series_from_rows
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
@@ -95,6 +95,11 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     (ArtifactVersionLogged.type, 1): lambda payload: {
         **payload,
         "manifest": [{**entry, "ref": None} for entry in payload.get("manifest", ())],
+    },
+    # v2 carries a batch as one series per metric (columns, what curves are read as) instead of rows.
+    (MetricsLogged.type, 1): lambda payload: {
+        **{k: v for k, v in payload.items() if k != "rows"},
+        "series": series_from_rows(payload.get("rows") or []),
     },
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from modelreg.events.envelope import Event
 from modelreg.events.names import EntityName, ProjectName, RunId
@@ -70,18 +70,85 @@ class MetricRow(BaseModel):
 
 
 MetricRows = Annotated[tuple[MetricRow, ...], Field(min_length=1, max_length=10_000)]
+MAX_STEP = 2**31 - 1  # steps are stored as 32-bit integers (and GraphQL's Int is one)
+MetricName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class MetricSeries(BaseModel):
+    """One metric's points in a batch, as columns (what curves are read as). `steps` None: dense, that is
+    first_step, first_step + 1, ... (the common case, and half the bytes on the log)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    key: MetricName
+    first_step: int = Field(ge=0, le=MAX_STEP)
+    steps: tuple[Annotated[int, Field(ge=0, le=MAX_STEP)], ...] | None = None
+    values: tuple[float, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _increasing_steps(self) -> MetricSeries:
+        if self.steps is None:
+            if self.first_step + len(self.values) - 1 > MAX_STEP:
+                raise ValueError(f"metric {self.key!r}: steps go past {MAX_STEP}")
+            return self
+        steps = self.steps
+        if len(steps) != len(self.values):
+            raise ValueError(f"metric {self.key!r}: {len(steps)} steps for {len(self.values)} values")
+        if steps[0] != self.first_step:
+            raise ValueError(f"metric {self.key!r}: first_step {self.first_step} is not the first of its steps")
+        if any(a >= b for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError(f"metric {self.key!r}: steps must increase strictly within a batch")
+        return self
+
+    @property
+    def last_step(self) -> int:
+        return self.steps[-1] if self.steps is not None else self.first_step + len(self.values) - 1
+
+    def step_list(self) -> list[int]:
+        return list(self.steps) if self.steps is not None else list(range(self.first_step, self.last_step + 1))
+
+
+def series_of(key: str, points: dict[int, float]) -> MetricSeries:
+    """A series from {step: value}, sorted by step; dense when the steps leave no gap."""
+    steps = sorted(points)
+    dense = steps[-1] - steps[0] + 1 == len(steps)
+    return MetricSeries(
+        key=key, first_step=steps[0], steps=None if dense else tuple(steps), values=tuple(points[s] for s in steps)
+    )
+
+
+def series_from_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows (`{"step": 3, "values": {"loss": 0.1}}`, v1 of the event and the logMetrics mutation) as series
+    dicts; a value logged again at the same step replaces the earlier one, as it always did."""
+    by_key: dict[str, dict[int, float]] = {}
+    for row in rows:
+        for key, value in row["values"].items():
+            by_key.setdefault(key, {})[row["step"]] = value
+    return [series_of(key, points).model_dump() for key, points in by_key.items()]
 
 
 class MetricsLogged(Event):
-    """A batch of metric rows, as the client sends them (it buffers `run.log` calls)."""
+    """A batch of metric points, one series per metric (the client's background sender batches `run.log`
+    calls). v1 carried rows (step -> {key: value}); it is upcast to series on read (events/catalog.py)."""
 
     type = "runs.metrics_logged"
-    version = 1
+    version = 2
 
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    rows: MetricRows
+    series: tuple[MetricSeries, ...] = Field(min_length=1)
+
+    @field_validator("series")
+    @classmethod
+    def _one_series_per_key(cls, series: tuple[MetricSeries, ...]) -> tuple[MetricSeries, ...]:
+        if len({s.key for s in series}) != len(series):
+            raise ValueError("each metric may appear once in a batch (merge its points into one series)")
+        return series
+
+    @property
+    def points(self) -> int:
+        return sum(len(s.values) for s in self.series)
 
 
 class RunSynced(Event):

@@ -12,6 +12,14 @@ from modelreg.errors import NotFound
 from modelreg.graphql.enums import FinishedRunState, RunState, value_of
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.launch import Job
+from modelreg.graphql.metrics import (
+    HISTORY_ARGUMENTS,
+    MetricCurve,
+    MetricHistoryPage,
+    resolve_history,
+    resolve_metric_points,
+    resolve_scan_history,
+)
 from modelreg.graphql.pages import (
     decode_row_cursor,
     decode_time_cursor,
@@ -50,7 +58,31 @@ class Run(graphene.ObjectType):
     synced_at = graphene.DateTime(description="when a run recorded offline was uploaded")
     started_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it started")
     finished_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it finished")
-    metrics = graphene.List(graphene.NonNull(MetricPoint), required=True, key=graphene.String())
+    metrics = graphene.List(
+        graphene.NonNull(MetricPoint),
+        required=True,
+        key=graphene.String(),
+        resolver=resolve_metric_points,
+        description="every point (of one metric); for long runs use history or scanHistory",
+    )
+    history = graphene.List(
+        graphene.NonNull(MetricCurve),
+        required=True,
+        samples=graphene.Int(default_value=1000),
+        **HISTORY_ARGUMENTS,
+        resolver=resolve_history,
+        description="each metric's curve, sampled: at most `samples` points spread evenly over it (over every "
+        "32nd step when that gives enough)",
+    )
+    scan_history = graphene.Field(
+        MetricHistoryPage,
+        required=True,
+        first=graphene.Int(default_value=1000),
+        after=graphene.String(),
+        **HISTORY_ARGUMENTS,
+        resolver=resolve_scan_history,
+        description="every point, one row per step in step order, `first` steps a page",
+    )
     launched_by = graphene.Field(
         Job, description="the Launch job that started this run (its triggeredBy names the automation and the event)"
     )
@@ -60,10 +92,6 @@ class Run(graphene.ObjectType):
         launch = (row["environment"] or {}).get("launch") or {}
         job_id = as_uuid(launch.get("job_id"))  # the client's record of its environment: no id, no job
         return await info.context.jobs.load(job_id) if job_id else None
-
-    @staticmethod
-    async def resolve_metrics(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:
-        return await info.context.reads.metrics(row["entity"], row["project"], row["run_id"], key)
 
 
 async def _total_count(page: dict, info: graphene.ResolveInfo) -> int:

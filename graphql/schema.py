@@ -11,6 +11,7 @@ from modelreg.graphql.errors import report_errors
 from modelreg.graphql.identity import IdentityMutations, IdentityQueries
 from modelreg.graphql.launch import LaunchMutations, LaunchQueryFields
 from modelreg.graphql.lineage import LineageQueries
+from modelreg.graphql.metrics import MetricMutations
 from modelreg.graphql.models import ModelMutations, ModelQueries
 from modelreg.graphql.parked_streams import ParkedStreamMutations, ParkedStreamQueryFields
 from modelreg.graphql.runs import RunMutations, RunQueries
@@ -36,6 +37,7 @@ class Mutation(
     ArtifactMutations,
     ModelMutations,
     RunMutations,
+    MetricMutations,
     IdentityMutations,
     LaunchMutations,
     AutomationMutations,

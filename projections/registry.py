@@ -25,6 +25,7 @@ from modelreg.events.registry import (
     VersionUnlinked,
 )
 from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced
+from modelreg.projections.metric_chunks import CHUNK_POINTS, METRICS_LOGGED, SCHEMA_CHUNKS, packed_series
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
 
@@ -176,15 +177,6 @@ CREATE TABLE run_metrics (
 );
 """
 
-# A row logged again at the same step replaces the earlier value (the later event wins, in stream order).
-_METRICS_LOGGED = """
-INSERT INTO run_metrics (entity, project, run_id, key, step, value, logged_at)
-SELECT $1, $2, $3, m.key, m.step, m.value, $7
-FROM unnest($4::text[], $5::int[], $6::float8[]) AS m(key, step, value)
-ON CONFLICT (entity, project, run_id, key, step) DO UPDATE SET value = EXCLUDED.value, logged_at = EXCLUDED.logged_at
-"""
-
-
 SCHEMA_V3 = """
 ALTER TABLE registered_models
     ADD COLUMN description text,
@@ -299,7 +291,7 @@ class RegistryProjection(Projection):
         "registered_models",
         "model_versions",
         "model_aliases",
-        "run_metrics",
+        "run_metric_chunks",
         "protected_aliases",
     )
     migrations = (
@@ -311,6 +303,7 @@ class RegistryProjection(Projection):
         Migration("registry", 6, SCHEMA_V6),
         Migration("registry", 7, SCHEMA_V7),
         Migration("registry", 8, SCHEMA_V8),
+        Migration("registry", 9, SCHEMA_CHUNKS),
     )
 
     @handles(RunStarted)
@@ -339,10 +332,8 @@ class RegistryProjection(Projection):
 
     @handles(MetricsLogged)
     def metrics_logged(self, e: MetricsLogged, envelope: Envelope) -> list[Statement]:
-        latest = {(key, row.step): value for row in e.rows for key, value in row.values.items()}
-        keys, steps, values = [k for k, _ in latest], [s for _, s in latest], list(latest.values())
-        args = (e.entity, e.project, e.run_id, keys, steps, values, envelope.occurred_at)
-        return [Statement(_METRICS_LOGGED, args, rows="metrics")]
+        args = (e.entity, e.project, e.run_id, *packed_series(e.series), envelope.occurred_at, CHUNK_POINTS)
+        return [Statement(METRICS_LOGGED, args, rows="metrics")]
 
     @handles(ArtifactVersionLogged)
     def artifact_version_logged(self, e: ArtifactVersionLogged, envelope: Envelope) -> list[Statement]:

@@ -9,7 +9,6 @@ from uuid import UUID
 
 import asyncpg
 
-from modelreg.events.identity import Role
 from modelreg.projections.search import like_pattern
 
 _VERSION_COLUMNS = """
@@ -256,16 +255,6 @@ class RegistryQueries:
         )
         return [r["alias"] for r in rows]
 
-    async def metrics(self, entity: str, project: str, run_id: str, key: str | None) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            "SELECT key, step, value FROM run_metrics WHERE entity = $1 AND project = $2 AND run_id = $3 "
-            "AND ($4::text IS NULL OR key = $4) ORDER BY key, step",
-            entity,
-            project,
-            run_id,
-            key,
-        )
-        return [dict(r) for r in rows]
 
     async def runs_by_keys(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], dict[str, Any]]:
         rows = await self.pool.fetch(

@@ -241,8 +241,10 @@ class TriggersProjection(Projection):
 
     @handles(MetricsLogged)
     def metrics_logged(self, e: MetricsLogged, envelope: Envelope) -> list[Statement]:
-        keys = [k for row in e.rows for k in row.values]
-        values = [v for row in e.rows for v in row.values.values()]
+        # A threshold is crossed in a batch when its lowest or its highest value crosses it: two values per
+        # metric say as much as every point would.
+        keys = [s.key for s in e.series for _ in range(2)]
+        values = [v for s in e.series for v in (min(s.values), max(s.values))]
         return self._fire("metric_threshold", envelope, _facts(entity=e.entity, project=e.project), (keys, values))
 
     @handles(JobEnqueued)

@@ -24,7 +24,6 @@ from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_atte
 from modelreg.errors import ModelregError, NotYetVisible, PermissionDenied
 from modelreg.events.automations import FiringOutcome
 from modelreg.events.envelope import Actor
-from modelreg.events.identity import Role
 from modelreg.events.launch import JobSource, Trigger, job_stream
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries

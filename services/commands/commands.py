@@ -27,7 +27,7 @@ from modelreg.events.names import (
     RunId,
     TagName,
 )
-from modelreg.events.runs import HostName, JobType, MetricRows, RecordedCommands, RunEnd, RunName
+from modelreg.events.runs import HostName, JobType, MetricRows, MetricSeries, RecordedCommands, RunEnd, RunName
 from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 from modelreg.services.commands.access import entity_scopes, model_scopes
 
@@ -134,6 +134,32 @@ class LogMetrics(Recordable):
     project: ProjectName
     run_id: RunId
     rows: MetricRows
+
+
+# Bounds of one batch of points (invariant 9): its event stays ~2 MB on the log at most.
+MAX_BATCH_POINTS = 100_000
+MAX_BATCH_METRICS = 10_000
+
+
+class LogMetricBatch(Recordable):
+    """Points of a run's metrics, one series per metric: what the client's background sender ships."""
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    series: tuple[MetricSeries, ...] = Field(min_length=1, max_length=MAX_BATCH_METRICS)
+
+    @field_validator("series")
+    @classmethod
+    def _bounded(cls, series: tuple[MetricSeries, ...]) -> tuple[MetricSeries, ...]:
+        if len({s.key for s in series}) != len(series):
+            raise ValueError("each metric may appear once in a batch: merge its points into one series")
+        points = sum(len(s.values) for s in series)
+        if points > MAX_BATCH_POINTS:
+            raise ValueError(
+                f"{points:,} points in one batch, over the limit of {MAX_BATCH_POINTS:,}: send less at once"
+            )
+        return series
 
 
 class LogArtifactVersion(Recordable):

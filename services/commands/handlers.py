@@ -35,7 +35,7 @@ from modelreg.events.registry import (
     VersionUnlinked,
     registered_model_stream,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced, run_stream
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced, run_stream, series_from_rows
 from modelreg.services.commands.commands import (
     AddAlias,
     Command,
@@ -44,6 +44,7 @@ from modelreg.services.commands.commands import (
     IssueApiKey,
     LinkVersion,
     LogArtifactVersion,
+    LogMetricBatch,
     LogMetrics,
     ProtectAlias,
     Recordable,
@@ -135,8 +136,20 @@ async def log_metrics(cmd: LogMetrics, ctx: CommandContext) -> Decision:
     run = await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id)
     if run is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
-    payload = MetricsLogged(**cmd.facts())
+    rows = [row.model_dump() for row in cmd.rows]
+    payload = MetricsLogged(entity=cmd.entity, project=cmd.project, run_id=cmd.run_id, series=series_from_rows(rows))
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], len(cmd.rows))
+
+
+async def log_metric_batch(cmd: LogMetricBatch, ctx: CommandContext) -> Decision:
+    """Returns how many points the batch has."""
+    points = sum(len(s.values) for s in cmd.series)
+    if await already_accepted(cmd, ctx):
+        return Decision([], points)
+    if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
+        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
+    payload = MetricsLogged(**cmd.facts())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], points)
 
 
 async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> Decision:
@@ -369,6 +382,7 @@ HANDLERS: dict[type[Command], Handler] = {
     StartRun: start_run,
     FinishRun: finish_run,
     LogMetrics: log_metrics,
+    LogMetricBatch: log_metric_batch,
     LogArtifactVersion: log_artifact_version,
     UseArtifactVersion: use_artifact_version,
     LinkVersion: link_version,

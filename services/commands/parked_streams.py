@@ -7,7 +7,6 @@ decision and needs no event.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 

@@ -29,7 +29,7 @@ from modelreg.events.registry import (
     VersionUnlinked,
     registered_model_stream,
 )
-from modelreg.events.runs import MetricRow, MetricsLogged, RunFinished, RunStarted, run_stream
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, run_stream, series_from_rows
 
 ENTITY, PROJECT = "acme", "nature"
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -131,11 +131,12 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
                 add(VersionUnlinked(registered_model=model, artifact_version_id=version_id), stream)
         elif roll < 0.95:
             run_id = rng.choice(run_ids)
-            rows = tuple(
-                MetricRow(step=rng.randrange(100), values={"loss": rng.random(), "acc": rng.random()}) for _ in range(3)
-            )
+            # Steps at random: a later batch may log a step again, or one before the last (the later value wins).
+            rows = [
+                {"step": rng.randrange(100), "values": {"loss": rng.random(), "acc": rng.random()}} for _ in range(3)
+            ]
             add(
-                MetricsLogged(entity=ENTITY, project=PROJECT, run_id=run_id, rows=rows),
+                MetricsLogged(entity=ENTITY, project=PROJECT, run_id=run_id, series=series_from_rows(rows)),
                 run_stream(ENTITY, PROJECT, run_id),
             )
         else:

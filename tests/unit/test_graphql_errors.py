@@ -72,6 +72,7 @@ BY_NAME = {
     "action": '{kind: "webhook", url: "https://example.com/hook"}',
     "commands": "1",
     "rows": "[{step: 0, values: {loss: 0.1}}]",
+    "series": '[{key: "loss", firstStep: 0, values: [0.1]}]',
     "values": "{loss: 0.1}",
     "files": '[{path: "w.bin", size: 1, digest: "sha256:' + "ab" * 32 + '"}]',
 }

@@ -9,7 +9,7 @@ const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
   run(entity: $entity, project: $project, runId: $runId) {
     entity project runId name jobType state exitCode config environment summary
     startedAt startedBy finishedAt syncedAt startedOfflineAt finishedOfflineAt
-    metrics { key step value }
+    history(samples: 1000) { key steps values }
     launchedBy { id queue state }
   }
 }`;
@@ -70,11 +70,11 @@ function Curve({ name, points }) {
   return html`<div class="curve" ref=${box} data-testid=${"curve-" + name}></div>`;
 }
 
-function Curves({ metrics }) {
-  const byKey = new Map();
-  for (const m of metrics) (byKey.get(m.key) || byKey.set(m.key, []).get(m.key)).push(m);
-  if (!byKey.size) return html`<p class="muted">No metrics logged.</p>`;
-  return html`<div class="curves">${[...byKey].map(([k, pts]) => html`<${Curve} key=${k} name=${k} points=${pts} />`)}</div>`;
+// Each metric sampled by the server (history: at most 1,000 points a curve), however long the run.
+function Curves({ history }) {
+  if (!history.length) return html`<p class="muted">No metrics logged.</p>`;
+  return html`<div class="curves">${history.map((c) => html`<${Curve} key=${c.key} name=${c.key}
+    points=${c.steps.map((step, i) => ({ step, value: c.values[i] }))} />`)}</div>`;
 }
 
 function diffLine(line) {
@@ -121,7 +121,7 @@ export function RunPage({ entity, project, runId }) {
         ${may(viewer, "member", entityScopes(run.entity)) && !run.environment?.git?.diff_omitted_bytes && html`<a class="button" href=${href("launch", "clone", run.entity, run.project, run.runId)}>Clone this run…</a>`}
       </header>
       <section><h2>Artifacts</h2><${InputsOutputs} entity=${run.entity} project=${run.project} runId=${run.runId} /></section>
-      <section><h2>Training curves</h2><${Curves} metrics=${run.metrics} /></section>
+      <section><h2>Training curves</h2><${Curves} history=${run.history} /></section>
       <div class="columns">
         <section><h2>Config</h2><${KeyValues} value=${run.config} empty="No config." /></section>
         <section><h2>Summary</h2><${KeyValues} value=${run.summary} empty="No summary." /></section>

@@ -1,0 +1,275 @@
+"""The background sender of a run's metrics: `run.log` hands points over and returns at once.
+
+`log` appends each value to its metric's packed arrays (no network, no allocation per point beyond the
+array's growth). A thread ships what is buffered as one batch per request (one series per metric) when
+`batch_points` are waiting or the oldest waiting point is `window_s` old, so a crash of the training
+process loses at most the last window. `flush` returns once everything logged before it is delivered
+(`finish` calls it; so does the interpreter's exit, for a run never finished).
+
+Memory is bounded: past `max_buffered_points` waiting or in flight (the server slower than the training
+loop), `log` waits for room, after one warning (MetricsBacklog). A batch the server refuses for good
+(InvalidInput: the run was finished meanwhile, say) is dropped and its error raised by the next `flush`;
+an unreachable server is retried, the batch kept.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import threading
+import time
+import warnings
+import weakref
+from array import array
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID, uuid4
+
+import orjson
+
+from modelreg.errors import InvalidInput, ModelregError
+
+BATCH_POINTS = 50_000  # the server takes up to 100,000 points a request
+WINDOW_S = 1.0
+MAX_BUFFERED_POINTS = 4_000_000  # 12 bytes a point: ~48 MB at most
+RETRY_EVERY_S = 5.0
+MAX_KEY_LENGTH = 200
+
+# Ships one batch: a list of series {"key", "firstStep", "steps" (None: dense), "values"}, and the batch's
+# command id (the same on a retry, so that the server takes it once). Raises on failure.
+BatchSink = Callable[[list[dict[str, Any]], UUID], None]
+
+
+class MetricsBacklog(UserWarning):
+    """The server takes metrics slower than the run logs them: `run.log` waits for room."""
+
+
+class _Series:
+    __slots__ = ("steps", "values")
+
+    def __init__(self) -> None:
+        self.steps = array("i")
+        self.values = array("d")
+
+
+class MetricSender:
+    def __init__(
+        self,
+        sink: BatchSink,
+        *,
+        batch_points: int = BATCH_POINTS,
+        window_s: float = WINDOW_S,
+        max_buffered_points: int = MAX_BUFFERED_POINTS,
+        retry_every_s: float = RETRY_EVERY_S,
+    ) -> None:
+        self._sink = sink
+        self.batch_points = batch_points
+        self.window_s = window_s
+        self.max_buffered_points = max(max_buffered_points, batch_points)
+        self.retry_every_s = retry_every_s
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # the sender waits here for points or a flush
+        self._room = threading.Condition(self._lock)  # log and flush wait here for deliveries
+        self._buffer: dict[str, _Series] = {}
+        self._buffered = 0  # points in _buffer
+        self._in_flight = 0  # points taken by the sender, not delivered yet
+        self._oldest = 0.0  # when the oldest buffered point was logged
+        self._flushing = 0
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._errors: list[ModelregError] = []
+        self._warned = False
+        self._next_step = 0
+        self._known_keys: set[str] = set()
+
+    # -- the training thread ------------------------------------------------------------------------------
+
+    def log(self, values: dict[str, float], step: int | None = None) -> None:
+        """Buffer the values at `step` (the next step by default; never one before the last logged)."""
+        if self._closing:
+            raise InvalidInput("this run has finished: metrics can no longer be logged to it")
+        if step is None:
+            step = self._next_step
+        elif step < self._next_step - 1 or step > 2**31 - 1:
+            raise InvalidInput(f"step {step} is before the last logged step {self._next_step - 1} (or over 2**31-1)")
+        numbers = [(key, self._number(key, value)) for key, value in values.items()]
+        with self._lock:
+            if self._buffered + self._in_flight >= self.max_buffered_points:
+                self._wait_for_room()
+            if not self._buffered:  # the first point of a window: the sender times the window from here
+                self._oldest = time.monotonic()
+                self._wake.notify()
+            for key, number in numbers:
+                series = self._buffer.get(key)
+                if series is None:
+                    series = self._buffer[key] = _Series()
+                if series.steps and series.steps[-1] == step:
+                    series.values[-1] = number  # logged again at the same step: the later value wins
+                    continue
+                series.steps.append(step)
+                series.values.append(number)
+                self._buffered += 1
+            if self._buffered >= self.batch_points:
+                self._wake.notify()
+        self._next_step = step + 1
+        if self._thread is None:
+            self._start()
+
+    def _number(self, key: str, value: Any) -> float:
+        if key not in self._known_keys:
+            if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or "\x00" in key:
+                raise InvalidInput(f"metric name {key!r} must be text of 1 to {MAX_KEY_LENGTH} characters")
+            self._known_keys.add(key)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"metric {key!r} is {value!r}: only numbers can be logged") from None
+        if not math.isfinite(number):
+            raise InvalidInput(f"metric {key!r} is {number}: only finite numbers can be logged")
+        return number
+
+    def _wait_for_room(self) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"modelreg: the server takes metrics slower than this run logs them; {self.max_buffered_points:,} "
+                "points are waiting to be sent, so run.log now waits for room (log less often, or fewer metrics)",
+                MetricsBacklog,
+                stacklevel=4,
+            )
+        self._wake.notify()
+        while self._buffered + self._in_flight >= self.max_buffered_points and not self._closing:
+            self._room.wait()
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Return once every point logged so far is delivered; raise what the server refused meanwhile."""
+        with self._lock:
+            if self._thread is not None:
+                self._flushing += 1
+                self._wake.notify()
+                deadline = None if timeout_s is None else time.monotonic() + timeout_s
+                try:
+                    while self._buffered + self._in_flight and self._thread.is_alive():
+                        left = None if deadline is None else deadline - time.monotonic()
+                        if left is not None and left <= 0:
+                            break
+                        self._room.wait(left)
+                finally:
+                    self._flushing -= 1
+            errors, self._errors = self._errors, []
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        """Flush, then stop the thread."""
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self._closing = True
+                self._wake.notify()
+            if self._thread is not None:
+                self._thread.join()
+
+    # -- the sender thread --------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="modelreg-metrics", daemon=True)
+        self._thread.start()
+        # A run never finished still delivers what it logged when the interpreter exits normally.
+        atexit.register(_flush_at_exit, weakref.ref(self))
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._due():
+                    if self._closing:
+                        return
+                    self._wake.wait(self._time_left())
+                taken, self._buffer = self._buffer, {}
+                self._in_flight, self._buffered = self._buffered, 0
+            for batch in _batches(taken, self.batch_points):
+                self._deliver(batch)
+                points = sum(len(s["values"]) for s in batch)
+                with self._lock:
+                    self._in_flight -= points
+                    self._room.notify_all()
+
+    def _due(self) -> bool:
+        if not self._buffered:
+            return False
+        return (
+            self._flushing > 0
+            or self._closing
+            or self._buffered >= self.batch_points
+            or self._buffered + self._in_flight >= self.max_buffered_points
+            or time.monotonic() - self._oldest >= self.window_s
+        )
+
+    def _time_left(self) -> float | None:
+        return max(self._oldest + self.window_s - time.monotonic(), 0.001) if self._buffered else None
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        command_id = uuid4()
+        while True:
+            try:
+                self._sink(batch, command_id)
+                return
+            except ModelregError as exc:
+                if exc.code == "NOT_YET_VISIBLE":
+                    return  # on the log: it shows once the read models catch up
+                if not exc.retriable:
+                    with self._lock:
+                        self._errors.append(exc)
+                    return
+                warnings.warn(
+                    f"modelreg: metrics not sent ({exc.message}); retrying every {self.retry_every_s:g}s",
+                    MetricsBacklog,
+                    stacklevel=1,
+                )
+            except Exception as exc:  # a bug or a full disk (offline): the batch cannot be delivered
+                with self._lock:
+                    self._errors.append(ModelregError(f"metrics not sent: {type(exc).__name__}: {exc}"))
+                return
+            time.sleep(self.retry_every_s)
+
+
+def _batches(series: dict[str, _Series], batch_points: int) -> list[list[dict[str, Any]]]:
+    """The buffered series cut into batches of at most `batch_points` points, each metric's points in order."""
+    batches: list[list[dict[str, Any]]] = [[]]
+    room = batch_points
+    for key, found in series.items():
+        start = 0
+        while start < len(found.values):
+            if room == 0:
+                batches.append([])
+                room = batch_points
+            end = min(start + room, len(found.values))
+            batches[-1].append(_series_input(key, found.steps[start:end], found.values[start:end]))
+            room -= end - start
+            start = end
+    return [b for b in batches if b]
+
+
+def _series_input(key: str, steps: array, values: array) -> dict[str, Any]:
+    dense = steps[-1] - steps[0] + 1 == len(steps)
+    return {"key": key, "firstStep": steps[0], "steps": None if dense else steps.tolist(), "values": values.tolist()}
+
+
+def encoded(batch: list[dict[str, Any]]) -> list[orjson.Fragment]:
+    """The batch's series as JSON, one at a time, letting the GIL go in between: the training thread waits
+    for one series' encoding at most, never for a whole batch's (a few milliseconds for 50,000 points)."""
+    fragments = []
+    for series in batch:
+        fragments.append(orjson.Fragment(orjson.dumps(series)))
+        time.sleep(0)
+    return fragments
+
+
+def _flush_at_exit(sender: weakref.ref[MetricSender]) -> None:
+    alive = sender()
+    if alive is not None:
+        try:
+            alive.flush(timeout_s=60)
+        except ModelregError as exc:
+            warnings.warn(f"modelreg: metrics logged at exit were not all delivered: {exc.message}", stacklevel=1)

@@ -1,0 +1,144 @@
+"""A run's metrics: the batch the client's sender ships (logMetricBatch), and the history read back
+(`Run.history`: sampled curves for a chart; `Run.scanHistory`: every point, a page of steps at a time)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import graphene
+from graphene.types.generic import GenericScalar
+from graphql.language import ast
+
+from modelreg.errors import InvalidInput
+from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.pages import decode_cursor, encode_cursor, page_of
+from modelreg.projections.metric_queries import NO_STEP, MetricQueries
+from modelreg.services.commands.commands import LogMetricBatch
+
+MAX_SAMPLES = 10_000
+MAX_SCAN_ROWS = 10_000
+MAX_POINTS_READ = 1_000_000  # rows (or samples) times metrics, for one field
+
+
+class Numbers(graphene.Scalar):
+    """A JSON array of numbers. A long series is one value, coerced and checked as a whole (the command
+    validates every number) instead of one GraphQL value per number."""
+
+    @staticmethod
+    def serialize(value: list[float]) -> list[float]:
+        return value
+
+    @staticmethod
+    def parse_value(value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise InvalidInput(f"expected a JSON array of numbers, got {type(value).__name__}")
+        return value
+
+    @staticmethod
+    def parse_literal(node: ast.Node, _variables: Any = None) -> list[Any]:
+        if not isinstance(node, ast.ListValueNode):
+            raise InvalidInput("expected an array of numbers")
+        numbers: list[Any] = []
+        for item in node.values:
+            if isinstance(item, ast.IntValueNode):
+                numbers.append(int(item.value))
+            elif isinstance(item, ast.FloatValueNode):
+                numbers.append(float(item.value))
+            else:
+                raise InvalidInput("expected an array of numbers")
+        return numbers
+
+
+class MetricCurve(graphene.ObjectType):
+    key = graphene.String(required=True)
+    steps = Numbers(required=True, description="the sampled points' steps, increasing")
+    values = Numbers(required=True, description="the sampled points' values")
+    points = graphene.Int(required=True, description="how many points the metric has in all")
+
+
+class MetricHistoryRow(graphene.ObjectType):
+    step = graphene.Int(required=True)
+    values = GenericScalar(required=True, description='the metrics with a point at this step: {"loss": 0.1}')
+
+
+MetricHistoryPage = page_of(MetricHistoryRow, name="MetricHistoryPage")
+
+
+def _run_of(row: dict) -> tuple[str, str, str]:
+    return row["entity"], row["project"], row["run_id"]
+
+
+def _keys(keys: list[str] | None) -> list[str] | None:
+    if keys is not None and not keys:
+        raise InvalidInput("keys: name at least one metric, or leave keys out for all of them")
+    return keys
+
+
+async def resolve_history(row: dict, info: graphene.ResolveInfo, samples: int, keys: list[str] | None = None) -> list:
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise InvalidInput(f"samples must be between 1 and {MAX_SAMPLES:,}, got {samples}")
+    if keys is not None and samples * len(keys) > MAX_POINTS_READ:
+        raise InvalidInput(f"{len(keys)} metrics x {samples} samples is over {MAX_POINTS_READ:,} points: ask for fewer")
+    curves = await MetricQueries(info.context.reads.pool).history(_run_of(row), _keys(keys), samples)
+    if samples * len(curves) > MAX_POINTS_READ:
+        raise InvalidInput(
+            f"{len(curves)} metrics x {samples} samples is over {MAX_POINTS_READ:,} points: ask for fewer"
+        )
+    return curves
+
+
+async def resolve_scan_history(
+    row: dict, info: graphene.ResolveInfo, first: int, keys: list[str] | None = None, after: str | None = None
+) -> dict:
+    if not 1 <= first <= MAX_SCAN_ROWS:
+        raise InvalidInput(f"first must be between 1 and {MAX_SCAN_ROWS:,}, got {first}")
+    if keys is not None and first * len(keys) > MAX_POINTS_READ:
+        raise InvalidInput(f"{len(keys)} metrics x {first} steps is over {MAX_POINTS_READ:,} points: ask for fewer")
+    after_step = decode_cursor(after)
+    page = await MetricQueries(info.context.reads.pool).scan_page(
+        _run_of(row), _keys(keys), NO_STEP if after_step is None else after_step, first, MAX_POINTS_READ
+    )
+    return {
+        "items": page.rows,
+        "end_cursor": encode_cursor(page.last_step) if page.last_step is not None else after,
+        "has_next_page": page.has_more,
+    }
+
+
+async def resolve_metric_points(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:
+    return await MetricQueries(info.context.reads.pool).points(_run_of(row), key)
+
+
+HISTORY_ARGUMENTS = {
+    "keys": graphene.List(graphene.NonNull(graphene.String), description="the metrics (default: all of the run's)"),
+}
+
+
+class MetricSeriesInput(graphene.InputObjectType):
+    key = graphene.String(required=True)
+    first_step = graphene.Int(required=True)
+    steps = Numbers(description="the points' steps, strictly increasing (default: firstStep, firstStep + 1, ...)")
+    values = Numbers(required=True, description="the points' values, finite numbers")
+
+
+class LogMetricBatchInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    series = graphene.List(graphene.NonNull(MetricSeriesInput), required=True, description="one per metric")
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it was logged on the client (offline runs), with a zone")
+
+
+class MetricMutations(graphene.ObjectType):
+    log_metric_batch = graphene.Int(
+        required=True,
+        input=LogMetricBatchInput(required=True),
+        description="Append a batch of points to a run's metrics (one event); returns how many points it had.",
+    )
+
+    @staticmethod
+    async def resolve_log_metric_batch(root: Any, info: graphene.ResolveInfo, input: dict) -> int:
+        fields = {**input, "series": [{k: v for k, v in dict(s).items() if v is not None} for s in input["series"]]}
+        accepted = await info.context.app.execute(parse_command(LogMetricBatch, fields), info.context.caller)
+        return accepted.subject_id

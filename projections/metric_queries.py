@@ -1,0 +1,136 @@
+"""Reads of a run's metric history (the chunks of projections/metric_chunks.py). Never writes.
+
+`history` samples whole curves (a chart); `scan_page` pages through every point in step order, one row
+per step; `points` lists every point of a metric (small runs, the run page of older clients).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from modelreg.errors import InvalidInput
+from modelreg.projections.metric_chunks import Curve
+
+_CHUNKS = """
+SELECT key, first_step, last_step, steps, vals FROM run_metric_chunks
+WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR key = ANY($4))
+  AND last_step > $5 AND first_step <= $6
+ORDER BY key, chunk
+"""
+
+_THUMBNAILS = """
+SELECT key, points, thumb_steps, thumb_vals FROM run_metric_chunks
+WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR key = ANY($4))
+ORDER BY key, chunk
+"""
+
+_OUTLINE = """
+SELECT key, first_step, last_step, points, steps IS NULL AS dense FROM run_metric_chunks
+WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR key = ANY($4)) AND last_step > $5
+ORDER BY key, first_step
+"""
+
+NO_STEP = -1
+LAST_STEP = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    rows: list[dict[str, Any]]  # {"step": ..., "values": {key: value}}, in step order
+    last_step: int | None
+    has_more: bool
+
+
+class MetricQueries:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def curves(
+        self, run: tuple[str, str, str], keys: Sequence[str] | None, after: int = NO_STEP, through: int = LAST_STEP
+    ) -> dict[str, Curve]:
+        """The metrics' curves (all of the run's metrics when `keys` is None), by key, with the chunks that
+        hold steps in (after, through]."""
+        rows = await self.pool.fetch(_CHUNKS, *run, None if keys is None else list(keys), after, through)
+        chunks: dict[str, list[tuple[int, int, bytes | None, bytes]]] = {}
+        for row in rows:
+            chunks.setdefault(row["key"], []).append((row["first_step"], row["last_step"], row["steps"], row["vals"]))
+        return {key: Curve(found) for key, found in chunks.items()}
+
+    async def history(
+        self, run: tuple[str, str, str], keys: Sequence[str] | None, samples: int
+    ) -> list[dict[str, Any]]:
+        """Per metric, at most `samples` points spread evenly over its whole curve, by key. A long curve is
+        sampled from its thumbnails (every THUMBNAIL_EVERY-th step) when they have enough points."""
+        rows = await self.pool.fetch(_THUMBNAILS, *run, None if keys is None else list(keys))
+        logged: dict[str, int] = {}
+        thumbnails: dict[str, list[tuple[bytes, bytes]]] = {}
+        for row in rows:
+            logged[row["key"]] = logged.get(row["key"], 0) + row["points"]
+            thumbnails.setdefault(row["key"], []).append((row["thumb_steps"], row["thumb_vals"]))
+        curves = {key: Curve.of_thumbnails(found) for key, found in thumbnails.items()}
+        short = [key for key, curve in curves.items() if len(curve) < samples]
+        if short:
+            curves.update(await self.curves(run, short))
+            logged.update({key: len(curves[key]) for key in short})
+        found = []
+        for key in sorted(curves) if keys is None else [k for k in dict.fromkeys(keys) if k in curves]:
+            steps, values = curves[key].sample(samples)
+            found.append({"key": key, "steps": steps, "values": values, "points": logged[key]})
+        return found
+
+    async def scan_page(
+        self, run: tuple[str, str, str], keys: Sequence[str] | None, after: int, rows: int, max_points: int
+    ) -> HistoryPage:
+        """The first `rows` steps after `after` at which any of the metrics has a point; refused (before any
+        point is read) when `rows` times the metrics could exceed `max_points`."""
+        outline = await self.pool.fetch(_OUTLINE, *run, None if keys is None else list(keys), after)
+        if not outline:
+            return HistoryPage([], None, False)
+        metrics = len({r["key"] for r in outline})
+        if rows * metrics > max_points:
+            raise InvalidInput(
+                f"{metrics} metrics x {rows} steps could be over {max_points:,} points: ask for fewer (first, keys)"
+            )
+        through = _page_bound(outline, after, rows)
+        curves = await self.curves(run, keys, after, through)
+        by_step: dict[int, dict[str, float]] = {}
+        for key in sorted(curves):
+            for step, value in curves[key].between(after, through):
+                by_step.setdefault(step, {})[key] = value
+        steps = sorted(by_step)[:rows]
+        last = steps[-1] if steps else None
+        has_more = last is not None and max(r["last_step"] for r in outline) > last
+        return HistoryPage([{"step": s, "values": by_step[s]} for s in steps], last, has_more)
+
+    async def points(self, run: tuple[str, str, str], key: str | None) -> list[dict[str, Any]]:
+        curves = await self.curves(run, None if key is None else [key])
+        return [
+            {"key": k, "step": step, "value": value}
+            for k in sorted(curves)
+            for step, value in curves[k].between(NO_STEP, LAST_STEP)
+        ]
+
+
+def _page_bound(outline: Sequence[asyncpg.Record], after: int, rows: int) -> int:
+    """A step by which the page surely has `rows` steps (or everything there is): the earliest step by which
+    any one metric alone has that many points after `after`. Counted from the chunks' outline, no points read;
+    a chunk of explicit steps may have fewer after `after` than it holds, so it counts only when it starts past it."""
+    bound = LAST_STEP
+    by_key: dict[str, list[asyncpg.Record]] = {}
+    for row in outline:
+        by_key.setdefault(row["key"], []).append(row)
+    for chunks in by_key.values():
+        counted = 0
+        for chunk in chunks:  # by first step
+            if chunk["first_step"] > after:
+                counted += chunk["points"]
+            elif chunk["dense"]:
+                counted += chunk["last_step"] - after
+            if counted >= rows:
+                bound = min(bound, chunk["last_step"])
+                break
+    return bound

@@ -1,0 +1,242 @@
+"""Metrics from training code: `run.log` through the background sender to the server, and the history read
+back (sampled curves, every point page by page), against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support.stack import Stack
+from support.waiting import wait_until
+
+import modelreg
+from modelreg.spool import Spool
+from modelreg.sync import sync_offline_run
+from modelreg.transport import Transport
+
+HISTORY = """query($r: String!, $keys: [String!], $samples: Int!) {
+  run(entity: "acme", project: "nature", runId: $r) {
+    history(keys: $keys, samples: $samples) { key steps values points } } }"""
+SCAN = """query($r: String!, $keys: [String!], $first: Int!, $after: String) {
+  run(entity: "acme", project: "nature", runId: $r) {
+    scanHistory(keys: $keys, first: $first, after: $after) { items { step values } endCursor hasNextPage } } }"""
+
+
+def log_curves(url: str, steps: int) -> str:
+    with modelreg.init(project="nature", entity="acme", url=url) as run:
+        for step in range(steps):
+            run.log({"loss": 1 / (step + 1), "acc": step / steps})
+            if step % 1000 == 999:
+                run.log({"val_loss": 2 / (step + 1)}, step=step)  # sparse, at the same step as the others
+        return run.id
+
+
+async def scan_all(stack: Stack, run_id: str, keys: list[str] | None, first: int) -> list[dict]:
+    rows, after = [], None
+    while True:
+        page = (await stack.graphql(SCAN, {"r": run_id, "keys": keys, "first": first, "after": after}))["data"]
+        page = page["run"]["scanHistory"]
+        rows += page["items"]
+        if not page["hasNextPage"]:
+            return rows
+        after = page["endCursor"]
+
+
+async def test_every_logged_point_is_stored_in_order_and_read_back_sampled_or_whole(stack: Stack) -> None:
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+    steps = 20_000
+    run_id = await asyncio.to_thread(log_curves, url, steps)
+
+    curves = (await stack.graphql(HISTORY, {"r": run_id, "keys": None, "samples": 500}))["data"]["run"]["history"]
+    by_key = {c["key"]: c for c in curves}
+    assert sorted(by_key) == ["acc", "loss", "val_loss"]
+    assert by_key["loss"]["points"] == steps and by_key["val_loss"]["points"] == steps // 1000
+    loss = by_key["loss"]  # a long curve is sampled from every 32nd step
+    assert len(loss["steps"]) == 500 and loss["steps"][0] == 0 and loss["steps"][-1] > steps - 1 - 32
+    assert loss["steps"] == sorted(set(loss["steps"]))
+    assert {b - a for a, b in zip(loss["steps"], loss["steps"][1:], strict=False)} <= {32, 64}
+    assert loss["values"] == [pytest.approx(1 / (s + 1)) for s in loss["steps"]]
+    assert by_key["val_loss"]["steps"] == list(range(999, steps, 1000))
+
+    rows = await scan_all(stack, run_id, ["loss", "val_loss"], first=3000)
+    assert [r["step"] for r in rows] == list(range(steps))
+    assert all(r["values"]["loss"] == pytest.approx(1 / (r["step"] + 1)) for r in rows)
+    assert [r["step"] for r in rows if "val_loss" in r["values"]] == list(range(999, steps, 1000))
+
+    sparse = await scan_all(stack, run_id, ["val_loss"], first=7)
+    assert [r["step"] for r in sparse] == list(range(999, steps, 1000))
+
+
+async def test_a_value_logged_again_at_a_step_replaces_the_earlier_one(stack: Stack) -> None:
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+
+    def log_twice() -> str:
+        with modelreg.init(project="nature", entity="acme", url=url) as run:
+            run.log({"loss": 1.0}, step=0)
+            run.log({"loss": 0.8}, step=1)
+            run.flush()  # the next value of step 1 travels in another batch
+            run.log({"loss": 0.7}, step=1)
+            run.log({"loss": 0.6}, step=2)
+            return run.id
+
+    run_id = await asyncio.to_thread(log_twice)
+    rows = await scan_all(stack, run_id, None, first=10)
+    assert [(r["step"], r["values"]["loss"]) for r in rows] == [(0, 1.0), (1, 0.7), (2, 0.6)]
+
+
+async def test_rows_sent_through_log_metrics_land_in_the_same_history(stack: Stack) -> None:
+    """The mutation older clients (and offline spools recorded by them) send."""
+    await stack.graphql(
+        'mutation { startRun(input: {entity: "acme", project: "nature", runId: "old-client"}) { runId } }'
+    )
+    rows = [{"step": 0, "values": {"loss": 1.0}}, {"step": 1, "values": {"loss": 0.5, "acc": 0.2}}]
+    logged = await stack.graphql(
+        "mutation($rows: [MetricRowInput!]!) "
+        '{ logMetrics(entity: "acme", project: "nature", runId: "old-client", rows: $rows) }',
+        {"rows": rows},
+    )
+    assert logged["data"]["logMetrics"] == 2
+    answer = await stack.graphql(
+        '{ run(entity: "acme", project: "nature", runId: "old-client") { metrics { key step value } } }'
+    )
+    assert answer["data"]["run"]["metrics"] == [
+        {"key": "acc", "step": 1, "value": 0.2},
+        {"key": "loss", "step": 0, "value": 1.0},
+        {"key": "loss", "step": 1, "value": 0.5},
+    ]
+
+
+async def test_a_gzipped_batch_is_accepted_and_one_that_inflates_past_the_body_limit_is_refused(stack: Stack) -> None:
+    assert stack.client is not None
+    await stack.graphql('mutation { startRun(input: {entity: "acme", project: "nature", runId: "zipped"}) { runId } }')
+    query = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
+    batch = {
+        "entity": "acme",
+        "project": "nature",
+        "runId": "zipped",
+        "series": [{"key": "loss", "firstStep": 0, "values": [0.5] * 1000}],
+    }
+    headers = {**(await stack.auth()), "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    body = gzip.compress(json.dumps({"query": query, "variables": {"i": batch}}).encode())
+    response = await stack.client.post("/graphql", data=body, headers=headers)
+    assert (await response.json()) == {"data": {"logMetricBatch": 1000}}
+
+    limit = stack.settings.max_body_bytes
+    huge = {**batch, "series": [{"key": "loss", "firstStep": 0, "values": [0.5] * (limit // 4)}]}
+    body = gzip.compress(json.dumps({"query": query, "variables": {"i": huge}}).encode())
+    assert len(body) < limit // 10  # small on the wire, over the limit once inflated
+    response = await stack.client.post("/graphql", data=body, headers=headers)
+    assert response.status == 413
+    assert "over this server's limit" in (await response.json())["errors"][0]["message"]
+
+
+async def test_bad_batches_are_refused_at_the_door(stack: Stack) -> None:
+    await stack.graphql('mutation { startRun(input: {entity: "acme", project: "nature", runId: "refused"}) { runId } }')
+    query = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
+    run = {"entity": "acme", "project": "nature", "runId": "refused"}
+    for series, problem in [
+        ([{"key": "loss", "firstStep": 3, "steps": [3, 2], "values": [1, 2]}], "increase strictly"),
+        ([{"key": "loss", "firstStep": 0, "values": "1,2"}], "JSON array of numbers"),
+        (
+            [{"key": "loss", "firstStep": 0, "values": [1]}, {"key": "loss", "firstStep": 5, "values": [1]}],
+            "once in a batch",
+        ),
+        ([{"key": "loss", "firstStep": 0, "values": [0.5] * 100_001}], "over the limit of 100,000"),
+        ([{"key": "lo\u0000ss", "firstStep": 0, "values": [0.5]}], "U\\+0000"),
+    ]:
+        answer = await stack.graphql(query, {"i": {**run, "series": series}})
+        assert "data" not in answer or answer["data"] is None, answer
+        assert re.search(problem, answer["errors"][0]["message"]), answer
+
+
+async def test_an_offline_run_spools_its_metric_batches_and_sync_uploads_them(stack: Stack, tmp_path: Path) -> None:
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+
+    def offline() -> Path:
+        with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+            for step in range(5000):
+                run.log({"loss": float(step)})
+            return run.spool.folder
+
+    folder = await asyncio.to_thread(offline)
+    assert [e.kind for e in Spool(folder).entries()] == ["start_run", "log_metrics", "finish_run"]
+    transport = Transport(url)
+    try:
+        await asyncio.to_thread(sync_offline_run, folder, transport, show_progress=False)
+    finally:
+        transport.close()
+    run_id = Spool(folder).entries()[0].input["runId"]
+    rows = await scan_all(stack, run_id, ["loss"], first=2000)
+    assert [(r["step"], r["values"]["loss"]) for r in rows] == [(s, float(s)) for s in range(5000)]
+
+
+CRASHING_SCRIPT = """
+import sys, time, modelreg
+run = modelreg.init(project="nature", entity="acme", url=sys.argv[1], id="crashing")
+run._metrics.window_s = 0.2
+for step in range(10**9):
+    run.log({"loss": float(step)})
+    print(step, time.time(), flush=True)
+    time.sleep(0.005)
+"""
+
+
+async def test_a_training_process_killed_mid_run_loses_at_most_the_last_window(stack: Stack, tmp_path: Path) -> None:
+    assert stack.client is not None
+    script = tmp_path / "train.py"
+    script.write_text(CRASHING_SCRIPT)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(stack.client.make_url("/"))],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
+    logged: list[tuple[int, float]] = []
+    assert process.stdout is not None
+    started = time.time()
+    while time.time() - started < 60 and len(logged) < 300:
+        line = await asyncio.to_thread(process.stdout.readline)
+        if not line:
+            break
+        step, at = line.split()
+        logged.append((int(step), float(at)))
+    process.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    process.wait()
+    process.stdout.close()
+    assert len(logged) == 300, "the training script did not get going"
+
+    window, slack = 0.2, 1.0  # slack: a batch in flight at the kill, and a loaded machine
+    must_have = {step for step, at in logged if at < killed_at - window - slack}
+    assert must_have, "the script ran too briefly to tell"
+
+    async def all_stored() -> bool:
+        rows = await scan_all(stack, "crashing", ["loss"], first=10_000)
+        return must_have <= {r["step"] for r in rows}
+
+    await wait_until(all_stored, timeout_s=10)
+
+
+async def test_a_scan_that_could_read_too_many_points_is_refused_before_reading_them(stack: Stack) -> None:
+    await stack.graphql('mutation { startRun(input: {entity: "acme", project: "nature", runId: "wide"}) { runId } }')
+    series = [{"key": f"layer_{n}", "firstStep": 0, "values": [0.1]} for n in range(101)]
+    batch = {"entity": "acme", "project": "nature", "runId": "wide", "series": series}
+    logged = await stack.graphql("mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }", {"i": batch})
+    assert logged["data"]["logMetricBatch"] == 101
+
+    refused = await stack.graphql(SCAN, {"r": "wide", "keys": None, "first": 10_000, "after": None})
+    assert "101 metrics x 10000 steps could be over 1,000,000 points" in refused["errors"][0]["message"]
+    rows = await scan_all(stack, "wide", None, first=100)
+    assert rows == [{"step": 0, "values": {f"layer_{n}": 0.1 for n in range(101)}}]

@@ -1,0 +1,38 @@
+"""A registry written with one row per point (run_metrics) keeps every point when it moves to chunks."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from modelreg.projections.metric_queries import MetricQueries
+from modelreg.projections.migrations import migrate
+from modelreg.services.infra.database import create_pool
+from modelreg.services.projections_catalog import all_migrations
+
+
+async def test_points_of_the_old_table_are_read_back_from_chunks_after_the_migration(database_url: str) -> None:
+    pool: asyncpg.Pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        chunks = [m for m in all_migrations() if m.component == "registry" and "run_metric_chunks" in m.sql]
+        await migrate(pool, [m for m in all_migrations() if m not in chunks])
+        await pool.executemany(
+            "INSERT INTO run_metrics (entity, project, run_id, key, step, value, logged_at) "
+            "VALUES ('acme', 'nature', 'r1', $1, $2, $3, now())",
+            [("loss", step, 1 / (step + 1)) for step in range(100)] + [("val_loss", step, 0.5) for step in (9, 99)],
+        )
+        await migrate(pool, all_migrations())
+
+        reads = MetricQueries(pool)
+        points = await reads.points(("acme", "nature", "r1"), None)
+        assert [(p["key"], p["step"]) for p in points] == [("loss", s) for s in range(100)] + [
+            ("val_loss", 9),
+            ("val_loss", 99),
+        ]
+        assert [p["value"] for p in points if p["key"] == "loss"] == [1 / (s + 1) for s in range(100)]
+        whole = await reads.history(("acme", "nature", "r1"), ["loss"], 100)
+        assert whole[0]["steps"] == list(range(100)) and whole[0]["points"] == 100
+        thumbnail = await reads.history(("acme", "nature", "r1"), ["loss"], 3)  # from every 32nd step: 0, 32, 64, 96
+        assert thumbnail == [{"key": "loss", "steps": [0, 64, 96], "values": [1.0, 1 / 65, 1 / 97], "points": 100}]
+        assert not await pool.fetchval("SELECT to_regclass('run_metrics') IS NOT NULL")
+    finally:
+        await pool.close()
