@@ -146,7 +146,7 @@ async def log_metric_batch(cmd: LogMetricBatch, ctx: CommandContext) -> Decision
     points = sum(len(s.values) for s in cmd.series)
     if await already_accepted(cmd, ctx):
         return Decision([], points)
-    if await ctx.reads.run(cmd.entity, cmd.project, cmd.run_id) is None:
+    if await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
     payload = MetricsLogged(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], points)

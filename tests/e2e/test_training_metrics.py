@@ -96,14 +96,14 @@ async def test_a_value_logged_again_at_a_step_replaces_the_earlier_one(stack: St
 
 
 async def test_rows_sent_through_log_metrics_land_in_the_same_history(stack: Stack) -> None:
-    """The mutation older clients (and offline spools recorded by them) send."""
+    """The mutation offline spools recorded by older clients are synced with."""
     await stack.graphql(
         'mutation { startRun(input: {entity: "acme", project: "nature", runId: "old-client"}) { runId } }'
     )
     rows = [{"step": 0, "values": {"loss": 1.0}}, {"step": 1, "values": {"loss": 0.5, "acc": 0.2}}]
     logged = await stack.graphql(
         "mutation($rows: [MetricRowInput!]!) "
-        '{ logMetrics(entity: "acme", project: "nature", runId: "old-client", rows: $rows) }',
+        '{ logMetrics(input: {entity: "acme", project: "nature", runId: "old-client", rows: $rows}) }',
         {"rows": rows},
     )
     assert logged["data"]["logMetrics"] == 2

@@ -11,8 +11,15 @@ from support.write_side import MEMBER, VIEWER, WriteSide
 from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from modelreg.events.runs import MetricRow
-from modelreg.services.commands.commands import FinishRun, LinkVersion, LogMetrics, RecordSync, StartRun
+from modelreg.events.runs import MetricRow, series_of
+from modelreg.services.commands.commands import (
+    FinishRun,
+    LinkVersion,
+    LogMetricBatch,
+    LogMetrics,
+    RecordSync,
+    StartRun,
+)
 
 RUN = {"entity": "acme", "project": "fraud", "run_id": "r1"}
 
@@ -171,3 +178,22 @@ def test_text_postgresql_cannot_store_is_refused_naming_the_field() -> None:
         StartRun(**RUN, name="half a surrogate \ud800")
     with pytest.raises(ValidationError, match=r"U\+0000 cannot be stored \(in config.note\)"):
         StartRun(**RUN, config={"note": "nul \x00 byte"})
+
+
+async def test_a_metric_batch_goes_to_a_started_run_once_and_counts_its_points() -> None:
+    batch = LogMetricBatch(
+        **RUN,
+        command_id=uuid7(),
+        series=(series_of("loss", {0: 0.9, 1: 0.7}), series_of("acc", {0: 0.1, 5: 0.6})),
+    )
+    registry = WriteSide()
+    with pytest.raises(NotFound, match="run acme/fraud/r1 does not exist"):
+        await registry(batch)
+    await registry(StartRun(**RUN))
+    assert (await registry(batch)).subject_id == 4
+    assert (await registry(batch)).events == []  # the sender retried after a cut: nothing twice
+
+
+def test_a_metric_batch_names_each_metric_once() -> None:
+    with pytest.raises(ValidationError, match="each metric may appear once"):
+        LogMetricBatch(**RUN, series=(series_of("loss", {0: 1.0}), series_of("loss", {1: 0.5})))
