@@ -54,7 +54,7 @@ def build_seaweedfs(cache_dir: Path | None = None) -> Path:
         raise LocalObjectStoreError("Go is not on PATH: it builds the local S3 server (SeaweedFS) once")
     cache_dir.mkdir(parents=True, exist_ok=True)
     log.info("building SeaweedFS %s with Go into %s (once)", SEAWEEDFS_VERSION, binary)
-    env = {**os.environ, "GOFLAGS": "-buildvcs=false -mod=mod"}
+    env = {**os.environ, "GOFLAGS": "-buildvcs=false"}
     found = subprocess.run(
         [go, "mod", "download", "-json", f"{SEAWEEDFS_MODULE}@{SEAWEEDFS_VERSION}"],
         capture_output=True,
