@@ -38,7 +38,9 @@ def offline_schemas(into: Path, kinds: list[str]) -> Path:
     """The schemas of `kinds` (file names such as deployment-apps-v1) and their definitions, made local."""
     import kubernetes_validate
 
-    source = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / f"v{KUBERNETES_VERSION}-local-strict"
+    source = (
+        Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / f"v{KUBERNETES_VERSION}-local-strict"
+    )
     into.mkdir(parents=True, exist_ok=True)
     for name in ["_definitions", *kinds]:
         schema = json.loads((source / f"{name}.json").read_text())

@@ -159,7 +159,11 @@ def log_one(transport: Transport, folder: Path, name: str, content: bytes) -> Ac
 
 
 def spread_work(
-    installation: Installation, folder: Path, actions: int, content_size: int = 64 * 1024, stop: threading.Event | None = None
+    installation: Installation,
+    folder: Path,
+    actions: int,
+    content_size: int = 64 * 1024,
+    stop: threading.Event | None = None,
 ) -> tuple[list[Acknowledged], int]:
     """Log `actions` versions, turn by turn on each API; returns what was acknowledged and how many failed."""
     transports = [Transport(api.url, installation.admin_key, timeout_s=30) for api in installation.apis]
