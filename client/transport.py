@@ -71,8 +71,15 @@ class Transport:
     def _put_presigned(
         self, url: str, headers: dict[str, str], path: Path, offset: int, length: int, on_bytes: Callable[[int], None]
     ) -> None:
-        retrying_put = _retrying(presigned_put)
-        retrying_put(self._store, url, headers, path, offset, length, on_bytes)
+        try:
+            _retrying(presigned_put)(self._store, url, headers, path, offset, length, on_bytes)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 400 and "BadDigest" in exc.response.text:
+                raise InvalidInput(
+                    f"{path}: the object store refused the bytes, whose SHA-256 is not the one announced "
+                    "(did the file change while it was uploaded?)"
+                ) from None
+            raise
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
