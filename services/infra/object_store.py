@@ -175,6 +175,10 @@ class ObjectBlobStore:
         vouched = head.get("ChecksumSHA256") == _b64(hexdigest) or await self._verified_etag(digest) == head["ETag"]
         return int(head["ContentLength"]) if vouched else None
 
+    async def _etag(self, key: str) -> bytes:
+        """The object's ETag as HEAD reports it (what `size()` compares a verification marker with)."""
+        return (await self._s3.head_object(Bucket=self.location.bucket, Key=key))["ETag"].encode()
+
     def _marker(self, digest: str) -> str:
         return f"{self.location.prefix}verified/{_hex_of(digest)}"
 
@@ -315,7 +319,7 @@ class ObjectBlobStore:
                 f"the upload has {len(parts)} part(s) of {sum(p['Size'] for p in parts)} bytes, not all of the "
                 f"{size}: send the missing parts (ask again with 'upload') before completing"
             )
-        completed = await self._s3.complete_multipart_upload(
+        await self._s3.complete_multipart_upload(
             Bucket=self.location.bucket,
             Key=key,
             UploadId=upload_id,
@@ -329,9 +333,7 @@ class ObjectBlobStore:
             raise DigestMismatch(
                 f"the uploaded parts join to sha256:{actual}, not {digest}: the upload was corrupted or mislabelled"
             )
-        await self._s3.put_object(
-            Bucket=self.location.bucket, Key=self._marker(digest), Body=completed["ETag"].encode()
-        )
+        await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=await self._etag(key))
         return size
 
     async def _sha256_of(self, key: str) -> str:
@@ -388,10 +390,8 @@ class ObjectBlobStore:
         except BaseException:
             await self._s3.abort_multipart_upload(Bucket=self.location.bucket, Key=key, UploadId=created["UploadId"])
             raise
-        completed = await self._s3.complete_multipart_upload(
+        await self._s3.complete_multipart_upload(
             Bucket=self.location.bucket, Key=key, UploadId=created["UploadId"], MultipartUpload={"Parts": parts}
         )
-        await self._s3.put_object(
-            Bucket=self.location.bucket, Key=self._marker(digest), Body=completed["ETag"].encode()
-        )
+        await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=await self._etag(key))
         return size
