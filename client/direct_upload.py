@@ -128,7 +128,7 @@ class DirectUpload:
 
         with ThreadPoolExecutor(PARALLEL_PARTS) as pool:
             list(pool.map(send, plan["parts"]))
-        self.ask("/blobs/uploads/complete", {"digest": digest, "size": size, "upload": plan["upload"]})
+        self.ask("/blobs/uploads/complete", {**fields, "upload": plan["upload"]})
         resume.forget()
         return "multipart"
 

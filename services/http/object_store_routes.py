@@ -67,7 +67,9 @@ async def complete_upload(request: web.Request) -> web.Response:
     if not fields.get("upload"):
         raise web.HTTPBadRequest(text="'upload' (from POST /blobs/uploads) is required")
     try:
-        size = await request.app[OBJECTS].complete_upload(fields["digest"], fields["size"], fields["upload"])
+        size = await request.app[OBJECTS].complete_upload(
+            fields["digest"], fields["size"], fields["upload"], fields.get("parts")
+        )
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     request.app[BLOB_BYTES].received(size)

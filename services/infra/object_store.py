@@ -307,8 +307,9 @@ class ObjectBlobStore:
                 raise InvalidInput("the upload expired or was completed: start it again without 'upload'") from None
             raise
 
-    async def complete_upload(self, digest: str, size: int, token: str) -> int:
-        """Join the parts, then verify the whole file's SHA-256: only a match is vouched for."""
+    async def complete_upload(self, digest: str, size: int, token: str, part_digests: list[str] | None = None) -> int:
+        """Join the parts, then verify the whole file's SHA-256: only a match is vouched for. Each part's
+        SHA-256 (`part_digests`, else as the store lists them) is named again, which S3 requires and checks."""
         hexdigest = _hex_of(digest)
         if await self.size(digest) == size:
             return size  # another client finished the same content first
@@ -323,9 +324,7 @@ class ObjectBlobStore:
             Bucket=self.location.bucket,
             Key=key,
             UploadId=upload_id,
-            MultipartUpload={
-                "Parts": [{k: p[k] for k in ("PartNumber", "ETag", "ChecksumSHA256") if k in p} for p in parts]
-            },
+            MultipartUpload={"Parts": [self._completed_part(p, part_digests) for p in parts]},
         )
         actual = await self._sha256_of(key)
         if actual != hexdigest:
@@ -335,6 +334,16 @@ class ObjectBlobStore:
             )
         await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=await self._etag(key))
         return size
+
+    @staticmethod
+    def _completed_part(listed: dict[str, Any], part_digests: list[str] | None) -> dict[str, Any]:
+        part = {"PartNumber": listed["PartNumber"], "ETag": listed["ETag"]}
+        number = listed["PartNumber"]
+        if part_digests is not None and 0 < number <= len(part_digests) and HEX.match(part_digests[number - 1]):
+            part["ChecksumSHA256"] = _b64(part_digests[number - 1])
+        elif "ChecksumSHA256" in listed:
+            part["ChecksumSHA256"] = listed["ChecksumSHA256"]
+        return part
 
     async def _sha256_of(self, key: str) -> str:
         hasher = hashlib.sha256()
