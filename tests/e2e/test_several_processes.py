@@ -38,6 +38,7 @@ async def test_killing_an_api_and_a_projector_loses_no_acknowledged_action(
     worker = threading.Thread(target=client)
     worker.start()
     await asyncio.sleep(4)  # some work done on both
+    assert worker.is_alive(), "the work was over before the kill: give it more actions"
     installation.apis[1].kill()
     installation.projectors[0].kill()
     await asyncio.sleep(2)
