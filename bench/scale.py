@@ -6,7 +6,9 @@ actions lost when an API and a projector are killed.
 
 Kafka and PostgreSQL come from KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL or are started here; the S3 server is
 started here. The last line is `key=value` pairs:
-upload_mb_per_s_s3 download_mb_per_s_s3 api_cpu_ms_per_gb two_api_throughput_ratio failover_acked_lost.
+upload_mb_per_s_s3 download_mb_per_s_s3 api_cpu_ms_per_gb two_api_throughput_ratio failover_acked_lost, then
+the baseline measured in the same run: the same file through an API that keeps files in a folder
+(upload_mb_per_s_folder download_mb_per_s_folder api_cpu_ms_per_gb_folder).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from infrastructure import infrastructure  # noqa: E402
 from support.object_storage import bucket_made  # noqa: E402
-from support.replicas import Installation, lost_or_doubled, spread_work  # noqa: E402
+from support.replicas import Installation, ModelregProcess, free_port, lost_or_doubled, spread_work  # noqa: E402
 
 from modelreg.services.infra.local_object_store import LocalObjectStore  # noqa: E402
 from modelreg.transport import Transport  # noqa: E402
@@ -111,7 +113,34 @@ def main() -> None:
                 api_cpu_s = api.cpu_seconds() - cpu_before
                 transport.close()
                 (tmp / "downloaded.bin").unlink()
+                # The baseline, in the same run: the same file through an API that keeps files in a folder.
+                port = free_port()
+                folder_api = ModelregProcess(
+                    "api-folder",
+                    ["api", "--port", str(port), "--blob-dir", str(tmp / "blobs")],
+                    {**installation.env(), "MODELREG_BLOB_STORE": ""},
+                    tmp,
+                    port=port,
+                )
+                folder_api.start().wait_ready()
+                baseline = Transport(folder_api.url, installation.admin_key, timeout_s=600)
+                cpu_before = folder_api.cpu_seconds()
+                started = time.monotonic()
+                baseline.upload(path, digest, lambda n: None)
+                folder_upload_s = time.monotonic() - started
+                started = time.monotonic()
+                baseline.download(digest, tmp / "downloaded.bin", lambda n: None)
+                folder_download_s = time.monotonic() - started
+                folder_cpu_s = folder_api.cpu_seconds() - cpu_before
+                baseline.close()
+                folder_api.stop()
+                (tmp / "downloaded.bin").unlink()
                 path.unlink()
+                print(
+                    f"baseline, folder store via the API: up {folder_upload_s:.1f} s, down {folder_download_s:.1f} s; "
+                    f"API CPU {folder_cpu_s * 1000:.0f} ms",
+                    file=sys.stderr,
+                )
                 moved_gb = 2 * args.file_mb / 1024  # up and down
                 print(
                     f"{args.file_mb} MiB: up {upload_s:.1f} s, down {download_s:.1f} s (verified); "
@@ -154,7 +183,9 @@ def main() -> None:
     print(
         f"upload_mb_per_s_s3={args.file_mb / upload_s:.1f} download_mb_per_s_s3={args.file_mb / download_s:.1f} "
         f"api_cpu_ms_per_gb={api_cpu_s * 1000 / moved_gb:.1f} two_api_throughput_ratio={two / one:.2f} "
-        f"failover_acked_lost={len(problems)}"
+        f"failover_acked_lost={len(problems)} upload_mb_per_s_folder={args.file_mb / folder_upload_s:.1f} "
+        f"download_mb_per_s_folder={args.file_mb / folder_download_s:.1f} "
+        f"api_cpu_ms_per_gb_folder={folder_cpu_s * 1000 / moved_gb:.1f}"
     )
 
 
