@@ -17,6 +17,7 @@ import httpx
 import orjson
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from modelreg.direct_upload import DirectUpload, presigned_put
 from modelreg.errors import InvalidInput, ModelregError, NotFound, PermissionDenied, Unavailable
 from modelreg.user_settings import load_login
 
@@ -52,9 +53,35 @@ class Transport:
         api_key = api_key or os.environ.get("MODELREG_API_KEY") or (login.key_for(self.url) if login else None)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+        # Presigned URLs of the object store: no API key goes there (the URL carries its own signature).
+        self._store = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=16))
 
     def close(self) -> None:
         self._http.close()
+        self._store.close()
+
+    def _ask(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a blob question (JSON) to the API: how to upload, or complete an upload."""
+        response = self._http.post(route, json=body)
+        if response.status_code == 404 and route == "/blobs/uploads":
+            return {"method": "api"}  # an older server: the bytes go to PUT /blobs/<digest>
+        if response.status_code in (400, 409, 413):
+            raise InvalidInput(response.text)
+        response.raise_for_status()
+        return response.json()
+
+    def _put_presigned(
+        self, url: str, headers: dict[str, str], path: Path, offset: int, length: int, on_bytes: Callable[[int], None]
+    ) -> None:
+        try:
+            _retrying(presigned_put)(self._store, url, headers, path, offset, length, on_bytes)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 400 and "BadDigest" in exc.response.text:
+                raise InvalidInput(
+                    f"{path}: the object store refused the bytes, whose SHA-256 is not the one announced "
+                    "(did the file change while it was uploaded?)"
+                ) from None
+            raise
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None, *, compress: bool = False) -> dict[str, Any]:
         """`compress`: send the body gzipped (a batch of metrics: JSON numbers shrink to about a third)."""
@@ -93,7 +120,11 @@ class Transport:
 
     @_retrying
     def upload(self, path: Path, digest: str, on_bytes: Callable[[int], object]) -> None:
-        """Stream a file to the store; the server verifies its digest. Retried from the start if cut."""
+        """Send a file to the store: straight to object storage with presigned URLs when the server keeps its
+        files there (direct_upload.py), else streamed to the API. The store or the server verifies its
+        digest. Retried if cut (a multipart upload resumes from the parts the store has)."""
+        if DirectUpload(self._ask, self._put_presigned).run(path, digest, on_bytes) != "api":
+            return
 
         def chunks():
             with path.open("rb") as f:
@@ -150,7 +181,8 @@ class Transport:
         destination.parent.mkdir(parents=True, exist_ok=True)
         temporary = destination.with_name(destination.name + ".part")
         hasher = hashlib.sha256()
-        with self._http.stream("GET", f"/blobs/{digest}") as response:
+        # An object-storage server redirects to a presigned URL; httpx drops the API key on the way there.
+        with self._http.stream("GET", f"/blobs/{digest}", follow_redirects=True) as response:
             if response.status_code == 404:
                 raise NotFound(f"the server has no file {digest}: was its artifact version uploaded completely?")
             response.raise_for_status()

@@ -45,3 +45,17 @@ if [ "$WITH_KAFKA" = 1 ] && [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   echo "== Kafka jars (fetched from Maven Central once, then cached)"
   .venv/bin/modelreg kafka fetch
 fi
+
+# The tests' S3-compatible server (SeaweedFS) and kubeconform are Go programs, built once from the Go module
+# proxy and cached under ~/.cache/modelreg (the first build of SeaweedFS takes minutes on 2 cores).
+if [ "$WITH_KAFKA" = 1 ]; then
+  export PATH="$PATH:/usr/local/go/bin"
+  if command -v go >/dev/null; then
+    echo "== SeaweedFS, the tests' S3 server (built with Go once, then cached)"
+    .venv/bin/modelreg object-store build
+    KUBECONFORM="${XDG_CACHE_HOME:-$HOME/.cache}/modelreg/kubeconform-v0.8.0"
+    [ -x "$KUBECONFORM/kubeconform" ] || GOBIN="$KUBECONFORM" go install github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
+  else
+    echo "Go is not installed: the object storage and Kubernetes manifest tests need it (SeaweedFS, kubeconform)" >&2
+  fi
+fi

@@ -81,13 +81,31 @@ def _limit_options(fn: Any) -> Any:
     return fn
 
 
+def _blob_store_option(fn: Any) -> Any:
+    return click.option(
+        "--blob-store",
+        envvar="MODELREG_BLOB_STORE",
+        default=None,
+        help="Where artifact files are: a folder, or s3://bucket/prefix?endpoint=http://host:port (object storage; "
+        "credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile). Env MODELREG_BLOB_STORE.",
+    )(fn)
+
+
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
-def main(verbose: bool) -> None:
+@click.option(
+    "--log-json", is_flag=True, envvar="MODELREG_LOG_JSON", help="Log one JSON object per line (env MODELREG_LOG_JSON)."
+)
+def main(verbose: bool, log_json: bool) -> None:
     """modelreg: an event-sourced model registry with lineage, an audit history and automation."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if log_json:
+        from modelreg.services.json_logs import log_as_json_lines
+
+        log_as_json_lines(logging.DEBUG if verbose else logging.INFO)
+    else:
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # While PostgreSQL restarts, asyncpg logs a traceback for every failed reconnect; ours says it once.
     logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
@@ -117,6 +135,7 @@ def main(verbose: bool) -> None:
 @click.option("--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
+@_blob_store_option
 @_limit_options
 def server(
     data_dir: Path | None,
@@ -126,6 +145,7 @@ def server(
     topic: str,
     host: str,
     port: int,
+    blob_store: str | None,
     max_body_bytes: int,
     max_blob_bytes: int,
 ) -> None:
@@ -158,6 +178,7 @@ def server(
             kafka_bootstrap_servers=kafka,
             topic=topic,
             blob_dir=data_dir / "blobs",
+            blob_store=blob_store,
             webhook_secret_key=_server_secret(data_dir / "webhook-secret-key"),
             max_body_bytes=max_body_bytes,
             max_blob_bytes=max_blob_bytes,
@@ -393,6 +414,7 @@ async def _serve(
     default=None,
     help="If this file does not exist, issue an admin API key and write it there (an installation's first start).",
 )
+@_blob_store_option
 @_limit_options
 def api(
     kafka: str | None,
@@ -401,6 +423,7 @@ def api(
     host: str,
     port: int,
     blob_dir: Path | None,
+    blob_store: str | None,
     admin_key_file: Path | None,
     max_body_bytes: int,
     max_blob_bytes: int,
@@ -417,6 +440,7 @@ def api(
         kafka_bootstrap_servers=kafka,
         topic=topic,
         blob_dir=blob_dir,
+        blob_store=blob_store,
         max_body_bytes=max_body_bytes,
         max_blob_bytes=max_blob_bytes,
     )
@@ -864,3 +888,67 @@ def parked_skip(projection: str, stream: str, event_id: str, reason: str, url: s
 
 if __name__ == "__main__":
     main()
+
+
+@main.group("object-store")
+def object_store() -> None:
+    """A local S3-compatible server (SeaweedFS, built with Go from its module; for development and tests)."""
+
+
+@object_store.command("build")
+def object_store_build() -> None:
+    """Build SeaweedFS into the cache (once; needs Go and the Go module proxy) and print the binary's path."""
+    from modelreg.services.infra.local_object_store import build_seaweedfs
+
+    click.echo(build_seaweedfs())
+
+
+@object_store.command("serve")
+@click.option("--dir", "folder", type=click.Path(path_type=Path), required=True, help="Where the objects are kept.")
+@click.option("--bucket", default="modelreg", show_default=True, help="A bucket made at start if missing.")
+def object_store_serve(folder: Path, bucket: str) -> None:
+    """Run the local S3 server until Ctrl-C; prints the --blob-store URL and the credentials to use."""
+    from modelreg.services.infra.local_object_store import LocalObjectStore
+    from modelreg.services.infra.object_store import ObjectBlobStore, ObjectStoreLocation
+
+    _stop_by_unwinding_on_sigterm()
+    with LocalObjectStore(folder) as server:
+        os.environ.update(server.credentials)
+        location = ObjectStoreLocation.from_url(f"s3://{bucket}?endpoint={server.endpoint}")
+
+        async def make_bucket() -> None:
+            async with ObjectBlobStore(location) as store:
+                await store.create_bucket()
+
+        asyncio.run(make_bucket())
+        for name, value in server.credentials.items():
+            click.echo(f"export {name}={value}")
+        click.echo(f"modelreg api --blob-store 's3://{bucket}/blobs?endpoint={server.endpoint}'   (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+@main.command("migrate-blobs")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="The folder store (the API's --blob-dir, or <data-dir>/blobs).",
+)
+@click.option("--to", "target", required=True, help="s3://bucket/prefix?endpoint=...: the object store to fill.")
+@click.option("--parallel", default=4, show_default=True, help="Files copied at once.")
+def migrate_blobs(source: Path, target: str, parallel: int) -> None:
+    """Copy a folder store's files into a bucket, each verified by its SHA-256. Resumable: files already in the
+    bucket (verified) are skipped, so running it again after an interruption copies only the rest."""
+    from modelreg.services.infra.blob_migration import migrate_folder_to_bucket
+    from modelreg.services.infra.object_store import ObjectStoreLocation
+
+    location = ObjectStoreLocation.from_url(target)
+    report = asyncio.run(migrate_folder_to_bucket(source, location, parallel, on_file=lambda d, s, done: None))
+    click.echo(
+        f"{report.copied} file(s) copied ({report.copied_bytes} bytes), {report.skipped} already there"
+        + (f", {len(report.failed)} FAILED: {report.failed[:5]}" if report.failed else "")
+    )
+    if report.failed:
+        raise SystemExit(1)

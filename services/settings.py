@@ -16,6 +16,8 @@ class Settings:
     read_your_writes_timeout_s: float = 5.0
     # Where artifact files are kept (content-addressed); None: `blobs` under the current folder.
     blob_dir: Path | None = None
+    # Or a URL (services/infra/blob_store_url.py): s3://bucket/prefix?endpoint=... keeps them in object storage.
+    blob_store: str | None = None
     # Signs webhook deliveries (each webhook's secret derives from it); None: webhooks are refused.
     webhook_secret_key: str | None = None
     # An agent silent for this long has vanished: its jobs are requeued.

@@ -7,7 +7,11 @@ it recorded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
 
 from modelreg.projections.progress import ProjectionProgress
 from modelreg.projections.registry_queries import RegistryQueries
@@ -20,6 +24,30 @@ from modelreg.services.projections_catalog import shown_to_commands
 from modelreg.services.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# One replica carries out automations at a time (a webhook is delivered once, not once per replica); the others
+# wait on this PostgreSQL advisory lock and one takes over within a second when the active one dies (its
+# session ends, and the lock with it).
+ACTIVE_LOCK = 0x6D6F64656C726567  # "modelreg"
+
+
+@contextlib.asynccontextmanager
+async def active_replica(settings: Settings, stopping: asyncio.Event) -> AsyncIterator[bool]:
+    """Yields True once this replica holds the lock (False if stopped first); holds it until the block ends."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        announced = False
+        while not stopping.is_set():
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", ACTIVE_LOCK):
+                break
+            if not announced:
+                log.info("triggers: another replica is active; standing by")
+                announced = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 1.0)
+        yield not stopping.is_set()
+    finally:
+        await conn.close()  # releases the lock
 
 
 async def run_triggers(settings: Settings, stopping: asyncio.Event, *, webhook_backoff_s: float = 0.5) -> None:
@@ -42,8 +70,11 @@ async def run_triggers(settings: Settings, stopping: asyncio.Event, *, webhook_b
             agent_timeout_s=settings.agent_timeout_s,
             webhook_backoff_s=webhook_backoff_s,
         )
-        log.info("triggers: carrying out automations on topic %s", settings.topic)
-        await runner.run(stopping)
+        async with active_replica(settings, stopping) as active:
+            if not active:
+                return  # stopped while standing by
+            log.info("triggers: carrying out automations on topic %s", settings.topic)
+            await runner.run(stopping)
     finally:
         await progress.close()
         await event_log.close()

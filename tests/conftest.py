@@ -16,6 +16,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -28,6 +29,9 @@ from modelreg.services.infra.database import create_pool
 from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.projections_catalog import all_migrations
 from modelreg.services.settings import Settings
+
+if TYPE_CHECKING:
+    from modelreg.services.infra.local_object_store import LocalObjectStore
 
 
 def _docker_answers() -> bool:
@@ -87,6 +91,35 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory, docker_available: 
         dsn, server = start_embedded_postgres(tmp_path_factory.mktemp("postgres"))
         yield dsn
         server.cleanup()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def object_store_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalObjectStore]:
+    """A real S3-compatible server (SeaweedFS, built once with Go and cached), its credentials in the
+    environment as botocore reads them."""
+    from modelreg.services.infra.local_object_store import LocalObjectStore
+
+    with LocalObjectStore(tmp_path_factory.mktemp("objects")) as server:
+        before = {name: os.environ.get(name) for name in server.credentials}
+        os.environ.update(server.credentials)
+        yield server
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+async def object_store_url(object_store_server: LocalObjectStore) -> str:
+    """A fresh prefix in the test bucket. Small parts (5 MiB) so that a test's files are sent in several."""
+    from support.object_storage import bucket_made
+
+    await bucket_made(object_store_server.endpoint, "modelreg-tests")
+    return (
+        f"s3://modelreg-tests/{uuid.uuid4().hex[:12]}?endpoint={object_store_server.endpoint}"
+        f"&single_put_max={5 * 1024**2}&part_size={5 * 1024**2}"
+    )
 
 
 @pytest.fixture

@@ -48,10 +48,13 @@ from modelreg.services.http.database_unavailable import MESSAGE as DATABASE_UNAV
 from modelreg.services.http.database_unavailable import any_database_unavailable, database_unavailable_is_503
 from modelreg.services.http.graphql_bodies import graphql_body, graphql_request_fields
 from modelreg.services.http.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
+from modelreg.services.http.metrics import add_operations_routes
+from modelreg.services.http.object_store_routes import add_object_store_routes, opened
 from modelreg.services.http.web_ui import add_ui_routes
-from modelreg.services.infra.blob_store import FolderBlobStore
+from modelreg.services.infra.blob_store_url import blob_store_at
 from modelreg.services.infra.database import create_pool
 from modelreg.services.infra.event_log import event_log_for
+from modelreg.services.infra.object_store import ObjectBlobStore
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, shown_to_commands
 from modelreg.services.settings import Settings
 
@@ -367,13 +370,18 @@ def create_app(settings: Settings) -> web.Application:
     app.middlewares.insert(0, database_unavailable_is_503)  # outermost: PostgreSQL away is a 503 on every route
     app[SECRETS] = WebhookSecrets(settings.webhook_secret_key)
     app.cleanup_ctx.append(components)
-    blobs = FolderBlobStore(settings.blob_dir or Path("blobs"))
-    add_blob_routes(app, blobs)
+    blobs = blob_store_at(settings.blob_store, settings.blob_dir or Path("blobs"))
+    if isinstance(blobs, ObjectBlobStore):
+        add_object_store_routes(app, blobs, settings.max_blob_bytes)
+        app.cleanup_ctx.append(opened(blobs))
+    else:
+        add_blob_routes(app, blobs)
     app[TAILS] = LogTails()
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(close_open_sockets)
     view = ModelregGraphQLView(schema=build_schema().graphql_schema, tails=app[TAILS], graphql_ide="graphiql")
     app.router.add_route("*", "/graphql", view)
     app.router.add_get("/healthz", healthz)
+    add_operations_routes(app, HEALTH_POOL, LOG, list(PROJECTIONS))
     add_ui_routes(app)  # the web UI at /, a client of /graphql like any other
     return app

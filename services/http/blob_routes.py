@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from modelreg.errors import InvalidInput
+from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
 from modelreg.services.http.body_limits import received_bounded
 from modelreg.services.infra.blob_store import FolderBlobStore
 
@@ -41,6 +42,7 @@ async def put_blob(request: web.Request) -> web.Response:
         size = await store.put(digest, received_bounded(request))
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
+    request.app[BLOB_BYTES].received(size)
     return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
 
 
@@ -48,6 +50,7 @@ async def post_blob(request: web.Request) -> web.Response:
     """Upload without announcing the digest: the store computes it, and the client compares it with its own."""
     store = request.app[BLOBS]
     digest, size = await store.put_content(None, received_bounded(request))
+    request.app[BLOB_BYTES].received(size)
     return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
 
 
@@ -66,11 +69,28 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     store, digest = _path_or_400(request)
     if not store.has(digest):
         raise web.HTTPNotFound(text=f"no blob {digest}: was the artifact version uploaded completely?")
-    return web.FileResponse(store.path(digest), chunk_size=CHUNK)
+    path = store.path(digest)
+    request.app[BLOB_BYTES].sent(path.stat().st_size)
+    return web.FileResponse(path, chunk_size=CHUNK)
+
+
+async def plan_upload(request: web.Request) -> web.Response:
+    """The same question a client asks an object-storage server; here the answer is: send it to the API."""
+    try:
+        fields = await request.json()
+        digest = fields["digest"]
+        request.app[BLOBS].path(digest)
+    except (ValueError, KeyError, TypeError):
+        raise web.HTTPBadRequest(text="send a JSON object: {digest, size}") from None
+    except InvalidInput as exc:
+        raise web.HTTPBadRequest(text=exc.message) from None
+    return web.json_response({"method": "stored" if request.app[BLOBS].has(digest) else "api"})
 
 
 def add_blob_routes(app: web.Application, store: FolderBlobStore) -> None:
     app[BLOBS] = store
+    app[BLOB_BYTES] = BlobTraffic()
+    app.router.add_post("/blobs/uploads", plan_upload)
     app.router.add_route("HEAD", "/blobs/{digest}", head_blob)
     app.router.add_put("/blobs/{digest}", put_blob)
     app.router.add_post("/blobs", post_blob)

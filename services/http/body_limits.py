@@ -31,7 +31,12 @@ class BodyLimits:
 
 
 def uploads_a_file(request: web.Request) -> bool:
-    return request.path.startswith("/blobs") and request.method in ("PUT", "POST")
+    # /blobs/uploads asks how to upload (a JSON body); the file itself goes elsewhere or to PUT/POST /blobs.
+    return (
+        request.path.startswith("/blobs")
+        and request.method in ("PUT", "POST")
+        and not request.path.startswith("/blobs/uploads")
+    )
 
 
 LIMITS: web.AppKey[BodyLimits] = web.AppKey("body_limits", BodyLimits)

@@ -1,0 +1,190 @@
+"""What operators watch: /metrics in Prometheus' text format, and liveness and readiness as separate probes.
+
+Requests are counted and timed by a middleware as they happen. What the read models and the log know
+(projection lag per projection and partition, parked streams, launch queues and job states, webhook
+deliveries) is read at scrape time, from the health check's own connections, so that a scrape reflects
+every replica's work and not just this process's: any replica answers for the installation.
+
+- /livez: the process answers (its event loop runs). A failing liveness probe means restart it.
+- /readyz: PostgreSQL and the event log answer. A failing readiness probe means send no traffic yet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class HttpMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()  # one per app: several apps in one test process do not collide
+        self.requests = Counter(
+            "modelreg_http_requests",
+            "HTTP requests by operation and status",
+            ["operation", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "modelreg_http_request_seconds",
+            "Time to answer, by operation",
+            ["operation"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.snapshot = InstallationSnapshot()
+        self.registry.register(self.snapshot)
+
+
+METRICS: web.AppKey[HttpMetrics] = web.AppKey("http_metrics", HttpMetrics)
+
+
+def operation_of(request: web.Request) -> str:
+    """The route's template (not the path, whose digests and ids would make a series per request)."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    return f"{request.method} {route}"
+
+
+@web.middleware
+async def measured(request: web.Request, handler: Any) -> web.StreamResponse:
+    metrics, started, status = request.app[METRICS], time.perf_counter(), 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        operation = operation_of(request)
+        metrics.requests.labels(operation, str(status)).inc()
+        metrics.latency.labels(operation).observe(time.perf_counter() - started)
+
+
+class InstallationSnapshot(Collector):
+    """Figures read from the log and the read models just before each scrape."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def collect(self) -> Iterator[Any]:
+        v = self.values
+        ends = GaugeMetricFamily(
+            "modelreg_event_log_end_offset", "Events appended, per partition", labels=["partition"]
+        )
+        for partition, end in sorted(v.get("ends", {}).items()):
+            ends.add_metric([str(partition)], end)
+        yield ends
+        lag = GaugeMetricFamily(
+            "modelreg_projection_lag_events", "Events not yet applied", labels=["projection", "partition"]
+        )
+        for (projection, partition), n in sorted(v.get("lag", {}).items()):
+            lag.add_metric([projection, str(partition)], n)
+        yield lag
+        for name, doc, key in (
+            ("modelreg_parked_streams", "Streams waiting on an event that failed to apply", "parked"),
+            ("modelreg_dead_letters", "Messages that could not be decoded", "dead"),
+        ):
+            family = GaugeMetricFamily(name, doc, labels=["projection"])
+            for projection, n in sorted(v.get(key, {}).items()):
+                family.add_metric([projection], n)
+            yield family
+        depth = GaugeMetricFamily("modelreg_launch_queue_depth", "Jobs waiting in a queue", labels=["queue"])
+        for queue, n in sorted(v.get("queued", {}).items()):
+            depth.add_metric([queue], n)
+        yield depth
+        jobs = GaugeMetricFamily("modelreg_launch_jobs", "Launch jobs by state", labels=["state"])
+        for state, n in sorted(v.get("jobs", {}).items()):
+            jobs.add_metric([state], n)
+        yield jobs
+        deliveries = CounterMetricFamily(
+            "modelreg_webhook_deliveries", "Webhook delivery attempts by outcome", labels=["outcome"]
+        )
+        for outcome, n in sorted(v.get("webhooks", {}).items()):
+            deliveries.add_metric([outcome], n)
+        yield deliveries
+        traffic: BlobTraffic = v.get("blobs", BlobTraffic())
+        blob = CounterMetricFamily("modelreg_blob_bytes", "Artifact file bytes, by direction", labels=["direction"])
+        blob.add_metric(["in"], traffic.bytes_in)
+        blob.add_metric(["out"], traffic.bytes_out)
+        yield blob
+
+
+async def read_installation(pool: Any, event_log: Any, projections: list[str]) -> dict[str, Any]:
+    ends = await event_log.end_positions()
+    async with pool.acquire() as conn:
+        positions = await conn.fetch(
+            "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", event_log.topic
+        )
+        parked = await conn.fetch("SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection")
+        dead = await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection")
+        jobs = await conn.fetch("SELECT queue, state, count(*) AS n FROM launch_jobs GROUP BY queue, state")
+        webhooks = await conn.fetch(
+            "SELECT (status_code BETWEEN 200 AND 299) AS ok, count(*) AS n FROM webhook_deliveries GROUP BY 1"
+        )
+    applied = {(r["projection"], r["partition"]): r["next_offset"] for r in positions}
+    by_state: dict[str, int] = {}
+    for r in jobs:
+        by_state[r["state"]] = by_state.get(r["state"], 0) + r["n"]
+    return {
+        "ends": ends,
+        "lag": {
+            (name, partition): max(end - applied.get((name, partition), 0), 0)
+            for name in projections
+            for partition, end in ends.items()
+        },
+        "parked": {r["projection"]: r["n"] for r in parked},
+        "dead": {r["projection"]: r["n"] for r in dead},
+        "queued": {r["queue"]: r["n"] for r in jobs if r["state"] == "queued"},
+        "jobs": by_state,
+        "webhooks": {("delivered" if r["ok"] else "failed"): r["n"] for r in webhooks},
+    }
+
+
+def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, projections: list[str]) -> None:
+    """/metrics, /livez and /readyz; `pool_key` and `log_key` name the app's health pool and event log."""
+    app[METRICS] = HttpMetrics()
+    if BLOB_BYTES not in app:
+        app[BLOB_BYTES] = BlobTraffic()
+    app.middlewares.append(measured)
+
+    async def metrics(request: web.Request) -> web.Response:
+        snapshot = request.app[METRICS].snapshot
+        try:
+            snapshot.values = await read_installation(request.app[pool_key], request.app[log_key], projections)
+        except Exception as exc:  # the request figures are still worth a scrape while PostgreSQL is away
+            snapshot.values = {"error": str(exc)}
+        snapshot.values["blobs"] = request.app[BLOB_BYTES]
+        return web.Response(body=generate_latest(request.app[METRICS].registry), headers={"Content-Type": CONTENT_TYPE})
+
+    async def livez(request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        problems = {}
+        try:
+            async with request.app[pool_key].acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception as exc:
+            problems["postgres"] = str(exc) or type(exc).__name__
+        try:
+            await request.app[log_key].end_positions()
+        except Exception as exc:
+            problems["event_log"] = str(exc) or type(exc).__name__
+        if problems:
+            return web.json_response({"status": "not ready", **problems}, status=503)
+        return web.json_response({"status": "ready"})
+
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)

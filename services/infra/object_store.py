@@ -1,0 +1,406 @@
+"""Artifact files in S3-compatible object storage, moved by clients through presigned URLs.
+
+The API never carries the bytes: it hands out presigned URLs and checks what landed. A blob's address in
+the bucket is `<prefix>sha256/<2 hex>/<62 hex>`, and an object there counts as stored only when the store
+vouches for its SHA-256:
+
+- a file up to `single_put_max` (5 GiB, S3's limit for one PUT) is sent in one presigned PUT straight to its
+  address, with its SHA-256 in a signed `x-amz-checksum-sha256` header: the store computes the digest as
+  the bytes arrive and refuses the PUT (BadDigest) if it differs, and a PUT is atomic, so a wrong or
+  half-sent file is never at an address. The store keeps the checksum, and `sizes()` reads it back.
+- a bigger file is sent as a multipart upload to its address, in parts (each with its own signed SHA-256,
+  so a corrupted part is refused on its own and sent again), in parallel, resumable from the parts the
+  store lists; an unfinished multipart upload is no object, so nothing half-written is addressable. S3
+  cannot vouch for the SHA-256 of a whole multipart object, so completing it is a verification step: the
+  API reads it back and hashes it; a match is recorded in `<prefix>verified/<hex>` (the object's ETag,
+  written only by this server, so that an object replaced later is not vouched for), a mismatch deleted.
+
+The credentials are the usual ones (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, an instance
+role) that botocore finds; aiobotocore signs every request and URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import math
+from collections.abc import Collection
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from modelreg.errors import InvalidInput
+from modelreg.services.infra.blob_store import DIGEST, HEX, DigestMismatch
+
+SINGLE_PUT_MAX = 5 * 1024**3  # S3's largest single PUT
+MIN_PART = 5 * 1024**2  # S3's smallest part (but the last)
+MAX_PART = 5 * 1024**3
+MAX_PARTS = 10_000
+URL_LIFETIME_S = 3600
+VERIFY_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectStoreLocation:
+    """Where the blobs are: `s3://bucket/prefix?endpoint=http://host:port&region=...`."""
+
+    bucket: str
+    prefix: str
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    single_put_max: int = SINGLE_PUT_MAX
+    part_size: int | None = None  # None: 64 MiB, or more for a file that 10,000 of them would not hold
+    # Where clients reach the store, if not at `endpoint` (compose, a cluster): presigned URLs name this host.
+    public_endpoint: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> ObjectStoreLocation:
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise InvalidInput(f"{url!r} is not an object store URL: use s3://bucket/prefix?endpoint=http://host:port")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = set(query) - {"endpoint", "public_endpoint", "region", "single_put_max", "part_size"}
+        if unknown:
+            raise InvalidInput(
+                f"unknown option(s) {sorted(unknown)} in {url!r}: use endpoint, public_endpoint, region, "
+                "single_put_max, part_size"
+            )
+        prefix = parts.path.strip("/")
+        single = int(query.get("single_put_max", SINGLE_PUT_MAX))
+        if not MIN_PART <= single <= SINGLE_PUT_MAX:
+            raise InvalidInput(f"single_put_max must be between {MIN_PART} and {SINGLE_PUT_MAX} bytes")
+        part_size = int(query["part_size"]) if "part_size" in query else None
+        if part_size is not None and not MIN_PART <= part_size <= MAX_PART:
+            raise InvalidInput(f"part_size must be between {MIN_PART} and {MAX_PART} bytes")
+        return cls(
+            bucket=parts.netloc,
+            prefix=f"{prefix}/" if prefix else "",
+            endpoint=query.get("endpoint"),
+            region=query.get("region", "us-east-1"),
+            single_put_max=single,
+            part_size=part_size,
+            public_endpoint=query.get("public_endpoint"),
+        )
+
+
+def _b64(hexdigest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hexdigest)).decode()
+
+
+def _hex_of(digest: str) -> str:
+    match = DIGEST.match(digest)
+    if match is None:
+        raise InvalidInput(f"{digest!r} is not a blob address: use sha256:<64 lowercase hex>")
+    return match.group(1)
+
+
+def part_count(size: int, part_size: int) -> int:
+    return max(1, math.ceil(size / part_size))
+
+
+class ObjectBlobStore:
+    """The blob store in a bucket. `async with ObjectBlobStore(location):` opens its client."""
+
+    def __init__(self, location: ObjectStoreLocation) -> None:
+        self.location = location
+        self._stack = AsyncExitStack()
+        self._s3: Any = None
+        self._signer: Any = None  # signs the presigned URLs: the same client, or one naming the public endpoint
+
+    async def __aenter__(self) -> ObjectBlobStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        config = AioConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            # Checksums only where we ask for them: botocore's default CRC32 on every PUT would also be put
+            # into presigned URLs, which the client could not honour.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            max_pool_connections=64,
+        )
+        session = get_session()
+        self._s3 = await self._stack.enter_async_context(
+            session.create_client(
+                "s3", endpoint_url=self.location.endpoint, region_name=self.location.region, config=config
+            )
+        )
+        self._signer = self._s3
+        if self.location.public_endpoint:
+            self._signer = await self._stack.enter_async_context(
+                session.create_client(
+                    "s3", endpoint_url=self.location.public_endpoint, region_name=self.location.region, config=config
+                )
+            )
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    async def create_bucket(self) -> None:
+        """Make the bucket if it is missing (tests, `modelreg migrate-blobs`); deployments make their own."""
+        from botocore.exceptions import ClientError
+
+        try:
+            await self._s3.head_bucket(Bucket=self.location.bucket)
+        except ClientError:
+            await self._s3.create_bucket(Bucket=self.location.bucket)
+
+    def key(self, digest: str) -> str:
+        hexdigest = _hex_of(digest)
+        return f"{self.location.prefix}sha256/{hexdigest[:2]}/{hexdigest[2:]}"
+
+    # -- what is stored ------------------------------------------------------------------------------------
+
+    async def size(self, digest: str) -> int | None:
+        """The size of the blob if the store holds it at its address, verified; None otherwise."""
+        from botocore.exceptions import ClientError
+
+        hexdigest = _hex_of(digest)
+        try:
+            head = await self._s3.head_object(Bucket=self.location.bucket, Key=self.key(digest), ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        vouched = head.get("ChecksumSHA256") == _b64(hexdigest) or await self._verified_etag(digest) == head["ETag"]
+        return int(head["ContentLength"]) if vouched else None
+
+    async def _etag(self, key: str) -> bytes:
+        """The object's ETag as HEAD reports it (what `size()` compares a verification marker with)."""
+        return (await self._s3.head_object(Bucket=self.location.bucket, Key=key))["ETag"].encode()
+
+    def _marker(self, digest: str) -> str:
+        return f"{self.location.prefix}verified/{_hex_of(digest)}"
+
+    async def _verified_etag(self, digest: str) -> str | None:
+        """The ETag of the object this server read back and found to have `digest` (multipart uploads)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = await self._s3.get_object(Bucket=self.location.bucket, Key=self._marker(digest))
+        except ClientError:
+            return None
+        async with response["Body"] as body:
+            return (await body.read()).decode()
+
+    async def sizes(self, digests: Collection[str]) -> dict[str, int]:
+        """The size of each of `digests` held (and verified) here; at most 32 look-ups at a time."""
+        gate = asyncio.Semaphore(32)
+
+        async def one(digest: str) -> tuple[str, int | None]:
+            async with gate:
+                try:
+                    return digest, await self.size(digest)
+                except InvalidInput:
+                    return digest, None
+
+        found = await asyncio.gather(*(one(d) for d in digests))
+        return {d: s for d, s in found if s is not None}
+
+    async def download_url(self, digest: str) -> str:
+        return await self._signer.generate_presigned_url(
+            "get_object", Params={"Bucket": self.location.bucket, "Key": self.key(digest)}, ExpiresIn=URL_LIFETIME_S
+        )
+
+    # -- uploads -------------------------------------------------------------------------------------------
+
+    async def plan_upload(
+        self, digest: str, size: int, part_size: int | None, part_digests: list[str] | None, token: str | None
+    ) -> dict[str, Any]:
+        """What the client does next to store `digest`: nothing, one presigned PUT, or presigned parts."""
+        hexdigest = _hex_of(digest)
+        if size < 0:
+            raise InvalidInput("size must be >= 0")
+        if await self.size(digest) == size:
+            return {"method": "stored"}
+        if size <= self.location.single_put_max:
+            url = await self._signer.generate_presigned_url(
+                "put_object",
+                Params={
+                    "Bucket": self.location.bucket,
+                    "Key": self.key(digest),
+                    "ChecksumSHA256": _b64(hexdigest),
+                    "ContentLength": size,
+                },
+                ExpiresIn=URL_LIFETIME_S,
+            )
+            return {"method": "single", "url": url, "headers": {"x-amz-checksum-sha256": _b64(hexdigest)}}
+        if part_size is None or part_digests is None:
+            return {"method": "multipart", "part_size": self.part_size(size)}
+        self._check_parts(size, part_size, part_digests)
+        key = self.key(digest)
+        if token is None:
+            created = await self._s3.create_multipart_upload(
+                Bucket=self.location.bucket, Key=key, ChecksumAlgorithm="SHA256"
+            )
+            token = created["UploadId"]
+        upload_id = token
+        done = {p["PartNumber"]: p for p in await self._listed_parts(key, upload_id)}
+        urls = []
+        for number, part_hex in enumerate(part_digests, start=1):
+            expected = min(part_size, size - (number - 1) * part_size)
+            listed = done.get(number)
+            # Already in the store: resuming. (A store that lists no part checksums is taken at its sizes: the
+            # whole file is verified when the upload completes anyway.)
+            if (
+                listed is not None
+                and listed["Size"] == expected
+                and listed.get("ChecksumSHA256") in (None, _b64(part_hex))
+            ):
+                continue
+            url = await self._signer.generate_presigned_url(
+                "upload_part",
+                Params={
+                    "Bucket": self.location.bucket,
+                    "Key": key,
+                    "UploadId": upload_id,
+                    "PartNumber": number,
+                    "ChecksumSHA256": _b64(part_hex),
+                    "ContentLength": expected,
+                },
+                ExpiresIn=URL_LIFETIME_S,
+            )
+            urls.append({"number": number, "url": url, "headers": {"x-amz-checksum-sha256": _b64(part_hex)}})
+        return {"method": "multipart", "part_size": part_size, "upload": token, "parts": urls}
+
+    def part_size(self, size: int) -> int:
+        """Parts of 64 MiB (or as configured), or bigger where 10,000 of them would not hold the file."""
+        return max(self.location.part_size or 64 * 1024**2, math.ceil(size / MAX_PARTS / MIN_PART) * MIN_PART)
+
+    def _check_parts(self, size: int, part_size: int, part_digests: list[str]) -> None:
+        if not MIN_PART <= part_size <= MAX_PART:
+            raise InvalidInput(f"part_size must be between {MIN_PART} and {MAX_PART} bytes")
+        if len(part_digests) != part_count(size, part_size) or len(part_digests) > MAX_PARTS:
+            raise InvalidInput(
+                f"a file of {size} bytes in parts of {part_size} has {part_count(size, part_size)} parts "
+                f"(at most {MAX_PARTS}): send one sha256 (64 lowercase hex) per part"
+            )
+        if not all(HEX.match(p) for p in part_digests):
+            raise InvalidInput("each part's digest is the sha256 of its bytes, as 64 lowercase hex")
+
+    async def _listed_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]:
+        from botocore.exceptions import ClientError
+
+        parts: list[dict[str, Any]] = []
+        marker = 0
+        try:
+            while True:
+                page = await self._s3.list_parts(
+                    Bucket=self.location.bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
+                )
+                parts.extend(page.get("Parts", []))
+                if not page.get("IsTruncated"):
+                    return parts
+                marker = int(page["NextPartNumberMarker"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404", "NoSuchKey"):
+                raise InvalidInput("the upload expired or was completed: start it again without 'upload'") from None
+            raise
+
+    async def complete_upload(self, digest: str, size: int, token: str, part_digests: list[str] | None = None) -> int:
+        """Join the parts, then verify the whole file's SHA-256: only a match is vouched for. Each part's
+        SHA-256 (`part_digests`, else as the store lists them) is named again, which S3 requires and checks."""
+        hexdigest = _hex_of(digest)
+        if await self.size(digest) == size:
+            return size  # another client finished the same content first
+        key, upload_id = self.key(digest), token
+        parts = sorted(await self._listed_parts(key, upload_id), key=lambda p: p["PartNumber"])
+        if [p["PartNumber"] for p in parts] != list(range(1, len(parts) + 1)) or sum(p["Size"] for p in parts) != size:
+            raise InvalidInput(
+                f"the upload has {len(parts)} part(s) of {sum(p['Size'] for p in parts)} bytes, not all of the "
+                f"{size}: send the missing parts (ask again with 'upload') before completing"
+            )
+        await self._s3.complete_multipart_upload(
+            Bucket=self.location.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [self._completed_part(p, part_digests) for p in parts]},
+        )
+        actual = await self._sha256_of(key)
+        if actual != hexdigest:
+            await self._s3.delete_object(Bucket=self.location.bucket, Key=key)
+            raise DigestMismatch(
+                f"the uploaded parts join to sha256:{actual}, not {digest}: the upload was corrupted or mislabelled"
+            )
+        await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=await self._etag(key))
+        return size
+
+    @staticmethod
+    def _completed_part(listed: dict[str, Any], part_digests: list[str] | None) -> dict[str, Any]:
+        part = {"PartNumber": listed["PartNumber"], "ETag": listed["ETag"]}
+        number = listed["PartNumber"]
+        if part_digests is not None and 0 < number <= len(part_digests) and HEX.match(part_digests[number - 1]):
+            part["ChecksumSHA256"] = _b64(part_digests[number - 1])
+        elif "ChecksumSHA256" in listed:
+            part["ChecksumSHA256"] = listed["ChecksumSHA256"]
+        return part
+
+    async def _sha256_of(self, key: str) -> str:
+        hasher = hashlib.sha256()
+        response = await self._s3.get_object(Bucket=self.location.bucket, Key=key)
+        async with response["Body"] as body:
+            while chunk := await body.read(VERIFY_CHUNK):
+                await asyncio.to_thread(hasher.update, chunk)
+        return hasher.hexdigest()
+
+    async def put_verified(self, digest: str, data: bytes | Any, size: int) -> None:
+        """Store bytes this process holds (migrate-blobs) under `digest`, the store checking the SHA-256."""
+        await self._s3.put_object(
+            Bucket=self.location.bucket,
+            Key=self.key(digest),
+            Body=data,
+            ContentLength=size,
+            ChecksumSHA256=_b64(_hex_of(digest)),
+        )
+
+    async def put_file(self, digest: str, path: Any) -> int:
+        """Copy a local file (a folder store's blob: `modelreg migrate-blobs`) to its address, verified: one PUT
+        the store checks against the SHA-256, or parts it checks one by one while this process hashes the
+        whole (it read every byte itself, so a match may be vouched for)."""
+        size = path.stat().st_size
+        if size <= self.location.single_put_max:
+            with path.open("rb") as body:
+                await self.put_verified(digest, body, size)
+            return size
+        hexdigest, key, part_size = _hex_of(digest), self.key(digest), self.part_size(size)
+        created = await self._s3.create_multipart_upload(
+            Bucket=self.location.bucket, Key=key, ChecksumAlgorithm="SHA256"
+        )
+        whole, parts = hashlib.sha256(), []
+        try:
+            with path.open("rb") as f:
+                for number in range(1, part_count(size, part_size) + 1):
+                    data = f.read(part_size)
+                    whole.update(data)
+                    sent = await self._s3.upload_part(
+                        Bucket=self.location.bucket,
+                        Key=key,
+                        UploadId=created["UploadId"],
+                        PartNumber=number,
+                        Body=data,
+                        ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
+                    )
+                    part = {"PartNumber": number, "ETag": sent["ETag"], "ChecksumSHA256": sent.get("ChecksumSHA256")}
+                    parts.append({k: v for k, v in part.items() if v is not None})
+            if whole.hexdigest() != hexdigest:
+                raise DigestMismatch(
+                    f"{path} has sha256:{whole.hexdigest()}, not {digest}: the folder store is damaged"
+                )
+        except BaseException:
+            await self._s3.abort_multipart_upload(Bucket=self.location.bucket, Key=key, UploadId=created["UploadId"])
+            raise
+        await self._s3.complete_multipart_upload(
+            Bucket=self.location.bucket, Key=key, UploadId=created["UploadId"], MultipartUpload={"Parts": parts}
+        )
+        await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=await self._etag(key))
+        return size

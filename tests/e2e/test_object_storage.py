@@ -1,0 +1,216 @@
+"""Artifact files in S3-compatible object storage (a real SeaweedFS): the bytes go between the client and the
+store through presigned URLs; the API plans, verifies, and refuses what does not match."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from support.stack import Stack
+
+import modelreg
+from modelreg.errors import InvalidInput
+from modelreg.services.infra.blob_migration import migrate_folder_to_bucket
+from modelreg.services.infra.blob_store import FolderBlobStore
+from modelreg.services.infra.object_store import ObjectBlobStore, ObjectStoreLocation
+from modelreg.services.settings import Settings
+from modelreg.transport import Transport
+
+MiB = 1024 * 1024
+
+
+def address(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+@pytest.fixture
+def log_kind() -> str:
+    return "postgres"  # the log is not what these tests are about: one run, on the Postgres log
+
+
+@pytest.fixture
+async def bucket_stack(settings: Settings, object_store_url: str) -> AsyncIterator[Stack]:
+    async with Stack(dataclasses.replace(settings, blob_store=object_store_url), with_triggers=False) as running:
+        yield running
+
+
+def log_and_fetch(url: str, folder: Path) -> tuple[modelreg.Artifact, Path]:
+    with modelreg.init(project="nature", entity="acme", job_type="train", url=url) as run:
+        model = modelreg.Artifact("classifier", "model")
+        model.add_dir(folder / "model")
+        run.log_artifact(model)
+        logged = run.use_artifact("classifier:latest")
+        return model, logged.download(folder / "downloaded")
+
+
+async def test_files_go_to_the_bucket_through_presigned_urls_and_come_back_verified(
+    bucket_stack: Stack, object_store_url: str, tmp_path: Path
+) -> None:
+    assert bucket_stack.client is not None
+    small = b"config" * 1000
+    big = bytes(range(256)) * (12 * MiB // 256 + 77)  # over single_put_max: 3 parts of 5 MiB
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_bytes(small)
+    (tmp_path / "model" / "weights.bin").write_bytes(big)
+
+    model, downloaded = await asyncio.to_thread(log_and_fetch, str(bucket_stack.client.make_url("/")), tmp_path)
+
+    assert model.uploaded_bytes == len(small) + len(big)
+    assert (downloaded / "config.json").read_bytes() == small
+    assert (downloaded / "weights.bin").read_bytes() == big
+    async with ObjectBlobStore(ObjectStoreLocation.from_url(object_store_url)) as bucket:
+        assert await bucket.sizes([address(small), address(big)]) == {
+            address(small): len(small),
+            address(big): len(big),
+        }
+    # The API does not take the bytes itself: they go to the bucket.
+    refused = await bucket_stack.client.put(f"/blobs/{address(small)}", data=small, headers=await bucket_stack.auth())
+    assert refused.status == 409
+    assert "presigned" in await refused.text()
+
+
+async def test_a_presigned_upload_of_other_content_is_refused_by_the_store_and_nothing_is_addressable(
+    bucket_stack: Stack, tmp_path: Path
+) -> None:
+    assert bucket_stack.client is not None
+    auth = await bucket_stack.auth()
+    claimed = address(b"the real weights")
+    plan = await (
+        await bucket_stack.client.post("/blobs/uploads", json={"digest": claimed, "size": 14}, headers=auth)
+    ).json()
+    assert plan["method"] == "single"
+
+    async with httpx.AsyncClient() as http:
+        sent = await http.put(plan["url"], content=b"other weights!", headers=plan["headers"])
+        assert sent.status_code == 400 and "BadDigest" in sent.text
+        unsigned = await http.put(plan["url"], content=b"other weights!")  # dropping the checksum header
+        assert unsigned.status_code >= 400
+
+    assert (await bucket_stack.client.head(f"/blobs/{claimed}", headers=auth)).status == 404
+    assert (await bucket_stack.client.get(f"/blobs/{claimed}", headers=auth, allow_redirects=False)).status == 404
+
+
+async def test_a_multipart_upload_resumes_with_the_parts_the_store_has(bucket_stack: Stack, tmp_path: Path) -> None:
+    assert bucket_stack.client is not None
+    auth = await bucket_stack.auth()
+    content = bytes(range(251)) * (11 * MiB // 251)  # 3 parts: 5, 5 and 1 MiB
+    part = 5 * MiB
+    parts = [hashlib.sha256(content[i : i + part]).hexdigest() for i in range(0, len(content), part)]
+    fields = {"digest": address(content), "size": len(content), "part_size": part, "parts": parts}
+
+    first = await (await bucket_stack.client.post("/blobs/uploads", json=fields, headers=auth)).json()
+    assert [p["number"] for p in first["parts"]] == [1, 2, 3]
+    async with httpx.AsyncClient() as http:
+        sent = await http.put(first["parts"][0]["url"], content=content[:part], headers=first["parts"][0]["headers"])
+        assert sent.status_code == 200
+        # The connection is lost here. Asked again with the upload, the server lists what the store has.
+        again = await (
+            await bucket_stack.client.post("/blobs/uploads", json={**fields, "upload": first["upload"]}, headers=auth)
+        ).json()
+        assert [p["number"] for p in again["parts"]] == [2, 3]
+        early = await bucket_stack.client.post(
+            "/blobs/uploads/complete", json={**fields, "upload": first["upload"]}, headers=auth
+        )
+        assert early.status == 400 and "missing parts" in await early.text()
+        for p in again["parts"]:
+            offset = (p["number"] - 1) * part
+            assert (await http.put(p["url"], content=content[offset : offset + part], headers=p["headers"])).is_success
+
+    done = await bucket_stack.client.post(
+        "/blobs/uploads/complete", json={**fields, "upload": first["upload"]}, headers=auth
+    )
+    assert done.status == 201
+    head = await bucket_stack.client.head(f"/blobs/{address(content)}", headers=auth)
+    assert (head.status, head.headers["Content-Length"]) == (200, str(len(content)))
+
+
+async def test_parts_that_join_to_content_of_another_digest_are_refused_and_deleted(bucket_stack: Stack) -> None:
+    assert bucket_stack.client is not None
+    auth = await bucket_stack.auth()
+    sent_content = b"x" * (6 * MiB)
+    claimed = address(b"y" * (6 * MiB))
+    part = 5 * MiB
+    parts = [hashlib.sha256(sent_content[i : i + part]).hexdigest() for i in range(0, len(sent_content), part)]
+    fields = {"digest": claimed, "size": len(sent_content), "part_size": part, "parts": parts}
+    plan = await (await bucket_stack.client.post("/blobs/uploads", json=fields, headers=auth)).json()
+    async with httpx.AsyncClient() as http:
+        for p in plan["parts"]:
+            offset = (p["number"] - 1) * part
+            chunk = sent_content[offset : offset + part]
+            assert (await http.put(p["url"], content=chunk, headers=p["headers"])).is_success
+
+    refused = await bucket_stack.client.post(
+        "/blobs/uploads/complete", json={**fields, "upload": plan["upload"]}, headers=auth
+    )
+    assert refused.status == 400 and "not " + claimed in await refused.text()
+    assert (await bucket_stack.client.head(f"/blobs/{claimed}", headers=auth)).status == 404
+
+
+async def test_a_manifest_may_name_only_files_the_bucket_holds(bucket_stack: Stack) -> None:
+    assert bucket_stack.client is not None
+    auth = await bucket_stack.auth()
+    claimed = address(b"the real weights")
+    plan = await (
+        await bucket_stack.client.post("/blobs/uploads", json={"digest": claimed, "size": 16}, headers=auth)
+    ).json()
+    async with httpx.AsyncClient() as http:  # planned, but never sent (or sent wrong): not in the bucket
+        await http.put(plan["url"], content=b"other weights!!!", headers=plan["headers"])
+    mutation = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"
+    files = [{"path": "weights.bin", "size": 16, "digest": claimed}]
+    variables = {"i": {"entity": "acme", "project": "nature", "name": "m", "type": "model", "files": files}}
+    answer = await (
+        await bucket_stack.client.post("/graphql", json={"query": mutation, "variables": variables}, headers=auth)
+    ).json()
+    assert "the blob store has no " + claimed in answer["errors"][0]["message"]
+
+
+async def test_migrate_blobs_copies_a_folder_store_into_a_bucket_verified_and_resumable(
+    object_store_url: str, tmp_path: Path
+) -> None:
+    folder = FolderBlobStore(tmp_path / "blobs")
+    contents = [b"first file" * 1000, b"second file" * 100_000, bytes(range(256)) * (6 * MiB // 256)]
+
+    async def chunks(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    for data in contents:
+        await folder.put(address(data), chunks(data))
+    damaged_content = b"damaged on disk"
+    await folder.put(address(damaged_content), chunks(damaged_content))
+    folder.path(address(damaged_content)).write_bytes(b"bit rot")
+
+    location = ObjectStoreLocation.from_url(object_store_url)
+    first = await migrate_folder_to_bucket(tmp_path / "blobs", location)
+    assert (first.copied, first.skipped, len(first.failed)) == (3, 0, 1)
+    assert address(damaged_content) in first.failed[0]
+    again = await migrate_folder_to_bucket(tmp_path / "blobs", location)
+    assert (again.copied, again.skipped, len(again.failed)) == (0, 3, 1)
+
+    async with ObjectBlobStore(location) as bucket:
+        assert await bucket.sizes([address(d) for d in contents]) == {address(d): len(d) for d in contents}
+        assert await bucket.sizes([address(damaged_content)]) == {}
+
+
+async def test_a_client_whose_file_changes_during_upload_gets_a_clear_error(
+    bucket_stack: Stack, tmp_path: Path
+) -> None:
+    assert bucket_stack.client is not None
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"before" * 1000)
+    digest = address(path.read_bytes())
+    path.write_bytes(b"after!" * 1000)  # same size, other bytes: the store refuses them
+
+    def upload() -> None:
+        transport = Transport(str(bucket_stack.client.make_url("/")))
+        try:
+            transport.upload(path, digest, lambda n: None)
+        finally:
+            transport.close()
+
+    with pytest.raises(InvalidInput, match="did the file change"):
+        await asyncio.to_thread(upload)

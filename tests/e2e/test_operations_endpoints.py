@@ -1,0 +1,57 @@
+"""What an operator watches: /metrics (Prometheus' text format), and liveness and readiness probes."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from support.stack import Stack
+
+
+@pytest.fixture
+def log_kind() -> str:
+    return "postgres"
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_count_requests_by_operation_and_show_the_installation(stack: Stack) -> None:
+    assert stack.client is not None
+    auth = await stack.auth()
+    content = b"weights" * 1000
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    assert (await stack.client.put(f"/blobs/{digest}", data=content, headers=auth)).status == 201
+    assert (await stack.client.get(f"/blobs/{digest}", headers=auth)).status == 200
+    await stack.graphql("{ __typename }")
+    await stack.projected()
+
+    response = await stack.client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    found = samples(await response.text())
+
+    assert found["modelreg_http_requests_total", (("operation", "PUT /blobs/{digest}"), ("status", "201"))] == 1
+    assert found["modelreg_http_requests_total", (("operation", "POST /graphql"), ("status", "200"))] >= 1
+    assert ("modelreg_http_request_seconds_count", (("operation", "GET /blobs/{digest}"),)) in found
+    assert found["modelreg_blob_bytes_total", (("direction", "in"),)] == len(content)
+    assert found["modelreg_blob_bytes_total", (("direction", "out"),)] == len(content)
+    appended = sum(v for (name, _), v in found.items() if name == "modelreg_event_log_end_offset")
+    assert appended >= 1  # the API key issued for the test, at least
+    lags = {labels: v for (name, labels), v in found.items() if name == "modelreg_projection_lag_events"}
+    assert lags and all(v == 0 for v in lags.values())  # projected: nothing left to apply
+    assert {dict(labels)["projection"] for labels in lags} >= {"registry", "identity"}
+
+
+async def test_liveness_and_readiness_are_separate_probes(stack: Stack) -> None:
+    assert stack.client is not None
+    live = await stack.client.get("/livez")
+    ready = await stack.client.get("/readyz")
+    assert (live.status, (await live.json())["status"]) == (200, "alive")
+    assert (ready.status, (await ready.json())["status"]) == (200, "ready")
