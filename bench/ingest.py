@@ -114,7 +114,9 @@ def stop(process: object) -> None:
     process.wait(30)  # type: ignore[attr-defined]
 
 
-async def end_to_end_and_rebuild(infra: Infrastructure, events: list) -> tuple[float, dict[str, float]]:
+async def end_to_end_and_rebuild(
+    infra: Infrastructure, events: list, *, each_alone: bool = True
+) -> tuple[float, dict[str, float]]:
     settings = await infra.fresh_settings()
     pool = await create_pool(settings.database_url, min_size=1, max_size=4)
     await migrate(pool, all_migrations())
@@ -137,7 +139,7 @@ async def end_to_end_and_rebuild(infra: Infrastructure, events: list) -> tuple[f
     # process each, as after a schema change of several read models). Each process reports its replay
     # time (from the reset to caught up; interpreter start-up excluded).
     rebuild_rates = {}
-    for name in PROJECTIONS:
+    for name in PROJECTIONS if each_alone else ():
         (seconds,) = _rebuild(settings, [name])
         rebuild_rates[name] = len(events) / seconds
     all_seconds = _rebuild(settings, list(PROJECTIONS))
@@ -167,7 +169,7 @@ LINK = (
 )
 
 
-async def command_latency(infra: Infrastructure, commands: int) -> list[float]:
+async def command_latency(infra: Infrastructure, commands: int, warm_up: int = WARM_UP_COMMANDS) -> list[float]:
     settings = await infra.fresh_settings()
     port = 18000 + (int(time.time()) % 1000)
     processes = _projector_processes(settings)
@@ -214,7 +216,7 @@ async def command_latency(infra: Infrastructure, commands: int) -> list[float]:
                 )
                 ids.append(data["logArtifactVersion"]["id"])
                 await gql(LINK, {"id": ids[-1]})
-            for i in range(WARM_UP_COMMANDS):  # servers run for days: measure them warm (JIT, caches, pools)
+            for i in range(warm_up):  # servers run for days: measure them warm (JIT, caches, pools)
                 await gql(SET_ALIAS, {"id": ids[i % 2]})
             latencies = []
             for i in range(commands):
