@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import LogPosition, LogRecord, StartPositions
+from modelreg.events.written import RecentlyWritten
 
 
 class InMemoryEventLog:
@@ -17,6 +18,7 @@ class InMemoryEventLog:
         self.partitions: list[list[LogRecord]] = [[] for _ in range(partitions)]
         self.dead_letters: list[tuple[LogRecord, str, str]] = []
         self._appended = asyncio.Condition()
+        self.written: RecentlyWritten | None = None
 
     async def start(self) -> None:
         pass
@@ -25,7 +27,12 @@ class InMemoryEventLog:
         pass
 
     async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
-        positions = [self._put(event.stream.encode(), encode(event)) for event in events]
+        positions = []
+        for event in events:
+            value = encode(event)
+            if self.written is not None:
+                self.written.remember(value, event)
+            positions.append(self._put(event.stream.encode(), value))
         async with self._appended:
             self._appended.notify_all()
         return positions

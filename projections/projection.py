@@ -62,6 +62,10 @@ class Projection:
         """The types a command that appends them waits for here (read-your-writes): all it handles."""
         return self.handled_types()
 
+    async def prepare(self, conn: Any) -> None:
+        """Called in a batch's transaction before its events are turned into statements: a projection
+        may read here what lets it leave out statements that would change nothing. Pure by default."""
+
     def statements(self, event: Envelope) -> list[Statement]:
         handler = self._handlers.get(event.type)
         if handler is None:
