@@ -217,7 +217,7 @@ class ProjectionRunner:
         await self.projection.prepare(conn)
 
         next_offsets = dict(stored)
-        pending: list[tuple[str, Statement]] = []
+        pending: list[Envelope] = []
         dead: list[tuple[LogRecord, str]] = []
         counts = {"applied": 0, "skipped": 0, "parked": 0, "skipped_by_admin": 0}
         for record, event in decoded:
@@ -243,14 +243,14 @@ class ProjectionRunner:
                 await self._park(conn, record, event.stream)
                 counts["parked"] += 1
             elif not isolate:
-                pending.extend((event.stream, statement) for statement in self.projection.statements(event))
+                pending.append(event)
                 counts["applied"] += 1
             elif await self._apply_isolated(conn, record, event):
                 counts["applied"] += 1
             else:
                 parked.add(event.stream)
                 counts["parked"] += 1
-        await _execute(conn, pending)
+        await _execute(conn, self.projection.batch_statements(pending))
         for record, reason in dead:
             await self._dead_letter(conn, record, reason)
         progress = ",".join(f"{p}:{next_offsets[p]}" for p in partitions)
