@@ -266,7 +266,8 @@ async def main(events_n: int, commands: int) -> None:
     say(
         f"raw_events_per_s={raw:.0f} end_to_end_events_per_s={e2e:.0f} ratio_to_raw={e2e / raw:.2f} "
         f"rebuild_events_per_s={rebuild_rate:.0f} rebuild_all_side_by_side_events_per_s={rebuild_all:.0f} "
-        f"rebuild_all_one_command_events_per_s={rebuild_one_command:.0f} command_p50_ms={p50:.1f} command_p99_ms={p99:.1f}"
+        f"rebuild_all_one_command_events_per_s={rebuild_one_command:.0f} "
+        f"command_p50_ms={p50:.1f} command_p99_ms={p99:.1f}"
     )
 
 

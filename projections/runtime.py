@@ -1,5 +1,8 @@
 """Applies the event log to a projection's tables exactly once.
 
+A runner reads the log alone (`run`, `step`) or is fed by the one reader its process shares between its
+projections (log_reader.py: `share`, `apply_or_reread`); the rules below are the same either way.
+
 Failure rules, per kind of message:
 - a record that cannot be decoded (foreign producer, schema with no upcaster) is dead-lettered with its
   reason, and the projection goes on;
