@@ -15,8 +15,11 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
+IDLE = ("select (selectors.py", "EpollSelector.select", "poll (selectors.py")
+
 # A sample's step is the first rule, in this order, that names a frame of its stack.
 STEPS = [
+    ("start-up (imports)", ("<frozen importlib",)),
     ("decode events (orjson + pydantic)", ("codec.py", "written.py")),
     ("encode events", ("encode (modelreg/events/codec.py",)),
     ("GraphQL parse + validate", ("graphql/language/", "graphql/validation/", "documents.py")),
@@ -36,6 +39,8 @@ def role_of(process_frame: str) -> str:
     for role in ("api", "projector", "rebuild", "server"):
         if re.search(rf"modelreg\.services\.cli {role}\b", process_frame):
             return role
+    if "multiprocessing" in process_frame:
+        return "rebuild"  # the replay processes a rebuild spawns
     return "benchmark" if "bench/" in process_frame else "other"
 
 
@@ -51,10 +56,14 @@ def read(path: Path) -> dict[tuple[str, int], Counter[str]]:
     found: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
-        match = re.match(r'process (\d+):"([^"]*)"', stack)
-        if not match or not count.isdigit():
+        # With --subprocesses a child's stack starts with its parents' process frames: the last one is its own.
+        processes = re.findall(r'process (\d+):"([^"]*)"', stack)
+        if not processes or not count.isdigit():
             continue
-        found[(role_of(match.group(2)), int(match.group(1)))][step_of(stack)] += int(count)
+        pid, command = processes[-1]
+        if stack.rsplit(";", 1)[-1].startswith(IDLE):
+            continue  # waiting in epoll: py-spy counts it as running when it cannot tell
+        found[(role_of(command), int(pid))][step_of(stack)] += int(count)
     return found
 
 
@@ -79,8 +88,8 @@ def main() -> None:
         projectors = sorted(pid for role, pid in processes if role == "projector")
         last = [("projector", pid) for pid in projectors if api and pid < api[-1][1]][-3:]
         per_command: Counter[str] = Counter()
-        for key in (*api[-1:], *last):
-            per_command.update({f"{key[0]}: {s}": n for s, n in processes[key].items()})
+        for key in (*api[-1:], *last):  # start-up is paid once per process, not per command
+            per_command.update({f"{key[0]}: {s}": n for s, n in processes[key].items() if s != STEPS[0][0]})
         print(f"\nCPU per command (API process and the {len(last)} projectors of the command phase):")
         for step, samples in per_command.most_common():
             print(f"  {step:<52} {samples * ms / args.commands:>6.2f} ms")

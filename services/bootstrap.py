@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -18,14 +18,15 @@ from modelreg.events.log import EventLog
 from modelreg.events.written import RecentlyWritten
 from modelreg.projections.log_reader import SharedLogReader
 from modelreg.projections.migrations import migrate
-from modelreg.projections.progress import ProjectionProgress
-from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.projections.runtime import ProjectionRunner
-from modelreg.services.commands.application import Application
 from modelreg.services.infra.database import create_pool
 from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, projection, shown_to_commands
 from modelreg.services.settings import Settings
+
+if TYPE_CHECKING:  # the command path is imported where it is used: projector and rebuild processes start faster
+    from modelreg.projections.progress import ProjectionProgress
+    from modelreg.services.commands.application import Application
 
 
 class ProcessParts:
@@ -39,6 +40,8 @@ class ProcessParts:
 
     async def progress(self) -> ProjectionProgress:
         """How far each projection got (read-your-writes waits on it): one listener per process."""
+        from modelreg.projections.progress import ProjectionProgress
+
         if self._progress is None:
             progress = ProjectionProgress(self.pool)
             await progress.start()
@@ -47,6 +50,9 @@ class ProcessParts:
 
     async def application(self, **options: Any) -> Application:
         """The command path on these parts (options: Application's keyword arguments, e.g. blobs)."""
+        from modelreg.projections.registry_queries import RegistryQueries
+        from modelreg.services.commands.application import Application
+
         options.setdefault("read_your_writes_timeout_s", self.settings.read_your_writes_timeout_s)
         return Application(
             self.event_log,
