@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import LogPosition, LogRecord, StartPositions
+from modelreg.events.written import RecentlyWritten
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class KafkaEventLog:
         self._producer: AIOKafkaProducer | None = None
         self._metadata: AIOKafkaConsumer | None = None
         self._partition_ids: list[int] = []
+        self.written: RecentlyWritten | None = None
 
     async def start(self) -> None:
         await self.ensure_topics()
@@ -101,15 +103,19 @@ class KafkaEventLog:
 
     async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
         producer = self._require_producer()
-        futures = [
-            await producer.send(
-                self.topic,
-                value=encode(event),
-                key=event.stream.encode(),
-                headers=[("type", event.type.encode()), ("version", str(event.version).encode())],
+        futures = []
+        for event in events:
+            value = encode(event)
+            if self.written is not None:
+                self.written.remember(value, event)
+            futures.append(
+                await producer.send(
+                    self.topic,
+                    value=value,
+                    key=event.stream.encode(),
+                    headers=[("type", event.type.encode()), ("version", str(event.version).encode())],
+                )
             )
-            for event in events
-        ]
         sent = await asyncio.gather(*futures)
         return [LogPosition(self.topic, meta.partition, meta.offset) for meta in sent]
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from modelreg.events.envelope import Envelope
+from modelreg.events.written import RecentlyWritten
 
 
 # NamedTuples rather than dataclasses: a replay creates one of each per event, and tuples are built in C.
@@ -50,6 +51,8 @@ class Subscription(Protocol):
 
 class EventLog(Protocol):
     topic: str
+    # When set, append remembers what it wrote, so that this process reads it back without decoding it.
+    written: RecentlyWritten | None
 
     async def start(self) -> None: ...
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import LogPosition, LogRecord, StartPositions
+from modelreg.events.written import RecentlyWritten
 
 
 class InMemoryEventLog:
@@ -19,6 +20,7 @@ class InMemoryEventLog:
         self.dead_letters: list[tuple[LogRecord, str, str]] = []
         self._appended_in_order: list[LogRecord] = []
         self._appended = asyncio.Condition()
+        self.written: RecentlyWritten | None = None
 
     async def start(self) -> None:
         pass
@@ -27,14 +29,13 @@ class InMemoryEventLog:
         pass
 
     async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
-        positions = [
-            self._put(
-                event.stream.encode(),
-                encode(event),
-                (("type", event.type.encode()), ("version", str(event.version).encode())),
-            )
-            for event in events
-        ]
+        positions = []
+        for event in events:
+            value = encode(event)
+            if self.written is not None:
+                self.written.remember(value, event)
+            headers = (("type", event.type.encode()), ("version", str(event.version).encode()))
+            positions.append(self._put(event.stream.encode(), value, headers))
         await self._announce()
         return positions
 

@@ -17,6 +17,7 @@ import asyncpg
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import LogPosition, LogRecord, StartPositions
+from modelreg.events.written import RecentlyWritten
 from modelreg.projections.migrations import Migration, migrate
 
 PARTITION = 0
@@ -74,22 +75,30 @@ SELECT head.first, pg_notify($8, $1) FROM head
 
 
 class PostgresEventLog:
-    def __init__(self, dsn: str, topic: str = "modelreg.events") -> None:
+    def __init__(self, dsn: str, topic: str = "modelreg.events", *, pool: asyncpg.Pool | None = None) -> None:
+        """`pool`: the process's own (services/bootstrap.py), used and left open; else the log opens one."""
         self.dsn = dsn
         self.topic = topic
+        self._given_pool = pool
         self._pool: asyncpg.Pool | None = None
+        self.written: RecentlyWritten | None = None
 
     async def start(self) -> None:
-        # The log leaves no session state on its connections (no SET, no session locks; listeners have
-        # their own connection), so releasing one skips asyncpg's reset query: one round trip less for
-        # every append and every read of every subscriber.
-        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=8, connection_class=_NoResetConnection)
+        if self._given_pool is not None:
+            self._pool = self._given_pool
+        else:
+            # The log leaves no session state on its connections (no SET, no session locks; listeners have
+            # their own connection), so releasing one skips asyncpg's reset query: one round trip less for
+            # every append and every read of every subscriber.
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=1, max_size=8, connection_class=_NoResetConnection
+            )
         await migrate(self._pool, LOG_MIGRATIONS)
 
     async def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and self._pool is not self._given_pool:
             await self._pool.close()
-            self._pool = None
+        self._pool = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -100,12 +109,16 @@ class PostgresEventLog:
     async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
         if not events:
             return []
+        values = [encode(e) for e in events]
+        if self.written is not None:
+            for value, event in zip(values, events, strict=True):
+                self.written.remember(value, event)
         first = await self._write(
             [e.stream for e in events],
             [e.type for e in events],
             [e.version for e in events],
             [e.stream.encode() for e in events],
-            [encode(e) for e in events],
+            values,
         )
         return [LogPosition(self.topic, PARTITION, first + i) for i in range(len(events))]
 

@@ -62,6 +62,16 @@ class Projection:
         """The types a command that appends them waits for here (read-your-writes): all it handles."""
         return self.handled_types()
 
+    async def prepare(self, conn: Any) -> None:
+        """Called in a batch's transaction before its events are turned into statements: a projection
+        may read here what lets it leave out statements that would change nothing. Pure by default."""
+
+    def batch_statements(self, events: Sequence[Envelope]) -> list[tuple[str, Statement]]:
+        """A batch's statements, each with the stream whose order it keeps. A projection may fold a batch
+        into fewer, set-based statements; when a batch fails, the runtime applies its events one by one
+        with `statements` to find the one that fails, so both must write the same rows."""
+        return [(event.stream, statement) for event in events for statement in self.statements(event)]
+
     def statements(self, event: Envelope) -> list[Statement]:
         handler = self._handlers.get(event.type)
         if handler is None:

@@ -137,18 +137,6 @@ VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT DO NOTHING
 """
 
-# Linking the same artifact version twice is a no-op, and must not burn an ordinal.
-_VERSION_LINKED = """
-WITH model AS (
-    INSERT INTO registered_models AS m (name, next_version, created_at, created_by)
-    SELECT $1, 1, $3, $4
-    WHERE NOT EXISTS (SELECT 1 FROM model_versions WHERE registered_model = $1 AND artifact_version_id = $2)
-    ON CONFLICT (name) DO UPDATE SET next_version = m.next_version + 1
-    RETURNING m.next_version - 1 AS version_index
-)
-INSERT INTO model_versions (registered_model, version_index, artifact_version_id, linked_at, linked_by)
-SELECT $1, model.version_index, $2, $3, $4 FROM model
-"""
 
 # An alias is unique per registered model: setting it on a version moves it there. Adding and removing
 # share one statement (the last argument says which) so that a model's alias moves pipeline together.
@@ -187,24 +175,54 @@ ALTER TABLE registered_models
 CREATE INDEX registered_models_by_tag ON registered_models USING gin (tags);
 """
 
-# The card or a tag may come before the first link: the model then exists with no version yet.
-_MODEL_CARD_CHANGED = """
-INSERT INTO registered_models AS m
-    (name, next_version, created_at, created_by, description, inputs, outputs, updated_at)
-VALUES ($1, 0, $5, $6, $2, $3, $4, $5)
+
+# A link, a card change and a tag change each may create the registered_models row, so they keep log
+# order among themselves (rows="model"). As three statements, a stream that interleaves them (link, tag,
+# link, card...) ran one round trip per change; as one statement (the second argument says which change,
+# each part guarded by it) a batch's model changes run as one executemany. $1 model, $2 change, $3 version,
+# $4 time, $5 actor, $6-$8 card, $9 tag. Linking the same version twice is a no-op and burns no ordinal; the
+# card or a tag may come before the first link (the model then exists with no version yet).
+_MODEL_CHANGED = """
+WITH model AS (
+    INSERT INTO registered_models AS m (name, next_version, created_at, created_by)
+    SELECT $1, 1, $4, $5
+    WHERE $2 = 'link'
+      AND NOT EXISTS (SELECT 1 FROM model_versions WHERE registered_model = $1 AND artifact_version_id = $3)
+    ON CONFLICT (name) DO UPDATE SET next_version = m.next_version + 1
+    RETURNING m.next_version - 1 AS version_index
+), linked AS (
+    INSERT INTO model_versions (registered_model, version_index, artifact_version_id, linked_at, linked_by)
+    SELECT $1, model.version_index, $3, $4, $5 FROM model
+), card AS (
+    INSERT INTO registered_models AS m (name, next_version, created_at, created_by, description, inputs, outputs,
+                                        updated_at)
+    SELECT $1, 0, $4, $5, $6, $7, $8, $4 WHERE $2 = 'card'
+    ON CONFLICT (name) DO UPDATE
+    SET description = EXCLUDED.description, inputs = EXCLUDED.inputs, outputs = EXCLUDED.outputs,
+        updated_at = EXCLUDED.updated_at
+)
+INSERT INTO registered_models AS m (name, next_version, created_at, created_by, tags, updated_at)
+SELECT $1, 0, $4, $5, CASE WHEN $2 = 'tag' THEN ARRAY[$9::text] ELSE '{}'::text[] END, $4
+WHERE $2 IN ('tag', 'untag')
 ON CONFLICT (name) DO UPDATE
-SET description = EXCLUDED.description, inputs = EXCLUDED.inputs, outputs = EXCLUDED.outputs,
+SET tags = CASE WHEN $2 = 'tag' THEN (SELECT array_agg(DISTINCT t ORDER BY t) FROM unnest(m.tags || $9::text) AS t)
+                ELSE array_remove(m.tags, $9::text) END,
     updated_at = EXCLUDED.updated_at
 """
 
-_TAGS_CHANGED = """
-INSERT INTO registered_models AS m (name, next_version, created_at, created_by, tags, updated_at)
-VALUES ($1, 0, $3, $4, CASE WHEN $5 THEN ARRAY[$2] ELSE '{}'::text[] END, $3)
-ON CONFLICT (name) DO UPDATE
-SET tags = CASE WHEN $5 THEN (SELECT array_agg(DISTINCT t ORDER BY t) FROM unnest(m.tags || $2) AS t)
-                ELSE array_remove(m.tags, $2) END,
-    updated_at = EXCLUDED.updated_at
-"""
+
+def _model_changed(
+    model: str,
+    change: str,
+    envelope: Envelope,
+    *,
+    version: object = None,
+    card: tuple[str | None, str | None, str | None] = (None, None, None),
+    tag: str | None = None,
+) -> Statement:
+    args = (model, change, version, envelope.occurred_at, str(envelope.actor), *card, tag)
+    return Statement(_MODEL_CHANGED, args, rows="model")
+
 
 _VERSION_UNLINKED = """
 WITH unaliased AS (
@@ -362,8 +380,7 @@ class RegistryProjection(Projection):
 
     @handles(VersionLinked)
     def version_linked(self, e: VersionLinked, envelope: Envelope) -> list[Statement]:
-        args = (e.registered_model, e.artifact_version_id, envelope.occurred_at, str(envelope.actor))
-        return [Statement(_VERSION_LINKED, args, rows="model")]
+        return [_model_changed(e.registered_model, "link", envelope, version=e.artifact_version_id)]
 
     @handles(AliasAdded)
     def alias_added(self, e: AliasAdded, envelope: Envelope) -> list[Statement]:
@@ -379,28 +396,15 @@ class RegistryProjection(Projection):
 
     @handles(ModelCardChanged)
     def model_card_changed(self, e: ModelCardChanged, envelope: Envelope) -> list[Statement]:
-        args = (e.registered_model, e.description, e.inputs, e.outputs, envelope.occurred_at, str(envelope.actor))
-        return [Statement(_MODEL_CARD_CHANGED, args, rows="model")]
+        return [_model_changed(e.registered_model, "card", envelope, card=(e.description, e.inputs, e.outputs))]
 
     @handles(ModelTagged)
     def model_tagged(self, e: ModelTagged, envelope: Envelope) -> list[Statement]:
-        return [
-            Statement(
-                _TAGS_CHANGED,
-                (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), True),
-                rows="model",
-            )
-        ]
+        return [_model_changed(e.registered_model, "tag", envelope, tag=e.tag)]
 
     @handles(ModelUntagged)
     def model_untagged(self, e: ModelUntagged, envelope: Envelope) -> list[Statement]:
-        return [
-            Statement(
-                _TAGS_CHANGED,
-                (e.registered_model, e.tag, envelope.occurred_at, str(envelope.actor), False),
-                rows="model",
-            )
-        ]
+        return [_model_changed(e.registered_model, "untag", envelope, tag=e.tag)]
 
     @handles(AliasRemoved)
     def alias_removed(self, e: AliasRemoved, envelope: Envelope) -> list[Statement]:

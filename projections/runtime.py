@@ -1,5 +1,8 @@
 """Applies the event log to a projection's tables exactly once.
 
+A runner reads the log alone (`run`, `step`) or is fed by the one reader its process shares between its
+projections (log_reader.py: `share`, `apply_or_reread`); the rules below are the same either way.
+
 Failure rules, per kind of message:
 - a record that cannot be decoded (foreign producer, schema with no upcaster) is dead-lettered with its
   reason, and the projection goes on;
@@ -112,6 +115,16 @@ class ProjectionRunner:
     async def open(self) -> None:
         self._subscription = await self.log.subscribe(f"projection.{self.name}", self.start_positions, self.partitions)
 
+    def share(self, subscription: Subscription) -> None:
+        """Be fed by a reader shared with other projections (log_reader.py) instead of reading alone;
+        `subscription` takes this runner's seeks."""
+        self._subscription = subscription
+
+    @property
+    def expected_positions(self) -> dict[int, int]:
+        """Where this runner believes each partition's stored position is (what it applied so far)."""
+        return self._expected
+
     async def close(self) -> None:
         if self._subscription is not None:
             await self._subscription.close()
@@ -122,13 +135,18 @@ class ProjectionRunner:
         assert self._subscription is not None, "open() first"
         records = await self._subscription.next_batch(self.poll_timeout_s, max_records or self.max_batch)
         if records:
-            try:
-                await self.apply_batch(records)
-            except Exception as exc:  # Postgres went away mid-batch: nothing committed, read it again
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("projection %s: batch not applied (%s); re-reading it", self.name, exc)
-                await self._reread({r.position.partition for r in records})
+            await self.apply_or_reread([(record, self._decode(record)) for record in records])
         return len(records)
+
+    async def apply_or_reread(self, decoded: Decoded) -> None:
+        """Apply a batch; when it cannot be (Postgres went away mid-batch: nothing committed), seek its
+        partitions back to the stored positions to read it again."""
+        try:
+            await self.apply_decoded(decoded)
+        except Exception as exc:
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("projection %s: batch not applied (%s); re-reading it", self.name, exc)
+            await self._reread({record.position.partition for record, _ in decoded})
 
     async def start_positions(self, partitions: list[int]) -> dict[int, int]:
         """Read the stored positions of these partitions and continue from them (the log calls this on
@@ -162,7 +180,10 @@ class ProjectionRunner:
                 self._subscription.seek(partition, offset)
 
     async def apply_batch(self, records: Sequence[LogRecord]) -> None:
-        decoded: Decoded = [(record, self._decode(record)) for record in records]
+        await self.apply_decoded([(record, self._decode(record)) for record in records])
+
+    async def apply_decoded(self, decoded: Decoded) -> None:
+        """Apply records already decoded (None: a type this projection does not handle)."""
         if all(event is None for _, event in decoded) and await self._pass_over(decoded):
             return
         try:
@@ -196,9 +217,10 @@ class ProjectionRunner:
         stored, parked = await self._lock_positions(conn, topic, partitions)
         if any(self._moved(p, first[p], stored[p]) for p in partitions):
             raise PositionMoved({p: stored[p] for p in partitions})
+        await self.projection.prepare(conn)
 
         next_offsets = dict(stored)
-        pending: list[tuple[str, Statement]] = []
+        pending: list[Envelope] = []
         dead: list[tuple[LogRecord, str]] = []
         counts = {"applied": 0, "skipped": 0, "parked": 0, "skipped_by_admin": 0}
         for record, event in decoded:
@@ -224,14 +246,14 @@ class ProjectionRunner:
                 await self._park(conn, record, event.stream)
                 counts["parked"] += 1
             elif not isolate:
-                pending.extend((event.stream, statement) for statement in self.projection.statements(event))
+                pending.append(event)
                 counts["applied"] += 1
             elif await self._apply_isolated(conn, record, event):
                 counts["applied"] += 1
             else:
                 parked.add(event.stream)
                 counts["parked"] += 1
-        await _execute(conn, pending)
+        await _execute(conn, self.projection.batch_statements(pending))
         for record, reason in dead:
             await self._dead_letter(conn, record, reason)
         progress = ",".join(f"{p}:{next_offsets[p]}" for p in partitions)
@@ -360,15 +382,13 @@ class ProjectionRunner:
         await self.log.dead_letter(record, f"projection.{self.name}", reason)
 
     def _decode(self, record: LogRecord) -> Envelope | UndecodableEvent | None:
-        # Our producers tag each record with its type; a projection interested in a few types (identity)
-        # then skips the rest without paying for decoding them. Untagged records are always decoded.
-        if self._handled is not None and record.headers:
-            for name, value in record.headers:
-                if name == "type":
-                    if value not in self._handled:
-                        return None
-                    break
-        return _decode(record)
+        return decode_record(record) if self.concerns(type_tag(record)) else None
+
+    def concerns(self, tag: bytes | None) -> bool:
+        """Whether a record with this type tag is this projection's business. Our producers tag each record
+        with its type; a projection interested in a few types (identity) then skips the rest without paying
+        for decoding them. Untagged records (None) are always decoded."""
+        return self._handled is None or tag is None or tag in self._handled
 
     async def _skip(self, conn: asyncpg.Connection, event: Envelope, parked: set[str]) -> None:
         """Record an admin's skip; if its stream is parked here, release it without the skipped event."""
@@ -447,6 +467,7 @@ class ProjectionRunner:
             "SELECT 1 FROM parked_streams WHERE projection = $1 AND stream = $2 FOR UPDATE", self.name, stream
         ):
             return 0  # released by another runner, or reset by a rebuild
+        await self.projection.prepare(conn)
         rows = await conn.fetch(
             'SELECT topic, partition, "offset", value FROM parked_events '
             'WHERE projection = $1 AND stream = $2 ORDER BY topic, partition, "offset"',
@@ -522,17 +543,28 @@ WITH advanced AS (
 SELECT array_agg(partition) FROM advanced
 """
 
+# The batch's last statement also turns off waiting for the WAL flush at its commit, whatever the pool
+# does for others (a process's one pool also takes commands): the log is the source of truth and the
+# positions commit with the writes, so a commit lost in a crash is applied again (see create_pool).
 _ADVANCE = """
 WITH advanced AS (
     UPDATE projection_positions AS pp SET next_offset = n.next_offset, updated_at = now()
     FROM unnest($3::int[], $4::bigint[]) AS n(partition, next_offset)
     WHERE pp.projection = $1 AND pp.topic = $2 AND pp.partition = n.partition
 )
-SELECT pg_notify($5, $6)
+SELECT pg_notify($5, $6), set_config('synchronous_commit', 'off', true)
 """
 
 
-def _decode(record: LogRecord) -> Envelope | UndecodableEvent:
+def type_tag(record: LogRecord) -> bytes | None:
+    """The type our producers tag a record with (None when untagged: a foreign producer's)."""
+    for name, value in record.headers:
+        if name == "type":
+            return value
+    return None
+
+
+def decode_record(record: LogRecord) -> Envelope | UndecodableEvent:
     if record.value is None:
         return UndecodableEvent("empty message (tombstone): the event log never deletes")
     try:

@@ -135,6 +135,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT DO NOTHING
 """
 
+_KINDS = "SELECT DISTINCT trigger_event FROM automations"
+
 _WAKE_RUNNER = Statement("SELECT pg_notify('modelreg_firings', '')", ())
 
 
@@ -156,9 +158,21 @@ class TriggersProjection(Projection):
         wait for that (the automation runner does the rest)."""
         return {AutomationCreated.type, AutomationEnabled.type, AutomationDisabled.type}
 
+    def __init__(self) -> None:
+        super().__init__()
+        # The trigger kinds some automation (enabled or not) listens to, read at the start of each batch:
+        # matching an event no automation can match is left out. Automations are never deleted, so the set
+        # only grows, and the batch's own creations join it as they come. None: not read, match everything.
+        self._kinds: set[str] | None = None
+
+    async def prepare(self, conn: Any) -> None:
+        self._kinds = {r["trigger_event"] for r in await conn.fetch(_KINDS)}
+
     def _fire(
         self, kind: str, envelope: Envelope, facts: dict[str, Any], metrics: tuple[list[str], list[float]] = ([], [])
     ) -> list[Statement]:
+        if self._kinds is not None and kind not in self._kinds:
+            return []  # the SQL below would match no automation
         variables = {
             **{k: v for k, v in facts.items() if v is not None},
             "event_id": str(envelope.id),
@@ -189,6 +203,8 @@ class TriggersProjection(Projection):
 
     @handles(AutomationCreated)
     def automation_created(self, e: AutomationCreated, envelope: Envelope) -> list[Statement]:
+        if self._kinds is not None:
+            self._kinds.add(e.trigger.event)
         args = (
             e.automation_id,
             e.name,

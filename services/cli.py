@@ -346,6 +346,26 @@ async def _serve(
     with_projector: bool,
     admin_key_file: Path | None = None,
 ) -> None:
+    from modelreg.services.bootstrap import open_parts
+    from modelreg.services.projections_catalog import PROJECTIONS
+
+    # New GraphQL documents are checked in a worker thread; each time the event loop waits on I/O it must take
+    # the GIL back from it, by default after up to 5 ms. A shorter switch keeps /healthz and small requests
+    # quick while hostile documents keep that thread busy (measured in bench/hostile_documents.py).
+    sys.setswitchinterval(0.001)
+    # One process, one pool and one event log: the API, the projections (one connection each) and the
+    # automations share them.
+    parts = await open_parts(settings, pool_size=20 + len(PROJECTIONS) + 4) if with_projector else None
+    try:
+        await _serve_with(settings, host, port, stopping, parts, admin_key_file)
+    finally:
+        if parts is not None:
+            await parts.close()
+
+
+async def _serve_with(
+    settings: Any, host: str, port: int, stopping: asyncio.Event, parts: Any, admin_key_file: Path | None
+) -> None:
     from aiohttp import web
 
     from modelreg.services.http.api import create_app, issue_first_admin_key
@@ -353,24 +373,25 @@ async def _serve(
     from modelreg.services.restart_on_failure import restart_on_failure
     from modelreg.services.triggers import run_triggers
 
-    # New GraphQL documents are checked in a worker thread; each time the event loop waits on I/O it must take
-    # the GIL back from it, by default after up to 5 ms. A shorter switch keeps /healthz and small requests
-    # quick while hostile documents keep that thread busy (measured in bench/hostile_documents.py).
-    sys.setswitchinterval(0.001)
-    app = create_app(settings)
+    with_projector = parts is not None
+    app = create_app(settings, parts)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     # PostgreSQL or Kafka away for a while (restarting) stops these; they start again once it is back.
     projector = (
-        asyncio.create_task(restart_on_failure("projector", lambda: run_projector(settings, stopping), stopping))
+        asyncio.create_task(
+            restart_on_failure("projector", lambda: run_projector(settings, stopping, parts=parts), stopping)
+        )
         if with_projector
         else None
     )
     # One machine, one process: automations run here too (otherwise in `modelreg triggers`).
     automations = (
-        asyncio.create_task(restart_on_failure("automations", lambda: run_triggers(settings, stopping), stopping))
+        asyncio.create_task(
+            restart_on_failure("automations", lambda: run_triggers(settings, stopping, parts=parts), stopping)
+        )
         if with_projector
         else None
     )
@@ -688,28 +709,30 @@ def projector(kafka: str | None, database_url: str, topic: str, names: tuple[str
 
 @main.command()
 @_infra_options
-@click.argument("name")
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @click.option(
     "--processes",
     default=os.cpu_count() or 1,
     show_default=True,
     help="Replay in this many processes, each owning a share of the partitions.",
 )
-def rebuild(kafka: str | None, database_url: str, topic: str, name: str, processes: int) -> None:
-    """Rebuild projection NAME from offset 0 (its tables are emptied first)."""
+def rebuild(kafka: str | None, database_url: str, topic: str, names: tuple[str, ...], processes: int) -> None:
+    """Rebuild projection NAME (or several: NAME NAME...) from offset 0 (their tables are emptied first).
+    Several rebuilt at once read the log once."""
     from modelreg.services.rebuild import rebuild as run_rebuild
     from modelreg.services.settings import Settings
 
     settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
+    shown = ",".join(names)
 
     def progress(applied: int, total: int) -> None:
-        click.echo(f"\rrebuilding {name}: {applied}/{total} events", nl=False)
+        click.echo(f"\rrebuilding {shown}: {applied}/{total} events", nl=False)
 
     try:
-        seconds = asyncio.run(run_rebuild(settings, name, processes=processes, on_progress=progress))
+        seconds = asyncio.run(run_rebuild(settings, names, processes=processes, on_progress=progress))
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"\nrebuilt {name} in {seconds:.2f}s")
+    click.echo(f"\nrebuilt {shown} in {seconds:.2f}s")
 
 
 @main.group()

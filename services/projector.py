@@ -7,11 +7,8 @@ import gc
 import logging
 from collections.abc import Sequence
 
-from modelreg.projections.migrations import migrate
-from modelreg.projections.runtime import ProjectionRunner
-from modelreg.services.infra.database import create_pool
-from modelreg.services.infra.event_log import event_log_for
-from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, projection
+from modelreg.services.bootstrap import ProcessParts, given_or_own
+from modelreg.services.projections_catalog import PROJECTIONS
 from modelreg.services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,17 +23,14 @@ def tune_gc_for_batches() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-async def run_projector(settings: Settings, stopping: asyncio.Event, names: Sequence[str] = ()) -> None:
+async def run_projector(
+    settings: Settings, stopping: asyncio.Event, names: Sequence[str] = (), parts: ProcessParts | None = None
+) -> None:
+    """`parts`: the process's own (services/bootstrap.py) when it does more than project."""
     names = list(names) or list(PROJECTIONS)
-    pool = await create_pool(settings.database_url, min_size=1, max_size=len(names) + 2, durable_commits=False)
-    event_log = event_log_for(settings)
-    try:
-        await migrate(pool, all_migrations())
-        await event_log.start()
-        runners = [ProjectionRunner(projection(name), event_log, pool) for name in names]
+    # Each projection applies a batch on a connection of its own, side by side with the others.
+    async with given_or_own(parts, settings, pool_size=len(names) + 2, durable_commits=False) as wired:
+        reader = wired.log_reader(names)
         tune_gc_for_batches()
         log.info("projector: running %s on topic %s", ", ".join(names), settings.topic)
-        await asyncio.gather(*(runner.run(stopping) for runner in runners))
-    finally:
-        await event_log.close()
-        await pool.close()
+        await reader.run(stopping)

@@ -34,10 +34,9 @@ from modelreg.graphql.pages import MAX_PAGE
 from modelreg.graphql.schema import RESOLVER_MIDDLEWARE, build_schema
 from modelreg.graphql.subscriptions import SubscriberContext
 from modelreg.projections.identity_queries import IdentityQueries
-from modelreg.projections.migrations import migrate
-from modelreg.projections.progress import ProjectionLagging, ProjectionProgress
-from modelreg.projections.registry_queries import RegistryQueries
+from modelreg.projections.progress import ProjectionLagging
 from modelreg.services.automations.webhook_signing import WebhookSecrets
+from modelreg.services.bootstrap import ProcessParts, given_or_own
 from modelreg.services.commands.access import Caller, service_caller
 from modelreg.services.commands.application import Application
 from modelreg.services.commands.commands import IssueApiKey
@@ -53,9 +52,8 @@ from modelreg.services.http.object_store_routes import add_object_store_routes, 
 from modelreg.services.http.web_ui import add_ui_routes
 from modelreg.services.infra.blob_store_url import blob_store_at
 from modelreg.services.infra.database import create_pool
-from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.infra.object_store import ObjectBlobStore
-from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, shown_to_commands
+from modelreg.services.projections_catalog import PROJECTIONS
 from modelreg.services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -332,7 +330,9 @@ async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResp
     return await handler(request)
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.Application:
+    """`parts`: the process's own (services/bootstrap.py) when it does more than serve; else the app opens
+    its own with the server's lifetime."""
     # A bigger read buffer than aiohttp's 64 KiB: an upload would otherwise pause and resume the socket
     # every 128 KiB, which caps it well below disk speed. Bodies are still streamed, never held whole.
     # No lingering: after a refusal (413) the connection is closed instead of reading the rest of the body
@@ -345,27 +345,13 @@ def create_app(settings: Settings) -> web.Application:
     app[LIMITS] = BodyLimits(settings.max_body_bytes, settings.max_blob_bytes)
 
     async def components(app: web.Application) -> AsyncIterator[None]:
-        pool = await create_pool(settings.database_url, min_size=2, max_size=20)
+        # /healthz checks on a pool of its own, so that it answers while every request holds a connection.
         health_pool = await create_pool(settings.database_url, min_size=0, max_size=2)  # opened by the first check
-        await migrate(pool, all_migrations())
-        event_log = event_log_for(settings)
-        await event_log.start()
-        progress = ProjectionProgress(pool)
-        await progress.start()
-        app[POOL], app[LOG], app[HEALTH_POOL] = pool, event_log, health_pool
-        app[APP] = Application(
-            event_log,
-            RegistryQueries(pool),
-            progress,
-            projections=shown_to_commands(),
-            read_your_writes_timeout_s=settings.read_your_writes_timeout_s,
-            blobs=blobs,
-        )
-        yield
-        await progress.close()
-        await event_log.close()
+        async with given_or_own(parts, settings, pool_size=20) as wired:
+            app[POOL], app[LOG], app[HEALTH_POOL] = wired.pool, wired.event_log, health_pool
+            app[APP] = await wired.application(blobs=blobs)
+            yield
         await health_pool.close()
-        await pool.close()
 
     app.middlewares.insert(0, database_unavailable_is_503)  # outermost: PostgreSQL away is a 503 on every route
     app[SECRETS] = WebhookSecrets(settings.webhook_secret_key)

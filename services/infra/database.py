@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import asyncpg
 import orjson
+
+
+def _uuid_subclass(value: object) -> str:
+    """orjson writes uuid.UUID itself, not subclasses of it: asyncpg's, in an event built from ids read from
+    the database and handed to the projections as it was written (events/written.py)."""
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -11,7 +21,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb",
         schema="pg_catalog",
-        encoder=lambda value: b"\x01" + orjson.dumps(value),
+        encoder=lambda value: b"\x01" + orjson.dumps(value, default=_uuid_subclass),
         decoder=lambda data: orjson.loads(data[1:]),
         format="binary",
     )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncpg
+
 from modelreg.events.log import EventLog
 from modelreg.services.settings import Settings
 
 
-def event_log_for(settings: Settings) -> EventLog:
+def event_log_for(settings: Settings, pool: asyncpg.Pool | None = None) -> EventLog:
+    """`pool`: the process's pool, which the log in Postgres then reads and writes through (else its own)."""
     if settings.kafka_bootstrap_servers:
         from modelreg.events.kafka_log import KafkaEventLog
 
         return KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
     from modelreg.events.postgres_log import PostgresEventLog
 
-    return PostgresEventLog(settings.database_url, settings.topic)
+    return PostgresEventLog(settings.database_url, settings.topic, pool=pool)

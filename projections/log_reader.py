@@ -1,0 +1,162 @@
+"""One reader of the log for all the projections of a process.
+
+Each record is read and decoded once, then handed to every projection that handles its type; each
+projection applies the batch in its own transaction with its own positions, exactly as a ProjectionRunner
+alone does (runtime.py states the failure rules, and they do not change). A projection an event does not
+concern advances its positions without work (one compare-and-set statement per batch).
+
+The reader reads each partition from the lowest position any of its projections needs. A projection that
+must read a partition again (a failed batch, positions moved under it) asks the reader to seek back; the
+others, already past those records, drop them before doing anything. Seeking forward for one projection
+would skip records another still needs, so the reader never does: that projection drops what it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from modelreg.events.codec import UndecodableEvent
+from modelreg.events.envelope import Envelope
+from modelreg.events.log import EventLog, LogRecord, Subscription
+from modelreg.events.written import RecentlyWritten
+from modelreg.projections.runtime import Decoded, ProjectionRunner, decode_record, type_tag
+
+log = logging.getLogger(__name__)
+
+
+class SharedLogReader:
+    def __init__(
+        self,
+        runners: Sequence[ProjectionRunner],
+        log: EventLog,
+        *,
+        max_batch: int = 5000,
+        poll_timeout_s: float = 0.2,
+        retry_parked_every_s: float = 5.0,
+        partitions: Sequence[int] | None = None,
+        written: RecentlyWritten | None = None,
+    ) -> None:
+        """`written`: what this process appended lately (its log's), read back without decoding."""
+        if not runners:
+            raise ValueError("a log reader needs at least one projection")
+        self.runners = list(runners)
+        self.log = log
+        self.max_batch = max_batch
+        self.poll_timeout_s = poll_timeout_s
+        self.retry_parked_every_s = retry_parked_every_s
+        self.partitions = partitions
+        self.written = written
+        # Processes running the same projections share the partitions (one consumer group per set).
+        self.reader = "projections." + ",".join(sorted(runner.name for runner in self.runners))
+        self._subscription: Subscription | None = None
+        self._next: dict[int, int] = {}  # the offset each partition will be read from next
+        self._seeks: dict[int, int] = {}  # asked for during a round, carried out after it
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Follow the log until `stopping` is set."""
+        await self.open()
+        last_retry = time.monotonic()
+        try:
+            while not stopping.is_set():
+                await self.step()
+                if time.monotonic() - last_retry >= self.retry_parked_every_s:
+                    last_retry = time.monotonic()
+                    for runner in self.runners:
+                        await runner.retry_parked()
+        finally:
+            await self.close()
+
+    async def open(self) -> None:
+        for runner in self.runners:
+            runner.share(_SeekThroughReader(self))
+        self._subscription = await self.log.subscribe(self.reader, self.start_positions, self.partitions)
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.close()
+            self._subscription = None
+
+    async def start_positions(self, partitions: list[int]) -> dict[int, int]:
+        """Each projection's stored positions; the log is read from the lowest of them."""
+        starts = [await runner.start_positions(partitions) for runner in self.runners]
+        lowest = {p: min(start[p] for start in starts) for p in partitions}
+        self._next.update(lowest)
+        return lowest
+
+    async def step(self, max_records: int | None = None) -> int:
+        """Read one batch (waiting up to the poll timeout), apply it to every projection; returns how many
+        records it had."""
+        assert self._subscription is not None, "open() first"
+        records = await self._subscription.next_batch(self.poll_timeout_s, max_records or self.max_batch)
+        if not records:
+            return 0
+        for record in records:
+            self._next[record.position.partition] = record.position.offset + 1
+        tags = [type_tag(record) for record in records]
+        events = [
+            self._decode(record) if any(runner.concerns(tag) for runner in self.runners) else None
+            for record, tag in zip(records, tags, strict=True)
+        ]
+        await asyncio.gather(*(self._hand_over(runner, records, tags, events) for runner in self.runners))
+        self._carry_out_seeks()
+        await self._subscription.acknowledge(self._applied_by_all())
+        return len(records)
+
+    def _decode(self, record: LogRecord) -> Envelope | UndecodableEvent:
+        return (self.written and self.written.recall(record.value)) or decode_record(record)
+
+    async def _hand_over(
+        self,
+        runner: ProjectionRunner,
+        records: Sequence[LogRecord],
+        tags: Sequence[bytes | None],
+        events: Sequence[Envelope | UndecodableEvent | None],
+    ) -> None:
+        expected = runner.expected_positions
+        mine: Decoded = [
+            (record, event if runner.concerns(tag) else None)
+            for record, tag, event in zip(records, tags, events, strict=True)
+            # Read again for another projection: this one applied it already.
+            if record.position.offset >= expected.get(record.position.partition, 0)
+        ]
+        if mine:
+            await runner.apply_or_reread(mine)
+
+    def seek(self, partition: int, offset: int) -> None:
+        self._seeks[partition] = min(offset, self._seeks.get(partition, offset))
+
+    def _carry_out_seeks(self) -> None:
+        for partition, offset in self._seeks.items():
+            if offset < self._next.get(partition, offset + 1) and self._subscription is not None:
+                self._next[partition] = offset
+                self._subscription.seek(partition, offset)
+        self._seeks.clear()
+
+    def _applied_by_all(self) -> dict[int, int]:
+        lowest: dict[int, int] = {}
+        for runner in self.runners:
+            for partition, offset in runner.expected_positions.items():
+                lowest[partition] = min(offset, lowest.get(partition, offset))
+        return lowest
+
+
+class _SeekThroughReader:
+    """What a projection sharing the reader sees as its subscription: its seeks go to the reader."""
+
+    def __init__(self, reader: SharedLogReader) -> None:
+        self._reader = reader
+
+    async def next_batch(self, timeout_s: float, max_records: int) -> list[LogRecord]:
+        raise RuntimeError("a projection sharing a log reader is fed by it")
+
+    def seek(self, partition: int, offset: int) -> None:
+        self._reader.seek(partition, offset)
+
+    async def acknowledge(self, next_offsets: dict[int, int]) -> None:
+        pass  # the reader acknowledges what every projection applied
+
+    async def close(self) -> None:
+        pass

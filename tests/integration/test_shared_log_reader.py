@@ -1,0 +1,174 @@
+"""One reader of the log feeds every projection of a process: each record decoded once, each projection
+with its own positions and transaction (real Postgres; the log real, or in memory where a test drives it)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from support.databases import create_database
+from support.history import registry_history
+from support.tables import dump, positions
+from support.waiting import wait_until
+
+from modelreg.events.codec import encode
+from modelreg.events.envelope import Envelope
+from modelreg.events.log import EventLog, LogPosition, LogRecord
+from modelreg.events.memory_log import InMemoryEventLog
+from modelreg.events.runs import RunStarted
+from modelreg.events.written import RecentlyWritten
+from modelreg.projections.audit import AuditProjection
+from modelreg.projections.log_reader import SharedLogReader
+from modelreg.projections.migrations import migrate
+from modelreg.projections.positions import reset
+from modelreg.projections.projection import Projection, Statement, handles
+from modelreg.projections.registry import RegistryProjection
+from modelreg.projections.runtime import ProjectionRunner
+from modelreg.services.infra.database import create_pool
+from modelreg.services.projections_catalog import PROJECTIONS, all_migrations
+from modelreg.services.settings import Settings
+
+ALL_TABLES = [table for cls in PROJECTIONS.values() for table in cls.tables]
+
+
+@pytest.fixture
+async def own_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, min_size=1, max_size=8)
+    await migrate(pool, all_migrations())
+    yield pool
+    await pool.close()
+
+
+async def caught_up(dsn: str, log: EventLog, names: list[str]) -> bool:
+    ends = await log.end_positions()
+    for name in names:
+        done = await positions(dsn, name, log.topic)
+        if any(done.get(p, 0) < end for p, end in ends.items()):
+            return False
+    return True
+
+
+async def _built_alone(dsn: str, log: EventLog) -> dict:
+    """Every projection's tables as runners that each read the log alone build them, in a new database."""
+    fresh = await create_database(dsn)
+    pool = await create_pool(fresh, min_size=1, max_size=4)
+    try:
+        await migrate(pool, all_migrations())
+        for cls in PROJECTIONS.values():
+            runner, stopping = ProjectionRunner(cls(), log, pool), asyncio.Event()
+            task = asyncio.create_task(runner.run(stopping))
+            await wait_until(lambda name=cls.name: caught_up(fresh, log, [name]))
+            stopping.set()
+            await task
+    finally:
+        await pool.close()
+    return await dump(fresh, ALL_TABLES)
+
+
+async def test_one_reader_for_every_projection_builds_what_each_reading_alone_builds(
+    settings: Settings, pool: asyncpg.Pool, event_log: EventLog
+) -> None:
+    await event_log.append(registry_history(1000))
+    reader = SharedLogReader([ProjectionRunner(cls(), event_log, pool) for cls in PROJECTIONS.values()], event_log)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(reader.run(stopping))
+    try:
+        await wait_until(lambda: caught_up(settings.database_url, event_log, list(PROJECTIONS)))
+    finally:
+        stopping.set()
+        await task
+
+    shared = await dump(settings.database_url, ALL_TABLES)
+    assert len(shared["audit_log"]) == 1000
+    assert shared == await _built_alone(settings.database_url, event_log)
+
+
+async def test_a_projection_reset_under_a_shared_reader_is_read_again_and_the_others_apply_nothing_twice(
+    database_url: str, own_pool: asyncpg.Pool
+) -> None:
+    log = InMemoryEventLog(partitions=2)
+    history = registry_history(400)
+    await log.append(history[:300])
+    runners = [
+        ProjectionRunner(RegistryProjection(), log, own_pool),
+        ProjectionRunner(AuditProjection(), log, own_pool),
+    ]
+    reader = SharedLogReader(runners, log, max_batch=100)
+    await reader.open()
+    while not await caught_up(database_url, log, ["registry", "audit"]):
+        await reader.step()
+    built_once = await dump(database_url, RegistryProjection.tables)
+
+    async with own_pool.acquire() as conn, conn.transaction():  # what `modelreg rebuild registry` does first
+        await reset(conn, "registry", RegistryProjection.tables)
+    await log.append(history[300:])
+    for _ in range(20):
+        await reader.step()
+    await reader.close()
+
+    assert await caught_up(database_url, log, ["registry", "audit"])
+    assert await own_pool.fetchval("SELECT count(*) FROM audit_log") == 400  # each once: no parked duplicate
+    assert await own_pool.fetchval("SELECT count(*) FROM parked_streams") == 0
+    assert await own_pool.fetchval("SELECT count(*) FROM runs") > len(built_once["runs"])
+    assert await dump(database_url, AuditProjection.tables) == await dump(
+        await _rebuilt_alone(database_url, log, AuditProjection), AuditProjection.tables
+    )
+    assert await dump(database_url, RegistryProjection.tables) == await dump(
+        await _rebuilt_alone(database_url, log, RegistryProjection), RegistryProjection.tables
+    )
+
+
+async def _rebuilt_alone(dsn: str, log: EventLog, cls: type[Projection]) -> str:
+    fresh = await create_database(dsn)
+    pool = await create_pool(fresh, min_size=1, max_size=2)
+    try:
+        await migrate(pool, all_migrations())
+        runner = ProjectionRunner(cls(), log, pool)
+        await runner.open()
+        while not await caught_up(fresh, log, [cls.name]):
+            await runner.step()
+        await runner.close()
+    finally:
+        await pool.close()
+    return fresh
+
+
+class SeenRunStarts(Projection):
+    """Keeps the envelopes it is handed (and writes nothing)."""
+
+    name = "seen_run_starts"
+    tables = ()
+    migrations = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Envelope] = []
+
+    @handles(RunStarted)
+    def run_started(self, e: RunStarted, envelope: Envelope) -> list[Statement]:
+        self.seen.append(envelope)
+        return []
+
+
+async def test_what_this_process_appended_is_handed_over_as_written_and_what_others_did_is_decoded(
+    own_pool: asyncpg.Pool,
+) -> None:
+    log = InMemoryEventLog(partitions=1)
+    log.written = RecentlyWritten()
+    ours = [e for e in registry_history(300) if e.type == RunStarted.type][:5]
+    theirs = [e for e in registry_history(300, seed=3) if e.type == RunStarted.type][:5]
+    await log.append(ours)
+    await log.append_raw([LogRecord(LogPosition(log.topic, 0, 0), e.stream.encode(), encode(e)) for e in theirs])
+    projection = SeenRunStarts()
+    reader = SharedLogReader([ProjectionRunner(projection, log, own_pool)], log, written=log.written)
+    await reader.open()
+    await reader.step()
+
+    assert [e.id for e in projection.seen] == [e.id for e in ours + theirs]
+    assert len(ours) == len(theirs) == 5
+    assert all(seen is written for seen, written in zip(projection.seen, ours, strict=False))
+    decoded = projection.seen[len(ours) :]
+    assert all(seen is not other for seen, other in zip(decoded, theirs, strict=True))
+    assert [encode(seen) for seen in decoded] == [encode(other) for other in theirs]
