@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import asyncpg
 
 # Any fixed number: it only has to be the same in every modelreg process sharing the database.
-_MIGRATION_LOCK = 0x6D6F64656C726567
+_MIGRATION_LOCK = 0x6D6F64656C726567  # "modelreg"; services/triggers.py holds another key for its lifetime
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 # One replica carries out automations at a time (a webhook is delivered once, not once per replica); the others
 # wait on this PostgreSQL advisory lock and one takes over within a second when the active one dies (its
-# session ends, and the lock with it).
-ACTIVE_LOCK = 0x6D6F64656C726567  # "modelreg"
+# session ends, and the lock with it). Its key must differ from the migrations' lock (projections/migrations.py):
+# an active replica holds this one for its whole life, and would otherwise block every later start's migrations.
+ACTIVE_LOCK = 0x6D6F64656C747267  # "modeltrg"
 
 
 @contextlib.asynccontextmanager
