@@ -255,7 +255,6 @@ class RegistryQueries:
         )
         return [r["alias"] for r in rows]
 
-
     async def runs_by_keys(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT r.* FROM runs r JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(entity, project, run_id) "
