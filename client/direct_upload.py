@@ -50,7 +50,7 @@ def part_digests(path: Path, part_size: int) -> list[str]:
     return digests
 
 
-def file_slice(path: Path, offset: int, length: int, on_bytes: Callable[[int], None]) -> Iterator[bytes]:
+def file_slice(path: Path, offset: int, length: int, on_bytes: Callable[[int], object]) -> Iterator[bytes]:
     with path.open("rb", buffering=0) as f:
         f.seek(offset)
         while length > 0 and (chunk := f.read(min(READ, length))):
@@ -88,12 +88,12 @@ class DirectUpload:
     def __init__(
         self,
         ask: Callable[[str, dict[str, Any]], dict[str, Any]],
-        put: Callable[[str, dict[str, str], Path, int, int, Callable[[int], None]], None],
+        put: Callable[[str, dict[str, str], Path, int, int, Callable[[int], object]], None],
     ) -> None:
         self.ask = ask
         self.put = put
 
-    def run(self, path: Path, digest: str, on_bytes: Callable[[int], None]) -> str:
+    def run(self, path: Path, digest: str, on_bytes: Callable[[int], object]) -> str:
         """Store the file; returns the method used ('api' means: the caller sends it to the API)."""
         size = path.stat().st_size
         plan = self.ask("/blobs/uploads", {"digest": digest, "size": size})
@@ -104,7 +104,7 @@ class DirectUpload:
             return "single"
         return self._multipart(path, digest, size, int(plan["part_size"]), on_bytes)
 
-    def _multipart(self, path: Path, digest: str, size: int, part_size: int, on_bytes: Callable[[int], None]) -> str:
+    def _multipart(self, path: Path, digest: str, size: int, part_size: int, on_bytes: Callable[[int], object]) -> str:
         resume = ResumeState(digest, size)
         state = resume.load(part_size) or {"part_size": part_size, "parts": part_digests(path, part_size)}
         fields = {"digest": digest, "size": size, "part_size": part_size, "parts": state["parts"]}

@@ -71,7 +71,7 @@ class Transport:
         return response.json()
 
     def _put_presigned(
-        self, url: str, headers: dict[str, str], path: Path, offset: int, length: int, on_bytes: Callable[[int], None]
+        self, url: str, headers: dict[str, str], path: Path, offset: int, length: int, on_bytes: Callable[[int], object]
     ) -> None:
         try:
             _retrying(presigned_put)(self._store, url, headers, path, offset, length, on_bytes)

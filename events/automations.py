@@ -33,7 +33,6 @@ FiringOutcome = Literal["enqueued", "delivered", "failed"]
 AutomationName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 AutomationDescription = Annotated[str, StringConstraints(max_length=10_000)]
 Cooldown = Annotated[float, Field(ge=0, le=86_400 * 30)]
-FiringOutcome = Literal["enqueued", "delivered", "failed"]
 Note = Annotated[str, StringConstraints(max_length=2000)]  # a firing's detail, a delivery's error
 WebhookUrl = Annotated[str, StringConstraints(max_length=2000)]
 

@@ -113,7 +113,7 @@ class ClaimedJob(graphene.ObjectType):
     attempt = graphene.Int(required=True)
 
 
-JobPage = page_of(Job)
+JobPage: type[graphene.ObjectType] = page_of(Job)
 LaunchQueuePage = page_of(LaunchQueue)
 
 
@@ -256,7 +256,7 @@ class LaunchMutations(graphene.ObjectType):
         fields = {**input, "queue": input["name"]}
         del fields["name"]
         await info.context.app.execute(parse_command(CreateQueue, fields), info.context.caller)
-        return await info.context.launch.queue(input["name"])  # type: ignore[return-value]
+        return await info.context.launch.queue(input["name"])
 
     @staticmethod
     async def resolve_enqueue_job(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:

@@ -92,7 +92,7 @@ class LineageQueries(graphene.ObjectType):
             required=True,
             description="an artifact version (entity/project/name:v3, or its id) or run:entity/project/run_id",
         ),
-        direction=LineageDirection(default_value=LineageDirection.BOTH.value),
+        direction=LineageDirection(default_value=LineageDirection.BOTH.value),  # type: ignore[attr-defined]  # graphene's enum meta-class
         depth=graphene.Int(default_value=5),
         fan_out=graphene.Int(default_value=100),
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from modelreg.events.identity import Role
 from modelreg.projections.search import like_pattern
 
 PrincipalKey = tuple[str, str]  # (kind, id)
@@ -97,7 +98,7 @@ class IdentityQueries:
         )
         return dict(row) if row else None
 
-    async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, str]:
+    async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, Role]:
         """The roles one principal is granted, by scope: what a caller carries (`grants_of` gives the Access
         page's rows for many principals)."""
         rows = await self.pool.fetch(

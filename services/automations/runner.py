@@ -24,6 +24,7 @@ from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_atte
 from modelreg.errors import ModelregError, NotYetVisible, PermissionDenied
 from modelreg.events.automations import FiringOutcome
 from modelreg.events.envelope import Actor
+from modelreg.events.identity import Role
 from modelreg.events.launch import JobSource, Trigger, job_stream
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
@@ -174,7 +175,7 @@ class AutomationRunner:
         identity = IdentityQueries(self.app.reads.pool)
         keys = (await identity.keys_of([(kind, ident)]))[(kind, ident)]
         live = [key["role"] for key in keys if key["revoked_at"] is None]
-        role = max(live, key=RANK.__getitem__) if live else "viewer"
+        role: Role = max(live, key=RANK.__getitem__) if live else "viewer"
         grants = await identity.roles_by_scope(kind, ident) if live else {}
         return Caller(Actor(kind="automation", id=str(automation["automation_id"])), role, grants)
 

@@ -35,7 +35,15 @@ from modelreg.events.registry import (
     VersionUnlinked,
     registered_model_stream,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced, run_stream, series_from_rows
+from modelreg.events.runs import (
+    MetricSeries,
+    MetricsLogged,
+    RunFinished,
+    RunStarted,
+    RunSynced,
+    run_stream,
+    series_from_rows,
+)
 from modelreg.services.commands.commands import (
     AddAlias,
     Command,
@@ -137,7 +145,12 @@ async def log_metrics(cmd: LogMetrics, ctx: CommandContext) -> Decision:
     if run is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
     rows = [row.model_dump() for row in cmd.rows]
-    payload = MetricsLogged(entity=cmd.entity, project=cmd.project, run_id=cmd.run_id, series=series_from_rows(rows))
+    payload = MetricsLogged(
+        entity=cmd.entity,
+        project=cmd.project,
+        run_id=cmd.run_id,
+        series=tuple(MetricSeries.model_validate(s) for s in series_from_rows(rows)),
+    )
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], len(cmd.rows))
 
 

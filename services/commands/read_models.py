@@ -16,6 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
+from modelreg.events.identity import Role
 from modelreg.events.log import LogPosition
 from modelreg.projections.audit_queries import AuditQueries
 from modelreg.projections.identity_queries import IdentityQueries
@@ -59,7 +60,7 @@ class IdentityReads(Protocol):
 
     async def live_admin_keys(self) -> int: ...
 
-    async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, str]: ...
+    async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, Role]: ...
 
 
 class LaunchReads(Protocol):
