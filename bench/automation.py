@@ -33,11 +33,23 @@ from ingest import say  # noqa: E402
 from support.training_repo import make_training_repo  # noqa: E402
 
 LOG = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id createdAt } }"
-LINK = 'mutation($id: ID!, $a: [String!]) { linkArtifactVersion(input: {registeredModel: "bench", artifactVersionId: $id, aliases: $a}) { version } }'
-ALIAS = 'mutation($id: ID!) { addAlias(input: {registeredModel: "bench", artifactVersionId: $id, alias: "production"}) { version } }'
-AUTOMATION = "mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!) { createAutomation(input: {name: $n, trigger: $t, action: $a}) { automation { id } } }"
+LINK = (
+    'mutation($id: ID!, $a: [String!]) { linkArtifactVersion(input: {registeredModel: "bench", artifactVersionId: $id, '
+    "aliases: $a}) { version } }"
+)
+ALIAS = (
+    'mutation($id: ID!) { addAlias(input: {registeredModel: "bench", artifactVersionId: $id, alias: "production"}) { '
+    "version } }"
+)
+AUTOMATION = (
+    "mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!) { createAutomation(input: {name: $n, trigger: $t, "
+    "action: $a}) { automation { id } } }"
+)
 # Priority: the measured jobs go before whatever the automation queued earlier in the run.
-ENQUEUE = 'mutation($s: GenericScalar, $c: GenericScalar) { enqueueJob(input: {queue: "cpu", entity: "acme", project: "bench", source: $s, config: $c, priority: 10}) { id } }'
+ENQUEUE = (
+    'mutation($s: GenericScalar, $c: GenericScalar) { enqueueJob(input: {queue: "cpu", entity: "acme", project: '
+    '"bench", source: $s, config: $c, priority: 10}) { id } }'
+)
 JOB = "query($id: ID!) { launchJob(id: $id) { state enqueuedAt startedAt } }"
 JOBS = "{ launchJobs(first: 500) { items { triggeredBy enqueuedAt } } }"
 AUDIT = '{ auditLog(action: "registry.alias_added", first: 500) { items { eventId occurredAt } } }'

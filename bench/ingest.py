@@ -172,9 +172,11 @@ def _replay_seconds(output: str) -> float:
 
 
 WARM_UP_COMMANDS = 1000
-SET_ALIAS = """mutation($id: ID!) { addAlias(input: {registeredModel: "bench-model", artifactVersionId: $id, alias: "production"}) { version } }"""
+SET_ALIAS = """mutation($id: ID!) { addAlias(input: {registeredModel: "bench-model", artifactVersionId: $id,
+  alias: "production"}) { version } }"""
 LOG = """mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"""
-LINK = """mutation($id: ID!) { linkArtifactVersion(input: {registeredModel: "bench-model", artifactVersionId: $id}) { version } }"""
+LINK = """mutation($id: ID!) { linkArtifactVersion(input: {registeredModel: "bench-model", artifactVersionId: $id}) {
+  version } }"""
 
 
 async def command_latency(infra: Infrastructure, commands: int, warm_up: int = WARM_UP_COMMANDS) -> list[float]:

@@ -415,8 +415,14 @@ async def create_database(dsn: str, name: str) -> None:
 # Link and alias: ours (GraphQL over HTTP, admin key) and MLflow (REST over HTTP), same HTTP client
 
 
-LINK = "mutation($m: String!, $id: ID!) { linkArtifactVersion(input: {registeredModel: $m, artifactVersionId: $id}) { version } }"
-ALIAS = "mutation($m: String!, $id: ID!, $a: String!) { addAlias(input: {registeredModel: $m, artifactVersionId: $id, alias: $a}) { version aliases } }"
+LINK = (
+    "mutation($m: String!, $id: ID!) { linkArtifactVersion(input: {registeredModel: $m, artifactVersionId: $id}) { "
+    "version } }"
+)
+ALIAS = (
+    "mutation($m: String!, $id: ID!, $a: String!) { addAlias(input: {registeredModel: $m, artifactVersionId: $id, "
+    "alias: $a}) { version aliases } }"
+)
 
 
 class Ours:

@@ -16,7 +16,8 @@ _VERSION_FIELDS = (
 _RUN_FIELDS = "entity project runId name jobType state config summary environment startedAt startedBy finishedAt"
 _ARTIFACT = f"query($ref: String, $id: ID) {{ artifactVersion(ref: $ref, id: $id) {{ {_VERSION_FIELDS} }} }}"
 _RUN = f"query($e: String!, $p: String!, $r: String!) {{ run(entity: $e, project: $p, runId: $r) {{ {_RUN_FIELDS} }} }}"
-_RUNS = f"""query($e: String!, $p: String!, $search: String, $state: RunState, $jobType: String, $first: Int!, $after: String) {{
+_RUNS = f"""query($e: String!, $p: String!, $search: String, $state: RunState, $jobType: String, $first: Int!,
+  $after: String) {{
   runs(entity: $e, project: $p, search: $search, state: $state, jobType: $jobType, first: $first, after: $after) {{
     items {{ {_RUN_FIELDS} }} endCursor hasNextPage
   }}

@@ -612,7 +612,8 @@ def automation_list(url: str | None, api_key: str | None) -> None:
         for found in page["items"]:
             state = "enabled" if found["enabled"] else "disabled"
             click.echo(
-                f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> {found['action']['kind']}"
+                f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> "
+                f"{found['action']['kind']}"
             )
         if not page["hasNextPage"]:
             return

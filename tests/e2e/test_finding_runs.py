@@ -14,7 +14,8 @@ from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import EventLog
 from modelreg.events.runs import RunFinished, RunStarted, run_stream
 
-RUNS = """query($e: String!, $p: String!, $search: String, $state: RunState, $jobType: String, $first: Int, $after: String) {
+RUNS = """query($e: String!, $p: String!, $search: String, $state: RunState, $jobType: String, $first: Int,
+  $after: String) {
   runs(entity: $e, project: $p, search: $search, state: $state, jobType: $jobType, first: $first, after: $after) {
     items { runId name jobType state } endCursor hasNextPage totalCount
   }

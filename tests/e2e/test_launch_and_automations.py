@@ -27,7 +27,8 @@ CREATE_AUTOMATION = """mutation($n: String!, $t: GenericScalar!, $a: GenericScal
   createAutomation(input: {name: $n, trigger: $t, action: $a, cooldownS: $c}) { automation { id } webhookSecret }
 }"""
 ENQUEUE = """mutation($r: String, $s: GenericScalar, $c: GenericScalar, $o: GenericScalar, $p: Int) {
-  enqueueJob(input: {queue: "cpu", entity: "acme", project: "nature", fromRun: $r, source: $s, config: $c, overrides: $o, priority: $p}) { id state }
+  enqueueJob(input: {queue: "cpu", entity: "acme", project: "nature", fromRun: $r, source: $s, config: $c,
+  overrides: $o, priority: $p}) { id state }
 }"""
 JOB = """query($id: ID!) { launchJob(id: $id) {
   id state attempt requeues agentId exitCode reason config overrides triggeredBy source output { stream text } } }"""
@@ -261,7 +262,8 @@ async def test_a_run_with_too_large_uncommitted_changes_is_recorded_but_not_clon
     git = run["data"]["run"]["environment"]["git"]
     assert git["diff"] == "" and git["diff_omitted_bytes"] > 1_500_000
     refused = await stack.graphql(
-        'mutation($r: String!) { enqueueJob(input: {queue: "cpu", entity: "acme", project: "nature", fromRun: $r}) { id } }',
+        'mutation($r: String!) { enqueueJob(input: {queue: "cpu", entity: "acme", project: "nature", fromRun: $r}) { '
+        "id } }",
         {"r": run_id},
     )
     assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT"

@@ -8,14 +8,18 @@ from support.stack import Stack
 from support.story import LINK, LOG_VERSION, digest_of, version_input
 
 CARD = """mutation($m: String!, $d: String!, $i: String, $o: String) {
-  updateModelCard(input: {registeredModel: $m, description: $d, inputs: $i, outputs: $o}) { name description inputs outputs }
+  updateModelCard(input: {registeredModel: $m, description: $d, inputs: $i, outputs: $o})
+  { name description inputs outputs }
 }"""
 TAG = "mutation($m: String!, $t: String!) { tagRegisteredModel(input: {registeredModel: $m, tag: $t}) { tags } }"
 UNTAG = "mutation($m: String!, $t: String!) { untagRegisteredModel(input: {registeredModel: $m, tag: $t}) { tags } }"
 MODELS = """query($s: String, $t: String, $first: Int, $after: String) {
   registeredModels(search: $s, tag: $t, first: $first, after: $after) { items { name tags } endCursor hasNextPage }
 }"""
-UNLINK = "mutation($m: String!, $id: ID!) { unlinkArtifactVersion(input: {registeredModel: $m, artifactVersionId: $id}) { name } }"
+UNLINK = (
+    "mutation($m: String!, $id: ID!) { unlinkArtifactVersion(input: {registeredModel: $m, artifactVersionId: $id}) { "
+    "name } }"
+)
 
 
 async def log(stack: Stack, content: bytes) -> str:
@@ -113,7 +117,10 @@ async def test_the_audit_log_answers_who_did_what_filtered_and_page_by_page(stac
 
 async def test_eight_clients_linking_and_moving_one_alias_at_once_leave_no_gaps_and_one_alias(stack: Stack) -> None:
     versions = [await log(stack, f"weights-{i}".encode()) for i in range(40)]
-    alias_move = 'mutation($id: ID!) { addAlias(input: {registeredModel: "m", artifactVersionId: $id, alias: "production"}) { version } }'
+    alias_move = (
+        'mutation($id: ID!) { addAlias(input: {registeredModel: "m", artifactVersionId: $id, alias: "production"}) { '
+        "version } }"
+    )
 
     async def client(n: int) -> None:
         for version in versions[n * 5 : n * 5 + 5]:
@@ -124,7 +131,8 @@ async def test_eight_clients_linking_and_moving_one_alias_at_once_leave_no_gaps_
 
     model = (
         await stack.graphql(
-            '{ registeredModel(name: "m") { versions(first: 100) { items { version aliases } } history(first: 500) { items { action details } } } }'
+            '{ registeredModel(name: "m") { versions(first: 100) { items { version aliases } } history(first: 500) { '
+            "items { action details } } } }"
         )
     )["data"]["registeredModel"]
     assert [v["version"] for v in model["versions"]["items"]] == [f"v{i}" for i in range(40)]

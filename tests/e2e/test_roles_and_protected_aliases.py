@@ -10,7 +10,10 @@ from modelreg.events.log import EventLog
 PROTECT = (
     "mutation($m: String!, $a: String!) { protectAlias(input: {registeredModel: $m, alias: $a}) { protectedAliases } }"
 )
-UNPROTECT = "mutation($m: String!, $a: String!) { unprotectAlias(input: {registeredModel: $m, alias: $a}) { protectedAliases } }"
+UNPROTECT = (
+    "mutation($m: String!, $a: String!) { unprotectAlias(input: {registeredModel: $m, alias: $a}) "
+    "{ protectedAliases } }"
+)
 GRANT = (
     "mutation($p: String!, $s: String!, $r: Role!) { grantRole(input: {principal: $p, scope: $s, role: $r}) { role } }"
 )

@@ -17,7 +17,8 @@ METRICS = """mutation($r: String!, $c: ID, $t: DateTime) {
 FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { finishedAt finishedOfflineAt } }"
 LOG = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id createdAt } }"
 LINK = """mutation($id: ID!, $c: ID, $t: DateTime) {
-  linkArtifactVersion(input: {registeredModel: "nature-classification", artifactVersionId: $id, commandId: $c, occurredAt: $t}) {
+  linkArtifactVersion(input: {registeredModel: "nature-classification", artifactVersionId: $id, commandId: $c,
+  occurredAt: $t}) {
     version linkedAt } }"""
 ALIAS = """mutation($id: ID!) {
   addAlias(input: {registeredModel: "nature-classification", artifactVersionId: $id, alias: "production",

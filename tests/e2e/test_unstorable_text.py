@@ -17,7 +17,10 @@ from modelreg.events.runs import RunStarted, run_stream
 from modelreg.services.http.api import LOG
 
 MODEL = "nature-classification"
-CARD = "mutation($m: String!, $d: String!) { updateModelCard(input: {registeredModel: $m, description: $d}) { description } }"
+CARD = (
+    "mutation($m: String!, $d: String!) { updateModelCard(input: {registeredModel: $m, description: $d}) "
+    "{ description } }"
+)
 
 
 async def linked_model(stack: Stack) -> str:
@@ -83,7 +86,8 @@ async def test_text_written_before_the_rule_is_stored_with_a_replacement_charact
 
     # A later action on the same model shows at once: its stream is not parked behind the old text.
     moved = await stack.graphql(
-        'mutation($m: String!, $v: ID!) { addAlias(input: {registeredModel: $m, artifactVersionId: $v, alias: "production"}) '
+        "mutation($m: String!, $v: ID!) { addAlias(input: {registeredModel: $m, artifactVersionId: $v, "
+        'alias: "production"}) '
         "{ aliases } }",
         {"m": MODEL, "v": version_id},
     )

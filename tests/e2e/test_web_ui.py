@@ -20,9 +20,11 @@ CARD = """mutation($m: String!, $d: String!, $i: String, $o: String) {
 METRICS = """mutation($rows: [MetricRowInput!]!) {
   logMetrics(input: {entity: "acme", project: "nature", runId: "train-1", rows: $rows})
 }"""
-FINISH = """mutation { finishRun(input: {entity: "acme", project: "nature", runId: "train-1", state: FINISHED, exitCode: 0,
+FINISH = """mutation { finishRun(input: {entity: "acme", project: "nature", runId: "train-1", state: FINISHED,
+  exitCode: 0,
   summary: {loss: 0.12, accuracy: 0.94}}) { state } }"""
-EVAL_RUN = """mutation($env: GenericScalar) { startRun(input: {entity: "acme", project: "nature", runId: "eval-1", jobType: "evaluate",
+EVAL_RUN = """mutation($env: GenericScalar) { startRun(input: {entity: "acme", project: "nature", runId: "eval-1",
+  jobType: "evaluate",
   config: {candidate: "acme/nature/classifier:v1", threshold: 0.9}, environment: $env}) { runId } }"""
 ENVIRONMENT = {
     "git": {

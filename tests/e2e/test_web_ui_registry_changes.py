@@ -89,7 +89,8 @@ async def test_members_link_tag_and_unlink_and_admins_protect_aliases_from_the_u
 
         # A link the server refuses says why, next to the form: the member links to a model they only view.
         granted = await stack.graphql(
-            'mutation { grantRole(input: {principal: "user:mia", scope: "model:fraud-detector", role: VIEWER}) { role } }'
+            'mutation { grantRole(input: {principal: "user:mia", scope: "model:fraud-detector", role: VIEWER}) '
+            "{ role } }"
         )
         assert "errors" not in granted, granted
         await page.goto(f"{url}#/artifacts/{new_id}")

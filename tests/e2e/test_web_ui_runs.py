@@ -19,7 +19,8 @@ pytestmark = BROWSER_TEST_MARKS
 
 FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 ENQUEUE = """mutation { enqueueJob(input: {queue: "cpu", entity: "acme", project: "nature",
-  source: {kind: "git", git_remote: "https://example.com/nature.git", git_commit: "0000000000000000000000000000000000000000",
+  source: {kind: "git", git_remote: "https://example.com/nature.git",
+  git_commit: "0000000000000000000000000000000000000000",
            entry_point: ["python", "evaluate.py"]}}) { id } }"""
 SWEEPS = 22
 

@@ -143,8 +143,14 @@ async def test_a_webhook_to_a_private_address_needs_an_admin(stack: Stack) -> No
 
 
 START = 'mutation($r: String!) { startRun(input: {entity: "acme", project: "nature", runId: $r}) { runId } }'
-METRICS = 'mutation($r: String!, $rows: [MetricRowInput!]!) { logMetrics(input: {entity: "acme", project: "nature", runId: $r, rows: $rows}) }'
-FINISH = 'mutation($r: String!, $s: FinishedRunState!) { finishRun(input: {entity: "acme", project: "nature", runId: $r, state: $s}) { state } }'
+METRICS = (
+    'mutation($r: String!, $rows: [MetricRowInput!]!) { logMetrics(input: {entity: "acme", project: "nature", '
+    "runId: $r, rows: $rows}) }"
+)
+FINISH = (
+    'mutation($r: String!, $s: FinishedRunState!) { finishRun(input: {entity: "acme", project: "nature", runId: $r, '
+    "state: $s}) { state } }"
+)
 FIRINGS = "query($id: ID!) { automation(id: $id) { firings { items { status detail variables } } } }"
 
 
