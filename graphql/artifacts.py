@@ -65,7 +65,10 @@ class ArtifactVersion(graphene.ObjectType):
 
     @staticmethod
     async def resolve_linked_to(row: dict, info: graphene.ResolveInfo) -> list[dict]:
-        return await info.context.reads.links_of(row["id"])
+        readable = info.context.readable
+        return [
+            link for link in await info.context.reads.links_of(row["id"]) if readable.model(link["registered_model"])
+        ]
 
     @staticmethod
     def resolve_type(row: dict, info: graphene.ResolveInfo) -> str:
@@ -123,7 +126,7 @@ class ArtifactQueries(graphene.ObjectType):
                 return await info.context.artifact_versions.load(UUID(id))
             except ValueError:
                 raise InvalidInput(f"{id!r} is not an artifact version id (a UUID)") from None
-        return await info.context.reads.artifact_version_by_ref(*parse_ref(ref))
+        return await info.context.readable_version(await info.context.reads.artifact_version_by_ref(*parse_ref(ref)))
 
     @staticmethod
     @reports_errors
@@ -137,6 +140,9 @@ class ArtifactQueries(graphene.ObjectType):
         after: str | None = None,
     ) -> dict:
         limit = page_size(first)
+        if not info.context.readable.entity(entity):
+            # Versions of it linked into a model the caller reads are reached through that model, not here.
+            return page([], limit, after)
         rows = await info.context.reads.artifact_versions_page(
             entity, project, name, after_index=decode_cursor(after), limit=limit + 1
         )

@@ -34,6 +34,11 @@ class ApiKey(graphene.ObjectType):
     revoked_at = graphene.DateTime(description="null while the key works")
     revoked_by = graphene.String()
     live = graphene.Boolean(required=True, description="not revoked: requests with it are accepted")
+    scopes = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="the scopes the key is limited to (its role holds there only); empty: not limited",
+    )
 
 
 def _api_key(row: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +53,7 @@ def _api_key(row: dict[str, Any]) -> dict[str, Any]:
         "revoked_at": row["revoked_at"],
         "revoked_by": row["revoked_by"],
         "live": row["revoked_at"] is None,
+        "scopes": row.get("scopes") or [],
     }
 
 
@@ -128,6 +134,7 @@ class IssuedApiKey(graphene.ObjectType):
     principal = graphene.String(required=True)
     role = graphene.String(required=True)
     label = graphene.String()
+    scopes = graphene.List(graphene.NonNull(graphene.String), required=True, description="empty: not limited")
 
 
 class IdentityQueries(graphene.ObjectType):
@@ -171,6 +178,11 @@ class IdentityMutations(graphene.ObjectType):
         principal_id=graphene.String(required=True),
         role=graphene.String(default_value="member", description="admin, member or viewer"),
         label=graphene.String(),
+        scopes=graphene.List(
+            graphene.NonNull(graphene.String),
+            description="limit the key to these scopes (model:<name>, entity:<name>, registry): a leaked key "
+            "does harm there only",
+        ),
         description="Installation admins only.",
     )
     grant_role = graphene.Field(
@@ -195,6 +207,7 @@ class IdentityMutations(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_issue_api_key(root: Any, info: graphene.ResolveInfo, **fields: Any) -> dict:
+        fields["limited_to"] = fields.pop("scopes", None)
         command = parse_command(IssueApiKey, fields)
         accepted = await info.context.app.execute(command, info.context.caller)
         issued = accepted.events[0].payload
@@ -205,6 +218,7 @@ class IdentityMutations(graphene.ObjectType):
             "principal": f"{command.principal_kind}:{command.principal_id}",
             "role": command.role,
             "label": command.label,
+            "scopes": list(issued.scopes),
         }
 
     @staticmethod

@@ -26,15 +26,26 @@ class LineageDirection(graphene.Enum):
 
 
 class LineageNode(graphene.ObjectType):
-    id = graphene.ID(required=True, description="run:<entity>/<project>/<run_id> or artifact:<version id>")
+    id = graphene.ID(
+        required=True,
+        description="run:<entity>/<project>/<run_id> or artifact:<version id>; hidden:<n> for a node you may not read",
+    )
     kind = graphene.String(required=True, description="run or artifact")
     depth = graphene.Int(required=True, description="edges from the node the walk started at")
+    hidden = graphene.Boolean(
+        required=True,
+        description="in a private entity you may not read: only its kind is shown, and the walk stops there",
+    )
     run = graphene.Field(Run)
     artifact_version = graphene.Field(ArtifactVersion)
 
     @staticmethod
     def resolve_kind(node: dict, info: graphene.ResolveInfo) -> str:
-        return node["id"].split(":", 1)[0]
+        return node.get("kind") or node["id"].split(":", 1)[0]
+
+    @staticmethod
+    def resolve_hidden(node: dict, info: graphene.ResolveInfo) -> bool:
+        return bool(node.get("hidden"))
 
     @staticmethod
     async def resolve_run(node: dict, info: graphene.ResolveInfo) -> dict | None:
@@ -134,7 +145,7 @@ class LineageQueries(graphene.ObjectType):
         start = await _node_of(info, ref)
         direction = getattr(direction, "value", direction)  # a member of the enum when given in the query
         directions = ["upstream", "downstream"] if direction == "both" else [direction]
-        return await info.context.lineage.walk(start, directions, depth, fan_out)  # type: ignore[arg-type]
+        return await info.context.lineage.walk(start, directions, depth, fan_out, info.context.readable)  # type: ignore[arg-type]
 
     @staticmethod
     @reports_errors
@@ -163,11 +174,27 @@ class LineageQueries(graphene.ObjectType):
             beyond=fan_out,
             after=position,
             limit=limit + 1,  # type: ignore[arg-type]
+            readable=info.context.readable,
         )
         shown = rows[:limit]
-        end = encode_time_cursor(shown[-1]["recorded_at"], shown[-1]["node"]) if shown else after
-        items = [{"node": {"id": r["node"], "depth": 1}, "edge": r} for r in shown]
+        end = encode_time_cursor(shown[-1]["recorded_at"], _position(shown[-1])) if shown else after
+        items = [_neighbour(r, n) for n, r in enumerate(shown, 1)]
         return {"items": items, "end_cursor": end, "has_next_page": len(rows) > limit, "total_count": total}
+
+
+def _position(row: dict) -> str:
+    """Where a neighbour is, for a cursor: its id, or for a hidden one its rank among its instant's neighbours."""
+    return row["node"] if row.get("readable", True) else f"#{row['tie_rank']}"
+
+
+def _neighbour(row: dict, n: int) -> dict:
+    """A neighbour and the edge to it; one the caller may not read keeps its kind and nothing else."""
+    if row.get("readable", True):
+        return {"node": {"id": row["node"], "depth": 1}, "edge": row}
+    alias = f"hidden:{n}"
+    edge = {**row, "source": alias if row["source"] == row["node"] else row["source"]}
+    edge["target"] = alias if row["target"] == row["node"] else row["target"]
+    return {"node": {"id": alias, "kind": row["node"].split(":", 1)[0], "depth": 1, "hidden": True}, "edge": edge}
 
 
 async def _node_of(info: graphene.ResolveInfo, ref: str) -> str:

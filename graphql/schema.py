@@ -13,6 +13,7 @@ from modelreg.graphql.models import ModelMutations, ModelQueries
 from modelreg.graphql.parked_streams import ParkedStreamMutations, ParkedStreamQueryFields
 from modelreg.graphql.runs import RunMutations, RunQueries
 from modelreg.graphql.subscriptions import EventSubscriptions
+from modelreg.graphql.visibility import VisibilityMutations, VisibilityQueries
 
 
 class Query(
@@ -24,6 +25,7 @@ class Query(
     LaunchQueryFields,
     AutomationQueries,
     ParkedStreamQueryFields,
+    VisibilityQueries,
     graphene.ObjectType,
 ):
     pass
@@ -37,6 +39,7 @@ class Mutation(
     LaunchMutations,
     AutomationMutations,
     ParkedStreamMutations,
+    VisibilityMutations,
     graphene.ObjectType,
 ):
     pass

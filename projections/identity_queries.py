@@ -14,7 +14,7 @@ from modelreg.projections.search import like_pattern
 
 PrincipalKey = tuple[str, str]  # (kind, id)
 
-_KEY_COLUMNS = "key_id, principal_kind, principal_id, role, label, issued_at, issued_by, revoked_at, revoked_by"
+_KEY_COLUMNS = "key_id, principal_kind, principal_id, role, label, issued_at, issued_by, revoked_at, revoked_by, scopes"
 
 
 class PrincipalQueries:

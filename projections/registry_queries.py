@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -246,7 +247,7 @@ class RegistryQueries:
     async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
         """The live key with this hash (None if unknown or revoked), with its principal's grants (scope -> role)."""
         row = await self.pool.fetchrow(
-            """SELECT k.key_id, k.principal_kind, k.principal_id, k.role,
+            """SELECT k.key_id, k.principal_kind, k.principal_id, k.role, k.scopes,
                       coalesce((SELECT jsonb_object_agg(g.scope, g.role) FROM role_grants g
                                 WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id), '{}') AS grants
                FROM api_keys k WHERE k.key_sha256 = $1 AND k.revoked_at IS NULL""",
@@ -284,15 +285,24 @@ class RegistryQueries:
         return {(r["entity"], r["project"], r["run_id"]): dict(r) for r in rows}
 
     async def registered_models_page(
-        self, *, search: str | None, tag: str | None, after_name: str | None, limit: int
+        self,
+        *,
+        search: str | None,
+        tag: str | None,
+        after_name: str | None,
+        limit: int,
+        hidden: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
+        """`hidden`: private models the caller may not read (projections/readable.py)."""
         rows = await self.pool.fetch(
             "SELECT * FROM registered_models WHERE ($1::text IS NULL OR name ILIKE $1) "
-            "AND ($2::text IS NULL OR tags @> ARRAY[$2]) AND ($3::text IS NULL OR name > $3) ORDER BY name LIMIT $4",
+            "AND ($2::text IS NULL OR tags @> ARRAY[$2]) AND ($3::text IS NULL OR name > $3) "
+            "AND name <> ALL($5::text[]) ORDER BY name LIMIT $4",
             like_pattern(search) if search else None,
             tag,
             after_name,
             limit,
+            list(hidden),
         )
         return [dict(r) for r in rows]
 
@@ -306,8 +316,10 @@ class RegistryQueries:
         until: Any,
         before: tuple[Any, UUID] | None,
         limit: int,
+        hidden_scopes: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """Newest first; `before` is the (occurred_at, event_id) of the last record of the previous page."""
+        """Newest first; `before` is the (occurred_at, event_id) of the last record of the previous page.
+        `hidden_scopes`: private entities and models the caller may not read (projections/readable.py)."""
         kind, _, ident = (actor or "").partition(":")
         rows = await self.pool.fetch(
             """SELECT * FROM audit_log
@@ -317,6 +329,7 @@ class RegistryQueries:
                  AND ($5::timestamptz IS NULL OR occurred_at >= $5)
                  AND ($6::timestamptz IS NULL OR occurred_at < $6)
                  AND ($7::timestamptz IS NULL OR (occurred_at, event_id) < ($7, $8::uuid))
+                 AND (scope IS NULL OR scope <> ALL($10::text[]))
                ORDER BY occurred_at DESC, event_id DESC LIMIT $9""",
             kind or None,
             ident or None,
@@ -327,5 +340,6 @@ class RegistryQueries:
             before[0] if before else None,
             before[1] if before else None,
             limit,
+            list(hidden_scopes),
         )
         return [dict(r) for r in rows]

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from modelreg.events.artifacts import ManifestEntry
-from modelreg.events.identity import Role, Scope
+from modelreg.events.identity import PrivateScope, Role, Scope
 from modelreg.events.names import (
     AliasName,
     ArtifactName,
@@ -221,6 +221,10 @@ class IssueApiKey(Command):
     principal_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=200)
     role: Literal["admin", "member", "viewer"] = "member"
     label: str | None = Field(default=None, max_length=200)
+    # Not `scopes`: that is every command's method saying where it acts.
+    limited_to: tuple[Scope, ...] = Field(
+        default=(), max_length=100, description="limit the key to these scopes (a CI key for one model); () none"
+    )
 
 
 class RevokeApiKey(Command):
@@ -251,6 +255,19 @@ class RevokeRole(Command):
     principal_kind: Literal["user", "service"]
     principal_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=200)
     scope: Scope
+
+    def scopes(self) -> tuple[str, ...]:
+        return _scopes_of(self.scope)
+
+
+class SetVisibility(Command):
+    """Make an entity or a registered model private (only who holds a grant there reads it) or public again.
+    An admin action on that scope; a model may be made private before its first version is linked."""
+
+    needs = "admin"
+
+    scope: PrivateScope
+    private: bool
 
     def scopes(self) -> tuple[str, ...]:
         return _scopes_of(self.scope)

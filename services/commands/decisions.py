@@ -11,8 +11,9 @@ from uuid import UUID
 from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.projections.identity_queries import PrincipalQueries
 from modelreg.projections.launch_queries import LaunchQueries
+from modelreg.projections.readable import Visibility
 from modelreg.projections.registry_queries import RegistryQueries
-from modelreg.services.commands.access import Caller, model_scopes
+from modelreg.services.commands.access import Caller, entity_scopes, model_scopes
 
 
 class StoredBlobs(Protocol):
@@ -52,6 +53,13 @@ class CommandContext:
     @property
     def actor(self) -> Actor:
         return self.caller.actor
+
+    async def require_readable_version(self, version: dict[str, Any], doing: str) -> None:
+        """A version of a private entity is used or linked only by who may read it (viewer on its entity, or
+        a reader of a registered model it is linked into)."""
+        readable = self.caller.readable()
+        if not await Visibility(self.reads.pool).readable_versions([version], readable):
+            self.caller.require("viewer", entity_scopes(version["entity"]), doing)
 
     async def require_admin_for_protected(self, registered_model: str, aliases: tuple[str, ...], doing: str) -> None:
         """Protected aliases (`production`, say) are moved by the model's admins only."""
