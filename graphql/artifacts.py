@@ -71,6 +71,12 @@ class ArtifactVersion(graphene.ObjectType):
         ]
 
     @staticmethod
+    def resolve_logged_by_run(row: dict, info: graphene.ResolveInfo) -> str | None:
+        """A version published from a private entity is read through its registered model; the run that
+        logged it is part of the rest of that entity's project, which the reader may not see."""
+        return row["logged_by_run"] if info.context.readable.entity(row["entity"]) else None
+
+    @staticmethod
     def resolve_type(row: dict, info: graphene.ResolveInfo) -> str:
         return row["artifact_type"]
 

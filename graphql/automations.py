@@ -81,12 +81,14 @@ class AutomationQueries(graphene.ObjectType):
 
     @staticmethod
     async def resolve_automations(root: Any, info: graphene.ResolveInfo) -> list[dict]:
-        return await info.context.launch.automations()
+        readable = info.context.readable
+        return [a for a in await info.context.launch.automations() if readable.automation(a["trigger"], a["action"])]
 
     @staticmethod
     @reports_errors
     async def resolve_automation(root: Any, info: graphene.ResolveInfo, id: str) -> dict | None:
-        return await info.context.launch.automation(parse_uuid(id, "automation id"))
+        found = await info.context.launch.automation(parse_uuid(id, "automation id"))
+        return found if found and info.context.readable.automation(found["trigger"], found["action"]) else None
 
 
 class AutomationMutations(graphene.ObjectType):

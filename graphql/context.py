@@ -47,15 +47,17 @@ class RunLoader(DataLoader):
 
 
 class JobLoader(DataLoader):
-    """Batches Launch job lookups (the job that launched each run of a page) into one query."""
+    """Batches Launch job lookups (the job that launched each run of a page) into one query; a job in an entity
+    the caller may not read is not found."""
 
-    def __init__(self, launch: LaunchQueries) -> None:
+    def __init__(self, context: RequestContext) -> None:
         super().__init__()
-        self._launch = launch
+        self._context = context
 
     async def batch_load_fn(self, ids: list[UUID]) -> list[dict[str, Any] | None]:
-        found = await self._launch.jobs_by_ids(list(ids))
-        return [found.get(i) for i in ids]
+        found = await self._context.launch.jobs_by_ids(list(ids))
+        readable = self._context.readable
+        return [job if (job := found.get(i)) and readable.entity(job["entity"]) else None for i in ids]
 
 
 @dataclass
@@ -80,7 +82,7 @@ class RequestContext:
         self.lineage = LineageQueries(self.reads.pool)
         self.launch = LaunchQueries(self.reads.pool)
         self.identity = PrincipalQueries(self.reads.pool)
-        self.jobs = JobLoader(self.launch)
+        self.jobs = JobLoader(self)
 
     @property
     def readable(self) -> Readable:

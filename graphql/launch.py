@@ -44,7 +44,9 @@ class LaunchQueue(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_jobs(row: dict, info: graphene.ResolveInfo, first: int, state: str | None = None) -> list[dict]:
-        return await info.context.launch.jobs(queue=row["name"], state=state, limit=page_size(first))
+        return await info.context.launch.jobs(
+            queue=row["name"], state=state, limit=page_size(first), hidden=sorted(info.context.readable.hidden_entities)
+        )
 
 
 class JobOutput(graphene.ObjectType):
@@ -124,19 +126,23 @@ class LaunchQueryFields(graphene.ObjectType):
     @staticmethod
     @reports_errors
     async def resolve_launch_job(root: Any, info: graphene.ResolveInfo, id: str) -> dict | None:
-        return await info.context.launch.job(parse_uuid(id))
+        return await info.context.jobs.load(parse_uuid(id))
 
     @staticmethod
     @reports_errors
     async def resolve_launch_jobs(
         root: Any, info: graphene.ResolveInfo, first: int, queue: str | None = None, state: str | None = None
     ) -> list[dict]:
-        return await info.context.launch.jobs(queue=queue, state=state, limit=page_size(first))
+        return await info.context.launch.jobs(
+            queue=queue, state=state, limit=page_size(first), hidden=sorted(info.context.readable.hidden_entities)
+        )
 
     @staticmethod
     @reports_errors
     async def resolve_waiting_jobs(root: Any, info: graphene.ResolveInfo, queues: list[str], first: int) -> list[dict]:
-        return await info.context.launch.next_waiting(queues, page_size(first))
+        return await info.context.launch.next_waiting(
+            queues, page_size(first), hidden=sorted(info.context.readable.hidden_entities)
+        )
 
 
 class LaunchMutations(graphene.ObjectType):

@@ -206,8 +206,11 @@ async def _node_of(info: graphene.ResolveInfo, ref: str) -> str:
     try:
         version_id = UUID(ref)
     except ValueError:
-        found = await info.context.reads.artifact_version_by_ref(*parse_ref(ref))
+        found = await info.context.readable_version(await info.context.reads.artifact_version_by_ref(*parse_ref(ref)))
         if found is None:
             raise NotFound(f"no artifact version {ref!r}") from None
         version_id = found["id"]
+    else:
+        if not info.context.readable.hides_nothing and await info.context.artifact_versions.load(version_id) is None:
+            raise NotFound(f"no artifact version {ref!r}")  # or one in an entity the caller may not read
     return artifact_node(version_id)

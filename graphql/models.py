@@ -54,6 +54,8 @@ class ModelVersion(graphene.ObjectType):
     @staticmethod
     async def resolve_usage(row: dict, info: graphene.ResolveInfo) -> str:
         source = await info.context.artifact_versions.load(row["artifact_version_id"])
+        if source is None:  # not projected yet, or not readable: no ref to show
+            return ""
         return usage_snippet(source, row["registered_model"], f"v{row['version_index']}")
 
     @staticmethod

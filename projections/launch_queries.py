@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -31,24 +32,29 @@ class LaunchQueries:
         rows = await self.pool.fetch("SELECT * FROM launch_jobs WHERE job_id = ANY($1::uuid[])", ids)
         return {r["job_id"]: dict(r) for r in rows}
 
-    async def jobs(self, *, queue: str | None, state: str | None, limit: int) -> list[dict[str, Any]]:
-        """Waiting jobs in the order agents take them (priority, then age); others newest first."""
+    async def jobs(
+        self, *, queue: str | None, state: str | None, limit: int, hidden: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Waiting jobs in the order agents take them (priority, then age); others newest first. `hidden`:
+        private entities the caller may not read (projections/readable.py)."""
         order = "priority DESC, enqueued_at" if state == "queued" else "enqueued_at DESC"
         rows = await self.pool.fetch(
             f"SELECT * FROM launch_jobs WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR state = $2) "
-            f"ORDER BY {order} LIMIT $3",
+            f"AND entity <> ALL($4::text[]) ORDER BY {order} LIMIT $3",
             queue,
             state,
             limit,
+            list(hidden),
         )
         return [dict(r) for r in rows]
 
-    async def next_waiting(self, queues: list[str], limit: int) -> list[dict[str, Any]]:
+    async def next_waiting(self, queues: list[str], limit: int, hidden: Sequence[str] = ()) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT * FROM launch_jobs WHERE state = 'queued' AND queue = ANY($1::text[]) "
-            "ORDER BY priority DESC, enqueued_at LIMIT $2",
+            "AND entity <> ALL($3::text[]) ORDER BY priority DESC, enqueued_at LIMIT $2",
             queues,
             limit,
+            list(hidden),
         )
         return [dict(r) for r in rows]
 

@@ -24,7 +24,8 @@ from modelreg.events.envelope import Envelope
 
 def scope_of(payload: Mapping[str, Any]) -> str | None:
     """The scope an event's payload is about: its registered model, else its entity, else the private or
-    granted scope it names (`identity.role_granted` on entity:x). None: about no entity or model.
+    granted scope it names (`identity.role_granted` on entity:x), else what an automation's trigger watches.
+    None: about no entity or model.
 
     The audit log's `scope` column is the same expression in SQL (AUDIT_SCOPE_V1): keep them together."""
     if isinstance(model := payload.get("registered_model"), str):
@@ -34,6 +35,12 @@ def scope_of(payload: Mapping[str, Any]) -> str | None:
     scope = payload.get("scope")
     if isinstance(scope, str) and scope.startswith(("entity:", "model:")):
         return scope
+    trigger = payload.get("trigger")
+    if isinstance(trigger, Mapping):
+        if isinstance(model := trigger.get("registered_model"), str):
+            return f"model:{model}"
+        if isinstance(entity := trigger.get("entity"), str):
+            return f"entity:{entity}"
     return None
 
 
@@ -42,6 +49,10 @@ ALTER TABLE audit_log ADD COLUMN scope text GENERATED ALWAYS AS (
     CASE WHEN jsonb_typeof(payload -> 'registered_model') = 'string' THEN 'model:' || (payload ->> 'registered_model')
          WHEN jsonb_typeof(payload -> 'entity') = 'string' THEN 'entity:' || (payload ->> 'entity')
          WHEN payload ->> 'scope' LIKE 'entity:%' OR payload ->> 'scope' LIKE 'model:%' THEN payload ->> 'scope'
+         WHEN jsonb_typeof(payload -> 'trigger' -> 'registered_model') = 'string'
+              THEN 'model:' || (payload -> 'trigger' ->> 'registered_model')
+         WHEN jsonb_typeof(payload -> 'trigger' -> 'entity') = 'string'
+              THEN 'entity:' || (payload -> 'trigger' ->> 'entity')
     END
 ) STORED;
 """
@@ -99,6 +110,13 @@ class Readable:
 
     def event(self, envelope: Envelope) -> bool:
         return self.scope(scope_of(envelope.payload.public_dump()))
+
+    def automation(self, trigger: Mapping[str, Any], action: Mapping[str, Any]) -> bool:
+        """An automation is read by who reads what it watches and where it launches jobs."""
+        watched = [scope_of({"trigger": trigger})]
+        if action.get("kind") == "launch" and isinstance(action.get("entity"), str) and "${" not in action["entity"]:
+            watched.append(f"entity:{action['entity']}")
+        return all(self.scope(scope) for scope in watched)
 
     def hidden_scopes(self) -> list[str]:
         """For SQL over the audit log's scope column."""
