@@ -28,6 +28,15 @@ Scope = Annotated[
 ]
 
 
+# What a key can be limited to: a scope, or a Launch queue (an agent's key, limited to the queues it serves).
+KeyScope = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(registry|(model|entity|queue):[A-Za-z0-9][A-Za-z0-9._-]*)$",
+        max_length=140,
+    ),
+]
+
 # What can be private: an entity (a team) or one registered model; never the whole registry.
 PrivateScope = Annotated[str, StringConstraints(pattern=r"^(model|entity):[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=140)]
 
@@ -52,7 +61,7 @@ class ApiKeyIssued(Event):
     label: str | None = Field(default=None, max_length=200)
     # A key limited to these scopes (a CI key that may only link into one model): its role and its principal's
     # grants hold there and nowhere else. Empty: not limited (every key issued before limits existed).
-    scopes: tuple[Scope, ...] = ()
+    scopes: tuple[KeyScope, ...] = ()
 
 
 class ApiKeyRevoked(Event):

@@ -34,6 +34,11 @@ def entity_scopes(entity: str) -> tuple[str, ...]:
     return (f"entity:{entity}",)
 
 
+def queue_scope(queue: str) -> str:
+    """Where a Launch job waits: no role is granted there, but a key may be limited to it (an agent's key)."""
+    return f"queue:{queue}"
+
+
 def automation_scopes(trigger: Mapping[str, Any], action: Mapping[str, Any]) -> tuple[str, ...]:
     """Where an automation acts: the entity it launches jobs in, else the entity or model it watches;
     () when it watches everything (or its entity is a template filled from each event)."""

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from modelreg.events.artifacts import ManifestEntry
-from modelreg.events.identity import PrivateScope, Role, Scope
+from modelreg.events.identity import KeyScope, PrivateScope, Role, Scope
 from modelreg.events.names import (
     AliasName,
     ArtifactName,
@@ -222,7 +222,7 @@ class IssueApiKey(Command):
     role: Literal["admin", "member", "viewer"] = "member"
     label: str | None = Field(default=None, max_length=200)
     # Not `scopes`: that is every command's method saying where it acts.
-    limited_to: tuple[Scope, ...] = Field(
+    limited_to: tuple[KeyScope, ...] = Field(
         default=(), max_length=100, description="limit the key to these scopes (a CI key for one model); () none"
     )
 

@@ -12,7 +12,7 @@ from modelreg.events.automations import LaunchAction, TriggerSpec, WebhookAction
 from modelreg.events.launch import JobSource, ResourceKind, Trigger
 from modelreg.events.names import EntityName, ProjectName, RunId
 from modelreg.projections.launch_queries import LaunchQueries
-from modelreg.services.commands.access import automation_scopes, entity_scopes
+from modelreg.services.commands.access import automation_scopes, entity_scopes, queue_scope
 from modelreg.services.commands.commands import Command
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ class EnqueueJob(Command):
     job_id: UUID | None = None
     triggered_by: Trigger | None = None
 
+    def scopes(self) -> tuple[str, ...]:
+        return (*entity_scopes(self.entity), queue_scope(self.queue))
+
 
 class OnAJob(Command):
     """A command about one job: checked on the job's entity, which the read models know."""
@@ -52,10 +55,10 @@ class OnAJob(Command):
     job_id: UUID
 
     async def scopes_in(self, reads: RegistryQueries) -> tuple[str, ...]:
-        entity = await LaunchQueries(reads.pool).entity_of_job(self.job_id)
-        if entity is None:
+        job = await LaunchQueries(reads.pool).job(self.job_id)
+        if job is None:
             raise NotFound(f"job {self.job_id} does not exist")
-        return entity_scopes(entity)
+        return (*entity_scopes(job["entity"]), queue_scope(job["queue"]))
 
 
 class JobCommand(OnAJob):

@@ -94,7 +94,7 @@ async def caller_of_key(key: str | None, reads: RegistryQueries) -> Caller:
         found["role"],
         found["grants"],
         key_id=found["key_id"],
-        private=await Visibility(reads.pool).private_scopes(),
+        private=frozenset(found["private"]),
         limits=tuple(found["scopes"]),
     )
 

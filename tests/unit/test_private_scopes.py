@@ -14,7 +14,7 @@ from modelreg.events.registry import AliasAdded, registered_model_stream
 from modelreg.events.runs import RunStarted, run_stream
 from modelreg.graphql.live_readable import LiveReadable
 from modelreg.projections.readable import Readable, scope_of
-from modelreg.services.commands.access import Caller, entity_scopes, model_scopes
+from modelreg.services.commands.access import Caller, entity_scopes, model_scopes, queue_scope
 
 MIA = Actor(kind="user", id="mia")
 ADMIN = Actor(kind="user", id="admin")
@@ -110,3 +110,12 @@ def test_a_replayed_visibility_change_from_before_the_socket_opened_changes_noth
     assert not live.sees(_event(ScopeMadePublic(scope="model:fraud"), visibility_stream("model:fraud"), earlier))
     alias = AliasAdded(registered_model="fraud", artifact_version_id="0" * 32, alias="production")  # type: ignore[arg-type]
     assert not live.sees(_event(alias, registered_model_stream("fraud"), earlier))
+
+
+def test_an_agent_key_limited_to_its_queue_works_jobs_there_and_nowhere_else() -> None:
+    agent = Caller(Actor(kind="service", id="gpu-pool"), "member", limits=("queue:gpu",))
+    assert agent.role_on((*entity_scopes("acme"), queue_scope("gpu"))) == "member"
+    assert agent.role_on((*entity_scopes("acme"), queue_scope("cpu"))) == "viewer"
+    with pytest.raises(PermissionDenied) as refused:
+        agent.require("member", (*entity_scopes("acme"), queue_scope("cpu")), "claim job")
+    assert "limited to queue:gpu" in refused.value.message
