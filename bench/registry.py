@@ -801,7 +801,7 @@ async def main(args: argparse.Namespace) -> None:
         tag = uuid.uuid4().hex[:8]
         if not args.reads_only:
             ours_items = await log_fresh_versions(dsn, kafka, args.commands + 8 * args.per_client_max + 100, tag)
-            await until_healthy(url, server, "modelreg server")  # the server has projected them
+        await until_healthy(url, server, "modelreg server")  # the server has projected them (and the admin key)
 
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
             ours = Ours(http, url, key)
@@ -890,7 +890,9 @@ async def main(args: argparse.Namespace) -> None:
 
             # 6. Pages of the 100k-version model: the first, middle and last pages queried in turn, so that
             # whatever else the machine does falls on the three alike.
-            pages = {"first": None, "middle": cursor(args.versions // 2 - 1), "last": cursor(args.versions - 51)}
+            # Links past the graph's models (a --nodes smaller than 3 x --versions) name no version: not paged.
+            paged = min(args.versions, chains_for(args.nodes) * STEPS)
+            pages = {"first": None, "middle": cursor(paged // 2 - 1), "last": cursor(paged - 51)}
             rounds = [
                 (PAGE, {"m": PAGE_MODEL, "after": after}) for _ in range(args.queries + 20) for after in pages.values()
             ]
