@@ -27,6 +27,7 @@ from modelreg.events.registry import (
 from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
+from modelreg.projections.readable import FILES_V1
 
 SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -311,6 +312,8 @@ class RegistryProjection(Projection):
         Migration("registry", 6, SCHEMA_V6),
         Migration("registry", 7, SCHEMA_V7),
         Migration("registry", 8, SCHEMA_V8),
+        # Which versions hold a file, for /blobs downloads of callers with private scopes hidden (readable.py).
+        Migration("registry_files", 1, FILES_V1),
     )
 
     @handles(RunStarted)

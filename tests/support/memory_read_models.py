@@ -223,10 +223,6 @@ class MemoryLaunch:
     async def job(self, job_id: UUID) -> dict[str, Any] | None:
         return self.jobs.get(job_id)
 
-    async def entity_of_job(self, job_id: UUID) -> str | None:
-        job = self.jobs.get(job_id)
-        return job["entity"] if job else None
-
     async def automation(self, automation_id: UUID) -> dict[str, Any] | None:
         return self.automations.get(automation_id)
 
