@@ -31,11 +31,13 @@ LYNX = {"entity": "lynx", "project": "den"}
 SET_VISIBILITY = """mutation($s: String!, $v: Visibility!) {
   setVisibility(input: {scope: $s, visibility: $v}) { scope visibility }
 }"""
-GRANT = "mutation($p: String!, $s: String!, $r: String!) { grantRole(principal: $p, scope: $s, role: $r) { role } }"
+GRANT = (
+    "mutation($p: String!, $s: String!, $r: Role!) { grantRole(input: {principal: $p, scope: $s, role: $r}) { role } }"
+)
 ADD_ALIAS = """mutation($m: String!, $id: ID!, $a: String!) {
-  addAlias(registeredModel: $m, artifactVersionId: $id, alias: $a) { version }
+  addAlias(input: {registeredModel: $m, artifactVersionId: $id, alias: $a}) { version }
 }"""
-TAG_MODEL = "mutation($m: String!, $t: String!) { tagRegisteredModel(registeredModel: $m, tag: $t) { name } }"
+TAG_MODEL = "mutation($m: String!, $t: String!) { tagRegisteredModel(input: {registeredModel: $m, tag: $t}) { name } }"
 SOURCE = {"kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["x"]}
 LYNX_DATA, LYNX_WEIGHTS, PUBLISHED_WEIGHTS = b"lynx raw data", b"lynx weights 0", b"lynx weights 1"
 
@@ -109,17 +111,18 @@ async def lynx_logs_its_work(stack: Stack) -> Lynx:
             }
         },
     )
-    await ok(stack, 'mutation { createLaunchQueue(name: "cpu") { name } }')
+    await ok(stack, 'mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
     job = await ok(
         stack,
-        'mutation($s: GenericScalar) { enqueueJob(queue: "cpu", entity: "lynx", project: "den", source: $s) { id } }',
+        "mutation($s: GenericScalar) "
+        '{ enqueueJob(input: {queue: "cpu", entity: "lynx", project: "den", source: $s}) { id } }',
         {"s": SOURCE},
     )
     lynx.ids["job"] = job["enqueueJob"]["id"]
     automation = await ok(
         stack,
         """mutation($a: GenericScalar!) {
-          createAutomation(name: "lynx-watch", trigger: {event: "run_finished", entity: "lynx"}, action: $a) {
+          createAutomation(input: {name: "lynx-watch", trigger: {event: "run_finished", entity: "lynx"}, action: $a}) {
             automation { id }
           }
         }""",
@@ -128,7 +131,7 @@ async def lynx_logs_its_work(stack: Stack) -> Lynx:
     lynx.ids["automation"] = automation["createAutomation"]["automation"]["id"]
     for scope in ("entity:lynx", "model:lynx-registry"):
         await ok(stack, SET_VISIBILITY, {"s": scope, "v": "PRIVATE"})
-        await ok(stack, GRANT, {"p": VIEWER, "s": scope, "r": "viewer"})
+        await ok(stack, GRANT, {"p": VIEWER, "s": scope, "r": "VIEWER"})
     return lynx
 
 
@@ -268,7 +271,7 @@ async def test_counts_and_lineage_tell_an_outsider_nothing_but_the_shape(stack: 
         key=outsider,
     )
     nodes = walk["data"]["lineage"]["nodes"]
-    assert [(n["kind"], n["hidden"]) for n in nodes] == [("run", False), ("artifact", False), ("run", True)]
+    assert [(n["kind"], n["hidden"]) for n in nodes] == [("RUN", False), ("ARTIFACT", False), ("RUN", True)]
     assert nodes[1]["artifactVersion"] == {"id": lynx.ids["published"], "loggedByRun": None}
     assert nodes[2]["id"] == "hidden:1" and nodes[2]["run"] is None
     assert {"source": "hidden:1", "target": f"artifact:{lynx.ids['published']}"} in walk["data"]["lineage"]["edges"]
@@ -303,8 +306,8 @@ async def test_publishing_another_teams_private_version_needs_viewer_on_it(stack
     # A key limited to the shared model links there (a public team's version) and nowhere else.
     issued = await ok(
         stack,
-        'mutation { issueApiKey(principalKind: "service", principalId: "ci", role: "member", '
-        'scopes: ["model:shared-model"]) { key scopes } }',
+        'mutation { issueApiKey(input: {principalKind: SERVICE, principalId: "ci", role: MEMBER, '
+        'scopes: ["model:shared-model"]}) { key scopes } }',
     )
     ci = issued["issueApiKey"]["key"]
     assert issued["issueApiKey"]["scopes"] == ["model:shared-model"]

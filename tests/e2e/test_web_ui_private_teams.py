@@ -11,7 +11,9 @@ from support.story import LINK, LOG_VERSION, START_RUN, file_entry
 pytestmark = BROWSER_TEST_MARKS
 
 TEAMS = {"lynx": ("den", "user:lea"), "otter": ("holt", "user:oz")}
-GRANT = "mutation($p: String!, $s: String!, $r: String!) { grantRole(principal: $p, scope: $s, role: $r) { role } }"
+GRANT = (
+    "mutation($p: String!, $s: String!, $r: Role!) { grantRole(input: {principal: $p, scope: $s, role: $r}) { role } }"
+)
 PRIVATE = "mutation($s: String!) { setVisibility(input: {scope: $s, visibility: PRIVATE}) { scope } }"
 
 
@@ -43,7 +45,7 @@ async def two_teams_publish_into_one_model(stack: Stack) -> None:
         await admin(stack, LINK, {"model": "shared-model", "id": version})
         for scope in (f"entity:{team}", f"model:{team}-models"):
             await admin(stack, PRIVATE, {"s": scope})
-            await admin(stack, GRANT, {"p": person, "s": scope, "r": "member"})
+            await admin(stack, GRANT, {"p": person, "s": scope, "r": "MEMBER"})
 
 
 async def test_two_teams_side_by_side_see_their_own_work_and_the_shared_model(stack: Stack) -> None:
