@@ -734,8 +734,8 @@ def upload_bench(url: str, key: str, folder: Path, mb: int, rounds: int) -> Uplo
 
 PRIVATE_TEAMS = 100
 SET_VISIBILITY = "mutation($s: String!) { setVisibility(input: {scope: $s, visibility: PRIVATE}) { scope } }"
-GRANT = 'mutation($p: String!, $s: String!) { grantRole(principal: $p, scope: $s, role: "viewer") { role } }'
-ISSUE = """mutation { issueApiKey(principalKind: "user", principalId: "bench-reader", role: "member") { key } }"""
+GRANT = "mutation($p: String!, $s: String!) { grantRole(input: {principal: $p, scope: $s, role: VIEWER}) { role } }"
+ISSUE = 'mutation { issueApiKey(input: {principalKind: USER, principalId: "bench-reader", role: MEMBER}) { key } }'
 
 
 async def private_reader(admin: Ours, http: aiohttp.ClientSession, url: str) -> Ours:
