@@ -11,7 +11,11 @@ projected by the real projections. Building them takes minutes, so the database 
 bench/results/ and reused by later runs (--rebuild-cache starts over; --kafka always builds afresh).
 Every figure is printed with its target and whether it is met; the last line is key=value pairs.
 
-Usage: python bench/registry.py [--nodes 1000000] [--versions 100000] [--upload-mb 1024] [--kafka]
+The lineage walk and the page are measured twice: as an admin, and as a member of one private team among a
+hundred (issue 13: `private_lineage_depth20_p99_ms`, `private_page_100k_p99_ms`, each within 1.5x of the
+admin's figure). --reads-only measures only those (no MLflow, no upload).
+
+Usage: python bench/registry.py [--nodes 1000000] [--versions 100000] [--upload-mb 1024] [--kafka] [--reads-only]
 """
 
 from __future__ import annotations
@@ -416,12 +420,12 @@ async def create_database(dsn: str, name: str) -> None:
 
 
 LINK = (
-    "mutation($m: String!, $id: ID!) { linkArtifactVersion(input: {registeredModel: $m, artifactVersionId: $id}) { "
-    "version } }"
+    "mutation($m: String!, $id: ID!) "
+    "{ linkArtifactVersion(input: {registeredModel: $m, artifactVersionId: $id}) { version } }"
 )
 ALIAS = (
-    "mutation($m: String!, $id: ID!, $a: String!) { addAlias(input: {registeredModel: $m, artifactVersionId: $id, "
-    "alias: $a}) { version aliases } }"
+    "mutation($m: String!, $id: ID!, $a: String!) "
+    "{ addAlias(input: {registeredModel: $m, artifactVersionId: $id, alias: $a}) { version aliases } }"
 )
 
 
@@ -550,6 +554,21 @@ async def timed_queries(ours: Ours, calls: list[tuple[str, dict]], warm_up: int 
         answers.append(await ours.gql(query, variables))
         latencies.append((time.perf_counter() - started) * 1000)
     return latencies, answers
+
+
+async def timed_side_by_side(admin: Ours, reader: Ours, calls: list[tuple[str, dict]], warm_up: int = 20):  # type: ignore[no-untyped-def]
+    """Each call as the admin, then as the reader, in turn: whatever else the machine does falls on both alike."""
+    for who in (admin, reader):
+        await timed_queries(who, calls[:warm_up], warm_up=warm_up)
+    admin_ms: list[float] = []
+    reader_ms: list[float] = []
+    answers: list[dict] = []
+    for query, variables in calls[warm_up:]:
+        for who, latencies in ((admin, admin_ms), (reader, reader_ms)):
+            started = time.perf_counter()
+            answers.append(await who.gql(query, variables))
+            latencies.append((time.perf_counter() - started) * 1000)
+    return admin_ms, reader_ms, answers
 
 
 def lineage_calls(args: argparse.Namespace, seed: int) -> list[tuple[str, dict]]:
@@ -713,6 +732,27 @@ def upload_bench(url: str, key: str, folder: Path, mb: int, rounds: int) -> Uplo
 # ---------------------------------------------------------------------------------------------------
 
 
+PRIVATE_TEAMS = 100
+SET_VISIBILITY = "mutation($s: String!) { setVisibility(input: {scope: $s, visibility: PRIVATE}) { scope } }"
+GRANT = "mutation($p: String!, $s: String!) { grantRole(input: {principal: $p, scope: $s, role: VIEWER}) { role } }"
+ISSUE = 'mutation { issueApiKey(input: {principalKind: USER, principalId: "bench-reader", role: MEMBER}) { key } }'
+
+
+async def private_reader(admin: Ours, http: aiohttp.ClientSession, url: str) -> Ours:
+    """A member of one private team among a hundred: the graph's entity and 99 others are private, and the
+    reader holds viewer on the graph's only. What every query of theirs filters by."""
+    for n in range(PRIVATE_TEAMS - 1):
+        await admin.gql(SET_VISIBILITY, {"s": f"entity:team-{n:02}"})
+    await admin.gql(SET_VISIBILITY, {"s": f"entity:{ENTITY}"})
+    await admin.gql(GRANT, {"p": "user:bench-reader", "s": f"entity:{ENTITY}"})
+    key = (await admin.gql(ISSUE, {}))["issueApiKey"]["key"]
+    return Ours(http, url, key)
+
+
+def within(private_p99: float, admin_p99: float) -> str:
+    return f"{private_p99 / admin_p99:.2f}x the admin's   target <= 1.5x: {verdict(private_p99 <= 1.5 * admin_p99)}"
+
+
 async def main(args: argparse.Namespace) -> None:
     bench_started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -781,67 +821,73 @@ async def main(args: argparse.Namespace) -> None:
         await until_healthy(url, server, "modelreg server")
         key = await admin_key(data_dir)
         tag = uuid.uuid4().hex[:8]
-        ours_items = await log_fresh_versions(dsn, kafka, args.commands + 8 * args.per_client_max + 100, tag)
-        await until_healthy(url, server, "modelreg server")  # the server has projected them
+        if not args.reads_only:
+            ours_items = await log_fresh_versions(dsn, kafka, args.commands + 8 * args.per_client_max + 100, tag)
+        await until_healthy(url, server, "modelreg server")  # the server has projected them (and the admin key)
 
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
-            # 3. Link and alias: ours first, then MLflow's server is started and measured the same way
-            # (while it starts, its workers would take the CPU from whichever registry is measured).
-            warm = args.warm_up
             ours = Ours(http, url, key)
-            ours_single = ours_items[: args.commands]
-            models = [f"concurrent-{tag}-{n}" for n in range(8)]
-            results, rates = {}, {}
-            links, aliases = await single_client(ours, f"single-{tag}", ours_single, warm)
-            results[ours.name] = (links, aliases)
-            rest = ours_items[args.commands :]
-            rates[ours.name] = await concurrent_clients(
-                ours, models, [rest[n::8][: args.per_client_max] for n in range(8)], args.seconds
-            )
-
-            await create_database(dsn, "mlflow")
-            say("starting MLflow tracking server (backend store: the same PostgreSQL) ...")
-            mlflow_process, mlflow_url = start_mlflow(dsn, tmp)
-            stack.callback(stop_group, mlflow_process)
-            await until_healthy(mlflow_url, mlflow_process, "MLflow server", path="/health")
-            import mlflow
-
-            say(f"MLflow {mlflow.__version__} at {mlflow_url} (its default 4 workers); modelreg at {url} (one process)")
-            theirs = MLflow(http, mlflow_url)
-            mlflow_items = [node_uuid("mlflow", tag, n) for n in range(args.commands + 8 * args.per_client_max)]
-            await theirs.create_model(f"single-{tag}")
-            links, aliases = await single_client(theirs, f"single-{tag}", mlflow_items[: args.commands], warm)
-            results[theirs.name] = (links, aliases)
-            for model in models:
-                await theirs.create_model(model)
-            theirs_rest = mlflow_items[args.commands :]
-            rates[theirs.name] = await concurrent_clients(
-                theirs, models, [theirs_rest[n::8] for n in range(8)], args.seconds
-            )
-            stop_group(mlflow_process)
-            time.sleep(2)  # what MLflow's workers leave to the machine (connections closing) before the reads
-
-            for name, (links, aliases) in results.items():
-                both = links + aliases
-                say(
-                    f"{name:8} one client: link p50 {statistics.median(links):6.1f} ms, "
-                    f"addAlias p50 {statistics.median(aliases):6.1f} ms, "
-                    f"both p50 {statistics.median(both):6.1f} ms, p99 {p(both, 99):6.1f} ms "
-                    f"({len(links)} of each after {warm} to warm up)"
+            if not args.reads_only:
+                # 3. Link and alias: ours first, then MLflow's server is started and measured the same way
+                # (while it starts, its workers would take the CPU from whichever registry is measured).
+                warm = args.warm_up
+                ours = Ours(http, url, key)
+                ours_single = ours_items[: args.commands]
+                models = [f"concurrent-{tag}-{n}" for n in range(8)]
+                results, rates = {}, {}
+                links, aliases = await single_client(ours, f"single-{tag}", ours_single, warm)
+                results[ours.name] = (links, aliases)
+                rest = ours_items[args.commands :]
+                rates[ours.name] = await concurrent_clients(
+                    ours, models, [rest[n::8][: args.per_client_max] for n in range(8)], args.seconds
                 )
-            link_p50 = statistics.median(results["modelreg"][0] + results["modelreg"][1])
-            mlflow_link_p50 = statistics.median(results["MLflow"][0] + results["MLflow"][1])
-            say(
-                f"link+alias p50 with read-your-writes: {link_p50:.1f} ms (MLflow {mlflow_link_p50:.1f} ms)   "
-                f"target <= 10 ms: {verdict(link_p50 <= 10)}"
-            )
-            ours_rate, mlflow_rate = rates["modelreg"], rates["MLflow"]
-            speedup = ours_rate / mlflow_rate
-            say(
-                f"8 concurrent clients (each its own model), link+alias mutations: {ours_rate:,.0f} /s "
-                f"(MLflow {mlflow_rate:,.0f} /s): "
-                f"{speedup:.1f}x   target >= 10x: {verdict(speedup >= 10)}"
-            )
+
+                await create_database(dsn, "mlflow")
+                say("starting MLflow tracking server (backend store: the same PostgreSQL) ...")
+                mlflow_process, mlflow_url = start_mlflow(dsn, tmp)
+                stack.callback(stop_group, mlflow_process)
+                await until_healthy(mlflow_url, mlflow_process, "MLflow server", path="/health")
+                import mlflow
+
+                say(
+                    f"MLflow {mlflow.__version__} at {mlflow_url} (its default 4 workers); "
+                    f"modelreg at {url} (one process)"
+                )
+                theirs = MLflow(http, mlflow_url)
+                mlflow_items = [node_uuid("mlflow", tag, n) for n in range(args.commands + 8 * args.per_client_max)]
+                await theirs.create_model(f"single-{tag}")
+                links, aliases = await single_client(theirs, f"single-{tag}", mlflow_items[: args.commands], warm)
+                results[theirs.name] = (links, aliases)
+                for model in models:
+                    await theirs.create_model(model)
+                theirs_rest = mlflow_items[args.commands :]
+                rates[theirs.name] = await concurrent_clients(
+                    theirs, models, [theirs_rest[n::8] for n in range(8)], args.seconds
+                )
+                stop_group(mlflow_process)
+                time.sleep(2)  # what MLflow's workers leave to the machine (connections closing) before the reads
+
+                for name, (links, aliases) in results.items():
+                    both = links + aliases
+                    say(
+                        f"{name:8} one client: link p50 {statistics.median(links):6.1f} ms, "
+                        f"addAlias p50 {statistics.median(aliases):6.1f} ms, "
+                        f"both p50 {statistics.median(both):6.1f} ms, p99 {p(both, 99):6.1f} ms "
+                        f"({len(links)} of each after {warm} to warm up)"
+                    )
+                link_p50 = statistics.median(results["modelreg"][0] + results["modelreg"][1])
+                mlflow_link_p50 = statistics.median(results["MLflow"][0] + results["MLflow"][1])
+                say(
+                    f"link+alias p50 with read-your-writes: {link_p50:.1f} ms (MLflow {mlflow_link_p50:.1f} ms)   "
+                    f"target <= 10 ms: {verdict(link_p50 <= 10)}"
+                )
+                ours_rate, mlflow_rate = rates["modelreg"], rates["MLflow"]
+                speedup = ours_rate / mlflow_rate
+                say(
+                    f"8 concurrent clients (each its own model), link+alias mutations: {ours_rate:,.0f} /s "
+                    f"(MLflow {mlflow_rate:,.0f} /s): "
+                    f"{speedup:.1f}x   target >= 10x: {verdict(speedup >= 10)}"
+                )
 
             # 5. Lineage, depth 20: first on the cold pages of a restarted database (shown, not the target),
             # then warm, as a server that has run for a while holds its working set in memory.
@@ -862,10 +908,24 @@ async def main(args: argparse.Namespace) -> None:
                 f"{statistics.median(sizes):.0f} nodes per answer, max {max(sizes)})   "
                 f"target p99 <= 50 ms: {verdict(lineage_p99 <= 50)}"
             )
+            reader = await private_reader(ours, http, url)
+            await until_healthy(url, server, "modelreg server")
+            admin_ms, latencies, answers = await timed_side_by_side(ours, reader, lineage_calls(args, seed=3))
+            assert answers[0::2] == answers[1::2]  # the reader reads this whole graph
+            private_lineage_p99, admin_again_p99 = p(latencies, 99), p(admin_ms, 99)
+            lineage_ratio = private_lineage_p99 / admin_again_p99
+            say(
+                f"  as a member of 1 of {PRIVATE_TEAMS} private teams: lineage depth 20 "
+                f"p50 {statistics.median(latencies):.1f} ms, p99 {private_lineage_p99:.1f} ms; "
+                f"the admin's, call by call in turn with theirs: p50 {statistics.median(admin_ms):.1f} ms, "
+                f"p99 {admin_again_p99:.1f} ms: {within(private_lineage_p99, admin_again_p99)}"
+            )
 
             # 6. Pages of the 100k-version model: the first, middle and last pages queried in turn, so that
             # whatever else the machine does falls on the three alike.
-            pages = {"first": None, "middle": cursor(args.versions // 2 - 1), "last": cursor(args.versions - 51)}
+            # Links past the graph's models (a --nodes smaller than 3 x --versions) name no version: not paged.
+            paged = min(args.versions, chains_for(args.nodes) * STEPS)
+            pages = {"first": None, "middle": cursor(paged // 2 - 1), "last": cursor(paged - 51)}
             rounds = [
                 (PAGE, {"m": PAGE_MODEL, "after": after}) for _ in range(args.queries + 20) for after in pages.values()
             ]
@@ -884,6 +944,28 @@ async def main(args: argparse.Namespace) -> None:
                 f"first page of a model with {args.versions:,} versions: p99 {page_p99:.1f} ms   "
                 f"target <= 20 ms: {verdict(page_p99 <= 20)}"
             )
+            first_pages = [(PAGE, {"m": PAGE_MODEL, "after": None})] * (args.queries + 20)
+            admin_ms, latencies, answers = await timed_side_by_side(ours, reader, first_pages)
+            assert answers[0] == answers[1] and len(answers[1]["registeredModel"]["versions"]["items"]) == 50
+            private_page_p99, admin_again_p99 = p(latencies, 99), p(admin_ms, 99)
+            page_ratio = private_page_p99 / admin_again_p99
+            say(
+                f"  as a member of 1 of {PRIVATE_TEAMS} private teams: first page "
+                f"p50 {statistics.median(latencies):.1f} ms, p99 {private_page_p99:.1f} ms; "
+                f"the admin's, call by call in turn with theirs: p50 {statistics.median(admin_ms):.1f} ms, "
+                f"p99 {admin_again_p99:.1f} ms: {within(private_page_p99, admin_again_p99)}"
+            )
+
+        # The ratios are to the admin's figures measured call by call in turn with the private ones.
+        private_figures = (
+            f"private_lineage_depth20_p99_ms={private_lineage_p99:.1f} private_page_100k_p99_ms={private_page_p99:.1f} "
+            f"private_lineage_ratio={lineage_ratio:.2f} private_page_ratio={page_ratio:.2f}"
+        )
+        if args.reads_only:
+            stop(server)
+            say(f"bench took {time.perf_counter() - bench_started:.0f} s end to end (--reads-only)")
+            say(f"lineage_depth20_p99_ms={lineage_p99:.1f} page_100k_p99_ms={page_p99:.1f} {private_figures}")
+            return
 
         # 7. Upload
         figures = await asyncio.to_thread(
@@ -908,8 +990,8 @@ async def main(args: argparse.Namespace) -> None:
     say(
         f"link_p50_ms={link_p50:.1f} mlflow_link_p50_ms={mlflow_link_p50:.1f} throughput_8_clients={ours_rate:.0f} "
         f"mlflow_throughput_8_clients={mlflow_rate:.0f} speedup_vs_mlflow={speedup:.1f} "
-        f"lineage_depth20_p99_ms={lineage_p99:.1f} "
-        f"page_100k_p99_ms={page_p99:.1f} upload_ratio_to_copy={ratio:.2f} relog_bytes_uploaded={relog_bytes}"
+        f"lineage_depth20_p99_ms={lineage_p99:.1f} page_100k_p99_ms={page_p99:.1f} {private_figures} "
+        f"upload_ratio_to_copy={ratio:.2f} relog_bytes_uploaded={relog_bytes}"
     )
 
 
@@ -932,4 +1014,7 @@ if __name__ == "__main__":
         "--kafka", action="store_true", help="the event log on a local Kafka broker (builds the graph afresh)"
     )
     parser.add_argument("--rebuild-cache", action="store_true", help="build the cached graph database again")
+    parser.add_argument(
+        "--reads-only", action="store_true", help="only the lineage and page figures, as an admin and as a private team"
+    )
     asyncio.run(main(parser.parse_args()))

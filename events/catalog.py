@@ -19,7 +19,14 @@ from modelreg.events.automations import (
     WebhookAttempted,
 )
 from modelreg.events.envelope import Event
-from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
+from modelreg.events.identity import (
+    ApiKeyIssued,
+    ApiKeyRevoked,
+    RoleGranted,
+    RoleRevoked,
+    ScopeMadePrivate,
+    ScopeMadePublic,
+)
 from modelreg.events.launch import (
     AgentHeartbeat,
     JobCancelled,
@@ -69,6 +76,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ApiKeyRevoked,
         RoleGranted,
         RoleRevoked,
+        ScopeMadePrivate,
+        ScopeMadePublic,
         QueueCreated,
         JobEnqueued,
         JobClaimed,

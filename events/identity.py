@@ -6,6 +6,9 @@ Only a key's SHA-256 is ever on the log; the key itself is shown once, to whoeve
 A key's role holds everywhere; a role granted on a scope overrides it there (up or down, never below
 viewer). Scopes: `registry` (every registered model), `model:<name>` (one registered model, the most
 specific), `entity:<name>` (the runs and artifacts of an entity's projects).
+
+An entity or a registered model may be made private (stream `visibility:<scope>`): then only those with a
+grant on it (or an admin key) read it, and a key's own role no longer holds there (docs/access.md).
 """
 
 from __future__ import annotations
@@ -31,6 +34,25 @@ KeyLabel = Annotated[str, StringConstraints(max_length=200)]
 PrincipalKind = Literal["user", "service"]  # who holds keys (an automation acts with its creator's rights)
 PrincipalId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$", max_length=200)]
 
+# What a key can be limited to: a scope, or a Launch queue (an agent's key, limited to the queues it serves).
+KeyScope = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(registry|(model|entity|queue):[A-Za-z0-9][A-Za-z0-9._-]*)$",
+        max_length=140,
+    ),
+]
+
+# The scopes a key is limited to (empty: not limited).
+KeyLimits = Annotated[tuple[KeyScope, ...], Field(max_length=100)]
+
+# What can be private: an entity (a team) or one registered model; never the whole registry.
+PrivateScope = Annotated[str, StringConstraints(pattern=r"^(model|entity):[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=140)]
+
+
+def visibility_stream(scope: str) -> str:
+    return f"visibility:{scope}"
+
 
 def principal_stream(principal: Actor) -> str:
     return f"principal:{principal.kind}:{principal.id}"
@@ -46,6 +68,9 @@ class ApiKeyIssued(Event):
     key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     role: Role
     label: KeyLabel | None = None
+    # A key limited to these scopes (a CI key that may only link into one model): its role and its principal's
+    # grants hold there and nowhere else. Empty: not limited (every key issued before limits existed).
+    scopes: KeyLimits = ()
 
 
 class ApiKeyRevoked(Event):
@@ -75,3 +100,21 @@ class RoleRevoked(Event):
 
     principal: Actor
     scope: Scope
+
+
+class ScopeMadePrivate(Event):
+    """From now on only principals with a grant on `scope` (or an admin key) read what is in it."""
+
+    type = "identity.scope_made_private"
+    version = 1
+
+    scope: PrivateScope
+
+
+class ScopeMadePublic(Event):
+    """`scope` is readable by every key again (the default)."""
+
+    type = "identity.scope_made_public"
+    version = 1
+
+    scope: PrivateScope

@@ -65,7 +65,16 @@ class ArtifactVersion(graphene.ObjectType):
 
     @staticmethod
     async def resolve_linked_to(row: dict, info: graphene.ResolveInfo) -> list[dict]:
-        return await info.context.reads.links_of(row["id"])
+        readable = info.context.readable
+        return [
+            link for link in await info.context.reads.links_of(row["id"]) if readable.model(link["registered_model"])
+        ]
+
+    @staticmethod
+    def resolve_logged_by_run(row: dict, info: graphene.ResolveInfo) -> str | None:
+        """A version published from a private entity is read through its registered model; the run that
+        logged it is part of the rest of that entity's project, which the reader may not see."""
+        return row["logged_by_run"] if info.context.readable.entity(row["entity"]) else None
 
     @staticmethod
     def resolve_type(row: dict, info: graphene.ResolveInfo) -> str:
@@ -105,8 +114,8 @@ class ArtifactQueries(graphene.ObjectType):
             raise InvalidInput("give exactly one of id or ref")
         if id is not None:
             return await info.context.artifact_versions.load(parse_uuid("id", id))
-        assert ref is not None  # exactly one of the two, checked above
-        return await info.context.reads.artifact_version_by_ref(*parse_ref(ref))
+        assert ref is not None  # exactly one of the two was given
+        return await info.context.readable_version(await info.context.reads.artifact_version_by_ref(*parse_ref(ref)))
 
     @staticmethod
     async def resolve_artifact_versions(
@@ -119,6 +128,9 @@ class ArtifactQueries(graphene.ObjectType):
         after: str | None = None,
     ) -> dict:
         limit = page_size(first)
+        if not info.context.readable.entity(entity):
+            # Versions of it linked into a model the caller reads are reached through that model, not here.
+            return page([], limit, after)
         rows = await info.context.reads.artifact_versions_page(
             entity, project, name, after_index=decode_cursor(after), limit=limit + 1
         )

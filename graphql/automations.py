@@ -96,12 +96,19 @@ class AutomationQueries(graphene.ObjectType):
     async def resolve_automations(root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
         position = decode_row_cursor(after, datetime.fromisoformat, UUID)
-        rows = await info.context.launch.automations(after=position, limit=limit + 1)
+        readable = info.context.readable
+        rows = await info.context.launch.automations(
+            after=position,
+            limit=limit + 1,
+            hidden_entities=sorted(readable.hidden_entities),
+            hidden_models=sorted(readable.hidden_models),
+        )
         return key_page(rows, limit, after, lambda last: encode_row_cursor(last["created_at"], last["automation_id"]))
 
     @staticmethod
     async def resolve_automation(root: Any, info: graphene.ResolveInfo, id: str) -> dict | None:
-        return await info.context.launch.automation(parse_uuid("id", id))
+        found = await info.context.launch.automation(parse_uuid("id", id))
+        return found if found and info.context.readable.automation(found["trigger"], found["action"]) else None
 
 
 class CreateAutomationInput(graphene.InputObjectType):

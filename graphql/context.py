@@ -12,6 +12,7 @@ from modelreg.projections.audit_queries import AuditQueries
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.lineage_queries import LineageQueries
+from modelreg.projections.readable import EVERYTHING, Readable, Visibility
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.automations.webhook_signing import WebhookSecrets
 from modelreg.services.commands.access import Caller
@@ -19,39 +20,45 @@ from modelreg.services.commands.application import Application
 
 
 class ArtifactVersionLoader(DataLoader):
-    """Batches artifact-version lookups of one request into one query (no N+1 on version tables)."""
+    """Batches artifact-version lookups of one request into one query (no N+1 on version tables); a version
+    the caller may not read is not found."""
 
-    def __init__(self, reads: RegistryQueries) -> None:
+    def __init__(self, context: RequestContext) -> None:
         super().__init__()
-        self._reads = reads
+        self._context = context
 
     async def batch_load_fn(self, ids: list[UUID]) -> list[dict[str, Any] | None]:
-        found = await self._reads.artifact_versions_by_ids(list(ids))
-        return [found.get(i) for i in ids]
+        found = await self._context.reads.artifact_versions_by_ids(list(ids))
+        shown = await self._context.visibility.readable_versions(found.values(), self._context.readable)
+        readable = {row["id"]: row for row in shown}
+        return [readable.get(i) for i in ids]
 
 
 class RunLoader(DataLoader):
-    """Batches run lookups by (entity, project, run_id)."""
+    """Batches run lookups by (entity, project, run_id); a run of an entity the caller may not read is not found."""
 
-    def __init__(self, reads: RegistryQueries) -> None:
+    def __init__(self, context: RequestContext) -> None:
         super().__init__()
-        self._reads = reads
+        self._context = context
 
     async def batch_load_fn(self, keys: list[tuple[str, str, str]]) -> list[dict[str, Any] | None]:
-        found = await self._reads.runs_by_keys(list(keys))
+        readable = self._context.readable
+        found = await self._context.reads.runs_by_keys([k for k in keys if readable.entity(k[0])])
         return [found.get(k) for k in keys]
 
 
 class JobLoader(DataLoader):
-    """Batches Launch job lookups (the job that launched each run of a page) into one query."""
+    """Batches Launch job lookups (the job that launched each run of a page) into one query; a job in an entity
+    the caller may not read is not found."""
 
-    def __init__(self, launch: LaunchQueries) -> None:
+    def __init__(self, context: RequestContext) -> None:
         super().__init__()
-        self._launch = launch
+        self._context = context
 
     async def batch_load_fn(self, ids: list[UUID]) -> list[dict[str, Any] | None]:
-        found = await self._launch.jobs_by_ids(list(ids))
-        return [found.get(i) for i in ids]
+        found = await self._context.launch.jobs_by_ids(list(ids))
+        readable = self._context.readable
+        return [job if (job := found.get(i)) and readable.entity(job["entity"]) else None for i in ids]
 
 
 @dataclass
@@ -67,12 +74,30 @@ class RequestContext:
     identity: IdentityQueries = field(init=False)
     audit: AuditQueries = field(init=False)
     jobs: JobLoader = field(init=False)
+    visibility: Visibility = field(init=False)
+    _readable: tuple[Caller | None, Readable] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.artifact_versions = ArtifactVersionLoader(self.reads)
-        self.runs = RunLoader(self.reads)
+        self.visibility = Visibility(self.reads.pool)
+        self.artifact_versions = ArtifactVersionLoader(self)
+        self.runs = RunLoader(self)
         self.lineage = LineageQueries(self.reads.pool)
         self.launch = LaunchQueries(self.reads.pool)
         self.identity = IdentityQueries(self.reads.pool)
         self.audit = AuditQueries(self.reads.pool)
-        self.jobs = JobLoader(self.launch)
+        self.jobs = JobLoader(self)
+
+    @property
+    def readable(self) -> Readable:
+        """What the caller may read (every read path filters by it). Follows the caller, which a websocket
+        sets after the context is made."""
+        if self._readable is None or self._readable[0] is not self.caller:
+            self._readable = (self.caller, self.caller.readable() if self.caller else EVERYTHING)
+        return self._readable[1]
+
+    async def readable_version(self, row: dict[str, Any] | None) -> dict[str, Any] | None:
+        """`row` (an artifact version) if the caller may read it, else None: as if there were no such version."""
+        if row is None:
+            return None
+        shown = await self.visibility.readable_versions([row], self.readable)
+        return row if shown else None

@@ -37,6 +37,7 @@ OUTPUT_STREAMS = ("stdout", "stderr")
 FIRING_STATUSES = ("pending", "skipped", "enqueued", "delivered", "failed")
 LINEAGE_NODE_KINDS = ("run", "artifact")
 LINEAGE_EDGE_KINDS = ("produced", "used")
+VISIBILITIES = ("public", "private")
 
 RunState = closed_set("RunState", RUN_STATES, "a run's state: running until it finishes, fails or crashes")
 FinishedRunState = closed_set("FinishedRunState", RUN_STATES[1:], "how a run ended")
@@ -52,6 +53,9 @@ FiringStatus = closed_set(
 LineageNodeKind = closed_set("LineageNodeKind", LINEAGE_NODE_KINDS, "a run or an artifact version")
 LineageEdgeKind = closed_set(
     "LineageEdgeKind", LINEAGE_EDGE_KINDS, "produced (run -> version) or used (version -> run)"
+)
+Visibility = closed_set(
+    "Visibility", VISIBILITIES, "public (the default: every key reads it) or private (its grant holders and admin keys)"
 )
 
 

@@ -35,6 +35,11 @@ class ApiKey(graphene.ObjectType):
     revoked_at = graphene.DateTime(description="null while the key works")
     revoked_by = graphene.String()
     live = graphene.Boolean(required=True, description="not revoked: requests with it are accepted")
+    scopes = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="the scopes the key is limited to (its role holds there only); empty: not limited",
+    )
 
 
 def _api_key(row: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +54,7 @@ def _api_key(row: dict[str, Any]) -> dict[str, Any]:
         "revoked_at": row["revoked_at"],
         "revoked_by": row["revoked_by"],
         "live": row["revoked_at"] is None,
+        "scopes": row.get("scopes") or [],
     }
 
 
@@ -126,6 +132,7 @@ class IssuedApiKey(graphene.ObjectType):
     principal = graphene.String(required=True)
     role = graphene.Field(Role, required=True)
     label = graphene.String()
+    scopes = graphene.List(graphene.NonNull(graphene.String), required=True, description="empty: not limited")
 
 
 class IdentityQueries(graphene.ObjectType):
@@ -162,6 +169,11 @@ class IssueApiKeyInput(graphene.InputObjectType):
     principal_id = graphene.String(required=True)
     role = Role(description="MEMBER unless given")
     label = graphene.String()
+    scopes = graphene.List(
+        graphene.NonNull(graphene.String),
+        description="limit the key to these scopes (registry, model:<name>, entity:<name>, queue:<name>): a leaked "
+        "key does harm there only",
+    )
 
 
 class GrantRoleInput(graphene.InputObjectType):
@@ -197,7 +209,10 @@ class IdentityMutations(graphene.ObjectType):
 
     @staticmethod
     async def resolve_issue_api_key(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
-        command = parse_command(IssueApiKey, input)
+        fields = dict(input)
+        # The command's `scopes` is every command's method saying where it acts: the limits are `limited_to`.
+        fields["limited_to"] = fields.pop("scopes", None)
+        command = parse_command(IssueApiKey, fields)
         accepted = await info.context.app.execute(command, info.context.caller)
         issued = accepted.events[0].payload
         assert isinstance(issued, ApiKeyIssued)
@@ -207,6 +222,7 @@ class IdentityMutations(graphene.ObjectType):
             "principal": f"{command.principal_kind}:{command.principal_id}",
             "role": command.role,
             "label": command.label,
+            "scopes": list(issued.scopes),
         }
 
     @staticmethod

@@ -43,7 +43,13 @@ async def _jobs_page(
         position, cursor_of = decode_row_cursor(after, int, datetime.fromisoformat, UUID), _waiting_cursor
     else:
         position, cursor_of = decode_row_cursor(after, datetime.fromisoformat, UUID), _newest_cursor
-    rows = await info.context.launch.jobs(queue=queue, state=state, limit=limit + 1, after=position)
+    rows = await info.context.launch.jobs(
+        queue=queue,
+        state=state,
+        limit=limit + 1,
+        after=position,
+        hidden=sorted(info.context.readable.hidden_entities),
+    )
     return key_page(rows, limit, after, cursor_of)
 
 
@@ -149,7 +155,7 @@ class LaunchQueryFields(graphene.ObjectType):
 
     @staticmethod
     async def resolve_launch_job(root: Any, info: graphene.ResolveInfo, id: str) -> dict | None:
-        return await info.context.launch.job(parse_uuid("id", id))
+        return await info.context.jobs.load(parse_uuid("id", id))
 
     @staticmethod
     async def resolve_launch_jobs(
@@ -168,7 +174,9 @@ class LaunchQueryFields(graphene.ObjectType):
     ) -> dict:
         limit = page_size(first)
         position = decode_row_cursor(after, int, datetime.fromisoformat, UUID)
-        rows = await info.context.launch.next_waiting(queues, limit + 1, after=position)
+        rows = await info.context.launch.next_waiting(
+            queues, limit + 1, after=position, hidden=sorted(info.context.readable.hidden_entities)
+        )
         return key_page(rows, limit, after, _waiting_cursor)
 
 

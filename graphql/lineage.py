@@ -21,15 +21,26 @@ MAX_FAN_OUT = 1000
 
 
 class LineageNode(graphene.ObjectType):
-    id = graphene.ID(required=True, description="run:<entity>/<project>/<run_id> or artifact:<version id>")
+    id = graphene.ID(
+        required=True,
+        description="run:<entity>/<project>/<run_id> or artifact:<version id>; hidden:<n> for a node you may not read",
+    )
     kind = graphene.Field(LineageNodeKind, required=True)
     depth = graphene.Int(required=True, description="edges from the node the walk started at")
+    hidden = graphene.Boolean(
+        required=True,
+        description="in a private entity you may not read: only its kind is shown, and the walk stops there",
+    )
     run = graphene.Field(Run)
     artifact_version = graphene.Field(ArtifactVersion)
 
     @staticmethod
     def resolve_kind(node: dict, info: graphene.ResolveInfo) -> str:
-        return node["id"].split(":", 1)[0]
+        return node.get("kind") or node["id"].split(":", 1)[0]
+
+    @staticmethod
+    def resolve_hidden(node: dict, info: graphene.ResolveInfo) -> bool:
+        return bool(node.get("hidden"))
 
     @staticmethod
     async def resolve_run(node: dict, info: graphene.ResolveInfo) -> dict | None:
@@ -92,7 +103,7 @@ class LineageQueries(graphene.ObjectType):
             required=True,
             description="an artifact version (entity/project/name:v3, or its id) or run:entity/project/run_id",
         ),
-        direction=LineageDirection(default_value=LineageDirection.BOTH.value),  # type: ignore[attr-defined]  # graphene's enum meta-class
+        direction=LineageDirection(default_value="both"),
         depth=graphene.Int(default_value=5),
         fan_out=graphene.Int(default_value=100),
     )
@@ -122,7 +133,7 @@ class LineageQueries(graphene.ObjectType):
         start = await _node_of(info, ref)
         direction = value_of(direction)
         directions = ["upstream", "downstream"] if direction == "both" else [direction]
-        return await info.context.lineage.walk(start, directions, depth, fan_out)
+        return await info.context.lineage.walk(start, directions, depth, fan_out, info.context.readable)
 
     @staticmethod
     async def resolve_lineage_neighbours(
@@ -150,11 +161,27 @@ class LineageQueries(graphene.ObjectType):
             beyond=fan_out,
             after=position,
             limit=limit + 1,
+            readable=info.context.readable,
         )
         shown = rows[:limit]
-        end = encode_time_cursor(shown[-1]["recorded_at"], shown[-1]["node"]) if shown else after
-        items = [{"node": {"id": r["node"], "depth": 1}, "edge": r} for r in shown]
+        end = encode_time_cursor(shown[-1]["recorded_at"], _position(shown[-1])) if shown else after
+        items = [_neighbour(r, n) for n, r in enumerate(shown, 1)]
         return {"items": items, "end_cursor": end, "has_next_page": len(rows) > limit, "total_count": total}
+
+
+def _position(row: dict) -> str:
+    """Where a neighbour is, for a cursor: its id, or for a hidden one its rank among its instant's neighbours."""
+    return row["node"] if row.get("readable", True) else f"#{row['tie_rank']}"
+
+
+def _neighbour(row: dict, n: int) -> dict:
+    """A neighbour and the edge to it; one the caller may not read keeps its kind and nothing else."""
+    if row.get("readable", True):
+        return {"node": {"id": row["node"], "depth": 1}, "edge": row}
+    alias = f"hidden:{n}"
+    edge = {**row, "source": alias if row["source"] == row["node"] else row["source"]}
+    edge["target"] = alias if row["target"] == row["node"] else row["target"]
+    return {"node": {"id": alias, "kind": row["node"].split(":", 1)[0], "depth": 1, "hidden": True}, "edge": edge}
 
 
 async def _node_of(info: graphene.ResolveInfo, ref: str) -> str:
@@ -165,8 +192,10 @@ async def _node_of(info: graphene.ResolveInfo, ref: str) -> str:
         return ref
     version_id = as_uuid(ref)
     if version_id is None:
-        found = await info.context.reads.artifact_version_by_ref(*parse_ref(ref))
+        found = await info.context.readable_version(await info.context.reads.artifact_version_by_ref(*parse_ref(ref)))
         if found is None:
             raise NotFound(f"no artifact version {ref!r}")
         version_id = found["id"]
+    elif not info.context.readable.hides_nothing and await info.context.artifact_versions.load(version_id) is None:
+        raise NotFound(f"no artifact version {ref!r}")  # or one in an entity the caller may not read
     return artifact_node(version_id)

@@ -60,6 +60,8 @@ class ModelVersion(graphene.ObjectType):
     @staticmethod
     async def resolve_usage(row: dict, info: graphene.ResolveInfo) -> str:
         source = await info.context.artifact_versions.load(row["artifact_version_id"])
+        if source is None:  # not projected yet, or not readable: no ref to show
+            return ""
         return usage_snippet(source, row["registered_model"], f"v{row['version_index']}")
 
     @staticmethod
@@ -116,6 +118,13 @@ class RegisteredModel(graphene.ObjectType):
     alias = graphene.Field(ModelVersion, name=graphene.String(required=True))
     version = graphene.Field(ModelVersion, name=graphene.String(required=True, description="v0, v1, ..."))
     history = paged(ActionRecordPage, first=100, description="what was done to the model, newest first")
+    private = graphene.Boolean(
+        required=True, description="only principals with a grant on it (or an admin key) read it (setVisibility)"
+    )
+
+    @staticmethod
+    def resolve_private(row: dict, info: graphene.ResolveInfo) -> bool:
+        return f"model:{row['name']}" in info.context.caller.private
 
     @staticmethod
     async def resolve_versions(
@@ -205,7 +214,11 @@ class ModelQueries(graphene.ObjectType):
         limit = page_size(first)
         after_name = decode_key_cursor(after, 1)
         rows = await info.context.reads.registered_models_page(
-            search=search, tag=tag, after_name=after_name[0] if after_name else None, limit=limit + 1
+            search=search,
+            tag=tag,
+            after_name=after_name[0] if after_name else None,
+            limit=limit + 1,
+            hidden=sorted(info.context.readable.hidden_models),
         )
         return key_page(rows, limit, after, lambda last: encode_key_cursor(last["name"]))
 
@@ -223,11 +236,14 @@ class ModelQueries(graphene.ObjectType):
             until=filters.get("until"),
             before=position,
             limit=limit + 1,
+            hidden_scopes=info.context.readable.hidden_scopes(),
         )
         return key_page(rows, limit, after, lambda last: encode_row_cursor(last["occurred_at"], last["event_id"]))
 
     @staticmethod
     async def resolve_registered_model(root: Any, info: graphene.ResolveInfo, name: str) -> dict | None:
+        if not info.context.readable.model(name):
+            return None  # a private model is, to who may not read it, a model that does not exist
         return await info.context.reads.registered_model(name)
 
 

@@ -119,6 +119,13 @@ class Project(graphene.ObjectType):
     job_types = graphene.List(
         graphene.NonNull(graphene.String), required=True, description="the job types of its runs, for a filter"
     )
+    private = graphene.Boolean(
+        required=True, description="its entity is private: only principals with a grant there read it (setVisibility)"
+    )
+
+    @staticmethod
+    def resolve_private(row: dict, info: graphene.ResolveInfo) -> bool:
+        return f"entity:{row['entity']}" in info.context.caller.private
 
     @staticmethod
     async def resolve_job_types(row: dict, info: graphene.ResolveInfo) -> list[str]:
@@ -153,7 +160,7 @@ class RunQueries(graphene.ObjectType):
 
     @staticmethod
     async def resolve_run(root: Any, info: graphene.ResolveInfo, entity: str, project: str, run_id: str) -> dict | None:
-        return await info.context.reads.run(entity, project, run_id)
+        return await info.context.runs.load((entity, project, run_id))
 
     @staticmethod
     async def resolve_projects(
@@ -161,7 +168,9 @@ class RunQueries(graphene.ObjectType):
     ) -> dict:
         limit = page_size(first)
         before = decode_row_cursor(after, datetime.fromisoformat, str, str)
-        rows = await info.context.reads.projects(entity or None, before=before, limit=limit + 1)
+        rows = await info.context.reads.projects(
+            entity or None, before=before, limit=limit + 1, hidden=sorted(info.context.readable.hidden_entities)
+        )
         return key_page(
             rows,
             limit,
@@ -171,6 +180,8 @@ class RunQueries(graphene.ObjectType):
 
     @staticmethod
     async def resolve_project(root: Any, info: graphene.ResolveInfo, entity: str, project: str) -> dict | None:
+        if not info.context.readable.entity(entity):
+            return None
         found = await info.context.reads.projects(entity, project)
         return found[0] if found else None
 
@@ -188,7 +199,10 @@ class RunQueries(graphene.ObjectType):
     ) -> dict:
         limit = page_size(first)
         filters = RunFilters(entity, project, (search or "").strip() or None, value_of(state), job_type or None)
-        rows = await info.context.reads.runs_page(filters, before=decode_time_cursor(after), limit=limit + 1)
+        before = decode_time_cursor(after)
+        if not info.context.readable.entity(entity):
+            return {"items": [], "end_cursor": after, "has_next_page": False, "filters": filters, "first_page": True}
+        rows = await info.context.reads.runs_page(filters, before=before, limit=limit + 1)
         found = key_page(rows, limit, after, lambda last: encode_time_cursor(last["started_at"], last["run_id"]))
         return {**found, "filters": filters, "first_page": after is None}
 

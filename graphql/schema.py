@@ -17,6 +17,7 @@ from modelreg.graphql.parked_streams import ParkedStreamMutations, ParkedStreamQ
 from modelreg.graphql.runs import RunMutations, RunQueries
 from modelreg.graphql.storable_arguments import refuse_unstorable_arguments
 from modelreg.graphql.subscriptions import EventSubscriptions
+from modelreg.graphql.visibility import VisibilityMutations, VisibilityQueries
 
 
 class Query(
@@ -28,6 +29,7 @@ class Query(
     LaunchQueryFields,
     AutomationQueries,
     ParkedStreamQueryFields,
+    VisibilityQueries,
     graphene.ObjectType,
 ):
     pass
@@ -42,6 +44,7 @@ class Mutation(
     LaunchMutations,
     AutomationMutations,
     ParkedStreamMutations,
+    VisibilityMutations,
     graphene.ObjectType,
 ):
     pass

@@ -26,6 +26,7 @@ from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
 from modelreg.events.tail import LogTails, TailedEvent
 from modelreg.graphql.context import RequestContext
 from modelreg.graphql.errors import reported
+from modelreg.graphql.live_readable import LiveReadable
 
 
 @dataclass
@@ -108,6 +109,8 @@ async def _live_events(
             raise InvalidInput("subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)")
         event_filter = wanted()
         key_id = context.caller.key_id if context.caller else None
+        # A live event about a private entity or model reaches only who may read it.
+        readable = LiveReadable(context.caller) if context.caller else None
 
         def revokes_the_key(envelope: Envelope) -> bool:
             """The socket's key checked once, at connection_init: its revocation, seen here, ends the socket."""
@@ -116,7 +119,11 @@ async def _live_events(
             )
 
         def keep(envelope: Envelope) -> bool:
-            return revokes_the_key(envelope) or (event_filter.matches(envelope) and (also is None or also(envelope)))
+            if revokes_the_key(envelope):
+                return True
+            if readable is not None and not readable.sees(envelope):
+                return False
+            return event_filter.matches(envelope) and (also is None or also(envelope))
 
         tail = context.tails.follow(context.app.log, from_now=from_now, resume_point=after, keep=keep)
         context.open_tails.add(tail)

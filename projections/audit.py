@@ -11,6 +11,7 @@ import orjson
 from modelreg.events.envelope import Envelope
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement
+from modelreg.projections.readable import AUDIT_SCOPE_V1
 
 SCHEMA_V1 = """
 CREATE TABLE audit_log (
@@ -110,6 +111,8 @@ class AuditProjection(Projection):
         Migration("audit", 3, SCHEMA_V3),
         Migration("audit", 4, SCHEMA_V4),
         Migration("audit", 5, SCHEMA_V5),
+        # Which entity or model each record is about, for the read filter (projections/readable.py).
+        Migration("audit_scope", 1, AUDIT_SCOPE_V1),
     )
 
     def handled_types(self) -> set[str]:

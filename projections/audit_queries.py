@@ -3,6 +3,7 @@ and whether a client's command was already accepted. Never writes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -38,8 +39,10 @@ class AuditQueries:
         until: Any,
         before: tuple[Any, UUID] | None,
         limit: int,
+        hidden_scopes: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """Newest first; `before` is the (occurred_at, event_id) of the last record of the previous page."""
+        """Newest first; `before` is the (occurred_at, event_id) of the last record of the previous page.
+        `hidden_scopes`: private entities and models the caller may not read (projections/readable.py)."""
         kind, _, ident = (actor or "").partition(":")
         rows = await self.pool.fetch(
             """SELECT * FROM audit_log
@@ -49,6 +52,7 @@ class AuditQueries:
                  AND ($5::timestamptz IS NULL OR occurred_at >= $5)
                  AND ($6::timestamptz IS NULL OR occurred_at < $6)
                  AND ($7::timestamptz IS NULL OR (occurred_at, event_id) < ($7, $8::uuid))
+                 AND (scope IS NULL OR scope <> ALL($10::text[]))
                ORDER BY occurred_at DESC, event_id DESC LIMIT $9""",
             kind or None,
             ident or None,
@@ -59,5 +63,6 @@ class AuditQueries:
             before[0] if before else None,
             before[1] if before else None,
             limit,
+            list(hidden_scopes),
         )
         return [dict(r) for r in rows]

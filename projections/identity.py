@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from modelreg.events.envelope import Envelope
-from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
+from modelreg.events.identity import (
+    ApiKeyIssued,
+    ApiKeyRevoked,
+    RoleGranted,
+    RoleRevoked,
+    ScopeMadePrivate,
+    ScopeMadePublic,
+)
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
 
@@ -22,8 +29,8 @@ CREATE TABLE api_keys (
 """
 
 _ISSUED = """
-INSERT INTO api_keys (key_id, key_sha256, principal_kind, principal_id, role, label, issued_at, issued_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO api_keys (key_id, key_sha256, principal_kind, principal_id, role, label, issued_at, issued_by, scopes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT DO NOTHING
 """
 
@@ -57,14 +64,32 @@ ALTER TABLE api_keys ADD COLUMN revoked_by text;
 CREATE INDEX api_keys_by_principal ON api_keys (principal_kind, principal_id);
 """
 
+# Which entities and registered models are private (projections/readable.py reads it for every request), and
+# the scopes a key is limited to. Its own component: other work numbers "identity" migrations too.
+VISIBILITY_V1 = """
+CREATE TABLE private_scopes (
+    scope text PRIMARY KEY,
+    made_private_at timestamptz NOT NULL,
+    made_private_by text NOT NULL
+);
+ALTER TABLE api_keys ADD COLUMN scopes text[] NOT NULL DEFAULT '{}';
+"""
+
+_MADE_PRIVATE = """
+INSERT INTO private_scopes (scope, made_private_at, made_private_by) VALUES ($1, $2, $3) ON CONFLICT (scope) DO NOTHING
+"""
+
+_MADE_PUBLIC = "DELETE FROM private_scopes WHERE scope = $1"
+
 
 class IdentityProjection(Projection):
     name = "identity"
-    tables = ("api_keys", "role_grants")
+    tables = ("api_keys", "role_grants", "private_scopes")
     migrations = (
         Migration("identity", 1, SCHEMA_V1),
         Migration("identity", 2, SCHEMA_V2),
         Migration("identity", 3, SCHEMA_V3),
+        Migration("identity_visibility", 1, VISIBILITY_V1),
     )
 
     @handles(ApiKeyIssued)
@@ -78,6 +103,7 @@ class IdentityProjection(Projection):
             e.label,
             envelope.occurred_at,
             str(envelope.actor),
+            list(e.scopes),
         )
         return [Statement(_ISSUED, args)]
 
@@ -93,3 +119,11 @@ class IdentityProjection(Projection):
     @handles(RoleRevoked)
     def role_revoked(self, e: RoleRevoked, envelope: Envelope) -> list[Statement]:
         return [Statement(_GRANT_REVOKED, (e.principal.kind, e.principal.id, e.scope))]
+
+    @handles(ScopeMadePrivate)
+    def scope_made_private(self, e: ScopeMadePrivate, envelope: Envelope) -> list[Statement]:
+        return [Statement(_MADE_PRIVATE, (e.scope, envelope.occurred_at, str(envelope.actor)))]
+
+    @handles(ScopeMadePublic)
+    def scope_made_public(self, e: ScopeMadePublic, envelope: Envelope) -> list[Statement]:
+        return [Statement(_MADE_PUBLIC, (e.scope,))]

@@ -16,7 +16,7 @@ from modelreg.projections.search import like_pattern
 
 PrincipalKey = tuple[str, str]  # (kind, id)
 
-_KEY_COLUMNS = "key_id, principal_kind, principal_id, role, label, issued_at, issued_by, revoked_at, revoked_by"
+_KEY_COLUMNS = "key_id, principal_kind, principal_id, role, label, issued_at, issued_by, revoked_at, revoked_by, scopes"
 
 
 class IdentityQueries:
@@ -87,9 +87,11 @@ class IdentityQueries:
         return await self.pool.fetchval("SELECT count(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL")
 
     async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
-        """The live key with this hash (None if unknown or revoked), with its principal's grants (scope -> role)."""
+        """The live key with this hash (None if unknown or revoked), with its principal's grants (scope -> role),
+        the scopes it is limited to, and the installation's private scopes (projections/readable.py), in one trip."""
         row = await self.pool.fetchrow(
-            """SELECT k.key_id, k.principal_kind, k.principal_id, k.role,
+            """SELECT k.key_id, k.principal_kind, k.principal_id, k.role, k.scopes,
+                      (SELECT coalesce(array_agg(p.scope), '{}') FROM private_scopes p) AS private,
                       coalesce((SELECT jsonb_object_agg(g.scope, g.role) FROM role_grants g
                                 WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id),
                                '{}') AS grants
@@ -97,6 +99,10 @@ class IdentityQueries:
             key_sha256,
         )
         return dict(row) if row else None
+
+    async def private_scopes(self) -> frozenset[str]:
+        """The entities and registered models made private (`entity:<name>`, `model:<name>`)."""
+        return frozenset(r["scope"] for r in await self.pool.fetch("SELECT scope FROM private_scopes"))
 
     async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, Role]:
         """The roles one principal is granted, by scope: what a caller carries (`grants_of` gives the Access

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+
+# Whether an automation watches, or launches jobs in, a hidden scope: the SQL of `Readable.automation`.
+AUTOMATION_HIDDEN = """(
+    CASE WHEN jsonb_typeof(trigger -> 'registered_model') = 'string' THEN trigger ->> 'registered_model' = ANY({models})
+         ELSE coalesce(trigger ->> 'entity' = ANY({entities}), false) END
+    OR (action ->> 'kind' = 'launch' AND coalesce(action ->> 'entity' = ANY({entities}), false))
+)"""
 
 
 class LaunchQueries:
@@ -28,43 +36,55 @@ class LaunchQueries:
         row = await self.pool.fetchrow("SELECT * FROM launch_jobs WHERE job_id = $1", job_id)
         return dict(row) if row else None
 
-    async def entity_of_job(self, job_id: UUID) -> str | None:
-        return await self.pool.fetchval("SELECT entity FROM launch_jobs WHERE job_id = $1", job_id)
-
     async def jobs_by_ids(self, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
         rows = await self.pool.fetch("SELECT * FROM launch_jobs WHERE job_id = ANY($1::uuid[])", ids)
         return {r["job_id"]: dict(r) for r in rows}
 
     async def jobs(
-        self, *, queue: str | None, state: str | None, limit: int, after: tuple[Any, ...] | None = None
+        self,
+        *,
+        queue: str | None,
+        state: str | None,
+        limit: int,
+        after: tuple[Any, ...] | None = None,
+        hidden: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """Waiting jobs in the order agents take them (priority, then age); others newest first. `after` is the
         sort key of the last job of the previous page: (priority, enqueued_at, job_id) for waiting jobs,
-        (enqueued_at, job_id) for the others."""
+        (enqueued_at, job_id) for the others. `hidden`: private entities the caller may not read
+        (projections/readable.py)."""
         if state == "queued":
-            order, key = "priority DESC, enqueued_at, job_id", "(-priority, enqueued_at, job_id) > (-$4::int, $5, $6)"
+            order, key = "priority DESC, enqueued_at, job_id", "(-priority, enqueued_at, job_id) > (-$5::int, $6, $7)"
         else:
-            order, key = "enqueued_at DESC, job_id DESC", "(enqueued_at, job_id) < ($4, $5)"
+            order, key = "enqueued_at DESC, job_id DESC", "(enqueued_at, job_id) < ($5, $6)"
         rows = await self.pool.fetch(
             f"SELECT * FROM launch_jobs WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR state = $2) "
-            f"{'AND ' + key if after else ''} ORDER BY {order} LIMIT $3",
+            f"AND entity <> ALL($4::text[]) {'AND ' + key if after else ''} ORDER BY {order} LIMIT $3",
             queue,
             state,
             limit,
+            list(hidden),
             *(after or ()),
         )
         return [dict(r) for r in rows]
 
     async def next_waiting(
-        self, queues: list[str], limit: int, after: tuple[int, datetime, UUID] | None = None
+        self,
+        queues: list[str],
+        limit: int,
+        after: tuple[int, datetime, UUID] | None = None,
+        hidden: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """Queued jobs of these queues by priority, then age; `after` as for `jobs(state="queued")`."""
+        """Queued jobs of these queues by priority, then age; `after` as for `jobs(state="queued")`; `hidden` as
+        for `jobs`."""
         rows = await self.pool.fetch(
             "SELECT * FROM launch_jobs WHERE state = 'queued' AND queue = ANY($1::text[]) "
-            f"{'AND (-priority, enqueued_at, job_id) > (-$3::int, $4, $5)' if after else ''} "
+            "AND entity <> ALL($3::text[]) "
+            f"{'AND (-priority, enqueued_at, job_id) > (-$4::int, $5, $6)' if after else ''} "
             "ORDER BY priority DESC, enqueued_at, job_id LIMIT $2",
             queues,
             limit,
+            list(hidden),
             *(after or ()),
         )
         return [dict(r) for r in rows]
@@ -92,14 +112,24 @@ class LaunchQueries:
         return dict(row) if row else None
 
     async def automations(
-        self, *, after: tuple[datetime, UUID] | None = None, limit: int | None = None
+        self,
+        *,
+        after: tuple[datetime, UUID] | None = None,
+        limit: int | None = None,
+        hidden_entities: Sequence[str] = (),
+        hidden_models: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """Oldest first; `after` is the (created_at, automation_id) of the last one of the previous page."""
+        """Oldest first; `after` is the (created_at, automation_id) of the last one of the previous page.
+        `hidden_*`: private entities and models the caller may not read; an automation is left out when what
+        it watches or the entity it launches jobs in is hidden (`Readable.automation`, projections/readable.py)."""
         rows = await self.pool.fetch(
-            "SELECT * FROM automations WHERE $1::timestamptz IS NULL OR (created_at, automation_id) > ($1, $2) "
+            "SELECT * FROM automations WHERE ($1::timestamptz IS NULL OR (created_at, automation_id) > ($1, $2)) "
+            f"AND NOT {AUTOMATION_HIDDEN.format(entities='$4::text[]', models='$5::text[]')} "
             "ORDER BY created_at, automation_id LIMIT $3",
             *(after or (None, None)),
             limit,
+            list(hidden_entities),
+            list(hidden_models),
         )
         return [dict(r) for r in rows]
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from modelreg.projections.readable import EVERYTHING, Readable
 from modelreg.projections.search import like_pattern
 
 Direction = Literal["upstream", "downstream"]
@@ -31,6 +32,42 @@ WITH RECURSIVE walk(node, depth) AS (
 )
 SELECT node, min(depth) AS depth FROM walk GROUP BY node
 """
+
+
+def node_readable(node: str, hidden_entities: str, hidden_models: str) -> str:
+    """SQL: whether the caller may read lineage node `node` (projections/readable.py): a run by its entity;
+    a version by its entity, or by a registered model it is linked into. The other two name text[] arguments
+    (the hidden entities and models)."""
+    return f"""CASE WHEN {node} LIKE 'run:%' THEN split_part(substr({node}, 5), '/', 1) <> ALL({hidden_entities})
+        ELSE NOT EXISTS (
+            SELECT 1 FROM artifact_versions av
+            WHERE av.id = substr({node}, 10)::uuid AND av.entity = ANY({hidden_entities})
+            AND NOT EXISTS (SELECT 1 FROM model_versions mv WHERE mv.artifact_version_id = av.id
+                            AND mv.registered_model <> ALL({hidden_models})))
+        END"""
+
+
+# The walk for a caller with hidden scopes: a node it may not read is drawn but not walked through. Readability
+# is computed for the fan-out's first $3 only (the LIMIT is inside), so a hidden hub costs what a public one does.
+_WALK_READABLE = (
+    """
+WITH RECURSIVE walk(node, depth, readable) AS (
+    SELECT $1::text, 0, true
+    UNION
+    SELECT next.node, walk.depth + 1, next.readable
+    FROM walk
+    CROSS JOIN LATERAL (
+        SELECT n.node, """
+    + node_readable("n.node", "$4::text[]", "$5::text[]")
+    + """ AS readable
+        FROM (SELECT e.{far} AS node FROM lineage_edges e WHERE e.{near} = walk.node
+              ORDER BY e.recorded_at, e.{far} LIMIT $3) AS n
+    ) AS next
+    WHERE walk.depth < $2 AND walk.readable
+)
+SELECT node, min(depth) AS depth, bool_and(readable) AS readable FROM walk GROUP BY node
+"""
+)
 
 _EDGES_AMONG = """
 SELECT source, target, kind, recorded_at FROM lineage_edges
@@ -58,19 +95,34 @@ class LineageQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def walk(self, start: str, directions: list[Direction], depth: int, fan_out: int) -> dict[str, Any]:
+    async def walk(
+        self, start: str, directions: list[Direction], depth: int, fan_out: int, readable: Readable = EVERYTHING
+    ) -> dict[str, Any]:
         """Nodes (with their distance) and the edges between them. `hidden` says, for each node the walk
         expanded in a direction, how many of its neighbours there it left out (beyond `fan_out`);
-        `truncated` lists those nodes."""
+        `truncated` lists those nodes. A node the caller may not read (`readable`) is in `nodes` as
+        `{"id": "hidden:<n>", "kind": ..., "hidden": True}`, and the walk does not go through it."""
         nodes: dict[str, int] = {start: 0}
+        unreadable: set[str] = set()
         hidden: list[dict[str, Any]] = []
         async with self.pool.acquire() as conn:
             for direction in directions:
                 near, far = _ENDS[direction]
-                rows = await conn.fetch(_WALK.format(near=near, far=far), start, depth, fan_out)
+                if readable.hides_nothing:
+                    rows = await conn.fetch(_WALK.format(near=near, far=far), start, depth, fan_out)
+                else:
+                    rows = await conn.fetch(
+                        _WALK_READABLE.format(near=near, far=far),
+                        start,
+                        depth,
+                        fan_out,
+                        sorted(readable.hidden_entities),
+                        sorted(readable.hidden_models),
+                    )
+                    unreadable |= {r["node"] for r in rows if not r["readable"]}
                 for row in rows:
                     nodes[row["node"]] = min(nodes.get(row["node"], row["depth"]), row["depth"])
-                expanded = [r["node"] for r in rows if r["depth"] < depth]
+                expanded = [r["node"] for r in rows if r["depth"] < depth and r["node"] not in unreadable]
                 counts = await conn.fetch(_FAN_OUT.format(near=near), expanded)
                 hidden += [
                     {"node": r["node"], "direction": direction, "count": r["n"] - fan_out}
@@ -78,9 +130,21 @@ class LineageQueries:
                     if r["n"] > fan_out
                 ]
             edges = await conn.fetch(_EDGES_AMONG, list(nodes))
+        ordered = sorted(nodes.items(), key=lambda item: (item[1], item[0]))
+        # A hidden node keeps its kind and its place in the graph, never its name nor its id.
+        alias = {node: f"hidden:{n}" for n, node in enumerate((node for node, _ in ordered if node in unreadable), 1)}
         return {
-            "nodes": [{"id": n, "depth": d} for n, d in sorted(nodes.items(), key=lambda item: (item[1], item[0]))],
-            "edges": [dict(e) for e in edges],
+            "nodes": [
+                {"id": alias[n], "kind": n.split(":", 1)[0], "depth": d, "hidden": True}
+                if n in alias
+                else {"id": n, "depth": d}
+                for n, d in ordered
+            ],
+            "edges": [
+                {**e, "source": alias.get(e["source"], e["source"]), "target": alias.get(e["target"], e["target"])}
+                for e in edges
+                if not (e["source"] in alias and e["target"] in alias)
+            ],
             "hidden": sorted(hidden, key=lambda h: (nodes[h["node"]], h["node"], h["direction"])),
             "truncated": sorted({h["node"] for h in hidden}),
         }
@@ -94,10 +158,16 @@ class LineageQueries:
         beyond: int,
         after: tuple[datetime, str] | None,
         limit: int,
+        readable: Readable = EVERYTHING,
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of `node`'s neighbours in `direction` (each with the edge to it), oldest first, past
         the first `beyond` (what a walk with that fan-out drew) and after the `after` neighbour; and how
-        many there are past `beyond` that match `search`."""
+        many there are past `beyond` that match `search`.
+
+        With scopes hidden (`readable`), each row says whether it is `readable`; a search matches readable
+        neighbours only (a count must not tell a hidden name). A hidden neighbour's position is given as
+        `#<n>`, its rank among the neighbours recorded at the same instant, so that a cursor need not carry
+        its id; `after` may be such a position."""
         near, far = _ENDS[direction]
         conditions = [f"e.{near} = $1"]
         args: list[Any] = [node]
@@ -106,7 +176,26 @@ class LineageQueries:
             args.extend(key)
             conditions.append(f"(e.recorded_at, e.{far}) > (${len(args) - 1}, ${len(args)})")
 
+        placeholders: list[str] = []
+
+        def hidden_placeholders() -> list[str]:
+            """The hidden entities and models as arguments, added where a statement first uses them (an
+            argument no statement uses has no type PostgreSQL could infer)."""
+            if not placeholders:
+                args.extend([sorted(readable.hidden_entities), sorted(readable.hidden_models)])
+                placeholders.extend([f"${len(args) - 1}::text[]", f"${len(args)}::text[]"])
+            return placeholders
+
         async with self.pool.acquire() as conn:
+            if after is not None and after[1].startswith("#") and after[1][1:].isdigit():
+                tie = await conn.fetchval(
+                    f"SELECT {far} FROM lineage_edges WHERE {near} = $1 AND recorded_at = $2 ORDER BY {far} "
+                    "OFFSET $3 LIMIT 1",
+                    node,
+                    after[0],
+                    max(int(after[1][1:]) - 1, 0),
+                )
+                after = (after[0], tie or "")
             if beyond:
                 nth = await conn.fetchrow(_NTH.format(near=near, far=far), node, beyond - 1)
                 if nth is None:
@@ -115,14 +204,25 @@ class LineageQueries:
             if search:
                 args.append(like_pattern(search))
                 conditions.append(f"{_LABEL[direction]} LIKE ${len(args)}")
+                if not readable.hides_nothing:
+                    conditions.append(node_readable(f"e.{far}", *hidden_placeholders()))
             where = " AND ".join(conditions)
             total = await conn.fetchval(f"SELECT count(*) FROM lineage_edges e WHERE {where}", *args)
             if after is not None:
                 bound(after)
                 where = " AND ".join(conditions)
-            rows = await conn.fetch(
+            page = (
                 f"SELECT e.source, e.target, e.kind, e.recorded_at, e.{far} AS node FROM lineage_edges e "
-                f"WHERE {where} ORDER BY e.recorded_at, e.{far} LIMIT {int(limit)}",
+                f"WHERE {where} ORDER BY e.recorded_at, e.{far} LIMIT {int(limit)}"
+            )
+            if readable.hides_nothing:
+                rows = await conn.fetch(page, *args)
+                return [dict(r) for r in rows], total
+            rows = await conn.fetch(
+                f"""SELECT p.*, {node_readable("p.node", *hidden_placeholders())} AS readable,
+                           (SELECT count(*) FROM lineage_edges t WHERE t.{near} = $1 AND t.recorded_at = p.recorded_at
+                            AND t.{far} <= p.node) AS tie_rank
+                    FROM ({page}) AS p ORDER BY p.recorded_at, p.node""",
                 *args,
             )
         return [dict(r) for r in rows], total

@@ -28,6 +28,7 @@ from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSync
 from modelreg.projections.metric_chunks import CHUNK_POINTS, METRICS_LOGGED, SCHEMA_CHUNKS, packed_series
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
+from modelreg.projections.readable import FILES_V1
 
 SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -322,6 +323,8 @@ class RegistryProjection(Projection):
         Migration("registry", 7, SCHEMA_V7),
         Migration("registry", 8, SCHEMA_V8),
         Migration("registry", 9, SCHEMA_CHUNKS),
+        # Which versions hold a file, for /blobs downloads of callers with private scopes hidden (readable.py).
+        Migration("registry_files", 1, FILES_V1),
     )
 
     @handles(RunStarted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -107,14 +108,20 @@ class RegistryQueries:
         *,
         before: tuple[datetime, str, str] | None = None,
         limit: int | None = None,
+        hidden: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """Entity/project pairs that have runs, with how many and when the last one started or finished; the
         most recently active first. One pass over the leaves of `runs_newest` (no row is read), over the
         range of the entity or project when one is given. `before` is the (last_activity_at, entity, project)
-        of the last one of the previous page."""
+        of the last one of the previous page. `hidden`: private entities the caller may not read
+        (projections/readable.py)."""
         given = [(column, value) for column, value in (("entity", entity), ("project", project)) if value is not None]
-        where = " AND ".join(f"{column} = ${n}" for n, (column, _) in enumerate(given, 1)) or "true"
+        conditions = [f"{column} = ${n}" for n, (column, _) in enumerate(given, 1)]
         args: list[Any] = [value for _, value in given]
+        if hidden:
+            args.append(list(hidden))
+            conditions.append(f"entity <> ALL(${len(args)}::text[])")
+        where = " AND ".join(conditions) or "true"
         having = ""
         if before is not None:
             args += list(before)
@@ -234,6 +241,14 @@ class RegistryQueries:
         )
         return dict(row) if row else None
 
+    async def models_linking(self, artifact_version_id: UUID) -> list[str]:
+        """The registered models this version is linked into, by name."""
+        rows = await self.pool.fetch(
+            "SELECT registered_model FROM model_versions WHERE artifact_version_id = $1 ORDER BY registered_model",
+            artifact_version_id,
+        )
+        return [r["registered_model"] for r in rows]
+
     async def links_of(self, artifact_version_id: UUID) -> list[dict[str, Any]]:
         """Every registered model that links this artifact version, with the aliases it holds there."""
         rows = await self.pool.fetch(
@@ -266,14 +281,23 @@ class RegistryQueries:
         return {(r["entity"], r["project"], r["run_id"]): dict(r) for r in rows}
 
     async def registered_models_page(
-        self, *, search: str | None, tag: str | None, after_name: str | None, limit: int
+        self,
+        *,
+        search: str | None,
+        tag: str | None,
+        after_name: str | None,
+        limit: int,
+        hidden: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
+        """`hidden`: private models the caller may not read (projections/readable.py)."""
         rows = await self.pool.fetch(
             "SELECT * FROM registered_models WHERE ($1::text IS NULL OR name ILIKE $1) "
-            "AND ($2::text IS NULL OR tags @> ARRAY[$2]) AND ($3::text IS NULL OR name > $3) ORDER BY name LIMIT $4",
+            "AND ($2::text IS NULL OR tags @> ARRAY[$2]) AND ($3::text IS NULL OR name > $3) "
+            "AND name <> ALL($5::text[]) ORDER BY name LIMIT $4",
             like_pattern(search) if search else None,
             tag,
             after_name,
             limit,
+            list(hidden),
         )
         return [dict(r) for r in rows]

@@ -1,9 +1,14 @@
 """Who may do what: a caller's role on a scope, from its API key and the grants it holds.
 
-Reading needs only a live key (every role can read); roles govern writes. A key's role holds
-everywhere, and a grant on a scope overrides it there: `model:<name>` before `registry`, `entity:<name>`
-for runs, artifacts, Launch jobs and automations. An installation admin (an admin key) is admin everywhere.
-A command naming only an id (a job, an automation) is checked on the scope the read models give that thing.
+Reading needs only a live key (every role can read), except in private scopes; roles govern writes. A key's
+role holds everywhere, and a grant on a scope overrides it there: `model:<name>` before `registry`,
+`entity:<name>` for runs, artifacts, Launch jobs and automations. An installation admin (an admin key) is
+admin everywhere. A command naming only an id (a job, an automation) is checked on the scope the read models
+give that thing.
+
+A private entity or model (projections/readable.py) is where a key's own role does not hold: only a grant
+there (or an admin key) gives any role, viewer included. A key limited to scopes holds its role and its
+principal's grants only there; elsewhere it reads what is public and writes nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from typing import Any
 from modelreg.errors import PermissionDenied
 from modelreg.events.envelope import Actor
 from modelreg.events.identity import Role
+from modelreg.projections.readable import Readable
 
-RANK: dict[str, int] = {"viewer": 1, "member": 2, "admin": 3}
+RANK: dict[str, int] = {"none": 0, "viewer": 1, "member": 2, "admin": 3}
 
 
 def model_scopes(registered_model: str) -> tuple[str, ...]:
@@ -26,6 +32,11 @@ def model_scopes(registered_model: str) -> tuple[str, ...]:
 
 def entity_scopes(entity: str) -> tuple[str, ...]:
     return (f"entity:{entity}",)
+
+
+def queue_scope(queue: str) -> str:
+    """Where a Launch job waits: no role is granted there, but a key may be limited to it (an agent's key)."""
+    return f"queue:{queue}"
 
 
 def automation_scopes(trigger: Mapping[str, Any], action: Mapping[str, Any]) -> tuple[str, ...]:
@@ -47,17 +58,34 @@ class Caller:
     role: Role  # the role of the key the caller presented
     grants: Mapping[str, Role] = field(default_factory=dict)
     key_id: str | None = None  # the key presented (None: the server acting on its own behalf)
+    private: frozenset[str] = frozenset()  # the installation's private scopes, when the key was looked up
+    limits: tuple[str, ...] = ()  # the scopes the key is limited to; () not limited
 
-    def role_on(self, scopes: tuple[str, ...]) -> Role:
+    def role_on(self, scopes: tuple[str, ...]) -> str:
+        """The role held where a command acts; "none" in a private scope the caller holds nothing in."""
+        if self.limits and not any(self._within_limits(scope) for scope in scopes):
+            return "none" if any(scope in self.private for scope in scopes) else "viewer"
         if self.role == "admin":
             return "admin"
         for scope in scopes:
             if scope in self.grants:
                 return self.grants[scope]
+        if any(scope in self.private for scope in scopes):
+            return "none"
         return self.role
+
+    def _within_limits(self, scope: str) -> bool:
+        return scope in self.limits or (scope.startswith("model:") and "registry" in self.limits)
+
+    def readable(self) -> Readable:
+        """What this caller may read: the visibility set every read path filters by."""
+        return Readable.of(admin=self.role == "admin", grants=self.grants, private=self.private, limits=self.limits)
 
     def writes_somewhere(self) -> bool:
         """Member or more on some scope: enough to upload artifact files (logging the version is checked)."""
+        if self.limits:
+            held = [self.role_on((scope,)) for scope in self.limits]
+            return any(RANK[role] >= RANK["member"] for role in held)
         return any(RANK[role] >= RANK["member"] for role in (self.role, *self.grants.values()))
 
     def may(self, needed: Role, scopes: tuple[str, ...]) -> bool:
@@ -67,6 +95,16 @@ class Caller:
         held = self.role_on(scopes)
         if RANK[held] < RANK[needed]:
             where = scopes[0] if scopes else "this installation"
+            if self.limits and not any(self._within_limits(scope) for scope in scopes):
+                raise PermissionDenied(
+                    f"the key in use is limited to {', '.join(self.limits)}; {doing} acts on {where}: "
+                    "use a key limited to it, or one without limits"
+                )
+            if held == "none":
+                raise PermissionDenied(
+                    f"{where} is private and {self.actor} holds no role there; {doing} needs {needed}: "
+                    f"ask an admin of {where} to grant it (mutation grantRole)"
+                )
             # A grant is on a scope; the installation's role is the key's, so only another key changes it.
             ask = (
                 f"ask an admin of {where} to grant it (mutation grantRole)"

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from modelreg.events.artifacts import Manifest
-from modelreg.events.identity import KeyId, KeyLabel, PrincipalId, PrincipalKind, Role, Scope
+from modelreg.events.identity import KeyId, KeyLabel, KeyLimits, PrincipalId, PrincipalKind, PrivateScope, Role, Scope
 from modelreg.events.names import (
     AliasName,
     ArtifactName,
@@ -250,6 +250,8 @@ class IssueApiKey(Command):
     principal_id: PrincipalId
     role: Role = "member"
     label: KeyLabel | None = None
+    # Not `scopes`: that is every command's method saying where it acts.
+    limited_to: KeyLimits = Field(default=(), description="limit the key to these scopes (a CI key for one model)")
 
 
 class RevokeApiKey(Command):
@@ -280,6 +282,19 @@ class RevokeRole(Command):
     principal_kind: PrincipalKind
     principal_id: PrincipalId
     scope: Scope
+
+    def scopes(self) -> tuple[str, ...]:
+        return _scopes_of(self.scope)
+
+
+class SetVisibility(Command):
+    """Make an entity or a registered model private (only who holds a grant there reads it) or public again.
+    An admin action on that scope; a model may be made private before its first version is linked."""
+
+    needs = "admin"
+
+    scope: PrivateScope
+    private: bool
 
     def scopes(self) -> tuple[str, ...]:
         return _scopes_of(self.scope)

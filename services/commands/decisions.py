@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from modelreg.events.envelope import Actor, Envelope, Event
-from modelreg.services.commands.access import Caller, model_scopes
+from modelreg.services.commands.access import Caller, entity_scopes, model_scopes
 from modelreg.services.commands.read_models import ReadModels
 
 
@@ -42,6 +42,16 @@ class CommandContext:
     @property
     def actor(self) -> Actor:
         return self.caller.actor
+
+    async def require_readable_version(self, version: dict[str, Any], doing: str) -> None:
+        """A version of a private entity is used or linked only by who may read it (viewer on its entity, or
+        a reader of a registered model it is linked into)."""
+        readable = self.caller.readable()
+        if readable.entity(version["entity"]):
+            return
+        linked = await self.reads.registry.models_linking(version["id"])
+        if not any(readable.model(model) for model in linked):
+            self.caller.require("viewer", entity_scopes(version["entity"]), doing)
 
     async def require_admin_for_protected(self, registered_model: str, aliases: tuple[str, ...], doing: str) -> None:
         """Protected aliases (`production`, say) are moved by the model's admins only."""

@@ -22,7 +22,16 @@ from modelreg.events.artifacts import (
     artifact_stream,
 )
 from modelreg.events.envelope import Actor
-from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked, principal_stream
+from modelreg.events.identity import (
+    ApiKeyIssued,
+    ApiKeyRevoked,
+    RoleGranted,
+    RoleRevoked,
+    ScopeMadePrivate,
+    ScopeMadePublic,
+    principal_stream,
+    visibility_stream,
+)
 from modelreg.events.registry import (
     AliasAdded,
     AliasProtected,
@@ -60,6 +69,7 @@ from modelreg.services.commands.commands import (
     RemoveAlias,
     RevokeApiKey,
     RevokeRole,
+    SetVisibility,
     StartRun,
     TagArtifactVersion,
     TagModel,
@@ -212,8 +222,10 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
 async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.artifact_version_id)
-    if await ctx.reads.registry.artifact_version(cmd.artifact_version_id) is None:
+    version = await ctx.reads.registry.artifact_version(cmd.artifact_version_id)
+    if version is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist")
+    await ctx.require_readable_version(version, f"using a version of {version['entity']}")
     if await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist")
     payload = ArtifactVersionUsed(**cmd.facts())
@@ -223,8 +235,11 @@ async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> 
 async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.artifact_version_id)
-    if await ctx.reads.registry.artifact_version(cmd.artifact_version_id) is None:
+    version = await ctx.reads.registry.artifact_version(cmd.artifact_version_id)
+    if version is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist: log it before linking it")
+    # Publishing into a registry lets the model's readers read the version: only who reads it may publish it.
+    await ctx.require_readable_version(version, f"linking a version of {version['entity']}")
     await ctx.require_admin_for_protected(cmd.registered_model, cmd.aliases, "setting")
     stream = registered_model_stream(cmd.registered_model)
     events = []
@@ -313,7 +328,12 @@ async def issue_api_key(cmd: IssueApiKey, ctx: CommandContext) -> Decision:
     key = f"mr_{key_id}_{secrets.token_urlsafe(32)}"
     principal = Actor(kind=cmd.principal_kind, id=cmd.principal_id)
     payload = ApiKeyIssued(
-        key_id=key_id, principal=principal, key_sha256=key_sha256(key), role=cmd.role, label=cmd.label
+        key_id=key_id,
+        principal=principal,
+        key_sha256=key_sha256(key),
+        role=cmd.role,
+        label=cmd.label,
+        scopes=tuple(dict.fromkeys(cmd.limited_to)),
     )
     return Decision([ctx.event(payload, principal_stream(principal))], key)
 
@@ -344,6 +364,13 @@ async def revoke_role(cmd: RevokeRole, ctx: CommandContext) -> Decision:
     if cmd.scope not in await ctx.reads.identity.roles_by_scope(cmd.principal_kind, cmd.principal_id):
         raise NotFound(f"{principal} holds no role on {cmd.scope}")
     return Decision([ctx.event(RoleRevoked(principal=principal, scope=cmd.scope), principal_stream(principal))], None)
+
+
+async def set_visibility(cmd: SetVisibility, ctx: CommandContext) -> Decision:
+    if (cmd.scope in await ctx.reads.identity.private_scopes()) == cmd.private:
+        return Decision([], cmd.private)  # already so
+    payload = ScopeMadePrivate(scope=cmd.scope) if cmd.private else ScopeMadePublic(scope=cmd.scope)
+    return Decision([ctx.event(payload, visibility_stream(cmd.scope))], cmd.private)
 
 
 async def protect_alias(cmd: ProtectAlias, ctx: CommandContext) -> Decision:
@@ -409,6 +436,7 @@ HANDLERS: dict[type[Command], Handler] = {
     UntagModel: untag_model,
     GrantRole: grant_role,
     RevokeRole: revoke_role,
+    SetVisibility: set_visibility,
     ProtectAlias: protect_alias,
     UnprotectAlias: unprotect_alias,
     TagArtifactVersion: tag_artifact_version,

@@ -35,7 +35,7 @@ from modelreg.events.launch import (
     Trigger,
 )
 from modelreg.events.names import EntityName, ProjectName, RunId
-from modelreg.services.commands.access import automation_scopes, entity_scopes
+from modelreg.services.commands.access import automation_scopes, entity_scopes, queue_scope
 from modelreg.services.commands.commands import Command
 
 if TYPE_CHECKING:
@@ -65,6 +65,9 @@ class EnqueueJob(Command):
     job_id: UUID | None = None
     triggered_by: Trigger | None = None
 
+    def scopes(self) -> tuple[str, ...]:
+        return (*entity_scopes(self.entity), queue_scope(self.queue))
+
 
 class OnAJob(Command):
     """A command about one job: checked on the job's entity, which the read models know."""
@@ -72,10 +75,10 @@ class OnAJob(Command):
     job_id: UUID
 
     async def scopes_in(self, reads: ReadModels) -> tuple[str, ...]:
-        entity = await reads.launch.entity_of_job(self.job_id)
-        if entity is None:
+        job = await reads.launch.job(self.job_id)
+        if job is None:
             raise NotFound(f"job {self.job_id} does not exist")
-        return entity_scopes(entity)
+        return (*entity_scopes(job["entity"]), queue_scope(job["queue"]))
 
 
 class JobCommand(OnAJob):

@@ -35,6 +35,7 @@ from modelreg.graphql.schema import RESOLVER_MIDDLEWARE, build_schema
 from modelreg.graphql.subscriptions import SubscriberContext
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.progress import ProjectionLagging
+from modelreg.projections.readable import Visibility
 from modelreg.services.automations.webhook_signing import WebhookSecrets
 from modelreg.services.bootstrap import ProcessParts, given_or_own
 from modelreg.services.commands.access import Caller, service_caller
@@ -94,6 +95,8 @@ async def caller_of_key(key: str | None, identity: IdentityQueries) -> Caller:
         found["role"],
         found["grants"],
         key_id=found["key_id"],
+        private=frozenset(found["private"]),
+        limits=tuple(found["scopes"]),
     )
 
 
@@ -327,6 +330,11 @@ async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResp
             raise web.HTTPUnauthorized(text=NO_KEY)
         if request.method not in ("GET", "HEAD") and not caller.writes_somewhere():
             raise web.HTTPForbidden(text=f"{caller.actor} is a viewer: uploading artifact files needs member")
+        digest = request.match_info.get("digest")
+        if request.method == "GET" and digest is not None:
+            # A file is readable when one version the caller may read holds it; otherwise it is not there.
+            if not await Visibility(request.app[APP].reads.pool).blob_readable(digest, caller.readable()):
+                raise web.HTTPNotFound(text=f"no blob {digest} in an artifact version you may read")
     return await handler(request)
 
 

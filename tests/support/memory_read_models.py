@@ -19,7 +19,14 @@ from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagg
 from modelreg.events.automations import AutomationCreated, AutomationDisabled, AutomationEnabled
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Envelope
-from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
+from modelreg.events.identity import (
+    ApiKeyIssued,
+    ApiKeyRevoked,
+    RoleGranted,
+    RoleRevoked,
+    ScopeMadePrivate,
+    ScopeMadePublic,
+)
 from modelreg.events.launch import (
     JobCancelled,
     JobClaimed,
@@ -83,6 +90,9 @@ class MemoryRegistry:
 
     async def model_version_of(self, name: str, artifact_version_id: UUID) -> dict[str, Any] | None:
         return self.links.get((name, artifact_version_id))
+
+    async def models_linking(self, artifact_version_id: UUID) -> list[str]:
+        return sorted(model for model, version in self.links if version == artifact_version_id)
 
     async def alias_target(self, name: str, alias: str) -> UUID | None:
         return self.aliases.get((name, alias))
@@ -181,6 +191,7 @@ class MemoryAudit:
 class MemoryIdentity:
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     grants: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # principal -> scope -> role
+    private: set[str] = field(default_factory=set)  # the entities and models made private
 
     async def api_key(self, key_id: str) -> dict[str, Any] | None:
         return self.keys.get(key_id)
@@ -190,6 +201,9 @@ class MemoryIdentity:
 
     async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, str]:
         return dict(self.grants.get((principal_kind, principal_id), {}))
+
+    async def private_scopes(self) -> frozenset[str]:
+        return frozenset(self.private)
 
     def apply(self, envelope: Envelope) -> None:
         e = envelope.payload
@@ -201,6 +215,7 @@ class MemoryIdentity:
                     "principal_kind": e.principal.kind,
                     "principal_id": e.principal.id,
                     "role": e.role,
+                    "scopes": list(e.scopes),
                     "revoked_at": None,
                 }
             case ApiKeyRevoked():
@@ -209,6 +224,10 @@ class MemoryIdentity:
                 self.grants.setdefault((e.principal.kind, e.principal.id), {})[e.scope] = e.role
             case RoleRevoked():
                 self.grants.get((e.principal.kind, e.principal.id), {}).pop(e.scope, None)
+            case ScopeMadePrivate():
+                self.private.add(e.scope)
+            case ScopeMadePublic():
+                self.private.discard(e.scope)
 
 
 @dataclass
@@ -222,10 +241,6 @@ class MemoryLaunch:
 
     async def job(self, job_id: UUID) -> dict[str, Any] | None:
         return self.jobs.get(job_id)
-
-    async def entity_of_job(self, job_id: UUID) -> str | None:
-        job = self.jobs.get(job_id)
-        return job["entity"] if job else None
 
     async def automation(self, automation_id: UUID) -> dict[str, Any] | None:
         return self.automations.get(automation_id)

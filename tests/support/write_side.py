@@ -4,6 +4,7 @@ in dicts that follow the appended events (memory_read_models.py). What handler u
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any, Literal
 from uuid import UUID
 
@@ -25,10 +26,12 @@ def caller(
     *,
     grants: dict[str, Role] | None = None,
     kind: Literal["user", "service", "automation"] = "user",
+    limits: tuple[str, ...] = (),
 ) -> Caller:
-    """A key holder: `caller("member")` is user:member-key, a member everywhere unless `grants` say otherwise."""
+    """A key holder: `caller("member")` is user:member-key, a member everywhere unless `grants` say otherwise;
+    `limits`: the scopes its key is limited to."""
     principal = Actor(kind=kind, id=who or f"{role}-key")
-    return Caller(principal, role, grants or {}, key_id=f"key-of-{principal.id}")
+    return Caller(principal, role, grants or {}, key_id=f"key-of-{principal.id}", limits=limits)
 
 
 ADMIN = caller("admin", "ada")
@@ -53,6 +56,11 @@ class WriteSide:
 
     async def __call__(self, command: Command, by: Caller = ADMIN, **options: Any) -> Accepted:
         return await self.app.execute(command, by, **options)
+
+    def looked_up(self, who: Caller) -> Caller:
+        """`who` as the server sees it on its next request: with the private scopes the identity read model
+        holds (the key lookup reads them, services/http/api.py)."""
+        return replace(who, private=frozenset(self.read_models.identity.private))
 
     def appended(self) -> list[Envelope]:
         """Every event on the log, in the order it was appended."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged, ArtifactVersionUsed
 from modelreg.events.automations import AutomationCreated, AutomationFired, WebhookAttempted
 from modelreg.events.envelope import Event
-from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked
+from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked, ScopeMadePrivate
 from modelreg.events.launch import (
     AgentHeartbeat,
     JobCancelled,
@@ -60,6 +60,7 @@ MIRRORS: list[tuple[type[Command], type[Event]]] = [
     (c.RevokeApiKey, ApiKeyRevoked),
     (c.GrantRole, RoleGranted),
     (c.RevokeRole, RoleRevoked),
+    (c.SetVisibility, ScopeMadePrivate),
     (lc.CreateQueue, QueueCreated),
     (lc.EnqueueJob, JobEnqueued),
     (lc.ClaimJob, JobClaimed),

@@ -14,7 +14,16 @@ from support.history import registry_history
 from modelreg.events.catalog import EVENT_TYPES
 from modelreg.events.codec import decode, encode
 from modelreg.events.envelope import Actor, Envelope
-from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked, principal_stream
+from modelreg.events.identity import (
+    ApiKeyIssued,
+    ApiKeyRevoked,
+    RoleGranted,
+    RoleRevoked,
+    ScopeMadePrivate,
+    ScopeMadePublic,
+    principal_stream,
+    visibility_stream,
+)
 from modelreg.events.runs import RunStarted, RunSynced, run_stream
 from modelreg.services.cli import main
 
@@ -30,12 +39,24 @@ def test_the_export_command_writes_one_schema_per_event_type(tmp_path: Path) -> 
 def identity_events() -> list[Envelope]:
     admin = Actor(kind="user", id="admin")
     issued = ApiKeyIssued(key_id="0123456789ab", principal=admin, key_sha256="f" * 64, role="admin")
+    ci_key = ApiKeyIssued(
+        key_id="0123456789ac",
+        principal=Actor(kind="service", id="ci"),
+        key_sha256="e" * 64,
+        role="member",
+        scopes=("model:nature-classification",),
+    )
     revoked = ApiKeyRevoked(key_id="0123456789ab", principal=admin)
     bob = Actor(kind="user", id="bob")
     granted = RoleGranted(principal=bob, scope="model:nature-classification", role="admin")
     taken_back = RoleRevoked(principal=bob, scope="model:nature-classification")
+    hidden, shown = ScopeMadePrivate(scope="entity:acme"), ScopeMadePublic(scope="entity:acme")
     return [
-        Envelope.new(p, stream=principal_stream(admin), actor=admin) for p in (issued, revoked, granted, taken_back)
+        *(
+            Envelope.new(p, stream=principal_stream(admin), actor=admin)
+            for p in (issued, ci_key, revoked, granted, taken_back)
+        ),
+        *(Envelope.new(p, stream=visibility_stream("entity:acme"), actor=admin) for p in (hidden, shown)),
     ]
 
 

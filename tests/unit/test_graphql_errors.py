@@ -24,6 +24,7 @@ from graphql import (
 from modelreg.errors import Conflict
 from modelreg.graphql.errors import actionable
 from modelreg.graphql.schema import RESOLVER_MIDDLEWARE, build_schema
+from modelreg.projections.readable import EVERYTHING
 
 SCHEMA = build_schema().graphql_schema
 SECRET = "password=hunter2 at db.internal:5432"
@@ -61,7 +62,7 @@ BY_NAME = {
     "type": '"model"',
     "principal": '"user:bob"',
     "principalId": '"bob"',
-    "scope": '"registry"',
+    "scope": '"model:m"',  # registry is no scope setVisibility takes
     "agentId": '"service:ci:h1"',
     "queue": '"cpu"',
     "projection": '"registry"',
@@ -157,6 +158,7 @@ class OneModel:
 class ContextWith:
     def __init__(self, reads: object) -> None:
         self.reads = reads
+        self.readable = EVERYTHING  # a caller who may read everything
 
 
 async def test_a_nested_field_failing_hides_its_message_and_its_siblings_still_answer() -> None:

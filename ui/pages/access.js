@@ -1,6 +1,7 @@
 // Access: who holds which API keys and roles. Installation admins (an admin key) see every principal and
 // issue keys, revoke them, grant and revoke roles on a scope; anyone else sees their own keys and grants,
 // read-only. The key itself is shown once, when it is issued: the server keeps only its hash.
+// Private entities and models are listed here too (the ones the viewer may read), and switched by admins.
 import { useState } from "preact/hooks";
 import { useLive, useMutation, useQuery } from "../api.js";
 import { isAdmin, useViewer } from "../access.js";
@@ -26,6 +27,39 @@ const REVOKE_GRANT = `mutation RevokeGrant($input: RevokeRoleInput!) { revokeRol
 
 const ROLES = ["VIEWER", "MEMBER", "ADMIN"];
 const roleOptions = () => ROLES.map((r) => html`<option value=${r}>${shown(r)}</option>`);
+
+const PRIVATE_SCOPES = `{ privateScopes(first: 100) { items { scope visibility } hasNextPage } }`;
+const SET_VISIBILITY = `mutation SetVisibility($scope: String!, $visibility: Visibility!) {
+  setVisibility(input: { scope: $scope, visibility: $visibility }) { scope visibility }
+}`;
+
+// Who reads what: public by default; private scopes are read by their grant holders and admin keys only.
+function PrivateScopes({ admin }) {
+  const result = useQuery(PRIVATE_SCOPES); // not live: the page's one socket follows principals' events
+  const [scope, setScope] = useState("");
+  const [state, run] = useMutation(result.reload);
+  const switchTo = (s, visibility) => run(SET_VISIBILITY, { scope: s, visibility });
+  return html`<section class="card" data-testid="private-scopes">
+    <h2>Private entities and models</h2>
+    <p class="muted">Everything is public by default: every key reads it. A private entity (a team) or registered
+      model is read only by principals with a grant on it (viewer is enough) and by admin keys; to anyone else it
+      does not exist: not in lists, counts, search, history, live events or files, and a lineage walk shows its
+      nodes as <em>private</em> and stops there. A version a private team links into a registered model is read by
+      that model's readers (linking it needs viewer on the team). Admins of the scope switch it.</p>
+    <${Loaded} result=${result}>${({ privateScopes }) => html`
+      ${!privateScopes.items.length && html`<p class="muted">Nothing you may read is private.</p>`}
+      <ul class="access-list">${privateScopes.items.map((p) => html`<li data-testid="private-scope">
+        <${Badge}>private<//> <code>${p.scope}</code>
+        ${admin && html` <button class="link small" disabled=${state.busy} onClick=${() => switchTo(p.scope, "PUBLIC")}
+          aria-label=${"make " + p.scope + " public"}>make public</button>`}</li>`)}</ul>`}<//>
+    ${admin && html`<form class="inline" data-testid="visibility-form"
+        onSubmit=${async (e) => { e.preventDefault(); if (await switchTo(scope.trim(), "PRIVATE")) setScope(""); }}>
+      <label>Scope <input required value=${scope} placeholder="entity:<name> or model:<name>" onInput=${(e) => setScope(e.target.value)} /></label>
+      <button type="submit" disabled=${state.busy || !scope.trim()}>Make private</button>
+    </form>`}
+    ${state.error && html`<${ErrorBox} error=${state.error} />`}
+  </section>`;
+}
 
 // A button that asks before it acts: a revoked key cannot be brought back.
 function Confirmed({ label, question, confirm, busy, onConfirm }) {
@@ -186,5 +220,6 @@ export function Access() {
   const admin = isAdmin(viewer);
   return html`<main class="pad"><h1>Access</h1>
     ${admin ? html`<${AdminAccess} keyInUse=${viewer.keyId} />` : html`<${OwnAccess} />`}
+    <${PrivateScopes} admin=${admin} />
   </main>`;
 }

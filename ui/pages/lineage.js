@@ -30,6 +30,7 @@ const STYLE = [
   { selector: "node[kind = 'artifact']", style: { shape: "ellipse", "background-color": "#10b981" } },
   { selector: "node[type = 'dataset']", style: { shape: "barrel", "background-color": "#f59e0b" } },
   { selector: "node[kind = 'cluster']", style: { shape: "round-rectangle", "background-color": "#f3f4f6", "border-width": 1.5, "border-style": "dashed", "border-color": "#6b7280", "text-halign": "center", "text-margin-x": 0, "text-background-opacity": 0, color: "#374151", "font-size": 12, height: 24, width: (n) => 16 + 6.8 * n.data("label").length } },
+  { selector: "node[?hidden]", style: { "background-color": "#d1d5db", "border-width": 1.5, "border-style": "dashed", "border-color": "#6b7280", color: "#6b7280" } },
   { selector: "node[?start]", style: { "border-width": 3, "border-color": "#111827", "font-weight": 600 } },
   { selector: "node[?picked]", style: { "border-width": 3, "border-color": "#8b5cf6" } },
   { selector: "edge", style: { width: 1.5, "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": "#9ca3af", "target-arrow-color": "#9ca3af", "target-label": "data(label)", "target-text-offset": 34, "target-text-rotation": "autorotate", "font-size": 9, "min-zoomed-font-size": 8, color: "#6b7280" } },
@@ -61,7 +62,7 @@ function Graph({ view, startId, picked, onNode, onCluster }) {
     const crowded = (e) => degree.get(`>${e.source}`) > 3 || degree.get(`<${e.target}`) > 3;
     const elements = [
       ...view.nodes.map((n) => ({
-        data: { id: n.id, kind: shown(n.kind), type: n.artifactVersion?.type, label: label(n), start: n.id === startId, picked: picked.has(n.id), node: n },
+        data: { id: n.id, kind: shown(n.kind), type: n.artifactVersion?.type, label: label(n), start: n.id === startId, picked: picked.has(n.id), hidden: !!n.hidden, node: n },
       })),
       ...view.edges.map((e) => ({
         data: { id: `${e.source}->${e.target}`, source: e.source, target: e.target, kind: shown(e.kind), label: crowded(e) ? "" : shown(e.kind) },
@@ -96,7 +97,7 @@ function LineageView({ lineage, startId, added, setAdded, open, setOpen, walkFro
   const cluster = lineage.hidden.find((h) => clusterId(h) === open); // stays open when its last member was added
   const parentDepth = (c) => lineage.nodes.find((n) => n.id === c.node).depth;
   const add = (c) => (item) => setAdded([...added, { node: { ...item.node, depth: parentDepth(c) + 1 }, edge: item.edge, cluster: clusterId(c) }]);
-  const onNode = (n) => (n.kind === "RUN" ? (location.hash = nodeHref(n).slice(1)) : walkFrom(n));
+  const onNode = (n) => (n.hidden ? null : n.kind === "RUN" ? (location.hash = nodeHref(n).slice(1)) : walkFrom(n));
   return html`
     <div class="lineage-view">
       <${Graph} view=${view} startId=${startId} picked=${picked} onNode=${onNode} onCluster=${(c) => setOpen(c.id)} />
@@ -106,8 +107,8 @@ function LineageView({ lineage, startId, added, setAdded, open, setOpen, walkFro
     <table class="grid" data-testid="lineage-nodes">
       <thead><tr><th>Node</th><th>Kind</th><th>Steps away</th></tr></thead>
       <tbody>${view.nodes.map((n) => html`<tr>
-        <td><a href=${nodeHref(n)}>${label(n)}</a>
-          ${n.id !== startId && html` <button class="link small" onClick=${() => walkFrom(n)} aria-label=${"walk from " + label(n)}>walk from here</button>`}
+        <td>${n.hidden ? html`<span class="muted" data-testid="hidden-node">${label(n)}</span>` : html`<a href=${nodeHref(n)}>${label(n)}</a>`}
+          ${n.id !== startId && !n.hidden && html` <button class="link small" onClick=${() => walkFrom(n)} aria-label=${"walk from " + label(n)}>walk from here</button>`}
           ${n.artifactVersion?.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}</td>
         <td>${kindOf(n)}</td>
         <td>${n.depth}</td></tr>`)}</tbody>

@@ -76,16 +76,16 @@ export function ClusterPanel({ hidden, parent, fanOut, inGraph, onAdd, onWalk, o
     <p class="muted" role="status">${status}</p>
     ${page.error && html`<${ErrorBox} error=${page.error} />`}
     <ul class="members" data-testid="cluster-members">${page.items.map((item) => { const node = item.node; return html`<li key=${node.id}>
-      <a href=${nodeHref(node)} title="open">${label(node)}</a>
+      ${node.hidden ? html`<span class="muted">${label(node)}</span>` : html`<a href=${nodeHref(node)} title="open">${label(node)}</a>`}
       ${node.run?.name && html` <span class="muted">${node.run.name}</span>`}
       ${node.artifactVersion?.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}
-      <span class="actions">
+      ${!node.hidden && html`<span class="actions">
         ${inGraph.has(node.id)
           ? html`<span class="badge">in graph</span>`
           : html`<button class="small" onClick=${() => onAdd(item)}
               aria-label=${"add " + label(node) + " to the graph"}>add to graph</button>`}
         <button class="link small" onClick=${() => onWalk(node)} aria-label=${"walk from " + label(node)}>walk from here</button>
-      </span></li>`; })}</ul>
+      </span>`}</li>`; })}</ul>
     ${page.hasNextPage && html`<button onClick=${() => load(page.endCursor)} disabled=${page.loading}>Load more</button>`}
   </section>`;
 }

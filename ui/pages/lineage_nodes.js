@@ -1,12 +1,14 @@
 // What the lineage views show of a node (a run or an artifact version): the fields they ask for, its
-// label, the page it links to, and the ref that walks the lineage from it.
+// label, the page it links to, and the ref that walks the lineage from it. A node in a private entity the
+// viewer may not read comes as `hidden` (its kind only): it is drawn, named "private", and leads nowhere.
 import { runHref, artifactHref } from "../html.js";
 
-export const NODE_FIELDS = `id kind depth
+export const NODE_FIELDS = `id kind depth hidden
   run { entity project runId name jobType state }
   artifactVersion { id entity project name type version aliases }`;
 
 export function label(node) {
+  if (node.hidden) return `private ${kindOf(node)}`;
   if (node.kind === "RUN") return `${node.run?.jobType ? node.run.jobType + ": " : "run "}${node.run?.runId ?? node.id}`;
   const av = node.artifactVersion;
   return av ? `${av.name}:${av.version}` : node.id;
@@ -17,6 +19,7 @@ export function kindOf(node) {
 }
 
 export function nodeHref(node) {
+  if (node.hidden) return null;
   if (node.kind === "RUN" && node.run) return runHref(node.run.entity, node.run.project, node.run.runId);
   return artifactHref(node.artifactVersion?.id ?? node.id.slice("artifact:".length));
 }

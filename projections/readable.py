@@ -1,0 +1,182 @@
+"""What one caller may read: the visibility set, computed once per request and handed to every read path.
+
+An entity (a team) or a registered model may be private. A private scope is read by those holding a grant
+on it (any role; `registry` counts for every model) and by admin keys; it is hidden from everyone else.
+A version of a private entity that is linked into a registered model the caller reads is readable too
+(publishing into a registry), but nothing else of its project is.
+
+Readable is the set of *hidden* scopes, not the readable ones: an installation has a few private scopes,
+so the SQL filters are `entity <> ALL($hidden)` on rows the query reads anyway (no scan, no extra join), and
+a caller for whom nothing is hidden (an admin, a one-team setup) runs the same statements as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from modelreg.events.envelope import Envelope
+
+
+def scope_of(payload: Mapping[str, Any]) -> str | None:
+    """The scope an event's payload is about: its registered model, else its entity, else the private or
+    granted scope it names (`identity.role_granted` on entity:x), else what an automation's trigger watches.
+    None: about no entity or model.
+
+    The audit log's `scope` column is the same expression in SQL (AUDIT_SCOPE_V1): keep them together."""
+    if isinstance(model := payload.get("registered_model"), str):
+        return f"model:{model}"
+    if isinstance(entity := payload.get("entity"), str):
+        return f"entity:{entity}"
+    scope = payload.get("scope")
+    if isinstance(scope, str) and scope.startswith(("entity:", "model:")):
+        return scope
+    trigger = payload.get("trigger")
+    if isinstance(trigger, Mapping):
+        if isinstance(model := trigger.get("registered_model"), str):
+            return f"model:{model}"
+        if isinstance(entity := trigger.get("entity"), str):
+            return f"entity:{entity}"
+    return None
+
+
+AUDIT_SCOPE_V1 = """
+ALTER TABLE audit_log ADD COLUMN scope text GENERATED ALWAYS AS (
+    CASE WHEN jsonb_typeof(payload -> 'registered_model') = 'string' THEN 'model:' || (payload ->> 'registered_model')
+         WHEN jsonb_typeof(payload -> 'entity') = 'string' THEN 'entity:' || (payload ->> 'entity')
+         WHEN payload ->> 'scope' LIKE 'entity:%' OR payload ->> 'scope' LIKE 'model:%' THEN payload ->> 'scope'
+         WHEN jsonb_typeof(payload -> 'trigger' -> 'registered_model') = 'string'
+              THEN 'model:' || (payload -> 'trigger' ->> 'registered_model')
+         WHEN jsonb_typeof(payload -> 'trigger' -> 'entity') = 'string'
+              THEN 'entity:' || (payload -> 'trigger' ->> 'entity')
+    END
+) STORED;
+"""
+
+
+@dataclass(frozen=True)
+class Readable:
+    """The private entities and registered models one caller may not read."""
+
+    hidden_entities: frozenset[str] = frozenset()
+    hidden_models: frozenset[str] = frozenset()
+
+    @staticmethod
+    def of(
+        *,
+        admin: bool,
+        grants: Mapping[str, str],
+        private: Iterable[str],
+        limits: Iterable[str] = (),
+    ) -> Readable:
+        """`admin`: the key is an installation admin's; `grants`: scope -> role of its principal; `private`:
+        the private scopes; `limits`: the scopes the key is limited to (empty: not limited)."""
+        limited = frozenset(limits)
+
+        def within_limits(scope: str) -> bool:
+            return not limited or scope in limited or (scope.startswith("model:") and "registry" in limited)
+
+        def reads(scope: str) -> bool:
+            granted = scope in grants or (scope.startswith("model:") and "registry" in grants)
+            return (admin or granted) and within_limits(scope)
+
+        hidden = [scope for scope in private if not reads(scope)]
+        return Readable(
+            frozenset(s.removeprefix("entity:") for s in hidden if s.startswith("entity:")),
+            frozenset(s.removeprefix("model:") for s in hidden if s.startswith("model:")),
+        )
+
+    @property
+    def hides_nothing(self) -> bool:
+        return not self.hidden_entities and not self.hidden_models
+
+    def entity(self, name: str) -> bool:
+        return name not in self.hidden_entities
+
+    def model(self, name: str) -> bool:
+        return name not in self.hidden_models
+
+    def scope(self, scope: str | None) -> bool:
+        if scope is None:
+            return True
+        kind, _, name = scope.partition(":")
+        return not (
+            (kind == "entity" and name in self.hidden_entities) or (kind == "model" and name in self.hidden_models)
+        )
+
+    def event(self, envelope: Envelope) -> bool:
+        return self.scope(scope_of(envelope.payload.public_dump()))
+
+    def automation(self, trigger: Mapping[str, Any], action: Mapping[str, Any]) -> bool:
+        """An automation is read by who reads what it watches and where it launches jobs."""
+        watched = [scope_of({"trigger": trigger})]
+        if action.get("kind") == "launch" and isinstance(action.get("entity"), str) and "${" not in action["entity"]:
+            watched.append(f"entity:{action['entity']}")
+        return all(self.scope(scope) for scope in watched)
+
+    def hidden_scopes(self) -> list[str]:
+        """For SQL over the audit log's scope column."""
+        return sorted([f"entity:{e}" for e in self.hidden_entities] + [f"model:{m}" for m in self.hidden_models])
+
+
+EVERYTHING = Readable()
+
+
+class Visibility:
+    """The private scopes, and the one look-up a version's readability needs beyond its row."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def private_scopes(self) -> frozenset[str]:
+        return frozenset(r["scope"] for r in await self.pool.fetch("SELECT scope FROM private_scopes"))
+
+    async def readable_versions(self, rows: Iterable[dict[str, Any]], readable: Readable) -> list[dict[str, Any]]:
+        """The artifact versions among `rows` the caller may read: those of entities it reads, and the others
+        that are linked into a registered model it reads (one query for a whole batch)."""
+        rows = list(rows)
+        if readable.hides_nothing:
+            return rows
+        doubtful = [r["id"] for r in rows if not readable.entity(r["entity"])]
+        published = await self.published(doubtful, readable) if doubtful else set()
+        return [r for r in rows if readable.entity(r["entity"]) or r["id"] in published]
+
+    async def published(self, version_ids: list[UUID], readable: Readable) -> set[UUID]:
+        """Which of these versions are linked into a registered model the caller reads."""
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT artifact_version_id FROM model_versions "
+            "WHERE artifact_version_id = ANY($1::uuid[]) AND registered_model <> ALL($2::text[])",
+            version_ids,
+            sorted(readable.hidden_models),
+        )
+        return {r["artifact_version_id"] for r in rows}
+
+    async def blob_readable(self, digest: str, readable: Readable) -> bool:
+        """A file is readable when one version the caller may read lists it (a GIN index on the manifests'
+        digests finds the versions: FILES_V1)."""
+        if readable.hides_nothing:
+            return True
+        return await self.pool.fetchval(
+            """SELECT EXISTS (
+                   SELECT 1 FROM artifact_versions av
+                   WHERE manifest_digests(av.manifest) @> ARRAY[$1::text]
+                     AND (av.entity <> ALL($2::text[])
+                          OR EXISTS (SELECT 1 FROM model_versions mv WHERE mv.artifact_version_id = av.id
+                                     AND mv.registered_model <> ALL($3::text[]))))""",
+            digest,
+            sorted(readable.hidden_entities),
+            sorted(readable.hidden_models),
+        )
+
+
+# The digests of a version's uploaded files, indexed: which versions hold a file, for /blobs downloads.
+FILES_V1 = """
+CREATE FUNCTION manifest_digests(manifest jsonb) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT coalesce(array_agg(entry ->> 'digest'), '{}') FROM jsonb_array_elements(manifest) AS entry $$;
+CREATE INDEX artifact_versions_by_file ON artifact_versions USING gin (manifest_digests(manifest));
+"""

@@ -1,0 +1,376 @@
+"""Teams and private data: the lynx team's entity and its registered model are private. A member of another
+team sees nothing of them in any query, count, cursor, lineage walk, history, live event or file; a viewer
+of lynx sees what an admin sees; a version lynx published into the shared registered model is readable by all.
+
+The queries are generated from the schema: every query field, with arguments that point at lynx's data, and
+a selection of every field reachable without required arguments. A new query field fails this test until
+it is given its arguments here (and so is checked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from typing import Any
+
+import pytest
+from support.live_events import graphql_socket, log_readers_reach
+from support.stack import Stack
+from support.story import LINK, LOG_VERSION, START_RUN, USE, digest_of, file_entry
+
+import graphql
+from modelreg.graphql.schema import build_schema
+
+pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
+
+ADMIN, VIEWER, OUTSIDER = "user:ada", "user:vic", "user:otto"
+LYNX = {"entity": "lynx", "project": "den"}
+
+SET_VISIBILITY = """mutation($s: String!, $v: Visibility!) {
+  setVisibility(input: {scope: $s, visibility: $v}) { scope visibility }
+}"""
+GRANT = (
+    "mutation($p: String!, $s: String!, $r: Role!) { grantRole(input: {principal: $p, scope: $s, role: $r}) { role } }"
+)
+ADD_ALIAS = """mutation($m: String!, $id: ID!, $a: String!) {
+  addAlias(input: {registeredModel: $m, artifactVersionId: $id, alias: $a}) { version }
+}"""
+TAG_MODEL = "mutation($m: String!, $t: String!) { tagRegisteredModel(input: {registeredModel: $m, tag: $t}) { name } }"
+SOURCE = {"kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["x"]}
+LYNX_DATA, LYNX_WEIGHTS, PUBLISHED_WEIGHTS = b"lynx raw data", b"lynx weights 0", b"lynx weights 1"
+
+
+class Lynx:
+    """What the lynx team logged, and the strings that must never reach an outsider."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}
+
+    @property
+    def secrets(self) -> set[str]:
+        names = {"lynx-prep", "lynx-fit", "lynx-data", "lynx-registry", "den-secret-config", "lynx-watch", "sniffing"}
+        digests = {digest_of(LYNX_DATA), digest_of(LYNX_WEIGHTS)}
+        return names | digests | {self.ids[k] for k in ("dataset", "unpublished", "job", "automation")}
+
+
+async def ok(stack: Stack, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer = await stack.graphql(query, variables, actor=ADMIN)
+    assert "errors" not in answer, answer
+    return answer["data"]
+
+
+async def lynx_logs_its_work(stack: Stack) -> Lynx:
+    lynx = Lynx()
+    for run_id, config in [("lynx-prep", {}), ("lynx-fit", {"note": "den-secret-config"})]:
+        await ok(stack, START_RUN, {"input": {**LYNX, "runId": run_id, "config": config, "jobType": "sniffing"}})
+    data = await ok(
+        stack,
+        LOG_VERSION,
+        {
+            "input": {
+                **LYNX,
+                "name": "lynx-data",
+                "type": "dataset",
+                "runId": "lynx-prep",
+                "files": [file_entry("raw.bin", LYNX_DATA)],
+            }
+        },
+    )
+    lynx.ids["dataset"] = data["logArtifactVersion"]["id"]
+    await ok(stack, USE, {"input": {"artifactVersionId": lynx.ids["dataset"], **LYNX, "runId": "lynx-fit"}})
+    for key, weights in [("unpublished", LYNX_WEIGHTS), ("published", PUBLISHED_WEIGHTS)]:
+        logged = await ok(
+            stack,
+            LOG_VERSION,
+            {
+                "input": {
+                    **LYNX,
+                    "name": "lynx-model",
+                    "type": "model",
+                    "runId": "lynx-fit",
+                    "files": [file_entry("weights.bin", weights)],
+                }
+            },
+        )
+        lynx.ids[key] = logged["logArtifactVersion"]["id"]
+    await ok(stack, LINK, {"model": "lynx-registry", "id": lynx.ids["unpublished"], "aliases": ["staging"]})
+    await ok(stack, LINK, {"model": "shared-model", "id": lynx.ids["published"], "aliases": ["production"]})
+    # Another team evaluates the published version: its lineage leads back into lynx.
+    await ok(stack, START_RUN, {"input": {"entity": "acme", "project": "yard", "runId": "acme-eval"}})
+    await ok(
+        stack,
+        USE,
+        {
+            "input": {
+                "artifactVersionId": lynx.ids["published"],
+                "entity": "acme",
+                "project": "yard",
+                "runId": "acme-eval",
+            }
+        },
+    )
+    await ok(stack, 'mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
+    job = await ok(
+        stack,
+        "mutation($s: GenericScalar) "
+        '{ enqueueJob(input: {queue: "cpu", entity: "lynx", project: "den", source: $s}) { id } }',
+        {"s": SOURCE},
+    )
+    lynx.ids["job"] = job["enqueueJob"]["id"]
+    automation = await ok(
+        stack,
+        """mutation($a: GenericScalar!) {
+          createAutomation(input: {name: "lynx-watch", trigger: {event: "run_finished", entity: "lynx"}, action: $a}) {
+            automation { id }
+          }
+        }""",
+        {"a": {"kind": "launch", "queue": "cpu", "entity": "lynx", "project": "den", "source": SOURCE}},
+    )
+    lynx.ids["automation"] = automation["createAutomation"]["automation"]["id"]
+    for scope in ("entity:lynx", "model:lynx-registry"):
+        await ok(stack, SET_VISIBILITY, {"s": scope, "v": "PRIVATE"})
+        await ok(stack, GRANT, {"p": VIEWER, "s": scope, "r": "VIEWER"})
+    return lynx
+
+
+def arguments(lynx: Lynx) -> dict[str, list[str]]:
+    """For each query field, argument lists that point at lynx's data (or lists that could include it)."""
+    ids = lynx.ids
+    return {
+        "privateScopes": [""],
+        "parkedStreams": [""],
+        "automations": [""],
+        "automation": [f'id: "{ids["automation"]}"'],
+        "launchQueues": [""],
+        "launchQueue": ['name: "cpu"'],
+        "launchJob": [f'id: "{ids["job"]}"'],
+        "launchJobs": ["first: 500"],
+        "waitingJobs": ['queues: ["cpu"]'],
+        "viewer": [""],
+        "principals": [""],
+        "lineage": [
+            'ref: "run:acme/yard/acme-eval", direction: UPSTREAM, depth: 10',
+            f'ref: "{ids["published"]}", depth: 10',
+            f'ref: "{ids["dataset"]}"',
+            'ref: "run:lynx/den/lynx-fit"',
+        ],
+        "lineageNeighbours": [
+            f'node: "artifact:{ids["published"]}", direction: UPSTREAM',
+            f'node: "artifact:{ids["published"]}", direction: UPSTREAM, search: "lynx"',
+            f'node: "artifact:{ids["published"]}", direction: UPSTREAM, first: 1',
+            f'node: "artifact:{ids["dataset"]}", direction: DOWNSTREAM',
+        ],
+        "run": ['entity: "lynx", project: "den", runId: "lynx-fit"'],
+        "projects": ["", 'entity: "lynx"'],
+        "project": ['entity: "lynx", project: "den"'],
+        "runs": ['entity: "lynx", project: "den"', 'entity: "lynx", project: "den", search: "fit", first: 1'],
+        "registeredModel": ['name: "lynx-registry"', 'name: "shared-model"'],
+        "registeredModels": ["", 'search: "lynx"', "first: 1"],
+        "auditLog": ["first: 500", 'stream: "run:lynx/den/lynx-fit"', f'actor: "{ADMIN}", first: 500'],
+        "artifactVersion": [
+            f'id: "{ids["dataset"]}"',
+            'ref: "lynx/den/lynx-data:v0"',
+            f'id: "{ids["unpublished"]}"',
+            f'id: "{ids["published"]}"',
+        ],
+        "artifactVersions": ['entity: "lynx", project: "den", name: "lynx-model"'],
+    }
+
+
+def selection(of: graphql.GraphQLOutputType, depth: int) -> str | None:
+    """Every field of `of` that needs no argument, `depth` levels down ("" for a scalar, None: nothing)."""
+    named = graphql.get_named_type(of)
+    if graphql.is_leaf_type(named):
+        return ""
+    if depth == 0:
+        return None
+    parts = []
+    for name, field in named.fields.items():  # type: ignore[union-attr]
+        if any(graphql.is_non_null_type(a.type) and a.default_value is graphql.Undefined for a in field.args.values()):
+            continue
+        inner = selection(field.type, depth - 1)
+        if inner is not None:
+            small = "(first: 5)" if "first" in field.args else ""  # nested pages stay within the query cost limit
+            parts.append(f"{name}{small} {{ {inner} }}" if inner else name)
+    return " ".join(parts) or None
+
+
+def strings_in(value: Any) -> list[str]:
+    """Every string of an answer, and what a base64 cursor among them says."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings_in(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings_in(v)]
+    if not isinstance(value, str):
+        return []
+    found = [value]
+    try:
+        found.append(base64.urlsafe_b64decode(value.encode()).decode(errors="ignore"))
+    except (binascii.Error, ValueError):
+        pass
+    return found
+
+
+def secrets_in(answer: Any, lynx: Lynx, asked: str = "") -> set[str]:
+    """The secrets of lynx in an answer; an error message may repeat what the caller `asked` (a ref it gave)."""
+    text = "\n".join(strings_in(answer.get("data") if isinstance(answer, dict) and "data" in answer else answer))
+    errors = "\n".join(e["message"] for e in answer.get("errors", [])) if isinstance(answer, dict) else ""
+    return {s for s in lynx.secrets if s in text or (s in errors and s not in asked)}
+
+
+# Fields whose answer is about the caller itself (its own grants name lynx's model), or that only admins read.
+ABOUT_THE_CALLER = {"viewer", "principals", "parkedStreams"}
+# Fields that reach no team's data, whoever asks.
+NOTHING_PRIVATE_THERE = {"parkedStreams", "viewer"}
+
+
+async def test_every_query_shows_a_private_team_to_its_viewers_and_admins_and_nothing_of_it_to_others(
+    stack: Stack,
+) -> None:
+    lynx = await lynx_logs_its_work(stack)
+    keys = {
+        ADMIN: await stack.key(ADMIN),
+        VIEWER: await stack.key(VIEWER, "viewer"),
+        OUTSIDER: await stack.key(OUTSIDER, "member"),
+    }
+    query_type = build_schema().graphql_schema.query_type
+    assert query_type is not None
+    table = arguments(lynx)
+    assert set(table) == set(query_type.fields), "give each new query field its arguments in arguments()"
+    for name, field in query_type.fields.items():
+        inner = selection(field.type, 4)
+        seen: dict[str, set[str]] = {who: set() for who in keys}
+        for args in table[name]:
+            document = f"{{ {name}{f'({args})' if args else ''}{f' {{ {inner} }}' if inner else ''} }}"
+            for who, key in keys.items():
+                answer = await stack.graphql(document, key=key)
+                if who == OUTSIDER:
+                    # Refused, or as if lynx's things did not exist; never a word of them.
+                    codes = {e["extensions"]["code"] for e in answer.get("errors", [])}
+                    assert codes <= {"NOT_FOUND", "FORBIDDEN"}, (document, answer)
+                    assert not secrets_in(answer, lynx, document), (document, json.dumps(answer)[:2000])
+                elif name not in ABOUT_THE_CALLER:
+                    assert "errors" not in answer, (who, document, answer)
+                seen[who] |= secrets_in(answer, lynx, document)
+            if name not in NOTHING_PRIVATE_THERE:
+                assert seen[ADMIN], f"{name}({args}) shows an admin nothing of lynx: the matrix checks nothing there"
+        if name not in ABOUT_THE_CALLER:
+            assert seen[VIEWER] == seen[ADMIN], (name, seen[ADMIN] - seen[VIEWER])
+
+
+async def test_counts_and_lineage_tell_an_outsider_nothing_but_the_shape(stack: Stack) -> None:
+    lynx = await lynx_logs_its_work(stack)
+    outsider = await stack.key(OUTSIDER, "member")
+    runs = await stack.graphql('{ runs(entity: "lynx", project: "den") { totalCount items { runId } } }', key=outsider)
+    assert runs["data"]["runs"] == {"totalCount": 0, "items": []}
+    walk = await stack.graphql(
+        '{ lineage(ref: "run:acme/yard/acme-eval", direction: UPSTREAM, depth: 10) '
+        "{ nodes { id kind hidden run { runId } artifactVersion { id loggedByRun } } edges { source target } } }",
+        key=outsider,
+    )
+    nodes = walk["data"]["lineage"]["nodes"]
+    assert [(n["kind"], n["hidden"]) for n in nodes] == [("RUN", False), ("ARTIFACT", False), ("RUN", True)]
+    assert nodes[1]["artifactVersion"] == {"id": lynx.ids["published"], "loggedByRun": None}
+    assert nodes[2]["id"] == "hidden:1" and nodes[2]["run"] is None
+    assert {"source": "hidden:1", "target": f"artifact:{lynx.ids['published']}"} in walk["data"]["lineage"]["edges"]
+    # The walk stopped at the hidden run: the dataset it used is not even drawn.
+    assert len(nodes) == 3
+    viewer = await stack.graphql(
+        '{ lineage(ref: "run:acme/yard/acme-eval", direction: UPSTREAM, depth: 10) { nodes { id hidden } } }',
+        key=await stack.key(VIEWER, "viewer"),
+    )
+    assert f"artifact:{lynx.ids['dataset']}" in {n["id"] for n in viewer["data"]["lineage"]["nodes"]}
+
+
+async def test_a_file_downloads_for_who_reads_a_version_that_holds_it(stack: Stack) -> None:
+    await lynx_logs_its_work(stack)
+    assert stack.client is not None
+    for who, role, digest, status in [
+        (OUTSIDER, "member", digest_of(LYNX_DATA), 404),
+        (OUTSIDER, "member", digest_of(PUBLISHED_WEIGHTS), 200),  # published into the shared model
+        (VIEWER, "viewer", digest_of(LYNX_DATA), 200),
+        (ADMIN, "admin", digest_of(LYNX_DATA), 200),
+    ]:
+        response = await stack.client.get(f"/blobs/{digest}", headers=await stack.auth(who, role))
+        assert response.status == status, (who, digest)
+
+
+async def test_publishing_another_teams_private_version_needs_viewer_on_it(stack: Stack) -> None:
+    lynx = await lynx_logs_its_work(stack)
+    outsider = await stack.key(OUTSIDER, "member")
+    refused = await stack.graphql(LINK, {"model": "otto-model", "id": lynx.ids["unpublished"]}, key=outsider)
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert "entity:lynx is private" in refused["errors"][0]["message"]
+    # A key limited to the shared model links there (a public team's version) and nowhere else.
+    issued = await ok(
+        stack,
+        'mutation { issueApiKey(input: {principalKind: SERVICE, principalId: "ci", role: MEMBER, '
+        'scopes: ["model:shared-model"]}) { key scopes } }',
+    )
+    ci = issued["issueApiKey"]["key"]
+    assert issued["issueApiKey"]["scopes"] == ["model:shared-model"]
+    await ok(stack, START_RUN, {"input": {"entity": "acme", "project": "yard", "runId": "acme-train"}})
+    acme = await ok(
+        stack,
+        LOG_VERSION,
+        {
+            "input": {
+                "entity": "acme",
+                "project": "yard",
+                "name": "acme-model",
+                "type": "model",
+                "files": [file_entry("w.bin", b"acme weights")],
+            }
+        },
+    )
+    version = acme["logArtifactVersion"]["id"]
+    linked = await stack.graphql(LINK, {"model": "shared-model", "id": version}, key=ci)
+    assert "errors" not in linked, linked
+    elsewhere = await stack.graphql(LINK, {"model": "other-model", "id": version}, key=ci)
+    assert "limited to model:shared-model" in elsewhere["errors"][0]["message"]
+
+
+async def test_live_events_about_a_private_team_reach_only_who_may_read_it(stack: Stack) -> None:
+    lynx = await lynx_logs_its_work(stack)
+    subscriptions = {
+        "all": ("subscription { events(fromNow: false) { type stream payload cursor } }", None),
+        "linked": ('subscription { versionLinked(registeredModel: "lynx-registry") { type payload } }', 1),
+        "alias": ('subscription { aliasMoved(registeredModel: "lynx-registry") { type payload } }', 1),
+    }
+    seen: dict[str, set[str]] = {}
+    sockets = {}
+    async with (
+        graphql_socket(stack) as admin,
+        graphql_socket(stack) as viewer,
+        graphql_socket(stack) as outsider,
+    ):
+        for who, role, socket in [(ADMIN, "admin", admin), (VIEWER, "viewer", viewer), (OUTSIDER, "member", outsider)]:
+            assert (await socket.init({"apiKey": await stack.key(who, role)}))["type"] == "connection_ack"
+            for name, (query, _) in subscriptions.items():
+                await socket.subscribe(name, query)
+            sockets[who] = socket
+        await log_readers_reach(stack, 9)
+        # Lynx moves on in private, then something public happens: the outsider's events stop at the latter.
+        await ok(stack, ADD_ALIAS, {"m": "lynx-registry", "id": lynx.ids["unpublished"], "a": "candidate"})
+        logged = await ok(
+            stack,
+            LOG_VERSION,
+            {"input": {**LYNX, "name": "lynx-model", "type": "model", "files": [file_entry("w.bin", b"lynx w2")]}},
+        )
+        await ok(stack, LINK, {"model": "lynx-registry", "id": logged["logArtifactVersion"]["id"]})
+        await ok(stack, TAG_MODEL, {"m": "shared-model", "t": "sentinel"})
+        for who, socket in sockets.items():
+            events = []
+            while not events or events[-1]["payload"].get("tag") != "sentinel":
+                events += await socket.next_events("all", 1)
+            seen[who] = secrets_in(events, lynx)
+            if who != OUTSIDER:
+                linked, moved = await socket.next_events("linked", 1), await socket.next_events("alias", 1)
+                assert linked[0]["payload"]["registered_model"] == "lynx-registry"
+                assert moved[0]["payload"]["alias"] == "candidate"
+        with pytest.raises(asyncio.TimeoutError):
+            await outsider.receive(timeout_s=2)  # nothing of lynx-registry reached the outsider
+    assert seen[OUTSIDER] == set()
+    assert seen[VIEWER] == seen[ADMIN] == lynx.secrets

@@ -1,0 +1,121 @@
+"""Private entities and models: who reads them, who writes in them, what a limited key may do, and how a live
+subscriber's view follows visibility changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from modelreg.errors import PermissionDenied
+from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.identity import RoleGranted, ScopeMadePrivate, ScopeMadePublic, visibility_stream
+from modelreg.events.registry import AliasAdded, registered_model_stream
+from modelreg.events.runs import RunStarted, run_stream
+from modelreg.graphql.live_readable import LiveReadable
+from modelreg.projections.readable import Readable, scope_of
+from modelreg.services.commands.access import Caller, entity_scopes, model_scopes, queue_scope
+
+MIA = Actor(kind="user", id="mia")
+ADMIN = Actor(kind="user", id="admin")
+PRIVATE = frozenset({"entity:lynx", "model:fraud"})
+
+
+def test_nothing_is_hidden_from_anyone_in_an_installation_that_marks_nothing_private() -> None:
+    assert Caller(MIA, "viewer").readable().hides_nothing
+    assert Caller(MIA, "member", {"entity:acme": "admin"}).readable().hides_nothing
+
+
+def test_a_private_entity_is_hidden_from_a_key_without_a_grant_there_whatever_its_role() -> None:
+    readable = Caller(MIA, "member", private=PRIVATE).readable()
+    assert not readable.entity("lynx") and not readable.model("fraud")
+    assert readable.entity("acme") and readable.model("nature")
+    assert readable.hidden_scopes() == ["entity:lynx", "model:fraud"]
+
+
+def test_a_viewer_grant_on_a_private_scope_lets_its_holder_read_it() -> None:
+    readable = Caller(MIA, "viewer", {"entity:lynx": "viewer"}, private=PRIVATE).readable()
+    assert readable.entity("lynx") and not readable.model("fraud")
+
+
+def test_a_grant_on_the_registry_reads_every_private_model_but_no_private_entity() -> None:
+    readable = Caller(MIA, "viewer", {"registry": "viewer"}, private=PRIVATE).readable()
+    assert readable.model("fraud") and not readable.entity("lynx")
+
+
+def test_an_admin_key_reads_everything_private() -> None:
+    assert Caller(ADMIN, "admin", private=PRIVATE).readable().hides_nothing
+
+
+def test_a_keys_own_role_does_not_hold_in_a_private_scope_a_grant_does() -> None:
+    outsider = Caller(MIA, "member", private=PRIVATE)
+    assert outsider.role_on(entity_scopes("lynx")) == "none"
+    assert outsider.role_on(entity_scopes("acme")) == "member"
+    with pytest.raises(PermissionDenied) as refused:
+        outsider.require("viewer", entity_scopes("lynx"), "linking a version of lynx")
+    assert "entity:lynx is private and user:mia holds no role there" in refused.value.message
+    member = Caller(MIA, "viewer", {"entity:lynx": "member"}, private=PRIVATE)
+    assert member.role_on(entity_scopes("lynx")) == "member"
+
+
+def test_a_key_limited_to_one_model_writes_there_only_and_reads_no_private_scope_outside_it() -> None:
+    ci = Caller(MIA, "member", {"entity:lynx": "admin"}, private=PRIVATE, limits=("model:nature",))
+    assert ci.role_on(model_scopes("nature")) == "member"
+    assert ci.role_on(model_scopes("other")) == "viewer"
+    assert ci.role_on(entity_scopes("lynx")) == "none"  # granted to its principal, but outside the key's limits
+    with pytest.raises(PermissionDenied) as refused:
+        ci.require("member", entity_scopes("acme"), "start run")
+    assert "limited to model:nature" in refused.value.message
+    readable = ci.readable()
+    assert not readable.entity("lynx") and readable.entity("acme")
+
+
+def test_an_events_scope_is_its_model_else_its_entity_else_the_scope_it_names() -> None:
+    assert scope_of({"registered_model": "fraud", "entity": "x"}) == "model:fraud"
+    assert scope_of({"entity": "lynx", "project": "p"}) == "entity:lynx"
+    assert scope_of({"principal": {}, "scope": "entity:lynx", "role": "viewer"}) == "entity:lynx"
+    assert scope_of({"principal": {}, "scope": "registry", "role": "viewer"}) is None
+    assert scope_of({"trigger": {"entity": "lynx"}, "action": {}}) == "entity:lynx"
+    assert scope_of({"key_id": "x"}) is None
+
+
+def test_an_automation_is_read_by_who_reads_what_it_watches_and_where_it_launches() -> None:
+    readable = Readable(frozenset({"lynx"}), frozenset())
+    assert not readable.automation({"entity": "lynx"}, {"kind": "webhook"})
+    assert not readable.automation({"entity": "acme"}, {"kind": "launch", "entity": "lynx"})
+    assert readable.automation({"entity": "acme"}, {"kind": "launch", "entity": "${entity}"})
+
+
+def _event(payload: object, stream: str, at: datetime) -> Envelope:
+    return Envelope.new(payload, stream=stream, actor=ADMIN).model_copy(update={"occurred_at": at})  # type: ignore[arg-type]
+
+
+def test_a_live_subscriber_stops_seeing_an_entity_the_moment_it_is_made_private_and_sees_it_once_granted() -> None:
+    connected = datetime.now(UTC)
+    live = LiveReadable(Caller(MIA, "member"), since=connected)
+    run = RunStarted(entity="lynx", project="p", run_id="r1")
+    later = connected + timedelta(seconds=1)
+    assert live.sees(_event(run, run_stream("lynx", "p", "r1"), later))
+    assert not live.sees(_event(ScopeMadePrivate(scope="entity:lynx"), visibility_stream("entity:lynx"), later))
+    assert not live.sees(_event(run, run_stream("lynx", "p", "r2"), later))
+    granted = RoleGranted(principal=MIA, scope="entity:lynx", role="viewer")
+    assert live.sees(_event(granted, "principal:user:mia", later))
+    assert live.sees(_event(run, run_stream("lynx", "p", "r3"), later))
+
+
+def test_a_replayed_visibility_change_from_before_the_socket_opened_changes_nothing() -> None:
+    connected = datetime.now(UTC)
+    live = LiveReadable(Caller(MIA, "member", private=frozenset({"model:fraud"})), since=connected)
+    earlier = connected - timedelta(days=1)
+    assert not live.sees(_event(ScopeMadePublic(scope="model:fraud"), visibility_stream("model:fraud"), earlier))
+    alias = AliasAdded(registered_model="fraud", artifact_version_id="0" * 32, alias="production")  # type: ignore[arg-type]
+    assert not live.sees(_event(alias, registered_model_stream("fraud"), earlier))
+
+
+def test_an_agent_key_limited_to_its_queue_works_jobs_there_and_nowhere_else() -> None:
+    agent = Caller(Actor(kind="service", id="gpu-pool"), "member", limits=("queue:gpu",))
+    assert agent.role_on((*entity_scopes("acme"), queue_scope("gpu"))) == "member"
+    assert agent.role_on((*entity_scopes("acme"), queue_scope("cpu"))) == "viewer"
+    with pytest.raises(PermissionDenied) as refused:
+        agent.require("member", (*entity_scopes("acme"), queue_scope("cpu")), "claim job")
+    assert "limited to queue:gpu" in refused.value.message
