@@ -59,7 +59,9 @@ def decode_cursor(cursor: str | None) -> int | None:
         raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor") from None
 
 
-def page_size(first: int) -> int:
+def page_size(first: int | None) -> int:
+    if first is None:  # sent as null: the default applies only when `first` is left out
+        raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got null: leave it out for the default")
     if not 1 <= first <= MAX_PAGE:
         raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first}")
     return first
