@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from inspect import isawaitable
 from typing import Any
+
+from graphql.pyutils import is_awaitable
 
 from graphql import GraphQLError, GraphQLResolveInfo
 from modelreg.errors import ModelregError
@@ -42,7 +43,7 @@ def report_errors(next_: Callable[..., Any], root: Any, info: GraphQLResolveInfo
         result = next_(root, info, **args)
     except Exception as exc:
         raise reported(exc, _path(info)) from exc
-    if isawaitable(result):
+    if is_awaitable(result):  # graphql-core's own check: much faster than inspect's on every field
         return _awaited(result, info)
     return result
 

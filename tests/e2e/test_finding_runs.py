@@ -155,6 +155,13 @@ async def test_projects_list_their_run_counts_most_recently_active_first(stack: 
     ]
     # The last thing that happened in acme/nature: run-22 started after run-21 finished.
     assert datetime.fromisoformat(projects[1]["lastActivityAt"]) == started_at(22)
+    paged = "query($after: String) { projects(first: 1, after: $after) { items { project } endCursor hasNextPage } }"
+    pages, after = [], None
+    while after is not None or not pages:  # pages of one: every project once, in the same order
+        page = (await ok(stack, paged, {"after": after}))["projects"]
+        pages.append([p["project"] for p in page["items"]])
+        after = page["endCursor"] if page["hasNextPage"] else None
+    assert pages == [["vision"], ["nature"], ["nature"]]
     assert [p["project"] for p in (await ok(stack, PROJECTS, {"e": "beta"}))["projects"]["items"]] == ["nature"]
     assert (await ok(stack, PROJECTS, {"e": "nobody"}))["projects"]["items"] == []
 

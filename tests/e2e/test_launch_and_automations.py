@@ -644,3 +644,54 @@ async def _all_closed(stack: Stack, automation_id: str) -> bool:
     query = "query($id: ID!) { automation(id: $id) { firings(first: 500) { items { status } } } }"
     firings = (await stack.graphql(query, {"id": automation_id}))["data"]["automation"]["firings"]["items"]
     return len(firings) == FIRINGS and all(f["status"] != "PENDING" for f in firings)
+
+
+async def _every_page(stack: Stack, query: str, field: str, variables: dict[str, Any]) -> list[list[str]]:
+    """The ids of each page of `field`, one page at a time until it says there is no next one."""
+    pages, after = [], None
+    while True:
+        page = (await stack.graphql(query, {**variables, "after": after}))["data"][field]
+        pages.append([item["id"] for item in page["items"]])
+        if not page["hasNextPage"]:
+            return pages
+        after = page["endCursor"]
+
+
+async def test_jobs_queues_and_automations_come_a_page_at_a_time_each_once(stack: Stack) -> None:
+    for name in ("cpu", "gpu", "tpu"):
+        await stack.graphql(CREATE_QUEUE, {"n": name})
+    source = {"kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["x"]}
+    enqueued = [
+        (await stack.graphql(ENQUEUE, {"s": source, "p": priority}))["data"]["enqueueJob"]["id"]
+        for priority in (0, 5, 0, 5, 1)
+    ]
+    low_first, high_first, low_second, high_second, middle = enqueued
+    by_priority = [high_first, high_second, middle, low_first, low_second]  # then oldest first
+
+    waiting = 'query($after: String) { waitingJobs(queues: ["cpu"], first: 2, after: $after) { items { id } endCursor hasNextPage } }'
+    assert await _every_page(stack, waiting, "waitingJobs", {}) == [by_priority[:2], by_priority[2:4], by_priority[4:]]
+    queued = """query($after: String) { launchJobs(state: QUEUED, first: 3, after: $after) {
+      items { id } endCursor hasNextPage } }"""
+    assert await _every_page(stack, queued, "launchJobs", {}) == [by_priority[:3], by_priority[3:]]
+    newest = "query($after: String) { launchJobs(first: 2, after: $after) { items { id } endCursor hasNextPage } }"
+    assert await _every_page(stack, newest, "launchJobs", {}) == [enqueued[:2:-1], enqueued[2:0:-1], enqueued[:1]]
+
+    queues = (
+        "query($after: String) { launchQueues(first: 2, after: $after) { items { id: name } endCursor hasNextPage } }"
+    )
+    assert await _every_page(stack, queues, "launchQueues", {}) == [["cpu", "gpu"], ["tpu"]]
+    action = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature", "source": source}
+    created = [
+        (await stack.graphql(CREATE_AUTOMATION, {"n": name, "t": {"event": "alias_added"}, "a": action}))["data"][
+            "createAutomation"
+        ]["automation"]["id"]
+        for name in ("one", "two", "three")
+    ]
+    automations = (
+        "query($after: String) { automations(first: 2, after: $after) { items { id } endCursor hasNextPage } }"
+    )
+    assert await _every_page(stack, automations, "automations", {}) == [created[:2], created[2:]]
+    foreign = await stack.graphql(
+        newest, {"after": (await stack.graphql(queues, {}))["data"]["launchQueues"]["endCursor"]}
+    )
+    assert foreign["errors"][0]["extensions"]["code"] == "INVALID_INPUT"

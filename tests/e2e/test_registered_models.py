@@ -147,6 +147,17 @@ async def test_eight_clients_linking_and_moving_one_alias_at_once_leave_no_gaps_
     )
     assert alias["data"]["registeredModel"]["alias"]["artifactVersion"]["id"] == moves[0]
     assert holder["version"] in {v["version"] for v in model["versions"]["items"]}
+    # The same history in pages of 7: every action once, newest first, as in one page.
+    paged = """query($after: String) { registeredModel(name: "m") {
+      history(first: 7, after: $after) { items { action details } endCursor hasNextPage } } }"""
+    actions, after = [], None
+    while True:
+        page = (await stack.graphql(paged, {"after": after}))["data"]["registeredModel"]["history"]
+        actions += page["items"]
+        if not page["hasNextPage"]:
+            break
+        after = page["endCursor"]
+    assert actions == model["history"]["items"]
 
 
 VERSIONS = """query($alias: String, $tag: String, $metadata: GenericScalar) {
