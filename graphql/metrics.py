@@ -18,6 +18,7 @@ from modelreg.services.commands.commands import LogMetricBatch
 MAX_SAMPLES = 10_000
 MAX_SCAN_ROWS = 10_000
 MAX_POINTS_READ = 1_000_000  # rows (or samples) times metrics, for one field
+MAX_POINTS_LISTED = 100_000  # Run.metrics, one object per point
 
 
 class Numbers(graphene.Scalar):
@@ -105,8 +106,9 @@ async def resolve_scan_history(
     }
 
 
+@reports_errors
 async def resolve_metric_points(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:
-    return await MetricQueries(info.context.reads.pool).points(_run_of(row), key)
+    return await MetricQueries(info.context.reads.pool).points(_run_of(row), key, MAX_POINTS_LISTED)
 
 
 HISTORY_ARGUMENTS = {

@@ -28,6 +28,11 @@ WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR ke
 ORDER BY key, chunk
 """
 
+_LOGGED = """
+SELECT sum(points) FROM run_metric_chunks
+WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR key = ANY($4))
+"""
+
 _OUTLINE = """
 SELECT key, first_step, last_step, points, steps IS NULL AS dense FROM run_metric_chunks
 WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR key = ANY($4)) AND last_step > $5
@@ -106,8 +111,16 @@ class MetricQueries:
         has_more = last is not None and max(r["last_step"] for r in outline) > last
         return HistoryPage([{"step": s, "values": by_step[s]} for s in steps], last, has_more)
 
-    async def points(self, run: tuple[str, str, str], key: str | None) -> list[dict[str, Any]]:
-        curves = await self.curves(run, None if key is None else [key])
+    async def points(self, run: tuple[str, str, str], key: str | None, max_points: int) -> list[dict[str, Any]]:
+        """Every point (of one metric), in key then step order; refused, before any is read, past `max_points`."""
+        keys = None if key is None else [key]
+        logged = await self.pool.fetchval(_LOGGED, *run, keys)
+        if logged and logged > max_points:
+            raise InvalidInput(
+                f"this run has {logged:,} points, over {max_points:,} for one list: read them with "
+                "history(samples:) for a chart or scanHistory(first:, after:) page by page"
+            )
+        curves = await self.curves(run, keys)
         return [
             {"key": k, "step": step, "value": value}
             for k in sorted(curves)

@@ -72,6 +72,7 @@ BY_TYPE: dict[str, Any] = {
     "BigInt": 1,
     "GenericScalar": {},
     "JSONString": "{}",
+    "Numbers": [1.0],
     "DateTime": datetime(2026, 1, 1, tzinfo=UTC).isoformat(),
 }
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
+from modelreg.errors import InvalidInput
 from modelreg.projections.metric_queries import MetricQueries
 from modelreg.projections.migrations import migrate
 from modelreg.services.infra.database import create_pool
@@ -23,7 +25,7 @@ async def test_points_of_the_old_table_are_read_back_from_chunks_after_the_migra
         await migrate(pool, all_migrations())
 
         reads = MetricQueries(pool)
-        points = await reads.points(("acme", "nature", "r1"), None)
+        points = await reads.points(("acme", "nature", "r1"), None, max_points=1000)
         assert [(p["key"], p["step"]) for p in points] == [("loss", s) for s in range(100)] + [
             ("val_loss", 9),
             ("val_loss", 99),
@@ -34,5 +36,20 @@ async def test_points_of_the_old_table_are_read_back_from_chunks_after_the_migra
         thumbnail = await reads.history(("acme", "nature", "r1"), ["loss"], 3)  # from every 32nd step: 0, 32, 64, 96
         assert thumbnail == [{"key": "loss", "steps": [0, 64, 96], "values": [1.0, 1 / 65, 1 / 97], "points": 100}]
         assert not await pool.fetchval("SELECT to_regclass('run_metrics') IS NOT NULL")
+    finally:
+        await pool.close()
+
+
+async def test_listing_every_point_of_a_run_past_the_bound_is_refused_before_reading(database_url: str) -> None:
+    pool: asyncpg.Pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await migrate(pool, all_migrations())
+        await pool.execute(
+            "INSERT INTO run_metric_chunks (entity, project, run_id, key, chunk, first_step, last_step, points, vals, "
+            "thumb_steps, thumb_vals, logged_at) VALUES ('acme', 'nature', 'big', 'loss', 0, 0, 999, 1000, "
+            "'\\x'::bytea, '\\x'::bytea, '\\x'::bytea, now())"
+        )
+        with pytest.raises(InvalidInput, match="1,000 points, over 999 for one list: read them with history"):
+            await MetricQueries(pool).points(("acme", "nature", "big"), None, max_points=999)
     finally:
         await pool.close()

@@ -58,12 +58,18 @@ _GENERIC = st.recursive(
 _DATETIME = st.one_of(st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat), st.text())
 _DATETIME_NODE = _DATETIME.map(nodes.String)
 _BIGINT = st.integers(-(2**80), 2**80).map(nodes.Int)
+# Numbers holds a series' steps or values: arrays of numbers, and now and then anything else JSON.
+_NUMBER = st.one_of(
+    st.integers(-(2**70), 2**70).map(nodes.Int), st.floats(allow_nan=False, allow_infinity=False).map(nodes.Float)
+)
+_NUMBERS = st.one_of(st.lists(_NUMBER, max_size=8).map(nodes.List), _GENERIC)
 
 
 def _register_scalars() -> None:
     schemathesis.graphql.scalar("GenericScalar", _GENERIC)
     schemathesis.graphql.scalar("DateTime", _DATETIME_NODE)
     schemathesis.graphql.scalar("BigInt", _BIGINT)
+    schemathesis.graphql.scalar("Numbers", _NUMBERS)
 
 
 def fuzz_graphql(url: str, api_key: str, cases: int, *, seed: int | None = None) -> FuzzReport:
