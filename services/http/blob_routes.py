@@ -5,11 +5,13 @@ without reading the whole file first."""
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
 from modelreg.errors import InvalidInput
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
-from modelreg.services.http.body_limits import received_bounded
+from modelreg.services.http.body_limits import read_bounded, received_bounded
 from modelreg.services.infra.blob_store import FolderBlobStore
 
 BLOBS: web.AppKey[FolderBlobStore] = web.AppKey("blobs", FolderBlobStore)
@@ -77,7 +79,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
 async def plan_upload(request: web.Request) -> web.Response:
     """The same question a client asks an object-storage server; here the answer is: send it to the API."""
     try:
-        fields = await request.json()
+        fields = json.loads(await read_bounded(request))
         digest = fields["digest"]
         request.app[BLOBS].path(digest)
     except (ValueError, KeyError, TypeError):

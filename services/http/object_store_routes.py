@@ -19,6 +19,7 @@ from aiohttp import web
 
 from modelreg.errors import InvalidInput
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
+from modelreg.services.http.body_limits import read_bounded
 from modelreg.services.infra.object_store import ObjectBlobStore
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ _MAX_BLOB: web.AppKey[int] = web.AppKey("max_blob_bytes", int)
 async def _fields(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_PLAN_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_PLAN_BODY, actual_size=request.content_length)
-    body = await request.content.read(MAX_PLAN_BODY + 1)
+    body = await read_bounded(request)  # within the route's body limit, however it is sent
     if len(body) > MAX_PLAN_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_PLAN_BODY, actual_size=len(body))
     try:

@@ -214,3 +214,22 @@ async def test_a_client_whose_file_changes_during_upload_gets_a_clear_error(
 
     with pytest.raises(InvalidInput, match="did the file change"):
         await asyncio.to_thread(upload)
+
+
+async def test_the_migrate_blobs_command_reports_what_it_copied(object_store_url: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from modelreg.services.cli import main
+
+    folder = FolderBlobStore(tmp_path / "blobs")
+    content = b"a checkpoint" * 10_000
+
+    async def once() -> AsyncIterator[bytes]:
+        yield content
+
+    await folder.put(address(content), once())
+    arguments = ["migrate-blobs", "--from", str(tmp_path / "blobs"), "--to", object_store_url]
+    first = await asyncio.to_thread(CliRunner().invoke, main, arguments)
+    again = await asyncio.to_thread(CliRunner().invoke, main, arguments)
+    assert (first.exit_code, again.exit_code) == (0, 0), first.output + again.output
+    assert "1 file(s) copied" in first.output and "1 already there" in again.output
