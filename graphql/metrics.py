@@ -106,7 +106,6 @@ async def resolve_scan_history(
     }
 
 
-@reports_errors
 async def resolve_metric_points(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:
     return await MetricQueries(info.context.reads.pool).points(_run_of(row), key, MAX_POINTS_LISTED)
 

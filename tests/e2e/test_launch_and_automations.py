@@ -668,7 +668,10 @@ async def test_jobs_queues_and_automations_come_a_page_at_a_time_each_once(stack
     low_first, high_first, low_second, high_second, middle = enqueued
     by_priority = [high_first, high_second, middle, low_first, low_second]  # then oldest first
 
-    waiting = 'query($after: String) { waitingJobs(queues: ["cpu"], first: 2, after: $after) { items { id } endCursor hasNextPage } }'
+    waiting = (
+        'query($after: String) { waitingJobs(queues: ["cpu"], first: 2, after: $after) '
+        "{ items { id } endCursor hasNextPage } }"
+    )
     assert await _every_page(stack, waiting, "waitingJobs", {}) == [by_priority[:2], by_priority[2:4], by_priority[4:]]
     queued = """query($after: String) { launchJobs(state: QUEUED, first: 3, after: $after) {
       items { id } endCursor hasNextPage } }"""
