@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from modelreg.events.artifacts import (
+    ArtifactVersionDeleted,
+    ArtifactVersionEdited,
     ArtifactVersionLogged,
     ArtifactVersionTagged,
     ArtifactVersionUntagged,
@@ -43,7 +45,16 @@ from modelreg.events.registry import (
     VersionLinked,
     VersionUnlinked,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced
+from modelreg.events.runs import (
+    MetricsLogged,
+    RunAlerted,
+    RunConfigUpdated,
+    RunDescribed,
+    RunFinished,
+    RunStarted,
+    RunSummaryUpdated,
+    RunSynced,
+)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
@@ -52,7 +63,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunFinished,
         MetricsLogged,
         RunSynced,
+        RunConfigUpdated,
+        RunSummaryUpdated,
+        RunDescribed,
+        RunAlerted,
         ArtifactVersionLogged,
+        ArtifactVersionEdited,
+        ArtifactVersionDeleted,
         ArtifactVersionUsed,
         ArtifactVersionTagged,
         ArtifactVersionUntagged,
@@ -96,6 +113,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
         **payload,
         "manifest": [{**entry, "ref": None} for entry in payload.get("manifest", ())],
     },
+    # v2 added notes, tags and group; a v1 run had none.
+    (RunStarted.type, 1): lambda payload: {**payload, "notes": None, "tags": [], "group": None},
 }
 
 

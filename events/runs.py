@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from modelreg.events.envelope import Event
 from modelreg.events.names import EntityName, ProjectName, RunId
@@ -15,9 +15,15 @@ def run_stream(entity: str, project: str, run_id: str) -> str:
     return f"run:{entity}/{project}/{run_id}"
 
 
+RunTag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+RunTags = Annotated[tuple[RunTag, ...], Field(max_length=100)]
+
+
 class RunStarted(Event):
+    """v2: notes, tags and group (W&B's `init(notes=, tags=, group=)`); a v1 event reads as v2 without them."""
+
     type = "runs.run_started"
-    version = 1
+    version = 2
 
     entity: EntityName
     project: ProjectName
@@ -27,6 +33,9 @@ class RunStarted(Event):
     config: dict[str, Any] = Field(default_factory=dict)
     # Captured by the client at init: git, python, os, hardware, command line, packages.
     environment: dict[str, Any] = Field(default_factory=dict)
+    notes: str | None = Field(default=None, max_length=100_000)
+    tags: RunTags = ()
+    group: str | None = Field(default=None, max_length=200)
 
 
 class RunFinished(Event):
@@ -87,3 +96,57 @@ class RunSynced(Event):
     first_occurred_at: AwareDatetime | None = None
     last_occurred_at: AwareDatetime | None = None
     recorded_on: str | None = Field(default=None, max_length=200)
+
+
+class RunConfigUpdated(Event):
+    """`run.config.update(...)` (or an item set) after `init`: the keys given, with their new values."""
+
+    type = "runs.config_updated"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    changes: dict[str, Any] = Field(min_length=1)
+
+
+class RunSummaryUpdated(Event):
+    """`run.summary[...] = ...` or `run.summary.update(...)`: the keys given, with their new values."""
+
+    type = "runs.summary_updated"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    changes: dict[str, Any] = Field(min_length=1)
+
+
+class RunDescribed(Event):
+    """The run's display name, notes, tags or group changed after `init` (`run.name = ...`, `run.tags = ...`).
+    Only the fields given change; tags, when given, replace the run's tags."""
+
+    type = "runs.run_described"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    name: str | None = Field(default=None, max_length=200)
+    notes: str | None = Field(default=None, max_length=100_000)
+    tags: RunTags | None = None
+    group: str | None = Field(default=None, max_length=200)
+
+
+class RunAlerted(Event):
+    """`run.alert(title, text, level)`: recorded in the audit history and sent as a live event (no e-mail)."""
+
+    type = "runs.alert_raised"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    title: str = Field(min_length=1, max_length=500)
+    text: str = Field(default="", max_length=10_000)
+    level: Literal["INFO", "WARN", "ERROR"] = "INFO"

@@ -13,9 +13,26 @@ from modelreg.events.runs import RunFinished
 from modelreg.graphql.errors import reports_errors
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.launch import Job
-from modelreg.graphql.pages import decode_time_cursor, encode_time_cursor, key_page, page_size
+from modelreg.graphql.pages import (
+    decode_key_cursor,
+    decode_time_cursor,
+    encode_key_cursor,
+    encode_time_cursor,
+    key_page,
+    page_size,
+)
 from modelreg.projections.registry_queries import RunFilters
-from modelreg.services.commands.commands import FinishRun, LogMetrics, RecordSync, StartRun
+from modelreg.projections.run_query import order_by
+from modelreg.services.commands.commands import (
+    DescribeRun,
+    FinishRun,
+    LogMetrics,
+    RaiseAlert,
+    RecordSync,
+    StartRun,
+    UpdateRunConfig,
+    UpdateRunSummary,
+)
 
 RUN_STATES = ("running", *get_args(RunFinished.model_fields["state"].annotation))
 
@@ -44,6 +61,23 @@ class Run(graphene.ObjectType):
     started_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it started")
     finished_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it finished")
     metrics = graphene.List(graphene.NonNull(MetricPoint), required=True, key=graphene.String())
+    notes = graphene.String()
+    tags = graphene.List(graphene.NonNull(graphene.String), required=True)
+    group = graphene.String()
+    logged_artifacts = graphene.Field(
+        "modelreg.graphql.artifacts.ArtifactVersionPage",
+        required=True,
+        first=graphene.Int(default_value=50),
+        after=graphene.String(),
+        description="the versions this run logged (its outputs), oldest first",
+    )
+    used_artifacts = graphene.Field(
+        "modelreg.graphql.artifacts.ArtifactVersionPage",
+        required=True,
+        first=graphene.Int(default_value=50),
+        after=graphene.String(),
+        description="the versions this run used (its inputs), in the order it used them",
+    )
     launched_by = graphene.Field(
         Job, description="the Launch job that started this run (its triggeredBy names the automation and the event)"
     )
@@ -60,6 +94,37 @@ class Run(graphene.ObjectType):
     @staticmethod
     async def resolve_metrics(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:
         return await info.context.reads.metrics(row["entity"], row["project"], row["run_id"], key)
+
+    @staticmethod
+    def resolve_tags(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        return row.get("tags") or []
+
+    @staticmethod
+    def resolve_group(row: dict, info: graphene.ResolveInfo) -> str | None:
+        return row.get("group_name")
+
+    @staticmethod
+    @reports_errors
+    async def resolve_logged_artifacts(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None):
+        return await _run_artifacts(row, info, first, after, used=False)
+
+    @staticmethod
+    @reports_errors
+    async def resolve_used_artifacts(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None):
+        return await _run_artifacts(row, info, first, after, used=True)
+
+
+async def _run_artifacts(row: dict, info: graphene.ResolveInfo, first: int, after: str | None, used: bool) -> dict:
+    limit = page_size(first)
+    cursor = decode_time_cursor(after)
+    try:
+        position = (cursor[0], UUID(cursor[1])) if cursor else None
+    except ValueError:
+        raise InvalidInput(f"cursor {after!r} is not one this API returned: pass a page's endCursor") from None
+    rows = await info.context.reads.run_artifacts_page(
+        row["entity"], row["project"], row["run_id"], used=used, after=position, limit=limit + 1
+    )
+    return key_page(rows, limit, after, lambda last: encode_time_cursor(last["at"], last["id"]))
 
 
 class RunPage(graphene.ObjectType):
@@ -115,6 +180,12 @@ class RunQueries(graphene.ObjectType):
         search=graphene.String(description="part of the run id, name or job type, in any case"),
         state=graphene.String(description=f"one of {', '.join(RUN_STATES)}"),
         job_type=graphene.String(),
+        filters=GenericScalar(
+            description='W&B\'s MongoDB-style filters: {"config.lr": {"$gt": 0.01}, "tags": {"$in": ["a"]}}, '
+            "with $and/$or/$nor/$not, on config.*, summary_metrics.*, tags, state, display_name, name, group, "
+            "jobType, createdAt"
+        ),
+        order=graphene.String(description="-created_at (default), +summary_metrics.acc, config.lr, display_name..."),
         first=graphene.Int(default_value=50),
         after=graphene.String(),
         description="A project's runs, newest first (by when they started), a page at a time.",
@@ -145,14 +216,37 @@ class RunQueries(graphene.ObjectType):
         search: str | None = None,
         state: str | None = None,
         job_type: str | None = None,
+        filters: Any = None,
+        order: str | None = None,
     ) -> dict:
         limit = page_size(first)
         if state and state not in RUN_STATES:
             raise InvalidInput(f"state {state!r} is not one of {', '.join(RUN_STATES)}")
-        filters = RunFilters(entity, project, (search or "").strip() or None, state or None, job_type or None)
-        rows = await info.context.reads.runs_page(filters, before=decode_time_cursor(after), limit=limit + 1)
+        if filters is not None and not isinstance(filters, dict):
+            raise InvalidInput('filters is an object, e.g. {"config.lr": {"$gt": 0.01}}')
+        run_filters = RunFilters(
+            entity, project, (search or "").strip() or None, state or None, job_type or None, query=filters or None
+        )
+        run_filters.where()  # a malformed filter is refused before any query
+        ordering = order_by(order)
+        if ordering is not None:
+            offset = _offset(after)
+            rows = await info.context.reads.runs_page_ordered(run_filters, ordering, offset=offset, limit=limit + 1)
+            found = key_page(rows, limit, after, lambda last: encode_key_cursor(str(offset + limit)))
+            return {**found, "filters": run_filters, "first_page": after is None}
+        rows = await info.context.reads.runs_page(run_filters, before=decode_time_cursor(after), limit=limit + 1)
         found = key_page(rows, limit, after, lambda last: encode_time_cursor(last["started_at"], last["run_id"]))
-        return {**found, "filters": filters, "first_page": after is None}
+        return {**found, "filters": run_filters, "first_page": after is None}
+
+
+def _offset(after: str | None) -> int:
+    """The position a page in a custom order starts at (its cursor)."""
+    parts = decode_key_cursor(after, 1)
+    if parts is None:
+        return 0
+    if not parts[0].isdigit():
+        raise InvalidInput(f"cursor {after!r} is not one this API returned: pass a page's endCursor")
+    return int(parts[0])
 
 
 class StartRunInput(graphene.InputObjectType):
@@ -165,6 +259,9 @@ class StartRunInput(graphene.InputObjectType):
     environment = GenericScalar()
     command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
+    notes = graphene.String()
+    tags = graphene.List(graphene.NonNull(graphene.String))
+    group = graphene.String()
 
 
 class FinishRunInput(graphene.InputObjectType):
@@ -178,7 +275,7 @@ class FinishRunInput(graphene.InputObjectType):
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
-async def _run_after(info: graphene.ResolveInfo, command: StartRun | FinishRun | RecordSync) -> dict:
+async def _run_after(info: graphene.ResolveInfo, command: Any) -> dict:
     await info.context.app.execute(command, info.context.caller)
     run = await info.context.reads.run(command.entity, command.project, command.run_id)
     if run is None:
@@ -197,6 +294,44 @@ class RecordSyncInput(graphene.InputObjectType):
     first_occurred_at = graphene.DateTime()
     last_occurred_at = graphene.DateTime()
     recorded_on = graphene.String()
+
+
+class RunChangesInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    changes = GenericScalar(required=True, description='the keys set and their new values: {"lr": 0.02}')
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
+
+
+class DescribeRunInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    name = graphene.String()
+    notes = graphene.String()
+    tags = graphene.List(graphene.NonNull(graphene.String), description="replace the run's tags")
+    group = graphene.String()
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
+
+
+class AlertLevel(graphene.Enum):
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+class RaiseAlertInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    title = graphene.String(required=True)
+    text = graphene.String()
+    level = AlertLevel()
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
 class MetricRowInput(graphene.InputObjectType):
@@ -224,6 +359,48 @@ class RunMutations(graphene.ObjectType):
         input=RecordSyncInput(required=True),
         description="Say that a run recorded offline was uploaded (`modelreg sync` sends it last).",
     )
+
+    update_run_config = graphene.Field(
+        Run,
+        required=True,
+        input=RunChangesInput(required=True),
+        description="Set config keys of a run after it started (W&B's run.config.update): an event.",
+    )
+    update_run_summary = graphene.Field(
+        Run, required=True, input=RunChangesInput(required=True), description="Set summary keys of a run."
+    )
+    describe_run = graphene.Field(
+        Run, required=True, input=DescribeRunInput(required=True), description="Rename, retag, annotate a run."
+    )
+    raise_alert = graphene.Field(
+        Run,
+        required=True,
+        input=RaiseAlertInput(required=True),
+        description="W&B's run.alert: recorded in the audit history and sent to live-event subscribers.",
+    )
+
+    @staticmethod
+    @reports_errors
+    async def resolve_update_run_config(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(UpdateRunConfig, dict(input)))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_update_run_summary(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(UpdateRunSummary, dict(input)))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_describe_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(DescribeRun, dict(input)))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_raise_alert(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        fields = dict(input)
+        if fields.get("level") is not None:
+            fields["level"] = getattr(fields["level"], "value", fields["level"])
+        return await _run_after(info, parse_command(RaiseAlert, fields))
 
     @staticmethod
     @reports_errors

@@ -27,7 +27,7 @@ from modelreg.events.names import (
     RunId,
     TagName,
 )
-from modelreg.events.runs import MetricRow
+from modelreg.events.runs import MetricRow, RunTags
 from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 from modelreg.services.commands.access import entity_scopes, model_scopes
 
@@ -115,6 +115,9 @@ class StartRun(Recordable):
     job_type: str | None = Field(default=None, max_length=100)
     config: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
+    notes: str | None = Field(default=None, max_length=100_000)
+    tags: RunTags = ()
+    group: str | None = Field(default=None, max_length=200)
 
 
 class FinishRun(Recordable):
@@ -284,3 +287,64 @@ class TagArtifactVersion(Command):
 
 class UntagArtifactVersion(TagArtifactVersion):
     pass
+
+
+class UpdateRunConfig(Recordable):
+    """Keys of a running run's config set after `init` (`run.config.update(...)`)."""
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    changes: dict[str, Any] = Field(min_length=1)
+
+
+class UpdateRunSummary(Recordable):
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    changes: dict[str, Any] = Field(min_length=1)
+
+
+class DescribeRun(Recordable):
+    """A run's display name, notes, tags or group, changed after `init`; fields left out stay as they are."""
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    name: str | None = Field(default=None, max_length=200)
+    notes: str | None = Field(default=None, max_length=100_000)
+    tags: RunTags | None = None
+    group: str | None = Field(default=None, max_length=200)
+
+
+class RaiseAlert(Recordable):
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    title: str = Field(min_length=1, max_length=500)
+    text: str = Field(default="", max_length=10_000)
+    level: Literal["INFO", "WARN", "ERROR"] = "INFO"
+
+
+class EditArtifactVersion(Command):
+    """`artifact.save()` of a logged version: a new description or metadata (when given), aliases to add and
+    to remove. Adding an alias another version of the collection holds moves it here."""
+
+    entity: EntityName
+    project: ProjectName
+    name: ArtifactName
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64, description="vN, latest or an alias")
+    description: Description | None = None
+    metadata: dict[str, Any] | None = None
+    aliases_added: tuple[AliasName, ...] = ()
+    aliases_removed: tuple[AliasName, ...] = ()
+
+
+class DeleteArtifactVersion(Command):
+    """`artifact.delete()`: refused while the version holds aliases, unless `delete_aliases` (as in W&B)."""
+
+    entity: EntityName
+    project: ProjectName
+    name: ArtifactName
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64, description="vN, latest or an alias")
+    delete_aliases: bool = False
