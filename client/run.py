@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from uuid import UUID
 
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.artifact_paths import parse_artifact_path, registered_model_name
@@ -70,6 +71,11 @@ def settable_aliases(aliases: Iterable[str] | str | None) -> list[str]:
 
 def find_version(transport: Transport, path: str, entity: str, project: str, type: str | None = None) -> dict:
     """The fields of the version `path` names (any form of modelreg.artifact_paths), or NotFound."""
+    if _is_version_id(path):
+        found = transport.graphql(_FIND_ID, {"id": path})["artifactVersion"]
+        if found is None:
+            raise NotFound(f"no artifact version {path!r}")
+        return found
     parsed = parse_artifact_path(path, entity, project)
     if parsed.registered_model:
         by_version = parsed.selector[:1] == "v" and parsed.selector[1:].isdigit()
@@ -87,6 +93,14 @@ def find_version(transport: Transport, path: str, entity: str, project: str, typ
     if type is not None and found["type"] != type:
         raise InvalidInput(f"{path!r} is a {found['type']!r} artifact, not a {type!r} one")
     return found
+
+
+def _is_version_id(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return "/" not in text and ":" not in text
 
 
 class Run:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from modelreg.errors import InvalidInput, ModelregError, NotFound, PermissionDenied, Unavailable
+from modelreg.errors import Conflict, InvalidInput, ModelregError, NotFound, PermissionDenied, Unavailable
 from modelreg.user_settings import load_login
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -25,6 +25,7 @@ _ERRORS: dict[str, type[ModelregError]] = {
     "INVALID_INPUT": InvalidInput,
     "NOT_FOUND": NotFound,
     "FORBIDDEN": PermissionDenied,
+    "CONFLICT": Conflict,
 }
 
 

@@ -14,6 +14,7 @@ and job type by their b-trees. Ranges and `$regex` on config or summary are chec
 project that the other conditions leave (jsonb_path_ops indexes equality only).
 
 Values travel as bind parameters, never as SQL text; a jsonpath is built from JSON-encoded literals.
+A parameter cast to jsonb is bound as the Python value (the pool's codec encodes jsonb).
 """
 
 from __future__ import annotations
@@ -188,10 +189,11 @@ def _jsonpath(path: list[str]) -> str:
     return "$" + "".join(f".{json.dumps(p)}" for p in path)
 
 
-def _nested(path: list[str], value: Any) -> str:
+def _nested(path: list[str], value: Any) -> dict[str, Any]:
+    """The object a containment test looks for (bound as jsonb: the pool's codec encodes it)."""
     for part in reversed(path):
         value = {part: value}
-    return json.dumps(value)
+    return value
 
 
 def _listed(operand: Any, op: str) -> list[Any]:
