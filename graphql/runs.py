@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, get_args
 from uuid import UUID
 
+import asyncpg
 import graphene
 from graphene.types.generic import GenericScalar
 
@@ -139,7 +140,10 @@ class RunPage(graphene.ObjectType):
     async def resolve_total_count(page: dict, info: graphene.ResolveInfo) -> int:
         if page["first_page"] and not page["has_next_page"]:
             return len(page["items"])  # all of them are here: a search that finds a few needs no second pass
-        return await info.context.reads.runs_count(page["filters"])
+        try:
+            return await info.context.reads.runs_count(page["filters"])
+        except asyncpg.InvalidRegularExpressionError as exc:
+            raise InvalidInput(f"a $regex of the filters is not a valid regular expression: {exc}") from None
 
 
 class Project(graphene.ObjectType):
@@ -229,12 +233,16 @@ class RunQueries(graphene.ObjectType):
         )
         run_filters.where()  # a malformed filter is refused before any query
         ordering = order_by(order)
-        if ordering is not None:
-            offset = _offset(after)
-            rows = await info.context.reads.runs_page_ordered(run_filters, ordering, offset=offset, limit=limit + 1)
-            found = key_page(rows, limit, after, lambda last: encode_key_cursor(str(offset + limit)))
-            return {**found, "filters": run_filters, "first_page": after is None}
-        rows = await info.context.reads.runs_page(run_filters, before=decode_time_cursor(after), limit=limit + 1)
+        try:
+            if ordering is not None:
+                offset = _offset(after)
+                reads = info.context.reads
+                rows = await reads.runs_page_ordered(run_filters, ordering, offset=offset, limit=limit + 1)
+                found = key_page(rows, limit, after, lambda last: encode_key_cursor(str(offset + limit)))
+                return {**found, "filters": run_filters, "first_page": after is None}
+            rows = await info.context.reads.runs_page(run_filters, before=decode_time_cursor(after), limit=limit + 1)
+        except asyncpg.InvalidRegularExpressionError as exc:
+            raise InvalidInput(f"a $regex of the filters is not a valid regular expression: {exc}") from None
         found = key_page(rows, limit, after, lambda last: encode_time_cursor(last["started_at"], last["run_id"]))
         return {**found, "filters": run_filters, "first_page": after is None}
 

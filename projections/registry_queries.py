@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from modelreg.projections.run_query import RunQuery
+from modelreg.projections.run_query import RunOrder, RunQuery
 from modelreg.projections.search import like_pattern
 
 _VERSION_COLUMNS = """
@@ -177,13 +177,16 @@ class RegistryQueries:
         return dict(row) if row else None
 
     async def runs_page_ordered(
-        self, filters: RunFilters, order: str, *, offset: int, limit: int
+        self, filters: RunFilters, order: RunOrder, *, offset: int, limit: int
     ) -> list[dict[str, Any]]:
         """In a W&B `order` (projections/run_query.py); pages by position, since the sort key may be any
         config or summary value."""
         where, args = filters.where()
+        if order.path is not None:
+            args.append(order.path)
         rows = await self.pool.fetch(
-            f"SELECT * FROM runs WHERE {where} ORDER BY {order} OFFSET ${len(args) + 1} LIMIT ${len(args) + 2}",
+            f"SELECT * FROM runs WHERE {where} ORDER BY {order.with_parameter(len(args))} "
+            f"OFFSET ${len(args) + 1} LIMIT ${len(args) + 2}",
             *args,
             offset,
             limit,

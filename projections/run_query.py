@@ -152,23 +152,35 @@ class RunQuery:
         raise InvalidInput(f"unknown operator {op!r} on {key!r}")
 
 
-def order_by(order: str | None) -> str | None:
+@dataclass(frozen=True)
+class RunOrder:
+    """An ORDER BY whose ties break by run id; a config or summary key path is bound as parameter `$path`."""
+
+    sql: str
+    path: list[str] | None = None
+
+    def with_parameter(self, number: int) -> str:
+        return self.sql.replace("$path", f"${number}::text[]")
+
+
+def order_by(order: str | None) -> RunOrder | None:
     """W&B's `order`: `-created_at` (the default: newest first, None here), `+summary_metrics.acc`,
-    `config.lr`, `display_name`... as an ORDER BY whose ties break by run id."""
+    `config.lr`, `display_name`..."""
     if order is None or order.strip() in ("", "-created_at", "-createdAt"):
         return None
     text = order.strip()
     descending = text.startswith("-")
     key = text.lstrip("+-")
-    document, _, path = key.partition(".")
-    if document in _DOCUMENTS and path:
-        expression = f"({_DOCUMENTS[document]} #> '{{{','.join(_quoted(p) for p in _path(path))}}}')"
+    document, _, dotted = key.partition(".")
+    path = None
+    if document in _DOCUMENTS and dotted:
+        expression, path = f"({_DOCUMENTS[document]} #> $path)", _path(dotted)
     elif key in _ORDERS:
         expression = _ORDERS[key]
     else:
         raise InvalidInput(f"runs cannot be ordered by {key!r}: use created_at, config.<key>, summary_metrics.<key>...")
     direction = "DESC" if descending else "ASC"
-    return f"{expression} {direction} NULLS LAST, run_id {direction}"
+    return RunOrder(f"{expression} {direction} NULLS LAST, run_id {direction}", path)
 
 
 def _path(dotted: str) -> list[str]:
@@ -178,11 +190,6 @@ def _path(dotted: str) -> list[str]:
     if not all(parts) or len(parts) > 10:
         raise InvalidInput(f"{dotted!r} is not a key path such as lr or optimizer.lr")
     return parts
-
-
-def _quoted(part: str) -> str:
-    """An element of a text[] literal, quoted: keys may hold commas or braces."""
-    return '"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _jsonpath(path: list[str]) -> str:
