@@ -19,9 +19,14 @@ _ARTIFACT_FIELDS = (
     "id entity project name type version digest description metadata aliases createdAt size "
     "files { path size digest ref }"
 )
-_ARTIFACTS = """query($e: String!, $p: String!, $r: String!, $first: Int!, $after: String) {
-  run(entity: $e, project: $p, runId: $r) { %s(first: $first, after: $after) { items { %s } endCursor hasNextPage } }
-}"""
+_ARTIFACTS = {
+    field: f"""query($e: String!, $p: String!, $r: String!, $first: Int!, $after: String) {{
+  run(entity: $e, project: $p, runId: $r) {{
+    {field}(first: $first, after: $after) {{ items {{ {_ARTIFACT_FIELDS} }} endCursor hasNextPage }}
+  }}
+}}"""
+    for field in ("loggedArtifacts", "usedArtifacts")
+}
 RUN_FILES_TYPE = "run-files"
 
 
@@ -157,7 +162,7 @@ class PublicRun:
         after = None
         while True:
             variables = {"e": self.entity, "p": self.project, "r": self.id, "first": per_page, "after": after}
-            page = self._transport.graphql(_ARTIFACTS % (field, _ARTIFACT_FIELDS), variables)["run"][field]
+            page = self._transport.graphql(_ARTIFACTS[field], variables)["run"][field]
             yield from (LoggedArtifact(self._transport, item) for item in page["items"])
             if not page["hasNextPage"]:
                 return

@@ -449,3 +449,80 @@ async def test_an_offline_w_and_b_script_syncs_its_config_changes_and_tags(serve
     )["data"]["run"]
     assert run["state"] == "finished" and run["config"] == {"lr": 0.3} and run["tags"] == ["offline"]
     assert run["summary"]["best"] == 1.0 and run["summary"]["loss"] == 0.5
+
+
+# The rest of a W&B script's everyday surface: login, resuming, renaming, disabled mode, models, artifact files.
+
+
+def resume_rename_and_hand_on(folder: Path, key: str, url: str) -> dict[str, Any]:
+    seen: dict[str, Any] = {"logged in": wandb.login(key=key, host=url)}
+    first = wandb.init(project="handover", id="trainer-1", name="draft")
+    first.name, first.notes, first.tags = "trainer", "resumed once", ("v2",)
+    seen["url"] = first.url
+    # As a restarted process would (the first one died without finishing): it joins the running run.
+    again = wandb.init(project="handover", id="trainer-1", resume="allow", config={"seed": 7}, reinit="create_new")
+    seen["joined"] = (again.id, again.name, again.tags, dict(again.config))
+    (folder / "model.pt").write_text("weights")
+    again.link_model(
+        str(folder / "model.pt"), "model-registry/handover-model", name="handover-cnn", aliases=["candidate"]
+    )
+    wandb.finish()
+    seen["finished again"] = wandb.run is None
+
+    with wandb.init(mode="disabled") as off:
+        off.log({"loss": 1.0})
+        seen["disabled"] = (off.disabled, off.url)
+
+    with wandb.init(project="handover", job_type="eval") as run:
+        model = run.use_artifact("handover-cnn:latest")
+        model.download(folder / "checkout")
+        (folder / "checkout" / "stray.txt").write_text("not part of it")
+        model.checkout(folder / "checkout")
+        model.verify(folder / "checkout")
+        seen["checked out"] = sorted(p.name for p in (folder / "checkout").iterdir())
+        seen["files"] = [
+            (f.name, f.size, f.digest.startswith("sha256:"), f.url.endswith(f.digest))
+            for f in model.files(names=["model.pt"])
+        ]
+        seen["linked"] = model.link("wandb-registry-model/handover-backup", aliases=["latest", "first"])
+        seen["lineage"] = (model.logged_by().id, [r.id for r in model.used_by()])
+        seen["eval run"] = run.id
+
+    api = wandb.Api(api_key=key, timeout=30)
+    public = api.run("handover/trainer-1")
+    public.tags.append("reviewed")
+    public.config["seed"] = 8
+    public.update()
+    seen["updated"] = (api.run("handover/trainer-1").tags, api.run("handover/trainer-1").config)
+    seen["type"] = [c.name for c in api.artifact_type("model", "handover").collections()]
+    seen["backup"] = api.artifact("model-registry/handover-backup:first").name
+    return seen
+
+
+async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
+    server: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELREG_CONFIG_DIR", str(tmp_path / "settings"))
+    monkeypatch.delenv("MODELREG_API_KEY")
+    assert server.client is not None
+    url = str(server.client.make_url("/")).rstrip("/")
+    key = await server.key("user:alice")
+    seen = await in_thread(resume_rename_and_hand_on, tmp_path, key, url)
+
+    assert seen["logged in"] and (tmp_path / "settings" / "settings").is_file()
+    assert seen["url"] == f"{url}/#/runs/alice/handover/trainer-1"
+    assert seen["joined"] == ("trainer-1", "trainer", ("v2",), {"seed": 7})
+    assert seen["finished again"] and seen["disabled"] == (True, None)
+    assert seen["checked out"] == ["model.pt"]
+    assert seen["files"] == [("model.pt", len("weights"), True, True)]
+    assert seen["linked"] == "v0" and seen["lineage"] == ("trainer-1", [seen["eval run"]])
+    assert seen["updated"] == (["v2", "reviewed"], {"seed": 8})
+    assert seen["type"] == ["handover-cnn"] and seen["backup"] == "handover-cnn"
+    run = (
+        await server.graphql('{ run(entity: "alice", project: "handover", runId: "trainer-1") { name notes state } }')
+    )["data"]["run"]
+    assert run == {"name": "trainer", "notes": "resumed once", "state": "finished"}
+    model = (
+        await server.graphql('{ registeredModel(name: "handover-model") { alias(name: "candidate") { version } } }')
+    )["data"]["registeredModel"]
+    assert model["alias"]["version"] == "v0"
