@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelreg.artifact import LoggedArtifact
-from modelreg.errors import InvalidInput, ModelregError, NotFound
+from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
 from modelreg.public_run import RUN_FIELDS, PublicRun
 from modelreg.run import find_version
 from modelreg.transport import Transport
@@ -67,7 +67,9 @@ def default_entity(transport: Transport) -> str:
         return given
     try:
         viewer = transport.graphql(_VIEWER)["viewer"]["id"]
-    except ModelregError:
+    except Unavailable:
+        raise
+    except ModelregError:  # no key: runs go to the entity named "default"
         return "default"
     return viewer.partition(":")[2] or "default"
 

@@ -508,14 +508,10 @@ class LoggedArtifact:
     def link(self, target_path: str, aliases: list[str] | None = None) -> str | None:
         """Link this version to a registered model (as run.link_artifact); returns the model version."""
         from modelreg.artifact_paths import registered_model_name
-        from modelreg.run import settable_aliases
+        from modelreg.run import LINK, settable_aliases
 
-        query = (
-            "mutation($m: String!, $id: ID!, $a: [String!]) "
-            "{ linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a) { version } }"
-        )
         variables = {"m": registered_model_name(target_path), "id": self.id, "a": settable_aliases(aliases)}
-        return self._transport.graphql(query, variables)["linkArtifactVersion"]["version"]
+        return self._transport.graphql(LINK, variables)["linkArtifactVersion"]["version"]
 
     def logged_by(self) -> Any:
         """The run that logged it (a modelreg.public_run.PublicRun), or None."""

@@ -48,7 +48,7 @@ _REGISTERED = f"""query($m: String!, $alias: String!, $version: String!, $byVers
   }}
 }}"""
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
-_LINK = "mutation($m: String!, $id: ID!, $a: [String!]) { linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a) { version } }"
+LINK = "mutation($m: String!, $id: ID!, $a: [String!]) { linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a) { version } }"
 ALERT_LEVELS = ("INFO", "WARN", "ERROR")
 
 
@@ -402,7 +402,7 @@ class Run:
         if artifact.id is None:
             raise InvalidInput("log the artifact before linking it")
         model = registered_model_name(target_path)
-        linked = self.transport.graphql(_LINK, {"m": model, "id": artifact.id, "a": settable_aliases(aliases)})
+        linked = self.transport.graphql(LINK, {"m": model, "id": artifact.id, "a": settable_aliases(aliases)})
         return linked["linkArtifactVersion"]["version"]
 
     def log_model(

@@ -191,6 +191,7 @@ def _start(options: dict[str, Any]) -> Run:
     if mode == "offline":
         return OfflineRun.start_offline(options["offline_dir"], entity=options["entity"] or "default", **fields_of)
     transport = Transport(options["url"], options["api_key"])
+    fields = None
     try:
         entity = options["entity"] or _viewer_entity(transport)
         joined = _resumed(transport, options, entity)
@@ -207,8 +208,9 @@ def _start(options: dict[str, Any]) -> Run:
             OfflineFallback,
             stacklevel=3,
         )
-        entity = options["entity"] or "default"
-        return OfflineRun.start_offline(options["offline_dir"], entity=entity, **fields_of)
+        # The run keeps the id and environment its online start was tried with.
+        entity = fields["entity"] if fields else options["entity"] or "default"
+        return OfflineRun.start_offline(options["offline_dir"], entity=entity, **fields_of, fields=fields)
 
 
 def _viewer_entity(transport: Transport) -> str:

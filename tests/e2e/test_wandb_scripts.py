@@ -11,12 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import BROWSER_TEST_MARKS, open_browser
 from support.live_events import graphql_socket, log_readers_reach
 from support.stack import Stack
 from support.waiting import wait_until
 
 import modelreg as wandb
 from modelreg.errors import Conflict, NotFound
+
+# The browser test's own skip conditions (the module's other tests need no browser).
+BROWSER_READY = not any(mark.args and mark.args[0] for mark in BROWSER_TEST_MARKS if mark.name == "skipif")
 
 
 @pytest.fixture
@@ -526,3 +530,30 @@ async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
         await server.graphql('{ registeredModel(name: "handover-model") { alias(name: "candidate") { version } } }')
     )["data"]["registeredModel"]
     assert model["alias"]["version"] == "v0"
+
+
+# What a running script changes shows on its run's page as it happens.
+
+
+@pytest.mark.parametrize("log_kind", ["postgres"], indirect=True)
+@pytest.mark.skipif(not BROWSER_READY, reason="playwright or chromium is missing (scripts/setup.sh installs them)")
+async def test_a_config_change_and_an_alert_appear_live_on_the_open_run_page(server: Stack) -> None:
+    from playwright.async_api import expect
+
+    assert server.client is not None
+    url = str(server.client.make_url("/")).rstrip("/")
+    run = await in_thread(lambda: wandb.init(project="live", config={"lr": 0.1}, tags=["watched"], notes="to watch"))
+    async with open_browser(url + "/") as browser:
+        page = await browser.page(await server.key("user:dana", role="viewer"), expect_principal="user:dana")
+        await page.goto(f"{url}/#/runs/alice/live/{run.id}")
+        await expect(page.get_by_test_id("run-tags")).to_contain_text("watched")
+        await expect(page.get_by_test_id("run-notes")).to_have_text("to watch")
+        await expect(page.locator(".live")).to_contain_text("live")
+
+        await in_thread(lambda: run.config.update({"lr": 0.05}))
+        await in_thread(lambda: run.alert("Loss spiked", "loss 9.1 at step 300", wandb.AlertLevel.ERROR))
+        changes = page.get_by_test_id("run-changes")
+        await expect(changes).to_contain_text('{"lr":0.05}')
+        await expect(changes).to_contain_text("ERROR Loss spiked loss 9.1 at step 300")
+        await expect(page.get_by_role("main")).to_contain_text("0.05")  # the config table, reloaded
+    await in_thread(run.finish)
