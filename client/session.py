@@ -51,6 +51,7 @@ _RUN = """query($e: String!, $p: String!, $r: String!) {
 }"""
 
 _current: Run | None = None
+_launched_run_started = False
 
 
 class OfflineFallback(UserWarning):
@@ -132,6 +133,7 @@ def init(
     else the `modelreg login` settings), the caller the holder of `api_key` (else MODELREG_API_KEY, same order).
     W&B arguments with no meaning here are accepted with a one-time warning.
     """
+    global _launched_run_started
     given = {k: v for k, v in locals().items() if k not in ("unknown", "settings") and v is not None}
     ignore_unknown("init", unknown)
     for key, value in dict(settings or {}).items():
@@ -148,6 +150,7 @@ def init(
         if policy != "create_new":
             _current.finish()
     run = _start(options)
+    _launched_run_started = _launched_run_started or run.id == os.environ.get("MODELREG_RUN_ID")
     _publish(run)
     return run
 
@@ -161,7 +164,8 @@ def _resolved(given: dict[str, Any]) -> dict[str, Any]:
     mode = _MODE_NAMES.get(mode, mode)
     if mode not in MODES:
         raise InvalidInput(f"mode {mode!r} is not one of {', '.join(MODES)} (check MODELREG_MODE / WANDB_MODE)")
-    launched_id = os.environ.get("MODELREG_RUN_ID")
+    # A launched job's run id names the process's first run; a second init in the job starts another run.
+    launched_id = None if _launched_run_started else os.environ.get("MODELREG_RUN_ID")
     return {
         "project": given.get("project") or _env("MODELREG_PROJECT", "WANDB_PROJECT") or "uncategorized",
         "entity": given.get("entity") or _env("MODELREG_ENTITY", "WANDB_ENTITY"),

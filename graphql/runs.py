@@ -252,7 +252,7 @@ def _offset(after: str | None) -> int:
     parts = decode_key_cursor(after, 1)
     if parts is None:
         return 0
-    if not parts[0].isdigit():
+    if not parts[0].isdigit() or len(parts[0]) > 9:
         raise InvalidInput(f"cursor {after!r} is not one this API returned: pass a page's endCursor")
     return int(parts[0])
 
