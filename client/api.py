@@ -26,6 +26,11 @@ _RUNS = f"""query($e: String!, $p: String!, $search: String, $state: String, $jo
     items {{ {RUN_FIELDS} }} endCursor hasNextPage
   }}
 }}"""
+_RUNS_COUNT = """query($e: String!, $p: String!, $search: String, $state: String, $jobType: String,
+                    $filters: GenericScalar, $order: String) {
+  runs(entity: $e, project: $p, search: $search, state: $state, jobType: $jobType, filters: $filters, order: $order,
+       first: 1) { totalCount }
+}"""
 _VERSION_FIELDS = (
     "id entity project name type version digest description metadata aliases createdAt size "
     "files { path size digest ref }"
@@ -137,6 +142,36 @@ class ArtifactType:
 
     def collection(self, name: str) -> ArtifactCollection:
         return self._api.artifact_collection(self.name, f"{self.entity}/{self.project}/{name}")
+
+
+class Runs:
+    """W&B's `Runs`: iterate (pages of `per_page` fetched as the loop goes), `len()` (how many match, counted
+    by the server), and `runs[i]`."""
+
+    def __init__(self, transport: Transport, variables: dict[str, Any]) -> None:
+        self._transport, self._variables = transport, variables
+        self._length: int | None = None
+        self._read: list[PublicRun] | None = None
+
+    def __iter__(self) -> Iterator[PublicRun]:
+        after = None
+        while True:
+            page = self._transport.graphql(_RUNS, {**self._variables, "after": after})["runs"]
+            yield from (PublicRun(self._transport, run) for run in page["items"])
+            if not page["hasNextPage"]:
+                return
+            after = page["endCursor"]
+
+    def __len__(self) -> int:
+        if self._length is None:
+            counted = {k: v for k, v in self._variables.items() if k != "first"}
+            self._length = self._transport.graphql(_RUNS_COUNT, counted)["runs"]["totalCount"]
+        return self._length
+
+    def __getitem__(self, index: int) -> PublicRun:
+        if self._read is None:
+            self._read = list(self)
+        return self._read[index]
 
 
 class Api:
@@ -306,7 +341,7 @@ class Api:
         state: str | None = None,
         job_type: str | None = None,
         **_: Any,
-    ) -> Iterator[PublicRun]:
+    ) -> Runs:
         """A project's runs (`entity/project`, or `project` of the default entity), newest first unless `order`
         says otherwise (`+summary_metrics.acc`, `config.lr`...), that match W&B's MongoDB-style `filters`
         (`{"config.lr": {"$gt": 0.01}, "tags": {"$in": ["baseline"]}}`: docs/wandb-compat.md lists the keys and
@@ -324,16 +359,7 @@ class Api:
             "order": order,
             "first": per_page,
         }
-        return self._pages_of_runs(variables)
-
-    def _pages_of_runs(self, variables: dict[str, Any]) -> Iterator[PublicRun]:
-        after = None
-        while True:
-            page = self.transport.graphql(_RUNS, {**variables, "after": after})["runs"]
-            yield from (PublicRun(self.transport, run) for run in page["items"])
-            if not page["hasNextPage"]:
-                return
-            after = page["endCursor"]
+        return Runs(self.transport, variables)
 
     # The registry.
 

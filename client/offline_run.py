@@ -113,7 +113,7 @@ class OfflineRun(Run):
     ) -> Artifact:
         """Copy the files into the spool (by digest) and record the version under an id chosen here."""
         artifact = as_artifact(artifact_or_path, name, type)
-        aliases = settable_aliases(aliases)
+        aliases = settable_aliases([*settable_aliases(aliases), *artifact.aliases])
         self.flush()  # metrics logged before it come before it in the journal
         kept = [ArtifactFile(path, *self.spool.keep_file(source)) for path, source in artifact.local_files().items()]
         manifest = sorted([*kept, *artifact.known_files()], key=lambda f: f.path)

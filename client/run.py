@@ -48,7 +48,10 @@ _REGISTERED = f"""query($m: String!, $alias: String!, $version: String!, $byVers
   }}
 }}"""
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
-LINK = "mutation($m: String!, $id: ID!, $a: [String!]) { linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a) { version } }"
+LINK = (
+    "mutation($m: String!, $id: ID!, $a: [String!]) "
+    "{ linkArtifactVersion(registeredModel: $m, artifactVersionId: $id, aliases: $a) { version } }"
+)
 ALERT_LEVELS = ("INFO", "WARN", "ERROR")
 
 
@@ -347,7 +350,8 @@ class Run:
         if tags:
             ignore("log_artifact(tags=...)", "tag versions with the registry's tags instead")
         manifest = artifact.upload_files(self.transport)
-        fields = self._artifact_fields(artifact, manifest, settable_aliases(aliases))
+        wanted = settable_aliases([*settable_aliases(aliases), *artifact.aliases])  # W&B: either place
+        fields = self._artifact_fields(artifact, manifest, wanted)
         logged = self.transport.graphql(_LOG, {"i": fields})["logArtifactVersion"]
         artifact.mark_logged(logged["id"], logged["version"], manifest, LoggedArtifact(self.transport, logged))
         artifact.cleanup()

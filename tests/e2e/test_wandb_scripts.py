@@ -316,7 +316,9 @@ def find_runs() -> dict[str, Any]:
         "by acc": names(filters={"state": "finished"}, order="+summary_metrics.acc"),
         "failed": names(filters={"state": "failed"}),
     }
-    best = next(iter(api.runs("sweep", filters={"display_name": "resnet-1"})))
+    finished = api.runs("sweep", filters={"state": "finished"}, order="-summary_metrics.acc")
+    found["len and index"] = (len(finished), finished[0].name, finished[-1].name)
+    best = api.runs("sweep", filters={"display_name": "resnet-1"})[0]
     found["best"] = (best.config, best.summary["acc"], best.tags, best.state)
     first = next(iter(api.runs("sweep", filters={"display_name": "resnet-0"})))
     found["history"] = first.history(keys=["loss"], pandas=False)
@@ -343,6 +345,7 @@ async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with
     assert found["tags in"] == ["resnet-2", "resnet-0"]
     assert found["by acc"] == ["vgg", "resnet-0", "resnet-2", "resnet-1"]
     assert found["failed"] == ["resnet-crashed"]
+    assert found["len and index"] == (4, "resnet-1", "vgg")
     assert found["best"] == ({"lr": 0.01, "opt": {"name": "adam"}}, 0.92, ["tuned"], "finished")
     assert found["history"] == [{"_step": s, "loss": 1 / (s + 1)} for s in range(4)]
     assert found["sampled"] == 2
