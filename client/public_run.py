@@ -10,7 +10,8 @@ from modelreg.run_changes import RUN_CHANGES
 from modelreg.transport import Transport
 
 RUN_FIELDS = (
-    "entity project runId name jobType state config summary environment startedAt startedBy finishedAt notes tags group"
+    "entity project runId name jobType state config summary environment startedAt startedBy finishedAt "
+    "notes tags group lastHistoryStep"
 )
 _HISTORY = """query($e: String!, $p: String!, $r: String!, $k: String) {
   run(entity: $e, project: $p, runId: $r) { metrics(key: $k) { key step value } }
@@ -49,6 +50,7 @@ class PublicRun:
         self.notes: str | None = fields.get("notes")
         self.tags: list[str] = list(fields.get("tags") or [])
         self.group: str | None = fields.get("group")
+        self.lastHistoryStep: int | None = fields.get("lastHistoryStep")  # W&B's spelling
         self._as_read = (
             self.display_name,
             self.notes,

@@ -234,6 +234,10 @@ class Run:
     def _files_folder(self) -> Path:
         return (self._dir_root or Path.cwd()) / "modelreg" / f"run-{self.id}" / "files"
 
+    def resume_after(self, step: int) -> None:
+        """A joined run goes on after the last step it logged, never over it."""
+        self._step = max(self._step, step + 1)
+
     @property
     def offline(self) -> bool:
         return False

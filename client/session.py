@@ -47,7 +47,7 @@ _SETTINGS = {
     "api_key": "api_key",
 }
 _RUN = """query($e: String!, $p: String!, $r: String!) {
-  run(entity: $e, project: $p, runId: $r) { runId name jobType state config notes tags group }
+  run(entity: $e, project: $p, runId: $r) { runId name jobType state config notes tags group lastHistoryStep }
 }"""
 
 _current: Run | None = None
@@ -252,6 +252,8 @@ def _resumed(transport: Transport, options: dict[str, Any], entity: str) -> Run 
         dir=options["dir"],
     )
     run.config.update(options["config"])  # what this process passes wins, as events
+    if found["lastHistoryStep"] is not None:
+        run.resume_after(found["lastHistoryStep"])
     return run
 
 

@@ -62,6 +62,7 @@ class Run(graphene.ObjectType):
     started_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it started")
     finished_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it finished")
     metrics = graphene.List(graphene.NonNull(MetricPoint), required=True, key=graphene.String())
+    last_history_step = graphene.Int(description="the highest step it logged (a resumed run goes on after it)")
     notes = graphene.String()
     tags = graphene.List(graphene.NonNull(graphene.String), required=True)
     group = graphene.String()
@@ -95,6 +96,10 @@ class Run(graphene.ObjectType):
     @staticmethod
     async def resolve_metrics(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:
         return await info.context.reads.metrics(row["entity"], row["project"], row["run_id"], key)
+
+    @staticmethod
+    async def resolve_last_history_step(row: dict, info: graphene.ResolveInfo) -> int | None:
+        return await info.context.reads.last_step(row["entity"], row["project"], row["run_id"])
 
     @staticmethod
     def resolve_tags(row: dict, info: graphene.ResolveInfo) -> list[str]:

@@ -143,7 +143,8 @@ class RegistryQueries:
         if used:
             source = (
                 "SELECT v.*, u.used_at AS at FROM artifact_usages u "
-                "JOIN artifact_versions v ON v.id = u.artifact_version_id WHERE u.entity = $1 AND u.project = $2 AND u.run_id = $3"
+                "JOIN artifact_versions v ON v.id = u.artifact_version_id "
+                "WHERE u.entity = $1 AND u.project = $2 AND u.run_id = $3"
             )
         else:
             source = (
@@ -371,6 +372,15 @@ class RegistryQueries:
             key,
         )
         return [dict(r) for r in rows]
+
+    async def last_step(self, entity: str, project: str, run_id: str) -> int | None:
+        """The highest step the run logged (W&B's lastHistoryStep), None before its first point."""
+        return await self.pool.fetchval(
+            "SELECT max(step) FROM run_metrics WHERE entity = $1 AND project = $2 AND run_id = $3",
+            entity,
+            project,
+            run_id,
+        )
 
     async def runs_by_keys(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], dict[str, Any]]:
         rows = await self.pool.fetch(

@@ -479,9 +479,13 @@ def resume_rename_and_hand_on(folder: Path, key: str, url: str) -> dict[str, Any
     first = wandb.init(project="handover", id="trainer-1", name="draft")
     first.name, first.notes, first.tags = "trainer", "resumed once", ("v2",)
     seen["url"] = first.url
+    first.log({"loss": 1.0})
+    first.log({"loss": 0.9})
+    first.flush()
     # As a restarted process would (the first one died without finishing): it joins the running run.
     again = wandb.init(project="handover", id="trainer-1", resume="allow", config={"seed": 7}, reinit="create_new")
-    seen["joined"] = (again.id, again.name, again.tags, dict(again.config))
+    seen["joined"] = (again.id, again.name, again.tags, dict(again.config), again.step)
+    again.log({"loss": 0.8})  # after the steps the first process logged, not over them
     (folder / "model.pt").write_text("weights")
     again.link_model(
         str(folder / "model.pt"), "model-registry/handover-model", name="handover-cnn", aliases=["candidate"]
@@ -531,7 +535,7 @@ async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
 
     assert seen["logged in"] and (tmp_path / "settings" / "settings").is_file()
     assert seen["url"] == f"{url}/#/runs/alice/handover/trainer-1"
-    assert seen["joined"] == ("trainer-1", "trainer", ("v2",), {"seed": 7})
+    assert seen["joined"] == ("trainer-1", "trainer", ("v2",), {"seed": 7}, 2)
     assert seen["finished again"] and seen["disabled"] == (True, None)
     assert seen["checked out"] == ["model.pt"]
     assert seen["files"] == [("model.pt", len("weights"), True, True)]
@@ -539,9 +543,17 @@ async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
     assert seen["updated"] == (["v2", "reviewed"], {"seed": 8})
     assert seen["type"] == ["handover-cnn"] and seen["backup"] == "handover-cnn"
     run = (
-        await server.graphql('{ run(entity: "alice", project: "handover", runId: "trainer-1") { name notes state } }')
+        await server.graphql(
+            '{ run(entity: "alice", project: "handover", runId: "trainer-1") '
+            "{ name notes state metrics { step value } } }"
+        )
     )["data"]["run"]
-    assert run == {"name": "trainer", "notes": "resumed once", "state": "finished"}
+    assert run == {
+        "name": "trainer",
+        "notes": "resumed once",
+        "state": "finished",
+        "metrics": [{"step": 0, "value": 1.0}, {"step": 1, "value": 0.9}, {"step": 2, "value": 0.8}],
+    }
     model = (
         await server.graphql('{ registeredModel(name: "handover-model") { alias(name: "candidate") { version } } }')
     )["data"]["registeredModel"]
