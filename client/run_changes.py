@@ -9,4 +9,5 @@ RUN_CHANGES = {
     "update_run_summary": "mutation($i: RunChangesInput!) { updateRunSummary(input: $i) { runId } }",
     "describe_run": "mutation($i: DescribeRunInput!) { describeRun(input: $i) { runId } }",
     "raise_alert": "mutation($i: RaiseAlertInput!) { raiseAlert(input: $i) { runId } }",
+    "resume_run": "mutation($i: ResumeRunInput!) { resumeRun(input: $i) { runId } }",
 }

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modelreg.disabled_run import DisabledRun
-from modelreg.errors import Conflict, InvalidInput, ModelregError, NotFound, Unavailable
+from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
 from modelreg.ignored import ignore, ignore_unknown
 from modelreg.offline_run import OfflineRun
 from modelreg.run import Run, start_fields
@@ -233,11 +233,6 @@ def _resumed(transport: Transport, options: dict[str, Any], entity: str) -> Run 
         if resume == "must":
             raise NotFound(f"run {entity}/{options['project']}/{run_id} does not exist, and resume='must'")
         return None
-    if found["state"] != "running":
-        raise Conflict(
-            f"run {entity}/{options['project']}/{run_id} is {found['state']}: a finished run cannot be resumed "
-            "here yet; start a new run (another id)"
-        )
     run = Run(
         transport,
         entity,
@@ -251,6 +246,8 @@ def _resumed(transport: Transport, options: dict[str, Any], entity: str) -> Run 
         job_type=found["jobType"],
         dir=options["dir"],
     )
+    if found["state"] != "running":
+        run._change("resume_run", {})  # it ended: running again (a runs.run_resumed event)
     run.config.update(options["config"])  # what this process passes wins, as events
     if found["lastHistoryStep"] is not None:
         run.resume_after(found["lastHistoryStep"])

@@ -150,3 +150,14 @@ class RunAlerted(Event):
     title: str = Field(min_length=1, max_length=500)
     text: str = Field(default="", max_length=10_000)
     level: Literal["INFO", "WARN", "ERROR"] = "INFO"
+
+
+class RunResumed(Event):
+    """`init(id=..., resume=...)` of a finished (or failed, crashed) run: it is running again, its history goes on."""
+
+    type = "runs.run_resumed"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId

@@ -30,6 +30,7 @@ from modelreg.services.commands.commands import (
     LogMetrics,
     RaiseAlert,
     RecordSync,
+    ResumeRun,
     StartRun,
     UpdateRunConfig,
     UpdateRunSummary,
@@ -330,6 +331,14 @@ class DescribeRunInput(graphene.InputObjectType):
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
+class ResumeRunInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
+
+
 class AlertLevel(graphene.Enum):
     INFO = "INFO"
     WARN = "WARN"
@@ -385,6 +394,12 @@ class RunMutations(graphene.ObjectType):
     describe_run = graphene.Field(
         Run, required=True, input=DescribeRunInput(required=True), description="Rename, retag, annotate a run."
     )
+    resume_run = graphene.Field(
+        Run,
+        required=True,
+        input=ResumeRunInput(required=True),
+        description="Reopen a run that ended to log to it again (W&B's init(resume=...)); a running one stays as is.",
+    )
     raise_alert = graphene.Field(
         Run,
         required=True,
@@ -406,6 +421,11 @@ class RunMutations(graphene.ObjectType):
     @reports_errors
     async def resolve_describe_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         return await _run_after(info, parse_command(DescribeRun, dict(input)))
+
+    @staticmethod
+    @reports_errors
+    async def resolve_resume_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(ResumeRun, dict(input)))
 
     @staticmethod
     @reports_errors

@@ -31,6 +31,7 @@ from modelreg.events.runs import (
     RunConfigUpdated,
     RunDescribed,
     RunFinished,
+    RunResumed,
     RunStarted,
     RunSummaryUpdated,
     RunSynced,
@@ -320,6 +321,11 @@ _RUN_SUMMARY_UPDATED = """
 UPDATE runs SET summary = summary || $4 WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
+_RUN_RESUMED = """
+UPDATE runs SET state = 'running', exit_code = NULL, finished_at = NULL, finished_offline_at = NULL
+WHERE entity = $1 AND project = $2 AND run_id = $3
+"""
+
 _RUN_DESCRIBED = """
 UPDATE runs SET name = coalesce($4, name), notes = coalesce($5, notes), tags = coalesce($6, tags),
                 group_name = coalesce($7, group_name)
@@ -385,6 +391,10 @@ class RegistryProjection(Projection):
     @handles(RunSummaryUpdated)
     def run_summary_updated(self, e: RunSummaryUpdated, envelope: Envelope) -> list[Statement]:
         return [Statement(_RUN_SUMMARY_UPDATED, (e.entity, e.project, e.run_id, e.changes), rows="run")]
+
+    @handles(RunResumed)
+    def run_resumed(self, e: RunResumed, envelope: Envelope) -> list[Statement]:
+        return [Statement(_RUN_RESUMED, (e.entity, e.project, e.run_id), rows="run")]
 
     @handles(RunDescribed)
     def run_described(self, e: RunDescribed, envelope: Envelope) -> list[Statement]:

@@ -317,6 +317,14 @@ class DescribeRun(Recordable):
     group: str | None = Field(default=None, max_length=200)
 
 
+class ResumeRun(Recordable):
+    """Reopen a run that ended, to go on logging to it (W&B's `resume`); a running one stays as it is."""
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+
+
 class RaiseAlert(Recordable):
     entity: EntityName
     project: ProjectName

@@ -44,6 +44,7 @@ from modelreg.events.runs import (
     RunConfigUpdated,
     RunDescribed,
     RunFinished,
+    RunResumed,
     RunStarted,
     RunSummaryUpdated,
     RunSynced,
@@ -66,6 +67,7 @@ from modelreg.services.commands.commands import (
     Recordable,
     RecordSync,
     RemoveAlias,
+    ResumeRun,
     RevokeApiKey,
     RevokeRole,
     StartRun,
@@ -420,6 +422,16 @@ async def describe_run(cmd: DescribeRun, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 
+async def resume_run(cmd: ResumeRun, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
+    run = await _existing_run(cmd, ctx)
+    if run["state"] == "running":
+        return Decision([], cmd.run_id)
+    payload = RunResumed(**cmd.facts())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
+
+
 async def raise_alert(cmd: RaiseAlert, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.run_id)
@@ -514,6 +526,7 @@ HANDLERS: dict[type[Command], Handler] = {
     UpdateRunSummary: update_run_summary,
     DescribeRun: describe_run,
     RaiseAlert: raise_alert,
+    ResumeRun: resume_run,
     EditArtifactVersion: edit_artifact_version,
     DeleteArtifactVersion: delete_artifact_version,
 }

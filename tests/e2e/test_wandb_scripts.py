@@ -492,6 +492,9 @@ def resume_rename_and_hand_on(folder: Path, key: str, url: str) -> dict[str, Any
     )
     wandb.finish()
     seen["finished again"] = wandb.run is None
+    with wandb.init(project="handover", id="trainer-1", resume="must") as reopened:  # it ended: running again
+        seen["reopened"] = (reopened.step, wandb.Api().run("handover/trainer-1").state)
+        reopened.log({"loss": 0.7})
 
     with wandb.init(mode="disabled") as off:
         off.log({"loss": 1.0})
@@ -536,7 +539,8 @@ async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
     assert seen["logged in"] and (tmp_path / "settings" / "settings").is_file()
     assert seen["url"] == f"{url}/#/runs/alice/handover/trainer-1"
     assert seen["joined"] == ("trainer-1", "trainer", ("v2",), {"seed": 7}, 2)
-    assert seen["finished again"] and seen["disabled"] == (True, None)
+    assert seen["finished again"] and seen["reopened"] == (3, "running")
+    assert seen["disabled"] == (True, None)
     assert seen["checked out"] == ["model.pt"]
     assert seen["files"] == [("model.pt", len("weights"), True, True)]
     assert seen["linked"] == "v0" and seen["lineage"] == ("trainer-1", [seen["eval run"]])
@@ -552,7 +556,7 @@ async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
         "name": "trainer",
         "notes": "resumed once",
         "state": "finished",
-        "metrics": [{"step": 0, "value": 1.0}, {"step": 1, "value": 0.9}, {"step": 2, "value": 0.8}],
+        "metrics": [{"step": s, "value": v} for s, v in enumerate([1.0, 0.9, 0.8, 0.7])],
     }
     model = (
         await server.graphql('{ registeredModel(name: "handover-model") { alias(name: "candidate") { version } } }')

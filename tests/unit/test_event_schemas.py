@@ -142,7 +142,7 @@ def wandb_script_events() -> list[Envelope]:
     from uuid import uuid4
 
     from modelreg.events.artifacts import ArtifactVersionDeleted, ArtifactVersionEdited, artifact_stream
-    from modelreg.events.runs import RunAlerted, RunConfigUpdated, RunDescribed, RunSummaryUpdated
+    from modelreg.events.runs import RunAlerted, RunConfigUpdated, RunDescribed, RunResumed, RunSummaryUpdated
 
     alice = Actor(kind="user", id="alice")
     run = {"entity": "acme", "project": "nature", "run_id": "r1"}
@@ -152,6 +152,7 @@ def wandb_script_events() -> list[Envelope]:
         RunSummaryUpdated(**run, changes={"best_acc": 0.93}),
         RunDescribed(**run, tags=("baseline",), notes="try a smaller lr"),
         RunAlerted(**run, title="accuracy dropped", text="0.4 < 0.5", level="WARN"),
+        RunResumed(**run),
     ]
     on_artifact = [
         ArtifactVersionEdited(**version, description="cleaned", aliases_added=("best",)),
