@@ -137,6 +137,7 @@ class Run:
         self._pending: dict[str, float] = {}  # logged at the current step, not committed yet
         self._flushed_at = time.monotonic()
         self._finished = False
+        self._resumed = False
 
     @classmethod
     def start(cls, transport: Transport, **options: Any) -> Run:
@@ -234,9 +235,11 @@ class Run:
     def _files_folder(self) -> Path:
         return (self._dir_root or Path.cwd()) / "modelreg" / f"run-{self.id}" / "files"
 
-    def resume_after(self, step: int) -> None:
+    def resume_after(self, step: int | None) -> None:
         """A joined run goes on after the last step it logged, never over it."""
-        self._step = max(self._step, step + 1)
+        self._resumed = True
+        if step is not None:
+            self._step = max(self._step, step + 1)
 
     @property
     def offline(self) -> bool:
@@ -248,7 +251,8 @@ class Run:
 
     @property
     def resumed(self) -> bool:
-        return False
+        """Whether `init(resume=...)` joined this run rather than starting it."""
+        return self._resumed
 
     # Metrics.
 

@@ -249,8 +249,7 @@ def _resumed(transport: Transport, options: dict[str, Any], entity: str) -> Run 
     if found["state"] != "running":
         run._change("resume_run", {})  # it ended: running again (a runs.run_resumed event)
     run.config.update(options["config"])  # what this process passes wins, as events
-    if found["lastHistoryStep"] is not None:
-        run.resume_after(found["lastHistoryStep"])
+    run.resume_after(found["lastHistoryStep"])
     return run
 
 

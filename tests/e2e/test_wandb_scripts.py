@@ -493,7 +493,7 @@ def resume_rename_and_hand_on(folder: Path, key: str, url: str) -> dict[str, Any
     wandb.finish()
     seen["finished again"] = wandb.run is None
     with wandb.init(project="handover", id="trainer-1", resume="must") as reopened:  # it ended: running again
-        seen["reopened"] = (reopened.step, wandb.Api().run("handover/trainer-1").state)
+        seen["reopened"] = (reopened.resumed, reopened.step, wandb.Api().run("handover/trainer-1").state)
         reopened.log({"loss": 0.7})
 
     with wandb.init(mode="disabled") as off:
@@ -539,7 +539,7 @@ async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
     assert seen["logged in"] and (tmp_path / "settings" / "settings").is_file()
     assert seen["url"] == f"{url}/#/runs/alice/handover/trainer-1"
     assert seen["joined"] == ("trainer-1", "trainer", ("v2",), {"seed": 7}, 2)
-    assert seen["finished again"] and seen["reopened"] == (3, "running")
+    assert seen["finished again"] and seen["reopened"] == (True, 3, "running")
     assert seen["disabled"] == (True, None)
     assert seen["checked out"] == ["model.pt"]
     assert seen["files"] == [("model.pt", len("weights"), True, True)]
