@@ -106,6 +106,12 @@ class MetricQueries:
         has_more = last is not None and max(r["last_step"] for r in outline) > last
         return HistoryPage([{"step": s, "values": by_step[s]} for s in steps], last, has_more)
 
+    async def last_step(self, run: tuple[str, str, str]) -> int | None:
+        """The highest step the run logged (W&B's lastHistoryStep), None before its first point."""
+        return await self.pool.fetchval(
+            "SELECT max(last_step) FROM run_metric_chunks WHERE entity = $1 AND project = $2 AND run_id = $3", *run
+        )
+
     async def points(self, run: tuple[str, str, str], key: str | None) -> list[dict[str, Any]]:
         curves = await self.curves(run, None if key is None else [key])
         return [
