@@ -398,6 +398,13 @@ class LoggedArtifact:
         return f"<LoggedArtifact {self.entity}/{self.project}/{self.name}:{self.version}>"
 
     @property
+    def _transport(self) -> Transport:
+        """The server this version was read from: edits, deletes, links and lineage ask it."""
+        if not isinstance(self._blobs, Transport):
+            raise InvalidInput(f"{self!r} is known only to an offline run: sync the run first (`modelreg sync`)")
+        return self._blobs
+
+    @property
     def size(self) -> int:
         return sum(f.size for f in self._files)
 

@@ -246,7 +246,7 @@ def _resumed(transport: Transport, options: dict[str, Any], entity: str) -> Run 
         job_type=found["jobType"],
         dir=options["dir"],
     )
-    if found["state"] != "running":
+    if found["state"] != "RUNNING":  # the RunState enum on the wire
         run._change("resume_run", {})  # it ended: running again (a runs.run_resumed event)
     run.config.update(options["config"])  # what this process passes wins, as events
     run.resume_after(found["lastHistoryStep"])

@@ -94,7 +94,7 @@ async def test_the_quickstart_logs_config_metrics_summary_and_a_dataset_that_ano
         {"r": run_id},
     )
     run = answer["data"]["run"]
-    assert run["state"] == "finished" and run["jobType"] == "train"
+    assert run["state"] == "FINISHED" and run["jobType"] == "train"
     assert (run["tags"], run["notes"], run["group"]) == (["baseline", "cnn"], "first try", "sweep-1")
     assert run["config"] == {
         "learning_rate": 0.02,
@@ -427,7 +427,7 @@ async def test_a_launched_w_and_b_script_joins_its_jobs_project_and_run_with_a_b
     async with agents(url, await server.key("service:agent", role="member")):
         await wait_until(lambda: _finished(server, job_id), timeout_s=90)
     job = await _job(server, job_id)
-    assert job["state"] == "finished", job["output"]
+    assert job["state"] == "FINISHED", job["output"]
     joined = next(o["text"] for o in job["output"] if o["text"].startswith("joined")).split()
     assert joined[1:3] == ["acme", "nature"] and joined[4] == "0.05"  # the job's config wins over setdefaults
     run_ids = (await server.graphql("query($id: ID!) { launchJob(id: $id) { runIds } }", {"id": job_id}))["data"]
@@ -438,7 +438,7 @@ async def test_a_launched_w_and_b_script_joins_its_jobs_project_and_run_with_a_b
             {"r": joined[3]},
         )
     )["data"]["run"]
-    assert run["state"] == "finished" and run["config"] == {"lr": 0.05, "epochs": 2}
+    assert run["state"] == "FINISHED" and run["config"] == {"lr": 0.05, "epochs": 2}
     assert run["environment"]["launch"]["job_id"] == job_id
 
 
@@ -467,7 +467,7 @@ async def test_an_offline_w_and_b_script_syncs_its_config_changes_and_tags(serve
             {"r": run_id},
         )
     )["data"]["run"]
-    assert run["state"] == "finished" and run["config"] == {"lr": 0.3} and run["tags"] == ["offline"]
+    assert run["state"] == "FINISHED" and run["config"] == {"lr": 0.3} and run["tags"] == ["offline"]
     assert run["summary"]["best"] == 1.0 and run["summary"]["loss"] == 0.5
 
 
@@ -555,7 +555,7 @@ async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
     assert run == {
         "name": "trainer",
         "notes": "resumed once",
-        "state": "finished",
+        "state": "FINISHED",
         "metrics": [{"step": s, "value": v} for s, v in enumerate([1.0, 0.9, 0.8, 0.7])],
     }
     model = (
