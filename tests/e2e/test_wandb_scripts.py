@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from support.browser import BROWSER_TEST_MARKS, open_browser
 from support.live_events import graphql_socket, log_readers_reach
@@ -332,7 +333,7 @@ def find_runs() -> dict[str, Any]:
 
 
 async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with_their_history(
-    server: Stack, tmp_path: Path, pool: Any
+    server: Stack, tmp_path: Path
 ) -> None:
     await in_thread(sweep_of_runs, tmp_path)
     found = await in_thread(find_runs)
@@ -355,7 +356,9 @@ async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with
 
     # What answers filters on config, summary and tags: their GIN indexes (asked with sequential scans priced
     # out, since a handful of rows is cheaper to scan than any index).
-    async with pool.acquire() as connection:
+    # A connection of its own: the `pool` fixture migrates again beside the running stack and waits on it.
+    connection = await asyncpg.connect(server.settings.database_url)
+    try:
         await connection.execute("SET enable_seqscan = off")
         for condition, index in [
             ("""config @> '{"lr": 0.01}'""", "runs_by_config"),
@@ -365,6 +368,8 @@ async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with
         ]:
             plan = "\n".join(r[0] for r in await connection.fetch(f"EXPLAIN SELECT run_id FROM runs WHERE {condition}"))
             assert index in plan, plan
+    finally:
+        await connection.close()
 
 
 # Alerts: an audit record and a live event.
