@@ -187,7 +187,7 @@ class Artifact:
         return sum(p.stat().st_size for p in self._files.values()) + sum(f.size for f in self._known.values())
 
     @property
-    def created_at(self) -> str:
+    def created_at(self) -> str | None:
         return self._logged_version("created_at").created_at
 
     @property

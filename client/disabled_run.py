@@ -32,12 +32,14 @@ class DisabledRun(Run):
     def _send_finish(self, fields: dict[str, Any]) -> None:
         pass
 
-    def log_artifact(
+    def log_artifact(  # type: ignore[override]
         self, artifact_or_path: Any, name: str | None = None, type: str | None = None, **_: Any
     ) -> Artifact:
         return as_artifact(artifact_or_path, name, type)
 
-    def use_artifact(self, artifact_or_name: Any, type: str | None = None, **_: Any) -> LoggedArtifact:
+    def use_artifact(  # type: ignore[override]
+        self, artifact_or_name: Any, type: str | None = None, **_: Any
+    ) -> LoggedArtifact:
         raise InvalidInput("this run is disabled (mode='disabled'): it cannot use artifacts from the registry")
 
     def link_artifact(self, artifact: Any, target_path: str, aliases: Any = None) -> str | None:

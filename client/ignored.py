@@ -40,7 +40,7 @@ class Settings(dict[str, Any]):
         except KeyError:
             raise AttributeError(name) from None
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         super().update(*args, **kwargs)
 
 

@@ -33,7 +33,7 @@ class OfflineArtifact(LoggedArtifact):
         super().__init__(SpoolBlobs(spool), fields)  # the spool serves downloads
         self._files_known = files_known
 
-    def download(self, root: str | Path | None = None) -> Path:
+    def download(self, root: str | Path | None = None) -> Path:  # type: ignore[override]
         if not self._files_known:
             raise NotFound(
                 f"artifact version {self.id} was not logged by this offline run, so its files are not here: "
@@ -128,7 +128,9 @@ class OfflineRun(Run):
         artifact.cleanup()
         return artifact
 
-    def use_artifact(self, ref: Any, type: str | None = None, aliases: Any = None, **_: Any) -> LoggedArtifact:
+    def use_artifact(  # type: ignore[override]
+        self, ref: Any, type: str | None = None, aliases: Any = None, **_: Any
+    ) -> LoggedArtifact:
         """`ref` is a version id, or the name of an artifact this run logged earlier (`name`,
         `name:latest` or `name:<alias it was logged with>`)."""
         if isinstance(ref, Artifact):

@@ -164,7 +164,7 @@ class PublicRun:
         ]
         if pandas:
             try:
-                import pandas as pd
+                import pandas as pd  # type: ignore[import-untyped]
             except ImportError:
                 return rows
             return pd.DataFrame(rows)

@@ -185,6 +185,7 @@ class ArtifactQueries(graphene.ObjectType):
             raise InvalidInput("give exactly one of id or ref")
         if id is not None:
             return await info.context.artifact_versions.load(parse_uuid("id", id))
+        assert ref is not None  # exactly one of id or ref, checked above
         return await info.context.reads.artifact_version_by_ref(*parse_ref(ref))
 
     @staticmethod
