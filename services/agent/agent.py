@@ -242,7 +242,7 @@ class LaunchAgent:
         job_env = {
             "MODELREG_URL": self.url,
             "MODELREG_API_KEY": self.api_key,
-            **job_environment(job, ids["n"]),
+            **job_environment(job, ids["attempt"]),
             "PYTHONUNBUFFERED": "1",
         }
         env = {**os.environ, **job_env}

@@ -432,7 +432,7 @@ async def test_a_launched_w_and_b_script_joins_its_jobs_project_and_run_with_a_b
     async with agents(url, await server.key("service:agent", role="member")):
         await wait_until(lambda: _finished(server, job_id), timeout_s=90)
     job = await _job(server, job_id)
-    assert job["state"] == "FINISHED", job["output"]
+    assert job["state"] == "FINISHED", (job["reason"], job["exitCode"], job["output"])
     joined = next(o["text"] for o in job["output"] if o["text"].startswith("joined")).split()
     assert joined[1:3] == ["acme", "nature"] and joined[4] == "0.05"  # the job's config wins over setdefaults
     run_ids = (await server.graphql("query($id: ID!) { launchJob(id: $id) { runIds } }", {"id": job_id}))["data"]
