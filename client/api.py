@@ -1,32 +1,54 @@
-"""Reading the registry from scripts: `api = modelreg.Api()`, then artifacts, runs and registered models."""
+"""Reading the registry from scripts: `api = modelreg.Api()`, then artifacts, runs and registered models.
+
+W&B's public API spelled as W&B spells it (`Api(overrides={"entity": ..., "project": ...})`, `artifact(name,
+type=)`, `runs(path, filters=, order=, per_page=)`...), with paths in any form of modelreg.artifact_paths.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from modelreg.artifact import LoggedArtifact
-from modelreg.errors import InvalidInput, NotFound
+from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
+from modelreg.public_run import RUN_FIELDS, PublicRun
+from modelreg.run import find_version
 from modelreg.transport import Transport
 
+_VIEWER = "query { viewer { id } }"
+_RUN = f"query($e: String!, $p: String!, $r: String!) {{ run(entity: $e, project: $p, runId: $r) {{ {RUN_FIELDS} }} }}"
+_RUNS = f"""query($e: String!, $p: String!, $search: String, $state: RunState, $jobType: String,
+               $filters: GenericScalar, $order: String, $first: Int!, $after: String) {{
+  runs(entity: $e, project: $p, search: $search, state: $state, jobType: $jobType, filters: $filters, order: $order,
+       first: $first, after: $after) {{
+    items {{ {RUN_FIELDS} }} endCursor hasNextPage
+  }}
+}}"""
+_RUNS_COUNT = """query($e: String!, $p: String!, $search: String, $state: RunState, $jobType: String,
+                    $filters: GenericScalar, $order: String) {
+  runs(entity: $e, project: $p, search: $search, state: $state, jobType: $jobType, filters: $filters, order: $order,
+       first: 1) { totalCount }
+}"""
 _VERSION_FIELDS = (
-    "id entity project name type version digest description metadata aliases files { path size digest ref }"
+    "id entity project name type version digest description metadata aliases createdAt size "
+    "files { path size digest ref }"
 )
-_RUN_FIELDS = "entity project runId name jobType state config summary environment startedAt startedBy finishedAt"
-_ARTIFACT = f"query($ref: String, $id: ID) {{ artifactVersion(ref: $ref, id: $id) {{ {_VERSION_FIELDS} }} }}"
-_RUN = f"query($e: String!, $p: String!, $r: String!) {{ run(entity: $e, project: $p, runId: $r) {{ {_RUN_FIELDS} }} }}"
-_RUNS = f"""query($e: String!, $p: String!, $search: String, $state: RunState, $jobType: String, $first: Int!,
-  $after: String) {{
-  runs(entity: $e, project: $p, search: $search, state: $state, jobType: $jobType, first: $first, after: $after) {{
-    items {{ {_RUN_FIELDS} }} endCursor hasNextPage
+_ARTIFACT_BY_ID = f"query($id: ID) {{ artifactVersion(id: $id) {{ {_VERSION_FIELDS} deletedAt }} }}"
+_VERSIONS = f"""query($e: String!, $p: String!, $n: String!, $first: Int!, $after: String) {{
+  artifactVersions(entity: $e, project: $p, name: $n, first: $first, after: $after) {{
+    items {{ {_VERSION_FIELDS} }} endCursor hasNextPage
   }}
 }}"""
-_NEIGHBOURS = f"""query($ref: String!, $direction: LineageDirection!) {{
-  lineage(ref: $ref, direction: $direction, depth: 1, fanOut: 1000) {{
-    nodes {{ depth run {{ {_RUN_FIELDS} }} }} truncated
-  }}
-}}"""
+_COLLECTIONS = """query($e: String!, $p: String!, $t: String, $first: Int!, $after: String) {
+  artifactCollections(entity: $e, project: $p, type: $t, first: $first, after: $after) {
+    items { entity project name type createdAt versionCount } endCursor hasNextPage
+  }
+}"""
+_TYPES = """query($e: String!, $p: String!, $first: Int!, $after: String) {
+  artifactTypes(entity: $e, project: $p, first: $first, after: $after) { items endCursor hasNextPage }
+}"""
 _MODEL = """query($name: String!, $first: Int!, $after: String) {
   registeredModel(name: $name) {
     name description inputs outputs tags createdAt createdBy
@@ -35,43 +57,26 @@ _MODEL = """query($name: String!, $first: Int!, $after: String) {
     }
   }
 }"""
+_MODELS = """query($first: Int!, $after: String, $search: String) {
+  registeredModels(first: $first, after: $after, search: $search) { items { name } endCursor hasNextPage }
+}"""
+
+ApiRun = PublicRun  # the name this client used before W&B's
+ApiArtifact = LoggedArtifact
 
 
-@dataclass(frozen=True)
-class ApiRun:
-    entity: str
-    project: str
-    id: str
-    name: str | None
-    job_type: str | None
-    state: str
-    config: dict[str, Any]
-    summary: dict[str, Any]
-    environment: dict[str, Any]
-    started_at: str
-    started_by: str
-    finished_at: str | None
-
-    @classmethod
-    def from_graphql(cls, fields: dict[str, Any]) -> ApiRun:
-        return cls(
-            fields["entity"],
-            fields["project"],
-            fields["runId"],
-            fields["name"],
-            fields["jobType"],
-            fields["state"].lower(),  # RUNNING on the wire, "running" in Python as in the events
-            fields["config"],
-            fields["summary"],
-            fields["environment"],
-            fields["startedAt"],
-            fields["startedBy"],
-            fields["finishedAt"],
-        )
-
-    @property
-    def path(self) -> str:
-        return f"{self.entity}/{self.project}/{self.id}"
+def default_entity(transport: Transport) -> str:
+    """MODELREG_ENTITY (or W&B's WANDB_ENTITY), else the caller's own name (alice for user:alice)."""
+    given = os.environ.get("MODELREG_ENTITY") or os.environ.get("WANDB_ENTITY")
+    if given:
+        return given
+    try:
+        viewer = transport.graphql(_VIEWER)["viewer"]["id"]
+    except Unavailable:
+        raise
+    except ModelregError:  # no key: runs go to the entity named "default"
+        return "default"
+    return viewer.partition(":")[2] or "default"
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,10 @@ class ModelVersion:
     artifact_id: str
     linked_at: str
     linked_by: str
+
+    @property
+    def artifact_version_id(self) -> str:
+        return self.artifact_id
 
 
 @dataclass(frozen=True)
@@ -93,79 +102,266 @@ class RegisteredModel:
     versions: list[ModelVersion]
 
     def alias(self, alias: str) -> ModelVersion | None:
+        if alias == "latest":
+            return self.versions[-1] if self.versions else None
         return next((v for v in self.versions if alias in v.aliases), None)
 
 
-class ApiArtifact(LoggedArtifact):
-    """A logged version, with its lineage one step away."""
+@dataclass(frozen=True)
+class ArtifactCollection:
+    """W&B's artifact collection: every version of one name in a project."""
 
-    def __init__(self, transport: Transport, fields: dict[str, Any]) -> None:
-        super().__init__(transport, fields)
-        self._transport = transport
+    entity: str
+    project: str
+    name: str
+    type: str
+    created_at: str
+    version_count: int
+    _api: Api
 
-    def logged_by(self) -> ApiRun | None:
-        runs = self._neighbours("UPSTREAM")
-        return runs[0] if runs else None
+    def versions(self, per_page: int = 50) -> Iterator[LoggedArtifact]:
+        return self._api._versions(self.entity, self.project, self.name, per_page)
 
-    def used_by(self) -> list[ApiRun]:
-        return self._neighbours("DOWNSTREAM")
+    def artifacts(self, per_page: int = 50) -> Iterator[LoggedArtifact]:
+        return self.versions(per_page)
 
-    def _neighbours(self, direction: str) -> list[ApiRun]:
-        lineage = self._transport.graphql(_NEIGHBOURS, {"ref": self.id, "direction": direction})["lineage"]
-        return [ApiRun.from_graphql(n["run"]) for n in lineage["nodes"] if n["depth"] == 1 and n["run"]]
+
+@dataclass(frozen=True)
+class ArtifactType:
+    entity: str
+    project: str
+    name: str
+    _api: Api
+
+    @property
+    def type(self) -> str:
+        return self.name
+
+    def collections(self, per_page: int = 50) -> Iterator[ArtifactCollection]:
+        return self._api.artifact_collections(f"{self.entity}/{self.project}", self.name, per_page=per_page)
+
+    def collection(self, name: str) -> ArtifactCollection:
+        return self._api.artifact_collection(self.name, f"{self.entity}/{self.project}/{name}")
+
+
+class Runs:
+    """W&B's `Runs`: iterate (pages of `per_page` fetched as the loop goes), `len()` (how many match, counted
+    by the server), and `runs[i]`."""
+
+    def __init__(self, transport: Transport, variables: dict[str, Any]) -> None:
+        self._transport, self._variables = transport, variables
+        self._length: int | None = None
+        self._read: list[PublicRun] | None = None
+
+    def __iter__(self) -> Iterator[PublicRun]:
+        after = None
+        while True:
+            page = self._transport.graphql(_RUNS, {**self._variables, "after": after})["runs"]
+            yield from (PublicRun(self._transport, run) for run in page["items"])
+            if not page["hasNextPage"]:
+                return
+            after = page["endCursor"]
+
+    def __len__(self) -> int:
+        if self._length is None:
+            counted = {k: v for k, v in self._variables.items() if k != "first"}
+            self._length = self._transport.graphql(_RUNS_COUNT, counted)["runs"]["totalCount"]
+        return self._length
+
+    def __getitem__(self, index: int) -> PublicRun:
+        if self._read is None:
+            self._read = list(self)
+        return self._read[index]
 
 
 class Api:
-    def __init__(self, url: str | None = None, api_key: str | None = None) -> None:
-        self.transport = Transport(url, api_key)
+    def __init__(
+        self,
+        overrides: dict[str, Any] | str | None = None,
+        timeout: float | None = None,
+        api_key: str | None = None,
+        *,
+        url: str | None = None,
+    ) -> None:
+        """W&B's `Api(overrides={"entity", "project", "base_url"}, timeout=, api_key=)`; modelreg's
+        `Api(url, api_key)` (a URL as the first argument) works too."""
+        if isinstance(overrides, str):  # modelreg's Api(url, api_key)
+            url, overrides = overrides, None
+            if isinstance(timeout, str):
+                api_key, timeout = timeout, None
+        overrides = dict(overrides or {})
+        url = url or overrides.get("base_url") or os.environ.get("WANDB_BASE_URL")
+        self.transport = Transport(url, api_key, timeout_s=timeout or 60.0)
+        self._entity: str | None = overrides.get("entity")
+        self._project: str | None = overrides.get("project") or os.environ.get("MODELREG_PROJECT")
 
-    def artifact(self, ref: str) -> ApiArtifact:
-        """`entity/project/name:v3`, `:latest` or `:<alias>`, or a version's id."""
-        found = self.transport.graphql(_ARTIFACT, {"ref": ref} if "/" in ref else {"id": ref})["artifactVersion"]
-        if found is None:
-            raise NotFound(f"no artifact version {ref!r}")
-        return ApiArtifact(self.transport, found)
+    @property
+    def default_entity(self) -> str:
+        if self._entity is None:
+            self._entity = default_entity(self.transport)
+        return self._entity
 
-    def run(self, path: str) -> ApiRun:
-        """`entity/project/run_id`."""
-        entity, project, run_id = path.split("/")
+    @property
+    def api_key(self) -> str | None:
+        return None  # never handed back
+
+    def _project_path(self, path: str | None) -> tuple[str, str]:
+        """`entity/project`, `project` (the default entity's) or None (the default project)."""
+        path = path or self._project
+        if not path:
+            raise InvalidInput('name a project as entity/project (or pass overrides={"project": ...})')
+        parts = path.split("/")
+        if len(parts) == 1 and parts[0]:
+            return self.default_entity, parts[0]
+        if len(parts) == 2 and all(parts):
+            return parts[0], parts[1]
+        raise InvalidInput(f"{path!r}: name a project as entity/project or project")
+
+    # Artifacts.
+
+    def artifact(self, name: str, type: str | None = None) -> LoggedArtifact:
+        """`name:alias`, `project/name:v3`, `entity/project/name:latest`, a registry path
+        (`model-registry/name:production`, `wandb-registry-model/name:v0`), or a version's id."""
+        if "/" not in name and ":" not in name and len(name) == 36:
+            found = self.transport.graphql(_ARTIFACT_BY_ID, {"id": name})["artifactVersion"]
+            if found is None or found.get("deletedAt"):
+                raise NotFound(f"no artifact version {name!r}")
+            return LoggedArtifact(self.transport, found)
+        entity = self._entity or (None if name.count("/") == 2 else self.default_entity)
+        return LoggedArtifact(self.transport, find_version(self.transport, name, entity, self._project, type))  # type: ignore[arg-type]
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        try:
+            self.artifact(name, type)
+        except NotFound:
+            return False
+        return True
+
+    def _collection_path(self, name: str) -> tuple[str, str, str]:
+        parts = name.partition(":")[0].split("/")
+        if len(parts) == 3:
+            return parts[0], parts[1], parts[2]
+        if len(parts) == 2:
+            return self.default_entity, parts[0], parts[1]
+        entity, project = self._project_path(None)
+        return entity, project, parts[0]
+
+    def _versions(self, entity: str, project: str, name: str, per_page: int = 50) -> Iterator[LoggedArtifact]:
+        after = None
+        while True:
+            variables = {"e": entity, "p": project, "n": name, "first": per_page, "after": after}
+            page = self.transport.graphql(_VERSIONS, variables)["artifactVersions"]
+            yield from (LoggedArtifact(self.transport, item) for item in page["items"])
+            if not page["hasNextPage"]:
+                return
+            after = page["endCursor"]
+
+    def artifacts(self, type_name: str, name: str, per_page: int = 50, **_: Any) -> Iterator[LoggedArtifact]:
+        """Every version of the collection `name` (`project/name` or `entity/project/name`), oldest first."""
+        entity, project, collection = self._collection_path(name)
+        for version in self._versions(entity, project, collection, per_page):
+            if version.type == type_name:
+                yield version
+
+    def artifact_versions(self, type_name: str, name: str, per_page: int = 50) -> Iterator[LoggedArtifact]:
+        return self.artifacts(type_name, name, per_page)
+
+    def artifact_collections(
+        self, project_name: str | None = None, type_name: str | None = None, per_page: int = 50
+    ) -> Iterator[ArtifactCollection]:
+        entity, project = self._project_path(project_name)
+        after = None
+        while True:
+            variables = {"e": entity, "p": project, "t": type_name, "first": per_page, "after": after}
+            page = self.transport.graphql(_COLLECTIONS, variables)["artifactCollections"]
+            for c in page["items"]:
+                yield ArtifactCollection(
+                    c["entity"], c["project"], c["name"], c["type"], c["createdAt"], c["versionCount"], self
+                )
+            if not page["hasNextPage"]:
+                return
+            after = page["endCursor"]
+
+    def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
+        entity, project, collection = self._collection_path(name)
+        for found in self.artifact_collections(f"{entity}/{project}", type_name, per_page=500):
+            if found.name == collection:
+                return found
+        raise NotFound(f"no {type_name!r} artifact collection {entity}/{project}/{collection}")
+
+    def artifact_collection_exists(self, name: str, type: str) -> bool:
+        try:
+            self.artifact_collection(type, name)
+        except NotFound:
+            return False
+        return True
+
+    def artifact_types(self, project: str | None = None) -> list[ArtifactType]:
+        entity, project_name = self._project_path(project)
+        names: list[str] = []
+        after = None
+        while True:
+            variables = {"e": entity, "p": project_name, "first": 500, "after": after}
+            page = self.transport.graphql(_TYPES, variables)["artifactTypes"]
+            names += page["items"]
+            if not page["hasNextPage"]:
+                break
+            after = page["endCursor"]
+        return [ArtifactType(entity, project_name, n, self) for n in names]
+
+    def artifact_type(self, type_name: str, project: str | None = None) -> ArtifactType:
+        for found in self.artifact_types(project):
+            if found.name == type_name:
+                return found
+        raise NotFound(f"no artifact of type {type_name!r} in {project or self._project}")
+
+    # Runs.
+
+    def run(self, path: str) -> PublicRun:
+        """`entity/project/run_id` (or `project/run_id`, the default entity's; W&B's `.../runs/run_id` too)."""
+        parts = [p for p in path.split("/") if p != "runs"]
+        if len(parts) == 2:
+            parts = [self.default_entity, *parts]
+        if len(parts) != 3 or not all(parts):
+            raise InvalidInput(f"run {path!r}: name it entity/project/run_id")
+        entity, project, run_id = parts
         found = self.transport.graphql(_RUN, {"e": entity, "p": project, "r": run_id})["run"]
         if found is None:
             raise NotFound(f"no run {path!r}")
-        return ApiRun.from_graphql(found)
+        return PublicRun(self.transport, found)
 
     def runs(
         self,
-        path: str,
+        path: str | None = None,
+        filters: dict[str, Any] | None = None,
+        order: str = "-created_at",
+        per_page: int = 50,
         *,
         search: str | None = None,
         state: str | None = None,
         job_type: str | None = None,
-        per_page: int = 50,
-    ) -> Iterator[ApiRun]:
-        """`entity/project`'s runs, newest first: `search` is part of the run id, name or job type (any case),
-        `state` running, finished, failed or crashed. Pages of `per_page` are fetched as the loop goes."""
-        entity, _, project = path.partition("/")
-        if not entity or not project or "/" in project:
-            raise InvalidInput(f"runs of {path!r}: name a project as entity/project")
+        **_: Any,
+    ) -> Runs:
+        """A project's runs (`entity/project`, or `project` of the default entity), newest first unless `order`
+        says otherwise (`+summary_metrics.acc`, `config.lr`...), that match W&B's MongoDB-style `filters`
+        (`{"config.lr": {"$gt": 0.01}, "tags": {"$in": ["baseline"]}}`: docs/wandb-compat.md lists the keys and
+        operators). Pages of `per_page` are fetched as the loop goes."""
+        entity, project = self._project_path(path)
+        if filters is not None and not isinstance(filters, dict):
+            raise InvalidInput('filters is a dict, e.g. {"config.lr": {"$gt": 0.01}}')
         variables = {
             "e": entity,
             "p": project,
             "search": search,
             "state": state.upper() if state else None,
             "jobType": job_type,
+            "filters": filters or None,
+            "order": order,
             "first": per_page,
         }
-        return self._pages_of_runs(variables)
+        return Runs(self.transport, variables)
 
-    def _pages_of_runs(self, variables: dict[str, Any]) -> Iterator[ApiRun]:
-        after = None
-        while True:
-            page = self.transport.graphql(_RUNS, {**variables, "after": after})["runs"]
-            yield from (ApiRun.from_graphql(run) for run in page["items"])
-            if not page["hasNextPage"]:
-                return
-            after = page["endCursor"]
+    # The registry.
 
     def registered_model(self, name: str) -> RegisteredModel:
         versions: list[ModelVersion] = []
@@ -185,3 +381,16 @@ class Api:
         return RegisteredModel(
             model["name"], model["description"], model["inputs"], model["outputs"], model["tags"], versions
         )
+
+    def registries(self, filter: dict[str, Any] | None = None, per_page: int = 100) -> Iterator[str]:
+        """The registered models' names (modelreg has one registry: its registered models)."""
+        search = (filter or {}).get("name") if isinstance((filter or {}).get("name"), str) else None
+        after = None
+        while True:
+            page = self.transport.graphql(_MODELS, {"first": per_page, "after": after, "search": search})[
+                "registeredModels"
+            ]
+            yield from (m["name"] for m in page["items"])
+            if not page["hasNextPage"]:
+                return
+            after = page["endCursor"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -16,7 +17,8 @@ from typing import IO, Any, Protocol
 from tqdm import tqdm
 
 from modelreg import references
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, NotFound
+from modelreg.ignored import ignore
 from modelreg.transport import Transport
 
 PARALLEL_FILES = 4
@@ -61,8 +63,15 @@ class Artifact:
     `add_reference`; or `logged.new_draft()` to start from a logged version and change some files."""
 
     def __init__(
-        self, name: str, type: str, description: str | None = None, metadata: dict[str, Any] | None = None
+        self,
+        name: str,
+        type: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        **options: Any,
     ) -> None:
+        for option in options:  # incremental, use_as, storage_region
+            ignore(f"Artifact({option}=...)")
         self.name = name
         self.type = type
         self.description = description
@@ -70,19 +79,25 @@ class Artifact:
         self._files: dict[str, Path] = {}  # to hash and upload
         self._known: dict[str, ArtifactFile] = {}  # described already: references, and files of a draft's version
         self._staging: Path | None = None
+        self.aliases: list[str] = []  # W&B's: set before logging, they are logged with it
         # Filled in once logged.
         self.id: str | None = None
         self.version: str | None = None
         self.uploaded_bytes = 0
         self._logged_manifest: list[ArtifactFile] | None = None
+        self.logged: LoggedArtifact | None = None  # the logged version, as the server answered
 
-    def add_file(self, local_path: str | Path, name: str | None = None) -> None:
+    def add_file(self, local_path: str | Path, name: str | None = None, **options: Any) -> None:
+        for option in options:  # is_tmp, skip_cache, policy, overwrite
+            ignore(f"add_file({option}=...)")
         path = Path(local_path)
         if not path.is_file():
             raise InvalidInput(f"{path} is not a file")
         self._add(name or path.name, path)
 
-    def add_dir(self, local_path: str | Path, name: str | None = None) -> None:
+    def add_dir(self, local_path: str | Path, name: str | None = None, **options: Any) -> None:
+        for option in options:  # skip_cache, policy, merge
+            ignore(f"add_dir({option}=...)")
         root = Path(local_path)
         if not root.is_dir():
             raise InvalidInput(f"{root} is not a folder")
@@ -100,7 +115,9 @@ class Artifact:
             yield f
         self._add(name, path)
 
-    def add_reference(self, uri: str, name: str | None = None, checksum: bool = True) -> list[ArtifactFile]:
+    def add_reference(
+        self, uri: str, name: str | None = None, checksum: bool = True, max_objects: int | None = None
+    ) -> list[ArtifactFile]:
         """Record a file (or, for a file:// folder, each file under it) by its URI instead of uploading it:
         `file://`, `http(s)://` or `s3://`. `download()` fetches it from there. See modelreg.references for
         what the digest is when the content is not hashed (`checksum=False`, big http bodies, s3)."""
@@ -129,8 +146,115 @@ class Artifact:
         self._check_free(name)
         self._files[name] = path
 
-    def mark_logged(self, version_id: str, version: str | None, manifest: list[ArtifactFile]) -> None:
+    def mark_logged(
+        self,
+        version_id: str,
+        version: str | None,
+        manifest: list[ArtifactFile],
+        logged: LoggedArtifact | None = None,
+    ) -> None:
         self.id, self.version, self._logged_manifest = version_id, version, list(manifest)
+        self.logged = logged
+        if logged is not None:
+            self.aliases = list(logged.aliases)
+
+    def __repr__(self) -> str:
+        return f"<Artifact {self.name}:{self.version or 'not logged'}>"
+
+    # W&B's Artifact is one object before and after logging; here a logged one answers through `logged`.
+
+    def _logged_version(self, doing: str) -> LoggedArtifact:
+        if self.logged is None:
+            raise InvalidInput(f"{doing}: log the artifact first (run.log_artifact), then {doing}")
+        return self.logged
+
+    def wait(self, timeout: float | None = None) -> Artifact:
+        """Logging returns once the version is recorded: nothing to wait for."""
+        self._logged_version("wait()")
+        return self
+
+    def is_draft(self) -> bool:
+        return self.logged is None
+
+    @property
+    def digest(self) -> str:
+        return self._logged_version("digest").digest
+
+    @property
+    def size(self) -> int:
+        if self.logged is not None:
+            return self.logged.size
+        return sum(p.stat().st_size for p in self._files.values()) + sum(f.size for f in self._known.values())
+
+    @property
+    def created_at(self) -> str | None:
+        return self._logged_version("created_at").created_at
+
+    @property
+    def source_project(self) -> str:
+        return self._logged_version("source_project").project
+
+    @property
+    def qualified_name(self) -> str:
+        return self._logged_version("qualified_name").qualified_name
+
+    @property
+    def source_name(self) -> str:
+        return self._logged_version("source_name").source_name
+
+    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[ArtifactEntry]:
+        return self._logged_version("files()").files(names)
+
+    def get_entry(self, name: str) -> ArtifactEntry:
+        return self._logged_version("get_entry()").get_entry(name)
+
+    def get_path(self, name: str) -> ArtifactEntry:
+        return self.get_entry(name)
+
+    def get(self, name: str) -> Any:
+        return self._logged_version("get()").get(name)
+
+    def download(self, root: str | Path | None = None, **options: Any) -> Path:
+        return self._logged_version("download()").download(root, **options)
+
+    def checkout(self, root: str | Path | None = None) -> Path:
+        return self._logged_version("checkout()").checkout(root)
+
+    def verify(self, root: str | Path | None = None) -> None:
+        self._logged_version("verify()").verify(root)
+
+    def save(self, project: str | None = None, settings: Any = None) -> None:
+        """Logged: record changes to description, metadata and aliases. Not logged: log it with the current
+        run (W&B's behaviour inside a run)."""
+        if self.logged is None:
+            from modelreg import session
+
+            current = session.current_run()
+            if current is None:
+                raise InvalidInput(
+                    "save() of an artifact that was never logged needs a run: call modelreg.init() first"
+                )
+            current.log_artifact(self)
+            return
+        self.logged.description, self.logged.metadata, self.logged.aliases = (
+            self.description,
+            self.metadata,
+            self.aliases,
+        )
+        self.logged.save()
+        self.aliases = list(self.logged.aliases)
+
+    def delete(self, delete_aliases: bool = False) -> None:
+        self._logged_version("delete()").delete(delete_aliases=delete_aliases)
+
+    def logged_by(self) -> Any:
+        return self._logged_version("logged_by()").logged_by()
+
+    def used_by(self) -> list[Any]:
+        return self._logged_version("used_by()").used_by()
+
+    def link(self, target_path: str, aliases: list[str] | None = None) -> str | None:
+        return self._logged_version("link()").link(target_path, aliases)
 
     def new_draft(self) -> Artifact:
         """A new Artifact with this logged version's name, type, metadata and files (by digest: logging it
@@ -222,6 +346,35 @@ class BlobSource(Protocol):
     def download(self, digest: str, destination: Path, on_bytes: Callable[[int], object]) -> None: ...
 
 
+class ArtifactEntry:
+    """One file of a logged version (W&B's ArtifactManifestEntry): `name`, `size`, `digest`, `url`, `ref`,
+    and `download(root)`."""
+
+    def __init__(self, artifact: LoggedArtifact, file: ArtifactFile) -> None:
+        self._artifact = artifact
+        self.file = file
+        self.path = self.name = file.path
+        self.size, self.digest, self.ref = file.size, file.digest, file.ref
+
+    @property
+    def url(self) -> str:
+        """Where its bytes are: the reference's URI, else the server's blob URL (needs the API key to read)."""
+        return self.ref or f"{self._artifact._transport.url}/blobs/{self.digest}"
+
+    def download(self, root: str | Path | None = None) -> str:
+        """Fetch this file alone under `root` (default: the artifact's download folder); returns its path."""
+        folder = Path(root) if root is not None else self._artifact.default_root()
+        destination = folder / self.path
+        if not destination.resolve().is_relative_to(folder.resolve()):
+            raise InvalidInput(f"artifact file {self.path!r} would land outside {folder}")
+        if not _already_there(destination, self.file):
+            self._artifact._fetch(self.file, destination, lambda n: None)
+        return str(destination)
+
+    def __repr__(self) -> str:
+        return f"<ArtifactEntry {self.path} {self.size} bytes>"
+
+
 class LoggedArtifact:
     """A logged version, as `run.use_artifact("nature-images:latest")` returns it."""
 
@@ -237,23 +390,177 @@ class LoggedArtifact:
         self.metadata: dict[str, Any] = fields["metadata"]
         self.aliases: list[str] = fields["aliases"]
         self.description: str | None = fields.get("description")
+        self.created_at: str | None = fields.get("createdAt")
         self._files = [ArtifactFile(f["path"], int(f["size"]), f["digest"], f.get("ref")) for f in fields["files"]]
+        self._saved = self._state()
 
     def __repr__(self) -> str:
         return f"<LoggedArtifact {self.entity}/{self.project}/{self.name}:{self.version}>"
 
-    def files(self) -> list[ArtifactFile]:
-        return list(self._files)
+    @property
+    def _transport(self) -> Transport:
+        """The server this version was read from: edits, deletes, links and lineage ask it."""
+        if not isinstance(self._blobs, Transport):
+            raise InvalidInput(f"{self!r} is known only to an offline run: sync the run first (`modelreg sync`)")
+        return self._blobs
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self._files)
+
+    @property
+    def source_project(self) -> str:
+        return self.project
+
+    @property
+    def source_entity(self) -> str:
+        return self.entity
+
+    @property
+    def source_name(self) -> str:
+        """`name:v3` (W&B's `name` is this; here `name` is the collection's name alone)."""
+        return f"{self.name}:{self.version}"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.entity}/{self.project}/{self.name}:{self.version}"
+
+    @property
+    def ref(self) -> str:
+        return self.qualified_name
+
+    def wait(self, timeout: float | None = None) -> LoggedArtifact:
+        return self
+
+    def is_draft(self) -> bool:
+        return False
+
+    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[ArtifactEntry]:
+        """Its files (W&B's `files(names=)`: only those named, when given), sorted by path."""
+        wanted = None if names is None else set(names)
+        return [ArtifactEntry(self, f) for f in self._files if wanted is None or f.path in wanted]
+
+    def get_entry(self, name: str) -> ArtifactEntry:
+        for f in self._files:
+            if f.path == name:
+                return ArtifactEntry(self, f)
+        raise NotFound(
+            f"{self.qualified_name} has no file {name!r}: its files are {[f.path for f in self._files][:20]}"
+        )
+
+    def get_path(self, name: str) -> ArtifactEntry:
+        return self.get_entry(name)
+
+    def get(self, name: str) -> Any:
+        """A JSON file's content (W&B returns media objects; here only JSON files are read back)."""
+        for candidate in (name, f"{name}.json"):
+            if any(f.path == candidate for f in self._files):
+                path = Path(self.get_entry(candidate).download())
+                if candidate.endswith(".json"):
+                    return json.loads(path.read_text())
+                return path.read_bytes()
+        return None
+
+    def default_root(self) -> Path:
+        return Path("artifacts") / f"{self.name}-{self.version}"
+
+    def checkout(self, root: str | Path | None = None) -> Path:
+        """Make `root` hold exactly this version's files: download them and delete anything else there."""
+        folder = Path(root) if root is not None else self.default_root()
+        self.download(folder)
+        keep = {(folder / f.path).resolve() for f in self._files}
+        for path in sorted(folder.rglob("*"), reverse=True):
+            if path.is_file() and path.resolve() not in keep:
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        return folder
+
+    def verify(self, root: str | Path | None = None) -> None:
+        """Check `root` holds this version's files, byte for byte (InvalidInput naming the first that differs)."""
+        folder = Path(root) if root is not None else self.default_root()
+        expected = {f.path: f for f in self._files}
+        present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+        extra = sorted(present - set(expected))
+        if extra:
+            raise InvalidInput(f"{folder} has a file {extra[0]!r} that {self.qualified_name} does not")
+        for path, f in expected.items():
+            if not _already_there(folder / path, f):
+                raise InvalidInput(f"{folder / path} is missing or differs from {self.qualified_name}'s {path!r}")
+
+    def _state(self) -> tuple[str | None, dict[str, Any], list[str]]:
+        return self.description, copy.deepcopy(self.metadata), list(self.aliases)
+
+    def save(self) -> None:
+        """Record what changed in `description`, `metadata` and `aliases` (append/remove) as one event."""
+        from modelreg.run import VERSION_FIELDS, settable_aliases
+
+        description, metadata, aliases = self._saved
+        wanted = settable_aliases(self.aliases)
+        edit: dict[str, Any] = {
+            "ref": self.qualified_name,
+            "aliasesAdded": [a for a in wanted if a not in aliases],
+            "aliasesRemoved": [a for a in aliases if a not in wanted],
+        }
+        if self.description != description:
+            edit["description"] = self.description or ""
+        if self.metadata != metadata:
+            edit["metadata"] = self.metadata
+        query = f"mutation($i: EditArtifactVersionInput!) {{ editArtifactVersion(input: $i) {{ {VERSION_FIELDS} }} }}"
+        saved = self._transport.graphql(query, {"i": edit})["editArtifactVersion"]
+        self.description, self.metadata, self.aliases = saved["description"], saved["metadata"], saved["aliases"]
+        self._saved = self._state()
+
+    def delete(self, delete_aliases: bool = False) -> None:
+        """A soft delete: the version leaves every list and ref; its number is never given again; its files stay
+        while other versions hold them. Refused while it holds aliases, unless `delete_aliases`."""
+        query = "mutation($i: DeleteArtifactVersionInput!) { deleteArtifactVersion(input: $i) { deletedAt } }"
+        self._transport.graphql(query, {"i": {"ref": self.qualified_name, "deleteAliases": delete_aliases}})
+        self.aliases = []
+
+    def link(self, target_path: str, aliases: list[str] | None = None) -> str | None:
+        """Link this version to a registered model (as run.link_artifact); returns the model version."""
+        from modelreg.artifact_paths import registered_model_name
+        from modelreg.run import LINK, settable_aliases
+
+        link = {
+            "registeredModel": registered_model_name(target_path),
+            "artifactVersionId": self.id,
+            "aliases": settable_aliases(aliases),
+        }
+        return self._transport.graphql(LINK, {"i": link})["linkArtifactVersion"]["version"]
+
+    def logged_by(self) -> Any:
+        """The run that logged it (a modelreg.public_run.PublicRun), or None."""
+        runs = self._neighbours("UPSTREAM")
+        return runs[0] if runs else None
+
+    def used_by(self) -> list[Any]:
+        return self._neighbours("DOWNSTREAM")
+
+    def _neighbours(self, direction: str) -> list[Any]:
+        from modelreg.public_run import RUN_FIELDS, PublicRun
+
+        query = f"""query($ref: String!, $direction: LineageDirection!) {{
+          lineage(ref: $ref, direction: $direction, depth: 1, fanOut: 1000) {{
+            nodes {{ depth run {{ {RUN_FIELDS} }} }}
+          }}
+        }}"""
+        lineage = self._transport.graphql(query, {"ref": self.id, "direction": direction})["lineage"]
+        return [PublicRun(self._transport, n["run"]) for n in lineage["nodes"] if n["depth"] == 1 and n["run"]]
 
     def new_draft(self) -> Artifact:
         """A new Artifact with this version's name, type, metadata and files, to change and log as the
         next version: `remove()` and `add_file()` what changes; the files kept are not uploaded again."""
         return _draft(self.name, self.type, self.description, self.metadata, self._files)
 
-    def download(self, root: str | Path | None = None) -> Path:
+    def download(self, root: str | Path | None = None, **options: Any) -> Path:
         """Fetch every file under `root` (default ./artifacts/<name>-<version>), verified against the
-        manifest; files already there with the right digest are not fetched again."""
-        root = Path(root) if root is not None else Path("artifacts") / f"{self.name}-{self.version}"
+        manifest; files already there with the right digest are not fetched again. W&B's other options
+        (allow_missing_references, skip_cache, path_prefix, multipart) are accepted and ignored."""
+        for option in options:
+            ignore(f"download({option}=...)")
+        root = Path(root) if root is not None else self.default_root()
         for f in self._files:  # the server refuses such paths; a client never trusts that alone
             if not (root / f.path).resolve().is_relative_to(root.resolve()):
                 raise InvalidInput(f"artifact file {f.path!r} would land outside {root}")

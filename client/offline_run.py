@@ -8,7 +8,9 @@ the registry); and `link_artifact` returns None, the registry numbering the mode
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -16,8 +18,9 @@ from uuid import UUID
 from uuid_utils.compat import uuid7
 
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
+from modelreg.artifact_paths import registered_model_name
 from modelreg.errors import InvalidInput, NotFound
-from modelreg.run import Run, start_fields
+from modelreg.run import Run, as_artifact, settable_aliases, start_fields
 from modelreg.spool import Spool, SpoolBlobs
 
 UNSYNCED = "unsynced"
@@ -30,7 +33,7 @@ class OfflineArtifact(LoggedArtifact):
         super().__init__(SpoolBlobs(spool), fields)  # the spool serves downloads
         self._files_known = files_known
 
-    def download(self, root: str | Path | None = None) -> Path:
+    def download(self, root: str | Path | None = None) -> Path:  # type: ignore[override]
         if not self._files_known:
             raise NotFound(
                 f"artifact version {self.id} was not logged by this offline run, so its files are not here: "
@@ -40,9 +43,11 @@ class OfflineArtifact(LoggedArtifact):
 
 
 class OfflineRun(Run):
-    def __init__(self, spool: Spool, entity: str, project: str, run_id: str, config: dict[str, Any]) -> None:
+    def __init__(
+        self, spool: Spool, entity: str, project: str, run_id: str, config: dict[str, Any], **described: Any
+    ) -> None:
         # No transport: every method that would send something is overridden to record it instead.
-        super().__init__(None, entity, project, run_id, config)  # type: ignore[arg-type]
+        super().__init__(None, entity, project, run_id, config, **described)  # type: ignore[arg-type]
         self.spool = spool
         self._logged: dict[str, OfflineArtifact] = {}  # by id, in the order they were logged
 
@@ -58,41 +63,82 @@ class OfflineRun(Run):
         name: str | None,
         run_id: str | None,
         fields: dict[str, Any] | None = None,
+        **described: Any,
     ) -> OfflineRun:
         """Record a run's start in a new spool folder. `fields` are the start's input when an online
         start was tried first (mode="auto"), so the run keeps the id and environment it began with."""
         fields = fields or start_fields(
-            project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id
+            project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id, **described
         )
         spool = Spool.create(root, fields["runId"])
         spool.record("start_run", fields)
         print(
             f"modelreg: offline run {entity}/{project}/{fields['runId']}, recorded in {spool.folder}", file=sys.stderr
         )
-        return cls(spool, entity, project, fields["runId"], fields["config"])
+        return cls(
+            spool,
+            entity,
+            project,
+            fields["runId"],
+            fields["config"],
+            name=fields.get("name"),
+            notes=fields.get("notes"),
+            tags=fields.get("tags") or (),
+            group=fields.get("group"),
+            job_type=fields.get("jobType"),
+        )
+
+    @property
+    def offline(self) -> bool:
+        return True
+
+    @property
+    def url(self) -> str | None:
+        return None
+
+    def _change(self, kind: str, fields: dict[str, Any]) -> None:
+        self.flush()  # metrics logged before it come before it in the journal
+        self.spool.record(kind, fields)
 
     def _send_metric_batch(self, series: list[dict[str, Any]], command_id: UUID) -> None:
         self.spool.record("log_metrics", {"series": series})  # the spool gives it its own command id
 
-    def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
+    def log_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Iterable[str] | str | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> Artifact:
         """Copy the files into the spool (by digest) and record the version under an id chosen here."""
+        artifact = as_artifact(artifact_or_path, name, type)
+        aliases = settable_aliases([*settable_aliases(aliases), *artifact.aliases])
         self.flush()  # metrics logged before it come before it in the journal
         kept = [ArtifactFile(path, *self.spool.keep_file(source)) for path, source in artifact.local_files().items()]
         manifest = sorted([*kept, *artifact.known_files()], key=lambda f: f.path)
         fields = {**self._artifact_fields(artifact, manifest, aliases), "id": str(uuid7())}
         self.spool.record("log_artifact", fields)
-        artifact.mark_logged(fields["id"], None, manifest)
         self._logged[fields["id"]] = OfflineArtifact(
             self.spool,
             {**fields, "version": UNSYNCED, "digest": "", "metadata": artifact.metadata, "aliases": list(aliases)},
             files_known=True,
         )
+        artifact.mark_logged(fields["id"], None, manifest, self._logged[fields["id"]])
         artifact.cleanup()
         return artifact
 
-    def use_artifact(self, ref: str) -> LoggedArtifact:
+    def use_artifact(  # type: ignore[override]
+        self, ref: Any, type: str | None = None, aliases: Any = None, **_: Any
+    ) -> LoggedArtifact:
         """`ref` is a version id, or the name of an artifact this run logged earlier (`name`,
         `name:latest` or `name:<alias it was logged with>`)."""
+        if isinstance(ref, Artifact):
+            if ref.id is None:
+                raise InvalidInput("log the artifact before using it (run.log_artifact)")
+            ref = ref.id
+        elif isinstance(ref, LoggedArtifact):
+            ref = ref.id
         found = self._find(ref)
         self.flush()
         self.spool.record("use_artifact", {"artifactVersionId": found.id})
@@ -135,14 +181,18 @@ class OfflineRun(Run):
         )
 
     def link_artifact(
-        self, artifact: Artifact | LoggedArtifact, registered_model: str, aliases: list[str] | tuple[str, ...] = ()
+        self, artifact: Artifact | LoggedArtifact, target_path: str, aliases: Iterable[str] | str | None = None
     ) -> str | None:
         if artifact.id is None:
             raise InvalidInput("log the artifact before linking it")
         self.flush()
         self.spool.record(
             "link_artifact",
-            {"registeredModel": registered_model, "artifactVersionId": artifact.id, "aliases": list(aliases)},
+            {
+                "registeredModel": registered_model_name(target_path),
+                "artifactVersionId": artifact.id,
+                "aliases": settable_aliases(aliases),
+            },
         )
         return None
 

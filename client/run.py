@@ -1,86 +1,278 @@
-"""A run: one execution of training or evaluation code, with its config, metrics, inputs and outputs."""
+"""A run: one execution of training or evaluation code, with its config, metrics, inputs and outputs.
+
+Its methods are W&B's `Run`'s, with the same names, arguments and behaviour (docs/wandb-compat.md says where
+they differ), so that a W&B script runs with `import modelreg as wandb`.
+"""
 
 from __future__ import annotations
 
+import glob
 import json
+import math
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from uuid import UUID
 
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
+from modelreg.artifact_paths import parse_artifact_path, registered_model_name
 from modelreg.environment import capture
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, NotFound
+from modelreg.ignored import ignore
 from modelreg.metric_sender import MetricSender, encoded
+from modelreg.run_changes import RUN_CHANGES
+from modelreg.run_values import Config, Summary, plain
 from modelreg.transport import Transport
+
+RUN_FILES_TYPE = "run-files"  # what `save()` and files left in `run.dir` are logged as
 
 _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 _METRICS = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
-_VERSION_FIELDS = (
-    "id entity project name type version digest description metadata aliases files { path size digest ref }"
+VERSION_FIELDS = (
+    "id entity project name type version digest description metadata aliases createdAt size "
+    "files { path size digest ref }"
 )
-_LOG = f"mutation($i: LogArtifactVersionInput!) {{ logArtifactVersion(input: $i) {{ {_VERSION_FIELDS} }} }}"
-_FIND = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {_VERSION_FIELDS} }} }}"
+_LOG = f"mutation($i: LogArtifactVersionInput!) {{ logArtifactVersion(input: $i) {{ {VERSION_FIELDS} }} }}"
+_FIND = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {VERSION_FIELDS} }} }}"
+_FIND_ID = f"query($id: ID!) {{ artifactVersion(id: $id) {{ {VERSION_FIELDS} }} }}"
+_REGISTERED = f"""query($m: String!, $alias: String!, $version: String!, $byVersion: Boolean!) {{
+  registeredModel(name: $m) {{
+    alias(name: $alias) @skip(if: $byVersion) {{ artifactVersion {{ {VERSION_FIELDS} }} }}
+    version(name: $version) @include(if: $byVersion) {{ artifactVersion {{ {VERSION_FIELDS} }} }}
+  }}
+}}"""
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
-_LINK = "mutation($i: LinkArtifactVersionInput!) { linkArtifactVersion(input: $i) { version } }"
+LINK = "mutation($i: LinkArtifactVersionInput!) { linkArtifactVersion(input: $i) { version } }"
+ALERT_LEVELS = ("INFO", "WARN", "ERROR")
 
 
-class Config(dict[str, Any]):
-    """`run.config["lr"]` or `run.config.lr`."""
+class AlertLevel:
+    """W&B's `wandb.AlertLevel.WARN` and friends."""
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+def settable_aliases(aliases: Iterable[str] | str | None) -> list[str]:
+    """W&B scripts pass `latest` (and sometimes `v3`) among aliases; here those are computed, not set."""
+    if aliases is None:
+        return []
+    if isinstance(aliases, str):
+        aliases = [aliases]
+    return [a for a in dict.fromkeys(aliases) if a != "latest" and not (a[:1] == "v" and a[1:].isdigit())]
+
+
+def find_version(transport: Transport, path: str, entity: str, project: str, type: str | None = None) -> dict:
+    """The fields of the version `path` names (any form of modelreg.artifact_paths), or NotFound."""
+    if _is_version_id(path):
+        found = transport.graphql(_FIND_ID, {"id": path})["artifactVersion"]
+        if found is None:
+            raise NotFound(f"no artifact version {path!r}")
+        return found
+    parsed = parse_artifact_path(path, entity, project)
+    if parsed.registered_model:
+        by_version = parsed.selector[:1] == "v" and parsed.selector[1:].isdigit()
+        variables = {"m": parsed.name, "alias": parsed.selector, "version": parsed.selector, "byVersion": by_version}
+        model = transport.graphql(_REGISTERED, variables)["registeredModel"]
+        link = (model or {}).get("version" if by_version else "alias")
+        found = link["artifactVersion"] if link else None
+    else:
+        if parsed.entity is None or parsed.project is None:
+            raise InvalidInput(f"{path!r}: name its project (project/name:alias) or start a run in it")
+        found = transport.graphql(_FIND, {"ref": parsed.ref()})["artifactVersion"]
+    if found is None:
+        where = "registered model" if parsed.registered_model else "artifact"
+        raise NotFound(f"no {where} version {path!r}" + ("" if parsed.registered_model else f" ({parsed.ref()})"))
+    if type is not None and found["type"] != type:
+        raise InvalidInput(f"{path!r} is a {found['type']!r} artifact, not a {type!r} one")
+    return found
+
+
+def _is_version_id(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return "/" not in text and ":" not in text
 
 
 class Run:
-    def __init__(self, transport: Transport, entity: str, project: str, run_id: str, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        entity: str,
+        project: str,
+        run_id: str,
+        config: dict[str, Any],
+        *,
+        name: str | None = None,
+        notes: str | None = None,
+        tags: Sequence[str] = (),
+        group: str | None = None,
+        job_type: str | None = None,
+        dir: str | Path | None = None,
+    ) -> None:
         self.transport = transport
         self.entity = entity
         self.project = project
         self.id = run_id
-        self.config = Config(config)
-        self.summary: dict[str, Any] = {}
+        self.job_type = job_type
+        self._name, self._notes, self._tags, self._group = name, notes, tuple(tags), group
+        self.config = Config(config, report=lambda changes: self._change("update_run_config", {"changes": changes}))
+        self.summary = Summary(report=lambda changes: self._change("update_run_summary", {"changes": changes}))
+        self._dir_root = Path(dir) if dir is not None else None
+        self._saved: dict[str, Path] = {}
         self._metrics = MetricSender(self._send_metric_batch)
+        self._step = 0
+        self._pending: dict[str, float] = {}  # logged at the current step, not committed yet
         self._finished = False
+        self._resumed = False
 
     @classmethod
-    def start(
-        cls,
-        transport: Transport,
-        *,
-        project: str,
-        entity: str,
-        config: dict[str, Any] | None,
-        job_type: str | None,
-        name: str | None,
-        run_id: str | None,
-    ) -> Run:
-        fields = start_fields(
-            project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id
-        )
-        return cls.start_with(transport, fields)
+    def start(cls, transport: Transport, **options: Any) -> Run:
+        """Start a run: `options` are `start_fields`' (project, entity, config, name, tags...), plus `dir`."""
+        directory = options.pop("dir", None)
+        return cls.start_with(transport, start_fields(**options), dir=directory)
 
     @classmethod
-    def start_with(cls, transport: Transport, fields: dict[str, Any]) -> Run:
+    def start_with(cls, transport: Transport, fields: dict[str, Any], dir: str | Path | None = None) -> Run:
         """Start a run from its StartRun input (see `start_fields`)."""
         transport.graphql(_START, {"i": fields})
-        return cls(transport, fields["entity"], fields["project"], fields["runId"], fields["config"])
+        return cls.from_fields(transport, fields, dir=dir)
+
+    @classmethod
+    def from_fields(cls, transport: Transport, fields: dict[str, Any], dir: str | Path | None = None) -> Run:
+        return cls(
+            transport,
+            fields["entity"],
+            fields["project"],
+            fields["runId"],
+            fields["config"],
+            name=fields.get("name"),
+            notes=fields.get("notes"),
+            tags=fields.get("tags") or (),
+            group=fields.get("group"),
+            job_type=fields.get("jobType"),
+            dir=dir,
+        )
+
+    # What W&B's Run shows about itself.
 
     @property
     def path(self) -> str:
         return f"{self.entity}/{self.project}/{self.id}"
 
-    def log(self, values: dict[str, float], step: int | None = None) -> None:
-        """Record metric values at a step (the next one by default); returns at once, a background thread
-        sends them in batches (client/metric_sender.py)."""
-        self._metrics.log(values, step)
-        self.summary.update(values)
+    @property
+    def url(self) -> str | None:
+        """The run's page in the web UI."""
+        return f"{self.transport.url}/#/runs/{self.entity}/{self.project}/{self.id}" if self.transport else None
+
+    def get_url(self) -> str | None:
+        return self.url
+
+    def project_name(self) -> str:
+        return self.project
+
+    @property
+    def name(self) -> str:
+        """The display name (the run id when none was given); setting it renames the run."""
+        return self._name or self.id
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
+        self._change("describe_run", {"name": value})
+
+    @property
+    def notes(self) -> str | None:
+        return self._notes
+
+    @notes.setter
+    def notes(self, value: str) -> None:
+        self._notes = value
+        self._change("describe_run", {"notes": value})
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: Sequence[str]) -> None:
+        self._tags = tuple(value)
+        self._change("describe_run", {"tags": list(self._tags)})
+
+    @property
+    def group(self) -> str | None:
+        return self._group
+
+    @group.setter
+    def group(self, value: str) -> None:
+        self._group = value
+        self._change("describe_run", {"group": value})
+
+    @property
+    def step(self) -> int:
+        """The step the next `log` without `step=` records at."""
+        return self._step
+
+    @property
+    def dir(self) -> str:
+        """A folder for the run's files: what is left in it when the run finishes is kept with the run."""
+        self._files_folder().mkdir(parents=True, exist_ok=True)
+        return str(self._files_folder())
+
+    def _files_folder(self) -> Path:
+        return (self._dir_root or Path.cwd()) / "modelreg" / f"run-{self.id}" / "files"
+
+    def resume_after(self, step: int | None) -> None:
+        """A joined run goes on after the last step it logged, never over it."""
+        self._resumed = True
+        if step is not None:
+            self._step = max(self._step, step + 1)
+
+    @property
+    def offline(self) -> bool:
+        return False
+
+    @property
+    def disabled(self) -> bool:
+        return False
+
+    @property
+    def resumed(self) -> bool:
+        """Whether `init(resume=...)` joined this run rather than starting it."""
+        return self._resumed
+
+    # Metrics.
+
+    def log(self, data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+        """W&B's semantics: values accumulate at the current step until committed; `commit` defaults to True
+        without `step` and to False with one; a `step` below the current one is dropped with a warning, a
+        later one commits what was pending first. Numbers only (nested dicts flatten to `a.b`); other values
+        are ignored with a one-time warning. A committed step goes to the background sender
+        (client/metric_sender.py), which sends batches."""
+        if step is not None and step < self._step:
+            ignore(f"run.log(step={step}) below the current step {self._step}", "steps only increase; W&B drops it too")
+            return
+        if step is not None and step > self._step:
+            self._commit_step()
+            self._step = step
+        numbers = _numbers(data)
+        self._pending.update(numbers)
+        self.summary.keep(numbers)
+        if commit or (commit is None and step is None):
+            self._commit_step()
+
+    def _commit_step(self) -> None:
+        if self._pending:
+            self._metrics.log(self._pending, self._step)
+            self._pending = {}
+            self._step += 1
 
     def flush(self) -> None:
         """Return once every metric logged so far is on the server (or in the offline spool)."""
@@ -90,14 +282,84 @@ class Run:
         run = {"entity": self.entity, "project": self.project, "runId": self.id, "commandId": str(command_id)}
         self.transport.graphql(_METRICS, {"i": {**run, "series": encoded(series)}}, compress=True)
 
-    def log_artifact(self, artifact: Artifact, aliases: list[str] | tuple[str, ...] = ()) -> Artifact:
-        """Upload what the server lacks and log the version as this run's output."""
+    def define_metric(self, name: str, *args: Any, **kwargs: Any) -> None:
+        ignore("define_metric()", "every logged key is charted against the step")
+
+    def watch(self, *args: Any, **kwargs: Any) -> None:
+        ignore("watch()", "gradients and parameters are not recorded")
+
+    def unwatch(self, *args: Any, **kwargs: Any) -> None:
+        ignore("unwatch()")
+
+    def mark_preempting(self) -> None:
+        ignore("mark_preempting()")
+
+    # Changes to the run other than metrics.
+
+    def _change(self, kind: str, fields: dict[str, Any]) -> None:
+        """Send one of run_changes.RUN_CHANGES now (an offline run records it instead)."""
+        self.transport.graphql(
+            RUN_CHANGES[kind], {"i": {"entity": self.entity, "project": self.project, "runId": self.id, **fields}}
+        )
+
+    def alert(self, title: str, text: str = "", level: Any = "INFO", wait_duration: Any = None) -> None:
+        """An alert: in the run's audit history and sent to live-event subscribers (no e-mail, no Slack)."""
+        level = getattr(level, "value", level)
+        if str(level).upper() not in ALERT_LEVELS:
+            raise InvalidInput(f"alert level {level!r} is not one of {', '.join(ALERT_LEVELS)}")
+        self._change("raise_alert", {"title": title, "text": text, "level": str(level).upper()})
+
+    def save(self, glob_str: str | os.PathLike[str], base_path: str | None = None, policy: str = "live") -> list[str]:
+        """Keep files with the run (W&B's `save`): matched now, logged as the run's `run-files` artifact when
+        the run finishes (policy "now": at once). Paths inside the run are relative to `base_path` (default:
+        the glob's folder)."""
+        root = Path(base_path) if base_path is not None else Path(glob_str).parent
+        found = [Path(p) for p in sorted(glob.glob(str(glob_str), recursive=True)) if Path(p).is_file()]
+        for path in found:
+            self._saved[_relative_name(path, root)] = path.resolve()
+        if policy == "now":
+            self._log_run_files()
+        return [str(p) for p in found]
+
+    def _log_run_files(self) -> None:
+        files = dict(self._saved)
+        folder = self._files_folder()
+        if folder.is_dir():
+            files.update({p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()})
+        if not files:
+            return
+        artifact = Artifact(f"run-{self.id}-files", RUN_FILES_TYPE, description=f"files saved by run {self.path}")
+        for name, path in sorted(files.items()):
+            if path.is_file():
+                artifact.add_file(path, name=name)
+        self.log_artifact(artifact)
+
+    # Artifacts.
+
+    def log_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Iterable[str] | str | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> Artifact:
+        """Upload what the server lacks and log the version as this run's output. A path (file or folder)
+        becomes an artifact named `name` (default: the file's name) of type `type` (default "unspecified")."""
+        artifact = as_artifact(artifact_or_path, name, type)
+        if tags:
+            ignore("log_artifact(tags=...)", "tag versions with the registry's tags instead")
         manifest = artifact.upload_files(self.transport)
-        fields = self._artifact_fields(artifact, manifest, aliases)
+        wanted = settable_aliases([*settable_aliases(aliases), *artifact.aliases])  # W&B: either place
+        fields = self._artifact_fields(artifact, manifest, wanted)
         logged = self.transport.graphql(_LOG, {"i": fields})["logArtifactVersion"]
-        artifact.mark_logged(logged["id"], logged["version"], manifest)
+        artifact.mark_logged(logged["id"], logged["version"], manifest, LoggedArtifact(self.transport, logged))
         artifact.cleanup()
         return artifact
+
+    def upsert_artifact(self, *args: Any, **kwargs: Any) -> Artifact:
+        ignore("upsert_artifact()", "distributed artifacts are logged once, like log_artifact")
+        return self.log_artifact(*args, **kwargs)
 
     def _artifact_fields(
         self, artifact: Artifact, manifest: list[ArtifactFile], aliases: Sequence[str]
@@ -114,35 +376,76 @@ class Run:
             "runId": self.id,
         }
 
-    def use_artifact(self, ref: str) -> LoggedArtifact:
-        """`"name:alias"` (this run's project), `"name:v3"`, or `"entity/project/name:latest"`: records
-        the exact version as this run's input (lineage) and returns it, ready to download."""
-        qualified = ref if ref.count("/") == 2 else f"{self.entity}/{self.project}/{ref}"
-        found = self.transport.graphql(_FIND, {"ref": qualified})["artifactVersion"]
-        if found is None:
-            raise InvalidInput(f"no artifact version {qualified!r}")
+    def use_artifact(
+        self, artifact_or_name: str | Artifact | LoggedArtifact, type: str | None = None, aliases: Any = None, **_: Any
+    ) -> LoggedArtifact:
+        """Record a version as this run's input (lineage) and return it, ready to download: an artifact object,
+        or a path (`name:alias`, `name:v3`, `project/name:alias`, `entity/project/name:alias`, or a registry
+        path such as `model-registry/name:production`: modelreg.artifact_paths)."""
+        if isinstance(artifact_or_name, str):
+            found = LoggedArtifact(
+                self.transport, find_version(self.transport, artifact_or_name, self.entity, self.project, type)
+            )
+        elif isinstance(artifact_or_name, Artifact):
+            if artifact_or_name.logged is None:
+                raise InvalidInput("log the artifact before using it (run.log_artifact)")
+            found = artifact_or_name.logged
+        else:
+            found = artifact_or_name
         self.transport.graphql(
             _USE,
-            {"i": {"artifactVersionId": found["id"], "entity": self.entity, "project": self.project, "runId": self.id}},
+            {"i": {"artifactVersionId": found.id, "entity": self.entity, "project": self.project, "runId": self.id}},
         )
-        return LoggedArtifact(self.transport, found)
+        return found
 
     def link_artifact(
-        self, artifact: Artifact | LoggedArtifact, registered_model: str, aliases: list[str] | tuple[str, ...] = ()
+        self, artifact: Artifact | LoggedArtifact, target_path: str, aliases: Iterable[str] | str | None = None
     ) -> str | None:
-        """Link a logged version to a registered model; returns the model version (v0, v1, ...), or None
-        in an offline run (the registry numbers it when the run is synced)."""
+        """Link a logged version to a registered model (`target_path`: "name", "model-registry/name" or
+        "wandb-registry-model/name"); returns the model version (v0, v1, ...), or None in an offline run."""
         if artifact.id is None:
             raise InvalidInput("log the artifact before linking it")
-        link = {"registeredModel": registered_model, "artifactVersionId": artifact.id, "aliases": list(aliases)}
-        linked = self.transport.graphql(_LINK, {"i": link})
+        model = registered_model_name(target_path)
+        link = {"registeredModel": model, "artifactVersionId": artifact.id, "aliases": settable_aliases(aliases)}
+        linked = self.transport.graphql(LINK, {"i": link})
         return linked["linkArtifactVersion"]["version"]
 
-    def finish(self, exit_code: int = 0) -> None:
+    def log_model(
+        self, path: str | os.PathLike[str], name: str | None = None, aliases: Iterable[str] | None = None
+    ) -> Artifact:
+        """A file or folder logged as a `model` artifact (named `name`, default run-<id>-<file name>)."""
+        return self.log_artifact(path, name=name or f"run-{self.id}-{Path(path).name}", type="model", aliases=aliases)
+
+    def use_model(self, name: str) -> str:
+        """Use a model artifact and return the local path of its files (the file itself when it has one)."""
+        used = self.use_artifact(name)
+        if "model" not in used.type:
+            raise InvalidInput(f"{name!r} is a {used.type!r} artifact: use_model takes model artifacts")
+        root = used.download()
+        files = used.files()
+        return str(root / files[0].path) if len(files) == 1 else str(root)
+
+    def link_model(
+        self,
+        path: str | os.PathLike[str],
+        registered_model_name: str,
+        name: str | None = None,
+        aliases: Iterable[str] | None = None,
+    ) -> str | None:
+        """Log `path` as a model (as log_model) and link it to `registered_model_name` with `aliases`."""
+        model = self.log_model(path, name=name)
+        return self.link_artifact(model, registered_model_name, aliases=aliases)
+
+    # The end.
+
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
         if self._finished:
             return
+        exit_code = exit_code or 0
+        self._commit_step()
         try:
             self._metrics.close()  # everything logged is delivered before the run says it finished
+            self._log_run_files()
         finally:
             state = "finished" if exit_code == 0 else "failed"
             summary = {k: v for k, v in self.summary.items() if isinstance(v, (int, float, str, bool))}
@@ -156,6 +459,9 @@ class Run:
             }
             self._send_finish(fields)
             self._finished = True
+        from modelreg import session  # the module's current run ends with it
+
+        session.forget(self)
 
     def _send_finish(self, fields: dict[str, Any]) -> None:
         self.transport.graphql(_FINISH, {"i": finish_input(fields)})
@@ -165,6 +471,9 @@ class Run:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.finish(exit_code=0 if kind is None else 1)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.path}>"
 
 
 def finish_input(fields: dict[str, Any]) -> dict[str, Any]:
@@ -180,20 +489,69 @@ def start_fields(
     job_type: str | None,
     name: str | None,
     run_id: str | None,
+    notes: str | None = None,
+    tags: Sequence[str] | None = None,
+    group: str | None = None,
 ) -> dict[str, Any]:
     """The StartRun input of a new run (online or offline): its id, config and where it runs."""
-    return {
+    fields: dict[str, Any] = {
         "entity": entity,
         "project": project,
         "runId": run_id or secrets.token_hex(4),
         "name": name,
         "jobType": job_type,
-        "config": {**(config or {}), **_launch_overrides()},
+        "config": {**plain(config or {}), **_launch_overrides()},
         "environment": capture(),
     }
+    # Sent only when given, so that a server from before notes, tags and group still takes the start.
+    described = {"notes": notes, "tags": list(tags) if tags else None, "group": group}
+    return {**fields, **{k: v for k, v in described.items() if v is not None}}
 
 
 def _launch_overrides() -> dict[str, Any]:
     """A launched job gets its knobs through the environment; they win over the script's defaults."""
     raw = os.environ.get("MODELREG_CONFIG_OVERRIDES")
     return json.loads(raw) if raw else {}
+
+
+def _numbers(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The finite numbers of a `log` call, nested dicts flattened to `a.b`; anything else is left out."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"run.log takes a dict of metric values, not {type(data).__name__}")
+    numbers: dict[str, float] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            numbers.update(_numbers(value, f"{name}."))
+            continue
+        try:
+            number = float(value.item() if hasattr(value, "item") else value)  # numpy, torch scalars
+        except (TypeError, ValueError, AttributeError):
+            ignore(f"logging {type(value).__name__} values (such as {name!r})", "only numbers are recorded")
+            continue
+        if math.isfinite(number):
+            numbers[name] = number
+        else:
+            ignore(f"logging {number} (such as {name!r})", "only finite numbers are recorded")
+    return numbers
+
+
+def as_artifact(artifact_or_path: Any, name: str | None, type: str | None) -> Artifact:
+    if isinstance(artifact_or_path, Artifact):
+        return artifact_or_path
+    path = Path(artifact_or_path)
+    artifact = Artifact(name or path.name, type or "unspecified")
+    if path.is_dir():
+        artifact.add_dir(path)
+    elif path.is_file():
+        artifact.add_file(path)
+    else:
+        raise InvalidInput(f"{path} is neither a file nor a folder to log")
+    return artifact
+
+
+def _relative_name(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.name

@@ -30,13 +30,22 @@ from uuid import UUID
 from uuid_utils.compat import uuid7
 
 from modelreg.errors import InvalidInput, NotFound
+from modelreg.run_changes import RUN_CHANGES
 
 DEFAULT_ROOT = "modelreg-offline"
 JOURNAL = "journal.jsonl"
 BLOBS = "blobs"
 SYNC_STATE = "sync-state.json"
 
-KINDS = ("start_run", "log_metrics", "log_artifact", "use_artifact", "link_artifact", "finish_run")
+KINDS = (
+    "start_run",
+    "log_metrics",
+    "log_artifact",
+    "use_artifact",
+    "link_artifact",
+    "finish_run",
+    *RUN_CHANGES,
+)
 
 
 def spool_root(root: str | Path | None = None) -> Path:

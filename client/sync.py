@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from modelreg.errors import ModelregError, NotFound
 from modelreg.run import finish_input
+from modelreg.run_changes import RUN_CHANGES
 from modelreg.spool import Recorded, Spool
 from modelreg.transport import Transport
 
@@ -123,6 +124,9 @@ def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, st
         return transport.graphql(_LINK, {"i": link})
     if entry.kind == "finish_run":
         return transport.graphql(_FINISH, {"i": {**finish_input(fields), **when}})
+    if entry.kind in RUN_CHANGES:
+        change = {**fields, "entity": entity, "project": project, "runId": run_id, **when}
+        return transport.graphql(RUN_CHANGES[entry.kind], {"i": change})
     raise AssertionError(entry.kind)  # Recorded.from_json admits known kinds only
 
 

@@ -18,7 +18,7 @@ import orjson
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from modelreg.direct_upload import DirectUpload, presigned_put
-from modelreg.errors import InvalidInput, ModelregError, NotFound, PermissionDenied, Unavailable
+from modelreg.errors import Conflict, InvalidInput, ModelregError, NotFound, PermissionDenied, Unavailable
 from modelreg.user_settings import load_login
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -28,6 +28,7 @@ _ERRORS: dict[str, type[ModelregError]] = {
     "INVALID_INPUT": InvalidInput,
     "NOT_FOUND": NotFound,
     "FORBIDDEN": PermissionDenied,
+    "CONFLICT": Conflict,
 }
 
 

@@ -108,3 +108,34 @@ class ArtifactVersionUntagged(Event):
     project: ProjectName
     name: ArtifactName
     tag: TagName
+
+
+class ArtifactVersionEdited(Event):
+    """`artifact.save()` of a logged version: its description or metadata replaced (when given), aliases added
+    and removed. An alias names one version of a collection: adding it here takes it from any other version."""
+
+    type = "artifacts.version_edited"
+    version = 1
+
+    artifact_version_id: UUID
+    entity: EntityName
+    project: ProjectName
+    name: ArtifactName
+    description: Description | None = None
+    metadata: dict[str, Any] | None = None
+    aliases_added: tuple[AliasName, ...] = ()
+    aliases_removed: tuple[AliasName, ...] = ()
+
+
+class ArtifactVersionDeleted(Event):
+    """`artifact.delete()`: a soft delete. The version leaves every list and ref, its number is never given
+    again, and its files stay in the blob store (other versions may hold the same bytes)."""
+
+    type = "artifacts.version_deleted"
+    version = 1
+
+    artifact_version_id: UUID
+    entity: EntityName
+    project: ProjectName
+    name: ArtifactName
+    aliases_removed: tuple[AliasName, ...] = ()

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from modelreg.events.artifacts import (
+    ArtifactVersionDeleted,
+    ArtifactVersionEdited,
     ArtifactVersionLogged,
     ArtifactVersionTagged,
     ArtifactVersionUntagged,
@@ -50,7 +52,18 @@ from modelreg.events.registry import (
     VersionLinked,
     VersionUnlinked,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced, series_from_rows
+from modelreg.events.runs import (
+    MetricsLogged,
+    RunAlerted,
+    RunConfigUpdated,
+    RunDescribed,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunSummaryUpdated,
+    RunSynced,
+    series_from_rows,
+)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
@@ -59,7 +72,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunFinished,
         MetricsLogged,
         RunSynced,
+        RunConfigUpdated,
+        RunSummaryUpdated,
+        RunDescribed,
+        RunAlerted,
+        RunResumed,
         ArtifactVersionLogged,
+        ArtifactVersionEdited,
+        ArtifactVersionDeleted,
         ArtifactVersionUsed,
         ArtifactVersionTagged,
         ArtifactVersionUntagged,
@@ -110,6 +130,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
         **{k: v for k, v in payload.items() if k != "rows"},
         "series": series_from_rows(payload.get("rows") or []),
     },
+    # v2 added notes, tags and group; a v1 run had none.
+    (RunStarted.type, 1): lambda payload: {**payload, "notes": None, "tags": [], "group": None},
 }
 
 

@@ -22,11 +22,22 @@ JobType = Annotated[str, StringConstraints(max_length=100)]
 RunEnd = Literal["finished", "failed", "crashed"]
 RecordedCommands = Annotated[int, Field(ge=0)]
 HostName = Annotated[str, StringConstraints(max_length=200)]
+RunTag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+RunTags = Annotated[tuple[RunTag, ...], Field(max_length=100)]
+RunNotes = Annotated[str, StringConstraints(max_length=100_000)]
+RunGroup = Annotated[str, StringConstraints(max_length=200)]
+# Config or summary keys set after init, with their new values (at least one).
+RunChanges = Annotated[dict[str, Any], Field(min_length=1)]
+AlertTitle = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+AlertText = Annotated[str, StringConstraints(max_length=10_000)]
+AlertLevel = Literal["INFO", "WARN", "ERROR"]
 
 
 class RunStarted(Event):
+    """v2: notes, tags and group (W&B's `init(notes=, tags=, group=)`); a v1 event reads as v2 without them."""
+
     type = "runs.run_started"
-    version = 1
+    version = 2
 
     entity: EntityName
     project: ProjectName
@@ -36,6 +47,9 @@ class RunStarted(Event):
     config: dict[str, Any] = Field(default_factory=dict)
     # Captured by the client at init: git, python, os, hardware, command line, packages.
     environment: dict[str, Any] = Field(default_factory=dict)
+    notes: RunNotes | None = None
+    tags: RunTags = ()
+    group: RunGroup | None = None
 
 
 class RunFinished(Event):
@@ -166,3 +180,68 @@ class RunSynced(Event):
     first_occurred_at: AwareDatetime | None = None
     last_occurred_at: AwareDatetime | None = None
     recorded_on: HostName | None = Field(default=None, description="the recording machine's host name")
+
+
+class RunConfigUpdated(Event):
+    """`run.config.update(...)` (or an item set) after `init`: the keys given, with their new values."""
+
+    type = "runs.config_updated"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    changes: RunChanges
+
+
+class RunSummaryUpdated(Event):
+    """`run.summary[...] = ...` or `run.summary.update(...)`: the keys given, with their new values."""
+
+    type = "runs.summary_updated"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    changes: RunChanges
+
+
+class RunDescribed(Event):
+    """The run's display name, notes, tags or group changed after `init` (`run.name = ...`, `run.tags = ...`).
+    Only the fields given change; tags, when given, replace the run's tags."""
+
+    type = "runs.run_described"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    name: RunName | None = None
+    notes: RunNotes | None = None
+    tags: RunTags | None = None
+    group: RunGroup | None = None
+
+
+class RunAlerted(Event):
+    """`run.alert(title, text, level)`: recorded in the audit history and sent as a live event (no e-mail)."""
+
+    type = "runs.alert_raised"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    title: AlertTitle
+    text: AlertText = ""
+    level: AlertLevel = "INFO"
+
+
+class RunResumed(Event):
+    """`init(id=..., resume=...)` of a finished (or failed, crashed) run: it is running again, its history goes on."""
+
+    type = "runs.run_resumed"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId

@@ -10,10 +10,21 @@ from graphene.types.generic import GenericScalar
 
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.pages import decode_cursor, page, page_of, page_size, paged
+from modelreg.graphql.pages import (
+    decode_cursor,
+    decode_key_cursor,
+    encode_key_cursor,
+    key_page,
+    page,
+    page_of,
+    page_size,
+    paged,
+)
 from modelreg.graphql.references import parse_ref, parse_uuid
 from modelreg.graphql.usage import usage_snippet
 from modelreg.services.commands.commands import (
+    DeleteArtifactVersion,
+    EditArtifactVersion,
     LogArtifactVersion,
     TagArtifactVersion,
     UntagArtifactVersion,
@@ -51,6 +62,10 @@ class ArtifactVersion(graphene.ObjectType):
     logged_by_run = graphene.String()
     created_at = graphene.DateTime(required=True)
     created_by = graphene.String(required=True)
+    deleted_at = graphene.DateTime(
+        description="when it was deleted (artifact.delete()); a deleted version leaves refs and lists"
+    )
+    size = graphene.BigInt(required=True, description="the bytes of its files together")
     usage = graphene.String(required=True, description="Python that pulls this exact version down")
     # By import path: the registry's types build on this one.
     linked_to = graphene.List(
@@ -88,8 +103,31 @@ class ArtifactVersion(graphene.ObjectType):
     def resolve_files(row: dict, info: graphene.ResolveInfo) -> list[dict]:
         return row["manifest"]
 
+    @staticmethod
+    def resolve_size(row: dict, info: graphene.ResolveInfo) -> int:
+        return sum(int(entry["size"]) for entry in row["manifest"])
+
 
 ArtifactVersionPage = page_of(ArtifactVersion)
+
+
+class ArtifactCollection(graphene.ObjectType):
+    """All versions of one artifact name in a project (W&B's artifact collection)."""
+
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    name = graphene.String(required=True)
+    type = graphene.String(required=True)
+    created_at = graphene.DateTime(required=True)
+    version_count = graphene.Int(required=True, description="its versions not deleted")
+
+    @staticmethod
+    def resolve_type(row: dict, info: graphene.ResolveInfo) -> str:
+        return row["artifact_type"]
+
+
+ArtifactCollectionPage = page_of(ArtifactCollection)
+ArtifactTypePage = page_of(graphene.String, name="ArtifactTypePage")
 
 
 class ArtifactQueries(graphene.ObjectType):
@@ -105,6 +143,48 @@ class ArtifactQueries(graphene.ObjectType):
         name=graphene.String(required=True),
         description="A collection's versions, oldest first.",
     )
+    artifact_collections = paged(
+        ArtifactCollectionPage,
+        entity=graphene.String(required=True),
+        project=graphene.String(required=True),
+        type=graphene.String(description="only collections of this artifact type"),
+        description="A project's artifact collections, by name.",
+    )
+    artifact_types = paged(
+        ArtifactTypePage,
+        entity=graphene.String(required=True),
+        project=graphene.String(required=True),
+        description="The artifact types a project's collections have, by name.",
+    )
+
+    @staticmethod
+    async def resolve_artifact_collections(
+        root: Any,
+        info: graphene.ResolveInfo,
+        entity: str,
+        project: str,
+        first: int,
+        after: str | None = None,
+        type: str | None = None,
+    ) -> dict:
+        limit = page_size(first)
+        cursor = decode_key_cursor(after, 1)
+        rows = await info.context.reads.artifact_collections_page(
+            entity, project, type, after_name=cursor[0] if cursor else None, limit=limit + 1
+        )
+        return key_page(rows, limit, after, lambda last: encode_key_cursor(last["name"]))
+
+    @staticmethod
+    async def resolve_artifact_types(
+        root: Any, info: graphene.ResolveInfo, entity: str, project: str, first: int, after: str | None = None
+    ) -> dict:
+        limit = page_size(first)
+        cursor = decode_key_cursor(after, 1)
+        names = [t for t in await info.context.reads.artifact_types(entity, project) if not cursor or t > cursor[0]]
+        found = key_page(
+            [{"name": t} for t in names[: limit + 1]], limit, after, lambda last: encode_key_cursor(last["name"])
+        )
+        return {**found, "items": [item["name"] for item in found["items"]]}
 
     @staticmethod
     async def resolve_artifact_version(
@@ -114,7 +194,7 @@ class ArtifactQueries(graphene.ObjectType):
             raise InvalidInput("give exactly one of id or ref")
         if id is not None:
             return await info.context.artifact_versions.load(parse_uuid("id", id))
-        assert ref is not None  # exactly one of the two was given
+        assert ref is not None  # exactly one of id or ref, checked above
         return await info.context.readable_version(await info.context.reads.artifact_version_by_ref(*parse_ref(ref)))
 
     @staticmethod
@@ -179,7 +259,49 @@ class UntagArtifactVersionInput(TagArtifactVersionInput):
     pass
 
 
+class EditArtifactVersionInput(graphene.InputObjectType):
+    ref = graphene.String(required=True, description="entity/project/name:v3 (or :latest, :<alias>)")
+    description = graphene.String()
+    metadata = GenericScalar(description="replaces the version's metadata")
+    aliases_added = graphene.List(graphene.NonNull(graphene.String), description="taken from other versions")
+    aliases_removed = graphene.List(graphene.NonNull(graphene.String))
+
+
+class DeleteArtifactVersionInput(graphene.InputObjectType):
+    ref = graphene.String(required=True, description="entity/project/name:v3 (or :latest, :<alias>)")
+    delete_aliases = graphene.Boolean(description="delete it even though it holds aliases (they are removed)")
+
+
 class ArtifactMutations(graphene.ObjectType):
+    edit_artifact_version = graphene.Field(
+        ArtifactVersion,
+        required=True,
+        input=EditArtifactVersionInput(required=True),
+        description="W&B's artifact.save() of a logged version: description, metadata and aliases, as an event.",
+    )
+    delete_artifact_version = graphene.Field(
+        ArtifactVersion,
+        required=True,
+        input=DeleteArtifactVersionInput(required=True),
+        description="A soft delete: the version leaves refs and lists, its number is never reused, its files stay.",
+    )
+
+    @staticmethod
+    async def resolve_edit_artifact_version(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        fields = dict(input)
+        entity, project, name, version = parse_ref(fields.pop("ref"))
+        fields.update(entity=entity, project=project, name=name, version=version)
+        accepted = await info.context.app.execute(parse_command(EditArtifactVersion, fields), info.context.caller)
+        return await _visible_version(info, accepted.subject_id)
+
+    @staticmethod
+    async def resolve_delete_artifact_version(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        fields = dict(input)
+        entity, project, name, version = parse_ref(fields.pop("ref"))
+        fields.update(entity=entity, project=project, name=name, version=version)
+        accepted = await info.context.app.execute(parse_command(DeleteArtifactVersion, fields), info.context.caller)
+        return await _visible_version(info, accepted.subject_id)
+
     log_artifact_version = graphene.Field(
         ArtifactVersion,
         required=True,

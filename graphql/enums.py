@@ -14,6 +14,7 @@ import graphene
 
 from modelreg.events.identity import Role as RoleValues
 from modelreg.events.launch import ResourceKind
+from modelreg.events.runs import AlertLevel as AlertLevelValues
 from modelreg.events.runs import RunFinished
 
 
@@ -50,6 +51,7 @@ OutputStream = closed_set("OutputStream", OUTPUT_STREAMS, "which output of a job
 FiringStatus = closed_set(
     "FiringStatus", FIRING_STATUSES, "pending, skipped (cooldown), enqueued (a job), delivered (a webhook) or failed"
 )
+AlertLevel = closed_set("AlertLevel", get_args(AlertLevelValues), "how much an alert of a run matters")
 LineageNodeKind = closed_set("LineageNodeKind", LINEAGE_NODE_KINDS, "a run or an artifact version")
 LineageEdgeKind = closed_set(
     "LineageEdgeKind", LINEAGE_EDGE_KINDS, "produced (run -> version) or used (version -> run)"

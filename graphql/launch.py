@@ -95,7 +95,9 @@ class Job(graphene.ObjectType):
     agent_id = graphene.String()
     exit_code = graphene.Int()
     reason = graphene.String()
-    run_ids = graphene.List(graphene.NonNull(graphene.String), required=True)
+    run_ids = graphene.List(
+        graphene.NonNull(graphene.String), required=True, description="the runs the job produced, oldest first"
+    )
     enqueued_at = graphene.DateTime(required=True)
     enqueued_by = graphene.String(required=True)
     started_at = graphene.DateTime()
@@ -106,6 +108,12 @@ class Job(graphene.ObjectType):
     @staticmethod
     def resolve_id(row: dict, info: graphene.ResolveInfo) -> str:
         return str(row["job_id"])
+
+    @staticmethod
+    async def resolve_run_ids(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        """The runs its processes started (their environment names the job), and any its agent reported."""
+        started = await info.context.reads.runs_of_job(str(row["job_id"]))
+        return list(dict.fromkeys([*started, *(row.get("run_ids") or [])]))
 
     @staticmethod
     async def resolve_output(row: dict, info: graphene.ResolveInfo) -> list[dict]:

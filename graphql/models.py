@@ -150,6 +150,8 @@ class RegisteredModel(graphene.ObjectType):
 
     @staticmethod
     async def resolve_alias(row: dict, info: graphene.ResolveInfo, name: str) -> dict | None:
+        if name == "latest":  # computed, as for artifacts: the newest linked version
+            return await info.context.reads.latest_model_version(row["name"])
         target = await info.context.reads.alias_target(row["name"], name)
         return await _model_version(info, row["name"], target) if target else None
 

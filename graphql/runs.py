@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
+import asyncpg
 import graphene
 from graphene.types.generic import GenericScalar
 
-from modelreg.errors import NotFound
-from modelreg.graphql.enums import FinishedRunState, RunState, value_of
+from modelreg.errors import InvalidInput, NotFound
+from modelreg.graphql.enums import AlertLevel, FinishedRunState, RunState, value_of
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.launch import Job
 from modelreg.graphql.metrics import (
@@ -21,8 +23,10 @@ from modelreg.graphql.metrics import (
     resolve_scan_history,
 )
 from modelreg.graphql.pages import (
+    decode_key_cursor,
     decode_row_cursor,
     decode_time_cursor,
+    encode_key_cursor,
     encode_row_cursor,
     encode_time_cursor,
     key_page,
@@ -31,8 +35,20 @@ from modelreg.graphql.pages import (
     paged,
 )
 from modelreg.graphql.references import as_uuid
+from modelreg.projections.metric_queries import MetricQueries
 from modelreg.projections.registry_queries import RunFilters
-from modelreg.services.commands.commands import FinishRun, LogMetrics, RecordSync, StartRun
+from modelreg.projections.run_query import order_by
+from modelreg.services.commands.commands import (
+    DescribeRun,
+    FinishRun,
+    LogMetrics,
+    RaiseAlert,
+    RecordSync,
+    ResumeRun,
+    StartRun,
+    UpdateRunConfig,
+    UpdateRunSummary,
+)
 
 
 class MetricPoint(graphene.ObjectType):
@@ -83,6 +99,18 @@ class Run(graphene.ObjectType):
         resolver=resolve_scan_history,
         description="every point, one row per step in step order, `first` steps a page",
     )
+    last_history_step = graphene.Int(description="the highest step it logged (a resumed run goes on after it)")
+    notes = graphene.String()
+    tags = graphene.List(graphene.NonNull(graphene.String), required=True)
+    group = graphene.String()
+    logged_artifacts = paged(
+        "modelreg.graphql.artifacts.ArtifactVersionPage",
+        description="the versions this run logged (its outputs), oldest first",
+    )
+    used_artifacts = paged(
+        "modelreg.graphql.artifacts.ArtifactVersionPage",
+        description="the versions this run used (its inputs), in the order it used them",
+    )
     launched_by = graphene.Field(
         Job, description="the Launch job that started this run (its triggeredBy names the automation and the event)"
     )
@@ -93,11 +121,47 @@ class Run(graphene.ObjectType):
         job_id = as_uuid(launch.get("job_id"))  # the client's record of its environment: no id, no job
         return await info.context.jobs.load(job_id) if job_id else None
 
+    @staticmethod
+    async def resolve_last_history_step(row: dict, info: graphene.ResolveInfo) -> int | None:
+        return await MetricQueries(info.context.reads.pool).last_step((row["entity"], row["project"], row["run_id"]))
+
+    @staticmethod
+    def resolve_tags(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        return row.get("tags") or []
+
+    @staticmethod
+    def resolve_group(row: dict, info: graphene.ResolveInfo) -> str | None:
+        return row.get("group_name")
+
+    @staticmethod
+    async def resolve_logged_artifacts(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None):
+        return await _run_artifacts(row, info, first, after, used=False)
+
+    @staticmethod
+    async def resolve_used_artifacts(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None):
+        return await _run_artifacts(row, info, first, after, used=True)
+
+
+async def _run_artifacts(row: dict, info: graphene.ResolveInfo, first: int, after: str | None, used: bool) -> dict:
+    limit = page_size(first)
+    cursor = decode_time_cursor(after)
+    try:
+        position = (cursor[0], UUID(cursor[1])) if cursor else None
+    except ValueError:
+        raise InvalidInput(f"cursor {after!r} is not one this API returned: pass a page's endCursor") from None
+    rows = await info.context.reads.run_artifacts_page(
+        row["entity"], row["project"], row["run_id"], used=used, after=position, limit=limit + 1
+    )
+    return key_page(rows, limit, after, lambda last: encode_time_cursor(last["at"], last["id"]))
+
 
 async def _total_count(page: dict, info: graphene.ResolveInfo) -> int:
     if page["first_page"] and not page["has_next_page"]:
         return len(page["items"])  # all of them are here: a search that finds a few needs no second pass
-    return await info.context.reads.runs_count(page["filters"])
+    try:
+        return await info.context.reads.runs_count(page["filters"])
+    except asyncpg.InvalidRegularExpressionError as exc:
+        raise InvalidInput(f"a $regex of the filters is not a valid regular expression: {exc}") from None
 
 
 RunPage = page_of(
@@ -155,6 +219,12 @@ class RunQueries(graphene.ObjectType):
         search=graphene.String(description="part of the run id, name or job type, in any case"),
         state=RunState(),
         job_type=graphene.String(),
+        filters=GenericScalar(
+            description='W&B\'s MongoDB-style filters: {"config.lr": {"$gt": 0.01}, "tags": {"$in": ["a"]}}, '
+            "with $and/$or/$nor/$not, on config.*, summary_metrics.*, tags, state, display_name, name, group, "
+            "jobType, createdAt"
+        ),
+        order=graphene.String(description="-created_at (default), +summary_metrics.acc, config.lr, display_name..."),
         description="A project's runs, newest first (by when they started), a page at a time.",
     )
 
@@ -196,15 +266,47 @@ class RunQueries(graphene.ObjectType):
         search: str | None = None,
         state: Any = None,
         job_type: str | None = None,
+        filters: Any = None,
+        order: str | None = None,
     ) -> dict:
         limit = page_size(first)
-        filters = RunFilters(entity, project, (search or "").strip() or None, value_of(state), job_type or None)
-        before = decode_time_cursor(after)
+        if filters is not None and not isinstance(filters, dict):
+            raise InvalidInput('filters is an object, e.g. {"config.lr": {"$gt": 0.01}}')
+        run_filters = RunFilters(
+            entity, project, (search or "").strip() or None, value_of(state), job_type or None, query=filters or None
+        )
+        run_filters.where()  # a malformed filter is refused before any query
         if not info.context.readable.entity(entity):
-            return {"items": [], "end_cursor": after, "has_next_page": False, "filters": filters, "first_page": True}
-        rows = await info.context.reads.runs_page(filters, before=before, limit=limit + 1)
+            return {
+                "items": [],
+                "end_cursor": after,
+                "has_next_page": False,
+                "filters": run_filters,
+                "first_page": True,
+            }
+        ordering = order_by(order)
+        try:
+            if ordering is not None:
+                offset = _offset(after)
+                reads = info.context.reads
+                rows = await reads.runs_page_ordered(run_filters, ordering, offset=offset, limit=limit + 1)
+                found = key_page(rows, limit, after, lambda last: encode_key_cursor(str(offset + limit)))
+                return {**found, "filters": run_filters, "first_page": after is None}
+            rows = await info.context.reads.runs_page(run_filters, before=decode_time_cursor(after), limit=limit + 1)
+        except asyncpg.InvalidRegularExpressionError as exc:
+            raise InvalidInput(f"a $regex of the filters is not a valid regular expression: {exc}") from None
         found = key_page(rows, limit, after, lambda last: encode_time_cursor(last["started_at"], last["run_id"]))
-        return {**found, "filters": filters, "first_page": after is None}
+        return {**found, "filters": run_filters, "first_page": after is None}
+
+
+def _offset(after: str | None) -> int:
+    """The position a page in a custom order starts at (its cursor)."""
+    parts = decode_key_cursor(after, 1)
+    if parts is None:
+        return 0
+    if not parts[0].isdigit() or len(parts[0]) > 9:
+        raise InvalidInput(f"cursor {after!r} is not one this API returned: pass a page's endCursor")
+    return int(parts[0])
 
 
 class StartRunInput(graphene.InputObjectType):
@@ -217,6 +319,9 @@ class StartRunInput(graphene.InputObjectType):
     environment = GenericScalar()
     command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
+    notes = graphene.String()
+    tags = graphene.List(graphene.NonNull(graphene.String))
+    group = graphene.String()
 
 
 class FinishRunInput(graphene.InputObjectType):
@@ -230,7 +335,7 @@ class FinishRunInput(graphene.InputObjectType):
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
-async def _run_after(info: graphene.ResolveInfo, command: StartRun | FinishRun | RecordSync) -> dict:
+async def _run_after(info: graphene.ResolveInfo, command: Any) -> dict:
     await info.context.app.execute(command, info.context.caller)
     run = await info.context.reads.run(command.entity, command.project, command.run_id)
     if run is None:
@@ -249,6 +354,46 @@ class RecordSyncInput(graphene.InputObjectType):
     first_occurred_at = graphene.DateTime()
     last_occurred_at = graphene.DateTime()
     recorded_on = graphene.String()
+
+
+class RunChangesInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    changes = GenericScalar(required=True, description='the keys set and their new values: {"lr": 0.02}')
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
+
+
+class DescribeRunInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    name = graphene.String()
+    notes = graphene.String()
+    tags = graphene.List(graphene.NonNull(graphene.String), description="replace the run's tags")
+    group = graphene.String()
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
+
+
+class ResumeRunInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
+
+
+class RaiseAlertInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+    title = graphene.String(required=True)
+    text = graphene.String()
+    level = AlertLevel()
+    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
 class MetricRowInput(graphene.InputObjectType):
@@ -279,6 +424,51 @@ class RunMutations(graphene.ObjectType):
         input=RecordSyncInput(required=True),
         description="Say that a run recorded offline was uploaded (`modelreg sync` sends it last).",
     )
+
+    update_run_config = graphene.Field(
+        Run,
+        required=True,
+        input=RunChangesInput(required=True),
+        description="Set config keys of a run after it started (W&B's run.config.update): an event.",
+    )
+    update_run_summary = graphene.Field(
+        Run, required=True, input=RunChangesInput(required=True), description="Set summary keys of a run."
+    )
+    describe_run = graphene.Field(
+        Run, required=True, input=DescribeRunInput(required=True), description="Rename, retag, annotate a run."
+    )
+    resume_run = graphene.Field(
+        Run,
+        required=True,
+        input=ResumeRunInput(required=True),
+        description="Reopen a run that ended to log to it again (W&B's init(resume=...)); a running one stays as is.",
+    )
+    raise_alert = graphene.Field(
+        Run,
+        required=True,
+        input=RaiseAlertInput(required=True),
+        description="W&B's run.alert: recorded in the audit history and sent to live-event subscribers.",
+    )
+
+    @staticmethod
+    async def resolve_update_run_config(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(UpdateRunConfig, dict(input)))
+
+    @staticmethod
+    async def resolve_update_run_summary(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(UpdateRunSummary, dict(input)))
+
+    @staticmethod
+    async def resolve_describe_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(DescribeRun, dict(input)))
+
+    @staticmethod
+    async def resolve_resume_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(ResumeRun, dict(input)))
+
+    @staticmethod
+    async def resolve_raise_alert(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(RaiseAlert, dict(input)))
 
     @staticmethod
     async def resolve_record_offline_sync(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:

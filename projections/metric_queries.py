@@ -111,6 +111,12 @@ class MetricQueries:
         has_more = last is not None and max(r["last_step"] for r in outline) > last
         return HistoryPage([{"step": s, "values": by_step[s]} for s in steps], last, has_more)
 
+    async def last_step(self, run: tuple[str, str, str]) -> int | None:
+        """The highest step the run logged (W&B's lastHistoryStep), None before its first point."""
+        return await self.pool.fetchval(
+            "SELECT max(last_step) FROM run_metric_chunks WHERE entity = $1 AND project = $2 AND run_id = $3", *run
+        )
+
     async def points(self, run: tuple[str, str, str], key: str | None, max_points: int) -> list[dict[str, Any]]:
         """Every point (of one metric), in key then step order; refused, before any is read, past `max_points`."""
         keys = None if key is None else [key]

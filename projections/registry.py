@@ -7,6 +7,8 @@ time (never now()) is what gets stored, so a replay rebuilds identical tables.
 from __future__ import annotations
 
 from modelreg.events.artifacts import (
+    ArtifactVersionDeleted,
+    ArtifactVersionEdited,
     ArtifactVersionLogged,
     ArtifactVersionTagged,
     ArtifactVersionUntagged,
@@ -24,7 +26,16 @@ from modelreg.events.registry import (
     VersionLinked,
     VersionUnlinked,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced
+from modelreg.events.runs import (
+    MetricsLogged,
+    RunConfigUpdated,
+    RunDescribed,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunSummaryUpdated,
+    RunSynced,
+)
 from modelreg.projections.metric_chunks import CHUNK_POINTS, METRICS_LOGGED, SCHEMA_CHUNKS, packed_series
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
@@ -108,8 +119,8 @@ CREATE TABLE model_aliases (
 
 _RUN_STARTED = """
 INSERT INTO runs (entity, project, run_id, name, job_type, config, environment, state, started_at, started_by,
-                  started_offline_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10)
+                  started_offline_at, notes, tags, group_name)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11, $12, $13)
 ON CONFLICT DO NOTHING
 """
 
@@ -300,6 +311,60 @@ ALTER TABLE runs ADD COLUMN started_offline_at timestamptz, ADD COLUMN finished_
 """
 
 
+# What W&B scripts set and search runs by (modelreg.Api().runs(filters=...), projections/run_query.py): notes,
+# tags and group from init; config and summary searched by containment (GIN, jsonb_path_ops also answers the
+# jsonpath `@?`/`@@` operators); the runs a Launch job produced. Deleted artifact versions stay as rows
+# (lineage and audit name them) but leave every ref and list.
+SCHEMA_V10 = """
+ALTER TABLE runs ADD COLUMN notes text, ADD COLUMN tags text[] NOT NULL DEFAULT '{}', ADD COLUMN group_name text;
+CREATE INDEX runs_by_tag ON runs USING gin (tags);
+CREATE INDEX runs_by_config ON runs USING gin (config jsonb_path_ops);
+CREATE INDEX runs_by_summary ON runs USING gin (summary jsonb_path_ops);
+CREATE INDEX runs_by_launch_job ON runs ((environment->'launch'->>'job_id'))
+    WHERE environment->'launch'->>'job_id' IS NOT NULL;
+ALTER TABLE artifact_versions ADD COLUMN deleted_at timestamptz, ADD COLUMN deleted_by text;
+"""
+
+_RUN_CONFIG_UPDATED = """
+UPDATE runs SET config = config || $4 WHERE entity = $1 AND project = $2 AND run_id = $3
+"""
+
+# Written at finish too (RunFinished.summary replaces it): these are the values set while the run runs.
+_RUN_SUMMARY_UPDATED = """
+UPDATE runs SET summary = summary || $4 WHERE entity = $1 AND project = $2 AND run_id = $3
+"""
+
+_RUN_RESUMED = """
+UPDATE runs SET state = 'running', exit_code = NULL, finished_at = NULL, finished_offline_at = NULL
+WHERE entity = $1 AND project = $2 AND run_id = $3
+"""
+
+_RUN_DESCRIBED = """
+UPDATE runs SET name = coalesce($4, name), notes = coalesce($5, notes), tags = coalesce($6, tags),
+                group_name = coalesce($7, group_name)
+WHERE entity = $1 AND project = $2 AND run_id = $3
+"""
+
+# An alias names one version of a collection: added here, it leaves the others.
+_VERSION_EDITED = """
+WITH moved AS (
+    UPDATE artifact_versions o SET aliases = (SELECT coalesce(array_agg(a), '{}') FROM unnest(o.aliases) a
+                                              WHERE a <> ALL($4::text[]))
+    WHERE o.entity = $6 AND o.project = $7 AND o.name = $8 AND o.id <> $1 AND o.aliases && $4::text[]
+)
+UPDATE artifact_versions v
+SET description = coalesce($2, v.description),
+    metadata = coalesce($3, v.metadata),
+    aliases = (SELECT coalesce(array_agg(DISTINCT a ORDER BY a), '{}') FROM unnest(v.aliases || $4::text[]) a
+               WHERE a <> ALL($5::text[]))
+WHERE v.id = $1
+"""
+
+_VERSION_DELETED = """
+UPDATE artifact_versions SET deleted_at = $2, deleted_by = $3, aliases = '{}' WHERE id = $1
+"""
+
+
 class RegistryProjection(Projection):
     name = "registry"
     tables = (
@@ -323,6 +388,7 @@ class RegistryProjection(Projection):
         Migration("registry", 7, SCHEMA_V7),
         Migration("registry", 8, SCHEMA_V8),
         Migration("registry", 9, SCHEMA_CHUNKS),
+        Migration("registry", 10, SCHEMA_V10),
         # Which versions hold a file, for /blobs downloads of callers with private scopes hidden (readable.py).
         Migration("registry_files", 1, FILES_V1),
     )
@@ -331,7 +397,26 @@ class RegistryProjection(Projection):
     def run_started(self, e: RunStarted, envelope: Envelope) -> list[Statement]:
         args = (e.entity, e.project, e.run_id, e.name, e.job_type, e.config, e.environment)
         received = (envelope.occurred_at, str(envelope.actor), envelope.recorded_offline_at)
-        return [Statement(_RUN_STARTED, (*args, *received), rows="run")]
+        described = (e.notes, list(e.tags), e.group)
+        return [Statement(_RUN_STARTED, (*args, *received, *described), rows="run")]
+
+    @handles(RunConfigUpdated)
+    def run_config_updated(self, e: RunConfigUpdated, envelope: Envelope) -> list[Statement]:
+        return [Statement(_RUN_CONFIG_UPDATED, (e.entity, e.project, e.run_id, e.changes), rows="run")]
+
+    @handles(RunSummaryUpdated)
+    def run_summary_updated(self, e: RunSummaryUpdated, envelope: Envelope) -> list[Statement]:
+        return [Statement(_RUN_SUMMARY_UPDATED, (e.entity, e.project, e.run_id, e.changes), rows="run")]
+
+    @handles(RunResumed)
+    def run_resumed(self, e: RunResumed, envelope: Envelope) -> list[Statement]:
+        return [Statement(_RUN_RESUMED, (e.entity, e.project, e.run_id), rows="run")]
+
+    @handles(RunDescribed)
+    def run_described(self, e: RunDescribed, envelope: Envelope) -> list[Statement]:
+        tags = None if e.tags is None else list(e.tags)
+        args = (e.entity, e.project, e.run_id, e.name, e.notes, tags, e.group)
+        return [Statement(_RUN_DESCRIBED, args, rows="run")]
 
     @handles(RunFinished)
     def run_finished(self, e: RunFinished, envelope: Envelope) -> list[Statement]:
@@ -375,6 +460,24 @@ class RegistryProjection(Projection):
             str(envelope.actor),
         )
         return [Statement(_VERSION_LOGGED, args)]
+
+    @handles(ArtifactVersionEdited)
+    def artifact_version_edited(self, e: ArtifactVersionEdited, envelope: Envelope) -> list[Statement]:
+        args = (
+            e.artifact_version_id,
+            e.description,
+            e.metadata,
+            list(e.aliases_added),
+            list(e.aliases_removed),
+            e.entity,
+            e.project,
+            e.name,
+        )
+        return [Statement(_VERSION_EDITED, args)]
+
+    @handles(ArtifactVersionDeleted)
+    def artifact_version_deleted(self, e: ArtifactVersionDeleted, envelope: Envelope) -> list[Statement]:
+        return [Statement(_VERSION_DELETED, (e.artifact_version_id, envelope.occurred_at, str(envelope.actor)))]
 
     @handles(ArtifactVersionUsed)
     def artifact_version_used(self, e: ArtifactVersionUsed, envelope: Envelope) -> list[Statement]:

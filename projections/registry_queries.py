@@ -10,12 +10,15 @@ from uuid import UUID
 
 import asyncpg
 
+from modelreg.projections.run_query import RunOrder, RunQuery
 from modelreg.projections.search import like_pattern
 
 _VERSION_COLUMNS = """
     id, entity, project, name, artifact_type, version_index, digest, manifest, description, metadata,
-    aliases, tags, logged_by_run, created_at, created_by
+    aliases, tags, logged_by_run, created_at, created_by, deleted_at
 """
+# A deleted version keeps its row (lineage, audit) but no ref or list finds it.
+_LIVE = "deleted_at IS NULL"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,9 @@ class RunFilters:
     search: str | None = None
     state: str | None = None
     job_type: str | None = None
+    # W&B's MongoDB-style filters (projections/run_query.py), and a launch job whose runs these are.
+    query: dict[str, Any] | None = None
+    launch_job_id: str | None = None
 
     def where(self) -> tuple[str, list[Any]]:
         """Only the conditions given, so that each combination is its own prepared statement and its plan
@@ -36,10 +42,15 @@ class RunFilters:
             ("strpos(search_text, lower(${})) > 0", self.search),
             ("state = ${}", self.state),
             ("job_type = ${}", self.job_type),
+            ("environment->'launch'->>'job_id' = ${}", self.launch_job_id),
         ]:
             if value is not None:
                 args.append(value)
                 conditions.append(condition.format(len(args)))
+        if self.query:
+            translated = RunQuery(first_parameter=len(args) + 1)
+            conditions.append(f"({translated.where(self.query)})")
+            args += translated.args
         return " AND ".join(conditions), args
 
 
@@ -70,7 +81,10 @@ class RegistryQueries:
         self, entity: str, project: str, name: str, selector: str
     ) -> dict[str, Any] | None:
         """`selector` is `v<N>`, `latest`, or an alias logged with the version."""
-        base = f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE entity = $1 AND project = $2 AND name = $3"
+        base = (
+            f"SELECT {_VERSION_COLUMNS} FROM artifact_versions "
+            f"WHERE entity = $1 AND project = $2 AND name = $3 AND {_LIVE}"
+        )
         if selector == "latest":
             row = await self.pool.fetchrow(base + " ORDER BY version_index DESC LIMIT 1", entity, project, name)
         elif selector[:1] == "v" and selector[1:].isdigit():
@@ -86,11 +100,97 @@ class RegistryQueries:
     ) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE entity = $1 AND project = $2 AND name = $3 "
-            "AND version_index > $4 ORDER BY version_index LIMIT $5",
+            f"AND version_index > $4 AND {_LIVE} ORDER BY version_index LIMIT $5",
             entity,
             project,
             name,
             -1 if after_index is None else after_index,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def artifact_collections_page(
+        self, entity: str, project: str, artifact_type: str | None, *, after_name: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """A project's collections (of one type), by name, with how many live versions each has."""
+        rows = await self.pool.fetch(
+            """SELECT c.entity, c.project, c.name, c.artifact_type, c.created_at,
+                      (SELECT count(*) FROM artifact_versions v WHERE v.entity = c.entity AND v.project = c.project
+                       AND v.name = c.name AND v.deleted_at IS NULL) AS version_count
+               FROM artifact_collections c
+               WHERE c.entity = $1 AND c.project = $2 AND ($3::text IS NULL OR c.artifact_type = $3)
+                 AND ($4::text IS NULL OR c.name > $4)
+               ORDER BY c.name LIMIT $5""",
+            entity,
+            project,
+            artifact_type,
+            after_name,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def artifact_types(self, entity: str, project: str) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT artifact_type FROM artifact_collections WHERE entity = $1 AND project = $2 ORDER BY 1",
+            entity,
+            project,
+        )
+        return [r["artifact_type"] for r in rows]
+
+    async def run_artifacts_page(
+        self, entity: str, project: str, run_id: str, *, used: bool, after: tuple[datetime, UUID] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The live versions a run logged (or used), oldest first; `after` is the last one's (time, id)."""
+        if used:
+            source = (
+                "SELECT v.*, u.used_at AS at FROM artifact_usages u "
+                "JOIN artifact_versions v ON v.id = u.artifact_version_id "
+                "WHERE u.entity = $1 AND u.project = $2 AND u.run_id = $3"
+            )
+        else:
+            source = (
+                "SELECT v.*, v.created_at AS at FROM artifact_versions v "
+                "WHERE v.entity = $1 AND v.project = $2 AND v.logged_by_run = $3"
+            )
+        rows = await self.pool.fetch(
+            f"""SELECT * FROM ({source}) found
+                WHERE deleted_at IS NULL AND ($4::timestamptz IS NULL OR (at, id) > ($4, $5::uuid))
+                ORDER BY at, id LIMIT $6""",
+            entity,
+            project,
+            run_id,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def runs_of_job(self, job_id: str) -> list[str]:
+        """The runs a Launch job's processes started (their environment names the job), oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT run_id FROM runs WHERE environment->'launch'->>'job_id' = $1 ORDER BY started_at, run_id", job_id
+        )
+        return [r["run_id"] for r in rows]
+
+    async def latest_model_version(self, name: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            _LINKS_WITH_ALIASES + " WHERE mv.registered_model = $1 ORDER BY mv.version_index DESC LIMIT 1", name
+        )
+        return dict(row) if row else None
+
+    async def runs_page_ordered(
+        self, filters: RunFilters, order: RunOrder, *, offset: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """In a W&B `order` (projections/run_query.py); pages by position, since the sort key may be any
+        config or summary value."""
+        where, args = filters.where()
+        if order.path is not None:
+            args.append(order.path)
+        rows = await self.pool.fetch(
+            f"SELECT * FROM runs WHERE {where} ORDER BY {order.with_parameter(len(args))} "
+            f"OFFSET ${len(args) + 1} LIMIT ${len(args) + 2}",
+            *args,
+            offset,
             limit,
         )
         return [dict(r) for r in rows]

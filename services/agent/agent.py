@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import json
 import logging
 import os
 import re
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 import yaml
 
+from modelreg.services.agent.job_environment import job_environment
 from modelreg.services.agent.job_workspace import WorkspaceError, checkout
 from modelreg.services.agent.kubernetes_jobs import job_manifest
 
@@ -242,10 +242,7 @@ class LaunchAgent:
         job_env = {
             "MODELREG_URL": self.url,
             "MODELREG_API_KEY": self.api_key,
-            "MODELREG_ENTITY": job["entity"],
-            "MODELREG_LAUNCH_JOB_ID": job["id"],
-            "MODELREG_CONFIG_OVERRIDES": json.dumps(job["config"]),
-            "MODELREG_LAUNCH_OVERRIDES": json.dumps(job["overrides"]),
+            **job_environment(job, ids["attempt"]),
             "PYTHONUNBUFFERED": "1",
         }
         env = {**os.environ, **job_env}

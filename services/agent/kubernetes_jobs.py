@@ -6,8 +6,9 @@ cpu, memory, gpu, service_account. Git jobs run in that image with an init step 
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from modelreg.services.agent.job_environment import job_environment
 
 
 def job_manifest(job: dict[str, Any], resource_config: dict[str, Any], *, server_url: str) -> dict[str, Any]:
@@ -21,10 +22,7 @@ def job_manifest(job: dict[str, Any], resource_config: dict[str, Any], *, server
     env = [
         {"name": "MODELREG_URL", "value": server_url},
         {"name": "MODELREG_API_KEY", "valueFrom": {"secretKeyRef": {"name": "modelreg-agent", "key": "api-key"}}},
-        {"name": "MODELREG_LAUNCH_JOB_ID", "value": str(job["job_id"])},
-        {"name": "MODELREG_CONFIG_OVERRIDES", "value": json.dumps(job["config"], sort_keys=True)},
-        {"name": "MODELREG_LAUNCH_OVERRIDES", "value": json.dumps(job["overrides"], sort_keys=True)},
-        {"name": "MODELREG_ENTITY", "value": job["entity"]},
+        *({"name": name, "value": value} for name, value in job_environment(job, job.get("attempt", 1)).items()),
     ]
     container: dict[str, Any] = {
         "name": "job",

@@ -27,7 +27,22 @@ from modelreg.events.names import (
     RunId,
     TagName,
 )
-from modelreg.events.runs import HostName, JobType, MetricRows, MetricSeries, RecordedCommands, RunEnd, RunName
+from modelreg.events.runs import (
+    AlertLevel,
+    AlertText,
+    AlertTitle,
+    HostName,
+    JobType,
+    MetricRows,
+    MetricSeries,
+    RecordedCommands,
+    RunChanges,
+    RunEnd,
+    RunGroup,
+    RunName,
+    RunNotes,
+    RunTags,
+)
 from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 from modelreg.services.commands.access import entity_scopes, model_scopes
 
@@ -118,6 +133,9 @@ class StartRun(Recordable):
     job_type: JobType | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
+    notes: RunNotes | None = None
+    tags: RunTags = ()
+    group: RunGroup | None = None
 
 
 class FinishRun(Recordable):
@@ -328,3 +346,72 @@ class TagArtifactVersion(Command):
 
 class UntagArtifactVersion(TagArtifactVersion):
     pass
+
+
+class UpdateRunConfig(Recordable):
+    """Keys of a running run's config set after `init` (`run.config.update(...)`)."""
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    changes: RunChanges
+
+
+class UpdateRunSummary(Recordable):
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    changes: RunChanges
+
+
+class DescribeRun(Recordable):
+    """A run's display name, notes, tags or group, changed after `init`; fields left out stay as they are."""
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    name: RunName | None = None
+    notes: RunNotes | None = None
+    tags: RunTags | None = None
+    group: RunGroup | None = None
+
+
+class ResumeRun(Recordable):
+    """Reopen a run that ended, to go on logging to it (W&B's `resume`); a running one stays as it is."""
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+
+
+class RaiseAlert(Recordable):
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+    title: AlertTitle
+    text: AlertText = ""
+    level: AlertLevel = "INFO"
+
+
+class EditArtifactVersion(Command):
+    """`artifact.save()` of a logged version: a new description or metadata (when given), aliases to add and
+    to remove. Adding an alias another version of the collection holds moves it here."""
+
+    entity: EntityName
+    project: ProjectName
+    name: ArtifactName
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64, description="vN, latest or an alias")
+    description: Description | None = None
+    metadata: dict[str, Any] | None = None
+    aliases_added: tuple[AliasName, ...] = ()
+    aliases_removed: tuple[AliasName, ...] = ()
+
+
+class DeleteArtifactVersion(Command):
+    """`artifact.delete()`: refused while the version holds aliases, unless `delete_aliases` (as in W&B)."""
+
+    entity: EntityName
+    project: ProjectName
+    name: ArtifactName
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64, description="vN, latest or an alias")
+    delete_aliases: bool = False

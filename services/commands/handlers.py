@@ -14,6 +14,8 @@ from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound, Unavailable
 from modelreg.events.artifacts import (
+    ArtifactVersionDeleted,
+    ArtifactVersionEdited,
     ArtifactVersionLogged,
     ArtifactVersionTagged,
     ArtifactVersionUntagged,
@@ -47,8 +49,13 @@ from modelreg.events.registry import (
 from modelreg.events.runs import (
     MetricSeries,
     MetricsLogged,
+    RunAlerted,
+    RunConfigUpdated,
+    RunDescribed,
     RunFinished,
+    RunResumed,
     RunStarted,
+    RunSummaryUpdated,
     RunSynced,
     run_stream,
     series_from_rows,
@@ -56,6 +63,9 @@ from modelreg.events.runs import (
 from modelreg.services.commands.commands import (
     AddAlias,
     Command,
+    DeleteArtifactVersion,
+    DescribeRun,
+    EditArtifactVersion,
     FinishRun,
     GrantRole,
     IssueApiKey,
@@ -64,9 +74,11 @@ from modelreg.services.commands.commands import (
     LogMetricBatch,
     LogMetrics,
     ProtectAlias,
+    RaiseAlert,
     Recordable,
     RecordSync,
     RemoveAlias,
+    ResumeRun,
     RevokeApiKey,
     RevokeRole,
     SetVisibility,
@@ -78,6 +90,8 @@ from modelreg.services.commands.commands import (
     UntagArtifactVersion,
     UntagModel,
     UpdateModelCard,
+    UpdateRunConfig,
+    UpdateRunSummary,
     UseArtifactVersion,
 )
 from modelreg.services.commands.decisions import CommandContext, Decision, Handler
@@ -418,6 +432,116 @@ async def untag_artifact_version(cmd: UntagArtifactVersion, ctx: CommandContext)
     return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version["id"])
 
 
+async def _existing_run(cmd: Any, ctx: CommandContext) -> dict[str, Any]:
+    run = await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id)
+    if run is None:
+        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
+    return run
+
+
+async def update_run_config(cmd: UpdateRunConfig, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
+    run = await _existing_run(cmd, ctx)
+    changes = {k: v for k, v in cmd.changes.items() if run["config"].get(k, _ABSENT) != v}
+    if not changes:
+        return Decision([], cmd.run_id)
+    payload = RunConfigUpdated(entity=cmd.entity, project=cmd.project, run_id=cmd.run_id, changes=changes)
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
+
+
+async def update_run_summary(cmd: UpdateRunSummary, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
+    await _existing_run(cmd, ctx)
+    payload = RunSummaryUpdated(**cmd.facts())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
+
+
+async def describe_run(cmd: DescribeRun, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
+    await _existing_run(cmd, ctx)
+    if cmd.name is None and cmd.notes is None and cmd.tags is None and cmd.group is None:
+        raise InvalidInput("describe a run with at least one of name, notes, tags or group")
+    payload = RunDescribed(**cmd.facts())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
+
+
+async def resume_run(cmd: ResumeRun, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
+    run = await _existing_run(cmd, ctx)
+    if run["state"] == "running":
+        return Decision([], cmd.run_id)
+    payload = RunResumed(**cmd.facts())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
+
+
+async def raise_alert(cmd: RaiseAlert, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.run_id)
+    await _existing_run(cmd, ctx)
+    payload = RunAlerted(**cmd.facts())
+    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
+
+
+async def _named_version(cmd: EditArtifactVersion | DeleteArtifactVersion, ctx: CommandContext) -> dict[str, Any]:
+    found = await ctx.reads.registry.artifact_version_by_ref(cmd.entity, cmd.project, cmd.name, cmd.version)
+    if found is None:
+        raise NotFound(f"no artifact version {cmd.entity}/{cmd.project}/{cmd.name}:{cmd.version}")
+    return found
+
+
+async def edit_artifact_version(cmd: EditArtifactVersion, ctx: CommandContext) -> Decision:
+    version = await _named_version(cmd, ctx)
+    held = set(version["aliases"])
+    clash = set(cmd.aliases_added) & set(cmd.aliases_removed)
+    if clash:
+        raise InvalidInput(f"alias {sorted(clash)[0]!r} is both added and removed: say one")
+    added = tuple(a for a in dict.fromkeys(cmd.aliases_added) if a not in held)
+    removed = tuple(a for a in dict.fromkeys(cmd.aliases_removed) if a in held)
+    description = cmd.description if cmd.description != version["description"] else None
+    metadata = cmd.metadata if cmd.metadata is not None and cmd.metadata != version["metadata"] else None
+    if not added and not removed and description is None and metadata is None:
+        return Decision([], version["id"])  # saved with nothing changed
+    payload = ArtifactVersionEdited(
+        artifact_version_id=version["id"],
+        entity=cmd.entity,
+        project=cmd.project,
+        name=cmd.name,
+        description=description,
+        metadata=metadata,
+        aliases_added=added,
+        aliases_removed=removed,
+    )
+    return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version["id"])
+
+
+async def delete_artifact_version(cmd: DeleteArtifactVersion, ctx: CommandContext) -> Decision:
+    version = await _named_version(cmd, ctx)
+    ref = f"{cmd.entity}/{cmd.project}/{cmd.name}:v{version['version_index']}"
+    if version["aliases"] and not cmd.delete_aliases:
+        raise Conflict(
+            f"{ref} holds the aliases {', '.join(version['aliases'])}: delete it with delete_aliases=True "
+            "(or remove them first)"
+        )
+    links = await ctx.reads.registry.links_of(version["id"])
+    if links:
+        models = ", ".join(f"{link['registered_model']}:v{link['version_index']}" for link in links)
+        raise Conflict(f"{ref} is linked to {models}: unlink it from the registry before deleting it")
+    payload = ArtifactVersionDeleted(
+        artifact_version_id=version["id"],
+        entity=cmd.entity,
+        project=cmd.project,
+        name=cmd.name,
+        aliases_removed=tuple(version["aliases"]),
+    )
+    return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version["id"])
+
+
+_ABSENT = object()
+
 HANDLERS: dict[type[Command], Handler] = {
     StartRun: start_run,
     FinishRun: finish_run,
@@ -444,4 +568,11 @@ HANDLERS: dict[type[Command], Handler] = {
     **LAUNCH_HANDLERS,
     **PARKED_STREAM_HANDLERS,
     RecordSync: record_sync,
+    UpdateRunConfig: update_run_config,
+    UpdateRunSummary: update_run_summary,
+    DescribeRun: describe_run,
+    RaiseAlert: raise_alert,
+    ResumeRun: resume_run,
+    EditArtifactVersion: edit_artifact_version,
+    DeleteArtifactVersion: delete_artifact_version,
 }

@@ -203,6 +203,6 @@ async def test_a_script_reads_a_projects_runs_with_the_client_a_page_at_a_time(
         (f"acme/nature/run-{n:02d}", "failed", {"loss": pytest.approx(0.1 * n)}) for n in (15, 0)
     ]
     with pytest.raises(InvalidInput, match="entity/project"):
-        api.runs("acme")
+        api.runs("acme/nature/run-00")  # a run's path, not a project's (a bare "nature" is the caller's own project)
     with pytest.raises(InvalidInput, match="first must be between"):
         await asyncio.to_thread(lambda: list(api.runs("acme/nature", per_page=0)))

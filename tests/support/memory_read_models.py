@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged, ArtifactVersionUntagged
+from modelreg.events.artifacts import (
+    ArtifactVersionDeleted,
+    ArtifactVersionEdited,
+    ArtifactVersionLogged,
+    ArtifactVersionTagged,
+    ArtifactVersionUntagged,
+)
 from modelreg.events.automations import AutomationCreated, AutomationDisabled, AutomationEnabled
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Envelope
@@ -49,7 +55,14 @@ from modelreg.events.registry import (
     VersionLinked,
     VersionUnlinked,
 )
-from modelreg.events.runs import RunFinished, RunStarted
+from modelreg.events.runs import (
+    RunConfigUpdated,
+    RunDescribed,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunSummaryUpdated,
+)
 from modelreg.projections.progress import ProjectionLagging
 from modelreg.services.commands.read_models import ReadModels
 
@@ -75,7 +88,11 @@ class MemoryRegistry:
         self, entity: str, project: str, name: str, selector: str
     ) -> dict[str, Any] | None:
         collection = sorted(
-            (v for v in self.versions.values() if (v["entity"], v["project"], v["name"]) == (entity, project, name)),
+            (
+                v
+                for v in self.versions.values()
+                if (v["entity"], v["project"], v["name"]) == (entity, project, name) and not v.get("deleted")
+            ),
             key=lambda v: v["version_index"],
             reverse=True,
         )
@@ -93,6 +110,12 @@ class MemoryRegistry:
 
     async def models_linking(self, artifact_version_id: UUID) -> list[str]:
         return sorted(model for model, version in self.links if version == artifact_version_id)
+
+    async def links_of(self, artifact_version_id: UUID) -> list[dict[str, Any]]:
+        return sorted(
+            (link for (_, target), link in self.links.items() if target == artifact_version_id),
+            key=lambda link: link["registered_model"],
+        )
 
     async def alias_target(self, name: str, alias: str) -> UUID | None:
         return self.aliases.get((name, alias))
@@ -120,6 +143,15 @@ class MemoryRegistry:
                 )
             case RunFinished():
                 self.runs[e.entity, e.project, e.run_id].update(state=e.state, finished_at=envelope.occurred_at)
+            case RunResumed():
+                self.runs[e.entity, e.project, e.run_id].update(state="running", finished_at=None)
+            case RunConfigUpdated():
+                self.runs[e.entity, e.project, e.run_id]["config"].update(e.changes)
+            case RunSummaryUpdated():
+                self.runs[e.entity, e.project, e.run_id].setdefault("summary", {}).update(e.changes)
+            case RunDescribed():
+                described = e.model_dump(include={"name", "notes", "tags", "group"}, exclude_none=True)
+                self.runs[e.entity, e.project, e.run_id].update(described)
             case ArtifactVersionLogged():
                 collection = (e.entity, e.project, e.name)
                 index = sum(1 for v in self.versions.values() if (v["entity"], v["project"], v["name"]) == collection)
@@ -136,6 +168,16 @@ class MemoryRegistry:
                 )
             case ArtifactVersionUntagged():
                 self.versions[e.artifact_version_id]["tags"].remove(e.tag)
+            case ArtifactVersionEdited():
+                version = self.versions[e.artifact_version_id]
+                for other in self.versions.values():  # an alias names one version of a collection
+                    if (other["entity"], other["project"], other["name"]) == (e.entity, e.project, e.name):
+                        other["aliases"] = [a for a in other["aliases"] if a not in e.aliases_added]
+                kept = [a for a in version["aliases"] if a not in e.aliases_removed]
+                version["aliases"] = sorted({*kept, *e.aliases_added})
+                version.update(e.model_dump(include={"description", "metadata"}, exclude_none=True))
+            case ArtifactVersionDeleted():
+                self.versions[e.artifact_version_id].update(deleted=True, aliases=[])
             case VersionLinked():
                 if (e.registered_model, e.artifact_version_id) in self.links:
                     return  # linking twice burns no number

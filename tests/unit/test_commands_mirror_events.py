@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged, ArtifactVersionUsed
+from modelreg.events.artifacts import (
+    ArtifactVersionDeleted,
+    ArtifactVersionEdited,
+    ArtifactVersionLogged,
+    ArtifactVersionTagged,
+    ArtifactVersionUsed,
+)
 from modelreg.events.automations import AutomationCreated, AutomationFired, WebhookAttempted
 from modelreg.events.envelope import Event
 from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, RoleGranted, RoleRevoked, ScopeMadePrivate
@@ -34,7 +40,17 @@ from modelreg.events.registry import (
     VersionLinked,
     VersionUnlinked,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, RunSynced
+from modelreg.events.runs import (
+    MetricsLogged,
+    RunAlerted,
+    RunConfigUpdated,
+    RunDescribed,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunSummaryUpdated,
+    RunSynced,
+)
 from modelreg.services.commands import commands as c
 from modelreg.services.commands import launch_commands as lc
 from modelreg.services.commands.commands import Command
@@ -45,6 +61,13 @@ MIRRORS: list[tuple[type[Command], type[Event]]] = [
     (c.FinishRun, RunFinished),
     (c.LogMetrics, MetricsLogged),
     (c.RecordSync, RunSynced),
+    (c.UpdateRunConfig, RunConfigUpdated),
+    (c.UpdateRunSummary, RunSummaryUpdated),
+    (c.DescribeRun, RunDescribed),
+    (c.ResumeRun, RunResumed),
+    (c.RaiseAlert, RunAlerted),
+    (c.EditArtifactVersion, ArtifactVersionEdited),
+    (c.DeleteArtifactVersion, ArtifactVersionDeleted),
     (c.LogArtifactVersion, ArtifactVersionLogged),
     (c.UseArtifactVersion, ArtifactVersionUsed),
     (c.TagArtifactVersion, ArtifactVersionTagged),

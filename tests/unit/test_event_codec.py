@@ -77,20 +77,35 @@ def test_a_payload_that_breaks_its_schema_is_undecodable() -> None:
 
 
 def test_an_old_schema_version_is_upcast_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    class RunStartedV2(RunStarted):
-        version = 2
+    class RunStartedV3(RunStarted):
+        version = 3
         owner: str
 
-    monkeypatch.setitem(catalog.EVENT_TYPES, RunStarted.type, RunStartedV2)
-    monkeypatch.setitem(catalog.UPCASTERS, (RunStarted.type, 1), lambda p: {**p, "owner": "unknown"})
-    v1 = Envelope.new(
+    monkeypatch.setitem(catalog.EVENT_TYPES, RunStarted.type, RunStartedV3)
+    monkeypatch.setitem(catalog.UPCASTERS, (RunStarted.type, 2), lambda p: {**p, "owner": "unknown"})
+    v2 = Envelope.new(
         RunStarted(entity="acme", project="nature", run_id="r1"), stream="run:acme/nature/r1", actor=ALICE
     )
 
-    upcast = decode(encode(v1))
+    upcast = decode(encode(v2))
 
-    assert upcast.version == 2
+    assert upcast.version == 3
     assert upcast.payload.owner == "unknown"  # type: ignore[attr-defined]
+
+
+def test_a_run_started_before_tags_existed_reads_with_none() -> None:
+    v1 = Envelope.new(
+        RunStarted(entity="acme", project="nature", run_id="r1", name="first"), stream="run:acme/nature/r1", actor=ALICE
+    )
+    written = orjson.loads(encode(v1))
+    written["version"] = 1
+    for added in ("notes", "tags", "group"):
+        written["payload"].pop(added)
+
+    read = decode(orjson.dumps(written))
+
+    assert read.version == 2
+    assert (read.payload.name, read.payload.tags, read.payload.notes) == ("first", (), None)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("path", ["../secrets", "/etc/passwd", "a/../../b", "a//b", "a\\b", "./a"])

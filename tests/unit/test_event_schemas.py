@@ -157,6 +157,34 @@ def offline_events() -> list[Envelope]:
     ]
 
 
+def wandb_script_events() -> list[Envelope]:
+    """What a W&B script's calls add: config and summary set after init, a rename, an alert, an artifact's
+    save() and delete()."""
+    from uuid import uuid4
+
+    from modelreg.events.artifacts import ArtifactVersionDeleted, ArtifactVersionEdited, artifact_stream
+    from modelreg.events.runs import RunAlerted, RunConfigUpdated, RunDescribed, RunResumed, RunSummaryUpdated
+
+    alice = Actor(kind="user", id="alice")
+    run = {"entity": "acme", "project": "nature", "run_id": "r1"}
+    version = {"artifact_version_id": uuid4(), "entity": "acme", "project": "nature", "name": "images"}
+    on_run = [
+        RunConfigUpdated(**run, changes={"lr": 0.02}),
+        RunSummaryUpdated(**run, changes={"best_acc": 0.93}),
+        RunDescribed(**run, tags=("baseline",), notes="try a smaller lr"),
+        RunAlerted(**run, title="accuracy dropped", text="0.4 < 0.5", level="WARN"),
+        RunResumed(**run),
+    ]
+    on_artifact = [
+        ArtifactVersionEdited(**version, description="cleaned", aliases_added=("best",)),
+        ArtifactVersionDeleted(**version, aliases_removed=("best",)),
+    ]
+    return [
+        *(Envelope.new(p, stream=run_stream("acme", "nature", "r1"), actor=alice) for p in on_run),
+        *(Envelope.new(p, stream=artifact_stream("acme", "nature", "images"), actor=alice) for p in on_artifact),
+    ]
+
+
 def operations_events() -> list[Envelope]:
     from uuid import uuid4
 
@@ -172,7 +200,13 @@ def test_exported_schemas_validate_real_serialized_events_and_reject_others(tmp_
     CliRunner().invoke(main, ["schemas", "export", str(tmp_path)])
     schemas = {p.name: jsonschema.Draft202012Validator(json.loads(p.read_text())) for p in tmp_path.iterdir()}
     seen = set()
-    events = [*registry_history(3000), *identity_events(), *launch_and_automation_events(), *offline_events()]
+    events = [
+        *registry_history(3000),
+        *identity_events(),
+        *launch_and_automation_events(),
+        *offline_events(),
+        *wandb_script_events(),
+    ]
     for event in [*events, *operations_events()]:
         wire = orjson.loads(encode(event))
         schemas[f"{event.type}.v{event.version}.json"].validate(wire)

@@ -11,7 +11,7 @@ import { LineageTab } from "./lineage_tab.js";
 
 const ARTIFACT = `query Artifact($id: ID!) {
   artifactVersion(id: $id) {
-    id entity project name type version digest description metadata aliases tags createdAt createdBy loggedByRun usage
+    id entity project name type version digest description metadata aliases tags createdAt createdBy loggedByRun usage deletedAt
     files { path size digest ref }
     linkedTo { registeredModel version aliases }
   }
@@ -47,6 +47,7 @@ export function ArtifactPage({ id, tab }) {
     return html`
       <p class="crumbs">${av.entity} / ${av.project} / ${av.type}</p>
       <h1>${av.name} <span class="muted">${av.version}</span></h1>
+      ${av.deletedAt && html`<p class="muted" data-testid="deleted">Deleted <${Time} at=${av.deletedAt} />: no ref or list finds it any more; lineage and the audit log keep it.</p>`}
       <${Tabs} tabs=${TABS} current=${tab} link=${(t) => artifactHref(av.id, t)} />
       <section class="tab-body" data-testid=${"tab-" + tab}>${body}</section>`;
   }}<//></main>`;

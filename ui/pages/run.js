@@ -7,12 +7,37 @@ import { Fact, Facts, KeyValues } from "../components/facts.js";
 
 const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
   run(entity: $entity, project: $project, runId: $runId) {
-    entity project runId name jobType state exitCode config environment summary
+    entity project runId name jobType state exitCode config environment summary notes tags group
     startedAt startedBy finishedAt syncedAt startedOfflineAt finishedOfflineAt
     history(samples: 1000) { key steps values }
     launchedBy { id queue state }
   }
 }`;
+
+const CHANGES = `query RunChanges($stream: String!) {
+  auditLog(stream: $stream, first: 50) { items { eventId action actor occurredAt details } }
+}`;
+
+// What changed after the run started: config and summary keys set by the script, renames, alerts.
+const SHOWN = {
+  "runs.config_updated": "config",
+  "runs.summary_updated": "summary",
+  "runs.run_described": "described",
+  "runs.alert_raised": "alert",
+};
+
+function Changes({ result }) {
+  return html`<${Loaded} result=${result}>${({ auditLog }) => {
+    const items = auditLog.items.filter((r) => SHOWN[r.action]);
+    if (!items.length) return html`<p class="muted">No changes after the start, no alerts.</p>`;
+    return html`<ul class="changes" data-testid="run-changes">${items.map((r) => html`<li key=${r.eventId}>
+      <${Badge} kind=${r.action === "runs.alert_raised" ? "alert" : "alias"}>${SHOWN[r.action]}<//>
+      ${r.action === "runs.alert_raised"
+        ? html` <strong>${r.details.level} ${r.details.title}</strong> ${r.details.text}`
+        : html` <code>${JSON.stringify(r.details.changes || { name: r.details.name, notes: r.details.notes, tags: r.details.tags, group: r.details.group })}</code>`}
+      <span class="muted"> by ${r.actor} <${Time} at=${r.occurredAt} /></span></li>`)}</ul>`;
+  }}<//>`;
+}
 
 const IO = `query RunIO($ref: String!) {
   lineage(ref: $ref, direction: BOTH, depth: 1, fanOut: 200) {
@@ -108,16 +133,20 @@ function Environment({ env }) {
 export function RunPage({ entity, project, runId }) {
   const result = useQuery(RUN, { entity, project, runId });
   const viewer = useViewer();
-  useLive({ streamPrefix: `run:${entity}/${project}/${runId}` }, result.reload);
+  const changes = useQuery(CHANGES, { stream: `run:${entity}/${project}/${runId}` });
+  const live = useLive({ streamPrefix: `run:${entity}/${project}/${runId}` }, () => { result.reload(); changes.reload(); });
   return html`<main class="pad"><${Loaded} result=${result}>${({ run }) => {
     if (!run) return html`<p class="muted">No run ${entity}/${project}/${runId}.</p>`;
     return html`
       <p class="crumbs"><a href=${href("runs")}>Runs</a> / <a href=${href("runs", run.entity, run.project)}>${run.entity}/${run.project}</a> / ${run.runId}</p>
       <header class="page-head">
         <h1>${run.name || run.runId} <${StateBadge} state=${run.state} /></h1>
+        <p class="live muted" title="live updates over the events subscription">● ${live}</p>
         <p class="muted">${run.jobType && html`${run.jobType} · `}started by ${run.startedBy} <${Time} at=${run.startedAt} /><${RecordedOffline} at=${run.startedOfflineAt} />
           ${run.finishedAt && html` · finished <${Time} at=${run.finishedAt} /><${RecordedOffline} at=${run.finishedOfflineAt} />`}${run.exitCode != null && ` · exit ${run.exitCode}`}
           ${run.launchedBy && html` · launched by job <a href=${href("launch", "jobs", run.launchedBy.id)}>${run.launchedBy.id.slice(0, 8)}</a> on ${run.launchedBy.queue}`}</p>
+        ${(run.tags.length > 0 || run.group) && html`<p data-testid="run-tags">${run.group && html`group <strong>${run.group}</strong> `}${run.tags.map((t) => html` <${Badge} kind="tag">${t}<//>`)}</p>`}
+        ${run.notes && html`<p class="notes" data-testid="run-notes">${run.notes}</p>`}
         ${may(viewer, "member", entityScopes(run.entity)) && !run.environment?.git?.diff_omitted_bytes && html`<a class="button" href=${href("launch", "clone", run.entity, run.project, run.runId)}>Clone this run…</a>`}
       </header>
       <section><h2>Artifacts</h2><${InputsOutputs} entity=${run.entity} project=${run.project} runId=${run.runId} /></section>
@@ -126,6 +155,7 @@ export function RunPage({ entity, project, runId }) {
         <section><h2>Config</h2><${KeyValues} value=${run.config} empty="No config." /></section>
         <section><h2>Summary</h2><${KeyValues} value=${run.summary} empty="No summary." /></section>
       </div>
+      <section><h2>Changes and alerts</h2><${Changes} result=${changes} /></section>
       <section><h2>Code</h2><${Git} git=${run.environment?.git} /></section>
       <section><h2>Environment</h2><${Environment} env=${run.environment} /></section>`;
   }}<//></main>`;

@@ -1,0 +1,55 @@
+"""W&B calls and settings that mean nothing here: accepted, and said so once per name (a UserWarning), so
+that a W&B script runs unchanged but for its import. docs/wandb-compat.md lists them."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+_warned: set[str] = set()
+
+
+class IgnoredByModelreg(UserWarning):
+    """A W&B call or setting that modelreg accepts and ignores."""
+
+
+def ignore(what: str, why: str = "it has no meaning in modelreg") -> None:
+    """Warn, the first time only, that `what` is ignored."""
+    if what in _warned:
+        return
+    _warned.add(what)
+    warnings.warn(f"modelreg: {what} is accepted and ignored ({why})", IgnoredByModelreg, stacklevel=3)
+
+
+def ignore_unknown(call: str, given: dict[str, Any]) -> None:
+    for name in given:
+        ignore(f"{call}({name}=...)")
+
+
+class Settings(dict[str, Any]):
+    """`modelreg.Settings(...)`, W&B's `wandb.Settings`: any keyword is taken; init() reads the few it knows
+    (mode, project, entity, run_id/id, run_name/name, run_notes, run_tags, run_group, run_job_type, reinit,
+    base_url, api_key) and ignores the others with a warning."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+
+
+def ignored_callable(name: str) -> Any:
+    """A no-op standing for a W&B function or class that has no meaning here (wandb.watch, wandb.Image...)."""
+
+    def accepted(*args: Any, **kwargs: Any) -> None:
+        ignore(f"modelreg.{name}()")
+        return None
+
+    accepted.__name__ = name
+    return accepted

@@ -1,0 +1,204 @@
+"""A run as `modelreg.Api().run(path)` reads it (W&B's public `Run`): its fields, history, artifacts, files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from modelreg.artifact import ArtifactEntry, LoggedArtifact
+from modelreg.run_changes import RUN_CHANGES
+from modelreg.transport import Transport
+
+RUN_FIELDS = (
+    "entity project runId name jobType state config summary environment startedAt startedBy finishedAt "
+    "notes tags group lastHistoryStep"
+)
+_HISTORY = """query($e: String!, $p: String!, $r: String!, $keys: [String!], $samples: Int!) {
+  run(entity: $e, project: $p, runId: $r) { history(keys: $keys, samples: $samples) { key steps values } }
+}"""
+_SCAN = """query($e: String!, $p: String!, $r: String!, $keys: [String!], $first: Int!, $after: String) {
+  run(entity: $e, project: $p, runId: $r) {
+    scanHistory(keys: $keys, first: $first, after: $after) { items { step values } endCursor hasNextPage }
+  }
+}"""
+_ARTIFACT_FIELDS = (
+    "id entity project name type version digest description metadata aliases createdAt size "
+    "files { path size digest ref }"
+)
+_ARTIFACTS = {
+    field: f"""query($e: String!, $p: String!, $r: String!, $first: Int!, $after: String) {{
+  run(entity: $e, project: $p, runId: $r) {{
+    {field}(first: $first, after: $after) {{ items {{ {_ARTIFACT_FIELDS} }} endCursor hasNextPage }}
+  }}
+}}"""
+    for field in ("loggedArtifacts", "usedArtifacts")
+}
+RUN_FILES_TYPE = "run-files"
+
+
+class PublicRun:
+    def __init__(self, transport: Transport, fields: dict[str, Any]) -> None:
+        self._transport = transport
+        self.entity: str = fields["entity"]
+        self.project: str = fields["project"]
+        self.id: str = fields["runId"]
+        self.display_name: str = fields.get("name") or fields["runId"]
+        self.job_type: str | None = fields.get("jobType")
+        self.state: str = fields["state"].lower()  # RUNNING on the wire, "running" in Python as in the events
+        self.config: dict[str, Any] = dict(fields["config"])
+        self.summary: dict[str, Any] = dict(fields["summary"])
+        self.environment: dict[str, Any] = fields.get("environment") or {}
+        self.started_at: str = fields["startedAt"]
+        self.created_at: str = fields["startedAt"]
+        self.started_by: str = fields["startedBy"]
+        self.finished_at: str | None = fields.get("finishedAt")
+        self.notes: str | None = fields.get("notes")
+        self.tags: list[str] = list(fields.get("tags") or [])
+        self.group: str | None = fields.get("group")
+        self.lastHistoryStep: int | None = fields.get("lastHistoryStep")  # W&B's spelling
+        self._as_read = (
+            self.display_name,
+            self.notes,
+            list(self.tags),
+            self.group,
+            dict(self.config),
+            dict(self.summary),
+        )
+
+    def __repr__(self) -> str:
+        return f"<Run {self.path} ({self.state})>"
+
+    @property
+    def name(self) -> str:
+        """The display name (W&B's public `run.name`); the id is `run.id`."""
+        return self.display_name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.display_name = value
+
+    @property
+    def path(self) -> str:
+        return f"{self.entity}/{self.project}/{self.id}"
+
+    @property
+    def url(self) -> str:
+        return f"{self._transport.url}/#/runs/{self.path}"
+
+    def update(self) -> None:
+        """Save what was changed on this object: name, notes, tags, group, config and summary keys."""
+        name, notes, tags, group, config, summary = self._as_read
+        run = {"entity": self.entity, "project": self.project, "runId": self.id}
+        described = {
+            k: v
+            for k, v, before in (
+                ("name", self.display_name, name),
+                ("notes", self.notes, notes),
+                ("tags", list(self.tags), tags),
+                ("group", self.group, group),
+            )
+            if v != before and v is not None
+        }
+        if described:
+            self._transport.graphql(RUN_CHANGES["describe_run"], {"i": {**run, **described}})
+        for kind, now, before in (
+            ("update_run_config", self.config, config),
+            ("update_run_summary", self.summary, summary),
+        ):
+            changes = {k: v for k, v in now.items() if before.get(k, _ABSENT) != v}
+            if changes:
+                self._transport.graphql(RUN_CHANGES[kind], {"i": {**run, "changes": changes}})
+        self._as_read = (
+            self.display_name,
+            self.notes,
+            list(self.tags),
+            self.group,
+            dict(self.config),
+            dict(self.summary),
+        )
+
+    # History: what `run.log` recorded, a row per step.
+
+    def scan_history(
+        self,
+        keys: list[str] | None = None,
+        page_size: int = 1000,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every logged step in order, as `{"_step": n, key: value, ...}` (with `keys`: only steps that have all
+        of them, as W&B does), read a page of `page_size` steps at a time (the server's scanHistory)."""
+        after = None
+        while True:
+            variables = {"e": self.entity, "p": self.project, "r": self.id, "keys": keys, "first": page_size}
+            run = self._transport.graphql(_SCAN, {**variables, "after": after})["run"]
+            if run is None:
+                return
+            page = run["scanHistory"]
+            for row in page["items"]:
+                step, values = row["step"], row["values"]
+                if max_step is not None and step >= max_step:
+                    return
+                if (min_step is not None and step < min_step) or (keys and any(k not in values for k in keys)):
+                    continue
+                yield {"_step": step, **values}
+            if not page["hasNextPage"]:
+                return
+            after = page["endCursor"]
+
+    def history(
+        self, samples: int = 500, keys: list[str] | None = None, x_axis: str = "_step", pandas: bool = True, **_: Any
+    ) -> Any:
+        """At most `samples` points of each metric spread evenly over the run (the server's sampled history),
+        as rows by step; a pandas DataFrame when pandas is installed and `pandas=True`, else a list of dicts."""
+        variables = {"e": self.entity, "p": self.project, "r": self.id, "keys": keys, "samples": samples}
+        run = self._transport.graphql(_HISTORY, variables)["run"] or {"history": []}
+        by_step: dict[int, dict[str, Any]] = {}
+        for curve in run["history"]:
+            for step, value in zip(curve["steps"], curve["values"], strict=True):
+                by_step.setdefault(int(step), {})[curve["key"]] = value
+        rows = [
+            {"_step": step, **values}
+            for step, values in sorted(by_step.items())
+            if not keys or all(k in values for k in keys)
+        ]
+        if pandas:
+            try:
+                import pandas as pd  # type: ignore[import-untyped]
+            except ImportError:
+                return rows
+            return pd.DataFrame(rows)
+        return rows
+
+    # Artifacts and files.
+
+    def _artifacts(self, field: str, per_page: int = 50) -> Iterator[LoggedArtifact]:
+        after = None
+        while True:
+            variables = {"e": self.entity, "p": self.project, "r": self.id, "first": per_page, "after": after}
+            page = self._transport.graphql(_ARTIFACTS[field], variables)["run"][field]
+            yield from (LoggedArtifact(self._transport, item) for item in page["items"])
+            if not page["hasNextPage"]:
+                return
+            after = page["endCursor"]
+
+    def logged_artifacts(self, per_page: int = 50) -> list[LoggedArtifact]:
+        return list(self._artifacts("loggedArtifacts", per_page))
+
+    def used_artifacts(self, per_page: int = 50) -> list[LoggedArtifact]:
+        return list(self._artifacts("usedArtifacts", per_page))
+
+    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[ArtifactEntry]:
+        """What the run kept with `save()` or left in `run.dir`: the files of its last `run-files` version."""
+        kept = [a for a in self._artifacts("loggedArtifacts") if a.type == RUN_FILES_TYPE]
+        return kept[-1].files(names) if kept else []
+
+    def file(self, name: str) -> ArtifactEntry:
+        from modelreg.errors import NotFound
+
+        for entry in self.files([name]):
+            return entry
+        raise NotFound(f"run {self.path} kept no file {name!r}")
+
+
+_ABSENT = object()

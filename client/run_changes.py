@@ -1,0 +1,13 @@
+"""What a running script changes about its run besides metrics and artifacts, each one command: config and
+summary keys set after `init`, a new name, notes, tags or group, an alert. An offline run records them in
+its spool under the same kinds, and `modelreg sync` sends them with these mutations."""
+
+from __future__ import annotations
+
+RUN_CHANGES = {
+    "update_run_config": "mutation($i: RunChangesInput!) { updateRunConfig(input: $i) { runId } }",
+    "update_run_summary": "mutation($i: RunChangesInput!) { updateRunSummary(input: $i) { runId } }",
+    "describe_run": "mutation($i: DescribeRunInput!) { describeRun(input: $i) { runId } }",
+    "raise_alert": "mutation($i: RaiseAlertInput!) { raiseAlert(input: $i) { runId } }",
+    "resume_run": "mutation($i: ResumeRunInput!) { resumeRun(input: $i) { runId } }",
+}

@@ -1,0 +1,344 @@
+"""The process's current run, as W&B's module-level API uses it: `modelreg.init()` starts it (and makes it
+`modelreg.run`, its config `modelreg.config`, its summary `modelreg.summary`); `modelreg.log`, `finish`,
+`save`, `alert`, `use_artifact`, `log_artifact`... act on it.
+
+`init` takes W&B's arguments. What it leaves out comes from the environment, MODELREG_* first, then W&B's
+WANDB_* names (WANDB_PROJECT, WANDB_ENTITY, WANDB_RUN_ID, WANDB_MODE, WANDB_NAME, WANDB_NOTES, WANDB_TAGS,
+WANDB_RUN_GROUP, WANDB_JOB_TYPE, WANDB_DIR, WANDB_RESUME, WANDB_API_KEY, WANDB_BASE_URL), so that a job
+Launch started (which sets MODELREG_ENTITY, MODELREG_PROJECT and MODELREG_RUN_ID) joins its run with a bare
+`init()`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from modelreg.disabled_run import DisabledRun
+from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
+from modelreg.ignored import ignore, ignore_unknown
+from modelreg.offline_run import OfflineRun
+from modelreg.run import Run, start_fields
+from modelreg.run_values import as_mapping
+from modelreg.transport import Transport
+from modelreg.user_settings import LoginSettings, save_login
+
+MODES = ("online", "offline", "auto", "disabled")
+_MODE_NAMES = {"dryrun": "offline", "run": "online", "shared": "online"}
+# wandb.Settings keys init understands, and the init argument each stands for.
+_SETTINGS = {
+    "mode": "mode",
+    "project": "project",
+    "entity": "entity",
+    "run_id": "id",
+    "id": "id",
+    "run_name": "name",
+    "run_notes": "notes",
+    "run_tags": "tags",
+    "run_group": "group",
+    "run_job_type": "job_type",
+    "reinit": "reinit",
+    "resume": "resume",
+    "root_dir": "dir",
+    "base_url": "url",
+    "api_key": "api_key",
+}
+_RUN = """query($e: String!, $p: String!, $r: String!) {
+  run(entity: $e, project: $p, runId: $r) { runId name jobType state config notes tags group lastHistoryStep }
+}"""
+
+_current: Run | None = None
+_launched_run_started = False
+
+
+class OfflineFallback(UserWarning):
+    """mode="auto" found no server and recorded the run offline instead."""
+
+
+def current_run() -> Run | None:
+    return _current
+
+
+def _publish(run: Run | None) -> None:
+    """`modelreg.run`, `modelreg.config` and `modelreg.summary` follow the current run."""
+    global _current
+    _current = run
+    package = sys.modules["modelreg"]
+    package.run = run  # type: ignore[attr-defined]
+    package.config = run.config if run is not None else BEFORE_INIT  # type: ignore[attr-defined]
+    package.summary = run.summary if run is not None else BEFORE_INIT  # type: ignore[attr-defined]
+
+
+def forget(run: Run) -> None:
+    """A finished run stops being the current one."""
+    if _current is run:
+        _publish(None)
+
+
+class _BeforeInit:
+    """`modelreg.config` / `modelreg.summary` before `init`: any use says to call init first."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise InvalidInput("call modelreg.init() before using modelreg.config or modelreg.summary")
+
+    __getattr__ = __getitem__ = __setitem__ = __iter__ = __len__ = __contains__ = _refuse
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._refuse()
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "<before modelreg.init()>"
+
+
+BEFORE_INIT = _BeforeInit()
+
+
+def _env(*names: str) -> str | None:
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
+def init(
+    project: str | None = None,
+    entity: str | None = None,
+    config: Any = None,
+    job_type: str | None = None,
+    name: str | None = None,
+    notes: str | None = None,
+    tags: Any = None,
+    group: str | None = None,
+    dir: str | Path | None = None,
+    id: str | None = None,
+    resume: bool | str | None = None,
+    reinit: bool | str | None = None,
+    mode: str | None = None,
+    settings: Any = None,
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    offline_dir: str | Path | None = None,
+    **unknown: Any,
+) -> Run:
+    """Start a run (W&B's `wandb.init`) and make it the current one.
+
+    `mode`: "online" (default), "offline" (recorded in `offline_dir`, else MODELREG_OFFLINE_DIR, else
+    ./modelreg-offline, for `modelreg sync`), "auto" (online when the server answers, else offline with an
+    OfflineFallback warning) or "disabled" (nothing is recorded). `resume` ("allow", "must", "auto", True)
+    joins a running run with the same `id` instead of refusing it. The server is `url` (else MODELREG_URL,
+    else the `modelreg login` settings), the caller the holder of `api_key` (else MODELREG_API_KEY, same order).
+    W&B arguments with no meaning here are accepted with a one-time warning.
+    """
+    global _launched_run_started
+    given = {k: v for k, v in locals().items() if k not in ("unknown", "settings") and v is not None}
+    ignore_unknown("init", unknown)
+    for key, value in dict(settings or {}).items():
+        if key in _SETTINGS and _SETTINGS[key] not in given and value is not None:
+            given[_SETTINGS[key]] = value
+        elif key not in _SETTINGS:
+            ignore(f"Settings({key}=...)")
+    options = _resolved(given)
+
+    if _current is not None:
+        policy = options["reinit"]
+        if policy == "return_previous":
+            return _current
+        if policy != "create_new":
+            _current.finish()
+    run = _start(options)
+    _launched_run_started = _launched_run_started or run.id == os.environ.get("MODELREG_RUN_ID")
+    _publish(run)
+    return run
+
+
+def _resolved(given: dict[str, Any]) -> dict[str, Any]:
+    """init's arguments, with what was left out taken from the environment."""
+    tags = given.get("tags") or _env("MODELREG_TAGS", "WANDB_TAGS")
+    if isinstance(tags, str):
+        tags = [t.strip() for t in tags.split(",") if t.strip()]
+    mode = given.get("mode") or _env("MODELREG_MODE", "WANDB_MODE") or "online"
+    mode = _MODE_NAMES.get(mode, mode)
+    if mode not in MODES:
+        raise InvalidInput(f"mode {mode!r} is not one of {', '.join(MODES)} (check MODELREG_MODE / WANDB_MODE)")
+    # A launched job's run id names the process's first run; a second init in the job starts another run.
+    launched_id = None if _launched_run_started else os.environ.get("MODELREG_RUN_ID")
+    return {
+        "project": given.get("project") or _env("MODELREG_PROJECT", "WANDB_PROJECT") or "uncategorized",
+        "entity": given.get("entity") or _env("MODELREG_ENTITY", "WANDB_ENTITY"),
+        "config": as_mapping(given.get("config"), "init(config=...)"),
+        "job_type": given.get("job_type") or _env("MODELREG_JOB_TYPE", "WANDB_JOB_TYPE"),
+        "name": given.get("name") or _env("MODELREG_NAME", "WANDB_NAME"),
+        "notes": given.get("notes") or _env("MODELREG_NOTES", "WANDB_NOTES"),
+        "tags": list(tags or []),
+        "group": given.get("group") or _env("MODELREG_RUN_GROUP", "WANDB_RUN_GROUP"),
+        "dir": given.get("dir") or _env("MODELREG_DIR", "WANDB_DIR"),
+        "run_id": given.get("id") or launched_id or _env("WANDB_RUN_ID"),
+        # A launched job's run is joined when the process starts it again (a second init, a retried script).
+        "resume": given.get("resume", _env("MODELREG_RESUME", "WANDB_RESUME") or ("allow" if launched_id else None)),
+        "reinit": given.get("reinit"),
+        "mode": mode,
+        "url": given.get("url") or _env("WANDB_BASE_URL"),
+        "api_key": given.get("api_key") or (None if os.environ.get("MODELREG_API_KEY") else _env("WANDB_API_KEY")),
+        "offline_dir": given.get("offline_dir"),
+    }
+
+
+def _start(options: dict[str, Any]) -> Run:
+    mode = options["mode"]
+    fields_of = {k: options[k] for k in ("project", "config", "job_type", "name", "run_id", "notes", "tags", "group")}
+    if mode == "disabled":
+        return DisabledRun.from_fields(None, start_fields(entity=options["entity"] or "default", **fields_of))  # type: ignore[arg-type]
+    if mode == "offline":
+        return OfflineRun.start_offline(options["offline_dir"], entity=options["entity"] or "default", **fields_of)
+    transport = Transport(options["url"], options["api_key"])
+    fields = None
+    try:
+        entity = options["entity"] or _viewer_entity(transport)
+        joined = _resumed(transport, options, entity)
+        if joined is not None:
+            return joined
+        fields = start_fields(entity=entity, **fields_of)
+        return Run.start_with(transport, fields, dir=options["dir"])
+    except Unavailable as exc:
+        if mode != "auto":
+            raise
+        transport.close()
+        warnings.warn(
+            f"modelreg: {exc.message}. Recording this run offline instead; upload it later with `modelreg sync`.",
+            OfflineFallback,
+            stacklevel=3,
+        )
+        # The run keeps the id and environment its online start was tried with.
+        entity = fields["entity"] if fields else options["entity"] or "default"
+        return OfflineRun.start_offline(options["offline_dir"], entity=entity, **fields_of, fields=fields)
+
+
+def _viewer_entity(transport: Transport) -> str:
+    from modelreg.api import default_entity
+
+    return default_entity(transport)
+
+
+def _resumed(transport: Transport, options: dict[str, Any], entity: str) -> Run | None:
+    """The run to join when `resume` allows it and the run exists; None to start a new one."""
+    resume, run_id = options["resume"], options["run_id"]
+    if resume in (None, False, "never") or run_id is None:
+        return None
+    found = transport.graphql(_RUN, {"e": entity, "p": options["project"], "r": run_id})["run"]
+    if found is None:
+        if resume == "must":
+            raise NotFound(f"run {entity}/{options['project']}/{run_id} does not exist, and resume='must'")
+        return None
+    run = Run(
+        transport,
+        entity,
+        options["project"],
+        run_id,
+        found["config"],
+        name=found["name"],
+        notes=found["notes"],
+        tags=found["tags"],
+        group=found["group"],
+        job_type=found["jobType"],
+        dir=options["dir"],
+    )
+    if found["state"] != "RUNNING":  # the RunState enum on the wire
+        run._change("resume_run", {})  # it ended: running again (a runs.run_resumed event)
+    run.config.update(options["config"])  # what this process passes wins, as events
+    run.resume_after(found["lastHistoryStep"])
+    return run
+
+
+# W&B's module-level functions, acting on the current run.
+
+
+def _require_run(call: str) -> Run:
+    if _current is None:
+        raise InvalidInput(f"call modelreg.init() before modelreg.{call}()")
+    return _current
+
+
+def log(data: dict[str, Any], step: int | None = None, commit: bool | None = None, sync: bool | None = None) -> None:
+    _require_run("log").log(data, step=step, commit=commit)
+
+
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+    if _current is not None:
+        _current.finish(exit_code=exit_code)
+
+
+def save(glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
+    return _require_run("save").save(glob_str, base_path=base_path, policy=policy)
+
+
+def alert(title: str, text: str = "", level: Any = "INFO", wait_duration: Any = None) -> None:
+    _require_run("alert").alert(title, text, level, wait_duration)
+
+
+def define_metric(name: str, *args: Any, **kwargs: Any) -> None:
+    ignore("define_metric()", "every logged key is charted against the step")
+
+
+def use_artifact(artifact_or_name: Any, type: str | None = None, aliases: Any = None, use_as: str | None = None) -> Any:
+    return _require_run("use_artifact").use_artifact(artifact_or_name, type=type)
+
+
+def log_artifact(
+    artifact_or_path: Any, name: str | None = None, type: str | None = None, aliases: Any = None, tags: Any = None
+) -> Any:
+    return _require_run("log_artifact").log_artifact(artifact_or_path, name=name, type=type, aliases=aliases, tags=tags)
+
+
+def link_artifact(artifact: Any, target_path: str, aliases: Any = None) -> Any:
+    return _require_run("link_artifact").link_artifact(artifact, target_path, aliases=aliases)
+
+
+def log_model(path: Any, name: str | None = None, aliases: Any = None) -> Any:
+    return _require_run("log_model").log_model(path, name=name, aliases=aliases)
+
+
+def use_model(name: str) -> str:
+    return _require_run("use_model").use_model(name)
+
+
+def link_model(path: Any, registered_model_name: str, name: str | None = None, aliases: Any = None) -> Any:
+    return _require_run("link_model").link_model(path, registered_model_name, name=name, aliases=aliases)
+
+
+def login(
+    key: str | None = None,
+    host: str | None = None,
+    relogin: bool | None = None,
+    anonymous: str | None = None,
+    timeout: int | None = None,
+    verify: bool = False,
+    **unknown: Any,
+) -> bool:
+    """W&B's `wandb.login`: with a `key`, check it against the server (`host`, else the usual one), remember
+    it as `modelreg login` does, and use it in this process; without one, say whether a key is at hand."""
+    ignore_unknown("login", unknown)
+    if anonymous not in (None, "never"):
+        ignore("login(anonymous=...)", "every call to modelreg is made with a key")
+    if key is None:
+        return bool(os.environ.get("MODELREG_API_KEY") or os.environ.get("WANDB_API_KEY") or _stored_key(host))
+    transport = Transport(host, key)
+    try:
+        transport.graphql("query { viewer { id } }")
+    except ModelregError as exc:
+        raise InvalidInput(f"login: the server at {transport.url} refused this key ({exc.message})") from None
+    finally:
+        transport.close()
+    save_login(LoginSettings(transport.url, key))
+    os.environ["MODELREG_API_KEY"], os.environ["MODELREG_URL"] = key, transport.url
+    return True
+
+
+def _stored_key(host: str | None) -> bool:
+    from modelreg.user_settings import load_login
+
+    stored = load_login()
+    return stored is not None and (host is None or stored.key_for(host) is not None)

@@ -1,0 +1,233 @@
+"""W&B's MongoDB-style run filters and orders (`Api().runs(path, filters=..., order=...)`), as SQL on `runs`.
+
+    {"$and": [{"config.lr": {"$gt": 0.01}}, {"tags": {"$in": ["baseline"]}}, {"state": "finished"}]}
+
+Keys: `config.<path>` and `summary_metrics.<path>` (a trailing `.value`, W&B's config wrapping, is dropped),
+`tags`, `state`, `display_name` (the run's name), `name` or `id` (the run id, as W&B names it), `group`,
+`jobType`/`job_type`, `createdAt`/`created_at`. Operators: `$eq $ne $gt $gte $lt $lte $in $nin $regex
+$exists` on a key, `$and $or $nor $not` around conditions.
+
+Which index answers what: every query is within one project (the `runs_newest*` b-trees). Equality and
+`$in` on config and summary are containment (`config @> '{"lr": 0.01}'`) and `$exists` a jsonpath `@?`,
+both answered by the GIN indexes `runs_by_config`/`runs_by_summary`; tags by the GIN `runs_by_tag`; state
+and job type by their b-trees. Ranges and `$regex` on config or summary are checked on the rows of the
+project that the other conditions leave (jsonb_path_ops indexes equality only).
+
+Values travel as bind parameters, never as SQL text; a jsonpath is built from JSON-encoded literals.
+A parameter cast to jsonb is bound as the Python value (the pool's codec encodes jsonb).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from modelreg.errors import InvalidInput
+
+MAX_CONDITIONS = 100
+MAX_DEPTH = 8
+MAX_IN = 100
+
+_COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_COLUMNS = {
+    "state": "state",
+    "display_name": "name",
+    "displayName": "name",
+    "name": "run_id",
+    "id": "run_id",
+    "group": "group_name",
+    "jobType": "job_type",
+    "job_type": "job_type",
+    "createdAt": "started_at",
+    "created_at": "started_at",
+}
+_DOCUMENTS = {"config": "config", "summary_metrics": "summary", "summary": "summary"}
+_ORDERS = {**_COLUMNS, "tags": "tags"}
+
+
+@dataclass
+class RunQuery:
+    """SQL conditions built with parameters numbered after `first_parameter - 1` existing ones."""
+
+    first_parameter: int
+    args: list[Any] = field(default_factory=list)
+    _conditions: int = 0
+
+    def bind(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${self.first_parameter + len(self.args) - 1}"
+
+    def where(self, filters: dict[str, Any], depth: int = 0) -> str:
+        if not isinstance(filters, dict):
+            raise InvalidInput(f"a runs filter is an object such as {{'state': 'finished'}}, not {filters!r}")
+        if depth > MAX_DEPTH:
+            raise InvalidInput(f"runs filter nests deeper than {MAX_DEPTH} levels")
+        parts = [self._one(key, value, depth) for key, value in filters.items()]
+        return " AND ".join(parts) if parts else "true"
+
+    def _one(self, key: str, value: Any, depth: int) -> str:
+        self._conditions += 1
+        if self._conditions > MAX_CONDITIONS:
+            raise InvalidInput(f"runs filter has more than {MAX_CONDITIONS} conditions")
+        if key in ("$and", "$or", "$nor"):
+            if not isinstance(value, list) or not value:
+                raise InvalidInput(f"{key} takes a non-empty list of filters")
+            joined = (" AND " if key == "$and" else " OR ").join(f"({self.where(v, depth + 1)})" for v in value)
+            return f"NOT ({joined})" if key == "$nor" else joined
+        if key == "$not":
+            return f"NOT ({self.where(value, depth + 1)})"
+        if key.startswith("$"):
+            raise InvalidInput(f"unknown runs filter operator {key!r} (use $and, $or, $nor, $not)")
+        operations = value if isinstance(value, dict) and any(k.startswith("$") for k in value) else {"$eq": value}
+        return " AND ".join(self._operation(key, op, operand) for op, operand in operations.items()) or "true"
+
+    def _operation(self, key: str, op: str, operand: Any) -> str:
+        document, _, path = key.partition(".")
+        if document in _DOCUMENTS and path:
+            return self._on_document(_DOCUMENTS[document], _path(path), op, operand, key)
+        if key == "tags":
+            return self._on_tags(op, operand)
+        if key not in _COLUMNS:
+            raise InvalidInput(
+                f"runs cannot be filtered by {key!r}: use config.<key>, summary_metrics.<key>, tags, state, "
+                "display_name, name, group, jobType or createdAt"
+            )
+        return self._on_column(_COLUMNS[key], op, operand, key)
+
+    def _on_column(self, column: str, op: str, operand: Any, key: str) -> str:
+        if column == "started_at":
+            operand = [_time(v, key) for v in operand] if isinstance(operand, list) else _time(operand, key)
+        elif op not in ("$exists", "$regex"):
+            operand = [_text(v, key) for v in operand] if isinstance(operand, list) else _text(operand, key)
+        if op == "$eq":
+            return f"{column} = {self.bind(operand)}"
+        if op == "$ne":
+            return f"{column} IS DISTINCT FROM {self.bind(operand)}"
+        if op in _COMPARISONS:
+            return f"{column} {_COMPARISONS[op]} {self.bind(operand)}"
+        if op in ("$in", "$nin"):
+            values = _listed(operand, op)
+            kind = "timestamptz[]" if column == "started_at" else "text[]"
+            test = f"{column} = ANY({self.bind(values)}::{kind})"
+            return test if op == "$in" else f"NOT coalesce({test}, false)"
+        if op == "$regex":
+            return f"{column} ~ {self.bind(_pattern(operand))}"
+        if op == "$exists":
+            return f"{column} IS {'NOT ' if operand else ''}NULL"
+        raise InvalidInput(f"unknown operator {op!r} on {key!r}")
+
+    def _on_tags(self, op: str, operand: Any) -> str:
+        if op == "$eq":
+            return f"tags @> ARRAY[{self.bind(_text(operand, 'tags'))}]::text[]"
+        if op == "$ne":
+            return f"NOT tags @> ARRAY[{self.bind(_text(operand, 'tags'))}]::text[]"
+        if op in ("$in", "$nin", "$all"):
+            values = [_text(v, "tags") for v in _listed(operand, op)]
+            test = f"tags {'@>' if op == '$all' else '&&'} {self.bind(values)}::text[]"
+            return f"NOT {test}" if op == "$nin" else test
+        if op == "$regex":
+            return f"EXISTS (SELECT 1 FROM unnest(tags) t WHERE t ~ {self.bind(_pattern(operand))})"
+        if op == "$exists":
+            return "cardinality(tags) > 0" if operand else "cardinality(tags) = 0"
+        raise InvalidInput(f"operator {op!r} does not apply to tags (use $in, $nin, $all, $ne, $regex, $exists)")
+
+    def _on_document(self, column: str, path: list[str], op: str, operand: Any, key: str) -> str:
+        if op in ("$eq", "$ne"):
+            test = f"{column} @> {self.bind(_nested(path, operand))}::jsonb"
+            return test if op == "$eq" else f"NOT {test}"
+        if op in ("$in", "$nin"):
+            tests = " OR ".join(f"{column} @> {self.bind(_nested(path, v))}::jsonb" for v in _listed(operand, op))
+            return f"({tests})" if op == "$in" else f"NOT ({tests})"
+        if op in _COMPARISONS:
+            if not isinstance(operand, (int, float, str)) or isinstance(operand, bool):
+                raise InvalidInput(f"{key} {op} compares with a number or a string, not {operand!r}")
+            return f"{column} @@ {self.bind(f'{_jsonpath(path)} {_COMPARISONS[op]} {json.dumps(operand)}')}::jsonpath"
+        if op == "$exists":
+            test = f"{column} @? {self.bind(_jsonpath(path))}::jsonpath"
+            return test if operand else f"NOT {test}"
+        if op == "$regex":
+            return f"({column} #>> {self.bind(path)}::text[]) ~ {self.bind(_pattern(operand))}"
+        raise InvalidInput(f"unknown operator {op!r} on {key!r}")
+
+
+@dataclass(frozen=True)
+class RunOrder:
+    """An ORDER BY whose ties break by run id; a config or summary key path is bound as parameter `$path`."""
+
+    sql: str
+    path: list[str] | None = None
+
+    def with_parameter(self, number: int) -> str:
+        return self.sql.replace("$path", f"${number}::text[]")
+
+
+def order_by(order: str | None) -> RunOrder | None:
+    """W&B's `order`: `-created_at` (the default: newest first, None here), `+summary_metrics.acc`,
+    `config.lr`, `display_name`..."""
+    if order is None or order.strip() in ("", "-created_at", "-createdAt"):
+        return None
+    text = order.strip()
+    descending = text.startswith("-")
+    key = text.lstrip("+-")
+    document, _, dotted = key.partition(".")
+    path = None
+    if document in _DOCUMENTS and dotted:
+        expression, path = f"({_DOCUMENTS[document]} #> $path)", _path(dotted)
+    elif key in _ORDERS:
+        expression = _ORDERS[key]
+    else:
+        raise InvalidInput(f"runs cannot be ordered by {key!r}: use created_at, config.<key>, summary_metrics.<key>...")
+    direction = "DESC" if descending else "ASC"
+    return RunOrder(f"{expression} {direction} NULLS LAST, run_id {direction}", path)
+
+
+def _path(dotted: str) -> list[str]:
+    parts = dotted.split(".")
+    if len(parts) > 1 and parts[-1] == "value":  # W&B wraps config values as {"value": ...}
+        parts = parts[:-1]
+    if not all(parts) or len(parts) > 10:
+        raise InvalidInput(f"{dotted!r} is not a key path such as lr or optimizer.lr")
+    return parts
+
+
+def _jsonpath(path: list[str]) -> str:
+    return "$" + "".join(f".{json.dumps(p)}" for p in path)
+
+
+def _nested(path: list[str], value: Any) -> dict[str, Any]:
+    """The object a containment test looks for (bound as jsonb: the pool's codec encodes it)."""
+    for part in reversed(path):
+        value = {part: value}
+    return value
+
+
+def _listed(operand: Any, op: str) -> list[Any]:
+    if not isinstance(operand, list) or not operand or len(operand) > MAX_IN:
+        raise InvalidInput(f"{op} takes a list of 1 to {MAX_IN} values")
+    return operand
+
+
+def _text(value: Any, key: str) -> str:
+    if isinstance(value, (dict, list)) or value is None:
+        raise InvalidInput(f"{key} compares with a string, not {value!r}")
+    return str(value)
+
+
+def _time(value: Any, key: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{key} compares with an ISO 8601 time such as 2026-12-01T09:00:00Z, not {value!r}"
+        ) from None
+    if at.tzinfo is None:
+        raise InvalidInput(f"{key}: give the time with its zone (2026-12-01T09:00:00Z), not {value!r}")
+    return at
+
+
+def _pattern(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 500:
+        raise InvalidInput("$regex takes a regular expression (a string of at most 500 characters)")
+    return value

@@ -1,0 +1,26 @@
+"""What a launched job's process finds in its environment, as a W&B Launch job does: where to report (server,
+key), which entity, project and run it is (so `modelreg.init()` with no arguments joins them), the job's id,
+and the config the job was enqueued with (it wins over the script's defaults)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def launched_run_id(job_id: str, attempt: int) -> str:
+    """The run a job's attempt reports as: one per attempt, so that a requeued job starts a fresh run."""
+    return f"launch-{job_id.replace('-', '')[-12:]}-{attempt}"
+
+
+def job_environment(job: dict[str, Any], attempt: int) -> dict[str, str]:
+    """The variables a job's process gets besides the server's URL and key (the agent's and Kubernetes' alike)."""
+    job_id = str(job.get("job_id") or job["id"])
+    return {
+        "MODELREG_ENTITY": job["entity"],
+        **({"MODELREG_PROJECT": job["project"]} if job.get("project") else {}),
+        "MODELREG_RUN_ID": launched_run_id(job_id, attempt),
+        "MODELREG_LAUNCH_JOB_ID": job_id,
+        "MODELREG_CONFIG_OVERRIDES": json.dumps(job["config"], sort_keys=True),
+        "MODELREG_LAUNCH_OVERRIDES": json.dumps(job["overrides"], sort_keys=True),
+    }

@@ -1,0 +1,596 @@
+"""W&B scripts, written as W&B's documentation writes them, run against a real server with one change: their
+import (`import modelreg as wandb`). Each script is a function run in a thread (the server answers from the
+test's event loop); the server is found where a user's script finds it (MODELREG_URL, MODELREG_API_KEY)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from support.browser import BROWSER_TEST_MARKS, open_browser
+from support.live_events import graphql_socket, log_readers_reach
+from support.stack import Stack
+from support.waiting import wait_until
+
+import modelreg as wandb
+from modelreg.errors import Conflict, NotFound
+
+# The browser test's own skip conditions (the module's other tests need no browser).
+BROWSER_READY = not any(mark.args and mark.args[0] for mark in BROWSER_TEST_MARKS if mark.name == "skipif")
+
+
+@pytest.fixture
+def server(stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Stack:
+    """The scripts pass no URL: they find the server in the environment, and write their files in a temp dir."""
+    assert stack.client is not None
+    monkeypatch.setenv("MODELREG_URL", str(stack.client.make_url("/")).rstrip("/"))
+    for name in ("MODELREG_ENTITY", "MODELREG_PROJECT", "MODELREG_RUN_ID", "WANDB_PROJECT", "WANDB_ENTITY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return stack
+
+
+async def in_thread(script: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(script, *args)
+
+
+# From W&B's "Track experiments" and "Artifacts" quickstarts.
+
+
+def quickstart_training() -> str:
+    with open("dataset.csv", "w") as f:
+        f.write("x,y\n" + "\n".join(f"{i},{2 * i}" for i in range(10)))
+    run = wandb.init(
+        project="quickstart",
+        config={"learning_rate": 0.02, "architecture": "CNN", "dataset": "CIFAR-100", "epochs": 3},
+        tags=["baseline", "cnn"],
+        notes="first try",
+        group="sweep-1",
+        job_type="train",
+    )
+    artifact = wandb.Artifact(name="my_data", type="dataset")
+    artifact.add_file(local_path="dataset.csv")
+    run.log_artifact(artifact)
+
+    for epoch in range(wandb.config.epochs):
+        acc = 1 - 2 ** -(epoch + 1) - wandb.config.learning_rate
+        loss = 2 ** -(epoch + 1) + wandb.config.learning_rate
+        wandb.log({"acc": acc, "loss": loss})
+    wandb.config.update({"batch_size": 32})
+    wandb.config.dropout = 0.2
+    wandb.summary["best_acc"] = 0.855
+    wandb.log({"eval": {"acc": 0.8}}, step=10, commit=False)
+    wandb.log({"eval": {"loss": 0.3}})
+    run_id = run.id
+    wandb.finish()
+    assert wandb.run is None
+    return run_id
+
+
+def quickstart_consuming(run_id: str) -> tuple[list[str], str]:
+    with wandb.init(project="quickstart", job_type="evaluate") as run:
+        artifact = run.use_artifact("my_data:latest")
+        datadir = artifact.download()
+        entry = artifact.get_entry("dataset.csv")
+        assert entry.download(root="single") == str(Path("single") / "dataset.csv")
+        api = wandb.Api()
+        produced = api.run(f"quickstart/{run_id}")
+        return sorted(p.name for p in Path(datadir).iterdir()), produced.logged_artifacts()[0].name
+
+
+async def test_the_quickstart_logs_config_metrics_summary_and_a_dataset_that_another_run_uses(server: Stack) -> None:
+    run_id = await in_thread(quickstart_training)
+    files, logged = await in_thread(quickstart_consuming, run_id)
+
+    assert files == ["dataset.csv"] and logged == "my_data"
+    answer = await server.graphql(
+        """query($r: String!) { run(entity: "alice", project: "quickstart", runId: $r) {
+             state config summary tags notes group jobType metrics { key step value } } }""",
+        {"r": run_id},
+    )
+    run = answer["data"]["run"]
+    assert run["state"] == "FINISHED" and run["jobType"] == "train"
+    assert (run["tags"], run["notes"], run["group"]) == (["baseline", "cnn"], "first try", "sweep-1")
+    assert run["config"] == {
+        "learning_rate": 0.02,
+        "architecture": "CNN",
+        "dataset": "CIFAR-100",
+        "epochs": 3,
+        "batch_size": 32,
+        "dropout": 0.2,
+    }
+    assert run["summary"]["best_acc"] == 0.855 and run["summary"]["eval.loss"] == 0.3
+    steps = {(m["key"], m["step"]) for m in run["metrics"]}
+    assert {("acc", 0), ("acc", 2), ("eval.acc", 10), ("eval.loss", 10)} <= steps
+    assert ("acc", 3) not in steps  # step=10 moved the run on; nothing was logged in between
+
+    changes = await server.graphql(
+        'query($s: String!) { auditLog(stream: $s, action: "runs.config_updated") { items { details } } }',
+        {"s": f"run:alice/quickstart/{run_id}"},
+    )
+    assert [c["details"]["changes"] for c in changes["data"]["auditLog"]["items"]] == [
+        {"dropout": 0.2},
+        {"batch_size": 32},
+    ]  # newest first: each change after init is an event the run's page reloads on
+
+
+IGNORED = """
+import json, warnings
+import modelreg as wandb
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    run = wandb.init(
+        project="quickstart",
+        save_code=True,
+        sync_tensorboard=False,
+        settings=wandb.Settings(start_method="thread", _disable_stats=True),
+    )
+    for _ in range(2):  # said the first time only
+        wandb.watch(object())
+        wandb.define_metric("acc", summary="max")
+        wandb.log({"image": wandb.Image(object()), "acc": 0.5})
+    run.finish()
+print(json.dumps([str(w.message) for w in caught if issubclass(w.category, wandb.IgnoredByModelreg)]))
+"""
+
+
+async def test_w_and_b_options_with_no_meaning_here_are_accepted_with_a_warning_each(
+    server: Stack, tmp_path: Path
+) -> None:
+    (tmp_path / "ignored.py").write_text(IGNORED)
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "ignored.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout.strip().splitlines()[-1])
+    for what in ("save_code", "sync_tensorboard", "start_method", "_disable_stats", "watch", "define_metric", "Image"):
+        assert sum(what in message for message in said) == 1, (what, said)
+
+
+# From W&B's registry guide: log a model, link it into the registry, fetch it by its registry path.
+
+
+def link_into_the_registry(path: Path) -> str:
+    path.write_text("weights")
+    with wandb.init(project="mnist", job_type="train") as run:
+        artifact = wandb.Artifact(name="mnist-cnn", type="model", metadata={"acc": 0.97})
+        artifact.add_file(local_path=str(path), name="model.pt")
+        run.log_artifact(artifact, aliases=["latest", "best"])
+        run.link_artifact(artifact, target_path="wandb-registry-model/mnist-classifier", aliases=["staging"])
+        artifact.wait()
+        return artifact.id  # type: ignore[return-value]
+
+
+def fetch_from_the_registry() -> dict[str, Any]:
+    api = wandb.Api()
+    found = {
+        form: api.artifact(form).id
+        for form in (
+            "alice/model-registry/mnist-classifier:staging",
+            "model-registry/mnist-classifier:staging",
+            "wandb-registry-model/mnist-classifier:latest",
+            "model-registry/mnist-classifier:v0",
+            "mnist/mnist-cnn:best",
+            "alice/mnist/mnist-cnn:v0",
+        )
+    }
+    with wandb.init(project="serving", job_type="inference") as run:
+        model = run.use_artifact("model-registry/mnist-classifier:staging", type="model")
+        model_path = run.use_model("model-registry/mnist-classifier:staging")
+        found["used"] = model.id
+        found["metadata"] = model.metadata
+        found["path"] = Path(model_path).read_text()
+    return found
+
+
+async def test_a_model_linked_with_a_registry_path_is_found_by_every_path_w_and_b_users_write(
+    server: Stack, tmp_path: Path
+) -> None:
+    version_id = await in_thread(link_into_the_registry, tmp_path / "cnn.pt")
+    found = await in_thread(fetch_from_the_registry)
+
+    assert {k: v for k, v in found.items() if k not in ("metadata", "path")} == dict.fromkeys(
+        [
+            "alice/model-registry/mnist-classifier:staging",
+            "model-registry/mnist-classifier:staging",
+            "wandb-registry-model/mnist-classifier:latest",
+            "model-registry/mnist-classifier:v0",
+            "mnist/mnist-cnn:best",
+            "alice/mnist/mnist-cnn:v0",
+            "used",
+        ],
+        version_id,
+    )
+    assert found["metadata"] == {"acc": 0.97} and found["path"] == "weights"
+    with pytest.raises(NotFound, match="registered model"):
+        await in_thread(lambda: wandb.Api().artifact("model-registry/mnist-classifier:production"))
+
+
+# Artifacts edited after logging: W&B's artifact.save() and artifact.delete().
+
+
+def log_versions(folder: Path, contents: list[str]) -> list[str]:
+    ids = []
+    with wandb.init(project="data", job_type="ingest") as run:
+        for n, content in enumerate(contents):
+            (folder / "rows.txt").write_text(content)
+            artifact = wandb.Artifact("rows", "dataset", description=f"batch {n}")
+            artifact.add_file(str(folder / "rows.txt"))
+            ids.append(run.log_artifact(artifact).id)
+    return ids
+
+
+def edit_and_delete() -> dict[str, Any]:
+    api = wandb.Api(overrides={"project": "data"})
+    first = api.artifact("rows:v0")
+    first.description = "the cleaned batch"
+    first.metadata["rows"] = 3
+    first.aliases.append("golden")
+    first.save()
+    moved = api.artifact("rows:v1")
+    moved.aliases.append("golden")  # an alias names one version: it leaves v0
+    moved.save()
+    seen = {"golden": api.artifact("rows:golden").version, "v0": api.artifact("rows:v0").aliases}
+    seen["v0 edited"] = (api.artifact("rows:v0").description, api.artifact("rows:v0").metadata)
+    try:
+        moved.delete()
+    except Conflict as refused:
+        seen["refused"] = str(refused)
+    moved.delete(delete_aliases=True)
+    seen["listed"] = [a.version for a in api.artifacts("dataset", "data/rows")]
+    seen["collections"] = [(c.name, c.version_count) for c in api.artifact_collections("data", "dataset")]
+    seen["types"] = [t.name for t in api.artifact_types("data")]
+    try:
+        api.artifact("rows:v1")
+    except NotFound:
+        seen["v1 gone"] = True
+    return seen
+
+
+async def test_saving_and_deleting_logged_artifacts_are_events_and_a_deleted_number_is_never_reused(
+    server: Stack, tmp_path: Path
+) -> None:
+    await in_thread(log_versions, tmp_path, ["a", "b", "c"])
+    seen = await in_thread(edit_and_delete)
+
+    assert seen["golden"] == "v1" and seen["v0"] == []
+    assert seen["v0 edited"] == ("the cleaned batch", {"rows": 3})
+    assert "golden" in seen["refused"] and "delete_aliases=True" in seen["refused"]
+    assert seen["listed"] == ["v0", "v2"] and seen["v1 gone"]
+    assert seen["collections"] == [("rows", 2)] and seen["types"] == ["dataset"]
+
+    again = await in_thread(log_versions, tmp_path, ["b", "d"])  # v1's content, then new content
+    listed = (
+        await server.graphql(
+            '{ artifactVersions(entity: "alice", project: "data", name: "rows") { items { id version } } }'
+        )
+    )["data"]["artifactVersions"]["items"]
+    assert [v["version"] for v in listed] == ["v0", "v2", "v3", "v4"]  # v1 stays unused
+    assert listed[2]["id"] == again[0]
+    audit = await server.graphql('{ auditLog(stream: "artifact:alice/data/rows") { items { action details } } }')
+    actions = [r["action"] for r in audit["data"]["auditLog"]["items"]]
+    assert actions.count("artifacts.version_edited") == 2 and actions.count("artifacts.version_deleted") == 1
+
+
+# Finding runs with W&B's public API: filters, order, history, artifacts, files.
+
+
+def sweep_of_runs(folder: Path) -> None:
+    for n, (lr, acc, tags) in enumerate(
+        [(0.1, 0.71, ["baseline"]), (0.01, 0.92, ["tuned"]), (0.001, 0.88, ["tuned", "slow"]), (0.05, 0.5, [])]
+    ):
+        with wandb.init(
+            project="sweep",
+            name=f"resnet-{n}" if n < 3 else "vgg",
+            config={"lr": lr, "opt": {"name": "adam"}},
+            tags=tags,
+        ) as run:
+            for step in range(4):
+                run.log({"loss": 1 / (step + 1), "acc": acc * (step + 1) / 4})
+            if n == 0:
+                (folder / "notes.md").write_text("kept with the run")
+                run.save(str(folder / "notes.md"), base_path=str(folder))
+                run.log_artifact(str(folder / "notes.md"), name="notes", type="doc")
+            if n == 1:
+                run.use_artifact("notes:latest", type="doc")
+    with wandb.init(project="sweep", name="resnet-crashed", config={"lr": 0.2}) as run:
+        run.finish(exit_code=1)
+
+
+def find_runs() -> dict[str, Any]:
+    api = wandb.Api()
+    names = lambda **kw: [r.name for r in api.runs("sweep", per_page=2, **kw)]  # noqa: E731
+    found: dict[str, Any] = {
+        "lr > 0.01": names(filters={"config.lr": {"$gt": 0.01}}),
+        "lr in": names(filters={"config.lr.value": {"$in": [0.1, 0.001]}}),
+        "nested": names(filters={"config.opt.name": "adam", "state": "finished"}),
+        "or": names(filters={"$or": [{"tags": "baseline"}, {"summary_metrics.acc": {"$gte": 0.9}}]}),
+        "and regex": names(filters={"$and": [{"display_name": {"$regex": "^resnet"}}, {"state": {"$ne": "failed"}}]}),
+        "tags in": names(filters={"tags": {"$in": ["slow", "baseline"]}}),
+        "by acc": names(filters={"state": "finished"}, order="+summary_metrics.acc"),
+        "failed": names(filters={"state": "failed"}),
+    }
+    finished = api.runs("sweep", filters={"state": "finished"}, order="-summary_metrics.acc")
+    found["len and index"] = (len(finished), finished[0].name, finished[-1].name)
+    best = api.runs("sweep", filters={"display_name": "resnet-1"})[0]
+    found["best"] = (best.config, best.summary["acc"], best.tags, best.state)
+    first = next(iter(api.runs("sweep", filters={"display_name": "resnet-0"})))
+    found["history"] = first.history(keys=["loss"], pandas=False)
+    found["sampled"] = len(first.history(samples=2, pandas=False))
+    found["scan"] = [row["acc"] for row in first.scan_history(keys=["acc"])]
+    found["logged"] = sorted(a.name for a in first.logged_artifacts())
+    found["first id"] = first.id
+    found["used"] = [a.name for a in best.used_artifacts()]
+    found["files"] = [(f.name, f.size) for f in first.files()]
+    return found
+
+
+async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with_their_history(
+    server: Stack, tmp_path: Path
+) -> None:
+    await in_thread(sweep_of_runs, tmp_path)
+    found = await in_thread(find_runs)
+
+    assert found["lr > 0.01"] == ["resnet-crashed", "vgg", "resnet-0"]  # newest first
+    assert found["lr in"] == ["resnet-2", "resnet-0"]
+    assert found["nested"] == ["vgg", "resnet-2", "resnet-1", "resnet-0"]
+    assert found["or"] == ["resnet-1", "resnet-0"]
+    assert found["and regex"] == ["resnet-2", "resnet-1", "resnet-0"]
+    assert found["tags in"] == ["resnet-2", "resnet-0"]
+    assert found["by acc"] == ["vgg", "resnet-0", "resnet-2", "resnet-1"]
+    assert found["failed"] == ["resnet-crashed"]
+    assert found["len and index"] == (4, "resnet-1", "vgg")
+    assert found["best"] == ({"lr": 0.01, "opt": {"name": "adam"}}, 0.92, ["tuned"], "finished")
+    assert found["history"] == [{"_step": s, "loss": 1 / (s + 1)} for s in range(4)]
+    assert found["sampled"] == 2
+    assert found["scan"] == pytest.approx([0.71 * (s + 1) / 4 for s in range(4)])
+    assert found["logged"] == ["notes", f"run-{found['first id']}-files"]
+    assert found["used"] == ["notes"] and found["files"] == [("notes.md", len("kept with the run"))]
+
+    # What answers filters on config, summary and tags: their GIN indexes (asked with sequential scans priced
+    # out, since a handful of rows is cheaper to scan than any index).
+    # A connection of its own: the `pool` fixture migrates again beside the running stack and waits on it.
+    connection = await asyncpg.connect(server.settings.database_url)
+    try:
+        await connection.execute("SET enable_seqscan = off")
+        for condition, index in [
+            ("""config @> '{"lr": 0.01}'""", "runs_by_config"),
+            ("""summary @> '{"acc": 0.92}'""", "runs_by_summary"),
+            ("config @? '$.\"lr\"'", "runs_by_config"),
+            ("tags && ARRAY['tuned']", "runs_by_tag"),
+        ]:
+            plan = "\n".join(r[0] for r in await connection.fetch(f"EXPLAIN SELECT run_id FROM runs WHERE {condition}"))
+            assert index in plan, plan
+    finally:
+        await connection.close()
+
+
+# Alerts: an audit record and a live event.
+
+
+def raise_an_alert() -> str:
+    with wandb.init(project="alerts") as run:
+        wandb.alert(title="Low accuracy", text="accuracy 0.4 is below 0.5", level=wandb.AlertLevel.WARN)
+        return run.id
+
+
+async def test_an_alert_is_an_audit_record_and_a_live_event(server: Stack) -> None:
+    async with graphql_socket(server, headers=await server.auth()) as socket:
+        await socket.init()
+        await socket.subscribe("alerts", 'subscription { events(types: ["runs.alert_raised"]) { payload actor } }')
+        await log_readers_reach(server, 1)
+        run_id = await in_thread(raise_an_alert)
+        (event,) = await socket.next_events("alerts", 1)
+    assert event["payload"]["title"] == "Low accuracy" and event["actor"] == "user:alice"
+    assert event["payload"]["level"] == "WARN" and event["payload"]["run_id"] == run_id
+    audit = await server.graphql('{ auditLog(action: "runs.alert_raised") { items { actor details } } }')
+    assert [r["details"]["text"] for r in audit["data"]["auditLog"]["items"]] == ["accuracy 0.4 is below 0.5"]
+
+
+# A Launch job: its process finds its entity, project, run and config where W&B Launch puts them.
+
+LAUNCHED = """
+import modelreg as wandb
+
+run = wandb.init()
+wandb.config.setdefaults({"lr": 0.1, "epochs": 2})
+for epoch in range(wandb.config.epochs):
+    wandb.log({"loss": wandb.config.lr / (epoch + 1)})
+print("joined", run.entity, run.project, run.id, wandb.config.lr)
+wandb.finish()
+"""
+
+
+async def test_a_launched_w_and_b_script_joins_its_jobs_project_and_run_with_a_bare_init(
+    server: Stack, tmp_path: Path
+) -> None:
+    from test_launch_and_automations import CREATE_QUEUE, ENQUEUE, _finished, _job, agents
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "job.py").write_text(LAUNCHED)
+    for command in (
+        ["init", "-q"],
+        ["add", "job.py"],
+        ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "job"],
+    ):
+        subprocess.run(["git", *command], cwd=repo, check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    await server.graphql(CREATE_QUEUE, {"n": "cpu"})
+    source = {"kind": "git", "git_remote": str(repo), "git_commit": commit, "entry_point": ["python", "job.py"]}
+    job_id = (await server.graphql(ENQUEUE, {"s": source, "c": {"lr": 0.05}}))["data"]["enqueueJob"]["id"]
+
+    assert server.client is not None
+    url = str(server.client.make_url("/")).rstrip("/")
+    async with agents(url, await server.key("service:agent", role="member")):
+        await wait_until(lambda: _finished(server, job_id), timeout_s=90)
+    job = await _job(server, job_id)
+    assert job["state"] == "FINISHED", (job["reason"], job["exitCode"], job["output"])
+    joined = next(o["text"] for o in job["output"] if o["text"].startswith("joined")).split()
+    assert joined[1:3] == ["acme", "nature"] and joined[4] == "0.05"  # the job's config wins over setdefaults
+    run_ids = (await server.graphql("query($id: ID!) { launchJob(id: $id) { runIds } }", {"id": job_id}))["data"]
+    assert run_ids["launchJob"]["runIds"] == [joined[3]]
+    run = (
+        await server.graphql(
+            'query($r: String!) { run(entity: "acme", project: "nature", runId: $r) { state config environment } }',
+            {"r": joined[3]},
+        )
+    )["data"]["run"]
+    assert run["state"] == "FINISHED" and run["config"] == {"lr": 0.05, "epochs": 2}
+    assert run["environment"]["launch"]["job_id"] == job_id
+
+
+# Offline, the same script is recorded and synced with its config changes.
+
+
+def offline_script(folder: Path) -> str:
+    with wandb.init(project="plane", mode="offline", offline_dir=str(folder), tags=["offline"]) as run:
+        wandb.config.update({"lr": 0.3})
+        run.summary.update({"best": 1.0})
+        wandb.log({"loss": 0.5})
+        return run.id
+
+
+async def test_an_offline_w_and_b_script_syncs_its_config_changes_and_tags(server: Stack, tmp_path: Path) -> None:
+    from modelreg.spool import offline_run_folders
+    from modelreg.sync import sync_offline_run
+    from modelreg.transport import Transport
+
+    run_id = await in_thread(offline_script, tmp_path / "spool")
+    (folder,) = offline_run_folders([tmp_path / "spool"])
+    await in_thread(lambda: sync_offline_run(folder, Transport()))
+    run = (
+        await server.graphql(
+            'query($r: String!) { run(entity: "default", project: "plane", runId: $r) { state config summary tags } }',
+            {"r": run_id},
+        )
+    )["data"]["run"]
+    assert run["state"] == "FINISHED" and run["config"] == {"lr": 0.3} and run["tags"] == ["offline"]
+    assert run["summary"]["best"] == 1.0 and run["summary"]["loss"] == 0.5
+
+
+# The rest of a W&B script's everyday surface: login, resuming, renaming, disabled mode, models, artifact files.
+
+
+def resume_rename_and_hand_on(folder: Path, key: str, url: str) -> dict[str, Any]:
+    seen: dict[str, Any] = {"logged in": wandb.login(key=key, host=url)}
+    first = wandb.init(project="handover", id="trainer-1", name="draft")
+    first.name, first.notes, first.tags = "trainer", "resumed once", ("v2",)
+    seen["url"] = first.url
+    first.log({"loss": 1.0})
+    first.log({"loss": 0.9})
+    first.flush()
+    # As a restarted process would (the first one died without finishing): it joins the running run.
+    again = wandb.init(project="handover", id="trainer-1", resume="allow", config={"seed": 7}, reinit="create_new")
+    seen["joined"] = (again.id, again.name, again.tags, dict(again.config), again.step)
+    again.log({"loss": 0.8})  # after the steps the first process logged, not over them
+    (folder / "model.pt").write_text("weights")
+    again.link_model(
+        str(folder / "model.pt"), "model-registry/handover-model", name="handover-cnn", aliases=["candidate"]
+    )
+    wandb.finish()
+    seen["finished again"] = wandb.run is None
+    with wandb.init(project="handover", id="trainer-1", resume="must") as reopened:  # it ended: running again
+        seen["reopened"] = (reopened.resumed, reopened.step, wandb.Api().run("handover/trainer-1").state)
+        reopened.log({"loss": 0.7})
+
+    with wandb.init(mode="disabled") as off:
+        off.log({"loss": 1.0})
+        seen["disabled"] = (off.disabled, off.url)
+
+    with wandb.init(project="handover", job_type="eval") as run:
+        model = run.use_artifact("handover-cnn:latest")
+        model.download(folder / "checkout")
+        (folder / "checkout" / "stray.txt").write_text("not part of it")
+        model.checkout(folder / "checkout")
+        model.verify(folder / "checkout")
+        seen["checked out"] = sorted(p.name for p in (folder / "checkout").iterdir())
+        seen["files"] = [
+            (f.name, f.size, f.digest.startswith("sha256:"), f.url.endswith(f.digest))
+            for f in model.files(names=["model.pt"])
+        ]
+        seen["linked"] = model.link("wandb-registry-model/handover-backup", aliases=["latest", "first"])
+        seen["lineage"] = (model.logged_by().id, [r.id for r in model.used_by()])
+        seen["eval run"] = run.id
+
+    api = wandb.Api(api_key=key, timeout=30)
+    public = api.run("handover/trainer-1")
+    public.tags.append("reviewed")
+    public.config["seed"] = 8
+    public.update()
+    seen["updated"] = (api.run("handover/trainer-1").tags, api.run("handover/trainer-1").config)
+    seen["type"] = [c.name for c in api.artifact_type("model", "handover").collections()]
+    seen["backup"] = api.artifact("model-registry/handover-backup:first").name
+    return seen
+
+
+async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
+    server: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELREG_CONFIG_DIR", str(tmp_path / "settings"))
+    monkeypatch.delenv("MODELREG_API_KEY")
+    assert server.client is not None
+    url = str(server.client.make_url("/")).rstrip("/")
+    key = await server.key("user:alice")
+    seen = await in_thread(resume_rename_and_hand_on, tmp_path, key, url)
+
+    assert seen["logged in"] and (tmp_path / "settings" / "settings").is_file()
+    assert seen["url"] == f"{url}/#/runs/alice/handover/trainer-1"
+    assert seen["joined"] == ("trainer-1", "trainer", ("v2",), {"seed": 7}, 2)
+    assert seen["finished again"] and seen["reopened"] == (True, 3, "running")
+    assert seen["disabled"] == (True, None)
+    assert seen["checked out"] == ["model.pt"]
+    assert seen["files"] == [("model.pt", len("weights"), True, True)]
+    assert seen["linked"] == "v0" and seen["lineage"] == ("trainer-1", [seen["eval run"]])
+    assert seen["updated"] == (["v2", "reviewed"], {"seed": 8})
+    assert seen["type"] == ["handover-cnn"] and seen["backup"] == "handover-cnn"
+    run = (
+        await server.graphql(
+            '{ run(entity: "alice", project: "handover", runId: "trainer-1") '
+            "{ name notes state metrics { step value } } }"
+        )
+    )["data"]["run"]
+    assert run == {
+        "name": "trainer",
+        "notes": "resumed once",
+        "state": "FINISHED",
+        "metrics": [{"step": s, "value": v} for s, v in enumerate([1.0, 0.9, 0.8, 0.7])],
+    }
+    model = (
+        await server.graphql('{ registeredModel(name: "handover-model") { alias(name: "candidate") { version } } }')
+    )["data"]["registeredModel"]
+    assert model["alias"]["version"] == "v0"
+
+
+# What a running script changes shows on its run's page as it happens.
+
+
+@pytest.mark.parametrize("log_kind", ["postgres"], indirect=True)
+@pytest.mark.skipif(not BROWSER_READY, reason="playwright or chromium is missing (scripts/setup.sh installs them)")
+async def test_a_config_change_and_an_alert_appear_live_on_the_open_run_page(server: Stack) -> None:
+    from playwright.async_api import expect
+
+    assert server.client is not None
+    url = str(server.client.make_url("/")).rstrip("/")
+    run = await in_thread(lambda: wandb.init(project="live", config={"lr": 0.1}, tags=["watched"], notes="to watch"))
+    async with open_browser(url + "/") as browser:
+        page = await browser.page(await server.key("user:dana", role="viewer"), expect_principal="user:dana")
+        await page.goto(f"{url}/#/runs/alice/live/{run.id}")
+        await expect(page.get_by_test_id("run-tags")).to_contain_text("watched")
+        await expect(page.get_by_test_id("run-notes")).to_have_text("to watch")
+        await expect(page.locator(".live")).to_contain_text("live")
+
+        await in_thread(lambda: run.config.update({"lr": 0.05}))
+        await in_thread(lambda: run.alert("Loss spiked", "loss 9.1 at step 300", wandb.AlertLevel.ERROR))
+        changes = page.get_by_test_id("run-changes")
+        await expect(changes).to_contain_text('{"lr":0.05}')
+        await expect(changes).to_contain_text("ERROR Loss spiked loss 9.1 at step 300")
+        await expect(page.get_by_role("main")).to_contain_text("0.05")  # the config table, reloaded
+    await in_thread(run.finish)

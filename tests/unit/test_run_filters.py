@@ -1,0 +1,80 @@
+"""W&B's MongoDB-style run filters become SQL with bound values, or a refusal that says what to write."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelreg.errors import InvalidInput
+from modelreg.projections.run_query import RunQuery, order_by
+
+
+def translated(filters: dict) -> tuple[str, list]:
+    query = RunQuery(first_parameter=3)  # $1 and $2 are the entity and project
+    return query.where(filters), query.args
+
+
+def test_config_equality_is_containment_that_the_gin_index_answers() -> None:
+    assert translated({"config.lr": 0.01}) == ("config @> $3::jsonb", [{"lr": 0.01}])
+    assert translated({"config.optimizer.name.value": "adam"}) == (
+        "config @> $3::jsonb",
+        [{"optimizer": {"name": "adam"}}],
+    )  # W&B's {"value": ...} wrapping is dropped
+
+
+def test_ranges_and_existence_are_jsonpath_with_the_value_as_a_json_literal() -> None:
+    assert translated({"summary_metrics.acc": {"$gte": 0.9, "$lt": 1}}) == (
+        "summary @@ $3::jsonpath AND summary @@ $4::jsonpath",
+        ['$."acc" >= 0.9', '$."acc" < 1'],
+    )
+    assert translated({"config.name": {"$gt": 'x" || true'}})[1] == ['$."name" > "x\\" || true"']
+    assert translated({"config.lr": {"$exists": False}}) == ("NOT config @? $3::jsonpath", ['$."lr"'])
+
+
+def test_logic_tags_and_columns_nest_with_parameters_numbered_in_order() -> None:
+    sql, args = translated(
+        {"$or": [{"tags": {"$in": ["a", "b"]}}, {"$and": [{"state": "finished"}, {"display_name": {"$regex": "^r"}}]}]}
+    )
+    assert sql == "(tags && $3::text[]) OR ((state = $4) AND (name ~ $5))"
+    assert args == [["a", "b"], "finished", "^r"]
+    assert translated({"$nor": [{"tags": "x"}]}) == ("NOT ((tags @> ARRAY[$3]::text[]))", ["x"])
+    assert translated({"createdAt": {"$gt": "2026-12-01T09:00:00Z"}})[0] == "started_at > $3"
+
+
+@pytest.mark.parametrize(
+    ("filters", "said"),
+    [
+        ({"colour": "red"}, "cannot be filtered by 'colour'"),
+        ({"$xor": []}, "unknown runs filter operator"),
+        ({"$and": "state"}, "non-empty list"),
+        ({"config.lr": {"$near": 1}}, "unknown operator"),
+        ({"config.lr": {"$gt": [1]}}, "compares with a number or a string"),
+        ({"tags": {"$gt": "a"}}, "does not apply to tags"),
+        ({"state": {"$in": list(range(101))}}, "list of 1 to 100"),
+        ({"createdAt": {"$gt": "yesterday"}}, "ISO 8601"),
+        ({"config.a..b": 1}, "not a key path"),
+    ],
+)
+def test_a_filter_it_cannot_translate_is_refused_saying_what_to_write(filters: dict, said: str) -> None:
+    with pytest.raises(InvalidInput, match=said):
+        translated(filters)
+
+
+def test_filters_are_bounded_in_depth_and_size() -> None:
+    deep: dict = {"state": "finished"}
+    for _ in range(10):
+        deep = {"$and": [deep]}
+    with pytest.raises(InvalidInput, match="deeper"):
+        translated(deep)
+    with pytest.raises(InvalidInput, match="more than 100 conditions"):
+        translated({"$or": [{"state": str(n)} for n in range(101)]})
+
+
+def test_orders_sort_by_a_column_or_a_bound_key_path_and_break_ties_by_run_id() -> None:
+    assert order_by("-created_at") is None and order_by(None) is None  # the default, newest first
+    by_acc = order_by("+summary_metrics.acc")
+    assert by_acc is not None and by_acc.with_parameter(7) == "(summary #> $7::text[]) ASC NULLS LAST, run_id ASC"
+    assert by_acc.path == ["acc"]
+    name = order_by("-display_name")
+    assert name is not None and (name.sql, name.path) == ("name DESC NULLS LAST, run_id DESC", None)
+    with pytest.raises(InvalidInput, match="cannot be ordered"):
+        order_by("config")
