@@ -283,11 +283,31 @@ async def healthz(request: web.Request) -> web.Response:
         if parked_by.get(name):
             report["status"] = "degraded"
     report["projections"] = projections
-    report["parked_streams"] = [
-        {"projection": r["projection"], "stream": r["stream"], "error": r["error"], "since": r["parked_at"].isoformat()}
-        for r in parked_list
-    ]
+    # A stream's name can name a private entity or model: the list goes to an admin key only (a probe or a
+    # monitor without one still sees the counts and the status above).
+    if await _asked_by_an_admin(request):
+        report["parked_streams"] = [
+            {
+                "projection": r["projection"],
+                "stream": r["stream"],
+                "error": r["error"],
+                "since": r["parked_at"].isoformat(),
+            }
+            for r in parked_list
+        ]
+    elif parked_list:
+        report["parked_streams_listed_for"] = "an admin key (Authorization: Bearer ...), or `modelreg parked`"
     return web.json_response(report)
+
+
+async def _asked_by_an_admin(request: web.Request) -> bool:
+    if "Authorization" not in request.headers:
+        return False
+    try:
+        caller = await caller_of(request, IdentityQueries(request.app[APP].reads.pool))
+    except PermissionDenied:
+        return False
+    return caller is not None and caller.role == "admin" and not caller.limits
 
 
 async def issue_first_admin_key(app: web.Application, key_file: Path) -> str | None:

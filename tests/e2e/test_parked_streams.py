@@ -104,7 +104,9 @@ async def test_an_admin_sees_a_parked_stream_and_releases_it_by_skipping_the_eve
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert stack.client is not None
     health = await (await stack.client.get("/healthz")).json()
-    assert health["status"] == "degraded"
+    assert health["status"] == "degraded" and "parked_streams" not in health  # a stream's name is not public
+    assert health["projections"]["registry"]["parked_streams"] >= 1
+    health = await (await stack.client.get("/healthz", headers=await stack.auth())).json()
     listed = {(p["projection"], p["stream"]) for p in health["parked_streams"]}
     assert listed >= {("registry", stream), ("audit", stream)}
 
@@ -127,7 +129,7 @@ async def test_an_admin_sees_a_parked_stream_and_releases_it_by_skipping_the_eve
     assert {(r["actor"], r["details"]["reason"], r["details"]["projection"]) for r in records} == {
         ("user:ops", "written by a 0.9 preview", projection) for projection in found
     }
-    health = await (await stack.client.get("/healthz")).json()
+    health = await (await stack.client.get("/healthz", headers=await stack.auth())).json()
     assert (health["status"], health["parked_streams"]) == ("ok", [])
 
     # A rebuild from scratch reads the skip on the log and decides the same.
