@@ -169,6 +169,8 @@ class ArtifactQueries(graphene.ObjectType):
     ) -> dict:
         limit = page_size(first)
         cursor = decode_key_cursor(after, 1)
+        if not info.context.readable.entity(entity):  # a private team's collections: as if it had none
+            return {"items": [], "end_cursor": after, "has_next_page": False}
         rows = await info.context.reads.artifact_collections_page(
             entity, project, type, after_name=cursor[0] if cursor else None, limit=limit + 1
         )
@@ -180,6 +182,8 @@ class ArtifactQueries(graphene.ObjectType):
     ) -> dict:
         limit = page_size(first)
         cursor = decode_key_cursor(after, 1)
+        if not info.context.readable.entity(entity):
+            return {"items": [], "end_cursor": after, "has_next_page": False}
         names = [t for t in await info.context.reads.artifact_types(entity, project) if not cursor or t > cursor[0]]
         found = key_page(
             [{"name": t} for t in names[: limit + 1]], limit, after, lambda last: encode_key_cursor(last["name"])

@@ -176,6 +176,8 @@ def arguments(lynx: Lynx) -> dict[str, list[str]]:
             f'id: "{ids["published"]}"',
         ],
         "artifactVersions": ['entity: "lynx", project: "den", name: "lynx-model"'],
+        "artifactCollections": ['entity: "lynx", project: "den"', 'entity: "lynx", project: "den", type: "model"'],
+        "artifactTypes": ['entity: "lynx", project: "den"'],
     }
 
 
@@ -224,6 +226,8 @@ def secrets_in(answer: Any, lynx: Lynx, asked: str = "") -> set[str]:
 ABOUT_THE_CALLER = {"viewer", "principals", "parkedStreams"}
 # Fields that reach no team's data, whoever asks.
 NOTHING_PRIVATE_THERE = {"parkedStreams", "viewer"}
+# Fields whose answer names no team's things (artifact types: "model", "dataset"): checked for emptiness instead.
+EMPTY_FOR_OUTSIDERS = {"artifactTypes"}
 
 
 async def test_every_query_shows_a_private_team_to_its_viewers_and_admins_and_nothing_of_it_to_others(
@@ -251,10 +255,14 @@ async def test_every_query_shows_a_private_team_to_its_viewers_and_admins_and_no
                     codes = {e["extensions"]["code"] for e in answer.get("errors", [])}
                     assert codes <= {"NOT_FOUND", "FORBIDDEN"}, (document, answer)
                     assert not secrets_in(answer, lynx, document), (document, json.dumps(answer)[:2000])
+                    if name in EMPTY_FOR_OUTSIDERS:
+                        assert answer["data"][name]["items"] == [], (document, answer)
+                elif name in EMPTY_FOR_OUTSIDERS:
+                    assert answer["data"][name]["items"], (who, document, answer)
                 elif name not in ABOUT_THE_CALLER:
                     assert "errors" not in answer, (who, document, answer)
                 seen[who] |= secrets_in(answer, lynx, document)
-            if name not in NOTHING_PRIVATE_THERE:
+            if name not in NOTHING_PRIVATE_THERE | EMPTY_FOR_OUTSIDERS:
                 assert seen[ADMIN], f"{name}({args}) shows an admin nothing of lynx: the matrix checks nothing there"
         if name not in ABOUT_THE_CALLER:
             assert seen[VIEWER] == seen[ADMIN], (name, seen[ADMIN] - seen[VIEWER])

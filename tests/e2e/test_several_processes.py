@@ -33,7 +33,7 @@ async def test_killing_an_api_and_a_projector_loses_no_acknowledged_action(
     results: dict[str, object] = {}
 
     def client() -> None:
-        results["acked"], results["failed"] = spread_work(installation, tmp_path / "files", actions=40)
+        results["acked"], results["failed"] = spread_work(installation, tmp_path / "files", actions=200)
 
     worker = threading.Thread(target=client)
     worker.start()

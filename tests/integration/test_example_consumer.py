@@ -81,7 +81,7 @@ async def test_a_service_with_its_own_group_prints_every_event_and_flags_message
     assert len(lines) == 5
     printed = {line.split(" ", 1)[1] for line in lines}
     assert (
-        "runs.run_started v1 run:acme/nature/train-1 by user:alice "
+        "runs.run_started v2 run:acme/nature/train-1 by user:alice "
         f"at {started.occurred_at.isoformat()} id={started.id}" in printed
     )
     assert (
