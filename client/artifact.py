@@ -19,7 +19,7 @@ from tqdm import tqdm
 from modelreg import references
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.ignored import ignore
-from modelreg.transport import Transport
+from modelreg.transport import Transport, with_command_id
 
 PARALLEL_FILES = 4
 PROGRESS_FROM_BYTES = 10 * 1024 * 1024  # smaller transfers are over before a bar helps
@@ -528,7 +528,7 @@ class LoggedArtifact:
             "artifactVersionId": self.id,
             "aliases": settable_aliases(aliases),
         }
-        return self._transport.graphql(LINK, {"i": link})["linkArtifactVersion"]["version"]
+        return self._transport.graphql(LINK, {"i": with_command_id(link)})["linkArtifactVersion"]["version"]
 
     def logged_by(self) -> Any:
         """The run that logged it (a modelreg.public_run.PublicRun), or None."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from modelreg.artifact import ArtifactEntry, LoggedArtifact
 from modelreg.run_changes import RUN_CHANGES
-from modelreg.transport import Transport
+from modelreg.transport import Transport, with_command_id
 
 RUN_FIELDS = (
     "entity project runId name jobType state config summary environment startedAt startedBy finishedAt "
@@ -100,14 +100,14 @@ class PublicRun:
             if v != before and v is not None
         }
         if described:
-            self._transport.graphql(RUN_CHANGES["describe_run"], {"i": {**run, **described}})
+            self._transport.graphql(RUN_CHANGES["describe_run"], {"i": with_command_id({**run, **described})})
         for kind, now, before in (
             ("update_run_config", self.config, config),
             ("update_run_summary", self.summary, summary),
         ):
             changes = {k: v for k, v in now.items() if before.get(k, _ABSENT) != v}
             if changes:
-                self._transport.graphql(RUN_CHANGES[kind], {"i": {**run, "changes": changes}})
+                self._transport.graphql(RUN_CHANGES[kind], {"i": with_command_id({**run, "changes": changes})})
         self._as_read = (
             self.display_name,
             self.notes,

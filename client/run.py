@@ -17,6 +17,8 @@ from types import TracebackType
 from typing import Any
 from uuid import UUID
 
+from uuid_utils.compat import uuid7
+
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.artifact_paths import parse_artifact_path, registered_model_name
 from modelreg.environment import capture
@@ -25,7 +27,7 @@ from modelreg.ignored import ignore
 from modelreg.metric_sender import MetricSender, encoded
 from modelreg.run_changes import RUN_CHANGES
 from modelreg.run_values import Config, Summary, plain
-from modelreg.transport import Transport
+from modelreg.transport import Transport, with_command_id
 
 RUN_FILES_TYPE = "run-files"  # what `save()` and files left in `run.dir` are logged as
 
@@ -142,7 +144,7 @@ class Run:
     @classmethod
     def start_with(cls, transport: Transport, fields: dict[str, Any], dir: str | Path | None = None) -> Run:
         """Start a run from its StartRun input (see `start_fields`)."""
-        transport.graphql(_START, {"i": fields})
+        transport.graphql(_START, {"i": with_command_id(fields)})
         return cls.from_fields(transport, fields, dir=dir)
 
     @classmethod
@@ -299,7 +301,8 @@ class Run:
     def _change(self, kind: str, fields: dict[str, Any]) -> None:
         """Send one of run_changes.RUN_CHANGES now (an offline run records it instead)."""
         self.transport.graphql(
-            RUN_CHANGES[kind], {"i": {"entity": self.entity, "project": self.project, "runId": self.id, **fields}}
+            RUN_CHANGES[kind],
+            {"i": with_command_id({"entity": self.entity, "project": self.project, "runId": self.id, **fields})},
         )
 
     def alert(self, title: str, text: str = "", level: Any = "INFO", wait_duration: Any = None) -> None:
@@ -352,6 +355,8 @@ class Run:
         manifest = artifact.upload_files(self.transport)
         wanted = settable_aliases([*settable_aliases(aliases), *artifact.aliases])  # W&B: either place
         fields = self._artifact_fields(artifact, manifest, wanted)
+        # A client-chosen id: a log sent again after a lost answer comes back as the same version.
+        fields = with_command_id({**fields, "id": str(uuid7())})
         logged = self.transport.graphql(_LOG, {"i": fields})["logArtifactVersion"]
         artifact.mark_logged(logged["id"], logged["version"], manifest, LoggedArtifact(self.transport, logged))
         artifact.cleanup()
@@ -394,7 +399,11 @@ class Run:
             found = artifact_or_name
         self.transport.graphql(
             _USE,
-            {"i": {"artifactVersionId": found.id, "entity": self.entity, "project": self.project, "runId": self.id}},
+            {
+                "i": with_command_id(
+                    {"artifactVersionId": found.id, "entity": self.entity, "project": self.project, "runId": self.id}
+                )
+            },
         )
         return found
 
@@ -407,7 +416,7 @@ class Run:
             raise InvalidInput("log the artifact before linking it")
         model = registered_model_name(target_path)
         link = {"registeredModel": model, "artifactVersionId": artifact.id, "aliases": settable_aliases(aliases)}
-        linked = self.transport.graphql(LINK, {"i": link})
+        linked = self.transport.graphql(LINK, {"i": with_command_id(link)})
         return linked["linkArtifactVersion"]["version"]
 
     def log_model(
@@ -464,7 +473,7 @@ class Run:
         session.forget(self)
 
     def _send_finish(self, fields: dict[str, Any]) -> None:
-        self.transport.graphql(_FINISH, {"i": finish_input(fields)})
+        self.transport.graphql(_FINISH, {"i": with_command_id(finish_input(fields))})
 
     def __enter__(self) -> Run:
         return self

@@ -1,7 +1,9 @@
 """How the client talks to a modelreg server: GraphQL for commands and queries, /blobs for files.
 
 Connection failures and 5xx answers are retried with backoff (tenacity); GraphQL errors become
-ModelregError with the server's code, so training code can tell a typo from a hiccup.
+ModelregError with the server's code, so training code can tell a typo from a hiccup. A mutation is sent
+again only when that cannot apply it twice: it never reached the server, or it carries a command id
+(`with_command_id`), which the server applies once however often it arrives.
 """
 
 from __future__ import annotations
@@ -12,13 +14,22 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import orjson
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from modelreg.direct_upload import DirectUpload, presigned_put
-from modelreg.errors import Conflict, InvalidInput, ModelregError, NotFound, PermissionDenied, Unavailable
+from modelreg.errors import (
+    Conflict,
+    InvalidInput,
+    ModelregError,
+    NotFound,
+    NotYetVisible,
+    PermissionDenied,
+    Unavailable,
+)
 from modelreg.user_settings import load_login
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -29,6 +40,7 @@ _ERRORS: dict[str, type[ModelregError]] = {
     "NOT_FOUND": NotFound,
     "FORBIDDEN": PermissionDenied,
     "CONFLICT": Conflict,
+    "NOT_YET_VISIBLE": NotYetVisible,
 }
 
 
@@ -44,6 +56,41 @@ _retrying = retry(
     wait=wait_exponential(multiplier=0.2, max=5),
     reraise=True,
 )
+
+
+def _unsent(exc: BaseException) -> bool:
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+def _transient_or_not_yet_shown(exc: BaseException) -> bool:
+    # A command accepted but not yet shown: sent again with its id, it answers once the read models show it.
+    return _transient(exc) or isinstance(exc, NotYetVisible)
+
+
+# A mutation without a command id: only what never left this machine is sent again (the server may have
+# applied what it received, and would apply it twice).
+_retrying_unsent = retry(
+    retry=retry_if_exception(_unsent),
+    stop=stop_after_attempt(6),
+    wait=wait_exponential(multiplier=0.2, max=5),
+    reraise=True,
+)
+_retrying_repeatable = retry(
+    retry=retry_if_exception(_transient_or_not_yet_shown),
+    stop=stop_after_attempt(6),
+    wait=wait_exponential(multiplier=0.2, max=5),
+    reraise=True,
+)
+
+
+def with_command_id(fields: dict[str, Any]) -> dict[str, Any]:
+    """A mutation's input with a fresh command id (unless it has one): after a lost answer (a cut connection,
+    an API replaced mid-request) the transport may send it again, and the server applies it once."""
+    return {"commandId": str(uuid4()), **fields}
+
+
+def _carries_command_id(variables: dict[str, Any]) -> bool:
+    return any(isinstance(value, dict) and value.get("commandId") for value in variables.values())
 
 
 class Transport:
@@ -86,19 +133,26 @@ class Transport:
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None, *, compress: bool = False) -> dict[str, Any]:
         """`compress`: send the body gzipped (a batch of metrics: JSON numbers shrink to about a third)."""
+        variables = variables or {}
+        if not query.lstrip().startswith("mutation"):
+            attempts = _retrying
+        else:
+            attempts = _retrying_repeatable if _carries_command_id(variables) else _retrying_unsent
         try:
-            body = self._post_graphql(query, variables or {}, compress)
+            return attempts(self._answer)(query, variables, compress)
         except httpx.TransportError as exc:
             raise Unavailable(
                 f"cannot reach modelreg at {self.url} ({exc}): is the server running? (MODELREG_URL, `modelreg login`)"
             ) from exc
+
+    def _answer(self, query: str, variables: dict[str, Any], compress: bool) -> dict[str, Any]:
+        body = self._post_graphql(query, variables, compress)
         if body.get("errors"):
             error = body["errors"][0]
             code = (error.get("extensions") or {}).get("code", "INTERNAL")
             raise _ERRORS.get(code, ModelregError)(error["message"], code=code)
         return body["data"]
 
-    @_retrying
     def _post_graphql(self, query: str, variables: dict[str, Any], compress: bool = False) -> dict[str, Any]:
         if compress:
             body = zlib.compress(orjson.dumps({"query": query, "variables": variables}), 1, wbits=31)  # gzip

@@ -19,6 +19,10 @@ from modelreg.services.commands.handlers import HANDLERS
 from modelreg.services.commands.offline_claims import bounded_claim
 from modelreg.services.commands.read_models import ProjectionsShowing, ReadModels
 
+# The read models a handler asks whether a command was accepted before: the audit log (by the command's id)
+# and the registry (a version's client-chosen id, or a manifest equal to the newest version's).
+DEDUPING_PROJECTIONS = ("audit", "registry")
+
 
 @dataclass(frozen=True)
 class Accepted:
@@ -65,6 +69,8 @@ class Application:
     ) -> Accepted:
         reads = self.read_models
         caller.require(command.needs, await command.scopes_in(reads), command.describe())
+        if isinstance(command, Recordable) and command.command_id is not None:
+            await self._caught_up_with_the_log(command.command_id)
         handler = HANDLERS[type(command)]
         context = CommandContext(reads, caller, correlation_id, causation_id, blobs=self.blobs)
         if isinstance(command, Recordable):
@@ -95,6 +101,24 @@ class Application:
                 "show once the stream is released; see /healthz"
             )
         return Accepted(decision.subject_id, decision.events, positions)
+
+    async def _caught_up_with_the_log(self, command_id: UUID) -> None:
+        """Before a command sent with a client id is checked against the read models for an earlier copy of
+        itself: wait until they show everything on the log now. A client retries after a lost answer (an API
+        killed mid-request, a cut connection); its first copy may be on the log but not yet applied, and
+        judging by lagging read models would apply the command twice."""
+        deduping = [name for name in DEDUPING_PROJECTIONS if name in self.projections]
+        if not deduping:
+            return
+        ends = await self.log.end_positions()
+        positions = [LogPosition(self.log.topic, partition, end - 1) for partition, end in ends.items() if end > 0]
+        try:
+            await self.progress.wait_for(deduping, positions, self.read_your_writes_timeout_s)
+        except ProjectionLagging as exc:
+            raise NotYetVisible(
+                f"command {command_id} may have been accepted already, and the read models are behind ({exc}): "
+                "send it again, with the same id, shortly"
+            ) from exc
 
 
 def _correlated(decision: Decision) -> Decision:

@@ -16,8 +16,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from uuid_utils.compat import uuid7
+
 from modelreg.errors import ModelregError
-from modelreg.transport import Transport
+from modelreg.transport import Transport, with_command_id
 
 LOG_VERSION = (
     "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id digest files { path digest } } }"
@@ -154,6 +156,9 @@ def log_one(transport: Transport, folder: Path, name: str, content: bytes) -> Ac
     transport.upload(path, digest, lambda n: None)
     files = [{"path": "weights.bin", "size": len(content), "digest": digest}]
     fields = {"entity": "acme", "project": "scale", "name": name, "type": "model", "files": files}
+    # As the client sends it: with a command id and a version id, so that the transport may send it again
+    # after a lost answer (an API killed mid-request) and the server still logs one version.
+    fields = with_command_id({**fields, "id": str(uuid7())})
     logged = transport.graphql(LOG_VERSION, {"i": fields})["logArtifactVersion"]
     return Acknowledged(name, logged["id"], digest)
 

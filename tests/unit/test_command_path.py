@@ -8,7 +8,7 @@ from support.write_side import MEMBER, WriteSide
 from uuid_utils.compat import uuid7
 
 from modelreg.errors import NotYetVisible
-from modelreg.services.commands.commands import FinishRun, StartRun, TagModel
+from modelreg.services.commands.commands import FinishRun, LogArtifactVersion, StartRun, TagModel
 
 START = StartRun(entity="acme", project="fraud", run_id="r1")
 
@@ -59,3 +59,41 @@ async def test_a_caller_that_does_not_wait_gets_the_events_before_they_show() ->
     registry = WriteSide()
     accepted = await registry(START, wait_for_read_models=False)
     assert accepted.events and registry.read_models.registry.runs == {}
+
+
+async def test_a_command_sent_again_before_its_first_copy_shows_is_applied_once() -> None:
+    # The first answer was lost (its API was killed after the append): the client sends the same command again
+    # while the read models have not applied the first copy yet.
+    registry = WriteSide()
+    start = START.model_copy(update={"command_id": uuid7()})
+    await registry(start, MEMBER, wait_for_read_models=False)
+    again = await registry(start, MEMBER)
+    assert again.events == []
+    assert registry.appended_types() == ["runs.run_started"]
+
+
+async def test_a_version_logged_again_before_its_first_copy_shows_is_one_version() -> None:
+    registry = WriteSide()
+    log = LogArtifactVersion(
+        entity="acme",
+        project="fraud",
+        name="gbm",
+        artifact_type="model",
+        manifest=(registry.stored_file(b"weights"),),
+        artifact_version_id=uuid7(),
+        command_id=uuid7(),
+    )
+    first = await registry(log, MEMBER, wait_for_read_models=False)
+    again = await registry(log, MEMBER)
+    assert (again.events, again.subject_id) == ([], first.subject_id)
+    assert registry.appended_types() == ["artifacts.version_logged"]
+
+
+async def test_a_command_sent_again_while_the_read_models_lag_is_refused_until_they_catch_up() -> None:
+    registry = WriteSide()
+    start = START.model_copy(update={"command_id": uuid7()})
+    await registry(start, MEMBER, wait_for_read_models=False)
+    registry.projections.lagging = True
+    with pytest.raises(NotYetVisible, match="may have been accepted already.*send it again, with the same id"):
+        await registry(start, MEMBER)
+    assert registry.appended_types() == ["runs.run_started"]

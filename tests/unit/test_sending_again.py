@@ -1,0 +1,81 @@
+"""After a lost answer the client sends a request again only when that cannot apply it twice: a query, or a
+mutation carrying its command id. Against a real HTTP server that reads each request and hangs up unanswered
+(an API killed mid-request)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from modelreg.errors import Unavailable
+from modelreg.transport import Transport, with_command_id
+
+MUTATION = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
+
+
+class HangingUp:
+    """Reads each request whole, then closes the connection without a word."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            with connection:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    received += connection.recv(65536)
+                head, _, body = received.partition(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                while len(body) < length:
+                    body += connection.recv(65536)
+                self.requests += 1
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+@pytest.fixture
+def server() -> Iterator[HangingUp]:
+    hanging_up = HangingUp()
+    yield hanging_up
+    hanging_up.close()
+
+
+def test_a_mutation_without_a_command_id_is_not_sent_again_once_the_server_had_it(server: HangingUp) -> None:
+    transport = Transport(server.url, "mr_key", timeout_s=5)
+    with pytest.raises(Unavailable):
+        transport.graphql(MUTATION, {"i": {"entity": "acme", "project": "fraud", "runId": "r1"}})
+    assert server.requests == 1
+
+
+def test_a_mutation_with_its_command_id_is_sent_again_after_a_lost_answer(server: HangingUp) -> None:
+    transport = Transport(server.url, "mr_key", timeout_s=5)
+    with pytest.raises(Unavailable):
+        transport.graphql(MUTATION, {"i": with_command_id({"entity": "acme", "project": "fraud", "runId": "r1"})})
+    assert server.requests == 6
+
+
+def test_a_query_is_sent_again_after_a_lost_answer(server: HangingUp) -> None:
+    transport = Transport(server.url, "mr_key", timeout_s=5)
+    with pytest.raises(Unavailable):
+        transport.graphql("query { viewer { id } }")
+    assert server.requests == 6
+
+
+def test_a_command_id_given_by_the_caller_is_kept() -> None:
+    assert with_command_id({"commandId": "c1", "runId": "r1"})["commandId"] == "c1"
