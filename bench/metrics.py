@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from registry import (  # noqa: E402
     admin_key,
+    cpu_seconds,
     create_database,
     free_port,
     modelreg_cli,
@@ -122,18 +123,6 @@ def training(script: str, *args: str, env: dict[str, str] | None = None) -> dict
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     figures["cpu_s"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return figures
-
-
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    """CPU used so far by these processes and their children (the server's; PostgreSQL's backends)."""
-    total = 0.0
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            for one in [process, *process.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    times = one.cpu_times()
-                    total += times.user + times.system
-    return total
 
 
 async def history(http: aiohttp.ClientSession, url: str, key: str, run_id: str) -> tuple[float, list[dict]]:

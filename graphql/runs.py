@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -9,6 +10,7 @@ from uuid import UUID
 import asyncpg
 import graphene
 from graphene.types.generic import GenericScalar
+from pydantic import BaseModel
 
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.graphql.enums import AlertLevel, FinishedRunState, RunState, value_of
@@ -410,19 +412,37 @@ class LogMetricsInput(graphene.InputObjectType):
     occurred_at = graphene.DateTime(description="when it was logged on the client (offline runs), with a zone")
 
 
+def _changes_run(kind: type[BaseModel]) -> Callable[..., Awaitable[dict]]:
+    """The resolver of a mutation on one run: the command, then the run as it is now."""
+
+    async def resolve(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        return await _run_after(info, parse_command(kind, dict(input)))
+
+    return resolve
+
+
+async def _resolve_log_metrics(root: Any, info: graphene.ResolveInfo, input: dict) -> int:
+    accepted = await info.context.app.execute(parse_command(LogMetrics, input), info.context.caller)
+    return accepted.subject_id
+
+
 class RunMutations(graphene.ObjectType):
-    start_run = graphene.Field(Run, required=True, input=StartRunInput(required=True))
-    finish_run = graphene.Field(Run, required=True, input=FinishRunInput(required=True))
+    start_run = graphene.Field(Run, required=True, input=StartRunInput(required=True), resolver=_changes_run(StartRun))
+    finish_run = graphene.Field(
+        Run, required=True, input=FinishRunInput(required=True), resolver=_changes_run(FinishRun)
+    )
     log_metrics = graphene.Int(
         required=True,
         input=LogMetricsInput(required=True),
         description="Append metric rows to a run's history; returns how many rows were logged.",
+        resolver=_resolve_log_metrics,
     )
     record_offline_sync = graphene.Field(
         Run,
         required=True,
         input=RecordSyncInput(required=True),
         description="Say that a run recorded offline was uploaded (`modelreg sync` sends it last).",
+        resolver=_changes_run(RecordSync),
     )
 
     update_run_config = graphene.Field(
@@ -430,59 +450,33 @@ class RunMutations(graphene.ObjectType):
         required=True,
         input=RunChangesInput(required=True),
         description="Set config keys of a run after it started (W&B's run.config.update): an event.",
+        resolver=_changes_run(UpdateRunConfig),
     )
     update_run_summary = graphene.Field(
-        Run, required=True, input=RunChangesInput(required=True), description="Set summary keys of a run."
+        Run,
+        required=True,
+        input=RunChangesInput(required=True),
+        description="Set summary keys of a run.",
+        resolver=_changes_run(UpdateRunSummary),
     )
     describe_run = graphene.Field(
-        Run, required=True, input=DescribeRunInput(required=True), description="Rename, retag, annotate a run."
+        Run,
+        required=True,
+        input=DescribeRunInput(required=True),
+        description="Rename, retag, annotate a run.",
+        resolver=_changes_run(DescribeRun),
     )
     resume_run = graphene.Field(
         Run,
         required=True,
         input=ResumeRunInput(required=True),
         description="Reopen a run that ended to log to it again (W&B's init(resume=...)); a running one stays as is.",
+        resolver=_changes_run(ResumeRun),
     )
     raise_alert = graphene.Field(
         Run,
         required=True,
         input=RaiseAlertInput(required=True),
         description="W&B's run.alert: recorded in the audit history and sent to live-event subscribers.",
+        resolver=_changes_run(RaiseAlert),
     )
-
-    @staticmethod
-    async def resolve_update_run_config(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
-        return await _run_after(info, parse_command(UpdateRunConfig, dict(input)))
-
-    @staticmethod
-    async def resolve_update_run_summary(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
-        return await _run_after(info, parse_command(UpdateRunSummary, dict(input)))
-
-    @staticmethod
-    async def resolve_describe_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
-        return await _run_after(info, parse_command(DescribeRun, dict(input)))
-
-    @staticmethod
-    async def resolve_resume_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
-        return await _run_after(info, parse_command(ResumeRun, dict(input)))
-
-    @staticmethod
-    async def resolve_raise_alert(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
-        return await _run_after(info, parse_command(RaiseAlert, dict(input)))
-
-    @staticmethod
-    async def resolve_record_offline_sync(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
-        return await _run_after(info, parse_command(RecordSync, input))
-
-    @staticmethod
-    async def resolve_log_metrics(root: Any, info: graphene.ResolveInfo, input: dict) -> int:
-        accepted = await info.context.app.execute(parse_command(LogMetrics, input), info.context.caller)
-        return accepted.subject_id
-
-    @staticmethod
-    async def resolve_start_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
-        return await _run_after(info, parse_command(StartRun, input))
-
-    @staticmethod
-    async def resolve_finish_run(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
-        return await _run_after(info, parse_command(FinishRun, input))
