@@ -172,6 +172,26 @@ class Visibility:
             sorted(readable.hidden_models),
         )
 
+    async def blob_hidden(self, digest: str, readable: Readable) -> bool:
+        """Whether a stored file is held only by versions the caller may not read: to that caller the store
+        answers as if it did not have it (whether a private team holds some exact bytes is theirs to know). A
+        file no version lists yet (just uploaded) is not hidden."""
+        if readable.hides_nothing:
+            return False
+        return await self.pool.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM artifact_versions av
+                              WHERE manifest_digests(av.manifest) @> ARRAY[$1::text])
+                      AND NOT EXISTS (
+                          SELECT 1 FROM artifact_versions av
+                          WHERE manifest_digests(av.manifest) @> ARRAY[$1::text]
+                            AND (av.entity <> ALL($2::text[])
+                                 OR EXISTS (SELECT 1 FROM model_versions mv WHERE mv.artifact_version_id = av.id
+                                            AND mv.registered_model <> ALL($3::text[]))))""",
+            digest,
+            sorted(readable.hidden_entities),
+            sorted(readable.hidden_models),
+        )
+
 
 # The digests of a version's uploaded files, indexed: which versions hold a file, for /blobs downloads.
 FILES_V1 = """

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from modelreg.errors import InvalidInput
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
+from modelreg.services.http.blob_visibility import hidden_from_caller
 from modelreg.services.http.body_limits import read_bounded, received_bounded
 from modelreg.services.infra.blob_store import FolderBlobStore
 
@@ -39,6 +40,10 @@ async def put_blob(request: web.Request) -> web.Response:
     if store.has(digest):
         async for _ in received_bounded(request):  # drain: the client may already be sending
             pass
+        if await hidden_from_caller(request, digest):  # answered as a first upload would be
+            return web.json_response(
+                {"digest": digest, "size": store.path(digest).stat().st_size, "stored": True}, status=201
+            )
         return web.json_response({"digest": digest, "stored": False})
     try:
         size = await store.put(digest, received_bounded(request))
@@ -64,7 +69,7 @@ async def blob_candidates(request: web.Request) -> web.Response:
         digests = request.app[BLOBS].candidates(int(request.match_info["size"]), request.match_info["head"])
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
-    return web.json_response({"digests": digests})
+    return web.json_response({"digests": [d for d in digests if not await hidden_from_caller(request, d)]})
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
@@ -86,7 +91,8 @@ async def plan_upload(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="send a JSON object: {digest, size}") from None
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
-    return web.json_response({"method": "stored" if request.app[BLOBS].has(digest) else "api"})
+    stored = request.app[BLOBS].has(digest) and not await hidden_from_caller(request, digest)
+    return web.json_response({"method": "stored" if stored else "api"})
 
 
 def add_blob_routes(app: web.Application, store: FolderBlobStore) -> None:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from modelreg.errors import InvalidInput
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
+from modelreg.services.http.blob_visibility import hidden_from_caller
 from modelreg.services.http.body_limits import read_bounded
 from modelreg.services.infra.object_store import ObjectBlobStore
 
@@ -56,7 +57,13 @@ async def plan_upload(request: web.Request) -> web.Response:
     fields = await _fields(request)
     try:
         plan = await request.app[OBJECTS].plan_upload(
-            fields["digest"], fields["size"], fields.get("part_size"), fields.get("parts"), fields.get("upload")
+            fields["digest"],
+            fields["size"],
+            fields.get("part_size"),
+            fields.get("parts"),
+            fields.get("upload"),
+            # Bytes only a private team's versions hold are uploaded again (the same object, rewritten).
+            reuse_stored=not await hidden_from_caller(request, fields["digest"]),
         )
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None

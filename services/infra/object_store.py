@@ -215,13 +215,21 @@ class ObjectBlobStore:
     # -- uploads -------------------------------------------------------------------------------------------
 
     async def plan_upload(
-        self, digest: str, size: int, part_size: int | None, part_digests: list[str] | None, token: str | None
+        self,
+        digest: str,
+        size: int,
+        part_size: int | None,
+        part_digests: list[str] | None,
+        token: str | None,
+        *,
+        reuse_stored: bool = True,
     ) -> dict[str, Any]:
-        """What the client does next to store `digest`: nothing, one presigned PUT, or presigned parts."""
+        """What the client does next to store `digest`: nothing (stored already, when `reuse_stored`), one
+        presigned PUT, or presigned parts."""
         hexdigest = _hex_of(digest)
         if size < 0:
             raise InvalidInput("size must be >= 0")
-        if await self.size(digest) == size:
+        if reuse_stored and await self.size(digest) == size:
             return {"method": "stored"}
         if size <= self.location.single_put_max:
             url = await self._signer.generate_presigned_url(

@@ -233,3 +233,31 @@ async def test_the_migrate_blobs_command_reports_what_it_copied(object_store_url
     again = await asyncio.to_thread(CliRunner().invoke, main, arguments)
     assert (first.exit_code, again.exit_code) == (0, 0), first.output + again.output
     assert "1 file(s) copied" in first.output and "1 already there" in again.output
+
+
+async def test_bytes_only_a_private_team_holds_are_asked_for_again_not_reported_stored(
+    bucket_stack: Stack, tmp_path: Path
+) -> None:
+    assert bucket_stack.client is not None
+    secret = b"lynx weights, private"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(secret)
+    transport = Transport(str(bucket_stack.client.make_url("/")))  # the stack's admin key, from the environment
+    try:
+        await asyncio.to_thread(transport.upload, tmp_path / "model" / "weights.bin", address(secret), lambda n: None)
+    finally:
+        transport.close()
+    mutation = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"
+    files = [{"path": "weights.bin", "size": len(secret), "digest": address(secret)}]
+    variables = {"i": {"entity": "lynx", "project": "den", "name": "m", "type": "model", "files": files}}
+    hidden = 'mutation { setVisibility(input: {scope: "entity:lynx", visibility: PRIVATE}) { scope } }'
+    admin = await bucket_stack.auth()
+    for query, given in [(mutation, variables), (hidden, {})]:
+        sent = await bucket_stack.client.post("/graphql", json={"query": query, "variables": given}, headers=admin)
+        assert "errors" not in await sent.json()
+    question = {"digest": address(secret), "size": len(secret)}
+    for who, answer in [("user:alice", "stored"), ("user:otto", "single")]:  # an admin; a member of no team
+        headers = await bucket_stack.auth(who, "admin" if who == "user:alice" else "member")
+        plan = await (await bucket_stack.client.post("/blobs/uploads", json=question, headers=headers)).json()
+        head = await bucket_stack.client.head(f"/blobs/{address(secret)}", headers=headers)
+        assert (plan["method"], head.status) == (answer, 200 if answer == "stored" else 404), who

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import json
 from typing import Any
 
@@ -303,6 +304,31 @@ async def test_a_file_downloads_for_who_reads_a_version_that_holds_it(stack: Sta
     ]:
         response = await stack.client.get(f"/blobs/{digest}", headers=await stack.auth(who, role))
         assert response.status == status, (who, digest)
+
+
+async def test_whether_the_store_holds_a_private_teams_file_is_theirs_to_know(stack: Stack) -> None:
+    await lynx_logs_its_work(stack)
+    assert stack.client is not None
+    for who, role, content, known in [
+        (OUTSIDER, "member", LYNX_DATA, False),
+        (OUTSIDER, "member", PUBLISHED_WEIGHTS, True),  # published into the shared model
+        (VIEWER, "viewer", LYNX_DATA, True),
+    ]:
+        digest, headers = digest_of(content), await stack.auth(who, role)
+        head = await stack.client.head(f"/blobs/{digest}", headers=headers)
+        first_bytes = hashlib.sha256(content).hexdigest()
+        candidates = await stack.client.get(f"/blobs/heads/{len(content)}/{first_bytes}", headers=headers)
+        assert (head.status == 200, digest in (await candidates.json())["digests"]) == (known, known), (who, content)
+        if role != "viewer":  # who uploads
+            plan = await stack.client.post(
+                "/blobs/uploads", json={"digest": digest, "size": len(content)}, headers=headers
+            )
+            assert ((await plan.json())["method"] == "stored") == known, (who, content)
+    # Sending the bytes of a file only lynx's versions hold is answered as a first upload is.
+    sent = await stack.client.put(
+        f"/blobs/{digest_of(LYNX_DATA)}", data=LYNX_DATA, headers=await stack.auth(OUTSIDER, "member")
+    )
+    assert (sent.status, (await sent.json())["stored"]) == (201, True)
 
 
 async def test_publishing_another_teams_private_version_needs_viewer_on_it(stack: Stack) -> None:
