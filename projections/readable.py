@@ -161,12 +161,7 @@ class Visibility:
         if readable.hides_nothing:
             return True
         return await self.pool.fetchval(
-            """SELECT EXISTS (
-                   SELECT 1 FROM artifact_versions av
-                   WHERE manifest_digests(av.manifest) @> ARRAY[$1::text]
-                     AND (av.entity <> ALL($2::text[])
-                          OR EXISTS (SELECT 1 FROM model_versions mv WHERE mv.artifact_version_id = av.id
-                                     AND mv.registered_model <> ALL($3::text[]))))""",
+            f"SELECT {_HELD_BY_A_READABLE_VERSION}",
             digest,
             sorted(readable.hidden_entities),
             sorted(readable.hidden_models),
@@ -179,18 +174,21 @@ class Visibility:
         if readable.hides_nothing:
             return False
         return await self.pool.fetchval(
-            """SELECT EXISTS (SELECT 1 FROM artifact_versions av
-                              WHERE manifest_digests(av.manifest) @> ARRAY[$1::text])
-                      AND NOT EXISTS (
-                          SELECT 1 FROM artifact_versions av
-                          WHERE manifest_digests(av.manifest) @> ARRAY[$1::text]
-                            AND (av.entity <> ALL($2::text[])
-                                 OR EXISTS (SELECT 1 FROM model_versions mv WHERE mv.artifact_version_id = av.id
-                                            AND mv.registered_model <> ALL($3::text[]))))""",
+            "SELECT EXISTS (SELECT 1 FROM artifact_versions WHERE manifest_digests(manifest) @> ARRAY[$1::text]) "
+            f"AND NOT {_HELD_BY_A_READABLE_VERSION}",
             digest,
             sorted(readable.hidden_entities),
             sorted(readable.hidden_models),
         )
+
+
+# $1 a file's digest, $2 and $3 the caller's hidden entities and models.
+_HELD_BY_A_READABLE_VERSION = """EXISTS (
+    SELECT 1 FROM artifact_versions av
+    WHERE manifest_digests(av.manifest) @> ARRAY[$1::text]
+      AND (av.entity <> ALL($2::text[])
+           OR EXISTS (SELECT 1 FROM model_versions mv WHERE mv.artifact_version_id = av.id
+                      AND mv.registered_model <> ALL($3::text[]))))"""
 
 
 # The digests of a version's uploaded files, indexed: which versions hold a file, for /blobs downloads.

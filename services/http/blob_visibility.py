@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 # Set by the key-checking middleware (services/http/api.py) on every /blobs request: digest -> hidden?
-HIDDEN_FROM_CALLER: web.RequestKey[Callable[[str], Awaitable[bool]]] = web.RequestKey("hidden_from_caller", object)
+HIDDEN_FROM_CALLER: web.RequestKey[Callable[[str], Awaitable[bool]]] = web.RequestKey("hidden_from_caller")
 
 
 async def hidden_from_caller(request: web.Request, digest: str) -> bool:
