@@ -11,8 +11,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
-from support.replicas import Installation, lost_or_doubled, spread_work
+from support.live_events import PROTOCOL, GraphQLSocket
+from support.replicas import Installation, log_one, lost_or_doubled, spread_work
+
+from modelreg.transport import Transport
+
+LOGGED_IN_ACME = """subscription($types: [String!]) {
+  events(types: $types, entity: "acme") { type actor payload }
+}"""
 
 
 @pytest.fixture
@@ -56,3 +64,38 @@ async def test_killing_an_api_and_a_projector_loses_no_acknowledged_action(
             break
         await asyncio.sleep(1)
     assert problems == []
+
+
+async def test_a_subscriber_on_one_api_hears_what_is_done_through_the_other(
+    installation: Installation, tmp_path: Path
+) -> None:
+    (tmp_path / "files").mkdir()
+    listening, acting = installation.apis
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(listening.url.replace("http", "ws", 1) + "/graphql", protocols=(PROTOCOL,)) as ws,
+    ):
+        socket = GraphQLSocket(ws)
+        assert (await socket.init({"Authorization": f"Bearer {installation.admin_key}"}))["type"] == "connection_ack"
+        await socket.subscribe("acme", LOGGED_IN_ACME, {"types": ["artifacts.version_logged"]})
+        transport = Transport(acting.url, installation.admin_key)
+        logged: list[str] = []
+        heard: dict | None = None
+        try:
+            # A subscription hears what is appended once its reader is placed at the log's end, a moment after
+            # `subscribe`: the other API logs a version a second until the first one is heard.
+            for n in range(60):
+                content = f"live {n}".encode() * 100
+                acked = await asyncio.to_thread(log_one, transport, tmp_path / "files", f"live-{n}", content)
+                logged.append(acked.version_id)
+                try:
+                    heard = await socket.receive(timeout_s=1)
+                    break
+                except TimeoutError:
+                    continue
+        finally:
+            transport.close()
+    assert heard is not None, "the listening API heard none of the versions logged through the other"
+    assert heard["type"] == "next", heard
+    event = heard["payload"]["data"]["events"]
+    assert (event["type"], event["payload"]["artifact_version_id"] in logged) == ("artifacts.version_logged", True)
