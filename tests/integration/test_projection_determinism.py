@@ -19,7 +19,7 @@ from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.projections_catalog import PROJECTIONS
 
 PARTITIONS = 3
-HISTORY = registry_history(300, seed=11)
+HISTORY = registry_history(300, seed=11, later_events=True)
 TABLES = [table for cls in PROJECTIONS.values() for table in cls.tables]
 
 

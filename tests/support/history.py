@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from uuid_utils.compat import uuid7
 
 from modelreg.events.artifacts import (
+    ArtifactVersionDeleted,
+    ArtifactVersionEdited,
     ArtifactVersionLogged,
     ArtifactVersionTagged,
     ArtifactVersionUntagged,
@@ -17,6 +20,7 @@ from modelreg.events.artifacts import (
     artifact_stream,
 )
 from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.identity import ScopeMadePrivate, ScopeMadePublic, visibility_stream
 from modelreg.events.registry import (
     AliasAdded,
     AliasProtected,
@@ -29,7 +33,18 @@ from modelreg.events.registry import (
     VersionUnlinked,
     registered_model_stream,
 )
-from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, run_stream, series_from_rows
+from modelreg.events.runs import (
+    MetricsLogged,
+    RunAlerted,
+    RunConfigUpdated,
+    RunDescribed,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    RunSummaryUpdated,
+    run_stream,
+    series_from_rows,
+)
 
 ENTITY, PROJECT = "acme", "nature"
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -39,8 +54,12 @@ def _digest(seed: str) -> str:
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
 
 
-def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: int = 3) -> list[Envelope]:
-    """`n` events in a valid order: each run starts before it logs, versions exist before they are linked."""
+def registry_history(
+    n: int, *, seed: int = 7, collections: int = 20, models: int = 3, later_events: bool = False
+) -> list[Envelope]:
+    """`n` events in a valid order: each run starts before it logs, versions exist before they are linked.
+    `later_events`: also the kinds added since the benchmarks' baseline was recorded (W&B's run and artifact
+    changes, visibility), in a share of the events the benchmarks' histories leave as they are."""
     rng = random.Random(seed)
     actors = [Actor(kind="user", id=name) for name in ("alice", "bob", "carol")] + [Actor(kind="service", id="ci")]
     events: list[Envelope] = []
@@ -55,7 +74,9 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
 
     while len(events) < n:
         roll = rng.random()
-        if roll < 0.08 or not run_ids:
+        if later_events and roll >= 0.85 and run_ids and versions:
+            add_a_later_event(rng, add, run_ids, versions, collection_of)
+        elif roll < 0.08 or not run_ids:
             run_id = f"run-{len(run_ids)}"
             run_ids.append(run_id)
             add(
@@ -146,3 +167,40 @@ def registry_history(n: int, *, seed: int = 7, collections: int = 20, models: in
                 run_stream(ENTITY, PROJECT, run_id),
             )
     return events[:n]
+
+
+def add_a_later_event(
+    rng: random.Random,
+    add: Callable[[object, str], None],
+    run_ids: list[str],
+    versions: list[str],
+    collection_of: dict[str, str],
+) -> None:
+    run_id, version_id = rng.choice(run_ids), rng.choice(versions)
+    run, name = run_stream(ENTITY, PROJECT, run_id), collection_of[version_id]
+    of_run = {"entity": ENTITY, "project": PROJECT, "run_id": run_id}
+    of_version = {"artifact_version_id": version_id, "entity": ENTITY, "project": PROJECT, "name": name}
+    choice = rng.randrange(9)
+    if choice == 0:
+        add(RunConfigUpdated(**of_run, changes={"lr": rng.random(), "layers": rng.randrange(8)}), run)
+    elif choice == 1:
+        add(RunSummaryUpdated(**of_run, changes={"best_acc": rng.random()}), run)
+    elif choice == 2:
+        tags = tuple(rng.sample(["baseline", "sweep", "gpu"], rng.randrange(3)))
+        add(RunDescribed(**of_run, name=f"run {rng.randrange(99)}", tags=tags, group=rng.choice([None, "g1"])), run)
+    elif choice == 3:
+        add(RunResumed(**of_run), run)
+    elif choice == 4:
+        add(RunAlerted(**of_run, title="loss diverged", level=rng.choice(["INFO", "WARN", "ERROR"])), run)
+    elif choice in (5, 6):
+        alias = rng.choice(["best", "candidate"])
+        added, removed = ((alias,), ()) if choice == 5 else ((), (alias,))
+        edit = ArtifactVersionEdited(
+            **of_version, metadata={"accuracy": rng.random()}, aliases_added=added, aliases_removed=removed
+        )
+        add(edit, artifact_stream(ENTITY, PROJECT, name))
+    elif choice == 7:
+        add(ArtifactVersionDeleted(**of_version), artifact_stream(ENTITY, PROJECT, name))
+    else:
+        scope = rng.choice([f"entity:{ENTITY}", "model:model-0"])
+        add((ScopeMadePrivate if rng.random() < 0.6 else ScopeMadePublic)(scope=scope), visibility_stream(scope))
