@@ -369,7 +369,7 @@ async def _serve_with(
     from aiohttp import web
 
     from modelreg.services.http.api import create_app, issue_first_admin_key
-    from modelreg.services.projector import run_projector, tune_gc_for_batches
+    from modelreg.services.projector import SERVING_YOUNG_OBJECTS, run_projector, tune_gc
     from modelreg.services.restart_on_failure import restart_on_failure
     from modelreg.services.triggers import run_triggers
 
@@ -395,7 +395,7 @@ async def _serve_with(
         if with_projector
         else None
     )
-    tune_gc_for_batches()
+    tune_gc(SERVING_YOUNG_OBJECTS)
     try:
         if admin_key_file is not None and (created := await issue_first_admin_key(app, admin_key_file)):
             click.echo(

@@ -17,7 +17,7 @@ import asyncpg
 from modelreg.projections.positions import reset, stored_positions
 from modelreg.services.bootstrap import process_parts
 from modelreg.services.projections_catalog import projection
-from modelreg.services.projector import tune_gc_for_batches
+from modelreg.services.projector import tune_gc
 from modelreg.services.settings import Settings
 
 Progress = Callable[[int, int], None]
@@ -39,7 +39,7 @@ async def rebuild(
         async with parts.pool.acquire() as conn, conn.transaction():
             for target in targets:
                 await reset(conn, target.name, target.tables)
-        tune_gc_for_batches()
+        tune_gc()
         started = time.perf_counter()
         shares = [share for share in (sorted(ends)[i::processes] for i in range(max(processes, 1))) if share]
         spawn = multiprocessing.get_context("spawn")
@@ -96,7 +96,7 @@ async def _until_caught_up(
 
 
 def _replay_in_a_process(settings: Settings, names: Sequence[str], partitions: Sequence[int]) -> None:
-    tune_gc_for_batches()
+    tune_gc()
     asyncio.run(_replay(settings, names, partitions))
 
 
