@@ -10,8 +10,6 @@ from datetime import UTC, datetime, timedelta
 from uuid_utils.compat import uuid7
 
 from modelreg.events.artifacts import (
-    ArtifactVersionDeleted,
-    ArtifactVersionEdited,
     ArtifactVersionLogged,
     ArtifactVersionTagged,
     ArtifactVersionUntagged,
@@ -20,7 +18,6 @@ from modelreg.events.artifacts import (
     artifact_stream,
 )
 from modelreg.events.envelope import Actor, Envelope
-from modelreg.events.identity import ScopeMadePrivate, ScopeMadePublic, visibility_stream
 from modelreg.events.registry import (
     AliasAdded,
     AliasProtected,
@@ -33,18 +30,7 @@ from modelreg.events.registry import (
     VersionUnlinked,
     registered_model_stream,
 )
-from modelreg.events.runs import (
-    MetricsLogged,
-    RunAlerted,
-    RunConfigUpdated,
-    RunDescribed,
-    RunFinished,
-    RunResumed,
-    RunStarted,
-    RunSummaryUpdated,
-    run_stream,
-    series_from_rows,
-)
+from modelreg.events.runs import MetricsLogged, RunFinished, RunStarted, run_stream, series_from_rows
 
 ENTITY, PROJECT = "acme", "nature"
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -176,6 +162,11 @@ def add_a_later_event(
     versions: list[str],
     collection_of: dict[str, str],
 ) -> None:
+    # Imported here: bench/quick.py replays these histories against older builds, which lack these events.
+    from modelreg.events.artifacts import ArtifactVersionDeleted, ArtifactVersionEdited
+    from modelreg.events.identity import ScopeMadePrivate, ScopeMadePublic, visibility_stream
+    from modelreg.events.runs import RunAlerted, RunConfigUpdated, RunDescribed, RunResumed, RunSummaryUpdated
+
     run_id, version_id = rng.choice(run_ids), rng.choice(versions)
     run, name = run_stream(ENTITY, PROJECT, run_id), collection_of[version_id]
     of_run = {"entity": ENTITY, "project": PROJECT, "run_id": run_id}
