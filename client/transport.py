@@ -50,12 +50,13 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
 
 
-_retrying = retry(
-    retry=retry_if_exception(_transient),
-    stop=stop_after_attempt(6),
-    wait=wait_exponential(multiplier=0.2, max=5),
-    reraise=True,
-)
+def _retrying_on(predicate: Callable[[BaseException], bool]) -> Any:
+    return retry(
+        retry=retry_if_exception(predicate),
+        stop=stop_after_attempt(6),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        reraise=True,
+    )
 
 
 def _unsent(exc: BaseException) -> bool:
@@ -67,20 +68,11 @@ def _transient_or_not_yet_shown(exc: BaseException) -> bool:
     return _transient(exc) or isinstance(exc, NotYetVisible)
 
 
+_retrying = _retrying_on(_transient)
 # A mutation without a command id: only what never left this machine is sent again (the server may have
 # applied what it received, and would apply it twice).
-_retrying_unsent = retry(
-    retry=retry_if_exception(_unsent),
-    stop=stop_after_attempt(6),
-    wait=wait_exponential(multiplier=0.2, max=5),
-    reraise=True,
-)
-_retrying_repeatable = retry(
-    retry=retry_if_exception(_transient_or_not_yet_shown),
-    stop=stop_after_attempt(6),
-    wait=wait_exponential(multiplier=0.2, max=5),
-    reraise=True,
-)
+_retrying_unsent = _retrying_on(_unsent)
+_retrying_repeatable = _retrying_on(_transient_or_not_yet_shown)
 
 
 def with_command_id(fields: dict[str, Any]) -> dict[str, Any]:
