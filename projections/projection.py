@@ -62,9 +62,11 @@ class Projection:
         """The types a command that appends them waits for here (read-your-writes): all it handles."""
         return self.handled_types()
 
-    async def prepare(self, conn: Any) -> None:
-        """Called in a batch's transaction before its events are turned into statements: a projection
-        may read here what lets it leave out statements that would change nothing. Pure by default."""
+    async def prepare(self, conn: Any, events: Sequence[Envelope] = ()) -> None:
+        """Called in a batch's transaction before its events are turned into statements: a projection may
+        read here what lets it leave out statements that would change nothing, or what `batch_statements`
+        folds `events` (the batch's, about to be given to it) with. With no events, the batch's events are
+        applied one by one (`statements`). Pure by default."""
 
     def batch_statements(self, events: Sequence[Envelope]) -> list[tuple[str, Statement]]:
         """A batch's statements, each with the stream whose order it keeps. A projection may fold a batch

@@ -174,7 +174,7 @@ class Visibility:
         if readable.hides_nothing:
             return False
         return await self.pool.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM artifact_versions WHERE manifest_digests(manifest) @> ARRAY[$1::text]) "
+            "SELECT EXISTS (SELECT 1 FROM artifact_versions WHERE file_digests @> ARRAY[$1::text]) "
             f"AND NOT {_HELD_BY_A_READABLE_VERSION}",
             digest,
             sorted(readable.hidden_entities),
@@ -185,7 +185,7 @@ class Visibility:
 # $1 a file's digest, $2 and $3 the caller's hidden entities and models.
 _HELD_BY_A_READABLE_VERSION = """EXISTS (
     SELECT 1 FROM artifact_versions av
-    WHERE manifest_digests(av.manifest) @> ARRAY[$1::text]
+    WHERE av.file_digests @> ARRAY[$1::text]
       AND (av.entity <> ALL($2::text[])
            OR EXISTS (SELECT 1 FROM model_versions mv WHERE mv.artifact_version_id = av.id
                       AND mv.registered_model <> ALL($3::text[]))))"""
@@ -197,4 +197,13 @@ CREATE FUNCTION manifest_digests(manifest jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
 $$ SELECT coalesce(array_agg(entry ->> 'digest'), '{}') FROM jsonb_array_elements(manifest) AS entry $$;
 CREATE INDEX artifact_versions_by_file ON artifact_versions USING gin (manifest_digests(manifest));
+"""
+
+# The digests kept in a column the projection fills: an index on manifest_digests(manifest) ran that SQL
+# function for every version inserted, a third of the cost of logging one.
+FILES_V2 = """
+ALTER TABLE artifact_versions ADD COLUMN file_digests text[] NOT NULL DEFAULT '{}';
+UPDATE artifact_versions SET file_digests = manifest_digests(manifest) WHERE manifest <> '[]'::jsonb;
+DROP INDEX artifact_versions_by_file;
+CREATE INDEX artifact_versions_by_file_digest ON artifact_versions USING gin (file_digests);
 """

@@ -6,6 +6,9 @@ time (never now()) is what gets stored, so a replay rebuilds identical tables.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from modelreg.events.artifacts import (
     ArtifactVersionDeleted,
     ArtifactVersionEdited,
@@ -39,7 +42,7 @@ from modelreg.events.runs import (
 from modelreg.projections.metric_chunks import CHUNK_POINTS, METRICS_LOGGED, SCHEMA_CHUNKS, packed_series
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
-from modelreg.projections.readable import FILES_V1
+from modelreg.projections.readable import FILES_V1, FILES_V2
 
 SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -129,8 +132,8 @@ UPDATE runs SET state = $4, exit_code = $5, summary = $6, finished_at = $7, fini
 WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
-# The collection's counter hands out the next ordinal; the version row takes it. One statement, so a
-# batch of them pipelines as one executemany.
+# The collection's counter hands out the next ordinal; the version row takes it. One statement per version:
+# what a version applied alone (a batch being searched for its failing event, a parked stream) runs.
 _VERSION_LOGGED = """
 WITH collection AS (
     INSERT INTO artifact_collections AS c (entity, project, name, artifact_type, next_version, created_at)
@@ -139,8 +142,29 @@ WITH collection AS (
     RETURNING c.next_version - 1 AS version_index
 )
 INSERT INTO artifact_versions (id, entity, project, name, artifact_type, version_index, digest, manifest,
-                               description, metadata, aliases, logged_by_run, created_at, created_by)
-SELECT $1, $2, $3, $4, $5, collection.version_index, $6, $7, $8, $9, $10, $12, $11, $13 FROM collection
+                               description, metadata, aliases, logged_by_run, created_at, created_by, file_digests)
+SELECT $1, $2, $3, $4, $5, collection.version_index, $6, $7, $8, $9, $10, $12, $11, $13, $14 FROM collection
+"""
+
+# A batch's versions take their ordinals from counters read once (RegistryProjection.prepare) and each
+# collection's counter is written once: updating one counter row per version, hundreds of times in one
+# transaction, cost more than inserting the versions.
+_VERSION_NUMBERED = """
+INSERT INTO artifact_versions (id, entity, project, name, artifact_type, version_index, digest, manifest,
+                               description, metadata, aliases, logged_by_run, created_at, created_by, file_digests)
+VALUES ($1, $2, $3, $4, $5, $15, $6, $7, $8, $9, $10, $12, $11, $13, $14)
+"""
+
+_COLLECTION_COUNTED = """
+INSERT INTO artifact_collections AS c (entity, project, name, artifact_type, next_version, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (entity, project, name) DO UPDATE SET next_version = EXCLUDED.next_version
+"""
+
+_COUNTERS = """
+SELECT c.entity, c.project, c.name, c.next_version
+FROM artifact_collections c
+JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(entity, project, name) USING (entity, project, name)
 """
 
 _VERSION_USED = """
@@ -391,7 +415,51 @@ class RegistryProjection(Projection):
         Migration("registry", 10, SCHEMA_V10),
         # Which versions hold a file, for /blobs downloads of callers with private scopes hidden (readable.py).
         Migration("registry_files", 1, FILES_V1),
+        Migration("registry_files", 2, FILES_V2),
     )
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Per collection, the next ordinal as stored when the batch began (None: not read for this batch).
+        self._counters: dict[tuple[str, str, str], int] | None = None
+
+    async def prepare(self, conn: Any, events: Sequence[Envelope] = ()) -> None:
+        logged = {
+            (e.payload.entity, e.payload.project, e.payload.name)
+            for e in events
+            if isinstance(e.payload, ArtifactVersionLogged)
+        }
+        if not logged:
+            self._counters = None
+            return
+        entities, projects, names = (list(column) for column in zip(*logged, strict=True))
+        rows = await conn.fetch(_COUNTERS, entities, projects, names)
+        self._counters = {(r["entity"], r["project"], r["name"]): r["next_version"] for r in rows}
+
+    def batch_statements(self, events: Sequence[Envelope]) -> list[tuple[str, Statement]]:
+        counters = self._counters
+        self._counters = None  # read for this batch only
+        if counters is None:
+            return super().batch_statements(events)
+        statements: list[tuple[str, Statement]] = []
+        counted: dict[tuple[str, str, str], tuple[str, tuple[Any, ...]]] = {}
+        for event in events:
+            for statement in self.statements(event):
+                e = event.payload
+                if statement.sql is _VERSION_LOGGED and isinstance(e, ArtifactVersionLogged):
+                    key = (e.entity, e.project, e.name)
+                    index = counters.get(key, 0)
+                    counters[key] = index + 1
+                    first = counted.get(key)
+                    created = first[1] if first else (*key, e.artifact_type, 0, event.occurred_at)
+                    counted[key] = (event.stream, created)
+                    statement = Statement(_VERSION_NUMBERED, (*statement.args, index))
+                statements.append((event.stream, statement))
+        for key, (stream, created) in counted.items():
+            entity, project, name, artifact_type, _, created_at = created
+            args = (entity, project, name, artifact_type, counters[key], created_at)
+            statements.append((stream, Statement(_COLLECTION_COUNTED, args, rows="collection")))
+        return statements
 
     @handles(RunStarted)
     def run_started(self, e: RunStarted, envelope: Envelope) -> list[Statement]:
@@ -458,6 +526,7 @@ class RegistryProjection(Projection):
             envelope.occurred_at,
             e.logged_by_run,
             str(envelope.actor),
+            list(dict.fromkeys(entry.digest for entry in e.manifest)),
         )
         return [Statement(_VERSION_LOGGED, args)]
 

@@ -217,7 +217,8 @@ class ProjectionRunner:
         stored, parked = await self._lock_positions(conn, topic, partitions)
         if any(self._moved(p, first[p], stored[p]) for p in partitions):
             raise PositionMoved({p: stored[p] for p in partitions})
-        await self.projection.prepare(conn)
+        if isolate:
+            await self.projection.prepare(conn)
 
         next_offsets = dict(stored)
         pending: list[Envelope] = []
@@ -253,6 +254,8 @@ class ProjectionRunner:
             else:
                 parked.add(event.stream)
                 counts["parked"] += 1
+        if not isolate:
+            await self.projection.prepare(conn, pending)
         await _execute(conn, self.projection.batch_statements(pending))
         for record, reason in dead:
             await self._dead_letter(conn, record, reason)

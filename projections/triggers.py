@@ -11,6 +11,7 @@ skipped, which also stops loops (a job that logs the very artifact that triggers
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged
@@ -165,7 +166,7 @@ class TriggersProjection(Projection):
         # only grows, and the batch's own creations join it as they come. None: not read, match everything.
         self._kinds: set[str] | None = None
 
-    async def prepare(self, conn: Any) -> None:
+    async def prepare(self, conn: Any, events: Sequence[Envelope] = ()) -> None:
         self._kinds = {r["trigger_event"] for r in await conn.fetch(_KINDS)}
 
     def _fire(

@@ -12,6 +12,7 @@ from support.delivery import in_order, interleaved, partitioned_by_stream
 from support.history import registry_history
 from support.tables import dump
 
+from modelreg.events.artifacts import ArtifactVersionLogged
 from modelreg.events.log import LogRecord
 from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.projections.positions import reset
@@ -47,3 +48,26 @@ async def test_any_partition_interleaving_and_redelivery_builds_the_same_tables(
     assert len(expected["audit_log"]) == len(HISTORY)
 
     assert await build(pool, database_url, interleaved(partitions, random.Random(seed), redelivered=0.2)) == expected
+
+
+async def test_a_collections_versions_are_numbered_in_log_order_whatever_the_batches(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    # A batch numbers its versions from counters read once, in memory (registry.py): v0, v1, ... in the
+    # order they were logged, and the collection's counter left at the next one, in one batch or many.
+    logged: dict[tuple[str, str, str], list[str]] = {}
+    for event in HISTORY:
+        if isinstance(event.payload, ArtifactVersionLogged):
+            e = event.payload
+            logged.setdefault((e.entity, e.project, e.name), []).append(str(e.artifact_version_id))
+    partitions = partitioned_by_stream(HISTORY, PARTITIONS)
+    for batches in (in_order(partitions), interleaved(partitions, random.Random(3), redelivered=0.2)):
+        tables = await build(pool, database_url, batches)
+
+        numbered: dict[tuple[str, str, str], dict[int, str]] = {}
+        for row in tables["artifact_versions"]:
+            numbered.setdefault((row[1], row[2], row[3]), {})[int(row[5])] = row[0]
+        assert {key: [ids[i] for i in sorted(ids)] for key, ids in numbered.items()} == logged
+        assert all(sorted(ids) == list(range(len(ids))) for ids in numbered.values())
+        counters = {(r[0], r[1], r[2]): int(r[4]) for r in tables["artifact_collections"]}
+        assert counters == {key: len(ids) for key, ids in logged.items()}
