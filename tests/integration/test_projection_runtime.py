@@ -243,3 +243,24 @@ async def test_a_projection_passes_over_types_it_does_not_handle_and_still_advan
 
     assert runner.stats.applied == 1
     assert await pool.fetchval("SELECT principal_id FROM api_keys") == "admin"
+
+
+async def test_a_projection_growing_from_empty_gives_the_planner_its_tables_statistics(
+    settings: Settings, pool: asyncpg.Pool, event_log: EventLog
+) -> None:
+    # Without statistics the planner found a run to finish through any index on (entity, project), reading
+    # every run of the project: applying a rebuild's batch got quadratic.
+    await event_log.append(registry_history(1500))
+    runner = ProjectionRunner(RegistryProjection(), event_log, pool)
+    async with running(runner):
+        await wait_until(lambda: caught_up(settings.database_url, event_log))
+
+    analyzed = await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_user_tables WHERE relname = ANY($1::text[]) AND last_analyze IS NOT NULL",
+        list(RegistryProjection.tables),
+    )
+    assert analyzed == len(RegistryProjection.tables)
+    runs, estimated = await pool.fetchrow(
+        "SELECT (SELECT count(*) FROM runs), (SELECT reltuples FROM pg_class WHERE relname = 'runs')"
+    )
+    assert runs > 0 and estimated == runs
