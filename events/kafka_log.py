@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -216,11 +217,17 @@ class KafkaEventLog:
         return self._producer
 
 
+# Group offsets are advisory (positions live with the read models), so they go at most this often: a commit
+# after every batch was a broker request per batch and per reader, and a round trip before the next fetch.
+COMMIT_EVERY_S = 1.0
+
+
 class KafkaSubscription:
     def __init__(self, consumer: AIOKafkaConsumer, topic: str, *, grouped: bool) -> None:
         self._consumer = consumer
         self._topic = topic
         self._grouped = grouped
+        self._last_commit = 0.0
 
     async def next_batch(self, timeout_s: float, max_records: int) -> list[LogRecord]:
         fetched = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
@@ -243,6 +250,9 @@ class KafkaSubscription:
     async def acknowledge(self, next_offsets: dict[int, int]) -> None:
         if not self._grouped:  # a reader with its own partitions has no group offsets to commit
             return
+        if time.monotonic() - self._last_commit < COMMIT_EVERY_S:
+            return
+        self._last_commit = time.monotonic()
         assigned = self._consumer.assignment()
         offsets = {
             tp: offset for p, offset in next_offsets.items() if (tp := TopicPartition(self._topic, p)) in assigned
