@@ -559,7 +559,8 @@ ORDER BY partition
 FOR UPDATE OF projection_positions
 """
 
-# Advances only the rows still where this runner left them; returns the partitions it advanced.
+# Advances only the rows still where this runner left them; returns the partitions it advanced. Its commit
+# does not wait for the WAL flush either (see _ADVANCE): a pass-over lost in a crash is read and passed again.
 _PASS_OVER = """
 WITH advanced AS (
     UPDATE projection_positions AS pp SET next_offset = n.next_offset, updated_at = now()
@@ -567,7 +568,7 @@ WITH advanced AS (
     WHERE pp.projection = $1 AND pp.topic = $2 AND pp.partition = n.partition AND pp.next_offset = n.expected
     RETURNING pp.partition
 )
-SELECT array_agg(partition) FROM advanced
+SELECT array_agg(partition), set_config('synchronous_commit', 'off', true) FROM advanced
 """
 
 # The batch's last statement also turns off waiting for the WAL flush at its commit, whatever the pool
