@@ -6,6 +6,7 @@ time (never now()) is what gets stored, so a replay rebuilds identical tables.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -424,17 +425,21 @@ class RegistryProjection(Projection):
         self._counters: dict[tuple[str, str, str], int] | None = None
 
     async def prepare(self, conn: Any, events: Sequence[Envelope] = ()) -> None:
-        logged = {
+        logged = Counter(
             (e.payload.entity, e.payload.project, e.payload.name)
             for e in events
             if isinstance(e.payload, ArtifactVersionLogged)
-        }
-        if not logged:
+        )
+        # A collection with one version in the batch keeps the one-statement path: reading its counter
+        # first would be a round trip more, not less.
+        numbered = [key for key, versions in logged.items() if versions > 1]
+        if not numbered:
             self._counters = None
             return
-        entities, projects, names = (list(column) for column in zip(*logged, strict=True))
+        entities, projects, names = (list(column) for column in zip(*numbered, strict=True))
         rows = await conn.fetch(_COUNTERS, entities, projects, names)
-        self._counters = {(r["entity"], r["project"], r["name"]): r["next_version"] for r in rows}
+        self._counters = dict.fromkeys(numbered, 0)
+        self._counters.update({(r["entity"], r["project"], r["name"]): r["next_version"] for r in rows})
 
     def batch_statements(self, events: Sequence[Envelope]) -> list[tuple[str, Statement]]:
         counters = self._counters
@@ -446,9 +451,8 @@ class RegistryProjection(Projection):
         for event in events:
             for statement in self.statements(event):
                 e = event.payload
-                if statement.sql is _VERSION_LOGGED and isinstance(e, ArtifactVersionLogged):
-                    key = (e.entity, e.project, e.name)
-                    index = counters.get(key, 0)
+                if isinstance(e, ArtifactVersionLogged) and (key := (e.entity, e.project, e.name)) in counters:
+                    index = counters[key]
                     counters[key] = index + 1
                     first = counted.get(key)
                     created = first[1] if first else (*key, e.artifact_type, 0, event.occurred_at)
