@@ -157,7 +157,7 @@ class Visibility:
 
     async def blob_readable(self, digest: str, readable: Readable) -> bool:
         """A file is readable when one version the caller may read lists it (a GIN index on the manifests'
-        digests finds the versions: FILES_V1)."""
+        digests finds the versions: FILES_V2)."""
         if readable.hides_nothing:
             return True
         return await self.pool.fetchval(
