@@ -48,6 +48,12 @@ async def caught_up(dsn: str, log: EventLog, projection: str = "registry") -> bo
     return all(done.get(p, 0) >= end for p, end in ends.items())
 
 
+async def run_until_caught_up(runner: ProjectionRunner, dsn: str, log: EventLog) -> None:
+    """Run the projection until it has applied the whole log, then stop it."""
+    async with running(runner):
+        await wait_until(lambda: caught_up(dsn, log, runner.name))
+
+
 async def read_all(log: EventLog, count: int) -> list[LogRecord]:
     async def from_zero(partitions: list[int]) -> dict[int, int]:
         return {p: 0 for p in partitions}
@@ -67,8 +73,7 @@ async def test_a_redelivered_batch_is_skipped_not_applied_twice(
 ) -> None:
     await event_log.append(registry_history(300))
     runner = ProjectionRunner(RegistryProjection(), event_log, pool)
-    async with running(runner):
-        await wait_until(lambda: caught_up(settings.database_url, event_log))
+    await run_until_caught_up(runner, settings.database_url, event_log)
     before = await dump(settings.database_url, RegistryProjection.tables)
 
     await runner.apply_batch(await read_all(event_log, 300))  # Kafka hands us everything again
@@ -87,8 +92,7 @@ async def test_a_malformed_message_from_a_foreign_producer_is_dead_lettered_and_
     await event_log.append(history[20:])
 
     runner = ProjectionRunner(RegistryProjection(), event_log, pool)
-    async with running(runner):
-        await wait_until(lambda: caught_up(settings.database_url, event_log))
+    await run_until_caught_up(runner, settings.database_url, event_log)
 
     assert runner.stats.applied == 40
     row = await pool.fetchrow(
@@ -238,8 +242,7 @@ async def test_a_projection_passes_over_types_it_does_not_handle_and_still_advan
     await event_log.append([*registry_history(200), Envelope.new(issued, stream=principal_stream(admin), actor=admin)])
 
     runner = ProjectionRunner(IdentityProjection(), event_log, pool)
-    async with running(runner):
-        await wait_until(lambda: caught_up(settings.database_url, event_log, "identity"))
+    await run_until_caught_up(runner, settings.database_url, event_log)
 
     assert runner.stats.applied == 1
     assert await pool.fetchval("SELECT principal_id FROM api_keys") == "admin"
@@ -252,8 +255,7 @@ async def test_a_projection_growing_from_empty_gives_the_planner_its_tables_stat
     # every run of the project: applying a rebuild's batch got quadratic.
     await event_log.append(registry_history(1500))
     runner = ProjectionRunner(RegistryProjection(), event_log, pool)
-    async with running(runner):
-        await wait_until(lambda: caught_up(settings.database_url, event_log))
+    await run_until_caught_up(runner, settings.database_url, event_log)
 
     analyzed = await pool.fetchval(
         "SELECT count(*) FROM pg_stat_user_tables WHERE relname = ANY($1::text[]) AND last_analyze IS NOT NULL",
