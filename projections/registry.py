@@ -447,21 +447,18 @@ class RegistryProjection(Projection):
         if counters is None:
             return super().batch_statements(events)
         statements: list[tuple[str, Statement]] = []
-        counted: dict[tuple[str, str, str], tuple[str, tuple[Any, ...]]] = {}
+        # Per numbered collection: its stream, and the type and time its row takes if this batch creates it.
+        first_logged: dict[tuple[str, str, str], tuple[str, str, Any]] = {}
         for event in events:
             for statement in self.statements(event):
                 e = event.payload
                 if isinstance(e, ArtifactVersionLogged) and (key := (e.entity, e.project, e.name)) in counters:
-                    index = counters[key]
-                    counters[key] = index + 1
-                    first = counted.get(key)
-                    created = first[1] if first else (*key, e.artifact_type, 0, event.occurred_at)
-                    counted[key] = (event.stream, created)
-                    statement = Statement(_VERSION_NUMBERED, (*statement.args, index))
+                    first_logged.setdefault(key, (event.stream, e.artifact_type, event.occurred_at))
+                    statement = Statement(_VERSION_NUMBERED, (*statement.args, counters[key]))
+                    counters[key] += 1
                 statements.append((event.stream, statement))
-        for key, (stream, created) in counted.items():
-            entity, project, name, artifact_type, _, created_at = created
-            args = (entity, project, name, artifact_type, counters[key], created_at)
+        for key, (stream, artifact_type, created_at) in first_logged.items():
+            args = (*key, artifact_type, counters[key], created_at)
             statements.append((stream, Statement(_COLLECTION_COUNTED, args, rows="collection")))
         return statements
 
