@@ -127,6 +127,9 @@ class LocalObjectStore:
             f"-volume.port={volume}",
             f"-volume.port.grpc={volume_grpc}",
             "-volume.max=0",
+            # SeaweedFS turns every volume read-only (a PUT answers 500) below 1% of the disk free by default,
+            # gigabytes on a large disk: a development store keeps writing until the disk is really full.
+            "-volume.minFreeSpace=256MiB",
             "-filer",
             f"-filer.port={filer}",
             f"-filer.port.grpc={filer_grpc}",
