@@ -1,9 +1,11 @@
 """One reader of the log for all the projections of a process.
 
-Each record is read and decoded once, then handed to every projection that handles its type; each
-projection applies the batch in its own transaction with its own positions, exactly as a ProjectionRunner
-alone does (runtime.py states the failure rules, and they do not change). A projection an event does not
-concern advances its positions without work (one compare-and-set statement per batch).
+Each record is read and decoded once, then handed to every projection that handles its type. The
+projections a batch concerns apply it in one transaction, each with its own positions, so a command's
+event costs one BEGIN and one COMMIT, not one per projection; when anything in that transaction fails, each
+projection applies the batch in a transaction of its own, exactly as a ProjectionRunner alone does
+(runtime.py states the failure rules, and they do not change). The projections a batch does not concern
+advance their positions without work, in one compare-and-set statement for all of them.
 
 The reader reads each partition from the lowest position any of its projections needs. A projection that
 must read a partition again (a failed batch, positions moved under it) asks the reader to seek back; the
@@ -18,13 +20,28 @@ import logging
 import time
 from collections.abc import Sequence
 
+import asyncpg
+
 from modelreg.events.codec import UndecodableEvent
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogRecord, Subscription
 from modelreg.events.written import RecentlyWritten
-from modelreg.projections.runtime import Decoded, ProjectionRunner, decode_record, type_tag
+from modelreg.projections.runtime import (
+    Decoded,
+    ProjectionRunner,
+    advance_positions,
+    decode_record,
+    lock_positions,
+    pass_over,
+    type_tag,
+)
 
 log = logging.getLogger(__name__)
+
+# The largest batch the projections apply in one transaction. A transaction saves round trips, which is what
+# a small batch (a command's event) costs; a large one costs statements, and in transactions of their own the
+# projections keep PostgreSQL busy on several cores at once.
+TOGETHER_UP_TO = 200
 
 
 class SharedLogReader:
@@ -100,7 +117,8 @@ class SharedLogReader:
             self._decode(record) if any(runner.concerns(tag) for runner in self.runners) else None
             for record, tag in zip(records, tags, strict=True)
         ]
-        await asyncio.gather(*(self._hand_over(runner, records, tags, events) for runner in self.runners))
+        batches = [(runner, self._mine(runner, records, tags, events)) for runner in self.runners]
+        await self._apply([(runner, mine) for runner, mine in batches if mine])
         self._carry_out_seeks()
         await self._subscription.acknowledge(self._applied_by_all())
         return len(records)
@@ -108,22 +126,58 @@ class SharedLogReader:
     def _decode(self, record: LogRecord) -> Envelope | UndecodableEvent:
         return (self.written and self.written.recall(record.value)) or decode_record(record)
 
-    async def _hand_over(
-        self,
+    @staticmethod
+    def _mine(
         runner: ProjectionRunner,
         records: Sequence[LogRecord],
         tags: Sequence[bytes | None],
         events: Sequence[Envelope | UndecodableEvent | None],
-    ) -> None:
+    ) -> Decoded:
         expected = runner.expected_positions
-        mine: Decoded = [
+        return [
             (record, event if runner.concerns(tag) else None)
             for record, tag, event in zip(records, tags, events, strict=True)
             # Read again for another projection: this one applied it already.
             if record.position.offset >= expected.get(record.position.partition, 0)
         ]
-        if mine:
-            await runner.apply_or_reread(mine)
+
+    async def _apply(self, batches: list[tuple[ProjectionRunner, Decoded]]) -> None:
+        """The projections a batch has nothing for move their positions in one statement; those it concerns
+        apply it in one transaction. Per-projection transactions are what the failure rules are written
+        for, and each projection still has its own positions in that transaction, so when anything in it
+        fails (a handler's bug, a position moved, Postgres gone) it is rolled back and every projection
+        applies its part alone, as a runner reading alone would."""
+        pool = self.runners[0].pool
+        idle = [(runner, mine) for runner, mine in batches if all(event is None for _, event in mine)]
+        passed = await pass_over(pool, idle) if idle else set()
+        busy = [(runner, mine) for runner, mine in batches if runner not in passed]
+        together = (
+            len(busy) > 1 and len(busy[0][1]) <= TOGETHER_UP_TO and all(runner.pool is pool for runner, _ in busy)
+        )
+        if together and await self._together(pool, busy):
+            return
+        await asyncio.gather(*(runner.apply_or_reread(mine) for runner, mine in busy))
+
+    @staticmethod
+    async def _together(pool: asyncpg.Pool, busy: list[tuple[ProjectionRunner, Decoded]]) -> bool:
+        # Positions rows are locked in the order of the projections' names in every process: two readers
+        # sharing a partition during a rebalance wait for each other instead of deadlocking.
+        busy = sorted(busy, key=lambda batch: batch[0].name)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                wanted = {runner.name: runner.partitions_of(mine) for runner, mine in busy}
+                locked = await lock_positions(conn, busy[0][0].log.topic, wanted)
+                applied = [
+                    await runner.apply_within(conn, mine, locked=locked[runner.name], advance=False)
+                    for runner, mine in busy
+                ]
+                await advance_positions(conn, applied)
+        except Exception as exc:
+            log.debug("a batch did not apply in one transaction (%s): each projection applies it alone", exc)
+            return False
+        for (runner, _), result in zip(busy, applied, strict=True):
+            await runner.committed(result)
+        return True
 
     def seek(self, partition: int, offset: int) -> None:
         self._seeks[partition] = min(offset, self._seeks.get(partition, offset))

@@ -66,6 +66,20 @@ class RunnerStats:
 # Events applied by a runner before it first refreshes its tables' statistics (then at twice as many, ...).
 FIRST_ANALYZE = 1000
 
+
+@dataclass(frozen=True)
+class Applied:
+    """What a batch's transaction did for one projection, known to the runner once it committed."""
+
+    projection: str
+    topic: str
+    next_offsets: dict[int, int]  # per partition of the batch, in partition order
+    counts: dict[str, int]
+
+
+# A projection's stored positions of a batch's partitions, and its parked streams, as its transaction locked them.
+Locked = tuple[dict[int, int], set[str]]
+
 # None: an event of a type the projection does not handle, left undecoded (the position still advances).
 Decoded = list[tuple[LogRecord, "Envelope | UndecodableEvent | None"]]
 
@@ -194,18 +208,37 @@ class ProjectionRunner:
             async with self.pool.acquire() as conn:
                 try:
                     async with conn.transaction():
-                        next_offsets = await self._apply(conn, decoded, isolate=False)
+                        applied = await self.apply_within(conn, decoded)
                 except PositionMoved:
                     raise
                 except Exception as exc:  # a bug in a handler or its SQL: find the event, park its stream
                     log.warning("projection %s: batch failed (%s), applying event by event", self.name, exc)
                     async with conn.transaction():
-                        next_offsets = await self._apply(conn, decoded, isolate=True)
+                        applied = await self._apply(conn, decoded, isolate=True)
         except PositionMoved as moved:
             log.info("projection %s: re-reading from the stored positions %s", self.name, moved.positions)
             self._seek(moved.positions)
             return
-        self._expected.update(next_offsets)  # committed
+        await self.committed(applied)
+
+    async def apply_within(
+        self, conn: asyncpg.Connection, decoded: Decoded, *, locked: Locked | None = None, advance: bool = True
+    ) -> Applied:
+        """Apply a batch inside the caller's transaction, which may hold other projections' batches too
+        (log_reader.py: it locks their positions and advances them, `locked` and `advance=False`); once it
+        committed, hand the result to `committed`. Raises what the batch raised: the caller then rolls back
+        and applies it alone, through `apply_decoded`."""
+        return await self._apply(conn, decoded, isolate=False, locked=locked, advance=advance)
+
+    async def committed(self, applied: Applied) -> None:
+        """What a runner does once a batch's transaction committed."""
+        self._expected.update(applied.next_offsets)
+        counts = applied.counts
+        self.stats.applied += counts["applied"]
+        self.stats.skipped_redelivered += counts["skipped"]
+        self.stats.parked += counts["parked"]
+        self.stats.skipped += counts["skipped_by_admin"]
+        self.stats.dead_lettered += counts["dead_lettered"]
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
         if self.stats.applied >= self._analyze_at:
@@ -214,14 +247,25 @@ class ProjectionRunner:
         if self._subscription is not None:
             await self._subscription.acknowledge(dict(self._expected))
 
-    async def _apply(self, conn: asyncpg.Connection, decoded: Decoded, *, isolate: bool) -> dict[int, int]:
-        """Apply one batch inside the caller's transaction; returns the partitions' next offsets."""
+    def partitions_of(self, decoded: Decoded) -> list[int]:
+        return sorted({record.position.partition for record, _ in decoded})
+
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        decoded: Decoded,
+        *,
+        isolate: bool,
+        locked: Locked | None = None,
+        advance: bool = True,
+    ) -> Applied:
+        """Apply one batch inside the caller's transaction; returns the partitions' next offsets and counts."""
         topic = self.log.topic
         first: dict[int, int] = {}
         for record, _ in decoded:
             first.setdefault(record.position.partition, record.position.offset)
         partitions = sorted(first)
-        stored, parked = await self._lock_positions(conn, topic, partitions)
+        stored, parked = locked if locked is not None else await self._lock_positions(conn, topic, partitions)
         if any(self._moved(p, first[p], stored[p]) for p in partitions):
             raise PositionMoved({p: stored[p] for p in partitions})
         if isolate:
@@ -266,22 +310,11 @@ class ProjectionRunner:
         await _execute(conn, self.projection.batch_statements(pending))
         for record, reason in dead:
             await self._dead_letter(conn, record, reason)
-        progress = ",".join(f"{p}:{next_offsets[p]}" for p in partitions)
-        await conn.execute(
-            _ADVANCE,
-            self.name,
-            topic,
-            partitions,
-            [next_offsets[p] for p in partitions],
-            PROGRESS_CHANNEL,
-            f"{self.name}|{topic}|{progress}",
-        )
-        self.stats.applied += counts["applied"]
-        self.stats.skipped_redelivered += counts["skipped"]
-        self.stats.parked += counts["parked"]
-        self.stats.skipped += counts["skipped_by_admin"]
-        self.stats.dead_lettered += len(dead)
-        return {p: next_offsets[p] for p in partitions}
+        counts["dead_lettered"] = len(dead)
+        applied = Applied(self.name, topic, {p: next_offsets[p] for p in partitions}, counts)
+        if advance:
+            await advance_positions(conn, [applied])
+        return applied
 
     async def _analyze(self) -> None:
         """Refresh the planner's statistics of the projection's tables. A table that grew from empty (a
@@ -303,27 +336,26 @@ class ProjectionRunner:
     async def _pass_over(self, decoded: Decoded) -> bool:
         """A batch with nothing for this projection only moves its positions: one compare-and-set
         statement instead of a transaction. False when that cannot be done (let the full path decide)."""
-        first: dict[int, int] = {}
-        last: dict[int, int] = {}
+        return self in await pass_over(self.pool, [(self, decoded)])
+
+    def pass_over_plan(self, decoded: Decoded) -> dict[int, tuple[int, int]] | None:
+        """Per partition of a batch with nothing for this projection: (next offset, expected stored offset).
+        None when the batch is not contiguous with what this runner knows was stored: the full path then
+        checks and re-reads."""
+        plan: dict[int, tuple[int, int]] = {}
         for record, _ in decoded:
-            first.setdefault(record.position.partition, record.position.offset)
-            last[record.position.partition] = record.position.offset
-        partitions = sorted(first)
-        if any(p not in self._expected or first[p] != self._expected[p] for p in partitions):
-            return False  # not contiguous with what we know was stored: the full path checks and re-reads
-        advanced = await self.pool.fetchval(
-            _PASS_OVER,
-            self.name,
-            self.log.topic,
-            partitions,
-            [last[p] + 1 for p in partitions],
-            [self._expected[p] for p in partitions],
-        )
-        if sorted(advanced or []) != partitions:
-            return False  # moved (or the row does not exist yet): the full path re-reads or creates it
-        self._expected.update({p: last[p] + 1 for p in partitions})
+            partition = record.position.partition
+            if partition not in plan:
+                expected = self._expected.get(partition)
+                if expected != record.position.offset:
+                    return None
+                plan[partition] = (0, expected)
+            plan[partition] = (record.position.offset + 1, plan[partition][1])
+        return plan
+
+    def passed_over(self, next_offsets: dict[int, int]) -> None:
+        self._expected.update(next_offsets)
         self.stats.batches += 1
-        return True
 
     def _moved(self, partition: int, first_offset: int, stored: int) -> bool:
         if self._expected.get(partition) != stored:
@@ -332,26 +364,8 @@ class ProjectionRunner:
         # and the log has nothing at that offset (a gap Kafka leaves, e.g. after transaction markers).
         return first_offset > stored and self._sought.get(partition) != stored
 
-    async def _lock_positions(
-        self, conn: asyncpg.Connection, topic: str, partitions: list[int]
-    ) -> tuple[dict[int, int], set[str]]:
-        """Lock this projection's position rows for the batch's partitions (creating missing ones at 0);
-        returns them with the projection's parked streams, read under the lock in the same round trip."""
-        rows = await conn.fetch(_LOCK_POSITIONS, self.name, topic, partitions)
-        stored = {r["partition"]: r["next_offset"] for r in rows}
-        missing = [p for p in partitions if p not in stored]
-        if missing:
-            await conn.executemany(
-                "INSERT INTO projection_positions (projection, topic, partition, next_offset) VALUES ($1, $2, $3, 0) "
-                "ON CONFLICT DO NOTHING",
-                [(self.name, topic, p) for p in missing],
-            )
-            rows = await conn.fetch(_LOCK_POSITIONS, self.name, topic, partitions)
-            stored = {r["partition"]: r["next_offset"] for r in rows}
-        parked = set(rows[0]["parked"] or ()) if rows else set()
-        if parked:
-            await conn.execute("SELECT pg_notify($1, $2)", PROGRESS_CHANNEL, f"parked:{self.name}")
-        return stored, parked
+    async def _lock_positions(self, conn: asyncpg.Connection, topic: str, partitions: list[int]) -> Locked:
+        return (await lock_positions(conn, topic, {self.name: partitions}))[self.name]
 
     async def _apply_isolated(self, conn: asyncpg.Connection, record: LogRecord, event: Envelope) -> bool:
         try:
@@ -550,26 +564,89 @@ def _event_id(value: bytes | None) -> UUID | None:
 
 _PARKED_STREAMS = "SELECT stream FROM parked_streams WHERE projection = $1"
 
+# Each projection's parked streams come with its position rows, read under the lock in the same round trip.
 _LOCK_POSITIONS = """
-SELECT partition, next_offset,
-       (SELECT array_agg(stream) FROM parked_streams WHERE projection = $1) AS parked
-FROM projection_positions
-WHERE projection = $1 AND topic = $2 AND partition = ANY($3::int[])
-ORDER BY partition
-FOR UPDATE OF projection_positions
+SELECT pp.projection, pp.partition, pp.next_offset,
+       (SELECT array_agg(ps.stream) FROM parked_streams AS ps WHERE ps.projection = pp.projection) AS parked
+FROM projection_positions AS pp
+WHERE pp.topic = $1 AND (pp.projection, pp.partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))
+ORDER BY pp.projection, pp.partition
+FOR UPDATE OF pp
 """
 
-# Advances only the rows still where this runner left them; returns the partitions it advanced. Its commit
+
+async def lock_positions(conn: asyncpg.Connection, topic: str, wanted: dict[str, list[int]]) -> dict[str, Locked]:
+    """Lock the position rows of these projections' partitions for a batch (creating missing ones at 0);
+    returns, per projection, its stored positions and its parked streams."""
+    names = [name for name, partitions in wanted.items() for _ in partitions]
+    partitions = [p for ps in wanted.values() for p in ps]
+    rows = await conn.fetch(_LOCK_POSITIONS, topic, names, partitions)
+    if len(rows) < len(names):
+        found = {(r["projection"], r["partition"]) for r in rows}
+        await conn.executemany(
+            "INSERT INTO projection_positions (projection, topic, partition, next_offset) VALUES ($1, $2, $3, 0) "
+            "ON CONFLICT DO NOTHING",
+            [(name, topic, p) for name, p in zip(names, partitions, strict=True) if (name, p) not in found],
+        )
+        rows = await conn.fetch(_LOCK_POSITIONS, topic, names, partitions)
+    locked: dict[str, Locked] = {name: ({}, set()) for name in wanted}
+    for row in rows:
+        stored, parked = locked[row["projection"]]
+        stored[row["partition"]] = row["next_offset"]
+        parked.update(row["parked"] or ())
+    for name, (_, parked) in locked.items():
+        if parked:
+            await conn.execute("SELECT pg_notify($1, $2)", PROGRESS_CHANNEL, f"parked:{name}")
+    return locked
+
+
+async def advance_positions(conn: asyncpg.Connection, batches: Sequence[Applied]) -> None:
+    """Store the batches' new positions (their transaction locked them) and announce them at commit."""
+    topic = batches[0].topic
+    rows = [(a.projection, p, offset) for a in batches for p, offset in a.next_offsets.items()]
+    names, partitions, offsets = (list(column) for column in zip(*rows, strict=True))
+    progress = [
+        f"{a.projection}|{topic}|" + ",".join(f"{p}:{offset}" for p, offset in a.next_offsets.items()) for a in batches
+    ]
+    await conn.execute(_ADVANCE, topic, names, partitions, offsets, PROGRESS_CHANNEL, progress)
+
+
+# Advances only the rows still where their runners left them; returns the rows it advanced. Its commit
 # does not wait for the WAL flush either (see _ADVANCE): a pass-over lost in a crash is read and passed again.
 _PASS_OVER = """
 WITH advanced AS (
     UPDATE projection_positions AS pp SET next_offset = n.next_offset, updated_at = now()
-    FROM unnest($3::int[], $4::bigint[], $5::bigint[]) AS n(partition, next_offset, expected)
-    WHERE pp.projection = $1 AND pp.topic = $2 AND pp.partition = n.partition AND pp.next_offset = n.expected
-    RETURNING pp.partition
+    FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS n(projection, partition, next_offset, expected)
+    WHERE pp.projection = n.projection AND pp.topic = $1 AND pp.partition = n.partition
+      AND pp.next_offset = n.expected
+    RETURNING pp.projection, pp.partition
 )
-SELECT array_agg(partition), set_config('synchronous_commit', 'off', true) FROM advanced
+SELECT projection, partition, set_config('synchronous_commit', 'off', true) FROM advanced
 """
+
+
+async def pass_over(pool: asyncpg.Pool, batches: Sequence[tuple[ProjectionRunner, Decoded]]) -> set[ProjectionRunner]:
+    """Move the positions of projections that a batch has nothing for, in one statement for all of them
+    (a command's event concerns two or three of a process's six projections). Returns the runners whose
+    every partition moved; the others take their batch through the full path, which checks and re-reads."""
+    plans = {runner: runner.pass_over_plan(decoded) for runner, decoded in batches}
+    rows = [(runner.name, p, ahead, at) for runner, plan in plans.items() if plan for p, (ahead, at) in plan.items()]
+    if not rows:
+        return set()
+    names, partitions, next_offsets, expected = (list(column) for column in zip(*rows, strict=True))
+    try:
+        moved = await pool.fetch(_PASS_OVER, batches[0][0].log.topic, names, partitions, next_offsets, expected)
+    except Exception as exc:  # a lock wait broken as a deadlock, Postgres gone: the full path decides
+        log.info("passing over a batch failed (%s); applying it projection by projection", exc)
+        return set()
+    advanced = {(r["projection"], r["partition"]) for r in moved}
+    passed = set()
+    for runner, plan in plans.items():
+        if plan and all((runner.name, p) in advanced for p in plan):
+            runner.passed_over({p: ahead for p, (ahead, _) in plan.items()})
+            passed.add(runner)
+    return passed
+
 
 # The batch's last statement also turns off waiting for the WAL flush at its commit, whatever the pool
 # does for others (a process's one pool also takes commands): the log is the source of truth and the
@@ -577,10 +654,10 @@ SELECT array_agg(partition), set_config('synchronous_commit', 'off', true) FROM 
 _ADVANCE = """
 WITH advanced AS (
     UPDATE projection_positions AS pp SET next_offset = n.next_offset, updated_at = now()
-    FROM unnest($3::int[], $4::bigint[]) AS n(partition, next_offset)
-    WHERE pp.projection = $1 AND pp.topic = $2 AND pp.partition = n.partition
+    FROM unnest($2::text[], $3::int[], $4::bigint[]) AS n(projection, partition, next_offset)
+    WHERE pp.projection = n.projection AND pp.topic = $1 AND pp.partition = n.partition
 )
-SELECT pg_notify($5, $6), set_config('synchronous_commit', 'off', true)
+SELECT pg_notify($5, progress), set_config('synchronous_commit', 'off', true) FROM unnest($6::text[]) AS progress
 """
 
 
