@@ -172,3 +172,47 @@ async def test_what_this_process_appended_is_handed_over_as_written_and_what_oth
     decoded = projection.seen[len(ours) :]
     assert all(seen is not other for seen, other in zip(decoded, theirs, strict=True))
     assert [encode(seen) for seen in decoded] == [encode(other) for other in theirs]
+
+
+class BrokenOnOneRun(Projection):
+    """Fails on one started run, as a bug in a projection's SQL would; writes nothing for the others."""
+
+    name = "broken_on_one_run"
+    tables = ()
+    migrations = ()
+
+    def __init__(self, breaks_on: Envelope) -> None:
+        super().__init__()
+        self.breaks_on = breaks_on.id
+
+    @handles(RunStarted)
+    def run_started(self, e: RunStarted, envelope: Envelope) -> list[Statement]:
+        return [Statement("SELECT 1 / 0", ())] if envelope.id == self.breaks_on else []
+
+
+async def test_a_projection_failing_in_a_shared_batch_parks_its_stream_and_the_others_apply_the_batch_once(
+    database_url: str, own_pool: asyncpg.Pool
+) -> None:
+    log = InMemoryEventLog(partitions=1)
+    history = registry_history(150)  # one small batch: the projections it concerns apply it in one transaction
+    broken = [e for e in history if e.type == RunStarted.type][3]
+    await log.append(history)
+    names = ["audit", "registry", "identity", BrokenOnOneRun.name]
+    runners = [
+        ProjectionRunner(AuditProjection(), log, own_pool),
+        ProjectionRunner(RegistryProjection(), log, own_pool),
+        ProjectionRunner(PROJECTIONS["identity"](), log, own_pool),  # nothing in the batch for it: passes over
+        ProjectionRunner(BrokenOnOneRun(broken), log, own_pool),
+    ]
+    reader = SharedLogReader(runners, log)
+    await reader.open()
+    assert await reader.step() == len(history)
+    await reader.close()
+
+    assert await caught_up(database_url, log, names)
+    assert await own_pool.fetchval("SELECT count(*) FROM audit_log") == len(history)  # the failure undid nothing
+    parked = await own_pool.fetch("SELECT projection, stream FROM parked_streams")
+    assert [(r["projection"], r["stream"]) for r in parked] == [(BrokenOnOneRun.name, broken.stream)]
+    assert await dump(database_url, RegistryProjection.tables) == await dump(
+        await _rebuilt_alone(database_url, log, RegistryProjection), RegistryProjection.tables
+    )
