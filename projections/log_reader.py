@@ -148,11 +148,15 @@ class SharedLogReader:
         fails (a handler's bug, a position moved, Postgres gone) it is rolled back and every projection
         applies its part alone, as a runner reading alone would."""
         pool = self.runners[0].pool
-        idle = [(runner, mine) for runner, mine in batches if all(event is None for _, event in mine)]
+        idle = [(runner, mine) for runner, mine in batches if runner.pool is pool and all(e is None for _, e in mine)]
         passed = await pass_over(pool, idle) if idle else set()
         busy = [(runner, mine) for runner, mine in batches if runner not in passed]
         together = (
-            len(busy) > 1 and len(busy[0][1]) <= TOGETHER_UP_TO and all(runner.pool is pool for runner, _ in busy)
+            len(busy) > 1
+            and all(runner.pool is pool and len(mine) <= TOGETHER_UP_TO for runner, mine in busy)
+            # A dead letter goes to the log before the commit: a rolled-back shared transaction would send
+            # it again when its projection applies the batch alone.
+            and not any(isinstance(event, UndecodableEvent) for _, mine in busy for _, event in mine)
         )
         if together and await self._together(pool, busy):
             return

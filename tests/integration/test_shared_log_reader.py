@@ -216,3 +216,30 @@ async def test_a_projection_failing_in_a_shared_batch_parks_its_stream_and_the_o
     assert await dump(database_url, RegistryProjection.tables) == await dump(
         await _rebuilt_alone(database_url, log, RegistryProjection), RegistryProjection.tables
     )
+
+
+async def test_a_record_nobody_can_decode_is_dead_lettered_once_per_projection_when_another_fails_beside_it(
+    database_url: str, own_pool: asyncpg.Pool
+) -> None:
+    log = InMemoryEventLog(partitions=1)
+    history = registry_history(60)
+    broken = [e for e in history if e.type == RunStarted.type][0]
+    await log.append(history[:30])
+    await log.append_raw([LogRecord(LogPosition(log.topic, 0, 0), b"run:x", b"{not json")])
+    await log.append(history[30:])
+    names = ["audit", BrokenOnOneRun.name]
+    runners = [
+        ProjectionRunner(AuditProjection(), log, own_pool),
+        ProjectionRunner(BrokenOnOneRun(broken), log, own_pool),
+    ]
+    reader = SharedLogReader(runners, log)
+    await reader.open()
+    await reader.step()
+    await reader.close()
+
+    assert await caught_up(database_url, log, names)
+    assert sorted(reader for _, reader, _ in log.dead_letters) == [
+        "projection.audit",
+        f"projection.{BrokenOnOneRun.name}",
+    ]
+    assert await own_pool.fetchval("SELECT count(*) FROM audit_log") == len(history)
