@@ -49,7 +49,7 @@ from modelreg.services.http.database_unavailable import MESSAGE as DATABASE_UNAV
 from modelreg.services.http.database_unavailable import any_database_unavailable, database_unavailable_is_503
 from modelreg.services.http.graphql_bodies import graphql_body, graphql_request_fields
 from modelreg.services.http.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
-from modelreg.services.http.metrics import add_operations_routes
+from modelreg.services.http.metrics import GRAPHQL_OPERATION, add_operations_routes, graphql_operation
 from modelreg.services.http.object_store_routes import add_object_store_routes, opened
 from modelreg.services.http.web_ui import add_ui_routes
 from modelreg.services.infra.blob_store_url import blob_store_at
@@ -203,6 +203,8 @@ class ModelregGraphQLView(GraphQLView):
         document = request_data.document
         if document is None and request_data.query:
             document = await self.documents.validated(request_data.query)
+        if document is not None and (named := graphql_operation(document, request_data.operation_name)):
+            request_adapter.request[GRAPHQL_OPERATION] = named
         if (
             document is not None
             and _operation_type(document, request_data.operation_name) == OperationType.SUBSCRIPTION

@@ -16,10 +16,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
+from graphql.utilities import get_operation_ast
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    SelectionNode,
+)
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -48,11 +57,40 @@ class HttpMetrics:
 METRICS: web.AppKey[HttpMetrics] = web.AppKey("http_metrics", HttpMetrics)
 
 
+GRAPHQL_OPERATION: web.RequestKey[str] = web.RequestKey("graphql_operation", str)
+
+
 def operation_of(request: web.Request) -> str:
-    """The route's template (not the path, whose digests and ids would make a series per request)."""
+    """The route's template (not the path, whose digests and ids would make a series per request), and for a
+    GraphQL request whose document passed validation, what it does (`POST /graphql mutation addAlias`)."""
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    return f"{request.method} {route}"
+    graphql = request.get(GRAPHQL_OPERATION)
+    return f"{request.method} {route} {graphql}" if graphql else f"{request.method} {route}"
+
+
+def graphql_operation(document: DocumentNode, operation_name: str | None) -> str | None:
+    """A validated operation's type and its first top-level field (`query registeredModel and more`).
+
+    Only names from the schema: a client's operation name or aliases would add a series per caller's whim."""
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return None
+    selections: tuple[SelectionNode, ...] = tuple(operation.selection_set.selections)
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    more = len(selections) > 1
+    for _ in range(32):  # validation refused fragment cycles and deep documents; this bounds the walk anyway
+        first = selections[0] if selections else None
+        if isinstance(first, FieldNode):
+            return f"{operation.operation.value} {first.name.value}{' and more' if more else ''}"
+        if isinstance(first, FragmentSpreadNode) and first.name.value in fragments:
+            selections = tuple(fragments[first.name.value].selection_set.selections)
+        elif isinstance(first, InlineFragmentNode):
+            selections = tuple(first.selection_set.selections)
+        else:
+            break
+        more = more or len(selections) > 1
+    return operation.operation.value
 
 
 @web.middleware

@@ -30,6 +30,7 @@ async def test_metrics_count_requests_by_operation_and_show_the_installation(sta
     assert (await stack.client.put(f"/blobs/{digest}", data=content, headers=auth)).status == 201
     assert (await stack.client.get(f"/blobs/{digest}", headers=auth)).status == 200
     await stack.graphql("{ __typename }")
+    refused = await stack.client.post("/graphql", json={"query": "{ noSuchField }"}, headers=auth)
     await stack.projected()
 
     response = await stack.client.get("/metrics")
@@ -38,7 +39,11 @@ async def test_metrics_count_requests_by_operation_and_show_the_installation(sta
     found = samples(await response.text())
 
     assert found["modelreg_http_requests_total", (("operation", "PUT /blobs/{digest}"), ("status", "201"))] == 1
-    assert found["modelreg_http_requests_total", (("operation", "POST /graphql"), ("status", "200"))] >= 1
+    assert (
+        found["modelreg_http_requests_total", (("operation", "POST /graphql query __typename"), ("status", "200"))] >= 1
+    )
+    # A document that did not pass validation names nothing: only the schema's names become series.
+    assert found["modelreg_http_requests_total", (("operation", "POST /graphql"), ("status", str(refused.status)))] == 1
     assert ("modelreg_http_request_seconds_count", (("operation", "GET /blobs/{digest}"),)) in found
     assert found["modelreg_blob_bytes_total", (("direction", "in"),)] == len(content)
     assert found["modelreg_blob_bytes_total", (("direction", "out"),)] == len(content)
