@@ -85,7 +85,8 @@ class Services:
                 "api", *common, "--port", str(self.port), "--blob-dir", str(self.folder / "blobs"),
                 "--admin-key-file", str(self.folder / "admin-api-key"),
             ]  # fmt: skip
-        return ["projector", *common]
+        # Named (static membership): started again after a kill, it takes its partitions back at once.
+        return ["projector", *common, "--instance-id", "chaos-projector"]
 
     def start(self, role: str) -> None:
         log = (self.folder / f"{role}.log").open("ab")
@@ -154,6 +155,7 @@ class Load:
     def __init__(self, url: str, key: str) -> None:
         self.url, self.key = url, key
         self.acked: list[str] = []
+        self.acked_at: list[float] = []  # time.monotonic() of each acknowledgement
         self.statuses: dict[str, int] = {}
         self.stopping = asyncio.Event()
 
@@ -180,6 +182,7 @@ class Load:
                             logged = (answer.get("data") or {}).get("logArtifactVersion")
                             if logged and not answer.get("errors"):
                                 self.acked.append(logged["id"])
+                                self.acked_at.append(time.monotonic())
                                 outcome = "acked"
                             else:
                                 outcome = "200 with errors"
@@ -294,6 +297,7 @@ async def chaos(args: argparse.Namespace, folder: Path, stack: contextlib.ExitSt
     services.start("api")
     services.start("projector")
     figures: dict[str, Any] = {"kill_rounds": 0, "broker_restarts": 0, "postgres_restarts": 0}
+    projector_killed_at: list[float] = []
 
     async with aiohttp.ClientSession() as http:
         if not await until_healthy(http, services.url):
@@ -316,6 +320,8 @@ async def chaos(args: argparse.Namespace, folder: Path, stack: contextlib.ExitSt
                 acked_before = len(load.acked)
                 if fault == "kill":
                     victim = rng.choice(["api", "projector"])
+                    if victim == "projector":
+                        projector_killed_at.append(time.monotonic())
                     await asyncio.to_thread(services.kill, victim)
                     figures["kill_rounds"] += 1
                     what = f"killed the {victim} (SIGKILL)"
@@ -335,6 +341,13 @@ async def chaos(args: argparse.Namespace, folder: Path, stack: contextlib.ExitSt
                 say(f"  {n}/{len(faults)} {what}; healthy again: {healthy}; acked {acked} (+{acked - acked_before})")
             await asyncio.sleep(2.0)
         figures["acked"] = len(load.acked)
+        # Writes wait for read-your-writes: from a projector's kill to the next acknowledged write.
+        stalls = [
+            min((t for t in load.acked_at if t > killed), default=float("nan")) - killed
+            for killed in projector_killed_at
+        ]
+        figures["projector_kill_stall_max_s"] = round(max(stalls), 1) if stalls else float("nan")
+        say(f"after each projector kill, the next acknowledged write came in {', '.join(f'{s:.1f}' for s in stalls)} s")
         say(f"load: answers {dict(sorted(load.statuses.items()))}; unexpected exits {services.unexpected_exits}")
 
         services.restart_exited()
@@ -401,7 +414,8 @@ def main() -> None:
     shutil.rmtree(folder, ignore_errors=True)
     say(f"chaos bench took {time.monotonic() - started:.0f} s")
     keys = ("fuzz_cases fuzz_server_errors parked_streams healthz_p99_ms_under_hostile_queries kill_rounds "
-            "broker_restarts postgres_restarts acked acked_lost duplicated").split()  # fmt: skip
+            "broker_restarts postgres_restarts acked acked_lost duplicated "
+            "projector_kill_stall_max_s").split()  # fmt: skip
     say(" ".join(f"{key}={figures[key]}" for key in keys))
 
 

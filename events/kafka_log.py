@@ -36,8 +36,14 @@ class KafkaEventLog:
         topic: str = "modelreg.events",
         partitions: int = 6,
         replication_factor: int = 1,
+        group_instance_id: str | None = None,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        # Static membership (Settings.kafka_instance_id): a member restarted under the same name takes its
+        # partitions back at once; a member that dies holds them until its session times out.
+        self.group_instance_id = group_instance_id
+        self.session_timeout_ms = session_timeout_ms
         self.topic = topic
         self.dead_letter_topic = f"{topic}.deadletter"
         self.partitions = partitions
@@ -153,6 +159,8 @@ class KafkaEventLog:
             bootstrap_servers=self.bootstrap_servers,
             # Given partitions, the reader owns them outright (a rebuild worker): no group, no rebalances.
             group_id=None if partitions is not None else f"modelreg.{reader}",
+            group_instance_id=None if partitions is not None else self.group_instance_id,
+            session_timeout_ms=self.session_timeout_ms,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,

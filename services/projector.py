@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from modelreg.services.bootstrap import ProcessParts, given_or_own
+from modelreg.services.instance_name import instance_name_held, until_done_or_lost
 from modelreg.services.projections_catalog import PROJECTIONS
 from modelreg.services.settings import Settings
 
@@ -39,5 +40,13 @@ async def run_projector(
         reader = wired.log_reader(names)
         if parts is None:  # a process of its own; in `modelreg server` the server has tuned it for serving
             tune_gc()
-        log.info("projector: running %s on topic %s", ", ".join(names), settings.topic)
-        await reader.run(stopping)
+        name = settings.kafka_instance_id if settings.kafka_bootstrap_servers else None
+        if name is None:
+            log.info("projector: running %s on topic %s", ", ".join(names), settings.topic)
+            await reader.run(stopping)
+            return
+        async with instance_name_held(settings.database_url, name, stopping) as lost:
+            if stopping.is_set():
+                return
+            log.info("projector %r: running %s on topic %s", name, ", ".join(names), settings.topic)
+            await until_done_or_lost(lambda: reader.run(stopping), lost)

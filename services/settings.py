@@ -13,6 +13,10 @@ class Settings:
     kafka_bootstrap_servers: str | None = None
     topic: str = "modelreg.events"
     partitions: int = 6
+    # This process's name in Kafka's consumer groups (static membership): a restarted process with the same
+    # name takes its partitions back at once instead of after the session timeout. Unique per process, stable
+    # across its restarts (a StatefulSet pod's name); None: a new member at every start (docs/scaling.md).
+    kafka_instance_id: str | None = None
     read_your_writes_timeout_s: float = 5.0
     # Where artifact files are kept (content-addressed); None: `blobs` under the current folder.
     blob_dir: Path | None = None

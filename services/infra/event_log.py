@@ -13,7 +13,12 @@ def event_log_for(settings: Settings, pool: asyncpg.Pool | None = None) -> Event
     if settings.kafka_bootstrap_servers:
         from modelreg.events.kafka_log import KafkaEventLog
 
-        return KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+        return KafkaEventLog(
+            settings.kafka_bootstrap_servers,
+            settings.topic,
+            settings.partitions,
+            group_instance_id=settings.kafka_instance_id,
+        )
     from modelreg.events.postgres_log import PostgresEventLog
 
     return PostgresEventLog(settings.database_url, settings.topic, pool=pool)
