@@ -33,6 +33,13 @@ def test_compose_runs_kafka_postgres_and_one_container_per_modelreg_process(repo
         assert CliRunner().invoke(main, [command, "--help"]).exit_code == 0
 
 
+def test_compose_names_its_projector_so_that_a_restart_takes_its_partitions_back_at_once(repo_root: Path) -> None:
+    command = yaml.safe_load((repo_root / "compose.yaml").read_text())["services"]["projector"]["command"]
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0 and "--instance-id" in result.output
+    assert command[command.index("--instance-id") + 1] == "projector-1"
+
+
 def test_the_image_installs_the_server_extra(repo_root: Path) -> None:
     dockerfile = (repo_root / "Dockerfile").read_text()
     assert '".[server]"' in dockerfile and 'ENTRYPOINT ["modelreg"]' in dockerfile
