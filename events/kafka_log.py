@@ -155,26 +155,35 @@ class KafkaEventLog:
     async def subscribe(
         self, reader: str, start_positions: StartPositions, partitions: Sequence[int] | None = None
     ) -> KafkaSubscription:
+        # Given partitions, the reader owns them outright (a rebuild worker): no group, no rebalances.
+        grouped = partitions is None
+        # Groups are not per topic: two installations sharing a cluster must not share a member's name.
+        member = f"{self.group_instance_id}@{self.topic}" if grouped and self.group_instance_id else None
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
-            # Given partitions, the reader owns them outright (a rebuild worker): no group, no rebalances.
-            group_id=None if partitions is not None else f"modelreg.{reader}",
-            group_instance_id=None if partitions is not None else self.group_instance_id,
+            group_id=f"modelreg.{reader}" if grouped else None,
+            group_instance_id=member,
             session_timeout_ms=self.session_timeout_ms,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024,
         )
-        subscription = KafkaSubscription(consumer, self.topic, grouped=partitions is None)
-        if partitions is None:
-            consumer.subscribe([self.topic], listener=_SeekToStoredPositions(consumer, self.topic, start_positions))
-            await consumer.start()
-        else:
-            await consumer.start()
-            consumer.assign([TopicPartition(self.topic, p) for p in partitions])
-            for partition, offset in (await start_positions(list(partitions))).items():
-                subscription.seek(partition, offset)
+        subscription = KafkaSubscription(consumer, self.topic, grouped=grouped)
+        try:
+            if partitions is None:
+                consumer.subscribe([self.topic], listener=_SeekToStoredPositions(consumer, self.topic, start_positions))
+                await consumer.start()
+            else:
+                await consumer.start()
+                consumer.assign([TopicPartition(self.topic, p) for p in partitions])
+                for partition, offset in (await start_positions(list(partitions))).items():
+                    subscription.seek(partition, offset)
+        except BaseException:
+            # start() runs the group's coordination in a task of its own: left behind, it would go on
+            # heartbeating under this process's name beside the consumer that replaces it.
+            await consumer.stop()
+            raise
         return subscription
 
     async def dead_letter(self, record: LogRecord, reader: str, reason: str) -> None:

@@ -45,7 +45,9 @@ async def run_projector(
             log.info("projector: running %s on topic %s", ", ".join(names), settings.topic)
             await reader.run(stopping)
             return
-        async with instance_name_held(settings.database_url, name, stopping) as lost:
+        # Kafka keeps a member's name per group (the projections' names), in groups not kept per topic.
+        scope = f"{settings.topic} modelreg.{reader.reader}"
+        async with instance_name_held(settings.database_url, name, stopping, scope=scope) as lost:
             if stopping.is_set():
                 return
             log.info("projector %r: running %s on topic %s", name, ", ".join(names), settings.topic)

@@ -44,11 +44,18 @@ async def test_a_second_process_under_a_taken_name_stands_by_and_says_why_until_
     assert "took over the name 'projector-1'" in caplog.text
 
 
-async def test_projectors_under_different_names_run_side_by_side(database_url: str) -> None:
+async def test_projectors_under_different_names_or_in_different_groups_run_side_by_side(database_url: str) -> None:
     stopping = asyncio.Event()
-    async with instance_name_held(database_url, "projector-1", stopping):
+    async with instance_name_held(database_url, "projector-1", stopping, scope="events modelreg.projections.audit"):
         async with asyncio.timeout(10):
-            async with instance_name_held(database_url, "projector-2", stopping):
+            async with instance_name_held(
+                database_url, "projector-2", stopping, scope="events modelreg.projections.audit"
+            ):
+                pass
+            # Kafka keeps names per group: the same name in another group (other projections) is another member.
+            async with instance_name_held(
+                database_url, "projector-1", stopping, scope="events modelreg.projections.lineage"
+            ):
                 pass
 
 

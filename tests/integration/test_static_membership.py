@@ -88,7 +88,7 @@ async def test_a_projector_started_again_under_its_name_takes_its_partitions_bac
         subscription = await log.subscribe("static-membership", from_zero)
         read: list[int] = []
         try:
-            # aiokafka swallows a cancellation while it waits to join, so the bound is checked here.
+            # getmany waits for the group to assign partitions regardless of its own timeout: bounded here.
             while len(read) < EVENTS and loop.time() - started < 2 * SESSION_S:
                 read += [r.position.offset for r in await subscription.next_batch(0.5, 100)]
         finally:
@@ -98,3 +98,38 @@ async def test_a_projector_started_again_under_its_name_takes_its_partitions_bac
         assert loop.time() - started < SESSION_S / 2
     finally:
         await log.close()
+
+
+async def test_a_subscription_cancelled_while_joining_leaves_no_member_behind_under_its_name(
+    kafka_bootstrap: str,
+) -> None:
+    """A projector whose name is lost while it joins stops; a consumer left running would go on heartbeating
+    under the name beside the one that replaces it."""
+    topic = f"test.{uuid.uuid4().hex[:12]}.events"
+    log = KafkaEventLog(kafka_bootstrap, topic, PARTITIONS, group_instance_id="projector-1")
+    await log.start()
+    try:
+        before = set(asyncio.all_tasks())
+        joining = asyncio.create_task(log.subscribe("static-membership", from_zero))
+        while not _group_tasks(before):  # start() has begun to coordinate with the group
+            await asyncio.sleep(0.01)
+        joining.cancel()
+        try:
+            await joining
+        except asyncio.CancelledError:
+            pass
+        else:  # it finished joining before the cancellation arrived: not what this test is about
+            await joining.result().close()
+        await asyncio.sleep(0.1)
+        assert _group_tasks(before) == []
+    finally:
+        await log.close()
+
+
+def _group_tasks(before: set[asyncio.Task[object]]) -> list[asyncio.Task[object]]:
+    """The subscription's own coordination tasks (the log's metadata consumer has some of its own)."""
+    return [
+        t
+        for t in asyncio.all_tasks() - before
+        if not t.done() and "coordinat" in t.get_coro().__qualname__.lower()  # type: ignore[union-attr]
+    ]
