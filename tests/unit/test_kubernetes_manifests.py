@@ -11,7 +11,14 @@ from support.kubeconform import kubeconform, offline_schemas
 
 from modelreg.services.cli import main
 
-KINDS = ["namespace-v1", "configmap-v1", "service-v1", "deployment-apps-v1", "poddisruptionbudget-policy-v1"]
+KINDS = [
+    "namespace-v1",
+    "configmap-v1",
+    "service-v1",
+    "deployment-apps-v1",
+    "statefulset-apps-v1",
+    "poddisruptionbudget-policy-v1",
+]
 
 
 def test_every_manifest_is_valid_kubernetes(repo_root: Path, tmp_path: Path) -> None:
@@ -46,11 +53,20 @@ def test_a_broken_manifest_is_caught(tmp_path: Path) -> None:
     assert result.returncode != 0 and "replicas" in result.stdout
 
 
+def test_each_projector_pod_is_named_in_the_group_by_its_stable_pod_name(repo_root: Path) -> None:
+    projector = yaml.safe_load((repo_root / "deploy" / "k8s" / "projector.yaml").read_text())
+    assert projector["kind"] == "StatefulSet"  # pod names survive restarts and rolling updates
+    env = {e["name"]: e for e in projector["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELREG_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    option = next(p for p in main.commands["projector"].params if p.name == "instance_id")
+    assert option.envvar == "MODELREG_INSTANCE_ID"
+
+
 def test_the_deployments_run_commands_of_the_cli_with_probes_on_the_api(repo_root: Path) -> None:
     documents = [
         d for f in sorted((repo_root / "deploy" / "k8s").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
     ]
-    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
+    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] in ("Deployment", "StatefulSet")}
     assert set(deployments) == {"modelreg-api", "modelreg-projector", "modelreg-triggers", "modelreg-agent"}
     for deployment in deployments.values():
         container = deployment["spec"]["template"]["spec"]["containers"][0]
