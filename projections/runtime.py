@@ -344,13 +344,11 @@ class ProjectionRunner:
         checks and re-reads."""
         plan: dict[int, tuple[int, int]] = {}
         for record, _ in decoded:
-            partition = record.position.partition
-            if partition not in plan:
-                expected = self._expected.get(partition)
-                if expected != record.position.offset:
-                    return None
-                plan[partition] = (0, expected)
-            plan[partition] = (record.position.offset + 1, plan[partition][1])
+            partition, offset = record.position.partition, record.position.offset
+            if partition not in plan and self._expected.get(partition) != offset:
+                return None
+            expected = plan[partition][1] if partition in plan else offset  # the stored one: the batch's first
+            plan[partition] = (offset + 1, expected)
         return plan
 
     def passed_over(self, next_offsets: dict[int, int]) -> None:
