@@ -86,40 +86,59 @@ class MetricSender:
 
     def log(self, values: dict[str, float], step: int | None = None) -> None:
         """Buffer the values at `step` (the next step by default; never one before the last logged)."""
+        self.log_numbers({key: self._number(key, value) for key, value in values.items()}, step)
+
+    def log_numbers(self, numbers: dict[str, float], step: int | None = None) -> None:
+        """`log` for values known to be finite floats already (Run.log's, checked as it flattens them).
+
+        The training loop's thread pays for every line here at every step: the hot path keeps to a dict
+        lookup and two array appends a value."""
         if self._closing:
             raise InvalidInput("this run has finished: metrics can no longer be logged to it")
+        again = False  # the last logged step, logged again: its values are replaced, not added
         if step is None:
             step = self._next_step
-        elif step < self._next_step - 1 or step > 2**31 - 1:
-            raise InvalidInput(f"step {step} is before the last logged step {self._next_step - 1} (or over 2**31-1)")
-        numbers = [(key, self._number(key, value)) for key, value in values.items()]
+        elif step != self._next_step:
+            if not 0 <= step <= 2**31 - 1:
+                raise InvalidInput(f"step {step} is not between 0 and 2**31-1")
+            if step < self._next_step - 1:
+                raise InvalidInput(f"step {step} is before the last logged step {self._next_step - 1}")
+            again = step == self._next_step - 1
+        known = self._known_keys
+        for key in numbers:
+            if key not in known:
+                self._check_key(key)
         with self._lock:
             if self._buffered + self._in_flight >= self.max_buffered_points:
                 self._wait_for_room()
             if not self._buffered:  # the first point of a window: the sender times the window from here
                 self._oldest = time.monotonic()
                 self._wake.notify()
-            for key, number in numbers:
-                series = self._buffer.get(key)
+            buffer = self._buffer
+            added = 0
+            for key, number in numbers.items():
+                series = buffer.get(key)
                 if series is None:
-                    series = self._buffer[key] = _Series()
-                if series.steps and series.steps[-1] == step:
-                    series.values[-1] = number  # logged again at the same step: the later value wins
+                    series = buffer[key] = _Series()
+                elif again and series.steps and series.steps[-1] == step:
+                    series.values[-1] = number  # the later value wins
                     continue
                 series.steps.append(step)
                 series.values.append(number)
-                self._buffered += 1
+                added += 1
+            self._buffered += added
             if self._buffered >= self.batch_points:
                 self._wake.notify()
         self._next_step = step + 1
         if self._thread is None:
             self._start()
 
+    def _check_key(self, key: Any) -> None:
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or "\x00" in key:
+            raise InvalidInput(f"metric name {key!r} must be text of 1 to {MAX_KEY_LENGTH} characters")
+        self._known_keys.add(key)
+
     def _number(self, key: str, value: Any) -> float:
-        if key not in self._known_keys:
-            if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or "\x00" in key:
-                raise InvalidInput(f"metric name {key!r} must be text of 1 to {MAX_KEY_LENGTH} characters")
-            self._known_keys.add(key)
         try:
             number = float(value)
         except (TypeError, ValueError):

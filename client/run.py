@@ -272,7 +272,7 @@ class Run:
 
     def _commit_step(self) -> None:
         if self._pending:
-            self._metrics.log(self._pending, self._step)
+            self._metrics.log_numbers(self._pending, self._step)
             self._pending = {}
             self._step += 1
 
@@ -529,7 +529,13 @@ def _numbers(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
         raise InvalidInput(f"run.log takes a dict of metric values, not {type(data).__name__}")
     numbers: dict[str, float] = {}
     for key, value in data.items():
-        name = f"{prefix}{key}"
+        name = key if not prefix and type(key) is str else f"{prefix}{key}"
+        if type(value) is float:  # the common case, at every step of a training loop: no conversion to try
+            if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
+                numbers[name] = value
+            else:
+                ignore(f"logging {value} (such as {name!r})", "only finite numbers are recorded")
+            continue
         if isinstance(value, dict):
             numbers.update(_numbers(value, f"{name}."))
             continue

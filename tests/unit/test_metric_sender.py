@@ -171,7 +171,8 @@ def test_a_refused_batch_is_reported_by_the_next_flush() -> None:
         ({"loss": float("nan")}, None, "only finite numbers"),
         ({"loss": "high"}, None, "only numbers"),
         ({"": 1.0}, None, "metric name"),
-        ({"loss": 1.0}, 2**31, "over 2\\*\\*31-1"),
+        ({"loss": 1.0}, 2**31, "not between 0 and 2\\*\\*31-1"),
+        ({"loss": 1.0}, -1, "not between 0 and 2\\*\\*31-1"),
     ],
 )
 def test_what_the_server_would_refuse_is_refused_by_log_itself(values: dict, step: int | None, problem: str) -> None:

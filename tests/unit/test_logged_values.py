@@ -1,0 +1,63 @@
+"""What `run.log` records of the values a training script hands it (an offline run: its spool, no server)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import modelreg
+from modelreg.ignored import IgnoredByModelreg
+from modelreg.spool import Spool
+
+
+class Scalar:
+    """A numpy or torch scalar, as far as `run.log` is concerned: a number behind `.item()`."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def item(self) -> float:
+        return self.value
+
+
+def recorded(tmp_path: Path, *rows: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+        for row in rows:
+            run.log(row)
+        folder = run.spool.folder
+    points: dict[str, list[tuple[int, float]]] = {}
+    for entry in Spool(folder).entries():
+        for series in entry.input.get("series", []) if entry.kind == "log_metrics" else []:
+            first = series["firstStep"]
+            steps = series["steps"] or range(first, first + len(series["values"]))
+            points.setdefault(series["key"], []).extend(zip(steps, series["values"], strict=True))
+    return points
+
+
+def test_run_log_records_numbers_of_every_kind_and_flattens_nested_dicts(tmp_path: Path) -> None:
+    points = recorded(
+        tmp_path,
+        {"loss": 0.5, "epoch": 3, "best": True, "eval": {"acc": 0.9, "top": {"k5": Scalar(0.99)}}, 7: 1.5},
+        {"loss": 0.25, "epoch": 4, "best": False, "eval": {"acc": 0.95, "top": {"k5": Scalar(1.0)}}, 7: 2.5},
+    )
+    assert points == {
+        "loss": [(0, 0.5), (1, 0.25)],
+        "epoch": [(0, 3.0), (1, 4.0)],
+        "best": [(0, 1.0), (1, 0.0)],
+        "eval.acc": [(0, 0.9), (1, 0.95)],
+        "eval.top.k5": [(0, 0.99), (1, 1.0)],
+        "7": [(0, 1.5), (1, 2.5)],
+    }
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "high", None, [1.0]])
+def test_run_log_leaves_out_what_is_not_a_finite_number_and_says_so(tmp_path: Path, value: Any) -> None:
+    key = f"odd_{tmp_path.name}"  # `ignore` warns once per message: a key of its own makes the message new
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        points = recorded(tmp_path, {"loss": 0.5, key: value}, {"loss": 0.25, key: 1.0})
+    assert points == {"loss": [(0, 0.5), (1, 0.25)], key: [(1, 1.0)]}
+    assert any(issubclass(w.category, IgnoredByModelreg) and key in str(w.message) for w in caught)
