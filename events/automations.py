@@ -8,12 +8,14 @@ Webhook secrets are never on the log: each is derived from the server's secret k
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from modelreg.events.envelope import Event
+from modelreg.events.identity import PrivateScope
 from modelreg.events.launch import JobSource
 
 TriggerEvent = Literal[
@@ -35,6 +37,27 @@ AutomationDescription = Annotated[str, StringConstraints(max_length=10_000)]
 Cooldown = Annotated[float, Field(ge=0, le=86_400 * 30)]
 Note = Annotated[str, StringConstraints(max_length=2000)]  # a firing's detail, a delivery's error
 WebhookUrl = Annotated[str, StringConstraints(max_length=2000)]
+
+
+# Who may read an automation's events after its creation: who reads this scope (projections/readable.py,
+# scope_of). None: everyone.
+ReadScope = Annotated[
+    PrivateScope | None,
+    Field(description="who may read this event: who reads this entity or registered model; null: everyone"),
+]
+
+
+def watched_scope(trigger: Mapping[str, Any], action: Mapping[str, Any]) -> str | None:
+    """The scope an automation's switches, firings and deliveries are read under: the registered model or
+    entity it watches (as its creation is: scope_of reads the trigger), else the entity it launches jobs in."""
+    if isinstance(model := trigger.get("registered_model"), str):
+        return f"model:{model}"
+    if isinstance(entity := trigger.get("entity"), str):
+        return f"entity:{entity}"
+    launches_in = action.get("entity") if action.get("kind") == "launch" else None
+    if isinstance(launches_in, str) and "${" not in launches_in:
+        return f"entity:{launches_in}"
+    return None
 
 
 def automation_stream(automation_id: UUID) -> str:
@@ -119,23 +142,25 @@ class AutomationCreated(Event):
 
 class AutomationEnabled(Event):
     type = "automations.automation_enabled"
-    version = 1
+    version = 2
 
     automation_id: UUID
+    scope: ReadScope = None
 
 
 class AutomationDisabled(Event):
     type = "automations.automation_disabled"
-    version = 1
+    version = 2
 
     automation_id: UUID
+    scope: ReadScope = None
 
 
 class AutomationFired(Event):
     """The automation's action for one event is done (a job enqueued, a webhook delivered or given up)."""
 
     type = "automations.automation_fired"
-    version = 1
+    version = 2
 
     automation_id: UUID
     event_id: UUID
@@ -143,11 +168,13 @@ class AutomationFired(Event):
     outcome: FiringOutcome
     job_id: UUID | None = None
     detail: Note | None = None
+    # The event that fired it is about this scope (else the automation's): the firing tells as much as it.
+    scope: ReadScope = None
 
 
 class WebhookAttempted(Event):
     type = "automations.webhook_attempted"
-    version = 1
+    version = 2
 
     automation_id: UUID
     event_id: UUID
@@ -156,3 +183,4 @@ class WebhookAttempted(Event):
     status_code: int | None = None
     error: Note | None = None
     duration_ms: float
+    scope: ReadScope = None

@@ -132,6 +132,12 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     },
     # v2 added notes, tags and group; a v1 run had none.
     (RunStarted.type, 1): lambda payload: {**payload, "notes": None, "tags": [], "group": None},
+    # v2 added the scope an automation's event is read under. A v1 event does not say, and its automation is
+    # not known here: it stays readable by everyone, as it was (docs/private-data.md).
+    **{
+        (cls.type, 1): lambda payload: {**payload, "scope": None}
+        for cls in (AutomationEnabled, AutomationDisabled, AutomationFired, WebhookAttempted)
+    },
 }
 
 

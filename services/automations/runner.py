@@ -22,7 +22,7 @@ import orjson
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
 
 from modelreg.errors import ModelregError, NotYetVisible, PermissionDenied
-from modelreg.events.automations import FiringOutcome
+from modelreg.events.automations import FiringOutcome, watched_scope
 from modelreg.events.envelope import Actor
 from modelreg.events.identity import Role
 from modelreg.events.launch import JobSource, Trigger, job_stream
@@ -45,6 +45,17 @@ log = logging.getLogger(__name__)
 
 FIRINGS_CHANNEL = "modelreg_firings"
 _JOB_IDS = uuid.UUID("6f1c1d4e-5b0a-4c43-9a57-6d0f1f0f7a11")  # namespace of job ids derived from firings
+
+
+def _scope_of_firing(firing: dict[str, Any]) -> str | None:
+    """The scope of the event that fired (the trigger projection kept its facts), as scope_of reads an event:
+    its registered model, else its entity."""
+    facts = firing["variables"]
+    if isinstance(model := facts.get("registered_model"), str):
+        return f"model:{model}"
+    if isinstance(entity := facts.get("entity"), str):
+        return f"entity:{entity}"
+    return None
 
 
 def job_id_of_firing(automation_id: uuid.UUID, event_id: uuid.UUID) -> uuid.UUID:
@@ -142,6 +153,7 @@ class AutomationRunner:
             return False  # the registry has not shown the event's artifact version yet
         as_automation = Caller(Actor(kind="automation", id=str(automation["automation_id"])), "admin")
         action = automation["action"]
+        scope = _scope_of_firing(firing) or watched_scope(automation["trigger"], action)
         if action["kind"] == "launch":
             outcome: FiringOutcome
             job_id, outcome, detail = None, "failed", None
@@ -154,7 +166,7 @@ class AutomationRunner:
                 detail = f"not enqueued: the automation acts with its creator's rights, and {refused}"
         else:
             job_id = None
-            outcome, detail = await self._deliver(automation, firing, action, variables, as_automation)
+            outcome, detail = await self._deliver(automation, firing, action, variables, as_automation, scope)
         fired = RecordAutomationFired(
             automation_id=automation["automation_id"],
             event_id=firing["event_id"],
@@ -162,6 +174,7 @@ class AutomationRunner:
             outcome=outcome,
             job_id=job_id,
             detail=detail,
+            scope=scope,
         )
         await self.app.execute(
             fired, as_automation, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False
@@ -227,6 +240,7 @@ class AutomationRunner:
         action: dict[str, Any],
         variables: dict[str, Any],
         caller: Caller,
+        scope: str | None,
     ) -> tuple[FiringOutcome, str | None]:
         body = orjson.dumps(render(action.get("payload") or {}, variables))
         headers = {
@@ -259,6 +273,7 @@ class AutomationRunner:
                 status_code=status,
                 error=error,
                 duration_ms=duration_ms,
+                scope=scope,
             )
             await self.app.execute(
                 record, caller, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False

@@ -15,6 +15,7 @@ from modelreg.events.automations import (
     FiringOutcome,
     LaunchAction,
     Note,
+    ReadScope,
     TriggerSpec,
     WebhookAction,
     WebhookUrl,
@@ -169,6 +170,7 @@ class RecordAutomationFired(Command):
     outcome: FiringOutcome
     job_id: UUID | None = None
     detail: Note | None = None
+    scope: ReadScope = None
 
 
 class RecordWebhookAttempt(Command):
@@ -181,3 +183,4 @@ class RecordWebhookAttempt(Command):
     status_code: int | None = None
     error: Note | None = None
     duration_ms: float
+    scope: ReadScope = None

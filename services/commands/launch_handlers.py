@@ -16,6 +16,7 @@ from modelreg.events.automations import (
     AutomationFired,
     WebhookAttempted,
     automation_stream,
+    watched_scope,
 )
 from modelreg.events.launch import (
     AgentHeartbeat,
@@ -223,7 +224,8 @@ async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext)
         return Decision([], cmd.automation_id)
     if cmd.enabled and automation["action"].get("kind") == "launch":
         _may_launch_in(automation["action"]["entity"], ctx)
-    payload = (AutomationEnabled if cmd.enabled else AutomationDisabled)(automation_id=cmd.automation_id)
+    scope = watched_scope(automation["trigger"], automation["action"])
+    payload = (AutomationEnabled if cmd.enabled else AutomationDisabled)(automation_id=cmd.automation_id, scope=scope)
     return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)
 
 

@@ -20,6 +20,7 @@ import pytest
 from support.live_events import graphql_socket, log_readers_reach
 from support.stack import Stack
 from support.story import LINK, LOG_VERSION, START_RUN, USE, digest_of, file_entry
+from support.waiting import wait_until
 
 import graphql
 from modelreg.graphql.schema import build_schema
@@ -38,6 +39,10 @@ GRANT = (
 ADD_ALIAS = """mutation($m: String!, $id: ID!, $a: String!) {
   addAlias(input: {registeredModel: $m, artifactVersionId: $id, alias: $a}) { version }
 }"""
+SWITCH_AUTOMATION = (
+    "mutation($id: ID!, $on: Boolean!) { setAutomationEnabled(input: {id: $id, enabled: $on}) { enabled } }"
+)
+FINISH_RUN = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 TAG_MODEL = "mutation($m: String!, $t: String!) { tagRegisteredModel(input: {registeredModel: $m, tag: $t}) { name } }"
 SOURCE = {"kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["x"]}
 LYNX_DATA, LYNX_WEIGHTS, PUBLISHED_WEIGHTS = b"lynx raw data", b"lynx weights 0", b"lynx weights 1"
@@ -130,10 +135,21 @@ async def lynx_logs_its_work(stack: Stack) -> Lynx:
         {"a": {"kind": "launch", "queue": "cpu", "entity": "lynx", "project": "den", "source": SOURCE}},
     )
     lynx.ids["automation"] = automation["createAutomation"]["automation"]["id"]
+    # The automation is switched off and on, and fires: its own events are lynx's business too.
+    for on in (False, True):
+        await ok(stack, SWITCH_AUTOMATION, {"id": lynx.ids["automation"], "on": on})
+    await ok(stack, FINISH_RUN, {"i": {**LYNX, "runId": "lynx-prep", "state": "FINISHED"}})
+    await wait_until(lambda: automation_fired(stack, lynx.ids["automation"]))
     for scope in ("entity:lynx", "model:lynx-registry"):
         await ok(stack, SET_VISIBILITY, {"s": scope, "v": "PRIVATE"})
         await ok(stack, GRANT, {"p": VIEWER, "s": scope, "r": "VIEWER"})
     return lynx
+
+
+async def automation_fired(stack: Stack, automation_id: str) -> bool:
+    query = "query($id: ID!) { automation(id: $id) { firings { items { status } } } }"
+    statuses = [f["status"] for f in (await ok(stack, query, {"id": automation_id}))["automation"]["firings"]["items"]]
+    return statuses == ["ENQUEUED"]
 
 
 def arguments(lynx: Lynx) -> dict[str, list[str]]:

@@ -4,10 +4,14 @@ subscriber's view follows visibility changes."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
+import orjson
 import pytest
 
 from modelreg.errors import PermissionDenied
+from modelreg.events.automations import AutomationFired, watched_scope
+from modelreg.events.codec import decode
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.identity import RoleGranted, ScopeMadePrivate, ScopeMadePublic, visibility_stream
 from modelreg.events.registry import AliasAdded, registered_model_stream
@@ -119,3 +123,30 @@ def test_an_agent_key_limited_to_its_queue_works_jobs_there_and_nowhere_else() -
     with pytest.raises(PermissionDenied) as refused:
         agent.require("member", (*entity_scopes("acme"), queue_scope("cpu")), "claim job")
     assert "limited to queue:gpu" in refused.value.message
+
+
+def test_an_automations_own_events_are_read_under_what_it_watches_else_where_it_launches() -> None:
+    assert watched_scope({"registered_model": "fraud", "entity": "x"}, {"kind": "webhook"}) == "model:fraud"
+    assert watched_scope({"entity": "lynx"}, {"kind": "launch", "entity": "acme"}) == "entity:lynx"
+    assert watched_scope({"event": "run_finished"}, {"kind": "launch", "entity": "lynx"}) == "entity:lynx"
+    assert watched_scope({"event": "run_finished"}, {"kind": "launch", "entity": "${entity}"}) is None
+    fired = AutomationFired(
+        automation_id=uuid4(), event_id=uuid4(), event_type="runs.run_finished", outcome="enqueued", scope="entity:lynx"
+    )
+    assert not Readable(frozenset({"lynx"}), frozenset()).event(Envelope.new(fired, stream="automation:x", actor=ADMIN))
+
+
+def test_an_automation_event_written_before_events_said_their_scope_is_still_read() -> None:
+    v1 = {
+        "id": str(uuid4()),
+        "type": AutomationFired.type,
+        "version": 1,
+        "stream": "automation:x",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "actor": {"kind": "automation", "id": "x"},
+        "correlation_id": str(uuid4()),
+        "payload": {"automation_id": str(uuid4()), "event_id": str(uuid4()), "event_type": "t", "outcome": "failed"},
+    }
+    decoded = decode(orjson.dumps(v1))
+    assert isinstance(decoded.payload, AutomationFired) and decoded.payload.scope is None
+    assert decoded.version == AutomationFired.version == 2
