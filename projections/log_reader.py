@@ -28,6 +28,7 @@ from modelreg.events.log import EventLog, LogRecord, Subscription
 from modelreg.events.written import RecentlyWritten
 from modelreg.projections.runtime import (
     Decoded,
+    Plan,
     ProjectionRunner,
     advance_positions,
     decode_record,
@@ -142,46 +143,77 @@ class SharedLogReader:
         ]
 
     async def _apply(self, batches: list[tuple[ProjectionRunner, Decoded]]) -> None:
-        """The projections a batch has nothing for move their positions in one statement; those it concerns
-        apply it in one transaction. Per-projection transactions are what the failure rules are written
-        for, and each projection still has its own positions in that transaction, so when anything in it
-        fails (a handler's bug, a position moved, Postgres gone) it is rolled back and every projection
-        applies its part alone, as a runner reading alone would."""
+        """The projections a batch concerns apply it in one transaction, and those it has nothing for move
+        their positions in that transaction's last statement. Per-projection transactions are what the
+        failure rules are written for, and each projection still has its own positions in the shared one, so
+        when anything in it fails (a handler's bug, a position moved, Postgres gone) it is rolled back and
+        every projection applies its part alone, as a runner reading alone would. Without a shared
+        transaction, the idle projections pass over in one statement of their own."""
         pool = self.runners[0].pool
-        idle = [(runner, mine) for runner, mine in batches if runner.pool is pool and all(e is None for _, e in mine)]
-        passed = await pass_over(pool, idle) if idle else set()
-        busy = [(runner, mine) for runner, mine in batches if runner not in passed]
+        plans = {
+            runner: plan
+            for runner, mine in batches
+            if runner.pool is pool
+            and all(e is None for _, e in mine)
+            # None: not contiguous with what the runner knows was stored; the full path checks and re-reads
+            and (plan := runner.pass_over_plan(mine))
+        }
+        idle = [(runner, mine) for runner, mine in batches if runner in plans]
+        busy = [(runner, mine) for runner, mine in batches if runner not in plans]
         together = (
-            len(busy) > 1
+            busy
+            and len(busy) + len(idle) > 1
             and all(runner.pool is pool and len(mine) <= TOGETHER_UP_TO for runner, mine in busy)
             # A dead letter goes to the log before the commit: a rolled-back shared transaction would send
             # it again when its projection applies the batch alone.
             and not any(isinstance(event, UndecodableEvent) for _, mine in busy for _, event in mine)
         )
-        if together and await self._together(pool, busy):
-            return
+        if together:
+            moved = await self._together(pool, busy, [(runner, mine, plans[runner]) for runner, mine in idle])
+            if moved is not None:
+                await asyncio.gather(*(runner.apply_or_reread(mine) for runner, mine in moved))
+                return
+        passed = await pass_over(pool, idle) if idle else set()
+        busy += [(runner, mine) for runner, mine in idle if runner not in passed]
         await asyncio.gather(*(runner.apply_or_reread(mine) for runner, mine in busy))
 
     @staticmethod
-    async def _together(pool: asyncpg.Pool, busy: list[tuple[ProjectionRunner, Decoded]]) -> bool:
+    async def _together(
+        pool: asyncpg.Pool,
+        busy: list[tuple[ProjectionRunner, Decoded]],
+        idle: list[tuple[ProjectionRunner, Decoded, Plan]],
+    ) -> list[tuple[ProjectionRunner, Decoded]] | None:
+        """One transaction for the batch. Returns the idle projections whose positions had moved (they take
+        their batch through the full path, which re-reads), or None when the transaction failed."""
         # Positions rows are locked in the order of the projections' names in every process: two readers
         # sharing a partition during a rebalance wait for each other instead of deadlocking.
         busy = sorted(busy, key=lambda batch: batch[0].name)
+        moved: list[tuple[ProjectionRunner, Decoded]] = []
+        passing: list[tuple[ProjectionRunner, dict[int, int]]] = []
         try:
             async with pool.acquire() as conn, conn.transaction():
                 wanted = {runner.name: runner.partitions_of(mine) for runner, mine in busy}
+                wanted.update((runner.name, sorted(plan)) for runner, _, plan in idle)
                 locked = await lock_positions(conn, busy[0][0].log.topic, wanted)
                 applied = [
                     await runner.apply_within(conn, mine, locked=locked[runner.name], advance=False)
                     for runner, mine in busy
                 ]
-                await advance_positions(conn, applied)
+                for runner, mine, plan in idle:
+                    stored = locked[runner.name][0]
+                    if all(stored.get(p) == expected for p, (_, expected) in plan.items()):
+                        passing.append((runner, {p: ahead for p, (ahead, _) in plan.items()}))
+                    else:
+                        moved.append((runner, mine))
+                await advance_positions(conn, applied, passing=[(r.name, offsets) for r, offsets in passing])
         except Exception as exc:
             log.debug("a batch did not apply in one transaction (%s): each projection applies it alone", exc)
-            return False
+            return None
         for (runner, _), result in zip(busy, applied, strict=True):
             await runner.committed(result)
-        return True
+        for runner, offsets in passing:
+            runner.passed_over(offsets)
+        return moved
 
     def seek(self, partition: int, offset: int) -> None:
         self._seeks[partition] = min(offset, self._seeks.get(partition, offset))

@@ -80,6 +80,9 @@ class Applied:
 # A projection's stored positions of a batch's partitions, and its parked streams, as its transaction locked them.
 Locked = tuple[dict[int, int], set[str]]
 
+# Per partition of a batch a projection passes over: (its next offset, the stored offset it expects).
+Plan = dict[int, tuple[int, int]]
+
 # None: an event of a type the projection does not handle, left undecoded (the position still advances).
 Decoded = list[tuple[LogRecord, "Envelope | UndecodableEvent | None"]]
 
@@ -338,7 +341,7 @@ class ProjectionRunner:
         statement instead of a transaction. False when that cannot be done (let the full path decide)."""
         return self in await pass_over(self.pool, [(self, decoded)])
 
-    def pass_over_plan(self, decoded: Decoded) -> dict[int, tuple[int, int]] | None:
+    def pass_over_plan(self, decoded: Decoded) -> Plan | None:
         """Per partition of a batch with nothing for this projection: (next offset, expected stored offset).
         None when the batch is not contiguous with what this runner knows was stored: the full path then
         checks and re-reads."""
@@ -598,10 +601,15 @@ async def lock_positions(conn: asyncpg.Connection, topic: str, wanted: dict[str,
     return locked
 
 
-async def advance_positions(conn: asyncpg.Connection, batches: Sequence[Applied]) -> None:
-    """Store the batches' new positions (their transaction locked them) and announce them at commit."""
+async def advance_positions(
+    conn: asyncpg.Connection, batches: Sequence[Applied], *, passing: Sequence[tuple[str, dict[int, int]]] = ()
+) -> None:
+    """Store the batches' new positions (their transaction locked them) and announce them at commit; also
+    move those of projections `passing` over the batch (locked too, and found where their runners left them),
+    unannounced, as `pass_over` does."""
     topic = batches[0].topic
     rows = [(a.projection, p, offset) for a in batches for p, offset in a.next_offsets.items()]
+    rows += [(name, p, offset) for name, offsets in passing for p, offset in offsets.items()]
     names, partitions, offsets = (list(column) for column in zip(*rows, strict=True))
     progress = [
         f"{a.projection}|{topic}|" + ",".join(f"{p}:{offset}" for p, offset in a.next_offsets.items()) for a in batches

@@ -243,3 +243,53 @@ async def test_a_record_nobody_can_decode_is_dead_lettered_once_per_projection_w
         f"projection.{BrokenOnOneRun.name}",
     ]
     assert await own_pool.fetchval("SELECT count(*) FROM audit_log") == len(history)
+
+
+async def test_a_projection_a_command_has_nothing_for_moves_on_in_the_commands_transaction_and_reads_again_if_reset(
+    database_url: str,
+) -> None:
+    pool = await create_pool(database_url, min_size=4, max_size=4)
+    await migrate(pool, all_migrations())
+    statements: list[str] = []
+    connections = [await pool.acquire() for _ in range(4)]
+    for conn in connections:
+        conn.add_query_logger(lambda record: statements.append(record.query))
+        await pool.release(conn)
+    log = InMemoryEventLog(partitions=1)
+    history = registry_history(80)
+    split = next(i for i in range(40, 80) if history[i].type != RunStarted.type)  # passed over after the reset
+    await log.append(history[:split])
+    projection = SeenRunStarts()
+    reader = SharedLogReader(
+        [ProjectionRunner(AuditProjection(), log, pool), ProjectionRunner(projection, log, pool)], log
+    )
+    await reader.open()
+    statements.clear()
+    try:
+        while not await caught_up(database_url, log, ["audit", SeenRunStarts.name]):
+            await reader.step(max_records=1)  # a command's event at a time
+        started = [e.id for e in history[:split] if e.type == RunStarted.type]
+        assert [e.id for e in projection.seen] == started
+        # Passing over took no statement of its own: each event was one transaction for both projections.
+        assert not [s for s in statements if s.strip().startswith("WITH advanced") and "n.expected" in s]
+        assert sum(s.strip() == "BEGIN;" for s in statements) == split
+
+        async with pool.acquire() as conn, conn.transaction():  # `modelreg rebuild seen_run_starts`, first step
+            await reset(conn, SeenRunStarts.name, ())
+        await log.append(history[split:])
+        while not await caught_up(database_url, log, ["audit", SeenRunStarts.name]):
+            await reader.step(max_records=1)
+    finally:
+        await reader.close()
+        await pool.close()
+
+    assert [e.id for e in projection.seen] == started + [e.id for e in history if e.type == RunStarted.type]
+    assert await _count(database_url, "audit_log") == len(history)  # audit applied nothing twice
+
+
+async def _count(dsn: str, table: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(f"SELECT count(*) FROM {table}")
+    finally:
+        await conn.close()
