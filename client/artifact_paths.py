@@ -21,7 +21,7 @@ from modelreg.errors import InvalidInput
 
 REGISTRY_PROJECTS = ("model-registry",)
 _REGISTRY_PREFIX = "wandb-registry-"
-_SELECTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SELECTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import graphene
@@ -27,6 +28,7 @@ from modelreg.events.tail import LogTails, TailedEvent
 from modelreg.graphql.context import RequestContext
 from modelreg.graphql.errors import reported
 from modelreg.graphql.live_readable import LiveReadable
+from modelreg.services.commands.access import Caller
 
 
 @dataclass
@@ -34,6 +36,9 @@ class SubscriberContext(RequestContext):
     """The context of a websocket connection: one per socket, shared by its subscriptions."""
 
     tails: LogTails
+    # The socket's key looked up again (PermissionDenied once revoked): each subscription starts from the
+    # caller's grants and the private scopes as they are when it subscribes, not as they were at connection_init.
+    look_up_caller: Callable[[], Awaitable[Caller]] | None = None
     open_tails: set[AsyncGenerator[TailedEvent, None]] = field(default_factory=set)
     # Closes the socket (4403): its key was revoked. Set by the websocket handler, which owns the socket.
     refuse_revoked_key: Callable[[], Awaitable[None]] | None = None
@@ -108,9 +113,12 @@ async def _live_events(
         if not isinstance(context, SubscriberContext):
             raise InvalidInput("subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)")
         event_filter = wanted()
-        key_id = context.caller.key_id if context.caller else None
         # A live event about a private entity or model reaches only who may read it.
-        readable = LiveReadable(context.caller) if context.caller else None
+        since, caller = datetime.now(UTC), context.caller
+        if caller is not None and context.look_up_caller is not None:
+            caller = await context.look_up_caller()
+        key_id = caller.key_id if caller else None
+        readable = LiveReadable(caller, since=since) if caller else None
 
         def revokes_the_key(envelope: Envelope) -> bool:
             """The socket's key checked once, at connection_init: its revocation, seen here, ends the socket."""

@@ -234,12 +234,14 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
 
 
 async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> Decision:
-    if await already_accepted(cmd, ctx):
-        return Decision([], cmd.artifact_version_id)
+    # Readability first, even for a command sent again: the answer shows the version its input names, and a
+    # command id is no proof that this input is the one accepted under it.
     version = await ctx.reads.registry.artifact_version(cmd.artifact_version_id)
     if version is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist")
     await ctx.require_readable_version(version, f"using a version of {version['entity']}")
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.artifact_version_id)
     if await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist")
     payload = ArtifactVersionUsed(**cmd.facts())
@@ -247,13 +249,14 @@ async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> 
 
 
 async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
-    if await already_accepted(cmd, ctx):
-        return Decision([], cmd.artifact_version_id)
     version = await ctx.reads.registry.artifact_version(cmd.artifact_version_id)
     if version is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist: log it before linking it")
     # Publishing into a registry lets the model's readers read the version: only who reads it may publish it.
+    # Checked before a command sent again is recognised, as in use_artifact_version.
     await ctx.require_readable_version(version, f"linking a version of {version['entity']}")
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.artifact_version_id)
     await ctx.require_admin_for_protected(cmd.registered_model, cmd.aliases, "setting")
     stream = registered_model_stream(cmd.registered_model)
     events = []

@@ -79,11 +79,14 @@ SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("socket
 
 async def caller_of(request: web.Request, identity: IdentityQueries) -> Caller | None:
     """The principal of the request's API key (`Authorization: Bearer mr_...`), None when it sent none."""
-    authorization = request.headers.get("Authorization")
-    if authorization is None:
+    if request.headers.get("Authorization") is None:
         return None
-    scheme, _, key = authorization.partition(" ")
-    return await caller_of_key(key.strip() if scheme.lower() == "bearer" else None, identity)
+    return await caller_of_key(bearer_key(request), identity)
+
+
+def bearer_key(request: web.Request) -> str | None:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else None
 
 
 async def caller_of_key(key: str | None, identity: IdentityQueries) -> Caller:
@@ -148,11 +151,15 @@ class ModelregGraphQLView(GraphQLView):
         if isinstance(response, web.WebSocketResponse):
             # The socket is open already: a missing or bad key is refused at connection_init (4403), where
             # a browser client, which cannot set headers on a websocket, sends its key.
+            identity = IdentityQueries(app.reads.pool)
             try:
-                caller = await caller_of(request, IdentityQueries(app.reads.pool))
+                caller = await caller_of(request, identity)
             except PermissionDenied:
                 caller = None
-            return SubscriberContext(app=app, reads=app.reads, caller=caller, tails=self.tails)
+            context = SubscriberContext(app=app, reads=app.reads, caller=caller, tails=self.tails)
+            key = bearer_key(request)
+            context.look_up_caller = lambda: caller_of_key(key, identity)
+            return context
         try:
             caller = await caller_of(request, IdentityQueries(app.reads.pool))
         except PermissionDenied as exc:
@@ -170,6 +177,7 @@ class ModelregGraphQLView(GraphQLView):
             context.caller = await caller_of_key(key, context.identity)
         except PermissionDenied:
             context.caller = None
+        context.look_up_caller = lambda: caller_of_key(key, context.identity)
 
     async def on_ws_connect(self, context: SubscriberContext) -> dict[str, object]:  # type: ignore[override]
         if context.caller is None:

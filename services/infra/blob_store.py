@@ -26,8 +26,10 @@ from pathlib import Path
 
 from modelreg.errors import InvalidInput
 
-DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
-HEX = re.compile(r"^[0-9a-f]{64}$")
+# \Z, not $: Python's $ also matches before a trailing newline, and "sha256:<hex>\n" is not a digest (it
+# passed for one where privacy checks look digests up verbatim, and the store stripped it).
+DIGEST = re.compile(r"^sha256:([0-9a-f]{64})\Z")
+HEX = re.compile(r"^[0-9a-f]{64}\Z")
 HEAD_BYTES = 1024 * 1024
 PIECE = (
     8 * 1024 * 1024

@@ -340,6 +340,13 @@ async def test_whether_the_store_holds_a_private_teams_file_is_theirs_to_know(st
                 "/blobs/uploads", json={"digest": digest, "size": len(content)}, headers=headers
             )
             assert ((await plan.json())["method"] == "stored") == known, (who, content)
+    # A digest spelt with a trailing newline is no digest, not a way around the check.
+    outsider = await stack.auth(OUTSIDER, "member")
+    head = await stack.client.head(f"/blobs/{digest_of(LYNX_DATA)}%0A", headers=outsider)
+    plan = await stack.client.post(
+        "/blobs/uploads", json={"digest": digest_of(LYNX_DATA) + "\n", "size": len(LYNX_DATA)}, headers=outsider
+    )
+    assert (head.status in (400, 404), plan.status) == (True, 400), (head.status, await plan.text())
     # Sending the bytes of a file only lynx's versions hold is answered as a first upload is.
     sent = await stack.client.put(
         f"/blobs/{digest_of(LYNX_DATA)}", data=LYNX_DATA, headers=await stack.auth(OUTSIDER, "member")
@@ -424,3 +431,15 @@ async def test_live_events_about_a_private_team_reach_only_who_may_read_it(stack
             await outsider.receive(timeout_s=2)  # nothing of lynx-registry reached the outsider
     assert seen[OUTSIDER] == set()
     assert seen[VIEWER] == seen[ADMIN] == lynx.secrets
+
+
+async def test_a_socket_opened_before_a_team_went_private_subscribes_to_nothing_of_it_after(stack: Stack) -> None:
+    async with graphql_socket(stack) as outsider:
+        assert (await outsider.init({"apiKey": await stack.key(OUTSIDER, "member")}))["type"] == "connection_ack"
+        lynx = await lynx_logs_its_work(stack)  # lynx goes private after the socket's connection_init
+        await ok(stack, TAG_MODEL, {"m": "shared-model", "t": "sentinel"})
+        await outsider.subscribe("all", "subscription { events(fromNow: false) { type stream payload cursor } }")
+        events: list[dict[str, Any]] = []
+        while not events or events[-1]["payload"].get("tag") != "sentinel":
+            events += await outsider.next_events("all", 1)
+    assert secrets_in(events, lynx) == set()

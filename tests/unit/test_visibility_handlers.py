@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 from pydantic import ValidationError
 from support.write_side import ADMIN, MEMBER, WriteSide, caller
+from uuid_utils.compat import uuid7
 
 from modelreg.errors import PermissionDenied
 from modelreg.events.launch import JobSource
@@ -103,6 +104,22 @@ async def test_a_published_version_is_used_by_the_models_readers_but_the_rest_of
     assert (await registry(use, outsider)).events[0].type == "artifacts.version_used"
     with pytest.raises(PermissionDenied, match="entity:lynx is private .* using a version of lynx needs viewer"):
         await registry(use.model_copy(update={"artifact_version_id": unpublished}), outsider)
+
+
+async def test_a_command_id_sent_again_with_another_teams_private_version_is_refused_not_answered() -> None:
+    registry = WriteSide()
+    private = await private_lynx(registry)
+    outsider = registry.looked_up(MEMBER)
+    start = StartRun(entity="acme", project="yard", run_id="eval", command_id=uuid7())
+    await registry(start, outsider)
+    for replayed in (
+        UseArtifactVersion(
+            artifact_version_id=private, entity="acme", project="yard", run_id="eval", command_id=start.command_id
+        ),
+        LinkVersion(registered_model="shared", artifact_version_id=private, command_id=start.command_id),
+    ):
+        with pytest.raises(PermissionDenied, match="entity:lynx is private"):
+            await registry(replayed, outsider)
 
 
 async def test_a_version_published_only_into_a_private_model_stays_hidden_from_that_models_outsiders() -> None:
