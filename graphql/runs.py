@@ -152,7 +152,13 @@ async def _run_artifacts(row: dict, info: graphene.ResolveInfo, first: int, afte
     except ValueError:
         raise InvalidInput(f"cursor {after!r} is not one this API returned: pass a page's endCursor") from None
     rows = await info.context.reads.run_artifacts_page(
-        row["entity"], row["project"], row["run_id"], used=used, after=position, limit=limit + 1
+        row["entity"],
+        row["project"],
+        row["run_id"],
+        used=used,
+        after=position,
+        limit=limit + 1,
+        readable=info.context.readable,
     )
     return key_page(rows, limit, after, lambda last: encode_time_cursor(last["at"], last["id"]))
 

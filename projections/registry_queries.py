@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from modelreg.projections.readable import EVERYTHING, Readable
 from modelreg.projections.run_query import RunOrder, RunQuery
 from modelreg.projections.search import like_pattern
 
@@ -138,9 +139,19 @@ class RegistryQueries:
         return [r["artifact_type"] for r in rows]
 
     async def run_artifacts_page(
-        self, entity: str, project: str, run_id: str, *, used: bool, after: tuple[datetime, UUID] | None, limit: int
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        *,
+        used: bool,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+        readable: Readable = EVERYTHING,
     ) -> list[dict[str, Any]]:
-        """The live versions a run logged (or used), oldest first; `after` is the last one's (time, id)."""
+        """The live versions a run logged (or used), oldest first; `after` is the last one's (time, id). Only
+        those `readable` reads: a version of its entity, or one published into a registered model it reads
+        (Visibility.readable_versions, in SQL, so that a page and its cursor hold only what is shown)."""
         if used:
             source = (
                 "SELECT v.*, u.used_at AS at FROM artifact_usages u "
@@ -155,6 +166,9 @@ class RegistryQueries:
         rows = await self.pool.fetch(
             f"""SELECT * FROM ({source}) found
                 WHERE deleted_at IS NULL AND ($4::timestamptz IS NULL OR (at, id) > ($4, $5::uuid))
+                  AND (found.entity <> ALL($7::text[]) OR EXISTS (
+                       SELECT 1 FROM model_versions mv
+                       WHERE mv.artifact_version_id = found.id AND mv.registered_model <> ALL($8::text[])))
                 ORDER BY at, id LIMIT $6""",
             entity,
             project,
@@ -162,6 +176,8 @@ class RegistryQueries:
             after[0] if after else None,
             after[1] if after else None,
             limit,
+            sorted(readable.hidden_entities),
+            sorted(readable.hidden_models),
         )
         return [dict(r) for r in rows]
 

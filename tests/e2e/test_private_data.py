@@ -29,6 +29,7 @@ pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
 
 ADMIN, VIEWER, OUTSIDER = "user:ada", "user:vic", "user:otto"
 LYNX = {"entity": "lynx", "project": "den"}
+ACME_PEEK = {"entity": "acme", "project": "yard", "runId": "acme-peek"}
 
 SET_VISIBILITY = """mutation($s: String!, $v: Visibility!) {
   setVisibility(input: {scope: $s, visibility: $v}) { scope visibility }
@@ -443,3 +444,30 @@ async def test_a_socket_opened_before_a_team_went_private_subscribes_to_nothing_
         while not events or events[-1]["payload"].get("tag") != "sentinel":
             events += await outsider.next_events("all", 1)
     assert secrets_in(events, lynx) == set()
+
+
+async def test_a_public_run_lists_the_versions_it_used_that_the_caller_reads_and_pages_over_no_other(
+    stack: Stack,
+) -> None:
+    lynx = await lynx_logs_its_work(stack)
+    await ok(stack, START_RUN, {"input": {"entity": "acme", "project": "yard", "runId": "acme-peek"}})
+    for version in ("unpublished", "published"):  # an admin reads both teams
+        await ok(stack, USE, {"input": {"artifactVersionId": lynx.ids[version], **ACME_PEEK}})
+    query = """query($after: String) { run(entity: "acme", project: "yard", runId: "acme-peek") {
+      usedArtifacts(first: 1, after: $after) { items { id } endCursor hasNextPage } } }"""
+    for who, role, expected in [
+        (OUTSIDER, "member", [lynx.ids["published"]]),
+        (VIEWER, "viewer", [lynx.ids["unpublished"], lynx.ids["published"]]),
+    ]:
+        key, after, seen, answers = await stack.key(who, role), None, [], []
+        while True:
+            answer = await stack.graphql(query, {"after": after}, key=key)
+            page = answer["data"]["run"]["usedArtifacts"]
+            answers.append(answer)
+            seen += [item["id"] for item in page["items"]]
+            if not page["hasNextPage"]:
+                break
+            after = page["endCursor"]
+        assert seen == expected, who
+        if who == OUTSIDER:
+            assert secrets_in(answers, lynx) == set()
