@@ -15,7 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from modelreg.events.envelope import Event
-from modelreg.events.identity import PrivateScope
+from modelreg.events.identity import ReadScope
 from modelreg.events.launch import JobSource
 
 TriggerEvent = Literal[
@@ -37,14 +37,6 @@ AutomationDescription = Annotated[str, StringConstraints(max_length=10_000)]
 Cooldown = Annotated[float, Field(ge=0, le=86_400 * 30)]
 Note = Annotated[str, StringConstraints(max_length=2000)]  # a firing's detail, a delivery's error
 WebhookUrl = Annotated[str, StringConstraints(max_length=2000)]
-
-
-# Who may read an automation's events after its creation: who reads this scope (projections/readable.py,
-# scope_of). None: everyone.
-ReadScope = Annotated[
-    PrivateScope | None,
-    Field(description="who may read this event: who reads this entity or registered model; null: everyone"),
-]
 
 
 def watched_scope(trigger: Mapping[str, Any], action: Mapping[str, Any]) -> str | None:

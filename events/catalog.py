@@ -138,6 +138,11 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
         (cls.type, 1): lambda payload: {**payload, "scope": None}
         for cls in (AutomationEnabled, AutomationDisabled, AutomationFired, WebhookAttempted)
     },
+    # v2 added the scope a Launch job's report is read under (its entity), with the same caveat for v1.
+    **{
+        (cls.type, 1): lambda payload: {**payload, "scope": None}
+        for cls in (JobClaimed, JobStarted, JobOutputCaptured, JobFinished, JobRequeued, JobCancelled)
+    },
 }
 
 

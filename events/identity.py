@@ -49,6 +49,13 @@ KeyLimits = Annotated[tuple[KeyScope, ...], Field(max_length=100)]
 # What can be private: an entity (a team) or one registered model; never the whole registry.
 PrivateScope = Annotated[str, StringConstraints(pattern=r"^(model|entity):[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=140)]
 
+# Who may read an event that names no entity or registered model of its own (an automation's firing, a Launch
+# job's report): who reads this scope (projections/readable.py, scope_of). None: everyone.
+ReadScope = Annotated[
+    PrivateScope | None,
+    Field(description="who may read this event: who reads this entity or registered model; null: everyone"),
+]
+
 
 def visibility_stream(scope: str) -> str:
     return f"visibility:{scope}"

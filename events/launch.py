@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from modelreg.events.envelope import Event
+from modelreg.events.identity import ReadScope
 from modelreg.events.names import EntityName, ProjectName, RunId
 
 # Field types shared with the Launch commands (services/commands/launch_commands.py).
@@ -106,39 +107,42 @@ class JobEnqueued(Event):
 
 class JobClaimed(Event):
     type = "launch.job_claimed"
-    version = 1
+    version = 2
 
     job_id: UUID
     agent_id: AgentId
     attempt: Attempt
+    scope: ReadScope = None  # the job's entity: who reads it reads this
 
 
 class JobStarted(Event):
     type = "launch.job_started"
-    version = 1
+    version = 2
 
     job_id: UUID
     attempt: Attempt
     agent_id: AgentId
     pid: int | None = None
     detail: JobDetail | None = Field(default=None, description="e.g. the Kubernetes manifest it submitted")
+    scope: ReadScope = None  # the job's entity: who reads it reads this
 
 
 class JobOutputCaptured(Event):
     """A chunk of the job's stdout/stderr, batched by the agent."""
 
     type = "launch.job_output_captured"
-    version = 1
+    version = 2
 
     job_id: UUID
     attempt: Attempt
     stream: OutputStream
     text: OutputText
+    scope: ReadScope = None  # the job's entity: who reads it reads this
 
 
 class JobFinished(Event):
     type = "launch.job_finished"
-    version = 1
+    version = 2
 
     job_id: UUID
     attempt: Attempt
@@ -146,25 +150,28 @@ class JobFinished(Event):
     exit_code: int | None = None
     reason: JobDetail | None = None
     run_ids: tuple[RunId, ...] = ()
+    scope: ReadScope = None  # the job's entity: who reads it reads this
 
 
 class JobRequeued(Event):
     """The attempt is void (its agent vanished); the job waits for another claim."""
 
     type = "launch.job_requeued"
-    version = 1
+    version = 2
 
     job_id: UUID
     attempt: Attempt
     reason: Reason
+    scope: ReadScope = None  # the job's entity: who reads it reads this
 
 
 class JobCancelled(Event):
     type = "launch.job_cancelled"
-    version = 1
+    version = 2
 
     job_id: UUID
     reason: Reason | None = None
+    scope: ReadScope = None  # the job's entity: who reads it reads this
 
 
 class AgentHeartbeat(Event):

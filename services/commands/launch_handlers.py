@@ -131,6 +131,11 @@ async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(payload, job_stream(job_id))], job_id)
 
 
+def _scope(job: dict[str, Any]) -> str:
+    """What a job's reports are read under: its entity (the job and its runs are the entity's)."""
+    return f"entity:{job['entity']}"
+
+
 async def _job(job_id: UUID, ctx: CommandContext) -> dict[str, Any]:
     job = await ctx.reads.launch.job(job_id)
     if job is None:
@@ -145,7 +150,7 @@ async def claim_job(cmd: ClaimJob, ctx: CommandContext) -> Decision:
     job = await _job(cmd.job_id, ctx)
     if job["state"] != "queued":
         raise Conflict(f"job {cmd.job_id} is {job['state']}, not queued: another agent took it")
-    payload = JobClaimed(job_id=cmd.job_id, agent_id=cmd.agent_id, attempt=job["attempt"] + 1)
+    payload = JobClaimed(job_id=cmd.job_id, agent_id=cmd.agent_id, attempt=job["attempt"] + 1, scope=_scope(job))
     return Decision([ctx.event(payload, job_stream(cmd.job_id))], payload.attempt)
 
 
@@ -162,20 +167,24 @@ async def _current_attempt(cmd: JobCommand, attempt: int, ctx: CommandContext) -
 
 
 async def report_job_started(cmd: ReportJobStarted, ctx: CommandContext) -> Decision:
-    await _current_attempt(cmd, cmd.attempt, ctx)
-    payload = JobStarted(job_id=cmd.job_id, attempt=cmd.attempt, agent_id=cmd.agent_id, pid=cmd.pid, detail=cmd.detail)
+    job = await _current_attempt(cmd, cmd.attempt, ctx)
+    payload = JobStarted(
+        job_id=cmd.job_id, attempt=cmd.attempt, agent_id=cmd.agent_id, pid=cmd.pid, detail=cmd.detail, scope=_scope(job)
+    )
     return Decision([ctx.event(payload, job_stream(cmd.job_id))], cmd.job_id)
 
 
 async def capture_job_output(cmd: CaptureJobOutput, ctx: CommandContext) -> Decision:
-    await _current_attempt(cmd, cmd.attempt, ctx)
-    payload = JobOutputCaptured(job_id=cmd.job_id, attempt=cmd.attempt, stream=cmd.stream, text=cmd.text)
+    job = await _current_attempt(cmd, cmd.attempt, ctx)
+    payload = JobOutputCaptured(
+        job_id=cmd.job_id, attempt=cmd.attempt, stream=cmd.stream, text=cmd.text, scope=_scope(job)
+    )
     return Decision([ctx.event(payload, job_stream(cmd.job_id))], cmd.job_id)
 
 
 async def report_job_finished(cmd: ReportJobFinished, ctx: CommandContext) -> Decision:
-    await _current_attempt(cmd, cmd.attempt, ctx)
-    payload = JobFinished(**cmd.model_dump(exclude={"agent_id"}))
+    job = await _current_attempt(cmd, cmd.attempt, ctx)
+    payload = JobFinished(**cmd.model_dump(exclude={"agent_id"}), scope=_scope(job))
     return Decision([ctx.event(payload, job_stream(cmd.job_id))], cmd.job_id)
 
 
@@ -183,14 +192,16 @@ async def requeue_job(cmd: RequeueJob, ctx: CommandContext) -> Decision:
     job = await _job(cmd.job_id, ctx)
     if job["attempt"] != cmd.attempt or job["state"] not in ("claimed", "running"):
         return Decision([], cmd.job_id)  # it finished or was requeued meanwhile
-    return Decision([ctx.event(JobRequeued(**cmd.model_dump()), job_stream(cmd.job_id))], cmd.job_id)
+    return Decision([ctx.event(JobRequeued(**cmd.model_dump(), scope=_scope(job)), job_stream(cmd.job_id))], cmd.job_id)
 
 
 async def cancel_job(cmd: CancelJob, ctx: CommandContext) -> Decision:
     job = await _job(cmd.job_id, ctx)
     if job["state"] not in ("queued", "claimed", "running"):
         raise Conflict(f"job {cmd.job_id} is already {job['state']}")
-    return Decision([ctx.event(JobCancelled(**cmd.model_dump()), job_stream(cmd.job_id))], cmd.job_id)
+    return Decision(
+        [ctx.event(JobCancelled(**cmd.model_dump(), scope=_scope(job)), job_stream(cmd.job_id))], cmd.job_id
+    )
 
 
 async def heartbeat(cmd: Heartbeat, ctx: CommandContext) -> Decision:

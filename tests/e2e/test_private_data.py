@@ -44,6 +44,15 @@ SWITCH_AUTOMATION = (
     "mutation($id: ID!, $on: Boolean!) { setAutomationEnabled(input: {id: $id, enabled: $on}) { enabled } }"
 )
 FINISH_RUN = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
+FIRINGS = "query($id: ID!) { automation(id: $id) { firings { items { status jobId } } } }"
+CLAIM = "mutation($id: ID!, $a: String!) { claimJob(input: {id: $id, agentId: $a}) { attempt } }"
+STARTED = "mutation($id: ID!, $a: String!) { reportJobStarted(input: {id: $id, agentId: $a, attempt: 1}) { state } }"
+OUTPUT = """mutation($id: ID!, $a: String!) {
+  captureJobOutput(input: {id: $id, agentId: $a, attempt: 1, stream: STDOUT, text: "den-secret-output"})
+}"""
+FINISHED = """mutation($id: ID!, $a: String!) {
+  reportJobFinished(input: {id: $id, agentId: $a, attempt: 1, state: FINISHED}) { state }
+}"""
 TAG_MODEL = "mutation($m: String!, $t: String!) { tagRegisteredModel(input: {registeredModel: $m, tag: $t}) { name } }"
 SOURCE = {"kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["x"]}
 LYNX_DATA, LYNX_WEIGHTS, PUBLISHED_WEIGHTS = b"lynx raw data", b"lynx weights 0", b"lynx weights 1"
@@ -58,6 +67,7 @@ class Lynx:
     @property
     def secrets(self) -> set[str]:
         names = {"lynx-prep", "lynx-fit", "lynx-data", "lynx-registry", "den-secret-config", "lynx-watch", "sniffing"}
+        names |= {"den-secret-output"}
         digests = {digest_of(LYNX_DATA), digest_of(LYNX_WEIGHTS)}
         return names | digests | {self.ids[k] for k in ("dataset", "unpublished", "job", "automation")}
 
@@ -141,6 +151,11 @@ async def lynx_logs_its_work(stack: Stack) -> Lynx:
         await ok(stack, SWITCH_AUTOMATION, {"id": lynx.ids["automation"], "on": on})
     await ok(stack, FINISH_RUN, {"i": {**LYNX, "runId": "lynx-prep", "state": "FINISHED"}})
     await wait_until(lambda: automation_fired(stack, lynx.ids["automation"]))
+    # An agent runs the job the automation launched: its reports are lynx's too.
+    firings = await ok(stack, FIRINGS, {"id": lynx.ids["automation"]})
+    job, agent = firings["automation"]["firings"]["items"][0]["jobId"], f"{ADMIN}:box"
+    for report in (CLAIM, STARTED, OUTPUT, FINISHED):
+        await ok(stack, report, {"id": job, "a": agent})
     for scope in ("entity:lynx", "model:lynx-registry"):
         await ok(stack, SET_VISIBILITY, {"s": scope, "v": "PRIVATE"})
         await ok(stack, GRANT, {"p": VIEWER, "s": scope, "r": "VIEWER"})
@@ -148,8 +163,9 @@ async def lynx_logs_its_work(stack: Stack) -> Lynx:
 
 
 async def automation_fired(stack: Stack, automation_id: str) -> bool:
-    query = "query($id: ID!) { automation(id: $id) { firings { items { status } } } }"
-    statuses = [f["status"] for f in (await ok(stack, query, {"id": automation_id}))["automation"]["firings"]["items"]]
+    statuses = [
+        f["status"] for f in (await ok(stack, FIRINGS, {"id": automation_id}))["automation"]["firings"]["items"]
+    ]
     return statuses == ["ENQUEUED"]
 
 
