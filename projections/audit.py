@@ -11,7 +11,7 @@ import orjson
 from modelreg.events.envelope import Envelope
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement
-from modelreg.projections.readable import AUDIT_SCOPE_V1
+from modelreg.projections.readable import AUDIT_SCOPE_V1, AUDIT_SCOPE_V2
 
 SCHEMA_V1 = """
 CREATE TABLE audit_log (
@@ -113,6 +113,7 @@ class AuditProjection(Projection):
         Migration("audit", 5, SCHEMA_V5),
         # Which entity or model each record is about, for the read filter (projections/readable.py).
         Migration("audit_scope", 1, AUDIT_SCOPE_V1),
+        Migration("audit_scope", 2, AUDIT_SCOPE_V2),
     )
 
     def handled_types(self) -> set[str]:

@@ -27,7 +27,7 @@ def scope_of(payload: Mapping[str, Any]) -> str | None:
     granted scope it names (`identity.role_granted` on entity:x), else what an automation's trigger watches.
     None: about no entity or model.
 
-    The audit log's `scope` column is the same expression in SQL (AUDIT_SCOPE_V1): keep them together."""
+    The audit log's `scope` column is the same expression in SQL (AUDIT_SCOPE_V2): keep them together."""
     if isinstance(model := payload.get("registered_model"), str):
         return f"model:{model}"
     if isinstance(entity := payload.get("entity"), str):
@@ -41,6 +41,13 @@ def scope_of(payload: Mapping[str, Any]) -> str | None:
             return f"model:{model}"
         if isinstance(entity := trigger.get("entity"), str):
             return f"entity:{entity}"
+        # An automation that watches everything is about where it launches jobs (events/automations.py,
+        # watched_scope), unless that entity is a template filled from each event.
+        action = payload.get("action")
+        if isinstance(action, Mapping) and action.get("kind") == "launch":
+            entity = action.get("entity")
+            if isinstance(entity, str) and "${" not in entity:
+                return f"entity:{entity}"
     return None
 
 
@@ -53,6 +60,26 @@ ALTER TABLE audit_log ADD COLUMN scope text GENERATED ALWAYS AS (
               THEN 'model:' || (payload -> 'trigger' ->> 'registered_model')
          WHEN jsonb_typeof(payload -> 'trigger' -> 'entity') = 'string'
               THEN 'entity:' || (payload -> 'trigger' ->> 'entity')
+    END
+) STORED;
+"""
+
+# V2: an automation watching everything is about the entity it launches jobs in (scope_of). Redefining a
+# generated column rewrites the table once, at the upgrade.
+AUDIT_SCOPE_V2 = """
+ALTER TABLE audit_log DROP COLUMN scope;
+ALTER TABLE audit_log ADD COLUMN scope text GENERATED ALWAYS AS (
+    CASE WHEN jsonb_typeof(payload -> 'registered_model') = 'string' THEN 'model:' || (payload ->> 'registered_model')
+         WHEN jsonb_typeof(payload -> 'entity') = 'string' THEN 'entity:' || (payload ->> 'entity')
+         WHEN payload ->> 'scope' LIKE 'entity:%' OR payload ->> 'scope' LIKE 'model:%' THEN payload ->> 'scope'
+         WHEN jsonb_typeof(payload -> 'trigger' -> 'registered_model') = 'string'
+              THEN 'model:' || (payload -> 'trigger' ->> 'registered_model')
+         WHEN jsonb_typeof(payload -> 'trigger' -> 'entity') = 'string'
+              THEN 'entity:' || (payload -> 'trigger' ->> 'entity')
+         WHEN jsonb_typeof(payload -> 'trigger') = 'object' AND payload -> 'action' ->> 'kind' = 'launch'
+              AND jsonb_typeof(payload -> 'action' -> 'entity') = 'string'
+              AND strpos(payload -> 'action' ->> 'entity', '${') = 0
+              THEN 'entity:' || (payload -> 'action' ->> 'entity')
     END
 ) STORED;
 """

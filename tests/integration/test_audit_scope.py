@@ -1,0 +1,72 @@
+"""The audit log's `scope` column (SQL, AUDIT_SCOPE_V2) says what scope_of (Python) says of every event: the
+read filter of the audit log and that of live events must never disagree about who reads an event."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from support.history import registry_history
+
+from modelreg.events.automations import AutomationCreated, AutomationFired
+from modelreg.events.envelope import Actor, Envelope, Event
+from modelreg.events.identity import RoleGranted
+from modelreg.events.launch import JobOutputCaptured
+from modelreg.projections.audit import AuditProjection
+from modelreg.projections.migrations import migrate
+from modelreg.projections.readable import scope_of
+from modelreg.services.infra.database import create_pool
+from modelreg.services.projections_catalog import all_migrations
+
+SOURCE = {"kind": "git", "git_remote": "https://example.com/x.git", "git_commit": "0" * 40, "entry_point": ["x"]}
+
+
+def automation(trigger: dict, action: dict) -> AutomationCreated:
+    return AutomationCreated.model_validate(
+        {"automation_id": uuid4(), "name": "n", "trigger": trigger, "action": action}
+    )
+
+
+def launch(entity: str) -> dict:
+    return {"kind": "launch", "queue": "cpu", "entity": entity, "project": "den", "source": SOURCE}
+
+
+AUTOMATION_AND_LAUNCH_EVENTS: list[Event] = [
+    automation({"event": "run_finished", "entity": "lynx"}, launch("acme")),
+    automation({"event": "alias_added", "registered_model": "fraud"}, {"kind": "webhook", "url": "https://x.io"}),
+    automation({"event": "run_finished"}, launch("lynx")),  # watches everything: where it launches
+    automation({"event": "run_finished"}, launch("${entity}")),  # a template: about no scope
+    automation({"event": "run_finished"}, {"kind": "webhook", "url": "https://x.io"}),
+    AutomationFired(automation_id=uuid4(), event_id=uuid4(), event_type="t", outcome="failed", scope="model:fraud"),
+    JobOutputCaptured(job_id=uuid4(), attempt=1, stream="stdout", text="hi", scope="entity:lynx"),
+    JobOutputCaptured(job_id=uuid4(), attempt=1, stream="stdout", text="hi"),  # written before v2
+    RoleGranted(principal=Actor(kind="user", id="mo"), scope="entity:lynx", role="viewer"),
+]
+
+
+@pytest.fixture
+async def own_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    await migrate(pool, all_migrations())
+    yield pool
+    await pool.close()
+
+
+async def test_the_audit_logs_scope_column_is_scope_of_for_every_kind_of_event(own_pool: asyncpg.Pool) -> None:
+    actor = Actor(kind="user", id="ada")
+    envelopes = registry_history(400, later_events=True) + [
+        Envelope.new(payload, stream=f"thing:{n}", actor=actor)
+        for n, payload in enumerate(AUTOMATION_AND_LAUNCH_EVENTS)
+    ]
+    projection = AuditProjection()
+    async with own_pool.acquire() as conn, conn.transaction():
+        for envelope in envelopes:
+            for statement in projection.statements(envelope):
+                await conn.execute(statement.sql, *statement.args)
+    stored = {r["event_id"]: r["scope"] for r in await own_pool.fetch("SELECT event_id, scope FROM audit_log")}
+
+    expected = {e.id: scope_of(e.payload.public_dump()) for e in envelopes}
+    assert stored == expected
+    assert {scope for scope in expected.values()} >= {"entity:lynx", "model:fraud", "entity:acme", None}
