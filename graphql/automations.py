@@ -69,14 +69,28 @@ class Automation(graphene.ObjectType):
     async def resolve_firings(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
         before = decode_row_cursor(after, datetime.fromisoformat, UUID)
-        rows = await info.context.launch.firings(row["automation_id"], limit + 1, before=before)
+        readable = info.context.readable
+        rows = await info.context.launch.firings(
+            row["automation_id"],
+            limit + 1,
+            before=before,
+            hidden_entities=sorted(readable.hidden_entities),
+            hidden_models=sorted(readable.hidden_models),
+        )
         return key_page(rows, limit, after, lambda last: encode_row_cursor(last["occurred_at"], last["event_id"]))
 
     @staticmethod
     async def resolve_deliveries(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
         before = decode_row_cursor(after, datetime.fromisoformat, UUID)
-        rows = await info.context.launch.deliveries(row["automation_id"], limit + 1, before=before)
+        readable = info.context.readable
+        rows = await info.context.launch.deliveries(
+            row["automation_id"],
+            limit + 1,
+            before=before,
+            hidden_entities=sorted(readable.hidden_entities),
+            hidden_models=sorted(readable.hidden_models),
+        )
         return key_page(rows, limit, after, lambda last: encode_row_cursor(last["attempted_at"], last["event_id"]))
 
 

@@ -16,6 +16,14 @@ AUTOMATION_HIDDEN = """(
     OR (action ->> 'kind' = 'launch' AND coalesce(action ->> 'entity' = ANY({entities}), false))
 )"""
 
+# Whether the event that fired a firing is about a hidden scope, as scope_of reads it (its registered model,
+# else its entity): the firing's facts say which. A firing tells as much as its event.
+FIRING_HIDDEN = """coalesce(
+    CASE WHEN f.variables ? 'registered_model' THEN f.variables ->> 'registered_model' = ANY({models})
+         ELSE f.variables ->> 'entity' = ANY({entities}) END,
+    false
+)"""
+
 
 class LaunchQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -140,29 +148,52 @@ class LaunchQueries:
         return [dict(r) for r in rows]
 
     async def firings(
-        self, automation_id: UUID, limit: int, before: tuple[datetime, UUID] | None = None
+        self,
+        automation_id: UUID,
+        limit: int,
+        before: tuple[datetime, UUID] | None = None,
+        *,
+        hidden_entities: Sequence[str] = (),
+        hidden_models: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """Newest first; `before` is the (occurred_at, event_id) of the last one of the previous page."""
+        """Newest first; `before` is the (occurred_at, event_id) of the last one of the previous page. Those
+        fired by an event about a hidden scope are left out (an automation watching every team fires on
+        private ones too)."""
         rows = await self.pool.fetch(
-            "SELECT * FROM automation_firings WHERE automation_id = $1 "
-            "AND ($3::timestamptz IS NULL OR (occurred_at, event_id) < ($3, $4)) "
-            "ORDER BY occurred_at DESC, event_id DESC LIMIT $2",
+            "SELECT f.* FROM automation_firings f WHERE f.automation_id = $1 "
+            "AND ($3::timestamptz IS NULL OR (f.occurred_at, f.event_id) < ($3, $4)) "
+            f"AND NOT {FIRING_HIDDEN.format(entities='$5::text[]', models='$6::text[]')} "
+            "ORDER BY f.occurred_at DESC, f.event_id DESC LIMIT $2",
             automation_id,
             limit,
             *(before or (None, None)),
+            list(hidden_entities),
+            list(hidden_models),
         )
         return [dict(r) for r in rows]
 
     async def deliveries(
-        self, automation_id: UUID, limit: int, before: tuple[datetime, UUID] | None = None
+        self,
+        automation_id: UUID,
+        limit: int,
+        before: tuple[datetime, UUID] | None = None,
+        *,
+        hidden_entities: Sequence[str] = (),
+        hidden_models: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """Newest first; `before` is the (attempted_at, event_id) of the last one of the previous page."""
+        """Newest first; `before` is the (attempted_at, event_id) of the last one of the previous page. Those
+        of a firing the caller may not read are left out, as `firings` leaves the firing out."""
         rows = await self.pool.fetch(
-            "SELECT * FROM webhook_deliveries WHERE automation_id = $1 "
-            "AND ($3::timestamptz IS NULL OR (attempted_at, event_id) < ($3, $4)) "
-            "ORDER BY attempted_at DESC, event_id DESC LIMIT $2",
+            "SELECT d.* FROM webhook_deliveries d "
+            "LEFT JOIN automation_firings f ON f.automation_id = d.automation_id AND f.event_id = d.trigger_event_id "
+            "WHERE d.automation_id = $1 "
+            "AND ($3::timestamptz IS NULL OR (d.attempted_at, d.event_id) < ($3, $4)) "
+            f"AND NOT {FIRING_HIDDEN.format(entities='$5::text[]', models='$6::text[]')} "
+            "ORDER BY d.attempted_at DESC, d.event_id DESC LIMIT $2",
             automation_id,
             limit,
             *(before or (None, None)),
+            list(hidden_entities),
+            list(hidden_models),
         )
         return [dict(r) for r in rows]

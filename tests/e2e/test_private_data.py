@@ -149,8 +149,19 @@ async def lynx_logs_its_work(stack: Stack) -> Lynx:
     # The automation is switched off and on, and fires: its own events are lynx's business too.
     for on in (False, True):
         await ok(stack, SWITCH_AUTOMATION, {"id": lynx.ids["automation"], "on": on})
+    # Another team's automation watches every team's runs: it fires on lynx's too, and its firings are lynx's.
+    every_run = await ok(
+        stack,
+        """mutation($a: GenericScalar!) {
+          createAutomation(input: {name: "every-run", trigger: {event: "run_finished"}, action: $a}) {
+            automation { id }
+          }
+        }""",
+        {"a": {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "yard", "source": SOURCE}},
+    )
     await ok(stack, FINISH_RUN, {"i": {**LYNX, "runId": "lynx-prep", "state": "FINISHED"}})
-    await wait_until(lambda: automation_fired(stack, lynx.ids["automation"]))
+    for fired in (lynx.ids["automation"], every_run["createAutomation"]["automation"]["id"]):
+        await wait_until(lambda fired=fired: automation_fired(stack, fired))
     # An agent runs the job the automation launched: its reports are lynx's too.
     firings = await ok(stack, FIRINGS, {"id": lynx.ids["automation"]})
     job, agent = firings["automation"]["firings"]["items"][0]["jobId"], f"{ADMIN}:box"
