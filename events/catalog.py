@@ -143,6 +143,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
         (cls.type, 1): lambda payload: {**payload, "scope": None}
         for cls in (JobClaimed, JobStarted, JobOutputCaptured, JobFinished, JobRequeued, JobCancelled)
     },
+    # v2 added the skipped event's scope, with the same caveat for v1.
+    (EventSkipped.type, 1): lambda payload: {**payload, "scope": None},
 }
 
 

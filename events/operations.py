@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import AfterValidator, StringConstraints
 
 from modelreg.events.envelope import Event
+from modelreg.events.identity import ReadScope
 
 # Field types shared with the command that skips (services/commands/parked_streams.py).
 ProjectionName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
@@ -37,9 +38,10 @@ class EventSkipped(Event):
     is dropped instead of parking its stream, and the stream's later events are applied without it."""
 
     type = "operations.event_skipped"
-    version = 1
+    version = 2
 
     projection: ProjectionName
     stream: StreamName
     event_id: UUID
     reason: SkipReason
+    scope: ReadScope = None  # the skipped event's: the stream's name is as private as the event

@@ -8,6 +8,8 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from modelreg.projections.readable import scope_of
+
 _PARKED = """
 SELECT s.projection, s.stream, s.error, s.attempts, s.parked_at, s.last_attempt_at, first.topic, first.partition,
        first."offset", first.value,
@@ -47,6 +49,7 @@ def _parked(row: asyncpg.Record) -> dict[str, Any]:
     header = _header(found.pop("value"))
     found["first_event_id"] = header.get("id")
     found["first_event_type"] = header.get("type")
+    found["first_event_scope"] = header.get("scope")
     return found
 
 
@@ -55,6 +58,11 @@ def _header(value: bytes | None) -> dict[str, Any]:
     try:
         raw = orjson.loads(value or b"")
         event_id = UUID(raw["id"]) if isinstance(raw.get("id"), str) else None
-        return {"id": event_id, "type": raw.get("type") if isinstance(raw.get("type"), str) else None}
+        payload = raw.get("payload")
+        return {
+            "id": event_id,
+            "type": raw.get("type") if isinstance(raw.get("type"), str) else None,
+            "scope": scope_of(payload) if isinstance(payload, dict) else None,
+        }
     except (orjson.JSONDecodeError, AttributeError, ValueError):
         return {}

@@ -49,7 +49,13 @@ async def skip_parked_event(cmd: SkipParkedEvent, ctx: CommandContext) -> Decisi
             f"event {cmd.event_id} is not the one {cmd.stream} is parked at in projection {cmd.projection}: "
             f"skip its first parked event, {found['first_event_id']} ({found['first_event_type']}), the one that fails"
         )
-    skipped = EventSkipped(projection=cmd.projection, stream=cmd.stream, event_id=cmd.event_id, reason=cmd.reason)
+    skipped = EventSkipped(
+        projection=cmd.projection,
+        stream=cmd.stream,
+        event_id=cmd.event_id,
+        reason=cmd.reason,
+        scope=found.get("first_event_scope"),
+    )
     return Decision([ctx.event(skipped, parked_stream_decisions(cmd.projection, cmd.stream))], cmd.event_id)
 
 

@@ -129,6 +129,8 @@ async def test_an_admin_sees_a_parked_stream_and_releases_it_by_skipping_the_eve
     assert {(r["actor"], r["details"]["reason"], r["details"]["projection"]) for r in records} == {
         ("user:ops", "written by a 0.9 preview", projection) for projection in found
     }
+    # A skip names the stream: it is read by who reads what the skipped event is about (acme, here).
+    assert {r["details"]["scope"] for r in records} == {"entity:acme"}
     health = await (await stack.client.get("/healthz", headers=await stack.auth())).json()
     assert (health["status"], health["parked_streams"]) == ("ok", [])
 

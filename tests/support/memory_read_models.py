@@ -64,6 +64,7 @@ from modelreg.events.runs import (
     RunSummaryUpdated,
 )
 from modelreg.projections.progress import ProjectionLagging
+from modelreg.projections.readable import scope_of
 from modelreg.services.commands.read_models import ReadModels
 
 RunKey = tuple[str, str, str]
@@ -342,6 +343,7 @@ class MemoryParkedStreams:
             "error": error,
             "first_event_id": at.id,
             "first_event_type": at.type,
+            "first_event_scope": scope_of(at.payload.public_dump()),
         }
 
 

@@ -33,6 +33,7 @@ async def test_an_admin_skips_the_event_a_stream_is_parked_at_on_the_log() -> No
     [skipped] = accepted.events
     assert (skipped.type, skipped.stream) == ("operations.event_skipped", f"operations:parked:registry:{STREAM}")
     assert skipped.payload.reason == "a bad config, fixed in r2"
+    assert skipped.payload.scope == "entity:acme"  # the stream names a run of acme: who reads acme reads this
 
 
 async def test_only_the_event_that_fails_is_skipped() -> None:
