@@ -112,7 +112,7 @@ class Job(graphene.ObjectType):
     @staticmethod
     async def resolve_run_ids(row: dict, info: graphene.ResolveInfo) -> list[str]:
         """The runs its processes started (their environment names the job), and any its agent reported."""
-        started = await info.context.reads.runs_of_job(str(row["job_id"]))
+        started = await info.context.reads.runs_of_job(str(row["job_id"]), info.context.readable)
         return list(dict.fromkeys([*started, *(row.get("run_ids") or [])]))
 
     @staticmethod

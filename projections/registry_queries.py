@@ -181,10 +181,14 @@ class RegistryQueries:
         )
         return [dict(r) for r in rows]
 
-    async def runs_of_job(self, job_id: str) -> list[str]:
-        """The runs a Launch job's processes started (their environment names the job), oldest first."""
+    async def runs_of_job(self, job_id: str, readable: Readable = EVERYTHING) -> list[str]:
+        """The runs a Launch job's processes started (their environment names the job), oldest first; only
+        those of entities `readable` reads (a run's environment is its script's to write)."""
         rows = await self.pool.fetch(
-            "SELECT run_id FROM runs WHERE environment->'launch'->>'job_id' = $1 ORDER BY started_at, run_id", job_id
+            "SELECT run_id FROM runs WHERE environment->'launch'->>'job_id' = $1 AND entity <> ALL($2::text[]) "
+            "ORDER BY started_at, run_id",
+            job_id,
+            sorted(readable.hidden_entities),
         )
         return [r["run_id"] for r in rows]
 

@@ -498,3 +498,24 @@ async def test_a_public_run_lists_the_versions_it_used_that_the_caller_reads_and
         assert seen == expected, who
         if who == OUTSIDER:
             assert secrets_in(answers, lynx) == set()
+
+
+async def test_a_public_jobs_runs_leave_out_a_private_teams_run_that_names_it(stack: Stack) -> None:
+    await lynx_logs_its_work(stack)
+    job = await ok(
+        stack,
+        "mutation($s: GenericScalar) "
+        '{ enqueueJob(input: {queue: "cpu", entity: "acme", project: "yard", source: $s}) { id } }',
+        {"s": SOURCE},
+    )
+    job_id = job["enqueueJob"]["id"]
+    for entity, run_id in [("acme", "acme-job-run"), ("lynx", "lynx-job-run")]:  # a run's environment is its own
+        run = {"entity": entity, "project": "den", "runId": run_id, "environment": {"launch": {"job_id": job_id}}}
+        await ok(stack, START_RUN, {"input": run})
+    query = "query($id: ID!) { launchJob(id: $id) { runIds } }"
+    for who, role, expected in [
+        (OUTSIDER, "member", ["acme-job-run"]),
+        (VIEWER, "viewer", ["acme-job-run", "lynx-job-run"]),
+    ]:
+        answer = await stack.graphql(query, {"id": job_id}, key=await stack.key(who, role))
+        assert answer["data"]["launchJob"]["runIds"] == expected, who
