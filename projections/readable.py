@@ -218,7 +218,7 @@ _HELD_BY_A_READABLE_VERSION = """EXISTS (
                       AND mv.registered_model <> ALL($3::text[]))))"""
 
 
-# The digests of a version's uploaded files, indexed: which versions hold a file, for /blobs downloads.
+# The digests of a version's files, indexed: which versions hold a file, for /blobs downloads.
 FILES_V1 = """
 CREATE FUNCTION manifest_digests(manifest jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
@@ -233,4 +233,15 @@ ALTER TABLE artifact_versions ADD COLUMN file_digests text[] NOT NULL DEFAULT '{
 UPDATE artifact_versions SET file_digests = manifest_digests(manifest) WHERE manifest <> '[]'::jsonb;
 DROP INDEX artifact_versions_by_file;
 CREATE INDEX artifact_versions_by_file_digest ON artifact_versions USING gin (file_digests);
+"""
+
+# V3: a reference's digest is not a file of the store (the command path checks uploaded files only): a version
+# listing `ref` entries with a private file's digest made that file downloadable by its logger.
+FILES_V3 = """
+UPDATE artifact_versions av SET file_digests = coalesce(
+    (SELECT array_agg(DISTINCT entry ->> 'digest') FROM jsonb_array_elements(av.manifest) AS entry
+     WHERE entry ->> 'ref' IS NULL),
+    '{}')
+WHERE EXISTS (
+    SELECT 1 FROM jsonb_array_elements(av.manifest) AS entry WHERE entry ->> 'ref' IS NOT NULL);
 """

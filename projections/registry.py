@@ -43,7 +43,7 @@ from modelreg.events.runs import (
 from modelreg.projections.metric_chunks import CHUNK_POINTS, METRICS_LOGGED, SCHEMA_CHUNKS, packed_series
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
-from modelreg.projections.readable import FILES_V1, FILES_V2
+from modelreg.projections.readable import FILES_V1, FILES_V2, FILES_V3
 
 SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -417,6 +417,7 @@ class RegistryProjection(Projection):
         # Which versions hold a file, for /blobs downloads of callers with private scopes hidden (readable.py).
         Migration("registry_files", 1, FILES_V1),
         Migration("registry_files", 2, FILES_V2),
+        Migration("registry_files", 3, FILES_V3),
     )
 
     def __init__(self) -> None:
@@ -527,7 +528,9 @@ class RegistryProjection(Projection):
             envelope.occurred_at,
             e.logged_by_run,
             str(envelope.actor),
-            list(dict.fromkeys(entry.digest for entry in e.manifest)),
+            # Uploaded files only: a reference's digest was never checked against the store (its bytes are
+            # elsewhere), so it must not make a stored file of the same digest readable (FILES_V3).
+            list(dict.fromkeys(entry.digest for entry in e.manifest if entry.ref is None)),
         )
         return [Statement(_VERSION_LOGGED, args)]
 

@@ -348,6 +348,13 @@ async def test_a_file_downloads_for_who_reads_a_version_that_holds_it(stack: Sta
     ]:
         response = await stack.client.get(f"/blobs/{digest}", headers=await stack.auth(who, role))
         assert response.status == status, (who, digest)
+    # A reference's digest is not checked against the store: naming a private file's digest in one is no key.
+    reference = {"path": "x", "size": 0, "digest": digest_of(LYNX_DATA), "ref": "s3://anywhere/x"}
+    peek = {"entity": "acme", "project": "yard", "name": "peek", "type": "dataset", "files": [reference]}
+    outsider = await stack.key(OUTSIDER, "member")
+    assert "errors" not in await stack.graphql(LOG_VERSION, {"input": peek}, key=outsider)
+    response = await stack.client.get(f"/blobs/{digest_of(LYNX_DATA)}", headers={"Authorization": f"Bearer {outsider}"})
+    assert response.status == 404
 
 
 async def test_whether_the_store_holds_a_private_teams_file_is_theirs_to_know(stack: Stack) -> None:

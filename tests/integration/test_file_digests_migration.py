@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 
 from modelreg.projections.migrations import migrate
-from modelreg.projections.readable import FILES_V2, Readable, Visibility
+from modelreg.projections.readable import FILES_V2, FILES_V3, Readable, Visibility
 from modelreg.services.infra.database import create_pool
 from modelreg.services.projections_catalog import all_migrations
 
@@ -20,7 +20,7 @@ async def test_a_private_teams_files_stay_hidden_and_found_after_the_digests_mov
 ) -> None:
     pool: asyncpg.Pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
-        await migrate(pool, [m for m in all_migrations() if m.sql is not FILES_V2])
+        await migrate(pool, [m for m in all_migrations() if m.sql not in (FILES_V2, FILES_V3)])
         manifest = [
             {"path": "model.pt", "size": 3, "digest": WEIGHTS},
             {"path": "config.json", "size": 2, "digest": CONFIG},
@@ -40,5 +40,31 @@ async def test_a_private_teams_files_stay_hidden_and_found_after_the_digests_mov
         assert await visibility.blob_hidden(WEIGHTS, PRIVATE)
         assert not await visibility.blob_hidden(WEIGHTS, Readable(hidden_entities=frozenset({"another-team"})))
         assert not await visibility.blob_hidden("sha256:" + "d" * 64, PRIVATE)  # no version lists it
+    finally:
+        await pool.close()
+
+
+async def test_a_references_digest_stops_counting_as_a_stored_file_of_its_version_at_the_upgrade(
+    database_url: str,
+) -> None:
+    pool: asyncpg.Pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await migrate(pool, [m for m in all_migrations() if m.sql is not FILES_V3])
+        manifest = [
+            {"path": "model.pt", "size": 3, "digest": WEIGHTS, "ref": None},
+            {"path": "far.bin", "size": 0, "digest": CONFIG, "ref": "s3://bucket/far.bin"},
+        ]
+        await pool.execute(
+            "INSERT INTO artifact_versions (id, entity, project, name, artifact_type, version_index, digest, manifest, "
+            "metadata, aliases, created_at, created_by, file_digests) "
+            "VALUES ($1, 'acme', 'nature', 'peek', 'dataset', 0, $2, $3, '{}', '{}', now(), 'user:otto', $4)",
+            uuid.uuid4(),
+            "sha256:" + "c" * 64,
+            manifest,
+            [WEIGHTS, CONFIG],
+        )
+        await migrate(pool, all_migrations())
+
+        assert await pool.fetchval("SELECT file_digests FROM artifact_versions") == [WEIGHTS]
     finally:
         await pool.close()
