@@ -141,6 +141,15 @@ class LaunchQueries:
         )
         return [dict(r) for r in rows]
 
+    async def pattern_refused(self, pattern: str) -> str | None:
+        """PostgreSQL's own regular expressions are not Python's (no `(?i)` inline, no `(?P<name>...)`, a
+        limit on complexity): a trigger's pattern is checked by the engine that will run it."""
+        try:
+            await self.pool.fetchval("SELECT '' ~ $1", pattern)
+        except (asyncpg.InvalidRegularExpressionError, asyncpg.ProgramLimitExceededError) as exc:
+            return str(exc)
+        return None
+
     async def pending_firings(self, limit: int) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT * FROM automation_firings WHERE status = 'pending' ORDER BY occurred_at LIMIT $1", limit

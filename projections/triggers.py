@@ -81,6 +81,20 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT DO NOTHING
 """
 
+# A trigger's pattern, matched whole. One PostgreSQL refuses (automations created before patterns were checked
+# by PostgreSQL at the door, or beyond a limit it reaches only on some subjects) matches nothing: an error
+# here would park the stream of every event of the trigger's kind.
+TRIGGERS_V2 = """
+CREATE FUNCTION modelreg_whole_match(subject text, pattern text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN subject ~ ('^(?:' || pattern || ')$');
+EXCEPTION WHEN invalid_regular_expression OR program_limit_exceeded THEN
+    RETURN false;
+END
+$$;
+"""
+
 _ENABLED = "UPDATE automations SET enabled = $2 WHERE automation_id = $1"
 
 # $1 trigger kind, $2 event id, $3 event type, $4 stream, $5 actor, $6 variables, $7 occurred_at,
@@ -96,8 +110,8 @@ WITH matched AS (
       AND (a.trigger->>'collection' IS NULL OR a.trigger->>'collection' = $10)
       AND (a.trigger->>'artifact_type' IS NULL OR a.trigger->>'artifact_type' = $11)
       AND (a.trigger->>'registered_model' IS NULL OR a.trigger->>'registered_model' = $12)
-      AND (a.trigger->>'alias_pattern' IS NULL OR $13 ~ ('^(?:' || (a.trigger->>'alias_pattern') || ')$'))
-      AND (a.trigger->>'tag_pattern' IS NULL OR $14 ~ ('^(?:' || (a.trigger->>'tag_pattern') || ')$'))
+      AND (a.trigger->>'alias_pattern' IS NULL OR modelreg_whole_match($13, a.trigger->>'alias_pattern'))
+      AND (a.trigger->>'tag_pattern' IS NULL OR modelreg_whole_match($14, a.trigger->>'tag_pattern'))
       AND (a.trigger->>'run_state' IS NULL OR a.trigger->>'run_state' = $15)
       AND (a.trigger->>'metric' IS NULL OR EXISTS (
             SELECT 1 FROM unnest($16::text[], $17::float8[]) AS m(key, value)
@@ -152,7 +166,7 @@ def _facts(**known: Any) -> dict[str, Any]:
 class TriggersProjection(Projection):
     name = "triggers"
     tables = ("automations", "automation_firings", "webhook_deliveries")
-    migrations = (Migration("triggers", 1, SCHEMA_V1),)
+    migrations = (Migration("triggers", 1, SCHEMA_V1), Migration("triggers", 2, TRIGGERS_V2))
 
     def shown_to_commands(self) -> set[str]:
         """Only automations' own settings: for registry events it records what to do, and commands do not

@@ -212,6 +212,13 @@ async def heartbeat(cmd: Heartbeat, ctx: CommandContext) -> Decision:
 
 
 async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decision:
+    for field, pattern in (("alias_pattern", cmd.trigger.alias_pattern), ("tag_pattern", cmd.trigger.tag_pattern)):
+        # Matched whole, as the trigger projection matches it (projections/triggers.py, TRIGGERS_V2).
+        if pattern is not None and (problem := await ctx.reads.launch.pattern_refused(f"^(?:{pattern})$")):
+            raise InvalidInput(
+                f"trigger.{field} {pattern!r} is not a regular expression PostgreSQL can run ({problem}): "
+                "write it in POSIX style (no (?i) or named groups; [Pp]rod for either case)"
+            )
     action = cmd.action
     if action.kind == "launch":
         _may_launch_in(action.entity, ctx)

@@ -82,6 +82,10 @@ class LaunchReads(Protocol):
 
     async def automation(self, automation_id: UUID) -> dict[str, Any] | None: ...
 
+    async def pattern_refused(self, pattern: str) -> str | None:
+        """Why the trigger projection's database would refuse this regular expression; None when it runs it."""
+        ...
+
 
 class ParkedStreamReads(Protocol):
     async def parked(self, projection: str, stream: str) -> dict[str, Any] | None:

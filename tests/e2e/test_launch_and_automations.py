@@ -698,3 +698,39 @@ async def test_jobs_queues_and_automations_come_a_page_at_a_time_each_once(stack
         newest, {"after": (await stack.graphql(queues, {}))["data"]["launchQueues"]["endCursor"]}
     )
     assert foreign["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+async def test_a_trigger_pattern_postgresql_cannot_run_is_refused_and_one_stored_earlier_parks_no_stream(
+    stack: Stack,
+) -> None:
+    import asyncpg
+    from support.story import LINK, LOG_VERSION, version_input
+
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    source = {"kind": "git", "git_remote": "https://x.io/r.git", "git_commit": "0" * 40, "entry_point": ["x"]}
+    action = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature", "source": source}
+    refused = await stack.graphql(
+        CREATE_AUTOMATION, {"n": "prod", "t": {"event": "alias_added", "alias_pattern": "(?i)prod"}, "a": action}
+    )
+    error = refused["errors"][0]
+    assert error["extensions"]["code"] == "INVALID_INPUT" and "PostgreSQL" in error["message"], error
+
+    # One an older modelreg let through (Python's `re` compiled it): it matches nothing, and aliases still apply.
+    created = await stack.graphql(
+        CREATE_AUTOMATION, {"n": "prod", "t": {"event": "alias_added", "alias_pattern": "prod"}, "a": action}
+    )
+    automation_id = created["data"]["createAutomation"]["automation"]["id"]
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        await conn.execute(
+            """UPDATE automations SET trigger = jsonb_set(trigger, '{alias_pattern}', '"(?i)prod"')
+               WHERE automation_id = $1""",
+            UUID(automation_id),
+        )
+        logged = await stack.graphql(LOG_VERSION, {"input": version_input("weights", b"w")})
+        version = logged["data"]["logArtifactVersion"]["id"]
+        linked = await stack.graphql(LINK, {"model": "classifier", "id": version, "aliases": ["prod"]})
+        assert "errors" not in linked, linked
+        assert await conn.fetchval("SELECT count(*) FROM parked_streams") == 0
+    finally:
+        await conn.close()

@@ -10,6 +10,7 @@ A parked stream is not an event's doing (a projection failed to apply one): a te
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -287,6 +288,14 @@ class MemoryLaunch:
 
     async def automation(self, automation_id: UUID) -> dict[str, Any] | None:
         return self.automations.get(automation_id)
+
+    async def pattern_refused(self, pattern: str) -> str | None:
+        """Python's engine stands in for PostgreSQL's; `(?P<` is refused as PostgreSQL refuses it."""
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return str(exc)
+        return "invalid regular expression: named groups are Python's" if "(?P<" in pattern else None
 
     def apply(self, envelope: Envelope) -> None:
         e = envelope.payload

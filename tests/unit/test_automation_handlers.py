@@ -43,6 +43,15 @@ async def test_an_automation_that_launches_jobs_needs_the_queue() -> None:
         await WriteSide()(automation(LAUNCH), MEMBER)
 
 
+async def test_a_trigger_pattern_the_database_cannot_run_is_refused_at_the_door() -> None:
+    registry = WriteSide()
+    await registry(CreateQueue(queue="cpu"))
+    named_group = {"event": "alias_added", "alias_pattern": "(?P<stage>prod)"}  # Python's, not PostgreSQL's
+    with pytest.raises(InvalidInput, match=r"trigger.alias_pattern '\(\?P<stage>prod\)' is not a regular expression"):
+        await registry(automation(LAUNCH, named_group), MEMBER)
+    assert [e.type for e in registry.appended()] == ["launch.queue_created"]
+
+
 async def test_an_automation_launches_only_where_its_creator_may_enqueue() -> None:
     registry = WriteSide()
     await registry(CreateQueue(queue="cpu"))
