@@ -154,13 +154,21 @@ class AutomationRunner:
         as_automation = Caller(Actor(kind="automation", id=str(automation["automation_id"])), "admin")
         action = automation["action"]
         scope = _scope_of_firing(firing) or watched_scope(automation["trigger"], action)
-        if action["kind"] == "launch":
-            outcome: FiringOutcome
+        creators_rights = await self._with_creators_rights(automation)
+        outcome: FiringOutcome
+        job_id: uuid.UUID | None
+        if not creators_rights.readable().scope(_scope_of_firing(firing)):
+            # An automation watching every team fires on private ones too; what it would send (a webhook's
+            # payload, a job's config) is made of the event, which its creator may not read.
+            job_id, outcome = None, "failed"
+            detail = (
+                f"not carried out: the automation acts with its creator's rights, and {automation['created_by']} "
+                f"may not read {_scope_of_firing(firing)}"
+            )
+        elif action["kind"] == "launch":
             job_id, outcome, detail = None, "failed", None
             try:
-                job_id = await self._enqueue(
-                    automation, firing, action, variables, await self._with_creators_rights(automation)
-                )
+                job_id = await self._enqueue(automation, firing, action, variables, creators_rights)
                 outcome = "enqueued"
             except PermissionDenied as refused:
                 detail = f"not enqueued: the automation acts with its creator's rights, and {refused}"
@@ -183,14 +191,16 @@ class AutomationRunner:
 
     async def _with_creators_rights(self, automation: dict[str, Any]) -> Caller:
         """The automation as the actor, with the rights its creator holds now: a job goes only where they
-        could send it by hand (its entity may come from the event), and a revoked creator launches nothing."""
+        could send it by hand (its entity may come from the event), a revoked creator launches nothing, and
+        nothing is carried out for an event its creator may not read."""
         kind, _, ident = automation["created_by"].partition(":")
         identity = IdentityQueries(self.app.reads.pool)
         keys = (await identity.keys_of([(kind, ident)]))[(kind, ident)]
         live = [key["role"] for key in keys if key["revoked_at"] is None]
         role: Role = max(live, key=RANK.__getitem__) if live else "viewer"
         grants = await identity.roles_by_scope(kind, ident) if live else {}
-        return Caller(Actor(kind="automation", id=str(automation["automation_id"])), role, grants)
+        private = await identity.private_scopes()
+        return Caller(Actor(kind="automation", id=str(automation["automation_id"])), role, grants, private=private)
 
     async def _variables(self, firing: dict[str, Any]) -> dict[str, Any] | None:
         variables = dict(firing["variables"])

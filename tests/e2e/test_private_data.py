@@ -526,3 +526,32 @@ async def test_a_public_jobs_runs_leave_out_a_private_teams_run_that_names_it(st
     ]:
         answer = await stack.graphql(query, {"id": job_id}, key=await stack.key(who, role))
         assert answer["data"]["launchJob"]["runIds"] == expected, who
+
+
+async def test_an_automation_carries_out_nothing_for_an_event_its_creator_may_not_read(stack: Stack) -> None:
+    await lynx_logs_its_work(stack)
+    created = await stack.graphql(
+        """mutation($a: GenericScalar!) {
+          createAutomation(input: {name: "otto-watches", trigger: {event: "run_finished"}, action: $a}) {
+            automation { id }
+          }
+        }""",
+        {"a": {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "yard", "source": SOURCE}},
+        key=await stack.key(OUTSIDER, "member"),
+    )
+    automation_id = created["data"]["createAutomation"]["automation"]["id"]
+    await ok(stack, FINISH_RUN, {"i": {**LYNX, "runId": "lynx-fit", "state": "FINISHED"}})
+    query = "query($id: ID!) { automation(id: $id) { firings { items { status detail jobId } } } }"
+
+    async def closed() -> list[dict[str, Any]]:
+        items = (await ok(stack, query, {"id": automation_id}))["automation"]["firings"]["items"]
+        return [f for f in items if f["status"] != "PENDING"]
+
+    await wait_until(lambda: _any(closed))
+    [firing] = await closed()
+    assert firing["status"] == "FAILED" and firing["jobId"] is None
+    assert "user:otto may not read entity:lynx" in firing["detail"]
+
+
+async def _any(found: Any) -> bool:
+    return bool(await found())
