@@ -72,7 +72,7 @@ class TriggerSpec(BaseModel):
     run_state: Literal["finished", "failed"] | None = None
     metric: str | None = Field(default=None, max_length=200)
     op: Literal[">", ">=", "<", "<="] | None = None
-    threshold: float | None = None
+    threshold: float | None = Field(default=None, allow_inf_nan=False)  # NaN would reach the log as null
 
     @field_validator("alias_pattern", "tag_pattern")
     @classmethod

@@ -108,6 +108,9 @@ def artifact_node(version_id: object) -> str:
     return f"artifact:{version_id}"
 
 
+LABEL_ALIASES_MAX = 1000
+
+
 def run_label(run_id: str, name: str | None, job_type: str | None) -> str:
     return "\n".join(part for part in (run_id, name, job_type) if part).lower()
 
@@ -125,7 +128,9 @@ class LineageProjection(Projection):
     @handles(ArtifactVersionLogged)
     def artifact_version_logged(self, e: ArtifactVersionLogged, envelope: Envelope) -> list[Statement]:
         node = artifact_node(e.artifact_version_id)
-        aliases = "\n".join(e.aliases)
+        # Searched, not shown: cut short so that the label (also in an index's rows, ~2.7 KB at most) fits
+        # however many aliases a version is logged with.
+        aliases = "\n".join(e.aliases)[:LABEL_ALIASES_MAX]
         statements = [Statement(_VERSION_LABELLED, (node, e.entity, e.project, e.name, aliases), rows="labels")]
         if e.logged_by_run is not None:
             run = run_node(e.entity, e.project, e.logged_by_run)

@@ -87,6 +87,8 @@ class Command(BaseModel):
 
 # A client's clock may run a little ahead of ours; more than this is a wrong clock, not skew.
 CLOCK_SKEW = timedelta(minutes=5)
+# A claimed time before this is a clock never set (and year 1 at +14:00 is out of PostgreSQL's range in UTC).
+EARLIEST_CLAIM = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Recordable(Command):
@@ -108,6 +110,10 @@ class Recordable(Command):
         if occurred_at is not None and occurred_at > datetime.now(UTC) + CLOCK_SKEW:
             raise ValueError(
                 f"{occurred_at.isoformat()} is in the future: check the clock of the machine that recorded it"
+            )
+        if occurred_at is not None and occurred_at < EARLIEST_CLAIM:
+            raise ValueError(
+                f"{occurred_at.isoformat()} is before 1970: check the clock of the machine that recorded it"
             )
         return occurred_at
 
@@ -136,6 +142,17 @@ class StartRun(Recordable):
     notes: RunNotes | None = None
     tags: RunTags = ()
     group: RunGroup | None = None
+
+    @field_validator("environment")
+    @classmethod
+    def _a_launch_job_id_of_a_job_id_size(cls, environment: dict[str, Any]) -> dict[str, Any]:
+        """The job a Launch agent started the run for is indexed (a run's job, a job's runs): an index row
+        holds at most ~2.7 KB, and a job id is a UUID."""
+        launch = environment.get("launch")
+        job_id = launch.get("job_id") if isinstance(launch, dict) else None
+        if job_id is not None and not (isinstance(job_id, str) and len(job_id) <= 64):
+            raise ValueError("environment.launch.job_id must be a job id (text of at most 64 characters)")
+        return environment
 
 
 class FinishRun(Recordable):

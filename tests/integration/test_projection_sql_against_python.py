@@ -1,8 +1,10 @@
-"""The audit log's `scope` column (SQL, AUDIT_SCOPE_V2) says what scope_of (Python) says of every event: the
-read filter of the audit log and that of live events must never disagree about who reads an event."""
+"""Projections' SQL against what Python says of the same event. The audit log's `scope` column
+(AUDIT_SCOPE_V2) says what scope_of says of every event: the read filter of the audit log and that of live
+events must never disagree about who reads an event. A label lineage builds fits the index that holds it."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -10,11 +12,14 @@ import asyncpg
 import pytest
 from support.history import registry_history
 
+from modelreg.events.artifacts import ArtifactVersionLogged
 from modelreg.events.automations import AutomationCreated, AutomationFired
 from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.events.identity import RoleGranted
 from modelreg.events.launch import JobOutputCaptured
+from modelreg.events.runs import RunStarted
 from modelreg.projections.audit import AuditProjection
+from modelreg.projections.lineage import LineageProjection
 from modelreg.projections.migrations import migrate
 from modelreg.projections.readable import scope_of
 from modelreg.services.infra.database import create_pool
@@ -70,3 +75,28 @@ async def test_the_audit_logs_scope_column_is_scope_of_for_every_kind_of_event(o
     expected = {e.id: scope_of(e.payload.public_dump()) for e in envelopes}
     assert stored == expected
     assert {scope for scope in expected.values()} >= {"entity:lynx", "model:fraud", "entity:acme", None}
+
+
+async def test_a_version_logged_by_a_run_with_many_long_aliases_applies_to_lineage(own_pool: asyncpg.Pool) -> None:
+    """Its label (searched, also in the downstream edges' index rows) is cut short rather than over the ~2.7 KB
+    an index row holds, which parked the collection's stream."""
+    rng = random.Random(7)
+    aliases = tuple(f"a{n:02d}" + "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=57)) for n in range(60))
+    logged = ArtifactVersionLogged(
+        artifact_version_id=uuid4(),
+        entity="acme",
+        project="nature",
+        name="weights",
+        artifact_type="model",
+        digest="sha256:" + "0" * 64,
+        manifest=(),
+        aliases=aliases,
+        logged_by_run="r1",
+    )
+    projection = LineageProjection()
+    async with own_pool.acquire() as conn, conn.transaction():
+        for payload in (RunStarted(entity="acme", project="nature", run_id="r1"), logged):
+            for statement in projection.statements(Envelope.new(payload, stream="s", actor=Actor(kind="user", id="a"))):
+                await conn.execute(statement.sql, *statement.args)
+    label = await own_pool.fetchval("SELECT target_label FROM lineage_edges WHERE kind = 'produced'")
+    assert label.startswith("weights:v0\na00") and len(label) < 1100  # 3.7 KB of aliases, hard to compress
