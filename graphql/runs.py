@@ -170,7 +170,14 @@ async def _total_count(page: dict, info: graphene.ResolveInfo) -> int:
         return await info.context.reads.runs_count(page["filters"])
     except asyncpg.InvalidRegularExpressionError as exc:
         raise InvalidInput(f"a $regex of the filters is not a valid regular expression: {exc}") from None
+    except TimeoutError:
+        raise InvalidInput(SEARCH_TOO_LONG.format(info.context.reads.search_timeout_s)) from None
 
+
+SEARCH_TOO_LONG = (
+    "the runs search ran over {:g} s and was stopped: narrow it (entity, project, fewer or simpler filters; "
+    "a $regex with backreferences can take minutes)"
+)
 
 RunPage = page_of(
     Run,
@@ -303,6 +310,8 @@ class RunQueries(graphene.ObjectType):
             rows = await info.context.reads.runs_page(run_filters, before=decode_time_cursor(after), limit=limit + 1)
         except asyncpg.InvalidRegularExpressionError as exc:
             raise InvalidInput(f"a $regex of the filters is not a valid regular expression: {exc}") from None
+        except TimeoutError:
+            raise InvalidInput(SEARCH_TOO_LONG.format(info.context.reads.search_timeout_s)) from None
         found = key_page(rows, limit, after, lambda last: encode_time_cursor(last["started_at"], last["run_id"]))
         return {**found, "filters": run_filters, "first_page": after is None}
 

@@ -67,6 +67,9 @@ FROM model_versions mv"""
 class RegistryQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        # A runs search runs a caller's filters, $regex patterns included, and some patterns (backreferences)
+        # take PostgreSQL minutes: past this the query is cancelled (TimeoutError), freeing its connection.
+        self.search_timeout_s = 15.0
 
     async def artifact_version(self, version_id: UUID) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE id = $1", version_id)
@@ -212,6 +215,7 @@ class RegistryQueries:
             *args,
             offset,
             limit,
+            timeout=self.search_timeout_s,
         )
         return [dict(r) for r in rows]
 
@@ -296,12 +300,15 @@ class RegistryQueries:
                 SELECT r.* FROM page JOIN runs r ON r.entity = $1 AND r.project = $2 AND r.run_id = page.run_id
                 ORDER BY page.started_at DESC, page.run_id DESC""",
             *args,
+            timeout=self.search_timeout_s,
         )
         return [dict(r) for r in rows]
 
     async def runs_count(self, filters: RunFilters) -> int:
         where, args = filters.where()
-        return await self.pool.fetchval(f"SELECT count(*) FROM runs WHERE {where}", *args)
+        return await self.pool.fetchval(
+            f"SELECT count(*) FROM runs WHERE {where}", *args, timeout=self.search_timeout_s
+        )
 
     async def registered_model(self, name: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow("SELECT * FROM registered_models WHERE name = $1", name)

@@ -31,7 +31,9 @@ def is_database_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(current, OSError) and _raised_by_asyncpg(current):  # no socket to connect to
             return True
-        current = current.__cause__ or current.__context__
+        # `raise ... from None` says the earlier error is not the cause (a query cancelled on timeout becomes a
+        # refusal, not an outage: TimeoutError is an OSError raised in asyncpg).
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     return False
 
 

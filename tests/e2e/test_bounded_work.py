@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from support.hostile_documents import cyclic_fragments, many_aliases
 from support.stack import Stack
-from support.story import LOG_VERSION, digest_of, file_entry, version_input
+from support.story import LOG_VERSION, START_RUN, digest_of, file_entry, version_input
 
 import modelreg
 from modelreg.errors import InvalidInput
@@ -198,3 +198,23 @@ async def test_the_training_client_says_when_a_file_is_over_the_servers_upload_l
         with pytest.raises(InvalidInput) as refused:
             await asyncio.to_thread(log_it)
         assert "over this server's limit of 97.7 KiB for one artifact file" in refused.value.message
+
+
+async def test_a_runs_search_that_runs_too_long_is_stopped_saying_what_to_narrow(stack: Stack) -> None:
+    from modelreg.services.http.api import APP
+
+    name = "".join(chr(97 + (n * 7) % 26) for n in range(200))
+    await stack.graphql(START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "r1", "name": name}})
+    assert stack.client is not None
+    stack.client.server.app[APP].reads.search_timeout_s = 0.5  # the server's own is 15 s
+    backreferences = {"display_name": {"$regex": "^(.*)(.*)(.*)(.*)(.*)\\5\\4\\3\\2\\1x"}}  # minutes of work
+    started = asyncio.get_running_loop().time()
+    answer = await stack.graphql(
+        'query($f: GenericScalar) { runs(entity: "acme", project: "nature", filters: $f) { items { runId } } }',
+        {"f": backreferences},
+    )
+    assert answer["errors"][0]["extensions"]["code"] == "INVALID_INPUT", answer
+    assert "ran over 0.5 s and was stopped" in answer["errors"][0]["message"]
+    assert asyncio.get_running_loop().time() - started < 30
+    health = await stack.client.get("/healthz")
+    assert health.status == 200  # the cancelled query gave its connection back
