@@ -110,9 +110,9 @@ class KafkaEventLog:
 
     async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
         producer = self._require_producer()
+        values = [encode(event) for event in events]  # all before any is sent: one that cannot be, none is
         futures = []
-        for event in events:
-            value = encode(event)
+        for event, value in zip(events, values, strict=True):
             if self.written is not None:
                 self.written.remember(value, event)
             futures.append(

@@ -30,8 +30,8 @@ class InMemoryEventLog:
 
     async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
         positions = []
-        for event in events:
-            value = encode(event)
+        values = [encode(event) for event in events]  # all before any is kept, as the other logs do
+        for event, value in zip(events, values, strict=True):
             if self.written is not None:
                 self.written.remember(value, event)
             headers = (("type", event.type.encode()), ("version", str(event.version).encode()))

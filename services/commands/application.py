@@ -7,7 +7,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
-from modelreg.errors import NotYetVisible
+import orjson
+
+from modelreg.errors import InvalidInput, NotYetVisible
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogPosition
 from modelreg.projections.progress import ProjectionLagging
@@ -83,7 +85,13 @@ class Application:
             return Accepted(decision.subject_id, [], [])
         if correlation_id is None:
             decision = _correlated(decision)
-        positions = await self.log.append(decision.events)
+        try:
+            positions = await self.log.append(decision.events)
+        except orjson.JSONEncodeError as exc:  # raised before anything is written: nothing was appended
+            raise InvalidInput(
+                f"a value of this {command.describe()} cannot be stored as JSON ({exc}): integers must fit in "
+                "64 bits and objects nest at most 254 levels deep"
+            ) from None
         if not wait_for_read_models:
             return Accepted(decision.subject_id, decision.events, positions)
         try:

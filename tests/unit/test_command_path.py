@@ -7,7 +7,7 @@ import pytest
 from support.write_side import MEMBER, WriteSide
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import NotYetVisible
+from modelreg.errors import InvalidInput, NotYetVisible
 from modelreg.services.commands.commands import FinishRun, LogArtifactVersion, StartRun, TagModel
 
 START = StartRun(entity="acme", project="fraud", run_id="r1")
@@ -97,3 +97,19 @@ async def test_a_command_sent_again_while_the_read_models_lag_is_refused_until_t
     with pytest.raises(NotYetVisible, match="may have been accepted already.*send it again, with the same id"):
         await registry(start, MEMBER)
     assert registry.appended_types() == ["runs.run_started"]
+
+
+@pytest.mark.parametrize("config", [{"seed": 2**64}, {"seed": -(2**70)}], ids=["big", "negative"])
+async def test_a_value_json_cannot_hold_is_refused_as_bad_input_and_nothing_is_appended(config: dict) -> None:
+    registry = WriteSide()
+    with pytest.raises(InvalidInput, match="cannot be stored as JSON .* integers must fit in 64 bits"):
+        await registry(StartRun(entity="acme", project="fraud", run_id="r1", config=config), MEMBER)
+    assert registry.log.events() == []
+
+
+async def test_a_value_nested_deeper_than_json_holds_is_refused_as_bad_input() -> None:
+    deep: dict = {}
+    for _ in range(300):
+        deep = {"d": deep}
+    with pytest.raises(InvalidInput, match="cannot be stored as JSON"):
+        await WriteSide()(StartRun(entity="acme", project="fraud", run_id="r1", config=deep), MEMBER)
