@@ -132,19 +132,25 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     },
     # v2 added notes, tags and group; a v1 run had none.
     (RunStarted.type, 1): lambda payload: {**payload, "notes": None, "tags": [], "group": None},
-    # v2 added the scope an automation's event is read under. A v1 event does not say, and its automation is
-    # not known here: it stays readable by everyone, as it was (docs/private-data.md).
+    # v2 added the scope the event is read under (an automation's, a job's entity, a skipped event's). A v1 event
+    # does not say, and its automation or job is not known here: it stays readable by everyone, as it was
+    # (docs/access.md).
     **{
         (cls.type, 1): lambda payload: {**payload, "scope": None}
-        for cls in (AutomationEnabled, AutomationDisabled, AutomationFired, WebhookAttempted)
+        for cls in (
+            AutomationEnabled,
+            AutomationDisabled,
+            AutomationFired,
+            WebhookAttempted,
+            JobClaimed,
+            JobStarted,
+            JobOutputCaptured,
+            JobFinished,
+            JobRequeued,
+            JobCancelled,
+            EventSkipped,
+        )
     },
-    # v2 added the scope a Launch job's report is read under (its entity), with the same caveat for v1.
-    **{
-        (cls.type, 1): lambda payload: {**payload, "scope": None}
-        for cls in (JobClaimed, JobStarted, JobOutputCaptured, JobFinished, JobRequeued, JobCancelled)
-    },
-    # v2 added the skipped event's scope, with the same caveat for v1.
-    (EventSkipped.type, 1): lambda payload: {**payload, "scope": None},
 }
 
 

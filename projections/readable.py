@@ -19,6 +19,7 @@ from uuid import UUID
 
 import asyncpg
 
+from modelreg.events.automations import watched_scope
 from modelreg.events.envelope import Envelope
 
 
@@ -36,18 +37,9 @@ def scope_of(payload: Mapping[str, Any]) -> str | None:
     if isinstance(scope, str) and scope.startswith(("entity:", "model:")):
         return scope
     trigger = payload.get("trigger")
-    if isinstance(trigger, Mapping):
-        if isinstance(model := trigger.get("registered_model"), str):
-            return f"model:{model}"
-        if isinstance(entity := trigger.get("entity"), str):
-            return f"entity:{entity}"
-        # An automation that watches everything is about where it launches jobs (events/automations.py,
-        # watched_scope), unless that entity is a template filled from each event.
+    if isinstance(trigger, Mapping):  # an automation's creation: what it watches, else where it launches jobs
         action = payload.get("action")
-        if isinstance(action, Mapping) and action.get("kind") == "launch":
-            entity = action.get("entity")
-            if isinstance(entity, str) and "${" not in entity:
-                return f"entity:{entity}"
+        return watched_scope(trigger, action if isinstance(action, Mapping) else {})
     return None
 
 

@@ -28,6 +28,7 @@ from modelreg.events.identity import Role
 from modelreg.events.launch import JobSource, Trigger, job_stream
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
+from modelreg.projections.readable import scope_of
 from modelreg.services.automations.templates import render
 from modelreg.services.automations.webhook_signing import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookSecrets, signature
 from modelreg.services.automations.webhook_targets import refuse_private_target
@@ -45,17 +46,6 @@ log = logging.getLogger(__name__)
 
 FIRINGS_CHANNEL = "modelreg_firings"
 _JOB_IDS = uuid.UUID("6f1c1d4e-5b0a-4c43-9a57-6d0f1f0f7a11")  # namespace of job ids derived from firings
-
-
-def _scope_of_firing(firing: dict[str, Any]) -> str | None:
-    """The scope of the event that fired (the trigger projection kept its facts), as scope_of reads an event:
-    its registered model, else its entity."""
-    facts = firing["variables"]
-    if isinstance(model := facts.get("registered_model"), str):
-        return f"model:{model}"
-    if isinstance(entity := facts.get("entity"), str):
-        return f"entity:{entity}"
-    return None
 
 
 def job_id_of_firing(automation_id: uuid.UUID, event_id: uuid.UUID) -> uuid.UUID:
@@ -153,17 +143,19 @@ class AutomationRunner:
             return False  # the registry has not shown the event's artifact version yet
         as_automation = Caller(Actor(kind="automation", id=str(automation["automation_id"])), "admin")
         action = automation["action"]
-        scope = _scope_of_firing(firing) or watched_scope(automation["trigger"], action)
+        # The event that fired it, as its facts (kept by the trigger projection) say: its model, else its entity.
+        event_scope = scope_of(firing["variables"])
+        scope = event_scope or watched_scope(automation["trigger"], action)
         creators_rights = await self._with_creators_rights(automation)
         outcome: FiringOutcome
         job_id: uuid.UUID | None
-        if not creators_rights.readable().scope(_scope_of_firing(firing)):
+        if not creators_rights.readable().scope(event_scope):
             # An automation watching every team fires on private ones too; what it would send (a webhook's
             # payload, a job's config) is made of the event, which its creator may not read.
             job_id, outcome = None, "failed"
             detail = (
                 f"not carried out: the automation acts with its creator's rights, and {automation['created_by']} "
-                f"may not read {_scope_of_firing(firing)}"
+                f"may not read {event_scope}"
             )
         elif action["kind"] == "launch":
             job_id, outcome, detail = None, "failed", None
