@@ -3,8 +3,9 @@ and verifies.
 
 The server answers `POST /blobs/uploads {digest, size}` with what to do: `stored` (nothing), `api` (send
 the bytes to PUT /blobs/<digest>, the folder store), `single` (one presigned PUT with the signed SHA-256
-header: the store refuses other content), or `multipart` (a part size; the client then sends each part's
-SHA-256 and gets a presigned URL per part still missing).
+header: the store refuses other content; completed afterwards when the plan names an `upload`, a proof
+of holding the file: services/infra/blob_holders.py), or `multipart` (a part size; the client then sends
+each part's SHA-256 and gets a presigned URL per part still missing).
 
 A multipart upload is resumable: its token and part digests are kept in the user's cache folder until it
 completes, and the server lists the parts the store already has, so a new attempt (after a crash, a cut
@@ -101,6 +102,8 @@ class DirectUpload:
             return plan["method"]
         if plan["method"] == "single":
             self.put(plan["url"], plan["headers"], path, 0, size, on_bytes)
+            if plan.get("upload"):  # sent to prove the caller holds a file it is not told is stored
+                self.ask("/blobs/uploads/complete", {"digest": digest, "size": size, "upload": plan["upload"]})
             return "single"
         return self._multipart(path, digest, size, int(plan["part_size"]), on_bytes)
 

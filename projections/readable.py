@@ -12,7 +12,7 @@ a caller for whom nothing is hidden (an admin, a one-team setup) runs the same s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -180,7 +180,7 @@ class Visibility:
         if readable.hides_nothing:
             return True
         return await self.pool.fetchval(
-            f"SELECT {_HELD_BY_A_READABLE_VERSION}",
+            f"SELECT {_held_by_a_readable_version('$1::text')}",
             digest,
             sorted(readable.hidden_entities),
             sorted(readable.hidden_models),
@@ -190,21 +190,29 @@ class Visibility:
         """Whether a stored file is held only by versions the caller may not read: to that caller the store
         answers as if it did not have it (whether a private team holds some exact bytes is theirs to know). A
         file no version lists yet (just uploaded) is not hidden."""
-        if readable.hides_nothing:
-            return False
-        return await self.pool.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM artifact_versions WHERE file_digests @> ARRAY[$1::text]) "
-            f"AND NOT {_HELD_BY_A_READABLE_VERSION}",
-            digest,
+        return digest in await self.blobs_hidden([digest], readable)
+
+    async def blobs_hidden(self, digests: Collection[str], readable: Readable) -> set[str]:
+        """Which of `digests` are hidden from the caller (see blob_hidden), in one query."""
+        if readable.hides_nothing or not digests:
+            return set()
+        rows = await self.pool.fetch(
+            "SELECT d FROM unnest($1::text[]) AS d "
+            "WHERE EXISTS (SELECT 1 FROM artifact_versions WHERE file_digests @> ARRAY[d]) "
+            f"AND NOT {_held_by_a_readable_version('d')}",
+            sorted(set(digests)),
             sorted(readable.hidden_entities),
             sorted(readable.hidden_models),
         )
+        return {r["d"] for r in rows}
 
 
-# $1 a file's digest, $2 and $3 the caller's hidden entities and models.
-_HELD_BY_A_READABLE_VERSION = """EXISTS (
+def _held_by_a_readable_version(digest: str) -> str:
+    """SQL: a version the caller may read lists the file `digest` (an SQL expression); $2 and $3 are the
+    caller's hidden entities and models."""
+    return f"""EXISTS (
     SELECT 1 FROM artifact_versions av
-    WHERE av.file_digests @> ARRAY[$1::text]
+    WHERE av.file_digests @> ARRAY[{digest}]
       AND (av.entity <> ALL($2::text[])
            OR EXISTS (SELECT 1 FROM model_versions mv WHERE mv.artifact_version_id = av.id
                       AND mv.registered_model <> ALL($3::text[]))))"""

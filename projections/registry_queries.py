@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from modelreg.projections.readable import EVERYTHING, Readable
+from modelreg.projections.readable import EVERYTHING, Readable, Visibility
 from modelreg.projections.run_query import RunOrder, RunQuery
 from modelreg.projections.search import like_pattern
 
@@ -350,6 +350,9 @@ class RegistryQueries:
     async def protected_aliases(self, name: str) -> set[str]:
         rows = await self.pool.fetch("SELECT alias FROM protected_aliases WHERE registered_model = $1", name)
         return {r["alias"] for r in rows}
+
+    async def files_hidden(self, digests: Collection[str], readable: Readable) -> set[str]:
+        return await Visibility(self.pool).blobs_hidden(digests, readable)
 
     async def model_version_of(self, name: str, artifact_version_id: UUID) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(

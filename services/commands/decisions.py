@@ -18,6 +18,10 @@ class StoredBlobs(Protocol):
         """The size of each of `digests` that the store holds (absent: not stored)."""
         ...
 
+    async def held_by(self, digests: Collection[str], holder: str) -> set[str]:
+        """Which of `digests` `holder` proved to have, by sending their bytes (services/infra/blob_holders.py)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Decision:

@@ -116,13 +116,21 @@ def manifest_digest(manifest: tuple[ManifestEntry, ...]) -> str:
 
 async def require_stored_files(manifest: tuple[ManifestEntry, ...], ctx: CommandContext) -> None:
     """Each uploaded file of a manifest is in the blob store with the size it declares (one batched look-up);
-    a reference's bytes are elsewhere and are not checked."""
+    a reference's bytes are elsewhere and are not checked.
+
+    A file that only versions hidden from the caller list counts as stored only if the caller sent its bytes
+    (the store keeps who did): otherwise whoever learnt a private file's digest and size could list it in a
+    version of their own and download it from there. To that caller it is missing, as HEAD /blobs says."""
     uploaded = [entry for entry in manifest if entry.ref is None]
     if not uploaded:
         return
     if ctx.blobs is None:
         raise Unavailable("this process has no blob store to check manifests: log artifact versions through the API")
     sizes = await ctx.blobs.sizes({entry.digest for entry in uploaded})
+    hidden = await ctx.reads.registry.files_hidden(sizes.keys(), ctx.caller.readable())
+    if hidden:
+        for digest in hidden - await ctx.blobs.held_by(hidden, str(ctx.actor)):
+            del sizes[digest]
     missing = [entry for entry in uploaded if entry.digest not in sizes]
     wrong = [entry for entry in uploaded if entry.digest in sizes and sizes[entry.digest] != entry.size]
     more = len(missing) + len(wrong) - 1

@@ -9,7 +9,7 @@ from a pool behind the Protocol's back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -22,6 +22,7 @@ from modelreg.projections.audit_queries import AuditQueries
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.parked_queries import ParkedStreamQueries
+from modelreg.projections.readable import Readable
 from modelreg.projections.registry_queries import RegistryQueries
 
 
@@ -55,6 +56,10 @@ class RegistryReads(Protocol):
     async def aliases_of(self, name: str, artifact_version_id: UUID) -> list[str]: ...
 
     async def protected_aliases(self, name: str) -> set[str]: ...
+
+    async def files_hidden(self, digests: Collection[str], readable: Readable) -> set[str]:
+        """Which of these stored files only versions hidden from `readable` list (projections/readable.py)."""
+        ...
 
 
 class AuditReads(Protocol):

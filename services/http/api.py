@@ -43,7 +43,7 @@ from modelreg.services.commands.application import Application
 from modelreg.services.commands.commands import IssueApiKey
 from modelreg.services.commands.handlers import key_sha256
 from modelreg.services.http.blob_routes import add_blob_routes
-from modelreg.services.http.blob_visibility import HIDDEN_FROM_CALLER
+from modelreg.services.http.blob_visibility import HIDDEN_FROM_CALLER, SENDER
 from modelreg.services.http.body_limits import LIMITS, BodyLimits, bodies_within_limits, read_bounded, refusal
 from modelreg.services.http.database_unavailable import MESSAGE as DATABASE_UNAVAILABLE
 from modelreg.services.http.database_unavailable import any_database_unavailable, database_unavailable_is_503
@@ -363,6 +363,7 @@ async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResp
             raise web.HTTPForbidden(text=f"{caller.actor} is a viewer: uploading artifact files needs member")
         visibility, readable = Visibility(request.app[APP].reads.pool), caller.readable()
         request[HIDDEN_FROM_CALLER] = lambda digest: visibility.blob_hidden(digest, readable)
+        request[SENDER] = str(caller.actor)
         digest = request.match_info.get("digest")
         if request.method == "GET" and digest is not None:
             # A file is readable when one version the caller may read holds it; otherwise it is not there.

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from modelreg.errors import InvalidInput
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
-from modelreg.services.http.blob_visibility import hidden_from_caller
+from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller
 from modelreg.services.http.body_limits import read_bounded, received_bounded
 from modelreg.services.infra.blob_store import FolderBlobStore
 
@@ -36,27 +36,31 @@ async def head_blob(request: web.Request) -> web.Response:
 
 
 async def put_blob(request: web.Request) -> web.Response:
+    """Bytes sent are verified and their sender recorded as a holder (services/infra/blob_holders.py), also
+    when the store has them already: that is how a caller proves it holds a file a private team's versions
+    list, which it is then answered as a first upload would be."""
     store, digest = _path_or_400(request)
-    if store.has(digest):
-        async for _ in received_bounded(request):  # drain: the client may already be sending
-            pass
-        if await hidden_from_caller(request, digest):  # answered as a first upload would be
-            return web.json_response(
-                {"digest": digest, "size": store.path(digest).stat().st_size, "stored": True}, status=201
-            )
-        return web.json_response({"digest": digest, "stored": False})
     try:
-        size = await store.put(digest, received_bounded(request))
+        if store.has(digest):
+            size = await store.verify(digest, received_bounded(request))
+            stored = False
+        else:
+            size = await store.put(digest, received_bounded(request))
+            stored = True
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
+    await store.record_holder(digest, request[SENDER])
     request.app[BLOB_BYTES].received(size)
-    return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
+    if stored or await hidden_from_caller(request, digest):
+        return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
+    return web.json_response({"digest": digest, "stored": False})
 
 
 async def post_blob(request: web.Request) -> web.Response:
     """Upload without announcing the digest: the store computes it, and the client compares it with its own."""
     store = request.app[BLOBS]
     digest, size = await store.put_content(None, received_bounded(request))
+    await store.record_holder(digest, request[SENDER])
     request.app[BLOB_BYTES].received(size)
     return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
 

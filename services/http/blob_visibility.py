@@ -12,6 +12,8 @@ from aiohttp import web
 
 # Set by the key-checking middleware (services/http/api.py) on every /blobs request: digest -> hidden?
 HIDDEN_FROM_CALLER: web.RequestKey[Callable[[str], Awaitable[bool]]] = web.RequestKey("hidden_from_caller")
+# Also set there: the principal sending bytes, recorded as their holder (services/infra/blob_holders.py).
+SENDER: web.RequestKey[str] = web.RequestKey("sender", str)
 
 
 async def hidden_from_caller(request: web.Request, digest: str) -> bool:

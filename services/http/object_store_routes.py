@@ -4,7 +4,9 @@ checks what landed, and the bytes go between the client and the store.
 - HEAD /blobs/{digest}: is it stored (and vouched for by its SHA-256)?
 - GET /blobs/{digest}: 307 to a presigned GET (a client following redirects downloads as from the folder store).
 - POST /blobs/uploads {digest, size[, part_size, parts, upload]}: what to do to store it (see ObjectBlobStore).
-- POST /blobs/uploads/complete {digest, size, upload}: join a multipart upload's parts and verify the digest.
+- POST /blobs/uploads/complete {digest, size, upload}: join a multipart upload's parts and verify the digest;
+  or check the bytes a caller sent to prove it holds a file it may not be told is stored (its plan named an
+  `upload` for a single PUT too).
 - PUT /blobs/{digest}, POST /blobs: refused with 409, saying how (the bytes are not carried through the API).
 """
 
@@ -19,7 +21,7 @@ from aiohttp import web
 
 from modelreg.errors import InvalidInput
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
-from modelreg.services.http.blob_visibility import hidden_from_caller
+from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller
 from modelreg.services.http.body_limits import read_bounded
 from modelreg.services.infra.object_store import ObjectBlobStore
 
@@ -62,8 +64,8 @@ async def plan_upload(request: web.Request) -> web.Response:
             fields.get("part_size"),
             fields.get("parts"),
             fields.get("upload"),
-            # Bytes only a private team's versions hold are uploaded again (the same object, rewritten).
-            reuse_stored=not await hidden_from_caller(request, fields["digest"]),
+            # Bytes only a private team's versions hold are sent again, as a proof of holding them.
+            proof=await hidden_from_caller(request, fields["digest"]),
         )
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
@@ -75,11 +77,13 @@ async def complete_upload(request: web.Request) -> web.Response:
     if not fields.get("upload"):
         raise web.HTTPBadRequest(text="'upload' (from POST /blobs/uploads) is required")
     try:
-        size = await request.app[OBJECTS].complete_upload(
+        size, verified = await request.app[OBJECTS].complete_upload(
             fields["digest"], fields["size"], fields["upload"], fields.get("parts")
         )
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
+    if verified:  # the caller's own bytes, hashed here: it holds the file (services/infra/blob_holders.py)
+        await request.app[OBJECTS].record_holder(fields["digest"], request[SENDER])
     request.app[BLOB_BYTES].received(size)
     return web.json_response({"digest": fields["digest"], "size": size, "stored": True}, status=201)
 

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 
 from modelreg.errors import InvalidInput
+from modelreg.services.infra.blob_holders import holder_mark
 
 # \Z, not $: Python's $ also matches before a trailing newline, and "sha256:<hex>\n" is not a digest (it
 # passed for one where privacy checks look digests up verbatim, and the store stripped it).
@@ -83,6 +84,33 @@ class FolderBlobStore:
             except (FileNotFoundError, InvalidInput):
                 pass
         return found
+
+    def _holders(self, digest: str) -> Path:
+        blob = self.path(digest)  # refuses what is not a digest
+        return self.root / "held" / blob.parent.name / blob.name
+
+    async def record_holder(self, digest: str, holder: str) -> None:
+        """`holder` sent this file's bytes, verified (services/infra/blob_holders.py)."""
+        marker = self._holders(digest) / holder_mark(holder)
+        await asyncio.to_thread(_touch, marker)
+
+    async def held_by(self, digests: Collection[str], holder: str) -> set[str]:
+        mark = holder_mark(holder)
+        return {d for d in digests if (self._holders(d) / mark).exists()}
+
+    async def verify(self, digest: str, chunks: AsyncIterator[bytes]) -> int:
+        """Hash what `chunks` yield without keeping it; returns its size, or DigestMismatch. For bytes the
+        store already holds, sent as proof of possession: the stored copy is not touched."""
+        self.path(digest)
+        hasher, size = hashlib.sha256(), 0
+        async for batch in _batches(chunks):
+            size += sum(len(piece) for piece in batch)
+            await asyncio.to_thread(_hash_all, hasher, batch)
+        if "sha256:" + hasher.hexdigest() != digest:
+            raise DigestMismatch(
+                f"the content's digest is sha256:{hasher.hexdigest()}, not {digest}: send the file's own bytes"
+            )
+        return size
 
     def _head_index(self, size: int, head: str) -> Path:
         if size < 0 or HEX.match(head) is None:
@@ -146,6 +174,11 @@ class FolderBlobStore:
         index.parent.mkdir(parents=True, exist_ok=True)
         with index.open("a") as f:  # one short line in append mode: concurrent writers do not interleave
             f.write(digest + "\n")
+
+
+def _touch(marker: Path) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
 
 
 def _hash_all(hasher: hashlib._Hash, batch: list[bytes]) -> None:

@@ -25,6 +25,8 @@ import asyncio
 import base64
 import hashlib
 import math
+import re
+import uuid
 from collections.abc import Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from modelreg.errors import InvalidInput
+from modelreg.services.infra.blob_holders import holder_mark
 from modelreg.services.infra.blob_store import DIGEST, HEX, DigestMismatch
 
 SINGLE_PUT_MAX = 5 * 1024**3  # S3's largest single PUT
@@ -40,6 +43,19 @@ MAX_PART = 5 * 1024**3
 MAX_PARTS = 10_000
 URL_LIFETIME_S = 3600
 VERIFY_CHUNK = 8 * 1024 * 1024
+# An upload token naming a proof of possession: "proof:<32 hex>", then ":<multipart upload id>" for parts.
+PROOF = "proof:"
+HEX32 = re.compile(r"^[0-9a-f]{32}\Z")
+
+
+def _upload_id(token: str | None) -> str | None:
+    """The multipart upload id a token carries (None: a single PUT's proof, or no upload yet)."""
+    if token is None:
+        return None
+    if token.startswith(PROOF):
+        _, _, upload_id = token.removeprefix(PROOF).partition(":")
+        return upload_id or None
+    return token
 
 
 @dataclass(frozen=True)
@@ -222,37 +238,49 @@ class ObjectBlobStore:
         part_digests: list[str] | None,
         token: str | None,
         *,
-        reuse_stored: bool = True,
+        proof: bool = False,
     ) -> dict[str, Any]:
-        """What the client does next to store `digest`: nothing (stored already, when `reuse_stored`), one
-        presigned PUT, or presigned parts."""
+        """What the client does next to store `digest`: nothing (stored already), one presigned PUT, or
+        presigned parts. With `proof` (a file the caller may not be told is stored), the bytes go to a key of
+        their own whatever the store holds, and `complete_upload` verifies them there: the stored copy is never
+        rewritten by someone proving they hold it."""
         hexdigest = _hex_of(digest)
         if size < 0:
             raise InvalidInput("size must be >= 0")
-        if reuse_stored and await self.size(digest) == size:
-            return {"method": "stored"}
+        if not proof:
+            stored = await self.size(digest)
+            if stored == size:
+                return {"method": "stored"}
+            if stored is not None:  # completing an upload of other bytes there would replace good ones
+                raise InvalidInput(f"the store holds {digest} with {stored} bytes, not {size}: declare the file's size")
+        if token is not None and proof != token.startswith(PROOF):
+            raise InvalidInput("the upload expired or was completed: start it again without 'upload'")
+        if proof and token is None:
+            token = PROOF + uuid.uuid4().hex
+        key = self._upload_key(digest, token)
         if size <= self.location.single_put_max:
             url = await self._signer.generate_presigned_url(
                 "put_object",
                 Params={
                     "Bucket": self.location.bucket,
-                    "Key": self.key(digest),
+                    "Key": key,
                     "ChecksumSHA256": _b64(hexdigest),
                     "ContentLength": size,
                 },
                 ExpiresIn=URL_LIFETIME_S,
             )
-            return {"method": "single", "url": url, "headers": {"x-amz-checksum-sha256": _b64(hexdigest)}}
+            plan = {"method": "single", "url": url, "headers": {"x-amz-checksum-sha256": _b64(hexdigest)}}
+            return plan | ({"upload": token} if proof else {})
         if part_size is None or part_digests is None:
             return {"method": "multipart", "part_size": self.part_size(size)}
         self._check_parts(size, part_size, part_digests)
-        key = self.key(digest)
-        if token is None:
+        upload_id = _upload_id(token)
+        if upload_id is None:
             created = await self._s3.create_multipart_upload(
                 Bucket=self.location.bucket, Key=key, ChecksumAlgorithm="SHA256"
             )
-            token = created["UploadId"]
-        upload_id = token
+            upload_id = created["UploadId"]
+            token = f"{token}:{upload_id}" if proof else upload_id
         done = {p["PartNumber"]: p for p in await self._listed_parts(key, upload_id)}
         urls = []
         for number, part_hex in enumerate(part_digests, start=1):
@@ -280,6 +308,15 @@ class ObjectBlobStore:
             )
             urls.append({"number": number, "url": url, "headers": {"x-amz-checksum-sha256": _b64(part_hex)}})
         return {"method": "multipart", "part_size": part_size, "upload": token, "parts": urls}
+
+    def _upload_key(self, digest: str, token: str | None) -> str:
+        """Where an upload's bytes go: the blob's address, or for a proof a key named by its token."""
+        if token is None or not token.startswith(PROOF):
+            return self.key(digest)
+        proof_id = token.removeprefix(PROOF).split(":", 1)[0]
+        if not HEX32.match(proof_id):
+            raise InvalidInput("the upload expired or was completed: start it again without 'upload'")
+        return f"{self.location.prefix}proofs/{_hex_of(digest)}/{proof_id}"
 
     def part_size(self, size: int) -> int:
         """Parts of 64 MiB (or as configured), or bigger where 10,000 of them would not hold the file."""
@@ -315,13 +352,27 @@ class ObjectBlobStore:
                 raise InvalidInput("the upload expired or was completed: start it again without 'upload'") from None
             raise
 
-    async def complete_upload(self, digest: str, size: int, token: str, part_digests: list[str] | None = None) -> int:
+    async def complete_upload(
+        self, digest: str, size: int, token: str, part_digests: list[str] | None = None
+    ) -> tuple[int, bool]:
         """Join the parts, then verify the whole file's SHA-256: only a match is vouched for. Each part's
-        SHA-256 (`part_digests`, else as the store lists them) is named again, which S3 requires and checks."""
+        SHA-256 (`part_digests`, else as the store lists them) is named again, which S3 requires and checks.
+        Returns the size and whether the caller's bytes were verified (a proof of possession, deleted once
+        checked), not only found stored."""
         hexdigest = _hex_of(digest)
-        if await self.size(digest) == size:
-            return size  # another client finished the same content first
-        key, upload_id = self.key(digest), token
+        key = self._upload_key(digest, token)
+        proof = token.startswith(PROOF)
+        if not proof:
+            stored = await self.size(digest)
+            if stored is not None:
+                # Another client finished the same content first; parts of other bytes must not replace it.
+                await self._abort(key, token)
+                if stored != size:
+                    raise InvalidInput(f"the store holds {digest} with {stored} bytes, not {size}")
+                return size, False
+        upload_id = _upload_id(token)
+        if upload_id is None:  # a proof sent in one PUT, which the store checked against the signed SHA-256
+            return await self._single_proof(digest, size, key), True
         parts = sorted(await self._listed_parts(key, upload_id), key=lambda p: p["PartNumber"])
         if [p["PartNumber"] for p in parts] != list(range(1, len(parts) + 1)) or sum(p["Size"] for p in parts) != size:
             raise InvalidInput(
@@ -335,13 +386,58 @@ class ObjectBlobStore:
             MultipartUpload={"Parts": [self._completed_part(p, part_digests) for p in parts]},
         )
         actual = await self._sha256_of(key)
-        if actual != hexdigest:
+        if actual != hexdigest or proof:
             await self._s3.delete_object(Bucket=self.location.bucket, Key=key)
+        if actual != hexdigest:
             raise DigestMismatch(
                 f"the uploaded parts join to sha256:{actual}, not {digest}: the upload was corrupted or mislabelled"
             )
-        await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=await self._etag(key))
+        if not proof:
+            await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=await self._etag(key))
+        return size, True
+
+    async def _single_proof(self, digest: str, size: int, key: str) -> int:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = await self._s3.head_object(Bucket=self.location.bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError:
+            raise InvalidInput("nothing was sent for this upload: PUT the file to the URL it gave first") from None
+        await self._s3.delete_object(Bucket=self.location.bucket, Key=key)
+        if head.get("ChecksumSHA256") != _b64(_hex_of(digest)) or int(head["ContentLength"]) != size:
+            raise DigestMismatch(f"the bytes sent are not {digest} of {size} bytes: send the file's own bytes")
         return size
+
+    async def _abort(self, key: str, token: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            await self._s3.abort_multipart_upload(Bucket=self.location.bucket, Key=key, UploadId=_upload_id(token))
+        except ClientError:
+            pass  # expired or completed already: nothing of it is addressable
+
+    # -- who proved to hold a file (services/infra/blob_holders.py) -----------------------------------------
+
+    def _holder_key(self, digest: str, holder: str) -> str:
+        return f"{self.location.prefix}held/{_hex_of(digest)}/{holder_mark(holder)}"
+
+    async def record_holder(self, digest: str, holder: str) -> None:
+        await self._s3.put_object(Bucket=self.location.bucket, Key=self._holder_key(digest, holder), Body=b"")
+
+    async def held_by(self, digests: Collection[str], holder: str) -> set[str]:
+        from botocore.exceptions import ClientError
+
+        gate = asyncio.Semaphore(32)
+
+        async def held(digest: str) -> str | None:
+            async with gate:
+                try:
+                    await self._s3.head_object(Bucket=self.location.bucket, Key=self._holder_key(digest, holder))
+                    return digest
+                except ClientError:
+                    return None
+
+        return {d for d in await asyncio.gather(*(held(d) for d in digests)) if d is not None}
 
     @staticmethod
     def _completed_part(listed: dict[str, Any], part_digests: list[str] | None) -> dict[str, Any]:

@@ -261,3 +261,86 @@ async def test_bytes_only_a_private_team_holds_are_asked_for_again_not_reported_
         plan = await (await bucket_stack.client.post("/blobs/uploads", json=question, headers=headers)).json()
         head = await bucket_stack.client.head(f"/blobs/{address(secret)}", headers=headers)
         assert (plan["method"], head.status) == (answer, 200 if answer == "stored" else 404), who
+
+
+async def test_whoever_sends_the_bytes_of_a_private_teams_file_may_list_it_and_nobody_can_replace_it(
+    bucket_stack: Stack, tmp_path: Path
+) -> None:
+    assert bucket_stack.client is not None
+    small, big = b"lynx weights, private", bytes(range(251)) * (6 * MiB // 251)  # one PUT; two parts
+    for name, content in (("small.bin", small), ("big.bin", big)):
+        (tmp_path / name).write_bytes(content)
+    admin = await bucket_stack.auth()
+    transport = Transport(str(bucket_stack.client.make_url("/")))  # the stack's admin key, from the environment
+    try:
+        for name, content in (("small.bin", small), ("big.bin", big)):
+            await asyncio.to_thread(transport.upload, tmp_path / name, address(content), lambda n: None)
+    finally:
+        transport.close()
+    mutation = "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }"
+
+    async def log(entity: str, headers: dict[str, str]) -> dict[str, object]:
+        files = [{"path": n, "size": len(c), "digest": address(c)} for n, c in (("small.bin", small), ("big.bin", big))]
+        variables = {"i": {"entity": entity, "project": "den", "name": "m", "type": "model", "files": files}}
+        sent = await bucket_stack.client.post(
+            "/graphql", json={"query": mutation, "variables": variables}, headers=headers
+        )
+        return await sent.json()
+
+    hidden = 'mutation { setVisibility(input: {scope: "entity:lynx", visibility: PRIVATE}) { scope } }'
+    assert "errors" not in await log("lynx", admin)
+    assert (
+        "errors" not in await (await bucket_stack.client.post("/graphql", json={"query": hidden}, headers=admin)).json()
+    )
+    otto_key = await bucket_stack.key("user:otto", "member")
+    otto = {"Authorization": f"Bearer {otto_key}"}
+    assert "the blob store has no" in (await log("acme", otto))["errors"][0]["message"]
+
+    # Parts of other bytes sent as a proof are refused, and the stored copy is not touched (checked below).
+    part = 5 * MiB
+    wrong = b"?" * (len(big) + part)  # of another size too: on the build before, this deleted lynx's file
+    parts = [hashlib.sha256(wrong[i : i + part]).hexdigest() for i in range(0, len(wrong), part)]
+    fields = {"digest": address(big), "size": len(wrong), "part_size": part, "parts": parts}
+    plan = await (await bucket_stack.client.post("/blobs/uploads", json=fields, headers=otto)).json()
+    async with httpx.AsyncClient() as http:
+        for p in plan["parts"]:
+            offset = (p["number"] - 1) * part
+            assert (await http.put(p["url"], content=wrong[offset : offset + part], headers=p["headers"])).is_success
+        refused = await bucket_stack.client.post(
+            "/blobs/uploads/complete", json={**fields, "upload": plan["upload"]}, headers=otto
+        )
+        assert refused.status == 400, await refused.text()
+        single = await (
+            await bucket_stack.client.post(
+                "/blobs/uploads", json={"digest": address(small), "size": len(small)}, headers=otto
+            )
+        ).json()
+        assert single["method"] == "single" and single["upload"].startswith("proof:")
+        assert (await http.put(single["url"], content=b"x" * len(small), headers=single["headers"])).is_error
+        unsent = await bucket_stack.client.post(
+            "/blobs/uploads/complete",
+            json={"digest": address(small), "size": len(small), "upload": single["upload"]},
+            headers=otto,
+        )
+        assert unsent.status == 400 and "nothing was sent" in await unsent.text()
+    assert "errors" in await log("acme", otto)
+
+    # Otto's client sends the same bytes (a file both teams have): from then on otto lists them.
+    transport = Transport(str(bucket_stack.client.make_url("/")), api_key=otto_key)
+    try:
+        for name, content in (("small.bin", small), ("big.bin", big)):
+            await asyncio.to_thread(transport.upload, tmp_path / name, address(content), lambda n: None)
+        assert "errors" not in await log("acme", otto)
+        await asyncio.to_thread(transport.download, address(big), tmp_path / "fetched.bin", lambda n: None)
+    finally:
+        transport.close()
+    assert (tmp_path / "fetched.bin").read_bytes() == big
+    for content in (small, big):
+        head = await bucket_stack.client.head(f"/blobs/{address(content)}", headers=admin)
+        assert (head.status, head.headers["Content-Length"]) == (200, str(len(content)))
+
+    # A stored digest declared with another size is no upload to start: completing one would replace good bytes.
+    other_size = await bucket_stack.client.post(
+        "/blobs/uploads", json={"digest": address(big), "size": len(big) + part}, headers=admin
+    )
+    assert other_size.status == 400 and f"with {len(big)} bytes" in await other_size.text()

@@ -389,6 +389,27 @@ async def test_whether_the_store_holds_a_private_teams_file_is_theirs_to_know(st
     assert (sent.status, (await sent.json())["stored"]) == (201, True)
 
 
+async def test_a_private_teams_file_goes_into_another_version_only_from_who_sends_its_bytes(stack: Stack) -> None:
+    await lynx_logs_its_work(stack)
+    assert stack.client is not None
+    digest, outsider = digest_of(LYNX_DATA), await stack.key(OUTSIDER, "member")
+    headers = {"Authorization": f"Bearer {outsider}"}
+    # The outsider learnt the digest and size of lynx's file: listing them is no way to its bytes.
+    claim = {"path": "data.csv", "size": len(LYNX_DATA), "digest": digest}
+    variables = {"input": {"entity": "acme", "project": "yard", "name": "claim", "type": "dataset", "files": [claim]}}
+    refused = await stack.graphql(LOG_VERSION, variables, key=outsider)
+    assert f"the blob store has no {digest}: upload each file" in refused["errors"][0]["message"], refused
+    other_bytes = await stack.client.put(f"/blobs/{digest}", data=b"lynx raw dat?", headers=headers)
+    assert other_bytes.status == 400
+    assert "errors" in await stack.graphql(LOG_VERSION, variables, key=outsider)
+    assert (await stack.client.get(f"/blobs/{digest}", headers=headers)).status == 404
+    # Whoever holds the same bytes (a public dataset both teams use) sends them, and lists them from then on.
+    sent = await stack.client.put(f"/blobs/{digest}", data=LYNX_DATA, headers=headers)
+    assert (sent.status, (await sent.json())["stored"]) == (201, True)
+    assert "errors" not in await stack.graphql(LOG_VERSION, variables, key=outsider)
+    assert await (await stack.client.get(f"/blobs/{digest}", headers=headers)).read() == LYNX_DATA
+
+
 async def test_publishing_another_teams_private_version_needs_viewer_on_it(stack: Stack) -> None:
     lynx = await lynx_logs_its_work(stack)
     outsider = await stack.key(OUTSIDER, "member")

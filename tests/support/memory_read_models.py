@@ -65,7 +65,7 @@ from modelreg.events.runs import (
     RunSummaryUpdated,
 )
 from modelreg.projections.progress import ProjectionLagging
-from modelreg.projections.readable import scope_of
+from modelreg.projections.readable import Readable, scope_of
 from modelreg.services.commands.read_models import ReadModels
 
 RunKey = tuple[str, str, str]
@@ -127,6 +127,22 @@ class MemoryRegistry:
 
     async def protected_aliases(self, name: str) -> set[str]:
         return set(self.protected.get(name, set()))
+
+    async def files_hidden(self, digests: Collection[str], readable: Readable) -> set[str]:
+        def read(version: dict[str, Any]) -> bool:
+            linked = (model for model, target in self.links if target == version["id"])
+            return readable.entity(version["entity"]) or any(readable.model(model) for model in linked)
+
+        hidden = set()
+        for digest in digests:
+            holding = [
+                v
+                for v in self.versions.values()
+                if any(f["digest"] == digest and f.get("ref") is None for f in v["manifest"])
+            ]
+            if holding and not any(read(v) for v in holding):
+                hidden.add(digest)
+        return hidden
 
     def apply(self, envelope: Envelope) -> None:
         e, actor = envelope.payload, str(envelope.actor)
@@ -403,6 +419,10 @@ class MemoryBlobs:
     """The blob store as a manifest check sees it: digest -> size."""
 
     stored: dict[str, int] = field(default_factory=dict)
+    holders: dict[str, set[str]] = field(default_factory=dict)  # digest -> who sent its bytes
 
     async def sizes(self, digests: Collection[str]) -> dict[str, int]:
         return {d: self.stored[d] for d in digests if d in self.stored}
+
+    async def held_by(self, digests: Collection[str], holder: str) -> set[str]:
+        return {d for d in digests if holder in self.holders.get(d, set())}

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from support.write_side import ADMIN, MEMBER, WriteSide, caller
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import PermissionDenied
+from modelreg.errors import InvalidInput, PermissionDenied
 from modelreg.events.launch import JobSource
 from modelreg.services.commands.commands import (
     IssueApiKey,
@@ -187,3 +187,18 @@ def test_a_limited_key_uploads_files_only_where_it_may_write() -> None:
     # Limited to a private team it holds no grant in: a member key writes nothing anywhere.
     in_lynx_only = replace(caller("member", "ci", limits=("entity:lynx",)), private=frozenset({"entity:lynx"}))
     assert not in_lynx_only.writes_somewhere()
+
+
+async def test_a_file_only_a_private_team_holds_is_listed_elsewhere_only_by_who_sent_its_bytes() -> None:
+    registry = WriteSide()
+    await private_lynx(registry)
+    weights = registry.stored_file(b"lynx weights")  # its digest and size are all the outsider knows
+    outsider, reader = registry.looked_up(MEMBER), registry.looked_up(LEA)
+    peek = LogArtifactVersion(entity="acme", project="yard", name="peek", artifact_type="model", manifest=(weights,))
+    # To the outsider the store lacks it, as HEAD /blobs says: the same answer as for a file nobody sent.
+    with pytest.raises(InvalidInput, match=f"the blob store has no {weights.digest}: upload each file"):
+        await registry(peek, outsider)
+    # Who reads lynx may list it; the outsider may once it has sent those bytes itself (the store verified them).
+    await registry(peek, reader)
+    registry.blobs.holders[weights.digest] = {str(outsider.actor)}
+    await registry(peek.model_copy(update={"name": "own-copy"}), outsider)
