@@ -81,6 +81,24 @@ INSERT INTO private_scopes (scope, made_private_at, made_private_by) VALUES ($1,
 
 _MADE_PUBLIC = "DELETE FROM private_scopes WHERE scope = $1"
 
+# Whatever changes who a key is (its row, its principal's grants, the private scopes; a rebuild's TRUNCATE
+# included) is announced on this channel, in the transaction that changes it: API processes keep the keys they
+# looked up until then (services/http/known_keys.py).
+IDENTITY_CHANGED_CHANNEL = "modelreg_identity_changed"
+CHANGES_V1 = f"""
+CREATE FUNCTION modelreg_identity_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{IDENTITY_CHANGED_CHANNEL}', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER api_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON api_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION modelreg_identity_changed();
+CREATE TRIGGER role_grants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON role_grants
+    FOR EACH STATEMENT EXECUTE FUNCTION modelreg_identity_changed();
+CREATE TRIGGER private_scopes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON private_scopes
+    FOR EACH STATEMENT EXECUTE FUNCTION modelreg_identity_changed();
+"""
+
 
 class IdentityProjection(Projection):
     name = "identity"
@@ -90,6 +108,8 @@ class IdentityProjection(Projection):
         Migration("identity", 2, SCHEMA_V2),
         Migration("identity", 3, SCHEMA_V3),
         Migration("identity_visibility", 1, VISIBILITY_V1),
+        # Numbered after VISIBILITY_V1 (migrations run in (component, number) order): it needs private_scopes.
+        Migration("identity_visibility", 2, CHANGES_V1),
     )
 
     @handles(ApiKeyIssued)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import asyncpg
 
@@ -37,6 +37,51 @@ class ProjectionProgress:
         self._safety_poll_s = safety_poll_s
         self._maybe_parked = True  # until a check says no stream is parked
         self._parked_checked_at = float("-inf")
+        self._also: list[tuple[str, Callable[..., None]]] = []
+        self._listen_tried_at = float("-inf")
+
+    @property
+    def listening(self) -> bool:
+        """Whether notifications arrive (False once the listener's connection is lost)."""
+        if self._listener is None:
+            return False
+        try:
+            return not self._listener.is_closed()
+        except asyncpg.InterfaceError:  # the pool took the lost connection back from under its proxy
+            return False
+
+    async def also_listen(self, channel: str, on_notify: Callable[[], None]) -> None:
+        """Call `on_notify` for each NOTIFY on `channel`, heard on this listener's connection: what a transaction
+        announces there is then handled before a waiter for that transaction's positions wakes. It is also called
+        when the listener comes back after its connection was lost (what happened meanwhile went unheard)."""
+        if self._listener is None:
+            raise RuntimeError("start() the progress listener first")
+
+        def heard(*_: object) -> None:
+            on_notify()
+
+        await self._listener.add_listener(channel, heard)
+        self._also.append((channel, heard))
+
+    async def listen_again(self) -> None:
+        """A new listener for one whose connection was lost (PostgreSQL restarted): tried at most once a second."""
+        now = asyncio.get_running_loop().time()
+        if self.listening or self._listener is None or now - self._listen_tried_at < 1.0:
+            return
+        self._listen_tried_at = now
+        listener = await self._pool.acquire()
+        try:
+            await listener.add_listener(PROGRESS_CHANNEL, self._on_notify)
+            for channel, heard in self._also:
+                await listener.add_listener(channel, heard)
+        except BaseException:
+            await self._pool.release(listener)
+            raise
+        self._listener = listener
+        log.info("read-your-writes: listening again after the listener's connection was lost")
+        for _, heard in self._also:
+            heard()
+        await self.refresh()
 
     async def start(self) -> None:
         self._listener = await self._pool.acquire()
@@ -49,6 +94,8 @@ class ProjectionProgress:
             # A listener whose PostgreSQL went away (restarted) is closed already and has nothing to undo.
             with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
                 await listener.remove_listener(PROGRESS_CHANNEL, self._on_notify)
+                for channel, heard in self._also:
+                    await listener.remove_listener(channel, heard)
             with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
                 await self._pool.release(listener)
 
@@ -97,6 +144,7 @@ class ProjectionProgress:
                 await asyncio.wait_for(changed.wait(), min(remaining, self._safety_poll_s))
             except TimeoutError:
                 try:
+                    await asyncio.wait_for(self.listen_again(), max(remaining, 0.01))
                     await asyncio.wait_for(self.refresh(), max(remaining, 0.01))
                 except Exception:  # Postgres unreachable: keep waiting until the deadline, then say we lag
                     log.warning("read-your-writes: cannot read projection positions", exc_info=True)

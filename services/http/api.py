@@ -49,6 +49,7 @@ from modelreg.services.http.database_unavailable import MESSAGE as DATABASE_UNAV
 from modelreg.services.http.database_unavailable import any_database_unavailable, database_unavailable_is_503
 from modelreg.services.http.graphql_bodies import graphql_body, graphql_request_fields
 from modelreg.services.http.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
+from modelreg.services.http.known_keys import KeyLookup, KnownKeys
 from modelreg.services.http.metrics import GRAPHQL_OPERATION, add_operations_routes, graphql_operation
 from modelreg.services.http.object_store_routes import add_object_store_routes, opened
 from modelreg.services.http.web_ui import add_ui_routes
@@ -69,6 +70,7 @@ NO_KEY = (
 
 APP: web.AppKey[Application] = web.AppKey("application", Application)
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
+KEYS: web.AppKey[KnownKeys] = web.AppKey("known_keys", KnownKeys)
 # /healthz's own connections: requests that exhaust the shared pool cannot make the health check wait.
 HEALTH_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("health_pool", asyncpg.Pool)
 LOG: web.AppKey[EventLog] = web.AppKey("log")
@@ -77,7 +79,7 @@ TAILS: web.AppKey[LogTails] = web.AppKey("tails", LogTails)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 
 
-async def caller_of(request: web.Request, identity: IdentityQueries) -> Caller | None:
+async def caller_of(request: web.Request, identity: KeyLookup) -> Caller | None:
     """The principal of the request's API key (`Authorization: Bearer mr_...`), None when it sent none."""
     if request.headers.get("Authorization") is None:
         return None
@@ -89,7 +91,7 @@ def bearer_key(request: web.Request) -> str | None:
     return key.strip() if scheme.lower() == "bearer" else None
 
 
-async def caller_of_key(key: str | None, identity: IdentityQueries) -> Caller:
+async def caller_of_key(key: str | None, identity: KeyLookup) -> Caller:
     """The principal of a live API key; PermissionDenied for anything else."""
     found = await identity.principal_of_key(key_sha256(key)) if key else None
     if found is None:
@@ -161,7 +163,7 @@ class ModelregGraphQLView(GraphQLView):
             context.look_up_caller = lambda: caller_of_key(key, identity)
             return context
         try:
-            caller = await caller_of(request, IdentityQueries(app.reads.pool))
+            caller = await caller_of(request, request.app[KEYS])
         except PermissionDenied as exc:
             raise web.HTTPUnauthorized(text=exc.message) from None
         return RequestContext(app=app, reads=app.reads, caller=caller, webhook_secrets=request.app[SECRETS])
@@ -315,7 +317,7 @@ async def _asked_by_an_admin(request: web.Request) -> bool:
     if "Authorization" not in request.headers:
         return False
     try:
-        caller = await caller_of(request, IdentityQueries(request.app[APP].reads.pool))
+        caller = await caller_of(request, request.app[KEYS])
     except PermissionDenied:
         return False
     return caller is not None and caller.role == "admin" and not caller.limits
@@ -354,7 +356,7 @@ async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResp
     when they log the version that names the files)."""
     if request.path.startswith("/blobs"):
         try:
-            caller = await caller_of(request, IdentityQueries(request.app[APP].reads.pool))
+            caller = await caller_of(request, request.app[KEYS])
         except PermissionDenied as exc:
             raise web.HTTPUnauthorized(text=exc.message) from None
         if caller is None:
@@ -394,6 +396,8 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
         async with given_or_own(parts, settings, pool_size=20) as wired:
             app[POOL], app[LOG], app[HEALTH_POOL] = wired.pool, wired.event_log, health_pool
             app[APP] = await wired.application(blobs=blobs)
+            app[KEYS] = KnownKeys(IdentityQueries(wired.pool), await wired.progress())
+            await app[KEYS].start()
             yield
         await health_pool.close()
 

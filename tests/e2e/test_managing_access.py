@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 
+import asyncpg
 from support.live_events import graphql_socket, log_readers_reach
 from support.stack import Stack
 
@@ -188,3 +190,52 @@ async def test_no_role_reads_a_keys_hash_in_the_audit_log_or_the_live_events(sta
     assert any(d["key_id"] == issued["id"] and d["label"] == "laptop" for d in shown)  # the fact is public
     digest = hashlib.sha256(issued["key"].encode()).hexdigest()
     assert all("key_sha256" not in d for d in shown) and digest not in json.dumps(shown)  # its hash is not
+
+
+async def test_a_key_is_looked_up_once_until_keys_grants_or_private_teams_change(stack: Stack) -> None:
+    assert stack.client is not None
+    zoe = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "zoe", "r": "MEMBER"}))["data"]["issueApiKey"]
+    yan = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "yan", "r": "MEMBER"}))["data"]["issueApiKey"]
+
+    async def status(key: str) -> int:
+        answer = await stack.client.post(
+            "/graphql", json={"query": "{ viewer { id } }"}, headers={"Authorization": f"Bearer {key}"}
+        )
+        return answer.status
+
+    async def revoke_unannounced(key_id: str) -> None:
+        """The row changed with its triggers off: nothing tells the API, which answers from what it looked up."""
+        conn = await asyncpg.connect(stack.settings.database_url)
+        try:
+            await conn.execute("SET session_replication_role = replica")
+            await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE key_id = $1", key_id)
+        finally:
+            await conn.close()
+
+    assert (await status(zoe["key"]), await status(yan["key"])) == (200, 200)
+    await revoke_unannounced(zoe["id"])
+    assert await status(zoe["key"]) == 200  # not looked up again
+    # Any change to who a key is (here a grant to someone else) makes the API look every key up again.
+    await stack.graphql(GRANT, {"p": "user:xia", "s": "entity:acme", "r": "VIEWER"})
+    assert await status(zoe["key"]) == 401
+
+    # Without its listener (the connection lost), the API looks each key up on each request, and listens again.
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%modelreg_identity%'"
+        )
+    finally:
+        await conn.close()
+    await revoke_unannounced(yan["id"])
+    for _ in range(100):
+        if await status(yan["key"]) == 401:
+            break
+        await asyncio.sleep(0.05)
+    assert await status(yan["key"]) == 401
+    wu = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "wu", "r": "MEMBER"}))["data"]["issueApiKey"]
+    assert await status(wu["key"]) == 200
+    await revoke_unannounced(wu["id"])
+    assert await status(wu["key"]) == 200  # heard again: kept again
+    await stack.graphql(GRANT, {"p": "user:xia", "s": "entity:acme", "r": "MEMBER"})
+    assert await status(wu["key"]) == 401
