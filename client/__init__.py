@@ -19,6 +19,7 @@ in ./modelreg-offline/, and `modelreg sync` uploads it later.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from modelreg.api import Api
@@ -27,7 +28,7 @@ from modelreg.errors import InvalidInput, ModelregError, Unavailable
 from modelreg.ignored import IgnoredByModelreg, Settings, ignored_callable
 from modelreg.offline_run import OfflineRun
 from modelreg.public_run import PublicRun
-from modelreg.run import AlertLevel, Run
+from modelreg.run import AlertLevel, Run, generate_id
 from modelreg.session import (
     BEFORE_INIT,
     OfflineFallback,
@@ -104,12 +105,24 @@ _IGNORED = (
     "Object3D",
     "Molecule",
     "plot_table",
+    "plot",
     "sweep",
-    "agent",
     "controller",
     "tensorboard",
     "restore",
 )
+
+
+# The one helper of W&B's `wandb.util` that scripts call (to make a run id they keep, for resume).
+util = SimpleNamespace(generate_id=generate_id)
+
+
+def agent(sweep_id: Any = None, function: Any = None, count: Any = None, **options: Any) -> None:
+    """W&B's sweep agent runs `function` once per set of parameters its controller picks: modelreg has none."""
+    raise InvalidInput(
+        "modelreg runs no sweeps (wandb.agent): call your training function for each configuration yourself, "
+        "e.g. in a loop over a parameter grid with modelreg.init(config=...) inside it"
+    )
 
 
 def __getattr__(name: str) -> Any:

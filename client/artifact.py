@@ -220,6 +220,9 @@ class Artifact:
     def checkout(self, root: str | Path | None = None) -> Path:
         return self._logged_version("checkout()").checkout(root)
 
+    def file(self, root: str | Path | None = None) -> str:
+        return self._logged_version("file()").file(root)
+
     def verify(self, root: str | Path | None = None) -> None:
         self._logged_version("verify()").verify(root)
 
@@ -572,6 +575,16 @@ class LoggedArtifact:
             with ThreadPoolExecutor(PARALLEL_FILES) as pool:
                 list(pool.map(lambda f: self._fetch(f, root / f.path, bar.update), wanted))
         return root
+
+    def file(self, root: str | Path | None = None) -> str:
+        """W&B's `file()`: fetch the version's one file under `root` and return its path (a version of several
+        files is refused: download() them, or get_entry(name).download())."""
+        if len(self._files) != 1:
+            raise InvalidInput(
+                f"{self.qualified_name} has {len(self._files)} files, not one: use download(), or "
+                "get_entry(name).download() for one of them"
+            )
+        return ArtifactEntry(self, self._files[0]).download(root)
 
     def _fetch(self, file: ArtifactFile, destination: Path, on_bytes: Callable[[int], object]) -> None:
         if file.ref is not None:

@@ -4,6 +4,7 @@ that a W&B script runs unchanged but for its import. docs/wandb-compat.md lists 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 _warned: set[str] = set()
@@ -44,8 +45,49 @@ class Settings(dict[str, Any]):
         super().update(*args, **kwargs)
 
 
+class Inert:
+    """What an ignored W&B class or namespace gives back (`wandb.Table(...)`, `wandb.plot.line(...)`): every call,
+    attribute and item works and gives back another one, so a script that builds one (`table.add_data(...)`)
+    runs on. Logging one leaves it out, as any value that is not a number (with a warning)."""
+
+    _name: str
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "_name", name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Inert:
+        ignore(f"modelreg.{self._name}()")
+        return Inert(self._name)
+
+    def __getattr__(self, attribute: str) -> Inert:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return Inert(f"{self._name}.{attribute}")
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        pass
+
+    def __getitem__(self, key: Any) -> Inert:
+        return Inert(self._name)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return f"<modelreg.{self._name}: ignored>"
+
+
 def ignored_callable(name: str) -> Any:
-    """A no-op standing for a W&B function or class that has no meaning here (wandb.watch, wandb.Image...)."""
+    """A no-op standing for a W&B function that has no meaning here (wandb.watch...); for a class or namespace
+    (wandb.Image, wandb.Table, wandb.plot), an Inert."""
+    if name[:1].isupper() or name.startswith("plot"):
+        return Inert(name)
 
     def accepted(*args: Any, **kwargs: Any) -> None:
         ignore(f"modelreg.{name}()")

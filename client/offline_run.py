@@ -42,6 +42,10 @@ class OfflineArtifact(LoggedArtifact):
         return super().download(root)
 
 
+# In a spool's start: no entity was chosen offline; `modelreg sync` sends the run to the syncing key's entity.
+ENTITY_OF_KEY = "entityOfKey"
+
+
 class OfflineRun(Run):
     def __init__(
         self, spool: Spool, entity: str, project: str, run_id: str, config: dict[str, Any], **described: Any
@@ -63,18 +67,24 @@ class OfflineRun(Run):
         name: str | None,
         run_id: str | None,
         fields: dict[str, Any] | None = None,
+        entity_of_key: bool = False,
         **described: Any,
     ) -> OfflineRun:
         """Record a run's start in a new spool folder. `fields` are the start's input when an online
-        start was tried first (mode="auto"), so the run keeps the id and environment it began with."""
+        start was tried first (mode="auto"), so the run keeps the id and environment it began with.
+        `entity_of_key`: no entity was chosen, so the run goes where the syncing key's runs go, as an online
+        run would (`entity` stands for it until then)."""
         fields = fields or start_fields(
             project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id, **described
         )
         spool = Spool.create(root, fields["runId"])
-        spool.record("start_run", fields)
-        print(
-            f"modelreg: offline run {entity}/{project}/{fields['runId']}, recorded in {spool.folder}", file=sys.stderr
+        spool.record("start_run", {**fields, ENTITY_OF_KEY: True} if entity_of_key else fields)
+        where = (
+            f"{project}/{fields['runId']} (your entity, when synced)"
+            if entity_of_key
+            else (f"{entity}/{project}/{fields['runId']}")
         )
+        print(f"modelreg: offline run {where}, recorded in {spool.folder}", file=sys.stderr)
         return cls(
             spool,
             entity,

@@ -36,6 +36,14 @@ _ARTIFACTS = {
 RUN_FILES_TYPE = "run-files"
 
 
+class RunSummary(dict[str, Any]):
+    """A read run's summary: a dict, with W&B's `_json_dict` (the same values), which export scripts read."""
+
+    @property
+    def _json_dict(self) -> dict[str, Any]:
+        return dict(self)
+
+
 class PublicRun:
     def __init__(self, transport: Transport, fields: dict[str, Any]) -> None:
         self._transport = transport
@@ -46,7 +54,7 @@ class PublicRun:
         self.job_type: str | None = fields.get("jobType")
         self.state: str = fields["state"].lower()  # RUNNING on the wire, "running" in Python as in the events
         self.config: dict[str, Any] = dict(fields["config"])
-        self.summary: dict[str, Any] = dict(fields["summary"])
+        self.summary: dict[str, Any] = RunSummary(fields["summary"])
         self.environment: dict[str, Any] = fields.get("environment") or {}
         self.started_at: str = fields["startedAt"]
         self.created_at: str = fields["startedAt"]

@@ -457,7 +457,7 @@ class Run:
             self._log_run_files()
         finally:
             state = "finished" if exit_code == 0 else "failed"
-            summary = {k: v for k, v in self.summary.items() if isinstance(v, (int, float, str, bool))}
+            summary = self.summary.as_dict()  # plain JSON values: the Summary keeps nothing else
             fields = {
                 "entity": self.entity,
                 "project": self.project,
@@ -490,6 +490,15 @@ def finish_input(fields: dict[str, Any]) -> dict[str, Any]:
     return {**fields, "state": fields["state"].upper()} if fields.get("state") else fields
 
 
+def generate_id(length: int = 8) -> str:
+    """A new run id: lowercase letters and digits, as W&B's `wandb.util.generate_id` (scripts that resume pass
+    one they made and kept)."""
+    return "".join(secrets.choice(_ID_CHARACTERS) for _ in range(length))
+
+
+_ID_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
 def start_fields(
     *,
     project: str,
@@ -506,7 +515,7 @@ def start_fields(
     fields: dict[str, Any] = {
         "entity": entity,
         "project": project,
-        "runId": run_id or secrets.token_hex(4),
+        "runId": run_id or generate_id(),
         "name": name,
         "jobType": job_type,
         "config": {**plain(config or {}), **_launch_overrides()},

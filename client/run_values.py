@@ -42,14 +42,31 @@ def as_mapping(values: Any, what: str) -> dict[str, Any]:
     if isinstance(values, argparse.Namespace):
         values = vars(values)
     if isinstance(values, str | Path):
-        try:
-            import yaml
-        except ImportError:
-            raise InvalidInput(f"{what}: reading {values} needs PyYAML (pip install pyyaml)") from None
-        values = yaml.safe_load(Path(values).read_text()) or {}
+        values = config_file(Path(values), what)
     if not isinstance(values, Mapping):
         raise InvalidInput(f"{what} takes a dict (or an argparse Namespace), not {type(values).__name__}")
     return {str(k): plain(v) for k, v in values.items()}
+
+
+# What W&B reads as the config when init gets none: in the working directory.
+CONFIG_DEFAULTS = "config-defaults.yaml"
+
+
+def config_file(path: Path, what: str) -> dict[str, Any]:
+    """A YAML config as W&B reads one: a key written `{desc: ..., value: x}` (W&B's own layout, as in
+    config-defaults.yaml) is `x`; `wandb_version` and `_wandb` are W&B's bookkeeping, left out."""
+    try:
+        import yaml
+    except ImportError:
+        raise InvalidInput(f"{what}: reading {path} needs PyYAML (pip install pyyaml)") from None
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, Mapping):
+        raise InvalidInput(f"{what}: {path} holds a {type(loaded).__name__}, not a mapping of config keys")
+    return {
+        str(key): value["value"] if isinstance(value, Mapping) and "value" in value else value
+        for key, value in loaded.items()
+        if key not in ("wandb_version", "_wandb")
+    }
 
 
 class ReportedDict(dict[str, Any]):

@@ -11,8 +11,10 @@ Launch started (which sets MODELREG_ENTITY, MODELREG_PROJECT and MODELREG_RUN_ID
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
 from modelreg.ignored import ignore, ignore_unknown
 from modelreg.offline_run import OfflineRun
 from modelreg.run import Run, start_fields
-from modelreg.run_values import as_mapping
+from modelreg.run_values import CONFIG_DEFAULTS, as_mapping
 from modelreg.transport import Transport
 from modelreg.user_settings import LoginSettings, save_login
 
@@ -47,11 +49,14 @@ _SETTINGS = {
     "api_key": "api_key",
 }
 _RUN = """query($e: String!, $p: String!, $r: String!) {
-  run(entity: $e, project: $p, runId: $r) { runId name jobType state config notes tags group lastHistoryStep }
+  run(entity: $e, project: $p, runId: $r) { runId name jobType state config summary notes tags group lastHistoryStep }
 }"""
 
 _current: Run | None = None
 _launched_run_started = False
+_open: list[Run] = []  # every run init started and nothing finished yet (reinit="create_new" keeps several)
+_uncaught: list[BaseException] = []  # what ended the script, if an exception did
+FINISH_AT_EXIT_S = 30.0
 
 
 class OfflineFallback(UserWarning):
@@ -74,8 +79,50 @@ def _publish(run: Run | None) -> None:
 
 def forget(run: Run) -> None:
     """A finished run stops being the current one."""
+    if run in _open:
+        _open.remove(run)
     if _current is run:
         _publish(None)
+
+
+def _finish_at_exit() -> None:
+    """As W&B does, a run the script left open is finished when the interpreter exits: failed when an uncaught
+    exception ended the script, else finished, with what it logged and its summary."""
+    exit_code = 1 if _uncaught else 0
+    for run in list(_open):
+        failed: list[str] = []
+
+        def finish(run: Run = run, failed: list[str] = failed) -> None:
+            try:
+                run.finish(exit_code=exit_code)
+            except Exception as exc:  # noqa: BLE001 -- the interpreter is going: say it, then try the next run
+                failed.append(exc.message if isinstance(exc, ModelregError) else repr(exc))
+
+        # Bounded: a server that does not answer must not keep the process from ending.
+        finishing = threading.Thread(target=finish, name="modelreg-finish-at-exit", daemon=True)
+        finishing.start()
+        finishing.join(FINISH_AT_EXIT_S)
+        if finishing.is_alive():
+            failed.append(f"no answer within {FINISH_AT_EXIT_S:.0f} s")
+        if failed:
+            print(f"modelreg: run {run.path} could not be finished at exit: {failed[0]}", file=sys.stderr)
+
+
+def _watch_the_exit() -> None:
+    """Once per process: remember an uncaught exception (then hand it on to the hook before), finish at exit."""
+    if getattr(_watch_the_exit, "done", False):
+        return
+    previous = sys.excepthook
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        _uncaught.append(value)
+        previous(kind, value, tb)
+
+    sys.excepthook = excepthook
+    # Registered before any run's metric sender (atexit runs last-registered first): each sender flushes what
+    # its run logged, then this finishes the runs.
+    atexit.register(_finish_at_exit)
+    _watch_the_exit.done = True  # type: ignore[attr-defined]
 
 
 class _BeforeInit:
@@ -149,10 +196,21 @@ def init(
             return _current
         if policy != "create_new":
             _current.finish()
+    _watch_the_exit()
     run = _start(options)
     _launched_run_started = _launched_run_started or run.id == os.environ.get("MODELREG_RUN_ID")
+    _open.append(run)
     _publish(run)
     return run
+
+
+def _config(given: Any) -> dict[str, Any]:
+    """init's config over W&B's config-defaults.yaml, when the working directory has one (as W&B reads it)."""
+    config = as_mapping(given, "init(config=...)")
+    defaults = Path(CONFIG_DEFAULTS)
+    if isinstance(given, str | Path) or not defaults.is_file():
+        return config
+    return {**as_mapping(defaults, CONFIG_DEFAULTS), **config}
 
 
 def _resolved(given: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +227,7 @@ def _resolved(given: dict[str, Any]) -> dict[str, Any]:
     return {
         "project": given.get("project") or _env("MODELREG_PROJECT", "WANDB_PROJECT") or "uncategorized",
         "entity": given.get("entity") or _env("MODELREG_ENTITY", "WANDB_ENTITY"),
-        "config": as_mapping(given.get("config"), "init(config=...)"),
+        "config": _config(given.get("config")),
         "job_type": given.get("job_type") or _env("MODELREG_JOB_TYPE", "WANDB_JOB_TYPE"),
         "name": given.get("name") or _env("MODELREG_NAME", "WANDB_NAME"),
         "notes": given.get("notes") or _env("MODELREG_NOTES", "WANDB_NOTES"),
@@ -193,7 +251,12 @@ def _start(options: dict[str, Any]) -> Run:
     if mode == "disabled":
         return DisabledRun.from_fields(None, start_fields(entity=options["entity"] or "default", **fields_of))  # type: ignore[arg-type]
     if mode == "offline":
-        return OfflineRun.start_offline(options["offline_dir"], entity=options["entity"] or "default", **fields_of)
+        return OfflineRun.start_offline(
+            options["offline_dir"],
+            entity=options["entity"] or "default",
+            entity_of_key=options["entity"] is None,
+            **fields_of,
+        )
     transport = Transport(options["url"], options["api_key"])
     fields = None
     try:
@@ -214,7 +277,13 @@ def _start(options: dict[str, Any]) -> Run:
         )
         # The run keeps the id and environment its online start was tried with.
         entity = fields["entity"] if fields else options["entity"] or "default"
-        return OfflineRun.start_offline(options["offline_dir"], entity=entity, **fields_of, fields=fields)
+        return OfflineRun.start_offline(
+            options["offline_dir"],
+            entity=entity,
+            **fields_of,
+            fields=fields,
+            entity_of_key=fields is None and options["entity"] is None,
+        )
 
 
 def _viewer_entity(transport: Transport) -> str:
@@ -248,6 +317,7 @@ def _resumed(transport: Transport, options: dict[str, Any], entity: str) -> Run 
     )
     if found["state"] != "RUNNING":  # the RunState enum on the wire
         run._change("resume_run", {})  # it ended: running again (a runs.run_resumed event)
+    run.summary.keep(found["summary"] or {})  # what it had; its finish merges in what this process adds
     run.config.update(options["config"])  # what this process passes wins, as events
     run.resume_after(found["lastHistoryStep"])
     return run

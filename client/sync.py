@@ -20,7 +20,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from modelreg.api import default_entity
 from modelreg.errors import ModelregError, NotFound
+from modelreg.offline_run import ENTITY_OF_KEY
 from modelreg.run import finish_input
 from modelreg.run_changes import RUN_CHANGES
 from modelreg.spool import Recorded, Spool
@@ -56,7 +58,9 @@ def sync_offline_run(
     spool = Spool(folder)
     entries = spool.entries()
     start = entries[0].input
-    entity, project, run_id = start["entity"], start["project"], start["runId"]
+    project, run_id = start["project"], start["runId"]
+    # A run started offline with no entity goes where the syncing key's runs go (as it would have online).
+    entity = default_entity(transport) if start.get(ENTITY_OF_KEY) else start["entity"]
     state = spool.sync_state()
     ids: dict[str, str] = state["ids"]
     first = state["done"]
@@ -93,7 +97,8 @@ def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, st
     when = {"commandId": str(entry.command_id), "occurredAt": entry.occurred_at.isoformat()}
     fields = entry.input
     if entry.kind == "start_run":
-        return transport.graphql(_START, {"i": {**fields, **when}})
+        start = {k: v for k, v in fields.items() if k != ENTITY_OF_KEY}
+        return transport.graphql(_START, {"i": {**start, "entity": entity, **when}})
     if entry.kind == "log_metrics" and "series" in fields:
         run_fields = {"entity": entity, "project": project, "runId": run_id}
         return transport.graphql(_METRIC_BATCH, {"i": {**fields, **run_fields, **when}}, compress=True)
@@ -108,7 +113,9 @@ def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, st
             if not kept.is_file():
                 raise NotFound(f"{file['path']} ({file['digest']}) is neither in {spool.folder} nor on the server")
             transport.upload(kept, file["digest"], lambda n: None)
-        return transport.graphql(_LOG, {"i": {**fields, **when}})["logArtifactVersion"]["id"]
+        # An artifact of the run's entity (the only one an offline run logs to) follows the run to its entity.
+        logged = {**fields, "entity": entity, **when}
+        return transport.graphql(_LOG, {"i": logged})["logArtifactVersion"]["id"]
     if entry.kind == "use_artifact":
         version_id = ids.get(fields["artifactVersionId"], fields["artifactVersionId"])
         use = {"artifactVersionId": version_id, "entity": entity, "project": project, "runId": run_id, **when}
@@ -123,7 +130,7 @@ def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, st
         }
         return transport.graphql(_LINK, {"i": link})
     if entry.kind == "finish_run":
-        return transport.graphql(_FINISH, {"i": {**finish_input(fields), **when}})
+        return transport.graphql(_FINISH, {"i": {**finish_input(fields), "entity": entity, **when}})
     if entry.kind in RUN_CHANGES:
         change = {**fields, "entity": entity, "project": project, "runId": run_id, **when}
         return transport.graphql(RUN_CHANGES[entry.kind], {"i": change})

@@ -128,8 +128,10 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11, $12, $13)
 ON CONFLICT DO NOTHING
 """
 
+# The summary a run finishes with is merged into what it set while running: a key only a `summary_updated`
+# event carried (a client that sends only the numbers it logged, a resumed run's earlier keys) stays.
 _RUN_FINISHED = """
-UPDATE runs SET state = $4, exit_code = $5, summary = $6, finished_at = $7, finished_offline_at = $8
+UPDATE runs SET state = $4, exit_code = $5, summary = summary || $6, finished_at = $7, finished_offline_at = $8
 WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
@@ -354,7 +356,7 @@ _RUN_CONFIG_UPDATED = """
 UPDATE runs SET config = config || $4 WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
-# Written at finish too (RunFinished.summary replaces it): these are the values set while the run runs.
+# Written at finish too (RunFinished.summary is merged in): these are the values set while the run runs.
 _RUN_SUMMARY_UPDATED = """
 UPDATE runs SET summary = summary || $4 WHERE entity = $1 AND project = $2 AND run_id = $3
 """

@@ -79,6 +79,7 @@ def quickstart_consuming(run_id: str) -> tuple[list[str], str]:
         datadir = artifact.download()
         entry = artifact.get_entry("dataset.csv")
         assert entry.download(root="single") == str(Path("single") / "dataset.csv")
+        assert Path(artifact.file()).read_text().startswith("x,y")  # W&B's one-file accessor
         api = wandb.Api()
         produced = api.run(f"quickstart/{run_id}")
         return sorted(p.name for p in Path(datadir).iterdir()), produced.logged_artifacts()[0].name
@@ -150,8 +151,79 @@ async def test_w_and_b_options_with_no_meaning_here_are_accepted_with_a_warning_
     )
     assert done.returncode == 0, done.stderr
     said = json.loads(done.stdout.strip().splitlines()[-1])
-    for what in ("save_code", "sync_tensorboard", "start_method", "_disable_stats", "watch", "define_metric", "Image"):
+    for what in (
+        "save_code",
+        "sync_tensorboard",
+        "start_method",
+        "_disable_stats",
+        "watch",
+        "define_metric",
+        "Image()",
+    ):
         assert sum(what in message for message in said) == 1, (what, said)
+
+
+# Scripts as people leave them: no wandb.finish(), a crash, a rich summary, tables and plots built to be logged.
+
+LEFT_OPEN = """
+import sys
+import modelreg as wandb
+
+run = wandb.init(project="exits", id=sys.argv[1], config={"lr": 0.1})
+for i in range(5):
+    wandb.log({"loss": 1 / (i + 1)})
+wandb.run.summary["best"] = {"loss": 0.2, "epoch": 4}
+wandb.run.summary["classes"] = ["cat", "dog"]
+table = wandb.Table(columns=["id", "pred"])
+table.add_data(0, "cat")
+wandb.log({"predictions": table, "confusion": wandb.plot.confusion_matrix(y_true=[0], preds=[0], class_names=["a"])})
+try:
+    wandb.agent("sweep-1", function=lambda: None, count=2)
+except wandb.InvalidInput as refused:
+    print(refused.message)
+if sys.argv[2] == "crash":
+    raise RuntimeError("CUDA out of memory")
+"""
+
+RESUMED = """
+import json
+import modelreg as wandb
+
+run = wandb.init(project="exits", id="kept", resume="must")
+print(json.dumps(dict(run.summary)))
+wandb.log({"loss": 0.1})
+wandb.finish()
+"""
+
+
+async def test_a_script_that_ends_without_finish_or_crashes_leaves_a_finished_or_failed_run_with_its_summary(
+    server: Stack, tmp_path: Path
+) -> None:
+    (tmp_path / "left_open.py").write_text(LEFT_OPEN)
+    (tmp_path / "resumed.py").write_text(RESUMED)
+
+    def script(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    kept, crashed = (
+        await asyncio.to_thread(script, "left_open.py", "kept", "ok"),
+        await asyncio.to_thread(script, "left_open.py", "crashed", "crash"),
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert crashed.returncode == 1 and "CUDA out of memory" in crashed.stderr
+    assert "modelreg runs no sweeps" in kept.stdout
+    query = 'query($r: String!) { run(entity: "alice", project: "exits", runId: $r) { state summary } }'
+    runs = {r: (await server.graphql(query, {"r": r}))["data"]["run"] for r in ("kept", "crashed")}
+    summary = {"loss": 0.2, "best": {"loss": 0.2, "epoch": 4}, "classes": ["cat", "dog"]}
+    assert runs["kept"] == {"state": "FINISHED", "summary": summary}
+    assert runs["crashed"] == {"state": "FAILED", "summary": summary}
+
+    # Resumed, the run has its summary; what this process logs is merged in, and nothing else is lost.
+    resumed = await asyncio.to_thread(script, "resumed.py")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout.strip().splitlines()[-1]) == summary
+    after = (await server.graphql(query, {"r": "kept"}))["data"]["run"]
+    assert after == {"state": "FINISHED", "summary": {**summary, "loss": 0.1}}
 
 
 # From W&B's registry guide: log a model, link it into the registry, fetch it by its registry path.
@@ -321,6 +393,7 @@ def find_runs() -> dict[str, Any]:
     found["len and index"] = (len(finished), finished[0].name, finished[-1].name)
     best = api.runs("sweep", filters={"display_name": "resnet-1"})[0]
     found["best"] = (best.config, best.summary["acc"], best.tags, best.state)
+    assert best.summary._json_dict == dict(best.summary)  # W&B's export scripts read it
     first = next(iter(api.runs("sweep", filters={"display_name": "resnet-0"})))
     found["history"] = first.history(keys=["loss"], pandas=False)
     found["sampled"] = len(first.history(samples=2, pandas=False))
@@ -451,14 +524,20 @@ async def test_a_launched_w_and_b_script_joins_its_jobs_project_and_run_with_a_b
 
 
 def offline_script(folder: Path) -> str:
-    with wandb.init(project="plane", mode="offline", offline_dir=str(folder), tags=["offline"]) as run:
+    # W&B's config-defaults.yaml, read from the working directory, each key in W&B's {desc, value} layout.
+    Path("config-defaults.yaml").write_text("epochs:\n  desc: passes over the data\n  value: 2\nlr:\n  value: 0.1\n")
+    run_id = wandb.util.generate_id()
+    with wandb.init(project="plane", id=run_id, mode="offline", offline_dir=str(folder), tags=["offline"]) as run:
+        assert wandb.config.epochs * 2 == 4
         wandb.config.update({"lr": 0.3})
         run.summary.update({"best": 1.0})
         wandb.log({"loss": 0.5})
         return run.id
 
 
-async def test_an_offline_w_and_b_script_syncs_its_config_changes_and_tags(server: Stack, tmp_path: Path) -> None:
+async def test_an_offline_w_and_b_script_syncs_to_the_keys_entity_with_its_config_changes_and_tags(
+    server: Stack, tmp_path: Path
+) -> None:
     from modelreg.spool import offline_run_folders
     from modelreg.sync import sync_offline_run
     from modelreg.transport import Transport
@@ -468,11 +547,12 @@ async def test_an_offline_w_and_b_script_syncs_its_config_changes_and_tags(serve
     await in_thread(lambda: sync_offline_run(folder, Transport()))
     run = (
         await server.graphql(
-            'query($r: String!) { run(entity: "default", project: "plane", runId: $r) { state config summary tags } }',
+            'query($r: String!) { run(entity: "alice", project: "plane", runId: $r) { state config summary tags } }',
             {"r": run_id},
         )
     )["data"]["run"]
-    assert run["state"] == "FINISHED" and run["config"] == {"lr": 0.3} and run["tags"] == ["offline"]
+    assert len(run_id) == 8 and run_id.isalnum()
+    assert run["state"] == "FINISHED" and run["config"] == {"epochs": 2, "lr": 0.3} and run["tags"] == ["offline"]
     assert run["summary"]["best"] == 1.0 and run["summary"]["loss"] == 0.5
 
 
