@@ -9,7 +9,6 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -19,6 +18,7 @@ from tqdm import tqdm
 from modelreg import references
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.ignored import ignore
+from modelreg.in_parallel import each_in_parallel
 from modelreg.transport import Transport, with_command_id
 
 PARALLEL_FILES = 4
@@ -277,8 +277,7 @@ class Artifact:
     def manifest(self) -> list[ArtifactFile]:
         """Each file's path, size and digest (local files hashed in parallel), sorted by path."""
         names = sorted(self._files)
-        with ThreadPoolExecutor(PARALLEL_FILES) as pool:
-            digests = list(pool.map(lambda n: file_digest(self._files[n]), names))
+        digests = each_in_parallel(lambda n: file_digest(self._files[n]), names, PARALLEL_FILES)
         hashed = [ArtifactFile(n, self._files[n].stat().st_size, d) for n, d in zip(names, digests, strict=True)]
         return sorted([*hashed, *self._known.values()], key=lambda f: f.path)
 
@@ -320,8 +319,7 @@ class Artifact:
                     transport.upload(path, digest, count)
                 return ArtifactFile(name, size, digest)
 
-            with ThreadPoolExecutor(PARALLEL_FILES) as pool:
-                sent_files = list(pool.map(one, names))
+            sent_files = each_in_parallel(one, names, PARALLEL_FILES)
         self.uploaded_bytes = sent[0]
         return sorted([*sent_files, *self._known.values()], key=lambda f: f.path)
 
@@ -333,8 +331,9 @@ class Artifact:
         with tqdm(
             total=total, unit="B", unit_scale=True, desc=f"uploading {self.name}", disable=total < PROGRESS_FROM_BYTES
         ) as bar:
-            with ThreadPoolExecutor(PARALLEL_FILES) as pool:
-                list(pool.map(lambda f: transport.upload(self._files[f.path], f.digest, bar.update), missing))
+            each_in_parallel(
+                lambda f: transport.upload(self._files[f.path], f.digest, bar.update), missing, PARALLEL_FILES
+            )
         return total
 
     def cleanup(self) -> None:
@@ -572,8 +571,7 @@ class LoggedArtifact:
         with tqdm(
             total=total, unit="B", unit_scale=True, desc=f"downloading {self.name}", disable=total < PROGRESS_FROM_BYTES
         ) as bar:
-            with ThreadPoolExecutor(PARALLEL_FILES) as pool:
-                list(pool.map(lambda f: self._fetch(f, root / f.path, bar.update), wanted))
+            each_in_parallel(lambda f: self._fetch(f, root / f.path, bar.update), wanted, PARALLEL_FILES)
         return root
 
     def file(self, root: str | Path | None = None) -> str:

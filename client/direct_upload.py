@@ -18,13 +18,13 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from modelreg.errors import InvalidInput
+from modelreg.in_parallel import each_in_parallel
 
 PARALLEL_PARTS = 4
 READ = 4 * 1024 * 1024
@@ -129,8 +129,7 @@ class DirectUpload:
             offset = (part["number"] - 1) * part_size
             self.put(part["url"], part["headers"], path, offset, min(part_size, size - offset), on_bytes)
 
-        with ThreadPoolExecutor(PARALLEL_PARTS) as pool:
-            list(pool.map(send, plan["parts"]))
+        each_in_parallel(send, plan["parts"], PARALLEL_PARTS)
         self.ask("/blobs/uploads/complete", {**fields, "upload": plan["upload"]})
         resume.forget()
         return "multipart"

@@ -45,6 +45,10 @@ class Settings(dict[str, Any]):
         super().update(*args, **kwargs)
 
 
+# What code that converts values asks of a value (numpy's item/tolist): an Inert has none of it.
+_NOT_THERE = frozenset({"item", "tolist", "numpy", "keys"})
+
+
 class Inert:
     """What an ignored W&B class or namespace gives back (`wandb.Table(...)`, `wandb.plot.line(...)`): every call,
     attribute and item works and gives back another one, so a script that builds one (`table.add_data(...)`)
@@ -60,7 +64,7 @@ class Inert:
         return Inert(self._name)
 
     def __getattr__(self, attribute: str) -> Inert:
-        if attribute.startswith("__"):
+        if attribute.startswith("__") or attribute in _NOT_THERE:
             raise AttributeError(attribute)
         return Inert(f"{self._name}.{attribute}")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from modelreg.errors import InvalidInput
+from modelreg.ignored import Inert
 
 Reporter = Callable[[dict[str, Any]], None]
 
@@ -17,6 +18,8 @@ def plain(value: Any) -> Any:
     """A JSON value for what scripts put in a config: numpy and torch scalars, paths, tuples, namespaces."""
     if isinstance(value, bool | int | float | str) or value is None:
         return value
+    if isinstance(value, Inert):  # a wandb.Table or plot this client does not store
+        return None
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

@@ -54,8 +54,10 @@ _RUN = """query($e: String!, $p: String!, $r: String!) {
 
 _current: Run | None = None
 _launched_run_started = False
-_open: list[Run] = []  # every run init started and nothing finished yet (reinit="create_new" keeps several)
-_uncaught: list[BaseException] = []  # what ended the script, if an exception did
+# Every run init started in this process (by pid: a forked child does not finish its parent's) and nothing
+# finished yet (reinit="create_new" keeps several).
+_open: list[tuple[int, Run]] = []
+_exit_code: list[int] = []  # 1 after an uncaught exception, or what sys.exit was given
 FINISH_AT_EXIT_S = 30.0
 
 
@@ -79,8 +81,7 @@ def _publish(run: Run | None) -> None:
 
 def forget(run: Run) -> None:
     """A finished run stops being the current one."""
-    if run in _open:
-        _open.remove(run)
+    _open[:] = [(pid, r) for pid, r in _open if r is not run]
     if _current is run:
         _publish(None)
 
@@ -88,8 +89,8 @@ def forget(run: Run) -> None:
 def _finish_at_exit() -> None:
     """As W&B does, a run the script left open is finished when the interpreter exits: failed when an uncaught
     exception ended the script, else finished, with what it logged and its summary."""
-    exit_code = 1 if _uncaught else 0
-    for run in list(_open):
+    exit_code = _exit_code[-1] if _exit_code else 0
+    for run in [r for pid, r in _open if pid == os.getpid()]:
         failed: list[str] = []
 
         def finish(run: Run = run, failed: list[str] = failed) -> None:
@@ -109,16 +110,22 @@ def _finish_at_exit() -> None:
 
 
 def _watch_the_exit() -> None:
-    """Once per process: remember an uncaught exception (then hand it on to the hook before), finish at exit."""
+    """Once per process: remember how the script ends (an uncaught exception, sys.exit's code: each then
+    handed on to what was there before), and finish the open runs at exit."""
     if getattr(_watch_the_exit, "done", False):
         return
-    previous = sys.excepthook
+    previous_hook, previous_exit = sys.excepthook, sys.exit
 
     def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
-        _uncaught.append(value)
-        previous(kind, value, tb)
+        _exit_code.append(1)
+        previous_hook(kind, value, tb)
+
+    def exit(status: Any = None) -> None:  # noqa: A001 -- sys.exit's own name
+        _exit_code.append(0 if status is None else status if isinstance(status, int) else 1)
+        previous_exit(status)
 
     sys.excepthook = excepthook
+    sys.exit = exit  # type: ignore[assignment]
     # Registered before any run's metric sender (atexit runs last-registered first): each sender flushes what
     # its run logged, then this finishes the runs.
     atexit.register(_finish_at_exit)
@@ -199,7 +206,7 @@ def init(
     _watch_the_exit()
     run = _start(options)
     _launched_run_started = _launched_run_started or run.id == os.environ.get("MODELREG_RUN_ID")
-    _open.append(run)
+    _open.append((os.getpid(), run))
     _publish(run)
     return run
 

@@ -59,11 +59,12 @@ def sync_offline_run(
     entries = spool.entries()
     start = entries[0].input
     project, run_id = start["project"], start["runId"]
-    # A run started offline with no entity goes where the syncing key's runs go (as it would have online).
-    entity = default_entity(transport) if start.get(ENTITY_OF_KEY) else start["entity"]
     state = spool.sync_state()
     ids: dict[str, str] = state["ids"]
     first = state["done"]
+    # A run started offline with no entity goes where the syncing key's runs go (as it would have online): the
+    # first sync's, kept, so that a sync resumed with another key does not split the run.
+    entity = state.get("entity") or (default_entity(transport) if start.get(ENTITY_OF_KEY) else start["entity"])
     run_path = f"{entity}/{project}/{run_id}"
     with tqdm(
         total=len(entries), initial=first, unit="cmd", desc=f"syncing {run_path}", disable=not show_progress
@@ -82,7 +83,7 @@ def sync_offline_run(
                 ) from exc
             if entry.kind == "log_artifact":
                 ids[entry.input["id"]] = answer
-            spool.save_sync_state({"done": index + 1, "ids": ids})
+            spool.save_sync_state({"done": index + 1, "ids": ids, "entity": entity})
             bar.update(1)
             if on_sent is not None:
                 on_sent(index + 1)

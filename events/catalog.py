@@ -132,6 +132,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     },
     # v2 added notes, tags and group; a v1 run had none.
     (RunStarted.type, 1): lambda payload: {**payload, "notes": None, "tags": [], "group": None},
+    # v2 merges the summary into the run's; a v1 finish replaced it, and still does when replayed.
+    (RunFinished.type, 1): lambda payload: {**payload, "summary_replaces": True},
     # v2 added the scope the event is read under (an automation's, a job's entity, a skipped event's). A v1 event
     # does not say, and its automation or job is not known here: it stays readable by everyone, as it was
     # (docs/access.md).

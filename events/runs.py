@@ -53,8 +53,11 @@ class RunStarted(Event):
 
 
 class RunFinished(Event):
+    """v2: the summary is merged into what the run set while running. A v1 finish replaced it (read back with
+    `summary_replaces`, so that a rebuild gives old runs the summary they had)."""
+
     type = "runs.run_finished"
-    version = 1
+    version = 2
 
     entity: EntityName
     project: ProjectName
@@ -62,6 +65,7 @@ class RunFinished(Event):
     state: RunEnd
     exit_code: int | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
+    summary_replaces: bool = False
 
 
 class MetricRow(BaseModel):

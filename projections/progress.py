@@ -53,7 +53,8 @@ class ProjectionProgress:
     async def also_listen(self, channel: str, on_notify: Callable[[], None]) -> None:
         """Call `on_notify` for each NOTIFY on `channel`, heard on this listener's connection: what a transaction
         announces there is then handled before a waiter for that transaction's positions wakes. It is also called
-        when the listener comes back after its connection was lost (what happened meanwhile went unheard)."""
+        whenever the positions are read instead of heard (refresh: at start, on a waiter's safety poll, when a lost
+        listener comes back), since announcements may have gone unheard then."""
         if self._listener is None:
             raise RuntimeError("start() the progress listener first")
 
@@ -79,9 +80,7 @@ class ProjectionProgress:
             raise
         self._listener = listener
         log.info("read-your-writes: listening again after the listener's connection was lost")
-        for _, heard in self._also:
-            heard()
-        await self.refresh()
+        await self.refresh()  # which tells the side listeners that what changed meanwhile went unheard
 
     async def start(self) -> None:
         self._listener = await self._pool.acquire()
@@ -103,6 +102,10 @@ class ProjectionProgress:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch("SELECT projection, topic, partition, next_offset FROM projection_positions")
         self._reached = {(r["projection"], r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        # Read, not heard: what was announced meanwhile may not have been heard (a listener dead but open), so
+        # whoever listens on the side is told something may have changed before a waiter wakes.
+        for _, heard in self._also:
+            heard()
         self._wake()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:

@@ -129,9 +129,11 @@ ON CONFLICT DO NOTHING
 """
 
 # The summary a run finishes with is merged into what it set while running: a key only a `summary_updated`
-# event carried (a client that sends only the numbers it logged, a resumed run's earlier keys) stays.
+# event carried (a client that sends only the numbers it logged, a resumed run's earlier keys) stays. A v1
+# finish replaced it ($9), and a rebuild replays it so.
 _RUN_FINISHED = """
-UPDATE runs SET state = $4, exit_code = $5, summary = summary || $6, finished_at = $7, finished_offline_at = $8
+UPDATE runs SET state = $4, exit_code = $5, summary = CASE WHEN $9 THEN $6 ELSE summary || $6 END,
+                finished_at = $7, finished_offline_at = $8
 WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
@@ -501,6 +503,7 @@ class RegistryProjection(Projection):
             e.summary,
             envelope.occurred_at,
             envelope.recorded_offline_at,
+            e.summary_replaces,
         )
         return [Statement(_RUN_FINISHED, args, rows="run")]
 

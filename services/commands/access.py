@@ -77,6 +77,12 @@ class Caller:
     def _within_limits(self, scope: str) -> bool:
         return scope in self.limits or (scope.startswith("model:") and "registry" in self.limits)
 
+    @property
+    def holder(self) -> str:
+        """Who is recorded as holding a file this caller sent (services/infra/blob_holders.py): its key, so that
+        a key limited to one team does not inherit what its principal's other keys sent."""
+        return f"key:{self.key_id}" if self.key_id else str(self.actor)
+
     def readable(self) -> Readable:
         """What this caller may read: the visibility set every read path filters by."""
         return Readable.of(admin=self.role == "admin", grants=self.grants, private=self.private, limits=self.limits)

@@ -129,7 +129,7 @@ async def require_stored_files(manifest: tuple[ManifestEntry, ...], ctx: Command
     sizes = await ctx.blobs.sizes({entry.digest for entry in uploaded})
     hidden = await ctx.reads.registry.files_hidden(sizes.keys(), ctx.caller.readable())
     if hidden:
-        for digest in hidden - await ctx.blobs.held_by(hidden, str(ctx.actor)):
+        for digest in hidden - await ctx.blobs.held_by(hidden, ctx.caller.holder):
             del sizes[digest]
     missing = [entry for entry in uploaded if entry.digest not in sizes]
     wrong = [entry for entry in uploaded if entry.digest in sizes and sizes[entry.digest] != entry.size]

@@ -365,7 +365,7 @@ async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResp
             raise web.HTTPForbidden(text=f"{caller.actor} is a viewer: uploading artifact files needs member")
         visibility, readable = Visibility(request.app[APP].reads.pool), caller.readable()
         request[HIDDEN_FROM_CALLER] = lambda digest: visibility.blob_hidden(digest, readable)
-        request[SENDER] = str(caller.actor)
+        request[SENDER] = caller.holder
         digest = request.match_info.get("digest")
         if request.method == "GET" and digest is not None:
             # A file is readable when one version the caller may read holds it; otherwise it is not there.

@@ -13,11 +13,15 @@ this process hears on its read-your-writes listener: then every key known is for
 - A lookup that an announcement overtakes is not kept. Without a listener (its connection lost), every
   request looks its key up again, and asks for a new listener; one that comes back forgets every key, since
   what changed meanwhile went unheard. Unknown keys are never kept.
+- A connection can die without a word (a failover behind a virtual address, a firewall dropping it): it looks
+  open and hears nothing. So every key is forgotten whenever a read-your-writes waiter had to read the
+  positions itself (no notification came in time), and a key is kept MAX_AGE_S at most in any case.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
@@ -25,6 +29,7 @@ from modelreg.projections.identity import IDENTITY_CHANGED_CHANNEL
 from modelreg.projections.progress import ProjectionProgress
 
 KEPT = 10_000
+MAX_AGE_S = 5.0  # a busy client's key is looked up once in this time, not once per request
 
 
 class KeyLookup(Protocol):
@@ -32,11 +37,14 @@ class KeyLookup(Protocol):
 
 
 class KnownKeys:
-    def __init__(self, identity: KeyLookup, progress: ProjectionProgress, kept: int = KEPT) -> None:
+    def __init__(
+        self, identity: KeyLookup, progress: ProjectionProgress, kept: int = KEPT, max_age_s: float = MAX_AGE_S
+    ) -> None:
         self.identity = identity
         self.progress = progress
         self.kept = kept
-        self._known: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.max_age_s = max_age_s
+        self._known: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
         self._changes = 0
 
     async def start(self) -> None:
@@ -53,14 +61,16 @@ class KnownKeys:
             with contextlib.suppress(Exception):  # no listener yet: the next request tries again
                 await self.progress.listen_again()
             return found
-        found = self._known.get(key_sha256)
-        if found is not None:
+        now = time.monotonic()
+        known = self._known.get(key_sha256)
+        if known is not None and now - known[0] < self.max_age_s:
             self._known.move_to_end(key_sha256)
-            return found
+            return known[1]
         changes = self._changes
         found = await self.identity.principal_of_key(key_sha256)
         if found is not None and changes == self._changes and self.progress.listening:
-            self._known[key_sha256] = found
+            self._known[key_sha256] = (now, found)
+            self._known.move_to_end(key_sha256)
             if len(self._known) > self.kept:
                 self._known.popitem(last=False)
         return found

@@ -23,7 +23,7 @@ from modelreg.errors import InvalidInput
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
 from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller
 from modelreg.services.http.body_limits import read_bounded
-from modelreg.services.infra.object_store import ObjectBlobStore
+from modelreg.services.infra.object_store import PROOF, UPLOAD_GONE, ObjectBlobStore
 
 log = logging.getLogger(__name__)
 OBJECTS: web.AppKey[ObjectBlobStore] = web.AppKey("objects", ObjectBlobStore)
@@ -76,6 +76,9 @@ async def complete_upload(request: web.Request) -> web.Response:
     fields = await _fields(request)
     if not fields.get("upload"):
         raise web.HTTPBadRequest(text="'upload' (from POST /blobs/uploads) is required")
+    if not fields["upload"].startswith(PROOF) and await hidden_from_caller(request, fields["digest"]):
+        # Told about the store's copy ("it holds N bytes"), the caller would learn what it may not know.
+        raise web.HTTPBadRequest(text=UPLOAD_GONE)
     try:
         size, verified = await request.app[OBJECTS].complete_upload(
             fields["digest"], fields["size"], fields["upload"], fields.get("parts")

@@ -8,7 +8,9 @@ itself. The store answers that caller as if it lacked the file, the client sends
 digest (the stored copy is never touched) and records the sender here, beside the bytes, where every API
 process sharing the store finds it.
 
-A record is an empty marker named by a hash of the principal (`user:otto`), under the file's digest.
+A record is an empty marker named by a hash of the holder, under the file's digest. The holder is the API key
+that sent the bytes (`Caller.holder`): a key limited to one team does not inherit what its principal's other
+keys sent.
 """
 
 from __future__ import annotations

@@ -41,6 +41,12 @@ class DigestMismatch(InvalidInput):
     pass
 
 
+def mismatch(actual: str, announced: str) -> str:
+    """The one answer to bytes of another digest, whether the store holds `announced` or not (a different one
+    would tell a caller that a file it may not know of is stored)."""
+    return f"the content's digest is {actual}, not {announced}: the upload was corrupted or mislabelled"
+
+
 async def _batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
     """The chunks as they arrive, grouped into batches of at least PIECE bytes (the last may be smaller):
     never joined, so no byte is copied on the way to the hash and the file."""
@@ -107,9 +113,7 @@ class FolderBlobStore:
             size += sum(len(piece) for piece in batch)
             await asyncio.to_thread(_hash_all, hasher, batch)
         if "sha256:" + hasher.hexdigest() != digest:
-            raise DigestMismatch(
-                f"the content's digest is sha256:{hasher.hexdigest()}, not {digest}: send the file's own bytes"
-            )
+            raise DigestMismatch(mismatch("sha256:" + hasher.hexdigest(), digest))
         return size
 
     def _head_index(self, size: int, head: str) -> Path:
@@ -156,9 +160,7 @@ class FolderBlobStore:
                     await working
             actual = "sha256:" + hasher.hexdigest()
             if digest is not None and actual != digest:
-                raise DigestMismatch(
-                    f"the content's digest is {actual}, not {digest}: the upload was corrupted or mislabelled"
-                )
+                raise DigestMismatch(mismatch(actual, digest))
             target = self.path(actual)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temporary, target)

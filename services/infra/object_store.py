@@ -45,6 +45,7 @@ URL_LIFETIME_S = 3600
 VERIFY_CHUNK = 8 * 1024 * 1024
 # An upload token naming a proof of possession: "proof:<32 hex>", then ":<multipart upload id>" for parts.
 PROOF = "proof:"
+UPLOAD_GONE = "the upload expired or was completed: start it again without 'upload'"
 HEX32 = re.compile(r"^[0-9a-f]{32}\Z")
 
 
@@ -254,7 +255,7 @@ class ObjectBlobStore:
             if stored is not None:  # completing an upload of other bytes there would replace good ones
                 raise InvalidInput(f"the store holds {digest} with {stored} bytes, not {size}: declare the file's size")
         if token is not None and proof != token.startswith(PROOF):
-            raise InvalidInput("the upload expired or was completed: start it again without 'upload'")
+            raise InvalidInput(UPLOAD_GONE)
         if proof and token is None:
             token = PROOF + uuid.uuid4().hex
         key = self._upload_key(digest, token)
@@ -315,7 +316,7 @@ class ObjectBlobStore:
             return self.key(digest)
         proof_id = token.removeprefix(PROOF).split(":", 1)[0]
         if not HEX32.match(proof_id):
-            raise InvalidInput("the upload expired or was completed: start it again without 'upload'")
+            raise InvalidInput(UPLOAD_GONE)
         return f"{self.location.prefix}proofs/{_hex_of(digest)}/{proof_id}"
 
     def part_size(self, size: int) -> int:
@@ -349,7 +350,7 @@ class ObjectBlobStore:
                 marker = int(page["NextPartNumberMarker"])
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404", "NoSuchKey"):
-                raise InvalidInput("the upload expired or was completed: start it again without 'upload'") from None
+                raise InvalidInput(UPLOAD_GONE) from None
             raise
 
     async def complete_upload(

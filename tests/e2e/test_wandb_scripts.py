@@ -174,6 +174,10 @@ for i in range(5):
     wandb.log({"loss": 1 / (i + 1)})
 wandb.run.summary["best"] = {"loss": 0.2, "epoch": 4}
 wandb.run.summary["classes"] = ["cat", "dog"]
+with open("notes.txt", "w") as notes:
+    notes.write("kept with the run")
+wandb.save("notes.txt")  # uploaded when the run finishes: here, at exit
+wandb.summary["chart"] = wandb.plot.line_series(xs=[0, 1], ys=[[1, 2]])  # not stored, and no error
 table = wandb.Table(columns=["id", "pred"])
 table.add_data(0, "cat")
 wandb.log({"predictions": table, "confusion": wandb.plot.confusion_matrix(y_true=[0], preds=[0], class_names=["a"])})
@@ -183,6 +187,8 @@ except wandb.InvalidInput as refused:
     print(refused.message)
 if sys.argv[2] == "crash":
     raise RuntimeError("CUDA out of memory")
+if sys.argv[2] == "exit":
+    sys.exit(3)
 """
 
 RESUMED = """
@@ -205,18 +211,20 @@ async def test_a_script_that_ends_without_finish_or_crashes_leaves_a_finished_or
     def script(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
-    kept, crashed = (
-        await asyncio.to_thread(script, "left_open.py", "kept", "ok"),
-        await asyncio.to_thread(script, "left_open.py", "crashed", "crash"),
-    )
-    assert kept.returncode == 0, kept.stderr
-    assert crashed.returncode == 1 and "CUDA out of memory" in crashed.stderr
-    assert "modelreg runs no sweeps" in kept.stdout
+    ended = {how: await asyncio.to_thread(script, "left_open.py", how, how) for how in ("kept", "crash", "exit")}
+    assert [ended[how].returncode for how in ("kept", "crash", "exit")] == [0, 1, 3], ended["kept"].stderr
+    assert "CUDA out of memory" in ended["crash"].stderr and "could not be finished" not in ended["kept"].stderr
+    assert "modelreg runs no sweeps" in ended["kept"].stdout
     query = 'query($r: String!) { run(entity: "alice", project: "exits", runId: $r) { state summary } }'
-    runs = {r: (await server.graphql(query, {"r": r}))["data"]["run"] for r in ("kept", "crashed")}
-    summary = {"loss": 0.2, "best": {"loss": 0.2, "epoch": 4}, "classes": ["cat", "dog"]}
-    assert runs["kept"] == {"state": "FINISHED", "summary": summary}
-    assert runs["crashed"] == {"state": "FAILED", "summary": summary}
+    runs = {r: (await server.graphql(query, {"r": r}))["data"]["run"] for r in ("kept", "crash", "exit")}
+    summary = {"loss": 0.2, "best": {"loss": 0.2, "epoch": 4}, "classes": ["cat", "dog"], "chart": None}
+    assert runs == {
+        "kept": {"state": "FINISHED", "summary": summary},
+        "crash": {"state": "FAILED", "summary": summary},
+        "exit": {"state": "FAILED", "summary": summary},
+    }
+    files = await in_thread(lambda: [f.name for f in wandb.Api().run("alice/exits/kept").files()])
+    assert "notes.txt" in files
 
     # Resumed, the run has its summary; what this process logs is merged in, and nothing else is lost.
     resumed = await asyncio.to_thread(script, "resumed.py")

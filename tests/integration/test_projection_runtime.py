@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+import orjson
 from support.databases import create_database
 from support.history import registry_history
 from support.tables import dump, positions
 from support.waiting import wait_until
 
-from modelreg.events.envelope import Envelope
+from modelreg.events.codec import encode
+from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import EventLog, LogPosition, LogRecord
-from modelreg.events.runs import RunStarted
+from modelreg.events.runs import RunFinished, RunStarted, RunSummaryUpdated
 from modelreg.projections.migrations import migrate
 from modelreg.projections.projection import Statement, handles
 from modelreg.projections.registry import RegistryProjection
@@ -28,6 +30,7 @@ from modelreg.services.projections_catalog import PROJECTIONS, all_migrations
 from modelreg.services.rebuild import rebuild
 from modelreg.services.settings import Settings
 
+ALICE = Actor(kind="user", id="alice")
 ALL_TABLES = [table for cls in PROJECTIONS.values() for table in cls.tables]
 
 
@@ -266,3 +269,39 @@ async def test_a_projection_growing_from_empty_gives_the_planner_its_tables_stat
         "SELECT (SELECT count(*) FROM runs), (SELECT reltuples FROM pg_class WHERE relname = 'runs')"
     )
     assert runs > 0 and estimated == runs
+
+
+async def test_a_finish_merges_its_summary_into_the_runs_and_one_written_before_that_still_replaces_it(
+    settings: Settings, pool: asyncpg.Pool, event_log: EventLog
+) -> None:
+    def run_events(run_id: str) -> list[Envelope]:
+        stream = f"run:acme/nature/{run_id}"
+        return [
+            Envelope.new(RunStarted(entity="acme", project="nature", run_id=run_id), stream=stream, actor=ALICE),
+            Envelope.new(
+                RunSummaryUpdated(entity="acme", project="nature", run_id=run_id, changes={"best": {"acc": 0.9}}),
+                stream=stream,
+                actor=ALICE,
+            ),
+            Envelope.new(
+                RunFinished(entity="acme", project="nature", run_id=run_id, state="finished", summary={"loss": 0.1}),
+                stream=stream,
+                actor=ALICE,
+            ),
+        ]
+
+    await event_log.append(run_events("now"))
+    *before, finish = run_events("then")
+    await event_log.append(before)
+    written = orjson.loads(encode(finish))  # as a build before v2 wrote it
+    written["version"] = 1
+    del written["payload"]["summary_replaces"]
+    await event_log.append_raw([LogRecord(LogPosition("", 0, 0), finish.stream.encode(), orjson.dumps(written))])
+
+    await run_until_caught_up(ProjectionRunner(RegistryProjection(), event_log, pool), settings.database_url, event_log)
+
+    rows = await pool.fetch("SELECT run_id, summary FROM runs ORDER BY run_id")
+    assert {r["run_id"]: r["summary"] for r in rows} == {
+        "now": {"best": {"acc": 0.9}, "loss": 0.1},
+        "then": {"loss": 0.1},  # a rebuild gives an old run the summary it had
+    }

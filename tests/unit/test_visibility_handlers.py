@@ -200,5 +200,5 @@ async def test_a_file_only_a_private_team_holds_is_listed_elsewhere_only_by_who_
         await registry(peek, outsider)
     # Who reads lynx may list it; the outsider may once it has sent those bytes itself (the store verified them).
     await registry(peek, reader)
-    registry.blobs.holders[weights.digest] = {str(outsider.actor)}
+    registry.blobs.holders[weights.digest] = {outsider.holder}
     await registry(peek.model_copy(update={"name": "own-copy"}), outsider)
