@@ -25,6 +25,7 @@ from modelreg.environment import capture
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.ignored import ignore
 from modelreg.metric_sender import MetricSender, encoded
+from modelreg.metric_summaries import MetricSummaries
 from modelreg.run_changes import RUN_CHANGES
 from modelreg.run_values import Config, Summary, plain
 from modelreg.transport import Transport, with_command_id
@@ -132,6 +133,7 @@ class Run:
         self._metrics = MetricSender(self._send_metric_batch)
         self._step = 0
         self._pending: dict[str, float] = {}  # logged at the current step, not committed yet
+        self._summaries = MetricSummaries()  # what define_metric asked the summary to keep
         self._finished = False
         self._resumed = False
 
@@ -266,7 +268,7 @@ class Run:
             self._step = step
         numbers = _numbers(data)
         self._pending.update(numbers)
-        self.summary.keep(numbers)
+        self.summary.keep(self._summaries.summarized(numbers, self.summary) if self._summaries else numbers)
         if commit or (commit is None and step is None):
             self._commit_step()
 
@@ -284,8 +286,29 @@ class Run:
         run = {"entity": self.entity, "project": self.project, "runId": self.id, "commandId": str(command_id)}
         self.transport.graphql(_METRICS, {"i": {**run, "series": encoded(series)}}, compress=True)
 
-    def define_metric(self, name: str, *args: Any, **kwargs: Any) -> None:
-        ignore("define_metric()", "every logged key is charted against the step")
+    def define_metric(
+        self,
+        name: str,
+        step_metric: Any = None,
+        step_sync: Any = None,
+        hidden: Any = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+        **options: Any,
+    ) -> None:
+        """W&B's define_metric, for what the summary keeps of a metric (client/metric_summaries.py). Charts
+        follow the step: step_metric, step_sync, hidden and the rest are accepted and ignored."""
+        for option, value in (
+            ("step_metric", step_metric),
+            ("step_sync", step_sync),
+            ("hidden", hidden),
+            *options.items(),
+        ):
+            if value is not None:
+                ignore(f"define_metric({option}=...)", "every logged key is charted against the step")
+        if summary is not None:
+            self._summaries.define(name, summary, goal, bool(overwrite))
 
     def watch(self, *args: Any, **kwargs: Any) -> None:
         ignore("watch()", "gradients and parameters are not recorded")

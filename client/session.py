@@ -357,7 +357,10 @@ def alert(title: str, text: str = "", level: Any = "INFO", wait_duration: Any = 
 
 
 def define_metric(name: str, *args: Any, **kwargs: Any) -> None:
-    ignore("define_metric()", "every logged key is charted against the step")
+    if _current is None:
+        ignore("define_metric() before init", "it defines a metric of the current run")
+        return
+    _current.define_metric(name, *args, **kwargs)
 
 
 def use_artifact(artifact_or_name: Any, type: str | None = None, aliases: Any = None, use_as: str | None = None) -> Any:

@@ -135,7 +135,7 @@ with warnings.catch_warnings(record=True) as caught:
     )
     for _ in range(2):  # said the first time only
         wandb.watch(object())
-        wandb.define_metric("acc", summary="max")
+        wandb.define_metric("acc", step_metric="epoch")
         wandb.log({"image": wandb.Image(object()), "acc": 0.5})
     run.finish()
 print(json.dumps([str(w.message) for w in caught if issubclass(w.category, wandb.IgnoredByModelreg)]))

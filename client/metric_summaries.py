@@ -1,0 +1,94 @@
+"""What a run's summary keeps of each logged metric, as W&B's `define_metric(name, summary=..., goal=...)` says.
+
+Without a definition, the summary holds a metric's last logged value. With one, it holds a dict of what was
+asked, as W&B stores it: `define_metric("acc", summary="max")` gives `summary["acc"] == {"max": 0.93}`;
+"min", "max", "mean", "last", "best" (the min, or the max with `goal="maximize"`) and "none" (nothing), several
+comma-separated, and several definitions of one name add up (`overwrite=True` replaces). A name ending in `*`
+defines every key that starts with the rest (`val/*`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelreg.errors import InvalidInput
+
+KINDS = frozenset({"min", "max", "mean", "best", "last", "none"})
+GOALS = ("minimize", "maximize")
+
+
+@dataclass(frozen=True)
+class Definition:
+    kinds: frozenset[str]
+    goal: str | None = None
+
+
+@dataclass
+class MetricSummaries:
+    defined: dict[str, Definition] = field(default_factory=dict)
+    _of_key: dict[str, Definition | None] = field(default_factory=dict)  # by logged key, once looked up
+    _seen: dict[str, dict[str, float]] = field(default_factory=dict)  # min, max, total and count per key
+
+    def define(self, name: str, summary: str, goal: str | None, overwrite: bool) -> None:
+        kinds = frozenset(kind.strip() for kind in summary.split(",") if kind.strip())
+        if not kinds or kinds - KINDS:
+            raise InvalidInput(
+                f"define_metric(summary={summary!r}): give one or more of {', '.join(sorted(KINDS))}, comma-separated"
+            )
+        if goal is not None and goal not in GOALS:
+            raise InvalidInput(f"define_metric(goal={goal!r}): give 'minimize' or 'maximize'")
+        earlier = None if overwrite else self.defined.get(name)
+        if earlier is not None:
+            kinds, goal = kinds | earlier.kinds, goal or earlier.goal
+        self.defined[name] = Definition(kinds, goal)
+        self._of_key.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self.defined)
+
+    def summarized(self, numbers: dict[str, float], summary: dict[str, Any]) -> dict[str, Any]:
+        """What the summary takes of one step's `numbers`, given what it holds (`summary`)."""
+        kept: dict[str, Any] = {}
+        for key, value in numbers.items():
+            definition = self._definition(key)
+            if definition is None:
+                kept[key] = value
+            elif shown := self._shown(key, value, definition, summary.get(key)):
+                kept[key] = shown
+        return kept
+
+    def _definition(self, key: str) -> Definition | None:
+        if key not in self._of_key:
+            found = self.defined.get(key)
+            if found is None:
+                found = next(
+                    (d for name, d in self.defined.items() if name.endswith("*") and key.startswith(name[:-1])), None
+                )
+            self._of_key[key] = found
+        return self._of_key[key]
+
+    def _shown(self, key: str, value: float, definition: Definition, held: Any) -> dict[str, float]:
+        kinds = definition.kinds
+        shown = dict(held) if isinstance(held, dict) else {}
+        seen = self._seen.setdefault(key, {})
+        # A resumed run goes on from the extremes its summary holds.
+        for extreme in ("min", "max"):
+            if extreme not in seen and isinstance(shown.get(extreme), int | float):
+                seen[extreme] = shown[extreme]
+        best = "max" if definition.goal == "maximize" else "min"
+        if value <= seen.get("min", value):
+            seen["min"] = value
+        if value >= seen.get("max", value):
+            seen["max"] = value
+        seen["total"] = seen.get("total", 0.0) + value
+        seen["count"] = seen.get("count", 0) + 1
+        for kind in kinds & {"min", "max"}:
+            shown[kind] = seen[kind]
+        if "best" in kinds:
+            shown["best"] = seen[best]
+        if "mean" in kinds:
+            shown["mean"] = seen["total"] / seen["count"]
+        if "last" in kinds:
+            shown["last"] = value
+        return shown
