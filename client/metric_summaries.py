@@ -44,9 +44,6 @@ class MetricSummaries:
         self.defined[name] = Definition(kinds, goal)
         self._of_key.clear()
 
-    def __bool__(self) -> bool:
-        return bool(self.defined)
-
     def summarized(self, numbers: dict[str, float], summary: dict[str, Any]) -> dict[str, Any]:
         """What the summary takes of one step's `numbers`, given what it holds (`summary`)."""
         kept: dict[str, Any] = {}

@@ -268,7 +268,7 @@ class Run:
             self._step = step
         numbers = _numbers(data)
         self._pending.update(numbers)
-        self.summary.keep(self._summaries.summarized(numbers, self.summary) if self._summaries else numbers)
+        self.summary.keep(self._summaries.summarized(numbers, self.summary) if self._summaries.defined else numbers)
         if commit or (commit is None and step is None):
             self._commit_step()
 
