@@ -205,6 +205,9 @@ class Api:
     def api_key(self) -> str | None:
         return None  # never handed back
 
+    def flush(self) -> None:
+        """W&B's flush() drops what the Api cached; every read here asks the server, so there is nothing to drop."""
+
     def _project_path(self, path: str | None) -> tuple[str, str]:
         """`entity/project`, `project` (the default entity's) or None (the default project)."""
         path = path or self._project

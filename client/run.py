@@ -316,6 +316,10 @@ class Run:
     def unwatch(self, *args: Any, **kwargs: Any) -> None:
         ignore("unwatch()")
 
+    def log_code(self, root: str = ".", name: str | None = None, **options: Any) -> None:
+        """W&B stores the script's source files; here the run records its git commit and uncommitted diff."""
+        ignore("log_code()", "source files are not stored: the run records its git commit and uncommitted diff")
+
     def mark_preempting(self) -> None:
         ignore("mark_preempting()")
 
