@@ -49,6 +49,11 @@ _COLLECTIONS = """query($e: String!, $p: String!, $t: String, $first: Int!, $aft
 _TYPES = """query($e: String!, $p: String!, $first: Int!, $after: String) {
   artifactTypes(entity: $e, project: $p, first: $first, after: $after) { items endCursor hasNextPage }
 }"""
+_PROJECT_FIELDS = "entity project runCount lastActivityAt"
+_PROJECTS = f"""query($e: String, $first: Int!, $after: String) {{
+  projects(entity: $e, first: $first, after: $after) {{ items {{ {_PROJECT_FIELDS} }} endCursor hasNextPage }}
+}}"""
+_PROJECT = f"query($e: String!, $p: String!) {{ project(entity: $e, project: $p) {{ {_PROJECT_FIELDS} }} }}"
 _MODEL = """query($name: String!, $first: Int!, $after: String) {
   registeredModel(name: $name) {
     name description inputs outputs tags createdAt createdBy
@@ -124,6 +129,27 @@ class ArtifactCollection:
 
     def artifacts(self, per_page: int = 50) -> Iterator[LoggedArtifact]:
         return self.versions(per_page)
+
+
+@dataclass(frozen=True)
+class Project:
+    """W&B's public project: a project with runs (here a project exists once a run logs to it)."""
+
+    entity: str
+    name: str
+    run_count: int
+    last_activity_at: str
+    _api: Api
+
+    @property
+    def path(self) -> list[str]:
+        return [self.entity, self.name]
+
+    def runs(self, per_page: int = 50) -> Runs:
+        return self._api.runs(f"{self.entity}/{self.name}", per_page=per_page)
+
+    def artifacts_types(self) -> list[ArtifactType]:  # W&B's spelling
+        return self._api.artifact_types(f"{self.entity}/{self.name}")
 
 
 @dataclass(frozen=True)
@@ -318,7 +344,27 @@ class Api:
                 return found
         raise NotFound(f"no artifact of type {type_name!r} in {project or self._project}")
 
-    # Runs.
+    # Projects and runs.
+
+    def projects(self, entity: str | None = None, per_page: int = 200) -> Iterator[Project]:
+        """The entity's projects (the default entity's when none is named), the most recently active first."""
+        after = None
+        while True:
+            variables = {"e": entity or self.default_entity, "first": per_page, "after": after}
+            page = self.transport.graphql(_PROJECTS, variables)["projects"]
+            yield from (self._as_project(found) for found in page["items"])
+            if not page["hasNextPage"]:
+                return
+            after = page["endCursor"]
+
+    def project(self, name: str, entity: str | None = None) -> Project:
+        found = self.transport.graphql(_PROJECT, {"e": entity or self.default_entity, "p": name})["project"]
+        if found is None:
+            raise NotFound(f"no project {entity or self.default_entity}/{name} (a project appears with its first run)")
+        return self._as_project(found)
+
+    def _as_project(self, found: dict[str, Any]) -> Project:
+        return Project(found["entity"], found["project"], found["runCount"], found["lastActivityAt"], self)
 
     def run(self, path: str) -> PublicRun:
         """`entity/project/run_id` (or `project/run_id`, the default entity's; W&B's `.../runs/run_id` too)."""

@@ -19,6 +19,7 @@ from modelreg import references
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.ignored import ignore
 from modelreg.in_parallel import each_in_parallel
+from modelreg.local_folder import LocalFolder
 from modelreg.transport import Transport, with_command_id
 
 PARALLEL_FILES = 4
@@ -214,10 +215,10 @@ class Artifact:
     def get(self, name: str) -> Any:
         return self._logged_version("get()").get(name)
 
-    def download(self, root: str | Path | None = None, **options: Any) -> Path:
+    def download(self, root: str | Path | None = None, **options: Any) -> LocalFolder:
         return self._logged_version("download()").download(root, **options)
 
-    def checkout(self, root: str | Path | None = None) -> Path:
+    def checkout(self, root: str | Path | None = None) -> LocalFolder:
         return self._logged_version("checkout()").checkout(root)
 
     def file(self, root: str | Path | None = None) -> str:
@@ -466,7 +467,7 @@ class LoggedArtifact:
     def default_root(self) -> Path:
         return Path("artifacts") / f"{self.name}-{self.version}"
 
-    def checkout(self, root: str | Path | None = None) -> Path:
+    def checkout(self, root: str | Path | None = None) -> LocalFolder:
         """Make `root` hold exactly this version's files: download them and delete anything else there."""
         folder = Path(root) if root is not None else self.default_root()
         self.download(folder)
@@ -476,7 +477,7 @@ class LoggedArtifact:
                 path.unlink()
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
-        return folder
+        return LocalFolder(folder)
 
     def verify(self, root: str | Path | None = None) -> None:
         """Check `root` holds this version's files, byte for byte (InvalidInput naming the first that differs)."""
@@ -556,10 +557,11 @@ class LoggedArtifact:
         next version: `remove()` and `add_file()` what changes; the files kept are not uploaded again."""
         return _draft(self.name, self.type, self.description, self.metadata, self._files)
 
-    def download(self, root: str | Path | None = None, **options: Any) -> Path:
+    def download(self, root: str | Path | None = None, **options: Any) -> LocalFolder:
         """Fetch every file under `root` (default ./artifacts/<name>-<version>), verified against the
         manifest; files already there with the right digest are not fetched again. W&B's other options
-        (allow_missing_references, skip_cache, path_prefix, multipart) are accepted and ignored."""
+        (allow_missing_references, skip_cache, path_prefix, multipart) are accepted and ignored. Returns the
+        folder as W&B's `str`, which also joins like a Path (`LocalFolder`)."""
         for option in options:
             ignore(f"download({option}=...)")
         root = Path(root) if root is not None else self.default_root()
@@ -572,7 +574,7 @@ class LoggedArtifact:
             total=total, unit="B", unit_scale=True, desc=f"downloading {self.name}", disable=total < PROGRESS_FROM_BYTES
         ) as bar:
             each_in_parallel(lambda f: self._fetch(f, root / f.path, bar.update), wanted, PARALLEL_FILES)
-        return root
+        return LocalFolder(root)
 
     def file(self, root: str | Path | None = None) -> str:
         """W&B's `file()`: fetch the version's one file under `root` and return its path (a version of several

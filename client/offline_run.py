@@ -20,6 +20,7 @@ from uuid_utils.compat import uuid7
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.artifact_paths import registered_model_name
 from modelreg.errors import InvalidInput, NotFound
+from modelreg.local_folder import LocalFolder
 from modelreg.run import Run, as_artifact, settable_aliases, start_fields
 from modelreg.spool import Spool, SpoolBlobs
 
@@ -33,7 +34,7 @@ class OfflineArtifact(LoggedArtifact):
         super().__init__(SpoolBlobs(spool), fields)  # the spool serves downloads
         self._files_known = files_known
 
-    def download(self, root: str | Path | None = None) -> Path:  # type: ignore[override]
+    def download(self, root: str | Path | None = None) -> LocalFolder:  # type: ignore[override]
         if not self._files_known:
             raise NotFound(
                 f"artifact version {self.id} was not logged by this offline run, so its files are not here: "

@@ -559,6 +559,9 @@ def _launch_overrides() -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
+EXACT_INT = 2**53  # the largest ints a double holds exactly
+
+
 def _numbers(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """The finite numbers of a `log` call, nested dicts flattened to `a.b`; anything else is left out."""
     if not isinstance(data, dict):
@@ -575,9 +578,12 @@ def _numbers(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
         if isinstance(value, dict):
             numbers.update(_numbers(value, f"{name}."))
             continue
+        if type(value) is int and -EXACT_INT <= value <= EXACT_INT:
+            numbers[name] = value  # the summary keeps an int, as W&B's does; the history stores a double
+            continue
         try:
             number = float(value.item() if hasattr(value, "item") else value)  # numpy, torch scalars
-        except (TypeError, ValueError, AttributeError):
+        except (TypeError, ValueError, AttributeError, OverflowError):
             ignore(f"logging {type(value).__name__} values (such as {name!r})", "only numbers are recorded")
             continue
         if math.isfinite(number):

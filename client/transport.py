@@ -101,7 +101,16 @@ class Transport:
         self._store.close()
 
     def _ask(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST a blob question (JSON) to the API: how to upload, or complete an upload."""
+        """POST a blob question (JSON) to the API: how to upload, or complete an upload. Both may be asked
+        again: a plan names what is missing, and completing what is stored answers that it is."""
+        try:
+            return _retrying(self._ask_once)(route, body)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 503:  # e.g. another upload of the same file is being checked
+                raise Unavailable(exc.response.text) from None
+            raise
+
+    def _ask_once(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self._http.post(route, json=body)
         if response.status_code == 404 and route == "/blobs/uploads":
             return {"method": "api"}  # an older server: the bytes go to PUT /blobs/<digest>

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, Unavailable
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
 from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller
 from modelreg.services.http.body_limits import read_bounded
@@ -85,6 +85,8 @@ async def complete_upload(request: web.Request) -> web.Response:
         )
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
+    except Unavailable as exc:
+        raise web.HTTPServiceUnavailable(text=exc.message, headers={"Retry-After": "5"}) from None
     if verified:  # the caller's own bytes, hashed here: it holds the file (services/infra/blob_holders.py)
         await request.app[OBJECTS].record_holder(fields["digest"], request[SENDER])
     request.app[BLOB_BYTES].received(size)

@@ -14,6 +14,9 @@ vouches for its SHA-256:
   cannot vouch for the SHA-256 of a whole multipart object, so completing it is a verification step: the
   API reads it back and hashes it; a match is recorded in `<prefix>verified/<hex>` (the object's ETag,
   written only by this server, so that an object replaced later is not vouched for), a mismatch deleted.
+  Completing is conditional (`If-None-Match: *`): parts of other bytes never replace an object at the
+  address, whoever completes them when, and a mismatch is deleted only while it is the object completed
+  (`If-Match` its ETag), so a check never removes what another upload put there meanwhile.
 
 The credentials are the usual ones (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, an instance
 role) that botocore finds; aiobotocore signs every request and URL.
@@ -24,19 +27,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import math
 import re
 import uuid
 from collections.abc import Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, Unavailable
 from modelreg.services.infra.blob_holders import holder_mark
 from modelreg.services.infra.blob_store import DIGEST, HEX, DigestMismatch
 
+log = logging.getLogger(__name__)
 SINGLE_PUT_MAX = 5 * 1024**3  # S3's largest single PUT
 MIN_PART = 5 * 1024**2  # S3's smallest part (but the last)
 MAX_PART = 5 * 1024**3
@@ -47,6 +53,12 @@ VERIFY_CHUNK = 8 * 1024 * 1024
 PROOF = "proof:"
 UPLOAD_GONE = "the upload expired or was completed: start it again without 'upload'"
 HEX32 = re.compile(r"^[0-9a-f]{32}\Z")
+# An unverified object at an address is another upload being checked, or one whose check died with its API
+# process: after this long it is taken for dead and removed, so that the file can be sent again.
+ABANDONED_AFTER_S = 3600
+BEING_CHECKED = (
+    "another upload of {digest} is being checked at its address: complete again in a minute (the parts sent are kept)"
+)
 
 
 def _upload_id(token: str | None) -> str | None:
@@ -380,22 +392,75 @@ class ObjectBlobStore:
                 f"the upload has {len(parts)} part(s) of {sum(p['Size'] for p in parts)} bytes, not all of the "
                 f"{size}: send the missing parts (ask again with 'upload') before completing"
             )
-        await self._s3.complete_multipart_upload(
-            Bucket=self.location.bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": [self._completed_part(p, part_digests) for p in parts]},
-        )
+        if not await self._join(key, upload_id, [self._completed_part(p, part_digests) for p in parts]):
+            return await self._completed_elsewhere(digest, size, key, token)
+        etag = (await self._etag(key)).decode()
         actual = await self._sha256_of(key)
         if actual != hexdigest or proof:
-            await self._s3.delete_object(Bucket=self.location.bucket, Key=key)
+            await self._delete_if_unchanged(key, etag)
         if actual != hexdigest:
             raise DigestMismatch(
                 f"the uploaded parts join to sha256:{actual}, not {digest}: the upload was corrupted or mislabelled"
             )
         if not proof:
-            await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=await self._etag(key))
+            await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=etag.encode())
         return size, True
+
+    async def _join(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> bool:
+        """Complete the multipart upload if nothing is at `key` yet; False (the upload left open) if something
+        is: the store checks and completes in one step, so two completions never both land."""
+        from botocore.exceptions import ClientError
+
+        request = {
+            "Bucket": self.location.bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "MultipartUpload": {"Parts": parts},
+        }
+        try:
+            await self._s3.complete_multipart_upload(**request, IfNoneMatch="*")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412"):
+                return False
+            if code != "NotImplemented":
+                raise
+            log.warning("the object store has no conditional writes: completing %s unguarded", key)
+            await self._s3.complete_multipart_upload(**request)
+        return True
+
+    async def _completed_elsewhere(self, digest: str, size: int, key: str, token: str) -> tuple[int, bool]:
+        """Another upload completed at the address first. Vouched for, it is the file (this upload is dropped);
+        else it is being checked, or its check was abandoned (then it is removed, and completing again works)."""
+        from botocore.exceptions import ClientError
+
+        stored = await self.size(digest)
+        if stored is not None:
+            await self._abort(key, token)
+            if stored != size:
+                raise InvalidInput(f"the store holds {digest} with {stored} bytes, not {size}")
+            return size, False
+        try:
+            head = await self._s3.head_object(Bucket=self.location.bucket, Key=key)
+        except ClientError:
+            raise Unavailable(BEING_CHECKED.format(digest=digest)) from None  # removed meanwhile: try again
+        age = (datetime.now(UTC) - head["LastModified"]).total_seconds()
+        if age > ABANDONED_AFTER_S:
+            await self._delete_if_unchanged(key, head["ETag"])
+        raise Unavailable(BEING_CHECKED.format(digest=digest))
+
+    async def _delete_if_unchanged(self, key: str, etag: str) -> None:
+        """Delete the object at `key` if it is still the one with `etag` (not what another upload put there)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            await self._s3.delete_object(Bucket=self.location.bucket, Key=key, IfMatch=etag)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "NotImplemented":  # a store without conditional deletes: as before, unguarded
+                await self._s3.delete_object(Bucket=self.location.bucket, Key=key)
+            elif code not in ("PreconditionFailed", "412", "NoSuchKey", "404"):
+                raise
 
     async def _single_proof(self, digest: str, size: int, key: str) -> int:
         from botocore.exceptions import ClientError

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -344,3 +345,94 @@ async def test_whoever_sends_the_bytes_of_a_private_teams_file_may_list_it_and_n
         "/blobs/uploads", json={"digest": address(big), "size": len(big) + part}, headers=admin
     )
     assert other_size.status == 400 and f"with {len(big)} bytes" in await other_size.text()
+
+
+class CheckedBeforeTheOwnerLanded(ObjectBlobStore):
+    """A completion whose look at the address ran just before another upload of the file landed there: the
+    window that a check-then-complete leaves, which the store's conditional completion must close."""
+
+    def __init__(self, location: ObjectStoreLocation) -> None:
+        super().__init__(location)
+        self.looked = False
+
+    async def size(self, digest: str) -> int | None:
+        if not self.looked:
+            self.looked = True
+            return None
+        return await super().size(digest)
+
+
+async def _parts_at_the_address(store: ObjectBlobStore, digest: str, content: bytes, part: int) -> dict[str, Any]:
+    """An upload's plan with every part sent (as a client does before completing)."""
+    parts = [hashlib.sha256(content[i : i + part]).hexdigest() for i in range(0, len(content), part)]
+    plan = await store.plan_upload(digest, len(content), part, parts, None)
+    async with httpx.AsyncClient() as http:
+        for p in plan["parts"]:
+            offset = (p["number"] - 1) * part
+            chunk = content[offset : offset + part]
+            assert (await http.put(p["url"], content=chunk, headers=p["headers"])).is_success
+    return {"token": plan["upload"], "parts": parts}
+
+
+async def _stored_bytes(store: ObjectBlobStore, digest: str) -> bytes:
+    async with httpx.AsyncClient() as http:
+        return (await http.get(await store.download_url(digest))).content
+
+
+async def test_parts_of_other_bytes_completed_late_never_replace_a_verified_file(object_store_url: str) -> None:
+    location = ObjectStoreLocation.from_url(object_store_url)
+    content, junk, part = bytes(range(251)) * (6 * MiB // 251), b"j" * (6 * MiB // 251 * 251), 5 * MiB
+    digest = address(content)
+    async with ObjectBlobStore(location) as owner, CheckedBeforeTheOwnerLanded(location) as intruder:
+        await owner.create_bucket()
+        mine = await _parts_at_the_address(owner, digest, content, part)
+        theirs = await _parts_at_the_address(owner, digest, junk, part)  # both started before either ended
+
+        assert await owner.complete_upload(digest, len(content), str(mine["token"]), mine["parts"]) == (
+            len(content),
+            True,
+        )
+        # The intruder's look at the address saw nothing; on the build before, its parts then replaced the
+        # owner's file, failed their check, and were deleted with it.
+        assert await intruder.complete_upload(digest, len(junk), str(theirs["token"]), theirs["parts"]) == (
+            len(junk),
+            False,
+        )
+
+        assert await owner.size(digest) == len(content)
+        assert await _stored_bytes(owner, digest) == content
+
+
+async def test_an_upload_completed_while_another_is_checked_is_kept_and_completes_after(
+    object_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelreg.errors import Unavailable
+    from modelreg.services.infra import object_store
+
+    location = ObjectStoreLocation.from_url(object_store_url)
+    content, junk, part = b"k" * (7 * MiB), b"?" * (7 * MiB), 5 * MiB
+    digest = address(content)
+    async with ObjectBlobStore(location) as store:
+        await store.create_bucket()
+        mine = await _parts_at_the_address(store, digest, content, part)
+        theirs = await _parts_at_the_address(store, digest, junk, part)
+        # Joined at the address, not yet checked: what an API process holds while it hashes the object (or
+        # left behind when it died hashing).
+        listed = await store._listed_parts(store.key(digest), str(theirs["token"]))
+        await store._join(
+            store.key(digest), str(theirs["token"]), [store._completed_part(p, theirs["parts"]) for p in listed]
+        )
+
+        with pytest.raises(Unavailable, match="being checked"):
+            await store.complete_upload(digest, len(content), str(mine["token"]), mine["parts"])
+        assert await store.size(digest) is None
+
+        # Nobody came back to check it: after ABANDONED_AFTER_S it is taken for dead and removed.
+        monkeypatch.setattr(object_store, "ABANDONED_AFTER_S", -1)
+        with pytest.raises(Unavailable, match="complete again"):
+            await store.complete_upload(digest, len(content), str(mine["token"]), mine["parts"])
+        assert await store.complete_upload(digest, len(content), str(mine["token"]), mine["parts"]) == (
+            len(content),
+            True,
+        )
+        assert await _stored_bytes(store, digest) == content

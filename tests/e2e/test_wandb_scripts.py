@@ -77,6 +77,7 @@ def quickstart_consuming(run_id: str) -> tuple[list[str], str]:
     with wandb.init(project="quickstart", job_type="evaluate") as run:
         artifact = run.use_artifact("my_data:latest")
         datadir = artifact.download()
+        assert Path(datadir + "/dataset.csv").read_text().startswith("x,y")  # W&B returns a str; so does this
         entry = artifact.get_entry("dataset.csv")
         assert entry.download(root="single") == str(Path("single") / "dataset.csv")
         assert Path(artifact.file()).read_text().startswith("x,y")  # W&B's one-file accessor
@@ -413,6 +414,8 @@ def find_runs() -> dict[str, Any]:
     found["first id"] = first.id
     found["used"] = [a.name for a in best.used_artifacts()]
     found["files"] = [(f.name, f.size) for f in first.files()]
+    found["projects"] = [(p.path, p.run_count) for p in api.projects() if p.name == "sweep"]
+    found["project"] = (api.project("sweep").path, len(api.project("sweep").runs()))
     return found
 
 
@@ -437,6 +440,8 @@ async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with
     assert found["scan"] == pytest.approx([0.71 * (s + 1) / 4 for s in range(4)])
     assert found["logged"] == ["notes", f"run-{found['first id']}-files"]
     assert found["used"] == ["notes"] and found["files"] == [("notes.md", len("kept with the run"))]
+    entity = found["project"][0][0]
+    assert found["projects"] == [([entity, "sweep"], 5)] and found["project"] == ([entity, "sweep"], 5)
 
     # What answers filters on config, summary and tags: their GIN indexes (asked with sequential scans priced
     # out, since a handful of rows is cheaper to scan than any index).

@@ -53,7 +53,7 @@ def test_run_log_records_numbers_of_every_kind_and_flattens_nested_dicts(tmp_pat
     }
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "high", None, [1.0]])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "high", None, [1.0], 10**400])
 def test_run_log_leaves_out_what_is_not_a_finite_number_and_says_so(tmp_path: Path, value: Any) -> None:
     key = f"odd_{tmp_path.name}"  # `ignore` warns once per message: a key of its own makes the message new
     with warnings.catch_warnings(record=True) as caught:
@@ -61,3 +61,11 @@ def test_run_log_leaves_out_what_is_not_a_finite_number_and_says_so(tmp_path: Pa
         points = recorded(tmp_path, {"loss": 0.5, key: value}, {"loss": 0.25, key: 1.0})
     assert points == {"loss": [(0, 0.5), (1, 0.25)], key: [(1, 1.0)]}
     assert any(issubclass(w.category, IgnoredByModelreg) and key in str(w.message) for w in caught)
+
+
+def test_a_logged_integer_stays_an_integer_in_the_summary_and_is_a_double_in_the_history(tmp_path: Path) -> None:
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+        run.log({"epoch": 3, "loss": 0.5, "tokens": 2**60})
+        assert run.summary["epoch"] == 3 and type(run.summary["epoch"]) is int  # W&B scripts compare with ints
+        assert type(run.summary["tokens"]) is float  # beyond what a double holds exactly, as it is stored
+    assert recorded(tmp_path / "again", {"epoch": 3})["epoch"] == [(0, 3.0)]
