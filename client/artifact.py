@@ -88,12 +88,18 @@ class Artifact:
         self._logged_manifest: list[ArtifactFile] | None = None
         self.logged: LoggedArtifact | None = None  # the logged version, as the server answered
 
-    def add_file(self, local_path: str | Path, name: str | None = None, **options: Any) -> None:
-        for option in options:  # is_tmp, skip_cache, policy, overwrite
+    def add_file(
+        self, local_path: str | Path, name: str | None = None, *, overwrite: bool = False, **options: Any
+    ) -> None:
+        """`overwrite=True` (W&B's): a file already at `name` is replaced instead of refused."""
+        for option in options:  # is_tmp, skip_cache, policy
             ignore(f"add_file({option}=...)")
         path = Path(local_path)
         if not path.is_file():
             raise InvalidInput(f"{path} is not a file")
+        if overwrite:
+            self._files.pop(name or path.name, None)
+            self._known.pop(name or path.name, None)
         self._add(name or path.name, path)
 
     def add_dir(self, local_path: str | Path, name: str | None = None, **options: Any) -> None:
