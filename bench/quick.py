@@ -2,7 +2,9 @@
 
 Kafka end to end (append -> every projection applied), every projection rebuilt side by side, and
 set-alias with read-your-writes (p50, p99), in under two minutes. Run it before resolving an issue and
-say what moved. Figures on a shared machine are noisy: a move of a few percent is not a regression.
+say what moved. Figures on a shared machine are noisy: a move of a few percent is not a regression. The
+projections run in three processes (audit; registry; the rest), the layout the baseline was recorded in;
+bench/ingest.py measures the deployed one (one projector process) too.
 `--record` writes this run's figures as the new baseline (with the commit they were measured on).
 The last line is key=value pairs. Usage: python bench/quick.py [--record] [--events N] [--commands N]
 """
@@ -46,10 +48,10 @@ async def measure(events_n: int, commands: int, warm_up: int) -> dict[str, float
     payloads = [(e.stream.encode(), encode(e)) for e in events]
     with infrastructure() as infra:
         raw = await raw_rate(infra, payloads)
-        end_to_end, rebuilds = await end_to_end_and_rebuild(infra, events, each_alone=False)
+        end_to_end, rebuilds = await end_to_end_and_rebuild(infra, events, each_alone=False, deployed=False)
         del events, payloads
         gc.collect()
-        latencies = await command_latency(infra, commands, warm_up)
+        latencies = await command_latency(infra, commands, warm_up, split=True)
     return {
         "raw_events_per_s": round(raw),
         "end_to_end_events_per_s": round(end_to_end),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelreg.artifact import LoggedArtifact
@@ -139,7 +139,7 @@ class Project:
     name: str
     run_count: int
     last_activity_at: str
-    _api: Api
+    _api: Api = field(repr=False, compare=False)
 
     @property
     def path(self) -> list[str]:

@@ -578,11 +578,17 @@ def _numbers(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
         if isinstance(value, dict):
             numbers.update(_numbers(value, f"{name}."))
             continue
+        if hasattr(value, "item"):  # numpy, torch scalars
+            try:
+                value = value.item()
+            except (TypeError, ValueError):  # an array of several values
+                ignore(f"logging arrays (such as {name!r})", "only numbers are recorded")
+                continue
         if type(value) is int and -EXACT_INT <= value <= EXACT_INT:
             numbers[name] = value  # the summary keeps an int, as W&B's does; the history stores a double
             continue
         try:
-            number = float(value.item() if hasattr(value, "item") else value)  # numpy, torch scalars
+            number = float(value)
         except (TypeError, ValueError, AttributeError, OverflowError):
             ignore(f"logging {type(value).__name__} values (such as {name!r})", "only numbers are recorded")
             continue

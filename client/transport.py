@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,17 @@ from modelreg.errors import (
 from modelreg.user_settings import load_login
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+BUSY_FOR_AT_MOST_S = 300.0
+COMPLETION_READ_S = 3600.0
+
+
+def _seconds(header: str | None, *, default: float) -> float:
+    try:
+        return min(max(float(header), 0.0), 60.0) if header is not None else default
+    except ValueError:
+        return default
+
+
 CHUNK = 4 * 1024 * 1024
 
 _ERRORS: dict[str, type[ModelregError]] = {
@@ -92,6 +104,7 @@ class Transport:
         self.url = (url or os.environ.get("MODELREG_URL") or (login.url if login else None) or DEFAULT_URL).rstrip("/")
         api_key = api_key or os.environ.get("MODELREG_API_KEY") or (login.key_for(self.url) if login else None)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout_s = timeout_s
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
         # Presigned URLs of the object store: no API key goes there (the URL carries its own signature).
         self._store = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=16))
@@ -102,16 +115,25 @@ class Transport:
 
     def _ask(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST a blob question (JSON) to the API: how to upload, or complete an upload. Both may be asked
-        again: a plan names what is missing, and completing what is stored answers that it is."""
-        try:
-            return _retrying(self._ask_once)(route, body)
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code == 503:  # e.g. another upload of the same file is being checked
-                raise Unavailable(exc.response.text) from None
-            raise
+        again: a plan names what is missing, and a completion asked again answers what the first one did. A
+        busy answer (503: another upload of the file reached the store first) is asked again after the wait
+        it names, for a few minutes."""
+        deadline = time.monotonic() + BUSY_FOR_AT_MOST_S
+        while True:
+            try:
+                return _retrying(self._ask_once)(route, body)
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 503:
+                    raise
+                wait = _seconds(exc.response.headers.get("Retry-After"), default=5.0)
+                if time.monotonic() + wait > deadline:
+                    raise Unavailable(exc.response.text) from None
+                time.sleep(wait)
 
     def _ask_once(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self._http.post(route, json=body)
+        # Completing a multipart upload hashes the whole file on the server (about a second per GB).
+        timeout = httpx.Timeout(self._timeout_s, read=COMPLETION_READ_S) if route.endswith("/complete") else None
+        response = self._http.post(route, json=body, timeout=timeout or httpx.USE_CLIENT_DEFAULT)
         if response.status_code == 404 and route == "/blobs/uploads":
             return {"method": "api"}  # an older server: the bytes go to PUT /blobs/<digest>
         if response.status_code in (400, 409, 413):

@@ -79,16 +79,20 @@ async def complete_upload(request: web.Request) -> web.Response:
     if not fields["upload"].startswith(PROOF) and await hidden_from_caller(request, fields["digest"]):
         # Told about the store's copy ("it holds N bytes"), the caller would learn what it may not know.
         raise web.HTTPBadRequest(text=UPLOAD_GONE)
+    store = request.app[OBJECTS]
     try:
-        size, verified = await request.app[OBJECTS].complete_upload(
+        size, verified = await store.complete_upload(
             fields["digest"], fields["size"], fields["upload"], fields.get("parts")
         )
     except InvalidInput as exc:
+        if fields["upload"].startswith(PROOF) and await store.held_by([fields["digest"]], request[SENDER]):
+            # Asked again after an answer was lost: the proof was checked and its bytes deleted.
+            return web.json_response({"digest": fields["digest"], "size": fields["size"], "stored": True}, status=201)
         raise web.HTTPBadRequest(text=exc.message) from None
     except Unavailable as exc:
         raise web.HTTPServiceUnavailable(text=exc.message, headers={"Retry-After": "5"}) from None
     if verified:  # the caller's own bytes, hashed here: it holds the file (services/infra/blob_holders.py)
-        await request.app[OBJECTS].record_holder(fields["digest"], request[SENDER])
+        await store.record_holder(fields["digest"], request[SENDER])
     request.app[BLOB_BYTES].received(size)
     return web.json_response({"digest": fields["digest"], "size": size, "stored": True}, status=201)
 

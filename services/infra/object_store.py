@@ -34,7 +34,6 @@ import uuid
 from collections.abc import Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,12 +52,7 @@ VERIFY_CHUNK = 8 * 1024 * 1024
 PROOF = "proof:"
 UPLOAD_GONE = "the upload expired or was completed: start it again without 'upload'"
 HEX32 = re.compile(r"^[0-9a-f]{32}\Z")
-# An unverified object at an address is another upload being checked, or one whose check died with its API
-# process: after this long it is taken for dead and removed, so that the file can be sent again.
-ABANDONED_AFTER_S = 3600
-BEING_CHECKED = (
-    "another upload of {digest} is being checked at its address: complete again in a minute (the parts sent are kept)"
-)
+RACED = "another upload reached the file's address first, with other bytes: complete again (the parts sent are kept)"
 
 
 def _upload_id(token: str | None) -> str | None:
@@ -372,7 +366,6 @@ class ObjectBlobStore:
         SHA-256 (`part_digests`, else as the store lists them) is named again, which S3 requires and checks.
         Returns the size and whether the caller's bytes were verified (a proof of possession, deleted once
         checked), not only found stored."""
-        hexdigest = _hex_of(digest)
         key = self._upload_key(digest, token)
         proof = token.startswith(PROOF)
         if not proof:
@@ -386,25 +379,47 @@ class ObjectBlobStore:
         upload_id = _upload_id(token)
         if upload_id is None:  # a proof sent in one PUT, which the store checked against the signed SHA-256
             return await self._single_proof(digest, size, key), True
-        parts = sorted(await self._listed_parts(key, upload_id), key=lambda p: p["PartNumber"])
+        try:
+            parts = sorted(await self._listed_parts(key, upload_id), key=lambda p: p["PartNumber"])
+        except InvalidInput:
+            if proof:
+                raise
+            # Completed already: an answer lost, or a completion asked again while the first one checks.
+            return await self._check_address(digest, size, key, token, gone=True)
         if [p["PartNumber"] for p in parts] != list(range(1, len(parts) + 1)) or sum(p["Size"] for p in parts) != size:
             raise InvalidInput(
                 f"the upload has {len(parts)} part(s) of {sum(p['Size'] for p in parts)} bytes, not all of the "
                 f"{size}: send the missing parts (ask again with 'upload') before completing"
             )
-        if not await self._join(key, upload_id, [self._completed_part(p, part_digests) for p in parts]):
-            return await self._completed_elsewhere(digest, size, key, token)
-        etag = (await self._etag(key)).decode()
-        actual = await self._sha256_of(key)
-        if actual != hexdigest or proof:
+        joined = await self._join(key, upload_id, [self._completed_part(p, part_digests) for p in parts])
+        if not joined and not proof:
+            return await self._check_address(digest, size, key, token)
+        # (A proof's key is its own: found filled, it holds this upload, joined by an attempt whose answer was lost.)
+        return await self._verify(digest, size, key, proof), True
+
+    async def _verify(self, digest: str, size: int, key: str, proof: bool) -> int:
+        """Hash the object just joined at `key`: a match at the address is vouched for, a mismatch removed; a
+        proof's object is removed either way."""
+        from botocore.exceptions import ClientError
+
+        try:
+            etag = (await self._etag(key)).decode()
+            actual, length = await self._sha256_of(key, etag)
+        except ClientError:
+            if proof:
+                raise Unavailable(f"the bytes sent for {digest} went away while checked: send them again") from None
+            # Replaced meanwhile: by a single PUT, which the store checks, of the same file; or removed.
+            return (await self._check_address(digest, size, key, None))[0]
+        if actual != _hex_of(digest) or length != size or proof:
             await self._delete_if_unchanged(key, etag)
-        if actual != hexdigest:
+        if actual != _hex_of(digest) or length != size:
             raise DigestMismatch(
-                f"the uploaded parts join to sha256:{actual}, not {digest}: the upload was corrupted or mislabelled"
+                f"the uploaded parts join to sha256:{actual} ({length} bytes), not {digest} of {size} bytes: the "
+                "upload was corrupted or mislabelled"
             )
         if not proof:
             await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=etag.encode())
-        return size, True
+        return size
 
     async def _join(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> bool:
         """Complete the multipart upload if nothing is at `key` yet; False (the upload left open) if something
@@ -423,31 +438,45 @@ class ObjectBlobStore:
             code = exc.response.get("Error", {}).get("Code")
             if code in ("PreconditionFailed", "412"):
                 return False
+            if code in ("NoSuchUpload", "404"):  # completed or aborted meanwhile, by a completion of the same upload
+                raise InvalidInput(UPLOAD_GONE) from None
+            if code in ("ConditionalRequestConflict", "409"):  # another completion of this key is under way
+                raise Unavailable(RACED) from None
             if code != "NotImplemented":
                 raise
             log.warning("the object store has no conditional writes: completing %s unguarded", key)
             await self._s3.complete_multipart_upload(**request)
         return True
 
-    async def _completed_elsewhere(self, digest: str, size: int, key: str, token: str) -> tuple[int, bool]:
-        """Another upload completed at the address first. Vouched for, it is the file (this upload is dropped);
-        else it is being checked, or its check was abandoned (then it is removed, and completing again works)."""
+    async def _check_address(
+        self, digest: str, size: int, key: str, token: str | None, *, gone: bool = False
+    ) -> tuple[int, bool]:
+        """Something is at the address that this upload did not (or no longer can) put there. Vouched for, it
+        is the file, and this upload is dropped. Unverified, it is checked here as its own completion checks it,
+        each step conditional on its ETag (two checks of one object agree, and neither touches another object):
+        the file is then vouched for; other bytes are removed, and completing again joins this upload's parts.
+        `gone`: this upload was completed already, so with nothing at the address there is nothing to check."""
         from botocore.exceptions import ClientError
 
         stored = await self.size(digest)
-        if stored is not None:
+        if stored is None:
+            try:
+                etag = (await self._etag(key)).decode()
+                actual, length = await self._sha256_of(key, etag)
+            except ClientError:
+                if gone:
+                    raise InvalidInput(UPLOAD_GONE) from None
+                raise Unavailable(RACED) from None  # removed while looked at: the address is free again
+            if actual != _hex_of(digest):
+                await self._delete_if_unchanged(key, etag)
+                raise InvalidInput(UPLOAD_GONE) if gone else Unavailable(RACED)
+            await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=etag.encode())
+            stored = length
+        if token is not None:
             await self._abort(key, token)
-            if stored != size:
-                raise InvalidInput(f"the store holds {digest} with {stored} bytes, not {size}")
-            return size, False
-        try:
-            head = await self._s3.head_object(Bucket=self.location.bucket, Key=key)
-        except ClientError:
-            raise Unavailable(BEING_CHECKED.format(digest=digest)) from None  # removed meanwhile: try again
-        age = (datetime.now(UTC) - head["LastModified"]).total_seconds()
-        if age > ABANDONED_AFTER_S:
-            await self._delete_if_unchanged(key, head["ETag"])
-        raise Unavailable(BEING_CHECKED.format(digest=digest))
+        if stored != size:
+            raise InvalidInput(f"the store holds {digest} with {stored} bytes, not {size}")
+        return size, False
 
     async def _delete_if_unchanged(self, key: str, etag: str) -> None:
         """Delete the object at `key` if it is still the one with `etag` (not what another upload put there)."""
@@ -515,13 +544,15 @@ class ObjectBlobStore:
             part["ChecksumSHA256"] = listed["ChecksumSHA256"]
         return part
 
-    async def _sha256_of(self, key: str) -> str:
-        hasher = hashlib.sha256()
-        response = await self._s3.get_object(Bucket=self.location.bucket, Key=key)
+    async def _sha256_of(self, key: str, etag: str) -> tuple[str, int]:
+        """The SHA-256 (hex) and length of the object at `key` if it is still the one with `etag`."""
+        hasher, length = hashlib.sha256(), 0
+        response = await self._s3.get_object(Bucket=self.location.bucket, Key=key, IfMatch=etag)
         async with response["Body"] as body:
             while chunk := await body.read(VERIFY_CHUNK):
+                length += len(chunk)
                 await asyncio.to_thread(hasher.update, chunk)
-        return hasher.hexdigest()
+        return hasher.hexdigest(), length
 
     async def put_verified(self, digest: str, data: bytes | Any, size: int) -> None:
         """Store bytes this process holds (migrate-blobs) under `digest`, the store checking the SHA-256."""
