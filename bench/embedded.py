@@ -116,7 +116,7 @@ async def end_to_end(infra: Infrastructure, events_n: int) -> float:
     await migrate(pool, all_migrations())
     log = PostgresEventLog(settings.database_url, settings.topic)
     await log.start()
-    projectors = _projector_processes(settings)
+    projectors = _projector_processes(settings, split=False)  # one process, as `modelreg server` runs them
     try:
         await asyncio.sleep(2)
         started = time.perf_counter()
