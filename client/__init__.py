@@ -24,7 +24,7 @@ from typing import Any
 
 from modelreg.api import Api
 from modelreg.artifact import Artifact, ArtifactEntry, ArtifactFile, LoggedArtifact
-from modelreg.errors import InvalidInput, ModelregError, Unavailable
+from modelreg.errors import CommError, Error, InvalidInput, ModelregError, Unavailable
 from modelreg.ignored import IgnoredByModelreg, Settings, ignored_callable
 from modelreg.offline_run import OfflineRun
 from modelreg.public_run import PublicRun
@@ -42,10 +42,12 @@ from modelreg.session import (
     log_artifact,
     log_model,
     login,
+    restore,
     save,
     use_artifact,
     use_model,
 )
+from modelreg.terminal import termerror, termlog, termwarn
 
 __version__ = "0.1.0"
 __all__ = [
@@ -54,6 +56,8 @@ __all__ = [
     "Artifact",
     "ArtifactEntry",
     "ArtifactFile",
+    "CommError",
+    "Error",
     "IgnoredByModelreg",
     "InvalidInput",
     "LoggedArtifact",
@@ -75,9 +79,13 @@ __all__ = [
     "log_artifact",
     "log_model",
     "login",
+    "restore",
     "run",
     "save",
     "summary",
+    "termerror",
+    "termlog",
+    "termwarn",
     "use_artifact",
     "use_model",
 ]
@@ -109,7 +117,6 @@ _IGNORED = (
     "sweep",
     "controller",
     "tensorboard",
-    "restore",
 )
 
 

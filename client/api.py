@@ -208,6 +208,7 @@ class Api:
         api_key: str | None = None,
         *,
         url: str | None = None,
+        transport: Transport | None = None,
     ) -> None:
         """W&B's `Api(overrides={"entity", "project", "base_url"}, timeout=, api_key=)`; modelreg's
         `Api(url, api_key)` (a URL as the first argument) works too."""
@@ -217,7 +218,8 @@ class Api:
                 api_key, timeout = timeout, None
         overrides = dict(overrides or {})
         url = url or overrides.get("base_url") or os.environ.get("WANDB_BASE_URL")
-        self.transport = Transport(url, api_key, timeout_s=timeout or 60.0)
+        # `transport`: a run's own (modelreg.restore reads that run's server with its key).
+        self.transport = transport or Transport(url, api_key, timeout_s=timeout or 60.0)
         self._entity: str | None = overrides.get("entity")
         self._project: str | None = overrides.get("project") or os.environ.get("MODELREG_PROJECT")
 

@@ -370,8 +370,10 @@ class ArtifactEntry:
         """Where its bytes are: the reference's URI, else the server's blob URL (needs the API key to read)."""
         return self.ref or f"{self._artifact._transport.url}/blobs/{self.digest}"
 
-    def download(self, root: str | Path | None = None) -> str:
-        """Fetch this file alone under `root` (default: the artifact's download folder); returns its path."""
+    def download(self, root: str | Path | None = None, replace: bool = False, exist_ok: bool = False) -> str:
+        """Fetch this file alone under `root` (default: the artifact's download folder); returns its path. A file
+        already there is kept when its digest matches and replaced when not, whatever W&B's `replace` and
+        `exist_ok` (accepted, for run files' `download(root, replace=True)`) say."""
         folder = Path(root) if root is not None else self._artifact.default_root()
         destination = folder / self.path
         if not destination.resolve().is_relative_to(folder.resolve()):
@@ -382,6 +384,10 @@ class ArtifactEntry:
 
     def __repr__(self) -> str:
         return f"<ArtifactEntry {self.path} {self.size} bytes>"
+
+
+_ADD_ALIAS = "mutation($i: AddAliasInput!) { addAlias(input: $i) { version } }"
+_REMOVE_ALIAS = "mutation($i: RemoveAliasInput!) { removeAlias(input: $i) { version } }"
 
 
 class LoggedArtifact:
@@ -401,9 +407,19 @@ class LoggedArtifact:
         self.description: str | None = fields.get("description")
         self.created_at: str | None = fields.get("createdAt")
         self._files = [ArtifactFile(f["path"], int(f["size"]), f["digest"], f.get("ref")) for f in fields["files"]]
+        self._source = (fields["name"], fields["version"])
+        # Read through a registry path (`model-registry/m:production`): as in W&B's Registry, its name, version
+        # and aliases are the registered model's, and the aliases it saves go there; its files, metadata and
+        # description are the logged version's, and edits to those go to it (`qualified_name`).
+        self.registered_model: str | None = None
+        if registry := fields.get("registry"):
+            self.registered_model = registry["model"]
+            self.name, self.version, self.aliases = registry["model"], registry["version"], list(registry["aliases"])
         self._saved = self._state()
 
     def __repr__(self) -> str:
+        if self.registered_model is not None:
+            return f"<LoggedArtifact model-registry/{self.name}:{self.version} ({self.qualified_name})>"
         return f"<LoggedArtifact {self.entity}/{self.project}/{self.name}:{self.version}>"
 
     @property
@@ -427,12 +443,13 @@ class LoggedArtifact:
 
     @property
     def source_name(self) -> str:
-        """`name:v3` (W&B's `name` is this; here `name` is the collection's name alone)."""
-        return f"{self.name}:{self.version}"
+        """`name:v3` of the logged version (W&B's `name` is this; here `name` is the collection's name alone)."""
+        return "{}:{}".format(*self._source)
 
     @property
     def qualified_name(self) -> str:
-        return f"{self.entity}/{self.project}/{self.name}:{self.version}"
+        """entity/project/name:v3 of the logged version, also when read through a registry path."""
+        return f"{self.entity}/{self.project}/{self.source_name}"
 
     @property
     def ref(self) -> str:
@@ -471,7 +488,7 @@ class LoggedArtifact:
         return None
 
     def default_root(self) -> Path:
-        return Path("artifacts") / f"{self.name}-{self.version}"
+        return Path("artifacts") / "{}-{}".format(*self._source)
 
     def checkout(self, root: str | Path | None = None) -> LocalFolder:
         """Make `root` hold exactly this version's files: download them and delete anything else there."""
@@ -506,18 +523,31 @@ class LoggedArtifact:
 
         description, metadata, aliases = self._saved
         wanted = settable_aliases(self.aliases)
-        edit: dict[str, Any] = {
-            "ref": self.qualified_name,
-            "aliasesAdded": [a for a in wanted if a not in aliases],
-            "aliasesRemoved": [a for a in aliases if a not in wanted],
-        }
+        added, removed = [a for a in wanted if a not in aliases], [a for a in aliases if a not in wanted]
+        edit: dict[str, Any] = {"ref": self.qualified_name}
+        if self.registered_model is None:
+            edit |= {"aliasesAdded": added, "aliasesRemoved": removed}
         if self.description != description:
             edit["description"] = self.description or ""
         if self.metadata != metadata:
             edit["metadata"] = self.metadata
-        query = f"mutation($i: EditArtifactVersionInput!) {{ editArtifactVersion(input: $i) {{ {VERSION_FIELDS} }} }}"
-        saved = self._transport.graphql(query, {"i": edit})["editArtifactVersion"]
-        self.description, self.metadata, self.aliases = saved["description"], saved["metadata"], saved["aliases"]
+        if len(edit) > 1:
+            query = (
+                f"mutation($i: EditArtifactVersionInput!) {{ editArtifactVersion(input: $i) {{ {VERSION_FIELDS} }} }}"
+            )
+            saved = self._transport.graphql(query, {"i": edit})["editArtifactVersion"]
+            self.description, self.metadata = saved["description"], saved["metadata"]
+            if self.registered_model is None:
+                self.aliases = saved["aliases"]
+        if self.registered_model is not None:  # the registered model's aliases: moved there, one by one
+            model = self.registered_model
+            for alias in removed:
+                self._transport.graphql(_REMOVE_ALIAS, {"i": {"registeredModel": model, "alias": alias}})
+            for alias in added:
+                self._transport.graphql(
+                    _ADD_ALIAS, {"i": {"registeredModel": model, "artifactVersionId": self.id, "alias": alias}}
+                )
+            self.aliases = wanted
         self._saved = self._state()
 
     def delete(self, delete_aliases: bool = False) -> None:
@@ -561,7 +591,7 @@ class LoggedArtifact:
     def new_draft(self) -> Artifact:
         """A new Artifact with this version's name, type, metadata and files, to change and log as the
         next version: `remove()` and `add_file()` what changes; the files kept are not uploaded again."""
-        return _draft(self.name, self.type, self.description, self.metadata, self._files)
+        return _draft(self._source[0], self.type, self.description, self.metadata, self._files)
 
     def download(self, root: str | Path | None = None, **options: Any) -> LocalFolder:
         """Fetch every file under `root` (default ./artifacts/<name>-<version>), verified against the

@@ -22,7 +22,15 @@ class InvalidInput(ModelregError):
     code = "INVALID_INPUT"
 
 
-class NotFound(ModelregError):
+class CommError(ModelregError):
+    """W&B's `wandb.errors.CommError`: what the server answered was not the thing asked for (missing, refused,
+    unreachable). Scripts catch it around `Api().artifact(...)` to ask whether something exists."""
+
+
+Error = ModelregError  # W&B's `wandb.Error` / `wandb.errors.Error`, the root of every error
+
+
+class NotFound(CommError):
     code = "NOT_FOUND"
 
 
@@ -32,7 +40,7 @@ class Conflict(ModelregError):
     code = "CONFLICT"
 
 
-class PermissionDenied(ModelregError):
+class PermissionDenied(CommError):
     code = "FORBIDDEN"
 
 
@@ -43,6 +51,6 @@ class NotYetVisible(ModelregError):
     retriable = True
 
 
-class Unavailable(ModelregError):
+class Unavailable(CommError):
     code = "UNAVAILABLE"
     retriable = True

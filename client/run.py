@@ -44,8 +44,8 @@ _FIND = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {VERSION_FIELDS}
 _FIND_ID = f"query($id: ID!) {{ artifactVersion(id: $id) {{ {VERSION_FIELDS} }} }}"
 _REGISTERED = f"""query($m: String!, $alias: String!, $version: String!, $byVersion: Boolean!) {{
   registeredModel(name: $m) {{
-    alias(name: $alias) @skip(if: $byVersion) {{ artifactVersion {{ {VERSION_FIELDS} }} }}
-    version(name: $version) @include(if: $byVersion) {{ artifactVersion {{ {VERSION_FIELDS} }} }}
+    alias(name: $alias) @skip(if: $byVersion) {{ version aliases artifactVersion {{ {VERSION_FIELDS} }} }}
+    version(name: $version) @include(if: $byVersion) {{ version aliases artifactVersion {{ {VERSION_FIELDS} }} }}
   }}
 }}"""
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
@@ -83,7 +83,10 @@ def find_version(transport: Transport, path: str, entity: str, project: str, typ
         variables = {"m": parsed.name, "alias": parsed.selector, "version": parsed.selector, "byVersion": by_version}
         model = transport.graphql(_REGISTERED, variables)["registeredModel"]
         link = (model or {}).get("version" if by_version else "alias")
-        found = link["artifactVersion"] if link else None
+        found = None
+        if link:  # the registered model's version and aliases come along (LoggedArtifact's registry view)
+            registry = {"model": parsed.name, "version": link["version"], "aliases": link["aliases"]}
+            found = {**link["artifactVersion"], "registry": registry}
     else:
         if parsed.entity is None or parsed.project is None:
             raise InvalidInput(f"{path!r}: name its project (project/name:alias) or start a run in it")

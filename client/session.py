@@ -17,7 +17,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from modelreg.disabled_run import DisabledRun
 from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
@@ -350,6 +350,22 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
 
 def save(glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
     return _require_run("save").save(glob_str, base_path=base_path, policy=policy)
+
+
+def restore(name: str, run_path: str | None = None, replace: bool = False, root: str | None = None) -> IO[str] | None:
+    """W&B's `restore`: a file a run kept (`save()`, `run.dir`), downloaded under `root` (the current run's
+    folder, else the working directory) and opened for reading; None when the run kept no such file.
+    `run_path` is entity/project/run_id, the current run's by default."""
+    from modelreg.api import Api
+
+    path = run_path or _require_run("restore").path
+    api = Api(transport=_current.transport) if type(_current) is Run else Api()  # an online run: its server
+    try:
+        entry = api.run(path).file(name)
+    except NotFound:
+        return None
+    folder = root or (_current.dir if isinstance(_current, Run) else ".")
+    return open(entry.download(folder, replace=replace), encoding="utf-8")  # noqa: SIM115 -- handed to the caller
 
 
 def alert(title: str, text: str = "", level: Any = "INFO", wait_duration: Any = None) -> None:

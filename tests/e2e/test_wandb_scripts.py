@@ -296,6 +296,44 @@ async def test_a_model_linked_with_a_registry_path_is_found_by_every_path_w_and_
         await in_thread(lambda: wandb.Api().artifact("model-registry/mnist-classifier:production"))
 
 
+def promote_in_the_registry(folder: Path) -> dict[str, Any]:
+    with wandb.init(project="promote", job_type="train") as run:
+        for n in range(2):
+            (folder / "m.pt").write_text(f"weights {n}")
+            artifact = wandb.Artifact("clf", "model")
+            artifact.add_file(str(folder / "m.pt"))
+            run.log_artifact(artifact, aliases=["mine"])
+        run.link_artifact(artifact, target_path="wandb-registry-model/promoted", aliases=["staging"])
+        artifact.wait()
+    api = wandb.Api()
+    staged = api.artifact("wandb-registry-model/promoted:staging")
+    seen = (staged.name, staged.version, list(staged.aliases), staged.source_name)
+    staged.aliases.remove("staging")
+    staged.aliases.append("production")
+    staged.metadata["approved_by"] = "alice"
+    staged.save()
+    production = api.artifact("wandb-registry-model/promoted:production")
+    source = api.artifact("promote/clf:v1")
+    return {
+        "seen": seen,
+        "production": (production.id == staged.id, production.aliases),
+        "source": (source.aliases, source.metadata),
+    }
+
+
+async def test_aliases_moved_on_a_version_read_through_the_registry_move_in_the_registry(
+    server: Stack, tmp_path: Path
+) -> None:
+    found = await in_thread(promote_in_the_registry, tmp_path)
+
+    # The registry's view, as in W&B: the registered model's name, version and aliases; the source beside.
+    assert found["seen"] == ("promoted", "v0", ["staging"], "clf:v1")
+    assert found["production"] == (True, ["production"])
+    assert found["source"] == (["mine"], {"approved_by": "alice"})  # its own aliases untouched, its metadata edited
+    with pytest.raises(NotFound, match="registered model"):
+        await in_thread(lambda: wandb.Api().artifact("wandb-registry-model/promoted:staging"))
+
+
 # Artifacts edited after logging: W&B's artifact.save() and artifact.delete().
 
 
@@ -387,7 +425,7 @@ def sweep_of_runs(folder: Path) -> None:
         run.finish(exit_code=1)
 
 
-def find_runs() -> dict[str, Any]:
+def find_runs(folder: Path) -> dict[str, Any]:
     api = wandb.Api()
     names = lambda **kw: [r.name for r in api.runs("sweep", per_page=2, **kw)]  # noqa: E731
     found: dict[str, Any] = {
@@ -414,6 +452,15 @@ def find_runs() -> dict[str, Any]:
     found["first id"] = first.id
     found["used"] = [a.name for a in best.used_artifacts()]
     found["files"] = [(f.name, f.size) for f in first.files()]
+    with wandb.restore("notes.md", run_path=f"{first.entity}/{first.project}/{first.id}", root=str(folder)) as kept:
+        found["restored"] = kept.read()
+    found["not kept"] = wandb.restore("absent.pt", run_path=f"{first.entity}/{first.project}/{first.id}")
+    found["file download"] = Path(first.file("notes.md").download(root=str(folder / "again"), replace=True)).name
+    try:
+        api.artifact("sweep/never-logged:latest")
+    except wandb.errors.CommError as missing:  # W&B scripts ask whether an artifact exists so
+        found["missing"] = type(missing).__name__
+    wandb.termlog("found the runs")  # W&B's terminal helpers
     found["projects"] = [(p.path, p.run_count) for p in api.projects() if p.name == "sweep"]
     found["project"] = (api.project("sweep").path, len(api.project("sweep").runs()))
     return found
@@ -423,7 +470,7 @@ async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with
     server: Stack, tmp_path: Path
 ) -> None:
     await in_thread(sweep_of_runs, tmp_path)
-    found = await in_thread(find_runs)
+    found = await in_thread(find_runs, tmp_path)
 
     assert found["lr > 0.01"] == ["resnet-crashed", "vgg", "resnet-0"]  # newest first
     assert found["lr in"] == ["resnet-2", "resnet-0"]
@@ -440,6 +487,8 @@ async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with
     assert found["scan"] == pytest.approx([0.71 * (s + 1) / 4 for s in range(4)])
     assert found["logged"] == ["notes", f"run-{found['first id']}-files"]
     assert found["used"] == ["notes"] and found["files"] == [("notes.md", len("kept with the run"))]
+    assert found["restored"] == "kept with the run" and found["not kept"] is None
+    assert found["file download"] == "notes.md" and found["missing"] == "NotFound"
     entity = found["project"][0][0]
     assert found["projects"] == [([entity, "sweep"], 5)] and found["project"] == ([entity, "sweep"], 5)
 
@@ -646,7 +695,9 @@ async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
     assert seen["files"] == [("model.pt", len("weights"), True, True)]
     assert seen["linked"] == "v0" and seen["lineage"] == ("trainer-1", [seen["eval run"]])
     assert seen["updated"] == (["v2", "reviewed"], {"seed": 8})
-    assert seen["type"] == ["handover-cnn"] and seen["backup"] == "handover-cnn"
+    assert (
+        seen["type"] == ["handover-cnn"] and seen["backup"] == "handover-backup"
+    )  # W&B: a link's name is its registry collection's
     run = (
         await server.graphql(
             '{ run(entity: "alice", project: "handover", runId: "trainer-1") '
