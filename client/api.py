@@ -32,7 +32,7 @@ _RUNS_COUNT = """query($e: String!, $p: String!, $search: String, $state: RunSta
        first: 1) { totalCount }
 }"""
 _VERSION_FIELDS = (
-    "id entity project name type version digest description metadata aliases createdAt size "
+    "id entity project name type version digest description metadata aliases latest createdAt size "
     "files { path size digest ref }"
 )
 _ARTIFACT_BY_ID = f"query($id: ID) {{ artifactVersion(id: $id) {{ {_VERSION_FIELDS} deletedAt }} }}"

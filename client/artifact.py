@@ -403,7 +403,9 @@ class LoggedArtifact:
         self.version: str = fields["version"]
         self.digest: str = fields["digest"]
         self.metadata: dict[str, Any] = fields["metadata"]
-        self.aliases: list[str] = fields["aliases"]
+        # W&B lists `latest` among the newest version's aliases; it is computed, never saved.
+        self._latest = bool(fields.get("latest"))
+        self.aliases: list[str] = [*fields["aliases"], *(["latest"] if self._latest else [])]
         self.description: str | None = fields.get("description")
         self.created_at: str | None = fields.get("createdAt")
         self._files = [ArtifactFile(f["path"], int(f["size"]), f["digest"], f.get("ref")) for f in fields["files"]]
@@ -521,8 +523,8 @@ class LoggedArtifact:
         """Record what changed in `description`, `metadata` and `aliases` (append/remove) as one event."""
         from modelreg.run import VERSION_FIELDS, settable_aliases
 
-        description, metadata, aliases = self._saved
-        wanted = settable_aliases(self.aliases)
+        description, metadata, saved_aliases = self._saved
+        aliases, wanted = settable_aliases(saved_aliases), settable_aliases(self.aliases)
         added, removed = [a for a in wanted if a not in aliases], [a for a in aliases if a not in wanted]
         edit: dict[str, Any] = {"ref": self.qualified_name}
         if self.registered_model is None:
@@ -538,7 +540,7 @@ class LoggedArtifact:
             saved = self._transport.graphql(query, {"i": edit})["editArtifactVersion"]
             self.description, self.metadata = saved["description"], saved["metadata"]
             if self.registered_model is None:
-                self.aliases = saved["aliases"]
+                self.aliases = [*saved["aliases"], *(["latest"] if self._latest else [])]
         if self.registered_model is not None:  # the registered model's aliases: moved there, one by one
             model = self.registered_model
             for alias in removed:

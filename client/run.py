@@ -36,7 +36,7 @@ _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 _METRICS = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
 VERSION_FIELDS = (
-    "id entity project name type version digest description metadata aliases createdAt size "
+    "id entity project name type version digest description metadata aliases latest createdAt size "
     "files { path size digest ref }"
 )
 _LOG = f"mutation($i: LogArtifactVersionInput!) {{ logArtifactVersion(input: $i) {{ {VERSION_FIELDS} }} }}"

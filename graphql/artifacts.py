@@ -57,6 +57,9 @@ class ArtifactVersion(graphene.ObjectType):
     description = graphene.String()
     metadata = GenericScalar(required=True)
     aliases = graphene.List(graphene.NonNull(graphene.String), required=True)
+    latest = graphene.Boolean(
+        required=True, description="the newest live version of its collection, the one `:latest` names"
+    )
     tags = graphene.List(graphene.NonNull(graphene.String), required=True)
     files = graphene.List(graphene.NonNull(ArtifactFile), required=True)
     logged_by_run = graphene.String()
@@ -77,6 +80,13 @@ class ArtifactVersion(graphene.ObjectType):
     @staticmethod
     def resolve_usage(row: dict, info: graphene.ResolveInfo) -> str:
         return usage_snippet(row)
+
+    @staticmethod
+    async def resolve_latest(row: dict, info: graphene.ResolveInfo) -> bool:
+        if row.get("deleted_at") is not None:
+            return False
+        newest = await info.context.newest_versions.load((row["entity"], row["project"], row["name"]))
+        return bool(newest == row["version_index"])
 
     @staticmethod
     async def resolve_linked_to(row: dict, info: graphene.ResolveInfo) -> list[dict]:

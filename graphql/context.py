@@ -34,6 +34,18 @@ class ArtifactVersionLoader(DataLoader):
         return [readable.get(i) for i in ids]
 
 
+class NewestVersionLoader(DataLoader):
+    """Batches, per request, which version of each collection is the newest (the one `latest` names)."""
+
+    def __init__(self, context: RequestContext) -> None:
+        super().__init__()
+        self._context = context
+
+    async def batch_load_fn(self, keys: list[tuple[str, str, str]]) -> list[int | None]:
+        found = await self._context.reads.newest_version_indexes(list(keys))
+        return [found.get(k) for k in keys]
+
+
 class RunLoader(DataLoader):
     """Batches run lookups by (entity, project, run_id); a run of an entity the caller may not read is not found."""
 
@@ -68,6 +80,7 @@ class RequestContext:
     caller: Caller | None  # None: no API key; the view refuses to execute for such requests
     webhook_secrets: WebhookSecrets = field(default_factory=lambda: WebhookSecrets(None), kw_only=True)
     artifact_versions: ArtifactVersionLoader = field(init=False)
+    newest_versions: NewestVersionLoader = field(init=False)
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)
     launch: LaunchQueries = field(init=False)
@@ -80,6 +93,7 @@ class RequestContext:
     def __post_init__(self) -> None:
         self.visibility = Visibility(self.reads.pool)
         self.artifact_versions = ArtifactVersionLoader(self)
+        self.newest_versions = NewestVersionLoader(self)
         self.runs = RunLoader(self)
         self.lineage = LineageQueries(self.reads.pool)
         self.launch = LaunchQueries(self.reads.pool)

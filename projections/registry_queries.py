@@ -81,6 +81,19 @@ class RegistryQueries:
         )
         return {r["id"]: dict(r) for r in rows}
 
+    async def newest_version_indexes(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+        """The newest live version of each (entity, project, name) collection: the one `latest` names."""
+        rows = await self.pool.fetch(
+            "SELECT k.entity, k.project, k.name, (SELECT v.version_index FROM artifact_versions v "
+            "  WHERE v.entity = k.entity AND v.project = k.project AND v.name = k.name AND v.deleted_at IS NULL "
+            "  ORDER BY v.version_index DESC LIMIT 1) AS newest "
+            "FROM unnest($1::text[], $2::text[], $3::text[]) AS k(entity, project, name)",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+        )
+        return {(r["entity"], r["project"], r["name"]): r["newest"] for r in rows if r["newest"] is not None}
+
     async def artifact_version_by_ref(
         self, entity: str, project: str, name: str, selector: str
     ) -> dict[str, Any] | None:

@@ -329,7 +329,8 @@ async def test_aliases_moved_on_a_version_read_through_the_registry_move_in_the_
     # The registry's view, as in W&B: the registered model's name, version and aliases; the source beside.
     assert found["seen"] == ("promoted", "v0", ["staging"], "clf:v1")
     assert found["production"] == (True, ["production"])
-    assert found["source"] == (["mine"], {"approved_by": "alice"})  # its own aliases untouched, its metadata edited
+    # The logged version's own aliases untouched (W&B lists `latest` on the newest), its metadata edited.
+    assert found["source"] == (["mine", "latest"], {"approved_by": "alice"})
     with pytest.raises(NotFound, match="registered model"):
         await in_thread(lambda: wandb.Api().artifact("wandb-registry-model/promoted:staging"))
 
@@ -366,6 +367,7 @@ def edit_and_delete() -> dict[str, Any]:
         seen["refused"] = str(refused)
     moved.delete(delete_aliases=True)
     seen["listed"] = [a.version for a in api.artifacts("dataset", "data/rows")]
+    seen["latest"] = [(a.version, "latest" in a.aliases) for a in api.artifacts("dataset", "data/rows")]
     seen["collections"] = [(c.name, c.version_count) for c in api.artifact_collections("data", "dataset")]
     seen["types"] = [t.name for t in api.artifact_types("data")]
     try:
@@ -385,6 +387,7 @@ async def test_saving_and_deleting_logged_artifacts_are_events_and_a_deleted_num
     assert seen["v0 edited"] == ("the cleaned batch", {"rows": 3})
     assert "golden" in seen["refused"] and "delete_aliases=True" in seen["refused"]
     assert seen["listed"] == ["v0", "v2"] and seen["v1 gone"]
+    assert seen["latest"] == [("v0", False), ("v2", True)]  # W&B lists `latest` among the newest's aliases
     assert seen["collections"] == [("rows", 2)] and seen["types"] == ["dataset"]
 
     again = await in_thread(log_versions, tmp_path, ["b", "d"])  # v1's content, then new content
