@@ -36,15 +36,6 @@ from modelreg.user_settings import load_login
 DEFAULT_URL = "http://127.0.0.1:8080"
 BUSY_FOR_AT_MOST_S = 300.0
 COMPLETION_READ_S = 3600.0
-
-
-def _seconds(header: str | None, *, default: float) -> float:
-    try:
-        return min(max(float(header), 0.0), 60.0) if header is not None else default
-    except ValueError:
-        return default
-
-
 CHUNK = 4 * 1024 * 1024
 
 _ERRORS: dict[str, type[ModelregError]] = {
@@ -54,6 +45,14 @@ _ERRORS: dict[str, type[ModelregError]] = {
     "CONFLICT": Conflict,
     "NOT_YET_VISIBLE": NotYetVisible,
 }
+
+
+def _seconds(header: str | None, *, default: float) -> float:
+    """A Retry-After header's wait, within a minute."""
+    try:
+        return min(max(float(header), 0.0), 60.0) if header is not None else default
+    except ValueError:
+        return default
 
 
 def _transient(exc: BaseException) -> bool:

@@ -198,12 +198,16 @@ class ObjectBlobStore:
         vouched = head.get("ChecksumSHA256") == _b64(hexdigest) or await self._verified_etag(digest) == head["ETag"]
         return int(head["ContentLength"]) if vouched else None
 
-    async def _etag(self, key: str) -> bytes:
+    async def _etag(self, key: str) -> str:
         """The object's ETag as HEAD reports it (what `size()` compares a verification marker with)."""
-        return (await self._s3.head_object(Bucket=self.location.bucket, Key=key))["ETag"].encode()
+        return (await self._s3.head_object(Bucket=self.location.bucket, Key=key))["ETag"]
 
     def _marker(self, digest: str) -> str:
         return f"{self.location.prefix}verified/{_hex_of(digest)}"
+
+    async def _vouch(self, digest: str, etag: str) -> None:
+        """Record that the object with `etag` at the address was read back here and has `digest`."""
+        await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=etag.encode())
 
     async def _verified_etag(self, digest: str) -> str | None:
         """The ETag of the object this server read back and found to have `digest` (multipart uploads)."""
@@ -403,7 +407,7 @@ class ObjectBlobStore:
         from botocore.exceptions import ClientError
 
         try:
-            etag = (await self._etag(key)).decode()
+            etag = await self._etag(key)
             actual, length = await self._sha256_of(key, etag)
         except ClientError:
             if proof:
@@ -418,7 +422,7 @@ class ObjectBlobStore:
                 "upload was corrupted or mislabelled"
             )
         if not proof:
-            await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=etag.encode())
+            await self._vouch(digest, etag)
         return size
 
     async def _join(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> bool:
@@ -461,7 +465,7 @@ class ObjectBlobStore:
         stored = await self.size(digest)
         if stored is None:
             try:
-                etag = (await self._etag(key)).decode()
+                etag = await self._etag(key)
                 actual, length = await self._sha256_of(key, etag)
             except ClientError:
                 if gone:
@@ -470,7 +474,7 @@ class ObjectBlobStore:
             if actual != _hex_of(digest):
                 await self._delete_if_unchanged(key, etag)
                 raise InvalidInput(UPLOAD_GONE) if gone else Unavailable(RACED)
-            await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=etag.encode())
+            await self._vouch(digest, etag)
             stored = length
         if token is not None:
             await self._abort(key, token)
@@ -603,5 +607,5 @@ class ObjectBlobStore:
         await self._s3.complete_multipart_upload(
             Bucket=self.location.bucket, Key=key, UploadId=created["UploadId"], MultipartUpload={"Parts": parts}
         )
-        await self._s3.put_object(Bucket=self.location.bucket, Key=self._marker(digest), Body=await self._etag(key))
+        await self._vouch(digest, await self._etag(key))
         return size
