@@ -11,6 +11,9 @@ index-only scan of its downstream edges; upstream searches look the label up by 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
 from modelreg.events.envelope import Envelope
 from modelreg.events.runs import RunStarted
@@ -99,6 +102,53 @@ WITH collection AS (
 UPDATE lineage_edges e SET target_label = labelled.label FROM labelled WHERE e.target = labelled.node
 """
 
+# A batch in three statements instead of one per event (each a row of an executemany, with a counter row
+# updated once per version): the labels of the batch's runs, those of its versions (each collection's
+# counter read and moved once, the versions numbered on from it in log order), then its edges. Labels go
+# first so that the edges read them; per event the order differs, and builds the same rows (see above).
+_BATCH_RUNS_LABELLED = """
+WITH labelled AS (
+    INSERT INTO lineage_labels (node, label)
+    SELECT node, label FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS b(node, label, n) ORDER BY n
+    ON CONFLICT DO NOTHING
+    RETURNING node, label
+)
+UPDATE lineage_edges e SET target_label = labelled.label FROM labelled WHERE e.target = labelled.node
+"""
+
+_BATCH_VERSIONS_LABELLED = """
+WITH batch AS (
+    SELECT b.*, row_number() OVER (PARTITION BY entity, project, name ORDER BY n) AS k,
+           count(*) OVER (PARTITION BY entity, project, name) AS logged
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+        WITH ORDINALITY AS b(node, entity, project, name, aliases, n)
+), counted AS (
+    INSERT INTO lineage_collections AS c (entity, project, name, next_version)
+    SELECT entity, project, name, logged FROM batch WHERE k = 1
+    ON CONFLICT (entity, project, name) DO UPDATE SET next_version = c.next_version + EXCLUDED.next_version
+    RETURNING c.entity, c.project, c.name, c.next_version
+), labelled AS (
+    INSERT INTO lineage_labels (node, label)
+    SELECT b.node,
+           lower(concat_ws(E'\\n', b.name || ':v' || (c.next_version - b.logged + b.k - 1), nullif(b.aliases, '')))
+    FROM batch b JOIN counted c USING (entity, project, name)
+    ORDER BY b.n
+    ON CONFLICT DO NOTHING
+    RETURNING node, label
+)
+UPDATE lineage_edges e SET target_label = labelled.label FROM labelled WHERE e.target = labelled.node
+"""
+
+_BATCH_EDGES = """
+INSERT INTO lineage_edges (source, target, kind, recorded_at, target_label)
+SELECT b.source, b.target, b.kind, b.recorded_at, l.label
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+    WITH ORDINALITY AS b(source, target, kind, recorded_at, n)
+LEFT JOIN lineage_labels l ON l.node = b.target
+ORDER BY b.n
+ON CONFLICT DO NOTHING
+"""
+
 
 def run_node(entity: str, project: str, run_id: str) -> str:
     return f"run:{entity}/{project}/{run_id}"
@@ -119,6 +169,21 @@ class LineageProjection(Projection):
     name = "lineage"
     tables = ("lineage_edges", "lineage_labels", "lineage_collections")
     migrations = (Migration("lineage", 1, SCHEMA_V1), Migration("lineage", 2, SCHEMA_V2))
+
+    def batch_statements(self, events: Sequence[Envelope]) -> list[tuple[str, Statement]]:
+        if len(events) < 2:
+            return super().batch_statements(events)
+        sets: dict[str, tuple[list[Any], ...]] = {
+            _BATCH_RUNS_LABELLED: ([], []),
+            _BATCH_VERSIONS_LABELLED: ([], [], [], [], []),
+            _BATCH_EDGES: ([], [], [], []),
+        }
+        for event in events:
+            for statement in self.statements(event):
+                columns = sets[_BATCHED[statement.sql]]
+                for column, value in zip(columns, statement.args, strict=True):
+                    column.append(value)
+        return [("", Statement(sql, columns)) for sql, columns in sets.items() if columns[0]]
 
     @handles(RunStarted)
     def run_started(self, e: RunStarted, envelope: Envelope) -> list[Statement]:
@@ -143,3 +208,7 @@ class LineageProjection(Projection):
         return [
             Statement(_EDGE, (artifact_node(e.artifact_version_id), run, "used", envelope.occurred_at), rows="edges")
         ]
+
+
+# Each statement of one event, and the statement of a batch that takes its arguments as a row of its arrays.
+_BATCHED = {_LABELLED: _BATCH_RUNS_LABELLED, _VERSION_LABELLED: _BATCH_VERSIONS_LABELLED, _EDGE: _BATCH_EDGES}
