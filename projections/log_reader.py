@@ -114,11 +114,11 @@ class SharedLogReader:
         for record in records:
             self._next[record.position.partition] = record.position.offset + 1
         tags = [type_tag(record) for record in records]
-        events = [
-            self._decode(record) if any(runner.concerns(tag) for runner in self.runners) else None
-            for record, tag in zip(records, tags, strict=True)
-        ]
-        batches = [(runner, self._mine(runner, records, tags, events)) for runner in self.runners]
+        # Asked once per type in the batch, not once per record and projection: a batch has a few types.
+        concerned = {runner: {tag for tag in set(tags) if runner.concerns(tag)} for runner in self.runners}
+        wanted = set().union(*concerned.values())
+        events = [self._decode(record) if tag in wanted else None for record, tag in zip(records, tags, strict=True)]
+        batches = [(runner, self._mine(runner, records, tags, events, concerned[runner])) for runner in self.runners]
         await self._apply([(runner, mine) for runner, mine in batches if mine])
         self._carry_out_seeks()
         await self._subscription.acknowledge(self._applied_by_all())
@@ -133,10 +133,11 @@ class SharedLogReader:
         records: Sequence[LogRecord],
         tags: Sequence[bytes | None],
         events: Sequence[Envelope | UndecodableEvent | None],
+        concerned: set[bytes | None],
     ) -> Decoded:
         expected = runner.expected_positions
         return [
-            (record, event if runner.concerns(tag) else None)
+            (record, event if tag in concerned else None)
             for record, tag, event in zip(records, tags, events, strict=True)
             # Read again for another projection: this one applied it already.
             if record.position.offset >= expected.get(record.position.partition, 0)
