@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Envelope
@@ -27,6 +29,13 @@ TOPIC_CONFIG = {
     "cleanup.policy": "delete",
     "max.message.bytes": str(MAX_MESSAGE_BYTES),
 }
+
+_PARTITIONER = DefaultPartitioner()
+
+# From this many events, an append sends one record batch per partition (as many as their size needs) instead
+# of one `send` per event: half the producer's CPU per event. Fewer go one by one, since concurrent commands'
+# events then share the producer's open batch; a batch of our own waits for the partition's request in flight.
+BATCHED_FROM = 16
 
 
 class KafkaEventLog:
@@ -111,6 +120,39 @@ class KafkaEventLog:
     async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
         producer = self._require_producer()
         values = [encode(event) for event in events]  # all before any is sent: one that cannot be, none is
+        if len(events) < BATCHED_FROM:
+            return await self._send_each(producer, events, values)
+        # Kafka's own partitioner (murmur2 of the key), so a stream stays on the partition every writer picks.
+        partitions = sorted(await producer.partitions_for(self.topic))
+        batches: dict[int, list[BatchBuilder]] = {}
+        placed: list[tuple[int, int, int]] = []  # per event: its partition, batch there, and place in it
+        for event, value in zip(events, values, strict=True):
+            if self.written is not None:
+                self.written.remember(value, event)
+            key = event.stream.encode()
+            partition = _PARTITIONER(key, partitions, partitions)
+            headers = [("type", event.type.encode()), ("version", str(event.version).encode())]
+            mine = batches.setdefault(partition, [])
+            if not mine or mine[-1].append(key=key, value=value, timestamp=None, headers=headers) is None:
+                mine.append(producer.create_batch())
+                # An empty batch takes its first record whatever its size (the broker's limit still holds).
+                if mine[-1].append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    raise RuntimeError(f"an event of {len(value)} bytes does not fit a record batch")
+            placed.append((partition, len(mine) - 1, mine[-1].record_count() - 1))
+        # A partition's batches go in order: the producer queues each behind the one before.
+        sent = {
+            (partition, n): await producer.send_batch(batch, self.topic, partition=partition)
+            for partition, mine in batches.items()
+            for n, batch in enumerate(mine)
+        }
+        stored = dict(zip(sent, await asyncio.gather(*sent.values()), strict=True))
+        return [
+            LogPosition(self.topic, partition, stored[(partition, n)].offset + place) for partition, n, place in placed
+        ]
+
+    async def _send_each(
+        self, producer: AIOKafkaProducer, events: Sequence[Envelope], values: list[bytes]
+    ) -> list[LogPosition]:
         futures = []
         for event, value in zip(events, values, strict=True):
             if self.written is not None:

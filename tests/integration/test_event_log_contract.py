@@ -113,6 +113,40 @@ async def test_appended_events_come_back_with_their_positions_in_order(event_log
     assert sum(ends.values()) == 20
 
 
+async def test_a_streams_events_share_one_partition_whether_appended_in_bulk_or_one_at_a_time(
+    event_log: EventLog,
+) -> None:
+    # Kafka sends a large append as record batches it partitions itself, and a small one message by message
+    # through the producer's partitioner: both must put a stream where the other does, or its order is lost.
+    streams = [f"run:acme/hammer/bulk-{n}" for n in range(12)]
+
+    def event(n: int, size: int = 0) -> Envelope:
+        config = {"padding": "x" * size} if size else {}
+        payload = RunStarted(entity="acme", project="hammer", run_id=f"r-{n}", config=config)
+        return Envelope.new(payload, stream=streams[n % len(streams)], actor=WRITER)
+
+    singles = [event(n) for n in range(len(streams))]
+    # Some events of ~300 KB: a partition's share of the bulk append needs several batches.
+    bulk = [event(n, size=300_000 if n % 7 == 0 else 0) for n in range(len(streams), 240)]
+    positions = [p for e in singles[:6] for p in await event_log.append([e])]
+    positions += await event_log.append(bulk)
+    positions += [p for e in singles[6:] for p in await event_log.append([e])]
+    appended = [*singles[:6], *bulk, *singles[6:]]
+
+    seen = {record.position: record for record in await tail(event_log, len(appended))}
+    assert sorted(seen) == sorted(positions)
+    partitions_of: dict[str, set[int]] = defaultdict(set)
+    for position, sent in zip(positions, appended, strict=True):
+        record = seen[position]
+        assert decode(record.value) == sent
+        assert dict(record.headers)["type"] == sent.type.encode()
+        partitions_of[sent.stream].add(position.partition)
+    assert all(len(partitions) == 1 for partitions in partitions_of.values())
+    for stream in streams:  # each stream's events in the order they were appended
+        mine = [p for p, e in zip(positions, appended, strict=True) if e.stream == stream]
+        assert mine == sorted(mine)
+
+
 async def test_a_record_says_its_events_type_and_version_in_headers(event_log: EventLog) -> None:
     """What lets a projection pass over the events it does not handle without decoding them."""
     await event_log.append([numbered(0, 0)])
