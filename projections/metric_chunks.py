@@ -25,7 +25,7 @@ from modelreg.events.runs import MetricSeries
 CHUNK_POINTS = 4096
 THUMBNAIL_EVERY = 32
 
-_DENSE_STEPS = (
+DENSE_STEPS = (
     "(SELECT string_agg(int4send(s), ''::bytea ORDER BY s) FROM generate_series({0}.first_step, {0}.last_step) s)"
 )
 
@@ -88,8 +88,8 @@ ON CONFLICT (entity, project, run_id, key, chunk) DO UPDATE SET
     last_step = EXCLUDED.last_step,
     points = c.points + EXCLUDED.points,
     steps = CASE WHEN c.steps IS NULL AND EXCLUDED.steps IS NULL AND EXCLUDED.first_step = c.last_step + 1 THEN NULL
-                 ELSE coalesce(c.steps, {_DENSE_STEPS.format("c")})
-                      || coalesce(EXCLUDED.steps, {_DENSE_STEPS.format("EXCLUDED")})
+                 ELSE coalesce(c.steps, {DENSE_STEPS.format("c")})
+                      || coalesce(EXCLUDED.steps, {DENSE_STEPS.format("EXCLUDED")})
             END,
     vals = c.vals || EXCLUDED.vals,
     thumb_steps = c.thumb_steps || EXCLUDED.thumb_steps,

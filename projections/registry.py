@@ -40,6 +40,7 @@ from modelreg.events.runs import (
     RunSummaryUpdated,
     RunSynced,
 )
+from modelreg.projections.metric_batches import LAST_CHUNKS, Folded, last_chunks, metrics_of
 from modelreg.projections.metric_chunks import CHUNK_POINTS, METRICS_LOGGED, SCHEMA_CHUNKS, packed_series
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
@@ -428,8 +429,19 @@ class RegistryProjection(Projection):
         super().__init__()
         # Per collection, the next ordinal as stored when the batch began (None: not read for this batch).
         self._counters: dict[tuple[str, str, str], int] | None = None
+        # The batch's metrics folded into their chunks (None: each event writes its own).
+        self._metrics: Folded | None = None
 
     async def prepare(self, conn: Any, events: Sequence[Envelope] = ()) -> None:
+        await self._read_counters(conn, events)
+        # Two events of metrics or more: each metric's last chunk read once (metric_batches.py).
+        metrics = [e.payload for e in events if isinstance(e.payload, MetricsLogged)]
+        self._metrics = None
+        if len(metrics) > 1:
+            entities, projects, runs, keys = (list(column) for column in zip(*metrics_of(metrics), strict=True))
+            self._metrics = last_chunks(await conn.fetch(LAST_CHUNKS, entities, projects, runs, keys))
+
+    async def _read_counters(self, conn: Any, events: Sequence[Envelope]) -> None:
         logged = Counter(
             (e.payload.entity, e.payload.project, e.payload.name)
             for e in events
@@ -447,24 +459,34 @@ class RegistryProjection(Projection):
         self._counters.update({(r["entity"], r["project"], r["name"]): r["next_version"] for r in rows})
 
     def batch_statements(self, events: Sequence[Envelope]) -> list[tuple[str, Statement]]:
-        counters = self._counters
-        self._counters = None  # read for this batch only
-        if counters is None:
+        counters, metrics = self._counters, self._metrics
+        self._counters = self._metrics = None  # read for this batch only
+        if counters is None and metrics is None:
             return super().batch_statements(events)
         statements: list[tuple[str, Statement]] = []
         # Per numbered collection: its stream, and the type and time its row takes if this batch creates it.
         first_logged: dict[tuple[str, str, str], tuple[str, str, Any]] = {}
         for event in events:
+            e = event.payload
+            if metrics is not None and isinstance(e, MetricsLogged):
+                metrics.add(e, event.occurred_at)  # no other statement reads or writes the chunks
+                continue
             for statement in self.statements(event):
-                e = event.payload
-                if isinstance(e, ArtifactVersionLogged) and (key := (e.entity, e.project, e.name)) in counters:
+                if (
+                    counters is not None
+                    and isinstance(e, ArtifactVersionLogged)
+                    and (key := (e.entity, e.project, e.name)) in counters
+                ):
                     first_logged.setdefault(key, (event.stream, e.artifact_type, event.occurred_at))
                     statement = Statement(_VERSION_NUMBERED, (*statement.args, counters[key]))
                     counters[key] += 1
                 statements.append((event.stream, statement))
         for key, (stream, artifact_type, created_at) in first_logged.items():
+            assert counters is not None
             args = (*key, artifact_type, counters[key], created_at)
             statements.append((stream, Statement(_COLLECTION_COUNTED, args, rows="collection")))
+        if metrics is not None:
+            statements += [("", Statement(sql, columns, rows="metrics")) for sql, columns in metrics.statements()]
         return statements
 
     @handles(RunStarted)

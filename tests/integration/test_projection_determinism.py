@@ -13,8 +13,11 @@ from support.history import registry_history
 from support.tables import dump
 
 from modelreg.events.artifacts import ArtifactVersionLogged
+from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import LogRecord
 from modelreg.events.memory_log import InMemoryEventLog
+from modelreg.events.runs import MetricSeries, MetricsLogged, RunStarted, run_stream
+from modelreg.projections.metric_chunks import CHUNK_POINTS
 from modelreg.projections.positions import reset
 from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.projections_catalog import PROJECTIONS
@@ -84,3 +87,56 @@ async def test_a_whole_batch_builds_the_same_tables_as_its_events_applied_one_by
     assert await build(pool, database_url, [[record] for record in whole]) == by_batch
     versions = [e for e in HISTORY if isinstance(e.payload, ArtifactVersionLogged)]
     assert len(by_batch["lineage_labels"]) > len(versions) > len({e.stream for e in versions})
+
+
+def metrics_history() -> list[Envelope]:
+    """Two runs logging curves every way a chunk can grow: dense batches one after the other, a gap, steps
+    logged again, sparse steps, and batches that fill a chunk to CHUNK_POINTS and spill into the next."""
+    actor = Actor(kind="user", id="ada")
+    events = []
+    for run_id in ("r1", "r2"):
+        events.append(
+            Envelope.new(
+                RunStarted(entity="acme", project="den", run_id=run_id),
+                stream=run_stream("acme", "den", run_id),
+                actor=actor,
+            )
+        )
+    shapes: list[tuple[int, tuple[int, ...] | None, int]] = [
+        (0, None, 10),  # dense 0..9
+        (10, None, 5),  # dense and contiguous: the chunk stays dense
+        (20, None, 3),  # dense after a gap: spelled out from here
+        (5, None, 2),  # logged again: a new chunk
+        (40, (40, 43, 47), 3),  # sparse
+        (100, None, CHUNK_POINTS - 20),  # fills the chunk almost
+        (CHUNK_POINTS + 80, None, 30),  # would overflow it: the next chunk
+        (CHUNK_POINTS + 110, None, 4),
+    ]
+    for n, (first, steps, count) in enumerate(shapes):
+        for run_id in ("r1", "r2"):
+            series = [
+                MetricSeries(
+                    key="loss", first_step=first, steps=steps, values=tuple(float(i + n) for i in range(count))
+                )
+            ]
+            if n % 2:
+                series.append(MetricSeries(key="acc", first_step=first, steps=steps, values=(0.5,) * count))
+            payload = MetricsLogged(entity="acme", project="den", run_id=run_id, series=tuple(series))
+            events.append(Envelope.new(payload, stream=run_stream("acme", "den", run_id), actor=actor))
+    return events
+
+
+async def test_metric_chunks_are_the_same_whatever_the_batches_that_carried_the_points(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    # A batch folds its points into the chunks they land in, in memory (metric_batches.py); event by event,
+    # one statement per event joins or starts each chunk. Chunk numbers, bounds, steps and bytes must agree.
+    (whole,) = in_order(partitioned_by_stream(metrics_history(), PARTITIONS))
+    by_batch = await build(pool, database_url, [whole])
+    chunks = by_batch["run_metric_chunks"]
+    # The history made what it was meant to: three chunks per curve, some dense (steps NULL), some not.
+    assert {row[4] for row in chunks} == {"0", "1", "2"}
+    assert {row[8] == "None" for row in chunks} == {True, False}
+
+    assert await build(pool, database_url, [[record] for record in whole]) == by_batch
+    assert await build(pool, database_url, [whole[i : i + 3] for i in range(0, len(whole), 3)]) == by_batch
