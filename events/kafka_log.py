@@ -9,9 +9,10 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Envelope
@@ -31,6 +32,22 @@ TOPIC_CONFIG = {
 }
 
 _PARTITIONER = DefaultPartitioner()
+
+
+def _headers(event: Envelope) -> list[tuple[str, bytes]]:
+    return [("type", event.type.encode()), ("version", str(event.version).encode())]
+
+
+def _refuse_too_large(event: Envelope, value: bytes) -> None:
+    """What the producer's `send` checks, done for every event before any is queued: a record batch is not
+    checked, and the broker refusing one after its sequence numbers were taken breaks the idempotent
+    producer for every later append."""
+    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(event.stream.encode(), value, _headers(event))
+    if size > MAX_MESSAGE_BYTES:
+        raise MessageSizeTooLargeError(
+            f"a {event.type} event of {size} bytes is over the log's {MAX_MESSAGE_BYTES} bytes: nothing was appended"
+        )
+
 
 # From this many events, an append sends one record batch per partition (as many as their size needs) instead
 # of one `send` per event: half the producer's CPU per event. Fewer go one by one, since concurrent commands'
@@ -120,6 +137,8 @@ class KafkaEventLog:
     async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
         producer = self._require_producer()
         values = [encode(event) for event in events]  # all before any is sent: one that cannot be, none is
+        for event, value in zip(events, values, strict=True):
+            _refuse_too_large(event, value)
         if len(events) < BATCHED_FROM:
             return await self._send_each(producer, events, values)
         # Kafka's own partitioner (murmur2 of the key), so a stream stays on the partition every writer picks.
@@ -131,7 +150,7 @@ class KafkaEventLog:
                 self.written.remember(value, event)
             key = event.stream.encode()
             partition = _PARTITIONER(key, partitions, partitions)
-            headers = [("type", event.type.encode()), ("version", str(event.version).encode())]
+            headers = _headers(event)
             mine = batches.setdefault(partition, [])
             if not mine or mine[-1].append(key=key, value=value, timestamp=None, headers=headers) is None:
                 mine.append(producer.create_batch())
@@ -162,7 +181,7 @@ class KafkaEventLog:
                     self.topic,
                     value=value,
                     key=event.stream.encode(),
-                    headers=[("type", event.type.encode()), ("version", str(event.version).encode())],
+                    headers=_headers(event),
                 )
             )
         sent = await asyncio.gather(*futures)

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Actor, Envelope
@@ -145,6 +146,30 @@ async def test_a_streams_events_share_one_partition_whether_appended_in_bulk_or_
     for stream in streams:  # each stream's events in the order they were appended
         mine = [p for p, e in zip(positions, appended, strict=True) if e.stream == stream]
         assert mine == sorted(mine)
+
+
+@pytest.mark.parametrize("log_kind", ["kafka"])
+@pytest.mark.parametrize("count", [3, 20], ids=["one-by-one", "bulk"])
+async def test_an_event_too_big_for_the_log_appends_nothing_and_the_log_takes_the_next_append(
+    event_log: EventLog, count: int
+) -> None:
+    # Kafka refuses a record over its max.message.bytes. Refused by the broker inside a batch, it would
+    # leave the idempotent producer out of sequence and failing every later append.
+    stream = "run:acme/hammer/heavy"
+
+    def event(n: int, size: int = 0) -> Envelope:
+        config = {"padding": "x" * size} if size else {}
+        payload = RunStarted(entity="acme", project="hammer", run_id=f"h-{n}", config=config)
+        return Envelope.new(payload, stream=stream, actor=WRITER)
+
+    events = [event(n, size=9 * 1024 * 1024 if n == count // 2 else 0) for n in range(count)]
+    with pytest.raises(MessageSizeTooLargeError, match="nothing was appended"):
+        await event_log.append(events)
+
+    after = [event(100 + n) for n in range(20)]
+    positions = await asyncio.wait_for(event_log.append(after), 60)
+    positions += await asyncio.wait_for(event_log.append([event(200)]), 60)
+    assert sum((await event_log.end_positions()).values()) == 21 == len(set(positions))
 
 
 async def test_a_record_says_its_events_type_and_version_in_headers(event_log: EventLog) -> None:
