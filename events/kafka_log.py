@@ -139,6 +139,9 @@ class KafkaEventLog:
         values = [encode(event) for event in events]  # all before any is sent: one that cannot be, none is
         for event, value in zip(events, values, strict=True):
             _refuse_too_large(event, value)
+        if self.written is not None:
+            for event, value in zip(events, values, strict=True):
+                self.written.remember(value, event)
         if len(events) < BATCHED_FROM:
             return await self._send_each(producer, events, values)
         # Kafka's own partitioner (murmur2 of the key), so a stream stays on the partition every writer picks.
@@ -146,8 +149,6 @@ class KafkaEventLog:
         batches: dict[int, list[BatchBuilder]] = {}
         placed: list[tuple[int, int, int]] = []  # per event: its partition, batch there, and place in it
         for event, value in zip(events, values, strict=True):
-            if self.written is not None:
-                self.written.remember(value, event)
             key = event.stream.encode()
             partition = _PARTITIONER(key, partitions, partitions)
             headers = _headers(event)
@@ -174,8 +175,6 @@ class KafkaEventLog:
     ) -> list[LogPosition]:
         futures = []
         for event, value in zip(events, values, strict=True):
-            if self.written is not None:
-                self.written.remember(value, event)
             futures.append(
                 await producer.send(
                     self.topic,

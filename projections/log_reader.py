@@ -121,7 +121,8 @@ class SharedLogReader:
             self._next[record.position.partition] = record.position.offset + 1
         tags = [type_tag(record) for record in records]
         # Asked once per type in the batch, not once per record and projection: a batch has a few types.
-        concerned = {runner: {tag for tag in set(tags) if runner.concerns(tag)} for runner in self.runners}
+        types = set(tags)
+        concerned = {runner: {tag for tag in types if runner.concerns(tag)} for runner in self.runners}
         wanted = set().union(*concerned.values())
         events = [self._decode(record) if tag in wanted else None for record, tag in zip(records, tags, strict=True)]
         batches = [(runner, self._mine(runner, records, tags, events, concerned[runner])) for runner in self.runners]
