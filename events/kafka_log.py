@@ -38,11 +38,11 @@ def _headers(event: Envelope) -> list[tuple[str, bytes]]:
     return [("type", event.type.encode()), ("version", str(event.version).encode())]
 
 
-def _refuse_too_large(event: Envelope, value: bytes) -> None:
+def _refuse_too_large(event: Envelope, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
     """What the producer's `send` checks, done for every event before any is queued: a record batch is not
     checked, and the broker refusing one after its sequence numbers were taken breaks the idempotent
     producer for every later append."""
-    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(event.stream.encode(), value, _headers(event))
+    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
     if size > MAX_MESSAGE_BYTES:
         raise MessageSizeTooLargeError(
             f"a {event.type} event of {size} bytes is over the log's {MAX_MESSAGE_BYTES} bytes: nothing was appended"
@@ -136,22 +136,21 @@ class KafkaEventLog:
 
     async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
         producer = self._require_producer()
-        values = [encode(event) for event in events]  # all before any is sent: one that cannot be, none is
-        for event, value in zip(events, values, strict=True):
-            _refuse_too_large(event, value)
+        # Every record built and checked before any is sent: one that cannot be, none is.
+        records = [(event.stream.encode(), encode(event), _headers(event)) for event in events]
+        for event, (key, value, headers) in zip(events, records, strict=True):
+            _refuse_too_large(event, key, value, headers)
         if self.written is not None:
-            for event, value in zip(events, values, strict=True):
+            for event, (_, value, _) in zip(events, records, strict=True):
                 self.written.remember(value, event)
         if len(events) < BATCHED_FROM:
-            return await self._send_each(producer, events, values)
+            return await self._send_each(producer, records)
         # Kafka's own partitioner (murmur2 of the key), so a stream stays on the partition every writer picks.
         partitions = sorted(await producer.partitions_for(self.topic))
         batches: dict[int, list[BatchBuilder]] = {}
         placed: list[tuple[int, int, int]] = []  # per event: its partition, batch there, and place in it
-        for event, value in zip(events, values, strict=True):
-            key = event.stream.encode()
+        for key, value, headers in records:
             partition = _PARTITIONER(key, partitions, partitions)
-            headers = _headers(event)
             mine = batches.setdefault(partition, [])
             if not mine or mine[-1].append(key=key, value=value, timestamp=None, headers=headers) is None:
                 mine.append(producer.create_batch())
@@ -171,18 +170,11 @@ class KafkaEventLog:
         ]
 
     async def _send_each(
-        self, producer: AIOKafkaProducer, events: Sequence[Envelope], values: list[bytes]
+        self, producer: AIOKafkaProducer, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
     ) -> list[LogPosition]:
-        futures = []
-        for event, value in zip(events, values, strict=True):
-            futures.append(
-                await producer.send(
-                    self.topic,
-                    value=value,
-                    key=event.stream.encode(),
-                    headers=_headers(event),
-                )
-            )
+        futures = [
+            await producer.send(self.topic, value=value, key=key, headers=headers) for key, value, headers in records
+        ]
         sent = await asyncio.gather(*futures)
         return [LogPosition(self.topic, meta.partition, meta.offset) for meta in sent]
 

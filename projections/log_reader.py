@@ -45,9 +45,10 @@ log = logging.getLogger(__name__)
 TOGETHER_UP_TO = 200
 
 # The most records a projector applies in one batch while it follows the log. Measured end to end (100,000
-# events on Kafka, one projector process): 2,000 beat 5,000 in 5 of 6 interleaved pairs, by 12% on average,
-# and 20,000 lost in 3 of 3 (why was not profiled). Rebuilds replay in larger batches (services/rebuild.py),
-# where 2,000 and 5,000 measured no better.
+# events on Kafka, one projector process): 2,000 beat 5,000 in 5 of 6 interleaved pairs while the collector
+# walked every 50,000 young objects, which walked a larger batch more often; since it walks every 1,000,000
+# (services/projector.py), the two came out even in 6 pairs. Rebuilds replay in larger batches
+# (services/rebuild.py).
 FOLLOWING_BATCH = 2000
 
 
