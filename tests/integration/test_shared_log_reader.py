@@ -287,6 +287,26 @@ async def test_a_projection_a_command_has_nothing_for_moves_on_in_the_commands_t
     assert await _count(database_url, "audit_log") == len(history)  # audit applied nothing twice
 
 
+async def test_a_projection_passing_over_a_new_topic_reads_each_record_once(
+    database_url: str, own_pool: asyncpg.Pool
+) -> None:
+    log = InMemoryEventLog(partitions=2)
+    history = [e for e in registry_history(300) if not e.type.startswith("identity.")]
+    await log.append(history)
+    first = len(log.partitions[0])
+    # Nothing on the log is for identity: it passes over every batch. The second batch ends partition 0 and
+    # starts partition 1, whose position identity never stored.
+    reader = SharedLogReader([ProjectionRunner(PROJECTIONS["identity"](), log, own_pool)], log)
+    await reader.open()
+    read = [await reader.step(max_records=first - 5), await reader.step(max_records=first)]
+    while not await caught_up(database_url, log, ["identity"]):
+        read.append(await reader.step(max_records=first))
+    await reader.close()
+
+    assert 0 < first < len(history)
+    assert sum(read) == len(history)
+
+
 async def _count(dsn: str, table: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
