@@ -39,19 +39,24 @@ async def test_killing_an_api_and_a_projector_loses_no_acknowledged_action(
 ) -> None:
     (tmp_path / "files").mkdir()
     results: dict[str, object] = {}
+    # The client works until told to stop, so that it is still working at the kill however fast the machine
+    # (a fixed number of actions was once over before it).
+    stop = threading.Event()
 
     def client() -> None:
-        results["acked"], results["failed"] = spread_work(installation, tmp_path / "files", actions=200)
+        results["acked"], results["failed"] = spread_work(installation, tmp_path / "files", actions=100_000, stop=stop)
 
     worker = threading.Thread(target=client)
     worker.start()
     await asyncio.sleep(4)  # some work done on both
-    assert worker.is_alive(), "the work was over before the kill: give it more actions"
+    assert worker.is_alive(), f"the client stopped before the kill: {results}"
     installation.apis[1].kill()
     installation.projectors[0].kill()
     await asyncio.sleep(2)
     installation.apis[1].start()
     installation.projectors[0].start()
+    await asyncio.sleep(4)  # and some after the restarts
+    stop.set()
     await asyncio.to_thread(worker.join, 600)
     assert not worker.is_alive()
     acked = results["acked"]
