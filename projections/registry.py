@@ -253,6 +253,16 @@ SET tags = CASE WHEN $2 = 'tag' THEN (SELECT array_agg(DISTINCT t ORDER BY t) FR
 """
 
 
+def _version_rows(e: ArtifactVersionLogged | ArtifactVersionTagged | ArtifactVersionUntagged) -> str:
+    """A version's insert and its tag changes keep their order, and commute with other versions': a batch's
+    versions then go in one executemany however tags interleave in their collection's stream, instead of one
+    round trip per interleaving. Safe because a version's row is written from its own event alone: its ordinal
+    comes from counters read before the batch (`_VERSION_NUMBERED`), or from the counter it moves itself when
+    it is its collection's only version in the batch. An edit or a deletion, which moves aliases between
+    versions, still orders with everything of the stream."""
+    return f"version {e.artifact_version_id}"
+
+
 def _model_changed(
     model: str,
     change: str,
@@ -295,12 +305,17 @@ SET tags = CASE WHEN $3 THEN (SELECT array_agg(DISTINCT t ORDER BY t) FROM unnes
 WHERE id = $1
 """
 
-_ALIAS_PROTECTED = """
-INSERT INTO protected_aliases (registered_model, alias, protected_at, protected_by) VALUES ($1, $2, $3, $4)
+# Protecting and unprotecting share one statement (the last argument says which), as alias moves do: a
+# model's protections changed back and forth in one batch then run as one executemany, not one round trip
+# per change.
+_PROTECTION_CHANGED = """
+WITH unprotected AS (
+    DELETE FROM protected_aliases WHERE NOT $5::boolean AND registered_model = $1 AND alias = $2
+)
+INSERT INTO protected_aliases (registered_model, alias, protected_at, protected_by)
+SELECT $1, $2, $3::timestamptz, $4::text WHERE $5::boolean
 ON CONFLICT DO NOTHING
 """
-
-_ALIAS_UNPROTECTED = "DELETE FROM protected_aliases WHERE registered_model = $1 AND alias = $2"
 
 
 # A run recorded offline says when it reached the server (since SCHEMA_V8 every time here is the server's).
@@ -478,7 +493,7 @@ class RegistryProjection(Projection):
                     and (key := (e.entity, e.project, e.name)) in counters
                 ):
                     first_logged.setdefault(key, (event.stream, e.artifact_type, event.occurred_at))
-                    statement = Statement(_VERSION_NUMBERED, (*statement.args, counters[key]))
+                    statement = Statement(_VERSION_NUMBERED, (*statement.args, counters[key]), rows=statement.rows)
                     counters[key] += 1
                 statements.append((event.stream, statement))
         for key, (stream, artifact_type, created_at) in first_logged.items():
@@ -559,7 +574,7 @@ class RegistryProjection(Projection):
             # elsewhere), so it must not make a stored file of the same digest readable (FILES_V3).
             list(dict.fromkeys(entry.digest for entry in e.manifest if entry.ref is None)),
         )
-        return [Statement(_VERSION_LOGGED, args)]
+        return [Statement(_VERSION_LOGGED, args, rows=_version_rows(e))]
 
     @handles(ArtifactVersionEdited)
     def artifact_version_edited(self, e: ArtifactVersionEdited, envelope: Envelope) -> list[Statement]:
@@ -619,17 +634,17 @@ class RegistryProjection(Projection):
 
     @handles(ArtifactVersionTagged)
     def artifact_version_tagged(self, e: ArtifactVersionTagged, envelope: Envelope) -> list[Statement]:
-        return [Statement(_VERSION_TAGS_CHANGED, (e.artifact_version_id, e.tag, True), rows="version tags")]
+        return [Statement(_VERSION_TAGS_CHANGED, (e.artifact_version_id, e.tag, True), rows=_version_rows(e))]
 
     @handles(ArtifactVersionUntagged)
     def artifact_version_untagged(self, e: ArtifactVersionUntagged, envelope: Envelope) -> list[Statement]:
-        return [Statement(_VERSION_TAGS_CHANGED, (e.artifact_version_id, e.tag, False), rows="version tags")]
+        return [Statement(_VERSION_TAGS_CHANGED, (e.artifact_version_id, e.tag, False), rows=_version_rows(e))]
 
     @handles(AliasProtected)
     def alias_protected(self, e: AliasProtected, envelope: Envelope) -> list[Statement]:
-        args = (e.registered_model, e.alias, envelope.occurred_at, str(envelope.actor))
-        return [Statement(_ALIAS_PROTECTED, args, rows="protection")]
+        args = (e.registered_model, e.alias, envelope.occurred_at, str(envelope.actor), True)
+        return [Statement(_PROTECTION_CHANGED, args, rows="protection")]
 
     @handles(AliasUnprotected)
     def alias_unprotected(self, e: AliasUnprotected, envelope: Envelope) -> list[Statement]:
-        return [Statement(_ALIAS_UNPROTECTED, (e.registered_model, e.alias), rows="protection")]
+        return [Statement(_PROTECTION_CHANGED, (e.registered_model, e.alias, None, None, False), rows="protection")]

@@ -12,7 +12,7 @@ from support.delivery import in_order, interleaved, partitioned_by_stream
 from support.history import registry_history
 from support.tables import dump
 
-from modelreg.events.artifacts import ArtifactVersionLogged
+from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import LogRecord
 from modelreg.events.memory_log import InMemoryEventLog
@@ -87,6 +87,31 @@ async def test_a_whole_batch_builds_the_same_tables_as_its_events_applied_one_by
     assert await build(pool, database_url, [[record] for record in whole]) == by_batch
     versions = [e for e in HISTORY if isinstance(e.payload, ArtifactVersionLogged)]
     assert len(by_batch["lineage_labels"]) > len(versions) > len({e.stream for e in versions})
+
+
+async def test_a_version_tagged_in_the_batch_that_logs_it_keeps_its_tag_when_another_tag_opens_the_batch(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    # A batch's statements are grouped into round trips, a version's own statements in order and other
+    # versions' free to go before them (registry.py, _version_rows). When a batch opens with a tag of an
+    # older version, tags run first in their round: a version's tag must still come after its insert.
+    logged = [e for e in HISTORY if isinstance(e.payload, ArtifactVersionLogged)]
+    stream = next(e.stream for e in logged if sum(other.stream == e.stream for other in logged) >= 2)
+    first, second = [e for e in logged if e.stream == stream][:2]  # one stream: one partition, in this order
+
+    def tag(logged: Envelope) -> Envelope:
+        e = logged.payload
+        assert isinstance(e, ArtifactVersionLogged)
+        payload = ArtifactVersionTagged(
+            artifact_version_id=e.artifact_version_id, entity=e.entity, project=e.project, name=e.name, tag="golden"
+        )
+        return Envelope.new(payload, stream=logged.stream, actor=logged.actor, occurred_at=logged.occurred_at)
+
+    (whole,) = in_order(partitioned_by_stream([first, tag(first), second, tag(second)], PARTITIONS))
+    # The second batch: the first version's tag, the second version, its tag.
+    one_by_one = await build(pool, database_url, [[record] for record in whole])
+    assert await build(pool, database_url, [whole[:1], whole[1:]]) == one_by_one
+    assert sum("golden" in str(row) for row in one_by_one["artifact_versions"]) == 2
 
 
 def metrics_history() -> list[Envelope]:
