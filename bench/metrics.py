@@ -33,9 +33,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from infrastructure import cpu_seconds  # noqa: E402
 from registry import (  # noqa: E402
     admin_key,
-    cpu_seconds,
     create_database,
     free_port,
     modelreg_cli,

@@ -45,6 +45,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import psutil
+from infrastructure import cpu_seconds  # the same count of CPU as bench/ingest.py's
 from tqdm import tqdm
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed, ManifestEntry, artifact_stream
@@ -518,18 +519,6 @@ async def concurrent_clients(
     started = time.perf_counter()
     await asyncio.gather(*(client(n) for n in range(len(models))))
     return sum(counts) / (time.perf_counter() - started), sum(counts)
-
-
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    """CPU used so far by these processes and their children (the server's; PostgreSQL's backends)."""
-    total = 0.0
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            for one in [process, *process.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    times = one.cpu_times()
-                    total += times.user + times.system
-    return total
 
 
 async def log_fresh_versions(dsn: str, kafka: str | None, count: int, tag: str) -> list[uuid.UUID]:
