@@ -37,6 +37,7 @@ from modelreg.events.codec import NewerSchemaVersion, UndecodableEvent, decode
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogRecord, Subscription
 from modelreg.events.operations import EventSkipped
+from modelreg.projections.planner_statistics import PlannerStatistics
 from modelreg.projections.positions import PROGRESS_CHANNEL, stored_positions
 from modelreg.projections.projection import Projection, Statement
 
@@ -61,10 +62,6 @@ class RunnerStats:
     batches: int = 0
     last_batch_at: float = 0.0
     last_error: str | None = None
-
-
-# Events applied by a runner before it first refreshes its tables' statistics (then at twice as many, ...).
-FIRST_ANALYZE = 1000
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,7 @@ class ProjectionRunner:
         self.retry_parked_every_s = retry_parked_every_s
         self.partitions = partitions  # None: share the log with this projection's other runners
         self.stats = RunnerStats()
-        self._analyze_at = FIRST_ANALYZE  # events applied by this runner when its tables are analyzed next
+        self.statistics = PlannerStatistics(pool, projection.tables)
         self._expected: dict[int, int] = {}  # where this runner believes each partition's stored position is
         self._sought: dict[int, int] = {}  # the offset each partition was last re-read from
         self._subscription: Subscription | None = None
@@ -244,9 +241,8 @@ class ProjectionRunner:
         self.stats.dead_lettered += counts["dead_lettered"]
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
-        if self.stats.applied >= self._analyze_at:
-            self._analyze_at = self.stats.applied * 2
-            await self._analyze()
+        if counts["applied"]:
+            await self.statistics.refresh_grown()
         if self._subscription is not None:
             await self._subscription.acknowledge(dict(self._expected))
 
@@ -318,23 +314,6 @@ class ProjectionRunner:
         if advance:
             await advance_positions(conn, [applied])
         return applied
-
-    async def _analyze(self) -> None:
-        """Refresh the planner's statistics of the projection's tables. A table that grew from empty (a
-        rebuild, a new installation) has none until autovacuum comes round, and the planner then takes any
-        index on a statement's leading columns: a finished run was found through runs_newest_by_job_type,
-        reading every run of its project (664 us per run instead of 82 in a 2,500-run batch). Done as the
-        runner's applied events double, so a long-lived runner soon leaves it to autovacuum."""
-        if not self.projection.tables:
-            return
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                # Row counts and sizes are what the planner was missing: a 3,000-row sample shows them
-                # for a tenth of the default's cost.
-                await conn.execute("SET LOCAL default_statistics_target = 10")
-                await conn.execute("ANALYZE " + ", ".join(self.projection.tables))
-        except Exception as exc:  # statistics are an optimisation: a failure costs speed, never an event
-            log.warning("projection %s: ANALYZE failed (%s)", self.name, exc)
 
     async def _pass_over(self, decoded: Decoded) -> bool:
         """A batch with nothing for this projection only moves its positions: one compare-and-set

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from uuid import uuid4
 
 import asyncpg
 import orjson
@@ -20,8 +21,10 @@ from support.waiting import wait_until
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import EventLog, LogPosition, LogRecord
-from modelreg.events.runs import RunFinished, RunStarted, RunSummaryUpdated
+from modelreg.events.registry import VersionLinked, registered_model_stream
+from modelreg.events.runs import RunFinished, RunStarted, RunSummaryUpdated, run_stream
 from modelreg.projections.migrations import migrate
+from modelreg.projections.planner_statistics import MIN_PAGES
 from modelreg.projections.projection import Statement, handles
 from modelreg.projections.registry import RegistryProjection
 from modelreg.projections.runtime import ProjectionRunner
@@ -256,19 +259,75 @@ async def test_a_projection_growing_from_empty_gives_the_planner_its_tables_stat
 ) -> None:
     # Without statistics the planner found a run to finish through any index on (entity, project), reading
     # every run of the project: applying a rebuild's batch got quadratic.
-    await event_log.append(registry_history(1500))
-    runner = ProjectionRunner(RegistryProjection(), event_log, pool)
+    await event_log.append(registry_history(6000))
+    runner = ProjectionRunner(RegistryProjection(), event_log, pool, max_batch=10_000)
+    runner.statistics.every_s = 0
     await run_until_caught_up(runner, settings.database_url, event_log)
 
-    analyzed = await pool.fetchval(
-        "SELECT count(*) FROM pg_stat_user_tables WHERE relname = ANY($1::text[]) AND last_analyze IS NOT NULL",
+    tables = await pool.fetch(
+        """SELECT c.relname, pg_relation_size(c.oid) / 8192 AS pages, c.reltuples, s.last_analyze
+           FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.relname = ANY($1::text[])""",
         list(RegistryProjection.tables),
     )
-    assert analyzed == len(RegistryProjection.tables)
+    grown = {t["relname"] for t in tables if t["pages"] >= MIN_PAGES}
+    assert "runs" in grown
+    assert {t["relname"] for t in tables if t["last_analyze"] is not None} == grown
+    # A table left small keeps the planner's guess of ten pages, at which an index lookup wins.
+    assert all(t["reltuples"] == -1 for t in tables if t["relname"] not in grown)
     runs, estimated = await pool.fetchrow(
         "SELECT (SELECT count(*) FROM runs), (SELECT reltuples FROM pg_class WHERE relname = 'runs')"
     )
     assert runs > 0 and estimated == runs
+
+
+async def test_a_link_lookup_planned_while_model_versions_was_empty_uses_its_index_once_links_pile_up(
+    settings: Settings, pool: asyncpg.Pool, event_log: EventLog
+) -> None:
+    # PostgreSQL plans a prepared statement again only once a table it reads is analyzed. A lookup planned
+    # while model_versions was empty read every row of it on each mutation, as links piled up, because the
+    # runner analyzed its tables by how many events it had applied, not by how much each table had grown.
+    runner = ProjectionRunner(RegistryProjection(), event_log, pool)
+    runner.statistics.every_s = 0
+    await event_log.append(
+        [
+            Envelope.new(
+                RunStarted(entity="acme", project="nature", run_id=f"run-{n}"),
+                stream=run_stream("acme", "nature", f"run-{n}"),
+                actor=ALICE,
+            )
+            for n in range(4000)
+        ]
+    )
+    await run_until_caught_up(runner, settings.database_url, event_log)
+    await pool.execute("ANALYZE model_versions")  # as autovacuum, or an earlier release, may have done
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "PREPARE link_of(text, uuid) AS "
+            "SELECT * FROM model_versions WHERE registered_model = $1 AND artifact_version_id = $2"
+        )
+        for _ in range(6):  # past the five custom plans: PostgreSQL settles on one generic plan
+            await conn.fetch("EXECUTE link_of('classifier', gen_random_uuid())")
+
+        async def plan() -> str:
+            rows = await conn.fetch("EXPLAIN EXECUTE link_of('classifier', gen_random_uuid())")
+            return "\n".join(r[0] for r in rows)
+
+        assert "Seq Scan" in await plan()
+
+        await event_log.append(
+            [
+                Envelope.new(
+                    VersionLinked(registered_model="classifier", artifact_version_id=uuid4()),
+                    stream=registered_model_stream("classifier"),
+                    actor=ALICE,
+                )
+                for _ in range(3000)
+            ]
+        )
+        await run_until_caught_up(runner, settings.database_url, event_log)
+
+        assert await pool.fetchval("SELECT count(*) FROM model_versions") == 3000
+        assert "Index Scan" in await plan()
 
 
 async def test_a_finish_merges_its_summary_into_the_runs_and_one_written_before_that_still_replaces_it(
