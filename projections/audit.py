@@ -68,14 +68,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
 
 
 # A batch in one statement: the records as arrays, each stream numbered on from its last stored record
-# (looked up once per stream, not once per record).
+# (looked up once per stream, not once per record: unless `last` is MATERIALIZED, PostgreSQL folds it into the
+# join and runs the lookup for every record, 5,000 instead of 1,352 in a batch of the benchmark's history).
 _BATCH_RECORDED = """
 WITH batch AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::uuid[],
                          $8::uuid[], $9::text[], $10::timestamptz[])
     WITH ORDINALITY AS b(event_id, type, stream, occurred_at, actor_kind, actor_id, correlation_id, causation_id,
                          payload, recorded_offline_at, n)
-), last AS (
+), last AS MATERIALIZED (
     SELECT s.stream, (SELECT max(stream_seq) FROM audit_log a WHERE a.stream = s.stream) AS seq
     FROM (SELECT DISTINCT stream FROM batch) s
 )
