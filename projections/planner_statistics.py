@@ -40,18 +40,28 @@ WHERE pg_relation_size(c.oid) / current_setting('block_size')::int >= greatest($
 class PlannerStatistics:
     """The statistics of one projection's tables, refreshed as they double."""
 
-    def __init__(self, pool: asyncpg.Pool, tables: Sequence[str], *, every_s: float = 1.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, tables: Sequence[str], *, every_s: float = 1.0, every_events: int = 1000
+    ) -> None:
         self.pool = pool
         self.tables = list(tables)
-        self.every_s = every_s  # how often the tables' sizes are looked at (a query on pg_class)
+        # How often the tables' sizes are looked at (a query on pg_class): after `every_events` applied events
+        # (a rebuild's large batches, which grow the tables fastest), or `every_s` (a command's small ones).
+        self.every_s = every_s
+        self.every_events = every_events
         self._looked_at = float("-inf")
+        self._applied_since = 0
 
-    async def refresh_grown(self) -> list[str]:
-        """Analyze the tables that doubled since their last analysis; returns their names. At most once per
-        `every_s`: a runner calls this after each batch that applied events."""
-        if not self.tables or time.monotonic() - self._looked_at < self.every_s:
+    async def refresh_grown(self, applied: int) -> list[str]:
+        """Analyze the tables that doubled since their last analysis; returns their names. A runner calls this
+        after each batch, with the events it applied."""
+        self._applied_since += applied
+        if not self.tables or not applied:
+            return []
+        if self._applied_since < self.every_events and time.monotonic() - self._looked_at < self.every_s:
             return []
         self._looked_at = time.monotonic()
+        self._applied_since = 0
         try:
             async with self.pool.acquire() as conn:
                 grown = [r["relname"] for r in await conn.fetch(_GROWN, self.tables, MIN_PAGES)]

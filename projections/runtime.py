@@ -241,8 +241,7 @@ class ProjectionRunner:
         self.stats.dead_lettered += counts["dead_lettered"]
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
-        if counts["applied"]:
-            await self.statistics.refresh_grown()
+        await self.statistics.refresh_grown(counts["applied"])
         if self._subscription is not None:
             await self._subscription.acknowledge(dict(self._expected))
 
