@@ -1,10 +1,15 @@
 """Keeping the planner's view of a projection's tables no older than half their size.
 
-PostgreSQL caches the plan of a prepared statement (asyncpg prepares every statement it runs) and plans it
-again only when a table it reads is analyzed or altered. A plan made while a table was small reads it
-sequentially, and keeps doing so as the table grows: in `bench/registry.py`, the lookups of a link by its
-registered model and artifact version read every row of `model_versions`, 2.3 times per mutation (4,100 rows
-per mutation after 4,000 links), although the table's unique index answers them.
+A table filled from empty (a rebuild, a new registry) has no statistics until autovacuum comes round, and
+the planner then takes any index on a statement's leading columns: a finished run was found through
+runs_newest_by_job_type, reading every run of its project (664 us per run instead of 82 in a 2,500-run batch).
+
+And PostgreSQL caches the plan of a prepared statement (asyncpg prepares every statement it runs), planning
+it again only when a table it reads is analyzed or altered. A plan made while a table was small reads it
+sequentially, and keeps doing so as the table grows: with eight clients linking and aliasing on a new
+registry, the lookups of a link by its registered model and artifact version read every row of
+`model_versions`, 2.3 times per mutation (4,100 rows per mutation after 4,000 links), although the table's
+unique index answers them (docs/benchmarks.md, "Plans made while a table was empty").
 
 So a runner analyzes a table of its projection once the table has twice the pages it had when it was last
 analyzed. That replaces the cached plans that read it; with the doubling, a plan never outlives a table
