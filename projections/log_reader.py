@@ -11,6 +11,11 @@ The reader reads each partition from the lowest position any of its projections 
 must read a partition again (a failed batch, positions moved under it) asks the reader to seek back; the
 others, already past those records, drop them before doing anything. Seeking forward for one projection
 would skip records another still needs, so the reader never does: that projection drops what it has.
+
+Following the log (`run`), a projection that is behind does not hold the others up: each has a lane, a short
+queue of batches it applies in order while the reader reads and decodes the next ones and the quicker
+projections apply them. A batch is filtered for a projection (what it applied already) when it takes the batch
+from its lane, so seeks and re-reads work as in `step`, which applies one batch to all and returns.
 """
 
 from __future__ import annotations
@@ -51,6 +56,11 @@ TOGETHER_UP_TO = 200
 # (services/rebuild.py).
 FOLLOWING_BATCH = 2000
 
+# How many batches a projection may fall behind the reader while following the log. The reader waits for the
+# slowest lane, so memory stays bounded (this many batches per projection); two let the process decode the
+# next batch and run the quicker projections while PostgreSQL writes the slowest one's.
+LANE_BATCHES = 2
+
 
 class SharedLogReader:
     def __init__(
@@ -79,24 +89,44 @@ class SharedLogReader:
         self._subscription: Subscription | None = None
         self._next: dict[int, int] = {}  # the offset each partition will be read from next
         self._seeks: dict[int, int] = {}  # asked for during a round, carried out after it
+        self._seekers: dict[int, set[ProjectionRunner]] = {}  # who asked for each partition's seek
+        self._reads = 0  # how many batches were read so far: a read's number
+        # Per projection and partition, the number of the last read made before its latest seek was carried out:
+        # what a lane still holds from those reads is not what the projection asked to read again.
+        self._stale: dict[ProjectionRunner, dict[int, int]] = {runner: {} for runner in self.runners}
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Follow the log until `stopping` is set."""
+        """Follow the log until `stopping` is set. A small batch read while every projection is idle (a
+        command's event) is applied as `step` does, in one transaction; the others go through the lanes."""
         await self.open()
+        lanes = [_Lane(runner) for runner in self.runners]
         last_retry = time.monotonic()
         try:
             while not stopping.is_set():
-                await self.step()
+                for lane in lanes:
+                    lane.raise_if_failed()
+                read = await self._read()
+                if read is not None and len(read.records) <= TOGETHER_UP_TO and not any(lane.behind for lane in lanes):
+                    await self._apply_to_all(read)
+                elif read is not None:
+                    for lane in lanes:
+                        await lane.put(read)
+                self._carry_out_seeks()
+                await self._acknowledge()
                 if time.monotonic() - last_retry >= self.retry_parked_every_s:
                     last_retry = time.monotonic()
-                    for runner in self.runners:
-                        await runner.retry_parked()
+                    for lane in lanes:
+                        await lane.put(_RETRY_PARKED)
+            for lane in lanes:  # what was read is applied before the reader lets go of its partitions
+                await lane.finish()
         finally:
+            for lane in lanes:
+                lane.cancel()
             await self.close()
 
     async def open(self) -> None:
         for runner in self.runners:
-            runner.share(_SeekThroughReader(self))
+            runner.share(_SeekThroughReader(self, runner))
         self._subscription = await self.log.subscribe(self.reader, self.start_positions, self.partitions)
 
     async def close(self) -> None:
@@ -114,10 +144,21 @@ class SharedLogReader:
     async def step(self, max_records: int | None = None) -> int:
         """Read one batch (waiting up to the poll timeout), apply it to every projection; returns how many
         records it had."""
+        read = await self._read(max_records)
+        if read is None:
+            return 0
+        await self._apply_to_all(read)
+        self._carry_out_seeks()
+        await self._acknowledge()
+        return len(read.records)
+
+    async def _read(self, max_records: int | None = None) -> _Read | None:
+        """The next batch, decoded once for every projection that handles its types (None: nothing came)."""
         assert self._subscription is not None, "open() first"
         records = await self._subscription.next_batch(self.poll_timeout_s, max_records or self.max_batch)
         if not records:
-            return 0
+            return None
+        self._reads += 1
         for record in records:
             self._next[record.position.partition] = record.position.offset + 1
         tags = [type_tag(record) for record in records]
@@ -126,30 +167,18 @@ class SharedLogReader:
         concerned = {runner: {tag for tag in types if runner.concerns(tag)} for runner in self.runners}
         wanted = set().union(*concerned.values())
         events = [self._decode(record) if tag in wanted else None for record, tag in zip(records, tags, strict=True)]
-        batches = [(runner, self._mine(runner, records, tags, events, concerned[runner])) for runner in self.runners]
+        return _Read(self._reads, records, tags, events, concerned, self._stale)
+
+    async def _apply_to_all(self, read: _Read) -> None:
+        batches = [(runner, read.mine(runner)) for runner in self.runners]
         await self._apply([(runner, mine) for runner, mine in batches if mine])
-        self._carry_out_seeks()
+
+    async def _acknowledge(self) -> None:
+        assert self._subscription is not None, "open() first"
         await self._subscription.acknowledge(self._applied_by_all())
-        return len(records)
 
     def _decode(self, record: LogRecord) -> Envelope | UndecodableEvent:
         return (self.written and self.written.recall(record.value)) or decode_record(record)
-
-    @staticmethod
-    def _mine(
-        runner: ProjectionRunner,
-        records: Sequence[LogRecord],
-        tags: Sequence[bytes | None],
-        events: Sequence[Envelope | UndecodableEvent | None],
-        concerned: set[bytes | None],
-    ) -> Decoded:
-        expected = runner.expected_positions
-        return [
-            (record, event if tag in concerned else None)
-            for record, tag, event in zip(records, tags, events, strict=True)
-            # Read again for another projection: this one applied it already.
-            if record.position.offset >= expected.get(record.position.partition, 0)
-        ]
 
     async def _apply(self, batches: list[tuple[ProjectionRunner, Decoded]]) -> None:
         """The projections a batch concerns apply it in one transaction, and those it has nothing for move
@@ -224,15 +253,23 @@ class SharedLogReader:
             runner.passed_over(offsets)
         return moved
 
-    def seek(self, partition: int, offset: int) -> None:
+    def seek(self, partition: int, offset: int, runner: ProjectionRunner) -> None:
         self._seeks[partition] = min(offset, self._seeks.get(partition, offset))
+        self._seekers.setdefault(partition, set()).add(runner)
+        # From now: the lane takes its next batch before the seek is carried out (after the read in flight, which
+        # is stale too: _carry_out_seeks marks it).
+        self._stale[runner][partition] = self._reads
 
     def _carry_out_seeks(self) -> None:
         for partition, offset in self._seeks.items():
             if offset < self._next.get(partition, offset + 1) and self._subscription is not None:
                 self._next[partition] = offset
                 self._subscription.seek(partition, offset)
+        for partition, runners in self._seekers.items():
+            for runner in runners:
+                self._stale[runner][partition] = self._reads
         self._seeks.clear()
+        self._seekers.clear()
 
     def _applied_by_all(self) -> dict[int, int]:
         lowest: dict[int, int] = {}
@@ -245,17 +282,125 @@ class SharedLogReader:
 class _SeekThroughReader:
     """What a projection sharing the reader sees as its subscription: its seeks go to the reader."""
 
-    def __init__(self, reader: SharedLogReader) -> None:
+    def __init__(self, reader: SharedLogReader, runner: ProjectionRunner) -> None:
         self._reader = reader
+        self._runner = runner
 
     async def next_batch(self, timeout_s: float, max_records: int) -> list[LogRecord]:
         raise RuntimeError("a projection sharing a log reader is fed by it")
 
     def seek(self, partition: int, offset: int) -> None:
-        self._reader.seek(partition, offset)
+        self._reader.seek(partition, offset, self._runner)
 
     async def acknowledge(self, next_offsets: dict[int, int]) -> None:
         pass  # the reader acknowledges what every projection applied
 
     async def close(self) -> None:
         pass
+
+
+class _Read:
+    """A batch as read and decoded once; each projection takes its part of it."""
+
+    def __init__(
+        self,
+        number: int,
+        records: Sequence[LogRecord],
+        tags: Sequence[bytes | None],
+        events: Sequence[Envelope | UndecodableEvent | None],
+        concerned: dict[ProjectionRunner, set[bytes | None]],
+        stale: dict[ProjectionRunner, dict[int, int]],
+    ) -> None:
+        self.number = number
+        self.records = records
+        self.tags = tags
+        self.events = events
+        self.concerned = concerned
+        self._stale = stale  # the reader's, as it stands when a projection takes its part
+
+    def mine(self, runner: ProjectionRunner) -> Decoded:
+        """The runner's part: its events decoded, the others None; what it applied already left out, and
+        what was read before it asked to read a partition again (the re-read brings those records in order:
+        applied now, they would pass for the next ones after a gap in the log)."""
+        expected = runner.expected_positions
+        stale = self._stale[runner]
+        concerned = self.concerned[runner]
+        return [
+            (record, event if tag in concerned else None)
+            for record, tag, event in zip(self.records, self.tags, self.events, strict=True)
+            # Read again for another projection: this one applied it already.
+            if record.position.offset >= expected.get(record.position.partition, 0)
+            and self.number > stale.get(record.position.partition, 0)
+        ]
+
+
+_RETRY_PARKED = object()  # put in a lane: the projection tries its parked streams between two batches
+_FINISHED = object()
+
+
+class _Lane:
+    """The batches one projection has yet to apply, in the order read, and the task applying them."""
+
+    def __init__(self, runner: ProjectionRunner) -> None:
+        self.runner = runner
+        self._queue: asyncio.Queue[_Read | object] = asyncio.Queue(LANE_BATCHES)
+        self._unfinished = 0
+        self._task = asyncio.create_task(self._apply_in_order(), name=f"projection lane {runner.name}")
+
+    @property
+    def behind(self) -> bool:
+        """True while the projection has a batch queued or being applied."""
+        return self._unfinished > 0
+
+    async def put(self, item: _Read | object) -> None:
+        """Queue an item, waiting while the lane is full; raises if the lane stopped meanwhile."""
+        self.raise_if_failed()
+        self._unfinished += 1
+        if not self._queue.full():
+            self._queue.put_nowait(item)
+            return
+        putting = asyncio.ensure_future(self._queue.put(item))
+        await asyncio.wait({putting, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not putting.done():  # the lane stopped with a full queue: nothing will take from it again
+            putting.cancel()
+            self.raise_if_failed()
+            raise RuntimeError(f"projection {self.runner.name} stopped")
+
+    def raise_if_failed(self) -> None:
+        """A lane stops only on a bug (a failed batch is re-read, not raised): the reader stops with it."""
+        if self._task.done() and not self._task.cancelled() and self._task.exception() is not None:
+            raise RuntimeError(f"projection {self.runner.name} stopped") from self._task.exception()
+
+    async def finish(self) -> None:
+        await self.put(_FINISHED)
+        await self._task
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    async def _apply_in_order(self) -> None:
+        waiting: list[_Read | object] = []
+        while True:
+            item = waiting.pop(0) if waiting else await self._queue.get()
+            taken = 1
+            try:
+                if item is _FINISHED:
+                    return
+                if item is _RETRY_PARKED:
+                    await self.runner.retry_parked()
+                    continue
+                assert isinstance(item, _Read)
+                mine = item.mine(self.runner)
+                # What queued up while the last batch was applied goes in one transaction, as a reader that
+                # waited for this projection would have read it in one batch.
+                while not waiting and not self._queue.empty():
+                    more = self._queue.get_nowait()
+                    if not isinstance(more, _Read):
+                        waiting.append(more)
+                        break
+                    mine += more.mine(self.runner)
+                    taken += 1
+                if mine:
+                    await self.runner.apply_or_reread(mine)
+            finally:
+                self._unfinished -= taken

@@ -313,3 +313,88 @@ async def _count(dsn: str, table: str) -> int:
         return await conn.fetchval(f"SELECT count(*) FROM {table}")
     finally:
         await conn.close()
+
+
+class HeldRunner(ProjectionRunner):
+    """A projection behind the others: it holds its `hold`-th batch until the test lets it go."""
+
+    def __init__(self, projection: Projection, log: EventLog, pool: asyncpg.Pool, *, hold: int) -> None:
+        super().__init__(projection, log, pool)
+        self.hold = hold
+        self.batches = 0
+        self.holding = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def apply_or_reread(self, decoded: list) -> None:
+        self.batches += 1
+        if self.batches == self.hold:
+            self.holding.set()
+            await self.released.wait()
+        await super().apply_or_reread(decoded)
+
+
+async def _following(reader: SharedLogReader) -> tuple[asyncio.Event, asyncio.Task]:
+    stopping = asyncio.Event()
+    return stopping, asyncio.create_task(reader.run(stopping))
+
+
+async def test_a_projection_behind_does_not_hold_the_others_back_while_the_log_is_followed(
+    database_url: str, own_pool: asyncpg.Pool
+) -> None:
+    log = InMemoryEventLog(partitions=1)
+    history = registry_history(1200)
+    await log.append(history)
+    registry = HeldRunner(RegistryProjection(), log, own_pool, hold=1)
+    reader = SharedLogReader([registry, ProjectionRunner(AuditProjection(), log, own_pool)], log, max_batch=300)
+    stopping, following = await _following(reader)
+    try:
+        await asyncio.wait_for(registry.holding.wait(), 30)
+        # The registry's lane holds what was read while it is busy; the audit applies those batches meanwhile.
+        await wait_until(lambda: _position_at_least(database_url, log, "audit", 900))
+        assert (await positions(database_url, "registry", log.topic)).get(0, 0) == 0
+        registry.released.set()
+        await wait_until(lambda: caught_up(database_url, log, ["registry", "audit"]))
+    finally:
+        registry.released.set()
+        stopping.set()
+        await following
+
+    assert await own_pool.fetchval("SELECT count(*) FROM audit_log") == len(history)
+    assert await dump(database_url, RegistryProjection.tables) == await dump(
+        await _rebuilt_alone(database_url, log, RegistryProjection), RegistryProjection.tables
+    )
+
+
+async def test_a_projection_reset_while_its_lane_holds_batches_reads_them_again_in_order_and_loses_none(
+    database_url: str, own_pool: asyncpg.Pool
+) -> None:
+    log = InMemoryEventLog(partitions=1)
+    history = registry_history(2400)
+    await log.append(history)
+    audit = HeldRunner(AuditProjection(), log, own_pool, hold=2)
+    reader = SharedLogReader([audit, ProjectionRunner(RegistryProjection(), log, own_pool)], log, max_batch=300)
+    stopping, following = await _following(reader)
+    try:
+        await asyncio.wait_for(audit.holding.wait(), 30)
+        # The reader hands each batch to the audit's lane first: once the registry is at 1,800, the audit's lane
+        # holds the sixth batch, past the ones it is holding (at most the third and fourth, its second apply).
+        await wait_until(lambda: _position_at_least(database_url, log, "registry", 1800))
+        async with own_pool.acquire() as conn, conn.transaction():  # `modelreg rebuild audit` starting meanwhile
+            await reset(conn, "audit", AuditProjection.tables)
+        # Its held batch finds the position moved and reads from 0 again; the batches its lane still holds were
+        # read before that and must not be applied as if the first ones had been.
+        audit.released.set()
+        await wait_until(lambda: caught_up(database_url, log, ["registry", "audit"]))
+    finally:
+        audit.released.set()
+        stopping.set()
+        await following
+
+    assert await own_pool.fetchval("SELECT count(*) FROM audit_log") == len(history)
+    assert await dump(database_url, AuditProjection.tables) == await dump(
+        await _rebuilt_alone(database_url, log, AuditProjection), AuditProjection.tables
+    )
+
+
+async def _position_at_least(dsn: str, log: EventLog, name: str, offset: int) -> bool:
+    return (await positions(dsn, name, log.topic)).get(0, 0) >= offset
