@@ -21,6 +21,8 @@ from modelreg.services.projector import tune_gc
 from modelreg.services.settings import Settings
 
 Progress = Callable[[int, int], None]
+# A replay reads full batches and applies each to every projection before reading the next: reading ahead
+# (log_reader.LANE_BATCHES) cost it CPU and gained nothing.
 REPLAY_BATCH = 20_000
 
 
@@ -45,7 +47,7 @@ async def rebuild(
         spawn = multiprocessing.get_context("spawn")
         workers = [spawn.Process(target=_replay_in_a_process, args=(settings, names, share)) for share in shares[1:]]
         stopping = asyncio.Event()
-        reader = parts.log_reader(names, max_batch=REPLAY_BATCH, partitions=shares[0])
+        reader = parts.log_reader(names, max_batch=REPLAY_BATCH, lane_batches=0, partitions=shares[0])
         task = asyncio.create_task(reader.run(stopping))
         try:
             for worker in workers:
@@ -105,7 +107,7 @@ async def _replay(settings: Settings, names: Sequence[str], partitions: Sequence
     async with process_parts(settings, pool_size=len(names) + 1, durable_commits=False) as parts:
         ends = {p: end for p, end in (await parts.event_log.end_positions()).items() if p in partitions}
         stopping = asyncio.Event()
-        reader = parts.log_reader(names, max_batch=REPLAY_BATCH, partitions=partitions)
+        reader = parts.log_reader(names, max_batch=REPLAY_BATCH, lane_batches=0, partitions=partitions)
         task = asyncio.create_task(reader.run(stopping))
         try:
             await _until_caught_up(parts.pool, parts.event_log.topic, names, ends, None, task)

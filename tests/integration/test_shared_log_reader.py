@@ -376,9 +376,9 @@ async def test_a_projection_reset_while_its_lane_holds_batches_reads_them_again_
     stopping, following = await _following(reader)
     try:
         await asyncio.wait_for(audit.holding.wait(), 30)
-        # The reader hands each batch to the audit's lane first: once the registry is at 1,800, the audit's lane
-        # holds the sixth batch, past the ones it is holding (at most the third and fourth, its second apply).
-        await wait_until(lambda: _position_at_least(database_url, log, "registry", 1800))
+        # The reader hands each batch to the audit's lane first (full batches, each applied alone): once the
+        # registry is at 1,200, the audit's lane holds the third and fourth, past the second it is holding.
+        await wait_until(lambda: _position_at_least(database_url, log, "registry", 1200))
         async with own_pool.acquire() as conn, conn.transaction():  # `modelreg rebuild audit` starting meanwhile
             await reset(conn, "audit", AuditProjection.tables)
         # Its held batch finds the position moved and reads from 0 again; the batches its lane still holds were
