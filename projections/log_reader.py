@@ -128,8 +128,9 @@ class SharedLogReader:
             for lane in lanes:  # what was read is applied before the reader lets go of its partitions
                 await lane.finish()
         finally:
-            for lane in lanes:
-                lane.cancel()
+            # A lane stopped mid-batch rolls its transaction back; it lets go of its connection before the log
+            # and the pool are closed under it.
+            await asyncio.gather(*(lane.stop() for lane in lanes))
             await self.close()
 
     async def open(self) -> None:
@@ -354,6 +355,7 @@ class _Lane:
         self.most = most  # records applied in one transaction, at most, when queued batches are put together
         self._queue: asyncio.Queue[_Read | object] = asyncio.Queue(batches)
         self._unfinished = 0
+        self._reported = False  # the task's failure was raised to the reader
         self._task = asyncio.create_task(self._apply_in_order(), name=f"projection lane {runner.name}")
 
     @property
@@ -378,14 +380,21 @@ class _Lane:
     def raise_if_failed(self) -> None:
         """A lane stops only on a bug (a failed batch is re-read, not raised): the reader stops with it."""
         if self._task.done() and not self._task.cancelled() and self._task.exception() is not None:
+            self._reported = True
             raise RuntimeError(f"projection {self.runner.name} stopped") from self._task.exception()
 
     async def finish(self) -> None:
         await self.put(_FINISHED)
-        await self._task
+        await asyncio.wait({self._task})
+        self.raise_if_failed()
 
-    def cancel(self) -> None:
+    async def stop(self) -> None:
+        """Cancel the lane's task and wait until it has stopped. What it raised reached the reader through
+        `raise_if_failed`; `wait` raises neither that nor the task's cancellation, only the caller's own."""
         self._task.cancel()
+        await asyncio.wait({self._task})
+        if not self._task.cancelled() and not self._reported and (error := self._task.exception()) is not None:
+            log.error("projection %s stopped", self.runner.name, exc_info=error)
 
     async def _apply_in_order(self) -> None:
         waiting: list[_Read | object] = []

@@ -325,11 +325,16 @@ class HeldRunner(ProjectionRunner):
         self.holding = asyncio.Event()
         self.released = asyncio.Event()
 
+        self.left = asyncio.Event()  # set when the held batch's apply has ended, however it ended
+
     async def apply_or_reread(self, decoded: list) -> None:
         self.batches += 1
         if self.batches == self.hold:
             self.holding.set()
-            await self.released.wait()
+            try:
+                await self.released.wait()
+            finally:
+                self.left.set()
         await super().apply_or_reread(decoded)
 
 
@@ -394,6 +399,27 @@ async def test_a_projection_reset_while_its_lane_holds_batches_reads_them_again_
     assert await dump(database_url, AuditProjection.tables) == await dump(
         await _rebuilt_alone(database_url, log, AuditProjection), AuditProjection.tables
     )
+
+
+async def test_a_reader_stopped_while_a_projection_is_behind_waits_for_its_lane_and_applies_nothing_half(
+    database_url: str, own_pool: asyncpg.Pool
+) -> None:
+    log = InMemoryEventLog(partitions=1)
+    await log.append(registry_history(1200))
+    registry = HeldRunner(RegistryProjection(), log, own_pool, hold=1)
+    reader = SharedLogReader([registry, ProjectionRunner(AuditProjection(), log, own_pool)], log, max_batch=300)
+    _, following = await _following(reader)
+    await asyncio.wait_for(registry.holding.wait(), 30)
+
+    following.cancel()  # the process is shutting down while the registry is in the middle of a batch
+    with pytest.raises(asyncio.CancelledError):
+        await following
+
+    # The lane's batch ended before the reader let go of the log: nothing of it runs on a closed log or pool.
+    assert registry.left.is_set()
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("projection lane") and not t.done()]
+    assert (await positions(database_url, "registry", log.topic)).get(0, 0) == 0
+    assert await own_pool.fetchval("SELECT count(*) FROM registered_models") == 0
 
 
 async def _position_at_least(dsn: str, log: EventLog, name: str, offset: int) -> bool:
