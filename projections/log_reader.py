@@ -95,17 +95,23 @@ class SharedLogReader:
         self._subscription: Subscription | None = None
         self._next: dict[int, int] = {}  # the offset each partition will be read from next
         self._seeks: dict[int, int] = {}  # asked for during a round, carried out after it
-        self._seekers: dict[int, set[ProjectionRunner]] = {}  # who asked for each partition's seek
-        self._reads = 0  # how many batches were read so far: a read's number
-        # Per projection and partition, the number of the last read made before its latest seek was carried out:
-        # what a lane still holds from those reads is not what the projection asked to read again.
-        self._stale: dict[ProjectionRunner, dict[int, int]] = {runner: {} for runner in self.runners}
+        # A lane takes its batches after the reader has moved on, so what it takes is checked against two marks
+        # per partition. The epoch counts the times the reader was sent back in a partition (a seek carried
+        # out, an assignment): a read made before the projection's own latest seek or assignment took effect
+        # is not what it asked to read, and applied now would pass for the records after a gap in the log.
+        # The taken mark is the offset a projection takes from next: a record read twice (another
+        # projection's re-read, queued batches put together) is taken once.
+        self._epoch: dict[int, int] = {}
+        self._from_epoch: dict[ProjectionRunner, dict[int, int]] = {runner: {} for runner in self.runners}
+        self._taken: dict[ProjectionRunner, dict[int, int]] = {runner: {} for runner in self.runners}
+        self._lanes: list[_Lane] = []  # while following the log (`run`)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Follow the log until `stopping` is set. A small batch read while every projection is idle (a
         command's event) is applied as `step` does, in one transaction; the others go through the lanes."""
         await self.open()
         lanes = [_Lane(runner, self.lane_batches, self.max_batch) for runner in self.runners if self.lane_batches]
+        self._lanes = lanes
         last_retry = time.monotonic()
         try:
             while not stopping.is_set():
@@ -125,12 +131,16 @@ class SharedLogReader:
                     last_retry = time.monotonic()
                     for lane in lanes:
                         await lane.put(_RETRY_PARKED)
+                    if not lanes:
+                        for runner in self.runners:
+                            await runner.retry_parked()
             for lane in lanes:  # what was read is applied before the reader lets go of its partitions
                 await lane.finish()
         finally:
             # A lane stopped mid-batch rolls its transaction back; it lets go of its connection before the log
             # and the pool are closed under it.
             await asyncio.gather(*(lane.stop() for lane in lanes))
+            self._lanes = []
             await self.close()
 
     async def open(self) -> None:
@@ -145,10 +155,27 @@ class SharedLogReader:
 
     async def start_positions(self, partitions: list[int]) -> dict[int, int]:
         """Each projection's stored positions; the log is read from the lowest of them."""
-        starts = [await runner.start_positions(partitions) for runner in self.runners]
-        lowest = {p: min(start[p] for start in starts) for p in partitions}
-        self._next.update(lowest)
-        return lowest
+        # The log calls this on every assignment, from within a read, while lanes may be applying what they took
+        # earlier. A batch taken before would be checked against the positions read now: after a reset (a
+        # rebuild), one starting past the stored position would pass for the next one after a gap in the log.
+        # So each lane finishes its batch first, and takes nothing read before.
+        lanes = list(self._lanes)
+        for lane in lanes:
+            await lane.applying.acquire()
+        try:
+            starts = [await runner.start_positions(partitions) for runner in self.runners]
+            lowest = {p: min(start[p] for start in starts) for p in partitions}
+            self._next.update(lowest)
+            for p in partitions:
+                self._epoch[p] = self._epoch.get(p, 0) + 1
+            for runner, start in zip(self.runners, starts, strict=True):
+                for p in partitions:
+                    self._from_epoch[runner][p] = self._epoch[p]
+                    self._taken[runner][p] = start[p]
+            return lowest
+        finally:
+            for lane in lanes:
+                lane.applying.release()
 
     async def step(self, max_records: int | None = None) -> int:
         """Read one batch (waiting up to the poll timeout), apply it to every projection; returns how many
@@ -167,7 +194,6 @@ class SharedLogReader:
         records = await self._subscription.next_batch(self.poll_timeout_s, max_records or self.max_batch)
         if not records:
             return None
-        self._reads += 1
         for record in records:
             self._next[record.position.partition] = record.position.offset + 1
         tags = [type_tag(record) for record in records]
@@ -176,7 +202,8 @@ class SharedLogReader:
         concerned = {runner: {tag for tag in types if runner.concerns(tag)} for runner in self.runners}
         wanted = set().union(*concerned.values())
         events = [self._decode(record) if tag in wanted else None for record, tag in zip(records, tags, strict=True)]
-        return _Read(self._reads, records, tags, events, concerned, self._stale)
+        epochs = {p: self._epoch.get(p, 0) for p in {record.position.partition for record in records}}
+        return _Read(records, tags, events, concerned, epochs, self._from_epoch, self._taken)
 
     async def _apply_to_all(self, read: _Read) -> None:
         batches = [(runner, read.mine(runner)) for runner in self.runners]
@@ -264,21 +291,19 @@ class SharedLogReader:
 
     def seek(self, partition: int, offset: int, runner: ProjectionRunner) -> None:
         self._seeks[partition] = min(offset, self._seeks.get(partition, offset))
-        self._seekers.setdefault(partition, set()).add(runner)
-        # From now: the lane takes its next batch before the seek is carried out (after the read in flight, which
-        # is stale too: _carry_out_seeks marks it).
-        self._stale[runner][partition] = self._reads
+        # The runner takes only reads made once the seek is carried out (the read in flight and those its lane
+        # holds were made before), from `offset` on. Carried out, the seek reads from `offset` or lower: the
+        # reader never seeks forward, and reads on from below when it is there already.
+        self._from_epoch[runner][partition] = self._epoch.get(partition, 0) + 1
+        self._taken[runner][partition] = offset
 
     def _carry_out_seeks(self) -> None:
         for partition, offset in self._seeks.items():
             if offset < self._next.get(partition, offset + 1) and self._subscription is not None:
                 self._next[partition] = offset
                 self._subscription.seek(partition, offset)
-        for partition, runners in self._seekers.items():
-            for runner in runners:
-                self._stale[runner][partition] = self._reads
+            self._epoch[partition] = self._epoch.get(partition, 0) + 1
         self._seeks.clear()
-        self._seekers.clear()
 
     def _applied_by_all(self) -> dict[int, int]:
         lowest: dict[int, int] = {}
@@ -313,34 +338,42 @@ class _Read:
 
     def __init__(
         self,
-        number: int,
         records: Sequence[LogRecord],
         tags: Sequence[bytes | None],
         events: Sequence[Envelope | UndecodableEvent | None],
         concerned: dict[ProjectionRunner, set[bytes | None]],
-        stale: dict[ProjectionRunner, dict[int, int]],
+        epochs: dict[int, int],
+        from_epoch: dict[ProjectionRunner, dict[int, int]],
+        taken: dict[ProjectionRunner, dict[int, int]],
     ) -> None:
-        self.number = number
         self.records = records
         self.tags = tags
         self.events = events
         self.concerned = concerned
-        self._stale = stale  # the reader's, as it stands when a projection takes its part
+        self.epochs = epochs  # each partition's epoch when the batch was read
+        # The reader's marks, as they stand when a projection takes its part (SharedLogReader.__init__).
+        self._from_epoch = from_epoch
+        self._taken = taken
 
     def mine(self, runner: ProjectionRunner) -> Decoded:
-        """The runner's part: its events decoded, the others None; what it applied already left out, and
-        what was read before it asked to read a partition again (the re-read brings those records in order:
-        applied now, they would pass for the next ones after a gap in the log)."""
+        """Take the runner's part: its events decoded, the others None. Left out: what it applied or took
+        already, and what was read before its latest seek took effect (the re-read brings those records in
+        order: applied now, they would pass for the next ones after a gap in the log)."""
         expected = runner.expected_positions
-        stale = self._stale[runner]
+        from_epoch = self._from_epoch[runner]
+        taken = self._taken[runner]
         concerned = self.concerned[runner]
-        return [
-            (record, event if tag in concerned else None)
-            for record, tag, event in zip(self.records, self.tags, self.events, strict=True)
-            # Read again for another projection: this one applied it already.
-            if record.position.offset >= expected.get(record.position.partition, 0)
-            and self.number > stale.get(record.position.partition, 0)
-        ]
+        mine: Decoded = []
+        for record, tag, event in zip(self.records, self.tags, self.events, strict=True):
+            partition, offset = record.position.partition, record.position.offset
+            if (
+                self.epochs[partition] >= from_epoch.get(partition, 0)
+                and offset >= expected.get(partition, 0)
+                and offset >= taken.get(partition, 0)
+            ):
+                mine.append((record, event if tag in concerned else None))
+                taken[partition] = offset + 1
+        return mine
 
 
 _RETRY_PARKED = object()  # put in a lane: the projection tries its parked streams between two batches
@@ -356,6 +389,9 @@ class _Lane:
         self._queue: asyncio.Queue[_Read | object] = asyncio.Queue(batches)
         self._unfinished = 0
         self._reported = False  # the task's failure was raised to the reader
+        # Held from taking a batch until it is applied: a batch taken before its partition was assigned again
+        # would be checked against the positions the assignment reads (SharedLogReader.start_positions).
+        self.applying = asyncio.Lock()
         self._task = asyncio.create_task(self._apply_in_order(), name=f"projection lane {runner.name}")
 
     @property
@@ -371,7 +407,11 @@ class _Lane:
             self._queue.put_nowait(item)
             return
         putting = asyncio.ensure_future(self._queue.put(item))
-        await asyncio.wait({putting, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({putting, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the reader is being stopped: leave no put pending
+            putting.cancel()
+            raise
         if not putting.done():  # the lane stopped with a full queue: nothing will take from it again
             putting.cancel()
             self.raise_if_failed()
@@ -408,17 +448,18 @@ class _Lane:
                     await self.runner.retry_parked()
                     continue
                 assert isinstance(item, _Read)
-                mine = item.mine(self.runner)
-                # What queued up while the last batch was applied goes in one transaction, up to a batch's size,
-                # as a reader that waited for this projection would have read it in one batch.
-                while not waiting and not self._queue.empty():
-                    more = self._queue.get_nowait()
-                    if not isinstance(more, _Read) or len(mine) + len(more.records) > self.most:
-                        waiting.append(more)
-                        break
-                    mine += more.mine(self.runner)
-                    taken += 1
-                if mine:
-                    await self.runner.apply_or_reread(mine)
+                async with self.applying:
+                    mine = item.mine(self.runner)
+                    # What queued up while the last batch was applied goes in one transaction, up to a batch's
+                    # size, as a reader that waited for this projection would have read it in one batch.
+                    while not waiting and not self._queue.empty():
+                        more = self._queue.get_nowait()
+                        if not isinstance(more, _Read) or len(mine) + len(more.records) > self.most:
+                            waiting.append(more)
+                            break
+                        mine += more.mine(self.runner)
+                        taken += 1
+                    if mine:
+                        await self.runner.apply_or_reread(mine)
             finally:
                 self._unfinished -= taken

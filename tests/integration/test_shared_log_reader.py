@@ -422,5 +422,120 @@ async def test_a_reader_stopped_while_a_projection_is_behind_waits_for_its_lane_
     assert await own_pool.fetchval("SELECT count(*) FROM registered_models") == 0
 
 
+class FailsOnceAt(ProjectionRunner):
+    """PostgreSQL gone for a moment: the first batch holding `offset` is not applied, and the projection
+    reads it again from its stored position."""
+
+    def __init__(self, projection: Projection, log: EventLog, pool: asyncpg.Pool, *, offset: int) -> None:
+        super().__init__(projection, log, pool)
+        self.offset = offset
+        self.failed = asyncio.Event()
+
+    async def apply_decoded(self, decoded: list) -> None:
+        if not self.failed.is_set() and any(record.position.offset == self.offset for record, _ in decoded):
+            self.failed.set()
+            raise ConnectionError("connection lost")
+        await super().apply_decoded(decoded)
+
+
+async def _each_applied_once_as_alone(dsn: str, pool: asyncpg.Pool, log: InMemoryEventLog) -> None:
+    assert await pool.fetchval("SELECT count(*) FROM parked_streams") == 0
+    assert await pool.fetchval("SELECT count(*) FROM audit_log") == len(log.events())
+    for cls in (AuditProjection, RegistryProjection):
+        assert await dump(dsn, cls.tables) == await dump(await _rebuilt_alone(dsn, log, cls), cls.tables)
+
+
+@pytest.mark.parametrize("behind", ["audit", "registry"])
+async def test_records_read_again_for_one_projection_are_applied_once_by_a_lane_that_was_behind(
+    database_url: str, own_pool: asyncpg.Pool, behind: str
+) -> None:
+    log = InMemoryEventLog(partitions=1)
+    history = registry_history(320)
+    await log.append(history[:300])
+    held_cls, failing_cls = (
+        (AuditProjection, RegistryProjection) if behind == "audit" else (RegistryProjection, AuditProjection)
+    )
+    held = HeldRunner(held_cls(), log, own_pool, hold=1)
+    failing = FailsOnceAt(failing_cls(), log, own_pool, offset=300)
+    stopping, following = await _following(SharedLogReader([held, failing], log, max_batch=300))
+    try:
+        await asyncio.wait_for(held.holding.wait(), 30)
+        # Records 300-319 reach the lane behind twice: as read, and as read again for the one that failed them.
+        await log.append(history[300:])
+        await wait_until(lambda: _position_at_least(database_url, log, failing.name, 320))
+        assert failing.failed.is_set()
+        held.released.set()  # its lane puts the two reads together in one batch
+        await wait_until(lambda: caught_up(database_url, log, ["registry", "audit"]))
+    finally:
+        held.released.set()
+        stopping.set()
+        await following
+
+    await _each_applied_once_as_alone(database_url, own_pool, log)
+
+
+async def test_a_projection_reading_a_partition_again_takes_nothing_read_before_its_seek_took_effect(
+    database_url: str, own_pool: asyncpg.Pool
+) -> None:
+    log = InMemoryEventLog(partitions=1)
+    history = registry_history(360)
+    await log.append(history[:300])
+    audit = FailsOnceAt(AuditProjection(), log, own_pool, offset=320)
+    registry = HeldRunner(RegistryProjection(), log, own_pool, hold=1)  # behind: its lane fills up
+    reader = SharedLogReader([audit, registry], log, max_batch=300)
+    stopping, following = await _following(reader)
+    try:
+        await asyncio.wait_for(registry.holding.wait(), 30)
+        await wait_until(lambda: _position_at_least(database_url, log, "audit", 300))
+        await log.append(history[300:320])
+        await wait_until(lambda: _position_at_least(database_url, log, "audit", 320))
+        await log.append(history[320:340])  # the audit fails these and asks to read from 320 again...
+        await asyncio.wait_for(audit.failed.wait(), 30)
+        # ...while the reader, held by the registry's full lane, has these in hand, read from where it was
+        await log.append(history[340:])
+        await asyncio.sleep(0.5)
+        registry.released.set()
+        await wait_until(lambda: caught_up(database_url, log, ["registry", "audit"]))
+    finally:
+        registry.released.set()
+        stopping.set()
+        await following
+
+    await _each_applied_once_as_alone(database_url, own_pool, log)
+
+
+async def test_a_partition_assigned_again_after_a_reset_is_read_from_the_start_by_a_lane_holding_older_reads(
+    database_url: str, own_pool: asyncpg.Pool
+) -> None:
+    log = InMemoryEventLog(partitions=1)
+    await log.append(registry_history(2400))
+    audit = HeldRunner(AuditProjection(), log, own_pool, hold=2)
+    reader = SharedLogReader([audit, ProjectionRunner(RegistryProjection(), log, own_pool)], log, max_batch=300)
+    stopping, following = await _following(reader)
+    try:
+        await asyncio.wait_for(audit.holding.wait(), 30)  # batch 2 taken; the lane holds 3 and 4
+        await wait_until(lambda: _position_at_least(database_url, log, "registry", 1200))
+        async with own_pool.acquire() as conn, conn.transaction():  # `modelreg rebuild audit`
+            await reset(conn, "audit", AuditProjection.tables)
+
+        async def assigned_again() -> None:  # what a Kafka rebalance that keeps the partition here does
+            assert reader._subscription is not None
+            starts = await reader.start_positions([0])
+            reader._subscription.seek(0, starts[0])
+
+        assigning = asyncio.create_task(assigned_again())
+        await asyncio.sleep(0.2)
+        assert not assigning.done()  # it waits for the batch the audit's lane is applying
+        audit.released.set()
+        await assigning
+        await wait_until(lambda: caught_up(database_url, log, ["registry", "audit"]))
+    finally:
+        audit.released.set()
+        stopping.set()
+        await following
+
+    await _each_applied_once_as_alone(database_url, own_pool, log)
+
+
 async def _position_at_least(dsn: str, log: EventLog, name: str, offset: int) -> bool:
     return (await positions(dsn, name, log.topic)).get(0, 0) >= offset
