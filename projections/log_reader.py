@@ -362,17 +362,24 @@ class _Read:
         expected = runner.expected_positions
         from_epoch = self._from_epoch[runner]
         taken = self._taken[runner]
+        # Per partition, the lowest offset to take (None: read before the runner's latest seek took effect).
+        floor = {
+            p: max(expected.get(p, 0), taken.get(p, 0)) if epoch >= from_epoch.get(p, 0) else None
+            for p, epoch in self.epochs.items()
+        }
         concerned = self.concerned[runner]
-        mine: Decoded = []
-        for record, tag, event in zip(self.records, self.tags, self.events, strict=True):
-            partition, offset = record.position.partition, record.position.offset
-            if (
-                self.epochs[partition] >= from_epoch.get(partition, 0)
-                and offset >= expected.get(partition, 0)
-                and offset >= taken.get(partition, 0)
-            ):
-                mine.append((record, event if tag in concerned else None))
-                taken[partition] = offset + 1
+        mine = [
+            (record, event if tag in concerned else None)
+            for record, tag, event in zip(self.records, self.tags, self.events, strict=True)
+            if (low := floor[record.position.partition]) is not None and record.position.offset >= low
+        ]
+        marked: set[int] = set()
+        for record, _ in reversed(mine):  # a partition's records come in order: its last one taken is the mark
+            if record.position.partition not in marked:
+                marked.add(record.position.partition)
+                taken[record.position.partition] = record.position.offset + 1
+                if len(marked) == len(floor):
+                    break
         return mine
 
 
