@@ -14,8 +14,11 @@ would skip records another still needs, so the reader never does: that projectio
 
 Following the log (`run`), a projection that is behind does not hold the others up: each has a lane, a short
 queue of batches it applies in order while the reader reads and decodes the next ones and the quicker
-projections apply them. A batch is filtered for a projection (what it applied already) when it takes the batch
-from its lane, so seeks and re-reads work as in `step`, which applies one batch to all and returns.
+projections apply them. A projection takes its part of a batch when its lane comes to it, so by then the reader
+may have read past a seek that projection asked for, or had its partitions assigned again: each read carries
+the partitions' epochs (one more per seek carried out and per assignment), and a projection takes only reads of
+the epoch its latest seek or assignment started, each offset once. An assignment waits for the batch each
+lane is applying, which was checked against the positions as they were when it was taken.
 """
 
 from __future__ import annotations
