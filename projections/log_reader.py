@@ -17,13 +17,14 @@ queue of batches it applies in order while the reader reads and decodes the next
 projections apply them. A projection takes its part of a batch when its lane comes to it, so by then the reader
 may have read past a seek that projection asked for, or had its partitions assigned again: each read carries
 the partitions' epochs (one more per seek carried out and per assignment), and a projection takes only reads of
-the epoch its latest seek or assignment started, each offset once. An assignment waits for the batch each
-lane is applying, which was checked against the positions as they were when it was taken.
+the epoch its latest seek or assignment started, each offset once. An assignment waits for the batch the
+reader or a lane is applying, which was checked against the positions as they were when it was taken.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -108,6 +109,9 @@ class SharedLogReader:
         self._from_epoch: dict[ProjectionRunner, dict[int, int]] = {runner: {} for runner in self.runners}
         self._taken: dict[ProjectionRunner, dict[int, int]] = {runner: {} for runner in self.runners}
         self._lanes: list[_Lane] = []  # while following the log (`run`)
+        # Held from taking a batch until it is applied, when the reader applies it itself (`_apply_to_all`):
+        # like a lane's, and for the same reason (start_positions).
+        self._applying = asyncio.Lock()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Follow the log until `stopping` is set. A small batch read while every projection is idle (a
@@ -158,14 +162,14 @@ class SharedLogReader:
 
     async def start_positions(self, partitions: list[int]) -> dict[int, int]:
         """Each projection's stored positions; the log is read from the lowest of them."""
-        # The log calls this on every assignment, from within a read, while lanes may be applying what they took
-        # earlier. A batch taken before would be checked against the positions read now: after a reset (a
-        # rebuild), one starting past the stored position would pass for the next one after a gap in the log.
-        # So each lane finishes its batch first, and takes nothing read before.
-        lanes = list(self._lanes)
-        for lane in lanes:
-            await lane.applying.acquire()
-        try:
+        # The log calls this on every assignment: from within a read, or on Kafka from the consumer's coordinator
+        # task while the reader or its lanes apply what they took earlier. A batch taken before would be checked
+        # against the positions read now: after a reset (a rebuild), one starting past the stored position would
+        # pass for the next one after a gap in the log. So whoever is applying finishes its batch first, and
+        # takes nothing read before. Called from within a read, the reader itself holds no batch.
+        async with contextlib.AsyncExitStack() as held:
+            for lock in [self._applying, *(lane.applying for lane in self._lanes)]:
+                await held.enter_async_context(lock)
             starts = [await runner.start_positions(partitions) for runner in self.runners]
             lowest = {p: min(start[p] for start in starts) for p in partitions}
             self._next.update(lowest)
@@ -176,9 +180,6 @@ class SharedLogReader:
                     self._from_epoch[runner][p] = self._epoch[p]
                     self._taken[runner][p] = start[p]
             return lowest
-        finally:
-            for lane in lanes:
-                lane.applying.release()
 
     async def step(self, max_records: int | None = None) -> int:
         """Read one batch (waiting up to the poll timeout), apply it to every projection; returns how many
@@ -209,8 +210,9 @@ class SharedLogReader:
         return _Read(records, tags, events, concerned, epochs, self._from_epoch, self._taken)
 
     async def _apply_to_all(self, read: _Read) -> None:
-        batches = [(runner, read.mine(runner)) for runner in self.runners]
-        await self._apply([(runner, mine) for runner, mine in batches if mine])
+        async with self._applying:
+            batches = [(runner, read.mine(runner)) for runner in self.runners]
+            await self._apply([(runner, mine) for runner, mine in batches if mine])
 
     async def _acknowledge(self) -> None:
         assert self._subscription is not None, "open() first"

@@ -539,3 +539,48 @@ async def test_a_partition_assigned_again_after_a_reset_is_read_from_the_start_b
 
 async def _position_at_least(dsn: str, log: EventLog, name: str, offset: int) -> bool:
     return (await positions(dsn, name, log.topic)).get(0, 0) >= offset
+
+
+@pytest.mark.parametrize("path", ["a command's batch while every lane is idle", "a reader without lanes"])
+async def test_a_partition_assigned_again_while_the_reader_applies_a_batch_itself_waits_for_it_and_loses_nothing(
+    database_url: str, own_pool: asyncpg.Pool, path: str
+) -> None:
+    log = InMemoryEventLog(partitions=1)
+    history = registry_history(900)
+    if path == "a reader without lanes":  # as a rebuild reads: batches larger than one transaction takes
+        size, runners_after = 300, [ProjectionRunner(RegistryProjection(), log, own_pool)]
+        lane_batches = 0
+    else:
+        size, runners_after, lane_batches = 50, [], 2
+    audit = HeldRunner(AuditProjection(), log, own_pool, hold=2)
+    reader = SharedLogReader([audit, *runners_after], log, max_batch=size, lane_batches=lane_batches)
+    await log.append(history[:size])
+    stopping, following = await _following(reader)
+    try:
+        await wait_until(lambda: _position_at_least(database_url, log, "audit", size))
+        await log.append(history[size : 2 * size])
+        await asyncio.wait_for(audit.holding.wait(), 30)  # the reader's own apply holds the second batch
+        async with own_pool.acquire() as conn, conn.transaction():  # `modelreg rebuild audit`
+            await reset(conn, "audit", AuditProjection.tables)
+
+        async def assigned_again() -> None:  # a Kafka rebalance: aiokafka calls this from a task of its own
+            assert reader._subscription is not None
+            starts = await reader.start_positions([0])
+            reader._subscription.seek(0, starts[0])
+
+        assigning = asyncio.create_task(assigned_again())
+        await asyncio.sleep(0.2)
+        assert not assigning.done()  # it waits for the batch the reader is applying
+        audit.released.set()
+        await assigning
+        await log.append(history[2 * size :])
+        await wait_until(lambda: caught_up(database_url, log, [runner.name for runner in reader.runners]))
+    finally:
+        audit.released.set()
+        stopping.set()
+        await following
+
+    assert await own_pool.fetchval("SELECT count(*) FROM audit_log") == len(history)
+    assert await dump(database_url, AuditProjection.tables) == await dump(
+        await _rebuilt_alone(database_url, log, AuditProjection), AuditProjection.tables
+    )
