@@ -515,19 +515,7 @@ async def test_a_partition_assigned_again_after_a_reset_is_read_from_the_start_b
     try:
         await asyncio.wait_for(audit.holding.wait(), 30)  # batch 2 taken; the lane holds 3 and 4
         await wait_until(lambda: _position_at_least(database_url, log, "registry", 1200))
-        async with own_pool.acquire() as conn, conn.transaction():  # `modelreg rebuild audit`
-            await reset(conn, "audit", AuditProjection.tables)
-
-        async def assigned_again() -> None:  # what a Kafka rebalance that keeps the partition here does
-            assert reader._subscription is not None
-            starts = await reader.start_positions([0])
-            reader._subscription.seek(0, starts[0])
-
-        assigning = asyncio.create_task(assigned_again())
-        await asyncio.sleep(0.2)
-        assert not assigning.done()  # it waits for the batch the audit's lane is applying
-        audit.released.set()
-        await assigning
+        await _audit_reset_then_assigned_again_waiting_for(audit, reader, own_pool)  # the lane's batch
         await wait_until(lambda: caught_up(database_url, log, ["registry", "audit"]))
     finally:
         audit.released.set()
@@ -535,6 +523,27 @@ async def test_a_partition_assigned_again_after_a_reset_is_read_from_the_start_b
         await following
 
     await _each_applied_once_as_alone(database_url, own_pool, log)
+
+
+async def _audit_reset_then_assigned_again_waiting_for(
+    audit: HeldRunner, reader: SharedLogReader, pool: asyncpg.Pool
+) -> None:
+    """`modelreg rebuild audit` resets it while its held batch is being applied; then a Kafka rebalance keeps the
+    partition here (aiokafka calls start_positions from a task of its own). The assignment must wait for the
+    held batch, which was taken against the positions before the reset."""
+    async with pool.acquire() as conn, conn.transaction():
+        await reset(conn, "audit", AuditProjection.tables)
+
+    async def assigned_again() -> None:
+        assert reader._subscription is not None
+        starts = await reader.start_positions([0])
+        reader._subscription.seek(0, starts[0])
+
+    assigning = asyncio.create_task(assigned_again())
+    await asyncio.sleep(0.2)
+    assert not assigning.done()
+    audit.released.set()
+    await assigning
 
 
 async def _position_at_least(dsn: str, log: EventLog, name: str, offset: int) -> bool:
@@ -560,19 +569,7 @@ async def test_a_partition_assigned_again_while_the_reader_applies_a_batch_itsel
         await wait_until(lambda: _position_at_least(database_url, log, "audit", size))
         await log.append(history[size : 2 * size])
         await asyncio.wait_for(audit.holding.wait(), 30)  # the reader's own apply holds the second batch
-        async with own_pool.acquire() as conn, conn.transaction():  # `modelreg rebuild audit`
-            await reset(conn, "audit", AuditProjection.tables)
-
-        async def assigned_again() -> None:  # a Kafka rebalance: aiokafka calls this from a task of its own
-            assert reader._subscription is not None
-            starts = await reader.start_positions([0])
-            reader._subscription.seek(0, starts[0])
-
-        assigning = asyncio.create_task(assigned_again())
-        await asyncio.sleep(0.2)
-        assert not assigning.done()  # it waits for the batch the reader is applying
-        audit.released.set()
-        await assigning
+        await _audit_reset_then_assigned_again_waiting_for(audit, reader, own_pool)  # the reader's own batch
         await log.append(history[2 * size :])
         await wait_until(lambda: caught_up(database_url, log, [runner.name for runner in reader.runners]))
     finally:
