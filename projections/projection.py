@@ -28,6 +28,20 @@ class Statement(NamedTuple):
     rows: str = ""
 
 
+class CopyInto(str):
+    """The SQL of a statement whose arguments are rows to add to `table`: the runtime writes each round's rows
+    of it with one binary COPY, for a batch's many new rows cheaper than an INSERT (the audit's: 10 against
+    17 µs a row). The rows must not conflict with stored ones: COPY has no ON CONFLICT."""
+
+    table: str
+    columns: tuple[str, ...]
+
+    def __new__(cls, table: str, columns: Sequence[str]) -> CopyInto:
+        sql = super().__new__(cls, f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)")
+        sql.table, sql.columns = table, tuple(columns)
+        return sql
+
+
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any, Any, Envelope], list[Statement]]
 

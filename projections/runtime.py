@@ -39,7 +39,7 @@ from modelreg.events.log import EventLog, LogRecord, Subscription
 from modelreg.events.operations import EventSkipped
 from modelreg.projections.planner_statistics import PlannerStatistics
 from modelreg.projections.positions import PROGRESS_CHANNEL, stored_positions
-from modelreg.projections.projection import Projection, Statement
+from modelreg.projections.projection import CopyInto, Projection, Statement
 
 log = logging.getLogger(__name__)
 
@@ -715,7 +715,9 @@ def execution_plan(statements: Sequence[tuple[str, Statement]]) -> list[tuple[st
 
 async def _execute(conn: asyncpg.Connection, statements: Sequence[tuple[str, Statement]]) -> None:
     for sql, rows in execution_plan(statements):
-        if len(rows) == 1:
+        if isinstance(sql, CopyInto):
+            await conn.copy_records_to_table(sql.table, records=rows, columns=sql.columns)
+        elif len(rows) == 1:
             await conn.execute(sql, *rows[0])
         else:
             await conn.executemany(sql, rows)
