@@ -64,37 +64,6 @@ def _envelope_of(cls: type[Event]) -> type[Envelope]:
 
 
 def decode(data: bytes) -> Envelope:
-    if not may_hold_unstorable(data):
-        try:
-            raw = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            if (envelope := _at_current_version(raw)) is not None:
-                return envelope
-    return _decode_any(data)
-
-
-def _at_current_version(raw: object) -> Envelope | None:
-    """The envelope of a record at its type's current version; None for any other record (an older version,
-    an unknown type, one that does not match its schema): the general path reads it or says what is wrong."""
-    if type(raw) is not dict:
-        return None
-    cls = EVENT_TYPES.get(raw.get("type"))  # type: ignore[arg-type]
-    version = raw.get("version")
-    if cls is None or type(version) is not int or version != cls.version:
-        return None
-    try:
-        envelope = _envelope_of(cls).model_validate(raw)
-    except ValidationError:
-        return None
-    # The same fields and values as an Envelope validated in two steps; made one, so it compares equal to one
-    # and pickles as one (the typed class only adds what its payload field is).
-    object.__setattr__(envelope, "__class__", Envelope)
-    return envelope
-
-
-def _decode_any(data: bytes) -> Envelope:
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -103,6 +72,32 @@ def _decode_any(data: bytes) -> Envelope:
         # Written before commands refused such text, or by a foreign producer: stored with U+FFFD in its
         # place, the same on every replay, rather than parking the stream on it.
         raw = replace_unstorable(raw)
+    elif (envelope := _at_current_version(raw)) is not None:
+        return envelope
+    return _in_two_steps(raw)
+
+
+def _at_current_version(raw: Any) -> Envelope | None:
+    """The envelope of a record at its type's current version; None for any other record (an older version,
+    an unknown type, one that does not match its schema): `_in_two_steps` reads it or says what is wrong."""
+    if type(raw) is not dict or type(type_tag := raw.get("type")) is not str:
+        return None
+    cls = EVENT_TYPES.get(type_tag)
+    version = raw.get("version")
+    if cls is None or type(version) is not int or version != cls.version:
+        return None
+    try:
+        envelope = _envelope_of(cls).model_validate(raw)
+    except ValidationError:
+        return None
+    # The same fields and values as an Envelope validated in two steps; made one, so it compares equal to one
+    # and pickles as one (the typed class only narrows its payload field).
+    object.__setattr__(envelope, "__class__", Envelope)
+    return envelope
+
+
+def _in_two_steps(raw: Any) -> Envelope:
+    """Any record: its payload upcast to the current version and validated, then its envelope."""
     if not isinstance(raw, dict):
         raise UndecodableEvent(f"an event is a JSON object, got {type(raw).__name__}")
     type_tag, version, payload = raw.get("type"), raw.get("version"), raw.get("payload")
