@@ -283,6 +283,9 @@ class ProjectionRunner:
                 continue  # a type this projection does not handle
             if isinstance(event, Envelope) and isinstance(event.payload, EventSkipped):
                 if event.payload.projection == self.name:
+                    # Releasing its stream writes the parked events now: the batch's earlier events go first.
+                    await self._write(conn, pending)
+                    pending = []
                     await self._skip(conn, event, parked)
             if isinstance(event, NewerSchemaVersion) and await self._skipped(conn, _event_id(record.value)):
                 counts["skipped_by_admin"] += 1
@@ -303,9 +306,7 @@ class ProjectionRunner:
             else:
                 parked.add(event.stream)
                 counts["parked"] += 1
-        if not isolate:
-            await self.projection.prepare(conn, pending)
-        await _execute(conn, self.projection.batch_statements(pending))
+        await self._write(conn, pending)
         for record, reason in dead:
             await self._dead_letter(conn, record, reason)
         counts["dead_lettered"] = len(dead)
@@ -313,6 +314,12 @@ class ProjectionRunner:
         if advance:
             await advance_positions(conn, [applied])
         return applied
+
+    async def _write(self, conn: asyncpg.Connection, events: list[Envelope]) -> None:
+        """Apply events that are the batch's to write together, in order, inside its transaction."""
+        if events:
+            await self.projection.prepare(conn, events)
+            await _execute(conn, self.projection.batch_statements(events))
 
     async def _pass_over(self, decoded: Decoded) -> bool:
         """A batch with nothing for this projection only moves its positions: one compare-and-set

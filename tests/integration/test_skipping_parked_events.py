@@ -10,12 +10,14 @@ from typing import ClassVar
 from uuid import UUID
 
 import asyncpg
+import orjson
 from support.delivery import in_order, interleaved, partitioned_by_stream, put
 from support.history import registry_history
 from support.tables import dump
 
+from modelreg.events.codec import encode
 from modelreg.events.envelope import Actor, Envelope
-from modelreg.events.log import LogRecord
+from modelreg.events.log import LogPosition, LogRecord
 from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.events.operations import EventSkipped, parked_stream_decisions
 from modelreg.events.registry import ModelCardChanged
@@ -165,3 +167,46 @@ async def test_a_skip_lets_an_event_that_now_applies_be_applied(pool: asyncpg.Po
     fixed = await build(pool, database_url, [RegistryProjection], in_order(partitioned(HISTORY, SKIPS)))
     plain = await build(pool, database_url, [RegistryProjection], in_order(partitioned(HISTORY, [])))
     assert {t: fixed[t] for t in RegistryProjection.tables} == {t: plain[t] for t in RegistryProjection.tables}
+
+
+async def test_a_skip_read_in_the_batch_that_parked_its_stream_keeps_the_streams_order(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    # One batch: two events of a stream, then one its projections cannot read yet (a newer schema) that parks
+    # it, one more, the admin's skips of the unreadable one, and a last. Releasing the stream writes what it
+    # parked at once, so the batch must first write the stream's two earlier events.
+    stream = max({e.stream for e in HISTORY}, key=lambda s: sum(e.stream == s for e in HISTORY))
+    first, second, unreadable, parked, last = [e for e in HISTORY if e.stream == stream][:5]
+    projections: list[type[Projection]] = [RegistryProjection, AuditProjection]
+    skips = [
+        Envelope.new(
+            EventSkipped(projection=cls.name, stream=stream, event_id=unreadable.id, reason=REASON),
+            stream=parked_stream_decisions(cls.name, stream),
+            actor=ADMIN,
+        )
+        for cls in projections
+    ]
+    newer = orjson.dumps(orjson.loads(encode(unreadable)) | {"version": 99})
+    log: list[list[LogRecord]] = [[], []]
+    put(log, 0, first)
+    put(log, 0, second)
+    log[0].append(LogRecord(LogPosition("events", 0, 2), stream.encode(), newer))
+    put(log, 0, parked)
+    for skip in skips:
+        put(log, 1, skip)
+    put(log, 0, last)
+    one_batch = [*log[0][:4], *log[1], log[0][4]]
+
+    tables = await build(pool, database_url, projections, [one_batch])
+
+    assert await pool.fetchval("SELECT count(*) FROM parked_streams") == 0
+    audited = await pool.fetch("SELECT event_id FROM audit_log WHERE stream = $1 ORDER BY stream_seq", stream)
+    assert [row["event_id"] for row in audited] == [e.id for e in (first, second, parked, last)]
+    # And the registry as if the unreadable event had never been appended.
+    never: list[list[LogRecord]] = [[], []]
+    for event in (first, second, parked, last):
+        put(never, 0, event)
+    for skip in skips:
+        put(never, 1, skip)
+    without = await build(pool, database_url, projections, in_order(never))
+    assert {t: tables[t] for t in RegistryProjection.tables} == {t: without[t] for t in RegistryProjection.tables}
