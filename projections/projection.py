@@ -1,8 +1,8 @@
 """What a projection is: a name, its tables, its migrations, and one method per event type it handles.
 
 A handler method turns one event into SQL statements; it does not execute them. The runtime executes
-them in the batch's transaction (coalescing runs of the same statement into one pipelined executemany),
-which keeps handlers pure, deterministic, and testable on plain lists of events.
+them in the batch's transaction (coalescing runs of the same statement into one pipelined executemany, or
+one COPY for a `CopyInto`), which keeps handlers pure, deterministic, and testable on plain lists of events.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ class Statement(NamedTuple):
 
 
 class CopyInto(str):
-    """The SQL of a statement whose arguments are rows to add to `table`: the runtime writes each round's rows
-    of it with one binary COPY, for a batch's many new rows cheaper than an INSERT (the audit's: 10 against
-    17 µs a row). The rows must not conflict with stored ones: COPY has no ON CONFLICT."""
+    """The key of a statement whose arguments are rows to add to `table`: the runtime writes each round's rows
+    of it with one binary COPY (asyncpg's `copy_records_to_table`, which writes the COPY command itself; the
+    text here only names it in plans and logs). For a batch's many new rows, cheaper than an INSERT (the
+    audit's: 10 against 17 µs a row). The rows must not conflict with stored ones: COPY has no ON CONFLICT."""
 
     table: str
     columns: tuple[str, ...]
@@ -40,6 +41,9 @@ class CopyInto(str):
         sql = super().__new__(cls, f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)")
         sql.table, sql.columns = table, tuple(columns)
         return sql
+
+    def __getnewargs__(self) -> tuple[str, tuple[str, ...]]:  # type: ignore[override]
+        return self.table, self.columns
 
 
 E = TypeVar("E", bound=Event)

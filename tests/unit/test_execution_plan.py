@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelreg.projections.projection import Statement
+from modelreg.projections.projection import CopyInto, Statement
 from modelreg.projections.runtime import execution_plan
 
 
@@ -46,3 +48,16 @@ def test_any_two_statements_that_must_stay_ordered_do(steps: list[tuple[str, str
             must_follow = stream_i == stream_j and (rows_i == rows_j or not rows_i or not rows_j)
             if must_follow:
                 assert position[i] < position[j], (i, j, steps)
+
+
+def test_rows_to_copy_in_are_planned_as_one_copy_per_round_whatever_their_streams() -> None:
+    copy_in = CopyInto("audit_log", ("event_id", "stream_seq"))
+    statements = [(f"s{i % 3}", Statement(copy_in, (i, i // 3))) for i in range(9)]
+
+    ((sql, rows),) = execution_plan(statements)
+
+    assert isinstance(sql, CopyInto) and (sql.table, sql.columns) == ("audit_log", ("event_id", "stream_seq"))
+    assert [args[0] for args in rows] == list(range(9))
+    # Pickled and copied like any other statement (a str subclass with arguments of its own is not, by default).
+    assert pickle.loads(pickle.dumps(statements)) == statements
+    assert isinstance(pickle.loads(pickle.dumps(copy_in)), CopyInto)
