@@ -101,13 +101,13 @@ class AuditProjection(Projection):
         Migration("audit_scope", 2, AUDIT_SCOPE_V2),
     )
 
-    def handled_types(self) -> set[str]:
-        return {"*"}
-
     def __init__(self) -> None:
         super().__init__()
         # Per stream of the batch about to be applied, its last stored stream_seq (-1: none yet); None: not read.
         self._last_seq: dict[str, int] | None = None
+
+    def handled_types(self) -> set[str]:
+        return {"*"}
 
     async def prepare(self, conn: Any, events: Sequence[Envelope] = ()) -> None:
         self._last_seq = None
@@ -122,33 +122,24 @@ class AuditProjection(Projection):
         statements = []
         for event in events:
             seq = last_seq[event.stream] = last_seq[event.stream] + 1
-            row = (
-                event.id,
-                event.type,
-                event.stream,
-                event.occurred_at,
-                event.actor.kind,
-                event.actor.id,
-                event.correlation_id,
-                event.causation_id,
-                event.payload.public_dump(),
-                event.recorded_offline_at,
-                seq,
-            )
-            statements.append((event.stream, Statement(_BATCH_COPIED, row)))
+            statements.append((event.stream, Statement(_BATCH_COPIED, (*_record(event), seq))))
         return statements
 
     def statements(self, event: Envelope) -> list[Statement]:
-        args = (
-            event.id,
-            event.type,
-            event.stream,
-            event.occurred_at,
-            event.actor.kind,
-            event.actor.id,
-            event.correlation_id,
-            event.causation_id,
-            event.payload.public_dump(),
-            event.recorded_offline_at,
-        )
-        return [Statement(_RECORDED, args)]
+        return [Statement(_RECORDED, _record(event))]
+
+
+def _record(event: Envelope) -> tuple[Any, ...]:
+    """An audit record's columns but its stream_seq, in the order of `_RECORDED`'s arguments and `_COLUMNS`."""
+    return (
+        event.id,
+        event.type,
+        event.stream,
+        event.occurred_at,
+        event.actor.kind,
+        event.actor.id,
+        event.correlation_id,
+        event.causation_id,
+        event.payload.public_dump(),
+        event.recorded_offline_at,
+    )
