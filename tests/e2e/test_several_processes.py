@@ -81,7 +81,8 @@ async def test_a_subscriber_on_one_api_hears_what_is_done_through_the_other(
         http.ws_connect(listening.url.replace("http", "ws", 1) + "/graphql", protocols=(PROTOCOL,)) as ws,
     ):
         socket = GraphQLSocket(ws)
-        assert (await socket.init({"Authorization": f"Bearer {installation.admin_key}"}))["type"] == "connection_ack"
+        answer = await socket.init({"Authorization": f"Bearer {installation.admin_key}"})
+        assert answer["type"] == "connection_ack", answer
         await socket.subscribe("acme", LOGGED_IN_ACME, {"types": ["artifacts.version_logged"]})
         transport = Transport(acting.url, installation.admin_key)
         logged: list[str] = []

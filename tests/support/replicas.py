@@ -73,6 +73,26 @@ class ModelregProcess:
             time.sleep(0.2)
         raise AssertionError(f"{self.name} was not ready in {timeout_s} s:\n{self.log_path.read_text()[-3000:]}")
 
+    def wait_until_key_works(self, key: str, timeout_s: float = 60) -> None:
+        """The first API appends the admin key before a projector runs (they start after it): the key works
+        once a projector has applied it, which a caller must not race (a websocket was once refused with it)."""
+        deadline = time.monotonic() + timeout_s
+        request = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=b'{"query": "{ __typename }"}',
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:  # 401 (HTTPError) until the identity projection has the key
+                pass
+            time.sleep(0.2)
+        log = self.log_path.read_text()[-3000:]
+        raise AssertionError(f"{self.name} did not accept the admin key in {timeout_s} s:\n{log}")
+
     def kill(self) -> None:
         """SIGKILL: no shutdown of any kind."""
         if self.process is not None and self.process.poll() is None:
@@ -134,6 +154,8 @@ class Installation:
         while not key_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         self.admin_key = key_file.read_text().strip()
+        for api in self.apis:
+            api.wait_until_key_works(self.admin_key)
         return self
 
     def stop(self) -> None:
