@@ -11,6 +11,7 @@ import asyncio
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -38,31 +39,70 @@ async def rebuild(
     targets = [projection(name) for name in names]  # an unknown name fails before anything is reset
     async with process_parts(settings, pool_size=len(names) + 2, durable_commits=False) as parts:
         ends = await parts.event_log.end_positions()
-        async with parts.pool.acquire() as conn, conn.transaction():
-            for target in targets:
-                await reset(conn, target.name, target.tables)
-        tune_gc()
-        started = time.perf_counter()
         shares = [share for share in (sorted(ends)[i::processes] for i in range(max(processes, 1))) if share]
         spawn = multiprocessing.get_context("spawn")
-        workers = [spawn.Process(target=_replay_in_a_process, args=(settings, names, share)) for share in shares[1:]]
+        go = spawn.Event()
+        helpers = [_Helper(spawn, settings, names, share, go) for share in shares[1:]]
         stopping = asyncio.Event()
-        reader = parts.log_reader(names, max_batch=REPLAY_BATCH, lane_batches=0, partitions=shares[0])
-        task = asyncio.create_task(reader.run(stopping))
+        task: asyncio.Task[None] | None = None
         try:
-            for worker in workers:
-                worker.start()
+            # The helpers start (an interpreter each, its imports and connections) before the tables are
+            # emptied: the read models stay empty only while events are applied.
+            for helper in helpers:
+                helper.process.start()
+            await _until_ready(helpers)
+            async with parts.pool.acquire() as conn, conn.transaction():
+                for target in targets:
+                    await reset(conn, target.name, target.tables)
+            tune_gc()
+            started = time.perf_counter()
+            go.set()
+            reader = parts.log_reader(names, max_batch=REPLAY_BATCH, lane_batches=0, partitions=shares[0])
+            task = asyncio.create_task(reader.run(stopping))
+            workers = [helper.process for helper in helpers]
             await _until_caught_up(parts.pool, parts.event_log.topic, names, ends, on_progress, task, workers)
             return time.perf_counter() - started
         finally:
             stopping.set()
             try:
-                await task
+                if task is not None:
+                    await task
             finally:
-                for worker in workers:
-                    worker.join(30)
-                    if worker.is_alive():
-                        worker.terminate()
+                for helper in helpers:
+                    if not go.is_set():  # failed before the reset: nothing of theirs to finish
+                        helper.process.terminate()
+                    helper.process.join(30)
+                    if helper.process.is_alive():
+                        helper.process.terminate()
+
+
+class _Helper:
+    """A process that replays a share of the partitions once told to (`go`), and says when it is ready."""
+
+    def __init__(
+        self,
+        spawn: Any,
+        settings: Settings,
+        names: Sequence[str],
+        partitions: Sequence[int],
+        go: Any,
+    ) -> None:
+        self.ready = spawn.Event()
+        self.process = spawn.Process(target=_replay_in_a_process, args=(settings, names, partitions, self.ready, go))
+
+
+async def _until_ready(helpers: Sequence[_Helper], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not all(helper.ready.is_set() for helper in helpers):
+        for helper in helpers:
+            if helper.process.exitcode is not None:
+                raise RuntimeError(
+                    f"a replay process failed as it started (exit {helper.process.exitcode}): nothing was reset; "
+                    "see its error above, or run with --processes 1"
+                )
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the replay processes were not ready in {timeout_s:.0f} s: nothing was reset")
+        await asyncio.sleep(0.02)
 
 
 async def _until_caught_up(
@@ -97,14 +137,22 @@ async def _until_caught_up(
         await asyncio.sleep(0.05)
 
 
-def _replay_in_a_process(settings: Settings, names: Sequence[str], partitions: Sequence[int]) -> None:
+def _replay_in_a_process(
+    settings: Settings, names: Sequence[str], partitions: Sequence[int], ready: Any, go: Any
+) -> None:
     tune_gc()
-    asyncio.run(_replay(settings, names, partitions))
+    asyncio.run(_replay(settings, names, partitions, ready, go))
 
 
-async def _replay(settings: Settings, names: Sequence[str], partitions: Sequence[int]) -> None:
-    """Apply the log to `partitions` until each reaches the end it had when this started."""
+async def _replay(settings: Settings, names: Sequence[str], partitions: Sequence[int], ready: Any, go: Any) -> None:
+    """Once `go` is set (the tables reset), apply the log to `partitions` until each reaches the end it had then."""
     async with process_parts(settings, pool_size=len(names) + 1, durable_commits=False) as parts:
+        ready.set()
+        parent = multiprocessing.parent_process()
+        while not go.is_set():
+            if parent is not None and not parent.is_alive():
+                return  # the rebuild ended before the reset
+            await asyncio.sleep(0.01)
         ends = {p: end for p, end in (await parts.event_log.end_positions()).items() if p in partitions}
         stopping = asyncio.Event()
         reader = parts.log_reader(names, max_batch=REPLAY_BATCH, lane_batches=0, partitions=partitions)
