@@ -2,7 +2,8 @@
 
 Several projections rebuilt together share one reader of the log (each record decoded once). The replay
 can be spread over several processes, each owning a share of the partitions: projections tolerate any
-order between partitions, and each partition's position is its own.
+order between partitions, and each partition's position is its own. Those processes start and connect
+before anything is reset, so that the read models are empty only while the log is applied.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import asyncio
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
 
 import asyncpg
 
@@ -42,7 +45,12 @@ async def rebuild(
         shares = [share for share in (sorted(ends)[i::processes] for i in range(max(processes, 1))) if share]
         spawn = multiprocessing.get_context("spawn")
         go = spawn.Event()
-        helpers = [_Helper(spawn, settings, names, share, go) for share in shares[1:]]
+        helpers = []
+        for share in shares[1:]:
+            ready = spawn.Event()
+            helpers.append(
+                _Helper(spawn.Process(target=_replay_in_a_process, args=(settings, names, share, ready, go)), ready)
+            )
         stopping = asyncio.Event()
         task: asyncio.Task[None] | None = None
         try:
@@ -76,19 +84,12 @@ async def rebuild(
                         helper.process.terminate()
 
 
+@dataclass
 class _Helper:
-    """A process that replays a share of the partitions once told to (`go`), and says when it is ready."""
+    """A process that replays a share of the partitions once told to; `ready` is set once it has connected."""
 
-    def __init__(
-        self,
-        spawn: Any,
-        settings: Settings,
-        names: Sequence[str],
-        partitions: Sequence[int],
-        go: Any,
-    ) -> None:
-        self.ready = spawn.Event()
-        self.process = spawn.Process(target=_replay_in_a_process, args=(settings, names, partitions, self.ready, go))
+    process: BaseProcess
+    ready: Event
 
 
 async def _until_ready(helpers: Sequence[_Helper], timeout_s: float = 120) -> None:
@@ -112,7 +113,7 @@ async def _until_caught_up(
     ends: dict[int, int],
     on_progress: Progress | None,
     runner: asyncio.Task[None] | None = None,
-    workers: Sequence[multiprocessing.process.BaseProcess] = (),
+    workers: Sequence[BaseProcess] = (),
 ) -> None:
     total = sum(ends.values()) * len(names)
     while True:
@@ -138,13 +139,13 @@ async def _until_caught_up(
 
 
 def _replay_in_a_process(
-    settings: Settings, names: Sequence[str], partitions: Sequence[int], ready: Any, go: Any
+    settings: Settings, names: Sequence[str], partitions: Sequence[int], ready: Event, go: Event
 ) -> None:
     tune_gc()
     asyncio.run(_replay(settings, names, partitions, ready, go))
 
 
-async def _replay(settings: Settings, names: Sequence[str], partitions: Sequence[int], ready: Any, go: Any) -> None:
+async def _replay(settings: Settings, names: Sequence[str], partitions: Sequence[int], ready: Event, go: Event) -> None:
     """Once `go` is set (the tables reset), apply the log to `partitions` until each reaches the end it had then."""
     async with process_parts(settings, pool_size=len(names) + 1, durable_commits=False) as parts:
         ready.set()
