@@ -5,7 +5,6 @@ Real processes (spawned as the rebuild spawns them)."""
 from __future__ import annotations
 
 import multiprocessing
-import sys
 
 import pytest
 
@@ -14,13 +13,17 @@ from modelreg.services.rebuild import _Helper, _until_ready
 SPAWN = multiprocessing.get_context("spawn")
 
 
+def _fails_as_it_starts(code: int) -> None:
+    raise SystemExit(code)
+
+
 def _connects_then_waits(ready: object, release: object) -> None:
     ready.set()  # type: ignore[attr-defined]
     release.wait(30)  # type: ignore[attr-defined]
 
 
 async def test_a_helper_that_dies_as_it_starts_stops_the_rebuild_before_anything_is_reset() -> None:
-    helper = _Helper(SPAWN.Process(target=sys.exit, args=(3,)), SPAWN.Event())
+    helper = _Helper(SPAWN.Process(target=_fails_as_it_starts, args=(3,)), SPAWN.Event())
     helper.process.start()
     with pytest.raises(RuntimeError, match=r"exit 3.*nothing was reset"):
         await _until_ready([helper])
