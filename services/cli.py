@@ -739,6 +739,7 @@ def projector(
 @click.option(
     "--processes",
     default=os.cpu_count() or 1,
+    type=click.IntRange(min=1),
     show_default=True,
     help="Replay in this many processes, each owning a share of the partitions.",
 )
@@ -756,7 +757,7 @@ def rebuild(kafka: str | None, database_url: str, topic: str, names: tuple[str, 
 
     try:
         seconds = _run(run_rebuild(settings, names, processes=processes, on_progress=progress))
-    except LookupError as exc:
+    except (LookupError, RuntimeError) as exc:  # an unknown name; a replay process that failed (says what next)
         raise click.ClickException(str(exc)) from None
     click.echo(f"\nrebuilt {shown} in {seconds:.2f}s")
 

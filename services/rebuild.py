@@ -13,8 +13,8 @@ import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event
 
 import asyncpg
 
@@ -38,38 +38,41 @@ async def rebuild(
     A projector running meanwhile notices the reset, seeks back and applies alongside: the position
     row locks keep every event applied once.
     """
+    if processes < 1:
+        raise ValueError(f"--processes must be at least 1, got {processes}")
     names = [names] if isinstance(names, str) else list(names)
     targets = [projection(name) for name in names]  # an unknown name fails before anything is reset
     async with process_parts(settings, pool_size=len(names) + 2, durable_commits=False) as parts:
         ends = await parts.event_log.end_positions()
-        shares = [share for share in (sorted(ends)[i::processes] for i in range(max(processes, 1))) if share]
-        spawn = multiprocessing.get_context("spawn")
-        go = spawn.Event()
-        helpers = []
-        for share in shares[1:]:
-            ready = spawn.Event()
-            helpers.append(
-                _Helper(spawn.Process(target=_replay_in_a_process, args=(settings, names, share, ready, go)), ready)
-            )
+        shares = [share for share in (sorted(ends)[i::processes] for i in range(processes)) if share]
+        helpers = [_Helper.spawned(settings, names, share) for share in shares[1:]]
         stopping = asyncio.Event()
         task: asyncio.Task[None] | None = None
         try:
             # The helpers start (an interpreter each, its imports and connections) before the tables are
             # emptied: the read models stay empty only while events are applied.
             for helper in helpers:
-                helper.process.start()
+                helper.start()
             await _until_ready(helpers)
             async with parts.pool.acquire() as conn, conn.transaction():
                 for target in targets:
                     await reset(conn, target.name, target.tables)
             tune_gc()
             started = time.perf_counter()
-            go.set()
+            for helper in helpers:
+                helper.line.send(GO)
             reader = parts.log_reader(names, max_batch=REPLAY_BATCH, lane_batches=0, partitions=shares[0])
             task = asyncio.create_task(reader.run(stopping))
             workers = [helper.process for helper in helpers]
             await _until_caught_up(parts.pool, parts.event_log.topic, names, ends, on_progress, task, workers)
             return time.perf_counter() - started
+        except BaseException:
+            # A rebuild that failed is run again: what its helpers would still apply is not worth waiting for
+            # (and before the reset they have nothing to apply).
+            for helper in helpers:
+                if helper.process.pid is not None:
+                    helper.process.terminate()
+            raise
         finally:
             stopping.set()
             try:
@@ -77,32 +80,65 @@ async def rebuild(
                     await task
             finally:
                 for helper in helpers:
-                    if not go.is_set():  # failed before the reset: nothing of theirs to finish
-                        helper.process.terminate()
-                    helper.process.join(30)
-                    if helper.process.is_alive():
-                        helper.process.terminate()
+                    if helper.process.pid is not None:
+                        helper.process.join(30)
+                        if helper.process.is_alive():
+                            helper.process.terminate()
+
+
+# What a helper and the rebuild say to each other on the helper's pipe. A pipe, not shared events: a process
+# killed while it held an event's lock would leave the other side waiting forever, and the pipe's end of file
+# tells a helper that the rebuild is gone.
+READY, GO = "ready", "go"
 
 
 @dataclass
 class _Helper:
-    """A process that replays a share of the partitions once told to; `ready` is set once it has connected."""
+    """A process that replays a share of the partitions once told to go."""
 
     process: BaseProcess
-    ready: Event
+    line: Connection  # our end of its pipe
+    their_line: Connection  # its end, handed to it as it starts
+    ready: bool = False
+
+    @classmethod
+    def spawned(cls, settings: Settings, names: Sequence[str], partitions: Sequence[int]) -> _Helper:
+        spawn = multiprocessing.get_context("spawn")
+        ours, theirs = spawn.Pipe()
+        process = spawn.Process(target=_replay_in_a_process, args=(settings, names, partitions, theirs))
+        return cls(process, ours, theirs)
+
+    def start(self) -> None:
+        self.process.start()
+        # Its end is its own now: once it exits, ours reads the end of file.
+        self.their_line.close()
+
+    def heard_ready(self) -> bool:
+        """Whether it has said it is ready (once connected)."""
+        if not self.ready and self.line.poll():
+            try:
+                self.ready = self.line.recv() == READY
+            except EOFError:
+                pass  # it exited: its exit code says so
+        return self.ready
 
 
 async def _until_ready(helpers: Sequence[_Helper], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
-    while not all(helper.ready.is_set() for helper in helpers):
+    while not all([helper.heard_ready() for helper in helpers]):
         for helper in helpers:
             if helper.process.exitcode is not None:
                 raise RuntimeError(
                     f"a replay process failed as it started (exit {helper.process.exitcode}): nothing was reset; "
-                    "see its error above, or run with --processes 1"
+                    "see its error above, or run the rebuild with --processes 1"
                 )
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the replay processes were not ready in {timeout_s:.0f} s: nothing was reset")
+            waiting = sum(not helper.ready for helper in helpers)
+            raise RuntimeError(
+                f"{waiting} of {len(helpers)} replay processes were not connected to Kafka and PostgreSQL after "
+                f"{timeout_s:.0f} s: nothing was reset; check that this host reaches both, or run the rebuild "
+                "with --processes 1"
+            )
         await asyncio.sleep(0.02)
 
 
@@ -138,22 +174,22 @@ async def _until_caught_up(
         await asyncio.sleep(0.05)
 
 
-def _replay_in_a_process(
-    settings: Settings, names: Sequence[str], partitions: Sequence[int], ready: Event, go: Event
-) -> None:
+def _replay_in_a_process(settings: Settings, names: Sequence[str], partitions: Sequence[int], line: Connection) -> None:
     tune_gc()
-    asyncio.run(_replay(settings, names, partitions, ready, go))
+    asyncio.run(_replay(settings, names, partitions, line))
 
 
-async def _replay(settings: Settings, names: Sequence[str], partitions: Sequence[int], ready: Event, go: Event) -> None:
-    """Once `go` is set (the tables reset), apply the log to `partitions` until each reaches the end it had then."""
+async def _replay(settings: Settings, names: Sequence[str], partitions: Sequence[int], line: Connection) -> None:
+    """Once told to go (the tables reset), apply the log to `partitions` until each reaches the end it had then."""
     async with process_parts(settings, pool_size=len(names) + 1, durable_commits=False) as parts:
-        ready.set()
-        parent = multiprocessing.parent_process()
-        while not go.is_set():
-            if parent is not None and not parent.is_alive():
-                return  # the rebuild ended before the reset
+        line.send(READY)
+        while not line.poll():
             await asyncio.sleep(0.01)
+        try:
+            if line.recv() != GO:
+                return
+        except EOFError:
+            return  # the rebuild ended before the reset
         ends = {p: end for p, end in (await parts.event_log.end_positions()).items() if p in partitions}
         stopping = asyncio.Event()
         reader = parts.log_reader(names, max_batch=REPLAY_BATCH, lane_batches=0, partitions=partitions)
