@@ -59,39 +59,33 @@ class ModelregProcess:
         return self
 
     def wait_ready(self, timeout_s: float = 120) -> None:
+        self._until_answered(urllib.request.Request(f"{self.url}/readyz"), timeout_s, "was not ready")
+
+    def wait_until_key_works(self, key: str, timeout_s: float = 60) -> None:
+        """The first API appends the admin key before a projector runs (they start after it): the key works
+        once a projector has applied it, which a caller must not race (a websocket was once refused with it)."""
+        request = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=b'{"query": "{ __typename }"}',
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        self._until_answered(request, timeout_s, "did not accept the admin key")
+
+    def _until_answered(self, request: urllib.request.Request, timeout_s: float, failure: str) -> None:
+        """Until `request` answers 200 (any error, a 401 or 503 as well, is tried again), while the process runs."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(f"{self.name} exited:\n{self.log_path.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+                with urllib.request.urlopen(request, timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:
                 pass
             time.sleep(0.2)
-        raise AssertionError(f"{self.name} was not ready in {timeout_s} s:\n{self.log_path.read_text()[-3000:]}")
-
-    def wait_until_key_works(self, key: str, timeout_s: float = 60) -> None:
-        """The first API appends the admin key before a projector runs (they start after it): the key works
-        once a projector has applied it, which a caller must not race (a websocket was once refused with it)."""
-        deadline = time.monotonic() + timeout_s
-        request = urllib.request.Request(
-            f"{self.url}/graphql",
-            data=b'{"query": "{ __typename }"}',
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-        )
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(request, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:  # 401 (HTTPError) until the identity projection has the key
-                pass
-            time.sleep(0.2)
-        log = self.log_path.read_text()[-3000:]
-        raise AssertionError(f"{self.name} did not accept the admin key in {timeout_s} s:\n{log}")
+        raise AssertionError(f"{self.name} {failure} in {timeout_s} s:\n{self.log_path.read_text()[-3000:]}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown of any kind."""
