@@ -19,35 +19,74 @@ in ./modelreg-offline/, and `modelreg sync` uploads it later.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
+import importlib
+import sys
+from types import ModuleType, SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
-from modelreg.api import Api
-from modelreg.artifact import Artifact, ArtifactEntry, ArtifactFile, LoggedArtifact
+from modelreg.before_init import BEFORE_INIT
 from modelreg.errors import CommError, Error, InvalidInput, ModelregError, Unavailable
 from modelreg.ignored import IgnoredByModelreg, Settings, ignored_callable
-from modelreg.offline_run import OfflineRun
-from modelreg.public_run import PublicRun
-from modelreg.run import AlertLevel, Run, generate_id
-from modelreg.session import (
-    BEFORE_INIT,
-    OfflineFallback,
-    alert,
-    define_metric,
-    finish,
-    init,
-    link_artifact,
-    link_model,
-    log,
-    log_artifact,
-    log_model,
-    login,
-    restore,
-    save,
-    use_artifact,
-    use_model,
-)
 from modelreg.terminal import termerror, termlog, termwarn
+
+if TYPE_CHECKING:
+    from modelreg.api import Api
+    from modelreg.artifact import Artifact, ArtifactEntry, ArtifactFile, LoggedArtifact
+    from modelreg.offline_run import OfflineRun
+    from modelreg.public_run import PublicRun
+    from modelreg.run import AlertLevel, Run
+    from modelreg.run import generate_id as generate_id
+    from modelreg.session import (
+        OfflineFallback,
+        alert,
+        define_metric,
+        finish,
+        init,
+        link_artifact,
+        link_model,
+        log,
+        log_artifact,
+        log_model,
+        login,
+        restore,
+        save,
+        use_artifact,
+        use_model,
+    )
+
+    run: Run | None
+    util: SimpleNamespace
+
+# The training API is imported on first use, not with the package: the server's processes and the CLI import
+# this package on their way to their own modules, and the HTTP client, tqdm and the run machinery were 0.1 s of
+# CPU at the start of each (half of `modelreg --help`).
+_LAZY = {
+    "Api": "modelreg.api",
+    **dict.fromkeys(("Artifact", "ArtifactEntry", "ArtifactFile", "LoggedArtifact"), "modelreg.artifact"),
+    "OfflineRun": "modelreg.offline_run",
+    "PublicRun": "modelreg.public_run",
+    **dict.fromkeys(("AlertLevel", "Run", "generate_id"), "modelreg.run"),
+    **dict.fromkeys(
+        (
+            "OfflineFallback",
+            "alert",
+            "define_metric",
+            "finish",
+            "init",
+            "link_artifact",
+            "link_model",
+            "log",
+            "log_artifact",
+            "log_model",
+            "login",
+            "restore",
+            "save",
+            "use_artifact",
+            "use_model",
+        ),
+        "modelreg.session",
+    ),
+}
 
 __version__ = "0.1.0"
 __all__ = [
@@ -90,9 +129,7 @@ __all__ = [
     "use_model",
 ]
 
-# The current run and its config and summary (modelreg.session keeps them up to date). `run` here is the
-# current run, not the modelreg.run module (import that by name: `from modelreg.run import Run`).
-run: Run | None = None
+# The current run's config and summary (modelreg.session keeps them up to date, and the current run, below).
 config: Any = BEFORE_INIT
 summary: Any = BEFORE_INIT
 
@@ -120,10 +157,6 @@ _IGNORED = (
 )
 
 
-# The one helper of W&B's `wandb.util` that scripts call (to make a run id they keep, for resume).
-util = SimpleNamespace(generate_id=generate_id)
-
-
 def agent(sweep_id: Any = None, function: Any = None, count: Any = None, **options: Any) -> None:
     """W&B's sweep agent runs `function` once per set of parameters its controller picks: modelreg has none."""
     raise InvalidInput(
@@ -133,6 +166,39 @@ def agent(sweep_id: Any = None, function: Any = None, count: Any = None, **optio
 
 
 def __getattr__(name: str) -> Any:
-    if name in _IGNORED:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name == "util":
+        # The one helper of W&B's `wandb.util` that scripts call (to make a run id they keep, for resume).
+        value = SimpleNamespace(generate_id=__getattr__("generate_id"))
+    elif name in _IGNORED:
         return ignored_callable(name)
-    raise AttributeError(f"module 'modelreg' has no attribute {name!r}")
+    else:
+        raise AttributeError(f"module 'modelreg' has no attribute {name!r}")
+    globals()[name] = value  # the next look-up finds it without coming here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, "util"})
+
+
+_current_run: Any = None
+
+
+class _Package(ModuleType):
+    """`modelreg.run` is the current run (modelreg.session sets it), not the module modelreg.run: a property,
+    because importing that module, which now happens on first use, sets the package's attribute of its name."""
+
+    @property
+    def run(self) -> Any:
+        return _current_run
+
+    @run.setter
+    def run(self, value: Any) -> None:
+        global _current_run
+        if not isinstance(value, ModuleType):  # the import system registering the submodule modelreg.run
+            _current_run = value
+
+
+sys.modules[__name__].__class__ = _Package

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import IO, Any
 
+from modelreg.before_init import BEFORE_INIT
 from modelreg.disabled_run import DisabledRun
 from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
 from modelreg.ignored import ignore, ignore_unknown
@@ -130,27 +131,6 @@ def _watch_the_exit() -> None:
     # its run logged, then this finishes the runs.
     atexit.register(_finish_at_exit)
     _watch_the_exit.done = True  # type: ignore[attr-defined]
-
-
-class _BeforeInit:
-    """`modelreg.config` / `modelreg.summary` before `init`: any use says to call init first."""
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise InvalidInput("call modelreg.init() before using modelreg.config or modelreg.summary")
-
-    __getattr__ = __getitem__ = __setitem__ = __iter__ = __len__ = __contains__ = _refuse
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self._refuse()
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return "<before modelreg.init()>"
-
-
-BEFORE_INIT = _BeforeInit()
 
 
 def _env(*names: str) -> str | None:
