@@ -167,16 +167,26 @@ def agent(sweep_id: Any = None, function: Any = None, count: Any = None, **optio
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif name == "util":
+        module = importlib.import_module(_LAZY[name])
+        # Every name of that module at once: a script's `__del__` or atexit hook that calls `finish` after `init`
+        # must not be the first to import anything, when the interpreter may already be tearing imports down.
+        globals().update({other: getattr(module, other) for other, home in _LAZY.items() if home == module.__name__})
+        return globals()[name]
+    if name == "util":
         # The one helper of W&B's `wandb.util` that scripts call (to make a run id they keep, for resume).
-        value = SimpleNamespace(generate_id=__getattr__("generate_id"))
-    elif name in _IGNORED:
+        globals()["util"] = SimpleNamespace(generate_id=__getattr__("generate_id"))
+        return globals()["util"]
+    if name in _IGNORED:
         return ignored_callable(name)
-    else:
-        raise AttributeError(f"module 'modelreg' has no attribute {name!r}")
-    globals()[name] = value  # the next look-up finds it without coming here
-    return value
+    if not name.startswith("__"):
+        # A submodule (`modelreg.session`, `modelreg.transport`): reachable as an attribute, as when the package
+        # imported them all.
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module 'modelreg' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
@@ -199,6 +209,18 @@ class _Package(ModuleType):
         global _current_run
         if not isinstance(value, ModuleType):  # the import system registering the submodule modelreg.run
             _current_run = value
+
+    @run.deleter
+    def run(self) -> None:
+        """What `mock.patch("modelreg.run", ...)` does on exit: back to the session's current run."""
+        global _current_run
+        session = sys.modules.get(f"{__name__}.session")
+        _current_run = session.current_run() if session is not None else None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by name, as cloudpickle pickles a plain module (joblib, Ray and dask send a script's functions
+        with the modules they use), whose reducers go by the exact type and so miss this one."""
+        return importlib.import_module, (self.__name__,)
 
 
 sys.modules[__name__].__class__ = _Package

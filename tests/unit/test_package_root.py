@@ -55,3 +55,34 @@ def test_star_import_and_dir_list_the_whole_api() -> None:
 
 def test_an_unknown_name_is_still_an_attribute_error() -> None:
     assert probe("import modelreg; print(hasattr(modelreg, 'no_such_thing'))") == "False"
+
+
+def test_a_submodule_is_an_attribute_as_when_the_package_imported_them_all() -> None:
+    assert probe("import modelreg; print(modelreg.session.current_run(), modelreg.transport.__name__)") == (
+        "None modelreg.transport"
+    )
+
+
+def test_touching_one_session_name_brings_its_siblings_for_a_hook_at_exit() -> None:
+    # A `__del__` or atexit hook calling `finish` after `init` must not be the first to import anything.
+    assert probe("import modelreg; modelreg.init; print(all(n in vars(modelreg) for n in ('finish', 'log')))") == "True"
+
+
+def test_patching_the_current_run_in_a_test_restores_it() -> None:
+    code = (
+        "import modelreg; from unittest import mock\n"
+        "with mock.patch.object(modelreg, 'run', 'fake'): inside = modelreg.run\n"
+        "print(inside, modelreg.run)"
+    )
+    assert probe(code) == "fake None"
+
+
+def test_the_package_pickles_by_name_for_process_pools() -> None:
+    code = (
+        "import pickle, modelreg\n"
+        "print(pickle.loads(pickle.dumps(modelreg)) is modelreg)\n"
+        "try:\n    import cloudpickle\nexcept ImportError:\n    print(True)\nelse:\n"
+        "    def train():\n        return modelreg.run\n"
+        "    print(cloudpickle.loads(cloudpickle.dumps(train))() is None)"
+    )
+    assert probe(code) == "True\nTrue"
