@@ -60,33 +60,18 @@ if TYPE_CHECKING:
 # The training API is imported on first use, not with the package: the server's processes and the CLI import
 # this package on their way to their own modules, and the HTTP client, tqdm and the run machinery were 0.1 s of
 # CPU at the start of each (half of `modelreg --help`).
-_LAZY = {
-    "Api": "modelreg.api",
-    **dict.fromkeys(("Artifact", "ArtifactEntry", "ArtifactFile", "LoggedArtifact"), "modelreg.artifact"),
-    "OfflineRun": "modelreg.offline_run",
-    "PublicRun": "modelreg.public_run",
-    **dict.fromkeys(("AlertLevel", "Run", "generate_id"), "modelreg.run"),
-    **dict.fromkeys(
-        (
-            "OfflineFallback",
-            "alert",
-            "define_metric",
-            "finish",
-            "init",
-            "link_artifact",
-            "link_model",
-            "log",
-            "log_artifact",
-            "log_model",
-            "login",
-            "restore",
-            "save",
-            "use_artifact",
-            "use_model",
-        ),
-        "modelreg.session",
+_LAZY_BY_MODULE = {
+    "modelreg.api": ("Api",),
+    "modelreg.artifact": ("Artifact", "ArtifactEntry", "ArtifactFile", "LoggedArtifact"),
+    "modelreg.offline_run": ("OfflineRun",),
+    "modelreg.public_run": ("PublicRun",),
+    "modelreg.run": ("AlertLevel", "Run", "generate_id"),
+    "modelreg.session": tuple(
+        "OfflineFallback alert define_metric finish init link_artifact link_model log log_artifact log_model login "
+        "restore save use_artifact use_model".split()
     ),
 }
+_LAZY = {name: module for module, names in _LAZY_BY_MODULE.items() for name in names}
 
 __version__ = "0.1.0"
 __all__ = [
@@ -170,7 +155,7 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(_LAZY[name])
         # Every name of that module at once: a script's `__del__` or atexit hook that calls `finish` after `init`
         # must not be the first to import anything, when the interpreter may already be tearing imports down.
-        globals().update({other: getattr(module, other) for other, home in _LAZY.items() if home == module.__name__})
+        globals().update((other, getattr(module, other)) for other in _LAZY_BY_MODULE[_LAZY[name]])
         return globals()[name]
     if name == "util":
         # The one helper of W&B's `wandb.util` that scripts call (to make a run id they keep, for resume).
