@@ -52,6 +52,16 @@ def watched_scope(trigger: Mapping[str, Any], action: Mapping[str, Any]) -> str 
     return None
 
 
+# A back-reference (\1 to \9) after an odd number of backslashes. Matching one can take time exponential in the
+# subject's length (PostgreSQL's engine backtracks for them alone): one trigger could hold up every projection.
+_BACK_REFERENCE = re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]")
+
+
+def has_back_reference(pattern: str) -> bool:
+    """Whether a trigger's pattern refers back to a group; the trigger projection's SQL applies the same rule."""
+    return _BACK_REFERENCE.search(pattern) is not None
+
+
 def automation_stream(automation_id: UUID) -> str:
     return f"automation:{automation_id}"
 

@@ -16,6 +16,7 @@ from modelreg.events.automations import (
     AutomationFired,
     WebhookAttempted,
     automation_stream,
+    has_back_reference,
     watched_scope,
 )
 from modelreg.events.launch import (
@@ -213,6 +214,11 @@ async def heartbeat(cmd: Heartbeat, ctx: CommandContext) -> Decision:
 
 async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decision:
     for field, pattern in (("alias_pattern", cmd.trigger.alias_pattern), ("tag_pattern", cmd.trigger.tag_pattern)):
+        if pattern is not None and has_back_reference(pattern):
+            raise InvalidInput(
+                f"trigger.{field} {pattern!r} refers back to a group (\\1 to \\9): matching that can take time "
+                "exponential in an alias's length, so triggers do not take it; write the alternatives out instead"
+            )
         # Matched whole, as the trigger projection matches it (projections/triggers.py, TRIGGERS_V2).
         if pattern is not None and (problem := await ctx.reads.launch.pattern_refused(f"^(?:{pattern})$")):
             raise InvalidInput(

@@ -732,5 +732,23 @@ async def test_a_trigger_pattern_postgresql_cannot_run_is_refused_and_one_stored
         linked = await stack.graphql(LINK, {"model": "classifier", "id": version, "aliases": ["prod"]})
         assert "errors" not in linked, linked
         assert await conn.fetchval("SELECT count(*) FROM parked_streams") == 0
+
+        # One that refers back to a group: refused at the door; stored earlier, it matches nothing at once (it
+        # took 45 s on this 40-character alias, every projection of the process waiting).
+        backtracking = "(.*)(.*)(.*)(.*)(.*)(.*)(.*)(.*)\\8\\7\\6\\5\\4\\3\\2\\1x"
+        refused = await stack.graphql(
+            CREATE_AUTOMATION, {"n": "slow", "t": {"event": "alias_added", "alias_pattern": backtracking}, "a": action}
+        )
+        assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT", refused
+        await conn.execute(
+            "UPDATE automations SET trigger = jsonb_set(trigger, '{alias_pattern}', to_jsonb($2::text)) "
+            "WHERE automation_id = $1",
+            UUID(automation_id),
+            backtracking,
+        )
+        assert await conn.fetchval("SELECT modelreg_whole_match($1, $2)", "a" * 39 + "x", backtracking) is False
+        assert await conn.fetchval("SELECT modelreg_whole_match($1, $2)", "v\\12", "v\\\\1[0-9]") is True
+        linked = await stack.graphql(LINK, {"model": "classifier", "id": version, "aliases": ["a" * 39 + "x"]})
+        assert "errors" not in linked, linked
     finally:
         await conn.close()

@@ -52,6 +52,22 @@ async def test_a_trigger_pattern_the_database_cannot_run_is_refused_at_the_door(
     assert [e.type for e in registry.appended()] == ["launch.queue_created"]
 
 
+@pytest.mark.parametrize("pattern", [r"(prod)\1", r"(.*)(.*)\2\1x", r"(a)\\\1"])
+async def test_a_trigger_pattern_that_refers_back_to_a_group_is_refused_at_the_door(pattern: str) -> None:
+    registry = WriteSide()
+    await registry(CreateQueue(queue="cpu"))
+    with pytest.raises(InvalidInput, match=r"refers back to a group .* exponential in an alias's length"):
+        await registry(automation(LAUNCH, {"event": "alias_added", "alias_pattern": pattern}), MEMBER)
+    assert [e.type for e in registry.appended()] == ["launch.queue_created"]
+
+
+async def test_an_escaped_backslash_before_a_digit_is_not_a_back_reference() -> None:
+    registry = WriteSide()
+    await registry(CreateQueue(queue="cpu"))
+    await registry(automation(LAUNCH, {"event": "alias_added", "tag_pattern": r"v\\1|prod-\d+"}), MEMBER)
+    assert [e.type for e in registry.appended()][-1] == "automations.automation_created"
+
+
 async def test_an_automation_launches_only_where_its_creator_may_enqueue() -> None:
     registry = WriteSide()
     await registry(CreateQueue(queue="cpu"))
