@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelreg.events.envelope import Event
 from modelreg.events.names import (
+    Aliases,
     AliasName,
     ArtifactName,
     ArtifactType,
@@ -72,7 +73,7 @@ class ArtifactVersionLogged(Event):
     manifest: Manifest = ()
     description: Description | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    aliases: tuple[AliasName, ...] = ()
+    aliases: Aliases = ()
     logged_by_run: RunId | None = None
 
 
@@ -123,8 +124,8 @@ class ArtifactVersionEdited(Event):
     name: ArtifactName
     description: Description | None = None
     metadata: dict[str, Any] | None = None
-    aliases_added: tuple[AliasName, ...] = ()
-    aliases_removed: tuple[AliasName, ...] = ()
+    aliases_added: Aliases = ()
+    aliases_removed: Aliases = ()
 
 
 class ArtifactVersionDeleted(Event):

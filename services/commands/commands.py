@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 from modelreg.events.artifacts import Manifest
 from modelreg.events.identity import KeyId, KeyLabel, KeyLimits, PrincipalId, PrincipalKind, PrivateScope, Role, Scope
 from modelreg.events.names import (
+    Aliases,
     AliasName,
     ArtifactName,
     ArtifactType,
@@ -205,7 +206,7 @@ class LogArtifactVersion(Recordable):
     manifest: Manifest = ()
     description: Description | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    aliases: tuple[AliasName, ...] = ()
+    aliases: Aliases = ()
     run_id: RunId | None = None
     # Chosen by a client that logged the version offline, so that later commands can name it. A UUIDv7,
     # like the ids the server mints.
@@ -229,7 +230,7 @@ class UseArtifactVersion(Recordable):
 class LinkVersion(Recordable):
     registered_model: RegisteredModelName
     artifact_version_id: UUID
-    aliases: tuple[AliasName, ...] = ()
+    aliases: Aliases = ()
 
 
 class AddAlias(Command):
@@ -420,8 +421,8 @@ class EditArtifactVersion(Command):
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64, description="vN, latest or an alias")
     description: Description | None = None
     metadata: dict[str, Any] | None = None
-    aliases_added: tuple[AliasName, ...] = ()
-    aliases_removed: tuple[AliasName, ...] = ()
+    aliases_added: Aliases = ()
+    aliases_removed: Aliases = ()
 
 
 class DeleteArtifactVersion(Command):

@@ -128,6 +128,7 @@ def test_the_fields_a_command_shares_with_its_event_accept_the_same_values(
         (lc.Heartbeat, AgentHeartbeat, {"queues": ()}),  # the event took an agent of no queues
         (lc.ClaimJob, JobClaimed, {"agent_id": "no spaces/or slashes"}),  # the event took any agent name
         (SkipParkedEvent, EventSkipped, {"reason": "  "}),  # the event took a blank reason
+        (c.LogArtifactVersion, ArtifactVersionLogged, {"aliases": tuple(f"a{n}" for n in range(101))}),  # no bound
     ],
 )
 def test_what_only_one_side_refused_before_both_refuse_now(
