@@ -19,6 +19,15 @@ RunId = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length
 # `v3` and `latest` are computed by the registry; users may not claim them as alias names.
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def count_in(text: str, digits: int = 9) -> int | None:
+    """`text` as a count of at most `digits` ASCII digits (9 fit PostgreSQL's integer), else None. Not
+    `str.isdigit`, which takes "²" and other digits `int` refuses."""
+    return int(text) if len(text) <= digits and _DIGITS.fullmatch(text) else None
+
+
 def _not_computed(alias: str) -> str:
     if alias == "latest" or re.fullmatch(r"v\d+", alias):
         raise ValueError(f"{alias!r} is computed by the registry and cannot be set as an alias")

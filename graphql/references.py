@@ -8,6 +8,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from modelreg.errors import InvalidInput
+from modelreg.events.names import count_in
 
 
 def parse_uuid(name: str, value: str) -> UUID:
@@ -43,7 +44,7 @@ def parse_principal(value: str) -> tuple[str, str]:
 
 def parse_version_name(name: str) -> int:
     """A model version's name, v0, v1, ..., as its number."""
-    number = name.removeprefix("v")
-    if not number.isdigit():
+    number = count_in(name.removeprefix("v"))
+    if number is None:
         raise InvalidInput(f"a model version is named v0, v1, ..., not {name!r}")
-    return int(number)
+    return number

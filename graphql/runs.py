@@ -13,6 +13,7 @@ from graphene.types.generic import GenericScalar
 from pydantic import BaseModel
 
 from modelreg.errors import InvalidInput, NotFound
+from modelreg.events.names import count_in
 from modelreg.graphql.enums import AlertLevel, FinishedRunState, RunState, value_of
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.launch import Job
@@ -321,9 +322,9 @@ def _offset(after: str | None) -> int:
     parts = decode_key_cursor(after, 1)
     if parts is None:
         return 0
-    if not parts[0].isdigit() or len(parts[0]) > 9:
+    if (offset := count_in(parts[0])) is None:
         raise InvalidInput(f"cursor {after!r} is not one this API returned: pass a page's endCursor")
-    return int(parts[0])
+    return offset
 
 
 class StartRunInput(graphene.InputObjectType):

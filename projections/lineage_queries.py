@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from modelreg.events.names import count_in
 from modelreg.projections.readable import EVERYTHING, Readable
 from modelreg.projections.search import like_pattern
 
@@ -187,13 +188,13 @@ class LineageQueries:
             return placeholders
 
         async with self.pool.acquire() as conn:
-            if after is not None and after[1].startswith("#") and after[1][1:].isdigit():
+            if after is not None and after[1].startswith("#") and (rank := count_in(after[1][1:])) is not None:
                 tie = await conn.fetchval(
                     f"SELECT {far} FROM lineage_edges WHERE {near} = $1 AND recorded_at = $2 ORDER BY {far} "
                     "OFFSET $3 LIMIT 1",
                     node,
                     after[0],
-                    max(int(after[1][1:]) - 1, 0),
+                    max(rank - 1, 0),
                 )
                 after = (after[0], tie or "")
             if beyond:

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from modelreg.events.names import count_in
 from modelreg.projections.readable import EVERYTHING, Readable, Visibility
 from modelreg.projections.run_query import RunOrder, RunQuery
 from modelreg.projections.search import like_pattern
@@ -104,8 +105,8 @@ class RegistryQueries:
         )
         if selector == "latest":
             row = await self.pool.fetchrow(base + " ORDER BY version_index DESC LIMIT 1", entity, project, name)
-        elif selector[:1] == "v" and selector[1:].isdigit():
-            row = await self.pool.fetchrow(base + " AND version_index = $4", entity, project, name, int(selector[1:]))
+        elif selector[:1] == "v" and (index := count_in(selector[1:])) is not None:
+            row = await self.pool.fetchrow(base + " AND version_index = $4", entity, project, name, index)
         else:
             row = await self.pool.fetchrow(
                 base + " AND $4 = ANY(aliases) ORDER BY version_index DESC LIMIT 1", entity, project, name, selector

@@ -10,6 +10,7 @@ import json
 from aiohttp import web
 
 from modelreg.errors import InvalidInput
+from modelreg.events.names import count_in
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
 from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller
 from modelreg.services.http.body_limits import read_bounded, received_bounded
@@ -67,10 +68,10 @@ async def post_blob(request: web.Request) -> web.Response:
 
 async def blob_candidates(request: web.Request) -> web.Response:
     """Digests of stored blobs with this size whose first MiB has this sha256 (usually none, or the one)."""
-    if not request.match_info["size"].isdigit():
+    if (size := count_in(request.match_info["size"], digits=18)) is None:  # 18 digits fit PostgreSQL's bigint
         raise web.HTTPBadRequest(text=f"{request.match_info['size']!r} is not a size: give the file's size in bytes")
     try:
-        digests = request.app[BLOBS].candidates(int(request.match_info["size"]), request.match_info["head"])
+        digests = request.app[BLOBS].candidates(size, request.match_info["head"])
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     return web.json_response({"digests": [d for d in digests if not await hidden_from_caller(request, d)]})

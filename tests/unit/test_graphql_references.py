@@ -8,6 +8,7 @@ from uuid import UUID
 import pytest
 
 from modelreg.errors import InvalidInput
+from modelreg.events.names import count_in
 from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor
 from modelreg.graphql.references import as_uuid, parse_ref, parse_uuid, parse_version_name
 from modelreg.graphql.schema import build_schema
@@ -34,6 +35,27 @@ def test_a_model_version_is_named_v_and_its_number() -> None:
     assert parse_version_name("v12") == 12
     with pytest.raises(InvalidInput, match="v0, v1"):
         parse_version_name("latest")
+
+
+@pytest.mark.parametrize("name", ["v²", "v١", "v99999999999999999999", "v-1", "v"])
+def test_a_version_name_with_other_digits_or_too_many_is_refused_not_an_internal_error(name: str) -> None:
+    # "²" and "١" pass str.isdigit but not int(); twenty digits overflow the database's integer
+    with pytest.raises(InvalidInput, match="a model version is named v0, v1"):
+        parse_version_name(name)
+
+
+def test_a_count_is_plain_ascii_digits_that_the_database_holds() -> None:
+    assert [count_in(t) for t in ("0", "42", "999999999", "1000000000", "²", "١٢", " 1", "")] == [
+        0,
+        42,
+        999999999,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
+    assert count_in("1" * 18, digits=18) == int("1" * 18)
 
 
 def test_a_row_cursor_reads_back_its_typed_parts_and_refuses_any_other() -> None:
