@@ -53,6 +53,8 @@ class AuditQueries:
                  AND ($6::timestamptz IS NULL OR occurred_at < $6)
                  AND ($7::timestamptz IS NULL OR (occurred_at, event_id) < ($7, $8::uuid))
                  AND (scope IS NULL OR scope <> ALL($10::text[]))
+                 AND NOT coalesce(
+                     jsonb_typeof(payload -> 'scopes') = 'array' AND payload -> 'scopes' ?| $10::text[], false)
                ORDER BY occurred_at DESC, event_id DESC LIMIT $9""",
             kind or None,
             ident or None,

@@ -43,6 +43,13 @@ def scope_of(payload: Mapping[str, Any]) -> str | None:
     return None
 
 
+def limited_to(payload: Mapping[str, Any]) -> list[str]:
+    """The scopes a key is limited to (`identity.api_key_issued`): a caller who may not read one of them does not
+    see the record, which names it. The audit log's filter reads `scopes` the same way (audit_queries.py)."""
+    scopes = payload.get("scopes")
+    return [s for s in scopes if isinstance(s, str)] if isinstance(scopes, list | tuple) else []
+
+
 AUDIT_SCOPE_V1 = """
 ALTER TABLE audit_log ADD COLUMN scope text GENERATED ALWAYS AS (
     CASE WHEN jsonb_typeof(payload -> 'registered_model') = 'string' THEN 'model:' || (payload ->> 'registered_model')
@@ -128,7 +135,8 @@ class Readable:
         )
 
     def event(self, envelope: Envelope) -> bool:
-        return self.scope(scope_of(envelope.payload.public_dump()))
+        payload = envelope.payload.public_dump()
+        return self.scope(scope_of(payload)) and all(self.scope(scope) for scope in limited_to(payload))
 
     def automation(self, trigger: Mapping[str, Any], action: Mapping[str, Any]) -> bool:
         """An automation is read by who reads what it watches and where it launches jobs."""

@@ -576,3 +576,27 @@ async def test_an_automation_carries_out_nothing_for_an_event_its_creator_may_no
 
 async def _any(found: Any) -> bool:
     return bool(await found())
+
+
+async def test_a_key_limited_to_a_private_team_is_issued_out_of_sight_of_those_who_cannot_read_it(
+    stack: Stack,
+) -> None:
+    await ok(stack, SET_VISIBILITY, {"s": "entity:lynx", "v": "PRIVATE"})
+    outsider = await stack.key(OUTSIDER, "member")
+    issue = (
+        'mutation { issueApiKey(input: {principalKind: SERVICE, principalId: "%s", role: MEMBER, '
+        "scopes: [%s]}) { id } }"
+    )
+    async with graphql_socket(stack) as socket:
+        await socket.init({"apiKey": outsider})
+        await socket.subscribe("keys", 'subscription { events(types: ["identity.api_key_issued"]) { payload } }')
+        await log_readers_reach(stack, 1)
+        await ok(stack, issue % ("lynx-ci", '"entity:lynx"'))
+        public = (await ok(stack, issue % ("acme-ci", '"model:shared-model"')))["issueApiKey"]["id"]
+        live = [event["payload"]["key_id"] for event in await socket.next_events("keys", 1)]
+    audit = '{ auditLog(action: "identity.api_key_issued") { items { details } } }'
+    audited = await stack.graphql(audit, key=outsider)
+    seen = [item["details"]["key_id"] for item in audited["data"]["auditLog"]["items"]]
+    assert live == [public] and public in seen and "lynx" not in json.dumps(audited)  # the private team's is not
+    everything = await ok(stack, audit)
+    assert any(item["details"]["scopes"] == ["entity:lynx"] for item in everything["auditLog"]["items"])

@@ -13,7 +13,14 @@ from modelreg.errors import PermissionDenied
 from modelreg.events.automations import AutomationFired, watched_scope
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Actor, Envelope
-from modelreg.events.identity import RoleGranted, ScopeMadePrivate, ScopeMadePublic, visibility_stream
+from modelreg.events.identity import (
+    ApiKeyIssued,
+    RoleGranted,
+    ScopeMadePrivate,
+    ScopeMadePublic,
+    principal_stream,
+    visibility_stream,
+)
 from modelreg.events.registry import AliasAdded, registered_model_stream
 from modelreg.events.runs import RunStarted, run_stream
 from modelreg.graphql.live_readable import LiveReadable
@@ -134,6 +141,18 @@ def test_an_automations_own_events_are_read_under_what_it_watches_else_where_it_
         automation_id=uuid4(), event_id=uuid4(), event_type="runs.run_finished", outcome="enqueued", scope="entity:lynx"
     )
     assert not Readable(frozenset({"lynx"}), frozenset()).event(Envelope.new(fired, stream="automation:x", actor=ADMIN))
+
+
+def test_a_key_limited_to_a_private_scope_is_issued_out_of_sight_of_those_who_cannot_read_it() -> None:
+    def issued(*scopes: str) -> Envelope:
+        key = ApiKeyIssued(
+            key_id="a" * 12, principal=Actor(kind="service", id="ci"), key_sha256="0" * 64, role="member", scopes=scopes
+        )
+        return Envelope.new(key, stream=principal_stream(key.principal), actor=ADMIN)
+
+    outsider = Readable(frozenset({"lynx"}), frozenset({"fraud"}))
+    assert outsider.event(issued()) and outsider.event(issued("model:nature", "registry"))
+    assert not outsider.event(issued("model:nature", "entity:lynx")) and not outsider.event(issued("model:fraud"))
 
 
 def test_an_automation_event_written_before_events_said_their_scope_is_still_read() -> None:
