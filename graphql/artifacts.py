@@ -6,10 +6,10 @@ from typing import Any
 from uuid import UUID
 
 import graphene
-from graphene.types.generic import GenericScalar
 
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import (
     decode_cursor,
     decode_key_cursor,
@@ -55,7 +55,7 @@ class ArtifactVersion(graphene.ObjectType):
     version_index = graphene.Int(required=True)
     digest = graphene.String(required=True)
     description = graphene.String()
-    metadata = GenericScalar(required=True)
+    metadata = JSONValue(required=True)
     aliases = graphene.List(graphene.NonNull(graphene.String), required=True)
     latest = graphene.Boolean(
         required=True, description="the newest live version of its collection, the one `:latest` names"
@@ -245,7 +245,7 @@ class LogArtifactVersionInput(graphene.InputObjectType):
     type = graphene.String(required=True)
     files = graphene.List(graphene.NonNull(ArtifactFileInput))
     description = graphene.String()
-    metadata = GenericScalar()
+    metadata = JSONValue()
     aliases = graphene.List(graphene.NonNull(graphene.String))
     run_id = graphene.String(description="the run that produced it (lineage)")
     id = graphene.ID(
@@ -276,7 +276,7 @@ class UntagArtifactVersionInput(TagArtifactVersionInput):
 class EditArtifactVersionInput(graphene.InputObjectType):
     ref = graphene.String(required=True, description="entity/project/name:v3 (or :latest, :<alias>)")
     description = graphene.String()
-    metadata = GenericScalar(description="replaces the version's metadata")
+    metadata = JSONValue(description="replaces the version's metadata")
     aliases_added = graphene.List(graphene.NonNull(graphene.String), description="taken from other versions")
     aliases_removed = graphene.List(graphene.NonNull(graphene.String))
 

@@ -7,11 +7,11 @@ from typing import Any
 from uuid import UUID
 
 import graphene
-from graphene.types.generic import GenericScalar
 
 from modelreg.errors import NotFound
 from modelreg.graphql.enums import FiringStatus
 from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
 from modelreg.services.commands.launch_commands import CreateAutomation, SetAutomationEnabled
@@ -21,7 +21,7 @@ class Firing(graphene.ObjectType):
     event_id = graphene.ID(required=True)
     event_type = graphene.String(required=True)
     actor = graphene.String(required=True, description="who caused the event that fired it")
-    variables = GenericScalar(required=True)
+    variables = JSONValue(required=True)
     status = graphene.Field(FiringStatus, required=True)
     job_id = graphene.ID()
     detail = graphene.String()
@@ -51,8 +51,8 @@ class Automation(graphene.ObjectType):
     id = graphene.ID(required=True)
     name = graphene.String(required=True)
     description = graphene.String()
-    trigger = GenericScalar(required=True)
-    action = GenericScalar(required=True)
+    trigger = JSONValue(required=True)
+    action = JSONValue(required=True)
     cooldown_s = graphene.Float(required=True)
     enabled = graphene.Boolean(required=True)
     created_at = graphene.DateTime(required=True)
@@ -128,11 +128,11 @@ class AutomationQueries(graphene.ObjectType):
 class CreateAutomationInput(graphene.InputObjectType):
     name = graphene.String(required=True)
     description = graphene.String()
-    trigger = GenericScalar(
+    trigger = JSONValue(
         required=True,
         description='e.g. {"event": "alias_added", "registered_model": "m", "alias_pattern": "candidate"}',
     )
-    action = GenericScalar(
+    action = JSONValue(
         required=True, description='{"kind": "launch", "queue", ...} or {"kind": "webhook", "url", "payload"}'
     )
     cooldown_s = graphene.Float(description="seconds between firings; 0 unless given")

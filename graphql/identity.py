@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import graphene
-from graphene.types.generic import GenericScalar
 
 from modelreg.events.identity import ApiKeyIssued
 from modelreg.graphql.enums import PrincipalKind, Role
 from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_of, page_size, paged
 from modelreg.graphql.references import parse_principal
 from modelreg.projections.identity_queries import PrincipalKey
@@ -110,7 +110,7 @@ class Principal(graphene.ObjectType):
 
     id = graphene.String(required=True, description="user:alice, service:ci")
     role = graphene.Field(Role, required=True, description="the role of the key in use, everywhere it holds no grant")
-    grants = GenericScalar(required=True, description='scope -> role, e.g. {"model:nature-classification": "admin"}')
+    grants = JSONValue(required=True, description='scope -> role, e.g. {"model:nature-classification": "admin"}')
     key_id = graphene.ID(description="the id of the key in use")
     access = graphene.Field(
         PrincipalAccess, required=True, description="the caller's own keys and grants, with who issued them and when"

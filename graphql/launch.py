@@ -7,11 +7,11 @@ from typing import Any
 from uuid import UUID
 
 import graphene
-from graphene.types.generic import GenericScalar
 
 from modelreg.errors import Conflict, NotFound
 from modelreg.graphql.enums import FinishedJobState, JobState, LaunchResource, OutputStream, value_of
 from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
 from modelreg.services.commands.launch_commands import (
@@ -56,7 +56,7 @@ async def _jobs_page(
 class LaunchQueue(graphene.ObjectType):
     name = graphene.String(required=True)
     resource = graphene.Field(LaunchResource, required=True)
-    resource_config = GenericScalar(required=True)
+    resource_config = JSONValue(required=True)
     created_at = graphene.DateTime(required=True)
     created_by = graphene.String(required=True)
     jobs = paged(
@@ -86,10 +86,10 @@ class Job(graphene.ObjectType):
     project = graphene.String(required=True)
     priority = graphene.Int(required=True)
     state = graphene.Field(JobState, required=True)
-    source = GenericScalar(required=True)
-    config = GenericScalar(required=True)
-    overrides = GenericScalar(required=True)
-    triggered_by = GenericScalar(description="automation_id, event_id, event_type when an automation enqueued it")
+    source = JSONValue(required=True)
+    config = JSONValue(required=True)
+    overrides = JSONValue(required=True)
+    triggered_by = JSONValue(description="automation_id, event_id, event_type when an automation enqueued it")
     attempt = graphene.Int(required=True)
     requeues = graphene.Int(required=True)
     agent_id = graphene.String()
@@ -191,7 +191,7 @@ class LaunchQueryFields(graphene.ObjectType):
 class CreateLaunchQueueInput(graphene.InputObjectType):
     name = graphene.String(required=True)
     resource = LaunchResource(description="LOCAL_PROCESS unless given")
-    resource_config = GenericScalar()
+    resource_config = JSONValue()
 
 
 class EnqueueJobInput(graphene.InputObjectType):
@@ -199,11 +199,11 @@ class EnqueueJobInput(graphene.InputObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
     from_run = graphene.String(description="a finished run's id: its code (commit + diff) and config")
-    source = GenericScalar(
+    source = JSONValue(
         description='{"kind": "git", "git_remote", "git_commit", "entry_point": [...]} or {"kind": "image", ...}'
     )
-    config = GenericScalar()
-    overrides = GenericScalar(description='knobs that win over the run\'s config, e.g. {"lr": 0.01}')
+    config = JSONValue()
+    overrides = JSONValue(description='knobs that win over the run\'s config, e.g. {"lr": 0.01}')
     priority = graphene.Int(description="higher first; 0 unless given")
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import graphene
-from graphene.types.generic import GenericScalar
 from graphql.language import ast
 
 from modelreg.errors import InvalidInput
 from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_cursor, encode_cursor, page_of
 from modelreg.projections.metric_queries import NO_STEP, MetricQueries
 from modelreg.services.commands.commands import LogMetricBatch
@@ -59,7 +59,7 @@ class MetricCurve(graphene.ObjectType):
 
 class MetricHistoryRow(graphene.ObjectType):
     step = graphene.Int(required=True)
-    values = GenericScalar(required=True, description='the metrics with a point at this step: {"loss": 0.1}')
+    values = JSONValue(required=True, description='the metrics with a point at this step: {"loss": 0.1}')
 
 
 MetricHistoryPage = page_of(MetricHistoryRow, name="MetricHistoryPage")

@@ -8,13 +8,13 @@ from typing import Any
 from uuid import UUID
 
 import graphene
-from graphene.types.generic import GenericScalar
 from pydantic import BaseModel
 
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.events.registry import registered_model_stream
 from modelreg.graphql.artifacts import ArtifactVersion
 from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import (
     decode_cursor,
     decode_key_cursor,
@@ -80,7 +80,7 @@ class ActionRecord(graphene.ObjectType):
     recorded_offline_at = graphene.DateTime(
         description="for a run's own commands recorded offline: when its client says it happened (a bounded claim)"
     )
-    details = GenericScalar(required=True)
+    details = JSONValue(required=True)
 
     @staticmethod
     def resolve_action(row: dict, info: graphene.ResolveInfo) -> str:
@@ -113,7 +113,7 @@ class RegisteredModel(graphene.ObjectType):
         ModelVersionPage,
         alias=graphene.String(description="only the version holding this alias"),
         tag=graphene.String(description="only versions whose artifact version has this tag"),
-        metadata=GenericScalar(description='only versions whose metadata contains this object, e.g. {"lr": 0.01}'),
+        metadata=JSONValue(description='only versions whose metadata contains this object, e.g. {"lr": 0.01}'),
     )
     alias = graphene.Field(ModelVersion, name=graphene.String(required=True))
     version = graphene.Field(ModelVersion, name=graphene.String(required=True, description="v0, v1, ..."))

@@ -9,13 +9,13 @@ from uuid import UUID
 
 import asyncpg
 import graphene
-from graphene.types.generic import GenericScalar
 from pydantic import BaseModel
 
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.events.names import count_in
 from modelreg.graphql.enums import AlertLevel, FinishedRunState, RunState, value_of
 from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.launch import Job
 from modelreg.graphql.metrics import (
     HISTORY_ARGUMENTS,
@@ -66,11 +66,11 @@ class Run(graphene.ObjectType):
     run_id = graphene.String(required=True)
     name = graphene.String()
     job_type = graphene.String()
-    config = GenericScalar(required=True)
-    environment = GenericScalar(required=True)
+    config = JSONValue(required=True)
+    environment = JSONValue(required=True)
     state = graphene.Field(RunState, required=True)
     exit_code = graphene.Int()
-    summary = GenericScalar(required=True)
+    summary = JSONValue(required=True)
     started_at = graphene.DateTime(required=True)
     started_by = graphene.String(required=True)
     finished_at = graphene.DateTime()
@@ -235,7 +235,7 @@ class RunQueries(graphene.ObjectType):
         search=graphene.String(description="part of the run id, name or job type, in any case"),
         state=RunState(),
         job_type=graphene.String(),
-        filters=GenericScalar(
+        filters=JSONValue(
             description='W&B\'s MongoDB-style filters: {"config.lr": {"$gt": 0.01}, "tags": {"$in": ["a"]}}, '
             "with $and/$or/$nor/$not, on config.*, summary_metrics.*, tags, state, display_name, name, group, "
             "jobType, createdAt"
@@ -333,8 +333,8 @@ class StartRunInput(graphene.InputObjectType):
     run_id = graphene.String(required=True)
     name = graphene.String()
     job_type = graphene.String()
-    config = GenericScalar()
-    environment = GenericScalar()
+    config = JSONValue()
+    environment = JSONValue()
     command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
     notes = graphene.String()
@@ -348,7 +348,7 @@ class FinishRunInput(graphene.InputObjectType):
     run_id = graphene.String(required=True)
     state = FinishedRunState(description="FINISHED unless given")
     exit_code = graphene.Int()
-    summary = GenericScalar()
+    summary = JSONValue()
     command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
@@ -378,7 +378,7 @@ class RunChangesInput(graphene.InputObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
     run_id = graphene.String(required=True)
-    changes = GenericScalar(required=True, description='the keys set and their new values: {"lr": 0.02}')
+    changes = JSONValue(required=True, description='the keys set and their new values: {"lr": 0.02}')
     command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
@@ -416,7 +416,7 @@ class RaiseAlertInput(graphene.InputObjectType):
 
 class MetricRowInput(graphene.InputObjectType):
     step = graphene.Int(required=True)
-    values = GenericScalar(required=True, description='{"loss": 0.1, "acc": 0.9}')
+    values = JSONValue(required=True, description='{"loss": 0.1, "acc": 0.9}')
 
 
 class LogMetricsInput(graphene.InputObjectType):

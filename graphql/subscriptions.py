@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import graphene
-from graphene.types.generic import GenericScalar
 
 from modelreg.errors import InvalidInput
 from modelreg.events.codec import to_json_dict
@@ -27,6 +26,7 @@ from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
 from modelreg.events.tail import LogTails, TailedEvent
 from modelreg.graphql.context import RequestContext
 from modelreg.graphql.errors import reported
+from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.live_readable import LiveReadable
 from modelreg.services.commands.access import Caller
 
@@ -71,7 +71,7 @@ class EventRecord(graphene.ObjectType):
     actor = graphene.String(required=True, description="user:alice, service:ci, automation:<id>")
     correlation_id = graphene.ID(required=True)
     causation_id = graphene.ID()
-    payload = GenericScalar(required=True)
+    payload = JSONValue(required=True)
     position = graphene.Field(EventPosition, required=True, description="where the event is on the log")
     cursor = graphene.String(
         required=True, description="pass as `after` to a new subscription to go on right after this event"

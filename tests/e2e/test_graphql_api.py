@@ -156,3 +156,20 @@ async def test_a_query_for_a_field_that_does_not_exist_is_refused_by_validation(
             "/graphql", json={"query": '{ registeredModel(name: "m") { nope } }'}, headers=await stack.auth()
         )
         assert "Cannot query field 'nope'" in (await answer.json())["errors"][0]["message"]
+
+
+async def test_a_config_written_into_the_query_keeps_its_large_numbers_or_is_refused_saying_why(
+    stack: Stack, event_log: EventLog
+) -> None:
+    start = 'mutation { startRun(input: {entity: "acme", project: "nature", runId: "%s", config: %s}) { config } }'
+    kept = await stack.graphql(start % ("seeded", "{seed: 3000000000, rows: 2147483648, lr: 0.5}"))
+    assert kept["data"]["startRun"]["config"] == {"seed": 3_000_000_000, "rows": 2_147_483_648, "lr": 0.5}
+
+    before = await _events_on(event_log)
+    for literal, problem in [
+        ("{big: 1e400}", "beyond a 64-bit float"),
+        ("{n: 99999999999999999999}", "64-bit integer"),
+    ]:
+        refused = await stack.graphql(start % ("refused", literal))
+        assert problem in refused["errors"][0]["message"], refused
+    assert await _events_on(event_log) == before
