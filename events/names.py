@@ -16,9 +16,6 @@ ArtifactName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max
 ArtifactType = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=64)]
 RegisteredModelName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=128)]
 RunId = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=64)]
-# `v3` and `latest` are computed by the registry; users may not claim them as alias names.
-
-
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -26,6 +23,9 @@ def count_in(text: str, digits: int = 9) -> int | None:
     """`text` as a count of at most `digits` ASCII digits (9 fit PostgreSQL's integer), else None. Not
     `str.isdigit`, which takes "²" and other digits `int` refuses."""
     return int(text) if len(text) <= digits and _DIGITS.fullmatch(text) else None
+
+
+# `v3` and `latest` are computed by the registry; users may not claim them as alias names.
 
 
 def _not_computed(alias: str) -> str:
