@@ -16,6 +16,7 @@ ArtifactName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max
 ArtifactType = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=64)]
 RegisteredModelName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=128)]
 RunId = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=64)]
+
 _DIGITS = re.compile(r"[0-9]+")
 
 
