@@ -171,5 +171,6 @@ async def test_a_config_written_into_the_query_keeps_its_large_numbers_or_is_ref
         ("{n: 99999999999999999999}", "64-bit integer"),
     ]:
         refused = await stack.graphql(start % ("refused", literal))
-        assert problem in refused["errors"][0]["message"], refused
+        (error,) = refused["errors"]
+        assert error["extensions"]["code"] == "INVALID_INPUT" and problem in error["message"], refused
     assert await _events_on(event_log) == before
