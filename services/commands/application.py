@@ -70,7 +70,7 @@ class Application:
         wait_for_read_models: bool = True,
     ) -> Accepted:
         reads = self.read_models
-        caller.require(command.needs, await command.scopes_in(reads), command.describe())
+        caller.require(command.needs, await command.scopes_in(reads, caller.readable()), command.describe())
         if isinstance(command, Recordable) and command.command_id is not None:
             await self._caught_up_with_the_log(command.command_id)
         handler = HANDLERS[type(command)]

@@ -45,6 +45,7 @@ from modelreg.events.runs import (
     RunTags,
 )
 from modelreg.events.storable_text import UnstorableText, refuse_unstorable
+from modelreg.projections.readable import EVERYTHING, Readable
 from modelreg.services.commands.access import entity_scopes, model_scopes
 
 if TYPE_CHECKING:
@@ -77,9 +78,10 @@ class Command(BaseModel):
             return entity_scopes(entity)
         return ()
 
-    async def scopes_in(self, reads: ReadModels) -> tuple[str, ...]:
+    async def scopes_in(self, reads: ReadModels, readable: Readable = EVERYTHING) -> tuple[str, ...]:
         """`scopes()`, for the application's check; a command that names only an id (a job, an automation)
-        looks up where that thing lives in the read models."""
+        looks up where that thing lives in the read models, and to a caller who may not read it (`readable`)
+        the thing does not exist, as for its reads: refused for its scope, the answer would name it."""
         return self.scopes()
 
     def describe(self) -> str:

@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from modelreg.errors import NotFound
 from modelreg.events.envelope import Actor, Envelope, Event
-from modelreg.services.commands.access import Caller, entity_scopes, model_scopes
+from modelreg.services.commands.access import Caller, model_scopes
 from modelreg.services.commands.read_models import ReadModels
 
 
@@ -47,15 +48,16 @@ class CommandContext:
     def actor(self) -> Actor:
         return self.caller.actor
 
-    async def require_readable_version(self, version: dict[str, Any], doing: str) -> None:
+    async def require_readable_version(self, version: dict[str, Any], missing: str) -> None:
         """A version of a private entity is used or linked only by who may read it (viewer on its entity, or
-        a reader of a registered model it is linked into)."""
+        a reader of a registered model it is linked into). To anyone else it does not exist (`missing`), as
+        for its reads: a refusal naming its entity would tell what the id leads to."""
         readable = self.caller.readable()
         if readable.entity(version["entity"]):
             return
         linked = await self.reads.registry.models_linking(version["id"])
         if not any(readable.model(model) for model in linked):
-            self.caller.require("viewer", entity_scopes(version["entity"]), doing)
+            raise NotFound(missing)
 
     async def require_admin_for_protected(self, registered_model: str, aliases: tuple[str, ...], doing: str) -> None:
         """Protected aliases (`production`, say) are moved by the model's admins only."""

@@ -245,9 +245,10 @@ async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> 
     # Readability first, even for a command sent again: the answer shows the version its input names, and a
     # command id is no proof that this input is the one accepted under it.
     version = await ctx.reads.registry.artifact_version(cmd.artifact_version_id)
+    missing = f"artifact version {cmd.artifact_version_id} does not exist"
     if version is None:
-        raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist")
-    await ctx.require_readable_version(version, f"using a version of {version['entity']}")
+        raise NotFound(missing)
+    await ctx.require_readable_version(version, missing)
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.artifact_version_id)
     if await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
@@ -258,11 +259,12 @@ async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> 
 
 async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
     version = await ctx.reads.registry.artifact_version(cmd.artifact_version_id)
+    missing = f"artifact version {cmd.artifact_version_id} does not exist: log it before linking it"
     if version is None:
-        raise NotFound(f"artifact version {cmd.artifact_version_id} does not exist: log it before linking it")
+        raise NotFound(missing)
     # Publishing into a registry lets the model's readers read the version: only who reads it may publish it.
     # Checked before a command sent again is recognised, as in use_artifact_version.
-    await ctx.require_readable_version(version, f"linking a version of {version['entity']}")
+    await ctx.require_readable_version(version, missing)
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.artifact_version_id)
     await ctx.require_admin_for_protected(cmd.registered_model, cmd.aliases, "setting")

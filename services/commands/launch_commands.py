@@ -36,6 +36,7 @@ from modelreg.events.launch import (
     Trigger,
 )
 from modelreg.events.names import EntityName, ProjectName, RunId
+from modelreg.projections.readable import EVERYTHING, Readable
 from modelreg.services.commands.access import automation_scopes, entity_scopes, queue_scope
 from modelreg.services.commands.commands import Command
 
@@ -75,9 +76,9 @@ class OnAJob(Command):
 
     job_id: UUID
 
-    async def scopes_in(self, reads: ReadModels) -> tuple[str, ...]:
+    async def scopes_in(self, reads: ReadModels, readable: Readable = EVERYTHING) -> tuple[str, ...]:
         job = await reads.launch.job(self.job_id)
-        if job is None:
+        if job is None or not readable.entity(job["entity"]):
             raise NotFound(f"job {self.job_id} does not exist")
         return (*entity_scopes(job["entity"]), queue_scope(job["queue"]))
 
@@ -152,9 +153,9 @@ class SetAutomationEnabled(Command):
     automation_id: UUID
     enabled: bool
 
-    async def scopes_in(self, reads: ReadModels) -> tuple[str, ...]:
+    async def scopes_in(self, reads: ReadModels, readable: Readable = EVERYTHING) -> tuple[str, ...]:
         automation = await reads.launch.automation(self.automation_id)
-        if automation is None:
+        if automation is None or not readable.automation(automation["trigger"], automation["action"]):
             raise NotFound(f"automation {self.automation_id} does not exist")
         return automation_scopes(automation["trigger"], automation["action"])
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from support.write_side import ADMIN, MEMBER, WriteSide, caller
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import InvalidInput, PermissionDenied
+from modelreg.errors import InvalidInput, NotFound, PermissionDenied
 from modelreg.events.launch import JobSource
 from modelreg.services.commands.commands import (
     IssueApiKey,
@@ -23,7 +23,14 @@ from modelreg.services.commands.commands import (
     StartRun,
     UseArtifactVersion,
 )
-from modelreg.services.commands.launch_commands import ClaimJob, CreateQueue, EnqueueJob
+from modelreg.services.commands.launch_commands import (
+    CancelJob,
+    ClaimJob,
+    CreateAutomation,
+    CreateQueue,
+    EnqueueJob,
+    SetAutomationEnabled,
+)
 
 LEA = caller("member", "lea", grants={"entity:lynx": "viewer"})  # reads the lynx team, writes elsewhere
 SOURCE = JobSource(kind="image", image="python:3.12", entry_point=("python", "train.py"))
@@ -84,9 +91,8 @@ def test_only_an_entity_or_a_registered_model_can_be_private() -> None:
 async def test_linking_another_teams_private_version_needs_viewer_on_that_team() -> None:
     registry = WriteSide()
     version = await private_lynx(registry)
-    with pytest.raises(
-        PermissionDenied, match="entity:lynx is private and user:mo holds no role there; linking a version of lynx"
-    ):
+    # To who may not read it, the version does not exist, as for its reads: the refusal names no team.
+    with pytest.raises(NotFound, match=f"^artifact version {version} does not exist: log it before linking it$"):
         await registry(LinkVersion(registered_model="shared", artifact_version_id=version), registry.looked_up(MEMBER))
     assert registry.read_models.registry.links == {}
     await registry(LinkVersion(registered_model="shared", artifact_version_id=version), registry.looked_up(LEA))
@@ -102,7 +108,7 @@ async def test_a_published_version_is_used_by_the_models_readers_but_the_rest_of
     outsider = registry.looked_up(MEMBER)
     use = UseArtifactVersion(artifact_version_id=published, entity="acme", project="yard", run_id="eval")
     assert (await registry(use, outsider)).events[0].type == "artifacts.version_used"
-    with pytest.raises(PermissionDenied, match="entity:lynx is private .* using a version of lynx needs viewer"):
+    with pytest.raises(NotFound, match=f"^artifact version {unpublished} does not exist$"):
         await registry(use.model_copy(update={"artifact_version_id": unpublished}), outsider)
 
 
@@ -118,7 +124,7 @@ async def test_a_command_id_sent_again_with_another_teams_private_version_is_ref
         ),
         LinkVersion(registered_model="shared", artifact_version_id=private, command_id=start.command_id),
     ):
-        with pytest.raises(PermissionDenied, match="entity:lynx is private"):
+        with pytest.raises(NotFound, match=f"artifact version {private} does not exist"):
             await registry(replayed, outsider)
 
 
@@ -129,7 +135,7 @@ async def test_a_version_published_only_into_a_private_model_stays_hidden_from_t
     await registry(SetVisibility(scope="model:lynx-models", private=True))
     await registry(StartRun(entity="acme", project="yard", run_id="eval"), MEMBER)
     use = UseArtifactVersion(artifact_version_id=version, entity="acme", project="yard", run_id="eval")
-    with pytest.raises(PermissionDenied, match="entity:lynx is private"):
+    with pytest.raises(NotFound, match=f"artifact version {version} does not exist"):
         await registry(use, registry.looked_up(MEMBER))
     model_reader = caller("member", "mo", grants={"model:lynx-models": "viewer"})
     await registry(use, registry.looked_up(model_reader))
@@ -179,6 +185,28 @@ async def test_an_agents_key_limited_to_its_queue_claims_jobs_there_only() -> No
     await registry(ClaimJob(job_id=jobs["gpu"], agent_id="service:gpu-pool:host-1"), agent)
     with pytest.raises(PermissionDenied, match="limited to queue:gpu; claim job acts on entity:acme"):
         await registry(ClaimJob(job_id=jobs["cpu"], agent_id="service:gpu-pool:host-1"), agent)
+
+
+async def test_a_private_teams_job_or_automation_does_not_exist_for_an_outsiders_commands() -> None:
+    registry = WriteSide()
+    await registry(CreateQueue(queue="gpu"), ADMIN)
+    job = (await registry(EnqueueJob(queue="gpu", entity="lynx", project="den", source=SOURCE), ADMIN)).subject_id
+    await registry(SetVisibility(scope="entity:lynx", private=True))
+    outsider = registry.looked_up(caller("member", "pool", kind="service"))
+    for command in (ClaimJob(job_id=job, agent_id="service:pool"), CancelJob(job_id=job)):
+        with pytest.raises(NotFound, match=f"^job {job} does not exist$"):  # as for its reads: no team named
+            await registry(command, outsider)
+    team_pool = registry.looked_up(caller("member", "lynx-pool", kind="service", grants={"entity:lynx": "member"}))
+    await registry(ClaimJob(job_id=job, agent_id="service:lynx-pool"), team_pool)
+
+    watching = CreateAutomation(
+        name="notify",
+        trigger={"event": "alias_added", "entity": "lynx"},
+        action={"kind": "webhook", "url": "https://93.184.216.34/hook"},
+    )
+    automation = (await registry(watching, ADMIN)).subject_id
+    with pytest.raises(NotFound, match=f"^automation {automation} does not exist$"):
+        await registry(SetAutomationEnabled(automation_id=automation, enabled=False), outsider)
 
 
 def test_a_limited_key_uploads_files_only_where_it_may_write() -> None:
