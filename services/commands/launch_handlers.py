@@ -219,7 +219,7 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
                 f"trigger.{field} {pattern!r} refers back to a group (\\1 to \\9): matching that can take time "
                 "exponential in an alias's length, so triggers do not take it; write the alternatives out instead"
             )
-        # Matched whole, as the trigger projection matches it (projections/triggers.py, TRIGGERS_V2).
+        # Matched whole, as the trigger projection matches it (projections/triggers.py, TRIGGERS_V3).
         if pattern is not None and (problem := await ctx.reads.launch.pattern_refused(f"^(?:{pattern})$")):
             raise InvalidInput(
                 f"trigger.{field} {pattern!r} is not a regular expression PostgreSQL can run ({problem}): "
