@@ -9,7 +9,7 @@ it again only when a table it reads is analyzed or altered. A plan made while a 
 sequentially, and keeps doing so as the table grows: with eight clients linking and aliasing on a new
 registry, the lookups of a link by its registered model and artifact version read every row of
 `model_versions`, 2.3 times per mutation (4,100 rows per mutation after 4,000 links), although the table's
-unique index answers them (docs/benchmarks.md, "Plans made while a table was empty").
+unique index answers them (docs/benchmarks-journal.md, "Plans made while a table was empty").
 
 So a runner analyzes a table of its projection once the table has twice the pages it had when it was last
 analyzed. That replaces the cached plans that read it; with the doubling, a plan never outlives a table

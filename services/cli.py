@@ -22,7 +22,7 @@ T = TypeVar("T")
 def _run(main: Coroutine[Any, Any, T]) -> T:
     """Run a service's coroutine on uvloop's event loop where it is installed (the `server` extra, not on
     Windows): the loop's own work is a share of every request and batch, and uvloop does it in C. Eight
-    clients linking and aliasing through `modelreg server`: 5-10% less CPU per mutation (docs/benchmarks.md)."""
+    clients linking and aliasing through `modelreg server`: 5-10% less CPU per mutation (docs/benchmarks-journal.md)."""
     try:
         import uvloop
     except ImportError:
