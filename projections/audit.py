@@ -61,6 +61,7 @@ INSERT INTO audit_log (event_id, type, stream, occurred_at, actor_kind, actor_id
                        stream_seq, recorded_offline_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
         (SELECT coalesce(max(stream_seq) + 1, 0) FROM audit_log WHERE stream = $3), $10)
+ON CONFLICT (event_id) DO NOTHING
 """
 
 
@@ -78,6 +79,9 @@ _COLUMNS = (
     "stream_seq",
 )
 # A batch's records are copied in, each stream numbered on from its last stored record, read once per stream.
+# An event recorded already (copied to the log again at another offset, by a mirror or a producer that is not
+# ours) fails the copy; the batch is then applied event by event (projections/runtime.py), where `_RECORDED`
+# passes over it.
 _BATCH_COPIED = CopyInto("audit_log", _COLUMNS)
 _LAST_SEQ = """
 SELECT s.stream, coalesce((SELECT max(stream_seq) FROM audit_log a WHERE a.stream = s.stream), -1) AS seq

@@ -87,10 +87,13 @@ UPDATE lineage_edges e SET target_label = labelled.label FROM labelled WHERE e.t
 """
 
 # A version's ordinal, counted here in stream order as the registry counts it (its own counter: a
-# projection reads no other projection's tables).
+# projection reads no other projection's tables); a version labelled already is not counted again, as the
+# registry does not number it again.
 _VERSION_LABELLED = """
 WITH collection AS (
-    INSERT INTO lineage_collections AS c (entity, project, name, next_version) VALUES ($2, $3, $4, 1)
+    INSERT INTO lineage_collections AS c (entity, project, name, next_version)
+    SELECT $2::text, $3::text, $4::text, 1
+    WHERE NOT EXISTS (SELECT 1 FROM lineage_labels WHERE node = $1)
     ON CONFLICT (entity, project, name) DO UPDATE SET next_version = c.next_version + 1
     RETURNING c.next_version - 1 AS version_index
 ), labelled AS (
@@ -117,11 +120,16 @@ UPDATE lineage_edges e SET target_label = labelled.label FROM labelled WHERE e.t
 """
 
 _BATCH_VERSIONS_LABELLED = """
-WITH batch AS (
-    SELECT b.*, row_number() OVER (PARTITION BY entity, project, name ORDER BY n) AS k,
-           count(*) OVER (PARTITION BY entity, project, name) AS logged
+WITH fresh AS (
+    SELECT DISTINCT ON (b.node) b.*
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
         WITH ORDINALITY AS b(node, entity, project, name, aliases, n)
+    WHERE NOT EXISTS (SELECT 1 FROM lineage_labels l WHERE l.node = b.node)
+    ORDER BY b.node, b.n
+), batch AS (
+    SELECT f.*, row_number() OVER (PARTITION BY entity, project, name ORDER BY n) AS k,
+           count(*) OVER (PARTITION BY entity, project, name) AS logged
+    FROM fresh f
 ), counted AS (
     INSERT INTO lineage_collections AS c (entity, project, name, next_version)
     SELECT entity, project, name, logged FROM batch WHERE k = 1

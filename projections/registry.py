@@ -139,11 +139,14 @@ WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
 # The collection's counter hands out the next ordinal; the version row takes it. One statement per version:
-# what a version applied alone (a batch being searched for its failing event, a parked stream) runs.
+# what a version applied alone (a batch being searched for its failing event, a parked stream) runs. A version
+# id already logged (the same event copied to the log again, or copies of one command accepted at once) takes
+# nothing: parking the collection's stream would hold up its owner for what any caller can send.
 _VERSION_LOGGED = """
 WITH collection AS (
     INSERT INTO artifact_collections AS c (entity, project, name, artifact_type, next_version, created_at)
-    VALUES ($2, $3, $4, $5, 1, $11)
+    SELECT $2::text, $3::text, $4::text, $5::text, 1, $11::timestamptz
+    WHERE NOT EXISTS (SELECT 1 FROM artifact_versions WHERE id = $1)
     ON CONFLICT (entity, project, name) DO UPDATE SET next_version = c.next_version + 1
     RETURNING c.next_version - 1 AS version_index
 )
