@@ -11,6 +11,7 @@ from modelreg.projections.positions import RUNTIME_MIGRATIONS
 from modelreg.projections.projection import Projection
 from modelreg.projections.registry import RegistryProjection
 from modelreg.projections.triggers import TriggersProjection
+from modelreg.services.commands.in_flight import MIGRATIONS as COMMANDS_IN_FLIGHT
 
 PROJECTIONS: dict[str, type[Projection]] = {
     cls.name: cls
@@ -31,7 +32,7 @@ def shown_to_commands() -> dict[str, set[str]]:
 
 
 def all_migrations() -> list[Migration]:
-    return [*RUNTIME_MIGRATIONS, *(m for cls in PROJECTIONS.values() for m in cls.migrations)]
+    return [*RUNTIME_MIGRATIONS, *COMMANDS_IN_FLIGHT, *(m for cls in PROJECTIONS.values() for m in cls.migrations)]
 
 
 def projection(name: str) -> Projection:

@@ -87,6 +87,10 @@ class Command(BaseModel):
     def describe(self) -> str:
         return re.sub(r"(?<!^)([A-Z])", r" \1", type(self).__name__).lower()
 
+    def idempotency_key(self) -> UUID | None:
+        """What makes copies of this command one command (services/commands/in_flight.py); None: nothing."""
+        return None
+
 
 # A client's clock may run a little ahead of ours; more than this is a wrong clock, not skew.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -106,6 +110,9 @@ class Recordable(Command):
 
     command_id: UUID | None = None
     occurred_at: AwareDatetime | None = None
+
+    def idempotency_key(self) -> UUID | None:
+        return self.command_id
 
     @field_validator("occurred_at")
     @classmethod
@@ -220,6 +227,10 @@ class LogArtifactVersion(Recordable):
         if value is not None and value.version != 7:
             raise ValueError("a client-chosen artifact version id must be a UUIDv7 (uuid_utils.uuid7())")
         return value
+
+    def idempotency_key(self) -> UUID | None:
+        # The version's id names one version whatever command ids its copies came with.
+        return self.artifact_version_id or self.command_id
 
 
 class UseArtifactVersion(Recordable):

@@ -16,6 +16,7 @@ from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.services.commands.access import Caller
 from modelreg.services.commands.application import Accepted, Application
 from modelreg.services.commands.commands import Command
+from modelreg.services.commands.in_flight import InFlightInMemory
 from modelreg.services.projections_catalog import shown_to_commands
 from support.memory_read_models import CaughtUpProjections, MemoryBlobs, MemoryReadModels
 
@@ -40,11 +41,12 @@ VIEWER = caller("viewer", "vi")
 
 
 class WriteSide:
-    def __init__(self) -> None:
-        self.log = InMemoryEventLog()
+    def __init__(self, log: InMemoryEventLog | None = None) -> None:
+        self.log = log or InMemoryEventLog()
         self.read_models = MemoryReadModels()
         self.projections = CaughtUpProjections(self.log, self.read_models)
         self.blobs = MemoryBlobs()
+        self.in_flight = InFlightInMemory()
         self.app = Application(
             self.log,
             self.read_models.registry,  # type: ignore[arg-type]  # the resolvers' queries: none without a database
@@ -52,6 +54,7 @@ class WriteSide:
             projections=shown_to_commands(),
             read_models=self.read_models.protocols(),
             blobs=self.blobs,
+            in_flight=self.in_flight,
         )
 
     async def __call__(self, command: Command, by: Caller = ADMIN, **options: Any) -> Accepted:

@@ -3,11 +3,17 @@ say honestly that they do not yet."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 import pytest
 from support.write_side import MEMBER, WriteSide
 from uuid_utils.compat import uuid7
 
 from modelreg.errors import InvalidInput, NotYetVisible
+from modelreg.events.envelope import Envelope
+from modelreg.events.log import LogPosition
+from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.services.commands.commands import FinishRun, LogArtifactVersion, StartRun, TagModel
 
 START = StartRun(entity="acme", project="fraud", run_id="r1")
@@ -87,6 +93,56 @@ async def test_a_version_logged_again_before_its_first_copy_shows_is_one_version
     again = await registry(log, MEMBER)
     assert (again.events, again.subject_id) == ([], first.subject_id)
     assert registry.appended_types() == ["artifacts.version_logged"]
+
+
+class ALogThatTakesAMoment(InMemoryEventLog):
+    """Appending waits on the network, as on Kafka or PostgreSQL: other requests run meanwhile."""
+
+    async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
+        await asyncio.sleep(0.01)
+        return await super().append(events)
+
+
+async def test_copies_of_a_command_sent_at_the_same_moment_are_applied_once() -> None:
+    # A client retrying while its first copy is still being carried out, or an attacker sending copies at once.
+    registry = WriteSide(ALogThatTakesAMoment())
+    start = START.model_copy(update={"command_id": uuid7()})
+    answers = await asyncio.gather(*(registry(start, MEMBER) for _ in range(6)))
+    assert registry.appended_types() == ["runs.run_started"]
+    assert sum(1 for a in answers if a.events) == 1
+    assert {a.subject_id for a in answers} == {"r1"}
+    assert registry.in_flight.held == {}
+
+
+async def test_copies_of_a_version_with_its_client_chosen_id_sent_at_once_are_one_version() -> None:
+    # Their command ids differ (or are missing): the version's id is what makes them one.
+    registry = WriteSide(ALogThatTakesAMoment())
+    file, version_id = registry.stored_file(b"weights"), uuid7()
+    logs = [
+        LogArtifactVersion(
+            entity="acme",
+            project="fraud",
+            name="gbm",
+            artifact_type="model",
+            manifest=(file,),
+            artifact_version_id=version_id,
+        ).model_copy(update={"command_id": uuid7() if n % 2 else None})
+        for n in range(6)
+    ]
+    answers = await asyncio.gather(*(registry(log, MEMBER) for log in logs))
+    assert registry.appended_types() == ["artifacts.version_logged"]
+    assert {a.subject_id for a in answers} == {version_id}
+
+
+async def test_a_copy_that_waits_longer_than_a_command_takes_is_told_to_send_it_again() -> None:
+    registry = WriteSide()
+    start = START.model_copy(update={"command_id": uuid7()})
+    held_by_another_copy = uuid7()
+    assert await registry.in_flight.claim(start.command_id, held_by_another_copy)
+    registry.app.read_your_writes_timeout_s = 0.05
+    with pytest.raises(NotYetVisible, match=f"another copy of this start run \\(id {start.command_id}\\) is still"):
+        await registry(start, MEMBER)
+    assert registry.appended() == []
 
 
 async def test_a_command_sent_again_while_the_read_models_lag_is_refused_until_they_catch_up() -> None:

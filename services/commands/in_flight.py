@@ -1,0 +1,104 @@
+"""One copy at a time of a command sent with an idempotency key.
+
+A command sent again with the same key (a client retrying after its read timed out, a proxy retrying, an
+attacker sending copies at once) is answered as the first copy was, because its handler finds the first
+copy's events in the read models. That holds only if the first copy is there when the second one looks: copies
+carried out side by side each find nothing and each append. So a copy claims its key for as long as it runs
+(check, append, read-your-writes), in PostgreSQL, which every API process shares; another copy waits for the
+claim to go, then finds the first one's events.
+
+A claim whose holder died (a killed API process) is taken over once it is older than any command can run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Protocol
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from modelreg.errors import NotYetVisible
+from modelreg.projections.migrations import Migration
+
+# Longer than a command can take: its wait for the log to be read, its handler, its append and its wait for
+# the read models, each bounded by seconds.
+STALE_AFTER = timedelta(seconds=60)
+POLL_S = 0.02
+
+MIGRATIONS = (
+    Migration(
+        "commands_in_flight",
+        1,
+        """
+        CREATE TABLE commands_in_flight (
+            key uuid PRIMARY KEY,
+            holder uuid NOT NULL,
+            since timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
+)
+
+_CLAIMED = """
+INSERT INTO commands_in_flight (key, holder) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, since = now()
+    WHERE commands_in_flight.since < now() - $3::interval
+RETURNING key
+"""
+_RELEASED = "DELETE FROM commands_in_flight WHERE key = $1 AND holder = $2"
+
+
+class InFlight(Protocol):
+    async def claim(self, key: UUID, holder: UUID) -> bool:
+        """True when `holder` now holds `key` (it was free, or its claim was stale)."""
+
+    async def release(self, key: UUID, holder: UUID) -> None: ...
+
+
+class InFlightInPostgres:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def claim(self, key: UUID, holder: UUID) -> bool:
+        return await self.pool.fetchval(_CLAIMED, key, holder, STALE_AFTER) is not None
+
+    async def release(self, key: UUID, holder: UUID) -> None:
+        await self.pool.execute(_RELEASED, key, holder)
+
+
+class InFlightInMemory:
+    """For the write side's unit tests: one process, no database."""
+
+    def __init__(self) -> None:
+        self.held: dict[UUID, UUID] = {}
+
+    async def claim(self, key: UUID, holder: UUID) -> bool:
+        return self.held.setdefault(key, holder) == holder
+
+    async def release(self, key: UUID, holder: UUID) -> None:
+        if self.held.get(key) == holder:
+            del self.held[key]
+
+
+@asynccontextmanager
+async def one_copy_at_a_time(in_flight: InFlight, key: UUID, timeout_s: float, what: str) -> AsyncIterator[None]:
+    """Hold `key` while the body runs; wait up to `timeout_s` for another copy to finish first."""
+    holder = uuid4()
+    deadline = time.monotonic() + timeout_s
+    while not await in_flight.claim(key, holder):
+        if time.monotonic() >= deadline:
+            raise NotYetVisible(
+                f"another copy of this {what} (id {key}) is still being carried out: send it again, with the "
+                "same id, shortly; it will be answered as that copy was"
+            )
+        await asyncio.sleep(POLL_S)
+    try:
+        yield
+    finally:
+        # Shielded: a request cancelled here (its client went away) must not leave the key held for a minute.
+        await asyncio.shield(in_flight.release(key, holder))
