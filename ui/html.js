@@ -80,10 +80,17 @@ export function bytes(n) {
   return `${i ? v.toFixed(1) : v} ${units[i]}`;
 }
 
-// Markdown from the API (a model card) as sanitised HTML: marked renders, DOMPurify strips scripts.
+// What a card may not hold besides scripts (DOMPurify strips those): styles, classes and forms. Any member
+// writes a card and admins read it; a full-page form styled as this app's login would ask them for their key.
+const CARD_RULES = {
+  FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "option", "label", "fieldset", "dialog"],
+  FORBID_ATTR: ["style", "class", "id"],
+};
+
+// Markdown from the API (a model card) as sanitised HTML: marked renders, DOMPurify keeps what CARD_RULES allow.
 export function Markdown({ text, empty = "Nothing written yet." }) {
   if (!text) return html`<p class="muted">${empty}</p>`;
-  const safe = DOMPurify.sanitize(marked.parse(text));
+  const safe = DOMPurify.sanitize(marked.parse(text), CARD_RULES);
   return html`<div class="markdown" dangerouslySetInnerHTML=${{ __html: safe }} />`;
 }
 

