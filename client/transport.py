@@ -8,13 +8,14 @@ again only when that cannot apply it twice: it never reached the server, or it c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import httpx
@@ -32,6 +33,8 @@ from modelreg.errors import (
     Unavailable,
 )
 from modelreg.user_settings import load_login
+
+T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 BUSY_FOR_AT_MOST_S = 300.0
@@ -84,6 +87,22 @@ _retrying = _retrying_on(_transient)
 # applied what it received, and would apply it twice).
 _retrying_unsent = _retrying_on(_unsent)
 _retrying_repeatable = _retrying_on(_transient_or_not_yet_shown)
+
+
+def _said_as_unreachable(method: Callable[..., T]) -> Callable[..., T]:
+    """What the retries could not get through is told in modelreg's terms (`Unavailable`), whichever request
+    it was: a query, a mutation, a file's upload or download."""
+
+    @functools.wraps(method)
+    def said(self: Transport, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except httpx.TransportError as exc:
+            raise Unavailable(
+                f"cannot reach modelreg at {self.url} ({exc}): is the server running? (MODELREG_URL, `modelreg login`)"
+            ) from exc
+
+    return said
 
 
 def with_command_id(fields: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +172,7 @@ class Transport:
                 ) from None
             raise
 
+    @_said_as_unreachable
     def graphql(self, query: str, variables: dict[str, Any] | None = None, *, compress: bool = False) -> dict[str, Any]:
         """`compress`: send the body gzipped (a batch of metrics: JSON numbers shrink to about a third)."""
         variables = variables or {}
@@ -160,12 +180,7 @@ class Transport:
             attempts = _retrying
         else:
             attempts = _retrying_repeatable if _carries_command_id(variables) else _retrying_unsent
-        try:
-            return attempts(self._answer)(query, variables, compress)
-        except httpx.TransportError as exc:
-            raise Unavailable(
-                f"cannot reach modelreg at {self.url} ({exc}): is the server running? (MODELREG_URL, `modelreg login`)"
-            ) from exc
+        return attempts(self._answer)(query, variables, compress)
 
     def _answer(self, query: str, variables: dict[str, Any], compress: bool) -> dict[str, Any]:
         body = self._post_graphql(query, variables, compress)
@@ -188,6 +203,7 @@ class Transport:
             response.raise_for_status()
         return response.json()
 
+    @_said_as_unreachable
     @_retrying
     def has_blob(self, digest: str) -> bool:
         response = self._http.head(f"/blobs/{digest}")
@@ -195,6 +211,7 @@ class Transport:
             response.raise_for_status()
         return response.status_code == 200
 
+    @_said_as_unreachable
     @_retrying
     def upload(self, path: Path, digest: str, on_bytes: Callable[[int], object]) -> None:
         """Send a file to the store: straight to object storage with presigned URLs when the server keeps its
@@ -218,6 +235,7 @@ class Transport:
             raise InvalidInput(f"{path}: {response.text}")
         response.raise_for_status()
 
+    @_said_as_unreachable
     @_retrying
     def blob_candidates(self, size: int, head: str) -> list[str] | None:
         """Digests of the server's blobs with this size and first-MiB sha256; None if it cannot tell."""
@@ -228,6 +246,7 @@ class Transport:
             response.raise_for_status()
         return response.json()["digests"] if response.status_code == 200 else None
 
+    @_said_as_unreachable
     @_retrying
     def upload_hashing(self, path: Path, on_bytes: Callable[[int], object]) -> str:
         """Stream a file to the store in one pass, hashing it as it goes; returns its digest once the
@@ -252,6 +271,7 @@ class Transport:
             )  # retried
         return digest
 
+    @_said_as_unreachable
     @_retrying
     def download(self, digest: str, destination: Path, on_bytes: Callable[[int], object]) -> None:
         """Fetch a blob to `destination`, verifying its digest; written under a temporary name first."""

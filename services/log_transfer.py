@@ -9,6 +9,7 @@ import base64
 import gzip
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -105,7 +106,7 @@ async def _copied_through(target: KafkaEventLog) -> dict[int, int]:
 
 
 async def export_log(log: EventLog, path: Path, on_progress: Progress) -> int:
-    """Write every event as one JSON line (gzip); what cannot be decoded as JSON is kept as base64."""
+    """Write every record as one JSON line (gzip), from which `import_log` gives back its bytes (`_line`)."""
     count = 0
     with gzip.open(path, "wb") as out:
         async for batch in records_of(log):
@@ -117,11 +118,37 @@ async def export_log(log: EventLog, path: Path, on_progress: Progress) -> int:
 
 
 def _line(record: LogRecord) -> dict[str, object]:
-    key = record.key.decode() if record.key else None
+    """A record as a line that gives back its key and value byte for byte: an event as JSON where it reads back
+    as the same bytes (every event modelreg writes), anything else (a foreign producer's bytes, JSON spelt
+    otherwise, no value at all) as base64, and a key that is not UTF-8 as base64 too."""
+    line: dict[str, object] = {"key": None}
+    if record.key:
+        try:
+            line["key"] = record.key.decode()
+        except UnicodeDecodeError:
+            line["key_base64"] = base64.b64encode(record.key).decode()
+    if record.value is None:
+        line["raw"] = None
+        return line
     try:
-        return {"key": key, "event": orjson.loads(record.value or b"")}
+        event = orjson.loads(record.value)
+        if orjson.dumps(event) == record.value:
+            line["event"] = event
+            return line
     except orjson.JSONDecodeError:
-        return {"key": key, "raw": base64.b64encode(record.value or b"").decode()}
+        pass
+    line["raw"] = base64.b64encode(record.value).decode()
+    return line
+
+
+def _record(item: dict[str, Any], topic: str, index: int) -> LogRecord:
+    """`_line`'s record back."""
+    if "event" in item:
+        value: bytes | None = orjson.dumps(item["event"])
+    else:
+        value = None if item["raw"] is None else base64.b64decode(item["raw"])
+    key = base64.b64decode(item["key_base64"]) if "key_base64" in item else (item["key"] or "").encode() or None
+    return LogRecord(LogPosition(topic, 0, index), key, value, _type_headers(item.get("event")))
 
 
 async def import_log(log: EventLog, path: Path, on_progress: Progress) -> int:
@@ -132,10 +159,7 @@ async def import_log(log: EventLog, path: Path, on_progress: Progress) -> int:
     chunk: list[LogRecord] = []
     with gzip.open(path, "rb") as lines:
         for line in lines:
-            item = orjson.loads(line)
-            value = orjson.dumps(item["event"]) if "event" in item else base64.b64decode(item["raw"])
-            key = item["key"].encode() if item["key"] else None
-            chunk.append(LogRecord(LogPosition(log.topic, 0, count), key, value, _type_headers(item.get("event"))))
+            chunk.append(_record(orjson.loads(line), log.topic, count))
             count += 1
             if len(chunk) == CHUNK:
                 await log.append_raw(chunk)

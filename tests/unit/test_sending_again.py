@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,12 @@ def test_a_query_is_sent_again_after_a_lost_answer(server: HangingUp) -> None:
 
 def test_a_command_id_given_by_the_caller_is_kept() -> None:
     assert with_command_id({"commandId": "c1", "runId": "r1"})["commandId"] == "c1"
+
+
+def test_a_file_the_server_cannot_be_reached_for_says_so_in_modelregs_terms(tmp_path: Path) -> None:
+    closed = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    transport = Transport(url, "mr_key", timeout_s=5)
+    with pytest.raises(Unavailable, match=f"cannot reach modelreg at {url}"):
+        transport.download("sha256:" + "0" * 64, tmp_path / "model.pt", lambda n: None)
