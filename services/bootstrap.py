@@ -9,10 +9,13 @@ built by their own adapters from `settings` and use `pool` and `event_log` from 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from aiokafka.errors import KafkaConnectionError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from modelreg.events.log import EventLog
 from modelreg.events.written import RecentlyWritten
@@ -23,6 +26,11 @@ from modelreg.services.infra.database import create_pool
 from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, projection, shown_to_commands
 from modelreg.services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# How long a process waits at its start for a broker that does not answer yet.
+BROKER_WAIT_S = 120.0
 
 if TYPE_CHECKING:  # the command path is imported where it is used: projector and rebuild processes start faster
     from modelreg.projections.progress import ProjectionProgress
@@ -85,12 +93,42 @@ async def open_parts(settings: Settings, *, pool_size: int = 10, durable_commits
     event_log = event_log_for(settings, pool)
     try:
         await migrate(pool, all_migrations())
-        await event_log.start()
+        await started(event_log, settings)
     except BaseException:
         await event_log.close()
         await pool.close()
         raise
     return ProcessParts(settings, pool, event_log)
+
+
+async def started(event_log: EventLog, settings: Settings, wait_s: float = BROKER_WAIT_S) -> None:
+    """Start the event log, waiting for a broker that does not answer yet (restarting, or starting beside this
+    process) rather than exiting; one still away after `wait_s` is a setting to check, and the error says so."""
+
+    def waiting(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("waiting for Kafka at %s (%s)", settings.kafka_bootstrap_servers, error)
+
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(KafkaConnectionError),
+            stop=stop_after_delay(wait_s),
+            wait=wait_exponential(multiplier=0.5, max=5),
+            before_sleep=waiting,
+            reraise=True,
+        ):
+            with attempt:
+                try:
+                    await event_log.start()
+                except KafkaConnectionError:
+                    with contextlib.suppress(Exception):
+                        await event_log.close()  # what did start, for the next attempt to start afresh
+                    raise
+    except KafkaConnectionError as exc:
+        raise RuntimeError(
+            f"Kafka at {settings.kafka_bootstrap_servers} did not answer for {wait_s:.0f} s ({exc}): check "
+            "KAFKA_BOOTSTRAP_SERVERS and that the broker is up"
+        ) from exc
 
 
 @contextlib.asynccontextmanager
