@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from typing import Any
 
 from uuid_utils.compat import uuid7
@@ -102,6 +103,19 @@ from modelreg.services.commands.parked_streams import PARKED_STREAM_HANDLERS
 async def already_accepted(cmd: Recordable, ctx: CommandContext) -> bool:
     """A recorded command sent again (a second sync, or one resumed after a cut) must append nothing twice."""
     return cmd.command_id is not None and await ctx.reads.audit.caused_by(cmd.command_id)
+
+
+def require_a_path_that_shows_as_it_is(path: str) -> None:
+    """A file's path holds no control character (a line break splits a listing) and no formatting character
+    (a right-to-left override shows `model\u202egnp.exe` as `modelexe.png`): what readers see and download is
+    what was logged. Refused here, not in the event's type, so that events already on a log still read."""
+    for char in path:
+        if unicodedata.category(char) in ("Cc", "Cf"):
+            name = unicodedata.name(char, "a control character")
+            raise InvalidInput(
+                f"file path {path!r} holds {name} (U+{ord(char):04X}), which would show the path as another in "
+                "listings and downloads: rename the file"
+            )
 
 
 def manifest_digest(manifest: tuple[ManifestEntry, ...]) -> str:
@@ -201,6 +215,8 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
     paths = [entry.path for entry in cmd.manifest]
     if len(set(paths)) != len(paths):
         raise InvalidInput("the manifest lists a file path twice: each path may appear once")
+    for path in paths:
+        require_a_path_that_shows_as_it_is(path)
     await require_stored_files(cmd.manifest, ctx)
     if cmd.run_id is not None and await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: log from a started run")

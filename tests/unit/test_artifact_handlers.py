@@ -73,6 +73,30 @@ async def test_a_manifest_lists_each_path_once() -> None:
         await registry(logging(file, file))
 
 
+@pytest.mark.parametrize(
+    ("path", "named"),
+    [
+        ("model\u202egnp.exe", "RIGHT-TO-LEFT OVERRIDE \\(U\\+202E\\)"),
+        ("weights\nREADME.md", "a control character \\(U\\+000A\\)"),
+        ("a\u200bb.bin", "ZERO WIDTH SPACE \\(U\\+200B\\)"),
+    ],
+    ids=["right-to-left override", "line break", "zero-width space"],
+)
+async def test_a_file_path_that_would_show_as_another_is_refused(path: str, named: str) -> None:
+    registry = WriteSide()
+    file = registry.stored_file(b"one").model_copy(update={"path": path})
+    with pytest.raises(InvalidInput, match=f"holds {named}, which would show the path as another"):
+        await registry(logging(file))
+    assert registry.appended() == []
+
+
+async def test_a_file_path_in_any_script_is_kept() -> None:
+    registry = WriteSide()
+    file = registry.stored_file(b"one").model_copy(update={"path": "données/モデル/модель.pt"})
+    await registry(logging(file))
+    assert registry.appended_types() == ["artifacts.version_logged"]
+
+
 async def test_every_uploaded_file_must_be_in_the_blob_store() -> None:
     registry = WriteSide()
     missing = ManifestEntry(path="a.bin", size=3, digest="sha256:" + "0" * 64)
