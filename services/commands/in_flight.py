@@ -30,12 +30,14 @@ from modelreg.projections.migrations import Migration
 STALE_AFTER = timedelta(seconds=60)
 POLL_S = 0.02
 
+# Unlogged: a claim lives for one command, so it is not worth a disk flush per command, and after a crash of
+# PostgreSQL no command is in flight any more (the table comes back empty).
 MIGRATIONS = (
     Migration(
         "commands_in_flight",
         1,
         """
-        CREATE TABLE commands_in_flight (
+        CREATE UNLOGGED TABLE commands_in_flight (
             key uuid PRIMARY KEY,
             holder uuid NOT NULL,
             since timestamptz NOT NULL DEFAULT now()
