@@ -18,7 +18,7 @@ from modelreg.services.commands.access import Caller
 from modelreg.services.commands.commands import Command, Recordable
 from modelreg.services.commands.decisions import CommandContext, Decision, StoredBlobs
 from modelreg.services.commands.handlers import HANDLERS
-from modelreg.services.commands.in_flight import InFlight, InFlightInPostgres, one_copy_at_a_time
+from modelreg.services.commands.in_flight import InFlight, InFlightInPostgres, OneCopyAtATime
 from modelreg.services.commands.offline_claims import bounded_claim
 from modelreg.services.commands.read_models import ProjectionsShowing, ReadModels
 
@@ -54,7 +54,7 @@ class Application:
         self.reads = reads  # the registry's queries, for the resolvers and runners this application serves
         # What commands are checked against; in the server, the read models in the pool of `reads`.
         self.read_models = read_models or ReadModels.in_postgres(reads.pool)
-        self.in_flight = in_flight or InFlightInPostgres(reads.pool)
+        self.copies = OneCopyAtATime(in_flight or InFlightInPostgres(reads.pool))
         self.progress = progress
         self.projections = projections  # name -> the event types it handles ("*": all)
         self.read_your_writes_timeout_s = read_your_writes_timeout_s
@@ -75,7 +75,7 @@ class Application:
         key = command.idempotency_key()
         if key is None:
             return await self._execute(command, caller, correlation_id, causation_id, wait_for_read_models)
-        async with one_copy_at_a_time(self.in_flight, key, self.read_your_writes_timeout_s, command.describe()):
+        async with self.copies.held(key, self.read_your_writes_timeout_s, command.describe()):
             return await self._execute(command, caller, correlation_id, causation_id, wait_for_read_models)
 
     async def _execute(

@@ -114,6 +114,16 @@ async def test_copies_of_a_command_sent_at_the_same_moment_are_applied_once() ->
     assert registry.in_flight.held == {}
 
 
+async def test_copies_waiting_in_one_process_ask_the_database_once_each() -> None:
+    # A thousand copies sent at once must not turn into a thousand claims asked every 20 ms.
+    registry = WriteSide(ALogThatTakesAMoment())
+    start = START.model_copy(update={"command_id": uuid7()})
+    await asyncio.gather(*(registry(start, MEMBER) for _ in range(50)))
+    assert registry.appended_types() == ["runs.run_started"]
+    assert registry.in_flight.asked == 50
+    assert registry.app.copies.waiting() == 0
+
+
 async def test_copies_of_a_version_with_its_client_chosen_id_sent_at_once_are_one_version() -> None:
     # Their command ids differ (or are missing): the version's id is what makes them one.
     registry = WriteSide(ALogThatTakesAMoment())
