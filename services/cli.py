@@ -254,7 +254,17 @@ def _local_options(fn: Any) -> Any:
 
 
 def _progress(label: str, total: int | None = None) -> Any:
+    if total is None:  # a count not known up front: click wants something to measure, an empty iterable will do
+        return click.progressbar(iter(()), label=label, file=sys.stderr, show_pos=True)
     return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+
+
+def _log_settings(data_dir: Path | None, database_url: str | None, topic: str, kafka: str | None) -> Any:
+    """Where the event log is: on Kafka, nothing else is needed (no PostgreSQL is started for it)."""
+    from modelreg.services.settings import Settings
+
+    dsn = (database_url or "") if kafka else _database_url(data_dir, database_url)
+    return Settings(database_url=dsn, kafka_bootstrap_servers=kafka, topic=topic)
 
 
 @main.command("migrate-log")
@@ -304,9 +314,8 @@ def export_command(data_dir: Path | None, database_url: str | None, topic: str, 
     """Write the whole event log to FILE (JSON lines, gzip): a backup, or a registry to move elsewhere."""
     from modelreg.services.infra.event_log import event_log_for
     from modelreg.services.log_transfer import export_log
-    from modelreg.services.settings import Settings
 
-    settings = Settings(database_url=_database_url(data_dir, database_url), kafka_bootstrap_servers=kafka, topic=topic)
+    settings = _log_settings(data_dir, database_url, topic, kafka)
 
     async def run() -> int:
         log = event_log_for(settings)
@@ -330,9 +339,8 @@ def import_command(data_dir: Path | None, database_url: str | None, topic: str, 
     """Load an export into a fresh install; the read models are built when modelreg next runs."""
     from modelreg.services.infra.event_log import event_log_for
     from modelreg.services.log_transfer import import_log
-    from modelreg.services.settings import Settings
 
-    settings = Settings(database_url=_database_url(data_dir, database_url), kafka_bootstrap_servers=kafka, topic=topic)
+    settings = _log_settings(data_dir, database_url, topic, kafka)
 
     async def run() -> int:
         log = event_log_for(settings)

@@ -1,0 +1,42 @@
+"""`modelreg export` and `modelreg import`, as an operator runs them: a backup of one log loads into another."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from click.testing import CliRunner
+from support.history import registry_history
+from support.log_contents import all_records
+
+from modelreg.events.log import EventLog
+from modelreg.services.cli import main
+from modelreg.services.infra.event_log import event_log_for
+from modelreg.services.settings import Settings
+
+
+async def test_an_export_loads_into_a_fresh_log_with_its_progress_shown(
+    settings: Settings, event_log: EventLog, tmp_path: Path
+) -> None:
+    await event_log.append(registry_history(30))
+    where = ["--database-url", settings.database_url]
+    if settings.kafka_bootstrap_servers:
+        where += ["--kafka", settings.kafka_bootstrap_servers]
+    backup = tmp_path / "backup.jsonl.gz"
+    copy = f"{settings.topic}.copy"
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "exported 30 events" in await asyncio.to_thread(run, "export", *where, "--topic", settings.topic, str(backup))
+    assert "imported 30 events" in await asyncio.to_thread(run, "import", *where, "--topic", copy, str(backup))
+
+    target = event_log_for(Settings(settings.database_url, settings.kafka_bootstrap_servers, topic=copy))
+    await target.start()
+    try:
+        imported = sorted((r.key, r.value) for r in await all_records(target))
+    finally:
+        await target.close()
+    assert imported == sorted((r.key, r.value) for r in await all_records(event_log))
