@@ -130,7 +130,11 @@ class DirectUpload:
             self.put(part["url"], part["headers"], path, offset, min(part_size, size - offset), on_bytes)
 
         each_in_parallel(send, plan["parts"], PARALLEL_PARTS)
-        self.ask("/blobs/uploads/complete", {**fields, "upload": plan["upload"]})
+        try:
+            self.ask("/blobs/uploads/complete", {**fields, "upload": plan["upload"]})
+        except InvalidInput:
+            resume.forget()  # a refused upload is not resumed: the next attempt starts a new one
+            raise
         resume.forget()
         return "multipart"
 

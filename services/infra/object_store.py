@@ -123,6 +123,21 @@ def part_count(size: int, part_size: int) -> int:
     return max(1, math.ceil(size / part_size))
 
 
+def _latest_of_each_number(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A part sent twice (a client's retry after a lost answer, a resumed upload) is one part, the latest sent,
+    as S3 keeps it; SeaweedFS lists every copy, and the upload then looked incomplete for good."""
+    latest: dict[int, dict[str, Any]] = {}
+    for part in parts:
+        seen = latest.get(part["PartNumber"])
+        if (
+            seen is None
+            or not (seen.get("LastModified") and part.get("LastModified"))
+            or (part["LastModified"] >= seen["LastModified"])
+        ):
+            latest[part["PartNumber"]] = part
+    return [latest[number] for number in sorted(latest)]
+
+
 class ObjectBlobStore:
     """The blob store in a bucket. `async with ObjectBlobStore(location):` opens its client."""
 
@@ -356,7 +371,7 @@ class ObjectBlobStore:
                 )
                 parts.extend(page.get("Parts", []))
                 if not page.get("IsTruncated"):
-                    return parts
+                    return _latest_of_each_number(parts)
                 marker = int(page["NextPartNumberMarker"])
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404", "NoSuchKey"):
@@ -446,6 +461,11 @@ class ObjectBlobStore:
                 raise InvalidInput(UPLOAD_GONE) from None
             if code in ("ConditionalRequestConflict", "409"):  # another completion of this key is under way
                 raise Unavailable(RACED) from None
+            if code in ("BadDigest", "InvalidPart", "InvalidPartOrder"):  # the caller named parts it did not send
+                raise InvalidInput(
+                    f"the object store refused to join the parts ({code}): complete with the SHA-256 of each part "
+                    "as sent, or ask again with 'upload' and send the parts it lists"
+                ) from None
             if code != "NotImplemented":
                 raise
             log.warning("the object store has no conditional writes: completing %s unguarded", key)

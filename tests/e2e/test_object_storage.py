@@ -130,6 +130,53 @@ async def test_a_multipart_upload_resumes_with_the_parts_the_store_has(bucket_st
     assert (head.status, head.headers["Content-Length"]) == (200, str(len(content)))
 
 
+async def test_a_part_sent_twice_is_one_part_and_the_upload_completes(bucket_stack: Stack) -> None:
+    # A client that retried a part whose answer it lost; the store may list each copy.
+    assert bucket_stack.client is not None
+    auth = await bucket_stack.auth()
+    content = bytes(range(251)) * (11 * MiB // 251)
+    part = 5 * MiB
+    parts = [hashlib.sha256(content[i : i + part]).hexdigest() for i in range(0, len(content), part)]
+    fields = {"digest": address(content), "size": len(content), "part_size": part, "parts": parts}
+    plan = await (await bucket_stack.client.post("/blobs/uploads", json=fields, headers=auth)).json()
+    fields["upload"] = plan["upload"]
+    async with httpx.AsyncClient() as http:
+        for p in plan["parts"]:
+            offset = (p["number"] - 1) * part
+            for _ in range(2 if p["number"] == 1 else 1):
+                sent = await http.put(p["url"], content=content[offset : offset + part], headers=p["headers"])
+                assert sent.is_success
+    again = await (await bucket_stack.client.post("/blobs/uploads", json=fields, headers=auth)).json()
+    assert again["parts"] == []
+    done = await bucket_stack.client.post("/blobs/uploads/complete", json=fields, headers=auth)
+    assert done.status == 201, await done.text()
+    head = await bucket_stack.client.head(f"/blobs/{address(content)}", headers=auth)
+    assert (head.status, head.headers["Content-Length"]) == (200, str(len(content)))
+
+
+async def test_completing_with_part_digests_other_than_the_parts_sent_is_refused_as_bad_input(
+    bucket_stack: Stack,
+) -> None:
+    assert bucket_stack.client is not None
+    auth = await bucket_stack.auth()
+    content = bytes(range(251)) * (11 * MiB // 251)
+    part = 5 * MiB
+    parts = [hashlib.sha256(content[i : i + part]).hexdigest() for i in range(0, len(content), part)]
+    fields = {"digest": address(content), "size": len(content), "part_size": part, "parts": parts}
+    plan = await (await bucket_stack.client.post("/blobs/uploads", json=fields, headers=auth)).json()
+    async with httpx.AsyncClient() as http:
+        for p in plan["parts"]:
+            offset = (p["number"] - 1) * part
+            assert (await http.put(p["url"], content=content[offset : offset + part], headers=p["headers"])).is_success
+    wrong = {**fields, "parts": [parts[1], parts[0], parts[2]], "upload": plan["upload"]}
+    refused = await bucket_stack.client.post("/blobs/uploads/complete", json=wrong, headers=auth)
+    assert refused.status == 400, await refused.text()
+    done = await bucket_stack.client.post(
+        "/blobs/uploads/complete", json={**fields, "upload": plan["upload"]}, headers=auth
+    )
+    assert done.status == 201, await done.text()
+
+
 async def test_parts_that_join_to_content_of_another_digest_are_refused_and_deleted(bucket_stack: Stack) -> None:
     assert bucket_stack.client is not None
     auth = await bucket_stack.auth()

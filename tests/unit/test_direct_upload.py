@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from modelreg.direct_upload import DirectUpload
+from modelreg.errors import InvalidInput
 
 PART = 10
 
@@ -102,6 +103,26 @@ def test_an_interrupted_multipart_upload_sends_only_the_missing_parts_next_time(
     assert not list(upload_state.iterdir())  # completed: the state is gone
     part_digests = resumed[0]["parts"]
     assert part_digests == [hashlib.sha256(content[i : i + PART]).hexdigest() for i in range(0, 45, PART)]
+
+
+def test_an_upload_whose_completion_is_refused_starts_afresh_next_time(tmp_path: Path, upload_state: Path) -> None:
+    content = bytes(range(45))
+    bucket = BucketBehindAnApi(single_put_max=20)
+    path, digest = a_file(tmp_path, content)
+
+    def ask(route: str, body: dict[str, Any]) -> dict[str, Any]:
+        if route == "/blobs/uploads/complete" and body["upload"] == "upload-1":
+            raise InvalidInput("the upload has 6 part(s) of 55 bytes, not all of the 45: send the missing parts")
+        return bucket.ask(route, body)
+
+    with pytest.raises(InvalidInput):
+        DirectUpload(ask, bucket.put).run(path, digest, lambda n: None)
+    assert not list(upload_state.iterdir())  # not kept to be resumed, and refused again, for good
+
+    bucket.asked.clear()
+    assert DirectUpload(bucket.ask, bucket.put).run(path, digest, lambda n: None) == "multipart"
+    assert bucket.asked[0].get("upload") is None  # a new upload, not the refused one
+    assert bucket.objects[digest] == content
 
 
 def test_a_folder_store_server_is_answered_by_sending_to_the_api(tmp_path: Path) -> None:
