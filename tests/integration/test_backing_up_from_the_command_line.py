@@ -30,7 +30,9 @@ async def test_an_export_loads_into_a_fresh_log_with_its_progress_shown(
         assert result.exit_code == 0, result.output
         return result.output
 
-    assert "exported 30 events" in await asyncio.to_thread(run, "export", *where, "--topic", settings.topic, str(backup))
+    assert "exported 30 events" in await asyncio.to_thread(
+        run, "export", *where, "--topic", settings.topic, str(backup)
+    )
     assert "imported 30 events" in await asyncio.to_thread(run, "import", *where, "--topic", copy, str(backup))
 
     target = event_log_for(Settings(settings.database_url, settings.kafka_bootstrap_servers, topic=copy))
