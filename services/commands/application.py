@@ -18,7 +18,7 @@ from modelreg.services.commands.access import Caller
 from modelreg.services.commands.commands import Command, Recordable
 from modelreg.services.commands.decisions import CommandContext, Decision, StoredBlobs
 from modelreg.services.commands.handlers import HANDLERS
-from modelreg.services.commands.in_flight import InFlight, InFlightInPostgres, OneCopyAtATime
+from modelreg.services.commands.in_flight import InFlight, InFlightInPostgres, OneCopyAtATime, claim_key
 from modelreg.services.commands.offline_claims import bounded_claim
 from modelreg.services.commands.read_models import ProjectionsShowing, ReadModels
 
@@ -72,10 +72,13 @@ class Application:
         causation_id: UUID | None = None,
         wait_for_read_models: bool = True,
     ) -> Accepted:
+        reads = self.read_models
+        caller.require(command.needs, await command.scopes_in(reads, caller.readable()), command.describe())
         key = command.idempotency_key()
         if key is None:
             return await self._execute(command, caller, correlation_id, causation_id, wait_for_read_models)
-        async with self.copies.held(key, self.read_your_writes_timeout_s, command.describe()):
+        claimed = claim_key(key, caller.actor)
+        async with self.copies.held(claimed, self.read_your_writes_timeout_s, f"{command.describe()} (id {key})"):
             return await self._execute(command, caller, correlation_id, causation_id, wait_for_read_models)
 
     async def _execute(
@@ -86,8 +89,8 @@ class Application:
         causation_id: UUID | None,
         wait_for_read_models: bool,
     ) -> Accepted:
+        """The command past its rights check (and, if it has a key, holding it)."""
         reads = self.read_models
-        caller.require(command.needs, await command.scopes_in(reads, caller.readable()), command.describe())
         if isinstance(command, Recordable) and command.command_id is not None:
             await self._caught_up_with_the_log(command.command_id)
         handler = HANDLERS[type(command)]

@@ -21,14 +21,23 @@ async def test_a_key_is_held_by_one_copy_until_it_lets_go(pool: asyncpg.Pool) ->
     assert await another_api.claim(key, second)
 
 
-async def test_the_claim_of_a_process_that_died_is_taken_over_once_no_command_could_still_run(
+async def test_the_claim_of_a_process_that_died_is_taken_over_once_it_is_no_longer_renewed(
     pool: asyncpg.Pool,
 ) -> None:
     in_flight = InFlightInPostgres(pool)
     key, killed, retry = uuid4(), uuid4(), uuid4()
     assert await in_flight.claim(key, killed)
     assert not await in_flight.claim(key, retry)
-    await pool.execute("UPDATE commands_in_flight SET since = now() - interval '61 seconds' WHERE key = $1", key)
+    await pool.execute("UPDATE commands_in_flight SET since = now() - interval '11 seconds' WHERE key = $1", key)
     assert await in_flight.claim(key, retry)
     await in_flight.release(key, killed)  # the killed copy's late release must not free the retry's claim
     assert await pool.fetchval("SELECT holder FROM commands_in_flight WHERE key = $1", key) == retry
+
+
+async def test_a_holder_that_renews_its_claim_keeps_it(pool: asyncpg.Pool) -> None:
+    in_flight = InFlightInPostgres(pool)
+    key, slow, retry = uuid4(), uuid4(), uuid4()
+    assert await in_flight.claim(key, slow)
+    await pool.execute("UPDATE commands_in_flight SET since = now() - interval '11 seconds' WHERE key = $1", key)
+    await in_flight.renew(key, slow)  # still at work: a long wait for the read models
+    assert not await in_flight.claim(key, retry)

@@ -7,14 +7,16 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from support.write_side import MEMBER, WriteSide
+from support.write_side import MEMBER, VIEWER, WriteSide
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import InvalidInput, NotYetVisible
+from modelreg.errors import InvalidInput, NotYetVisible, PermissionDenied
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import LogPosition
 from modelreg.events.memory_log import InMemoryEventLog
+from modelreg.services.commands import in_flight
 from modelreg.services.commands.commands import FinishRun, LogArtifactVersion, StartRun, TagModel
+from modelreg.services.commands.in_flight import claim_key
 
 START = StartRun(entity="acme", project="fraud", run_id="r1")
 
@@ -148,11 +150,43 @@ async def test_a_copy_that_waits_longer_than_a_command_takes_is_told_to_send_it_
     registry = WriteSide()
     start = START.model_copy(update={"command_id": uuid7()})
     held_by_another_copy = uuid7()
-    assert await registry.in_flight.claim(start.command_id, held_by_another_copy)
+    assert await registry.in_flight.claim(claim_key(start.command_id, MEMBER.actor), held_by_another_copy)
     registry.app.read_your_writes_timeout_s = 0.05
     with pytest.raises(NotYetVisible, match=f"another copy of this start run \\(id {start.command_id}\\) is still"):
         await registry(start, MEMBER)
     assert registry.appended() == []
+
+
+class ALogThatTakesLong(InMemoryEventLog):
+    async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
+        await asyncio.sleep(0.2)
+        return await super().append(events)
+
+
+async def test_a_copy_that_takes_long_keeps_renewing_its_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Else another copy would take the claim over as a dead holder's, and apply the command twice.
+    monkeypatch.setattr(in_flight, "RENEW_S", 0.02)
+    registry = WriteSide(ALogThatTakesLong())
+    await registry(START.model_copy(update={"command_id": uuid7()}), MEMBER)
+    assert registry.in_flight.renewals >= 3
+    assert registry.in_flight.held == {}
+
+
+async def test_copies_sent_by_someone_else_hold_up_nothing() -> None:
+    # A version's id is visible to its readers: sending copies of a command under it must not stall its owner.
+    registry = WriteSide()
+    start = START.model_copy(update={"command_id": uuid7()})
+    assert await registry.in_flight.claim(claim_key(start.command_id, VIEWER.actor), uuid7())
+    await registry(start, MEMBER)
+    assert registry.appended_types() == ["runs.run_started"]
+
+
+async def test_a_caller_without_the_right_claims_nothing() -> None:
+    registry = WriteSide()
+    start = START.model_copy(update={"command_id": uuid7()})
+    with pytest.raises(PermissionDenied):
+        await registry(start, VIEWER)
+    assert registry.in_flight.asked == 0
 
 
 async def test_a_command_sent_again_while_the_read_models_lag_is_refused_until_they_catch_up() -> None:
