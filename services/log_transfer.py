@@ -118,26 +118,28 @@ async def export_log(log: EventLog, path: Path, on_progress: Progress) -> int:
 
 
 def _line(record: LogRecord) -> dict[str, object]:
-    """A record as a line that gives back its key and value byte for byte: an event as JSON where it reads back
-    as the same bytes (every event modelreg writes), anything else (a foreign producer's bytes, JSON spelt
-    otherwise, no value at all) as base64, and a key that is not UTF-8 as base64 too."""
+    """A record as a line that gives back its key, value and headers byte for byte: an event as JSON where it
+    reads back as the same bytes (every event modelreg writes), anything else (a foreign producer's bytes, JSON
+    spelt otherwise, no value at all) as base64; a key that is not UTF-8 as base64 too; headers only where they
+    are not the ones an event's type and version give (which import writes again)."""
     line: dict[str, object] = {"key": None}
-    if record.key:
+    if record.key is not None:
         try:
             line["key"] = record.key.decode()
         except UnicodeDecodeError:
             line["key_base64"] = base64.b64encode(record.key).decode()
-    if record.value is None:
-        line["raw"] = None
-        return line
-    try:
-        event = orjson.loads(record.value)
-        if orjson.dumps(event) == record.value:
-            line["event"] = event
-            return line
-    except orjson.JSONDecodeError:
-        pass
-    line["raw"] = base64.b64encode(record.value).decode()
+    line["raw"] = None if record.value is None else base64.b64encode(record.value).decode()
+    if record.value is not None:
+        try:
+            event = orjson.loads(record.value)
+            if orjson.dumps(event) == record.value:
+                del line["raw"]
+                line["event"] = event
+        except orjson.JSONDecodeError:
+            pass
+    headers = tuple(record.headers)
+    if headers != _type_headers(line.get("event")):
+        line["headers"] = [[name, base64.b64encode(value).decode()] for name, value in headers]
     return line
 
 
@@ -147,8 +149,15 @@ def _record(item: dict[str, Any], topic: str, index: int) -> LogRecord:
         value: bytes | None = orjson.dumps(item["event"])
     else:
         value = None if item["raw"] is None else base64.b64decode(item["raw"])
-    key = base64.b64decode(item["key_base64"]) if "key_base64" in item else (item["key"] or "").encode() or None
-    return LogRecord(LogPosition(topic, 0, index), key, value, _type_headers(item.get("event")))
+    if "key_base64" in item:
+        key: bytes | None = base64.b64decode(item["key_base64"])
+    else:
+        key = None if item["key"] is None else item["key"].encode()
+    if "headers" in item:
+        headers = tuple((name, base64.b64decode(value)) for name, value in item["headers"])
+    else:
+        headers = _type_headers(item.get("event"))
+    return LogRecord(LogPosition(topic, 0, index), key, value, headers)
 
 
 async def import_log(log: EventLog, path: Path, on_progress: Progress) -> int:

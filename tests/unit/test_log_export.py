@@ -18,13 +18,14 @@ OURS = Envelope.new(
 )
 
 
-def record(key: bytes | None, value: bytes | None) -> LogRecord:
-    return LogRecord(LogPosition("", 0, 0), key, value)
+def record(key: bytes | None, value: bytes | None, headers: tuple[tuple[str, bytes], ...] = ()) -> LogRecord:
+    return LogRecord(LogPosition("", 0, 0), key, value, headers)
 
 
-async def test_an_export_imported_gives_back_every_key_and_value_byte_for_byte(tmp_path: Path) -> None:
+async def test_an_export_imported_gives_back_every_key_value_and_header_byte_for_byte(tmp_path: Path) -> None:
     written = [
-        record(OURS.stream.encode(), encode(OURS)),
+        record(OURS.stream.encode(), encode(OURS), (("type", b"runs.run_started"), ("version", b"1"))),
+        record(b"", b'{"type": "foreign"}', (("trace", b"\x00\xff"), ("source", b"mirror"))),
         record(b"\xff\xfe not UTF-8", b'{"type": "foreign"}'),  # a foreign producer's key
         record(b"model:m", b'{"a": 1, "a": 2}'),  # JSON that reads back as other bytes
         record(b"model:m", b"\x00 not even JSON \xff"),
@@ -38,5 +39,6 @@ async def test_an_export_imported_gives_back_every_key_and_value_byte_for_byte(t
 
     target = InMemoryEventLog(partitions=1)
     assert await import_log(target, backup, lambda n: None) == len(written)
-    assert [(r.key, r.value) for r in target.partitions[0]] == [(r.key, r.value) for r in written]
-    assert dict(target.partitions[0][0].headers)["type"] == b"runs.run_started"
+    assert [(r.key, r.value, r.headers) for r in target.partitions[0]] == [
+        (r.key, r.value, r.headers) for r in written
+    ]
