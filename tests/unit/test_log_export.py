@@ -39,6 +39,4 @@ async def test_an_export_imported_gives_back_every_key_value_and_header_byte_for
 
     target = InMemoryEventLog(partitions=1)
     assert await import_log(target, backup, lambda n: None) == len(written)
-    assert [(r.key, r.value, r.headers) for r in target.partitions[0]] == [
-        (r.key, r.value, r.headers) for r in written
-    ]
+    assert [(r.key, r.value, r.headers) for r in target.partitions[0]] == [(r.key, r.value, r.headers) for r in written]
