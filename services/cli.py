@@ -865,6 +865,8 @@ def kafka_run(data_dir: Path) -> None:
     """Run a local broker in the foreground until Ctrl-C; prints its bootstrap address."""
     from modelreg.services.infra.local_kafka import LocalKafka
 
+    # Blocked, so that SIGTERM waits for sigwait instead of killing this process and leaving the broker's JVM.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     broker = LocalKafka(data_dir).start()
     click.echo(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
     sys.stdout.flush()
