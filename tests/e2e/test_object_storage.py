@@ -130,22 +130,31 @@ async def test_a_multipart_upload_resumes_with_the_parts_the_store_has(bucket_st
     assert (head.status, head.headers["Content-Length"]) == (200, str(len(content)))
 
 
+PART = 5 * MiB
+ELEVEN_MIB = bytes(range(251)) * (11 * MiB // 251)  # 3 parts: 5, 5 and 1 MiB
+
+
+async def planned_and_sent(stack: Stack, content: bytes, twice: int | None = None) -> tuple[dict[str, Any], list[str]]:
+    """A multipart upload planned and every part sent (part `twice` sent twice); its fields and part digests."""
+    assert stack.client is not None
+    parts = [hashlib.sha256(content[i : i + PART]).hexdigest() for i in range(0, len(content), PART)]
+    fields = {"digest": address(content), "size": len(content), "part_size": PART, "parts": parts}
+    plan = await (await stack.client.post("/blobs/uploads", json=fields, headers=await stack.auth())).json()
+    async with httpx.AsyncClient() as http:
+        for p in plan["parts"]:
+            offset = (p["number"] - 1) * PART
+            for _ in range(2 if p["number"] == twice else 1):
+                sent = await http.put(p["url"], content=content[offset : offset + PART], headers=p["headers"])
+                assert sent.is_success
+    return {**fields, "upload": plan["upload"]}, parts
+
+
 async def test_a_part_sent_twice_is_one_part_and_the_upload_completes(bucket_stack: Stack) -> None:
     # A client that retried a part whose answer it lost; the store may list each copy.
     assert bucket_stack.client is not None
     auth = await bucket_stack.auth()
-    content = bytes(range(251)) * (11 * MiB // 251)
-    part = 5 * MiB
-    parts = [hashlib.sha256(content[i : i + part]).hexdigest() for i in range(0, len(content), part)]
-    fields = {"digest": address(content), "size": len(content), "part_size": part, "parts": parts}
-    plan = await (await bucket_stack.client.post("/blobs/uploads", json=fields, headers=auth)).json()
-    fields["upload"] = plan["upload"]
-    async with httpx.AsyncClient() as http:
-        for p in plan["parts"]:
-            offset = (p["number"] - 1) * part
-            for _ in range(2 if p["number"] == 1 else 1):
-                sent = await http.put(p["url"], content=content[offset : offset + part], headers=p["headers"])
-                assert sent.is_success
+    content = ELEVEN_MIB
+    fields, _ = await planned_and_sent(bucket_stack, content, twice=1)
     again = await (await bucket_stack.client.post("/blobs/uploads", json=fields, headers=auth)).json()
     assert again["parts"] == []
     done = await bucket_stack.client.post("/blobs/uploads/complete", json=fields, headers=auth)
@@ -159,21 +168,11 @@ async def test_completing_with_part_digests_other_than_the_parts_sent_is_refused
 ) -> None:
     assert bucket_stack.client is not None
     auth = await bucket_stack.auth()
-    content = bytes(range(251)) * (11 * MiB // 251)
-    part = 5 * MiB
-    parts = [hashlib.sha256(content[i : i + part]).hexdigest() for i in range(0, len(content), part)]
-    fields = {"digest": address(content), "size": len(content), "part_size": part, "parts": parts}
-    plan = await (await bucket_stack.client.post("/blobs/uploads", json=fields, headers=auth)).json()
-    async with httpx.AsyncClient() as http:
-        for p in plan["parts"]:
-            offset = (p["number"] - 1) * part
-            assert (await http.put(p["url"], content=content[offset : offset + part], headers=p["headers"])).is_success
-    wrong = {**fields, "parts": [parts[1], parts[0], parts[2]], "upload": plan["upload"]}
+    fields, parts = await planned_and_sent(bucket_stack, ELEVEN_MIB)
+    wrong = {**fields, "parts": [parts[1], parts[0], parts[2]]}
     refused = await bucket_stack.client.post("/blobs/uploads/complete", json=wrong, headers=auth)
     assert refused.status == 400, await refused.text()
-    done = await bucket_stack.client.post(
-        "/blobs/uploads/complete", json={**fields, "upload": plan["upload"]}, headers=auth
-    )
+    done = await bucket_stack.client.post("/blobs/uploads/complete", json=fields, headers=auth)
     assert done.status == 201, await done.text()
 
 
