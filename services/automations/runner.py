@@ -29,9 +29,10 @@ from modelreg.events.launch import JobSource, Trigger, job_stream
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.readable import scope_of
+from modelreg.services.automations import webhook_targets
 from modelreg.services.automations.templates import render
 from modelreg.services.automations.webhook_signing import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookSecrets, signature
-from modelreg.services.automations.webhook_targets import refuse_private_target
+from modelreg.services.automations.webhook_targets import Resolve, resolve_with_the_system
 from modelreg.services.commands.access import RANK, Caller, service_caller
 from modelreg.services.commands.application import Application
 from modelreg.services.commands.launch_commands import (
@@ -61,8 +62,10 @@ class AutomationRunner:
         agent_timeout_s: float = 30.0,
         webhook_backoff_s: float = 0.5,
         max_requeue_tries: int = 5,
+        resolve: Resolve = resolve_with_the_system,
     ) -> None:
         self.app = app
+        self.resolve = resolve
         self.launch = LaunchQueries(app.reads.pool)
         self.secrets = secrets
         self.agent_timeout_s = agent_timeout_s
@@ -260,9 +263,14 @@ class AutomationRunner:
             attempt += 1
             status, error, started = None, None, time.perf_counter()
             try:
-                if not action.get("allow_private_network"):
-                    await refuse_private_target(action["url"])
-                response = await self._http.post(action["url"], content=body, headers=headers)
+                response = await webhook_targets.post(
+                    self._http,
+                    action["url"],
+                    body,
+                    headers,
+                    private_allowed=bool(action.get("allow_private_network")),
+                    resolve=self.resolve,
+                )
                 status = response.status_code
             except (httpx.HTTPError, ModelregError) as exc:
                 error = str(exc) or type(exc).__name__

@@ -1,34 +1,86 @@
-"""Where a webhook may point: public addresses only, unless an admin allowed private ones (SSRF)."""
+"""Where a webhook may point: public addresses only, unless an admin allowed private ones (SSRF).
+
+A delivery resolves the host once, checks every address, and connects to the address it checked: resolving
+again to connect would let a name that answers a public address to the check and 127.0.0.1 to the connection
+(DNS rebinding) reach the server's own network.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
+
+import httpx
 
 from modelreg.errors import InvalidInput
 
+Resolve = Callable[[str], Awaitable[list[str]]]
 
-async def refuse_private_target(url: str) -> None:
-    """Checked when the automation is created and again before each delivery (DNS may have changed)."""
+
+async def resolve_with_the_system(host: str) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        # An IPv6 form of an IPv4 address reaches that IPv4 address: judge the one it carries.
+        carried = address.ipv4_mapped or address.sixtofour
+        if carried is not None:
+            return _is_public(carried)
+    # `is_global` leaves out what `is_private` misses too (100.64.0.0/10, the carrier-grade NAT range, for one).
+    return address.is_global and not address.is_multicast
+
+
+async def public_address(url: str, resolve: Resolve = resolve_with_the_system) -> str:
+    """The address to deliver to: the first the host resolves to, once every one of them is public."""
     host = urlsplit(url).hostname
     if not host:
         raise InvalidInput(f"webhook url {url!r} has no host")
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        addresses = await resolve(host)
     except socket.gaierror as exc:
         raise InvalidInput(f"webhook host {host!r} does not resolve ({exc}): check the url") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-        ):
+    if not addresses:
+        raise InvalidInput(f"webhook host {host!r} resolves to no address: check the url")
+    for text in addresses:
+        if not _is_public(ipaddress.ip_address(text.split("%", 1)[0])):
             raise InvalidInput(
-                f"webhook url {url!r} points at {address}, a loopback or private address: "
+                f"webhook url {url!r} points at {text}, a loopback, private or otherwise non-public address: "
                 "only an admin may allow that (allowPrivateNetwork: true)"
             )
+    return addresses[0]
+
+
+async def refuse_private_target(url: str, resolve: Resolve = resolve_with_the_system) -> None:
+    """Checked when the automation is created; each delivery checks again (DNS may have changed)."""
+    await public_address(url, resolve)
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    private_allowed: bool = False,
+    resolve: Resolve = resolve_with_the_system,
+) -> httpx.Response:
+    """POST `body` to `url`: to the public address its host resolves to, checked and connected to as one step,
+    unless an admin allowed private addresses for this automation."""
+    if private_allowed:
+        return await client.post(url, content=body, headers=headers)
+    address = await public_address(url, resolve)
+    target = httpx.URL(url)
+    request = client.build_request(
+        "POST",
+        target.copy_with(host=address),
+        content=body,
+        # The Host header and, over TLS, the name sent and the certificate checked stay the url's host.
+        headers={**headers, "Host": target.netloc.decode("ascii")},
+        extensions={"sni_hostname": target.raw_host.decode("ascii")},
+    )
+    return await client.send(request)

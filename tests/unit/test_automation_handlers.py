@@ -83,7 +83,7 @@ async def test_an_automation_launches_only_where_its_creator_may_enqueue() -> No
 async def test_a_webhook_to_a_private_address_needs_an_installation_admin() -> None:
     registry = WriteSide()
     private = {"kind": "webhook", "url": "http://10.1.2.3/hook"}
-    with pytest.raises(InvalidInput, match="points at 10.1.2.3, a loopback or private address"):
+    with pytest.raises(InvalidInput, match="points at 10.1.2.3, a loopback, private or otherwise non-public address"):
         await registry(automation(private), MEMBER)
     allowed = {**private, "allow_private_network": True}
     with pytest.raises(PermissionDenied, match="a webhook to a private or loopback address needs admin"):

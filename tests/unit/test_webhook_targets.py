@@ -1,0 +1,94 @@
+"""Where a webhook delivery connects: the public address its host resolved to when checked, never a second
+answer from the name server (DNS rebinding), and never an address that only looks public."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from modelreg.errors import InvalidInput
+from modelreg.services.automations import webhook_targets
+
+PUBLIC = "93.184.216.34"
+
+
+class NameServer:
+    """An attacker's name server: answers one list of addresses, then another (TTL 0)."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.asked: list[str] = []
+
+    async def __call__(self, host: str) -> list[str]:
+        self.asked.append(host)
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+class Receiver:
+    """httpx's in-memory transport: what would have gone over the network, and a 204."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.client = httpx.AsyncClient(transport=httpx.MockTransport(self._answer))
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(204)
+
+
+async def test_a_delivery_connects_to_the_address_it_checked_even_if_the_name_moves_to_loopback() -> None:
+    rebinding = NameServer([PUBLIC], ["127.0.0.1"])
+    receiver = Receiver()
+
+    response = await webhook_targets.post(
+        receiver.client, "https://hooks.example:8443/ci?x=1", b"{}", {"X-Sig": "s"}, resolve=rebinding
+    )
+
+    [sent] = receiver.requests
+    assert response.status_code == 204
+    assert rebinding.asked == ["hooks.example"]  # one answer, checked and used
+    assert (sent.url.host, sent.url.port, sent.url.path, sent.url.query) == (PUBLIC, 8443, "/ci", b"x=1")
+    assert (sent.headers["Host"], sent.extensions["sni_hostname"]) == ("hooks.example:8443", "hooks.example")
+    assert (sent.headers["X-Sig"], sent.content) == ("s", b"{}")
+
+
+async def test_a_name_with_a_private_address_among_its_answers_is_refused_before_anything_is_sent() -> None:
+    receiver = Receiver()
+    with pytest.raises(InvalidInput, match="points at 127.0.0.1, a loopback, private or otherwise non-public"):
+        await webhook_targets.post(
+            receiver.client, "http://hooks.example/", b"{}", {}, resolve=NameServer([PUBLIC, "127.0.0.1"])
+        )
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::ffff:127.0.0.1",  # IPv4-mapped loopback
+        "::ffff:169.254.169.254",  # the cloud metadata service, IPv4-mapped
+        "2002:a9fe:a9fe::1",  # 6to4 carrying 169.254.169.254
+        "100.64.0.1",  # carrier-grade NAT: not private to `is_private`, not public either
+        "0.0.0.0",
+        "::",
+        "fe80::1%eth0",  # link-local with a zone
+        "224.0.0.1",
+    ],
+)
+async def test_addresses_that_reach_the_servers_own_network_are_refused(address: str) -> None:
+    with pytest.raises(InvalidInput, match="non-public address"):
+        await webhook_targets.public_address("http://hooks.example/", NameServer([address]))
+
+
+async def test_an_international_name_is_sent_as_its_ascii_form() -> None:
+    receiver = Receiver()
+    await webhook_targets.post(receiver.client, "https://bücher.example/", b"", {}, resolve=NameServer([PUBLIC]))
+    [sent] = receiver.requests
+    assert (sent.headers["Host"], sent.extensions["sni_hostname"]) == ("xn--bcher-kva.example", "xn--bcher-kva.example")
+
+
+async def test_an_admin_allowed_private_target_is_posted_to_as_named() -> None:
+    receiver = Receiver()
+    never = NameServer(["127.0.0.1"])
+    await webhook_targets.post(receiver.client, "http://ci.internal:9/x", b"", {}, private_allowed=True, resolve=never)
+    [sent] = receiver.requests
+    assert (sent.url.host, never.asked) == ("ci.internal", [])
