@@ -44,6 +44,8 @@ def add_ui_routes(app: web.Application, ui_dir: Path = UI_DIR) -> None:
         "Content-Security-Policy": page_policy((ui_dir / "index.html").read_text()),
         "X-Frame-Options": "DENY",  # browsers older than frame-ancestors
         "X-Content-Type-Options": "nosniff",
+        # A card's remote image learns nothing of where it is shown, not even this registry's address.
+        "Referrer-Policy": "no-referrer",
     }
 
     async def index(request: web.Request) -> web.FileResponse:

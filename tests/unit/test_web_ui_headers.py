@@ -29,4 +29,5 @@ async def test_the_page_is_served_with_its_policy() -> None:
         assert page.status == 200
         assert page.headers["Content-Security-Policy"] == page_policy((UI_DIR / "index.html").read_text())
         assert page.headers["X-Frame-Options"] == "DENY"
+        assert page.headers["Referrer-Policy"] == "no-referrer"
         assert page.headers["Cache-Control"] == "no-cache"
