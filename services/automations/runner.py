@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
+from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
 
 from modelreg.errors import ModelregError, NotYetVisible, PermissionDenied
@@ -47,6 +48,13 @@ log = logging.getLogger(__name__)
 
 FIRINGS_CHANNEL = "modelreg_firings"
 _JOB_IDS = uuid.UUID("6f1c1d4e-5b0a-4c43-9a57-6d0f1f0f7a11")  # namespace of job ids derived from firings
+
+
+def _first_line(error: Exception) -> str:
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"[:500]
+    return str(error).strip().splitlines()[0][:500] if str(error).strip() else type(error).__name__
 
 
 def job_id_of_firing(automation_id: uuid.UUID, event_id: uuid.UUID) -> uuid.UUID:
@@ -152,7 +160,9 @@ class AutomationRunner:
         creators_rights = await self._with_creators_rights(automation)
         outcome: FiringOutcome
         job_id: uuid.UUID | None
-        if not creators_rights.readable().scope(event_scope):
+        if not automation["enabled"]:
+            job_id, outcome, detail = None, "failed", "not carried out: the automation was switched off before it was"
+        elif not creators_rights.readable().scope(event_scope):
             # An automation watching every team fires on private ones too; what it would send (a webhook's
             # payload, a job's config) is made of the event, which its creator may not read.
             job_id, outcome = None, "failed"
@@ -167,6 +177,12 @@ class AutomationRunner:
                 outcome = "enqueued"
             except PermissionDenied as refused:
                 detail = f"not enqueued: the automation acts with its creator's rights, and {refused}"
+            except (ModelregError, ValidationError) as refused:
+                # What the event filled in was refused (a project name that is none, a queue since deleted): it
+                # will be refused every time, and a firing left pending holds up those behind it.
+                if isinstance(refused, ModelregError) and refused.retriable:
+                    raise
+                detail = f"not enqueued: {_first_line(refused)}"
         else:
             job_id = None
             outcome, detail = await self._deliver(automation, firing, action, variables, as_automation, scope)

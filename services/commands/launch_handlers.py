@@ -6,6 +6,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from uuid import UUID
 
+from pydantic import TypeAdapter, ValidationError
 from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound
@@ -34,6 +35,7 @@ from modelreg.events.launch import (
     job_stream,
     queue_stream,
 )
+from modelreg.events.names import EntityName, ProjectName
 from modelreg.services.automations.webhook_targets import refuse_private_target
 from modelreg.services.commands.access import entity_scopes, require_own_agent
 from modelreg.services.commands.commands import Command
@@ -227,6 +229,7 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
             )
     action = cmd.action
     if action.kind == "launch":
+        _names_the_event_does_not_fill_are_valid(action.entity, action.project)
         _may_launch_in(action.entity, ctx)
         if await ctx.reads.launch.queue(action.queue) is None:
             raise NotFound(f"queue {action.queue!r} does not exist: an admin creates it first")
@@ -251,6 +254,22 @@ async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext)
     scope = watched_scope(automation["trigger"], automation["action"])
     payload = (AutomationEnabled if cmd.enabled else AutomationDisabled)(automation_id=cmd.automation_id, scope=scope)
     return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)
+
+
+_ENTITY_NAME: TypeAdapter[str] = TypeAdapter(EntityName)
+_PROJECT_NAME: TypeAdapter[str] = TypeAdapter(ProjectName)
+
+
+def _names_the_event_does_not_fill_are_valid(entity: str, project: str) -> None:
+    """Refused now rather than at every firing: a name without a template is what every job will carry."""
+    for what, name, adapter in (("entity", entity, _ENTITY_NAME), ("project", project, _PROJECT_NAME)):
+        if "${" in name:
+            continue
+        try:
+            adapter.validate_python(name)
+        except ValidationError as refused:
+            problem = refused.errors()[0]["msg"] if refused.errors() else str(refused)
+            raise InvalidInput(f"action.{what} {name!r} is not a valid {what} name: {problem}") from None
 
 
 def _may_launch_in(entity: str, ctx: CommandContext) -> None:

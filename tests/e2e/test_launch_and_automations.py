@@ -752,3 +752,38 @@ async def test_a_trigger_pattern_postgresql_cannot_run_is_refused_and_one_stored
         assert "errors" not in linked, linked
     finally:
         await conn.close()
+
+
+async def test_a_firing_whose_job_is_refused_is_recorded_failed_and_holds_up_no_other(stack: Stack) -> None:
+    from support.story import LOG_VERSION, version_input
+
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    source = {
+        "kind": "git",
+        "git_remote": "https://example.com/x.git",
+        "git_commit": "0" * 40,
+        "entry_point": ["python", "x.py"],
+    }
+    ids = {}
+    for name, project in (("poisoned", "${project} !"), ("evaluate", "${project}")):
+        action = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": project, "source": source}
+        created = await stack.graphql(
+            CREATE_AUTOMATION, {"n": name, "t": {"event": "artifact_version_logged"}, "a": action}
+        )
+        ids[name] = created["data"]["createAutomation"]["automation"]["id"]
+
+    await stack.graphql(LOG_VERSION, {"input": version_input("weights", b"a")})
+
+    async def firings(name: str) -> list[dict[str, Any]]:
+        answer = await stack.graphql(
+            "query($id: ID!) { automation(id: $id) { firings { items { status detail jobId } } } }",
+            {"id": ids[name]},
+        )
+        return answer["data"]["automation"]["firings"]["items"]
+
+    async def both_closed() -> bool:
+        return [f["status"] for f in await firings("poisoned") + await firings("evaluate")] == ["FAILED", "ENQUEUED"]
+
+    await wait_until(both_closed, timeout_s=30)
+    [failed] = await firings("poisoned")
+    assert failed["jobId"] is None and failed["detail"].startswith("not enqueued: project")

@@ -155,3 +155,11 @@ async def test_an_automation_that_watches_everything_is_checked_on_the_callers_k
     with pytest.raises(PermissionDenied, match="viewer of this installation; create automation needs member"):
         await registry(everywhere, caller("viewer", "wes", grants={"entity:acme": "member"}))
     await registry(everywhere, MEMBER)
+
+
+async def test_a_launch_action_naming_an_invalid_project_is_refused_when_created_not_at_each_firing() -> None:
+    registry = WriteSide()
+    await registry(CreateQueue(queue="cpu"))
+    with pytest.raises(InvalidInput, match="action.project 'not a project!' is not a valid project name"):
+        await registry(automation({**LAUNCH, "project": "not a project!"}), MEMBER)
+    await registry(automation({**LAUNCH, "project": "${project}"}), MEMBER)  # filled, and checked, when it fires
