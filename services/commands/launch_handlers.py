@@ -249,6 +249,9 @@ async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext)
         raise NotFound(f"automation {cmd.automation_id} does not exist")
     if automation["enabled"] == cmd.enabled:
         return Decision([], cmd.automation_id)
+    if cmd.enabled and str(ctx.caller.actor) != automation["created_by"]:
+        # It acts with its creator's rights: switched on by another, it would do for them what its creator may.
+        ctx.caller.require("admin", (), f"switching on {automation['created_by']}'s automation")
     if cmd.enabled and automation["action"].get("kind") == "launch":
         _may_launch_in(automation["action"]["entity"], ctx)
     scope = watched_scope(automation["trigger"], automation["action"])

@@ -95,7 +95,7 @@ MAY = {
     "agentHeartbeat": WRITERS,  # for its own agent only, which moves no job
     "createAutomation": ACME_MEMBERS,
     "disableAutomation": ACME_MEMBERS,
-    "enableAutomation": ACME_MEMBERS,
+    "enableAutomation": {"admin"},  # it acts with its creator's rights: its creator (an admin here) or an admin
 }
 
 

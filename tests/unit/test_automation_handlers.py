@@ -123,8 +123,19 @@ async def test_enabling_a_launching_automation_into_an_entity_the_caller_may_not
     templated = {**LAUNCH, "entity": "${entity}"}
     automation_id = (await registry(automation(templated, on_the_model, enabled=False), ADMIN)).subject_id
     model_member = caller("viewer", "wes", grants={"model:fraud": "member"})
-    with pytest.raises(PermissionDenied, match=r"an automation that launches jobs in '\$\{entity\}'"):
+    with pytest.raises(PermissionDenied, match=r"switching on user:ada's automation needs admin"):
         await registry(SetAutomationEnabled(automation_id=automation_id, enabled=True), model_member)
+
+
+async def test_switching_on_another_members_automation_needs_an_admin() -> None:
+    """It would act with its creator's rights, for whoever switched it on."""
+    registry = WriteSide()
+    automation_id = await launching(registry, enabled=False)  # by user:mo
+    other_member = caller("member", "mallory")
+    with pytest.raises(PermissionDenied, match="switching on user:mo's automation needs admin"):
+        await registry(SetAutomationEnabled(automation_id=automation_id, enabled=True), other_member)
+    await registry(SetAutomationEnabled(automation_id=automation_id, enabled=True), ADMIN)
+    assert registry.read_models.launch.automations[automation_id]["enabled"] is True
 
 
 async def test_an_unknown_automation() -> None:
