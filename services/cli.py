@@ -523,12 +523,27 @@ def triggers(
 @click.option("--url", envvar="MODELREG_URL", default=None, help="The modelreg API (default http://127.0.0.1:8080).")
 @click.option("--api-key", envvar="MODELREG_API_KEY", default=None, help="A service key with the member role.")
 @click.option("--heartbeat", default=2.0, show_default=True, help="Seconds between heartbeats.")
-def agent(queues: tuple[str, ...], max_jobs: int, url: str | None, api_key: str | None, heartbeat: float) -> None:
+@click.option(
+    "--job-env",
+    "job_env",
+    multiple=True,
+    metavar="NAME",
+    help="A variable of the agent's environment its jobs inherit (repeat for several; by default they get only "
+    "PATH, HOME, the locale and the like, and never the agent's credentials).",
+)
+def agent(
+    queues: tuple[str, ...],
+    max_jobs: int,
+    url: str | None,
+    api_key: str | None,
+    heartbeat: float,
+    job_env: tuple[str, ...],
+) -> None:
     """Run Launch jobs from these queues: claim, prepare the code, run, capture output, report."""
     from modelreg.services.agent.agent import agent_from_environment
 
     stopping = asyncio.Event()
-    launch_agent = agent_from_environment(list(queues), max_jobs, url, api_key)
+    launch_agent = agent_from_environment(list(queues), max_jobs, url, api_key, job_env)
     launch_agent.heartbeat_s = heartbeat
     _run_until_signal(launch_agent.run(stopping), stopping)
 

@@ -28,7 +28,8 @@ from typing import Any
 import httpx
 import yaml
 
-from modelreg.services.agent.job_environment import job_environment
+from modelreg.services.agent.image_references import IMAGE_REFERENCE
+from modelreg.services.agent.job_environment import job_environment, passed_on
 from modelreg.services.agent.job_workspace import WorkspaceError, checkout
 from modelreg.services.agent.kubernetes_jobs import job_manifest
 
@@ -89,6 +90,8 @@ class LaunchAgent:
     max_jobs: int = 1
     poll_s: float = 0.2
     heartbeat_s: float = 2.0
+    # The agent's variables its jobs inherit besides the basics (services/agent/job_environment.py).
+    job_env_names: tuple[str, ...] = ()
     # The server accepts only ids of the key's principal (`service:ci:<name>`): filled in from `viewer` at start.
     agent_id: str | None = None
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -245,7 +248,7 @@ class LaunchAgent:
             **job_environment(job, ids["attempt"]),
             "PYTHONUNBUFFERED": "1",
         }
-        env = {**os.environ, **job_env}
+        env = {**passed_on(os.environ, self.job_env_names), **job_env}
         argv = list(source["entry_point"])
         if docker is not None:
             argv = docker_argv(source, docker, folder, job_env)
@@ -302,11 +305,15 @@ class LaunchAgent:
 
 def docker_argv(source: dict[str, Any], queue_config: dict[str, Any], folder: Path, env: dict[str, str]) -> list[str]:
     """`docker run` of the job: its own image, or the queue's with the checked-out code mounted at /code.
-    The image must have modelreg installed (`pip install modelreg`) for the job's runs to report."""
+    The image must have modelreg installed (`pip install modelreg`) for the job's runs to report. `env`'s values
+    are in docker's own environment: named here only, they stay off the command line that `ps` shows."""
     image = source.get("image") or queue_config.get("image") or "python:3.11-slim"
+    if not IMAGE_REFERENCE.fullmatch(image):
+        # Anything before the image is an option of `docker run` (`--privileged`, `-v /:/host`).
+        raise WorkspaceError(f"{image!r} is not an image reference (registry/name:tag or @sha256:...)")
     argv = ["docker", "run", "--rm", "--network", "host"]
-    for name, value in env.items():
-        argv += ["-e", f"{name}={value}"]
+    for name in env:
+        argv += ["-e", name]
     if queue_config.get("gpus"):
         argv += ["--gpus", str(queue_config["gpus"])]
     if source["kind"] == "git":
@@ -314,9 +321,11 @@ def docker_argv(source: dict[str, Any], queue_config: dict[str, Any], folder: Pa
     return [*argv, image, *source["entry_point"]]
 
 
-def agent_from_environment(queues: list[str], max_jobs: int, url: str | None, api_key: str | None) -> LaunchAgent:
+def agent_from_environment(
+    queues: list[str], max_jobs: int, url: str | None, api_key: str | None, job_env_names: tuple[str, ...] = ()
+) -> LaunchAgent:
     url = url or os.environ.get("MODELREG_URL") or "http://127.0.0.1:8080"
     api_key = api_key or os.environ.get("MODELREG_API_KEY")
     if not api_key:
         raise SystemExit("the agent needs an API key: set MODELREG_API_KEY (a service key with the member role)")
-    return LaunchAgent(url=url, api_key=api_key, queues=queues, max_jobs=max_jobs)
+    return LaunchAgent(url=url, api_key=api_key, queues=queues, max_jobs=max_jobs, job_env_names=job_env_names)

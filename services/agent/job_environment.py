@@ -5,7 +5,13 @@ and the config the job was enqueued with (it wins over the script's defaults).""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+# What a job finds of the agent's own environment: enough to run programs and read the locale, nothing the agent
+# holds for itself (cloud credentials, tokens). `modelreg agent --job-env NAME` passes more by name.
+_PASSED_ON = re.compile(r"PATH|HOME|USER|LOGNAME|SHELL|TERM|TZ|TMPDIR|LANG|LANGUAGE|LC_[A-Z]+")
 
 
 def launched_run_id(job_id: str, attempt: int) -> str:
@@ -24,3 +30,9 @@ def job_environment(job: dict[str, Any], attempt: int) -> dict[str, str]:
         "MODELREG_CONFIG_OVERRIDES": json.dumps(job["config"], sort_keys=True),
         "MODELREG_LAUNCH_OVERRIDES": json.dumps(job["overrides"], sort_keys=True),
     }
+
+
+def passed_on(agent_environment: Mapping[str, str], also: Iterable[str] = ()) -> dict[str, str]:
+    """The part of the agent's environment a job's process inherits."""
+    named = set(also)
+    return {name: value for name, value in agent_environment.items() if _PASSED_ON.fullmatch(name) or name in named}

@@ -36,6 +36,7 @@ from modelreg.events.launch import (
     queue_stream,
 )
 from modelreg.events.names import EntityName, ProjectName
+from modelreg.services.agent.image_references import IMAGE_REFERENCE
 from modelreg.services.automations.webhook_targets import refuse_private_target
 from modelreg.services.commands.access import entity_scopes, require_own_agent
 from modelreg.services.commands.commands import Command
@@ -119,6 +120,9 @@ async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
     else:
         assert cmd.source is not None
         source, base = cmd.source, dict(cmd.config)
+    if source.image is not None and not IMAGE_REFERENCE.fullmatch(source.image):
+        # The agent would pass it to `docker run`, where a leading "-" makes it an option (--privileged).
+        raise InvalidInput(f"source.image {source.image!r} is not an image reference (registry/name:tag or @sha256:)")
     job_id = cmd.job_id or uuid7()
     payload = JobEnqueued(
         job_id=job_id,

@@ -238,3 +238,11 @@ async def test_a_handler_called_without_the_command_path_still_refuses_what_does
     registry = WriteSide()
     with pytest.raises(NotFound, match="does not exist"):
         await handler(command, CommandContext(registry.read_models.protocols(), ADMIN))
+
+
+async def test_an_image_that_docker_would_read_as_an_option_is_refused_at_the_door() -> None:
+    registry = WriteSide()
+    escape = JobSource(kind="image", image="--privileged", entry_point=("-v", "/:/host", "alpine", "sh"))
+    with pytest.raises(InvalidInput, match="source.image '--privileged' is not an image reference"):
+        await queued(registry, source=escape)
+    assert "launch.job_enqueued" not in registry.appended_types()

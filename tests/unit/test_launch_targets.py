@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+import pytest
+
 from modelreg.services.agent.agent import docker_answers
 from modelreg.services.agent.kubernetes_jobs import job_manifest
 from modelreg.services.automations.templates import render
@@ -96,6 +98,37 @@ def test_a_docker_queue_runs_the_checked_out_code_in_the_queues_image_with_the_c
         Path("/tmp/job"),
         {"MODELREG_CONFIG_OVERRIDES": '{"lr": 0.01}'},
     )
-    assert argv[:3] == ["docker", "run", "--rm"] and 'MODELREG_CONFIG_OVERRIDES={"lr": 0.01}' in argv
+    # The value reaches the container from docker's environment: on the command line, `ps` would show it.
+    assert argv[:3] == ["docker", "run", "--rm"] and argv[argv.index("-e") + 1] == "MODELREG_CONFIG_OVERRIDES"
+    assert not any("0.01" in part for part in argv)
     assert argv[argv.index("-v") + 1] == "/tmp/job:/code" and argv[-3:] == ["acme/train-base:3", "python", "train.py"]
     assert argv[argv.index("--gpus") + 1] == "all"
+
+
+def test_a_job_cannot_pass_options_to_docker_as_its_image() -> None:
+    from pathlib import Path
+
+    from modelreg.services.agent.agent import docker_argv
+    from modelreg.services.agent.job_workspace import WorkspaceError
+
+    escape = {"kind": "image", "image": "--privileged", "entry_point": ["-v", "/:/host", "alpine", "chroot", "/host"]}
+    with pytest.raises(WorkspaceError, match="'--privileged' is not an image reference"):
+        docker_argv(escape, {}, Path("/tmp/job"), {})
+    pinned = {"kind": "image", "image": "ghcr.io/acme/eval@sha256:" + "a" * 64, "entry_point": ["python", "x.py"]}
+    assert docker_argv(pinned, {}, Path("/tmp/job"), {})[-3] == pinned["image"]
+
+
+def test_a_job_inherits_none_of_the_agents_credentials() -> None:
+    from modelreg.services.agent.job_environment import passed_on
+
+    agent = {
+        "PATH": "/usr/bin",
+        "HOME": "/home/agent",
+        "LC_ALL": "C.UTF-8",
+        "AWS_SECRET_ACCESS_KEY": "agent-host-secret",
+        "MODELREG_API_KEY": "mr_agent",
+        "HF_TOKEN": "hf_x",
+        "CUDA_VISIBLE_DEVICES": "0",
+    }
+    assert passed_on(agent) == {"PATH": "/usr/bin", "HOME": "/home/agent", "LC_ALL": "C.UTF-8"}
+    assert passed_on(agent, ["CUDA_VISIBLE_DEVICES"])["CUDA_VISIBLE_DEVICES"] == "0"
