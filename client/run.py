@@ -27,7 +27,7 @@ from modelreg.ignored import ignore
 from modelreg.metric_sender import MetricSender, encoded
 from modelreg.metric_summaries import MetricSummaries
 from modelreg.run_changes import RUN_CHANGES
-from modelreg.run_values import Config, Summary, plain
+from modelreg.run_values import Config, Summary, plain, sendable
 from modelreg.transport import Transport, with_command_id
 
 RUN_FILES_TYPE = "run-files"  # what `save()` and files left in `run.dir` are logged as
@@ -263,6 +263,11 @@ class Run:
         later one commits what was pending first. Numbers only (nested dicts flatten to `a.b`); other values
         are ignored with a one-time warning. A committed step goes to the background sender
         (client/metric_sender.py), which sends batches."""
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            if hasattr(step, "item") and float(step) == int(step):  # numpy integers
+                step = int(step)
+            else:
+                raise TypeError(f"run.log(step={step!r}): a step is an int (W&B refuses other steps too)")
         if step is not None and step < self._step:
             ignore(f"run.log(step={step}) below the current step {self._step}", "steps only increase; W&B drops it too")
             return
@@ -487,7 +492,7 @@ class Run:
             self._log_run_files()
         finally:
             state = "finished" if exit_code == 0 else "failed"
-            summary = self.summary.as_dict()  # plain JSON values: the Summary keeps nothing else
+            summary = sendable(self.summary.as_dict())  # plain values: the Summary keeps nothing else
             fields = {
                 "entity": self.entity,
                 "project": self.project,
@@ -548,7 +553,7 @@ def start_fields(
         "runId": run_id or generate_id(),
         "name": name,
         "jobType": job_type,
-        "config": {**plain(config or {}), **_launch_overrides()},
+        "config": sendable({**plain(config or {}), **_launch_overrides()}),
         "environment": capture(),
     }
     # Sent only when given, so that a server from before notes, tags and group still takes the start.

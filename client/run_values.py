@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,21 @@ from modelreg.errors import InvalidInput
 from modelreg.ignored import Inert
 
 Reporter = Callable[[dict[str, Any]], None]
+
+
+NON_FINITE_NAMES = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
+
+
+def sendable(value: Any) -> Any:
+    """A plain value as JSON can carry it: inf and NaN by the names W&B shows them by (JSON has neither, nor has
+    PostgreSQL's jsonb); the script's own dict keeps the float."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return NON_FINITE_NAMES[repr(value)]
+    if isinstance(value, dict):
+        return {k: sendable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sendable(v) for v in value]
+    return value
 
 
 def plain(value: Any) -> Any:
@@ -124,7 +140,7 @@ class ReportedDict(dict[str, Any]):
             return
         super().update(changes)
         if self._report is not None:
-            self._report(changes)
+            self._report(sendable(changes))
 
 
 class Config(ReportedDict):

@@ -177,6 +177,9 @@ for i in range(5):
     wandb.log({"loss": 1 / (i + 1)})
 wandb.run.summary["best"] = {"loss": 0.2, "epoch": 4}
 wandb.run.summary["classes"] = ["cat", "dog"]
+best_val_loss = float("inf")  # the usual start of early stopping: JSON has no inf
+wandb.run.summary["best_val_loss"] = best_val_loss
+assert wandb.run.summary["best_val_loss"] == float("inf")  # the script's own dict keeps the float
 with open("notes.txt", "w") as notes:
     notes.write("kept with the run")
 wandb.save("notes.txt")  # uploaded when the run finishes: here, at exit
@@ -220,7 +223,13 @@ async def test_a_script_that_ends_without_finish_or_crashes_leaves_a_finished_or
     assert "modelreg runs no sweeps" in ended["kept"].stdout
     query = 'query($r: String!) { run(entity: "alice", project: "exits", runId: $r) { state summary } }'
     runs = {r: (await server.graphql(query, {"r": r}))["data"]["run"] for r in ("kept", "crash", "exit")}
-    summary = {"loss": 0.2, "best": {"loss": 0.2, "epoch": 4}, "classes": ["cat", "dog"], "chart": None}
+    summary = {
+        "loss": 0.2,
+        "best": {"loss": 0.2, "epoch": 4},
+        "classes": ["cat", "dog"],
+        "best_val_loss": "Infinity",  # as W&B shows it
+        "chart": None,
+    }
     assert runs == {
         "kept": {"state": "FINISHED", "summary": summary},
         "crash": {"state": "FAILED", "summary": summary},
@@ -597,8 +606,8 @@ def offline_script(folder: Path) -> str:
     run_id = wandb.util.generate_id()
     with wandb.init(project="plane", id=run_id, mode="offline", offline_dir=str(folder), tags=["offline"]) as run:
         assert wandb.config.epochs * 2 == 4
-        wandb.config.update({"lr": 0.3})
-        run.summary.update({"best": 1.0})
+        wandb.config.update({"lr": 0.3, "clip": float("inf")})
+        run.summary.update({"best": 1.0, "worst": float("nan")})
         wandb.log({"loss": 0.5})
         return run.id
 
@@ -620,8 +629,9 @@ async def test_an_offline_w_and_b_script_syncs_to_the_keys_entity_with_its_confi
         )
     )["data"]["run"]
     assert len(run_id) == 8 and run_id.isalnum()
-    assert run["state"] == "FINISHED" and run["config"] == {"epochs": 2, "lr": 0.3} and run["tags"] == ["offline"]
-    assert run["summary"]["best"] == 1.0 and run["summary"]["loss"] == 0.5
+    assert run["state"] == "FINISHED" and run["tags"] == ["offline"]
+    assert run["config"] == {"epochs": 2, "lr": 0.3, "clip": "Infinity"}
+    assert (run["summary"]["best"], run["summary"]["worst"], run["summary"]["loss"]) == (1.0, "NaN", 0.5)
 
 
 # The rest of a W&B script's everyday surface: login, resuming, renaming, disabled mode, models, artifact files.

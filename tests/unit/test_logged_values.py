@@ -71,3 +71,18 @@ def test_a_logged_integer_stays_an_integer_in_the_summary_and_is_a_double_in_the
         assert run.summary["batch"] == 7 and type(run.summary["batch"]) is int
         assert type(run.summary["tokens"]) is float  # beyond what a double holds exactly, as it is stored
     assert recorded(tmp_path / "again", {"epoch": 3})["epoch"] == [(0, 3.0)]
+
+
+def test_a_step_that_is_not_an_int_is_refused_at_the_log_call_not_at_finish(tmp_path: Path) -> None:
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+        with pytest.raises(TypeError, match=r"run.log\(step=1.5\): a step is an int"):
+            run.log({"loss": 0.5}, step=1.5)
+        run.log({"loss": 0.4}, step=numpy.int64(2))  # numpy's integers are ints to W&B too
+        folder = run.spool.folder
+    steps = [
+        series["firstStep"]
+        for entry in Spool(folder).entries()
+        if entry.kind == "log_metrics"
+        for series in entry.input.get("series", [])
+    ]
+    assert steps == [2]
