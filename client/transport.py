@@ -117,10 +117,13 @@ def _carries_command_id(variables: dict[str, Any]) -> bool:
 
 class Transport:
     def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout_s: float = 60.0) -> None:
-        # Arguments, then the environment, then `modelreg login` (user_settings.py).
+        # Arguments, then the environment (ours, then W&B's, which machines set up for W&B export), then
+        # `modelreg login` (user_settings.py).
         login = load_login()
-        self.url = (url or os.environ.get("MODELREG_URL") or (login.url if login else None) or DEFAULT_URL).rstrip("/")
-        api_key = api_key or os.environ.get("MODELREG_API_KEY") or (login.key_for(self.url) if login else None)
+        url = url or os.environ.get("MODELREG_URL") or os.environ.get("WANDB_BASE_URL")
+        self.url = (url or (login.url if login else None) or DEFAULT_URL).rstrip("/")
+        api_key = api_key or os.environ.get("MODELREG_API_KEY") or os.environ.get("WANDB_API_KEY")
+        api_key = api_key or (login.key_for(self.url) if login else None)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout_s = timeout_s
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
