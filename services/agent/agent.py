@@ -10,6 +10,7 @@ killed here as soon as a report is refused.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import ctypes
 import logging
 import os
@@ -279,27 +280,32 @@ class LaunchAgent:
             shutil.rmtree(folder, ignore_errors=True)
 
     async def _capture(self, pipe: asyncio.StreamReader | None, stream: str, ids: dict[str, Any]) -> None:
-        """Send output in chunks: every half second or 64 KiB, whichever comes first."""
+        """Send output in chunks: every half second or 64 KiB, whichever comes first. Read as bytes, not lines:
+        a line longer than asyncio's line limit (a progress bar without newlines) must not fail the job."""
         assert pipe is not None
         buffer = bytearray()
+        # A character split between two chunks is decoded whole with the second.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         loop = asyncio.get_running_loop()
         flushed_at = loop.time()
         while True:
             try:
-                line = await asyncio.wait_for(pipe.readline(), OUTPUT_FLUSH_S)
+                chunk = await asyncio.wait_for(pipe.read(OUTPUT_FLUSH_BYTES), OUTPUT_FLUSH_S)
             except TimeoutError:
-                line = None
-            if line:
-                buffer += line
-            if buffer and (
-                line == b"" or len(buffer) >= OUTPUT_FLUSH_BYTES or loop.time() - flushed_at >= OUTPUT_FLUSH_S
+                chunk = None
+            if chunk:
+                buffer += chunk
+            ended = chunk == b""
+            if (buffer or ended) and (
+                ended or len(buffer) >= OUTPUT_FLUSH_BYTES or loop.time() - flushed_at >= OUTPUT_FLUSH_S
             ):
                 # A process may print U+0000, which the registry cannot store: shown as U+FFFD, like bad UTF-8.
-                text = buffer.decode(errors="replace").replace("\x00", "\ufffd")
-                await self.gql(_OUTPUT, {"i": {**ids, "stream": stream, "text": text}})
+                text = decoder.decode(bytes(buffer), final=ended).replace("\x00", "\ufffd")
+                if text:
+                    await self.gql(_OUTPUT, {"i": {**ids, "stream": stream, "text": text}})
                 buffer.clear()
                 flushed_at = loop.time()
-            if line == b"":
+            if ended:
                 return
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+_COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
 
 
 class WorkspaceError(RuntimeError):
@@ -28,9 +32,18 @@ async def _git(*args: str, cwd: Path | None = None, stdin: bytes | None = None) 
 
 async def checkout(source: dict[str, Any], parent: Path | None = None) -> Path:
     """A new folder with the source's code; the caller removes it when the job is over."""
+    commit = source.get("git_commit") or "HEAD"
+    if commit != "HEAD" and not _COMMIT.fullmatch(commit):
+        # A run records its commit itself (a job from a run takes it): git must not read it as an option.
+        raise WorkspaceError(f"git commit {commit[:80]!r} is not a commit id (7 to 40 hex digits)")
     folder = Path(tempfile.mkdtemp(prefix="modelreg-job-", dir=parent))
-    await _git("clone", "--quiet", "--no-checkout", source["git_remote"], str(folder))
-    await _git("checkout", "--quiet", source.get("git_commit") or "HEAD", cwd=folder)
-    if source.get("diff_patch"):
-        await _git("apply", "--whitespace=nowarn", "-", cwd=folder, stdin=source["diff_patch"].encode())
+    try:
+        # "--": a remote such as "--upload-pack=..." is a repository to git, never an option.
+        await _git("clone", "--quiet", "--no-checkout", "--", source["git_remote"], str(folder))
+        await _git("checkout", "--quiet", commit, cwd=folder)
+        if source.get("diff_patch"):
+            await _git("apply", "--whitespace=nowarn", "-", cwd=folder, stdin=source["diff_patch"].encode())
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nobody else knows of it yet
+        raise
     return folder

@@ -1,0 +1,78 @@
+"""What an agent does with a job's code and output: it checks out only commits, leaves nothing behind when that
+fails, passes no option to git from a job, and captures any output, however long its lines."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelreg.services.agent.agent import LaunchAgent
+from modelreg.services.agent.job_workspace import WorkspaceError, checkout
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> tuple[Path, str]:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "train.py").write_text("print('hi')\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    return repo, commit
+
+
+async def test_a_commit_is_checked_out_into_a_fresh_folder(repository: tuple[Path, str], tmp_path: Path) -> None:
+    repo, commit = repository
+    (tmp_path / "jobs").mkdir()
+    folder = await checkout({"git_remote": str(repo), "git_commit": commit}, parent=tmp_path / "jobs")
+    assert (folder / "train.py").read_text() == "print('hi')\n"
+
+
+async def test_a_failed_checkout_leaves_no_folder_behind(repository: tuple[Path, str], tmp_path: Path) -> None:
+    repo, _ = repository
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    with pytest.raises(WorkspaceError, match="git checkout --quiet failed"):
+        await checkout({"git_remote": str(repo), "git_commit": "0" * 40}, parent=jobs)
+    assert list(jobs.iterdir()) == []
+
+
+async def test_a_job_passes_no_option_to_git(repository: tuple[Path, str], tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    with pytest.raises(WorkspaceError, match="is not a commit id"):
+        await checkout({"git_remote": str(repository[0]), "git_commit": "--orphan=x"}, parent=jobs)
+    marker = tmp_path / "ran"
+    with pytest.raises(WorkspaceError, match="git clone --quiet failed: .*does not exist"):
+        await checkout({"git_remote": f"--upload-pack=touch {marker}", "git_commit": "HEAD"}, parent=jobs)
+    assert not marker.exists() and list(jobs.iterdir()) == []
+
+
+class RecordingAgent(LaunchAgent):
+    """The agent's capture, with what it would send to the server kept here."""
+
+    def __init__(self) -> None:
+        super().__init__(url="http://unused", api_key="unused", queues=["cpu"])
+        self.sent: list[dict[str, Any]] = []
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.sent.append((variables or {})["i"])
+        return {}
+
+
+async def test_output_with_a_line_longer_than_asyncios_limit_is_captured_whole() -> None:
+    script = "import sys; sys.stdout.write('x' * 200_000 + 'é' * 40_000 + '\\n'); sys.stdout.flush()"
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE)
+    agent = RecordingAgent()
+
+    await agent._capture(process.stdout, "STDOUT", {"jobId": "j"})
+
+    assert await process.wait() == 0
+    assert "".join(chunk["text"] for chunk in agent.sent) == "x" * 200_000 + "é" * 40_000 + "\n"
