@@ -22,7 +22,7 @@ _SCAN = """query($e: String!, $p: String!, $r: String!, $keys: [String!], $first
   }
 }"""
 _ARTIFACT_FIELDS = (
-    "id entity project name type version digest description metadata aliases createdAt size "
+    "id entity project name type version digest description metadata aliases latest createdAt size "
     "files { path size digest ref }"
 )
 _ARTIFACTS = {

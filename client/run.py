@@ -349,9 +349,13 @@ class Run:
 
     def save(self, glob_str: str | os.PathLike[str], base_path: str | None = None, policy: str = "live") -> list[str]:
         """Keep files with the run (W&B's `save`): matched now, logged as the run's `run-files` artifact when
-        the run finishes (policy "now": at once). Paths inside the run are relative to `base_path` (default:
-        the glob's folder)."""
-        root = Path(base_path) if base_path is not None else Path(glob_str).parent
+        the run finishes (policy "now": at once). Paths inside the run are relative to `base_path`; by default,
+        as in W&B, to the working directory for a relative glob (`checkpoints/model.h5` keeps its folder) and to
+        the glob's folder for an absolute one."""
+        if base_path is not None:
+            root = Path(base_path)
+        else:
+            root = Path(glob_str).parent if Path(glob_str).is_absolute() else Path(".")
         found = [Path(p) for p in sorted(glob.glob(str(glob_str), recursive=True)) if Path(p).is_file()]
         for path in found:
             self._saved[_relative_name(path, root)] = path.resolve()

@@ -296,17 +296,24 @@ class LaunchAgent:
             if chunk:
                 buffer += chunk
             ended = chunk == b""
-            if (buffer or ended) and (
-                ended or len(buffer) >= OUTPUT_FLUSH_BYTES or loop.time() - flushed_at >= OUTPUT_FLUSH_S
-            ):
+            due = ended or len(buffer) >= OUTPUT_FLUSH_BYTES or loop.time() - flushed_at >= OUTPUT_FLUSH_S
+            # Whole lines, as the process printed them (an unbuffered print arrives word by word); all of it at the
+            # end or once 64 KiB have come without a line's end.
+            end = len(buffer) if ended or len(buffer) >= OUTPUT_FLUSH_BYTES else _after_last_line_end(buffer)
+            if due and end:
                 # A process may print U+0000, which the registry cannot store: shown as U+FFFD, like bad UTF-8.
-                text = decoder.decode(bytes(buffer), final=ended).replace("\x00", "\ufffd")
+                text = decoder.decode(bytes(buffer[:end]), final=ended).replace("\x00", "\ufffd")
                 if text:
                     await self.gql(_OUTPUT, {"i": {**ids, "stream": stream, "text": text}})
-                buffer.clear()
+                del buffer[:end]
                 flushed_at = loop.time()
             if ended:
                 return
+
+
+def _after_last_line_end(buffer: bytearray) -> int:
+    """Where the last complete line of `buffer` ends (by "\\n", or "\\r" as progress bars end theirs); 0: none."""
+    return max(buffer.rfind(b"\n"), buffer.rfind(b"\r")) + 1
 
 
 def docker_argv(source: dict[str, Any], queue_config: dict[str, Any], folder: Path, env: dict[str, str]) -> list[str]:

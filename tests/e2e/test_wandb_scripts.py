@@ -183,6 +183,11 @@ assert wandb.run.summary["best_val_loss"] == float("inf")  # the script's own di
 with open("notes.txt", "w") as notes:
     notes.write("kept with the run")
 wandb.save("notes.txt")  # uploaded when the run finishes: here, at exit
+import os
+os.makedirs("checkpoints", exist_ok=True)
+with open("checkpoints/model.h5", "w") as weights:
+    weights.write("w")
+wandb.save("checkpoints/model.h5")  # kept with its folder, as W&B keeps it
 wandb.summary["chart"] = wandb.plot.line_series(xs=[0, 1], ys=[[1, 2]])  # not stored, and no error
 table = wandb.Table(columns=["id", "pred"])
 table.add_data(0, "cat")
@@ -236,7 +241,7 @@ async def test_a_script_that_ends_without_finish_or_crashes_leaves_a_finished_or
         "exit": {"state": "FAILED", "summary": summary},
     }
     files = await in_thread(lambda: [f.name for f in wandb.Api().run("alice/exits/kept").files()])
-    assert "notes.txt" in files
+    assert "notes.txt" in files and "checkpoints/model.h5" in files
 
     # Resumed, the run has its summary; what this process logs is merged in, and nothing else is lost.
     resumed = await asyncio.to_thread(script, "resumed.py")
@@ -461,6 +466,7 @@ def find_runs(folder: Path) -> dict[str, Any]:
     found["sampled"] = len(first.history(samples=2, pandas=False))
     found["scan"] = [row["acc"] for row in first.scan_history(keys=["acc"])]
     found["logged"] = sorted(a.name for a in first.logged_artifacts())
+    found["files version aliases"] = [a.aliases for a in first.logged_artifacts() if a.name.startswith("run-")]
     found["first id"] = first.id
     found["used"] = [a.name for a in best.used_artifacts()]
     found["files"] = [(f.name, f.size) for f in first.files()]
@@ -498,6 +504,7 @@ async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with
     assert found["sampled"] == 2
     assert found["scan"] == pytest.approx([0.71 * (s + 1) / 4 for s in range(4)])
     assert found["logged"] == ["notes", f"run-{found['first id']}-files"]
+    assert found["files version aliases"] == [["latest"]]  # the only version of its collection, as W&B lists it
     assert found["used"] == ["notes"] and found["files"] == [("notes.md", len("kept with the run"))]
     assert found["restored"] == "kept with the run" and found["not kept"] is None
     assert found["file download"] == "notes.md" and found["missing"] == "NotFound"

@@ -76,3 +76,17 @@ async def test_output_with_a_line_longer_than_asyncios_limit_is_captured_whole()
 
     assert await process.wait() == 0
     assert "".join(chunk["text"] for chunk in agent.sent) == "x" * 200_000 + "é" * 40_000 + "\n"
+
+
+async def test_output_is_sent_in_whole_lines_though_an_unbuffered_print_arrives_word_by_word() -> None:
+    script = (
+        "import time\nfor i in range(3):\n    print('joined', 'acme', i)\n    time.sleep(0.6)\nprint('no end', end='')"
+    )
+    process = await asyncio.create_subprocess_exec(sys.executable, "-u", "-c", script, stdout=asyncio.subprocess.PIPE)
+    agent = RecordingAgent()
+
+    await agent._capture(process.stdout, "STDOUT", {"jobId": "j"})
+
+    texts = [chunk["text"] for chunk in agent.sent]
+    assert "".join(texts) == "joined acme 0\njoined acme 1\njoined acme 2\nno end"
+    assert len(texts) > 1 and all(text.endswith("\n") for text in texts[:-1]) and texts[-1] == "no end"
