@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,12 @@ OUTPUT_FLUSH_BYTES = 64 * 1024
 _JOB = "id queue entity project state source config overrides attempt"
 _QUEUES = """query($after: String) {
   launchQueues(first: 500, after: $after) { items { name resource resourceConfig } endCursor hasNextPage } }"""
-_WAITING = f"query($q: [String!]!) {{ waitingJobs(queues: $q, first: 10) {{ items {{ {_JOB} }} }} }}"
+_WAITING = f"""query($q: [String!]!, $after: String) {{
+  waitingJobs(queues: $q, first: 20, after: $after) {{ items {{ {_JOB} }} endCursor hasNextPage }}
+}}"""
+# Pages of waiting jobs read per round at most: jobs this agent may not run (another team's, on a shared queue) are
+# passed over, so that a few of them at the head of a queue do not hold up the rest.
+WAITING_PAGES = 25
 _CLAIM = f"mutation($i: ClaimJobInput!) {{ claimJob(input: $i) {{ attempt job {{ {_JOB} }} }} }}"
 _STARTED = "mutation($i: ReportJobStartedInput!) { reportJobStarted(input: $i) { state } }"
 _OUTPUT = "mutation($i: CaptureJobOutputInput!) { captureJobOutput(input: $i) }"
@@ -176,8 +182,18 @@ class LaunchAgent:
                 log.info("agent %s: job %s is %s: stopping it", self.agent_id, job_id, job and job["state"])
                 task.cancel()
 
+    async def _waiting(self) -> AsyncIterator[dict[str, Any]]:
+        after = None
+        for _ in range(WAITING_PAGES):
+            page = (await self.gql(_WAITING, {"q": self.queues, "after": after}))["waitingJobs"]
+            for job in page["items"]:
+                yield job
+            if not page["hasNextPage"]:
+                return
+            after = page["endCursor"]
+
     async def _take_jobs(self) -> None:
-        for job in (await self.gql(_WAITING, {"q": self.queues}))["waitingJobs"]["items"]:
+        async for job in self._waiting():
             if len(self._running) >= self.max_jobs:
                 return
             if job["id"] in self._not_for_this_key:

@@ -1,5 +1,6 @@
-"""What an agent does with a job's code and output: it checks out only commits, leaves nothing behind when that
-fails, passes no option to git from a job, and captures any output, however long its lines."""
+"""What an agent does with a queue and a job's code and output: it passes over jobs it may not run, checks out only
+commits, leaves nothing behind when that fails, passes no option to git from a job, and captures any output,
+however long its lines, in whole lines."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from modelreg.services.agent.agent import LaunchAgent
+from modelreg.services.agent.agent import LaunchAgent, Refused
 from modelreg.services.agent.job_workspace import WorkspaceError, checkout
 
 
@@ -90,3 +91,34 @@ async def test_output_is_sent_in_whole_lines_though_an_unbuffered_print_arrives_
     texts = [chunk["text"] for chunk in agent.sent]
     assert "".join(texts) == "joined acme 0\njoined acme 1\njoined acme 2\nno end"
     assert len(texts) > 1 and all(text.endswith("\n") for text in texts[:-1]) and texts[-1] == "no end"
+
+
+class SharedQueue(LaunchAgent):
+    """An agent polling a queue whose head holds another team's jobs, which its key may not claim."""
+
+    def __init__(self, foreign: int) -> None:
+        super().__init__(url="http://unused", api_key="unused", queues=["gpu"], agent_id="service:b:host")
+        self.waiting = [{"id": f"foreign-{n}"} for n in range(foreign)] + [{"id": "ours"}]
+        self.started: list[str] = []
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        variables = variables or {}
+        if "waitingJobs" in query:
+            start = int(variables["after"] or 0)
+            page = self.waiting[start : start + 20]
+            more = start + 20 < len(self.waiting)
+            return {"waitingJobs": {"items": page, "endCursor": str(start + 20), "hasNextPage": more}}
+        job_id = variables["i"]["id"]
+        if job_id.startswith("foreign"):
+            raise Refused("user:mallory's job: this key holds no member role on entity:teama", "FORBIDDEN")
+        return {"claimJob": {"attempt": 1, "job": {"id": job_id}}}
+
+    async def _run_job(self, job: dict[str, Any], attempt: int) -> None:
+        self.started.append(job["id"])
+
+
+async def test_another_teams_jobs_at_the_head_of_a_shared_queue_do_not_hold_up_the_agents_own() -> None:
+    agent = SharedQueue(foreign=45)
+    await agent._take_jobs()
+    await asyncio.sleep(0)
+    assert agent.started == ["ours"]
