@@ -19,12 +19,33 @@ def graphql_body(data: str | bytes) -> Any:
             reason = f"the body is not UTF-8 text (byte {exc.start} cannot be decoded): {EXPECTED}"
             raise HTTPException(400, reason) from None
     try:
-        return json.loads(data)
+        body = json.loads(data)
     except json.JSONDecodeError as exc:
         reason = f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): {EXPECTED}"
         raise HTTPException(400, reason) from None
     except (ValueError, RecursionError) as exc:  # an integer of over 4,300 digits; arrays nested thousands deep
         raise HTTPException(400, f"the body is JSON this server does not read ({exc}): {EXPECTED}") from None
+    if nesting(body) > MAX_NESTING:
+        # Every layer after this one (validation, the event's encoding, the projections) walks values recursively.
+        raise HTTPException(400, f"the body nests objects and arrays over {MAX_NESTING} deep: flatten the value")
+    return body
+
+
+MAX_NESTING = 100
+
+
+def nesting(value: Any) -> int:
+    """How deep objects and arrays nest in `value`, counted without recursion, stopping past MAX_NESTING."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_NESTING:
+                return depth
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def graphql_request_fields(data: Any, *, needs_query: bool) -> dict[str, Any]:

@@ -70,6 +70,10 @@ async def test_a_graphql_body_over_the_limit_is_refused_with_413_naming_the_limi
         (b'{"query": "{ viewer { id } }", "variables": [1]}', "Variables must be a JSON object"),
         (b'{"query": "{ viewer { id } }", "variables": {"n": ' + b"9" * 5000 + b"}}", "JSON this server does not read"),
         (b"[" * 100_000 + b"]" * 100_000, "the body is JSON this server does not read"),
+        (  # a job's config 600 deep: an INTERNAL error and a 3,000-line traceback before
+            b'{"query": "{ viewer { id } }", "variables": {"c": ' + b'{"a": ' * 600 + b"1" + b"}" * 602,
+            "the body nests objects and arrays over 100 deep: flatten the value",
+        ),
     ],
 )
 async def test_a_bad_body_gets_400_saying_what_to_send(stack: Stack, body: bytes, says: str) -> None:
