@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -156,6 +157,8 @@ def init(
     url: str | None = None,
     api_key: str | None = None,
     offline_dir: str | Path | None = None,
+    config_exclude_keys: Sequence[str] | None = None,
+    config_include_keys: Sequence[str] | None = None,
     **unknown: Any,
 ) -> Run:
     """Start a run (W&B's `wandb.init`) and make it the current one.
@@ -191,6 +194,18 @@ def init(
     return run
 
 
+def _kept_keys(config: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """W&B's `config_exclude_keys` / `config_include_keys`: a key left out (a token, say) is never sent."""
+    excluded, included = given.get("config_exclude_keys"), given.get("config_include_keys")
+    if excluded is not None and included is not None:
+        raise InvalidInput("init: give config_exclude_keys or config_include_keys, not both (as W&B)")
+    if excluded is not None:
+        return {key: value for key, value in config.items() if key not in set(excluded)}
+    if included is not None:
+        return {key: value for key, value in config.items() if key in set(included)}
+    return config
+
+
 def _config(given: Any) -> dict[str, Any]:
     """init's config over W&B's config-defaults.yaml, when the working directory has one (as W&B reads it)."""
     config = as_mapping(given, "init(config=...)")
@@ -214,7 +229,7 @@ def _resolved(given: dict[str, Any]) -> dict[str, Any]:
     return {
         "project": given.get("project") or _env("MODELREG_PROJECT", "WANDB_PROJECT") or "uncategorized",
         "entity": given.get("entity") or _env("MODELREG_ENTITY", "WANDB_ENTITY"),
-        "config": _config(given.get("config")),
+        "config": _kept_keys(_config(given.get("config")), given),
         "job_type": given.get("job_type") or _env("MODELREG_JOB_TYPE", "WANDB_JOB_TYPE"),
         "name": given.get("name") or _env("MODELREG_NAME", "WANDB_NAME"),
         "notes": given.get("notes") or _env("MODELREG_NOTES", "WANDB_NOTES"),
