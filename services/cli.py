@@ -531,6 +531,14 @@ def triggers(
     help="A variable of the agent's environment its jobs inherit (repeat for several; by default they get only "
     "PATH, HOME, the locale and the like, and never the agent's credentials).",
 )
+@click.option(
+    "--entity",
+    "entities",
+    multiple=True,
+    metavar="NAME",
+    help="Run only the jobs of this entity (repeat for several). A job's code runs with the agent's key, and any "
+    "member of an entity may enqueue on any queue: name the teams you trust with it.",
+)
 def agent(
     queues: tuple[str, ...],
     max_jobs: int,
@@ -538,12 +546,19 @@ def agent(
     api_key: str | None,
     heartbeat: float,
     job_env: tuple[str, ...],
+    entities: tuple[str, ...],
 ) -> None:
     """Run Launch jobs from these queues: claim, prepare the code, run, capture output, report."""
     from modelreg.services.agent.agent import agent_from_environment
 
     stopping = asyncio.Event()
-    launch_agent = agent_from_environment(list(queues), max_jobs, url, api_key, job_env)
+    launch_agent = agent_from_environment(list(queues), max_jobs, url, api_key, job_env, entities)
+    if not entities:
+        click.echo(
+            "agent: runs the jobs of every entity its key may claim, with its key; --entity NAME limits it to the "
+            "teams you trust with that key",
+            err=True,
+        )
     launch_agent.heartbeat_s = heartbeat
     _run_until_signal(launch_agent.run(stopping), stopping)
 

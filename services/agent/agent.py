@@ -99,6 +99,9 @@ class LaunchAgent:
     heartbeat_s: float = 2.0
     # The agent's variables its jobs inherit besides the basics (services/agent/job_environment.py).
     job_env_names: tuple[str, ...] = ()
+    # The entities whose jobs it runs (`--entity`); empty: every entity its key may claim jobs of. Their code runs
+    # with this agent's key, and any member of an entity may enqueue on any queue.
+    entities: frozenset[str] = frozenset()
     # The server accepts only ids of the key's principal (`service:ci:<name>`): filled in from `viewer` at start.
     agent_id: str | None = None
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -196,7 +199,7 @@ class LaunchAgent:
         async for job in self._waiting():
             if len(self._running) >= self.max_jobs:
                 return
-            if job["id"] in self._not_for_this_key:
+            if job["id"] in self._not_for_this_key or (self.entities and job["entity"] not in self.entities):
                 continue
             try:
                 claimed = (await self.gql(_CLAIM, {"i": {"id": job["id"], "agentId": self.agent_id}}))["claimJob"]
@@ -351,10 +354,22 @@ def docker_argv(source: dict[str, Any], queue_config: dict[str, Any], folder: Pa
 
 
 def agent_from_environment(
-    queues: list[str], max_jobs: int, url: str | None, api_key: str | None, job_env_names: tuple[str, ...] = ()
+    queues: list[str],
+    max_jobs: int,
+    url: str | None,
+    api_key: str | None,
+    job_env_names: tuple[str, ...] = (),
+    entities: tuple[str, ...] = (),
 ) -> LaunchAgent:
     url = url or os.environ.get("MODELREG_URL") or "http://127.0.0.1:8080"
     api_key = api_key or os.environ.get("MODELREG_API_KEY")
     if not api_key:
         raise SystemExit("the agent needs an API key: set MODELREG_API_KEY (a service key with the member role)")
-    return LaunchAgent(url=url, api_key=api_key, queues=queues, max_jobs=max_jobs, job_env_names=job_env_names)
+    return LaunchAgent(
+        url=url,
+        api_key=api_key,
+        queues=queues,
+        max_jobs=max_jobs,
+        job_env_names=job_env_names,
+        entities=frozenset(entities),
+    )

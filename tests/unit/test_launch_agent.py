@@ -98,8 +98,11 @@ class SharedQueue(LaunchAgent):
 
     def __init__(self, foreign: int) -> None:
         super().__init__(url="http://unused", api_key="unused", queues=["gpu"], agent_id="service:b:host")
-        self.waiting = [{"id": f"foreign-{n}"} for n in range(foreign)] + [{"id": "ours"}]
+        self.waiting = [{"id": f"foreign-{n}", "entity": "teama"} for n in range(foreign)] + [
+            {"id": "ours", "entity": "teamb"}
+        ]
         self.started: list[str] = []
+        self.claimed: list[str] = []
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         variables = variables or {}
@@ -109,6 +112,7 @@ class SharedQueue(LaunchAgent):
             more = start + 20 < len(self.waiting)
             return {"waitingJobs": {"items": page, "endCursor": str(start + 20), "hasNextPage": more}}
         job_id = variables["i"]["id"]
+        self.claimed.append(job_id)
         if job_id.startswith("foreign"):
             raise Refused("user:mallory's job: this key holds no member role on entity:teama", "FORBIDDEN")
         return {"claimJob": {"attempt": 1, "job": {"id": job_id}}}
@@ -122,3 +126,10 @@ async def test_another_teams_jobs_at_the_head_of_a_shared_queue_do_not_hold_up_t
     await agent._take_jobs()
     await asyncio.sleep(0)
     assert agent.started == ["ours"]
+
+
+async def test_an_agent_named_for_its_teams_claims_no_other_teams_job_even_where_its_key_may() -> None:
+    agent = SharedQueue(foreign=3)
+    agent.entities = frozenset({"teamb"})
+    await agent._take_jobs()
+    assert agent.claimed == ["ours"]
