@@ -82,15 +82,28 @@ async def _source_of_run(cmd: EnqueueJob, ctx: CommandContext) -> tuple[JobSourc
             f"run {cmd.from_run} had {git['diff_omitted_bytes']:,} bytes of uncommitted changes, too many to record, "
             "so its code cannot be reproduced: commit them, run again, and clone that run"
         )
-    entry_point = _entry_point(env.get("command") or [], git.get("root"))
-    source = JobSource(
-        kind="git",
-        git_remote=git["remote"],
-        git_commit=git["commit"],
-        diff_patch=git.get("diff") or None,
-        entry_point=entry_point,
-        cloned_from_run=f"{cmd.entity}/{cmd.project}/{cmd.from_run}",
-    )
+    command = env.get("command") or []
+    if not isinstance(command, list) or not all(isinstance(part, str) for part in command):
+        raise InvalidInput(
+            f"run {cmd.from_run} recorded its command line as {type(command).__name__}, not a list of arguments: "
+            "enqueue with a source and entry point instead"
+        )
+    try:
+        # What a run recorded is what its client sent, not checked as a job's source is at the door.
+        source = JobSource(
+            kind="git",
+            git_remote=git["remote"],
+            git_commit=git["commit"],
+            diff_patch=git.get("diff") or None,
+            entry_point=_entry_point(command, git.get("root")),
+            cloned_from_run=f"{cmd.entity}/{cmd.project}/{cmd.from_run}",
+        )
+    except ValidationError as refused:
+        first = refused.errors()[0] if refused.errors() else {"loc": (), "msg": str(refused)}
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidInput(
+            f"run {cmd.from_run} recorded a {where} a job cannot run ({first['msg']}): enqueue with a source instead"
+        ) from None
     return source, dict(run["config"] or {})
 
 
