@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from modelreg import references
 from modelreg.errors import InvalidInput, NotFound
-from modelreg.ignored import ignore
+from modelreg.ignored import Inert, ignore
 from modelreg.in_parallel import each_in_parallel
 from modelreg.local_folder import LocalFolder
 from modelreg.transport import Transport, with_command_id
@@ -87,6 +87,15 @@ class Artifact:
         self.uploaded_bytes = 0
         self._logged_manifest: list[ArtifactFile] | None = None
         self.logged: LoggedArtifact | None = None  # the logged version, as the server answered
+
+    def add(self, obj: Any, name: str, overwrite: bool = False) -> None:
+        """W&B's `artifact.add(wandb.Table(...), "predictions")`: media are not stored here, so the artifact is
+        logged without it (one warning), and the script runs on."""
+        if not isinstance(obj, Inert):
+            raise InvalidInput(
+                f"artifact.add takes a W&B media object (Table, Image...); for {type(obj).__name__} use add_file"
+            )
+        ignore(f"artifact.add({obj._name}, ...)", "W&B media are not stored: the artifact is logged without it")
 
     def add_file(
         self, local_path: str | Path, name: str | None = None, *, overwrite: bool = False, **options: Any

@@ -111,3 +111,13 @@ def test_config_keys_a_script_excludes_are_never_recorded(tmp_path: Path) -> Non
         config_include_keys=["lr"],
     ) as run:
         assert dict(run.config) == {"lr": 0.1}
+
+
+def test_a_table_added_to_an_artifact_as_w_and_bs_tutorials_do_is_left_out_with_a_warning() -> None:
+    table = modelreg.Table(columns=["id", "pred"])
+    table.add_data(0, "cat")
+    artifact = modelreg.Artifact("predictions", "dataset")
+    with pytest.warns(IgnoredByModelreg, match=r"artifact.add\(Table, ...\) is accepted and ignored"):
+        artifact.add(table, "predictions")
+    with pytest.raises(modelreg.InvalidInput, match="for str use add_file"):
+        artifact.add("model.pt", "model")
