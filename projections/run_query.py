@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from modelreg.errors import InvalidInput
@@ -222,9 +222,8 @@ def _time(value: Any, key: str) -> datetime:
         raise InvalidInput(
             f"{key} compares with an ISO 8601 time such as 2026-12-01T09:00:00Z, not {value!r}"
         ) from None
-    if at.tzinfo is None:
-        raise InvalidInput(f"{key}: give the time with its zone (2026-12-01T09:00:00Z), not {value!r}")
-    return at
+    # W&B's own examples write times without a zone, and its server reads them as UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _pattern(value: Any) -> str:

@@ -40,6 +40,13 @@ def test_logic_tags_and_columns_nest_with_parameters_numbered_in_order() -> None
     assert translated({"createdAt": {"$gt": "2026-12-01T09:00:00Z"}})[0] == "started_at > $3"
 
 
+def test_a_time_without_a_zone_is_read_as_utc_as_w_and_b_reads_it() -> None:
+    from datetime import UTC, datetime
+
+    written = translated({"created_at": {"$gte": "2026-12-01T09:00:00"}})[1]
+    assert written == [datetime(2026, 12, 1, 9, tzinfo=UTC)]
+
+
 @pytest.mark.parametrize(
     ("filters", "said"),
     [
