@@ -90,26 +90,13 @@ def test_a_step_that_is_not_an_int_is_refused_at_the_log_call_not_at_finish(tmp_
 
 def test_config_keys_a_script_excludes_are_never_recorded(tmp_path: Path) -> None:
     config = {"lr": 0.1, "hf_token": "hf_secret", "epochs": 3}
-    with modelreg.init(
-        project="nature",
-        entity="acme",
-        mode="offline",
-        offline_dir=tmp_path,
-        config=config,
-        config_exclude_keys=["hf_token"],
-    ) as run:
+    offline = {"project": "nature", "entity": "acme", "mode": "offline", "offline_dir": tmp_path, "config": config}
+    with modelreg.init(**offline, config_exclude_keys=["hf_token"]) as run:
         assert dict(run.config) == {"lr": 0.1, "epochs": 3}
         folder = run.spool.folder
     [started] = [entry.input for entry in Spool(folder).entries() if entry.kind == "start_run"]
     assert started["config"] == {"lr": 0.1, "epochs": 3}
-    with modelreg.init(
-        project="nature",
-        entity="acme",
-        mode="offline",
-        offline_dir=tmp_path,
-        config=config,
-        config_include_keys=["lr"],
-    ) as run:
+    with modelreg.init(**offline, config_include_keys=["lr"]) as run:
         assert dict(run.config) == {"lr": 0.1}
 
 
