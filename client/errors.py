@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pydantic is imported by whoever validates, not by every import of the client
+    from pydantic import ValidationError
+
 
 class ModelregError(Exception):
     code: str = "INTERNAL"
@@ -54,3 +59,9 @@ class NotYetVisible(ModelregError):
 class Unavailable(CommError):
     code = "UNAVAILABLE"
     retriable = True
+
+
+def validation_problems(refused: ValidationError) -> str:
+    """Each bad field of a pydantic refusal and what is wrong with it: `project: String should match ...`."""
+    said = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in refused.errors())
+    return said or str(refused)

@@ -200,9 +200,11 @@ def _kept_keys(config: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     if excluded is not None and included is not None:
         raise InvalidInput("init: give config_exclude_keys or config_include_keys, not both (as W&B)")
     if excluded is not None:
-        return {key: value for key, value in config.items() if key not in set(excluded)}
+        left_out = set(excluded)
+        return {key: value for key, value in config.items() if key not in left_out}
     if included is not None:
-        return {key: value for key, value in config.items() if key in set(included)}
+        kept = set(included)
+        return {key: value for key, value in config.items() if key in kept}
     return config
 
 

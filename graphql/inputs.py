@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, validation_problems
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -19,8 +19,7 @@ def parse_command(model: type[M], fields: dict[str, Any]) -> M:
     try:
         return model.model_validate(present)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors())
-        raise InvalidInput(f"invalid {model.__name__}: {problems}") from None
+        raise InvalidInput(f"invalid {model.__name__}: {validation_problems(exc)}") from None
 
 
 def _plain(value: Any) -> Any:

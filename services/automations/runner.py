@@ -22,7 +22,7 @@ import orjson
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
 
-from modelreg.errors import ModelregError, NotYetVisible, PermissionDenied
+from modelreg.errors import ModelregError, NotYetVisible, PermissionDenied, validation_problems
 from modelreg.events.automations import FiringOutcome, watched_scope
 from modelreg.events.envelope import Actor
 from modelreg.events.identity import Role
@@ -51,10 +51,8 @@ _JOB_IDS = uuid.UUID("6f1c1d4e-5b0a-4c43-9a57-6d0f1f0f7a11")  # namespace of job
 
 
 def _first_line(error: Exception) -> str:
-    if isinstance(error, ValidationError) and error.errors():
-        first = error.errors()[0]
-        return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"[:500]
-    return str(error).strip().splitlines()[0][:500] if str(error).strip() else type(error).__name__
+    said = validation_problems(error) if isinstance(error, ValidationError) else str(error).strip()
+    return said.splitlines()[0][:500] if said else type(error).__name__
 
 
 def job_id_of_firing(automation_id: uuid.UUID, event_id: uuid.UUID) -> uuid.UUID:

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import TypeAdapter, ValidationError
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import Conflict, InvalidInput, NotFound
+from modelreg.errors import Conflict, InvalidInput, NotFound, validation_problems
 from modelreg.events.automations import (
     AutomationCreated,
     AutomationDisabled,
@@ -99,10 +99,9 @@ async def _source_of_run(cmd: EnqueueJob, ctx: CommandContext) -> tuple[JobSourc
             cloned_from_run=f"{cmd.entity}/{cmd.project}/{cmd.from_run}",
         )
     except ValidationError as refused:
-        first = refused.errors()[0] if refused.errors() else {"loc": (), "msg": str(refused)}
-        where = ".".join(str(part) for part in first["loc"])
         raise InvalidInput(
-            f"run {cmd.from_run} recorded a {where} a job cannot run ({first['msg']}): enqueue with a source instead"
+            f"run {cmd.from_run} recorded what a job cannot run ({validation_problems(refused)}): "
+            "enqueue with a source instead"
         ) from None
     return source, dict(run["config"] or {})
 
@@ -288,8 +287,9 @@ def _names_the_event_does_not_fill_are_valid(entity: str, project: str) -> None:
         try:
             adapter.validate_python(name)
         except ValidationError as refused:
-            problem = refused.errors()[0]["msg"] if refused.errors() else str(refused)
-            raise InvalidInput(f"action.{what} {name!r} is not a valid {what} name: {problem}") from None
+            raise InvalidInput(
+                f"action.{what} {name!r} is not a valid {what} name: {validation_problems(refused)}"
+            ) from None
 
 
 def _may_launch_in(entity: str, ctx: CommandContext) -> None:

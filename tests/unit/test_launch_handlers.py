@@ -97,7 +97,10 @@ async def test_a_job_clones_a_finished_runs_code_and_config() -> None:
         ({"git": GIT, "command": ["python"]}, "recorded no command line to re-run"),
         # What a client recorded, not checked as a source is: a clear refusal, not an INTERNAL error.
         ({"git": GIT, "command": "python train.py"}, "recorded its command line as str, not a list of arguments"),
-        ({"git": {**GIT, "commit": "not-hex!"}, "command": ["python", "t.py"]}, "recorded a git_commit a job cannot"),
+        (
+            {"git": {**GIT, "commit": "not-hex!"}, "command": ["python", "t.py"]},
+            "recorded what a job cannot run \\(git_commit: String should match",
+        ),
     ],
 )
 async def test_a_run_whose_code_cannot_be_reproduced_is_not_cloned(environment: dict[str, Any], refusal: str) -> None:
