@@ -132,6 +132,14 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     },
     # v2 added notes, tags and group; a v1 run had none.
     (RunStarted.type, 1): lambda payload: {**payload, "notes": None, "tags": [], "group": None},
+    # v3 gave each attempt its own API key; a v2 attempt ran with its agent's.
+    (JobClaimed.type, 2): lambda payload: {
+        **payload,
+        "key_id": None,
+        "key_sha256": None,
+        "key_role": None,
+        "key_scopes": [],
+    },
     # v2 merges the summary into the run's; a v1 finish replaced it, and still does when replayed.
     (RunFinished.type, 1): lambda payload: {**payload, "summary_replaces": True},
     # v2 added the scope the event is read under (an automation's, a job's entity, a skipped event's). A v1 event

@@ -13,7 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from modelreg.events.envelope import Event
-from modelreg.events.identity import ReadScope
+from modelreg.events.identity import KeyId, KeyLimits, ReadScope, Role
 from modelreg.events.names import EntityName, ProjectName, RunId
 
 # Field types shared with the Launch commands (services/commands/launch_commands.py).
@@ -106,13 +106,24 @@ class JobEnqueued(Event):
 
 
 class JobClaimed(Event):
+    """An agent took an attempt of the job, and the attempt got its own API key: the agent's principal, limited to
+    the job's entity (and the registry, where the agent's key may write there), revoked when the attempt ends. The
+    job's code runs with it, not with the agent's key, which would let a job's author act for the agent elsewhere.
+    The key itself goes only to the agent, in the claim's answer; the log keeps its hash."""
+
     type = "launch.job_claimed"
-    version = 2
+    version = 3
+    private_fields = frozenset({"key_sha256"})
 
     job_id: UUID
     agent_id: AgentId
     attempt: Attempt
     scope: ReadScope = None  # the job's entity: who reads it reads this
+    # None: claimed before attempts had keys (v2), the job ran with its agent's key.
+    key_id: KeyId | None = None
+    key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    key_role: Role | None = None
+    key_scopes: KeyLimits = ()
 
 
 class JobStarted(Event):
@@ -181,3 +192,7 @@ class AgentHeartbeat(Event):
     agent_id: AgentId
     queues: AgentQueues
     running_jobs: tuple[UUID, ...] = ()
+
+
+# What ends a job's attempt, and so revokes the attempt's key.
+ATTEMPT_ENDS = (JobFinished, JobRequeued, JobCancelled)

@@ -24,6 +24,7 @@ from modelreg.services.commands.launch_commands import (
     ReportJobFinished,
     ReportJobStarted,
 )
+from modelreg.services.commands.launch_handlers import Claimed
 
 
 def _waiting_cursor(job: dict) -> str:
@@ -125,6 +126,11 @@ class ClaimedJob(graphene.ObjectType):
 
     job = graphene.Field(Job, required=True)
     attempt = graphene.Int(required=True)
+    api_key = graphene.String(
+        required=True,
+        description="The key the attempt's code runs with, shown once: the agent's principal, limited to the job's "
+        "entity (and the registry, where the agent's key may write there), revoked when the attempt ends.",
+    )
 
 
 JobPage: type[graphene.ObjectType] = page_of(Job)
@@ -289,10 +295,11 @@ class LaunchMutations(graphene.ObjectType):
     async def resolve_claim_job(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         command = _job_command(ClaimJob, input)
         accepted = await info.context.app.execute(command, info.context.caller)
+        claimed: Claimed = accepted.subject_id
         job = await _visible_job(info, command.job_id)
-        if job["agent_id"] != command.agent_id or job["attempt"] != accepted.subject_id:
+        if job["agent_id"] != command.agent_id or job["attempt"] != claimed.attempt:
             raise Conflict(f"job {command.job_id} was claimed by {job['agent_id']} first")
-        return {"job": job, "attempt": accepted.subject_id}
+        return {"job": job, "attempt": claimed.attempt, "api_key": claimed.api_key}
 
     @staticmethod
     async def resolve_report_job_started(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:

@@ -22,6 +22,7 @@ from modelreg.events.codec import to_json_dict
 from modelreg.events.envelope import Envelope
 from modelreg.events.filters import EventFilter
 from modelreg.events.identity import ApiKeyRevoked
+from modelreg.events.launch import ATTEMPT_ENDS
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
 from modelreg.events.tail import LogTails, TailedEvent
 from modelreg.graphql.context import RequestContext
@@ -118,13 +119,16 @@ async def _live_events(
         if caller is not None and context.look_up_caller is not None:
             caller = await context.look_up_caller()
         key_id = caller.key_id if caller else None
+        job_id = caller.job_id if caller else None
         readable = LiveReadable(caller, since=since) if caller else None
 
         def revokes_the_key(envelope: Envelope) -> bool:
-            """The socket's key checked once, at connection_init: its revocation, seen here, ends the socket."""
-            return (
-                isinstance(envelope.payload, ApiKeyRevoked) and key_id is not None and envelope.payload.key_id == key_id
-            )
+            """The socket's key checked once, at connection_init: its revocation, seen here, ends the socket (a job
+            attempt's key is revoked by the end of its job's attempt: projections/identity.py)."""
+            payload = envelope.payload
+            if isinstance(payload, ApiKeyRevoked):
+                return key_id is not None and payload.key_id == key_id
+            return job_id is not None and isinstance(payload, ATTEMPT_ENDS) and payload.job_id == job_id
 
         def keep(envelope: Envelope) -> bool:
             if revokes_the_key(envelope):

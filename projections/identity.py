@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from modelreg.events.envelope import Envelope
 from modelreg.events.identity import (
     ApiKeyIssued,
@@ -11,6 +13,7 @@ from modelreg.events.identity import (
     ScopeMadePrivate,
     ScopeMadePublic,
 )
+from modelreg.events.launch import JobCancelled, JobClaimed, JobFinished, JobRequeued
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
 
@@ -100,6 +103,23 @@ CREATE TRIGGER private_scopes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCA
 """
 
 
+# A Launch job attempt's own key (events/launch.py, JobClaimed), issued with its claim and revoked when the attempt
+# ends: finished, requeued or cancelled. An attempt's end names its job, not its key.
+JOB_KEYS_V1 = """
+ALTER TABLE api_keys ADD COLUMN job_id uuid;
+CREATE INDEX api_keys_by_job ON api_keys (job_id) WHERE job_id IS NOT NULL;
+"""
+
+_JOB_KEY_ISSUED = """
+INSERT INTO api_keys
+    (key_id, key_sha256, principal_kind, principal_id, role, label, issued_at, issued_by, scopes, job_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT DO NOTHING
+"""
+
+_JOB_KEYS_REVOKED = "UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE job_id = $1 AND revoked_at IS NULL"
+
+
 class IdentityProjection(Projection):
     name = "identity"
     tables = ("api_keys", "role_grants", "private_scopes")
@@ -110,6 +130,7 @@ class IdentityProjection(Projection):
         Migration("identity_visibility", 1, VISIBILITY_V1),
         # Numbered after VISIBILITY_V1 (migrations run in (component, number) order): it needs private_scopes.
         Migration("identity_visibility", 2, CHANGES_V1),
+        Migration("identity_job_keys", 1, JOB_KEYS_V1),
     )
 
     @handles(ApiKeyIssued)
@@ -130,6 +151,40 @@ class IdentityProjection(Projection):
     @handles(ApiKeyRevoked)
     def api_key_revoked(self, e: ApiKeyRevoked, envelope: Envelope) -> list[Statement]:
         return [Statement(_REVOKED, (e.key_id, envelope.occurred_at, str(envelope.actor)))]
+
+    @handles(JobClaimed)
+    def job_attempt_key_issued(self, e: JobClaimed, envelope: Envelope) -> list[Statement]:
+        if e.key_id is None:
+            return []  # a v2 claim: its attempt ran with the agent's key
+        args = (
+            e.key_id,
+            e.key_sha256,
+            envelope.actor.kind,
+            envelope.actor.id,
+            e.key_role,
+            f"job {e.job_id} attempt {e.attempt}",
+            envelope.occurred_at,
+            str(envelope.actor),
+            list(e.key_scopes),
+            e.job_id,
+        )
+        return [Statement(_JOB_KEY_ISSUED, args)]
+
+    @handles(JobFinished)
+    def job_finished(self, e: JobFinished, envelope: Envelope) -> list[Statement]:
+        return self._job_keys_revoked(e.job_id, envelope)
+
+    @handles(JobRequeued)
+    def job_requeued(self, e: JobRequeued, envelope: Envelope) -> list[Statement]:
+        return self._job_keys_revoked(e.job_id, envelope)
+
+    @handles(JobCancelled)
+    def job_cancelled(self, e: JobCancelled, envelope: Envelope) -> list[Statement]:
+        return self._job_keys_revoked(e.job_id, envelope)
+
+    @staticmethod
+    def _job_keys_revoked(job_id: UUID, envelope: Envelope) -> list[Statement]:
+        return [Statement(_JOB_KEYS_REVOKED, (job_id, envelope.occurred_at, str(envelope.actor)))]
 
     @handles(RoleGranted)
     def role_granted(self, e: RoleGranted, envelope: Envelope) -> list[Statement]:

@@ -43,8 +43,13 @@ class IdentityQueries:
         return [(r["principal_kind"], r["principal_id"]) for r in rows]
 
     async def keys_of(self, principals: list[PrincipalKey]) -> dict[PrincipalKey, list[dict[str, Any]]]:
-        """Their keys, newest first."""
-        return await self._by_principal(f"SELECT {_KEY_COLUMNS} FROM api_keys", "issued_at DESC, key_id", principals)
+        """Their keys, newest first; of the keys of Launch job attempts (an agent's principal has one per attempt
+        it ran), only those still live: the audit log keeps the rest, with their jobs."""
+        return await self._by_principal(
+            f"SELECT {_KEY_COLUMNS} FROM (SELECT * FROM api_keys WHERE job_id IS NULL OR revoked_at IS NULL) api_keys",
+            "issued_at DESC, key_id",
+            principals,
+        )
 
     async def grants_of(self, principals: list[PrincipalKey]) -> dict[PrincipalKey, list[dict[str, Any]]]:
         """Their grants, by scope."""
@@ -90,7 +95,7 @@ class IdentityQueries:
         """The live key with this hash (None if unknown or revoked), with its principal's grants (scope -> role),
         the scopes it is limited to, and the installation's private scopes (projections/readable.py), in one trip."""
         row = await self.pool.fetchrow(
-            """SELECT k.key_id, k.principal_kind, k.principal_id, k.role, k.scopes,
+            """SELECT k.key_id, k.principal_kind, k.principal_id, k.role, k.scopes, k.job_id,
                       (SELECT coalesce(array_agg(p.scope), '{}') FROM private_scopes p) AS private,
                       coalesce((SELECT jsonb_object_agg(g.scope, g.role) FROM role_grants g
                                 WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id),

@@ -49,7 +49,7 @@ _WAITING = f"""query($q: [String!]!, $after: String) {{
 # Pages of waiting jobs read per round at most: jobs this agent may not run (another team's, on a shared queue) are
 # passed over, so that a few of them at the head of a queue do not hold up the rest.
 WAITING_PAGES = 25
-_CLAIM = f"mutation($i: ClaimJobInput!) {{ claimJob(input: $i) {{ attempt job {{ {_JOB} }} }} }}"
+_CLAIM = f"mutation($i: ClaimJobInput!) {{ claimJob(input: $i) {{ attempt apiKey job {{ {_JOB} }} }} }}"
 _STARTED = "mutation($i: ReportJobStartedInput!) { reportJobStarted(input: $i) { state } }"
 _OUTPUT = "mutation($i: CaptureJobOutputInput!) { captureJobOutput(input: $i) }"
 _FINISHED = "mutation($i: ReportJobFinishedInput!) { reportJobFinished(input: $i) { state } }"
@@ -212,14 +212,16 @@ class LaunchAgent:
                     continue
                 raise
             job = claimed["job"]
-            self._running[job["id"]] = asyncio.create_task(self._run_job(job, claimed["attempt"]))
+            self._running[job["id"]] = asyncio.create_task(self._run_job(job, claimed["attempt"], claimed["apiKey"]))
 
             def forget(_: asyncio.Task[None], key: str = job["id"]) -> None:
                 self._running.pop(key, None)
 
             self._running[job["id"]].add_done_callback(forget)
 
-    async def _run_job(self, job: dict[str, Any], attempt: int) -> None:
+    async def _run_job(self, job: dict[str, Any], attempt: int, api_key: str) -> None:
+        """`api_key` is the attempt's own (limited to the job's entity, revoked when the attempt ends): the job's
+        code gets it, never the agent's key."""
         ids = {"id": job["id"], "agentId": self.agent_id, "attempt": attempt}
         queue = self._queue_kinds[job["queue"]]
         try:
@@ -237,7 +239,7 @@ class LaunchAgent:
             if in_docker and (why := docker_answers()) is not None:
                 await self._finished(ids, "FAILED", f"docker queue, but {why}: run this agent where Docker runs")
                 return
-            await self._run_process(job, ids, docker=(queue["resourceConfig"] or {}) if in_docker else None)
+            await self._run_process(job, ids, api_key, docker=(queue["resourceConfig"] or {}) if in_docker else None)
         except Refused as exc:
             log.warning("agent %s: job %s attempt %d: %s", self.agent_id, job["id"], attempt, exc)
         except asyncio.CancelledError:
@@ -250,7 +252,7 @@ class LaunchAgent:
                 pass
 
     async def _run_process(
-        self, job: dict[str, Any], ids: dict[str, Any], docker: dict[str, Any] | None = None
+        self, job: dict[str, Any], ids: dict[str, Any], api_key: str, docker: dict[str, Any] | None = None
     ) -> None:
         source = job["source"]
         if source["kind"] != "git" and docker is None:
@@ -264,7 +266,7 @@ class LaunchAgent:
             return
         job_env = {
             "MODELREG_URL": self.url,
-            "MODELREG_API_KEY": self.api_key,
+            "MODELREG_API_KEY": api_key,
             **job_environment(job, ids["attempt"]),
             "PYTHONUNBUFFERED": "1",
         }

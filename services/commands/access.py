@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from modelreg.errors import PermissionDenied
 from modelreg.events.envelope import Actor
@@ -60,10 +61,11 @@ class Caller:
     key_id: str | None = None  # the key presented (None: the server acting on its own behalf)
     private: frozenset[str] = frozenset()  # the installation's private scopes, when the key was looked up
     limits: tuple[str, ...] = ()  # the scopes the key is limited to; () not limited
+    job_id: UUID | None = None  # the Launch job whose attempt the key was issued for (events/launch.py, JobClaimed)
 
     def role_on(self, scopes: tuple[str, ...]) -> str:
         """The role held where a command acts; "none" in a private scope the caller holds nothing in."""
-        if self.limits and not any(self._within_limits(scope) for scope in scopes):
+        if self.limits and not any(self.within_limits(scope) for scope in scopes):
             return "none" if any(scope in self.private for scope in scopes) else "viewer"
         if self.role == "admin":
             return "admin"
@@ -74,7 +76,7 @@ class Caller:
             return "none"
         return self.role
 
-    def _within_limits(self, scope: str) -> bool:
+    def within_limits(self, scope: str) -> bool:
         return scope in self.limits or (scope.startswith("model:") and "registry" in self.limits)
 
     @property
@@ -101,7 +103,7 @@ class Caller:
         held = self.role_on(scopes)
         if RANK[held] < RANK[needed]:
             where = scopes[0] if scopes else "this installation"
-            if self.limits and not any(self._within_limits(scope) for scope in scopes):
+            if self.limits and not any(self.within_limits(scope) for scope in scopes):
                 raise PermissionDenied(
                     f"the key in use is limited to {', '.join(self.limits)}; {doing} acts on {where}: "
                     "use a key limited to it, or one without limits"
@@ -120,10 +122,35 @@ class Caller:
             raise PermissionDenied(f"{self.actor} is a {held} of {where}; {doing} needs {needed}: {ask}")
 
 
+def job_key_role(agent: Caller) -> Role:
+    """The role of a job attempt's key: its agent's, but never admin (a job logs runs and links versions; it
+    does not manage keys, grants or queues)."""
+    return "viewer" if agent.role == "viewer" else "member"
+
+
+def job_key_scopes(agent: Caller, entity: str) -> tuple[str, ...]:
+    """Where a job attempt's key holds its role: the job's entity, where its runs and artifacts go, and the
+    registry, where it may link what it made, if its agent's key may write there too. Everywhere else the job
+    reads what is public and writes nothing, whatever its agent may do."""
+    wanted = (*entity_scopes(entity), "registry")
+    if not agent.limits:
+        return wanted
+    within = tuple(scope for scope in wanted if agent.within_limits(scope))
+    if not within:  # no limits would be no limits at all: a claim checks the entity first, so this is a bug
+        raise PermissionDenied(f"the key in use is limited to {', '.join(agent.limits)}, not to entity:{entity}")
+    return within
+
+
 def require_own_agent(caller: Caller, agent_id: str) -> None:
     """An agent speaks for the key it runs with: its id is the key's principal, or starts with it and a colon
     (`service:gpu-pool:host-1`). So no key claims, reports or beats for another principal's agent, admins
-    included (an admin cancels or requeues a job instead)."""
+    included (an admin cancels or requeues a job instead); nor does a job attempt's key, though its principal is
+    its agent's: the job's code would otherwise act as an agent."""
+    if caller.job_id is not None:
+        raise PermissionDenied(
+            f"this key was issued for an attempt of job {caller.job_id} and does not act as agent {agent_id!r}: "
+            "an agent runs with its own key"
+        )
     if caller.key_id is None and caller.actor.kind == "service":
         return  # the server itself (the Launch supervisor failing a vanished agent's job), not a key
     owner = str(caller.actor)

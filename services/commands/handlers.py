@@ -7,7 +7,6 @@ They do not append: the application service appends what they decide, then waits
 from __future__ import annotations
 
 import hashlib
-import secrets
 import unicodedata
 from typing import Any
 
@@ -61,6 +60,7 @@ from modelreg.events.runs import (
     run_stream,
     series_from_rows,
 )
+from modelreg.services.commands.api_keys import key_sha256, new_api_key
 from modelreg.services.commands.commands import (
     AddAlias,
     Command,
@@ -361,14 +361,9 @@ async def record_sync(cmd: RecordSync, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 
-def key_sha256(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 async def issue_api_key(cmd: IssueApiKey, ctx: CommandContext) -> Decision:
     """The key is the Decision's subject: returned once to the caller, only its hash goes on the log."""
-    key_id = secrets.token_hex(6)
-    key = f"mr_{key_id}_{secrets.token_urlsafe(32)}"
+    key_id, key = new_api_key()
     principal = Actor(kind=cmd.principal_kind, id=cmd.principal_id)
     payload = ApiKeyIssued(
         key_id=key_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 from uuid import UUID
@@ -38,7 +39,14 @@ from modelreg.events.launch import (
 from modelreg.events.names import EntityName, ProjectName
 from modelreg.services.agent.image_references import IMAGE_REFERENCE
 from modelreg.services.automations.webhook_targets import refuse_private_target
-from modelreg.services.commands.access import entity_scopes, require_own_agent
+from modelreg.services.commands.access import (
+    entity_scopes,
+    job_key_role,
+    job_key_scopes,
+    queue_scope,
+    require_own_agent,
+)
+from modelreg.services.commands.api_keys import key_sha256, new_api_key
 from modelreg.services.commands.commands import Command
 from modelreg.services.commands.decisions import CommandContext, Decision, Handler
 from modelreg.services.commands.launch_commands import (
@@ -162,15 +170,38 @@ async def _job(job_id: UUID, ctx: CommandContext) -> dict[str, Any]:
     return job
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """What a claim gives the agent: the attempt it runs, and the key the attempt's code runs with (shown once)."""
+
+    attempt: int
+    api_key: str
+
+
 async def claim_job(cmd: ClaimJob, ctx: CommandContext) -> Decision:
     """Two agents may both append a claim; the job's stream orders them and the first one wins (the
     resolver tells each agent which it was)."""
     require_own_agent(ctx.caller, cmd.agent_id)
     job = await _job(cmd.job_id, ctx)
+    # Each on its own (the command's check passes when either scope is within a key's limits): a key limited to a
+    # queue would otherwise claim any team's job there, and its attempt's key write in that team.
+    ctx.caller.require("member", entity_scopes(job["entity"]), f"claiming a job of entity {job['entity']!r}")
+    if any(scope.startswith("queue:") for scope in ctx.caller.limits):
+        ctx.caller.require("member", (queue_scope(job["queue"]),), f"claiming a job on queue {job['queue']!r}")
     if job["state"] != "queued":
         raise Conflict(f"job {cmd.job_id} is {job['state']}, not queued: another agent took it")
-    payload = JobClaimed(job_id=cmd.job_id, agent_id=cmd.agent_id, attempt=job["attempt"] + 1, scope=_scope(job))
-    return Decision([ctx.event(payload, job_stream(cmd.job_id))], payload.attempt)
+    key_id, key = new_api_key()
+    payload = JobClaimed(
+        job_id=cmd.job_id,
+        agent_id=cmd.agent_id,
+        attempt=job["attempt"] + 1,
+        scope=_scope(job),
+        key_id=key_id,
+        key_sha256=key_sha256(key),
+        key_role=job_key_role(ctx.caller),
+        key_scopes=job_key_scopes(ctx.caller, job["entity"]),
+    )
+    return Decision([ctx.event(payload, job_stream(cmd.job_id))], Claimed(payload.attempt, key))
 
 
 async def _current_attempt(cmd: JobCommand, attempt: int, ctx: CommandContext) -> dict[str, Any]:

@@ -39,9 +39,9 @@ from modelreg.projections.readable import Visibility
 from modelreg.services.automations.webhook_signing import WebhookSecrets
 from modelreg.services.bootstrap import ProcessParts, given_or_own
 from modelreg.services.commands.access import Caller, service_caller
+from modelreg.services.commands.api_keys import key_sha256
 from modelreg.services.commands.application import Application
 from modelreg.services.commands.commands import IssueApiKey
-from modelreg.services.commands.handlers import key_sha256
 from modelreg.services.http.blob_routes import add_blob_routes
 from modelreg.services.http.blob_visibility import HIDDEN_FROM_CALLER, SENDER
 from modelreg.services.http.body_limits import LIMITS, BodyLimits, bodies_within_limits, read_bounded, refusal
@@ -103,6 +103,7 @@ async def caller_of_key(key: str | None, identity: KeyLookup) -> Caller:
         key_id=found["key_id"],
         private=frozenset(found["private"]),
         limits=tuple(found["scopes"]),
+        job_id=found.get("job_id"),
     )
 
 

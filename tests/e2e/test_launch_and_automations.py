@@ -332,6 +332,57 @@ async def test_the_job_of_a_killed_agent_is_requeued_and_finishes_once(stack: St
     assert "vanished" in requeued[0]["details"]["reason"]
 
 
+START_RUN = """mutation($e: String!, $r: String!) {
+  startRun(input: {entity: $e, project: "nature", runId: $r}) { runId }
+}"""
+
+
+async def _answer_to(stack: Stack, key: str, query: str, variables: dict[str, Any]) -> str:
+    """ok, the error's code, or the HTTP status of a refused key."""
+    assert stack.client is not None
+    response = await stack.client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers={"Authorization": f"Bearer {key}"}
+    )
+    if response.status != 200:
+        return str(response.status)
+    answer = await response.json()
+    return answer["errors"][0]["extensions"]["code"] if answer.get("errors") else "ok"
+
+
+async def test_a_jobs_code_runs_with_a_key_of_its_own_that_writes_only_in_the_jobs_entity_and_ends_with_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    url, agent_key, repo, commit = await _setup(stack, tmp_path)
+    source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
+    keys, ledger = tmp_path / "keys.txt", tmp_path / "ledger.txt"
+    config = {"ledger": str(ledger), "keys": str(keys), "sleep": 600}
+    job_id = (await stack.graphql(ENQUEUE, {"s": source, "c": config}))["data"]["enqueueJob"]["id"]
+
+    async with agents(url, agent_key):
+        await wait_until(lambda: _state_is(stack, job_id, "RUNNING"), timeout_s=60)
+        await wait_until(lambda: asyncio.to_thread(lambda: keys.exists() and keys.read_text().endswith("\n")))
+        job_key = keys.read_text().strip()
+        assert job_key.startswith("mr_") and job_key != agent_key
+
+        # The agent's key may write in any entity; the job's only in its own.
+        assert await _answer_to(stack, job_key, START_RUN, {"e": "acme", "r": "by-the-job"}) == "ok"
+        assert await _answer_to(stack, agent_key, START_RUN, {"e": "other", "r": "by-the-agent"}) == "ok"
+        assert await _answer_to(stack, job_key, START_RUN, {"e": "other", "r": "by-the-job"}) == "FORBIDDEN"
+        # Nor does it act as its agent: it claims no job, not even one of its own entity.
+        another = (await stack.graphql(ENQUEUE, {"s": source, "c": config, "p": -5}))["data"]["enqueueJob"]["id"]
+        claim = "mutation($id: ID!, $a: String!) { claimJob(input: {id: $id, agentId: $a}) { attempt } }"
+        assert await _answer_to(stack, job_key, claim, {"id": another, "a": "service:agent:x"}) == "FORBIDDEN"
+
+        await stack.graphql("mutation($id: ID!) { cancelJob(input: {id: $id}) { state } }", {"id": another})
+        await stack.graphql("mutation($id: ID!) { cancelJob(input: {id: $id}) { state } }", {"id": job_id})
+        await wait_until(lambda: _state_is(stack, job_id, "CANCELLED"), timeout_s=30)
+
+    assert await _answer_to(stack, job_key, START_RUN, {"e": "acme", "r": "after-the-job"}) == "401"
+    issued = await stack.graphql('{ auditLog(action: "launch.job_claimed") { items { details } } }')
+    (details,) = [item["details"] for item in issued["data"]["auditLog"]["items"]]
+    assert details["key_scopes"] == ["entity:acme", "registry"] and "key_sha256" not in details
+
+
 async def _state_is(stack: Stack, job_id: str, state: str) -> bool:
     return (await _job(stack, job_id))["state"] == state
 

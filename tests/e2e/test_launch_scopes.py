@@ -25,7 +25,8 @@ from support.waiting import wait_until
 from modelreg.errors import ModelregError
 from modelreg.events.envelope import Actor
 from modelreg.projections.identity_queries import IdentityQueries
-from modelreg.services.commands.access import Caller
+from modelreg.services.commands.access import Caller, service_caller
+from modelreg.services.commands.commands import IssueApiKey
 from modelreg.services.commands.launch_commands import ClaimJob, RequeueJob
 from modelreg.services.http.api import APP, caller_of_key
 
@@ -269,3 +270,33 @@ async def test_the_agent_program_names_itself_after_its_key_and_leaves_jobs_its_
     left = (await stack.graphql(state, {"id": jobs["secret"]}))["data"]["launchJob"]
     assert ran["agentId"].startswith("service:agent:") and left == {"state": "QUEUED", "agentId": None}
     assert ledger.read_text().split() == [jobs["acme"]]
+
+
+async def test_an_agent_key_limited_to_a_queue_claims_only_jobs_of_entities_it_is_limited_to_as_well(
+    stack: Stack,
+) -> None:
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    assert stack.client is not None
+    app = stack.client.server.app[APP]
+
+    async def pool_key(*limits: str) -> str:
+        command = IssueApiKey(principal_kind="service", principal_id="pool", role="member", limited_to=limits)
+        return (await app.execute(command, service_caller("tests"))).subject_id
+
+    queue_only, queue_and_acme = await pool_key("queue:cpu"), await pool_key("queue:cpu", "entity:acme")
+    job_id = (await stack.graphql(ENQUEUE, {"e": "acme", "s": SOURCE}))["data"]["enqueueJob"]["id"]
+
+    refused = await stack.graphql(CLAIM, {"id": job_id, "a": "service:pool:a"}, key=queue_only)
+    assert _code(refused) == "FORBIDDEN" and "entity:acme" in refused["errors"][0]["message"]
+    claim = "mutation($id: ID!, $a: String!) { claimJob(input: {id: $id, agentId: $a}) { attempt apiKey } }"
+    claimed = await stack.graphql(claim, {"id": job_id, "a": "service:pool:a"}, key=queue_and_acme)
+    assert claimed["data"]["claimJob"]["attempt"] == 1
+
+    # The attempt's key holds in acme only: its agent's key may not write in the registry either.
+    await stack.projected()
+    issued = await stack.graphql('{ auditLog(action: "launch.job_claimed") { items { details } } }')
+    (details,) = [item["details"] for item in issued["data"]["auditLog"]["items"]]
+    assert (details["key_role"], details["key_scopes"]) == ("member", ["entity:acme"])
+    job_key = claimed["data"]["claimJob"]["apiKey"]
+    tag = 'mutation { tagRegisteredModel(input: {registeredModel: "fresh-model", tag: "by-the-job"}) { name } }'
+    assert _code(await stack.graphql(tag, key=job_key)) == "FORBIDDEN"

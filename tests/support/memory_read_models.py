@@ -280,6 +280,21 @@ class MemoryIdentity:
                 }
             case ApiKeyRevoked():
                 self.keys[e.key_id]["revoked_at"] = envelope.occurred_at
+            case JobClaimed(key_id=str()):
+                self.keys[e.key_id] = {
+                    "key_id": e.key_id,
+                    "key_sha256": e.key_sha256,
+                    "principal_kind": envelope.actor.kind,
+                    "principal_id": envelope.actor.id,
+                    "role": e.key_role,
+                    "scopes": list(e.key_scopes),
+                    "revoked_at": None,
+                    "job_id": e.job_id,
+                }
+            case JobFinished() | JobRequeued() | JobCancelled():
+                for key in self.keys.values():
+                    if key.get("job_id") == e.job_id and key["revoked_at"] is None:
+                        key["revoked_at"] = envelope.occurred_at
             case RoleGranted():
                 self.grants.setdefault((e.principal.kind, e.principal.id), {})[e.scope] = e.role
             case RoleRevoked():

@@ -54,6 +54,9 @@ with modelreg.init(project="nature", job_type="evaluation", config=config) as ru
 RECORD = """
 import json, os, sys, time
 config = json.loads(os.environ.get("MODELREG_CONFIG_OVERRIDES") or "{}")
+if config.get("keys"):  # the key the job runs with, for a test to try while the job sleeps
+    with open(config["keys"], "a") as keys:
+        keys.write(os.environ["MODELREG_API_KEY"] + "\\n")
 time.sleep(float(config.get("sleep", 0)))
 with open(config["ledger"], "a") as ledger:
     ledger.write(os.environ["MODELREG_LAUNCH_JOB_ID"] + "\\n")

@@ -115,9 +115,9 @@ class SharedQueue(LaunchAgent):
         self.claimed.append(job_id)
         if job_id.startswith("foreign"):
             raise Refused("user:mallory's job: this key holds no member role on entity:teama", "FORBIDDEN")
-        return {"claimJob": {"attempt": 1, "job": {"id": job_id}}}
+        return {"claimJob": {"attempt": 1, "apiKey": "mr_attempt", "job": {"id": job_id}}}
 
-    async def _run_job(self, job: dict[str, Any], attempt: int) -> None:
+    async def _run_job(self, job: dict[str, Any], attempt: int, api_key: str) -> None:
         self.started.append(job["id"])
 
 

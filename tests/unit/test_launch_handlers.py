@@ -3,6 +3,7 @@ about the attempt it holds, and speaks only for its own key."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -139,7 +140,7 @@ async def test_the_first_claim_wins_the_next_attempt() -> None:
     registry = WriteSide()
     job = await queued(registry)
     claim = await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)
-    assert claim.subject_id == 1
+    assert claim.subject_id.attempt == 1
     with pytest.raises(Conflict, match="is claimed, not queued: another agent took it"):
         await registry(ClaimJob(job_id=job, agent_id="user:gpu:host-2"), AGENT)
 
@@ -161,6 +162,68 @@ async def test_a_job_command_is_checked_on_the_jobs_entity() -> None:
         await registry(ClaimJob(job_id=job, agent_id="user:eve:h"), elsewhere)
     with pytest.raises(NotFound, match="does not exist"):
         await registry(ClaimJob(job_id=uuid7(), agent_id=AGENT_ID), AGENT)
+
+
+def _attempt_keys(registry: WriteSide, job: UUID) -> list[dict[str, Any]]:
+    return [key for key in registry.read_models.identity.keys.values() if key.get("job_id") == job]
+
+
+async def test_each_attempt_runs_with_a_key_of_its_own_that_is_revoked_when_the_attempt_ends() -> None:
+    registry = WriteSide()
+    job = await queued(registry)
+    first = (await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)).subject_id
+    (key,) = _attempt_keys(registry, job)
+    assert first.api_key.startswith(f"mr_{key['key_id']}_") and key["revoked_at"] is None
+    assert (key["principal_kind"], key["principal_id"], key["role"]) == ("user", "gpu", "member")
+    assert key["scopes"] == ["entity:acme", "registry"]
+    assert "key_sha256" not in registry.appended()[-1].payload.public_dump()
+
+    await registry(RequeueJob(job_id=job, attempt=1, reason="agent vanished"), service_caller("launch-supervisor"))
+    assert [k["revoked_at"] is None for k in _attempt_keys(registry, job)] == [False]
+    second = (await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)).subject_id
+    assert second.api_key != first.api_key
+    await registry(ReportJobFinished(job_id=job, agent_id=AGENT_ID, attempt=2, state="finished"), AGENT)
+    assert [k["revoked_at"] is None for k in _attempt_keys(registry, job)] == [False, False]
+
+    job_key = replace(AGENT, key_id=key["key_id"], limits=tuple(key["scopes"]), job_id=job)
+    with pytest.raises(PermissionDenied, match=f"issued for an attempt of job {job} and does not act as agent"):
+        await registry(ClaimJob(job_id=await queued(registry), agent_id=AGENT_ID), job_key)
+
+    cancelled = await claimed(registry)
+    await registry(CancelJob(job_id=cancelled), MEMBER)
+    assert [k["revoked_at"] is None for k in _attempt_keys(registry, cancelled)] == [False]
+
+
+async def test_an_attempts_key_holds_no_more_than_its_agents_key() -> None:
+    registry = WriteSide()
+    job = await queued(registry)
+    by_grant = caller("viewer", "vi", grants={"entity:acme": "member"})
+    await registry(ClaimJob(job_id=job, agent_id="user:vi:h1"), by_grant)
+    (key,) = _attempt_keys(registry, job)
+    assert (key["role"], key["scopes"]) == ("viewer", ["entity:acme", "registry"])  # member in acme by its grant
+
+    admin_job = await queued(registry)
+    await registry(ClaimJob(job_id=admin_job, agent_id="user:ada:h1"), ADMIN)
+    assert _attempt_keys(registry, admin_job)[0]["role"] == "member"  # a job manages no keys, grants or queues
+
+    limited_job = await queued(registry)
+    limited = caller("member", "pool", limits=("queue:cpu", "entity:acme"))
+    await registry(ClaimJob(job_id=limited_job, agent_id="user:pool:h1"), limited)
+    assert _attempt_keys(registry, limited_job)[0]["scopes"] == ["entity:acme"]
+
+
+async def test_an_agent_key_limited_to_a_queue_claims_no_job_of_an_entity_outside_its_limits() -> None:
+    registry = WriteSide()
+    job = await queued(registry)
+    queue_only = caller("member", "pool", limits=("queue:cpu",))
+    with pytest.raises(PermissionDenied, match="limited to queue:cpu; claiming a job of entity 'acme' acts on entity"):
+        await registry(ClaimJob(job_id=job, agent_id="user:pool:h1"), queue_only)
+    other_queue = caller("member", "pool", limits=("queue:gpu", "entity:acme"))
+    with pytest.raises(PermissionDenied, match="limited to queue:gpu, entity:acme; claiming a job on queue 'cpu'"):
+        await registry(ClaimJob(job_id=job, agent_id="user:pool:h1"), other_queue)
+    assert registry.appended_types()[-1] == "launch.job_enqueued"
+    acme_only = caller("member", "pool", limits=("entity:acme",))  # a team's key: any queue, that team's jobs
+    await registry(ClaimJob(job_id=job, agent_id="user:pool:h1"), acme_only)
 
 
 async def test_the_agent_holding_the_attempt_reports_its_start_output_and_end() -> None:
@@ -199,7 +262,7 @@ async def test_a_requeued_attempt_is_void_and_a_stale_requeue_changes_nothing() 
     assert (await registry(RequeueJob(job_id=job, attempt=1, reason="again"))).events == []
     with pytest.raises(Conflict, match="is void"):
         await registry(ReportJobStarted(job_id=job, agent_id=AGENT_ID, attempt=1), AGENT)
-    assert (await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)).subject_id == 2
+    assert (await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)).subject_id.attempt == 2
 
 
 async def test_a_job_is_cancelled_while_it_has_not_ended() -> None:

@@ -174,17 +174,23 @@ async def test_a_key_limited_to_one_model_links_there_and_nowhere_else() -> None
         await registry(StartRun(entity="acme", project="yard", run_id="r1"), release)
 
 
-async def test_an_agents_key_limited_to_its_queue_claims_jobs_there_only() -> None:
+async def test_an_agents_key_limited_to_its_queue_and_team_claims_those_jobs_only() -> None:
     registry = WriteSide()
     jobs = {}
     for queue in ("gpu", "cpu"):
         await registry(CreateQueue(queue=queue), ADMIN)
         enqueue = EnqueueJob(queue=queue, entity="acme", project="fraud", source=SOURCE)
         jobs[queue] = (await registry(enqueue, MEMBER)).subject_id
-    agent = caller("member", "gpu-pool", kind="service", limits=("queue:gpu",))
+    agent = caller("member", "gpu-pool", kind="service", limits=("queue:gpu", "entity:acme"))
     await registry(ClaimJob(job_id=jobs["gpu"], agent_id="service:gpu-pool:host-1"), agent)
-    with pytest.raises(PermissionDenied, match="limited to queue:gpu; claim job acts on entity:acme"):
+    with pytest.raises(PermissionDenied, match="limited to queue:gpu, entity:acme; claiming a job on queue 'cpu'"):
         await registry(ClaimJob(job_id=jobs["cpu"], agent_id="service:gpu-pool:host-1"), agent)
+    queue_only = caller("member", "gpu-pool", kind="service", limits=("queue:gpu",))
+    another = (
+        await registry(EnqueueJob(queue="gpu", entity="acme", project="fraud", source=SOURCE), MEMBER)
+    ).subject_id
+    with pytest.raises(PermissionDenied, match="limited to queue:gpu; claiming a job of entity 'acme'"):
+        await registry(ClaimJob(job_id=another, agent_id="service:gpu-pool:host-1"), queue_only)
 
 
 async def test_a_private_teams_job_or_automation_does_not_exist_for_an_outsiders_commands() -> None:
