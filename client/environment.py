@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 
@@ -90,4 +91,14 @@ def launch_job() -> dict[str, Any] | None:
     job_id = os.environ.get("MODELREG_LAUNCH_JOB_ID")
     if not job_id:
         return None
-    return {"job_id": job_id, "overrides": json.loads(os.environ.get("MODELREG_LAUNCH_OVERRIDES") or "{}")}
+    return {"job_id": job_id, "overrides": launch_value("MODELREG_LAUNCH_OVERRIDES")}
+
+
+def launch_value(name: str) -> dict[str, Any]:
+    """A JSON object a Launch agent hands its job: in the variable `name`, or, too large for one (Linux refuses
+    a variable over 128 KiB), in the file that `name`_FILE names."""
+    if raw := os.environ.get(name):
+        return json.loads(raw)
+    if path := os.environ.get(f"{name}_FILE"):
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    return {}

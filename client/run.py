@@ -7,7 +7,6 @@ they differ), so that a W&B script runs with `import modelreg as wandb`.
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import secrets
@@ -21,7 +20,7 @@ from uuid_utils.compat import uuid7
 
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.artifact_paths import parse_artifact_path, registered_model_name
-from modelreg.environment import capture
+from modelreg.environment import capture, launch_value
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.ignored import ignore
 from modelreg.metric_sender import MetricSender, encoded
@@ -567,8 +566,7 @@ def start_fields(
 
 def _launch_overrides() -> dict[str, Any]:
     """A launched job gets its knobs through the environment; they win over the script's defaults."""
-    raw = os.environ.get("MODELREG_CONFIG_OVERRIDES")
-    return json.loads(raw) if raw else {}
+    return launch_value("MODELREG_CONFIG_OVERRIDES")
 
 
 EXACT_INT = 2**53  # the largest ints a double holds exactly

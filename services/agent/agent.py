@@ -264,16 +264,18 @@ class LaunchAgent:
         except WorkspaceError as exc:
             await self._finished(ids, "FAILED", f"could not prepare the code: {exc}")
             return
+        # Outside the checkout, whose uncommitted changes the job's run records.
+        handed = Path(tempfile.mkdtemp(prefix="modelreg-job-files-"))
         job_env = {
             "MODELREG_URL": self.url,
             "MODELREG_API_KEY": api_key,
-            **job_environment(job, ids["attempt"]),
+            **job_environment(job, ids["attempt"], files=handed),
             "PYTHONUNBUFFERED": "1",
         }
         env = {**passed_on(os.environ, self.job_env_names), **job_env}
         argv = list(source["entry_point"])
         if docker is not None:
-            argv = docker_argv(source, docker, folder, job_env)
+            argv = docker_argv(source, docker, folder, job_env, handed)
         elif argv and argv[0] in ("python", "python3"):
             argv[0] = sys.executable  # the agent's interpreter has modelreg installed
         try:
@@ -299,6 +301,7 @@ class LaunchAgent:
             await self._finished(ids, state, None if code == 0 else f"exited with status {code}", code)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(handed, ignore_errors=True)
 
     async def _capture(self, pipe: asyncio.StreamReader | None, stream: str, ids: dict[str, Any]) -> None:
         """Send output in chunks: every half second or 64 KiB, whichever comes first. Read as bytes, not lines:
@@ -337,10 +340,13 @@ def _after_last_line_end(buffer: bytearray) -> int:
     return max(buffer.rfind(b"\n"), buffer.rfind(b"\r")) + 1
 
 
-def docker_argv(source: dict[str, Any], queue_config: dict[str, Any], folder: Path, env: dict[str, str]) -> list[str]:
+def docker_argv(
+    source: dict[str, Any], queue_config: dict[str, Any], folder: Path, env: dict[str, str], handed: Path | None = None
+) -> list[str]:
     """`docker run` of the job: its own image, or the queue's with the checked-out code mounted at /code.
     The image must have modelreg installed (`pip install modelreg`) for the job's runs to report. `env`'s values
-    are in docker's own environment: named here only, they stay off the command line that `ps` shows."""
+    are in docker's own environment: named here only, they stay off the command line that `ps` shows. `handed`
+    (files the job is given: a config too large for a variable) is mounted read-only where the host has it."""
     image = source.get("image") or queue_config.get("image") or "python:3.11-slim"
     if not IMAGE_REFERENCE.fullmatch(image):
         # Anything before the image is an option of `docker run` (`--privileged`, `-v /:/host`).
@@ -352,6 +358,8 @@ def docker_argv(source: dict[str, Any], queue_config: dict[str, Any], folder: Pa
         argv += ["--gpus", str(queue_config["gpus"])]
     if source["kind"] == "git":
         argv += ["-v", f"{folder}:/code", "-w", "/code"]
+    if handed is not None and any(name.endswith("_FILE") for name in env):
+        argv += ["-v", f"{handed}:{handed}:ro"]
     return [*argv, image, *source["entry_point"]]
 
 

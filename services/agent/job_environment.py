@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 # What a job finds of the agent's own environment: enough to run programs and read the locale, nothing the agent
@@ -14,22 +15,36 @@ from typing import Any
 _PASSED_ON = re.compile(r"PATH|HOME|USER|LOGNAME|SHELL|TERM|TZ|TMPDIR|LANG|LANGUAGE|LC_[A-Z]+")
 
 
+# Linux refuses to start a process with an environment variable over 128 KiB (MAX_ARG_STRLEN: E2BIG), a job whose
+# config is that large included; kept well below it.
+VARIABLE_BYTES_MAX = 64 * 1024
+
+
 def launched_run_id(job_id: str, attempt: int) -> str:
     """The run a job's attempt reports as: one per attempt, so that a requeued job starts a fresh run."""
     return f"launch-{job_id.replace('-', '')[-12:]}-{attempt}"
 
 
-def job_environment(job: dict[str, Any], attempt: int) -> dict[str, str]:
-    """The variables a job's process gets besides the server's URL and key (the agent's and Kubernetes' alike)."""
+def job_environment(job: dict[str, Any], attempt: int, files: Path | None = None) -> dict[str, str]:
+    """The variables a job's process gets besides the server's URL and key (the agent's and Kubernetes' alike).
+    With `files` (a folder the job can read), a config too large for a variable goes in a file there instead, named
+    by the variable's name and _FILE (client/environment.py, launch_value)."""
     job_id = str(job.get("job_id") or job["id"])
-    return {
+    env = {
         "MODELREG_ENTITY": job["entity"],
         **({"MODELREG_PROJECT": job["project"]} if job.get("project") else {}),
         "MODELREG_RUN_ID": launched_run_id(job_id, attempt),
         "MODELREG_LAUNCH_JOB_ID": job_id,
-        "MODELREG_CONFIG_OVERRIDES": json.dumps(job["config"], sort_keys=True),
-        "MODELREG_LAUNCH_OVERRIDES": json.dumps(job["overrides"], sort_keys=True),
     }
+    for name, value in (("MODELREG_CONFIG_OVERRIDES", job["config"]), ("MODELREG_LAUNCH_OVERRIDES", job["overrides"])):
+        text = json.dumps(value, sort_keys=True)
+        if files is None or len(text.encode()) <= VARIABLE_BYTES_MAX:
+            env[name] = text
+        else:
+            path = files / f"{name.lower()}.json"
+            path.write_text(text, encoding="utf-8")
+            env[f"{name}_FILE"] = str(path)
+    return env
 
 
 def passed_on(agent_environment: Mapping[str, str], also: Iterable[str] = ()) -> dict[str, str]:

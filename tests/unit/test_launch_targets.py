@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import subprocess
+import sys
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from modelreg.services.agent.agent import docker_answers
+from modelreg.services.agent.agent import docker_answers, docker_argv
+from modelreg.services.agent.job_environment import job_environment
 from modelreg.services.agent.kubernetes_jobs import job_manifest
 from modelreg.services.automations.templates import render
 
@@ -132,3 +138,24 @@ def test_a_job_inherits_none_of_the_agents_credentials() -> None:
     }
     assert passed_on(agent) == {"PATH": "/usr/bin", "HOME": "/home/agent", "LC_ALL": "C.UTF-8"}
     assert passed_on(agent, ["CUDA_VISIBLE_DEVICES"])["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_a_config_too_large_for_a_variable_reaches_the_job_in_a_file(tmp_path: Path) -> None:
+    config = {"vocabulary": [f"token-{n}" for n in range(30_000)], "lr": 0.1}  # about 400 KB as JSON
+    job = {"id": str(uuid4()), "entity": "acme", "project": "nature", "config": config, "overrides": {"lr": 0.1}}
+    with pytest.raises(OSError) as refused:  # why: Linux takes no variable over 128 KiB
+        subprocess.run([sys.executable, "-c", "pass"], env={"MODELREG_CONFIG_OVERRIDES": json.dumps(config)})
+    assert refused.value.errno == errno.E2BIG
+
+    env = job_environment(job, 1, files=tmp_path)
+    assert "MODELREG_CONFIG_OVERRIDES" not in env and env["MODELREG_LAUNCH_OVERRIDES"] == '{"lr": 0.1}'
+    read = "import json; from modelreg.environment import launch_value as v; print(json.dumps(v(%r)))"
+    seen = subprocess.run(
+        [sys.executable, "-c", read % "MODELREG_CONFIG_OVERRIDES"], env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(seen.stdout) == config
+
+    source = {"kind": "image", "image": "python:3.12", "entry_point": ["python", "x.py"]}
+    argv = docker_argv(source, {}, tmp_path / "code", env, tmp_path)
+    assert argv[argv.index(f"{tmp_path}:{tmp_path}:ro") - 1] == "-v"
+    assert job_environment(job, 1)["MODELREG_CONFIG_OVERRIDES"] == json.dumps(config, sort_keys=True)  # Kubernetes'
