@@ -134,6 +134,16 @@ class RunQuery:
         raise InvalidInput(f"operator {op!r} does not apply to tags (use $in, $nin, $all, $ne, $regex, $exists)")
 
     def _on_document(self, column: str, path: list[str], op: str, operand: Any, key: str) -> str:
+        if column != "summary" or len(path) < 2:
+            return self._on_path(column, path, op, operand, key)
+        # `run.log({"train": {"loss": x}})` keeps the key flat in the summary ("train.loss", as its curve is
+        # named), where W&B nests it: a filter written for W&B finds either.
+        nested = self._on_path(column, path, op, operand, key)
+        flat = self._on_path(column, [".".join(path)], op, operand, key)
+        neither = op in ("$ne", "$nin") or (op == "$exists" and not operand)
+        return f"(({nested}) {'AND' if neither else 'OR'} ({flat}))"
+
+    def _on_path(self, column: str, path: list[str], op: str, operand: Any, key: str) -> str:
         if op in ("$eq", "$ne"):
             test = f"{column} @> {self.bind(_nested(path, operand))}::jsonb"
             return test if op == "$eq" else f"NOT {test}"
@@ -174,7 +184,10 @@ def order_by(order: str | None) -> RunOrder | None:
     document, _, dotted = key.partition(".")
     path = None
     if document in _DOCUMENTS and dotted:
-        expression, path = f"({_DOCUMENTS[document]} #> $path)", _path(dotted)
+        column, path = _DOCUMENTS[document], _path(dotted)
+        expression = f"({column} #> $path)"
+        if column == "summary" and len(path) > 1:  # nested as W&B keeps it, or flat as run.log does (RunQuery)
+            expression = f"coalesce({column} #> $path, {column} -> array_to_string($path, '.'))"
     elif key in _ORDERS:
         expression = _ORDERS[key]
     else:

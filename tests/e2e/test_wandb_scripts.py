@@ -431,7 +431,7 @@ def sweep_of_runs(folder: Path) -> None:
             tags=tags,
         ) as run:
             for step in range(4):
-                run.log({"loss": 1 / (step + 1), "acc": acc * (step + 1) / 4})
+                run.log({"loss": 1 / (step + 1), "acc": acc * (step + 1) / 4, "val": {"acc": acc - 0.1}})
             if n == 0:
                 (folder / "notes.md").write_text("kept with the run")
                 run.save(str(folder / "notes.md"), base_path=str(folder))
@@ -453,6 +453,10 @@ def find_runs(folder: Path) -> dict[str, Any]:
         "and regex": names(filters={"$and": [{"display_name": {"$regex": "^resnet"}}, {"state": {"$ne": "failed"}}]}),
         "tags in": names(filters={"tags": {"$in": ["slow", "baseline"]}}),
         "by acc": names(filters={"state": "finished"}, order="+summary_metrics.acc"),
+        # Logged as a nested dict, filtered and ordered as W&B's scripts write it.
+        "val.acc >= 0.8": names(filters={"summary_metrics.val.acc": {"$gte": 0.8}}),
+        "val.acc not 0.4": names(filters={"summary_metrics.val.acc": {"$ne": 0.4}, "state": "finished"}),
+        "by val.acc": names(filters={"state": "finished"}, order="-summary_metrics.val.acc"),
         "failed": names(filters={"state": "failed"}),
     }
     finished = api.runs("sweep", filters={"state": "finished"}, order="-summary_metrics.acc")
@@ -497,6 +501,9 @@ async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with
     assert found["and regex"] == ["resnet-2", "resnet-1", "resnet-0"]
     assert found["tags in"] == ["resnet-2", "resnet-0"]
     assert found["by acc"] == ["vgg", "resnet-0", "resnet-2", "resnet-1"]
+    assert found["val.acc >= 0.8"] == ["resnet-1"]
+    assert found["val.acc not 0.4"] == ["resnet-2", "resnet-1", "resnet-0"]
+    assert found["by val.acc"] == ["resnet-1", "resnet-2", "resnet-0", "vgg"]
     assert found["failed"] == ["resnet-crashed"]
     assert found["len and index"] == (4, "resnet-1", "vgg")
     assert found["best"] == ({"lr": 0.01, "opt": {"name": "adam"}}, 0.92, ["tuned"], "finished")
@@ -590,7 +597,7 @@ async def test_a_launched_w_and_b_script_joins_its_jobs_project_and_run_with_a_b
         await wait_until(lambda: _finished(server, job_id), timeout_s=90)
     job = await _job(server, job_id)
     assert job["state"] == "FINISHED", (job["reason"], job["exitCode"], job["output"])
-    joined = next(o["text"] for o in job["output"] if o["text"].startswith("joined")).split()
+    joined = next(o["text"] for o in job["output"]["items"] if o["text"].startswith("joined")).split()
     assert joined[1:3] == ["acme", "nature"] and joined[4] == "0.05"  # the job's config wins over setdefaults
     run_ids = (await server.graphql("query($id: ID!) { launchJob(id: $id) { runIds } }", {"id": job_id}))["data"]
     assert run_ids["launchJob"]["runIds"] == [joined[3]]

@@ -30,6 +30,20 @@ def test_ranges_and_existence_are_jsonpath_with_the_value_as_a_json_literal() ->
     assert translated({"config.lr": {"$exists": False}}) == ("NOT config @? $3::jsonpath", ['$."lr"'])
 
 
+def test_a_summary_key_logged_as_a_nested_dict_is_found_nested_or_flat() -> None:
+    assert translated({"summary_metrics.val.acc": 0.9}) == (
+        "((summary @> $3::jsonb) OR (summary @> $4::jsonb))",
+        [{"val": {"acc": 0.9}}, {"val.acc": 0.9}],
+    )
+    assert translated({"summary_metrics.val.acc": {"$exists": False}})[0] == (
+        "((NOT summary @? $3::jsonpath) AND (NOT summary @? $4::jsonpath))"
+    )
+    assert translated({"config.opt.name": "adam"})[0] == "config @> $3::jsonb"  # config is stored as sent
+    order = order_by("-summary_metrics.val.acc")
+    assert order is not None and order.path == ["val", "acc"]
+    assert order.with_parameter(5).startswith("coalesce(summary #> $5::text[], summary -> array_to_string($5::text[]")
+
+
 def test_logic_tags_and_columns_nest_with_parameters_numbered_in_order() -> None:
     sql, args = translated(
         {"$or": [{"tags": {"$in": ["a", "b"]}}, {"$and": [{"state": "finished"}, {"display_name": {"$regex": "^r"}}]}]}
