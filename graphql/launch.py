@@ -104,7 +104,12 @@ class Job(graphene.ObjectType):
     started_at = graphene.DateTime()
     finished_at = graphene.DateTime()
     detail = graphene.String(description="what the agent submitted (e.g. a Kubernetes manifest)")
-    output = graphene.List(graphene.NonNull(JobOutput), required=True, description="captured stdout and stderr")
+    output = paged(
+        lambda: JobOutputPage,
+        first=100,
+        description="Captured stdout and stderr, in chunks in the order printed (attempt by attempt); an agent keeps "
+        "8 MiB of each stream of an attempt.",
+    )
 
     @staticmethod
     def resolve_id(row: dict, info: graphene.ResolveInfo) -> str:
@@ -117,8 +122,10 @@ class Job(graphene.ObjectType):
         return list(dict.fromkeys([*started, *(row.get("run_ids") or [])]))
 
     @staticmethod
-    async def resolve_output(row: dict, info: graphene.ResolveInfo) -> list[dict]:
-        return await info.context.launch.output(row["job_id"])
+    async def resolve_output(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
+        limit = page_size(first)
+        rows = await info.context.launch.output(row["job_id"], limit + 1, decode_row_cursor(after, int, UUID))
+        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["attempt"], last["event_id"]))
 
 
 class ClaimedJob(graphene.ObjectType):
@@ -134,6 +141,7 @@ class ClaimedJob(graphene.ObjectType):
 
 
 JobPage: type[graphene.ObjectType] = page_of(Job)
+JobOutputPage: type[graphene.ObjectType] = page_of(JobOutput)
 LaunchQueuePage = page_of(LaunchQueue)
 
 

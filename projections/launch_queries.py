@@ -97,11 +97,16 @@ class LaunchQueries:
         )
         return [dict(r) for r in rows]
 
-    async def output(self, job_id: UUID) -> list[dict[str, Any]]:
+    async def output(self, job_id: UUID, limit: int, after: tuple[int, UUID] | None = None) -> list[dict[str, Any]]:
+        """Up to `limit` chunks of a job's captured output after (attempt, event id) `after`, in the order printed."""
+        attempt, event_id = after or (0, UUID(int=0))
         rows = await self.pool.fetch(
-            "SELECT attempt, stream, text, captured_at FROM launch_job_output WHERE job_id = $1 "
-            "ORDER BY attempt, event_id",
+            "SELECT event_id, attempt, stream, text, captured_at FROM launch_job_output "
+            "WHERE job_id = $1 AND (attempt, event_id) > ($2, $3) ORDER BY attempt, event_id LIMIT $4",
             job_id,
+            attempt,
+            event_id,
+            limit,
         )
         return [dict(r) for r in rows]
 

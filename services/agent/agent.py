@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 OUTPUT_FLUSH_S = 0.5
 OUTPUT_FLUSH_BYTES = 64 * 1024
+# Of each stream of an attempt, what goes into the job record: a job printing without end (a progress bar every
+# step) must not fill the registry's log. The rest is read and dropped, and the record says so.
+OUTPUT_KEPT_BYTES = 8 * 1024 * 1024
 
 _JOB = "id queue entity project state source config overrides attempt"
 _QUEUES = """query($after: String) {
@@ -99,6 +102,7 @@ class LaunchAgent:
     heartbeat_s: float = 2.0
     # The agent's variables its jobs inherit besides the basics (services/agent/job_environment.py).
     job_env_names: tuple[str, ...] = ()
+    output_kept_bytes: int = OUTPUT_KEPT_BYTES
     # The entities whose jobs it runs (`--entity`); empty: every entity its key may claim jobs of. Their code runs
     # with this agent's key, and any member of an entity may enqueue on any queue.
     entities: frozenset[str] = frozenset()
@@ -312,6 +316,7 @@ class LaunchAgent:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         loop = asyncio.get_running_loop()
         flushed_at = loop.time()
+        sent = 0
         while True:
             try:
                 chunk = await asyncio.wait_for(pipe.read(OUTPUT_FLUSH_BYTES), OUTPUT_FLUSH_S)
@@ -327,7 +332,13 @@ class LaunchAgent:
             if due and end:
                 # A process may print U+0000, which the registry cannot store: shown as U+FFFD, like bad UTF-8.
                 text = decoder.decode(bytes(buffer[:end]), final=ended).replace("\x00", "\ufffd")
-                if text:
+                if text and sent < self.output_kept_bytes:
+                    sent += len(text.encode())
+                    if sent >= self.output_kept_bytes:
+                        text += (
+                            f"\n[modelreg agent: {stream.lower()} passed {self.output_kept_bytes:,} bytes; "
+                            "the rest of it is not kept]\n"
+                        )
                     await self.gql(_OUTPUT, {"i": {**ids, "stream": stream, "text": text}})
                 del buffer[:end]
                 flushed_at = loop.time()

@@ -31,7 +31,8 @@ ENQUEUE = """mutation($r: String, $s: GenericScalar, $c: GenericScalar, $o: Gene
   overrides: $o, priority: $p}) { id state }
 }"""
 JOB = """query($id: ID!) { launchJob(id: $id) {
-  id state attempt requeues agentId exitCode reason config overrides triggeredBy source output { stream text } } }"""
+  id state attempt requeues agentId exitCode reason config overrides triggeredBy source
+  output(first: 500) { items { stream text } } } }"""
 JOBS = "{ launchJobs(first: 500) { items { id state attempt triggeredBy config } } }"
 
 
@@ -141,9 +142,9 @@ async def test_new_data_retrains_and_a_better_candidate_is_evaluated_into_produc
     assert set(by_automation) == {retrain_id, evaluate_id} and all(j["state"] == "FINISHED" for j in jobs)
     train_job = await _job(stack, by_automation[retrain_id]["id"])
     assert train_job["config"]["dataset"] == "acme/nature/fresh-data:v0"
-    assert any("trained" in o["text"] for o in train_job["output"])
+    assert any("trained" in o["text"] for o in train_job["output"]["items"])
     eval_job = await _job(stack, by_automation[evaluate_id]["id"])
-    assert any("promoted to production" in o["text"] for o in eval_job["output"])
+    assert any("promoted to production" in o["text"] for o in eval_job["output"]["items"])
 
     model = (
         await stack.graphql(
@@ -228,7 +229,7 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
     async with agents(url, key):
         await wait_until(lambda: _finished(stack, job_id), timeout_s=90)
     job = await _job(stack, job_id)
-    clone = next(o["text"] for o in job["output"] if o["text"].startswith("trained")).split()[1]
+    clone = next(o["text"] for o in job["output"]["items"] if o["text"].startswith("trained")).split()[1]
 
     runs = (
         await stack.graphql(

@@ -228,9 +228,9 @@ async def test_an_agent_acts_only_under_its_keys_agent_ids_and_reports_only_on_j
         assert (_code(as_the_agent), _code(as_itself)) == ("FORBIDDEN", "CONFLICT"), report
     assert _code(await stack.graphql(HEARTBEAT, {"a": agent}, key=rival_key)) == "FORBIDDEN"
 
-    state = "query($id: ID!) { launchJob(id: $id) { state agentId output { text } } }"
+    state = "query($id: ID!) { launchJob(id: $id) { state agentId output { items { text } } } }"
     job = await stack.graphql(state, {"id": job_id})
-    assert job["data"]["launchJob"] == {"state": "CLAIMED", "agentId": agent, "output": []}
+    assert job["data"]["launchJob"] == {"state": "CLAIMED", "agentId": agent, "output": {"items": []}}
     assert _code(await stack.graphql(STARTED, {"id": job_id, "a": agent}, key=agent_key)) == "ok"
 
 
@@ -300,3 +300,29 @@ async def test_an_agent_key_limited_to_a_queue_claims_only_jobs_of_entities_it_i
     job_key = claimed["data"]["claimJob"]["apiKey"]
     tag = 'mutation { tagRegisteredModel(input: {registeredModel: "fresh-model", tag: "by-the-job"}) { name } }'
     assert _code(await stack.graphql(tag, key=job_key)) == "FORBIDDEN"
+
+
+async def test_a_jobs_output_comes_a_page_at_a_time_in_the_order_it_was_printed(stack: Stack) -> None:
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    agent_key = await stack.key("service:agent", role="member")
+    job_id = (await stack.graphql(ENQUEUE, {"e": "acme", "s": SOURCE}))["data"]["enqueueJob"]["id"]
+    agent = "service:agent:host-1"
+    assert _code(await stack.graphql(CLAIM, {"id": job_id, "a": agent}, key=agent_key)) == "ok"
+    line = """mutation($id: ID!, $a: String!, $t: String!) {
+      captureJobOutput(input: {id: $id, agentId: $a, attempt: 1, stream: STDOUT, text: $t})
+    }"""
+    printed = [f"epoch {n}\n" for n in range(7)]
+    for text in printed:
+        assert _code(await stack.graphql(line, {"id": job_id, "a": agent, "t": text}, key=agent_key)) == "ok"
+
+    output = """query($id: ID!, $after: String) {
+      launchJob(id: $id) { output(first: 3, after: $after) { items { text } endCursor hasNextPage } }
+    }"""
+    pages, after = [], None
+    while True:
+        page = (await stack.graphql(output, {"id": job_id, "after": after}))["data"]["launchJob"]["output"]
+        pages.append([item["text"] for item in page["items"]])
+        if not page["hasNextPage"]:
+            break
+        after = page["endCursor"]
+    assert pages == [printed[0:3], printed[3:6], printed[6:]]

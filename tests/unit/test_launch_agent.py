@@ -79,6 +79,25 @@ async def test_output_with_a_line_longer_than_asyncios_limit_is_captured_whole()
     assert "".join(chunk["text"] for chunk in agent.sent) == "x" * 200_000 + "é" * 40_000 + "\n"
 
 
+async def test_a_job_printing_without_end_keeps_a_bounded_record_and_runs_on() -> None:
+    script = "import sys\nfor i in range(20_000):\n    print('step', i, 'x' * 100)\nprint('done', file=sys.stderr)"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    agent = RecordingAgent()
+    agent.output_kept_bytes = 100_000  # of about 2.2 MB printed
+
+    await asyncio.gather(
+        agent._capture(process.stdout, "STDOUT", {"jobId": "j"}), agent._capture(process.stderr, "STDERR", {})
+    )
+
+    assert await process.wait() == 0  # its pipe was read to the end: the job did not block on it
+    kept = "".join(chunk["text"] for chunk in agent.sent if chunk["stream"] == "STDOUT")
+    assert kept.startswith("step 0 ") and 100_000 <= len(kept) < 100_000 + 64 * 1024 + 200
+    assert kept.endswith("[modelreg agent: stdout passed 100,000 bytes; the rest of it is not kept]\n")
+    assert [chunk["text"] for chunk in agent.sent if chunk["stream"] == "STDERR"] == ["done\n"]
+
+
 async def test_output_is_sent_in_whole_lines_though_an_unbuffered_print_arrives_word_by_word() -> None:
     script = (
         "import time\nfor i in range(3):\n    print('joined', 'acme', i)\n    time.sleep(0.6)\nprint('no end', end='')"

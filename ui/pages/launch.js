@@ -15,7 +15,7 @@ const JOB = `query Job($id: ID!) {
   launchJob(id: $id) {
     id queue entity project state priority source config overrides triggeredBy attempt requeues agentId exitCode reason
     runIds enqueuedAt enqueuedBy startedAt finishedAt detail
-    output { attempt stream text capturedAt }
+    output(first: 500) { items { attempt stream text capturedAt } hasNextPage }
   }
 }`;
 
@@ -143,7 +143,8 @@ function JobDetail({ id }) {
       ${job.triggeredBy && html`<section><h2>Triggered by</h2><${KeyValues} value=${job.triggeredBy} /></section>`}
       ${job.detail && html`<section><h2>Submitted</h2><pre class="code">${job.detail}</pre></section>`}
       <section><h2>Output</h2>
-        ${job.output.length ? html`<pre class="code output" data-testid="job-output">${job.output.map((o) => html`<span class=${shown(o.stream)}>${o.text}</span>`)}</pre>` : html`<p class="muted">Nothing captured yet.</p>`}
+        ${job.output.items.length ? html`<pre class="code output" data-testid="job-output">${job.output.items.map((o) => html`<span class=${shown(o.stream)}>${o.text}</span>`)}</pre>` : html`<p class="muted">Nothing captured yet.</p>`}
+        ${job.output.hasNextPage && html`<p class="muted">The first 500 chunks are shown; the rest comes a page at a time through the API (<code>launchJob { output(after: …) }</code>).</p>`}
       </section>`;
   }}<//>`;
 }
