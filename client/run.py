@@ -504,8 +504,20 @@ class Run:
                 "exitCode": exit_code,
                 "summary": summary,
             }
-            self._send_finish(fields)
-            self._finished = True
+            try:
+                self._send_finish(fields)
+            except InvalidInput as refused:
+                # Its end matters more than its summary: a run left running looks alive in every list for ever.
+                self._send_finish({**fields, "summary": {}})
+                self._ended()
+                raise InvalidInput(
+                    f"run {self.path} is recorded as {state}, but its summary was refused ({refused}): "
+                    "set the value again in a form the registry stores, and update the run (Api().run(...).update())"
+                ) from None
+            self._ended()
+
+    def _ended(self) -> None:
+        self._finished = True
         from modelreg import session  # the module's current run ends with it
 
         session.forget(self)

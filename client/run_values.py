@@ -138,9 +138,9 @@ class ReportedDict(dict[str, Any]):
         changes = {k: v for k, v in changes.items() if k not in self or dict.__getitem__(self, k) != v}
         if not changes:
             return
-        super().update(changes)
-        if self._report is not None:
+        if self._report is not None:  # first: a value the registry refuses is not kept, to be refused again at finish
             self._report(sendable(changes))
+        super().update(changes)
 
 
 class Config(ReportedDict):

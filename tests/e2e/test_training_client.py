@@ -109,6 +109,34 @@ async def test_mistakes_in_training_code_get_clear_errors(stack: Stack, tmp_path
     assert "log the artifact before linking" in caught[2]
 
 
+async def test_a_summary_the_registry_refuses_at_finish_still_ends_the_run_and_says_what_was_refused(
+    stack: Stack,
+) -> None:
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+
+    def a_nul_in_the_summary() -> tuple[str, str, str]:
+        with modelreg.init(project="nature", entity="acme", url=url) as run:
+            run.log({"loss": 0.5})
+            with pytest.raises(InvalidInput, match="U[+]0000"):  # text PostgreSQL cannot store
+                run.summary["note"] = "weights\x00v2"
+            assert "note" not in run.summary  # so the finish does not send it again
+        # A value that reaches the summary without the registry's say: a dict in it, changed in place.
+        unchecked = modelreg.init(project="nature", entity="acme", url=url)
+        unchecked.summary["best"] = {"acc": 0.9}
+        unchecked.summary["best"]["note"] = "weights\x00v2"
+        with pytest.raises(InvalidInput) as refused:
+            unchecked.finish()
+        unchecked.finish()  # ended: nothing more to send
+        return run.id, unchecked.id, str(refused.value)
+
+    first, second, said = await asyncio.to_thread(a_nul_in_the_summary)
+    assert "is recorded as finished, but its summary was refused" in said and "U+0000" in said
+    query = 'query($r: String!) { run(entity: "acme", project: "nature", runId: $r) { state summary } }'
+    ended = [(await stack.graphql(query, {"r": run_id}))["data"]["run"] for run_id in (first, second)]
+    assert [run["state"] for run in ended] == ["FINISHED", "FINISHED"] and ended[0]["summary"]["loss"] == 0.5
+
+
 LINEAGE = """query($ref: String!, $direction: LineageDirection, $depth: Int, $fanOut: Int) {
   lineage(ref: $ref, direction: $direction, depth: $depth, fanOut: $fanOut) {
     nodes { id kind depth run { runId jobType config } artifactVersion { name version } }
