@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -33,6 +34,7 @@ from modelreg.errors import InvalidInput, NotFound
 from modelreg.run_changes import RUN_CHANGES
 
 DEFAULT_ROOT = "modelreg-offline"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 JOURNAL = "journal.jsonl"
 BLOBS = "blobs"
 SYNC_STATE = "sync-state.json"
@@ -97,6 +99,10 @@ class Spool:
         return self.folder / JOURNAL
 
     def blob_path(self, digest: str) -> Path:
+        """Where a file's bytes are kept; `digest` comes from the journal, which is a file anyone may edit: only a
+        digest names a file, never a path that leads out of the spool (`sha256:../../../etc/passwd`)."""
+        if not _DIGEST.fullmatch(digest):
+            raise InvalidInput(f"{self.journal_path} names a file by {digest!r}, not by sha256:<64 hex digits>")
         return self.folder / BLOBS / digest.removeprefix("sha256:")
 
     def record(self, kind: str, input: dict[str, Any]) -> Recorded:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,9 @@ _SYNCED = "mutation($i: RecordSyncInput!) { recordOfflineSync(input: $i) { synce
 class SyncReport:
     run_path: str
     commands: int  # recorded in the journal
-    sent: int  # sent by this sync (the others were sent by an earlier one)
+    sent: int  # sent by this sync (the others were sent by an earlier one), skipped ones included
     finished: bool  # the journal ends with the run's finish, and the server was told it is synced
+    skipped: tuple[str, ...] = ()  # the commands this sync or an earlier one left out, refused: "line 7 (kind): why"
 
 
 class SyncRefused(ModelregError):
@@ -52,9 +53,17 @@ class SyncRefused(ModelregError):
 
 
 def sync_offline_run(
-    folder: Path, transport: Transport, *, show_progress: bool = True, on_sent: Callable[[int], None] | None = None
+    folder: Path,
+    transport: Transport,
+    *,
+    show_progress: bool = True,
+    on_sent: Callable[[int], None] | None = None,
+    skip_refused: bool = False,
 ) -> SyncReport:
-    """Upload one offline run folder. `on_sent(n)` is called after the n-th command is on the server."""
+    """Upload one offline run folder. `on_sent(n)` is called after the n-th command is on the server.
+    `skip_refused`: a command the server refuses for good (not its start) is left out, and the sync goes on; what
+    was left out is kept in the sync state and reported. Without it, the sync stops there, to be fixed and resumed:
+    a refusal may be the key's (a team it may not write in), and another key sends the command as recorded."""
     spool = Spool(folder)
     entries = spool.entries()
     start = entries[0].input
@@ -62,6 +71,7 @@ def sync_offline_run(
     state = spool.sync_state()
     ids: dict[str, str] = state["ids"]
     first = state["done"]
+    skipped: list[str] = list(state.get("skipped", ()))
     # A run started offline with no entity goes where the syncing key's runs go (as it would have online): the
     # first sync's, kept, so that a sync resumed with another key does not split the run.
     entity = state.get("entity") or (default_entity(transport) if start.get(ENTITY_OF_KEY) else start["entity"])
@@ -76,21 +86,48 @@ def sync_offline_run(
             except ModelregError as exc:
                 if exc.retriable:
                     raise
-                raise SyncRefused(
-                    f"{spool.journal_path} line {index + 1} ({entry.kind}) was refused: {exc.message}. "
-                    f"The {index} commands before it are synced; fix the cause and run `modelreg sync {folder}` again.",
-                    code=exc.code,
-                ) from exc
-            if entry.kind == "log_artifact":
-                ids[entry.input["id"]] = answer
-            spool.save_sync_state({"done": index + 1, "ids": ids, "entity": entity})
+                if not skip_refused or entry.kind == "start_run":
+                    raise SyncRefused(
+                        f"{spool.journal_path} line {index + 1} ({entry.kind}) was refused: {exc.message}. "
+                        f"The {index} commands before it are synced; fix the cause and run `modelreg sync {folder}` "
+                        "again, or leave out what the server refuses with `modelreg sync --skip-refused`.",
+                        code=exc.code,
+                    ) from exc
+                skipped.append(_left_out(entry, index, exc, spool, transport, ids, (entity, project, run_id)))
+                bar.write(f"modelreg: left out {spool.journal_path} {skipped[-1]}")
+            else:
+                if entry.kind == "log_artifact":
+                    ids[entry.input["id"]] = answer
+            spool.save_sync_state({"done": index + 1, "ids": ids, "entity": entity, "skipped": skipped})
             bar.update(1)
             if on_sent is not None:
                 on_sent(index + 1)
     finished = entries[-1].kind == "finish_run"
     if finished:
         _record_sync(transport, entries, (entity, project, run_id))
-    return SyncReport(run_path, len(entries), len(entries) - first, finished)
+    return SyncReport(run_path, len(entries), len(entries) - first, finished, tuple(skipped))
+
+
+def _left_out(
+    entry: Recorded,
+    index: int,
+    refused: ModelregError,
+    spool: Spool,
+    transport: Transport,
+    ids: dict[str, str],
+    run: tuple[str, str, str],
+) -> str:
+    """What a refused command leaves out. A finish refused for its summary (a value set offline that the server
+    cannot store) is sent again without it: the run's end matters more, and a run left running looks alive."""
+    if entry.kind == "finish_run" and entry.input.get("summary"):
+        try:
+            _send(replace(entry, input={**entry.input, "summary": {}}), spool, transport, ids, run)
+        except ModelregError as again:
+            if again.retriable:
+                raise
+        else:
+            return f"line {index + 1} (finish_run's summary; the finish itself is synced): {refused.message}"
+    return f"line {index + 1} ({entry.kind}): {refused.message}"
 
 
 def _send(entry: Recorded, spool: Spool, transport: Transport, ids: dict[str, str], run: tuple[str, str, str]) -> Any:

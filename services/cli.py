@@ -851,7 +851,13 @@ def login_command(host: str | None, key: str | None) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--url", default=None, help="The server (default: MODELREG_URL, else the `modelreg login` settings).")
 @click.option("--api-key", default=None, help="Default: MODELREG_API_KEY, else the `modelreg login` settings.")
-def sync_command(paths: tuple[Path, ...], url: str | None, api_key: str | None) -> None:
+@click.option(
+    "--skip-refused",
+    is_flag=True,
+    help="Leave out a recorded command the server refuses (a value it cannot store, say) and go on; "
+    "without it the sync stops there. A run's start is never left out.",
+)
+def sync_command(paths: tuple[Path, ...], url: str | None, api_key: str | None, skip_refused: bool) -> None:
     """Upload runs recorded offline: PATH is a run folder or a folder of them (default: the offline folder,
     ./modelreg-offline or MODELREG_OFFLINE_DIR). Safe to repeat: nothing is uploaded twice."""
     from modelreg.errors import ModelregError
@@ -865,8 +871,10 @@ def sync_command(paths: tuple[Path, ...], url: str | None, api_key: str | None) 
         if not folders:
             click.echo("no offline runs to sync")
         for folder in folders:
-            report = sync_offline_run(folder, transport)
+            report = sync_offline_run(folder, transport, skip_refused=skip_refused)
             note = "" if report.finished else " (no finish recorded: still running or crashed; sync again later)"
+            if report.skipped:
+                note += f"; {len(report.skipped)} left out, refused (see sync-state.json in the folder)"
             click.echo(
                 f"synced {report.run_path} from {folder}: {report.sent} of {report.commands} commands sent now{note}"
             )

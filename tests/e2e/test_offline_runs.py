@@ -238,6 +238,40 @@ async def test_a_sync_cut_half_way_resumes_and_repeated_syncs_append_nothing_twi
     assert len(run["metrics"]) == 3
 
 
+async def test_a_recorded_value_the_server_refuses_stops_the_sync_unless_left_out_and_the_run_still_ends(
+    stack: Stack, tmp_path: Path
+) -> None:
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+
+    def record() -> Path:
+        with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+            run.log({"loss": 0.5})
+            run.summary["note"] = "weights\x00v2"  # no server to say that PostgreSQL cannot store it
+            run.summary["best"] = 0.9
+        (folder,) = offline_run_folders([tmp_path])
+        return folder
+
+    folder = await asyncio.to_thread(record)
+    stopped = await asyncio.to_thread(CliRunner().invoke, main, ["sync", str(folder), "--url", url])
+    assert stopped.exit_code != 0 and "line 3 (update_run_summary) was refused" in stopped.output
+    assert "U+0000" in stopped.output and "--skip-refused" in stopped.output
+    run_id = Spool(folder).entries()[0].input["runId"]
+    query = 'query($r: String!) { run(entity: "acme", project: "nature", runId: $r) { state summary } }'
+    assert (await stack.graphql(query, {"r": run_id}))["data"]["run"]["state"] == "RUNNING"
+
+    synced = await asyncio.to_thread(CliRunner().invoke, main, ["sync", str(folder), "--url", url, "--skip-refused"])
+    assert synced.exit_code == 0, synced.output
+    assert "2 left out, refused" in synced.output
+    skipped = json.loads((folder / "sync-state.json").read_text())["skipped"]
+    assert [line.split(":")[0] for line in skipped] == [
+        "line 3 (update_run_summary)",
+        "line 5 (finish_run's summary; the finish itself is synced)",
+    ]
+    run = (await stack.graphql(query, {"r": run_id}))["data"]["run"]
+    assert run["state"] == "FINISHED" and run["summary"]["best"] == 0.9 and "note" not in run["summary"]
+
+
 async def test_times_from_a_client_must_have_a_zone_and_not_be_in_the_future(stack: Stack) -> None:
     start = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
     fields = {"entity": "acme", "project": "nature", "runId": "clock"}
@@ -247,6 +281,14 @@ async def test_times_from_a_client_must_have_a_zone_and_not_be_in_the_future(sta
     naive = await stack.graphql(start, {"i": {**fields, "occurredAt": "2026-01-01T10:00:00"}})
     assert "timezone" in naive["errors"][0]["message"]
     assert (await stack.graphql(RUN, {"r": "clock"}))["data"]["run"] is None
+
+
+def test_a_journal_names_a_kept_file_by_its_digest_never_by_a_path_out_of_the_spool(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    assert spool.blob_path("sha256:" + "ab" * 32) == tmp_path / "blobs" / ("ab" * 32)
+    for edited in ("sha256:../../../etc/passwd", "sha256:/etc/passwd", "../journal.jsonl"):
+        with pytest.raises(modelreg.errors.InvalidInput, match="not by sha256:<64 hex digits>"):
+            spool.blob_path(edited)
 
 
 def test_with_no_server_mode_auto_records_offline_and_says_so(tmp_path: Path) -> None:
