@@ -159,6 +159,9 @@ class LaunchQueryFields(graphene.ObjectType):
         JobPage,
         first=10,
         queues=graphene.List(graphene.NonNull(graphene.String), required=True),
+        entities=graphene.List(
+            graphene.NonNull(graphene.String), description="of these entities only (an agent's --entity)"
+        ),
         description="What an agent polls: queued jobs of these queues, by priority then age.",
     )
 
@@ -192,12 +195,18 @@ class LaunchQueryFields(graphene.ObjectType):
 
     @staticmethod
     async def resolve_waiting_jobs(
-        root: Any, info: graphene.ResolveInfo, queues: list[str], first: int, after: str | None = None
+        root: Any,
+        info: graphene.ResolveInfo,
+        queues: list[str],
+        first: int,
+        after: str | None = None,
+        entities: list[str] | None = None,
     ) -> dict:
         limit = page_size(first)
         position = decode_row_cursor(after, int, datetime.fromisoformat, UUID)
+        hidden = sorted(info.context.readable.hidden_entities)
         rows = await info.context.launch.next_waiting(
-            queues, limit + 1, after=position, hidden=sorted(info.context.readable.hidden_entities)
+            queues, limit + 1, after=position, hidden=hidden, entities=entities
         )
         return key_page(rows, limit, after, _waiting_cursor)
 

@@ -82,17 +82,19 @@ class LaunchQueries:
         limit: int,
         after: tuple[int, datetime, UUID] | None = None,
         hidden: Sequence[str] = (),
+        entities: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Queued jobs of these queues by priority, then age; `after` as for `jobs(state="queued")`; `hidden` as
-        for `jobs`."""
+        for `jobs`; `entities`: of these entities only (an agent that runs some teams' jobs), None: of all."""
         rows = await self.pool.fetch(
             "SELECT * FROM launch_jobs WHERE state = 'queued' AND queue = ANY($1::text[]) "
-            "AND entity <> ALL($3::text[]) "
-            f"{'AND (-priority, enqueued_at, job_id) > (-$4::int, $5, $6)' if after else ''} "
+            "AND entity <> ALL($3::text[]) AND ($4::text[] IS NULL OR entity = ANY($4::text[])) "
+            f"{'AND (-priority, enqueued_at, job_id) > (-$5::int, $6, $7)' if after else ''} "
             "ORDER BY priority DESC, enqueued_at, job_id LIMIT $2",
             queues,
             limit,
             list(hidden),
+            None if entities is None else list(entities),
             *(after or ()),
         )
         return [dict(r) for r in rows]

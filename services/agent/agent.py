@@ -46,8 +46,8 @@ OUTPUT_KEPT_BYTES = 8 * 1024 * 1024
 _JOB = "id queue entity project state source config overrides attempt"
 _QUEUES = """query($after: String) {
   launchQueues(first: 500, after: $after) { items { name resource resourceConfig } endCursor hasNextPage } }"""
-_WAITING = f"""query($q: [String!]!, $after: String) {{
-  waitingJobs(queues: $q, first: 20, after: $after) {{ items {{ {_JOB} }} endCursor hasNextPage }}
+_WAITING = f"""query($q: [String!]!, $after: String, $e: [String!]) {{
+  waitingJobs(queues: $q, first: 20, after: $after, entities: $e) {{ items {{ {_JOB} }} endCursor hasNextPage }}
 }}"""
 # Pages of waiting jobs read per round at most: jobs this agent may not run (another team's, on a shared queue) are
 # passed over, so that a few of them at the head of a queue do not hold up the rest.
@@ -192,7 +192,8 @@ class LaunchAgent:
     async def _waiting(self) -> AsyncIterator[dict[str, Any]]:
         after = None
         for _ in range(WAITING_PAGES):
-            page = (await self.gql(_WAITING, {"q": self.queues, "after": after}))["waitingJobs"]
+            entities = sorted(self.entities) if self.entities else None  # another team's jobs never come up
+            page = (await self.gql(_WAITING, {"q": self.queues, "after": after, "e": entities}))["waitingJobs"]
             for job in page["items"]:
                 yield job
             if not page["hasNextPage"]:

@@ -326,3 +326,14 @@ async def test_a_jobs_output_comes_a_page_at_a_time_in_the_order_it_was_printed(
             break
         after = page["endCursor"]
     assert pages == [printed[0:3], printed[3:6], printed[6:]]
+
+
+async def test_an_agent_for_some_teams_is_shown_only_their_waiting_jobs(stack: Stack) -> None:
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    jobs = {e: (await stack.graphql(ENQUEUE, {"e": e, "s": SOURCE}))["data"]["enqueueJob"]["id"] for e in ("a", "b")}
+    waiting = """query($e: [String!]) {
+      waitingJobs(queues: ["cpu"], entities: $e) { items { id entity } } }"""
+    shown = await stack.graphql(waiting, {"e": ["b"]})
+    assert shown["data"]["waitingJobs"]["items"] == [{"id": jobs["b"], "entity": "b"}]
+    every = (await stack.graphql(waiting, {"e": None}))["data"]["waitingJobs"]["items"]
+    assert sorted(job["entity"] for job in every) == ["a", "b"]

@@ -122,10 +122,12 @@ class SharedQueue(LaunchAgent):
         ]
         self.started: list[str] = []
         self.claimed: list[str] = []
+        self.asked_for: list[list[str] | None] = []  # the entities of each waitingJobs page asked for
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         variables = variables or {}
         if "waitingJobs" in query:
+            self.asked_for.append(variables["e"])
             start = int(variables["after"] or 0)
             page = self.waiting[start : start + 20]
             more = start + 20 < len(self.waiting)
@@ -152,3 +154,4 @@ async def test_an_agent_named_for_its_teams_claims_no_other_teams_job_even_where
     agent.entities = frozenset({"teamb"})
     await agent._take_jobs()
     assert agent.claimed == ["ours"]
+    assert agent.asked_for == [["teamb"]]  # the server leaves the other teams' jobs out of the page
