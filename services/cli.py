@@ -521,7 +521,12 @@ def triggers(
 @click.option("--queue", "queues", multiple=True, required=True, help="A queue to take jobs from (repeat for several).")
 @click.option("--max-jobs", default=1, show_default=True, help="Jobs run at once.")
 @click.option("--url", envvar="MODELREG_URL", default=None, help="The modelreg API (default http://127.0.0.1:8080).")
-@click.option("--api-key", envvar="MODELREG_API_KEY", default=None, help="A service key with the member role.")
+@click.option(
+    "--api-key",
+    envvar="MODELREG_API_KEY",
+    default=None,
+    help="A service key with the member role (better in MODELREG_API_KEY: a command line is shown to every user).",
+)
 @click.option("--heartbeat", default=2.0, show_default=True, help="Seconds between heartbeats.")
 @click.option(
     "--job-env",
@@ -536,8 +541,8 @@ def triggers(
     "entities",
     multiple=True,
     metavar="NAME",
-    help="Run only the jobs of this entity (repeat for several). A job's code runs with the agent's key, and any "
-    "member of an entity may enqueue on any queue: name the teams you trust with it.",
+    help="Run only the jobs of this entity (repeat for several). A job's code runs on this machine, under the "
+    "agent's user, and any member of an entity may enqueue on any queue: name the teams you trust with it.",
 )
 def agent(
     queues: tuple[str, ...],
@@ -555,8 +560,8 @@ def agent(
     launch_agent = agent_from_environment(list(queues), max_jobs, url, api_key, job_env, entities)
     if not entities:
         click.echo(
-            "agent: runs the jobs of every entity its key may claim, with its key; --entity NAME limits it to the "
-            "teams you trust with that key",
+            "agent: runs the jobs of every entity its key may claim, on this machine; --entity NAME limits it to the "
+            "teams you trust with it",
             err=True,
         )
     launch_agent.heartbeat_s = heartbeat

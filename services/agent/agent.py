@@ -74,6 +74,14 @@ def _die_with_parent() -> None:
     os.setsid()
 
 
+def keep_environment_private() -> None:
+    """Make this process's /proc files (its environment, where the agent's key is, and its memory) unreadable by
+    other processes of its user: a local-process job runs as that user and must not read the agent's key there.
+    Root reads them still: run the agent, and so its jobs, as a user of its own."""
+    if sys.platform == "linux":
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(4, 0)  # PR_SET_DUMPABLE; execve gives the jobs their own
+
+
 def _machine_name() -> str:
     """This process on this machine, in the characters an agent id allows."""
     host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:63] or "host"
@@ -125,6 +133,7 @@ class LaunchAgent:
         return body["data"]
 
     async def run(self, stopping: asyncio.Event) -> None:
+        keep_environment_private()
         headers = {"Authorization": f"Bearer {self.api_key}"}
         async with httpx.AsyncClient(base_url=self.url.rstrip("/"), headers=headers, timeout=30.0) as http:
             self._http = http

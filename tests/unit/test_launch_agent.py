@@ -155,3 +155,15 @@ async def test_an_agent_named_for_its_teams_claims_no_other_teams_job_even_where
     await agent._take_jobs()
     assert agent.claimed == ["ours"]
     assert agent.asked_for == [["teamb"]]  # the server leaves the other teams' jobs out of the page
+
+
+def test_the_agent_keeps_its_environment_and_its_key_from_jobs_run_as_its_own_user() -> None:
+    # Not dumpable: the kernel then gives /proc/<agent>/environ (and its memory) to root, so a job of the agent's
+    # user gets "permission denied" there. Checked through the flag: the tests may run as root, who reads it all.
+    code = (
+        "import ctypes; from modelreg.services.agent.agent import keep_environment_private; "
+        "libc = ctypes.CDLL('libc.so.6'); before = libc.prctl(3); keep_environment_private(); "
+        "print(before, libc.prctl(3))"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert shown == ["1", "0"]  # PR_GET_DUMPABLE before and after
