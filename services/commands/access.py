@@ -65,6 +65,12 @@ class Caller:
 
     def role_on(self, scopes: tuple[str, ...]) -> str:
         """The role held where a command acts; "none" in a private scope the caller holds nothing in."""
+        held = self._role_on(scopes)
+        # A job attempt's key holds its agent principal's grants, which may make it an admin of the job's entity:
+        # a job logs runs and links versions; it grants no roles and moves no protected alias.
+        return "member" if self.job_id is not None and held == "admin" else held
+
+    def _role_on(self, scopes: tuple[str, ...]) -> str:
         if self.limits and not any(self.within_limits(scope) for scope in scopes):
             return "none" if any(scope in self.private for scope in scopes) else "viewer"
         if self.role == "admin":

@@ -13,7 +13,7 @@ from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelreg.events.launch import JobSource, Trigger
-from modelreg.services.commands.access import service_caller
+from modelreg.services.commands.access import entity_scopes, job_key_scopes, service_caller
 from modelreg.services.commands.commands import Command, FinishRun, StartRun
 from modelreg.services.commands.decisions import CommandContext, Handler
 from modelreg.services.commands.launch_commands import (
@@ -210,6 +210,14 @@ async def test_an_attempts_key_holds_no_more_than_its_agents_key() -> None:
     limited = caller("member", "pool", limits=("queue:cpu", "entity:acme"))
     await registry(ClaimJob(job_id=limited_job, agent_id="user:pool:h1"), limited)
     assert _attempt_keys(registry, limited_job)[0]["scopes"] == ["entity:acme"]
+
+
+def test_an_attempts_key_is_no_admin_though_its_agents_principal_is_one_by_a_grant() -> None:
+    agent = caller("member", "pool", grants={"entity:acme": "admin"})
+    job_key = replace(agent, limits=job_key_scopes(agent, "acme"), job_id=uuid7())
+    assert agent.role_on(entity_scopes("acme")) == "admin" and job_key.role_on(entity_scopes("acme")) == "member"
+    with pytest.raises(PermissionDenied, match="is a member of entity:acme; granting a role needs admin"):
+        job_key.require("admin", entity_scopes("acme"), "granting a role")
 
 
 async def test_an_agent_key_limited_to_a_queue_claims_no_job_of_an_entity_outside_its_limits() -> None:
