@@ -196,3 +196,11 @@ class AgentHeartbeat(Event):
 
 # What ends a job's attempt, and so revokes the attempt's key.
 ATTEMPT_ENDS = (JobFinished, JobRequeued, JobCancelled)
+
+
+def ends_attempt(event: Event, job_id: UUID, attempt: int | None) -> bool:
+    """Whether the event ends that attempt of the job: a cancel ends the job whatever its attempt; a finish or a
+    requeue ends the attempt it names, so the late report of an earlier attempt leaves the current one alone."""
+    if not isinstance(event, ATTEMPT_ENDS) or event.job_id != job_id:
+        return False
+    return isinstance(event, JobCancelled) or event.attempt == attempt

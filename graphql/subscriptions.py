@@ -22,7 +22,7 @@ from modelreg.events.codec import to_json_dict
 from modelreg.events.envelope import Envelope
 from modelreg.events.filters import EventFilter
 from modelreg.events.identity import ApiKeyRevoked
-from modelreg.events.launch import ATTEMPT_ENDS
+from modelreg.events.launch import ends_attempt
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
 from modelreg.events.tail import LogTails, TailedEvent
 from modelreg.graphql.context import RequestContext
@@ -119,7 +119,7 @@ async def _live_events(
         if caller is not None and context.look_up_caller is not None:
             caller = await context.look_up_caller()
         key_id = caller.key_id if caller else None
-        job_id = caller.job_id if caller else None
+        job_id, job_attempt = (caller.job_id, caller.job_attempt) if caller else (None, None)
         readable = LiveReadable(caller, since=since) if caller else None
 
         def revokes_the_key(envelope: Envelope) -> bool:
@@ -128,7 +128,8 @@ async def _live_events(
             payload = envelope.payload
             if isinstance(payload, ApiKeyRevoked):
                 return key_id is not None and payload.key_id == key_id
-            return job_id is not None and isinstance(payload, ATTEMPT_ENDS) and payload.job_id == job_id
+            # Replayed from a cursor, the end of an earlier attempt of the job is no end of this key's.
+            return job_id is not None and ends_attempt(payload, job_id, job_attempt)
 
         def keep(envelope: Envelope) -> bool:
             if revokes_the_key(envelope):

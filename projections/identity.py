@@ -110,13 +110,23 @@ ALTER TABLE api_keys ADD COLUMN job_id uuid;
 CREATE INDEX api_keys_by_job ON api_keys (job_id) WHERE job_id IS NOT NULL;
 """
 
+# Which attempt: the end of one attempt, even appended after the next one's claim, revokes that attempt's key only.
+# Keys issued before it have their attempt in their label ("job <id> attempt <n>").
+JOB_KEYS_V2 = """
+ALTER TABLE api_keys ADD COLUMN job_attempt integer;
+UPDATE api_keys SET job_attempt = split_part(label, ' attempt ', 2)::integer WHERE job_id IS NOT NULL;
+"""
+
 _JOB_KEY_ISSUED = """
 INSERT INTO api_keys
-    (key_id, key_sha256, principal_kind, principal_id, role, label, issued_at, issued_by, scopes, job_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    (key_id, key_sha256, principal_kind, principal_id, role, label, issued_at, issued_by, scopes, job_id, job_attempt)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT DO NOTHING
 """
 
+_ATTEMPT_KEY_REVOKED = """
+UPDATE api_keys SET revoked_at = $3, revoked_by = $4 WHERE job_id = $1 AND job_attempt = $2 AND revoked_at IS NULL
+"""
 _JOB_KEYS_REVOKED = "UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE job_id = $1 AND revoked_at IS NULL"
 
 
@@ -131,6 +141,7 @@ class IdentityProjection(Projection):
         # Numbered after VISIBILITY_V1 (migrations run in (component, number) order): it needs private_scopes.
         Migration("identity_visibility", 2, CHANGES_V1),
         Migration("identity_job_keys", 1, JOB_KEYS_V1),
+        Migration("identity_job_keys", 2, JOB_KEYS_V2),
     )
 
     @handles(ApiKeyIssued)
@@ -167,24 +178,25 @@ class IdentityProjection(Projection):
             str(envelope.actor),
             list(e.key_scopes),
             e.job_id,
+            e.attempt,
         )
         return [Statement(_JOB_KEY_ISSUED, args)]
 
     @handles(JobFinished)
     def job_finished(self, e: JobFinished, envelope: Envelope) -> list[Statement]:
-        return self._job_keys_revoked(e.job_id, envelope)
+        return self._attempt_key_revoked(e.job_id, e.attempt, envelope)
 
     @handles(JobRequeued)
     def job_requeued(self, e: JobRequeued, envelope: Envelope) -> list[Statement]:
-        return self._job_keys_revoked(e.job_id, envelope)
+        return self._attempt_key_revoked(e.job_id, e.attempt, envelope)
 
     @handles(JobCancelled)
     def job_cancelled(self, e: JobCancelled, envelope: Envelope) -> list[Statement]:
-        return self._job_keys_revoked(e.job_id, envelope)
+        return [Statement(_JOB_KEYS_REVOKED, (e.job_id, envelope.occurred_at, str(envelope.actor)))]
 
     @staticmethod
-    def _job_keys_revoked(job_id: UUID, envelope: Envelope) -> list[Statement]:
-        return [Statement(_JOB_KEYS_REVOKED, (job_id, envelope.occurred_at, str(envelope.actor)))]
+    def _attempt_key_revoked(job_id: UUID, attempt: int, envelope: Envelope) -> list[Statement]:
+        return [Statement(_ATTEMPT_KEY_REVOKED, (job_id, attempt, envelope.occurred_at, str(envelope.actor)))]
 
     @handles(RoleGranted)
     def role_granted(self, e: RoleGranted, envelope: Envelope) -> list[Statement]:

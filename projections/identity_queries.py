@@ -95,7 +95,7 @@ class IdentityQueries:
         """The live key with this hash (None if unknown or revoked), with its principal's grants (scope -> role),
         the scopes it is limited to, and the installation's private scopes (projections/readable.py), in one trip."""
         row = await self.pool.fetchrow(
-            """SELECT k.key_id, k.principal_kind, k.principal_id, k.role, k.scopes, k.job_id,
+            """SELECT k.key_id, k.principal_kind, k.principal_id, k.role, k.scopes, k.job_id, k.job_attempt,
                       (SELECT coalesce(array_agg(p.scope), '{}') FROM private_scopes p) AS private,
                       coalesce((SELECT jsonb_object_agg(g.scope, g.role) FROM role_grants g
                                 WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id),

@@ -62,6 +62,7 @@ class Caller:
     private: frozenset[str] = frozenset()  # the installation's private scopes, when the key was looked up
     limits: tuple[str, ...] = ()  # the scopes the key is limited to; () not limited
     job_id: UUID | None = None  # the Launch job whose attempt the key was issued for (events/launch.py, JobClaimed)
+    job_attempt: int | None = None  # and which attempt of it
 
     def role_on(self, scopes: tuple[str, ...]) -> str:
         """The role held where a command acts; "none" in a private scope the caller holds nothing in."""
@@ -132,6 +133,14 @@ def job_key_role(agent: Caller) -> Role:
     """The role of a job attempt's key: its agent's, but never admin (a job logs runs and links versions; it
     does not manage keys, grants or queues)."""
     return "viewer" if agent.role == "viewer" else "member"
+
+
+def job_key_grants(grants: Mapping[str, Role], scopes: tuple[str, ...], role: Role) -> dict[str, Role]:
+    """What a job attempt's key holds: its principal's grants, and its own role in the job's entity where the
+    principal holds no grant there. Its claim checked that the agent's key may write in that entity, which an
+    installation admin's key may with no grant, private entity included: its job must be able to write there too."""
+    entity = next((scope for scope in scopes if scope.startswith("entity:")), None)
+    return {**({entity: role} if entity else {}), **grants}
 
 
 def job_key_scopes(agent: Caller, entity: str) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import TypeAdapter, ValidationError
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import Conflict, InvalidInput, NotFound, validation_problems
+from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied, validation_problems
 from modelreg.events.automations import (
     AutomationCreated,
     AutomationDisabled,
@@ -40,6 +40,7 @@ from modelreg.events.names import EntityName, ProjectName
 from modelreg.services.agent.image_references import IMAGE_REFERENCE
 from modelreg.services.automations.webhook_targets import refuse_private_target
 from modelreg.services.commands.access import (
+    Caller,
     entity_scopes,
     job_key_role,
     job_key_scopes,
@@ -261,7 +262,18 @@ async def heartbeat(cmd: Heartbeat, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(AgentHeartbeat(**cmd.model_dump()), agent_stream(cmd.agent_id))], cmd.agent_id)
 
 
+def _not_a_job_attempt(caller: Caller, doing: str) -> None:
+    """An automation outlives the attempt and fires with its creator's rights, which for a job's key are its
+    agent principal's, wider than the attempt's: a job's code would keep acting after its key is revoked."""
+    if caller.job_id is not None:
+        raise PermissionDenied(
+            f"this key was issued for an attempt of job {caller.job_id} and may not be used for {doing}: "
+            "an automation outlives the attempt; create or switch it on with your own key"
+        )
+
+
 async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decision:
+    _not_a_job_attempt(ctx.caller, "creating an automation")
     for field, pattern in (("alias_pattern", cmd.trigger.alias_pattern), ("tag_pattern", cmd.trigger.tag_pattern)):
         if pattern is not None and has_back_reference(pattern):
             raise InvalidInput(
@@ -296,6 +308,8 @@ async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext)
         raise NotFound(f"automation {cmd.automation_id} does not exist")
     if automation["enabled"] == cmd.enabled:
         return Decision([], cmd.automation_id)
+    if cmd.enabled:
+        _not_a_job_attempt(ctx.caller, "switching on an automation")
     if cmd.enabled and str(ctx.caller.actor) != automation["created_by"]:
         # It acts with its creator's rights: switched on by another, it would do for them what its creator may.
         ctx.caller.require("admin", (), f"switching on {automation['created_by']}'s automation")

@@ -42,6 +42,7 @@ from modelreg.events.launch import (
     JobRequeued,
     JobStarted,
     QueueCreated,
+    ends_attempt,
 )
 from modelreg.events.log import LogPosition
 from modelreg.events.memory_log import InMemoryEventLog
@@ -265,6 +266,13 @@ class MemoryIdentity:
     async def private_scopes(self) -> frozenset[str]:
         return frozenset(self.private)
 
+    async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
+        for key in self.keys.values():
+            if key["key_sha256"] == key_sha256 and key["revoked_at"] is None:
+                principal = (key["principal_kind"], key["principal_id"])
+                return {**key, "grants": dict(self.grants.get(principal, {})), "private": list(self.private)}
+        return None
+
     def apply(self, envelope: Envelope) -> None:
         e = envelope.payload
         match e:
@@ -290,10 +298,12 @@ class MemoryIdentity:
                     "scopes": list(e.key_scopes),
                     "revoked_at": None,
                     "job_id": e.job_id,
+                    "job_attempt": e.attempt,
                 }
             case JobFinished() | JobRequeued() | JobCancelled():
                 for key in self.keys.values():
-                    if key.get("job_id") == e.job_id and key["revoked_at"] is None:
+                    ends = key.get("job_id") is not None and ends_attempt(e, key["job_id"], key["job_attempt"])
+                    if ends and key["revoked_at"] is None:
                         key["revoked_at"] = envelope.occurred_at
             case RoleGranted():
                 self.grants.setdefault((e.principal.kind, e.principal.id), {})[e.scope] = e.role

@@ -12,14 +12,16 @@ from support.write_side import ADMIN, MEMBER, VIEWER, WriteSide, caller
 from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from modelreg.events.launch import JobSource, Trigger
-from modelreg.services.commands.access import entity_scopes, job_key_scopes, service_caller
-from modelreg.services.commands.commands import Command, FinishRun, StartRun
+from modelreg.events.envelope import Envelope
+from modelreg.events.launch import JobCancelled, JobFinished, JobSource, Trigger, ends_attempt, job_stream
+from modelreg.services.commands.access import entity_scopes, job_key_scopes, model_scopes, service_caller
+from modelreg.services.commands.commands import Command, FinishRun, SetVisibility, StartRun
 from modelreg.services.commands.decisions import CommandContext, Handler
 from modelreg.services.commands.launch_commands import (
     CancelJob,
     CaptureJobOutput,
     ClaimJob,
+    CreateAutomation,
     CreateQueue,
     EnqueueJob,
     Heartbeat,
@@ -29,6 +31,7 @@ from modelreg.services.commands.launch_commands import (
     SetAutomationEnabled,
 )
 from modelreg.services.commands.launch_handlers import cancel_job, set_automation_enabled
+from modelreg.services.http.api import caller_of_key
 
 SOURCE = JobSource(kind="image", image="python:3.12", entry_point=("python", "train.py"))
 AGENT = caller("member", "gpu")  # a service account's key would do as well
@@ -210,6 +213,51 @@ async def test_an_attempts_key_holds_no_more_than_its_agents_key() -> None:
     limited = caller("member", "pool", limits=("queue:cpu", "entity:acme"))
     await registry(ClaimJob(job_id=limited_job, agent_id="user:pool:h1"), limited)
     assert _attempt_keys(registry, limited_job)[0]["scopes"] == ["entity:acme"]
+
+
+async def test_an_installation_admins_agent_runs_a_private_teams_job_whose_key_writes_there_and_nowhere_else() -> None:
+    registry = WriteSide()
+    await registry(SetVisibility(scope="entity:acme", private=True))
+    await registry(SetVisibility(scope="entity:lynx", private=True))
+    claim = await registry(ClaimJob(job_id=await queued(registry), agent_id="user:ada:h1"), ADMIN)
+    job_key = await caller_of_key(claim.subject_id.api_key, registry.read_models.identity)
+    assert job_key.role_on(entity_scopes("acme")) == "member"  # the admin's key holds no grant there, as may be
+    assert job_key.role_on(entity_scopes("lynx")) == "none"
+    assert job_key.role_on(model_scopes("fraud-detector")) == "member"
+
+
+async def test_an_earlier_attempts_late_end_leaves_the_current_attempts_key_live() -> None:
+    registry = WriteSide()
+    job = await claimed(registry)
+    await registry(RequeueJob(job_id=job, attempt=1, reason="agent vanished"), service_caller("launch-supervisor"))
+    current = (await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)).subject_id
+    late = JobFinished(job_id=job, attempt=1, state="failed", exit_code=1)
+    assert not ends_attempt(late, job, 2) and ends_attempt(late, job, 1) and not ends_attempt(late, uuid7(), 1)
+    assert ends_attempt(JobCancelled(job_id=job), job, 2)
+    registry.read_models.apply(Envelope.new(late, stream=job_stream(job), actor=AGENT.actor))
+    assert (await caller_of_key(current.api_key, registry.read_models.identity)).job_attempt == 2
+
+
+async def test_a_jobs_key_creates_no_automation_and_switches_none_on() -> None:
+    registry = WriteSide()
+    job = await claimed(registry)
+    (key,) = _attempt_keys(registry, job)
+    job_key = replace(AGENT, key_id=key["key_id"], limits=tuple(key["scopes"]), job_id=job, job_attempt=1)
+    evaluate = CreateAutomation(
+        name="evaluate",
+        trigger={"event": "artifact_version_logged", "entity": "acme"},
+        action={"kind": "launch", "queue": "cpu", "entity": "acme", "project": "fraud", "source": SOURCE},
+    )
+    with pytest.raises(PermissionDenied, match=f"attempt of job {job} and may not be used for creating an automation"):
+        await registry(evaluate, job_key)
+    automation = (await registry(evaluate, AGENT)).subject_id
+    await registry(SetAutomationEnabled(automation_id=automation, enabled=False), AGENT)
+    with pytest.raises(
+        PermissionDenied, match="may not be used for switching on an automation: an automation outlives"
+    ):
+        await registry(SetAutomationEnabled(automation_id=automation, enabled=True), job_key)
+    await registry(SetAutomationEnabled(automation_id=automation, enabled=True), AGENT)
+    await registry(SetAutomationEnabled(automation_id=automation, enabled=False), job_key)  # switching off is safe
 
 
 def test_an_attempts_key_is_no_admin_though_its_agents_principal_is_one_by_a_grant() -> None:
