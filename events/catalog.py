@@ -39,6 +39,7 @@ from modelreg.events.launch import (
     JobRequeued,
     JobStarted,
     QueueCreated,
+    QueueEntitiesSet,
 )
 from modelreg.events.operations import EventSkipped
 from modelreg.events.registry import (
@@ -99,6 +100,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ScopeMadePrivate,
         ScopeMadePublic,
         QueueCreated,
+        QueueEntitiesSet,
         JobEnqueued,
         JobClaimed,
         JobStarted,
@@ -130,6 +132,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
         **{k: v for k, v in payload.items() if k != "rows"},
         "series": series_from_rows(payload.get("rows") or []),
     },
+    # v2 added the entities a queue takes jobs of; a v1 queue took every entity's, and still does.
+    (QueueCreated.type, 1): lambda payload: {**payload, "entities": []},
     # v2 added notes, tags and group; a v1 run had none.
     (RunStarted.type, 1): lambda payload: {**payload, "notes": None, "tags": [], "group": None},
     # v3 gave each attempt its own API key; a v2 attempt ran with its agent's.

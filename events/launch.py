@@ -76,14 +76,34 @@ class Trigger(BaseModel):
     event_type: str
 
 
+# A queue's jobs run side by side on its agents' machines, under their OS user: a queue serving several teams
+# lets each team's job read the others'. An installation admin names the teams that share one.
+QueueEntities = Annotated[
+    tuple[EntityName, ...],
+    Field(max_length=100, description="the entities whose jobs the queue takes; none: every entity's"),
+]
+
+
 class QueueCreated(Event):
     type = "launch.queue_created"
-    version = 1
+    version = 2
 
     queue: QueueName
     resource: ResourceKind
     # kubernetes: namespace, image, cpu, memory, gpu, service_account; docker: image, gpus, env.
     resource_config: dict[str, Any] = Field(default_factory=dict)
+    entities: QueueEntities = ()
+
+
+class QueueEntitiesSet(Event):
+    """An installation admin changed which entities' jobs the queue takes (jobs already waiting of an entity left
+    out wait until it is named again, or are cancelled)."""
+
+    type = "launch.queue_entities_set"
+    version = 1
+
+    queue: QueueName
+    entities: QueueEntities
 
 
 class JobEnqueued(Event):

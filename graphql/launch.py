@@ -23,6 +23,7 @@ from modelreg.services.commands.launch_commands import (
     Heartbeat,
     ReportJobFinished,
     ReportJobStarted,
+    SetQueueEntities,
 )
 from modelreg.services.commands.launch_handlers import Claimed
 
@@ -58,6 +59,13 @@ class LaunchQueue(graphene.ObjectType):
     name = graphene.String(required=True)
     resource = graphene.Field(LaunchResource, required=True)
     resource_config = JSONValue(required=True)
+    entities = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="The entities whose jobs it takes, those the caller may read (a private team's name is not shown "
+        "to outsiders).",
+    )
+    takes_every_entity = graphene.Boolean(required=True, description="It names no entities: it takes every one's jobs.")
     created_at = graphene.DateTime(required=True)
     created_by = graphene.String(required=True)
     jobs = paged(
@@ -71,6 +79,15 @@ class LaunchQueue(graphene.ObjectType):
         row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None, state: Any = None
     ) -> dict:
         return await _jobs_page(info, row["name"], state, first, after)
+
+    @staticmethod
+    def resolve_takes_every_entity(row: dict, info: graphene.ResolveInfo) -> bool:
+        return not row["entities"]
+
+    @staticmethod
+    def resolve_entities(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        hidden = info.context.readable.hidden_entities
+        return [entity for entity in row["entities"] if entity not in hidden]
 
 
 class JobOutput(graphene.ObjectType):
@@ -215,6 +232,16 @@ class CreateLaunchQueueInput(graphene.InputObjectType):
     name = graphene.String(required=True)
     resource = LaunchResource(description="LOCAL_PROCESS unless given")
     resource_config = JSONValue()
+    entities = graphene.List(
+        graphene.NonNull(graphene.String),
+        description="the entities whose jobs it takes (their jobs run side by side on its agents); every entity's "
+        "unless given",
+    )
+
+
+class SetLaunchQueueEntitiesInput(graphene.InputObjectType):
+    name = graphene.String(required=True)
+    entities = graphene.List(graphene.NonNull(graphene.String), required=True, description="empty: every entity's jobs")
 
 
 class EnqueueJobInput(graphene.InputObjectType):
@@ -282,6 +309,12 @@ class LaunchMutations(graphene.ObjectType):
     create_launch_queue = graphene.Field(
         LaunchQueue, required=True, input=CreateLaunchQueueInput(required=True), description="Admins only."
     )
+    set_launch_queue_entities = graphene.Field(
+        LaunchQueue,
+        required=True,
+        input=SetLaunchQueueEntitiesInput(required=True),
+        description="Admins only. Jobs already waiting of an entity left out wait, unclaimed, until it is named again.",
+    )
     enqueue_job = graphene.Field(Job, required=True, input=EnqueueJobInput(required=True))
     cancel_job = graphene.Field(Job, required=True, input=CancelJobInput(required=True))
     claim_job = graphene.Field(ClaimedJob, required=True, input=ClaimJobInput(required=True))
@@ -295,6 +328,12 @@ class LaunchMutations(graphene.ObjectType):
         fields = {**input, "queue": input["name"]}
         del fields["name"]
         await info.context.app.execute(parse_command(CreateQueue, fields), info.context.caller)
+        return await info.context.launch.queue(input["name"])
+
+    @staticmethod
+    async def resolve_set_launch_queue_entities(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        command = parse_command(SetQueueEntities, {"queue": input["name"], "entities": input["entities"]})
+        await info.context.app.execute(command, info.context.caller)
         return await info.context.launch.queue(input["name"])
 
     @staticmethod

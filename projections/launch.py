@@ -17,6 +17,7 @@ from modelreg.events.launch import (
     JobRequeued,
     JobStarted,
     QueueCreated,
+    QueueEntitiesSet,
 )
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
@@ -74,10 +75,17 @@ CREATE TABLE launch_agents (
 );
 """
 
+# The entities whose jobs a queue takes; none: every entity's.
+SCHEMA_V2 = """
+ALTER TABLE launch_queues ADD COLUMN entities text[] NOT NULL DEFAULT '{}';
+"""
+
 _QUEUE_CREATED = """
-INSERT INTO launch_queues (name, resource, resource_config, created_at, created_by) VALUES ($1, $2, $3, $4, $5)
+INSERT INTO launch_queues (name, resource, resource_config, created_at, created_by, entities)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT DO NOTHING
 """
+_QUEUE_ENTITIES_SET = "UPDATE launch_queues SET entities = $2 WHERE name = $1"
 
 # An automation may enqueue the same job twice after a crash (same id): the first one counts.
 _ENQUEUED = """
@@ -128,15 +136,16 @@ ON CONFLICT (agent_id) DO UPDATE SET queues = EXCLUDED.queues, running_jobs = EX
 class LaunchProjection(Projection):
     name = "launch"
     tables = ("launch_queues", "launch_jobs", "launch_job_output", "launch_agents")
-    migrations = (Migration("launch", 1, SCHEMA_V1),)
+    migrations = (Migration("launch", 1, SCHEMA_V1), Migration("launch", 2, SCHEMA_V2))
 
     @handles(QueueCreated)
     def queue_created(self, e: QueueCreated, envelope: Envelope) -> list[Statement]:
-        return [
-            Statement(
-                _QUEUE_CREATED, (e.queue, e.resource, e.resource_config, envelope.occurred_at, str(envelope.actor))
-            )
-        ]
+        args = (e.queue, e.resource, e.resource_config, envelope.occurred_at, str(envelope.actor), list(e.entities))
+        return [Statement(_QUEUE_CREATED, args)]
+
+    @handles(QueueEntitiesSet)
+    def queue_entities_set(self, e: QueueEntitiesSet, envelope: Envelope) -> list[Statement]:
+        return [Statement(_QUEUE_ENTITIES_SET, (e.queue, list(e.entities)))]
 
     @handles(JobEnqueued)
     def job_enqueued(self, e: JobEnqueued, envelope: Envelope) -> list[Statement]:

@@ -89,6 +89,9 @@ class LaunchQueries:
         rows = await self.pool.fetch(
             "SELECT * FROM launch_jobs WHERE state = 'queued' AND queue = ANY($1::text[]) "
             "AND entity <> ALL($3::text[]) AND ($4::text[] IS NULL OR entity = ANY($4::text[])) "
+            # Left waiting when its entity was taken off its queue's list: no agent may claim it.
+            "AND NOT EXISTS (SELECT 1 FROM launch_queues q WHERE q.name = launch_jobs.queue "
+            "AND cardinality(q.entities) > 0 AND launch_jobs.entity <> ALL(q.entities)) "
             f"{'AND (-priority, enqueued_at, job_id) > (-$5::int, $6, $7)' if after else ''} "
             "ORDER BY priority DESC, enqueued_at, job_id LIMIT $2",
             queues,

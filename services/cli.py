@@ -542,7 +542,7 @@ def triggers(
     multiple=True,
     metavar="NAME",
     help="Run only the jobs of this entity (repeat for several). A job's code runs on this machine, under the "
-    "agent's user, and any member of an entity may enqueue on any queue: name the teams you trust with it.",
+    "agent's user, and any member of an entity the queue takes may enqueue on it: name the teams you trust with it.",
 )
 def agent(
     queues: tuple[str, ...],
@@ -608,13 +608,43 @@ def queue() -> None:
 @click.option(
     "--config", "resource_config", default="{}", help='JSON, e.g. {"namespace": "ml", "gpu": 1} for kubernetes.'
 )
+@click.option(
+    "--entity",
+    "entities",
+    multiple=True,
+    metavar="NAME",
+    help="Take only this entity's jobs (repeat for several; every entity's if none): its jobs run side by side on "
+    "its agents' machines, so name teams that trust each other.",
+)
 @_client_options
-def queue_create(name: str, resource: str, resource_config: str, url: str | None, api_key: str | None) -> None:
+def queue_create(
+    name: str, resource: str, resource_config: str, entities: tuple[str, ...], url: str | None, api_key: str | None
+) -> None:
     """Create a queue NAME whose jobs run as local processes, in Docker, or as Kubernetes Jobs."""
-    query = "mutation($i: CreateLaunchQueueInput!) { createLaunchQueue(input: $i) { name resource } }"
-    queue_input = {"name": name, "resource": _enum_name(resource), "resourceConfig": json.loads(resource_config)}
+    query = "mutation($i: CreateLaunchQueueInput!) { createLaunchQueue(input: $i) { name resource entities } }"
+    queue_input = {
+        "name": name,
+        "resource": _enum_name(resource),
+        "resourceConfig": json.loads(resource_config),
+        "entities": list(entities),
+    }
     created = _graphql(url, api_key, query, {"i": queue_input})["createLaunchQueue"]
-    click.echo(f"queue {created['name']} ({_enum_value(created['resource'])}) created")
+    click.echo(f"queue {created['name']} ({_enum_value(created['resource'])}) created, {_takes(created['entities'])}")
+
+
+@queue.command("entities")
+@click.argument("name")
+@click.argument("entities", nargs=-1, metavar="[ENTITY]...")
+@_client_options
+def queue_entities(name: str, entities: tuple[str, ...], url: str | None, api_key: str | None) -> None:
+    """Make queue NAME take only these entities' jobs (none named: every entity's)."""
+    query = "mutation($i: SetLaunchQueueEntitiesInput!) { setLaunchQueueEntities(input: $i) { name entities } }"
+    changed = _graphql(url, api_key, query, {"i": {"name": name, "entities": list(entities)}})["setLaunchQueueEntities"]
+    click.echo(f"queue {changed['name']} {_takes(changed['entities'])}")
+
+
+def _takes(entities: list[str]) -> str:
+    return f"takes jobs of {', '.join(entities)} only" if entities else "takes every entity's jobs"
 
 
 def _enum_name(value: str) -> str:

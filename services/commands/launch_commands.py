@@ -30,6 +30,7 @@ from modelreg.events.launch import (
     OutputStream,
     OutputText,
     Priority,
+    QueueEntities,
     QueueName,
     Reason,
     ResourceKind,
@@ -50,6 +51,14 @@ class CreateQueue(Command):
     queue: QueueName
     resource: ResourceKind = "local-process"
     resource_config: dict[str, Any] = Field(default_factory=dict)
+    entities: QueueEntities = ()
+
+
+class SetQueueEntities(Command):
+    needs = "admin"
+
+    queue: QueueName
+    entities: QueueEntities
 
 
 class EnqueueJob(Command):

@@ -32,6 +32,7 @@ from modelreg.events.launch import (
     JobSource,
     JobStarted,
     QueueCreated,
+    QueueEntitiesSet,
     agent_stream,
     job_stream,
     queue_stream,
@@ -65,13 +66,37 @@ from modelreg.services.commands.launch_commands import (
     ReportJobStarted,
     RequeueJob,
     SetAutomationEnabled,
+    SetQueueEntities,
 )
 
 
 async def create_queue(cmd: CreateQueue, ctx: CommandContext) -> Decision:
     if await ctx.reads.launch.queue(cmd.queue) is not None:
         raise Conflict(f"queue {cmd.queue!r} already exists")
-    return Decision([ctx.event(QueueCreated(**cmd.model_dump()), queue_stream(cmd.queue))], cmd.queue)
+    payload = QueueCreated(**{**cmd.model_dump(), "entities": tuple(dict.fromkeys(cmd.entities))})
+    return Decision([ctx.event(payload, queue_stream(cmd.queue))], cmd.queue)
+
+
+async def set_queue_entities(cmd: SetQueueEntities, ctx: CommandContext) -> Decision:
+    queue = await ctx.reads.launch.queue(cmd.queue)
+    if queue is None:
+        raise NotFound(f"queue {cmd.queue!r} does not exist: create it (createLaunchQueue)")
+    entities = tuple(dict.fromkeys(cmd.entities))
+    if tuple(queue["entities"]) == entities:
+        return Decision([], cmd.queue)
+    return Decision(
+        [ctx.event(QueueEntitiesSet(queue=cmd.queue, entities=entities), queue_stream(cmd.queue))], cmd.queue
+    )
+
+
+def _takes_jobs_of(queue: dict[str, Any], entity: str) -> None:
+    if queue["entities"] and entity not in queue["entities"]:
+        # Its list is not named: it may hold a private team's name.
+        raise PermissionDenied(
+            f"queue {queue['name']!r} does not take jobs of {entity!r} (its jobs run side by side on its agents' "
+            f"machines, for the teams an installation admin named): use another queue, or ask an installation admin "
+            f"to add {entity!r} to it (setLaunchQueueEntities)"
+        )
 
 
 async def _source_of_run(cmd: EnqueueJob, ctx: CommandContext) -> tuple[JobSource, dict[str, Any]]:
@@ -126,8 +151,10 @@ def _entry_point(command: list[str], root: str | None) -> tuple[str, ...]:
 
 
 async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
-    if await ctx.reads.launch.queue(cmd.queue) is None:
+    queue = await ctx.reads.launch.queue(cmd.queue)
+    if queue is None:
         raise NotFound(f"queue {cmd.queue!r} does not exist: an admin creates it (createLaunchQueue)")
+    _takes_jobs_of(queue, cmd.entity)
     if cmd.triggered_by is not None and ctx.actor.kind != "automation":
         raise InvalidInput("only an automation enqueues a job as triggered_by")
     if cmd.job_id is not None and await ctx.reads.launch.job(cmd.job_id) is not None:
@@ -191,6 +218,9 @@ async def claim_job(cmd: ClaimJob, ctx: CommandContext) -> Decision:
         ctx.caller.require("member", (queue_scope(job["queue"]),), f"claiming a job on queue {job['queue']!r}")
     if job["state"] != "queued":
         raise Conflict(f"job {cmd.job_id} is {job['state']}, not queued: another agent took it")
+    queue = await ctx.reads.launch.queue(job["queue"])
+    if queue is not None:  # enqueued before its entity was left out of the queue's
+        _takes_jobs_of(queue, job["entity"])
     key_id, key = new_api_key()
     payload = JobClaimed(
         job_id=cmd.job_id,
@@ -356,6 +386,7 @@ async def record_webhook_attempt(cmd: RecordWebhookAttempt, ctx: CommandContext)
 
 LAUNCH_HANDLERS: dict[type[Command], Handler] = {
     CreateQueue: create_queue,
+    SetQueueEntities: set_queue_entities,
     EnqueueJob: enqueue_job,
     ClaimJob: claim_job,
     ReportJobStarted: report_job_started,

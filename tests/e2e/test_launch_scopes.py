@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from click.testing import CliRunner
 from support.stack import Stack
 from support.training_repo import make_training_repo
 from support.waiting import wait_until
@@ -25,6 +26,7 @@ from support.waiting import wait_until
 from modelreg.errors import ModelregError
 from modelreg.events.envelope import Actor
 from modelreg.projections.identity_queries import IdentityQueries
+from modelreg.services.cli import main
 from modelreg.services.commands.access import Caller, service_caller
 from modelreg.services.commands.commands import IssueApiKey
 from modelreg.services.commands.launch_commands import ClaimJob, RequeueJob
@@ -337,3 +339,43 @@ async def test_an_agent_for_some_teams_is_shown_only_their_waiting_jobs(stack: S
     assert shown["data"]["waitingJobs"]["items"] == [{"id": jobs["b"], "entity": "b"}]
     every = (await stack.graphql(waiting, {"e": None}))["data"]["waitingJobs"]["items"]
     assert sorted(job["entity"] for job in every) == ["a", "b"]
+
+
+async def test_a_queue_for_some_teams_takes_their_jobs_only_and_leaves_a_team_taken_off_it_waiting(
+    stack: Stack,
+) -> None:
+    assert stack.client is not None
+    env = {"MODELREG_URL": str(stack.client.make_url("/")).rstrip("/"), "MODELREG_API_KEY": await stack.key("user:ada")}
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    created = await asyncio.to_thread(cli, "queue", "create", "cpu", "--entity", "acme", "--entity", "lynx")
+    assert "queue cpu (local-process) created, takes jobs of acme, lynx only" in created
+    refused = await stack.graphql(ENQUEUE, {"e": "umbrella", "s": SOURCE})
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert "queue 'cpu' does not take jobs of 'umbrella'" in refused["errors"][0]["message"]
+    jobs = {
+        e: (await stack.graphql(ENQUEUE, {"e": e, "s": SOURCE}))["data"]["enqueueJob"]["id"] for e in ("acme", "lynx")
+    }
+
+    assert "queue cpu takes jobs of lynx only" in await asyncio.to_thread(cli, "queue", "entities", "cpu", "lynx")
+    waiting = 'query { waitingJobs(queues: ["cpu"]) { items { id } } }'
+    assert (await stack.graphql(waiting))["data"]["waitingJobs"]["items"] == [{"id": jobs["lynx"]}]
+    claim = await stack.graphql(CLAIM, {"id": jobs["acme"], "a": "user:alice:h1"})
+    assert "queue 'cpu' does not take jobs of 'acme'" in claim["errors"][0]["message"]
+    queues = "query { launchQueues(first: 5) { items { name entities takesEveryEntity } } }"
+    assert (await stack.graphql(queues))["data"]["launchQueues"]["items"] == [
+        {"name": "cpu", "entities": ["lynx"], "takesEveryEntity": False}
+    ]
+    await stack.graphql('mutation { setVisibility(input: {scope: "entity:lynx", visibility: PRIVATE}) { scope } }')
+    outsider = await stack.key("user:vic", "member")
+    assert (await stack.graphql(queues, key=outsider))["data"]["launchQueues"]["items"] == [
+        {"name": "cpu", "entities": [], "takesEveryEntity": False}  # a private team's name is not shown
+    ]
+
+    assert "queue cpu takes every entity's jobs" in await asyncio.to_thread(cli, "queue", "entities", "cpu")
+    assert len((await stack.graphql(waiting))["data"]["waitingJobs"]["items"]) == 2
+    assert (await stack.graphql(CLAIM, {"id": jobs["acme"], "a": "user:alice:h1"}))["data"]["claimJob"]["attempt"] == 1

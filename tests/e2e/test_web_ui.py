@@ -271,6 +271,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await page.get_by_role("link", name="Launch", exact=True).click()
         await expect(page.get_by_test_id("jobs").locator("tbody tr")).to_contain_text("queued")
         await expect(page.get_by_test_id("queues")).to_contain_text("cpu")
+        await expect(page.get_by_test_id("queues")).to_contain_text("every entity")
         await screenshot(page, "launch.png", full_page=True)
         await page.get_by_test_id("jobs").locator("tbody tr").first.get_by_role("link").click()
         await expect(page.get_by_role("heading", name="Source")).to_be_visible()

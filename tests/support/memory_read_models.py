@@ -42,6 +42,7 @@ from modelreg.events.launch import (
     JobRequeued,
     JobStarted,
     QueueCreated,
+    QueueEntitiesSet,
     ends_attempt,
 )
 from modelreg.events.log import LogPosition
@@ -345,7 +346,9 @@ class MemoryLaunch:
         # The same guards as the projection's UPDATEs: a report about a void attempt changes nothing.
         match e:
             case QueueCreated():
-                self.queues[e.queue] = {"name": e.queue, "resource": e.resource}
+                self.queues[e.queue] = {"name": e.queue, "resource": e.resource, "entities": list(e.entities)}
+            case QueueEntitiesSet():
+                self.queues[e.queue]["entities"] = list(e.entities)
             case JobEnqueued():
                 self.jobs[e.job_id] = {
                     **e.model_dump(mode="json"),

@@ -28,6 +28,7 @@ from modelreg.events.launch import (
     JobRequeued,
     JobStarted,
     QueueCreated,
+    QueueEntitiesSet,
 )
 from modelreg.events.operations import EventSkipped
 from modelreg.events.registry import (
@@ -85,6 +86,7 @@ MIRRORS: list[tuple[type[Command], type[Event]]] = [
     (c.RevokeRole, RoleRevoked),
     (c.SetVisibility, ScopeMadePrivate),
     (lc.CreateQueue, QueueCreated),
+    (lc.SetQueueEntities, QueueEntitiesSet),
     (lc.EnqueueJob, JobEnqueued),
     (lc.ClaimJob, JobClaimed),
     (lc.ReportJobStarted, JobStarted),

@@ -65,6 +65,7 @@ BY_NAME = {
     "scope": '"model:m"',  # registry is no scope setVisibility takes
     "agentId": '"service:ci:h1"',
     "queue": '"cpu"',
+    "entities": '["acme"]',
     "projection": '"registry"',
     "stream": '"registered_model:m"',
     "reason": '"a reason"',

@@ -29,6 +29,7 @@ from modelreg.services.commands.launch_commands import (
     ReportJobStarted,
     RequeueJob,
     SetAutomationEnabled,
+    SetQueueEntities,
 )
 from modelreg.services.commands.launch_handlers import cancel_job, set_automation_enabled
 from modelreg.services.http.api import caller_of_key
@@ -165,6 +166,31 @@ async def test_a_job_command_is_checked_on_the_jobs_entity() -> None:
         await registry(ClaimJob(job_id=job, agent_id="user:eve:h"), elsewhere)
     with pytest.raises(NotFound, match="does not exist"):
         await registry(ClaimJob(job_id=uuid7(), agent_id=AGENT_ID), AGENT)
+
+
+async def test_a_queue_named_for_some_teams_takes_only_their_jobs() -> None:
+    registry = WriteSide()
+    await registry(CreateQueue(queue="gpu", entities=("acme", "lynx", "acme")))
+    assert registry.read_models.launch.queues["gpu"]["entities"] == ["acme", "lynx"]
+    await registry(EnqueueJob(queue="gpu", entity="acme", project="fraud", source=SOURCE), MEMBER)
+    with pytest.raises(PermissionDenied, match="queue 'gpu' does not take jobs of 'umbrella'"):
+        await registry(EnqueueJob(queue="gpu", entity="umbrella", project="x", source=SOURCE), MEMBER)
+    with pytest.raises(PermissionDenied, match="needs admin"):
+        await registry(SetQueueEntities(queue="gpu", entities=()), MEMBER)
+
+
+async def test_a_team_taken_off_a_queue_leaves_its_waiting_jobs_unclaimed_until_it_is_named_again() -> None:
+    registry = WriteSide()
+    job = await queued(registry)  # on cpu, which takes every entity's jobs
+    await registry(SetQueueEntities(queue="cpu", entities=("lynx",)))
+    assert registry.appended_types()[-1] == "launch.queue_entities_set"
+    assert (await registry(SetQueueEntities(queue="cpu", entities=("lynx",)))).events == []  # already so
+    with pytest.raises(PermissionDenied, match="queue 'cpu' does not take jobs of 'acme'"):
+        await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)
+    await registry(SetQueueEntities(queue="cpu", entities=()))
+    await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)
+    with pytest.raises(NotFound, match="queue 'tpu' does not exist"):
+        await registry(SetQueueEntities(queue="tpu", entities=("acme",)))
 
 
 def _attempt_keys(registry: WriteSide, job: UUID) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ import { useViewer, may, mayAnywhere } from "../access.js";
 
 // The first 100 queues and the latest 100 jobs.
 const OVERVIEW = `query Launch($state: JobState) {
-  launchQueues(first: 100) { items { name resource createdBy createdAt } }
+  launchQueues(first: 100) { items { name resource entities takesEveryEntity createdBy createdAt } }
   launchJobs(state: $state, first: 100) { items { id queue entity project state priority enqueuedAt enqueuedBy finishedAt exitCode runIds triggeredBy } }
 }`;
 
@@ -26,7 +26,7 @@ const CANCEL = `mutation Cancel($id: ID!) { cancelJob(input: { id: $id, reason: 
 const ACTIVE = ["QUEUED", "CLAIMED", "RUNNING"];
 const JOB_STATES = [...ACTIVE, "FINISHED", "FAILED", "CANCELLED"];
 
-const LAUNCH_EVENTS = { types: ["launch.job_enqueued", "launch.job_claimed", "launch.job_started", "launch.job_finished", "launch.job_cancelled", "launch.job_requeued", "launch.job_output_captured", "launch.queue_created"] };
+const LAUNCH_EVENTS = { types: ["launch.job_enqueued", "launch.job_claimed", "launch.job_started", "launch.job_finished", "launch.job_cancelled", "launch.job_requeued", "launch.job_output_captured", "launch.queue_created", "launch.queue_entities_set"] };
 
 // "lr=0.01" lines (values parsed as JSON where they are JSON) or a JSON object.
 export function parseOverrides(text) {
@@ -59,8 +59,12 @@ export function changedKnobs(config, edited) {
   return out;
 }
 
-function CloneForm({ queues, fromRun, onDone }) {
+// A queue may take only some entities' jobs (their jobs share its agents' machines).
+const takes = (queue, entity) => queue.takesEveryEntity || !entity || queue.entities.includes(entity);
+
+function CloneForm({ queues: all, fromRun, onDone }) {
   const [entity, project, runId] = fromRun || ["", "", ""];
+  const queues = all.filter((q) => takes(q, entity));
   const [form, setForm] = useState({ queue: queues[0]?.name || "", entity, project, runId, overrides: "", priority: 0 });
   const [knobs, setKnobs] = useState({});
   const [config, setConfig] = useState(null);
@@ -111,7 +115,7 @@ function CloneForm({ queues, fromRun, onDone }) {
       <label>More overrides <textarea rows="2" placeholder="new_knob=3" value=${form.overrides} onInput=${set("overrides")}></textarea></label>
       <label>Priority <input type="number" value=${form.priority} onInput=${set("priority")} /></label>
       <button type="submit" disabled=${busy || !queues.length}>Enqueue</button>
-      ${!queues.length && html`<p class="muted">No queue yet: an admin creates one (createLaunchQueue).</p>`}
+      ${!queues.length && html`<p class="muted">No queue takes ${entity || "this entity"}'s jobs: an admin creates one or adds it to one (createLaunchQueue, setLaunchQueueEntities).</p>`}
       ${error && html`<${ErrorBox} error=${error} />`}
     </form>`;
 }
@@ -161,8 +165,9 @@ export function Launch({ jobId, fromRun }) {
       <section>
         <h2>Queues</h2>
         <table class="grid" data-testid="queues">
-          <thead><tr><th>Queue</th><th>Resource</th><th>Created by</th><th>Jobs</th></tr></thead>
-          <tbody>${launchQueues.map((q) => html`<tr><td>${q.name}</td><td>${shown(q.resource)}</td><td>${q.createdBy}</td>
+          <thead><tr><th>Queue</th><th>Resource</th><th>Takes jobs of</th><th>Created by</th><th>Jobs</th></tr></thead>
+          <tbody>${launchQueues.map((q) => html`<tr><td>${q.name}</td><td>${shown(q.resource)}</td>
+            <td>${q.takesEveryEntity ? html`<span class="muted">every entity</span>` : q.entities.join(", ") || html`<span class="muted">teams you do not see</span>`}</td><td>${q.createdBy}</td>
             <td>${launchJobs.filter((j) => j.queue === q.name && ACTIVE.includes(j.state)).length} active</td></tr>`)}</tbody>
         </table>
         ${!launchQueues.length && html`<p class="muted">No queue.</p>`}
