@@ -320,8 +320,11 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
     if action.kind == "launch":
         _names_the_event_does_not_fill_are_valid(action.entity, action.project)
         _may_launch_in(action.entity, ctx)
-        if await ctx.reads.launch.queue(action.queue) is None:
+        queue = await ctx.reads.launch.queue(action.queue)
+        if queue is None:
             raise NotFound(f"queue {action.queue!r} does not exist: an admin creates it first")
+        if "${" not in action.entity:  # else each firing's enqueue is checked on the entity it fills in
+            _takes_jobs_of(queue, action.entity)
     if action.kind == "webhook":
         if action.allow_private_network:
             ctx.caller.require("admin", (), "a webhook to a private or loopback address")

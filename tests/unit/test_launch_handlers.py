@@ -177,6 +177,10 @@ async def test_a_queue_named_for_some_teams_takes_only_their_jobs() -> None:
         await registry(EnqueueJob(queue="gpu", entity="umbrella", project="x", source=SOURCE), MEMBER)
     with pytest.raises(PermissionDenied, match="needs admin"):
         await registry(SetQueueEntities(queue="gpu", entities=()), MEMBER)
+    umbrella_launch = {"kind": "launch", "queue": "gpu", "entity": "umbrella", "project": "x", "source": SOURCE}
+    retrain = CreateAutomation(name="retrain", trigger={"event": "run_finished"}, action=umbrella_launch)
+    with pytest.raises(PermissionDenied, match="queue 'gpu' does not take jobs of 'umbrella'"):
+        await registry(retrain, MEMBER)
 
 
 async def test_a_team_taken_off_a_queue_leaves_its_waiting_jobs_unclaimed_until_it_is_named_again() -> None:
