@@ -33,7 +33,7 @@ import yaml
 from modelreg.services.agent.image_references import IMAGE_REFERENCE
 from modelreg.services.agent.job_environment import job_environment, passed_on
 from modelreg.services.agent.job_workspace import WorkspaceError, checkout
-from modelreg.services.agent.kubernetes_jobs import job_manifest
+from modelreg.services.agent.kubernetes_jobs import NOT_RECORDED, attempt_key_secret, job_manifest
 
 log = logging.getLogger(__name__)
 
@@ -240,10 +240,14 @@ class LaunchAgent:
         queue = self._queue_kinds[job["queue"]]
         try:
             if queue["resource"] == "KUBERNETES":
-                manifest = job_manifest(
-                    {**job, "job_id": job["id"], "attempt": attempt}, queue["resourceConfig"] or {}, server_url=self.url
-                )
-                await self.gql(_STARTED, {"i": {**ids, "detail": yaml.safe_dump(manifest, sort_keys=False)}})
+                attempt_job, config = {**job, "job_id": job["id"], "attempt": attempt}, queue["resourceConfig"] or {}
+                # What it would submit, in order; the job's readers read the detail, so the key is not in it.
+                manifests = [
+                    attempt_key_secret(attempt_job, config, NOT_RECORDED),
+                    job_manifest(attempt_job, config, server_url=self.url),
+                ]
+                detail = yaml.safe_dump_all(manifests, sort_keys=False)
+                await self.gql(_STARTED, {"i": {**ids, "detail": detail}})
                 reason = (
                     "no Kubernetes cluster answers here: the manifest this agent would submit is in the job's detail"
                 )

@@ -2,6 +2,7 @@
 
 The queue's resource_config says where and with what: namespace, image (the job's own image wins),
 cpu, memory, gpu, service_account. Git jobs run in that image with an init step that checks out the code.
+The attempt's own API key goes in a Secret of its own, submitted before the Job: never the agent's key.
 """
 
 from __future__ import annotations
@@ -9,6 +10,32 @@ from __future__ import annotations
 from typing import Any
 
 from modelreg.services.agent.job_environment import job_environment
+
+NOT_RECORDED = "<the attempt's API key: submitted, never recorded>"
+
+
+def _name(job: dict[str, Any]) -> str:
+    return f"modelreg-{str(job['job_id'])[:8]}-{job['attempt']}"
+
+
+def _labels(job: dict[str, Any]) -> dict[str, str]:
+    return {"app.kubernetes.io/managed-by": "modelreg", "modelreg/job-id": str(job["job_id"])}
+
+
+def attempt_key_secret(job: dict[str, Any], resource_config: dict[str, Any], api_key: str) -> dict[str, Any]:
+    """The Secret the Job reads MODELREG_API_KEY from. The key is revoked when the attempt ends, so a Secret left
+    behind holds nothing usable."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"{_name(job)}-key",
+            "namespace": resource_config.get("namespace", "default"),
+            "labels": _labels(job),
+        },
+        "type": "Opaque",
+        "stringData": {"api-key": api_key},
+    }
 
 
 def job_manifest(job: dict[str, Any], resource_config: dict[str, Any], *, server_url: str) -> dict[str, Any]:
@@ -21,7 +48,7 @@ def job_manifest(job: dict[str, Any], resource_config: dict[str, Any], *, server
         limits["nvidia.com/gpu"] = str(resource_config["gpu"])
     env = [
         {"name": "MODELREG_URL", "value": server_url},
-        {"name": "MODELREG_API_KEY", "valueFrom": {"secretKeyRef": {"name": "modelreg-agent", "key": "api-key"}}},
+        {"name": "MODELREG_API_KEY", "valueFrom": {"secretKeyRef": {"name": f"{_name(job)}-key", "key": "api-key"}}},
         *({"name": name, "value": value} for name, value in job_environment(job, job.get("attempt", 1)).items()),
     ]
     container: dict[str, Any] = {
@@ -56,9 +83,9 @@ def job_manifest(job: dict[str, Any], resource_config: dict[str, Any], *, server
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": f"modelreg-{str(job['job_id'])[:8]}-{job['attempt']}",
+            "name": _name(job),
             "namespace": resource_config.get("namespace", "default"),
-            "labels": {"app.kubernetes.io/managed-by": "modelreg", "modelreg/job-id": str(job["job_id"])},
+            "labels": _labels(job),
         },
         "spec": {
             "backoffLimit": 0,

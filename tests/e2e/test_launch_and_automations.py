@@ -15,6 +15,7 @@ from uuid import UUID
 
 import numpy as np
 import pytest
+import yaml
 from support.stack import Stack
 from support.story import file_entry
 from support.training_repo import make_training_repo
@@ -839,3 +840,26 @@ async def test_a_firing_whose_job_is_refused_is_recorded_failed_and_holds_up_no_
     await wait_until(both_closed, timeout_s=30)
     [failed] = await firings("poisoned")
     assert failed["jobId"] is None and failed["detail"].startswith("not enqueued: project")
+
+
+async def test_a_kubernetes_jobs_manifest_takes_its_attempts_key_from_a_secret_of_its_own(stack: Stack) -> None:
+    assert stack.client is not None
+    url, key = str(stack.client.make_url("/")).rstrip("/"), await stack.key("service:agent", role="member")
+    await stack.graphql(
+        'mutation { createLaunchQueue(input: {name: "cpu", resource: KUBERNETES, resourceConfig: {namespace: "ml"}})'
+        " { name } }"
+    )
+    image = {"kind": "image", "image": "python:3.12", "entry_point": ["python", "train.py"]}
+    job_id = (await stack.graphql(ENQUEUE, {"s": image}))["data"]["enqueueJob"]["id"]
+
+    async with agents(url, key):
+        await wait_until(lambda: _state_is(stack, job_id, "FAILED"), timeout_s=60)  # no cluster answers here
+
+    detail = (await stack.graphql("query($id: ID!) { launchJob(id: $id) { detail } }", {"id": job_id}))["data"]
+    secret, job = yaml.safe_load_all(detail["launchJob"]["detail"])
+    assert (secret["kind"], job["kind"]) == ("Secret", "Job")
+    assert secret["stringData"] == {"api-key": "<the attempt's API key: submitted, never recorded>"}
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    (key_from,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == "MODELREG_API_KEY"]
+    assert key_from["name"] == secret["metadata"]["name"] and secret["metadata"]["namespace"] == "ml"
+    assert "mr_" not in detail["launchJob"]["detail"]

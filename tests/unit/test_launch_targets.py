@@ -13,7 +13,7 @@ import pytest
 
 from modelreg.services.agent.agent import docker_answers, docker_argv
 from modelreg.services.agent.job_environment import job_environment
-from modelreg.services.agent.kubernetes_jobs import job_manifest
+from modelreg.services.agent.kubernetes_jobs import attempt_key_secret, job_manifest
 from modelreg.services.automations.templates import render
 
 
@@ -53,6 +53,11 @@ def test_a_git_job_becomes_a_kubernetes_job_that_checks_out_the_commit_and_appli
         "git checkout abc1234" in pod["initContainers"][0]["command"][2]
         and "git apply" in pod["initContainers"][0]["command"][2]
     )
+    # The attempt's own key, from a Secret of its own that the agent submits first; never the agent's key.
+    (key_from,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == "MODELREG_API_KEY"]
+    secret = attempt_key_secret(job, {"namespace": "ml"}, "mr_attempt2key_x")
+    assert key_from == {"name": secret["metadata"]["name"], "key": "api-key"}
+    assert secret["metadata"]["namespace"] == "ml" and secret["stringData"] == {"api-key": "mr_attempt2key_x"}
 
 
 def test_an_image_job_runs_its_own_image() -> None:
