@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from modelreg.artifact import ArtifactEntry, LoggedArtifact
-from modelreg.run_changes import RUN_CHANGES
+from modelreg.run_changes import RUN_CHANGES, keys_changed
 from modelreg.transport import Transport, with_command_id
 
 RUN_FIELDS = (
@@ -114,8 +114,10 @@ class PublicRun:
             ("update_run_summary", self.summary, summary),
         ):
             changes = {k: v for k, v in now.items() if before.get(k, _ABSENT) != v}
-            if changes:
-                self._transport.graphql(RUN_CHANGES[kind], {"i": with_command_id({**run, "changes": changes})})
+            removed = [k for k in before if k not in now]
+            if changes or removed:
+                fields = {**run, **keys_changed(changes, removed)}
+                self._transport.graphql(RUN_CHANGES[kind], {"i": with_command_id(fields)})
         self._as_read = (
             self.display_name,
             self.notes,

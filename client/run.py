@@ -25,7 +25,7 @@ from modelreg.errors import InvalidInput, NotFound
 from modelreg.ignored import ignore
 from modelreg.metric_sender import MetricSender, encoded
 from modelreg.metric_summaries import MetricSummaries
-from modelreg.run_changes import RUN_CHANGES
+from modelreg.run_changes import RUN_CHANGES, keys_changed
 from modelreg.run_values import Config, Summary, plain, sendable
 from modelreg.transport import Transport, with_command_id
 
@@ -128,8 +128,12 @@ class Run:
         self.id = run_id
         self.job_type = job_type
         self._name, self._notes, self._tags, self._group = name, notes, tuple(tags), group
-        self.config = Config(config, report=lambda changes: self._change("update_run_config", {"changes": changes}))
-        self.summary = Summary(report=lambda changes: self._change("update_run_summary", {"changes": changes}))
+        self.config = Config(
+            config, report=lambda changes, removed: self._change("update_run_config", keys_changed(changes, removed))
+        )
+        self.summary = Summary(
+            report=lambda changes, removed: self._change("update_run_summary", keys_changed(changes, removed))
+        )
         self._dir_root = Path(dir) if dir is not None else None
         self._saved: dict[str, Path] = {}
         self._metrics = MetricSender(self._send_metric_batch)

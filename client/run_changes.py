@@ -4,6 +4,8 @@ its spool under the same kinds, and `modelreg sync` sends them with these mutati
 
 from __future__ import annotations
 
+from typing import Any
+
 RUN_CHANGES = {
     "update_run_config": "mutation($i: RunChangesInput!) { updateRunConfig(input: $i) { runId } }",
     "update_run_summary": "mutation($i: RunChangesInput!) { updateRunSummary(input: $i) { runId } }",
@@ -11,3 +13,9 @@ RUN_CHANGES = {
     "raise_alert": "mutation($i: RaiseAlertInput!) { raiseAlert(input: $i) { runId } }",
     "resume_run": "mutation($i: ResumeRunInput!) { resumeRun(input: $i) { runId } }",
 }
+
+
+def keys_changed(changes: dict[str, Any], removed: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """The input of update_run_config / update_run_summary: the keys set, and those removed if any (a server
+    before removals were kept refuses the field, so it is sent only when there are some)."""
+    return {"changes": changes, **({"removed": list(removed)} if removed else {})}

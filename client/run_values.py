@@ -12,7 +12,7 @@ from typing import Any
 from modelreg.errors import InvalidInput
 from modelreg.ignored import Inert
 
-Reporter = Callable[[dict[str, Any]], None]
+Reporter = Callable[[dict[str, Any], tuple[str, ...]], None]  # (keys set with their values, keys removed)
 
 
 NON_FINITE_NAMES = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
@@ -107,7 +107,24 @@ class ReportedDict(dict[str, Any]):
         self[name] = value
 
     def __delattr__(self, name: str) -> None:
-        raise InvalidInput(f"{name}: keys of a run's {type(self).__name__.lower()} can be changed, not removed")
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no key {name!r}") from None
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        if self._report is not None:
+            self._report({}, (str(key),))
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key not in self and default:
+            return default[0]
+        value = self[key]
+        del self[key]
+        return value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._changed({str(key): plain(value)})
@@ -139,7 +156,7 @@ class ReportedDict(dict[str, Any]):
         if not changes:
             return
         if self._report is not None:  # first: a value the registry refuses is not kept, to be refused again at finish
-            self._report(sendable(changes))
+            self._report(sendable(changes), ())
         super().update(changes)
 
 

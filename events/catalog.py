@@ -134,6 +134,9 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     },
     # v2 added the entities a queue takes jobs of; a v1 queue took every entity's, and still does.
     (QueueCreated.type, 1): lambda payload: {**payload, "entities": []},
+    # v2 added the keys removed; a v1 update removed none.
+    (RunConfigUpdated.type, 1): lambda payload: {**payload, "removed": []},
+    (RunSummaryUpdated.type, 1): lambda payload: {**payload, "removed": []},
     # v2 added notes, tags and group; a v1 run had none.
     (RunStarted.type, 1): lambda payload: {**payload, "notes": None, "tags": [], "group": None},
     # v3 gave each attempt its own API key; a v2 attempt ran with its agent's.

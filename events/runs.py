@@ -26,8 +26,21 @@ RunTag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 RunTags = Annotated[tuple[RunTag, ...], Field(max_length=100)]
 RunNotes = Annotated[str, StringConstraints(max_length=100_000)]
 RunGroup = Annotated[str, StringConstraints(max_length=200)]
-# Config or summary keys set after init, with their new values (at least one).
-RunChanges = Annotated[dict[str, Any], Field(min_length=1)]
+# Config or summary keys set after init, with their new values, and keys removed (`del run.summary["k"]`); at
+# least one of either (events.runs.some_change).
+RunChanges = Annotated[dict[str, Any], Field(default_factory=dict)]
+RemovedKeys = Annotated[
+    tuple[Annotated[str, StringConstraints(min_length=1, max_length=1_000)], ...], Field(max_length=10_000)
+]
+
+
+def some_change(changes: dict[str, Any], removed: tuple[str, ...]) -> None:
+    if not changes and not removed:
+        raise ValueError("give a key to set (changes) or to remove (removed)")
+    if both := sorted(changes.keys() & set(removed)):
+        raise ValueError(f"{', '.join(both)}: a key is set or removed, not both")
+
+
 AlertTitle = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 AlertText = Annotated[str, StringConstraints(max_length=10_000)]
 AlertLevel = Literal["INFO", "WARN", "ERROR"]
@@ -187,27 +200,41 @@ class RunSynced(Event):
 
 
 class RunConfigUpdated(Event):
-    """`run.config.update(...)` (or an item set) after `init`: the keys given, with their new values."""
+    """`run.config.update(...)` (or an item set) after `init`: the keys given, with their new values. v2: and the keys
+    removed (`del run.summary["k"]` then `run.update()` through the Api); v1 removed none."""
 
     type = "runs.config_updated"
-    version = 1
+    version = 2
 
     entity: EntityName
     project: ProjectName
     run_id: RunId
     changes: RunChanges
+    removed: RemovedKeys = ()
+
+    @model_validator(mode="after")
+    def _some_change(self) -> RunConfigUpdated:
+        some_change(self.changes, self.removed)
+        return self
 
 
 class RunSummaryUpdated(Event):
-    """`run.summary[...] = ...` or `run.summary.update(...)`: the keys given, with their new values."""
+    """`run.summary[...] = ...` or `run.summary.update(...)`: the keys given, with their new values. v2: and the keys
+    removed (`del run.summary["k"]` then `run.update()` through the Api); v1 removed none."""
 
     type = "runs.summary_updated"
-    version = 1
+    version = 2
 
     entity: EntityName
     project: ProjectName
     run_id: RunId
     changes: RunChanges
+    removed: RemovedKeys = ()
+
+    @model_validator(mode="after")
+    def _some_change(self) -> RunSummaryUpdated:
+        some_change(self.changes, self.removed)
+        return self
 
 
 class RunDescribed(Event):

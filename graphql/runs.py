@@ -378,7 +378,8 @@ class RunChangesInput(graphene.InputObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
     run_id = graphene.String(required=True)
-    changes = JSONValue(required=True, description='the keys set and their new values: {"lr": 0.02}')
+    changes = JSONValue(description='the keys set and their new values: {"lr": 0.02}')
+    removed = graphene.List(graphene.NonNull(graphene.String), description="the keys removed")
     command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 

@@ -374,12 +374,12 @@ ALTER TABLE artifact_versions ADD COLUMN deleted_at timestamptz, ADD COLUMN dele
 """
 
 _RUN_CONFIG_UPDATED = """
-UPDATE runs SET config = config || $4 WHERE entity = $1 AND project = $2 AND run_id = $3
+UPDATE runs SET config = (config || $4) - $5::text[] WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
 # Written at finish too (RunFinished.summary is merged in): these are the values set while the run runs.
 _RUN_SUMMARY_UPDATED = """
-UPDATE runs SET summary = summary || $4 WHERE entity = $1 AND project = $2 AND run_id = $3
+UPDATE runs SET summary = (summary || $4) - $5::text[] WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
 _RUN_RESUMED = """
@@ -516,11 +516,13 @@ class RegistryProjection(Projection):
 
     @handles(RunConfigUpdated)
     def run_config_updated(self, e: RunConfigUpdated, envelope: Envelope) -> list[Statement]:
-        return [Statement(_RUN_CONFIG_UPDATED, (e.entity, e.project, e.run_id, e.changes), rows="run")]
+        args = (e.entity, e.project, e.run_id, e.changes, list(e.removed))
+        return [Statement(_RUN_CONFIG_UPDATED, args, rows="run")]
 
     @handles(RunSummaryUpdated)
     def run_summary_updated(self, e: RunSummaryUpdated, envelope: Envelope) -> list[Statement]:
-        return [Statement(_RUN_SUMMARY_UPDATED, (e.entity, e.project, e.run_id, e.changes), rows="run")]
+        args = (e.entity, e.project, e.run_id, e.changes, list(e.removed))
+        return [Statement(_RUN_SUMMARY_UPDATED, args, rows="run")]
 
     @handles(RunResumed)
     def run_resumed(self, e: RunResumed, envelope: Envelope) -> list[Statement]:

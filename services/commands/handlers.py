@@ -468,9 +468,11 @@ async def update_run_config(cmd: UpdateRunConfig, ctx: CommandContext) -> Decisi
         return Decision([], cmd.run_id)
     run = await _existing_run(cmd, ctx)
     changes = {k: v for k, v in cmd.changes.items() if run["config"].get(k, _ABSENT) != v}
-    if not changes:
+    removed = tuple(k for k in dict.fromkeys(cmd.removed) if k in run["config"])
+    if not changes and not removed:
         return Decision([], cmd.run_id)
-    payload = RunConfigUpdated(entity=cmd.entity, project=cmd.project, run_id=cmd.run_id, changes=changes)
+    run_id = {"entity": cmd.entity, "project": cmd.project, "run_id": cmd.run_id}
+    payload = RunConfigUpdated(**run_id, changes=changes, removed=removed)
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 
@@ -478,7 +480,7 @@ async def update_run_summary(cmd: UpdateRunSummary, ctx: CommandContext) -> Deci
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.run_id)
     await _existing_run(cmd, ctx)
-    payload = RunSummaryUpdated(**cmd.facts())
+    payload = RunSummaryUpdated(**{**cmd.facts(), "removed": tuple(dict.fromkeys(cmd.removed))})
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 

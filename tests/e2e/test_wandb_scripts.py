@@ -698,6 +698,19 @@ def resume_rename_and_hand_on(folder: Path, key: str, url: str) -> dict[str, Any
     public.config["seed"] = 8
     public.update()
     seen["updated"] = (api.run("handover/trainer-1").tags, api.run("handover/trainer-1").config)
+    public.summary["scratch"] = 1
+    public.update()
+    del public.summary["scratch"]
+    public.update()
+    seen["summary key removed"] = "scratch" in api.run("handover/trainer-1").summary
+
+    with wandb.init(project="handover", id="scratchpad") as scratch:
+        scratch.summary["tmp"] = 1
+        scratch.config.update({"drop": True, "keep": 1})
+        del scratch.summary["tmp"]
+        del scratch.config.drop
+    removed = api.run("handover/scratchpad")
+    seen["removed while running"] = ("tmp" in removed.summary, removed.config)
     seen["type"] = [c.name for c in api.artifact_type("model", "handover").collections()]
     seen["backup"] = api.artifact("model-registry/handover-backup:first").name
     return seen
@@ -718,6 +731,8 @@ async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
     assert seen["joined"] == ("trainer-1", "trainer", ("v2",), {"seed": 7}, 2)
     assert seen["finished again"] and seen["reopened"] == (True, 3, "running")
     assert seen["disabled"] == (True, None)
+    assert seen["summary key removed"] is False
+    assert seen["removed while running"] == (False, {"keep": 1})
     assert seen["checked out"] == ["model.pt"]
     assert seen["files"] == [("model.pt", len("weights"), True, True)]
     assert seen["linked"] == "v0" and seen["lineage"] == ("trainer-1", [seen["eval run"]])

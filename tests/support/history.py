@@ -173,7 +173,11 @@ def add_a_later_event(
     of_version = {"artifact_version_id": version_id, "entity": ENTITY, "project": PROJECT, "name": name}
     choice = rng.randrange(9)
     if choice == 0:
-        add(RunConfigUpdated(**of_run, changes={"lr": rng.random(), "layers": rng.randrange(8)}), run)
+        lr, layers = rng.random(), rng.randrange(8)
+        if layers:
+            add(RunConfigUpdated(**of_run, changes={"lr": lr, "layers": layers}), run)
+        else:  # `del run.config["layers"]`
+            add(RunConfigUpdated(**of_run, changes={"lr": lr}, removed=("layers",)), run)
     elif choice == 1:
         add(RunSummaryUpdated(**of_run, changes={"best_acc": rng.random()}), run)
     elif choice == 2:

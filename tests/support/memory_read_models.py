@@ -165,10 +165,12 @@ class MemoryRegistry:
                 self.runs[e.entity, e.project, e.run_id].update(state=e.state, finished_at=envelope.occurred_at)
             case RunResumed():
                 self.runs[e.entity, e.project, e.run_id].update(state="running", finished_at=None)
-            case RunConfigUpdated():
-                self.runs[e.entity, e.project, e.run_id]["config"].update(e.changes)
-            case RunSummaryUpdated():
-                self.runs[e.entity, e.project, e.run_id].setdefault("summary", {}).update(e.changes)
+            case RunConfigUpdated() | RunSummaryUpdated():
+                which = "config" if isinstance(e, RunConfigUpdated) else "summary"
+                values = self.runs[e.entity, e.project, e.run_id].setdefault(which, {})
+                values.update(e.changes)
+                for key in e.removed:
+                    values.pop(key, None)
             case RunDescribed():
                 described = e.model_dump(include={"name", "notes", "tags", "group"}, exclude_none=True)
                 self.runs[e.entity, e.project, e.run_id].update(described)

@@ -91,7 +91,9 @@ def _literal(type_: GraphQLInputType, name: str = "") -> str:
     if isinstance(type_, GraphQLEnumType):
         return list(type_.values)[-1 if name == "role" else 0]
     if isinstance(type_, GraphQLInputObjectType):
-        wanted = {n: f for n, f in type_.fields.items() if isinstance(f.type, GraphQLNonNull) or n == "files"}
+        wanted = {
+            n: f for n, f in type_.fields.items() if isinstance(f.type, GraphQLNonNull) or n in ("files", "changes")
+        }
         return "{" + ", ".join(f"{n}: {_literal(f.type, n)}" for n, f in wanted.items()) + "}"
     assert isinstance(type_, GraphQLScalarType)
     value = SAMPLES[type_.name]
