@@ -83,15 +83,39 @@ export function bytes(n) {
 // What a card may not hold besides scripts (DOMPurify strips those): styles, classes and forms. Any member
 // writes a card and admins read it; a full-page form styled as this app's login would ask them for their key.
 const CARD_RULES = {
-  FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "option", "label", "fieldset", "dialog"],
-  FORBID_ATTR: ["style", "class", "id"],
+  FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "option", "label", "fieldset", "dialog",
+    // What would load from another host by itself, as an image does (below): a pixel would learn who reads the card.
+    "video", "audio", "source", "track", "picture", "image", "feimage", "use"],
+  FORBID_ATTR: ["style", "class", "id", "srcset", "background", "poster"],
 };
+
+// A card's image from another host loads only when its reader asks (a click): any member writes a card, and a
+// remote image would tell its host who read it and when. Images of this registry and data: URLs load as usual.
+const REMOTE = /^(https?:)?\/\//i;
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.nodeName !== "IMG") return;
+  const src = node.getAttribute("src") || "";
+  if (!REMOTE.test(src) || new URL(src, location.href).origin === location.origin) return;
+  node.removeAttribute("src");
+  node.setAttribute("data-remote-src", src);
+  const host = new URL(src, location.href).host;
+  node.setAttribute("alt", `${node.getAttribute("alt") || "image"} (from ${host}: click to load)`);
+  node.setAttribute("title", `Loads from ${host}, which then learns that you read this card`);
+});
+
+function loadRemoteImage(event) {
+  const img = event.target;
+  if (img.nodeName === "IMG" && img.dataset.remoteSrc) {
+    img.setAttribute("src", img.dataset.remoteSrc);
+    delete img.dataset.remoteSrc;
+  }
+}
 
 // Markdown from the API (a model card) as sanitised HTML: marked renders, DOMPurify keeps what CARD_RULES allow.
 export function Markdown({ text, empty = "Nothing written yet." }) {
   if (!text) return html`<p class="muted">${empty}</p>`;
   const safe = DOMPurify.sanitize(marked.parse(text), CARD_RULES);
-  return html`<div class="markdown" dangerouslySetInnerHTML=${{ __html: safe }} />`;
+  return html`<div class="markdown" onClick=${loadRemoteImage} dangerouslySetInnerHTML=${{ __html: safe }} />`;
 }
 
 export function Tabs({ tabs, current, link }) {

@@ -6,6 +6,8 @@ With MODELREG_SCREENSHOTS=1, screenshots of every page are written to docs/scree
 
 from __future__ import annotations
 
+import base64
+
 from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.stack import Stack
 from support.story import ADD_ALIAS, LINK, LOG_VERSION, demo_story, version_input
@@ -43,6 +45,9 @@ AUTOMATION = """mutation($t: GenericScalar!, $a: GenericScalar!) {
   createAutomation(input: {name: "evaluate candidates", trigger: $t, action: $a}) { automation { id } }
 }"""
 
+PNG = base64.b64decode(  # one transparent pixel
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
 MODEL_CARD = """# Nature classification
 
 Classifies photos of **nature** into 10 classes. Trained on `nature-images`.
@@ -50,6 +55,8 @@ Classifies photos of **nature** into 10 classes. Trained on `nature-images`.
 | split | accuracy |
 | --- | --- |
 | test | 0.94 |
+
+![loss curve](https://pixels.example.com/pixel.png)
 
 <script>window.injected = true</script>
 <style>body { background: red }</style>
@@ -130,6 +137,8 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
     viewer_key = await stack.key("user:dana", role="viewer")  # the UI needs no more than reading
     async with open_browser(url) as browser:
         page = await browser.page()
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
         # Log in with an API key.
         await page.goto(url)
         await expect(page.get_by_label("API key")).to_be_visible()
@@ -190,6 +199,15 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await expect(card).to_contain_text("Session expired")
         for kept_out in ("style", "form", "input", "button", "[style]", "[class]"):
             await expect(card.locator(f".markdown {kept_out}")).to_have_count(0)
+        # Its remote image is not fetched until the reader clicks it: the pixel's host learns nothing before.
+        pixel = card.get_by_role("img", name="loss curve (from pixels.example.com: click to load)")
+        await expect(pixel).to_be_visible()
+        assert not [url for url in requested if url.endswith("/pixel.png")]
+        await page.route(
+            "https://pixels.example.com/pixel.png", lambda route: route.fulfill(body=PNG, content_type="image/png")
+        )
+        async with page.expect_request("https://pixels.example.com/pixel.png"):
+            await pixel.click()
         await expect(page.get_by_test_id("aliases")).to_contain_text("production")
         # A viewer may change nothing here, so nothing to change is offered.
         await expect(page.get_by_test_id("alias-form")).to_have_count(0)
