@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelreg.events.envelope import Event
+from modelreg.events.identity import PrivateScope
 from modelreg.events.names import (
     Aliases,
     AliasName,
@@ -78,13 +79,17 @@ class ArtifactVersionLogged(Event):
 
 
 class ArtifactVersionUsed(Event):
+    """v2: `scopes` names the used version's entity when it is not the run's: the record, which names the version,
+    is then read only by who reads both (projections/readable.py, limited_to), not by every reader of the run."""
+
     type = "artifacts.version_used"
-    version = 1
+    version = 2
 
     artifact_version_id: UUID
     entity: EntityName
     project: ProjectName
     run_id: RunId
+    scopes: tuple[PrivateScope, ...] = Field(default=(), max_length=1)
 
 
 class ArtifactVersionTagged(Event):

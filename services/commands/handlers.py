@@ -269,8 +269,19 @@ async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> 
         return Decision([], cmd.artifact_version_id)
     if await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist")
-    payload = ArtifactVersionUsed(**cmd.facts())
+    payload = ArtifactVersionUsed(**cmd.facts(), scopes=await _read_only_in(version, cmd.entity, ctx))
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.artifact_version_id)
+
+
+async def _read_only_in(version: dict[str, Any], run_entity: str, ctx: CommandContext) -> tuple[str, ...]:
+    """Where else a run's use of a version is read: in the version's entity, when that is private and not the run's
+    and the version is published in no public registered model (whose readers read it anyway). A public run's
+    readers would otherwise see the id of another team's private version. Decided at the use, as scopes are."""
+    scope = f"entity:{version['entity']}"
+    if version["entity"] == run_entity or scope not in (private := await ctx.reads.identity.private_scopes()):
+        return ()
+    models = await ctx.reads.registry.models_linking(version["id"])
+    return () if any(f"model:{model}" not in private for model in models) else (scope,)
 
 
 async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:

@@ -15,6 +15,7 @@ from uuid_utils.compat import uuid7
 
 from modelreg.errors import InvalidInput, NotFound, PermissionDenied
 from modelreg.events.launch import JobSource
+from modelreg.projections.readable import Readable
 from modelreg.services.commands.commands import (
     IssueApiKey,
     LinkVersion,
@@ -110,6 +111,21 @@ async def test_a_published_version_is_used_by_the_models_readers_but_the_rest_of
     assert (await registry(use, outsider)).events[0].type == "artifacts.version_used"
     with pytest.raises(NotFound, match=f"^artifact version {unpublished} does not exist$"):
         await registry(use.model_copy(update={"artifact_version_id": unpublished}), outsider)
+
+
+async def test_a_public_runs_use_of_a_private_teams_unpublished_version_is_read_only_by_who_reads_that_team() -> None:
+    registry = WriteSide()
+    unpublished = await private_lynx(registry)
+    published = await lynx_version(registry, b"lynx weights, published")
+    await registry(LinkVersion(registered_model="shared", artifact_version_id=published), registry.looked_up(LEA))
+    await registry(StartRun(entity="acme", project="yard", run_id="eval"), MEMBER)
+    lea = registry.looked_up(LEA)
+    use = UseArtifactVersion(artifact_version_id=unpublished, entity="acme", project="yard", run_id="eval")
+    (hidden,) = (await registry(use, lea)).events
+    (shown,) = (await registry(use.model_copy(update={"artifact_version_id": published}), lea)).events
+    assert hidden.payload.scopes == ("entity:lynx",) and shown.payload.scopes == ()
+    outsider = Readable(hidden_entities=frozenset({"lynx"}))
+    assert not outsider.event(hidden) and outsider.event(shown) and Readable().event(hidden)
 
 
 async def test_a_command_id_sent_again_with_another_teams_private_version_is_refused_not_answered() -> None:
