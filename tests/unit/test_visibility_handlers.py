@@ -100,12 +100,19 @@ async def test_linking_another_teams_private_version_needs_viewer_on_that_team()
     assert await registry.read_models.registry.models_linking(version) == ["shared"]
 
 
-async def test_a_published_version_is_used_by_the_models_readers_but_the_rest_of_the_team_is_not() -> None:
-    registry = WriteSide()
+async def published_and_not(registry: WriteSide) -> tuple[UUID, UUID]:
+    """Two versions of the private lynx team, the first linked into the public model `shared`; and acme's run
+    `eval` that may use them."""
     published = await private_lynx(registry)
     unpublished = await lynx_version(registry, b"lynx weights, unpublished")
     await registry(LinkVersion(registered_model="shared", artifact_version_id=published), registry.looked_up(LEA))
     await registry(StartRun(entity="acme", project="yard", run_id="eval"), MEMBER)
+    return published, unpublished
+
+
+async def test_a_published_version_is_used_by_the_models_readers_but_the_rest_of_the_team_is_not() -> None:
+    registry = WriteSide()
+    published, unpublished = await published_and_not(registry)
     outsider = registry.looked_up(MEMBER)
     use = UseArtifactVersion(artifact_version_id=published, entity="acme", project="yard", run_id="eval")
     assert (await registry(use, outsider)).events[0].type == "artifacts.version_used"
@@ -115,10 +122,7 @@ async def test_a_published_version_is_used_by_the_models_readers_but_the_rest_of
 
 async def test_a_public_runs_use_of_a_private_teams_unpublished_version_is_read_only_by_who_reads_that_team() -> None:
     registry = WriteSide()
-    unpublished = await private_lynx(registry)
-    published = await lynx_version(registry, b"lynx weights, published")
-    await registry(LinkVersion(registered_model="shared", artifact_version_id=published), registry.looked_up(LEA))
-    await registry(StartRun(entity="acme", project="yard", run_id="eval"), MEMBER)
+    published, unpublished = await published_and_not(registry)
     lea = registry.looked_up(LEA)
     use = UseArtifactVersion(artifact_version_id=unpublished, entity="acme", project="yard", run_id="eval")
     (hidden,) = (await registry(use, lea)).events
