@@ -119,6 +119,17 @@ class ReportedDict(dict[str, Any]):
             self._report({}, (str(key),))
         super().__delitem__(key)
 
+    def popitem(self) -> tuple[str, Any]:
+        if not self:
+            raise KeyError("popitem(): dictionary is empty")
+        key = next(reversed(self))
+        return key, self.pop(key)
+
+    def clear(self) -> None:
+        if self and self._report is not None:
+            self._report({}, tuple(self))
+        super().clear()
+
     def pop(self, key: str, *default: Any) -> Any:
         if key not in self and default:
             return default[0]

@@ -13,7 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from modelreg.events.envelope import Event
-from modelreg.events.identity import KeyId, KeyLimits, ReadScope, Role
+from modelreg.events.identity import KeyId, KeyLimits, PrivateScope, ReadScope, Role
 from modelreg.events.names import EntityName, ProjectName, RunId
 
 # Field types shared with the Launch commands (services/commands/launch_commands.py).
@@ -84,6 +84,11 @@ QueueEntities = Annotated[
 ]
 
 
+# The entities a queue's event names, as scopes: the record is read only by who reads every one of them
+# (projections/readable.py, limited_to), so a private team's name reaches no outsider, even once made private later.
+QueueScopes = Annotated[tuple[PrivateScope, ...], Field(max_length=100)]
+
+
 class QueueCreated(Event):
     type = "launch.queue_created"
     version = 2
@@ -93,6 +98,7 @@ class QueueCreated(Event):
     # kubernetes: namespace, image, cpu, memory, gpu, service_account; docker: image, gpus, env.
     resource_config: dict[str, Any] = Field(default_factory=dict)
     entities: QueueEntities = ()
+    scopes: QueueScopes = ()
 
 
 class QueueEntitiesSet(Event):
@@ -104,6 +110,7 @@ class QueueEntitiesSet(Event):
 
     queue: QueueName
     entities: QueueEntities
+    scopes: QueueScopes = ()
 
 
 class JobEnqueued(Event):

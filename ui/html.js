@@ -91,14 +91,17 @@ const CARD_RULES = {
 
 // A card's image from another host loads only when its reader asks (a click): any member writes a card, and a
 // remote image would tell its host who read it and when. Images of this registry and data: URLs load as usual.
-const REMOTE = /^(https?:)?\/\//i;
+// Decided on the URL as the browser resolves it ("/\\host/x", a tab inside "https:" and the like lead elsewhere).
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
-  if (node.nodeName !== "IMG") return;
-  const src = node.getAttribute("src") || "";
-  if (!REMOTE.test(src) || new URL(src, location.href).origin === location.origin) return;
+  if (node.nodeName !== "IMG" || !node.hasAttribute("src")) return;
+  const src = node.getAttribute("src");
+  let url;
+  try { url = new URL(src, location.href); } catch { url = null; }
+  if (url && (url.protocol === "data:" || url.origin === location.origin)) return;
   node.removeAttribute("src");
-  node.setAttribute("data-remote-src", src);
-  const host = new URL(src, location.href).host;
+  if (!url) return;  // the browser would load nothing either
+  node.setAttribute("data-remote-src", url.href);
+  const host = url.host;
   node.setAttribute("alt", `${node.getAttribute("alt") || "image"} (from ${host}: click to load)`);
   node.setAttribute("title", `Loads from ${host}, which then learns that you read this card`);
 });

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ OUTPUT_FLUSH_BYTES = 64 * 1024
 # Of each stream of an attempt, what goes into the job record: a job printing without end (a progress bar every
 # step) must not fill the registry's log. The rest is read and dropped, and the record says so.
 OUTPUT_KEPT_BYTES = 8 * 1024 * 1024
+# A job this agent's key was refused (another team's, or a private one it holds no grant in) is tried again after
+# this long: an admin may have granted the role meanwhile.
+REFUSED_RETRY_S = 60.0
 
 _JOB = "id queue entity project state source config overrides attempt"
 _QUEUES = """query($after: String) {
@@ -112,14 +116,16 @@ class LaunchAgent:
     job_env_names: tuple[str, ...] = ()
     output_kept_bytes: int = OUTPUT_KEPT_BYTES
     # The entities whose jobs it runs (`--entity`); empty: every entity its key may claim jobs of. Their code runs
-    # with this agent's key, and any member of an entity may enqueue on any queue.
+    # on this machine, under this agent's user, beside each other.
     entities: frozenset[str] = frozenset()
+    refused_retry_s: float = REFUSED_RETRY_S
     # The server accepts only ids of the key's principal (`service:ci:<name>`): filled in from `viewer` at start.
     agent_id: str | None = None
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _http: httpx.AsyncClient | None = None
     _queue_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _not_for_this_key: set[str] = field(default_factory=set)
+    # Jobs this agent's key was refused, by when: tried again after REFUSED_RETRY_S (a grant may have come since).
+    _not_for_this_key: dict[str, float] = field(default_factory=dict)
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         assert self._http is not None
@@ -213,7 +219,10 @@ class LaunchAgent:
         async for job in self._waiting():
             if len(self._running) >= self.max_jobs:
                 return
-            if job["id"] in self._not_for_this_key or (self.entities and job["entity"] not in self.entities):
+            refused_at = self._not_for_this_key.get(job["id"])
+            if refused_at is not None and time.monotonic() - refused_at < self.refused_retry_s:
+                continue
+            if self.entities and job["entity"] not in self.entities:
                 continue
             try:
                 claimed = (await self.gql(_CLAIM, {"i": {"id": job["id"], "agentId": self.agent_id}}))["claimJob"]
@@ -222,7 +231,8 @@ class LaunchAgent:
                     continue  # another agent was first
                 if exc.code == "FORBIDDEN":  # its entity's: left to an agent whose key may run it
                     log.warning("agent %s: job %s is not for this key (%s)", self.agent_id, job["id"], exc)
-                    self._not_for_this_key.add(job["id"])
+                    self._forget_old_refusals()
+                    self._not_for_this_key[job["id"]] = time.monotonic()
                     continue
                 raise
             job = claimed["job"]
@@ -232,6 +242,11 @@ class LaunchAgent:
                 self._running.pop(key, None)
 
             self._running[job["id"]].add_done_callback(forget)
+
+    def _forget_old_refusals(self) -> None:
+        now = time.monotonic()
+        for job_id in [j for j, at in self._not_for_this_key.items() if now - at >= self.refused_retry_s]:
+            del self._not_for_this_key[job_id]
 
     async def _run_job(self, job: dict[str, Any], attempt: int, api_key: str) -> None:
         """`api_key` is the attempt's own (limited to the job's entity, revoked when the attempt ends): the job's

@@ -15,7 +15,9 @@ NOT_RECORDED = "<the attempt's API key: submitted, never recorded>"
 
 
 def _name(job: dict[str, Any]) -> str:
-    return f"modelreg-{str(job['job_id'])[:8]}-{job['attempt']}"
+    """The whole job id: its first digits are a uuid7's timestamp, which jobs enqueued within a minute share, and
+    two jobs' Secrets of one name would hand one job the other's key. Under 63 characters, as a Job's name must be."""
+    return f"modelreg-{job['job_id']}-{job['attempt']}"
 
 
 def _labels(job: dict[str, Any]) -> dict[str, str]:
@@ -23,8 +25,8 @@ def _labels(job: dict[str, Any]) -> dict[str, str]:
 
 
 def attempt_key_secret(job: dict[str, Any], resource_config: dict[str, Any], api_key: str) -> dict[str, Any]:
-    """The Secret the Job reads MODELREG_API_KEY from. The key is revoked when the attempt ends, so a Secret left
-    behind holds nothing usable."""
+    """The Secret the Job reads MODELREG_API_KEY from, created (never applied over another of its name) before the
+    Job; immutable. The key is revoked when the attempt ends, so a Secret left behind holds nothing usable."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -34,6 +36,7 @@ def attempt_key_secret(job: dict[str, Any], resource_config: dict[str, Any], api
             "labels": _labels(job),
         },
         "type": "Opaque",
+        "immutable": True,
         "stringData": {"api-key": api_key},
     }
 

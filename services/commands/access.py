@@ -135,14 +135,6 @@ def job_key_role(agent: Caller) -> Role:
     return "viewer" if agent.role == "viewer" else "member"
 
 
-def job_key_grants(grants: Mapping[str, Role], scopes: tuple[str, ...], role: Role) -> dict[str, Role]:
-    """What a job attempt's key holds: its principal's grants, and its own role in the job's entity where the
-    principal holds no grant there. Its claim checked that the agent's key may write in that entity, which an
-    installation admin's key may with no grant, private entity included: its job must be able to write there too."""
-    entity = next((scope for scope in scopes if scope.startswith("entity:")), None)
-    return {**({entity: role} if entity else {}), **grants}
-
-
 def job_key_scopes(agent: Caller, entity: str) -> tuple[str, ...]:
     """Where a job attempt's key holds its role: the job's entity, where its runs and artifacts go, and the
     registry, where it may link what it made, if its agent's key may write there too. Everywhere else the job

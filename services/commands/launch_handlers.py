@@ -73,8 +73,13 @@ from modelreg.services.commands.launch_commands import (
 async def create_queue(cmd: CreateQueue, ctx: CommandContext) -> Decision:
     if await ctx.reads.launch.queue(cmd.queue) is not None:
         raise Conflict(f"queue {cmd.queue!r} already exists")
-    payload = QueueCreated(**{**cmd.model_dump(), "entities": tuple(dict.fromkeys(cmd.entities))})
+    entities = tuple(dict.fromkeys(cmd.entities))
+    payload = QueueCreated(**{**cmd.model_dump(), "entities": entities, "scopes": _named(entities)})
     return Decision([ctx.event(payload, queue_stream(cmd.queue))], cmd.queue)
+
+
+def _named(entities: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"entity:{entity}" for entity in entities)
 
 
 async def set_queue_entities(cmd: SetQueueEntities, ctx: CommandContext) -> Decision:
@@ -84,9 +89,8 @@ async def set_queue_entities(cmd: SetQueueEntities, ctx: CommandContext) -> Deci
     entities = tuple(dict.fromkeys(cmd.entities))
     if tuple(queue["entities"]) == entities:
         return Decision([], cmd.queue)
-    return Decision(
-        [ctx.event(QueueEntitiesSet(queue=cmd.queue, entities=entities), queue_stream(cmd.queue))], cmd.queue
-    )
+    payload = QueueEntitiesSet(queue=cmd.queue, entities=entities, scopes=_named(entities))
+    return Decision([ctx.event(payload, queue_stream(cmd.queue))], cmd.queue)
 
 
 def _takes_jobs_of(queue: dict[str, Any], entity: str) -> None:
@@ -214,6 +218,7 @@ async def claim_job(cmd: ClaimJob, ctx: CommandContext) -> Decision:
     # Each on its own (the command's check passes when either scope is within a key's limits): a key limited to a
     # queue would otherwise claim any team's job there, and its attempt's key write in that team.
     ctx.caller.require("member", entity_scopes(job["entity"]), f"claiming a job of entity {job['entity']!r}")
+    _its_key_may_write_there(ctx.caller, job["entity"])
     if any(scope.startswith("queue:") for scope in ctx.caller.limits):
         ctx.caller.require("member", (queue_scope(job["queue"]),), f"claiming a job on queue {job['queue']!r}")
     if job["state"] != "queued":
@@ -233,6 +238,18 @@ async def claim_job(cmd: ClaimJob, ctx: CommandContext) -> Decision:
         key_scopes=job_key_scopes(ctx.caller, job["entity"]),
     )
     return Decision([ctx.event(payload, job_stream(cmd.job_id))], Claimed(payload.attempt, key))
+
+
+def _its_key_may_write_there(agent: Caller, entity: str) -> None:
+    """In a private entity only a grant gives a role. An installation admin's key needs none, but the attempt's key,
+    member at most, would: its job could not write its runs there."""
+    (scope,) = entity_scopes(entity)
+    if scope in agent.private and scope not in agent.grants:
+        raise PermissionDenied(
+            f"{scope} is private and {agent.actor} holds no role there, so the key of a job it ran could write "
+            f"nothing there: grant {agent.actor} member on {scope} (mutation grantRole), or run the job with "
+            "another agent"
+        )
 
 
 async def _current_attempt(cmd: JobCommand, attempt: int, ctx: CommandContext) -> dict[str, Any]:

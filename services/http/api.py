@@ -38,7 +38,7 @@ from modelreg.projections.progress import ProjectionLagging
 from modelreg.projections.readable import Visibility
 from modelreg.services.automations.webhook_signing import WebhookSecrets
 from modelreg.services.bootstrap import ProcessParts, given_or_own
-from modelreg.services.commands.access import Caller, job_key_grants, service_caller
+from modelreg.services.commands.access import Caller, service_caller
 from modelreg.services.commands.api_keys import key_sha256
 from modelreg.services.commands.application import Application
 from modelreg.services.commands.commands import IssueApiKey
@@ -100,7 +100,7 @@ async def caller_of_key(key: str | None, identity: KeyLookup) -> Caller:
     return Caller(
         Actor(kind=found["principal_kind"], id=found["principal_id"]),
         found["role"],
-        job_key_grants(found["grants"], limits, found["role"]) if job_id else found["grants"],
+        found["grants"],
         key_id=found["key_id"],
         private=frozenset(found["private"]),
         limits=limits,

@@ -375,6 +375,9 @@ async def test_a_queue_for_some_teams_takes_their_jobs_only_and_leaves_a_team_ta
     assert (await stack.graphql(queues, key=outsider))["data"]["launchQueues"]["items"] == [
         {"name": "cpu", "entities": [], "takesEveryEntity": False}  # a private team's name is not shown
     ]
+    history = '{ auditLog(stream: "launch_queue:cpu") { items { action } } }'
+    assert (await stack.graphql(history, key=outsider))["data"]["auditLog"]["items"] == []  # both name lynx
+    assert len((await stack.graphql(history))["data"]["auditLog"]["items"]) == 2
 
     assert "queue cpu takes every entity's jobs" in await asyncio.to_thread(cli, "queue", "entities", "cpu")
     assert len((await stack.graphql(waiting))["data"]["waitingJobs"]["items"]) == 2

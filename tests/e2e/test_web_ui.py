@@ -57,6 +57,7 @@ Classifies photos of **nature** into 10 classes. Trained on `nature-images`.
 | test | 0.94 |
 
 ![loss curve](https://pixels.example.com/pixel.png)
+<img alt="sneaky" src="/\\pixels.example.com/sneaky.png">
 
 <script>window.injected = true</script>
 <style>body { background: red }</style>
@@ -202,7 +203,9 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         # Its remote image is not fetched until the reader clicks it: the pixel's host learns nothing before.
         pixel = card.get_by_role("img", name="loss curve (from pixels.example.com: click to load)")
         await expect(pixel).to_be_visible()
-        assert not [url for url in requested if url.endswith("/pixel.png")]
+        # Nor one whose address only the browser's parsing makes remote ("/\\host/...").
+        await expect(card.get_by_role("img", name="sneaky (from pixels.example.com: click to load)")).to_be_visible()
+        assert not [url for url in requested if url.endswith(("/pixel.png", "/sneaky.png"))]
         await page.route(
             "https://pixels.example.com/pixel.png", lambda route: route.fulfill(body=PNG, content_type="image/png")
         )

@@ -149,6 +149,17 @@ async def test_another_teams_jobs_at_the_head_of_a_shared_queue_do_not_hold_up_t
     assert agent.started == ["ours"]
 
 
+async def test_a_job_the_agents_key_was_refused_is_tried_again_later_as_a_grant_may_have_come_since() -> None:
+    agent = SharedQueue(foreign=1)
+    agent.waiting = agent.waiting[:1]  # another team's job alone
+    await agent._take_jobs()
+    await agent._take_jobs()  # at once: not asked again
+    assert agent.claimed == ["foreign-0"]
+    agent.refused_retry_s = 0.0
+    await agent._take_jobs()
+    assert agent.claimed == ["foreign-0", "foreign-0"]
+
+
 async def test_an_agent_named_for_its_teams_claims_no_other_teams_job_even_where_its_key_may() -> None:
     agent = SharedQueue(foreign=3)
     agent.entities = frozenset({"teamb"})

@@ -15,7 +15,7 @@ from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelreg.events.envelope import Envelope
 from modelreg.events.launch import JobCancelled, JobFinished, JobSource, Trigger, ends_attempt, job_stream
 from modelreg.services.commands.access import entity_scopes, job_key_scopes, model_scopes, service_caller
-from modelreg.services.commands.commands import Command, FinishRun, SetVisibility, StartRun
+from modelreg.services.commands.commands import Command, FinishRun, GrantRole, SetVisibility, StartRun
 from modelreg.services.commands.decisions import CommandContext, Handler
 from modelreg.services.commands.launch_commands import (
     CancelJob,
@@ -245,13 +245,19 @@ async def test_an_attempts_key_holds_no_more_than_its_agents_key() -> None:
     assert _attempt_keys(registry, limited_job)[0]["scopes"] == ["entity:acme"]
 
 
-async def test_an_installation_admins_agent_runs_a_private_teams_job_whose_key_writes_there_and_nowhere_else() -> None:
+async def test_an_agent_claims_a_private_teams_job_only_by_a_grant_there_which_its_jobs_key_then_holds() -> None:
     registry = WriteSide()
     await registry(SetVisibility(scope="entity:acme", private=True))
     await registry(SetVisibility(scope="entity:lynx", private=True))
-    claim = await registry(ClaimJob(job_id=await queued(registry), agent_id="user:ada:h1"), ADMIN)
+    job = await queued(registry)
+    # An installation admin's key needs no grant there, but its job's key (member at most) would.
+    with pytest.raises(PermissionDenied, match="entity:acme is private and user:ada holds no role there, so the key"):
+        await registry(ClaimJob(job_id=job, agent_id="user:ada:h1"), registry.looked_up(ADMIN))
+    await registry(GrantRole(principal_kind="user", principal_id="ada", scope="entity:acme", role="member"))
+    granted = replace(ADMIN, grants={"entity:acme": "member"})
+    claim = await registry(ClaimJob(job_id=job, agent_id="user:ada:h1"), registry.looked_up(granted))
     job_key = await caller_of_key(claim.subject_id.api_key, registry.read_models.identity)
-    assert job_key.role_on(entity_scopes("acme")) == "member"  # the admin's key holds no grant there, as may be
+    assert job_key.role_on(entity_scopes("acme")) == "member"
     assert job_key.role_on(entity_scopes("lynx")) == "none"
     assert job_key.role_on(model_scopes("fraud-detector")) == "member"
 

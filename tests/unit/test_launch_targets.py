@@ -10,6 +10,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from uuid_utils.compat import uuid7
 
 from modelreg.services.agent.agent import docker_answers, docker_argv
 from modelreg.services.agent.job_environment import job_environment
@@ -58,6 +59,15 @@ def test_a_git_job_becomes_a_kubernetes_job_that_checks_out_the_commit_and_appli
     secret = attempt_key_secret(job, {"namespace": "ml"}, "mr_attempt2key_x")
     assert key_from == {"name": secret["metadata"]["name"], "key": "api-key"}
     assert secret["metadata"]["namespace"] == "ml" and secret["stringData"] == {"api-key": "mr_attempt2key_x"}
+    assert str(job_id) in secret["metadata"]["name"] and len(manifest["metadata"]["name"]) <= 63
+
+
+def test_two_jobs_enqueued_in_the_same_minute_never_share_a_secret() -> None:
+    """uuid7 ids of one minute share their first digits: named by those, one job's pod would read the other's key."""
+    first, second = ({"job_id": uuid7(), "attempt": 1} for _ in range(2))
+    assert str(first["job_id"])[:8] == str(second["job_id"])[:8]
+    names = {attempt_key_secret(job, {}, "mr_x")["metadata"]["name"] for job in (first, second)}
+    assert len(names) == 2
 
 
 def test_an_image_job_runs_its_own_image() -> None:

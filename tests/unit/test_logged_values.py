@@ -108,3 +108,20 @@ def test_a_table_added_to_an_artifact_as_w_and_bs_tutorials_do_is_left_out_with_
         artifact.add(table, "predictions")
     with pytest.raises(modelreg.InvalidInput, match="for str use add_file"):
         artifact.add("model.pt", "model")
+
+
+def test_every_way_a_script_removes_a_summary_or_config_key_reaches_the_server() -> None:
+    """`del d[k]`, `del d.k`, `pop`, `popitem` and `clear`: each sends the keys removed, none is only local."""
+    from modelreg.run_values import Summary
+
+    sent: list[tuple[dict[str, Any], tuple[str, ...]]] = []
+    summary = Summary({"a": 1, "b": 2, "c": 3, "d": 4}, report=lambda changes, removed: sent.append((changes, removed)))
+    del summary["a"]
+    del summary.b
+    assert summary.popitem() == ("d", 4) and summary.pop("missing", None) is None
+    summary.clear()
+    assert sent == [({}, ("a",)), ({}, ("b",)), ({}, ("d",)), ({}, ("c",))] and summary == {}
+    with pytest.raises(KeyError):
+        del summary["a"]
+    with pytest.raises(AttributeError, match="Summary has no key 'a'"):
+        del summary.a
