@@ -782,4 +782,10 @@ async def test_a_config_change_and_an_alert_appear_live_on_the_open_run_page(ser
         await expect(changes).to_contain_text('{"lr":0.05}')
         await expect(changes).to_contain_text("ERROR Loss spiked loss 9.1 at step 300")
         await expect(page.get_by_role("main")).to_contain_text("0.05")  # the config table, reloaded
+
+        def drop_lr() -> None:
+            del run.config["lr"]
+
+        await in_thread(drop_lr)
+        await expect(changes).to_contain_text("removed lr")
     await in_thread(run.finish)

@@ -34,7 +34,7 @@ function Changes({ result }) {
       <${Badge} kind=${r.action === "runs.alert_raised" ? "alert" : "alias"}>${SHOWN[r.action]}<//>
       ${r.action === "runs.alert_raised"
         ? html` <strong>${r.details.level} ${r.details.title}</strong> ${r.details.text}`
-        : html` <code>${JSON.stringify(r.details.changes || { name: r.details.name, notes: r.details.notes, tags: r.details.tags, group: r.details.group })}</code>`}
+        : html` <code>${JSON.stringify(r.details.changes || { name: r.details.name, notes: r.details.notes, tags: r.details.tags, group: r.details.group })}</code>${r.details.removed?.length ? html` removed <code>${r.details.removed.join(", ")}</code>` : ""}`}
       <span class="muted"> by ${r.actor} <${Time} at=${r.occurredAt} /></span></li>`)}</ul>`;
   }}<//>`;
 }
