@@ -133,7 +133,7 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
         "series": series_from_rows(payload.get("rows") or []),
     },
     # v2 added the entities a queue takes jobs of; a v1 queue took every entity's, and still does.
-    (QueueCreated.type, 1): lambda payload: {**payload, "entities": [], "scopes": []},
+    (QueueCreated.type, 1): lambda payload: {**payload, "entities": []},
     # v2 names the used version's entity when it is not the run's; a v1 record is read by the run's readers, as it was.
     (ArtifactVersionUsed.type, 1): lambda payload: {**payload, "scopes": []},
     # v2 added the keys removed; a v1 update removed none.

@@ -84,12 +84,23 @@ QueueEntities = Annotated[
 ]
 
 
-# The entities a queue's event names, as scopes: the record is read only by who reads every one of them
-# (projections/readable.py, limited_to), so a private team's name reaches no outsider, even once made private later.
-QueueScopes = Annotated[tuple[PrivateScope, ...], Field(max_length=100)]
+class QueueTeams(BaseModel):
+    """The entities a queue takes jobs of, named again as scopes (derived, never given): the record is read only by
+    who reads every one of them (projections/readable.py, limited_to), so a private team's name reaches no
+    outsider, even once made private later."""
+
+    entities: QueueEntities = ()
+    scopes: tuple[PrivateScope, ...] = Field(default=(), max_length=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scopes_name_the_entities(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {**data, "scopes": [f"entity:{entity}" for entity in data.get("entities") or ()]}
+        return data
 
 
-class QueueCreated(Event):
+class QueueCreated(Event, QueueTeams):
     type = "launch.queue_created"
     version = 2
 
@@ -97,11 +108,9 @@ class QueueCreated(Event):
     resource: ResourceKind
     # kubernetes: namespace, image, cpu, memory, gpu, service_account; docker: image, gpus, env.
     resource_config: dict[str, Any] = Field(default_factory=dict)
-    entities: QueueEntities = ()
-    scopes: QueueScopes = ()
 
 
-class QueueEntitiesSet(Event):
+class QueueEntitiesSet(Event, QueueTeams):
     """An installation admin changed which entities' jobs the queue takes (jobs already waiting of an entity left
     out wait until it is named again, or are cancelled)."""
 
@@ -109,8 +118,6 @@ class QueueEntitiesSet(Event):
     version = 1
 
     queue: QueueName
-    entities: QueueEntities
-    scopes: QueueScopes = ()
 
 
 class JobEnqueued(Event):

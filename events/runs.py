@@ -27,18 +27,27 @@ RunTags = Annotated[tuple[RunTag, ...], Field(max_length=100)]
 RunNotes = Annotated[str, StringConstraints(max_length=100_000)]
 RunGroup = Annotated[str, StringConstraints(max_length=200)]
 # Config or summary keys set after init, with their new values, and keys removed (`del run.summary["k"]`); at
-# least one of either (events.runs.some_change).
+# least one of either (KeyChanges).
 RunChanges = Annotated[dict[str, Any], Field(default_factory=dict)]
 RemovedKeys = Annotated[
     tuple[Annotated[str, StringConstraints(min_length=1, max_length=1_000)], ...], Field(max_length=10_000)
 ]
 
 
-def some_change(changes: dict[str, Any], removed: tuple[str, ...]) -> None:
-    if not changes and not removed:
-        raise ValueError("give a key to set (changes) or to remove (removed)")
-    if both := sorted(changes.keys() & set(removed)):
-        raise ValueError(f"{', '.join(both)}: a key is set or removed, not both")
+class KeyChanges(BaseModel):
+    """Config or summary keys set, and keys removed: what a change to a run's config or summary carries, its command
+    and its event alike."""
+
+    changes: RunChanges
+    removed: RemovedKeys = ()
+
+    @model_validator(mode="after")
+    def _some_change(self) -> KeyChanges:
+        if not self.changes and not self.removed:
+            raise ValueError("give a key to set (changes) or to remove (removed)")
+        if both := sorted(self.changes.keys() & set(self.removed)):
+            raise ValueError(f"{', '.join(both)}: a key is set or removed, not both")
+        return self
 
 
 AlertTitle = Annotated[str, StringConstraints(min_length=1, max_length=500)]
@@ -199,9 +208,9 @@ class RunSynced(Event):
     recorded_on: HostName | None = Field(default=None, description="the recording machine's host name")
 
 
-class RunConfigUpdated(Event):
+class RunConfigUpdated(Event, KeyChanges):
     """`run.config.update(...)` (or an item set) after `init`: the keys given, with their new values. v2: and the keys
-    removed (`del run.summary["k"]` then `run.update()` through the Api); v1 removed none."""
+    removed (`del run.config["k"]`); v1 removed none."""
 
     type = "runs.config_updated"
     version = 2
@@ -209,16 +218,9 @@ class RunConfigUpdated(Event):
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    changes: RunChanges
-    removed: RemovedKeys = ()
-
-    @model_validator(mode="after")
-    def _some_change(self) -> RunConfigUpdated:
-        some_change(self.changes, self.removed)
-        return self
 
 
-class RunSummaryUpdated(Event):
+class RunSummaryUpdated(Event, KeyChanges):
     """`run.summary[...] = ...` or `run.summary.update(...)`: the keys given, with their new values. v2: and the keys
     removed (`del run.summary["k"]` then `run.update()` through the Api); v1 removed none."""
 
@@ -228,13 +230,6 @@ class RunSummaryUpdated(Event):
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    changes: RunChanges
-    removed: RemovedKeys = ()
-
-    @model_validator(mode="after")
-    def _some_change(self) -> RunSummaryUpdated:
-        some_change(self.changes, self.removed)
-        return self
 
 
 class RunDescribed(Event):

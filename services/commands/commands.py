@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from modelreg.events.artifacts import Manifest
@@ -34,17 +34,15 @@ from modelreg.events.runs import (
     AlertTitle,
     HostName,
     JobType,
+    KeyChanges,
     MetricRows,
     MetricSeries,
     RecordedCommands,
-    RemovedKeys,
-    RunChanges,
     RunEnd,
     RunGroup,
     RunName,
     RunNotes,
     RunTags,
-    some_change,
 )
 from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 from modelreg.projections.readable import EVERYTHING, Readable
@@ -381,32 +379,18 @@ class UntagArtifactVersion(TagArtifactVersion):
     pass
 
 
-class UpdateRunConfig(Recordable):
+class UpdateRunConfig(Recordable, KeyChanges):
     """Keys of a run's config set after `init` (`run.config.update(...)`), or removed."""
 
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    changes: RunChanges
-    removed: RemovedKeys = ()
-
-    @model_validator(mode="after")
-    def _some_change(self) -> UpdateRunConfig:
-        some_change(self.changes, self.removed)
-        return self
 
 
-class UpdateRunSummary(Recordable):
+class UpdateRunSummary(Recordable, KeyChanges):
     entity: EntityName
     project: ProjectName
     run_id: RunId
-    changes: RunChanges
-    removed: RemovedKeys = ()
-
-    @model_validator(mode="after")
-    def _some_change(self) -> UpdateRunSummary:
-        some_change(self.changes, self.removed)
-        return self
 
 
 class DescribeRun(Recordable):

@@ -73,13 +73,8 @@ from modelreg.services.commands.launch_commands import (
 async def create_queue(cmd: CreateQueue, ctx: CommandContext) -> Decision:
     if await ctx.reads.launch.queue(cmd.queue) is not None:
         raise Conflict(f"queue {cmd.queue!r} already exists")
-    entities = tuple(dict.fromkeys(cmd.entities))
-    payload = QueueCreated(**{**cmd.model_dump(), "entities": entities, "scopes": _named(entities)})
+    payload = QueueCreated(**{**cmd.model_dump(), "entities": tuple(dict.fromkeys(cmd.entities))})
     return Decision([ctx.event(payload, queue_stream(cmd.queue))], cmd.queue)
-
-
-def _named(entities: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(f"entity:{entity}" for entity in entities)
 
 
 async def set_queue_entities(cmd: SetQueueEntities, ctx: CommandContext) -> Decision:
@@ -89,7 +84,7 @@ async def set_queue_entities(cmd: SetQueueEntities, ctx: CommandContext) -> Deci
     entities = tuple(dict.fromkeys(cmd.entities))
     if tuple(queue["entities"]) == entities:
         return Decision([], cmd.queue)
-    payload = QueueEntitiesSet(queue=cmd.queue, entities=entities, scopes=_named(entities))
+    payload = QueueEntitiesSet(queue=cmd.queue, entities=entities)
     return Decision([ctx.event(payload, queue_stream(cmd.queue))], cmd.queue)
 
 

@@ -172,6 +172,7 @@ async def test_a_queue_named_for_some_teams_takes_only_their_jobs() -> None:
     registry = WriteSide()
     await registry(CreateQueue(queue="gpu", entities=("acme", "lynx", "acme")))
     assert registry.read_models.launch.queues["gpu"]["entities"] == ["acme", "lynx"]
+    assert registry.appended()[-1].payload.scopes == ("entity:acme", "entity:lynx")  # who reads the record
     await registry(EnqueueJob(queue="gpu", entity="acme", project="fraud", source=SOURCE), MEMBER)
     with pytest.raises(PermissionDenied, match="queue 'gpu' does not take jobs of 'umbrella'"):
         await registry(EnqueueJob(queue="gpu", entity="umbrella", project="x", source=SOURCE), MEMBER)
