@@ -7,7 +7,7 @@ type=)`, `runs(path, filters=, order=, per_page=)`...), with paths in any form o
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -368,9 +368,13 @@ class Api:
     def _as_project(self, found: dict[str, Any]) -> Project:
         return Project(found["entity"], found["project"], found["runCount"], found["lastActivityAt"], self)
 
-    def run(self, path: str) -> PublicRun:
-        """`entity/project/run_id` (or `project/run_id`, the default entity's; W&B's `.../runs/run_id` too)."""
+    def run(self, path: str | Sequence[str]) -> PublicRun:
+        """`entity/project/run_id` (or `project/run_id`, the default entity's; W&B's `.../runs/run_id` too; a
+        public run's `path` list; a bare `run_id` in the project `overrides` name)."""
+        path = path if isinstance(path, str) else "/".join(path)
         parts = [p for p in path.split("/") if p != "runs"]
+        if len(parts) == 1 and self._project:
+            parts = [self._project, *parts]
         if len(parts) == 2:
             parts = [self.default_entity, *parts]
         if len(parts) != 3 or not all(parts):

@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import IO, Any, Protocol
 from tqdm import tqdm
 
 from modelreg import references
-from modelreg.errors import InvalidInput, NotFound
+from modelreg.errors import FileNotInArtifact, InvalidInput
 from modelreg.ignored import Inert, ignore
 from modelreg.in_parallel import each_in_parallel
 from modelreg.local_folder import LocalFolder
@@ -80,6 +81,7 @@ class Artifact:
         self._files: dict[str, Path] = {}  # to hash and upload
         self._known: dict[str, ArtifactFile] = {}  # described already: references, and files of a draft's version
         self._staging: Path | None = None
+        self._staged_count = 0
         self.aliases: list[str] = []  # W&B's: set before logging, they are logged with it
         # Filled in once logged.
         self.id: str | None = None
@@ -98,38 +100,72 @@ class Artifact:
         ignore(f"artifact.add({obj._name}, ...)", "W&B media are not stored: the artifact is logged without it")
 
     def add_file(
-        self, local_path: str | Path, name: str | None = None, *, overwrite: bool = False, **options: Any
+        self,
+        local_path: str | Path,
+        name: str | None = None,
+        *,
+        overwrite: bool = False,
+        policy: str = "mutable",
+        **options: Any,
     ) -> None:
-        """`overwrite=True` (W&B's): a file already at `name` is replaced instead of refused."""
-        for option in options:  # is_tmp, skip_cache, policy
+        """`overwrite=True` (W&B's): a file already at `name` is replaced instead of refused. W&B's `policy`:
+        "mutable" (the default) copies the file now, so what is logged is the file as it was when added, even
+        if it is changed or deleted before `log_artifact` (a file in a temporary folder, a checkpoint saved
+        again); "immutable" promises it will not change, and saves the copy (for big files)."""
+        for option in options:  # is_tmp, skip_cache
             ignore(f"add_file({option}=...)")
+        copies = _copies(policy, "add_file")
         path = Path(local_path)
         if not path.is_file():
             raise InvalidInput(f"{path} is not a file")
         if overwrite:
             self._files.pop(name or path.name, None)
             self._known.pop(name or path.name, None)
-        self._add(name or path.name, path)
+        self._check_free(name or path.name)
+        self._add(name or path.name, self._copy(path) if copies else path)
 
-    def add_dir(self, local_path: str | Path, name: str | None = None, **options: Any) -> None:
-        for option in options:  # skip_cache, policy, merge
+    def add_dir(
+        self, local_path: str | Path, name: str | None = None, *, policy: str = "mutable", **options: Any
+    ) -> None:
+        """Every file under the folder, named by its path in it (under `name/`); `policy` as for `add_file`."""
+        for option in options:  # skip_cache, merge
             ignore(f"add_dir({option}=...)")
+        copies = _copies(policy, "add_dir")
         root = Path(local_path)
         if not root.is_dir():
             raise InvalidInput(f"{root} is not a folder")
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            relative = path.relative_to(root).as_posix()
-            self._add(f"{name.rstrip('/')}/{relative}" if name else relative, path)
+        found = {
+            f"{name.rstrip('/')}/{path.relative_to(root).as_posix()}"
+            if name
+            else path.relative_to(root).as_posix(): path
+            for path in sorted(p for p in root.rglob("*") if p.is_file())
+        }
+        for added in found:
+            self._check_free(added)
+        for added, path in found.items():
+            self._add(added, self._copy(path) if copies else path)
 
     @contextlib.contextmanager
     def new_file(self, name: str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
         """Write a file straight into the artifact: `with art.new_file("labels.json") as f: ...`."""
-        if self._staging is None:
-            self._staging = Path(tempfile.mkdtemp(prefix="modelreg-artifact-"))
-        path = self._staging / f"{len(self._files)}"
+        self._check_free(name)
+        path = self._staged()
         with path.open(mode, encoding=None if "b" in mode else encoding) as f:
             yield f
         self._add(name, path)
+
+    def _staged(self) -> Path:
+        """A new file's place in this artifact's own folder, removed once it is logged (or garbage)."""
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="modelreg-artifact-"))
+            weakref.finalize(self, shutil.rmtree, self._staging, True)
+        self._staged_count += 1
+        return self._staging / str(self._staged_count)
+
+    def _copy(self, path: Path) -> Path:
+        copied = self._staged()
+        shutil.copyfile(path, copied)
+        return copied
 
     def add_reference(
         self, uri: str, name: str | None = None, checksum: bool = True, max_objects: int | None = None
@@ -358,6 +394,12 @@ class Artifact:
             self._staging = None
 
 
+def _copies(policy: str, call: str) -> bool:
+    if policy not in ("mutable", "immutable"):
+        raise InvalidInput(f'{call}(policy={policy!r}): give "mutable" (copy the file now) or "immutable"')
+    return policy == "mutable"
+
+
 class BlobSource(Protocol):
     """Where a logged version's files come from: the server (Transport), or an offline run's spool."""
 
@@ -441,6 +483,20 @@ class LoggedArtifact:
         return self._blobs
 
     @property
+    def url(self) -> str | None:
+        """The version's page in the web UI (None for a version an offline run has not synced)."""
+        return f"{self._blobs.url}/#/artifacts/{self.id}" if isinstance(self._blobs, Transport) else None
+
+    @property
+    def state(self) -> str:
+        """W&B's: a version read here is always committed (a deleted one is not read)."""
+        return "COMMITTED"
+
+    @property
+    def updated_at(self) -> str | None:
+        return self.created_at
+
+    @property
     def size(self) -> int:
         return sum(f.size for f in self._files)
 
@@ -481,7 +537,7 @@ class LoggedArtifact:
         for f in self._files:
             if f.path == name:
                 return ArtifactEntry(self, f)
-        raise NotFound(
+        raise FileNotInArtifact(
             f"{self.qualified_name} has no file {name!r}: its files are {[f.path for f in self._files][:20]}"
         )
 

@@ -39,6 +39,14 @@ class NotFound(CommError):
     code = "NOT_FOUND"
 
 
+class FileNotInArtifact(NotFound, KeyError):
+    """`artifact.get_entry(name)` of a file the version does not hold: W&B raises KeyError there, and scripts
+    catch that."""
+
+    def __str__(self) -> str:  # KeyError's would quote the message
+        return self.message
+
+
 class Conflict(ModelregError):
     """The command contradicts the current state (e.g. finishing a run twice)."""
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from modelreg.artifact import ArtifactEntry, LoggedArtifact
 from modelreg.run_changes import RUN_CHANGES, keys_changed
+from modelreg.run_values import plain, sendable
 from modelreg.transport import Transport, with_command_id
 
 RUN_FIELDS = (
@@ -37,11 +40,31 @@ RUN_FILES_TYPE = "run-files"
 
 
 class RunSummary(dict[str, Any]):
-    """A read run's summary: a dict, with W&B's `_json_dict` (the same values), which export scripts read."""
+    """A read run's summary: a dict, with W&B's `_json_dict` (the same values), which export scripts read.
+    `update()`, with or without values, saves what changed, as W&B's docs write it
+    (`run.summary["f1"] = 0.9; run.summary.update()`); so does the run's `update()`."""
+
+    def __init__(self, values: dict[str, Any], save: Callable[[], None] | None = None) -> None:
+        super().__init__(values)
+        self._save = save
 
     @property
     def _json_dict(self) -> dict[str, Any]:
         return dict(self)
+
+    def update(self, values: Any = None, **more: Any) -> None:  # type: ignore[override]
+        super().update(values or {}, **more)
+        if self._save is not None:
+            self._save()
+
+
+@dataclass(frozen=True)
+class RunUser:
+    username: str
+
+    @property
+    def name(self) -> str:
+        return self.username
 
 
 class PublicRun:
@@ -54,7 +77,7 @@ class PublicRun:
         self.job_type: str | None = fields.get("jobType")
         self.state: str = fields["state"].lower()  # RUNNING on the wire, "running" in Python as in the events
         self.config: dict[str, Any] = dict(fields["config"])
-        self.summary: dict[str, Any] = RunSummary(fields["summary"])
+        self.summary: dict[str, Any] = RunSummary(fields["summary"], save=self._save_summary)
         self.environment: dict[str, Any] = fields.get("environment") or {}
         self.started_at: str = fields["startedAt"]
         self.created_at: str = fields["startedAt"]
@@ -64,17 +87,13 @@ class PublicRun:
         self.tags: list[str] = list(fields.get("tags") or [])
         self.group: str | None = fields.get("group")
         self.lastHistoryStep: int | None = fields.get("lastHistoryStep")  # W&B's spelling
-        self._as_read = (
-            self.display_name,
-            self.notes,
-            list(self.tags),
-            self.group,
-            dict(self.config),
-            dict(self.summary),
-        )
+        self._as_read = self._as_it_is()
+
+    def _as_it_is(self) -> tuple[Any, ...]:
+        return self.display_name, self.notes, list(self.tags), self.group, dict(self.config), dict(self.summary)
 
     def __repr__(self) -> str:
-        return f"<Run {self.path} ({self.state})>"
+        return f"<Run {self._path} ({self.state})>"
 
     @property
     def name(self) -> str:
@@ -86,12 +105,36 @@ class PublicRun:
         self.display_name = value
 
     @property
-    def path(self) -> str:
-        return f"{self.entity}/{self.project}/{self.id}"
+    def json_config(self) -> str:
+        """The config as W&B's export scripts read it: JSON of `{key: {"value": v, "desc": None}}`."""
+        return json.dumps({k: {"value": v, "desc": None} for k, v in self.config.items()})
+
+    @property
+    def summary_metrics(self) -> dict[str, Any]:
+        return dict(self.summary)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What the run recorded of where it ran (git, python, host), W&B's run metadata."""
+        return self.environment
+
+    @property
+    def user(self) -> RunUser:
+        """Who started it: `run.user.username`."""
+        return RunUser(self.started_by.removeprefix("user:"))
+
+    @property
+    def path(self) -> list[str]:
+        """`[entity, project, id]`, as W&B's public run gives it: scripts write `"/".join(run.path)`."""
+        return [self.entity, self.project, self.id]
+
+    @property
+    def _path(self) -> str:
+        return "/".join(self.path)
 
     @property
     def url(self) -> str:
-        return f"{self._transport.url}/#/runs/{self.path}"
+        return f"{self._transport.url}/#/runs/{self._path}"
 
     def update(self) -> None:
         """Save what was changed on this object: name, notes, tags, group, config and summary keys."""
@@ -109,23 +152,24 @@ class PublicRun:
         }
         if described:
             self._transport.graphql(RUN_CHANGES["describe_run"], {"i": with_command_id({**run, **described})})
-        for kind, now, before in (
-            ("update_run_config", self.config, config),
-            ("update_run_summary", self.summary, summary),
-        ):
-            changes = {k: v for k, v in now.items() if before.get(k, _ABSENT) != v}
-            removed = [k for k in before if k not in now]
-            if changes or removed:
-                fields = {**run, **keys_changed(changes, removed)}
-                self._transport.graphql(RUN_CHANGES[kind], {"i": with_command_id(fields)})
-        self._as_read = (
-            self.display_name,
-            self.notes,
-            list(self.tags),
-            self.group,
-            dict(self.config),
-            dict(self.summary),
-        )
+        self._send_keys("update_run_config", self.config, config)
+        self._send_keys("update_run_summary", self.summary, summary)
+        self._as_read = self._as_it_is()
+
+    def _save_summary(self) -> None:
+        self._send_keys("update_run_summary", self.summary, self._as_read[5])
+        self._as_read = (*self._as_read[:5], dict(self.summary))
+
+    def _send_keys(self, kind: str, now: dict[str, Any], before: dict[str, Any]) -> None:
+        """The keys set and removed since `before`, values as JSON carries them (numpy's included)."""
+        now_plain, before_plain = plain(now), plain(before)
+        changes = {k: sendable(v) for k, v in now_plain.items() if before_plain.get(k, _ABSENT) != v}
+        removed = [k for k in before_plain if k not in now_plain]
+        if changes or removed:
+            run = {"entity": self.entity, "project": self.project, "runId": self.id}
+            self._transport.graphql(
+                RUN_CHANGES[kind], {"i": with_command_id({**run, **keys_changed(changes, removed)})}
+            )
 
     # History: what `run.log` recorded, a row per step.
 
@@ -208,7 +252,7 @@ class PublicRun:
 
         for entry in self.files([name]):
             return entry
-        raise NotFound(f"run {self.path} kept no file {name!r}")
+        raise NotFound(f"run {self._path} kept no file {name!r}")
 
 
 _ABSENT = object()

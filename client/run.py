@@ -10,6 +10,7 @@ import glob
 import math
 import os
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -139,9 +140,14 @@ class Run:
         self._metrics = MetricSender(self._send_metric_batch)
         self._step = 0
         self._pending: dict[str, float] = {}  # logged at the current step, not committed yet
+        # The current step was logged to, if only with values left out (images, text): W&B counts it as a step.
+        self._step_logged = False
         self._summaries = MetricSummaries()  # what define_metric asked the summary to keep
         self._finished = False
         self._resumed = False
+        self.resume_file: Path | None = None  # init(resume=True)'s record of this run, removed at a clean finish
+        self.start_time = time.time()  # W&B's: seconds since the epoch when this process started or joined it
+        self.starting_step = 0  # W&B's: the step this process starts logging at (after a resumed run's last)
 
     @classmethod
     def start(cls, transport: Transport, **options: Any) -> Run:
@@ -185,8 +191,20 @@ class Run:
     def get_url(self) -> str | None:
         return self.url
 
+    def get_project_url(self) -> str | None:
+        """The project's runs in the web UI."""
+        return f"{self.transport.url}/#/runs/{self.entity}/{self.project}" if self.transport else None
+
     def project_name(self) -> str:
         return self.project
+
+    @property
+    def display_name(self) -> str:  # W&B's other spelling of `name`
+        return self.name
+
+    @display_name.setter
+    def display_name(self, value: str) -> None:
+        self.name = value
 
     @property
     def name(self) -> str:
@@ -244,6 +262,7 @@ class Run:
         self._resumed = True
         if step is not None:
             self._step = max(self._step, step + 1)
+            self.starting_step = self._step
 
     @property
     def offline(self) -> bool:
@@ -279,6 +298,7 @@ class Run:
             self._step = step
         numbers = _numbers(data)
         self._pending.update(numbers)
+        self._step_logged = self._step_logged or bool(data)
         self.summary.keep(self._summaries.summarized(numbers, self.summary) if self._summaries.defined else numbers)
         if commit or (commit is None and step is None):
             self._commit_step()
@@ -287,6 +307,8 @@ class Run:
         if self._pending:
             self._metrics.log_numbers(self._pending, self._step)
             self._pending = {}
+        if self._step_logged:
+            self._step_logged = False
             self._step += 1
 
     def flush(self) -> None:
@@ -350,11 +372,16 @@ class Run:
             raise InvalidInput(f"alert level {level!r} is not one of {', '.join(ALERT_LEVELS)}")
         self._change("raise_alert", {"title": title, "text": text, "level": str(level).upper()})
 
-    def save(self, glob_str: str | os.PathLike[str], base_path: str | None = None, policy: str = "live") -> list[str]:
+    def save(
+        self, glob_str: str | os.PathLike[str] | None = None, base_path: str | None = None, policy: str = "live"
+    ) -> list[str] | bool:
         """Keep files with the run (W&B's `save`): matched now, logged as the run's `run-files` artifact when
         the run finishes (policy "now": at once). Paths inside the run are relative to `base_path`; by default,
         as in W&B, to the working directory for a relative glob (`checkpoints/model.h5` keeps its folder) and to
-        the glob's folder for an absolute one."""
+        the glob's folder for an absolute one. Without a glob, W&B's old `run.save()` after a rename: nothing to
+        do (every change is sent when made), True."""
+        if glob_str is None:
+            return True
         if base_path is not None:
             root = Path(base_path)
         else:
@@ -376,7 +403,7 @@ class Run:
         artifact = Artifact(f"run-{self.id}-files", RUN_FILES_TYPE, description=f"files saved by run {self.path}")
         for name, path in sorted(files.items()):
             if path.is_file():
-                artifact.add_file(path, name=name)
+                artifact.add_file(path, name=name, policy="immutable")  # uploaded at once
         self.log_artifact(artifact)
 
     # Artifacts.
@@ -519,6 +546,8 @@ class Run:
                     "set the value again in a form the registry stores, and update the run (Api().run(...).update())"
                 ) from None
             self._ended()
+            if state == "finished" and self.resume_file is not None:
+                self.resume_file.unlink(missing_ok=True)
 
     def _ended(self) -> None:
         self._finished = True
@@ -631,9 +660,9 @@ def as_artifact(artifact_or_path: Any, name: str | None, type: str | None) -> Ar
     path = Path(artifact_or_path)
     artifact = Artifact(name or path.name, type or "unspecified")
     if path.is_dir():
-        artifact.add_dir(path)
+        artifact.add_dir(path, policy="immutable")  # logged at once
     elif path.is_file():
-        artifact.add_file(path)
+        artifact.add_file(path, policy="immutable")
     else:
         raise InvalidInput(f"{path} is neither a file nor a folder to log")
     return artifact

@@ -12,6 +12,7 @@ Launch started (which sets MODELREG_ENTITY, MODELREG_PROJECT and MODELREG_RUN_ID
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import sys
 import threading
@@ -187,11 +188,34 @@ def init(
         if policy != "create_new":
             _current.finish()
     _watch_the_exit()
+    resume_file = _resume_file(options)
+    if resume_file is not None and options["run_id"] is None and resume_file.is_file():
+        options["run_id"] = _run_to_resume(resume_file)
     run = _start(options)
+    if resume_file is not None and not run.offline:
+        resume_file.parent.mkdir(parents=True, exist_ok=True)
+        resume_file.write_text(json.dumps({"run_id": run.id, "entity": run.entity, "project": run.project}))
+        run.resume_file = resume_file
     _launched_run_started = _launched_run_started or run.id == os.environ.get("MODELREG_RUN_ID")
     _open.append((os.getpid(), run))
     _publish(run)
     return run
+
+
+def _resume_file(options: dict[str, Any]) -> Path | None:
+    """W&B's wandb-resume.json: with `resume=True` or "auto", the run this folder's script started last is
+    kept there until it finishes cleanly, so the script started again (a preempted job) joins it."""
+    if options["resume"] not in (True, "auto", "true") or options["mode"] not in ("online", "auto"):
+        return None
+    return Path(options["dir"] or Path.cwd()) / "modelreg" / "resume.json"
+
+
+def _run_to_resume(resume_file: Path) -> str | None:
+    try:
+        kept = json.loads(resume_file.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: a new run, as if there were none
+    return kept.get("run_id") if isinstance(kept, dict) and isinstance(kept.get("run_id"), str) else None
 
 
 def _kept_keys(config: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -345,14 +369,16 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
         _current.finish(exit_code=exit_code)
 
 
-def save(glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
+def save(glob_str: str | None = None, base_path: str | None = None, policy: str = "live") -> list[str] | bool:
     return _require_run("save").save(glob_str, base_path=base_path, policy=policy)
 
 
-def restore(name: str, run_path: str | None = None, replace: bool = False, root: str | None = None) -> IO[str] | None:
+def restore(
+    name: str, run_path: str | Sequence[str] | None = None, replace: bool = False, root: str | None = None
+) -> IO[str] | None:
     """W&B's `restore`: a file a run kept (`save()`, `run.dir`), downloaded under `root` (the current run's
     folder, else the working directory) and opened for reading; None when the run kept no such file.
-    `run_path` is entity/project/run_id, the current run's by default."""
+    `run_path` is entity/project/run_id (or a public run's `path` list), the current run's by default."""
     from modelreg.api import Api
 
     path = run_path or _require_run("restore").path

@@ -621,15 +621,15 @@ def queue_create(
     name: str, resource: str, resource_config: str, entities: tuple[str, ...], url: str | None, api_key: str | None
 ) -> None:
     """Create a queue NAME whose jobs run as local processes, in Docker, or as Kubernetes Jobs."""
-    query = "mutation($i: CreateLaunchQueueInput!) { createLaunchQueue(input: $i) { name resource entities } }"
-    queue_input = {
-        "name": name,
-        "resource": _enum_name(resource),
-        "resourceConfig": json.loads(resource_config),
-        "entities": list(entities),
-    }
+    # Without --entity, neither sent nor asked for: the command still works against a server older than entities.
+    returned = "name resource entities" if entities else "name resource"
+    query = f"mutation($i: CreateLaunchQueueInput!) {{ createLaunchQueue(input: $i) {{ {returned} }} }}"
+    queue_input = {"name": name, "resource": _enum_name(resource), "resourceConfig": json.loads(resource_config)}
+    if entities:
+        queue_input["entities"] = list(entities)
     created = _graphql(url, api_key, query, {"i": queue_input})["createLaunchQueue"]
-    click.echo(f"queue {created['name']} ({_enum_value(created['resource'])}) created, {_takes(created['entities'])}")
+    takes = _takes(created.get("entities", []))
+    click.echo(f"queue {created['name']} ({_enum_value(created['resource'])}) created, {takes}")
 
 
 @queue.command("entities")

@@ -8,10 +8,12 @@ import asyncio
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import numpy
 import pytest
 from support.browser import BROWSER_TEST_MARKS, open_browser
 from support.live_events import graphql_socket, log_readers_reach
@@ -249,6 +251,118 @@ async def test_a_script_that_ends_without_finish_or_crashes_leaves_a_finished_or
     assert json.loads(resumed.stdout.strip().splitlines()[-1]) == summary
     after = (await server.graphql(query, {"r": "kept"}))["data"]["run"]
     assert after == {"state": "FINISHED", "summary": {**summary, "loss": 0.1}}
+
+
+# W&B's "Resume a run" guide: a preemptible job started again in the same folder joins the run it left.
+
+PREEMPTED = """
+import json, os, sys
+import modelreg as wandb
+
+run = wandb.init(project="preempt", resume=True)
+start = (run.id, run.resumed, run.step, run.starting_step)
+for _ in range(3):
+    wandb.log({"loss": 1.0})
+if sys.argv[1] == "preempted":
+    run.flush()
+    os._exit(1)  # no finish, no atexit: as a SIGKILL leaves it
+print(json.dumps(start))
+wandb.finish()
+"""
+
+
+async def test_a_preempted_script_started_again_with_resume_true_joins_the_run_it_left(
+    server: Stack, tmp_path: Path
+) -> None:
+    (tmp_path / "preempted.py").write_text(PREEMPTED)
+
+    def script(how: str) -> subprocess.CompletedProcess[str]:
+        run = [sys.executable, "preempted.py", how]
+        return subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    assert (await asyncio.to_thread(script, "preempted")).returncode == 1
+    kept = json.loads((tmp_path / "modelreg" / "resume.json").read_text())
+    again = await asyncio.to_thread(script, "finishes")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == [kept["run_id"], True, 3, 3]  # its run, after the 3 steps logged
+    assert not (tmp_path / "modelreg" / "resume.json").exists()  # it finished: the next start is a new run
+    fresh_id, resumed, *_ = json.loads((await asyncio.to_thread(script, "finishes")).stdout)
+    assert fresh_id != kept["run_id"] and not resumed
+    query = 'query($r: String!) { run(entity: "alice", project: "preempt", runId: $r) { state metrics { step } } }'
+    run = (await server.graphql(query, {"r": kept["run_id"]}))["data"]["run"]
+    assert run == {"state": "FINISHED", "metrics": [{"step": s} for s in range(6)]}
+
+
+# W&B's export and analysis scripts, as its public API guide writes them.
+
+
+def log_for_analysis(folder: Path) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    with wandb.init(project="analysis", id="trained") as run:
+        seen["live"] = (run.display_name, run.starting_step, run.start_time > 0, run.get_project_url())
+        for loss in (0.5, 0.4):
+            wandb.log({"loss": loss})
+            wandb.log({"examples": [wandb.Image(None)], "caption": "a cat"})  # not stored, yet a step as in W&B
+        seen["step"] = run.step
+        with tempfile.TemporaryDirectory() as scratch:  # W&B copies a file when it is added
+            (Path(scratch) / "model.pt").write_text("epoch 1")
+            model = wandb.Artifact("analysed", "model")
+            model.add_file(str(Path(scratch) / "model.pt"))
+        (folder / "ckpt.pt").write_text("epoch 1")
+        model.add_file(str(folder / "ckpt.pt"))
+        (folder / "ckpt.pt").write_text("epoch 2, written after it was added")
+        run.log_artifact(model)
+        run.name = "renamed"
+        seen["save"] = run.save()  # W&B's old way to save a rename: nothing to do
+    logged = wandb.Api().artifact("analysis/analysed:latest")
+    seen["files"] = {
+        name: Path(logged.get_entry(name).download(folder / "got")).read_text() for name in ("model.pt", "ckpt.pt")
+    }
+    try:
+        logged.get_entry("absent.pt")
+    except KeyError as missing:  # W&B raises KeyError
+        seen["missing"] = str(missing)
+    seen["artifact"] = (logged.state, logged.url.endswith(f"/#/artifacts/{logged.id}"))
+    return seen
+
+
+def analyse_runs() -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    api = wandb.Api()
+    for run in api.runs("analysis"):
+        seen["path"] = run.path
+        again = api.run("/".join(run.path))
+        seen["joined"] = (again.id, api.run(run.path).id)
+        seen["exported"] = (json.loads(run.json_config), run.summary_metrics["loss"], run.user.username)
+        run.summary["eval_f1"] = 0.88
+        run.summary.update()  # as W&B's "Update metrics for a run" writes it
+        run.summary.update({"eval_auc": 0.9})
+        run.summary["weights"] = numpy.array([0.5, 0.25])
+        run.update()
+    scoped = wandb.Api(overrides={"entity": "alice", "project": "analysis"})
+    read = scoped.run("trained")
+    seen["summary"] = {k: read.summary.get(k) for k in ("eval_f1", "eval_auc", "weights")}
+    return seen
+
+
+async def test_analysis_scripts_read_runs_paths_and_files_and_save_summaries_as_w_and_b_writes_them(
+    server: Stack, tmp_path: Path
+) -> None:
+    logged = await in_thread(log_for_analysis, tmp_path)
+    assert logged["live"][:3] == ("trained", 0, True) and logged["live"][3].endswith("/#/runs/alice/analysis")
+    assert logged["step"] == 4 and logged["save"] is True
+    assert logged["files"] == {"model.pt": "epoch 1", "ckpt.pt": "epoch 1"}  # as they were when added
+    assert "has no file 'absent.pt'" in logged["missing"]
+    assert logged["artifact"] == ("COMMITTED", True)
+    query = '{ run(entity: "alice", project: "analysis", runId: "trained") { name metrics { key step } } }'
+    run = (await server.graphql(query))["data"]["run"]
+    assert run["name"] == "renamed"
+    assert [(p["key"], p["step"]) for p in run["metrics"]] == [("loss", 0), ("loss", 2)]
+
+    seen = await in_thread(analyse_runs)
+    assert seen["path"] == ["alice", "analysis", "trained"] and seen["joined"] == ("trained", "trained")
+    assert seen["exported"] == ({}, 0.4, "alice")
+    assert seen["summary"] == {"eval_f1": 0.88, "eval_auc": 0.9, "weights": [0.5, 0.25]}
 
 
 # From W&B's registry guide: log a model, link it into the registry, fetch it by its registry path.

@@ -21,5 +21,24 @@ def test_a_file_added_at_a_taken_path_is_refused_unless_it_overwrites_as_in_w_an
         draft.add_file(second, name="notes.txt")
     draft.add_file(second, name="notes.txt", overwrite=True)
 
-    assert draft.local_files() == {"notes.txt": second}
+    assert {name: path.read_text() for name, path in draft.local_files().items()} == {"notes.txt": "second"}
     assert [(f.path, f.size) for f in draft.manifest()] == [("notes.txt", len("second"))]
+
+
+def test_a_file_is_copied_when_added_unless_its_policy_says_it_will_not_change(tmp_path: Path) -> None:
+    checkpoint, weights = tmp_path / "ckpt.pt", tmp_path / "weights" / "w.bin"
+    weights.parent.mkdir()
+    checkpoint.write_text("epoch 1")
+    weights.write_text("big")
+    draft = modelreg.Artifact("model", "model")
+    draft.add_file(checkpoint)
+    draft.add_dir(weights.parent, name="weights", policy="immutable")
+    checkpoint.write_text("epoch 2")  # saved again after it was added: the version holds epoch 1, as in W&B
+    checkpoint.unlink()
+
+    files = draft.local_files()
+    assert files["ckpt.pt"].read_text() == "epoch 1" and files["weights/w.bin"] == weights
+    with pytest.raises(InvalidInput, match="policy='copy'\\): give \"mutable\""):
+        draft.add_file(weights, name="other", policy="copy")
+    draft.cleanup()
+    assert not files["ckpt.pt"].exists()
