@@ -96,6 +96,7 @@ class RequestContext:
     jobs: JobLoader = field(init=False)
     visibility: Visibility = field(init=False)
     _readable: tuple[Caller | None, Readable] | None = field(init=False, default=None)
+    metric_points_read: int = field(init=False, default=0)  # graphql/metrics.py's budget of one request
 
     def __post_init__(self) -> None:
         self.visibility = Visibility(self.reads.pool)

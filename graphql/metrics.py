@@ -19,6 +19,22 @@ MAX_SAMPLES = 10_000
 MAX_SCAN_ROWS = 10_000
 MAX_POINTS_READ = 1_000_000  # rows (or samples) times metrics, for one field
 MAX_POINTS_LISTED = 100_000  # Run.metrics, one object per point
+# What one request may read of every run's metrics together: aliases of one field multiply its own limit, and
+# the points are turned into JSON on the event loop, where a few million of them stall every other request.
+# Run.metrics costs more per point (an object resolved field by field) than history's and scanHistory's arrays.
+MAX_POINTS_PER_REQUEST = 1_000_000
+LISTED_POINT_WEIGHT = 10
+
+
+def take_points(info: graphene.ResolveInfo, points: int, weight: int = 1) -> None:
+    """Count `points` against the request's budget; past it, the field is refused, saying what to do."""
+    context = info.context
+    context.metric_points_read += points * weight
+    if context.metric_points_read > MAX_POINTS_PER_REQUEST:
+        raise InvalidInput(
+            f"this request reads over {MAX_POINTS_PER_REQUEST:,} metric points across its fields (Run.metrics "
+            f"counts {LISTED_POINT_WEIGHT} a point): ask for fewer runs, keys or samples in one request"
+        )
 
 
 class Numbers(graphene.Scalar):
@@ -85,6 +101,7 @@ async def resolve_history(row: dict, info: graphene.ResolveInfo, samples: int, k
         raise InvalidInput(
             f"{len(curves)} metrics x {samples} samples is over {MAX_POINTS_READ:,} points: ask for fewer"
         )
+    take_points(info, sum(len(curve["steps"]) for curve in curves))
     return curves
 
 
@@ -99,6 +116,7 @@ async def resolve_scan_history(
     page = await MetricQueries(info.context.reads.pool).scan_page(
         _run_of(row), _keys(keys), NO_STEP if after_step is None else after_step, first, MAX_POINTS_READ
     )
+    take_points(info, sum(len(r["values"]) for r in page.rows))
     return {
         "items": page.rows,
         "end_cursor": encode_cursor(page.last_step) if page.last_step is not None else after,
@@ -107,7 +125,10 @@ async def resolve_scan_history(
 
 
 async def resolve_metric_points(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:
-    return await MetricQueries(info.context.reads.pool).points(_run_of(row), key, MAX_POINTS_LISTED)
+    queries = MetricQueries(info.context.reads.pool)
+    return await queries.points(
+        _run_of(row), key, MAX_POINTS_LISTED, counted=lambda points: take_points(info, points, LISTED_POINT_WEIGHT)
+    )
 
 
 HISTORY_ARGUMENTS = {

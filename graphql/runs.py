@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -168,11 +169,19 @@ async def _total_count(page: dict, info: graphene.ResolveInfo) -> int:
     if page["first_page"] and not page["has_next_page"]:
         return len(page["items"])  # all of them are here: a search that finds a few needs no second pass
     try:
-        return await info.context.reads.runs_count(page["filters"])
+        async with _search_turn(info):
+            return await info.context.reads.runs_count(page["filters"])
     except asyncpg.InvalidRegularExpressionError as exc:
         raise InvalidInput(f"a $regex of the filters is not a valid regular expression: {exc}") from None
     except TimeoutError:
         raise InvalidInput(SEARCH_TOO_LONG.format(info.context.reads.search_timeout_s)) from None
+
+
+def _search_turn(info: graphene.ResolveInfo) -> contextlib.AbstractAsyncContextManager[None]:
+    """A turn among the caller's runs searches (projections/search.py, SearchSlots): its aliased searches, or
+    requests side by side, hold two of the pool's connections at most."""
+    caller = info.context.caller
+    return info.context.reads.run_searches.of(str(caller.actor) if caller is not None else "")
 
 
 SEARCH_TOO_LONG = (
@@ -301,14 +310,15 @@ class RunQueries(graphene.ObjectType):
                 "first_page": True,
             }
         ordering = order_by(order)
+        reads = info.context.reads
         try:
-            if ordering is not None:
-                offset = _offset(after)
-                reads = info.context.reads
-                rows = await reads.runs_page_ordered(run_filters, ordering, offset=offset, limit=limit + 1)
-                found = key_page(rows, limit, after, lambda last: encode_key_cursor(str(offset + limit)))
-                return {**found, "filters": run_filters, "first_page": after is None}
-            rows = await info.context.reads.runs_page(run_filters, before=decode_time_cursor(after), limit=limit + 1)
+            async with _search_turn(info):
+                if ordering is not None:
+                    offset = _offset(after)
+                    rows = await reads.runs_page_ordered(run_filters, ordering, offset=offset, limit=limit + 1)
+                    found = key_page(rows, limit, after, lambda last: encode_key_cursor(str(offset + limit)))
+                    return {**found, "filters": run_filters, "first_page": after is None}
+                rows = await reads.runs_page(run_filters, before=decode_time_cursor(after), limit=limit + 1)
         except asyncpg.InvalidRegularExpressionError as exc:
             raise InvalidInput(f"a $regex of the filters is not a valid regular expression: {exc}") from None
         except TimeoutError:

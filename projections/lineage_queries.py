@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from modelreg.errors import InvalidInput
 from modelreg.events.names import count_in
 from modelreg.projections.readable import EVERYTHING, Readable
 from modelreg.projections.search import like_pattern
@@ -188,6 +189,21 @@ class LineageQueries:
             return placeholders
 
         async with self.pool.acquire() as conn:
+            if after is not None and not after[1].startswith("#") and not readable.hides_nothing:
+                # Compared against hidden rows, an id the caller made up would tell by what comes back where a
+                # hidden id sorts: an oracle that reads it character by character. So a cursor must name a
+                # neighbour the caller was shown.
+                shown = await conn.fetchval(
+                    f"SELECT {node_readable(f'e.{far}', '$4::text[]', '$5::text[]')} FROM lineage_edges e "
+                    f"WHERE e.{near} = $1 AND e.recorded_at = $2 AND e.{far} = $3",
+                    node,
+                    after[0],
+                    after[1],
+                    sorted(readable.hidden_entities),
+                    sorted(readable.hidden_models),
+                )
+                if not shown:
+                    raise InvalidInput("this cursor names no neighbour you were shown: pass a page's endCursor")
             if after is not None and after[1].startswith("#") and (rank := count_in(after[1][1:])) is not None:
                 tie = await conn.fetchval(
                     f"SELECT {far} FROM lineage_edges WHERE {near} = $1 AND recorded_at = $2 ORDER BY {far} "

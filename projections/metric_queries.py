@@ -6,7 +6,7 @@ per step; `points` lists every point of a metric (small runs, the run page of ol
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,15 +117,23 @@ class MetricQueries:
             "SELECT max(last_step) FROM run_metric_chunks WHERE entity = $1 AND project = $2 AND run_id = $3", *run
         )
 
-    async def points(self, run: tuple[str, str, str], key: str | None, max_points: int) -> list[dict[str, Any]]:
-        """Every point (of one metric), in key then step order; refused, before any is read, past `max_points`."""
+    async def points(
+        self,
+        run: tuple[str, str, str],
+        key: str | None,
+        max_points: int,
+        counted: Callable[[int], None] = lambda points: None,
+    ) -> list[dict[str, Any]]:
+        """Every point (of one metric), in key then step order; refused, before any is read, past `max_points`.
+        `counted` is told how many there are before they are read (it may refuse too)."""
         keys = None if key is None else [key]
-        logged = await self.pool.fetchval(_LOGGED, *run, keys)
-        if logged and logged > max_points:
+        logged = await self.pool.fetchval(_LOGGED, *run, keys) or 0
+        if logged > max_points:
             raise InvalidInput(
                 f"this run has {logged:,} points, over {max_points:,} for one list: read them with "
                 "history(samples:) for a chart or scanHistory(first:, after:) page by page"
             )
+        counted(logged)
         curves = await self.curves(run, keys)
         return [
             {"key": k, "step": step, "value": value}

@@ -13,7 +13,7 @@ import asyncpg
 from modelreg.events.names import count_in
 from modelreg.projections.readable import EVERYTHING, Readable, Visibility
 from modelreg.projections.run_query import RunOrder, RunQuery
-from modelreg.projections.search import like_pattern
+from modelreg.projections.search import SearchSlots, like_pattern
 
 _VERSION_COLUMNS = """
     id, entity, project, name, artifact_type, version_index, digest, manifest, description, metadata,
@@ -71,6 +71,7 @@ class RegistryQueries:
         # A runs search runs a caller's filters, $regex patterns included, and some patterns (backreferences)
         # take PostgreSQL minutes: past this the query is cancelled (TimeoutError), freeing its connection.
         self.search_timeout_s = 15.0
+        self.run_searches = SearchSlots(per_caller=2)
 
     async def artifact_version(self, version_id: UUID) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE id = $1", version_id)

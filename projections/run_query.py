@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelreg.errors import InvalidInput
+from modelreg.events.automations import has_back_reference
 
 MAX_CONDITIONS = 100
 MAX_DEPTH = 8
@@ -242,4 +243,6 @@ def _time(value: Any, key: str) -> datetime:
 def _pattern(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 500:
         raise InvalidInput("$regex takes a regular expression (a string of at most 500 characters)")
+    if has_back_reference(value):  # PostgreSQL backtracks for them alone: one search could take minutes
+        raise InvalidInput(f"$regex {value!r} refers back to a group (\\1 to \\9), which is not supported: drop it")
     return value

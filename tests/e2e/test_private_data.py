@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from support.story import LINK, LOG_VERSION, START_RUN, USE, digest_of, file_ent
 from support.waiting import wait_until
 
 import graphql
+from modelreg.graphql.pages import encode_time_cursor
 from modelreg.graphql.schema import build_schema
 
 pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
@@ -335,6 +337,26 @@ async def test_counts_and_lineage_tell_an_outsider_nothing_but_the_shape(stack: 
         key=await stack.key(VIEWER, "viewer"),
     )
     assert f"artifact:{lynx.ids['dataset']}" in {n["id"] for n in viewer["data"]["lineage"]["nodes"]}
+
+
+async def test_a_cursor_made_up_to_probe_a_hidden_neighbour_is_refused(stack: Stack) -> None:
+    """A hidden neighbour is `hidden:1`; a cursor naming anything but a neighbour the caller was shown would
+    say, by what comes after it, where the hidden id sorts: an oracle that reads it a character at a time."""
+    lynx = await lynx_logs_its_work(stack)
+    outsider = await stack.key(OUTSIDER, "member")
+    document = (
+        "query($a: String) { lineageNeighbours(node: $node, direction: UPSTREAM, first: 1, after: $a) "
+        "{ items { node { id } edge { recordedAt } } endCursor } }"
+    ).replace("$node", f'"artifact:{lynx.ids["published"]}"')
+    first = (await stack.graphql(document, {"a": None}, key=outsider))["data"]["lineageNeighbours"]
+    [hidden] = first["items"]
+    assert hidden["node"]["id"] == "hidden:1"
+    at = datetime.fromisoformat(hidden["edge"]["recordedAt"])
+    for guess in ("run:lynx/den/lynx-f", "run:lynx/den/lynx-fit", "run:a"):
+        probe = await stack.graphql(document, {"a": encode_time_cursor(at, guess)}, key=outsider)
+        assert probe["errors"][0]["extensions"]["code"] == "INVALID_INPUT", probe
+    following = await stack.graphql(document, {"a": first["endCursor"]}, key=outsider)  # the cursor it was given
+    assert following["data"]["lineageNeighbours"]["items"] == []
 
 
 async def test_a_file_downloads_for_who_reads_a_version_that_holds_it(stack: Stack) -> None:
