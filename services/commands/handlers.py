@@ -565,7 +565,11 @@ async def delete_artifact_version(cmd: DeleteArtifactVersion, ctx: CommandContex
         )
     links = await ctx.reads.registry.links_of(version["id"])
     if links:
-        models = ", ".join(f"{link['registered_model']}:v{link['version_index']}" for link in links)
+        readable = ctx.caller.readable()
+        shown = [f"{link['registered_model']}:v{link['version_index']}" for link in links]
+        shown = [name for name, link in zip(shown, links, strict=True) if readable.model(link["registered_model"])]
+        unread = len(links) - len(shown)  # a private model's name is not told to who may not read it
+        models = ", ".join([*shown, *([f"{unread} registered model(s) you may not read"] if unread else [])])
         raise Conflict(f"{ref} is linked to {models}: unlink it from the registry before deleting it")
     payload = ArtifactVersionDeleted(
         artifact_version_id=version["id"],

@@ -361,6 +361,10 @@ async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext)
     if cmd.enabled and automation["action"].get("kind") == "launch":
         _may_launch_in(automation["action"]["entity"], ctx)
     scope = watched_scope(automation["trigger"], automation["action"])
+    if not cmd.enabled and str(ctx.caller.actor) != automation["created_by"] and scope is None:
+        # One watching every team is the installation's (an audit webhook, say): a member of some team may
+        # switch off what watches that team, not what watches every one.
+        ctx.caller.require("admin", (), f"switching off {automation['created_by']}'s automation of every team")
     payload = (AutomationEnabled if cmd.enabled else AutomationDisabled)(automation_id=cmd.automation_id, scope=scope)
     return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)
 

@@ -174,3 +174,16 @@ async def test_a_launch_action_naming_an_invalid_project_is_refused_when_created
     with pytest.raises(InvalidInput, match="action.project 'not a project!' is not a valid project name"):
         await registry(automation({**LAUNCH, "project": "not a project!"}), MEMBER)
     await registry(automation({**LAUNCH, "project": "${project}"}), MEMBER)  # filled, and checked, when it fires
+
+
+async def test_switching_off_an_admins_automation_that_watches_every_team_needs_an_admin() -> None:
+    """A member may switch off what watches a team; one watching every team is the installation's."""
+    registry = WriteSide()
+    audit_hook = {"kind": "webhook", "url": "https://93.184.216.34/audit"}
+    everywhere = (await registry(automation(audit_hook, {"event": "run_finished"}), ADMIN)).subject_id
+    with pytest.raises(PermissionDenied, match="switching off user:ada's automation of every team needs admin"):
+        await registry(SetAutomationEnabled(automation_id=everywhere, enabled=False), MEMBER)
+    on_acme = (await registry(automation(audit_hook), ADMIN)).subject_id
+    await registry(SetAutomationEnabled(automation_id=on_acme, enabled=False), MEMBER)  # acme's, as before
+    await registry(SetAutomationEnabled(automation_id=everywhere, enabled=False), ADMIN)
+    assert registry.read_models.launch.automations[everywhere]["enabled"] is False

@@ -21,6 +21,7 @@ from modelreg.services.commands.commands import (
     LogArtifactVersion,
     RaiseAlert,
     ResumeRun,
+    SetVisibility,
     StartRun,
     UpdateRunConfig,
     UpdateRunSummary,
@@ -257,3 +258,11 @@ async def test_a_version_linked_to_the_registry_is_not_deleted() -> None:
     await registry(LinkVersion(registered_model="fraud-detector", artifact_version_id=held))
     with pytest.raises(Conflict, match="is linked to fraud-detector:v0: unlink it from the registry"):
         await registry(DeleteArtifactVersion(**COLLECTION, version="v0"))
+
+    # Linked into a private model too: who may not read that model is not told its name.
+    await registry(LinkVersion(registered_model="secret-model", artifact_version_id=held))
+    await registry(SetVisibility(scope="model:secret-model", private=True))
+    with pytest.raises(Conflict) as refused:
+        await registry(DeleteArtifactVersion(**COLLECTION, version="v0"), registry.looked_up(MEMBER))
+    assert "linked to fraud-detector:v0, 1 registered model(s) you may not read" in refused.value.message
+    assert "secret" not in refused.value.message
