@@ -66,6 +66,17 @@ class Automation(graphene.ObjectType):
         return str(row["automation_id"])
 
     @staticmethod
+    async def resolve_last_fired_at(row: dict, info: graphene.ResolveInfo) -> datetime | None:
+        readable = info.context.readable
+        if readable.hides_nothing:
+            return row["last_fired_at"]
+        return await info.context.launch.last_fired_at(
+            row["automation_id"],
+            hidden_entities=sorted(readable.hidden_entities),
+            hidden_models=sorted(readable.hidden_models),
+        )
+
+    @staticmethod
     async def resolve_firings(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
         before = decode_row_cursor(after, datetime.fromisoformat, UUID)

@@ -25,6 +25,9 @@ FIRING_HIDDEN = """coalesce(
 )"""
 
 
+PENDING_PER_CREATOR = 20
+
+
 class LaunchQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -160,11 +163,34 @@ class LaunchQueries:
             return str(exc)
         return None
 
-    async def pending_firings(self, limit: int) -> list[dict[str, Any]]:
+    async def pending_firings(self, limit: int, per_creator: int = PENDING_PER_CREATOR) -> list[dict[str, Any]]:
+        """The oldest pending firings, at most `per_creator` of the automations of one principal: a webhook that
+        never answers is retried for minutes, and one member's firings must not fill the runner's window and
+        hold up every other team's automations."""
         rows = await self.pool.fetch(
-            "SELECT * FROM automation_firings WHERE status = 'pending' ORDER BY occurred_at LIMIT $1", limit
+            """SELECT p.* FROM (
+                   SELECT f.*, row_number() OVER (PARTITION BY a.created_by ORDER BY f.occurred_at, f.event_id) AS nth
+                   FROM automation_firings f JOIN automations a USING (automation_id)
+                   WHERE f.status = 'pending'
+               ) p
+               WHERE p.nth <= $2 ORDER BY p.occurred_at, p.event_id LIMIT $1""",
+            limit,
+            per_creator,
         )
-        return [dict(r) for r in rows]
+        return [{k: v for k, v in r.items() if k != "nth"} for r in rows]
+
+    async def last_fired_at(
+        self, automation_id: UUID, *, hidden_entities: Sequence[str], hidden_models: Sequence[str]
+    ) -> datetime | None:
+        """When it last fired on an event the caller may read (an automation watching every team fires on
+        private ones too, and the time would tell when a hidden team acted)."""
+        return await self.pool.fetchval(
+            "SELECT max(f.occurred_at) FROM automation_firings f WHERE f.automation_id = $1 AND f.status <> 'skipped' "
+            f"AND NOT {FIRING_HIDDEN.format(entities='$2::text[]', models='$3::text[]')}",
+            automation_id,
+            list(hidden_entities),
+            list(hidden_models),
+        )
 
     async def firings(
         self,

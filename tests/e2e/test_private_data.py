@@ -161,8 +161,9 @@ async def lynx_logs_its_work(stack: Stack) -> Lynx:
         }""",
         {"a": {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "yard", "source": SOURCE}},
     )
+    lynx.ids["every run"] = every_run["createAutomation"]["automation"]["id"]
     await ok(stack, FINISH_RUN, {"i": {**LYNX, "runId": "lynx-prep", "state": "FINISHED"}})
-    for fired in (lynx.ids["automation"], every_run["createAutomation"]["automation"]["id"]):
+    for fired in (lynx.ids["automation"], lynx.ids["every run"]):
         await wait_until(lambda fired=fired: automation_fired(stack, fired))
     # An agent runs the job the automation launched: its reports are lynx's too.
     firings = await ok(stack, FIRINGS, {"id": lynx.ids["automation"]})
@@ -337,6 +338,17 @@ async def test_counts_and_lineage_tell_an_outsider_nothing_but_the_shape(stack: 
         key=await stack.key(VIEWER, "viewer"),
     )
     assert f"artifact:{lynx.ids['dataset']}" in {n["id"] for n in viewer["data"]["lineage"]["nodes"]}
+
+
+async def test_when_an_automation_watching_every_team_fired_on_a_private_one_is_not_told(stack: Stack) -> None:
+    lynx = await lynx_logs_its_work(stack)
+    query = "query($id: ID!) { automation(id: $id) { lastFiredAt firings { items { status } } } }"
+    seen = {
+        who: (await stack.graphql(query, {"id": lynx.ids["every run"]}, key=await stack.key(who, role)))["data"]
+        for who, role in ((OUTSIDER, "member"), (VIEWER, "viewer"))
+    }
+    assert seen[OUTSIDER]["automation"] == {"lastFiredAt": None, "firings": {"items": []}}
+    assert seen[VIEWER]["automation"]["lastFiredAt"] is not None  # granted on lynx: it reads the firing
 
 
 async def test_a_cursor_made_up_to_probe_a_hidden_neighbour_is_refused(stack: Stack) -> None:
