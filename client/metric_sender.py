@@ -77,6 +77,7 @@ class MetricSender:
         self._flushing = 0
         self._closing = False
         self._thread: threading.Thread | None = None
+        self.delivered_at = time.monotonic()  # when a batch last reached the server (the run's heartbeat reads it)
         self._errors: list[ModelregError] = []
         self._warned = False
         self._next_step = 0
@@ -233,6 +234,7 @@ class MetricSender:
         while True:
             try:
                 self._sink(batch, command_id)
+                self.delivered_at = time.monotonic()
                 return
             except ModelregError as exc:
                 if exc.code == "NOT_YET_VISIBLE":

@@ -23,6 +23,7 @@ from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.artifact_paths import parse_artifact_path, registered_model_name
 from modelreg.environment import capture, launch_value
 from modelreg.errors import InvalidInput, NotFound
+from modelreg.heartbeat import Heartbeat
 from modelreg.ignored import ignore
 from modelreg.metric_sender import MetricSender, encoded
 from modelreg.metric_summaries import MetricSummaries
@@ -35,6 +36,7 @@ RUN_FILES_TYPE = "run-files"  # what `save()` and files left in `run.dir` are lo
 _START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 _METRICS = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
+_HEARTBEAT = "mutation($i: RunHeartbeatInput!) { runHeartbeat(input: $i) }"
 VERSION_FIELDS = (
     "id entity project name type version digest description metadata aliases latest createdAt size "
     "files { path size digest ref }"
@@ -146,6 +148,7 @@ class Run:
         self._finished = False
         self._resumed = False
         self.resume_file: Path | None = None  # init(resume=True)'s record of this run, removed at a clean finish
+        self._heartbeat: Heartbeat | None = None
         self.start_time = time.time()  # W&B's: seconds since the epoch when this process started or joined it
         self.starting_step = 0  # W&B's: the step this process starts logging at (after a resumed run's last)
 
@@ -159,7 +162,9 @@ class Run:
     def start_with(cls, transport: Transport, fields: dict[str, Any], dir: str | Path | None = None) -> Run:
         """Start a run from its StartRun input (see `start_fields`)."""
         transport.graphql(_START, {"i": with_command_id(fields)})
-        return cls.from_fields(transport, fields, dir=dir)
+        run = cls.from_fields(transport, fields, dir=dir)
+        run.start_beating()
+        return run
 
     @classmethod
     def from_fields(cls, transport: Transport, fields: dict[str, Any], dir: str | Path | None = None) -> Run:
@@ -256,6 +261,13 @@ class Run:
 
     def _files_folder(self) -> Path:
         return (self._dir_root or Path.cwd()) / "modelreg" / f"run-{self.id}" / "files"
+
+    def start_beating(self) -> None:
+        """Tell the server, while the run logs nothing, that its process is alive (client/heartbeat.py)."""
+        run = {"entity": self.entity, "project": self.project, "runId": self.id}
+        self._heartbeat = Heartbeat(
+            lambda: self.transport.graphql(_HEARTBEAT, {"i": run}), lambda: self._metrics.delivered_at
+        )
 
     def resume_after(self, step: int | None) -> None:
         """A joined run goes on after the last step it logged, never over it."""
@@ -519,6 +531,8 @@ class Run:
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
         if self._finished:
             return
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         exit_code = exit_code or 0
         self._commit_step()
         try:

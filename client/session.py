@@ -345,6 +345,7 @@ def _resumed(transport: Transport, options: dict[str, Any], entity: str) -> Run 
     )
     if found["state"] != "RUNNING":  # the RunState enum on the wire
         run._change("resume_run", {})  # it ended: running again (a runs.run_resumed event)
+    run.start_beating()
     run.summary.keep(found["summary"] or {})  # what it had; its finish merges in what this process adds
     run.config.update(options["config"])  # what this process passes wins, as events
     run.resume_after(found["lastHistoryStep"])

@@ -262,6 +262,18 @@ class RunAlerted(Event):
     level: AlertLevel = "INFO"
 
 
+class RunHeartbeat(Event):
+    """The run's process is alive, though it has logged nothing for a while (the client sends one at start and
+    then while idle). A running run silent for long, that beats, is marked crashed (RunFinished, "crashed")."""
+
+    type = "runs.run_heartbeat"
+    version = 1
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+
+
 class RunResumed(Event):
     """`init(id=..., resume=...)` of a finished (or failed, crashed) run: it is running again, its history goes on."""
 

@@ -47,6 +47,7 @@ from modelreg.services.commands.commands import (
     FinishRun,
     LogMetrics,
     RaiseAlert,
+    RecordRunHeartbeat,
     RecordSync,
     ResumeRun,
     StartRun,
@@ -406,6 +407,17 @@ class DescribeRunInput(graphene.InputObjectType):
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
+class RunHeartbeatInput(graphene.InputObjectType):
+    entity = graphene.String(required=True)
+    project = graphene.String(required=True)
+    run_id = graphene.String(required=True)
+
+
+async def _resolve_run_heartbeat(root: Any, info: graphene.ResolveInfo, input: dict) -> bool:
+    await info.context.app.execute(parse_command(RecordRunHeartbeat, input), info.context.caller)
+    return True
+
+
 class ResumeRunInput(graphene.InputObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
@@ -499,6 +511,14 @@ class RunMutations(graphene.ObjectType):
         input=ResumeRunInput(required=True),
         description="Reopen a run that ended to log to it again (W&B's init(resume=...)); a running one stays as is.",
         resolver=_changes_run(ResumeRun),
+    )
+    run_heartbeat = graphene.Boolean(
+        required=True,
+        input=RunHeartbeatInput(required=True),
+        description="The run's process is alive (the training client sends one at start, then every 2 minutes it "
+        "logs nothing): a running run that beats, silent for 15 minutes, is marked CRASHED; one marked so that "
+        "beats again is RUNNING again.",
+        resolver=_resolve_run_heartbeat,
     )
     raise_alert = graphene.Field(
         Run,

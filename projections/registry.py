@@ -35,6 +35,7 @@ from modelreg.events.runs import (
     RunConfigUpdated,
     RunDescribed,
     RunFinished,
+    RunHeartbeat,
     RunResumed,
     RunStarted,
     RunSummaryUpdated,
@@ -373,6 +374,13 @@ CREATE INDEX runs_by_launch_job ON runs ((environment->'launch'->>'job_id'))
 ALTER TABLE artifact_versions ADD COLUMN deleted_at timestamptz, ADD COLUMN deleted_by text;
 """
 
+# When a run's process last said it was alive (runs.run_heartbeat): a running run that beats, silent for long,
+# is marked crashed (services/automations/runner.py). Runs of clients that never beat are never marked.
+SCHEMA_V11 = """
+ALTER TABLE runs ADD COLUMN last_heartbeat_at timestamptz;
+CREATE INDEX runs_beating ON runs (last_heartbeat_at) WHERE state = 'running' AND last_heartbeat_at IS NOT NULL;
+"""
+
 _RUN_CONFIG_UPDATED = """
 UPDATE runs SET config = (config || $4) - $5::text[] WHERE entity = $1 AND project = $2 AND run_id = $3
 """
@@ -382,8 +390,13 @@ _RUN_SUMMARY_UPDATED = """
 UPDATE runs SET summary = (summary || $4) - $5::text[] WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
+_RUN_HEARTBEAT = """
+UPDATE runs SET last_heartbeat_at = $4 WHERE entity = $1 AND project = $2 AND run_id = $3
+"""
+
 _RUN_RESUMED = """
-UPDATE runs SET state = 'running', exit_code = NULL, finished_at = NULL, finished_offline_at = NULL
+UPDATE runs SET state = 'running', exit_code = NULL, finished_at = NULL, finished_offline_at = NULL,
+                last_heartbeat_at = NULL
 WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
@@ -437,6 +450,7 @@ class RegistryProjection(Projection):
         Migration("registry", 8, SCHEMA_V8),
         Migration("registry", 9, SCHEMA_CHUNKS),
         Migration("registry", 10, SCHEMA_V10),
+        Migration("registry", 11, SCHEMA_V11),
         # Which versions hold a file, for /blobs downloads of callers with private scopes hidden (readable.py).
         Migration("registry_files", 1, FILES_V1),
         Migration("registry_files", 2, FILES_V2),
@@ -523,6 +537,10 @@ class RegistryProjection(Projection):
     def run_summary_updated(self, e: RunSummaryUpdated, envelope: Envelope) -> list[Statement]:
         args = (e.entity, e.project, e.run_id, e.changes, list(e.removed))
         return [Statement(_RUN_SUMMARY_UPDATED, args, rows="run")]
+
+    @handles(RunHeartbeat)
+    def run_heartbeat(self, e: RunHeartbeat, envelope: Envelope) -> list[Statement]:
+        return [Statement(_RUN_HEARTBEAT, (e.entity, e.project, e.run_id, envelope.occurred_at), rows="run")]
 
     @handles(RunResumed)
     def run_resumed(self, e: RunResumed, envelope: Envelope) -> list[Statement]:

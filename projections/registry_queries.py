@@ -319,6 +319,19 @@ class RegistryQueries:
         )
         return [dict(r) for r in rows]
 
+    async def silent_runs(self, silent_since: datetime, limit: int) -> list[dict[str, Any]]:
+        """Running runs whose client beats and has not been heard from (a heartbeat, a metric batch) since."""
+        rows = await self.pool.fetch(
+            """SELECT r.entity, r.project, r.run_id, r.last_heartbeat_at FROM runs r
+               WHERE r.state = 'running' AND r.last_heartbeat_at IS NOT NULL AND r.last_heartbeat_at < $1
+               AND NOT EXISTS (SELECT 1 FROM run_metric_chunks c WHERE c.entity = r.entity AND c.project = r.project
+                               AND c.run_id = r.run_id AND c.logged_at >= $1)
+               ORDER BY r.last_heartbeat_at LIMIT $2""",
+            silent_since,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
     async def runs_count(self, filters: RunFilters) -> int:
         where, args = filters.where()
         return await self.pool.fetchval(

@@ -499,10 +499,23 @@ def api(
 @click.option(
     "--agent-timeout", default=30.0, show_default=True, help="Seconds of agent silence before its jobs are requeued."
 )
+@click.option(
+    "--run-crashed-after",
+    envvar="MODELREG_RUN_CRASHED_AFTER",
+    default=900.0,
+    show_default=True,
+    help="Seconds of silence (no heartbeat, no metrics) after which a running run is marked crashed.",
+)
 def triggers(
-    kafka: str | None, database_url: str, topic: str, webhook_secret_key: str | None, agent_timeout: float
+    kafka: str | None,
+    database_url: str,
+    topic: str,
+    webhook_secret_key: str | None,
+    agent_timeout: float,
+    run_crashed_after: float,
 ) -> None:
-    """Carry out automations (enqueue jobs, deliver webhooks) and requeue the jobs of vanished agents."""
+    """Carry out automations (enqueue jobs, deliver webhooks), requeue the jobs of vanished agents and mark
+    crashed the runs whose process went silent."""
     from modelreg.services.settings import Settings
     from modelreg.services.triggers import run_triggers
 
@@ -513,6 +526,7 @@ def triggers(
         topic=topic,
         webhook_secret_key=webhook_secret_key,
         agent_timeout_s=agent_timeout,
+        run_crashed_after_s=run_crashed_after,
     )
     _run_until_signal(run_triggers(settings, stopping), stopping)
 

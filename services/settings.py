@@ -26,6 +26,8 @@ class Settings:
     webhook_secret_key: str | None = None
     # An agent silent for this long has vanished: its jobs are requeued.
     agent_timeout_s: float = 30.0
+    # A running run whose client beats, silent (no heartbeat, no metrics) for this long, is marked crashed.
+    run_crashed_after_s: float = 900.0
     # Work is bounded before it is done: a request body over this is refused with 413 before it is read.
     # 8 MiB holds a manifest of about 60,000 files; a GraphQL document itself is bounded by its tokens.
     max_body_bytes: int = 8 * 1024**2

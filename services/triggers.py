@@ -59,6 +59,7 @@ async def run_triggers(
             await wired.application(),
             WebhookSecrets(settings.webhook_secret_key),
             agent_timeout_s=settings.agent_timeout_s,
+            run_crashed_after_s=settings.run_crashed_after_s,
             webhook_backoff_s=webhook_backoff_s,
         )
         async with active_replica(settings, stopping) as active:

@@ -1,5 +1,6 @@
 """Carries out what the trigger projection recorded: enqueue the job or deliver the webhook of each
-pending firing, as the automation, and records it as events. Also requeues the jobs of vanished agents.
+pending firing, as the automation, and records it as events. Also requeues the jobs of vanished agents, and
+marks crashed the runs whose process went silent (services/automations/crashed_runs.py).
 
 Exactly-once effect: a firing stays pending until the trigger projection sees the AutomationFired event
 this runner appends after the effect. A crash in between repeats the effect: an enqueue names the same
@@ -31,6 +32,7 @@ from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.readable import scope_of
 from modelreg.services.automations import webhook_targets
+from modelreg.services.automations.crashed_runs import CRASHED_AFTER_S, mark_silent_runs_crashed
 from modelreg.services.automations.templates import render
 from modelreg.services.automations.webhook_signing import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookSecrets, signature
 from modelreg.services.automations.webhook_targets import Resolve, resolve_with_the_system
@@ -66,6 +68,7 @@ class AutomationRunner:
         secrets: WebhookSecrets,
         *,
         agent_timeout_s: float = 30.0,
+        run_crashed_after_s: float = CRASHED_AFTER_S,
         webhook_backoff_s: float = 0.5,
         max_requeue_tries: int = 5,
         resolve: Resolve = resolve_with_the_system,
@@ -75,6 +78,7 @@ class AutomationRunner:
         self.launch = LaunchQueries(app.reads.pool)
         self.secrets = secrets
         self.agent_timeout_s = agent_timeout_s
+        self.run_crashed_after_s = run_crashed_after_s
         self.webhook_backoff_s = webhook_backoff_s
         self._in_flight: set[tuple[uuid.UUID, uuid.UUID]] = set()
         # Carried out, but the trigger projection may not show the firing closed yet: not again meanwhile.
@@ -93,7 +97,7 @@ class AutomationRunner:
     async def run(self, stopping: asyncio.Event) -> None:
         conn = await self.app.reads.pool.acquire()
         await conn.add_listener(FIRINGS_CHANNEL, self._woken)
-        supervised_at = 0.0
+        supervised_at = runs_supervised_at = 0.0
         try:
             while not stopping.is_set():
                 try:
@@ -101,6 +105,9 @@ class AutomationRunner:
                     if time.monotonic() - supervised_at > min(5.0, self.agent_timeout_s / 3):
                         await self.requeue_orphans()
                         supervised_at = time.monotonic()
+                    if time.monotonic() - runs_supervised_at > min(30.0, self.run_crashed_after_s / 3):
+                        await mark_silent_runs_crashed(self.app, self.run_crashed_after_s)
+                        runs_supervised_at = time.monotonic()
                 except (OSError, asyncpg.PostgresError, ModelregError) as exc:  # Postgres or the log away for a moment
                     log.warning("automation runner: %s; trying again in a second", exc)
                     await asyncio.sleep(1.0)

@@ -405,6 +405,14 @@ class DescribeRun(Recordable):
     group: RunGroup | None = None
 
 
+class RecordRunHeartbeat(Command):
+    """The training client's "still alive" while its run logs nothing (the server marks a silent run crashed)."""
+
+    entity: EntityName
+    project: ProjectName
+    run_id: RunId
+
+
 class ResumeRun(Recordable):
     """Reopen a run that ended, to go on logging to it (W&B's `resume`); a running one stays as it is."""
 

@@ -53,6 +53,7 @@ from modelreg.events.runs import (
     RunConfigUpdated,
     RunDescribed,
     RunFinished,
+    RunHeartbeat,
     RunResumed,
     RunStarted,
     RunSummaryUpdated,
@@ -77,6 +78,7 @@ from modelreg.services.commands.commands import (
     ProtectAlias,
     RaiseAlert,
     Recordable,
+    RecordRunHeartbeat,
     RecordSync,
     RemoveAlias,
     ResumeRun,
@@ -178,7 +180,8 @@ async def finish_run(cmd: FinishRun, ctx: CommandContext) -> Decision:
     run = await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id)
     if run is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
-    if run["state"] != "running":
+    # A run marked crashed (silent too long) whose process ends after all records how it ended.
+    if run["state"] not in ("running", "crashed"):
         raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} is already {run['state']}")
     payload = RunFinished(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
@@ -515,6 +518,16 @@ async def resume_run(cmd: ResumeRun, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 
+async def record_run_heartbeat(cmd: RecordRunHeartbeat, ctx: CommandContext) -> Decision:
+    run = await _existing_run(cmd, ctx)
+    stream = run_stream(cmd.entity, cmd.project, cmd.run_id)
+    events = []
+    if run["state"] == "crashed":  # marked so while it could not reach us: it is running after all
+        events.append(ctx.event(RunResumed(**cmd.model_dump()), stream))
+    events.append(ctx.event(RunHeartbeat(**cmd.model_dump()), stream))
+    return Decision(events, cmd.run_id)
+
+
 async def raise_alert(cmd: RaiseAlert, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.run_id)
@@ -614,6 +627,7 @@ HANDLERS: dict[type[Command], Handler] = {
     DescribeRun: describe_run,
     RaiseAlert: raise_alert,
     ResumeRun: resume_run,
+    RecordRunHeartbeat: record_run_heartbeat,
     EditArtifactVersion: edit_artifact_version,
     DeleteArtifactVersion: delete_artifact_version,
 }

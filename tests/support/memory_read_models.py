@@ -62,6 +62,7 @@ from modelreg.events.runs import (
     RunConfigUpdated,
     RunDescribed,
     RunFinished,
+    RunHeartbeat,
     RunResumed,
     RunStarted,
     RunSummaryUpdated,
@@ -164,7 +165,10 @@ class MemoryRegistry:
             case RunFinished():
                 self.runs[e.entity, e.project, e.run_id].update(state=e.state, finished_at=envelope.occurred_at)
             case RunResumed():
-                self.runs[e.entity, e.project, e.run_id].update(state="running", finished_at=None)
+                run = self.runs[e.entity, e.project, e.run_id]
+                run.update(state="running", finished_at=None, last_heartbeat_at=None)
+            case RunHeartbeat():
+                self.runs[e.entity, e.project, e.run_id].update(last_heartbeat_at=envelope.occurred_at)
             case RunConfigUpdated() | RunSummaryUpdated():
                 which = "config" if isinstance(e, RunConfigUpdated) else "summary"
                 values = self.runs[e.entity, e.project, e.run_id].setdefault(which, {})

@@ -165,7 +165,14 @@ def wandb_script_events() -> list[Envelope]:
     from uuid import uuid4
 
     from modelreg.events.artifacts import ArtifactVersionDeleted, ArtifactVersionEdited, artifact_stream
-    from modelreg.events.runs import RunAlerted, RunConfigUpdated, RunDescribed, RunResumed, RunSummaryUpdated
+    from modelreg.events.runs import (
+        RunAlerted,
+        RunConfigUpdated,
+        RunDescribed,
+        RunHeartbeat,
+        RunResumed,
+        RunSummaryUpdated,
+    )
 
     alice = Actor(kind="user", id="alice")
     run = {"entity": "acme", "project": "nature", "run_id": "r1"}
@@ -176,6 +183,7 @@ def wandb_script_events() -> list[Envelope]:
         RunDescribed(**run, tags=("baseline",), notes="try a smaller lr"),
         RunAlerted(**run, title="accuracy dropped", text="0.4 < 0.5", level="WARN"),
         RunResumed(**run),
+        RunHeartbeat(**run),
     ]
     on_artifact = [
         ArtifactVersionEdited(**version, description="cleaned", aliases_added=("best",)),

@@ -1,0 +1,41 @@
+"""A run's "still alive" while it logs nothing: the server marks a running run crashed when its client, which
+beats, has been silent for long (15 minutes by default), as W&B does for a killed or lost process. A beat is
+sent when the run starts and then every `every_s` in which no metric batch reached the server, so a run that
+logs sends none. An unreachable server is tried again at the next beat; the run goes on regardless."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from modelreg.errors import ModelregError
+
+EVERY_S = 120.0
+
+
+class Heartbeat:
+    def __init__(
+        self, beat: Callable[[], object], last_heard: Callable[[], float], every_s: float | None = None
+    ) -> None:
+        """`beat` tells the server; `last_heard` is when (time.monotonic) the server last heard from the run."""
+        self._beat, self._last_heard, self.every_s = beat, last_heard, every_s or EVERY_S
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="modelreg-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._send()
+        while not self._stopped.wait(self.every_s / 4):
+            if time.monotonic() - max(self._last_heard(), self._sent_at) >= self.every_s:
+                self._send()
+
+    def _send(self) -> None:
+        self._sent_at = time.monotonic()
+        try:
+            self._beat()
+        except (ModelregError, RuntimeError, OSError):
+            pass  # the server is away (or the run's connection closed): the next beat tries again; the run goes on
+
+    def stop(self) -> None:
+        self._stopped.set()

@@ -1,0 +1,84 @@
+"""A run whose process dies without a word (SIGKILL, out of memory) is marked crashed once its client has been
+silent for a while, as W&B marks it; a run that is only quiet beats and stays running; one marked crashed whose
+process comes back runs again and finishes as it ends. Runs of clients that never beat are left alone."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support.stack import Stack
+from support.story import START_RUN
+from support.waiting import wait_until
+
+import modelreg
+import modelreg.heartbeat
+from modelreg.services.settings import Settings
+
+pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
+
+KILLED = """
+import os
+import modelreg
+
+run = modelreg.init(project="crash", id="killed")
+run.log({"loss": 1.0})
+run.flush()
+os._exit(1)  # no finish, no atexit: as SIGKILL or the out-of-memory killer leaves it
+"""
+STATE = 'query($r: String!) { run(entity: "alice", project: "crash", runId: $r) { state } }'
+
+
+async def state_of(stack: Stack, run_id: str) -> str:
+    return (await stack.graphql(STATE, {"r": run_id}))["data"]["run"]["state"]
+
+
+async def test_a_killed_run_is_marked_crashed_and_a_quiet_one_stays_running(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(modelreg.heartbeat, "EVERY_S", 0.3)  # the client's beat; the server's 2 s below
+    async with Stack(dataclasses.replace(settings, run_crashed_after_s=2.0)) as stack:
+        assert stack.client is not None
+        monkeypatch.setenv("MODELREG_URL", str(stack.client.make_url("/")).rstrip("/"))
+        (tmp_path / "killed.py").write_text(KILLED)
+        env = {**os.environ, "PYTHONPATH": ""}
+        died = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "killed.py"], cwd=tmp_path, env=env, capture_output=True, timeout=120
+        )
+        assert died.returncode == 1, died.stderr
+        await stack.graphql(START_RUN, {"input": {"entity": "alice", "project": "crash", "runId": "no-beats"}})
+
+        def quiet_run() -> str:
+            with modelreg.init(project="crash", id="quiet"):
+                time.sleep(4)  # logs nothing for twice the server's limit: its beats keep it running
+                return modelreg.Api().run("alice/crash/quiet").state
+
+        assert await asyncio.to_thread(quiet_run) == "running"
+        await wait_until(lambda: _is(stack, "killed", "CRASHED"), timeout_s=30)
+        assert await state_of(stack, "quiet") == "FINISHED"
+        assert await state_of(stack, "no-beats") == "RUNNING"  # another tool's run, which never beat
+
+        crashed = await asyncio.to_thread(
+            lambda: [r.id for r in modelreg.Api().runs("alice/crash", filters={"state": "crashed"})]
+        )
+        assert crashed == ["killed"]  # as W&B's scripts find them
+
+        # Its process was only cut off: it beats again, runs again, and its finish says how it ended.
+        beat = 'mutation { runHeartbeat(input: {entity: "alice", project: "crash", runId: "killed"}) }'
+        assert (await stack.graphql(beat))["data"] == {"runHeartbeat": True}
+        assert await state_of(stack, "killed") == "RUNNING"
+        finish = 'mutation { finishRun(input: {entity: "alice", project: "crash", runId: "killed"}) { state } }'
+        assert (await stack.graphql(finish))["data"]["finishRun"]["state"] == "FINISHED"
+        audit = '{ auditLog(stream: "run:alice/crash/killed", first: 50) { items { action actor } } }'
+        items = (await stack.graphql(audit))["data"]["auditLog"]["items"]
+        assert {"action": "runs.run_finished", "actor": "service:modelreg-run-supervisor"} in items
+
+
+async def _is(stack: Stack, run_id: str, state: str) -> bool:
+    return await state_of(stack, run_id) == state
