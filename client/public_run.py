@@ -13,7 +13,7 @@ from modelreg.run_values import plain, sendable
 from modelreg.transport import Transport, with_command_id
 
 RUN_FIELDS = (
-    "entity project runId name jobType state config summary environment startedAt startedBy finishedAt "
+    "entity project runId name jobType state config summary environment startedAt startedBy finishedAt heartbeatAt "
     "notes tags group lastHistoryStep"
 )
 _HISTORY = """query($e: String!, $p: String!, $r: String!, $keys: [String!], $samples: Int!) {
@@ -83,6 +83,8 @@ class PublicRun:
         self.created_at: str = fields["startedAt"]
         self.started_by: str = fields["startedBy"]
         self.finished_at: str | None = fields.get("finishedAt")
+        self.heartbeat_at: str | None = fields.get("heartbeatAt")  # when it was last heard from
+        self.heartbeatAt = self.heartbeat_at  # W&B's spelling
         self.notes: str | None = fields.get("notes")
         self.tags: list[str] = list(fields.get("tags") or [])
         self.group: str | None = fields.get("group")

@@ -76,6 +76,9 @@ class Run(graphene.ObjectType):
     started_at = graphene.DateTime(required=True)
     started_by = graphene.String(required=True)
     finished_at = graphene.DateTime()
+    heartbeat_at = graphene.DateTime(
+        required=True, description="when it was last heard from: its end, its client's last heartbeat, or its start"
+    )
     synced_at = graphene.DateTime(description="when a run recorded offline was uploaded")
     started_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it started")
     finished_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it finished")
@@ -119,6 +122,11 @@ class Run(graphene.ObjectType):
     launched_by = graphene.Field(
         Job, description="the Launch job that started this run (its triggeredBy names the automation and the event)"
     )
+
+    @staticmethod
+    def resolve_heartbeat_at(row: dict, info: graphene.ResolveInfo) -> datetime:
+        heard = [row.get("finished_at"), row.get("last_heartbeat_at"), row["started_at"]]
+        return max(at for at in heard if at is not None)
 
     @staticmethod
     async def resolve_launched_by(row: dict, info: graphene.ResolveInfo) -> dict | None:

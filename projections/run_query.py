@@ -45,7 +45,9 @@ _COLUMNS = {
     "created_at": "started_at",
 }
 _DOCUMENTS = {"config": "config", "summary_metrics": "summary", "summary": "summary"}
-_ORDERS = {**_COLUMNS, "tags": "tags"}
+# W&B's heartbeat_at: when the run was last heard from (its end, its last heartbeat, else its start).
+HEARD_AT = "greatest(finished_at, last_heartbeat_at, started_at)"
+_ORDERS = {**_COLUMNS, "tags": "tags", "heartbeat_at": HEARD_AT, "heartbeatAt": HEARD_AT}
 
 
 @dataclass

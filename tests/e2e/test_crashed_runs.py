@@ -75,6 +75,12 @@ async def test_a_killed_run_is_marked_crashed_and_a_quiet_one_stays_running(
         assert await state_of(stack, "killed") == "RUNNING"
         finish = 'mutation { finishRun(input: {entity: "alice", project: "crash", runId: "killed"}) { state } }'
         assert (await stack.graphql(finish))["data"]["finishRun"]["state"] == "FINISHED"
+        heard = await asyncio.to_thread(
+            lambda: [
+                (r.id, r.heartbeatAt is not None) for r in modelreg.Api().runs("alice/crash", order="-heartbeat_at")
+            ]
+        )
+        assert heard[0] == ("killed", True)  # heard from last: it just finished
         audit = '{ auditLog(stream: "run:alice/crash/killed", first: 50) { items { action actor } } }'
         items = (await stack.graphql(audit))["data"]["auditLog"]["items"]
         assert {"action": "runs.run_finished", "actor": "service:modelreg-run-supervisor"} in items
