@@ -660,18 +660,19 @@ class LoggedArtifact:
         next version: `remove()` and `add_file()` what changes; the files kept are not uploaded again."""
         return _draft(self._source[0], self.type, self.description, self.metadata, self._files)
 
-    def download(self, root: str | Path | None = None, **options: Any) -> LocalFolder:
-        """Fetch every file under `root` (default ./artifacts/<name>-<version>), verified against the
-        manifest; files already there with the right digest are not fetched again. W&B's other options
-        (allow_missing_references, skip_cache, path_prefix, multipart) are accepted and ignored. Returns the
-        folder as W&B's `str`, which also joins like a Path (`LocalFolder`)."""
+    def download(self, root: str | Path | None = None, path_prefix: str | None = None, **options: Any) -> LocalFolder:
+        """Fetch every file (W&B's `path_prefix`: those whose path starts with it) under `root` (default
+        ./artifacts/<name>-<version>), verified against the manifest; files already there with the right digest
+        are not fetched again. W&B's other options (allow_missing_references, skip_cache, multipart) are accepted
+        and ignored. Returns the folder as W&B's `str`, which also joins like a Path (`LocalFolder`)."""
         for option in options:
             ignore(f"download({option}=...)")
         root = Path(root) if root is not None else self.default_root()
-        for f in self._files:  # the server refuses such paths; a client never trusts that alone
+        files = [f for f in self._files if path_prefix is None or f.path.startswith(path_prefix)]
+        for f in files:  # the server refuses such paths; a client never trusts that alone
             if not (root / f.path).resolve().is_relative_to(root.resolve()):
                 raise InvalidInput(f"artifact file {f.path!r} would land outside {root}")
-        wanted = [f for f in self._files if not _already_there(root / f.path, f)]
+        wanted = [f for f in files if not _already_there(root / f.path, f)]
         total = sum(f.size for f in wanted)
         with tqdm(
             total=total, unit="B", unit_scale=True, desc=f"downloading {self.name}", disable=total < PROGRESS_FROM_BYTES

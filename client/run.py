@@ -653,8 +653,8 @@ def _numbers(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
             except (TypeError, ValueError):  # an array of several values
                 ignore(f"logging arrays (such as {name!r})", "only numbers are recorded")
                 continue
-        if type(value) is int and -EXACT_INT <= value <= EXACT_INT:
-            numbers[name] = value  # the summary keeps an int, as W&B's does; the history stores a double
+        if (type(value) is int and -EXACT_INT <= value <= EXACT_INT) or type(value) is bool:
+            numbers[name] = value  # the summary keeps an int or a bool, as W&B's does; the history stores a double
             continue
         try:
             number = float(value)

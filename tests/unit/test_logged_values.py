@@ -66,7 +66,8 @@ def test_run_log_leaves_out_what_is_not_a_finite_number_and_says_so(tmp_path: Pa
 
 def test_a_logged_integer_stays_an_integer_in_the_summary_and_is_a_double_in_the_history(tmp_path: Path) -> None:
     with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
-        run.log({"epoch": 3, "loss": 0.5, "tokens": 2**60, "batch": numpy.int64(7)})
+        run.log({"epoch": 3, "loss": 0.5, "tokens": 2**60, "batch": numpy.int64(7), "is_best": True})
+        assert run.summary["is_best"] is True  # as W&B keeps it; the history holds 1.0
         assert run.summary["epoch"] == 3 and type(run.summary["epoch"]) is int  # W&B scripts compare with ints
         assert run.summary["batch"] == 7 and type(run.summary["batch"]) is int
         assert type(run.summary["tokens"]) is float  # beyond what a double holds exactly, as it is stored
