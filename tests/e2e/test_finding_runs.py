@@ -199,7 +199,7 @@ async def test_a_script_reads_a_projects_runs_with_the_client_a_page_at_a_time(
 
     assert await asyncio.to_thread(listed) == newest_first(range(COUNT))
     failed = await asyncio.to_thread(lambda: list(api.runs("acme/nature", state="failed", search="resnet")))
-    assert [(r.path, r.state, r.summary) for r in failed] == [
+    assert [("/".join(r.path), r.state, r.summary) for r in failed] == [
         (f"acme/nature/run-{n:02d}", "failed", {"loss": pytest.approx(0.1 * n)}) for n in (15, 0)
     ]
     with pytest.raises(InvalidInput, match="entity/project"):
