@@ -33,7 +33,7 @@ _RUNS_COUNT = """query($e: String!, $p: String!, $search: String, $state: RunSta
 }"""
 _VERSION_FIELDS = (
     "id entity project name type version digest description metadata aliases latest createdAt size "
-    "files { path size digest ref }"
+    "tags files { path size digest ref }"
 )
 _ARTIFACT_BY_ID = f"query($id: ID) {{ artifactVersion(id: $id) {{ {_VERSION_FIELDS} deletedAt }} }}"
 _VERSIONS = f"""query($e: String!, $p: String!, $n: String!, $first: Int!, $after: String) {{
@@ -129,6 +129,15 @@ class ArtifactCollection:
 
     def artifacts(self, per_page: int = 50) -> Iterator[LoggedArtifact]:
         return self.versions(per_page)
+
+    def is_sequence(self) -> bool:
+        """W&B's: versions of one name logged over time (a portfolio is a registered model here)."""
+        return True
+
+    @property
+    def aliases(self) -> list[str]:
+        """The aliases its versions hold (`latest` among them when it has a version), as W&B lists them."""
+        return sorted({alias for version in self.versions() for alias in version.aliases})
 
 
 @dataclass(frozen=True)

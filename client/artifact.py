@@ -458,6 +458,7 @@ class LoggedArtifact:
         self._latest = bool(fields.get("latest"))
         self.aliases: list[str] = [*fields["aliases"], *(["latest"] if self._latest else [])]
         self.description: str | None = fields.get("description")
+        self.tags: list[str] = list(fields.get("tags") or [])  # the registry's tags of the version (read only)
         self.created_at: str | None = fields.get("createdAt")
         self._files = [ArtifactFile(f["path"], int(f["size"]), f["digest"], f.get("ref")) for f in fields["files"]]
         self._source = (fields["name"], fields["version"])

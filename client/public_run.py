@@ -26,7 +26,7 @@ _SCAN = """query($e: String!, $p: String!, $r: String!, $keys: [String!], $first
 }"""
 _ARTIFACT_FIELDS = (
     "id entity project name type version digest description metadata aliases latest createdAt size "
-    "files { path size digest ref }"
+    "tags files { path size digest ref }"
 )
 _ARTIFACTS = {
     field: f"""query($e: String!, $p: String!, $r: String!, $first: Int!, $after: String) {{

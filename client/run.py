@@ -39,7 +39,7 @@ _METRICS = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
 _HEARTBEAT = "mutation($i: RunHeartbeatInput!) { runHeartbeat(input: $i) }"
 VERSION_FIELDS = (
     "id entity project name type version digest description metadata aliases latest createdAt size "
-    "files { path size digest ref }"
+    "tags files { path size digest ref }"
 )
 _LOG = f"mutation($i: LogArtifactVersionInput!) {{ logArtifactVersion(input: $i) {{ {VERSION_FIELDS} }} }}"
 _FIND = f"query($ref: String!) {{ artifactVersion(ref: $ref) {{ {VERSION_FIELDS} }} }}"

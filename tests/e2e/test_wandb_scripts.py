@@ -323,6 +323,8 @@ def log_for_analysis(folder: Path) -> dict[str, Any]:
     except KeyError as missing:  # W&B raises KeyError
         seen["missing"] = str(missing)
     seen["artifact"] = (logged.state, logged.url.endswith(f"/#/artifacts/{logged.id}"))
+    collection = wandb.Api().artifact_collection("model", "analysis/analysed")
+    seen["collection"] = (collection.is_sequence(), collection.aliases, logged.tags)
     prefixed = Path(logged.download(folder / "prefixed", path_prefix="ckpt"))
     seen["prefixed"] = sorted(p.name for p in prefixed.iterdir())
     return seen
@@ -356,6 +358,7 @@ async def test_analysis_scripts_read_runs_paths_and_files_and_save_summaries_as_
     assert logged["files"] == {"model.pt": "epoch 1", "ckpt.pt": "epoch 1"}  # as they were when added
     assert "has no file 'absent.pt'" in logged["missing"]
     assert logged["artifact"] == ("COMMITTED", True) and logged["prefixed"] == ["ckpt.pt"]
+    assert logged["collection"] == (True, ["latest"], [])
     query = '{ run(entity: "alice", project: "analysis", runId: "trained") { name metrics { key step } } }'
     run = (await server.graphql(query))["data"]["run"]
     assert run["name"] == "renamed"
