@@ -6,8 +6,10 @@ import contextlib
 import copy
 import hashlib
 import json
+import os
 import shutil
 import tempfile
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -155,9 +157,10 @@ class Artifact:
         self._add(name, path)
 
     def _staged(self) -> Path:
-        """A new file's place in this artifact's own folder, removed once it is logged (or garbage)."""
+        """A new file's place in this artifact's own folder (staging_folder()), removed once it is logged (or
+        garbage)."""
         if self._staging is None:
-            self._staging = Path(tempfile.mkdtemp(prefix="modelreg-artifact-"))
+            self._staging = Path(tempfile.mkdtemp(prefix="artifact-", dir=staging_folder()))
             weakref.finalize(self, shutil.rmtree, self._staging, True)
         self._staged_count += 1
         return self._staging / str(self._staged_count)
@@ -389,9 +392,38 @@ class Artifact:
         return total
 
     def cleanup(self) -> None:
-        if self._staging is not None:
-            shutil.rmtree(self._staging, ignore_errors=True)
-            self._staging = None
+        """Once logged: the copies go; the files they were are described by the logged manifest from then on,
+        so logging the same artifact again uploads nothing and reads no copy."""
+        if self._staging is None:
+            return
+        logged = {entry.path: entry for entry in self._logged_manifest or []}
+        for name, path in list(self._files.items()):
+            if path.is_relative_to(self._staging) and name in logged:
+                self._known[name] = logged[name]
+                del self._files[name]
+        shutil.rmtree(self._staging, ignore_errors=True)
+        self._staging = None
+
+
+STALE_STAGING_S = 7 * 24 * 3600
+
+
+def staging_folder() -> Path:
+    """Where `add_file` copies files and `new_file` writes them: MODELREG_STAGING_DIR, else the user's cache
+    (as W&B's staging is; a container's /tmp is often small, or memory). Folders a killed process left there
+    a week ago or more are removed."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelreg" / "staging"
+    folder = Path(os.environ.get("MODELREG_STAGING_DIR") or cache)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a home that cannot be written to
+        folder = Path(tempfile.gettempdir())
+    stale = time.time() - STALE_STAGING_S
+    for left in folder.glob("artifact-*"):
+        with contextlib.suppress(OSError):
+            if left.is_dir() and left.stat().st_mtime < stale:
+                shutil.rmtree(left, ignore_errors=True)
+    return folder
 
 
 def _copies(policy: str, call: str) -> bool:

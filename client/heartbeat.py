@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable
 
 from modelreg.errors import ModelregError
 
-EVERY_S = 120.0
+EVERY_S = 300.0  # three beats missed make the server's 15 minutes
 
 
 class Heartbeat:
@@ -21,6 +22,7 @@ class Heartbeat:
         """`beat` tells the server; `last_heard` is when (time.monotonic) the server last heard from the run."""
         self._beat, self._last_heard, self.every_s = beat, last_heard, every_s or EVERY_S
         self._stopped = threading.Event()
+        self._warned = False
         self._thread = threading.Thread(target=self._run, name="modelreg-heartbeat", daemon=True)
         self._thread.start()
 
@@ -34,8 +36,12 @@ class Heartbeat:
         self._sent_at = time.monotonic()
         try:
             self._beat()
-        except (ModelregError, RuntimeError, OSError):
-            pass  # the server is away (or the run's connection closed): the next beat tries again; the run goes on
+        except Exception as exc:  # noqa: BLE001 -- the server away, a proxy's 502 page: the thread must outlive it
+            if not isinstance(exc, ModelregError) and not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"modelreg: a heartbeat was not sent ({type(exc).__name__}: {exc}); trying again", stacklevel=1
+                )
 
     def stop(self) -> None:
         self._stopped.set()

@@ -58,6 +58,27 @@ class RunSummary(dict[str, Any]):
             self._save()
 
 
+class RunPath(list[str]):
+    """`[entity, project, id]`, as W&B's public run gives it (scripts write `"/".join(run.path)`), that also
+    still reads as the "entity/project/id" text earlier modelreg versions returned: printed, compared with a
+    string, hashed or split, it is that text."""
+
+    def __str__(self) -> str:
+        return "/".join(self)
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == other if isinstance(other, str) else list.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(str(self))
+
+    def split(self, sep: str | None = None, maxsplit: int = -1) -> list[str]:
+        return str(self).split(sep, maxsplit)
+
+
 @dataclass(frozen=True)
 class RunUser:
     username: str
@@ -126,9 +147,9 @@ class PublicRun:
         return RunUser(self.started_by.removeprefix("user:"))
 
     @property
-    def path(self) -> list[str]:
+    def path(self) -> RunPath:
         """`[entity, project, id]`, as W&B's public run gives it: scripts write `"/".join(run.path)`."""
-        return [self.entity, self.project, self.id]
+        return RunPath([self.entity, self.project, self.id])
 
     @property
     def _path(self) -> str:

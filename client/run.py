@@ -531,8 +531,6 @@ class Run:
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
         if self._finished:
             return
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
         exit_code = exit_code or 0
         self._commit_step()
         try:
@@ -549,6 +547,8 @@ class Run:
                 "exitCode": exit_code,
                 "summary": summary,
             }
+            if self._heartbeat is not None:  # beating through the last uploads, which may take long
+                self._heartbeat.stop()
             try:
                 self._send_finish(fields)
             except InvalidInput as refused:

@@ -203,8 +203,14 @@ class LineageQueries:
                     sorted(readable.hidden_models),
                 )
                 if not shown:
-                    raise InvalidInput("this cursor names no neighbour you were shown: pass a page's endCursor")
-            if after is not None and after[1].startswith("#") and (rank := count_in(after[1][1:])) is not None:
+                    raise InvalidInput(
+                        "this cursor names no neighbour you were shown: pass a page's endCursor, or start again "
+                        "from the first page"
+                    )
+            if after is not None and after[1].startswith("#"):
+                rank = count_in(after[1][1:])
+                if rank is None:  # else the raw text would be compared against hidden ids, as above
+                    raise InvalidInput("this cursor is not one this API returned: pass a page's endCursor")
                 tie = await conn.fetchval(
                     f"SELECT {far} FROM lineage_edges WHERE {near} = $1 AND recorded_at = $2 ORDER BY {far} "
                     "OFFSET $3 LIMIT 1",

@@ -84,6 +84,7 @@ class AutomationRunner:
         # Carried out, but the trigger projection may not show the firing closed yet: not again meanwhile.
         self._done: set[tuple[uuid.UUID, uuid.UUID]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._marking: asyncio.Task[None] | None = None  # the pass over silent runs under way
         self._wake = asyncio.Event()
         self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         # Per (job, attempt) the supervisor could not move on yet: rounds tried, requeues appended, why.
@@ -106,7 +107,7 @@ class AutomationRunner:
                         await self.requeue_orphans()
                         supervised_at = time.monotonic()
                     if time.monotonic() - runs_supervised_at > min(30.0, self.run_crashed_after_s / 3):
-                        await mark_silent_runs_crashed(self.app, self.run_crashed_after_s)
+                        self._supervise_runs()
                         runs_supervised_at = time.monotonic()
                 except (OSError, asyncpg.PostgresError, ModelregError) as exc:  # Postgres or the log away for a moment
                     log.warning("automation runner: %s; trying again in a second", exc)
@@ -123,6 +124,21 @@ class AutomationRunner:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._http.aclose()
+
+    def _supervise_runs(self) -> None:
+        """A pass over silent runs, as a task of its own: when the registry lags, each mark waits for it, and
+        firings, enqueues and requeues must not wait behind them."""
+        if self._marking is not None and not self._marking.done():
+            return
+        self._marking = asyncio.create_task(self._mark_crashed_runs())
+        self._tasks.add(self._marking)
+        self._marking.add_done_callback(self._tasks.discard)
+
+    async def _mark_crashed_runs(self) -> None:
+        try:
+            await mark_silent_runs_crashed(self.app, self.run_crashed_after_s)
+        except (OSError, asyncpg.PostgresError, ModelregError) as exc:
+            log.warning("run supervisor: %s; trying again at the next pass", exc)
 
     def _woken(self, *_: object) -> None:
         self._wake.set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from uuid_utils.compat import uuid7
@@ -23,7 +24,7 @@ from modelreg.events.artifacts import (
     ManifestEntry,
     artifact_stream,
 )
-from modelreg.events.envelope import Actor
+from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.identity import (
     ApiKeyIssued,
     ApiKeyRevoked,
@@ -200,7 +201,10 @@ async def log_metrics(cmd: LogMetrics, ctx: CommandContext) -> Decision:
         run_id=cmd.run_id,
         series=tuple(MetricSeries.model_validate(s) for s in series_from_rows(rows)),
     )
-    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], len(cmd.rows))
+    return Decision(
+        [*_alive_again(run, cmd, ctx), ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))],
+        len(cmd.rows),
+    )
 
 
 async def log_metric_batch(cmd: LogMetricBatch, ctx: CommandContext) -> Decision:
@@ -208,10 +212,24 @@ async def log_metric_batch(cmd: LogMetricBatch, ctx: CommandContext) -> Decision
     points = sum(len(s.values) for s in cmd.series)
     if await already_accepted(cmd, ctx):
         return Decision([], points)
-    if await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
+    run = await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id)
+    if run is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
     payload = MetricsLogged(**cmd.facts())
-    return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], points)
+    return Decision(
+        [*_alive_again(run, cmd, ctx), ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], points
+    )
+
+
+def _alive_again(
+    run: dict[str, Any], cmd: LogMetrics | LogMetricBatch | RecordRunHeartbeat, ctx: CommandContext
+) -> list[Envelope]:
+    """A run marked crashed (services/automations/crashed_runs.py) that is heard from again is running: it was
+    cut off, not dead (an outage of the API, a partitioned node)."""
+    if run["state"] != "crashed":
+        return []
+    resumed = RunResumed(entity=cmd.entity, project=cmd.project, run_id=cmd.run_id)
+    return [ctx.event(resumed, run_stream(cmd.entity, cmd.project, cmd.run_id))]
 
 
 async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> Decision:
@@ -518,14 +536,18 @@ async def resume_run(cmd: ResumeRun, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 
+HEARTBEAT_AT_MOST_EVERY = timedelta(minutes=1)
+
+
 async def record_run_heartbeat(cmd: RecordRunHeartbeat, ctx: CommandContext) -> Decision:
     run = await _existing_run(cmd, ctx)
+    if run["state"] not in ("running", "crashed"):
+        raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} is {run['state']}: resume it to log to it again")
+    beaten = run.get("last_heartbeat_at")
+    if run["state"] == "running" and beaten is not None and datetime.now(UTC) - beaten < HEARTBEAT_AT_MOST_EVERY:
+        return Decision([], cmd.run_id)  # a beat a minute is all the log keeps, however many are sent
     stream = run_stream(cmd.entity, cmd.project, cmd.run_id)
-    events = []
-    if run["state"] == "crashed":  # marked so while it could not reach us: it is running after all
-        events.append(ctx.event(RunResumed(**cmd.model_dump()), stream))
-    events.append(ctx.event(RunHeartbeat(**cmd.model_dump()), stream))
-    return Decision(events, cmd.run_id)
+    return Decision([*_alive_again(run, cmd, ctx), ctx.event(RunHeartbeat(**cmd.model_dump()), stream)], cmd.run_id)
 
 
 async def raise_alert(cmd: RaiseAlert, ctx: CommandContext) -> Decision:

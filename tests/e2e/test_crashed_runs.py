@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from support.waiting import wait_until
 
 import modelreg
 import modelreg.heartbeat
+from modelreg.services.commands import handlers
 from modelreg.services.settings import Settings
 
 pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
@@ -43,6 +45,7 @@ async def test_a_killed_run_is_marked_crashed_and_a_quiet_one_stays_running(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(modelreg.heartbeat, "EVERY_S", 0.3)  # the client's beat; the server's 2 s below
+    monkeypatch.setattr(handlers, "HEARTBEAT_AT_MOST_EVERY", timedelta(0))  # the server keeps a beat a minute
     async with Stack(dataclasses.replace(settings, run_crashed_after_s=2.0)) as stack:
         assert stack.client is not None
         monkeypatch.setenv("MODELREG_URL", str(stack.client.make_url("/")).rstrip("/"))
@@ -69,12 +72,17 @@ async def test_a_killed_run_is_marked_crashed_and_a_quiet_one_stays_running(
         )
         assert crashed == ["killed"]  # as W&B's scripts find them
 
-        # Its process was only cut off: it beats again, runs again, and its finish says how it ended.
+        # Its process was only cut off: what it logs next makes it run again, and its finish says how it ended.
+        log = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
+        batch = {"entity": "alice", "project": "crash", "runId": "killed"}
+        await stack.graphql(log, {"i": {**batch, "series": [{"key": "loss", "firstStep": 1, "values": [0.9]}]}})
+        assert await state_of(stack, "killed") == "RUNNING"
         beat = 'mutation { runHeartbeat(input: {entity: "alice", project: "crash", runId: "killed"}) }'
         assert (await stack.graphql(beat))["data"] == {"runHeartbeat": True}
-        assert await state_of(stack, "killed") == "RUNNING"
         finish = 'mutation { finishRun(input: {entity: "alice", project: "crash", runId: "killed"}) { state } }'
         assert (await stack.graphql(finish))["data"]["finishRun"]["state"] == "FINISHED"
+        refused = await stack.graphql(beat)  # a finished run beats no more (resumed, it would)
+        assert refused["errors"][0]["extensions"]["code"] == "CONFLICT"
         heard = await asyncio.to_thread(
             lambda: [
                 (r.id, r.heartbeatAt is not None) for r in modelreg.Api().runs("alice/crash", order="-heartbeat_at")

@@ -312,6 +312,7 @@ def log_for_analysis(folder: Path) -> dict[str, Any]:
         model.add_file(str(folder / "ckpt.pt"))
         (folder / "ckpt.pt").write_text("epoch 2, written after it was added")
         run.log_artifact(model)
+        seen["logged again"] = run.log_artifact(model).version  # its copies are gone: described by what was logged
         run.name = "renamed"
         seen["save"] = run.save()  # W&B's old way to save a rename: nothing to do
     logged = wandb.Api().artifact("analysis/analysed:latest")
@@ -354,7 +355,7 @@ async def test_analysis_scripts_read_runs_paths_and_files_and_save_summaries_as_
 ) -> None:
     logged = await in_thread(log_for_analysis, tmp_path)
     assert logged["live"][:3] == ("trained", 0, True) and logged["live"][3].endswith("/#/runs/alice/analysis")
-    assert logged["step"] == 4 and logged["save"] is True
+    assert logged["step"] == 4 and logged["save"] is True and logged["logged again"] == "v0"
     assert logged["files"] == {"model.pt": "epoch 1", "ckpt.pt": "epoch 1"}  # as they were when added
     assert "has no file 'absent.pt'" in logged["missing"]
     assert logged["artifact"] == ("COMMITTED", True) and logged["prefixed"] == ["ckpt.pt"]
