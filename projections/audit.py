@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from modelreg.events.envelope import Envelope
+from modelreg.events.runs import RunHeartbeat
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import CopyInto, Projection, Statement
 from modelreg.projections.readable import AUDIT_SCOPE_V1, AUDIT_SCOPE_V2
@@ -89,6 +90,11 @@ FROM unnest($1::text[]) AS s(stream)
 """
 
 
+# A run's heartbeat says its process is alive; it is nobody's action, and a quiet run's beats would bury its
+# history (the run page reads its stream's newest records). It stays on the log, for the registry.
+NOT_ACTIONS = frozenset({RunHeartbeat.type})
+
+
 class AuditProjection(Projection):
     """Not one method per type: every event type, present and future, is recorded the same way."""
 
@@ -125,12 +131,14 @@ class AuditProjection(Projection):
             return super().batch_statements(events)
         statements = []
         for event in events:
+            if event.type in NOT_ACTIONS:
+                continue
             seq = last_seq[event.stream] = last_seq[event.stream] + 1
             statements.append((event.stream, Statement(_BATCH_COPIED, (*_record(event), seq))))
         return statements
 
     def statements(self, event: Envelope) -> list[Statement]:
-        return [Statement(_RECORDED, _record(event))]
+        return [] if event.type in NOT_ACTIONS else [Statement(_RECORDED, _record(event))]
 
 
 def _record(event: Envelope) -> tuple[Any, ...]:

@@ -92,6 +92,7 @@ async def test_a_killed_run_is_marked_crashed_and_a_quiet_one_stays_running(
         audit = '{ auditLog(stream: "run:alice/crash/killed", first: 50) { items { action actor } } }'
         items = (await stack.graphql(audit))["data"]["auditLog"]["items"]
         assert {"action": "runs.run_finished", "actor": "service:modelreg-run-supervisor"} in items
+        assert "runs.run_heartbeat" not in {i["action"] for i in items}  # nobody's action: not in the audit log
 
 
 async def _is(stack: Stack, run_id: str, state: str) -> bool:
