@@ -416,8 +416,9 @@ def staging_folder() -> Path:
     folder = Path(os.environ.get("MODELREG_STAGING_DIR") or cache)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError:  # a home that cannot be written to
-        folder = Path(tempfile.gettempdir())
+    except OSError:  # a home that cannot be written to: a folder of ours in /tmp (the sweep below is ours alone)
+        folder = Path(tempfile.gettempdir()) / "modelreg-staging"
+        folder.mkdir(exist_ok=True)
     stale = time.time() - STALE_STAGING_S
     for left in folder.glob("artifact-*"):
         with contextlib.suppress(OSError):

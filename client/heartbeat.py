@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from modelreg.errors import ModelregError
 
-EVERY_S = 300.0  # three beats missed make the server's 15 minutes
+EVERY_S = 120.0  # seven beats missed make the server's 15 minutes
 
 
 class Heartbeat:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +98,9 @@ class RequestContext:
     visibility: Visibility = field(init=False)
     _readable: tuple[Caller | None, Readable] | None = field(init=False, default=None)
     metric_points_read: int = field(init=False, default=0)  # graphql/metrics.py's budget of one request
+    # Its history and scanHistory fields read one at a time: side by side, each would read before the budget
+    # refused any (graphql/metrics.py).
+    metric_reads: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.visibility = Visibility(self.reads.pool)

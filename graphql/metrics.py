@@ -99,8 +99,9 @@ async def resolve_history(row: dict, info: graphene.ResolveInfo, samples: int, k
     # Charged before the read (aliases resolve side by side: charged after, each would read first), the
     # estimate settled against what was read.
     estimate = samples * (len(keys) if keys else 1)
-    take_points(info, estimate)
-    curves = await MetricQueries(info.context.reads.pool).history(_run_of(row), _keys(keys), samples)
+    async with info.context.metric_reads:
+        take_points(info, estimate)
+        curves = await MetricQueries(info.context.reads.pool).history(_run_of(row), _keys(keys), samples)
     if samples * len(curves) > MAX_POINTS_READ:
         raise InvalidInput(
             f"{len(curves)} metrics x {samples} samples is over {MAX_POINTS_READ:,} points: ask for fewer"
@@ -118,10 +119,11 @@ async def resolve_scan_history(
         raise InvalidInput(f"{len(keys)} metrics x {first} steps is over {MAX_POINTS_READ:,} points: ask for fewer")
     after_step = decode_cursor(after)
     estimate = first * (len(keys) if keys else 1)  # charged before the read, as history's
-    take_points(info, estimate)
-    page = await MetricQueries(info.context.reads.pool).scan_page(
-        _run_of(row), _keys(keys), NO_STEP if after_step is None else after_step, first, MAX_POINTS_READ
-    )
+    async with info.context.metric_reads:
+        take_points(info, estimate)
+        page = await MetricQueries(info.context.reads.pool).scan_page(
+            _run_of(row), _keys(keys), NO_STEP if after_step is None else after_step, first, MAX_POINTS_READ
+        )
     take_points(info, sum(len(r["values"]) for r in page.rows) - estimate)
     return {
         "items": page.rows,

@@ -523,7 +523,7 @@ class RunMutations(graphene.ObjectType):
     run_heartbeat = graphene.Boolean(
         required=True,
         input=RunHeartbeatInput(required=True),
-        description="The run's process is alive (the training client sends one at start, then every 5 minutes it "
+        description="The run's process is alive (the training client sends one at start, then every 2 minutes it "
         "logs nothing): a running run that beats, silent for 15 minutes, is marked CRASHED; one marked so that "
         "beats again is RUNNING again.",
         resolver=_resolve_run_heartbeat,

@@ -502,7 +502,7 @@ def api(
 @click.option(
     "--run-crashed-after",
     envvar="MODELREG_RUN_CRASHED_AFTER",
-    type=click.FloatRange(min=900.0),  # three of the client's 5-minute beats: fewer, and quiet runs flap
+    type=click.FloatRange(min=900.0),  # seven of the client's 2-minute beats: much less, and quiet runs flap
     default=900.0,
     show_default=True,
     help="Seconds of silence (no heartbeat, no metrics) after which a running run is marked crashed.",

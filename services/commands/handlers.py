@@ -228,8 +228,10 @@ def _alive_again(
     cut off, not dead (an outage of the API, a partitioned node)."""
     if run["state"] != "crashed":
         return []
-    resumed = RunResumed(entity=cmd.entity, project=cmd.project, run_id=cmd.run_id)
-    return [ctx.event(resumed, run_stream(cmd.entity, cmd.project, cmd.run_id))]
+    of_run = {"entity": cmd.entity, "project": cmd.project, "run_id": cmd.run_id}
+    stream = run_stream(cmd.entity, cmd.project, cmd.run_id)
+    # Then a beat: the resume forgets the last one, and a run with none is never marked crashed again.
+    return [ctx.event(RunResumed(**of_run), stream), ctx.event(RunHeartbeat(**of_run), stream)]
 
 
 async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> Decision:
@@ -546,8 +548,8 @@ async def record_run_heartbeat(cmd: RecordRunHeartbeat, ctx: CommandContext) -> 
     beaten = run.get("last_heartbeat_at")
     if run["state"] == "running" and beaten is not None and datetime.now(UTC) - beaten < HEARTBEAT_AT_MOST_EVERY:
         return Decision([], cmd.run_id)  # a beat a minute is all the log keeps, however many are sent
-    stream = run_stream(cmd.entity, cmd.project, cmd.run_id)
-    return Decision([*_alive_again(run, cmd, ctx), ctx.event(RunHeartbeat(**cmd.model_dump()), stream)], cmd.run_id)
+    beat = ctx.event(RunHeartbeat(**cmd.model_dump()), run_stream(cmd.entity, cmd.project, cmd.run_id))
+    return Decision(_alive_again(run, cmd, ctx) or [beat], cmd.run_id)
 
 
 async def raise_alert(cmd: RaiseAlert, ctx: CommandContext) -> Decision:

@@ -77,8 +77,10 @@ async def test_a_killed_run_is_marked_crashed_and_a_quiet_one_stays_running(
         batch = {"entity": "alice", "project": "crash", "runId": "killed"}
         await stack.graphql(log, {"i": {**batch, "series": [{"key": "loss", "firstStep": 1, "values": [0.9]}]}})
         assert await state_of(stack, "killed") == "RUNNING"
+        await wait_until(lambda: _is(stack, "killed", "CRASHED"), timeout_s=30)  # silent again: marked again
         beat = 'mutation { runHeartbeat(input: {entity: "alice", project: "crash", runId: "killed"}) }'
         assert (await stack.graphql(beat))["data"] == {"runHeartbeat": True}
+        assert await state_of(stack, "killed") == "RUNNING"
         finish = 'mutation { finishRun(input: {entity: "alice", project: "crash", runId: "killed"}) { state } }'
         assert (await stack.graphql(finish))["data"]["finishRun"]["state"] == "FINISHED"
         refused = await stack.graphql(beat)  # a finished run beats no more (resumed, it would)
