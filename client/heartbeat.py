@@ -44,4 +44,8 @@ class Heartbeat:
                 )
 
     def stop(self) -> None:
+        """No beat after this returns (but for one stuck past a few seconds): a beat behind the run's finish
+        would make a run marked crashed run again."""
         self._stopped.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)

@@ -199,6 +199,10 @@ class ModelQueries(graphene.ObjectType):
         actor=graphene.String(description="user:alice, service:ci, automation:<id>"),
         stream=graphene.String(description="e.g. registered_model:nature-classification"),
         action=graphene.String(description="an event type, e.g. registry.alias_added"),
+        actions=graphene.List(
+            graphene.NonNull(graphene.String),
+            description="any of these event types (a run page's changes, without its metric batches)",
+        ),
         since=graphene.DateTime(),
         until=graphene.DateTime(),
         description="Every action, newest first: who did what, to what, when.",
@@ -234,6 +238,7 @@ class ModelQueries(graphene.ObjectType):
             actor=filters.get("actor"),
             stream=filters.get("stream"),
             action=filters.get("action"),
+            actions=filters.get("actions"),
             since=filters.get("since"),
             until=filters.get("until"),
             before=position,

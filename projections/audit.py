@@ -1,4 +1,5 @@
-"""The audit read model: every event is an audit record (who, when, what, on which stream)."""
+"""The audit read model: every action is an audit record (who, when, what, on which stream); a run's heartbeat,
+nobody's action, is not."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ NOT_ACTIONS = frozenset({RunHeartbeat.type})
 
 
 class AuditProjection(Projection):
-    """Not one method per type: every event type, present and future, is recorded the same way."""
+    """Not one method per type: every event type, present and future, is recorded the same way (but NOT_ACTIONS)."""
 
     name = "audit"
     tables = ("audit_log",)

@@ -36,6 +36,7 @@ class AuditQueries:
         stream: str | None,
         action: str | None,
         since: Any,
+        actions: Sequence[str] | None = None,
         until: Any,
         before: tuple[Any, UUID] | None,
         limit: int,
@@ -55,6 +56,7 @@ class AuditQueries:
                  AND (scope IS NULL OR scope <> ALL($10::text[]))
                  AND NOT coalesce(
                      jsonb_typeof(payload -> 'scopes') = 'array' AND payload -> 'scopes' ?| $10::text[], false)
+                 AND ($11::text[] IS NULL OR type = ANY($11::text[]))
                ORDER BY occurred_at DESC, event_id DESC LIMIT $9""",
             kind or None,
             ident or None,
@@ -66,5 +68,6 @@ class AuditQueries:
             before[1] if before else None,
             limit,
             list(hidden_scopes),
+            None if actions is None else list(actions),
         )
         return [dict(r) for r in rows]

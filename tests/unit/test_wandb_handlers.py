@@ -12,6 +12,7 @@ from support.write_side import MEMBER, VIEWER, WriteSide, version_id
 from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from modelreg.events.runs import MetricSeries
 from modelreg.services.commands.commands import (
     DeleteArtifactVersion,
     DescribeRun,
@@ -19,7 +20,9 @@ from modelreg.services.commands.commands import (
     FinishRun,
     LinkVersion,
     LogArtifactVersion,
+    LogMetricBatch,
     RaiseAlert,
+    RecordRunHeartbeat,
     ResumeRun,
     SetVisibility,
     StartRun,
@@ -266,3 +269,33 @@ async def test_a_version_linked_to_the_registry_is_not_deleted() -> None:
         await registry(DeleteArtifactVersion(**COLLECTION, version="v0"), registry.looked_up(MEMBER))
     assert "linked to fraud-detector:v0, 1 registered model(s) you may not read" in refused.value.message
     assert "secret" not in refused.value.message
+
+
+# A run's heartbeat, and the crash mark of a silent one.
+
+
+async def test_a_heartbeat_is_kept_once_a_minute_and_refused_for_a_finished_run() -> None:
+    registry = await started()
+    await registry(RecordRunHeartbeat(**RUN), MEMBER)
+    again = await registry(RecordRunHeartbeat(**RUN), MEMBER)  # seconds later: the log keeps the first
+    assert registry.appended_types() == ["runs.run_started", "runs.run_heartbeat"] and again.events == []
+    assert the_run(registry)["last_heartbeat_at"] is not None
+    await registry(FinishRun(**RUN))
+    with pytest.raises(Conflict, match="is finished: resume it to log to it again"):
+        await registry(RecordRunHeartbeat(**RUN), MEMBER)
+    with pytest.raises(PermissionDenied):
+        await registry(RecordRunHeartbeat(**RUN), VIEWER)
+
+
+async def test_a_run_marked_crashed_that_logs_again_runs_again_and_can_be_marked_again() -> None:
+    registry = await started()
+    await registry(RecordRunHeartbeat(**RUN), MEMBER)
+    await registry(FinishRun(**RUN, state="crashed"))  # as the run supervisor marks a silent run
+    assert the_run(registry)["state"] == "crashed"
+    await registry(LogMetricBatch(**RUN, series=[MetricSeries(key="loss", first_step=0, values=(0.5,))]), MEMBER)
+    assert registry.appended_types()[-3:] == ["runs.run_resumed", "runs.run_heartbeat", "runs.metrics_logged"]
+    run = the_run(registry)
+    assert run["state"] == "running" and run["last_heartbeat_at"] is not None  # so a later silence is seen
+    await registry(FinishRun(**RUN, state="crashed"))
+    await registry(FinishRun(**RUN, state="finished"), MEMBER)  # alive after all: its own end is recorded
+    assert the_run(registry)["state"] == "finished"

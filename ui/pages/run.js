@@ -14,8 +14,9 @@ const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
   }
 }`;
 
-const CHANGES = `query RunChanges($stream: String!) {
-  auditLog(stream: $stream, first: 50) { items { eventId action actor occurredAt details } }
+// Asked by type: a run that logs has far more metric batches than changes on its stream.
+const CHANGES = `query RunChanges($stream: String!, $actions: [String!]) {
+  auditLog(stream: $stream, actions: $actions, first: 50) { items { eventId action actor occurredAt details } }
 }`;
 
 // What changed after the run started: config and summary keys set by the script, renames, alerts.
@@ -133,7 +134,7 @@ function Environment({ env }) {
 export function RunPage({ entity, project, runId }) {
   const result = useQuery(RUN, { entity, project, runId });
   const viewer = useViewer();
-  const changes = useQuery(CHANGES, { stream: `run:${entity}/${project}/${runId}` });
+  const changes = useQuery(CHANGES, { stream: `run:${entity}/${project}/${runId}`, actions: Object.keys(SHOWN) });
   const live = useLive({ streamPrefix: `run:${entity}/${project}/${runId}` }, () => { result.reload(); changes.reload(); });
   return html`<main class="pad"><${Loaded} result=${result}>${({ run }) => {
     if (!run) return html`<p class="muted">No run ${entity}/${project}/${runId}.</p>`;
