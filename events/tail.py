@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from typing import NamedTuple
 from uuid import uuid4
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 # Each tail holds a broker connection (Kafka) or a database connection (the Postgres log, where
 # Postgres allows 100 connections by default and the API's pool needs its share).
 MAX_OPEN_TAILS = 50
+MAX_TAILS_PER_OWNER = 10
 
 
 class TailedEvent(NamedTuple):
@@ -57,14 +59,23 @@ def decode_resume_point(resume_point: str, topic: str, ends: Mapping[int, int]) 
 
 class LogTails:
     """The tails one API process holds open, refused beyond `max_open` so subscribers cannot exhaust
-    the broker's or the database's connections."""
+    the broker's or the database's connections, and beyond `max_per_owner` for one owner (a principal), so
+    that one key, a viewer's say, cannot take every place and lock the others out of live events."""
 
-    def __init__(self, max_open: int = MAX_OPEN_TAILS, batch_size: int = 500, wait_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        max_open: int = MAX_OPEN_TAILS,
+        batch_size: int = 500,
+        wait_s: float = 1.0,
+        max_per_owner: int = MAX_TAILS_PER_OWNER,
+    ) -> None:
         self.max_open = max_open
+        self.max_per_owner = max_per_owner
         self.batch_size = batch_size
         self.wait_s = wait_s
         self._starting = 0
         self._reading = 0
+        self._of_owner: dict[str, int] = {}
 
     @property
     def reading(self) -> int:
@@ -77,7 +88,8 @@ class LogTails:
         *,
         from_now: bool = True,
         resume_point: str | None = None,
-        keep: Callable[[Envelope], bool] | None = None,
+        keep: Callable[[Envelope, LogPosition], bool] | None = None,
+        owner: str | None = None,
     ) -> AsyncGenerator[TailedEvent, None]:
         """The events `keep` accepts (all by default), appended from now on, or from the beginning of the
         log (`from_now=False`), or right after the event a `resume_point` came with; in log order per
@@ -85,6 +97,31 @@ class LogTails:
         skipped: the projector dead-letters them, a live view just has nothing to show."""
         if self._starting + self._reading >= self.max_open:
             raise Unavailable(f"this API process already serves {self.max_open} event subscriptions: try again later")
+        if owner is not None and self._of_owner.get(owner, 0) >= self.max_per_owner:
+            raise Unavailable(
+                f"{owner} already holds {self.max_per_owner} event subscriptions on this API process: complete one "
+                "first (one subscription can take several event types and scopes)"
+            )
+        if owner is not None:
+            self._of_owner[owner] = self._of_owner.get(owner, 0) + 1
+        try:
+            # Closed with this one, not when the garbage collector gets to it: it holds a reader of the log.
+            async with aclosing(self._follow(event_log, from_now, resume_point, keep)) as tailed_events:
+                async for tailed in tailed_events:
+                    yield tailed
+        finally:
+            if owner is not None:
+                self._of_owner[owner] -= 1
+                if not self._of_owner[owner]:
+                    del self._of_owner[owner]
+
+    async def _follow(
+        self,
+        event_log: EventLog,
+        from_now: bool,
+        resume_point: str | None,
+        keep: Callable[[Envelope, LogPosition], bool] | None,
+    ) -> AsyncGenerator[TailedEvent, None]:
         self._starting += 1
         try:
             ends = await event_log.end_positions()
@@ -116,7 +153,7 @@ class LogTails:
                     except UndecodableEvent as exc:
                         log.debug("tail skips %s: %s", position, exc)
                         continue
-                    if keep is None or keep(envelope):
+                    if keep is None or keep(envelope, position):
                         yield TailedEvent(position, envelope, encode_resume_point(position.topic, next_offsets))
         finally:
             self._reading -= 1

@@ -1,30 +1,34 @@
 """What a live subscriber may read, kept current while its socket is open.
 
-The visibility set is computed from the caller when the socket connects; the events that change it (an
-entity or model made private or public, a grant to or from the caller's principal) pass through every
-subscription's filter, and those appended after that moment update it, so that an entity made private
-stops reaching outsiders at once, without a query per event.
+The visibility set is computed from the caller when a subscription starts, once the identity read model has
+caught up with the log's end (`reflected`: the next offset of each partition it shows); the events that change
+it (an entity or model made private or public, a grant to or from the caller's principal) pass through every
+subscription's filter, and those at or past `reflected` update it, so that an entity made private stops
+reaching outsiders at once, without a query per event. By position, not by time: an event received before the
+subscription started may be appended after the read model was read (it was made private while the
+subscription started), and must still apply; one the read model shows, replayed, must not apply again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from modelreg.events.envelope import Envelope
 from modelreg.events.identity import RoleGranted, RoleRevoked, ScopeMadePrivate, ScopeMadePublic
+from modelreg.events.log import LogPosition
 from modelreg.projections.readable import Readable
 from modelreg.services.commands.access import Caller
 
 
 class LiveReadable:
-    def __init__(self, caller: Caller, since: datetime | None = None) -> None:
+    def __init__(self, caller: Caller, reflected: Mapping[int, int]) -> None:
         self.caller = caller
-        self.since = since or datetime.now(UTC)  # what `caller` already reflects
+        self.reflected = dict(reflected)  # partition -> the first offset `caller` does not reflect
         self.readable: Readable = caller.readable()
 
-    def sees(self, envelope: Envelope) -> bool:
-        if envelope.occurred_at > self.since:
+    def sees(self, envelope: Envelope, position: LogPosition) -> bool:
+        if position.offset >= self.reflected.get(position.partition, 0):
             self._apply(envelope)
         return self.readable.event(envelope)
 

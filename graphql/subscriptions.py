@@ -12,23 +12,24 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import graphene
 
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, Unavailable
 from modelreg.events.codec import to_json_dict
 from modelreg.events.envelope import Envelope
 from modelreg.events.filters import EventFilter
 from modelreg.events.identity import ApiKeyRevoked
 from modelreg.events.launch import ends_attempt
+from modelreg.events.log import LogPosition
 from modelreg.events.registry import AliasAdded, AliasRemoved, VersionLinked
 from modelreg.events.tail import LogTails, TailedEvent
 from modelreg.graphql.context import RequestContext
 from modelreg.graphql.errors import reported
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.live_readable import LiveReadable
+from modelreg.projections.progress import ProjectionLagging
 from modelreg.services.commands.access import Caller
 
 
@@ -114,13 +115,14 @@ async def _live_events(
         if not isinstance(context, SubscriberContext):
             raise InvalidInput("subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)")
         event_filter = wanted()
-        # A live event about a private entity or model reaches only who may read it.
-        since, caller = datetime.now(UTC), context.caller
+        # A live event about a private entity or model reaches only who may read it: the caller is looked up
+        # once the identity read model shows the log up to its end (graphql/live_readable.py).
+        caller, reflected = context.caller, await _identity_caught_up(context)
         if caller is not None and context.look_up_caller is not None:
             caller = await context.look_up_caller()
         key_id = caller.key_id if caller else None
         job_id, job_attempt = (caller.job_id, caller.job_attempt) if caller else (None, None)
-        readable = LiveReadable(caller, since=since) if caller else None
+        readable = LiveReadable(caller, reflected) if caller else None
 
         def revokes_the_key(envelope: Envelope) -> bool:
             """The socket's key checked once, at connection_init: its revocation, seen here, ends the socket (a job
@@ -131,14 +133,15 @@ async def _live_events(
             # Replayed from a cursor, the end of an earlier attempt of the job is no end of this key's.
             return job_id is not None and ends_attempt(payload, job_id, job_attempt)
 
-        def keep(envelope: Envelope) -> bool:
+        def keep(envelope: Envelope, position: LogPosition) -> bool:
             if revokes_the_key(envelope):
                 return True
-            if readable is not None and not readable.sees(envelope):
+            if readable is not None and not readable.sees(envelope, position):
                 return False
             return event_filter.matches(envelope) and (also is None or also(envelope))
 
-        tail = context.tails.follow(context.app.log, from_now=from_now, resume_point=after, keep=keep)
+        owner = str(caller.actor) if caller else None
+        tail = context.tails.follow(context.app.log, from_now=from_now, resume_point=after, keep=keep, owner=owner)
         context.open_tails.add(tail)
         try:
             async with aclosing(tail):  # the tail closes with this stream, not when the collector gets to it
@@ -152,6 +155,20 @@ async def _live_events(
             context.open_tails.discard(tail)
     except Exception as exc:  # graphql-core 3.2 runs no middleware on a subscription's source: the same rule here
         raise reported(exc, info.field_name) from exc
+
+
+async def _identity_caught_up(context: SubscriberContext) -> dict[int, int]:
+    """The log's end (partition -> next offset), once the identity read model shows everything before it."""
+    app = context.app
+    ends = await app.log.end_positions()
+    up_to = [LogPosition(app.log.topic, partition, end - 1) for partition, end in ends.items() if end > 0]
+    try:
+        await app.progress.wait_for(["identity"], up_to, app.read_your_writes_timeout_s)
+    except ProjectionLagging:
+        raise Unavailable(
+            "who may read what is not up to date yet (the identity projection lags): subscribe again shortly"
+        ) from None
+    return ends
 
 
 AFTER = "an event's cursor, from an earlier subscription: go on right after that event (overrides fromNow)"

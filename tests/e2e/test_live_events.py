@@ -252,6 +252,29 @@ async def test_beyond_the_processs_limit_a_subscription_is_refused_as_retriable(
         assert refused["payload"]["errors"][0]["extensions"] == {"code": "UNAVAILABLE", "retriable": True}
 
 
+async def test_one_principal_holds_a_bounded_share_of_the_subscriptions_and_others_still_subscribe(
+    stack: Stack,
+) -> None:
+    """A viewer's key that opened every place would lock everyone else out of live events."""
+    assert stack.client is not None
+    stack.client.server.app[TAILS].max_per_owner = 2  # 10 by default
+    viewer = {"Authorization": f"Bearer {await stack.key('user:vic', 'viewer')}"}
+    async with (
+        graphql_socket(stack, headers=viewer) as greedy,
+        graphql_socket(stack, headers=await stack.auth()) as other,
+    ):
+        await greedy.init()
+        for n in range(2):
+            await greedy.subscribe(f"s{n}", VERSION_LINKED, {"model": "m"})
+        await log_readers_reach(stack, 2)
+        await greedy.subscribe("s2", VERSION_LINKED, {"model": "m"})
+        refused = await greedy.receive()
+        assert refused["id"] == "s2" and "user:vic already holds 2 event subscriptions" in str(refused["payload"])
+        await other.init()
+        await other.subscribe("mine", VERSION_LINKED, {"model": "m"})
+        await log_readers_reach(stack, 3)  # alice's is served
+
+
 async def test_a_stuck_subscriber_holds_back_only_itself_and_its_reader_closes_with_its_socket(
     stack: Stack, event_log: EventLog
 ) -> None:

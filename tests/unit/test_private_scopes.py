@@ -21,6 +21,7 @@ from modelreg.events.identity import (
     principal_stream,
     visibility_stream,
 )
+from modelreg.events.log import LogPosition
 from modelreg.events.registry import AliasAdded, registered_model_stream
 from modelreg.events.runs import RunStarted, run_stream
 from modelreg.graphql.live_readable import LiveReadable
@@ -97,30 +98,41 @@ def test_an_automation_is_read_by_who_reads_what_it_watches_and_where_it_launche
     assert readable.automation({"entity": "acme"}, {"kind": "launch", "entity": "${entity}"})
 
 
-def _event(payload: object, stream: str, at: datetime) -> Envelope:
-    return Envelope.new(payload, stream=stream, actor=ADMIN).model_copy(update={"occurred_at": at})  # type: ignore[arg-type]
+def _event(payload: object, stream: str) -> Envelope:
+    return Envelope.new(payload, stream=stream, actor=ADMIN)  # type: ignore[arg-type]
+
+
+def at(offset: int) -> LogPosition:
+    return LogPosition("modelreg.events", 0, offset)
 
 
 def test_a_live_subscriber_stops_seeing_an_entity_the_moment_it_is_made_private_and_sees_it_once_granted() -> None:
-    connected = datetime.now(UTC)
-    live = LiveReadable(Caller(MIA, "member"), since=connected)
+    live = LiveReadable(Caller(MIA, "member"), reflected={0: 10})  # the read model showed offsets 0 to 9
     run = RunStarted(entity="lynx", project="p", run_id="r1")
-    later = connected + timedelta(seconds=1)
-    assert live.sees(_event(run, run_stream("lynx", "p", "r1"), later))
-    assert not live.sees(_event(ScopeMadePrivate(scope="entity:lynx"), visibility_stream("entity:lynx"), later))
-    assert not live.sees(_event(run, run_stream("lynx", "p", "r2"), later))
+    assert live.sees(_event(run, run_stream("lynx", "p", "r1")), at(10))
+    assert not live.sees(_event(ScopeMadePrivate(scope="entity:lynx"), visibility_stream("entity:lynx")), at(11))
+    assert not live.sees(_event(run, run_stream("lynx", "p", "r2")), at(12))
     granted = RoleGranted(principal=MIA, scope="entity:lynx", role="viewer")
-    assert live.sees(_event(granted, "principal:user:mia", later))
-    assert live.sees(_event(run, run_stream("lynx", "p", "r3"), later))
+    assert live.sees(_event(granted, "principal:user:mia"), at(13))
+    assert live.sees(_event(run, run_stream("lynx", "p", "r3")), at(14))
 
 
-def test_a_replayed_visibility_change_from_before_the_socket_opened_changes_nothing() -> None:
-    connected = datetime.now(UTC)
-    live = LiveReadable(Caller(MIA, "member", private=frozenset({"model:fraud"})), since=connected)
-    earlier = connected - timedelta(days=1)
-    assert not live.sees(_event(ScopeMadePublic(scope="model:fraud"), visibility_stream("model:fraud"), earlier))
+def test_a_change_received_before_the_subscription_but_logged_after_its_lookup_still_applies() -> None:
+    """Made private while the subscription started: received first, on the log after the read model was read."""
+    live = LiveReadable(Caller(MIA, "member"), reflected={0: 10})
+    made_private = _event(ScopeMadePrivate(scope="entity:lynx"), visibility_stream("entity:lynx"))
+    made_private = made_private.model_copy(update={"occurred_at": datetime.now(UTC) - timedelta(seconds=1)})
+    assert not live.sees(made_private, at(10))
+    assert not live.sees(
+        _event(RunStarted(entity="lynx", project="p", run_id="r1"), run_stream("lynx", "p", "r1")), at(11)
+    )
+
+
+def test_a_replayed_visibility_change_the_read_model_showed_changes_nothing() -> None:
+    live = LiveReadable(Caller(MIA, "member", private=frozenset({"model:fraud"})), reflected={0: 10})
+    assert not live.sees(_event(ScopeMadePublic(scope="model:fraud"), visibility_stream("model:fraud")), at(3))
     alias = AliasAdded(registered_model="fraud", artifact_version_id="0" * 32, alias="production")  # type: ignore[arg-type]
-    assert not live.sees(_event(alias, registered_model_stream("fraud"), earlier))
+    assert not live.sees(_event(alias, registered_model_stream("fraud")), at(4))
 
 
 def test_an_agent_key_limited_to_its_queue_works_jobs_there_and_nowhere_else() -> None:
