@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelreg.artifact import LoggedArtifact
+from modelreg.artifact_paths import is_registry
 from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
 from modelreg.public_run import RUN_FIELDS, PublicRun
 from modelreg.run import find_version
@@ -141,6 +142,43 @@ class ArtifactCollection:
 
 
 @dataclass(frozen=True)
+class RegistryCollection:
+    """W&B's registry collection (`api.artifact_collection("model", "wandb-registry-model/<name>")`): a
+    registered model, its versions read through the registry as `api.artifact("model-registry/<name>:vN")`."""
+
+    name: str
+    type: str
+    model: RegisteredModel
+    _api: Api = field(repr=False, compare=False)
+
+    @property
+    def version_count(self) -> int:
+        return len(self.model.versions)
+
+    @property
+    def aliases(self) -> list[str]:
+        return sorted({alias for version in self.model.versions for alias in version.aliases})
+
+    @property
+    def description(self) -> str | None:
+        return self.model.description
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.model.tags)
+
+    def is_sequence(self) -> bool:
+        """W&B's: a registry collection links versions of other collections (a portfolio), not a sequence."""
+        return False
+
+    def versions(self, per_page: int = 50) -> Iterator[LoggedArtifact]:
+        return (self._api.artifact(f"model-registry/{self.name}:{v.version}") for v in self.model.versions)
+
+    def artifacts(self, per_page: int = 50) -> Iterator[LoggedArtifact]:
+        return self.versions(per_page)
+
+
+@dataclass(frozen=True)
 class Project:
     """W&B's public project: a project with runs (here a project exists once a run logs to it)."""
 
@@ -175,7 +213,7 @@ class ArtifactType:
     def collections(self, per_page: int = 50) -> Iterator[ArtifactCollection]:
         return self._api.artifact_collections(f"{self.entity}/{self.project}", self.name, per_page=per_page)
 
-    def collection(self, name: str) -> ArtifactCollection:
+    def collection(self, name: str) -> ArtifactCollection | RegistryCollection:
         return self._api.artifact_collection(self.name, f"{self.entity}/{self.project}/{name}")
 
 
@@ -322,7 +360,12 @@ class Api:
                 return
             after = page["endCursor"]
 
-    def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
+    def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection | RegistryCollection:
+        """A project's collection (`entity/project/name`), or a registered model by a registry path
+        (`wandb-registry-model/name`, `model-registry/name`)."""
+        parts = name.partition(":")[0].split("/")
+        if len(parts) >= 2 and is_registry(parts[-2]):
+            return RegistryCollection(parts[-1], type_name, self.registered_model(parts[-1]), self)
         entity, project, collection = self._collection_path(name)
         for found in self.artifact_collections(f"{entity}/{project}", type_name, per_page=500):
             if found.name == collection:

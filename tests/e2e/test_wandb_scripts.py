@@ -398,6 +398,8 @@ def fetch_from_the_registry() -> dict[str, Any]:
             "alice/mnist/mnist-cnn:v0",
         )
     }
+    registry = api.artifact_collection(type_name="model", name="wandb-registry-model/mnist-classifier")
+    found["collection"] = (registry.name, registry.aliases, [v.id for v in registry.versions()], registry.is_sequence())
     with wandb.init(project="serving", job_type="inference") as run:
         model = run.use_artifact("model-registry/mnist-classifier:staging", type="model")
         model_path = run.use_model("model-registry/mnist-classifier:staging")
@@ -413,6 +415,7 @@ async def test_a_model_linked_with_a_registry_path_is_found_by_every_path_w_and_
     version_id = await in_thread(link_into_the_registry, tmp_path / "cnn.pt")
     found = await in_thread(fetch_from_the_registry)
 
+    assert found.pop("collection") == ("mnist-classifier", ["staging"], [version_id], False)
     assert {k: v for k, v in found.items() if k not in ("metadata", "path")} == dict.fromkeys(
         [
             "alice/model-registry/mnist-classifier:staging",
