@@ -136,10 +136,9 @@ class Artifact:
         root = Path(local_path)
         if not root.is_dir():
             raise InvalidInput(f"{root} is not a folder")
+        prefix = f"{name.rstrip('/')}/" if name else ""
         found = {
-            f"{name.rstrip('/')}/{path.relative_to(root).as_posix()}"
-            if name
-            else path.relative_to(root).as_posix(): path
+            prefix + path.relative_to(root).as_posix(): path
             for path in sorted(p for p in root.rglob("*") if p.is_file())
         }
         for added in found:

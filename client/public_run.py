@@ -111,9 +111,10 @@ class PublicRun:
         self.group: str | None = fields.get("group")
         self.lastHistoryStep: int | None = fields.get("lastHistoryStep")  # W&B's spelling
         self._as_read = self._as_it_is()
+        self._summary_as_read = dict(self.summary)  # apart: `summary.update()` saves the summary alone
 
     def _as_it_is(self) -> tuple[Any, ...]:
-        return self.display_name, self.notes, list(self.tags), self.group, dict(self.config), dict(self.summary)
+        return self.display_name, self.notes, list(self.tags), self.group, dict(self.config)
 
     def __repr__(self) -> str:
         return f"<Run {self._path} ({self.state})>"
@@ -161,7 +162,7 @@ class PublicRun:
 
     def update(self) -> None:
         """Save what was changed on this object: name, notes, tags, group, config and summary keys."""
-        name, notes, tags, group, config, summary = self._as_read
+        name, notes, tags, group, config = self._as_read
         run = {"entity": self.entity, "project": self.project, "runId": self.id}
         described = {
             k: v
@@ -176,12 +177,12 @@ class PublicRun:
         if described:
             self._transport.graphql(RUN_CHANGES["describe_run"], {"i": with_command_id({**run, **described})})
         self._send_keys("update_run_config", self.config, config)
-        self._send_keys("update_run_summary", self.summary, summary)
+        self._save_summary()
         self._as_read = self._as_it_is()
 
     def _save_summary(self) -> None:
-        self._send_keys("update_run_summary", self.summary, self._as_read[5])
-        self._as_read = (*self._as_read[:5], dict(self.summary))
+        self._send_keys("update_run_summary", self.summary, self._summary_as_read)
+        self._summary_as_read = dict(self.summary)
 
     def _send_keys(self, kind: str, now: dict[str, Any], before: dict[str, Any]) -> None:
         """The keys set and removed since `before`, values as JSON carries them (numpy's included)."""
