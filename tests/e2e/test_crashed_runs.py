@@ -27,11 +27,17 @@ pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
 
 KILLED = """
 import os
+import time
+
 import modelreg
 
 run = modelreg.init(project="crash", id="killed")
 run.log({"loss": 1.0})
 run.flush()
+# The start's beat goes from a thread of its own: a process killed alive for a while has sent it (one killed
+# within milliseconds of init may not have, and is then never marked, as a run of another tool).
+while modelreg.Api().run("alice/crash/killed").heartbeat_at is None:
+    time.sleep(0.05)
 os._exit(1)  # no finish, no atexit: as SIGKILL or the out-of-memory killer leaves it
 """
 STATE = 'query($r: String!) { run(entity: "alice", project: "crash", runId: $r) { state } }'
