@@ -91,8 +91,10 @@ class Application:
     ) -> Accepted:
         """The command past its rights check (and, if it has a key, holding it)."""
         reads = self.read_models
-        if isinstance(command, Recordable) and command.command_id is not None:
-            await self._caught_up_with_the_log(command.command_id)
+        # Whatever has a key is checked against the read models for an earlier copy of itself (or, a version's
+        # client-chosen id, for another version under it).
+        if (key := command.idempotency_key()) is not None:
+            await self._caught_up_with_the_log(key)
         handler = HANDLERS[type(command)]
         context = CommandContext(reads, caller, correlation_id, causation_id, blobs=self.blobs)
         if isinstance(command, Recordable):
@@ -130,11 +132,13 @@ class Application:
             )
         return Accepted(decision.subject_id, decision.events, positions)
 
-    async def _caught_up_with_the_log(self, command_id: UUID) -> None:
+    async def _caught_up_with_the_log(self, key: UUID) -> None:
         """Before a command sent with a client id is checked against the read models for an earlier copy of
         itself: wait until they show everything on the log now. A client retries after a lost answer (an API
         killed mid-request, a cut connection); its first copy may be on the log but not yet applied, and
-        judging by lagging read models would apply the command twice."""
+        judging by lagging read models would apply the command twice. A version's id is also read off the log
+        by live events' subscribers before the registry shows it: sent again under another name, it must find
+        the first version."""
         deduping = [name for name in DEDUPING_PROJECTIONS if name in self.projections]
         if not deduping:
             return
@@ -144,7 +148,7 @@ class Application:
             await self.progress.wait_for(deduping, positions, self.read_your_writes_timeout_s)
         except ProjectionLagging as exc:
             raise NotYetVisible(
-                f"command {command_id} may have been accepted already, and the read models are behind ({exc}): "
+                f"command {key} may have been accepted already, and the read models are behind ({exc}): "
                 "send it again, with the same id, shortly"
             ) from exc
 

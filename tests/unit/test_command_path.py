@@ -7,10 +7,10 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from support.write_side import MEMBER, VIEWER, WriteSide
+from support.write_side import ADMIN, MEMBER, VIEWER, WriteSide
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import InvalidInput, NotYetVisible, PermissionDenied
+from modelreg.errors import Conflict, InvalidInput, NotYetVisible, PermissionDenied
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import LogPosition
 from modelreg.events.memory_log import InMemoryEventLog
@@ -94,6 +94,22 @@ async def test_a_version_logged_again_before_its_first_copy_shows_is_one_version
     first = await registry(log, MEMBER, wait_for_read_models=False)
     again = await registry(log, MEMBER)
     assert (again.events, again.subject_id) == ([], first.subject_id)
+    assert registry.appended_types() == ["artifacts.version_logged"]
+
+
+async def test_a_version_id_read_off_the_log_before_the_registry_shows_it_names_no_second_version() -> None:
+    # A subscriber of live events reads a version's id as soon as it is on the log. Sent under another name
+    # without a command id, it was checked against the registry as it was, which did not show the first yet:
+    # a second event with that id, whose run the lineage graph showed as the first version's producer.
+    registry = WriteSide()
+    file = registry.stored_file(b"weights")
+    first = LogArtifactVersion(
+        entity="acme", project="fraud", name="gbm", artifact_type="model", manifest=(file,), artifact_version_id=uuid7()
+    )
+    await registry(first, MEMBER, wait_for_read_models=False)
+    taken = first.model_copy(update={"project": "other", "name": "copy"})
+    with pytest.raises(Conflict, match="already exists with other content"):
+        await registry(taken, ADMIN)
     assert registry.appended_types() == ["artifacts.version_logged"]
 
 
