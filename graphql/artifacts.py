@@ -58,7 +58,9 @@ class ArtifactVersion(graphene.ObjectType):
     metadata = JSONValue(required=True)
     aliases = graphene.List(graphene.NonNull(graphene.String), required=True)
     latest = graphene.Boolean(
-        required=True, description="the newest live version of its collection, the one `:latest` names"
+        required=True,
+        description="the newest live version of its collection, the one `:latest` names (false when the collection "
+        "is a private entity's you read the version through a registered model of)",
     )
     tags = graphene.List(graphene.NonNull(graphene.String), required=True)
     files = graphene.List(graphene.NonNull(ArtifactFile), required=True)
@@ -85,6 +87,8 @@ class ArtifactVersion(graphene.ObjectType):
     async def resolve_latest(row: dict, info: graphene.ResolveInfo) -> bool:
         if row.get("deleted_at") is not None:
             return False
+        if not info.context.readable.entity(row["entity"]):
+            return False  # whether the collection has newer versions is the private entity's to tell
         newest = await info.context.newest_versions.load((row["entity"], row["project"], row["name"]))
         return bool(newest == row["version_index"])
 
