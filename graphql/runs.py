@@ -77,7 +77,8 @@ class Run(graphene.ObjectType):
     started_by = graphene.String(required=True)
     finished_at = graphene.DateTime()
     heartbeat_at = graphene.DateTime(
-        required=True, description="when it was last heard from: its end, its client's last heartbeat, or its start"
+        required=True,
+        description="when it was last heard from: its end, its client's last heartbeat or metric batch, or its start",
     )
     synced_at = graphene.DateTime(description="when a run recorded offline was uploaded")
     started_offline_at = graphene.DateTime(description="a run recorded offline: when its client says it started")

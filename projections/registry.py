@@ -267,6 +267,10 @@ def _version_rows(e: ArtifactVersionLogged | ArtifactVersionTagged | ArtifactVer
     return f"version {e.artifact_version_id}"
 
 
+def _heard_from(e: MetricsLogged, envelope: Envelope) -> Statement:
+    return Statement(_RUN_HEARD_FROM, (e.entity, e.project, e.run_id, envelope.occurred_at), rows="run")
+
+
 def _model_changed(
     model: str,
     change: str,
@@ -394,6 +398,13 @@ _RUN_HEARTBEAT = """
 UPDATE runs SET last_heartbeat_at = $4 WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
+# A metric batch of a run whose client beats is word from it too (the client skips its beat then): its
+# heartbeatAt moves on. A run that never beat keeps none, so that another tool's run is never marked crashed.
+_RUN_HEARD_FROM = """
+UPDATE runs SET last_heartbeat_at = $4
+WHERE entity = $1 AND project = $2 AND run_id = $3 AND last_heartbeat_at < $4
+"""
+
 _RUN_RESUMED = """
 UPDATE runs SET state = 'running', exit_code = NULL, finished_at = NULL, finished_offline_at = NULL,
                 last_heartbeat_at = NULL
@@ -502,6 +513,7 @@ class RegistryProjection(Projection):
             e = event.payload
             if metrics is not None and isinstance(e, MetricsLogged):
                 metrics.add(e, event.occurred_at)  # no other statement reads or writes the chunks
+                statements.append((event.stream, _heard_from(e, event)))
                 continue
             for statement in self.statements(event):
                 if (
@@ -574,7 +586,7 @@ class RegistryProjection(Projection):
     @handles(MetricsLogged)
     def metrics_logged(self, e: MetricsLogged, envelope: Envelope) -> list[Statement]:
         args = (e.entity, e.project, e.run_id, *packed_series(e.series), envelope.occurred_at, CHUNK_POINTS)
-        return [Statement(METRICS_LOGGED, args, rows="metrics")]
+        return [Statement(METRICS_LOGGED, args, rows="metrics"), _heard_from(e, envelope)]
 
     @handles(ArtifactVersionLogged)
     def artifact_version_logged(self, e: ArtifactVersionLogged, envelope: Envelope) -> list[Statement]:

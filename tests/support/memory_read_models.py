@@ -59,6 +59,7 @@ from modelreg.events.registry import (
     VersionUnlinked,
 )
 from modelreg.events.runs import (
+    MetricsLogged,
     RunConfigUpdated,
     RunDescribed,
     RunFinished,
@@ -169,6 +170,10 @@ class MemoryRegistry:
                 run.update(state="running", finished_at=None, last_heartbeat_at=None)
             case RunHeartbeat():
                 self.runs[e.entity, e.project, e.run_id].update(last_heartbeat_at=envelope.occurred_at)
+            case MetricsLogged():
+                run = self.runs.get((e.entity, e.project, e.run_id), {})
+                if run.get("last_heartbeat_at") is not None and run["last_heartbeat_at"] < envelope.occurred_at:
+                    run["last_heartbeat_at"] = envelope.occurred_at  # word from a run whose client beats
             case RunConfigUpdated() | RunSummaryUpdated():
                 which = "config" if isinstance(e, RunConfigUpdated) else "summary"
                 values = self.runs[e.entity, e.project, e.run_id].setdefault(which, {})
