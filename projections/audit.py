@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from modelreg.events.envelope import Envelope
+from modelreg.events.launch import AgentHeartbeat
 from modelreg.events.runs import RunHeartbeat
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import CopyInto, Projection, Statement
@@ -91,9 +92,10 @@ FROM unnest($1::text[]) AS s(stream)
 """
 
 
-# A run's heartbeat says its process is alive; it is nobody's action, and a quiet run's beats would bury its
-# history (the run page reads its stream's newest records). It stays on the log, for the registry.
-NOT_ACTIONS = frozenset({RunHeartbeat.type})
+# A heartbeat says a process is alive; it is nobody's action. A quiet run's beats would bury its history (the run
+# page reads its stream's newest records), and an agent's, every 2 s, would make most of the table. Both stay on
+# the log, for the registry and the Launch read model.
+NOT_ACTIONS = frozenset({RunHeartbeat.type, AgentHeartbeat.type})
 
 
 class AuditProjection(Projection):
