@@ -5,8 +5,10 @@ with the batch's positions, so redelivery or a restart never records one twice. 
 carried out by services/automations/runner.py, which reads the pending firings; the events it appends
 (a job enqueued, a webhook attempted, the automation fired) come back here and close the firing.
 
-Cooldown: an automation that fired less than `cooldown_s` before (by event time) records the firing as
-skipped, which also stops loops (a job that logs the very artifact that triggers it).
+Cooldown: an automation that fired less than `cooldown_s` before (by event time) on an event of the same
+team (entity) or registered model records the firing as skipped, which also stops loops (a job that logs the
+very artifact that triggers it). Per team: an automation watching every team fires for each, and one team's
+activity neither holds up another's nor shows to it as a skipped firing.
 """
 
 from __future__ import annotations
@@ -112,6 +114,11 @@ END
 $$;
 """
 
+# A cooldown is per team or registered model: its firings are looked up by automation and time.
+TRIGGERS_V4 = """
+CREATE INDEX automation_firings_fired ON automation_firings (automation_id, occurred_at) WHERE status <> 'skipped';
+"""
+
 _ENABLED = "UPDATE automations SET enabled = $2 WHERE automation_id = $1"
 
 # $1 trigger kind, $2 event id, $3 event type, $4 stream, $5 actor, $6 variables, $7 occurred_at,
@@ -119,7 +126,13 @@ _ENABLED = "UPDATE automations SET enabled = $2 WHERE automation_id = $1"
 _FIRED_BY = """
 WITH matched AS (
     SELECT a.automation_id,
-           a.last_fired_at IS NOT NULL AND $7 < a.last_fired_at + make_interval(secs => a.cooldown_s) AS cooling
+           a.cooldown_s > 0 AND EXISTS (
+               SELECT 1 FROM automation_firings f
+               WHERE f.automation_id = a.automation_id AND f.status <> 'skipped'
+                 AND f.occurred_at > $7::timestamptz - make_interval(secs => a.cooldown_s)
+                 AND CASE WHEN $12::text IS NOT NULL THEN f.variables ->> 'registered_model' = $12
+                          ELSE NOT f.variables ? 'registered_model' AND f.variables ->> 'entity' = $8 END
+           ) AS cooling
     FROM automations a
     WHERE a.enabled AND a.trigger_event = $1 AND a.created_at <= $7
       AND (a.trigger->>'entity' IS NULL OR a.trigger->>'entity' = $8)
@@ -142,7 +155,7 @@ recorded AS (
     INSERT INTO automation_firings
         (automation_id, event_id, event_type, stream, actor, variables, status, detail, occurred_at)
     SELECT automation_id, $2, $3, $4, $5, $6, CASE WHEN cooling THEN 'skipped' ELSE 'pending' END,
-           CASE WHEN cooling THEN 'cooldown: fired less than cooldown_s before' END, $7
+           CASE WHEN cooling THEN 'cooldown: fired less than cooldown_s before for this team or model' END, $7
     FROM matched
     ON CONFLICT DO NOTHING
     RETURNING automation_id, status
@@ -187,6 +200,7 @@ class TriggersProjection(Projection):
         Migration("triggers", 1, SCHEMA_V1),
         Migration("triggers", 2, TRIGGERS_V2),
         Migration("triggers", 3, TRIGGERS_V3),
+        Migration("triggers", 4, TRIGGERS_V4),
     )
 
     def shown_to_commands(self) -> set[str]:

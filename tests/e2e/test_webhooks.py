@@ -215,7 +215,12 @@ async def test_an_automation_in_its_cooldown_records_the_event_as_skipped_which_
     for run in ("r1", "r2", "r3"):
         await stack.graphql(START, {"r": run})
         await stack.graphql(FINISH, {"r": run, "s": "FINISHED"})
+    # The cooldown is acme's: another team's run, within the hour, fires (and acme's activity is not shown to it
+    # as a skipped firing).
+    lynx = {"entity": "lynx", "project": "den", "runId": "l1"}
+    await stack.graphql("mutation($i: StartRunInput!) { startRun(input: $i) { runId } }", {"i": lynx})
+    await stack.graphql("mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }", {"i": lynx})
 
-    await wait_until(lambda: _delivered_all(stack, automation_id, events=3))
-    assert await _statuses(stack, automation_id) == ["DELIVERED", "SKIPPED", "SKIPPED"]
-    assert len(ok.received) == 1
+    await wait_until(lambda: _delivered_all(stack, automation_id, events=4))
+    assert await _statuses(stack, automation_id) == ["DELIVERED", "DELIVERED", "SKIPPED", "SKIPPED"]
+    assert sorted(json.loads(body)["run"] for _, body in ok.received) == ["l1", "r1"]
