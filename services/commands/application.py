@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
@@ -74,12 +75,20 @@ class Application:
     ) -> Accepted:
         reads = self.read_models
         caller.require(command.needs, await command.scopes_in(reads, caller.readable()), command.describe())
-        key = command.idempotency_key()
-        if key is None:
-            return await self._execute(command, caller, correlation_id, causation_id, wait_for_read_models)
-        claimed = claim_key(key, caller.actor)
-        async with self.copies.held(claimed, self.read_your_writes_timeout_s, f"{command.describe()} (id {key})"):
-            return await self._execute(command, caller, correlation_id, causation_id, wait_for_read_models)
+        timeout_s = self.read_your_writes_timeout_s
+        async with AsyncExitStack() as holding:
+            # Always in this order (the caller's copy, then the turn everyone shares): no two commands wait on
+            # each other.
+            if (key := command.idempotency_key()) is not None:
+                copy = f"{command.describe()} (id {key})"
+                await holding.enter_async_context(self.copies.held(claim_key(key, caller.actor), timeout_s, copy))
+            turn = await command.turn_of(reads)
+            if turn is not None:
+                await holding.enter_async_context(self.copies.held(turn, timeout_s, command.describe(), turn=True))
+            return await self._execute(
+                command, caller, correlation_id, causation_id, wait_for_read_models, in_turn=turn is not None
+            )
+        raise AssertionError("unreachable: the block returns or raises")  # for mypy: an exit stack may swallow
 
     async def _execute(
         self,
@@ -88,8 +97,9 @@ class Application:
         correlation_id: UUID | None,
         causation_id: UUID | None,
         wait_for_read_models: bool,
+        in_turn: bool = False,
     ) -> Accepted:
-        """The command past its rights check (and, if it has a key, holding it)."""
+        """The command past its rights check (and, if it has a key or a turn, holding them)."""
         reads = self.read_models
         # Whatever has a key is checked against the read models for an earlier copy of itself (or, a version's
         # client-chosen id, for another version under it).
@@ -115,6 +125,11 @@ class Application:
                 "64 bits and objects nest at most 254 levels deep"
             ) from None
         if not wait_for_read_models:
+            if in_turn:  # the next in turn is decided on read models that show this one
+                with suppress(ProjectionLagging):
+                    await self.progress.wait_for(
+                        self._showing(decision.events), positions, self.read_your_writes_timeout_s
+                    )
             return Accepted(decision.subject_id, decision.events, positions)
         try:
             await self.progress.wait_for(self._showing(decision.events), positions, self.read_your_writes_timeout_s)

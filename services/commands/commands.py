@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -89,6 +89,11 @@ class Command(BaseModel):
 
     def idempotency_key(self) -> UUID | None:
         """What makes copies of this command one command (services/commands/in_flight.py); None: nothing."""
+        return None
+
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        """What commands that must not be decided side by side share, whoever sends them: each is checked
+        against read models that show the one before it (services/commands/in_flight.py); None: nothing."""
         return None
 
 
@@ -240,16 +245,29 @@ class UseArtifactVersion(Recordable):
     run_id: RunId
 
 
+def version_turn(artifact_version_id: UUID) -> UUID:
+    """The turn of the commands about whether a version exists and what links it and what its aliases are: their
+    events go to two streams (its collection's, a registered model's), which no partition orders. A link decided
+    beside a deletion linked a deleted version; an alias beside an unlink stayed on an unlinked version."""
+    return uuid5(artifact_version_id, "links-and-existence")
+
+
 class LinkVersion(Recordable):
     registered_model: RegisteredModelName
     artifact_version_id: UUID
     aliases: Aliases = ()
+
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        return version_turn(self.artifact_version_id)
 
 
 class AddAlias(Command):
     registered_model: RegisteredModelName
     artifact_version_id: UUID
     alias: AliasName
+
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        return version_turn(self.artifact_version_id)
 
 
 class RemoveAlias(Command):
@@ -260,6 +278,9 @@ class RemoveAlias(Command):
 class UnlinkVersion(Command):
     registered_model: RegisteredModelName
     artifact_version_id: UUID
+
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        return version_turn(self.artifact_version_id)
 
 
 class UpdateModelCard(Command):
@@ -452,3 +473,9 @@ class DeleteArtifactVersion(Command):
     name: ArtifactName
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64, description="vN, latest or an alias")
     delete_aliases: bool = False
+
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        # The version the name gives now; the handler looks it up again, in its turn. Were `latest` or an alias
+        # moved to another version within these milliseconds, that one is deleted outside its turn.
+        found = await reads.registry.artifact_version_by_ref(self.entity, self.project, self.name, self.version)
+        return None if found is None else version_turn(found["id"])

@@ -317,6 +317,8 @@ async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
     await ctx.require_readable_version(version, missing)
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.artifact_version_id)
+    if version.get("deleted_at") is not None:
+        raise NotFound(f"artifact version {cmd.artifact_version_id} was deleted: log it again to link it")
     await ctx.require_admin_for_protected(cmd.registered_model, cmd.aliases, "setting")
     stream = registered_model_stream(cmd.registered_model)
     events = []

@@ -7,6 +7,9 @@ carried out side by side each find nothing and each append. So a copy claims its
 (check, append, read-your-writes), in PostgreSQL, which every API process shares; another copy waits for the
 claim to go, then finds the first one's events.
 
+The same claims give turns (Command.turn_of): commands about one artifact version's links, aliases and
+existence, whoever sends them, are decided one at a time, each on read models that show the one before it.
+
 A copy holds its claim by renewing it every few seconds; the claim of a holder that died (a killed API
 process) is taken over once it has not been renewed for STALE_AFTER, well within the client's retries. A key is
 claimed per principal, after the caller's rights are checked: nobody can hold up another's commands by sending
@@ -125,9 +128,10 @@ class OneCopyAtATime:
         return len(self._here)
 
     @asynccontextmanager
-    async def held(self, key: UUID, timeout_s: float, what: str) -> AsyncIterator[None]:
+    async def held(self, key: UUID, timeout_s: float, what: str, *, turn: bool = False) -> AsyncIterator[None]:
         """Hold `key` while the body runs; wait up to `timeout_s` for other copies to finish first. `what`: the
-        command, as a refusal names it."""
+        command, as a refusal names it; `turn`: the key is a turn other commands share (Command.turn_of), not
+        this command's copies'."""
         lock, users = self._here.get(key, (asyncio.Lock(), 0))
         self._here[key] = (lock, users + 1)
         deadline = time.monotonic() + timeout_s
@@ -135,9 +139,9 @@ class OneCopyAtATime:
             try:
                 await asyncio.wait_for(lock.acquire(), timeout_s)
             except TimeoutError:
-                raise _still_carried_out(what) from None
+                raise _refusal(what, turn) from None
             try:
-                async with _claimed(self.in_flight, key, deadline, what):
+                async with _claimed(self.in_flight, key, deadline, _refusal(what, turn)):
                     yield
             finally:
                 lock.release()
@@ -150,12 +154,12 @@ class OneCopyAtATime:
 
 
 @asynccontextmanager
-async def _claimed(in_flight: InFlight, key: UUID, deadline: float, what: str) -> AsyncIterator[None]:
+async def _claimed(in_flight: InFlight, key: UUID, deadline: float, refusal: NotYetVisible) -> AsyncIterator[None]:
     """Hold `key` in `in_flight`, shared by every process, asking again until `deadline`."""
     holder = uuid4()
     while not await in_flight.claim(key, holder):
         if time.monotonic() >= deadline:
-            raise _still_carried_out(what)
+            raise refusal
         await asyncio.sleep(POLL_S)
     renewing = asyncio.create_task(_renewed(in_flight, key, holder))
     try:
@@ -173,7 +177,12 @@ async def _renewed(in_flight: InFlight, key: UUID, holder: UUID) -> None:
             await in_flight.renew(key, holder)
 
 
-def _still_carried_out(what: str) -> NotYetVisible:
+def _refusal(what: str, turn: bool) -> NotYetVisible:
+    if turn:
+        return NotYetVisible(
+            f"another change to this version's links or aliases is being carried out: send this {what} again "
+            "shortly; it is decided on what that change leaves"
+        )
     return NotYetVisible(
         f"another copy of this {what} is still being carried out: send it again, with the same id, shortly; it "
         "will be answered as that copy was"

@@ -208,7 +208,7 @@ class MemoryRegistry:
                 version["aliases"] = sorted({*kept, *e.aliases_added})
                 version.update(e.model_dump(include={"description", "metadata"}, exclude_none=True))
             case ArtifactVersionDeleted():
-                self.versions[e.artifact_version_id].update(deleted=True, aliases=[])
+                self.versions[e.artifact_version_id].update(deleted=True, deleted_at=envelope.occurred_at, aliases=[])
             case VersionLinked():
                 if (e.registered_model, e.artifact_version_id) in self.links:
                     return  # linking twice burns no number

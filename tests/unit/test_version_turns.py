@@ -1,0 +1,101 @@
+"""Commands about one artifact version's links, aliases and existence take turns, whoever sends them: their
+events go to two streams (the version's collection's and a registered model's) that no partition orders, and
+each was checked against read models that did not show the other yet. Two API processes told both callers
+yes: a deleted version stayed linked, an alias stayed on an unlinked version, one link was recorded twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from uuid import UUID
+
+import pytest
+from support.write_side import ADMIN, MEMBER, WriteSide
+from uuid_utils.compat import uuid7
+
+from modelreg.errors import Conflict, NotFound, NotYetVisible
+from modelreg.events.envelope import Envelope
+from modelreg.events.log import LogPosition
+from modelreg.events.memory_log import InMemoryEventLog
+from modelreg.services.commands.commands import (
+    AddAlias,
+    DeleteArtifactVersion,
+    LinkVersion,
+    LogArtifactVersion,
+    UnlinkVersion,
+    version_turn,
+)
+
+COLLECTION = {"entity": "acme", "project": "fraud", "name": "weights"}
+
+
+class ALogThatTakesAMoment(InMemoryEventLog):
+    """Appending waits on the network, as on Kafka: the other command is decided meanwhile."""
+
+    async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
+        await asyncio.sleep(0.01)
+        return await super().append(events)
+
+
+async def logged(registry: WriteSide) -> UUID:
+    command = LogArtifactVersion(**COLLECTION, artifact_type="model", manifest=(registry.stored_file(b"weights"),))
+    return (await registry(command)).subject_id
+
+
+def link(version: UUID, *aliases: str) -> LinkVersion:
+    return LinkVersion(registered_model="fraud", artifact_version_id=version, aliases=aliases, command_id=uuid7())
+
+
+async def test_a_link_and_a_deletion_sent_at_once_never_leave_a_deleted_version_linked() -> None:
+    registry = WriteSide(ALogThatTakesAMoment())
+    version = await logged(registry)
+    deletion = DeleteArtifactVersion(**COLLECTION, version="v0")
+
+    answers = await asyncio.gather(registry(link(version), MEMBER), registry(deletion, ADMIN), return_exceptions=True)
+
+    refused = [a for a in answers if isinstance(a, Exception)]
+    assert len(refused) == 1 and isinstance(refused[0], Conflict | NotFound), answers
+    appended = registry.appended_types()
+    assert ("registry.version_linked" in appended) != ("artifacts.version_deleted" in appended)
+
+
+async def test_an_alias_set_while_its_version_is_unlinked_is_refused_not_left_behind() -> None:
+    registry = WriteSide(ALogThatTakesAMoment())
+    version = await logged(registry)
+    await registry(link(version))
+    unlink = UnlinkVersion(registered_model="fraud", artifact_version_id=version)
+    alias = AddAlias(registered_model="fraud", artifact_version_id=version, alias="production")
+
+    answers = await asyncio.gather(registry(unlink, ADMIN), registry(alias, MEMBER), return_exceptions=True)
+
+    appended = registry.appended_types()
+    unlinked_at = appended.index("registry.version_unlinked")
+    assert "registry.alias_added" not in appended[unlinked_at:], appended
+    assert not any(isinstance(a, Exception) and not isinstance(a, NotFound) for a in answers), answers
+
+
+async def test_one_version_linked_by_two_callers_at_once_is_linked_once() -> None:
+    registry = WriteSide(ALogThatTakesAMoment())
+    version = await logged(registry)
+
+    await asyncio.gather(registry(link(version), MEMBER), registry(link(version), ADMIN))
+
+    assert registry.appended_types().count("registry.version_linked") == 1
+
+
+async def test_a_deleted_version_is_not_linked() -> None:
+    registry = WriteSide()
+    version = await logged(registry)
+    await registry(DeleteArtifactVersion(**COLLECTION, version="v0"), MEMBER)
+    with pytest.raises(NotFound, match="was deleted: log it again to link it"):
+        await registry(link(version), MEMBER)
+
+
+async def test_a_command_that_waits_past_its_turn_is_told_to_send_it_again() -> None:
+    registry = WriteSide()
+    version = await logged(registry)
+    assert await registry.in_flight.claim(version_turn(version), uuid7())  # another API process's link, stuck
+    registry.app.read_your_writes_timeout_s = 0.05
+    with pytest.raises(NotYetVisible, match="another change to this version's links or aliases .* send this link"):
+        await registry(link(version), MEMBER)
+    assert registry.appended_types() == ["artifacts.version_logged"]
