@@ -15,7 +15,7 @@ from aiohttp import WSCloseCode, web
 from graphene.validation import depth_limit_validator
 from graphql_server.aiohttp.views import AiohttpHTTPRequestAdapter, GraphQLView
 from graphql_server.exceptions import ConnectionRejectionError, GraphQLValidationError
-from graphql_server.http import GraphQLRequestData
+from graphql_server.http import GraphQLRequestData, simple_renderer
 from graphql_server.http.exceptions import HTTPException
 from graphql_server.runtime import execute
 from graphql_server.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -52,7 +52,8 @@ from modelreg.services.http.graphql_websocket import HEARTBEAT_S, SubscriptionsO
 from modelreg.services.http.known_keys import KeyLookup, KnownKeys
 from modelreg.services.http.metrics import GRAPHQL_OPERATION, add_operations_routes, graphql_operation
 from modelreg.services.http.object_store_routes import add_object_store_routes, opened
-from modelreg.services.http.web_ui import add_ui_routes
+from modelreg.services.http.security_headers import secure_every_answer
+from modelreg.services.http.web_ui import add_ui_routes, page_policy
 from modelreg.services.infra.blob_store_url import blob_store_at
 from modelreg.services.infra.database import create_pool
 from modelreg.services.infra.object_store import ObjectBlobStore
@@ -116,6 +117,14 @@ class BoundedRequestAdapter(AiohttpHTTPRequestAdapter):
         return await read_bounded(self.request)
 
 
+# What would end a script element or a JavaScript string in a page, as JSON may write it instead.
+_INSIDE_A_SCRIPT = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+# Where graphql-server's GraphiQL page loads React, GraphiQL and its styles from.
+GRAPHIQL_LIBRARIES = "https://unpkg.com"
+
+
 class ModelregGraphQLView(GraphQLView):
     """Queries and mutations over HTTP; subscriptions over a websocket (graphql-transport-ws only: the
     legacy graphql-ws protocol has no place to refuse a connection without a key)."""
@@ -145,6 +154,15 @@ class ModelregGraphQLView(GraphQLView):
 
     def parse_json(self, data: str | bytes) -> Any:
         return graphql_body(data)
+
+    async def render_graphql_ide(self, request: web.Request, request_data: GraphQLRequestData) -> web.Response:
+        """GraphiQL, filled in from the link's query, variables and operation name as JSON that cannot end its
+        script: the library's template put them in as they came, and a link holding `</script><script>` ran its
+        script on this origin, where the web UI keeps its key."""
+        values = {name: value.translate(_INSIDE_A_SCRIPT) for name, value in request_data.to_template_context().items()}
+        page = simple_renderer(self.graphql_ide_html, **values)
+        policy = page_policy(page, libraries_from=GRAPHIQL_LIBRARIES)
+        return web.Response(text=page, content_type="text/html", headers={"Content-Security-Policy": policy})
 
     async def process_result(self, request: web.Request, result: ExecutionResult, strict: bool = False) -> Any:
         if result.errors:
@@ -421,4 +439,5 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
     app.router.add_get("/healthz", healthz)
     add_operations_routes(app, HEALTH_POOL, LOG, list(PROJECTIONS))
     add_ui_routes(app)  # the web UI at /, a client of /graphql like any other
+    secure_every_answer(app)
     return app

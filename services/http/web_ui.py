@@ -21,14 +21,16 @@ import modelreg
 UI_DIR = (Path(modelreg.__file__).parent / "ui" / "index.html").resolve().parent
 
 
-def page_policy(index_html: str) -> str:
+def page_policy(index_html: str, *, libraries_from: str = "") -> str:
     """The page's Content-Security-Policy: its scripts are its own modules and its import map (by hash); it
     talks to its own origin only, posts forms nowhere else and is shown in no other site's frame. A second line
-    behind the model card's sanitiser (ui/html.js), which any member writes and admins read."""
+    behind the model card's sanitiser (ui/html.js), which any member writes and admins read. `libraries_from`:
+    a host its scripts, styles and fonts also come from (GraphiQL's)."""
     inline = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", index_html, flags=re.DOTALL)
     hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in inline)
+    also = f" {libraries_from}" if libraries_from else ""
     return (
-        f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        f"default-src 'self'{also}; script-src 'self'{also} {hashes}; style-src 'self' 'unsafe-inline'{also}; "
         "img-src 'self' data: https: http:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"
     )
@@ -52,4 +54,6 @@ def add_ui_routes(app: web.Application, ui_dir: Path = UI_DIR) -> None:
         return web.FileResponse(ui_dir / "index.html", headers=headers)
 
     app.router.add_get("/", index)
+    # The page under its file's name too, with its policy: the static route below would serve it without.
+    app.router.add_get("/ui/index.html", index)
     app.router.add_static("/ui/", ui_dir, follow_symlinks=False, append_version=False)
