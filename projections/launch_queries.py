@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -18,11 +18,13 @@ AUTOMATION_HIDDEN = """(
 
 # Whether the event that fired a firing is about a hidden scope, as scope_of reads it (its registered model,
 # else its entity): the firing's facts say which. A firing tells as much as its event.
-FIRING_HIDDEN = """coalesce(
+# A firing whose event is not read yet (stream '': projections/triggers.py, _CLOSED) is hidden from everyone
+# with hidden scopes: what it is about is not known yet.
+FIRING_HIDDEN = """(coalesce(f.stream = '', false) AND cardinality({entities}) + cardinality({models}) > 0 OR coalesce(
     CASE WHEN f.variables ? 'registered_model' THEN f.variables ->> 'registered_model' = ANY({models})
          ELSE f.variables ->> 'entity' = ANY({entities}) END,
     false
-)"""
+))"""
 
 
 PENDING_PER_CREATOR = 20
@@ -118,13 +120,18 @@ class LaunchQueries:
         )
         return [dict(r) for r in rows]
 
-    async def orphaned_jobs(self, silent_since: datetime) -> list[dict[str, Any]]:
-        """Claimed or running jobs whose agent has not been heard from since `silent_since`."""
+    async def orphaned_jobs(self, now: datetime, silent_for: timedelta) -> list[dict[str, Any]]:
+        """Claimed or running jobs whose agent has been silent for `silent_for`: before `now`, and before the
+        newest heartbeat of any agent. While no agent is heard (the API, or this process, down for a while: an
+        upgrade, a restart), every agent looks silent, and requeueing their jobs killed every running job."""
         rows = await self.pool.fetch(
-            """SELECT j.job_id, j.attempt, j.agent_id, a.last_seen FROM launch_jobs j
-               LEFT JOIN launch_agents a ON a.agent_id = j.agent_id
-               WHERE j.state IN ('claimed', 'running') AND coalesce(a.last_seen, j.claimed_at) < $1""",
-            silent_since,
+            """WITH newest AS (SELECT max(last_seen) AS heard FROM launch_agents)
+               SELECT j.job_id, j.attempt, j.agent_id, a.last_seen FROM launch_jobs j
+               LEFT JOIN launch_agents a ON a.agent_id = j.agent_id CROSS JOIN newest
+               WHERE j.state IN ('claimed', 'running')
+                 AND coalesce(a.last_seen, j.claimed_at) < least($1::timestamptz, newest.heard) - $2::interval""",
+            now,
+            silent_for,
         )
         return [dict(r) for r in rows]
 

@@ -152,21 +152,33 @@ WITH matched AS (
                 WHEN '<=' THEN m.value <= (a.trigger->>'threshold')::float8 END))
 ),
 recorded AS (
-    INSERT INTO automation_firings
+    INSERT INTO automation_firings AS f
         (automation_id, event_id, event_type, stream, actor, variables, status, detail, occurred_at)
     SELECT automation_id, $2, $3, $4, $5, $6, CASE WHEN cooling THEN 'skipped' ELSE 'pending' END,
            CASE WHEN cooling THEN 'cooldown: fired less than cooldown_s before for this team or model' END, $7
     FROM matched
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (automation_id, event_id) DO UPDATE
+        SET event_type = EXCLUDED.event_type, stream = EXCLUDED.stream, actor = EXCLUDED.actor,
+            variables = EXCLUDED.variables, occurred_at = EXCLUDED.occurred_at
+        WHERE f.stream = ''
     RETURNING automation_id, status
 )
 UPDATE automations a SET last_fired_at = $7
-FROM recorded r WHERE a.automation_id = r.automation_id AND r.status = 'pending'
+FROM recorded r WHERE a.automation_id = r.automation_id AND r.status <> 'skipped'
 """
 
+# The event that fired the automation may be read after the one that closed the firing: they are on two streams,
+# which a replay of several partitions applies in no set order (a rebuild, an imported registry). The firing is then
+# recorded closed, its event's facts to come (stream ''; _FIRED_BY fills them in): left out, it was recorded
+# pending when its event came, and carried out again.
 _CLOSED = """
-UPDATE automation_firings SET status = $3, job_id = coalesce($4, job_id), detail = $5, done_at = $6
-WHERE automation_id = $1 AND event_id = $2 AND status = 'pending'
+INSERT INTO automation_firings AS f
+    (automation_id, event_id, event_type, stream, actor, variables, status, job_id, detail, occurred_at, done_at)
+VALUES ($1, $2, $7, '', '', '{}', $3, $4, $5, $6, $6)
+ON CONFLICT (automation_id, event_id) DO UPDATE
+    SET status = EXCLUDED.status, job_id = coalesce(EXCLUDED.job_id, f.job_id), detail = EXCLUDED.detail,
+        done_at = EXCLUDED.done_at
+    WHERE f.status = 'pending'
 """
 
 _JOB_OF_FIRING = """
@@ -321,7 +333,8 @@ class TriggersProjection(Projection):
 
     @handles(AutomationFired)
     def automation_fired(self, e: AutomationFired, envelope: Envelope) -> list[Statement]:
-        return [Statement(_CLOSED, (e.automation_id, e.event_id, e.outcome, e.job_id, e.detail, envelope.occurred_at))]
+        args = (e.automation_id, e.event_id, e.outcome, e.job_id, e.detail, envelope.occurred_at, e.event_type)
+        return [Statement(_CLOSED, args)]
 
     @handles(WebhookAttempted)
     def webhook_attempted(self, e: WebhookAttempted, envelope: Envelope) -> list[Statement]:

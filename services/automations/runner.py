@@ -30,6 +30,7 @@ from modelreg.events.identity import Role
 from modelreg.events.launch import JobSource, Trigger, job_stream
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
+from modelreg.projections.progress import ProjectionLagging
 from modelreg.projections.readable import scope_of
 from modelreg.services.automations import webhook_targets
 from modelreg.services.automations.crashed_runs import CRASHED_AFTER_S, mark_silent_runs_crashed
@@ -49,6 +50,7 @@ from modelreg.services.commands.launch_commands import (
 log = logging.getLogger(__name__)
 
 FIRINGS_CHANNEL = "modelreg_firings"
+CAUGHT_UP_WAIT_S = 1.0  # how long a pass waits for the trigger projection to reach the log's end
 _JOB_IDS = uuid.UUID("6f1c1d4e-5b0a-4c43-9a57-6d0f1f0f7a11")  # namespace of job ids derived from firings
 
 
@@ -144,6 +146,8 @@ class AutomationRunner:
         self._wake.set()
 
     async def fire_pending(self) -> None:
+        if not await self._triggers_read_the_log():
+            return
         pending = await self.launch.pending_firings(200)
         self._done &= {(f["automation_id"], f["event_id"]) for f in pending}
         for firing in pending:
@@ -154,6 +158,20 @@ class AutomationRunner:
             task = asyncio.create_task(self._fire_guarded(firing, key))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _triggers_read_the_log(self) -> bool:
+        """Whether the trigger projection has applied every event on the log now. A firing it shows pending may
+        have been carried out long ago, the AutomationFired that closed it further on the log: a rebuild of the
+        projection, a registry imported from its export, replays them. Carried out again, every past webhook
+        was sent again, and the firings' record rewritten with today's settings."""
+        try:
+            await self.app.showing_the_log(["triggers"], CAUGHT_UP_WAIT_S)
+        except ProjectionLagging:
+            return False  # replaying: the next pass
+        except Exception as exc:  # noqa: BLE001 -- the broker away for a moment (its client's own errors): the next pass
+            log.warning("automation runner: the log's end is not known (%s); trying again at the next pass", exc)
+            return False
+        return True
 
     async def _fire_guarded(self, firing: dict[str, Any], key: tuple[uuid.UUID, uuid.UUID]) -> None:
         try:
@@ -345,8 +363,7 @@ class AutomationRunner:
         """Requeue the jobs of vanished agents, without ever appending in a loop: one requeue per job and
         attempt (a requeue not yet visible is not appended again); a job whose stream is parked is left
         alone, saying so; a job whose requeue is refused `max_requeue_tries` times is failed, saying why."""
-        silent_since = datetime.now(UTC) - timedelta(seconds=self.agent_timeout_s)
-        orphans = await self.launch.orphaned_jobs(silent_since)
+        orphans = await self.launch.orphaned_jobs(datetime.now(UTC), timedelta(seconds=self.agent_timeout_s))
         still = {(job["job_id"], job["attempt"]) for job in orphans}
         for memo in (self._requeue_tries, self._requeues_appended, self.stuck):
             for key in [k for k in memo if k not in still]:

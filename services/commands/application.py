@@ -147,6 +147,12 @@ class Application:
             )
         return Accepted(decision.subject_id, decision.events, positions)
 
+    async def showing_the_log(self, projections: list[str], timeout_s: float) -> None:
+        """Return once `projections` have applied every event on the log now; ProjectionLagging after `timeout_s`."""
+        ends = await self.log.end_positions()
+        positions = [LogPosition(self.log.topic, partition, end - 1) for partition, end in ends.items() if end > 0]
+        await self.progress.wait_for(projections, positions, timeout_s)
+
     async def _caught_up_with_the_log(self, key: UUID) -> None:
         """Before a command sent with a client id is checked against the read models for an earlier copy of
         itself: wait until they show everything on the log now. A client retries after a lost answer (an API
@@ -157,10 +163,8 @@ class Application:
         deduping = [name for name in DEDUPING_PROJECTIONS if name in self.projections]
         if not deduping:
             return
-        ends = await self.log.end_positions()
-        positions = [LogPosition(self.log.topic, partition, end - 1) for partition, end in ends.items() if end > 0]
         try:
-            await self.progress.wait_for(deduping, positions, self.read_your_writes_timeout_s)
+            await self.showing_the_log(deduping, self.read_your_writes_timeout_s)
         except ProjectionLagging as exc:
             raise NotYetVisible(
                 f"command {key} may have been accepted already, and the read models are behind ({exc}): "

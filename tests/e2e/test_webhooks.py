@@ -13,6 +13,8 @@ from support.stack import Stack
 from support.story import LINK, LOG_VERSION, version_input
 from support.waiting import wait_until
 
+from modelreg.services import rebuild as rebuilding
+
 CREATE = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!) {
   createAutomation(input: {name: $n, trigger: $t, action: $a}) { automation { id } webhookSecret }
 }"""
@@ -224,3 +226,29 @@ async def test_an_automation_in_its_cooldown_records_the_event_as_skipped_which_
     await wait_until(lambda: _delivered_all(stack, automation_id, events=4))
     assert await _statuses(stack, automation_id) == ["DELIVERED", "DELIVERED", "SKIPPED", "SKIPPED"]
     assert sorted(json.loads(body)["run"] for _, body in ok.received) == ["l1", "r1"]
+
+
+async def test_a_rebuild_of_the_trigger_projection_sends_no_webhook_again(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Replayed, the projection records each past firing pending, and the AutomationFired that closed it comes
+    # later on the log, or earlier on another partition: the runner sent every past webhook again.
+    ok, _, base = receiver_url
+    automation_id = await _automation(stack, base, {"event": "run_finished"})
+    for run in ("r1", "r2", "r3"):
+        await stack.graphql(START, {"r": run})
+        await stack.graphql(FINISH, {"r": run, "s": "FINISHED"})
+    await wait_until(lambda: _delivered_all(stack, automation_id, events=3))
+    await stack.projected()
+
+    monkeypatch.setattr(rebuilding, "REPLAY_BATCH", 1)  # an event a transaction: the firings show pending a while
+    await rebuilding.rebuild(stack.settings, "triggers")
+    await stack.graphql(START, {"r": "r4"})
+    await stack.graphql(FINISH, {"r": "r4", "s": "FINISHED"})  # carried out after any past one would be
+    await wait_until(lambda: _delivered_all(stack, automation_id, events=4))
+
+    assert sorted(json.loads(body)["run"] for _, body in ok.received) == ["r1", "r2", "r3", "r4"]
+    firings = (await stack.graphql(FIRINGS, {"id": automation_id}))["data"]["automation"]["firings"]["items"]
+    assert sorted((f["status"], f["variables"]["run_id"]) for f in firings) == [
+        ("DELIVERED", run) for run in ("r1", "r2", "r3", "r4")
+    ]
