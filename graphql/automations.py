@@ -8,12 +8,13 @@ from uuid import UUID
 
 import graphene
 
-from modelreg.errors import NotFound
+from modelreg.errors import NotFound, Unavailable
 from modelreg.graphql.enums import FiringStatus
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
+from modelreg.services.automations.webhook_signing import WITHOUT_A_KEY
 from modelreg.services.commands.launch_commands import CreateAutomation, SetAutomationEnabled
 
 
@@ -162,6 +163,10 @@ class AutomationMutations(graphene.ObjectType):
     @staticmethod
     async def resolve_create_automation(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         command = parse_command(CreateAutomation, input)
+        if command.action.kind == "webhook" and not info.context.webhook_secrets.can_sign:
+            # Refused before anything is appended: created, it could not be shown its secret, and a retry made a
+            # second live automation.
+            raise Unavailable(f"this API process cannot create a webhook: {WITHOUT_A_KEY}", retriable=False)
         accepted = await info.context.app.execute(command, info.context.caller)
         automation = await _visible(info, accepted.subject_id)
         secret = (

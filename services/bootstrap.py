@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka.errors import KafkaConnectionError
@@ -89,7 +90,7 @@ async def open_parts(settings: Settings, *, pool_size: int = 10, durable_commits
 
     `durable_commits=False` is for processes that only run projections (see create_pool); a process that
     also takes commands keeps durable commits, and its projections turn them off per batch."""
-    pool = await create_pool(settings.database_url, min_size=1, max_size=pool_size, durable_commits=durable_commits)
+    pool = await database_pool(settings, pool_size, durable_commits)
     event_log = event_log_for(settings, pool)
     try:
         await migrate(pool, all_migrations())
@@ -99,6 +100,48 @@ async def open_parts(settings: Settings, *, pool_size: int = 10, durable_commits
         await pool.close()
         raise
     return ProcessParts(settings, pool, event_log)
+
+
+async def database_pool(
+    settings: Settings, pool_size: int, durable_commits: bool, wait_s: float = BROKER_WAIT_S
+) -> asyncpg.Pool:
+    """The pool, waiting for a PostgreSQL that does not answer yet (restarting, or starting beside this process:
+    a host's reboot) as for the broker; a process that exited at once stayed down once it was back."""
+    where = _without_password(settings.database_url)
+
+    def waiting(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("waiting for PostgreSQL at %s (%s)", where, error)
+
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(NOT_ANSWERING),
+            stop=stop_after_delay(wait_s),
+            wait=wait_exponential(multiplier=0.5, max=5),
+            before_sleep=waiting,
+            reraise=True,
+        ):
+            with attempt:
+                return await create_pool(
+                    settings.database_url, min_size=1, max_size=pool_size, durable_commits=durable_commits
+                )
+    except NOT_ANSWERING as exc:
+        raise RuntimeError(
+            f"PostgreSQL at {where} did not answer for {wait_s:.0f} s ({exc}): check DATABASE_URL and that the "
+            "database is up"
+        ) from exc
+    raise AssertionError("unreachable: the retries return or raise")
+
+
+# Refused, no socket yet, or up but still starting (recovering after a crash).
+NOT_ANSWERING = (OSError, asyncpg.CannotConnectNowError)
+
+
+def _without_password(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 async def started(event_log: EventLog, settings: Settings, wait_s: float = BROKER_WAIT_S) -> None:

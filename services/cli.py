@@ -456,6 +456,13 @@ async def _serve_with(
     default=None,
     help="If this file does not exist, issue an admin API key and write it there (an installation's first start).",
 )
+@click.option(
+    "--webhook-secret-key",
+    envvar="MODELREG_WEBHOOK_SECRET_KEY",
+    default=None,
+    help="The key webhook secrets derive from: the same as `modelreg triggers` has (without it, no webhook can be "
+    "created here).",
+)
 @_blob_store_option
 @_limit_options
 def api(
@@ -465,8 +472,9 @@ def api(
     host: str,
     port: int,
     blob_dir: Path | None,
-    blob_store: str | None,
     admin_key_file: Path | None,
+    webhook_secret_key: str | None,
+    blob_store: str | None,
     max_body_bytes: int,
     max_blob_bytes: int,
 ) -> None:
@@ -483,6 +491,7 @@ def api(
         topic=topic,
         blob_dir=blob_dir,
         blob_store=blob_store,
+        webhook_secret_key=webhook_secret_key,
         max_body_bytes=max_body_bytes,
         max_blob_bytes=max_blob_bytes,
     )

@@ -15,16 +15,23 @@ SIGNATURE_HEADER = "X-Modelreg-Signature"
 DELIVERY_HEADER = "X-Modelreg-Delivery"  # automation:event, the same on every retry: receivers dedupe by it
 
 
+WITHOUT_A_KEY = (
+    "webhooks need a server secret key: set MODELREG_WEBHOOK_SECRET_KEY for `modelreg api` and `modelreg triggers` "
+    "(`modelreg server` makes one in its data dir)"
+)
+
+
 class WebhookSecrets:
     def __init__(self, server_key: str | None) -> None:
         self._server_key = server_key.encode() if server_key else None
 
+    @property
+    def can_sign(self) -> bool:
+        return self._server_key is not None
+
     def secret(self, automation_id: UUID, generation: int) -> str:
         if self._server_key is None:
-            raise RuntimeError(
-                "webhooks need a server secret key: set MODELREG_WEBHOOK_SECRET_KEY "
-                "(modelreg server makes one in its data dir)"
-            )
+            raise RuntimeError(WITHOUT_A_KEY)
         return hmac.new(self._server_key, f"{automation_id}:{generation}".encode(), hashlib.sha256).hexdigest()
 
 

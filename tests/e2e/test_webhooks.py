@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -14,6 +15,7 @@ from support.story import LINK, LOG_VERSION, version_input
 from support.waiting import wait_until
 
 from modelreg.services import rebuild as rebuilding
+from modelreg.services.settings import Settings
 
 CREATE = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!) {
   createAutomation(input: {name: $n, trigger: $t, action: $a}) { automation { id } webhookSecret }
@@ -252,3 +254,16 @@ async def test_a_rebuild_of_the_trigger_projection_sends_no_webhook_again(
     assert sorted((f["status"], f["variables"]["run_id"]) for f in firings) == [
         ("DELIVERED", run) for run in ("r1", "r2", "r3", "r4")
     ]
+
+
+async def test_an_api_without_the_webhook_key_refuses_a_webhook_before_creating_it(settings: Settings) -> None:
+    # Created, it could not be shown its secret: the caller was told to retry, and each retry made another live
+    # automation. The key is an operator's setting: nothing to retry.
+    async with Stack(dataclasses.replace(settings, webhook_secret_key=None)) as stack:
+        action = {"kind": "webhook", "url": "https://hooks.example.com/x"}
+        refused = await stack.graphql(CREATE, {"n": "hook", "t": {"event": "run_finished"}, "a": action})
+        error = refused["errors"][0]
+        assert error["extensions"]["code"] == "UNAVAILABLE" and "MODELREG_WEBHOOK_SECRET_KEY" in error["message"]
+        assert error["extensions"]["retriable"] is False
+        listed = await stack.graphql("{ automations { items { id } } }")
+        assert listed["data"]["automations"]["items"] == []
