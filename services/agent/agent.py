@@ -71,6 +71,10 @@ class Refused(RuntimeError):
         self.code = code
 
 
+# Each job starts under its guard, which takes the job's whole process group down with the agent.
+JOB_GUARD = (sys.executable, "-m", "modelreg.services.agent.job_guard")
+
+
 def _die_with_parent() -> None:
     """A job must not outlive a killed agent: its attempt is requeued and would otherwise run twice."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -313,6 +317,7 @@ class LaunchAgent:
             argv[0] = sys.executable  # the agent's interpreter has modelreg installed
         try:
             process = await asyncio.create_subprocess_exec(
+                *JOB_GUARD,
                 *argv,
                 cwd=folder,
                 env=env,

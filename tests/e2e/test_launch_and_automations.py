@@ -277,9 +277,15 @@ async def _finished(stack: Stack, job_id: str) -> bool:
 
 
 async def _enqueue_records(
-    stack: Stack, repo: str, commit: str, ledger: Path, count: int, sleep: float = 0
+    stack: Stack,
+    repo: str,
+    commit: str,
+    ledger: Path,
+    count: int,
+    sleep: float = 0,
+    entry_point: tuple[str, ...] = ("python", "record.py"),
 ) -> list[str]:
-    source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
+    source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": list(entry_point)}
     ids = []
     for _ in range(count):
         answer = await stack.graphql(ENQUEUE, {"s": source, "c": {"ledger": str(ledger), "sleep": sleep}})
@@ -317,11 +323,14 @@ async def test_two_agents_on_one_queue_run_each_of_200_jobs_exactly_once(stack: 
 async def test_the_job_of_a_killed_agent_is_requeued_and_finishes_once(stack: Stack, tmp_path: Path) -> None:
     url, key, repo, commit = await _setup(stack, tmp_path)
     ledger = tmp_path / "ledger.txt"
-    (job_id,) = await _enqueue_records(stack, repo, commit, ledger, 1, sleep=6)
+    # A wrapper that forks, as a shell script, torchrun or a DataLoader's workers do: the signal the kernel sends
+    # at the agent's death reaches its direct child only, and the recording process ran on beside attempt 2.
+    wrapper = ("sh", "-c", f"{sys.executable} record.py; true")
+    (job_id,) = await _enqueue_records(stack, repo, commit, ledger, 1, sleep=6, entry_point=wrapper)
 
     async with agents(url, key) as (doomed,):
         await wait_until(lambda: _state_is(stack, job_id, "RUNNING"), timeout_s=60)
-        doomed.send_signal(signal.SIGKILL)  # its job dies with it (PR_SET_PDEATHSIG)
+        doomed.send_signal(signal.SIGKILL)  # its job dies with it, every process of it (job_guard.py)
     async with agents(url, key):
         await wait_until(lambda: _finished(stack, job_id), timeout_s=90)
 
