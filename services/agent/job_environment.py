@@ -10,9 +10,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-# What a job finds of the agent's own environment: enough to run programs and read the locale, nothing the agent
-# holds for itself (cloud credentials, tokens). `modelreg agent --job-env NAME` passes more by name.
-_PASSED_ON = re.compile(r"PATH|HOME|USER|LOGNAME|SHELL|TERM|TZ|TMPDIR|LANG|LANGUAGE|LC_[A-Z]+")
+# What a job finds of the agent's own environment: enough to run programs and read the locale, and the machine's
+# devices and libraries as the agent was given them (an agent pinned to one GPU runs its jobs on that GPU; a CUDA
+# library path set for it is theirs too). Nothing the agent holds for itself (cloud credentials, tokens).
+# `modelreg agent --job-env NAME` passes more by name.
+_PASSED_ON = re.compile(
+    r"PATH|HOME|USER|LOGNAME|SHELL|TERM|TZ|TMPDIR|LANG|LANGUAGE|LC_[A-Z]+|LD_LIBRARY_PATH"
+    r"|CUDA_VISIBLE_DEVICES|CUDA_HOME|CUDA_PATH|NVIDIA_VISIBLE_DEVICES|HIP_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES"
+    r"|OMP_NUM_THREADS|MKL_NUM_THREADS"
+)
 
 
 # Linux refuses to start a process with an environment variable over 128 KiB (MAX_ARG_STRLEN: E2BIG), a job whose

@@ -139,20 +139,19 @@ def test_a_job_cannot_pass_options_to_docker_as_its_image() -> None:
     assert docker_argv(pinned, {}, Path("/tmp/job"), {})[-3] == pinned["image"]
 
 
-def test_a_job_inherits_none_of_the_agents_credentials() -> None:
+def test_a_job_inherits_the_agents_devices_and_none_of_its_credentials() -> None:
     from modelreg.services.agent.job_environment import passed_on
 
-    agent = {
+    machine = {
         "PATH": "/usr/bin",
         "HOME": "/home/agent",
         "LC_ALL": "C.UTF-8",
-        "AWS_SECRET_ACCESS_KEY": "agent-host-secret",
-        "MODELREG_API_KEY": "mr_agent",
-        "HF_TOKEN": "hf_x",
-        "CUDA_VISIBLE_DEVICES": "0",
+        "CUDA_VISIBLE_DEVICES": "1",  # the agent was pinned to a GPU: its jobs run there, not on every GPU
+        "LD_LIBRARY_PATH": "/usr/local/cuda/lib64",
     }
-    assert passed_on(agent) == {"PATH": "/usr/bin", "HOME": "/home/agent", "LC_ALL": "C.UTF-8"}
-    assert passed_on(agent, ["CUDA_VISIBLE_DEVICES"])["CUDA_VISIBLE_DEVICES"] == "0"
+    agent = {**machine, "AWS_SECRET_ACCESS_KEY": "agent-host-secret", "MODELREG_API_KEY": "mr_agent", "HF_TOKEN": "x"}
+    assert passed_on(agent) == machine
+    assert passed_on(agent, ["HF_TOKEN"])["HF_TOKEN"] == "x"  # `--job-env HF_TOKEN`: the operator's choice
 
 
 def test_a_config_too_large_for_a_variable_reaches_the_job_in_a_file(tmp_path: Path) -> None:
