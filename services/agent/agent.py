@@ -71,6 +71,8 @@ class Refused(RuntimeError):
         self.code = code
 
 
+DOCKER_CHECK_EVERY_S = 60.0
+
 # Each job starts under its guard, which takes the job's whole process group down with the agent.
 JOB_GUARD = (sys.executable, "-m", "modelreg.services.agent.job_guard")
 
@@ -130,6 +132,7 @@ class LaunchAgent:
     _queue_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Jobs this agent's key was refused, by when: tried again after REFUSED_RETRY_S (a grant may have come since).
     _not_for_this_key: dict[str, float] = field(default_factory=dict)
+    _docker_checked: tuple[float, str | None] | None = None  # when Docker was last asked, and why it did not answer
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         assert self._http is not None
@@ -228,6 +231,8 @@ class LaunchAgent:
                 continue
             if self.entities and job["entity"] not in self.entities:
                 continue
+            if self._queue_kinds[job["queue"]]["resource"] == "DOCKER" and not self._docker_runs_here():
+                continue  # left for an agent where Docker runs: claimed here, it failed (and every one after it)
             try:
                 claimed = (await self.gql(_CLAIM, {"i": {"id": job["id"], "agentId": self.agent_id}}))["claimJob"]
             except Refused as exc:
@@ -246,6 +251,16 @@ class LaunchAgent:
                 self._running.pop(key, None)
 
             self._running[job["id"]].add_done_callback(forget)
+
+    def _docker_runs_here(self) -> bool:
+        """Whether a Docker engine answers, asked at most once a minute; said once when it does not."""
+        now = time.monotonic()
+        if self._docker_checked is None or now - self._docker_checked[0] > DOCKER_CHECK_EVERY_S:
+            why = docker_answers()
+            if why is not None and (self._docker_checked is None or self._docker_checked[1] is None):
+                log.warning("agent %s: leaves docker queues' jobs to other agents: %s", self.agent_id, why)
+            self._docker_checked = (now, why)
+        return self._docker_checked[1] is None
 
     def _forget_old_refusals(self) -> None:
         now = time.monotonic()
@@ -268,7 +283,8 @@ class LaunchAgent:
                 detail = yaml.safe_dump_all(manifests, sort_keys=False)
                 await self.gql(_STARTED, {"i": {**ids, "detail": detail}})
                 reason = (
-                    "no Kubernetes cluster answers here: the manifest this agent would submit is in the job's detail"
+                    "this agent does not submit to Kubernetes: the manifests it would submit are in the job's detail "
+                    "(apply them with kubectl), or run the job from a docker or local-process queue"
                 )
                 await self._finished(ids, "FAILED", reason)
                 return

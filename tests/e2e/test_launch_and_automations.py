@@ -22,6 +22,7 @@ from support.training_repo import make_training_repo
 from support.waiting import wait_until
 
 import modelreg
+from modelreg.services.agent.agent import docker_answers
 
 CREATE_QUEUE = "mutation($n: String!) { createLaunchQueue(input: {name: $n}) { name resource } }"
 CREATE_AUTOMATION = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!, $c: Float) {
@@ -38,15 +39,16 @@ JOBS = "{ launchJobs(first: 500) { items { id state attempt triggeredBy config }
 
 
 @asynccontextmanager
-async def agents(url: str, key: str, count: int = 1, max_jobs: int = 1) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
+async def agents(
+    url: str, key: str, count: int = 1, max_jobs: int = 1, queues: tuple[str, ...] = ("cpu",)
+) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
     """Real agent processes, as `modelreg agent --queue cpu` would run on a worker machine."""
     command = [
         sys.executable,
         "-m",
         "modelreg.services.cli",
         "agent",
-        "--queue",
-        "cpu",
+        *(option for queue in queues for option in ("--queue", queue)),
         "--max-jobs",
         str(max_jobs),
         "--heartbeat",
@@ -872,3 +874,22 @@ async def test_a_kubernetes_jobs_manifest_takes_its_attempts_key_from_a_secret_o
     (key_from,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == "MODELREG_API_KEY"]
     assert key_from["name"] == secret["metadata"]["name"] and secret["metadata"]["namespace"] == "ml"
     assert "mr_" not in detail["launchJob"]["detail"]
+
+
+async def test_an_agent_where_docker_does_not_run_leaves_a_docker_queues_jobs_for_another(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # It claimed them and failed each one, every job of the queue in turn, until an agent with Docker polled it.
+    if docker_answers() is None:
+        pytest.skip("a Docker engine answers here: this is about an agent where none does")
+    url, key, repo, commit = await _setup(stack, tmp_path)
+    await stack.graphql('mutation { createLaunchQueue(input: {name: "containers", resource: DOCKER}) { name } }')
+    image = {"kind": "image", "image": "ghcr.io/acme/eval:1", "entry_point": ["python", "eval.py"]}
+    enqueue = ENQUEUE.replace('queue: "cpu"', 'queue: "containers"')
+    in_docker = (await stack.graphql(enqueue, {"s": image}))["data"]["enqueueJob"]["id"]
+    (here,) = await _enqueue_records(stack, repo, commit, tmp_path / "ledger.txt", 1)
+
+    async with agents(url, key, queues=("containers", "cpu")):
+        await wait_until(lambda: _finished(stack, here), timeout_s=60)
+
+    assert (await _job(stack, in_docker))["state"] == "QUEUED"
