@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import ctypes
 import logging
 import os
@@ -72,6 +73,7 @@ class Refused(RuntimeError):
 
 
 DOCKER_CHECK_EVERY_S = 60.0
+STOP_GRACE_S = 10.0  # between asking a cancelled job to stop and killing it, as `docker stop` gives
 
 # Each job starts under its guard, which takes the job's whole process group down with the agent.
 JOB_GUARD = (sys.executable, "-m", "modelreg.services.agent.job_guard")
@@ -82,6 +84,19 @@ def _die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     os.setsid()
+
+
+async def _stopped(process: asyncio.subprocess.Process, grace_s: float | None = None) -> None:
+    """Ask the job's whole process group to stop (SIGTERM: a run finishes as killed, a checkpoint is saved), and
+    kill what is left after `grace_s`. Killed at once, a cancelled job could save nothing."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.shield(asyncio.wait_for(process.wait(), STOP_GRACE_S if grace_s is None else grace_s))
+    except (TimeoutError, asyncio.CancelledError):
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def keep_environment_private() -> None:
@@ -231,7 +246,8 @@ class LaunchAgent:
                 continue
             if self.entities and job["entity"] not in self.entities:
                 continue
-            if self._queue_kinds[job["queue"]]["resource"] == "DOCKER" and not self._docker_runs_here():
+            queue = self._queue_kinds.get(job.get("queue", ""))
+            if queue is not None and queue["resource"] == "DOCKER" and not self._docker_runs_here():
                 continue  # left for an agent where Docker runs: claimed here, it failed (and every one after it)
             try:
                 claimed = (await self.gql(_CLAIM, {"i": {"id": job["id"], "agentId": self.agent_id}}))["claimJob"]
@@ -349,7 +365,7 @@ class LaunchAgent:
                 code = await process.wait()
             except BaseException:
                 if process.returncode is None:
-                    os.killpg(process.pid, signal.SIGKILL)
+                    await _stopped(process)
                 raise
             state = "FINISHED" if code == 0 else "FAILED"
             await self._finished(ids, state, None if code == 0 else f"exited with status {code}", code)

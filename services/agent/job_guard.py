@@ -20,14 +20,25 @@ from types import FrameType
 PR_SET_PDEATHSIG = 1
 
 
+# What the kernel sends this process when the agent dies. Not SIGTERM: the agent asks the job's group to stop with
+# SIGTERM (a cancel: the job may finish its run, save a checkpoint), and this process waits for the job then.
+AGENT_GONE = signal.SIGUSR1
+
+
 def _group_down(_signum: int, _frame: FrameType | None) -> None:
     os.killpg(0, signal.SIGKILL)  # the job's every process in the group, this one too
 
 
+def _the_job_answers(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM reaches the job's processes too (the agent signals the group): how they end is theirs. A handler,
+    not SIG_IGN, which the job would inherit."""
+
+
 def main(argv: list[str]) -> int:
     agent = os.getppid()
-    signal.signal(signal.SIGTERM, _group_down)
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.signal(AGENT_GONE, _group_down)
+    signal.signal(signal.SIGTERM, _the_job_answers)
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, AGENT_GONE)
     if os.getppid() != agent:  # the agent died before the line above: nobody is told of this job
         return 1
     try:

@@ -586,10 +586,12 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
     ]
 
 
-async def test_a_running_job_that_is_cancelled_is_stopped_by_its_agent(stack: Stack, tmp_path: Path) -> None:
+async def test_a_running_job_that_is_cancelled_is_asked_to_stop_by_its_agent(stack: Stack, tmp_path: Path) -> None:
     url, key, repo, commit = await _setup(stack, tmp_path)
-    ledger = tmp_path / "ledger.txt"
-    (job_id,) = await _enqueue_records(stack, repo, commit, ledger, 1, sleep=8)
+    ledger, farewell = tmp_path / "ledger.txt", tmp_path / "farewell.txt"
+    source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
+    config = {"ledger": str(ledger), "sleep": 8, "farewell": str(farewell)}
+    job_id = (await stack.graphql(ENQUEUE, {"s": source, "c": config}))["data"]["enqueueJob"]["id"]
 
     async with agents(url, key):
         await wait_until(lambda: _state_is(stack, job_id, "RUNNING"), timeout_s=60)
@@ -602,6 +604,8 @@ async def test_a_running_job_that_is_cancelled_is_stopped_by_its_agent(stack: St
         await wait_until(lambda: _process_ended(pid), timeout_s=30)
 
     assert not ledger.exists()  # stopped before it wrote anything
+    # Asked first (SIGTERM), as `docker stop` asks: a job finishes its run or saves a checkpoint before it goes.
+    assert farewell.read_text() == "asked to stop"
     assert (await _job(stack, job_id))["state"] == "CANCELLED"
 
 

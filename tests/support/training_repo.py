@@ -52,8 +52,14 @@ with modelreg.init(project="nature", job_type="evaluation", config=config) as ru
 """
 
 RECORD = """
-import json, os, sys, time
+import json, os, signal, sys, time
 config = json.loads(os.environ.get("MODELREG_CONFIG_OVERRIDES") or "{}")
+if config.get("farewell"):  # asked to stop (a cancel), it says so where a test reads it
+    def stop(*_):
+        with open(config["farewell"], "w") as farewell:
+            farewell.write("asked to stop")
+        sys.exit(143)
+    signal.signal(signal.SIGTERM, stop)
 if config.get("keys"):  # the key the job runs with, for a test to try while the job sleeps
     with open(config["keys"], "a") as keys:
         keys.write(os.environ["MODELREG_API_KEY"] + "\\n")
