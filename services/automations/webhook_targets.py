@@ -25,10 +25,26 @@ async def resolve_with_the_system(host: str) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+# NAT64's well-known prefix translates to the IPv4 address in its last 32 bits (RFC 6052); the local-use prefix
+# (RFC 8215) is a network's own, wherever it leads. The IPv4-compatible form (::a.b.c.d, deprecated) carries one
+# too. `is_global` counts all three public.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _carried_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.ipv4_mapped or address.sixtofour
+
+
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return False
         # An IPv6 form of an IPv4 address reaches that IPv4 address: judge the one it carries.
-        carried = address.ipv4_mapped or address.sixtofour
+        carried = _carried_ipv4(address)
         if carried is not None:
             return _is_public(carried)
     # `is_global` leaves out what `is_private` misses too (100.64.0.0/10, the carrier-grade NAT range, for one).

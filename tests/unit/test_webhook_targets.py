@@ -67,6 +67,10 @@ async def test_a_name_with_a_private_address_among_its_answers_is_refused_before
         "::ffff:127.0.0.1",  # IPv4-mapped loopback
         "::ffff:169.254.169.254",  # the cloud metadata service, IPv4-mapped
         "2002:a9fe:a9fe::1",  # 6to4 carrying 169.254.169.254
+        "64:ff9b::a9fe:a9fe",  # NAT64 to 169.254.169.254
+        "64:ff9b::10.0.0.1",  # NAT64 to a private address
+        "64:ff9b:1::a9fe:a9fe",  # the local-use NAT64 prefix: a network's own
+        "::127.0.0.1",  # IPv4-compatible loopback
         "100.64.0.1",  # carrier-grade NAT: not private to `is_private`, not public either
         "0.0.0.0",
         "::",
