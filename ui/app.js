@@ -15,10 +15,19 @@ import { Automations } from "./pages/automations.js";
 import { AuditLog } from "./pages/audit.js";
 import { Access } from "./pages/access.js";
 
+// A link with a broken %-escape (cut short when shared) names the page as written: thrown, it blanked the app.
+function decodedOrAsWritten(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 function route() {
   // "#/runs/acme/nature?state=failed": the path, then what a page keeps of its filters.
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const parts = path.split("/").filter(Boolean).map(decodedOrAsWritten);
   const [section, ...rest] = parts;
   switch (section) {
     case undefined:

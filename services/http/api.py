@@ -22,7 +22,7 @@ from graphql_server.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from graphql_server.utils.operation import get_operation_type
 
 from graphql import ExecutionResult, GraphQLSchema, OperationType
-from modelreg.errors import PermissionDenied
+from modelreg.errors import ModelregError, PermissionDenied
 from modelreg.events.envelope import Actor
 from modelreg.events.log import EventLog
 from modelreg.events.tail import LogTails
@@ -115,6 +115,21 @@ class BoundedRequestAdapter(AiohttpHTTPRequestAdapter):
 
     async def get_body(self) -> bytes:  # type: ignore[override]
         return await read_bounded(self.request)
+
+
+class RefusalsAreNoFaults(logging.Filter):
+    """graphql-server logs every error of an answer at ERROR with its traceback, a caller's bad input too: any
+    key holder filled the log with tracebacks, and the server's own faults drowned among them. A refusal
+    (a ModelregError other than INTERNAL, a document the schema refused) is told to the caller, not logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None:
+            return False  # a document the schema refused: no exception behind it
+        return not (isinstance(error, ModelregError) and error.code != "INTERNAL")
+
+
+_REFUSALS_ARE_NO_FAULTS = RefusalsAreNoFaults()
 
 
 # What would end a script element or a JavaScript string in a page, as JSON may write it instead.
@@ -422,6 +437,9 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
             yield
         await health_pool.close()
 
+    execution_log = logging.getLogger("graphql_server.execution")
+    if _REFUSALS_ARE_NO_FAULTS not in execution_log.filters:
+        execution_log.addFilter(_REFUSALS_ARE_NO_FAULTS)
     app.middlewares.insert(0, database_unavailable_is_503)  # outermost: PostgreSQL away is a 503 on every route
     app[SECRETS] = WebhookSecrets(settings.webhook_secret_key)
     app.cleanup_ctx.append(components)
