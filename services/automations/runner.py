@@ -50,6 +50,9 @@ from modelreg.services.commands.launch_commands import (
 log = logging.getLogger(__name__)
 
 FIRINGS_CHANNEL = "modelreg_firings"
+# A job whose agent vanished this many times in a row is failed, not requeued again: one that takes its machine
+# down (out of memory) took every agent down in turn, for ever.
+MAX_REQUEUES = 3
 CAUGHT_UP_WAIT_S = 1.0  # how long a pass waits for the trigger projection to reach the log's end
 _JOB_IDS = uuid.UUID("6f1c1d4e-5b0a-4c43-9a57-6d0f1f0f7a11")  # namespace of job ids derived from firings
 
@@ -386,6 +389,13 @@ class AutomationRunner:
         self.stuck.pop(key, None)
         if self._requeues_appended.get(key, 0):
             return  # appended, not visible yet (the projection lags): appending it again would change nothing
+        if job["requeues"] >= MAX_REQUEUES:
+            await self._fail_instead(
+                job,
+                f"its agent vanished while running it {job['requeues'] + 1} times in a row (a job that takes its "
+                "machine down, say: out of memory): failed instead of requeued; fix it, then enqueue it again",
+            )
+            return
         reason = (
             f"agent {job['agent_id']} vanished: no heartbeat since {job['last_seen']}, "
             f"requeued after {self.agent_timeout_s:g} s"
@@ -405,11 +415,14 @@ class AutomationRunner:
                 await self._give_up(job, tries, exc)
 
     async def _give_up(self, job: dict[str, Any], tries: int, error: ModelregError) -> None:
-        self._given_up.add((job["job_id"], job["attempt"]))
         reason = (
             f"agent {job['agent_id']} vanished (no heartbeat since {job['last_seen']}) and the supervisor could not "
             f"requeue the job in {tries} tries ({error}): failed instead; enqueue it again to run it"
         )
+        await self._fail_instead(job, reason)
+
+    async def _fail_instead(self, job: dict[str, Any], reason: str) -> None:
+        self._given_up.add((job["job_id"], job["attempt"]))
         failed = ReportJobFinished(
             job_id=job["job_id"], agent_id=job["agent_id"], attempt=job["attempt"], state="failed", reason=reason
         )
