@@ -237,12 +237,20 @@ class LogArtifactVersion(Recordable):
         # The version's id names one version whatever command ids its copies came with.
         return self.artifact_version_id or self.command_id
 
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        # Content equal to the newest version's is that version: two workers of one distributed job logging the
+        # same files at once each found the newest without the other's, and made two versions.
+        return uuid5(_COLLECTION_TURNS, f"{self.entity}/{self.project}/{self.name}")
+
 
 class UseArtifactVersion(Recordable):
     artifact_version_id: UUID
     entity: EntityName
     project: ProjectName
     run_id: RunId
+
+
+_COLLECTION_TURNS = UUID("0b5d2c1e-7f0a-4d8e-9a3b-5c6e7f8a9b0c")
 
 
 def version_turn(artifact_version_id: UUID) -> UUID:

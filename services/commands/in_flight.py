@@ -8,7 +8,8 @@ carried out side by side each find nothing and each append. So a copy claims its
 claim to go, then finds the first one's events.
 
 The same claims give turns (Command.turn_of): commands about one artifact version's links, aliases and
-existence, whoever sends them, are decided one at a time, each on read models that show the one before it.
+existence, or logging into one collection, whoever sends them, are decided one at a time, each on read models
+that show the one before it.
 
 A copy holds its claim by renewing it every few seconds; the claim of a holder that died (a killed API
 process) is taken over once it has not been renewed for STALE_AFTER, well within the client's retries. A key is
@@ -180,8 +181,8 @@ async def _renewed(in_flight: InFlight, key: UUID, holder: UUID) -> None:
 def _refusal(what: str, turn: bool) -> NotYetVisible:
     if turn:
         return NotYetVisible(
-            f"another change to this version's links or aliases is being carried out: send this {what} again "
-            "shortly; it is decided on what that change leaves"
+            f"another change to the same artifact version or collection is being carried out: send this {what} "
+            "again shortly; it is decided on what that change leaves"
         )
     return NotYetVisible(
         f"another copy of this {what} is still being carried out: send it again, with the same id, shortly; it "

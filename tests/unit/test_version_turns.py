@@ -96,6 +96,20 @@ async def test_a_command_that_waits_past_its_turn_is_told_to_send_it_again() -> 
     version = await logged(registry)
     assert await registry.in_flight.claim(version_turn(version), uuid7())  # another API process's link, stuck
     registry.app.read_your_writes_timeout_s = 0.05
-    with pytest.raises(NotYetVisible, match="another change to this version's links or aliases .* send this link"):
+    with pytest.raises(
+        NotYetVisible, match="another change to the same artifact version or collection .* send this link"
+    ):
         await registry(link(version), MEMBER)
     assert registry.appended_types() == ["artifacts.version_logged"]
+
+
+async def test_the_same_files_logged_by_two_workers_at_once_are_one_version() -> None:
+    # Two workers of one distributed job, each with its own ids: content equal to the newest version's is it.
+    registry = WriteSide(ALogThatTakesAMoment())
+    file = registry.stored_file(b"weights")
+    logs = [LogArtifactVersion(**COLLECTION, artifact_type="model", manifest=(file,)) for _ in range(2)]
+
+    answers = await asyncio.gather(registry(logs[0], MEMBER), registry(logs[1], ADMIN))
+
+    assert registry.appended_types() == ["artifacts.version_logged"]
+    assert answers[0].subject_id == answers[1].subject_id
