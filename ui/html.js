@@ -86,7 +86,9 @@ const CARD_RULES = {
   FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "option", "label", "fieldset", "dialog",
     // What would load from another host by itself, as an image does (below): a pixel would learn who reads the card.
     "video", "audio", "source", "track", "picture", "image", "feimage", "use"],
-  FORBID_ATTR: ["style", "class", "id", "srcset", "background", "poster"],
+  // data-remote-src: set by the hook below only; written by a card's author, its image loaded on a click without
+  // naming its host.
+  FORBID_ATTR: ["style", "class", "id", "srcset", "background", "poster", "data-remote-src"],
 };
 
 // A card's image from another host loads only when its reader asks (a click): any member writes a card, and a
@@ -117,7 +119,14 @@ function loadRemoteImage(event) {
 // Markdown from the API (a model card) as sanitised HTML: marked renders, DOMPurify keeps what CARD_RULES allow.
 export function Markdown({ text, empty = "Nothing written yet." }) {
   if (!text) return html`<p class="muted">${empty}</p>`;
-  const safe = DOMPurify.sanitize(marked.parse(text), CARD_RULES);
+  let safe;
+  try {
+    safe = DOMPurify.sanitize(marked.parse(text), CARD_RULES);
+  } catch {
+    // A card the renderer cannot take (100,000 nested quotes overflow its stack) is shown as it was written: thrown,
+    // it blanked the version page, its Edit button too.
+    return html`<pre class="markdown unrendered">${text}</pre>`;
+  }
   return html`<div class="markdown" onClick=${loadRemoteImage} dangerouslySetInnerHTML=${{ __html: safe }} />`;
 }
 

@@ -58,6 +58,7 @@ Classifies photos of **nature** into 10 classes. Trained on `nature-images`.
 
 ![loss curve](https://pixels.example.com/pixel.png)
 <img alt="sneaky" src="/\\pixels.example.com/sneaky.png">
+<img alt="chart" data-remote-src="https://pixels.example.com/track.png">
 
 <script>window.injected = true</script>
 <style>body { background: red }</style>
@@ -209,7 +210,11 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await expect(pixel).to_be_visible()
         # Nor one whose address only the browser's parsing makes remote ("/\\host/...").
         await expect(card.get_by_role("img", name="sneaky (from pixels.example.com: click to load)")).to_be_visible()
-        assert not [url for url in requested if url.endswith(("/pixel.png", "/sneaky.png"))]
+        # One written with the hook's own attribute loads nothing, not even on a click (it named no host).
+        chart = card.get_by_role("img", name="chart")
+        await expect(chart).not_to_have_attribute("data-remote-src", "https://pixels.example.com/track.png")
+        await chart.click()
+        assert not [url for url in requested if url.endswith(("/pixel.png", "/sneaky.png", "/track.png"))]
         await page.route(
             "https://pixels.example.com/pixel.png", lambda route: route.fulfill(body=PNG, content_type="image/png")
         )

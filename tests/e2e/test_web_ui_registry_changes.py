@@ -172,3 +172,27 @@ async def test_a_versions_files_show_as_a_folder_tree_and_its_metadata_shows_the
         await expect(hyperparameters).to_contain_text("lr")
         await expect(hyperparameters).to_contain_text("0.05")
     assert browser.problems == [], browser.problems
+
+
+async def test_a_card_the_renderer_cannot_take_is_shown_as_written_and_can_still_be_edited(stack: Stack) -> None:
+    # 99,990 nested quotes overflow the markdown renderer's stack: thrown in the page, every version's Overview
+    # showed nothing below its tabs, the card's Edit button included.
+    from playwright.async_api import expect
+
+    await demo_story(stack)
+    card = ">" * 99_990 + " the end"
+    update = (
+        'mutation($d: String!) { updateModelCard(input: {registeredModel: "nature-classification", description: $d}) '
+        "{ name } }"
+    )
+    assert "errors" not in await stack.graphql(update, {"d": card})
+    url = str(stack.client.make_url("/"))
+
+    async with open_browser(url) as browser:
+        page = await browser.page(await stack.key("user:mia", role="member"), expect_principal="user:mia")
+        await page.goto(f"{url}#/models/nature-classification/v1")
+        shown = page.get_by_test_id("model-card")
+        await expect(shown.locator("pre")).to_contain_text("the end")
+        await expect(shown.get_by_role("button", name="Edit")).to_be_visible()
+        await expect(page.get_by_test_id("aliases")).to_be_visible()
+    assert browser.problems == [], browser.problems
