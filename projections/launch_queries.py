@@ -28,6 +28,7 @@ FIRING_HIDDEN = """(coalesce(f.stream = '', false) AND cardinality({entities}) +
 
 
 PENDING_PER_CREATOR = 20
+PENDING_PER_AUTOMATION = 5
 
 
 class LaunchQueries:
@@ -170,21 +171,29 @@ class LaunchQueries:
             return str(exc)
         return None
 
-    async def pending_firings(self, limit: int, per_creator: int = PENDING_PER_CREATOR) -> list[dict[str, Any]]:
-        """The oldest pending firings, at most `per_creator` of the automations of one principal: a webhook that
-        never answers is retried for minutes, and one member's firings must not fill the runner's window and
-        hold up every other team's automations."""
+    async def pending_firings(
+        self, limit: int, per_creator: int = PENDING_PER_CREATOR, per_automation: int = PENDING_PER_AUTOMATION
+    ) -> list[dict[str, Any]]:
+        """The oldest pending firings, at most `per_creator` of the automations of one principal and
+        `per_automation` of one automation: a webhook that never answers is retried for minutes, and one member's
+        firings must not fill the runner's window and hold up every other team's automations, nor one dead
+        webhook every other automation of its creator (an evaluation's launch waited a minute behind one)."""
         rows = await self.pool.fetch(
             """SELECT p.* FROM (
                    SELECT f.*, row_number() OVER (PARTITION BY a.created_by ORDER BY f.occurred_at, f.event_id) AS nth
-                   FROM automation_firings f JOIN automations a USING (automation_id)
-                   WHERE f.status = 'pending'
+                   FROM (
+                       SELECT f.*, row_number() OVER (PARTITION BY f.automation_id ORDER BY f.occurred_at, f.event_id)
+                           AS of_automation
+                       FROM automation_firings f WHERE f.status = 'pending'
+                   ) f JOIN automations a USING (automation_id)
+                   WHERE f.of_automation <= $3
                ) p
                WHERE p.nth <= $2 ORDER BY p.occurred_at, p.event_id LIMIT $1""",
             limit,
             per_creator,
+            per_automation,
         )
-        return [{k: v for k, v in r.items() if k != "nth"} for r in rows]
+        return [{k: v for k, v in r.items() if k not in ("nth", "of_automation")} for r in rows]
 
     async def last_fired_at(
         self, automation_id: UUID, *, hidden_entities: Sequence[str], hidden_models: Sequence[str]

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
-from modelreg.services.automations.runner import AutomationRunner
+from modelreg.services.automations.runner import WEBHOOK_BACKOFF_S, AutomationRunner
 from modelreg.services.automations.webhook_signing import WebhookSecrets
 from modelreg.services.bootstrap import ProcessParts, given_or_own
 from modelreg.services.settings import Settings
@@ -50,7 +50,7 @@ async def run_triggers(
     settings: Settings,
     stopping: asyncio.Event,
     *,
-    webhook_backoff_s: float = 0.5,
+    webhook_backoff_s: float = WEBHOOK_BACKOFF_S,
     parts: ProcessParts | None = None,
 ) -> None:
     """`parts`: the process's own (services/bootstrap.py) when it does more than carry out automations."""

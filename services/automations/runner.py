@@ -50,6 +50,11 @@ from modelreg.services.commands.launch_commands import (
 log = logging.getLogger(__name__)
 
 FIRINGS_CHANNEL = "modelreg_firings"
+# A webhook's attempts wait 5, 10, 20 s... up to 10 minutes apart: the 5 attempts of the default span about 2.5
+# minutes, 20 (the most allowed) about 2 hours; a receiver restarting or being deployed misses none. They were
+# 0.5 s apart at first, and 7.5 s of a receiver's downtime lost the notification for good.
+WEBHOOK_BACKOFF_S = 5.0
+WEBHOOK_BACKOFF_MAX_S = 600.0
 # A job whose agent vanished this many times in a row is failed, not requeued again: one that takes its machine
 # down (out of memory) took every agent down in turn, for ever.
 MAX_REQUEUES = 3
@@ -74,7 +79,7 @@ class AutomationRunner:
         *,
         agent_timeout_s: float = 30.0,
         run_crashed_after_s: float = CRASHED_AFTER_S,
-        webhook_backoff_s: float = 0.5,
+        webhook_backoff_s: float = WEBHOOK_BACKOFF_S,
         max_requeue_tries: int = 5,
         resolve: Resolve = resolve_with_the_system,
     ) -> None:
@@ -351,7 +356,7 @@ class AutomationRunner:
         try:
             async for retrying in AsyncRetrying(
                 stop=stop_after_attempt(int(action.get("max_attempts", 5))),
-                wait=wait_exponential(multiplier=self.webhook_backoff_s, max=60),
+                wait=wait_exponential(multiplier=self.webhook_backoff_s, max=WEBHOOK_BACKOFF_MAX_S),
                 retry=retry_if_result(lambda delivered: not delivered),
             ):
                 with retrying:

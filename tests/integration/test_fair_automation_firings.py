@@ -45,7 +45,20 @@ async def test_one_members_pending_firings_leave_room_for_the_others(pool: async
     window = await LaunchQueries(pool).pending_firings(200)
 
     by_automation = [f["automation_id"] for f in window]
-    assert sum(a in mallory for a in by_automation) == 20  # all three of mallory's together
+    assert sum(a in mallory for a in by_automation) == 15  # all three of mallory's together, 5 of each
     assert by_automation.count(alice) == 5
     assert [f["occurred_at"] for f in window] == sorted(f["occurred_at"] for f in window)  # oldest first
-    assert "nth" not in window[0]
+    assert "nth" not in window[0] and "of_automation" not in window[0]
+
+
+async def test_one_dead_webhook_leaves_room_for_its_creators_other_automations(pool: asyncpg.Pool) -> None:
+    # A webhook that never answers is retried for minutes: an evaluation's launch, of the same creator, waited
+    # behind its firings.
+    dead_webhook, launch = await automation_of(pool, "user:alice"), await automation_of(pool, "user:alice")
+    await pending(pool, dead_webhook, 50, start=0)
+    await pending(pool, launch, 1, start=100)
+
+    window = await LaunchQueries(pool).pending_firings(200)
+
+    assert [f["automation_id"] for f in window].count(dead_webhook) == 5
+    assert [f["automation_id"] for f in window].count(launch) == 1
