@@ -46,6 +46,12 @@ class LaunchQueries:
         )
         return [dict(r) for r in rows]
 
+    async def firing(self, automation_id: UUID, event_id: UUID) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM automation_firings WHERE automation_id = $1 AND event_id = $2", automation_id, event_id
+        )
+        return dict(row) if row else None
+
     async def job(self, job_id: UUID) -> dict[str, Any] | None:
         row = await self.pool.fetchrow("SELECT * FROM launch_jobs WHERE job_id = $1", job_id)
         return dict(row) if row else None

@@ -240,6 +240,7 @@ class TriggersProjection(Projection):
             "event_id": str(envelope.id),
             "event_type": envelope.type,
             "actor": str(envelope.actor),
+            "correlation_id": str(envelope.correlation_id),  # a launched job's id, for what it did
             **{k: str(v) for k, v in envelope.payload.model_dump().items() if k.endswith("_id") and v is not None},
         }
         args = (

@@ -55,6 +55,8 @@ FIRINGS_CHANNEL = "modelreg_firings"
 # 0.5 s apart at first, and 7.5 s of a receiver's downtime lost the notification for good.
 WEBHOOK_BACKOFF_S = 5.0
 WEBHOOK_BACKOFF_MAX_S = 600.0
+# How far back an automation looks for itself among the automations whose jobs led to an event.
+LOOP_DEPTH = 10
 # A job whose agent vanished this many times in a row is failed, not requeued again: one that takes its machine
 # down (out of memory) took every agent down in turn, for ever.
 MAX_REQUEUES = 3
@@ -209,6 +211,12 @@ class AutomationRunner:
         job_id: uuid.UUID | None
         if not automation["enabled"]:
             job_id, outcome, detail = None, "failed", "not carried out: the automation was switched off before it was"
+        elif (chain := await self._launched_by_itself(automation["automation_id"], firing)) is not None:
+            job_id, outcome = None, "failed"
+            detail = (
+                f"not carried out: the event was done by job {chain}, which this automation launched (directly or "
+                "through others): it would fire again for ever"
+            )
         elif not creators_rights.readable().scope(event_scope):
             # An automation watching every team fires on private ones too; what it would send (a webhook's
             # payload, a job's config) is made of the event, which its creator may not read.
@@ -246,6 +254,28 @@ class AutomationRunner:
             fired, as_automation, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False
         )
         return True
+
+    async def _launched_by_itself(self, automation_id: uuid.UUID, firing: dict[str, Any]) -> uuid.UUID | None:
+        """The job that did the firing's event, when this automation launched it, or launched a job whose doing
+        launched it, and so on (LOOP_DEPTH links at most): a retraining job that moves `production` fired the
+        automation on `production` that launched it, for ever. A job's events are correlated by the job."""
+        variables = firing["variables"]
+        for _ in range(LOOP_DEPTH):
+            try:
+                job = await self.launch.job(uuid.UUID(variables.get("correlation_id", "")))
+            except ValueError:
+                return None
+            if job is None or not job["triggered_by"]:
+                return None
+            if uuid.UUID(job["triggered_by"]["automation_id"]) == automation_id:
+                return job["job_id"]
+            cause = await self.launch.firing(
+                uuid.UUID(job["triggered_by"]["automation_id"]), uuid.UUID(job["triggered_by"]["event_id"])
+            )
+            if cause is None:
+                return None
+            variables = cause["variables"]
+        return None
 
     async def _with_creators_rights(self, automation: dict[str, Any]) -> Caller:
         """The automation as the actor, with the rights its creator holds now: a job goes only where they

@@ -75,6 +75,10 @@ class Application:
     ) -> Accepted:
         reads = self.read_models
         caller.require(command.needs, await command.scopes_in(reads, caller.readable()), command.describe())
+        if correlation_id is None and caller.job_id is not None:
+            # What a launched job does is correlated by the job: the audit log tells it from its agent's other
+            # work, and an automation whose job did it does not fire on it again (a loop).
+            correlation_id = caller.job_id
         timeout_s = self.read_your_writes_timeout_s
         async with AsyncExitStack() as holding:
             # Always in this order (the caller's copy, then the turn everyone shares): no two commands wait on

@@ -897,3 +897,46 @@ async def test_an_agent_where_docker_does_not_run_leaves_a_docker_queues_jobs_fo
         await wait_until(lambda: _finished(stack, here), timeout_s=60)
 
     assert (await _job(stack, in_docker))["state"] == "QUEUED"
+
+
+async def test_an_automation_does_not_fire_on_what_a_job_it_launched_did(stack: Stack, tmp_path: Path) -> None:
+    # "Evaluate every finished run" launches a job whose own run finishes: it fired again, for ever (a retraining
+    # job that moves `production` does the same to an automation on `production`). A job's events are correlated
+    # by the job, and an automation does not fire on what its own jobs did.
+    url, key, repo, commit = await _setup(stack, tmp_path)
+    action = {
+        "kind": "launch",
+        "queue": "cpu",
+        "entity": "acme",
+        "project": "nature",
+        "source": {
+            "kind": "git",
+            "git_remote": repo,
+            "git_commit": commit,
+            "entry_point": ["python", "-c", "import modelreg; modelreg.init().finish()"],
+        },
+    }
+    created = await stack.graphql(
+        CREATE_AUTOMATION, {"n": "evaluate", "t": {"event": "run_finished", "entity": "acme"}, "a": action}
+    )
+    automation_id = created["data"]["createAutomation"]["automation"]["id"]
+    firings_query = "query($id: ID!) { automation(id: $id) { firings { items { status detail jobId } } } }"
+
+    async def firings() -> list[dict[str, Any]]:
+        return (await stack.graphql(firings_query, {"id": automation_id}))["data"]["automation"]["firings"]["items"]
+
+    async def both_closed() -> bool:
+        found = await firings()
+        return len(found) == 2 and "PENDING" not in {f["status"] for f in found}
+
+    await stack.graphql(START_RUN, {"e": "acme", "r": "by-hand"})
+    finish = 'mutation { finishRun(input: {entity: "acme", project: "nature", runId: "by-hand"}) { state } }'
+    await stack.graphql(finish)
+    async with agents(url, key):
+        await wait_until(both_closed, timeout_s=90)
+
+    loop, launched = await firings()  # newest first
+    assert launched["status"] == "ENQUEUED"
+    assert loop["status"] == "FAILED" and f"job {launched['jobId']}, which this automation launched" in loop["detail"]
+    jobs = [j for j in (await stack.graphql(JOBS))["data"]["launchJobs"]["items"] if j["triggeredBy"]]
+    assert [j["id"] for j in jobs] == [launched["jobId"]]
