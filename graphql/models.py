@@ -81,6 +81,10 @@ class ActionRecord(graphene.ObjectType):
         description="for a run's own commands recorded offline: when its client says it happened (a bounded claim)"
     )
     details = JSONValue(required=True)
+    correlation_id = graphene.ID(
+        required=True, description="the chain it belongs to: a command's first event, or the launched job that did it"
+    )
+    causation_id = graphene.ID(description="the event that caused it (an automation's firing), if any")
 
     @staticmethod
     def resolve_action(row: dict, info: graphene.ResolveInfo) -> str:

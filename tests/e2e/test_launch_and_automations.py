@@ -940,3 +940,8 @@ async def test_an_automation_does_not_fire_on_what_a_job_it_launched_did(stack: 
     assert loop["status"] == "FAILED" and f"job {launched['jobId']}, which this automation launched" in loop["detail"]
     jobs = [j for j in (await stack.graphql(JOBS))["data"]["launchJobs"]["items"] if j["triggeredBy"]]
     assert [j["id"] for j in jobs] == [launched["jobId"]]
+    # The audit log tells what the job did from what people did.
+    finished = '{ auditLog(action: "runs.run_finished") { items { actor correlationId details } } }'
+    records = (await stack.graphql(finished))["data"]["auditLog"]["items"]
+    by_job = [r["details"]["run_id"] for r in records if r["correlationId"] == launched["jobId"]]
+    assert by_job == [f"launch-{launched['jobId'].replace('-', '')[-12:]}-1"]
