@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # How long a process waits at its start for a broker that does not answer yet.
 BROKER_WAIT_S = 120.0
+T = TypeVar("T")
 
 if TYPE_CHECKING:  # the command path is imported where it is used: projector and rebuild processes start faster
     from modelreg.projections.progress import ProjectionProgress
@@ -109,28 +110,16 @@ async def database_pool(
     a host's reboot) as for the broker; a process that exited at once stayed down once it was back."""
     where = _without_password(settings.database_url)
 
-    def waiting(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        log.warning("waiting for PostgreSQL at %s (%s)", where, error)
+    async def pool() -> asyncpg.Pool:
+        return await create_pool(settings.database_url, min_size=1, max_size=pool_size, durable_commits=durable_commits)
 
     try:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(NOT_ANSWERING),
-            stop=stop_after_delay(wait_s),
-            wait=wait_exponential(multiplier=0.5, max=5),
-            before_sleep=waiting,
-            reraise=True,
-        ):
-            with attempt:
-                return await create_pool(
-                    settings.database_url, min_size=1, max_size=pool_size, durable_commits=durable_commits
-                )
+        return await _waiting_for(f"PostgreSQL at {where}", NOT_ANSWERING, wait_s, pool)
     except NOT_ANSWERING as exc:
         raise RuntimeError(
             f"PostgreSQL at {where} did not answer for {wait_s:.0f} s ({exc}): check DATABASE_URL and that the "
             "database is up"
         ) from exc
-    raise AssertionError("unreachable: the retries return or raise")
 
 
 # Refused, no socket yet, or up but still starting (recovering after a crash).
@@ -148,30 +137,42 @@ async def started(event_log: EventLog, settings: Settings, wait_s: float = BROKE
     """Start the event log, waiting for a broker that does not answer yet (restarting, or starting beside this
     process) rather than exiting; one still away after `wait_s` is a setting to check, and the error says so."""
 
-    def waiting(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        log.warning("waiting for Kafka at %s (%s)", settings.kafka_bootstrap_servers, error)
+    async def start() -> None:
+        try:
+            await event_log.start()
+        except KafkaConnectionError:
+            with contextlib.suppress(Exception):
+                await event_log.close()  # what did start, for the next attempt to start afresh
+            raise
 
     try:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(KafkaConnectionError),
-            stop=stop_after_delay(wait_s),
-            wait=wait_exponential(multiplier=0.5, max=5),
-            before_sleep=waiting,
-            reraise=True,
-        ):
-            with attempt:
-                try:
-                    await event_log.start()
-                except KafkaConnectionError:
-                    with contextlib.suppress(Exception):
-                        await event_log.close()  # what did start, for the next attempt to start afresh
-                    raise
+        await _waiting_for(f"Kafka at {settings.kafka_bootstrap_servers}", (KafkaConnectionError,), wait_s, start)
     except KafkaConnectionError as exc:
         raise RuntimeError(
             f"Kafka at {settings.kafka_bootstrap_servers} did not answer for {wait_s:.0f} s ({exc}): check "
             "KAFKA_BOOTSTRAP_SERVERS and that the broker is up"
         ) from exc
+
+
+async def _waiting_for(
+    what: str, not_answering: tuple[type[BaseException], ...], wait_s: float, attempt: Callable[[], Awaitable[T]]
+) -> T:
+    """`attempt()`'s result, tried again while it fails as a server that does not answer yet fails, saying so."""
+
+    def waiting(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("waiting for %s (%s)", what, error)
+
+    async for tried in AsyncRetrying(
+        retry=retry_if_exception_type(not_answering),
+        stop=stop_after_delay(wait_s),
+        wait=wait_exponential(multiplier=0.5, max=5),
+        before_sleep=waiting,
+        reraise=True,
+    ):
+        with tried:
+            return await attempt()
+    raise AssertionError("unreachable: the retries return or raise")
 
 
 @contextlib.asynccontextmanager

@@ -4,14 +4,12 @@ in the registry and in lineage, the audit log keeps each event once, and no stre
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from support.tables import positions
-from support.waiting import wait_until
+from support.applied import applied
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ManifestEntry, artifact_stream
 from modelreg.events.envelope import Actor, Envelope
@@ -19,7 +17,6 @@ from modelreg.events.log import EventLog
 from modelreg.projections.audit import AuditProjection
 from modelreg.projections.lineage import LineageProjection
 from modelreg.projections.registry import RegistryProjection
-from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.settings import Settings
 
 ALICE = Actor(kind="user", id="alice")
@@ -42,21 +39,7 @@ def logged(version_id: UUID, n: int) -> Envelope:
 
 
 async def project(settings: Settings, pool: asyncpg.Pool, log: EventLog) -> None:
-    """Each projection applies the whole log, then stops."""
-    ends = await log.end_positions()
-    for projection in (RegistryProjection(), LineageProjection(), AuditProjection()):
-
-        async def caught_up(name: str = projection.name) -> bool:
-            done = await positions(settings.database_url, name, log.topic)
-            return all(done.get(p, 0) >= end for p, end in ends.items())
-
-        stopping = asyncio.Event()
-        task = asyncio.create_task(ProjectionRunner(projection, log, pool).run(stopping))
-        try:
-            await wait_until(caught_up)
-        finally:
-            stopping.set()
-            await task
+    await applied(settings, pool, log, RegistryProjection(), LineageProjection(), AuditProjection())
 
 
 @pytest.mark.parametrize("batches", ["one batch", "an event per batch"])

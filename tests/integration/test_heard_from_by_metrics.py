@@ -4,19 +4,16 @@ A run whose client never beat (another tool, an offline sync) keeps none, and is
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from support.tables import positions
-from support.waiting import wait_until
+from support.applied import applied
 
 from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.events.log import EventLog
 from modelreg.events.runs import MetricSeries, MetricsLogged, RunHeartbeat, RunStarted, run_stream
 from modelreg.projections.registry import RegistryProjection
-from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.settings import Settings
 
 ALICE = Actor(kind="user", id="alice")
@@ -38,19 +35,7 @@ def of(run_id: str) -> dict[str, str]:
 
 
 async def project(settings: Settings, pool: asyncpg.Pool, log: EventLog) -> None:
-    ends = await log.end_positions()
-
-    async def caught_up() -> bool:
-        done = await positions(settings.database_url, "registry", log.topic)
-        return all(done.get(p, 0) >= end for p, end in ends.items())
-
-    stopping = asyncio.Event()
-    task = asyncio.create_task(ProjectionRunner(RegistryProjection(), log, pool).run(stopping))
-    try:
-        await wait_until(caught_up)
-    finally:
-        stopping.set()
-        await task
+    await applied(settings, pool, log, RegistryProjection())
 
 
 @pytest.mark.parametrize("batches", ["one batch", "an event per batch"])
