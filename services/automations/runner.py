@@ -28,6 +28,7 @@ from modelreg.events.automations import FiringOutcome, watched_scope
 from modelreg.events.envelope import Actor
 from modelreg.events.identity import Role
 from modelreg.events.launch import JobSource, Trigger, job_stream
+from modelreg.events.log import LogPosition
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.progress import ProjectionLagging
@@ -98,6 +99,7 @@ class AutomationRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._marking: asyncio.Task[None] | None = None  # the pass over silent runs under way
         self._wake = asyncio.Event()
+        self._log_read_to: list[LogPosition] | None = None  # where the trigger projection must be before firing
         self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         # Per (job, attempt) the supervisor could not move on yet: rounds tried, requeues appended, why.
         self.max_requeue_tries = max_requeue_tries
@@ -170,17 +172,22 @@ class AutomationRunner:
             task.add_done_callback(self._tasks.discard)
 
     async def _triggers_read_the_log(self) -> bool:
-        """Whether the trigger projection has applied every event on the log now. A firing it shows pending may
-        have been carried out long ago, the AutomationFired that closed it further on the log: a rebuild of the
-        projection, a registry imported from its export, replays them. Carried out again, every past webhook
-        was sent again, and the firings' record rewritten with today's settings."""
+        """Whether the trigger projection has applied the log up to where it ended when this was first asked
+        since the last yes. A firing it shows pending may have been carried out long ago, the AutomationFired
+        that closed it further on the log: a rebuild of the projection, a registry imported from its export,
+        replay them. Carried out again, every past webhook was sent again, and the firings' record rewritten
+        with today's settings. A point fixed until reached, not the log's moving end: under a steady load the
+        projection is always behind that, and firings would wait for the load to stop."""
         try:
-            await self.app.showing_the_log(["triggers"], CAUGHT_UP_WAIT_S)
+            if self._log_read_to is None:
+                self._log_read_to = await self.app.log_end()
+            await self.app.progress.wait_for(["triggers"], self._log_read_to, CAUGHT_UP_WAIT_S)
         except ProjectionLagging:
-            return False  # replaying: the next pass
+            return False  # replaying, or behind: the next pass
         except Exception as exc:  # noqa: BLE001 -- the broker away for a moment (its client's own errors): the next pass
             log.warning("automation runner: the log's end is not known (%s); trying again at the next pass", exc)
             return False
+        self._log_read_to = None
         return True
 
     async def _fire_guarded(self, firing: dict[str, Any], key: tuple[uuid.UUID, uuid.UUID]) -> None:

@@ -151,11 +151,14 @@ class Application:
             )
         return Accepted(decision.subject_id, decision.events, positions)
 
+    async def log_end(self) -> list[LogPosition]:
+        """The last event of each partition on the log now."""
+        ends = await self.log.end_positions()
+        return [LogPosition(self.log.topic, partition, end - 1) for partition, end in ends.items() if end > 0]
+
     async def showing_the_log(self, projections: list[str], timeout_s: float) -> None:
         """Return once `projections` have applied every event on the log now; ProjectionLagging after `timeout_s`."""
-        ends = await self.log.end_positions()
-        positions = [LogPosition(self.log.topic, partition, end - 1) for partition, end in ends.items() if end > 0]
-        await self.progress.wait_for(projections, positions, timeout_s)
+        await self.progress.wait_for(projections, await self.log_end(), timeout_s)
 
     async def _caught_up_with_the_log(self, key: UUID) -> None:
         """Before a command sent with a client id is checked against the read models for an earlier copy of
