@@ -73,6 +73,8 @@ class Refused(RuntimeError):
 
 
 DOCKER_CHECK_EVERY_S = 60.0
+START_WAIT_S = 120.0  # as the server's processes wait for Kafka and PostgreSQL
+START_RETRY_S = 2.0
 STOP_GRACE_S = 10.0  # between asking a cancelled job to stop and killing it, as `docker stop` gives
 
 # Each job starts under its guard, which takes the job's whole process group down with the agent.
@@ -148,6 +150,7 @@ class LaunchAgent:
     # Jobs this agent's key was refused, by when: tried again after REFUSED_RETRY_S (a grant may have come since).
     _not_for_this_key: dict[str, float] = field(default_factory=dict)
     _docker_checked: tuple[float, str | None] | None = None  # when Docker was last asked, and why it did not answer
+    start_wait_s: float = START_WAIT_S  # how long a starting agent waits for the API
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         assert self._http is not None
@@ -165,9 +168,9 @@ class LaunchAgent:
         headers = {"Authorization": f"Bearer {self.api_key}"}
         async with httpx.AsyncClient(base_url=self.url.rstrip("/"), headers=headers, timeout=30.0) as http:
             self._http = http
-            if self.agent_id is None:
-                self.agent_id = f"{(await self.gql(_VIEWER))['viewer']['id']}:{_machine_name()}"
-            self._queue_kinds = {q["name"]: q for q in await self._all_queues()}
+            await self._introduced(stopping)
+            if stopping.is_set():
+                return
             unknown = [q for q in self.queues if q not in self._queue_kinds]
             if unknown:
                 raise SystemExit(
@@ -194,6 +197,36 @@ class LaunchAgent:
                 for task in self._running.values():
                     task.cancel()
                 await asyncio.gather(beating, *self._running.values(), return_exceptions=True)
+
+    async def _introduced(self, stopping: asyncio.Event) -> None:
+        """Who this agent is and what its queues are, waiting for an API that does not answer yet (starting beside
+        it, restarting) as it waits once running: it died with a traceback. A refused key is said in a line."""
+        deadline = time.monotonic() + self.start_wait_s
+        while not stopping.is_set():
+            try:
+                if self.agent_id is None:
+                    self.agent_id = f"{(await self.gql(_VIEWER))['viewer']['id']}:{_machine_name()}"
+                self._queue_kinds = {q["name"]: q for q in await self._all_queues()}
+                return
+            except Refused as exc:
+                if exc.code == "HTTP" and str(exc).startswith(("HTTP 401", "HTTP 403")):
+                    raise SystemExit(
+                        f"agent: the API at {self.url} refused this agent's key ({exc}): check "
+                        "MODELREG_API_KEY (a member's service key)"
+                    ) from None
+                if not str(exc).startswith("HTTP 5"):
+                    raise
+                why = str(exc)
+            except httpx.HTTPError as exc:
+                why = str(exc) or type(exc).__name__
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"agent: the modelreg API at {self.url} did not answer for {self.start_wait_s:.0f} s ({why}): "
+                    "check --url / MODELREG_URL and that the server is up"
+                )
+            log.warning("agent: waiting for the modelreg API at %s (%s)", self.url, why)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), START_RETRY_S)
 
     async def _all_queues(self) -> list[dict[str, Any]]:
         queues, after = [], None
