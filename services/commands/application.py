@@ -156,10 +156,6 @@ class Application:
         ends = await self.log.end_positions()
         return [LogPosition(self.log.topic, partition, end - 1) for partition, end in ends.items() if end > 0]
 
-    async def showing_the_log(self, projections: list[str], timeout_s: float) -> None:
-        """Return once `projections` have applied every event on the log now; ProjectionLagging after `timeout_s`."""
-        await self.progress.wait_for(projections, await self.log_end(), timeout_s)
-
     async def _caught_up_with_the_log(self, key: UUID) -> None:
         """Before a command sent with a client id is checked against the read models for an earlier copy of
         itself: wait until they show everything on the log now. A client retries after a lost answer (an API
@@ -171,7 +167,7 @@ class Application:
         if not deduping:
             return
         try:
-            await self.showing_the_log(deduping, self.read_your_writes_timeout_s)
+            await self.progress.wait_for(deduping, await self.log_end(), self.read_your_writes_timeout_s)
         except ProjectionLagging as exc:
             raise NotYetVisible(
                 f"command {key} may have been accepted already, and the read models are behind ({exc}): "
