@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AsyncExitStack, suppress
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
@@ -19,7 +19,7 @@ from modelreg.services.commands.access import Caller
 from modelreg.services.commands.commands import Command, Recordable
 from modelreg.services.commands.decisions import CommandContext, Decision, StoredBlobs
 from modelreg.services.commands.handlers import HANDLERS
-from modelreg.services.commands.in_flight import InFlight, InFlightInPostgres, OneCopyAtATime, claim_key
+from modelreg.services.commands.in_flight import Claim, InFlight, InFlightInPostgres, OneCopyAtATime, claim_key
 from modelreg.services.commands.offline_claims import bounded_claim
 from modelreg.services.commands.read_models import ProjectionsShowing, ReadModels
 
@@ -80,19 +80,15 @@ class Application:
             # work, and an automation whose job did it does not fire on it again (a loop).
             correlation_id = caller.job_id
         timeout_s = self.read_your_writes_timeout_s
-        async with AsyncExitStack() as holding:
-            # Always in this order (the caller's copy, then the turn everyone shares): no two commands wait on
-            # each other.
-            if (key := command.idempotency_key()) is not None:
-                copy = f"{command.describe()} (id {key})"
-                await holding.enter_async_context(self.copies.held(claim_key(key, caller.actor), timeout_s, copy))
-            turn = await command.turn_of(reads)
-            if turn is not None:
-                await holding.enter_async_context(self.copies.held(turn, timeout_s, command.describe(), turn=True))
+        claims = []
+        if (key := command.idempotency_key()) is not None:
+            claims.append(Claim(claim_key(key, caller.actor), f"{command.describe()} (id {key})"))
+        if (turn := await command.turn_of(reads)) is not None:
+            claims.append(Claim(turn, command.describe(), turn=True))
+        async with self.copies.held(claims, timeout_s):
             return await self._execute(
                 command, caller, correlation_id, causation_id, wait_for_read_models, in_turn=turn is not None
             )
-        raise AssertionError("unreachable: the block returns or raises")  # for mypy: an exit stack may swallow
 
     async def _execute(
         self,

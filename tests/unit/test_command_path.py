@@ -166,7 +166,7 @@ async def test_a_copy_that_waits_longer_than_a_command_takes_is_told_to_send_it_
     registry = WriteSide()
     start = START.model_copy(update={"command_id": uuid7()})
     held_by_another_copy = uuid7()
-    assert await registry.in_flight.claim(claim_key(start.command_id, MEMBER.actor), held_by_another_copy)
+    assert not await registry.in_flight.claim([claim_key(start.command_id, MEMBER.actor)], held_by_another_copy)
     registry.app.read_your_writes_timeout_s = 0.05
     with pytest.raises(NotYetVisible, match=f"another copy of this start run \\(id {start.command_id}\\) is still"):
         await registry(start, MEMBER)
@@ -192,7 +192,7 @@ async def test_copies_sent_by_someone_else_hold_up_nothing() -> None:
     # A version's id is visible to its readers: sending copies of a command under it must not stall its owner.
     registry = WriteSide()
     start = START.model_copy(update={"command_id": uuid7()})
-    assert await registry.in_flight.claim(claim_key(start.command_id, VIEWER.actor), uuid7())
+    assert not await registry.in_flight.claim([claim_key(start.command_id, VIEWER.actor)], uuid7())
     await registry(start, MEMBER)
     assert registry.appended_types() == ["runs.run_started"]
 

@@ -94,7 +94,7 @@ async def test_a_deleted_version_is_not_linked() -> None:
 async def test_a_command_that_waits_past_its_turn_is_told_to_send_it_again() -> None:
     registry = WriteSide()
     version = await logged(registry)
-    assert await registry.in_flight.claim(version_turn(version), uuid7())  # another API process's link, stuck
+    assert not await registry.in_flight.claim([version_turn(version)], uuid7())  # another API process's link, stuck
     registry.app.read_your_writes_timeout_s = 0.05
     with pytest.raises(
         NotYetVisible, match="another change to the same artifact version or collection .* send this link"
