@@ -113,6 +113,7 @@ class LaunchAction(BaseModel):
     source: JobSource
     config: dict[str, Any] = Field(default_factory=dict)
     priority: int = Field(default=0, ge=-1000, le=1000)
+    time_limit_s: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
 
 
 class WebhookAction(BaseModel):

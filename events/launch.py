@@ -23,6 +23,8 @@ ResourceKind = Literal["local-process", "docker", "kubernetes"]
 AgentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$", max_length=200)]
 Attempt = Annotated[int, Field(ge=1)]
 Priority = Annotated[int, Field(ge=-1000, le=1000)]
+# How long an attempt of a job may run, in seconds: at most 30 days (a week-long training, with room to spare).
+TimeLimit = Annotated[int, Field(ge=1, le=30 * 24 * 3600)]
 JobDetail = Annotated[str, StringConstraints(max_length=10_000)]
 OutputStream = Literal["stdout", "stderr"]
 OutputText = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
@@ -137,6 +139,10 @@ class JobEnqueued(Event):
         default_factory=dict, description="the knobs changed against the source run's config"
     )
     triggered_by: Trigger | None = None
+    time_limit_s: TimeLimit | None = Field(
+        default=None,
+        description="an attempt running longer is stopped (SIGTERM, then SIGKILL 10 s later) and the job failed",
+    )
 
 
 class JobClaimed(Event):
@@ -199,7 +205,8 @@ class JobFinished(Event):
 
 
 class JobRequeued(Event):
-    """The attempt is void (its agent vanished); the job waits for another claim."""
+    """The attempt is void (its agent vanished, or stopped and gave the job back); the job waits for another
+    claim."""
 
     type = "launch.job_requeued"
     version = 2
@@ -208,6 +215,8 @@ class JobRequeued(Event):
     attempt: Attempt
     reason: Reason
     scope: ReadScope = None  # the job's entity: who reads it reads this
+    # Given back by its agent, which was stopped (a redeploy): not counted against the job as a vanished agent is.
+    by_its_agent: bool = False
 
 
 class JobCancelled(Event):

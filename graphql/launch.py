@@ -23,6 +23,7 @@ from modelreg.services.commands.launch_commands import (
     Heartbeat,
     ReportJobFinished,
     ReportJobStarted,
+    ReturnJob,
     SetQueueEntities,
 )
 from modelreg.services.commands.launch_handlers import Claimed
@@ -103,6 +104,7 @@ class Job(graphene.ObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
     priority = graphene.Int(required=True)
+    time_limit_s = graphene.Int(description="seconds an attempt may run before it is stopped and the job failed")
     state = graphene.Field(JobState, required=True)
     source = JSONValue(required=True)
     config = JSONValue(required=True)
@@ -255,6 +257,10 @@ class EnqueueJobInput(graphene.InputObjectType):
     config = JSONValue()
     overrides = JSONValue(description='knobs that win over the run\'s config, e.g. {"lr": 0.01}')
     priority = graphene.Int(description="higher first; 0 unless given")
+    time_limit_s = graphene.Int(
+        description="seconds an attempt may run (at most 30 days): then its agent stops it (SIGTERM, SIGKILL 10 s "
+        "later) and the job fails saying so; none unless given"
+    )
 
 
 class CancelJobInput(graphene.InputObjectType):
@@ -293,6 +299,11 @@ class ReportJobFinishedInput(AgentJobInput):
     run_ids = graphene.List(graphene.NonNull(graphene.String))
 
 
+class ReturnJobInput(AgentJobInput):
+    attempt = graphene.Int(required=True)
+    reason = graphene.String(required=True)
+
+
 class AgentHeartbeatInput(graphene.InputObjectType):
     agent_id = graphene.String(required=True)
     queues = graphene.List(graphene.NonNull(graphene.String), required=True)
@@ -321,6 +332,13 @@ class LaunchMutations(graphene.ObjectType):
     report_job_started = graphene.Field(Job, required=True, input=ReportJobStartedInput(required=True))
     capture_job_output = graphene.Boolean(required=True, input=CaptureJobOutputInput(required=True))
     report_job_finished = graphene.Field(Job, required=True, input=ReportJobFinishedInput(required=True))
+    return_job = graphene.Field(
+        Job,
+        required=True,
+        input=ReturnJobInput(required=True),
+        description="An agent that is stopping gives back an attempt it stopped: the job is queued again at once. An "
+        "attempt no longer the agent's (finished, cancelled, requeued) is left as it is.",
+    )
     agent_heartbeat = graphene.Boolean(required=True, input=AgentHeartbeatInput(required=True))
 
     @staticmethod
@@ -371,6 +389,12 @@ class LaunchMutations(graphene.ObjectType):
     @staticmethod
     async def resolve_report_job_finished(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         command = _job_command(ReportJobFinished, input)
+        await info.context.app.execute(command, info.context.caller)
+        return await _visible_job(info, command.job_id)
+
+    @staticmethod
+    async def resolve_return_job(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        command = _job_command(ReturnJob, input)
         await info.context.app.execute(command, info.context.caller)
         return await _visible_job(info, command.job_id)
 

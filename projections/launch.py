@@ -80,6 +80,12 @@ SCHEMA_V2 = """
 ALTER TABLE launch_queues ADD COLUMN entities text[] NOT NULL DEFAULT '{}';
 """
 
+# How long an attempt may run (none: as long as it takes); of its requeues, how many its agent gave back when it
+# was stopped (the others: its agent vanished).
+SCHEMA_V3 = """
+ALTER TABLE launch_jobs ADD COLUMN time_limit_s int, ADD COLUMN returns int NOT NULL DEFAULT 0;
+"""
+
 _QUEUE_CREATED = """
 INSERT INTO launch_queues (name, resource, resource_config, created_at, created_by, entities)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -90,8 +96,8 @@ _QUEUE_ENTITIES_SET = "UPDATE launch_queues SET entities = $2 WHERE name = $1"
 # An automation may enqueue the same job twice after a crash (same id): the first one counts.
 _ENQUEUED = """
 INSERT INTO launch_jobs (job_id, queue, entity, project, priority, source, config, overrides, triggered_by, state,
-                         enqueued_at, enqueued_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11)
+                         enqueued_at, enqueued_by, time_limit_s)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, $12)
 ON CONFLICT DO NOTHING
 """
 
@@ -117,7 +123,8 @@ WHERE job_id = $1 AND attempt = $2 AND state IN ('claimed', 'running')
 """
 
 _REQUEUED = """
-UPDATE launch_jobs SET state = 'queued', agent_id = NULL, pid = NULL, reason = $3, requeues = requeues + 1
+UPDATE launch_jobs SET state = 'queued', agent_id = NULL, pid = NULL, reason = $3, requeues = requeues + 1,
+    returns = returns + $4::int
 WHERE job_id = $1 AND attempt = $2 AND state IN ('claimed', 'running')
 """
 
@@ -136,7 +143,11 @@ ON CONFLICT (agent_id) DO UPDATE SET queues = EXCLUDED.queues, running_jobs = EX
 class LaunchProjection(Projection):
     name = "launch"
     tables = ("launch_queues", "launch_jobs", "launch_job_output", "launch_agents")
-    migrations = (Migration("launch", 1, SCHEMA_V1), Migration("launch", 2, SCHEMA_V2))
+    migrations = (
+        Migration("launch", 1, SCHEMA_V1),
+        Migration("launch", 2, SCHEMA_V2),
+        Migration("launch", 3, SCHEMA_V3),
+    )
 
     @handles(QueueCreated)
     def queue_created(self, e: QueueCreated, envelope: Envelope) -> list[Statement]:
@@ -162,6 +173,7 @@ class LaunchProjection(Projection):
             triggered_by,
             envelope.occurred_at,
             str(envelope.actor),
+            e.time_limit_s,
         )
         return [Statement(_ENQUEUED, args)]
 
@@ -184,7 +196,7 @@ class LaunchProjection(Projection):
 
     @handles(JobRequeued)
     def job_requeued(self, e: JobRequeued, envelope: Envelope) -> list[Statement]:
-        return [Statement(_REQUEUED, (e.job_id, e.attempt, e.reason))]
+        return [Statement(_REQUEUED, (e.job_id, e.attempt, e.reason, int(e.by_its_agent)))]
 
     @handles(JobCancelled)
     def job_cancelled(self, e: JobCancelled, envelope: Envelope) -> list[Statement]:

@@ -133,7 +133,8 @@ class LaunchQueries:
         upgrade, a restart), every agent looks silent, and requeueing their jobs killed every running job."""
         rows = await self.pool.fetch(
             """WITH newest AS (SELECT max(last_seen) AS heard FROM launch_agents)
-               SELECT j.job_id, j.attempt, j.requeues, j.agent_id, a.last_seen FROM launch_jobs j
+               SELECT j.job_id, j.attempt, j.requeues - j.returns AS vanishings, j.agent_id, a.last_seen
+               FROM launch_jobs j
                LEFT JOIN launch_agents a ON a.agent_id = j.agent_id CROSS JOIN newest
                WHERE j.state IN ('claimed', 'running')
                  AND coalesce(a.last_seen, j.claimed_at) < least($1::timestamptz, newest.heard) - $2::interval""",

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Coroutine
@@ -31,11 +32,20 @@ def _run(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-def _run_until_signal(main: Coroutine[Any, Any, None], stopping: asyncio.Event) -> None:
+def _run_until_signal(
+    main: Coroutine[Any, Any, None], stopping: asyncio.Event, again: asyncio.Event | None = None
+) -> None:
+    """SIGINT or SIGTERM sets `stopping`; a second one, `again` (stop what the first let finish)."""
+
+    def signalled() -> None:
+        if stopping.is_set() and again is not None:
+            again.set()
+        stopping.set()
+
     async def runner() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopping.set)
+            loop.add_signal_handler(sig, signalled)
         await main
 
     _run(runner())
@@ -553,6 +563,14 @@ def triggers(
 )
 @click.option("--heartbeat", default=2.0, show_default=True, help="Seconds between heartbeats.")
 @click.option(
+    "--drain",
+    "drain",
+    default="0s",
+    show_default=True,
+    help="Once stopped (SIGTERM, Ctrl-C), how long to let running jobs finish (90s, 30m, 6h) before it stops them "
+    "(SIGTERM, then SIGKILL 10 s later) and gives them back to their queue. A second signal stops them at once.",
+)
+@click.option(
     "--job-env",
     "job_env",
     multiple=True,
@@ -574,6 +592,7 @@ def agent(
     url: str | None,
     api_key: str | None,
     heartbeat: float,
+    drain: str,
     job_env: tuple[str, ...],
     entities: tuple[str, ...],
 ) -> None:
@@ -589,7 +608,9 @@ def agent(
             err=True,
         )
     launch_agent.heartbeat_s = heartbeat
-    _run_until_signal(launch_agent.run(stopping), stopping)
+    launch_agent.drain_s = 0 if drain.strip() in ("0", "0s") else _seconds(drain, "--drain")
+    stop_now = asyncio.Event()
+    _run_until_signal(launch_agent.run(stopping, stop_now), stopping, stop_now)
 
 
 def _graphql(url: str | None, api_key: str | None, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -752,6 +773,17 @@ def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: st
     click.echo(f"automation {done['name']} {'enabled' if done['enabled'] else 'disabled'}")
 
 
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(text: str, option: str) -> int:
+    """`90`, `90s`, `30m`, `1.5h`, `2d` in seconds."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if found is None or float(found[1]) <= 0:
+        raise click.BadParameter(f"{text!r} is not a duration: write 90s, 30m, 6h or 2d", param_hint=option)
+    return max(1, round(float(found[1]) * _UNITS_S[found[2] or "s"]))
+
+
 @main.command()
 @click.option("--queue", "queue_name", required=True)
 @click.option("--from-run", "from_run", required=True, help="entity/project/run_id of a finished run to re-run.")
@@ -759,6 +791,12 @@ def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: st
     "--config", "overrides", multiple=True, help="key=value knobs that change the run's config (values parse as JSON)."
 )
 @click.option("--priority", default=0, show_default=True)
+@click.option(
+    "--time-limit",
+    "time_limit",
+    default=None,
+    help="How long an attempt may run (90s, 30m, 6h, 2d): then its agent stops it and the job fails. None by default.",
+)
 @click.option("--url", envvar="MODELREG_URL", default=None)
 @click.option("--api-key", envvar="MODELREG_API_KEY", default=None)
 @click.argument("more_overrides", nargs=-1)
@@ -767,6 +805,7 @@ def launch(
     from_run: str,
     overrides: tuple[str, ...],
     priority: int,
+    time_limit: str | None,
     url: str | None,
     api_key: str | None,
     more_overrides: tuple[str, ...],
@@ -793,6 +832,7 @@ def launch(
         "fromRun": parts[2],
         "overrides": knobs,
         "priority": priority,
+        "timeLimitS": None if time_limit is None else _seconds(time_limit, "--time-limit"),
     }
     job = _graphql(url, api_key, query, {"i": enqueue})
     click.echo(

@@ -48,7 +48,7 @@ OUTPUT_KEPT_BYTES = 8 * 1024 * 1024
 # this long: an admin may have granted the role meanwhile.
 REFUSED_RETRY_S = 60.0
 
-_JOB = "id queue entity project state source config overrides attempt"
+_JOB = "id queue entity project state source config overrides attempt timeLimitS"
 _QUEUES = """query($after: String) {
   launchQueues(first: 500, after: $after) { items { name resource resourceConfig } endCursor hasNextPage } }"""
 _WAITING = f"""query($q: [String!]!, $after: String, $e: [String!]) {{
@@ -64,6 +64,7 @@ _FINISHED = "mutation($i: ReportJobFinishedInput!) { reportJobFinished(input: $i
 _STATE = "query($id: ID!) { launchJob(id: $id) { state agentId } }"
 _VIEWER = "{ viewer { id } }"
 _HEARTBEAT = "mutation($i: AgentHeartbeatInput!) { agentHeartbeat(input: $i) }"
+_RETURN = "mutation($i: ReturnJobInput!) { returnJob(input: $i) { state } }"
 
 
 class Refused(RuntimeError):
@@ -151,6 +152,9 @@ class LaunchAgent:
     _not_for_this_key: dict[str, float] = field(default_factory=dict)
     _docker_checked: tuple[float, str | None] | None = None  # when Docker was last asked, and why it did not answer
     start_wait_s: float = START_WAIT_S  # how long a starting agent waits for the API
+    # Once stopped, how long running jobs may finish before they are stopped and given back (`--drain`).
+    drain_s: float = 0.0
+    _attempts: dict[str, dict[str, Any]] = field(default_factory=dict)  # a running job's id -> its attempt's ids
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         assert self._http is not None
@@ -163,7 +167,10 @@ class LaunchAgent:
             raise Refused(error["message"], (error.get("extensions") or {}).get("code", "INTERNAL"))
         return body["data"]
 
-    async def run(self, stopping: asyncio.Event) -> None:
+    async def run(self, stopping: asyncio.Event, stop_now: asyncio.Event | None = None) -> None:
+        """Until `stopping`: then no job is claimed any more, running ones may finish for `drain_s` (until
+        `stop_now`), and those still running are stopped and given back to their queue at once: without that, a
+        redeploy's jobs waited as running for the supervisor's timeout, then started again from scratch."""
         keep_environment_private()
         headers = {"Authorization": f"Bearer {self.api_key}"}
         async with httpx.AsyncClient(base_url=self.url.rstrip("/"), headers=headers, timeout=30.0) as http:
@@ -179,7 +186,7 @@ class LaunchAgent:
             log.info(
                 "agent %s: polling %s, up to %d jobs at once", self.agent_id, ", ".join(self.queues), self.max_jobs
             )
-            beating = asyncio.create_task(self._heartbeats(stopping))
+            beating = asyncio.create_task(self._heartbeats())
             try:
                 while not stopping.is_set():
                     if len(self._running) < self.max_jobs:
@@ -192,11 +199,54 @@ class LaunchAgent:
                         await asyncio.wait_for(stopping.wait(), self.poll_s)
                     except TimeoutError:
                         pass
+                await self._drained(stop_now or asyncio.Event())
             finally:
-                beating.cancel()
+                stopped = {job_id: self._attempts[job_id] for job_id in self._running}
                 for task in self._running.values():
                     task.cancel()
-                await asyncio.gather(beating, *self._running.values(), return_exceptions=True)
+                await asyncio.gather(*self._running.values(), return_exceptions=True)
+                await self._given_back(stopped)
+                beating.cancel()
+                await asyncio.gather(beating, return_exceptions=True)
+
+    async def _drained(self, stop_now: asyncio.Event) -> None:
+        """Let running jobs finish for up to `drain_s`, heartbeats going on (else they would be requeued)."""
+        if not self._running or self.drain_s <= 0:
+            return
+        log.info(
+            "agent %s: stopping: lets %d running job(s) finish for up to %g s (a second signal stops them now)",
+            self.agent_id,
+            len(self._running),
+            self.drain_s,
+        )
+        deadline = time.monotonic() + self.drain_s
+        signalled = asyncio.create_task(stop_now.wait())
+        try:
+            while self._running and not stop_now.is_set() and (left := deadline - time.monotonic()) > 0:
+                await asyncio.wait(
+                    {*self._running.values(), signalled}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+        finally:
+            signalled.cancel()
+
+    async def _given_back(self, stopped: dict[str, dict[str, Any]]) -> None:
+        """Jobs this stopping agent stopped go back to their queue at once, not after the supervisor's timeout."""
+        for job_id, ids in stopped.items():
+            reason = (
+                f"agent {self.agent_id} was stopped while it ran attempt {ids['attempt']}, which it stopped "
+                f"(SIGTERM, then SIGKILL {STOP_GRACE_S:.0f} s later): requeued"
+            )
+            try:
+                await self.gql(_RETURN, {"i": {**ids, "reason": reason}})
+                log.info("agent %s: stopping: job %s stopped and given back to its queue", self.agent_id, job_id)
+            except (Refused, httpx.HTTPError) as exc:
+                log.warning(
+                    "agent %s: could not give job %s back (%s): it is requeued once this agent has been silent for "
+                    "the supervisor's --agent-timeout",
+                    self.agent_id,
+                    job_id,
+                    exc,
+                )
 
     async def _introduced(self, stopping: asyncio.Event) -> None:
         """Who this agent is and what its queues are, waiting for an API that does not answer yet (starting beside
@@ -241,8 +291,8 @@ class LaunchAgent:
         """Report how the job's process ended: FINISHED or FAILED, with why."""
         await self.gql(_FINISHED, {"i": {**ids, "state": state, "exitCode": code, "reason": reason}})
 
-    async def _heartbeats(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
+    async def _heartbeats(self) -> None:
+        while True:
             try:
                 beat = {"agentId": self.agent_id, "queues": self.queues, "runningJobs": list(self._running)}
                 await self.gql(_HEARTBEAT, {"i": beat})
@@ -295,9 +345,11 @@ class LaunchAgent:
                 raise
             job = claimed["job"]
             self._running[job["id"]] = asyncio.create_task(self._run_job(job, claimed["attempt"], claimed["apiKey"]))
+            self._attempts[job["id"]] = {"id": job["id"], "agentId": self.agent_id, "attempt": claimed["attempt"]}
 
             def forget(_: asyncio.Task[None], key: str = job["id"]) -> None:
                 self._running.pop(key, None)
+                self._attempts.pop(key, None)
 
             self._running[job["id"]].add_done_callback(forget)
 
@@ -390,16 +442,35 @@ class LaunchAgent:
                 stderr=asyncio.subprocess.PIPE,
                 preexec_fn=_die_with_parent,
             )
+            capturing: asyncio.Future[Any] | None = None
+            timed_out = False
             try:
                 await self.gql(_STARTED, {"i": {**ids, "pid": process.pid}})
-                await asyncio.gather(
+                capturing = asyncio.gather(
                     self._capture(process.stdout, "STDOUT", ids), self._capture(process.stderr, "STDERR", ids)
                 )
+                try:
+                    # Shielded: at the limit the job is stopped, and what it prints while it stops is still kept.
+                    await asyncio.wait_for(asyncio.shield(capturing), job.get("timeLimitS"))
+                except TimeoutError:
+                    timed_out = True
+                    log.info("agent %s: job %s ran past its time limit: stopping it", self.agent_id, job["id"])
+                    await _stopped(process)
+                    await capturing
                 code = await process.wait()
             except BaseException:
+                if capturing is not None:
+                    capturing.cancel()
                 if process.returncode is None:
                     await _stopped(process)
                 raise
+            if timed_out:
+                reason = (
+                    f"ran past its time limit of {_duration(job['timeLimitS'])}: stopped (SIGTERM, then SIGKILL "
+                    f"{STOP_GRACE_S:.0f} s later)"
+                )
+                await self._finished(ids, "FAILED", reason, code)
+                return
             state = "FINISHED" if code == 0 else "FAILED"
             await self._finished(ids, state, None if code == 0 else f"exited with status {code}", code)
         finally:
@@ -443,6 +514,15 @@ class LaunchAgent:
                 flushed_at = loop.time()
             if ended:
                 return
+
+
+def _duration(seconds: int) -> str:
+    """A time limit as it was likely set: 90 s, 30 min, 6 h."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
 
 
 def _after_last_line_end(buffer: bytearray) -> int:

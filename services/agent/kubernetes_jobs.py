@@ -92,6 +92,8 @@ def job_manifest(job: dict[str, Any], resource_config: dict[str, Any], *, server
         },
         "spec": {
             "backoffLimit": 0,
+            # The job's time limit, which the cluster enforces as the agent does for its own processes.
+            **({"activeDeadlineSeconds": job["timeLimitS"]} if job.get("timeLimitS") else {}),
             "template": {"metadata": {"labels": {"modelreg/job-id": str(job["job_id"])}}, "spec": pod},
         },
     }

@@ -330,6 +330,7 @@ class AutomationRunner:
             source=JobSource.model_validate(action["source"]),
             config=render(action.get("config") or {}, variables),
             priority=action.get("priority", 0),
+            time_limit_s=action.get("time_limit_s"),
             job_id=job_id,
             triggered_by=Trigger(
                 automation_id=automation["automation_id"], event_id=firing["event_id"], event_type=firing["event_type"]
@@ -431,10 +432,10 @@ class AutomationRunner:
         self.stuck.pop(key, None)
         if self._requeues_appended.get(key, 0):
             return  # appended, not visible yet (the projection lags): appending it again would change nothing
-        if job["requeues"] >= MAX_REQUEUES:
+        if job["vanishings"] >= MAX_REQUEUES:
             await self._fail_instead(
                 job,
-                f"its agent vanished while running it {job['requeues'] + 1} times in a row (a job that takes its "
+                f"its agent vanished while running it {job['vanishings'] + 1} times in a row (a job that takes its "
                 "machine down, say: out of memory): failed instead of requeued; fix it, then enqueue it again",
             )
             return

@@ -34,6 +34,7 @@ from modelreg.events.launch import (
     QueueName,
     Reason,
     ResourceKind,
+    TimeLimit,
     Trigger,
 )
 from modelreg.events.names import EntityName, ProjectName, RunId
@@ -72,6 +73,7 @@ class EnqueueJob(Command):
     config: dict[str, Any] = Field(default_factory=dict)
     overrides: dict[str, Any] = Field(default_factory=dict)
     priority: Priority = 0
+    time_limit_s: TimeLimit | None = None
     # Set by the automation runner: a retry after a crash names the same job, which is then not enqueued again.
     job_id: UUID | None = None
     triggered_by: Trigger | None = None
@@ -122,6 +124,13 @@ class ReportJobFinished(JobCommand):
     exit_code: int | None = None
     reason: JobDetail | None = None
     run_ids: tuple[RunId, ...] = ()
+
+
+class ReturnJob(JobCommand):
+    """An agent that is stopping gives back an attempt it stopped: the job waits for another agent at once."""
+
+    attempt: Attempt
+    reason: Reason
 
 
 class RequeueJob(OnAJob):

@@ -65,6 +65,7 @@ from modelreg.services.commands.launch_commands import (
     ReportJobFinished,
     ReportJobStarted,
     RequeueJob,
+    ReturnJob,
     SetAutomationEnabled,
     SetQueueEntities,
 )
@@ -181,6 +182,7 @@ async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
         config={**base, **cmd.overrides},
         overrides=cmd.overrides,
         triggered_by=cmd.triggered_by,
+        time_limit_s=cmd.time_limit_s,
     )
     return Decision([ctx.event(payload, job_stream(job_id))], job_id)
 
@@ -286,6 +288,17 @@ async def requeue_job(cmd: RequeueJob, ctx: CommandContext) -> Decision:
     if job["attempt"] != cmd.attempt or job["state"] not in ("claimed", "running"):
         return Decision([], cmd.job_id)  # it finished or was requeued meanwhile
     return Decision([ctx.event(JobRequeued(**cmd.model_dump(), scope=_scope(job)), job_stream(cmd.job_id))], cmd.job_id)
+
+
+async def return_job(cmd: ReturnJob, ctx: CommandContext) -> Decision:
+    require_own_agent(ctx.caller, cmd.agent_id)
+    job = await _job(cmd.job_id, ctx)
+    if job["attempt"] != cmd.attempt or job["agent_id"] != cmd.agent_id or job["state"] not in ("claimed", "running"):
+        return Decision([], cmd.job_id)  # it finished, was cancelled or requeued meanwhile: nothing to give back
+    payload = JobRequeued(
+        job_id=cmd.job_id, attempt=cmd.attempt, reason=cmd.reason, scope=_scope(job), by_its_agent=True
+    )
+    return Decision([ctx.event(payload, job_stream(cmd.job_id))], cmd.job_id)
 
 
 async def cancel_job(cmd: CancelJob, ctx: CommandContext) -> Decision:
@@ -412,6 +425,7 @@ LAUNCH_HANDLERS: dict[type[Command], Handler] = {
     CaptureJobOutput: capture_job_output,
     ReportJobFinished: report_job_finished,
     RequeueJob: requeue_job,
+    ReturnJob: return_job,
     CancelJob: cancel_job,
     Heartbeat: heartbeat,
     CreateAutomation: create_automation,

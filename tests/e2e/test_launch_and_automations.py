@@ -40,7 +40,12 @@ JOBS = "{ launchJobs(first: 500) { items { id state attempt triggeredBy config }
 
 @asynccontextmanager
 async def agents(
-    url: str, key: str, count: int = 1, max_jobs: int = 1, queues: tuple[str, ...] = ("cpu",)
+    url: str,
+    key: str,
+    count: int = 1,
+    max_jobs: int = 1,
+    queues: tuple[str, ...] = ("cpu",),
+    options: tuple[str, ...] = (),
 ) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
     """Real agent processes, as `modelreg agent --queue cpu` would run on a worker machine."""
     command = [
@@ -53,6 +58,7 @@ async def agents(
         str(max_jobs),
         "--heartbeat",
         "0.5",
+        *options,
     ]
     env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": key}
     running = [
@@ -607,6 +613,78 @@ async def test_a_running_job_that_is_cancelled_is_asked_to_stop_by_its_agent(sta
     # Asked first (SIGTERM), as `docker stop` asks: a job finishes its run or saves a checkpoint before it goes.
     assert farewell.read_text() == "asked to stop"
     assert (await _job(stack, job_id))["state"] == "CANCELLED"
+
+
+async def test_a_job_past_its_time_limit_is_stopped_by_its_agent_and_failed_saying_so(
+    stack: Stack, tmp_path: Path
+) -> None:
+    url, key, repo, commit = await _setup(stack, tmp_path)
+    ledger, farewell = tmp_path / "ledger.txt", tmp_path / "farewell.txt"
+    source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
+    config = {"ledger": str(ledger), "sleep": 600, "farewell": str(farewell)}  # a hung evaluation
+    enqueue = """mutation($s: GenericScalar, $c: GenericScalar) { enqueueJob(input: {queue: "cpu", entity: "acme",
+      project: "nature", source: $s, config: $c, timeLimitS: 3}) { id timeLimitS } }"""
+    job_id = (await stack.graphql(enqueue, {"s": source, "c": config}))["data"]["enqueueJob"]["id"]
+    waiting = (await stack.graphql(enqueue, {"s": source, "c": {**config, "sleep": 0}}))["data"]["enqueueJob"]["id"]
+
+    async with agents(url, key):  # one job at a time: the hung one held it up for good
+        await wait_until(lambda: _finished(stack, waiting), timeout_s=90)
+
+    job = await _job(stack, job_id)
+    assert (job["state"], job["attempt"]) == ("FAILED", 1)
+    assert job["reason"] == "ran past its time limit of 3 s: stopped (SIGTERM, then SIGKILL 10 s later)"
+    assert farewell.read_text() == "asked to stop"  # asked first, as a cancel asks
+    assert "saving a checkpoint" in "".join(chunk["text"] for chunk in job["output"]["items"])
+    assert ledger.read_text().splitlines() == [waiting]
+    assert (await _job(stack, waiting))["state"] == "FINISHED"
+
+
+async def test_a_stopped_agent_gives_its_running_job_back_at_once_and_another_agent_runs_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # A redeploy: the job went on as running until the supervisor's timeout, then started again from scratch.
+    url, key, repo, commit = await _setup(stack, tmp_path)
+    ledger, farewell, keys = tmp_path / "ledger.txt", tmp_path / "farewell.txt", tmp_path / "keys.txt"
+    source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
+    config = {"ledger": str(ledger), "sleep": 6, "farewell": str(farewell), "keys": str(keys)}
+    job_id = (await stack.graphql(ENQUEUE, {"s": source, "c": config}))["data"]["enqueueJob"]["id"]
+
+    async with agents(url, key) as (stopped,):
+        # Once the job has written its key, it listens for SIGTERM.
+        await wait_until(lambda: asyncio.to_thread(lambda: keys.exists() and keys.read_text().endswith("\n")))
+        stopped.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(stopped.wait, 30) == 0
+    given_back = await _job(stack, job_id)  # as the agent exits, not after the supervisor's timeout
+    assert (given_back["state"], given_back["attempt"], given_back["agentId"]) == ("QUEUED", 1, None)
+    assert given_back["reason"].endswith(
+        "was stopped while it ran attempt 1, which it stopped (SIGTERM, then SIGKILL 10 s later): requeued"
+    )
+    assert farewell.read_text() == "asked to stop"
+
+    async with agents(url, key):
+        await wait_until(lambda: _finished(stack, job_id), timeout_s=60)
+    job = await _job(stack, job_id)
+    assert (job["state"], job["attempt"], job["requeues"]) == ("FINISHED", 2, 1)
+    assert ledger.read_text().splitlines() == [job_id]
+
+
+async def test_an_agent_stopped_with_a_drain_lets_its_running_job_finish_and_takes_no_other(
+    stack: Stack, tmp_path: Path
+) -> None:
+    url, key, repo, commit = await _setup(stack, tmp_path)
+    ledger = tmp_path / "ledger.txt"
+    source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
+    running = (await stack.graphql(ENQUEUE, {"s": source, "c": {"ledger": str(ledger), "sleep": 4}}))["data"]
+    async with agents(url, key, options=("--drain", "2m")) as (draining,):
+        await wait_until(lambda: _state_is(stack, running["enqueueJob"]["id"], "RUNNING"), timeout_s=60)
+        waiting = (await stack.graphql(ENQUEUE, {"s": source, "c": {"ledger": str(ledger)}}))["data"]
+        draining.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(draining.wait, 60) == 0
+
+    finished = await _job(stack, running["enqueueJob"]["id"])
+    assert (finished["state"], finished["attempt"], finished["requeues"]) == ("FINISHED", 1, 0)
+    assert (await _job(stack, waiting["enqueueJob"]["id"]))["state"] == "QUEUED"
+    assert ledger.read_text().splitlines() == [running["enqueueJob"]["id"]]
 
 
 async def _pid_of(stack: Stack, job_id: str) -> int:

@@ -56,6 +56,7 @@ import json, os, signal, sys, time
 config = json.loads(os.environ.get("MODELREG_CONFIG_OVERRIDES") or "{}")
 if config.get("farewell"):  # asked to stop (a cancel), it says so where a test reads it
     def stop(*_):
+        print("saving a checkpoint", flush=True)
         with open(config["farewell"], "w") as farewell:
             farewell.write("asked to stop")
         sys.exit(143)

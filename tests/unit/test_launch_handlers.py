@@ -28,6 +28,7 @@ from modelreg.services.commands.launch_commands import (
     ReportJobFinished,
     ReportJobStarted,
     RequeueJob,
+    ReturnJob,
     SetAutomationEnabled,
     SetQueueEntities,
 )
@@ -81,6 +82,18 @@ async def test_a_job_runs_a_source_with_its_config_and_overrides() -> None:
     job = await queued(registry, config={"lr": 0.1}, overrides={"lr": 0.2}, priority=5)
     enqueued = registry.appended()[-1].payload
     assert (enqueued.job_id, enqueued.config, enqueued.priority) == (job, {"lr": 0.2}, 5)
+
+
+async def test_a_job_keeps_the_time_its_attempts_may_run() -> None:
+    registry = WriteSide()
+    await queued(registry, time_limit_s=6 * 3600)
+    assert registry.appended()[-1].payload.time_limit_s == 6 * 3600
+
+
+@pytest.mark.parametrize("seconds", [0, -5, 30 * 24 * 3600 + 1])
+def test_a_time_limit_is_a_second_to_thirty_days(seconds: int) -> None:
+    with pytest.raises(ValueError, match="time_limit_s"):
+        EnqueueJob(queue="cpu", entity="acme", project="fraud", source=SOURCE, time_limit_s=seconds)
 
 
 async def test_a_job_clones_a_finished_runs_code_and_config() -> None:
@@ -356,6 +369,28 @@ async def test_a_requeued_attempt_is_void_and_a_stale_requeue_changes_nothing() 
     with pytest.raises(Conflict, match="is void"):
         await registry(ReportJobStarted(job_id=job, agent_id=AGENT_ID, attempt=1), AGENT)
     assert (await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)).subject_id.attempt == 2
+
+
+async def test_a_stopping_agent_gives_back_only_its_own_current_attempt() -> None:
+    registry = WriteSide()
+    job = await claimed(registry)
+    other_agent = caller("member", "cpu")
+    with pytest.raises(PermissionDenied):
+        await registry(ReturnJob(job_id=job, agent_id=AGENT_ID, attempt=1, reason="stopped"), other_agent)
+    assert (await registry(ReturnJob(job_id=job, agent_id=AGENT_ID, attempt=2, reason="stopped"), AGENT)).events == []
+
+    await registry(ReturnJob(job_id=job, agent_id=AGENT_ID, attempt=1, reason="agent stopped: requeued"), AGENT)
+    given_back = registry.appended()[-1].payload
+    assert (given_back.type, given_back.reason, given_back.by_its_agent) == (
+        "launch.job_requeued",
+        "agent stopped: requeued",
+        True,
+    )
+    assert registry.read_models.launch.jobs[job]["state"] == "queued"
+    # Given back once: a second report (a retry) finds the attempt no longer the agent's.
+    assert (await registry(ReturnJob(job_id=job, agent_id=AGENT_ID, attempt=1, reason="again"), AGENT)).events == []
+    with pytest.raises(Conflict, match="is void"):
+        await registry(ReportJobFinished(job_id=job, agent_id=AGENT_ID, attempt=1, state="finished"), AGENT)
 
 
 async def test_a_job_is_cancelled_while_it_has_not_ended() -> None:

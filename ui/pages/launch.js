@@ -13,7 +13,7 @@ const OVERVIEW = `query Launch($state: JobState) {
 
 const JOB = `query Job($id: ID!) {
   launchJob(id: $id) {
-    id queue entity project state priority source config overrides triggeredBy attempt requeues agentId exitCode reason
+    id queue entity project state priority timeLimitS source config overrides triggeredBy attempt requeues agentId exitCode reason
     runIds enqueuedAt enqueuedBy startedAt finishedAt detail
     output(first: 500) { items { attempt stream text capturedAt } hasNextPage }
   }
@@ -59,13 +59,16 @@ export function changedKnobs(config, edited) {
   return out;
 }
 
+// 90 -> "90 s", 5400 -> "1.5 h": how long a job may run, as a person sets it.
+const duration = (s) => (s < 120 ? `${s} s` : s < 7200 ? `${+(s / 60).toFixed(1)} min` : `${+(s / 3600).toFixed(1)} h`);
+
 // A queue may take only some entities' jobs (their jobs share its agents' machines).
 const takes = (queue, entity) => queue.takesEveryEntity || !entity || queue.entities.includes(entity);
 
 function CloneForm({ queues: all, fromRun, onDone }) {
   const [entity, project, runId] = fromRun || ["", "", ""];
   const queues = all.filter((q) => takes(q, entity));
-  const [form, setForm] = useState({ queue: queues[0]?.name || "", entity, project, runId, overrides: "", priority: 0 });
+  const [form, setForm] = useState({ queue: queues[0]?.name || "", entity, project, runId, overrides: "", priority: 0, timeLimit: "" });
   const [knobs, setKnobs] = useState({});
   const [config, setConfig] = useState(null);
   const [error, setError] = useState(null);
@@ -90,6 +93,7 @@ function CloneForm({ queues: all, fromRun, onDone }) {
       const { enqueueJob } = await gql(ENQUEUE, { input: {
         queue: form.queue, entity: form.entity, project: form.project, fromRun: form.runId,
         overrides, priority: Number(form.priority) || 0,
+        timeLimitS: form.timeLimit ? Math.round(Number(form.timeLimit) * 3600) : null,
       } });
       onDone(enqueueJob.id);
     } catch (err) {
@@ -114,6 +118,7 @@ function CloneForm({ queues: all, fromRun, onDone }) {
       ${knobFields}
       <label>More overrides <textarea rows="2" placeholder="new_knob=3" value=${form.overrides} onInput=${set("overrides")}></textarea></label>
       <label>Priority <input type="number" value=${form.priority} onInput=${set("priority")} /></label>
+      <label>Time limit, hours <input type="number" min="0.001" step="any" placeholder="none" value=${form.timeLimit} onInput=${set("timeLimit")} /></label>
       <button type="submit" disabled=${busy || !queues.length}>Enqueue</button>
       ${!queues.length && html`<p class="muted">No queue takes ${entity || "this entity"}'s jobs: an admin creates one or adds it to one (createLaunchQueue, setLaunchQueueEntities).</p>`}
       ${error && html`<${ErrorBox} error=${error} />`}
@@ -136,7 +141,7 @@ function JobDetail({ id }) {
       <h1>Job <code>${job.id.slice(0, 8)}</code> <${StateBadge} state=${job.state} testid="job-state" />
         ${cancels && ACTIVE.includes(job.state) && html` <button onClick=${cancel}>Cancel job</button>`}</h1>
       ${error && html`<${ErrorBox} error=${error} />`}
-      <p class="muted">on ${job.queue} · enqueued by ${job.enqueuedBy} <${Time} at=${job.enqueuedAt} /> · attempt ${job.attempt}${job.requeues ? `, requeued ${job.requeues}×` : ""}
+      <p class="muted">on ${job.queue} · enqueued by ${job.enqueuedBy} <${Time} at=${job.enqueuedAt} /> · attempt ${job.attempt}${job.requeues ? `, requeued ${job.requeues}×` : ""}${job.timeLimitS != null ? ` · time limit ${duration(job.timeLimitS)}` : ""}
         ${job.exitCode != null && ` · exit ${job.exitCode}`}${job.reason && ` · ${job.reason}`}</p>
       ${job.runIds.length > 0 && html`<p>Runs: ${job.runIds.map((r) => html`<a href=${runHref(job.entity, job.project, r)}>${r}</a> `)}</p>`}
       <div class="columns">
