@@ -27,6 +27,23 @@ TriggerEvent = Literal[
     "metric_threshold",  # a logged metric crossed a threshold
 ]
 
+# What an automation's templates may name ("${artifact_ref}"), by trigger: the trigger projection fills them in from
+# the event (projections/triggers.py), the runner a version's reference (services/automations/runner.py). A name
+# outside them would be sent as written, "${artifcat_ref}" into a job's config, so an automation naming one is
+# refused.
+EVERY_FIRING = frozenset({"event_id", "event_type", "actor", "correlation_id"})
+_A_VERSION = frozenset({"artifact_version_id", "entity", "project", "collection", "artifact_version", "artifact_ref"})
+TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {
+    "artifact_version_logged": EVERY_FIRING | _A_VERSION | {"artifact_type"},
+    "version_linked": EVERY_FIRING | _A_VERSION | {"registered_model"},
+    "alias_added": EVERY_FIRING | _A_VERSION | {"registered_model", "alias"},
+    # A registered model's tag gives registered_model; an artifact version's, the version's names.
+    "tag_added": EVERY_FIRING | _A_VERSION | {"registered_model", "tag"},
+    "run_finished": EVERY_FIRING | {"entity", "project", "run_id", "run_state"},
+    # The batch's point furthest past the threshold: its metric, value and step.
+    "metric_threshold": EVERY_FIRING | {"entity", "project", "run_id", "metric", "value", "step"},
+}
+
 # What became of one firing of an automation's action.
 FiringOutcome = Literal["enqueued", "delivered", "failed"]
 

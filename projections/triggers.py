@@ -119,13 +119,20 @@ TRIGGERS_V4 = """
 CREATE INDEX automation_firings_fired ON automation_firings (automation_id, occurred_at) WHERE status <> 'skipped';
 """
 
+# A metric threshold fires once per run, when the run first crosses it: its firings are looked up by run.
+TRIGGERS_V5 = """
+CREATE INDEX automation_firings_by_run ON automation_firings (automation_id, (variables ->> 'run_id'))
+    WHERE event_type = 'runs.metrics_logged';
+"""
+
 _ENABLED = "UPDATE automations SET enabled = $2 WHERE automation_id = $1"
 
 # $1 trigger kind, $2 event id, $3 event type, $4 stream, $5 actor, $6 variables, $7 occurred_at,
-# then the facts a trigger's scope and filter are checked against.
+# then the facts a trigger's scope and filter are checked against; $16-$18 a metrics batch's lowest and highest
+# value of each metric, with their steps.
 _FIRED_BY = """
 WITH matched AS (
-    SELECT a.automation_id,
+    SELECT a.automation_id, crossed.point,
            a.cooldown_s > 0 AND EXISTS (
                SELECT 1 FROM automation_firings f
                WHERE f.automation_id = a.automation_id AND f.status <> 'skipped'
@@ -134,6 +141,18 @@ WITH matched AS (
                           ELSE NOT f.variables ? 'registered_model' AND f.variables ->> 'entity' = $8 END
            ) AS cooling
     FROM automations a
+    -- The batch's point furthest past the threshold (its highest value for > and >=, its lowest for < and <=).
+    LEFT JOIN LATERAL (
+        SELECT jsonb_build_object('metric', m.key, 'value', m.value, 'step', m.step) AS point
+        FROM unnest($16::text[], $17::float8[], $18::bigint[]) AS m(key, value, step)
+        WHERE a.trigger->>'metric' IS NOT NULL AND m.key = a.trigger->>'metric' AND CASE a.trigger->>'op'
+            WHEN '>' THEN m.value > (a.trigger->>'threshold')::float8
+            WHEN '>=' THEN m.value >= (a.trigger->>'threshold')::float8
+            WHEN '<' THEN m.value < (a.trigger->>'threshold')::float8
+            WHEN '<=' THEN m.value <= (a.trigger->>'threshold')::float8 END
+        ORDER BY CASE WHEN a.trigger->>'op' IN ('>', '>=') THEN -m.value ELSE m.value END
+        LIMIT 1
+    ) crossed ON true
     WHERE a.enabled AND a.trigger_event = $1 AND a.created_at <= $7
       AND (a.trigger->>'entity' IS NULL OR a.trigger->>'entity' = $8)
       AND (a.trigger->>'project' IS NULL OR a.trigger->>'project' = $9)
@@ -143,18 +162,17 @@ WITH matched AS (
       AND (a.trigger->>'alias_pattern' IS NULL OR modelreg_whole_match($13, a.trigger->>'alias_pattern'))
       AND (a.trigger->>'tag_pattern' IS NULL OR modelreg_whole_match($14, a.trigger->>'tag_pattern'))
       AND (a.trigger->>'run_state' IS NULL OR a.trigger->>'run_state' = $15)
-      AND (a.trigger->>'metric' IS NULL OR EXISTS (
-            SELECT 1 FROM unnest($16::text[], $17::float8[]) AS m(key, value)
-            WHERE m.key = a.trigger->>'metric' AND CASE a.trigger->>'op'
-                WHEN '>' THEN m.value > (a.trigger->>'threshold')::float8
-                WHEN '>=' THEN m.value >= (a.trigger->>'threshold')::float8
-                WHEN '<' THEN m.value < (a.trigger->>'threshold')::float8
-                WHEN '<=' THEN m.value <= (a.trigger->>'threshold')::float8 END))
+      -- Once per run, when it first crosses: a run above the threshold for 10,000 steps fired once per batch.
+      AND (a.trigger->>'metric' IS NULL OR crossed.point IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM automation_firings f
+            WHERE f.automation_id = a.automation_id AND f.event_type = 'runs.metrics_logged'
+              AND f.variables ->> 'run_id' = $6::jsonb ->> 'run_id'))
 ),
 recorded AS (
     INSERT INTO automation_firings AS f
         (automation_id, event_id, event_type, stream, actor, variables, status, detail, occurred_at)
-    SELECT automation_id, $2, $3, $4, $5, $6, CASE WHEN cooling THEN 'skipped' ELSE 'pending' END,
+    SELECT automation_id, $2, $3, $4, $5, $6::jsonb || coalesce(point, '{}'),
+           CASE WHEN cooling THEN 'skipped' ELSE 'pending' END,
            CASE WHEN cooling THEN 'cooldown: fired less than cooldown_s before for this team or model' END, $7
     FROM matched
     ON CONFLICT (automation_id, event_id) DO UPDATE
@@ -213,6 +231,7 @@ class TriggersProjection(Projection):
         Migration("triggers", 2, TRIGGERS_V2),
         Migration("triggers", 3, TRIGGERS_V3),
         Migration("triggers", 4, TRIGGERS_V4),
+        Migration("triggers", 5, TRIGGERS_V5),
     )
 
     def shown_to_commands(self) -> set[str]:
@@ -231,7 +250,11 @@ class TriggersProjection(Projection):
         self._kinds = {r["trigger_event"] for r in await conn.fetch(_KINDS)}
 
     def _fire(
-        self, kind: str, envelope: Envelope, facts: dict[str, Any], metrics: tuple[list[str], list[float]] = ([], [])
+        self,
+        kind: str,
+        envelope: Envelope,
+        facts: dict[str, Any],
+        metrics: tuple[list[str], list[float], list[int]] = ([], [], []),
     ) -> list[Statement]:
         if self._kinds is not None and kind not in self._kinds:
             return []  # the SQL below would match no automation
@@ -259,8 +282,7 @@ class TriggersProjection(Projection):
             facts["alias"],
             facts["tag"],
             facts["run_state"],
-            metrics[0],
-            metrics[1],
+            *metrics,
         )
         return [Statement(_FIRED_BY, args), _WAKE_RUNNER]
 
@@ -320,11 +342,20 @@ class TriggersProjection(Projection):
 
     @handles(MetricsLogged)
     def metrics_logged(self, e: MetricsLogged, envelope: Envelope) -> list[Statement]:
-        # A threshold is crossed in a batch when its lowest or its highest value crosses it: two values per
+        if self._kinds is not None and "metric_threshold" not in self._kinds:
+            return []  # the common case, and a batch may hold thousands of points
+        # A threshold is crossed in a batch when its lowest or its highest value crosses it: two points per
         # metric say as much as every point would.
-        keys = [s.key for s in e.series for _ in range(2)]
-        values = [v for s in e.series for v in (min(s.values), max(s.values))]
-        return self._fire("metric_threshold", envelope, _facts(entity=e.entity, project=e.project), (keys, values))
+        keys, values, steps = [], [], []
+        for s in e.series:
+            lowest = min(range(len(s.values)), key=s.values.__getitem__)
+            highest = max(range(len(s.values)), key=s.values.__getitem__)
+            for at in (lowest, highest):
+                keys.append(s.key)
+                values.append(s.values[at])
+                steps.append(s.steps[at] if s.steps is not None else s.first_step + at)
+        facts = _facts(entity=e.entity, project=e.project)
+        return self._fire("metric_threshold", envelope, facts, (keys, values, steps))
 
     @handles(JobEnqueued)
     def job_enqueued(self, e: JobEnqueued, envelope: Envelope) -> list[Statement]:

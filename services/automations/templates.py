@@ -6,6 +6,17 @@ import string
 from typing import Any
 
 
+def template_variables(template: Any) -> set[str]:
+    """The variables a JSON-like template names, "${name}" or "$name", in every string it holds."""
+    if isinstance(template, dict):
+        return {name for value in template.values() for name in template_variables(value)}
+    if isinstance(template, list):
+        return {name for value in template for name in template_variables(value)}
+    if isinstance(template, str):
+        return set(string.Template(template).get_identifiers())
+    return set()
+
+
 def render(template: Any, variables: dict[str, Any]) -> Any:
     """Fill every string in a JSON-like value; a string that is exactly one variable keeps the value's type."""
     if isinstance(template, dict):

@@ -12,6 +12,7 @@ from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied, validation_problems
 from modelreg.events.automations import (
+    TEMPLATE_VARIABLES,
     AutomationCreated,
     AutomationDisabled,
     AutomationEnabled,
@@ -39,6 +40,7 @@ from modelreg.events.launch import (
 )
 from modelreg.events.names import EntityName, ProjectName
 from modelreg.services.agent.image_references import IMAGE_REFERENCE
+from modelreg.services.automations.templates import template_variables
 from modelreg.services.automations.webhook_targets import refuse_private_target
 from modelreg.services.commands.access import (
     Caller,
@@ -342,6 +344,7 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
                 "write it in POSIX style (no (?i) or named groups; [Pp]rod for either case)"
             )
     action = cmd.action
+    _names_only_what_the_trigger_provides(cmd)
     if action.kind == "launch":
         _names_the_event_does_not_fill_are_valid(action.entity, action.project)
         _may_launch_in(action.entity, ctx)
@@ -384,6 +387,21 @@ async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext)
 
 _ENTITY_NAME: TypeAdapter[str] = TypeAdapter(EntityName)
 _PROJECT_NAME: TypeAdapter[str] = TypeAdapter(ProjectName)
+
+
+def _names_only_what_the_trigger_provides(cmd: CreateAutomation) -> None:
+    """A template naming a variable its trigger does not provide (a typo, `${alias}` on version_linked) was sent as
+    written, and the job failed on `use_artifact("${artifcat_ref}")` at every firing."""
+    action = cmd.action
+    templates = [action.entity, action.project, action.config] if action.kind == "launch" else [action.payload]
+    provided = TEMPLATE_VARIABLES[cmd.trigger.event]
+    for template in templates:
+        for name in template_variables(template):
+            if name not in provided:
+                raise InvalidInput(
+                    f"the action names ${{{name}}}, which a {cmd.trigger.event} trigger does not provide: it provides "
+                    f"{', '.join(sorted(provided))} (write $$ for a $ that names nothing)"
+                )
 
 
 def _names_the_event_does_not_fill_are_valid(entity: str, project: str) -> None:

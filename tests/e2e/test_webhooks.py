@@ -189,21 +189,35 @@ async def test_a_metric_crossing_a_threshold_and_a_failed_run_fire_their_automat
     await stack.graphql(START, {"r": "r1"})
     await stack.graphql(START, {"r": "r2"})
 
-    for step, accuracy in enumerate((0.5, 0.95)):
+    # Three batches of r1 past the threshold: the run crossed it once, so the automation fires once for it.
+    for step, accuracy in enumerate((0.5, 0.95, 0.97, 0.92)):
         logged = await stack.graphql(METRICS, {"r": "r1", "rows": [{"step": step, "values": {"accuracy": accuracy}}]})
         assert "errors" not in logged, logged
+    rows = [{"step": step, "values": {"accuracy": accuracy}} for step, accuracy in enumerate((0.7, 0.91, 0.96))]
+    await stack.graphql(METRICS, {"r": "r2", "rows": rows})  # another run crossing fires again
     await stack.graphql(FINISH, {"r": "r1", "s": "FINISHED"})
     await stack.graphql(FINISH, {"r": "r2", "s": "FAILED"})
 
-    await wait_until(lambda: _count(ok, 2))
-    assert sorted(json.loads(body)["event"] for _, body in ok.received) == ["runs.metrics_logged", "runs.run_finished"]
+    await wait_until(lambda: _count(ok, 3))
+    await stack.projected()
+    assert sorted(json.loads(body)["event"] for _, body in ok.received) == [
+        "runs.metrics_logged",
+        "runs.metrics_logged",
+        "runs.run_finished",
+    ]
     # Each firing is closed by an event of its own, projected some time after the receiver got its call.
-    await wait_until(lambda: _delivered_all(stack, threshold))
+    await wait_until(lambda: _delivered_all(stack, threshold, events=2))
     await wait_until(lambda: _delivered_all(stack, failed))
-    assert await _statuses(stack, threshold) == ["DELIVERED"]
+    assert await _statuses(stack, threshold) == ["DELIVERED", "DELIVERED"]
     assert await _statuses(stack, failed) == ["DELIVERED"]
     (firing,) = (await stack.graphql(FIRINGS, {"id": failed}))["data"]["automation"]["firings"]["items"]
     assert firing["variables"]["run_id"] == "r2"
+    crossings = (await stack.graphql(FIRINGS, {"id": threshold}))["data"]["automation"]["firings"]["items"]
+    # What crossed, for a template to name: "${metric}", "${value}", "${step}" (the batch's point furthest past).
+    assert sorted(
+        (f["variables"]["run_id"], f["variables"]["metric"], f["variables"]["value"], f["variables"]["step"])
+        for f in crossings
+    ) == [("r1", "accuracy", 0.95, 1), ("r2", "accuracy", 0.96, 2)]
 
 
 async def _delivered_all(stack: Stack, automation_id: str, events: int = 1) -> bool:
