@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Coroutine
@@ -15,6 +13,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from modelreg.services.cli_client import client_options, graphql, seconds
+from modelreg.services.launch_cli import automation, job, launch, queue
 
 DEFAULT_TOPIC = "modelreg.events"
 T = TypeVar("T")
@@ -608,237 +609,9 @@ def agent(
             err=True,
         )
     launch_agent.heartbeat_s = heartbeat
-    launch_agent.drain_s = 0 if drain.strip() in ("0", "0s") else _seconds(drain, "--drain")
+    launch_agent.drain_s = 0 if drain.strip() in ("0", "0s") else seconds(drain, "--drain")
     stop_now = asyncio.Event()
     _run_until_signal(launch_agent.run(stopping, stop_now), stopping, stop_now)
-
-
-def _graphql(url: str | None, api_key: str | None, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-    from modelreg.errors import ModelregError
-    from modelreg.transport import Transport
-
-    try:
-        return Transport(url, api_key).graphql(query, variables)
-    except ModelregError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-_CLIENT_OPTIONS = (
-    click.option(
-        "--url", envvar="MODELREG_URL", default=None, help="The modelreg API (default http://127.0.0.1:8080)."
-    ),
-    click.option("--api-key", envvar="MODELREG_API_KEY", default=None),
-)
-
-
-def _client_options(fn: Any) -> Any:
-    for option in reversed(_CLIENT_OPTIONS):
-        fn = option(fn)
-    return fn
-
-
-@main.group()
-def queue() -> None:
-    """Launch queues (admins create them)."""
-
-
-@queue.command("create")
-@click.argument("name")
-@click.option(
-    "--resource",
-    type=click.Choice(["local-process", "docker", "kubernetes"]),
-    default="local-process",
-    show_default=True,
-)
-@click.option(
-    "--config", "resource_config", default="{}", help='JSON, e.g. {"namespace": "ml", "gpu": 1} for kubernetes.'
-)
-@click.option(
-    "--entity",
-    "entities",
-    multiple=True,
-    metavar="NAME",
-    help="Take only this entity's jobs (repeat for several; every entity's if none): its jobs run side by side on "
-    "its agents' machines, so name teams that trust each other.",
-)
-@_client_options
-def queue_create(
-    name: str, resource: str, resource_config: str, entities: tuple[str, ...], url: str | None, api_key: str | None
-) -> None:
-    """Create a queue NAME whose jobs run as local processes, in Docker, or as Kubernetes Jobs."""
-    # Without --entity, neither sent nor asked for: the command still works against a server older than entities.
-    returned = "name resource entities" if entities else "name resource"
-    query = f"mutation($i: CreateLaunchQueueInput!) {{ createLaunchQueue(input: $i) {{ {returned} }} }}"
-    queue_input = {"name": name, "resource": _enum_name(resource), "resourceConfig": json.loads(resource_config)}
-    if entities:
-        queue_input["entities"] = list(entities)
-    created = _graphql(url, api_key, query, {"i": queue_input})["createLaunchQueue"]
-    takes = _takes(created.get("entities", []))
-    click.echo(f"queue {created['name']} ({_enum_value(created['resource'])}) created, {takes}")
-
-
-@queue.command("entities")
-@click.argument("name")
-@click.argument("entities", nargs=-1, metavar="[ENTITY]...")
-@_client_options
-def queue_entities(name: str, entities: tuple[str, ...], url: str | None, api_key: str | None) -> None:
-    """Make queue NAME take only these entities' jobs (none named: every entity's)."""
-    query = "mutation($i: SetLaunchQueueEntitiesInput!) { setLaunchQueueEntities(input: $i) { name entities } }"
-    changed = _graphql(url, api_key, query, {"i": {"name": name, "entities": list(entities)}})["setLaunchQueueEntities"]
-    click.echo(f"queue {changed['name']} {_takes(changed['entities'])}")
-
-
-def _takes(entities: list[str]) -> str:
-    return f"takes jobs of {', '.join(entities)} only" if entities else "takes every entity's jobs"
-
-
-def _enum_name(value: str) -> str:
-    """A value as the API's enums spell it: local-process -> LOCAL_PROCESS."""
-    return value.upper().replace("-", "_")
-
-
-def _enum_value(name: str) -> str:
-    """An API enum as the CLI shows it: LOCAL_PROCESS -> local-process."""
-    return name.lower().replace("_", "-")
-
-
-@main.group()
-def automation() -> None:
-    """Automations: when an event happens, enqueue a job or call a webhook."""
-
-
-@automation.command("create")
-@click.argument("spec", type=click.File("r"))
-@_client_options
-def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
-    """SPEC: a YAML or JSON file with name, trigger, action and optionally description and cooldown_s."""
-    import yaml
-
-    fields = yaml.safe_load(spec)
-    query = (
-        "mutation($i: CreateAutomationInput!) { createAutomation(input: $i) { automation { id name } webhookSecret } }"
-    )
-    automation_input = {
-        "name": fields.get("name"),
-        "description": fields.get("description"),
-        "trigger": fields.get("trigger"),
-        "action": fields.get("action"),
-        "cooldownS": fields.get("cooldown_s", 0),
-    }
-    created = _graphql(url, api_key, query, {"i": automation_input})["createAutomation"]
-    click.echo(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
-    if created["webhookSecret"]:
-        click.echo(f"webhook secret (shown once; verify X-Modelreg-Signature with it): {created['webhookSecret']}")
-
-
-@automation.command("list")
-@_client_options
-def automation_list(url: str | None, api_key: str | None) -> None:
-    """Every automation: id, state, name, trigger -> action."""
-    query = """query($after: String) { automations(first: 500, after: $after) {
-      items { id name enabled trigger action lastFiredAt } endCursor hasNextPage } }"""
-    after = None
-    while True:
-        page = _graphql(url, api_key, query, {"after": after})["automations"]
-        for found in page["items"]:
-            state = "enabled" if found["enabled"] else "disabled"
-            click.echo(
-                f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> "
-                f"{found['action']['kind']}"
-            )
-        if not page["hasNextPage"]:
-            return
-        after = page["endCursor"]
-
-
-@automation.command("enable")
-@click.argument("automation_id")
-@_client_options
-def automation_enable(automation_id: str, url: str | None, api_key: str | None) -> None:
-    """Let it fire again (recorded as an event: the audit shows who)."""
-    _set_enabled(automation_id, True, url, api_key)
-
-
-@automation.command("disable")
-@click.argument("automation_id")
-@_client_options
-def automation_disable(automation_id: str, url: str | None, api_key: str | None) -> None:
-    """Stop it firing (recorded as an event: the audit shows who)."""
-    _set_enabled(automation_id, False, url, api_key)
-
-
-def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: str | None) -> None:
-    query = "mutation($i: SetAutomationEnabledInput!) { setAutomationEnabled(input: $i) { name enabled } }"
-    done = _graphql(url, api_key, query, {"i": {"id": automation_id, "enabled": enabled}})["setAutomationEnabled"]
-    click.echo(f"automation {done['name']} {'enabled' if done['enabled'] else 'disabled'}")
-
-
-_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _seconds(text: str, option: str) -> int:
-    """`90`, `90s`, `30m`, `1.5h`, `2d` in seconds."""
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
-    if found is None or float(found[1]) <= 0:
-        raise click.BadParameter(f"{text!r} is not a duration: write 90s, 30m, 6h or 2d", param_hint=option)
-    return max(1, round(float(found[1]) * _UNITS_S[found[2] or "s"]))
-
-
-@main.command()
-@click.option("--queue", "queue_name", required=True)
-@click.option("--from-run", "from_run", required=True, help="entity/project/run_id of a finished run to re-run.")
-@click.option(
-    "--config", "overrides", multiple=True, help="key=value knobs that change the run's config (values parse as JSON)."
-)
-@click.option("--priority", default=0, show_default=True)
-@click.option(
-    "--time-limit",
-    "time_limit",
-    default=None,
-    help="How long an attempt may run (90s, 30m, 6h, 2d): then its agent stops it and the job fails. None by default.",
-)
-@click.option("--url", envvar="MODELREG_URL", default=None)
-@click.option("--api-key", envvar="MODELREG_API_KEY", default=None)
-@click.argument("more_overrides", nargs=-1)
-def launch(
-    queue_name: str,
-    from_run: str,
-    overrides: tuple[str, ...],
-    priority: int,
-    time_limit: str | None,
-    url: str | None,
-    api_key: str | None,
-    more_overrides: tuple[str, ...],
-) -> None:
-    """Enqueue a finished run again with changed knobs:
-    `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`."""
-    parts = from_run.split("/")
-    if len(parts) != 3:
-        raise click.BadParameter("use entity/project/run_id", param_hint="--from-run")
-    knobs = {}
-    for pair in (*overrides, *more_overrides):
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--config")
-        try:
-            knobs[key] = json.loads(raw)
-        except ValueError:
-            knobs[key] = raw
-    query = "mutation($i: EnqueueJobInput!) { enqueueJob(input: $i) { id state config } }"
-    enqueue = {
-        "queue": queue_name,
-        "entity": parts[0],
-        "project": parts[1],
-        "fromRun": parts[2],
-        "overrides": knobs,
-        "priority": priority,
-        "timeLimitS": None if time_limit is None else _seconds(time_limit, "--time-limit"),
-    }
-    job = _graphql(url, api_key, query, {"i": enqueue})
-    click.echo(
-        f"job {job['enqueueJob']['id']} queued on {queue_name} "
-        f"with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}"
-    )
 
 
 @main.command()
@@ -1018,7 +791,7 @@ _RELEASE = f"released parkedStream {{ {_PARKED_STREAM} }}"
 
 
 @main.group(invoke_without_command=True)
-@_client_options
+@client_options
 @click.pass_context
 def parked(ctx: click.Context, url: str | None, api_key: str | None) -> None:
     """Streams a projection stopped applying after an error (an admin key): list them, retry, or skip."""
@@ -1030,7 +803,7 @@ def parked(ctx: click.Context, url: str | None, api_key: str | None) -> None:
     )
     after, shown = None, 0
     while True:
-        page = _graphql(url, api_key, query, {"after": after})["parkedStreams"]
+        page = graphql(url, api_key, query, {"after": after})["parkedStreams"]
         for found in page["items"]:
             _echo_parked(found)
             shown += 1
@@ -1061,11 +834,11 @@ def _echo_release(outcome: dict[str, Any], stream: str) -> None:
 @parked.command("retry")
 @click.argument("projection")
 @click.argument("stream")
-@_client_options
+@client_options
 def parked_retry(projection: str, stream: str, url: str | None, api_key: str | None) -> None:
     """Apply STREAM's parked events in PROJECTION now (after a fix was deployed, say)."""
     query = f"mutation($input: RetryParkedStreamInput!) {{ retryParkedStream(input: $input) {{ {_RELEASE} }} }}"
-    done = _graphql(url, api_key, query, {"input": {"projection": projection, "stream": stream}})["retryParkedStream"]
+    done = graphql(url, api_key, query, {"input": {"projection": projection, "stream": stream}})["retryParkedStream"]
     _echo_release(done, stream)
 
 
@@ -1074,17 +847,13 @@ def parked_retry(projection: str, stream: str, url: str | None, api_key: str | N
 @click.argument("stream")
 @click.option("--event", "event_id", required=True, help="The id of the event the stream is parked at.")
 @click.option("--reason", required=True, help="Why: kept on the event log and in the audit with who skipped.")
-@_client_options
+@client_options
 def parked_skip(projection: str, stream: str, event_id: str, reason: str, url: str | None, api_key: str | None) -> None:
     """PROJECTION gives up on event --event of STREAM: recorded on the event log (a rebuild decides the
     same), the stream's later events are applied without it."""
     query = f"mutation($input: SkipParkedEventInput!) {{ skipParkedEvent(input: $input) {{ {_RELEASE} }} }}"
     variables = {"input": {"projection": projection, "stream": stream, "eventId": event_id, "reason": reason}}
-    _echo_release(_graphql(url, api_key, query, variables)["skipParkedEvent"], stream)
-
-
-if __name__ == "__main__":
-    main()
+    _echo_release(graphql(url, api_key, query, variables)["skipParkedEvent"], stream)
 
 
 @main.group("object-store")
@@ -1149,3 +918,12 @@ def migrate_blobs(source: Path, target: str, parallel: int) -> None:
     )
     if report.failed:
         raise SystemExit(1)
+
+
+main.add_command(queue)
+main.add_command(automation)
+main.add_command(launch)
+main.add_command(job)
+
+if __name__ == "__main__":
+    main()

@@ -181,7 +181,7 @@ class LaunchAgent:
             unknown = [q for q in self.queues if q not in self._queue_kinds]
             if unknown:
                 raise SystemExit(
-                    f"no such queue(s): {', '.join(unknown)} (an admin creates them with createLaunchQueue)"
+                    f"no such queue(s): {', '.join(unknown)} (an admin creates one with `modelreg queue create NAME`)"
                 )
             log.info(
                 "agent %s: polling %s, up to %d jobs at once", self.agent_id, ", ".join(self.queues), self.max_jobs

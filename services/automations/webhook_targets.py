@@ -66,7 +66,7 @@ async def public_address(url: str, resolve: Resolve = resolve_with_the_system) -
         if not _is_public(ipaddress.ip_address(text.split("%", 1)[0])):
             raise InvalidInput(
                 f"webhook url {url!r} points at {text}, a loopback, private or otherwise non-public address: "
-                "only an admin may allow that (allowPrivateNetwork: true)"
+                "only an admin may allow that (the action's allow_private_network: true)"
             )
     return addresses[0]
 

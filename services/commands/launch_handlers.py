@@ -83,7 +83,9 @@ async def create_queue(cmd: CreateQueue, ctx: CommandContext) -> Decision:
 async def set_queue_entities(cmd: SetQueueEntities, ctx: CommandContext) -> Decision:
     queue = await ctx.reads.launch.queue(cmd.queue)
     if queue is None:
-        raise NotFound(f"queue {cmd.queue!r} does not exist: create it (createLaunchQueue)")
+        raise NotFound(
+            f"queue {cmd.queue!r} does not exist: create it (`modelreg queue create {cmd.queue}`, or createLaunchQueue)"
+        )
     entities = tuple(dict.fromkeys(cmd.entities))
     if tuple(queue["entities"]) == entities:
         return Decision([], cmd.queue)
@@ -155,7 +157,10 @@ def _entry_point(command: list[str], root: str | None) -> tuple[str, ...]:
 async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
     queue = await ctx.reads.launch.queue(cmd.queue)
     if queue is None:
-        raise NotFound(f"queue {cmd.queue!r} does not exist: an admin creates it (createLaunchQueue)")
+        raise NotFound(
+            f"queue {cmd.queue!r} does not exist: an admin creates it (`modelreg queue create {cmd.queue}`, or "
+            "createLaunchQueue)"
+        )
     _takes_jobs_of(queue, cmd.entity)
     if cmd.triggered_by is not None and ctx.actor.kind != "automation":
         raise InvalidInput("only an automation enqueues a job as triggered_by")

@@ -592,6 +592,41 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
     ]
 
 
+async def test_a_job_is_followed_and_cancelled_from_the_command_line(stack: Stack, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from modelreg.services.cli import main
+
+    url, key, repo, commit = await _setup(stack, tmp_path)
+    env = {"MODELREG_URL": url, "MODELREG_API_KEY": await stack.key("user:ada")}
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
+    config = {"ledger": str(tmp_path / "ledger.txt")}
+    ran = (await stack.graphql(ENQUEUE, {"s": source, "c": config}))["data"]["enqueueJob"]["id"]
+    async with agents(url, key):
+        followed = await asyncio.to_thread(cli, "job", "logs", ran, "--follow")  # returns once the job ends
+    assert followed == f"recorded {ran}\n"
+    shown = await asyncio.to_thread(cli, "job", "show", ran)
+    assert shown.startswith(f"job {ran}  finished\n") and "  exit status 0\n" in shown
+
+    waiting = (await stack.graphql(ENQUEUE, {"s": source, "c": config}))["data"]["enqueueJob"]["id"]
+    assert await asyncio.to_thread(cli, "job", "list", "--state", "queued") == (
+        f"{waiting}  queued     cpu  acme/nature  by user:alice at "
+        + (await stack.graphql(f'{{ launchJob(id: "{waiting}") {{ enqueuedAt }} }}'))["data"]["launchJob"]["enqueuedAt"]
+        + "\n"
+    )
+    assert (
+        await asyncio.to_thread(cli, "job", "cancel", waiting, "--reason", "wrong data") == f"job {waiting} cancelled\n"
+    )
+    assert (await _job(stack, waiting))["reason"] == "wrong data"
+    assert await asyncio.to_thread(cli, "queue", "list") == "cpu  local-process  takes every entity's jobs\n"
+
+
 async def test_a_running_job_that_is_cancelled_is_asked_to_stop_by_its_agent(stack: Stack, tmp_path: Path) -> None:
     url, key, repo, commit = await _setup(stack, tmp_path)
     ledger, farewell = tmp_path / "ledger.txt", tmp_path / "farewell.txt"

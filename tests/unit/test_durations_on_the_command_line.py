@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from modelreg.services.cli import _seconds
+from modelreg.services.cli_client import seconds as _seconds
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("30m", 1800), ("1.5h", 5400), ("2d", 172800)])

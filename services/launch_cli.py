@@ -1,0 +1,327 @@
+"""The command line of Launch and automations: `modelreg queue`, `modelreg automation`, `modelreg launch` and
+`modelreg job`, all through the API with the caller's key."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from modelreg.services.cli_client import client_options, graphql, seconds
+
+
+@click.group()
+def queue() -> None:
+    """Launch queues (admins create them)."""
+
+
+@queue.command("create")
+@click.argument("name")
+@click.option(
+    "--resource",
+    type=click.Choice(["local-process", "docker", "kubernetes"]),
+    default="local-process",
+    show_default=True,
+)
+@click.option(
+    "--config", "resource_config", default="{}", help='JSON, e.g. {"namespace": "ml", "gpu": 1} for kubernetes.'
+)
+@click.option(
+    "--entity",
+    "entities",
+    multiple=True,
+    metavar="NAME",
+    help="Take only this entity's jobs (repeat for several; every entity's if none): its jobs run side by side on "
+    "its agents' machines, so name teams that trust each other.",
+)
+@client_options
+def queue_create(
+    name: str, resource: str, resource_config: str, entities: tuple[str, ...], url: str | None, api_key: str | None
+) -> None:
+    """Create a queue NAME whose jobs run as local processes, in Docker, or as Kubernetes Jobs."""
+    # Without --entity, neither sent nor asked for: the command still works against a server older than entities.
+    returned = "name resource entities" if entities else "name resource"
+    query = f"mutation($i: CreateLaunchQueueInput!) {{ createLaunchQueue(input: $i) {{ {returned} }} }}"
+    queue_input = {"name": name, "resource": _enum_name(resource), "resourceConfig": json.loads(resource_config)}
+    if entities:
+        queue_input["entities"] = list(entities)
+    created = graphql(url, api_key, query, {"i": queue_input})["createLaunchQueue"]
+    takes = _takes(created.get("entities", []))
+    click.echo(f"queue {created['name']} ({_enum_value(created['resource'])}) created, {takes}")
+
+
+@queue.command("entities")
+@click.argument("name")
+@click.argument("entities", nargs=-1, metavar="[ENTITY]...")
+@client_options
+def queue_entities(name: str, entities: tuple[str, ...], url: str | None, api_key: str | None) -> None:
+    """Make queue NAME take only these entities' jobs (none named: every entity's)."""
+    query = "mutation($i: SetLaunchQueueEntitiesInput!) { setLaunchQueueEntities(input: $i) { name entities } }"
+    changed = graphql(url, api_key, query, {"i": {"name": name, "entities": list(entities)}})["setLaunchQueueEntities"]
+    click.echo(f"queue {changed['name']} {_takes(changed['entities'])}")
+
+
+def _takes(entities: list[str]) -> str:
+    return f"takes jobs of {', '.join(entities)} only" if entities else "takes every entity's jobs"
+
+
+def _enum_name(value: str) -> str:
+    """A value as the API's enums spell it: local-process -> LOCAL_PROCESS."""
+    return value.upper().replace("-", "_")
+
+
+def _enum_value(name: str) -> str:
+    """An API enum as the CLI shows it: LOCAL_PROCESS -> local-process."""
+    return name.lower().replace("_", "-")
+
+
+@click.group()
+def automation() -> None:
+    """Automations: when an event happens, enqueue a job or call a webhook."""
+
+
+@automation.command("create")
+@click.argument("spec", type=click.File("r"))
+@client_options
+def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
+    """SPEC: a YAML or JSON file with name, trigger, action and optionally description and cooldown_s."""
+    import yaml
+
+    fields = yaml.safe_load(spec)
+    query = (
+        "mutation($i: CreateAutomationInput!) { createAutomation(input: $i) { automation { id name } webhookSecret } }"
+    )
+    automation_input = {
+        "name": fields.get("name"),
+        "description": fields.get("description"),
+        "trigger": fields.get("trigger"),
+        "action": fields.get("action"),
+        "cooldownS": fields.get("cooldown_s", 0),
+    }
+    created = graphql(url, api_key, query, {"i": automation_input})["createAutomation"]
+    click.echo(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
+    if created["webhookSecret"]:
+        click.echo(f"webhook secret (shown once; verify X-Modelreg-Signature with it): {created['webhookSecret']}")
+
+
+@automation.command("list")
+@client_options
+def automation_list(url: str | None, api_key: str | None) -> None:
+    """Every automation: id, state, name, trigger -> action."""
+    query = """query($after: String) { automations(first: 500, after: $after) {
+      items { id name enabled trigger action lastFiredAt } endCursor hasNextPage } }"""
+    after = None
+    while True:
+        page = graphql(url, api_key, query, {"after": after})["automations"]
+        for found in page["items"]:
+            state = "enabled" if found["enabled"] else "disabled"
+            click.echo(
+                f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> "
+                f"{found['action']['kind']}"
+            )
+        if not page["hasNextPage"]:
+            return
+        after = page["endCursor"]
+
+
+@automation.command("enable")
+@click.argument("automation_id")
+@client_options
+def automation_enable(automation_id: str, url: str | None, api_key: str | None) -> None:
+    """Let it fire again (recorded as an event: the audit shows who)."""
+    _set_enabled(automation_id, True, url, api_key)
+
+
+@automation.command("disable")
+@click.argument("automation_id")
+@client_options
+def automation_disable(automation_id: str, url: str | None, api_key: str | None) -> None:
+    """Stop it firing (recorded as an event: the audit shows who)."""
+    _set_enabled(automation_id, False, url, api_key)
+
+
+def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: str | None) -> None:
+    query = "mutation($i: SetAutomationEnabledInput!) { setAutomationEnabled(input: $i) { name enabled } }"
+    done = graphql(url, api_key, query, {"i": {"id": automation_id, "enabled": enabled}})["setAutomationEnabled"]
+    click.echo(f"automation {done['name']} {'enabled' if done['enabled'] else 'disabled'}")
+
+
+@click.command()
+@click.option("--queue", "queue_name", required=True)
+@click.option("--from-run", "from_run", required=True, help="entity/project/run_id of a finished run to re-run.")
+@click.option(
+    "--config", "overrides", multiple=True, help="key=value knobs that change the run's config (values parse as JSON)."
+)
+@click.option("--priority", default=0, show_default=True)
+@click.option(
+    "--time-limit",
+    "time_limit",
+    default=None,
+    help="How long an attempt may run (90s, 30m, 6h, 2d): then its agent stops it and the job fails. None by default.",
+)
+@click.option("--url", envvar="MODELREG_URL", default=None)
+@click.option("--api-key", envvar="MODELREG_API_KEY", default=None)
+@click.argument("more_overrides", nargs=-1)
+def launch(
+    queue_name: str,
+    from_run: str,
+    overrides: tuple[str, ...],
+    priority: int,
+    time_limit: str | None,
+    url: str | None,
+    api_key: str | None,
+    more_overrides: tuple[str, ...],
+) -> None:
+    """Enqueue a finished run again with changed knobs:
+    `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`."""
+    parts = from_run.split("/")
+    if len(parts) != 3:
+        raise click.BadParameter("use entity/project/run_id", param_hint="--from-run")
+    knobs = {}
+    for pair in (*overrides, *more_overrides):
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--config")
+        try:
+            knobs[key] = json.loads(raw)
+        except ValueError:
+            knobs[key] = raw
+    query = "mutation($i: EnqueueJobInput!) { enqueueJob(input: $i) { id state config } }"
+    enqueue = {
+        "queue": queue_name,
+        "entity": parts[0],
+        "project": parts[1],
+        "fromRun": parts[2],
+        "overrides": knobs,
+        "priority": priority,
+        "timeLimitS": None if time_limit is None else seconds(time_limit, "--time-limit"),
+    }
+    job = graphql(url, api_key, query, {"i": enqueue})
+    click.echo(
+        f"job {job['enqueueJob']['id']} queued on {queue_name} "
+        f"with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}"
+    )
+
+
+@queue.command("list")
+@client_options
+def queue_list(url: str | None, api_key: str | None) -> None:
+    """Every queue: name, what runs its jobs, whose jobs it takes."""
+    query = """query($after: String) { launchQueues(first: 500, after: $after) {
+      items { name resource entities } endCursor hasNextPage } }"""
+    for found in _every("launchQueues", query, {}, url, api_key):
+        click.echo(f"{found['name']}  {_enum_value(found['resource'])}  {_takes(found['entities'])}")
+
+
+def _every(field: str, query: str, variables: dict[str, Any], url: str | None, api_key: str | None) -> Any:
+    """Every item of a paged field, page after page."""
+    after = None
+    while True:
+        page = graphql(url, api_key, query, {**variables, "after": after})[field]
+        yield from page["items"]
+        if not page["hasNextPage"]:
+            return
+        after = page["endCursor"]
+
+
+_JOB_STATES = ("queued", "claimed", "running", "finished", "failed", "cancelled")
+_JOB = "id queue entity project state attempt requeues agentId exitCode reason enqueuedAt enqueuedBy timeLimitS runIds"
+
+
+@click.group()
+def job() -> None:
+    """Launch jobs: list them, see one and its output, cancel one."""
+
+
+@job.command("list")
+@click.option("--queue", "queue_name", default=None, help="Only this queue's jobs.")
+@click.option("--state", type=click.Choice(_JOB_STATES), default=None, help="Only jobs in this state.")
+@click.option("--limit", default=50, show_default=True, help="At most this many (newest first; queued: next first).")
+@client_options
+def job_list(queue_name: str | None, state: str | None, limit: int, url: str | None, api_key: str | None) -> None:
+    """Jobs you may read, newest first: id, state, queue, entity/project, enqueued by."""
+    query = f"""query($q: String, $s: JobState, $after: String) {{ launchJobs(queue: $q, state: $s, first: 100,
+      after: $after) {{ items {{ {_JOB} }} endCursor hasNextPage }} }}"""
+    variables = {"q": queue_name, "s": state and _enum_name(state)}
+    shown = 0
+    for found in _every("launchJobs", query, variables, url, api_key):
+        if shown == limit:
+            break
+        click.echo(
+            f"{found['id']}  {_enum_value(found['state']):9}  {found['queue']}  {found['entity']}/{found['project']}  "
+            f"by {found['enqueuedBy']} at {found['enqueuedAt']}"
+        )
+        shown += 1
+    if not shown:
+        click.echo("no jobs")
+
+
+@job.command("show")
+@click.argument("job_id")
+@client_options
+def job_show(job_id: str, url: str | None, api_key: str | None) -> None:
+    """One job: its state, attempts, why it ended, its runs."""
+    found = _job(job_id, url, api_key)
+    click.echo(f"job {found['id']}  {_enum_value(found['state'])}")
+    click.echo(f"  queue {found['queue']}, {found['entity']}/{found['project']}, enqueued by {found['enqueuedBy']}")
+    requeued = f", requeued {found['requeues']} time(s)" if found["requeues"] else ""
+    click.echo(f"  attempt {found['attempt']}{requeued}" + (f" on {found['agentId']}" if found["agentId"] else ""))
+    if found["timeLimitS"] is not None:
+        click.echo(f"  time limit {found['timeLimitS']} s")
+    if found["exitCode"] is not None:
+        click.echo(f"  exit status {found['exitCode']}")
+    if found["reason"]:
+        click.echo(f"  reason: {found['reason']}")
+    if found["runIds"]:
+        click.echo(f"  runs: {', '.join(found['runIds'])}")
+
+
+def _job(job_id: str, url: str | None, api_key: str | None) -> dict[str, Any]:
+    found = graphql(url, api_key, f"query($id: ID!) {{ launchJob(id: $id) {{ {_JOB} }} }}", {"id": job_id})
+    if found["launchJob"] is None:
+        raise click.ClickException(f"no job {job_id} that this key may read")
+    return found["launchJob"]
+
+
+_ENDED = ("FINISHED", "FAILED", "CANCELLED")
+
+
+@job.command("logs")
+@click.argument("job_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing what it prints until it ends.")
+@client_options
+def job_logs(job_id: str, follow: bool, url: str | None, api_key: str | None) -> None:
+    """What the job printed (stdout, and stderr to stderr), attempt by attempt."""
+    query = """query($id: ID!, $after: String) { launchJob(id: $id) { state
+      output(first: 500, after: $after) { items { attempt stream text } endCursor hasNextPage } } }"""
+    after, attempt = None, None
+    while True:
+        found = graphql(url, api_key, query, {"id": job_id, "after": after})["launchJob"]
+        if found is None:
+            raise click.ClickException(f"no job {job_id} that this key may read")
+        page = found["output"]
+        for chunk in page["items"]:
+            if chunk["attempt"] != attempt:
+                if attempt is not None:
+                    click.echo(f"[modelreg: attempt {chunk['attempt']}]", err=True)
+                attempt = chunk["attempt"]
+            click.echo(chunk["text"], nl=False, err=chunk["stream"] == "STDERR")
+        after = page["endCursor"] or after
+        if page["hasNextPage"]:
+            continue
+        if not follow or found["state"] in _ENDED:
+            return
+        time.sleep(1.0)
+
+
+@job.command("cancel")
+@click.argument("job_id")
+@click.option("--reason", default=None, help="Why: kept with the job and in the audit log.")
+@client_options
+def job_cancel(job_id: str, reason: str | None, url: str | None, api_key: str | None) -> None:
+    """Cancel a job: a running one is asked to stop (SIGTERM), then killed 10 s later."""
+    query = "mutation($i: CancelJobInput!) { cancelJob(input: $i) { id state } }"
+    done = graphql(url, api_key, query, {"i": {"id": job_id, "reason": reason}})["cancelJob"]
+    click.echo(f"job {done['id']} {_enum_value(done['state'])}")
