@@ -562,7 +562,12 @@ def triggers(
     default=None,
     help="A service key with the member role (better in MODELREG_API_KEY: a command line is shown to every user).",
 )
-@click.option("--heartbeat", default=2.0, show_default=True, help="Seconds between heartbeats.")
+@click.option(
+    "--heartbeat",
+    default=10.0,
+    show_default=True,
+    help="Seconds between heartbeats (events on the log), under the supervisor's --agent-timeout.",
+)
 @click.option(
     "--drain",
     "drain",

@@ -70,31 +70,24 @@ def test_two_jobs_enqueued_in_the_same_minute_never_share_a_secret() -> None:
     assert len(names) == 2
 
 
+IMAGE_JOB = {
+    "attempt": 1,
+    "entity": "acme",
+    "config": {},
+    "overrides": {},
+    "source": {"kind": "image", "image": "ghcr.io/acme/train:1.2", "entry_point": ["train"]},
+}
+
+
 def test_an_image_job_runs_its_own_image() -> None:
-    job = {
-        "job_id": uuid4(),
-        "attempt": 1,
-        "entity": "acme",
-        "config": {},
-        "overrides": {},
-        "source": {"kind": "image", "image": "ghcr.io/acme/train:1.2", "entry_point": ["train"]},
-    }
-    manifest = job_manifest(job, {}, server_url="http://modelreg:8080")
+    manifest = job_manifest({**IMAGE_JOB, "job_id": uuid4()}, {}, server_url="http://modelreg:8080")
     assert manifest["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/train:1.2"
     assert "initContainers" not in manifest["spec"]["template"]["spec"]
     assert "activeDeadlineSeconds" not in manifest["spec"]
 
 
 def test_a_jobs_time_limit_is_its_kubernetes_jobs_deadline() -> None:
-    job = {
-        "job_id": uuid4(),
-        "attempt": 1,
-        "entity": "acme",
-        "config": {},
-        "overrides": {},
-        "source": {"kind": "image", "image": "ghcr.io/acme/train:1.2", "entry_point": ["train"]},
-        "timeLimitS": 7200,
-    }
+    job = {**IMAGE_JOB, "job_id": uuid4(), "timeLimitS": 7200}
     assert job_manifest(job, {}, server_url="http://modelreg:8080")["spec"]["activeDeadlineSeconds"] == 7200
 
 
