@@ -143,6 +143,7 @@ class JobEnqueued(Event):
         default=None,
         description="an attempt running longer is stopped (SIGTERM, then SIGKILL 10 s later) and the job failed",
     )
+    retry_of: UUID | None = Field(default=None, description="the ended job this one runs again, as it was enqueued")
 
 
 class JobClaimed(Event):

@@ -23,6 +23,7 @@ from modelreg.services.commands.launch_commands import (
     Heartbeat,
     ReportJobFinished,
     ReportJobStarted,
+    RetryJob,
     ReturnJob,
     SetQueueEntities,
 )
@@ -105,6 +106,7 @@ class Job(graphene.ObjectType):
     project = graphene.String(required=True)
     priority = graphene.Int(required=True)
     time_limit_s = graphene.Int(description="seconds an attempt may run before it is stopped and the job failed")
+    retry_of = graphene.ID(description="the ended job this one runs again")
     state = graphene.Field(JobState, required=True)
     source = JSONValue(required=True)
     config = JSONValue(required=True)
@@ -263,6 +265,10 @@ class EnqueueJobInput(graphene.InputObjectType):
     )
 
 
+class RetryJobInput(graphene.InputObjectType):
+    id = graphene.ID(required=True)
+
+
 class CancelJobInput(graphene.InputObjectType):
     id = graphene.ID(required=True)
     reason = graphene.String()
@@ -328,6 +334,12 @@ class LaunchMutations(graphene.ObjectType):
     )
     enqueue_job = graphene.Field(Job, required=True, input=EnqueueJobInput(required=True))
     cancel_job = graphene.Field(Job, required=True, input=CancelJobInput(required=True))
+    retry_job = graphene.Field(
+        Job,
+        required=True,
+        input=RetryJobInput(required=True),
+        description="Runs an ended job (failed, cancelled, finished) again as it was enqueued: the new job.",
+    )
     claim_job = graphene.Field(ClaimedJob, required=True, input=ClaimJobInput(required=True))
     report_job_started = graphene.Field(Job, required=True, input=ReportJobStartedInput(required=True))
     capture_job_output = graphene.Boolean(required=True, input=CaptureJobOutputInput(required=True))
@@ -364,6 +376,11 @@ class LaunchMutations(graphene.ObjectType):
         command = _job_command(CancelJob, input)
         await info.context.app.execute(command, info.context.caller)
         return await _visible_job(info, command.job_id)
+
+    @staticmethod
+    async def resolve_retry_job(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        accepted = await info.context.app.execute(_job_command(RetryJob, input), info.context.caller)
+        return await _visible_job(info, accepted.subject_id)
 
     @staticmethod
     async def resolve_claim_job(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:

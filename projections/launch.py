@@ -81,9 +81,10 @@ ALTER TABLE launch_queues ADD COLUMN entities text[] NOT NULL DEFAULT '{}';
 """
 
 # How long an attempt may run (none: as long as it takes); of its requeues, how many its agent gave back when it
-# was stopped (the others: its agent vanished).
+# was stopped (the others: its agent vanished); the ended job it runs again.
 SCHEMA_V3 = """
-ALTER TABLE launch_jobs ADD COLUMN time_limit_s int, ADD COLUMN returns int NOT NULL DEFAULT 0;
+ALTER TABLE launch_jobs ADD COLUMN time_limit_s int, ADD COLUMN returns int NOT NULL DEFAULT 0,
+    ADD COLUMN retry_of uuid;
 """
 
 _QUEUE_CREATED = """
@@ -96,8 +97,8 @@ _QUEUE_ENTITIES_SET = "UPDATE launch_queues SET entities = $2 WHERE name = $1"
 # An automation may enqueue the same job twice after a crash (same id): the first one counts.
 _ENQUEUED = """
 INSERT INTO launch_jobs (job_id, queue, entity, project, priority, source, config, overrides, triggered_by, state,
-                         enqueued_at, enqueued_by, time_limit_s)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, $12)
+                         enqueued_at, enqueued_by, time_limit_s, retry_of)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, $12, $13)
 ON CONFLICT DO NOTHING
 """
 
@@ -174,6 +175,7 @@ class LaunchProjection(Projection):
             envelope.occurred_at,
             str(envelope.actor),
             e.time_limit_s,
+            e.retry_of,
         )
         return [Statement(_ENQUEUED, args)]
 

@@ -232,7 +232,7 @@ _JOB = "id queue entity project state attempt requeues agentId exitCode reason e
 
 @click.group()
 def job() -> None:
-    """Launch jobs: list them, see one and its output, cancel one."""
+    """Launch jobs: list them, see one and its output, cancel one, run an ended one again."""
 
 
 @job.command("list")
@@ -325,3 +325,13 @@ def job_cancel(job_id: str, reason: str | None, url: str | None, api_key: str | 
     query = "mutation($i: CancelJobInput!) { cancelJob(input: $i) { id state } }"
     done = graphql(url, api_key, query, {"i": {"id": job_id, "reason": reason}})["cancelJob"]
     click.echo(f"job {done['id']} {_enum_value(done['state'])}")
+
+
+@job.command("retry")
+@click.argument("job_id")
+@client_options
+def job_retry(job_id: str, url: str | None, api_key: str | None) -> None:
+    """Run an ended job (failed, cancelled, finished) again, as it was enqueued: prints the new job's id."""
+    query = "mutation($i: RetryJobInput!) { retryJob(input: $i) { id queue } }"
+    done = graphql(url, api_key, query, {"i": {"id": job_id}})["retryJob"]
+    click.echo(f"job {done['id']} queued on {done['queue']} (a retry of {job_id})")

@@ -140,6 +140,10 @@ class RequeueJob(OnAJob):
     reason: Reason
 
 
+class RetryJob(OnAJob):
+    """Run an ended job again (failed, cancelled, or finished), as it was enqueued: a new job."""
+
+
 class CancelJob(OnAJob):
     reason: Reason | None = None
 

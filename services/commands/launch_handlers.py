@@ -67,6 +67,7 @@ from modelreg.services.commands.launch_commands import (
     ReportJobFinished,
     ReportJobStarted,
     RequeueJob,
+    RetryJob,
     ReturnJob,
     SetAutomationEnabled,
     SetQueueEntities,
@@ -297,6 +298,30 @@ async def requeue_job(cmd: RequeueJob, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(JobRequeued(**cmd.model_dump(), scope=_scope(job)), job_stream(cmd.job_id))], cmd.job_id)
 
 
+async def retry_job(cmd: RetryJob, ctx: CommandContext) -> Decision:
+    job = await _job(cmd.job_id, ctx)
+    if job["state"] in ("queued", "claimed", "running"):
+        raise Conflict(f"job {cmd.job_id} is still {job['state']}: cancel it first to run it again")
+    queue = await ctx.reads.launch.queue(job["queue"])
+    if queue is None:
+        raise NotFound(f"queue {job['queue']!r} of job {cmd.job_id} does not exist any more")
+    _takes_jobs_of(queue, job["entity"])
+    retry_id = uuid7()
+    payload = JobEnqueued(
+        job_id=retry_id,
+        queue=job["queue"],
+        entity=job["entity"],
+        project=job["project"],
+        priority=job["priority"],
+        source=JobSource.model_validate(job["source"]),
+        config=job["config"],
+        overrides=job["overrides"],
+        time_limit_s=job.get("time_limit_s"),
+        retry_of=cmd.job_id,
+    )
+    return Decision([ctx.event(payload, job_stream(retry_id))], retry_id)
+
+
 async def return_job(cmd: ReturnJob, ctx: CommandContext) -> Decision:
     require_own_agent(ctx.caller, cmd.agent_id)
     job = await _job(cmd.job_id, ctx)
@@ -448,6 +473,7 @@ LAUNCH_HANDLERS: dict[type[Command], Handler] = {
     CaptureJobOutput: capture_job_output,
     ReportJobFinished: report_job_finished,
     RequeueJob: requeue_job,
+    RetryJob: retry_job,
     ReturnJob: return_job,
     CancelJob: cancel_job,
     Heartbeat: heartbeat,

@@ -592,7 +592,7 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
     ]
 
 
-async def test_a_job_is_followed_and_cancelled_from_the_command_line(stack: Stack, tmp_path: Path) -> None:
+async def test_a_job_is_followed_cancelled_and_run_again_from_the_command_line(stack: Stack, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from modelreg.services.cli import main
@@ -624,6 +624,9 @@ async def test_a_job_is_followed_and_cancelled_from_the_command_line(stack: Stac
         await asyncio.to_thread(cli, "job", "cancel", waiting, "--reason", "wrong data") == f"job {waiting} cancelled\n"
     )
     assert (await _job(stack, waiting))["reason"] == "wrong data"
+    retried = (await asyncio.to_thread(cli, "job", "retry", waiting)).split()[1]
+    again = await stack.graphql("query($id: ID!) { launchJob(id: $id) { state retryOf config } }", {"id": retried})
+    assert again["data"]["launchJob"] == {"state": "QUEUED", "retryOf": waiting, "config": config}
     assert await asyncio.to_thread(cli, "queue", "list") == "cpu  local-process  takes every entity's jobs\n"
 
 

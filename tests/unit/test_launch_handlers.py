@@ -28,6 +28,7 @@ from modelreg.services.commands.launch_commands import (
     ReportJobFinished,
     ReportJobStarted,
     RequeueJob,
+    RetryJob,
     ReturnJob,
     SetAutomationEnabled,
     SetQueueEntities,
@@ -369,6 +370,22 @@ async def test_a_requeued_attempt_is_void_and_a_stale_requeue_changes_nothing() 
     with pytest.raises(Conflict, match="is void"):
         await registry(ReportJobStarted(job_id=job, agent_id=AGENT_ID, attempt=1), AGENT)
     assert (await registry(ClaimJob(job_id=job, agent_id=AGENT_ID), AGENT)).subject_id.attempt == 2
+
+
+async def test_an_ended_job_runs_again_as_it_was_enqueued_and_a_live_one_is_not_retried() -> None:
+    registry = WriteSide()
+    job = await queued(registry, config={"lr": 0.1}, overrides={"lr": 0.2}, priority=5, time_limit_s=600)
+    with pytest.raises(Conflict, match="is still queued: cancel it first"):
+        await registry(RetryJob(job_id=job), MEMBER)
+    await registry(CancelJob(job_id=job, reason="wrong data"), MEMBER)
+    with pytest.raises(PermissionDenied):
+        await registry(RetryJob(job_id=job), VIEWER)
+
+    retry = (await registry(RetryJob(job_id=job), MEMBER)).subject_id
+    first, again = (registry.read_models.launch.jobs[j] for j in (job, retry))
+    assert retry != job and again["state"] == "queued" and again["retry_of"] == str(job)
+    kept = ("queue", "entity", "project", "priority", "source", "config", "overrides", "time_limit_s")
+    assert {k: again[k] for k in kept} == {k: first[k] for k in kept}
 
 
 async def test_a_stopping_agent_gives_back_only_its_own_current_attempt() -> None:

@@ -13,7 +13,7 @@ const OVERVIEW = `query Launch($state: JobState) {
 
 const JOB = `query Job($id: ID!) {
   launchJob(id: $id) {
-    id queue entity project state priority timeLimitS source config overrides triggeredBy attempt requeues agentId exitCode reason
+    id queue entity project state priority timeLimitS retryOf source config overrides triggeredBy attempt requeues agentId exitCode reason
     runIds enqueuedAt enqueuedBy startedAt finishedAt detail
     output(first: 500) { items { attempt stream text capturedAt } hasNextPage }
   }
@@ -21,6 +21,7 @@ const JOB = `query Job($id: ID!) {
 
 const ENQUEUE = `mutation Clone($input: EnqueueJobInput!) { enqueueJob(input: $input) { id state } }`;
 
+const RETRY = `mutation Retry($id: ID!) { retryJob(input: { id: $id }) { id } }`;
 const CANCEL = `mutation Cancel($id: ID!) { cancelJob(input: { id: $id, reason: "cancelled from the web UI" }) { id state } }`;
 
 const ACTIVE = ["QUEUED", "CLAIMED", "RUNNING"];
@@ -134,15 +135,24 @@ function JobDetail({ id }) {
     setError(null);
     try { await gql(CANCEL, { id }); result.reload(); } catch (err) { setError(err); }
   };
+  const retry = async () => {
+    setError(null);
+    try {
+      const { retryJob } = await gql(RETRY, { id });
+      location.hash = href("launch", "jobs", retryJob.id).slice(1);
+    } catch (err) { setError(err); }
+  };
   return html`<${Loaded} result=${result}>${({ launchJob: job }) => {
     if (!job) return html`<p class="muted">No job ${id}.</p>`;
     return html`
       <p class="crumbs"><a href="#/launch">Launch</a> / job</p>
       <h1>Job <code>${job.id.slice(0, 8)}</code> <${StateBadge} state=${job.state} testid="job-state" />
-        ${cancels && ACTIVE.includes(job.state) && html` <button onClick=${cancel}>Cancel job</button>`}</h1>
+        ${cancels && ACTIVE.includes(job.state) && html` <button onClick=${cancel}>Cancel job</button>`}
+        ${cancels && !ACTIVE.includes(job.state) && html` <button onClick=${retry}>Run again</button>`}</h1>
       ${error && html`<${ErrorBox} error=${error} />`}
       <p class="muted">on ${job.queue} · enqueued by ${job.enqueuedBy} <${Time} at=${job.enqueuedAt} /> · attempt ${job.attempt}${job.requeues ? `, requeued ${job.requeues}×` : ""}${job.timeLimitS != null ? ` · time limit ${duration(job.timeLimitS)}` : ""}
         ${job.exitCode != null && ` · exit ${job.exitCode}`}${job.reason && ` · ${job.reason}`}</p>
+      ${job.retryOf && html`<p>Runs job <a href=${href("launch", "jobs", job.retryOf)}>${job.retryOf.slice(0, 8)}</a> again.</p>`}
       ${job.runIds.length > 0 && html`<p>Runs: ${job.runIds.map((r) => html`<a href=${runHref(job.entity, job.project, r)}>${r}</a> `)}</p>`}
       <div class="columns">
         <section><h2>Overrides</h2><${KeyValues} value=${job.overrides} /></section>
