@@ -148,7 +148,7 @@ class WebhookAction(BaseModel):
 
 class AutomationCreated(Event):
     type = "automations.automation_created"
-    version = 1
+    version = 2
 
     automation_id: UUID
     name: AutomationName

@@ -151,6 +151,17 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
         "key_role": None,
         "key_scopes": [],
     },
+    # v2 added a job's time limit and the ended job it runs again; a v1 job had neither.
+    (JobEnqueued.type, 1): lambda payload: {**payload, "time_limit_s": None, "retry_of": None},
+    # v3 tells a job its stopping agent gave back from one whose agent vanished; a v2 requeue was the latter.
+    (JobRequeued.type, 2): lambda payload: {**payload, "by_its_agent": False},
+    # v2 added a launch action's time limit; a v1 action had none.
+    (AutomationCreated.type, 1): lambda payload: {
+        **payload,
+        "action": {**payload["action"], "time_limit_s": None}
+        if payload.get("action", {}).get("kind", "launch") == "launch"
+        else payload["action"],
+    },
     # v2 merges the summary into the run's; a v1 finish replaced it, and still does when replayed.
     (RunFinished.type, 1): lambda payload: {**payload, "summary_replaces": True},
     # v2 added the scope the event is read under (an automation's, a job's entity, a skipped event's). A v1 event

@@ -124,7 +124,7 @@ class QueueEntitiesSet(Event, QueueTeams):
 
 class JobEnqueued(Event):
     type = "launch.job_enqueued"
-    version = 1
+    version = 2
 
     job_id: UUID
     queue: QueueName
@@ -210,7 +210,7 @@ class JobRequeued(Event):
     claim."""
 
     type = "launch.job_requeued"
-    version = 2
+    version = 3
 
     job_id: UUID
     attempt: Attempt

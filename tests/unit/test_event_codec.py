@@ -12,8 +12,10 @@ from support.history import registry_history
 
 from modelreg.events import catalog, codec
 from modelreg.events.artifacts import ArtifactVersionLogged, ManifestEntry
+from modelreg.events.automations import AutomationCreated, LaunchAction, TriggerSpec
 from modelreg.events.codec import UndecodableEvent, decode, encode
 from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.launch import JobEnqueued, JobRequeued, JobSource
 from modelreg.events.registry import AliasAdded
 from modelreg.events.runs import RunStarted
 
@@ -110,6 +112,38 @@ def test_a_run_started_before_tags_existed_reads_with_none() -> None:
 
     assert read.version == 2
     assert (read.payload.name, read.payload.tags, read.payload.notes) == ("first", (), None)  # type: ignore[attr-defined]
+
+
+def _written_as(event: Envelope, version: int, *, without: tuple[str, ...]) -> bytes:
+    written = orjson.loads(encode(event))
+    written["version"] = version
+    for added in without:
+        written["payload"].pop(added)
+    return orjson.dumps(written)
+
+
+def test_launch_events_written_before_time_limits_and_given_back_jobs_read_as_they_meant() -> None:
+    source = JobSource(kind="image", image="python:3.12", entry_point=("train",))
+    job = uuid4()
+    enqueued = JobEnqueued(job_id=job, queue="cpu", entity="acme", project="nature", source=source)
+    read = decode(
+        _written_as(Envelope.new(enqueued, stream="job", actor=ALICE), 1, without=("time_limit_s", "retry_of"))
+    )
+    assert (read.version, read.payload.time_limit_s, read.payload.retry_of) == (2, None, None)  # type: ignore[attr-defined]
+
+    requeued = JobRequeued(job_id=job, attempt=1, reason="agent vanished")
+    read = decode(_written_as(Envelope.new(requeued, stream="job", actor=ALICE), 2, without=("by_its_agent",)))
+    assert (read.version, read.payload.by_its_agent) == (3, False)  # type: ignore[attr-defined]
+
+    launch = LaunchAction(queue="cpu", entity="acme", project="nature", source=source)
+    created = AutomationCreated(
+        automation_id=uuid4(), name="a", trigger=TriggerSpec(event="run_finished"), action=launch
+    )
+    written = orjson.loads(encode(Envelope.new(created, stream="automation", actor=ALICE)))
+    written["version"] = 1
+    written["payload"]["action"].pop("time_limit_s")
+    read = decode(orjson.dumps(written))
+    assert (read.version, read.payload.action.time_limit_s) == (2, None)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("path", ["../secrets", "/etc/passwd", "a/../../b", "a//b", "a\\b", "./a"])
