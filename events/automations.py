@@ -176,6 +176,16 @@ class AutomationDisabled(Event):
     scope: ReadScope = None
 
 
+class AutomationDeleted(Event):
+    """It fires no more and is listed no more; its firings and deliveries stay, for the audit."""
+
+    type = "automations.automation_deleted"
+    version = 1
+
+    automation_id: UUID
+    scope: ReadScope = None
+
+
 class AutomationFired(Event):
     """The automation's action for one event is done (a job enqueued, a webhook delivered or given up)."""
 

@@ -15,6 +15,7 @@ from modelreg.events.artifacts import (
 )
 from modelreg.events.automations import (
     AutomationCreated,
+    AutomationDeleted,
     AutomationDisabled,
     AutomationEnabled,
     AutomationFired,
@@ -114,6 +115,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AutomationCreated,
         AutomationEnabled,
         AutomationDisabled,
+        AutomationDeleted,
         AutomationFired,
         WebhookAttempted,
         EventSkipped,

@@ -15,7 +15,7 @@ from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
 from modelreg.services.automations.webhook_signing import WITHOUT_A_KEY
-from modelreg.services.commands.launch_commands import CreateAutomation, SetAutomationEnabled
+from modelreg.services.commands.launch_commands import CreateAutomation, DeleteAutomation, SetAutomationEnabled
 
 
 class Firing(graphene.ObjectType):
@@ -56,6 +56,7 @@ class Automation(graphene.ObjectType):
     action = JSONValue(required=True)
     cooldown_s = graphene.Float(required=True)
     enabled = graphene.Boolean(required=True)
+    deleted_at = graphene.DateTime(description="when it was deleted: it fires no more, and only its id finds it")
     created_at = graphene.DateTime(required=True)
     created_by = graphene.String(required=True)
     last_fired_at = graphene.DateTime()
@@ -156,9 +157,20 @@ class SetAutomationEnabledInput(graphene.InputObjectType):
     enabled = graphene.Boolean(required=True)
 
 
+class DeleteAutomationInput(graphene.InputObjectType):
+    id = graphene.ID(required=True)
+
+
 class AutomationMutations(graphene.ObjectType):
     create_automation = graphene.Field(CreatedAutomation, required=True, input=CreateAutomationInput(required=True))
     set_automation_enabled = graphene.Field(Automation, required=True, input=SetAutomationEnabledInput(required=True))
+    delete_automation = graphene.Field(
+        Automation,
+        required=True,
+        input=DeleteAutomationInput(required=True),
+        description="Its creator's, or an admin's. It fires no more and is listed no more; its firings and "
+        "deliveries stay, and `automation(id)` still finds it, with `deletedAt`.",
+    )
 
     @staticmethod
     async def resolve_create_automation(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
@@ -180,6 +192,14 @@ class AutomationMutations(graphene.ObjectType):
         await info.context.app.execute(
             parse_command(SetAutomationEnabled, {"automation_id": automation_id, "enabled": input["enabled"]}),
             info.context.caller,
+        )
+        return await _visible(info, automation_id)
+
+    @staticmethod
+    async def resolve_delete_automation(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        automation_id = parse_uuid("id", input["id"])
+        await info.context.app.execute(
+            parse_command(DeleteAutomation, {"automation_id": automation_id}), info.context.caller
         )
         return await _visible(info, automation_id)
 

@@ -159,7 +159,8 @@ class LaunchQueries:
         `hidden_*`: private entities and models the caller may not read; an automation is left out when what
         it watches or the entity it launches jobs in is hidden (`Readable.automation`, projections/readable.py)."""
         rows = await self.pool.fetch(
-            "SELECT * FROM automations WHERE ($1::timestamptz IS NULL OR (created_at, automation_id) > ($1, $2)) "
+            "SELECT * FROM automations WHERE deleted_at IS NULL "
+            "AND ($1::timestamptz IS NULL OR (created_at, automation_id) > ($1, $2)) "
             f"AND NOT {AUTOMATION_HIDDEN.format(entities='$4::text[]', models='$5::text[]')} "
             "ORDER BY created_at, automation_id LIMIT $3",
             *(after or (None, None)),

@@ -19,6 +19,7 @@ from typing import Any
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged
 from modelreg.events.automations import (
     AutomationCreated,
+    AutomationDeleted,
     AutomationDisabled,
     AutomationEnabled,
     AutomationFired,
@@ -124,6 +125,12 @@ TRIGGERS_V5 = """
 CREATE INDEX automation_firings_by_run ON automation_firings (automation_id, (variables ->> 'run_id'))
     WHERE event_type = 'runs.metrics_logged';
 """
+
+# A deleted automation fires no more and is listed no more; its firings stay.
+TRIGGERS_V6 = """
+ALTER TABLE automations ADD COLUMN deleted_at timestamptz;
+"""
+_DELETED = "UPDATE automations SET enabled = false, deleted_at = $2 WHERE automation_id = $1"
 
 _ENABLED = "UPDATE automations SET enabled = $2 WHERE automation_id = $1"
 
@@ -232,12 +239,13 @@ class TriggersProjection(Projection):
         Migration("triggers", 3, TRIGGERS_V3),
         Migration("triggers", 4, TRIGGERS_V4),
         Migration("triggers", 5, TRIGGERS_V5),
+        Migration("triggers", 6, TRIGGERS_V6),
     )
 
     def shown_to_commands(self) -> set[str]:
         """Only automations' own settings: for registry events it records what to do, and commands do not
         wait for that (the automation runner does the rest)."""
-        return {AutomationCreated.type, AutomationEnabled.type, AutomationDisabled.type}
+        return {AutomationCreated.type, AutomationEnabled.type, AutomationDisabled.type, AutomationDeleted.type}
 
     def __init__(self) -> None:
         super().__init__()
@@ -312,6 +320,10 @@ class TriggersProjection(Projection):
     @handles(AutomationDisabled)
     def automation_disabled(self, e: AutomationDisabled, envelope: Envelope) -> list[Statement]:
         return [Statement(_ENABLED, (e.automation_id, False))]
+
+    @handles(AutomationDeleted)
+    def automation_deleted(self, e: AutomationDeleted, envelope: Envelope) -> list[Statement]:
+        return [Statement(_DELETED, (e.automation_id, envelope.occurred_at))]
 
     @handles(ArtifactVersionLogged)
     def artifact_version_logged(self, e: ArtifactVersionLogged, envelope: Envelope) -> list[Statement]:

@@ -142,6 +142,16 @@ def automation_disable(automation_id: str, url: str | None, api_key: str | None)
     _set_enabled(automation_id, False, url, api_key)
 
 
+@automation.command("delete")
+@click.argument("automation_id")
+@client_options
+def automation_delete(automation_id: str, url: str | None, api_key: str | None) -> None:
+    """Delete it (yours, or any as an admin): it fires no more; its firings stay, for the audit."""
+    query = "mutation($i: DeleteAutomationInput!) { deleteAutomation(input: $i) { name } }"
+    done = graphql(url, api_key, query, {"i": {"id": automation_id}})["deleteAutomation"]
+    click.echo(f"automation {done['name']} deleted")
+
+
 def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: str | None) -> None:
     query = "mutation($i: SetAutomationEnabledInput!) { setAutomationEnabled(input: $i) { name enabled } }"
     done = graphql(url, api_key, query, {"i": {"id": automation_id, "enabled": enabled}})["setAutomationEnabled"]

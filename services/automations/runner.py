@@ -216,7 +216,9 @@ class AutomationRunner:
         creators_rights = await self._with_creators_rights(automation)
         outcome: FiringOutcome
         job_id: uuid.UUID | None
-        if not automation["enabled"]:
+        if automation.get("deleted_at") is not None:
+            job_id, outcome, detail = None, "failed", "not carried out: the automation was deleted before it was"
+        elif not automation["enabled"]:
             job_id, outcome, detail = None, "failed", "not carried out: the automation was switched off before it was"
         elif (chain := await self._launched_by_itself(automation["automation_id"], firing)) is not None:
             job_id, outcome = None, "failed"

@@ -171,15 +171,25 @@ class CreateAutomation(Command):
         return automation_scopes(self.trigger.model_dump(), self.action.model_dump())
 
 
-class SetAutomationEnabled(Command):
+class OnAnAutomation(Command):
+    """A command about one automation: checked on what it watches and where it launches, which the read models
+    know."""
+
     automation_id: UUID
-    enabled: bool
 
     async def scopes_in(self, reads: ReadModels, readable: Readable = EVERYTHING) -> tuple[str, ...]:
         automation = await reads.launch.automation(self.automation_id)
         if automation is None or not readable.automation(automation["trigger"], automation["action"]):
             raise NotFound(f"automation {self.automation_id} does not exist")
         return automation_scopes(automation["trigger"], automation["action"])
+
+
+class SetAutomationEnabled(OnAnAutomation):
+    enabled: bool
+
+
+class DeleteAutomation(OnAnAutomation):
+    """Its creator's, or an admin's: it acts with its creator's rights, and its firings stay for the audit."""
 
 
 class RecordAutomationFired(Command):

@@ -14,6 +14,7 @@ from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied, 
 from modelreg.events.automations import (
     TEMPLATE_VARIABLES,
     AutomationCreated,
+    AutomationDeleted,
     AutomationDisabled,
     AutomationEnabled,
     AutomationFired,
@@ -59,6 +60,7 @@ from modelreg.services.commands.launch_commands import (
     ClaimJob,
     CreateAutomation,
     CreateQueue,
+    DeleteAutomation,
     EnqueueJob,
     Heartbeat,
     JobCommand,
@@ -393,10 +395,25 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
     return Decision([ctx.event(payload, automation_stream(automation_id))], automation_id)
 
 
+async def delete_automation(cmd: DeleteAutomation, ctx: CommandContext) -> Decision:
+    automation = await ctx.reads.launch.automation(cmd.automation_id)
+    if automation is None:
+        raise NotFound(f"automation {cmd.automation_id} does not exist")
+    if automation.get("deleted_at") is not None:
+        return Decision([], cmd.automation_id)  # a retry of a deletion that went through
+    if str(ctx.caller.actor) != automation["created_by"]:
+        ctx.caller.require("admin", (), f"deleting {automation['created_by']}'s automation")
+    scope = watched_scope(automation["trigger"], automation["action"])
+    payload = AutomationDeleted(automation_id=cmd.automation_id, scope=scope)
+    return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)
+
+
 async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext) -> Decision:
     automation = await ctx.reads.launch.automation(cmd.automation_id)
     if automation is None:
         raise NotFound(f"automation {cmd.automation_id} does not exist")
+    if automation.get("deleted_at") is not None:
+        raise Conflict(f"automation {cmd.automation_id} was deleted: create another")
     if automation["enabled"] == cmd.enabled:
         return Decision([], cmd.automation_id)
     if cmd.enabled:
@@ -479,6 +496,7 @@ LAUNCH_HANDLERS: dict[type[Command], Handler] = {
     Heartbeat: heartbeat,
     CreateAutomation: create_automation,
     SetAutomationEnabled: set_automation_enabled,
+    DeleteAutomation: delete_automation,
     RecordAutomationFired: record_automation_fired,
     RecordWebhookAttempt: record_webhook_attempt,
 }

@@ -582,11 +582,17 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
     assert "disabled" in await asyncio.to_thread(cli, "automation", "disable", automation_id)
     listed = await asyncio.to_thread(cli, "automation", "list")
     assert f"{automation_id}  disabled  retrain on new data  on artifact_version_logged -> launch" in listed
+    assert (
+        await asyncio.to_thread(cli, "automation", "delete", automation_id)
+        == "automation retrain on new data deleted\n"
+    )
+    assert automation_id not in await asyncio.to_thread(cli, "automation", "list")
 
     audit = await stack.graphql(
         "query($s: String!) { auditLog(stream: $s) { items { action actor } } }", {"s": f"automation:{automation_id}"}
     )
     assert [(r["action"], r["actor"]) for r in audit["data"]["auditLog"]["items"]] == [
+        ("automations.automation_deleted", "user:ada"),
         ("automations.automation_disabled", "user:ada"),
         ("automations.automation_created", "user:ada"),
     ]

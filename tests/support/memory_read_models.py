@@ -23,7 +23,7 @@ from modelreg.events.artifacts import (
     ArtifactVersionTagged,
     ArtifactVersionUntagged,
 )
-from modelreg.events.automations import AutomationCreated, AutomationDisabled, AutomationEnabled
+from modelreg.events.automations import AutomationCreated, AutomationDeleted, AutomationDisabled, AutomationEnabled
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Envelope
 from modelreg.events.identity import (
@@ -390,6 +390,8 @@ class MemoryLaunch:
                 self.automations[e.automation_id]["enabled"] = True
             case AutomationDisabled():
                 self.automations[e.automation_id]["enabled"] = False
+            case AutomationDeleted():
+                self.automations[e.automation_id].update(enabled=False, deleted_at=envelope.occurred_at)
 
 
 @dataclass

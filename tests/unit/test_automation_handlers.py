@@ -10,10 +10,11 @@ import pytest
 from support.write_side import ADMIN, MEMBER, WriteSide, caller
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import InvalidInput, NotFound, PermissionDenied
+from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelreg.services.commands.launch_commands import (
     CreateAutomation,
     CreateQueue,
+    DeleteAutomation,
     RecordAutomationFired,
     RecordWebhookAttempt,
     SetAutomationEnabled,
@@ -187,3 +188,20 @@ async def test_switching_off_an_admins_automation_that_watches_every_team_needs_
     await registry(SetAutomationEnabled(automation_id=on_acme, enabled=False), MEMBER)  # acme's, as before
     await registry(SetAutomationEnabled(automation_id=everywhere, enabled=False), ADMIN)
     assert registry.read_models.launch.automations[everywhere]["enabled"] is False
+
+
+async def test_an_automation_is_deleted_by_its_creator_or_an_admin_and_never_switched_on_again() -> None:
+    registry = WriteSide()
+    mine = await launching(registry)
+    with pytest.raises(PermissionDenied, match="deleting user:mo's automation needs admin"):
+        await registry(DeleteAutomation(automation_id=mine), caller("member", "ned"))
+    await registry(DeleteAutomation(automation_id=mine), MEMBER)
+    assert registry.appended_types()[-1] == "automations.automation_deleted"
+    assert registry.read_models.launch.automations[mine]["enabled"] is False
+    assert (await registry(DeleteAutomation(automation_id=mine), MEMBER)).events == []  # a retry
+    with pytest.raises(Conflict, match="was deleted: create another"):
+        await registry(SetAutomationEnabled(automation_id=mine, enabled=True), MEMBER)
+
+    theirs = (await registry(automation(LAUNCH), MEMBER)).subject_id
+    await registry(DeleteAutomation(automation_id=theirs), ADMIN)
+    assert registry.read_models.launch.automations[theirs]["deleted_at"] is not None

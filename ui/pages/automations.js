@@ -13,6 +13,7 @@ const AUTOMATIONS = `{
   } }
 }`;
 
+const DELETE = `mutation Delete($input: DeleteAutomationInput!) { deleteAutomation(input: $input) { id } }`;
 const SET_ENABLED = `mutation Enable($input: SetAutomationEnabledInput!) { setAutomationEnabled(input: $input) { id enabled } }`;
 
 const CREATE = `mutation Create($input: CreateAutomationInput!) { createAutomation(input: $input) { automation { id } webhookSecret } }`;
@@ -79,7 +80,7 @@ function CreateForm({ onDone }) {
     </details>`;
 }
 
-const EVENTS = { types: ["automations.automation_created", "automations.automation_enabled", "automations.automation_disabled", "automations.automation_fired", "automations.webhook_attempted"] };
+const EVENTS = { types: ["automations.automation_created", "automations.automation_enabled", "automations.automation_disabled", "automations.automation_deleted", "automations.automation_fired", "automations.webhook_attempted"] };
 
 function Automation({ a, reload }) {
   const [error, setError] = useState(null);
@@ -90,11 +91,17 @@ function Automation({ a, reload }) {
     setError(null);
     try { await gql(SET_ENABLED, { input: { id: a.id, enabled: !a.enabled } }); reload(); } catch (err) { setError(err); }
   };
+  const remove = async () => {
+    if (!confirm(`Delete the automation "${a.name}"? It fires no more; its firings stay in the history.`)) return;
+    setError(null);
+    try { await gql(DELETE, { input: { id: a.id } }); reload(); } catch (err) { setError(err); }
+  };
   return html`
     <article class="card automation" data-testid="automation">
       <header>
         <h2>${a.name} ${a.enabled ? html`<${Badge} kind="state-finished">enabled<//>` : html`<${Badge} kind="state-cancelled">disabled<//>`}</h2>
-        ${switches && html`<button onClick=${toggle}>${a.enabled ? "Disable" : "Enable"}</button>`}
+        ${switches && html`<button onClick=${toggle}>${a.enabled ? "Disable" : "Enable"}</button>
+          <button class="link small" onClick=${remove}>Delete</button>`}
       </header>
       ${a.description && html`<p>${a.description}</p>`}
       ${error && html`<${ErrorBox} error=${error} />`}
