@@ -176,6 +176,21 @@ class AutomationDisabled(Event):
     scope: ReadScope = None
 
 
+class AutomationChanged(Event):
+    """Its whole new spec, by its creator. Its id, creator, secret and whether it is on stay."""
+
+    type = "automations.automation_changed"
+    version = 1
+
+    automation_id: UUID
+    name: AutomationName
+    description: AutomationDescription | None = None
+    trigger: TriggerSpec
+    action: LaunchAction | WebhookAction = Field(discriminator="kind")
+    cooldown_s: Cooldown = Field(default=0, description="fires at most once per this many seconds")
+    scope: ReadScope = None
+
+
 class AutomationDeleted(Event):
     """It fires no more and is listed no more; its firings and deliveries stay, for the audit."""
 

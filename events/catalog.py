@@ -14,6 +14,7 @@ from modelreg.events.artifacts import (
     ArtifactVersionUsed,
 )
 from modelreg.events.automations import (
+    AutomationChanged,
     AutomationCreated,
     AutomationDeleted,
     AutomationDisabled,
@@ -115,6 +116,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AutomationCreated,
         AutomationEnabled,
         AutomationDisabled,
+        AutomationChanged,
         AutomationDeleted,
         AutomationFired,
         WebhookAttempted,

@@ -15,7 +15,12 @@ from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
 from modelreg.services.automations.webhook_signing import WITHOUT_A_KEY
-from modelreg.services.commands.launch_commands import CreateAutomation, DeleteAutomation, SetAutomationEnabled
+from modelreg.services.commands.launch_commands import (
+    ChangeAutomation,
+    CreateAutomation,
+    DeleteAutomation,
+    SetAutomationEnabled,
+)
 
 
 class Firing(graphene.ObjectType):
@@ -157,6 +162,15 @@ class SetAutomationEnabledInput(graphene.InputObjectType):
     enabled = graphene.Boolean(required=True)
 
 
+class ChangeAutomationInput(graphene.InputObjectType):
+    id = graphene.ID(required=True)
+    name = graphene.String(required=True)
+    description = graphene.String()
+    trigger = JSONValue(required=True, description="as createAutomation takes it")
+    action = JSONValue(required=True, description="as createAutomation takes it, of the same kind")
+    cooldown_s = graphene.Float(description="seconds between firings; 0 unless given")
+
+
 class DeleteAutomationInput(graphene.InputObjectType):
     id = graphene.ID(required=True)
 
@@ -164,6 +178,13 @@ class DeleteAutomationInput(graphene.InputObjectType):
 class AutomationMutations(graphene.ObjectType):
     create_automation = graphene.Field(CreatedAutomation, required=True, input=CreateAutomationInput(required=True))
     set_automation_enabled = graphene.Field(Automation, required=True, input=SetAutomationEnabledInput(required=True))
+    change_automation = graphene.Field(
+        Automation,
+        required=True,
+        input=ChangeAutomationInput(required=True),
+        description="Its creator's only: its whole new spec (name, trigger, action of the same kind, cooldown). "
+        "Its id, webhook secret, history and whether it is on stay.",
+    )
     delete_automation = graphene.Field(
         Automation,
         required=True,
@@ -192,6 +213,15 @@ class AutomationMutations(graphene.ObjectType):
         await info.context.app.execute(
             parse_command(SetAutomationEnabled, {"automation_id": automation_id, "enabled": input["enabled"]}),
             info.context.caller,
+        )
+        return await _visible(info, automation_id)
+
+    @staticmethod
+    async def resolve_change_automation(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        automation_id = parse_uuid("id", input["id"])
+        fields = {k: v for k, v in input.items() if k != "id"}
+        await info.context.app.execute(
+            parse_command(ChangeAutomation, {"automation_id": automation_id, **fields}), info.context.caller
         )
         return await _visible(info, automation_id)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged
 from modelreg.events.automations import (
+    AutomationChanged,
     AutomationCreated,
     AutomationDeleted,
     AutomationDisabled,
@@ -129,6 +130,10 @@ CREATE INDEX automation_firings_by_run ON automation_firings (automation_id, (va
 # A deleted automation fires no more and is listed no more; its firings stay.
 TRIGGERS_V6 = """
 ALTER TABLE automations ADD COLUMN deleted_at timestamptz;
+"""
+_CHANGED = """
+UPDATE automations SET name = $2, description = $3, trigger = $4, action = $5, trigger_event = $6, cooldown_s = $7
+WHERE automation_id = $1
 """
 _DELETED = "UPDATE automations SET enabled = false, deleted_at = $2 WHERE automation_id = $1"
 
@@ -245,7 +250,13 @@ class TriggersProjection(Projection):
     def shown_to_commands(self) -> set[str]:
         """Only automations' own settings: for registry events it records what to do, and commands do not
         wait for that (the automation runner does the rest)."""
-        return {AutomationCreated.type, AutomationEnabled.type, AutomationDisabled.type, AutomationDeleted.type}
+        return {
+            AutomationCreated.type,
+            AutomationChanged.type,
+            AutomationEnabled.type,
+            AutomationDisabled.type,
+            AutomationDeleted.type,
+        }
 
     def __init__(self) -> None:
         super().__init__()
@@ -320,6 +331,21 @@ class TriggersProjection(Projection):
     @handles(AutomationDisabled)
     def automation_disabled(self, e: AutomationDisabled, envelope: Envelope) -> list[Statement]:
         return [Statement(_ENABLED, (e.automation_id, False))]
+
+    @handles(AutomationChanged)
+    def automation_changed(self, e: AutomationChanged, envelope: Envelope) -> list[Statement]:
+        if self._kinds is not None:
+            self._kinds.add(e.trigger.event)
+        args = (
+            e.automation_id,
+            e.name,
+            e.description,
+            e.trigger.model_dump(mode="json", exclude_none=True),
+            e.action.model_dump(mode="json"),
+            e.trigger.event,
+            e.cooldown_s,
+        )
+        return [Statement(_CHANGED, args)]
 
     @handles(AutomationDeleted)
     def automation_deleted(self, e: AutomationDeleted, envelope: Envelope) -> list[Statement]:

@@ -142,6 +142,29 @@ def automation_disable(automation_id: str, url: str | None, api_key: str | None)
     _set_enabled(automation_id, False, url, api_key)
 
 
+@automation.command("change")
+@click.argument("automation_id")
+@click.argument("spec", type=click.File("r"))
+@client_options
+def automation_change(automation_id: str, spec: Any, url: str | None, api_key: str | None) -> None:
+    """Give your automation a new SPEC (as `create` takes it; its action of the same kind): its id, secret and
+    history stay."""
+    import yaml
+
+    fields = yaml.safe_load(spec)
+    query = "mutation($i: ChangeAutomationInput!) { changeAutomation(input: $i) { id name } }"
+    change = {
+        "id": automation_id,
+        "name": fields.get("name"),
+        "description": fields.get("description"),
+        "trigger": fields.get("trigger"),
+        "action": fields.get("action"),
+        "cooldownS": fields.get("cooldown_s", 0),
+    }
+    done = graphql(url, api_key, query, {"i": change})["changeAutomation"]
+    click.echo(f"automation {done['id']} ({done['name']}) changed")
+
+
 @automation.command("delete")
 @click.argument("automation_id")
 @client_options

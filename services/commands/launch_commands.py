@@ -188,6 +188,16 @@ class SetAutomationEnabled(OnAnAutomation):
     enabled: bool
 
 
+class ChangeAutomation(OnAnAutomation):
+    """Its creator's only (it acts with their rights): the whole new spec, as createAutomation takes it."""
+
+    name: AutomationName
+    description: AutomationDescription | None = None
+    trigger: TriggerSpec
+    action: LaunchAction | WebhookAction = Field(discriminator="kind")
+    cooldown_s: Cooldown = 0
+
+
 class DeleteAutomation(OnAnAutomation):
     """Its creator's, or an admin's: it acts with its creator's rights, and its firings stay for the audit."""
 

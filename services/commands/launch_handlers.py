@@ -13,11 +13,15 @@ from uuid_utils.compat import uuid7
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied, validation_problems
 from modelreg.events.automations import (
     TEMPLATE_VARIABLES,
+    AutomationChanged,
     AutomationCreated,
     AutomationDeleted,
     AutomationDisabled,
     AutomationEnabled,
     AutomationFired,
+    LaunchAction,
+    TriggerSpec,
+    WebhookAction,
     WebhookAttempted,
     automation_stream,
     has_back_reference,
@@ -45,6 +49,7 @@ from modelreg.services.automations.templates import template_variables
 from modelreg.services.automations.webhook_targets import refuse_private_target
 from modelreg.services.commands.access import (
     Caller,
+    automation_scopes,
     entity_scopes,
     job_key_role,
     job_key_scopes,
@@ -57,6 +62,7 @@ from modelreg.services.commands.decisions import CommandContext, Decision, Handl
 from modelreg.services.commands.launch_commands import (
     CancelJob,
     CaptureJobOutput,
+    ChangeAutomation,
     ClaimJob,
     CreateAutomation,
     CreateQueue,
@@ -363,7 +369,42 @@ def _not_a_job_attempt(caller: Caller, doing: str) -> None:
 
 async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decision:
     _not_a_job_attempt(ctx.caller, "creating an automation")
-    for field, pattern in (("alias_pattern", cmd.trigger.alias_pattern), ("tag_pattern", cmd.trigger.tag_pattern)):
+    await _spec_checked(cmd.trigger, cmd.action, ctx)
+    automation_id = uuid7()
+    payload = AutomationCreated(automation_id=automation_id, **cmd.model_dump())
+    return Decision([ctx.event(payload, automation_stream(automation_id))], automation_id)
+
+
+async def change_automation(cmd: ChangeAutomation, ctx: CommandContext) -> Decision:
+    _not_a_job_attempt(ctx.caller, "changing an automation")
+    automation = await ctx.reads.launch.automation(cmd.automation_id)
+    if automation is None:
+        raise NotFound(f"automation {cmd.automation_id} does not exist")
+    if automation.get("deleted_at") is not None:
+        raise Conflict(f"automation {cmd.automation_id} was deleted: create another")
+    if str(ctx.caller.actor) != automation["created_by"]:
+        raise PermissionDenied(
+            f"only {automation['created_by']}, its creator, changes automation {cmd.automation_id}: it acts with "
+            "their rights (an admin may switch it off or delete it)"
+        )
+    if cmd.action.kind != automation["action"]["kind"]:
+        raise InvalidInput(
+            f"an automation's action stays a {automation['action']['kind']} (a webhook's secret goes with it): "
+            "create another automation for a new kind"
+        )
+    new_scopes = automation_scopes(cmd.trigger.model_dump(), cmd.action.model_dump())
+    ctx.caller.require("member", new_scopes, "changing an automation to watch or act there")
+    await _spec_checked(cmd.trigger, cmd.action, ctx)
+    payload = AutomationChanged(
+        **cmd.model_dump(exclude={"command_id", "occurred_at"}),
+        scope=watched_scope(cmd.trigger.model_dump(), cmd.action.model_dump()),
+    )
+    return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)
+
+
+async def _spec_checked(trigger: TriggerSpec, action: LaunchAction | WebhookAction, ctx: CommandContext) -> None:
+    """What an automation's trigger and action must be, created or changed."""
+    for field, pattern in (("alias_pattern", trigger.alias_pattern), ("tag_pattern", trigger.tag_pattern)):
         if pattern is not None and has_back_reference(pattern):
             raise InvalidInput(
                 f"trigger.{field} {pattern!r} refers back to a group (\\1 to \\9): matching that can take time "
@@ -375,8 +416,7 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
                 f"trigger.{field} {pattern!r} is not a regular expression PostgreSQL can run ({problem}): "
                 "write it in POSIX style (no (?i) or named groups; [Pp]rod for either case)"
             )
-    action = cmd.action
-    _names_only_what_the_trigger_provides(cmd)
+    _names_only_what_the_trigger_provides(trigger, action)
     if action.kind == "launch":
         _names_the_event_does_not_fill_are_valid(action.entity, action.project)
         _may_launch_in(action.entity, ctx)
@@ -390,9 +430,6 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
             ctx.caller.require("admin", (), "a webhook to a private or loopback address")
         else:
             await refuse_private_target(action.url)
-    automation_id = uuid7()
-    payload = AutomationCreated(automation_id=automation_id, **cmd.model_dump())
-    return Decision([ctx.event(payload, automation_stream(automation_id))], automation_id)
 
 
 async def delete_automation(cmd: DeleteAutomation, ctx: CommandContext) -> Decision:
@@ -436,17 +473,16 @@ _ENTITY_NAME: TypeAdapter[str] = TypeAdapter(EntityName)
 _PROJECT_NAME: TypeAdapter[str] = TypeAdapter(ProjectName)
 
 
-def _names_only_what_the_trigger_provides(cmd: CreateAutomation) -> None:
+def _names_only_what_the_trigger_provides(trigger: TriggerSpec, action: LaunchAction | WebhookAction) -> None:
     """A template naming a variable its trigger does not provide (a typo, `${alias}` on version_linked) was sent as
     written, and the job failed on `use_artifact("${artifcat_ref}")` at every firing."""
-    action = cmd.action
     templates = [action.entity, action.project, action.config] if action.kind == "launch" else [action.payload]
-    provided = TEMPLATE_VARIABLES[cmd.trigger.event]
+    provided = TEMPLATE_VARIABLES[trigger.event]
     for template in templates:
         for name in template_variables(template):
             if name not in provided:
                 raise InvalidInput(
-                    f"the action names ${{{name}}}, which a {cmd.trigger.event} trigger does not provide: it provides "
+                    f"the action names ${{{name}}}, which a {trigger.event} trigger does not provide: it provides "
                     f"{', '.join(sorted(provided))} (write $$ for a $ that names nothing)"
                 )
 
@@ -496,6 +532,7 @@ LAUNCH_HANDLERS: dict[type[Command], Handler] = {
     Heartbeat: heartbeat,
     CreateAutomation: create_automation,
     SetAutomationEnabled: set_automation_enabled,
+    ChangeAutomation: change_automation,
     DeleteAutomation: delete_automation,
     RecordAutomationFired: record_automation_fired,
     RecordWebhookAttempt: record_webhook_attempt,

@@ -220,6 +220,45 @@ async def test_a_metric_crossing_a_threshold_and_a_failed_run_fire_their_automat
     ) == [("r1", "accuracy", 0.95, 1), ("r2", "accuracy", 0.96, 2)]
 
 
+async def test_a_changed_automation_fires_on_its_new_trigger_and_keeps_its_history(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    ok, _, base = receiver_url
+    automation_id = await _automation(stack, base, {"event": "run_finished", "run_state": "failed"})
+    await stack.graphql(START, {"r": "r1"})
+    await stack.graphql(FINISH, {"r": "r1", "s": "FAILED"})
+    await wait_until(lambda: _delivered_all(stack, automation_id))
+
+    change = """mutation($i: ChangeAutomationInput!) { changeAutomation(input: $i) { name trigger action enabled } }"""
+    action = {"kind": "webhook", "url": f"{base}/ok", "allow_private_network": True, "payload": {"ok": "${run_id}"}}
+    trigger = {"event": "run_finished", "run_state": "finished"}
+    changed = await stack.graphql(
+        change, {"i": {"id": automation_id, "name": "on success", "trigger": trigger, "action": action}}
+    )
+    assert changed["data"]["changeAutomation"]["name"] == "on success"
+    assert changed["data"]["changeAutomation"]["trigger"] == trigger and changed["data"]["changeAutomation"]["enabled"]
+    for run, state in (("r2", "FAILED"), ("r3", "FINISHED")):
+        await stack.graphql(START, {"r": run})
+        await stack.graphql(FINISH, {"r": run, "s": state})
+
+    await wait_until(lambda: _count(ok, 2))
+    await stack.projected()
+    assert [json.loads(body) for _, body in ok.received] == [{"run": "r1", "event": "runs.run_finished"}, {"ok": "r3"}]
+    assert await _statuses(stack, automation_id) == ["DELIVERED", "DELIVERED"]  # r1's firing is kept
+
+    launch = {
+        "kind": "launch",
+        "queue": "cpu",
+        "entity": "acme",
+        "project": "nature",
+        "source": {"kind": "image", "image": "python:3.12", "entry_point": ["python", "evaluate.py"]},
+    }
+    refused = await stack.graphql(
+        change, {"i": {"id": automation_id, "name": "x", "trigger": trigger, "action": launch}}
+    )
+    assert refused["errors"][0]["message"].startswith("an automation's action stays a webhook")
+
+
 async def _delivered_all(stack: Stack, automation_id: str, events: int = 1) -> bool:
     statuses = await _statuses(stack, automation_id)
     return len(statuses) >= events and "PENDING" not in statuses

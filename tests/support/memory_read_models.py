@@ -23,7 +23,13 @@ from modelreg.events.artifacts import (
     ArtifactVersionTagged,
     ArtifactVersionUntagged,
 )
-from modelreg.events.automations import AutomationCreated, AutomationDeleted, AutomationDisabled, AutomationEnabled
+from modelreg.events.automations import (
+    AutomationChanged,
+    AutomationCreated,
+    AutomationDeleted,
+    AutomationDisabled,
+    AutomationEnabled,
+)
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Envelope
 from modelreg.events.identity import (
@@ -390,6 +396,10 @@ class MemoryLaunch:
                 self.automations[e.automation_id]["enabled"] = True
             case AutomationDisabled():
                 self.automations[e.automation_id]["enabled"] = False
+            case AutomationChanged():
+                self.automations[e.automation_id].update(
+                    trigger=e.trigger.model_dump(mode="json"), action=e.action.model_dump(mode="json")
+                )
             case AutomationDeleted():
                 self.automations[e.automation_id].update(enabled=False, deleted_at=envelope.occurred_at)
 

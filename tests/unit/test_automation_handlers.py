@@ -12,6 +12,7 @@ from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelreg.services.commands.launch_commands import (
+    ChangeAutomation,
     CreateAutomation,
     CreateQueue,
     DeleteAutomation,
@@ -205,3 +206,30 @@ async def test_an_automation_is_deleted_by_its_creator_or_an_admin_and_never_swi
     theirs = (await registry(automation(LAUNCH), MEMBER)).subject_id
     await registry(DeleteAutomation(automation_id=theirs), ADMIN)
     assert registry.read_models.launch.automations[theirs]["deleted_at"] is not None
+
+
+async def test_only_its_creator_changes_an_automation_and_its_action_keeps_its_kind() -> None:
+    registry = WriteSide()
+    mine = await launching(registry)
+    on_success = {"event": "run_finished", "entity": "acme", "run_state": "finished"}
+    change = ChangeAutomation(automation_id=mine, name="evaluate on success", trigger=on_success, action=LAUNCH)
+    with pytest.raises(PermissionDenied, match="only user:mo, its creator, changes automation"):
+        await registry(change, ADMIN)
+    with pytest.raises(InvalidInput, match="stays a launch"):
+        await registry(
+            ChangeAutomation(
+                **{**change.model_dump(), "action": {"kind": "webhook", "url": "https://93.184.216.34/h"}}
+            ),
+            MEMBER,
+        )
+    with pytest.raises(InvalidInput, match="names \\$\\{alias\\}, which a run_finished trigger does not provide"):
+        await registry(
+            ChangeAutomation(**{**change.model_dump(), "action": {**LAUNCH, "config": {"a": "${alias}"}}}), MEMBER
+        )
+
+    await registry(change, MEMBER)
+    changed = registry.read_models.launch.automations[mine]
+    assert (changed["trigger"]["event"], changed["trigger"]["run_state"]) == ("run_finished", "finished")
+    await registry(DeleteAutomation(automation_id=mine), MEMBER)
+    with pytest.raises(Conflict, match="was deleted: create another"):
+        await registry(change, MEMBER)

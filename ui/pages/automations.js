@@ -80,7 +80,7 @@ function CreateForm({ onDone }) {
     </details>`;
 }
 
-const EVENTS = { types: ["automations.automation_created", "automations.automation_enabled", "automations.automation_disabled", "automations.automation_deleted", "automations.automation_fired", "automations.webhook_attempted"] };
+const EVENTS = { types: ["automations.automation_created", "automations.automation_enabled", "automations.automation_disabled", "automations.automation_changed", "automations.automation_deleted", "automations.automation_fired", "automations.webhook_attempted"] };
 
 function Automation({ a, reload }) {
   const [error, setError] = useState(null);
