@@ -64,7 +64,9 @@ def launch_and_automation_events() -> list[Envelope]:
     from uuid import uuid4
 
     from modelreg.events.automations import (
+        AutomationChanged,
         AutomationCreated,
+        AutomationDeleted,
         AutomationDisabled,
         AutomationEnabled,
         AutomationFired,
@@ -123,6 +125,13 @@ def launch_and_automation_events() -> list[Envelope]:
         ),
         AutomationDisabled(automation_id=automation),
         AutomationEnabled(automation_id=automation),
+        AutomationChanged(
+            automation_id=automation,
+            name="retrain on new data",
+            trigger=TriggerSpec(event="artifact_version_logged", collection="fresh-data"),
+            action=action,
+            cooldown_s=600,
+        ),
         AutomationFired(
             automation_id=automation,
             event_id=event,
@@ -138,6 +147,7 @@ def launch_and_automation_events() -> list[Envelope]:
             status_code=500,
             duration_ms=3.0,
         ),
+        AutomationDeleted(automation_id=automation),
     ]
     return [
         Envelope.new(QueueCreated(queue="cpu", resource="local-process"), stream=queue_stream("cpu"), actor=ci),
