@@ -332,6 +332,23 @@ class RegistryQueries:
         )
         return [dict(r) for r in rows]
 
+    async def runs_of_ended_attempts(self, silent_since: datetime, limit: int) -> list[dict[str, Any]]:
+        """Running runs a Launch job's process started whose attempt is over (the job ended, or was requeued or
+        claimed again after the run started), silent since `silent_since`: the process went with its attempt (its
+        agent killed it, or died), so the run waits for no beat."""
+        rows = await self.pool.fetch(
+            """SELECT r.entity, r.project, r.run_id, j.job_id, j.state AS job_state FROM runs r
+               JOIN launch_jobs j ON j.job_id::text = r.environment -> 'launch' ->> 'job_id'
+               WHERE r.state = 'running' AND coalesce(r.last_heartbeat_at, r.started_at) < $1
+               AND (j.state IN ('finished', 'failed', 'cancelled', 'queued') OR r.started_at < j.claimed_at)
+               AND NOT EXISTS (SELECT 1 FROM run_metric_chunks c WHERE c.entity = r.entity AND c.project = r.project
+                               AND c.run_id = r.run_id AND c.logged_at >= $1)
+               ORDER BY r.started_at LIMIT $2""",
+            silent_since,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
     async def runs_count(self, filters: RunFilters) -> int:
         where, args = filters.where()
         return await self.pool.fetchval(

@@ -20,6 +20,7 @@ from support.waiting import wait_until
 
 import modelreg
 import modelreg.heartbeat
+from modelreg.services.automations import crashed_runs
 from modelreg.services.commands import handlers
 from modelreg.services.settings import Settings
 
@@ -105,3 +106,29 @@ async def test_a_killed_run_is_marked_crashed_and_a_quiet_one_stays_running(
 
 async def _is(stack: Stack, run_id: str, state: str) -> bool:
     return await state_of(stack, run_id) == state
+
+
+async def test_a_run_whose_launch_attempt_is_over_is_marked_crashed_without_waiting_for_the_silence(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its job was cancelled (or timed out, or its agent died): the agent killed the job's processes, so no beat is
+    # coming. It showed as running for 15 minutes.
+    monkeypatch.setattr(crashed_runs, "ENDED_ATTEMPT_SILENT_S", 0.0)
+    async with Stack(settings) as stack:  # silent runs are marked after 15 minutes, as by default
+        await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
+        enqueue = """mutation($s: GenericScalar) {
+          enqueueJob(input: {queue: "cpu", entity: "alice", project: "crash", source: $s}) { id } }"""
+        source = {"kind": "image", "image": "python:3.12", "entry_point": ["python", "train.py"]}
+        cancelled, live = [(await stack.graphql(enqueue, {"s": source}))["data"]["enqueueJob"]["id"] for _ in "ab"]
+        agent = await stack.key("service:agent", role="member")
+        ids = {"id": live, "agentId": "service:agent:host-1"}
+        await stack.graphql("mutation($i: ClaimJobInput!) { claimJob(input: $i) { attempt } }", {"i": ids}, key=agent)
+        started = "mutation($i: ReportJobStartedInput!) { reportJobStarted(input: $i) { state } }"
+        await stack.graphql(started, {"i": {**ids, "attempt": 1}}, key=agent)
+        for job, run_id in ((cancelled, "orphan"), (live, "alive")):
+            start = {"entity": "alice", "project": "crash", "runId": run_id, "environment": {"launch": {"job_id": job}}}
+            await stack.graphql(START_RUN, {"input": start})
+        await stack.graphql("mutation($id: ID!) { cancelJob(input: {id: $id}) { state } }", {"id": cancelled})
+
+        await wait_until(lambda: _is(stack, "orphan", "CRASHED"), timeout_s=30)
+        assert await state_of(stack, "alive") == "RUNNING"  # its attempt runs on

@@ -48,11 +48,19 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
             knobs = page.get_by_test_id("knobs")
             await expect(knobs.get_by_label("lr")).to_have_value("0.1")
             await knobs.get_by_label("lr").fill("0.01")
+            await page.get_by_label("Time limit, hours").fill("2")
             await screenshot(page, "launch-clone.png", full_page=True)
             await page.get_by_role("button", name="Enqueue").click()
 
             await expect(page.get_by_test_id("job-state")).to_have_text("finished")
+            await expect(page.get_by_text("time limit 2 h")).to_be_visible()
             await screenshot(page, "launch-clone-finished.png", full_page=True)
+            first_job = page.url.rsplit("/", 1)[1]
+
+            # The same job again, as it was enqueued: a new job, which names the one it runs again.
+            await page.get_by_role("button", name="Run again").click()
+            await expect(page.get_by_text(f"Runs job {first_job[:8]} again.")).to_be_visible()
+            await expect(page.get_by_test_id("job-state")).to_have_text("finished")
 
             # The model the cloned run logged: its file comes back from the blob store through the browser.
             found = await stack.graphql('{ artifactVersion(ref: "acme/nature/regressor:v1") { id } }')
@@ -68,9 +76,8 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
         agent.terminate()
         await asyncio.to_thread(agent.wait, 30)
 
-    jobs = (await stack.graphql("{ launchJobs { items { overrides config state source } } }"))["data"]["launchJobs"][
-        "items"
-    ]
-    (job,) = jobs
+    query = "{ launchJobs { items { id overrides config state source timeLimitS retryOf } } }"
+    again, job = (await stack.graphql(query))["data"]["launchJobs"]["items"]  # newest first
     assert job["overrides"] == {"lr": 0.01} and job["config"]["lr"] == 0.01 and job["state"] == "FINISHED"
-    assert job["source"]["cloned_from_run"] == f"acme/nature/{run_id}"
+    assert job["source"]["cloned_from_run"] == f"acme/nature/{run_id}" and job["timeLimitS"] == 7200
+    assert (again["retryOf"], again["config"], again["timeLimitS"]) == (job["id"], job["config"], 7200)
