@@ -62,6 +62,9 @@ LOOP_DEPTH = 10
 # down (out of memory) took every agent down in turn, for ever.
 MAX_REQUEUES = 3
 CAUGHT_UP_WAIT_S = 1.0  # how long a pass waits for the trigger projection to reach the log's end
+# How often runs are looked over for crashed ones: a run of an ended Launch attempt is marked within this long of
+# its 30 s of silence.
+RUNS_SUPERVISED_EVERY_S = 10.0
 _JOB_IDS = uuid.UUID("6f1c1d4e-5b0a-4c43-9a57-6d0f1f0f7a11")  # namespace of job ids derived from firings
 
 
@@ -120,7 +123,9 @@ class AutomationRunner:
                     if time.monotonic() - supervised_at > min(5.0, self.agent_timeout_s / 3):
                         await self.requeue_orphans()
                         supervised_at = time.monotonic()
-                    if time.monotonic() - runs_supervised_at > min(30.0, self.run_crashed_after_s / 3):
+                    if time.monotonic() - runs_supervised_at > min(
+                        RUNS_SUPERVISED_EVERY_S, self.run_crashed_after_s / 3
+                    ):
                         self._supervise_runs()
                         runs_supervised_at = time.monotonic()
                 except (OSError, asyncpg.PostgresError, ModelregError) as exc:  # Postgres or the log away for a moment

@@ -20,7 +20,7 @@ from support.waiting import wait_until
 
 import modelreg
 import modelreg.heartbeat
-from modelreg.services.automations import crashed_runs
+from modelreg.services.automations import crashed_runs, runner
 from modelreg.services.commands import handlers
 from modelreg.services.settings import Settings
 
@@ -114,6 +114,7 @@ async def test_a_run_whose_launch_attempt_is_over_is_marked_crashed_without_wait
     # Its job was cancelled (or timed out, or its agent died): the agent killed the job's processes, so no beat is
     # coming. It showed as running for 15 minutes.
     monkeypatch.setattr(crashed_runs, "ENDED_ATTEMPT_SILENT_S", 0.0)
+    monkeypatch.setattr(runner, "RUNS_SUPERVISED_EVERY_S", 0.5)
     async with Stack(settings) as stack:  # silent runs are marked after 15 minutes, as by default
         await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
         enqueue = """mutation($s: GenericScalar) {
@@ -125,6 +126,8 @@ async def test_a_run_whose_launch_attempt_is_over_is_marked_crashed_without_wait
         await stack.graphql("mutation($i: ClaimJobInput!) { claimJob(input: $i) { attempt } }", {"i": ids}, key=agent)
         started = "mutation($i: ReportJobStartedInput!) { reportJobStarted(input: $i) { state } }"
         await stack.graphql(started, {"i": {**ids, "attempt": 1}}, key=agent)
+        beat = {"agentId": ids["agentId"], "queues": ["cpu"], "runningJobs": [live]}  # its agent is alive
+        await stack.graphql("mutation($i: AgentHeartbeatInput!) { agentHeartbeat(input: $i) }", {"i": beat}, key=agent)
         for job, run_id in ((cancelled, "orphan"), (live, "alive")):
             start = {"entity": "alice", "project": "crash", "runId": run_id, "environment": {"launch": {"job_id": job}}}
             await stack.graphql(START_RUN, {"input": start})
