@@ -385,6 +385,13 @@ ALTER TABLE runs ADD COLUMN last_heartbeat_at timestamptz;
 CREATE INDEX runs_beating ON runs (last_heartbeat_at) WHERE state = 'running' AND last_heartbeat_at IS NOT NULL;
 """
 
+# The running runs Launch jobs started, which the run supervisor looks over every few seconds for those whose
+# attempt is over: few at any time, however many runs and jobs there were.
+SCHEMA_V12 = """
+CREATE INDEX runs_running_of_jobs ON runs ((environment -> 'launch' ->> 'job_id'))
+    WHERE state = 'running' AND environment -> 'launch' ->> 'job_id' IS NOT NULL;
+"""
+
 _RUN_CONFIG_UPDATED = """
 UPDATE runs SET config = (config || $4) - $5::text[] WHERE entity = $1 AND project = $2 AND run_id = $3
 """
@@ -462,6 +469,7 @@ class RegistryProjection(Projection):
         Migration("registry", 9, SCHEMA_CHUNKS),
         Migration("registry", 10, SCHEMA_V10),
         Migration("registry", 11, SCHEMA_V11),
+        Migration("registry", 12, SCHEMA_V12),
         # Which versions hold a file, for /blobs downloads of callers with private scopes hidden (readable.py).
         Migration("registry_files", 1, FILES_V1),
         Migration("registry_files", 2, FILES_V2),

@@ -337,9 +337,14 @@ class RegistryQueries:
         claimed again after the run started), silent since `silent_since`: the process went with its attempt (its
         agent killed it, or died), so the run waits for no beat."""
         rows = await self.pool.fetch(
+            # From the few running runs of jobs (runs_running_of_jobs) to their jobs by key. A run's environment is
+            # its script's to write: an id that is no uuid finds no job rather than failing the cast, and the pass.
             """SELECT r.entity, r.project, r.run_id, j.job_id, j.state AS job_state FROM runs r
-               JOIN launch_jobs j ON j.job_id::text = r.environment -> 'launch' ->> 'job_id'
-               WHERE r.state = 'running' AND coalesce(r.last_heartbeat_at, r.started_at) < $1
+               JOIN launch_jobs j ON j.job_id = CASE WHEN r.environment -> 'launch' ->> 'job_id'
+                   ~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$'
+                   THEN (r.environment -> 'launch' ->> 'job_id')::uuid END
+               WHERE r.state = 'running' AND r.environment -> 'launch' ->> 'job_id' IS NOT NULL
+               AND coalesce(r.last_heartbeat_at, r.started_at) < $1
                AND (j.state IN ('finished', 'failed', 'cancelled', 'queued') OR r.started_at < j.claimed_at)
                AND NOT EXISTS (SELECT 1 FROM run_metric_chunks c WHERE c.entity = r.entity AND c.project = r.project
                                AND c.run_id = r.run_id AND c.logged_at >= $1)

@@ -87,23 +87,29 @@ def automation() -> None:
 @client_options
 def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
     """SPEC: a YAML or JSON file with name, trigger, action and optionally description and cooldown_s."""
-    import yaml
-
-    fields = yaml.safe_load(spec)
     query = (
         "mutation($i: CreateAutomationInput!) { createAutomation(input: $i) { automation { id name } webhookSecret } }"
     )
-    automation_input = {
+    created = graphql(url, api_key, query, {"i": _automation_input(spec)})["createAutomation"]
+    click.echo(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
+    if created["webhookSecret"]:
+        click.echo(f"webhook secret (shown once; verify X-Modelreg-Signature with it): {created['webhookSecret']}")
+
+
+def _automation_input(spec: Any) -> dict[str, Any]:
+    """An automation's spec file (YAML or JSON, its keys as the action's: cooldown_s) as the API's input."""
+    import yaml
+
+    fields = yaml.safe_load(spec) or {}
+    if not isinstance(fields, dict):
+        raise click.BadParameter("the spec is a mapping: name, trigger, action, description, cooldown_s")
+    return {
         "name": fields.get("name"),
         "description": fields.get("description"),
         "trigger": fields.get("trigger"),
         "action": fields.get("action"),
         "cooldownS": fields.get("cooldown_s", 0),
     }
-    created = graphql(url, api_key, query, {"i": automation_input})["createAutomation"]
-    click.echo(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
-    if created["webhookSecret"]:
-        click.echo(f"webhook secret (shown once; verify X-Modelreg-Signature with it): {created['webhookSecret']}")
 
 
 @automation.command("list")
@@ -149,19 +155,8 @@ def automation_disable(automation_id: str, url: str | None, api_key: str | None)
 def automation_change(automation_id: str, spec: Any, url: str | None, api_key: str | None) -> None:
     """Give your automation a new SPEC (as `create` takes it; its action of the same kind): its id, secret and
     history stay."""
-    import yaml
-
-    fields = yaml.safe_load(spec)
     query = "mutation($i: ChangeAutomationInput!) { changeAutomation(input: $i) { id name } }"
-    change = {
-        "id": automation_id,
-        "name": fields.get("name"),
-        "description": fields.get("description"),
-        "trigger": fields.get("trigger"),
-        "action": fields.get("action"),
-        "cooldownS": fields.get("cooldown_s", 0),
-    }
-    done = graphql(url, api_key, query, {"i": change})["changeAutomation"]
+    done = graphql(url, api_key, query, {"i": {"id": automation_id, **_automation_input(spec)}})["changeAutomation"]
     click.echo(f"automation {done['id']} ({done['name']}) changed")
 
 

@@ -128,10 +128,12 @@ async def test_a_run_whose_launch_attempt_is_over_is_marked_crashed_without_wait
         await stack.graphql(started, {"i": {**ids, "attempt": 1}}, key=agent)
         beat = {"agentId": ids["agentId"], "queues": ["cpu"], "runningJobs": [live]}  # its agent is alive
         await stack.graphql("mutation($i: AgentHeartbeatInput!) { agentHeartbeat(input: $i) }", {"i": beat}, key=agent)
-        for job, run_id in ((cancelled, "orphan"), (live, "alive")):
+        # A run's environment is its script's to write: an id that is no job's holds up no other run's mark.
+        for job, run_id in ((cancelled, "orphan"), (live, "alive"), ("not-a-job'); --", "forged")):
             start = {"entity": "alice", "project": "crash", "runId": run_id, "environment": {"launch": {"job_id": job}}}
             await stack.graphql(START_RUN, {"input": start})
         await stack.graphql("mutation($id: ID!) { cancelJob(input: {id: $id}) { state } }", {"id": cancelled})
 
         await wait_until(lambda: _is(stack, "orphan", "CRASHED"), timeout_s=30)
         assert await state_of(stack, "alive") == "RUNNING"  # its attempt runs on
+        assert await state_of(stack, "forged") == "RUNNING"

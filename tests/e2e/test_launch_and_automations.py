@@ -579,12 +579,15 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
     )
     created = await asyncio.to_thread(cli, "automation", "create", str(spec))
     automation_id = created.split()[1]
+    spec.write_text(spec.read_text().replace("name: retrain on new data", "name: retrain on fresh data"))
+    changed = await asyncio.to_thread(cli, "automation", "change", automation_id, str(spec))
+    assert changed == f"automation {automation_id} (retrain on fresh data) changed\n"
     assert "disabled" in await asyncio.to_thread(cli, "automation", "disable", automation_id)
     listed = await asyncio.to_thread(cli, "automation", "list")
-    assert f"{automation_id}  disabled  retrain on new data  on artifact_version_logged -> launch" in listed
+    assert f"{automation_id}  disabled  retrain on fresh data  on artifact_version_logged -> launch" in listed
     assert (
         await asyncio.to_thread(cli, "automation", "delete", automation_id)
-        == "automation retrain on new data deleted\n"
+        == "automation retrain on fresh data deleted\n"
     )
     assert automation_id not in await asyncio.to_thread(cli, "automation", "list")
 
@@ -594,6 +597,7 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
     assert [(r["action"], r["actor"]) for r in audit["data"]["auditLog"]["items"]] == [
         ("automations.automation_deleted", "user:ada"),
         ("automations.automation_disabled", "user:ada"),
+        ("automations.automation_changed", "user:ada"),
         ("automations.automation_created", "user:ada"),
     ]
 
