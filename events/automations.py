@@ -140,7 +140,7 @@ class WebhookAction(BaseModel):
 
     kind: Literal["webhook"] = "webhook"
     url: str = Field(pattern=r"^https?://", max_length=2000)
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(default_factory=dict)  # none: the firing's variables are sent as they are
     # Only an admin may point a webhook at loopback or private addresses (SSRF into the cluster).
     allow_private_network: bool = False
     max_attempts: int = Field(default=5, ge=1, le=20)

@@ -355,7 +355,9 @@ class AutomationRunner:
         caller: Caller,
         scope: str | None,
     ) -> tuple[FiringOutcome, str | None]:
-        body = orjson.dumps(render(action.get("payload") or {}, variables))
+        # Without a payload of its own, a webhook sends what the firing knows (its variables): `{}` told the receiver
+        # nothing of which model, version or actor the call was about.
+        body = orjson.dumps(render(action["payload"], variables) if action.get("payload") else variables)
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: signature(

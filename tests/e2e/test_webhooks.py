@@ -101,6 +101,27 @@ async def test_a_webhook_gets_a_signed_payload_filled_from_the_event(
     }
 
 
+async def test_a_webhook_without_a_payload_gets_what_the_firing_knows(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    # It sent `{}`: the receiver could not tell which model, version or actor the call was about.
+    ok, _, base = receiver_url
+    action = {"kind": "webhook", "url": f"{base}/ok", "allow_private_network": True}
+    await stack.graphql(CREATE, {"n": "tell ci", "t": {"event": "alias_added"}, "a": action})
+    await _linked_with_alias(stack, "production")
+    await wait_until(lambda: _count(ok, 1))
+
+    ((_, body),) = ok.received
+    sent = json.loads(body)
+    assert {k: sent[k] for k in ("event_type", "actor", "registered_model", "alias", "artifact_ref")} == {
+        "event_type": "registry.alias_added",
+        "actor": "user:carol",
+        "registered_model": "nature-classification",
+        "alias": "production",
+        "artifact_ref": "acme/nature/classifier:v0",
+    }
+
+
 async def _count(receiver: Receiver, n: int) -> bool:
     return len(receiver.received) >= n
 
