@@ -3,6 +3,7 @@ the model's admins only), its card and tags."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from uuid import UUID
 
 import pytest
@@ -149,6 +150,18 @@ async def test_a_protected_alias_is_moved_removed_or_unlinked_by_the_models_admi
     model_admin = caller("member", "mia", grants={"model:fraud": "admin"})
     await registry(AddAlias(registered_model="fraud", artifact_version_id=other, alias="production"), model_admin)
     assert registry.read_models.registry.aliases["fraud", "production"] == other
+
+
+async def test_a_launch_jobs_key_refused_a_protected_alias_is_told_why_no_grant_helps() -> None:
+    # Its agent ran with an admin's key; the job's own key is a member at most, and "ask for a grant" sent its
+    # author to grant the admin what it already held.
+    registry = WriteSide()
+    await production_protected(registry)
+    other = await linked(registry, content=b"other")
+    job = uuid7()
+    jobs_key = replace(caller("admin", "ada"), job_id=job)
+    with pytest.raises(PermissionDenied, match=f"attempt of Launch job {job}: a job's key is a member at most"):
+        await registry(AddAlias(registered_model="fraud", artifact_version_id=other, alias="production"), jobs_key)
 
 
 async def test_a_member_moves_the_unprotected_aliases_of_a_model_with_protected_ones() -> None:
