@@ -118,18 +118,11 @@ def automation_list(url: str | None, api_key: str | None) -> None:
     """Every automation: id, state, name, trigger -> action."""
     query = """query($after: String) { automations(first: 500, after: $after) {
       items { id name enabled trigger action lastFiredAt } endCursor hasNextPage } }"""
-    after = None
-    while True:
-        page = graphql(url, api_key, query, {"after": after})["automations"]
-        for found in page["items"]:
-            state = "enabled" if found["enabled"] else "disabled"
-            click.echo(
-                f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> "
-                f"{found['action']['kind']}"
-            )
-        if not page["hasNextPage"]:
-            return
-        after = page["endCursor"]
+    for found in _every("automations", query, {}, url, api_key):
+        state = "enabled" if found["enabled"] else "disabled"
+        click.echo(
+            f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> {found['action']['kind']}"
+        )
 
 
 @automation.command("enable")
