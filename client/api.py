@@ -157,7 +157,9 @@ class RegistryCollection:
 
     @property
     def aliases(self) -> list[str]:
-        return sorted({alias for version in self.model.versions for alias in version.aliases})
+        """The aliases its versions hold (`latest` among them when it has a version), as for a collection."""
+        held = {alias for version in self.model.versions for alias in version.aliases}
+        return sorted(held | ({"latest"} if self.model.versions else set()))
 
     @property
     def description(self) -> str | None:

@@ -486,7 +486,8 @@ class LoggedArtifact:
         self.version: str = fields["version"]
         self.digest: str = fields["digest"]
         self.metadata: dict[str, Any] = fields["metadata"]
-        # W&B lists `latest` among the newest version's aliases; it is computed, never saved.
+        # W&B lists `latest` among the newest version's aliases (the registered model's newest, read through a
+        # registry path); it is computed, never saved.
         self._latest = bool(fields.get("latest"))
         self.aliases: list[str] = [*fields["aliases"], *(["latest"] if self._latest else [])]
         self.description: str | None = fields.get("description")
@@ -500,7 +501,8 @@ class LoggedArtifact:
         self.registered_model: str | None = None
         if registry := fields.get("registry"):
             self.registered_model = registry["model"]
-            self.name, self.version, self.aliases = registry["model"], registry["version"], list(registry["aliases"])
+            self.name, self.version, self._latest = registry["model"], registry["version"], registry["latest"]
+            self.aliases = [*registry["aliases"], *(["latest"] if self._latest else [])]
         self._saved = self._state()
 
     def __repr__(self) -> str:
@@ -647,7 +649,7 @@ class LoggedArtifact:
                 self._transport.graphql(
                     _ADD_ALIAS, {"i": {"registeredModel": model, "artifactVersionId": self.id, "alias": alias}}
                 )
-            self.aliases = wanted
+            self.aliases = [*wanted, *(["latest"] if self._latest else [])]
         self._saved = self._state()
 
     def delete(self, delete_aliases: bool = False) -> None:

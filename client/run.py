@@ -48,6 +48,7 @@ _REGISTERED = f"""query($m: String!, $alias: String!, $version: String!, $byVers
   registeredModel(name: $m) {{
     alias(name: $alias) @skip(if: $byVersion) {{ version aliases artifactVersion {{ {VERSION_FIELDS} }} }}
     version(name: $version) @include(if: $byVersion) {{ version aliases artifactVersion {{ {VERSION_FIELDS} }} }}
+    newest: alias(name: "latest") {{ version }}
   }}
 }}"""
 _USE = "mutation($i: UseArtifactVersionInput!) { useArtifactVersion(input: $i) { id } }"
@@ -87,7 +88,13 @@ def find_version(transport: Transport, path: str, entity: str, project: str, typ
         link = (model or {}).get("version" if by_version else "alias")
         found = None
         if link:  # the registered model's version and aliases come along (LoggedArtifact's registry view)
-            registry = {"model": parsed.name, "version": link["version"], "aliases": link["aliases"]}
+            newest = model.get("newest") or {}
+            registry = {
+                "model": parsed.name,
+                "version": link["version"],
+                "aliases": link["aliases"],
+                "latest": newest.get("version") == link["version"],
+            }
             found = {**link["artifactVersion"], "registry": registry}
     else:
         if parsed.entity is None or parsed.project is None:

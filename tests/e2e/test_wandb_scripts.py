@@ -415,7 +415,7 @@ async def test_a_model_linked_with_a_registry_path_is_found_by_every_path_w_and_
     version_id = await in_thread(link_into_the_registry, tmp_path / "cnn.pt")
     found = await in_thread(fetch_from_the_registry)
 
-    assert found.pop("collection") == ("mnist-classifier", ["staging"], [version_id], False)
+    assert found.pop("collection") == ("mnist-classifier", ["latest", "staging"], [version_id], False)
     assert {k: v for k, v in found.items() if k not in ("metadata", "path")} == dict.fromkeys(
         [
             "alice/model-registry/mnist-classifier:staging",
@@ -451,10 +451,20 @@ def promote_in_the_registry(folder: Path) -> dict[str, Any]:
     staged.save()
     production = api.artifact("wandb-registry-model/promoted:production")
     source = api.artifact("promote/clf:v1")
+    with wandb.init(project="promote", job_type="train") as run:
+        (folder / "m.pt").write_text("weights 2")
+        newer = wandb.Artifact("clf", "model")
+        newer.add_file(str(folder / "m.pt"))
+        run.log_artifact(newer)
+        run.link_artifact(newer, target_path="wandb-registry-model/promoted")
+        newer.wait()
     return {
         "seen": seen,
         "production": (production.id == staged.id, production.aliases),
         "source": (source.aliases, source.metadata),
+        "after a newer link": [
+            api.artifact(f"wandb-registry-model/promoted:{selector}").aliases for selector in ("production", "v1")
+        ],
     }
 
 
@@ -464,8 +474,10 @@ async def test_aliases_moved_on_a_version_read_through_the_registry_move_in_the_
     found = await in_thread(promote_in_the_registry, tmp_path)
 
     # The registry's view, as in W&B: the registered model's name, version and aliases; the source beside.
-    assert found["seen"] == ("promoted", "v0", ["staging"], "clf:v1")
-    assert found["production"] == (True, ["production"])
+    # The registered model's newest version lists `latest` through the registry too, as W&B scripts check.
+    assert found["seen"] == ("promoted", "v0", ["staging", "latest"], "clf:v1")
+    assert found["production"] == (True, ["production", "latest"])
+    assert found["after a newer link"] == [["production"], ["latest"]]
     # The logged version's own aliases untouched (W&B lists `latest` on the newest), its metadata edited.
     assert found["source"] == (["mine", "latest"], {"approved_by": "alice"})
     with pytest.raises(NotFound, match="registered model"):
