@@ -217,6 +217,18 @@ class AutomationFired(Event):
     scope: ReadScope = None
 
 
+class FiringRetried(Event):
+    """A firing that failed or was skipped (its cooldown), to be carried out again: the webhook delivered anew,
+    under the same delivery id, or the job enqueued. By its automation's creator or an admin."""
+
+    type = "automations.firing_retried"
+    version = 1
+
+    automation_id: UUID
+    event_id: UUID
+    scope: ReadScope = None
+
+
 class WebhookAttempted(Event):
     type = "automations.webhook_attempted"
     version = 2

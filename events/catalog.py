@@ -20,6 +20,7 @@ from modelreg.events.automations import (
     AutomationDisabled,
     AutomationEnabled,
     AutomationFired,
+    FiringRetried,
     WebhookAttempted,
 )
 from modelreg.events.envelope import Event
@@ -119,6 +120,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AutomationChanged,
         AutomationDeleted,
         AutomationFired,
+        FiringRetried,
         WebhookAttempted,
         EventSkipped,
     )

@@ -19,6 +19,7 @@ from modelreg.services.commands.launch_commands import (
     ChangeAutomation,
     CreateAutomation,
     DeleteAutomation,
+    RetryFiring,
     SetAutomationEnabled,
 )
 
@@ -33,6 +34,7 @@ class Firing(graphene.ObjectType):
     detail = graphene.String()
     occurred_at = graphene.DateTime(required=True)
     done_at = graphene.DateTime()
+    retries = graphene.Int(required=True, description="how many times it was carried out again (retryFiring)")
 
 
 class WebhookDelivery(graphene.ObjectType):
@@ -175,6 +177,11 @@ class DeleteAutomationInput(graphene.InputObjectType):
     id = graphene.ID(required=True)
 
 
+class RetryFiringInput(graphene.InputObjectType):
+    id = graphene.ID(required=True, description="the automation's")
+    event_id = graphene.ID(required=True, description="the event that fired it")
+
+
 class AutomationMutations(graphene.ObjectType):
     create_automation = graphene.Field(CreatedAutomation, required=True, input=CreateAutomationInput(required=True))
     set_automation_enabled = graphene.Field(Automation, required=True, input=SetAutomationEnabledInput(required=True))
@@ -191,6 +198,14 @@ class AutomationMutations(graphene.ObjectType):
         input=DeleteAutomationInput(required=True),
         description="Its creator's, or an admin's. It fires no more and is listed no more; its firings and "
         "deliveries stay, and `automation(id)` still finds it, with `deletedAt`.",
+    )
+    retry_firing = graphene.Field(
+        Firing,
+        required=True,
+        input=RetryFiringInput(required=True),
+        description="Its creator's, or an admin's: a FAILED or SKIPPED firing carried out again, as the automation "
+        "is now (it must be on). A webhook is called again under the same X-Modelreg-Delivery id, its attempts "
+        "numbered on; a launch enqueues the job. Returns the firing, PENDING until the runner is done.",
     )
 
     @staticmethod
@@ -224,6 +239,17 @@ class AutomationMutations(graphene.ObjectType):
             parse_command(ChangeAutomation, {"automation_id": automation_id, **fields}), info.context.caller
         )
         return await _visible(info, automation_id)
+
+    @staticmethod
+    async def resolve_retry_firing(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        automation_id, event_id = parse_uuid("id", input["id"]), parse_uuid("eventId", input["event_id"])
+        await info.context.app.execute(
+            parse_command(RetryFiring, {"automation_id": automation_id, "event_id": event_id}), info.context.caller
+        )
+        firing = await info.context.launch.firing(automation_id, event_id)
+        if firing is None:
+            raise NotFound(f"automation {automation_id} did not fire for event {event_id}")
+        return firing
 
     @staticmethod
     async def resolve_delete_automation(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:

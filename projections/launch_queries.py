@@ -52,6 +52,15 @@ class LaunchQueries:
         )
         return dict(row) if row else None
 
+    async def webhook_attempts(self, automation_id: UUID, event_id: UUID) -> int:
+        """How many times the firing's webhook was called: a retried firing's attempts go on from there."""
+        made = await self.pool.fetchval(
+            "SELECT max(attempt) FROM webhook_deliveries WHERE automation_id = $1 AND trigger_event_id = $2",
+            automation_id,
+            event_id,
+        )
+        return int(made or 0)
+
     async def job(self, job_id: UUID) -> dict[str, Any] | None:
         row = await self.pool.fetchrow("SELECT * FROM launch_jobs WHERE job_id = $1", job_id)
         return dict(row) if row else None

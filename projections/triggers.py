@@ -24,6 +24,7 @@ from modelreg.events.automations import (
     AutomationDisabled,
     AutomationEnabled,
     AutomationFired,
+    FiringRetried,
     WebhookAttempted,
 )
 from modelreg.events.envelope import Envelope
@@ -131,6 +132,12 @@ CREATE INDEX automation_firings_by_run ON automation_firings (automation_id, (va
 TRIGGERS_V6 = """
 ALTER TABLE automations ADD COLUMN deleted_at timestamptz;
 """
+# A failed or skipped firing may be carried out again (retryFiring): how many times it was, which also tells the
+# runner a retried firing from the same firing carried out before.
+TRIGGERS_V7 = """
+ALTER TABLE automation_firings ADD COLUMN retries int NOT NULL DEFAULT 0;
+CREATE INDEX webhook_deliveries_by_firing ON webhook_deliveries (automation_id, trigger_event_id, attempt);
+"""
 _CHANGED = """
 UPDATE automations SET name = $2, description = $3, trigger = $4, action = $5, trigger_event = $6, cooldown_s = $7
 WHERE automation_id = $1
@@ -211,6 +218,11 @@ ON CONFLICT (automation_id, event_id) DO UPDATE
     WHERE f.status = 'pending'
 """
 
+_RETRIED = """
+UPDATE automation_firings SET status = 'pending', detail = NULL, done_at = NULL, retries = retries + 1
+WHERE automation_id = $1 AND event_id = $2 AND status IN ('failed', 'skipped')
+"""
+
 _JOB_OF_FIRING = """
 UPDATE automation_firings SET job_id = $3 WHERE automation_id = $1 AND event_id = $2 AND job_id IS NULL
 """
@@ -245,17 +257,19 @@ class TriggersProjection(Projection):
         Migration("triggers", 4, TRIGGERS_V4),
         Migration("triggers", 5, TRIGGERS_V5),
         Migration("triggers", 6, TRIGGERS_V6),
+        Migration("triggers", 7, TRIGGERS_V7),
     )
 
     def shown_to_commands(self) -> set[str]:
-        """Only automations' own settings: for registry events it records what to do, and commands do not
-        wait for that (the automation runner does the rest)."""
+        """Only automations' own settings and retried firings: for registry events it records what to do, and
+        commands do not wait for that (the automation runner does the rest)."""
         return {
             AutomationCreated.type,
             AutomationChanged.type,
             AutomationEnabled.type,
             AutomationDisabled.type,
             AutomationDeleted.type,
+            FiringRetried.type,
         }
 
     def __init__(self) -> None:
@@ -405,6 +419,10 @@ class TriggersProjection(Projection):
     def automation_fired(self, e: AutomationFired, envelope: Envelope) -> list[Statement]:
         args = (e.automation_id, e.event_id, e.outcome, e.job_id, e.detail, envelope.occurred_at, e.event_type)
         return [Statement(_CLOSED, args)]
+
+    @handles(FiringRetried)
+    def firing_retried(self, e: FiringRetried, envelope: Envelope) -> list[Statement]:
+        return [Statement(_RETRIED, (e.automation_id, e.event_id)), _WAKE_RUNNER]
 
     @handles(WebhookAttempted)
     def webhook_attempted(self, e: WebhookAttempted, envelope: Envelope) -> list[Statement]:

@@ -163,6 +163,50 @@ def automation_delete(automation_id: str, url: str | None, api_key: str | None) 
     click.echo(f"automation {done['name']} deleted")
 
 
+_FIRING_STATUSES = ("pending", "skipped", "enqueued", "delivered", "failed")
+
+
+@automation.command("firings")
+@click.argument("automation_id")
+@click.option("--status", type=click.Choice(_FIRING_STATUSES), default=None, help="Only firings that came to this.")
+@click.option("--limit", default=50, show_default=True, help="At most this many, newest first.")
+@client_options
+def automation_firings(
+    automation_id: str, status: str | None, limit: int, url: str | None, api_key: str | None
+) -> None:
+    """What it fired on, newest first: the event's id (for `retry`), its type, status, and why or which job."""
+    query = """query($id: ID!, $after: String) { automation(id: $id) { firings(first: 100, after: $after) {
+      items { eventId eventType actor status jobId detail occurredAt retries } endCursor hasNextPage } } }"""
+    shown = 0
+    missing = f"no automation {automation_id} that this key may read"
+    for found in _every("automation.firings", query, {"id": automation_id}, url, api_key, missing):
+        if shown == limit:
+            break
+        if status is not None and found["status"] != _enum_name(status):
+            continue
+        result = f"job {found['jobId']}" if found["jobId"] else (found["detail"] or "")
+        retried = f" (retried {found['retries']}x)" if found["retries"] else ""
+        click.echo(
+            f"{found['eventId']}  {_enum_value(found['status']):9}  {found['eventType']}  by {found['actor']} at "
+            f"{found['occurredAt']}{retried}  {result}".rstrip()
+        )
+        shown += 1
+    if not shown:
+        click.echo("no firings")
+
+
+@automation.command("retry")
+@click.argument("automation_id")
+@click.argument("event_id")
+@client_options
+def automation_retry(automation_id: str, event_id: str, url: str | None, api_key: str | None) -> None:
+    """Carry out again its firing for EVENT_ID (`firings --status failed` lists them), which failed or was skipped:
+    a webhook is called again under the same delivery id, a launch enqueues its job."""
+    query = "mutation($i: RetryFiringInput!) { retryFiring(input: $i) { status retries } }"
+    done = graphql(url, api_key, query, {"i": {"id": automation_id, "eventId": event_id}})["retryFiring"]
+    click.echo(f"firing for event {event_id} {_enum_value(done['status'])} again (retry {done['retries']})")
+
+
 def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: str | None) -> None:
     query = "mutation($i: SetAutomationEnabledInput!) { setAutomationEnabled(input: $i) { name enabled } }"
     done = graphql(url, api_key, query, {"i": {"id": automation_id, "enabled": enabled}})["setAutomationEnabled"]
@@ -236,11 +280,18 @@ def queue_list(url: str | None, api_key: str | None) -> None:
         click.echo(f"{found['name']}  {_enum_value(found['resource'])}  {_takes(found['entities'])}")
 
 
-def _every(field: str, query: str, variables: dict[str, Any], url: str | None, api_key: str | None) -> Any:
-    """Every item of a paged field, page after page."""
+def _every(
+    path: str, query: str, variables: dict[str, Any], url: str | None, api_key: str | None, missing: str = ""
+) -> Any:
+    """Every item of a paged field (`automations`, or `automation.firings` within an object), page after page;
+    `missing` is said when the object is not found."""
     after = None
     while True:
-        page = graphql(url, api_key, query, {**variables, "after": after})[field]
+        page = graphql(url, api_key, query, {**variables, "after": after})
+        for field in path.split("."):
+            page = page[field]
+            if page is None:
+                raise click.ClickException(missing)
         yield from page["items"]
         if not page["hasNextPage"]:
             return

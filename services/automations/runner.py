@@ -73,6 +73,15 @@ def _first_line(error: Exception) -> str:
     return said.splitlines()[0][:500] if said else type(error).__name__
 
 
+# A firing, and how many times it was retried: carried out once, a firing retried before the runner saw it closed is
+# pending again under the same automation and event, and must not pass for the one carried out.
+FiringKey = tuple[uuid.UUID, uuid.UUID, int]
+
+
+def _key(firing: dict[str, Any]) -> FiringKey:
+    return firing["automation_id"], firing["event_id"], firing.get("retries", 0)
+
+
 def job_id_of_firing(automation_id: uuid.UUID, event_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(_JOB_IDS, f"{automation_id}:{event_id}")
 
@@ -96,9 +105,9 @@ class AutomationRunner:
         self.agent_timeout_s = agent_timeout_s
         self.run_crashed_after_s = run_crashed_after_s
         self.webhook_backoff_s = webhook_backoff_s
-        self._in_flight: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        self._in_flight: set[FiringKey] = set()
         # Carried out, but the trigger projection may not show the firing closed yet: not again meanwhile.
-        self._done: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        self._done: set[FiringKey] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._marking: asyncio.Task[None] | None = None  # the pass over silent runs under way
         self._wake = asyncio.Event()
@@ -166,9 +175,9 @@ class AutomationRunner:
         if not await self._triggers_read_the_log():
             return
         pending = await self.launch.pending_firings(200)
-        self._done &= {(f["automation_id"], f["event_id"]) for f in pending}
+        self._done &= {_key(f) for f in pending}
         for firing in pending:
-            key = (firing["automation_id"], firing["event_id"])
+            key = _key(firing)
             if key in self._in_flight or key in self._done:
                 continue
             self._in_flight.add(key)
@@ -195,12 +204,12 @@ class AutomationRunner:
         self._log_read_to = None
         return True
 
-    async def _fire_guarded(self, firing: dict[str, Any], key: tuple[uuid.UUID, uuid.UUID]) -> None:
+    async def _fire_guarded(self, firing: dict[str, Any], key: FiringKey) -> None:
         try:
             if await self.fire(firing):
                 self._done.add(key)
         except Exception:
-            log.exception("automation %s: firing for event %s failed; it stays pending and is retried", *key)
+            log.exception("automation %s: firing for event %s failed; it stays pending and is retried", *key[:2])
             await asyncio.sleep(1.0)
         finally:
             self._in_flight.discard(key)
@@ -366,11 +375,13 @@ class AutomationRunner:
             DELIVERY_HEADER: f"{automation['automation_id']}:{firing['event_id']}",
             "User-Agent": "modelreg-webhooks",
         }
-        attempt = 0
+        # A retried firing's attempts are numbered on from its earlier ones; its delivery id stays the same.
+        attempt = await self.launch.webhook_attempts(automation["automation_id"], firing["event_id"])
+        tries = 0
 
         async def once() -> bool:
-            nonlocal attempt
-            attempt += 1
+            nonlocal attempt, tries
+            attempt, tries = attempt + 1, tries + 1
             status, error, started = None, None, time.perf_counter()
             try:
                 response = await webhook_targets.post(
@@ -411,7 +422,7 @@ class AutomationRunner:
                 if not retrying.retry_state.outcome.failed:  # type: ignore[union-attr]
                     retrying.retry_state.set_result(delivered)
         except RetryError:
-            return "failed", f"gave up after {attempt} attempts"
+            return "failed", f"gave up after {tries} attempts"
         return "delivered", None
 
     async def requeue_orphans(self) -> None:

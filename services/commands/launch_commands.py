@@ -202,6 +202,12 @@ class DeleteAutomation(OnAnAutomation):
     """Its creator's, or an admin's: it acts with its creator's rights, and its firings stay for the audit."""
 
 
+class RetryFiring(OnAnAutomation):
+    """Its creator's, or an admin's: a failed or skipped firing carried out again, as the automation is now."""
+
+    event_id: UUID
+
+
 class RecordAutomationFired(Command):
     """By the automation runner, as the automation itself."""
 

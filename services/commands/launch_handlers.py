@@ -19,6 +19,7 @@ from modelreg.events.automations import (
     AutomationDisabled,
     AutomationEnabled,
     AutomationFired,
+    FiringRetried,
     LaunchAction,
     TriggerSpec,
     WebhookAction,
@@ -44,6 +45,7 @@ from modelreg.events.launch import (
     queue_stream,
 )
 from modelreg.events.names import EntityName, ProjectName
+from modelreg.projections.readable import scope_of
 from modelreg.services.agent.image_references import IMAGE_REFERENCE
 from modelreg.services.automations.templates import template_variables
 from modelreg.services.automations.webhook_targets import refuse_private_target
@@ -75,6 +77,7 @@ from modelreg.services.commands.launch_commands import (
     ReportJobFinished,
     ReportJobStarted,
     RequeueJob,
+    RetryFiring,
     RetryJob,
     ReturnJob,
     SetAutomationEnabled,
@@ -445,6 +448,32 @@ async def delete_automation(cmd: DeleteAutomation, ctx: CommandContext) -> Decis
     return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)
 
 
+async def retry_firing(cmd: RetryFiring, ctx: CommandContext) -> Decision:
+    _not_a_job_attempt(ctx.caller, "retrying an automation's firing")
+    automation = await ctx.reads.launch.automation(cmd.automation_id)
+    firing = await ctx.reads.launch.firing(cmd.automation_id, cmd.event_id)
+    if automation is None:
+        raise NotFound(f"automation {cmd.automation_id} does not exist")
+    # A firing tells as much as its event: one about a scope the caller may not read is not there for them.
+    event_scope = scope_of(firing["variables"]) if firing is not None else None
+    if firing is None or not ctx.caller.readable().scope(event_scope):
+        raise NotFound(f"automation {cmd.automation_id} did not fire for event {cmd.event_id}")
+    if str(ctx.caller.actor) != automation["created_by"]:
+        ctx.caller.require("admin", (), f"retrying a firing of {automation['created_by']}'s automation")
+    if automation.get("deleted_at") is not None:
+        raise Conflict(f"automation {cmd.automation_id} was deleted: its firings are kept, not carried out")
+    if not automation["enabled"]:
+        raise Conflict(f"automation {cmd.automation_id} is switched off: switch it on first, then retry the firing")
+    if firing["status"] == "pending":
+        return Decision([], cmd.event_id)  # still to be carried out (or a retry that went through)
+    if firing["status"] not in ("failed", "skipped"):
+        ran = f": retry job {firing['job_id']} instead (`modelreg job retry`)" if firing["job_id"] else ""
+        raise Conflict(f"automation {cmd.automation_id}'s firing for event {cmd.event_id} was {firing['status']}{ran}")
+    scope = event_scope or watched_scope(automation["trigger"], automation["action"])
+    payload = FiringRetried(automation_id=cmd.automation_id, event_id=cmd.event_id, scope=scope)
+    return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.event_id)
+
+
 async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext) -> Decision:
     automation = await ctx.reads.launch.automation(cmd.automation_id)
     if automation is None:
@@ -534,6 +563,7 @@ LAUNCH_HANDLERS: dict[type[Command], Handler] = {
     SetAutomationEnabled: set_automation_enabled,
     ChangeAutomation: change_automation,
     DeleteAutomation: delete_automation,
+    RetryFiring: retry_firing,
     RecordAutomationFired: record_automation_fired,
     RecordWebhookAttempt: record_webhook_attempt,
 }

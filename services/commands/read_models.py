@@ -87,6 +87,10 @@ class LaunchReads(Protocol):
 
     async def automation(self, automation_id: UUID) -> dict[str, Any] | None: ...
 
+    async def firing(self, automation_id: UUID, event_id: UUID) -> dict[str, Any] | None:
+        """What the automation's firing for this event came to (`status`, `job_id`) and its event's `variables`."""
+        ...
+
     async def pattern_refused(self, pattern: str) -> str | None:
         """Why the trigger projection's database would refuse this regular expression; None when it runs it."""
         ...

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
+from click.testing import CliRunner
 from support.stack import Stack
 from support.story import LINK, LOG_VERSION, version_input
 from support.waiting import wait_until
 
 from modelreg.services import rebuild as rebuilding
+from modelreg.services.cli import main
 from modelreg.services.settings import Settings
 
 CREATE = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!) {
@@ -149,6 +153,57 @@ async def test_a_failing_receiver_gets_retries_and_every_attempt_is_in_the_deliv
     log = (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]["deliveries"]["items"]
     assert [(d["attempt"], d["statusCode"]) for d in reversed(log)] == [(1, 500), (2, 500), (3, 204)]
     assert len({h["X-Modelreg-Delivery"] for h, _ in flaky.received}) == 1  # one delivery id: receivers can dedupe
+
+
+RETRY = """mutation($i: RetryFiringInput!) { retryFiring(input: $i) { eventId status retries } }"""
+FIRINGS_WITH_IDS = """query($id: ID!) { automation(id: $id) { firings { items { eventId status detail retries } } } }"""
+
+
+async def test_a_firing_given_up_is_delivered_again_on_retry_under_the_same_delivery_id(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    # A receiver down for longer than a webhook's attempts lost the call for good: nothing could send it again.
+    _, flaky, base = receiver_url
+    flaky.failures = 1
+    action = {"kind": "webhook", "url": f"{base}/flaky", "allow_private_network": True, "max_attempts": 1}
+    created = (await stack.graphql(CREATE, {"n": "tell ci", "t": {"event": "alias_added"}, "a": action}))["data"]
+    automation_id = created["createAutomation"]["automation"]["id"]
+    await _linked_with_alias(stack, "production")
+
+    async def firing() -> dict:
+        return (await stack.graphql(FIRINGS_WITH_IDS, {"id": automation_id}))["data"]["automation"]["firings"]["items"][
+            0
+        ]
+
+    await wait_until(lambda: _status_is(firing, "FAILED"), timeout_s=30)
+    given_up = await firing()
+    assert given_up["detail"] == "gave up after 1 attempts"
+
+    # From the command line, as an operator would once the receiver is back.
+    assert stack.client is not None
+    env = {"MODELREG_URL": str(stack.client.make_url("/")).rstrip("/"), "MODELREG_API_KEY": await stack.key("user:ada")}
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    listed = await asyncio.to_thread(cli, "automation", "firings", automation_id, "--status", "failed")
+    assert listed.startswith(f"{given_up['eventId']}  failed     registry.alias_added  by user:carol at ")
+    assert listed.endswith("  gave up after 1 attempts\n")
+    retried = await asyncio.to_thread(cli, "automation", "retry", automation_id, given_up["eventId"])
+    assert retried == f"firing for event {given_up['eventId']} pending again (retry 1)\n"
+    await wait_until(lambda: _status_is(firing, "DELIVERED"), timeout_s=30)
+    log = (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]["deliveries"]["items"]
+    assert [(d["attempt"], d["statusCode"]) for d in reversed(log)] == [(1, 500), (2, 204)]
+    assert len({h["X-Modelreg-Delivery"] for h, _ in flaky.received}) == 1
+
+    again = await stack.graphql(RETRY, {"i": {"id": automation_id, "eventId": given_up["eventId"]}})
+    assert "was delivered" in again["errors"][0]["message"]
+
+
+async def _status_is(firing: Any, status: str) -> bool:
+    return (await firing())["status"] == status
 
 
 async def test_a_webhook_to_a_private_address_needs_an_admin(stack: Stack) -> None:

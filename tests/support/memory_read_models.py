@@ -29,6 +29,8 @@ from modelreg.events.automations import (
     AutomationDeleted,
     AutomationDisabled,
     AutomationEnabled,
+    AutomationFired,
+    FiringRetried,
 )
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Envelope
@@ -338,6 +340,9 @@ class MemoryLaunch:
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[UUID, dict[str, Any]] = field(default_factory=dict)
     automations: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+    # By (automation, event). The trigger projection records one when an event matches; here the runner's record of
+    # its outcome makes it, with its event's facts left empty (a test sets them).
+    firings: dict[tuple[UUID, UUID], dict[str, Any]] = field(default_factory=dict)
 
     async def queue(self, name: str) -> dict[str, Any] | None:
         return self.queues.get(name)
@@ -347,6 +352,9 @@ class MemoryLaunch:
 
     async def automation(self, automation_id: UUID) -> dict[str, Any] | None:
         return self.automations.get(automation_id)
+
+    async def firing(self, automation_id: UUID, event_id: UUID) -> dict[str, Any] | None:
+        return self.firings.get((automation_id, event_id))
 
     async def pattern_refused(self, pattern: str) -> str | None:
         """Python's engine stands in for PostgreSQL's; `(?P<` is refused as PostgreSQL refuses it."""
@@ -402,6 +410,13 @@ class MemoryLaunch:
                 )
             case AutomationDeleted():
                 self.automations[e.automation_id].update(enabled=False, deleted_at=envelope.occurred_at)
+            case AutomationFired():
+                firing = self.firings.setdefault((e.automation_id, e.event_id), {"variables": {}, "retries": 0})
+                firing.update(status=e.outcome, job_id=e.job_id)
+            case FiringRetried():
+                firing = self.firings[e.automation_id, e.event_id]
+                if firing["status"] in ("failed", "skipped"):
+                    firing.update(status="pending", retries=firing["retries"] + 1)
 
 
 @dataclass

@@ -3,6 +3,7 @@ installation admin allows otherwise, and the runner's records go on the automati
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +12,7 @@ from support.write_side import ADMIN, MEMBER, WriteSide, caller
 from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from modelreg.events.automations import FiringRetried
 from modelreg.services.commands.launch_commands import (
     ChangeAutomation,
     CreateAutomation,
@@ -18,6 +20,7 @@ from modelreg.services.commands.launch_commands import (
     DeleteAutomation,
     RecordAutomationFired,
     RecordWebhookAttempt,
+    RetryFiring,
     SetAutomationEnabled,
 )
 
@@ -233,3 +236,53 @@ async def test_only_its_creator_changes_an_automation_and_its_action_keeps_its_k
     await registry(DeleteAutomation(automation_id=mine), MEMBER)
     with pytest.raises(Conflict, match="was deleted: create another"):
         await registry(change, MEMBER)
+
+
+async def test_a_failed_or_skipped_firing_is_retried_by_its_automations_creator_or_an_admin() -> None:
+    registry = WriteSide()
+    mine = await launching(registry)
+    runner = caller("admin", str(mine), kind="automation")
+    failed, delivered, skipped = uuid7(), uuid7(), uuid7()
+    for event_id, outcome in ((failed, "failed"), (delivered, "enqueued")):
+        await registry(
+            RecordAutomationFired(
+                automation_id=mine, event_id=event_id, event_type="runs.run_finished", outcome=outcome, job_id=None
+            ),
+            runner,
+        )
+    registry.read_models.launch.firings[mine, skipped] = {"variables": {}, "status": "skipped", "retries": 0}
+
+    with pytest.raises(PermissionDenied, match="retrying a firing of user:mo's automation needs admin"):
+        await registry(RetryFiring(automation_id=mine, event_id=failed), caller("member", "ned"))
+    await registry(RetryFiring(automation_id=mine, event_id=failed), MEMBER)
+    assert registry.appended()[-1].payload == FiringRetried(automation_id=mine, event_id=failed, scope="entity:acme")
+    assert registry.read_models.launch.firings[mine, failed]["status"] == "pending"
+    assert (await registry(RetryFiring(automation_id=mine, event_id=failed), MEMBER)).events == []  # already pending
+    await registry(RetryFiring(automation_id=mine, event_id=skipped), ADMIN)
+
+    with pytest.raises(Conflict, match="was enqueued"):
+        await registry(RetryFiring(automation_id=mine, event_id=delivered), MEMBER)
+    with pytest.raises(NotFound, match="did not fire for event"):
+        await registry(RetryFiring(automation_id=mine, event_id=uuid7()), MEMBER)
+
+
+async def test_a_firing_is_not_retried_while_its_automation_is_off_nor_shown_to_who_may_not_read_its_event() -> None:
+    registry = WriteSide()
+    mine = await launching(registry)
+    event_id = uuid7()
+    fired = RecordAutomationFired(automation_id=mine, event_id=event_id, event_type="x", outcome="failed")
+    await registry(fired, caller("admin", str(mine), kind="automation"))
+    await registry(SetAutomationEnabled(automation_id=mine, enabled=False), MEMBER)
+    with pytest.raises(Conflict, match="is switched off: switch it on first"):
+        await registry(RetryFiring(automation_id=mine, event_id=event_id), MEMBER)
+
+    await registry(SetAutomationEnabled(automation_id=mine, enabled=True), MEMBER)
+    registry.read_models.launch.firings[mine, event_id]["variables"] = {"registered_model": "secret-model"}
+    not_let_in = dataclasses.replace(MEMBER, private=frozenset({"model:secret-model"}))
+    with pytest.raises(NotFound, match="did not fire for event"):
+        await registry(RetryFiring(automation_id=mine, event_id=event_id), not_let_in)
+    await registry(RetryFiring(automation_id=mine, event_id=event_id), ADMIN)
+
+    await registry(DeleteAutomation(automation_id=mine), MEMBER)
+    with pytest.raises(Conflict, match="was deleted"):
+        await registry(RetryFiring(automation_id=mine, event_id=event_id), ADMIN)

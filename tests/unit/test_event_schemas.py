@@ -70,6 +70,7 @@ def launch_and_automation_events() -> list[Envelope]:
         AutomationDisabled,
         AutomationEnabled,
         AutomationFired,
+        FiringRetried,
         LaunchAction,
         TriggerSpec,
         WebhookAttempted,
@@ -147,6 +148,7 @@ def launch_and_automation_events() -> list[Envelope]:
             status_code=500,
             duration_ms=3.0,
         ),
+        FiringRetried(automation_id=automation, event_id=event),
         AutomationDeleted(automation_id=automation),
     ]
     return [

@@ -8,12 +8,13 @@ import { html, href, shown, Loaded, Time, ErrorBox, Badge } from "../html.js";
 const AUTOMATIONS = `{
   automations(first: 100) { items {
     id name description trigger action cooldownS enabled createdAt createdBy lastFiredAt
-    firings(first: 20) { items { eventId eventType actor status jobId detail occurredAt doneAt } }
+    firings(first: 20) { items { eventId eventType actor status jobId detail occurredAt doneAt retries } }
     deliveries(first: 20) { items { eventId attempt url statusCode error durationMs attemptedAt } }
   } }
 }`;
 
 const DELETE = `mutation Delete($input: DeleteAutomationInput!) { deleteAutomation(input: $input) { id } }`;
+const RETRY = `mutation Retry($input: RetryFiringInput!) { retryFiring(input: $input) { status } }`;
 const SET_ENABLED = `mutation Enable($input: SetAutomationEnabledInput!) { setAutomationEnabled(input: $input) { id enabled } }`;
 
 const CREATE = `mutation Create($input: CreateAutomationInput!) { createAutomation(input: $input) { automation { id } webhookSecret } }`;
@@ -80,7 +81,7 @@ function CreateForm({ onDone }) {
     </details>`;
 }
 
-const EVENTS = { types: ["automations.automation_created", "automations.automation_enabled", "automations.automation_disabled", "automations.automation_changed", "automations.automation_deleted", "automations.automation_fired", "automations.webhook_attempted"] };
+const EVENTS = { types: ["automations.automation_created", "automations.automation_enabled", "automations.automation_disabled", "automations.automation_changed", "automations.automation_deleted", "automations.automation_fired", "automations.firing_retried", "automations.webhook_attempted"] };
 
 function Automation({ a, reload }) {
   const [error, setError] = useState(null);
@@ -90,6 +91,11 @@ function Automation({ a, reload }) {
   const toggle = async () => {
     setError(null);
     try { await gql(SET_ENABLED, { input: { id: a.id, enabled: !a.enabled } }); reload(); } catch (err) { setError(err); }
+  };
+  // A firing that failed (a webhook down for longer than its retries) or was skipped, carried out again.
+  const retry = async (f) => {
+    setError(null);
+    try { await gql(RETRY, { input: { id: a.id, eventId: f.eventId } }); reload(); } catch (err) { setError(err); }
   };
   const remove = async () => {
     if (!confirm(`Delete the automation "${a.name}"? It fires no more; its firings stay in the history.`)) return;
@@ -117,7 +123,9 @@ function Automation({ a, reload }) {
           <tbody>${firings.map((f) => html`<tr>
             <td><${Time} at=${f.occurredAt} /></td><td><code>${f.eventType}</code></td><td>${f.actor}</td>
             <td><span class="badge status-${shown(f.status)}">${shown(f.status)}</span></td>
-            <td>${f.jobId ? html`job <a href=${href("launch", "jobs", f.jobId)}>${f.jobId.slice(0, 8)}</a>` : ""} ${f.detail || ""}</td></tr>`)}</tbody>
+            <td>${f.jobId ? html`job <a href=${href("launch", "jobs", f.jobId)}>${f.jobId.slice(0, 8)}</a>` : ""} ${f.detail || ""}
+              ${f.retries > 0 && html`<span class="muted">retried ${f.retries}×</span>`}
+              ${switches && a.enabled && (f.status === "FAILED" || f.status === "SKIPPED") && html`<button class="link small" onClick=${() => retry(f)}>Retry</button>`}</td></tr>`)}</tbody>
         </table>
       </details>
       ${deliveries.length > 0 && html`<details>
