@@ -42,6 +42,7 @@ from modelreg.events.launch import (
     JobRequeued,
     JobStarted,
     QueueCreated,
+    QueueDeleted,
     QueueEntitiesSet,
 )
 from modelreg.events.operations import EventSkipped
@@ -106,6 +107,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ScopeMadePublic,
         QueueCreated,
         QueueEntitiesSet,
+        QueueDeleted,
         JobEnqueued,
         JobClaimed,
         JobStarted,

@@ -122,6 +122,16 @@ class QueueEntitiesSet(Event, QueueTeams):
     queue: QueueName
 
 
+class QueueDeleted(Event):
+    """An installation admin deleted the queue, which held no job still to run: its name may be created again,
+    and its jobs keep it."""
+
+    type = "launch.queue_deleted"
+    version = 1
+
+    queue: QueueName
+
+
 class JobEnqueued(Event):
     type = "launch.job_enqueued"
     version = 2

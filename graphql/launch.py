@@ -19,6 +19,7 @@ from modelreg.services.commands.launch_commands import (
     CaptureJobOutput,
     ClaimJob,
     CreateQueue,
+    DeleteQueue,
     EnqueueJob,
     Heartbeat,
     ReportJobFinished,
@@ -248,6 +249,10 @@ class SetLaunchQueueEntitiesInput(graphene.InputObjectType):
     entities = graphene.List(graphene.NonNull(graphene.String), required=True, description="empty: every entity's jobs")
 
 
+class DeleteLaunchQueueInput(graphene.InputObjectType):
+    name = graphene.String(required=True)
+
+
 class EnqueueJobInput(graphene.InputObjectType):
     queue = graphene.String(required=True)
     entity = graphene.String(required=True)
@@ -332,6 +337,13 @@ class LaunchMutations(graphene.ObjectType):
         input=SetLaunchQueueEntitiesInput(required=True),
         description="Admins only. Jobs already waiting of an entity left out wait, unclaimed, until it is named again.",
     )
+    delete_launch_queue = graphene.Field(
+        LaunchQueue,
+        required=True,
+        input=DeleteLaunchQueueInput(required=True),
+        description="Admins only, once no job waits or runs in it and no automation launches into it. Its jobs keep "
+        "its name, which may be created again. Returns the queue as it was.",
+    )
     enqueue_job = graphene.Field(Job, required=True, input=EnqueueJobInput(required=True))
     cancel_job = graphene.Field(Job, required=True, input=CancelJobInput(required=True))
     retry_job = graphene.Field(
@@ -365,6 +377,15 @@ class LaunchMutations(graphene.ObjectType):
         command = parse_command(SetQueueEntities, {"queue": input["name"], "entities": input["entities"]})
         await info.context.app.execute(command, info.context.caller)
         return await info.context.launch.queue(input["name"])
+
+    @staticmethod
+    async def resolve_delete_launch_queue(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        command = parse_command(DeleteQueue, {"queue": input["name"]})
+        queue = await info.context.launch.queue(input["name"])
+        await info.context.app.execute(command, info.context.caller)
+        if queue is None:  # created between the read above and its deletion: nothing of it to show
+            raise NotFound(f"queue {input['name']!r} does not exist")
+        return queue
 
     @staticmethod
     async def resolve_enqueue_job(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:

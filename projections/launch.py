@@ -17,6 +17,7 @@ from modelreg.events.launch import (
     JobRequeued,
     JobStarted,
     QueueCreated,
+    QueueDeleted,
     QueueEntitiesSet,
 )
 from modelreg.projections.migrations import Migration
@@ -93,6 +94,8 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT DO NOTHING
 """
 _QUEUE_ENTITIES_SET = "UPDATE launch_queues SET entities = $2 WHERE name = $1"
+# Its jobs keep its name; the name may be created again.
+_QUEUE_DELETED = "DELETE FROM launch_queues WHERE name = $1"
 
 # An automation may enqueue the same job twice after a crash (same id): the first one counts.
 _ENQUEUED = """
@@ -158,6 +161,10 @@ class LaunchProjection(Projection):
     @handles(QueueEntitiesSet)
     def queue_entities_set(self, e: QueueEntitiesSet, envelope: Envelope) -> list[Statement]:
         return [Statement(_QUEUE_ENTITIES_SET, (e.queue, list(e.entities)))]
+
+    @handles(QueueDeleted)
+    def queue_deleted(self, e: QueueDeleted, envelope: Envelope) -> list[Statement]:
+        return [Statement(_QUEUE_DELETED, (e.queue,))]
 
     @handles(JobEnqueued)
     def job_enqueued(self, e: JobEnqueued, envelope: Envelope) -> list[Statement]:

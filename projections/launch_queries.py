@@ -52,6 +52,24 @@ class LaunchQueries:
         )
         return dict(row) if row else None
 
+    async def jobs_to_run(self, queue: str) -> int:
+        """How many of the queue's jobs are queued, claimed or running."""
+        return int(
+            await self.pool.fetchval(
+                "SELECT count(*) FROM launch_jobs WHERE queue = $1 AND state IN ('queued', 'claimed', 'running')",
+                queue,
+            )
+        )
+
+    async def automations_launching_into(self, queue: str) -> list[dict[str, Any]]:
+        """The automations not deleted (switched on or off) whose action enqueues into the queue."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM automations WHERE deleted_at IS NULL AND action ->> 'kind' = 'launch' "
+            "AND action ->> 'queue' = $1 ORDER BY created_at",
+            queue,
+        )
+        return [dict(r) for r in rows]
+
     async def webhook_attempts(self, automation_id: UUID, event_id: UUID) -> int:
         """How many times the firing's webhook was called: a retried firing's attempts go on from there."""
         made = await self.pool.fetchval(

@@ -63,6 +63,16 @@ def queue_entities(name: str, entities: tuple[str, ...], url: str | None, api_ke
     click.echo(f"queue {changed['name']} {_takes(changed['entities'])}")
 
 
+@queue.command("delete")
+@click.argument("name")
+@client_options
+def queue_delete(name: str, url: str | None, api_key: str | None) -> None:
+    """Delete queue NAME (admins), once no job waits or runs in it and no automation launches into it."""
+    query = "mutation($i: DeleteLaunchQueueInput!) { deleteLaunchQueue(input: $i) { name } }"
+    done = graphql(url, api_key, query, {"i": {"name": name}})["deleteLaunchQueue"]
+    click.echo(f"queue {done['name']} deleted")
+
+
 def _takes(entities: list[str]) -> str:
     return f"takes jobs of {', '.join(entities)} only" if entities else "takes every entity's jobs"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import Field
 
@@ -62,6 +62,26 @@ class SetQueueEntities(Command):
     entities: QueueEntities
 
 
+def queue_turn(queue: str) -> UUID:
+    """The turn of the commands about whether a queue exists and what waits in it: a job enqueued beside the queue's
+    deletion would wait in a queue no agent polls."""
+    return uuid5(_QUEUE_TURNS, queue)
+
+
+_QUEUE_TURNS = UUID("3d0c5a7e-2b1f-4e6a-8c9d-7f1e2a3b4c5d")
+
+
+class DeleteQueue(Command):
+    """An installation admin's, once no job waits or runs in it and no automation launches into it."""
+
+    needs = "admin"
+
+    queue: QueueName
+
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        return queue_turn(self.queue)
+
+
 class EnqueueJob(Command):
     """From a finished run (its code and config, with `overrides`), or from a source given outright."""
 
@@ -80,6 +100,9 @@ class EnqueueJob(Command):
 
     def scopes(self) -> tuple[str, ...]:
         return (*entity_scopes(self.entity), queue_scope(self.queue))
+
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        return queue_turn(self.queue)
 
 
 class OnAJob(Command):
@@ -142,6 +165,10 @@ class RequeueJob(OnAJob):
 
 class RetryJob(OnAJob):
     """Run an ended job again (failed, cancelled, or finished), as it was enqueued: a new job."""
+
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        job = await reads.launch.job(self.job_id)
+        return queue_turn(job["queue"]) if job is not None else None
 
 
 class CancelJob(OnAJob):

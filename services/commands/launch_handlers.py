@@ -39,6 +39,7 @@ from modelreg.events.launch import (
     JobSource,
     JobStarted,
     QueueCreated,
+    QueueDeleted,
     QueueEntitiesSet,
     agent_stream,
     job_stream,
@@ -69,6 +70,7 @@ from modelreg.services.commands.launch_commands import (
     CreateAutomation,
     CreateQueue,
     DeleteAutomation,
+    DeleteQueue,
     EnqueueJob,
     Heartbeat,
     JobCommand,
@@ -90,6 +92,23 @@ async def create_queue(cmd: CreateQueue, ctx: CommandContext) -> Decision:
         raise Conflict(f"queue {cmd.queue!r} already exists")
     payload = QueueCreated(**{**cmd.model_dump(), "entities": tuple(dict.fromkeys(cmd.entities))})
     return Decision([ctx.event(payload, queue_stream(cmd.queue))], cmd.queue)
+
+
+async def delete_queue(cmd: DeleteQueue, ctx: CommandContext) -> Decision:
+    if await ctx.reads.launch.queue(cmd.queue) is None:
+        raise NotFound(f"queue {cmd.queue!r} does not exist")
+    if waiting := await ctx.reads.launch.jobs_to_run(cmd.queue):
+        raise Conflict(
+            f"queue {cmd.queue!r} has {waiting} job(s) waiting or running: cancel them first "
+            f"(`modelreg job list --queue {cmd.queue}`, then `modelreg job cancel ID`), or let them end"
+        )
+    if launching := await ctx.reads.launch.automations_launching_into(cmd.queue):
+        named = ", ".join(f"{a['automation_id']} ({a['name']})" for a in launching[:5])
+        raise Conflict(
+            f"queue {cmd.queue!r} is where {len(launching)} automation(s) launch jobs: {named}; change them to "
+            "another queue or delete them first (`modelreg automation change` or `delete`)"
+        )
+    return Decision([ctx.event(QueueDeleted(queue=cmd.queue), queue_stream(cmd.queue))], cmd.queue)
 
 
 async def set_queue_entities(cmd: SetQueueEntities, ctx: CommandContext) -> Decision:
@@ -548,6 +567,7 @@ async def record_webhook_attempt(cmd: RecordWebhookAttempt, ctx: CommandContext)
 
 LAUNCH_HANDLERS: dict[type[Command], Handler] = {
     CreateQueue: create_queue,
+    DeleteQueue: delete_queue,
     SetQueueEntities: set_queue_entities,
     EnqueueJob: enqueue_job,
     ClaimJob: claim_job,

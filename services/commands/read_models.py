@@ -87,6 +87,14 @@ class LaunchReads(Protocol):
 
     async def automation(self, automation_id: UUID) -> dict[str, Any] | None: ...
 
+    async def jobs_to_run(self, queue: str) -> int:
+        """How many of the queue's jobs are queued, claimed or running."""
+        ...
+
+    async def automations_launching_into(self, queue: str) -> list[dict[str, Any]]:
+        """The automations not deleted (switched on or off) whose action enqueues into the queue."""
+        ...
+
     async def firing(self, automation_id: UUID, event_id: UUID) -> dict[str, Any] | None:
         """What the automation's firing for this event came to (`status`, `job_id`) and its event's `variables`."""
         ...

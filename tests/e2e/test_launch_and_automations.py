@@ -590,6 +590,9 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
         == "automation retrain on fresh data deleted\n"
     )
     assert automation_id not in await asyncio.to_thread(cli, "automation", "list")
+    # Nothing waits in the queue and no automation launches into it any more: it may go.
+    assert await asyncio.to_thread(cli, "queue", "delete", "gpu") == "queue gpu deleted\n"
+    assert "gpu" not in await asyncio.to_thread(cli, "queue", "list")
 
     audit = await stack.graphql(
         "query($s: String!) { auditLog(stream: $s) { items { action actor } } }", {"s": f"automation:{automation_id}"}

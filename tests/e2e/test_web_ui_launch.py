@@ -1,5 +1,5 @@
 """The demo's Launch flow in a browser: clone a finished training run with a changed learning rate onto a
-queue, without YAML, and watch the job an agent runs go to finished."""
+queue, without YAML, and watch the job an agent runs go to finished; then the queue is deleted."""
 
 from __future__ import annotations
 
@@ -71,6 +71,16 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
             saved = tmp_path / "weights.json"
             await download.save_as(saved)
             assert download.suggested_filename == "weights.json" and saved.read_text().startswith("[")
+
+            # Its jobs ended, the queue may go: an admin deletes it; a member is not offered that.
+            await page.goto(f"{url}/#/launch")
+            await expect(page.get_by_test_id("queues")).to_contain_text("cpu")
+            await expect(page.get_by_test_id("queues").get_by_role("button", name="Delete")).to_have_count(0)
+            admin = await browser.page(await stack.key("user:ada"), expect_principal="user:ada")
+            admin.on("dialog", lambda dialog: dialog.accept())  # the deletion's confirmation
+            await admin.goto(f"{url}/#/launch")
+            await admin.get_by_test_id("queues").get_by_role("button", name="Delete").click()
+            await expect(admin.get_by_text("No queue.")).to_be_visible()
         assert browser.problems == [], browser.problems
     finally:
         agent.terminate()

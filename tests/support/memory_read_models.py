@@ -50,6 +50,7 @@ from modelreg.events.launch import (
     JobRequeued,
     JobStarted,
     QueueCreated,
+    QueueDeleted,
     QueueEntitiesSet,
     ends_attempt,
 )
@@ -353,6 +354,16 @@ class MemoryLaunch:
     async def automation(self, automation_id: UUID) -> dict[str, Any] | None:
         return self.automations.get(automation_id)
 
+    async def jobs_to_run(self, queue: str) -> int:
+        return sum(j["queue"] == queue and j["state"] in ("queued", "claimed", "running") for j in self.jobs.values())
+
+    async def automations_launching_into(self, queue: str) -> list[dict[str, Any]]:
+        return [
+            a
+            for a in self.automations.values()
+            if a.get("deleted_at") is None and a["action"]["kind"] == "launch" and a["action"]["queue"] == queue
+        ]
+
     async def firing(self, automation_id: UUID, event_id: UUID) -> dict[str, Any] | None:
         return self.firings.get((automation_id, event_id))
 
@@ -374,6 +385,8 @@ class MemoryLaunch:
                 self.queues[e.queue] = {"name": e.queue, "resource": e.resource, "entities": list(e.entities)}
             case QueueEntitiesSet():
                 self.queues[e.queue]["entities"] = list(e.entities)
+            case QueueDeleted():
+                del self.queues[e.queue]
             case JobEnqueued():
                 self.jobs[e.job_id] = {
                     **e.model_dump(mode="json"),
@@ -395,6 +408,7 @@ class MemoryLaunch:
             case AutomationCreated():
                 self.automations[e.automation_id] = {
                     "automation_id": e.automation_id,
+                    "name": e.name,
                     "trigger": e.trigger.model_dump(mode="json"),
                     "action": e.action.model_dump(mode="json"),
                     "enabled": e.enabled,

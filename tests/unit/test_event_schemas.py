@@ -87,6 +87,7 @@ def launch_and_automation_events() -> list[Envelope]:
         JobSource,
         JobStarted,
         QueueCreated,
+        QueueDeleted,
         QueueEntitiesSet,
         Trigger,
         agent_stream,
@@ -154,6 +155,7 @@ def launch_and_automation_events() -> list[Envelope]:
     return [
         Envelope.new(QueueCreated(queue="cpu", resource="local-process"), stream=queue_stream("cpu"), actor=ci),
         Envelope.new(QueueEntitiesSet(queue="cpu", entities=("acme",)), stream=queue_stream("cpu"), actor=ci),
+        Envelope.new(QueueDeleted(queue="old-cpu"), stream=queue_stream("old-cpu"), actor=ci),
         Envelope.new(AgentHeartbeat(agent_id="a1", queues=("cpu",)), stream=agent_stream("a1"), actor=ci),
         *(Envelope.new(p, stream=job_stream(job), actor=ci) for p in on_job),
         *(Envelope.new(p, stream=automation_stream(automation), actor=ci) for p in on_automation),

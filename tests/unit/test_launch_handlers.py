@@ -23,6 +23,8 @@ from modelreg.services.commands.launch_commands import (
     ClaimJob,
     CreateAutomation,
     CreateQueue,
+    DeleteAutomation,
+    DeleteQueue,
     EnqueueJob,
     Heartbeat,
     ReportJobFinished,
@@ -71,6 +73,31 @@ async def test_a_queue_is_created_once_by_an_admin() -> None:
     await registry(CreateQueue(queue="cpu"), ADMIN)
     with pytest.raises(Conflict, match="queue 'cpu' already exists"):
         await registry(CreateQueue(queue="cpu"))
+
+
+async def test_a_queue_is_deleted_by_an_admin_once_nothing_waits_runs_or_launches_into_it() -> None:
+    registry = WriteSide()
+    job = await queued(registry)
+    with pytest.raises(PermissionDenied, match="delete queue needs admin"):
+        await registry(DeleteQueue(queue="cpu"), MEMBER)
+    with pytest.raises(Conflict, match="queue 'cpu' has 1 job\\(s\\) waiting or running: cancel them first"):
+        await registry(DeleteQueue(queue="cpu"))
+    await registry(CancelJob(job_id=job), MEMBER)
+    launch = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "fraud", "source": SOURCE.model_dump()}
+    evaluate = CreateAutomation(name="evaluate", trigger={"event": "run_finished", "entity": "acme"}, action=launch)
+    automation_id = (await registry(evaluate, MEMBER)).subject_id
+    with pytest.raises(Conflict, match=f"where 1 automation\\(s\\) launch jobs: {automation_id} \\(evaluate\\)"):
+        await registry(DeleteQueue(queue="cpu"))
+    await registry(DeleteAutomation(automation_id=automation_id), MEMBER)
+
+    await registry(DeleteQueue(queue="cpu"), ADMIN)
+    assert registry.appended()[-1].stream == "launch_queue:cpu"
+    with pytest.raises(NotFound, match="queue 'cpu' does not exist"):
+        await registry(EnqueueJob(queue="cpu", entity="acme", project="fraud", source=SOURCE), MEMBER)
+    with pytest.raises(NotFound, match="queue 'cpu' does not exist"):
+        await registry(DeleteQueue(queue="cpu"))
+    await registry(CreateQueue(queue="cpu", resource="docker"))  # its name is free again
+    assert registry.read_models.launch.queues["cpu"]["resource"] == "docker"
 
 
 async def test_a_job_waits_on_an_existing_queue() -> None:

@@ -19,6 +19,7 @@ const JOB = `query Job($id: ID!) {
   }
 }`;
 
+const DELETE_QUEUE = `mutation DeleteQueue($input: DeleteLaunchQueueInput!) { deleteLaunchQueue(input: $input) { name } }`;
 const ENQUEUE = `mutation Clone($input: EnqueueJobInput!) { enqueueJob(input: $input) { id state } }`;
 
 const RETRY = `mutation Retry($id: ID!) { retryJob(input: { id: $id }) { id } }`;
@@ -27,7 +28,7 @@ const CANCEL = `mutation Cancel($id: ID!) { cancelJob(input: { id: $id, reason: 
 const ACTIVE = ["QUEUED", "CLAIMED", "RUNNING"];
 const JOB_STATES = [...ACTIVE, "FINISHED", "FAILED", "CANCELLED"];
 
-const LAUNCH_EVENTS = { types: ["launch.job_enqueued", "launch.job_claimed", "launch.job_started", "launch.job_finished", "launch.job_cancelled", "launch.job_requeued", "launch.job_output_captured", "launch.queue_created", "launch.queue_entities_set"] };
+const LAUNCH_EVENTS = { types: ["launch.job_enqueued", "launch.job_claimed", "launch.job_started", "launch.job_finished", "launch.job_cancelled", "launch.job_requeued", "launch.job_output_captured", "launch.queue_created", "launch.queue_entities_set", "launch.queue_deleted"] };
 
 // "lr=0.01" lines (values parsed as JSON where they are JSON) or a JSON object.
 export function parseOverrides(text) {
@@ -172,7 +173,15 @@ export function Launch({ jobId, fromRun }) {
   const [state, setState] = useState("");
   const result = useQuery(OVERVIEW, { state: state || null });
   const viewer = useViewer();
+  const [queueError, setQueueError] = useState(null);
   useLive(LAUNCH_EVENTS, result.reload);
+  // Refused while a job waits or runs in it, or an automation launches into it: the error names them.
+  const deleteQueue = async (name) => {
+    if (!confirm(`Delete the queue "${name}"? Its ended jobs keep its name.`)) return;
+    setQueueError(null);
+    try { await gql(DELETE_QUEUE, { input: { name } }); result.reload(); } catch (err) { setQueueError(err); }
+  };
+  const deletes = may(viewer, "admin", []);
   if (jobId) return html`<main class="pad"><${JobDetail} id=${jobId} /></main>`;
   return html`<main class="pad"><${Loaded} result=${result}>${({ launchQueues: { items: launchQueues }, launchJobs: { items: launchJobs } }) => html`
     <h1>Launch</h1>
@@ -183,8 +192,10 @@ export function Launch({ jobId, fromRun }) {
           <thead><tr><th>Queue</th><th>Resource</th><th>Takes jobs of</th><th>Created by</th><th>Jobs</th></tr></thead>
           <tbody>${launchQueues.map((q) => html`<tr><td>${q.name}</td><td>${shown(q.resource)}</td>
             <td>${q.takesEveryEntity ? html`<span class="muted">every entity</span>` : q.entities.join(", ") || html`<span class="muted">teams you do not see</span>`}</td><td>${q.createdBy}</td>
-            <td>${launchJobs.filter((j) => j.queue === q.name && ACTIVE.includes(j.state)).length} active</td></tr>`)}</tbody>
+            <td>${launchJobs.filter((j) => j.queue === q.name && ACTIVE.includes(j.state)).length} active
+              ${deletes && html` <button class="link small" onClick=${() => deleteQueue(q.name)}>Delete</button>`}</td></tr>`)}</tbody>
         </table>
+        ${queueError && html`<${ErrorBox} error=${queueError} />`}
         ${!launchQueues.length && html`<p class="muted">No queue.</p>`}
       </section>
       ${mayAnywhere(viewer, "member", ["entity:"])
