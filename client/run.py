@@ -21,7 +21,7 @@ from uuid_utils.compat import uuid7
 
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.artifact_paths import parse_artifact_path, registered_model_name
-from modelreg.environment import capture, launch_value
+from modelreg.environment import MAX_DIFF_BYTES, capture, launch_value
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.heartbeat import Heartbeat
 from modelreg.ignored import ignore
@@ -29,6 +29,7 @@ from modelreg.metric_sender import MetricSender, encoded
 from modelreg.metric_summaries import MetricSummaries
 from modelreg.run_changes import RUN_CHANGES, keys_changed
 from modelreg.run_values import Config, Summary, plain, sendable
+from modelreg.terminal import termwarn
 from modelreg.transport import Transport, with_command_id
 
 RUN_FILES_TYPE = "run-files"  # what `save()` and files left in `run.dir` are logged as
@@ -625,9 +626,28 @@ def start_fields(
         "config": sendable({**plain(config or {}), **_launch_overrides()}),
         "environment": capture(),
     }
+    _warn_of_code_left_out(fields["environment"]["git"])
     # Sent only when given, so that a server from before notes, tags and group still takes the start.
     described = {"notes": notes, "tags": list(tags) if tags else None, "group": group}
     return {**fields, **{k: v for k, v in described.items() if v is not None}}
+
+
+def _warn_of_code_left_out(git: dict[str, Any] | None) -> None:
+    """Said at the start, when it can still be fixed: a clone of the run (Launch) gets only the code it recorded."""
+    if git is None:
+        return
+    if omitted := git.get("diff_omitted_bytes"):
+        termwarn(
+            f"the uncommitted changes ({omitted:,} bytes) are too large to record with this run (at most "
+            f"{MAX_DIFF_BYTES // 1024} KiB), so Launch cannot clone it: commit them"
+        )
+    if count := git.get("untracked_omitted_count"):
+        named = ", ".join(git["untracked_omitted"][:5]) + (", ..." if count > 5 else "")
+        termwarn(
+            f"{count} file(s) git does not track are too large for this run's record of its code (at most "
+            f"{MAX_DIFF_BYTES // 1024} KiB): {named}; a clone of the run (Launch) will run without them: commit "
+            "them, or list them in .gitignore if the code does not need them"
+        )
 
 
 def _launch_overrides() -> dict[str, Any]:

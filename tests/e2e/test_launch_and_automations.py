@@ -205,13 +205,23 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
     stack: Stack, tmp_path: Path
 ) -> None:
     url, key, repo, commit = await _setup(stack, tmp_path)
+    # Code nobody `git add`ed yet, which the training script imports: the clone failed on the import without it. A
+    # file too large for the run's record of its code is left out, and the script is told so at its start.
+    train = Path(repo) / "train.py"
+    train.write_text("from helpers import GREETING\nprint(GREETING)\n" + train.read_text())
+    (Path(repo) / "helpers.py").write_text('GREETING = "hello from a module git does not track"\n')
+    (Path(repo) / "scratch.bin").write_bytes(os.urandom(600_000))
     env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": key, "MODELREG_ENTITY": "acme"}
     # In a thread: the API under test answers from this event loop.
     done = await asyncio.to_thread(
         subprocess.run, [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    original = done.stdout.split()[1]
+    assert "1 file(s) git does not track are too large for this run's record of its code" in done.stderr
+    assert "scratch.bin; a clone of the run (Launch) will run without them" in done.stderr
+    original = done.stdout.split("trained ", 1)[1].split()[0]
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True)
+    assert "?? helpers.py" in status.stdout.splitlines()  # recorded through an index of its own: still untracked
 
     launched = await asyncio.to_thread(
         subprocess.run,
@@ -238,7 +248,9 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
     async with agents(url, key):
         await wait_until(lambda: _finished(stack, job_id), timeout_s=90)
     job = await _job(stack, job_id)
-    clone = next(o["text"] for o in job["output"]["items"] if o["text"].startswith("trained")).split()[1]
+    printed = "".join(o["text"] for o in job["output"]["items"])
+    assert "hello from a module git does not track\n" in printed, printed
+    clone = printed.split("trained ", 1)[1].split()[0]
 
     runs = (
         await stack.graphql(
@@ -252,6 +264,12 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
     assert runs["b"]["environment"]["git"]["commit"] == runs["a"]["environment"]["git"]["commit"] == commit
     assert runs["b"]["environment"]["launch"] == {"job_id": job_id, "overrides": {"lr": 0.01}}
     assert job["source"]["cloned_from_run"] == f"acme/nature/{original}" and job["overrides"] == {"lr": 0.01}
+    git = runs["a"]["environment"]["git"]
+    assert (git["untracked"], git["untracked_omitted"], git["untracked_omitted_count"]) == (
+        ["helpers.py"],
+        ["scratch.bin"],
+        1,
+    )
 
 
 async def test_a_run_with_too_large_uncommitted_changes_is_recorded_but_not_cloned(
