@@ -10,7 +10,6 @@ killed here as soon as a report is refused.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import ctypes
 import logging
@@ -34,13 +33,12 @@ import yaml
 
 from modelreg.services.agent.image_references import IMAGE_REFERENCE
 from modelreg.services.agent.job_environment import job_environment, passed_on
+from modelreg.services.agent.job_output import JobOutput
 from modelreg.services.agent.job_workspace import WorkspaceError, checkout
 from modelreg.services.agent.kubernetes_jobs import NOT_RECORDED, attempt_key_secret, job_manifest
 
 log = logging.getLogger(__name__)
 
-OUTPUT_FLUSH_S = 0.5
-OUTPUT_FLUSH_BYTES = 64 * 1024
 # Of each stream of an attempt, what goes into the job record: a job printing without end (a progress bar every
 # step) must not fill the registry's log. The rest is read and dropped, and the record says so.
 OUTPUT_KEPT_BYTES = 8 * 1024 * 1024
@@ -453,9 +451,11 @@ class LaunchAgent:
             timed_out = False
             try:
                 await self.gql(_STARTED, {"i": {**ids, "pid": process.pid}})
-                capturing = asyncio.gather(
-                    self._capture(process.stdout, "STDOUT", ids), self._capture(process.stderr, "STDERR", ids)
+                output = JobOutput(
+                    lambda stream, text: self.gql(_OUTPUT, {"i": {**ids, "stream": stream, "text": text}}),
+                    self.output_kept_bytes,
                 )
+                capturing = asyncio.ensure_future(output.capture({"STDOUT": process.stdout, "STDERR": process.stderr}))
                 try:
                     # Shielded: at the limit the job is stopped, and what it prints while it stops is still kept.
                     await asyncio.wait_for(asyncio.shield(capturing), job.get("timeLimitS"))
@@ -484,44 +484,6 @@ class LaunchAgent:
             shutil.rmtree(folder, ignore_errors=True)
             shutil.rmtree(handed, ignore_errors=True)
 
-    async def _capture(self, pipe: asyncio.StreamReader | None, stream: str, ids: dict[str, Any]) -> None:
-        """Send output in chunks: every half second or 64 KiB, whichever comes first. Read as bytes, not lines:
-        a line longer than asyncio's line limit (a progress bar without newlines) must not fail the job."""
-        assert pipe is not None
-        buffer = bytearray()
-        # A character split between two chunks is decoded whole with the second.
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        loop = asyncio.get_running_loop()
-        flushed_at = loop.time()
-        sent = 0
-        while True:
-            try:
-                chunk = await asyncio.wait_for(pipe.read(OUTPUT_FLUSH_BYTES), OUTPUT_FLUSH_S)
-            except TimeoutError:
-                chunk = None
-            if chunk:
-                buffer += chunk
-            ended = chunk == b""
-            due = ended or len(buffer) >= OUTPUT_FLUSH_BYTES or loop.time() - flushed_at >= OUTPUT_FLUSH_S
-            # Whole lines, as the process printed them (an unbuffered print arrives word by word); all of it at the
-            # end or once 64 KiB have come without a line's end.
-            end = len(buffer) if ended or len(buffer) >= OUTPUT_FLUSH_BYTES else _after_last_line_end(buffer)
-            if due and end:
-                # A process may print U+0000, which the registry cannot store: shown as U+FFFD, like bad UTF-8.
-                text = decoder.decode(bytes(buffer[:end]), final=ended).replace("\x00", "\ufffd")
-                if text and sent < self.output_kept_bytes:
-                    sent += len(text.encode())
-                    if sent >= self.output_kept_bytes:
-                        text += (
-                            f"\n[modelreg agent: {stream.lower()} passed {self.output_kept_bytes:,} bytes; "
-                            "the rest of it is not kept]\n"
-                        )
-                    await self.gql(_OUTPUT, {"i": {**ids, "stream": stream, "text": text}})
-                del buffer[:end]
-                flushed_at = loop.time()
-            if ended:
-                return
-
 
 def _duration(seconds: int) -> str:
     """A time limit as it was likely set: 90 s, 30 min, 6 h."""
@@ -530,11 +492,6 @@ def _duration(seconds: int) -> str:
     if seconds % 60 == 0:
         return f"{seconds // 60} min"
     return f"{seconds} s"
-
-
-def _after_last_line_end(buffer: bytearray) -> int:
-    """Where the last complete line of `buffer` ends (by "\\n", or "\\r" as progress bars end theirs); 0: none."""
-    return max(buffer.rfind(b"\n"), buffer.rfind(b"\r")) + 1
 
 
 def docker_argv(

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from modelreg.services.agent.agent import LaunchAgent, Refused
+from modelreg.services.agent.agent import OUTPUT_KEPT_BYTES, LaunchAgent, Refused
+from modelreg.services.agent.job_output import OUTPUT_FLUSH_BYTES, UNSENT_BYTES_HELD, JobOutput
 from modelreg.services.agent.job_workspace import WorkspaceError, checkout
 
 
@@ -56,60 +57,85 @@ async def test_a_job_passes_no_option_to_git(repository: tuple[Path, str], tmp_p
     assert not marker.exists() and list(jobs.iterdir()) == []
 
 
-class RecordingAgent(LaunchAgent):
-    """The agent's capture, with what it would send to the server kept here."""
+class SentOutput:
+    """What a job's output sends to the server, kept here."""
 
     def __init__(self) -> None:
-        super().__init__(url="http://unused", api_key="unused", queues=["cpu"])
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[dict[str, str]] = []
 
-    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.sent.append((variables or {})["i"])
-        return {}
+    async def __call__(self, stream: str, text: str) -> None:
+        self.sent.append({"stream": stream, "text": text})
+
+
+async def job(script: str, *python_options: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, *python_options, "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+
+async def captured(process: asyncio.subprocess.Process, kept_bytes: int = OUTPUT_KEPT_BYTES) -> list[dict[str, str]]:
+    output = SentOutput()
+    await JobOutput(output, kept_bytes).capture({"STDOUT": process.stdout, "STDERR": process.stderr})
+    assert await process.wait() == 0  # its pipes were read to the end: the job did not block on them
+    return output.sent
 
 
 async def test_output_with_a_line_longer_than_asyncios_limit_is_captured_whole() -> None:
     script = "import sys; sys.stdout.write('x' * 200_000 + 'é' * 40_000 + '\\n'); sys.stdout.flush()"
-    process = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE)
-    agent = RecordingAgent()
-
-    await agent._capture(process.stdout, "STDOUT", {"jobId": "j"})
-
-    assert await process.wait() == 0
-    assert "".join(chunk["text"] for chunk in agent.sent) == "x" * 200_000 + "é" * 40_000 + "\n"
+    sent = await captured(await job(script))
+    assert "".join(chunk["text"] for chunk in sent) == "x" * 200_000 + "é" * 40_000 + "\n"
 
 
 async def test_a_job_printing_without_end_keeps_a_bounded_record_and_runs_on() -> None:
     script = "import sys\nfor i in range(20_000):\n    print('step', i, 'x' * 100)\nprint('done', file=sys.stderr)"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    agent = RecordingAgent()
-    agent.output_kept_bytes = 100_000  # of about 2.2 MB printed
+    sent = await captured(await job(script), kept_bytes=100_000)  # of about 2.2 MB printed
 
-    await asyncio.gather(
-        agent._capture(process.stdout, "STDOUT", {"jobId": "j"}), agent._capture(process.stderr, "STDERR", {})
-    )
-
-    assert await process.wait() == 0  # its pipe was read to the end: the job did not block on it
-    kept = "".join(chunk["text"] for chunk in agent.sent if chunk["stream"] == "STDOUT")
+    kept = "".join(chunk["text"] for chunk in sent if chunk["stream"] == "STDOUT")
     assert kept.startswith("step 0 ") and 100_000 <= len(kept) < 100_000 + 64 * 1024 + 200
     assert kept.endswith("[modelreg agent: stdout passed 100,000 bytes; the rest of it is not kept]\n")
-    assert [chunk["text"] for chunk in agent.sent if chunk["stream"] == "STDERR"] == ["done\n"]
+    assert [chunk["text"] for chunk in sent if chunk["stream"] == "STDERR"] == ["done\n"]
 
 
 async def test_output_is_sent_in_whole_lines_though_an_unbuffered_print_arrives_word_by_word() -> None:
     script = (
         "import time\nfor i in range(3):\n    print('joined', 'acme', i)\n    time.sleep(0.6)\nprint('no end', end='')"
     )
-    process = await asyncio.create_subprocess_exec(sys.executable, "-u", "-c", script, stdout=asyncio.subprocess.PIPE)
-    agent = RecordingAgent()
-
-    await agent._capture(process.stdout, "STDOUT", {"jobId": "j"})
-
-    texts = [chunk["text"] for chunk in agent.sent]
+    texts = [chunk["text"] for chunk in await captured(await job(script, "-u"))]
     assert "".join(texts) == "joined acme 0\njoined acme 1\njoined acme 2\nno end"
     assert len(texts) > 1 and all(text.endswith("\n") for text in texts[:-1]) and texts[-1] == "no end"
+
+
+async def test_stdout_and_stderr_come_back_in_the_order_the_job_printed_them() -> None:
+    # Each stream flushed on its own gave out 0, 2, 4 and then err 1, 3, 5: a traceback apart from what led to it.
+    script = (
+        "import sys, time\nfor i in range(6):\n    print(i, file=sys.stderr if i % 2 else sys.stdout)\n"
+        "    time.sleep(0.05)"
+    )
+    sent = await captured(await job(script, "-u"))
+    lines = [(chunk["stream"], line) for chunk in sent for line in chunk["text"].splitlines()]
+    assert lines == [("STDERR" if i % 2 else "STDOUT", str(i)) for i in range(6)]
+
+
+async def test_a_job_printing_faster_than_its_output_is_sent_waits_for_it() -> None:
+    # The server answering slowly (each chunk 0.2 s here): the agent holds a bounded amount, the job waits on its
+    # prints, and nothing is lost.
+    script = "import sys\nfor i in range(30_000):\n    print('step', i, 'x' * 60)"
+    output = SentOutput()
+    held = []
+
+    async def slowly(stream: str, text: str) -> None:
+        held.append(capture._unsent)
+        await asyncio.sleep(0.2)
+        await output(stream, text)
+
+    process = await job(script)
+    capture = JobOutput(slowly, OUTPUT_KEPT_BYTES)
+    await capture.capture({"STDOUT": process.stdout, "STDERR": process.stderr})
+
+    assert await process.wait() == 0
+    printed = "".join(chunk["text"] for chunk in output.sent).splitlines()
+    assert printed == [f"step {i} {'x' * 60}" for i in range(30_000)]
+    assert max(held) <= UNSENT_BYTES_HELD + OUTPUT_FLUSH_BYTES
 
 
 class SharedQueue(LaunchAgent):
