@@ -91,3 +91,52 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
     assert job["overrides"] == {"lr": 0.01} and job["config"]["lr"] == 0.01 and job["state"] == "FINISHED"
     assert job["source"]["cloned_from_run"] == f"acme/nature/{run_id}" and job["timeLimitS"] == 7200
     assert (again["retryOf"], again["config"], again["timeLimitS"]) == (job["id"], job["config"], 7200)
+
+
+async def test_a_requeued_jobs_page_shows_each_attempts_output_apart_and_why_the_first_was_given_up(
+    stack: Stack,
+) -> None:
+    # Its attempts' output ran together, and once the second finished, why the first was requeued was gone from it.
+    from playwright.async_api import expect
+
+    assert stack.client is not None
+    url = str(stack.client.make_url("/")).rstrip("/")
+    await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
+    enqueue = """mutation($s: GenericScalar) {
+      enqueueJob(input: {queue: "cpu", entity: "acme", project: "nature", source: $s}) { id } }"""
+    source = {"kind": "image", "image": "python:3.12", "entry_point": ["python", "train.py"]}
+    job_id = (await stack.graphql(enqueue, {"s": source}))["data"]["enqueueJob"]["id"]
+    agent = await stack.key("service:agent", role="member")
+    ids = {"id": job_id, "agentId": "service:agent:host-1"}
+
+    async def attempt(n: int, printed: str) -> None:
+        await stack.graphql("mutation($i: ClaimJobInput!) { claimJob(input: $i) { attempt } }", {"i": ids}, key=agent)
+        started = "mutation($i: ReportJobStartedInput!) { reportJobStarted(input: $i) { state } }"
+        await stack.graphql(started, {"i": {**ids, "attempt": n}}, key=agent)
+        output = {**ids, "attempt": n, "stream": "STDOUT", "text": printed}
+        await stack.graphql(
+            "mutation($i: CaptureJobOutputInput!) { captureJobOutput(input: $i) }", {"i": output}, key=agent
+        )
+
+    await attempt(1, "epoch 1 of attempt one\n")
+    given_back = {**ids, "attempt": 1, "reason": "agent service:agent:host-1 stopped (a redeploy): given back"}
+    await stack.graphql(
+        "mutation($i: ReturnJobInput!) { returnJob(input: $i) { state } }", {"i": given_back}, key=agent
+    )
+    await attempt(2, "epoch 1 of attempt two\n")
+    finished = {**ids, "attempt": 2, "state": "FINISHED", "exitCode": 0}
+    await stack.graphql(
+        "mutation($i: ReportJobFinishedInput!) { reportJobFinished(input: $i) { state } }", {"i": finished}, key=agent
+    )
+
+    async with open_browser(url + "/") as browser:
+        page = await browser.page(await stack.key("user:ada"), expect_principal="user:ada")
+        await page.goto(f"{url}/#/launch/jobs/{job_id}")
+        await expect(page.get_by_test_id("job-state")).to_have_text("finished")
+        await expect(page.get_by_test_id("requeues")).to_contain_text("attempt 1 given up", use_inner_text=True)
+        await expect(page.get_by_test_id("requeues")).to_contain_text("stopped (a redeploy): given back")
+        output = page.get_by_test_id("job-output")
+        await expect(output).to_have_text(
+            "── attempt 1 ──\nepoch 1 of attempt one\n── attempt 2 ──\nepoch 1 of attempt two\n", use_inner_text=True
+        )
+    assert browser.problems == [], browser.problems

@@ -11,13 +11,22 @@ const OVERVIEW = `query Launch($state: JobState) {
   launchJobs(state: $state, first: 100) { items { id queue entity project state priority enqueuedAt enqueuedBy finishedAt exitCode runIds triggeredBy } }
 }`;
 
-const JOB = `query Job($id: ID!) {
+// With why each earlier attempt was given up: the job's own reason is its last attempt's.
+const JOB = `query Job($id: ID!, $stream: String!) {
   launchJob(id: $id) {
     id queue entity project state priority timeLimitS retryOf source config overrides triggeredBy attempt requeues agentId exitCode reason
     runIds enqueuedAt enqueuedBy startedAt finishedAt detail
     output(first: 500) { items { attempt stream text capturedAt } hasNextPage }
   }
+  requeued: auditLog(stream: $stream, action: "launch.job_requeued", first: 50) { items { occurredAt details } }
 }`;
+
+// The output of each attempt apart, under its number, once there was more than one.
+function Output({ items }) {
+  const several = new Set(items.map((o) => o.attempt)).size > 1;
+  return html`<pre class="code output" data-testid="job-output">${items.map((o, i) => html`${several && (i === 0 || items[i - 1].attempt !== o.attempt)
+    && html`<span class="muted attempt-mark">── attempt ${o.attempt} ──${"\n"}</span>`}<span class=${shown(o.stream)}>${o.text}</span>`)}</pre>`;
+}
 
 const DELETE_QUEUE = `mutation DeleteQueue($input: DeleteLaunchQueueInput!) { deleteLaunchQueue(input: $input) { name } }`;
 const ENQUEUE = `mutation Clone($input: EnqueueJobInput!) { enqueueJob(input: $input) { id state } }`;
@@ -128,7 +137,7 @@ function CloneForm({ queues: all, fromRun, onDone }) {
 }
 
 function JobDetail({ id }) {
-  const result = useQuery(JOB, { id });
+  const result = useQuery(JOB, { id, stream: `job:${id}` });
   const [error, setError] = useState(null);
   const cancels = may(useViewer(), "member", []);
   useLive(LAUNCH_EVENTS, result.reload);
@@ -143,7 +152,7 @@ function JobDetail({ id }) {
       location.hash = href("launch", "jobs", retryJob.id).slice(1);
     } catch (err) { setError(err); }
   };
-  return html`<${Loaded} result=${result}>${({ launchJob: job }) => {
+  return html`<${Loaded} result=${result}>${({ launchJob: job, requeued }) => {
     if (!job) return html`<p class="muted">No job ${id}.</p>`;
     return html`
       <p class="crumbs"><a href="#/launch">Launch</a> / job</p>
@@ -153,6 +162,9 @@ function JobDetail({ id }) {
       ${error && html`<${ErrorBox} error=${error} />`}
       <p class="muted">on ${job.queue} · enqueued by ${job.enqueuedBy} <${Time} at=${job.enqueuedAt} /> · attempt ${job.attempt}${job.requeues ? `, requeued ${job.requeues}×` : ""}${job.timeLimitS != null ? ` · time limit ${duration(job.timeLimitS)}` : ""}
         ${job.exitCode != null && ` · exit ${job.exitCode}`}${job.reason && ` · ${job.reason}`}</p>
+      ${requeued.items.length > 0 && html`<section data-testid="requeues"><h2>Earlier attempts</h2><ul>
+        ${[...requeued.items].reverse().map((r) => html`<li>attempt ${r.details.attempt} given up <${Time} at=${r.occurredAt} />: ${r.details.reason}</li>`)}
+      </ul></section>`}
       ${job.retryOf && html`<p>Runs job <a href=${href("launch", "jobs", job.retryOf)}>${job.retryOf.slice(0, 8)}</a> again.</p>`}
       ${job.runIds.length > 0 && html`<p>Runs: ${job.runIds.map((r) => html`<a href=${runHref(job.entity, job.project, r)}>${r}</a> `)}</p>`}
       <div class="columns">
@@ -163,7 +175,7 @@ function JobDetail({ id }) {
       ${job.triggeredBy && html`<section><h2>Triggered by</h2><${KeyValues} value=${job.triggeredBy} /></section>`}
       ${job.detail && html`<section><h2>Submitted</h2><pre class="code">${job.detail}</pre></section>`}
       <section><h2>Output</h2>
-        ${job.output.items.length ? html`<pre class="code output" data-testid="job-output">${job.output.items.map((o) => html`<span class=${shown(o.stream)}>${o.text}</span>`)}</pre>` : html`<p class="muted">Nothing captured yet.</p>`}
+        ${job.output.items.length ? html`<${Output} items=${job.output.items} />` : html`<p class="muted">Nothing captured yet.</p>`}
         ${job.output.hasNextPage && html`<p class="muted">The first 500 chunks are shown; the rest comes a page at a time through the API (<code>launchJob { output(after: …) }</code>).</p>`}
       </section>`;
   }}<//>`;
