@@ -8,6 +8,7 @@ again to connect would let a name that answers a public address to the check and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
@@ -51,29 +52,42 @@ def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-async def public_address(url: str, resolve: Resolve = resolve_with_the_system) -> str:
-    """The address to deliver to: the first the host resolves to, once every one of them is public."""
+class _Unresolved(Exception):
+    """The host does not resolve, or to no address: yet, maybe (a record the same deploy creates)."""
+
+
+async def _public_addresses(url: str, resolve: Resolve) -> list[str]:
     host = urlsplit(url).hostname
     if not host:
         raise InvalidInput(f"webhook url {url!r} has no host")
     try:
         addresses = await resolve(host)
     except socket.gaierror as exc:
-        raise InvalidInput(f"webhook host {host!r} does not resolve ({exc}): check the url") from None
+        raise _Unresolved(f"webhook host {host!r} does not resolve ({exc})") from None
     if not addresses:
-        raise InvalidInput(f"webhook host {host!r} resolves to no address: check the url")
+        raise _Unresolved(f"webhook host {host!r} resolves to no address")
     for text in addresses:
         if not _is_public(ipaddress.ip_address(text.split("%", 1)[0])):
             raise InvalidInput(
                 f"webhook url {url!r} points at {text}, a loopback, private or otherwise non-public address: "
                 "only an admin may allow that (the action's allow_private_network: true)"
             )
-    return addresses[0]
+    return addresses
+
+
+async def public_address(url: str, resolve: Resolve = resolve_with_the_system) -> str:
+    """The address to deliver to: the first the host resolves to, once every one of them is public."""
+    try:
+        return (await _public_addresses(url, resolve))[0]
+    except _Unresolved as exc:
+        raise InvalidInput(f"{exc}: check the url, and that its DNS record exists") from None
 
 
 async def refuse_private_target(url: str, resolve: Resolve = resolve_with_the_system) -> None:
-    """Checked when the automation is created; each delivery checks again (DNS may have changed)."""
-    await public_address(url, resolve)
+    """Checked when the automation is created; each delivery checks again (DNS may have changed). A host that does
+    not resolve yet is taken: its record may come with the receiver's own deploy, and its deliveries check it."""
+    with contextlib.suppress(_Unresolved):
+        await _public_addresses(url, resolve)
 
 
 async def post(

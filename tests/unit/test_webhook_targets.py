@@ -3,6 +3,8 @@ answer from the name server (DNS rebinding), and never an address that only look
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 
@@ -96,3 +98,15 @@ async def test_an_admin_allowed_private_target_is_posted_to_as_named() -> None:
     await webhook_targets.post(receiver.client, "http://ci.internal:9/x", b"", {}, private_allowed=True, resolve=never)
     [sent] = receiver.requests
     assert (sent.url.host, never.asked) == ("ci.internal", [])
+
+
+async def test_a_host_that_does_not_resolve_yet_is_taken_at_creation_and_checked_at_each_delivery() -> None:
+    # Its DNS record may come with the receiver's own deploy, after the automation is set up.
+    async def nowhere(host: str) -> list[str]:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    await webhook_targets.refuse_private_target("https://hooks.example.invalid/x", nowhere)
+    with pytest.raises(InvalidInput, match="does not resolve .*: check the url, and that its DNS record exists"):
+        await webhook_targets.post(Receiver().client, "https://hooks.example.invalid/x", b"{}", {}, resolve=nowhere)
+    with pytest.raises(InvalidInput, match="a loopback, private or otherwise non-public address"):
+        await webhook_targets.refuse_private_target("http://10.0.0.8/x", NameServer(["10.0.0.8"]))
