@@ -37,9 +37,22 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   "$PYTHON" -m venv .venv
 fi
-echo "== installing modelreg[server,test] into .venv"
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q ".[server,test]"
+# Installed again only when the source changed (a stamp of its files, as git lists them): reinstalling on every
+# `serve.sh` replaced the package's files under running agents and the jobs they run with this interpreter.
+source_stamp() {
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    { git ls-files -co --exclude-standard -z | xargs -0 sha256sum 2>/dev/null || true; } | sha256sum | cut -d' ' -f1
+  fi
+}
+STAMP="server,test $(source_stamp)"
+if [ "$STAMP" != "server,test " ] && [ "$(cat .venv/.modelreg-installed 2>/dev/null)" = "$STAMP" ]; then
+  echo "== modelreg[server,test] in .venv is this source's (rm .venv/.modelreg-installed to install it again)"
+else
+  echo "== installing modelreg[server,test] into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q ".[server,test]"
+  echo "$STAMP" > .venv/.modelreg-installed
+fi
 
 if [ "$WITH_KAFKA" = 1 ] && [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   echo "== Kafka jars (fetched from Maven Central once, then cached)"
