@@ -388,6 +388,17 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await expect(created.get_by_role("heading", level=2)).to_contain_text("disabled")
         await created.get_by_role("button", name="Enable").click()
         await expect(created.get_by_role("heading", level=2)).to_contain_text("enabled")
+        # ... and changes it: the form shows what it does, and what the form does not show stays.
+        await created.get_by_role("button", name="Edit").click()
+        change = created.get_by_test_id("change-automation")
+        await expect(change.get_by_label("Artifact collection")).to_have_value("nature-images")
+        await change.get_by_label("Name").fill("retrain on fresh data")
+        await change.get_by_label("Command").fill("python train.py --fresh")
+        await change.get_by_role("button", name="Save").click()
+        changed = page.get_by_test_id("automation").filter(has_text="retrain on fresh data")
+        await expect(changed.get_by_role("heading", level=2)).to_contain_text("retrain on fresh data")
+        await expect(changed).to_contain_text("--fresh")
+        await expect(changed).to_contain_text("https://example.com/nature.git")
         await screenshot(page, "automations-member.png", full_page=True)
     # The refused key at login is the only error the browser may report (its 401).
     assert [p for p in browser.problems if "401" not in p] == [], browser.problems

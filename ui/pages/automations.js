@@ -17,6 +17,7 @@ const DELETE = `mutation Delete($input: DeleteAutomationInput!) { deleteAutomati
 const RETRY = `mutation Retry($input: RetryFiringInput!) { retryFiring(input: $input) { status } }`;
 const SET_ENABLED = `mutation Enable($input: SetAutomationEnabledInput!) { setAutomationEnabled(input: $input) { id enabled } }`;
 
+const CHANGE = `mutation Change($input: ChangeAutomationInput!) { changeAutomation(input: $input) { id } }`;
 const CREATE = `mutation Create($input: CreateAutomationInput!) { createAutomation(input: $input) { automation { id } webhookSecret } }`;
 
 const TRIGGERS = ["artifact_version_logged", "version_linked", "alias_added", "tag_added", "run_finished", "metric_threshold"];
@@ -31,54 +32,89 @@ export function triggerOf(form) {
   return trigger;
 }
 
-function CreateForm({ onDone }) {
-  const blank = {
-    name: "", event: "alias_added", entity: "", project: "", collection: "", registered_model: "", alias_pattern: "",
-    tag_pattern: "", metric: "", op: "", threshold: "", cooldown: "0", kind: "webhook", url: "", payload: '{"event": "${event_type}"}',
-    queue: "", git_remote: "", git_commit: "", entry_point: "python train.py", config: "{}",
-  };
-  const [form, setForm] = useState(blank);
+const BLANK = {
+  name: "", event: "alias_added", entity: "", project: "", collection: "", registered_model: "", alias_pattern: "",
+  tag_pattern: "", metric: "", op: "", threshold: "", cooldown: "0", kind: "webhook", url: "", payload: '{"event": "${event_type}"}',
+  queue: "", git_remote: "", git_commit: "", entry_point: "python train.py", config: "{}",
+};
+const FORM_TRIGGER = ["entity", "project", "collection", "registered_model", "alias_pattern", "tag_pattern", "metric", "op"];
+
+// An automation as the form shows it, to be changed.
+export function formOf(a) {
+  const t = a.trigger, act = a.action, source = act.source || {};
+  const form = { ...BLANK, name: a.name, event: t.event, cooldown: String(a.cooldownS), kind: act.kind };
+  for (const k of FORM_TRIGGER) form[k] = t[k] ?? "";
+  form.threshold = t.threshold ?? "";
+  if (act.kind === "webhook") Object.assign(form, { url: act.url, payload: JSON.stringify(act.payload || {}) });
+  else Object.assign(form, { queue: act.queue, git_remote: source.git_remote || "", git_commit: source.git_commit || "",
+    entry_point: (source.entry_point || []).join(" "), config: JSON.stringify(act.config || {}) });
+  return form;
+}
+
+// The form's trigger and action, over what the automation had that the form does not show (a run_state, an image
+// source, a time limit, a webhook's max_attempts): a change through the form keeps those.
+export function specOf(form, before = null) {
+  const trigger = { ...(before ? Object.fromEntries(Object.entries(before.trigger).filter(([k]) => !FORM_TRIGGER.includes(k) && k !== "threshold")) : {}), ...triggerOf(form) };
+  const kept = before?.action || {};
+  const action = form.kind === "webhook"
+    ? { ...kept, kind: "webhook", url: form.url, payload: JSON.parse(form.payload || "{}") }
+    // Where a changed automation launches stays as it was (it may be "${entity}"): the form's entity is its trigger's.
+    : { ...kept, kind: "launch", queue: form.queue, entity: before ? kept.entity : form.entity || "default",
+        project: before ? kept.project : form.project || "default",
+        source: kept.source && kept.source.kind !== "git" ? kept.source
+          : { ...(kept.source || {}), kind: "git", git_remote: form.git_remote, git_commit: form.git_commit || undefined, entry_point: form.entry_point.split(/\s+/) },
+        config: JSON.parse(form.config || "{}") };
+  return { trigger, action };
+}
+
+// A new automation, or (`automation`) a change of one: its whole spec, its action of the same kind.
+function AutomationForm({ automation = null, onDone }) {
+  const [form, setForm] = useState(automation ? formOf(automation) : BLANK);
   const [error, setError] = useState(null);
   const [secret, setSecret] = useState(null);
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
   const field = (k, label, placeholder = "") => html`<label>${label} <input name=${k} value=${form[k]} placeholder=${placeholder} onInput=${set(k)} /></label>`;
+  const imageSource = automation && automation.action.kind === "launch" && automation.action.source?.kind !== "git";
   const submit = async (e) => {
     e.preventDefault();
     setError(null);
     try {
-      const action = form.kind === "webhook"
-        ? { kind: "webhook", url: form.url, payload: JSON.parse(form.payload || "{}") }
-        : { kind: "launch", queue: form.queue, entity: form.entity || "default", project: form.project || "default",
-            source: { kind: "git", git_remote: form.git_remote, git_commit: form.git_commit || undefined, entry_point: form.entry_point.split(/\s+/) },
-            config: JSON.parse(form.config || "{}") };
-      const { createAutomation } = await gql(CREATE, { input: { name: form.name, trigger: triggerOf(form), action, cooldownS: Number(form.cooldown) || 0 } });
-      setSecret(createAutomation.webhookSecret);
-      setForm(blank);
+      const { trigger, action } = specOf(form, automation);
+      const spec = { name: form.name, trigger, action, cooldownS: Number(form.cooldown) || 0 };
+      if (automation) {
+        await gql(CHANGE, { input: { id: automation.id, description: automation.description, ...spec } });
+      } else {
+        const { createAutomation } = await gql(CREATE, { input: spec });
+        setSecret(createAutomation.webhookSecret);
+        setForm(BLANK);
+      }
       onDone();
     } catch (err) {
       setError(err);
     }
   };
   return html`
-    <details class="card"><summary>New automation</summary>
-      <form class="stack" onSubmit=${submit} data-testid="create-automation">
+      <form class="stack" onSubmit=${submit} data-testid=${automation ? "change-automation" : "create-automation"}>
         ${field("name", "Name")}
         <label>When <select name="event" value=${form.event} onChange=${set("event")}>${TRIGGERS.map((t) => html`<option>${t}</option>`)}</select></label>
         ${field("entity", "Entity", "any")} ${field("project", "Project", "any")} ${field("collection", "Artifact collection", "any")}
         ${field("registered_model", "Registered model", "any")} ${field("alias_pattern", "Alias pattern (regex)", "any")}
         ${field("tag_pattern", "Tag pattern (regex)", "any")} ${field("metric", "Metric")} ${field("op", "Op (>, >=, <, <=)")} ${field("threshold", "Threshold")}
         ${field("cooldown", "Cooldown (s)")}
-        <label>Then <select name="kind" value=${form.kind} onChange=${set("kind")}><option value="webhook">call a webhook</option><option value="launch">enqueue a job</option></select></label>
+        <label>Then <select name="kind" value=${form.kind} onChange=${set("kind")} disabled=${!!automation}><option value="webhook">call a webhook</option><option value="launch">enqueue a job</option></select></label>
         ${form.kind === "webhook"
           ? html`${field("url", "URL", "https://ci.example.com/hook")}
                  <label>Payload (JSON template) <textarea name="payload" rows="2" value=${form.payload} onInput=${set("payload")}></textarea></label>`
-          : html`${field("queue", "Queue")} ${field("git_remote", "Git remote")} ${field("git_commit", "Commit")} ${field("entry_point", "Command")}
+          : html`${field("queue", "Queue")} ${!imageSource && html`${field("git_remote", "Git remote")} ${field("git_commit", "Commit")} ${field("entry_point", "Command")}`}
                  <label>Config (JSON template) <textarea name="config" rows="2" value=${form.config} onInput=${set("config")}></textarea></label>`}
-        <button type="submit">Create</button>
+        <button type="submit">${automation ? "Save" : "Create"}</button>
         ${error && html`<${ErrorBox} error=${error} />`}
         ${secret && html`<p data-testid="webhook-secret">Webhook secret (shown once): <code>${secret}</code></p>`}
-      </form>
-    </details>`;
+      </form>`;
+}
+
+function CreateForm({ onDone }) {
+  return html`<details class="card"><summary>New automation</summary><${AutomationForm} onDone=${onDone} /></details>`;
 }
 
 const EVENTS = { types: ["automations.automation_created", "automations.automation_enabled", "automations.automation_disabled", "automations.automation_changed", "automations.automation_deleted", "automations.automation_fired", "automations.firing_retried", "automations.webhook_attempted"] };
@@ -87,7 +123,11 @@ function Automation({ a, reload }) {
   const [error, setError] = useState(null);
   const firings = a.firings.items;
   const deliveries = a.deliveries.items;
-  const switches = may(useViewer(), "member", []);
+  const viewer = useViewer();
+  const switches = may(viewer, "member", []);
+  const [editing, setEditing] = useState(false);
+  // Only its creator changes it: it acts with their rights.
+  const changes = viewer?.id === a.createdBy;
   const toggle = async () => {
     setError(null);
     try { await gql(SET_ENABLED, { input: { id: a.id, enabled: !a.enabled } }); reload(); } catch (err) { setError(err); }
@@ -108,8 +148,10 @@ function Automation({ a, reload }) {
         <h2>${a.name} ${a.enabled ? html`<${Badge} kind="state-finished">enabled<//>` : html`<${Badge} kind="state-cancelled">disabled<//>`}</h2>
         ${switches && html`<button onClick=${toggle}>${a.enabled ? "Disable" : "Enable"}</button>
           <button class="link small" onClick=${remove}>Delete</button>`}
+        ${changes && html`<button class="link small" onClick=${() => setEditing(!editing)}>${editing ? "Close" : "Edit"}</button>`}
       </header>
       ${a.description && html`<p>${a.description}</p>`}
+      ${editing && html`<${AutomationForm} automation=${a} onDone=${() => { setEditing(false); reload(); }} />`}
       ${error && html`<${ErrorBox} error=${error} />`}
       <p class="muted">created by ${a.createdBy} <${Time} at=${a.createdAt} /> · cooldown ${a.cooldownS} s · last fired <${Time} at=${a.lastFiredAt} /></p>
       <div class="columns">
