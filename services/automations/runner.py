@@ -35,7 +35,7 @@ from modelreg.projections.progress import ProjectionLagging
 from modelreg.projections.readable import scope_of
 from modelreg.services.automations import webhook_targets
 from modelreg.services.automations.crashed_runs import CRASHED_AFTER_S, mark_silent_runs_crashed
-from modelreg.services.automations.templates import render
+from modelreg.services.automations.templates import action_templates, render, template_variables
 from modelreg.services.automations.webhook_signing import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookSecrets, signature
 from modelreg.services.automations.webhook_targets import Resolve, resolve_with_the_system
 from modelreg.services.commands.access import RANK, Caller, service_caller
@@ -239,6 +239,17 @@ class AutomationRunner:
             detail = (
                 f"not carried out: the event was done by job {chain}, which this automation launched (directly or "
                 "through others): it would fire again for ever"
+            )
+        elif missing := sorted(
+            {name for template in action_templates(action) for name in template_variables(template)} - variables.keys()
+        ):
+            # A trigger may provide a variable for some of its events only: `tag_added` gives `artifact_ref` for a
+            # version's tag, not a registered model's. Sent as written, "${artifact_ref}" reached the job.
+            job_id, outcome = None, "failed"
+            detail = (
+                f"not carried out: its event gives no {', '.join(missing)} (a {firing['event_type']}), which the "
+                "action names: narrow the trigger to the events that do (a collection or entity for versions' "
+                "tags, a registered_model for models')"
             )
         elif not creators_rights.readable().scope(event_scope):
             # An automation watching every team fires on private ones too; what it would send (a webhook's

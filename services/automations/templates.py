@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -15,6 +16,14 @@ def template_variables(template: Any) -> set[str]:
     if isinstance(template, str):
         return set(string.Template(template).get_identifiers())
     return set()
+
+
+def action_templates(action: Mapping[str, Any]) -> list[Any]:
+    """What of an automation's action is filled from the event: a launch's entity, project and config, a webhook's
+    payload."""
+    if action.get("kind") == "launch":
+        return [action.get("entity"), action.get("project"), action.get("config") or {}]
+    return [action.get("payload") or {}]
 
 
 def render(template: Any, variables: dict[str, Any]) -> Any:

@@ -48,7 +48,7 @@ from modelreg.events.launch import (
 from modelreg.events.names import EntityName, ProjectName
 from modelreg.projections.readable import scope_of
 from modelreg.services.agent.image_references import IMAGE_REFERENCE
-from modelreg.services.automations.templates import template_variables
+from modelreg.services.automations.templates import action_templates, template_variables
 from modelreg.services.automations.webhook_targets import refuse_private_target
 from modelreg.services.commands.access import (
     Caller,
@@ -524,9 +524,8 @@ _PROJECT_NAME: TypeAdapter[str] = TypeAdapter(ProjectName)
 def _names_only_what_the_trigger_provides(trigger: TriggerSpec, action: LaunchAction | WebhookAction) -> None:
     """A template naming a variable its trigger does not provide (a typo, `${alias}` on version_linked) was sent as
     written, and the job failed on `use_artifact("${artifcat_ref}")` at every firing."""
-    templates = [action.entity, action.project, action.config] if action.kind == "launch" else [action.payload]
     provided = TEMPLATE_VARIABLES[trigger.event]
-    for template in templates:
+    for template in action_templates(action.model_dump()):
         for name in template_variables(template):
             if name not in provided:
                 raise InvalidInput(

@@ -206,6 +206,42 @@ async def _status_is(firing: Any, status: str) -> bool:
     return (await firing())["status"] == status
 
 
+TAG_MODEL = "mutation($m: String!, $t: String!) { tagRegisteredModel(input: {registeredModel: $m, tag: $t}) { name } }"
+TAG_VERSION = "mutation($r: String!, $t: String!) { tagArtifactVersion(input: {ref: $r, tag: $t}) { version } }"
+
+
+async def test_a_firing_whose_event_lacks_a_variable_the_action_names_fails_saying_so(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    # tag_added gives artifact_ref for a version's tag, not for a registered model's: "${artifact_ref}" was sent
+    # as written.
+    ok, _, base = receiver_url
+    action = {
+        "kind": "webhook",
+        "url": f"{base}/ok",
+        "allow_private_network": True,
+        "payload": {"v": "${artifact_ref}"},
+    }
+    created = (await stack.graphql(CREATE, {"n": "golden", "t": {"event": "tag_added"}, "a": action}))["data"]
+    automation_id = created["createAutomation"]["automation"]["id"]
+    await _linked_with_alias(stack, "staging")
+    await stack.graphql(TAG_MODEL, {"m": "nature-classification", "t": "golden"})
+    await stack.graphql(TAG_VERSION, {"r": "acme/nature/classifier:v0", "t": "golden"})
+
+    await wait_until(lambda: _delivered_all(stack, automation_id, events=2))
+    firings = (await stack.graphql(FIRINGS, {"id": automation_id}))["data"]["automation"]["firings"]["items"]
+    assert [(f["status"], f["detail"]) for f in firings] == [
+        ("DELIVERED", None),
+        (
+            "FAILED",
+            "not carried out: its event gives no artifact_ref (a registry.model_tagged), which the action names: "
+            "narrow the trigger to the events that do (a collection or entity for versions' tags, a "
+            "registered_model for models')",
+        ),
+    ]
+    assert [json.loads(body) for _, body in ok.received] == [{"v": "acme/nature/classifier:v0"}]
+
+
 async def test_a_webhook_to_a_private_address_needs_an_admin(stack: Stack) -> None:
     member = await stack.key("user:mia", role="member")
     loopback = {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}
