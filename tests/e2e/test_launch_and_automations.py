@@ -16,6 +16,7 @@ from uuid import UUID
 import numpy as np
 import pytest
 import yaml
+from support.command_line import command_line
 from support.stack import Stack
 from support.story import file_entry
 from support.training_repo import make_training_repo
@@ -569,13 +570,7 @@ async def test_a_member_cannot_automate_jobs_in_an_entity_where_they_only_view(s
 
 
 async def test_queues_and_automations_are_managed_from_the_command_line_too(stack: Stack, tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from modelreg.services.cli import main
-
-    assert stack.client is not None
-    url = str(stack.client.make_url("/")).rstrip("/")
-    env = {"MODELREG_URL": url, "MODELREG_API_KEY": await stack.key("user:ada")}
+    cli = await command_line(stack)
     spec = tmp_path / "retrain.yaml"
     spec.write_text(
         "name: retrain on new data\n"
@@ -587,30 +582,20 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
         "cooldown_s: 600\n"
     )
 
-    def cli(*args: str) -> str:
-        result = CliRunner().invoke(main, list(args), env=env)
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    assert "queue gpu (kubernetes) created" in await asyncio.to_thread(
-        cli, "queue", "create", "gpu", "--resource", "kubernetes"
-    )
-    created = await asyncio.to_thread(cli, "automation", "create", str(spec))
+    assert "queue gpu (kubernetes) created" in await cli("queue", "create", "gpu", "--resource", "kubernetes")
+    created = await cli("automation", "create", str(spec))
     automation_id = created.split()[1]
     spec.write_text(spec.read_text().replace("name: retrain on new data", "name: retrain on fresh data"))
-    changed = await asyncio.to_thread(cli, "automation", "change", automation_id, str(spec))
+    changed = await cli("automation", "change", automation_id, str(spec))
     assert changed == f"automation {automation_id} (retrain on fresh data) changed\n"
-    assert "disabled" in await asyncio.to_thread(cli, "automation", "disable", automation_id)
-    listed = await asyncio.to_thread(cli, "automation", "list")
+    assert "disabled" in await cli("automation", "disable", automation_id)
+    listed = await cli("automation", "list")
     assert f"{automation_id}  disabled  retrain on fresh data  on artifact_version_logged -> launch" in listed
-    assert (
-        await asyncio.to_thread(cli, "automation", "delete", automation_id)
-        == "automation retrain on fresh data deleted\n"
-    )
-    assert automation_id not in await asyncio.to_thread(cli, "automation", "list")
+    assert await cli("automation", "delete", automation_id) == "automation retrain on fresh data deleted\n"
+    assert automation_id not in await cli("automation", "list")
     # Nothing waits in the queue and no automation launches into it any more: it may go.
-    assert await asyncio.to_thread(cli, "queue", "delete", "gpu") == "queue gpu deleted\n"
-    assert "gpu" not in await asyncio.to_thread(cli, "queue", "list")
+    assert await cli("queue", "delete", "gpu") == "queue gpu deleted\n"
+    assert "gpu" not in await cli("queue", "list")
 
     audit = await stack.graphql(
         "query($s: String!) { auditLog(stream: $s) { items { action actor } } }", {"s": f"automation:{automation_id}"}
@@ -624,41 +609,30 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
 
 
 async def test_a_job_is_followed_cancelled_and_run_again_from_the_command_line(stack: Stack, tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from modelreg.services.cli import main
-
     url, key, repo, commit = await _setup(stack, tmp_path)
-    env = {"MODELREG_URL": url, "MODELREG_API_KEY": await stack.key("user:ada")}
-
-    def cli(*args: str) -> str:
-        result = CliRunner().invoke(main, list(args), env=env)
-        assert result.exit_code == 0, result.output
-        return result.stdout
+    cli = await command_line(stack)
 
     source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
     config = {"ledger": str(tmp_path / "ledger.txt")}
     ran = (await stack.graphql(ENQUEUE, {"s": source, "c": config}))["data"]["enqueueJob"]["id"]
     async with agents(url, key):
-        followed = await asyncio.to_thread(cli, "job", "logs", ran, "--follow")  # returns once the job ends
+        followed = await cli("job", "logs", ran, "--follow")  # returns once the job ends
     assert followed == f"recorded {ran}\n"
-    shown = await asyncio.to_thread(cli, "job", "show", ran)
+    shown = await cli("job", "show", ran)
     assert shown.startswith(f"job {ran}  finished\n") and "  exit status 0\n" in shown
 
     waiting = (await stack.graphql(ENQUEUE, {"s": source, "c": config}))["data"]["enqueueJob"]["id"]
-    assert await asyncio.to_thread(cli, "job", "list", "--state", "queued") == (
+    assert await cli("job", "list", "--state", "queued") == (
         f"{waiting}  queued     cpu  acme/nature  by user:alice at "
         + (await stack.graphql(f'{{ launchJob(id: "{waiting}") {{ enqueuedAt }} }}'))["data"]["launchJob"]["enqueuedAt"]
         + "\n"
     )
-    assert (
-        await asyncio.to_thread(cli, "job", "cancel", waiting, "--reason", "wrong data") == f"job {waiting} cancelled\n"
-    )
+    assert await cli("job", "cancel", waiting, "--reason", "wrong data") == f"job {waiting} cancelled\n"
     assert (await _job(stack, waiting))["reason"] == "wrong data"
-    retried = (await asyncio.to_thread(cli, "job", "retry", waiting)).split()[1]
+    retried = (await cli("job", "retry", waiting)).split()[1]
     again = await stack.graphql("query($id: ID!) { launchJob(id: $id) { state retryOf config } }", {"id": retried})
     assert again["data"]["launchJob"] == {"state": "QUEUED", "retryOf": waiting, "config": config}
-    assert await asyncio.to_thread(cli, "queue", "list") == "cpu  local-process  takes every entity's jobs\n"
+    assert await cli("queue", "list") == "cpu  local-process  takes every entity's jobs\n"
 
 
 async def test_a_running_job_that_is_cancelled_is_asked_to_stop_by_its_agent(stack: Stack, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from click.testing import CliRunner
+from support.command_line import command_line
 from support.stack import Stack
 from support.training_repo import make_training_repo
 from support.waiting import wait_until
@@ -26,7 +26,6 @@ from support.waiting import wait_until
 from modelreg.errors import ModelregError
 from modelreg.events.envelope import Actor
 from modelreg.projections.identity_queries import IdentityQueries
-from modelreg.services.cli import main
 from modelreg.services.commands.access import Caller, service_caller
 from modelreg.services.commands.commands import IssueApiKey
 from modelreg.services.commands.launch_commands import ClaimJob, RequeueJob
@@ -344,15 +343,8 @@ async def test_an_agent_for_some_teams_is_shown_only_their_waiting_jobs(stack: S
 async def test_a_queue_for_some_teams_takes_their_jobs_only_and_leaves_a_team_taken_off_it_waiting(
     stack: Stack,
 ) -> None:
-    assert stack.client is not None
-    env = {"MODELREG_URL": str(stack.client.make_url("/")).rstrip("/"), "MODELREG_API_KEY": await stack.key("user:ada")}
-
-    def cli(*args: str) -> str:
-        result = CliRunner().invoke(main, list(args), env=env)
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    created = await asyncio.to_thread(cli, "queue", "create", "cpu", "--entity", "acme", "--entity", "lynx")
+    cli = await command_line(stack)
+    created = await cli("queue", "create", "cpu", "--entity", "acme", "--entity", "lynx")
     assert "queue cpu (local-process) created, takes jobs of acme, lynx only" in created
     refused = await stack.graphql(ENQUEUE, {"e": "umbrella", "s": SOURCE})
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
@@ -361,7 +353,7 @@ async def test_a_queue_for_some_teams_takes_their_jobs_only_and_leaves_a_team_ta
         e: (await stack.graphql(ENQUEUE, {"e": e, "s": SOURCE}))["data"]["enqueueJob"]["id"] for e in ("acme", "lynx")
     }
 
-    assert "queue cpu takes jobs of lynx only" in await asyncio.to_thread(cli, "queue", "entities", "cpu", "lynx")
+    assert "queue cpu takes jobs of lynx only" in await cli("queue", "entities", "cpu", "lynx")
     waiting = 'query { waitingJobs(queues: ["cpu"]) { items { id } } }'
     assert (await stack.graphql(waiting))["data"]["waitingJobs"]["items"] == [{"id": jobs["lynx"]}]
     claim = await stack.graphql(CLAIM, {"id": jobs["acme"], "a": "user:alice:h1"})
@@ -379,6 +371,6 @@ async def test_a_queue_for_some_teams_takes_their_jobs_only_and_leaves_a_team_ta
     assert (await stack.graphql(history, key=outsider))["data"]["auditLog"]["items"] == []  # both name lynx
     assert len((await stack.graphql(history))["data"]["auditLog"]["items"]) == 2
 
-    assert "queue cpu takes every entity's jobs" in await asyncio.to_thread(cli, "queue", "entities", "cpu")
+    assert "queue cpu takes every entity's jobs" in await cli("queue", "entities", "cpu")
     assert len((await stack.graphql(waiting))["data"]["waitingJobs"]["items"]) == 2
     assert (await stack.graphql(CLAIM, {"id": jobs["acme"], "a": "user:alice:h1"}))["data"]["claimJob"]["attempt"] == 1

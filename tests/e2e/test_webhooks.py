@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -12,13 +11,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from click.testing import CliRunner
+from support.command_line import command_line
 from support.stack import Stack
 from support.story import LINK, LOG_VERSION, version_input
 from support.waiting import wait_until
 
 from modelreg.services import rebuild as rebuilding
-from modelreg.services.cli import main
 from modelreg.services.settings import Settings
 
 CREATE = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!) {
@@ -57,6 +55,13 @@ async def receiver_url() -> AsyncIterator[tuple[Receiver, Receiver, str]]:
     await runner.cleanup()
 
 
+async def _webhook(stack: Stack, url: str, trigger: dict, name: str = "tell ci", **action: Any) -> dict:
+    """An automation calling the local receiver at `url` (a private address: allowed, as an admin may)."""
+    webhook = {"kind": "webhook", "url": url, "allow_private_network": True, **action}
+    created = await stack.graphql(CREATE, {"n": name, "t": trigger, "a": webhook})
+    return created["data"]["createAutomation"]
+
+
 async def _linked_with_alias(stack: Stack, alias: str) -> str:
     logged = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"weights")})
     version_id = logged["data"]["logArtifactVersion"]["id"]
@@ -70,24 +75,15 @@ async def test_a_webhook_gets_a_signed_payload_filled_from_the_event(
     stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
 ) -> None:
     ok, _, base = receiver_url
-    action = {
-        "kind": "webhook",
-        "url": f"{base}/ok",
-        "allow_private_network": True,
-        "payload": {
-            "event": "${event_type}",
-            "by": "${actor}",
-            "model": "${registered_model}",
-            "alias": "${alias}",
-            "version": "${artifact_ref}",
-        },
+    payload = {
+        "event": "${event_type}",
+        "by": "${actor}",
+        "model": "${registered_model}",
+        "alias": "${alias}",
+        "version": "${artifact_ref}",
     }
-    created = (
-        await stack.graphql(
-            CREATE, {"n": "tell ci", "t": {"event": "alias_added", "alias_pattern": "prod.*"}, "a": action}
-        )
-    )["data"]
-    secret = created["createAutomation"]["webhookSecret"]
+    created = await _webhook(stack, f"{base}/ok", {"event": "alias_added", "alias_pattern": "prod.*"}, payload=payload)
+    secret = created["webhookSecret"]
 
     await _linked_with_alias(stack, "staging")  # does not match the pattern
     await _linked_with_alias(stack, "production")
@@ -110,8 +106,7 @@ async def test_a_webhook_without_a_payload_gets_what_the_firing_knows(
 ) -> None:
     # It sent `{}`: the receiver could not tell which model, version or actor the call was about.
     ok, _, base = receiver_url
-    action = {"kind": "webhook", "url": f"{base}/ok", "allow_private_network": True}
-    await stack.graphql(CREATE, {"n": "tell ci", "t": {"event": "alias_added"}, "a": action})
+    await _webhook(stack, f"{base}/ok", {"event": "alias_added"})
     await _linked_with_alias(stack, "production")
     await wait_until(lambda: _count(ok, 1))
 
@@ -134,14 +129,8 @@ async def test_a_failing_receiver_gets_retries_and_every_attempt_is_in_the_deliv
     stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
 ) -> None:
     _, flaky, base = receiver_url
-    action = {
-        "kind": "webhook",
-        "url": f"{base}/flaky",
-        "allow_private_network": True,
-        "payload": {"alias": "${alias}"},
-    }
-    created = (await stack.graphql(CREATE, {"n": "flaky", "t": {"event": "alias_added"}, "a": action}))["data"]
-    automation_id = created["createAutomation"]["automation"]["id"]
+    created = await _webhook(stack, f"{base}/flaky", {"event": "alias_added"}, payload={"alias": "${alias}"})
+    automation_id = created["automation"]["id"]
 
     await _linked_with_alias(stack, "production")
 
@@ -165,9 +154,9 @@ async def test_a_firing_given_up_is_delivered_again_on_retry_under_the_same_deli
     # A receiver down for longer than a webhook's attempts lost the call for good: nothing could send it again.
     _, flaky, base = receiver_url
     flaky.failures = 1
-    action = {"kind": "webhook", "url": f"{base}/flaky", "allow_private_network": True, "max_attempts": 1}
-    created = (await stack.graphql(CREATE, {"n": "tell ci", "t": {"event": "alias_added"}, "a": action}))["data"]
-    automation_id = created["createAutomation"]["automation"]["id"]
+    automation_id = (await _webhook(stack, f"{base}/flaky", {"event": "alias_added"}, max_attempts=1))["automation"][
+        "id"
+    ]
     await _linked_with_alias(stack, "production")
 
     async def firing() -> dict:
@@ -180,18 +169,11 @@ async def test_a_firing_given_up_is_delivered_again_on_retry_under_the_same_deli
     assert given_up["detail"] == "gave up after 1 attempts"
 
     # From the command line, as an operator would once the receiver is back.
-    assert stack.client is not None
-    env = {"MODELREG_URL": str(stack.client.make_url("/")).rstrip("/"), "MODELREG_API_KEY": await stack.key("user:ada")}
-
-    def cli(*args: str) -> str:
-        result = CliRunner().invoke(main, list(args), env=env)
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    listed = await asyncio.to_thread(cli, "automation", "firings", automation_id, "--status", "failed")
+    cli = await command_line(stack)
+    listed = await cli("automation", "firings", automation_id, "--status", "failed")
     assert listed.startswith(f"{given_up['eventId']}  failed     registry.alias_added  by user:carol at ")
     assert listed.endswith("  gave up after 1 attempts\n")
-    retried = await asyncio.to_thread(cli, "automation", "retry", automation_id, given_up["eventId"])
+    retried = await cli("automation", "retry", automation_id, given_up["eventId"])
     assert retried == f"firing for event {given_up['eventId']} pending again (retry 1)\n"
     await wait_until(lambda: _status_is(firing, "DELIVERED"), timeout_s=30)
     log = (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]["deliveries"]["items"]
@@ -216,14 +198,8 @@ async def test_a_firing_whose_event_lacks_a_variable_the_action_names_fails_sayi
     # tag_added gives artifact_ref for a version's tag, not for a registered model's: "${artifact_ref}" was sent
     # as written.
     ok, _, base = receiver_url
-    action = {
-        "kind": "webhook",
-        "url": f"{base}/ok",
-        "allow_private_network": True,
-        "payload": {"v": "${artifact_ref}"},
-    }
-    created = (await stack.graphql(CREATE, {"n": "golden", "t": {"event": "tag_added"}, "a": action}))["data"]
-    automation_id = created["createAutomation"]["automation"]["id"]
+    created = await _webhook(stack, f"{base}/ok", {"event": "tag_added"}, payload={"v": "${artifact_ref}"})
+    automation_id = created["automation"]["id"]
     await _linked_with_alias(stack, "staging")
     await stack.graphql(TAG_MODEL, {"m": "nature-classification", "t": "golden"})
     await stack.graphql(TAG_VERSION, {"r": "acme/nature/classifier:v0", "t": "golden"})
