@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 OUTPUT_FLUSH_S = 0.5
 OUTPUT_FLUSH_BYTES = 64 * 1024
-# Printed and not sent yet, past which the job's pipes are not read: the job then waits on its prints, as it would
-# on a slow terminal, rather than the agent holding its output in memory.
+# Printed and not sent yet (read, or being sent), past which the job's pipes are not read: the job then waits on its
+# prints, as it would on a slow terminal, rather than the agent holding its output in memory.
 UNSENT_BYTES_HELD = 4 * OUTPUT_FLUSH_BYTES
 
 Send = Callable[[str, str], Awaitable[object]]  # (stream, text)
@@ -26,7 +26,8 @@ class JobOutput:
         self._send = send
         self._kept_bytes = kept_bytes
         self._segments: list[tuple[str, bytearray]] = []  # as they arrived; neighbours of one stream joined
-        self._unsent = 0
+        self._unsent = 0  # read and not taken to be sent
+        self._sending = 0  # taken, and not sent yet
         self._ended: set[str] = set()
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
@@ -48,7 +49,7 @@ class JobOutput:
         # Bytes, not lines: a line longer than asyncio's line limit (a progress bar without newlines) must not fail
         # the job.
         while True:
-            while self._unsent >= UNSENT_BYTES_HELD:
+            while self._unsent + self._sending >= UNSENT_BYTES_HELD:
                 self._room.clear()
                 await self._room.wait()
             chunk = await pipe.read(OUTPUT_FLUSH_BYTES)
@@ -75,9 +76,13 @@ class JobOutput:
                     await asyncio.wait_for(self._arrived.wait(), max(0.0, OUTPUT_FLUSH_S - (loop.time() - flushed_at)))
                 ended = self._ended >= streams
             if ended or self._unsent >= OUTPUT_FLUSH_BYTES or loop.time() - flushed_at >= OUTPUT_FLUSH_S:
-                for stream, data in self._take_ready():
+                ready = self._take_ready()
+                self._sending = sum(len(data) for _, data in ready)
+                for stream, data in ready:
                     for at in range(0, len(data), OUTPUT_FLUSH_BYTES):  # a request no larger than before
-                        await self._send_text(stream, data[at : at + OUTPUT_FLUSH_BYTES], final=False)
+                        piece = data[at : at + OUTPUT_FLUSH_BYTES]
+                        await self._send_text(stream, piece, final=False)
+                        self._sending -= len(piece)
                 flushed_at = loop.time()
                 self._room.set()
             if ended and not self._segments:
@@ -87,12 +92,14 @@ class JobOutput:
 
     def _take_ready(self) -> list[tuple[str, bytes]]:
         """What may go now, in order: all of it, but for the trailing part line of a stream still open (an unbuffered
-        print arrives word by word), kept for its end unless 64 KiB came without one."""
+        print arrives word by word), kept for its end unless 64 KiB in all came without one: kept then, part lines
+        of two streams held the loop sending nothing and waiting for nothing."""
         last_of = {stream: at for at, (stream, _) in enumerate(self._segments)}
+        crowded = self._unsent >= OUTPUT_FLUSH_BYTES
         ready: list[tuple[str, bytes]] = []
         kept: list[tuple[str, bytearray]] = []
         for at, (stream, data) in enumerate(self._segments):
-            still_open = last_of[stream] == at and stream not in self._ended and len(data) < OUTPUT_FLUSH_BYTES
+            still_open = last_of[stream] == at and stream not in self._ended and not crowded
             end = _after_last_line_end(data) if still_open else len(data)
             if end:
                 ready.append((stream, bytes(data[:end])))

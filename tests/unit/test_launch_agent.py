@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,40 @@ async def test_stdout_and_stderr_come_back_in_the_order_the_job_printed_them() -
     assert lines == [("STDERR" if i % 2 else "STDOUT", str(i)) for i in range(6)]
 
 
+async def test_part_lines_of_both_streams_past_64_kib_in_all_are_sent_not_held() -> None:
+    # 40 KB on each stream without a line's end: each part line was kept for its end, and the agent's loop spun
+    # without waiting, its heartbeats and its other jobs stopped with it.
+    script = (
+        "import sys, time\nsys.stdout.write('o' * 40_000); sys.stdout.flush()\nsys.stderr.write('e' * 40_000)\n"
+        "sys.stderr.flush(); time.sleep(1.5)\nprint('.'); print('.', file=sys.stderr)"
+    )
+    beats = 0
+
+    async def heartbeat() -> None:
+        nonlocal beats
+        while True:
+            await asyncio.sleep(0.1)
+            beats += 1
+
+    async def alongside_a_heartbeat() -> list[dict[str, str]]:
+        beating = asyncio.create_task(heartbeat())
+        try:
+            return await captured(await job(script))
+        finally:
+            beating.cancel()
+
+    # In a thread of its own: a loop that never waits would hang this test's loop, not fail it.
+    done: list[list[dict[str, str]]] = []
+    thread = threading.Thread(target=lambda: done.append(asyncio.run(alongside_a_heartbeat())), daemon=True)
+    thread.start()
+    thread.join(30)
+    assert done, "the capture did not end: its loop spun without waiting"
+    sent = done[0]
+    assert beats >= 10  # the loop went on meanwhile
+    streams = {s: "".join(c["text"] for c in sent if c["stream"] == s) for s in ("STDOUT", "STDERR")}
+    assert streams == {"STDOUT": "o" * 40_000 + ".\n", "STDERR": "e" * 40_000 + ".\n"}
+
+
 async def test_a_job_printing_faster_than_its_output_is_sent_waits_for_it() -> None:
     # The server answering slowly (each chunk 0.2 s here): the agent holds a bounded amount, the job waits on its
     # prints, and nothing is lost.
@@ -124,7 +159,7 @@ async def test_a_job_printing_faster_than_its_output_is_sent_waits_for_it() -> N
     held = []
 
     async def slowly(stream: str, text: str) -> None:
-        held.append(capture._unsent)
+        held.append(capture._unsent + capture._sending)
         await asyncio.sleep(0.2)
         await output(stream, text)
 
@@ -135,7 +170,7 @@ async def test_a_job_printing_faster_than_its_output_is_sent_waits_for_it() -> N
     assert await process.wait() == 0
     printed = "".join(chunk["text"] for chunk in output.sent).splitlines()
     assert printed == [f"step {i} {'x' * 60}" for i in range(30_000)]
-    assert max(held) <= UNSENT_BYTES_HELD + OUTPUT_FLUSH_BYTES
+    assert max(held) <= UNSENT_BYTES_HELD + OUTPUT_FLUSH_BYTES  # what it holds, sent or not
 
 
 class SharedQueue(LaunchAgent):
