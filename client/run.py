@@ -21,13 +21,14 @@ from uuid_utils.compat import uuid7
 
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.artifact_paths import parse_artifact_path, registered_model_name
-from modelreg.environment import MAX_DIFF_BYTES, capture, launch_value
+from modelreg.environment import capture, launch_value
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.heartbeat import Heartbeat
 from modelreg.ignored import ignore
 from modelreg.metric_sender import MetricSender, encoded
 from modelreg.metric_summaries import MetricSummaries
 from modelreg.run_changes import RUN_CHANGES, keys_changed
+from modelreg.run_code import MAX_DIFF_BYTES
 from modelreg.run_values import Config, Summary, plain, sendable
 from modelreg.terminal import termwarn
 from modelreg.transport import Transport, with_command_id
@@ -636,7 +637,11 @@ def _warn_of_code_left_out(git: dict[str, Any] | None) -> None:
     """Said at the start, when it can still be fixed: a clone of the run (Launch) gets only the code it recorded."""
     if git is None:
         return
-    if omitted := git.get("diff_omitted_bytes"):
+    if git.get("diff_not_text"):
+        termwarn(
+            "the uncommitted changes are not UTF-8 text, so this run cannot record them and Launch cannot clone it"
+        )
+    elif omitted := git.get("diff_omitted_bytes"):
         termwarn(
             f"the uncommitted changes ({omitted:,} bytes) are too large to record with this run (at most "
             f"{MAX_DIFF_BYTES // 1024} KiB), so Launch cannot clone it: commit them"
@@ -644,9 +649,9 @@ def _warn_of_code_left_out(git: dict[str, Any] | None) -> None:
     if count := git.get("untracked_omitted_count"):
         named = ", ".join(git["untracked_omitted"][:5]) + (", ..." if count > 5 else "")
         termwarn(
-            f"{count} file(s) git does not track are too large for this run's record of its code (at most "
-            f"{MAX_DIFF_BYTES // 1024} KiB): {named}; a clone of the run (Launch) will run without them: commit "
-            "them, or list them in .gitignore if the code does not need them"
+            f"{count} Python file(s) git does not track are left out of this run's record of its code (larger than "
+            f"its {MAX_DIFF_BYTES // 1024} KiB, or not UTF-8): {named}; a clone of the run (Launch) will run without "
+            "them: commit them"
         )
 
 

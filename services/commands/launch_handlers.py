@@ -146,6 +146,11 @@ async def _source_of_run(cmd: EnqueueJob, ctx: CommandContext) -> tuple[JobSourc
             f"run {cmd.from_run} recorded no git remote and commit, so its code cannot be checked out: "
             "enqueue with a source (git url + entry point, or an image) instead"
         )
+    if git.get("diff_not_text"):
+        raise InvalidInput(
+            f"run {cmd.from_run} had uncommitted changes that are not UTF-8 text, which a run cannot record, so its "
+            "code cannot be reproduced: commit them, run again, and clone that run"
+        )
     if git.get("diff_omitted_bytes"):
         raise InvalidInput(
             f"run {cmd.from_run} had {git['diff_omitted_bytes']:,} bytes of uncommitted changes, too many to record, "

@@ -207,10 +207,13 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
 ) -> None:
     url, key, repo, commit = await _setup(stack, tmp_path)
     # Code nobody `git add`ed yet, which the training script imports: the clone failed on the import without it. A
-    # file too large for the run's record of its code is left out, and the script is told so at its start.
+    # Python file too large for the run's record of its code is left out, and the script is told so at its start;
+    # what is not Python source (a secret in .env, data) is not recorded at all.
     train = Path(repo) / "train.py"
     train.write_text("from helpers import GREETING\nprint(GREETING)\n" + train.read_text())
     (Path(repo) / "helpers.py").write_text('GREETING = "hello from a module git does not track"\n')
+    (Path(repo) / "generated_table.py").write_text("TABLE = [\n" + "    0,\n" * 120_000 + "]\n")
+    (Path(repo) / ".env").write_text("AWS_SECRET_ACCESS_KEY=do-not-record-me\n")
     (Path(repo) / "scratch.bin").write_bytes(os.urandom(600_000))
     env = {**os.environ, "MODELREG_URL": url, "MODELREG_API_KEY": key, "MODELREG_ENTITY": "acme"}
     # In a thread: the API under test answers from this event loop.
@@ -218,8 +221,8 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
         subprocess.run, [sys.executable, "train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert "1 file(s) git does not track are too large for this run's record of its code" in done.stderr
-    assert "scratch.bin; a clone of the run (Launch) will run without them" in done.stderr
+    assert "1 Python file(s) git does not track are left out of this run's record of its code" in done.stderr
+    assert "generated_table.py; a clone of the run (Launch) will run without them" in done.stderr
     original = done.stdout.split("trained ", 1)[1].split()[0]
     status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True)
     assert "?? helpers.py" in status.stdout.splitlines()  # recorded through an index of its own: still untracked
@@ -268,9 +271,10 @@ async def test_a_finished_run_is_cloned_with_one_knob_changed_and_everything_els
     git = runs["a"]["environment"]["git"]
     assert (git["untracked"], git["untracked_omitted"], git["untracked_omitted_count"]) == (
         ["helpers.py"],
-        ["scratch.bin"],
+        ["generated_table.py"],
         1,
     )
+    assert "do-not-record-me" not in git["diff"] and "scratch.bin" not in git["diff"]
 
 
 async def test_a_run_with_too_large_uncommitted_changes_is_recorded_but_not_cloned(
