@@ -40,6 +40,7 @@ fi
 # Installed again only when the source changed (a stamp of its files, as git lists them): reinstalling on every
 # `serve.sh` replaced the package's files under running agents and the jobs they run with this interpreter.
 source_stamp() {
+  command -v sha256sum >/dev/null || return 0  # no stamp: installed every time, as before
   if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     { git ls-files -co --exclude-standard -z | xargs -0 sha256sum 2>/dev/null || true; } | sha256sum | cut -d' ' -f1
   fi

@@ -156,8 +156,8 @@ class Claim:
     def refusal(self) -> NotYetVisible:
         if self.turn:
             return NotYetVisible(
-                f"another change to the same artifact version or collection is being carried out: send this "
-                f"{self.what} again shortly; it is decided on what that change leaves"
+                f"another change to the same artifact version, collection or Launch queue is being carried out: send "
+                f"this {self.what} again shortly; it is decided on what that change leaves"
             )
         return NotYetVisible(
             f"another copy of this {self.what} is still being carried out: send it again, with the same id, "

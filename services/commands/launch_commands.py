@@ -197,6 +197,10 @@ class CreateAutomation(Command):
     def scopes(self) -> tuple[str, ...]:
         return automation_scopes(self.trigger.model_dump(), self.action.model_dump())
 
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        # Beside the deletion of its queue, it would launch into a queue that is gone.
+        return queue_turn(self.action.queue) if self.action.kind == "launch" else None
+
 
 class OnAnAutomation(Command):
     """A command about one automation: checked on what it watches and where it launches, which the read models
@@ -223,6 +227,9 @@ class ChangeAutomation(OnAnAutomation):
     trigger: TriggerSpec
     action: LaunchAction | WebhookAction = Field(discriminator="kind")
     cooldown_s: Cooldown = 0
+
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        return queue_turn(self.action.queue) if self.action.kind == "launch" else None
 
 
 class DeleteAutomation(OnAnAutomation):

@@ -97,7 +97,7 @@ async def test_a_command_that_waits_past_its_turn_is_told_to_send_it_again() -> 
     assert not await registry.in_flight.claim([version_turn(version)], uuid7())  # another API process's link, stuck
     registry.app.read_your_writes_timeout_s = 0.05
     with pytest.raises(
-        NotYetVisible, match="another change to the same artifact version or collection .* send this link"
+        NotYetVisible, match="another change to the same artifact version, collection or Launch queue .* send this link"
     ):
         await registry(link(version), MEMBER)
     assert registry.appended_types() == ["artifacts.version_logged"]

@@ -1,7 +1,7 @@
 // Automations: what each one watches and does, switched on or off, and its firings and webhook deliveries.
 import { useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
-import { may, useViewer } from "../access.js";
+import { isAdmin, may, useViewer } from "../access.js";
 import { html, href, shown, Loaded, Time, ErrorBox, Badge } from "../html.js";
 
 // The first 100 automations, each with its latest 20 firings and deliveries.
@@ -62,7 +62,9 @@ export function specOf(form, before = null) {
     : { ...kept, kind: "launch", queue: form.queue, entity: before ? kept.entity : form.entity || "default",
         project: before ? kept.project : form.project || "default",
         source: kept.source && kept.source.kind !== "git" ? kept.source
-          : { ...(kept.source || {}), kind: "git", git_remote: form.git_remote, git_commit: form.git_commit || undefined, entry_point: form.entry_point.split(/\s+/) },
+          : { ...(kept.source || {}), kind: "git", git_remote: form.git_remote, git_commit: form.git_commit || undefined,
+              // Split on spaces only when changed: ["python", "t.py", "--note", "a b"] would become five arguments.
+              entry_point: kept.source && form.entry_point === (kept.source.entry_point || []).join(" ") ? kept.source.entry_point : form.entry_point.split(/\s+/) },
         config: JSON.parse(form.config || "{}") };
   return { trigger, action };
 }
@@ -126,8 +128,9 @@ function Automation({ a, reload }) {
   const viewer = useViewer();
   const switches = may(viewer, "member", []);
   const [editing, setEditing] = useState(false);
-  // Only its creator changes it: it acts with their rights.
+  // Only its creator changes it: it acts with their rights; its creator or an admin retries a firing.
   const changes = viewer?.id === a.createdBy;
+  const retries = changes || isAdmin(viewer);
   const toggle = async () => {
     setError(null);
     try { await gql(SET_ENABLED, { input: { id: a.id, enabled: !a.enabled } }); reload(); } catch (err) { setError(err); }
@@ -167,7 +170,7 @@ function Automation({ a, reload }) {
             <td><span class="badge status-${shown(f.status)}">${shown(f.status)}</span></td>
             <td>${f.jobId ? html`job <a href=${href("launch", "jobs", f.jobId)}>${f.jobId.slice(0, 8)}</a>` : ""} ${f.detail || ""}
               ${f.retries > 0 && html`<span class="muted">retried ${f.retries}×</span>`}
-              ${switches && a.enabled && (f.status === "FAILED" || f.status === "SKIPPED") && html`<button class="link small" onClick=${() => retry(f)}>Retry</button>`}</td></tr>`)}</tbody>
+              ${retries && a.enabled && (f.status === "FAILED" || f.status === "SKIPPED") && html`<button class="link small" onClick=${() => retry(f)}>Retry</button>`}</td></tr>`)}</tbody>
         </table>
       </details>
       ${deliveries.length > 0 && html`<details>
