@@ -57,7 +57,8 @@ def git_state() -> dict[str, Any] | None:
     if commit is None:
         return None
     root = _line(_git("rev-parse", "--show-toplevel"))
-    raw = _git("diff", "HEAD", *_PATCH) or b""
+    # From the root: with the user's diff.relative, a diff made from a script's folder names paths from there.
+    raw = (_git("-C", root, "diff", "HEAD", *_PATCH) if root is not None else None) or b""
     diff = _text(raw)
     state: dict[str, Any] = {
         "remote": _line(_git("config", "--get", "remote.origin.url")),
@@ -126,8 +127,12 @@ def _is_code(root: str, path: str) -> bool:
         return False
     if parts[-1].startswith("."):
         return False
-    # A virtualenv nobody ignored: its folder holds pyvenv.cfg.
-    return not any(os.path.exists(os.path.join(root, *parts[:depth], "pyvenv.cfg")) for depth in range(1, len(parts)))
+    # A virtualenv (its folder holds pyvenv.cfg) or a conda environment (conda-meta/) nobody ignored.
+    return not any(
+        os.path.exists(os.path.join(root, *parts[:depth], marker))
+        for depth in range(1, len(parts))
+        for marker in ("pyvenv.cfg", "conda-meta")
+    )
 
 
 def _lines_of_text(file: str) -> int | None:
@@ -142,11 +147,14 @@ def _lines_of_text(file: str) -> int | None:
 
 
 def _new_files_patch(root: str, paths: list[str]) -> bytes | None:
-    """The files as a patch that creates them, made in an index of our own: the user's staging area is left alone."""
+    """The files as a patch that creates them, made in an index of our own (the user's staging area is left alone)
+    against the empty tree: against HEAD, a file untracked with `git rm --cached` came out as no change, or as a
+    change `git apply` refused after the tracked diff's deletion of it."""
+    empty_tree = _line(_git("-C", root, "hash-object", "-t", "tree", os.devnull))
+    if empty_tree is None:
+        return None
     with tempfile.TemporaryDirectory(prefix="modelreg-git-") as scratch:
         env = {**os.environ, "GIT_INDEX_FILE": os.path.join(scratch, "index")}
-        if _git("-C", root, "read-tree", "HEAD", env=env) is None:
-            return None
         # Literal: a file named a[1].py is that file, not a pattern matching a1.py.
         listed = "\0".join(paths).encode()
         added = _git(
@@ -161,4 +169,4 @@ def _new_files_patch(root: str, paths: list[str]) -> bytes | None:
         )
         if added is None:
             return None
-        return _git("-C", root, "diff", "--cached", "HEAD", *_PATCH, env=env)
+        return _git("-C", root, "diff", "--cached", empty_tree, *_PATCH, env=env)

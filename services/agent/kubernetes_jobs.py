@@ -26,7 +26,13 @@ def _labels(job: dict[str, Any]) -> dict[str, str]:
 
 def attempt_key_secret(job: dict[str, Any], resource_config: dict[str, Any], api_key: str) -> dict[str, Any]:
     """The Secret the Job reads MODELREG_API_KEY from, created (never applied over another of its name) before the
-    Job; immutable. The key is revoked when the attempt ends, so a Secret left behind holds nothing usable."""
+    Job; immutable. The key is revoked when the attempt ends, so a Secret left behind holds nothing usable. It holds
+    the run's uncommitted diff too, which its checkout applies: up to 512 KiB, where one environment variable (as it
+    was passed) takes 128 KiB on Linux, and `sh` refused a larger one."""
+    data = {"api-key": api_key}
+    source = job.get("source") or {}
+    if source.get("kind") == "git" and source.get("diff_patch"):
+        data["diff-patch"] = source["diff_patch"]
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -37,7 +43,7 @@ def attempt_key_secret(job: dict[str, Any], resource_config: dict[str, Any], api
         },
         "type": "Opaque",
         "immutable": True,
-        "stringData": {"api-key": api_key},
+        "stringData": data,
     }
 
 
@@ -63,23 +69,29 @@ def job_manifest(job: dict[str, Any], resource_config: dict[str, Any], *, server
     }
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
     if source["kind"] == "git":
-        checkout = (
-            f"git clone {source['git_remote']} /code && cd /code && git checkout {source.get('git_commit') or 'HEAD'}"
-        )
+        # The remote and commit as variables, quoted: a remote is never read by the shell, nor by git as an option.
+        checkout = 'git clone -- "$GIT_REMOTE" /code && cd /code && git checkout "$GIT_COMMIT"'
+        mounts: list[dict[str, Any]] = [{"name": "code", "mountPath": "/code"}]
+        pod["volumes"] = [{"name": "code", "emptyDir": {}}]
         if source.get("diff_patch"):
-            checkout += " && printf '%s' \"$DIFF_PATCH\" | git apply"
+            checkout += " && git apply /patch/diff"
+            mounts.append({"name": "patch", "mountPath": "/patch", "readOnly": True})
+            patch = {"secretName": f"{_name(job)}-key", "items": [{"key": "diff-patch", "path": "diff"}]}
+            pod["volumes"].append({"name": "patch", "secret": patch})
         pod["initContainers"] = [
             {
                 "name": "checkout",
                 "image": "alpine/git",
                 "command": ["sh", "-c", checkout],
-                "env": [{"name": "DIFF_PATCH", "value": source.get("diff_patch") or ""}],
-                "volumeMounts": [{"name": "code", "mountPath": "/code"}],
+                "env": [
+                    {"name": "GIT_REMOTE", "value": source["git_remote"]},
+                    {"name": "GIT_COMMIT", "value": source.get("git_commit") or "HEAD"},
+                ],
+                "volumeMounts": mounts,
             }
         ]
         container["workingDir"] = "/code"
         container["volumeMounts"] = [{"name": "code", "mountPath": "/code"}]
-        pod["volumes"] = [{"name": "code", "emptyDir": {}}]
     if resource_config.get("service_account"):
         pod["serviceAccountName"] = resource_config["service_account"]
     return {

@@ -50,15 +50,21 @@ def test_a_git_job_becomes_a_kubernetes_job_that_checks_out_the_commit_and_appli
     assert env["MODELREG_CONFIG_OVERRIDES"] == '{"epochs": 3, "lr": 0.01}' and env["MODELREG_LAUNCH_JOB_ID"] == str(
         job_id
     )
-    assert (
-        "git checkout abc1234" in pod["initContainers"][0]["command"][2]
-        and "git apply" in pod["initContainers"][0]["command"][2]
-    )
+    (checkout,) = pod["initContainers"]
+    assert {e["name"]: e["value"] for e in checkout["env"]} == {
+        "GIT_REMOTE": "https://git.example.com/nature.git",
+        "GIT_COMMIT": "abc1234",
+    }
+    assert checkout["command"][2].endswith('git checkout "$GIT_COMMIT" && git apply /patch/diff')
+    # The diff from the attempt's Secret, as a file: as a variable, one over 128 KiB failed the checkout.
+    (patch,) = [v["secret"] for v in pod["volumes"] if v["name"] == "patch"]
+    assert patch == {"secretName": f"modelreg-{job_id}-2-key", "items": [{"key": "diff-patch", "path": "diff"}]}
     # The attempt's own key, from a Secret of its own that the agent submits first; never the agent's key.
     (key_from,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == "MODELREG_API_KEY"]
     secret = attempt_key_secret(job, {"namespace": "ml"}, "mr_attempt2key_x")
     assert key_from == {"name": secret["metadata"]["name"], "key": "api-key"}
-    assert secret["metadata"]["namespace"] == "ml" and secret["stringData"] == {"api-key": "mr_attempt2key_x"}
+    assert secret["metadata"]["namespace"] == "ml"
+    assert secret["stringData"] == {"api-key": "mr_attempt2key_x", "diff-patch": "--- a/train.py\n+++ b/train.py\n"}
     assert str(job_id) in secret["metadata"]["name"] and len(manifest["metadata"]["name"]) <= 63
 
 

@@ -57,6 +57,32 @@ def test_a_clone_gets_back_changed_and_untracked_code_byte_for_byte(repo: Path, 
     assert b"?? helpers.py" in status.splitlines()
 
 
+def test_a_file_no_longer_tracked_comes_back_as_it_is_on_disk(repo: Path, tmp_path: Path) -> None:
+    # `git rm --cached` to stop tracking a local file: against HEAD its patch was one git apply refused.
+    (repo / "local.py").write_text("SETTING = 1\n")
+    subprocess.run([*GIT, "add", "local.py"], cwd=repo, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "local"], cwd=repo, check=True)
+    subprocess.run(["git", "rm", "-q", "--cached", "local.py"], cwd=repo, check=True)
+    (repo / "local.py").write_text("SETTING = 2\n")
+
+    state = run_code.git_state()
+
+    assert state is not None and state["untracked"] == ["local.py"]
+    assert (cloned_with(repo, state, tmp_path / "clone") / "local.py").read_text() == "SETTING = 2\n"
+
+
+def test_the_users_diff_settings_do_not_change_the_record(repo: Path, tmp_path: Path) -> None:
+    # diff.relative named paths from the script's folder (src/ here) and left out the changes above it.
+    for setting, value in (("diff.relative", "true"), ("diff.noprefix", "true"), ("color.diff", "always")):
+        subprocess.run(["git", "config", setting, value], cwd=repo, check=True)
+    (repo / "train.py").write_text("print('changed at the root')\n")
+
+    state = run_code.git_state()
+
+    assert state is not None
+    assert (cloned_with(repo, state, tmp_path / "clone") / "train.py").read_text() == "print('changed at the root')\n"
+
+
 def test_secrets_folders_of_other_code_and_ignored_files_are_not_recorded(repo: Path) -> None:
     (repo / ".env").write_text("AWS_SECRET_ACCESS_KEY=hidden\n")
     (repo / "kaggle.json").write_text('{"key": "hidden"}\n')
@@ -65,6 +91,8 @@ def test_secrets_folders_of_other_code_and_ignored_files_are_not_recorded(repo: 
     (repo / "venv" / "lib").mkdir(parents=True)
     (repo / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
     (repo / "venv" / "lib" / "six.py").write_text("# hidden\n")
+    (repo / "env" / "conda-meta").mkdir(parents=True)
+    (repo / "env" / "abc.py").write_text("# hidden\n")
     (repo / "modelreg" / "run-x" / "files").mkdir(parents=True)
     (repo / "modelreg" / "run-x" / "files" / "saved.py").write_text("# hidden\n")
     (repo / "data").mkdir()
