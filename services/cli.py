@@ -400,6 +400,7 @@ async def _serve_with(
 ) -> None:
     from aiohttp import web
 
+    from modelreg.services.http.access_log import AccessLog
     from modelreg.services.http.api import create_app, issue_first_admin_key
     from modelreg.services.projector import SERVING_YOUNG_OBJECTS, run_projector, tune_gc
     from modelreg.services.restart_on_failure import restart_on_failure
@@ -407,7 +408,7 @@ async def _serve_with(
 
     with_projector = parts is not None
     app = create_app(settings, parts)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log_class=AccessLog)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid5
 
@@ -85,7 +86,7 @@ class Command(BaseModel):
         return self.scopes()
 
     def describe(self) -> str:
-        return re.sub(r"(?<!^)([A-Z])", r" \1", type(self).__name__).lower()
+        return _described(type(self).__name__)
 
     def idempotency_key(self) -> UUID | None:
         """What makes copies of this command one command (services/commands/in_flight.py); None: nothing."""
@@ -95,6 +96,12 @@ class Command(BaseModel):
         """What commands that must not be decided side by side share, whoever sends them: each is checked
         against read models that show the one before it (services/commands/in_flight.py); None: nothing."""
         return None
+
+
+@cache
+def _described(class_name: str) -> str:
+    """`LinkVersion` -> `link version`, for refusals; made once per command type, not at every command."""
+    return re.sub(r"(?<!^)([A-Z])", r" \1", class_name).lower()
 
 
 # A client's clock may run a little ahead of ours; more than this is a wrong clock, not skew.

@@ -172,10 +172,19 @@ class OneCopyAtATime:
     def __init__(self, in_flight: InFlight) -> None:
         self.in_flight = in_flight
         self._here: dict[UUID, tuple[asyncio.Lock, int]] = {}  # key -> its lock, how many copies use it
+        # holder -> its keys and when it got them. One task renews every claim held long enough, rather than a
+        # task per command: most commands end in milliseconds, and a task made and cancelled for each of them
+        # cost about 1% of the API's CPU.
+        self._holding: dict[UUID, tuple[Sequence[UUID], float]] = {}
+        self._renewer: asyncio.Task[None] | None = None
 
     def waiting(self) -> int:
         """Keys with copies here (held or waiting)."""
         return len(self._here)
+
+    def renewing(self) -> bool:
+        """Whether a task renews claims now (only while some are held)."""
+        return self._renewer is not None
 
     @asynccontextmanager
     async def held(self, claims: Sequence[Claim], timeout_s: float) -> AsyncIterator[None]:
@@ -188,7 +197,7 @@ class OneCopyAtATime:
         async with AsyncExitStack() as locks:
             for claim in sorted(claims, key=lambda c: c.key):  # in one order: no two commands wait on each other
                 await locks.enter_async_context(self._here_first(claim, deadline))
-            async with _claimed(self.in_flight, claims, deadline):
+            async with self._claimed(claims, deadline):
                 yield
 
     @asynccontextmanager
@@ -197,10 +206,14 @@ class OneCopyAtATime:
         lock, users = self._here.get(claim.key, (asyncio.Lock(), 0))
         self._here[claim.key] = (lock, users + 1)
         try:
-            try:
-                await asyncio.wait_for(lock.acquire(), max(deadline - time.monotonic(), 0))
-            except TimeoutError:
-                raise claim.refusal() from None
+            if lock.locked():
+                try:
+                    async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
+                        await lock.acquire()
+                except TimeoutError:
+                    raise claim.refusal() from None
+            else:  # nobody here holds it (the common case): taken at once, without a timer
+                await lock.acquire()
             try:
                 yield
             finally:
@@ -212,27 +225,36 @@ class OneCopyAtATime:
             else:
                 self._here[claim.key] = (lock, users - 1)
 
+    @asynccontextmanager
+    async def _claimed(self, claims: Sequence[Claim], deadline: float) -> AsyncIterator[None]:
+        """Hold every claim's key in `in_flight`, shared by every process, asking again until `deadline`."""
+        holder = uuid4()
+        keys = [claim.key for claim in claims]
+        while busy := await self.in_flight.claim(keys, holder):
+            if time.monotonic() >= deadline:
+                raise next(claim for claim in claims if claim.key in busy).refusal()
+            await asyncio.sleep(POLL_S)
+        self._holding[holder] = (keys, time.monotonic())
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_while_held())
+        try:
+            yield
+        finally:
+            del self._holding[holder]
+            # Shielded: a request cancelled here (its client went away) must not leave the key held until it is
+            # stale.
+            await asyncio.shield(self.in_flight.release(keys, holder))
 
-@asynccontextmanager
-async def _claimed(in_flight: InFlight, claims: Sequence[Claim], deadline: float) -> AsyncIterator[None]:
-    """Hold every claim's key in `in_flight`, shared by every process, asking again until `deadline`."""
-    holder = uuid4()
-    keys = [claim.key for claim in claims]
-    while busy := await in_flight.claim(keys, holder):
-        if time.monotonic() >= deadline:
-            raise next(claim for claim in claims if claim.key in busy).refusal()
-        await asyncio.sleep(POLL_S)
-    renewing = asyncio.create_task(_renewed(in_flight, keys, holder))
-    try:
-        yield
-    finally:
-        renewing.cancel()
-        # Shielded: a request cancelled here (its client went away) must not leave the key held until it is stale.
-        await asyncio.shield(in_flight.release(keys, holder))
-
-
-async def _renewed(in_flight: InFlight, keys: Sequence[UUID], holder: UUID) -> None:
-    while True:
-        await asyncio.sleep(RENEW_S)
-        with suppress(Exception):  # PostgreSQL away for a moment: the next renewal, or staleness, decides
-            await in_flight.renew(keys, holder)
+    async def _renew_while_held(self) -> None:
+        """Every RENEW_S, renew the claims held since the last pass or longer; end once none is held."""
+        try:
+            while self._holding:
+                await asyncio.sleep(RENEW_S)
+                now = time.monotonic()
+                for holder, (keys, since) in list(self._holding.items()):
+                    if now - since >= RENEW_S:
+                        # PostgreSQL away for a moment: the next pass, or staleness, decides.
+                        with suppress(Exception):
+                            await self.in_flight.renew(keys, holder)
+        finally:
+            self._renewer = None
