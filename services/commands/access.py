@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -94,6 +95,11 @@ class Caller:
 
     def readable(self) -> Readable:
         """What this caller may read: the visibility set every read path filters by."""
+        return self._readable
+
+    @cached_property
+    def _readable(self) -> Readable:
+        # Made once per caller: a request asks several times, and each time went through every private scope.
         return Readable.of(admin=self.role == "admin", grants=self.grants, private=self.private, limits=self.limits)
 
     def writes_somewhere(self) -> bool:
