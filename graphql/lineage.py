@@ -130,10 +130,14 @@ class LineageQueries(graphene.ObjectType):
     ) -> dict:
         if not 1 <= depth <= MAX_DEPTH or not 1 <= fan_out <= MAX_FAN_OUT:
             raise InvalidInput(f"depth must be 1 to {MAX_DEPTH} and fanOut 1 to {MAX_FAN_OUT}")
-        start = await _node_of(info, ref)
+        # The walk checks that a version given by its id is there for the caller, in its own statement.
+        start = await _node_of(info, ref, checked_by_the_walk=True)
         direction = value_of(direction)
         directions = ["upstream", "downstream"] if direction == "both" else [direction]
-        return await info.context.lineage.walk(start, directions, depth, fan_out, info.context.readable)
+        walked = await info.context.lineage.walk(start, directions, depth, fan_out, info.context.readable)
+        if walked is None:
+            raise NotFound(f"no artifact version {ref!r}")  # or one in an entity the caller may not read
+        return walked
 
     @staticmethod
     async def resolve_lineage_neighbours(
@@ -184,7 +188,9 @@ def _neighbour(row: dict, n: int) -> dict:
     return {"node": {"id": alias, "kind": row["node"].split(":", 1)[0], "depth": 1, "hidden": True}, "edge": edge}
 
 
-async def _node_of(info: graphene.ResolveInfo, ref: str) -> str:
+async def _node_of(info: graphene.ResolveInfo, ref: str, checked_by_the_walk: bool = False) -> str:
+    """The lineage node `ref` names, if it is there for the caller; `checked_by_the_walk`: a version given by
+    its id is left to LineageQueries.walk to check."""
     if ref.startswith("run:"):
         key = tuple(ref.removeprefix("run:").split("/"))
         if len(key) != 3 or await info.context.runs.load(key) is None:
@@ -196,6 +202,10 @@ async def _node_of(info: graphene.ResolveInfo, ref: str) -> str:
         if found is None:
             raise NotFound(f"no artifact version {ref!r}")
         version_id = found["id"]
-    elif not info.context.readable.hides_nothing and await info.context.artifact_versions.load(version_id) is None:
+    elif (
+        not checked_by_the_walk
+        and not info.context.readable.hides_nothing
+        and await info.context.artifact_versions.load(version_id) is None
+    ):
         raise NotFound(f"no artifact version {ref!r}")  # or one in an entity the caller may not read
     return artifact_node(version_id)

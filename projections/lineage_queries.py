@@ -49,12 +49,30 @@ def node_readable(node: str, hidden_entities: str, hidden_models: str) -> str:
         END"""
 
 
+def start_shown(node: str, hidden_entities: str, hidden_models: str) -> str:
+    """SQL: whether the walk's start is there for the caller. A run's was looked up before the walk; a version
+    must exist and be readable, as the version loader reads it (graphql/context.py): a version of a hidden
+    entity that a readable registered model links is shown."""
+    return f"""CASE WHEN {node} LIKE 'run:%' THEN split_part(substr({node}, 5), '/', 1) <> ALL({hidden_entities})
+        ELSE EXISTS (
+            SELECT 1 FROM artifact_versions av
+            WHERE av.id = substr({node}, 10)::uuid
+            AND (av.entity <> ALL({hidden_entities})
+                 OR EXISTS (SELECT 1 FROM model_versions mv WHERE mv.artifact_version_id = av.id
+                            AND mv.registered_model <> ALL({hidden_models}))))
+        END"""
+
+
 # The walk for a caller with hidden scopes: a node it may not read is drawn but not walked through. Readability
 # is computed for the fan-out's first $3 only (the LIMIT is inside), so a hidden hub costs what a public one does.
+# The start is checked in the same statement (one round trip less than looking it up first); one not shown is
+# not walked from.
 _WALK_READABLE = (
     """
 WITH RECURSIVE walk(node, depth, readable) AS (
-    SELECT $1::text, 0, true
+    SELECT $1::text, 0, """
+    + start_shown("$1::text", "$4::text[]", "$5::text[]")
+    + """
     UNION
     SELECT next.node, walk.depth + 1, next.readable
     FROM walk
@@ -99,11 +117,13 @@ class LineageQueries:
 
     async def walk(
         self, start: str, directions: list[Direction], depth: int, fan_out: int, readable: Readable = EVERYTHING
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         """Nodes (with their distance) and the edges between them. `hidden` says, for each node the walk
         expanded in a direction, how many of its neighbours there it left out (beyond `fan_out`);
         `truncated` lists those nodes. A node the caller may not read (`readable`) is in `nodes` as
-        `{"id": "hidden:<n>", "kind": ..., "hidden": True}`, and the walk does not go through it."""
+        `{"id": "hidden:<n>", "kind": ..., "hidden": True}`, and the walk does not go through it.
+        None when the caller hides something and the start is not there for it (a version that does not
+        exist, or that it may not read): the caller must not tell the two apart."""
         nodes: dict[str, int] = {start: 0}
         unreadable: set[str] = set()
         hidden: list[dict[str, Any]] = []
@@ -121,6 +141,8 @@ class LineageQueries:
                         sorted(readable.hidden_entities),
                         sorted(readable.hidden_models),
                     )
+                    if any(r["node"] == start and not r["readable"] for r in rows):
+                        return None
                     unreadable |= {r["node"] for r in rows if not r["readable"]}
                 for row in rows:
                     nodes[row["node"]] = min(nodes.get(row["node"], row["depth"]), row["depth"])

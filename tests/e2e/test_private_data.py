@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -340,6 +341,24 @@ async def test_counts_and_lineage_tell_an_outsider_nothing_but_the_shape(stack: 
         key=await stack.key(VIEWER, "viewer"),
     )
     assert f"artifact:{lynx.ids['dataset']}" in {n["id"] for n in viewer["data"]["lineage"]["nodes"]}
+
+
+async def test_a_walk_from_a_hidden_version_is_refused_as_one_from_a_version_that_does_not_exist(
+    stack: Stack,
+) -> None:
+    lynx = await lynx_logs_its_work(stack)
+    outsider = await stack.key(OUTSIDER, "member")
+    document = "query($ref: String!) { lineage(ref: $ref, depth: 5) { nodes { id hidden } } }"
+    refusals = []
+    for ref in (lynx.ids["dataset"], str(uuid.uuid4())):
+        answer = await stack.graphql(document, {"ref": ref}, key=outsider)
+        assert answer["data"] is None
+        [error] = answer["errors"]
+        refusals.append((error["extensions"]["code"], error["message"].replace(ref, "<id>")))
+    assert refusals[0] == refusals[1] == ("NOT_FOUND", "no artifact version '<id>'")
+    # A version of the private team that a registered model the outsider reads links is walked from.
+    published = await stack.graphql(document, {"ref": lynx.ids["published"]}, key=outsider)
+    assert {"id": f"artifact:{lynx.ids['published']}", "hidden": False} in published["data"]["lineage"]["nodes"]
 
 
 async def test_when_an_automation_watching_every_team_fired_on_a_private_one_is_not_told(stack: Stack) -> None:
