@@ -55,8 +55,9 @@ async def run_triggers(
 ) -> None:
     """`parts`: the process's own (services/bootstrap.py) when it does more than carry out automations."""
     async with given_or_own(parts, settings, pool_size=10) as wired:
+        application = await wired.application()
         runner = AutomationRunner(
-            await wired.application(),
+            application,
             WebhookSecrets(settings.webhook_secret_key),
             agent_timeout_s=settings.agent_timeout_s,
             run_crashed_after_s=settings.run_crashed_after_s,
@@ -66,4 +67,7 @@ async def run_triggers(
             if not active:
                 return  # stopped while standing by
             log.info("triggers: carrying out automations on topic %s", settings.topic)
-            await runner.run(stopping)
+            try:
+                await runner.run(stopping)
+            finally:
+                await application.close()

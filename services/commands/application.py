@@ -60,6 +60,10 @@ class Application:
         self.projections = projections  # name -> the event types it handles ("*": all)
         self.read_your_writes_timeout_s = read_your_writes_timeout_s
 
+    async def close(self) -> None:
+        """Let go of the claims of ended commands now, before the pool they are let go of through closes."""
+        await self.copies.let_go()
+
     def _showing(self, events: Sequence[Envelope]) -> list[str]:
         types = {e.type for e in events}
         return [name for name, handled in self.projections.items() if "*" in handled or types & handled]

@@ -15,11 +15,17 @@ A copy holds its claim by renewing it every few seconds; the claim of a holder t
 process) is taken over once it has not been renewed for STALE_AFTER, well within the client's retries. A key is
 claimed per principal, after the caller's rights are checked: nobody can hold up another's commands by sending
 copies of them (a version's id is visible to its readers).
-A command's claims (its copies' and its turn) are asked for together, all or none, in one statement, and let go
-of in one: a link sent with a key costs two round trips, not four, and a command holding none waits for none
-(no command holds one claim while it waits for another, so none wait on each other).
-Its cost, claim and release on the embedded PostgreSQL: 0.32 ms p50 per command that carries a key (0.69 ms
-if the table were logged); commands with neither (the web UI's `setTags`, say) pay nothing.
+A command's claims (its copies' and its turn) are asked for together, all or none, in one statement: a link sent
+with a key costs one round trip, not two, and a command holding none waits for none (no command holds one claim
+while it waits for another, so none wait on each other).
+
+Claims are held per API process, not per command: copies and turns inside one process already queue on a lock
+of that process (OneCopyAtATime), so PostgreSQL only has to keep the other processes out. That lets a process let
+go of its claims a moment after its commands answer (RELEASE_AFTER_S), those of all the commands that ended
+meanwhile in one statement, and take back at once a claim it has not let go of yet: a link followed by an alias
+move on the same version, as training code sends them, claims twice and lets go once, after the answer rather than
+before it. Another process waiting for the key polls every POLL_S, so it waits a few milliseconds longer.
+Commands with neither (the web UI's `setTags`, say) pay nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ from modelreg.projections.migrations import Migration
 RENEW_S = 2.0
 STALE_AFTER = timedelta(seconds=10)
 POLL_S = 0.02
+# How long a process keeps the claims of its ended commands before it lets go of them together.
+RELEASE_AFTER_S = 0.005
 
 # Unlogged: a claim lives for one command, so it is not worth a disk flush per command, and after a crash of
 # PostgreSQL no command is in flight any more (the table comes back empty).
@@ -63,7 +71,7 @@ MIGRATIONS = (
 _CLAIMED_ONE = """
 INSERT INTO commands_in_flight (key, holder) VALUES ($1, $2)
 ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, since = now()
-    WHERE commands_in_flight.since < now() - $3::interval
+    WHERE commands_in_flight.holder = EXCLUDED.holder OR commands_in_flight.since < now() - $3::interval
 RETURNING key
 """
 _RELEASED_ONE = "DELETE FROM commands_in_flight WHERE key = $1 AND holder = $2"
@@ -72,7 +80,7 @@ _CLAIMED = """
 INSERT INTO commands_in_flight (key, holder)
 SELECT key, $2 FROM unnest($1::uuid[]) AS wanted (key) ORDER BY key
 ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, since = now()
-    WHERE commands_in_flight.since < now() - $3::interval
+    WHERE commands_in_flight.holder = EXCLUDED.holder OR commands_in_flight.since < now() - $3::interval
 RETURNING key
 """
 _RELEASED = "DELETE FROM commands_in_flight WHERE key = ANY($1::uuid[]) AND holder = $2"
@@ -86,8 +94,9 @@ def claim_key(key: UUID, actor: object) -> UUID:
 
 class InFlight(Protocol):
     async def claim(self, keys: Sequence[UUID], holder: UUID) -> set[UUID]:
-        """The keys among `keys` that others hold (a claim not renewed for STALE_AFTER is nobody's). When none,
-        `holder` now holds every one of them; else it holds none."""
+        """The keys among `keys` that others hold (a claim not renewed for STALE_AFTER is nobody's; one `holder`
+        holds already is its own again). When none, `holder` now holds every one of them; else it holds none of
+        them."""
 
     async def renew(self, keys: Sequence[UUID], holder: UUID) -> None:
         """`holder` is still carrying its command out."""
@@ -126,6 +135,7 @@ class InFlightInMemory:
         self.held: dict[UUID, UUID] = {}
         self.asked = 0  # claims asked for, held or not
         self.renewals = 0
+        self.releases = 0  # statements letting go of claims
 
     async def claim(self, keys: Sequence[UUID], holder: UUID) -> set[UUID]:
         self.asked += 1
@@ -139,6 +149,7 @@ class InFlightInMemory:
             self.renewals += 1
 
     async def release(self, keys: Sequence[UUID], holder: UUID) -> None:
+        self.releases += 1
         for key in keys:
             if self.held.get(key) == holder:
                 del self.held[key]
@@ -171,12 +182,18 @@ class OneCopyAtATime:
 
     def __init__(self, in_flight: InFlight) -> None:
         self.in_flight = in_flight
+        self.holder = uuid4()  # this process, in every claim it makes
         self._here: dict[UUID, tuple[asyncio.Lock, int]] = {}  # key -> its lock, how many copies use it
-        # holder -> its keys and when it got them. One task renews every claim held long enough, rather than a
-        # task per command: most commands end in milliseconds, and a task made and cancelled for each of them
-        # cost about 1% of the API's CPU.
-        self._holding: dict[UUID, tuple[Sequence[UUID], float]] = {}
+        # Key -> when a command here claimed it. One task renews every claim held long enough, rather than a task
+        # per command: most commands end in milliseconds, and a task made and cancelled for each of them cost
+        # about 1% of the API's CPU.
+        self._holding: dict[UUID, float] = {}
         self._renewer: asyncio.Task[None] | None = None
+        # Claims of ended commands, let go of together by one task; and those in the statement on its way.
+        self._to_release: set[UUID] = set()
+        self._releasing: set[UUID] = set()
+        self._released: asyncio.Event | None = None  # set when the statement on its way has been answered
+        self._releaser: asyncio.Task[None] | None = None
 
     def waiting(self) -> int:
         """Keys with copies here (held or waiting)."""
@@ -185,6 +202,11 @@ class OneCopyAtATime:
     def renewing(self) -> bool:
         """Whether a task renews claims now (only while some are held)."""
         return self._renewer is not None
+
+    async def let_go(self) -> None:
+        """Let go at once of the claims of ended commands (when the process stops, and in tests)."""
+        while self._releaser is not None:
+            await asyncio.shield(self._releaser)
 
     @asynccontextmanager
     async def held(self, claims: Sequence[Claim], timeout_s: float) -> AsyncIterator[None]:
@@ -228,22 +250,55 @@ class OneCopyAtATime:
     @asynccontextmanager
     async def _claimed(self, claims: Sequence[Claim], deadline: float) -> AsyncIterator[None]:
         """Hold every claim's key in `in_flight`, shared by every process, asking again until `deadline`."""
-        holder = uuid4()
         keys = [claim.key for claim in claims]
-        while busy := await self.in_flight.claim(keys, holder):
-            if time.monotonic() >= deadline:
-                raise next(claim for claim in claims if claim.key in busy).refusal()
-            await asyncio.sleep(POLL_S)
-        self._holding[holder] = (keys, time.monotonic())
+        # Ours still, from a command here that ended a moment ago: claimed again below (its `since` renewed) and
+        # not let go of. One in the statement on its way is claimed once that statement is answered, else the
+        # statement could delete the claim made again.
+        self._to_release.difference_update(keys)
+        while self._released is not None and self._releasing.intersection(keys):
+            await self._released.wait()
+        try:
+            while busy := await self.in_flight.claim(keys, self.holder):
+                if time.monotonic() >= deadline:
+                    raise next(claim for claim in claims if claim.key in busy).refusal()
+                await asyncio.sleep(POLL_S)
+        except BaseException:
+            self._let_go_soon(keys)  # any of them still ours from before
+            raise
+        now = time.monotonic()
+        self._holding.update(dict.fromkeys(keys, now))
         if self._renewer is None:
             self._renewer = asyncio.create_task(self._renew_while_held())
         try:
             yield
         finally:
-            del self._holding[holder]
-            # Shielded: a request cancelled here (its client went away) must not leave the key held until it is
-            # stale.
-            await asyncio.shield(self.in_flight.release(keys, holder))
+            for key in keys:
+                del self._holding[key]
+            self._let_go_soon(keys)
+
+    def _let_go_soon(self, keys: Sequence[UUID]) -> None:
+        self._to_release.update(keys)
+        if self._releaser is None:
+            self._releaser = asyncio.create_task(self._let_go_together())
+
+    async def _let_go_together(self) -> None:
+        """Every RELEASE_AFTER_S while claims wait to be let go of: let go of them in one statement. A task of its
+        own, so a request cancelled as it ends (its client went away) leaves no key held until it is stale."""
+        try:
+            while self._to_release:
+                await asyncio.sleep(RELEASE_AFTER_S)
+                self._releasing, self._to_release = self._to_release, set()
+                self._released = asyncio.Event()
+                try:
+                    # PostgreSQL away for a moment: the claims go stale (STALE_AFTER) and are taken over.
+                    with suppress(Exception):
+                        await self.in_flight.release(sorted(self._releasing), self.holder)
+                finally:
+                    self._releasing = set()
+                    self._released.set()
+                    self._released = None
+        finally:
+            self._releaser = None
 
     async def _renew_while_held(self) -> None:
         """Every RENEW_S, renew the claims held since the last pass or longer; end once none is held."""
@@ -251,10 +306,10 @@ class OneCopyAtATime:
             while self._holding:
                 await asyncio.sleep(RENEW_S)
                 now = time.monotonic()
-                for holder, (keys, since) in list(self._holding.items()):
-                    if now - since >= RENEW_S:
-                        # PostgreSQL away for a moment: the next pass, or staleness, decides.
-                        with suppress(Exception):
-                            await self.in_flight.renew(keys, holder)
+                long_held = [key for key, since in self._holding.items() if now - since >= RENEW_S]
+                if long_held:
+                    # PostgreSQL away for a moment: the next pass, or staleness, decides.
+                    with suppress(Exception):
+                        await self.in_flight.renew(long_held, self.holder)
         finally:
             self._renewer = None

@@ -440,6 +440,7 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
             app[KEYS] = KnownKeys(IdentityQueries(wired.pool), await wired.progress())
             await app[KEYS].start()
             yield
+            await app[APP].close()
         await health_pool.close()
 
     execution_log = logging.getLogger("graphql_server.execution")

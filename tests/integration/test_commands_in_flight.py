@@ -67,3 +67,15 @@ async def test_a_holder_that_renews_its_claim_keeps_it(pool: asyncpg.Pool) -> No
     await pool.execute("UPDATE commands_in_flight SET since = now() - interval '11 seconds' WHERE key = $1", key)
     await in_flight.renew([key], slow)  # still at work: a long wait for the read models
     assert await in_flight.claim([key], retry) == {key}
+
+
+async def test_a_process_takes_back_a_claim_it_has_not_let_go_of_yet(pool: asyncpg.Pool) -> None:
+    # Claims are held per API process, whose commands on one key already queue on a lock of its own.
+    in_flight = InFlightInPostgres(pool)
+    key, this_api, another_api = uuid4(), uuid4(), uuid4()
+    assert await in_flight.claim([key], this_api) == set()
+    assert await in_flight.claim([key], this_api) == set()
+    assert await in_flight.claim([key, uuid4()], this_api) == set()
+    assert await in_flight.claim([key], another_api) == {key}
+    await in_flight.release([key], this_api)
+    assert await in_flight.claim([key], another_api) == set()

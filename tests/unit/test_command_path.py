@@ -129,6 +129,7 @@ async def test_copies_of_a_command_sent_at_the_same_moment_are_applied_once() ->
     assert registry.appended_types() == ["runs.run_started"]
     assert sum(1 for a in answers if a.events) == 1
     assert {a.subject_id for a in answers} == {"r1"}
+    await registry.app.copies.let_go()
     assert registry.in_flight.held == {}
 
 
@@ -185,6 +186,7 @@ async def test_a_copy_that_takes_long_keeps_renewing_its_claim(monkeypatch: pyte
     registry = WriteSide(ALogThatTakesLong())
     await registry(START.model_copy(update={"command_id": uuid7()}), MEMBER)
     assert registry.in_flight.renewals >= 3
+    await registry.app.copies.let_go()
     assert registry.in_flight.held == {}
     await asyncio.sleep(0.05)  # one renewal pass later, with nothing held, nothing renews any more
     assert not registry.app.copies.renewing()

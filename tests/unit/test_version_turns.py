@@ -25,6 +25,7 @@ from modelreg.services.commands.commands import (
     UnlinkVersion,
     version_turn,
 )
+from modelreg.services.commands.in_flight import Claim, InFlightInMemory, OneCopyAtATime
 
 COLLECTION = {"entity": "acme", "project": "fraud", "name": "weights"}
 
@@ -113,3 +114,65 @@ async def test_the_same_files_logged_by_two_workers_at_once_are_one_version() ->
 
     assert registry.appended_types() == ["artifacts.version_logged"]
     assert answers[0].subject_id == answers[1].subject_id
+
+
+async def test_a_link_and_then_an_alias_move_let_go_of_their_turn_once_together() -> None:
+    # As training code sends them: the alias takes the turn back before the link's is let go of.
+    registry = WriteSide()
+    version = await logged(registry)
+    await registry.app.copies.let_go()
+    releases = registry.in_flight.releases
+
+    await registry(link(version), MEMBER)
+    await registry(AddAlias(registered_model="fraud", artifact_version_id=version, alias="production"), MEMBER)
+
+    held = registry.in_flight.held  # for a moment: the turn, and the link's copies' key (its command id)
+    assert version_turn(version) in held and len(held) == 2 and set(held.values()) == {registry.app.copies.holder}
+    await registry.app.copies.let_go()
+    assert registry.in_flight.held == {}
+    assert registry.in_flight.releases == releases + 1
+
+
+async def test_another_process_gets_the_turn_once_this_one_lets_go_of_it() -> None:
+    registry = WriteSide()
+    version = await logged(registry)
+    await registry(link(version), MEMBER)
+    another_api = uuid7()
+    assert await registry.in_flight.claim([version_turn(version)], another_api)  # a few milliseconds more
+    await registry.app.copies.let_go()
+    assert not await registry.in_flight.claim([version_turn(version)], another_api)
+
+
+class ReleasesThatTakeAMoment(InFlightInMemory):
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_its_way = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def release(self, keys: Sequence[UUID], holder: UUID) -> None:
+        self.on_its_way.set()
+        await self.answer.wait()
+        await super().release(keys, holder)
+
+
+async def test_a_turn_taken_again_while_the_statement_letting_go_of_it_is_on_its_way_is_kept() -> None:
+    in_flight = ReleasesThatTakeAMoment()
+    copies = OneCopyAtATime(in_flight)
+    turn = Claim(uuid7(), "link version", turn=True)
+    async with copies.held([turn], 1.0):
+        pass
+    await in_flight.on_its_way.wait()
+    held_while_deciding = []
+
+    async def the_next_command() -> None:
+        async with copies.held([turn], 1.0):
+            held_while_deciding.append(dict(in_flight.held))
+
+    next_command = asyncio.create_task(the_next_command())
+    await asyncio.sleep(0.01)
+    assert not next_command.done()  # it waits for the statement, which would otherwise delete its claim
+    in_flight.answer.set()
+    await next_command
+    assert held_while_deciding == [{turn.key: copies.holder}]
+    await copies.let_go()
+    assert in_flight.held == {}
