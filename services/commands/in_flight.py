@@ -255,9 +255,9 @@ class OneCopyAtATime:
         # not let go of. One in the statement on its way is claimed once that statement is answered, else the
         # statement could delete the claim made again.
         self._to_release.difference_update(keys)
-        while self._released is not None and self._releasing.intersection(keys):
-            await self._released.wait()
         try:
+            while self._released is not None and self._releasing.intersection(keys):
+                await self._released.wait()
             while busy := await self.in_flight.claim(keys, self.holder):
                 if time.monotonic() >= deadline:
                     raise next(claim for claim in claims if claim.key in busy).refusal()
@@ -287,6 +287,8 @@ class OneCopyAtATime:
         try:
             while self._to_release:
                 await asyncio.sleep(RELEASE_AFTER_S)
+                if not self._to_release:
+                    break  # every one of them taken back meanwhile
                 self._releasing, self._to_release = self._to_release, set()
                 self._released = asyncio.Event()
                 try:
