@@ -49,8 +49,10 @@ from modelreg.projections.migrations import Migration
 RENEW_S = 2.0
 STALE_AFTER = timedelta(seconds=10)
 POLL_S = 0.02
-# How long a process keeps the claims of its ended commands before it lets go of them together.
+# How long a process keeps the claims of its ended commands before it lets go of them together; how long it waits
+# to ask again when that failed.
 RELEASE_AFTER_S = 0.005
+RELEASE_RETRY_S = 1.0
 
 # Unlogged: a claim lives for one command, so it is not worth a disk flush per command, and after a crash of
 # PostgreSQL no command is in flight any more (the table comes back empty).
@@ -184,10 +186,10 @@ class OneCopyAtATime:
         self.in_flight = in_flight
         self.holder = uuid4()  # this process, in every claim it makes
         self._here: dict[UUID, tuple[asyncio.Lock, int]] = {}  # key -> its lock, how many copies use it
-        # Key -> when a command here claimed it. One task renews every claim held long enough, rather than a task
-        # per command: most commands end in milliseconds, and a task made and cancelled for each of them cost
-        # about 1% of the API's CPU.
-        self._holding: dict[UUID, float] = {}
+        # The keys commands here hold. One task renews them all every RENEW_S, rather than a task per command: most
+        # commands end in milliseconds, and a task made and cancelled for each of them cost about 1% of the API's
+        # CPU.
+        self._holding: set[UUID] = set()
         self._renewer: asyncio.Task[None] | None = None
         # Claims of ended commands, let go of together by one task; and those in the statement on its way.
         self._to_release: set[UUID] = set()
@@ -228,14 +230,14 @@ class OneCopyAtATime:
         lock, users = self._here.get(claim.key, (asyncio.Lock(), 0))
         self._here[claim.key] = (lock, users + 1)
         try:
-            if lock.locked():
+            if users == 0:  # nobody here holds it or waits for it (the common case): taken at once, without a timer
+                await lock.acquire()
+            else:  # (a lock just let go of is not locked, yet its next waiter comes first)
                 try:
                     async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
                         await lock.acquire()
                 except TimeoutError:
                     raise claim.refusal() from None
-            else:  # nobody here holds it (the common case): taken at once, without a timer
-                await lock.acquire()
             try:
                 yield
             finally:
@@ -257,7 +259,11 @@ class OneCopyAtATime:
         self._to_release.difference_update(keys)
         try:
             while self._released is not None and self._releasing.intersection(keys):
-                await self._released.wait()
+                try:
+                    async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
+                        await self._released.wait()
+                except TimeoutError:
+                    raise next(claim for claim in claims if claim.key in self._releasing).refusal() from None
             while busy := await self.in_flight.claim(keys, self.holder):
                 if time.monotonic() >= deadline:
                     raise next(claim for claim in claims if claim.key in busy).refusal()
@@ -265,15 +271,13 @@ class OneCopyAtATime:
         except BaseException:
             self._let_go_soon(keys)  # any of them still ours from before
             raise
-        now = time.monotonic()
-        self._holding.update(dict.fromkeys(keys, now))
+        self._holding.update(keys)
         if self._renewer is None:
             self._renewer = asyncio.create_task(self._renew_while_held())
         try:
             yield
         finally:
-            for key in keys:
-                del self._holding[key]
+            self._holding.difference_update(keys)
             self._let_go_soon(keys)
 
     def _let_go_soon(self, keys: Sequence[UUID]) -> None:
@@ -291,27 +295,31 @@ class OneCopyAtATime:
                     break  # every one of them taken back meanwhile
                 self._releasing, self._to_release = self._to_release, set()
                 self._released = asyncio.Event()
+                failed = False
                 try:
-                    # PostgreSQL away for a moment: the claims go stale (STALE_AFTER) and are taken over.
-                    with suppress(Exception):
-                        await self.in_flight.release(sorted(self._releasing), self.holder)
+                    await self.in_flight.release(sorted(self._releasing), self.holder)
+                except Exception:
+                    # PostgreSQL away for a moment: asked again (once a claim has gone stale, STALE_AFTER, and another
+                    # process has taken it over, deleting it changes nothing).
+                    self._to_release |= self._releasing
+                    failed = True
                 finally:
                     self._releasing = set()
                     self._released.set()
                     self._released = None
+                if failed:
+                    await asyncio.sleep(RELEASE_RETRY_S)
         finally:
             self._releaser = None
 
     async def _renew_while_held(self) -> None:
-        """Every RENEW_S, renew the claims held since the last pass or longer; end once none is held."""
+        """Every RENEW_S, renew the claims held now (one statement); end once none is held."""
         try:
             while self._holding:
                 await asyncio.sleep(RENEW_S)
-                now = time.monotonic()
-                long_held = [key for key, since in self._holding.items() if now - since >= RENEW_S]
-                if long_held:
+                if self._holding:
                     # PostgreSQL away for a moment: the next pass, or staleness, decides.
                     with suppress(Exception):
-                        await self.in_flight.renew(long_held, self.holder)
+                        await self.in_flight.renew(sorted(self._holding), self.holder)
         finally:
             self._renewer = None

@@ -22,11 +22,13 @@ class AccessLog(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         ms = time * 1000
+        # As sent (percent-encoded): a decoded path could hold a line break, and write a line of its own.
+        path = request.raw_path.partition("?")[0]
         self.logger.info(
             '%s "%s %s" %d %d %.1f ms "%s"',
             request.remote,
             request.method,
-            request.path,
+            path,
             response.status,
             response.body_length,
             ms,
@@ -34,7 +36,7 @@ class AccessLog(AbstractAccessLogger):
             extra={
                 "remote": request.remote,
                 "method": request.method,
-                "path": request.path,
+                "path": path,
                 "status": response.status,
                 "bytes": response.body_length,
                 "ms": round(ms, 1),

@@ -56,3 +56,13 @@ async def test_nothing_is_logged_when_the_log_level_is_above_info(caplog: pytest
         async with serving() as url, aiohttp.ClientSession() as http, http.post(f"{url}/graphql") as response:
             assert response.status == 201
     assert not [r for r in caplog.records if r.name == "aiohttp.access"]
+
+
+async def test_a_line_break_in_a_path_cannot_write_a_line_of_its_own(caplog: pytest.LogCaptureFixture) -> None:
+    async with serving() as url, aiohttp.ClientSession() as http:
+        with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+            forged = f"{url}/graphql%0AINFO%20127.0.0.1%20%22POST%20/admin%22%20200"
+            async with http.get(forged, skip_auto_headers=["User-Agent"]) as response:
+                assert response.status == 404
+    [record] = [r for r in caplog.records if r.name == "aiohttp.access"]
+    assert "\n" not in record.getMessage() and "/graphql%0AINFO" in record.getMessage()

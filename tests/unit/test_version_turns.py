@@ -17,6 +17,7 @@ from modelreg.errors import Conflict, NotFound, NotYetVisible
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import LogPosition
 from modelreg.events.memory_log import InMemoryEventLog
+from modelreg.services.commands import in_flight as in_flight_module
 from modelreg.services.commands.commands import (
     AddAlias,
     DeleteArtifactVersion,
@@ -176,3 +177,51 @@ async def test_a_turn_taken_again_while_the_statement_letting_go_of_it_is_on_its
     assert held_while_deciding == [{turn.key: copies.holder}]
     await copies.let_go()
     assert in_flight.held == {}
+
+
+async def test_a_command_arriving_as_the_turn_passes_to_a_waiting_one_is_still_refused_at_its_deadline() -> None:
+    # The lock just let go of is not locked for a moment, yet the waiting command comes first.
+    copies = OneCopyAtATime(InFlightInMemory())
+    turn = Claim(uuid7(), "link version", turn=True)
+    first_in, first_done = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with copies.held([turn], 1.0):
+            first_in.set()
+            await first_done.wait()
+
+    async def second() -> None:  # waiting, then holding the turn longer than the third command may wait
+        async with copies.held([turn], 1.0):
+            await asyncio.sleep(0.3)
+
+    commands = [asyncio.create_task(first())]
+    await first_in.wait()
+    commands.append(asyncio.create_task(second()))
+    await asyncio.sleep(0)
+    first_done.set()
+    await asyncio.sleep(0)  # the first has let go; the second is not running yet
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(NotYetVisible, match="another change to the same artifact version"):
+        async with copies.held([turn], 0.05):
+            pass
+    assert asyncio.get_running_loop().time() - started < 0.25
+    await asyncio.gather(*commands)
+    await copies.let_go()
+
+
+class ReleasesThatFailOnce(InFlightInMemory):
+    async def release(self, keys: Sequence[UUID], holder: UUID) -> None:
+        if not self.releases:
+            self.releases += 1
+            raise ConnectionResetError("PostgreSQL restarting")
+        await super().release(keys, holder)
+
+
+async def test_claims_whose_release_failed_are_let_go_of_on_the_next_try(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(in_flight_module, "RELEASE_RETRY_S", 0.01)
+    in_flight = ReleasesThatFailOnce()
+    copies = OneCopyAtATime(in_flight)
+    async with copies.held([Claim(uuid7(), "link version", turn=True)], 1.0):
+        pass
+    await copies.let_go()
+    assert in_flight.held == {} and in_flight.releases == 2
