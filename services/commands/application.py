@@ -61,8 +61,9 @@ class Application:
         self.read_your_writes_timeout_s = read_your_writes_timeout_s
 
     async def close(self) -> None:
-        """Let go of the claims of ended commands now, before the pool they are let go of through closes."""
-        await self.copies.let_go()
+        """Let go of the claims of ended commands now, before the pool they are let go of through closes (within a
+        few seconds: a process stopping while PostgreSQL is away must still stop)."""
+        await self.copies.let_go(timeout_s=3.0)
 
     def _showing(self, events: Sequence[Envelope]) -> list[str]:
         types = {e.type for e in events}

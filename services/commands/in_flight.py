@@ -205,10 +205,20 @@ class OneCopyAtATime:
         """Whether a task renews claims now (only while some are held)."""
         return self._renewer is not None
 
-    async def let_go(self) -> None:
-        """Let go at once of the claims of ended commands (when the process stops, and in tests)."""
-        while self._releaser is not None:
-            await asyncio.shield(self._releaser)
+    def releasing(self) -> bool:
+        """Whether a task lets go of claims now (only while ended commands' claims wait for it)."""
+        return self._releaser is not None
+
+    async def let_go(self, timeout_s: float | None = None) -> None:
+        """Let go of the claims of ended commands now (when the process stops, and in tests). Past `timeout_s`
+        (PostgreSQL away as the process stops) they are left to go stale (STALE_AFTER)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self._releaser is not None:
+                    await asyncio.shield(self._releaser)
+        except TimeoutError:
+            if self._releaser is not None:
+                self._releaser.cancel()
 
     @asynccontextmanager
     async def held(self, claims: Sequence[Claim], timeout_s: float) -> AsyncIterator[None]:

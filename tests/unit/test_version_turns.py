@@ -225,3 +225,23 @@ async def test_claims_whose_release_failed_are_let_go_of_on_the_next_try(monkeyp
         pass
     await copies.let_go()
     assert in_flight.held == {} and in_flight.releases == 2
+
+
+class ReleasesThatAlwaysFail(InFlightInMemory):
+    async def release(self, keys: Sequence[UUID], holder: UUID) -> None:
+        raise ConnectionRefusedError("PostgreSQL is away")
+
+
+async def test_a_process_stopping_while_postgres_is_away_stops_and_leaves_its_claims_to_go_stale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(in_flight_module, "RELEASE_RETRY_S", 0.01)
+    in_flight = ReleasesThatAlwaysFail()
+    copies = OneCopyAtATime(in_flight)
+    turn = Claim(uuid7(), "link version", turn=True)
+    async with copies.held([turn], 1.0):
+        pass
+    await copies.let_go(timeout_s=0.1)
+    assert in_flight.held == {turn.key: copies.holder}  # taken over by others once stale
+    await asyncio.sleep(0)  # the cancelled task ends
+    assert not copies.releasing()
