@@ -43,7 +43,7 @@ from modelreg.services.commands.api_keys import key_sha256
 from modelreg.services.commands.application import Application
 from modelreg.services.commands.commands import IssueApiKey
 from modelreg.services.http.blob_routes import add_blob_routes
-from modelreg.services.http.blob_visibility import HIDDEN_FROM_CALLER, SENDER
+from modelreg.services.http.blob_visibility import HIDDEN_FROM_CALLER, SENDER, hidden_from
 from modelreg.services.http.body_limits import LIMITS, BodyLimits, bodies_within_limits, read_bounded, refusal
 from modelreg.services.http.database_unavailable import MESSAGE as DATABASE_UNAVAILABLE
 from modelreg.services.http.database_unavailable import any_database_unavailable, database_unavailable_is_503
@@ -404,15 +404,18 @@ async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResp
             raise web.HTTPUnauthorized(text=NO_KEY)
         if request.method not in ("GET", "HEAD") and not caller.writes_somewhere():
             raise web.HTTPForbidden(text=f"{caller.actor} is a viewer: uploading artifact files needs member")
-        visibility, readable = Visibility(request.app[APP].reads.pool), caller.readable()
-        request[HIDDEN_FROM_CALLER] = lambda digest: visibility.blob_hidden(digest, readable)
+        visibility, readable, application = Visibility(request.app[APP].reads.pool), caller.readable(), request.app[APP]
+        if application.blobs is None:
+            raise web.HTTPServiceUnavailable(text="this process has no blob store")
+        hidden = hidden_from(visibility, readable, application.blobs, caller.holder)
+        request[HIDDEN_FROM_CALLER] = hidden
         request[SENDER] = caller.holder
         digest = request.match_info.get("digest")
         if request.method == "GET" and digest is not None:
             # A file is readable when one version the caller may read holds it; otherwise it is not there.
             if not await visibility.blob_readable(digest, readable):
                 raise web.HTTPNotFound(text=f"no blob {digest} in an artifact version you may read")
-        if request.method == "HEAD" and digest is not None and await visibility.blob_hidden(digest, readable):
+        if request.method == "HEAD" and digest is not None and await hidden(digest):
             raise web.HTTPNotFound(text=f"no blob {digest}")
     return await handler(request)
 

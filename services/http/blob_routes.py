@@ -41,6 +41,7 @@ async def put_blob(request: web.Request) -> web.Response:
     when the store has them already: that is how a caller proves it holds a file a private team's versions
     list, which it is then answered as a first upload would be."""
     store, digest = _path_or_400(request)
+    hidden = await hidden_from_caller(request, digest)  # asked before this upload makes the caller a holder
     try:
         if store.has(digest):
             size = await store.verify(digest, received_bounded(request))
@@ -52,7 +53,7 @@ async def put_blob(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=exc.message) from None
     await store.record_holder(digest, request[SENDER])
     request.app[BLOB_BYTES].received(size)
-    if stored or await hidden_from_caller(request, digest):
+    if stored or hidden:
         return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)
     return web.json_response({"digest": digest, "stored": False})
 

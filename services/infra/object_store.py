@@ -46,7 +46,10 @@ SINGLE_PUT_MAX = 5 * 1024**3  # S3's largest single PUT
 MIN_PART = 5 * 1024**2  # S3's smallest part (but the last)
 MAX_PART = 5 * 1024**3
 MAX_PARTS = 10_000
-URL_LIFETIME_S = 3600
+URL_LIFETIME_S = 3600  # an upload's: parts planned at once may be sent an hour later
+# A download's is followed at once (a redirect from GET /blobs), and carries no key: one passed on, or kept past
+# the revocation of its key or of a grant, reads the file for as long as it lives.
+DOWNLOAD_URL_LIFETIME_S = 300
 VERIFY_CHUNK = 8 * 1024 * 1024
 # An upload token naming a proof of possession: "proof:<32 hex>", then ":<multipart upload id>" for parts.
 PROOF = "proof:"
@@ -251,7 +254,9 @@ class ObjectBlobStore:
 
     async def download_url(self, digest: str) -> str:
         return await self._signer.generate_presigned_url(
-            "get_object", Params={"Bucket": self.location.bucket, "Key": self.key(digest)}, ExpiresIn=URL_LIFETIME_S
+            "get_object",
+            Params={"Bucket": self.location.bucket, "Key": self.key(digest)},
+            ExpiresIn=DOWNLOAD_URL_LIFETIME_S,
         )
 
     # -- uploads -------------------------------------------------------------------------------------------
