@@ -10,6 +10,7 @@ import glob
 import math
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -151,6 +152,9 @@ class Run:
         self._metrics = MetricSender(self._send_metric_batch)
         self._step = 0
         self._pending: dict[str, float] = {}  # logged at the current step, not committed yet
+        # Data loaders and callbacks log from threads of their own: two threads committing one step at once
+        # each sent it, at two steps.
+        self._logging = threading.Lock()
         # The current step was logged to, if only with values left out (images, text): W&B counts it as a step.
         self._step_logged = False
         self._summaries = MetricSummaries()  # what define_metric asked the summary to keep
@@ -311,18 +315,23 @@ class Run:
                 step = int(step)
             else:
                 raise TypeError(f"run.log(step={step!r}): a step is an int (W&B refuses other steps too)")
-        if step is not None and step < self._step:
-            ignore(f"run.log(step={step}) below the current step {self._step}", "steps only increase; W&B drops it too")
-            return
-        if step is not None and step > self._step:
-            self._commit_step()
-            self._step = step
         numbers = _numbers(data)
-        self._pending.update(numbers)
-        self._step_logged = self._step_logged or bool(data)
-        self.summary.keep(self._summaries.summarized(numbers, self.summary) if self._summaries.defined else numbers)
-        if commit or (commit is None and step is None):
-            self._commit_step()
+        with self._logging:
+            if step is not None and step < self._step:
+                below = self._step
+            else:
+                below = None
+                if step is not None and step > self._step:
+                    self._commit_step()
+                    self._step = step
+                self._pending.update(numbers)
+                self._step_logged = self._step_logged or bool(data)
+                summarized = self._summaries.summarized(numbers, self.summary) if self._summaries.defined else numbers
+                self.summary.keep(summarized)
+                if commit or (commit is None and step is None):
+                    self._commit_step()
+        if below is not None:
+            ignore(f"run.log(step={step}) below the current step {below}", "steps only increase; W&B drops it too")
 
     def _commit_step(self) -> None:
         if self._pending:
@@ -541,7 +550,8 @@ class Run:
         if self._finished:
             return
         exit_code = exit_code or 0
-        self._commit_step()
+        with self._logging:
+            self._commit_step()
         try:
             self._metrics.close()  # everything logged is delivered before the run says it finished
             self._log_run_files()

@@ -101,6 +101,15 @@ def _said_as_unreachable(method: Callable[..., T]) -> Callable[..., T]:
             raise Unavailable(
                 f"cannot reach modelreg at {self.url} ({exc}): is the server running? (MODELREG_URL, `modelreg login`)"
             ) from exc
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code < 500:
+                raise
+            # A server restarting, its database away (503), a proxy with no server behind it (502): as retriable
+            # as no answer at all. Raised as it came, the metric sender took it for a bug and dropped its batch.
+            raise Unavailable(
+                f"modelreg at {self.url} answered {exc.response.status_code} {exc.response.reason_phrase}: it is "
+                "restarting or its database is away; try again shortly"
+            ) from exc
 
     return said
 
@@ -189,8 +198,13 @@ class Transport:
         body = self._post_graphql(query, variables, compress)
         if body.get("errors"):
             error = body["errors"][0]
-            code = (error.get("extensions") or {}).get("code", "INTERNAL")
-            raise _ERRORS.get(code, ModelregError)(error["message"], code=code)
+            extensions = error.get("extensions") or {}
+            code = extensions.get("code", "INTERNAL")
+            # The server says whether sending it again may work (an INTERNAL error from a database hiccup does).
+            retriable = extensions.get("retriable")
+            raise _ERRORS.get(code, ModelregError)(
+                error["message"], code=code, retriable=retriable if isinstance(retriable, bool) else None
+            )
         return body["data"]
 
     def _post_graphql(self, query: str, variables: dict[str, Any], compress: bool = False) -> dict[str, Any]:

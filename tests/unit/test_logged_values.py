@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,11 @@ def recorded(tmp_path: Path, *rows: dict[str, Any]) -> dict[str, list[tuple[int,
         for row in rows:
             run.log(row)
         folder = run.spool.folder
+    return spooled_points(folder)
+
+
+def spooled_points(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Each key's (step, value) points as an offline run spooled them."""
     points: dict[str, list[tuple[int, float]]] = {}
     for entry in Spool(folder).entries():
         for series in entry.input.get("series", []) if entry.kind == "log_metrics" else []:
@@ -126,3 +132,24 @@ def test_every_way_a_script_removes_a_summary_or_config_key_reaches_the_server()
         del summary["a"]
     with pytest.raises(AttributeError, match="Summary has no key 'a'"):
         del summary.a
+
+
+def test_two_threads_logging_at_once_record_each_step_once(tmp_path: Path) -> None:
+    # A data loader's thread and the training loop, say: each step committed by one of them, never by both.
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+
+        def logging(key: str) -> None:
+            for n in range(20_000):
+                run.log({key: float(n)})
+
+        threads = [threading.Thread(target=logging, args=(key,)) for key in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        folder = run.spool.folder
+    points = spooled_points(folder)
+    assert sorted(v for _, v in points["a"]) == [float(n) for n in range(20_000)]
+    assert sorted(v for _, v in points["b"]) == [float(n) for n in range(20_000)]
+    steps = [s for key in ("a", "b") for s, _ in points[key]]
+    assert len(steps) == len(set(steps)) == 40_000  # each log() its own step
