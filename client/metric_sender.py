@@ -15,7 +15,9 @@ an unreachable server is retried, the batch kept.
 from __future__ import annotations
 
 import atexit
+import functools
 import math
+import os
 import threading
 import time
 import warnings
@@ -28,6 +30,7 @@ from uuid import UUID, uuid4
 import orjson
 
 from modelreg.errors import InvalidInput, ModelregError
+from modelreg.ignored import ignore
 
 BATCH_POINTS = 50_000  # the server takes up to 100,000 points a request
 WINDOW_S = 1.0
@@ -50,6 +53,12 @@ class _Series:
     def __init__(self) -> None:
         self.steps = array("i")
         self.values = array("d")
+
+
+def _mark_forked(sender: weakref.ref[MetricSender]) -> None:
+    found = sender()
+    if found is not None:
+        found._forked = True
 
 
 class MetricSender:
@@ -82,6 +91,10 @@ class MetricSender:
         self._warned = False
         self._next_step = 0
         self._known_keys: set[str] = set()
+        # A process forked from this one (a data loader's worker) has this sender but not its thread: what it
+        # logged waited in a buffer nobody sent, in silence.
+        self._forked = False
+        os.register_at_fork(after_in_child=functools.partial(_mark_forked, weakref.ref(self)))
 
     # -- the training thread ------------------------------------------------------------------------------
 
@@ -96,9 +109,17 @@ class MetricSender:
         lookup and two array appends a value."""
         if self._closing:
             raise InvalidInput("this run has finished: metrics can no longer be logged to it")
+        if self._forked:
+            ignore(
+                "run.log in a process forked from the one that started the run",
+                "its points are not sent: log from the parent process, or start a run of its own in this one",
+            )
+            return
         again = False  # the last logged step, logged again: its values are replaced, not added
         if step is None:
             step = self._next_step
+            if step > 2**31 - 1:
+                raise InvalidInput(f"step {step} is not between 0 and 2**31-1: the run has no step left to log at")
         elif step != self._next_step:
             if not 0 <= step <= 2**31 - 1:
                 raise InvalidInput(f"step {step} is not between 0 and 2**31-1")
@@ -163,6 +184,8 @@ class MetricSender:
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Return once every point logged so far is delivered; raise what the server refused meanwhile."""
+        if self._forked:
+            return  # the parent's to send; its lock may have been held by its thread when this process forked
         with self._lock:
             if self._thread is not None:
                 self._flushing += 1
@@ -182,6 +205,8 @@ class MetricSender:
 
     def close(self) -> None:
         """Flush, then stop the thread."""
+        if self._forked:
+            return
         try:
             self.flush()
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import warnings
@@ -199,3 +200,37 @@ def test_nothing_can_be_logged_once_the_sender_is_closed() -> None:
     with pytest.raises(InvalidInput, match="finished"):
         sender.log({"loss": 2.0})
     assert server.points("loss") == [(0, 1.0)]
+
+
+def test_a_forked_process_logging_is_told_its_points_are_not_sent() -> None:
+    # A data loader's worker forked from the training process has the sender but not its thread: its points
+    # waited in a buffer nobody sent, and flush() returned as if they had been.
+    delivered: list[Any] = []
+    sender = MetricSender(lambda batch, command_id: delivered.append(batch), window_s=0.01)
+    sender.log({"loss": 1.0})
+    sender.flush()
+    child = os.fork()
+    if child == 0:  # the worker
+        code = 1
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                sender.log({"loss": 2.0})
+                sender.flush()
+                sender.close()
+            code = 0 if any("forked from the one that started the run" in str(w.message) for w in caught) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    sender.log({"loss": 3.0})
+    sender.close()
+    assert [p for batch in delivered for series in batch for p in series["values"]] == [1.0, 3.0]
+
+
+def test_the_step_after_the_last_one_there_is_is_refused_as_such() -> None:
+    sender = MetricSender(lambda batch, command_id: None)
+    sender.log({"loss": 1.0}, step=2**31 - 1)
+    with pytest.raises(InvalidInput, match="no step left"):
+        sender.log({"loss": 2.0})
+    sender.close()
