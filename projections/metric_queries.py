@@ -28,6 +28,19 @@ WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR ke
 ORDER BY key, chunk
 """
 
+# Each metric's first and last chunks (by step): a curve sampled from its thumbnails, which keep every
+# THUMBNAIL_EVERY-th step, starts and ends at its real first and last points. Several chunks where a step was
+# logged again: Curve keeps the later value.
+_ENDS = """
+SELECT key, first_step, last_step, steps, vals FROM run_metric_chunks c
+WHERE entity = $1 AND project = $2 AND run_id = $3 AND key = ANY($4)
+  AND (first_step = (SELECT min(first_step) FROM run_metric_chunks d
+                     WHERE d.entity = $1 AND d.project = $2 AND d.run_id = $3 AND d.key = c.key)
+       OR last_step = (SELECT max(last_step) FROM run_metric_chunks d
+                       WHERE d.entity = $1 AND d.project = $2 AND d.run_id = $3 AND d.key = c.key))
+ORDER BY key, chunk
+"""
+
 _LOGGED = """
 SELECT sum(points) FROM run_metric_chunks
 WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR key = ANY($4))
@@ -81,11 +94,32 @@ class MetricQueries:
         if short:
             curves.update(await self.curves(run, short))
             logged.update({key: len(curves[key]) for key in short})
+        ends = await self._ends(run, [key for key in curves if key not in short])
         found = []
         for key in sorted(curves) if keys is None else [k for k in dict.fromkeys(keys) if k in curves]:
             steps, values = curves[key].sample(samples)
+            if key in ends and steps:
+                (first_step, first), (last_step, last) = ends[key]
+                if len(steps) > 1:
+                    steps[0], values[0] = first_step, first
+                steps[-1], values[-1] = last_step, last
             found.append({"key": key, "steps": steps, "values": values, "points": logged[key]})
         return found
+
+    async def _ends(
+        self, run: tuple[str, str, str], keys: list[str]
+    ) -> dict[str, tuple[tuple[int, float], tuple[int, float]]]:
+        """Each metric's first and last point, by key."""
+        if not keys:
+            return {}
+        chunks: dict[str, list[tuple[int, int, bytes | None, bytes]]] = {}
+        for row in await self.pool.fetch(_ENDS, *run, keys):
+            chunks.setdefault(row["key"], []).append((row["first_step"], row["last_step"], row["steps"], row["vals"]))
+        ends = {}
+        for key, found in chunks.items():
+            curve = Curve(found)
+            ends[key] = (curve.point(0), curve.point(len(curve) - 1))
+        return ends
 
     async def scan_page(
         self, run: tuple[str, str, str], keys: Sequence[str] | None, after: int, rows: int, max_points: int
