@@ -94,7 +94,8 @@ class MetricSender:
         # A process forked from this one (a data loader's worker) has this sender but not its thread: what it
         # logged waited in a buffer nobody sent, in silence.
         self._forked = False
-        os.register_at_fork(after_in_child=functools.partial(_mark_forked, weakref.ref(self)))
+        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+            os.register_at_fork(after_in_child=functools.partial(_mark_forked, weakref.ref(self)))
 
     # -- the training thread ------------------------------------------------------------------------------
 

@@ -6,12 +6,14 @@ they differ), so that a W&B script runs with `import modelreg as wandb`.
 
 from __future__ import annotations
 
+import functools
 import glob
 import math
 import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -155,6 +157,8 @@ class Run:
         # Data loaders and callbacks log from threads of their own: two threads committing one step at once
         # each sent it, at two steps.
         self._logging = threading.Lock()
+        if hasattr(os, "register_at_fork"):  # held by a thread of the parent at a fork, it would be held for ever
+            os.register_at_fork(after_in_child=functools.partial(_fresh_logging_lock, weakref.ref(self)))
         # The current step was logged to, if only with values left out (images, text): W&B counts it as a step.
         self._step_logged = False
         self._summaries = MetricSummaries()  # what define_metric asked the summary to keep
@@ -671,6 +675,12 @@ def _launch_overrides() -> dict[str, Any]:
 
 
 EXACT_INT = 2**53  # the largest ints a double holds exactly
+
+
+def _fresh_logging_lock(run: weakref.ref[Run]) -> None:
+    found = run()
+    if found is not None:
+        found._logging = threading.Lock()
 
 
 def _numbers(data: dict[str, Any], prefix: str = "") -> dict[str, float]:

@@ -102,8 +102,8 @@ def _said_as_unreachable(method: Callable[..., T]) -> Callable[..., T]:
                 f"cannot reach modelreg at {self.url} ({exc}): is the server running? (MODELREG_URL, `modelreg login`)"
             ) from exc
         except httpx.HTTPStatusError as exc:
-            if exc.response.status_code < 500:
-                raise
+            if exc.response.status_code not in (502, 503, 504):
+                raise  # a 500 is a fault the same request meets again: sent for ever, it would hold a run's metrics
             # A server restarting, its database away (503), a proxy with no server behind it (502): as retriable
             # as no answer at all. Raised as it came, the metric sender took it for a bug and dropped its batch.
             raise Unavailable(

@@ -32,13 +32,13 @@ ORDER BY key, chunk
 # THUMBNAIL_EVERY-th step, starts and ends at its real first and last points. Several chunks where a step was
 # logged again: Curve keeps the later value.
 _ENDS = """
-SELECT key, first_step, last_step, steps, vals FROM run_metric_chunks c
-WHERE entity = $1 AND project = $2 AND run_id = $3 AND key = ANY($4)
-  AND (first_step = (SELECT min(first_step) FROM run_metric_chunks d
-                     WHERE d.entity = $1 AND d.project = $2 AND d.run_id = $3 AND d.key = c.key)
-       OR last_step = (SELECT max(last_step) FROM run_metric_chunks d
-                       WHERE d.entity = $1 AND d.project = $2 AND d.run_id = $3 AND d.key = c.key))
-ORDER BY key, chunk
+SELECT c.key, c.first_step, c.last_step, c.steps, c.vals
+FROM run_metric_chunks c
+JOIN (SELECT key, min(first_step) AS first_step, max(last_step) AS last_step FROM run_metric_chunks
+      WHERE entity = $1 AND project = $2 AND run_id = $3 AND key = ANY($4) GROUP BY key) AS ends
+  ON ends.key = c.key AND (c.first_step = ends.first_step OR c.last_step = ends.last_step)
+WHERE c.entity = $1 AND c.project = $2 AND c.run_id = $3 AND c.key = ANY($4)
+ORDER BY c.key, c.chunk
 """
 
 _LOGGED = """

@@ -195,11 +195,10 @@ class Visibility:
         )
 
     async def blob_hidden(self, digest: str, readable: Readable) -> bool:
-        """Whether no version the caller may read lists a file: to a caller who hides something, the store
-        answers as if it did not have it (whether a private team holds some exact bytes is theirs to know). That
-        includes a file no version lists yet (uploaded, its version not logged yet: a private team's too), except
-        to whoever sent its bytes, which the callers check (services/http/blob_visibility.py, and the command
-        path's require_stored_files)."""
+        """Whether a stored file is held only by versions the caller may not read: to that caller the store
+        answers as if it did not have it (whether a private team holds some exact bytes is theirs to know), and
+        listing it in a version needs its bytes (require_stored_files). A file no version lists yet is not
+        hidden here; services/http/blob_visibility.py keeps it out of sight of /blobs lookups too."""
         return digest in await self.blobs_hidden([digest], readable)
 
     async def blobs_hidden(self, digests: Collection[str], readable: Readable) -> set[str]:
@@ -207,7 +206,9 @@ class Visibility:
         if readable.hides_nothing or not digests:
             return set()
         rows = await self.pool.fetch(
-            f"SELECT d FROM unnest($1::text[]) AS d WHERE NOT {_held_by_a_readable_version('d')}",
+            "SELECT d FROM unnest($1::text[]) AS d "
+            "WHERE EXISTS (SELECT 1 FROM artifact_versions WHERE file_digests @> ARRAY[d]) "
+            f"AND NOT {_held_by_a_readable_version('d')}",
             sorted(set(digests)),
             sorted(readable.hidden_entities),
             sorted(readable.hidden_models),

@@ -43,7 +43,7 @@ from modelreg.services.commands.api_keys import key_sha256
 from modelreg.services.commands.application import Application
 from modelreg.services.commands.commands import IssueApiKey
 from modelreg.services.http.blob_routes import add_blob_routes
-from modelreg.services.http.blob_visibility import HIDDEN_FROM_CALLER, SENDER, hidden_from
+from modelreg.services.http.blob_visibility import HIDDEN_FROM_CALLER, LISTED_OUT_OF_SIGHT, SENDER, hidden_from
 from modelreg.services.http.body_limits import LIMITS, BodyLimits, bodies_within_limits, read_bounded, refusal
 from modelreg.services.http.database_unavailable import MESSAGE as DATABASE_UNAVAILABLE
 from modelreg.services.http.database_unavailable import any_database_unavailable, database_unavailable_is_503
@@ -409,6 +409,7 @@ async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResp
             raise web.HTTPServiceUnavailable(text="this process has no blob store")
         hidden = hidden_from(visibility, readable, application.blobs, caller.holder)
         request[HIDDEN_FROM_CALLER] = hidden
+        request[LISTED_OUT_OF_SIGHT] = lambda digest: visibility.blob_hidden(digest, readable)
         request[SENDER] = caller.holder
         digest = request.match_info.get("digest")
         if request.method == "GET" and digest is not None:

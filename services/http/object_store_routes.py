@@ -21,7 +21,7 @@ from aiohttp import web
 
 from modelreg.errors import InvalidInput, Unavailable
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
-from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller
+from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller, listed_out_of_sight
 from modelreg.services.http.body_limits import read_bounded
 from modelreg.services.infra.object_store import PROOF, UPLOAD_GONE, ObjectBlobStore
 
@@ -76,7 +76,9 @@ async def complete_upload(request: web.Request) -> web.Response:
     fields = await _fields(request)
     if not fields.get("upload"):
         raise web.HTTPBadRequest(text="'upload' (from POST /blobs/uploads) is required")
-    if not fields["upload"].startswith(PROOF) and await hidden_from_caller(request, fields["digest"]):
+    # Listed only by versions hidden from the caller (not a file no version lists: a second uploader of a new
+    # file completes after the first, and its parts are verified below).
+    if not fields["upload"].startswith(PROOF) and await listed_out_of_sight(request, fields["digest"]):
         # Told about the store's copy ("it holds N bytes"), the caller would learn what it may not know.
         raise web.HTTPBadRequest(text=UPLOAD_GONE)
     store = request.app[OBJECTS]

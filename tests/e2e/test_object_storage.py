@@ -505,3 +505,29 @@ async def test_a_file_joined_at_its_address_by_a_completion_whose_answer_was_los
 
         assert await store.complete_upload(digest, len(content), mine["token"], mine["parts"]) == (len(content), False)
         assert await store.size(digest) == len(content)
+
+
+async def test_a_member_who_does_not_read_every_team_logs_a_new_file_sent_in_one_presigned_put(
+    bucket_stack: Stack, tmp_path: Path
+) -> None:
+    # One PUT straight to the bucket leaves no record of its sender: the version listing the file must still log.
+    assert bucket_stack.client is not None
+    client, admin = bucket_stack.client, await bucket_stack.auth()
+    hidden = 'mutation { setVisibility(input: {scope: "entity:lynx", visibility: PRIVATE}) { scope } }'
+    assert "errors" not in await (await client.post("/graphql", json={"query": hidden}, headers=admin)).json()
+    member = await bucket_stack.key("user:otto", "member")
+    content = b"otto's brand new weights"
+    (tmp_path / "w.bin").write_bytes(content)
+    transport = Transport(str(client.make_url("/")), api_key=member)
+    try:
+        await asyncio.to_thread(transport.upload, tmp_path / "w.bin", address(content), lambda sent: None)
+    finally:
+        transport.close()
+    files = [{"path": "w.bin", "size": len(content), "digest": address(content)}]
+    log = {
+        "query": "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }",
+        "variables": {"i": {"entity": "acme", "project": "p", "name": "m", "type": "model", "files": files}},
+    }
+    logged = await (await client.post("/graphql", json=log, headers={"Authorization": f"Bearer {member}"})).json()
+    assert "errors" not in logged, logged
+    assert (await client.head(f"/blobs/{address(content)}", headers=admin)).status == 200

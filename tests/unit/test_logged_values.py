@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -153,3 +156,23 @@ def test_two_threads_logging_at_once_record_each_step_once(tmp_path: Path) -> No
     assert sorted(v for _, v in points["b"]) == [float(n) for n in range(20_000)]
     steps = [s for key in ("a", "b") for s, _ in points[key]]
     assert len(steps) == len(set(steps)) == 40_000  # each log() its own step
+
+
+def test_a_process_forked_while_a_thread_logs_does_not_hang_when_it_logs(tmp_path: Path) -> None:
+    # A data loader forks its workers while the training thread may be inside run.log, holding the run's lock.
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+        run.log({"loss": 1.0})
+        with run._logging:  # another thread of this process, inside log() as the fork happens
+            child = os.fork()
+            if child == 0:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    run.log({"loss": 2.0})
+                os._exit(0)
+        deadline = time.monotonic() + 20
+        while (waited := os.waitpid(child, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if waited == (0, 0):
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+        assert waited[0] == child and os.waitstatus_to_exitcode(waited[1]) == 0
