@@ -33,8 +33,9 @@ async def test_points_of_the_old_table_are_read_back_from_chunks_after_the_migra
         assert [p["value"] for p in points if p["key"] == "loss"] == [1 / (s + 1) for s in range(100)]
         whole = await reads.history(("acme", "nature", "r1"), ["loss"], 100)
         assert whole[0]["steps"] == list(range(100)) and whole[0]["points"] == 100
-        thumbnail = await reads.history(("acme", "nature", "r1"), ["loss"], 3)  # from every 32nd step: 0, 32, 64, 96
-        assert thumbnail == [{"key": "loss", "steps": [0, 64, 96], "values": [1.0, 1 / 65, 1 / 97], "points": 100}]
+        # From every 32nd step (0, 32, 64, 96), between the curve's real first and last points.
+        thumbnail = await reads.history(("acme", "nature", "r1"), ["loss"], 3)
+        assert thumbnail == [{"key": "loss", "steps": [0, 64, 99], "values": [1.0, 1 / 65, 1 / 100], "points": 100}]
         assert not await pool.fetchval("SELECT to_regclass('run_metrics') IS NOT NULL")
     finally:
         await pool.close()
