@@ -27,6 +27,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+# asyncpg's own reset step without its timer (a private method, asyncpg 0.30 and later): asked once, not per release.
+_ASYNCPG_RESETS_UNTIMED = hasattr(asyncpg.Connection, "_reset")
+
+
 class StatelessConnection(asyncpg.Connection):
     """modelreg leaves no session state on a connection (no SET, no session advisory locks, no cursors;
     listeners are removed before release), so releasing one to the pool skips asyncpg's reset query:
@@ -39,7 +43,7 @@ class StatelessConnection(asyncpg.Connection):
         # The pool resets a connection at each release under a timer, even with no timeout to keep (about 2% of
         # a mutation's CPU). With no reset query, what is left is asyncpg's own step: roll back a transaction
         # left open, drop listeners.
-        if timeout is None and hasattr(self, "_reset"):
+        if timeout is None and _ASYNCPG_RESETS_UNTIMED:
             await self._reset()
         else:
             await super().reset(timeout=timeout)
