@@ -23,6 +23,7 @@ from modelreg.errors import FileNotInArtifact, InvalidInput
 from modelreg.ignored import Inert, ignore
 from modelreg.in_parallel import each_in_parallel
 from modelreg.local_folder import LocalFolder
+from modelreg.steady_files import read_steadily
 from modelreg.transport import Transport, with_command_id
 
 PARALLEL_FILES = 4
@@ -146,6 +147,20 @@ class Artifact:
         for added, path in found.items():
             self._add(added, self._copy(path) if copies else path)
 
+    def add_snapshot(self, local_path: str | Path, name: str | None = None) -> None:
+        """The file as it is now, copied up to the size it has now: what `run.save` logs of a file the script may
+        still be writing (a log a line a millisecond), which is never read twice alike and would be refused as a
+        file that changes while it is logged. An appended file gives its lines so far."""
+        path = Path(local_path)
+        self._check_free(name or path.name)
+        copied = self._staged()
+        left = path.stat().st_size
+        with path.open("rb") as source, copied.open("wb") as out:
+            while left > 0 and (chunk := source.read(min(1024 * 1024, left))):
+                out.write(chunk)
+                left -= len(chunk)
+        self._add(name or path.name, copied)
+
     @contextlib.contextmanager
     def new_file(self, name: str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
         """Write a file straight into the artifact: `with art.new_file("labels.json") as f: ...`."""
@@ -166,7 +181,7 @@ class Artifact:
 
     def _copy(self, path: Path) -> Path:
         copied = self._staged()
-        shutil.copyfile(path, copied)
+        read_steadily(path, lambda _: shutil.copyfile(path, copied))  # a copy of one save, not of two
         return copied
 
     def add_reference(
@@ -356,7 +371,10 @@ class Artifact:
                 bar.update(n)
 
             def one(name: str) -> ArtifactFile:
-                path, size = self._files[name], sizes[name]
+                path = self._files[name]
+                return read_steadily(path, lambda size: one_of_size(name, path, size))
+
+            def one_of_size(name: str, path: Path, size: int) -> ArtifactFile:
                 if size >= ONE_PASS_FROM_BYTES:
                     candidates = transport.blob_candidates(size, head_digest(path))
                     if candidates is not None:

@@ -25,6 +25,7 @@ import httpx
 
 from modelreg.errors import InvalidInput
 from modelreg.in_parallel import each_in_parallel
+from modelreg.steady_files import file_identity
 
 PARALLEL_PARTS = 4
 READ = 4 * 1024 * 1024
@@ -66,12 +67,15 @@ class ResumeState:
     def __init__(self, digest: str, size: int) -> None:
         self.path = resume_folder() / f"{digest.removeprefix('sha256:')}-{size}.json"
 
-    def load(self, part_size: int) -> dict[str, Any] | None:
+    def load(self, part_size: int, file: list[int]) -> dict[str, Any] | None:
+        """The state saved for this content, if it was made from this very file as it is now: its parts' digests
+        were hashed after the whole file's, and a file saved again in between left parts of other bytes, which
+        the store refused at every later attempt."""
         try:
             state = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return None
-        return state if state.get("part_size") == part_size else None
+        return state if state.get("part_size") == part_size and state.get("file") == file else None
 
     def save(self, state: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +113,12 @@ class DirectUpload:
 
     def _multipart(self, path: Path, digest: str, size: int, part_size: int, on_bytes: Callable[[int], object]) -> str:
         resume = ResumeState(digest, size)
-        state = resume.load(part_size) or {"part_size": part_size, "parts": part_digests(path, part_size)}
+        file = list(file_identity(path))
+        state = resume.load(part_size, file) or {
+            "part_size": part_size,
+            "parts": part_digests(path, part_size),
+            "file": file,
+        }
         fields = {"digest": digest, "size": size, "part_size": part_size, "parts": state["parts"]}
         try:
             plan = self.ask("/blobs/uploads", {**fields, "upload": state.get("upload")})
@@ -129,7 +138,11 @@ class DirectUpload:
             offset = (part["number"] - 1) * part_size
             self.put(part["url"], part["headers"], path, offset, min(part_size, size - offset), on_bytes)
 
-        each_in_parallel(send, plan["parts"], PARALLEL_PARTS)
+        try:
+            each_in_parallel(send, plan["parts"], PARALLEL_PARTS)
+        except InvalidInput:
+            resume.forget()  # the store refused a part's bytes: the next attempt hashes the parts again
+            raise
         try:
             self.ask("/blobs/uploads/complete", {**fields, "upload": plan["upload"]})
         except InvalidInput:

@@ -79,7 +79,13 @@ class OfflineRun(Run):
             project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id, **described
         )
         spool = Spool.create(root, fields["runId"])
-        spool.record("start_run", {**fields, ENTITY_OF_KEY: True} if entity_of_key else fields)
+        tried = fields.get("commandId")  # the online start's, which the server may have applied
+        fields = {k: v for k, v in fields.items() if k != "commandId"}
+        spool.record(
+            "start_run",
+            {**fields, ENTITY_OF_KEY: True} if entity_of_key else fields,
+            command_id=UUID(tried) if tried else None,
+        )
         where = (
             f"{project}/{fields['runId']} (your entity, when synced)"
             if entity_of_key

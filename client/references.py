@@ -12,7 +12,9 @@ download checks it again (same ETag and size), since the bytes themselves were n
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -21,6 +23,7 @@ from urllib.request import url2pathname
 import httpx
 
 from modelreg.errors import InvalidInput, NotFound, Unavailable
+from modelreg.partial_files import partial_beside
 
 CHECKSUM_BODY_LIMIT = 64 * 1024 * 1024
 SCHEMES = ("file", "http", "https", "s3")
@@ -116,42 +119,100 @@ def _describe_s3(uri: str, checksum: bool) -> tuple[int, str]:
     return size, reference_digest(uri, head.get("ETag"), size)
 
 
+_MACHINES_OWN = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def _not_a_machines_own(uri: str) -> None:
+    """An unhashed reference's digest is made of its URI, so anyone may log one: a teammate's version naming
+    file:///proc/self/environ, with size 0, copied the downloader's environment (their API key) into the download
+    folder as a checked file. No artifact lives in /proc, /sys or /dev, nor behind a link-local address (a cloud
+    machine's metadata service and its credentials)."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        source = local_path(uri).resolve()
+        if any(source == root or root in source.parents for root in _MACHINES_OWN):
+            raise InvalidInput(
+                f"reference {uri!r} names the machine's own {source}, which no artifact holds: not downloaded "
+                "(ask who logged the version what it should name)"
+            )
+    elif parsed.hostname is not None:
+        _not_link_local(parsed.hostname, uri)
+
+
+def _not_link_local(host: str, uri: str) -> None:
+    """The host as the machine resolves it: an address is spelt many ways (::ffff:169.254.169.254, 2852039166,
+    0xa9fea9fe, a trailing dot, a DNS name), and every one of them reached the metadata service."""
+    name = host.strip("[]").rstrip(".").lower()
+    link_local = name == "metadata.google.internal"
+    if not link_local:
+        try:
+            found = {info[4][0] for info in socket.getaddrinfo(name, None)}
+        except (OSError, UnicodeError):
+            found = set()  # unresolvable: the fetch fails on its own
+        for text in found:
+            address = ipaddress.ip_address(str(text).split("%")[0])
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+                address = address.ipv4_mapped
+            link_local = link_local or address.is_link_local
+    if link_local:
+        raise InvalidInput(
+            f"reference {uri!r} leads to a link-local address (a cloud machine's metadata service), which no "
+            "artifact is served from: not downloaded"
+        )
+
+
+def _checked_hop(request: httpx.Request) -> None:
+    """Each request of a fetch, redirects included: a public address may redirect to the metadata service."""
+    _not_link_local(request.url.host, str(request.url))
+
+
 def fetch(uri: str, size: int, digest: str, destination: Path, on_bytes: Callable[[int], object]) -> None:
     """Copy a reference to `destination`, checking it is still what was logged."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(destination.name + ".part")
-    scheme = urlparse(uri).scheme
-    etag: str | None = None
-    if scheme == "file":
-        source = local_path(uri)
-        if not source.is_file():
-            raise NotFound(f"reference {uri!r} is gone: the file {source} no longer exists")
-        shutil.copyfile(source, temporary)
-        on_bytes(temporary.stat().st_size)
-    elif scheme in ("http", "https"):
-        try:
-            with httpx.stream("GET", uri, follow_redirects=True, timeout=60) as response:
-                response.raise_for_status()
-                etag = response.headers.get("etag")
-                with temporary.open("wb") as out:
-                    for chunk in response.iter_bytes(_CHUNK):
-                        out.write(chunk)
-                        on_bytes(len(chunk))
-        except httpx.HTTPStatusError as exc:
-            raise NotFound(f"reference {uri!r}: the server answered {exc.response.status_code}") from None
-        except httpx.TransportError as exc:
-            raise Unavailable(f"reference {uri!r}: cannot reach it ({exc})") from None
-    else:
-        raise InvalidInput(
-            f"reference {uri!r}: downloading {scheme}:// references is not supported; fetch it with your S3 tools"
-        )
-    got_size = temporary.stat().st_size
-    same_bytes = _sha256_file(temporary) == digest
-    # An unhashed reference: the same URI with the same ETag (http) and size as when it was logged.
-    same_source = digest == reference_digest(uri, etag, size) and (size == 0 or got_size == size)
-    if not (same_bytes or same_source):
-        temporary.unlink(missing_ok=True)
-        raise InvalidInput(
-            f"reference {uri!r} changed since it was logged (digest or size differ): log a new version of the artifact"
-        )
+    temporary = partial_beside(destination)
+    try:
+        scheme = urlparse(uri).scheme
+        etag: str | None = None
+        _not_a_machines_own(uri)
+        if scheme == "file":
+            source = local_path(uri)
+            if not source.is_file():
+                raise NotFound(f"reference {uri!r} is gone: the file {source} no longer exists")
+            shutil.copyfile(source, temporary)
+            on_bytes(temporary.stat().st_size)
+        elif scheme in ("http", "https"):
+            try:
+                hooks = {"request": [_checked_hop]}
+                with (
+                    httpx.Client(follow_redirects=True, timeout=60, event_hooks=hooks) as http,
+                    http.stream("GET", uri) as response,
+                ):
+                    response.raise_for_status()
+                    etag = response.headers.get("etag")
+                    with temporary.open("wb") as out:
+                        for chunk in response.iter_bytes(_CHUNK):
+                            out.write(chunk)
+                            on_bytes(len(chunk))
+            except httpx.HTTPStatusError as exc:
+                raise NotFound(f"reference {uri!r}: the server answered {exc.response.status_code}") from None
+            except httpx.TransportError as exc:
+                raise Unavailable(f"reference {uri!r}: cannot reach it ({exc})") from None
+        else:
+            raise InvalidInput(
+                f"reference {uri!r}: downloading {scheme}:// references is not supported; fetch it with your S3 tools"
+            )
+        got_size = temporary.stat().st_size
+        same_bytes = _sha256_file(temporary) == digest
+        # An unhashed reference: the same URI with the same ETag (http) and size as when it was logged.
+        # A local file's size was always recorded (an empty file's is 0); an http one's may be unknown (0).
+        sizes_agree = got_size == size or (scheme != "file" and size == 0)
+        same_source = digest == reference_digest(uri, etag, size) and sizes_agree
+        if not (same_bytes or same_source):
+            raise InvalidInput(
+                f"reference {uri!r} changed since it was logged (digest or size differ): "
+                "log a new version of the artifact"
+            )
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a failure leaves no partial file behind
+        raise
     temporary.replace(destination)

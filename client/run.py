@@ -178,7 +178,10 @@ class Run:
     @classmethod
     def start_with(cls, transport: Transport, fields: dict[str, Any], dir: str | Path | None = None) -> Run:
         """Start a run from its StartRun input (see `start_fields`)."""
-        transport.graphql(_START, {"i": with_command_id(fields)})
+        # The id stays in `fields`: a start whose answer was lost, recorded offline instead (mode="auto"), is synced
+        # under it, and the server takes it for the copy it is rather than refusing a run that already exists.
+        fields.setdefault("commandId", str(uuid7()))
+        transport.graphql(_START, {"i": fields})
         run = cls.from_fields(transport, fields, dir=dir)
         run.start_beating()
         return run
@@ -437,7 +440,7 @@ class Run:
         artifact = Artifact(f"run-{self.id}-files", RUN_FILES_TYPE, description=f"files saved by run {self.path}")
         for name, path in sorted(files.items()):
             if path.is_file():
-                artifact.add_file(path, name=name, policy="immutable")  # uploaded at once
+                artifact.add_snapshot(path, name=name)  # a log the script still writes is logged as it is now
         self.log_artifact(artifact)
 
     # Artifacts.

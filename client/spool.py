@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from uuid_utils.compat import uuid7
 
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.run_changes import RUN_CHANGES
+from modelreg.steady_files import read_steadily
 
 DEFAULT_ROOT = "modelreg-offline"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -86,6 +88,9 @@ class Spool:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        # What entries() found damaged in the journal's middle and left out: "line 7: ...".
+        self.damaged: list[str] = []
+        self._appending = threading.Lock()  # the metrics' sender thread records beside the training loop
 
     @classmethod
     def create(cls, root: str | Path | None, run_id: str) -> Spool:
@@ -105,18 +110,38 @@ class Spool:
             raise InvalidInput(f"{self.journal_path} names a file by {digest!r}, not by sha256:<64 hex digits>")
         return self.folder / BLOBS / digest.removeprefix("sha256:")
 
-    def record(self, kind: str, input: dict[str, Any]) -> Recorded:
-        """Append one command; on disk (fsync) before the call returns, so a crash loses nothing recorded."""
-        entry = Recorded(kind, uuid7(), datetime.now(UTC), input)
-        with self.journal_path.open("a", encoding="utf-8") as journal:
-            journal.write(entry.to_json() + "\n")
-            journal.flush()
-            os.fsync(journal.fileno())
+    def record(self, kind: str, input: dict[str, Any], command_id: UUID | None = None) -> Recorded:
+        """Append one command; on disk (fsync) before the call returns, so a crash loses nothing recorded.
+        `command_id`: one it was already sent under (an online start whose answer was lost)."""
+        entry = Recorded(kind, command_id or uuid7(), datetime.now(UTC), input)
+        line = (entry.to_json() + "\n").encode("utf-8")
+        with self._appending:
+            fd = os.open(self.journal_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                end = os.lseek(fd, 0, os.SEEK_END)
+                # A line a killed process left unfinished must not swallow this one.
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    line = b"\n" + line
+                try:
+                    written = 0
+                    while written < len(line):
+                        written += os.write(fd, line[written:])
+                    os.fsync(fd)
+                except OSError:
+                    # A full disk wrote part of the line: cut back to the journal as it was, or the next record
+                    # is appended to the torn part, a damaged line in the journal's middle.
+                    os.ftruncate(fd, end)
+                    raise
+            finally:
+                os.close(fd)
         return entry
 
     def keep_file(self, source: Path) -> tuple[int, str]:
-        """Copy a file into the spool by its digest, hashing the bytes as they are copied (so the digest
-        is the one of what was kept, even if the source changes meanwhile). Returns (size, digest)."""
+        """Copy a file into the spool by its digest, hashing the bytes as they are copied, again if the file
+        was saved meanwhile (client/steady_files.py). Returns (size, digest)."""
+        return read_steadily(source, lambda _: self._copy_in(source))
+
+    def _copy_in(self, source: Path) -> tuple[int, str]:
         hasher = hashlib.sha256()
         size = 0
         with (
@@ -136,25 +161,32 @@ class Spool:
         return size, digest
 
     def entries(self) -> list[Recorded]:
-        """The journal, in order. A last line cut short (the run died while writing it) was never recorded."""
+        """The journal, in order. A last line cut short (the run died while writing it) was never recorded.
+        A damaged line before the last (a journal written by a client before it cut back a failed write, an edit)
+        gives the records it still holds whole; what it lost is said in `damaged`, and the rest is synced."""
         if not self.journal_path.is_file():
             raise NotFound(
                 f"{self.folder} has no {JOURNAL}: is it an offline run folder (modelreg-offline/offline-run-...)?"
             )
-        lines = self.journal_path.read_text(encoding="utf-8").split("\n")
+        lines = self.journal_path.read_text(encoding="utf-8", errors="replace").split("\n")
         entries = []
+        self.damaged = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 entries.append(Recorded.from_json(line))
-            except (ValueError, KeyError) as exc:
+            except (ValueError, KeyError, TypeError) as exc:
                 if number == len(lines):  # only a last line with no newline yet can be torn
                     warnings.warn(f"{self.journal_path}: ignoring an unfinished last line ({exc})", stacklevel=2)
                     break
-                raise InvalidInput(
-                    f"{self.journal_path} line {number} is damaged ({exc}): the run cannot be synced as it is"
-                ) from None
+                whole = _whole_records_in(line)
+                entries.extend(whole)
+                self.damaged.append(
+                    f"line {number}: damaged on disk ({exc}); {len(whole)} whole record(s) in it synced, "
+                    "the rest of it is lost"
+                )
+                warnings.warn(f"{self.journal_path} {self.damaged[-1]}", stacklevel=2)
         if not entries or entries[0].kind != "start_run":
             raise InvalidInput(f"{self.journal_path} does not begin with the run's start: it cannot be synced")
         return entries
@@ -165,13 +197,40 @@ class Spool:
         path = self.folder / SYNC_STATE
         if not path.is_file():
             return {"done": 0, "ids": {}}
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(state, dict) and isinstance(state.get("done"), int) and isinstance(state.get("ids"), dict):
+                return state
+        except ValueError:
+            pass
+        warnings.warn(f"{path} is unreadable: this sync starts from the run's first command", stacklevel=2)
+        return {"done": 0, "ids": {}}
 
     def save_sync_state(self, state: dict[str, Any]) -> None:
         path = self.folder / SYNC_STATE
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
-        temporary.replace(path)
+        # A name of its own: two syncs of one folder at once each rename a whole file into place.
+        with tempfile.NamedTemporaryFile(
+            "w", dir=self.folder, prefix=".sync-state-", suffix=".tmp", delete=False, encoding="utf-8"
+        ) as out:
+            out.write(json.dumps(state, sort_keys=True))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(out.name, path)
+
+
+_RECORD_START = re.compile(r'\{"command_id":"')  # to_json sorts its keys: every line begins so
+
+
+def _whole_records_in(line: str) -> list[Recorded]:
+    """The records a damaged line still holds whole: a torn record followed by the next one on the same line."""
+    starts = [m.start() for m in _RECORD_START.finditer(line)]
+    whole = []
+    for start, end in zip(starts, [*starts[1:], len(line)], strict=True):
+        try:
+            whole.append(Recorded.from_json(line[start:end]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return whole
 
 
 class SpoolBlobs:

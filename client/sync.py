@@ -72,6 +72,7 @@ def sync_offline_run(
     ids: dict[str, str] = state["ids"]
     first = state["done"]
     skipped: list[str] = list(state.get("skipped", ()))
+    skipped += [damage for damage in spool.damaged if damage not in skipped]
     # A run started offline with no entity goes where the syncing key's runs go (as it would have online): the
     # first sync's, kept, so that a sync resumed with another key does not split the run.
     entity = state.get("entity") or (default_entity(transport) if start.get(ENTITY_OF_KEY) else start["entity"])
@@ -87,10 +88,16 @@ def sync_offline_run(
                 if exc.retriable:
                     raise
                 if not skip_refused or entry.kind == "start_run":
+                    # A start cannot be left out: without it nothing after it has a run to go to.
+                    way_on = (
+                        "the run's start cannot be left out: sync it with a key that may start it there"
+                        if entry.kind == "start_run"
+                        else "or leave out what the server refuses with `modelreg sync --skip-refused`"
+                    )
                     raise SyncRefused(
                         f"{spool.journal_path} line {index + 1} ({entry.kind}) was refused: {exc.message}. "
                         f"The {index} commands before it are synced; fix the cause and run `modelreg sync {folder}` "
-                        "again, or leave out what the server refuses with `modelreg sync --skip-refused`.",
+                        f"again, {way_on}.",
                         code=exc.code,
                     ) from exc
                 skipped.append(_left_out(entry, index, exc, spool, transport, ids, (entity, project, run_id)))

@@ -32,6 +32,7 @@ from modelreg.errors import (
     PermissionDenied,
     Unavailable,
 )
+from modelreg.partial_files import partial_beside
 from modelreg.user_settings import load_login
 
 T = TypeVar("T")
@@ -293,18 +294,22 @@ class Transport:
     def download(self, digest: str, destination: Path, on_bytes: Callable[[int], object]) -> None:
         """Fetch a blob to `destination`, verifying its digest; written under a temporary name first."""
         destination.parent.mkdir(parents=True, exist_ok=True)
-        temporary = destination.with_name(destination.name + ".part")
+        temporary = partial_beside(destination)
         hasher = hashlib.sha256()
         # An object-storage server redirects to a presigned URL; httpx drops the API key on the way there.
         with self._http.stream("GET", f"/blobs/{digest}", follow_redirects=True) as response:
             if response.status_code == 404:
                 raise NotFound(f"the server has no file {digest}: was its artifact version uploaded completely?")
             response.raise_for_status()
-            with temporary.open("wb") as out:
-                for chunk in response.iter_bytes(CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    on_bytes(len(chunk))
+            try:
+                with temporary.open("wb") as out:
+                    for chunk in response.iter_bytes(CHUNK):
+                        hasher.update(chunk)
+                        out.write(chunk)
+                        on_bytes(len(chunk))
+            except BaseException:
+                temporary.unlink(missing_ok=True)  # a cut: retried under a new name, and none left behind
+                raise
         if "sha256:" + hasher.hexdigest() != digest:
             temporary.unlink(missing_ok=True)
             raise httpx.TransportError(f"download of {digest} arrived corrupted")  # retried

@@ -131,6 +131,8 @@ def main(verbose: bool, log_json: bool) -> None:
             level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # A line per request: `modelreg sync` of 600 commands printed 600 around the one that said what went wrong.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # While PostgreSQL restarts, asyncpg logs a traceback for every failed reconnect; ours says it once.
     logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
     # The embedded PostgreSQL's launcher logs every command with its whole output (initdb's on a first start)
@@ -738,18 +740,27 @@ def login_command(host: str | None, key: str | None) -> None:
 def sync_command(paths: tuple[Path, ...], url: str | None, api_key: str | None, skip_refused: bool) -> None:
     """Upload runs recorded offline: PATH is a run folder or a folder of them (default: the offline folder,
     ./modelreg-offline or MODELREG_OFFLINE_DIR). Safe to repeat: nothing is uploaded twice."""
-    from modelreg.errors import ModelregError
+    from modelreg.errors import ModelregError, Unavailable
     from modelreg.spool import offline_run_folders, spool_root
     from modelreg.sync import sync_offline_run
     from modelreg.transport import Transport
 
     transport = Transport(url, api_key)
+    failed: list[tuple[Path, str]] = []
     try:
         folders = offline_run_folders(list(paths) or [spool_root()])
         if not folders:
             click.echo("no offline runs to sync")
         for folder in folders:
-            report = sync_offline_run(folder, transport, skip_refused=skip_refused)
+            # One run the server refuses must not keep every run recorded after it off the server.
+            try:
+                report = sync_offline_run(folder, transport, skip_refused=skip_refused)
+            except Unavailable:
+                raise  # the server, not the run: the others would fail alike
+            except ModelregError as exc:
+                click.echo(f"not synced: {folder}: {exc.message}", err=True)
+                failed.append((folder, exc.message))
+                continue
             note = "" if report.finished else " (no finish recorded: still running or crashed; sync again later)"
             if report.skipped:
                 note += f"; {len(report.skipped)} left out, refused (see sync-state.json in the folder)"
@@ -760,6 +771,11 @@ def sync_command(paths: tuple[Path, ...], url: str | None, api_key: str | None, 
         raise click.ClickException(exc.message) from None
     finally:
         transport.close()
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} of {len(folders)} offline runs not synced (each said why above); the others are. "
+            "Fix what each says and run `modelreg sync` again: what was sent is not sent twice"
+        )
 
 
 @main.group()

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from click.testing import CliRunner
 from support.stack import Stack
 
@@ -252,10 +253,18 @@ async def test_a_recorded_value_the_server_refuses_stops_the_sync_unless_left_ou
         (folder,) = offline_run_folders([tmp_path])
         return folder
 
+    def record_another() -> str:
+        with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+            run.log({"loss": 0.4})
+            return run.id
+
     folder = await asyncio.to_thread(record)
-    stopped = await asyncio.to_thread(CliRunner().invoke, main, ["sync", str(folder), "--url", url])
+    later = await asyncio.to_thread(record_another)
+    # The whole offline folder: the run the server refuses is said, and the one recorded after it synced.
+    stopped = await asyncio.to_thread(CliRunner().invoke, main, ["sync", str(tmp_path), "--url", url])
     assert stopped.exit_code != 0 and "line 3 (update_run_summary) was refused" in stopped.output
     assert "U+0000" in stopped.output and "--skip-refused" in stopped.output
+    assert f"synced acme/nature/{later}" in stopped.output and "1 of 2 offline runs not synced" in stopped.output
     run_id = Spool(folder).entries()[0].input["runId"]
     query = 'query($r: String!) { run(entity: "acme", project: "nature", runId: $r) { state summary } }'
     assert (await stack.graphql(query, {"r": run_id}))["data"]["run"]["state"] == "RUNNING"
@@ -289,6 +298,54 @@ def test_a_journal_names_a_kept_file_by_its_digest_never_by_a_path_out_of_the_sp
     for edited in ("sha256:../../../etc/passwd", "sha256:/etc/passwd", "../journal.jsonl"):
         with pytest.raises(modelreg.errors.InvalidInput, match="not by sha256:<64 hex digits>"):
             spool.blob_path(edited)
+
+
+async def test_a_start_applied_whose_answer_was_lost_then_recorded_offline_syncs_as_the_same_start(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # A proxy in front of the API passes the start on, then times out (504) and answers 503 from then on: the
+    # server has the run; the client, told nothing, records it offline (mode="auto"). Its sync was refused for
+    # ever ("run ... already exists"), and the message offered --skip-refused, which never leaves a start out.
+    assert stack.client is not None
+    api = stack.client
+    passed_on: list[bytes] = []
+
+    async def gateway(request: web.Request) -> web.Response:
+        if passed_on:
+            return web.Response(status=503, text="upstream unavailable")
+        body = await request.read()
+        passed_on.append(body)
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+        async with api.post(request.path, data=body, headers=headers) as answer:
+            await answer.read()
+        return web.Response(status=504, text="gateway timeout")
+
+    proxy = web.Application()
+    proxy.router.add_route("*", "/{tail:.*}", gateway)
+    runner = web.AppRunner(proxy)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def record() -> str:
+        with pytest.warns(modelreg.OfflineFallback):
+            run = modelreg.init(
+                project="nature", entity="acme", url=f"http://127.0.0.1:{port}", mode="auto", offline_dir=tmp_path
+            )
+        with run:
+            run.log({"loss": 0.5})
+        return run.id
+
+    try:
+        run_id = await asyncio.to_thread(record)
+    finally:
+        await runner.cleanup()
+    assert len(passed_on) == 1 and b"startRun" in passed_on[0]
+    output = await asyncio.to_thread(sync_with_cli, str(api.make_url("/")), tmp_path)
+    assert f"synced acme/nature/{run_id}" in output
+    synced = (await stack.graphql(RUN, {"r": run_id}))["data"]["run"]
+    assert synced["state"] == "FINISHED" and [m["value"] for m in synced["metrics"]] == [0.5]
 
 
 def test_with_no_server_mode_auto_records_offline_and_says_so(tmp_path: Path) -> None:

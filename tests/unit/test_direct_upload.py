@@ -129,3 +129,38 @@ def test_a_folder_store_server_is_answered_by_sending_to_the_api(tmp_path: Path)
     path, digest = a_file(tmp_path, b"weights")
     upload = DirectUpload(lambda route, body: {"method": "api"}, lambda *a: pytest.fail("nothing goes to a bucket"))
     assert upload.run(path, digest, lambda n: None) == "api"
+
+
+def test_a_resume_state_from_another_save_of_the_file_is_not_trusted(tmp_path: Path, upload_state: Path) -> None:
+    # Cut after its parts were hashed from a save the training overwrote since (same size, same whole digest
+    # hashed earlier): the saved parts' digests name other bytes, and the store refused the real ones for ever.
+    content = bytes(range(45))
+    bucket = BucketBehindAnApi(single_put_max=20, fail_part=4)
+    path, digest = a_file(tmp_path, bytes(reversed(content)))
+    with pytest.raises(ConnectionError):
+        DirectUpload(bucket.ask, bucket.put).run(path, digest, lambda n: None)
+    assert list(upload_state.iterdir())
+    path.write_bytes(content)
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    (state,) = upload_state.iterdir()
+    state.rename(state.with_name(f"{digest.removeprefix('sha256:')}-45.json"))  # as if filed under this content
+
+    bucket = BucketBehindAnApi(single_put_max=20)
+    assert DirectUpload(bucket.ask, bucket.put).run(path, digest, lambda n: None) == "multipart"
+    asked_with_parts = [a for a in bucket.asked if "parts" in a]
+    assert asked_with_parts[0]["parts"] == [
+        hashlib.sha256(content[i : i + PART]).hexdigest() for i in range(0, 45, PART)
+    ]
+
+
+def test_a_part_the_store_refuses_leaves_no_state_to_be_refused_again(tmp_path: Path, upload_state: Path) -> None:
+    content = bytes(range(45))
+    bucket = BucketBehindAnApi(single_put_max=20)
+    path, digest = a_file(tmp_path, content)
+
+    def refusing_put(url: str, *args: Any) -> None:
+        raise InvalidInput(f"{path}: the object store refused the bytes, whose SHA-256 is not the one announced")
+
+    with pytest.raises(InvalidInput):
+        DirectUpload(bucket.ask, refusing_put).run(path, digest, lambda n: None)
+    assert not list(upload_state.iterdir())
