@@ -7,6 +7,12 @@ subscription's filter, and those at or past `reflected` update it, so that an en
 reaching outsiders at once, without a query per event. By position, not by time: an event received before the
 subscription started may be appended after the read model was read (it was made private while the
 subscription started), and must still apply; one the read model shows, replayed, must not apply again.
+
+A replay (the events before `reflected`) can outlast what the caller could read when it subscribed: a grant
+revoked, a team made private meanwhile is on the log only after everything being replayed. So the subscription
+looks the caller up again as it replays (`seen_now`), and a replayed event reaches it only if both the caller as
+it subscribed (with the changes read since) and the caller as now looked up may read it: never more than at
+subscription time, and what was taken away since applies within a look-up.
 """
 
 from __future__ import annotations
@@ -26,10 +32,21 @@ class LiveReadable:
         self.caller = caller
         self.reflected = dict(reflected)  # partition -> the first offset `caller` does not reflect
         self.readable: Readable = caller.readable()
+        self._now: Readable | None = None  # the caller as last looked up during the replay
+
+    def replays(self, position: LogPosition) -> bool:
+        """Whether the event at `position` is one of the replay's: logged before the caller was looked up."""
+        return position.offset < self.reflected.get(position.partition, 0)
+
+    def seen_now(self, caller: Caller) -> None:
+        """The caller looked up again: it judges the rest of the replay too."""
+        self._now = caller.readable()
 
     def sees(self, envelope: Envelope, position: LogPosition) -> bool:
-        if position.offset >= self.reflected.get(position.partition, 0):
+        if not self.replays(position):
             self._apply(envelope)
+        elif self._now is not None and not self._now.event(envelope):
+            return False
         return self.readable.event(envelope)
 
     def _apply(self, envelope: Envelope) -> None:

@@ -9,14 +9,16 @@ again with `after: <the last event's cursor>`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
+from types import AsyncGeneratorType
 from typing import Any
 
 import graphene
 
-from modelreg.errors import InvalidInput, Unavailable
+from modelreg.errors import InvalidInput, PermissionDenied, Unavailable
 from modelreg.events.codec import to_json_dict
 from modelreg.events.envelope import Envelope
 from modelreg.events.filters import EventFilter
@@ -32,6 +34,9 @@ from modelreg.graphql.live_readable import LiveReadable
 from modelreg.projections.progress import ProjectionLagging
 from modelreg.services.commands.access import Caller
 
+# A replaying subscription looks its caller up again at most this often (a query each time).
+LOOK_UP_WHILE_REPLAYING_EVERY_S = 1.0
+
 
 @dataclass
 class SubscriberContext(RequestContext):
@@ -41,18 +46,42 @@ class SubscriberContext(RequestContext):
     # The socket's key looked up again (PermissionDenied once revoked): each subscription starts from the
     # caller's grants and the private scopes as they are when it subscribes, not as they were at connection_init.
     look_up_caller: Callable[[], Awaitable[Caller]] | None = None
-    open_tails: set[AsyncGenerator[TailedEvent, None]] = field(default_factory=set)
+    # Each subscription's log reader, with its close once one was asked for (see close_tail).
+    open_tails: dict[AsyncGenerator[TailedEvent, None], asyncio.Future[None] | None] = field(default_factory=dict)
     # Closes the socket (4403): its key was revoked. Set by the websocket handler, which owns the socket.
     refuse_revoked_key: Callable[[], Awaitable[None]] | None = None
+
+    async def close_tail(self, tail: AsyncGenerator[TailedEvent, None]) -> None:
+        """Closes a subscription's log reader once, for whichever asks first: the subscription as it ends or the
+        socket as it closes; the other waits for that close. Both come at once when a socket ends while its
+        subscription is busy (its key revoked, a client gone mid-send), and a second aclose() of a generator that
+        is still closing is a RuntimeError."""
+        closing = self.open_tails.get(tail)
+        if closing is None:
+            # Waiting for the log in its subscription's task, whose cancellation closes it.
+            if isinstance(tail, AsyncGeneratorType) and tail.ag_running:
+                return
+            # In a task of its own, so that a caller cancelled meanwhile does not leave the reader half closed.
+            closing = asyncio.ensure_future(tail.aclose())
+            closing.add_done_callback(_retrieved)
+            self.open_tails[tail] = closing
+        await asyncio.shield(closing)
 
     async def close_tails(self) -> None:
         """When the socket closes: stop the log readers of its subscriptions, whatever they are doing. The
         server cancels their tasks, but a subscription whose task was blocked sending to a client that
         stopped reading is left suspended, and only the garbage collector would ever close its reader."""
         for tail in list(self.open_tails):
-            with suppress(RuntimeError):  # it is running: the cancellation of its task closes it
-                await tail.aclose()
+            with suppress(RuntimeError):  # it started reading again before its close did: its cancellation closes it
+                await self.close_tail(tail)
         self.open_tails.clear()
+
+
+def _retrieved(closing: asyncio.Future[None]) -> None:
+    """Whoever awaited this close may have been cancelled meanwhile: its outcome is taken here, not reported by
+    asyncio as never retrieved (its callers, still there, get it from the future)."""
+    if not closing.cancelled():
+        closing.exception()
 
 
 class EventPosition(graphene.ObjectType):
@@ -141,18 +170,47 @@ async def _live_events(
             return event_filter.matches(envelope) and (also is None or also(envelope))
 
         owner = str(caller.actor) if caller else None
-        tail = context.tails.follow(context.app.log, from_now=from_now, resume_point=after, keep=keep, owner=owner)
-        context.open_tails.add(tail)
+        # From `reflected`, not from the log's end as the tail reads it again: a team made private, a grant or the
+        # key revoked in between is on the log but not in `caller`, and reaches `readable` and `revokes_the_key`
+        # only if the tail reads it. A few events appended as the subscription started come along.
+        tail = context.tails.follow(
+            context.app.log,
+            from_now=from_now,
+            resume_point=after,
+            keep=keep,
+            owner=owner,
+            from_positions=reflected if from_now else None,
+        )
+        context.open_tails[tail] = None
+        clock = asyncio.get_running_loop()
+        look_up_again_at = clock.time() + LOOK_UP_WHILE_REPLAYING_EVERY_S
         try:
-            async with aclosing(tail):  # the tail closes with this stream, not when the collector gets to it
-                async for tailed in tail:
-                    if revokes_the_key(tailed.envelope):
-                        if context.refuse_revoked_key is not None:
-                            await context.refuse_revoked_key()
-                        return
-                    yield event_record(tailed)
+            async for tailed in tail:
+                envelope, position = tailed.envelope, tailed.position
+                if revokes_the_key(envelope):
+                    if context.refuse_revoked_key is not None:
+                        await context.refuse_revoked_key()
+                    return
+                # A key or a grant revoked during a replay is on the log after all that is replayed: looked up
+                # again, so that it ends the replay (or hides what it hid) within a second, not at the replay's end.
+                if readable is not None and context.look_up_caller is not None and readable.replays(position):
+                    if clock.time() >= look_up_again_at:
+                        try:
+                            readable.seen_now(await context.look_up_caller())
+                        except PermissionDenied:
+                            if context.refuse_revoked_key is not None:
+                                await context.refuse_revoked_key()
+                            return
+                        look_up_again_at = clock.time() + LOOK_UP_WHILE_REPLAYING_EVERY_S
+                    # The tail judged a whole batch at once, perhaps before the last look-up.
+                    if not keep(envelope, position):
+                        continue
+                yield event_record(tailed)
         finally:
-            context.open_tails.discard(tail)
+            try:  # the tail closes with this stream, not when the collector gets to it
+                await context.close_tail(tail)
+            finally:
+                context.open_tails.pop(tail, None)
     except Exception as exc:  # graphql-core 3.2 runs no middleware on a subscription's source: the same rule here
         raise reported(exc, info.field_name) from exc
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from graphql_server.exceptions import GraphQLValidationError
 from graphql_server.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from graphql_server.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from graphql_server.subscriptions.protocols.graphql_transport_ws.types import Message, SubscribeMessage
 from graphql_server.utils.operation import get_operation_type
 
 from graphql import GraphQLError, OperationType
@@ -23,6 +23,27 @@ from modelreg.graphql.documents import ValidatedDocuments
 # a vanished or stuck client (one that stopped reading) loses its subscriptions and their log readers.
 HEARTBEAT_S = 20.0
 REVOKED = "the API key was revoked: log in with another key"
+
+
+def malformed(message: object) -> str | None:
+    """Why a frame is no graphql-transport-ws message, if it is not. graphql-server's handler takes the shape on
+    trust, and any frame, even before connection_init and so without a key, could raise there: a traceback in
+    the log per frame, and the socket dropped (1006) instead of refused as the protocol says (4400)."""
+    if not isinstance(message, dict):
+        return "a message is a JSON object"
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        return "a message needs a type, a string"
+    if kind in ("subscribe", "complete") and not (isinstance(message.get("id"), str) and message["id"]):
+        return f"a {kind} message needs an id, a non-empty string"
+    if kind == "subscribe":
+        payload = message.get("payload")
+        if not isinstance(payload, dict):
+            return "a subscribe message needs a payload, an object"
+        for name, kinds in (("query", str), ("operationName", str), ("variables", dict), ("extensions", dict)):
+            if payload.get(name) is not None and not isinstance(payload[name], kinds):
+                return f"a subscribe message's {name} is a{'n object' if kinds is dict else ' string'}"
+    return None
 
 
 def api_key_of_connection(params: Mapping[str, Any] | None) -> str | None:
@@ -56,6 +77,12 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
     async def shutdown(self) -> None:
         await super().shutdown()
         await self.context.close_tails()
+
+    async def handle_message(self, message: Message) -> None:
+        if (problem := malformed(message)) is not None:
+            await self.handle_invalid_message(problem)  # closes the socket: 4400
+            return
+        await super().handle_message(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         caller = self.context.caller

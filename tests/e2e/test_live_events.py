@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
+import pytest
 from support.live_events import graphql_socket, log_readers_reach, sends_block
 from support.stack import Stack
 from support.story import ADD_ALIAS, LINK, LOG_VERSION, version_input
@@ -276,8 +280,9 @@ async def test_one_principal_holds_a_bounded_share_of_the_subscriptions_and_othe
 
 
 async def test_a_stuck_subscriber_holds_back_only_itself_and_its_reader_closes_with_its_socket(
-    stack: Stack, event_log: EventLog
+    stack: Stack, event_log: EventLog, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)
     # About 12 MB of events: more than the socket buffers between the API and a client that stopped reading,
     # so the API's sends to it block.
     loader = Actor(kind="service", id="load")
@@ -312,5 +317,76 @@ async def test_a_stuck_subscriber_holds_back_only_itself_and_its_reader_closes_w
         assert (await stack.graphql("{ viewer { id } }"))["data"]["viewer"]["id"] == "user:alice"
         await ui.ws.close()
         await log_readers_reach(stack, 1)
-    # The stuck one went away while the API was blocked sending to it: its reader is closed all the same.
+    # The stuck one went away while the API was blocked sending to it: its reader is closed all the same, and
+    # that is an ordinary end, no fault of the server's.
     await log_readers_reach(stack, 0)
+    assert faults_logged(caplog) == []
+
+
+def faults_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    # The broker's client logs its own retries at ERROR (a fresh topic's group coordinator not ready yet).
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and not r.name.startswith("aiokafka")]
+
+
+FOLLOW_ANYTHING = {"query": "subscription { events { id } }"}
+MALFORMED_BEFORE_INIT = ["[]", "42", "null", '"x"', '{"type": 7}']
+MALFORMED_AFTER_INIT = [
+    json.dumps(frame)
+    for frame in [
+        {"type": "subscribe", "id": "1", "payload": "not an object"},
+        {"type": "subscribe", "id": "1"},
+        {"type": "subscribe", "id": ["1"], "payload": FOLLOW_ANYTHING},
+        {"type": "subscribe", "id": "", "payload": FOLLOW_ANYTHING},
+        {"type": "subscribe", "id": 1, "payload": FOLLOW_ANYTHING},
+        {"type": "subscribe", "id": "1", "payload": {**FOLLOW_ANYTHING, "variables": ["x"]}},
+        {"type": "subscribe", "id": "1", "payload": {**FOLLOW_ANYTHING, "operationName": {"x": 1}}},
+        {"type": "complete", "id": {"a": 1}},
+        {"type": "complete", "id": ["1"]},
+    ]
+]
+
+
+async def test_a_frame_that_is_no_protocol_message_closes_its_socket_as_a_bad_one_and_logs_no_fault(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone may open a socket and send anything, before any key: the log holds the server's faults, not theirs."""
+    caplog.set_level(logging.WARNING)
+    for frame in MALFORMED_BEFORE_INIT + MALFORMED_AFTER_INIT:
+        async with graphql_socket(stack) as socket:
+            if frame in MALFORMED_AFTER_INIT:
+                assert (await socket.init({"apiKey": await stack.key("user:vic", "viewer")}))[
+                    "type"
+                ] == "connection_ack"
+            await socket.ws.send_str(frame)
+            closed = await socket.receive(timeout_s=10)
+            assert (closed["type"], closed["code"]) == ("closed", 4400), frame
+    assert faults_logged(caplog) == []
+
+    async with graphql_socket(stack, headers=await stack.auth()) as socket:  # well-formed frames are served as ever
+        await socket.init()
+        await socket.subscribe("fine", VERSION_LINKED, {"model": "m"})
+        await log_readers_reach(stack, 1)
+
+
+async def test_a_key_revoked_while_its_socket_follows_the_log_ends_the_socket_as_an_ordinary_end(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not an incident: the server did nothing wrong, and a fault logged at every revocation hides the real ones."""
+    caplog.set_level(logging.WARNING)
+    issued = await stack.graphql(
+        'mutation { issueApiKey(input: {principalKind: USER, principalId: "zoe", role: VIEWER}) { key id } }'
+    )
+    zoe = issued["data"]["issueApiKey"]
+    async with graphql_socket(stack) as socket:
+        assert (await socket.init({"apiKey": zoe["key"]}))["type"] == "connection_ack"
+        await socket.subscribe("links", VERSION_LINKED, {"model": "m"})
+        await socket.subscribe("moves", ALIAS_MOVED, {"model": "m"})
+        await log_readers_reach(stack, 2)
+        revoked = await stack.graphql(
+            "mutation($id: ID!) { revokeApiKey(input: {keyId: $id}) { id } }", {"id": zoe["id"]}
+        )
+        assert "errors" not in revoked, revoked
+        closed = await socket.receive()
+        assert (closed["type"], closed["code"]) == ("closed", 4403)
+    await log_readers_reach(stack, 0)
+    assert faults_logged(caplog) == []
