@@ -13,7 +13,8 @@ activity neither holds up another's nor shows to it as a skipped firing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged
@@ -81,8 +82,8 @@ CREATE INDEX webhook_deliveries_by_automation ON webhook_deliveries (automation_
 
 _CREATED = """
 INSERT INTO automations (automation_id, name, description, trigger, action, trigger_event, cooldown_s, enabled,
-                         secret_generation, created_at, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                         secret_generation, created_at, created_by, switched_at, switched_on)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ARRAY[$10::timestamptz], ARRAY[$8::boolean])
 ON CONFLICT DO NOTHING
 """
 
@@ -138,13 +139,43 @@ TRIGGERS_V7 = """
 ALTER TABLE automation_firings ADD COLUMN retries int NOT NULL DEFAULT 0;
 CREATE INDEX webhook_deliveries_by_firing ON webhook_deliveries (automation_id, trigger_event_id, attempt);
 """
+# When an automation was switched on and off, for matching an event by the time it happened rather than by when the
+# projection reads it: a replay of several partitions may read an event before a switch that came earlier, or after
+# one that came later. Rows from before keep one switch, at their creation, to their state now.
+TRIGGERS_V8 = """
+ALTER TABLE automations ADD COLUMN switched_at timestamptz[], ADD COLUMN switched_on boolean[];
+UPDATE automations SET switched_at = ARRAY[created_at], switched_on = ARRAY[enabled];
+ALTER TABLE automations ALTER COLUMN switched_at SET NOT NULL, ALTER COLUMN switched_on SET NOT NULL;
+CREATE INDEX automations_by_kind ON automations (trigger_event);
+DROP INDEX automations_by_trigger;
+"""
+
+
+def was_on_at(automation: Mapping[str, Any], at: datetime) -> bool:
+    """Whether the automation was switched on when an event happened at `at`: the last switch recorded at or
+    before it decides (its creation is the first). _FIRED_BY asks the same in SQL."""
+    state = False
+    for switched_at, on in zip(automation["switched_at"], automation["switched_on"], strict=True):
+        if switched_at <= at:
+            state = on
+    return state
+
+
 _CHANGED = """
 UPDATE automations SET name = $2, description = $3, trigger = $4, action = $5, trigger_event = $6, cooldown_s = $7
 WHERE automation_id = $1
 """
-_DELETED = "UPDATE automations SET enabled = false, deleted_at = $2 WHERE automation_id = $1"
+_DELETED = """
+UPDATE automations
+SET enabled = false, deleted_at = $2, switched_at = switched_at || $2::timestamptz, switched_on = switched_on || false
+WHERE automation_id = $1
+"""
 
-_ENABLED = "UPDATE automations SET enabled = $2 WHERE automation_id = $1"
+_ENABLED = """
+UPDATE automations
+SET enabled = $2, switched_at = switched_at || $3::timestamptz, switched_on = switched_on || $2::boolean
+WHERE automation_id = $1
+"""
 
 # $1 trigger kind, $2 event id, $3 event type, $4 stream, $5 actor, $6 variables, $7 occurred_at,
 # then the facts a trigger's scope and filter are checked against; $16-$18 a metrics batch's lowest and highest
@@ -172,7 +203,9 @@ WITH matched AS (
         ORDER BY CASE WHEN a.trigger->>'op' IN ('>', '>=') THEN -m.value ELSE m.value END
         LIMIT 1
     ) crossed ON true
-    WHERE a.enabled AND a.trigger_event = $1 AND a.created_at <= $7
+    WHERE a.trigger_event = $1
+      AND coalesce((SELECT s.is_on FROM unnest(a.switched_at, a.switched_on) WITH ORDINALITY AS s(at, is_on, n)
+                    WHERE s.at <= $7 ORDER BY s.n DESC LIMIT 1), false)
       AND (a.trigger->>'entity' IS NULL OR a.trigger->>'entity' = $8)
       AND (a.trigger->>'project' IS NULL OR a.trigger->>'project' = $9)
       AND (a.trigger->>'collection' IS NULL OR a.trigger->>'collection' = $10)
@@ -258,6 +291,7 @@ class TriggersProjection(Projection):
         Migration("triggers", 5, TRIGGERS_V5),
         Migration("triggers", 6, TRIGGERS_V6),
         Migration("triggers", 7, TRIGGERS_V7),
+        Migration("triggers", 8, TRIGGERS_V8),
     )
 
     def shown_to_commands(self) -> set[str]:
@@ -340,11 +374,11 @@ class TriggersProjection(Projection):
 
     @handles(AutomationEnabled)
     def automation_enabled(self, e: AutomationEnabled, envelope: Envelope) -> list[Statement]:
-        return [Statement(_ENABLED, (e.automation_id, True))]
+        return [Statement(_ENABLED, (e.automation_id, True, envelope.occurred_at))]
 
     @handles(AutomationDisabled)
     def automation_disabled(self, e: AutomationDisabled, envelope: Envelope) -> list[Statement]:
-        return [Statement(_ENABLED, (e.automation_id, False))]
+        return [Statement(_ENABLED, (e.automation_id, False, envelope.occurred_at))]
 
     @handles(AutomationChanged)
     def automation_changed(self, e: AutomationChanged, envelope: Envelope) -> list[Statement]:

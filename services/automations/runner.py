@@ -33,6 +33,7 @@ from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.progress import ProjectionLagging
 from modelreg.projections.readable import scope_of
+from modelreg.projections.triggers import was_on_at
 from modelreg.services.automations import webhook_targets
 from modelreg.services.automations.crashed_runs import CRASHED_AFTER_S, mark_silent_runs_crashed
 from modelreg.services.automations.templates import action_templates, render, template_variables
@@ -234,6 +235,11 @@ class AutomationRunner:
             job_id, outcome, detail = None, "failed", "not carried out: the automation was deleted before it was"
         elif not automation["enabled"]:
             job_id, outcome, detail = None, "failed", "not carried out: the automation was switched off before it was"
+        elif not was_on_at(automation, firing["occurred_at"]):
+            # Recorded by a replay that read the event before the switch off that came first (another partition);
+            # live, it never fired, and switched on again since, it would act on an event from the time it was off.
+            job_id, outcome = None, "failed"
+            detail = "not carried out: the automation was switched off when its event happened"
         elif (chain := await self._launched_by_itself(automation["automation_id"], firing)) is not None:
             job_id, outcome = None, "failed"
             detail = (

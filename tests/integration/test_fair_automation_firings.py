@@ -18,8 +18,8 @@ async def automation_of(pool: asyncpg.Pool, creator: str) -> UUID:
     automation_id = uuid7()
     await pool.execute(
         "INSERT INTO automations (automation_id, name, trigger, action, trigger_event, cooldown_s, enabled, "
-        "secret_generation, created_at, created_by) "
-        "VALUES ($1, 'hook', '{}', '{}', 'run_finished', 0, true, 0, $2, $3)",
+        "secret_generation, created_at, created_by, switched_at, switched_on) "
+        "VALUES ($1, 'hook', '{}', '{}', 'run_finished', 0, true, 0, $2, $3, ARRAY[$2::timestamptz], ARRAY[true])",
         automation_id,
         T0,
         creator,
