@@ -286,8 +286,8 @@ class UnlinkArtifactVersionInput(RegisteredModelInput):
 
 class UpdateModelCardInput(RegisteredModelInput):
     description = graphene.String(required=True, description="markdown: what the model does")
-    inputs = graphene.String(description="what the model expects")
-    outputs = graphene.String(description="what the model gives back")
+    inputs = graphene.String(description="what the model expects (left out: as it is; empty: none)")
+    outputs = graphene.String(description="what the model gives back (left out: as it is; empty: none)")
 
 
 class TagRegisteredModelInput(RegisteredModelInput):

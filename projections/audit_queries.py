@@ -9,14 +9,21 @@ from uuid import UUID
 
 import asyncpg
 
+from modelreg.events.envelope import Actor
+
 
 class AuditQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def caused_by(self, command_id: UUID) -> bool:
-        """Whether a command with this client id was already accepted (its events carry it as causation id)."""
-        return await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM audit_log WHERE causation_id = $1)", command_id)
+    async def caused_by(self, command_id: UUID, actor: Actor) -> bool:
+        """Whether this actor's command with this client id was already accepted (services/commands/read_models.py)."""
+        return await self.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM audit_log WHERE causation_id = $1 AND actor_kind = $2 AND actor_id = $3)",
+            command_id,
+            actor.kind,
+            actor.id,
+        )
 
     async def history(self, stream: str, limit: int, before_seq: int | None = None) -> list[dict[str, Any]]:
         """Newest first; `before_seq` is the stream_seq of the last action of the previous page."""

@@ -392,6 +392,30 @@ CREATE INDEX runs_running_of_jobs ON runs ((environment -> 'launch' ->> 'job_id'
     WHERE state = 'running' AND environment -> 'launch' ->> 'job_id' IS NOT NULL;
 """
 
+# A version logged with aliases took them without taking them from its collection's other versions: several listed
+# one alias, deleting an old one was refused for an alias its ref did not give, and an alias removed with the newest
+# came back on an older one. The projection now moves them (_ALIASES_TAKEN); this keeps each stored alias on the
+# newest version that holds it, as refs already read it.
+SCHEMA_V13 = """
+UPDATE artifact_versions o
+SET aliases = (SELECT coalesce(array_agg(a ORDER BY a), '{}') FROM unnest(o.aliases) a WHERE NOT EXISTS (
+    SELECT 1 FROM artifact_versions n
+    WHERE n.entity = o.entity AND n.project = o.project AND n.name = o.name AND n.deleted_at IS NULL
+      AND n.version_index > o.version_index AND a = ANY(n.aliases)))
+WHERE o.deleted_at IS NULL AND o.aliases <> '{}';
+"""
+
+# An alias names one version of a collection: logged with one, a version takes it from the others, as an edit adding
+# it does. Only the aliases the version holds as this runs: a copy of its event read again later (the log holds it
+# twice) must not take back an alias moved on since.
+_ALIASES_TAKEN = """
+UPDATE artifact_versions o
+SET aliases = (SELECT coalesce(array_agg(a ORDER BY a), '{}') FROM unnest(o.aliases) a WHERE a <> ALL(t.aliases))
+FROM artifact_versions t
+WHERE t.id = $1 AND t.deleted_at IS NULL AND o.entity = t.entity AND o.project = t.project AND o.name = t.name
+  AND o.id <> t.id AND o.aliases && t.aliases
+"""
+
 _RUN_CONFIG_UPDATED = """
 UPDATE runs SET config = (config || $4) - $5::text[] WHERE entity = $1 AND project = $2 AND run_id = $3
 """
@@ -424,19 +448,21 @@ UPDATE runs SET name = coalesce($4, name), notes = coalesce($5, notes), tags = c
 WHERE entity = $1 AND project = $2 AND run_id = $3
 """
 
-# An alias names one version of a collection: added here, it leaves the others.
+# An alias names one version of a collection: added here, it leaves the others. A deleted version is edited no more
+# (a log written before edits took the version's turn may hold an edit after the deletion: it changes nothing).
 _VERSION_EDITED = """
 WITH moved AS (
     UPDATE artifact_versions o SET aliases = (SELECT coalesce(array_agg(a), '{}') FROM unnest(o.aliases) a
                                               WHERE a <> ALL($4::text[]))
     WHERE o.entity = $6 AND o.project = $7 AND o.name = $8 AND o.id <> $1 AND o.aliases && $4::text[]
+      AND EXISTS (SELECT 1 FROM artifact_versions t WHERE t.id = $1 AND t.deleted_at IS NULL)
 )
 UPDATE artifact_versions v
 SET description = coalesce($2, v.description),
     metadata = coalesce($3, v.metadata),
     aliases = (SELECT coalesce(array_agg(DISTINCT a ORDER BY a), '{}') FROM unnest(v.aliases || $4::text[]) a
                WHERE a <> ALL($5::text[]))
-WHERE v.id = $1
+WHERE v.id = $1 AND v.deleted_at IS NULL
 """
 
 _VERSION_DELETED = """
@@ -470,6 +496,7 @@ class RegistryProjection(Projection):
         Migration("registry", 10, SCHEMA_V10),
         Migration("registry", 11, SCHEMA_V11),
         Migration("registry", 12, SCHEMA_V12),
+        Migration("registry", 13, SCHEMA_V13),
         # Which versions hold a file, for /blobs downloads of callers with private scopes hidden (readable.py).
         Migration("registry_files", 1, FILES_V1),
         Migration("registry_files", 2, FILES_V2),
@@ -617,7 +644,9 @@ class RegistryProjection(Projection):
             # elsewhere), so it must not make a stored file of the same digest readable (FILES_V3).
             list(dict.fromkeys(entry.digest for entry in e.manifest if entry.ref is None)),
         )
-        return [Statement(_VERSION_LOGGED, args, rows=_version_rows(e))]
+        logged = Statement(_VERSION_LOGGED, args, rows=_version_rows(e))
+        # Ordered with everything of the stream, as an edit: it changes other versions' rows.
+        return [logged, Statement(_ALIASES_TAKEN, (e.artifact_version_id,))] if e.aliases else [logged]
 
     @handles(ArtifactVersionEdited)
     def artifact_version_edited(self, e: ArtifactVersionEdited, envelope: Envelope) -> list[Statement]:

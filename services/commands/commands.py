@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from uuid import UUID, uuid5
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from modelreg.events.artifacts import Manifest
@@ -96,6 +96,11 @@ class Command(BaseModel):
         """What commands that must not be decided side by side share, whoever sends them: each is checked
         against read models that show the one before it (services/commands/in_flight.py); None: nothing."""
         return None
+
+    def names_taken(self) -> tuple[UUID, ...]:
+        """Turns beside `turn_of` for names a command takes for everyone (a client-chosen id), not per caller as
+        `idempotency_key` is."""
+        return ()
 
 
 @cache
@@ -248,6 +253,13 @@ class LogArtifactVersion(Recordable):
         # Content equal to the newest version's is that version: two workers of one distributed job logging the
         # same files at once each found the newest without the other's, and made two versions.
         return uuid5(_COLLECTION_TURNS, f"{self.entity}/{self.project}/{self.name}")
+
+    def names_taken(self) -> tuple[UUID, ...]:
+        # Two callers sending one id into two collections at once each found it free: both were told yes, and
+        # the projection kept one version (the other only in the audit log, its answer naming the first's).
+        if self.artifact_version_id is None:
+            return ()
+        return (uuid5(self.artifact_version_id, "a client-chosen artifact version id"),)
 
 
 class UseArtifactVersion(Recordable):
@@ -466,31 +478,39 @@ class RaiseAlert(Recordable):
     level: AlertLevel = "INFO"
 
 
-class EditArtifactVersion(Command):
-    """`artifact.save()` of a logged version: a new description or metadata (when given), aliases to add and
-    to remove. Adding an alias another version of the collection holds moves it here."""
+class NamedVersionCommand(Command):
+    """A command on the version a name gives (`vN`, `latest` or an alias), in that version's turn: the one it had
+    when the turn was taken, which the handler checks the name still gives (`in_the_turn_taken`)."""
 
     entity: EntityName
     project: ProjectName
     name: ArtifactName
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64, description="vN, latest or an alias")
+    # The version whose turn this command took: None when the name gave none, unset when no turn was asked for.
+    _turn_taken_for: UUID | None | Literal["unasked"] = PrivateAttr(default="unasked")
+
+    async def turn_of(self, reads: ReadModels) -> UUID | None:
+        found = await reads.registry.artifact_version_by_ref(self.entity, self.project, self.name, self.version)
+        self._turn_taken_for = None if found is None else found["id"]
+        return None if found is None else version_turn(found["id"])
+
+    def in_the_turn_taken(self, version_id: UUID) -> bool:
+        """Whether the version the name gives now is the one whose turn this command took."""
+        return self._turn_taken_for == "unasked" or self._turn_taken_for == version_id
+
+
+class EditArtifactVersion(NamedVersionCommand):
+    """`artifact.save()` of a logged version: a new description or metadata (when given), aliases to add and
+    to remove. Adding an alias another version of the collection holds moves it here. In the version's turn: an
+    alias added beside its deletion stayed on the deleted version, and left the live one that had it."""
+
     description: Description | None = None
     metadata: dict[str, Any] | None = None
     aliases_added: Aliases = ()
     aliases_removed: Aliases = ()
 
 
-class DeleteArtifactVersion(Command):
+class DeleteArtifactVersion(NamedVersionCommand):
     """`artifact.delete()`: refused while the version holds aliases, unless `delete_aliases` (as in W&B)."""
 
-    entity: EntityName
-    project: ProjectName
-    name: ArtifactName
-    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64, description="vN, latest or an alias")
     delete_aliases: bool = False
-
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
-        # The version the name gives now; the handler looks it up again, in its turn. Were `latest` or an alias
-        # moved to another version within these milliseconds, that one is deleted outside its turn.
-        found = await reads.registry.artifact_version_by_ref(self.entity, self.project, self.name, self.version)
-        return None if found is None else version_turn(found["id"])

@@ -105,7 +105,21 @@ from modelreg.services.commands.parked_streams import PARKED_STREAM_HANDLERS
 
 async def already_accepted(cmd: Recordable, ctx: CommandContext) -> bool:
     """A recorded command sent again (a second sync, or one resumed after a cut) must append nothing twice."""
-    return cmd.command_id is not None and await ctx.reads.audit.caused_by(cmd.command_id)
+    return cmd.command_id is not None and await ctx.reads.audit.caused_by(cmd.command_id, ctx.actor)
+
+
+def _no_file_is_a_folder_of_another(paths: list[str]) -> None:
+    """`d` and `d/x` in one version: no folder could be downloaded as both, and such a version never could."""
+    listed = set(paths)
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in listed:
+                raise InvalidInput(
+                    f"the manifest lists {folder!r} as a file and as a folder of {path!r}: no download could write "
+                    "both; rename one of them"
+                )
 
 
 def require_a_path_that_shows_as_it_is(path: str) -> None:
@@ -191,9 +205,7 @@ async def finish_run(cmd: FinishRun, ctx: CommandContext) -> Decision:
 async def log_metrics(cmd: LogMetrics, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], len(cmd.rows))
-    run = await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id)
-    if run is None:
-        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
+    run = await _run_to_log_to(cmd, ctx)
     rows = [row.model_dump() for row in cmd.rows]
     payload = MetricsLogged(
         entity=cmd.entity,
@@ -212,13 +224,22 @@ async def log_metric_batch(cmd: LogMetricBatch, ctx: CommandContext) -> Decision
     points = sum(len(s.values) for s in cmd.series)
     if await already_accepted(cmd, ctx):
         return Decision([], points)
-    run = await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id)
-    if run is None:
-        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
+    run = await _run_to_log_to(cmd, ctx)
     payload = MetricsLogged(**cmd.facts())
     return Decision(
         [*_alive_again(run, cmd, ctx), ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], points
     )
+
+
+async def _run_to_log_to(cmd: LogMetrics | LogMetricBatch, ctx: CommandContext) -> dict[str, Any]:
+    """A run that may take points: one that ended has a history its end was judged on (its summary, the
+    automations its finish set off), so points after it come through a resume, which the history records."""
+    run = await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id)
+    if run is None:
+        raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: start it first")
+    if run["state"] not in ("running", "crashed"):
+        raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} is {run['state']}: resume it to log to it again")
+    return run
 
 
 def _alive_again(
@@ -240,6 +261,7 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
         raise InvalidInput("the manifest lists a file path twice: each path may appear once")
     for path in paths:
         require_a_path_that_shows_as_it_is(path)
+    _no_file_is_a_folder_of_another(paths)
     await require_stored_files(cmd.manifest, ctx)
     if cmd.run_id is not None and await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: log from a started run")
@@ -368,7 +390,14 @@ async def unlink_version(cmd: UnlinkVersion, ctx: CommandContext) -> Decision:
 
 
 async def update_model_card(cmd: UpdateModelCard, ctx: CommandContext) -> Decision:
-    payload = ModelCardChanged(**cmd.model_dump())
+    # Left out, inputs and outputs stay as they are (a new description erased them); "" clears one. The event
+    # carries the whole card, as before.
+    card = cmd.model_dump()
+    if cmd.inputs is None or cmd.outputs is None:
+        model = await ctx.reads.registry.registered_model(cmd.registered_model) or {}
+        card["inputs"] = model.get("inputs") if cmd.inputs is None else cmd.inputs
+        card["outputs"] = model.get("outputs") if cmd.outputs is None else cmd.outputs
+    payload = ModelCardChanged(**card)
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.registered_model)
 
 
@@ -566,6 +595,13 @@ async def _named_version(cmd: EditArtifactVersion | DeleteArtifactVersion, ctx: 
     found = await ctx.reads.registry.artifact_version_by_ref(cmd.entity, cmd.project, cmd.name, cmd.version)
     if found is None:
         raise NotFound(f"no artifact version {cmd.entity}/{cmd.project}/{cmd.name}:{cmd.version}")
+    if not cmd.in_the_turn_taken(found["id"]):
+        # `latest` or an alias moved while the command waited: acting on the new holder outside its turn deleted a
+        # version a link was being decided on beside it, and the deleted version stayed linked.
+        raise Conflict(
+            f"{cmd.entity}/{cmd.project}/{cmd.name}:{cmd.version} moved to another version while this command "
+            f"waited (now v{found['version_index']}): name the version by its number (vN) and send it again"
+        )
     return found
 
 

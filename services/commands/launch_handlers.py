@@ -444,6 +444,7 @@ async def _spec_checked(trigger: TriggerSpec, action: LaunchAction | WebhookActi
                 "write it in POSIX style (no (?i) or named groups; [Pp]rod for either case)"
             )
     _names_only_what_the_trigger_provides(trigger, action)
+    _may_watch(trigger, ctx)
     if action.kind == "launch":
         _names_the_event_does_not_fill_are_valid(action.entity, action.project)
         _may_launch_in(action.entity, ctx)
@@ -457,6 +458,26 @@ async def _spec_checked(trigger: TriggerSpec, action: LaunchAction | WebhookActi
             ctx.caller.require("admin", (), "a webhook to a private or loopback address")
         else:
             await refuse_private_target(action.url)
+
+
+def _may_watch(trigger: TriggerSpec, ctx: CommandContext) -> None:
+    """An automation's creator reads what it watches, within its key's limits: its firings carry the events' facts
+    (a job's config, a webhook's payload) wherever it launches, and a key limited to its own team, leaked, watched a
+    private model through one."""
+    spec = trigger.model_dump(exclude_none=True)
+    watched = f"model:{spec['registered_model']}" if "registered_model" in spec else None
+    watched = watched or (f"entity:{spec['entity']}" if "entity" in spec else None)
+    caller = ctx.caller
+    if caller.limits and (watched is None or not caller.within_limits(watched)):
+        raise PermissionDenied(
+            f"the key in use is limited to {', '.join(caller.limits)}; the trigger watches "
+            f"{watched or 'every team and model'}: name a registered model or entity within the key's limits, or use "
+            "a key without limits"
+        )
+    if watched is not None and not caller.readable().scope(watched):
+        raise PermissionDenied(
+            f"{watched} is private and you may not read it: an automation watches only what its creator reads"
+        )
 
 
 async def delete_automation(cmd: DeleteAutomation, ctx: CommandContext) -> Decision:

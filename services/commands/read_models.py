@@ -16,6 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
+from modelreg.events.envelope import Actor
 from modelreg.events.identity import Role
 from modelreg.events.log import LogPosition
 from modelreg.projections.audit_queries import AuditQueries
@@ -63,8 +64,10 @@ class RegistryReads(Protocol):
 
 
 class AuditReads(Protocol):
-    async def caused_by(self, command_id: UUID) -> bool:
-        """Whether a command with this client id was already accepted (its events carry it as causation id)."""
+    async def caused_by(self, command_id: UUID, actor: Actor) -> bool:
+        """Whether this actor's command with this client id was already accepted (its events carry it as causation
+        id). Another's id is no concern of its: ids are shown in the audit log, and one sent first by someone else
+        made a command a no-op answered as a success."""
         ...
 
 

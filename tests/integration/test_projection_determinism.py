@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from support.delivery import in_order, interleaved, partitioned_by_stream
 from support.history import registry_history
 from support.tables import dump
+from uuid_utils.compat import uuid7
 
-from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionTagged
+from modelreg.events.artifacts import ArtifactVersionDeleted, ArtifactVersionLogged, ArtifactVersionTagged
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import LogRecord
 from modelreg.events.memory_log import InMemoryEventLog
@@ -112,6 +113,42 @@ async def test_a_version_tagged_in_the_batch_that_logs_it_keeps_its_tag_when_ano
     one_by_one = await build(pool, database_url, [[record] for record in whole])
     assert await build(pool, database_url, [whole[:1], whole[1:]]) == one_by_one
     assert sum("['golden']" in row for row in one_by_one["artifact_versions"]) == 2  # both tags kept
+
+
+async def test_a_version_logged_with_an_alias_takes_it_from_the_collections_other_versions(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    # It took it without taking it: several versions listed `best`, and once the newest was deleted with its
+    # aliases, `best` was back on an older one, though the history said it was removed.
+    actor = Actor(kind="user", id="ada")
+    stream = "artifact:acme/den/weights"
+
+    def logged(n: int, *aliases: str) -> Envelope:
+        payload = ArtifactVersionLogged(
+            artifact_version_id=uuid7(),
+            entity="acme",
+            project="den",
+            name="weights",
+            artifact_type="model",
+            digest="sha256:" + f"{n:064x}",
+            aliases=aliases,
+        )
+        return Envelope.new(payload, stream=stream, actor=actor)
+
+    first, second, third = logged(0, "best", "v0-tested"), logged(1, "best"), logged(2)
+    deletion = ArtifactVersionDeleted(
+        artifact_version_id=second.payload.artifact_version_id,  # type: ignore[union-attr]
+        entity="acme",
+        project="den",
+        name="weights",
+        aliases_removed=("best",),
+    )
+    history = [first, second, third, Envelope.new(deletion, stream=stream, actor=actor)]
+    (whole,) = in_order(partitioned_by_stream(history, PARTITIONS))
+    for batches in ([whole], [[record] for record in whole], [whole[:2], whole[2:], whole[:2]]):
+        await build(pool, database_url, batches)
+        rows = await pool.fetch("SELECT version_index, aliases FROM artifact_versions WHERE name = 'weights'")
+        assert {r["version_index"]: r["aliases"] for r in rows} == {0: ["v0-tested"], 1: [], 2: []}, batches
 
 
 def metrics_history() -> list[Envelope]:

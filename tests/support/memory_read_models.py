@@ -33,7 +33,7 @@ from modelreg.events.automations import (
     FiringRetried,
 )
 from modelreg.events.codec import decode
-from modelreg.events.envelope import Envelope
+from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.identity import (
     ApiKeyIssued,
     ApiKeyRevoked,
@@ -195,6 +195,9 @@ class MemoryRegistry:
             case ArtifactVersionLogged():
                 collection = (e.entity, e.project, e.name)
                 index = sum(1 for v in self.versions.values() if (v["entity"], v["project"], v["name"]) == collection)
+                for other in self.versions.values():  # an alias names one version of a collection
+                    if (other["entity"], other["project"], other["name"]) == collection:
+                        other["aliases"] = [a for a in other["aliases"] if a not in e.aliases]
                 self.versions[e.artifact_version_id] = {
                     **e.model_dump(exclude={"artifact_version_id"}),
                     "id": e.artifact_version_id,
@@ -259,14 +262,14 @@ class MemoryRegistry:
 
 @dataclass
 class MemoryAudit:
-    causes: set[UUID] = field(default_factory=set)
+    causes: set[tuple[UUID, Actor]] = field(default_factory=set)
 
-    async def caused_by(self, command_id: UUID) -> bool:
-        return command_id in self.causes
+    async def caused_by(self, command_id: UUID, actor: Actor) -> bool:
+        return (command_id, actor) in self.causes
 
     def apply(self, envelope: Envelope) -> None:
         if envelope.causation_id is not None:
-            self.causes.add(envelope.causation_id)
+            self.causes.add((envelope.causation_id, envelope.actor))
 
 
 @dataclass

@@ -73,6 +73,15 @@ async def test_a_manifest_lists_each_path_once() -> None:
         await registry(logging(file, file))
 
 
+async def test_a_manifest_may_not_list_a_file_that_is_a_folder_of_another() -> None:
+    # Logged, it could never be downloaded: `d` is written as a file, then `d/x` needs it to be a folder.
+    registry = WriteSide()
+    file = registry.stored_file(b"one")
+    with pytest.raises(InvalidInput, match="lists 'd' as a file and as a folder of 'd/e/x'"):
+        await registry(logging(file.model_copy(update={"path": "d/e/x"}), file.model_copy(update={"path": "d"})))
+    await registry(logging(file.model_copy(update={"path": "d/e/x"}), file.model_copy(update={"path": "d.txt"})))
+
+
 @pytest.mark.parametrize(
     ("path", "named"),
     [

@@ -286,3 +286,29 @@ async def test_a_firing_is_not_retried_while_its_automation_is_off_nor_shown_to_
     await registry(DeleteAutomation(automation_id=mine), MEMBER)
     with pytest.raises(Conflict, match="was deleted"):
         await registry(RetryFiring(automation_id=mine, event_id=event_id), ADMIN)
+
+
+async def test_a_key_limited_to_its_team_automates_only_what_its_limits_reach() -> None:
+    # Leaked, a CI key limited to acme watched a private model through an automation launching in acme: each alias
+    # move became a job whose config carried the model's versions and who moved them.
+    registry = WriteSide()
+    await registry(CreateQueue(queue="cpu"))
+    ci_key = caller("member", "mo", limits=("entity:acme",))
+    for trigger, watched in (
+        ({"event": "alias_added", "registered_model": "secret"}, "model:secret"),
+        ({"event": "run_finished"}, "every team and model"),
+    ):
+        with pytest.raises(PermissionDenied, match=f"limited to entity:acme; the trigger watches {watched}"):
+            await registry(automation(LAUNCH, trigger), ci_key)
+    await registry(automation(LAUNCH), ci_key)  # acme's own new versions
+
+
+async def test_nobody_automates_a_watch_on_what_they_may_not_read() -> None:
+    registry = WriteSide()
+    await registry(CreateQueue(queue="cpu"))
+    outsider = dataclasses.replace(MEMBER, private=frozenset({"model:secret"}))
+    on_secret = {"event": "alias_added", "registered_model": "secret"}
+    with pytest.raises(PermissionDenied, match="model:secret is private and you may not read it"):
+        await registry(automation(LAUNCH, on_secret), outsider)
+    reader = dataclasses.replace(outsider, grants={"model:secret": "viewer"})
+    await registry(automation(LAUNCH, on_secret), reader)

@@ -206,6 +206,17 @@ async def test_the_model_card_says_what_it_does() -> None:
     assert registry.read_models.registry.models["fraud"]["description"] == "# Fraud"
 
 
+async def test_a_new_description_keeps_the_cards_inputs_and_outputs_unless_they_are_given() -> None:
+    # Two people editing a card: one who changed only the description erased what the other wrote of its inputs.
+    registry = WriteSide()
+    await registry(UpdateModelCard(registered_model="fraud", description="v1", inputs="224x224 RGB", outputs="scores"))
+    await registry(UpdateModelCard(registered_model="fraud", description="v2"), MEMBER)
+    model = registry.read_models.registry.models["fraud"]
+    assert (model["description"], model["inputs"], model["outputs"]) == ("v2", "224x224 RGB", "scores")
+    await registry(UpdateModelCard(registered_model="fraud", description="v3", outputs=""), MEMBER)
+    assert (registry.read_models.registry.models["fraud"]["inputs"], model["outputs"]) == ("224x224 RGB", "")
+
+
 async def test_a_model_is_tagged_once_and_untagged_when_it_has_the_tag() -> None:
     registry = WriteSide()
     with pytest.raises(NotFound, match="'fraud' has no tag 'gbm'"):

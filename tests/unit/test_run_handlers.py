@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
-from support.write_side import MEMBER, VIEWER, WriteSide
+from support.write_side import ADMIN, MEMBER, VIEWER, WriteSide
 from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -18,6 +18,7 @@ from modelreg.services.commands.commands import (
     LogMetricBatch,
     LogMetrics,
     RecordSync,
+    ResumeRun,
     StartRun,
 )
 
@@ -197,3 +198,26 @@ async def test_a_metric_batch_goes_to_a_started_run_once_and_counts_its_points()
 def test_a_metric_batch_names_each_metric_once() -> None:
     with pytest.raises(ValidationError, match="each metric may appear once"):
         LogMetricBatch(**RUN, series=(series_of("loss", {0: 1.0}), series_of("loss", {1: 0.5})))
+
+
+@pytest.mark.parametrize("command", [metrics(), LogMetricBatch(**RUN, series=(series_of("loss", {7: 0.1}),))])
+async def test_points_after_a_run_ended_come_through_its_resume(command: LogMetrics | LogMetricBatch) -> None:
+    registry = WriteSide()
+    await registry(StartRun(**RUN))
+    await registry(FinishRun(**RUN))
+    with pytest.raises(Conflict, match="run acme/fraud/r1 is finished: resume it to log to it again"):
+        await registry(command)
+    await registry(ResumeRun(**RUN))
+    await registry(command)
+    assert registry.appended_types()[-2:] == ["runs.run_resumed", "runs.metrics_logged"]
+
+
+async def test_a_command_id_someone_else_sent_first_leaves_mine_to_be_done() -> None:
+    # Command ids show in the audit log (causationId), and a sync record's is derived from one: sent first by
+    # another, mine was answered as done and never recorded.
+    registry = WriteSide()
+    command_id = uuid7()
+    await registry(StartRun(entity="lynx", project="den", run_id="theirs", command_id=command_id), ADMIN)
+    accepted = await registry(StartRun(**RUN, command_id=command_id), MEMBER)
+    assert [e.stream for e in accepted.events] == ["run:acme/fraud/r1"]
+    assert (await registry(StartRun(**RUN, command_id=command_id), MEMBER)).events == []  # mine again: once

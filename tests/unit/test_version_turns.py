@@ -21,6 +21,7 @@ from modelreg.services.commands import in_flight as in_flight_module
 from modelreg.services.commands.commands import (
     AddAlias,
     DeleteArtifactVersion,
+    EditArtifactVersion,
     LinkVersion,
     LogArtifactVersion,
     UnlinkVersion,
@@ -245,3 +246,65 @@ async def test_a_process_stopping_while_postgres_is_away_stops_and_leaves_its_cl
     assert in_flight.held == {turn.key: copies.holder}  # taken over by others once stale
     await asyncio.sleep(0)  # the cancelled task ends
     assert not copies.releasing()
+
+
+async def logged_with(registry: WriteSide, content: bytes) -> UUID:
+    command = LogArtifactVersion(**COLLECTION, artifact_type="model", manifest=(registry.stored_file(content),))
+    return (await registry(command)).subject_id
+
+
+async def test_a_deletion_of_latest_refuses_a_version_logged_while_it_waited_for_its_turn() -> None:
+    # `latest` moved to a new version between the turn the deletion took (the old version's) and its decision: it
+    # deleted the new version outside that version's turn, beside a link of it, and the deleted version stayed
+    # linked, holding `prod`.
+    registry = WriteSide()
+    first = await logged_with(registry, b"v0")
+    await logged_with(registry, b"v1")
+    looked_up = registry.read_models.registry.artifact_version_by_ref
+    asked: list[tuple[str, ...]] = []
+
+    async def a_version_logged_meanwhile(*ref: str) -> dict | None:
+        asked.append(ref)
+        if len(asked) == 1:  # when the turn was taken, v1 was not logged yet
+            return registry.read_models.registry.versions[first]
+        return await looked_up(*ref)
+
+    registry.read_models.registry.artifact_version_by_ref = a_version_logged_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(Conflict, match="latest moved to another version while this command waited \\(now v1\\)"):
+        await registry(DeleteArtifactVersion(**COLLECTION, version="latest"), ADMIN)
+    assert "artifacts.version_deleted" not in registry.appended_types()
+
+
+async def test_an_alias_added_while_its_version_is_deleted_is_refused_not_left_on_the_deleted_version() -> None:
+    registry = WriteSide(ALogThatTakesAMoment())
+    await logged_with(registry, b"v0")
+    await registry(EditArtifactVersion(**COLLECTION, version="v0", aliases_added=("champion",)))
+    await logged_with(registry, b"v1")
+    edit = EditArtifactVersion(**COLLECTION, version="v1", aliases_added=("champion",))
+    deletion = DeleteArtifactVersion(**COLLECTION, version="v1")
+
+    answers = await asyncio.gather(registry(edit, MEMBER), registry(deletion, ADMIN), return_exceptions=True)
+
+    assert not any(isinstance(a, Exception) and not isinstance(a, NotFound | Conflict) for a in answers), answers
+    # `champion` left v0 for v1 only if v1 lives on; decided beside the deletion, it left v0 for a version the
+    # deletion (which saw no alias on it) took away, and no version held it any more.
+    assert await registry.read_models.registry.artifact_version_by_ref(*COLLECTION.values(), "champion"), answers
+
+
+async def test_one_client_chosen_id_sent_by_two_callers_into_two_collections_is_one_version() -> None:
+    # Each found the id free and both were told yes; the projection kept one version, and the other caller's,
+    # acknowledged, lived only in the audit log.
+    registry = WriteSide(ALogThatTakesAMoment())
+    chosen = uuid7()
+
+    def logging_into(name: str) -> LogArtifactVersion:
+        manifest = (registry.stored_file(name.encode()),)
+        fields = {**COLLECTION, "name": name}
+        return LogArtifactVersion(**fields, artifact_type="model", manifest=manifest, artifact_version_id=chosen)
+
+    answers = await asyncio.gather(
+        registry(logging_into("alices"), ADMIN), registry(logging_into("bobs"), MEMBER), return_exceptions=True
+    )
+
+    assert sum(isinstance(a, Conflict) for a in answers) == 1, answers
+    assert registry.appended_types().count("artifacts.version_logged") == 1
