@@ -111,7 +111,7 @@ async def trigger_to_enqueue(gql: Gql, source: dict[str, Any], events: int) -> l
         await asyncio.sleep(0.2)
     # The firing's event is the version's logging: its id is the triggering event's subject.
     firings = (
-        await gql("{ automations { items { firings(first: 500) { items { eventId variables occurredAt jobId } } } } }")
+        await gql("{ automations(first: 1) { items { firings(first: 500) { items { eventId occurredAt } } } } }")
     )["automations"]["items"][0]["firings"]["items"]
     enqueued = {j["triggeredBy"]["event_id"]: at(j["enqueuedAt"]) for j in jobs}
     return [(enqueued[f["eventId"]] - at(f["occurredAt"])) * 1000 for f in firings if f["eventId"] in enqueued]
