@@ -464,9 +464,7 @@ def _may_watch(trigger: TriggerSpec, ctx: CommandContext) -> None:
     """An automation's creator reads what it watches, within its key's limits: its firings carry the events' facts
     (a job's config, a webhook's payload) wherever it launches, and a key limited to its own team, leaked, watched a
     private model through one."""
-    spec = trigger.model_dump(exclude_none=True)
-    watched = f"model:{spec['registered_model']}" if "registered_model" in spec else None
-    watched = watched or (f"entity:{spec['entity']}" if "entity" in spec else None)
+    watched = watched_scope(trigger.model_dump(exclude_none=True), {})  # the action's entity is not watched
     caller = ctx.caller
     if caller.limits and (watched is None or not caller.within_limits(watched)):
         raise PermissionDenied(
