@@ -49,6 +49,21 @@ def _with_lone_surrogates(data: bytes, error: orjson.JSONDecodeError) -> Any:
         return json.loads(data)
     except ValueError:
         raise UndecodableEvent(f"not JSON: {error}") from None
+    except RecursionError:
+        raise UndecodableEvent(_TOO_DEEP) from None
+
+
+# orjson reads JSON nested up to 1,024 deep and writes it up to 254 deep (so no event of ours is deeper); the
+# standard library, and a walk in Python, stop at the interpreter's recursion limit, below that: a foreign record
+# nested deeper, with an escape that sends it down those paths, is refused here rather than stopping the reader.
+_TOO_DEEP = "nested deeper than an event can be"
+
+
+def _replaced(raw: Any) -> Any:
+    try:
+        return replace_unstorable(raw)
+    except RecursionError:
+        raise UndecodableEvent(_TOO_DEEP) from None
 
 
 def to_json_dict(envelope: Envelope) -> dict[str, Any]:
@@ -71,7 +86,7 @@ def decode(data: bytes) -> Envelope:
     if may_hold_unstorable(data):
         # Written before commands refused such text, or by a foreign producer: stored with U+FFFD in its
         # place, the same on every replay, rather than parking the stream on it.
-        raw = replace_unstorable(raw)
+        raw = _replaced(raw)
     elif (envelope := _at_current_version(raw)) is not None:
         return envelope
     return _in_two_steps(raw)
@@ -88,7 +103,7 @@ def _at_current_version(raw: Any) -> Envelope | None:
         return None
     try:
         envelope = _envelope_of(cls).model_validate(raw)
-    except ValidationError:
+    except Exception:  # noqa: BLE001 -- not only ValidationError (see _in_two_steps): that path says what is wrong
         return None
     # The same fields and values as an Envelope validated in two steps; made one, so it compares equal to one
     # and pickles as one (the typed class only narrows its payload field).
@@ -116,3 +131,10 @@ def _in_two_steps(raw: Any) -> Envelope:
         raise UndecodableEvent(f"unknown event type {exc}") from None
     except ValidationError as exc:
         raise UndecodableEvent(f"{type_tag} v{version} does not match its schema: {exc}") from None
+    except Exception as exc:
+        # An upcaster or a validator given a shape its version never had (`"manifest": 5`, a v1 automation with no
+        # action) fails as Python does (KeyError, TypeError...), not as pydantic does. Raised from here, it stopped
+        # the process's log reader at that record on every restart: every projection stalled behind it.
+        raise UndecodableEvent(
+            f"{type_tag} v{version} does not match its schema: {type(exc).__name__}: {exc}"
+        ) from None

@@ -246,9 +246,16 @@ class KafkaEventLog:
             ("dlq.reader", reader.encode()),
             ("dlq.source", f"{position.topic}/{position.partition}/{position.offset}".encode()),
         ]
-        await self._require_producer().send_and_wait(
-            self.dead_letter_topic, value=record.value, key=record.key, headers=headers
-        )
+        key, value = record.key, record.value
+        # A record as large as the log takes (a foreign producer's) is over it with these headers: refused here, it
+        # failed its batch, which was read again for ever, every projection that reads it stalled behind it. Its
+        # bytes are left out then; they are at dlq.source, and in the reader's own dead letters (runtime.py).
+        if DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers) > MAX_MESSAGE_BYTES:
+            key, value = None, b""
+            headers.append(("dlq.left_out", b"key and value: over the log's limit with these headers"))
+        if key is None and value is None:  # another producer's keyless tombstone: aiokafka sends none without either
+            value = b""
+        await self._require_producer().send_and_wait(self.dead_letter_topic, value=value, key=key, headers=headers)
 
     async def dead_lettered(self) -> list[tuple[LogRecord, str]]:
         """Everything on the dead-letter topic so far: each record as it was where it came from, and why."""

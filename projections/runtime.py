@@ -221,6 +221,21 @@ class ProjectionRunner:
             return
         await self.committed(applied)
 
+    async def apply_in(self, conn: asyncpg.Connection, decoded: Decoded, *, from_zero: bool = False) -> Applied:
+        """Apply a batch inside the caller's transaction by the same rules as `apply_decoded` in its own: an event
+        that fails parks its stream. `from_zero`: the caller reset the projection in that transaction, and the
+        batch is every record of the log the projection handles, each partition's last record included."""
+        if from_zero:
+            self._seek(dict.fromkeys(self.partitions_of(decoded), 0))
+        try:
+            async with conn.transaction():  # a savepoint: a failure undoes the batch, not the caller's work
+                return await self.apply_within(conn, decoded)
+        except PositionMoved:
+            raise
+        except Exception as exc:  # a bug in a handler or its SQL: find the event, park its stream
+            log.warning("projection %s: batch failed (%s), applying event by event", self.name, exc)
+            return await self._apply(conn, decoded, isolate=True)
+
     async def apply_within(
         self, conn: asyncpg.Connection, decoded: Decoded, *, locked: Locked | None = None, advance: bool = True
     ) -> Applied:

@@ -18,8 +18,11 @@ from multiprocessing.process import BaseProcess
 
 import asyncpg
 
+from modelreg.events.log import EventLog
+from modelreg.projections.identity import IdentityProjection
 from modelreg.projections.positions import reset, stored_positions
-from modelreg.services.bootstrap import process_parts
+from modelreg.projections.runtime import Decoded, ProjectionRunner, decode_record, type_tag
+from modelreg.services.bootstrap import ProcessParts, process_parts
 from modelreg.services.projections_catalog import projection
 from modelreg.services.projector import tune_gc
 from modelreg.services.settings import Settings
@@ -29,6 +32,13 @@ Progress = Callable[[int, int], None]
 # (log_reader.LANE_BATCHES) cost it CPU and gained nothing.
 REPLAY_BATCH = 20_000
 
+# Which key is live, with which grants, and which teams and models are private is read from the identity tables on
+# every request. Replayed batch by batch in front of a running API, they went through the log's past: emptied, then
+# a key revoked long ago was live again until its revocation's turn came, a private team read by everyone until the
+# event that made it private was replayed. Their events are few: they are read first, then applied in the transaction
+# that resets the tables, so that requests see the tables as they were, then as rebuilt.
+AT_ONCE = frozenset({IdentityProjection.name})
+
 
 async def rebuild(
     settings: Settings, names: str | Sequence[str], *, processes: int = 1, on_progress: Progress | None = None
@@ -36,13 +46,21 @@ async def rebuild(
     """Returns the seconds the replay took (from the reset until every partition caught up).
 
     A projector running meanwhile notices the reset, seeks back and applies alongside: the position
-    row locks keep every event applied once.
+    row locks keep every event applied once. The projections in AT_ONCE are reset and applied in one
+    transaction, before the others.
     """
     if processes < 1:
         raise ValueError(f"--processes must be at least 1, got {processes}")
     names = [names] if isinstance(names, str) else list(names)
     targets = [projection(name) for name in names]  # an unknown name fails before anything is reset
     async with process_parts(settings, pool_size=len(names) + 2, durable_commits=False) as parts:
+        started = time.perf_counter()
+        for name in [name for name in names if name in AT_ONCE]:
+            await _rebuilt_at_once(parts, name)
+        names = [name for name in names if name not in AT_ONCE]
+        targets = [target for target in targets if target.name not in AT_ONCE]
+        if not names:
+            return time.perf_counter() - started
         ends = await parts.event_log.end_positions()
         shares = [share for share in (sorted(ends)[i::processes] for i in range(processes)) if share]
         helpers = [_Helper.spawned(settings, names, share) for share in shares[1:]]
@@ -84,6 +102,45 @@ async def rebuild(
                         helper.process.join(30)
                         if helper.process.is_alive():
                             helper.process.terminate()
+
+
+async def _rebuilt_at_once(parts: ProcessParts, name: str) -> None:
+    """Read the records of the log the projection handles, then reset it and apply them in one transaction."""
+    runner = ProjectionRunner(projection(name), parts.event_log, parts.pool)
+    decoded = await _records_for(runner, parts.event_log)
+    async with parts.pool.acquire() as conn, conn.transaction():
+        await reset(conn, name, runner.projection.tables)
+        if decoded:
+            await runner.apply_in(conn, decoded, from_zero=True)
+
+
+async def _records_for(runner: ProjectionRunner, log: EventLog) -> Decoded:
+    """Every record up to the log's end now that the runner handles, decoded, and each partition's last record
+    (its position is where the projection then stands)."""
+    ends = {p: end for p, end in (await log.end_positions()).items() if end}
+    if not ends:
+        return []
+
+    async def from_zero(partitions: list[int]) -> dict[int, int]:
+        return dict.fromkeys(partitions, 0)
+
+    decoded: Decoded = []
+    subscription = await log.subscribe(f"rebuild.{runner.name}", from_zero, sorted(ends))
+    try:
+        while ends:
+            for record in await subscription.next_batch(1.0, REPLAY_BATCH):
+                _, partition, offset = record.position
+                if offset >= ends.get(partition, 0):
+                    continue
+                if runner.concerns(type_tag(record)):
+                    decoded.append((record, decode_record(record)))
+                elif offset == ends[partition] - 1:
+                    decoded.append((record, None))
+                if offset == ends[partition] - 1:
+                    del ends[partition]
+    finally:
+        await subscription.close()
+    return decoded
 
 
 # What a helper and the rebuild say to each other on the helper's pipe. A pipe, not shared events: a process

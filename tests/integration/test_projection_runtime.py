@@ -13,6 +13,7 @@ from uuid import uuid4
 
 import asyncpg
 import orjson
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from support.databases import create_database
 from support.history import registry_history
 from support.tables import dump, positions
@@ -20,9 +21,11 @@ from support.waiting import wait_until
 
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.kafka_log import MAX_MESSAGE_BYTES
 from modelreg.events.log import EventLog, LogPosition, LogRecord
 from modelreg.events.registry import VersionLinked, registered_model_stream
 from modelreg.events.runs import RunFinished, RunStarted, RunSummaryUpdated, run_stream
+from modelreg.projections.audit import AuditProjection
 from modelreg.projections.migrations import migrate
 from modelreg.projections.planner_statistics import MIN_PAGES
 from modelreg.projections.projection import Statement, handles
@@ -109,6 +112,28 @@ async def test_a_malformed_message_from_a_foreign_producer_is_dead_lettered_and_
     assert (dead.position.partition, dead.position.offset) == (poison.partition, poison.offset)
     assert "not JSON" in reason
     assert dead.value.startswith(b'{"type": "runs.run_started"')
+
+
+async def test_a_foreign_record_as_large_as_the_log_takes_is_dead_lettered_and_the_projector_goes_on(
+    settings: Settings, pool: asyncpg.Pool, event_log: EventLog
+) -> None:
+    # Under the log's limit as written, over it with the dead letter's headers: refused on the dead-letter topic, it
+    # failed its batch, which was read again for ever, every projection that reads it stalled behind it.
+    history = registry_history(20)
+    await event_log.append(history[:10])
+    key = b"run:acme/nature/run-0"
+    room = MAX_MESSAGE_BYTES - DefaultRecordBatchBuilder.estimate_size_in_bytes(key, b"", []) - 16
+    (huge,) = await event_log.append_raw([LogRecord(LogPosition("", 0, 0), key, b"~" * room)])
+    await event_log.append(history[10:])
+
+    runner = ProjectionRunner(AuditProjection(), event_log, pool)
+    await run_until_caught_up(runner, settings.database_url, event_log)
+
+    assert await pool.fetchval("SELECT count(*) FROM audit_log") == len(history)
+    ((dead, reason),) = await event_log.dead_lettered()
+    assert (dead.position.partition, dead.position.offset, "not JSON" in reason) == (huge.partition, huge.offset, True)
+    stored = await pool.fetchval('SELECT value FROM dead_letters WHERE "offset" = $1', huge.offset)
+    assert stored == b"~" * room  # the bytes are kept here, if the dead-letter topic could not take them
 
 
 class RegistryWithABug(RegistryProjection):

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
+import orjson
 import pytest
 from support.databases import create_database
 from support.history import registry_history
@@ -243,6 +244,41 @@ async def test_a_record_nobody_can_decode_is_dead_lettered_once_per_projection_w
         f"projection.{BrokenOnOneRun.name}",
     ]
     assert await own_pool.fetchval("SELECT count(*) FROM audit_log") == len(history)
+
+
+async def test_a_malformed_record_of_an_old_schema_version_is_dead_lettered_and_every_projection_goes_on(
+    database_url: str, own_pool: asyncpg.Pool
+) -> None:
+    # A v1 record its upcaster cannot read (a foreign producer's, an edited export imported): it raised KeyError
+    # or TypeError out of the reader, which stopped at it again on every restart, every projection behind it.
+    log = InMemoryEventLog(partitions=1)
+    history = registry_history(60)
+    await log.append(history[:30])
+    malformed = [
+        {"type": "automations.automation_created", "version": 1, "payload": {}},
+        {"type": "artifacts.version_logged", "version": 1, "payload": {"manifest": 5}},
+        {"type": "runs.metrics_logged", "version": 1, "payload": {"rows": [1]}},
+    ]
+    await log.append_raw(
+        [LogRecord(LogPosition(log.topic, 0, 0), b"run:x", orjson.dumps({**r, "stream": "run:x"})) for r in malformed]
+    )
+    await log.append(history[30:])
+    reader = SharedLogReader([ProjectionRunner(cls(), log, own_pool) for cls in PROJECTIONS.values()], log)
+    await reader.open()
+    try:
+        for _ in range(10):
+            if await caught_up(database_url, log, list(PROJECTIONS)):
+                break
+            await reader.step()
+    finally:
+        await reader.close()
+
+    assert await caught_up(database_url, log, list(PROJECTIONS))
+    assert await own_pool.fetchval("SELECT count(*) FROM audit_log") == len(history)
+    reasons = await own_pool.fetch('SELECT DISTINCT "offset", reason FROM dead_letters ORDER BY "offset"')
+    assert [r["offset"] for r in reasons] == [30, 31, 32]
+    assert all("does not match its schema" in r["reason"] for r in reasons)
+    assert await own_pool.fetchval("SELECT count(*) FROM parked_streams") == 0
 
 
 async def test_a_projection_a_command_has_nothing_for_moves_on_in_the_commands_transaction_and_reads_again_if_reset(

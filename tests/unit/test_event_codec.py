@@ -170,3 +170,48 @@ def test_a_record_at_its_current_version_decodes_the_same_on_the_short_path_as_o
         assert short.model_fields_set == general.model_fields_set
         assert type(short.payload) is type(event.payload)
         assert pickle.loads(pickle.dumps(short)) == event
+
+
+def _record_of(type_tag: str, version: int, payload: dict) -> bytes:
+    return orjson.dumps(
+        {
+            "id": str(uuid4()),
+            "type": type_tag,
+            "version": version,
+            "stream": "run:acme/nature/r1",
+            "occurred_at": "2026-01-01T00:00:00+00:00",
+            "actor": {"kind": "user", "id": "alice"},
+            "correlation_id": str(uuid4()),
+            "payload": payload,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "type_tag, version, payload",
+    [
+        ("automations.automation_created", 1, {}),  # its upcaster reads the action it has not got
+        ("automations.automation_created", 1, {"action": 5}),
+        ("runs.metrics_logged", 1, {"rows": 5}),
+        ("runs.metrics_logged", 1, {"rows": [1]}),
+        ("runs.metrics_logged", 1, {"rows": [{"step": "a", "values": {"x": 1}}, {"step": "b", "values": {"x": 1}}]}),
+        ("artifacts.version_logged", 1, {"manifest": 5}),
+        ("artifacts.version_logged", 1, {"manifest": [1]}),
+        ("launch.queue_created", 2, {"queue": "q", "entities": 5}),  # a validator that iterates the entities
+    ],
+)
+def test_a_malformed_record_that_an_upcaster_or_a_validator_cannot_read_is_refused_with_a_reason(
+    type_tag: str, version: int, payload: dict
+) -> None:
+    # Raised as KeyError or TypeError, it stopped the process's log reader at this record on every restart.
+    with pytest.raises(UndecodableEvent, match="does not match its schema"):
+        decode(_record_of(type_tag, version, payload))
+
+
+@pytest.mark.parametrize("escape", [b"\\u0000", b"\\ud800"])
+def test_a_record_nested_deeper_than_any_event_is_refused_even_with_text_that_must_be_replaced(escape: bytes) -> None:
+    deep = b"[" * 1000 + b"]" * 1000
+    with pytest.raises(UndecodableEvent, match="nested deeper"):
+        decode(
+            b'{"type": "runs.run_started", "version": 2, "stream": "s", "note": "' + escape + b'", "x": ' + deep + b"}"
+        )
