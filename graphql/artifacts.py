@@ -213,7 +213,7 @@ class ArtifactQueries(graphene.ObjectType):
         if id is not None:
             return await info.context.artifact_versions.load(parse_uuid("id", id))
         assert ref is not None  # exactly one of id or ref, checked above
-        return await info.context.readable_version(await info.context.reads.artifact_version_by_ref(*parse_ref(ref)))
+        return await info.context.version_by_ref(*parse_ref(ref))
 
     @staticmethod
     async def resolve_artifact_versions(

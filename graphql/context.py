@@ -10,6 +10,8 @@ from uuid import UUID
 
 from aiodataloader import DataLoader
 
+from modelreg.events.names import count_in
+from modelreg.graphql.answer_budget import AnswerBudget
 from modelreg.projections.audit_queries import AuditQueries
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
@@ -101,6 +103,7 @@ class RequestContext:
     # Its history and scanHistory fields read one at a time: side by side, each would read before the budget
     # refused any (graphql/metrics.py).
     metric_reads: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    answer_budget: AnswerBudget = field(init=False, default_factory=AnswerBudget)  # graphql/answer_budget.py
 
     def __post_init__(self) -> None:
         self.visibility = Visibility(self.reads.pool)
@@ -120,6 +123,15 @@ class RequestContext:
         if self._readable is None or self._readable[0] is not self.caller:
             self._readable = (self.caller, self.caller.readable() if self.caller else EVERYTHING)
         return self._readable[1]
+
+    async def version_by_ref(self, entity: str, project: str, name: str, selector: str) -> dict[str, Any] | None:
+        """The version a ref names (`v3`, `latest`, an alias), if the caller may read it. In an entity hidden from
+        the caller (its version read through a registered model) only a number names one: `latest`, or an alias
+        that a newer version may take, answered as the published version until the team logged another, then as
+        nothing; and whether the collection has newer versions is the entity's to tell (ArtifactVersion.latest)."""
+        if not self.readable.entity(entity) and not (selector[:1] == "v" and count_in(selector[1:]) is not None):
+            return None
+        return await self.readable_version(await self.reads.artifact_version_by_ref(entity, project, name, selector))
 
     async def readable_version(self, row: dict[str, Any] | None) -> dict[str, Any] | None:
         """`row` (an artifact version) if the caller may read it, else None: as if there were no such version."""

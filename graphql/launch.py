@@ -12,7 +12,7 @@ from modelreg.errors import Conflict, NotFound
 from modelreg.graphql.enums import FinishedJobState, JobState, LaunchResource, OutputStream, value_of
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.json_value import JSONValue
-from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, key_page, page_of, page_size, paged
+from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, int32, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
 from modelreg.services.commands.launch_commands import (
     CancelJob,
@@ -45,7 +45,7 @@ async def _jobs_page(
     """Waiting jobs in the order agents take them, the others newest first (LaunchQueries.jobs)."""
     limit, state = page_size(first), value_of(state)
     if state == "queued":
-        position, cursor_of = decode_row_cursor(after, int, datetime.fromisoformat, UUID), _waiting_cursor
+        position, cursor_of = decode_row_cursor(after, int32, datetime.fromisoformat, UUID), _waiting_cursor
     else:
         position, cursor_of = decode_row_cursor(after, datetime.fromisoformat, UUID), _newest_cursor
     rows = await info.context.launch.jobs(
@@ -146,7 +146,7 @@ class Job(graphene.ObjectType):
     @staticmethod
     async def resolve_output(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
-        rows = await info.context.launch.output(row["job_id"], limit + 1, decode_row_cursor(after, int, UUID))
+        rows = await info.context.launch.output(row["job_id"], limit + 1, decode_row_cursor(after, int32, UUID))
         return key_page(rows, limit, after, lambda last: encode_row_cursor(last["attempt"], last["event_id"]))
 
 
@@ -225,7 +225,7 @@ class LaunchQueryFields(graphene.ObjectType):
         entities: list[str] | None = None,
     ) -> dict:
         limit = page_size(first)
-        position = decode_row_cursor(after, int, datetime.fromisoformat, UUID)
+        position = decode_row_cursor(after, int32, datetime.fromisoformat, UUID)
         hidden = sorted(info.context.readable.hidden_entities)
         rows = await info.context.launch.next_waiting(
             queues, limit + 1, after=position, hidden=hidden, entities=entities

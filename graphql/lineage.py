@@ -9,15 +9,23 @@ from uuid import UUID
 import graphene
 
 from modelreg.errors import InvalidInput, NotFound
+from modelreg.graphql.answer_budget import MAX_LINEAGE_PER_REQUEST
 from modelreg.graphql.artifacts import ArtifactVersion
 from modelreg.graphql.enums import LineageDirection, LineageEdgeKind, LineageNodeKind, value_of
 from modelreg.graphql.pages import decode_time_cursor, encode_time_cursor, page_of, page_size, paged
 from modelreg.graphql.references import as_uuid, parse_ref
 from modelreg.graphql.runs import Run
 from modelreg.projections.lineage import artifact_node
+from modelreg.projections.lineage_queries import WalkTooBig
 
 MAX_DEPTH = 50
 MAX_FAN_OUT = 1000
+# The cost limit prices a walk by its fanOut, but what it draws grows as fanOut to the power of depth, and its edges
+# are every edge among the nodes drawn (a run that used a thousand of the versions drawn brings a thousand):
+# aliases of one walk answered with millions of objects. So the walks of one request draw MAX_LINEAGE_PER_REQUEST
+# nodes and edges together at most (answer_budget.py), and one walk reads at most this many edges (a step reads up
+# to fanOut of them).
+MAX_WALK_SCAN = 5_000_000
 
 
 class LineageNode(graphene.ObjectType):
@@ -134,9 +142,24 @@ class LineageQueries(graphene.ObjectType):
         start = await _node_of(info, ref, checked_by_the_walk=True)
         direction = value_of(direction)
         directions = ["upstream", "downstream"] if direction == "both" else [direction]
-        walked = await info.context.lineage.walk(start, directions, depth, fan_out, info.context.readable)
-        if walked is None:
-            raise NotFound(f"no artifact version {ref!r}")  # or one in an entity the caller may not read
+        budget = info.context.answer_budget
+        async with budget.lineage_turn:
+            most = min(budget.lineage_left, MAX_WALK_SCAN // fan_out)
+            try:
+                walked = await info.context.lineage.walk(
+                    start, directions, depth, fan_out, info.context.readable, most=most
+                )
+            except WalkTooBig:
+                # The request's other walks drew the rest of what it may draw.
+                shared = most == budget.lineage_left < MAX_LINEAGE_PER_REQUEST
+                others = " with the other walks of this request" if shared else ""
+                raise InvalidInput(
+                    f"this walk (depth {depth}, fanOut {fan_out}) draws over {most:,} nodes and edges{others}: lower "
+                    "depth or fanOut, walk from a node further along, or page a node's neighbours (lineageNeighbours)"
+                ) from None
+            if walked is None:
+                raise NotFound(f"no artifact version {ref!r}")  # or one in an entity the caller may not read
+            budget.lineage_left -= len(walked["nodes"]) + len(walked["edges"])
         return walked
 
     @staticmethod
@@ -198,7 +221,7 @@ async def _node_of(info: graphene.ResolveInfo, ref: str, checked_by_the_walk: bo
         return ref
     version_id = as_uuid(ref)
     if version_id is None:
-        found = await info.context.readable_version(await info.context.reads.artifact_version_by_ref(*parse_ref(ref)))
+        found = await info.context.version_by_ref(*parse_ref(ref))
         if found is None:
             raise NotFound(f"no artifact version {ref!r}")
         version_id = found["id"]

@@ -124,7 +124,7 @@ def encode_row_cursor(*parts: object) -> str:
 
 
 def decode_row_cursor(cursor: str | None, *parsers: Callable[[str], Any]) -> tuple[Any, ...] | None:
-    """The parts of an `encode_row_cursor` cursor, each read back by its parser (int, datetime.fromisoformat,
+    """The parts of an `encode_row_cursor` cursor, each read back by its parser (int32, datetime.fromisoformat,
     UUID)."""
     parts = decode_key_cursor(cursor, len(parsers))
     if parts is None:
@@ -133,3 +133,13 @@ def decode_row_cursor(cursor: str | None, *parsers: Callable[[str], Any]) -> tup
         return tuple(parse(part) for parse, part in zip(parsers, parts, strict=True))
     except ValueError:
         raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor") from None
+
+
+def int32(text: str) -> int:
+    """A number of a cursor, as PostgreSQL's integer holds it (a job's priority, an attempt). Read with `int`, any
+    number passed, and a bigger one failed the query: an INTERNAL error, with a traceback in the log, for the
+    caller's mistake."""
+    value = int(text)
+    if not -MAX_ORDINAL <= value <= MAX_ORDINAL:  # and its negation too (waiting jobs sort by -priority)
+        raise ValueError(text)
+    return value

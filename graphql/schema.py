@@ -5,6 +5,7 @@ from __future__ import annotations
 import graphene
 from graphql.execution.middleware import MiddlewareManager
 
+from modelreg.graphql.answer_budget import measure_stored_data
 from modelreg.graphql.artifacts import ArtifactMutations, ArtifactQueries
 from modelreg.graphql.automations import AutomationMutations, AutomationQueries
 from modelreg.graphql.errors import report_errors
@@ -55,7 +56,9 @@ class Subscription(EventSubscriptions, graphene.ObjectType):
 
 
 def build_schema() -> graphene.Schema:
-    return graphene.Schema(query=Query, mutation=Mutation, subscription=Subscription)
+    schema = graphene.Schema(query=Query, mutation=Mutation, subscription=Subscription)
+    measure_stored_data(schema.graphql_schema)  # what an answer carries of them is bounded (answer_budget.py)
+    return schema
 
 
 # What every execution of the schema runs each field through (the last one listed is the outermost): text

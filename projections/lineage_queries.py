@@ -20,7 +20,9 @@ Direction = Literal["upstream", "downstream"]
 # and of a cluster's pages, so that the walk's first `fanOut` and the cluster's members never overlap.
 _ENDS: dict[Direction, tuple[str, str]] = {"upstream": ("target", "source"), "downstream": ("source", "target")}
 
-# One recursive walk. Each node expands at most $3 edges, so a dataset used by 100,000 runs stays cheap.
+# One recursive walk. Each node expands at most $3 edges, so a dataset used by 100,000 runs stays cheap; and
+# it stops after $4 steps (a node reached at a depth), breadth first: PostgreSQL evaluates a recursive query only
+# as far as its rows are fetched. A node reached at several depths is grouped in Python.
 _WALK = """
 WITH RECURSIVE walk(node, depth) AS (
     SELECT $1::text, 0
@@ -32,7 +34,7 @@ WITH RECURSIVE walk(node, depth) AS (
     ) AS next
     WHERE walk.depth < $2
 )
-SELECT node, min(depth) AS depth FROM walk GROUP BY node
+SELECT node, depth FROM walk LIMIT $4
 """
 
 
@@ -85,14 +87,20 @@ WITH RECURSIVE walk(node, depth, readable) AS (
     ) AS next
     WHERE walk.depth < $2 AND walk.readable
 )
-SELECT node, min(depth) AS depth, bool_and(readable) AS readable FROM walk GROUP BY node
+SELECT node, depth, readable FROM walk LIMIT $6
 """
 )
 
+# Every edge among the nodes drawn, also those no walk followed (past a node's fan-out): at most $2 of them.
 _EDGES_AMONG = """
 SELECT source, target, kind, recorded_at FROM lineage_edges
-WHERE source = ANY($1::text[]) AND target = ANY($1::text[])
+WHERE source = ANY($1::text[]) AND target = ANY($1::text[]) LIMIT $2
 """
+
+
+class WalkTooBig(Exception):
+    """The walk reaches more nodes and edges than it may answer with (LineageQueries.walk's `most`)."""
+
 
 _FAN_OUT = "SELECT {near} AS node, count(*) AS n FROM lineage_edges WHERE {near} = ANY($1::text[]) GROUP BY {near}"
 
@@ -116,11 +124,19 @@ class LineageQueries:
         self.pool = pool
 
     async def walk(
-        self, start: str, directions: list[Direction], depth: int, fan_out: int, readable: Readable = EVERYTHING
+        self,
+        start: str,
+        directions: list[Direction],
+        depth: int,
+        fan_out: int,
+        readable: Readable = EVERYTHING,
+        *,
+        most: int = 1_000_000,
     ) -> dict[str, Any] | None:
         """Nodes (with their distance) and the edges between them. `hidden` says, for each node the walk
         expanded in a direction, how many of its neighbours there it left out (beyond `fan_out`);
-        `truncated` lists those nodes. A node the caller may not read (`readable`) is in `nodes` as
+        `truncated` lists those nodes. WalkTooBig when its steps, or its nodes and edges together, are over `most`
+        (found without reading further). A node the caller may not read (`readable`) is in `nodes` as
         `{"id": "hidden:<n>", "kind": ..., "hidden": True}`, and the walk does not go through it.
         None when the caller hides something and the start is not there for it (a version that does not
         exist, or that it may not read): the caller must not tell the two apart."""
@@ -131,7 +147,7 @@ class LineageQueries:
             for direction in directions:
                 near, far = _ENDS[direction]
                 if readable.hides_nothing:
-                    rows = await conn.fetch(_WALK.format(near=near, far=far), start, depth, fan_out)
+                    rows = await conn.fetch(_WALK.format(near=near, far=far), start, depth, fan_out, most + 1)
                 else:
                     rows = await conn.fetch(
                         _WALK_READABLE.format(near=near, far=far),
@@ -140,20 +156,29 @@ class LineageQueries:
                         fan_out,
                         sorted(readable.hidden_entities),
                         sorted(readable.hidden_models),
+                        most + 1,
                     )
                     if any(r["node"] == start and not r["readable"] for r in rows):
                         return None
                     unreadable |= {r["node"] for r in rows if not r["readable"]}
+                if len(rows) > most:
+                    raise WalkTooBig()
+                reached: dict[str, int] = {}
                 for row in rows:
+                    reached[row["node"]] = min(reached.get(row["node"], row["depth"]), row["depth"])
                     nodes[row["node"]] = min(nodes.get(row["node"], row["depth"]), row["depth"])
-                expanded = [r["node"] for r in rows if r["depth"] < depth and r["node"] not in unreadable]
+                expanded = [n for n, d in reached.items() if d < depth and n not in unreadable]
                 counts = await conn.fetch(_FAN_OUT.format(near=near), expanded)
                 hidden += [
                     {"node": r["node"], "direction": direction, "count": r["n"] - fan_out}
                     for r in counts
                     if r["n"] > fan_out
                 ]
-            edges = await conn.fetch(_EDGES_AMONG, list(nodes))
+            if len(nodes) > most:
+                raise WalkTooBig()
+            edges = await conn.fetch(_EDGES_AMONG, list(nodes), most - len(nodes) + 1)
+            if len(nodes) + len(edges) > most:
+                raise WalkTooBig()
         ordered = sorted(nodes.items(), key=lambda item: (item[1], item[0]))
         # A hidden node keeps its kind and its place in the graph, never its name nor its id.
         alias = {node: f"hidden:{n}" for n, node in enumerate((node for node, _ in ordered if node in unreadable), 1)}

@@ -614,6 +614,25 @@ async def test_a_public_run_lists_the_versions_it_used_that_the_caller_reads_and
             assert secrets_in(answers, lynx) == set()
 
 
+async def test_a_published_version_is_named_by_its_number_not_by_latest_which_would_tell_of_newer_ones(
+    stack: Stack,
+) -> None:
+    """`latest` reads false on a private team's published version; its ref `:latest` answered with it while it was
+    the newest, and with nothing once the team logged another: an outsider learnt when lynx logged a version."""
+    lynx = await lynx_logs_its_work(stack)
+    outsider = await stack.key(OUTSIDER, "member")
+    version = "query($r: String!) { artifactVersion(ref: $r) { id } }"
+    walk = "query($r: String!) { lineage(ref: $r, depth: 1) { nodes { id } } }"
+    by_number = await stack.graphql(version, {"r": "lynx/den/lynx-model:v1"}, key=outsider)
+    assert by_number["data"]["artifactVersion"] == {"id": lynx.ids["published"]}, by_number
+    newest = await stack.graphql(version, {"r": "lynx/den/lynx-model:latest"}, key=outsider)
+    assert newest == {"data": {"artifactVersion": None}}, newest
+    walked = await stack.graphql(walk, {"r": "lynx/den/lynx-model:latest"}, key=outsider)
+    assert [e["extensions"]["code"] for e in walked["errors"]] == ["NOT_FOUND"], walked  # as for no version
+    viewer = await stack.graphql(version, {"r": "lynx/den/lynx-model:latest"}, key=await stack.key(VIEWER, "viewer"))
+    assert viewer["data"]["artifactVersion"] == {"id": lynx.ids["published"]}, viewer
+
+
 async def test_a_public_jobs_runs_leave_out_a_private_teams_run_that_names_it(stack: Stack) -> None:
     await lynx_logs_its_work(stack)
     job = await ok(

@@ -1,0 +1,130 @@
+"""What one query may make the server send back is bounded, whatever the data stored and however the query asks
+for it: the cost limit counts a stored JSON value or a file list as one field, whatever its size.
+
+These limits do not depend on where the event log lives: the tests run on the Postgres log only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from support.stack import Stack
+from support.story import LOG_VERSION, START_RUN, USE, digest_of, version_input
+
+from modelreg.graphql.answer_budget import MAX_ANSWER_BYTES, MAX_FILES_LISTED, MAX_LINEAGE_PER_REQUEST
+from modelreg.graphql.pages import encode_row_cursor
+
+pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
+
+BIG_RUN = {"entity": "acme", "project": "nature", "runId": "big-config"}
+RUN = 'run(entity: "acme", project: "nature", runId: "big-config")'
+
+
+async def test_aliases_of_a_big_stored_config_cannot_make_an_answer_of_gigabytes(stack: Stack) -> None:
+    """A member's run with a 4 MiB config (an event may be 8 MiB): 100 aliases of it made an answer of 400 MiB, held
+    in memory and encoded at once. The answer's stored values are counted together."""
+    config = {"notes": "x" * (4 * 1024**2)}
+    started = await stack.graphql(START_RUN, {"input": {**BIG_RUN, "config": config}})
+    assert "errors" not in started, started.get("errors")
+    reader = await stack.key("user:vera", "viewer")
+
+    one = await stack.graphql(f"{{ {RUN} {{ config }} }}", key=reader)
+    assert one["data"]["run"]["config"] == config  # one of them, or a few, as ever
+
+    many = MAX_ANSWER_BYTES // (4 * 1024**2) + 1
+    aliases = " ".join(f"a{n}: {RUN} {{ config }}" for n in range(many))
+    refused = await stack.graphql(f"{{ {aliases} }}", key=reader)
+    messages = {e["message"] for e in refused.get("errors", [])}
+    assert messages, "the answer carried every alias"
+    assert {e["extensions"]["code"] for e in refused["errors"]} == {"INVALID_INPUT"}
+    assert any("would carry over 128 MiB of stored JSON values" in m and "Run.config" in m for m in messages), messages
+
+
+async def test_aliases_of_a_version_of_many_files_cannot_list_them_again_and_again(stack: Stack) -> None:
+    """References are recorded, not uploaded: one command logs tens of thousands of them, and every alias of the
+    version's `files` listed them all again, an object resolved field by field each (60 aliases: 70 to 90 s of the
+    event loop, every other request waiting)."""
+    references = [
+        {"path": f"shards/{n:06}.bin", "size": n, "digest": digest_of(f"{n}".encode()), "ref": f"s3://b/{n:06}.bin"}
+        for n in range(40_000)
+    ]
+    logged = await stack.graphql(LOG_VERSION, {"input": {**version_input("refs", b""), "files": references}})
+    assert "errors" not in logged, logged.get("errors")
+    version = logged["data"]["logArtifactVersion"]["id"]
+    reader = await stack.key("user:vera", "viewer")
+    fields = f'artifactVersion(id: "{version}") {{ files {{ path size digest ref }} }}'
+
+    one = await stack.graphql(f"{{ {fields} }}", key=reader)
+    assert len(one["data"]["artifactVersion"]["files"]) == 40_000
+
+    aliases = " ".join(f"a{n}: {fields}" for n in range(MAX_FILES_LISTED // 40_000 + 1))
+    refused = await stack.graphql(f"{{ {aliases} }}", key=reader)
+    messages = {e["message"] for e in refused.get("errors", [])}
+    assert messages, "every alias listed the files again"
+    assert {e["extensions"]["code"] for e in refused["errors"]} == {"INVALID_INPUT"}
+    assert any(f"lists over {MAX_FILES_LISTED:,} files of artifact versions" in m for m in messages), messages
+
+
+async def _every_run_uses_every_version(stack: Stack, versions: int) -> None:
+    """r0 logs `versions` versions; r1 ... rN each use all of them: a walk of depth 2 from r0 draws 2N+1 nodes and
+    N + N*N edges, though the cost limit prices it by its fanOut (N)."""
+    runs = [f"r{n}" for n in range(versions + 1)]
+    for run_id in runs:
+        await stack.graphql(START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": run_id}})
+    logged = []
+    for n in range(versions):
+        reference = {"path": "data.bin", "size": n, "digest": digest_of(f"{n}".encode()), "ref": f"s3://b/{n}"}
+        answer = await stack.graphql(
+            LOG_VERSION, {"input": {**version_input(f"shard-{n}", b""), "files": [reference], "runId": "r0"}}
+        )
+        logged.append(answer["data"]["logArtifactVersion"]["id"])
+    uses = [
+        {"artifactVersionId": version, "entity": "acme", "project": "nature", "runId": run_id}
+        for run_id in runs[1:]
+        for version in logged
+    ]
+    for start in range(0, len(uses), 20):
+        answers = await asyncio.gather(*(stack.graphql(USE, {"input": use}) for use in uses[start : start + 20]))
+        assert not [a for a in answers if "errors" in a], answers
+
+
+async def test_aliases_of_a_lineage_walk_draw_a_bounded_number_of_nodes_and_edges(stack: Stack) -> None:
+    await _every_run_uses_every_version(stack, 30)
+    reader = await stack.key("user:vera", "viewer")
+    walk = (
+        'lineage(ref: "run:acme/nature/r0", direction: DOWNSTREAM, depth: 2, fanOut: 30) '
+        "{ nodes { id } edges { source } }"
+    )
+
+    one = (await stack.graphql(f"{{ {walk} }}", key=reader))["data"]["lineage"]
+    assert (len(one["nodes"]), len(one["edges"])) == (61, 930)  # priced as 30 of each
+
+    many = MAX_LINEAGE_PER_REQUEST // (61 + 930) + 1
+    aliases = " ".join(f"a{n}: {walk}" for n in range(many))
+    refused = await stack.graphql(f"{{ {aliases} }}", key=reader)
+    errors = refused.get("errors", [])
+    assert errors, "every alias drew its walk"
+    assert {e["extensions"]["code"] for e in errors} == {"INVALID_INPUT"}
+    assert "draws over" in errors[0]["message"] and "lower depth or fanOut" in errors[0]["message"], errors[0]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "query($a: String) { launchJobs(state: QUEUED, after: $a) { items { id } } }",
+        'query($a: String) { waitingJobs(queues: ["cpu"], after: $a) { items { id } } }',
+    ],
+)
+@pytest.mark.parametrize("priority", [2**31, -(2**31), 10**30])
+async def test_a_job_cursor_with_a_number_no_column_holds_is_refused_as_one_this_api_did_not_return(
+    stack: Stack, document: str, priority: int
+) -> None:
+    """The number parsed, then failed the query: an INTERNAL error, and a traceback in the log for each."""
+    cursor = encode_row_cursor(priority, datetime(2026, 1, 1, tzinfo=UTC), uuid.UUID(int=1))
+    answer = await stack.graphql(document, {"a": cursor})
+    error = answer["errors"][0]
+    assert error["extensions"]["code"] == "INVALID_INPUT", answer
+    assert "is not one this API returned: pass a page's endCursor" in error["message"]
