@@ -411,7 +411,9 @@ class AutomationRunner:
                 )
                 status = response.status_code
             except (httpx.HTTPError, ModelregError) as exc:
-                error = str(exc) or type(exc).__name__
+                # Its first line, cut short: a refusal repeating a url of 2,000 characters passed what an attempt's
+                # error may hold, the attempt could not be recorded, and the firing stayed pending for ever.
+                error = _first_line(exc)
             duration_ms = (time.perf_counter() - started) * 1000
             record = RecordWebhookAttempt(
                 automation_id=automation["automation_id"],

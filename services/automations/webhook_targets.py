@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,8 +23,16 @@ from modelreg.errors import InvalidInput
 Resolve = Callable[[str], Awaitable[list[str]]]
 
 
+# A name is looked up by the system's resolver, which blocks a thread until its name server answers or it gives up.
+# A receiver whose name server never answers held a thread of the process's shared pool for every delivery to it:
+# a few firings took all of them, and the API's document checks and file hashing (`modelreg server`) waited.
+# Webhooks look names up on threads of their own.
+_LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-lookup")
+
+
 async def resolve_with_the_system(host: str) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    lookup = functools.partial(socket.getaddrinfo, host, None, type=socket.SOCK_STREAM)
+    infos = await asyncio.get_running_loop().run_in_executor(_LOOKUPS, lookup)
     return [str(info[4][0]) for info in infos]
 
 
@@ -64,6 +74,10 @@ async def _public_addresses(url: str, resolve: Resolve) -> list[str]:
         addresses = await resolve(host)
     except socket.gaierror as exc:
         raise _Unresolved(f"webhook host {host!r} does not resolve ({exc})") from None
+    except UnicodeError:  # a part between dots over 63 characters, or empty: no name server is asked
+        raise InvalidInput(
+            f"webhook host {host!r} is not a host name: each part between dots has 1 to 63 characters"
+        ) from None
     if not addresses:
         raise _Unresolved(f"webhook host {host!r} resolves to no address")
     for text in addresses:
@@ -90,6 +104,12 @@ async def refuse_private_target(url: str, resolve: Resolve = resolve_with_the_sy
         await _public_addresses(url, resolve)
 
 
+# How long one delivery attempt may take, from looking its host up to the answer's status line and headers. The
+# client's own timeouts bound each wait for a byte, not the whole: a receiver sending a byte every few seconds held
+# its firing (and its place in the runner's window) for ever.
+DELIVERY_DEADLINE_S = 30.0
+
+
 async def post(
     client: httpx.AsyncClient,
     url: str,
@@ -98,14 +118,36 @@ async def post(
     *,
     private_allowed: bool = False,
     resolve: Resolve = resolve_with_the_system,
+    deadline_s: float = DELIVERY_DEADLINE_S,
 ) -> httpx.Response:
     """POST `body` to `url`: to the public address its host resolves to, checked and connected to as one step,
-    unless an admin allowed private addresses for this automation."""
+    unless an admin allowed private addresses for this automation. The answer's status and headers are read,
+    never its body (closed unread): a receiver answering with gigabytes filled the memory of the process that
+    serves the API too (`modelreg server`), and did again at each retry of the firing after the restart."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            request = await _request(client, url, body, headers, private_allowed=private_allowed, resolve=resolve)
+            response = await client.send(request, stream=True)
+            await response.aclose()
+    except TimeoutError:
+        raise httpx.ReadTimeout(f"the receiver did not answer within {deadline_s:g} s") from None
+    return response
+
+
+async def _request(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    private_allowed: bool,
+    resolve: Resolve,
+) -> httpx.Request:
     if private_allowed:
-        return await client.post(url, content=body, headers=headers)
+        return client.build_request("POST", url, content=body, headers=headers)
     address = await public_address(url, resolve)
     target = httpx.URL(url)
-    request = client.build_request(
+    return client.build_request(
         "POST",
         target.copy_with(host=address),
         content=body,
@@ -113,4 +155,3 @@ async def post(
         headers={**headers, "Host": target.netloc.decode("ascii")},
         extensions={"sni_hostname": target.raw_host.decode("ascii")},
     )
-    return await client.send(request)

@@ -50,7 +50,7 @@ from modelreg.services.http.database_unavailable import any_database_unavailable
 from modelreg.services.http.graphql_bodies import graphql_body, graphql_request_fields
 from modelreg.services.http.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
 from modelreg.services.http.known_keys import KeyLookup, KnownKeys
-from modelreg.services.http.metrics import GRAPHQL_OPERATION, add_operations_routes, graphql_operation
+from modelreg.services.http.metrics import GRAPHQL_OPERATION, SharedReading, add_operations_routes, graphql_operation
 from modelreg.services.http.object_store_routes import add_object_store_routes, opened
 from modelreg.services.http.security_headers import secure_every_answer
 from modelreg.services.http.web_ui import add_ui_routes, page_policy
@@ -64,6 +64,11 @@ log = logging.getLogger(__name__)
 
 MAX_QUERY_DEPTH = 12
 MAX_QUERY_COST = 50_000  # the registry UI's heaviest page asks for about 5,000
+# An open connection with no request under way (between requests, or one whose headers never end) is closed after
+# this long. aiohttp keeps it an hour, to outlast a proxy in front; the API is served without one
+# (deploy/k8s), and one caller's connections, each sending a header line it never finishes, held a file
+# descriptor each for that hour: a few thousand of them and the process could accept no one else.
+IDLE_CONNECTION_TIMEOUT_S = 75.0
 NO_KEY = (
     "send an API key as 'Authorization: Bearer <key>' (MODELREG_API_KEY for the client, `modelreg login`); "
     "the server's first start wrote an admin key to <data-dir>/admin-api-key"
@@ -74,6 +79,7 @@ POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
 KEYS: web.AppKey[KnownKeys] = web.AppKey("known_keys", KnownKeys)
 # /healthz's own connections: requests that exhaust the shared pool cannot make the health check wait.
 HEALTH_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("health_pool", asyncpg.Pool)
+HEALTH_READING: web.AppKey[SharedReading] = web.AppKey("health_reading", SharedReading)
 LOG: web.AppKey[EventLog] = web.AppKey("log")
 SECRETS: web.AppKey[WebhookSecrets] = web.AppKey("webhook_secrets", WebhookSecrets)
 TAILS: web.AppKey[LogTails] = web.AppKey("tails", LogTails)
@@ -295,40 +301,57 @@ async def close_open_sockets(app: web.Application) -> None:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the server is shutting down")
 
 
-async def healthz(request: web.Request) -> web.Response:
-    pool, event_log = request.app[HEALTH_POOL], request.app[LOG]
-    report: dict[str, Any] = {"status": "ok"}
+async def read_health(pool: asyncpg.Pool, event_log: EventLog) -> dict[str, Any]:
+    """What /healthz reports, as read from the log and PostgreSQL (an error's text where one could not be read)."""
+    reading: dict[str, Any] = {}
     try:
-        ends = await event_log.end_positions()
+        reading["ends"] = await event_log.end_positions()
+    except Exception as exc:
+        reading["event_log_error"] = str(exc)
+    try:
+        async with pool.acquire() as conn:
+            reading["positions"] = await conn.fetch(
+                "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", event_log.topic
+            )
+            reading["parked"] = await conn.fetch(
+                "SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection"
+            )
+            reading["dead"] = await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection")
+            # Which streams, not only how many: what an operator releases with `modelreg parked`.
+            reading["parked_list"] = await conn.fetch(
+                "SELECT projection, stream, error, parked_at FROM parked_streams "
+                "ORDER BY parked_at, projection, stream LIMIT 100"
+            )
+    except Exception as exc:
+        reading["postgres_error"] = str(exc)
+    return reading
+
+
+async def healthz(request: web.Request) -> web.Response:
+    event_log = request.app[LOG]
+    # Needs no key: requests arriving together share one reading, so that a caller asking without pause holds
+    # one of the health check's two connections at most (/readyz and /metrics read on them too).
+    reading = await request.app[HEALTH_READING]()
+    report: dict[str, Any] = {"status": "ok"}
+    ends = reading.get("ends", {})
+    if "event_log_error" in reading:
+        report["status"] = "degraded"
+        report["event_log"] = {"ok": False, "kind": type(event_log).__name__, "error": reading["event_log_error"]}
+    else:
         report["event_log"] = {
             "ok": True,
             "kind": type(event_log).__name__,
             "topic": event_log.topic,
             "events": sum(ends.values()),
         }
-    except Exception as exc:
-        ends = {}
-        report["status"] = "degraded"
-        report["event_log"] = {"ok": False, "kind": type(event_log).__name__, "error": str(exc)}
-    try:
-        async with pool.acquire() as conn:
-            positions = await conn.fetch(
-                "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", event_log.topic
-            )
-            parked = await conn.fetch("SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection")
-            dead = await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection")
-            # Which streams, not only how many: what an operator releases with `modelreg parked`.
-            parked_list = await conn.fetch(
-                "SELECT projection, stream, error, parked_at FROM parked_streams "
-                "ORDER BY parked_at, projection, stream LIMIT 100"
-            )
-    except Exception as exc:
+    if "postgres_error" in reading:
         report["status"] = "down"
-        report["postgres"] = {"ok": False, "error": str(exc)}
+        report["postgres"] = {"ok": False, "error": reading["postgres_error"]}
         return web.json_response(report, status=503)
+    positions, parked_list = reading["positions"], reading["parked_list"]
     report["postgres"] = {"ok": True}
-    parked_by = {r["projection"]: r["n"] for r in parked}
-    dead_by = {r["projection"]: r["n"] for r in dead}
+    parked_by = {r["projection"]: r["n"] for r in reading["parked"]}
+    dead_by = {r["projection"]: r["n"] for r in reading["dead"]}
     projections = {}
     for name in PROJECTIONS:
         applied = {r["partition"]: r["next_offset"] for r in positions if r["projection"] == name}
@@ -431,7 +454,11 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[bodies_within_limits, blobs_need_a_key],
-        handler_args={"read_bufsize": 4 * 1024 * 1024, "lingering_time": 0},
+        handler_args={
+            "read_bufsize": 4 * 1024 * 1024,
+            "lingering_time": 0,
+            "keepalive_timeout": IDLE_CONNECTION_TIMEOUT_S,
+        },
     )
     app[LIMITS] = BodyLimits(settings.max_body_bytes, settings.max_blob_bytes)
 
@@ -464,6 +491,7 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
     app.on_shutdown.append(close_open_sockets)
     view = ModelregGraphQLView(schema=build_schema().graphql_schema, tails=app[TAILS], graphql_ide="graphiql")
     app.router.add_route("*", "/graphql", view)
+    app[HEALTH_READING] = SharedReading(lambda: read_health(app[HEALTH_POOL], app[LOG]), fresh_for_s=0.0)
     app.router.add_get("/healthz", healthz)
     add_operations_routes(app, HEALTH_POOL, LOG, list(PROJECTIONS))
     add_ui_routes(app)  # the web UI at /, a client of /graphql like any other

@@ -11,8 +11,9 @@ every replica's work and not just this process's: any replica answers for the in
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -189,17 +190,52 @@ async def read_installation(pool: Any, event_log: Any, projections: list[str]) -
     }
 
 
+# /metrics needs no key, and each scrape read the installation's figures on the health check's own two connections:
+# a caller asking without pause queued /healthz and /readyz behind its reads (/readyz, given 2 s, failed, and the
+# replica was taken out of service). Scrapes close together share one reading, at most this old.
+READING_FRESH_FOR_S = 1.0
+
+
+class SharedReading:
+    """The value of `read()`, read once for every caller asking while it is read or within `fresh_for_s` after."""
+
+    def __init__(self, read: Callable[[], Awaitable[dict[str, Any]]], fresh_for_s: float = READING_FRESH_FOR_S) -> None:
+        self.read = read
+        self.fresh_for_s = fresh_for_s
+        self._reading: asyncio.Future[dict[str, Any]] | None = None
+        self._read_at = 0.0
+
+    async def __call__(self) -> dict[str, Any]:
+        reading = self._reading
+        if reading is None or (reading.done() and not self._fresh(reading)):
+            reading = self._reading = asyncio.ensure_future(self.read())
+            reading.add_done_callback(self._read_now)
+        # Shielded: a scraper that hangs up does not cancel the reading the others wait for.
+        return dict(await asyncio.shield(reading))
+
+    def _fresh(self, reading: asyncio.Future[dict[str, Any]]) -> bool:
+        """Read well and lately: a failed reading is not kept (PostgreSQL back, the next scrape shows it)."""
+        failed = reading.cancelled() or reading.exception() is not None
+        return not failed and time.monotonic() - self._read_at < self.fresh_for_s
+
+    def _read_now(self, reading: asyncio.Future[dict[str, Any]]) -> None:
+        self._read_at = time.monotonic()
+        if not reading.cancelled():
+            reading.exception()  # retrieved: a failed reading is told to its callers, not logged as never seen
+
+
 def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, projections: list[str]) -> None:
     """/metrics, /livez and /readyz; `pool_key` and `log_key` name the app's health pool and event log."""
     app[METRICS] = HttpMetrics()
     if BLOB_BYTES not in app:
         app[BLOB_BYTES] = BlobTraffic()
     app.middlewares.append(measured)
+    installation = SharedReading(lambda: read_installation(app[pool_key], app[log_key], projections))
 
     async def metrics(request: web.Request) -> web.Response:
         snapshot = request.app[METRICS].snapshot
         try:
-            snapshot.values = await read_installation(request.app[pool_key], request.app[log_key], projections)
+            snapshot.values = await installation()
         except Exception as exc:  # the request figures are still worth a scrape while PostgreSQL is away
             snapshot.values = {"error": str(exc)}
         snapshot.values["blobs"] = request.app[BLOB_BYTES]

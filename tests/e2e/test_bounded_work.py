@@ -20,6 +20,7 @@ from support.story import LOG_VERSION, START_RUN, digest_of, file_entry, version
 
 import modelreg
 from modelreg.errors import InvalidInput
+from modelreg.services.http import api
 from modelreg.services.settings import Settings
 
 pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
@@ -244,3 +245,19 @@ async def test_a_request_reads_a_bounded_number_of_metric_points_whatever_its_al
     assert "over 1,000,000 metric points" in refused["errors"][0]["message"], refused.get("errors")
     histories = " ".join(f"h{n}: {run} {{ history(samples: 10000) {{ key }} }}" for n in range(50))
     assert "errors" not in await stack.graphql(f"{{ {histories} }}")
+
+
+async def test_a_connection_whose_headers_never_end_is_closed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A header line sent and never finished: the connection was held an hour, a file descriptor each, and a few
+    # thousand of them left the process unable to accept anyone else.
+    monkeypatch.setattr(api, "IDLE_CONNECTION_TIMEOUT_S", 1.0)
+    async with Stack(settings) as stack:
+        assert stack.client is not None
+        reader, writer = await asyncio.open_connection(stack.client.host, stack.client.port)
+        writer.write(b"GET /livez HTTP/1.1\r\nHost: modelreg\r\nX-Never-Ends: a")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, with nothing sent
+        writer.close()
+        assert (await stack.client.get("/livez")).status == 200  # serving everyone else

@@ -218,6 +218,33 @@ async def test_a_firing_whose_event_lacks_a_variable_the_action_names_fails_sayi
     assert [json.loads(body) for _, body in ok.received] == [{"v": "acme/nature/classifier:v0"}]
 
 
+async def test_a_webhook_whose_attempts_fail_with_a_long_error_is_given_up_and_recorded(stack: Stack) -> None:
+    # A url of nearly 2,000 characters whose host has no DNS record yet (taken: the record may come with the
+    # receiver's deploy). Each attempt's error repeated the host, passed the 2,000 characters an attempt's error may
+    # hold, and could not be recorded: the firing stayed pending for ever, tried again every second with a traceback.
+    host = ".".join(["a" * 60] * 32) + ".invalid"
+    created = await stack.graphql(
+        CREATE,
+        {
+            "n": "far away",
+            "t": {"event": "alias_added"},
+            "a": {"kind": "webhook", "url": f"http://{host}/", "max_attempts": 1},
+        },
+    )
+    automation_id = created["data"]["createAutomation"]["automation"]["id"]
+    await _linked_with_alias(stack, "production")
+
+    async def given_up() -> bool:
+        firings = (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]["firings"]["items"]
+        return bool(firings) and firings[0]["status"] == "FAILED"
+
+    await wait_until(given_up, timeout_s=30)
+    log = (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]["deliveries"]["items"]
+    [attempt] = log
+    assert attempt["statusCode"] is None and attempt["error"].startswith(f"webhook host '{host[:100]}")
+    assert len(attempt["error"]) <= 500
+
+
 async def test_a_webhook_to_a_private_address_needs_an_admin(stack: Stack) -> None:
     member = await stack.key("user:mia", role="member")
     loopback = {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}

@@ -3,7 +3,12 @@ answer from the name server (DNS rebinding), and never an address that only look
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+import threading
+import time
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -110,3 +115,75 @@ async def test_a_host_that_does_not_resolve_yet_is_taken_at_creation_and_checked
         await webhook_targets.post(Receiver().client, "https://hooks.example.invalid/x", b"{}", {}, resolve=nowhere)
     with pytest.raises(InvalidInput, match="a loopback, private or otherwise non-public address"):
         await webhook_targets.refuse_private_target("http://10.0.0.8/x", NameServer(["10.0.0.8"]))
+
+
+async def test_a_receiver_answering_with_an_endless_body_is_read_no_further_than_its_status() -> None:
+    # A member's webhook pointing at a receiver that streams gigabytes filled the memory of the process that also
+    # serves the API (`modelreg server`), and the firing, still pending after the restart, did it again.
+    sent_chunks = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal sent_chunks
+        for _ in range(64):  # 64 MiB stands for "for ever"
+            sent_chunks += 1
+            yield b"x" * 1024**2
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200, content=endless())))
+    async with asyncio.timeout(10):
+        response = await webhook_targets.post(client, "http://hooks.example/", b"{}", {}, resolve=NameServer([PUBLIC]))
+    assert response.status_code == 200
+    assert sent_chunks <= 1
+
+
+async def test_a_receiver_that_sends_its_answer_a_byte_at_a_time_is_given_up_at_the_deadline() -> None:
+    # The client's timeouts bound each wait for a byte, not the whole answer: a byte every 0.1 s held the delivery
+    # (and its firing's place in the runner's window) for ever.
+    async def dripping(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"a")
+                await writer.drain()
+                await asyncio.sleep(0.1)
+
+    server = await asyncio.start_server(dripping, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    started = time.monotonic()
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as client, asyncio.timeout(10):
+            with pytest.raises(httpx.TimeoutException, match="did not answer within 1 s"):
+                await webhook_targets.post(
+                    client, f"http://127.0.0.1:{port}/", b"{}", {}, private_allowed=True, deadline_s=1.0
+                )
+    finally:
+        server.close()
+    assert time.monotonic() - started < 5
+
+
+async def test_a_receiver_whose_name_server_never_answers_leaves_the_process_its_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The system's resolver blocks a thread per lookup until it gives up. Deliveries to such a host took every
+    # thread of the process's shared pool, where the API checks new GraphQL documents and hashes uploaded files.
+    answered = threading.Event()
+
+    def name_server_that_never_answers(*args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        answered.wait(10)
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", name_server_that_never_answers)
+    lookups = [asyncio.create_task(webhook_targets.resolve_with_the_system(f"h{i}.example")) for i in range(40)]
+    await asyncio.sleep(0.1)  # every lookup is under way
+    try:
+        async with asyncio.timeout(2):
+            assert await asyncio.to_thread(lambda: "the API's own work") == "the API's own work"
+    finally:
+        answered.set()
+        await asyncio.gather(*lookups, return_exceptions=True)
+
+
+async def test_a_host_with_a_part_over_63_characters_is_refused_as_no_host_name() -> None:
+    # The resolver's IDNA encoding raised UnicodeError: creating the automation answered an internal error.
+    with pytest.raises(InvalidInput, match="is not a host name: each part between dots has 1 to 63 characters"):
+        await webhook_targets.refuse_private_target(f"https://{'a' * 64}.example/hook")
