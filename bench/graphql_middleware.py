@@ -20,8 +20,10 @@ from typing import Any
 from graphql.execution.middleware import MiddlewareManager
 
 from graphql import graphql, parse
+from modelreg.graphql.answer_budget import AnswerBudget
 from modelreg.graphql.schema import RESOLVER_MIDDLEWARE, build_schema
 from modelreg.graphql.storable_arguments import refuse_unstorable_arguments
+from modelreg.projections.readable import EVERYTHING
 
 PAGE = 500
 QUERY = f"""{{ artifactVersions(entity: "acme", project: "nature", name: "classifier", first: {PAGE}) {{
@@ -58,8 +60,12 @@ class InMemoryReads:
 
 
 class Context:
+    """The parts of graphql/context.py's RequestContext this page's resolvers use, read from memory."""
+
     def __init__(self) -> None:
         self.reads = InMemoryReads()
+        self.readable = EVERYTHING
+        self.answer_budget = AnswerBudget()
 
 
 async def timed(schema: Any, middleware: MiddlewareManager, context: Context) -> float:
