@@ -1,7 +1,8 @@
 """An event's schema does not change under the same version (docs/events.md, Schema versions). Records already on
 the log were written against it: a constraint tightened without a version bump (and an upcaster) would
-dead-letter them at the next rebuild, and consumers validating with our exported schemas would be told wrong. So each event version's schema, descriptions left out,
-has a fingerprint kept in event_schema_fingerprints.json, and this test compares.
+dead-letter them at the next rebuild, and consumers validating with our exported schemas would be told wrong.
+So each event version's schema, descriptions left out, has a fingerprint kept in event_schema_fingerprints.json,
+and this test compares.
 
 A new event type or version is recorded with
     MODELREG_RECORD_EVENT_SCHEMAS=1 pytest tests/unit/test_event_schema_fingerprints.py
