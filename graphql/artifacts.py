@@ -114,12 +114,26 @@ class ArtifactVersion(graphene.ObjectType):
         return f"v{row['version_index']}"
 
     @staticmethod
-    def resolve_files(row: dict, info: graphene.ResolveInfo) -> list[dict]:
-        return row["manifest"]
+    async def resolve_files(row: dict, info: graphene.ResolveInfo) -> list[dict]:
+        return (await _with_contents(row, info))["manifest"]
 
     @staticmethod
-    def resolve_size(row: dict, info: graphene.ResolveInfo) -> int:
-        return sum(int(entry["size"]) for entry in row["manifest"])
+    async def resolve_size(row: dict, info: graphene.ResolveInfo) -> int:
+        return sum(int(entry["size"]) for entry in (await _with_contents(row, info))["manifest"])
+
+    @staticmethod
+    async def resolve_metadata(row: dict, info: graphene.ResolveInfo) -> Any:
+        return (await _with_contents(row, info))["metadata"]
+
+
+async def _with_contents(row: dict, info: graphene.ResolveInfo) -> dict:
+    """`row` with its files (`manifest`) and metadata: lists and lookups by id read versions without them
+    (projections/registry_queries.py says why), and they are read here when a field asks."""
+    if "manifest" not in row:
+        contents = await info.context.version_contents.load(row["id"])
+        row["manifest"] = contents["manifest"] if contents else []
+        row["metadata"] = contents["metadata"] if contents else {}
+    return row
 
 
 ArtifactVersionPage = page_of(ArtifactVersion)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -54,6 +55,42 @@ class ArtifactVersionLoader(_RequestLoader):
         return [readable.get(i) for i in ids]
 
 
+# Versions' files and metadata, runs' configs, summaries and environments: each as big as an event (8 MiB). Lists
+# and lookups by id read rows without them (projections/registry_queries.py), and these loaders read them when a
+# field asks: this many rows at a time, one read after another, each counted against the request's answer budget
+# before the next is read, so a page of 500 versions of 8 MiB manifests is refused after its first reads.
+CONTENTS_READ_AT_ONCE = 8
+
+
+async def _contents_in_steps(
+    context: RequestContext, keys: list[Any], read: Callable[[list[Any]], Awaitable[dict[Any, dict[str, Any]]]]
+) -> list[dict[str, Any] | None]:
+    found: dict[Any, dict[str, Any]] = {}
+    for start in range(0, len(keys), CONTENTS_READ_AT_ONCE):
+        async with context.contents_reads:
+            context.answer_budget.may_read_contents()
+            step = await read(keys[start : start + CONTENTS_READ_AT_ONCE])
+            context.answer_budget.contents_read += sum(row["read_bytes"] for row in step.values())
+        found.update(step)
+    return [found.get(key) for key in keys]
+
+
+class VersionContentsLoader(_RequestLoader):
+    """The files (`manifest`) and metadata of versions read without them, when a field asks."""
+
+    async def load_batch(self, context: RequestContext, ids: list[UUID]) -> list[dict[str, Any] | None]:
+        return await _contents_in_steps(context, ids, context.reads.artifact_version_contents)
+
+
+class RunContentsLoader(_RequestLoader):
+    """The config, summary and environment of runs read without them, when a field asks."""
+
+    async def load_batch(
+        self, context: RequestContext, keys: list[tuple[str, str, str]]
+    ) -> list[dict[str, Any] | None]:
+        return await _contents_in_steps(context, keys, context.reads.run_contents)
+
+
 class NewestVersionLoader(_RequestLoader):
     """Batches, per request, which version of each collection is the newest (the one `latest` names)."""
 
@@ -90,6 +127,8 @@ class RequestContext:
     caller: Caller | None  # None: no API key; the view refuses to execute for such requests
     webhook_secrets: WebhookSecrets = field(default_factory=lambda: WebhookSecrets(None), kw_only=True)
     artifact_versions: ArtifactVersionLoader = field(init=False)
+    version_contents: VersionContentsLoader = field(init=False)
+    run_contents: RunContentsLoader = field(init=False)
     newest_versions: NewestVersionLoader = field(init=False)
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)
@@ -104,10 +143,15 @@ class RequestContext:
     # refused any (graphql/metrics.py).
     metric_reads: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     answer_budget: AnswerBudget = field(init=False, default_factory=AnswerBudget)  # graphql/answer_budget.py
+    # Batches of versions' contents (dispatched side by side) read one after another: each counts what it read
+    # before the next may start.
+    contents_reads: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.visibility = Visibility(self.reads.pool)
         self.artifact_versions = ArtifactVersionLoader(self)
+        self.version_contents = VersionContentsLoader(self)
+        self.run_contents = RunContentsLoader(self)
         self.newest_versions = NewestVersionLoader(self)
         self.runs = RunLoader(self)
         self.lineage = LineageQueries(self.reads.pool)

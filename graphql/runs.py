@@ -40,7 +40,7 @@ from modelreg.graphql.pages import (
 )
 from modelreg.graphql.references import as_uuid
 from modelreg.projections.metric_queries import MetricQueries
-from modelreg.projections.registry_queries import RunFilters
+from modelreg.projections.registry_queries import RUN_CONTENTS, RunFilters
 from modelreg.projections.run_query import order_by
 from modelreg.services.commands.commands import (
     DescribeRun,
@@ -130,9 +130,24 @@ class Run(graphene.ObjectType):
         return max(at for at in heard if at is not None)
 
     @staticmethod
+    async def resolve_config(row: dict, info: graphene.ResolveInfo) -> Any:
+        return (await _with_contents(row, info))["config"]
+
+    @staticmethod
+    async def resolve_summary(row: dict, info: graphene.ResolveInfo) -> Any:
+        return (await _with_contents(row, info))["summary"]
+
+    @staticmethod
+    async def resolve_environment(row: dict, info: graphene.ResolveInfo) -> Any:
+        return (await _with_contents(row, info))["environment"]
+
+    @staticmethod
     async def resolve_launched_by(row: dict, info: graphene.ResolveInfo) -> dict | None:
-        launch = (row["environment"] or {}).get("launch") or {}
-        job_id = as_uuid(launch.get("job_id"))  # the client's record of its environment: no id, no job
+        if "launch_job_id" in row:  # a listed run: its environment left out, the job it names kept
+            job_id = as_uuid(row["launch_job_id"])
+        else:
+            launch = (row["environment"] or {}).get("launch") or {}
+            job_id = as_uuid(launch.get("job_id"))  # the client's record of its environment: no id, no job
         return await info.context.jobs.load(job_id) if job_id else None
 
     @staticmethod
@@ -154,6 +169,16 @@ class Run(graphene.ObjectType):
     @staticmethod
     async def resolve_used_artifacts(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None):
         return await _run_artifacts(row, info, first, after, used=True)
+
+
+async def _with_contents(row: dict, info: graphene.ResolveInfo) -> dict:
+    """`row` with its config, summary and environment: lists and lookups by key read runs without them
+    (projections/registry_queries.py says why), and they are read here when a field asks."""
+    if "config" not in row:
+        contents = await info.context.run_contents.load((row["entity"], row["project"], row["run_id"]))
+        for column in RUN_CONTENTS:
+            row[column] = contents[column] if contents else {}
+    return row
 
 
 async def _run_artifacts(row: dict, info: graphene.ResolveInfo, first: int, after: str | None, used: bool) -> dict:

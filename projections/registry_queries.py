@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from modelreg.events.names import count_in
 from modelreg.projections.readable import EVERYTHING, Readable, Visibility
@@ -19,6 +20,25 @@ _VERSION_COLUMNS = """
     id, entity, project, name, artifact_type, version_index, digest, manifest, description, metadata,
     aliases, tags, logged_by_run, created_at, created_by, deleted_at
 """
+# What a list of versions reads: each version's files and metadata may be as big as an event (8 MiB), and a page
+# of 500 read whole took gigabytes whatever fields were asked for. They are read when asked, a few versions at a
+# time (artifact_version_contents; graphql/context.py's VersionContentsLoader).
+_LISTED_VERSION_COLUMNS_IN = """
+    {v}id, {v}entity, {v}project, {v}name, {v}artifact_type, {v}version_index, {v}digest, {v}description,
+    {v}aliases, {v}tags, {v}logged_by_run, {v}created_at, {v}created_by, {v}deleted_at
+"""
+_LISTED_VERSION_COLUMNS = _LISTED_VERSION_COLUMNS_IN.format(v="")
+_LISTED_VERSION_COLUMNS_OF_V = _LISTED_VERSION_COLUMNS_IN.format(v="v.")
+# Likewise a list of runs leaves out each run's config, summary and environment (each may be as big as an event),
+# and keeps from the environment only the Launch job that started it (Run.launchedBy).
+_LISTED_RUN_COLUMNS_IN = """
+    {r}entity, {r}project, {r}run_id, {r}name, {r}job_type, {r}state, {r}exit_code, {r}started_at, {r}started_by,
+    {r}finished_at, {r}synced_at, {r}started_offline_at, {r}finished_offline_at, {r}notes, {r}tags, {r}group_name,
+    {r}last_heartbeat_at, {r}environment->'launch'->>'job_id' AS launch_job_id
+"""
+_LISTED_RUN_COLUMNS = _LISTED_RUN_COLUMNS_IN.format(r="")
+_LISTED_RUN_COLUMNS_OF_R = _LISTED_RUN_COLUMNS_IN.format(r="r.")
+RUN_CONTENTS = ("config", "summary", "environment")
 # A deleted version keeps its row (lineage, audit) but no ref or list finds it.
 _LIVE = "deleted_at IS NULL"
 
@@ -79,9 +99,26 @@ class RegistryQueries:
 
     async def artifact_versions_by_ids(self, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
         rows = await self.pool.fetch(
-            f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE id = ANY($1::uuid[])", ids
+            f"SELECT {_LISTED_VERSION_COLUMNS} FROM artifact_versions WHERE id = ANY($1::uuid[])", ids
         )
         return {r["id"]: dict(r) for r in rows}
+
+    async def artifact_version_contents(self, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+        """The files (`manifest`) and `metadata` of versions listed without them, with `read_bytes`: their size as
+        JSON, to count against a request's budget (read as text: a compressed size in the table says little)."""
+        rows = await self.pool.fetch(
+            "SELECT id, manifest::text AS manifest, metadata::text AS metadata FROM artifact_versions "
+            "WHERE id = ANY($1::uuid[])",
+            ids,
+        )
+        return {
+            r["id"]: {
+                "manifest": orjson.loads(r["manifest"]),
+                "metadata": orjson.loads(r["metadata"]),
+                "read_bytes": len(r["manifest"]) + len(r["metadata"]),
+            }
+            for r in rows
+        }
 
     async def newest_version_indexes(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
         """The newest live version of each (entity, project, name) collection: the one `latest` names."""
@@ -118,7 +155,8 @@ class RegistryQueries:
         self, entity: str, project: str, name: str, *, after_index: int | None, limit: int
     ) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            f"SELECT {_VERSION_COLUMNS} FROM artifact_versions WHERE entity = $1 AND project = $2 AND name = $3 "
+            f"SELECT {_LISTED_VERSION_COLUMNS} FROM artifact_versions "
+            f"WHERE entity = $1 AND project = $2 AND name = $3 "
             f"AND version_index > $4 AND {_LIVE} ORDER BY version_index LIMIT $5",
             entity,
             project,
@@ -172,13 +210,13 @@ class RegistryQueries:
         (Visibility.readable_versions, in SQL, so that a page and its cursor hold only what is shown)."""
         if used:
             source = (
-                "SELECT v.*, u.used_at AS at FROM artifact_usages u "
+                f"SELECT {_LISTED_VERSION_COLUMNS_OF_V}, u.used_at AS at FROM artifact_usages u "
                 "JOIN artifact_versions v ON v.id = u.artifact_version_id "
                 "WHERE u.entity = $1 AND u.project = $2 AND u.run_id = $3"
             )
         else:
             source = (
-                "SELECT v.*, v.created_at AS at FROM artifact_versions v "
+                f"SELECT {_LISTED_VERSION_COLUMNS_OF_V}, v.created_at AS at FROM artifact_versions v "
                 "WHERE v.entity = $1 AND v.project = $2 AND v.logged_by_run = $3"
             )
         rows = await self.pool.fetch(
@@ -225,7 +263,7 @@ class RegistryQueries:
         if order.path is not None:
             args.append(order.path)
         rows = await self.pool.fetch(
-            f"SELECT * FROM runs WHERE {where} ORDER BY {order.with_parameter(len(args))} "
+            f"SELECT {_LISTED_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY {order.with_parameter(len(args))} "
             f"OFFSET ${len(args) + 1} LIMIT ${len(args) + 2}",
             *args,
             offset,
@@ -312,7 +350,8 @@ class RegistryQueries:
                     SELECT run_id, started_at FROM runs WHERE {where}
                     ORDER BY started_at DESC, run_id DESC LIMIT ${len(args)}
                 )
-                SELECT r.* FROM page JOIN runs r ON r.entity = $1 AND r.project = $2 AND r.run_id = page.run_id
+                SELECT {_LISTED_RUN_COLUMNS_OF_R} FROM page
+                JOIN runs r ON r.entity = $1 AND r.project = $2 AND r.run_id = page.run_id
                 ORDER BY page.started_at DESC, page.run_id DESC""",
             *args,
             timeout=self.search_timeout_s,
@@ -452,13 +491,32 @@ class RegistryQueries:
 
     async def runs_by_keys(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT r.* FROM runs r JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(entity, project, run_id) "
-            "USING (entity, project, run_id)",
+            f"SELECT {_LISTED_RUN_COLUMNS} FROM runs JOIN unnest($1::text[], $2::text[], $3::text[]) "
+            "AS k(entity, project, run_id) USING (entity, project, run_id)",
             [k[0] for k in keys],
             [k[1] for k in keys],
             [k[2] for k in keys],
         )
         return {(r["entity"], r["project"], r["run_id"]): dict(r) for r in rows}
+
+    async def run_contents(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """The config, summary and environment of runs listed without them, with `read_bytes`: their size as JSON,
+        to count against a request's budget."""
+        rows = await self.pool.fetch(
+            "SELECT entity, project, run_id, config::text AS config, summary::text AS summary, "
+            "environment::text AS environment FROM runs JOIN unnest($1::text[], $2::text[], $3::text[]) "
+            "AS k(entity, project, run_id) USING (entity, project, run_id)",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+        )
+        return {
+            (r["entity"], r["project"], r["run_id"]): {
+                **{column: orjson.loads(r[column]) for column in RUN_CONTENTS},
+                "read_bytes": sum(len(r[column]) for column in RUN_CONTENTS),
+            }
+            for r in rows
+        }
 
     async def registered_models_page(
         self,
