@@ -81,8 +81,8 @@ class AnswerBudget:
         if self.contents_read > MAX_CONTENTS_READ:
             raise InvalidInput(
                 f"this request reads over {MAX_CONTENTS_READ // 1024**2} MiB of stored values of artifact versions "
-                "(files, size, metadata) or runs (config, summary, environment): ask for those fields of fewer "
-                "versions or runs in one request (a smaller page, fewer aliases)"
+                "(files, size, metadata), runs (config, summary, environment) or audit records (details): ask for "
+                "those fields of fewer of them in one request (a smaller page, fewer aliases)"
             )
 
     def take_files(self, files: list[Any]) -> None:

@@ -55,10 +55,11 @@ class ArtifactVersionLoader(_RequestLoader):
         return [readable.get(i) for i in ids]
 
 
-# Versions' files and metadata, runs' configs, summaries and environments: each as big as an event (8 MiB). Lists
-# and lookups by id read rows without them (projections/registry_queries.py), and these loaders read them when a
-# field asks: this many rows at a time, one read after another, each counted against the request's answer budget
-# before the next is read, so a page of 500 versions of 8 MiB manifests is refused after its first reads.
+# Versions' files and metadata, runs' configs, summaries and environments, audit records' details: each as big as
+# an event (8 MiB). Lists and lookups by id read rows without them (projections/registry_queries.py,
+# audit_queries.py), and these loaders read them when a field asks: this many rows at a time, one read after
+# another, each counted against the request's answer budget before the next is read, so a page of 500 versions of
+# 8 MiB manifests is refused after its first reads.
 CONTENTS_READ_AT_ONCE = 8
 
 
@@ -89,6 +90,13 @@ class RunContentsLoader(_RequestLoader):
         self, context: RequestContext, keys: list[tuple[str, str, str]]
     ) -> list[dict[str, Any] | None]:
         return await _contents_in_steps(context, keys, context.reads.run_contents)
+
+
+class AuditDetailsLoader(_RequestLoader):
+    """The details (payloads) of audit records read without them, when a field asks."""
+
+    async def load_batch(self, context: RequestContext, event_ids: list[UUID]) -> list[dict[str, Any] | None]:
+        return await _contents_in_steps(context, event_ids, context.audit.details_of)
 
 
 class NewestVersionLoader(_RequestLoader):
@@ -129,6 +137,7 @@ class RequestContext:
     artifact_versions: ArtifactVersionLoader = field(init=False)
     version_contents: VersionContentsLoader = field(init=False)
     run_contents: RunContentsLoader = field(init=False)
+    audit_details: AuditDetailsLoader = field(init=False)
     newest_versions: NewestVersionLoader = field(init=False)
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)
@@ -152,6 +161,7 @@ class RequestContext:
         self.artifact_versions = ArtifactVersionLoader(self)
         self.version_contents = VersionContentsLoader(self)
         self.run_contents = RunContentsLoader(self)
+        self.audit_details = AuditDetailsLoader(self)
         self.newest_versions = NewestVersionLoader(self)
         self.runs = RunLoader(self)
         self.lineage = LineageQueries(self.reads.pool)

@@ -95,7 +95,10 @@ class ActionRecord(graphene.ObjectType):
         return f"{row['actor_kind']}:{row['actor_id']}"
 
     @staticmethod
-    def resolve_details(row: dict, info: graphene.ResolveInfo) -> dict:
+    async def resolve_details(row: dict, info: graphene.ResolveInfo) -> dict:
+        if "payload" not in row:  # a page of records is read without them (projections/audit_queries.py)
+            details = await info.context.audit_details.load(row["event_id"])
+            row["payload"] = details["payload"] if details else {}
         return row["payload"]
 
 

@@ -8,8 +8,16 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from modelreg.events.envelope import Actor
+
+# What a page of records reads: each record's payload (its details) may be as big as an event (8 MiB); it is read
+# when asked, a few records at a time (details_of; graphql/context.py's AuditDetailsLoader).
+_LISTED_COLUMNS = (
+    "event_id, type, stream, occurred_at, actor_kind, actor_id, correlation_id, causation_id, stream_seq, "
+    "recorded_offline_at, scope"
+)
 
 
 class AuditQueries:
@@ -28,7 +36,7 @@ class AuditQueries:
     async def history(self, stream: str, limit: int, before_seq: int | None = None) -> list[dict[str, Any]]:
         """Newest first; `before_seq` is the stream_seq of the last action of the previous page."""
         rows = await self.pool.fetch(
-            "SELECT * FROM audit_log WHERE stream = $1 AND ($3::bigint IS NULL OR stream_seq < $3) "
+            f"SELECT {_LISTED_COLUMNS} FROM audit_log WHERE stream = $1 AND ($3::bigint IS NULL OR stream_seq < $3) "
             "ORDER BY stream_seq DESC LIMIT $2",
             stream,
             limit,
@@ -53,7 +61,7 @@ class AuditQueries:
         `hidden_scopes`: private entities and models the caller may not read (projections/readable.py)."""
         kind, _, ident = (actor or "").partition(":")
         rows = await self.pool.fetch(
-            """SELECT * FROM audit_log
+            f"""SELECT {_LISTED_COLUMNS} FROM audit_log
                WHERE ($1::text IS NULL OR (actor_kind = $1 AND actor_id = $2))
                  AND ($3::text IS NULL OR stream = $3)
                  AND ($4::text IS NULL OR type = $4)
@@ -78,3 +86,11 @@ class AuditQueries:
             None if actions is None else list(actions),
         )
         return [dict(r) for r in rows]
+
+    async def details_of(self, event_ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+        """The payloads of records listed without them, with `read_bytes`: their size as JSON, to count against a
+        request's budget."""
+        rows = await self.pool.fetch(
+            "SELECT event_id, payload::text AS payload FROM audit_log WHERE event_id = ANY($1::uuid[])", event_ids
+        )
+        return {r["event_id"]: {"payload": orjson.loads(r["payload"]), "read_bytes": len(r["payload"])} for r in rows}

@@ -1,7 +1,7 @@
 """A list of artifact versions reads each version's files and metadata (each as big as an event, 8 MiB) only when
 a field asks for them, a few versions at a time, and stops reading once the request has read its share: a page of
 500 versions read whole took gigabytes whatever was asked. Likewise a list of runs and their configs, summaries and
-environments. The real schema, executed on in-memory reads."""
+environments, and a list of audit records and their details. The real schema, executed on in-memory reads."""
 
 from __future__ import annotations
 
@@ -86,8 +86,38 @@ class RegistryReads:
         return {i: {"manifest": files, "metadata": {"lr": 0.1}, "read_bytes": VERSION_BYTES} for i in ids}
 
 
-async def run(reads: RegistryReads, document: str) -> Any:
+class AuditReads:
+    """The audit reads a page of records uses, in memory: records listed without their details, details counted."""
+
+    def __init__(self) -> None:
+        self.records = [
+            {
+                "event_id": uuid4(),
+                "type": "run.config_updated",
+                "stream": "run:acme/nature/r",
+                "occurred_at": datetime(2026, 12, 1, tzinfo=UTC),
+                "actor_kind": "user",
+                "actor_id": "alice",
+                "correlation_id": uuid4(),
+                "causation_id": None,
+                "recorded_offline_at": None,
+            }
+            for _ in range(PAGE)
+        ]
+        self.details_asked: list[list[UUID]] = []
+
+    async def audit_page(self, *, limit: int, **filters: Any) -> list[dict[str, Any]]:
+        return [dict(record) for record in self.records[:limit]]
+
+    async def details_of(self, event_ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+        self.details_asked.append(list(event_ids))
+        return {i: {"payload": {"config": {"lr": 0.1}}, "read_bytes": VERSION_BYTES} for i in event_ids}
+
+
+async def run(reads: RegistryReads, document: str, audit: AuditReads | None = None) -> Any:
     context = RequestContext(app=None, reads=reads, caller=None)  # type: ignore[arg-type]
+    if audit is not None:
+        context.audit = audit  # type: ignore[assignment]
     return await graphql(SCHEMA, document, context_value=context, middleware=RESOLVER_MIDDLEWARE)
 
 
@@ -113,7 +143,7 @@ async def test_a_page_whose_files_are_more_than_a_request_may_read_stops_reading
     read = sum(len(asked) for asked in reads.contents_asked) * VERSION_BYTES
     assert read <= MAX_CONTENTS_READ + CONTENTS_READ_AT_ONCE * VERSION_BYTES, read
     assert answer.errors, "a page of 400 MiB of files was read and answered"
-    assert "ask for those fields of fewer versions" in str(answer.errors[0])
+    assert "ask for those fields of fewer of them" in str(answer.errors[0])
     assert answer.errors[0].extensions["code"] == "INVALID_INPUT"
 
 
@@ -155,3 +185,28 @@ async def test_a_page_of_runs_whose_configs_are_more_than_a_request_may_read_sto
     assert read <= MAX_CONTENTS_READ + CONTENTS_READ_AT_ONCE * VERSION_BYTES, read
     assert answer.errors, "a page of 400 MiB of configs was read and answered"
     assert "ask for those fields of fewer" in str(answer.errors[0])
+
+
+def audit_log(fields: str, first: int = PAGE) -> str:
+    return f"{{ auditLog(first: {first}) {{ items {{ {fields} }} }} }}"
+
+
+async def test_a_page_of_audit_records_asked_who_did_what_reads_none_of_their_details() -> None:
+    audit = AuditReads()
+    answer = await run(RegistryReads(), audit_log("action actor occurredAt"), audit)
+    assert not answer.errors, answer.errors
+    assert len(answer.data["auditLog"]["items"]) == PAGE
+    assert audit.details_asked == []
+
+
+async def test_a_page_of_audit_records_with_their_details_stops_reading_past_the_budget() -> None:
+    audit = AuditReads()
+    few = await run(RegistryReads(), audit_log("action details", first=20), audit)
+    assert not few.errors, few.errors
+    assert {str(item["details"]) for item in few.data["auditLog"]["items"]} == {"{'config': {'lr': 0.1}}"}
+
+    audit = AuditReads()
+    many = await run(RegistryReads(), audit_log("action details"), audit)
+    read = sum(len(asked) for asked in audit.details_asked) * VERSION_BYTES
+    assert read <= MAX_CONTENTS_READ + CONTENTS_READ_AT_ONCE * VERSION_BYTES, read
+    assert many.errors, "a page of 400 MiB of details was read and answered"
