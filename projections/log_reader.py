@@ -37,6 +37,7 @@ from modelreg.events.log import EventLog, LogRecord, Subscription
 from modelreg.events.written import RecentlyWritten
 from modelreg.projections.runtime import (
     Decoded,
+    MigratedBeyond,
     Plan,
     ProjectionRunner,
     advance_positions,
@@ -273,7 +274,8 @@ class SharedLogReader:
             async with pool.acquire() as conn, conn.transaction():
                 wanted = {runner.name: runner.partitions_of(mine) for runner, mine in busy}
                 wanted.update((runner.name, sorted(plan)) for runner, _, plan in idle)
-                locked = await lock_positions(conn, busy[0][0].log.topic, wanted)
+                projections = [runner.projection for runner, _ in busy] + [runner.projection for runner, _, _ in idle]
+                locked = await lock_positions(conn, busy[0][0].log.topic, wanted, projections)
                 applied = [
                     await runner.apply_within(conn, mine, locked=locked[runner.name], advance=False)
                     for runner, mine in busy
@@ -433,6 +435,8 @@ class _Lane:
         """A lane stops only on a bug (a failed batch is re-read, not raised): the reader stops with it."""
         if self._task.done() and not self._task.cancelled() and self._task.exception() is not None:
             self._reported = True
+            if isinstance(self._task.exception(), MigratedBeyond):
+                raise self._task.exception()  # type: ignore[misc]  # its message says what to do: keep it whole
             raise RuntimeError(f"projection {self.runner.name} stopped") from self._task.exception()
 
     async def finish(self) -> None:

@@ -33,9 +33,15 @@ async def migrate(pool: asyncpg.Pool, migrations: Iterable[Migration]) -> list[M
         done = {
             (r["component"], r["number"]) for r in await conn.fetch("SELECT component, number FROM schema_migrations")
         }
-        for migration in sorted(migrations, key=lambda m: (m.component, m.number)):
-            if (migration.component, migration.number) in done:
-                continue
+        missing = [
+            m for m in sorted(migrations, key=lambda m: (m.component, m.number)) if (m.component, m.number) not in done
+        ]
+        if missing and await conn.fetchval("SELECT to_regclass('projection_positions') IS NOT NULL"):
+            # Processes of the build before may still be projecting. Each batch locks its positions first and reads
+            # there which migrations it was built for (runtime.py, MigratedBeyond): this waits for the batches in
+            # flight and holds the next ones until the migrations commit, so none writes rows the old way past them.
+            await conn.execute("LOCK TABLE projection_positions IN EXCLUSIVE MODE")
+        for migration in missing:
             await conn.execute(migration.sql)
             await conn.execute(
                 "INSERT INTO schema_migrations (component, number) VALUES ($1, $2)",

@@ -14,6 +14,10 @@ Failure rules, per kind of message:
   both or neither, and whatever Kafka redelivers below the stored position is skipped. A batch that does
   not start where the stored position says (a rebuild reset it, another runner moved it, or the consumer
   started from elsewhere) is dropped and every partition in it is re-read from the stored position;
+- a database migrated by a newer modelreg than this process (a migration of the projection's or the runtime's
+  that this process does not know) stops the projection with `MigratedBeyond` before the batch writes anything:
+  the batch's first statement reads the migrations as it locks the positions, and migrations wait for batches
+  in flight (migrations.py), so no batch writes rows the old way past a migration that changed the way;
 - an admin's skip (`operations.event_skipped`, on the log) names an event this projection gives up on.
   A rebuild may read it before the event (another partition) or after it (the stream is parked by then),
   and both converge: the skip is recorded in `skipped_events` in the batch's transaction; an event named
@@ -24,9 +28,10 @@ Failure rules, per kind of message:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -38,7 +43,7 @@ from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogRecord, Subscription
 from modelreg.events.operations import EventSkipped
 from modelreg.projections.planner_statistics import PlannerStatistics
-from modelreg.projections.positions import PROGRESS_CHANNEL, stored_positions
+from modelreg.projections.positions import PROGRESS_CHANNEL, RUNTIME_MIGRATIONS, stored_positions
 from modelreg.projections.projection import CopyInto, Projection, Statement
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,20 @@ class PositionMoved(Exception):
     def __init__(self, positions: dict[int, int]) -> None:
         super().__init__(positions)
         self.positions = positions
+
+
+class MigratedBeyond(RuntimeError):
+    """The database was migrated by a newer modelreg than this process: what it would apply now it would write the
+    way it was built for (e.g. reference digests that registry_files 3 keeps out). Not retried by the runner."""
+
+    retriable = False
+
+    def __init__(self, projection: str, known: int, newer: Sequence[str]) -> None:
+        super().__init__(
+            f"projection {projection}: this database was migrated by a newer modelreg (level {known + len(newer)} > "
+            f"{known}: {', '.join(newer)} unknown here); upgrade this process"
+        )
+        self.projection = projection
 
 
 @dataclass
@@ -161,6 +180,8 @@ class ProjectionRunner:
         partitions back to the stored positions to read it again."""
         try:
             await self.apply_decoded(decoded)
+        except MigratedBeyond:
+            raise
         except Exception as exc:
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
             log.error("projection %s: batch not applied (%s); re-reading it", self.name, exc)
@@ -209,7 +230,7 @@ class ProjectionRunner:
                 try:
                     async with conn.transaction():
                         applied = await self.apply_within(conn, decoded)
-                except PositionMoved:
+                except (PositionMoved, MigratedBeyond):
                     raise
                 except Exception as exc:  # a bug in a handler or its SQL: find the event, park its stream
                     log.warning("projection %s: batch failed (%s), applying event by event", self.name, exc)
@@ -230,7 +251,7 @@ class ProjectionRunner:
         try:
             async with conn.transaction():  # a savepoint: a failure undoes the batch, not the caller's work
                 return await self.apply_within(conn, decoded)
-        except PositionMoved:
+        except (PositionMoved, MigratedBeyond):
             raise
         except Exception as exc:  # a bug in a handler or its SQL: find the event, park its stream
             log.warning("projection %s: batch failed (%s), applying event by event", self.name, exc)
@@ -366,7 +387,7 @@ class ProjectionRunner:
         return first_offset > stored and self._sought.get(partition) != stored
 
     async def _lock_positions(self, conn: asyncpg.Connection, topic: str, partitions: list[int]) -> Locked:
-        return (await lock_positions(conn, topic, {self.name: partitions}))[self.name]
+        return (await lock_positions(conn, topic, {self.name: partitions}, [self.projection]))[self.name]
 
     async def _apply_isolated(self, conn: asyncpg.Connection, record: LogRecord, event: Envelope) -> bool:
         try:
@@ -481,6 +502,8 @@ class ProjectionRunner:
             try:
                 async with conn.transaction():
                     return bool(await self._release(conn, stream))
+            except MigratedBeyond:
+                raise
             except Exception as exc:
                 await self._count_attempt(conn, stream, f"{type(exc).__name__}: {exc}")
                 return False
@@ -565,10 +588,48 @@ def _event_id(value: bytes | None) -> UUID | None:
 
 _PARKED_STREAMS = "SELECT stream FROM parked_streams WHERE projection = $1"
 
-# Each projection's parked streams come with its position rows, read under the lock in the same round trip.
-_LOCK_POSITIONS = """
+
+def _newer(first: int) -> str:
+    """The migrations the database has of these projections' components and the runtime's (parameter `first`: their
+    owners; a projection owns the components named after it, e.g. registry and registry_files) that this process was
+    not built with (the next two: those it was). Uncorrelated: PostgreSQL computes it once a statement, over a table
+    of a few dozen rows."""
+    owners, components, numbers = (f"${first + i}" for i in range(3))
+    return f"""(
+        SELECT array_agg(m.component || ' ' || m.number ORDER BY m.component, m.number) FROM schema_migrations AS m
+        WHERE split_part(m.component, '_', 1) = ANY({owners}::text[])
+          AND (m.component, m.number) NOT IN (SELECT * FROM unnest({components}::text[], {numbers}::int[])))"""
+
+
+@functools.cache
+def _built_for(projections: frozenset[type[Projection]]) -> tuple[list[str], list[str], list[int]]:
+    """The owners of the projections' components, and the migrations (component, number) they were built with."""
+    known = [*RUNTIME_MIGRATIONS, *(m for projection in projections for m in projection.migrations)]
+    owners = sorted({"runtime", *(projection.name for projection in projections)})
+    return owners, [m.component for m in known], [m.number for m in known]
+
+
+def built_for(projections: Iterable[Projection]) -> tuple[list[str], list[str], list[int]]:
+    return _built_for(frozenset(type(projection) for projection in projections))
+
+
+def _refuse_newer(newer: Sequence[str] | None, projections: Iterable[Projection]) -> None:
+    """Raise MigratedBeyond for the first projection the newer migrations belong to (the runtime's: to all)."""
+    if not newer:
+        return
+    for projection in projections:
+        owned = [m for m in newer if m.split(" ")[0].split("_")[0] in (projection.name, "runtime")]
+        if owned:
+            known = len([*RUNTIME_MIGRATIONS, *projection.migrations])
+            raise MigratedBeyond(projection.name, known, owned)
+
+
+# Each projection's parked streams come with its position rows, read under the lock in the same round trip, and so
+# do the migrations this process does not know (None: none).
+_LOCK_POSITIONS = f"""
 SELECT pp.projection, pp.partition, pp.next_offset,
-       (SELECT array_agg(ps.stream) FROM parked_streams AS ps WHERE ps.projection = pp.projection) AS parked
+       (SELECT array_agg(ps.stream) FROM parked_streams AS ps WHERE ps.projection = pp.projection) AS parked,
+       {_newer(4)} AS newer
 FROM projection_positions AS pp
 WHERE pp.topic = $1 AND (pp.projection, pp.partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))
 ORDER BY pp.projection, pp.partition
@@ -576,12 +637,16 @@ FOR UPDATE OF pp
 """
 
 
-async def lock_positions(conn: asyncpg.Connection, topic: str, wanted: dict[str, list[int]]) -> dict[str, Locked]:
+async def lock_positions(
+    conn: asyncpg.Connection, topic: str, wanted: dict[str, list[int]], projections: Sequence[Projection]
+) -> dict[str, Locked]:
     """Lock the position rows of these projections' partitions for a batch (creating missing ones at 0);
-    returns, per projection, its stored positions and its parked streams."""
+    returns, per projection, its stored positions and its parked streams. Raises MigratedBeyond when the database
+    was migrated beyond what `projections` (those wanted) were built for."""
     names = [name for name, partitions in wanted.items() for _ in partitions]
     partitions = [p for ps in wanted.values() for p in ps]
-    rows = await conn.fetch(_LOCK_POSITIONS, topic, names, partitions)
+    levels = built_for(projections)
+    rows = await conn.fetch(_LOCK_POSITIONS, topic, names, partitions, *levels)
     if len(rows) < len(names):
         found = {(r["projection"], r["partition"]) for r in rows}
         await conn.executemany(
@@ -589,7 +654,8 @@ async def lock_positions(conn: asyncpg.Connection, topic: str, wanted: dict[str,
             "ON CONFLICT DO NOTHING",
             [(name, topic, p) for name, p in zip(names, partitions, strict=True) if (name, p) not in found],
         )
-        rows = await conn.fetch(_LOCK_POSITIONS, topic, names, partitions)
+        rows = await conn.fetch(_LOCK_POSITIONS, topic, names, partitions, *levels)
+    _refuse_newer(rows[0]["newer"] if rows else None, projections)
     locked: dict[str, Locked] = {name: ({}, set()) for name in wanted}
     for row in rows:
         stored, parked = locked[row["projection"]]
@@ -617,24 +683,27 @@ async def advance_positions(
     await conn.execute(_ADVANCE, topic, names, partitions, offsets, PROGRESS_CHANNEL, progress)
 
 
-# Advances only the rows still where their runners left them; returns the rows it advanced. A partition a
+# Advances only the rows still where their runners left them, and none in a database migrated beyond this process
+# (_newer, $6-$8: the runners then take the full path, which says so); returns the rows it advanced. A partition a
 # projection never stored a position for is at 0, so a row expected at 0 is created when missing. Without it,
 # on a new topic, a pass-over of two partitions moved the row of one and found none for the other, and the
 # runner then saw its position moved and read the batch again: 12% more records in a 100,000-event catch-up.
 # Its commit does not wait for the WAL flush either (see _ADVANCE): a pass-over lost in a crash is read and
 # passed again.
-_PASS_OVER = """
-WITH advanced AS (
+_PASS_OVER = f"""
+WITH newer AS (
+    SELECT {_newer(6)} AS migrations
+), advanced AS (
     UPDATE projection_positions AS pp SET next_offset = n.next_offset, updated_at = now()
     FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS n(projection, partition, next_offset, expected)
     WHERE pp.projection = n.projection AND pp.topic = $1 AND pp.partition = n.partition
-      AND pp.next_offset = n.expected
+      AND pp.next_offset = n.expected AND (SELECT migrations FROM newer) IS NULL
     RETURNING pp.projection, pp.partition
 ), created AS (
     INSERT INTO projection_positions (projection, topic, partition, next_offset)
     SELECT n.projection, $1, n.partition, n.next_offset
     FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS n(projection, partition, next_offset, expected)
-    WHERE n.expected = 0
+    WHERE n.expected = 0 AND (SELECT migrations FROM newer) IS NULL
     ON CONFLICT DO NOTHING
     RETURNING projection, partition
 )
@@ -653,7 +722,10 @@ async def pass_over(pool: asyncpg.Pool, batches: Sequence[tuple[ProjectionRunner
         return set()
     names, partitions, next_offsets, expected = (list(column) for column in zip(*rows, strict=True))
     try:
-        moved = await pool.fetch(_PASS_OVER, batches[0][0].log.topic, names, partitions, next_offsets, expected)
+        levels = built_for(runner.projection for runner, _ in batches)
+        moved = await pool.fetch(
+            _PASS_OVER, batches[0][0].log.topic, names, partitions, next_offsets, expected, *levels
+        )
     except Exception as exc:  # a lock wait broken as a deadlock, Postgres gone: the full path decides
         log.info("passing over a batch failed (%s); applying it projection by projection", exc)
         return set()

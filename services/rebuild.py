@@ -1,17 +1,22 @@
-"""Rebuild projections from offset 0: forget their tables and positions, then replay the whole log.
+"""Rebuild projections from offset 0: replay the whole log into new tables, then put them in place of the old ones.
 
 Several projections rebuilt together share one reader of the log (each record decoded once). The replay
 can be spread over several processes, each owning a share of the partitions: projections tolerate any
-order between partitions, and each partition's position is its own. Those processes start and connect
-before anything is reset, so that the read models are empty only while the log is applied.
+order between partitions, and each partition's position is its own.
+
+The replay writes into a schema of its own (the shadow: the projections' tables and the runtime's, made by their
+migrations), so the live tables keep serving what they showed, and the projector beside them keeps applying the
+log, until one short transaction swaps the rebuilt tables in at a known position (`_swapped_in`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -20,12 +25,17 @@ import asyncpg
 
 from modelreg.events.log import EventLog
 from modelreg.projections.identity import IdentityProjection
-from modelreg.projections.positions import reset, stored_positions
+from modelreg.projections.log_reader import SharedLogReader
+from modelreg.projections.positions import PROGRESS_CHANNEL, RUNTIME_MIGRATIONS, reset, stored_positions
+from modelreg.projections.projection import Projection
 from modelreg.projections.runtime import Decoded, ProjectionRunner, decode_record, type_tag
 from modelreg.services.bootstrap import ProcessParts, process_parts
+from modelreg.services.infra.database import create_pool
 from modelreg.services.projections_catalog import projection
 from modelreg.services.projector import tune_gc
 from modelreg.services.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 # A replay reads full batches and applies each to every projection before reading the next: reading ahead
@@ -39,15 +49,27 @@ REPLAY_BATCH = 20_000
 # that resets the tables, so that requests see the tables as they were, then as rebuilt.
 AT_ONCE = frozenset({IdentityProjection.name})
 
+# The others are too large for one transaction. Replayed batch by batch into the live tables after emptying them, the
+# registry went through the log's past in front of the API and the write side, which authorizes from it: a protected
+# `production` was unprotected until its protection's turn came, and any member could move it meanwhile. They are
+# replayed into the shadow, then swapped in (`_swapped_in`); the retired tables are dropped in that transaction.
+SHADOW = "modelreg_rebuild"
+RETIRED = "modelreg_retired"
+RUNTIME_TABLES = ("projection_positions", "parked_events", "parked_streams", "dead_letters", "skipped_events")
+# The swap waits this long for a reader of a live table before giving up and trying again (readers queue behind it
+# meanwhile), and holds the projector at most HOLD_S while the shadow applies what the projector applied last.
+SWAP_LOCK_TIMEOUT = "2s"
+SWAP_ATTEMPTS = 10
+HOLD_S = 30.0
+
 
 async def rebuild(
     settings: Settings, names: str | Sequence[str], *, processes: int = 1, on_progress: Progress | None = None
 ) -> float:
-    """Returns the seconds the replay took (from the reset until every partition caught up).
+    """Returns the seconds the replay took (from its start until every partition caught up).
 
-    A projector running meanwhile notices the reset, seeks back and applies alongside: the position
-    row locks keep every event applied once. The projections in AT_ONCE are reset and applied in one
-    transaction, before the others.
+    A projector running meanwhile keeps applying the log to the live tables; the swap continues it from where the
+    shadow stands. The projections in AT_ONCE are reset and applied in one transaction, before the others.
     """
     if processes < 1:
         raise ValueError(f"--processes must be at least 1, got {processes}")
@@ -63,45 +85,247 @@ async def rebuild(
             return time.perf_counter() - started
         ends = await parts.event_log.end_positions()
         shares = [share for share in (sorted(ends)[i::processes] for i in range(processes)) if share]
-        helpers = [_Helper.spawned(settings, names, share) for share in shares[1:]]
-        stopping = asyncio.Event()
-        task: asyncio.Task[None] | None = None
+        async with _alone(settings):
+            async with parts.pool.acquire() as conn:
+                await _shadow_made(conn, targets)
+            shadow = await _shadow_pool(settings, len(names) + 2)
+            try:
+                took = await _replayed(parts, shadow, settings, names, shares, ends, on_progress)
+                await _swapped_in(parts, shadow, targets, sorted(ends))
+                return took
+            finally:
+                await shadow.close()
+
+
+# Held by the rebuild replaying into the shadow: another would make the shadow anew under it.
+_REBUILD_LOCK = 0x6D6F64656C726562  # "modelreb"
+
+
+@contextlib.asynccontextmanager
+async def _alone(settings: Settings) -> AsyncIterator[None]:
+    """Hold the shadow for this rebuild (a session lock on a connection of its own: gone with the process)."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _REBUILD_LOCK):
+            raise RuntimeError(
+                "another `modelreg rebuild` is replaying into this database: run this one once it has finished"
+            )
+        yield
+    finally:
+        await conn.close()
+
+
+async def _replayed(
+    parts: ProcessParts,
+    shadow: asyncpg.Pool,
+    settings: Settings,
+    names: Sequence[str],
+    shares: Sequence[Sequence[int]],
+    ends: dict[int, int],
+    on_progress: Progress | None,
+) -> float:
+    """Replay the log into the shadow up to `ends`, helpers taking all shares but the first; returns the seconds."""
+    helpers = [_Helper.spawned(settings, names, share) for share in shares[1:]]
+    stopping = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    try:
+        # The helpers start (an interpreter each, its imports and connections) before the replay is timed.
+        for helper in helpers:
+            helper.start()
+        await _until_ready(helpers)
+        tune_gc()
+        started = time.perf_counter()
+        for helper in helpers:
+            helper.line.send(GO)
+        task = asyncio.create_task(_shadow_reader(parts, shadow, names, shares[0]).run(stopping))
+        workers = [helper.process for helper in helpers]
+        await _until_caught_up(shadow, parts.event_log.topic, names, ends, on_progress, task, workers)
+        return time.perf_counter() - started
+    except BaseException:
+        # A rebuild that failed is run again: what its helpers would still apply is not worth waiting for.
+        for helper in helpers:
+            if helper.process.pid is not None:
+                helper.process.terminate()
+        raise
+    finally:
+        stopping.set()
         try:
-            # The helpers start (an interpreter each, its imports and connections) before the tables are
-            # emptied: the read models stay empty only while events are applied.
-            for helper in helpers:
-                helper.start()
-            await _until_ready(helpers)
-            async with parts.pool.acquire() as conn, conn.transaction():
-                for target in targets:
-                    await reset(conn, target.name, target.tables)
-            tune_gc()
-            started = time.perf_counter()
-            for helper in helpers:
-                helper.line.send(GO)
-            reader = parts.log_reader(names, max_batch=REPLAY_BATCH, lane_batches=0, partitions=shares[0])
-            task = asyncio.create_task(reader.run(stopping))
-            workers = [helper.process for helper in helpers]
-            await _until_caught_up(parts.pool, parts.event_log.topic, names, ends, on_progress, task, workers)
-            return time.perf_counter() - started
-        except BaseException:
-            # A rebuild that failed is run again: what its helpers would still apply is not worth waiting for
-            # (and before the reset they have nothing to apply).
+            if task is not None:
+                await task
+        finally:
             for helper in helpers:
                 if helper.process.pid is not None:
-                    helper.process.terminate()
-            raise
+                    helper.process.join(30)
+                    if helper.process.is_alive():
+                        helper.process.terminate()
+
+
+async def _shadow_made(conn: asyncpg.Connection, targets: Sequence[Projection]) -> None:
+    """An empty shadow: the targets' tables and the runtime's, made by their migrations as a new database's are."""
+    migrations = [*RUNTIME_MIGRATIONS, *(m for target in targets for m in target.migrations)]
+    async with conn.transaction():
+        live = _quoted(await conn.fetchval("SELECT current_schema()"))
+        await conn.execute(f"DROP SCHEMA IF EXISTS {SHADOW} CASCADE")  # what a rebuild that stopped midway left
+        await conn.execute(f"CREATE SCHEMA {SHADOW}")
+        # Each batch reads which migrations the database has (runtime.py, MigratedBeyond): the live ones.
+        await conn.execute(f"CREATE VIEW {SHADOW}.schema_migrations AS SELECT * FROM {live}.schema_migrations")
+        await conn.execute(f"SET LOCAL search_path TO {SHADOW}")
+        for migration in sorted(migrations, key=lambda m: (m.component, m.number)):
+            await conn.execute(migration.sql)
+
+
+async def _shadow_pool(settings: Settings, size: int) -> asyncpg.Pool:
+    """Connections that name tables in the shadow only: once its tables are swapped in, a statement of the replay
+    that came late fails instead of writing to the live ones."""
+    return await create_pool(settings.database_url, min_size=1, max_size=size, durable_commits=False, schema=SHADOW)
+
+
+def _shadow_reader(
+    parts: ProcessParts, shadow: asyncpg.Pool, names: Sequence[str], partitions: Sequence[int]
+) -> SharedLogReader:
+    """The projections named, replaying `partitions` into the shadow, each batch applied to all before the next."""
+    runners = [ProjectionRunner(projection(name), parts.event_log, shadow) for name in names]
+    return SharedLogReader(runners, parts.event_log, max_batch=REPLAY_BATCH, lane_batches=0, partitions=partitions)
+
+
+async def _swapped_in(
+    parts: ProcessParts, shadow: asyncpg.Pool, targets: Sequence[Projection], partitions: Sequence[int]
+) -> None:
+    """Put the shadow's tables in place of the live ones, at a known position.
+
+    The shadow follows the log until it is near the live projector; then one transaction locks the live positions
+    (the projector's batches wait: they lock them first), lets the shadow reach them, stops it, and moves the tables.
+    The positions become the shadow's: at or past the live ones, so readers never see the registry go back; a
+    projector that was further behind finds its positions moved and reads on from them, each event applied once."""
+    names = [target.name for target in targets]
+    topic = parts.event_log.topic
+    for attempt in range(1, SWAP_ATTEMPTS + 1):
+        stopping = asyncio.Event()
+        follower = asyncio.create_task(_shadow_reader(parts, shadow, names, partitions).run(stopping))
+        try:
+            # Near the live positions first, holding nothing: the projector then waits for a few events at most.
+            live = await _live_positions(parts.pool, names, topic)
+            await _shadow_reached(shadow, topic, await _within(parts, live), follower, None)
+            async with parts.pool.acquire() as conn, conn.transaction():
+                live = await _live_positions(conn, names, topic, lock=True)
+                await _shadow_reached(shadow, topic, await _within(parts, live), follower, time.monotonic() + HOLD_S)
+                stopping.set()
+                await follower
+                await _swap(conn, targets, topic)
+            log.info("rebuild: %s swapped in", ", ".join(names))
+            return
+        except asyncpg.LockNotAvailableError as exc:
+            log.warning("rebuild: a live table stayed busy (%s); swap %d of %d", exc, attempt, SWAP_ATTEMPTS)
         finally:
             stopping.set()
-            try:
-                if task is not None:
-                    await task
-            finally:
-                for helper in helpers:
-                    if helper.process.pid is not None:
-                        helper.process.join(30)
-                        if helper.process.is_alive():
-                            helper.process.terminate()
+            await follower
+    raise RuntimeError(
+        f"projections {', '.join(names)}: rebuilt, but the live tables stayed busy {SWAP_ATTEMPTS} times: they are "
+        "as they were; look for long queries on them and run the rebuild again"
+    )
+
+
+async def _live_positions(
+    db: asyncpg.Pool | asyncpg.Connection, names: Sequence[str], topic: str, *, lock: bool = False
+) -> dict[str, dict[int, int]]:
+    """The live projections' positions; `lock`: until the transaction ends, in the order every batch locks them."""
+    rows = await db.fetch(
+        "SELECT projection, partition, next_offset FROM projection_positions WHERE projection = ANY($1) "
+        "AND topic = $2 ORDER BY projection, partition" + (" FOR UPDATE" if lock else ""),
+        list(names),
+        topic,
+    )
+    live: dict[str, dict[int, int]] = {name: {} for name in names}
+    for row in rows:
+        live[row["projection"]][row["partition"]] = row["next_offset"]
+    return live
+
+
+async def _within(parts: ProcessParts, live: dict[str, dict[int, int]]) -> dict[str, dict[int, int]]:
+    """The live positions, none past the log's end: one past it was left by another log of the same topic's name
+    (`modelreg migrate-log` moved the log to Kafka, then rebuilds); the swap moves it to the shadow's."""
+    ends = await parts.event_log.end_positions()
+    return {name: {p: min(offset, ends.get(p, 0)) for p, offset in offsets.items()} for name, offsets in live.items()}
+
+
+async def _shadow_reached(
+    shadow: asyncpg.Pool,
+    topic: str,
+    live: dict[str, dict[int, int]],
+    follower: asyncio.Task[None],
+    deadline: float | None,
+) -> None:
+    """Wait until the shadow has applied at least what the live projections have."""
+    while True:
+        async with shadow.acquire() as conn:
+            reached = {name: await stored_positions(conn, name, topic) for name in live}
+        if all(reached[name].get(p, 0) >= offset for name, offsets in live.items() for p, offset in offsets.items()):
+            return
+        if follower.done():
+            follower.result()  # surfaces the follower's error
+            raise RuntimeError(f"projections {', '.join(live)}: the replay stopped before catching up")
+        if deadline is not None and time.monotonic() > deadline:
+            raise RuntimeError(
+                f"projections {', '.join(live)}: the replay did not reach the live projector within {HOLD_S:.0f} s "
+                "of holding it: the live tables are as they were; run the rebuild again"
+            )
+        await asyncio.sleep(0.01)
+
+
+async def _swap(conn: asyncpg.Connection, targets: Sequence[Projection], topic: str) -> None:
+    """In the caller's transaction, which holds the live positions: the shadow's tables, positions, parked
+    streams, dead letters and skips become the live ones; the live tables are dropped."""
+    names = [target.name for target in targets]
+    live = _quoted(await conn.fetchval("SELECT current_schema()"))
+    await conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+    await conn.execute(f"DROP SCHEMA IF EXISTS {RETIRED} CASCADE")
+    await conn.execute(f"CREATE SCHEMA {RETIRED}")
+    for table in (table for target in targets for table in target.tables):
+        # Indexes, constraints and statistics move with their table. Other connections' prepared statements are
+        # planned again on the table now named so (PostgreSQL invalidates them as the old one moves).
+        await conn.execute(f"ALTER TABLE {live}.{table} SET SCHEMA {RETIRED}")
+        await conn.execute(f"ALTER TABLE {SHADOW}.{table} SET SCHEMA {live}")
+    # Updated, never deleted: a batch waiting for these rows would find none and start the projection over at 0. Those
+    # the shadow has none for go back to 0, as a reset sets them: another log's (another topic, partition or end).
+    await conn.execute(
+        f"UPDATE {live}.projection_positions AS pp SET next_offset = 0, updated_at = now() "
+        "WHERE pp.projection = ANY($1) AND NOT EXISTS (SELECT 1 FROM "
+        f"{SHADOW}.projection_positions AS s WHERE s.projection = pp.projection AND s.topic = pp.topic "
+        "AND s.partition = pp.partition)",
+        names,
+    )
+    await conn.execute(
+        f"INSERT INTO {live}.projection_positions (projection, topic, partition, next_offset) "
+        f"SELECT projection, topic, partition, next_offset FROM {SHADOW}.projection_positions "
+        "WHERE projection = ANY($1) AND topic = $2 "
+        "ON CONFLICT (projection, topic, partition) "
+        "DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+        names,
+        topic,
+    )
+    for table in RUNTIME_TABLES[1:]:
+        await conn.execute(f"DELETE FROM {live}.{table} WHERE projection = ANY($1)", names)
+        await conn.execute(
+            f"INSERT INTO {live}.{table} SELECT * FROM {SHADOW}.{table} WHERE projection = ANY($1)", names
+        )
+    for name in names:  # read-your-writes waiters hear the new positions at the commit
+        positions = await stored_positions(conn, name, topic)
+        if positions:
+            progress = ",".join(f"{p}:{offset}" for p, offset in sorted(positions.items()))
+            await conn.execute("SELECT pg_notify($1, $2)", PROGRESS_CHANNEL, f"{name}|{topic}|{progress}")
+        await conn.execute("SELECT pg_notify($1, $2)", PROGRESS_CHANNEL, f"parked:{name}")
+    # A function the migrations made in the shadow is dropped alone: one a swapped-in index used would fail the
+    # swap here, where CASCADE would drop the index with it.
+    for function in await conn.fetch(
+        "SELECT oid::regprocedure::text AS signature FROM pg_proc WHERE pronamespace = $1::regnamespace", SHADOW
+    ):
+        await conn.execute(f"DROP FUNCTION {function['signature']}")
+    await conn.execute(f"DROP SCHEMA {SHADOW} CASCADE")
+    await conn.execute(f"DROP SCHEMA {RETIRED} CASCADE")
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 async def _rebuilt_at_once(parts: ProcessParts, name: str) -> None:
@@ -207,7 +431,11 @@ async def _until_caught_up(
     on_progress: Progress | None,
     runner: asyncio.Task[None] | None = None,
     workers: Sequence[BaseProcess] = (),
+    rebuild_line: Connection | None = None,
 ) -> None:
+    """`rebuild_line`: a helper's end of its pipe, on which nothing comes after GO but the end of file once the
+    rebuild is gone (killed, or failed): the helper stops then, rather than replay into a shadow the next rebuild
+    makes anew under it."""
     total = sum(ends.values()) * len(names)
     while True:
         applied = 0
@@ -222,6 +450,9 @@ async def _until_caught_up(
         if runner is not None and runner.done():
             runner.result()  # surfaces the runner's error
             raise RuntimeError(f"projections {', '.join(names)}: the replay stopped before catching up")
+        if rebuild_line is not None and rebuild_line.poll():
+            log.warning("projections %s: the rebuild is gone; this replay process stops", ", ".join(names))
+            return
         for worker in workers:
             if worker.exitcode not in (None, 0):
                 raise RuntimeError(
@@ -237,22 +468,25 @@ def _replay_in_a_process(settings: Settings, names: Sequence[str], partitions: S
 
 
 async def _replay(settings: Settings, names: Sequence[str], partitions: Sequence[int], line: Connection) -> None:
-    """Once told to go (the tables reset), apply the log to `partitions` until each reaches the end it had then."""
+    """Once told to go, apply the log to `partitions` in the shadow until each reaches the end it had then."""
     async with process_parts(settings, pool_size=len(names) + 1, durable_commits=False) as parts:
-        line.send(READY)
-        while not line.poll():
-            await asyncio.sleep(0.01)
+        shadow = await _shadow_pool(settings, len(names) + 1)
         try:
-            if line.recv() != GO:
-                return
-        except EOFError:
-            return  # the rebuild ended before the reset
-        ends = {p: end for p, end in (await parts.event_log.end_positions()).items() if p in partitions}
-        stopping = asyncio.Event()
-        reader = parts.log_reader(names, max_batch=REPLAY_BATCH, lane_batches=0, partitions=partitions)
-        task = asyncio.create_task(reader.run(stopping))
-        try:
-            await _until_caught_up(parts.pool, parts.event_log.topic, names, ends, None, task)
+            line.send(READY)
+            while not line.poll():
+                await asyncio.sleep(0.01)
+            try:
+                if line.recv() != GO:
+                    return
+            except EOFError:
+                return  # the rebuild ended before the replay started
+            ends = {p: end for p, end in (await parts.event_log.end_positions()).items() if p in partitions}
+            stopping = asyncio.Event()
+            task = asyncio.create_task(_shadow_reader(parts, shadow, names, partitions).run(stopping))
+            try:
+                await _until_caught_up(shadow, parts.event_log.topic, names, ends, None, task, rebuild_line=line)
+            finally:
+                stopping.set()
+                await task
         finally:
-            stopping.set()
-            await task
+            await shadow.close()

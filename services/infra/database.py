@@ -49,11 +49,16 @@ class StatelessConnection(asyncpg.Connection):
             await super().reset(timeout=timeout)
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, durable_commits: bool = True) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, durable_commits: bool = True, schema: str | None = None
+) -> asyncpg.Pool:
     """`durable_commits=False` is for projections only: the event log is the source of truth and a batch's
     positions commit with its writes, so commits lost in a Postgres crash are simply applied again from
-    the log. Not waiting for the WAL flush takes a disk sync off every batch."""
+    the log. Not waiting for the WAL flush takes a disk sync off every batch. `schema`: the only schema its
+    connections name tables in (a rebuild's shadow, services/rebuild.py), set as they connect."""
     settings = {} if durable_commits else {"synchronous_commit": "off"}
+    if schema is not None:
+        settings["search_path"] = schema
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
