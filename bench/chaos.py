@@ -68,6 +68,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The API shows /healthz's projection lags to it (a keyless caller sees the status only).
+METRICS_TOKEN = "chaos-metrics-token"
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 class Services:
     """The API and the projector as separate processes (as compose runs them), restarted when they die."""
 
@@ -90,8 +95,9 @@ class Services:
 
     def start(self, role: str) -> None:
         log = (self.folder / f"{role}.log").open("ab")
+        env = {**os.environ, "MODELREG_METRICS_TOKEN": METRICS_TOKEN}
         self.processes[role] = subprocess.Popen(
-            [sys.executable, "-m", "modelreg.services.cli", *self.command(role)], stdout=log, stderr=log
+            [sys.executable, "-m", "modelreg.services.cli", *self.command(role)], stdout=log, stderr=log, env=env
         )
 
     def kill(self, role: str) -> None:
@@ -140,7 +146,7 @@ async def caught_up(http: aiohttp.ClientSession, url: str, timeout_s: float) -> 
     report: dict[str, Any] = {}
     while time.monotonic() < deadline:
         with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-            async with http.get(url + "/healthz", timeout=aiohttp.ClientTimeout(total=5)) as response:
+            async with http.get(url + "/healthz", timeout=aiohttp.ClientTimeout(total=5), headers=SCRAPER) as response:
                 report = await response.json()
                 projections = report.get("projections") or {}
                 if projections and all(p["lag"] == 0 for p in projections.values()):

@@ -197,11 +197,15 @@ def graph_event_count(nodes: int, versions: int) -> int:
 # Processes
 
 
+# What the bench's servers show /healthz's projection lags to (a keyless caller sees the status only).
+METRICS_TOKEN = "bench-metrics-token"
+
+
 def modelreg_cli(dsn: str, kafka: str | None, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "MODELREG_TOPIC")
     }
-    env |= {"DATABASE_URL": dsn, "MODELREG_TOPIC": TOPIC}
+    env |= {"DATABASE_URL": dsn, "MODELREG_TOPIC": TOPIC, "MODELREG_METRICS_TOKEN": METRICS_TOKEN}
     if kafka:
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka
     out = log.open("ab") if log else subprocess.DEVNULL
@@ -347,7 +351,7 @@ async def until_healthy(
             if process.poll() is not None:
                 raise RuntimeError(f"{what} exited with {process.returncode}")
             try:
-                async with http.get(url + path) as response:
+                async with http.get(url + path, headers={"Authorization": f"Bearer {METRICS_TOKEN}"}) as response:
                     if response.status == 200:
                         if path != "/healthz":
                             return

@@ -85,7 +85,26 @@ class ByteSize(click.ParamType):
 
 
 def _limit_options(fn: Any) -> Any:
-    """Work is bounded before it is done: request bodies and uploaded artifact files (413 over the limit)."""
+    """Work is bounded before it is done: request bodies and uploaded artifact files (413 over the limit), the time
+    a body takes to arrive (408), and the requests served at once (503)."""
+    fn = click.option(
+        "--max-requests-in-flight",
+        envvar="MODELREG_MAX_REQUESTS_IN_FLIGHT",
+        type=click.IntRange(min=1),
+        default=1000,
+        show_default=True,
+        help="Requests served at once, probes and websockets aside; more are refused with 503 and Retry-After "
+        "(env MODELREG_MAX_REQUESTS_IN_FLIGHT).",
+    )(fn)
+    fn = click.option(
+        "--body-read-timeout",
+        envvar="MODELREG_BODY_READ_TIMEOUT",
+        type=click.FloatRange(min=0.1),
+        default=30.0,
+        show_default=True,
+        help="Seconds a request body may take to arrive, plus 1 per 64 KiB that came (an artifact file: each piece "
+        "of it); slower ones are refused with 408 (env MODELREG_BODY_READ_TIMEOUT).",
+    )(fn)
     fn = click.option(
         "--max-blob-bytes",
         envvar="MODELREG_MAX_BLOB_BYTES",
@@ -103,6 +122,16 @@ def _limit_options(fn: Any) -> Any:
         help="Largest request body on every other route, /graphql included (env MODELREG_MAX_BODY_BYTES).",
     )(fn)
     return fn
+
+
+def _metrics_token_option(fn: Any) -> Any:
+    return click.option(
+        "--metrics-token",
+        envvar="MODELREG_METRICS_TOKEN",
+        default=None,
+        help="Shows /metrics (and the figures and errors of /healthz, /readyz) to requests bearing it: Prometheus' "
+        "bearer credentials. An admin key sees them too; anyone else, liveness and status. Env MODELREG_METRICS_TOKEN.",
+    )(fn)
 
 
 def _blob_store_option(fn: Any) -> Any:
@@ -163,6 +192,7 @@ def main(verbose: bool, log_json: bool) -> None:
 @click.option("--port", default=8080, show_default=True, type=int)
 @_blob_store_option
 @_limit_options
+@_metrics_token_option
 def server(
     data_dir: Path | None,
     database_url: str | None,
@@ -174,6 +204,9 @@ def server(
     blob_store: str | None,
     max_body_bytes: int,
     max_blob_bytes: int,
+    body_read_timeout: float,
+    max_requests_in_flight: int,
+    metrics_token: str | None,
 ) -> None:
     """Run modelreg on one machine: API and projections in one process.
 
@@ -208,6 +241,9 @@ def server(
             webhook_secret_key=_server_secret(data_dir / "webhook-secret-key"),
             max_body_bytes=max_body_bytes,
             max_blob_bytes=max_blob_bytes,
+            body_read_timeout_s=body_read_timeout,
+            max_requests_in_flight=max_requests_in_flight,
+            metrics_token=metrics_token,
         )
         stopping = asyncio.Event()
         serving = _serve(settings, host, port, stopping, with_projector=True, admin_key_file=data_dir / "admin-api-key")
@@ -479,6 +515,7 @@ async def _serve_with(
 )
 @_blob_store_option
 @_limit_options
+@_metrics_token_option
 def api(
     kafka: str | None,
     database_url: str,
@@ -491,6 +528,9 @@ def api(
     blob_store: str | None,
     max_body_bytes: int,
     max_blob_bytes: int,
+    body_read_timeout: float,
+    max_requests_in_flight: int,
+    metrics_token: str | None,
 ) -> None:
     """Run the API service alone (GraphQL, /healthz, commands, artifact files)."""
     import platformdirs
@@ -508,6 +548,9 @@ def api(
         webhook_secret_key=webhook_secret_key,
         max_body_bytes=max_body_bytes,
         max_blob_bytes=max_blob_bytes,
+        body_read_timeout_s=body_read_timeout,
+        max_requests_in_flight=max_requests_in_flight,
+        metrics_token=metrics_token,
     )
     _run_until_signal(
         _serve(settings, host, port, stopping, with_projector=False, admin_key_file=admin_key_file), stopping
@@ -662,8 +705,8 @@ def projector(
     help="Replay in this many processes, each owning a share of the partitions.",
 )
 def rebuild(kafka: str | None, database_url: str, topic: str, names: tuple[str, ...], processes: int) -> None:
-    """Rebuild projection NAME (or several: NAME NAME...) from offset 0 (their tables are emptied first).
-    Several rebuilt at once read the log once."""
+    """Rebuild projection NAME (or several: NAME NAME...) from offset 0 into new tables, swapped in once caught up
+    (the live ones serve meanwhile). Several rebuilt at once read the log once."""
     from modelreg.services.rebuild import rebuild as run_rebuild
     from modelreg.services.settings import Settings
 

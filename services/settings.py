@@ -33,3 +33,12 @@ class Settings:
     max_body_bytes: int = 8 * 1024**2
     # An artifact file uploaded to the blob store may be this big (checkpoints are).
     max_blob_bytes: int = 64 * 1024**3
+    # A request body arrives within this many seconds of its first read, plus one per 64 KiB that came (an artifact
+    # file: each piece within it of the one before), or is refused with 408: a caller dripping a byte a second
+    # held a connection and a handler for ever.
+    body_read_timeout_s: float = 30.0
+    # Requests one API process serves at once (the probes and websockets aside); over it, 503 and Retry-After.
+    max_requests_in_flight: int = 1000
+    # Shows /metrics, and /healthz's and /readyz's figures and error texts, to a request bearing it (Prometheus'
+    # credentials); an admin key sees them too. None: the admin key only. Without either: liveness and status.
+    metrics_token: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections.abc import AsyncIterator
@@ -46,12 +47,18 @@ from modelreg.services.http.blob_routes import add_blob_routes
 from modelreg.services.http.blob_visibility import HIDDEN_FROM_CALLER, LISTED_OUT_OF_SIGHT, SENDER, hidden_from
 from modelreg.services.http.body_limits import LIMITS, BodyLimits, bodies_within_limits, read_bounded, refusal
 from modelreg.services.http.database_unavailable import MESSAGE as DATABASE_UNAVAILABLE
-from modelreg.services.http.database_unavailable import any_database_unavailable, database_unavailable_is_503
+from modelreg.services.http.database_unavailable import (
+    any_database_unavailable,
+    database_unavailable_is_503,
+    is_database_unavailable,
+)
 from modelreg.services.http.graphql_bodies import graphql_body, graphql_request_fields
 from modelreg.services.http.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
 from modelreg.services.http.known_keys import KeyLookup, KnownKeys
 from modelreg.services.http.metrics import GRAPHQL_OPERATION, SharedReading, add_operations_routes, graphql_operation
 from modelreg.services.http.object_store_routes import add_object_store_routes, opened
+from modelreg.services.http.operator_views import ASKED_BY_AN_ADMIN, METRICS_TOKEN, SEEN_WITH, sees_the_figures
+from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
 from modelreg.services.http.security_headers import secure_every_answer
 from modelreg.services.http.web_ui import add_ui_routes, page_policy
 from modelreg.services.infra.blob_store_url import blob_store_at
@@ -213,6 +220,10 @@ class ModelregGraphQLView(GraphQLView):
             caller = await caller_of(request, request.app[KEYS])
         except PermissionDenied as exc:
             raise web.HTTPUnauthorized(text=exc.message) from None
+        if caller is None and request.method == "POST":
+            # Refused before its body is read (a GET still loads GraphiQL's page): anyone could make the server take
+            # in 8 MiB and parse it on the event loop (2 s and 190 MiB for `[{},{},...]`) only to refuse it then.
+            raise HTTPException(401, NO_KEY)
         return RequestContext(app=app, reads=app.reads, caller=caller, webhook_secrets=request.app[SECRETS])
 
     async def setup_connection_params(self, connection_params, websocket, context, root_value) -> None:
@@ -347,7 +358,7 @@ async def healthz(request: web.Request) -> web.Response:
     if "postgres_error" in reading:
         report["status"] = "down"
         report["postgres"] = {"ok": False, "error": reading["postgres_error"]}
-        return web.json_response(report, status=503)
+        return await _health_as_seen_by(request, report, 503)
     positions, parked_list = reading["positions"], reading["parked_list"]
     report["postgres"] = {"ok": True}
     parked_by = {r["projection"]: r["n"] for r in reading["parked"]}
@@ -360,8 +371,8 @@ async def healthz(request: web.Request) -> web.Response:
         if parked_by.get(name):
             report["status"] = "degraded"
     report["projections"] = projections
-    # A stream's name can name a private entity or model: the list goes to an admin key only (a probe or a
-    # monitor without one still sees the counts and the status above).
+    # A stream's name can name a private entity or model: the list goes to an admin key only (the metrics token
+    # sees the counts, a probe or a monitor without either the status).
     if await _asked_by_an_admin(request):
         report["parked_streams"] = [
             {
@@ -372,18 +383,41 @@ async def healthz(request: web.Request) -> web.Response:
             }
             for r in parked_list
         ]
-    elif parked_list:
+        return web.json_response(report)
+    if parked_list:
         report["parked_streams_listed_for"] = "an admin key (Authorization: Bearer ...), or `modelreg parked`"
-    return web.json_response(report)
+    return await _health_as_seen_by(request, report, 200)
+
+
+async def _health_as_seen_by(request: web.Request, report: dict[str, Any], status: int) -> web.Response:
+    """The whole report for the metrics token or an admin key; without them the status and what answers: the
+    error texts (a database's host and user), the topic, the log's length and each projection's figures are
+    the installation's own (services/http/operator_views.py)."""
+    if await sees_the_figures(request):
+        return web.json_response(report, status=status)
+    public = {
+        "status": report["status"],
+        "event_log": {"ok": report["event_log"]["ok"]},
+        "postgres": {"ok": report["postgres"]["ok"]},
+        "details_for": SEEN_WITH,
+    }
+    return web.json_response(public, status=status)
 
 
 async def _asked_by_an_admin(request: web.Request) -> bool:
-    if "Authorization" not in request.headers:
+    keys = request.app.get(KEYS)
+    if "Authorization" not in request.headers or keys is None:
         return False
     try:
-        caller = await caller_of(request, request.app[KEYS])
+        # Within a moment: /healthz answers while the shared pool is exhausted or PostgreSQL is away.
+        async with asyncio.timeout(2):
+            caller = await caller_of(request, keys)
     except PermissionDenied:
         return False
+    except Exception as exc:
+        if isinstance(exc, TimeoutError) or is_database_unavailable(exc):
+            return False
+        raise
     return caller is not None and caller.role == "admin" and not caller.limits
 
 
@@ -453,14 +487,16 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
     # to discard it, which for a hostile 20 MB body kept the event loop busy for every other request.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[bodies_within_limits, blobs_need_a_key],
+        middlewares=[requests_within_capacity, bodies_within_limits, blobs_need_a_key],
         handler_args={
             "read_bufsize": 4 * 1024 * 1024,
             "lingering_time": 0,
             "keepalive_timeout": IDLE_CONNECTION_TIMEOUT_S,
         },
     )
-    app[LIMITS] = BodyLimits(settings.max_body_bytes, settings.max_blob_bytes)
+    app[LIMITS] = BodyLimits(settings.max_body_bytes, settings.max_blob_bytes, settings.body_read_timeout_s)
+    app[IN_FLIGHT] = RequestsInFlight(settings.max_requests_in_flight)
+    app[METRICS_TOKEN], app[ASKED_BY_AN_ADMIN] = settings.metrics_token, _asked_by_an_admin
 
     async def components(app: web.Application) -> AsyncIterator[None]:
         # /healthz checks on a pool of its own, so that it answers while every request holds a connection.

@@ -7,6 +7,9 @@ every replica's work and not just this process's: any replica answers for the in
 
 - /livez: the process answers (its event loop runs). A failing liveness probe means restart it.
 - /readyz: PostgreSQL and the event log answer. A failing readiness probe means send no traffic yet.
+
+/metrics needs the metrics token or an admin key; the probes answer anyone, their error texts shown to those
+(services/http/operator_views.py).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from graphql import (
     SelectionNode,
 )
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
+from modelreg.services.http.operator_views import SEEN_WITH, sees_the_figures
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -190,9 +194,9 @@ async def read_installation(pool: Any, event_log: Any, projections: list[str]) -
     }
 
 
-# /metrics needs no key, and each scrape read the installation's figures on the health check's own two connections:
-# a caller asking without pause queued /healthz and /readyz behind its reads (/readyz, given 2 s, failed, and the
-# replica was taken out of service). Scrapes close together share one reading, at most this old.
+# Each scrape read the installation's figures on the health check's own two connections: a caller asking without
+# pause (when /metrics needed no key) queued /healthz and /readyz behind its reads (/readyz, given 2 s, failed, and
+# the replica was taken out of service). Scrapes close together share one reading, at most this old.
 READING_FRESH_FOR_S = 1.0
 
 
@@ -233,6 +237,12 @@ def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, pro
     installation = SharedReading(lambda: read_installation(app[pool_key], app[log_key], projections))
 
     async def metrics(request: web.Request) -> web.Response:
+        if not await sees_the_figures(request):  # queue names, job counts, the log's length: the installation's own
+            raise web.HTTPUnauthorized(
+                text=f"/metrics is shown to {SEEN_WITH}. Prometheus sends the token with `authorization: "
+                "{credentials_file: <file holding it>}` in the scrape job (docs/scaling.md)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         snapshot = request.app[METRICS].snapshot
         try:
             snapshot.values = await installation()
@@ -256,6 +266,8 @@ def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, pro
         except Exception as exc:
             problems["event_log"] = str(exc) or type(exc).__name__
         if problems:
+            if not await sees_the_figures(request):  # which part, not its error (a host, a user, a topic)
+                problems = {part: f"not answering: details for {SEEN_WITH}" for part in problems}
             return web.json_response({"status": "not ready", **problems}, status=503)
         return web.json_response({"status": "ready"})
 

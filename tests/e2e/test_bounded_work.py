@@ -261,3 +261,45 @@ async def test_a_connection_whose_headers_never_end_is_closed(
         assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, with nothing sent
         writer.close()
         assert (await stack.client.get("/livez")).status == 200  # serving everyone else
+
+
+async def test_a_graphql_body_sent_a_byte_at_a_time_is_refused_with_408_and_the_connection_closed(
+    settings: Settings,
+) -> None:
+    # The body had no deadline: a caller dripping a byte a second held a connection and a handler for ever.
+    async with Stack(dataclasses.replace(settings, body_read_timeout_s=1.0)) as stack:
+        assert stack.client is not None
+        body = json.dumps({"query": "{ viewer { id } }"}).encode()
+        reader, writer = await asyncio.open_connection(stack.client.host, stack.client.port)
+        auth = (await stack.auth())["Authorization"]
+        writer.write(
+            f"POST /graphql HTTP/1.1\r\nHost: modelreg\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:5]
+        )
+        await writer.drain()  # and the rest never comes
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 408 ")
+        length = next(int(line[15:]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+        error = json.loads(await reader.readexactly(length))["errors"][0]
+        assert "must arrive within 1 s, plus 1 s for every 64 KiB" in error["message"]
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed: the rest of the body is never read
+        writer.close()
+        assert (await stack.graphql("{ viewer { id } }"))["data"]["viewer"]["id"] == "user:alice"  # serving others
+
+
+async def test_a_graphql_post_without_a_key_is_refused_before_its_body_is_read(stack: Stack) -> None:
+    # Its body was read and parsed first, on the event loop: 8 MiB of `[{},{},...]` took 2 s and 190 MiB, from anyone.
+    assert stack.client is not None
+    reader, writer = await asyncio.open_connection(stack.client.host, stack.client.port)
+    announced = 8 * 1024**2 - 1024
+    writer.write(
+        f"POST /graphql HTTP/1.1\r\nHost: modelreg\r\nContent-Type: application/json\r\nContent-Length: {announced}"
+        "\r\n\r\n[{},".encode()
+    )
+    await writer.drain()  # the rest of the body is never sent: an answer now means it was not waited for
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 401 ")
+    length = next(int(line[15:]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    assert "Authorization: Bearer" in (await reader.readexactly(length)).decode()
+    writer.close()

@@ -142,7 +142,7 @@ async def test_bad_input_gets_a_clear_error_with_a_code_and_nothing_reaches_the_
 async def test_health_reports_each_projection_lag_and_parked_streams(stack: Stack) -> None:
     await stack.graphql(LOG_VERSION, {"input": version_input("classifier", b"a")})
     assert stack.client is not None
-    health = await (await stack.client.get("/healthz")).json()
+    health = await (await stack.client.get("/healthz", headers=await stack.auth())).json()
     assert health["status"] == "ok"
     assert health["event_log"]["events"] == 2  # the test's API key, then the version
     assert health["projections"]["registry"] == {"lag": 0, "parked_streams": 0, "dead_letters": 0}

@@ -187,7 +187,7 @@ async def test_every_text_argument_of_every_mutation_and_query_refuses_nul_and_l
 
     records = await all_records(stack.client.server.app[LOG])
     assert not [r for r in records if MARK.encode() in (r.value or b"")], "hostile text reached the log"
-    health = await (await stack.client.get("/healthz")).json()
+    health = await (await stack.client.get("/healthz", headers=await stack.auth())).json()
     assert health["status"] == "ok", health
     assert all(p["parked_streams"] == 0 for p in health["projections"].values()), health
 

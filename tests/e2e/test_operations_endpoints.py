@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support.stack import Stack
+
+from modelreg.services.settings import Settings
 
 
 @pytest.fixture
@@ -33,7 +36,7 @@ async def test_metrics_count_requests_by_operation_and_show_the_installation(sta
     refused = await stack.client.post("/graphql", json={"query": "{ noSuchField }"}, headers=auth)
     await stack.projected()
 
-    response = await stack.client.get("/metrics")
+    response = await stack.client.get("/metrics", headers=auth)  # an admin key sees the figures
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     found = samples(await response.text())
@@ -60,3 +63,22 @@ async def test_liveness_and_readiness_are_separate_probes(stack: Stack) -> None:
     ready = await stack.client.get("/readyz")
     assert (live.status, (await live.json())["status"]) == (200, "alive")
     assert (ready.status, (await ready.json())["status"]) == (200, "ready")
+
+
+async def test_the_figures_are_shown_to_the_metrics_token_and_admins_and_the_probes_to_anyone(
+    settings: Settings,
+) -> None:
+    # /metrics showed anyone who reached the port the queues' names and job counts, and /healthz the log's length.
+    async with Stack(dataclasses.replace(settings, metrics_token="scraper-token")) as stack:
+        assert stack.client is not None
+        member = await stack.auth("user:mia", role="member")
+        for headers in ({}, member, {"Authorization": "Bearer not-the-token"}):
+            refused = await stack.client.get("/metrics", headers=headers)
+            assert refused.status == 401 and "--metrics-token" in await refused.text()
+            health = await (await stack.client.get("/healthz", headers=headers)).json()
+            assert health["status"] == "ok" and "projections" not in health and "events" not in health["event_log"]
+        for headers in ({"Authorization": "Bearer scraper-token"}, await stack.auth()):
+            assert (await stack.client.get("/metrics", headers=headers)).status == 200
+            health = await (await stack.client.get("/healthz", headers=headers)).json()
+            assert health["event_log"]["events"] >= 1 and "registry" in health["projections"]
+        assert (await stack.client.get("/livez")).status == (await stack.client.get("/readyz")).status == 200

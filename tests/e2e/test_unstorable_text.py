@@ -102,6 +102,6 @@ async def test_text_written_before_the_rule_is_stored_with_a_replacement_charact
     assert any((h["details"] or {}).get("description") == "a\ufffdb \ufffd" for h in model["history"]["items"]), model
     assert shown["data"]["run"]["config"] == {"lr": "\ufffd", "k\ufffd": 1}
 
-    health = await (await stack.client.get("/healthz")).json()
+    health = await (await stack.client.get("/healthz", headers=await stack.auth())).json()
     assert health["status"] == "ok", health
     assert all(p["parked_streams"] == 0 and p["dead_letters"] == 0 for p in health["projections"].values())

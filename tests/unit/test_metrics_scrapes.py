@@ -1,5 +1,6 @@
-"""/metrics needs no key: however often it is asked, the installation's figures are read at most once a second, so
-that a caller scraping without pause does not hold the health check's connections (/readyz, /healthz)."""
+"""/metrics (with the metrics token) and /healthz (by anyone): however often they are asked, the installation's
+figures are read at most once a second, so that a caller scraping without pause does not hold the health check's
+connections (/readyz, /healthz)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, healthz, read_health
 from modelreg.services.http.metrics import SharedReading, add_operations_routes
+from modelreg.services.http.operator_views import METRICS_TOKEN
 
 POOL: web.AppKey[Any] = web.AppKey("test_health_pool")
+SCRAPER = {"Authorization": "Bearer the-metrics-token"}
 
 
 class SlowInstallation:
@@ -46,9 +49,10 @@ async def test_a_flood_of_scrapes_reads_the_installation_once() -> None:
     installation = SlowInstallation()
     app = web.Application()
     app[POOL] = app[LOG] = installation
+    app[METRICS_TOKEN] = "the-metrics-token"
     add_operations_routes(app, POOL, LOG, ["registry"])
     async with TestClient(TestServer(app)) as client:
-        answers = await asyncio.gather(*(client.get("/metrics") for _ in range(50)))
+        answers = await asyncio.gather(*(client.get("/metrics", headers=SCRAPER) for _ in range(50)))
         texts = [await answer.text() for answer in answers]
 
     assert {answer.status for answer in answers} == {200}
@@ -60,11 +64,12 @@ async def test_a_scrape_a_second_after_the_last_reads_the_installation_again() -
     installation = SlowInstallation()
     app = web.Application()
     app[POOL] = app[LOG] = installation
+    app[METRICS_TOKEN] = "the-metrics-token"
     add_operations_routes(app, POOL, LOG, ["registry"])
     async with TestClient(TestServer(app)) as client:
-        assert (await client.get("/metrics")).status == 200
+        assert (await client.get("/metrics", headers=SCRAPER)).status == 200
         await asyncio.sleep(1.1)
-        assert (await client.get("/metrics")).status == 200
+        assert (await client.get("/metrics", headers=SCRAPER)).status == 200
 
     assert installation.readings == 2
 
@@ -73,10 +78,11 @@ async def test_health_checks_arriving_together_share_one_reading() -> None:
     installation = SlowInstallation()
     app = web.Application()
     app[HEALTH_POOL] = app[LOG] = installation
+    app[METRICS_TOKEN] = "the-metrics-token"
     app[HEALTH_READING] = SharedReading(lambda: read_health(installation, installation), fresh_for_s=0.0)
     app.router.add_get("/healthz", healthz)
     async with TestClient(TestServer(app)) as client:
-        answers = await asyncio.gather(*(client.get("/healthz") for _ in range(50)))
+        answers = await asyncio.gather(*(client.get("/healthz", headers=SCRAPER) for _ in range(50)))
         reports = [await answer.json() for answer in answers]
 
     assert {answer.status for answer in answers} == {200}

@@ -1,0 +1,122 @@
+"""Anyone may ask whether the API is alive and ready; the installation's figures (queue names, job counts, the
+log's length) and error texts (a database's host and user) are shown to the metrics token or an admin key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, healthz, read_health
+from modelreg.services.http.metrics import SharedReading, add_operations_routes
+from modelreg.services.http.operator_views import METRICS_TOKEN
+
+TOKEN = "prometheus-scrapes-with-this"
+SECRET_HOST = "pg-primary.internal.acme:5432"
+
+
+class Installation:
+    """The health pool and the event log in one, with a private queue's jobs; or, `down`, failing as a database
+    that cannot be reached does, naming its host."""
+
+    topic = "acme.modelreg.events"
+
+    def __init__(self, *, down: bool = False) -> None:
+        self.down = down
+
+    async def end_positions(self) -> dict[int, int]:
+        if self.down:
+            raise OSError(f"cannot reach the log's broker at kafka.internal.acme:9092 ({SECRET_HOST})")
+        return {0: 42}
+
+    def acquire(self, timeout: float | None = None) -> Installation:
+        return self
+
+    async def __aenter__(self) -> Installation:
+        if self.down:
+            raise OSError(f'password authentication failed for user "modelreg" at {SECRET_HOST}')
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def fetchval(self, sql: str, *args: object) -> int:
+        return 1
+
+    async def fetch(self, sql: str, *args: object) -> list[dict[str, Any]]:
+        if "launch_jobs" in sql:
+            return [{"queue": "acquisition-target-gpu", "state": "queued", "n": 7}]
+        return []
+
+
+def _app(installation: Installation, token: str | None = TOKEN) -> web.Application:
+    app = web.Application()
+    app[HEALTH_POOL] = app[LOG] = installation
+    app[METRICS_TOKEN] = token
+    add_operations_routes(app, HEALTH_POOL, LOG, ["registry"])
+    app[HEALTH_READING] = SharedReading(lambda: read_health(installation, installation), fresh_for_s=0.0)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+BEARING_THE_TOKEN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def test_metrics_without_the_token_show_no_queue_names_or_job_counts() -> None:
+    async with TestClient(TestServer(_app(Installation()))) as client:
+        keyless = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer guessed"})
+        scraped = await client.get("/metrics", headers=BEARING_THE_TOKEN)
+
+        for refused in (keyless, wrong):
+            text = await refused.text()
+            assert refused.status == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+            assert "acquisition-target-gpu" not in text and "--metrics-token" in text
+        assert scraped.status == 200
+        assert 'modelreg_launch_queue_depth{queue="acquisition-target-gpu"} 7.0' in await scraped.text()
+
+
+async def test_metrics_are_refused_to_everyone_when_no_token_is_configured_and_no_admin_key_is_sent() -> None:
+    async with TestClient(TestServer(_app(Installation(), token=None))) as client:
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer "})).status == 401
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer None"})).status == 401
+
+
+async def test_healthz_without_a_key_shows_the_status_but_not_the_figures_or_error_texts() -> None:
+    async with TestClient(TestServer(_app(Installation(down=True)))) as client:
+        keyless = await client.get("/healthz")
+        seen = await client.get("/healthz", headers=BEARING_THE_TOKEN)
+        keyless_text, seen_report = await keyless.text(), await seen.json()
+
+    assert keyless.status == seen.status == 503
+    assert SECRET_HOST not in keyless_text and "password" not in keyless_text and "kafka" not in keyless_text
+    public = await keyless.json()
+    assert {k: public[k] for k in ("status", "event_log", "postgres")} == {
+        "status": "down",
+        "event_log": {"ok": False},
+        "postgres": {"ok": False},
+    }
+    assert SECRET_HOST in seen_report["postgres"]["error"]  # the operator's scrape sees why
+
+
+async def test_healthz_without_a_key_does_not_show_the_logs_length_or_topic() -> None:
+    async with TestClient(TestServer(_app(Installation()))) as client:
+        public = await (await client.get("/healthz")).json()
+        seen = await (await client.get("/healthz", headers=BEARING_THE_TOKEN)).json()
+
+    assert public["status"] == "ok" and "projections" not in public and public["event_log"] == {"ok": True}
+    assert seen["event_log"]["events"] == 42 and seen["event_log"]["topic"] == "acme.modelreg.events"
+    assert seen["projections"]["registry"] == {"lag": 42, "parked_streams": 0, "dead_letters": 0}
+
+
+async def test_readyz_without_a_key_says_which_part_is_not_ready_but_not_its_error() -> None:
+    async with TestClient(TestServer(_app(Installation(down=True)))) as client:
+        keyless = await client.get("/readyz")
+        seen = await client.get("/readyz", headers=BEARING_THE_TOKEN)
+        public, report = await keyless.json(), await seen.json()
+
+    assert keyless.status == seen.status == 503
+    assert public["status"] == "not ready" and set(public) == {"status", "postgres", "event_log"}
+    assert SECRET_HOST not in await keyless.text()
+    assert SECRET_HOST in report["postgres"] and SECRET_HOST in report["event_log"]
