@@ -8,6 +8,7 @@ built by their own adapters from `settings` and use `pool` and `event_log` from 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # How long a process waits at its start for a broker that does not answer yet.
 BROKER_WAIT_S = 120.0
+# How long a process stopping waits for its parts to close gracefully (each connection said goodbye).
+PARTS_CLOSED_WITHIN_S = 5.0
 T = TypeVar("T")
 
 if TYPE_CHECKING:  # the command path is imported where it is used: projector and rebuild processes start faster
@@ -80,10 +83,20 @@ class ProcessParts:
         return SharedLogReader(runners, self.event_log, written=self.event_log.written, **options)
 
     async def close(self) -> None:
-        if self._progress is not None:
-            await self._progress.close()
-        await self.event_log.close()
-        await self.pool.close()
+        try:
+            async with asyncio.timeout(PARTS_CLOSED_WITHIN_S):
+                if self._progress is not None:
+                    await self._progress.close()
+                await self.event_log.close()
+                await self.pool.close()
+        except TimeoutError:
+            # A connection whose PostgreSQL hangs (a partition, a failed-over primary gone silent) answers no goodbye,
+            # and one a cut-short task holds is never given back: a graceful close waited until TCP gave up, about 15
+            # minutes, and the process neither stopped nor started again (the triggers replica that lost its lock).
+            log.warning(
+                "the process's parts did not close within %g s: its connections are dropped", PARTS_CLOSED_WITHIN_S
+            )
+            self.pool.terminate()
 
 
 async def open_parts(settings: Settings, *, pool_size: int = 10, durable_commits: bool = True) -> ProcessParts:

@@ -11,6 +11,7 @@ take once; a webhook is delivered again with the same X-Modelreg-Delivery id, fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -37,7 +38,14 @@ from modelreg.projections.triggers import was_on_at
 from modelreg.services.automations import webhook_targets
 from modelreg.services.automations.crashed_runs import CRASHED_AFTER_S, mark_silent_runs_crashed
 from modelreg.services.automations.templates import action_templates, render, template_variables
-from modelreg.services.automations.webhook_signing import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookSecrets, signature
+from modelreg.services.automations.webhook_signing import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    SIGNATURE_V2_HEADER,
+    WebhookSecrets,
+    signature,
+    signature_v2,
+)
 from modelreg.services.automations.webhook_targets import Resolve, resolve_with_the_system
 from modelreg.services.commands.access import RANK, Caller, service_caller
 from modelreg.services.commands.application import Application
@@ -66,6 +74,8 @@ CAUGHT_UP_WAIT_S = 1.0  # how long a pass waits for the trigger projection to re
 # How often runs are looked over for crashed ones: a run of an ended Launch attempt is marked within this long of
 # its 30 s of silence.
 RUNS_SUPERVISED_EVERY_S = 10.0
+# How long the runner, stopping, waits to stop listening for firings: past it, its session is dropped unanswered.
+LISTENER_DROPPED_WITHIN_S = 3.0
 _JOB_IDS = uuid.UUID("6f1c1d4e-5b0a-4c43-9a57-6d0f1f0f7a11")  # namespace of job ids derived from firings
 
 
@@ -147,12 +157,27 @@ class AutomationRunner:
                 for w in waits:
                     w.cancel()
         finally:
-            await conn.remove_listener(FIRINGS_CHANNEL, self._woken)
-            await self.app.reads.pool.release(conn)
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            # The firings in flight first: stopped because the lock's session hung (services/triggers.py), the goodbyes
+            # below wait on PostgreSQL, and meanwhile they went on beside the replica active now.
+            self.cut_short()
+            if self._tasks:  # each ends at once, unless it lets a connection of a hung session go: not waited for
+                await asyncio.wait(list(self._tasks), timeout=LISTENER_DROPPED_WITHIN_S)
             await self._http.aclose()
+            gone = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+            with contextlib.suppress(*gone):  # a session that hangs answers no goodbye
+                async with asyncio.timeout(LISTENER_DROPPED_WITHIN_S):
+                    await conn.remove_listener(FIRINGS_CHANNEL, self._woken)
+            with contextlib.suppress(*gone):
+                # Given back in time, else dropped (asyncpg terminates it): the pool, shared in `modelreg server` and
+                # used again when the runner starts again, opens another when it needs one.
+                async with asyncio.timeout(2 * LISTENER_DROPPED_WITHIN_S):
+                    await self.app.reads.pool.release(conn, timeout=LISTENER_DROPPED_WITHIN_S)
+
+    def cut_short(self) -> None:
+        """Cancels the firings in flight now (the active replica's lock lost): each stays pending, for whichever
+        replica is active next (the same job id, the same webhook delivery id)."""
+        for task in list(self._tasks):
+            task.cancel()
 
     def _supervise_runs(self) -> None:
         """A pass over silent runs, as a task of its own: when the registry lags, each mark waits for it, and
@@ -280,7 +305,9 @@ class AutomationRunner:
                 detail = f"not enqueued: {_first_line(refused)}"
         else:
             job_id = None
-            outcome, detail = await self._deliver(automation, firing, action, variables, as_automation, scope)
+            outcome, detail = await self._deliver(
+                automation, firing, action, variables, as_automation, scope, creators_rights, event_scope
+            )
         fired = RecordAutomationFired(
             automation_id=automation["automation_id"],
             event_id=firing["event_id"],
@@ -320,15 +347,45 @@ class AutomationRunner:
     async def _with_creators_rights(self, automation: dict[str, Any]) -> Caller:
         """The automation as the actor, with the rights its creator holds now: a job goes only where they
         could send it by hand (its entity may come from the event), a revoked creator launches nothing, and
-        nothing is carried out for an event its creator may not read."""
+        nothing is carried out for an event its creator may not read.
+
+        Their keys' limits hold too: a creator whose admin key was replaced by one limited to their team read every
+        private team through their automations, and still reached private addresses. The keys without limits give
+        the rights when there are any (the strongest of their roles); else the limited keys, within all their
+        scopes together."""
         kind, _, ident = automation["created_by"].partition(":")
         identity = IdentityQueries(self.app.reads.pool)
         keys = (await identity.keys_of([(kind, ident)]))[(kind, ident)]
-        live = [key["role"] for key in keys if key["revoked_at"] is None]
-        role: Role = max(live, key=RANK.__getitem__) if live else "viewer"
+        live = [key for key in keys if key["revoked_at"] is None]
+        unlimited = [key for key in live if not key["scopes"]]
+        holding = unlimited or live
+        role: Role = max((key["role"] for key in holding), key=RANK.__getitem__) if holding else "viewer"
+        limits = () if unlimited else tuple(sorted({scope for key in live for scope in key["scopes"]}))
         grants = await identity.roles_by_scope(kind, ident) if live else {}
         private = await identity.private_scopes()
-        return Caller(Actor(kind="automation", id=str(automation["automation_id"])), role, grants, private=private)
+        return Caller(
+            Actor(kind="automation", id=str(automation["automation_id"])), role, grants, private=private, limits=limits
+        )
+
+    async def _attempt_refused(
+        self, automation: dict[str, Any], action: dict[str, Any], rights: Caller, event_scope: str | None
+    ) -> str | None:
+        """Why a webhook attempt may not be sent with its creator's `rights` as they are now: its retries go on for
+        up to two hours, its creator's access may shrink meanwhile. Only an installation admin may allow private
+        addresses: sent anyway, a demoted or revoked admin's automation went on reaching the server's own network."""
+        if action.get("allow_private_network") and not rights.may("admin", ()):
+            return (
+                f"not sent: the action allows private addresses (allow_private_network), which takes an installation "
+                f"admin's key without limits, and {automation['created_by']}, its creator, holds none now (demoted, "
+                "revoked or limited): an admin creates the automation again, or its creator changes it to public "
+                "addresses only"
+            )
+        if not rights.readable().scope(event_scope):
+            return (
+                f"not sent: the automation acts with its creator's rights, and {automation['created_by']} may no "
+                f"longer read {event_scope}"
+            )
+        return None
 
     async def _variables(self, firing: dict[str, Any]) -> dict[str, Any] | None:
         variables = dict(firing["variables"])
@@ -380,36 +437,50 @@ class AutomationRunner:
         variables: dict[str, Any],
         caller: Caller,
         scope: str | None,
+        creators_rights: Caller,
+        event_scope: str | None,
     ) -> tuple[FiringOutcome, str | None]:
         # Without a payload of its own, a webhook sends what the firing knows (its variables): `{}` told the receiver
         # nothing of which model, version or actor the call was about.
         body = orjson.dumps(render(action["payload"], variables) if action.get("payload") else variables)
+        secret = self.secrets.secret(automation["automation_id"], automation["secret_generation"])
+        delivery = f"{automation['automation_id']}:{firing['event_id']}"
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature(
-                self.secrets.secret(automation["automation_id"], automation["secret_generation"]), body
-            ),
-            DELIVERY_HEADER: f"{automation['automation_id']}:{firing['event_id']}",
+            SIGNATURE_HEADER: signature(secret, body),
+            DELIVERY_HEADER: delivery,
             "User-Agent": "modelreg-webhooks",
         }
         # A retried firing's attempts are numbered on from its earlier ones; its delivery id stays the same.
         attempt = await self.launch.webhook_attempts(automation["automation_id"], firing["event_id"])
         tries = 0
+        refused: str | None = None
 
         async def once() -> bool:
-            nonlocal attempt, tries
+            """Whether the firing is done with: delivered, or refused for good (`refused` says why)."""
+            nonlocal attempt, tries, refused
             attempt, tries = attempt + 1, tries + 1
             status, error, started = None, None, time.perf_counter()
             try:
-                response = await webhook_targets.post(
-                    self._http,
-                    action["url"],
-                    body,
-                    headers,
-                    private_allowed=bool(action.get("allow_private_network")),
-                    resolve=self.resolve,
-                )
-                status = response.status_code
+                # The rights the firing was checked with for its first attempt, as they are now for the next.
+                rights = creators_rights if tries == 1 else await self._with_creators_rights(automation)
+                if refused := await self._attempt_refused(automation, action, rights, event_scope):
+                    error = refused
+                else:
+                    # Signed at each attempt: the receiver checks the time, and a retry may come hours after the first.
+                    signed_now = {
+                        **headers,
+                        SIGNATURE_V2_HEADER: signature_v2(secret, delivery, body, int(time.time())),
+                    }
+                    response = await webhook_targets.post(
+                        self._http,
+                        action["url"],
+                        body,
+                        signed_now,
+                        private_allowed=bool(action.get("allow_private_network")),
+                        resolve=self.resolve,
+                    )
+                    status = response.status_code
             except (httpx.HTTPError, ModelregError) as exc:
                 # Its first line, cut short: a refusal repeating a url of 2,000 characters passed what an attempt's
                 # error may hold, the attempt could not be recorded, and the firing stayed pending for ever.
@@ -428,7 +499,7 @@ class AutomationRunner:
             await self.app.execute(
                 record, caller, firing["event_id"], causation_id=firing["event_id"], wait_for_read_models=False
             )
-            return status is not None and 200 <= status < 300
+            return refused is not None or (status is not None and 200 <= status < 300)
 
         try:
             async for retrying in AsyncRetrying(
@@ -442,6 +513,8 @@ class AutomationRunner:
                     retrying.retry_state.set_result(delivered)
         except RetryError:
             return "failed", f"gave up after {tries} attempts"
+        if refused is not None:  # refused at every attempt while it stays so: `retryFiring` once it is not
+            return "failed", refused
         return "delivered", None
 
     async def requeue_orphans(self) -> None:

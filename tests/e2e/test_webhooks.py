@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from support.story import LINK, LOG_VERSION, version_input
 from support.waiting import wait_until
 
 from modelreg.services import rebuild as rebuilding
+from modelreg.services.automations.webhook_signing import verified_v2
 from modelreg.services.settings import Settings
 
 CREATE = """mutation($n: String!, $t: GenericScalar!, $a: GenericScalar!) {
@@ -142,6 +144,27 @@ async def test_a_failing_receiver_gets_retries_and_every_attempt_is_in_the_deliv
     log = (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]["deliveries"]["items"]
     assert [(d["attempt"], d["statusCode"]) for d in reversed(log)] == [(1, 500), (2, 500), (3, 204)]
     assert len({h["X-Modelreg-Delivery"] for h, _ in flaky.received}) == 1  # one delivery id: receivers can dedupe
+
+
+async def test_each_attempt_is_signed_with_its_delivery_id_and_its_time(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    # The body-only signature let a captured delivery be replayed under another delivery id, or days later.
+    _, flaky, base = receiver_url
+    created = await _webhook(stack, f"{base}/flaky", {"event": "alias_added"}, payload={"alias": "${alias}"})
+    before = time.time()
+    await _linked_with_alias(stack, "production")
+    await wait_until(lambda: _count(flaky, 3), timeout_s=30)
+
+    secret = created["webhookSecret"]
+    for headers, body in flaky.received:
+        v2, delivery = headers["X-Modelreg-Signature-V2"], headers["X-Modelreg-Delivery"]
+        assert verified_v2(secret, v2, delivery, body, now=time.time())
+        assert not verified_v2(secret, v2, delivery + "0", body, now=time.time())
+        assert before - 1 <= int(v2.split(",")[0].removeprefix("t=")) <= time.time()
+        assert (
+            headers["X-Modelreg-Signature"] == "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        )
 
 
 RETRY = """mutation($i: RetryFiringInput!) { retryFiring(input: $i) { eventId status retries } }"""
@@ -434,3 +457,122 @@ async def test_an_api_without_the_webhook_key_refuses_a_webhook_before_creating_
         assert error["extensions"]["retriable"] is False
         listed = await stack.graphql("{ automations { items { id } } }")
         assert listed["data"]["automations"]["items"] == []
+
+
+ISSUE_KEY = """mutation($i: String!, $r: Role!, $s: [String!]) {
+  issueApiKey(input: {principalKind: USER, principalId: $i, role: $r, scopes: $s}) { key id } }"""
+REVOKE_KEY = "mutation($id: ID!) { revokeApiKey(input: {keyId: $id}) { id } }"
+
+
+async def _ops_webhook_delivered_once(stack: Stack, ok: Receiver, base: str) -> tuple[str, str]:
+    """An automation user:ops created as an admin, to a private address, delivered once: its id, and ops's key's."""
+    issued = (await stack.graphql(ISSUE_KEY, {"i": "ops", "r": "ADMIN"}))["data"]["issueApiKey"]
+    action = {"kind": "webhook", "url": f"{base}/ok", "allow_private_network": True}
+    created = await stack.graphql(
+        CREATE, {"n": "tell ops", "t": {"event": "alias_added"}, "a": action}, key=issued["key"]
+    )
+    await _linked_with_alias(stack, "staging")
+    await wait_until(lambda: _count(ok, 1), timeout_s=30)
+    return created["data"]["createAutomation"]["automation"]["id"], issued["id"]
+
+
+async def _closed_firings(stack: Stack, automation_id: str, n: int) -> dict[str, Any]:
+    async def closed() -> bool:
+        firings = (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]["firings"]["items"]
+        return len(firings) == n and all(f["status"] != "PENDING" for f in firings)
+
+    await wait_until(closed, timeout_s=30)
+    return (await stack.graphql(DELIVERIES, {"id": automation_id}))["data"]["automation"]
+
+
+@pytest.mark.parametrize("now", ["demoted", "revoked"])
+async def test_an_admins_webhook_to_a_private_address_stops_reaching_it_once_its_creator_is_no_admin(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str], now: str
+) -> None:
+    # Only an admin may point a webhook at the server's own network; the automation went on reaching it after its
+    # creator's admin key was revoked, alone or for a member's.
+    ok, _, base = receiver_url
+    automation_id, admin_key = await _ops_webhook_delivered_once(stack, ok, base)
+    await stack.graphql(REVOKE_KEY, {"id": admin_key})
+    if now == "demoted":
+        await stack.graphql(ISSUE_KEY, {"i": "ops", "r": "MEMBER"})
+
+    await _linked_with_alias(stack, "production")
+    automation = await _closed_firings(stack, automation_id, 2)
+
+    assert len(ok.received) == 1
+    assert sorted(f["status"] for f in automation["firings"]["items"]) == ["DELIVERED", "FAILED"]
+    failed = next(f for f in automation["firings"]["items"] if f["status"] == "FAILED")
+    assert "allow_private_network" in failed["detail"] and "user:ops" in failed["detail"]
+    refused = [d for d in automation["deliveries"]["items"] if d["statusCode"] is None]
+    assert [d["error"] for d in refused] == [failed["detail"]]  # one attempt, recorded, none sent, none retried
+
+
+async def test_a_creator_whose_admin_key_is_now_limited_to_a_team_reads_no_further_through_an_automation(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    # Rights at firing time counted the role of each live key and not its limits: an admin key limited to acme
+    # read a private model's events, and delivered them to a private address, as an unlimited admin's would.
+    ok, _, base = receiver_url
+    automation_id, admin_key = await _ops_webhook_delivered_once(stack, ok, base)
+    await stack.graphql(
+        'mutation { setVisibility(input: {scope: "model:nature-classification", visibility: PRIVATE}) { scope } }'
+    )
+    await stack.graphql(REVOKE_KEY, {"id": admin_key})
+    await stack.graphql(ISSUE_KEY, {"i": "ops", "r": "ADMIN", "s": ["entity:acme"]})
+
+    await _linked_with_alias(stack, "production")
+    automation = await _closed_firings(stack, automation_id, 2)
+
+    assert len(ok.received) == 1
+    failed = next(f for f in automation["firings"]["items"] if f["status"] == "FAILED")
+    assert "may not read model:nature-classification" in failed["detail"]
+
+
+async def test_a_webhook_retrying_when_its_creator_is_demoted_stops_at_the_next_attempt(stack: Stack) -> None:
+    # A firing's attempts go on for up to two hours: the creator's rights as they were at the first one carried every
+    # later one to the private address.
+    healed, received = False, []
+
+    async def down_until_healed(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.Response(status=204 if healed else 503)
+
+    app = web.Application()
+    app.router.add_post("/hook", down_until_healed)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        issued = (await stack.graphql(ISSUE_KEY, {"i": "ops", "r": "ADMIN"}))["data"]["issueApiKey"]
+        action = {
+            "kind": "webhook",
+            "url": f"http://127.0.0.1:{port}/hook",
+            "allow_private_network": True,
+            "max_attempts": 12,  # 0.05 s apart at first, doubling: about 100 s in all
+        }
+        created = await stack.graphql(
+            CREATE, {"n": "tell ops", "t": {"event": "alias_added"}, "a": action}, key=issued["key"]
+        )
+        automation_id = created["data"]["createAutomation"]["automation"]["id"]
+        await _linked_with_alias(stack, "production")
+        await wait_until(lambda: _at_least(received, 2), timeout_s=30)
+
+        await stack.graphql(REVOKE_KEY, {"id": issued["id"]})
+        await stack.graphql(ISSUE_KEY, {"i": "ops", "r": "MEMBER"})
+        sent_before = len(received)
+        healed = True
+        automation = await _closed_firings(stack, automation_id, 1)
+    finally:
+        await runner.cleanup()
+
+    [firing] = automation["firings"]["items"]
+    assert firing["status"] == "FAILED" and "allow_private_network" in firing["detail"]
+    assert len(received) <= sent_before + 1  # at most the attempt under way when the key was revoked
+    assert automation["deliveries"]["items"][0]["error"] == firing["detail"]  # the newest: refused, recorded
+
+
+async def _at_least(received: list[bytes], n: int) -> bool:
+    return len(received) >= n
