@@ -53,8 +53,6 @@ AT_ONCE = frozenset({IdentityProjection.name})
 # registry went through the log's past in front of the API and the write side, which authorizes from it: a protected
 # `production` was unprotected until its protection's turn came, and any member could move it meanwhile. They are
 # replayed into the shadow, then swapped in (`_swapped_in`); the retired tables are dropped in that transaction.
-SHADOW = "modelreg_rebuild"
-RETIRED = "modelreg_retired"
 RUNTIME_TABLES = ("projection_positions", "parked_events", "parked_streams", "dead_letters", "skipped_events")
 # The swap waits this long for a reader of a live table before giving up and trying again (readers queue behind it
 # meanwhile), and holds the projector at most HOLD_S while the shadow applies what the projector applied last.
@@ -85,10 +83,10 @@ async def rebuild(
             return time.perf_counter() - started
         ends = await parts.event_log.end_positions()
         shares = [share for share in (sorted(ends)[i::processes] for i in range(processes)) if share]
-        async with _alone(settings):
+        async with _alone(settings, names):
             async with parts.pool.acquire() as conn:
                 await _shadow_made(conn, targets)
-            shadow = await _shadow_pool(settings, len(names) + 2)
+            shadow = await _shadow_pool(settings, names, len(names) + 2)
             try:
                 took = await _replayed(parts, shadow, settings, names, shares, ends, on_progress)
                 await _swapped_in(parts, shadow, targets, sorted(ends))
@@ -97,19 +95,33 @@ async def rebuild(
                 await shadow.close()
 
 
-# Held by the rebuild replaying into the shadow: another would make the shadow anew under it.
-_REBUILD_LOCK = 0x6D6F64656C726562  # "modelreb"
+def shadow_of(names: Sequence[str]) -> str:
+    """The schema a rebuild of these projections replays into: its own, so that rebuilds of other projections run
+    beside it (six commands side by side, one per projection). At most 55 characters: PostgreSQL's limit is 63."""
+    return "modelreg_rebuild_" + "_".join(sorted(names))
+
+
+def retired_of(names: Sequence[str]) -> str:
+    """Where the swap moves the live tables it replaces, until it drops them in the same transaction."""
+    return "modelreg_retired_" + "_".join(sorted(names))
+
+
+# A projection's rebuild holds a lock on it (this class, the name's hash) while it replays: another rebuild of it
+# would make its shadow anew under it, or swap the same tables.
+REBUILD_LOCKS = 0x6D726562  # "mreb"
 
 
 @contextlib.asynccontextmanager
-async def _alone(settings: Settings) -> AsyncIterator[None]:
-    """Hold the shadow for this rebuild (a session lock on a connection of its own: gone with the process)."""
+async def _alone(settings: Settings, names: Sequence[str]) -> AsyncIterator[None]:
+    """Hold these projections for this rebuild (session locks on a connection of its own: gone with the process)."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _REBUILD_LOCK):
-            raise RuntimeError(
-                "another `modelreg rebuild` is replaying into this database: run this one once it has finished"
-            )
+        for name in sorted(names):
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", REBUILD_LOCKS, name):
+                raise RuntimeError(
+                    f"another `modelreg rebuild` is rebuilding {name} in this database: run this one once it has "
+                    "finished"
+                )
         yield
     finally:
         await conn.close()
@@ -163,21 +175,24 @@ async def _replayed(
 async def _shadow_made(conn: asyncpg.Connection, targets: Sequence[Projection]) -> None:
     """An empty shadow: the targets' tables and the runtime's, made by their migrations as a new database's are."""
     migrations = [*RUNTIME_MIGRATIONS, *(m for target in targets for m in target.migrations)]
+    shadow = shadow_of([target.name for target in targets])
     async with conn.transaction():
         live = _quoted(await conn.fetchval("SELECT current_schema()"))
-        await conn.execute(f"DROP SCHEMA IF EXISTS {SHADOW} CASCADE")  # what a rebuild that stopped midway left
-        await conn.execute(f"CREATE SCHEMA {SHADOW}")
+        await conn.execute(f"DROP SCHEMA IF EXISTS {shadow} CASCADE")  # what a rebuild that stopped midway left
+        await conn.execute(f"CREATE SCHEMA {shadow}")
         # Each batch reads which migrations the database has (runtime.py, MigratedBeyond): the live ones.
-        await conn.execute(f"CREATE VIEW {SHADOW}.schema_migrations AS SELECT * FROM {live}.schema_migrations")
-        await conn.execute(f"SET LOCAL search_path TO {SHADOW}")
+        await conn.execute(f"CREATE VIEW {shadow}.schema_migrations AS SELECT * FROM {live}.schema_migrations")
+        await conn.execute(f"SET LOCAL search_path TO {shadow}")
         for migration in sorted(migrations, key=lambda m: (m.component, m.number)):
             await conn.execute(migration.sql)
 
 
-async def _shadow_pool(settings: Settings, size: int) -> asyncpg.Pool:
+async def _shadow_pool(settings: Settings, names: Sequence[str], size: int) -> asyncpg.Pool:
     """Connections that name tables in the shadow only: once its tables are swapped in, a statement of the replay
     that came late fails instead of writing to the live ones."""
-    return await create_pool(settings.database_url, min_size=1, max_size=size, durable_commits=False, schema=SHADOW)
+    return await create_pool(
+        settings.database_url, min_size=1, max_size=size, durable_commits=False, schema=shadow_of(names)
+    )
 
 
 def _shadow_reader(
@@ -276,27 +291,28 @@ async def _swap(conn: asyncpg.Connection, targets: Sequence[Projection], topic: 
     """In the caller's transaction, which holds the live positions: the shadow's tables, positions, parked
     streams, dead letters and skips become the live ones; the live tables are dropped."""
     names = [target.name for target in targets]
+    shadow, retired = shadow_of(names), retired_of(names)
     live = _quoted(await conn.fetchval("SELECT current_schema()"))
     await conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
-    await conn.execute(f"DROP SCHEMA IF EXISTS {RETIRED} CASCADE")
-    await conn.execute(f"CREATE SCHEMA {RETIRED}")
+    await conn.execute(f"DROP SCHEMA IF EXISTS {retired} CASCADE")
+    await conn.execute(f"CREATE SCHEMA {retired}")
     for table in (table for target in targets for table in target.tables):
         # Indexes, constraints and statistics move with their table. Other connections' prepared statements are
         # planned again on the table now named so (PostgreSQL invalidates them as the old one moves).
-        await conn.execute(f"ALTER TABLE {live}.{table} SET SCHEMA {RETIRED}")
-        await conn.execute(f"ALTER TABLE {SHADOW}.{table} SET SCHEMA {live}")
+        await conn.execute(f"ALTER TABLE {live}.{table} SET SCHEMA {retired}")
+        await conn.execute(f"ALTER TABLE {shadow}.{table} SET SCHEMA {live}")
     # Updated, never deleted: a batch waiting for these rows would find none and start the projection over at 0. Those
     # the shadow has none for go back to 0, as a reset sets them: another log's (another topic, partition or end).
     await conn.execute(
         f"UPDATE {live}.projection_positions AS pp SET next_offset = 0, updated_at = now() "
         "WHERE pp.projection = ANY($1) AND NOT EXISTS (SELECT 1 FROM "
-        f"{SHADOW}.projection_positions AS s WHERE s.projection = pp.projection AND s.topic = pp.topic "
+        f"{shadow}.projection_positions AS s WHERE s.projection = pp.projection AND s.topic = pp.topic "
         "AND s.partition = pp.partition)",
         names,
     )
     await conn.execute(
         f"INSERT INTO {live}.projection_positions (projection, topic, partition, next_offset) "
-        f"SELECT projection, topic, partition, next_offset FROM {SHADOW}.projection_positions "
+        f"SELECT projection, topic, partition, next_offset FROM {shadow}.projection_positions "
         "WHERE projection = ANY($1) AND topic = $2 "
         "ON CONFLICT (projection, topic, partition) "
         "DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
@@ -306,7 +322,7 @@ async def _swap(conn: asyncpg.Connection, targets: Sequence[Projection], topic: 
     for table in RUNTIME_TABLES[1:]:
         await conn.execute(f"DELETE FROM {live}.{table} WHERE projection = ANY($1)", names)
         await conn.execute(
-            f"INSERT INTO {live}.{table} SELECT * FROM {SHADOW}.{table} WHERE projection = ANY($1)", names
+            f"INSERT INTO {live}.{table} SELECT * FROM {shadow}.{table} WHERE projection = ANY($1)", names
         )
     for name in names:  # read-your-writes waiters hear the new positions at the commit
         positions = await stored_positions(conn, name, topic)
@@ -317,11 +333,11 @@ async def _swap(conn: asyncpg.Connection, targets: Sequence[Projection], topic: 
     # A function the migrations made in the shadow is dropped alone: one a swapped-in index used would fail the
     # swap here, where CASCADE would drop the index with it.
     for function in await conn.fetch(
-        "SELECT oid::regprocedure::text AS signature FROM pg_proc WHERE pronamespace = $1::regnamespace", SHADOW
+        "SELECT oid::regprocedure::text AS signature FROM pg_proc WHERE pronamespace = $1::regnamespace", shadow
     ):
         await conn.execute(f"DROP FUNCTION {function['signature']}")
-    await conn.execute(f"DROP SCHEMA {SHADOW} CASCADE")
-    await conn.execute(f"DROP SCHEMA {RETIRED} CASCADE")
+    await conn.execute(f"DROP SCHEMA {shadow} CASCADE")
+    await conn.execute(f"DROP SCHEMA {retired} CASCADE")
 
 
 def _quoted(identifier: str) -> str:
@@ -470,7 +486,7 @@ def _replay_in_a_process(settings: Settings, names: Sequence[str], partitions: S
 async def _replay(settings: Settings, names: Sequence[str], partitions: Sequence[int], line: Connection) -> None:
     """Once told to go, apply the log to `partitions` in the shadow until each reaches the end it had then."""
     async with process_parts(settings, pool_size=len(names) + 1, durable_commits=False) as parts:
-        shadow = await _shadow_pool(settings, len(names) + 1)
+        shadow = await _shadow_pool(settings, names, len(names) + 1)
         try:
             line.send(READY)
             while not line.poll():

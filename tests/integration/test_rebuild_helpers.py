@@ -17,7 +17,7 @@ from support.waiting import wait_until
 from modelreg.events.log import EventLog
 from modelreg.projections.registry import RegistryProjection
 from modelreg.services import rebuild as rebuilding
-from modelreg.services.rebuild import GO, READY, SHADOW, _replay, _shadow_made
+from modelreg.services.rebuild import GO, READY, _replay, _shadow_made, shadow_of
 from modelreg.services.settings import Settings
 
 
@@ -27,7 +27,7 @@ async def _connected(line: multiprocessing.connection.Connection) -> bool:
 
 async def _in_the_shadow(pool: asyncpg.Pool, topic: str) -> dict[int, int]:
     rows = await pool.fetch(
-        f"SELECT partition, next_offset FROM {SHADOW}.projection_positions "
+        f"SELECT partition, next_offset FROM {shadow_of(['registry'])}.projection_positions "
         "WHERE projection = 'registry' AND topic = $1",
         topic,
     )

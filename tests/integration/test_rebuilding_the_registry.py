@@ -103,10 +103,30 @@ async def test_a_second_rebuild_beside_a_running_one_says_so_and_leaves_its_repl
     await rebuilding.rebuild(settings, "registry")
     built = await dump(settings.database_url, RegistryProjection.tables)
     async with pool.acquire() as running:  # what the first rebuild holds while it replays
-        await running.execute("SELECT pg_advisory_lock($1)", rebuilding._REBUILD_LOCK)
+        await running.execute("SELECT pg_advisory_lock($1, hashtext('registry'))", rebuilding.REBUILD_LOCKS)
         try:
-            with pytest.raises(RuntimeError, match="another `modelreg rebuild` is replaying into this database"):
+            with pytest.raises(
+                RuntimeError, match="another `modelreg rebuild` is rebuilding registry in this database"
+            ):
                 await rebuilding.rebuild(settings, "registry")
         finally:
-            await running.execute("SELECT pg_advisory_unlock($1)", rebuilding._REBUILD_LOCK)
+            await running.execute("SELECT pg_advisory_unlock($1, hashtext('registry'))", rebuilding.REBUILD_LOCKS)
     assert await dump(settings.database_url, RegistryProjection.tables) == built
+
+
+async def test_rebuilds_of_every_projection_side_by_side_each_swap_their_own_tables_in(
+    settings: Settings, pool: asyncpg.Pool, event_log: EventLog
+) -> None:
+    """One command per projection at once (as `bench/ingest.py` measures them): each replays into a shadow of its
+    own; a shared one was dropped under the others, and the second command was refused."""
+    from modelreg.services.projections_catalog import PROJECTIONS
+
+    await event_log.append(registry_history(200))
+    await rebuilding.rebuild(settings, list(PROJECTIONS))  # all in one command: what each must rebuild to
+    built = {name: await dump(settings.database_url, cls.tables) for name, cls in PROJECTIONS.items()}
+
+    await asyncio.gather(*(rebuilding.rebuild(settings, name) for name in PROJECTIONS))
+
+    assert {name: await dump(settings.database_url, cls.tables) for name, cls in PROJECTIONS.items()} == built
+    leftovers = await pool.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'modelreg\\_%'")
+    assert leftovers == []
