@@ -274,8 +274,8 @@ class SharedLogReader:
             async with pool.acquire() as conn, conn.transaction():
                 wanted = {runner.name: runner.partitions_of(mine) for runner, mine in busy}
                 wanted.update((runner.name, sorted(plan)) for runner, _, plan in idle)
-                projections = [runner.projection for runner, _ in busy] + [runner.projection for runner, _, _ in idle]
-                locked = await lock_positions(conn, busy[0][0].log.topic, wanted, projections)
+                checks = [runner.migrations for runner, _ in busy] + [runner.migrations for runner, _, _ in idle]
+                locked = await lock_positions(conn, busy[0][0].log.topic, wanted, checks)
                 applied = [
                     await runner.apply_within(conn, mine, locked=locked[runner.name], advance=False)
                     for runner, mine in busy

@@ -30,6 +30,14 @@ async def migrate(pool: asyncpg.Pool, migrations: Iterable[Migration]) -> list[M
                    applied_at timestamptz NOT NULL DEFAULT now(),
                    PRIMARY KEY (component, number))"""
         )
+        # One row that every applying of migrations bumps: a projector's batch reads it with its positions and
+        # compares the migrations it was built for with the database's only when it moved (runtime.py).
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_generation (
+                   one boolean PRIMARY KEY DEFAULT true CHECK (one),
+                   generation bigint NOT NULL DEFAULT 0)"""
+        )
+        await conn.execute("INSERT INTO schema_generation DEFAULT VALUES ON CONFLICT DO NOTHING")
         done = {
             (r["component"], r["number"]) for r in await conn.fetch("SELECT component, number FROM schema_migrations")
         }
@@ -49,4 +57,6 @@ async def migrate(pool: asyncpg.Pool, migrations: Iterable[Migration]) -> list[M
                 migration.number,
             )
             applied.append(migration)
+        if applied:
+            await conn.execute("UPDATE schema_generation SET generation = generation + 1")
     return applied

@@ -182,6 +182,7 @@ async def _shadow_made(conn: asyncpg.Connection, targets: Sequence[Projection]) 
         await conn.execute(f"CREATE SCHEMA {shadow}")
         # Each batch reads which migrations the database has (runtime.py, MigratedBeyond): the live ones.
         await conn.execute(f"CREATE VIEW {shadow}.schema_migrations AS SELECT * FROM {live}.schema_migrations")
+        await conn.execute(f"CREATE VIEW {shadow}.schema_generation AS SELECT * FROM {live}.schema_generation")
         await conn.execute(f"SET LOCAL search_path TO {shadow}")
         for migration in sorted(migrations, key=lambda m: (m.component, m.number)):
             await conn.execute(migration.sql)

@@ -17,7 +17,7 @@ from modelreg.events.identity import ApiKeyIssued, principal_stream
 from modelreg.events.log import EventLog
 from modelreg.projections.migrations import Migration, migrate
 from modelreg.projections.registry import RegistryProjection
-from modelreg.projections.runtime import MigratedBeyond, ProjectionRunner, lock_positions
+from modelreg.projections.runtime import MigratedBeyond, MigrationsChecked, ProjectionRunner, lock_positions
 from modelreg.services.bootstrap import process_parts
 from modelreg.services.settings import Settings
 
@@ -62,7 +62,7 @@ async def test_a_projector_of_the_build_before_passes_over_nothing_the_new_build
 async def test_a_migration_waits_for_the_batch_in_flight_and_the_next_batch_sees_it(
     settings: Settings, pool: asyncpg.Pool
 ) -> None:
-    registry = [RegistryProjection()]
+    registry = [MigrationsChecked(RegistryProjection())]
     async with pool.acquire() as conn:
         batch = conn.transaction()
         await batch.start()
@@ -75,3 +75,23 @@ async def test_a_migration_waits_for_the_batch_in_flight_and_the_next_batch_sees
     async with pool.acquire() as conn, conn.transaction():
         with pytest.raises(MigratedBeyond, match=UPGRADE):
             await lock_positions(conn, settings.topic, {"registry": [0]}, registry)
+
+
+async def test_a_migration_of_another_component_does_not_stop_a_projector(
+    settings: Settings, pool: asyncpg.Pool, event_log: EventLog
+) -> None:
+    runner = ProjectionRunner(RegistryProjection(), event_log, pool)
+    await runner.open()
+    try:
+        await event_log.append(registry_history(20))
+        while sum(runner.expected_positions.values()) < 20:
+            await runner.step()
+        checked = runner.migrations.generation
+        await migrate(pool, [Migration("launch_probe", 1, "CREATE TABLE launch_probe (id int)")])
+        await event_log.append(registry_history(20, seed=8))
+        while sum(runner.expected_positions.values()) < 40:
+            await runner.step()
+    finally:
+        await runner.close()
+    assert checked is not None and runner.migrations.generation == checked + 1  # looked again, found nothing newer
+    assert await pool.fetchval("SELECT count(*) FROM artifact_versions") > 0
