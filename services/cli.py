@@ -440,6 +440,7 @@ async def _serve_with(
 
     from modelreg.services.http.access_log import AccessLog
     from modelreg.services.http.api import create_app, issue_first_admin_key
+    from modelreg.services.http.metrics import STOPPED_PARTS
     from modelreg.services.projector import SERVING_YOUNG_OBJECTS, run_projector, tune_gc
     from modelreg.services.restart_on_failure import restart_on_failure
     from modelreg.services.triggers import run_triggers
@@ -453,7 +454,12 @@ async def _serve_with(
     # PostgreSQL or Kafka away for a while (restarting) stops these; they start again once it is back.
     projector = (
         asyncio.create_task(
-            restart_on_failure("projector", lambda: run_projector(settings, stopping, parts=parts), stopping)
+            restart_on_failure(
+                "projector",
+                lambda: run_projector(settings, stopping, parts=parts),
+                stopping,
+                stopped_for_good=app[STOPPED_PARTS],
+            )
         )
         if with_projector
         else None
@@ -461,7 +467,12 @@ async def _serve_with(
     # One machine, one process: automations run here too (otherwise in `modelreg triggers`).
     automations = (
         asyncio.create_task(
-            restart_on_failure("automations", lambda: run_triggers(settings, stopping, parts=parts), stopping)
+            restart_on_failure(
+                "automations",
+                lambda: run_triggers(settings, stopping, parts=parts),
+                stopping,
+                stopped_for_good=app[STOPPED_PARTS],
+            )
         )
         if with_projector
         else None
@@ -476,10 +487,7 @@ async def _serve_with(
         log = f"Kafka {settings.kafka_bootstrap_servers}" if settings.kafka_bootstrap_servers else "Postgres"
         click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (event log: {log}; Ctrl-C stops)")
         click.echo(f"modelreg web UI: http://{host}:{port}/   (log in with an API key)")
-        if projector is not None:
-            await projector
-        else:
-            await stopping.wait()
+        await stopping.wait()  # the projector and automations stop with it, or for good (then /readyz says why)
     finally:
         stopping.set()
         for task in (projector, automations):
@@ -680,6 +688,7 @@ def projector(
     kafka: str | None, database_url: str, topic: str, names: tuple[str, ...], instance_id: str | None
 ) -> None:
     """Run the projections: apply the event log to the Postgres read models, exactly once."""
+    from modelreg.projections.runtime import MigratedBeyond
     from modelreg.services.projector import run_projector
     from modelreg.services.restart_on_failure import restart_on_failure
     from modelreg.services.settings import Settings
@@ -688,10 +697,13 @@ def projector(
     settings = Settings(
         database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, kafka_instance_id=instance_id or None
     )
-    # PostgreSQL restarting stops a runner; the process starts it again rather than exit.
-    _run_until_signal(
-        restart_on_failure("projector", lambda: run_projector(settings, stopping, names), stopping), stopping
-    )
+    # PostgreSQL restarting stops a runner; the process starts it again rather than exit. A newer migration ends it.
+    try:
+        _run_until_signal(
+            restart_on_failure("projector", lambda: run_projector(settings, stopping, names), stopping), stopping
+        )
+    except MigratedBeyond as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

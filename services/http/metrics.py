@@ -228,9 +228,14 @@ class SharedReading:
             reading.exception()  # retrieved: a failed reading is told to its callers, not logged as never seen
 
 
+# The process's parts that stopped and will not start again (restart_on_failure.py), each with why.
+STOPPED_PARTS = web.AppKey("stopped_parts", dict[str, str])
+
+
 def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, projections: list[str]) -> None:
     """/metrics, /livez and /readyz; `pool_key` and `log_key` name the app's health pool and event log."""
     app[METRICS] = HttpMetrics()
+    app[STOPPED_PARTS] = {}
     if BLOB_BYTES not in app:
         app[BLOB_BYTES] = BlobTraffic()
     app.middlewares.append(measured)
@@ -265,9 +270,14 @@ def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, pro
             await request.app[log_key].end_positions()
         except Exception as exc:
             problems["event_log"] = str(exc) or type(exc).__name__
+        problems.update(request.app[STOPPED_PARTS])
         if problems:
             if not await sees_the_figures(request):  # which part, not its error (a host, a user, a topic)
-                problems = {part: f"not answering: details for {SEEN_WITH}" for part in problems}
+                stopped = request.app[STOPPED_PARTS]
+                problems = {
+                    part: f"{'stopped' if part in stopped else 'not answering'}: details for {SEEN_WITH}"
+                    for part in problems
+                }
             return web.json_response({"status": "not ready", **problems}, status=503)
         return web.json_response({"status": "ready"})
 

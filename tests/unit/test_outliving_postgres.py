@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from modelreg.projections.runtime import MigratedBeyond
 from modelreg.services.http.database_unavailable import any_database_unavailable, is_database_unavailable
 from modelreg.services.infra.embedded_postgres import HANDLE_PIDS, forget_dead_users
 from modelreg.services.restart_on_failure import restart_on_failure
@@ -63,3 +64,16 @@ def test_the_pids_of_processes_that_died_without_leaving_are_forgotten(tmp_path:
 def test_an_empty_handle_list_is_left_alone(tmp_path: Path, text: str) -> None:
     (tmp_path / HANDLE_PIDS).write_text(text)
     assert forget_dead_users(tmp_path) == []
+
+
+async def test_a_projector_of_a_build_older_than_the_database_exits_with_the_upgrade_message() -> None:
+    runs = 0
+
+    async def older() -> None:
+        nonlocal runs
+        runs += 1
+        raise MigratedBeyond("registry", 18, ["registry_files 4"])
+
+    with pytest.raises(MigratedBeyond, match="upgrade this process"):
+        await asyncio.wait_for(restart_on_failure("projector", older, asyncio.Event(), first_delay_s=0.01), 10)
+    assert runs == 1

@@ -3,14 +3,17 @@ log's length) and error texts (a database's host and user) are shown to the metr
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from modelreg.projections.runtime import MigratedBeyond
 from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, healthz, read_health
-from modelreg.services.http.metrics import SharedReading, add_operations_routes
-from modelreg.services.http.operator_views import METRICS_TOKEN
+from modelreg.services.http.metrics import STOPPED_PARTS, SharedReading, add_operations_routes
+from modelreg.services.http.operator_views import METRICS_TOKEN, SEEN_WITH
+from modelreg.services.restart_on_failure import restart_on_failure
 
 TOKEN = "prometheus-scrapes-with-this"
 SECRET_HOST = "pg-primary.internal.acme:5432"
@@ -120,3 +123,34 @@ async def test_readyz_without_a_key_says_which_part_is_not_ready_but_not_its_err
     assert public["status"] == "not ready" and set(public) == {"status", "postgres", "event_log"}
     assert SECRET_HOST not in await keyless.text()
     assert SECRET_HOST in report["postgres"] and SECRET_HOST in report["event_log"]
+
+
+async def test_a_server_whose_projector_met_a_newer_migration_is_not_ready_and_says_to_upgrade() -> None:
+    app = _app(Installation())
+    runs = 0
+
+    async def projector_of_the_build_before() -> None:
+        nonlocal runs
+        runs += 1
+        raise MigratedBeyond("registry", 18, ["registry_files 4"])
+
+    stopping = asyncio.Event()
+    await asyncio.wait_for(
+        restart_on_failure(
+            "projector",
+            projector_of_the_build_before,
+            stopping,
+            first_delay_s=0.01,
+            stopped_for_good=app[STOPPED_PARTS],
+        ),
+        10,
+    )
+    async with TestClient(TestServer(app)) as client:
+        keyless = await client.get("/readyz")
+        seen = await client.get("/readyz", headers=BEARING_THE_TOKEN)
+        public, report = await keyless.json(), await seen.json()
+
+    assert runs == 1  # not started again: it would only say the same
+    assert keyless.status == seen.status == 503
+    assert public == {"status": "not ready", "projector": f"stopped: details for {SEEN_WITH}"}
+    assert "upgrade this process" in report["projector"]
