@@ -44,6 +44,11 @@ _LIVE = "deleted_at IS NULL"
 
 
 @dataclass(frozen=True)
+def _columns_of(keys: list[tuple[str, str, str]]) -> tuple[list[str], list[str], list[str]]:
+    """Three-part keys as the three arrays a query unnests."""
+    return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
+
+
 class RunFilters:
     """Which runs of a project: `search` is part of the run id, name or job type, in any case."""
 
@@ -127,9 +132,7 @@ class RegistryQueries:
             "  WHERE v.entity = k.entity AND v.project = k.project AND v.name = k.name AND v.deleted_at IS NULL "
             "  ORDER BY v.version_index DESC LIMIT 1) AS newest "
             "FROM unnest($1::text[], $2::text[], $3::text[]) AS k(entity, project, name)",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
+            *_columns_of(keys),
         )
         return {(r["entity"], r["project"], r["name"]): r["newest"] for r in rows if r["newest"] is not None}
 
@@ -493,9 +496,7 @@ class RegistryQueries:
         rows = await self.pool.fetch(
             f"SELECT {_LISTED_RUN_COLUMNS} FROM runs JOIN unnest($1::text[], $2::text[], $3::text[]) "
             "AS k(entity, project, run_id) USING (entity, project, run_id)",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
+            *_columns_of(keys),
         )
         return {(r["entity"], r["project"], r["run_id"]): dict(r) for r in rows}
 
@@ -506,9 +507,7 @@ class RegistryQueries:
             "SELECT entity, project, run_id, config::text AS config, summary::text AS summary, "
             "environment::text AS environment FROM runs JOIN unnest($1::text[], $2::text[], $3::text[]) "
             "AS k(entity, project, run_id) USING (entity, project, run_id)",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
+            *_columns_of(keys),
         )
         return {
             (r["entity"], r["project"], r["run_id"]): {
