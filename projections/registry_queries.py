@@ -43,12 +43,12 @@ RUN_CONTENTS = ("config", "summary", "environment")
 _LIVE = "deleted_at IS NULL"
 
 
-@dataclass(frozen=True)
 def _columns_of(keys: list[tuple[str, str, str]]) -> tuple[list[str], list[str], list[str]]:
     """Three-part keys as the three arrays a query unnests."""
     return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
 
 
+@dataclass(frozen=True)
 class RunFilters:
     """Which runs of a project: `search` is part of the run id, name or job type, in any case."""
 
