@@ -65,13 +65,18 @@ METRICS: web.AppKey[HttpMetrics] = web.AppKey("http_metrics", HttpMetrics)
 GRAPHQL_OPERATION: web.RequestKey[str] = web.RequestKey("graphql_operation", str)
 
 
+# aiohttp takes any token as a method: a caller's made-up ones would each make a series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def operation_of(request: web.Request) -> str:
     """The route's template (not the path, whose digests and ids would make a series per request), and for a
     GraphQL request whose document passed validation, what it does (`POST /graphql mutation addAlias`)."""
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
+    method = request.method if request.method in _METHODS else "OTHER"
     graphql = request.get(GRAPHQL_OPERATION)
-    return f"{request.method} {route} {graphql}" if graphql else f"{request.method} {route}"
+    return f"{method} {route} {graphql}" if graphql else f"{method} {route}"
 
 
 def graphql_operation(document: DocumentNode, operation_name: str | None) -> str | None:
@@ -238,7 +243,9 @@ def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, pro
     app[STOPPED_PARTS] = {}
     if BLOB_BYTES not in app:
         app[BLOB_BYTES] = BlobTraffic()
-    app.middlewares.append(measured)
+    # Outermost: the requests refused before a handler ran (over the in-flight bound, a body too big or too slow,
+    # no key, PostgreSQL away) are counted too; they are what an operator looks for when callers complain.
+    app.middlewares.insert(0, measured)
     installation = SharedReading(lambda: read_installation(app[pool_key], app[log_key], projections))
 
     async def metrics(request: web.Request) -> web.Response:

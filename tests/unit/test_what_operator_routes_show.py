@@ -7,12 +7,13 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from modelreg.projections.runtime import MigratedBeyond
 from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, healthz, read_health
-from modelreg.services.http.metrics import STOPPED_PARTS, SharedReading, add_operations_routes
+from modelreg.services.http.metrics import STOPPED_PARTS, SharedReading, add_operations_routes, operation_of
 from modelreg.services.http.operator_views import METRICS_TOKEN, SEEN_WITH
+from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
 from modelreg.services.restart_on_failure import restart_on_failure
 
 TOKEN = "prometheus-scrapes-with-this"
@@ -53,8 +54,8 @@ class Installation:
         return []
 
 
-def _app(installation: Installation, token: str | None = TOKEN) -> web.Application:
-    app = web.Application()
+def _app(installation: Installation, token: str | None = TOKEN, middlewares: tuple[Any, ...] = ()) -> web.Application:
+    app = web.Application(middlewares=middlewares)  # given first, as create_app gives its own
     app[HEALTH_POOL] = app[LOG] = installation
     app[METRICS_TOKEN] = token
     add_operations_routes(app, HEALTH_POOL, LOG, ["registry"])
@@ -154,3 +155,25 @@ async def test_a_server_whose_projector_met_a_newer_migration_is_not_ready_and_s
     assert keyless.status == seen.status == 503
     assert public == {"status": "not ready", "projector": f"stopped: details for {SEEN_WITH}"}
     assert "upgrade this process" in report["projector"]
+
+
+async def test_requests_refused_before_a_handler_ran_are_counted() -> None:
+    app = _app(Installation(), middlewares=(requests_within_capacity,))
+    app[IN_FLIGHT] = RequestsInFlight(limit=0)  # every request over the bound
+
+    async def graphql(request: web.Request) -> web.Response:
+        return web.json_response({"data": {}})
+
+    app.router.add_post("/graphql", graphql)
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.post("/graphql", json={"query": "{ projects { total } }"})).status == 503
+        scraped = await (await client.get("/metrics", headers=BEARING_THE_TOKEN)).text()
+
+    assert 'modelreg_http_requests_total{operation="POST /graphql",status="503"} 1.0' in scraped
+
+
+def test_a_made_up_http_method_does_not_make_a_series_of_its_own() -> None:
+    # aiohttp's C parser refuses unknown methods with a 400 before any middleware; its Python parser (no C
+    # extensions) takes any token.
+    assert operation_of(make_mocked_request("BREW", "/livez")).split()[0] == "OTHER"
+    assert operation_of(make_mocked_request("DELETE", "/livez")).split()[0] == "DELETE"
