@@ -40,9 +40,9 @@ MAX_FILES_LISTED = 100_000
 # The nodes and edges the lineage walks of one request draw together (graphql/lineage.py says why): the web UI asks
 # for one walk at a time, and a graph of more than this is more than its drawing can show.
 MAX_LINEAGE_PER_REQUEST = 50_000
-# The files and metadata of listed versions, and the configs, summaries and environments of listed runs, read from
-# the table as JSON: a list reads them only when asked, a few rows at a time (graphql/context.py), until a request
-# has read this much.
+# The files and metadata of listed versions, the configs, summaries and environments of listed runs, and the like
+# of audit records, Launch jobs and automations, read from the table as JSON: a list reads them only when asked, a
+# few rows at a time (graphql/context.py), until a request has read this much.
 MAX_CONTENTS_READ = MAX_ANSWER_BYTES
 FILE_LISTS = ("ArtifactVersion", "files")
 # Metric points have their own budget (graphql/metrics.py), and a scan's rows are many and small.
@@ -55,7 +55,7 @@ class AnswerBudget:
     def __init__(self) -> None:
         self.used = 0
         self.files_listed = 0
-        self.contents_read = 0  # bytes of listed versions' and runs' stored values read so far (as JSON)
+        self.contents_read = 0  # bytes of listed rows' stored values (MAX_CONTENTS_READ's) read so far (as JSON)
         self.lineage_left = MAX_LINEAGE_PER_REQUEST  # what lineage walks may still draw (graphql/lineage.py)
         # A request's walks take turns: side by side, each would start before any had counted what it drew, and
         # aliases of a walk would hold every connection of the pool.
@@ -76,13 +76,14 @@ class AnswerBudget:
             )
 
     def may_read_contents(self) -> None:
-        """Refuse to read more versions' files and metadata, or runs' configs, summaries and environments, once the
-        request has read its share: checked before each read, so the first rows are always read."""
+        """Refuse to read more stored values of listed rows (MAX_CONTENTS_READ's) once the request has read its
+        share: checked before each read, so the first rows are always read."""
         if self.contents_read > MAX_CONTENTS_READ:
             raise InvalidInput(
                 f"this request reads over {MAX_CONTENTS_READ // 1024**2} MiB of stored values of artifact versions "
-                "(files, size, metadata), runs (config, summary, environment) or audit records (details): ask for "
-                "those fields of fewer of them in one request (a smaller page, fewer aliases)"
+                "(files, size, metadata), runs (config, summary, environment), audit records (details), Launch jobs "
+                "(source, config, overrides) or automations (action): ask for those fields of fewer of them in one "
+                "request (a smaller page, fewer aliases)"
             )
 
     def take_files(self, files: list[Any]) -> None:

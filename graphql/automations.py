@@ -75,6 +75,13 @@ class Automation(graphene.ObjectType):
         return str(row["automation_id"])
 
     @staticmethod
+    async def resolve_action(row: dict, info: graphene.ResolveInfo) -> Any:
+        if "action" not in row:  # a list of automations is read without them (projections/launch_queries.py)
+            found = await info.context.automation_actions.load(row["automation_id"])
+            row["action"] = found["action"] if found else {}
+        return row["action"]
+
+    @staticmethod
     async def resolve_last_fired_at(row: dict, info: graphene.ResolveInfo) -> datetime | None:
         readable = info.context.readable
         if readable.hides_nothing:

@@ -55,11 +55,12 @@ class ArtifactVersionLoader(_RequestLoader):
         return [readable.get(i) for i in ids]
 
 
-# Versions' files and metadata, runs' configs, summaries and environments, audit records' details: each as big as
-# an event (8 MiB). Lists and lookups by id read rows without them (projections/registry_queries.py,
-# audit_queries.py), and these loaders read them when a field asks: this many rows at a time, one read after
-# another, each counted against the request's answer budget before the next is read, so a page of 500 versions of
-# 8 MiB manifests is refused after its first reads.
+# Versions' files and metadata, runs' configs, summaries and environments, audit records' details, Launch jobs'
+# sources, configs and overrides, automations' actions: each as big as an event (8 MiB). Lists and lookups by id
+# read rows without them (projections/registry_queries.py, audit_queries.py, launch_queries.py), and these loaders
+# read them when a field asks: this many rows at a time, one read after another, each counted against the request's
+# answer budget before the next is read, so a page of 500 versions of 8 MiB manifests is refused after its first
+# reads.
 CONTENTS_READ_AT_ONCE = 8
 
 
@@ -97,6 +98,20 @@ class AuditDetailsLoader(_RequestLoader):
 
     async def load_batch(self, context: RequestContext, event_ids: list[UUID]) -> list[dict[str, Any] | None]:
         return await _contents_in_steps(context, event_ids, context.audit.details_of)
+
+
+class JobContentsLoader(_RequestLoader):
+    """The source, config and overrides of Launch jobs read without them, when a field asks."""
+
+    async def load_batch(self, context: RequestContext, ids: list[UUID]) -> list[dict[str, Any] | None]:
+        return await _contents_in_steps(context, ids, context.launch.job_contents)
+
+
+class AutomationActionLoader(_RequestLoader):
+    """The actions of automations read without them, when a field asks."""
+
+    async def load_batch(self, context: RequestContext, ids: list[UUID]) -> list[dict[str, Any] | None]:
+        return await _contents_in_steps(context, ids, context.launch.automation_actions)
 
 
 class NewestVersionLoader(_RequestLoader):
@@ -138,6 +153,8 @@ class RequestContext:
     version_contents: VersionContentsLoader = field(init=False)
     run_contents: RunContentsLoader = field(init=False)
     audit_details: AuditDetailsLoader = field(init=False)
+    job_contents: JobContentsLoader = field(init=False)
+    automation_actions: AutomationActionLoader = field(init=False)
     newest_versions: NewestVersionLoader = field(init=False)
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)
@@ -152,8 +169,8 @@ class RequestContext:
     # refused any (graphql/metrics.py).
     metric_reads: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     answer_budget: AnswerBudget = field(init=False, default_factory=AnswerBudget)  # graphql/answer_budget.py
-    # Batches of versions' contents (dispatched side by side) read one after another: each counts what it read
-    # before the next may start.
+    # Batches of stored values (versions' contents, jobs' configs, ...: dispatched side by side) read one after
+    # another: each counts what it read before the next may start.
     contents_reads: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -162,6 +179,8 @@ class RequestContext:
         self.version_contents = VersionContentsLoader(self)
         self.run_contents = RunContentsLoader(self)
         self.audit_details = AuditDetailsLoader(self)
+        self.job_contents = JobContentsLoader(self)
+        self.automation_actions = AutomationActionLoader(self)
         self.newest_versions = NewestVersionLoader(self)
         self.runs = RunLoader(self)
         self.lineage = LineageQueries(self.reads.pool)

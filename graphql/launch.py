@@ -14,6 +14,7 @@ from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, int32, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
+from modelreg.projections.launch_queries import JOB_CONTENTS
 from modelreg.services.commands.launch_commands import (
     CancelJob,
     CaptureJobOutput,
@@ -138,6 +139,18 @@ class Job(graphene.ObjectType):
         return str(row["job_id"])
 
     @staticmethod
+    async def resolve_source(row: dict, info: graphene.ResolveInfo) -> Any:
+        return (await _with_contents(row, info))["source"]
+
+    @staticmethod
+    async def resolve_config(row: dict, info: graphene.ResolveInfo) -> Any:
+        return (await _with_contents(row, info))["config"]
+
+    @staticmethod
+    async def resolve_overrides(row: dict, info: graphene.ResolveInfo) -> Any:
+        return (await _with_contents(row, info))["overrides"]
+
+    @staticmethod
     async def resolve_run_ids(row: dict, info: graphene.ResolveInfo) -> list[str]:
         """The runs its processes started (their environment names the job), and any its agent reported."""
         started = await info.context.reads.runs_of_job(str(row["job_id"]), info.context.readable)
@@ -148,6 +161,16 @@ class Job(graphene.ObjectType):
         limit = page_size(first)
         rows = await info.context.launch.output(row["job_id"], limit + 1, decode_row_cursor(after, int32, UUID))
         return key_page(rows, limit, after, lambda last: encode_row_cursor(last["attempt"], last["event_id"]))
+
+
+async def _with_contents(row: dict, info: graphene.ResolveInfo) -> dict:
+    """`row` with its source, config and overrides: lists of jobs read them without (projections/launch_queries.py
+    says why), and they are read here when a field asks."""
+    if "config" not in row:
+        contents = await info.context.job_contents.load(row["job_id"])
+        for column in JOB_CONTENTS:
+            row[column] = contents[column] if contents else {}
+    return row
 
 
 class ClaimedJob(graphene.ObjectType):

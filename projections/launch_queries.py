@@ -8,6 +8,24 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
+
+# What a list of jobs reads: each job's source (a code diff), config and overrides may be as big as an event (8 MiB),
+# and a page of hundreds read whole took hundreds of MiB whatever fields were asked for. They are read when asked, a
+# few jobs at a time (job_contents; graphql/context.py's JobContentsLoader). `triggered_by` stays: only the
+# automation runner writes it, two ids and an event type.
+_LISTED_JOB_COLUMNS = """
+    job_id, queue, entity, project, priority, triggered_by, state, attempt, agent_id, pid, detail, exit_code, reason,
+    run_ids, requeues, enqueued_at, enqueued_by, claimed_at, started_at, finished_at, time_limit_s, returns, retry_of
+"""
+JOB_CONTENTS = ("source", "config", "overrides")
+# Likewise a list of automations leaves out each one's action (a job's source and config, or a webhook's payload
+# template: as big as an event), read by automation_actions; its trigger is a few bounded names and patterns. The
+# times it was switched on and off, a list that grows with each switch, only the trigger projection reads.
+_LISTED_AUTOMATION_COLUMNS = """
+    automation_id, name, description, trigger, trigger_event, cooldown_s, enabled, secret_generation, created_at,
+    created_by, last_fired_at, deleted_at
+"""
 
 # Whether an automation watches, or launches jobs in, a hidden scope: the SQL of `Readable.automation`.
 AUTOMATION_HIDDEN = """(
@@ -62,9 +80,11 @@ class LaunchQueries:
         )
 
     async def automations_launching_into(self, queue: str) -> list[dict[str, Any]]:
-        """The automations not deleted (switched on or off) whose action enqueues into the queue."""
+        """The automations not deleted (switched on or off) whose action enqueues into the queue, without their
+        actions."""
         rows = await self.pool.fetch(
-            "SELECT * FROM automations WHERE deleted_at IS NULL AND action ->> 'kind' = 'launch' "
+            f"SELECT {_LISTED_AUTOMATION_COLUMNS} FROM automations "
+            "WHERE deleted_at IS NULL AND action ->> 'kind' = 'launch' "
             "AND action ->> 'queue' = $1 ORDER BY created_at",
             queue,
         )
@@ -84,8 +104,27 @@ class LaunchQueries:
         return dict(row) if row else None
 
     async def jobs_by_ids(self, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
-        rows = await self.pool.fetch("SELECT * FROM launch_jobs WHERE job_id = ANY($1::uuid[])", ids)
+        """Without their source, config and overrides: the jobs that launched a page of runs are a page too."""
+        rows = await self.pool.fetch(
+            f"SELECT {_LISTED_JOB_COLUMNS} FROM launch_jobs WHERE job_id = ANY($1::uuid[])", ids
+        )
         return {r["job_id"]: dict(r) for r in rows}
+
+    async def job_contents(self, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+        """The source, config and overrides of jobs listed without them, with `read_bytes`: their size as JSON, to
+        count against a request's budget."""
+        rows = await self.pool.fetch(
+            "SELECT job_id, source::text AS source, config::text AS config, overrides::text AS overrides "
+            "FROM launch_jobs WHERE job_id = ANY($1::uuid[])",
+            ids,
+        )
+        return {
+            r["job_id"]: {
+                **{column: orjson.loads(r[column]) for column in JOB_CONTENTS},
+                "read_bytes": sum(len(r[column]) for column in JOB_CONTENTS),
+            }
+            for r in rows
+        }
 
     async def jobs(
         self,
@@ -96,16 +135,17 @@ class LaunchQueries:
         after: tuple[Any, ...] | None = None,
         hidden: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """Waiting jobs in the order agents take them (priority, then age); others newest first. `after` is the
-        sort key of the last job of the previous page: (priority, enqueued_at, job_id) for waiting jobs,
-        (enqueued_at, job_id) for the others. `hidden`: private entities the caller may not read
-        (projections/readable.py)."""
+        """Without their source, config and overrides (job_contents reads them). Waiting jobs in the order agents
+        take them (priority, then age); others newest first. `after` is the sort key of the last job of the previous
+        page: (priority, enqueued_at, job_id) for waiting jobs, (enqueued_at, job_id) for the others. `hidden`:
+        private entities the caller may not read (projections/readable.py)."""
         if state == "queued":
             order, key = "priority DESC, enqueued_at, job_id", "(-priority, enqueued_at, job_id) > (-$5::int, $6, $7)"
         else:
             order, key = "enqueued_at DESC, job_id DESC", "(enqueued_at, job_id) < ($5, $6)"
         rows = await self.pool.fetch(
-            f"SELECT * FROM launch_jobs WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR state = $2) "
+            f"SELECT {_LISTED_JOB_COLUMNS} FROM launch_jobs "
+            "WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR state = $2) "
             f"AND entity <> ALL($4::text[]) {'AND ' + key if after else ''} ORDER BY {order} LIMIT $3",
             queue,
             state,
@@ -123,10 +163,11 @@ class LaunchQueries:
         hidden: Sequence[str] = (),
         entities: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Queued jobs of these queues by priority, then age; `after` as for `jobs(state="queued")`; `hidden` as
-        for `jobs`; `entities`: of these entities only (an agent that runs some teams' jobs), None: of all."""
+        """Queued jobs of these queues by priority, then age, without their source, config and overrides (as
+        `jobs`); `after` as for `jobs(state="queued")`; `hidden` as for `jobs`; `entities`: of these entities only
+        (an agent that runs some teams' jobs), None: of all."""
         rows = await self.pool.fetch(
-            "SELECT * FROM launch_jobs WHERE state = 'queued' AND queue = ANY($1::text[]) "
+            f"SELECT {_LISTED_JOB_COLUMNS} FROM launch_jobs WHERE state = 'queued' AND queue = ANY($1::text[]) "
             "AND entity <> ALL($3::text[]) AND ($4::text[] IS NULL OR entity = ANY($4::text[])) "
             # Left waiting when its entity was taken off its queue's list: no agent may claim it.
             "AND NOT EXISTS (SELECT 1 FROM launch_queues q WHERE q.name = launch_jobs.queue "
@@ -182,11 +223,12 @@ class LaunchQueries:
         hidden_entities: Sequence[str] = (),
         hidden_models: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """Oldest first; `after` is the (created_at, automation_id) of the last one of the previous page.
-        `hidden_*`: private entities and models the caller may not read; an automation is left out when what
-        it watches or the entity it launches jobs in is hidden (`Readable.automation`, projections/readable.py)."""
+        """Without their actions (automation_actions reads them). Oldest first; `after` is the (created_at,
+        automation_id) of the last one of the previous page. `hidden_*`: private entities and models the caller may
+        not read; an automation is left out when what it watches or the entity it launches jobs in is hidden
+        (`Readable.automation`, projections/readable.py)."""
         rows = await self.pool.fetch(
-            "SELECT * FROM automations WHERE deleted_at IS NULL "
+            f"SELECT {_LISTED_AUTOMATION_COLUMNS} FROM automations WHERE deleted_at IS NULL "
             "AND ($1::timestamptz IS NULL OR (created_at, automation_id) > ($1, $2)) "
             f"AND NOT {AUTOMATION_HIDDEN.format(entities='$4::text[]', models='$5::text[]')} "
             "ORDER BY created_at, automation_id LIMIT $3",
@@ -196,6 +238,13 @@ class LaunchQueries:
             list(hidden_models),
         )
         return [dict(r) for r in rows]
+
+    async def automation_actions(self, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+        """The actions of automations listed without them, with `read_bytes` (as `job_contents`)."""
+        rows = await self.pool.fetch(
+            "SELECT automation_id, action::text AS action FROM automations WHERE automation_id = ANY($1::uuid[])", ids
+        )
+        return {r["automation_id"]: {"action": orjson.loads(r["action"]), "read_bytes": len(r["action"])} for r in rows}
 
     async def pattern_refused(self, pattern: str) -> str | None:
         """PostgreSQL's own regular expressions are not Python's (no `(?i)` inline, no `(?P<name>...)`, a

@@ -267,7 +267,7 @@ def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, pro
         return web.json_response({"status": "alive"})
 
     async def readyz(request: web.Request) -> web.Response:
-        problems = {}
+        problems: dict[str, str] = {}
         try:
             async with request.app[pool_key].acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1")
@@ -277,10 +277,10 @@ def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, pro
             await request.app[log_key].end_positions()
         except Exception as exc:
             problems["event_log"] = str(exc) or type(exc).__name__
-        problems.update(request.app[STOPPED_PARTS])
+        stopped = request.app[STOPPED_PARTS]
+        problems.update(stopped)
         if problems:
             if not await sees_the_figures(request):  # which part, not its error (a host, a user, a topic)
-                stopped = request.app[STOPPED_PARTS]
                 problems = {
                     part: f"{'stopped' if part in stopped else 'not answering'}: details for {SEEN_WITH}"
                     for part in problems
