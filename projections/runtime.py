@@ -645,7 +645,7 @@ async def _check_migrations(conn: asyncpg.Connection, generation: int, checks: S
 _LOCK_POSITIONS = """
 SELECT pp.projection, pp.partition, pp.next_offset,
        (SELECT array_agg(ps.stream) FROM parked_streams AS ps WHERE ps.projection = pp.projection) AS parked,
-       (SELECT generation FROM schema_generation) AS generation
+       COALESCE((SELECT generation FROM schema_generation), -1) AS generation  -- -1: its row gone (a restore)
 FROM projection_positions AS pp
 WHERE pp.topic = $1 AND (pp.projection, pp.partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))
 ORDER BY pp.projection, pp.partition

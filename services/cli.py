@@ -442,7 +442,7 @@ async def _serve_with(
     from modelreg.services.http.api import create_app, issue_first_admin_key
     from modelreg.services.http.metrics import STOPPED_PARTS
     from modelreg.services.projector import SERVING_YOUNG_OBJECTS, run_projector, tune_gc
-    from modelreg.services.restart_on_failure import restart_on_failure
+    from modelreg.services.restart_on_failure import restart_on_failure, until_stopped
     from modelreg.services.triggers import run_triggers
 
     with_projector = parts is not None
@@ -487,7 +487,7 @@ async def _serve_with(
         log = f"Kafka {settings.kafka_bootstrap_servers}" if settings.kafka_bootstrap_servers else "Postgres"
         click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (event log: {log}; Ctrl-C stops)")
         click.echo(f"modelreg web UI: http://{host}:{port}/   (log in with an API key)")
-        await stopping.wait()  # the projector and automations stop with it, or for good (then /readyz says why)
+        await until_stopped(stopping, [task for task in (projector, automations) if task is not None])
     finally:
         stopping.set()
         for task in (projector, automations):

@@ -5,8 +5,8 @@ them goes away for a while, their part fails; it is started again once they are 
 in PostgreSQL, so a restart resumes where the last committed batch ended.
 
 A database migrated by a newer modelreg (MigratedBeyond) is not an outage: starting the part again would only
-say so again every few seconds. It stops for good: the server records why (its /readyz reports it, so traffic
-goes to upgraded replicas), a process that is nothing but that part exits with the message.
+say so again every few seconds. It stops for good: a server records why and serves on (its /healthz reports the
+part stopped), a process that is nothing but that part exits with the message.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from typing import Any
 
 from modelreg.projections.runtime import MigratedBeyond
 
@@ -53,3 +54,18 @@ async def restart_on_failure(
             with suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
             delay = min(delay * 2, max_delay_s)
+
+
+async def until_stopped(stopping: asyncio.Event, parts: list[asyncio.Task[None]]) -> None:
+    """Wait for `stopping`. The parts (`restart_on_failure` each) end with it, or stop for good and say so; one that
+    ends any other way ends the wait with what it raised, so that the process exits and its supervisor starts it
+    again instead of it serving on without the part."""
+    waiting = asyncio.ensure_future(stopping.wait())
+    watched: set[asyncio.Future[Any]] = {waiting, *parts}
+    try:
+        while not waiting.done():
+            done, watched = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            for part in done - {waiting}:
+                part.result()
+    finally:
+        waiting.cancel()

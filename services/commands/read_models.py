@@ -95,7 +95,8 @@ class LaunchReads(Protocol):
         ...
 
     async def automations_launching_into(self, queue: str) -> list[dict[str, Any]]:
-        """The automations not deleted (switched on or off) whose action enqueues into the queue."""
+        """The automations not deleted (switched on or off) whose action enqueues into the queue, without their
+        actions (their ids and names are what a refusal names)."""
         ...
 
     async def firing(self, automation_id: UUID, event_id: UUID) -> dict[str, Any] | None:

@@ -55,7 +55,13 @@ from modelreg.services.http.database_unavailable import (
 from modelreg.services.http.graphql_bodies import graphql_body, graphql_request_fields
 from modelreg.services.http.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
 from modelreg.services.http.known_keys import KeyLookup, KnownKeys
-from modelreg.services.http.metrics import GRAPHQL_OPERATION, SharedReading, add_operations_routes, graphql_operation
+from modelreg.services.http.metrics import (
+    GRAPHQL_OPERATION,
+    STOPPED_PARTS,
+    SharedReading,
+    add_operations_routes,
+    graphql_operation,
+)
 from modelreg.services.http.object_store_routes import add_object_store_routes, opened
 from modelreg.services.http.operator_views import ASKED_BY_AN_ADMIN, METRICS_TOKEN, SEEN_WITH, sees_the_figures
 from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
@@ -371,6 +377,9 @@ async def healthz(request: web.Request) -> web.Response:
         if parked_by.get(name):
             report["status"] = "degraded"
     report["projections"] = projections
+    if stopped := request.app.get(STOPPED_PARTS):
+        report["status"] = "degraded"
+        report["stopped_parts"] = stopped  # e.g. a projector that met a newer build's migration: upgrade this process
     # A stream's name can name a private entity or model: the list goes to an admin key only (the metrics token
     # sees the counts, a probe or a monitor without either the status).
     if await _asked_by_an_admin(request):

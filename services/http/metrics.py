@@ -233,7 +233,9 @@ class SharedReading:
             reading.exception()  # retrieved: a failed reading is told to its callers, not logged as never seen
 
 
-# The process's parts that stopped and will not start again (restart_on_failure.py), each with why.
+# The process's parts that stopped and will not start again (restart_on_failure.py), each with why: /healthz shows
+# them. Not /readyz: the API still serves (the upgraded processes' projectors keep its tables), and a rolling upgrade
+# would otherwise take every replica of the build before out of service at once, when the first new one migrates.
 STOPPED_PARTS = web.AppKey("stopped_parts", dict[str, str])
 
 
@@ -277,14 +279,9 @@ def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, pro
             await request.app[log_key].end_positions()
         except Exception as exc:
             problems["event_log"] = str(exc) or type(exc).__name__
-        stopped = request.app[STOPPED_PARTS]
-        problems.update(stopped)
         if problems:
             if not await sees_the_figures(request):  # which part, not its error (a host, a user, a topic)
-                problems = {
-                    part: f"{'stopped' if part in stopped else 'not answering'}: details for {SEEN_WITH}"
-                    for part in problems
-                }
+                problems = {part: f"not answering: details for {SEEN_WITH}" for part in problems}
             return web.json_response({"status": "not ready", **problems}, status=503)
         return web.json_response({"status": "ready"})
 

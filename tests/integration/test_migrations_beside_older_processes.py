@@ -95,3 +95,26 @@ async def test_a_migration_of_another_component_does_not_stop_a_projector(
         await runner.close()
     assert checked is not None and runner.migrations.generation == checked + 1  # looked again, found nothing newer
     assert await pool.fetchval("SELECT count(*) FROM artifact_versions") > 0
+
+
+async def test_a_projector_that_checked_meets_a_newer_migration_at_a_batch_it_would_only_pass_over(
+    settings: Settings, pool: asyncpg.Pool, event_log: EventLog
+) -> None:
+    runner = ProjectionRunner(RegistryProjection(), event_log, pool)
+    await runner.open()
+    try:
+        await event_log.append(registry_history(20))
+        while sum(runner.expected_positions.values()) < 20:
+            await runner.step()
+        assert runner.migrations.generation is not None  # it has checked: its next batches may pass over
+        before = await positions(settings.database_url, "registry", event_log.topic)
+        await migrate(pool, [NEWER])
+        bob = Actor(kind="user", id="bob")
+        issued = ApiKeyIssued(key_id="bobkey000002", principal=bob, key_sha256="0" * 64, role="member")
+        await event_log.append([Envelope.new(issued, stream=principal_stream(bob), actor=bob)])  # not the registry's
+        with pytest.raises(MigratedBeyond, match=UPGRADE):
+            while not await runner.step():
+                pass
+    finally:
+        await runner.close()
+    assert await positions(settings.database_url, "registry", event_log.topic) == before

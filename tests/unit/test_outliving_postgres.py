@@ -16,7 +16,7 @@ import pytest
 from modelreg.projections.runtime import MigratedBeyond
 from modelreg.services.http.database_unavailable import any_database_unavailable, is_database_unavailable
 from modelreg.services.infra.embedded_postgres import HANDLE_PIDS, forget_dead_users
-from modelreg.services.restart_on_failure import restart_on_failure
+from modelreg.services.restart_on_failure import restart_on_failure, until_stopped
 
 
 def test_postgres_going_away_is_told_apart_from_a_bad_query() -> None:
@@ -77,3 +77,20 @@ async def test_a_projector_of_a_build_older_than_the_database_exits_with_the_upg
     with pytest.raises(MigratedBeyond, match="upgrade this process"):
         await asyncio.wait_for(restart_on_failure("projector", older, asyncio.Event(), first_delay_s=0.01), 10)
     assert runs == 1
+
+
+async def test_a_server_whose_part_ends_unexpectedly_exits_for_its_supervisor_to_start_it_again() -> None:
+    async def broken() -> None:
+        raise SystemError("a bug outside what restart_on_failure catches")
+
+    async def stopped_for_good() -> None:
+        return None
+
+    stopping = asyncio.Event()
+    parts = [asyncio.create_task(stopped_for_good()), asyncio.create_task(broken())]
+    with pytest.raises(SystemError, match="a bug"):
+        await asyncio.wait_for(until_stopped(stopping, parts), 10)
+
+    calm = asyncio.create_task(stopped_for_good())
+    stopping.set()
+    await asyncio.wait_for(until_stopped(stopping, [calm]), 10)  # a part stopped for good does not end the process

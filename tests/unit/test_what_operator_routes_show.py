@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from modelreg.projections.runtime import MigratedBeyond
 from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, healthz, read_health
 from modelreg.services.http.metrics import STOPPED_PARTS, SharedReading, add_operations_routes, operation_of
-from modelreg.services.http.operator_views import METRICS_TOKEN, SEEN_WITH
+from modelreg.services.http.operator_views import METRICS_TOKEN
 from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
 from modelreg.services.restart_on_failure import restart_on_failure
 
@@ -126,7 +126,7 @@ async def test_readyz_without_a_key_says_which_part_is_not_ready_but_not_its_err
     assert SECRET_HOST in report["postgres"] and SECRET_HOST in report["event_log"]
 
 
-async def test_a_server_whose_projector_met_a_newer_migration_is_not_ready_and_says_to_upgrade() -> None:
+async def test_a_server_whose_projector_met_a_newer_migration_serves_on_and_its_health_says_to_upgrade() -> None:
     app = _app(Installation())
     runs = 0
 
@@ -147,14 +147,14 @@ async def test_a_server_whose_projector_met_a_newer_migration_is_not_ready_and_s
         10,
     )
     async with TestClient(TestServer(app)) as client:
-        keyless = await client.get("/readyz")
-        seen = await client.get("/readyz", headers=BEARING_THE_TOKEN)
-        public, report = await keyless.json(), await seen.json()
+        ready = await client.get("/readyz")
+        keyless = await (await client.get("/healthz")).json()
+        seen = await (await client.get("/healthz", headers=BEARING_THE_TOKEN)).json()
 
     assert runs == 1  # not started again: it would only say the same
-    assert keyless.status == seen.status == 503
-    assert public == {"status": "not ready", "projector": f"stopped: details for {SEEN_WITH}"}
-    assert "upgrade this process" in report["projector"]
+    assert ready.status == 200  # its API still serves: the upgraded processes' projectors keep the tables
+    assert keyless["status"] == seen["status"] == "degraded" and "stopped_parts" not in keyless
+    assert "upgrade this process" in seen["stopped_parts"]["projector"]
 
 
 async def test_requests_refused_before_a_handler_ran_are_counted() -> None:
