@@ -83,14 +83,10 @@ async def test_a_migration_of_another_component_does_not_stop_a_projector(
     runner = ProjectionRunner(RegistryProjection(), event_log, pool)
     await runner.open()
     try:
-        await event_log.append(registry_history(20))
-        while sum(runner.expected_positions.values()) < 20:
-            await runner.step()
+        await _projected(runner, event_log, registry_history(20))
         checked = runner.migrations.generation
         await migrate(pool, [Migration("launch_probe", 1, "CREATE TABLE launch_probe (id int)")])
-        await event_log.append(registry_history(20, seed=8))
-        while sum(runner.expected_positions.values()) < 40:
-            await runner.step()
+        await _projected(runner, event_log, registry_history(20, seed=8))
     finally:
         await runner.close()
     assert checked is not None and runner.migrations.generation == checked + 1  # looked again, found nothing newer
@@ -103,9 +99,7 @@ async def test_a_projector_that_checked_meets_a_newer_migration_at_a_batch_it_wo
     runner = ProjectionRunner(RegistryProjection(), event_log, pool)
     await runner.open()
     try:
-        await event_log.append(registry_history(20))
-        while sum(runner.expected_positions.values()) < 20:
-            await runner.step()
+        await _projected(runner, event_log, registry_history(20))
         assert runner.migrations.generation is not None  # it has checked: its next batches may pass over
         before = await positions(settings.database_url, "registry", event_log.topic)
         await migrate(pool, [NEWER])
@@ -118,3 +112,11 @@ async def test_a_projector_that_checked_meets_a_newer_migration_at_a_batch_it_wo
     finally:
         await runner.close()
     assert await positions(settings.database_url, "registry", event_log.topic) == before
+
+
+async def _projected(runner: ProjectionRunner, event_log: EventLog, events: list[Envelope]) -> None:
+    """Append the events and step the runner until it has read past them."""
+    through = sum(runner.expected_positions.values()) + len(events)
+    await event_log.append(events)
+    while sum(runner.expected_positions.values()) < through:
+        await runner.step()
