@@ -86,7 +86,16 @@ class ByteSize(click.ParamType):
 
 def _limit_options(fn: Any) -> Any:
     """Work is bounded before it is done: request bodies and uploaded artifact files (413 over the limit), the time
-    a body takes to arrive (408), and the requests served at once (503)."""
+    a body takes to arrive (408), the requests served at once (503), and the answers callers have not taken."""
+    fn = click.option(
+        "--max-unread-answer-bytes",
+        envvar="MODELREG_MAX_UNREAD_ANSWER_BYTES",
+        type=ByteSize(),
+        default="1GiB",
+        show_default=True,
+        help="Bytes of answers being written that their callers have not taken yet, together; past it, a read's "
+        "answer is refused with 503 and Retry-After (env MODELREG_MAX_UNREAD_ANSWER_BYTES).",
+    )(fn)
     fn = click.option(
         "--max-requests-in-flight",
         envvar="MODELREG_MAX_REQUESTS_IN_FLIGHT",
@@ -103,7 +112,8 @@ def _limit_options(fn: Any) -> Any:
         default=30.0,
         show_default=True,
         help="Seconds a request body may take to arrive, plus 1 per 64 KiB that came (an artifact file: each piece "
-        "of it); slower ones are refused with 408 (env MODELREG_BODY_READ_TIMEOUT).",
+        "of it); slower ones are refused with 408. A caller must take an answer as fast, or its connection is cut "
+        "(env MODELREG_BODY_READ_TIMEOUT).",
     )(fn)
     fn = click.option(
         "--max-blob-bytes",
@@ -206,6 +216,7 @@ def server(
     max_blob_bytes: int,
     body_read_timeout: float,
     max_requests_in_flight: int,
+    max_unread_answer_bytes: int,
     metrics_token: str | None,
 ) -> None:
     """Run modelreg on one machine: API and projections in one process.
@@ -243,6 +254,7 @@ def server(
             max_blob_bytes=max_blob_bytes,
             body_read_timeout_s=body_read_timeout,
             max_requests_in_flight=max_requests_in_flight,
+            max_unread_answer_bytes=max_unread_answer_bytes,
             metrics_token=metrics_token,
         )
         stopping = asyncio.Event()
@@ -538,6 +550,7 @@ def api(
     max_blob_bytes: int,
     body_read_timeout: float,
     max_requests_in_flight: int,
+    max_unread_answer_bytes: int,
     metrics_token: str | None,
 ) -> None:
     """Run the API service alone (GraphQL, /healthz, commands, artifact files)."""
@@ -558,6 +571,7 @@ def api(
         max_blob_bytes=max_blob_bytes,
         body_read_timeout_s=body_read_timeout,
         max_requests_in_flight=max_requests_in_flight,
+        max_unread_answer_bytes=max_unread_answer_bytes,
         metrics_token=metrics_token,
     )
     _run_until_signal(

@@ -35,10 +35,13 @@ class Settings:
     max_blob_bytes: int = 64 * 1024**3
     # A request body arrives within this many seconds of its first read, plus one per 64 KiB that came (an artifact
     # file: each piece within it of the one before), or is refused with 408: a caller dripping a byte a second
-    # held a connection and a handler for ever.
+    # held a connection and a handler for ever. A big answer must be taken as fast, or its connection is cut.
     body_read_timeout_s: float = 30.0
     # Requests one API process serves at once (the probes and websockets aside); over it, 503 and Retry-After.
     max_requests_in_flight: int = 1000
+    # Answers being written that their callers have not taken hold at most this much together; past it, a read's
+    # answer is refused with 503 and Retry-After (services/http/unread_answers.py).
+    max_unread_answer_bytes: int = 1024**3
     # Shows /metrics, and /healthz's and /readyz's figures and error texts, to a request bearing it (Prometheus'
     # credentials); an admin key sees them too. None: the admin key only. Without either: liveness and status.
     metrics_token: str | None = None

@@ -57,6 +57,7 @@ from modelreg.services.http.graphql_websocket import HEARTBEAT_S, SubscriptionsO
 from modelreg.services.http.known_keys import KeyLookup, KnownKeys
 from modelreg.services.http.metrics import (
     GRAPHQL_OPERATION,
+    METRICS,
     STOPPED_PARTS,
     SharedReading,
     add_operations_routes,
@@ -66,6 +67,7 @@ from modelreg.services.http.object_store_routes import add_object_store_routes, 
 from modelreg.services.http.operator_views import ASKED_BY_AN_ADMIN, METRICS_TOKEN, SEEN_WITH, sees_the_figures
 from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
 from modelreg.services.http.security_headers import secure_every_answer
+from modelreg.services.http.unread_answers import UNREAD_ANSWERS, UnreadAnswers, answers_taken_in_time
 from modelreg.services.http.web_ui import add_ui_routes, page_policy
 from modelreg.services.infra.blob_store_url import blob_store_at
 from modelreg.services.infra.database import create_pool
@@ -496,7 +498,7 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
     # to discard it, which for a hostile 20 MB body kept the event loop busy for every other request.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[requests_within_capacity, bodies_within_limits, blobs_need_a_key],
+        middlewares=[requests_within_capacity, answers_taken_in_time, bodies_within_limits, blobs_need_a_key],
         handler_args={
             "read_bufsize": 4 * 1024 * 1024,
             "lingering_time": 0,
@@ -505,6 +507,7 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
     )
     app[LIMITS] = BodyLimits(settings.max_body_bytes, settings.max_blob_bytes, settings.body_read_timeout_s)
     app[IN_FLIGHT] = RequestsInFlight(settings.max_requests_in_flight)
+    app[UNREAD_ANSWERS] = UnreadAnswers(settings.max_unread_answer_bytes)
     app[METRICS_TOKEN], app[ASKED_BY_AN_ADMIN] = settings.metrics_token, _asked_by_an_admin
 
     async def components(app: web.Application) -> AsyncIterator[None]:
@@ -539,6 +542,7 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
     app[HEALTH_READING] = SharedReading(lambda: read_health(app[HEALTH_POOL], app[LOG]), fresh_for_s=0.0)
     app.router.add_get("/healthz", healthz)
     add_operations_routes(app, HEALTH_POOL, LOG, list(PROJECTIONS))
+    app[METRICS].registry.register(app[UNREAD_ANSWERS])
     add_ui_routes(app)  # the web UI at /, a client of /graphql like any other
     secure_every_answer(app)
     return app

@@ -7,6 +7,10 @@ These limits do not depend on where the event log lives: the tests run on the Po
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import json
+import socket
 import uuid
 from datetime import UTC, datetime
 
@@ -16,6 +20,8 @@ from support.story import LOG_VERSION, START_RUN, USE, digest_of, version_input
 
 from modelreg.graphql.answer_budget import MAX_ANSWER_BYTES, MAX_FILES_LISTED, MAX_LINEAGE_PER_REQUEST
 from modelreg.graphql.pages import encode_row_cursor
+from modelreg.services.http.unread_answers import UNREAD_ANSWERS
+from modelreg.services.settings import Settings
 
 pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
 
@@ -128,3 +134,43 @@ async def test_a_job_cursor_with_a_number_no_column_holds_is_refused_as_one_this
     error = answer["errors"][0]
     assert error["extensions"]["code"] == "INVALID_INPUT", answer
     assert "is not one this API returned: pass a page's endCursor" in error["message"]
+
+
+async def test_a_caller_that_never_reads_a_big_answer_is_cut_off_and_the_answer_let_go(settings: Settings) -> None:
+    """An answer is written after the handler returned, and aiohttp waited for the caller to take it with no
+    deadline: three connections asking for 90 MiB each and reading nothing held 550 MiB for as long as they stayed."""
+    async with Stack(dataclasses.replace(settings, body_read_timeout_s=0.5)) as stack:
+        assert stack.client is not None
+        unread = stack.client.server.app[UNREAD_ANSWERS]
+        # A link as slow as the rule's 64 KiB/s would take the 2-3 MiB the sockets themselves hold for 45 s.
+        unread.slowest_bytes_per_s = 8 * 1024**2
+        config = {"notes": "x" * (3 * 1024**2)}
+        assert "errors" not in await stack.graphql(START_RUN, {"input": {**BIG_RUN, "config": config}})
+        body = json.dumps({"query": "{ " + " ".join(f"a{n}: {RUN} {{ config }}" for n in range(4)) + " }"}).encode()
+        caller = socket.socket()
+        caller.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        caller.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(caller, (stack.client.host, stack.client.port))
+        auth = (await stack.auth())["Authorization"]
+        caller.sendall(
+            f"POST /graphql HTTP/1.1\r\nHost: modelreg\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        for _ in range(600):  # and reads nothing: the server cuts it
+            if unread.cut_off:
+                break
+            await asyncio.sleep(0.1)
+        received = bytearray()
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := await asyncio.wait_for(loop.sock_recv(caller, 1 << 20), 10):
+                received += chunk
+        caller.close()
+        assert received.startswith(b"HTTP/1.1 200 ") and len(received) < 4 * len(config["notes"])  # the rest dropped
+        assert (unread.cut_off, unread.waiting) == (1, 0)
+        figures = await (await stack.client.get("/metrics", headers=await stack.auth())).text()
+        assert (
+            "modelreg_http_answers_cut_off_total 1.0" in figures and "modelreg_http_unread_answer_bytes 0.0" in figures
+        )
+        assert (await stack.graphql("{ viewer { id } }"))["data"]["viewer"]["id"] == "user:alice"  # serving others

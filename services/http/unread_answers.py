@@ -1,0 +1,153 @@
+"""An answer its caller does not take in time is dropped with the connection, and the answers waiting to be taken
+hold a bounded amount of memory together.
+
+aiohttp writes a handler's answer after every middleware has returned and waits, without a deadline, for the
+caller to take it. A caller that asked for a big answer (a GraphQL query may answer up to 128 MiB) and read none
+of it held that answer in the server's memory for as long as it kept the connection open: three connections
+asking for 90 MiB each held 550 MiB, and a few hundred would have taken the machine's memory. Nothing counted
+them either, since the in-flight bound ends when the handler returns.
+
+So an answer bigger than what the socket takes at once is written here, inside the in-flight bound:
+- once the slow-peer timeout has passed, the caller must have taken SLOWEST_BYTES_PER_S of it for every second
+  since (the rule request bodies follow, services/http/body_limits.py), or the connection is cut and the answer
+  dropped with it: a caller that reads nothing is cut about that timeout after the answer was ready;
+- the answers being written hold at most `limit` bytes together. Past it, the answer of a read (a GET, a GraphQL
+  query) is dropped and 503 with Retry-After is sent instead: a read changed nothing, so asking again is safe.
+  A mutation's answer is always sent (its change is made; a 503 would make the caller do it twice), counted.
+  The one answer being written is sent whatever its size, or an answer over the limit could never be sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from modelreg.services.http.body_limits import LIMITS, SLOWEST_BYTES_PER_S, readable, refusal
+from modelreg.services.http.metrics import GRAPHQL_OPERATION
+from modelreg.services.http.requests_in_flight import RETRY_AFTER_S
+
+log = logging.getLogger(__name__)
+
+# What the socket takes at once without waiting for the caller (asyncio's write buffer limit): a smaller answer
+# is left to aiohttp, as before.
+SMALL_ANSWER_BYTES = 64 * 1024
+CHECK_EVERY_S = 1.0
+
+
+@dataclass(eq=False)  # registered with Prometheus, which keys collectors by identity
+class UnreadAnswers(Collector):
+    """The answers of one API process that are being written and not yet taken by their callers; /metrics shows
+    their bytes and how many connections were cut."""
+
+    limit: int
+    # Past the slow-peer timeout, an answer still taken at this rate on average goes on (a link this slow takes a
+    # 128 MiB answer in about 35 minutes); a caller that stops reading is cut within about that timeout.
+    slowest_bytes_per_s: int = SLOWEST_BYTES_PER_S
+    waiting: int = 0  # bytes of the answers being written, whole until each is taken
+    answers: int = 0
+    cut_off: int = 0
+
+    def collect(self) -> Any:
+        waiting = GaugeMetricFamily(
+            "modelreg_http_unread_answer_bytes", "Bytes of answers being written that their callers have not taken"
+        )
+        waiting.add_metric([], self.waiting)
+        yield waiting
+        cut_off = CounterMetricFamily(
+            "modelreg_http_answers_cut_off", "Connections cut because the caller did not take an answer in time"
+        )
+        cut_off.add_metric([], self.cut_off)
+        yield cut_off
+
+    def full_for(self, size: int) -> bool:
+        return self.answers > 0 and self.waiting + size > self.limit
+
+    def busy_message(self) -> str:
+        return (
+            f"this server holds as many answers that their callers have not yet taken as it may "
+            f"({readable(self.limit)}): nothing was done; retry in {RETRY_AFTER_S} s, or ask for less in one request "
+            "(the operator sets the bound: modelreg server/api --max-unread-answer-bytes, "
+            "MODELREG_MAX_UNREAD_ANSWER_BYTES)"
+        )
+
+
+UNREAD_ANSWERS: web.AppKey[UnreadAnswers] = web.AppKey("unread_answers", UnreadAnswers)
+
+
+@web.middleware
+async def answers_taken_in_time(request: web.Request, handler: Any) -> web.StreamResponse:
+    response = await handler(request)
+    body = response.body if isinstance(response, web.Response) and not response.prepared else None
+    if request.method == "HEAD" or not isinstance(body, bytes) or len(body) <= SMALL_ANSWER_BYTES:
+        return response  # a file (sent by the kernel), a stream its handler writes, or an answer the socket takes
+    unread, size = request.app[UNREAD_ANSWERS], len(body)
+    if unread.full_for(size) and _reads_only(request):
+        busy = unread.busy_message()
+        return refusal(request, 503, busy, code="UNAVAILABLE", retriable=True, headers={"Retry-After": RETRY_AFTER_S})
+    unread.waiting += size
+    unread.answers += 1
+    try:
+        await _written_while_taken(request, response, size)
+    finally:
+        unread.waiting -= size
+        unread.answers -= 1
+    return response
+
+
+async def _written_while_taken(request: web.Request, response: web.Response, size: int) -> None:
+    """Writes the answer, and cuts the connection when the caller takes less of it than the rule allows.
+
+    asyncio's transport holds what the socket has not taken yet, so what is left of the answer can be read off it
+    while the write waits; the rule is checked every CHECK_EVERY_S."""
+    unread, timeout, transport = request.app[UNREAD_ANSWERS], request.app[LIMITS].read_timeout_s, request.transport
+
+    async def write() -> None:
+        await response.prepare(request)
+        await response.write_eof()
+
+    writing = asyncio.ensure_future(write())
+    started = asyncio.get_running_loop().time()
+    try:
+        while not (await asyncio.wait({writing}, timeout=CHECK_EVERY_S))[0]:
+            elapsed = asyncio.get_running_loop().time() - started
+            left = transport.get_write_buffer_size() if transport is not None else 0
+            if elapsed > timeout and size - left < (elapsed - timeout) * unread.slowest_bytes_per_s:
+                _cut_off(request, size, left, elapsed)
+                break
+        writing.result()
+    except ConnectionError:
+        pass  # the caller went away: aiohttp sees the connection closed and writes nothing more
+    finally:
+        writing.cancel()
+        await asyncio.gather(writing, return_exceptions=True)
+
+
+def _reads_only(request: web.Request) -> bool:
+    if request.method == "GET":
+        return True
+    operation = request.get(GRAPHQL_OPERATION)
+    return operation is not None and operation.startswith("query")
+
+
+def _cut_off(request: web.Request, size: int, left: int, elapsed: float) -> None:
+    if request.transport is not None:
+        request.transport.abort()  # close() would wait for the caller to take the rest: for ever
+    request.app[UNREAD_ANSWERS].cut_off += 1
+    log.warning(
+        "%s %s: the caller at %s took %s of a %s answer in %.0f s; the connection was cut (a caller must take an "
+        "answer at %s/s on average once %g s have passed)",
+        request.method,
+        request.path,
+        request.remote,
+        readable(max(size - left, 0)),
+        readable(size),
+        elapsed,
+        readable(request.app[UNREAD_ANSWERS].slowest_bytes_per_s),
+        request.app[LIMITS].read_timeout_s,
+    )
