@@ -10,7 +10,8 @@ them either, since the in-flight bound ends when the handler returns.
 So an answer bigger than what the socket takes at once is written here, inside the in-flight bound:
 - once the slow-peer timeout has passed, the caller must have taken SLOWEST_BYTES_PER_S of it for every second
   since (the rule request bodies follow, services/http/body_limits.py), or the connection is cut and the answer
-  dropped with it: a caller that reads nothing is cut about that timeout after the answer was ready;
+  dropped with it (a caller that reads nothing is cut about 75 s after the answer was ready: the timeout,
+  and then the 2-3 MiB the sockets of both ends hold, counted as taken);
 - the answers being written hold at most `limit` bytes together. Past it, the answer of a read (a GET, a GraphQL
   query) is dropped and 503 with Retry-After is sent instead: a read changed nothing, so asking again is safe.
   A mutation's answer is always sent (its change is made; a 503 would make the caller do it twice), counted.
@@ -47,7 +48,7 @@ class UnreadAnswers(Collector):
 
     limit: int
     # Past the slow-peer timeout, an answer still taken at this rate on average goes on (a link this slow takes a
-    # 128 MiB answer in about 35 minutes); a caller that stops reading is cut within about that timeout.
+    # 128 MiB answer in about 35 minutes).
     slowest_bytes_per_s: int = SLOWEST_BYTES_PER_S
     waiting: int = 0  # bytes of the answers being written, whole until each is taken
     answers: int = 0
