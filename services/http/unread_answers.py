@@ -120,13 +120,14 @@ async def _written_while_taken(request: web.Request, response: web.Response, siz
             left = transport.get_write_buffer_size() if transport is not None else 0
             if elapsed > timeout and size - left < (elapsed - timeout) * unread.slowest_bytes_per_s:
                 _cut_off(request, size, left, elapsed)
-                break
+                return
         writing.result()
     except ConnectionError:
         pass  # the caller went away: aiohttp sees the connection closed and writes nothing more
     finally:
-        writing.cancel()
-        await asyncio.gather(writing, return_exceptions=True)
+        if not writing.done():
+            writing.cancel()
+            await asyncio.gather(writing, return_exceptions=True)
 
 
 def _reads_only(request: web.Request) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator
 
@@ -89,7 +90,9 @@ async def _until(condition: object, *, within_s: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_a_caller_that_reads_none_of_a_big_answer_is_cut_off_and_the_answer_let_go() -> None:
+async def test_a_caller_that_reads_none_of_a_big_answer_is_cut_off_and_the_answer_let_go(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app = _app()
     unread = app[UNREAD_ANSWERS]
     async with _serving(app) as server, _not_reading(server, "GET", "/big") as caller:
@@ -105,6 +108,7 @@ async def test_a_caller_that_reads_none_of_a_big_answer_is_cut_off_and_the_answe
         assert len(received) < len(ANSWER)  # what the sockets held, then the end: the rest was dropped
 
         assert (await _answer(server, "GET", "/small")).endswith(b"\r\n\r\nok")  # serving everyone else
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []  # a cut, not a fault
 
 
 async def test_a_caller_that_reads_slowly_but_steadily_gets_the_whole_answer() -> None:
