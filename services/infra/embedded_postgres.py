@@ -97,8 +97,26 @@ class EmbeddedPostgresKeeper:
             self._thread.join()
 
     def _watch(self) -> None:
+        failing_since: float | None = None
         while not self._stopping.wait(self.every_s):
-            if postmaster_pid(self.data_dir) is None:
+            try:
+                stopped = postmaster_pid(self.data_dir) is None
+            except OSError as exc:
+                # The process is out of file descriptors (a flood of connections) or the folder is unreadable for
+                # a moment: whether the server runs is unknown, so it is left alone. The thread ended here before,
+                # and PostgreSQL was watched no more for the rest of the process's life.
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.error("embedded PostgreSQL in %s cannot be checked (%s): watching on", self.data_dir, exc)
+                continue
+            if failing_since is not None:
+                log.warning(
+                    "embedded PostgreSQL in %s can be checked again after %.0f s",
+                    self.data_dir,
+                    time.monotonic() - failing_since,
+                )
+                failing_since = None
+            if stopped:
                 self._restart()
 
     def _restart(self) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -15,7 +16,7 @@ import pytest
 
 from modelreg.projections.runtime import MigratedBeyond
 from modelreg.services.http.database_unavailable import any_database_unavailable, is_database_unavailable
-from modelreg.services.infra.embedded_postgres import HANDLE_PIDS, forget_dead_users
+from modelreg.services.infra.embedded_postgres import HANDLE_PIDS, EmbeddedPostgresKeeper, forget_dead_users
 from modelreg.services.restart_on_failure import restart_on_failure, until_stopped
 
 
@@ -64,6 +65,24 @@ def test_the_pids_of_processes_that_died_without_leaving_are_forgotten(tmp_path:
 def test_an_empty_handle_list_is_left_alone(tmp_path: Path, text: str) -> None:
     (tmp_path / HANDLE_PIDS).write_text(text)
     assert forget_dead_users(tmp_path) == []
+
+
+def test_the_embedded_postgres_keeper_watches_on_when_it_cannot_check_for_a_while(tmp_path: Path) -> None:
+    # Out of file descriptors (twenty thousand connections held open), reading postmaster.pid raised and ended the
+    # keeper's thread: PostgreSQL was no longer started again when it died, for the rest of the process's life.
+    unreadable = tmp_path / "postmaster.pid"
+    unreadable.mkdir()  # reading it raises an OSError, as a process out of file descriptors gets
+    restarted = []
+    keeper = EmbeddedPostgresKeeper(tmp_path, server=None, every_s=0.01)
+    keeper._restart = lambda: restarted.append(True)  # type: ignore[method-assign]
+    with keeper:
+        time.sleep(0.2)
+        assert keeper._thread.is_alive()
+        unreadable.rmdir()  # readable again, and no server runs there: it is started again
+        deadline = time.monotonic() + 10
+        while not restarted and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert restarted
 
 
 async def test_a_projector_of_a_build_older_than_the_database_exits_with_the_upgrade_message() -> None:
