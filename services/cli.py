@@ -86,7 +86,16 @@ class ByteSize(click.ParamType):
 
 def _limit_options(fn: Any) -> Any:
     """Work is bounded before it is done: request bodies and uploaded artifact files (413 over the limit), the time
-    a body takes to arrive (408), the requests served at once (503), and the answers callers have not taken."""
+    a body takes to arrive (408), the requests served and the connections kept at once (503), and the answers callers
+    have not taken."""
+    fn = click.option(
+        "--max-connections",
+        envvar="MODELREG_MAX_CONNECTIONS",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Connections kept open at once; a new one past it is answered 503 and closed (env "
+        "MODELREG_MAX_CONNECTIONS). Default: half the file descriptors the process may open, at most 10,000.",
+    )(fn)
     fn = click.option(
         "--max-unread-answer-bytes",
         envvar="MODELREG_MAX_UNREAD_ANSWER_BYTES",
@@ -217,6 +226,7 @@ def server(
     body_read_timeout: float,
     max_requests_in_flight: int,
     max_unread_answer_bytes: int,
+    max_connections: int | None,
     metrics_token: str | None,
 ) -> None:
     """Run modelreg on one machine: API and projections in one process.
@@ -255,6 +265,7 @@ def server(
             body_read_timeout_s=body_read_timeout,
             max_requests_in_flight=max_requests_in_flight,
             max_unread_answer_bytes=max_unread_answer_bytes,
+            max_connections=max_connections,
             metrics_token=metrics_token,
         )
         stopping = asyncio.Event()
@@ -453,6 +464,7 @@ async def _serve_with(
     from modelreg.services.http.access_log import AccessLog
     from modelreg.services.http.api import create_app, issue_first_admin_key
     from modelreg.services.http.metrics import STOPPED_PARTS
+    from modelreg.services.http.open_connections import default_max_connections, listen_bounded
     from modelreg.services.projector import SERVING_YOUNG_OBJECTS, run_projector, tune_gc
     from modelreg.services.restart_on_failure import restart_on_failure, until_stopped
     from modelreg.services.triggers import run_triggers
@@ -461,8 +473,7 @@ async def _serve_with(
     app = create_app(settings, parts)
     runner = web.AppRunner(app, access_log_class=AccessLog)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    listening = await listen_bounded(runner, host, port, settings.max_connections or default_max_connections())
     # PostgreSQL or Kafka away for a while (restarting) stops these; they start again once it is back.
     projector = (
         asyncio.create_task(
@@ -505,6 +516,7 @@ async def _serve_with(
         for task in (projector, automations):
             if task is not None and not task.done():
                 await task
+        listening.close()
         await runner.cleanup()
 
 
@@ -551,6 +563,7 @@ def api(
     body_read_timeout: float,
     max_requests_in_flight: int,
     max_unread_answer_bytes: int,
+    max_connections: int | None,
     metrics_token: str | None,
 ) -> None:
     """Run the API service alone (GraphQL, /healthz, commands, artifact files)."""
@@ -572,6 +585,7 @@ def api(
         body_read_timeout_s=body_read_timeout,
         max_requests_in_flight=max_requests_in_flight,
         max_unread_answer_bytes=max_unread_answer_bytes,
+        max_connections=max_connections,
         metrics_token=metrics_token,
     )
     _run_until_signal(

