@@ -65,9 +65,19 @@ from modelreg.services.http.metrics import (
 )
 from modelreg.services.http.object_store_routes import add_object_store_routes, opened
 from modelreg.services.http.operator_views import ASKED_BY_AN_ADMIN, METRICS_TOKEN, SEEN_WITH, sees_the_figures
-from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
+from modelreg.services.http.requests_in_flight import (
+    IN_FLIGHT,
+    RETRY_AFTER_S,
+    RequestsInFlight,
+    requests_within_capacity,
+)
 from modelreg.services.http.security_headers import secure_every_answer
-from modelreg.services.http.unread_answers import UNREAD_ANSWERS, UnreadAnswers, answers_taken_in_time
+from modelreg.services.http.unread_answers import (
+    UNREAD_ANSWERS,
+    AnswersNotTaken,
+    UnreadAnswers,
+    answers_taken_in_time,
+)
 from modelreg.services.http.web_ui import add_ui_routes, page_policy
 from modelreg.services.infra.blob_store_url import blob_store_at
 from modelreg.services.infra.database import create_pool
@@ -186,6 +196,9 @@ class ModelregGraphQLView(GraphQLView):
         except HTTPException as e:
             if e.status_code == 400:  # a bad body or request: a GraphQL error, which clients show
                 return refusal(request, 400, e.reason)
+            if isinstance(e, AnswersNotTaken):
+                headers = {"Retry-After": RETRY_AFTER_S}
+                return refusal(request, 503, e.reason, code="UNAVAILABLE", retriable=True, headers=headers)
             return web.Response(body=e.reason, status=e.status_code)
 
     def parse_json(self, data: str | bytes) -> Any:
@@ -281,6 +294,8 @@ class ModelregGraphQLView(GraphQLView):
             document = await self.documents.validated(request_data.query)
         if document is not None and (named := graphql_operation(document, request_data.operation_name)):
             request_adapter.request[GRAPHQL_OPERATION] = named
+            if named.startswith("mutation") and (unread := request_adapter.request.app[UNREAD_ANSWERS]).full():
+                raise AnswersNotTaken(unread.busy_message("nothing was done"))
         if (
             document is not None
             and _operation_type(document, request_data.operation_name) == OperationType.SUBSCRIPTION

@@ -7,15 +7,19 @@ of it held that answer in the server's memory for as long as it kept the connect
 asking for 90 MiB each held 550 MiB, and a few hundred would have taken the machine's memory. Nothing counted
 them either, since the in-flight bound ends when the handler returns.
 
-So an answer bigger than what the socket takes at once is written here, inside the in-flight bound:
+So an answer of over 64 KiB is written here, a slice at a time, inside the in-flight bound:
 - once the slow-peer timeout has passed, the caller must have taken SLOWEST_BYTES_PER_S of it for every second
   since (the rule request bodies follow, services/http/body_limits.py), or the connection is cut and the answer
-  dropped with it (a caller that reads nothing is cut about 75 s after the answer was ready: the timeout,
-  and then the 2-3 MiB the sockets of both ends hold, counted as taken);
-- the answers being written hold at most `limit` bytes together. Past it, the answer of a read (a GET, a GraphQL
-  query) is dropped and 503 with Retry-After is sent instead: a read changed nothing, so asking again is safe.
-  A mutation's answer is always sent (its change is made; a 503 would make the caller do it twice), counted.
-  The one answer being written is sent whatever its size, or an answer over the limit could never be sent.
+  dropped with it. One that reads nothing is cut about 75 s after the answer was ready: the timeout, and then the
+  2-3 MiB the kernel's buffers of both ends take (on this machine's defaults), counted as taken;
+- the answers being written hold at most `limit` bytes together. An answer that would take them past it is
+  dropped and 503 with Retry-After sent instead when it is a read's (a GET, a GraphQL query): a read changed
+  nothing, so asking again is safe. A mutation's answer is always sent (its change is made), so while the bound is
+  full a GraphQL mutation is refused the same way before it is made (services/http/api.py). The one answer being
+  written is sent whatever its size, or an answer over the limit could never be sent; the probes' always are.
+- A slow reader at the rule's rate can keep an answer for as long as it takes (a 128 MiB one, about 35 minutes):
+  the bound is the installation's, not a caller's, so a key holder reading eight such answers slowly has the big
+  reads of others refused meanwhile (small answers are never held back). Shares per caller are not done.
 """
 
 from __future__ import annotations
@@ -26,18 +30,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from graphql_server.http.exceptions import HTTPException
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelreg.services.http.body_limits import LIMITS, SLOWEST_BYTES_PER_S, readable, refusal
 from modelreg.services.http.metrics import GRAPHQL_OPERATION
-from modelreg.services.http.requests_in_flight import RETRY_AFTER_S
+from modelreg.services.http.requests_in_flight import PROBES, RETRY_AFTER_S
 
 log = logging.getLogger(__name__)
 
-# What the socket takes at once without waiting for the caller (asyncio's write buffer limit): a smaller answer
-# is left to aiohttp, as before.
+# asyncio's transport takes this much before its writer waits for the caller: a smaller answer is left to aiohttp,
+# as before (it holds no more than a slice does).
 SMALL_ANSWER_BYTES = 64 * 1024
+SLICE_BYTES = SMALL_ANSWER_BYTES
+# The rule is a rate over tens of seconds: checking it every second costs nothing and cuts within a second of it.
 CHECK_EVERY_S = 1.0
 
 
@@ -69,10 +76,15 @@ class UnreadAnswers(Collector):
     def full_for(self, size: int) -> bool:
         return self.answers > 0 and self.waiting + size > self.limit
 
-    def busy_message(self) -> str:
+    def full(self) -> bool:
+        """A mutation is refused before it is made while this holds (services/http/api.py): made, its answer would
+        be sent whatever the bound."""
+        return self.waiting >= self.limit
+
+    def busy_message(self, what_happened: str) -> str:
         return (
             f"this server holds as many answers that their callers have not yet taken as it may "
-            f"({readable(self.limit)}): nothing was done; retry in {RETRY_AFTER_S} s, or ask for less in one request "
+            f"({readable(self.limit)}): {what_happened}; retry in {RETRY_AFTER_S} s, or ask for less in one request "
             "(the operator sets the bound: modelreg server/api --max-unread-answer-bytes, "
             "MODELREG_MAX_UNREAD_ANSWER_BYTES)"
         )
@@ -81,46 +93,66 @@ class UnreadAnswers(Collector):
 UNREAD_ANSWERS: web.AppKey[UnreadAnswers] = web.AppKey("unread_answers", UnreadAnswers)
 
 
+class AnswersNotTaken(HTTPException):
+    """A mutation refused before it is made while the bound is full (the GraphQL view raises it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, message)
+
+
 @web.middleware
 async def answers_taken_in_time(request: web.Request, handler: Any) -> web.StreamResponse:
+    unread, probe = request.app[UNREAD_ANSWERS], request.path in PROBES
     response = await handler(request)
     body = response.body if isinstance(response, web.Response) and not response.prepared else None
     if request.method == "HEAD" or not isinstance(body, bytes) or len(body) <= SMALL_ANSWER_BYTES:
-        return response  # a file (sent by the kernel), a stream its handler writes, or an answer the socket takes
-    unread, size = request.app[UNREAD_ANSWERS], len(body)
-    if unread.full_for(size) and _reads_only(request):
-        busy = unread.busy_message()
-        return refusal(request, 503, busy, code="UNAVAILABLE", retriable=True, headers={"Retry-After": RETRY_AFTER_S})
+        return response  # a file (sent by the kernel), a stream its handler writes, or a small answer
+    size = len(body)
+    if unread.full_for(size) and _reads_only(request) and not probe:
+        return _busy(request)
     unread.waiting += size
     unread.answers += 1
     try:
-        await _written_while_taken(request, response, size)
+        return await _written_or_cut_off(request, response, body)
     finally:
         unread.waiting -= size
         unread.answers -= 1
-    return response
 
 
-async def _written_while_taken(request: web.Request, response: web.Response, size: int) -> None:
-    """Writes the answer, and cuts the connection when the caller takes less of it than the rule allows.
+def _busy(request: web.Request) -> web.Response:
+    busy = request.app[UNREAD_ANSWERS].busy_message("nothing was sent")
+    return refusal(request, 503, busy, code="UNAVAILABLE", retriable=True, headers={"Retry-After": RETRY_AFTER_S})
 
-    asyncio's transport holds what the socket has not taken yet, so what is left of the answer can be read off it
-    while the write waits; the rule is checked every CHECK_EVERY_S."""
+
+async def _written_or_cut_off(request: web.Request, response: web.Response, body: bytes) -> web.StreamResponse:
+    """Writes the answer a slice at a time, and cuts the connection when the caller takes less of it than the rule
+    allows; returns what was sent (aiohttp writes nothing more of it).
+
+    In slices, so that the transport holds a slice and not a copy of the whole answer beside the body, and so that
+    what the caller took is known while the write waits for it; the rule is checked every CHECK_EVERY_S."""
     unread, timeout, transport = request.app[UNREAD_ANSWERS], request.app[LIMITS].read_timeout_s, request.transport
+    sent = web.StreamResponse(status=response.status, reason=response.reason, headers=response.headers)
+    sent.content_length = len(body)
+    written = 0
 
     async def write() -> None:
-        await response.prepare(request)
-        await response.write_eof()
+        nonlocal written
+        await sent.prepare(request)
+        view = memoryview(body)
+        for start in range(0, len(body), SLICE_BYTES):
+            await sent.write(view[start : start + SLICE_BYTES])
+            written = min(start + SLICE_BYTES, len(body))
+        await sent.write_eof()
 
     writing = asyncio.ensure_future(write())
     started = asyncio.get_running_loop().time()
     try:
         while not (await asyncio.wait({writing}, timeout=CHECK_EVERY_S))[0]:
             elapsed = asyncio.get_running_loop().time() - started
-            left = transport.get_write_buffer_size() if transport is not None else 0
-            if elapsed > timeout and size - left < (elapsed - timeout) * unread.slowest_bytes_per_s:
-                _cut_off(request, size, left, elapsed)
-                return
+            taken = written - (transport.get_write_buffer_size() if transport is not None else 0)
+            if elapsed > timeout and taken < (elapsed - timeout) * unread.slowest_bytes_per_s:
+                _cut_off(request, len(body), taken, elapsed)
+                return sent
         writing.result()
     except ConnectionError:
         pass  # the caller went away: aiohttp sees the connection closed and writes nothing more
@@ -128,6 +160,7 @@ async def _written_while_taken(request: web.Request, response: web.Response, siz
         if not writing.done():
             writing.cancel()
             await asyncio.gather(writing, return_exceptions=True)
+    return sent
 
 
 def _reads_only(request: web.Request) -> bool:
@@ -137,7 +170,7 @@ def _reads_only(request: web.Request) -> bool:
     return operation is not None and operation.startswith("query")
 
 
-def _cut_off(request: web.Request, size: int, left: int, elapsed: float) -> None:
+def _cut_off(request: web.Request, size: int, taken: int, elapsed: float) -> None:
     if request.transport is not None:
         request.transport.abort()  # close() would wait for the caller to take the rest: for ever
     request.app[UNREAD_ANSWERS].cut_off += 1
@@ -147,7 +180,7 @@ def _cut_off(request: web.Request, size: int, left: int, elapsed: float) -> None
         request.method,
         request.path,
         request.remote,
-        readable(max(size - left, 0)),
+        readable(max(taken, 0)),
         readable(size),
         elapsed,
         readable(request.app[UNREAD_ANSWERS].slowest_bytes_per_s),

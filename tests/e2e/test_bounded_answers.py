@@ -138,12 +138,12 @@ async def test_a_job_cursor_with_a_number_no_column_holds_is_refused_as_one_this
 
 async def test_a_caller_that_never_reads_a_big_answer_is_cut_off_and_the_answer_let_go(settings: Settings) -> None:
     """An answer is written after the handler returned, and aiohttp waited for the caller to take it with no
-    deadline: three connections asking for 90 MiB each and reading nothing held 550 MiB for as long as they stayed."""
-    async with Stack(dataclasses.replace(settings, body_read_timeout_s=0.5)) as stack:
+    deadline: three connections asking for 90 MiB each and reading nothing held 550 MiB for as long as they stayed.
+    While such answers fill the bound, a mutation is refused before it is made: its answer would have to go."""
+    bounded = dataclasses.replace(settings, body_read_timeout_s=0.5, max_unread_answer_bytes=4 * 1024**2)
+    async with Stack(bounded) as stack:
         assert stack.client is not None
         unread = stack.client.server.app[UNREAD_ANSWERS]
-        # A link as slow as the rule's 64 KiB/s would take the 2-3 MiB the sockets themselves hold for 45 s.
-        unread.slowest_bytes_per_s = 8 * 1024**2
         config = {"notes": "x" * (3 * 1024**2)}
         assert "errors" not in await stack.graphql(START_RUN, {"input": {**BIG_RUN, "config": config}})
         body = json.dumps({"query": "{ " + " ".join(f"a{n}: {RUN} {{ config }}" for n in range(4)) + " }"}).encode()
@@ -158,7 +158,24 @@ async def test_a_caller_that_never_reads_a_big_answer_is_cut_off_and_the_answer_
             f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        for _ in range(600):  # and reads nothing: the server cuts it
+        # And reads nothing. At the rule's 64 KiB/s, the 2-3 MiB the sockets hold count as taken for about 45 s.
+        for _ in range(600):
+            if unread.answers:
+                break
+            await asyncio.sleep(0.1)
+        other = {"entity": "acme", "project": "nature", "runId": "made-while-full"}
+        answer = await stack.client.post(
+            "/graphql", json={"query": START_RUN, "variables": {"input": other}}, headers=await stack.auth()
+        )
+        assert answer.status == 503 and answer.headers["Retry-After"] == "1"
+        refused = await answer.json()
+        assert refused["errors"][0]["extensions"] == {"code": "UNAVAILABLE", "retriable": True}, refused
+        assert "--max-unread-answer-bytes" in refused["errors"][0]["message"]
+        made = await stack.graphql('{ run(entity: "acme", project: "nature", runId: "made-while-full") { runId } }')
+        assert made["data"]["run"] is None  # refused before it was made: a retry makes it once
+
+        unread.slowest_bytes_per_s = 8 * 1024**2  # a faster rule, for the cut to come now
+        for _ in range(600):
             if unread.cut_off:
                 break
             await asyncio.sleep(0.1)
@@ -173,4 +190,4 @@ async def test_a_caller_that_never_reads_a_big_answer_is_cut_off_and_the_answer_
         assert (
             "modelreg_http_answers_cut_off_total 1.0" in figures and "modelreg_http_unread_answer_bytes 0.0" in figures
         )
-        assert (await stack.graphql("{ viewer { id } }"))["data"]["viewer"]["id"] == "user:alice"  # serving others
+        assert "errors" not in await stack.graphql(START_RUN, {"input": other})  # room again
