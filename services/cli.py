@@ -94,7 +94,8 @@ def _limit_options(fn: Any) -> Any:
         type=click.IntRange(min=1),
         default=None,
         help="Connections kept open at once; a new one past it is answered 503 and closed (env "
-        "MODELREG_MAX_CONNECTIONS). Default: half the file descriptors the process may open, at most 10,000.",
+        "MODELREG_MAX_CONNECTIONS). Default: half the file descriptors the process may open (its soft limit is "
+        "raised to the hard one), at most 10,000.",
     )(fn)
     fn = click.option(
         "--max-unread-answer-bytes",
@@ -463,8 +464,13 @@ async def _serve_with(
 
     from modelreg.services.http.access_log import AccessLog
     from modelreg.services.http.api import create_app, issue_first_admin_key
-    from modelreg.services.http.metrics import STOPPED_PARTS
-    from modelreg.services.http.open_connections import default_max_connections, listen_bounded
+    from modelreg.services.http.metrics import METRICS, STOPPED_PARTS
+    from modelreg.services.http.open_connections import (
+        OpenConnections,
+        default_max_connections,
+        descriptors_raised_to_the_hard_limit,
+        listen_bounded,
+    )
     from modelreg.services.projector import SERVING_YOUNG_OBJECTS, run_projector, tune_gc
     from modelreg.services.restart_on_failure import restart_on_failure, until_stopped
     from modelreg.services.triggers import run_triggers
@@ -473,7 +479,11 @@ async def _serve_with(
     app = create_app(settings, parts)
     runner = web.AppRunner(app, access_log_class=AccessLog)
     await runner.setup()
-    listening = await listen_bounded(runner, host, port, settings.max_connections or default_max_connections())
+    descriptors = descriptors_raised_to_the_hard_limit()
+    assert runner.server is not None
+    connections = OpenConnections(runner.server, settings.max_connections or default_max_connections(descriptors))
+    app[METRICS].registry.register(connections)
+    listening = await listen_bounded(runner, host, port, connections)
     # PostgreSQL or Kafka away for a while (restarting) stops these; they start again once it is back.
     projector = (
         asyncio.create_task(

@@ -294,7 +294,9 @@ class ModelregGraphQLView(GraphQLView):
             document = await self.documents.validated(request_data.query)
         if document is not None and (named := graphql_operation(document, request_data.operation_name)):
             request_adapter.request[GRAPHQL_OPERATION] = named
-            if named.startswith("mutation") and (unread := request_adapter.request.app[UNREAD_ANSWERS]).full():
+            unread = request_adapter.request.app[UNREAD_ANSWERS]
+            # Refused before it is made: made, its answer would be sent whatever the bound (a GET's is refused next).
+            if named.startswith("mutation") and OperationType.MUTATION in allowed_operation_types and unread.full():
                 raise AnswersNotTaken(unread.busy_message("nothing was done"))
         if (
             document is not None

@@ -11,7 +11,7 @@ So an answer of over 64 KiB is written here, a slice at a time, inside the in-fl
 - once the slow-peer timeout has passed, the caller must have taken SLOWEST_BYTES_PER_S of it for every second
   since (the rule request bodies follow, services/http/body_limits.py), or the connection is cut and the answer
   dropped with it. One that reads nothing is cut about 75 s after the answer was ready: the timeout, and then the
-  2-3 MiB the kernel's buffers of both ends take (on this machine's defaults), counted as taken;
+  2-3 MiB the kernel's buffers of both ends take (Linux's default tcp_wmem and tcp_rmem), counted as taken;
 - the answers being written hold at most `limit` bytes together. An answer that would take them past it is
   dropped and 503 with Retry-After sent instead when it is a read's (a GET, a GraphQL query): a read changed
   nothing, so asking again is safe. A mutation's answer is always sent (its change is made), so while the bound is
@@ -107,6 +107,8 @@ async def answers_taken_in_time(request: web.Request, handler: Any) -> web.Strea
     body = response.body if isinstance(response, web.Response) and not response.prepared else None
     if request.method == "HEAD" or not isinstance(body, bytes) or len(body) <= SMALL_ANSWER_BYTES:
         return response  # a file (sent by the kernel), a stream its handler writes, or a small answer
+    if response.chunked or response.compression:
+        return response  # written by aiohttp as it asked (no route asks today): not bounded
     size = len(body)
     if unread.full_for(size) and _reads_only(request) and not probe:
         return _busy(request)
@@ -128,20 +130,24 @@ async def _written_or_cut_off(request: web.Request, response: web.Response, body
     """Writes the answer a slice at a time, and cuts the connection when the caller takes less of it than the rule
     allows; returns what was sent (aiohttp writes nothing more of it).
 
-    In slices, so that the transport holds a slice and not a copy of the whole answer beside the body, and so that
-    what the caller took is known while the write waits for it; the rule is checked every CHECK_EVERY_S."""
+    In slices, so that the transport holds two slices at most (aiohttp waits for the caller past one) and not a copy
+    of the whole answer beside the body, and so that what the caller took is known while the write waits for it;
+    the rule is checked every CHECK_EVERY_S."""
     unread, timeout, transport = request.app[UNREAD_ANSWERS], request.app[LIMITS].read_timeout_s, request.transport
     sent = web.StreamResponse(status=response.status, reason=response.reason, headers=response.headers)
     sent.content_length = len(body)
-    written = 0
+    sent.cookies.update(response.cookies)
+    if response.keep_alive is False:
+        sent.force_close()
+    written = 0  # bytes handed to the transport: what it still holds of them was not taken
 
     async def write() -> None:
         nonlocal written
         await sent.prepare(request)
         view = memoryview(body)
         for start in range(0, len(body), SLICE_BYTES):
-            await sent.write(view[start : start + SLICE_BYTES])
             written = min(start + SLICE_BYTES, len(body))
+            await sent.write(view[start:written])
         await sent.write_eof()
 
     writing = asyncio.ensure_future(write())

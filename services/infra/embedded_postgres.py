@@ -100,14 +100,16 @@ class EmbeddedPostgresKeeper:
         failing_since: float | None = None
         while not self._stopping.wait(self.every_s):
             try:
-                stopped = postmaster_pid(self.data_dir) is None
-            except OSError as exc:
-                # The process is out of file descriptors (a flood of connections) or the folder is unreadable for
-                # a moment: whether the server runs is unknown, so it is left alone. The thread ended here before,
-                # and PostgreSQL was watched no more for the rest of the process's life.
+                if postmaster_pid(self.data_dir) is None:
+                    self._restart()
+            except Exception as exc:
+                # Out of file descriptors (a flood of connections), postmaster.pid read while PostgreSQL writes it (a
+                # few lines of its eight), a process psutil may not see: whether the server runs is unknown for now,
+                # so it is left alone. The thread ended here before, and PostgreSQL was watched no more for the rest
+                # of the process's life.
                 if failing_since is None:
                     failing_since = time.monotonic()
-                    log.error("embedded PostgreSQL in %s cannot be checked (%s): watching on", self.data_dir, exc)
+                    log.error("embedded PostgreSQL in %s cannot be checked (%r): watching on", self.data_dir, exc)
                 continue
             if failing_since is not None:
                 log.warning(
@@ -116,8 +118,6 @@ class EmbeddedPostgresKeeper:
                     time.monotonic() - failing_since,
                 )
                 failing_since = None
-            if stopped:
-                self._restart()
 
     def _restart(self) -> None:
         log.error(

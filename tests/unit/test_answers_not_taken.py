@@ -19,7 +19,7 @@ from support.event_loops import Run
 
 from modelreg.services.http.body_limits import LIMITS, BodyLimits
 from modelreg.services.http.metrics import GRAPHQL_OPERATION
-from modelreg.services.http.open_connections import listen_bounded
+from modelreg.services.http.open_connections import OpenConnections, listen_bounded
 from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
 from modelreg.services.http.unread_answers import UNREAD_ANSWERS, UnreadAnswers, answers_taken_in_time
 
@@ -37,6 +37,12 @@ def _app(*, bound: int = 1024**3, in_flight: int = 100, slowest: int = 4 * 1024*
     async def big(request: web.Request) -> web.Response:
         return web.Response(body=ANSWER)
 
+    async def dressed(request: web.Request) -> web.Response:
+        answer = web.Response(text="é" * (len(ANSWER) // 2), content_type="text/csv", headers={"X-Page": "2"})
+        answer.set_cookie("seen", "1")
+        answer.force_close()
+        return answer
+
     async def graphql(request: web.Request) -> web.Response:
         request[GRAPHQL_OPERATION] = request.query["operation"]  # as the GraphQL view names a validated document
         return web.Response(body=ANSWER)
@@ -45,6 +51,7 @@ def _app(*, bound: int = 1024**3, in_flight: int = 100, slowest: int = 4 * 1024*
         return web.Response(text="ok")
 
     app.router.add_get("/big", big)
+    app.router.add_get("/dressed", dressed)
     app.router.add_get("/metrics", big)
     app.router.add_post("/graphql", graphql)
     app.router.add_get("/small", small)
@@ -55,7 +62,8 @@ def _app(*, bound: int = 1024**3, in_flight: int = 100, slowest: int = 4 * 1024*
 async def _serving(app: web.Application) -> AsyncIterator[int]:
     runner = web.AppRunner(app)
     await runner.setup()
-    listening = await listen_bounded(runner, "127.0.0.1", 0, max_connections=100)
+    assert runner.server is not None
+    listening = await listen_bounded(runner, "127.0.0.1", 0, OpenConnections(runner.server, 100))
     try:
         yield listening.sockets[0].getsockname()[1]
     finally:
@@ -132,6 +140,21 @@ def test_a_caller_that_reads_slowly_but_steadily_gets_the_whole_answer(run: Run)
 
     run(story())
     assert (app[UNREAD_ANSWERS].cut_off, app[UNREAD_ANSWERS].waiting) == (0, 0)
+
+
+def test_an_answer_written_a_slice_at_a_time_keeps_what_its_handler_set(run: Run) -> None:
+    async def story() -> None:
+        async with _serving(_app()) as port:
+            answer = await _answer(port, "GET", "/dressed")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        assert lines[0] == "HTTP/1.1 200 OK"
+        assert "Content-Type: text/csv; charset=utf-8" in lines and "X-Page: 2" in lines
+        assert [line for line in lines if line.startswith("Content-Length")] == [f"Content-Length: {len(body)}"]
+        assert "Set-Cookie: seen=1; Path=/" in lines and "Connection: close" in lines
+        assert body.decode() == "é" * (len(ANSWER) // 2)
+
+    run(story())
 
 
 def test_an_answer_being_taken_counts_against_the_requests_in_flight(run: Run) -> None:

@@ -67,18 +67,27 @@ def test_an_empty_handle_list_is_left_alone(tmp_path: Path, text: str) -> None:
     assert forget_dead_users(tmp_path) == []
 
 
-def test_the_embedded_postgres_keeper_watches_on_when_it_cannot_check_for_a_while(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unreadable", ["a folder", "half written"])
+def test_the_embedded_postgres_keeper_watches_on_when_it_cannot_check_for_a_while(
+    tmp_path: Path, unreadable: str
+) -> None:
     # Out of file descriptors (twenty thousand connections held open), reading postmaster.pid raised and ended the
     # keeper's thread: PostgreSQL was no longer started again when it died, for the rest of the process's life.
-    unreadable = tmp_path / "postmaster.pid"
-    unreadable.mkdir()  # reading it raises an OSError, as a process out of file descriptors gets
+    pid_file = tmp_path / "postmaster.pid"
+    if unreadable == "a folder":
+        pid_file.mkdir()  # reading it raises an OSError, as a process out of file descriptors gets
+    else:
+        pid_file.write_text("4242\n/data\n1700000000\n5432\n")  # PostgreSQL writes its eight lines in steps
     restarted = []
     keeper = EmbeddedPostgresKeeper(tmp_path, server=None, every_s=0.01)
     keeper._restart = lambda: restarted.append(True)  # type: ignore[method-assign]
     with keeper:
         time.sleep(0.2)
-        assert keeper._thread.is_alive()
-        unreadable.rmdir()  # readable again, and no server runs there: it is started again
+        assert keeper._thread.is_alive() and not restarted
+        if pid_file.is_dir():  # readable again, and no server runs there
+            pid_file.rmdir()
+        else:
+            pid_file.unlink()
         deadline = time.monotonic() + 10
         while not restarted and time.monotonic() < deadline:
             time.sleep(0.01)

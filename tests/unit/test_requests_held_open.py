@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry, generate_latest
 from support.event_loops import Run
 
 from modelreg.services.http.body_limits import (
@@ -20,7 +22,7 @@ from modelreg.services.http.body_limits import (
     read_bounded,
     received_bounded,
 )
-from modelreg.services.http.open_connections import listen_bounded
+from modelreg.services.http.open_connections import OpenConnections, listen_bounded
 from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
 
 DEADLINE_S = 0.5
@@ -149,19 +151,41 @@ async def test_past_the_bound_of_requests_in_flight_the_next_is_refused_with_503
         assert client.server.app[IN_FLIGHT].serving == 0
 
 
+async def _until(condition: Callable[[], bool], *, within_s: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not condition():
+        assert loop.time() < deadline, "the server did not get there"
+        await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def _listening(bound: int) -> AsyncIterator[tuple[int, OpenConnections]]:
+    runner = web.AppRunner(_app())
+    await runner.setup()
+    assert runner.server is not None
+    connections = OpenConnections(runner.server, bound)
+    listening = await listen_bounded(runner, "127.0.0.1", 0, connections)
+    try:
+        yield listening.sockets[0].getsockname()[1], connections
+    finally:
+        listening.close()
+        await runner.cleanup()
+
+
+def _registered(collector: OpenConnections) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry
+
+
 def test_past_the_bound_of_open_connections_a_new_one_is_answered_503_and_closed(run: Run) -> None:
     # Twenty thousand idle connections took every file descriptor the process could open: no file, no database
     # connection, not PostgreSQL's pid file, until they went.
     async def story() -> None:
-        runner = web.AppRunner(_app())
-        await runner.setup()
-        listening = await listen_bounded(runner, "127.0.0.1", 0, max_connections=2)
-        port = listening.sockets[0].getsockname()[1]
-        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]  # open, and send nothing
-        try:
-            assert runner.server is not None
-            while len(runner.server.connections) < 2:
-                await asyncio.sleep(0.01)
+        async with _listening(bound=2) as (port, connections):
+            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]  # open, and send nothing
+            await _until(lambda: len(connections.server.connections) == 2)
 
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             refused = await asyncio.wait_for(reader.read(), 10)  # answered before it sent anything, then closed
@@ -169,17 +193,33 @@ def test_past_the_bound_of_open_connections_a_new_one_is_answered_503_and_closed
             head, _, text = refused.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in head
             assert b"(2)" in text and b"--max-connections" in text
+            assert connections.refused == 1
+            figures = generate_latest(_registered(connections)).decode()
+            assert "modelreg_http_connections_refused_total 1.0" in figures
+            assert "modelreg_http_connections_open 2.0" in figures
 
             for _, writer in held:
                 writer.close()
-            while len(runner.server.connections) > 0:
-                await asyncio.sleep(0.01)
+            await _until(lambda: len(connections.server.connections) == 0)
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /livez HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
             assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200 ")  # room again
             writer.close()
-        finally:
-            listening.close()
-            await runner.cleanup()
+
+    run(story())
+
+
+def test_a_burst_of_connections_is_held_to_the_bound(run: Run) -> None:
+    # The loop accepts a burst before any of its connections is made: counted only once made, the whole burst of 20
+    # was kept against a bound of 5.
+    async def story() -> None:
+        async with _listening(bound=5) as (port, connections):
+            burst = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]  # all queued before a turn
+            try:
+                await _until(lambda: connections.refused + len(connections.server.connections) == 20)
+                assert (len(connections.server.connections), connections.refused) == (5, 15)
+            finally:
+                for caller in burst:
+                    caller.close()
 
     run(story())
