@@ -12,3 +12,12 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout_s: float 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(every_s)
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 30.0, every_s: float = 0.01) -> None:
+    """`wait_until` for a condition read off an object in this process (a counter of the server under test)."""
+
+    async def holds() -> bool:
+        return condition()
+
+    await wait_until(holds, timeout_s, every_s)

@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 from support.event_loops import Run
+from support.waiting import until
 
 from modelreg.services.http.body_limits import LIMITS, BodyLimits
 from modelreg.services.http.metrics import GRAPHQL_OPERATION
@@ -97,14 +98,6 @@ async def _answer(port: int, method: str, path: str, *, piece: int = 1 << 20, ev
     return bytes(received)
 
 
-async def _until(condition: Callable[[], bool], *, within_s: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not condition():
-        assert loop.time() < deadline, "the server did not get there"
-        await asyncio.sleep(0.05)
-
-
 def test_a_caller_that_reads_none_of_a_big_answer_is_cut_off_and_the_answer_let_go(
     run: Run, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -113,11 +106,11 @@ def test_a_caller_that_reads_none_of_a_big_answer_is_cut_off_and_the_answer_let_
 
     async def story() -> None:
         async with _serving(app) as port, _not_reading(port, "GET", "/big") as caller:
-            await _until(lambda: unread.answers == 1)
+            await until(lambda: unread.answers == 1)
             assert unread.waiting == len(ANSWER)  # held for the caller, and counted
 
-            await _until(lambda: unread.cut_off == 1)
-            await _until(lambda: (unread.waiting, unread.answers) == (0, 0))
+            await until(lambda: unread.cut_off == 1)
+            await until(lambda: (unread.waiting, unread.answers) == (0, 0))
             received = bytearray()
             with contextlib.suppress(ConnectionResetError):
                 while chunk := await asyncio.wait_for(asyncio.get_running_loop().sock_recv(caller, 1 << 20), 10):
@@ -162,7 +155,7 @@ def test_an_answer_being_taken_counts_against_the_requests_in_flight(run: Run) -
 
     async def story() -> None:
         async with _serving(app) as port, _not_reading(port, "GET", "/big"):
-            await _until(lambda: app[UNREAD_ANSWERS].answers == 1)
+            await until(lambda: app[UNREAD_ANSWERS].answers == 1)
             assert (await _answer(port, "GET", "/small")).startswith(b"HTTP/1.1 503 ")  # the one slot is the answer's
 
     run(story())
@@ -175,7 +168,7 @@ def test_past_the_bound_a_big_read_is_refused_with_503_and_retry_after(run: Run,
 
     async def story() -> None:
         async with _serving(app) as port, _not_reading(port, "GET", "/big"):
-            await _until(lambda: app[UNREAD_ANSWERS].answers == 1)
+            await until(lambda: app[UNREAD_ANSWERS].answers == 1)
             refused = await _answer(port, *ask)
             head, _, message = refused.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in head
@@ -193,7 +186,7 @@ def test_past_the_bound_a_mutations_answer_is_still_sent(run: Run) -> None:
 
     async def story() -> None:
         async with _serving(app) as port, _not_reading(port, "GET", "/big"):
-            await _until(lambda: app[UNREAD_ANSWERS].answers == 1)
+            await until(lambda: app[UNREAD_ANSWERS].answers == 1)
             answer = await _answer(port, "POST", "/graphql?operation=mutation+addAlias")
             assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(ANSWER)
             assert app[UNREAD_ANSWERS].answers == 1

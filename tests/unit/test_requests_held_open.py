@@ -8,12 +8,13 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry, generate_latest
 from support.event_loops import Run
+from support.waiting import until
 
 from modelreg.services.http.body_limits import (
     LIMITS,
@@ -151,14 +152,6 @@ async def test_past_the_bound_of_requests_in_flight_the_next_is_refused_with_503
         assert client.server.app[IN_FLIGHT].serving == 0
 
 
-async def _until(condition: Callable[[], bool], *, within_s: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not condition():
-        assert loop.time() < deadline, "the server did not get there"
-        await asyncio.sleep(0.01)
-
-
 @contextlib.asynccontextmanager
 async def _listening(bound: int) -> AsyncIterator[tuple[int, OpenConnections]]:
     runner = web.AppRunner(_app())
@@ -185,7 +178,7 @@ def test_past_the_bound_of_open_connections_a_new_one_is_answered_503_and_closed
     async def story() -> None:
         async with _listening(bound=2) as (port, connections):
             held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]  # open, and send nothing
-            await _until(lambda: len(connections.server.connections) == 2)
+            await until(lambda: len(connections.server.connections) == 2)
 
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             refused = await asyncio.wait_for(reader.read(), 10)  # answered before it sent anything, then closed
@@ -200,7 +193,7 @@ def test_past_the_bound_of_open_connections_a_new_one_is_answered_503_and_closed
 
             for _, writer in held:
                 writer.close()
-            await _until(lambda: len(connections.server.connections) == 0)
+            await until(lambda: len(connections.server.connections) == 0)
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /livez HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
             assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200 ")  # room again
@@ -216,7 +209,7 @@ def test_a_burst_of_connections_is_held_to_the_bound(run: Run) -> None:
         async with _listening(bound=5) as (port, connections):
             burst = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]  # all queued before a turn
             try:
-                await _until(lambda: connections.refused + len(connections.server.connections) == 20)
+                await until(lambda: connections.refused + len(connections.server.connections) == 20)
                 assert (len(connections.server.connections), connections.refused) == (5, 15)
             finally:
                 for caller in burst:
