@@ -103,8 +103,9 @@ def _limit_options(fn: Any) -> Any:
         type=ByteSize(),
         default="1GiB",
         show_default=True,
-        help="Bytes of answers being written that their callers have not taken yet, together; past it, a read's "
-        "answer is refused with 503 and Retry-After (env MODELREG_MAX_UNREAD_ANSWER_BYTES).",
+        help="Bytes of answers being written that their callers have not taken yet, together; past it, a read's big "
+        "answer is refused with 503 and Retry-After, and a mutation before it is made (env "
+        "MODELREG_MAX_UNREAD_ANSWER_BYTES).",
     )(fn)
     fn = click.option(
         "--max-requests-in-flight",
