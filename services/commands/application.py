@@ -88,14 +88,14 @@ class Application:
         claims = []
         if (key := command.idempotency_key()) is not None:
             claims.append(Claim(claim_key(key, caller.actor), f"{command.describe()} (id {key})"))
-        if (turn := await command.turn_of(reads)) is not None:
-            claims.append(Claim(turn, command.describe(), turn=True))
+        turns = await command.turns_of(reads)
+        claims += [Claim(turn, command.describe(), turn=True) for turn in turns]
         claims += [
             Claim(taken, f"{command.describe()} (a name it takes)", turn=True) for taken in command.names_taken()
         ]
         async with self.copies.held(claims, timeout_s):
             return await self._execute(
-                command, caller, correlation_id, causation_id, wait_for_read_models, in_turn=turn is not None
+                command, caller, correlation_id, causation_id, wait_for_read_models, in_turn=bool(turns)
             )
 
     async def _execute(

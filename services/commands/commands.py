@@ -7,6 +7,7 @@ before any handler runs; handlers add the checks that need the read models (prot
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -92,13 +93,13 @@ class Command(BaseModel):
         """What makes copies of this command one command (services/commands/in_flight.py); None: nothing."""
         return None
 
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
         """What commands that must not be decided side by side share, whoever sends them: each is checked
-        against read models that show the one before it (services/commands/in_flight.py); None: nothing."""
-        return None
+        against read models that show the one before it (services/commands/in_flight.py); (): nothing."""
+        return ()
 
     def names_taken(self) -> tuple[UUID, ...]:
-        """Turns beside `turn_of` for names a command takes for everyone (a client-chosen id), not per caller as
+        """Turns beside `turns_of` for names a command takes for everyone (a client-chosen id), not per caller as
         `idempotency_key` is."""
         return ()
 
@@ -249,10 +250,10 @@ class LogArtifactVersion(Recordable):
         # The version's id names one version whatever command ids its copies came with.
         return self.artifact_version_id or self.command_id
 
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
         # Content equal to the newest version's is that version: two workers of one distributed job logging the
         # same files at once each found the newest without the other's, and made two versions.
-        return uuid5(_COLLECTION_TURNS, f"{self.entity}/{self.project}/{self.name}")
+        return (uuid5(_COLLECTION_TURNS, f"{self.entity}/{self.project}/{self.name}"),)
 
     def names_taken(self) -> tuple[UUID, ...]:
         # Two callers sending one id into two collections at once each found it free: both were told yes, and
@@ -279,13 +280,24 @@ def version_turn(artifact_version_id: UUID) -> UUID:
     return uuid5(artifact_version_id, "links-and-existence")
 
 
+_ALIAS_TURNS = UUID("5f0c9a44-2b7e-4c1d-8e6a-3d9b1f2a7c58")
+
+
+def alias_turn(registered_model: str, alias: str) -> UUID:
+    """The turn of the commands about one alias of a registered model: moving, removing, protecting it. Whether a
+    member may move it depends on its protection, which a move decided beside `protectAlias` did not see yet: a
+    member moved `production` after an admin's protection was acknowledged."""
+    return uuid5(_ALIAS_TURNS, f"{registered_model}\x00{alias}")
+
+
 class LinkVersion(Recordable):
     registered_model: RegisteredModelName
     artifact_version_id: UUID
     aliases: Aliases = ()
 
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
-        return version_turn(self.artifact_version_id)
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
+        aliases = (alias_turn(self.registered_model, alias) for alias in dict.fromkeys(self.aliases))
+        return (version_turn(self.artifact_version_id), *aliases)
 
 
 class AddAlias(Command):
@@ -293,21 +305,35 @@ class AddAlias(Command):
     artifact_version_id: UUID
     alias: AliasName
 
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
-        return version_turn(self.artifact_version_id)
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
+        return version_turn(self.artifact_version_id), alias_turn(self.registered_model, self.alias)
 
 
 class RemoveAlias(Command):
     registered_model: RegisteredModelName
     alias: AliasName
 
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
+        return (alias_turn(self.registered_model, self.alias),)
+
 
 class UnlinkVersion(Command):
+    """Takes away the aliases the version holds: in their turns, those it held when the turns were taken, which the
+    handler checks are still all it holds (`in_the_turns_taken`)."""
+
     registered_model: RegisteredModelName
     artifact_version_id: UUID
+    # The aliases whose turns this command took; None when no turn was asked for.
+    _aliases_in_turn: frozenset[str] | None = PrivateAttr(default=None)
 
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
-        return version_turn(self.artifact_version_id)
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
+        held = await reads.registry.aliases_of(self.registered_model, self.artifact_version_id)
+        self._aliases_in_turn = frozenset(held)
+        return version_turn(self.artifact_version_id), *(alias_turn(self.registered_model, a) for a in sorted(held))
+
+    def in_the_turns_taken(self, held: Iterable[str]) -> bool:
+        """Whether the aliases the version holds now are among those whose turns this command took."""
+        return self._aliases_in_turn is None or self._aliases_in_turn.issuperset(held)
 
 
 class UpdateModelCard(Command):
@@ -407,12 +433,18 @@ class ProtectAlias(Command):
     registered_model: RegisteredModelName
     alias: AliasName
 
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
+        return (alias_turn(self.registered_model, self.alias),)
+
 
 class UnprotectAlias(Command):
     needs = "admin"
 
     registered_model: RegisteredModelName
     alias: AliasName
+
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
+        return (alias_turn(self.registered_model, self.alias),)
 
 
 class TagArtifactVersion(Command):
@@ -489,10 +521,10 @@ class NamedVersionCommand(Command):
     # The version whose turn this command took: None when the name gave none, unset when no turn was asked for.
     _turn_taken_for: UUID | None | Literal["unasked"] = PrivateAttr(default="unasked")
 
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
         found = await reads.registry.artifact_version_by_ref(self.entity, self.project, self.name, self.version)
         self._turn_taken_for = None if found is None else found["id"]
-        return None if found is None else version_turn(found["id"])
+        return () if found is None else (version_turn(found["id"]),)
 
     def in_the_turn_taken(self, version_id: UUID) -> bool:
         """Whether the version the name gives now is the one whose turn this command took."""

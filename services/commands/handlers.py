@@ -13,7 +13,7 @@ from typing import Any
 
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import Conflict, InvalidInput, NotFound, Unavailable
+from modelreg.errors import Conflict, InvalidInput, NotFound, NotYetVisible, Unavailable
 from modelreg.events.artifacts import (
     ArtifactVersionDeleted,
     ArtifactVersionEdited,
@@ -283,8 +283,8 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
                 f"artifact {cmd.entity}/{cmd.project}/{cmd.name} has type {latest['artifact_type']!r}, "
                 f"not {cmd.artifact_type!r}: use another name"
             )
-        if latest["digest"] == digest:
-            return Decision([], latest["id"])  # same content as the newest version: no new version
+        if latest["digest"] == digest:  # same content as the newest version: no new version, yet the aliases asked for
+            return _aliases_of_a_version_logged_again(cmd, latest, ctx)
     version_id = cmd.artifact_version_id or uuid7()
     payload = ArtifactVersionLogged(
         artifact_version_id=version_id,
@@ -300,6 +300,27 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
         logged_by_run=cmd.run_id,
     )
     return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version_id)
+
+
+def _aliases_of_a_version_logged_again(
+    cmd: LogArtifactVersion, latest: dict[str, Any], ctx: CommandContext
+) -> Decision:
+    """A checkpoint logged each epoch with `aliases=["best"]`, its files unchanged, gets `best` as W&B gives it:
+    dropping the aliases of a version logged again lost them without a word."""
+    added = tuple(alias for alias in dict.fromkeys(cmd.aliases) if alias not in latest["aliases"])
+    if not added:
+        return Decision([], latest["id"])
+    payload = ArtifactVersionEdited(
+        artifact_version_id=latest["id"],
+        entity=cmd.entity,
+        project=cmd.project,
+        name=cmd.name,
+        description=None,
+        metadata=None,
+        aliases_added=added,
+        aliases_removed=(),
+    )
+    return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], latest["id"])
 
 
 async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> Decision:
@@ -384,6 +405,12 @@ async def unlink_version(cmd: UnlinkVersion, ctx: CommandContext) -> Decision:
     if await ctx.reads.registry.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} is not linked to {cmd.registered_model!r}")
     held = await ctx.reads.registry.aliases_of(cmd.registered_model, cmd.artifact_version_id)
+    if not cmd.in_the_turns_taken(held):
+        # An alias moved onto the version while this command waited for its turns: decided outside that alias's
+        # turn, the unlink could take away an alias an admin was protecting beside it.
+        raise NotYetVisible(
+            f"an alias of {cmd.registered_model!r} moved onto this version while the unlink waited: send it again"
+        )
     await ctx.require_admin_for_protected(cmd.registered_model, tuple(held), "unlinking the version that holds")
     payload = VersionUnlinked(**cmd.model_dump())
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.artifact_version_id)

@@ -7,9 +7,9 @@ carried out side by side each find nothing and each append. So a copy claims its
 (check, append, read-your-writes), in PostgreSQL, which every API process shares; another copy waits for the
 claim to go, then finds the first one's events.
 
-The same claims give turns (Command.turn_of): commands about one artifact version's links, aliases and
-existence, or logging into one collection, whoever sends them, are decided one at a time, each on read models
-that show the one before it.
+The same claims give turns (Command.turns_of): commands about one artifact version's links, aliases and
+existence, about one alias of a registered model (its moves and its protection), or logging into one collection,
+whoever sends them, are decided one at a time, each on read models that show the one before it.
 
 A copy holds its claim by renewing it every few seconds; the claim of a holder that died (a killed API
 process) is taken over once it has not been renewed for STALE_AFTER, well within the client's retries. A key is
@@ -160,7 +160,7 @@ class InFlightInMemory:
 @dataclass(frozen=True)
 class Claim:
     """A key a command holds while it runs. `what`: the command, as a refusal names it; `turn`: the key is a turn
-    other commands share (Command.turn_of), not this command's copies'."""
+    other commands share (Command.turns_of), not this command's copies'."""
 
     key: UUID
     what: str
@@ -169,8 +169,8 @@ class Claim:
     def refusal(self) -> NotYetVisible:
         if self.turn:
             return NotYetVisible(
-                f"another change to the same artifact version, collection or Launch queue is being carried out: send "
-                f"this {self.what} again shortly; it is decided on what that change leaves"
+                "another change to the same artifact version, alias, collection or Launch queue is being carried out: "
+                f"send this {self.what} again shortly; it is decided on what that change leaves"
             )
         return NotYetVisible(
             f"another copy of this {self.what} is still being carried out: send it again, with the same id, "

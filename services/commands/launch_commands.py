@@ -78,8 +78,8 @@ class DeleteQueue(Command):
 
     queue: QueueName
 
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
-        return queue_turn(self.queue)
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
+        return (queue_turn(self.queue),)
 
 
 class EnqueueJob(Command):
@@ -101,8 +101,8 @@ class EnqueueJob(Command):
     def scopes(self) -> tuple[str, ...]:
         return (*entity_scopes(self.entity), queue_scope(self.queue))
 
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
-        return queue_turn(self.queue)
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
+        return (queue_turn(self.queue),)
 
 
 class OnAJob(Command):
@@ -166,9 +166,9 @@ class RequeueJob(OnAJob):
 class RetryJob(OnAJob):
     """Run an ended job again (failed, cancelled, or finished), as it was enqueued: a new job."""
 
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
         job = await reads.launch.job(self.job_id)
-        return queue_turn(job["queue"]) if job is not None else None
+        return (queue_turn(job["queue"]),) if job is not None else ()
 
 
 class CancelJob(OnAJob):
@@ -197,9 +197,9 @@ class CreateAutomation(Command):
     def scopes(self) -> tuple[str, ...]:
         return automation_scopes(self.trigger.model_dump(), self.action.model_dump())
 
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
         # Beside the deletion of its queue, it would launch into a queue that is gone.
-        return queue_turn(self.action.queue) if self.action.kind == "launch" else None
+        return (queue_turn(self.action.queue),) if self.action.kind == "launch" else ()
 
 
 class OnAnAutomation(Command):
@@ -228,8 +228,8 @@ class ChangeAutomation(OnAnAutomation):
     action: LaunchAction | WebhookAction = Field(discriminator="kind")
     cooldown_s: Cooldown = 0
 
-    async def turn_of(self, reads: ReadModels) -> UUID | None:
-        return queue_turn(self.action.queue) if self.action.kind == "launch" else None
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
+        return (queue_turn(self.action.queue),) if self.action.kind == "launch" else ()
 
 
 class DeleteAutomation(OnAnAutomation):

@@ -49,6 +49,19 @@ async def test_the_same_files_again_are_the_newest_version_not_a_new_one() -> No
     assert (again.subject_id, again.events) == (first.subject_id, [])
 
 
+async def test_the_same_files_logged_again_with_aliases_give_the_newest_version_those_aliases() -> None:
+    # A checkpoint logged each epoch with aliases=["best"], its files unchanged: W&B gives the version `best`.
+    registry = WriteSide()
+    file = registry.stored_file(b"same")
+    first = await registry(logging(file, aliases=("a1",)), MEMBER)
+    again = await registry(logging(file, aliases=("a1", "best")), MEMBER)
+
+    assert again.subject_id == first.subject_id
+    assert [(e.type, e.payload.aliases_added) for e in again.events] == [("artifacts.version_edited", ("best",))]
+    assert registry.read_models.registry.versions[first.subject_id]["aliases"] == ["a1", "best"]
+    assert (await registry(logging(file, aliases=("best",)), MEMBER)).events == []  # held already: nothing to do
+
+
 def test_a_versions_digest_does_not_depend_on_the_order_of_its_files_but_on_references() -> None:
     a = ManifestEntry(path="a", size=1, digest="sha256:" + "a" * 64)
     b = ManifestEntry(path="b", size=1, digest="sha256:" + "b" * 64)

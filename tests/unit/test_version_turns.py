@@ -25,6 +25,7 @@ from modelreg.services.commands.commands import (
     LinkVersion,
     LogArtifactVersion,
     UnlinkVersion,
+    alias_turn,
     version_turn,
 )
 from modelreg.services.commands.in_flight import Claim, InFlightInMemory, OneCopyAtATime
@@ -100,7 +101,8 @@ async def test_a_command_that_waits_past_its_turn_is_told_to_send_it_again() -> 
     assert not await registry.in_flight.claim([version_turn(version)], uuid7())  # another API process's link, stuck
     registry.app.read_your_writes_timeout_s = 0.05
     with pytest.raises(
-        NotYetVisible, match="another change to the same artifact version, collection or Launch queue .* send this link"
+        NotYetVisible,
+        match="another change to the same artifact version, alias, collection or Launch queue .* send this",
     ):
         await registry(link(version), MEMBER)
     assert registry.appended_types() == ["artifacts.version_logged"]
@@ -128,8 +130,9 @@ async def test_a_link_and_then_an_alias_move_let_go_of_their_turn_once_together(
     await registry(link(version), MEMBER)
     await registry(AddAlias(registered_model="fraud", artifact_version_id=version, alias="production"), MEMBER)
 
-    held = registry.in_flight.held  # for a moment: the turn, and the link's copies' key (its command id)
-    assert version_turn(version) in held and len(held) == 2 and set(held.values()) == {registry.app.copies.holder}
+    held = registry.in_flight.held  # for a moment: the turns (version, alias) and the link's copies' key (its id)
+    assert {version_turn(version), alias_turn("fraud", "production")} < held.keys() and len(held) == 3
+    assert set(held.values()) == {registry.app.copies.holder}
     await registry.app.copies.let_go()
     assert registry.in_flight.held == {}
     assert registry.in_flight.releases == releases + 1
