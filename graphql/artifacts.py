@@ -56,7 +56,12 @@ class ArtifactVersion(graphene.ObjectType):
     digest = graphene.String(required=True)
     description = graphene.String()
     metadata = JSONValue(required=True)
-    aliases = graphene.List(graphene.NonNull(graphene.String), required=True)
+    aliases = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="its collection's aliases on it (none shown when the collection is a private entity's you read "
+        "the version through a registered model of; so for `tags`)",
+    )
     latest = graphene.Boolean(
         required=True,
         description="the newest live version of its collection, the one `:latest` names (false when the collection "
@@ -98,6 +103,16 @@ class ArtifactVersion(graphene.ObjectType):
         return [
             link for link in await info.context.reads.links_of(row["id"]) if readable.model(link["registered_model"])
         ]
+
+    @staticmethod
+    def resolve_aliases(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        """The collection's aliases and the version's tags are the private entity's own labels: read through a
+        registered model, they would tell a reader of the model when the entity moves `best` to a newer version."""
+        return row.get("aliases", []) if info.context.readable.entity(row["entity"]) else []
+
+    @staticmethod
+    def resolve_tags(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        return row.get("tags", []) if info.context.readable.entity(row["entity"]) else []
 
     @staticmethod
     def resolve_logged_by_run(row: dict, info: graphene.ResolveInfo) -> str | None:

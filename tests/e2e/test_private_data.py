@@ -319,19 +319,22 @@ async def test_every_query_shows_a_private_team_to_its_viewers_and_admins_and_no
 
 async def test_counts_and_lineage_tell_an_outsider_nothing_but_the_shape(stack: Stack) -> None:
     lynx = await lynx_logs_its_work(stack)
+    await ok(stack, 'mutation { tagArtifactVersion(input: {ref: "lynx/den/lynx-model:v1", tag: "den-only"}) { tags } }')
     outsider = await stack.key(OUTSIDER, "member")
     runs = await stack.graphql('{ runs(entity: "lynx", project: "den") { totalCount items { runId } } }', key=outsider)
     assert runs["data"]["runs"] == {"totalCount": 0, "items": []}
     walk = await stack.graphql(
         '{ lineage(ref: "run:acme/yard/acme-eval", direction: UPSTREAM, depth: 10) '
-        "{ nodes { id kind hidden run { runId } artifactVersion { id loggedByRun latest } } "
+        "{ nodes { id kind hidden run { runId } artifactVersion { id loggedByRun latest aliases tags } } "
         "edges { source target } } }",
         key=outsider,
     )
     nodes = walk["data"]["lineage"]["nodes"]
     assert [(n["kind"], n["hidden"]) for n in nodes] == [("RUN", False), ("ARTIFACT", False), ("RUN", True)]
     # lynx's newest version, yet whether its collection has newer ones is lynx's to tell.
-    assert nodes[1]["artifactVersion"] == {"id": lynx.ids["published"], "loggedByRun": None, "latest": False}
+    # Nor are its collection's aliases and its tags (`den-only`), the entity's own labels.
+    published = {"id": lynx.ids["published"], "loggedByRun": None, "latest": False, "aliases": [], "tags": []}
+    assert nodes[1]["artifactVersion"] == published
     assert nodes[2]["id"] == "hidden:1" and nodes[2]["run"] is None
     assert {"source": "hidden:1", "target": f"artifact:{lynx.ids['published']}"} in walk["data"]["lineage"]["edges"]
     # The walk stopped at the hidden run: the dataset it used is not even drawn.
