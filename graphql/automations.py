@@ -14,6 +14,7 @@ from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
+from modelreg.projections.timestamps import parsed_time
 from modelreg.services.automations.webhook_signing import WITHOUT_A_KEY
 from modelreg.services.commands.launch_commands import (
     ChangeAutomation,
@@ -95,7 +96,7 @@ class Automation(graphene.ObjectType):
     @staticmethod
     async def resolve_firings(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
-        before = decode_row_cursor(after, datetime.fromisoformat, UUID)
+        before = decode_row_cursor(after, parsed_time, UUID)
         readable = info.context.readable
         rows = await info.context.launch.firings(
             row["automation_id"],
@@ -109,7 +110,7 @@ class Automation(graphene.ObjectType):
     @staticmethod
     async def resolve_deliveries(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
-        before = decode_row_cursor(after, datetime.fromisoformat, UUID)
+        before = decode_row_cursor(after, parsed_time, UUID)
         readable = info.context.readable
         rows = await info.context.launch.deliveries(
             row["automation_id"],
@@ -136,7 +137,7 @@ class AutomationQueries(graphene.ObjectType):
     @staticmethod
     async def resolve_automations(root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
-        position = decode_row_cursor(after, datetime.fromisoformat, UUID)
+        position = decode_row_cursor(after, parsed_time, UUID)
         readable = info.context.readable
         rows = await info.context.launch.automations(
             after=position,

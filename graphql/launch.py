@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +14,7 @@ from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, int32, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
 from modelreg.projections.launch_queries import JOB_CONTENTS
+from modelreg.projections.timestamps import parsed_time
 from modelreg.services.commands.launch_commands import (
     CancelJob,
     CaptureJobOutput,
@@ -46,9 +46,9 @@ async def _jobs_page(
     """Waiting jobs in the order agents take them, the others newest first (LaunchQueries.jobs)."""
     limit, state = page_size(first), value_of(state)
     if state == "queued":
-        position, cursor_of = decode_row_cursor(after, int32, datetime.fromisoformat, UUID), _waiting_cursor
+        position, cursor_of = decode_row_cursor(after, int32, parsed_time, UUID), _waiting_cursor
     else:
-        position, cursor_of = decode_row_cursor(after, datetime.fromisoformat, UUID), _newest_cursor
+        position, cursor_of = decode_row_cursor(after, parsed_time, UUID), _newest_cursor
     rows = await info.context.launch.jobs(
         queue=queue,
         state=state,
@@ -248,7 +248,7 @@ class LaunchQueryFields(graphene.ObjectType):
         entities: list[str] | None = None,
     ) -> dict:
         limit = page_size(first)
-        position = decode_row_cursor(after, int32, datetime.fromisoformat, UUID)
+        position = decode_row_cursor(after, int32, parsed_time, UUID)
         hidden = sorted(info.context.readable.hidden_entities)
         rows = await info.context.launch.next_waiting(
             queues, limit + 1, after=position, hidden=hidden, entities=entities

@@ -30,6 +30,7 @@ from modelreg.graphql.pages import (
 )
 from modelreg.graphql.references import parse_uuid, parse_version_name
 from modelreg.graphql.usage import usage_snippet
+from modelreg.projections.timestamps import parsed_time, storable_time
 from modelreg.services.commands.commands import (
     AddAlias,
     LinkVersion,
@@ -240,14 +241,14 @@ class ModelQueries(graphene.ObjectType):
         root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None, **filters: Any
     ) -> dict:
         limit = page_size(first)
-        position = decode_row_cursor(after, datetime.fromisoformat, UUID)
+        position = decode_row_cursor(after, parsed_time, UUID)
         rows = await info.context.audit.audit_page(
             actor=filters.get("actor"),
             stream=filters.get("stream"),
             action=filters.get("action"),
             actions=filters.get("actions"),
-            since=filters.get("since"),
-            until=filters.get("until"),
+            since=_bound(filters.get("since"), "since"),
+            until=_bound(filters.get("until"), "until"),
             before=position,
             limit=limit + 1,
             hidden_scopes=info.context.readable.hidden_scopes(),
@@ -394,3 +395,12 @@ class ModelMutations(graphene.ObjectType):
         input=UnprotectAliasInput(required=True),
         resolver=_changes_model(UnprotectAlias),
     )
+
+
+def _bound(at: datetime | None, name: str) -> datetime | None:
+    if at is None:
+        return None
+    try:
+        return storable_time(at)
+    except ValueError as exc:
+        raise InvalidInput(f"{name}: {exc}") from None

@@ -14,6 +14,7 @@ from typing import Any
 import graphene
 
 from modelreg.errors import InvalidInput
+from modelreg.projections.timestamps import parsed_time
 
 MAX_PAGE = 500
 MAX_ORDINAL = 2**31 - 1  # version_index is a PostgreSQL int: a bigger one is no cursor of ours
@@ -101,7 +102,7 @@ def decode_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     if parts is None:
         return None
     try:
-        return datetime.fromisoformat(parts[0]), parts[1]
+        return parsed_time(parts[0]), parts[1]
     except ValueError:
         raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor") from None
 
@@ -124,7 +125,7 @@ def encode_row_cursor(*parts: object) -> str:
 
 
 def decode_row_cursor(cursor: str | None, *parsers: Callable[[str], Any]) -> tuple[Any, ...] | None:
-    """The parts of an `encode_row_cursor` cursor, each read back by its parser (int32, datetime.fromisoformat,
+    """The parts of an `encode_row_cursor` cursor, each read back by its parser (int32, parsed_time,
     UUID)."""
     parts = decode_key_cursor(cursor, len(parsers))
     if parts is None:

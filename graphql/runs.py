@@ -42,6 +42,7 @@ from modelreg.graphql.references import as_uuid
 from modelreg.projections.metric_queries import MetricQueries
 from modelreg.projections.registry_queries import RUN_CONTENTS, RunFilters
 from modelreg.projections.run_query import order_by
+from modelreg.projections.timestamps import parsed_time
 from modelreg.services.commands.commands import (
     DescribeRun,
     FinishRun,
@@ -297,7 +298,7 @@ class RunQueries(graphene.ObjectType):
         root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None, entity: str | None = None
     ) -> dict:
         limit = page_size(first)
-        before = decode_row_cursor(after, datetime.fromisoformat, str, str)
+        before = decode_row_cursor(after, parsed_time, str, str)
         rows = await info.context.reads.projects(
             entity or None, before=before, limit=limit + 1, hidden=sorted(info.context.readable.hidden_entities)
         )

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from modelreg.errors import InvalidInput
 from modelreg.events.automations import has_back_reference
+from modelreg.projections.timestamps import parsed_time
 
 MAX_CONDITIONS = 100
 MAX_DEPTH = 8
@@ -232,14 +233,13 @@ def _text(value: Any, key: str) -> str:
 
 
 def _time(value: Any, key: str) -> datetime:
+    # W&B's own examples write times without a zone, and its server reads them as UTC (as parsed_time does).
     try:
-        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return parsed_time(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(
-            f"{key} compares with an ISO 8601 time such as 2026-12-01T09:00:00Z, not {value!r}"
+            f"{key} compares with an ISO 8601 time such as 2026-12-01T09:00:00Z (years 1 to 9999 in UTC), not {value!r}"
         ) from None
-    # W&B's own examples write times without a zone, and its server reads them as UTC.
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _pattern(value: Any) -> str:

@@ -19,7 +19,13 @@ def graphql_body(data: str | bytes) -> Any:
             reason = f"the body is not UTF-8 text (byte {exc.start} cannot be decoded): {EXPECTED}"
             raise HTTPException(400, reason) from None
     try:
-        body = json.loads(data)
+        body = json.loads(data, parse_constant=_not_json)
+    except _NotANumber as exc:
+        reason = (
+            f"the body holds {exc}, which JSON does not have (Python's json.dumps writes it): send a string such as "
+            f'"{exc}", or null'
+        )
+        raise HTTPException(400, reason) from None
     except json.JSONDecodeError as exc:
         reason = f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): {EXPECTED}"
         raise HTTPException(400, reason) from None
@@ -34,6 +40,16 @@ def graphql_body(data: str | bytes) -> Any:
 
 
 MAX_NESTING = 100
+
+
+class _NotANumber(Exception):
+    pass
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity, which Python's json reads: a filter on them failed in PostgreSQL (INTERNAL, retriable), and a
+    run's config stored them as null without a word."""
+    raise _NotANumber(constant)
 
 
 def nesting(value: Any) -> int:

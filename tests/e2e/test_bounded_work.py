@@ -71,6 +71,10 @@ async def test_a_graphql_body_over_the_limit_is_refused_with_413_naming_the_limi
         (b'{"query": "{ viewer { id } }", "variables": [1]}', "Variables must be a JSON object"),
         (b'{"query": "{ viewer { id } }", "variables": {"n": ' + b"9" * 5000 + b"}}", "JSON this server does not read"),
         (b"[" * 100_000 + b"]" * 100_000, "the body is JSON this server does not read"),
+        (  # read by Python's json, stored as null in a config, and an INTERNAL error in a filter before
+            b'{"query": "{ viewer { id } }", "variables": {"c": {"lr": NaN}}}',
+            "the body holds NaN, which JSON does not have (Python's json.dumps writes it): send a string",
+        ),
         (  # a job's config 600 deep: an INTERNAL error and a 3,000-line traceback before
             b'{"query": "{ viewer { id } }", "variables": {"c": ' + b'{"a": ' * 600 + b"1" + b"}" * 602,
             "the body nests objects and arrays over 100 deep: flatten the value",
@@ -107,6 +111,28 @@ async def test_healthz_answers_while_hostile_documents_arrive(stack: Stack) -> N
     assert health.status == 200 and (await health.json())["status"] == "ok"
     for answer in await asyncio.gather(*hostile):
         assert answer["errors"]
+
+
+YEAR_ONE = "0001-01-01T00:00:00+14:00"  # no time in UTC: 31 December of year 0
+YEAR_ONE_CURSOR = base64.urlsafe_b64encode(f"k:{YEAR_ONE}\x1f0190d4a0-0000-7000-8000-000000000000".encode()).decode()
+RUNS_FILTERED = 'query($f: GenericScalar) { runs(entity: "acme", project: "nature", filters: $f) { totalCount } }'
+
+
+@pytest.mark.parametrize(
+    "query, variables",
+    [
+        (f'{{ auditLog(first: 5, since: "{YEAR_ONE}") {{ hasNextPage }} }}', None),
+        ('{ auditLog(first: 5, until: "9999-12-31T23:59:59-14:00") { hasNextPage } }', None),
+        (f'{{ auditLog(first: 5, after: "{YEAR_ONE_CURSOR}") {{ hasNextPage }} }}', None),
+        (RUNS_FILTERED, {"f": {"createdAt": {"$gt": YEAR_ONE}}}),
+    ],
+)
+async def test_a_time_utc_cannot_hold_is_the_callers_mistake_not_an_internal_error(
+    stack: Stack, query: str, variables: dict[str, Any] | None
+) -> None:
+    # The query failed inside the driver: an INTERNAL error, which clients retry, and a traceback in the log.
+    answer = await stack.graphql(query, variables)
+    assert answer["errors"][0]["extensions"]["code"] == "INVALID_INPUT", answer
 
 
 @pytest.mark.parametrize(

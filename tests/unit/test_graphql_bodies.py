@@ -27,3 +27,14 @@ def test_a_body_at_the_limit_is_read_and_one_past_it_is_refused() -> None:
 def test_a_long_flat_metric_batch_is_read() -> None:
     batch = {"query": "m", "variables": {"values": [0.5] * 100_000, "steps": list(range(100_000))}}
     assert graphql_body(json.dumps(batch)) == batch
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_which_json_does_not_have_are_refused_with_what_to_send(constant: str) -> None:
+    # Python's json reads and writes them: a run's config stored them as null, and a filter on them failed inside
+    # PostgreSQL as an internal (retriable) error.
+    body = '{"query": "q", "variables": {"config": {"lr": CONSTANT}}}'.replace("CONSTANT", constant)
+    with pytest.raises(
+        HTTPException, match=f'the body holds {constant}, which JSON does not have.*"{constant}", or null'
+    ):
+        graphql_body(body)
