@@ -23,6 +23,7 @@ from modelreg.errors import FileNotInArtifact, InvalidInput
 from modelreg.ignored import Inert, ignore
 from modelreg.in_parallel import each_in_parallel
 from modelreg.local_folder import LocalFolder
+from modelreg.run_values import plain, sendable
 from modelreg.steady_files import read_steadily
 from modelreg.transport import Transport, with_command_id
 
@@ -650,7 +651,7 @@ class LoggedArtifact:
         if self.description != description:
             edit["description"] = self.description or ""
         if self.metadata != metadata:
-            edit["metadata"] = self.metadata
+            edit["metadata"] = sendable(plain(self.metadata))
         if len(edit) > 1:
             query = (
                 f"mutation($i: EditArtifactVersionInput!) {{ editArtifactVersion(input: $i) {{ {VERSION_FIELDS} }} }}"

@@ -397,6 +397,12 @@ class Run:
 
     def _change(self, kind: str, fields: dict[str, Any]) -> None:
         """Send one of run_changes.RUN_CHANGES now (an offline run records it instead)."""
+        if self._finished:
+            # As `log` after the end: a summary value set then was neither stored nor refused.
+            raise InvalidInput(
+                f"run {self.path} has finished: change it with modelreg.Api().run({self.path!r}) (its "
+                "summary.update(), config, update()), or resume it with init(id=..., resume='must')"
+            )
         self.transport.graphql(
             RUN_CHANGES[kind],
             {"i": with_command_id({"entity": self.entity, "project": self.project, "runId": self.id, **fields})},
@@ -482,7 +488,7 @@ class Run:
             "type": artifact.type,
             "files": [f.as_input() for f in manifest],
             "description": artifact.description,
-            "metadata": artifact.metadata,
+            "metadata": sendable(plain(artifact.metadata)),  # numpy values, as W&B takes them
             "aliases": list(aliases),
             "runId": self.id,
         }

@@ -35,8 +35,9 @@ MAX_IN = 100
 _COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _COLUMNS = {
     "state": "state",
-    "display_name": "name",
-    "displayName": "name",
+    # A run given no name shows its id as its name (as the client's run.name does), and is found by it.
+    "display_name": "coalesce(name, run_id)",
+    "displayName": "coalesce(name, run_id)",
     "name": "run_id",
     "id": "run_id",
     "group": "group_name",

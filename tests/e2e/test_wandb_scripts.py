@@ -552,6 +552,42 @@ async def test_saving_and_deleting_logged_artifacts_are_events_and_a_deleted_num
     assert actions.count("artifacts.version_edited") == 2 and actions.count("artifacts.version_deleted") == 1
 
 
+def checkpoints_each_epoch(folder: Path) -> dict[str, Any]:
+    """A checkpoint logged at every epoch with aliases, its files unchanged after the first, and numpy values in
+    its metadata, as training loops write them; a run given no name; a summary set after the run ended."""
+    (folder / "w.bin").write_bytes(b"weights that stop changing")
+    with wandb.init(project="checkpoints") as run:
+        for epoch, alias in enumerate(["epoch-0", "best"]):
+            checkpoint = wandb.Artifact("ckpt", type="model", metadata={"acc": numpy.float32(0.5), "epoch": epoch})
+            checkpoint.add_file(str(folder / "w.bin"))
+            run.log_artifact(checkpoint, aliases=[alias])
+        checkpoint.metadata["seen"] = numpy.int64(3)
+    logged = wandb.Api().artifact("checkpoints/ckpt:best")
+    logged.metadata["auc"] = numpy.float64(0.75)
+    logged.save()
+    found: dict[str, Any] = {"best": (logged.version, sorted(logged.aliases), logged.metadata)}
+    found["by the name it shows"] = [r.id for r in wandb.Api().runs("checkpoints", filters={"display_name": run.name})]
+    try:
+        run.summary["late"] = 1
+    except wandb.errors.Error as refused:
+        found["late"] = str(refused)
+    found["id"] = run.id
+    return found
+
+
+async def test_a_checkpoint_logged_again_unchanged_gets_its_new_aliases_and_numpy_metadata_is_kept(
+    server: Stack, tmp_path: Path
+) -> None:
+    found = await in_thread(checkpoints_each_epoch, tmp_path)
+
+    # W&B's answer: the same version, with the alias asked for (it was dropped without a word).
+    version, aliases, metadata = found["best"]
+    assert (version, aliases) == ("v0", ["best", "epoch-0", "latest"])
+    assert metadata == {"acc": 0.5, "epoch": 0, "auc": 0.75}  # numpy scalars were a TypeError
+    assert found["by the name it shows"] == [found["id"]]  # a run given no name shows its id, and is found by it
+    assert "has finished: change it with modelreg.Api().run(" in found["late"]  # it was neither stored nor refused
+
+
 # Finding runs with W&B's public API: filters, order, history, artifacts, files.
 
 
