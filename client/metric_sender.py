@@ -33,10 +33,12 @@ from modelreg.errors import InvalidInput, ModelregError
 from modelreg.ignored import ignore
 
 BATCH_POINTS = 50_000  # the server takes up to 100,000 points a request
+BATCH_METRICS = 10_000  # and up to 10,000 metrics (series): a window of 12,000 gradient norms was refused whole
 WINDOW_S = 1.0
 MAX_BUFFERED_POINTS = 4_000_000  # 12 bytes a point: ~48 MB at most
 RETRY_EVERY_S = 5.0
 MAX_KEY_LENGTH = 200
+MAX_STEP = 2**31 - 1  # PostgreSQL's integer
 
 # Ships one batch: a list of series {"key", "firstStep", "steps" (None: dense), "values"}, and the batch's
 # command id (the same on a retry, so that the server takes it once). Raises on failure.
@@ -67,12 +69,14 @@ class MetricSender:
         sink: BatchSink,
         *,
         batch_points: int = BATCH_POINTS,
+        batch_metrics: int = BATCH_METRICS,
         window_s: float = WINDOW_S,
         max_buffered_points: int = MAX_BUFFERED_POINTS,
         retry_every_s: float = RETRY_EVERY_S,
     ) -> None:
         self._sink = sink
         self.batch_points = batch_points
+        self.batch_metrics = batch_metrics
         self.window_s = window_s
         self.max_buffered_points = max(max_buffered_points, batch_points)
         self.retry_every_s = retry_every_s
@@ -119,10 +123,10 @@ class MetricSender:
         again = False  # the last logged step, logged again: its values are replaced, not added
         if step is None:
             step = self._next_step
-            if step > 2**31 - 1:
+            if step > MAX_STEP:
                 raise InvalidInput(f"step {step} is not between 0 and 2**31-1: the run has no step left to log at")
         elif step != self._next_step:
-            if not 0 <= step <= 2**31 - 1:
+            if not 0 <= step <= MAX_STEP:
                 raise InvalidInput(f"step {step} is not between 0 and 2**31-1")
             if step < self._next_step - 1:
                 raise InvalidInput(f"step {step} is before the last logged step {self._next_step - 1}")
@@ -155,6 +159,14 @@ class MetricSender:
         self._next_step = step + 1
         if self._thread is None:
             self._start()
+
+    def check_names(self, numbers: dict[str, float]) -> None:
+        """Refuse a call whose metric names the server would refuse, before any of its points is buffered: sent,
+        the whole batch they were in was refused, other metrics' points with it."""
+        known = self._known_keys
+        for key in numbers:
+            if key not in known:
+                self._check_key(key)
 
     def _check_key(self, key: Any) -> None:
         if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or "\x00" in key:
@@ -234,7 +246,7 @@ class MetricSender:
                     self._wake.wait(self._time_left())
                 taken, self._buffer = self._buffer, {}
                 self._in_flight, self._buffered = self._buffered, 0
-            for batch in _batches(taken, self.batch_points):
+            for batch in _batches(taken, self.batch_points, self.batch_metrics):
                 self._deliver(batch)
                 points = sum(len(s["values"]) for s in batch)
                 with self._lock:
@@ -281,14 +293,15 @@ class MetricSender:
             time.sleep(self.retry_every_s)
 
 
-def _batches(series: dict[str, _Series], batch_points: int) -> list[list[dict[str, Any]]]:
-    """The buffered series cut into batches of at most `batch_points` points, each metric's points in order."""
+def _batches(series: dict[str, _Series], batch_points: int, batch_metrics: int) -> list[list[dict[str, Any]]]:
+    """The buffered series cut into batches of at most `batch_points` points and `batch_metrics` series, each
+    metric's points in order."""
     batches: list[list[dict[str, Any]]] = [[]]
     room = batch_points
     for key, found in series.items():
         start = 0
         while start < len(found.values):
-            if room == 0:
+            if room == 0 or len(batches[-1]) == batch_metrics:
                 batches.append([])
                 room = batch_points
             end = min(start + room, len(found.values))

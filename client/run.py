@@ -28,7 +28,7 @@ from modelreg.environment import capture, launch_value
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.heartbeat import Heartbeat
 from modelreg.ignored import ignore
-from modelreg.metric_sender import MetricSender, encoded
+from modelreg.metric_sender import MAX_STEP, MetricSender, encoded
 from modelreg.metric_summaries import MetricSummaries
 from modelreg.run_changes import RUN_CHANGES, keys_changed
 from modelreg.run_code import MAX_DIFF_BYTES
@@ -322,7 +322,10 @@ class Run:
                 step = int(step)
             else:
                 raise TypeError(f"run.log(step={step!r}): a step is an int (W&B refuses other steps too)")
+        if step is not None and not 0 <= step <= MAX_STEP:
+            raise InvalidInput(f"run.log(step={step}): a step is between 0 and 2**31-1")
         numbers = _numbers(data)
+        self._metrics.check_names(numbers)  # a name refused refuses this call only, not every later one
         with self._logging:
             if step is not None and step < self._step:
                 below = self._step
@@ -342,8 +345,9 @@ class Run:
 
     def _commit_step(self) -> None:
         if self._pending:
-            self._metrics.log_numbers(self._pending, self._step)
-            self._pending = {}
+            # Taken first: points the sender refused stayed pending and were refused again at every later step.
+            pending, self._pending = self._pending, {}
+            self._metrics.log_numbers(pending, self._step)
         if self._step_logged:
             self._step_logged = False
             self._step += 1
@@ -563,10 +567,12 @@ class Run:
         if self._finished:
             return
         exit_code = exit_code or 0
-        with self._logging:
-            self._commit_step()
         try:
-            self._metrics.close()  # everything logged is delivered before the run says it finished
+            try:  # a step the sender refuses must not keep the run from being finished, nor its points unsent
+                with self._logging:
+                    self._commit_step()
+            finally:
+                self._metrics.close()  # everything logged is delivered before the run says it finished
             self._log_run_files()
         finally:
             state = "finished" if exit_code == 0 else "failed"

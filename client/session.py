@@ -24,7 +24,7 @@ from typing import IO, Any
 from modelreg.before_init import BEFORE_INIT
 from modelreg.disabled_run import DisabledRun
 from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
-from modelreg.ignored import ignore, ignore_unknown
+from modelreg.ignored import IgnoredByModelreg, ignore, ignore_unknown
 from modelreg.offline_run import OfflineRun
 from modelreg.run import Run, start_fields
 from modelreg.run_values import CONFIG_DEFAULTS, as_mapping
@@ -279,6 +279,14 @@ def _start(options: dict[str, Any]) -> Run:
     if mode == "disabled":
         return DisabledRun.from_fields(None, start_fields(entity=options["entity"] or "default", **fields_of))  # type: ignore[arg-type]
     if mode == "offline":
+        if options["resume"] not in (None, False, "never"):
+            # W&B ignores it too, with a word; without one, the sync later refused the run as one that exists.
+            warnings.warn(
+                f"modelreg: resume={options['resume']!r} in offline mode is accepted and ignored (an offline run is "
+                "recorded and synced as a new run; to add to a run that exists, log online)",
+                IgnoredByModelreg,
+                stacklevel=3,
+            )
         return OfflineRun.start_offline(
             options["offline_dir"],
             entity=options["entity"] or "default",

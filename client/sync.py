@@ -94,6 +94,12 @@ def sync_offline_run(
                         if entry.kind == "start_run"
                         else "or leave out what the server refuses with `modelreg sync --skip-refused`"
                     )
+                    if entry.kind == "start_run" and exc.code == "CONFLICT":
+                        way_on = (
+                            "an offline run is synced as a new run and cannot join one that exists (init's `resume` "
+                            "is ignored offline): record it again under another id, or log online with "
+                            "resume='allow'"
+                        )
                     raise SyncRefused(
                         f"{spool.journal_path} line {index + 1} ({entry.kind}) was refused: {exc.message}. "
                         f"The {index} commands before it are synced; fix the cause and run `modelreg sync {folder}` "

@@ -281,6 +281,29 @@ async def test_a_recorded_value_the_server_refuses_stops_the_sync_unless_left_ou
     assert run["state"] == "FINISHED" and run["summary"]["best"] == 0.9 and "note" not in run["summary"]
 
 
+async def test_an_offline_run_given_the_id_of_a_run_that_exists_is_warned_at_init_and_told_why_at_sync(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # W&B ignores `resume` offline, with a word; here the sync refused the run with advice about rights.
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+    fields = {"entity": "acme", "project": "nature", "runId": "preempted"}
+    await stack.graphql("mutation($i: StartRunInput!) { startRun(input: $i) { runId } }", {"i": fields})
+
+    def record() -> None:
+        with pytest.warns(modelreg.IgnoredByModelreg, match="resume='allow' in offline mode is accepted and ignored"):
+            run = modelreg.init(
+                project="nature", entity="acme", id="preempted", resume="allow", mode="offline", offline_dir=tmp_path
+            )
+        with run:
+            run.log({"loss": 0.5})
+
+    await asyncio.to_thread(record)
+    refused = await asyncio.to_thread(CliRunner().invoke, main, ["sync", str(tmp_path), "--url", url])
+    assert refused.exit_code != 0
+    assert "already exists" in refused.output and "cannot join one that exists" in refused.output
+
+
 async def test_times_from_a_client_must_have_a_zone_and_not_be_in_the_future(stack: Stack) -> None:
     start = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
     fields = {"entity": "acme", "project": "nature", "runId": "clock"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -96,6 +97,30 @@ def test_a_step_that_is_not_an_int_is_refused_at_the_log_call_not_at_finish(tmp_
         for series in entry.input.get("series", [])
     ]
     assert steps == [2]
+
+
+@pytest.mark.parametrize(
+    "refused, says",
+    [
+        ({"x" * 201: 1.0}, "must be text of 1 to 200 characters"),
+        ({"bad\x00name": 1.0}, "must be text of 1 to 200 characters"),
+        ({"a": 1.0, "step": 2**31}, "a step is between 0 and 2**31-1"),
+    ],
+)
+def test_a_refused_log_call_refuses_itself_only_and_the_run_still_finishes(
+    tmp_path: Path, refused: dict[str, Any], says: str
+) -> None:
+    # The refused points stayed pending and were refused again at every later log, finish included: the run was
+    # never finished, and every point logged after it was lost.
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+        run.log({"a": 0.0})
+        step = refused.pop("step", None)
+        with pytest.raises(modelreg.errors.InvalidInput, match=re.escape(says)):
+            run.log({"a": 1.0, **refused}, step=step)
+        run.log({"a": 2.0})
+        folder = run.spool.folder
+    assert spooled_points(folder) == {"a": [(0, 0.0), (1, 2.0)]}
+    assert Spool(folder).entries()[-1].kind == "finish_run"
 
 
 def test_config_keys_a_script_excludes_are_never_recorded(tmp_path: Path) -> None:

@@ -73,6 +73,19 @@ def test_a_value_logged_again_at_the_same_step_replaces_the_buffered_one() -> No
     assert server.points("acc") == [(0, 0.1)]
 
 
+def test_a_window_of_more_metrics_than_a_request_takes_goes_in_several_batches() -> None:
+    # A window of 12,000 per-layer gradient norms was one batch, which the server refused whole (loss included).
+    server = InMemoryServer()
+    sender = MetricSender(server, window_s=10)
+    for step in range(2):
+        sender.log({f"layer{n}/grad_norm": float(step) for n in range(12_000)} | {"loss": 1.0 / (step + 1)})
+    sender.close()
+
+    assert [len(batch) for batch in server.batches] == [10_000, 2_001]
+    assert server.points("loss") == [(0, 1.0), (1, 0.5)]
+    assert server.points("layer11999/grad_norm") == [(0, 0.0), (1, 1.0)]
+
+
 def test_log_returns_before_anything_is_sent_and_flush_waits_for_delivery() -> None:
     server = InMemoryServer()
     server.gate.clear()  # the server does not answer yet

@@ -48,7 +48,7 @@ def test_logic_tags_and_columns_nest_with_parameters_numbered_in_order() -> None
     sql, args = translated(
         {"$or": [{"tags": {"$in": ["a", "b"]}}, {"$and": [{"state": "finished"}, {"display_name": {"$regex": "^r"}}]}]}
     )
-    assert sql == "(tags && $3::text[]) OR ((state = $4) AND (name ~ $5))"
+    assert sql == "(tags && $3::text[]) OR ((state = $4) AND (coalesce(name, run_id) ~ $5))"
     assert args == [["a", "b"], "finished", "^r"]
     assert translated({"$nor": [{"tags": "x"}]}) == ("NOT ((tags @> ARRAY[$3]::text[]))", ["x"])
     assert translated({"createdAt": {"$gt": "2026-12-01T09:00:00Z"}})[0] == "started_at > $3"
@@ -96,6 +96,6 @@ def test_orders_sort_by_a_column_or_a_bound_key_path_and_break_ties_by_run_id() 
     assert by_acc is not None and by_acc.with_parameter(7) == "(summary #> $7::text[]) ASC NULLS LAST, run_id ASC"
     assert by_acc.path == ["acc"]
     name = order_by("-display_name")
-    assert name is not None and (name.sql, name.path) == ("name DESC NULLS LAST, run_id DESC", None)
+    assert name is not None and (name.sql, name.path) == ("coalesce(name, run_id) DESC NULLS LAST, run_id DESC", None)
     with pytest.raises(InvalidInput, match="cannot be ordered"):
         order_by("config")
