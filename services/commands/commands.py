@@ -238,6 +238,8 @@ class LogArtifactVersion(Recordable):
     # Chosen by a client that logged the version offline, so that later commands can name it. A UUIDv7,
     # like the ids the server mints.
     artifact_version_id: UUID | None = None
+    # The newest version when the turns were taken (see turns_of); unset when no turn was asked for.
+    _newest_in_turn: UUID | None | Literal["unasked"] = PrivateAttr(default="unasked")
 
     @field_validator("artifact_version_id")
     @classmethod
@@ -253,7 +255,18 @@ class LogArtifactVersion(Recordable):
     async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
         # Content equal to the newest version's is that version: two workers of one distributed job logging the
         # same files at once each found the newest without the other's, and made two versions.
-        return (uuid5(_COLLECTION_TURNS, f"{self.entity}/{self.project}/{self.name}"),)
+        collection = uuid5(_COLLECTION_TURNS, f"{self.entity}/{self.project}/{self.name}")
+        if not self.aliases:
+            return (collection,)
+        # Aliases asked for may go to the newest version, if its files are these: in its turn, beside whose
+        # deletion an alias moved onto it was lost with it.
+        newest = await reads.registry.artifact_version_by_ref(self.entity, self.project, self.name, "latest")
+        self._newest_in_turn = None if newest is None else newest["id"]
+        return (collection,) if newest is None else (collection, version_turn(newest["id"]))
+
+    def in_the_turn_taken(self, newest_id: UUID) -> bool:
+        """Whether the newest version now is the one whose turn this command took (when it asked for aliases)."""
+        return not self.aliases or self._newest_in_turn in ("unasked", newest_id)
 
     def names_taken(self) -> tuple[UUID, ...]:
         # Two callers sending one id into two collections at once each found it free: both were told yes, and

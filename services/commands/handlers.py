@@ -284,7 +284,7 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
                 f"not {cmd.artifact_type!r}: use another name"
             )
         if latest["digest"] == digest:  # same content as the newest version: no new version, yet the aliases asked for
-            return _aliases_of_a_version_logged_again(cmd, latest, ctx)
+            return await _aliases_of_a_version_logged_again(cmd, latest, ctx)
     version_id = cmd.artifact_version_id or uuid7()
     payload = ArtifactVersionLogged(
         artifact_version_id=version_id,
@@ -302,14 +302,20 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
     return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version_id)
 
 
-def _aliases_of_a_version_logged_again(
+async def _aliases_of_a_version_logged_again(
     cmd: LogArtifactVersion, latest: dict[str, Any], ctx: CommandContext
 ) -> Decision:
     """A checkpoint logged each epoch with `aliases=["best"]`, its files unchanged, gets `best` as W&B gives it:
     dropping the aliases of a version logged again lost them without a word."""
     added = tuple(alias for alias in dict.fromkeys(cmd.aliases) if alias not in latest["aliases"])
-    if not added:
+    # Sent again (a retry, a second sync), it must not put back an alias moved away since.
+    if not added or await already_accepted(cmd, ctx):
         return Decision([], latest["id"])
+    if not cmd.in_the_turn_taken(latest["id"]):
+        raise NotYetVisible(
+            f"the newest version of {cmd.entity}/{cmd.project}/{cmd.name} changed while this command waited: send it "
+            "again"
+        )
     payload = ArtifactVersionEdited(
         artifact_version_id=latest["id"],
         entity=cmd.entity,

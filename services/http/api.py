@@ -52,7 +52,7 @@ from modelreg.services.http.database_unavailable import (
     database_unavailable_is_503,
     is_database_unavailable,
 )
-from modelreg.services.http.graphql_bodies import graphql_body, graphql_request_fields
+from modelreg.services.http.graphql_bodies import graphql_body, graphql_request_fields, websocket_message
 from modelreg.services.http.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
 from modelreg.services.http.known_keys import KeyLookup, KnownKeys
 from modelreg.services.http.metrics import (
@@ -203,6 +203,9 @@ class ModelregGraphQLView(GraphQLView):
 
     def parse_json(self, data: str | bytes) -> Any:
         return graphql_body(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return websocket_message(data)  # bodies go through parse_json; the library reads websocket messages here
 
     def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
         # The library asks a new WebSocketResponse about every request (about 1% of a mutation's CPU); a request

@@ -42,6 +42,15 @@ def graphql_body(data: str | bytes) -> Any:
 MAX_NESTING = 100
 
 
+def websocket_message(data: str | bytes) -> Any:
+    """A websocket message's JSON value, NaN and Infinity refused as they are in bodies (as not JSON, which
+    closes the socket saying so)."""
+    try:
+        return json.loads(data, parse_constant=_not_json)
+    except _NotANumber as exc:
+        raise json.JSONDecodeError(f"{exc} is not JSON", data if isinstance(data, str) else "", 0) from None
+
+
 class _NotANumber(Exception):
     pass
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from graphql_server.http.exceptions import HTTPException
 
-from modelreg.services.http.graphql_bodies import MAX_NESTING, graphql_body, nesting
+from modelreg.services.http.graphql_bodies import MAX_NESTING, graphql_body, nesting, websocket_message
 
 
 def test_nesting_counts_objects_and_arrays_not_the_brackets_inside_strings() -> None:
@@ -38,3 +38,10 @@ def test_nan_and_infinity_which_json_does_not_have_are_refused_with_what_to_send
         HTTPException, match=f'the body holds {constant}, which JSON does not have.*"{constant}", or null'
     ):
         graphql_body(body)
+
+
+def test_a_websocket_message_with_nan_is_not_json_either() -> None:
+    message = '{"type": "subscribe", "id": "1", "payload": {"query": "q", "variables": {"x": NaN}}}'
+    with pytest.raises(json.JSONDecodeError, match="NaN is not JSON"):
+        websocket_message(message)
+    assert websocket_message('{"type": "ping"}') == {"type": "ping"}

@@ -311,3 +311,45 @@ async def test_one_client_chosen_id_sent_by_two_callers_into_two_collections_is_
 
     assert sum(isinstance(a, Conflict) for a in answers) == 1, answers
     assert registry.appended_types().count("artifacts.version_logged") == 1
+
+
+async def test_the_same_files_logged_again_with_an_alias_beside_the_deletion_of_that_version_never_lose_the_alias() -> (
+    None
+):
+    # The alias went onto the newest version in the collection's turn only: the deletion, which saw the version
+    # hold no alias, took it away with the version, and `best` was gone from the collection.
+    registry = WriteSide(ALogThatTakesAMoment())
+    first = await registry(
+        LogArtifactVersion(
+            **COLLECTION, artifact_type="model", manifest=(registry.stored_file(b"0"),), aliases=("best",)
+        )
+    )
+    newest = registry.stored_file(b"1")
+    await registry(LogArtifactVersion(**COLLECTION, artifact_type="model", manifest=(newest,)))
+    again = LogArtifactVersion(**COLLECTION, artifact_type="model", manifest=(newest,), aliases=("best",))
+
+    answers = await asyncio.gather(
+        registry(again, MEMBER),
+        registry(DeleteArtifactVersion(**COLLECTION, version="v1"), ADMIN),
+        return_exceptions=True,
+    )
+
+    holders = [v for v in registry.read_models.registry.versions.values() if "best" in v["aliases"]]
+    assert len(holders) == 1 and holders[0].get("deleted_at") is None, (answers, registry.appended_types())
+    assert first.subject_id in registry.read_models.registry.versions
+
+
+async def test_the_same_files_logged_again_and_sent_again_do_not_put_back_an_alias_moved_away_since() -> None:
+    registry = WriteSide()
+    file = registry.stored_file(b"same")
+    await registry(LogArtifactVersion(**COLLECTION, artifact_type="model", manifest=(file,)))
+    again = LogArtifactVersion(
+        **COLLECTION, artifact_type="model", manifest=(file,), aliases=("best",), command_id=uuid7()
+    )
+    await registry(again, MEMBER)
+    await registry(EditArtifactVersion(**COLLECTION, version="v0", aliases_removed=("best",)), MEMBER)
+
+    retried = await registry(again, MEMBER)  # its answer was lost: the client sends it again, same command id
+
+    assert retried.events == []
+    assert registry.read_models.registry.versions[retried.subject_id]["aliases"] == []
