@@ -650,7 +650,7 @@ class LoggedArtifact:
             edit |= {"aliasesAdded": added, "aliasesRemoved": removed}
         if self.description != description:
             edit["description"] = self.description or ""
-        if self.metadata != metadata:
+        if plain(self.metadata) != plain(metadata):  # numpy arrays compare element-wise, not as one bool
             edit["metadata"] = sendable(plain(self.metadata))
         if len(edit) > 1:
             query = (

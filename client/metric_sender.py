@@ -31,12 +31,14 @@ import orjson
 
 from modelreg.errors import InvalidInput, ModelregError
 from modelreg.ignored import ignore
+from modelreg.terminal import termwarn
 
 BATCH_POINTS = 50_000  # the server takes up to 100,000 points a request
 BATCH_METRICS = 10_000  # and up to 10,000 metrics (series): a window of 12,000 gradient norms was refused whole
 WINDOW_S = 1.0
 MAX_BUFFERED_POINTS = 4_000_000  # 12 bytes a point: ~48 MB at most
 RETRY_EVERY_S = 5.0
+SAY_WAITING_EVERY_S = 30.0  # how often a flush that waits for the server says so
 MAX_KEY_LENGTH = 200
 MAX_STEP = 2**31 - 1  # PostgreSQL's integer
 
@@ -204,12 +206,20 @@ class MetricSender:
                 self._flushing += 1
                 self._wake.notify()
                 deadline = None if timeout_s is None else time.monotonic() + timeout_s
+                said_at = time.monotonic()
                 try:
                     while self._buffered + self._in_flight and self._thread.is_alive():
                         left = None if deadline is None else deadline - time.monotonic()
                         if left is not None and left <= 0:
                             break
-                        self._room.wait(left)
+                        self._room.wait(SAY_WAITING_EVERY_S if left is None else min(left, SAY_WAITING_EVERY_S))
+                        if time.monotonic() - said_at >= SAY_WAITING_EVERY_S and self._buffered + self._in_flight:
+                            # A server away for long: finish() waited with no word, and looked hung.
+                            said_at = time.monotonic()
+                            termwarn(
+                                f"{self._buffered + self._in_flight:,} metric points still wait for the server; "
+                                "waiting on (stopping the process loses them)"
+                            )
                 finally:
                     self._flushing -= 1
             errors, self._errors = self._errors, []

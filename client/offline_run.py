@@ -114,6 +114,7 @@ class OfflineRun(Run):
         return None
 
     def _change(self, kind: str, fields: dict[str, Any]) -> None:
+        self._refuse_once_finished()  # recorded after the finish, the sync changed the finished run
         self.flush()  # metrics logged before it come before it in the journal
         self.spool.record(kind, fields)
 

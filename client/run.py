@@ -322,8 +322,8 @@ class Run:
                 step = int(step)
             else:
                 raise TypeError(f"run.log(step={step!r}): a step is an int (W&B refuses other steps too)")
-        if step is not None and not 0 <= step <= MAX_STEP:
-            raise InvalidInput(f"run.log(step={step}): a step is between 0 and 2**31-1")
+        if not 0 <= (self._step if step is None else step) <= MAX_STEP:
+            raise InvalidInput(f"run.log(step={step}): a step is between 0 and 2**31-1 (the run is at {self._step})")
         numbers = _numbers(data)
         self._metrics.check_names(numbers)  # a name refused refuses this call only, not every later one
         with self._logging:
@@ -401,16 +401,19 @@ class Run:
 
     def _change(self, kind: str, fields: dict[str, Any]) -> None:
         """Send one of run_changes.RUN_CHANGES now (an offline run records it instead)."""
+        self._refuse_once_finished()
+        self.transport.graphql(
+            RUN_CHANGES[kind],
+            {"i": with_command_id({"entity": self.entity, "project": self.project, "runId": self.id, **fields})},
+        )
+
+    def _refuse_once_finished(self) -> None:
         if self._finished:
             # As `log` after the end: a summary value set then was neither stored nor refused.
             raise InvalidInput(
                 f"run {self.path} has finished: change it with modelreg.Api().run({self.path!r}) (its "
                 "summary.update(), config, update()), or resume it with init(id=..., resume='must')"
             )
-        self.transport.graphql(
-            RUN_CHANGES[kind],
-            {"i": with_command_id({"entity": self.entity, "project": self.project, "runId": self.id, **fields})},
-        )
 
     def alert(self, title: str, text: str = "", level: Any = "INFO", wait_duration: Any = None) -> None:
         """An alert: in the run's audit history and sent to live-event subscribers (no e-mail, no Slack)."""

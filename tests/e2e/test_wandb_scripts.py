@@ -565,6 +565,9 @@ def checkpoints_each_epoch(folder: Path) -> dict[str, Any]:
     logged = wandb.Api().artifact("checkpoints/ckpt:best")
     logged.metadata["auc"] = numpy.float64(0.75)
     logged.save()
+    logged.metadata["curve"] = numpy.array([0.5, 0.25])  # compared with what was saved: an ambiguous truth value
+    logged.save()
+    logged = wandb.Api().artifact("checkpoints/ckpt:best")
     found: dict[str, Any] = {"best": (logged.version, sorted(logged.aliases), logged.metadata)}
     found["by the name it shows"] = [r.id for r in wandb.Api().runs("checkpoints", filters={"display_name": run.name})]
     try:
@@ -583,7 +586,7 @@ async def test_a_checkpoint_logged_again_unchanged_gets_its_new_aliases_and_nump
     # W&B's answer: the same version, with the alias asked for (it was dropped without a word).
     version, aliases, metadata = found["best"]
     assert (version, aliases) == ("v0", ["best", "epoch-0", "latest"])
-    assert metadata == {"acc": 0.5, "epoch": 0, "auc": 0.75}  # numpy scalars were a TypeError
+    assert metadata == {"acc": 0.5, "epoch": 0, "auc": 0.75, "curve": [0.5, 0.25]}  # numpy was a TypeError
     assert found["by the name it shows"] == [found["id"]]  # a run given no name shows its id, and is found by it
     assert "has finished: change it with modelreg.Api().run(" in found["late"]  # it was neither stored nor refused
 

@@ -123,6 +123,26 @@ def test_a_refused_log_call_refuses_itself_only_and_the_run_still_finishes(
     assert Spool(folder).entries()[-1].kind == "finish_run"
 
 
+def test_the_last_step_there_is_can_be_logged_and_the_one_after_it_is_refused_in_its_call(tmp_path: Path) -> None:
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+        run.log({"a": 1.0}, step=2**31 - 1, commit=True)
+        with pytest.raises(modelreg.errors.InvalidInput, match="a step is between 0 and 2"):
+            run.log({"a": 2.0})  # at 2**31: refused in the sender at the next commit, every call after it too
+        folder = run.spool.folder
+    assert spooled_points(folder) == {"a": [(2**31 - 1, 1.0)]}
+    assert Spool(folder).entries()[-1].kind == "finish_run"
+
+
+def test_an_offline_run_refuses_changes_after_its_finish_as_an_online_one_does(tmp_path: Path) -> None:
+    # Recorded after the finish, the sync changed the finished run.
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+        run.summary["best"] = 0.9
+    for change in (lambda: run.summary.update({"late": 1}), lambda: run.config.update({"lr": 0.1})):
+        with pytest.raises(modelreg.errors.InvalidInput, match="has finished: change it with modelreg.Api"):
+            change()
+    assert Spool(run.spool.folder).entries()[-1].kind == "finish_run"
+
+
 def test_config_keys_a_script_excludes_are_never_recorded(tmp_path: Path) -> None:
     config = {"lr": 0.1, "hf_token": "hf_secret", "epochs": 3}
     offline = {"project": "nature", "entity": "acme", "mode": "offline", "offline_dir": tmp_path, "config": config}

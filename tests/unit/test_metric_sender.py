@@ -11,6 +11,7 @@ from uuid import UUID
 
 import pytest
 
+from modelreg import metric_sender
 from modelreg.errors import InvalidInput, ModelregError, Unavailable
 from modelreg.metric_sender import MetricsBacklog, MetricSender
 
@@ -153,6 +154,28 @@ def test_a_slow_server_makes_log_wait_for_room_after_one_warning() -> None:
     assert len(backlog) == 1 and "waits for room" in str(backlog[0].message)
     sender.close()
     assert [s for s, _ in server.points("loss")] == list(range(1500))
+
+
+def test_a_flush_that_waits_long_for_the_server_says_how_many_points_wait(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # finish() waited with no word while the server was away, and looked hung.
+    monkeypatch.setattr(metric_sender, "SAY_WAITING_EVERY_S", 0.05)
+    server = InMemoryServer()
+    server.gate.clear()
+    sender = MetricSender(server, batch_points=10, window_s=0.01)
+    for step in range(100):
+        sender.log({"loss": float(step)})
+    flushed = threading.Thread(target=sender.flush)
+    flushed.start()
+    flushed.join(0.3)
+    server.gate.set()
+    flushed.join(5)
+
+    assert not flushed.is_alive()
+    assert "metric points still wait for the server; waiting on (stopping the process loses them)" in (
+        capsys.readouterr().err
+    )
 
 
 def test_an_unreachable_server_is_retried_with_the_same_command_id() -> None:
