@@ -215,10 +215,12 @@ WITH matched AS (
       AND (a.trigger->>'tag_pattern' IS NULL OR modelreg_whole_match($14, a.trigger->>'tag_pattern'))
       AND (a.trigger->>'run_state' IS NULL OR a.trigger->>'run_state' = $15)
       -- Once per run, when it first crosses: a run above the threshold for 10,000 steps fired once per batch.
+      -- The run by its team and project too: another team's run of that id kept it from firing (and told so).
       AND (a.trigger->>'metric' IS NULL OR crossed.point IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM automation_firings f
             WHERE f.automation_id = a.automation_id AND f.event_type = 'runs.metrics_logged'
-              AND f.variables ->> 'run_id' = $6::jsonb ->> 'run_id'))
+              AND f.variables ->> 'run_id' = $6::jsonb ->> 'run_id'
+              AND f.variables ->> 'entity' = $8 AND f.variables ->> 'project' = $9))
 ),
 recorded AS (
     INSERT INTO automation_firings AS f

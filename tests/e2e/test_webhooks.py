@@ -358,6 +358,29 @@ async def test_a_metric_crossing_a_threshold_and_a_failed_run_fire_their_automat
     ) == [("r1", "accuracy", 0.95, 1), ("r2", "accuracy", 0.96, 2)]
 
 
+async def test_a_run_crossing_a_threshold_fires_even_when_another_teams_run_of_that_id_crossed_it_first(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    # Once per run was once per run id: a run of that id elsewhere (in a private team, say) kept it from firing,
+    # which told the automation's creator that such a run had crossed.
+    ok, _, base = receiver_url
+    threshold = await _automation(
+        stack, base, {"event": "metric_threshold", "metric": "loss", "op": "<", "threshold": 1}
+    )
+    for entity in ("lynx", "acme"):
+        fields = {"entity": entity, "project": "nature", "runId": "baseline"}
+        await stack.graphql("mutation($i: StartRunInput!) { startRun(input: $i) { runId } }", {"i": fields})
+        logged = await stack.graphql(
+            "mutation($i: LogMetricsInput!) { logMetrics(input: $i) }",
+            {"i": {**fields, "rows": [{"step": 0, "values": {"loss": 0.5}}]}},
+        )
+        assert "errors" not in logged, logged
+
+    await wait_until(lambda: _delivered_all(stack, threshold, events=2))
+    crossings = (await stack.graphql(FIRINGS, {"id": threshold}))["data"]["automation"]["firings"]["items"]
+    assert sorted(f["variables"]["entity"] for f in crossings) == ["acme", "lynx"]
+
+
 async def test_a_changed_automation_fires_on_its_new_trigger_and_keeps_its_history(
     stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
 ) -> None:
