@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pydantic is imported by whoever validates, not by every import of the client
     from pydantic import ValidationError
@@ -69,7 +69,22 @@ class Unavailable(CommError):
     retriable = True
 
 
+# The shape of the names users type (entities, projects, artifacts, models, aliases: events/names.py): they travel
+# in refs such as "entity/project/name:alias", so they may not contain / or :.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
 def validation_problems(refused: ValidationError) -> str:
     """Each bad field of a pydantic refusal and what is wrong with it: `project: String should match ...`."""
-    said = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in refused.errors())
+    said = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {_problem(err)}" for err in refused.errors())
     return said or str(refused)
+
+
+def _problem(error: Any) -> str:
+    if error["type"] == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == NAME_PATTERN:
+        # pydantic's "String should match pattern '^[A-Za-z0-9]...'" left a user with a regular expression to read.
+        return (
+            f"{error['input']!r} is not a name: a name starts with a letter or digit and holds only letters, digits, "
+            "'.', '_' and '-' (no spaces, '/' or ':')"
+        )
+    return str(error["msg"])

@@ -7,8 +7,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from modelreg.errors import NAME_PATTERN
+
 # Names travel in refs such as "entity/project/name:alias", so they may not contain / or :.
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+_NAME = NAME_PATTERN
 
 EntityName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=64)]
 ProjectName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=128)]

@@ -133,3 +133,10 @@ def test_every_field_of_every_command_refuses_unstorable_text_whatever_its_type(
                 field,
                 refused.value.errors(),
             )
+
+
+@pytest.mark.parametrize("name", ["my model", "Fraud Classifier", "a/b", "-x"])
+def test_a_name_that_is_not_one_is_refused_saying_what_a_name_is(name: str) -> None:
+    # pydantic's own message left the user a regular expression to read.
+    with pytest.raises(InvalidInput, match=f"name: {name!r} is not a name: a name starts with a letter or digit"):
+        parse_command(LogArtifactVersion, {"entity": "acme", "project": "p", "name": name, "artifact_type": "model"})
