@@ -210,7 +210,10 @@ class Artifact:
 
     def _check_free(self, name: str) -> None:
         if name in self._files or name in self._known:
-            raise InvalidInput(f"the artifact already has a file {name!r}: remove() it first to replace it")
+            raise InvalidInput(
+                f"the artifact already has a file {name!r}: add it with overwrite=True, or remove() it first, to "
+                "replace it"
+            )
 
     def _add(self, name: str, path: Path) -> None:
         self._check_free(name)
