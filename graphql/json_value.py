@@ -2,7 +2,7 @@
 
 graphene's GenericScalar turns an integer literal beyond 32 bits, and any variable inside a literal, into null
 without a word: `startRun(input: {config: {seed: 3000000000}})` stored `{"seed": null}` on the log. This one keeps
-what a variable would carry and refuses, with a message, what the log cannot hold.
+what a variable would carry and refuses, with a message, what the log cannot hold, in literals and variables alike.
 """
 
 from __future__ import annotations
@@ -33,6 +33,23 @@ class JSONValue(GenericScalar):
 
     class Meta:
         name = "GenericScalar"
+
+    @staticmethod
+    def parse_value(value: Any) -> Any:
+        """A variable's value, held to what a literal may be: JSON reads 1e400 as infinity and keeps integers of any
+        size, and the log cannot hold either (a filter failed inside the database, a config stored null)."""
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if type(item) is float and not math.isfinite(item):
+                raise GraphQLError("a number is beyond a 64-bit float: send it as a string")
+            if type(item) is int and not -_INT64 <= item < _INT64:
+                raise GraphQLError(f"{item} is beyond a 64-bit integer: send it as a string or a float")
+            if type(item) is dict:
+                stack.extend(item.values())
+            elif type(item) is list:
+                stack.extend(item)
+        return value
 
     @staticmethod
     def parse_literal(ast: ValueNode, _variables: dict[str, Any] | None = None) -> Any:

@@ -91,7 +91,8 @@ def decode_key_cursor(cursor: str | None, parts: int) -> list[str] | None:
     except ValueError:
         text = ""
     values = text.removeprefix("k:").split("\x1f")
-    if not text.startswith("k:") or len(values) != parts:
+    # U+0000 passes UTF-8 decoding, and PostgreSQL's text refused it inside the query (INTERNAL, retriable).
+    if not text.startswith("k:") or len(values) != parts or "\x00" in text:
         raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor")
     return values
 

@@ -31,6 +31,9 @@ from modelreg.projections.timestamps import parsed_time
 MAX_CONDITIONS = 100
 MAX_DEPTH = 8
 MAX_IN = 100
+# Within PostgreSQL's 32,767 parameters a statement, with room for the page's own: 99 conditions of two $in lists on
+# a nested summary key (each bound twice) bound 39,602 values, and the query failed inside the driver.
+MAX_VALUES = 2_000
 
 _COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _COLUMNS = {
@@ -61,6 +64,8 @@ class RunQuery:
     _conditions: int = 0
 
     def bind(self, value: Any) -> str:
+        if len(self.args) == MAX_VALUES:
+            raise InvalidInput(f"runs filter compares with more than {MAX_VALUES:,} values: use fewer $in lists")
         self.args.append(value)
         return f"${self.first_parameter + len(self.args) - 1}"
 

@@ -79,6 +79,7 @@ from modelreg.services.http.unread_answers import (
     answers_taken_in_time,
 )
 from modelreg.services.http.web_ui import add_ui_routes, page_policy
+from modelreg.services.infra.blob_store import DIGEST
 from modelreg.services.infra.blob_store_url import blob_store_at
 from modelreg.services.infra.database import create_pool
 from modelreg.services.infra.object_store import ObjectBlobStore
@@ -500,6 +501,9 @@ async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResp
         request[LISTED_OUT_OF_SIGHT] = lambda digest: visibility.blob_hidden(digest, readable)
         request[SENDER] = caller.holder
         digest = request.match_info.get("digest")
+        if digest is not None and not DIGEST.match(digest):
+            # Looked up before the route checked it: a %00 in it failed in PostgreSQL with a 500.
+            raise web.HTTPBadRequest(text=f"{digest!r} is not a blob address: use sha256:<64 lowercase hex>")
         if request.method == "GET" and digest is not None:
             # A file is readable when one version the caller may read holds it; otherwise it is not there.
             if not await visibility.blob_readable(digest, readable):

@@ -23,6 +23,7 @@ from modelreg.errors import InvalidInput, Unavailable
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
 from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller, listed_out_of_sight
 from modelreg.services.http.body_limits import read_bounded
+from modelreg.services.infra.blob_store import DIGEST
 from modelreg.services.infra.object_store import PROOF, UPLOAD_GONE, ObjectBlobStore
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,8 @@ async def _fields(request: web.Request) -> dict[str, Any]:
         fields = json.loads(body)
     except ValueError:
         raise web.HTTPBadRequest(text="send a JSON object: {digest, size[, part_size, parts, upload]}") from None
-    if not isinstance(fields, dict) or not isinstance(fields.get("digest"), str):
-        raise web.HTTPBadRequest(text="'digest' (sha256:<64 hex>) is required")
+    if not isinstance(fields, dict) or not isinstance(fields.get("digest"), str) or not DIGEST.match(fields["digest"]):
+        raise web.HTTPBadRequest(text="'digest' (sha256:<64 lowercase hex>) is required")
     if not isinstance(fields.get("size"), int) or isinstance(fields.get("size"), bool) or fields["size"] < 0:
         raise web.HTTPBadRequest(text="'size' (the file's size in bytes, >= 0) is required")
     if fields["size"] > request.app[_MAX_BLOB]:

@@ -31,3 +31,22 @@ def test_a_literal_keeps_64_bit_integers_nesting_and_the_variables_inside_it() -
 def test_a_literal_the_log_cannot_hold_is_refused_saying_why(literal: str, problem: str) -> None:
     with pytest.raises(GraphQLError, match=problem):
         JSONValue.parse_literal(parse_value(literal))
+
+
+@pytest.mark.parametrize(
+    ("variable", "problem"),
+    [
+        ({"seed": 2**64}, "beyond a 64-bit integer"),
+        ({"lr": {"$gt": float("inf")}}, "beyond a 64-bit float"),  # JSON's 1e400, read by Python's json
+        ([[{"x": -(2**63) - 1}]], "beyond a 64-bit integer"),
+    ],
+)
+def test_a_variable_the_log_cannot_hold_is_refused_as_a_literal_is(variable: object, problem: str) -> None:
+    # Passed as they came, they failed a runs filter inside the database (INTERNAL) or were stored as null.
+    with pytest.raises(GraphQLError, match=problem):
+        JSONValue.parse_value(variable)
+    assert JSONValue.parse_value({"seed": 2**63 - 1, "lr": 1e308, "on": True}) == {
+        "seed": 2**63 - 1,
+        "lr": 1e308,
+        "on": True,
+    }
