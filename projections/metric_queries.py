@@ -145,6 +145,18 @@ class MetricQueries:
         has_more = last is not None and max(r["last_step"] for r in outline) > last
         return HistoryPage([{"step": s, "values": by_step[s]} for s in steps], last, has_more)
 
+    async def last_values(self, run: tuple[str, str, str], max_keys: int = 1_000) -> dict[str, float]:
+        """Each metric's value at its last step (W&B's summary of a run that never said otherwise), for at most
+        `max_keys` metrics, by name."""
+        keys = await self.pool.fetch(
+            "SELECT DISTINCT key FROM run_metric_chunks WHERE entity = $1 AND project = $2 AND run_id = $3 "
+            "ORDER BY key LIMIT $4",
+            *run,
+            max_keys,
+        )
+        ends = await self._ends(run, [row["key"] for row in keys])
+        return {key: last for key, (_, (_, last)) in ends.items()}
+
     async def last_step(self, run: tuple[str, str, str]) -> int | None:
         """The highest step the run logged (W&B's lastHistoryStep), None before its first point."""
         return await self.pool.fetchval(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelreg.errors import Conflict, ModelregError
+from modelreg.projections.metric_queries import MetricQueries
 from modelreg.services.commands.access import service_caller
 from modelreg.services.commands.application import Application
 from modelreg.services.commands.commands import FinishRun
@@ -52,6 +53,7 @@ async def _marked(app: Application, run: dict[str, Any], silence: str, why: str)
         project=run["project"],
         run_id=run["run_id"],
         state="crashed",
+        summary=await _last_logged(app, run),
         command_id=uuid.uuid5(uuid.NAMESPACE_URL, f"modelreg:crashed:{path}@{silence}"),
     )
     try:
@@ -63,3 +65,12 @@ async def _marked(app: Application, run: dict[str, Any], silence: str, why: str)
         return False
     log.warning("run %s: marked crashed: %s", path, why)
     return True
+
+
+async def _last_logged(app: Application, run: dict[str, Any]) -> dict[str, float]:
+    """The summary a dead process never sent: each metric's last value, as W&B shows a crashed run's (its client
+    streams them), where the run set no value of that key itself. Filters on summary metrics then find it."""
+    of_run = (run["entity"], run["project"], run["run_id"])
+    found = await app.read_models.registry.run(*of_run)
+    kept = (found or {}).get("summary") or {}
+    return {k: v for k, v in (await MetricQueries(app.reads.pool).last_values(of_run)).items() if k not in kept}

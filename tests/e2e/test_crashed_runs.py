@@ -33,6 +33,8 @@ import time
 import modelreg
 
 run = modelreg.init(project="crash", id="killed")
+run.summary["note"] = "set by the script"
+run.log({"loss": 2.0, "acc": 0.25})
 run.log({"loss": 1.0})
 run.flush()
 # The start's beat goes from a thread of its own: a process killed alive for a while has sent it (one killed
@@ -78,6 +80,13 @@ async def test_a_killed_run_is_marked_crashed_and_a_quiet_one_stays_running(
             lambda: [r.id for r in modelreg.Api().runs("alice/crash", filters={"state": "crashed"})]
         )
         assert crashed == ["killed"]  # as W&B's scripts find them
+        # Its summary is what its client never sent, the metrics' last values, beside what the script set itself.
+        found = await asyncio.to_thread(lambda: modelreg.Api().run("alice/crash/killed").summary)
+        assert dict(found) == {"note": "set by the script", "loss": 1.0, "acc": 0.25}
+        low = await asyncio.to_thread(
+            lambda: [r.id for r in modelreg.Api().runs("alice/crash", filters={"summary_metrics.loss": {"$lte": 1}})]
+        )
+        assert low == ["killed"]
 
         # Its process was only cut off: what it logs next makes it run again, and its finish says how it ended.
         log = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
