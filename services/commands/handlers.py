@@ -10,6 +10,7 @@ import hashlib
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from uuid_utils.compat import uuid7
 
@@ -316,17 +317,19 @@ async def _aliases_of_a_version_logged_again(
             f"the newest version of {cmd.entity}/{cmd.project}/{cmd.name} changed while this command waited: send it "
             "again"
         )
+    return _version_edited(cmd, latest["id"], ctx, aliases_added=added)
+
+
+def _version_edited(
+    cmd: LogArtifactVersion | EditArtifactVersion, version_id: UUID, ctx: CommandContext, **changes: Any
+) -> Decision:
+    """An ArtifactVersionEdited of `changes` (description, metadata, aliases_added, aliases_removed) to a version
+    of `cmd`'s collection."""
+    edit = {"description": None, "metadata": None, "aliases_added": (), "aliases_removed": ()} | changes
     payload = ArtifactVersionEdited(
-        artifact_version_id=latest["id"],
-        entity=cmd.entity,
-        project=cmd.project,
-        name=cmd.name,
-        description=None,
-        metadata=None,
-        aliases_added=added,
-        aliases_removed=(),
+        artifact_version_id=version_id, entity=cmd.entity, project=cmd.project, name=cmd.name, **edit
     )
-    return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], latest["id"])
+    return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version_id)
 
 
 async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> Decision:
@@ -650,17 +653,15 @@ async def edit_artifact_version(cmd: EditArtifactVersion, ctx: CommandContext) -
     metadata = cmd.metadata if cmd.metadata is not None and cmd.metadata != version["metadata"] else None
     if not added and not removed and description is None and metadata is None:
         return Decision([], version["id"])  # saved with nothing changed
-    payload = ArtifactVersionEdited(
-        artifact_version_id=version["id"],
-        entity=cmd.entity,
-        project=cmd.project,
-        name=cmd.name,
+    return _version_edited(
+        cmd,
+        version["id"],
+        ctx,
         description=description,
         metadata=metadata,
         aliases_added=added,
         aliases_removed=removed,
     )
-    return Decision([ctx.event(payload, artifact_stream(cmd.entity, cmd.project, cmd.name))], version["id"])
 
 
 async def delete_artifact_version(cmd: DeleteArtifactVersion, ctx: CommandContext) -> Decision:
