@@ -13,6 +13,10 @@ from aiohttp import web
 EVERY_ANSWER = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 NO_FRAMES = "frame-ancestors 'none'"
 A_DOWNLOAD = "sandbox; default-src 'none'; frame-ancestors 'none'"
+# The web UI's files, whatever name the static route finds them by: `/ui/index.html/` served the page with no
+# script policy, where a card that got past its sanitiser would have run its handlers. Its own routes (`/`,
+# `/ui/index.html`) send the page's policy, which lets its import map run.
+UI_FILES = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
 
 async def _secured(request: web.Request, response: web.StreamResponse) -> None:
@@ -21,6 +25,8 @@ async def _secured(request: web.Request, response: web.StreamResponse) -> None:
     if request.path.startswith("/blobs/"):
         response.headers.setdefault("Content-Security-Policy", A_DOWNLOAD)
         response.headers.setdefault("Content-Disposition", "attachment")
+    elif request.path.startswith("/ui/"):
+        response.headers.setdefault("Content-Security-Policy", UI_FILES)
     else:
         response.headers.setdefault("Content-Security-Policy", NO_FRAMES)
 

@@ -47,6 +47,16 @@ async def test_every_answer_is_shown_in_no_other_sites_frame_and_never_sniffed(s
     # The page under its file's name has the page's own policy, as at /.
     index = (UI_DIR / "index.html").read_text()
     assert answers["/ui/index.html"].headers["Content-Security-Policy"] == page_policy(index)
+    # Under names the static route also finds it by, it runs no script but the UI's own files: it was served with
+    # no script policy at all.
+    for other_name in ("/ui/index.html/", "/ui/vendor%2f..%2findex.html"):
+        page = await stack.client.get(other_name)
+        policy = page.headers["Content-Security-Policy"]
+        assert page.status == 200 and "script-src 'self'" in policy and "unsafe-inline" not in policy, (
+            other_name,
+            page.status,
+            policy,
+        )
 
 
 async def test_a_stored_file_opened_in_a_browser_is_a_download_that_runs_nothing(stack: Stack) -> None:
