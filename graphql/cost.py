@@ -2,7 +2,8 @@
 
 Depth alone lets a shallow query ask for 500 models x 500 versions x every file. Each field is counted
 once per time it may be resolved: a page multiplies what is under it by its `first`/`limit` (a variable
-counts as the largest page, whatever its default: the estimate is made once per document, and the request may send
+counts as the largest page, 500, whatever its default (lineage's `fanOut`, up to 1,000, and `scanHistory`'s `first`
+have budgets of their own): the estimate is made once per document, and the request may send
 any value; counted as its default, 40 aliases of a nested page passed with defaults of 1 and ran with 500, 40,000
 queries for 14 s); another list of objects by LIST_GUESS. A page's own `items` are counted by the page's size, not
 again.

@@ -43,7 +43,7 @@ class JSONValue(GenericScalar):
             item = stack.pop()
             if type(item) is float and not math.isfinite(item):
                 raise GraphQLError("a number is beyond a 64-bit float: send it as a string")
-            if type(item) is int and not -_INT64 <= item < _INT64:
+            if type(item) is int and not -_INT64 <= item < 2 * _INT64:  # the log's JSON holds unsigned 64 bits too
                 raise GraphQLError(f"{item} is beyond a 64-bit integer: send it as a string or a float")
             if type(item) is dict:
                 stack.extend(item.values())

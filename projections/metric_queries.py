@@ -41,6 +41,14 @@ WHERE c.entity = $1 AND c.project = $2 AND c.run_id = $3 AND c.key = ANY($4)
 ORDER BY c.key, c.chunk
 """
 
+# Each metric's chunk holding its last step (the later chunk when a step was logged again), in name order.
+_LAST_CHUNKS = """
+SELECT DISTINCT ON (key) key, first_step, last_step, steps, vals FROM run_metric_chunks
+WHERE entity = $1 AND project = $2 AND run_id = $3
+ORDER BY key, last_step DESC, chunk DESC
+LIMIT $4
+"""
+
 _LOGGED = """
 SELECT sum(points) FROM run_metric_chunks
 WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR key = ANY($4))
@@ -148,14 +156,12 @@ class MetricQueries:
     async def last_values(self, run: tuple[str, str, str], max_keys: int = 1_000) -> dict[str, float]:
         """Each metric's value at its last step (W&B's summary of a run that never said otherwise), for at most
         `max_keys` metrics, by name."""
-        keys = await self.pool.fetch(
-            "SELECT DISTINCT key FROM run_metric_chunks WHERE entity = $1 AND project = $2 AND run_id = $3 "
-            "ORDER BY key LIMIT $4",
-            *run,
-            max_keys,
-        )
-        ends = await self._ends(run, [row["key"] for row in keys])
-        return {key: last for key, (_, (_, last)) in ends.items()}
+        rows = await self.pool.fetch(_LAST_CHUNKS, *run, max_keys)
+        found = {}
+        for row in rows:
+            curve = Curve([(row["first_step"], row["last_step"], row["steps"], row["vals"])])
+            found[row["key"]] = curve.point(len(curve) - 1)[1]
+        return found
 
     async def last_step(self, run: tuple[str, str, str]) -> int | None:
         """The highest step the run logged (W&B's lastHistoryStep), None before its first point."""

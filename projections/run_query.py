@@ -33,7 +33,7 @@ MAX_DEPTH = 8
 MAX_IN = 100
 # Within PostgreSQL's 32,767 parameters a statement, with room for the page's own: 99 conditions of two $in lists on
 # a nested summary key (each bound twice) bound 39,602 values, and the query failed inside the driver.
-MAX_VALUES = 2_000
+MAX_VALUES = 30_000
 
 _COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _COLUMNS = {

@@ -36,6 +36,7 @@ run = modelreg.init(project="crash", id="killed")
 run.summary["note"] = "set by the script"
 run.log({"loss": 2.0, "acc": 0.25})
 run.log({"loss": 1.0})
+run.summary["acc"] = 0.75  # the script's own word on a logged metric
 run.flush()
 # The start's beat goes from a thread of its own: a process killed alive for a while has sent it (one killed
 # within milliseconds of init may not have, and is then never marked, as a run of another tool).
@@ -82,7 +83,7 @@ async def test_a_killed_run_is_marked_crashed_and_a_quiet_one_stays_running(
         assert crashed == ["killed"]  # as W&B's scripts find them
         # Its summary is what its client never sent, the metrics' last values, beside what the script set itself.
         found = await asyncio.to_thread(lambda: modelreg.Api().run("alice/crash/killed").summary)
-        assert dict(found) == {"note": "set by the script", "loss": 1.0, "acc": 0.25}
+        assert dict(found) == {"note": "set by the script", "loss": 1.0, "acc": 0.75}
         low = await asyncio.to_thread(
             lambda: [r.id for r in modelreg.Api().runs("alice/crash", filters={"summary_metrics.loss": {"$lte": 1}})]
         )

@@ -104,5 +104,5 @@ def test_orders_sort_by_a_column_or_a_bound_key_path_and_break_ties_by_run_id() 
 def test_a_filter_binding_more_values_than_a_statement_takes_is_refused() -> None:
     # 99 conditions of two $in lists on a nested summary key bound 39,602 values: over PostgreSQL's 32,767.
     leaf = {"summary_metrics.a.b": {"$in": list(range(100)), "$nin": list(range(100))}}
-    with pytest.raises(InvalidInput, match="compares with more than 2,000 values: use fewer"):
+    with pytest.raises(InvalidInput, match="compares with more than 30,000 values: use fewer"):
         translated({"$and": [leaf] * 99})
