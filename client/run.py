@@ -322,7 +322,8 @@ class Run:
                 step = int(step)
             else:
                 raise TypeError(f"run.log(step={step!r}): a step is an int (W&B refuses other steps too)")
-        if not 0 <= (self._step if step is None else step) <= MAX_STEP:
+        # Past the last step there is, refused here (a step below the current one, negative too, is dropped below).
+        if (self._step if step is None else step) > MAX_STEP:
             raise InvalidInput(f"run.log(step={step}): a step is between 0 and 2**31-1 (the run is at {self._step})")
         numbers = _numbers(data)
         self._metrics.check_names(numbers)  # a name refused refuses this call only, not every later one

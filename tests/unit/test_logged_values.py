@@ -133,6 +133,17 @@ def test_the_last_step_there_is_can_be_logged_and_the_one_after_it_is_refused_in
     assert Spool(folder).entries()[-1].kind == "finish_run"
 
 
+@pytest.mark.parametrize("step", [-1, 0])
+def test_a_step_below_the_current_one_is_dropped_with_a_warning_as_w_and_b_drops_it(tmp_path: Path, step: int) -> None:
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+        run.log({"a": 1.0}, step=1, commit=True)
+        with pytest.warns(IgnoredByModelreg, match=f"run.log\\(step={step}\\) below the current step 2"):
+            run.log({"a": 9.0}, step=step)
+        run.log({"a": 2.0})
+        folder = run.spool.folder
+    assert spooled_points(folder) == {"a": [(1, 1.0), (2, 2.0)]}
+
+
 def test_an_offline_run_refuses_changes_after_its_finish_as_an_online_one_does(tmp_path: Path) -> None:
     # Recorded after the finish, the sync changed the finished run.
     with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
