@@ -159,6 +159,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
         "key_role": None,
         "key_scopes": [],
     },
+    # v4 names the agent's key that claimed, whose revocation ends the attempt's key; a v3 claim does not say.
+    (JobClaimed.type, 3): lambda payload: {**payload, "claimed_with": None},
     # v2 added a job's time limit and the ended job it runs again; a v1 job had neither.
     (JobEnqueued.type, 1): lambda payload: {**payload, "time_limit_s": None, "retry_of": None},
     # v3 tells a job its stopping agent gave back from one whose agent vanished; a v2 requeue was the latter.

@@ -160,10 +160,11 @@ class JobClaimed(Event):
     """An agent took an attempt of the job, and the attempt got its own API key: the agent's principal, limited to
     the job's entity (and the registry, where the agent's key may write there), revoked when the attempt ends. The
     job's code runs with it, not with the agent's key, which would let a job's author act for the agent elsewhere.
-    The key itself goes only to the agent, in the claim's answer; the log keeps its hash."""
+    The key itself goes only to the agent, in the claim's answer; the log keeps its hash. Revoking the agent's key
+    that claimed revokes it too: the attempt's key sits on the agent's host."""
 
     type = "launch.job_claimed"
-    version = 3
+    version = 4
     private_fields = frozenset({"key_sha256"})
 
     job_id: UUID
@@ -175,6 +176,8 @@ class JobClaimed(Event):
     key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     key_role: Role | None = None
     key_scopes: KeyLimits = ()
+    # The agent's key that claimed (None: claimed before v4, or by the server acting on its own behalf).
+    claimed_with: KeyId | None = None
 
 
 class JobStarted(Event):

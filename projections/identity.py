@@ -37,7 +37,10 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT DO NOTHING
 """
 
-_REVOKED = "UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE key_id = $1 AND revoked_at IS NULL"
+# With the key, the keys of the Launch attempts it claimed (JOB_KEYS_V3).
+_REVOKED = """
+UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE (key_id = $1 OR issued_with = $1) AND revoked_at IS NULL
+"""
 
 SCHEMA_V2 = """
 CREATE TABLE role_grants (
@@ -117,10 +120,22 @@ ALTER TABLE api_keys ADD COLUMN job_attempt integer;
 UPDATE api_keys SET job_attempt = split_part(label, ' attempt ', 2)::integer WHERE job_id IS NOT NULL;
 """
 
+# The agent's key that claimed the attempt: revoking it revokes the attempt's key (the key sits on the agent's host).
+# A claim applied after its claiming key's revocation (another stream, maybe another partition) is issued revoked.
+JOB_KEYS_V3 = """
+ALTER TABLE api_keys ADD COLUMN issued_with text;
+CREATE INDEX api_keys_by_issuing_key ON api_keys (issued_with) WHERE issued_with IS NOT NULL;
+"""
+
 _JOB_KEY_ISSUED = """
-INSERT INTO api_keys
-    (key_id, key_sha256, principal_kind, principal_id, role, label, issued_at, issued_by, scopes, job_id, job_attempt)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+INSERT INTO api_keys (
+    key_id, key_sha256, principal_kind, principal_id, role, label, issued_at, issued_by, scopes, job_id, job_attempt,
+    issued_with, revoked_at, revoked_by
+)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+    CASE WHEN claiming.revoked_at IS NOT NULL THEN $7::timestamptz END, claiming.revoked_by
+FROM (VALUES (1)) AS one
+LEFT JOIN api_keys AS claiming ON claiming.key_id = $12 AND claiming.revoked_at IS NOT NULL
 ON CONFLICT DO NOTHING
 """
 
@@ -142,6 +157,7 @@ class IdentityProjection(Projection):
         Migration("identity_visibility", 2, CHANGES_V1),
         Migration("identity_job_keys", 1, JOB_KEYS_V1),
         Migration("identity_job_keys", 2, JOB_KEYS_V2),
+        Migration("identity_job_keys", 3, JOB_KEYS_V3),
     )
 
     @handles(ApiKeyIssued)
@@ -179,6 +195,7 @@ class IdentityProjection(Projection):
             list(e.key_scopes),
             e.job_id,
             e.attempt,
+            e.claimed_with,
         )
         return [Statement(_JOB_KEY_ISSUED, args)]
 

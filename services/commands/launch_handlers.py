@@ -276,6 +276,7 @@ async def claim_job(cmd: ClaimJob, ctx: CommandContext) -> Decision:
         key_sha256=key_sha256(key),
         key_role=job_key_role(ctx.caller),
         key_scopes=job_key_scopes(ctx.caller, job["entity"]),
+        claimed_with=ctx.caller.key_id,
     )
     return Decision([ctx.event(payload, job_stream(cmd.job_id))], Claimed(payload.attempt, key))
 

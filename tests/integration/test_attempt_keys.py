@@ -12,6 +12,7 @@ from support.waiting import wait_until
 from uuid_utils.compat import uuid7
 
 from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.identity import ApiKeyIssued, ApiKeyRevoked, principal_stream
 from modelreg.events.launch import JobCancelled, JobClaimed, JobFinished, JobRequeued, job_stream
 from modelreg.events.log import EventLog
 from modelreg.projections.identity import JOB_KEYS_V2, IdentityProjection
@@ -24,7 +25,7 @@ from modelreg.services.settings import Settings
 AGENT = Actor(kind="user", id="gpu")
 
 
-def claim(job_id: object, attempt: int, key_id: str) -> JobClaimed:
+def claim(job_id: object, attempt: int, key_id: str, claimed_with: str | None = None) -> JobClaimed:
     return JobClaimed(
         job_id=job_id,
         agent_id="user:gpu:host-1",
@@ -34,6 +35,7 @@ def claim(job_id: object, attempt: int, key_id: str) -> JobClaimed:
         key_sha256=hashlib.sha256(key_id.encode()).hexdigest(),
         key_role="member",
         key_scopes=("entity:acme", "registry"),
+        claimed_with=claimed_with,
     )
 
 
@@ -64,6 +66,38 @@ async def test_a_late_end_of_an_earlier_attempt_leaves_the_next_attempts_key_liv
         await event_log.append([Envelope.new(JobCancelled(job_id=job), stream=job_stream(job), actor=AGENT)])
         await wait_until(lambda: caught_up(settings.database_url, event_log))
         assert await live_keys(pool) == ["otherjobkey1"]
+    finally:
+        stopping.set()
+        await running
+
+
+async def test_revoking_an_agents_key_revokes_the_attempts_it_claimed_in_either_order_on_the_log(
+    settings: Settings, pool: asyncpg.Pool, event_log: EventLog
+) -> None:
+    """The revocation (the principal's stream) and a claim made with the key just before it (the job's stream) may
+    be applied in either order: a claim applied after it is issued revoked."""
+    agent_keys = [
+        ApiKeyIssued(key_id=key_id, principal=AGENT, key_sha256=hashlib.sha256(key_id.encode()).hexdigest(), role=role)
+        for key_id, role in (("hostonekey01", "member"), ("hosttwokey02", "member"))
+    ]
+    before, after, elsewhere = uuid7(), uuid7(), uuid7()
+    on_log = [
+        *[Envelope.new(e, stream=principal_stream(AGENT), actor=AGENT) for e in agent_keys],
+        Envelope.new(claim(before, 1, "beforekey001", "hostonekey01"), stream=job_stream(before), actor=AGENT),
+        Envelope.new(claim(elsewhere, 1, "elsewhere001", "hosttwokey02"), stream=job_stream(elsewhere), actor=AGENT),
+        Envelope.new(
+            ApiKeyRevoked(key_id="hostonekey01", principal=AGENT), stream=principal_stream(AGENT), actor=AGENT
+        ),
+        Envelope.new(claim(after, 1, "afterkey0001", "hostonekey01"), stream=job_stream(after), actor=AGENT),
+    ]
+    await event_log.append(on_log)
+    runner, stopping = ProjectionRunner(IdentityProjection(), event_log, pool), asyncio.Event()
+    running = asyncio.create_task(runner.run(stopping))
+    try:
+        await wait_until(lambda: caught_up(settings.database_url, event_log))
+        assert await live_keys(pool) == ["elsewhere001", "hosttwokey02"]
+        revoked_by = await pool.fetch("SELECT DISTINCT revoked_by FROM api_keys WHERE revoked_at IS NOT NULL")
+        assert [r["revoked_by"] for r in revoked_by] == [str(AGENT)]
     finally:
         stopping.set()
         await running

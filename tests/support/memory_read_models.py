@@ -311,8 +311,11 @@ class MemoryIdentity:
                     "revoked_at": None,
                 }
             case ApiKeyRevoked():
-                self.keys[e.key_id]["revoked_at"] = envelope.occurred_at
+                for key in self.keys.values():
+                    if (key["key_id"] == e.key_id or key.get("issued_with") == e.key_id) and key["revoked_at"] is None:
+                        key["revoked_at"] = envelope.occurred_at
             case JobClaimed(key_id=str()):
+                claiming = self.keys.get(e.claimed_with or "")
                 self.keys[e.key_id] = {
                     "key_id": e.key_id,
                     "key_sha256": e.key_sha256,
@@ -320,9 +323,10 @@ class MemoryIdentity:
                     "principal_id": envelope.actor.id,
                     "role": e.key_role,
                     "scopes": list(e.key_scopes),
-                    "revoked_at": None,
+                    "revoked_at": envelope.occurred_at if claiming and claiming["revoked_at"] else None,
                     "job_id": e.job_id,
                     "job_attempt": e.attempt,
+                    "issued_with": e.claimed_with,
                 }
             case JobFinished() | JobRequeued() | JobCancelled():
                 for key in self.keys.values():

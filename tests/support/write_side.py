@@ -32,7 +32,8 @@ def caller(
     """A key holder: `caller("member")` is user:member-key, a member everywhere unless `grants` say otherwise;
     `limits`: the scopes its key is limited to."""
     principal = Actor(kind=kind, id=who or f"{role}-key")
-    return Caller(principal, role, grants or {}, key_id=f"key-of-{principal.id}", limits=limits)
+    key_id = hashlib.sha256(principal.id.encode()).hexdigest()[:12]  # shaped as the server's key ids are
+    return Caller(principal, role, grants or {}, key_id=key_id, limits=limits)
 
 
 ADMIN = caller("admin", "ada")

@@ -15,7 +15,15 @@ from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelreg.events.envelope import Envelope
 from modelreg.events.launch import JobCancelled, JobFinished, JobSource, Trigger, ends_attempt, job_stream
 from modelreg.services.commands.access import entity_scopes, job_key_scopes, model_scopes, service_caller
-from modelreg.services.commands.commands import Command, FinishRun, GrantRole, SetVisibility, StartRun
+from modelreg.services.commands.commands import (
+    Command,
+    FinishRun,
+    GrantRole,
+    IssueApiKey,
+    RevokeApiKey,
+    SetVisibility,
+    StartRun,
+)
 from modelreg.services.commands.decisions import CommandContext, Handler
 from modelreg.services.commands.launch_commands import (
     CancelJob,
@@ -267,6 +275,24 @@ async def test_each_attempt_runs_with_a_key_of_its_own_that_is_revoked_when_the_
     cancelled = await claimed(registry)
     await registry(CancelJob(job_id=cancelled), MEMBER)
     assert [k["revoked_at"] is None for k in _attempt_keys(registry, cancelled)] == [False]
+
+
+async def test_revoking_the_agents_key_that_claimed_revokes_its_attempts_keys_at_once() -> None:
+    registry = WriteSide()
+    issued = await registry(IssueApiKey(principal_kind="user", principal_id="gpu", role="member"))
+    other = await registry(IssueApiKey(principal_kind="user", principal_id="gpu", role="member"))
+    host_1, host_2 = (registry.read_models.identity.keys[a.subject_id.split("_")[1]] for a in (issued, other))
+    on_host_1, on_host_2 = await queued(registry), await queued(registry)
+    await registry(ClaimJob(job_id=on_host_1, agent_id=AGENT_ID), replace(AGENT, key_id=host_1["key_id"]))
+    await registry(ClaimJob(job_id=on_host_2, agent_id="user:gpu:host-2"), replace(AGENT, key_id=host_2["key_id"]))
+
+    await registry(RevokeApiKey(key_id=host_1["key_id"]))
+
+    # The attempt's key sat on the revoked key's host; the same principal's other host keeps its job's key.
+    assert [k["revoked_at"] is None for k in _attempt_keys(registry, on_host_1)] == [False]
+    assert [k["revoked_at"] is None for k in _attempt_keys(registry, on_host_2)] == [True]
+    claims = [e.payload for e in registry.appended() if e.type == "launch.job_claimed"]
+    assert [c.claimed_with for c in claims] == [host_1["key_id"], host_2["key_id"]]
 
 
 async def test_an_attempts_key_holds_no_more_than_its_agents_key() -> None:
