@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 from tqdm import tqdm
 
@@ -62,6 +62,26 @@ class ArtifactFile:
         if self.ref is not None:
             entry["ref"] = self.ref
         return entry
+
+
+class _Entry(Protocol):
+    @property
+    def path(self) -> str: ...
+
+
+Entry = TypeVar("Entry", bound=_Entry)
+
+
+class ArtifactManifest(list[Entry]):
+    """An artifact's files as a list, with W&B's `manifest.entries` (by path); calling it gives the list, as
+    `manifest()` did in earlier modelreg versions."""
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        return {entry.path: entry for entry in self}
+
+    def __call__(self) -> ArtifactManifest[Entry]:
+        return self
 
 
 class Artifact:
@@ -139,10 +159,7 @@ class Artifact:
         if not root.is_dir():
             raise InvalidInput(f"{root} is not a folder")
         prefix = f"{name.rstrip('/')}/" if name else ""
-        found = {
-            prefix + path.relative_to(root).as_posix(): path
-            for path in sorted(p for p in root.rglob("*") if p.is_file())
-        }
+        found = {prefix + path.relative_to(root).as_posix(): path for path in sorted(_files_under(root))}
         for added in found:
             self._check_free(added)
         for added, path in found.items():
@@ -347,12 +364,16 @@ class Artifact:
         """The files described already (references, a draft's files): nothing to hash or upload."""
         return list(self._known.values())
 
-    def manifest(self) -> list[ArtifactFile]:
-        """Each file's path, size and digest (local files hashed in parallel), sorted by path."""
+    @property
+    def manifest(self) -> ArtifactManifest[ArtifactFile]:
+        """Each file's path, size and digest (local files hashed in parallel), sorted by path: W&B's
+        `artifact.manifest.entries` by path, or a list (`manifest()`, as earlier modelreg versions called it)."""
+        if self.logged is not None and self._logged_manifest is not None:  # its local copies may be gone
+            return ArtifactManifest(self._logged_manifest)
         names = sorted(self._files)
         digests = each_in_parallel(lambda n: file_digest(self._files[n]), names, PARALLEL_FILES)
         hashed = [ArtifactFile(n, self._files[n].stat().st_size, d) for n, d in zip(names, digests, strict=True)]
-        return sorted([*hashed, *self._known.values()], key=lambda f: f.path)
+        return ArtifactManifest(sorted([*hashed, *self._known.values()], key=lambda f: f.path))
 
     def upload_files(self, transport: Transport) -> list[ArtifactFile]:
         """Send what the server lacks and return the manifest (sorted by path, with the files described
@@ -717,6 +738,32 @@ class LoggedArtifact:
         next version: `remove()` and `add_file()` what changes; the files kept are not uploaded again."""
         return _draft(self._source[0], self.type, self.description, self.metadata, self._files)
 
+    @property
+    def manifest(self) -> ArtifactManifest[ArtifactEntry]:
+        """Its files, as W&B's `artifact.manifest.entries` gives them by path."""
+        return ArtifactManifest([ArtifactEntry(self, f) for f in self._files])
+
+    def _finalized(self, doing: str) -> InvalidInput:
+        return InvalidInput(
+            f"{self.qualified_name} is logged and its files cannot change ({doing}), as W&B's ArtifactFinalizedError "
+            "says: draft = artifact.new_draft(), change the draft, then run.log_artifact(draft)"
+        )
+
+    def add_file(self, *args: Any, **kwargs: Any) -> None:
+        raise self._finalized("add_file")
+
+    def add_dir(self, *args: Any, **kwargs: Any) -> None:
+        raise self._finalized("add_dir")
+
+    def add_reference(self, *args: Any, **kwargs: Any) -> None:
+        raise self._finalized("add_reference")
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        raise self._finalized("new_file")
+
+    def remove(self, *args: Any, **kwargs: Any) -> None:
+        raise self._finalized("remove")
+
     def download(self, root: str | Path | None = None, path_prefix: str | None = None, **options: Any) -> LocalFolder:
         """Fetch every file (W&B's `path_prefix`: those whose path starts with it) under `root` (default
         ./artifacts/<name>-<version>), verified against the manifest; files already there with the right digest
@@ -763,4 +810,29 @@ def _draft(
 
 
 def _already_there(path: Path, expected: ArtifactFile) -> bool:
-    return path.is_file() and path.stat().st_size == expected.size and file_digest(path) == expected.digest
+    if not path.is_file():
+        return False
+    size = path.stat().st_size
+    if size == expected.size and file_digest(path) == expected.digest:
+        return True
+    # A reference whose bytes were never hashed (checksum=False, a big http body, s3): what its download checked
+    # (the URI's ETag and size) cannot be checked again here. As W&B's verify skips references, its size will do
+    # (an http body's may not have been known: 0).
+    ref = expected.ref
+    if ref is None or not references.may_be_unhashed(ref, expected.size, expected.digest):
+        return False
+    return size == expected.size or (expected.size == 0 and not ref.startswith("file:"))
+
+
+def _files_under(root: Path) -> Iterator[Path]:
+    """Every file under the folder, through linked folders as W&B's `add_dir` walks (a checkpoint folder or a
+    Hugging Face snapshot is often a link); a link to a folder it is inside of is not walked again."""
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        inside = Path(folder).relative_to(root)
+        if any(os.path.samefile(folder, root / above) for above in inside.parents):
+            subfolders.clear()
+            continue
+        for file in files:
+            path = Path(folder, file)
+            if path.is_file():  # not a dangling link, a socket or a fifo
+                yield path

@@ -111,10 +111,11 @@ class PublicRun:
         self.group: str | None = fields.get("group")
         self.lastHistoryStep: int | None = fields.get("lastHistoryStep")  # W&B's spelling
         self._as_read = self._as_it_is()
-        self._summary_as_read = dict(self.summary)  # apart: `summary.update()` saves the summary alone
+        self._summary_as_read = plain(self.summary)  # apart: `summary.update()` saves the summary alone
 
     def _as_it_is(self) -> tuple[Any, ...]:
-        return self.display_name, self.notes, list(self.tags), self.group, dict(self.config)
+        # Copies all the way down: `run.config["model"]["layers"] = 5` changes a dict a shallow copy shared.
+        return self.display_name, self.notes, list(self.tags), self.group, plain(self.config)
 
     def __repr__(self) -> str:
         return f"<Run {self._path} ({self.state})>"
@@ -182,7 +183,7 @@ class PublicRun:
 
     def _save_summary(self) -> None:
         self._send_keys("update_run_summary", self.summary, self._summary_as_read)
-        self._summary_as_read = dict(self.summary)
+        self._summary_as_read = plain(self.summary)
 
     def _send_keys(self, kind: str, now: dict[str, Any], before: dict[str, Any]) -> None:
         """The keys set and removed since `before`, values as JSON carries them (numpy's included)."""

@@ -36,6 +36,14 @@ def reference_digest(uri: str, etag: str | None = None, size: int | None = None)
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
 
 
+def may_be_unhashed(uri: str, size: int, digest: str) -> bool:
+    """Whether the digest may be `reference_digest`'s rather than the bytes' hash: a file:// one is known (its
+    size was recorded); an http(s) or s3 one's ETag was not kept, so it may always be."""
+    if urlparse(uri).scheme == "file":
+        return digest == reference_digest(uri, None, size)
+    return True
+
+
 def _sha256_file(path: Path) -> str:
     hasher = hashlib.sha256()
     with path.open("rb") as f:

@@ -13,6 +13,7 @@ import os
 import secrets
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from modelreg.artifact_paths import parse_artifact_path, registered_model_name
 from modelreg.environment import capture, launch_value
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.heartbeat import Heartbeat
-from modelreg.ignored import ignore
+from modelreg.ignored import IgnoredByModelreg, ignore
 from modelreg.metric_sender import MAX_STEP, MetricSender, encoded
 from modelreg.metric_summaries import MetricSummaries
 from modelreg.run_changes import RUN_CHANGES, keys_changed
@@ -480,6 +481,14 @@ class Run:
         logged = self.transport.graphql(_LOG, {"i": fields})["logArtifactVersion"]
         artifact.mark_logged(logged["id"], logged["version"], manifest, LoggedArtifact(self.transport, logged))
         artifact.cleanup()
+        if logged["id"] != fields["id"] and _described_otherwise(artifact, logged):
+            warnings.warn(
+                f"modelreg: {artifact.name} was logged again with unchanged files: the newest version, "
+                f"{logged['version']}, is returned and keeps its own metadata and description, as in W&B; "
+                "artifact.save() records this artifact's on it",
+                IgnoredByModelreg,
+                stacklevel=2,
+            )
         return artifact
 
     def upsert_artifact(self, *args: Any, **kwargs: Any) -> Artifact:
@@ -758,3 +767,9 @@ def _relative_name(path: Path, root: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return path.name
+
+
+def _described_otherwise(artifact: Artifact, logged: dict[str, Any]) -> bool:
+    """Whether the artifact asks for metadata or a description its version logged before does not have."""
+    metadata_differs = bool(artifact.metadata) and plain(artifact.metadata) != plain(logged["metadata"])
+    return metadata_differs or (artifact.description or None) not in (None, logged.get("description"))

@@ -112,7 +112,18 @@ async def test_references_are_recorded_not_uploaded_and_come_back_from_their_sou
     assert (local / "labels.txt").read_bytes() == b"cat\ndog\n"
     assert (local / "README.md").read_text() == "uploaded as usual"
 
+    def verify(folder: Path) -> None:
+        modelreg.Api(url).artifact(f"acme/nature/corpus:{corpus.version}").verify(folder)
+
+    await asyncio.to_thread(verify, local)  # labels.txt's bytes were never hashed: its size is what is checked
+    (local / "shards" / "a.jsonl").write_bytes(b'{"text": "z"}\n')  # hashed when logged: a changed copy is told
+    with pytest.raises(InvalidInput, match="a.jsonl is missing or differs"):
+        await asyncio.to_thread(verify, local)
+
     (web / "labels.txt").write_bytes(b"cat\ndog\nbird\n")  # the source moved on since the version was logged
+    await asyncio.to_thread(download, local)  # the copy fetched before is kept; a.jsonl is fetched again
+    assert (local / "labels.txt").read_bytes() == b"cat\ndog\n"
+    assert (local / "shards" / "a.jsonl").read_bytes() == b'{"text": "a"}\n'
     with pytest.raises(InvalidInput, match="changed since it was logged"):
         await asyncio.to_thread(download, tmp_path / "later")
 

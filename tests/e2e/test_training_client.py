@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -208,15 +209,19 @@ async def test_scripts_read_the_registry_through_the_api(stack: Stack, tmp_path:
     assert (production, model_run) == (model.id, train_run)
 
 
-def log_big(url: str, folder: Path) -> tuple[modelreg.Artifact, modelreg.Artifact, modelreg.LoggedArtifact]:
+def log_big(url: str, folder: Path) -> tuple[modelreg.Artifact, modelreg.Artifact, modelreg.LoggedArtifact, list[str]]:
     with modelreg.init(project="nature", entity="acme", job_type="train", url=url) as run:
         first = modelreg.Artifact("big-classifier", "model")
         first.add_dir(folder)
         run.log_artifact(first)
-        again = modelreg.Artifact("big-classifier", "model")
+        again = modelreg.Artifact("big-classifier", "model", metadata={"epoch": 2})
         again.add_dir(folder)
-        run.log_artifact(again)
-        return first, again, run.use_artifact("big-classifier:latest")
+        with warnings.catch_warnings(record=True) as told:
+            warnings.simplefilter("always")
+            run.log_artifact(again)
+        assert again.logged is not None and again.logged.metadata == {}  # the version keeps its own, as in W&B
+        again.save()  # as the warning says
+        return first, again, run.use_artifact("big-classifier:latest"), [str(w.message) for w in told]
 
 
 async def test_a_big_file_is_sent_in_one_pass_and_not_again_when_logged_unchanged(stack: Stack, tmp_path: Path) -> None:
@@ -229,10 +234,12 @@ async def test_a_big_file_is_sent_in_one_pass_and_not_again_when_logged_unchange
     (tmp_path / "model" / "weights.bin").write_bytes(weights)
     (tmp_path / "model" / "config.json").write_text("{}")
 
-    first, again, logged = await asyncio.to_thread(log_big, url, tmp_path / "model")
+    first, again, logged, told = await asyncio.to_thread(log_big, url, tmp_path / "model")
 
     assert first.uploaded_bytes == len(weights) + 2
     assert again.uploaded_bytes == 0
     assert again.version == first.version  # the same content: no new version
+    assert [m for m in told if "logged again with unchanged files" in m and "artifact.save()" in m]
+    assert logged.metadata == {"epoch": 2}
     local = await asyncio.to_thread(logged.download, tmp_path / "downloaded")
     assert (local / "weights.bin").read_bytes() == weights

@@ -21,7 +21,7 @@ from support.stack import Stack
 from support.waiting import wait_until
 
 import modelreg as wandb
-from modelreg.errors import Conflict, NotFound
+from modelreg.errors import Conflict, InvalidInput, NotFound
 
 # The browser test's own skip conditions (the module's other tests need no browser).
 BROWSER_READY = not any(mark.args and mark.args[0] for mark in BROWSER_TEST_MARKS if mark.name == "skipif")
@@ -316,6 +316,11 @@ def log_for_analysis(folder: Path) -> dict[str, Any]:
         run.name = "renamed"
         seen["save"] = run.save()  # W&B's old way to save a rename: nothing to do
     logged = wandb.Api().artifact("analysis/analysed:latest")
+    seen["entries"] = (sorted(model.manifest.entries), {p: e.size for p, e in logged.manifest.entries.items()})
+    try:
+        logged.add_file(str(folder / "ckpt.pt"))
+    except InvalidInput as finalized:  # W&B's ArtifactFinalizedError
+        seen["finalized"] = str(finalized)
     seen["files"] = {
         name: Path(logged.get_entry(name).download(folder / "got")).read_text() for name in ("model.pt", "ckpt.pt")
     }
@@ -359,6 +364,9 @@ async def test_analysis_scripts_read_runs_paths_and_files_and_save_summaries_as_
     assert logged["files"] == {"model.pt": "epoch 1", "ckpt.pt": "epoch 1"}  # as they were when added
     assert "has no file 'absent.pt'" in logged["missing"]
     assert logged["artifact"] == ("COMMITTED", True) and logged["prefixed"] == ["ckpt.pt"]
+    assert logged["entries"] == (["ckpt.pt", "model.pt"], {"ckpt.pt": len("epoch 1"), "model.pt": len("epoch 1")})
+    assert "is logged and its files cannot change (add_file)" in logged["finalized"]
+    assert "artifact.new_draft()" in logged["finalized"]
     assert logged["collection"] == (True, ["latest"], [])
     query = '{ run(entity: "alice", project: "analysis", runId: "trained") { name metrics { key step } } }'
     run = (await server.graphql(query))["data"]["run"]
@@ -872,6 +880,13 @@ def resume_rename_and_hand_on(folder: Path, key: str, url: str) -> dict[str, Any
     public.config["seed"] = 8
     public.update()
     seen["updated"] = (api.run("handover/trainer-1").tags, api.run("handover/trainer-1").config)
+    public.config["optimizer"], public.summary["eval"] = {"lr": 0.1}, {"f1": 0.5}
+    public.update()
+    public.config["optimizer"]["lr"] = 0.2  # edited in place, in a dict read from the server
+    public.summary["eval"]["f1"] = 0.9
+    public.update()
+    nested = api.run("handover/trainer-1")
+    seen["edited in place"] = (nested.config["optimizer"], nested.summary["eval"])
     public.summary["scratch"] = 1
     public.update()
     del public.summary["scratch"]
@@ -911,6 +926,7 @@ async def test_a_script_logs_in_resumes_renames_and_hands_its_model_on(
     assert seen["files"] == [("model.pt", len("weights"), True, True)]
     assert seen["linked"] == "v0" and seen["lineage"] == ("trainer-1", [seen["eval run"]])
     assert seen["updated"] == (["v2", "reviewed"], {"seed": 8})
+    assert seen["edited in place"] == ({"lr": 0.2}, {"f1": 0.9})
     assert (
         seen["type"] == ["handover-cnn"] and seen["backup"] == "handover-backup"
     )  # W&B: a link's name is its registry collection's

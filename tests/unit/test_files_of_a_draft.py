@@ -42,3 +42,19 @@ def test_a_file_is_copied_when_added_unless_its_policy_says_it_will_not_change(t
         draft.add_file(weights, name="other", policy="copy")
     draft.cleanup()
     assert not files["ckpt.pt"].exists()
+
+
+def test_a_folder_is_added_through_its_linked_folders_as_w_and_b_walks_them(tmp_path: Path) -> None:
+    snapshot, checkpoint = tmp_path / "snapshot", tmp_path / "hub" / "blobs"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "weights.bin").write_text("big")
+    (snapshot / "sub").mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot / "blobs").symlink_to(checkpoint)  # as a Hugging Face snapshot links its files
+    (snapshot / "sub" / "up").symlink_to(snapshot)  # a loop: walked once
+    (snapshot / "gone").symlink_to(tmp_path / "deleted")
+    draft = modelreg.Artifact("bert", "model")
+
+    draft.add_dir(snapshot, policy="immutable")
+
+    assert sorted(draft.local_files()) == ["blobs/weights.bin", "config.json"]
