@@ -288,10 +288,21 @@ class UnlinkArtifactVersionInput(RegisteredModelInput):
     artifact_version_id = graphene.ID(required=True)
 
 
+class ModelCardTextInput(graphene.InputObjectType):
+    description = graphene.String()
+    inputs = graphene.String()
+    outputs = graphene.String()
+
+
 class UpdateModelCardInput(RegisteredModelInput):
     description = graphene.String(required=True, description="markdown: what the model does")
     inputs = graphene.String(description="what the model expects (left out: as it is; empty: none)")
     outputs = graphene.String(description="what the model gives back (left out: as it is; empty: none)")
+    edited_from = graphene.Field(
+        ModelCardTextInput,
+        description="the card as the editor read it: if it changed since, the edit is refused (CONFLICT) rather than "
+        "erasing the other change; left out, the card is replaced whatever it is now",
+    )
 
 
 class TagRegisteredModelInput(RegisteredModelInput):

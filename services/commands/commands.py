@@ -349,11 +349,29 @@ class UnlinkVersion(Command):
         return self._aliases_in_turn is None or self._aliases_in_turn.issuperset(held)
 
 
+class ModelCardText(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    description: Description | None = None
+    inputs: Description | None = None
+    outputs: Description | None = None
+
+
+_CARD_TURNS = UUID("0b8e3f52-6d1a-4c7e-9a25-e4f1c3b7d906")
+
+
 class UpdateModelCard(Command):
     registered_model: RegisteredModelName
     description: Description
     inputs: Description | None = None
     outputs: Description | None = None
+    # The card as the editor read it: a card changed since is not overwritten (two people editing it at once: the
+    # second save erased the first's change without a word).
+    edited_from: ModelCardText | None = None
+
+    async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
+        # Decided on a card that shows the edit before: what it keeps and what it was edited from are read there.
+        return (uuid5(_CARD_TURNS, self.registered_model),)
 
 
 class TagModel(Command):

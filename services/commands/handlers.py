@@ -428,13 +428,25 @@ async def unlink_version(cmd: UnlinkVersion, ctx: CommandContext) -> Decision:
 async def update_model_card(cmd: UpdateModelCard, ctx: CommandContext) -> Decision:
     # Left out, inputs and outputs stay as they are (a new description erased them); "" clears one. The event
     # carries the whole card, as before.
-    card = cmd.model_dump()
-    if cmd.inputs is None or cmd.outputs is None:
-        model = await ctx.reads.registry.registered_model(cmd.registered_model) or {}
-        card["inputs"] = model.get("inputs") if cmd.inputs is None else cmd.inputs
-        card["outputs"] = model.get("outputs") if cmd.outputs is None else cmd.outputs
+    card = cmd.model_dump(exclude={"edited_from"})
+    model = await ctx.reads.registry.registered_model(cmd.registered_model) or {}
+    card["inputs"] = model.get("inputs") if cmd.inputs is None else cmd.inputs
+    card["outputs"] = model.get("outputs") if cmd.outputs is None else cmd.outputs
+    if cmd.edited_from is not None:
+        now = _card_text(model)
+        if now == _card_text(card):
+            return Decision([], cmd.registered_model)  # this edit, saved already (its answer lost, sent again)
+        if now != _card_text(cmd.edited_from.model_dump()):
+            raise Conflict(
+                f"the model card of {cmd.registered_model!r} changed since it was read for this edit: read it again "
+                "and make the edit on it (saving would erase the other change)"
+            )
     payload = ModelCardChanged(**card)
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.registered_model)
+
+
+def _card_text(card: dict[str, Any]) -> tuple[str, str, str]:
+    return card.get("description") or "", card.get("inputs") or "", card.get("outputs") or ""
 
 
 async def tag_model(cmd: TagModel, ctx: CommandContext) -> Decision:

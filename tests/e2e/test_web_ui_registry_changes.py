@@ -196,3 +196,27 @@ async def test_a_card_the_renderer_cannot_take_is_shown_as_written_and_can_still
         await expect(shown.get_by_role("button", name="Edit")).to_be_visible()
         await expect(page.get_by_test_id("aliases")).to_be_visible()
     assert browser.problems == [], browser.problems
+
+
+async def test_saving_a_card_a_colleague_changed_meanwhile_is_refused_and_erases_nothing(stack: Stack) -> None:
+    from playwright.async_api import expect
+
+    await demo_story(stack)
+    url = str(stack.client.make_url("/"))
+    update = (
+        'mutation($d: String!) { updateModelCard(input: {registeredModel: "nature-classification", description: $d}) '
+        "{ name } }"
+    )
+
+    async with open_browser(url) as browser:
+        page = await browser.page(await stack.key("user:zoe", role="member"), expect_principal="user:zoe")
+        await page.goto(f"{url}#/models/nature-classification/v1")
+        card = page.get_by_test_id("model-card")
+        await card.get_by_role("button", name="Edit").click()
+        await card.get_by_label("Outputs").fill("10 class scores")
+        assert "errors" not in await stack.graphql(update, {"d": "# Nature, as the admin wrote it meanwhile"})
+        await card.get_by_role("button", name="Save the model card").click()
+        await expect(card).to_contain_text("changed since it was read for this edit: read it again")
+        await card.get_by_role("button", name="Cancel").click()
+        await expect(card).to_contain_text("as the admin wrote it meanwhile")
+    assert browser.problems == [], browser.problems

@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from support.write_side import ADMIN, MEMBER, VIEWER, WriteSide, caller
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import NotFound, PermissionDenied
+from modelreg.errors import Conflict, NotFound, PermissionDenied
 from modelreg.services.commands.commands import (
     AddAlias,
     LinkVersion,
     LogArtifactVersion,
+    ModelCardText,
     ProtectAlias,
     RemoveAlias,
     TagModel,
@@ -215,6 +216,22 @@ async def test_a_new_description_keeps_the_cards_inputs_and_outputs_unless_they_
     assert (model["description"], model["inputs"], model["outputs"]) == ("v2", "224x224 RGB", "scores")
     await registry(UpdateModelCard(registered_model="fraud", description="v3", outputs=""), MEMBER)
     assert (registry.read_models.registry.models["fraud"]["inputs"], model["outputs"]) == ("224x224 RGB", "")
+
+
+async def test_a_card_edited_from_what_an_editor_read_is_refused_once_a_colleague_changed_it() -> None:
+    registry = WriteSide()
+    await registry(UpdateModelCard(registered_model="fraud", description="v1", inputs="224x224 RGB"))
+    read = ModelCardText(description="v1", inputs="224x224 RGB")
+    await registry(UpdateModelCard(registered_model="fraud", description="v1 by ada", edited_from=read), MEMBER)
+
+    zoe = UpdateModelCard(registered_model="fraud", description="v1", outputs="scores", edited_from=read)
+    with pytest.raises(Conflict, match="card of 'fraud' changed since it was read for this edit: read it again"):
+        await registry(zoe, MEMBER)
+    assert registry.read_models.registry.models["fraud"]["description"] == "v1 by ada"
+    # Sent again after its answer was lost, an edit saved already changes nothing.
+    again = UpdateModelCard(registered_model="fraud", description="v1 by ada", edited_from=read)
+    assert (await registry(again, MEMBER)).events == []
+    assert registry.appended_types().count("registry.model_card_changed") == 2
 
 
 async def test_a_model_is_tagged_once_and_untagged_when_it_has_the_tag() -> None:

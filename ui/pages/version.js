@@ -54,13 +54,15 @@ export function describe(record) {
 const UPDATE_CARD = `mutation UpdateCard($input: UpdateModelCardInput!) { updateModelCard(input: $input) { name } }`;
 
 function CardEditor({ model, reload, close }) {
-  const [fields, setFields] = useState({ description: model.description || "", inputs: model.inputs || "", outputs: model.outputs || "" });
+  // What the edit starts from: saved over a card changed meanwhile (a colleague's edit), the server refuses it.
+  const [editedFrom] = useState({ description: model.description || "", inputs: model.inputs || "", outputs: model.outputs || "" });
+  const [fields, setFields] = useState(editedFrom);
   const [state, run] = useMutation(reload);
   const field = (name, label, rows) => html`<label>${label}
     <textarea name=${name} rows=${rows} value=${fields[name]} onInput=${(e) => setFields({ ...fields, [name]: e.target.value })}></textarea></label>`;
   const submit = async (e) => {
     e.preventDefault();
-    if (await run(UPDATE_CARD, { input: { registeredModel: model.name, ...fields } })) close();
+    if (await run(UPDATE_CARD, { input: { registeredModel: model.name, ...fields, editedFrom } })) close();
   };
   return html`
     <form class="stack" data-testid="card-form" onSubmit=${submit}>
