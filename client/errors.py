@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pydantic is imported by whoever validates, not by every import of the client
@@ -81,10 +82,45 @@ def validation_problems(refused: ValidationError) -> str:
 
 
 def _problem(error: Any) -> str:
-    if error["type"] == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == NAME_PATTERN:
+    if error["type"] == "string_pattern_mismatch":
         # pydantic's "String should match pattern '^[A-Za-z0-9]...'" left a user with a regular expression to read.
-        return (
-            f"{error['input']!r} is not a name: a name starts with a letter or digit and holds only letters, digits, "
-            "'.', '_' and '-' (no spaces, '/' or ':')"
-        )
+        pattern = (error.get("ctx") or {}).get("pattern", "")
+        if pattern == NAME_PATTERN:
+            return (
+                f"{error['input']!r} is not a name: a name starts with a letter or digit and holds only letters, "
+                "digits, '.', '_' and '-' (no spaces, '/' or ':')"
+            )
+        shape = f"is not {_SHAPES[pattern]}" if pattern in _SHAPES else _word_shape(pattern)
+        if shape:
+            return f"{error['input']!r} {shape}"
     return str(error["msg"])
+
+
+# What the other patterns of events/ and commands ask for, in words.
+_SHAPES = {
+    r"^[a-z0-9]{12}$": "an API key id: 12 lowercase letters or digits (what follows mr_ in the key)",
+    r"^[0-9a-f]{7,40}$": "a git commit: 7 to 40 hexadecimal digits",
+    r"^sha256:[0-9a-f]{64}$": "a digest: sha256: and 64 lowercase hexadecimal digits",
+    r"^(file|https?|s3)://": "a reference: a URI starting with file://, http://, https:// or s3://",
+    r"^https?://": "a URL starting with http:// or https://",
+    r"^[a-z][a-z0-9_]*$": "a projection name: lowercase letters, digits and '_'",
+    r"^(registry|model:[A-Za-z0-9][A-Za-z0-9._-]*|entity:[A-Za-z0-9][A-Za-z0-9._-]*)$": (
+        "a scope: registry, model:NAME or entity:NAME"
+    ),
+    r"^(registry|(model|entity|queue):[A-Za-z0-9][A-Za-z0-9._-]*)$": (
+        "a scope: registry, model:NAME, entity:NAME or queue:NAME"
+    ),
+    r"^(model|entity):[A-Za-z0-9][A-Za-z0-9._-]*$": "a scope that can be private: model:NAME or entity:NAME",
+}
+_WORD = re.compile(r"\^\[A-Za-z0-9\]\[A-Za-z0-9(?P<more>[^\]]*)-\]\*\$")
+
+
+def _word_shape(pattern: str) -> str | None:
+    """`^[A-Za-z0-9][A-Za-z0-9._:-]*$` (a tag's, an agent id's) in words."""
+    found = _WORD.fullmatch(pattern)
+    if found is None:
+        return None
+    allowed = ", ".join(f"'{c}'" for c in found["more"])
+    return (
+        f"is refused: it must start with a letter or digit and hold only letters, digits, {allowed} and '-' (no spaces)"
+    )

@@ -9,13 +9,20 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, _problem
 from modelreg.events.codec import decode, encode
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.registry import ModelCardChanged
 from modelreg.events.storable_text import UnstorableText, refuse_unstorable
 from modelreg.graphql.inputs import parse_command
-from modelreg.services.commands.commands import Command, IssueApiKey, LogArtifactVersion, StartRun, UpdateModelCard
+from modelreg.services.commands.commands import (
+    Command,
+    IssueApiKey,
+    LogArtifactVersion,
+    StartRun,
+    TagModel,
+    UpdateModelCard,
+)
 from modelreg.services.commands.launch_commands import CaptureJobOutput, CreateAutomation
 
 DIGEST = "sha256:" + "ab" * 32
@@ -140,3 +147,26 @@ def test_a_name_that_is_not_one_is_refused_saying_what_a_name_is(name: str) -> N
     # pydantic's own message left the user a regular expression to read.
     with pytest.raises(InvalidInput, match=f"name: {name!r} is not a name: a name starts with a letter or digit"):
         parse_command(LogArtifactVersion, {"entity": "acme", "project": "p", "name": name, "artifact_type": "model"})
+
+
+def _patterns(schema: object) -> set[str]:
+    if isinstance(schema, dict):
+        found = {schema["pattern"]} if isinstance(schema.get("pattern"), str) else set()
+        return found.union(*(_patterns(value) for value in schema.values()))
+    if isinstance(schema, list):
+        return set().union(*(_patterns(item) for item in schema))
+    return set()
+
+
+def test_every_shape_a_command_asks_for_is_said_in_words_when_refused() -> None:
+    """A tag `vision ✓` was refused with "String should match pattern '^[A-Za-z0-9][A-Za-z0-9._:-]*$'"."""
+    for command in every_command():
+        for pattern in _patterns(command.model_json_schema()):
+            refusal = {"type": "string_pattern_mismatch", "input": "✓", "ctx": {"pattern": pattern}, "msg": "?"}
+            said = _problem(refusal)
+            assert "pattern" not in said and "✓" in said, (command.__name__, pattern, said)
+
+
+def test_a_tag_that_is_not_one_is_refused_saying_which_characters_a_tag_holds() -> None:
+    with pytest.raises(InvalidInput, match="'vision ✓' is refused: it must start with a letter or digit and hold only"):
+        parse_command(TagModel, {"registered_model": "nature", "tag": "vision ✓"})
