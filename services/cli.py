@@ -429,7 +429,10 @@ def import_command(data_dir: Path | None, database_url: str | None, topic: str, 
         count = asyncio.run(run())
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"imported {count} events from {file}")
+    click.echo(
+        f"imported {count} events from {file}; the artifact files are not in it: copy the blob store of the "
+        "installation it came from (<data-dir>/blobs, --blob-dir or the bucket) to this one's"
+    )
 
 
 async def _serve(

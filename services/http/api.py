@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import suppress
@@ -25,7 +26,7 @@ from graphql_server.utils.operation import get_operation_type
 from graphql import ExecutionResult, GraphQLSchema, OperationType
 from modelreg.errors import ModelregError, PermissionDenied
 from modelreg.events.envelope import Actor
-from modelreg.events.log import EventLog
+from modelreg.events.log import EventLog, LogPosition
 from modelreg.events.tail import LogTails
 from modelreg.graphql.context import RequestContext
 from modelreg.graphql.cost import cost_limit_validator
@@ -456,6 +457,10 @@ async def _asked_by_an_admin(request: web.Request) -> bool:
 async def issue_first_admin_key(app: web.Application, key_file: Path) -> str | None:
     """On an installation's first start, issue an admin key and keep it in `key_file` (mode 600).
 
+    Only when the installation has no live admin key: an API replica whose key file was not on lasting storage, or a
+    restored installation, minted another working admin key at each start. With every admin key lost, the operator
+    asks for one by starting once with MODELREG_ISSUE_ADMIN_KEY=1.
+
     The file is written before waiting for the read models: an API without its projector (compose) must
     not lose a key it appended because the projector is still starting. The key works once the identity
     projection has it, which is waited for (briefly) so that a user who reads the file can use it at once.
@@ -463,6 +468,9 @@ async def issue_first_admin_key(app: web.Application, key_file: Path) -> str | N
     if key_file.exists():
         return None
     application = app[APP]
+    asked = os.environ.get("MODELREG_ISSUE_ADMIN_KEY") == "1"
+    if not asked and not await _no_admin_key_yet(application, key_file):
+        return None
     accepted = await application.execute(
         IssueApiKey(principal_kind="user", principal_id="admin", role="admin", label="created on first start"),
         service_caller("modelreg-server"),
@@ -478,6 +486,33 @@ async def issue_first_admin_key(app: web.Application, key_file: Path) -> str | N
             "the admin key in %s works once the identity projection has applied it (is a projector running?)", key_file
         )
     return str(key_file)
+
+
+async def _no_admin_key_yet(application: Application, key_file: Path) -> bool:
+    """Whether the installation holds no live admin key: its log is empty, or its identity read model, caught up
+    with the log, counts none."""
+    ends = await application.log.end_positions()
+    if not any(ends.values()):
+        return True
+    last = [LogPosition(application.log.topic, partition, end - 1) for partition, end in ends.items() if end]
+    try:
+        await application.progress.wait_for(["identity"], last, application.read_your_writes_timeout_s)
+    except ProjectionLagging:
+        log.warning(
+            "%s does not exist, and whether this installation has an admin key cannot be told yet (the identity "
+            "projection is behind the log): no key was issued; start again once it caught up",
+            key_file,
+        )
+        return False
+    if await application.read_models.identity.live_admin_keys():
+        log.warning(
+            "%s does not exist, but this installation has an admin key already: no other was issued. Use one you "
+            "hold (an admin issues keys with issueApiKey); with every admin key lost, start once with "
+            "MODELREG_ISSUE_ADMIN_KEY=1",
+            key_file,
+        )
+        return False
+    return True
 
 
 @web.middleware

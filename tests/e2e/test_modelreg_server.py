@@ -15,16 +15,20 @@ import pytest
 from support.story import LOG_VERSION, digest_of, version_input
 
 
-def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    data_dir: Path, port: int, said: list[str] | None = None, **env: str
+) -> tuple[subprocess.Popen[str], str]:
     server = subprocess.Popen(
         [sys.executable, "-m", "modelreg.services.cli", "server", "--data-dir", str(data_dir), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")},
+        env={k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")} | env,
     )
     assert server.stdout is not None
     for line in server.stdout:  # the server says where it is once it is ready
+        if said is not None:
+            said.append(line)
         if match := re.search(r"GraphQL: (http://\S+)", line):
             return server, match.group(1)
     raise AssertionError(f"modelreg server exited with {server.wait()} before it was ready")
@@ -71,5 +75,32 @@ async def test_the_server_needs_nothing_but_pip_and_keeps_its_data_across_a_rest
         found = await graphql(url, '{ artifactVersion(ref: "acme/nature/classifier:latest") { id version } }', key=key)
         assert found["data"]["artifactVersion"] == {"id": version_id, "version": "v0"}
         assert (tmp_path / "admin-api-key").read_text().strip() == key  # not replaced on a restart
+    finally:
+        assert stop_server(server) == 0
+
+
+async def test_a_lost_key_file_issues_no_second_admin_key_unless_the_operator_asks(tmp_path: Path) -> None:
+    """A replica whose key file was not on lasting storage, or a restored installation, minted a working admin key at
+    each start."""
+    port = 18900 + os.getpid() % 100
+    key_file, me = tmp_path / "admin-api-key", "{ viewer { id } }"
+    server, url = start_server(tmp_path, port)
+    first = key_file.read_text().strip()
+    assert stop_server(server) == 0
+    key_file.unlink()
+
+    said: list[str] = []
+    server, url = start_server(tmp_path, port, said)
+    try:
+        assert not key_file.exists()
+        assert any("has an admin key already: no other was issued" in line for line in said), said
+        assert "errors" not in await graphql(url, me, key=first)
+    finally:
+        assert stop_server(server) == 0
+
+    server, url = start_server(tmp_path, port, MODELREG_ISSUE_ADMIN_KEY="1")  # every admin key lost
+    try:
+        second = key_file.read_text().strip()
+        assert second != first and "errors" not in await graphql(url, me, key=second)
     finally:
         assert stop_server(server) == 0
