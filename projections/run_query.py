@@ -5,13 +5,22 @@
 Keys: `config.<path>` and `summary_metrics.<path>` (a trailing `.value`, W&B's config wrapping, is dropped),
 `tags`, `state`, `display_name` (the run's name), `name` or `id` (the run id, as W&B names it), `group`,
 `jobType`/`job_type`, `createdAt`/`created_at`. Operators: `$eq $ne $gt $gte $lt $lte $in $nin $regex
-$exists` on a key, `$and $or $nor $not` around conditions.
+$exists` on a key, and `$not` around operators on a key (`{"config.lr": {"$not": {"$gt": 0.1}}}`); `$and $or
+$nor $not` around conditions.
+
+As in MongoDB, a negation (`$nor`, `$not`, `$ne`, `$nin`) matches the runs its condition does not, those that
+lack the key or hold another type of value in it included: a test SQL leaves unknown (NULL: `#>>` on a missing
+key, `~` on a NULL column, a jsonpath `@@` comparing a string with a number) counts as false inside one.
+Equality (`$eq $ne $in $nin`) on config and summary is MongoDB's too: an equal JSON value (numbers compare as
+numbers, 1 == 1.0; an array equals only the same array; an object only the same keys and values), or an array
+holding the value as one of its elements (`{"config.layers": 64}` finds `[64, 32]`).
 
 Which index answers what: every query is within one project (the `runs_newest*` b-trees). Equality and
-`$in` on config and summary are containment (`config @> '{"lr": 0.01}'`) and `$exists` a jsonpath `@?`,
-both answered by the GIN indexes `runs_by_config`/`runs_by_summary`; tags by the GIN `runs_by_tag`; state
-and job type by their b-trees. Ranges and `$regex` on config or summary are checked on the rows of the
-project that the other conditions leave (jsonb_path_ops indexes equality only).
+`$in` on config and summary are first narrowed by containment (`config @> ANY($n::jsonb[])` of
+`{"lr": 0.01}` and `{"lr": [0.01]}`: the value, or an array holding it) and then checked exactly, and `$exists`
+is a jsonpath `@?`, both answered by the GIN indexes `runs_by_config`/`runs_by_summary`; tags by the GIN
+`runs_by_tag`; state and job type by their b-trees. Ranges and `$regex` on config or summary are checked on
+the rows of the project that the other conditions leave (jsonb_path_ops indexes equality only).
 
 Values travel as bind parameters, never as SQL text; a jsonpath is built from JSON-encoded literals.
 A parameter cast to jsonb is bound as the Python value (the pool's codec encodes jsonb).
@@ -85,15 +94,19 @@ class RunQuery:
             if not isinstance(value, list) or not value:
                 raise InvalidInput(f"{key} takes a non-empty list of filters")
             joined = (" AND " if key == "$and" else " OR ").join(f"({self.where(v, depth + 1)})" for v in value)
-            return f"NOT ({joined})" if key == "$nor" else joined
+            return _negated(joined) if key == "$nor" else joined
         if key == "$not":
-            return f"NOT ({self.where(value, depth + 1)})"
+            return _negated(self.where(value, depth + 1))
         if key.startswith("$"):
             raise InvalidInput(f"unknown runs filter operator {key!r} (use $and, $or, $nor, $not)")
         operations = value if isinstance(value, dict) and any(k.startswith("$") for k in value) else {"$eq": value}
         return " AND ".join(self._operation(key, op, operand) for op, operand in operations.items()) or "true"
 
-    def _operation(self, key: str, op: str, operand: Any) -> str:
+    def _operation(self, key: str, op: str, operand: Any, negated: bool = False) -> str:
+        if op == "$not":  # MongoDB's {"config.lr": {"$not": {"$gt": 0.1}}}: a run lacking the key matches it
+            if negated or not isinstance(operand, dict) or not operand or not all(k.startswith("$") for k in operand):
+                raise InvalidInput(f"$not on {key!r} takes operators on it, such as {{'$gt': 1}}, not {operand!r}")
+            return _negated(" AND ".join(self._operation(key, o, v, negated=True) for o, v in operand.items()))
         document, _, path = key.partition(".")
         if document in _DOCUMENTS and path:
             return self._on_document(_DOCUMENTS[document], _path(path), op, operand, key)
@@ -154,12 +167,9 @@ class RunQuery:
         return f"(({nested}) {'AND' if neither else 'OR'} ({flat}))"
 
     def _on_path(self, column: str, path: list[str], op: str, operand: Any, key: str) -> str:
-        if op in ("$eq", "$ne"):
-            test = f"{column} @> {self.bind(_nested(path, operand))}::jsonb"
-            return test if op == "$eq" else f"NOT {test}"
-        if op in ("$in", "$nin"):
-            tests = " OR ".join(f"{column} @> {self.bind(_nested(path, v))}::jsonb" for v in _listed(operand, op))
-            return f"({tests})" if op == "$in" else f"NOT ({tests})"
+        if op in ("$eq", "$ne", "$in", "$nin"):
+            test = self._equals(column, path, [operand] if op in ("$eq", "$ne") else _listed(operand, op))
+            return test if op in ("$eq", "$in") else _negated(test)
         if op in _COMPARISONS:
             if not isinstance(operand, (int, float, str)) or isinstance(operand, bool):
                 raise InvalidInput(f"{key} {op} compares with a number or a string, not {operand!r}")
@@ -170,6 +180,21 @@ class RunQuery:
         if op == "$regex":
             return f"({column} #>> {self.bind(path)}::text[]) ~ {self.bind(_pattern(operand))}"
         raise InvalidInput(f"unknown operator {op!r} on {key!r}")
+
+    def _equals(self, column: str, path: list[str], values: list[Any]) -> str:
+        """MongoDB's equality with any of `values`: the key's value equals one, or is an array holding one.
+        Containment first (the GIN index answers it: the value, or an array holding it, at the path; a superset,
+        since `[1, 2]` contains `[1]` and `{"a": 1, "b": 2}` contains `{"a": 1}`), then the exact test on the rows
+        it leaves. Three parameters whatever the number of values; `values` travel as one JSON array, since an
+        array of jsonb would read a value that is a list as a dimension."""
+        contains = self.bind([_nested(path, v) for value in values for v in (value, [value])])
+        found = f"{column} #> {self.bind(path)}::text[]"
+        holding = f"jsonb_array_elements(CASE jsonb_typeof({found}) WHEN 'array' THEN {found} END)"
+        wanted = f"jsonb_array_elements({self.bind(values)}::jsonb) AS wanted"
+        return (
+            f"({column} @> ANY({contains}::jsonb[]) AND EXISTS (SELECT FROM {wanted} "
+            f"WHERE wanted.value = ({found}) OR wanted.value IN (SELECT {holding})))"
+        )
 
 
 @dataclass(frozen=True)
@@ -217,6 +242,12 @@ def _path(dotted: str) -> list[str]:
 
 def _jsonpath(path: list[str]) -> str:
     return "$" + "".join(f".{json.dumps(p)}" for p in path)
+
+
+def _negated(condition: str) -> str:
+    """NOT of a condition SQL may leave unknown (NULL, and NOT NULL is NULL: the run would be left out of both
+    the condition and its negation), taken as false first, as MongoDB's negations match a missing key."""
+    return f"NOT coalesce(({condition}), false)"
 
 
 def _nested(path: list[str], value: Any) -> dict[str, Any]:

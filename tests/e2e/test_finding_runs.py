@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from support.stack import Stack
 
@@ -206,3 +207,138 @@ async def test_a_script_reads_a_projects_runs_with_the_client_a_page_at_a_time(
         api.runs("acme/nature/run-00")  # a run's path, not a project's (a bare "nature" is the caller's own project)
     with pytest.raises(InvalidInput, match="first must be between"):
         await asyncio.to_thread(lambda: list(api.runs("acme/nature", per_page=0)))
+
+
+# W&B's MongoDB-style filters (`Api().runs(path, filters=...)`) where MongoDB's answer is easy to get wrong in SQL:
+# a negation of a test on a key some runs lack, and equality on arrays and objects.
+
+
+async def runs_with_configs(stack: Stack, event_log: EventLog, project: str, runs: list[dict[str, Any]]) -> Any:
+    """Runs r0, r1... of acme/<project> started a minute apart with these configs (a "group" and a "summary"
+    taken out of each); and a client to find them with."""
+    import modelreg
+
+    alice = Actor(kind="user", id="alice")
+    history: list[Envelope] = []
+    for n, config in enumerate(runs):
+        config = dict(config)
+        group, summary = config.pop("group", None), config.pop("summary", None)
+        run = {"entity": "acme", "project": project, "run_id": f"r{n}"}
+        at = BASE + timedelta(minutes=n)
+        history.append(
+            Envelope.new(
+                RunStarted(**run, config=config, group=group),
+                stream=run_stream("acme", project, f"r{n}"),
+                actor=alice,
+                occurred_at=at,
+            )
+        )
+        if summary is not None:
+            finished = RunFinished(**run, state="finished", summary=summary)
+            stream = run_stream("acme", project, f"r{n}")
+            history.append(Envelope.new(finished, stream=stream, actor=alice, occurred_at=at + timedelta(seconds=1)))
+    await event_log.append(history)
+    await stack.projected()
+    assert stack.client is not None
+    return modelreg.Api(url=str(stack.client.make_url("/")))
+
+
+async def test_a_negated_filter_finds_the_runs_that_lack_the_key_or_hold_another_kind_of_value(
+    stack: Stack, event_log: EventLog
+) -> None:
+    api = await runs_with_configs(
+        stack,
+        event_log,
+        "tuning",
+        [{"lr": 0.1, "bs": "big", "group": "g"}, {"lr": 0.01}, {"lr": "auto", "group": "g"}, {}],
+    )
+
+    def found(filters: dict[str, Any]) -> list[str]:
+        return sorted(run.id for run in api.runs("acme/tuning", filters=filters))
+
+    async def finds(filters: dict[str, Any]) -> list[str]:
+        return await asyncio.to_thread(found, filters)
+
+    # A run without a batch size, or without a group, is one that matches none of the $nor's filters.
+    assert await finds({"$nor": [{"config.bs": {"$regex": "b"}}]}) == ["r1", "r2", "r3"]
+    assert await finds({"$nor": [{"group": {"$regex": "g"}}]}) == ["r1", "r3"]
+    # "lr": "auto" is not greater than 0.05, and neither is a missing lr.
+    assert await finds({"$not": {"config.lr": {"$gt": 0.05}}}) == ["r1", "r2", "r3"]
+    assert await finds({"$not": {"$not": {"config.lr": {"$gt": 0.05}}}}) == ["r0"]
+    assert await finds({"$not": {"$or": [{"config.lr": {"$lt": 0.05}}, {"group": "g"}]}}) == ["r3"]
+    # MongoDB's own form: $not on the key, around operators on it.
+    assert await finds({"config.lr": {"$not": {"$gt": 0.05}}}) == ["r1", "r2", "r3"]
+    assert await finds({"config.lr": {"$not": {"$gt": 0.001, "$lt": 0.05}}}) == ["r0", "r2", "r3"]
+    assert await finds({"group": {"$not": {"$regex": "^g"}}}) == ["r1", "r3"]
+    assert await finds({"config.bs": {"$not": {"$exists": True}}}) == ["r1", "r2", "r3"]
+    # $ne and $nin match a run without the key, as in MongoDB.
+    assert await finds({"config.bs": {"$ne": "big"}}) == ["r1", "r2", "r3"]
+    assert await finds({"config.lr": {"$nin": [0.1, 0.01]}}) == ["r2", "r3"]
+    assert await finds({"group": {"$nin": ["g"]}}) == ["r1", "r3"]
+
+
+async def test_equality_on_config_and_summary_is_mongodb_equality_not_containment(
+    stack: Stack, event_log: EventLog
+) -> None:
+    api = await runs_with_configs(
+        stack,
+        event_log,
+        "shapes",
+        [
+            {"lst": [1, 2, 3], "model": {"layers": 2, "width": 64}, "n": 1, "summary": {"scores": [0.9, 0.8]}},
+            {"lst": [1], "model": {"layers": 2}, "n": 1.0, "summary": {"scores": 0.9}},
+            {"lst": [[1], 5], "model": [{"layers": 2}, {"layers": 3}], "n": "1", "summary": {"scores": [[0.9]]}},
+            {},
+        ],
+    )
+
+    def found(filters: dict[str, Any]) -> list[str]:
+        return sorted(run.id for run in api.runs("acme/shapes", filters=filters))
+
+    async def finds(filters: dict[str, Any]) -> list[str]:
+        return await asyncio.to_thread(found, filters)
+
+    # An array equals only an equal array (in order), or an array holding it as an element.
+    assert await finds({"config.lst": [1]}) == ["r1", "r2"]
+    assert await finds({"config.lst": [1, 2, 3]}) == ["r0"]
+    assert await finds({"config.lst": [3, 2, 1]}) == []
+    # A value matches an array that holds it.
+    assert await finds({"config.lst": 2}) == ["r0"]
+    assert await finds({"config.lst": 1}) == ["r0", "r1"]
+    assert await finds({"config.lst.value": {"$eq": 5}}) == ["r2"]
+    # An object equals only the same object, not one with more keys.
+    assert await finds({"config.model": {"layers": 2}}) == ["r1", "r2"]
+    assert await finds({"config.model": {"width": 64, "layers": 2}}) == ["r0"]
+    # Numbers compare as numbers (1 == 1.0), never as the string "1".
+    assert await finds({"config.n": 1}) == ["r0", "r1"]
+    assert await finds({"config.n": "1"}) == ["r2"]
+    assert await finds({"config.lst": {"$ne": [1]}}) == ["r0", "r3"]
+    assert await finds({"config.lst": {"$ne": 2}}) == ["r1", "r2", "r3"]
+    assert await finds({"config.lst": {"$in": [2, [1]]}}) == ["r0", "r1", "r2"]
+    assert await finds({"config.lst": {"$nin": [2, 5]}}) == ["r1", "r3"]
+    assert await finds({"summary_metrics.scores": 0.9}) == ["r0", "r1"]
+    assert await finds({"summary_metrics.scores": [0.9]}) == ["r2"]
+    assert await finds({"$nor": [{"config.model": {"layers": 3}}]}) == ["r0", "r1", "r3"]
+
+
+async def test_equality_on_config_and_summary_is_still_answered_by_their_gin_indexes(stack: Stack) -> None:
+    from modelreg.projections.run_query import RunQuery
+    from modelreg.services.infra.database import _init_connection
+
+    connection = await asyncpg.connect(stack.settings.database_url)
+    try:
+        await _init_connection(connection)
+        await connection.execute("SET enable_seqscan = off")
+        for filters, index in [
+            ({"config.lr": 0.01}, "runs_by_config"),
+            ({"config.lst": {"$in": [[1], 2]}}, "runs_by_config"),
+            ({"summary_metrics.acc": 0.92}, "runs_by_summary"),
+            ({"summary_metrics.val.acc": 0.92}, "runs_by_summary"),
+        ]:
+            query = RunQuery(first_parameter=1)
+            condition = query.where(filters)
+            explained = await connection.fetch(f"EXPLAIN SELECT run_id FROM runs WHERE {condition}", *query.args)
+            plan = "\n".join(r[0] for r in explained)
+            assert index in plan, plan
+    finally:
+        await connection.close()

@@ -13,12 +13,49 @@ def translated(filters: dict) -> tuple[str, list]:
     return query.where(filters), query.args
 
 
-def test_config_equality_is_containment_that_the_gin_index_answers() -> None:
-    assert translated({"config.lr": 0.01}) == ("config @> $3::jsonb", [{"lr": 0.01}])
-    assert translated({"config.optimizer.name.value": "adam"}) == (
-        "config @> $3::jsonb",
-        [{"optimizer": {"name": "adam"}}],
-    )  # W&B's {"value": ...} wrapping is dropped
+EQUALS = (
+    "(config @> ANY($3::jsonb[]) AND EXISTS (SELECT FROM jsonb_array_elements($5::jsonb) AS wanted "
+    "WHERE wanted.value = (config #> $4::text[]) OR wanted.value IN (SELECT jsonb_array_elements("
+    "CASE jsonb_typeof(config #> $4::text[]) WHEN 'array' THEN config #> $4::text[] END))))"
+)
+
+
+def test_config_equality_is_narrowed_by_containment_that_the_gin_index_answers_then_checked_exactly() -> None:
+    # Containment of the value, or of an array holding it; then the value at the path equals it, or holds it.
+    assert translated({"config.lr": 0.01}) == (EQUALS, [[{"lr": 0.01}, {"lr": [0.01]}], ["lr"], [0.01]])
+    assert translated({"config.optimizer.name.value": "adam"})[1] == [
+        [{"optimizer": {"name": "adam"}}, {"optimizer": {"name": ["adam"]}}],
+        ["optimizer", "name"],
+        ["adam"],
+    ]  # W&B's {"value": ...} wrapping is dropped
+    # $in binds its values as one JSON array (a list among them is a value, not a dimension of a jsonb[]).
+    assert translated({"config.lst": {"$in": [[1], 2]}}) == (
+        EQUALS,
+        [[{"lst": [1]}, {"lst": [[1]]}, {"lst": 2}, {"lst": [2]}], ["lst"], [[1], 2]],
+    )
+    assert translated({"config.lst": {"$ne": [1]}})[0] == f"NOT coalesce(({EQUALS}), false)"
+    assert translated({"config.lst": {"$nin": [1, 2]}})[0] == f"NOT coalesce(({EQUALS}), false)"
+
+
+def test_a_negation_counts_a_test_sql_leaves_unknown_as_false_as_mongodb_matches_a_missing_key() -> None:
+    assert translated({"$nor": [{"config.bs": {"$regex": "b"}}, {"group": "g"}]}) == (
+        "NOT coalesce((((config #>> $3::text[]) ~ $4) OR (group_name = $5)), false)",
+        [["bs"], "b", "g"],
+    )
+    assert translated({"$not": {"config.lr": {"$gt": 0.05}}}) == (
+        "NOT coalesce((config @@ $3::jsonpath), false)",
+        ['$."lr" > 0.05'],
+    )
+    # MongoDB's form, $not on the key around its operators.
+    assert translated({"config.lr": {"$not": {"$gt": 0.001, "$lt": 0.05}}}) == (
+        "NOT coalesce((config @@ $3::jsonpath AND config @@ $4::jsonpath), false)",
+        ['$."lr" > 0.001', '$."lr" < 0.05'],
+    )
+    assert translated({"group": {"$not": {"$regex": "^g"}}}) == ("NOT coalesce((group_name ~ $3), false)", ["^g"])
+    assert translated({"summary_metrics.val.acc": {"$not": {"$gte": 0.8}}})[0] == (
+        "NOT coalesce((((summary @@ $3::jsonpath) OR (summary @@ $4::jsonpath))), false)"
+    )
+    assert translated({"tags": {"$not": {"$in": ["a"]}}})[0] == "NOT coalesce((tags && $3::text[]), false)"
 
 
 def test_ranges_and_existence_are_jsonpath_with_the_value_as_a_json_literal() -> None:
@@ -31,14 +68,14 @@ def test_ranges_and_existence_are_jsonpath_with_the_value_as_a_json_literal() ->
 
 
 def test_a_summary_key_logged_as_a_nested_dict_is_found_nested_or_flat() -> None:
-    assert translated({"summary_metrics.val.acc": 0.9}) == (
-        "((summary @> $3::jsonb) OR (summary @> $4::jsonb))",
-        [{"val": {"acc": 0.9}}, {"val.acc": 0.9}],
-    )
+    sql, args = translated({"summary_metrics.val.acc": 0.9})
+    assert sql.startswith("(((summary @> ANY($3::jsonb[]) AND") and ") OR ((summary @> ANY($6::jsonb[]) AND" in sql
+    assert args[:3] == [[{"val": {"acc": 0.9}}, {"val": {"acc": [0.9]}}], ["val", "acc"], [0.9]]  # nested
+    assert args[3:] == [[{"val.acc": 0.9}, {"val.acc": [0.9]}], ["val.acc"], [0.9]]  # or flat
     assert translated({"summary_metrics.val.acc": {"$exists": False}})[0] == (
         "((NOT summary @? $3::jsonpath) AND (NOT summary @? $4::jsonpath))"
     )
-    assert translated({"config.opt.name": "adam"})[0] == "config @> $3::jsonb"  # config is stored as sent
+    assert translated({"config.opt.name": "adam"})[1][1] == ["opt", "name"]  # config is stored as sent, nested
     order = order_by("-summary_metrics.val.acc")
     assert order is not None and order.path == ["val", "acc"]
     assert order.with_parameter(5).startswith("coalesce(summary #> $5::text[], summary -> array_to_string($5::text[]")
@@ -50,7 +87,7 @@ def test_logic_tags_and_columns_nest_with_parameters_numbered_in_order() -> None
     )
     assert sql == "(tags && $3::text[]) OR ((state = $4) AND (coalesce(name, run_id) ~ $5))"
     assert args == [["a", "b"], "finished", "^r"]
-    assert translated({"$nor": [{"tags": "x"}]}) == ("NOT ((tags @> ARRAY[$3]::text[]))", ["x"])
+    assert translated({"$nor": [{"tags": "x"}]}) == ("NOT coalesce(((tags @> ARRAY[$3]::text[])), false)", ["x"])
     assert translated({"createdAt": {"$gt": "2026-12-01T09:00:00Z"}})[0] == "started_at > $3"
 
 
@@ -73,6 +110,10 @@ def test_a_time_without_a_zone_is_read_as_utc_as_w_and_b_reads_it() -> None:
         ({"state": {"$in": list(range(101))}}, "list of 1 to 100"),
         ({"createdAt": {"$gt": "yesterday"}}, "ISO 8601"),
         ({"config.a..b": 1}, "not a key path"),
+        ({"config.lr": {"$not": 1}}, r"\$not on 'config.lr' takes operators on it"),
+        ({"config.lr": {"$not": {"lr": 1}}}, r"\$not on 'config.lr' takes operators on it"),
+        ({"config.lr": {"$not": {"$not": {"$gt": 1}}}}, r"\$not on 'config.lr' takes operators on it"),
+        ({"config.lr": {"$not": {"$near": 1}}}, "unknown operator"),
     ],
 )
 def test_a_filter_it_cannot_translate_is_refused_saying_what_to_write(filters: dict, said: str) -> None:
@@ -102,7 +143,12 @@ def test_orders_sort_by_a_column_or_a_bound_key_path_and_break_ties_by_run_id() 
 
 
 def test_a_filter_binding_more_values_than_a_statement_takes_is_refused() -> None:
-    # 99 conditions of two $in lists on a nested summary key bound 39,602 values: over PostgreSQL's 32,767.
+    # 99 conditions of two $in lists on a nested summary key bound 39,602 values, over PostgreSQL's 32,767; an
+    # $in on config or summary now binds its values as arrays, three parameters a list.
     leaf = {"summary_metrics.a.b": {"$in": list(range(100)), "$nin": list(range(100))}}
+    assert len(translated({"$and": [leaf] * 99})[1]) == 99 * 2 * 2 * 3
+    query = RunQuery(first_parameter=3)
+    for n in range(30_000):
+        query.bind(n)
     with pytest.raises(InvalidInput, match="compares with more than 30,000 values: use fewer"):
-        translated({"$and": [leaf] * 99})
+        query.bind(0)
