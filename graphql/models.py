@@ -125,7 +125,15 @@ class RegisteredModel(graphene.ObjectType):
     )
     alias = graphene.Field(ModelVersion, name=graphene.String(required=True))
     version = graphene.Field(ModelVersion, name=graphene.String(required=True, description="v0, v1, ..."))
-    history = paged(ActionRecordPage, first=100, description="what was done to the model, newest first")
+    history = paged(
+        ActionRecordPage,
+        first=100,
+        description="what was done to the model, newest first",
+        artifact_version_id=graphene.ID(
+            description="only the actions on this version (linked, aliases set and removed, unlinked), not the "
+            "model's card or tags"
+        ),
+    )
     private = graphene.Boolean(
         required=True, description="only principals with a grant on it (or an admin key) read it (setVisibility)"
     )
@@ -171,10 +179,17 @@ class RegisteredModel(graphene.ObjectType):
         return rows[0] if rows and rows[0]["version_index"] == number else None
 
     @staticmethod
-    async def resolve_history(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
+    async def resolve_history(
+        row: dict,
+        info: graphene.ResolveInfo,
+        first: int,
+        after: str | None = None,
+        artifact_version_id: str | None = None,
+    ) -> dict:
         limit = page_size(first)
+        version = None if artifact_version_id is None else parse_uuid("artifactVersionId", artifact_version_id)
         rows = await info.context.audit.history(
-            registered_model_stream(row["name"]), limit + 1, before_seq=decode_cursor(after)
+            registered_model_stream(row["name"]), limit + 1, before_seq=decode_cursor(after), artifact_version=version
         )
         return key_page(rows, limit, after, lambda last: encode_cursor(last["stream_seq"]))
 

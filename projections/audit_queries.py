@@ -33,15 +33,30 @@ class AuditQueries:
             actor.id,
         )
 
-    async def history(self, stream: str, limit: int, before_seq: int | None = None) -> list[dict[str, Any]]:
-        """Newest first; `before_seq` is the stream_seq of the last action of the previous page."""
-        rows = await self.pool.fetch(
-            f"SELECT {_LISTED_COLUMNS} FROM audit_log WHERE stream = $1 AND ($3::bigint IS NULL OR stream_seq < $3) "
-            "ORDER BY stream_seq DESC LIMIT $2",
-            stream,
-            limit,
-            before_seq,
-        )
+    async def history(
+        self, stream: str, limit: int, before_seq: int | None = None, artifact_version: UUID | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; `before_seq` is the stream_seq of the last action of the previous page. `artifact_version`:
+        only the actions on that version of a registered model (audit_log_by_stream_version)."""
+        if artifact_version is None:
+            rows = await self.pool.fetch(
+                f"SELECT {_LISTED_COLUMNS} FROM audit_log WHERE stream = $1 "
+                "AND ($3::bigint IS NULL OR stream_seq < $3) ORDER BY stream_seq DESC LIMIT $2",
+                stream,
+                limit,
+                before_seq,
+            )
+        else:
+            rows = await self.pool.fetch(
+                f"SELECT {_LISTED_COLUMNS} FROM audit_log WHERE stream = $1 AND type LIKE 'registry.%' "
+                "AND payload ? 'artifact_version_id' "
+                "AND payload ->> 'artifact_version_id' = $4 AND stream_seq < coalesce($3::bigint, 9223372036854775807) "
+                "ORDER BY stream_seq DESC LIMIT $2",
+                stream,
+                limit,
+                before_seq,
+                str(artifact_version),
+            )
         return [dict(r) for r in rows]
 
     async def audit_page(

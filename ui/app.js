@@ -26,26 +26,28 @@ function decodedOrAsWritten(part) {
 
 function route() {
   // "#/runs/acme/nature?state=failed": the path, then what a page keeps of its filters.
-  const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
+  const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
+  const params = new URLSearchParams(query);
   const parts = path.split("/").filter(Boolean).map(decodedOrAsWritten);
   const [section, ...rest] = parts;
   switch (section) {
     case undefined:
     case "models":
       if (rest.length >= 2) return { page: "version", model: rest[0], version: rest[1], tab: rest[2] || "overview" };
-      return { page: "registry", model: rest[0] };
+      return { page: "registry", model: rest[0], query, after: params.getAll("after") };
     case "artifacts":
+      if (!rest[0]) return { page: "notfound" };
       return { page: "artifact", id: rest[0], tab: rest[1] || "overview" };
     case "runs":
       if (rest.length >= 3) return { page: "run", entity: rest[0], project: rest[1], runId: rest[2] };
-      if (rest.length === 2) return { page: "runs", entity: rest[0], project: rest[1], params: Object.fromEntries(new URLSearchParams(query)) };
+      if (rest.length === 2) return { page: "runs", entity: rest[0], project: rest[1], params: Object.fromEntries(params) };
       return { page: "projects" };
     case "launch":
       return { page: "launch", jobId: rest[0] === "jobs" ? rest[1] : undefined, fromRun: rest[0] === "clone" ? rest.slice(1) : undefined };
     case "automations":
       return { page: "automations", id: rest[0] };
     case "audit":
-      return { page: "audit" };
+      return { page: "audit", query, params };
     case "access":
       return { page: "access" };
     default:
@@ -65,15 +67,17 @@ function useRoute() {
 
 function Page({ r }) {
   switch (r.page) {
-    case "registry": return html`<${Registry} model=${r.model} />`;
-    case "version": return html`<${VersionPage} model=${r.model} version=${r.version} tab=${r.tab} />`;
-    case "artifact": return html`<${ArtifactPage} id=${r.id} tab=${r.tab} />`;
+    case "registry": return html`<${Registry} model=${r.model} query=${r.query} after=${r.after} />`;
+    // Keyed by what they show: another version or artifact starts afresh (its history's toggle unticked, say).
+    case "version": return html`<${VersionPage} key=${`${r.model}/${r.version}`} model=${r.model} version=${r.version} tab=${r.tab} />`;
+    case "artifact": return html`<${ArtifactPage} key=${r.id} id=${r.id} tab=${r.tab} />`;
     case "run": return html`<${RunPage} entity=${r.entity} project=${r.project} runId=${r.runId} />`;
     case "runs": return html`<${ProjectRuns} key=${`${r.entity}/${r.project}`} entity=${r.entity} project=${r.project} params=${r.params} />`;
     case "projects": return html`<${Projects} />`;
     case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} />`;
     case "automations": return html`<${Automations} />`;
-    case "audit": return html`<${AuditLog} />`;
+    // Keyed by its address: a link to the audit log with other filters (or none) starts from those.
+    case "audit": return html`<${AuditLog} key=${r.query} params=${r.params} />`;
     case "access": return html`<${Access} />`;
     default: return html`<main class="pad"><h1>Not found</h1><p><a href="#/">Back to the registry</a></p></main>`;
   }

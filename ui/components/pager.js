@@ -1,13 +1,15 @@
 // Cursor paging over one of the API's pages ({ items, endCursor, hasNextPage }). The API's cursors only go
 // forward, so the cursor each page started after is kept: Previous goes back exactly, Next adds one.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { html } from "../html.js";
 
-export function useCursorPages() {
-  const [cursors, setCursors] = useState([null]);
+// `kept`: the cursors a page's address carries (see keepInAddress), the page it shows first.
+export function useCursorPages(kept = []) {
+  const [cursors, setCursors] = useState(() => [null, ...kept.filter(Boolean)]);
   return {
     after: cursors[cursors.length - 1],
     number: cursors.length,
+    kept: cursors.slice(1),
     next: (endCursor) => setCursors((before) => [...before, endCursor]),
     previous: () => setCursors((before) => (before.length > 1 ? before.slice(0, -1) : before)),
     restart: () => setCursors([null]),
@@ -23,4 +25,17 @@ export function Pager({ pages, page, stale = false, previous = "← Previous", n
     ${children ?? html`<span class="muted">page ${pages.number}</span>`}
     <button disabled=${!page.hasNextPage || stale} onClick=${() => pages.next(page.endCursor)}>${next}</button>
   </nav>`;
+}
+
+// Keeps what a page shows (its filters, and its pages' cursors as `after`, once per page past the first) in the
+// address, `#/audit?action=…&after=…`, so that Back from a row's page, a reload or a shared link finds them again.
+// Replaced, not pushed: a filter or a page is not a page of its own, and no hashchange remounts the page (app.js
+// keys such pages by their address, so a link to another one does).
+export function useKeptInAddress(path, values, pages) {
+  const kept = new URLSearchParams(Object.entries(values).filter(([, v]) => v));
+  for (const cursor of pages?.kept ?? []) kept.append("after", cursor);
+  const query = kept.toString();
+  useEffect(() => {
+    history.replaceState(null, "", `${path}${query ? "?" + query : ""}`);
+  }, [path, query]);
 }

@@ -2,7 +2,7 @@
 // usage and lineage. Lineage nodes and runs' inputs and outputs lead here.
 import { useQuery } from "../api.js";
 import { useViewer, may, mayAnywhere, entityScopes } from "../access.js";
-import { html, href, AliasBadges, Loaded, Badge, Markdown, Tabs, artifactHref } from "../html.js";
+import { html, href, AliasBadges, Loaded, Badge, Markdown, Tabs, Time, artifactHref } from "../html.js";
 import { ArtifactOrigin, Fact, Facts, KeyValues } from "../components/facts.js";
 import { Usage } from "../components/usage.js";
 import { Files } from "./files.js";

@@ -1,8 +1,8 @@
 // The audit log: every action, newest first, filtered by actor, action and time, a page at a time.
 import { useState } from "preact/hooks";
 import { useQuery } from "../api.js";
-import { html, Loaded, RecordedOffline, Time } from "../html.js";
-import { Pager, useCursorPages } from "../components/pager.js";
+import { html, href, Loaded, RecordedOffline, Time } from "../html.js";
+import { Pager, useCursorPages, useKeptInAddress } from "../components/pager.js";
 
 const AUDIT = `query Audit($actor: String, $action: String, $since: DateTime, $after: String) {
   auditLog(actor: $actor, action: $action, since: $since, first: 50, after: $after) {
@@ -12,9 +12,12 @@ const AUDIT = `query Audit($actor: String, $action: String, $since: DateTime, $a
 
 const short = (text) => (text.length > 160 ? text.slice(0, 160) + "…" : text);
 
-export function AuditLog() {
-  const [filters, setFilters] = useState({ actor: "", action: "", since: "" });
-  const pages = useCursorPages();
+// The filters and the page are kept in the address (`#/audit?action=registry.alias_added&after=…`), so that Back
+// from elsewhere, a reload or a link finds them again (app.js keys the page by its address).
+export function AuditLog({ params = new URLSearchParams() }) {
+  const [filters, setFilters] = useState(() => ({ actor: params.get("actor") || "", action: params.get("action") || "", since: params.get("since") || "" }));
+  const pages = useCursorPages(params.getAll("after"));
+  useKeptInAddress(href("audit"), filters, pages);
   const variables = {
     actor: filters.actor || null, action: filters.action || null,
     since: filters.since ? new Date(filters.since).toISOString() : null, after: pages.after,
@@ -35,6 +38,8 @@ export function AuditLog() {
           <td>${r.actor}</td><td><code>${r.action}</code></td>
           <td><code class="details" title=${JSON.stringify(r.details)}>${short(JSON.stringify(r.details))}</code></td></tr>`)}</tbody>
       </table>
+      ${!auditLog.items.length && html`<p class="muted" data-testid="audit-empty">No action matches.
+        ${filters.action && !filters.action.includes(".") && html`Actions are named in full, such as <code>registry.alias_added</code> or <code>runs.run_started</code>.`}</p>`}
       <${Pager} pages=${pages} page=${auditLog} stale=${result.stale} previous="← Newer" next="Older →" />`}<//>
   </main>`;
 }

@@ -79,7 +79,6 @@ function Graph({ view, startId, picked, onNode, onCluster }) {
       style: STYLE,
       layout: { name: "dagre", rankDir: "LR", nodeSep: 8, rankSep: 170 },
       maxZoom: 1.4, // a short chain fitted to the box would otherwise be drawn huge
-      wheelSensitivity: 0.3,
     });
     cy.on("tap", "node", (e) => (e.target.data("cluster") ? onCluster(e.target.data("cluster")) : onNode(e.target.data("node"))));
     const resized = new ResizeObserver(() => { cy.resize(); cy.fit(undefined, 30); }); // the panel opened or closed

@@ -4,7 +4,7 @@ import { useQuery, useLive } from "../api.js";
 import { html, href, Loaded, AliasBadges, Badge, Time, runHref } from "../html.js";
 import { useViewer, may, modelScopes } from "../access.js";
 import { ModelTags, ProtectedAliases, LinkForm } from "./model_controls.js";
-import { Pager, useCursorPages } from "../components/pager.js";
+import { Pager, useCursorPages, useKeptInAddress } from "../components/pager.js";
 
 const MODELS = `query Models($search: String, $after: String) {
   registeredModels(search: $search, first: 50, after: $after) { items { name tags } endCursor hasNextPage }
@@ -77,9 +77,11 @@ function ModelSettings({ model, reload }) {
   </details>`;
 }
 
-function Versions({ name }) {
-  const pages = useCursorPages();
-  useEffect(() => pages.restart(), [name]);
+// Keyed by model and address in Registry: the page shown is kept in the address (`#/models/m?after=…`), so Back
+// from a version, a reload or a link opens it again.
+function Versions({ name, after }) {
+  const pages = useCursorPages(after);
+  useKeptInAddress(href("models", name), {}, pages);
   const result = useQuery(VERSIONS, { name, first: PAGE_SIZE, after: pages.after });
   useLive({ registeredModel: name }, result.reload);
   const viewer = useViewer();
@@ -116,12 +118,12 @@ function Versions({ name }) {
   }}<//>`;
 }
 
-export function Registry({ model }) {
+export function Registry({ model, query = "", after = [] }) {
   return html`
     <div class="with-sidebar">
       <${Sidebar} selected=${model} />
       <main class="pad">
-        ${model ? html`<${Versions} name=${model} />` : html`<h1>Registry</h1><p class="muted">Choose a registered model on the left.</p>`}
+        ${model ? html`<${Versions} key=${`${model}?${query}`} name=${model} after=${after} />` : html`<h1>Registry</h1><p class="muted">Choose a registered model on the left.</p>`}
       </main>
     </div>`;
 }

@@ -4,6 +4,7 @@
 import { useState } from "preact/hooks";
 import { useMutation, useQuery, useLive } from "../api.js";
 import { useViewer, may, modelScopes, entityScopes } from "../access.js";
+import { Pager, useCursorPages } from "../components/pager.js";
 import { html, href, Loaded, AliasBadges, Badge, Time, RecordedOffline, Markdown, Tabs, runHref, ErrorBox } from "../html.js";
 import { ArtifactOrigin, Fact, Facts, KeyValues } from "../components/facts.js";
 import { Usage } from "../components/usage.js";
@@ -21,9 +22,19 @@ const VERSION = `query Version($model: String!, $version: String!) {
         files { path size digest ref }
       }
     }
-    history(first: 500) { items { eventId action actor occurredAt recordedOfflineAt details } }
   }
 }`;
+
+// The version's own actions, or with `all` every action on the model (card and tag changes concern every version).
+const HISTORY = `query History($model: String!, $version: ID, $first: Int!, $after: String) {
+  registeredModel(name: $model) {
+    history(artifactVersionId: $version, first: $first, after: $after) {
+      items { eventId action actor occurredAt recordedOfflineAt details } endCursor hasNextPage
+    }
+  }
+}`;
+
+export const HISTORY_PAGE_SIZE = 50;
 
 const TABS = [
   ["overview", "Overview"],
@@ -132,20 +143,31 @@ function Metadata({ av }) {
   </div>`;
 }
 
-function History({ records, av }) {
-  // The registered model's stream, narrowed to this version (card and tag changes concern every version).
-  const [all, setAll] = useState(false);
-  const mine = records.filter((r) => r.details.artifact_version_id === av?.id);
-  const shown = all ? records : mine;
-  return html`
-    <label class="toggle"><input type="checkbox" checked=${all} onChange=${(e) => setAll(e.target.checked)} /> every action on the model</label>
-    <table class="grid" data-testid="history">
+// Keyed by `all`: either list starts on its first page.
+function HistoryPages({ model, av, all }) {
+  const pages = useCursorPages();
+  const result = useQuery(HISTORY, { model, version: all ? null : av.id, first: HISTORY_PAGE_SIZE, after: pages.after });
+  useLive({ registeredModel: model }, result.reload);
+  return html`<${Loaded} result=${result}>${({ registeredModel: m }) => {
+    if (!m) return html`<p class="muted">No registered model named ${model}.</p>`;
+    const shown = m.history.items;
+    return html`<table class="grid" data-testid="history">
       <thead><tr><th>When</th><th>Who</th><th>What</th><th>Event</th></tr></thead>
       <tbody>${shown.map((r) => html`<tr>
         <td><${Time} at=${r.occurredAt} exact /><${RecordedOffline} at=${r.recordedOfflineAt} /></td><td class="actor">${r.actor}</td><td>${describe(r)}</td>
         <td><code class="muted" title=${JSON.stringify(r.details)}>${r.action}</code></td></tr>`)}</tbody>
     </table>
-    ${!shown.length && html`<p class="muted">No action recorded.</p>`}`;
+    ${!shown.length && html`<p class="muted">No action recorded.</p>`}
+    ${(pages.number > 1 || m.history.hasNextPage) && html`<${Pager} pages=${pages} page=${m.history} stale=${result.stale} previous="← Newer" next="Older →" />`}`;
+  }}<//>`;
+}
+
+// Who did what to this version (the registered model's actions on it), or to the whole model, newest first.
+function History({ model, av }) {
+  const [all, setAll] = useState(false);
+  return html`
+    <label class="toggle"><input type="checkbox" checked=${all} onChange=${(e) => setAll(e.target.checked)} /> every action on the model</label>
+    <${HistoryPages} key=${all ? "all" : "mine"} model=${model} av=${av} all=${all} />`;
 }
 
 export function VersionPage({ model, version, tab }) {
@@ -163,7 +185,7 @@ export function VersionPage({ model, version, tab }) {
     else if (tab === "files") body = html`<${Files} key=${av.id} files=${av.files} />`;
     else if (tab === "usage") body = html`<${Usage} usage=${v.usage} />`;
     else if (tab === "lineage") body = html`<${LineageTab} start=${av.id} />`;
-    else if (tab === "history") body = html`<${History} records=${m.history.items} av=${av} />`;
+    else if (tab === "history") body = html`<${History} model=${m.name} av=${av} />`;
     else body = html`<p class="muted">No tab named ${tab}.</p>`;
     return html`
       <p class="crumbs"><a href="#/">Registry</a> / <a href=${href("models", m.name)}>${m.name}</a> / ${v.version}</p>
