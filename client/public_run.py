@@ -17,7 +17,7 @@ RUN_FIELDS = (
     "notes tags group lastHistoryStep"
 )
 _HISTORY = """query($e: String!, $p: String!, $r: String!, $keys: [String!], $samples: Int!) {
-  run(entity: $e, project: $p, runId: $r) { history(keys: $keys, samples: $samples) { key steps values } }
+  run(entity: $e, project: $p, runId: $r) { history(keys: $keys, samples: $samples, byStep: true) { key steps values } }
 }"""
 _SCAN = """query($e: String!, $p: String!, $r: String!, $keys: [String!], $first: Int!, $after: String) {
   run(entity: $e, project: $p, runId: $r) {
@@ -228,19 +228,17 @@ class PublicRun:
     def history(
         self, samples: int = 500, keys: list[str] | None = None, x_axis: str = "_step", pandas: bool = True, **_: Any
     ) -> Any:
-        """At most `samples` points of each metric spread evenly over the run (the server's sampled history),
-        as rows by step; a pandas DataFrame when pandas is installed and `pandas=True`, else a list of dicts."""
+        """At most `samples` rows `{"_step": n, key: value, ...}` at steps spread evenly over the run (with `keys`:
+        over the steps having all of them, as W&B does), the first and last included; the server chooses the steps
+        once for every metric (its `history(byStep: true)`). A pandas DataFrame when pandas is installed and
+        `pandas=True`, else a list of dicts."""
         variables = {"e": self.entity, "p": self.project, "r": self.id, "keys": keys, "samples": samples}
         run = self._transport.graphql(_HISTORY, variables)["run"] or {"history": []}
         by_step: dict[int, dict[str, Any]] = {}
         for curve in run["history"]:
             for step, value in zip(curve["steps"], curve["values"], strict=True):
                 by_step.setdefault(int(step), {})[curve["key"]] = value
-        rows = [
-            {"_step": step, **values}
-            for step, values in sorted(by_step.items())
-            if not keys or all(k in values for k in keys)
-        ]
+        rows = [{"_step": step, **values} for step, values in sorted(by_step.items())]
         if pandas:
             try:
                 import pandas as pd  # type: ignore[import-untyped]

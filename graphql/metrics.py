@@ -1,5 +1,6 @@
 """A run's metrics: the batch the client's sender ships (logMetricBatch), and the history read back
-(`Run.history`: sampled curves for a chart; `Run.scanHistory`: every point, a page of steps at a time)."""
+(`Run.history`: sampled curves for a chart, or with `byStep` sampled steps, the same for every metric, as W&B's
+`run.history()` reads them; `Run.scanHistory`: every point, a page of steps at a time)."""
 
 from __future__ import annotations
 
@@ -91,7 +92,9 @@ def _keys(keys: list[str] | None) -> list[str] | None:
     return keys
 
 
-async def resolve_history(row: dict, info: graphene.ResolveInfo, samples: int, keys: list[str] | None = None) -> list:
+async def resolve_history(
+    row: dict, info: graphene.ResolveInfo, samples: int, keys: list[str] | None = None, by_step: bool = False
+) -> list:
     if not 1 <= samples <= MAX_SAMPLES:
         raise InvalidInput(f"samples must be between 1 and {MAX_SAMPLES:,}, got {samples}")
     if keys is not None and samples * len(keys) > MAX_POINTS_READ:
@@ -101,7 +104,9 @@ async def resolve_history(row: dict, info: graphene.ResolveInfo, samples: int, k
     estimate = samples * (len(keys) if keys else 1)
     async with info.context.metric_reads:
         take_points(info, estimate)
-        curves = await MetricQueries(info.context.reads.pool).history(_run_of(row), _keys(keys), samples)
+        queries = MetricQueries(info.context.reads.pool)
+        sample = queries.sampled_steps if by_step else queries.history
+        curves = await sample(_run_of(row), _keys(keys), samples)
     if samples * len(curves) > MAX_POINTS_READ:
         raise InvalidInput(
             f"{len(curves)} metrics x {samples} samples is over {MAX_POINTS_READ:,} points: ask for fewer"

@@ -95,10 +95,16 @@ class Run(graphene.ObjectType):
         graphene.NonNull(MetricCurve),
         required=True,
         samples=graphene.Int(default_value=1000),
+        by_step=graphene.Boolean(
+            default_value=False,
+            description="sample the run's steps instead of each curve: at most `samples` steps chosen once for all "
+            "the metrics (with `keys`: among the steps where every one has a point), each curve at those of them "
+            "where it has a point; rows by step, as W&B's run.history() reads them",
+        ),
         **HISTORY_ARGUMENTS,
         resolver=resolve_history,
-        description="each metric's curve, sampled: at most `samples` points spread evenly over it (over every "
-        "32nd step when that gives enough)",
+        description="each metric's curve, sampled: at most `samples` points spread evenly over it, its first and "
+        "last included (over every 32nd step when that gives enough)",
     )
     scan_history = graphene.Field(
         MetricHistoryPage,

@@ -206,13 +206,7 @@ class Curve:
 
     def sample(self, samples: int) -> tuple[list[int], list[float]]:
         """At most `samples` points spread evenly over the curve, its first and last point included."""
-        n = self._length
-        if n <= samples:
-            indexes: Sequence[int] = range(n)
-        elif samples == 1:
-            indexes = [n - 1]
-        else:
-            indexes = [round(i * (n - 1) / (samples - 1)) for i in range(samples)]
+        indexes = spread(self._length, samples)
         steps: list[int] = []
         values: list[float] = []
         taken = 0
@@ -229,6 +223,37 @@ class Curve:
             values += [segment.values[o] for o in offsets]
         return steps, values
 
+    def steps_between(self, after: int, through: int) -> list[Sequence[int]]:
+        """The steps with after < step <= through, a range or an array a segment (no object per point)."""
+        found: list[Sequence[int]] = []
+        for segment in self.segments:
+            if segment.last_step <= after or segment.first_step > through:
+                continue
+            start, end = segment.index_after(after), segment.index_from(through + 1)
+            if segment.steps is None:
+                found.append(range(segment.first_step + start, segment.first_step + end))
+            else:
+                found.append(segment.steps[start:end])
+        return found
+
+    def values_at(self, steps: Sequence[int]) -> list[float | None]:
+        """The values at `steps` (increasing), None where the curve has no point; one pass over the segments."""
+        found: list[float | None] = [None] * len(steps)
+        i = 0
+        for segment in self.segments:
+            i = bisect_left(steps, segment.first_step, i)
+            end = bisect_right(steps, segment.last_step, i)
+            for j in range(i, end):
+                step = steps[j]
+                if segment.steps is None:
+                    found[j] = segment.values[step - segment.first_step]
+                else:
+                    index = bisect_left(segment.steps, step)
+                    if index < len(segment.steps) and segment.steps[index] == step:
+                        found[j] = segment.values[index]
+            i = end
+        return found
+
     def between(self, after: int, through: int) -> Iterator[tuple[int, float]]:
         """The points with after < step <= through, in step order."""
         for segment in self.segments:
@@ -237,6 +262,15 @@ class Curve:
             start, end = segment.index_after(after), segment.index_from(through + 1)
             for offset in range(start, end):
                 yield segment.step_at(offset), segment.values[offset]
+
+
+def spread(n: int, samples: int) -> Sequence[int]:
+    """At most `samples` indexes of n spread evenly, the last one (and the first, for two or more) included."""
+    if n <= samples:
+        return range(n)
+    if samples == 1:
+        return [n - 1]
+    return [round(i * (n - 1) / (samples - 1)) for i in range(samples)]
 
 
 def _merged(segments: list[Segment]) -> Segment:

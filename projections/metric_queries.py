@@ -1,19 +1,20 @@
 """Reads of a run's metric history (the chunks of projections/metric_chunks.py). Never writes.
 
-`history` samples whole curves (a chart); `scan_page` pages through every point in step order, one row
+`history` samples whole curves (a chart), each on its own; `sampled_steps` samples the run's steps, chosen once
+for all the metrics (rows by step: W&B's `run.history()`); `scan_page` pages through every point in step order, one row
 per step; `points` lists every point of a metric (small runs, the run page of older clients).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from modelreg.errors import InvalidInput
-from modelreg.projections.metric_chunks import Curve
+from modelreg.projections.metric_chunks import Curve, spread
 
 _CHUNKS = """
 SELECT key, first_step, last_step, steps, vals FROM run_metric_chunks
@@ -114,6 +115,43 @@ class MetricQueries:
             found.append({"key": key, "steps": steps, "values": values, "points": logged[key]})
         return found
 
+    async def sampled_steps(
+        self, run: tuple[str, str, str], keys: Sequence[str] | None, samples: int
+    ) -> list[dict[str, Any]]:
+        """`history`'s curves at steps chosen once for all the metrics: at most `samples` steps spread evenly over
+        the run's steps (with `keys`: over the steps at which every one of them has a point, so every curve has
+        the same steps), the first and last of those steps included; each curve has the chosen steps where it
+        has a point. Rows by step (W&B's `run.history()`) hold every value logged at their step. Chosen among
+        the thumbnails' steps (every THUMBNAIL_EVERY-th) when they hold enough, the real first and last step then
+        read from the chunks around them; else among every point."""
+        wanted = None if keys is None else list(dict.fromkeys(keys))
+        every = wanted is not None
+        logged: dict[str, int] = {}
+        thumbnails: dict[str, list[tuple[bytes, bytes]]] = {}
+        for row in await self.pool.fetch(_THUMBNAILS, *run, wanted):
+            logged[row["key"]] = logged.get(row["key"], 0) + row["points"]
+            thumbnails.setdefault(row["key"], []).append((row["thumb_steps"], row["thumb_vals"]))
+        order = wanted if wanted is not None else sorted(thumbnails)
+        if wanted is not None and len(thumbnails) < len(wanted):
+            return [{"key": key, "steps": [], "values": [], "points": logged[key]} for key in order if key in logged]
+        curves = {key: Curve.of_thumbnails(found) for key, found in thumbnails.items()}
+        steps = _steps_of(curves.values(), every)
+        if len(steps) < samples:  # too few among the thumbnails: every point
+            curves = await self.curves(run, wanted)
+            logged = {key: len(curve) for key, curve in curves.items()}
+            steps = _steps_of(curves.values(), every)
+            return _curves_at([steps[i] for i in spread(len(steps), samples)], order, curves, logged)
+        chosen = [steps[i] for i in spread(len(steps), samples)]
+        ends = []
+        if len(chosen) > 1:  # the real first step, at or before the thumbnails' first
+            head = await self.curves(run, wanted, NO_STEP, steps[0])
+            ends.append((0, _steps_of(head.values(), every, NO_STEP, steps[0])[0], head))
+        tail = await self.curves(run, wanted, steps[-1] - 1, LAST_STEP)
+        ends.append((len(chosen) - 1, _steps_of(tail.values(), every, steps[-1] - 1, LAST_STEP)[-1], tail))
+        for index, step, _ in ends:
+            chosen[index] = step
+        return _curves_at(chosen, order, curves, logged, ends)
+
     async def _ends(
         self, run: tuple[str, str, str], keys: list[str]
     ) -> dict[str, tuple[tuple[int, float], tuple[int, float]]]:
@@ -192,6 +230,36 @@ class MetricQueries:
             for k in sorted(curves)
             for step, value in curves[k].between(NO_STEP, LAST_STEP)
         ]
+
+
+def _steps_of(curves: Iterable[Curve], every: bool, after: int = NO_STEP, through: int = LAST_STEP) -> list[int]:
+    """The steps in (after, through] at which every one of the curves (`every`), or any, has a point, in order."""
+    found: set[int] | None = None
+    for curve in curves:
+        steps: set[int] = set()
+        for part in curve.steps_between(after, through):
+            steps.update(part)
+        found = steps if found is None else found & steps if every else found | steps
+    return sorted(found or ())
+
+
+def _curves_at(
+    steps: list[int],
+    keys: Sequence[str],
+    curves: dict[str, Curve],
+    logged: dict[str, int],
+    ends: Sequence[tuple[int, int, dict[str, Curve]]] = (),
+) -> list[dict[str, Any]]:
+    """Each curve's points at `steps` (increasing) where it has one, as history's curves; `ends`: (index, step,
+    curves) whose values at that index come from those curves instead (the chunks around the run's ends)."""
+    found = []
+    for key in keys:
+        values = curves[key].values_at(steps)
+        for index, _, around in ends:
+            values[index] = around[key].values_at(steps[index : index + 1])[0] if key in around else None
+        kept = [(step, value) for step, value in zip(steps, values, strict=True) if value is not None]
+        found.append({"key": key, "steps": [s for s, _ in kept], "values": [v for _, v in kept], "points": logged[key]})
+    return found
 
 
 def _page_bound(outline: Sequence[asyncpg.Record], after: int, rows: int) -> int:

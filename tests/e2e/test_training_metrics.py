@@ -261,3 +261,72 @@ async def test_a_scan_that_could_read_too_many_points_is_refused_before_reading_
     assert "101 metrics x 10000 steps could be over 1,000,000 points" in refused["errors"][0]["message"]
     rows = await scan_all(stack, "wide", None, first=100)
     assert rows == [{"step": 0, "values": {f"layer_{n}": 0.1 for n in range(101)}}]
+
+
+def log_loss_and_a_sparse_val_loss(url: str, steps: int) -> str:
+    with modelreg.init(project="nature", entity="acme", url=url) as run:
+        for step in range(steps):
+            run.log({"loss": 1 / (step + 1), **({"val_loss": float(step)} if step % 10 == 0 else {})})
+        return run.id
+
+
+async def test_a_sampled_history_of_two_metrics_keeps_rows_holding_both(stack: Stack) -> None:
+    # W&B's `run.history(keys=[...], samples=n)`: about n rows spread over the steps where every key was logged,
+    # each holding all of them; the steps are chosen once for the keys together, not per curve.
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+    run_id = await asyncio.to_thread(log_loss_and_a_sparse_val_loss, url, 1000)
+    run = await asyncio.to_thread(lambda: modelreg.Api(url).run(f"acme/nature/{run_id}"))
+
+    rows = await asyncio.to_thread(run.history, keys=["loss", "val_loss"], samples=10, pandas=False)
+    assert len(rows) == 10
+    assert rows[0]["_step"] == 0 and rows[-1]["_step"] == 990  # the first and last step holding both
+    for row in rows:
+        assert row == {"_step": row["_step"], "loss": pytest.approx(1 / (row["_step"] + 1)), "val_loss": row["_step"]}
+    assert [r["_step"] for r in rows] == sorted({r["_step"] for r in rows})
+
+    rows = await asyncio.to_thread(run.history, keys=["val_loss", "loss"], samples=50, pandas=False)
+    assert len(rows) == 50 and all(set(r) == {"_step", "loss", "val_loss"} for r in rows)
+    every = await asyncio.to_thread(run.history, keys=["val_loss", "loss"], samples=500, pandas=False)
+    assert [r["_step"] for r in every] == list(range(0, 1000, 10))  # fewer shared steps than samples: all of them
+
+
+async def test_a_sampled_history_without_keys_has_about_samples_rows_of_what_each_step_logged(stack: Stack) -> None:
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+    run_id = await asyncio.to_thread(log_loss_and_a_sparse_val_loss, url, 1000)
+    run = await asyncio.to_thread(lambda: modelreg.Api(url).run(f"acme/nature/{run_id}"))
+
+    rows = await asyncio.to_thread(run.history, pandas=False)  # W&B's default, 500 samples
+    assert len(rows) == 500 and rows[0]["_step"] == 0 and rows[-1]["_step"] == 999
+    for row in rows:
+        logged = {"loss": pytest.approx(1 / (row["_step"] + 1))}
+        if row["_step"] % 10 == 0:
+            logged["val_loss"] = row["_step"]
+        assert row == {"_step": row["_step"], **logged}
+    assert await asyncio.to_thread(run.history, samples=2000, pandas=False) == [
+        {"_step": s, "loss": pytest.approx(1 / (s + 1)), **({"val_loss": s} if s % 10 == 0 else {})}
+        for s in range(1000)
+    ]
+
+
+async def test_a_long_sampled_history_of_two_metrics_starts_and_ends_at_their_real_shared_steps(stack: Stack) -> None:
+    # Sampled from the thumbnails (every 32nd step) when they hold enough shared steps; its ends are still the
+    # real first and last steps holding both.
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+
+    def log_two_overlapping_curves() -> str:
+        with modelreg.init(project="nature", entity="acme", url=url) as run:
+            for step in range(3, 20_000):
+                run.log({"a": float(step), **({"b": -float(step)} if 7 <= step <= 19_990 else {})}, step=step)
+            return run.id
+
+    run_id = await asyncio.to_thread(log_two_overlapping_curves)
+    run = await asyncio.to_thread(lambda: modelreg.Api(url).run(f"acme/nature/{run_id}"))
+    rows = await asyncio.to_thread(run.history, keys=["a", "b"], samples=100, pandas=False)
+    assert len(rows) == 100 and rows[0]["_step"] == 7 and rows[-1]["_step"] == 19_990
+    assert all(r == {"_step": r["_step"], "a": r["_step"], "b": -r["_step"]} for r in rows)
+    one = await asyncio.to_thread(run.history, keys=["a", "b"], samples=1, pandas=False)
+    assert one == [{"_step": 19_990, "a": 19_990.0, "b": -19_990.0}]
+    assert await asyncio.to_thread(run.history, keys=["a", "missing"], samples=10, pandas=False) == []
