@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from modelreg.errors import Unavailable
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import LogPosition, LogRecord, StartPositions
@@ -47,6 +49,25 @@ def _refuse_too_large(event: Envelope, key: bytes, value: bytes, headers: list[t
         raise MessageSizeTooLargeError(
             f"a {event.type} event of {size} bytes is over the log's {MAX_MESSAGE_BYTES} bytes: nothing was appended"
         )
+
+
+@contextmanager
+def _unavailable_while_not_answering(doing: str) -> Iterator[None]:
+    """A broker that does not answer (stopped, partitioned, electing a leader) as the retriable Unavailable a
+    caller can act on: as aiokafka raised it, it reached GraphQL as an internal error with an incident id. Its
+    timeout says nothing of whether an append landed, so the caller is told to send the same command again
+    (its command id keeps it from being recorded twice). The broker's address stays in the server's log."""
+    try:
+        yield
+    except KafkaError as exc:
+        # KafkaTimeoutError is not flagged retriable by aiokafka, yet it is what a hanging broker raises.
+        if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
+            raise
+        log.warning("the event log (Kafka) did not answer %s: %r", doing, exc)
+        raise Unavailable(
+            f"the event log (Kafka) is not answering: {doing} failed ({type(exc).__name__}), so the change may not "
+            "be recorded; send it again shortly, with the same command id if it has one"
+        ) from exc
 
 
 # From this many events, an append sends one record batch per partition (as many as their size needs) instead
@@ -135,6 +156,10 @@ class KafkaEventLog:
         raise RuntimeError(f"topic {self.topic} has no partitions in the broker's metadata after 5s")
 
     async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
+        with _unavailable_while_not_answering("appending events"):
+            return await self._append(events)
+
+    async def _append(self, events: Sequence[Envelope]) -> list[LogPosition]:
         producer = self._require_producer()
         # Every record built and checked before any is sent: one that cannot be, none is.
         records = [(event.stream.encode(), encode(event), _headers(event)) for event in events]
@@ -201,7 +226,8 @@ class KafkaEventLog:
 
     async def end_positions(self) -> dict[int, int]:
         consumer = self._require_metadata_consumer()
-        ends = await consumer.end_offsets([TopicPartition(self.topic, p) for p in self._partition_ids])
+        with _unavailable_while_not_answering("reading where the log ends"):
+            ends = await consumer.end_offsets([TopicPartition(self.topic, p) for p in self._partition_ids])
         return {tp.partition: offset for tp, offset in ends.items()}
 
     async def subscribe(

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,6 +37,15 @@ BROKER_WAIT_S = 120.0
 # How long a process stopping waits for its parts to close gracefully (each connection said goodbye).
 PARTS_CLOSED_WITHIN_S = 5.0
 T = TypeVar("T")
+
+# Set by the command line to the event its SIGINT and SIGTERM set (services/cli.py): a process waiting at its start
+# for PostgreSQL or Kafka (up to BROKER_WAIT_S) stops when told to, instead of ignoring the signal until then.
+STOP_WAITING: ContextVar[asyncio.Event | None] = ContextVar("STOP_WAITING", default=None)
+
+
+class StoppedWhileWaiting(Exception):
+    """A signal came while the process waited for a server at its start: nothing was started, it just stops."""
+
 
 if TYPE_CHECKING:  # the command path is imported where it is used: projector and rebuild processes start faster
     from modelreg.projections.progress import ProjectionProgress
@@ -170,7 +180,29 @@ async def started(event_log: EventLog, settings: Settings, wait_s: float = BROKE
 async def _waiting_for(
     what: str, not_answering: tuple[type[BaseException], ...], wait_s: float, attempt: Callable[[], Awaitable[T]]
 ) -> T:
-    """`attempt()`'s result, tried again while it fails as a server that does not answer yet fails, saying so."""
+    """`attempt()`'s result, tried again while it fails as a server that does not answer yet fails, saying so; or
+    StoppedWhileWaiting, once STOP_WAITING is set (a connection attempt that hangs is cut short too)."""
+    stop = STOP_WAITING.get()
+    if stop is None:
+        return await _retried(what, not_answering, wait_s, attempt)
+    retried = asyncio.ensure_future(_retried(what, not_answering, wait_s, attempt))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({retried, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not retried.done():
+            retried.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retried
+    if retried.cancelled():
+        raise StoppedWhileWaiting(f"stopped while waiting for {what}: nothing was started")
+    return retried.result()
+
+
+async def _retried(
+    what: str, not_answering: tuple[type[BaseException], ...], wait_s: float, attempt: Callable[[], Awaitable[T]]
+) -> T:
 
     def waiting(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

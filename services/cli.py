@@ -43,13 +43,23 @@ def _run_until_signal(
             again.set()
         stopping.set()
 
+    from modelreg.services.bootstrap import STOP_WAITING, StoppedWhileWaiting
+
     async def runner() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, signalled)
+        STOP_WAITING.set(stopping)  # the waits for PostgreSQL and Kafka at the start stop on a signal too
         await main
 
-    _run(runner())
+    stopped: list[str] = []
+    try:
+        _run(runner())
+    except* StoppedWhileWaiting as group:  # bare, or from inside a task group
+        stopped = [str(exc) for exc in group.exceptions]
+    if stopped:
+        click.echo(f"modelreg: {stopped[0]}", err=True)  # one line: the operator asked for it, nothing went wrong
+        sys.exit(0)
 
 
 def _infra_options(fn: Any) -> Any:

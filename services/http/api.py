@@ -63,6 +63,7 @@ from modelreg.services.http.metrics import (
     SharedReading,
     add_operations_routes,
     graphql_operation,
+    log_end_positions,
 )
 from modelreg.services.http.object_store_routes import add_object_store_routes, opened
 from modelreg.services.http.operator_views import ASKED_BY_AN_ADMIN, METRICS_TOKEN, SEEN_WITH, sees_the_figures
@@ -346,9 +347,9 @@ async def read_health(pool: asyncpg.Pool, event_log: EventLog) -> dict[str, Any]
     """What /healthz reports, as read from the log and PostgreSQL (an error's text where one could not be read)."""
     reading: dict[str, Any] = {}
     try:
-        reading["ends"] = await event_log.end_positions()
+        reading["ends"] = await log_end_positions(event_log)
     except Exception as exc:
-        reading["event_log_error"] = str(exc)
+        reading["event_log_error"] = str(exc) or type(exc).__name__
     try:
         async with pool.acquire() as conn:
             reading["positions"] = await conn.fetch(
@@ -376,7 +377,10 @@ async def healthz(request: web.Request) -> web.Response:
     report: dict[str, Any] = {"status": "ok"}
     ends = reading.get("ends", {})
     if "event_log_error" in reading:
-        report["status"] = "degraded"
+        # Down, not degraded: every mutation appends to the log, so while it does not answer nothing can be
+        # recorded (reads still answer, from PostgreSQL), and /readyz already takes the replica out of service.
+        # "degraded" is for a part of the work held back (a parked stream) while the registry takes changes.
+        report["status"] = "down"
         report["event_log"] = {"ok": False, "kind": type(event_log).__name__, "error": reading["event_log_error"]}
     else:
         report["event_log"] = {
@@ -399,10 +403,10 @@ async def healthz(request: web.Request) -> web.Response:
         lag = sum(max(end - applied.get(p, 0), 0) for p, end in ends.items()) if ends else None
         projections[name] = {"lag": lag, "parked_streams": parked_by.get(name, 0), "dead_letters": dead_by.get(name, 0)}
         if parked_by.get(name):
-            report["status"] = "degraded"
+            _at_worst(report, "degraded")
     report["projections"] = projections
     if stopped := request.app.get(STOPPED_PARTS):
-        report["status"] = "degraded"
+        _at_worst(report, "degraded")
         report["stopped_parts"] = stopped  # e.g. a projector that met a newer build's migration: upgrade this process
     # A stream's name can name a private entity or model: the list goes to an admin key only (the metrics token
     # sees the counts, a probe or a monitor without either the status).
@@ -416,10 +420,20 @@ async def healthz(request: web.Request) -> web.Response:
             }
             for r in parked_list
         ]
-        return web.json_response(report)
+        return web.json_response(report, status=_http_status(report))
     if parked_list:
         report["parked_streams_listed_for"] = "an admin key (Authorization: Bearer ...), or `modelreg parked`"
-    return await _health_as_seen_by(request, report, 200)
+    return await _health_as_seen_by(request, report, _http_status(report))
+
+
+def _at_worst(report: dict[str, Any], status: str) -> None:
+    """A part held back makes the report `degraded`, unless it is `down` already (the log not answering)."""
+    if report["status"] != "down":
+        report["status"] = status
+
+
+def _http_status(report: dict[str, Any]) -> int:
+    return 503 if report["status"] == "down" else 200
 
 
 async def _health_as_seen_by(request: web.Request, report: dict[str, Any], status: int) -> web.Response:

@@ -38,6 +38,20 @@ from modelreg.services.http.operator_views import SEEN_WITH, sees_the_figures
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+# How long a probe or a scrape waits for the event log's end offsets. PostgreSQL gets 2 s (acquire(timeout=2));
+# a Kafka broker that hangs (stopped, partitioned) is waited for by aiokafka for its request timeout, 40 s, far past
+# a probe's own timeout: the probe failed without the answer saying which part, and its requests piled up.
+EVENT_LOG_ANSWERS_WITHIN_S = 3.0
+
+
+async def log_end_positions(event_log: Any, within_s: float = EVENT_LOG_ANSWERS_WITHIN_S) -> dict[int, int]:
+    """The event log's end offsets, or TimeoutError saying so when it does not answer within `within_s`."""
+    try:
+        async with asyncio.timeout(within_s):
+            return dict(await event_log.end_positions())
+    except TimeoutError:
+        raise TimeoutError(f"the event log did not answer within {within_s:g} s") from None
+
 
 class HttpMetrics:
     def __init__(self) -> None:
@@ -169,7 +183,7 @@ class InstallationSnapshot(Collector):
 
 
 async def read_installation(pool: Any, event_log: Any, projections: list[str]) -> dict[str, Any]:
-    ends = await event_log.end_positions()
+    ends = await log_end_positions(event_log)
     async with pool.acquire() as conn:
         positions = await conn.fetch(
             "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", event_log.topic
@@ -276,7 +290,7 @@ def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, pro
         except Exception as exc:
             problems["postgres"] = str(exc) or type(exc).__name__
         try:
-            await request.app[log_key].end_positions()
+            await log_end_positions(request.app[log_key])
         except Exception as exc:
             problems["event_log"] = str(exc) or type(exc).__name__
         if problems:

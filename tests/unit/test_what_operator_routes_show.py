@@ -26,10 +26,13 @@ class Installation:
 
     topic = "acme.modelreg.events"
 
-    def __init__(self, *, down: bool = False) -> None:
+    def __init__(self, *, down: bool = False, broker_hangs: bool = False) -> None:
         self.down = down
+        self.broker_hangs = broker_hangs  # a broker SIGSTOPped: connections open, no answer ever
 
     async def end_positions(self) -> dict[int, int]:
+        if self.broker_hangs:
+            await asyncio.Event().wait()
         if self.down:
             raise OSError(f"cannot reach the log's broker at kafka.internal.acme:9092 ({SECRET_HOST})")
         return {0: 42}
@@ -177,3 +180,18 @@ def test_a_made_up_http_method_does_not_make_a_series_of_its_own() -> None:
     # extensions) takes any token.
     assert operation_of(make_mocked_request("BREW", "/livez")).split()[0] == "OTHER"
     assert operation_of(make_mocked_request("DELETE", "/livez")).split()[0] == "DELETE"
+
+
+async def test_a_hanging_broker_makes_the_probes_answer_within_seconds_that_the_event_log_is_down() -> None:
+    async with TestClient(TestServer(_app(Installation(broker_hangs=True)))) as client:
+        ready, health = await asyncio.gather(
+            client.get("/readyz", headers=BEARING_THE_TOKEN), client.get("/healthz", headers=BEARING_THE_TOKEN)
+        )
+        readiness, report = await ready.json(), await health.json()
+
+    assert ready.status == 503 and readiness["event_log"] == "the event log did not answer within 3 s"
+    assert "postgres" not in readiness  # PostgreSQL answers: the probe names the part that does not
+    # No write can be recorded while the log does not answer: the registry is down, not merely degraded.
+    assert health.status == 503 and report["status"] == "down"
+    assert report["event_log"]["ok"] is False and "did not answer within 3 s" in report["event_log"]["error"]
+    assert report["postgres"] == {"ok": True}
