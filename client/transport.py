@@ -59,6 +59,12 @@ def _seconds(header: str | None, *, default: float) -> float:
         return default
 
 
+def _refuse_if_storage_full(response: httpx.Response, path: Path) -> None:
+    """507: the server's disk is full. Not retried (no second try soon finds room); its message goes to the user."""
+    if response.status_code == 507:
+        raise Unavailable(f"{path} was not uploaded: {response.text}", retriable=False)
+
+
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, httpx.TransportError):
         return True
@@ -251,6 +257,7 @@ class Transport:
             raise InvalidInput(f"{path}: {response.text} (did the file change while it was uploaded?)")
         if response.status_code == 413:  # over the server's limit for one artifact file
             raise InvalidInput(f"{path}: {response.text}")
+        _refuse_if_storage_full(response, path)
         response.raise_for_status()
 
     @_said_as_unreachable
@@ -281,6 +288,7 @@ class Transport:
         response = self._http.post("/blobs", content=chunks(), headers={"Content-Length": str(path.stat().st_size)})
         if response.status_code == 413:  # over the server's limit for one artifact file
             raise InvalidInput(f"{path}: {response.text}")
+        _refuse_if_storage_full(response, path)
         response.raise_for_status()
         digest = "sha256:" + hasher.hexdigest()
         if response.json()["digest"] != digest:

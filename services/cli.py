@@ -497,7 +497,14 @@ async def _serve_with(
     assert runner.server is not None
     connections = OpenConnections(runner.server, settings.max_connections or default_max_connections(descriptors))
     app[METRICS].registry.register(connections)
-    listening = await listen_bounded(runner, host, port, connections)
+    try:
+        listening = await listen_bounded(runner, host, port, connections)
+    except OSError as exc:  # the port taken, a host not of this machine: one line, not a traceback
+        await runner.cleanup()
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): pass another --port or --host, or stop what "
+            "holds it"
+        ) from None
     # PostgreSQL or Kafka away for a while (restarting) stops these; they start again once it is back.
     projector = (
         asyncio.create_task(
@@ -759,7 +766,14 @@ def projector(
 
 
 @main.command()
-@_infra_options
+@_local_options
+@click.option(
+    "--kafka",
+    "kafka",
+    envvar="KAFKA_BOOTSTRAP_SERVERS",
+    default=None,
+    help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS); without it the event log is in Postgres.",
+)
 @click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @click.option(
     "--processes",
@@ -768,12 +782,21 @@ def projector(
     show_default=True,
     help="Replay in this many processes, each owning a share of the partitions.",
 )
-def rebuild(kafka: str | None, database_url: str, topic: str, names: tuple[str, ...], processes: int) -> None:
+def rebuild(
+    data_dir: Path | None,
+    database_url: str | None,
+    topic: str,
+    kafka: str | None,
+    names: tuple[str, ...],
+    processes: int,
+) -> None:
     """Rebuild projection NAME (or several: NAME NAME...) from offset 0 into new tables, swapped in once caught up
-    (the live ones serve meanwhile). Several rebuilt at once read the log once."""
+    (the live ones serve meanwhile). Several rebuilt at once read the log once. Without --database-url, the
+    embedded PostgreSQL of `modelreg server --data-dir` (default data folder: the server's)."""
     from modelreg.services.rebuild import rebuild as run_rebuild
     from modelreg.services.settings import Settings
 
+    database_url = _database_url(data_dir, database_url)
     settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic)
     shown = ",".join(names)
 

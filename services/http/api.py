@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import suppress
@@ -67,6 +68,7 @@ from modelreg.services.http.metrics import (
 )
 from modelreg.services.http.object_store_routes import add_object_store_routes, opened
 from modelreg.services.http.operator_views import ASKED_BY_AN_ADMIN, METRICS_TOKEN, SEEN_WITH, sees_the_figures
+from modelreg.services.http.projection_stalls import ProjectionStalls
 from modelreg.services.http.requests_in_flight import (
     IN_FLIGHT,
     RETRY_AFTER_S,
@@ -108,6 +110,7 @@ KEYS: web.AppKey[KnownKeys] = web.AppKey("known_keys", KnownKeys)
 # /healthz's own connections: requests that exhaust the shared pool cannot make the health check wait.
 HEALTH_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("health_pool", asyncpg.Pool)
 HEALTH_READING: web.AppKey[SharedReading] = web.AppKey("health_reading", SharedReading)
+STALLS: web.AppKey[ProjectionStalls] = web.AppKey("projection_stalls", ProjectionStalls)
 LOG: web.AppKey[EventLog] = web.AppKey("log")
 SECRETS: web.AppKey[WebhookSecrets] = web.AppKey("webhook_secrets", WebhookSecrets)
 TAILS: web.AppKey[LogTails] = web.AppKey("tails", LogTails)
@@ -404,6 +407,16 @@ async def healthz(request: web.Request) -> web.Response:
         projections[name] = {"lag": lag, "parked_streams": parked_by.get(name, 0), "dead_letters": dead_by.get(name, 0)}
         if parked_by.get(name):
             _at_worst(report, "degraded")
+        stalled = request.app[STALLS].stalled_for(name, sum(applied.values()), lag, time.monotonic())
+        if stalled is not None:
+            projections[name]["stalled_for_s"] = round(stalled)
+    if stalled_names := [name for name, seen in projections.items() if "stalled_for_s" in seen]:
+        _at_worst(report, "degraded")
+        longest = max(projections[name]["stalled_for_s"] for name in stalled_names)
+        report["stalled"] = (
+            f"projections {', '.join(stalled_names)} have applied nothing for up to {longest} s while events wait, so "
+            "writes are refused NOT_YET_VISIBLE: is a projector running (modelreg projector, or modelreg server)?"
+        )
     report["projections"] = projections
     if stopped := request.app.get(STOPPED_PARTS):
         _at_worst(report, "degraded")
@@ -613,6 +626,7 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
     view = ModelregGraphQLView(schema=build_schema().graphql_schema, tails=app[TAILS], graphql_ide="graphiql")
     app.router.add_route("*", "/graphql", view)
     app[HEALTH_READING] = SharedReading(lambda: read_health(app[HEALTH_POOL], app[LOG]), fresh_for_s=0.0)
+    app[STALLS] = ProjectionStalls()
     app.router.add_get("/healthz", healthz)
     add_operations_routes(app, HEALTH_POOL, LOG, list(PROJECTIONS))
     app[METRICS].registry.register(app[UNREAD_ANSWERS])

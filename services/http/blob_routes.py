@@ -5,7 +5,11 @@ without reading the whole file first."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
+from collections.abc import Iterator
 
 from aiohttp import web
 
@@ -15,6 +19,8 @@ from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
 from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller
 from modelreg.services.http.body_limits import read_bounded, received_bounded
 from modelreg.services.infra.blob_store import FolderBlobStore
+
+log = logging.getLogger(__name__)
 
 BLOBS: web.AppKey[FolderBlobStore] = web.AppKey("blobs", FolderBlobStore)
 CHUNK = 1024 * 1024
@@ -27,6 +33,20 @@ def _path_or_400(request: web.Request) -> tuple[FolderBlobStore, str]:
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     return store, digest
+
+
+@contextlib.contextmanager
+def _storage_not_full() -> Iterator[None]:
+    """A full disk as the 507 a client can tell its user about: it was a bare 500, and an upload retried in vain."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        log.error("artifact files cannot be stored: %s", exc)
+        raise web.HTTPInsufficientStorage(
+            text="the server's artifact storage is full: nothing was stored; ask its operator to free or add space"
+        ) from None
 
 
 async def head_blob(request: web.Request) -> web.Response:
@@ -47,7 +67,8 @@ async def put_blob(request: web.Request) -> web.Response:
             size = await store.verify(digest, received_bounded(request))
             stored = False
         else:
-            size = await store.put(digest, received_bounded(request))
+            with _storage_not_full():
+                size = await store.put(digest, received_bounded(request))
             stored = True
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
@@ -61,7 +82,8 @@ async def put_blob(request: web.Request) -> web.Response:
 async def post_blob(request: web.Request) -> web.Response:
     """Upload without announcing the digest: the store computes it, and the client compares it with its own."""
     store = request.app[BLOBS]
-    digest, size = await store.put_content(None, received_bounded(request))
+    with _storage_not_full():
+        digest, size = await store.put_content(None, received_bounded(request))
     await store.record_holder(digest, request[SENDER])
     request.app[BLOB_BYTES].received(size)
     return web.json_response({"digest": digest, "size": size, "stored": True}, status=201)

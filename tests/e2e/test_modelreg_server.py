@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,21 @@ async def test_a_lost_key_file_issues_no_second_admin_key_unless_the_operator_as
         assert second != first and "errors" not in await graphql(url, me, key=second)
     finally:
         assert stop_server(server) == 0
+
+
+def test_a_port_taken_is_said_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        ended = subprocess.run(
+            [sys.executable, "-m", "modelreg.services.cli", "server", "--data-dir", str(tmp_path), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")},
+        )
+    said = ended.stdout + ended.stderr
+    assert ended.returncode == 1, said
+    assert f"cannot listen on 127.0.0.1:{port}" in said and "pass another --port" in said
+    assert "Traceback" not in said, said

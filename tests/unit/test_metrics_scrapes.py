@@ -10,9 +10,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, healthz, read_health
+from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, STALLS, healthz, read_health
 from modelreg.services.http.metrics import SharedReading, add_operations_routes
 from modelreg.services.http.operator_views import METRICS_TOKEN
+from modelreg.services.http.projection_stalls import ProjectionStalls
 
 POOL: web.AppKey[Any] = web.AppKey("test_health_pool")
 SCRAPER = {"Authorization": "Bearer the-metrics-token"}
@@ -80,6 +81,7 @@ async def test_health_checks_arriving_together_share_one_reading() -> None:
     app[HEALTH_POOL] = app[LOG] = installation
     app[METRICS_TOKEN] = "the-metrics-token"
     app[HEALTH_READING] = SharedReading(lambda: read_health(installation, installation), fresh_for_s=0.0)
+    app[STALLS] = ProjectionStalls()
     app.router.add_get("/healthz", healthz)
     async with TestClient(TestServer(app)) as client:
         answers = await asyncio.gather(*(client.get("/healthz", headers=SCRAPER) for _ in range(50)))

@@ -10,9 +10,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from modelreg.projections.runtime import MigratedBeyond
-from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, healthz, read_health
+from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, STALLS, healthz, read_health
 from modelreg.services.http.metrics import STOPPED_PARTS, SharedReading, add_operations_routes, operation_of
 from modelreg.services.http.operator_views import METRICS_TOKEN
+from modelreg.services.http.projection_stalls import ProjectionStalls
 from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
 from modelreg.services.restart_on_failure import restart_on_failure
 
@@ -63,6 +64,7 @@ def _app(installation: Installation, token: str | None = TOKEN, middlewares: tup
     app[METRICS_TOKEN] = token
     add_operations_routes(app, HEALTH_POOL, LOG, ["registry"])
     app[HEALTH_READING] = SharedReading(lambda: read_health(installation, installation), fresh_for_s=0.0)
+    app[STALLS] = ProjectionStalls()
     app.router.add_get("/healthz", healthz)
     return app
 
@@ -195,3 +197,26 @@ async def test_a_hanging_broker_makes_the_probes_answer_within_seconds_that_the_
     assert health.status == 503 and report["status"] == "down"
     assert report["event_log"]["ok"] is False and "did not answer within 3 s" in report["event_log"]["error"]
     assert report["postgres"] == {"ok": True}
+
+
+async def test_healthz_says_degraded_when_a_projection_applies_nothing_while_events_wait() -> None:
+    """No projector running: every write was refused NOT_YET_VISIBLE while /healthz said ok."""
+    app = _app(Installation())
+    app[STALLS] = ProjectionStalls(stalled_after_s=0.0)  # as if the readings were 30 s apart
+    async with TestClient(TestServer(app)) as client:
+        first = await (await client.get("/healthz", headers=BEARING_THE_TOKEN)).json()
+        again = await (await client.get("/healthz", headers=BEARING_THE_TOKEN)).json()
+
+    assert first["status"] == "ok"  # one reading tells no stall from load
+    assert again["status"] == "degraded" and "stalled_for_s" in again["projections"]["registry"]
+    assert "projections registry, audit" in again["stalled"] and "is a projector running" in again["stalled"]
+
+
+def test_a_projection_that_moves_or_catches_up_is_not_stalled() -> None:
+    stalls = ProjectionStalls(stalled_after_s=30.0)
+    assert stalls.stalled_for("audit", applied=10, lag=5, now=0.0) is None
+    assert stalls.stalled_for("audit", applied=10, lag=5, now=29.0) is None
+    assert stalls.stalled_for("audit", applied=10, lag=5, now=31.0) == 31.0
+    assert stalls.stalled_for("audit", applied=11, lag=4, now=40.0) is None  # it moved: timed from here
+    assert stalls.stalled_for("audit", applied=11, lag=0, now=80.0) is None  # caught up
+    assert stalls.stalled_for("audit", applied=11, lag=3, now=81.0) is None
