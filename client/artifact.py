@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -19,7 +20,8 @@ from typing import IO, Any, Protocol, TypeVar
 from tqdm import tqdm
 
 from modelreg import references
-from modelreg.errors import FileNotInArtifact, InvalidInput
+from modelreg.errors import NAME_PATTERN, FileNotInArtifact, InvalidInput, not_a_name
+from modelreg.file_paths import file_path_problem
 from modelreg.ignored import Inert, ignore
 from modelreg.in_parallel import each_in_parallel
 from modelreg.local_folder import LocalFolder
@@ -98,6 +100,8 @@ class Artifact:
     ) -> None:
         for option in options:  # incremental, use_as, storage_region
             ignore(f"Artifact({option}=...)")
+        if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):  # refused at log time, files uploaded
+            raise InvalidInput(f"Artifact name {not_a_name(name)}")
         self.name = name
         self.type = type
         self.description = description
@@ -226,6 +230,8 @@ class Artifact:
             )
 
     def _check_free(self, name: str) -> None:
+        if (problem := file_path_problem(name)) is not None:
+            raise InvalidInput(problem)
         if name in self._files or name in self._known:
             raise InvalidInput(
                 f"the artifact already has a file {name!r}: add it with overwrite=True, or remove() it first, to "

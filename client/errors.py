@@ -75,6 +75,13 @@ class Unavailable(CommError):
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
+def not_a_name(value: object) -> str:
+    return (
+        f"{value!r} is not a name: a name starts with a letter or digit and holds only letters, digits, '.', '_' and "
+        "'-' (no spaces, '/' or ':')"
+    )
+
+
 def validation_problems(refused: ValidationError) -> str:
     """Each bad field of a pydantic refusal and what is wrong with it: `project: String should match ...`."""
     said = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {_problem(err)}" for err in refused.errors())
@@ -86,10 +93,7 @@ def _problem(error: Any) -> str:
         # pydantic's "String should match pattern '^[A-Za-z0-9]...'" left a user with a regular expression to read.
         pattern = (error.get("ctx") or {}).get("pattern", "")
         if pattern == NAME_PATTERN:
-            return (
-                f"{error['input']!r} is not a name: a name starts with a letter or digit and holds only letters, "
-                "digits, '.', '_' and '-' (no spaces, '/' or ':')"
-            )
+            return not_a_name(error["input"])
         shape = f"is not {_SHAPES[pattern]}" if pattern in _SHAPES else _word_shape(pattern)
         if shape:
             return f"{error['input']!r} {shape}"

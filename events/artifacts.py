@@ -25,6 +25,7 @@ from modelreg.events.names import (
     RunId,
     TagName,
 )
+from modelreg.file_paths import file_path_problem
 
 
 def artifact_stream(entity: str, project: str, name: str) -> str:
@@ -49,9 +50,8 @@ class ManifestEntry(BaseModel):
     @field_validator("path")
     @classmethod
     def _path_stays_inside_the_artifact(cls, path: str) -> str:
-        parts = path.split("/")
-        if path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
-            raise ValueError(f"file path {path!r} must be relative, use '/', and contain no '.', '..' or empty parts")
+        if (problem := file_path_problem(path)) is not None:
+            raise ValueError(problem)
         return path
 
 

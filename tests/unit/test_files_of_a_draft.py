@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,21 @@ def test_a_folder_is_added_through_its_linked_folders_as_w_and_b_walks_them(tmp_
     draft.add_dir(snapshot, policy="immutable")
 
     assert sorted(draft.local_files()) == ["blobs/weights.bin", "config.json"]
+
+
+def test_a_name_or_a_file_path_the_registry_would_refuse_is_refused_when_given(tmp_path: Path) -> None:
+    """Refused only at log time, after every file of a folder was hashed and uploaded; a backslash was said to be
+    "not relative"."""
+    with pytest.raises(InvalidInput, match="Artifact name 'my model:v1' is not a name: a name starts with a letter"):
+        modelreg.Artifact("my model:v1", "model")
+    weights = tmp_path / "w.bin"
+    weights.write_text("w")
+    draft = modelreg.Artifact("model", "model")
+    for name, said in (
+        ("../escape.txt", "may not contain '.', '..' or empty parts"),
+        ("/abs.txt", "must be relative to the artifact's root"),
+        ("back\\slash.txt", "holds a backslash, which Windows reads as a folder separator"),
+    ):
+        with pytest.raises(InvalidInput, match=re.escape(said)):
+            draft.add_file(weights, name=name)
+    assert draft.local_files() == {}

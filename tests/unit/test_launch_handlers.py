@@ -153,7 +153,7 @@ async def test_a_job_clones_a_finished_runs_code_and_config() -> None:
         ({"git": GIT, "command": "python train.py"}, "recorded its command line as str, not a list of arguments"),
         (
             {"git": {**GIT, "commit": "not-hex!"}, "command": ["python", "t.py"]},
-            "recorded what a job cannot run \\(git_commit: String should match",
+            "recorded what a job cannot run \\(git_commit: .not-hex!. is not a git commit: 7 to 40 hexadecimal digits",
         ),
     ],
 )
