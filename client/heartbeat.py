@@ -43,9 +43,10 @@ class Heartbeat:
                     f"modelreg: a heartbeat was not sent ({type(exc).__name__}: {exc}); trying again", stacklevel=1
                 )
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
         """No beat after this returns (but for one stuck past a few seconds): a beat behind the run's finish
-        would make a run marked crashed run again."""
+        would make a run marked crashed run again. `wait=False`: no new beat, without waiting for one under way
+        (an interrupted finish, which must return at once)."""
         self._stopped.set()
-        if self._thread is not threading.current_thread():
+        if wait and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)

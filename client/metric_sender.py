@@ -39,6 +39,10 @@ WINDOW_S = 1.0
 MAX_BUFFERED_POINTS = 4_000_000  # 12 bytes a point: ~48 MB at most
 RETRY_EVERY_S = 5.0
 SAY_WAITING_EVERY_S = 30.0  # how often a flush that waits for the server says so
+# A normal exit with runs left open waits this long in all for the server: to deliver their metrics (here), then
+# to record their end (session._finish_at_exit). Each once had its own wait (60 s, then 30 s more, whose finish
+# flushed again without limit): an exit with the server away took 94 s and more.
+EXIT_WAIT_S = 60.0
 MAX_KEY_LENGTH = 200
 MAX_STEP = 2**31 - 1  # PostgreSQL's integer
 
@@ -91,6 +95,8 @@ class MetricSender:
         self._oldest = 0.0  # when the oldest buffered point was logged
         self._flushing = 0
         self._closing = False
+        # Set when a finish is interrupted (Ctrl-C): the sender stops retrying at once, and its points are lost.
+        self._given_up = threading.Event()
         self._thread: threading.Thread | None = None
         self.delivered_at = time.monotonic()  # when a batch last reached the server (the run's heartbeat reads it)
         self._errors: list[ModelregError] = []
@@ -226,17 +232,27 @@ class MetricSender:
         if errors:
             raise errors[0]
 
+    @property
+    def waiting(self) -> int:
+        """Points logged and not delivered yet."""
+        return self._buffered + self._in_flight
+
     def close(self) -> None:
-        """Flush, then stop the thread."""
+        """Flush, then stop the thread. Interrupted (Ctrl-C while the server is away), stop waiting at once: say
+        how many points are lost, and let the interrupt go on."""
         if self._forked:
             return
         try:
             self.flush()
+        except KeyboardInterrupt:
+            self._given_up.set()  # the thread's retries stop; it is a daemon, nobody waits for it
+            termwarn(f"interrupted: {self.waiting:,} metric points were not delivered and are lost")
+            raise
         finally:
             with self._lock:
                 self._closing = True
                 self._wake.notify()
-            if self._thread is not None:
+            if self._thread is not None and not self._given_up.is_set():
                 self._thread.join()
 
     # -- the sender thread --------------------------------------------------------------------------------
@@ -257,6 +273,8 @@ class MetricSender:
                 taken, self._buffer = self._buffer, {}
                 self._in_flight, self._buffered = self._buffered, 0
             for batch in _batches(taken, self.batch_points, self.batch_metrics):
+                if self._given_up.is_set():
+                    return
                 self._deliver(batch)
                 points = sum(len(s["values"]) for s in batch)
                 with self._lock:
@@ -300,7 +318,8 @@ class MetricSender:
                 with self._lock:
                     self._errors.append(ModelregError(f"metrics not sent: {type(exc).__name__}: {exc}"))
                 return
-            time.sleep(self.retry_every_s)
+            if self._given_up.wait(self.retry_every_s):  # a retry loop that heard no Ctrl-C kept close() waiting
+                return
 
 
 def _batches(series: dict[str, _Series], batch_points: int, batch_metrics: int) -> list[list[dict[str, Any]]]:
@@ -347,10 +366,26 @@ def encoded(batch: list[dict[str, Any]]) -> list[orjson.Fragment]:
     return fragments
 
 
+_exit_deadline: list[float] = []
+
+
+def exit_time_left() -> float:
+    """What is left of EXIT_WAIT_S, counted from the first exit hook that asks: every wait at exit shares it."""
+    if not _exit_deadline:
+        _exit_deadline.append(time.monotonic() + EXIT_WAIT_S)
+    return max(_exit_deadline[0] - time.monotonic(), 0.0)
+
+
 def _flush_at_exit(sender: weakref.ref[MetricSender]) -> None:
     alive = sender()
-    if alive is not None:
-        try:
-            alive.flush(timeout_s=60)
-        except ModelregError as exc:
-            warnings.warn(f"modelreg: metrics logged at exit were not all delivered: {exc.message}", stacklevel=1)
+    if alive is None or alive._forked or alive._closing:
+        return
+    try:
+        alive.flush(timeout_s=exit_time_left())
+    except ModelregError as exc:
+        warnings.warn(f"modelreg: metrics logged at exit were not all delivered: {exc.message}", stacklevel=1)
+    if alive.waiting:
+        termwarn(
+            f"{alive.waiting:,} metric points were not delivered and are lost: the server did not take them "
+            f"within {EXIT_WAIT_S:g} s of the exit"
+        )

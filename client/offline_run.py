@@ -115,6 +115,8 @@ class OfflineRun(Run):
 
     def _change(self, kind: str, fields: dict[str, Any]) -> None:
         self._refuse_once_finished()  # recorded after the finish, the sync changed the finished run
+        if self.inherited_by_fork(f"a change of the run ({kind})"):
+            return  # the parent's journal: a line written here would cut into one of its lines
         self.flush()  # metrics logged before it come before it in the journal
         self.spool.record(kind, fields)
 

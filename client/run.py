@@ -13,6 +13,7 @@ import os
 import secrets
 import threading
 import time
+import traceback
 import warnings
 import weakref
 from collections.abc import Iterable, Sequence
@@ -34,7 +35,7 @@ from modelreg.metric_summaries import MetricSummaries
 from modelreg.run_changes import RUN_CHANGES, keys_changed
 from modelreg.run_code import MAX_DIFF_BYTES
 from modelreg.run_values import Config, Summary, plain, sendable
-from modelreg.terminal import termwarn
+from modelreg.terminal import termlog, termwarn
 from modelreg.transport import Transport, with_command_id
 
 RUN_FILES_TYPE = "run-files"  # what `save()` and files left in `run.dir` are logged as
@@ -164,6 +165,9 @@ class Run:
         self._step_logged = False
         self._summaries = MetricSummaries()  # what define_metric asked the summary to keep
         self._finished = False
+        # W&B's _init_pid: a process forked from this one (a DataLoader worker, a multiprocessing pool) inherits
+        # the run but must not end or change it; its finish, init or summary once finished the parent's run.
+        self._init_pid = os.getpid()
         self._resumed = False
         self.resume_file: Path | None = None  # init(resume=True)'s record of this run, removed at a clean finish
         self._heartbeat: Heartbeat | None = None
@@ -404,10 +408,28 @@ class Run:
     def _change(self, kind: str, fields: dict[str, Any]) -> None:
         """Send one of run_changes.RUN_CHANGES now (an offline run records it instead)."""
         self._refuse_once_finished()
+        if self.inherited_by_fork(f"a change of the run ({kind})"):
+            return
         self.transport.graphql(
             RUN_CHANGES[kind],
             {"i": with_command_id({"entity": self.entity, "project": self.project, "runId": self.id, **fields})},
         )
+
+    @property
+    def started_in_this_process(self) -> bool:
+        """False in a process forked from the one that started (or joined) the run."""
+        return os.getpid() == self._init_pid
+
+    def inherited_by_fork(self, what: str) -> bool:
+        """Whether this process was forked from the one that started the run, which then stays the run's only
+        writer: `what` is left out here, with a one-time warning (as `log` is, client/metric_sender.py)."""
+        if self.started_in_this_process:
+            return False
+        ignore(
+            f"{what} in a process forked from the one that started the run",
+            "the run belongs to the parent process: start a run of its own in this one with modelreg.init()",
+        )
+        return True
 
     def _refuse_once_finished(self) -> None:
         if self._finished:
@@ -579,6 +601,11 @@ class Run:
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
         if self._finished:
             return
+        if self.inherited_by_fork("run.finish()"):
+            from modelreg import session
+
+            session.forget(self)  # this process is done with it; the parent's run goes on
+            return
         exit_code = exit_code or 0
         try:
             try:  # a step the sender refuses must not keep the run from being finished, nor its points unsent
@@ -587,32 +614,48 @@ class Run:
             finally:
                 self._metrics.close()  # everything logged is delivered before the run says it finished
             self._log_run_files()
-        finally:
-            state = "finished" if exit_code == 0 else "failed"
-            summary = sendable(self.summary.as_dict())  # plain values: the Summary keeps nothing else
-            fields = {
-                "entity": self.entity,
-                "project": self.project,
-                "runId": self.id,
-                "state": state,
-                "exitCode": exit_code,
-                "summary": summary,
-            }
-            if self._heartbeat is not None:  # beating through the last uploads, which may take long
-                self._heartbeat.stop()
-            try:
-                self._send_finish(fields)
-            except InvalidInput as refused:
-                # Its end matters more than its summary: a run left running looks alive in every list for ever.
-                self._send_finish({**fields, "summary": {}})
-                self._ended()
-                raise InvalidInput(
-                    f"run {self.path} is recorded as {state}, but its summary was refused ({refused}): "
-                    "set the value again in a form the registry stores, and update the run (Api().run(...).update())"
-                ) from None
+        except KeyboardInterrupt:
+            # Ctrl-C while finish waited for an absent server: the user chose to stop waiting. Sending the finish
+            # would wait again (and a failure there hid the interrupt), so the run is left unfinished: its beats
+            # stop, and the server marks it crashed. The sender said how many points were lost.
+            if self._heartbeat is not None:
+                self._heartbeat.stop(wait=False)
+            termwarn(f"run {self.path} was not recorded as finished (interrupted): the server will mark it crashed")
+            from modelreg import session
+
+            session.forget(self)  # the exit must not wait for it again
+            raise
+        except BaseException:
+            self._record_end(exit_code)  # a refused step, a failed upload: the run's end is recorded still
+            raise
+        self._record_end(exit_code)
+
+    def _record_end(self, exit_code: int) -> None:
+        state = "finished" if exit_code == 0 else "failed"
+        summary = sendable(self.summary.as_dict())  # plain values: the Summary keeps nothing else
+        fields = {
+            "entity": self.entity,
+            "project": self.project,
+            "runId": self.id,
+            "state": state,
+            "exitCode": exit_code,
+            "summary": summary,
+        }
+        if self._heartbeat is not None:  # beating through the last uploads, which may take long
+            self._heartbeat.stop()
+        try:
+            self._send_finish(fields)
+        except InvalidInput as refused:
+            # Its end matters more than its summary: a run left running looks alive in every list for ever.
+            self._send_finish({**fields, "summary": {}})
             self._ended()
-            if state == "finished" and self.resume_file is not None:
-                self.resume_file.unlink(missing_ok=True)
+            raise InvalidInput(
+                f"run {self.path} is recorded as {state}, but its summary was refused ({refused}): "
+                "set the value again in a form the registry stores, and update the run (Api().run(...).update())"
+            ) from None
+        self._ended()
+        if state == "finished" and self.resume_file is not None:
+            self.resume_file.unlink(missing_ok=True)
 
     def _ended(self) -> None:
         self._finished = True
@@ -627,10 +670,31 @@ class Run:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.finish(exit_code=0 if kind is None else 1)
+        if kind is None or exc is None:
+            self.finish(exit_code=0)
+            return
+        # sys.exit(0) in the block is a clean end, sys.exit(3) ends with 3 (both were recorded as failed, 1).
+        exit_code = exit_status(exc.code) if isinstance(exc, SystemExit) else 1
+        if exit_code and not self._finished and self.started_in_this_process:
+            # Said before finishing: the traceback shows only once __exit__ returns, and the finish waits for an
+            # absent server (a script that failed looked hung, saying nothing of why).
+            where = traceback.extract_tb(tb)[-1] if tb is not None else None
+            at = f" (at {Path(where.filename).name}:{where.lineno})" if where is not None else ""
+            termlog(
+                f"run {self.path} ends with {traceback.format_exception_only(exc)[-1].strip()}{at}; "
+                "finishing it (waiting for the server)"
+            )
+        self.finish(exit_code=exit_code)
 
     def __repr__(self) -> str:
         return f"<Run {self.path}>"
+
+
+def exit_status(code: Any) -> int:
+    """The exit code SystemExit(code) gives the process: None is 0, an int itself, anything else (a message) 1."""
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
 
 
 def finish_input(fields: dict[str, Any]) -> dict[str, Any]:

@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from modelreg import metric_sender
 from modelreg.before_init import BEFORE_INIT
 from modelreg.disabled_run import DisabledRun
 from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
 from modelreg.ignored import IgnoredByModelreg, ignore, ignore_unknown
 from modelreg.offline_run import OfflineRun
-from modelreg.run import Run, start_fields
+from modelreg.run import Run, exit_status, start_fields
 from modelreg.run_values import CONFIG_DEFAULTS, as_mapping
 from modelreg.transport import Transport
 from modelreg.user_settings import LoginSettings, save_login
@@ -61,7 +62,6 @@ _launched_run_started = False
 # finished yet (reinit="create_new" keeps several).
 _open: list[tuple[int, Run]] = []
 _exit_code: list[int] = []  # 1 after an uncaught exception, or what sys.exit was given
-FINISH_AT_EXIT_S = 30.0
 
 
 class OfflineFallback(UserWarning):
@@ -102,12 +102,13 @@ def _finish_at_exit() -> None:
             except Exception as exc:  # noqa: BLE001 -- the interpreter is going: say it, then try the next run
                 failed.append(exc.message if isinstance(exc, ModelregError) else repr(exc))
 
-        # Bounded: a server that does not answer must not keep the process from ending.
+        # Bounded: a server that does not answer must not keep the process from ending. The bound is shared with
+        # the metric senders' flush at exit, which ran first (see metric_sender.EXIT_WAIT_S).
         finishing = threading.Thread(target=finish, name="modelreg-finish-at-exit", daemon=True)
         finishing.start()
-        finishing.join(FINISH_AT_EXIT_S)
+        finishing.join(metric_sender.exit_time_left())
         if finishing.is_alive():
-            failed.append(f"no answer within {FINISH_AT_EXIT_S:.0f} s")
+            failed.append(f"no answer within {metric_sender.EXIT_WAIT_S:g} s of the exit")
         if failed:
             print(f"modelreg: run {run.path} could not be finished at exit: {failed[0]}", file=sys.stderr)
 
@@ -124,7 +125,7 @@ def _watch_the_exit() -> None:
         previous_hook(kind, value, tb)
 
     def exit(status: Any = None) -> None:  # noqa: A001 -- sys.exit's own name
-        _exit_code.append(0 if status is None else status if isinstance(status, int) else 1)
+        _exit_code.append(exit_status(status))
         previous_exit(status)
 
     sys.excepthook = excepthook
@@ -181,6 +182,10 @@ def init(
             ignore(f"Settings({key}=...)")
     options = _resolved(given)
 
+    if _current is not None and not _current.started_in_this_process:
+        # A forked worker's own run: the one it inherited is its parent's, which goes on (finishing it here
+        # ended the parent's run on the server, and the parent's later points were refused).
+        _publish(None)
     if _current is not None:
         policy = options["reinit"]
         if policy == "return_previous":

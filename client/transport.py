@@ -12,6 +12,7 @@ import functools
 import hashlib
 import os
 import time
+import weakref
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,20 @@ _ERRORS: dict[str, type[ModelregError]] = {
     "CONFLICT": Conflict,
     "NOT_YET_VISIBLE": NotYetVisible,
 }
+
+
+# Every live transport, for the fork hook below; and the clients a forked child inherited, kept unclosed.
+_transports: weakref.WeakSet[Transport] = weakref.WeakSet()
+_inherited: list[tuple[httpx.Client, httpx.Client]] = []
+
+
+def _reconnect_all_after_fork() -> None:
+    for transport in list(_transports):
+        transport._reconnect_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_reconnect_all_after_fork)
 
 
 def _seconds(header: str | None, *, default: float) -> float:
@@ -140,15 +155,41 @@ class Transport:
         self.url = (url or (login.url if login else None) or DEFAULT_URL).rstrip("/")
         api_key = api_key or os.environ.get("MODELREG_API_KEY") or os.environ.get("WANDB_API_KEY")
         api_key = api_key or (login.key_for(self.url) if login else None)
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout_s = timeout_s
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
-        # Presigned URLs of the object store: no API key goes there (the URL carries its own signature).
-        self._store = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=16))
+        self._clients: tuple[httpx.Client, httpx.Client] | None = None
+        _transports.add(self)
+
+    def _connected(self) -> tuple[httpx.Client, httpx.Client]:
+        if self._clients is None:
+            # Presigned URLs of the object store: no API key goes there (the URL carries its own signature).
+            self._clients = (
+                httpx.Client(base_url=self.url, headers=self._headers, timeout=self._timeout_s),
+                httpx.Client(timeout=self._timeout_s, limits=httpx.Limits(max_connections=16)),
+            )
+        return self._clients
+
+    @property
+    def _http(self) -> httpx.Client:
+        return self._connected()[0]
+
+    @property
+    def _store(self) -> httpx.Client:
+        return self._connected()[1]
 
     def close(self) -> None:
-        self._http.close()
-        self._store.close()
+        if self._clients is not None:
+            for client in self._clients:
+                client.close()
+
+    def _reconnect_after_fork(self) -> None:
+        """In a forked child: connections of its own, made at its first request. The inherited ones share their
+        sockets with the parent, so both processes' requests and answers interleaved on one connection (garbled
+        JSON, the server's 400s). They are kept, never closed nor collected: closing could shut or write to a
+        socket the parent still uses (TLS close_notify)."""
+        if self._clients is not None:
+            _inherited.append(self._clients)
+            self._clients = None
 
     def _ask(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST a blob question (JSON) to the API: how to upload, or complete an upload. Both may be asked

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -243,3 +244,61 @@ async def test_a_big_file_is_sent_in_one_pass_and_not_again_when_logged_unchange
     assert logged.metadata == {"epoch": 2}
     local = await asyncio.to_thread(logged.download, tmp_path / "downloaded")
     assert (local / "weights.bin").read_bytes() == weights
+
+
+VIEWER = "query { viewer { id } }"
+
+
+def train_with_forked_workers(url: str, folder: Path, workers: int) -> tuple[str, list[int]]:
+    """A training process whose workers (forked, as a DataLoader's or a multiprocessing pool's) ask the server
+    things, end the run they inherited, change it, and start runs of their own, while the parent goes on."""
+    with modelreg.init(project="nature", entity="acme", url=url, config={"lr": 0.1}) as run:
+        run.log({"loss": 1.0})
+        children = []
+        for n in range(workers):
+            child = os.fork()
+            if child == 0:
+                code = 1
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        for _ in range(40):  # on the connections it inherited, garbled by the parent's answers
+                            run.transport.graphql(VIEWER)
+                        run.summary["worker"] = n
+                        run.config.update({"worker": n})
+                        run.finish()
+                        modelreg.finish()
+                        own = modelreg.init(project="nature", entity="acme", url=url, name=f"worker-{n}")
+                        own.log({"worker_loss": float(n)})
+                        own.finish()
+                        (folder / f"worker-{n}").write_text(own.id)
+                    code = 0
+                finally:
+                    os._exit(code)
+            children.append(child)
+        for _ in range(40):  # the parent meanwhile, on the same connections before the fix
+            run.transport.graphql(VIEWER)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
+        for step in range(1, 4):
+            run.log({"loss": 1.0 / (step + 1)})
+    return run.id, codes
+
+
+async def test_forked_workers_leave_the_parents_run_alone_and_get_connections_of_their_own(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # A worker's finish or init ended the parent's run (its later points were refused, its finish raised), its
+    # summary and config changes reached the run, and its requests shared the parent's sockets (4-11% garbled).
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+    parent, codes = await asyncio.to_thread(train_with_forked_workers, url, tmp_path, 4)
+    assert codes == [0, 0, 0, 0]
+    query = """query($r: String!) {
+      run(entity: "acme", project: "nature", runId: $r) { name state config summary metrics(key: "loss") { step } }
+    }"""
+    run = (await stack.graphql(query, {"r": parent}))["data"]["run"]
+    assert (run["state"], run["config"], [m["step"] for m in run["metrics"]]) == ("FINISHED", {"lr": 0.1}, [0, 1, 2, 3])
+    assert "worker" not in run["summary"]
+    for n in range(4):
+        own = (await stack.graphql(query, {"r": (tmp_path / f"worker-{n}").read_text()}))["data"]["run"]
+        assert (own["name"], own["state"], own["summary"]["worker_loss"]) == (f"worker-{n}", "FINISHED", float(n))
