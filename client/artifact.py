@@ -99,7 +99,12 @@ class Artifact:
         **options: Any,
     ) -> None:
         for option in options:  # incremental, use_as, storage_region
-            ignore(f"Artifact({option}=...)")
+            if option == "incremental":  # W&B's own doc of it says to use new_draft() instead
+                ignore(
+                    "Artifact(incremental=...)", "draft the next version from the last: api.artifact(...).new_draft()"
+                )
+            else:
+                ignore(f"Artifact({option}=...)")
         if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):  # refused at log time, files uploaded
             raise InvalidInput(f"Artifact name {not_a_name(name)}")
         self.name = name
@@ -821,13 +826,13 @@ def _already_there(path: Path, expected: ArtifactFile) -> bool:
     size = path.stat().st_size
     if size == expected.size and file_digest(path) == expected.digest:
         return True
-    # A reference whose bytes were never hashed (checksum=False, a big http body, s3): what its download checked
-    # (the URI's ETag and size) cannot be checked again here. As W&B's verify skips references, its size will do
-    # (an http body's may not have been known: 0).
+    # A reference whose bytes were never hashed (checksum=False, a big http body, s3): what its download checked,
+    # the URI's ETag and size, is checked again, and the copy's size (W&B's verify skips references). An http
+    # body's size may not have been known (0).
     ref = expected.ref
-    if ref is None or not references.may_be_unhashed(ref, expected.size, expected.digest):
+    if ref is None or not (size == expected.size or (expected.size == 0 and not ref.startswith("file:"))):
         return False
-    return size == expected.size or (expected.size == 0 and not ref.startswith("file:"))
+    return references.stands_for_its_uri(ref, expected.size, expected.digest)
 
 
 def _files_under(root: Path) -> Iterator[Path]:

@@ -16,8 +16,10 @@ RUN_FIELDS = (
     "entity project runId name jobType state config summary environment startedAt startedBy finishedAt heartbeatAt "
     "notes tags group lastHistoryStep"
 )
-_HISTORY = """query($e: String!, $p: String!, $r: String!, $keys: [String!], $samples: Int!) {
-  run(entity: $e, project: $p, runId: $r) { history(keys: $keys, samples: $samples, byStep: true) { key steps values } }
+_HISTORY = """query($e: String!, $p: String!, $r: String!, $keys: [String!], $samples: Int!, $byStep: Boolean!) {
+  run(entity: $e, project: $p, runId: $r) {
+    history(keys: $keys, samples: $samples, byStep: $byStep) { key steps values }
+  }
 }"""
 _SCAN = """query($e: String!, $p: String!, $r: String!, $keys: [String!], $first: Int!, $after: String) {
   run(entity: $e, project: $p, runId: $r) {
@@ -228,11 +230,19 @@ class PublicRun:
     def history(
         self, samples: int = 500, keys: list[str] | None = None, x_axis: str = "_step", pandas: bool = True, **_: Any
     ) -> Any:
-        """At most `samples` rows `{"_step": n, key: value, ...}` at steps spread evenly over the run (with `keys`:
-        over the steps having all of them, as W&B does), the first and last included; the server chooses the steps
-        once for every metric (its `history(byStep: true)`). A pandas DataFrame when pandas is installed and
-        `pandas=True`, else a list of dicts."""
-        variables = {"e": self.entity, "p": self.project, "r": self.id, "keys": keys, "samples": samples}
+        """Rows `{"_step": n, key: value, ...}` by step, a pandas DataFrame when pandas is installed and
+        `pandas=True`, else a list of dicts. With `keys`: at most `samples` rows at steps spread evenly over the
+        steps having all of them, as W&B does, the first and last included (the server chooses the steps once for
+        every metric: `history(byStep: true)`). Without: each metric sampled on its own (`samples` points, its first
+        and last included) and the rows merged by step, so that a metric logged at few steps is not left out."""
+        variables = {
+            "e": self.entity,
+            "p": self.project,
+            "r": self.id,
+            "keys": keys,
+            "samples": samples,
+            "byStep": keys is not None,
+        }
         run = self._transport.graphql(_HISTORY, variables)["run"] or {"history": []}
         by_step: dict[int, dict[str, Any]] = {}
         for curve in run["history"]:

@@ -36,12 +36,21 @@ def reference_digest(uri: str, etag: str | None = None, size: int | None = None)
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
 
 
-def may_be_unhashed(uri: str, size: int, digest: str) -> bool:
-    """Whether the digest may be `reference_digest`'s rather than the bytes' hash: a file:// one is known (its
-    size was recorded); an http(s) or s3 one's ETag was not kept, so it may always be."""
-    if urlparse(uri).scheme == "file":
+def stands_for_its_uri(uri: str, size: int, digest: str) -> bool:
+    """Whether the digest is `reference_digest`'s (the URI as it was, its bytes never hashed) and the URI still
+    holds what it held: a file:// one is told from its recorded size; an s3 one's digest is never of its bytes; an
+    http(s) one is asked for its ETag and size again (False when it cannot be asked)."""
+    scheme = urlparse(uri).scheme
+    if scheme == "file":
         return digest == reference_digest(uri, None, size)
-    return True
+    if scheme == "s3":
+        return True
+    try:
+        head = httpx.head(uri, follow_redirects=True, timeout=30)
+        head.raise_for_status()
+    except httpx.HTTPError:
+        return False
+    return digest == reference_digest(uri, head.headers.get("etag"), int(head.headers.get("content-length", 0)))
 
 
 def _sha256_file(path: Path) -> str:

@@ -65,8 +65,9 @@ def _unavailable_while_not_answering(doing: str) -> Iterator[None]:
             raise
         log.warning("the event log (Kafka) did not answer %s: %r", doing, exc)
         raise Unavailable(
-            f"the event log (Kafka) is not answering: {doing} failed ({type(exc).__name__}), so the change may not "
-            "be recorded; send it again shortly, with the same command id if it has one"
+            f"the event log (Kafka) is not answering: {doing} failed ({type(exc).__name__}), and the change may or "
+            "may not be recorded: sent with a command id, send it again shortly (it is taken once); without one, "
+            "check whether it was before sending it again"
         ) from exc
 
 

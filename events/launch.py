@@ -165,7 +165,7 @@ class JobClaimed(Event):
 
     type = "launch.job_claimed"
     version = 4
-    private_fields = frozenset({"key_sha256"})
+    private_fields = frozenset({"key_sha256", "claimed_with"})  # key ids are for admins (the Access page)
 
     job_id: UUID
     agent_id: AgentId

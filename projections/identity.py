@@ -38,8 +38,11 @@ ON CONFLICT DO NOTHING
 """
 
 # With the key, the keys of the Launch attempts it claimed (JOB_KEYS_V3).
+# A key's revocation is its earliest, in whatever order its revocations are applied (an attempt's key is revoked by
+# its attempt's end, on the job's stream, and by its claiming key's, on the principal's): a replay gives the same rows.
 _REVOKED = """
-UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE (key_id = $1 OR issued_with = $1) AND revoked_at IS NULL
+UPDATE api_keys SET revoked_at = $2, revoked_by = $3
+WHERE (key_id = $1 OR issued_with = $1) AND (revoked_at IS NULL OR revoked_at > $2)
 """
 
 SCHEMA_V2 = """
@@ -132,17 +135,19 @@ INSERT INTO api_keys (
     key_id, key_sha256, principal_kind, principal_id, role, label, issued_at, issued_by, scopes, job_id, job_attempt,
     issued_with, revoked_at, revoked_by
 )
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-    CASE WHEN claiming.revoked_at IS NOT NULL THEN $7::timestamptz END, claiming.revoked_by
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, claiming.revoked_at, claiming.revoked_by
 FROM (VALUES (1)) AS one
 LEFT JOIN api_keys AS claiming ON claiming.key_id = $12 AND claiming.revoked_at IS NOT NULL
 ON CONFLICT DO NOTHING
 """
 
 _ATTEMPT_KEY_REVOKED = """
-UPDATE api_keys SET revoked_at = $3, revoked_by = $4 WHERE job_id = $1 AND job_attempt = $2 AND revoked_at IS NULL
+UPDATE api_keys SET revoked_at = $3, revoked_by = $4
+WHERE job_id = $1 AND job_attempt = $2 AND (revoked_at IS NULL OR revoked_at > $3)
 """
-_JOB_KEYS_REVOKED = "UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE job_id = $1 AND revoked_at IS NULL"
+_JOB_KEYS_REVOKED = """
+UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE job_id = $1 AND (revoked_at IS NULL OR revoked_at > $2)
+"""
 
 
 class IdentityProjection(Projection):

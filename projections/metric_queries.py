@@ -234,13 +234,21 @@ class MetricQueries:
 
 def _steps_of(curves: Iterable[Curve], every: bool, after: int = NO_STEP, through: int = LAST_STEP) -> list[int]:
     """The steps in (after, through] at which every one of the curves (`every`), or any, has a point, in order."""
-    found: set[int] | None = None
+    curves = list(curves)
+    if every and curves:
+        # The sparsest curve's steps, kept where each other curve has a point (a binary search in its segments): a
+        # set of every step of a 5,000,000-point curve took 350 MB and a second on the event loop.
+        sparsest = min(curves, key=len)
+        steps = [step for part in sparsest.steps_between(after, through) for step in part]
+        for curve in curves:
+            if curve is not sparsest:
+                steps = [step for step, value in zip(steps, curve.values_at(steps), strict=True) if value is not None]
+        return steps
+    found: set[int] = set()
     for curve in curves:
-        steps: set[int] = set()
         for part in curve.steps_between(after, through):
-            steps.update(part)
-        found = steps if found is None else found & steps if every else found | steps
-    return sorted(found or ())
+            found.update(part)
+    return sorted(found)
 
 
 def _curves_at(

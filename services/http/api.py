@@ -354,22 +354,32 @@ async def read_health(pool: asyncpg.Pool, event_log: EventLog) -> dict[str, Any]
     except Exception as exc:
         reading["event_log_error"] = str(exc) or type(exc).__name__
     try:
-        async with pool.acquire() as conn:
-            reading["positions"] = await conn.fetch(
-                "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", event_log.topic
-            )
-            reading["parked"] = await conn.fetch(
-                "SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection"
-            )
-            reading["dead"] = await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection")
-            # Which streams, not only how many: what an operator releases with `modelreg parked`.
-            reading["parked_list"] = await conn.fetch(
-                "SELECT projection, stream, error, parked_at FROM parked_streams "
-                "ORDER BY parked_at, projection, stream LIMIT 100"
-            )
+        # Bounded as the event log's reading is: a PostgreSQL that hangs must not hang the probe (docs/operations.md).
+        reading |= await asyncio.wait_for(_read_postgres(pool, event_log.topic), HEALTH_READ_TIMEOUT_S)
+    except TimeoutError:
+        reading["postgres_error"] = f"PostgreSQL did not answer within {HEALTH_READ_TIMEOUT_S:g} s"
     except Exception as exc:
         reading["postgres_error"] = str(exc)
     return reading
+
+
+HEALTH_READ_TIMEOUT_S = 3.0
+
+
+async def _read_postgres(pool: asyncpg.Pool, topic: str) -> dict[str, Any]:
+    async with pool.acquire(timeout=HEALTH_READ_TIMEOUT_S) as conn:
+        return {
+            "positions": await conn.fetch(
+                "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", topic
+            ),
+            "parked": await conn.fetch("SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection"),
+            "dead": await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection"),
+            # Which streams, not only how many: what an operator releases with `modelreg parked`.
+            "parked_list": await conn.fetch(
+                "SELECT projection, stream, error, parked_at FROM parked_streams "
+                "ORDER BY parked_at, projection, stream LIMIT 100"
+            ),
+        }
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -115,17 +115,22 @@ async def test_references_are_recorded_not_uploaded_and_come_back_from_their_sou
     def verify(folder: Path) -> None:
         modelreg.Api(url).artifact(f"acme/nature/corpus:{corpus.version}").verify(folder)
 
-    await asyncio.to_thread(verify, local)  # labels.txt's bytes were never hashed: its size is what is checked
+    await asyncio.to_thread(verify, local)  # labels.txt's bytes were never hashed: its ETag and size are checked
     (local / "shards" / "a.jsonl").write_bytes(b'{"text": "z"}\n')  # hashed when logged: a changed copy is told
     with pytest.raises(InvalidInput, match="a.jsonl is missing or differs"):
         await asyncio.to_thread(verify, local)
+    await asyncio.to_thread(download, local)
+    (local / "weights.bin").write_bytes(b"x" * 3000)  # an http body hashed when logged, same size: told too
+    with pytest.raises(InvalidInput, match="weights.bin is missing or differs"):
+        await asyncio.to_thread(verify, local)
+
+    await asyncio.to_thread(download, local)  # fetched again
+    assert (local / "weights.bin").read_bytes() == b"w" * 3000
 
     (web / "labels.txt").write_bytes(b"cat\ndog\nbird\n")  # the source moved on since the version was logged
-    await asyncio.to_thread(download, local)  # the copy fetched before is kept; a.jsonl is fetched again
-    assert (local / "labels.txt").read_bytes() == b"cat\ndog\n"
-    assert (local / "shards" / "a.jsonl").read_bytes() == b'{"text": "a"}\n'
-    with pytest.raises(InvalidInput, match="changed since it was logged"):
-        await asyncio.to_thread(download, tmp_path / "later")
+    for folder in (local, tmp_path / "later"):  # a copy made before cannot be told to be the version's any more
+        with pytest.raises(InvalidInput, match="changed since it was logged"):
+            await asyncio.to_thread(download, folder)
 
 
 def test_an_s3_reference_is_recorded_by_its_uri_and_checking_it_needs_boto3(tmp_path: Path) -> None:

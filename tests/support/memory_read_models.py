@@ -323,7 +323,7 @@ class MemoryIdentity:
                     "principal_id": envelope.actor.id,
                     "role": e.key_role,
                     "scopes": list(e.key_scopes),
-                    "revoked_at": envelope.occurred_at if claiming and claiming["revoked_at"] else None,
+                    "revoked_at": claiming["revoked_at"] if claiming else None,
                     "job_id": e.job_id,
                     "job_attempt": e.attempt,
                     "issued_with": e.claimed_with,

@@ -148,7 +148,7 @@ def test_launch_events_written_before_time_limits_and_given_back_jobs_read_as_th
 
 @pytest.mark.parametrize("path", ["../secrets", "/etc/passwd", "a/../../b", "a//b", "a\\b", "./a"])
 def test_artifact_file_paths_cannot_escape_the_artifact(path: str) -> None:
-    with pytest.raises(ValidationError, match="relative"):
+    with pytest.raises(ValidationError, match="must be relative|must stay inside the artifact|holds a backslash"):
         ManifestEntry(path=path, size=1, digest=DIGEST)
 
 
