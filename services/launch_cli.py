@@ -103,7 +103,10 @@ def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
     created = graphql(url, api_key, query, {"i": _automation_input(spec)})["createAutomation"]
     click.echo(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
     if created["webhookSecret"]:
-        click.echo(f"webhook secret (shown once; verify X-Modelreg-Signature with it): {created['webhookSecret']}")
+        click.echo(
+            "webhook secret (shown once; verify X-Modelreg-Signature-V2 with it, as docs/api.md shows): "
+            f"{created['webhookSecret']}"
+        )
 
 
 def _automation_input(spec: Any) -> dict[str, Any]:
@@ -309,7 +312,10 @@ def _every(
 
 
 _JOB_STATES = ("queued", "claimed", "running", "finished", "failed", "cancelled")
-_JOB = "id queue entity project state attempt requeues agentId exitCode reason enqueuedAt enqueuedBy timeLimitS runIds"
+_JOB = (
+    "id queue entity project state attempt requeues agentId exitCode reason enqueuedAt enqueuedBy timeLimitS runIds "
+    "retryOf triggeredBy"
+)
 
 
 @click.group()
@@ -348,6 +354,12 @@ def job_show(job_id: str, url: str | None, api_key: str | None) -> None:
     found = _job(job_id, url, api_key)
     click.echo(f"job {found['id']}  {_enum_value(found['state'])}")
     click.echo(f"  queue {found['queue']}, {found['entity']}/{found['project']}, enqueued by {found['enqueuedBy']}")
+    if trigger := found["triggeredBy"]:  # where it came from, as the web UI's job page says
+        click.echo(
+            f"  triggered by automation {trigger['automation_id']} on {trigger['event_type']} {trigger['event_id']}"
+        )
+    if found["retryOf"]:
+        click.echo(f"  runs job {found['retryOf']} again")
     requeued = f", requeued {found['requeues']} time(s)" if found["requeues"] else ""
     click.echo(f"  attempt {found['attempt']}{requeued}" + (f" on {found['agentId']}" if found["agentId"] else ""))
     if found["timeLimitS"] is not None:

@@ -440,43 +440,45 @@ class AutomationRunner:
         creators_rights: Caller,
         event_scope: str | None,
     ) -> tuple[FiringOutcome, str | None]:
-        # Without a payload of its own, a webhook sends what the firing knows (its variables): `{}` told the receiver
-        # nothing of which model, version or actor the call was about.
-        body = orjson.dumps(render(action["payload"], variables) if action.get("payload") else variables)
-        secret = self.secrets.secret(automation["automation_id"], automation["secret_generation"])
         delivery = f"{automation['automation_id']}:{firing['event_id']}"
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature(secret, body),
-            DELIVERY_HEADER: delivery,
-            "User-Agent": "modelreg-webhooks",
-        }
         # A retried firing's attempts are numbered on from its earlier ones; its delivery id stays the same.
         attempt = await self.launch.webhook_attempts(automation["automation_id"], firing["event_id"])
         tries = 0
         refused: str | None = None
+        last: str | None = None
 
         async def once() -> bool:
             """Whether the firing is done with: delivered, or refused for good (`refused` says why)."""
-            nonlocal attempt, tries, refused
+            nonlocal attempt, tries, refused, last, automation, action
             attempt, tries = attempt + 1, tries + 1
             status, error, started = None, None, time.perf_counter()
             try:
+                if tries > 1:
+                    # The automation as it is now: switched off or deleted, its retries stop (they went on for up to
+                    # two hours); changed, they go where it says now, as `retryFiring` does (a fixed url was not used).
+                    automation, action, refused = await self._as_it_is_now(automation, action)
                 # The rights the firing was checked with for its first attempt, as they are now for the next.
                 rights = creators_rights if tries == 1 else await self._with_creators_rights(automation)
-                if refused := await self._attempt_refused(automation, action, rights, event_scope):
+                if refused or (refused := await self._attempt_refused(automation, action, rights, event_scope)):
                     error = refused
                 else:
+                    # Without a payload of its own, a webhook sends what the firing knows (its variables): `{}` told
+                    # the receiver nothing of which model, version or actor the call was about.
+                    body = orjson.dumps(render(action["payload"], variables) if action.get("payload") else variables)
+                    secret = self.secrets.secret(automation["automation_id"], automation["secret_generation"])
                     # Signed at each attempt: the receiver checks the time, and a retry may come hours after the first.
-                    signed_now = {
-                        **headers,
+                    headers = {
+                        "Content-Type": "application/json",
+                        SIGNATURE_HEADER: signature(secret, body),
                         SIGNATURE_V2_HEADER: signature_v2(secret, delivery, body, int(time.time())),
+                        DELIVERY_HEADER: delivery,
+                        "User-Agent": "modelreg-webhooks",
                     }
                     response = await webhook_targets.post(
                         self._http,
                         action["url"],
                         body,
-                        signed_now,
+                        headers,
                         private_allowed=bool(action.get("allow_private_network")),
                         resolve=self.resolve,
                     )
@@ -485,12 +487,13 @@ class AutomationRunner:
                 # Its first line, cut short: a refusal repeating a url of 2,000 characters passed what an attempt's
                 # error may hold, the attempt could not be recorded, and the firing stayed pending for ever.
                 error = _first_line(exc)
+            last = f"answered {status}" if status is not None else error
             duration_ms = (time.perf_counter() - started) * 1000
             record = RecordWebhookAttempt(
                 automation_id=automation["automation_id"],
                 event_id=firing["event_id"],
                 attempt=attempt,
-                url=action["url"],
+                url=action.get("url", ""),
                 status_code=status,
                 error=error,
                 duration_ms=duration_ms,
@@ -512,10 +515,26 @@ class AutomationRunner:
                 if not retrying.retry_state.outcome.failed:  # type: ignore[union-attr]
                     retrying.retry_state.set_result(delivered)
         except RetryError:
-            return "failed", f"gave up after {tries} attempts"
+            return "failed", (
+                f"gave up after {tries} attempts (the last: {last}): once the receiver answers, send it again with "
+                f"retryFiring (modelreg automation retry {automation['automation_id']} {firing['event_id']})"
+            )
         if refused is not None:  # refused at every attempt while it stays so: `retryFiring` once it is not
             return "failed", refused
         return "delivered", None
+
+    async def _as_it_is_now(
+        self, automation: dict[str, Any], action: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+        """The automation and its action as they are now, and why its next attempt is not sent, if it is not."""
+        now = await self.launch.automation(automation["automation_id"])
+        if now is None or now.get("deleted_at") is not None:
+            return automation, action, "not sent: the automation was deleted after the firing's first attempt"
+        if not now["enabled"]:
+            return now, action, "not sent: the automation was switched off after the firing's first attempt"
+        if now["action"].get("kind") != "webhook":
+            return now, action, "not sent: the automation's action is no longer a webhook (retryFiring carries it out)"
+        return now, now["action"], None
 
     async def requeue_orphans(self) -> None:
         """Requeue the jobs of vanished agents, without ever appending in a loop: one requeue per job and

@@ -41,6 +41,7 @@ from modelreg.events.launch import (
     QueueCreated,
     QueueDeleted,
     QueueEntitiesSet,
+    Trigger,
     agent_stream,
     job_stream,
     queue_stream,
@@ -354,6 +355,9 @@ async def retry_job(cmd: RetryJob, ctx: CommandContext) -> Decision:
         overrides=job["overrides"],
         time_limit_s=job.get("time_limit_s"),
         retry_of=cmd.job_id,
+        # Still the automation's job: its loop guard knows an alias this one moves as its own doing (a retry without
+        # it fired the automation again), and the job says where it came from.
+        triggered_by=Trigger.model_validate(job["triggered_by"]) if job.get("triggered_by") else None,
     )
     return Decision([ctx.event(payload, job_stream(retry_id))], retry_id)
 

@@ -189,13 +189,16 @@ async def test_a_firing_given_up_is_delivered_again_on_retry_under_the_same_deli
 
     await wait_until(lambda: _status_is(firing, "FAILED"), timeout_s=30)
     given_up = await firing()
-    assert given_up["detail"] == "gave up after 1 attempts"
+    assert given_up["detail"] == (
+        f"gave up after 1 attempts (the last: answered 500): once the receiver answers, send it again with "
+        f"retryFiring (modelreg automation retry {automation_id} {given_up['eventId']})"
+    )
 
     # From the command line, as an operator would once the receiver is back.
     cli = await command_line(stack)
     listed = await cli("automation", "firings", automation_id, "--status", "failed")
     assert listed.startswith(f"{given_up['eventId']}  failed     registry.alias_added  by user:carol at ")
-    assert listed.endswith("  gave up after 1 attempts\n")
+    assert listed.endswith(f"  {given_up['detail']}\n")
     retried = await cli("automation", "retry", automation_id, given_up["eventId"])
     assert retried == f"firing for event {given_up['eventId']} pending again (retry 1)\n"
     await wait_until(lambda: _status_is(firing, "DELIVERED"), timeout_s=30)
@@ -599,3 +602,28 @@ async def test_a_webhook_retrying_when_its_creator_is_demoted_stops_at_the_next_
 
 async def _at_least(received: list[bytes], n: int) -> bool:
     return len(received) >= n
+
+
+async def test_a_retrying_webhook_stops_once_switched_off_and_follows_a_corrected_url(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    # Switched off, a firing's retries went on for up to two hours; its url corrected, they kept calling the old host.
+    ok, flaky, base = receiver_url
+    flaky.failures = 1000
+    change = """mutation($i: ChangeAutomationInput!) { changeAutomation(input: $i) { name } }"""
+    switch = """mutation($i: SetAutomationEnabledInput!) { setAutomationEnabled(input: $i) { enabled } }"""
+    trigger = {"event": "alias_added"}
+    off = (await _webhook(stack, f"{base}/flaky", trigger, name="switched off", max_attempts=12))["automation"]["id"]
+    moved = (await _webhook(stack, f"{base}/flaky", trigger, name="moved", max_attempts=12))["automation"]["id"]
+    await _linked_with_alias(stack, "production")
+    await wait_until(lambda: _count(flaky, 4), timeout_s=30)  # both retrying
+
+    assert "errors" not in await stack.graphql(switch, {"i": {"id": off, "enabled": False}})
+    corrected = {"kind": "webhook", "url": f"{base}/ok", "allow_private_network": True, "max_attempts": 12}
+    changed = {"id": moved, "name": "moved", "trigger": trigger, "action": corrected}
+    assert "errors" not in await stack.graphql(change, {"i": changed})
+
+    [stopped] = (await _closed_firings(stack, off, 1))["firings"]["items"]
+    assert stopped["status"] == "FAILED" and "switched off after the firing's first attempt" in stopped["detail"]
+    [delivered] = (await _closed_firings(stack, moved, 1))["firings"]["items"]
+    assert delivered["status"] == "DELIVERED" and len(ok.received) == 1

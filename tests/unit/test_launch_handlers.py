@@ -14,7 +14,7 @@ from uuid_utils.compat import uuid7
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelreg.events.envelope import Envelope
 from modelreg.events.launch import JobCancelled, JobFinished, JobSource, Trigger, ends_attempt, job_stream
-from modelreg.services.commands.access import entity_scopes, job_key_scopes, model_scopes, service_caller
+from modelreg.services.commands.access import Caller, entity_scopes, job_key_scopes, model_scopes, service_caller
 from modelreg.services.commands.commands import (
     Command,
     FinishRun,
@@ -51,11 +51,11 @@ AGENT = caller("member", "gpu")  # a service account's key would do as well
 AGENT_ID = "user:gpu:host-1"
 
 
-async def queued(registry: WriteSide, **fields: Any) -> UUID:
+async def queued(registry: WriteSide, by: Caller = MEMBER, **fields: Any) -> UUID:
     if "cpu" not in registry.read_models.launch.queues:
         await registry(CreateQueue(queue="cpu"))
     enqueue = EnqueueJob(queue="cpu", entity="acme", project="fraud", **({"source": SOURCE} | fields))
-    return (await registry(enqueue, MEMBER)).subject_id
+    return (await registry(enqueue, by)).subject_id
 
 
 async def claimed(registry: WriteSide) -> UUID:
@@ -439,6 +439,17 @@ async def test_an_ended_job_runs_again_as_it_was_enqueued_and_a_live_one_is_not_
     assert retry != job and again["state"] == "queued" and again["retry_of"] == str(job)
     kept = ("queue", "entity", "project", "priority", "source", "config", "overrides", "time_limit_s")
     assert {k: again[k] for k in kept} == {k: first[k] for k in kept}
+
+
+async def test_an_automations_job_run_again_is_still_the_automations_so_its_loop_guard_holds() -> None:
+    registry = WriteSide()
+    trigger = Trigger(automation_id=uuid7(), event_id=uuid7(), event_type="registry.alias_added")
+    job = await queued(registry, caller("member", "eval", kind="automation"), triggered_by=trigger)
+    await registry(CancelJob(job_id=job, reason="flaky GPU"), MEMBER)
+
+    retry = (await registry(RetryJob(job_id=job), MEMBER)).subject_id
+
+    assert registry.read_models.launch.jobs[retry]["triggered_by"] == trigger.model_dump(mode="json")
 
 
 async def test_a_stopping_agent_gives_back_only_its_own_current_attempt() -> None:
