@@ -59,14 +59,6 @@ SCHEMA_V5 = """
 ALTER TABLE audit_log ADD COLUMN recorded_offline_at timestamptz;
 """
 
-# A version's own actions on its registered model's stream (its Action history), found without reading the
-# model's other actions (graphql/models.py, RegisteredModel.history(artifactVersionId)). Registry events only: the
-# artifact events, many more, need no such entry (each is one more index write for the audit projection).
-SCHEMA_V6 = """
-CREATE INDEX audit_log_by_stream_version ON audit_log (stream, (payload ->> 'artifact_version_id'), stream_seq)
-WHERE type LIKE 'registry.%' AND payload ? 'artifact_version_id';
-"""
-
 _RECORDED = """
 INSERT INTO audit_log (event_id, type, stream, occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload,
                        stream_seq, recorded_offline_at)
@@ -117,7 +109,6 @@ class AuditProjection(Projection):
         Migration("audit", 3, SCHEMA_V3),
         Migration("audit", 4, SCHEMA_V4),
         Migration("audit", 5, SCHEMA_V5),
-        Migration("audit", 6, SCHEMA_V6),
         # Which entity or model each record is about, for the read filter (projections/readable.py).
         Migration("audit_scope", 1, AUDIT_SCOPE_V1),
         Migration("audit_scope", 2, AUDIT_SCOPE_V2),

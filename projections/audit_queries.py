@@ -37,7 +37,8 @@ class AuditQueries:
         self, stream: str, limit: int, before_seq: int | None = None, artifact_version: UUID | None = None
     ) -> list[dict[str, Any]]:
         """Newest first; `before_seq` is the stream_seq of the last action of the previous page. `artifact_version`:
-        only the actions on that version of a registered model (audit_log_by_stream_version)."""
+        only the actions on that version of a registered model, read through the stream's own index (an index of
+        their own cost every registry event a write in the audit projection, whose replay is what bounds a rebuild)."""
         if artifact_version is None:
             rows = await self.pool.fetch(
                 f"SELECT {_LISTED_COLUMNS} FROM audit_log WHERE stream = $1 "
