@@ -28,9 +28,22 @@ cp "$m/uplot/dist/uPlot.esm.js" "$out/uplot.js"
 cp "$m/uplot/dist/uPlot.min.css" "$out/uplot.css"
 cp "$m/marked/lib/marked.esm.js" "$out/marked.js"
 cp "$m/dompurify/dist/purify.es.mjs" "$out/purify.js"
+# GraphiQL's page (ui/graphiql.html, at /graphql): UMD builds, which set globals; React 18 is the last with them.
+cp "$m/react/umd/react.production.min.js" "$out/react.js"
+cp "$m/react-dom/umd/react-dom.production.min.js" "$out/react-dom.js"
+cp "$m/graphiql/graphiql.min.js" "$out/graphiql.js"
+cp "$m/graphiql/graphiql.min.css" "$out/graphiql.css"
+cp "$m/@graphiql/plugin-explorer/dist/index.umd.js" "$out/graphiql-explorer.js"
+cp "$m/@graphiql/plugin-explorer/dist/style.css" "$out/graphiql-explorer.css"
 sed -i '/sourceMappingURL=/d' "$out"/*.js "$out"/*.css   # the maps are not shipped
-for p in preact htm cytoscape cytoscape-dagre uplot marked dompurify; do
-  cp "$m/$p/LICENSE" "$out/licenses/$p.txt"
+for p in preact htm cytoscape cytoscape-dagre uplot marked dompurify react react-dom graphiql @graphiql/plugin-explorer; do
+  name=${p#@}
+  licence="$out/licenses/${name//\//-}.txt"
+  if [ -f "$m/$p/LICENSE" ]; then
+    cp "$m/$p/LICENSE" "$licence"
+  else  # @graphiql/plugin-explorer ships none: its package.json names the licence
+    echo "$p is published under the $(node -p "require('$m/$p/package.json').license") licence (its package ships no LICENSE file)." > "$licence"
+  fi
   echo "$p $(node -p "require('$m/$p/package.json').version")"
 done > "$out/VERSIONS"
 cat "$out/VERSIONS"

@@ -82,7 +82,7 @@ from modelreg.services.http.unread_answers import (
     UnreadAnswers,
     answers_taken_in_time,
 )
-from modelreg.services.http.web_ui import add_ui_routes, page_policy
+from modelreg.services.http.web_ui import add_ui_routes, graphiql_page, page_policy
 from modelreg.services.infra.blob_store import DIGEST
 from modelreg.services.infra.blob_store_url import blob_store_at
 from modelreg.services.infra.database import create_pool
@@ -173,8 +173,6 @@ _REFUSALS_ARE_NO_FAULTS = RefusalsAreNoFaults()
 _INSIDE_A_SCRIPT = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )
-# Where graphql-server's GraphiQL page loads React, GraphiQL and its styles from.
-GRAPHIQL_LIBRARIES = "https://unpkg.com"
 
 
 class ModelregGraphQLView(GraphQLView):
@@ -213,6 +211,13 @@ class ModelregGraphQLView(GraphQLView):
     def decode_json(self, data: str | bytes) -> object:
         return websocket_message(data)  # bodies go through parse_json; the library reads websocket messages here
 
+    @property
+    def graphql_ide_html(self) -> str:
+        """Our own GraphiQL page (ui/graphiql.html): the library's loaded React and GraphiQL from unpkg.com, which
+        an installation without internet access cannot reach (a blank page), and kept the headers, a key among
+        them, in the address."""
+        return graphiql_page()
+
     def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
         # The library asks a new WebSocketResponse about every request (about 1% of a mutation's CPU); a request
         # without an Upgrade header is never a websocket's.
@@ -224,7 +229,7 @@ class ModelregGraphQLView(GraphQLView):
         script on this origin, where the web UI keeps its key."""
         values = {name: value.translate(_INSIDE_A_SCRIPT) for name, value in request_data.to_template_context().items()}
         page = simple_renderer(self.graphql_ide_html, **values)
-        policy = page_policy(page, libraries_from=GRAPHIQL_LIBRARIES)
+        policy = page_policy(page)
         return web.Response(text=page, content_type="text/html", headers={"Content-Security-Policy": policy})
 
     async def process_result(self, request: web.Request, result: ExecutionResult, strict: bool = False) -> Any:

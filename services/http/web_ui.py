@@ -8,6 +8,7 @@ with every GraphQL request, so these files themselves need none.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -21,19 +22,24 @@ import modelreg
 UI_DIR = (Path(modelreg.__file__).parent / "ui" / "index.html").resolve().parent
 
 
-def page_policy(index_html: str, *, libraries_from: str = "") -> str:
+def page_policy(index_html: str) -> str:
     """The page's Content-Security-Policy: its scripts are its own modules and its import map (by hash); it
     talks to its own origin only, posts forms nowhere else and is shown in no other site's frame. A second line
-    behind the model card's sanitiser (ui/html.js), which any member writes and admins read. `libraries_from`:
-    a host its scripts, styles and fonts also come from (GraphiQL's)."""
+    behind the model card's sanitiser (ui/html.js), which any member writes and admins read."""
     inline = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", index_html, flags=re.DOTALL)
     hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in inline)
-    also = f" {libraries_from}" if libraries_from else ""
     return (
-        f"default-src 'self'{also}; script-src 'self'{also} {hashes}; style-src 'self' 'unsafe-inline'{also}; "
-        "img-src 'self' data: https: http:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-        "form-action 'self'; frame-ancestors 'none'"
+        f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: https: http:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
+
+
+@functools.cache
+def graphiql_page() -> str:
+    """GraphiQL's page at /graphql (a GET from a browser), before its query, variables and operation name are filled
+    in. Its libraries are the UI's own files (ui/vendor/)."""
+    return (UI_DIR / "graphiql.html").read_text()
 
 
 def add_ui_routes(app: web.Application, ui_dir: Path = UI_DIR) -> None:
