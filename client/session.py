@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -62,6 +63,9 @@ _launched_run_started = False
 # finished yet (reinit="create_new" keeps several).
 _open: list[tuple[int, Run]] = []
 _exit_code: list[int] = []  # 1 after an uncaught exception, or what sys.exit was given
+# How long a SIGTERM waits for the open runs to be flushed and finished before the process ends as SIGTERM ends it:
+# within the time a scheduler gives before its SIGKILL (Kubernetes' 30 s, Slurm's KillWait 30 s).
+TERM_WAIT_S = 20.0
 
 
 class OfflineFallback(UserWarning):
@@ -113,6 +117,38 @@ def _finish_at_exit() -> None:
             print(f"modelreg: run {run.path} could not be finished at exit: {failed[0]}", file=sys.stderr)
 
 
+def _finish_when_terminated(signum: int, _frame: Any) -> None:
+    """SIGTERM, a scheduler's stop (Kubernetes, Slurm, a spot instance's reclaim, the Launch agent's cancel), ended
+    the process at once: the points of its last window were lost and its run left running until the server marked
+    it crashed. The open runs are flushed and finished first (failed, 143: 128 + SIGTERM), within TERM_WAIT_S;
+    then the process ends as SIGTERM ends it. The script's own code is not interrupted by an exception (a bare
+    `except:` would have swallowed the stop), and a second SIGTERM ends it at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    runs = [r for pid, r in _open if pid == os.getpid()]
+
+    def finish() -> None:
+        # A thread: the main thread, stopped where the signal found it, may hold a lock the finish needs (a log
+        # call's, stderr's); the wait below is bounded, so such a finish is given up, never waited for.
+        for run in runs:
+            print(f"modelreg: SIGTERM: finishing run {run.path} (its last points are sent)", file=sys.stderr)
+            try:
+                run.finish(exit_code=128 + signum)
+            except Exception as exc:  # noqa: BLE001 -- the process is going: say it, then try the next run
+                print(f"modelreg: run {run.path} could not be finished: {exc}", file=sys.stderr)
+
+    if runs:
+        finishing = threading.Thread(target=finish, name="modelreg-finish-at-sigterm", daemon=True)
+        finishing.start()
+        finishing.join(TERM_WAIT_S)
+        if finishing.is_alive():
+            print(
+                f"modelreg: SIGTERM: the runs were not finished within {TERM_WAIT_S:g} s; the server will mark "
+                "them crashed",
+                file=sys.stderr,
+            )
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _watch_the_exit() -> None:
     """Once per process: remember how the script ends (an uncaught exception, sys.exit's code: each then
     handed on to what was there before), and finish the open runs at exit."""
@@ -130,6 +166,9 @@ def _watch_the_exit() -> None:
 
     sys.excepthook = excepthook
     sys.exit = exit  # type: ignore[assignment]
+    # Only where nobody chose what SIGTERM does (the script, its framework): their handler stays theirs.
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _finish_when_terminated)
     # Registered before any run's metric sender (atexit runs last-registered first): each sender flushes what
     # its run logged, then this finishes the runs.
     atexit.register(_finish_at_exit)

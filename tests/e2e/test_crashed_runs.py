@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,6 +44,21 @@ run.flush()
 while modelreg.Api().run("alice/crash/killed").heartbeat_at is None:
     time.sleep(0.05)
 os._exit(1)  # no finish, no atexit: as SIGKILL or the out-of-memory killer leaves it
+"""
+TERMINATED = """
+import signal
+import sys
+import time
+
+import modelreg
+
+run = modelreg.init(project="crash", id=sys.argv[1])
+if sys.argv[1] == "own-handler":  # the script chose what SIGTERM does: it stays its choice
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+for step in range(20_000):
+    run.log({"loss": 1.0 / (step + 1)})
+print("logged", flush=True)
+time.sleep(120)  # a long training step, where the scheduler's stop finds it
 """
 STATE = 'query($r: String!) { run(entity: "alice", project: "crash", runId: $r) { state } }'
 
@@ -112,6 +128,49 @@ async def test_a_killed_run_is_marked_crashed_and_a_quiet_one_stays_running(
         items = (await stack.graphql(audit))["data"]["auditLog"]["items"]
         assert {"action": "runs.run_finished", "actor": "service:modelreg-run-supervisor"} in items
         assert "runs.run_heartbeat" not in {i["action"] for i in items}  # nobody's action: not in the audit log
+
+
+async def test_a_run_stopped_by_sigterm_is_finished_with_every_point_before_the_process_ends(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A scheduler's stop (Kubernetes, Slurm, a reclaimed spot instance, a cancelled Launch job) is a SIGTERM: the
+    # process ended at once, the points of its last window were lost and its run showed running for 15 minutes.
+    async with Stack(settings) as stack:
+        assert stack.client is not None
+        monkeypatch.setenv("MODELREG_URL", str(stack.client.make_url("/")).rstrip("/"))
+        (tmp_path / "terminated.py").write_text(TERMINATED)
+        env = {**os.environ, "PYTHONPATH": ""}
+
+        def stop(run_id: str) -> tuple[int, str]:
+            script = subprocess.Popen(
+                [sys.executable, "terminated.py", run_id],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert script.stdout is not None and script.stdout.readline() == "logged\n"
+            script.send_signal(signal.SIGTERM)
+            _, stderr = script.communicate(timeout=60)
+            return script.returncode, stderr
+
+        code, stderr = await asyncio.to_thread(stop, "terminated")
+        assert code == -signal.SIGTERM, stderr  # it still ends as SIGTERM ends it, for whatever waits on it
+        assert "SIGTERM: finishing run alice/crash/terminated" in stderr
+        ended = """query($r: String!) {
+          run(entity: "alice", project: "crash", runId: $r) { state exitCode lastHistoryStep } }"""
+        run = (await stack.graphql(ended, {"r": "terminated"}))["data"]["run"]
+        assert run == {"state": "FAILED", "exitCode": 143, "lastHistoryStep": 19_999}
+        points = await asyncio.to_thread(
+            lambda: len(list(modelreg.Api().run("alice/crash/terminated").scan_history(keys=["loss"])))
+        )
+        assert points == 20_000
+
+        # A script that handles SIGTERM itself keeps its own way to end.
+        code, stderr = await asyncio.to_thread(stop, "own-handler")
+        assert code == 0 and "SIGTERM: finishing" not in stderr, stderr
+        assert (await stack.graphql(ended, {"r": "own-handler"}))["data"]["run"]["state"] == "FINISHED"
 
 
 async def _is(stack: Stack, run_id: str, state: str) -> bool:
