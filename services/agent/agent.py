@@ -21,7 +21,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import yaml
 
 from modelreg.services.agent.image_references import IMAGE_REFERENCE
 from modelreg.services.agent.job_environment import job_environment, passed_on
+from modelreg.services.agent.job_folders import JobFolder, remove_abandoned
 from modelreg.services.agent.job_output import JobOutput
 from modelreg.services.agent.job_workspace import WorkspaceError, checkout
 from modelreg.services.agent.kubernetes_jobs import NOT_RECORDED, attempt_key_secret, job_manifest
@@ -173,6 +173,7 @@ class LaunchAgent:
         `stop_now`), and those still running are stopped and given back to their queue at once: without that, a
         redeploy's jobs waited as running for the supervisor's timeout, then started again from scratch."""
         keep_environment_private()
+        await asyncio.to_thread(remove_abandoned)  # what agents killed on this machine left of their jobs
         headers = {"Authorization": f"Bearer {self.api_key}"}
         async with httpx.AsyncClient(base_url=self.url.rstrip("/"), headers=headers, timeout=30.0) as http:
             self._http = http
@@ -416,15 +417,14 @@ class LaunchAgent:
         source = job["source"]
         if source["kind"] != "git" and docker is None:
             raise RuntimeError("image jobs need a docker or kubernetes queue")
+        job_folder = JobFolder()
         try:
-            folder = (
-                await checkout(source) if source["kind"] == "git" else Path(tempfile.mkdtemp(prefix="modelreg-job-"))
-            )
+            folder = await checkout(source, parent=job_folder.path) if source["kind"] == "git" else job_folder.path
         except WorkspaceError as exc:
+            job_folder.remove()
             await self._finished(ids, "FAILED", f"could not prepare the code: {exc}")
             return
-        # Outside the checkout, whose uncommitted changes the job's run records.
-        handed = Path(tempfile.mkdtemp(prefix="modelreg-job-files-"))
+        handed = job_folder.handed
         job_env = {
             "MODELREG_URL": self.url,
             "MODELREG_API_KEY": api_key,
@@ -481,8 +481,7 @@ class LaunchAgent:
             state = "FINISHED" if code == 0 else "FAILED"
             await self._finished(ids, state, None if code == 0 else f"exited with status {code}", code)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
-            shutil.rmtree(handed, ignore_errors=True)
+            job_folder.remove()
 
 
 def _duration(seconds: int) -> str:
