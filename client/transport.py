@@ -80,6 +80,14 @@ def _refuse_if_storage_full(response: httpx.Response, path: Path) -> None:
         raise Unavailable(f"{path} was not uploaded: {response.text}", retriable=False)
 
 
+def refusal_message(response: httpx.Response) -> str:
+    """A refusal's message: the first GraphQL error's (the API's one shape, 401 included), else the body's text."""
+    try:
+        return str(response.json()["errors"][0]["message"])
+    except (ValueError, LookupError, TypeError):
+        return response.text
+
+
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, httpx.TransportError):
         return True
@@ -263,7 +271,7 @@ class Transport:
         else:
             response = self._http.post("/graphql", json={"query": query, "variables": variables})
         if response.status_code == 401:
-            raise PermissionDenied(response.text)
+            raise PermissionDenied(refusal_message(response))
         if response.status_code >= 500:
             response.raise_for_status()
         return response.json()

@@ -26,7 +26,13 @@ export async function gql(query, variables = {}, key = apiKey.get()) {
     body: JSON.stringify({ query, variables }),
   });
   if (response.status === 401) {
-    const why = await response.text();
+    const text = await response.text();
+    let why = text;
+    try {
+      why = JSON.parse(text).errors[0].message; // the API's one error shape
+    } catch {
+      // an older server's plain text
+    }
     window.dispatchEvent(new CustomEvent("modelreg:unauthorized", { detail: why }));
     throw new Unauthorized(why);
   }

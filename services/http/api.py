@@ -24,7 +24,7 @@ from graphql_server.runtime import execute
 from graphql_server.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from graphql_server.utils.operation import get_operation_type
 
-from graphql import ExecutionResult, GraphQLSchema, OperationType
+from graphql import ExecutionResult, GraphQLSchema, OperationDefinitionNode, OperationType
 from modelreg.errors import ModelregError, PermissionDenied
 from modelreg.events.envelope import Actor
 from modelreg.events.log import EventLog, LogPosition
@@ -200,6 +200,9 @@ class ModelregGraphQLView(GraphQLView):
         except HTTPException as e:
             if e.status_code == 400:  # a bad body or request: a GraphQL error, which clients show
                 return refusal(request, 400, e.reason)
+            if e.status_code == 401:  # in the one error shape too (it was plain text)
+                headers = {"WWW-Authenticate": "Bearer"}
+                return refusal(request, 401, e.reason, code="UNAUTHENTICATED", headers=headers)
             if isinstance(e, AnswersNotTaken):
                 headers = {"Retry-After": RETRY_AFTER_S}
                 return refusal(request, 503, e.reason, code="UNAVAILABLE", retriable=True, headers=headers)
@@ -254,7 +257,7 @@ class ModelregGraphQLView(GraphQLView):
         try:
             caller = await caller_of(request, request.app[KEYS])
         except PermissionDenied as exc:
-            raise web.HTTPUnauthorized(text=exc.message) from None
+            raise HTTPException(401, exc.message) from None
         if caller is None and request.method == "POST":
             # Refused before its body is read (a GET still loads GraphiQL's page): anyone could make the server take
             # in 8 MiB and parse it on the event loop (2 s and 190 MiB for `[{},{},...]`) only to refuse it then.
@@ -312,6 +315,10 @@ class ModelregGraphQLView(GraphQLView):
             # Refused before it is made: made, its answer would be sent whatever the bound (a GET's is refused next).
             if named.startswith("mutation") and OperationType.MUTATION in allowed_operation_types and unread.full():
                 raise AnswersNotTaken(unread.busy_message("nothing was done"))
+        if document is not None and request_data.operation_name is None and len(names := _operations(document)) > 1:
+            # The library raised a bare Exception for it: an INTERNAL error marked retriable, which clients retried.
+            listed = ", ".join(names[:10])
+            raise HTTPException(400, f"the document holds several operations ({listed}): name one in operationName")
         if (
             document is not None
             and _operation_type(document, request_data.operation_name) == OperationType.SUBSCRIPTION
@@ -334,6 +341,13 @@ class ModelregGraphQLView(GraphQLView):
         if (errors := getattr(result, "errors", None)) and any_database_unavailable(errors):
             raise HTTPException(503, DATABASE_UNAVAILABLE)  # PostgreSQL restarting: retry, not a bug
         return result
+
+
+def _operations(document: Any) -> list[str]:
+    """The names of the document's operations, "(unnamed)" for one without."""
+    return [
+        d.name.value if d.name else "(unnamed)" for d in document.definitions if isinstance(d, OperationDefinitionNode)
+    ]
 
 
 def _operation_type(document: Any, operation_name: str | None) -> OperationType | None:

@@ -174,3 +174,25 @@ async def test_a_config_written_into_the_query_keeps_its_large_numbers_or_is_ref
         (error,) = refused["errors"]
         assert error["extensions"]["code"] == "INVALID_INPUT" and problem in error["message"], refused
     assert await _events_on(event_log) == before
+
+
+async def test_a_missing_or_unknown_key_and_a_document_of_several_operations_are_refused_in_the_one_error_shape(
+    stack: Stack,
+) -> None:
+    assert stack.client is not None
+    for headers, said in (({}, "send an API key"), ({"Authorization": "Bearer mr_nope"}, "unknown or revoked")):
+        answer = await stack.client.post("/graphql", json={"query": "{ viewer { id } }"}, headers=headers)
+        assert answer.status == 401 and answer.headers["WWW-Authenticate"] == "Bearer"
+        error = (await answer.json())["errors"][0]  # it was plain text, unlike every other refusal
+        assert error["extensions"] == {"code": "UNAUTHENTICATED", "retriable": False}
+        assert said in error["message"]
+
+    # Which one to run is the caller's to say: it was an INTERNAL error marked retriable, which clients retried.
+    key = {"Authorization": f"Bearer {await stack.key('user:alice')}"}
+    document = "query A { viewer { id } } query B { viewer { role } }"
+    several = await stack.client.post("/graphql", json={"query": document}, headers=key)
+    error = (await several.json())["errors"][0]
+    assert several.status == 400 and error["extensions"]["code"] == "INVALID_INPUT"
+    assert "several operations (A, B)" in error["message"]
+    named = await stack.client.post("/graphql", json={"query": document, "operationName": "B"}, headers=key)
+    assert (await named.json())["data"] == {"viewer": {"role": "ADMIN"}}
