@@ -139,10 +139,26 @@ async def database_pool(
     try:
         return await _waiting_for(f"PostgreSQL at {where}", NOT_ANSWERING, wait_s, pool)
     except NOT_ANSWERING as exc:
-        raise RuntimeError(
+        raise NeverReached(
             f"PostgreSQL at {where} did not answer for {wait_s:.0f} s ({exc}): check DATABASE_URL and that the "
             "database is up"
         ) from exc
+    except MISCONFIGURED as exc:  # waiting would not mend it
+        raise NeverReached(f"PostgreSQL at {where} refused this process: {exc}: check DATABASE_URL") from exc
+
+
+class NeverReached(RuntimeError):
+    """PostgreSQL or Kafka not reached at a part's start, after waiting, or refusing its settings: a setting to
+    check. A process whose part never ran exits with this one line; one that ran waits out an outage instead
+    (restart_on_failure)."""
+
+
+# What PostgreSQL answers to settings no wait mends: no such database, role or password; a DSN it cannot read.
+MISCONFIGURED = (
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.ClientConfigurationError,
+)
 
 
 # Refused, no socket yet, or up but still starting (recovering after a crash).
@@ -171,7 +187,7 @@ async def started(event_log: EventLog, settings: Settings, wait_s: float = BROKE
     try:
         await _waiting_for(f"Kafka at {settings.kafka_bootstrap_servers}", (KafkaConnectionError,), wait_s, start)
     except KafkaConnectionError as exc:
-        raise RuntimeError(
+        raise NeverReached(
             f"Kafka at {settings.kafka_bootstrap_servers} did not answer for {wait_s:.0f} s ({exc}): check "
             "KAFKA_BOOTSTRAP_SERVERS and that the broker is up"
         ) from exc

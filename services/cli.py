@@ -43,7 +43,7 @@ def _run_until_signal(
             again.set()
         stopping.set()
 
-    from modelreg.services.bootstrap import STOP_WAITING, StoppedWhileWaiting
+    from modelreg.services.bootstrap import STOP_WAITING, NeverReached, StoppedWhileWaiting
 
     async def runner() -> None:
         loop = asyncio.get_running_loop()
@@ -53,10 +53,15 @@ def _run_until_signal(
         await main
 
     stopped: list[str] = []
+    unreached: list[str] = []
     try:
         _run(runner())
     except* StoppedWhileWaiting as group:  # bare, or from inside a task group
         stopped = [str(exc) for exc in group.exceptions]
+    except* NeverReached as group:  # a setting to check: its one line says which (a traceback hid it)
+        unreached = [str(exc) for exc in group.exceptions]
+    if unreached:
+        raise click.ClickException(unreached[0])
     if stopped:
         click.echo(f"modelreg: {stopped[0]}", err=True)  # one line: the operator asked for it, nothing went wrong
         sys.exit(0)
@@ -220,7 +225,7 @@ def main(verbose: bool, log_json: bool) -> None:
 )
 @click.option("--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @_blob_store_option
 @_limit_options
 @_metrics_token_option
@@ -554,7 +559,7 @@ async def _serve_with(
 @main.command()
 @_infra_options
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--blob-dir",
     envvar="MODELREG_BLOB_DIR",
@@ -662,7 +667,11 @@ def triggers(
         agent_timeout_s=agent_timeout,
         run_crashed_after_s=run_crashed_after,
     )
-    _run_until_signal(run_triggers(settings, stopping), stopping)
+    from modelreg.services.restart_on_failure import restart_on_failure
+
+    # PostgreSQL restarting ends the runner (its active lock's session with it): the process starts it again, standing
+    # by if another replica took the lock meanwhile. It exited, and automations and the Launch supervisor stopped.
+    _run_until_signal(restart_on_failure("triggers", lambda: run_triggers(settings, stopping), stopping), stopping)
 
 
 @main.command()

@@ -4,6 +4,10 @@ In `modelreg server` the projector and the automations need PostgreSQL (and Kafk
 them goes away for a while, their part fails; it is started again once they are back. Their positions are
 in PostgreSQL, so a restart resumes where the last committed batch ended.
 
+A part that never ran (PostgreSQL or Kafka not reached at the process's start, after its wait, or refusing its
+settings: bootstrap.NeverReached) is not started again either: the process exits saying what to check. Once it ran,
+an outage of any length is waited out.
+
 A database migrated by a newer modelreg (MigratedBeyond) is not an outage: starting the part again would only
 say so again every few seconds. It stops for good: a server records why and serves on (its /healthz reports the
 part stopped), a process that is nothing but that part exits with the message.
@@ -19,6 +23,7 @@ from contextlib import suppress
 from typing import Any
 
 from modelreg.projections.runtime import MigratedBeyond
+from modelreg.services.bootstrap import NeverReached
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,7 @@ async def restart_on_failure(
     """Await `run()` until `stopping` is set, starting it again (with a growing pause) whenever it fails.
     A failure that another start cannot mend is raised, or recorded under `name` in `stopped_for_good` if given."""
     delay = first_delay_s
+    first = True
     while not stopping.is_set():
         started = time.monotonic()
         try:
@@ -48,6 +54,9 @@ async def restart_on_failure(
         except Exception as exc:
             if stopping.is_set():
                 return
+            if first and isinstance(exc, NeverReached):
+                raise  # it never ran: a setting to check, which starting it again would only wait for and say again
+            first = False
             if time.monotonic() - started > 60:
                 delay = first_delay_s  # it ran well for a while: this is a new outage
             log.error("%s stopped (%s: %s); starting it again in %.0f s", name, type(exc).__name__, exc, delay)

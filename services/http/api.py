@@ -76,6 +76,8 @@ from modelreg.services.http.requests_in_flight import (
     requests_within_capacity,
 )
 from modelreg.services.http.security_headers import secure_every_answer
+from modelreg.services.http.triggers_presence import ACTIVE_REPLICA, TriggersPresence
+from modelreg.services.http.triggers_presence import MISSING as TRIGGERS_MISSING
 from modelreg.services.http.unread_answers import (
     UNREAD_ANSWERS,
     AnswersNotTaken,
@@ -111,6 +113,7 @@ KEYS: web.AppKey[KnownKeys] = web.AppKey("known_keys", KnownKeys)
 HEALTH_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("health_pool", asyncpg.Pool)
 HEALTH_READING: web.AppKey[SharedReading] = web.AppKey("health_reading", SharedReading)
 STALLS: web.AppKey[ProjectionStalls] = web.AppKey("projection_stalls", ProjectionStalls)
+TRIGGERS: web.AppKey[TriggersPresence] = web.AppKey("triggers_presence", TriggersPresence)
 LOG: web.AppKey[EventLog] = web.AppKey("log")
 SECRETS: web.AppKey[WebhookSecrets] = web.AppKey("webhook_secrets", WebhookSecrets)
 TAILS: web.AppKey[LogTails] = web.AppKey("tails", LogTails)
@@ -393,6 +396,7 @@ async def _read_postgres(pool: asyncpg.Pool, topic: str) -> dict[str, Any]:
             ),
             "parked": await conn.fetch("SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection"),
             "dead": await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection"),
+            "triggers_active": bool(await conn.fetchval(ACTIVE_REPLICA)),
             # Which streams, not only how many: what an operator releases with `modelreg parked`.
             "parked_list": await conn.fetch(
                 "SELECT projection, stream, error, parked_at FROM parked_streams "
@@ -447,6 +451,12 @@ async def healthz(request: web.Request) -> web.Response:
             "writes are refused NOT_YET_VISIBLE: is a projector running (modelreg projector, or modelreg server)?"
         )
     report["projections"] = projections
+    missing = request.app[TRIGGERS].missing_for(reading["triggers_active"], time.monotonic())
+    report["automations"] = {"active": reading["triggers_active"]}
+    if missing is not None:
+        _at_worst(report, "degraded")
+        report["automations"]["missing_for_s"] = round(missing)
+        report["no_automations"] = TRIGGERS_MISSING
     if stopped := request.app.get(STOPPED_PARTS):
         _at_worst(report, "degraded")
         report["stopped_parts"] = stopped  # e.g. a projector that met a newer build's migration: upgrade this process
@@ -656,6 +666,7 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
     app.router.add_route("*", "/graphql", view)
     app[HEALTH_READING] = SharedReading(lambda: read_health(app[HEALTH_POOL], app[LOG]), fresh_for_s=0.0)
     app[STALLS] = ProjectionStalls()
+    app[TRIGGERS] = TriggersPresence()
     app.router.add_get("/healthz", healthz)
     add_operations_routes(app, HEALTH_POOL, LOG, list(PROJECTIONS))
     app[METRICS].registry.register(app[UNREAD_ANSWERS])

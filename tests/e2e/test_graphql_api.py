@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from support.stack import Stack
 from support.story import ADD_ALIAS, LINK, LOG_VERSION, START_RUN, file_entry, version_input
+from support.waiting import wait_until
 
 from modelreg.events.log import EventLog
+from modelreg.services.http import triggers_presence
+from modelreg.services.settings import Settings
 
 
 async def test_a_logged_artifact_version_is_queryable_right_after_the_mutation_returns(stack: Stack) -> None:
@@ -147,6 +153,27 @@ async def test_health_reports_each_projection_lag_and_parked_streams(stack: Stac
     assert health["event_log"]["events"] == 2  # the test's API key, then the version
     assert health["projections"]["registry"] == {"lag": 0, "parked_streams": 0, "dead_letters": 0}
     assert health["projections"]["audit"]["lag"] == 0
+
+
+async def test_health_says_whether_a_triggers_process_carries_out_automations(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read from PostgreSQL's own lock table: a triggers process that exited left /healthz saying ok.
+    monkeypatch.setattr(triggers_presence, "MISSING_AFTER_S", 0.0)
+    for with_triggers in (True, False):
+        async with Stack(settings, with_triggers=with_triggers) as stack:
+
+            async def health(stack: Stack = stack) -> dict[str, Any]:
+                assert stack.client is not None
+                return await (await stack.client.get("/healthz", headers=await stack.auth())).json()
+
+            async def automations_active(active: bool = with_triggers) -> bool:
+                return (await health())["automations"]["active"] is active
+
+            await wait_until(automations_active, timeout_s=15)
+            seen = await health()
+            assert seen["status"] == ("ok" if with_triggers else "degraded"), seen
+            assert ("no `modelreg triggers` process" in seen.get("no_automations", "")) is not with_triggers
 
 
 async def test_a_query_for_a_field_that_does_not_exist_is_refused_by_validation(stack: Stack) -> None:

@@ -10,11 +10,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from modelreg.projections.runtime import MigratedBeyond
-from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, STALLS, healthz, read_health
+from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, STALLS, TRIGGERS, healthz, read_health
 from modelreg.services.http.metrics import STOPPED_PARTS, SharedReading, add_operations_routes, operation_of
 from modelreg.services.http.operator_views import METRICS_TOKEN
 from modelreg.services.http.projection_stalls import ProjectionStalls
 from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
+from modelreg.services.http.triggers_presence import TriggersPresence
 from modelreg.services.restart_on_failure import restart_on_failure
 
 TOKEN = "prometheus-scrapes-with-this"
@@ -27,9 +28,10 @@ class Installation:
 
     topic = "acme.modelreg.events"
 
-    def __init__(self, *, down: bool = False, broker_hangs: bool = False) -> None:
+    def __init__(self, *, down: bool = False, broker_hangs: bool = False, triggers_active: bool = True) -> None:
         self.down = down
         self.broker_hangs = broker_hangs  # a broker SIGSTOPped: connections open, no answer ever
+        self.triggers_active = triggers_active  # whether a `modelreg triggers` holds the active replica's lock
 
     async def end_positions(self) -> dict[int, int]:
         if self.broker_hangs:
@@ -50,6 +52,8 @@ class Installation:
         return None
 
     async def fetchval(self, sql: str, *args: object) -> int:
+        if "pg_locks" in sql:
+            return int(self.triggers_active)
         return 1
 
     async def fetch(self, sql: str, *args: object) -> list[dict[str, Any]]:
@@ -65,6 +69,7 @@ def _app(installation: Installation, token: str | None = TOKEN, middlewares: tup
     add_operations_routes(app, HEALTH_POOL, LOG, ["registry"])
     app[HEALTH_READING] = SharedReading(lambda: read_health(installation, installation), fresh_for_s=0.0)
     app[STALLS] = ProjectionStalls()
+    app[TRIGGERS] = TriggersPresence()
     app.router.add_get("/healthz", healthz)
     return app
 
@@ -210,6 +215,27 @@ async def test_healthz_says_degraded_when_a_projection_applies_nothing_while_eve
     assert first["status"] == "ok"  # one reading tells no stall from load
     assert again["status"] == "degraded" and "stalled_for_s" in again["projections"]["registry"]
     assert "projections registry, audit" in again["stalled"] and "is a projector running" in again["stalled"]
+
+
+async def test_healthz_says_degraded_when_no_triggers_process_carries_out_automations() -> None:
+    """A `modelreg triggers` that exited (PostgreSQL restarted under it) left /healthz saying ok while no webhook
+    was delivered and no vanished agent's job requeued."""
+    app = _app(Installation(triggers_active=False))
+    app[TRIGGERS] = TriggersPresence(missing_after_s=0.0)  # as if nobody had held the lock for 30 s
+    async with TestClient(TestServer(app)) as client:
+        missing = await (await client.get("/healthz", headers=BEARING_THE_TOKEN)).json()
+
+    assert missing["status"] == "degraded" and missing["automations"] == {"active": False, "missing_for_s": 0}
+    assert "no `modelreg triggers` process" in missing["no_automations"]
+
+
+def test_a_triggers_replica_restarting_within_the_grace_is_not_missing() -> None:
+    presence = TriggersPresence(missing_after_s=30.0)
+    assert presence.missing_for(False, now=100.0) is None  # the lock's holder starting again
+    assert presence.missing_for(True, now=110.0) is None
+    assert presence.missing_for(False, now=120.0) is None
+    assert presence.missing_for(False, now=149.0) is None
+    assert presence.missing_for(False, now=150.0) == 30.0
 
 
 def test_a_projection_that_moves_or_catches_up_is_not_stalled() -> None:
