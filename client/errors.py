@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import reprlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pydantic is imported by whoever validates, not by every import of the client
@@ -75,17 +77,57 @@ class Unavailable(CommError):
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
+# How much of a caller's value a message shows. A refusal repeated a 7 MB metric name whole: the answer was as big as
+# the request, and the server logged it three times over.
+SHOWN_CHARS = 100
+# How many of a refusal's problems it lists (pydantic reports each bad entry of a list: a manifest, metric rows), and
+# how much of each problem's own text: a validator quotes values with `quoted`, but pydantic's text (a union's tag
+# it does not know) is not ours to check.
+SHOWN_PROBLEMS = 10
+SHOWN_PROBLEM_CHARS = 1_000
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = SHOWN_CHARS
+
+
+def quoted(value: object) -> str:
+    """A caller's value as a message quotes it: its repr, the first SHOWN_CHARS characters of a longer text followed
+    by its length (`'aaa...' (7,000,000 characters)`), containers cut by reprlib."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= SHOWN_CHARS else f"{value[:SHOWN_CHARS]!r}... ({len(value):,} characters)"
+    return _SHORT.repr(value)
+
+
+def shortened(text: str, most: int = SHOWN_CHARS) -> str:
+    """Text a message shows as it is (a place such as `rows.0.values.<key>`), cut the way `quoted` cuts."""
+    return text if len(text) <= most else f"{text[:most]}... ({len(text):,} characters)"
+
+
+def listed(names: Iterable[str], most: int = 5) -> str:
+    """The first few of a caller's names, each shortened, and how many more there are: `a, b and 3 more`."""
+    names = list(names)
+    more = f" and {len(names) - most:,} more" if len(names) > most else ""
+    return ", ".join(shortened(name) for name in names[:most]) + more
+
+
 def not_a_name(value: object) -> str:
     return (
-        f"{value!r} is not a name: a name starts with a letter or digit and holds only letters, digits, '.', '_' and "
-        "'-' (no spaces, '/' or ':')"
+        f"{quoted(value)} is not a name: a name starts with a letter or digit and holds only letters, digits, "
+        "'.', '_' and '-' (no spaces, '/' or ':')"
     )
 
 
 def validation_problems(refused: ValidationError) -> str:
     """Each bad field of a pydantic refusal and what is wrong with it: `project: String should match ...`."""
-    said = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {_problem(err)}" for err in refused.errors())
+    problems = refused.errors()
+    said = "; ".join(f"{_place(err['loc'])}: {_problem(err)}" for err in problems[:SHOWN_PROBLEMS])
+    if len(problems) > SHOWN_PROBLEMS:
+        said += f"; and {len(problems) - SHOWN_PROBLEMS:,} more problems like these"
     return said or str(refused)
+
+
+def _place(loc: tuple[int | str, ...]) -> str:
+    """Where a problem is: field names, list indexes and the keys of the caller's own dicts (shortened)."""
+    return ".".join(shortened(str(part)) for part in loc) or "input"
 
 
 def _problem(error: Any) -> str:
@@ -96,8 +138,8 @@ def _problem(error: Any) -> str:
             return not_a_name(error["input"])
         shape = f"is not {_SHAPES[pattern]}" if pattern in _SHAPES else _word_shape(pattern)
         if shape:
-            return f"{error['input']!r} {shape}"
-    return str(error["msg"])
+            return f"{quoted(error['input'])} {shape}"
+    return shortened(str(error["msg"]), SHOWN_PROBLEM_CHARS)
 
 
 # What the other patterns of events/ and commands ask for, in words.

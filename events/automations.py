@@ -14,6 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from modelreg.errors import quoted
 from modelreg.events.envelope import Event
 from modelreg.events.identity import ReadScope
 from modelreg.events.launch import JobSource
@@ -108,7 +109,7 @@ class TriggerSpec(BaseModel):
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+                raise ValueError(f"{quoted(pattern)} is not a regular expression: {exc}") from None
         return pattern
 
     @model_validator(mode="after")

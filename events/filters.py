@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, listed
 from modelreg.events.catalog import EVENT_TYPES
 from modelreg.events.envelope import Envelope
 
@@ -32,8 +32,7 @@ class EventFilter:
         unknown = sorted(wanted - EVENT_TYPES.keys()) if wanted else []
         if unknown:
             # The first few: the whole list sent back a 5 MB answer to 600,000 misspelt names.
-            named = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-            raise InvalidInput(f"unknown event type(s) {named}; known: {', '.join(sorted(EVENT_TYPES))}")
+            raise InvalidInput(f"unknown event type(s) {listed(unknown)}; known: {', '.join(sorted(EVENT_TYPES))}")
         return cls(wanted, stream_prefix or None, entity or None, registered_model or None)
 
     def matches(self, envelope: Envelope) -> bool:

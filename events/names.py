@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from modelreg.errors import NAME_PATTERN
+from modelreg.errors import NAME_PATTERN, quoted
 
 # Names travel in refs such as "entity/project/name:alias", so they may not contain / or :.
 _NAME = NAME_PATTERN
@@ -33,7 +33,7 @@ def count_in(text: str, digits: int = 9) -> int | None:
 
 def _not_computed(alias: str) -> str:
     if alias == "latest" or re.fullmatch(r"v\d+", alias):
-        raise ValueError(f"{alias!r} is computed by the registry and cannot be set as an alias")
+        raise ValueError(f"{quoted(alias)} is computed by the registry and cannot be set as an alias")
     return alias
 
 

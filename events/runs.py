@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from modelreg.errors import listed, quoted
 from modelreg.events.envelope import Event
 from modelreg.events.names import EntityName, ProjectName, RunId
 
@@ -46,7 +47,7 @@ class KeyChanges(BaseModel):
         if not self.changes and not self.removed:
             raise ValueError("give a key to set (changes) or to remove (removed)")
         if both := sorted(self.changes.keys() & set(self.removed)):
-            raise ValueError(f"{', '.join(both)}: a key is set or removed, not both")
+            raise ValueError(f"{listed(both)}: a key is set or removed, not both")
         return self
 
 
@@ -103,9 +104,9 @@ class MetricRow(BaseModel):
     def _finite_named_numbers(cls, values: dict[str, float]) -> dict[str, float]:
         for key, value in values.items():
             if not key or len(key) > 200:
-                raise ValueError(f"metric name {key!r} must have 1 to 200 characters")
+                raise ValueError(f"metric name {quoted(key)} must have 1 to 200 characters")
             if not math.isfinite(value):
-                raise ValueError(f"metric {key!r} is {value}: only finite numbers can be logged")
+                raise ValueError(f"metric {quoted(key)} is {value}: only finite numbers can be logged")
         return values
 
 
@@ -129,15 +130,15 @@ class MetricSeries(BaseModel):
     def _increasing_steps(self) -> MetricSeries:
         if self.steps is None:
             if self.first_step + len(self.values) - 1 > MAX_STEP:
-                raise ValueError(f"metric {self.key!r}: steps go past {MAX_STEP}")
+                raise ValueError(f"metric {quoted(self.key)}: steps go past {MAX_STEP}")
             return self
         steps = self.steps
         if len(steps) != len(self.values):
-            raise ValueError(f"metric {self.key!r}: {len(steps)} steps for {len(self.values)} values")
+            raise ValueError(f"metric {quoted(self.key)}: {len(steps)} steps for {len(self.values)} values")
         if steps[0] != self.first_step:
-            raise ValueError(f"metric {self.key!r}: first_step {self.first_step} is not the first of its steps")
+            raise ValueError(f"metric {quoted(self.key)}: first_step {self.first_step} is not the first of its steps")
         if any(a >= b for a, b in zip(steps, steps[1:], strict=False)):
-            raise ValueError(f"metric {self.key!r}: steps must increase strictly within a batch")
+            raise ValueError(f"metric {quoted(self.key)}: steps must increase strictly within a batch")
         return self
 
     @property

@@ -14,6 +14,8 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel
 
+from modelreg.errors import quoted, shortened
+
 REPLACEMENT = "\ufffd"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # A JSON text that holds none of these escapes holds no unstorable character (a raw NUL or a raw surrogate
@@ -31,7 +33,8 @@ class UnstorableText(ValueError):
 
     @property
     def where(self) -> str:
-        return ".".join(map(str, self.path[:-1] if self.in_a_key else self.path))
+        # The keys on the way are the caller's own, of any length.
+        return ".".join(shortened(str(part)) for part in (self.path[:-1] if self.in_a_key else self.path))
 
     def named(self, path: tuple[str | int, ...]) -> UnstorableText:
         """The same problem, its place named as the caller knows it (GraphQL's names, say)."""
@@ -42,7 +45,11 @@ class UnstorableText(ValueError):
         place = "" if self.where == within else f" (in {self.where})"
         if self.in_a_key:
             key = self.path[-1]
-            place = f" (in the key {key!r})" if self.where == within else f" (in a key of {self.where}: {key!r})"
+            place = (
+                f" (in the key {quoted(key)})"
+                if self.where == within
+                else f" (in a key of {self.where}: {quoted(key)})"
+            )
         if self.character == "\x00":
             return f"U+0000 cannot be stored{place}; remove it"
         return f"U+{ord(self.character):04X}, a lone surrogate, cannot be stored{place}; send the text as valid UTF-8"

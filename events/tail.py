@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from typing import NamedTuple
 from uuid import uuid4
 
-from modelreg.errors import InvalidInput, Unavailable
+from modelreg.errors import InvalidInput, Unavailable, quoted
 from modelreg.events.codec import UndecodableEvent, decode
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogPosition, LogRecord
@@ -40,25 +41,40 @@ class TailedEvent(NamedTuple):
     resume_point: str  # opaque: a tail started from it continues right after this event
 
 
+# A partition's number or an offset in a resume point: at most an int64's digits, never signed.
+_COUNT = re.compile(r"[0-9]{1,19}")
+
+
 def encode_resume_point(topic: str, next_offsets: Mapping[int, int]) -> str:
     offsets = ",".join(f"{partition}={offset}" for partition, offset in sorted(next_offsets.items()))
     return base64.urlsafe_b64encode(f"t:{topic}\x1f{offsets}".encode()).decode()
 
 
 def decode_resume_point(resume_point: str, topic: str, ends: Mapping[int, int]) -> dict[int, int]:
-    """The next offset per partition; refused when it is not a point of this log (another topic, or
+    """The next offset per partition; refused when it is not a point of this log (malformed, another topic, or
     ahead of the log: another installation)."""
     try:
         text = base64.urlsafe_b64decode(resume_point.encode()).decode()
         named, _, offsets = text.removeprefix("t:").partition("\x1f")
         if not text.startswith("t:") or named != topic:
             raise ValueError(named)
-        starts = {int(p): int(o) for p, o in (item.split("=") for item in offsets.split(",") if item)}
+        starts = dict(_partition_offset(item) for item in offsets.split(",") if item)
     except ValueError:
-        raise InvalidInput(f"{resume_point!r} is not a resume point of topic {topic}: pass an event's cursor") from None
-    if any(p not in ends or not 0 <= o <= ends[p] for p, o in starts.items()):
-        raise InvalidInput(f"{resume_point!r} is ahead of this log: it comes from another installation")
+        raise InvalidInput(
+            f"{quoted(resume_point)} is not a cursor of this log's topic {topic}: pass the `cursor` of an event a "
+            "subscription sent, as it was sent"
+        ) from None
+    if any(p not in ends or o > ends[p] for p, o in starts.items()):
+        raise InvalidInput(f"{quoted(resume_point)} is ahead of this log: it comes from another installation")
     return {p: starts.get(p, 0) for p in ends}
+
+
+def _partition_offset(item: str) -> tuple[int, int]:
+    """`<partition>=<next offset>`, both counted from 0 (a negative offset is no point of any log)."""
+    partition, equals, offset = item.partition("=")
+    if not (equals and _COUNT.fullmatch(partition) and _COUNT.fullmatch(offset)):
+        raise ValueError(item)
+    return int(partition), int(offset)
 
 
 class LogTails:

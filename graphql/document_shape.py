@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 
 from graphql import DocumentNode, FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode, SelectionSetNode
+from modelreg.errors import quoted
 
 MAX_SELECTIONS = 200  # fields and fragment spreads in one selection set (the web UI's biggest has about 20)
 MAX_REPEATS = 3  # times one response name (a field, or its alias) may appear in one selection set
@@ -56,8 +57,8 @@ def _check(selection_set: SelectionSetNode, errors: list[GraphQLError]) -> None:
     if repeated:
         errors.append(
             GraphQLError(
-                f"{repeated[0]!r} is asked for {names[repeated[0]]} times in one selection set, over the limit of "
-                f"{MAX_REPEATS}: ask for it once (or give each an alias)",
+                f"{quoted(repeated[0])} is asked for {names[repeated[0]]} times in one selection set, over the "
+                f"limit of {MAX_REPEATS}: ask for it once (or give each an alias)",
                 selection_set,
             )
         )

@@ -16,9 +16,11 @@ from typing import Any
 from graphql.pyutils import is_awaitable
 
 from graphql import GraphQLError, GraphQLResolveInfo
-from modelreg.errors import ModelregError
+from modelreg.errors import ModelregError, shortened
 
 log = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 10_000  # of an error in an answer: ten problems of a refused input, each quoting its value
 
 
 def reported(exc: Exception, where: str) -> GraphQLError:
@@ -59,9 +61,27 @@ def _path(info: GraphQLResolveInfo) -> str:
     return ".".join(map(str, info.path.as_list()))
 
 
+def is_refusal(error: GraphQLError) -> bool:
+    """Whether an error of an answer is the caller's to fix (a refusal told to them), not a fault of the server's.
+
+    The middleware's error stands for the modelreg error it reports (its original_error), and graphql-core wraps
+    that once more with the field's path: the refusal is found at the end of that chain, not on its first link."""
+    cause: BaseException | None = error.original_error
+    if error.path is None and (cause is None or isinstance(cause, GraphQLError)):
+        return True  # the request itself: a variable its type refuses, an operation it does not have
+    while isinstance(cause, GraphQLError):
+        if cause.original_error is None:  # raised as such: refused with a code (graphql/storable_arguments.py)
+            return (cause.extensions or {}).get("code", "INTERNAL") != "INTERNAL"
+        cause = cause.original_error
+    return isinstance(cause, ModelregError) and cause.code != "INTERNAL"
+
+
 def actionable(error: GraphQLError) -> GraphQLError:
     """The same rule for what fails outside a resolver (a value its type cannot serialize): applied to
     a result's errors, it hides what the middleware did not see, and gives a refused request its code."""
+    # Ours quote a caller's values with modelreg.errors.quoted; graphql-core quotes some whole (`Field '<name>' is
+    # not defined by type ...` for a key of a variable's input object).
+    error.message = shortened(error.message, MAX_MESSAGE_CHARS)
     original = error.original_error
     if error.path is None and not error.extensions and (original is None or isinstance(original, GraphQLError)):
         # The request itself: a variable its type refuses (an enum value it does not have), no operation.

@@ -1,7 +1,8 @@
 """Identity: who the caller is, API keys, and who holds which role where (membership).
 
 Installation admins (an admin key) list every principal with its keys and grants; everyone sees their own
-through `viewer { access }`. A key is listed by its id (the public part, `mr_<id>_...`), never the key
+through `viewer { access }`, and the audit log and live events show identity events on the same terms
+(projections/readable.py). A key is listed by its id (the public part, `mr_<id>_...`), never the key
 itself or its hash.
 """
 

@@ -24,6 +24,7 @@ from graphql.language.ast import (
 )
 
 from graphql import GraphQLError
+from modelreg.errors import shortened
 
 _INT64 = 2**63
 
@@ -44,7 +45,7 @@ class JSONValue(GenericScalar):
             if type(item) is float and not math.isfinite(item):
                 raise GraphQLError("a number is beyond a 64-bit float: send it as a string")
             if type(item) is int and not -_INT64 <= item < 2 * _INT64:  # the log's JSON holds unsigned 64 bits too
-                raise GraphQLError(f"{item} is beyond a 64-bit integer: send it as a string or a float")
+                raise GraphQLError(f"{shortened(str(item))} is beyond a 64-bit integer: send it as a string or a float")
             if type(item) is dict:
                 stack.extend(item.values())
             elif type(item) is list:
@@ -58,12 +59,12 @@ class JSONValue(GenericScalar):
         if isinstance(ast, IntValueNode):
             number = int(ast.value)
             if not -_INT64 <= number < _INT64:
-                raise GraphQLError(f"{ast.value} is beyond a 64-bit integer: send it as a string or a float")
+                raise GraphQLError(f"{shortened(ast.value)} is beyond a 64-bit integer: send it as a string or a float")
             return number
         if isinstance(ast, FloatValueNode):
             real = float(ast.value)
             if not math.isfinite(real):
-                raise GraphQLError(f"{ast.value} is beyond a 64-bit float: send it as a string")
+                raise GraphQLError(f"{shortened(ast.value)} is beyond a 64-bit float: send it as a string")
             return real
         if isinstance(ast, ListValueNode):
             return [JSONValue.parse_literal(value, _variables) for value in ast.values]

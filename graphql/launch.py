@@ -7,7 +7,7 @@ from uuid import UUID
 
 import graphene
 
-from modelreg.errors import Conflict, NotFound
+from modelreg.errors import Conflict, NotFound, quoted
 from modelreg.graphql.enums import FinishedJobState, JobState, LaunchResource, OutputStream, value_of
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.json_value import JSONValue
@@ -407,7 +407,7 @@ class LaunchMutations(graphene.ObjectType):
         queue = await info.context.launch.queue(input["name"])
         await info.context.app.execute(command, info.context.caller)
         if queue is None:  # created between the read above and its deletion: nothing of it to show
-            raise NotFound(f"queue {input['name']!r} does not exist")
+            raise NotFound(f"queue {quoted(input['name'])} does not exist")
         return queue
 
     @staticmethod

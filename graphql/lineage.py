@@ -8,7 +8,7 @@ from uuid import UUID
 
 import graphene
 
-from modelreg.errors import InvalidInput, NotFound
+from modelreg.errors import InvalidInput, NotFound, quoted
 from modelreg.graphql.answer_budget import MAX_LINEAGE_PER_REQUEST
 from modelreg.graphql.artifacts import ArtifactVersion
 from modelreg.graphql.enums import LineageDirection, LineageEdgeKind, LineageNodeKind, value_of
@@ -158,7 +158,7 @@ class LineageQueries(graphene.ObjectType):
                     "depth or fanOut, walk from a node further along, or page a node's neighbours (lineageNeighbours)"
                 ) from None
             if walked is None:
-                raise NotFound(f"no artifact version {ref!r}")  # or one in an entity the caller may not read
+                raise NotFound(f"no artifact version {quoted(ref)}")  # or one in an entity the caller may not read
             budget.lineage_left -= len(walked["nodes"]) + len(walked["edges"])
         return walked
 
@@ -217,18 +217,18 @@ async def _node_of(info: graphene.ResolveInfo, ref: str, checked_by_the_walk: bo
     if ref.startswith("run:"):
         key = tuple(ref.removeprefix("run:").split("/"))
         if len(key) != 3 or await info.context.runs.load(key) is None:
-            raise NotFound(f"no run {ref!r} (a run is named run:entity/project/run_id)")
+            raise NotFound(f"no run {quoted(ref)} (a run is named run:entity/project/run_id)")
         return ref
     version_id = as_uuid(ref)
     if version_id is None:
         found = await info.context.version_by_ref(*parse_ref(ref))
         if found is None:
-            raise NotFound(f"no artifact version {ref!r}")
+            raise NotFound(f"no artifact version {quoted(ref)}")
         version_id = found["id"]
     elif (
         not checked_by_the_walk
         and not info.context.readable.hides_nothing
         and await info.context.artifact_versions.load(version_id) is None
     ):
-        raise NotFound(f"no artifact version {ref!r}")  # or one in an entity the caller may not read
+        raise NotFound(f"no artifact version {quoted(ref)}")  # or one in an entity the caller may not read
     return artifact_node(version_id)

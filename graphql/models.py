@@ -10,7 +10,7 @@ from uuid import UUID
 import graphene
 from pydantic import BaseModel
 
-from modelreg.errors import InvalidInput, NotFound
+from modelreg.errors import InvalidInput, NotFound, quoted
 from modelreg.events.registry import registered_model_stream
 from modelreg.graphql.artifacts import ArtifactVersion
 from modelreg.graphql.inputs import parse_command
@@ -198,14 +198,14 @@ async def _model_after(info: graphene.ResolveInfo, command: Any) -> dict:
     await info.context.app.execute(command, info.context.caller)
     model = await info.context.reads.registered_model(command.registered_model)
     if model is None:
-        raise NotFound(f"registered model {command.registered_model!r} is not visible")
+        raise NotFound(f"registered model {quoted(command.registered_model)} is not visible")
     return model
 
 
 async def _model_version(info: graphene.ResolveInfo, name: str, artifact_version_id: UUID) -> dict:
     row = await info.context.reads.model_version_with_aliases(name, artifact_version_id)
     if row is None:
-        raise NotFound(f"artifact version {artifact_version_id} is not linked to {name!r}")
+        raise NotFound(f"artifact version {artifact_version_id} is not linked to {quoted(name)}")
     return row
 
 
@@ -228,7 +228,8 @@ class ModelQueries(graphene.ObjectType):
         ),
         since=graphene.DateTime(),
         until=graphene.DateTime(),
-        description="Every action, newest first: who did what, to what, when.",
+        description="Every action, newest first: who did what, to what, when. Identity events (identity.*: keys, "
+        "roles, privacy) only to installation admins, and to each principal those of its own keys and grants.",
     )
 
     @staticmethod
@@ -267,6 +268,7 @@ class ModelQueries(graphene.ObjectType):
             before=position,
             limit=limit + 1,
             hidden_scopes=info.context.readable.hidden_scopes(),
+            identity_streams=info.context.readable.identity_streams_read(),
         )
         return key_page(rows, limit, after, lambda last: encode_row_cursor(last["occurred_at"], last["event_id"]))
 

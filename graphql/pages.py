@@ -13,7 +13,7 @@ from typing import Any
 
 import graphene
 
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, quoted
 from modelreg.projections.timestamps import parsed_time
 
 MAX_PAGE = 500
@@ -57,7 +57,7 @@ def decode_cursor(cursor: str | None) -> int | None:
             raise ValueError(kind)
         return int(value)
     except ValueError:
-        raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor") from None
+        raise InvalidInput(f"cursor {quoted(cursor)} is not one this API returned: pass a page's endCursor") from None
 
 
 def page_size(first: int | None) -> int:
@@ -93,7 +93,7 @@ def decode_key_cursor(cursor: str | None, parts: int) -> list[str] | None:
     values = text.removeprefix("k:").split("\x1f")
     # U+0000 passes UTF-8 decoding, and PostgreSQL's text refused it inside the query (INTERNAL, retriable).
     if not text.startswith("k:") or len(values) != parts or "\x00" in text:
-        raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor")
+        raise InvalidInput(f"cursor {quoted(cursor)} is not one this API returned: pass a page's endCursor")
     return values
 
 
@@ -105,7 +105,7 @@ def decode_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     try:
         return parsed_time(parts[0]), parts[1]
     except ValueError:
-        raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor") from None
+        raise InvalidInput(f"cursor {quoted(cursor)} is not one this API returned: pass a page's endCursor") from None
 
 
 def encode_time_cursor(at: datetime, key: object) -> str:
@@ -134,7 +134,7 @@ def decode_row_cursor(cursor: str | None, *parsers: Callable[[str], Any]) -> tup
     try:
         return tuple(parse(part) for parse, part in zip(parsers, parts, strict=True))
     except ValueError:
-        raise InvalidInput(f"cursor {cursor!r} is not one this API returned: pass a page's endCursor") from None
+        raise InvalidInput(f"cursor {quoted(cursor)} is not one this API returned: pass a page's endCursor") from None
 
 
 def int32(text: str) -> int:

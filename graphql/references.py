@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, quoted
 from modelreg.events.names import count_in
 
 
@@ -16,7 +16,7 @@ def parse_uuid(name: str, value: str) -> UUID:
     try:
         return UUID(value)
     except (ValueError, TypeError, AttributeError):
-        raise InvalidInput(f"{name}: {value!r} is not an id of ours (a UUID like 0190a1b2-...)") from None
+        raise InvalidInput(f"{name}: {quoted(value)} is not an id of ours (a UUID like 0190a1b2-...)") from None
 
 
 def as_uuid(value: object) -> UUID | None:
@@ -32,7 +32,7 @@ def parse_ref(ref: str) -> tuple[str, str, str, str]:
     path, _, selector = ref.partition(":")
     parts = path.split("/")
     if len(parts) != 3 or not all(parts):
-        raise InvalidInput(f"artifact ref {ref!r} must look like entity/project/name:v3 (or :latest, :<alias>)")
+        raise InvalidInput(f"artifact ref {quoted(ref)} must look like entity/project/name:v3 (or :latest, :<alias>)")
     return parts[0], parts[1], parts[2], selector or "latest"
 
 
@@ -46,5 +46,5 @@ def parse_version_name(name: str) -> int:
     """A model version's name, v0, v1, ..., as its number."""
     number = count_in(name.removeprefix("v"))
     if number is None:
-        raise InvalidInput(f"a model version is named v0, v1, ..., not {name!r}")
+        raise InvalidInput(f"a model version is named v0, v1, ..., not {quoted(name)}")
     return number

@@ -12,7 +12,7 @@ import asyncpg
 import graphene
 from pydantic import BaseModel
 
-from modelreg.errors import InvalidInput, NotFound
+from modelreg.errors import InvalidInput, NotFound, quoted
 from modelreg.events.names import count_in
 from modelreg.graphql.enums import AlertLevel, FinishedRunState, RunState, value_of
 from modelreg.graphql.inputs import parse_command
@@ -194,7 +194,7 @@ async def _run_artifacts(row: dict, info: graphene.ResolveInfo, first: int, afte
     try:
         position = (cursor[0], UUID(cursor[1])) if cursor else None
     except ValueError:
-        raise InvalidInput(f"cursor {after!r} is not one this API returned: pass a page's endCursor") from None
+        raise InvalidInput(f"cursor {quoted(after)} is not one this API returned: pass a page's endCursor") from None
     rows = await info.context.reads.run_artifacts_page(
         row["entity"],
         row["project"],
@@ -375,7 +375,7 @@ def _offset(after: str | None) -> int:
     if parts is None:
         return 0
     if (offset := count_in(parts[0])) is None:
-        raise InvalidInput(f"cursor {after!r} is not one this API returned: pass a page's endCursor")
+        raise InvalidInput(f"cursor {quoted(after)} is not one this API returned: pass a page's endCursor")
     return offset
 
 

@@ -144,8 +144,9 @@ async def _live_events(
         if not isinstance(context, SubscriberContext):
             raise InvalidInput("subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)")
         event_filter = wanted()
-        # A live event about a private entity or model reaches only who may read it: the caller is looked up
-        # once the identity read model shows the log up to its end (graphql/live_readable.py).
+        # A live event about a private entity or model reaches only who may read it, an identity event only an
+        # installation admin and the principal it is about: the caller is looked up once the identity read model
+        # shows the log up to its end (graphql/live_readable.py).
         caller, reflected = context.caller, await _identity_caught_up(context)
         if caller is not None and context.look_up_caller is not None:
             caller = await context.look_up_caller()

@@ -11,6 +11,7 @@ import asyncpg
 import orjson
 
 from modelreg.events.envelope import Actor
+from modelreg.projections.readable import IDENTITY_TYPES
 
 # What a page of records reads: each record's payload (its details) may be as big as an event (8 MiB); it is read
 # when asked, a few records at a time (details_of; graphql/context.py's AuditDetailsLoader).
@@ -72,9 +73,13 @@ class AuditQueries:
         before: tuple[Any, UUID] | None,
         limit: int,
         hidden_scopes: Sequence[str] = (),
+        identity_streams: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Newest first; `before` is the (occurred_at, event_id) of the last record of the previous page.
-        `hidden_scopes`: private entities and models the caller may not read (projections/readable.py)."""
+        `hidden_scopes`: private entities and models the caller may not read; `identity_streams`: the streams whose
+        identity records it reads, None: every one (projections/readable.py). Both filter the rows an index finds
+        anyway: an index of their own would cost every event a write in the audit projection, whose replay is what
+        bounds a rebuild."""
         kind, _, ident = (actor or "").partition(":")
         rows = await self.pool.fetch(
             f"""SELECT {_LISTED_COLUMNS} FROM audit_log
@@ -88,6 +93,7 @@ class AuditQueries:
                  AND NOT coalesce(
                      jsonb_typeof(payload -> 'scopes') = 'array' AND payload -> 'scopes' ?| $10::text[], false)
                  AND ($11::text[] IS NULL OR type = ANY($11::text[]))
+                 AND ($12::text[] IS NULL OR type NOT LIKE '{IDENTITY_TYPES}%' OR stream = ANY($12::text[]))
                ORDER BY occurred_at DESC, event_id DESC LIMIT $9""",
             kind or None,
             ident or None,
@@ -100,6 +106,7 @@ class AuditQueries:
             limit,
             list(hidden_scopes),
             None if actions is None else list(actions),
+            None if identity_streams is None else list(identity_streams),
         )
         return [dict(r) for r in rows]
 

@@ -8,6 +8,11 @@ A version of a private entity that is linked into a registered model the caller 
 Readable is the set of *hidden* scopes, not the readable ones: an installation has a few private scopes,
 so the SQL filters are `entity <> ALL($hidden)` on rows the query reads anyway (no scan, no extra join), and
 a caller for whom nothing is hidden (an admin, a one-team setup) runs the same statements as before.
+
+Identity records (`identity.*`: keys issued and revoked, roles granted and revoked, scopes made private or public)
+say who holds which key, role and label: what `principals` shows installation admins only. So they are read, in the
+audit log and live events, by installation admins, and by a principal on its own stream (`principal:<kind>:<id>`,
+as `viewer { access }` shows it); to anyone else they are not there.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from uuid import UUID
 import asyncpg
 
 from modelreg.events.automations import watched_scope
-from modelreg.events.envelope import Envelope
+from modelreg.events.envelope import Actor, Envelope
+from modelreg.events.identity import principal_stream
+
+# The types of identity records; the audit log's filter is the same prefix in SQL (audit_queries.py).
+IDENTITY_TYPES = "identity."
 
 
 def scope_of(payload: Mapping[str, Any]) -> str | None:
@@ -90,6 +99,8 @@ class Readable:
 
     hidden_entities: frozenset[str] = frozenset()
     hidden_models: frozenset[str] = frozenset()
+    # The streams whose identity records the caller reads; None: every one (an installation admin).
+    identity_streams: frozenset[str] | None = None
 
     @staticmethod
     def of(
@@ -98,9 +109,11 @@ class Readable:
         grants: Mapping[str, str],
         private: Iterable[str],
         limits: Iterable[str] = (),
+        principal: Actor | None = None,
     ) -> Readable:
         """`admin`: the key is an installation admin's; `grants`: scope -> role of its principal; `private`:
-        the private scopes; `limits`: the scopes the key is limited to (empty: not limited)."""
+        the private scopes; `limits`: the scopes the key is limited to (empty: not limited); `principal`: whose
+        key it is (it reads its own identity records)."""
         limited = frozenset(limits)
 
         def within_limits(scope: str) -> bool:
@@ -111,13 +124,17 @@ class Readable:
             return (admin or granted) and within_limits(scope)
 
         hidden = [scope for scope in private if not reads(scope)]
+        # As for `principals`: an admin key limited to scopes is no installation admin.
+        own = frozenset({principal_stream(principal)} if principal is not None else ())
         return Readable(
             frozenset(s.removeprefix("entity:") for s in hidden if s.startswith("entity:")),
             frozenset(s.removeprefix("model:") for s in hidden if s.startswith("model:")),
+            None if admin and not limited else own,
         )
 
     @property
     def hides_nothing(self) -> bool:
+        """No private entity or model is hidden (identity records are no entity's: see `identity_record`)."""
         return not self.hidden_entities and not self.hidden_models
 
     def entity(self, name: str) -> bool:
@@ -134,7 +151,16 @@ class Readable:
             (kind == "entity" and name in self.hidden_entities) or (kind == "model" and name in self.hidden_models)
         )
 
+    def identity_record(self, type_: str, stream: str) -> bool:
+        """Whether the caller reads this record as far as identity goes: any record but an identity one, and those
+        on a stream it reads identity records of."""
+        if not type_.startswith(IDENTITY_TYPES) or self.identity_streams is None:
+            return True
+        return stream in self.identity_streams
+
     def event(self, envelope: Envelope) -> bool:
+        if not self.identity_record(envelope.type, envelope.stream):
+            return False
         payload = envelope.payload.public_dump()
         return self.scope(scope_of(payload)) and all(self.scope(scope) for scope in limited_to(payload))
 
@@ -148,6 +174,10 @@ class Readable:
     def hidden_scopes(self) -> list[str]:
         """For SQL over the audit log's scope column."""
         return sorted([f"entity:{e}" for e in self.hidden_entities] + [f"model:{m}" for m in self.hidden_models])
+
+    def identity_streams_read(self) -> list[str] | None:
+        """For SQL over the audit log: the streams whose identity records the caller reads; None: every one."""
+        return None if self.identity_streams is None else sorted(self.identity_streams)
 
 
 EVERYTHING = Readable()

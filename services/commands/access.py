@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any
 from uuid import UUID
 
-from modelreg.errors import PermissionDenied
+from modelreg.errors import PermissionDenied, quoted
 from modelreg.events.envelope import Actor
 from modelreg.events.identity import Role
 from modelreg.projections.readable import Readable
@@ -100,7 +100,13 @@ class Caller:
     @cached_property
     def _readable(self) -> Readable:
         # Made once per caller: a request asks several times, and each time went through every private scope.
-        return Readable.of(admin=self.role == "admin", grants=self.grants, private=self.private, limits=self.limits)
+        return Readable.of(
+            admin=self.role == "admin",
+            grants=self.grants,
+            private=self.private,
+            limits=self.limits,
+            principal=self.actor,
+        )
 
     def writes_somewhere(self) -> bool:
         """Member or more on some scope: enough to upload artifact files (logging the version is checked)."""
@@ -161,7 +167,7 @@ def require_own_agent(caller: Caller, agent_id: str) -> None:
     its agent's: the job's code would otherwise act as an agent."""
     if caller.job_id is not None:
         raise PermissionDenied(
-            f"this key was issued for an attempt of job {caller.job_id} and does not act as agent {agent_id!r}: "
+            f"this key was issued for an attempt of job {caller.job_id} and does not act as agent {quoted(agent_id)}: "
             "an agent runs with its own key"
         )
     if caller.key_id is None and caller.actor.kind == "service":
@@ -169,8 +175,8 @@ def require_own_agent(caller: Caller, agent_id: str) -> None:
     owner = str(caller.actor)
     if agent_id != owner and not agent_id.startswith(f"{owner}:"):
         raise PermissionDenied(
-            f"{caller.actor} may not act as agent {agent_id!r}: an agent's id is the principal of its key followed by "
-            f"a name ({owner}:<name>); run the agent with its own key (modelreg agent names itself so)"
+            f"{caller.actor} may not act as agent {quoted(agent_id)}: an agent's id is the principal of its key "
+            f"followed by a name ({owner}:<name>); run the agent with its own key (modelreg agent names itself so)"
         )
 
 

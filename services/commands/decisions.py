@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from modelreg.errors import NotFound, PermissionDenied
+from modelreg.errors import NotFound, PermissionDenied, quoted
 from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.services.commands.access import Caller, model_scopes
 from modelreg.services.commands.read_models import ReadModels
@@ -68,13 +68,13 @@ class CommandContext:
             if alias in protected and self.caller.job_id is not None:
                 # No grant lifts a job's key above member: "ask for a grant" would send its author in circles.
                 raise PermissionDenied(
-                    f"{doing} protected alias {alias!r} needs an admin of model:{registered_model}, and this key "
+                    f"{doing} protected alias {quoted(alias)} needs an admin of model:{registered_model}, and this key "
                     f"was issued for an attempt of Launch job {self.caller.job_id}: a job's key is a member at "
                     "most, whatever its agent's role. Move the alias by hand, or with an automation of an admin "
                     "that fires when the job's version is linked"
                 )
             if alias in protected:
-                self.caller.require("admin", model_scopes(registered_model), f"{doing} protected alias {alias!r}")
+                self.caller.require("admin", model_scopes(registered_model), f"{doing} protected alias {quoted(alias)}")
 
     def event(self, payload: Event, stream: str) -> Envelope:
         return Envelope.new(

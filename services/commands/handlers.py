@@ -14,7 +14,7 @@ from uuid import UUID
 
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import Conflict, InvalidInput, NotFound, NotYetVisible, Unavailable
+from modelreg.errors import Conflict, InvalidInput, NotFound, NotYetVisible, Unavailable, quoted
 from modelreg.events.artifacts import (
     ArtifactVersionDeleted,
     ArtifactVersionEdited,
@@ -118,8 +118,8 @@ def _no_file_is_a_folder_of_another(paths: list[str]) -> None:
             folder = "/".join(parts[:depth])
             if folder in listed:
                 raise InvalidInput(
-                    f"the manifest lists {folder!r} as a file and as a folder of {path!r}: no download could write "
-                    "both; rename one of them"
+                    f"the manifest lists {quoted(folder)} as a file and as a folder of {quoted(path)}: no "
+                    "download could write both; rename one of them"
                 )
 
 
@@ -131,7 +131,7 @@ def require_a_path_that_shows_as_it_is(path: str) -> None:
         if unicodedata.category(char) in ("Cc", "Cf"):
             name = unicodedata.name(char, "a control character")
             raise InvalidInput(
-                f"file path {path!r} holds {name} (U+{ord(char):04X}), which would show the path as another in "
+                f"file path {quoted(path)} holds {name} (U+{ord(char):04X}), which would show the path as another in "
                 "listings and downloads: rename the file"
             )
 
@@ -170,13 +170,13 @@ async def require_stored_files(manifest: tuple[ManifestEntry, ...], ctx: Command
     if missing:
         entry = missing[0]
         raise InvalidInput(
-            f"manifest file {entry.path!r}: the blob store has no {entry.digest}{others}: upload each file "
+            f"manifest file {quoted(entry.path)}: the blob store has no {entry.digest}{others}: upload each file "
             f"(PUT /blobs/<digest>, which the client does) before logging the version that lists it"
         )
     if wrong:
         entry = wrong[0]
         raise InvalidInput(
-            f"manifest file {entry.path!r} declares {entry.size} bytes, but its stored blob {entry.digest} has "
+            f"manifest file {quoted(entry.path)} declares {entry.size} bytes, but its stored blob {entry.digest} has "
             f"{sizes[entry.digest]}{others}: declare the size of the file that was uploaded"
         )
 
@@ -282,7 +282,7 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
         if latest["artifact_type"] != cmd.artifact_type:
             raise Conflict(
                 f"artifact {cmd.entity}/{cmd.project}/{cmd.name} has type {latest['artifact_type']!r}, "
-                f"not {cmd.artifact_type!r}: use another name"
+                f"not {quoted(cmd.artifact_type)}: use another name"
             )
         if latest["digest"] == digest:  # same content as the newest version: no new version, yet the aliases asked for
             return await _aliases_of_a_version_logged_again(cmd, latest, ctx)
@@ -392,7 +392,7 @@ async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
 async def add_alias(cmd: AddAlias, ctx: CommandContext) -> Decision:
     if await ctx.reads.registry.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
         raise NotFound(
-            f"artifact version {cmd.artifact_version_id} is not linked to {cmd.registered_model!r}: link it first"
+            f"artifact version {cmd.artifact_version_id} is not linked to {quoted(cmd.registered_model)}: link it first"
         )
     await ctx.require_admin_for_protected(cmd.registered_model, (cmd.alias,), "setting")
     if await ctx.reads.registry.alias_target(cmd.registered_model, cmd.alias) == cmd.artifact_version_id:
@@ -404,7 +404,7 @@ async def add_alias(cmd: AddAlias, ctx: CommandContext) -> Decision:
 async def remove_alias(cmd: RemoveAlias, ctx: CommandContext) -> Decision:
     target = await ctx.reads.registry.alias_target(cmd.registered_model, cmd.alias)
     if target is None:
-        raise NotFound(f"{cmd.registered_model!r} has no alias {cmd.alias!r}")
+        raise NotFound(f"{quoted(cmd.registered_model)} has no alias {quoted(cmd.alias)}")
     await ctx.require_admin_for_protected(cmd.registered_model, (cmd.alias,), "removing")
     payload = AliasRemoved(registered_model=cmd.registered_model, artifact_version_id=target, alias=cmd.alias)
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], target)
@@ -412,13 +412,13 @@ async def remove_alias(cmd: RemoveAlias, ctx: CommandContext) -> Decision:
 
 async def unlink_version(cmd: UnlinkVersion, ctx: CommandContext) -> Decision:
     if await ctx.reads.registry.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
-        raise NotFound(f"artifact version {cmd.artifact_version_id} is not linked to {cmd.registered_model!r}")
+        raise NotFound(f"artifact version {cmd.artifact_version_id} is not linked to {quoted(cmd.registered_model)}")
     held = await ctx.reads.registry.aliases_of(cmd.registered_model, cmd.artifact_version_id)
     if not cmd.in_the_turns_taken(held):
         # An alias moved onto the version while this command waited for its turns: decided outside that alias's
         # turn, the unlink could take away an alias an admin was protecting beside it.
         raise NotYetVisible(
-            f"an alias of {cmd.registered_model!r} moved onto this version while the unlink waited: send it again"
+            f"an alias of {quoted(cmd.registered_model)} moved onto this version while the unlink waited: send it again"
         )
     await ctx.require_admin_for_protected(cmd.registered_model, tuple(held), "unlinking the version that holds")
     payload = VersionUnlinked(**cmd.model_dump())
@@ -438,8 +438,8 @@ async def update_model_card(cmd: UpdateModelCard, ctx: CommandContext) -> Decisi
             return Decision([], cmd.registered_model)  # this edit, saved already (its answer lost, sent again)
         if now != _card_text(cmd.edited_from.model_dump()):
             raise Conflict(
-                f"the model card of {cmd.registered_model!r} changed since it was read for this edit: read it again "
-                "and make the edit on it (saving would erase the other change)"
+                f"the model card of {quoted(cmd.registered_model)} changed since it was read for this edit: read it "
+                "again and make the edit on it (saving would erase the other change)"
             )
     payload = ModelCardChanged(**card)
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.registered_model)
@@ -460,7 +460,7 @@ async def tag_model(cmd: TagModel, ctx: CommandContext) -> Decision:
 async def untag_model(cmd: UntagModel, ctx: CommandContext) -> Decision:
     model = await ctx.reads.registry.registered_model(cmd.registered_model)
     if model is None or cmd.tag not in model["tags"]:
-        raise NotFound(f"{cmd.registered_model!r} has no tag {cmd.tag!r}")
+        raise NotFound(f"{quoted(cmd.registered_model)} has no tag {quoted(cmd.tag)}")
     payload = ModelUntagged(**cmd.model_dump())
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.registered_model)
 
@@ -492,7 +492,7 @@ async def issue_api_key(cmd: IssueApiKey, ctx: CommandContext) -> Decision:
 async def revoke_api_key(cmd: RevokeApiKey, ctx: CommandContext) -> Decision:
     key = await ctx.reads.identity.api_key(cmd.key_id)
     if key is None:
-        raise NotFound(f"no API key {cmd.key_id!r}")
+        raise NotFound(f"no API key {quoted(cmd.key_id)}")
     if key["revoked_at"] is not None:
         return Decision([], cmd.key_id)
     # Nobody could issue keys again (short of deleting <data-dir>/admin-api-key and restarting the server).
@@ -526,7 +526,7 @@ async def set_visibility(cmd: SetVisibility, ctx: CommandContext) -> Decision:
 
 async def protect_alias(cmd: ProtectAlias, ctx: CommandContext) -> Decision:
     if await ctx.reads.registry.registered_model(cmd.registered_model) is None:
-        raise NotFound(f"registered model {cmd.registered_model!r} does not exist: link a version to it first")
+        raise NotFound(f"registered model {quoted(cmd.registered_model)} does not exist: link a version to it first")
     if cmd.alias in await ctx.reads.registry.protected_aliases(cmd.registered_model):
         return Decision([], cmd.alias)
     return Decision(
@@ -536,7 +536,7 @@ async def protect_alias(cmd: ProtectAlias, ctx: CommandContext) -> Decision:
 
 async def unprotect_alias(cmd: UnprotectAlias, ctx: CommandContext) -> Decision:
     if cmd.alias not in await ctx.reads.registry.protected_aliases(cmd.registered_model):
-        raise NotFound(f"alias {cmd.alias!r} of {cmd.registered_model!r} is not protected")
+        raise NotFound(f"alias {quoted(cmd.alias)} of {quoted(cmd.registered_model)} is not protected")
     return Decision(
         [ctx.event(AliasUnprotected(**cmd.model_dump()), registered_model_stream(cmd.registered_model))], cmd.alias
     )
@@ -562,7 +562,7 @@ async def tag_artifact_version(cmd: TagArtifactVersion, ctx: CommandContext) -> 
 async def untag_artifact_version(cmd: UntagArtifactVersion, ctx: CommandContext) -> Decision:
     version = await _tagged_version(cmd, ctx)
     if cmd.tag not in version["tags"]:
-        raise NotFound(f"{cmd.entity}/{cmd.project}/{cmd.name}:{cmd.version} has no tag {cmd.tag!r}")
+        raise NotFound(f"{cmd.entity}/{cmd.project}/{cmd.name}:{cmd.version} has no tag {quoted(cmd.tag)}")
     payload = ArtifactVersionUntagged(
         artifact_version_id=version["id"], entity=cmd.entity, project=cmd.project, name=cmd.name, tag=cmd.tag
     )
@@ -658,7 +658,7 @@ async def edit_artifact_version(cmd: EditArtifactVersion, ctx: CommandContext) -
     held = set(version["aliases"])
     clash = set(cmd.aliases_added) & set(cmd.aliases_removed)
     if clash:
-        raise InvalidInput(f"alias {sorted(clash)[0]!r} is both added and removed: say one")
+        raise InvalidInput(f"alias {quoted(sorted(clash)[0])} is both added and removed: say one")
     added = tuple(a for a in dict.fromkeys(cmd.aliases_added) if a not in held)
     removed = tuple(a for a in dict.fromkeys(cmd.aliases_removed) if a in held)
     description = cmd.description if cmd.description != version["description"] else None

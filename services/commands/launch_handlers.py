@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import TypeAdapter, ValidationError
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied, validation_problems
+from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied, quoted, shortened, validation_problems
 from modelreg.events.automations import (
     TEMPLATE_VARIABLES,
     AutomationChanged,
@@ -90,23 +90,23 @@ from modelreg.services.commands.launch_commands import (
 
 async def create_queue(cmd: CreateQueue, ctx: CommandContext) -> Decision:
     if await ctx.reads.launch.queue(cmd.queue) is not None:
-        raise Conflict(f"queue {cmd.queue!r} already exists")
+        raise Conflict(f"queue {quoted(cmd.queue)} already exists")
     payload = QueueCreated(**{**cmd.model_dump(), "entities": tuple(dict.fromkeys(cmd.entities))})
     return Decision([ctx.event(payload, queue_stream(cmd.queue))], cmd.queue)
 
 
 async def delete_queue(cmd: DeleteQueue, ctx: CommandContext) -> Decision:
     if await ctx.reads.launch.queue(cmd.queue) is None:
-        raise NotFound(f"queue {cmd.queue!r} does not exist")
+        raise NotFound(f"queue {quoted(cmd.queue)} does not exist")
     if waiting := await ctx.reads.launch.jobs_to_run(cmd.queue):
         raise Conflict(
-            f"queue {cmd.queue!r} has {waiting} job(s) waiting or running: cancel them first "
+            f"queue {quoted(cmd.queue)} has {waiting} job(s) waiting or running: cancel them first "
             f"(`modelreg job list --queue {cmd.queue}`, then `modelreg job cancel ID`), or let them end"
         )
     if launching := await ctx.reads.launch.automations_launching_into(cmd.queue):
         named = ", ".join(f"{a['automation_id']} ({a['name']})" for a in launching[:5])
         raise Conflict(
-            f"queue {cmd.queue!r} is where {len(launching)} automation(s) launch jobs: {named}; change them to "
+            f"queue {quoted(cmd.queue)} is where {len(launching)} automation(s) launch jobs: {named}; change them to "
             "another queue or delete them first (`modelreg automation change` or `delete`)"
         )
     return Decision([ctx.event(QueueDeleted(queue=cmd.queue), queue_stream(cmd.queue))], cmd.queue)
@@ -116,7 +116,8 @@ async def set_queue_entities(cmd: SetQueueEntities, ctx: CommandContext) -> Deci
     queue = await ctx.reads.launch.queue(cmd.queue)
     if queue is None:
         raise NotFound(
-            f"queue {cmd.queue!r} does not exist: create it (`modelreg queue create {cmd.queue}`, or createLaunchQueue)"
+            f"queue {quoted(cmd.queue)} does not exist: create it (`modelreg queue create {cmd.queue}`, or "
+            "createLaunchQueue)"
         )
     entities = tuple(dict.fromkeys(cmd.entities))
     if tuple(queue["entities"]) == entities:
@@ -129,9 +130,9 @@ def _takes_jobs_of(queue: dict[str, Any], entity: str) -> None:
     if queue["entities"] and entity not in queue["entities"]:
         # Its list is not named: it may hold a private team's name.
         raise PermissionDenied(
-            f"queue {queue['name']!r} does not take jobs of {entity!r} (its jobs run side by side on its agents' "
+            f"queue {queue['name']!r} does not take jobs of {quoted(entity)} (its jobs run side by side on its agents' "
             f"machines, for the teams an installation admin named): use another queue, or ask an installation admin "
-            f"to add {entity!r} to it (setLaunchQueueEntities)"
+            f"to add {quoted(entity)} to it (setLaunchQueueEntities)"
         )
 
 
@@ -195,7 +196,7 @@ async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
     queue = await ctx.reads.launch.queue(cmd.queue)
     if queue is None:
         raise NotFound(
-            f"queue {cmd.queue!r} does not exist: an admin creates it (`modelreg queue create {cmd.queue}`, or "
+            f"queue {quoted(cmd.queue)} does not exist: an admin creates it (`modelreg queue create {cmd.queue}`, or "
             "createLaunchQueue)"
         )
     _takes_jobs_of(queue, cmd.entity)
@@ -214,7 +215,9 @@ async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
         source, base = cmd.source, dict(cmd.config)
     if source.image is not None and not IMAGE_REFERENCE.fullmatch(source.image):
         # The agent would pass it to `docker run`, where a leading "-" makes it an option (--privileged).
-        raise InvalidInput(f"source.image {source.image!r} is not an image reference (registry/name:tag or @sha256:)")
+        raise InvalidInput(
+            f"source.image {quoted(source.image)} is not an image reference (registry/name:tag or @sha256:)"
+        )
     job_id = cmd.job_id or uuid7()
     payload = JobEnqueued(
         job_id=job_id,
@@ -439,13 +442,13 @@ async def _spec_checked(trigger: TriggerSpec, action: LaunchAction | WebhookActi
     for field, pattern in (("alias_pattern", trigger.alias_pattern), ("tag_pattern", trigger.tag_pattern)):
         if pattern is not None and has_back_reference(pattern):
             raise InvalidInput(
-                f"trigger.{field} {pattern!r} refers back to a group (\\1 to \\9): matching that can take time "
+                f"trigger.{field} {quoted(pattern)} refers back to a group (\\1 to \\9): matching that can take time "
                 "exponential in an alias's length, so triggers do not take it; write the alternatives out instead"
             )
         # Matched whole, as the trigger projection matches it (projections/triggers.py, TRIGGERS_V3).
         if pattern is not None and (problem := await ctx.reads.launch.pattern_refused(f"^(?:{pattern})$")):
             raise InvalidInput(
-                f"trigger.{field} {pattern!r} is not a regular expression PostgreSQL can run ({problem}): "
+                f"trigger.{field} {quoted(pattern)} is not a regular expression PostgreSQL can run ({problem}): "
                 "write it in POSIX style (no (?i) or named groups; [Pp]rod for either case)"
             )
     _names_only_what_the_trigger_provides(trigger, action)
@@ -455,7 +458,7 @@ async def _spec_checked(trigger: TriggerSpec, action: LaunchAction | WebhookActi
         _may_launch_in(action.entity, ctx)
         queue = await ctx.reads.launch.queue(action.queue)
         if queue is None:
-            raise NotFound(f"queue {action.queue!r} does not exist: an admin creates it first")
+            raise NotFound(f"queue {quoted(action.queue)} does not exist: an admin creates it first")
         if "${" not in action.entity:  # else each firing's enqueue is checked on the entity it fills in
             _takes_jobs_of(queue, action.entity)
     if action.kind == "webhook":
@@ -558,8 +561,8 @@ def _names_only_what_the_trigger_provides(trigger: TriggerSpec, action: LaunchAc
         for name in template_variables(template):
             if name not in provided:
                 raise InvalidInput(
-                    f"the action names ${{{name}}}, which a {trigger.event} trigger does not provide: it provides "
-                    f"{', '.join(sorted(provided))} (write $$ for a $ that names nothing)"
+                    f"the action names ${{{shortened(name)}}}, which a {trigger.event} trigger does not provide: it "
+                    f"provides {', '.join(sorted(provided))} (write $$ for a $ that names nothing)"
                 )
 
 
@@ -572,13 +575,13 @@ def _names_the_event_does_not_fill_are_valid(entity: str, project: str) -> None:
             adapter.validate_python(name)
         except ValidationError as refused:
             raise InvalidInput(
-                f"action.{what} {name!r} is not a valid {what} name: {validation_problems(refused)}"
+                f"action.{what} {quoted(name)} is not a valid {what} name: {validation_problems(refused)}"
             ) from None
 
 
 def _may_launch_in(entity: str, ctx: CommandContext) -> None:
     # The runner enqueues as the automation: nobody may automate what they could not do by hand.
-    ctx.caller.require("member", entity_scopes(entity), f"an automation that launches jobs in {entity!r}")
+    ctx.caller.require("member", entity_scopes(entity), f"an automation that launches jobs in {quoted(entity)}")
 
 
 async def record_automation_fired(cmd: RecordAutomationFired, ctx: CommandContext) -> Decision:

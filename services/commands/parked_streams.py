@@ -12,7 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
-from modelreg.errors import InvalidInput, NotFound
+from modelreg.errors import InvalidInput, NotFound, quoted
 from modelreg.events.log import EventLog
 from modelreg.events.operations import EventSkipped, ProjectionName, SkipReason, StreamName, parked_stream_decisions
 from modelreg.projections.parked_queries import ParkedStreamQueries
@@ -35,10 +35,10 @@ class SkipParkedEvent(Command):
 async def parked_stream(parked: ParkedStreamReads, projection_name: str, stream: str) -> dict[str, Any]:
     """The stream as it is parked, or an error telling what to look at instead."""
     if projection_name not in PROJECTIONS:
-        raise InvalidInput(f"no projection {projection_name!r}; known: {', '.join(sorted(PROJECTIONS))}")
+        raise InvalidInput(f"no projection {quoted(projection_name)}; known: {', '.join(sorted(PROJECTIONS))}")
     found = await parked.parked(projection_name, stream)
     if found is None:
-        raise NotFound(f"{stream!r} is not parked in projection {projection_name}: `modelreg parked` lists them")
+        raise NotFound(f"{quoted(stream)} is not parked in projection {projection_name}: `modelreg parked` lists them")
     return found
 
 

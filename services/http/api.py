@@ -24,15 +24,15 @@ from graphql_server.runtime import execute
 from graphql_server.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from graphql_server.utils.operation import get_operation_type
 
-from graphql import ExecutionResult, GraphQLSchema, OperationDefinitionNode, OperationType
-from modelreg.errors import ModelregError, PermissionDenied
+from graphql import ExecutionResult, GraphQLError, GraphQLSchema, OperationDefinitionNode, OperationType
+from modelreg.errors import PermissionDenied
 from modelreg.events.envelope import Actor
 from modelreg.events.log import EventLog, LogPosition
 from modelreg.events.tail import LogTails
 from modelreg.graphql.context import RequestContext
 from modelreg.graphql.cost import cost_limit_validator
 from modelreg.graphql.documents import ValidatedDocuments
-from modelreg.graphql.errors import actionable
+from modelreg.graphql.errors import actionable, is_refusal
 from modelreg.graphql.pages import MAX_PAGE
 from modelreg.graphql.schema import RESOLVER_MIDDLEWARE, build_schema
 from modelreg.graphql.subscriptions import SubscriberContext
@@ -160,13 +160,14 @@ class BoundedRequestAdapter(AiohttpHTTPRequestAdapter):
 class RefusalsAreNoFaults(logging.Filter):
     """graphql-server logs every error of an answer at ERROR with its traceback, a caller's bad input too: any
     key holder filled the log with tracebacks, and the server's own faults drowned among them. A refusal
-    (a ModelregError other than INTERNAL, a document the schema refused) is told to the caller, not logged."""
+    (a modelreg error other than INTERNAL, a variable its type refuses) is told to the caller, not logged.
+
+    graphql-server logs the answer's error (the record's msg) with its original_error as exc_info: for a
+    resolver's refusal that is the middleware's GraphQLError, not the modelreg error behind it, so the error
+    itself is judged (graphql/errors.py, is_refusal)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if error is None:
-            return False  # a document the schema refused: no exception behind it
-        return not (isinstance(error, ModelregError) and error.code != "INTERNAL")
+        return not (isinstance(record.msg, GraphQLError) and is_refusal(record.msg))
 
 
 _REFUSALS_ARE_NO_FAULTS = RefusalsAreNoFaults()

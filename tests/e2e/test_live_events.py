@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 
@@ -241,6 +242,13 @@ async def test_a_ui_whose_socket_dropped_resumes_right_after_the_last_event_it_s
         await socket.subscribe("bad", follow, {"after": "bm90LWEtY3Vyc29y"})
         bad = await socket.receive()
         assert bad["id"] == "bad" and bad["payload"]["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+        assert await socket.receive() == {"id": "bad", "type": "complete"}
+        # A cursor of this log but for its offset, which no event has (negative), is no cursor; not another log's.
+        negative = base64.urlsafe_b64encode(f"t:{stack.settings.topic}\x1f0=-5".encode()).decode()
+        await socket.subscribe("negative", follow, {"after": negative})
+        (refused,) = (await socket.receive())["payload"]["errors"]
+        assert refused["extensions"]["code"] == "INVALID_INPUT" and "another installation" not in refused["message"]
+        assert "pass the `cursor` of an event a subscription sent" in refused["message"]
 
 
 async def test_beyond_the_processs_limit_a_subscription_is_refused_as_retriable(stack: Stack) -> None:

@@ -7,8 +7,10 @@ import hashlib
 import json
 
 import asyncpg
+import pytest
 from support.live_events import graphql_socket, log_readers_reach
 from support.stack import Stack
+from support.story import START_RUN
 
 from modelreg.events.log import EventLog
 
@@ -31,6 +33,26 @@ PRINCIPALS = """query($search: String, $after: String) {
   }
 }"""
 MY_ACCESS = "{ viewer { id keyId access { id role keys { id role live } grants { scope role grantedBy } } } }"
+ISSUE_LIMITED_KEY = """mutation($i: String!, $r: Role!, $s: [String!]!) {
+  issueApiKey(input: {principalKind: USER, principalId: $i, role: $r, scopes: $s}) { key }
+}"""
+SET_VISIBILITY = """mutation($s: String!, $v: Visibility!) {
+  setVisibility(input: {scope: $s, visibility: $v}) { scope }
+}"""
+IDENTITY_ACTIONS = [
+    "identity.api_key_issued",
+    "identity.api_key_revoked",
+    "identity.role_granted",
+    "identity.role_revoked",
+    "identity.scope_made_private",
+    "identity.scope_made_public",
+]
+AUDITED = """query($actions: [String!], $stream: String, $actor: String, $first: Int!, $after: String) {
+  auditLog(actions: $actions, stream: $stream, actor: $actor, first: $first, after: $after) {
+    items { action actor details } endCursor hasNextPage
+  }
+}"""
+EVERY_EVENT = "subscription { events(fromNow: false) { type stream payload } }"
 
 
 def _refusal(answer: dict) -> tuple[str, str]:
@@ -175,21 +197,121 @@ async def test_the_last_live_admin_key_is_not_revoked(stack: Stack) -> None:
     assert by_bob["data"]["revokeApiKey"]["revokedBy"] == "user:bob"
 
 
-async def test_no_role_reads_a_keys_hash_in_the_audit_log_or_the_live_events(stack: Stack) -> None:
-    viewer = await stack.key("user:dana", role="viewer")
+async def test_not_even_an_admin_reads_a_keys_hash_in_the_audit_log_or_the_live_events(stack: Stack) -> None:
+    admin = await stack.key("user:ada", role="admin")
     async with graphql_socket(stack) as socket:
-        await socket.init({"apiKey": viewer})
+        await socket.init({"apiKey": admin})
         await socket.subscribe("keys", 'subscription { events(types: ["identity.api_key_issued"]) { payload } }')
         await log_readers_reach(stack, 1)
         issued = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "zoe", "r": "VIEWER", "l": "laptop"}))["data"][
             "issueApiKey"
         ]
         live = (await socket.next_events("keys", 1))[0]["payload"]
-    audited = await stack.graphql('{ auditLog(action: "identity.api_key_issued") { items { details } } }', key=viewer)
+    audited = await stack.graphql('{ auditLog(action: "identity.api_key_issued") { items { details } } }', key=admin)
     shown = [r["details"] for r in audited["data"]["auditLog"]["items"]] + [live]
-    assert any(d["key_id"] == issued["id"] and d["label"] == "laptop" for d in shown)  # the fact is public
+    assert any(d["key_id"] == issued["id"] and d["label"] == "laptop" for d in shown)  # the fact is the admins'
     digest = hashlib.sha256(issued["key"].encode()).hexdigest()
-    assert all("key_sha256" not in d for d in shown) and digest not in json.dumps(shown)  # its hash is not
+    assert all("key_sha256" not in d for d in shown) and digest not in json.dumps(shown)  # its hash is nobody's
+
+
+async def _audited(stack: Stack, key: str, **variables: object) -> list[dict]:
+    """Every record the key reads with these filters, page after page."""
+    records: list[dict] = []
+    after = None
+    while True:
+        answer = await stack.graphql(AUDITED, {"first": 2, **variables, "after": after}, key=key)
+        assert "errors" not in answer, answer
+        page = answer["data"]["auditLog"]
+        records += page["items"]
+        if not page["hasNextPage"]:
+            return records
+        after = page["endCursor"]
+
+
+def _identity_records(records: list[dict]) -> set[tuple[str, str]]:
+    """(action, whose) of each identity record, from the audit log (action, details) or live events (type, payload):
+    whose key or grant it is, or the scope made private or public."""
+    found = set()
+    for record in records:
+        action = record.get("action") or record["type"]
+        if action.startswith("identity."):
+            details = record.get("details") or record["payload"]
+            principal = details.get("principal")
+            found.add((action, f"{principal['kind']}:{principal['id']}" if principal else details["scope"]))
+    return found
+
+
+# One partition: the run started last is the last event each socket receives, after everything before it.
+@pytest.mark.parametrize("log_kind", ["postgres"])
+async def test_who_holds_which_key_and_role_is_read_by_installation_admins_and_by_each_principal_of_its_own(
+    stack: Stack,
+) -> None:
+    dana = await stack.key("user:dana", role="viewer")
+    admin = await stack.key("user:ada", role="admin")
+    limited_admin = (await stack.graphql(ISSUE_LIMITED_KEY, {"i": "lim", "r": "ADMIN", "s": ["entity:acme"]}))["data"][
+        "issueApiKey"
+    ]["key"]
+    zoe = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "zoe", "r": "MEMBER", "l": "zoe's laptop"}))["data"][
+        "issueApiKey"
+    ]
+    await stack.graphql(GRANT, {"p": "user:zoe", "s": "model:nature-classification", "r": "ADMIN"})
+    await stack.graphql(GRANT, {"p": "user:dana", "s": "entity:acme", "r": "MEMBER"})
+    await stack.graphql(SET_VISIBILITY, {"s": "entity:lynx", "v": "PRIVATE"})
+    await stack.graphql(REVOKE_KEY, {"id": zoe["id"]})
+
+    async with graphql_socket(stack) as dana_socket, graphql_socket(stack) as admin_socket:
+        for socket, key in [(dana_socket, dana), (admin_socket, admin)]:
+            assert (await socket.init({"apiKey": key}))["type"] == "connection_ack"
+            await socket.subscribe("all", EVERY_EVENT)
+        await log_readers_reach(stack, 2)
+        # Live, after the replay: more of the same, then a run everyone reads.
+        await stack.graphql(GRANT, {"p": "user:dana", "s": "model:nature-classification", "r": "VIEWER"})
+        await stack.graphql(REVOKE_GRANT, {"p": "user:zoe", "s": "model:nature-classification"})
+        await stack.graphql(ISSUE_KEY, {"k": "SERVICE", "i": "ci", "r": "MEMBER", "l": "ci runner on build-7"})
+        await stack.graphql(SET_VISIBILITY, {"s": "entity:lynx", "v": "PUBLIC"})
+        await stack.graphql(START_RUN, {"input": {"entity": "acme", "project": "yard", "runId": "last"}})
+        live: dict[str, list[dict]] = {}
+        for who, socket in [("dana", dana_socket), ("admin", admin_socket)]:
+            live[who] = []
+            while not live[who] or live[who][-1]["type"] != "runs.run_started":
+                live[who] += await socket.next_events("all", 1)
+
+    everyone_else = {
+        ("identity.api_key_issued", "user:ada"),
+        ("identity.api_key_issued", "user:lim"),
+        ("identity.api_key_issued", "user:zoe"),
+        ("identity.api_key_issued", "service:ci"),
+        ("identity.api_key_revoked", "user:zoe"),
+        ("identity.role_granted", "user:zoe"),
+        ("identity.role_revoked", "user:zoe"),
+        ("identity.scope_made_private", "entity:lynx"),
+        ("identity.scope_made_public", "entity:lynx"),
+    }
+    danas_own = {
+        ("identity.api_key_issued", "user:dana"),
+        ("identity.role_granted", "user:dana"),
+    }
+    # Dana, a viewer, reads her own key and grants, in the audit log however she asks and live; nothing of anyone
+    # else's.
+    for filters in [{"actions": IDENTITY_ACTIONS}, {}]:
+        assert _identity_records(await _audited(stack, dana, **filters)) == danas_own, filters
+    assert _identity_records(await _audited(stack, dana, actor="user:alice")) == {
+        ("identity.role_granted", "user:dana")
+    }
+    for stream in ["principal:user:zoe", "principal:user:ada", "visibility:entity:lynx"]:
+        assert await _audited(stack, dana, stream=stream) == []
+    assert _identity_records(live["dana"]) == danas_own
+    danas_live = [e for e in live["dana"] if e["type"].startswith("identity.")]
+    assert len(danas_live) == 3 and {e["stream"] for e in danas_live} == {"principal:user:dana"}
+    # An admin key limited to a team is no installation admin: its own records, no one else's.
+    assert _identity_records(await _audited(stack, limited_admin, actions=IDENTITY_ACTIONS)) == {
+        ("identity.api_key_issued", "user:lim")
+    }
+    # An installation admin reads them all, labels included.
+    admin_reads = await _audited(stack, admin, actions=IDENTITY_ACTIONS)
+    assert everyone_else | danas_own <= _identity_records(admin_reads)
+    assert everyone_else | danas_own <= _identity_records(live["admin"])
+    assert "zoe's laptop" in json.dumps(admin_reads) and "zoe's laptop" not in json.dumps(live["dana"])
 
 
 async def test_a_key_is_looked_up_once_until_keys_grants_or_private_teams_change(stack: Stack) -> None:

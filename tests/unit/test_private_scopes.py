@@ -167,6 +167,31 @@ def test_a_key_limited_to_a_private_scope_is_issued_out_of_sight_of_those_who_ca
     assert not outsider.event(issued("model:nature", "entity:lynx")) and not outsider.event(issued("model:fraud"))
 
 
+def test_identity_records_are_read_by_installation_admins_and_by_each_principal_on_its_own_stream() -> None:
+    zoe = Actor(kind="user", id="zoe")
+    issued = ApiKeyIssued(key_id="a" * 12, principal=zoe, key_sha256="0" * 64, role="admin", label="zoe's laptop")
+    zoes_key = Envelope.new(issued, stream=principal_stream(zoe), actor=ADMIN)
+    mias_grant = Envelope.new(
+        RoleGranted(principal=MIA, scope="registry", role="viewer"), stream=principal_stream(MIA), actor=ADMIN
+    )
+    made_private = Envelope.new(
+        ScopeMadePrivate(scope="entity:acme"), stream=visibility_stream("entity:acme"), actor=ADMIN
+    )
+    run = Envelope.new(
+        RunStarted(entity="acme", project="yard", run_id="r1"), stream=run_stream("acme", "yard", "r1"), actor=MIA
+    )
+
+    admin = Caller(ADMIN, "admin").readable()
+    mia = Caller(MIA, "member").readable()
+    limited_admin = Caller(ADMIN, "admin", limits=("entity:acme",)).readable()  # no installation admin
+
+    assert all(admin.event(e) for e in (zoes_key, mias_grant, made_private, run))
+    assert mia.hides_nothing and mia.event(mias_grant) and mia.event(run)
+    assert not mia.event(zoes_key) and not mia.event(made_private)
+    assert not limited_admin.event(zoes_key) and not limited_admin.event(mias_grant)
+    assert (admin.identity_streams_read(), mia.identity_streams_read()) == (None, ["principal:user:mia"])
+
+
 def test_an_automation_event_written_before_events_said_their_scope_is_still_read() -> None:
     v1 = {
         "id": str(uuid4()),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from modelreg.errors import InvalidInput
@@ -32,3 +34,13 @@ def test_a_partition_the_point_does_not_name_is_read_from_its_beginning() -> Non
 def test_a_point_that_is_not_one_of_this_log_is_refused(point: str) -> None:
     with pytest.raises(InvalidInput):
         decode_resume_point(point, "modelreg.events", ENDS)
+
+
+@pytest.mark.parametrize("offsets", ["0=-5", "-1=0", "0=+3", "0=5,1", "0= 5"])
+def test_a_point_with_a_negative_or_garbled_offset_is_no_cursor_not_one_of_another_installation(offsets: str) -> None:
+    point = base64.urlsafe_b64encode(f"t:modelreg.events\x1f{offsets}".encode()).decode()
+    with pytest.raises(InvalidInput) as refused:
+        decode_resume_point(point, "modelreg.events", ENDS)
+    assert (
+        "pass the `cursor` of an event" in refused.value.message and "another installation" not in refused.value.message
+    )
