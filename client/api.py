@@ -6,13 +6,14 @@ type=)`, `runs(path, filters=, order=, per_page=)`...), with paths in any form o
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelreg.artifact import LoggedArtifact
-from modelreg.artifact_paths import is_registry
+from modelreg.artifact_paths import ArtifactPath, parse_artifact_path
 from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
 from modelreg.public_run import RUN_FIELDS, PublicRun
 from modelreg.run import find_version
@@ -317,14 +318,17 @@ class Api:
             return False
         return True
 
-    def _collection_path(self, name: str) -> tuple[str, str, str]:
-        parts = name.partition(":")[0].split("/")
-        if len(parts) == 3:
-            return parts[0], parts[1], parts[2]
-        if len(parts) == 2:
-            return self.default_entity, parts[0], parts[1]
-        entity, project = self._project_path(None)
-        return entity, project, parts[0]
+    def _collection_path(self, name: str) -> ArtifactPath:
+        """The collection `name` names, as artifact() reads a version's path (modelreg.artifact_paths): `name`
+        (the default project's), `project/name`, `entity/project/name`, or a registered model by any registry path
+        (`wandb-registry-model/name`, `model-registry/name`, with or without `entity/`). A selector is left out."""
+        path = parse_artifact_path(name.partition(":")[0])
+        if path.registered_model:
+            return path
+        if path.project is None:
+            entity, project = self._project_path(None)
+            return ArtifactPath(path.name, path.selector, entity, project)
+        return ArtifactPath(path.name, path.selector, path.entity or self.default_entity, path.project)
 
     def _versions(self, entity: str, project: str, name: str, per_page: int = 50) -> Iterator[LoggedArtifact]:
         after = None
@@ -337,11 +341,21 @@ class Api:
             after = page["endCursor"]
 
     def artifacts(self, type_name: str, name: str, per_page: int = 50, **_: Any) -> Iterator[LoggedArtifact]:
-        """Every version of the collection `name` (`project/name` or `entity/project/name`), oldest first."""
-        entity, project, collection = self._collection_path(name)
-        for version in self._versions(entity, project, collection, per_page):
-            if version.type == type_name:
-                yield version
+        """Every live version of the collection `name` (any form `artifact_collection` takes, a registry path
+        among them: the registered model's versions read through the registry), oldest first. A collection that
+        does not exist is NotFound, one of another type InvalidInput saying its type, as W&B refuses both."""
+        path = self._collection_path(name)
+        if path.registered_model:
+            return iter(self._registered(type_name, path.name, name)[1])
+        assert path.entity is not None and path.project is not None
+        versions = self._versions(path.entity, path.project, path.name, per_page)
+        first = next(versions, None)
+        if first is None:  # no live version: an emptied collection, or none of that name
+            self._collection_of_type(type_name, path)
+            return iter(())
+        if first.type != type_name:
+            raise _of_another_type(name, type_name, first.type)
+        return itertools.chain([first], versions)
 
     def artifact_versions(self, type_name: str, name: str, per_page: int = 50) -> Iterator[LoggedArtifact]:
         return self.artifacts(type_name, name, per_page)
@@ -363,21 +377,36 @@ class Api:
             after = page["endCursor"]
 
     def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection | RegistryCollection:
-        """A project's collection (`entity/project/name`), or a registered model by a registry path
-        (`wandb-registry-model/name`, `model-registry/name`)."""
-        parts = name.partition(":")[0].split("/")
-        if len(parts) >= 2 and is_registry(parts[-2]):
-            return RegistryCollection(parts[-1], type_name, self.registered_model(parts[-1]), self)
-        entity, project, collection = self._collection_path(name)
-        for found in self.artifact_collections(f"{entity}/{project}", type_name, per_page=500):
-            if found.name == collection:
+        """A project's collection (`name`, `project/name`, `entity/project/name`), or a registered model by a
+        registry path (`wandb-registry-model/name`, `model-registry/name`): NotFound when there is none, and
+        InvalidInput saying its type when it holds artifacts of another type."""
+        path = self._collection_path(name)
+        if path.registered_model:
+            return self._registered(type_name, path.name, name)[0]
+        return self._collection_of_type(type_name, path)
+
+    def _registered(self, type_name: str, model: str, name: str) -> tuple[RegistryCollection, list[LoggedArtifact]]:
+        """The registered model as a registry collection, and its versions of `type_name` read through it."""
+        registered = RegistryCollection(model, type_name, self.registered_model(model), self)
+        versions = list(registered.versions())
+        held = {version.type for version in versions}
+        if held and type_name not in held:
+            raise _of_another_type(name, type_name, *sorted(held))
+        return registered, [version for version in versions if version.type == type_name]
+
+    def _collection_of_type(self, type_name: str, path: ArtifactPath) -> ArtifactCollection:
+        for found in self.artifact_collections(f"{path.entity}/{path.project}", per_page=500):
+            if found.name == path.name:
+                if found.type != type_name:
+                    raise _of_another_type(f"{path.entity}/{path.project}/{path.name}", type_name, found.type)
                 return found
-        raise NotFound(f"no {type_name!r} artifact collection {entity}/{project}/{collection}")
+        raise NotFound(f"no artifact collection {path.entity}/{path.project}/{path.name}")
 
     def artifact_collection_exists(self, name: str, type: str) -> bool:
+        """W&B's: False for a collection that does not exist and for one of another type."""
         try:
             self.artifact_collection(type, name)
-        except NotFound:
+        except (NotFound, InvalidInput):
             return False
         return True
 
@@ -503,3 +532,8 @@ class Api:
             if not page["hasNextPage"]:
                 return
             after = page["endCursor"]
+
+
+def _of_another_type(name: str, type_name: str, *held: str) -> InvalidInput:
+    kinds = " and ".join(repr(kind) for kind in held)
+    return InvalidInput(f"{name!r} holds {kinds} artifacts, not {type_name!r} ones: ask for type {held[0]!r}")

@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -351,6 +352,14 @@ class Artifact:
     def delete(self, delete_aliases: bool = False) -> None:
         self._logged_version("delete()").delete(delete_aliases=delete_aliases)
 
+    @property
+    def is_link(self) -> bool:
+        """An artifact a run logs is the logged version, never a registered model's (W&B's `is_link`)."""
+        return False
+
+    def unlink(self) -> None:
+        self._logged_version("unlink()").unlink()
+
     def logged_by(self) -> Any:
         return self._logged_version("logged_by()").logged_by()
 
@@ -679,6 +688,15 @@ class LoggedArtifact:
 
         description, metadata, saved_aliases = self._saved
         aliases, wanted = settable_aliases(saved_aliases), settable_aliases(self.aliases)
+        # `latest` and `vN` added or removed: the registry keeps those itself.
+        kept_by_the_registry = sorted((set(self.aliases) ^ set(saved_aliases)) - set(wanted) - set(aliases))
+        if kept_by_the_registry:
+            warnings.warn(
+                f"modelreg: {self!r}.save() leaves {', '.join(kept_by_the_registry)} as it was: `latest` (the newest "
+                "version) and `vN` (the version's number) are kept by the registry itself, never set or removed; "
+                'give the version an alias of your own (`aliases.append("best")`) to name it',
+                stacklevel=2,
+            )
         added, removed = [a for a in wanted if a not in aliases], [a for a in aliases if a not in wanted]
         edit: dict[str, Any] = {"ref": self.qualified_name}
         if self.registered_model is None:
@@ -695,6 +713,8 @@ class LoggedArtifact:
             self.description, self.metadata = saved["description"], saved["metadata"]
             if self.registered_model is None:
                 self.aliases = [*saved["aliases"], *(["latest"] if self._latest else [])]
+        elif self.registered_model is None:  # nothing to send: what it holds is what it held
+            self.aliases = [*wanted, *(["latest"] if self._latest else [])]
         if self.registered_model is not None:  # the registered model's aliases: moved there, one by one
             model = self.registered_model
             for alias in removed:
@@ -708,9 +728,42 @@ class LoggedArtifact:
 
     def delete(self, delete_aliases: bool = False) -> None:
         """A soft delete: the version leaves every list and ref; its number is never given again; its files stay
-        while other versions hold them. Refused while it holds aliases, unless `delete_aliases`."""
+        while other versions hold them. Refused while it holds aliases, unless `delete_aliases`, and while it is
+        linked to a registered model. A version read through a registry path (`is_link`) is unlinked instead,
+        as W&B does: the logged version stays."""
+        if self.is_link:
+            warnings.warn(
+                f"modelreg: {self!r} is read through the registry: delete() unlinks it from {self.registered_model!r} "
+                f"(as W&B's does) and {self.qualified_name} stays; delete that with "
+                f'modelreg.Api().artifact("{self.qualified_name}").delete()',
+                stacklevel=2,
+            )
+            self.unlink()
+            return
         query = "mutation($i: DeleteArtifactVersionInput!) { deleteArtifactVersion(input: $i) { deletedAt } }"
         self._transport.graphql(query, {"i": {"ref": self.qualified_name, "deleteAliases": delete_aliases}})
+        self.aliases = []
+
+    @property
+    def is_link(self) -> bool:
+        """W&B's: whether this is a registered model's version (read through a registry path) rather than the
+        logged version itself (`qualified_name`)."""
+        return self.registered_model is not None
+
+    def unlink(self) -> None:
+        """W&B's: take this version out of the registered model it was read through (`registry.version_unlinked`:
+        its aliases there go, its number is never given again); the logged version stays. A version not read
+        through a registry path is refused, as in W&B: read it as `model-registry/<model>:vN` to unlink it."""
+        if self.registered_model is None:
+            raise InvalidInput(
+                f"{self.qualified_name} is not a linked artifact and cannot be unlinked (read it through the "
+                'registry, `modelreg.Api().artifact("model-registry/<model>:vN")`, to unlink it there); to delete '
+                "it, use delete()"
+            )
+        mutation = "mutation($i: UnlinkArtifactVersionInput!) { unlinkArtifactVersion(input: $i) { name } }"
+        self._transport.graphql(
+            mutation, {"i": {"registeredModel": self.registered_model, "artifactVersionId": self.id}}
+        )
         self.aliases = []
 
     def link(self, target_path: str, aliases: list[str] | None = None) -> str | None:

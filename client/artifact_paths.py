@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from modelreg.errors import InvalidInput
+from modelreg.errors import NAME_PATTERN, InvalidInput, not_a_name
 
 REGISTRY_PROJECTS = ("model-registry",)
+MAX_REGISTERED_MODEL_NAME = 128  # events/names.py's RegisteredModelName
 _REGISTRY_PREFIX = "wandb-registry-"
 _SELECTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
@@ -73,4 +74,11 @@ def registered_model_name(target: str) -> str:
     name, _, alias = parts[-1].partition(":")
     if alias:
         raise InvalidInput(f"link target {target!r}: give aliases with aliases=[...], not in the target")
+    # Checked here as the server checks it (events/names.py), so that link_model refuses it before logging anything.
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise InvalidInput(f"link target {target!r}: the registered model name {not_a_name(name)}")
+    if len(name) > MAX_REGISTERED_MODEL_NAME:
+        raise InvalidInput(
+            f"link target {target!r}: a registered model name has {MAX_REGISTERED_MODEL_NAME} characters at most"
+        )
     return name

@@ -2,13 +2,15 @@
 
 Without a definition, the summary holds a metric's last logged value. With one, it holds a dict of what was
 asked, as W&B stores it: `define_metric("acc", summary="max")` gives `summary["acc"] == {"max": 0.93}`;
-"min", "max", "mean", "last", "best" (the min, or the max with `goal="maximize"`) and "none" (nothing), several
-comma-separated, and several definitions of one name add up (`overwrite=True` replaces). A name ending in `*`
-defines every key that starts with the rest (`val/*`).
+"min", "max", "mean", "last", "best" (the min, or the max with `goal="maximize"`; without a goal, which W&B's
+documentation asks for, a warning says so) and "none" (nothing), several comma-separated, and several definitions
+of one name add up (`overwrite=True` replaces). A name ending in `*` defines every key that starts with the rest
+(`val/*`).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,14 @@ class MetricSummaries:
         earlier = None if overwrite else self.defined.get(name)
         if earlier is not None:
             kinds, goal = kinds | earlier.kinds, goal or earlier.goal
+        if "best" in summary and goal is None:
+            # W&B's documentation asks for a goal with "best" and its client takes none without a word; the script
+            # runs on, told which way "best" goes here.
+            warnings.warn(
+                f'modelreg: define_metric({name!r}, summary="best") without a goal: W&B asks for goal="minimize" or '
+                'goal="maximize"; "best" is the minimum until a goal is given',
+                stacklevel=3,
+            )
         self.defined[name] = Definition(kinds, goal)
         self._of_key.clear()
 

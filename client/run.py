@@ -26,6 +26,7 @@ from uuid_utils.compat import uuid7
 
 from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.artifact_paths import parse_artifact_path, registered_model_name
+from modelreg.artifact_paths import registered_model_name as registered_model  # link_model's argument hides it
 from modelreg.environment import capture, launch_value
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.heartbeat import Heartbeat
@@ -592,7 +593,9 @@ class Run:
         name: str | None = None,
         aliases: Iterable[str] | None = None,
     ) -> str | None:
-        """Log `path` as a model (as log_model) and link it to `registered_model_name` with `aliases`."""
+        """Log `path` as a model (as log_model) and link it to `registered_model_name` with `aliases`. A name the
+        registry would refuse is refused before anything is logged."""
+        registered_model(registered_model_name)
         model = self.log_model(path, name=name)
         return self.link_artifact(model, registered_model_name, aliases=aliases)
 

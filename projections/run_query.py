@@ -2,7 +2,8 @@
 
     {"$and": [{"config.lr": {"$gt": 0.01}}, {"tags": {"$in": ["baseline"]}}, {"state": "finished"}]}
 
-Keys: `config.<path>` and `summary_metrics.<path>` (a trailing `.value`, W&B's config wrapping, is dropped),
+Keys: `config.<path>` and `summary_metrics.<path>` (W&B's config wrapping `.value`, last or after the top-level
+config key as in `config.model.value.depth`, is dropped),
 `tags`, `state`, `display_name` (the run's name), `name` or `id` (the run id, as W&B names it), `group`,
 `jobType`/`job_type`, `createdAt`/`created_at`. Operators: `$eq $ne $gt $gte $lt $lte $in $nin $regex
 $exists` on a key, and `$not` around operators on a key (`{"config.lr": {"$not": {"$gt": 0.1}}}`); `$and $or
@@ -109,7 +110,7 @@ class RunQuery:
             return _negated(" AND ".join(self._operation(key, o, v, negated=True) for o, v in operand.items()))
         document, _, path = key.partition(".")
         if document in _DOCUMENTS and path:
-            return self._on_document(_DOCUMENTS[document], _path(path), op, operand, key)
+            return self._on_document(_DOCUMENTS[document], _path(path, document), op, operand, key)
         if key == "tags":
             return self._on_tags(op, operand)
         if key not in _COLUMNS:
@@ -219,7 +220,7 @@ def order_by(order: str | None) -> RunOrder | None:
     document, _, dotted = key.partition(".")
     path = None
     if document in _DOCUMENTS and dotted:
-        column, path = _DOCUMENTS[document], _path(dotted)
+        column, path = _DOCUMENTS[document], _path(dotted, document)
         expression = f"({column} #> $path)"
         if column == "summary" and len(path) > 1:  # nested as W&B keeps it, or flat as run.log does (RunQuery)
             expression = f"coalesce({column} #> $path, {column} -> array_to_string($path, '.'))"
@@ -231,10 +232,15 @@ def order_by(order: str | None) -> RunOrder | None:
     return RunOrder(f"{expression} {direction} NULLS LAST, run_id {direction}", path)
 
 
-def _path(dotted: str) -> list[str]:
+def _path(dotted: str, document: str) -> list[str]:
+    """A key path in `document` (config, summary_metrics): W&B keeps each config key as {"value": ..., "desc": ...},
+    so its filters name `config.lr.value` and `config.model.value.depth`; that `value`, after the top-level config
+    key or last, is not in the config here and is left out."""
     parts = dotted.split(".")
-    if len(parts) > 1 and parts[-1] == "value":  # W&B wraps config values as {"value": ...}
+    if len(parts) > 1 and parts[-1] == "value":
         parts = parts[:-1]
+    if document == "config" and len(parts) > 2 and parts[1] == "value":
+        parts = [parts[0], *parts[2:]]
     if not all(parts) or len(parts) > 10:
         raise InvalidInput(f"{dotted!r} is not a key path such as lr or optimizer.lr")
     return parts

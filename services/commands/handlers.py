@@ -676,6 +676,18 @@ async def edit_artifact_version(cmd: EditArtifactVersion, ctx: CommandContext) -
     )
 
 
+def _how_to_unlink(shown: list[str], version_id: Any) -> str:
+    """The calls that unlink a version, for the first link the caller may read (`model:vN`)."""
+    if not shown:
+        return "someone who may edit those registered models must unlink it"
+    model, _, number = shown[0].rpartition(":")
+    return (
+        f'in Python: modelreg.Api().artifact("model-registry/{model}:{number}").unlink(); in GraphQL: '
+        f'unlinkArtifactVersion(input: {{registeredModel: "{model}", artifactVersionId: "{version_id}"}}); '
+        "or the Unlink button of the model version's page in the web UI"
+    )
+
+
 async def delete_artifact_version(cmd: DeleteArtifactVersion, ctx: CommandContext) -> Decision:
     version = await _named_version(cmd, ctx)
     ref = f"{cmd.entity}/{cmd.project}/{cmd.name}:v{version['version_index']}"
@@ -691,7 +703,8 @@ async def delete_artifact_version(cmd: DeleteArtifactVersion, ctx: CommandContex
         shown = [name for name, link in zip(shown, links, strict=True) if readable.model(link["registered_model"])]
         unread = len(links) - len(shown)  # a private model's name is not told to who may not read it
         models = ", ".join([*shown, *([f"{unread} registered model(s) you may not read"] if unread else [])])
-        raise Conflict(f"{ref} is linked to {models}: unlink it from the registry before deleting it")
+        how = _how_to_unlink(shown, version["id"])
+        raise Conflict(f"{ref} is linked to {models}: unlink it from the registry before deleting it ({how})")
     payload = ArtifactVersionDeleted(
         artifact_version_id=version["id"],
         entity=cmd.entity,

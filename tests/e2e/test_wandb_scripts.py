@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -492,6 +493,168 @@ async def test_aliases_moved_on_a_version_read_through_the_registry_move_in_the_
         await in_thread(lambda: wandb.Api().artifact("wandb-registry-model/promoted:staging"))
 
 
+def list_through_the_registry(folder: Path) -> dict[str, Any]:
+    with wandb.init(project="listing", job_type="train") as run:
+        for n in range(2):
+            (folder / "m.pt").write_text(f"weights {n}")
+            artifact = wandb.Artifact("listed", "model")
+            artifact.add_file(str(folder / "m.pt"))
+            run.log_artifact(artifact)
+            run.link_artifact(artifact, target_path="wandb-registry-model/My-Model")
+        gone = wandb.Artifact("gone", "dataset")
+        gone.add_file(str(folder / "m.pt"))
+        run.log_artifact(gone)
+    api = wandb.Api()
+    api.artifact("listing/gone:v0").delete()
+    registry_paths = [
+        "model-registry/My-Model",
+        "alice/model-registry/My-Model",
+        "wandb-registry-model/My-Model",
+        "alice/wandb-registry-model/My-Model",
+    ]
+    found: dict[str, Any] = {
+        path: (
+            [a.version for a in api.artifact_versions("model", path)],
+            [a.version for a in api.artifacts("model", path)],
+        )
+        for path in registry_paths
+    }
+    found["collection"] = [
+        a.version for a in api.artifact_collection("model", "wandb-registry-model/My-Model").versions()
+    ]
+    found["sources"] = [a.source_name for a in api.artifact_versions("model", "wandb-registry-model/My-Model")]
+    found["project"] = [a.version for a in api.artifact_versions("model", "listing/listed")]
+    found["emptied"] = list(api.artifacts("dataset", "listing/gone"))
+    refused: dict[str, tuple[str, str]] = {}
+    for what, call in {
+        "no such model": lambda: api.artifact_versions("model", "wandb-registry-model/No-Such-Model"),
+        "no such collection": lambda: api.artifacts("model", "listing/no-such"),
+        "model of another type": lambda: api.artifact_versions("dataset", "wandb-registry-model/My-Model"),
+        "collection of another type": lambda: api.artifacts("dataset", "listing/listed"),
+        "one collection of another type": lambda: api.artifact_collection("dataset", "listing/listed"),
+    }.items():
+        try:
+            call()
+        except (NotFound, InvalidInput) as refusal:
+            refused[what] = (type(refusal).__name__, str(refusal))
+    found["refused"] = refused
+    found["exists"] = [
+        api.artifact_collection_exists(name, kind)
+        for name, kind in [("listing/listed", "model"), ("listing/listed", "dataset"), ("listing/no-such", "model")]
+    ]
+    return found
+
+
+async def test_a_registered_model_s_versions_are_listed_by_every_registry_path_and_a_wrong_name_or_type_is_refused(
+    server: Stack, tmp_path: Path
+) -> None:
+    found = await in_thread(list_through_the_registry, tmp_path)
+
+    for path in ("model-registry/My-Model", "wandb-registry-model/My-Model"):  # they were [] before
+        assert found[path] == found[f"alice/{path}"] == (["v0", "v1"], ["v0", "v1"])
+    assert found["collection"] == ["v0", "v1"] and found["sources"] == ["listed:v0", "listed:v1"]
+    assert found["project"] == ["v0", "v1"] and found["emptied"] == []
+    refused = found["refused"]
+    assert refused["no such model"] == ("NotFound", "no registered model 'No-Such-Model'")
+    assert refused["no such collection"] == ("NotFound", "no artifact collection alice/listing/no-such")
+    assert refused["model of another type"][0] == "InvalidInput"
+    assert "holds 'model' artifacts, not 'dataset' ones" in refused["model of another type"][1]
+    assert refused["collection of another type"] == (
+        "InvalidInput",
+        "'listing/listed' holds 'model' artifacts, not 'dataset' ones: ask for type 'model'",
+    )
+    assert "holds 'model' artifacts, not 'dataset'" in refused["one collection of another type"][1]
+    assert found["exists"] == [True, False, False]
+
+
+def unlink_from_the_registry(folder: Path) -> dict[str, Any]:
+    with wandb.init(project="hc", job_type="train") as run:
+        for name in ("ckpt", "other"):
+            (folder / f"{name}.pt").write_text(name)
+            artifact = wandb.Artifact(name, "model")
+            artifact.add_file(str(folder / f"{name}.pt"))
+            run.log_artifact(artifact)
+            run.link_artifact(artifact, target_path="wandb-registry-model/CkptReg", aliases=["prod"])
+    api = wandb.Api()
+    seen: dict[str, Any] = {}
+    linked, source = api.artifact("wandb-registry-model/CkptReg:v0"), api.artifact("hc/ckpt:v0")
+    seen["is_link"] = (linked.is_link, source.is_link, artifact.is_link)
+    try:
+        source.unlink()
+    except InvalidInput as refusal:
+        seen["not a link"] = str(refusal)
+    try:
+        source.delete(delete_aliases=True)
+    except Conflict as refusal:
+        seen["linked"] = str(refusal)
+    linked.unlink()  # only the link goes
+    seen["unlinked"] = (
+        [v.version for v in api.registered_model("CkptReg").versions],
+        api.artifact_exists("hc/ckpt:v0"),
+    )
+    source.delete(delete_aliases=True)
+    seen["then deleted"] = api.artifact_exists("hc/ckpt:v0")
+    with warnings.catch_warnings(record=True) as told:
+        warnings.simplefilter("always")
+        api.artifact("wandb-registry-model/CkptReg:prod").delete()  # W&B's: a link's delete() unlinks it
+        kept = api.artifact("hc/other:v0")
+        kept.aliases.append("v7")
+        kept.aliases.remove("latest")
+        kept.save()
+    seen["told"] = [str(w.message) for w in told]
+    seen["link deleted"] = (api.registered_model("CkptReg").versions, api.artifact("hc/other:v0").aliases)
+    return seen
+
+
+async def test_a_version_read_through_the_registry_is_a_link_that_unlink_and_delete_take_out_of_the_registry_only(
+    server: Stack, tmp_path: Path
+) -> None:
+    seen = await in_thread(unlink_from_the_registry, tmp_path)
+
+    assert seen["is_link"] == (True, False, False)
+    assert "alice/hc/ckpt:v0 is not a linked artifact and cannot be unlinked" in seen["not a link"]
+    assert "is linked to CkptReg:v0: unlink it from the registry before deleting it" in seen["linked"]
+    assert 'modelreg.Api().artifact("model-registry/CkptReg:v0").unlink()' in seen["linked"]
+    assert 'unlinkArtifactVersion(input: {registeredModel: "CkptReg"' in seen["linked"]
+    assert seen["unlinked"] == (["v1"], True) and seen["then deleted"] is False
+    unlinking, computed = seen["told"]
+    assert "delete() unlinks it from 'CkptReg' (as W&B's does) and alice/hc/other:v0 stays" in unlinking
+    assert "leaves latest, v7 as it was: `latest` (the newest version) and `vN`" in computed
+    assert seen["link deleted"] == ([], ["latest"])
+    audit = await server.graphql('{ auditLog(stream: "registered_model:CkptReg") { items { action } } }')
+    actions = [r["action"] for r in audit["data"]["auditLog"]["items"]]
+    assert actions.count("registry.version_unlinked") == 2
+
+
+def register_under_names_with_spaces(folder: Path) -> dict[str, Any]:
+    (folder / "model.pt").write_text("weights")
+    seen: dict[str, Any] = {}
+    try:
+        wandb.init(project="My Project")
+    except InvalidInput as refusal:
+        seen["project"] = str(refusal)
+    with wandb.init(project="naming") as run:
+        for target in ("My Model", "model-registry/My Model"):
+            try:
+                run.link_model(str(folder / "model.pt"), target, name="named")
+            except InvalidInput as refusal:
+                seen[target] = str(refusal)
+        run_id = run.id
+    seen["logged"] = [a.name for a in wandb.Api().run(f"naming/{run_id}").logged_artifacts() if a.type == "model"]
+    return seen
+
+
+async def test_a_registered_model_name_the_registry_refuses_is_refused_before_link_model_logs_anything(
+    server: Stack, tmp_path: Path
+) -> None:
+    seen = await in_thread(register_under_names_with_spaces, tmp_path)
+
+    assert "'My Project' is not a name" in seen["project"]  # the naming rule is kept (docs/wandb-compat.md)
+    assert "the registered model name 'My Model' is not a name" in seen["My Model"]
+    assert "the registered model name 'My Model' is not a name" in seen["model-registry/My Model"]
+    assert seen["logged"] == []  # it logged the model, then failed the link
+
+
 # Artifacts edited after logging: W&B's artifact.save() and artifact.delete().
 
 
@@ -631,6 +794,8 @@ def find_runs(folder: Path) -> dict[str, Any]:
         "lr > 0.01": names(filters={"config.lr": {"$gt": 0.01}}),
         "lr in": names(filters={"config.lr.value": {"$in": [0.1, 0.001]}}),
         "nested": names(filters={"config.opt.name": "adam", "state": "finished"}),
+        # W&B keeps config={"opt": {"name": ...}} as {"opt": {"value": {"name": ...}}}: its scripts filter so.
+        "nested as W&B keeps it": names(filters={"config.opt.value.name": "adam", "state": "finished"}),
         "or": names(filters={"$or": [{"tags": "baseline"}, {"summary_metrics.acc": {"$gte": 0.9}}]}),
         "and regex": names(filters={"$and": [{"display_name": {"$regex": "^resnet"}}, {"state": {"$ne": "failed"}}]}),
         "tags in": names(filters={"tags": {"$in": ["slow", "baseline"]}}),
@@ -678,7 +843,7 @@ async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with
 
     assert found["lr > 0.01"] == ["resnet-crashed", "vgg", "resnet-0"]  # newest first
     assert found["lr in"] == ["resnet-2", "resnet-0"]
-    assert found["nested"] == ["vgg", "resnet-2", "resnet-1", "resnet-0"]
+    assert found["nested"] == found["nested as W&B keeps it"] == ["vgg", "resnet-2", "resnet-1", "resnet-0"]
     assert found["or"] == ["resnet-1", "resnet-0"]
     assert found["and regex"] == ["resnet-2", "resnet-1", "resnet-0"]
     assert found["tags in"] == ["resnet-2", "resnet-0"]

@@ -56,3 +56,14 @@ def test_a_summary_kind_w_and_b_does_not_know_is_refused_with_the_ones_it_does(t
             modelreg.define_metric("acc", summary="maximum")
         with pytest.raises(InvalidInput, match="'minimize' or 'maximize'"):
             modelreg.define_metric("acc", summary="best", goal="up")
+
+
+def test_best_without_a_goal_says_which_way_it_goes_as_w_and_b_asks_for_a_goal(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match='without a goal: W&B asks for goal="minimize" or goal="maximize"') as told:
+        summary = finished_summary(
+            tmp_path,
+            [{"name": "loss", "summary": "best"}, {"name": "loss", "summary": "last"}],
+            [{"loss": 2.0}, {"loss": 1.0}, {"loss": 3.0}],
+        )
+    assert summary == {"loss": {"best": 1.0, "last": 3.0}}
+    assert len([w for w in told if "without a goal" in str(w.message)]) == 1  # said once, where "best" was asked

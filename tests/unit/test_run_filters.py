@@ -37,6 +37,16 @@ def test_config_equality_is_narrowed_by_containment_that_the_gin_index_answers_t
     assert translated({"config.lst": {"$nin": [1, 2]}})[0] == f"NOT coalesce(({EQUALS}), false)"
 
 
+def test_w_and_b_s_value_after_a_top_level_config_key_names_the_nested_key_beneath_it() -> None:
+    # W&B keeps config={"model": {"depth": 2}} as {"model": {"value": {"depth": 2}}}: its filters and orders say
+    # config.model.value.depth, which is model.depth here. Only there: a summary keeps no such wrapping.
+    for key in ("config.model.value.depth", "config.model.value.depth.value", "config.model.depth"):
+        assert translated({key: {"$gt": 1}}) == ("config @@ $3::jsonpath", ['$."model"."depth" > 1'])
+    assert translated({"config.model.value": {"$exists": True}})[1] == ['$."model"']
+    assert translated({"summary_metrics.val.value.acc": {"$exists": True}})[1][0] == '$."val"."value"."acc"'
+    assert order_by("-config.model.value.depth").path == ["model", "depth"]  # type: ignore[union-attr]
+
+
 def test_a_negation_counts_a_test_sql_leaves_unknown_as_false_as_mongodb_matches_a_missing_key() -> None:
     assert translated({"$nor": [{"config.bs": {"$regex": "b"}}, {"group": "g"}]}) == (
         "NOT coalesce((((config #>> $3::text[]) ~ $4) OR (group_name = $5)), false)",

@@ -259,8 +259,11 @@ async def test_a_version_linked_to_the_registry_is_not_deleted() -> None:
     registry = WriteSide()
     held = await logged(registry, b"one")
     await registry(LinkVersion(registered_model="fraud-detector", artifact_version_id=held))
-    with pytest.raises(Conflict, match="is linked to fraud-detector:v0: unlink it from the registry"):
+    with pytest.raises(Conflict, match="is linked to fraud-detector:v0: unlink it from the registry") as refused:
         await registry(DeleteArtifactVersion(**COLLECTION, version="v0"))
+    # It says how: the client's call, GraphQL's mutation (with the version's id), the web UI.
+    assert 'modelreg.Api().artifact("model-registry/fraud-detector:v0").unlink()' in refused.value.message
+    assert f'registeredModel: "fraud-detector", artifactVersionId: "{held}"' in refused.value.message
 
     # Linked into a private model too: who may not read that model is not told its name.
     await registry(LinkVersion(registered_model="secret-model", artifact_version_id=held))
