@@ -225,7 +225,7 @@ def main(verbose: bool, log_json: bool) -> None:
 )
 @click.option("--topic", envvar="MODELREG_TOPIC", default=DEFAULT_TOPIC, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
 @_blob_store_option
 @_limit_options
 @_metrics_token_option
@@ -559,7 +559,7 @@ async def _serve_with(
 @main.command()
 @_infra_options
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
 @click.option(
     "--blob-dir",
     envvar="MODELREG_BLOB_DIR",

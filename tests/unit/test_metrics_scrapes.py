@@ -10,10 +10,11 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, STALLS, healthz, read_health
+from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, STALLS, TRIGGERS, healthz, read_health
 from modelreg.services.http.metrics import SharedReading, add_operations_routes
 from modelreg.services.http.operator_views import METRICS_TOKEN
 from modelreg.services.http.projection_stalls import ProjectionStalls
+from modelreg.services.http.triggers_presence import TriggersPresence
 
 POOL: web.AppKey[Any] = web.AppKey("test_health_pool")
 SCRAPER = {"Authorization": "Bearer the-metrics-token"}
@@ -44,6 +45,9 @@ class SlowInstallation:
     async def fetch(self, sql: str, *args: object) -> list[dict[str, Any]]:
         await asyncio.sleep(0.01)
         return []
+
+    async def fetchval(self, sql: str, *args: object) -> bool:
+        return True  # a triggers process holds its lock
 
 
 async def test_a_flood_of_scrapes_reads_the_installation_once() -> None:
@@ -82,6 +86,7 @@ async def test_health_checks_arriving_together_share_one_reading() -> None:
     app[METRICS_TOKEN] = "the-metrics-token"
     app[HEALTH_READING] = SharedReading(lambda: read_health(installation, installation), fresh_for_s=0.0)
     app[STALLS] = ProjectionStalls()
+    app[TRIGGERS] = TriggersPresence()
     app.router.add_get("/healthz", healthz)
     async with TestClient(TestServer(app)) as client:
         answers = await asyncio.gather(*(client.get("/healthz", headers=SCRAPER) for _ in range(50)))
