@@ -286,17 +286,16 @@ class AutomationRunner:
             # An automation watching every team fires on private ones too; what it would send (a webhook's
             # payload, a job's config) is made of the event, which its creator may not read.
             job_id, outcome = None, "failed"
-            detail = (
-                f"not carried out: the automation acts with its creator's rights, and {automation['created_by']} "
-                f"may not read {event_scope}"
-            )
+            lacking = await self._no_live_key(automation) or f"{automation['created_by']} may not read {event_scope}"
+            detail = f"not carried out: the automation acts with its creator's rights, and {lacking}"
         elif action["kind"] == "launch":
             job_id, outcome, detail = None, "failed", None
             try:
                 job_id = await self._enqueue(automation, firing, action, variables, creators_rights)
                 outcome = "enqueued"
             except PermissionDenied as refused:
-                detail = f"not enqueued: the automation acts with its creator's rights, and {refused}"
+                lacking = await self._no_live_key(automation) or str(refused)
+                detail = f"not enqueued: the automation acts with its creator's rights, and {lacking}"
             except (ModelregError, ValidationError) as refused:
                 # What the event filled in was refused (a project name that is none, a queue since deleted): it
                 # will be refused every time, and a firing left pending holds up those behind it.
@@ -355,8 +354,7 @@ class AutomationRunner:
         scopes together."""
         kind, _, ident = automation["created_by"].partition(":")
         identity = IdentityQueries(self.app.reads.pool)
-        keys = (await identity.keys_of([(kind, ident)]))[(kind, ident)]
-        live = [key for key in keys if key["revoked_at"] is None]
+        live = await self._creators_live_keys(automation)
         unlimited = [key for key in live if not key["scopes"]]
         holding = unlimited or live
         role: Role = max((key["role"] for key in holding), key=RANK.__getitem__) if holding else "viewer"
@@ -367,6 +365,24 @@ class AutomationRunner:
             Actor(kind="automation", id=str(automation["automation_id"])), role, grants, private=private, limits=limits
         )
 
+    async def _creators_live_keys(self, automation: dict[str, Any]) -> list[dict[str, Any]]:
+        kind, _, ident = automation["created_by"].partition(":")
+        keys = (await IdentityQueries(self.app.reads.pool).keys_of([(kind, ident)]))[(kind, ident)]
+        return [key for key in keys if key["revoked_at"] is None]
+
+    async def _no_live_key(self, automation: dict[str, Any]) -> str | None:
+        """What its creator lacks, when a firing their rights refused was refused for want of any live key: their
+        grants are kept but hold through a key, and a record saying they "may not read entity:alpha" sent an admin
+        to a grant on alpha that was there. Asked on a refusal only."""
+        if await self._creators_live_keys(automation):
+            return None
+        creator = automation["created_by"]
+        return (
+            f"{creator}, its creator, holds no live key (each was revoked), and their grants hold only through one: "
+            f"issue {creator} a key (issueApiKey), or have someone else create the automation again and delete this "
+            "one; then retry the firing (retryFiring)"
+        )
+
     async def _attempt_refused(
         self, automation: dict[str, Any], action: dict[str, Any], rights: Caller, event_scope: str | None
     ) -> str | None:
@@ -374,17 +390,19 @@ class AutomationRunner:
         up to two hours, its creator's access may shrink meanwhile. Only an installation admin may allow private
         addresses: sent anyway, a demoted or revoked admin's automation went on reaching the server's own network."""
         if action.get("allow_private_network") and not rights.may("admin", ()):
+            lacking = await self._no_live_key(automation) or (
+                f"{automation['created_by']}, its creator, holds none now (demoted, revoked or limited): an admin "
+                "creates the automation again, or its creator changes it to public addresses only"
+            )
             return (
-                f"not sent: the action allows private addresses (allow_private_network), which takes an installation "
-                f"admin's key without limits, and {automation['created_by']}, its creator, holds none now (demoted, "
-                "revoked or limited): an admin creates the automation again, or its creator changes it to public "
-                "addresses only"
+                "not sent: the action allows private addresses (allow_private_network), which takes an installation "
+                f"admin's key without limits, and {lacking}"
             )
         if not rights.readable().scope(event_scope):
-            return (
-                f"not sent: the automation acts with its creator's rights, and {automation['created_by']} may no "
-                f"longer read {event_scope}"
+            lacking = (
+                await self._no_live_key(automation) or f"{automation['created_by']} may no longer read {event_scope}"
             )
+            return f"not sent: the automation acts with its creator's rights, and {lacking}"
         return None
 
     async def _variables(self, firing: dict[str, Any]) -> dict[str, Any] | None:

@@ -66,12 +66,23 @@ class _Unresolved(Exception):
     """The host does not resolve, or to no address: yet, maybe (a record the same deploy creates)."""
 
 
+def _literal_address(host: str) -> str | None:
+    """The address a url's host names outright, without its zone id: `[fe80::1%25eth0]` (RFC 6874) only says which
+    interface reaches fe80::1. The resolver took `fe80::1%25eth0` for a name, found none, and the url was taken as
+    one whose DNS record may come later."""
+    address = host.partition("%")[0]
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
 async def _public_addresses(url: str, resolve: Resolve) -> list[str]:
     host = urlsplit(url).hostname
     if not host:
         raise InvalidInput(f"webhook url {url!r} has no host")
     try:
-        addresses = await resolve(host)
+        addresses = [literal] if (literal := _literal_address(host)) else await resolve(host)
     except socket.gaierror as exc:
         raise _Unresolved(f"webhook host {host!r} does not resolve ({exc})") from None
     except UnicodeError:  # a part between dots over 63 characters, or empty: no name server is asked

@@ -193,6 +193,7 @@ def _entry_point(command: list[str], root: str | None) -> tuple[str, ...]:
 
 
 async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
+    _not_a_job_attempt(ctx.caller, "enqueueing a job", _A_JOB_OUTLIVES_IT)
     queue = await ctx.reads.launch.queue(cmd.queue)
     if queue is None:
         raise NotFound(
@@ -339,6 +340,7 @@ async def requeue_job(cmd: RequeueJob, ctx: CommandContext) -> Decision:
 
 
 async def retry_job(cmd: RetryJob, ctx: CommandContext) -> Decision:
+    _not_a_job_attempt(ctx.caller, "running a job again", _A_JOB_OUTLIVES_IT)
     job = await _job(cmd.job_id, ctx)
     if job["state"] in ("queued", "claimed", "running"):
         raise Conflict(f"job {cmd.job_id} is still {job['state']}: cancel it first to run it again")
@@ -377,6 +379,13 @@ async def return_job(cmd: ReturnJob, ctx: CommandContext) -> Decision:
 
 
 async def cancel_job(cmd: CancelJob, ctx: CommandContext) -> Decision:
+    if cmd.job_id != ctx.caller.job_id:  # its own job it may stop: that ends its attempt, and its key with it
+        _not_a_job_attempt(
+            ctx.caller,
+            f"cancelling job {cmd.job_id}",
+            "a job's code stops its own job only (another is not its job): cancel that one with your own key "
+            "(`modelreg job cancel ID`)",
+        )
     job = await _job(cmd.job_id, ctx)
     if job["state"] not in ("queued", "claimed", "running"):
         raise Conflict(f"job {cmd.job_id} is already {job['state']}")
@@ -392,18 +401,31 @@ async def heartbeat(cmd: Heartbeat, ctx: CommandContext) -> Decision:
     return Decision([ctx.event(AgentHeartbeat(**cmd.model_dump()), agent_stream(cmd.agent_id))], cmd.agent_id)
 
 
-def _not_a_job_attempt(caller: Caller, doing: str) -> None:
-    """An automation outlives the attempt and fires with its creator's rights, which for a job's key are its
-    agent principal's, wider than the attempt's: a job's code would keep acting after its key is revoked."""
+def _not_a_job_attempt(caller: Caller, doing: str, because: str) -> None:
+    """A job's code acts through its job, in its entity and the registry, and not after its attempt ends. Its key is
+    its agent principal's: a job it enqueued ran with a fresh key of its own and enqueued the next, without end, and
+    an automation fires with its agent principal's rights for as long as it lives. (An agent's own commands are
+    refused to it by require_own_agent.)"""
     if caller.job_id is not None:
         raise PermissionDenied(
-            f"this key was issued for an attempt of job {caller.job_id} and may not be used for {doing}: "
-            "an automation outlives the attempt; create or switch it on with your own key"
+            f"this key was issued for an attempt of job {caller.job_id} and may not be used for {doing}: {because}"
         )
 
 
+_A_JOB_OUTLIVES_IT = (
+    "that job would run after this attempt ends, with a key of its own that could enqueue the next, without end; "
+    "enqueue it with your own key (`modelreg launch`), or have an automation enqueue it when this job's run "
+    "finishes or its artifact is logged (createAutomation)"
+)
+_AN_AUTOMATION_OUTLIVES_IT = "an automation outlives the attempt; create or switch it on with your own key"
+_AN_AUTOMATION_IS_NOT_ITS_JOB = (
+    "a job's code acts through its own job, not on its team's automations; do it with your own key "
+    "(`modelreg automation`)"
+)
+
+
 async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decision:
-    _not_a_job_attempt(ctx.caller, "creating an automation")
+    _not_a_job_attempt(ctx.caller, "creating an automation", _AN_AUTOMATION_OUTLIVES_IT)
     await _spec_checked(cmd.trigger, cmd.action, ctx)
     automation_id = uuid7()
     payload = AutomationCreated(automation_id=automation_id, **cmd.model_dump())
@@ -411,7 +433,7 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
 
 
 async def change_automation(cmd: ChangeAutomation, ctx: CommandContext) -> Decision:
-    _not_a_job_attempt(ctx.caller, "changing an automation")
+    _not_a_job_attempt(ctx.caller, "changing an automation", _AN_AUTOMATION_OUTLIVES_IT)
     automation = await ctx.reads.launch.automation(cmd.automation_id)
     if automation is None:
         raise NotFound(f"automation {cmd.automation_id} does not exist")
@@ -487,6 +509,7 @@ def _may_watch(trigger: TriggerSpec, ctx: CommandContext) -> None:
 
 
 async def delete_automation(cmd: DeleteAutomation, ctx: CommandContext) -> Decision:
+    _not_a_job_attempt(ctx.caller, "deleting an automation", _AN_AUTOMATION_IS_NOT_ITS_JOB)
     automation = await ctx.reads.launch.automation(cmd.automation_id)
     if automation is None:
         raise NotFound(f"automation {cmd.automation_id} does not exist")
@@ -500,7 +523,7 @@ async def delete_automation(cmd: DeleteAutomation, ctx: CommandContext) -> Decis
 
 
 async def retry_firing(cmd: RetryFiring, ctx: CommandContext) -> Decision:
-    _not_a_job_attempt(ctx.caller, "retrying an automation's firing")
+    _not_a_job_attempt(ctx.caller, "retrying an automation's firing", _AN_AUTOMATION_OUTLIVES_IT)
     automation = await ctx.reads.launch.automation(cmd.automation_id)
     firing = await ctx.reads.launch.firing(cmd.automation_id, cmd.event_id)
     if automation is None:
@@ -526,6 +549,11 @@ async def retry_firing(cmd: RetryFiring, ctx: CommandContext) -> Decision:
 
 
 async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext) -> Decision:
+    _not_a_job_attempt(
+        ctx.caller,
+        f"switching {'on' if cmd.enabled else 'off'} an automation",
+        _AN_AUTOMATION_OUTLIVES_IT if cmd.enabled else _AN_AUTOMATION_IS_NOT_ITS_JOB,
+    )
     automation = await ctx.reads.launch.automation(cmd.automation_id)
     if automation is None:
         raise NotFound(f"automation {cmd.automation_id} does not exist")
@@ -533,8 +561,6 @@ async def set_automation_enabled(cmd: SetAutomationEnabled, ctx: CommandContext)
         raise Conflict(f"automation {cmd.automation_id} was deleted: create another")
     if automation["enabled"] == cmd.enabled:
         return Decision([], cmd.automation_id)
-    if cmd.enabled:
-        _not_a_job_attempt(ctx.caller, "switching on an automation")
     if cmd.enabled and str(ctx.caller.actor) != automation["created_by"]:
         # It acts with its creator's rights: switched on by another, it would do for them what its creator may.
         ctx.caller.require("admin", (), f"switching on {automation['created_by']}'s automation")

@@ -518,6 +518,56 @@ async def test_an_automation_launches_with_its_creators_rights_as_they_are_when_
     assert [j["entity"] for j in jobs] == ["acme"]
 
 
+async def test_a_firing_of_an_automation_whose_creator_holds_no_live_key_says_so(stack: Stack) -> None:
+    # Recorded as "user:erin may not read entity:alpha" while her grant on alpha was there: the cause, that she held
+    # no live key, was not said.
+    from support.story import LOG_VERSION, version_input
+
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    await stack.graphql('mutation { setVisibility(input: {scope: "entity:alpha", visibility: PRIVATE}) { scope } }')
+    granted = await stack.graphql(
+        'mutation { grantRole(input: {principal: "user:erin", scope: "entity:alpha", role: MEMBER}) { role } }'
+    )
+    assert "errors" not in granted, granted
+    issue = 'mutation { issueApiKey(input: {principalKind: USER, principalId: "erin", role: MEMBER}) { key id } }'
+    erin = (await stack.graphql(issue))["data"]["issueApiKey"]
+    source = {
+        "kind": "git",
+        "git_remote": "https://example.com/x.git",
+        "git_commit": "0" * 40,
+        "entry_point": ["python", "x.py"],
+    }
+    automations = {}
+    for entity in ("alpha", "acme"):  # a private team, where her grant stays; a public one
+        action = {"kind": "launch", "queue": "cpu", "entity": entity, "project": "p", "source": source}
+        trigger = {"event": "artifact_version_logged", "entity": entity}
+        created = await stack.graphql(CREATE_AUTOMATION, {"n": entity, "t": trigger, "a": action}, key=erin["key"])
+        automations[entity] = created["data"]["createAutomation"]["automation"]["id"]
+    revoked = await stack.graphql("mutation($id: ID!) { revokeApiKey(input: {keyId: $id}) { id } }", {"id": erin["id"]})
+    assert "errors" not in revoked, revoked
+
+    for entity in automations:
+        await stack.graphql(LOG_VERSION, {"input": {**version_input("weights", b"w"), "entity": entity}})
+
+    async def firings(automation_id: str) -> list[dict[str, Any]]:
+        answer = await stack.graphql(
+            "query($id: ID!) { automation(id: $id) { firings { items { status detail } } } }", {"id": automation_id}
+        )
+        return answer["data"]["automation"]["firings"]["items"]
+
+    async def both_failed() -> bool:
+        statuses = [[f["status"] for f in await firings(a)] for a in automations.values()]
+        return statuses == [["FAILED"], ["FAILED"]]
+
+    await wait_until(both_failed, timeout_s=30)
+    for entity, automation_id in automations.items():
+        [firing] = await firings(automation_id)
+        assert "user:erin, its creator, holds no live key" in firing["detail"], entity
+        assert "issue user:erin a key (issueApiKey)" in firing["detail"] and "may not read" not in firing["detail"]
+    assert (await firings(automations["alpha"]))[0]["detail"].startswith("not carried out")
+    assert (await firings(automations["acme"]))[0]["detail"].startswith("not enqueued")
+
+
 async def _firing_closed(firings: Any) -> bool:
     found = await firings()
     return bool(found) and found[0]["status"] == "ENQUEUED"

@@ -303,6 +303,40 @@ async def test_an_agent_key_limited_to_a_queue_claims_only_jobs_of_entities_it_i
     assert _code(await stack.graphql(tag, key=job_key)) == "FORBIDDEN"
 
 
+async def test_a_job_cannot_enqueue_its_successor_nor_run_a_job_again(stack: Stack) -> None:
+    # With its attempt's key a job's code enqueued its own successor, which got a fresh key and enqueued the next,
+    # without end, even after the first key was revoked; into any queue taking its team, at priority 1000.
+    await stack.graphql(CREATE_QUEUE, {"n": "qb"})
+    assert stack.client is not None
+    issue = IssueApiKey(
+        principal_kind="service", principal_id="agentb", role="member", limited_to=("queue:qb", "entity:beta")
+    )
+    agent_key = (await stack.client.server.app[APP].execute(issue, service_caller("tests"))).subject_id
+    enqueue = """mutation($s: GenericScalar, $p: Int) {
+      enqueueJob(input: {queue: "qb", entity: "beta", project: "nature", source: $s, priority: $p}) { id }
+    }"""
+    job_id = (await stack.graphql(enqueue, {"s": SOURCE}))["data"]["enqueueJob"]["id"]
+    ended = (await stack.graphql(enqueue, {"s": SOURCE}))["data"]["enqueueJob"]["id"]
+    await stack.graphql(CANCEL, {"id": ended})
+    claim = "mutation($id: ID!, $a: String!) { claimJob(input: {id: $id, agentId: $a}) { attempt apiKey } }"
+    claimed = await stack.graphql(claim, {"id": job_id, "a": "service:agentb:h1"}, key=agent_key)
+    job_key = claimed["data"]["claimJob"]["apiKey"]
+
+    successor = await stack.graphql(enqueue, {"s": SOURCE, "p": 1000}, key=job_key)
+    retry = "mutation($id: ID!) { retryJob(input: {id: $id}) { id } }"
+    again = await stack.graphql(retry, {"id": ended}, key=job_key)
+
+    assert _code(successor) == _code(again) == "FORBIDDEN"
+    message = successor["errors"][0]["message"]
+    assert f"issued for an attempt of job {job_id} and may not be used for enqueueing a job" in message
+    assert "enqueue it with your own key" in message and "createAutomation" in message
+    assert "may not be used for running a job again" in again["errors"][0]["message"]
+    jobs = (await stack.graphql("{ launchJobs(first: 10) { items { id } } }"))["data"]["launchJobs"]["items"]
+    assert sorted(job["id"] for job in jobs) == sorted([job_id, ended])
+    # Its own job it may stop, which ends its attempt (and its key).
+    assert _code(await stack.graphql(CANCEL, {"id": job_id}, key=job_key)) == "ok"
+
+
 async def test_a_jobs_output_comes_a_page_at_a_time_in_the_order_it_was_printed(stack: Stack) -> None:
     await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
     agent_key = await stack.key("service:agent", role="member")

@@ -285,6 +285,11 @@ async def test_a_webhook_to_a_private_address_needs_an_admin(stack: Stack) -> No
         refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT" and "private" in refused["errors"][0]["message"]
     )
     assert allowed_by_member["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    # A link-local address with a zone id was looked up as a name, found none, and taken as one to resolve later.
+    zoned = {"kind": "webhook", "url": "http://[fe80::1%25eth0]/"}
+    refused = await stack.graphql(CREATE, {"n": "ssrf", "t": {"event": "alias_added"}, "a": zoned}, key=member)
+    assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT", refused
+    assert "points at fe80::1, a loopback, private" in refused["errors"][0]["message"]
 
 
 START = 'mutation($r: String!) { startRun(input: {entity: "acme", project: "nature", runId: $r}) { runId } }'

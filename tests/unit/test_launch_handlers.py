@@ -28,6 +28,7 @@ from modelreg.services.commands.decisions import CommandContext, Handler
 from modelreg.services.commands.launch_commands import (
     CancelJob,
     CaptureJobOutput,
+    ChangeAutomation,
     ClaimJob,
     CreateAutomation,
     CreateQueue,
@@ -35,15 +36,18 @@ from modelreg.services.commands.launch_commands import (
     DeleteQueue,
     EnqueueJob,
     Heartbeat,
+    RecordAutomationFired,
+    RecordWebhookAttempt,
     ReportJobFinished,
     ReportJobStarted,
     RequeueJob,
+    RetryFiring,
     RetryJob,
     ReturnJob,
     SetAutomationEnabled,
     SetQueueEntities,
 )
-from modelreg.services.commands.launch_handlers import cancel_job, set_automation_enabled
+from modelreg.services.commands.launch_handlers import LAUNCH_HANDLERS, cancel_job, set_automation_enabled
 from modelreg.services.http.api import caller_of_key
 
 SOURCE = JobSource(kind="image", image="python:3.12", entry_point=("python", "train.py"))
@@ -361,7 +365,71 @@ async def test_a_jobs_key_creates_no_automation_and_switches_none_on() -> None:
     ):
         await registry(SetAutomationEnabled(automation_id=automation, enabled=True), job_key)
     await registry(SetAutomationEnabled(automation_id=automation, enabled=True), AGENT)
-    await registry(SetAutomationEnabled(automation_id=automation, enabled=False), job_key)  # switching off is safe
+    with pytest.raises(PermissionDenied, match="switching off an automation: a job's code acts through its own job"):
+        await registry(SetAutomationEnabled(automation_id=automation, enabled=False), job_key)
+
+
+async def test_a_job_cannot_enqueue_its_successor_nor_act_on_other_jobs_queues_or_automations() -> None:
+    # A job's code enqueued its own successor, which got a fresh key and enqueued the next, without end, after the
+    # first key was revoked; and into any queue taking its team, at any priority.
+    registry = WriteSide()
+    job = await claimed(registry)
+    (key,) = _attempt_keys(registry, job)
+    job_key = replace(AGENT, key_id=key["key_id"], limits=tuple(key["scopes"]), job_id=job, job_attempt=1)
+    other, ended = await queued(registry), await queued(registry)
+    await registry(CancelJob(job_id=ended), MEMBER)
+    # Its agent principal's own automations: the creator's checks would let its key through.
+    evaluate = CreateAutomation(
+        name="evaluate",
+        trigger={"event": "artifact_version_logged", "entity": "acme"},
+        action={"kind": "launch", "queue": "cpu", "entity": "acme", "project": "fraud", "source": SOURCE},
+    )
+    on = (await registry(evaluate, AGENT)).subject_id
+    off = (await registry(evaluate.model_copy(update={"enabled": False}), AGENT)).subject_id
+    failed = uuid7()
+    fired = RecordAutomationFired(automation_id=on, event_id=failed, event_type="x", outcome="failed")
+    await registry(fired, caller("admin", str(on), kind="automation"))
+    attempt = {"job_id": job, "agent_id": AGENT_ID, "attempt": 1}
+
+    refused: list[Command] = [
+        CreateQueue(queue="gpu"),
+        SetQueueEntities(queue="cpu", entities=("acme",)),
+        DeleteQueue(queue="cpu"),
+        EnqueueJob(queue="cpu", entity="acme", project="fraud", source=SOURCE, priority=1000),
+        ClaimJob(job_id=other, agent_id=AGENT_ID),
+        ReportJobStarted(**attempt),
+        CaptureJobOutput(**attempt, stream="stdout", text="hi"),
+        ReportJobFinished(**attempt, state="finished"),
+        ReturnJob(**attempt, reason="stopping"),
+        RequeueJob(job_id=job, attempt=1, reason="again"),
+        RetryJob(job_id=ended),
+        CancelJob(job_id=other),
+        Heartbeat(agent_id=AGENT_ID, queues=("cpu",)),
+        evaluate,
+        ChangeAutomation(automation_id=on, **evaluate.model_dump(exclude={"enabled", "command_id", "occurred_at"})),
+        SetAutomationEnabled(automation_id=off, enabled=True),
+        SetAutomationEnabled(automation_id=on, enabled=False),
+        DeleteAutomation(automation_id=on),
+        RetryFiring(automation_id=on, event_id=failed),
+        RecordAutomationFired(automation_id=on, event_id=uuid7(), event_type="x", outcome="failed"),
+        RecordWebhookAttempt(automation_id=on, event_id=failed, attempt=1, url="https://x.example", duration_ms=1),
+    ]
+    # Every Launch and automation command is decided here: one added later must say what a job's key may do with it.
+    assert {type(command) for command in refused} == set(LAUNCH_HANDLERS)
+    appended = len(registry.appended())
+    for command in refused:
+        with pytest.raises(PermissionDenied) as refusal:
+            await registry(command, job_key)
+        if command.needs != "admin":  # an admin's command is refused for the key's role first (member at most)
+            assert f"issued for an attempt of job {job}" in str(refusal.value), command
+    assert len(registry.appended()) == appended
+    with pytest.raises(PermissionDenied, match="may not be used for enqueueing a job: that job would run after this"):
+        await registry(refused[3], job_key)
+
+    # What it may do: stop its own job (which ends its attempt, and its key), and what its agent's key may anyway.
+    await registry(CancelJob(job_id=job, reason="diverged"), job_key)
+    assert registry.read_models.launch.jobs[job]["state"] == "cancelled"
+    await registry(refused[3], AGENT)
 
 
 def test_an_attempts_key_is_no_admin_though_its_agents_principal_is_one_by_a_grant() -> None:

@@ -90,6 +90,24 @@ async def test_addresses_that_reach_the_servers_own_network_are_refused(address:
         await webhook_targets.public_address("http://hooks.example/", NameServer([address]))
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[fe80::1%25eth0]/hook",  # link-local with a zone id, as a url writes it (RFC 6874)
+        "http://[fe80::1%eth0]/hook",
+        "http://[::ffff:127.0.0.1%25lo]/hook",
+        "http://127.0.0.1%25lo/hook",
+    ],
+)
+async def test_an_address_with_a_zone_id_is_judged_as_the_address_not_looked_up_as_a_name(url: str) -> None:
+    # The system's resolver finds no name `fe80::1%25eth0`, and a host that does not resolve yet is taken at creation.
+    async def the_systems_answer(host: str) -> list[str]:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    with pytest.raises(InvalidInput, match="a loopback, private or otherwise non-public address"):
+        await webhook_targets.refuse_private_target(url, the_systems_answer)
+
+
 async def test_an_international_name_is_sent_as_its_ascii_form() -> None:
     receiver = Receiver()
     await webhook_targets.post(receiver.client, "https://bücher.example/", b"", {}, resolve=NameServer([PUBLIC]))
