@@ -65,6 +65,10 @@ class MetricSummaries:
                 kept[key] = shown
         return kept
 
+    def defines(self, key: str) -> bool:
+        """Whether a definition covers `key` (its own name, or a name ending in `*`)."""
+        return self._definition(key) is not None
+
     def _definition(self, key: str) -> Definition | None:
         if key not in self._of_key:
             found = self.defined.get(key)

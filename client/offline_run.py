@@ -69,12 +69,13 @@ class OfflineRun(Run):
         run_id: str | None,
         fields: dict[str, Any] | None = None,
         entity_of_key: bool = False,
+        dir: str | Path | None = None,
         **described: Any,
     ) -> OfflineRun:
-        """Record a run's start in a new spool folder. `fields` are the start's input when an online
-        start was tried first (mode="auto"), so the run keeps the id and environment it began with.
-        `entity_of_key`: no entity was chosen, so the run goes where the syncing key's runs go, as an online
-        run would (`entity` stands for it until then)."""
+        """Record a run's start in a new spool folder (under `root`: spool.spool_root). `fields` are the start's
+        input when an online start was tried first (mode="auto"), so the run keeps the id and environment it
+        began with. `entity_of_key`: no entity was chosen, so the run goes where the syncing key's runs go, as an
+        online run would (`entity` stands for it until then). `dir` holds `run.dir`, as online."""
         fields = fields or start_fields(
             project=project, entity=entity, config=config, job_type=job_type, name=name, run_id=run_id, **described
         )
@@ -103,6 +104,7 @@ class OfflineRun(Run):
             tags=fields.get("tags") or (),
             group=fields.get("group"),
             job_type=fields.get("jobType"),
+            dir=dir,
         )
 
     @property

@@ -26,6 +26,13 @@ _SCAN = """query($e: String!, $p: String!, $r: String!, $keys: [String!], $first
     scanHistory(keys: $keys, first: $first, after: $after) { items { step values } endCursor hasNextPage }
   }
 }"""
+_METRIC_COUNT = (
+    "query($e: String!, $p: String!, $r: String!) { run(entity: $e, project: $p, runId: $r) { metricCount } }"
+)
+# What the server reads for one scanHistory page at most (graphql/metrics.py): SCAN_ROWS steps, and the steps times
+# the metrics read SCAN_POINTS points.
+SCAN_ROWS = 10_000
+SCAN_POINTS = 1_000_000
 _ARTIFACT_FIELDS = (
     "id entity project name type version digest description metadata aliases latest createdAt size "
     "tags files { path size digest ref }"
@@ -208,10 +215,16 @@ class PublicRun:
         max_step: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every logged step in order, as `{"_step": n, key: value, ...}` (with `keys`: only steps that have all
-        of them, as W&B does), read a page of `page_size` steps at a time (the server's scanHistory)."""
+        of them, as W&B does), read a page of `page_size` steps at a time (the server's scanHistory), fewer when
+        the page's steps times the metrics would be more points than the server reads for a page. `min_step` and
+        `max_step` are applied here (scanHistory starts only after a page's cursor): the steps before `min_step`
+        are read too."""
+        rows = self._scan_page_rows(keys, page_size)
+        if rows is None:
+            return
         after = None
         while True:
-            variables = {"e": self.entity, "p": self.project, "r": self.id, "keys": keys, "first": page_size}
+            variables = {"e": self.entity, "p": self.project, "r": self.id, "keys": keys, "first": rows}
             run = self._transport.graphql(_SCAN, {**variables, "after": after})["run"]
             if run is None:
                 return
@@ -222,10 +235,22 @@ class PublicRun:
                     return
                 if (min_step is not None and step < min_step) or (keys and any(k not in values for k in keys)):
                     continue
-                yield {"_step": step, **values}
+                yield {**values, "_step": step}  # a metric is never the row's step
             if not page["hasNextPage"]:
                 return
             after = page["endCursor"]
+
+    def _scan_page_rows(self, keys: list[str] | None, page_size: int) -> int | None:
+        """`page_size`, fitted to what the server reads for a page: 1,001 metrics are 999 steps a page, not 1,000
+        (which the server refuses). None when the run is gone."""
+        if keys is None:
+            run = self._transport.graphql(_METRIC_COUNT, {"e": self.entity, "p": self.project, "r": self.id})["run"]
+            if run is None:
+                return None
+            metrics = run["metricCount"]
+        else:
+            metrics = len(keys)  # as the server counts them
+        return max(1, min(page_size, SCAN_ROWS, SCAN_POINTS // max(metrics, 1)))
 
     def history(
         self, samples: int = 500, keys: list[str] | None = None, x_axis: str = "_step", pandas: bool = True, **_: Any
@@ -248,7 +273,7 @@ class PublicRun:
         for curve in run["history"]:
             for step, value in zip(curve["steps"], curve["values"], strict=True):
                 by_step.setdefault(int(step), {})[curve["key"]] = value
-        rows = [{"_step": step, **values} for step, values in sorted(by_step.items())]
+        rows = [{**values, "_step": step} for step, values in sorted(by_step.items())]  # a metric is never the step
         if pandas:
             try:
                 import pandas as pd  # type: ignore[import-untyped]

@@ -321,8 +321,8 @@ class Run:
         """W&B's semantics: values accumulate at the current step until committed; `commit` defaults to True
         without `step` and to False with one; a `step` below the current one is dropped with a warning, a
         later one commits what was pending first. Numbers only (nested dicts flatten to `a.b`); other values
-        are ignored with a one-time warning. A committed step goes to the background sender
-        (client/metric_sender.py), which sends batches."""
+        are ignored with a one-time warning, text kept in the summary only, as W&B keeps it. A committed step
+        goes to the background sender (client/metric_sender.py), which sends batches."""
         if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
             if hasattr(step, "item") and float(step) == int(step):  # numpy integers
                 step = int(step)
@@ -331,7 +331,8 @@ class Run:
         # Past the last step there is, refused here (a step below the current one, negative too, is dropped below).
         if (self._step if step is None else step) > MAX_STEP:
             raise InvalidInput(f"run.log(step={step}): a step is between 0 and 2**31-1 (the run is at {self._step})")
-        numbers = _numbers(data)
+        texts: dict[str, str] = {}
+        numbers = _numbers(data, texts=texts)
         self._metrics.check_names(numbers)  # a name refused refuses this call only, not every later one
         with self._logging:
             if step is not None and step < self._step:
@@ -345,6 +346,8 @@ class Run:
                 self._step_logged = self._step_logged or bool(data)
                 summarized = self._summaries.summarized(numbers, self.summary) if self._summaries.defined else numbers
                 self.summary.keep(summarized)
+                if texts:  # not a metric: its last value, where define_metric said nothing of it
+                    self.summary.keep({k: v for k, v in texts.items() if not self._summaries.defines(k)})
                 if commit or (commit is None and step is None):
                     self._commit_step()
         if below is not None:
@@ -770,6 +773,8 @@ def _launch_overrides() -> dict[str, Any]:
 
 
 EXACT_INT = 2**53  # the largest ints a double holds exactly
+# W&B's own keys in a history row, which it fills itself. Logged, `_step` overrode the row's step where it was read.
+RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp"})
 
 
 def _fresh_logging_lock(run: weakref.ref[Run]) -> None:
@@ -778,13 +783,23 @@ def _fresh_logging_lock(run: weakref.ref[Run]) -> None:
         found._logging = threading.Lock()
 
 
-def _numbers(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """The finite numbers of a `log` call, nested dicts flattened to `a.b`; anything else is left out."""
+def _numbers(data: dict[str, Any], prefix: str = "", texts: dict[str, str] | None = None) -> dict[str, float]:
+    """The finite numbers of a `log` call, nested dicts flattened to `a.b`; anything else is left out. Text is no
+    number, however it reads ("1.10", "007", "inf"): left out too, and put in `texts` (for the summary)."""
     if not isinstance(data, dict):
         raise InvalidInput(f"run.log takes a dict of metric values, not {type(data).__name__}")
+    if not prefix and not RESERVED_KEYS.isdisjoint(data):
+        for key in sorted(RESERVED_KEYS.intersection(data)):
+            ignore(f"logging {key!r}", "W&B fills it itself: give the step as run.log(..., step=)")
+        data = {key: value for key, value in data.items() if key not in RESERVED_KEYS}
     numbers: dict[str, float] = {}
     for key, value in data.items():
-        name = key if not prefix and type(key) is str else f"{prefix}{key}"
+        if type(key) is str and not prefix:
+            name = key
+        elif prefix:
+            name = f"{prefix}{key}"
+        else:
+            raise TypeError(f"run.log: a metric name is text, not {type(key).__name__} ({key!r}); W&B refuses it too")
         if type(value) is float:  # the common case, at every step of a training loop: no conversion to try
             if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
                 numbers[name] = value
@@ -792,7 +807,16 @@ def _numbers(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
                 ignore(f"logging {value} (such as {name!r})", "only finite numbers are recorded")
             continue
         if isinstance(value, dict):
-            numbers.update(_numbers(value, f"{name}."))
+            numbers.update(_numbers(value, f"{name}.", texts))
+            continue
+        # float() reads "1.10", "007" and b"7" as numbers (1.1, 7.0): they are text, whatever they look like.
+        if isinstance(value, str):
+            if texts is not None and "\x00" not in value:  # text holding U+0000 the registry refuses
+                texts[name] = value
+            ignore(f"logging text (such as {name!r})", "the history records numbers; the summary keeps the text")
+            continue
+        if isinstance(value, bytes | bytearray):
+            ignore(f"logging {type(value).__name__} values (such as {name!r})", "only numbers are recorded")
             continue
         if hasattr(value, "item"):  # numpy, torch scalars
             try:

@@ -30,10 +30,14 @@ from modelreg.ignored import IgnoredByModelreg, ignore, ignore_unknown
 from modelreg.offline_run import OfflineRun
 from modelreg.run import Run, exit_status, start_fields
 from modelreg.run_values import CONFIG_DEFAULTS, as_mapping
+from modelreg.spool import DEFAULT_ROOT
 from modelreg.transport import Transport
 from modelreg.user_settings import LoginSettings, save_login
 
 MODES = ("online", "offline", "auto", "disabled")
+# W&B's `resume` values; WANDB_RESUME and MODELREG_RESUME spell True and False as text.
+RESUME_VALUES = ("allow", "must", "never", "auto", True, False)
+_RESUME_TEXT = {"true": True, "false": False}
 _MODE_NAMES = {"dryrun": "offline", "run": "online", "shared": "online"}
 # wandb.Settings keys init understands, and the init argument each stands for.
 _SETTINGS = {
@@ -205,10 +209,11 @@ def init(
     """Start a run (W&B's `wandb.init`) and make it the current one.
 
     `mode`: "online" (default), "offline" (recorded in `offline_dir`, else MODELREG_OFFLINE_DIR, else
-    ./modelreg-offline, for `modelreg sync`), "auto" (online when the server answers, else offline with an
-    OfflineFallback warning) or "disabled" (nothing is recorded). `resume` ("allow", "must", "auto", True)
-    joins a running run with the same `id` instead of refusing it. The server is `url` (else MODELREG_URL,
-    else the `modelreg login` settings), the caller the holder of `api_key` (else MODELREG_API_KEY, same order).
+    <dir>/modelreg-offline, else ./modelreg-offline, for `modelreg sync`), "auto" (online when the server answers,
+    else offline with an OfflineFallback warning) or "disabled" (nothing is recorded). `resume` ("allow", "must",
+    "auto", True) joins a running run with the same `id` instead of refusing it ("must": an `id` is required).
+    The server is `url` (else MODELREG_URL, else the `modelreg login` settings), the caller the holder of
+    `api_key` (else MODELREG_API_KEY, same order).
     W&B arguments with no meaning here are accepted with a one-time warning.
     """
     global _launched_run_started
@@ -249,7 +254,7 @@ def init(
 def _resume_file(options: dict[str, Any]) -> Path | None:
     """W&B's wandb-resume.json: with `resume=True` or "auto", the run this folder's script started last is
     kept there until it finishes cleanly, so the script started again (a preempted job) joins it."""
-    if options["resume"] not in (True, "auto", "true") or options["mode"] not in ("online", "auto"):
+    if options["resume"] not in (True, "auto") or options["mode"] not in ("online", "auto"):
         return None
     return Path(options["dir"] or Path.cwd()) / "modelreg" / "resume.json"
 
@@ -296,6 +301,14 @@ def _resolved(given: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(f"mode {mode!r} is not one of {', '.join(MODES)} (check MODELREG_MODE / WANDB_MODE)")
     # A launched job's run id names the process's first run; a second init in the job starts another run.
     launched_id = None if _launched_run_started else os.environ.get("MODELREG_RUN_ID")
+    run_id = given.get("id") or launched_id or _env("WANDB_RUN_ID")
+    resume = _resume(given.get("resume", _env("MODELREG_RESUME", "WANDB_RESUME") or ("allow" if launched_id else None)))
+    if resume == "must" and run_id is None and mode != "disabled":
+        # Started as a new run at step 0, the script's resumed training logged over nothing it knew of.
+        raise InvalidInput(
+            "init(resume='must') joins the run with the id it is given: pass id=, or set MODELREG_RUN_ID or "
+            "WANDB_RUN_ID (resume=True or 'auto' join the run this folder's script left unfinished)"
+        )
     return {
         "project": given.get("project") or _env("MODELREG_PROJECT", "WANDB_PROJECT") or "uncategorized",
         "entity": given.get("entity") or _env("MODELREG_ENTITY", "WANDB_ENTITY"),
@@ -306,15 +319,32 @@ def _resolved(given: dict[str, Any]) -> dict[str, Any]:
         "tags": list(tags or []),
         "group": given.get("group") or _env("MODELREG_RUN_GROUP", "WANDB_RUN_GROUP"),
         "dir": given.get("dir") or _env("MODELREG_DIR", "WANDB_DIR"),
-        "run_id": given.get("id") or launched_id or _env("WANDB_RUN_ID"),
+        "run_id": run_id,
         # A launched job's run is joined when the process starts it again (a second init, a retried script).
-        "resume": given.get("resume", _env("MODELREG_RESUME", "WANDB_RESUME") or ("allow" if launched_id else None)),
+        "resume": resume,
         "reinit": given.get("reinit"),
         "mode": mode,
         "url": given.get("url") or _env("WANDB_BASE_URL"),
         "api_key": given.get("api_key") or (None if os.environ.get("MODELREG_API_KEY") else _env("WANDB_API_KEY")),
         "offline_dir": given.get("offline_dir"),
     }
+
+
+def _resume(value: Any) -> bool | str | None:
+    """`resume` as W&B takes it (True or False written as text from the environment); anything else refused."""
+    value = _RESUME_TEXT.get(value, value) if isinstance(value, str) else value
+    if value is not None and value not in RESUME_VALUES:
+        valid = ", ".join(repr(v) for v in RESUME_VALUES)
+        raise InvalidInput(f"init(resume={value!r}): give one of {valid} (check MODELREG_RESUME / WANDB_RESUME)")
+    return value
+
+
+def _offline_folder(options: dict[str, Any]) -> str | Path | None:
+    """Where an offline run is recorded: `offline_dir`, else MODELREG_OFFLINE_DIR, else under `dir` (as W&B's
+    <dir>/wandb/offline-run-*), else ./modelreg-offline."""
+    if options["offline_dir"] or os.environ.get("MODELREG_OFFLINE_DIR") or not options["dir"]:
+        return options["offline_dir"]
+    return Path(options["dir"]) / DEFAULT_ROOT
 
 
 def _start(options: dict[str, Any]) -> Run:
@@ -332,9 +362,10 @@ def _start(options: dict[str, Any]) -> Run:
                 stacklevel=3,
             )
         return OfflineRun.start_offline(
-            options["offline_dir"],
+            _offline_folder(options),
             entity=options["entity"] or "default",
             entity_of_key=options["entity"] is None,
+            dir=options["dir"],
             **fields_of,
         )
     transport = Transport(options["url"], options["api_key"])
@@ -350,20 +381,23 @@ def _start(options: dict[str, Any]) -> Run:
         if mode != "auto":
             raise
         transport.close()
-        warnings.warn(
-            f"modelreg: {exc.message}. Recording this run offline instead; upload it later with `modelreg sync`.",
-            OfflineFallback,
-            stacklevel=3,
-        )
         # The run keeps the id and environment its online start was tried with.
         entity = fields["entity"] if fields else options["entity"] or "default"
-        return OfflineRun.start_offline(
-            options["offline_dir"],
+        offline = OfflineRun.start_offline(
+            _offline_folder(options),
             entity=entity,
             **fields_of,
             fields=fields,
             entity_of_key=fields is None and options["entity"] is None,
+            dir=options["dir"],
         )
+        warnings.warn(
+            f"modelreg: {exc.message}. Recording this run offline instead; upload it later with "
+            f"`modelreg sync {offline.spool.folder}`.",
+            OfflineFallback,
+            stacklevel=3,
+        )
+        return offline
 
 
 def _viewer_entity(transport: Transport) -> str:

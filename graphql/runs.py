@@ -20,6 +20,7 @@ from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.launch import Job
 from modelreg.graphql.metrics import (
     HISTORY_ARGUMENTS,
+    MAX_POINTS_READ,
     MetricCurve,
     MetricHistoryPage,
     resolve_history,
@@ -116,6 +117,11 @@ class Run(graphene.ObjectType):
         description="every point, one row per step in step order, `first` steps a page",
     )
     last_history_step = graphene.Int(description="the highest step it logged (a resumed run goes on after it)")
+    metric_count = graphene.Int(
+        required=True,
+        description="how many metrics it logged: a scanHistory page of `first` steps of all of them reads up to "
+        f"`first` x metricCount points, which may be at most {MAX_POINTS_READ:,}",
+    )
     notes = graphene.String()
     tags = graphene.List(graphene.NonNull(graphene.String), required=True)
     group = graphene.String()
@@ -160,6 +166,10 @@ class Run(graphene.ObjectType):
     @staticmethod
     async def resolve_last_history_step(row: dict, info: graphene.ResolveInfo) -> int | None:
         return await MetricQueries(info.context.reads.pool).last_step((row["entity"], row["project"], row["run_id"]))
+
+    @staticmethod
+    async def resolve_metric_count(row: dict, info: graphene.ResolveInfo) -> int:
+        return await MetricQueries(info.context.reads.pool).metric_count((row["entity"], row["project"], row["run_id"]))
 
     @staticmethod
     def resolve_tags(row: dict, info: graphene.ResolveInfo) -> list[str]:

@@ -207,6 +207,12 @@ class MetricQueries:
             "SELECT max(last_step) FROM run_metric_chunks WHERE entity = $1 AND project = $2 AND run_id = $3", *run
         )
 
+    async def metric_count(self, run: tuple[str, str, str]) -> int:
+        """How many metrics the run logged (from the chunks' key index: no point is read)."""
+        return await self.pool.fetchval(
+            "SELECT count(DISTINCT key) FROM run_metric_chunks WHERE entity = $1 AND project = $2 AND run_id = $3", *run
+        )
+
     async def points(
         self,
         run: tuple[str, str, str],

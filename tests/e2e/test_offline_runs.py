@@ -381,6 +381,31 @@ def test_with_no_server_mode_auto_records_offline_and_says_so(tmp_path: Path) ->
     assert [e.kind for e in Spool(folder).entries()] == ["start_run", "log_metrics", "finish_run"]
 
 
+def test_an_offline_run_keeps_its_files_and_its_record_under_dir_as_an_online_run_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # dir= and WANDB_DIR were ignored offline: run.dir and the record went under the working directory.
+    monkeypatch.delenv("MODELREG_OFFLINE_DIR", raising=False)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    scratch = tmp_path / "scratch"
+    with modelreg.init(project="nature", entity="acme", mode="offline", dir=str(scratch)) as run:
+        assert Path(run.dir) == scratch / "modelreg" / f"run-{run.id}" / "files"
+        assert run.spool.folder.parent == scratch / "modelreg-offline"  # W&B's <dir>/wandb/offline-run-*
+    assert f"modelreg sync {run.spool.folder}\n" in capsys.readouterr().err
+    with pytest.warns(modelreg.OfflineFallback, match=f"modelreg sync {scratch / 'modelreg-offline'}/offline-run-"):
+        fallen_back = modelreg.init(project="nature", entity="acme", url=closed_port_url(), mode="auto", dir=scratch)
+    with fallen_back:
+        assert Path(fallen_back.dir).is_relative_to(scratch) and fallen_back.spool.folder.is_relative_to(scratch)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "from-env"))
+    with modelreg.init(project="nature", entity="acme", mode="offline") as run:
+        assert run.spool.folder.is_relative_to(tmp_path / "from-env") and run.dir.startswith(str(tmp_path / "from-env"))
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path / "spool") as run:
+        assert run.spool.folder.parent == tmp_path / "spool"  # the offline folder, when given, still wins
+    assert not list((tmp_path / "work").iterdir())
+    assert len(offline_run_folders([scratch / "modelreg-offline"])) == 2
+
+
 def test_offline_use_artifact_needs_an_id_or_an_artifact_of_the_same_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

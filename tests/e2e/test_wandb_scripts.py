@@ -294,6 +294,26 @@ async def test_a_preempted_script_started_again_with_resume_true_joins_the_run_i
     assert run == {"state": "FINISHED", "metrics": [{"step": s} for s in range(6)]}
 
 
+def resume_without_a_run_to_join(resume: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.delenv("WANDB_RUN_ID", raising=False)
+    with pytest.raises(InvalidInput) as refused:
+        wandb.init(project="nothing-to-join", resume=resume)
+    assert wandb.run is None
+    return refused.value.message
+
+
+async def test_resume_must_without_an_id_and_an_unknown_resume_are_refused_before_a_run_starts(
+    server: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both started a new run at step 0, the script's resumed training logging over nothing it knew of.
+    must = await in_thread(resume_without_a_run_to_join, "must", monkeypatch)
+    assert "resume='must'" in must and "pass id=, or set MODELREG_RUN_ID or WANDB_RUN_ID" in must
+    bogus = await in_thread(resume_without_a_run_to_join, "bogus", monkeypatch)
+    assert "init(resume='bogus'): give one of 'allow', 'must', 'never', 'auto', True, False" in bogus
+    started = await server.graphql('{ runs(entity: "alice", project: "nothing-to-join") { items { runId } } }')
+    assert started["data"]["runs"]["items"] == []
+
+
 # W&B's export and analysis scripts, as its public API guide writes them.
 
 
@@ -881,6 +901,43 @@ async def test_runs_are_found_with_w_and_b_filters_and_orders_and_read_back_with
             assert index in plan, plan
     finally:
         await connection.close()
+
+
+def scan_a_thousand_and_one_metrics() -> dict[str, Any]:
+    with wandb.init(project="hc") as run:
+        for step in range(3):
+            wandb.log({f"grad_norm/layer{k}": step + k / 1000 for k in range(1001)})
+        path = run.path
+    public = wandb.Api().run(path)
+    every_key = [f"grad_norm/layer{k}" for k in range(1001)]
+    return {
+        "rows": list(public.scan_history()),
+        "with keys": list(public.scan_history(keys=every_key)),
+        "a long page": [row["_step"] for row in public.scan_history(keys=["grad_norm/layer7"], page_size=20_000)],
+        "from step 1": [row["_step"] for row in public.scan_history(min_step=1, page_size=1)],
+    }
+
+
+async def test_a_run_of_over_a_thousand_metrics_is_scanned_whole_in_pages_the_server_reads(server: Stack) -> None:
+    # 1,001 metrics x the default 1,000 steps a page could be over the 1,000,000 points the server reads for one
+    # page: it refused the scan, which W&B answers.
+    found = await in_thread(scan_a_thousand_and_one_metrics)
+
+    expected = [{"_step": step, **{f"grad_norm/layer{k}": step + k / 1000 for k in range(1001)}} for step in range(3)]
+    assert found["rows"] == expected and found["with keys"] == expected
+    assert found["a long page"] == [0, 1, 2] and found["from step 1"] == [1, 2]
+
+
+async def test_a_metric_stored_under_w_and_bs_step_name_never_moves_the_row_it_is_read_in(server: Stack) -> None:
+    # Logged by clients before it was left out (and by any GraphQL client): read back, it overrode the step.
+    await server.graphql('mutation { startRun(input: {entity: "alice", project: "steps", runId: "old"}) { runId } }')
+    series = [{"key": "m", "firstStep": 0, "values": [0, 1, 2]}, {"key": "_step", "firstStep": 1, "values": [100]}]
+    batch = {"entity": "alice", "project": "steps", "runId": "old", "series": series}
+    await server.graphql("mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }", {"i": batch})
+
+    public = await in_thread(wandb.Api().run, "alice/steps/old")
+    assert [row["_step"] for row in await in_thread(lambda: list(public.scan_history()))] == [0, 1, 2]
+    assert [row["_step"] for row in await in_thread(public.history, 500, None, "_step", False)] == [0, 1, 2]
 
 
 # Alerts: an audit record and a live event.

@@ -51,8 +51,8 @@ def spooled_points(folder: Path) -> dict[str, list[tuple[int, float]]]:
 def test_run_log_records_numbers_of_every_kind_and_flattens_nested_dicts(tmp_path: Path) -> None:
     points = recorded(
         tmp_path,
-        {"loss": 0.5, "epoch": 3, "best": True, "eval": {"acc": 0.9, "top": {"k5": Scalar(0.99)}}, 7: 1.5},
-        {"loss": 0.25, "epoch": 4, "best": False, "eval": {"acc": 0.95, "top": {"k5": Scalar(1.0)}}, 7: 2.5},
+        {"loss": 0.5, "epoch": 3, "best": True, "eval": {"acc": 0.9, "top": {"k5": Scalar(0.99)}, 7: 1.5}},
+        {"loss": 0.25, "epoch": 4, "best": False, "eval": {"acc": 0.95, "top": {"k5": Scalar(1.0)}, 7: 2.5}},
     )
     assert points == {
         "loss": [(0, 0.5), (1, 0.25)],
@@ -60,8 +60,50 @@ def test_run_log_records_numbers_of_every_kind_and_flattens_nested_dicts(tmp_pat
         "best": [(0, 1.0), (1, 0.0)],
         "eval.acc": [(0, 0.9), (1, 0.95)],
         "eval.top.k5": [(0, 0.99), (1, 1.0)],
-        "7": [(0, 1.5), (1, 2.5)],
+        "eval.7": [(0, 1.5), (1, 2.5)],  # a nested key is named by its place, as W&B's flattened name
     }
+
+
+def test_a_metric_name_that_is_not_text_is_refused_as_w_and_b_refuses_it(tmp_path: Path) -> None:
+    # It was logged as "1": W&B's run.log raises, so a script that ran there never logs one.
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+        with pytest.raises(TypeError, match=r"run.log: a metric name is text, not int \(1\)"):
+            run.log({"loss": 0.5, 1: 3})
+        run.log({"loss": 0.25})
+        folder = run.spool.folder
+    assert spooled_points(folder) == {"loss": [(0, 0.25)]}
+
+
+def test_text_is_no_number_however_it_reads_left_out_of_the_history_and_kept_in_the_summary(tmp_path: Path) -> None:
+    # "1.10" was logged as 1.1, "007" as 7.0, b"7" as 7.0; "inf" and "nan" were dropped as floats.
+    texts = {"version": "1.10", "seed": "007", "lr": "3e-4", "limit": "inf", "score": "nan"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+            run.log({"loss": 0.5, **texts, "raw": b"7", "nested": {"tag": "12"}, "bad": "a\x00b"})
+            summary = dict(run.summary)
+            folder = run.spool.folder
+    assert spooled_points(folder) == {"loss": [(0, 0.5)]}
+    assert summary == {"loss": 0.5, **texts, "nested.tag": "12"}  # W&B's summary keeps text; bytes are no text
+    [finished] = [entry.input for entry in Spool(folder).entries() if entry.kind == "finish_run"]
+    assert finished["summary"] == summary
+    said = " ".join(str(w.message) for w in caught if issubclass(w.category, IgnoredByModelreg))
+    assert "logging text (such as 'version')" in said and "logging bytes values (such as 'raw')" in said
+
+
+def test_w_and_bs_own_keys_logged_are_left_out_and_the_steps_go_on_as_logged(tmp_path: Path) -> None:
+    # `_step` was recorded as a metric: read back, it overrode the row's step (100 in a run at step 1).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+            run.log({"m": 0})
+            run.log({"_step": 100, "_runtime": 3.5, "_timestamp": 1.7e9, "m": 1})
+            run.log({"m": 2})
+            assert dict(run.summary) == {"m": 2} and run.step == 3
+            folder = run.spool.folder
+    assert spooled_points(folder) == {"m": [(0, 0.0), (1, 1.0), (2, 2.0)]}
+    said = [str(w.message) for w in caught if issubclass(w.category, IgnoredByModelreg)]
+    assert any("logging '_step' is accepted and ignored" in message for message in said)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "high", None, [1.0], 10**400])
