@@ -219,6 +219,7 @@ class PublicRun:
         the page's steps times the metrics would be more points than the server reads for a page. `min_step` and
         `max_step` are applied here (scanHistory starts only after a page's cursor): the steps before `min_step`
         are read too."""
+        keys, only_the_step = _metrics_asked(keys)
         rows = self._scan_page_rows(keys, page_size)
         if rows is None:
             return
@@ -235,7 +236,7 @@ class PublicRun:
                     return
                 if (min_step is not None and step < min_step) or (keys and any(k not in values for k in keys)):
                     continue
-                yield {**values, "_step": step}  # a metric is never the row's step
+                yield {"_step": step} if only_the_step else {**values, "_step": step}  # a metric is never the step
             if not page["hasNextPage"]:
                 return
             after = page["endCursor"]
@@ -260,6 +261,7 @@ class PublicRun:
         steps having all of them, as W&B does, the first and last included (the server chooses the steps once for
         every metric: `history(byStep: true)`). Without: each metric sampled on its own (`samples` points, its first
         and last included) and the rows merged by step, so that a metric logged at few steps is not left out."""
+        keys, only_the_step = _metrics_asked(keys)
         variables = {
             "e": self.entity,
             "p": self.project,
@@ -273,7 +275,10 @@ class PublicRun:
         for curve in run["history"]:
             for step, value in zip(curve["steps"], curve["values"], strict=True):
                 by_step.setdefault(int(step), {})[curve["key"]] = value
-        rows = [{**values, "_step": step} for step, values in sorted(by_step.items())]  # a metric is never the step
+        rows = [
+            {"_step": step} if only_the_step else {**values, "_step": step}  # a metric is never the step
+            for step, values in sorted(by_step.items())
+        ]
         if pandas:
             try:
                 import pandas as pd  # type: ignore[import-untyped]
@@ -314,3 +319,18 @@ class PublicRun:
 
 
 _ABSENT = object()
+
+
+# What W&B writes into every row itself: `keys=["_step", "loss"]` (a common W&B idiom) asks for loss by step. Asked
+# of the server as metrics, they matched no row. _runtime and _timestamp are not recorded here: left out of the rows.
+_ROW_KEYS = ("_step", "_runtime", "_timestamp")
+
+
+def _metrics_asked(keys: list[str] | None) -> tuple[list[str] | None, bool]:
+    """The metrics `keys` asks the server for, and whether they asked for the step alone (every step's row)."""
+    if keys is None:
+        return None, False
+    metrics = [k for k in keys if k not in _ROW_KEYS]
+    if not metrics and keys:
+        return None, True
+    return metrics, False

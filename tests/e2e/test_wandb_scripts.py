@@ -940,6 +940,27 @@ async def test_a_metric_stored_under_w_and_bs_step_name_never_moves_the_row_it_i
     assert [row["_step"] for row in await in_thread(public.history, 500, None, "_step", False)] == [0, 1, 2]
 
 
+def log_loss_by_step() -> str:
+    with wandb.init(project="steps") as run:
+        for step in range(5):
+            wandb.log({"loss": 1.0 / (step + 1), "acc": step / 10})
+        return run.path
+
+
+async def test_asking_for_the_step_among_the_keys_as_w_and_b_scripts_do_reads_the_metrics_by_step(
+    server: Stack,
+) -> None:
+    # `history(keys=["_step", "loss"])` is how W&B scripts ask for a curve: _step was asked of the server as a
+    # metric, and no row had it.
+    public = await in_thread(wandb.Api().run, await in_thread(log_loss_by_step))
+    scanned = await in_thread(lambda: list(public.scan_history(keys=["_step", "loss"])))
+    assert scanned == [{"_step": s, "loss": 1.0 / (s + 1)} for s in range(5)]
+    sampled = await in_thread(public.history, 500, ["_step", "loss", "_timestamp"], "_step", False)
+    assert sampled == scanned
+    steps_only = await in_thread(lambda: list(public.scan_history(keys=["_step"])))
+    assert steps_only == [{"_step": s} for s in range(5)]
+
+
 # Alerts: an audit record and a live event.
 
 
