@@ -6,11 +6,16 @@ asked, as W&B stores it: `define_metric("acc", summary="max")` gives `summary["a
 documentation asks for, a warning says so) and "none" (nothing), several comma-separated, and several definitions
 of one name add up (`overwrite=True` replaces). A name ending in `*` defines every key that starts with the rest
 (`val/*`).
+
+A resumed run goes on from its history (`resume_from`: each metric's last value, min, max, sum and count, which
+the server reads from its metric chunks), so that a max or a mean spans every process that logged to it, as
+W&B's, which streams the summary while the run logs, keeps them after a preemption.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +35,7 @@ class Definition:
 class MetricSummaries:
     defined: dict[str, Definition] = field(default_factory=dict)
     _of_key: dict[str, Definition | None] = field(default_factory=dict)  # by logged key, once looked up
-    _seen: dict[str, dict[str, float]] = field(default_factory=dict)  # min, max, total and count per key
+    _seen: dict[str, dict[str, float]] = field(default_factory=dict)  # min, max, total, count and last per key
 
     def define(self, name: str, summary: str, goal: str | None, overwrite: bool) -> None:
         kinds = frozenset(kind.strip() for kind in summary.split(",") if kind.strip())
@@ -53,6 +58,27 @@ class MetricSummaries:
             )
         self.defined[name] = Definition(kinds, goal)
         self._of_key.clear()
+
+    def resume_from(self, logged: Iterable[dict[str, Any]]) -> None:
+        """A resumed run's history (the server's Run.historySummary), which its metrics' summaries go on from."""
+        for metric in logged:
+            self._seen[metric["key"]] = {
+                "min": metric["min"],
+                "max": metric["max"],
+                "total": metric["sum"],
+                "count": metric["points"],
+                "last": metric["last"],
+            }
+
+    def of_history(self, keys: Iterable[str]) -> dict[str, dict[str, float]]:
+        """What the summary keeps of each of `keys` that a definition names, from what was seen of it: a resumed
+        run's history before it logs the metric again ({} for "none": nothing)."""
+        kept = {}
+        for key in keys:
+            definition = self._definition(key)
+            if definition is not None and key in self._seen:
+                kept[key] = self._view(definition, self._seen[key])
+        return kept
 
     def summarized(self, numbers: dict[str, float], summary: dict[str, Any]) -> dict[str, Any]:
         """What the summary takes of one step's `numbers`, given what it holds (`summary`)."""
@@ -80,26 +106,31 @@ class MetricSummaries:
         return self._of_key[key]
 
     def _shown(self, key: str, value: float, definition: Definition, held: Any) -> dict[str, float]:
-        kinds = definition.kinds
         shown = dict(held) if isinstance(held, dict) else {}
         seen = self._seen.setdefault(key, {})
-        # A resumed run goes on from the extremes its summary holds.
+        # A resumed run whose history summary left this metric out (past its first 1,000) goes on from the
+        # extremes its summary holds.
         for extreme in ("min", "max"):
             if extreme not in seen and isinstance(shown.get(extreme), int | float):
                 seen[extreme] = shown[extreme]
-        best = "max" if definition.goal == "maximize" else "min"
         if value <= seen.get("min", value):
             seen["min"] = value
         if value >= seen.get("max", value):
             seen["max"] = value
         seen["total"] = seen.get("total", 0.0) + value
         seen["count"] = seen.get("count", 0) + 1
-        for kind in kinds & {"min", "max"}:
-            shown[kind] = seen[kind]
-        if "best" in kinds:
-            shown["best"] = seen[best]
-        if "mean" in kinds:
-            shown["mean"] = seen["total"] / seen["count"]
-        if "last" in kinds:
-            shown["last"] = value
+        seen["last"] = value
+        shown.update(self._view(definition, seen))
         return shown
+
+    @staticmethod
+    def _view(definition: Definition, seen: dict[str, float]) -> dict[str, float]:
+        kinds = definition.kinds
+        view = {kind: seen[kind] for kind in sorted(kinds & {"min", "max"})}
+        if "best" in kinds:
+            view["best"] = seen["max" if definition.goal == "maximize" else "min"]
+        if "mean" in kinds:
+            view["mean"] = seen["total"] / seen["count"]
+        if "last" in kinds:
+            view["last"] = seen["last"]
+        return view

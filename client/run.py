@@ -165,6 +165,8 @@ class Run:
         # The current step was logged to, if only with values left out (images, text): W&B counts it as a step.
         self._step_logged = False
         self._summaries = MetricSummaries()  # what define_metric asked the summary to keep
+        # A resumed run's metrics its summary holds the last value of from the history, not logged again since.
+        self._from_history: dict[str, float] = {}
         self._finished = False
         # W&B's _init_pid: a process forked from this one (a DataLoader worker, a multiprocessing pool) inherits
         # the run but must not end or change it; its finish, init or summary once finished the parent's run.
@@ -295,12 +297,20 @@ class Run:
             lambda: self.transport.graphql(_HEARTBEAT, {"i": run}), lambda: self._metrics.delivered_at
         )
 
-    def resume_after(self, step: int | None) -> None:
-        """A joined run goes on after the last step it logged, never over it."""
+    def resume_after(self, step: int | None, logged: Sequence[dict[str, Any]] = ()) -> None:
+        """A joined run goes on after the last step it logged, never over it, and its summary from what it logged
+        (`logged`: the server's historySummary, each metric's last value, min, max, sum and count): a process
+        killed before its finish never sent its metrics' values. A value the summary holds (the script set it, or
+        a finish sent it) stays; the metrics define_metric summarizes go on from the whole history."""
         self._resumed = True
         if step is not None:
             self._step = max(self._step, step + 1)
             self.starting_step = self._step
+        held = self.summary.as_dict()
+        # The server's own last value (it marked the run crashed) is taken as the history's too.
+        self._from_history = {m["key"]: m["last"] for m in logged if held.get(m["key"], m["last"]) == m["last"]}
+        self.summary.keep(self._from_history)
+        self._summaries.resume_from(logged)
 
     @property
     def offline(self) -> bool:
@@ -344,6 +354,9 @@ class Run:
                     self._step = step
                 self._pending.update(numbers)
                 self._step_logged = self._step_logged or bool(data)
+                if self._from_history:
+                    for key in numbers:
+                        self._from_history.pop(key, None)
                 summarized = self._summaries.summarized(numbers, self.summary) if self._summaries.defined else numbers
                 self.summary.keep(summarized)
                 if texts:  # not a metric: its last value, where define_metric said nothing of it
@@ -392,7 +405,21 @@ class Run:
             if value is not None:
                 ignore(f"define_metric({option}=...)", "every logged key is charted against the step")
         if summary is not None:
-            self._summaries.define(name, summary, goal, bool(overwrite))
+            with self._logging:  # a thread of the script's may be logging
+                self._summaries.define(name, summary, goal, bool(overwrite))
+                if self._from_history:
+                    self._summarize_history()
+
+    def _summarize_history(self) -> None:
+        """A resumed run's metrics its summary holds the history's last value of: what their definitions keep of
+        the history instead (W&B's summary held that when the process before was killed)."""
+        untouched = [key for key, last in self._from_history.items() if self.summary.get(key) == last]
+        for key, shown in self._summaries.of_history(untouched).items():
+            self._from_history.pop(key)
+            if shown:
+                self.summary.keep({key: shown})
+            else:  # "none": no summary of it
+                self.summary.forget(key)
 
     def watch(self, *args: Any, **kwargs: Any) -> None:
         ignore("watch()", "gradients and parameters are not recorded")

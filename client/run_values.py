@@ -162,6 +162,10 @@ class ReportedDict(dict[str, Any]):
         """Take values without reporting them (they reach the server another way)."""
         super().update(values)
 
+    def forget(self, key: str) -> None:
+        """Drop a value without reporting it (one kept, never sent)."""
+        super().pop(key, None)
+
     def _changed(self, changes: dict[str, Any]) -> None:
         changes = {k: v for k, v in changes.items() if k not in self or dict.__getitem__(self, k) != v}
         if not changes:

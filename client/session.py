@@ -57,9 +57,13 @@ _SETTINGS = {
     "base_url": "url",
     "api_key": "api_key",
 }
-_RUN = """query($e: String!, $p: String!, $r: String!) {
-  run(entity: $e, project: $p, runId: $r) { runId name jobType state config summary notes tags group lastHistoryStep }
-}"""
+_RUN_FIELDS = "runId name jobType state config summary notes tags group lastHistoryStep"
+_RUN = f"""query($e: String!, $p: String!, $r: String!) {{
+  run(entity: $e, project: $p, runId: $r) {{ {_RUN_FIELDS} historySummary {{ key last min max sum points }} }}
+}}"""
+_RUN_OF_AN_OLDER_SERVER = f"""query($e: String!, $p: String!, $r: String!) {{
+  run(entity: $e, project: $p, runId: $r) {{ {_RUN_FIELDS} }}
+}}"""
 
 _current: Run | None = None
 _launched_run_started = False
@@ -411,7 +415,7 @@ def _resumed(transport: Transport, options: dict[str, Any], entity: str) -> Run 
     resume, run_id = options["resume"], options["run_id"]
     if resume in (None, False, "never") or run_id is None:
         return None
-    found = transport.graphql(_RUN, {"e": entity, "p": options["project"], "r": run_id})["run"]
+    found = _run_as_stored(transport, {"e": entity, "p": options["project"], "r": run_id})
     if found is None:
         if resume == "must":
             raise NotFound(f"run {entity}/{options['project']}/{run_id} does not exist, and resume='must'")
@@ -434,8 +438,18 @@ def _resumed(transport: Transport, options: dict[str, Any], entity: str) -> Run 
     run.start_beating()
     run.summary.keep(found["summary"] or {})  # what it had; its finish merges in what this process adds
     run.config.update(options["config"])  # what this process passes wins, as events
-    run.resume_after(found["lastHistoryStep"])
+    run.resume_after(found["lastHistoryStep"], found.get("historySummary", ()))  # what a killed process never sent
     return run
+
+
+def _run_as_stored(transport: Transport, path: dict[str, str]) -> dict[str, Any] | None:
+    try:
+        return transport.graphql(_RUN, path)["run"]
+    except ModelregError as exc:
+        if "historySummary" not in exc.message:
+            raise
+        # A server of an older build: the summary goes on from what the run's summary holds, as it did.
+        return transport.graphql(_RUN_OF_AN_OLDER_SERVER, path)["run"]
 
 
 # W&B's module-level functions, acting on the current run.

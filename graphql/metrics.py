@@ -1,6 +1,7 @@
 """A run's metrics: the batch the client's sender ships (logMetricBatch), and the history read back
 (`Run.history`: sampled curves for a chart, or with `byStep` sampled steps, the same for every metric, as W&B's
-`run.history()` reads them; `Run.scanHistory`: every point, a page of steps at a time)."""
+`run.history()` reads them; `Run.scanHistory`: every point, a page of steps at a time; `Run.historySummary`: each
+metric's last value, min, max and sum, what a resumed run's summary goes on from)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,15 @@ class MetricHistoryRow(graphene.ObjectType):
 MetricHistoryPage = page_of(MetricHistoryRow, name="MetricHistoryPage")
 
 
+class MetricHistorySummary(graphene.ObjectType):
+    key = graphene.String(required=True)
+    last = graphene.Float(required=True, description="its value at its last step")
+    min = graphene.Float(required=True)
+    max = graphene.Float(required=True)
+    sum = graphene.Float(required=True, description="of all its values (a mean is sum / points)")
+    points = graphene.Int(required=True, description="how many values it was logged (again at a step: both count)")
+
+
 def _run_of(row: dict) -> tuple[str, str, str]:
     return row["entity"], row["project"], row["run_id"]
 
@@ -135,6 +145,14 @@ async def resolve_scan_history(
         "end_cursor": encode_cursor(page.last_step) if page.last_step is not None else after,
         "has_next_page": page.has_more,
     }
+
+
+async def resolve_history_summary(row: dict, info: graphene.ResolveInfo) -> list[dict]:
+    async with info.context.metric_reads:
+        summaries = await MetricQueries(info.context.reads.pool).logged_summaries(_run_of(row))
+    # A few numbers per chunk to read, but an object per metric in the answer (a list of runs asks it of each).
+    take_points(info, len(summaries), LISTED_POINT_WEIGHT)
+    return summaries
 
 
 async def resolve_metric_points(row: dict, info: graphene.ResolveInfo, key: str | None = None) -> list[dict]:

@@ -23,7 +23,9 @@ from modelreg.graphql.metrics import (
     MAX_POINTS_READ,
     MetricCurve,
     MetricHistoryPage,
+    MetricHistorySummary,
     resolve_history,
+    resolve_history_summary,
     resolve_metric_points,
     resolve_scan_history,
 )
@@ -121,6 +123,13 @@ class Run(graphene.ObjectType):
         required=True,
         description="how many metrics it logged: a scanHistory page of `first` steps of all of them reads up to "
         f"`first` x metricCount points, which may be at most {MAX_POINTS_READ:,}",
+    )
+    history_summary = graphene.List(
+        graphene.NonNull(MetricHistorySummary),
+        required=True,
+        resolver=resolve_history_summary,
+        description="each metric's last value, min, max and sum over its whole history (at most 1,000 metrics, by "
+        "name), read from a few numbers per chunk: what a resumed run's summary goes on from",
     )
     notes = graphene.String()
     tags = graphene.List(graphene.NonNull(graphene.String), required=True)

@@ -9,7 +9,9 @@ A value logged again at a step already stored lands in a later chunk (its batch 
 chunk): readers take chunks in log order and the later one wins, as a row upserted at (key, step) did.
 A million points are ~250 chunks: reading a curve is reading a few rows, not a million. A chunk also keeps
 its points at steps that are multiples of THUMBNAIL_EVERY (its thumbnail, a few hundred bytes): a sampled
-history of a long curve reads those, 1/32 of the bytes, instead of every point.
+history of a long curve reads those, 1/32 of the bytes, instead of every point. And it keeps the lowest and
+highest of its values and their sum (SCHEMA_CHUNK_SUMMARIES): a run's summary over its whole history (a resumed
+run's define_metric min, max and mean) is read from a few numbers per chunk, not from its points.
 """
 
 from __future__ import annotations
@@ -61,23 +63,32 @@ FROM run_metrics GROUP BY entity, project, run_id, key;
 DROP TABLE run_metrics;
 """
 
-# One statement per batch, all its metrics at once. $4..$11: per metric key, first and last step, points,
-# steps (NULL: dense), values, thumbnail steps and values; $12 the event's time; $13 CHUNK_POINTS.
+# Chunks written before it keep NULL there, grown later too (a summary of part of a chunk would be wrong): their
+# values are read instead (MetricQueries.logged_summaries).
+SCHEMA_CHUNK_SUMMARIES = """
+ALTER TABLE run_metric_chunks ADD COLUMN min_val float8, ADD COLUMN max_val float8, ADD COLUMN sum_vals float8;
+"""
+
+# One statement per batch, all its metrics at once. $4..$14: per metric key, first and last step, points,
+# steps (NULL: dense), values, thumbnail steps and values, the values' min, max and sum; $15 the event's time;
+# $16 CHUNK_POINTS.
 METRICS_LOGGED = f"""
 WITH incoming AS (
     SELECT * FROM unnest(
-        $4::text[], $5::int[], $6::int[], $7::int[], $8::bytea[], $9::bytea[], $10::bytea[], $11::bytea[]
+        $4::text[], $5::int[], $6::int[], $7::int[], $8::bytea[], $9::bytea[], $10::bytea[], $11::bytea[],
+        $12::float8[], $13::float8[], $14::float8[]
     )
-        AS i(key, first_step, last_step, points, steps, vals, thumb_steps, thumb_vals)
+        AS i(key, first_step, last_step, points, steps, vals, thumb_steps, thumb_vals, min_val, max_val, sum_vals)
 )
 INSERT INTO run_metric_chunks AS c
     (entity, project, run_id, key, chunk, first_step, last_step, points, steps, vals, thumb_steps, thumb_vals,
-     logged_at)
+     min_val, max_val, sum_vals, logged_at)
 SELECT $1, $2, $3, i.key,
        CASE WHEN l.chunk IS NULL THEN 0
-            WHEN l.points + i.points <= $13 AND i.first_step > l.last_step THEN l.chunk
+            WHEN l.points + i.points <= $16 AND i.first_step > l.last_step THEN l.chunk
             ELSE l.chunk + 1 END,
-       i.first_step, i.last_step, i.points, i.steps, i.vals, i.thumb_steps, i.thumb_vals, $12
+       i.first_step, i.last_step, i.points, i.steps, i.vals, i.thumb_steps, i.thumb_vals,
+       i.min_val, i.max_val, i.sum_vals, $15
 FROM incoming i
 LEFT JOIN LATERAL (
     SELECT chunk, points, last_step FROM run_metric_chunks
@@ -94,6 +105,9 @@ ON CONFLICT (entity, project, run_id, key, chunk) DO UPDATE SET
     vals = c.vals || EXCLUDED.vals,
     thumb_steps = c.thumb_steps || EXCLUDED.thumb_steps,
     thumb_vals = c.thumb_vals || EXCLUDED.thumb_vals,
+    min_val = CASE WHEN c.sum_vals IS NOT NULL THEN least(c.min_val, EXCLUDED.min_val) END,
+    max_val = CASE WHEN c.sum_vals IS NOT NULL THEN greatest(c.max_val, EXCLUDED.max_val) END,
+    sum_vals = c.sum_vals + EXCLUDED.sum_vals,
     logged_at = EXCLUDED.logged_at
 """
 
@@ -116,8 +130,9 @@ def unpack(code: str, data: bytes) -> array:
 
 
 def packed_series(series: Sequence[MetricSeries]) -> tuple[list, ...]:
-    """A batch's series as the column arrays METRICS_LOGGED takes ($4..$11)."""
+    """A batch's series as the column arrays METRICS_LOGGED takes ($4..$14)."""
     thumbnails = [thumbnail(s) for s in series]
+    summaries = [summary(s.values) for s in series]
     return (
         [s.key for s in series],
         [s.first_step for s in series],
@@ -127,7 +142,14 @@ def packed_series(series: Sequence[MetricSeries]) -> tuple[list, ...]:
         [pack("d", s.values) for s in series],
         [pack("i", steps) for steps, _ in thumbnails],
         [pack("d", values) for _, values in thumbnails],
+        *(list(column) for column in zip(*summaries, strict=True)),
     )
+
+
+def summary(values: Sequence[float]) -> tuple[float, float, float]:
+    """The values' min, max and sum. `+ 0.0` makes -0.0 0.0: least() and min() may keep either of two equal
+    zeros, and a replay must build the same bytes however its batches fall."""
+    return min(values) + 0.0, max(values) + 0.0, sum(values)
 
 
 def thumbnail(series: MetricSeries) -> tuple[Sequence[int], Sequence[float]]:

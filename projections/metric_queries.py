@@ -2,7 +2,8 @@
 
 `history` samples whole curves (a chart), each on its own; `sampled_steps` samples the run's steps, chosen once
 for all the metrics (rows by step: W&B's `run.history()`); `scan_page` pages through every point in step order, one row
-per step; `points` lists every point of a metric (small runs, the run page of older clients).
+per step; `points` lists every point of a metric (small runs, the run page of older clients); `last_values` and
+`logged_summaries` say what a summary streamed while the run logged would hold, from a few numbers per chunk.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from modelreg.errors import InvalidInput
-from modelreg.projections.metric_chunks import Curve, spread
+from modelreg.projections.metric_chunks import Curve, spread, unpack
 
 _CHUNKS = """
 SELECT key, first_step, last_step, steps, vals FROM run_metric_chunks
@@ -50,6 +51,23 @@ ORDER BY key, last_step DESC, chunk DESC
 LIMIT $4
 """
 
+# Each metric's min, max, sum and count of values over its chunks' own (none of its points read), in name order as
+# _LAST_CHUNKS (the same metrics under the same LIMIT). `unsummed`: some chunks were written before they kept them.
+_SUMMARIES = """
+SELECT key, min(min_val) AS min_val, max(max_val) AS max_val, sum(sum_vals) AS sum_vals, sum(points) AS points,
+       bool_or(sum_vals IS NULL) AS unsummed
+FROM run_metric_chunks
+WHERE entity = $1 AND project = $2 AND run_id = $3
+GROUP BY key
+ORDER BY key
+LIMIT $4
+"""
+
+_UNSUMMED = """
+SELECT key, vals FROM run_metric_chunks
+WHERE entity = $1 AND project = $2 AND run_id = $3 AND key = ANY($4) AND sum_vals IS NULL
+"""
+
 _LOGGED = """
 SELECT sum(points) FROM run_metric_chunks
 WHERE entity = $1 AND project = $2 AND run_id = $3 AND ($4::text[] IS NULL OR key = ANY($4))
@@ -63,6 +81,8 @@ ORDER BY key, first_step
 
 NO_STEP = -1
 LAST_STEP = 2**31 - 1
+# The metrics a summary read from the history holds at most (a run marked crashed, a resumed run): a few numbers each.
+SUMMARIZED_METRICS = 1_000
 
 
 @dataclass(frozen=True)
@@ -191,15 +211,40 @@ class MetricQueries:
         has_more = last is not None and max(r["last_step"] for r in outline) > last
         return HistoryPage([{"step": s, "values": by_step[s]} for s in steps], last, has_more)
 
-    async def last_values(self, run: tuple[str, str, str], max_keys: int = 1_000) -> dict[str, float]:
+    async def last_values(self, run: tuple[str, str, str], max_keys: int = SUMMARIZED_METRICS) -> dict[str, float]:
         """Each metric's value at its last step (W&B's summary of a run that never said otherwise), for at most
         `max_keys` metrics, by name."""
-        rows = await self.pool.fetch(_LAST_CHUNKS, *run, max_keys)
-        found = {}
-        for row in rows:
-            curve = Curve([(row["first_step"], row["last_step"], row["steps"], row["vals"])])
-            found[row["key"]] = curve.point(len(curve) - 1)[1]
-        return found
+        return _last_values(await self.pool.fetch(_LAST_CHUNKS, *run, max_keys))
+
+    async def logged_summaries(
+        self, run: tuple[str, str, str], max_keys: int = SUMMARIZED_METRICS
+    ) -> list[dict[str, Any]]:
+        """Each metric's last value and the min, max, sum and count (`points`) of its values over the whole history,
+        for at most `max_keys` metrics, in name order: what define_metric's summaries of a resumed run go on from.
+        A value logged again at a step counts beside the one it replaced, as in a summary kept while logging."""
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            rows = await conn.fetch(_SUMMARIES, *run, max_keys)
+            last = _last_values(await conn.fetch(_LAST_CHUNKS, *run, max_keys))  # of the same metrics: one snapshot
+            unsummed = [row["key"] for row in rows if row["unsummed"]]
+            chunks = await conn.fetch(_UNSUMMED, *run, unsummed) if unsummed else []
+        found = {
+            row["key"]: {
+                "key": row["key"],
+                "last": last[row["key"]],
+                "min": row["min_val"],
+                "max": row["max_val"],
+                "sum": row["sum_vals"],
+                "points": row["points"],
+            }
+            for row in rows
+        }
+        for chunk in chunks:  # few: only a registry migrated from an older build has them
+            values = unpack("d", chunk["vals"])
+            summary = found[chunk["key"]]
+            summary["min"] = min(values) if summary["min"] is None else min(summary["min"], min(values))
+            summary["max"] = max(values) if summary["max"] is None else max(summary["max"], max(values))
+            summary["sum"] = (summary["sum"] or 0.0) + sum(values)
+        return list(found.values())
 
     async def last_step(self, run: tuple[str, str, str]) -> int | None:
         """The highest step the run logged (W&B's lastHistoryStep), None before its first point."""
@@ -236,6 +281,15 @@ class MetricQueries:
             for k in sorted(curves)
             for step, value in curves[k].between(NO_STEP, LAST_STEP)
         ]
+
+
+def _last_values(last_chunks: Sequence[asyncpg.Record]) -> dict[str, float]:
+    """Each metric's value at its last step, from the chunks holding it (_LAST_CHUNKS)."""
+    found = {}
+    for row in last_chunks:
+        curve = Curve([(row["first_step"], row["last_step"], row["steps"], row["vals"])])
+        found[row["key"]] = curve.point(len(curve) - 1)[1]
+    return found
 
 
 def _steps_of(curves: Iterable[Curve], every: bool, after: int = NO_STEP, through: int = LAST_STEP) -> list[int]:

@@ -42,7 +42,13 @@ from modelreg.events.runs import (
     RunSynced,
 )
 from modelreg.projections.metric_batches import LAST_CHUNKS, Folded, last_chunks, metrics_of
-from modelreg.projections.metric_chunks import CHUNK_POINTS, METRICS_LOGGED, SCHEMA_CHUNKS, packed_series
+from modelreg.projections.metric_chunks import (
+    CHUNK_POINTS,
+    METRICS_LOGGED,
+    SCHEMA_CHUNK_SUMMARIES,
+    SCHEMA_CHUNKS,
+    packed_series,
+)
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
 from modelreg.projections.readable import FILES_V1, FILES_V2, FILES_V3
@@ -497,6 +503,7 @@ class RegistryProjection(Projection):
         Migration("registry", 11, SCHEMA_V11),
         Migration("registry", 12, SCHEMA_V12),
         Migration("registry", 13, SCHEMA_V13),
+        Migration("registry", 14, SCHEMA_CHUNK_SUMMARIES),
         # Which versions hold a file, for /blobs downloads of callers with private scopes hidden (readable.py).
         Migration("registry_files", 1, FILES_V1),
         Migration("registry_files", 2, FILES_V2),

@@ -60,6 +60,21 @@ for step in range(20_000):
 print("logged", flush=True)
 time.sleep(120)  # a long training step, where the scheduler's stop finds it
 """
+PREEMPTED = """
+import os
+import signal
+
+import modelreg as wandb
+
+run = wandb.init(project="crash", id="preempted", resume="allow")
+wandb.define_metric("acc", summary="max")
+wandb.define_metric("loss", summary="mean")
+for acc, loss in ((0.5, 4.0), (0.95, 2.0), (0.6, 3.0)):
+    wandb.log({"acc": acc, "loss": loss, "warmup_lr": acc / 10})
+run.summary["best_epoch"] = 1
+run.flush()
+os.kill(os.getpid(), signal.SIGKILL)  # preempted: no finish, no summary sent
+"""
 STATE = 'query($r: String!) { run(entity: "alice", project: "crash", runId: $r) { state } }'
 
 
@@ -171,6 +186,39 @@ async def test_a_run_stopped_by_sigterm_is_finished_with_every_point_before_the_
         code, stderr = await asyncio.to_thread(stop, "own-handler")
         assert code == 0 and "SIGTERM: finishing" not in stderr, stderr
         assert (await stack.graphql(ended, {"r": "own-handler"}))["data"]["run"]["state"] == "FINISHED"
+
+
+async def test_a_preempted_run_resumed_before_it_is_marked_crashed_summarizes_its_whole_history(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its summary on the server was only what the script set itself: the killed process's metrics were missing from
+    # it, and define_metric's max went on from the values logged after the resume alone.
+    async with Stack(settings) as stack:  # silent runs are marked after 15 minutes, as by default
+        assert stack.client is not None
+        monkeypatch.setenv("MODELREG_URL", str(stack.client.make_url("/")).rstrip("/"))
+        (tmp_path / "preempted.py").write_text(PREEMPTED)
+        env = {**os.environ, "PYTHONPATH": ""}
+        killed = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "preempted.py"], cwd=tmp_path, env=env, capture_output=True, timeout=120
+        )
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert await state_of(stack, "preempted") == "RUNNING"
+
+        def restarted() -> dict:
+            run = modelreg.init(project="crash", id="preempted", resume="allow")
+            modelreg.define_metric("acc", summary="max")
+            modelreg.define_metric("loss", summary="mean")
+            seen = dict(run.summary)
+            for acc, loss in ((0.6, 1.0), (0.7, 0.0)):
+                modelreg.log({"acc": acc, "loss": loss})
+            modelreg.finish()
+            return seen
+
+        seen = await asyncio.to_thread(restarted)
+        before = {"best_epoch": 1, "acc": {"max": 0.95}, "loss": {"mean": 3.0}, "warmup_lr": 0.6 / 10}
+        assert seen == before
+        found = await asyncio.to_thread(lambda: modelreg.Api().run("alice/crash/preempted").summary)
+        assert dict(found) == {**before, "loss": {"mean": 2.0}}
 
 
 async def _is(stack: Stack, run_id: str, state: str) -> bool:

@@ -1,11 +1,17 @@
-"""A registry written with one row per point (run_metrics) keeps every point when it moves to chunks."""
+"""A registry written with one row per point (run_metrics) keeps every point when it moves to chunks; chunks written
+before they kept their values' min, max and sum are summarized from their points."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import asyncpg
 import pytest
+from pytest import approx
 
 from modelreg.errors import InvalidInput
+from modelreg.events.runs import MetricSeries
+from modelreg.projections.metric_chunks import CHUNK_POINTS, METRICS_LOGGED, packed_series
 from modelreg.projections.metric_queries import MetricQueries
 from modelreg.projections.migrations import migrate
 from modelreg.services.infra.database import create_pool
@@ -37,6 +43,23 @@ async def test_points_of_the_old_table_are_read_back_from_chunks_after_the_migra
         thumbnail = await reads.history(("acme", "nature", "r1"), ["loss"], 3)
         assert thumbnail == [{"key": "loss", "steps": [0, 64, 99], "values": [1.0, 1 / 65, 1 / 100], "points": 100}]
         assert not await pool.fetchval("SELECT to_regclass('run_metrics') IS NOT NULL")
+
+        # Chunks of an older build keep no min, max or sum of their values, grown later neither: a resumed run's
+        # summary reads those from their points; a chunk written since, from its own.
+        grown = [
+            MetricSeries(key="loss", first_step=100, values=(5.0,)),
+            MetricSeries(key="acc", values=(0.25, 0.75), first_step=0),
+        ]
+        await pool.execute(
+            METRICS_LOGGED, "acme", "nature", "r1", *packed_series(grown), datetime.now(UTC), CHUNK_POINTS
+        )
+        assert await pool.fetchval("SELECT count(*) FROM run_metric_chunks WHERE sum_vals IS NULL") == 2
+        loss = [1 / (s + 1) for s in range(100)] + [5.0]
+        assert await reads.logged_summaries(("acme", "nature", "r1")) == [
+            {"key": "acc", "last": 0.75, "min": 0.25, "max": 0.75, "sum": 1.0, "points": 2},
+            {"key": "loss", "last": 5.0, "min": 1 / 100, "max": 5.0, "sum": approx(sum(loss)), "points": 101},
+            {"key": "val_loss", "last": 0.5, "min": 0.5, "max": 0.5, "sum": 1.0, "points": 2},
+        ]
     finally:
         await pool.close()
 

@@ -8,6 +8,7 @@ import random
 import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pytest import approx
 from support.delivery import in_order, interleaved, partitioned_by_stream
 from support.history import registry_history
 from support.tables import dump
@@ -19,6 +20,7 @@ from modelreg.events.log import LogRecord
 from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.events.runs import MetricSeries, MetricsLogged, RunStarted, run_stream
 from modelreg.projections.metric_chunks import CHUNK_POINTS
+from modelreg.projections.metric_queries import MetricQueries
 from modelreg.projections.positions import reset
 from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.projections_catalog import PROJECTIONS
@@ -177,9 +179,7 @@ def metrics_history() -> list[Envelope]:
     for n, (first, steps, count) in enumerate(shapes):
         for run_id in ("r1", "r2"):
             series = [
-                MetricSeries(
-                    key="loss", first_step=first, steps=steps, values=tuple(float(i + n) for i in range(count))
-                )
+                MetricSeries(key="loss", first_step=first, steps=steps, values=tuple((i + n) / 3 for i in range(count)))
             ]
             if n % 2:
                 series.append(MetricSeries(key="acc", first_step=first, steps=steps, values=(0.5,) * count))
@@ -202,3 +202,23 @@ async def test_metric_chunks_are_the_same_whatever_the_batches_that_carried_the_
 
     assert await build(pool, database_url, [[record] for record in whole]) == by_batch
     assert await build(pool, database_url, [whole[i : i + 3] for i in range(0, len(whole), 3)]) == by_batch
+
+    # Each chunk keeps its values' min, max and sum (added up event after event whatever the batches: a float sum
+    # depends on its order), which a resumed run's summary is read from: what the points say.
+    logged: dict[str, list[float]] = {}
+    for event in metrics_history():
+        if isinstance(event.payload, MetricsLogged) and event.payload.run_id == "r1":
+            for series in event.payload.series:
+                logged.setdefault(series.key, []).extend(series.values)
+    summaries = await MetricQueries(pool).logged_summaries(("acme", "den", "r1"))
+    assert summaries == [
+        {
+            "key": key,
+            "last": last,
+            "min": min(values),
+            "max": max(values),
+            "sum": approx(sum(values)),
+            "points": len(values),
+        }
+        for (key, values), last in zip(sorted(logged.items()), (0.5, (3 + 7) / 3), strict=True)
+    ]
