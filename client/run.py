@@ -168,6 +168,9 @@ class Run:
         # A resumed run's metrics its summary holds the last value of from the history, not logged again since.
         self._from_history: dict[str, float] = {}
         self._finished = False
+        # SIGTERM asked the process to stop: the run is being finished from another thread, and `log` takes no more
+        # (a loop logging without pause kept the run's lock from the finish).
+        self._stopped_by_signal = False
         # W&B's _init_pid: a process forked from this one (a DataLoader worker, a multiprocessing pool) inherits
         # the run but must not end or change it; its finish, init or summary once finished the parent's run.
         self._init_pid = os.getpid()
@@ -333,6 +336,8 @@ class Run:
         later one commits what was pending first. Numbers only (nested dicts flatten to `a.b`); other values
         are ignored with a one-time warning, text kept in the summary only, as W&B keeps it. A committed step
         goes to the background sender (client/metric_sender.py), which sends batches."""
+        if self._stopped_by_signal:
+            return  # SIGTERM: the run is being finished, and the process ends in a moment (session.py)
         if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
             if hasattr(step, "item") and float(step) == int(step):  # numpy integers
                 step = int(step)

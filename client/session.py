@@ -71,9 +71,10 @@ _launched_run_started = False
 # finished yet (reinit="create_new" keeps several).
 _open: list[tuple[int, Run]] = []
 _exit_code: list[int] = []  # 1 after an uncaught exception, or what sys.exit was given
-# How long a SIGTERM waits for the open runs to be flushed and finished before the process ends as SIGTERM ends it:
-# within the time a scheduler gives before its SIGKILL (Kubernetes' 30 s, Slurm's KillWait 30 s).
-TERM_WAIT_S = 20.0
+# How long a SIGTERM lets the open runs be flushed and finished before the process ends as SIGTERM ends it: within
+# the shortest grace a stop gives before its SIGKILL (the Launch agent's cancel and `docker stop`: 10 s).
+TERM_WAIT_S = 8.0
+_terminating: list[threading.Thread] = []  # the thread a SIGTERM started, which the exit waits for
 
 
 class OfflineFallback(UserWarning):
@@ -104,6 +105,8 @@ def forget(run: Run) -> None:
 def _finish_at_exit() -> None:
     """As W&B does, a run the script left open is finished when the interpreter exits: failed when an uncaught
     exception ended the script, else finished, with what it logged and its summary."""
+    for ending in _terminating:  # a SIGTERM's finish under way: the process ends when it is done, not before
+        ending.join(TERM_WAIT_S + 1)
     exit_code = _exit_code[-1] if _exit_code else 0
     for run in [r for pid, r in _open if pid == os.getpid()]:
         failed: list[str] = []
@@ -128,15 +131,23 @@ def _finish_at_exit() -> None:
 def _finish_when_terminated(signum: int, _frame: Any) -> None:
     """SIGTERM, a scheduler's stop (Kubernetes, Slurm, a spot instance's reclaim, the Launch agent's cancel), ended
     the process at once: the points of its last window were lost and its run left running until the server marked
-    it crashed. The open runs are flushed and finished first (failed, 143: 128 + SIGTERM), within TERM_WAIT_S;
-    then the process ends as SIGTERM ends it. The script's own code is not interrupted by an exception (a bare
-    `except:` would have swallowed the stop), and a second SIGTERM ends it at once."""
+    it crashed. The open runs are flushed and finished (failed, 143: 128 + SIGTERM) within TERM_WAIT_S, then the
+    process ends as SIGTERM ends it. The script is not interrupted by an exception (a bare `except:` would have
+    swallowed the stop), and a second SIGTERM ends it at once.
+
+    The work is a thread's, and this handler returns at once: the main thread, stopped where the signal found it,
+    may hold a lock the finish needs (a `run.log` waiting for room in the sender's buffer holds the run's)."""
+    if signal.getsignal(signal.SIGTERM) is not _finish_when_terminated:
+        # Another handler took SIGTERM after init and calls this one too (Lightning chains the handler it found):
+        # the process ends its own way (Lightning checkpoints, then raises), and the exit finishes the runs.
+        return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     runs = [r for pid, r in _open if pid == os.getpid()]
+    _open[:] = [(pid, r) for pid, r in _open if pid != os.getpid()]  # this thread finishes them, not the exit
+    for run in runs:
+        run._stopped_by_signal = True
 
     def finish() -> None:
-        # A thread: the main thread, stopped where the signal found it, may hold a lock the finish needs (a log
-        # call's, stderr's); the wait below is bounded, so such a finish is given up, never waited for.
         for run in runs:
             print(f"modelreg: SIGTERM: finishing run {run.path} (its last points are sent)", file=sys.stderr)
             try:
@@ -144,7 +155,7 @@ def _finish_when_terminated(signum: int, _frame: Any) -> None:
             except Exception as exc:  # noqa: BLE001 -- the process is going: say it, then try the next run
                 print(f"modelreg: run {run.path} could not be finished: {exc}", file=sys.stderr)
 
-    if runs:
+    def end_when_finished() -> None:
         finishing = threading.Thread(target=finish, name="modelreg-finish-at-sigterm", daemon=True)
         finishing.start()
         finishing.join(TERM_WAIT_S)
@@ -154,7 +165,11 @@ def _finish_when_terminated(signum: int, _frame: Any) -> None:
                 "them crashed",
                 file=sys.stderr,
             )
-    os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    ending = threading.Thread(target=end_when_finished, name="modelreg-sigterm", daemon=True)
+    _terminating.append(ending)
+    ending.start()
 
 
 def _watch_the_exit() -> None:
@@ -175,7 +190,11 @@ def _watch_the_exit() -> None:
     sys.excepthook = excepthook
     sys.exit = exit  # type: ignore[assignment]
     # Only where nobody chose what SIGTERM does (the script, its framework): their handler stays theirs.
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        and os.environ.get("MODELREG_FINISH_ON_SIGTERM", "1") != "0"
+    ):
         signal.signal(signal.SIGTERM, _finish_when_terminated)
     # Registered before any run's metric sender (atexit runs last-registered first): each sender flushes what
     # its run logged, then this finishes the runs.

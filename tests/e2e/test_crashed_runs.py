@@ -53,12 +53,24 @@ import time
 import modelreg
 
 run = modelreg.init(project="crash", id=sys.argv[1])
+stop_asked = []
 if sys.argv[1] == "own-handler":  # the script chose what SIGTERM does: it stays its choice
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+if sys.argv[1] == "chained":  # as Lightning's: its own handler, which calls the one it found (modelreg's)
+    found = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *a: (stop_asked.append(True), found(*a)))
 for step in range(20_000):
     run.log({"loss": 1.0 / (step + 1)})
 print("logged", flush=True)
-time.sleep(120)  # a long training step, where the scheduler's stop finds it
+if sys.argv[1] == "busy":  # stopped inside run.log, which holds the run's lock while the finish needs it
+    step = 20_000
+    while True:
+        run.log({"loss": 1.0 / (step + 1)})
+        step += 1
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline and not stop_asked:  # a long training step, where the scheduler's stop finds it
+    time.sleep(0.01)
+run.summary["stopped_cleanly"] = True  # the framework's own end: a checkpoint, then the script returns
 """
 PREEMPTED = """
 import os
@@ -75,6 +87,7 @@ run.summary["best_epoch"] = 1
 run.flush()
 os.kill(os.getpid(), signal.SIGKILL)  # preempted: no finish, no summary sent
 """
+
 STATE = 'query($r: String!) { run(entity: "alice", project: "crash", runId: $r) { state } }'
 
 
@@ -182,10 +195,23 @@ async def test_a_run_stopped_by_sigterm_is_finished_with_every_point_before_the_
         )
         assert points == 20_000
 
-        # A script that handles SIGTERM itself keeps its own way to end.
-        code, stderr = await asyncio.to_thread(stop, "own-handler")
-        assert code == 0 and "SIGTERM: finishing" not in stderr, stderr
-        assert (await stack.graphql(ended, {"r": "own-handler"}))["data"]["run"]["state"] == "FINISHED"
+        # Stopped while it logs without pause: the finish waits for the run's lock, which the main thread gives
+        # back once the handler has returned (it waited for the finish, holding the lock: 20 s, the run unfinished).
+        code, stderr = await asyncio.to_thread(stop, "busy")
+        assert code == -signal.SIGTERM and "not finished within" not in stderr, stderr
+        busy = (await stack.graphql(ended, {"r": "busy"}))["data"]["run"]
+        assert busy["state"] == "FAILED" and busy["exitCode"] == 143 and busy["lastHistoryStep"] >= 19_999
+        points = await asyncio.to_thread(
+            lambda: len(list(modelreg.Api().run("alice/crash/busy").scan_history(keys=["loss"])))
+        )
+        assert points == busy["lastHistoryStep"] + 1  # no step lost on the way
+
+        # A script that handles SIGTERM itself, or a framework that chains the handler it found, keeps its own way
+        # to end; the exit finishes the run as it ends.
+        for run_id in ("own-handler", "chained"):
+            code, stderr = await asyncio.to_thread(stop, run_id)
+            assert code == 0 and "SIGTERM: finishing" not in stderr, stderr
+            assert (await stack.graphql(ended, {"r": run_id}))["data"]["run"]["state"] == "FINISHED"
 
 
 async def test_a_preempted_run_resumed_before_it_is_marked_crashed_summarizes_its_whole_history(
