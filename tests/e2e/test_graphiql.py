@@ -4,6 +4,7 @@ address bar, and the page loads nothing from another host."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -46,6 +47,48 @@ async def test_a_web_ui_user_opens_graphiql_and_runs_a_query_with_their_key(stac
 
     assert hosts == {own_host}, hosts
     assert browser.problems == [], browser.problems
+
+
+async def test_a_mutation_a_link_brings_runs_with_the_web_ui_key_only_once_its_holder_confirms_it(stack: Stack) -> None:
+    from playwright.async_api import expect
+
+    url = str(stack.client.make_url("/"))  # type: ignore[union-attr]
+    key = await stack.key("user:alice")
+    # A link anyone can send an admin: a harmless query on screen, a mutation further down, and the link naming it.
+    document = "query Me { viewer { id } }" + "\n" * 60 + 'mutation Evil { createLaunchQueue(input: {name: "evil"}) { name } }'
+    link = f"{url}graphql?query={quote(document)}&operationName=Evil"
+    queues = "{ launchQueues { items { name } } }"
+
+    async with open_browser(url, failure_shot="graphiql-failure.png") as browser:
+        page = await browser.page(key, expect_principal="user:alice")
+        asked: list[str] = []
+
+        async def answer(dialog: Any, accept: bool) -> None:
+            asked.append(dialog.message)
+            await (dialog.accept() if accept else dialog.dismiss())
+
+        page.once("dialog", lambda dialog: asyncio.ensure_future(answer(dialog, accept=False)))
+        await page.goto(link)
+        await page.locator(".graphiql-query-editor .CodeMirror").click()
+        await page.keyboard.press("Control+End")  # the cursor on the mutation: the one a user runs on purpose
+        await page.keyboard.press("Control+Enter")
+        await expect(page.locator(".result-window")).to_contain_text("you did not confirm the mutation")
+        assert asked and "mutation Evil" in asked[0]
+        assert (await stack.graphql(queues))["data"]["launchQueues"]["items"] == []
+
+        page.once("dialog", lambda dialog: asyncio.ensure_future(answer(dialog, accept=True)))
+        await page.keyboard.press("Control+Enter")
+        await expect(page.locator(".result-window")).to_contain_text('"evil"')
+        assert (await stack.graphql(queues))["data"]["launchQueues"]["items"] == [{"name": "evil"}]
+
+        # A query runs as it did, without a word.
+        await page.locator(".graphiql-query-editor .CodeMirror").click()
+        await page.keyboard.press("Control+Home")
+        await page.keyboard.press("Control+Enter")
+        await expect(page.locator(".result-window")).to_contain_text("user:alice")
+        assert len(asked) == 2
+
+    assert [p for p in browser.problems if "401" not in p] == [], browser.problems
 
 
 async def test_a_key_typed_under_headers_is_used_and_never_kept_in_the_address(stack: Stack) -> None:
