@@ -828,6 +828,8 @@ def _numbers(data: dict[str, Any], prefix: str = "", texts: dict[str, str] | Non
     for key, value in data.items():
         if type(key) is str and not prefix:
             name = key
+        elif isinstance(key, str) and not prefix:  # numpy.str_, a StrEnum: text all the same, as W&B takes it
+            name = str(key)
         elif prefix:
             name = f"{prefix}{key}"
         else:

@@ -37,7 +37,7 @@ from modelreg.user_settings import LoginSettings, save_login
 MODES = ("online", "offline", "auto", "disabled")
 # W&B's `resume` values; WANDB_RESUME and MODELREG_RESUME spell True and False as text.
 RESUME_VALUES = ("allow", "must", "never", "auto", True, False)
-_RESUME_TEXT = {"true": True, "false": False}
+_RESUME_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _MODE_NAMES = {"dryrun": "offline", "run": "online", "shared": "online"}
 # wandb.Settings keys init understands, and the init argument each stands for.
 _SETTINGS = {
@@ -355,7 +355,7 @@ def _resolved(given: dict[str, Any]) -> dict[str, Any]:
 
 def _resume(value: Any) -> bool | str | None:
     """`resume` as W&B takes it (True or False written as text from the environment); anything else refused."""
-    value = _RESUME_TEXT.get(value, value) if isinstance(value, str) else value
+    value = _RESUME_TEXT.get(value.lower(), value.lower()) if isinstance(value, str) else value
     if value is not None and value not in RESUME_VALUES:
         valid = ", ".join(repr(v) for v in RESUME_VALUES)
         raise InvalidInput(f"init(resume={value!r}): give one of {valid} (check MODELREG_RESUME / WANDB_RESUME)")

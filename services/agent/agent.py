@@ -36,6 +36,7 @@ from modelreg.services.agent.job_folders import JobFolder, remove_abandoned
 from modelreg.services.agent.job_output import JobOutput
 from modelreg.services.agent.job_workspace import WorkspaceError, checkout
 from modelreg.services.agent.kubernetes_jobs import NOT_RECORDED, attempt_key_secret, job_manifest
+from modelreg.transport import refusal_message
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ class LaunchAgent:
         assert self._http is not None
         response = await self._http.post("/graphql", json={"query": query, "variables": variables or {}})
         if response.status_code != 200:
-            raise Refused(f"HTTP {response.status_code}: {response.text[:500]}", "HTTP")
+            raise Refused(f"HTTP {response.status_code}: {refusal_message(response)[:500]}", "HTTP")
         body = response.json()
         if body.get("errors"):
             error = body["errors"][0]
@@ -418,26 +419,25 @@ class LaunchAgent:
         if source["kind"] != "git" and docker is None:
             raise RuntimeError("image jobs need a docker or kubernetes queue")
         job_folder = JobFolder()
-        try:
-            folder = await checkout(source, parent=job_folder.path) if source["kind"] == "git" else job_folder.path
-        except WorkspaceError as exc:
-            job_folder.remove()
-            await self._finished(ids, "FAILED", f"could not prepare the code: {exc}")
-            return
-        handed = job_folder.handed
-        job_env = {
-            "MODELREG_URL": self.url,
-            "MODELREG_API_KEY": api_key,
-            **job_environment(job, ids["attempt"], files=handed),
-            "PYTHONUNBUFFERED": "1",
-        }
-        env = {**passed_on(os.environ, self.job_env_names), **job_env}
-        argv = list(source["entry_point"])
-        if docker is not None:
-            argv = docker_argv(source, docker, folder, job_env, handed)
-        elif argv and argv[0] in ("python", "python3"):
-            argv[0] = sys.executable  # the agent's interpreter has modelreg installed
-        try:
+        try:  # whatever fails from here on, the folder goes (its lock held, no sweep would take it)
+            try:
+                folder = await checkout(source, parent=job_folder.path) if source["kind"] == "git" else job_folder.path
+            except WorkspaceError as exc:
+                await self._finished(ids, "FAILED", f"could not prepare the code: {exc}")
+                return
+            handed = job_folder.handed
+            job_env = {
+                "MODELREG_URL": self.url,
+                "MODELREG_API_KEY": api_key,
+                **job_environment(job, ids["attempt"], files=handed),
+                "PYTHONUNBUFFERED": "1",
+            }
+            env = {**passed_on(os.environ, self.job_env_names), **job_env}
+            argv = list(source["entry_point"])
+            if docker is not None:
+                argv = docker_argv(source, docker, folder, job_env, handed)
+            elif argv and argv[0] in ("python", "python3"):
+                argv[0] = sys.executable  # the agent's interpreter has modelreg installed
             process = await asyncio.create_subprocess_exec(
                 *JOB_GUARD,
                 *argv,

@@ -18,6 +18,7 @@ from pathlib import Path
 log = logging.getLogger("modelreg.agent")
 
 PREFIX = "modelreg-job-"
+MAKING = ".modelreg-making-job-"  # a folder not yet locked: no sweep looks at it
 LOCK = ".held-by-agent"
 
 
@@ -26,11 +27,24 @@ class JobFolder:
     the checkout, whose uncommitted changes the job's run records)."""
 
     def __init__(self, parent: Path | None = None) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent))
-        self._lock = os.open(self.path / LOCK, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        # Made and locked under a name the sweep passes over, then renamed (atomic, and the lock goes with it): a
+        # sweep that met the folder between its making and its lock removed it from under the job.
+        making = Path(tempfile.mkdtemp(prefix=MAKING, dir=parent))
+        try:
+            self._lock = os.open(making / LOCK, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except BaseException:
+            shutil.rmtree(making, ignore_errors=True)
+            raise
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            (making / "files").mkdir(mode=0o700)
+            self.path = making.with_name(PREFIX + making.name.removeprefix(MAKING))
+            making.rename(self.path)
+        except BaseException:
+            shutil.rmtree(making, ignore_errors=True)
+            os.close(self._lock)
+            raise
         self.handed = self.path / "files"
-        self.handed.mkdir(mode=0o700)
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

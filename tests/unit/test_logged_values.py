@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import signal
@@ -72,6 +73,26 @@ def test_a_metric_name_that_is_not_text_is_refused_as_w_and_b_refuses_it(tmp_pat
         run.log({"loss": 0.25})
         folder = run.spool.folder
     assert spooled_points(folder) == {"loss": [(0, 0.25)]}
+
+
+def test_a_metric_name_of_a_text_type_numpy_or_an_enum_gives_is_text(tmp_path: Path) -> None:
+    # numpy.str_ (names taken from an array) and StrEnum keys are text: they were refused mid-training.
+    class Metric(enum.StrEnum):
+        LOSS = "loss"
+
+    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+        run.log({numpy.str_("acc"): 0.5, Metric.LOSS: 0.25})
+        folder = run.spool.folder
+    assert spooled_points(folder) == {"acc": [(0, 0.5)], "loss": [(0, 0.25)]}
+
+
+@pytest.mark.parametrize(
+    ("written", "read"), [("True", True), ("1", True), ("yes", True), ("FALSE", False), ("0", False)]
+)
+def test_wandb_resume_written_as_text_in_the_environment_is_read_as_w_and_b_reads_it(written: str, read: bool) -> None:
+    from modelreg.session import _resume
+
+    assert _resume(written) is read
 
 
 def test_text_is_no_number_however_it_reads_left_out_of_the_history_and_kept_in_the_summary(tmp_path: Path) -> None:
