@@ -14,10 +14,19 @@ if TYPE_CHECKING:  # pydantic is imported by whoever validates, not by every imp
 class ModelregError(Exception):
     code: str = "INTERNAL"
     retriable: bool = False
+    path: tuple[str | int, ...] = ()  # the field of a GraphQL answer that failed, as the server names it
 
-    def __init__(self, message: str, *, code: str | None = None, retriable: bool | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retriable: bool | None = None,
+        path: Iterable[str | int] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.path = tuple(path)
         if code is not None:
             self.code = code
         if retriable is not None:

@@ -62,13 +62,10 @@ class MetricSummaries:
     def resume_from(self, logged: Iterable[dict[str, Any]]) -> None:
         """A resumed run's history (the server's Run.historySummary), which its metrics' summaries go on from."""
         for metric in logged:
-            self._seen[metric["key"]] = {
-                "min": metric["min"],
-                "max": metric["max"],
-                "total": metric["sum"],
-                "count": metric["points"],
-                "last": metric["last"],
-            }
+            seen = self._seen[metric["key"]] = {"min": metric["min"], "max": metric["max"], "last": metric["last"]}
+            # A null sum was too large to add up: the mean is not carried, it goes on from this process's values.
+            if metric["sum"] is not None:
+                seen.update(total=metric["sum"], count=metric["points"])
 
     def of_history(self, keys: Iterable[str]) -> dict[str, dict[str, float]]:
         """What the summary keeps of each of `keys` that a definition names, from what was seen of it: a resumed
@@ -129,7 +126,7 @@ class MetricSummaries:
         view = {kind: seen[kind] for kind in sorted(kinds & {"min", "max"})}
         if "best" in kinds:
             view["best"] = seen["max" if definition.goal == "maximize" else "min"]
-        if "mean" in kinds:
+        if "mean" in kinds and seen.get("count"):
             view["mean"] = seen["total"] / seen["count"]
         if "last" in kinds:
             view["last"] = seen["last"]

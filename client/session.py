@@ -465,9 +465,11 @@ def _run_as_stored(transport: Transport, path: dict[str, str]) -> dict[str, Any]
     try:
         return transport.graphql(_RUN, path)["run"]
     except ModelregError as exc:
-        if "historySummary" not in exc.message:
+        if "historySummary" not in exc.message and "historySummary" not in exc.path:
             raise
-        # A server of an older build: the summary goes on from what the run's summary holds, as it did.
+        # A server of an older build (it knows no such field), or one that could not answer it (a history too long
+        # to read, a server of this build's first release failing on a sum it could not carry): the summary goes
+        # on from what the run's summary holds, as it did.
         return transport.graphql(_RUN_OF_AN_OLDER_SERVER, path)["run"]
 
 

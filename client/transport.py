@@ -259,7 +259,10 @@ class Transport:
             # The server says whether sending it again may work (an INTERNAL error from a database hiccup does).
             retriable = extensions.get("retriable")
             raise _ERRORS.get(code, ModelregError)(
-                error["message"], code=code, retriable=retriable if isinstance(retriable, bool) else None
+                error["message"],
+                code=code,
+                retriable=retriable if isinstance(retriable, bool) else None,
+                path=error.get("path") or (),
             )
         return body["data"]
 

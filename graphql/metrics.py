@@ -88,7 +88,10 @@ class MetricHistorySummary(graphene.ObjectType):
     last = graphene.Float(required=True, description="its value at its last step")
     min = graphene.Float(required=True)
     max = graphene.Float(required=True)
-    sum = graphene.Float(required=True, description="of all its values (a mean is sum / points)")
+    sum = graphene.Float(
+        description="of all its values (a mean is sum / points); null: too large to add up (a value of 1e300 or "
+        "more), its mean unknown"
+    )
     points = graphene.Int(required=True, description="how many values it was logged (again at a step: both count)")
 
 
@@ -149,7 +152,12 @@ async def resolve_scan_history(
 
 async def resolve_history_summary(row: dict, info: graphene.ResolveInfo) -> list[dict]:
     async with info.context.metric_reads:
-        summaries = await MetricQueries(info.context.reads.pool).logged_summaries(_run_of(row))
+        summaries = await MetricQueries(info.context.reads.pool).logged_summaries(
+            _run_of(row),
+            max_points=MAX_POINTS_READ,
+            # The points of chunks stored before they kept their summaries are read: charged before they are.
+            counted=lambda points: take_points(info, points),
+        )
     # A few numbers per chunk to read, but an object per metric in the answer (a list of runs asks it of each).
     take_points(info, len(summaries), LISTED_POINT_WEIGHT)
     return summaries

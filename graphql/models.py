@@ -269,6 +269,8 @@ class ModelQueries(graphene.ObjectType):
             limit=limit + 1,
             hidden_scopes=info.context.readable.hidden_scopes(),
             identity_streams=info.context.readable.identity_streams_read(),
+            administered=info.context.readable.administered_scopes()[0],
+            not_administered=info.context.readable.administered_scopes()[1],
         )
         return key_page(rows, limit, after, lambda last: encode_row_cursor(last["occurred_at"], last["event_id"]))
 

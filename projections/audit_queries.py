@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 
 from modelreg.events.envelope import Actor
-from modelreg.projections.readable import IDENTITY_TYPES
+from modelreg.projections.readable import IDENTITY_TYPES, SCOPE_RECORDS
 
 # What a page of records reads: each record's payload (its details) may be as big as an event (8 MiB); it is read
 # when asked, a few records at a time (details_of; graphql/context.py's AuditDetailsLoader).
@@ -74,10 +74,13 @@ class AuditQueries:
         limit: int,
         hidden_scopes: Sequence[str] = (),
         identity_streams: Sequence[str] | None = None,
+        administered: Sequence[str] = (),
+        not_administered: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """Newest first; `before` is the (occurred_at, event_id) of the last record of the previous page.
         `hidden_scopes`: private entities and models the caller may not read; `identity_streams`: the streams whose
-        identity records it reads, None: every one (projections/readable.py). Both filter the rows an index finds
+        identity records it reads, None: every one, besides the records about the scopes it administers
+        (`administered`, `not_administered`: Readable's) (projections/readable.py). Both filter the rows an index finds
         anyway: an index of their own would cost every event a write in the audit projection, whose replay is what
         bounds a rebuild."""
         kind, _, ident = (actor or "").partition(":")
@@ -93,7 +96,10 @@ class AuditQueries:
                  AND NOT coalesce(
                      jsonb_typeof(payload -> 'scopes') = 'array' AND payload -> 'scopes' ?| $10::text[], false)
                  AND ($11::text[] IS NULL OR type = ANY($11::text[]))
-                 AND ($12::text[] IS NULL OR type NOT LIKE '{IDENTITY_TYPES}%' OR stream = ANY($12::text[]))
+                 AND ($12::text[] IS NULL OR type NOT LIKE '{IDENTITY_TYPES}%' OR stream = ANY($12::text[])
+                      OR (type = ANY($15::text[]) AND (payload ->> 'scope' = ANY($13::text[])
+                          OR ('registry' = ANY($13::text[]) AND payload ->> 'scope' LIKE 'model:%'
+                              AND payload ->> 'scope' <> ALL($14::text[])))))
                ORDER BY occurred_at DESC, event_id DESC LIMIT $9""",
             kind or None,
             ident or None,
@@ -107,6 +113,9 @@ class AuditQueries:
             list(hidden_scopes),
             None if actions is None else list(actions),
             None if identity_streams is None else list(identity_streams),
+            list(administered),
+            list(not_administered),
+            list(SCOPE_RECORDS),
         )
         return [dict(r) for r in rows]
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from modelreg.events.runs import MetricSeries, MetricsLogged
-from modelreg.projections.metric_chunks import CHUNK_POINTS, DENSE_STEPS, pack, summary, thumbnail
+from modelreg.projections.metric_chunks import CHUNK_POINTS, DENSE_STEPS, add_to_sum, pack, summary, thumbnail
 
 Metric = tuple[str, str, str, str]  # entity, project, run id, key
 
@@ -91,7 +91,7 @@ class Chunk:
         self.min_val, self.max_val, self.sum_vals = (
             min(self.min_val, low),
             max(self.max_val, high),
-            self.sum_vals + total,
+            add_to_sum(self.sum_vals, total),
         )
 
 

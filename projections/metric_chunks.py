@@ -16,10 +16,11 @@ run's define_metric min, max and mean) is read from a few numbers per chunk, not
 
 from __future__ import annotations
 
+import math
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from modelreg.events.runs import MetricSeries
@@ -69,6 +70,16 @@ SCHEMA_CHUNK_SUMMARIES = """
 ALTER TABLE run_metric_chunks ADD COLUMN min_val float8, ADD COLUMN max_val float8, ADD COLUMN sum_vals float8;
 """
 
+# A sum one of whose terms reaches TOO_LARGE_TO_SUM is +Infinity, "too large to sum" (its mean unknown), from then
+# on. PostgreSQL's float8 `+` and sum() raise when two finite numbers add up past the largest float, Python's give
+# inf: below it no addition overflows, and every path adds the same terms left to right by the same rule (this CASE
+# in SQL, add_to_sum in Python), so that a replay builds the same bytes however its batches fall.
+TOO_LARGE_TO_SUM = 1e300
+ADDED_TO_SUM = (
+    "CASE WHEN {0} IS NULL OR {1} IS NULL THEN NULL"  # a chunk stored before it kept its sum keeps none
+    " WHEN abs({0}) >= 1e300::float8 OR abs({1}) >= 1e300::float8 THEN 'Infinity'::float8 ELSE {0} + {1} END"
+)
+
 # One statement per batch, all its metrics at once. $4..$14: per metric key, first and last step, points,
 # steps (NULL: dense), values, thumbnail steps and values, the values' min, max and sum; $15 the event's time;
 # $16 CHUNK_POINTS.
@@ -107,7 +118,7 @@ ON CONFLICT (entity, project, run_id, key, chunk) DO UPDATE SET
     thumb_vals = c.thumb_vals || EXCLUDED.thumb_vals,
     min_val = CASE WHEN c.sum_vals IS NOT NULL THEN least(c.min_val, EXCLUDED.min_val) END,
     max_val = CASE WHEN c.sum_vals IS NOT NULL THEN greatest(c.max_val, EXCLUDED.max_val) END,
-    sum_vals = c.sum_vals + EXCLUDED.sum_vals,
+    sum_vals = {ADDED_TO_SUM.format("c.sum_vals", "EXCLUDED.sum_vals")},
     logged_at = EXCLUDED.logged_at
 """
 
@@ -149,7 +160,22 @@ def packed_series(series: Sequence[MetricSeries]) -> tuple[list, ...]:
 def summary(values: Sequence[float]) -> tuple[float, float, float]:
     """The values' min, max and sum. `+ 0.0` makes -0.0 0.0: least() and min() may keep either of two equal
     zeros, and a replay must build the same bytes however its batches fall."""
-    return min(values) + 0.0, max(values) + 0.0, sum(values)
+    return min(values) + 0.0, max(values) + 0.0, summed(values)
+
+
+def summed(terms: Iterable[float]) -> float:
+    """The terms added left to right by add_to_sum (not sum(): Python 3.12's compensates, 3.11's does not)."""
+    total = 0.0
+    for term in terms:
+        total = add_to_sum(total, term)
+    return total
+
+
+def add_to_sum(total: float, term: float) -> float:
+    """`total + term` as ADDED_TO_SUM adds them in SQL: +inf once either reaches TOO_LARGE_TO_SUM."""
+    if abs(total) >= TOO_LARGE_TO_SUM or abs(term) >= TOO_LARGE_TO_SUM:
+        return math.inf
+    return total + term
 
 
 def thumbnail(series: MetricSeries) -> tuple[Sequence[int], Sequence[float]]:

@@ -8,6 +8,7 @@ per step; `points` lists every point of a metric (small runs, the run page of ol
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from modelreg.errors import InvalidInput
-from modelreg.projections.metric_chunks import Curve, spread, unpack
+from modelreg.projections.metric_chunks import Curve, spread, summary, summed, unpack
 
 _CHUNKS = """
 SELECT key, first_step, last_step, steps, vals FROM run_metric_chunks
@@ -51,11 +52,13 @@ ORDER BY key, last_step DESC, chunk DESC
 LIMIT $4
 """
 
-# Each metric's min, max, sum and count of values over its chunks' own (none of its points read), in name order as
-# _LAST_CHUNKS (the same metrics under the same LIMIT). `unsummed`: some chunks were written before they kept them.
+# Each metric's min, max, chunk sums (in chunk order, added up in Python as the projection adds them: PostgreSQL's
+# sum() raises where two finite sums overflow) and count of values over its chunks' own (none of its points read),
+# in name order as _LAST_CHUNKS (the same metrics under the same LIMIT). `unsummed_points`: in chunks written before
+# they kept them (NULL in `sums`), which are read point by point.
 _SUMMARIES = """
-SELECT key, min(min_val) AS min_val, max(max_val) AS max_val, sum(sum_vals) AS sum_vals, sum(points) AS points,
-       bool_or(sum_vals IS NULL) AS unsummed
+SELECT key, min(min_val) AS min_val, max(max_val) AS max_val, array_agg(sum_vals ORDER BY chunk) AS sums,
+       sum(points) AS points, coalesce(sum(points) FILTER (WHERE sum_vals IS NULL), 0) AS unsummed_points
 FROM run_metric_chunks
 WHERE entity = $1 AND project = $2 AND run_id = $3
 GROUP BY key
@@ -66,6 +69,7 @@ LIMIT $4
 _UNSUMMED = """
 SELECT key, vals FROM run_metric_chunks
 WHERE entity = $1 AND project = $2 AND run_id = $3 AND key = ANY($4) AND sum_vals IS NULL
+ORDER BY key, chunk
 """
 
 _LOGGED = """
@@ -83,6 +87,8 @@ NO_STEP = -1
 LAST_STEP = 2**31 - 1
 # The metrics a summary read from the history holds at most (a run marked crashed, a resumed run): a few numbers each.
 SUMMARIZED_METRICS = 1_000
+# The points of chunks stored before they kept their summaries that such a summary reads at most.
+SUMMARIZED_POINTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -217,34 +223,58 @@ class MetricQueries:
         return _last_values(await self.pool.fetch(_LAST_CHUNKS, *run, max_keys))
 
     async def logged_summaries(
-        self, run: tuple[str, str, str], max_keys: int = SUMMARIZED_METRICS
+        self,
+        run: tuple[str, str, str],
+        max_keys: int = SUMMARIZED_METRICS,
+        max_points: int = SUMMARIZED_POINTS,
+        counted: Callable[[int], None] = lambda points: None,
     ) -> list[dict[str, Any]]:
         """Each metric's last value and the min, max, sum and count (`points`) of its values over the whole history,
         for at most `max_keys` metrics, in name order: what define_metric's summaries of a resumed run go on from.
-        A value logged again at a step counts beside the one it replaced, as in a summary kept while logging."""
+        A value logged again at a step counts beside the one it replaced, as in a summary kept while logging. A sum
+        too large to add up (metric_chunks.TOO_LARGE_TO_SUM) is None. Chunks written before they kept a summary are
+        read point by point: refused past `max_points`, and `counted` is told how many before they are read."""
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch(_SUMMARIES, *run, max_keys)
             last = _last_values(await conn.fetch(_LAST_CHUNKS, *run, max_keys))  # of the same metrics: one snapshot
-            unsummed = [row["key"] for row in rows if row["unsummed"]]
-            chunks = await conn.fetch(_UNSUMMED, *run, unsummed) if unsummed else []
-        found = {
-            row["key"]: {
-                "key": row["key"],
-                "last": last[row["key"]],
-                "min": row["min_val"],
-                "max": row["max_val"],
-                "sum": row["sum_vals"],
-                "points": row["points"],
-            }
-            for row in rows
-        }
+            unsummed = [row["key"] for row in rows if row["unsummed_points"]]
+            chunks = []
+            if unsummed:
+                to_read = sum(row["unsummed_points"] for row in rows)
+                if to_read > max_points:
+                    raise InvalidInput(
+                        f"this run's history summary would read {to_read:,} points of chunks stored before chunks "
+                        f"kept their summaries, over {max_points:,}"
+                    )
+                counted(to_read)
+                chunks = await conn.fetch(_UNSUMMED, *run, unsummed)
+        extremes = {row["key"]: (row["min_val"], row["max_val"]) for row in rows}
+        sums = {row["key"]: list(row["sums"]) for row in rows}
         for chunk in chunks:  # few: only a registry migrated from an older build has them
             values = unpack("d", chunk["vals"])
-            summary = found[chunk["key"]]
-            summary["min"] = min(values) if summary["min"] is None else min(summary["min"], min(values))
-            summary["max"] = max(values) if summary["max"] is None else max(summary["max"], max(values))
-            summary["sum"] = (summary["sum"] or 0.0) + sum(values)
-        return list(found.values())
+            low, high, total = summary(values)
+            known_low, known_high = extremes[chunk["key"]]
+            extremes[chunk["key"]] = (
+                low if known_low is None else min(known_low, low),
+                high if known_high is None else max(known_high, high),
+            )
+            chunk_sums = sums[chunk["key"]]
+            chunk_sums[chunk_sums.index(None)] = total  # in chunk order, as _SUMMARIES lists them
+        found = []
+        for row in rows:
+            total = summed(sums[row["key"]])
+            low, high = extremes[row["key"]]
+            found.append(
+                {
+                    "key": row["key"],
+                    "last": last[row["key"]],
+                    "min": low,
+                    "max": high,
+                    "sum": total if math.isfinite(total) else None,
+                    "points": row["points"],
+                }
+            )
+        return found
 
     async def last_step(self, run: tuple[str, str, str]) -> int | None:
         """The highest step the run logged (W&B's lastHistoryStep), None before its first point."""

@@ -12,7 +12,9 @@ a caller for whom nothing is hidden (an admin, a one-team setup) runs the same s
 Identity records (`identity.*`: keys issued and revoked, roles granted and revoked, scopes made private or public)
 say who holds which key, role and label: what `principals` shows installation admins only. So they are read, in the
 audit log and live events, by installation admins, and by a principal on its own stream (`principal:<kind>:<id>`,
-as `viewer { access }` shows it); to anyone else they are not there.
+as `viewer { access }` shows it); the records about a scope (SCOPE_RECORDS: its grants, it made private or public)
+also by the admins of that scope, who may make them (a team admin grants roles in the team); to anyone else they are
+not there. Keys' records stay with installation admins and the key's principal: their labels name people and hosts.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ from modelreg.events.identity import principal_stream
 
 # The types of identity records; the audit log's filter is the same prefix in SQL (audit_queries.py).
 IDENTITY_TYPES = "identity."
+# The identity records about the scope in their payload's `scope`, which that scope's admins read.
+SCOPE_RECORDS = (
+    "identity.role_granted",
+    "identity.role_revoked",
+    "identity.scope_made_private",
+    "identity.scope_made_public",
+)
 
 
 def scope_of(payload: Mapping[str, Any]) -> str | None:
@@ -101,6 +110,10 @@ class Readable:
     hidden_models: frozenset[str] = frozenset()
     # The streams whose identity records the caller reads; None: every one (an installation admin).
     identity_streams: frozenset[str] | None = None
+    # The scopes the caller is an admin of, whose SCOPE_RECORDS it reads ("registry": every model but those of
+    # `not_administered`, where a grant below admin overrides it).
+    administered: frozenset[str] = frozenset()
+    not_administered: frozenset[str] = frozenset()
 
     @staticmethod
     def of(
@@ -110,10 +123,13 @@ class Readable:
         private: Iterable[str],
         limits: Iterable[str] = (),
         principal: Actor | None = None,
+        administered: Iterable[str] = (),
+        not_administered: Iterable[str] = (),
     ) -> Readable:
         """`admin`: the key is an installation admin's; `grants`: scope -> role of its principal; `private`:
         the private scopes; `limits`: the scopes the key is limited to (empty: not limited); `principal`: whose
-        key it is (it reads its own identity records)."""
+        key it is (it reads its own identity records); `administered`, `not_administered`: as the fields say
+        (the roles a Caller holds, services/commands/access.py)."""
         limited = frozenset(limits)
 
         def within_limits(scope: str) -> bool:
@@ -130,6 +146,8 @@ class Readable:
             frozenset(s.removeprefix("entity:") for s in hidden if s.startswith("entity:")),
             frozenset(s.removeprefix("model:") for s in hidden if s.startswith("model:")),
             None if admin and not limited else own,
+            frozenset(administered),
+            frozenset(not_administered),
         )
 
     @property
@@ -151,17 +169,25 @@ class Readable:
             (kind == "entity" and name in self.hidden_entities) or (kind == "model" and name in self.hidden_models)
         )
 
-    def identity_record(self, type_: str, stream: str) -> bool:
-        """Whether the caller reads this record as far as identity goes: any record but an identity one, and those
-        on a stream it reads identity records of."""
+    def identity_record(self, type_: str, stream: str, payload: Mapping[str, Any]) -> bool:
+        """Whether the caller reads this record as far as identity goes: any record but an identity one, those
+        on a stream it reads identity records of, and those about a scope it administers."""
         if not type_.startswith(IDENTITY_TYPES) or self.identity_streams is None:
+            return True
+        if type_ in SCOPE_RECORDS and isinstance(scope := payload.get("scope"), str) and self.administers(scope):
             return True
         return stream in self.identity_streams
 
+    def administers(self, scope: str) -> bool:
+        """Whether the caller is an admin of `scope` (installation admins aside)."""
+        if scope in self.administered:
+            return True
+        return scope.startswith("model:") and "registry" in self.administered and scope not in self.not_administered
+
     def event(self, envelope: Envelope) -> bool:
-        if not self.identity_record(envelope.type, envelope.stream):
-            return False
         payload = envelope.payload.public_dump()
+        if not self.identity_record(envelope.type, envelope.stream, payload):
+            return False
         return self.scope(scope_of(payload)) and all(self.scope(scope) for scope in limited_to(payload))
 
     def automation(self, trigger: Mapping[str, Any], action: Mapping[str, Any]) -> bool:
@@ -178,6 +204,10 @@ class Readable:
     def identity_streams_read(self) -> list[str] | None:
         """For SQL over the audit log: the streams whose identity records the caller reads; None: every one."""
         return None if self.identity_streams is None else sorted(self.identity_streams)
+
+    def administered_scopes(self) -> tuple[list[str], list[str]]:
+        """For SQL over the audit log: `administered` and `not_administered`."""
+        return sorted(self.administered), sorted(self.not_administered)
 
 
 EVERYTHING = Readable()

@@ -106,7 +106,16 @@ class Caller:
             private=self.private,
             limits=self.limits,
             principal=self.actor,
+            administered=[scope for scope in {*self.grants, *self.limits} if self._administers(scope)],
+            # Models whose own grant overrides an admin role on the registry.
+            not_administered=[s for s in self.grants if s.startswith("model:") and not self._administers(s)],
         )
+
+    def _administers(self, scope: str) -> bool:
+        """Admin of a scope a grant or a limit names (an entity, a model, the registry: every model)."""
+        if scope.startswith("model:"):
+            return self.may("admin", model_scopes(scope.removeprefix("model:")))
+        return (scope.startswith("entity:") or scope == "registry") and self.may("admin", (scope,))
 
     def writes_somewhere(self) -> bool:
         """Member or more on some scope: enough to upload artifact files (logging the version is checked)."""

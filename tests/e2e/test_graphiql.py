@@ -55,7 +55,9 @@ async def test_a_mutation_a_link_brings_runs_with_the_web_ui_key_only_once_its_h
     url = str(stack.client.make_url("/"))  # type: ignore[union-attr]
     key = await stack.key("user:alice")
     # A link anyone can send an admin: a harmless query on screen, a mutation further down, and the link naming it.
-    document = "query Me { viewer { id } }" + "\n" * 60 + 'mutation Evil { createLaunchQueue(input: {name: "evil"}) { name } }'
+    document = (
+        "query Me { viewer { id } }" + "\n" * 60 + 'mutation Evil { createLaunchQueue(input: {name: "evil"}) { name } }'
+    )
     link = f"{url}graphql?query={quote(document)}&operationName=Evil"
     queues = "{ launchQueues { items { name } } }"
 

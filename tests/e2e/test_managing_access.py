@@ -303,15 +303,56 @@ async def test_who_holds_which_key_and_role_is_read_by_installation_admins_and_b
     assert _identity_records(live["dana"]) == danas_own
     danas_live = [e for e in live["dana"] if e["type"].startswith("identity.")]
     assert len(danas_live) == 3 and {e["stream"] for e in danas_live} == {"principal:user:dana"}
-    # An admin key limited to a team is no installation admin: its own records, no one else's.
+    # An admin key limited to a team is no installation admin: its own records and the team's grants, which it may
+    # make, no one else's key.
     assert _identity_records(await _audited(stack, limited_admin, actions=IDENTITY_ACTIONS)) == {
-        ("identity.api_key_issued", "user:lim")
+        ("identity.api_key_issued", "user:lim"),
+        ("identity.role_granted", "user:dana"),
     }
     # An installation admin reads them all, labels included.
     admin_reads = await _audited(stack, admin, actions=IDENTITY_ACTIONS)
     assert everyone_else | danas_own <= _identity_records(admin_reads)
     assert everyone_else | danas_own <= _identity_records(live["admin"])
     assert "zoe's laptop" in json.dumps(admin_reads) and "zoe's laptop" not in json.dumps(live["dana"])
+
+
+# One partition: the run started last is the last event the socket receives, after everything before it.
+@pytest.mark.parametrize("log_kind", ["postgres"])
+async def test_a_team_admin_reads_the_grants_made_in_their_team_and_its_visibility_but_no_key(stack: Stack) -> None:
+    # They could make them (grantRole, setVisibility need admin on the scope), but read none of them: the audit log
+    # showed identity records to installation admins and to the principal concerned only.
+    tam = await stack.key("user:tam", role="member")
+    await stack.graphql(GRANT, {"p": "user:tam", "s": "entity:acme", "r": "ADMIN"})
+    await stack.graphql(GRANT, {"p": "user:zoe", "s": "entity:lynx", "r": "MEMBER"})  # another team's
+    await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "zoe", "r": "MEMBER", "l": "zoe's laptop"})
+    assert "errors" not in await stack.graphql(GRANT, {"p": "user:dana", "s": "entity:acme", "r": "VIEWER"}, key=tam)
+
+    async with graphql_socket(stack) as socket:
+        assert (await socket.init({"apiKey": tam}))["type"] == "connection_ack"
+        await socket.subscribe("all", "subscription { events { type stream payload } }")
+        await log_readers_reach(stack, 1)
+        await stack.graphql(SET_VISIBILITY, {"s": "entity:acme", "v": "PRIVATE"}, key=tam)
+        await stack.graphql(SET_VISIBILITY, {"s": "entity:lynx", "v": "PRIVATE"})
+        await stack.graphql(REVOKE_GRANT, {"p": "user:dana", "s": "entity:acme"})
+        await stack.graphql(GRANT, {"p": "user:zoe", "s": "entity:lynx", "r": "VIEWER"})
+        await stack.graphql(ISSUE_KEY, {"k": "SERVICE", "i": "ci", "r": "MEMBER", "l": "ci runner on build-7"})
+        await stack.graphql(START_RUN, {"input": {"entity": "acme", "project": "yard", "runId": "last"}})
+        live: list[dict] = []
+        while not live or live[-1]["type"] != "runs.run_started":
+            live += await socket.next_events("all", 1)
+
+    assert _identity_records(await _audited(stack, tam, actions=IDENTITY_ACTIONS)) == {
+        ("identity.api_key_issued", "user:tam"),  # their own
+        ("identity.role_granted", "user:tam"),
+        ("identity.role_granted", "user:dana"),
+        ("identity.scope_made_private", "entity:acme"),
+        ("identity.role_revoked", "user:dana"),
+    }
+    assert _identity_records(live) == {
+        ("identity.scope_made_private", "entity:acme"),
+        ("identity.role_revoked", "user:dana"),
+    }
+    assert "laptop" not in json.dumps(await _audited(stack, tam)) and "build-7" not in json.dumps(live)
 
 
 async def test_a_key_is_looked_up_once_until_keys_grants_or_private_teams_change(stack: Stack) -> None:

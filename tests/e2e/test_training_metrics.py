@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -331,3 +332,57 @@ async def test_a_long_sampled_history_of_two_metrics_starts_and_ends_at_their_re
     one = await asyncio.to_thread(run.history, keys=["a", "b"], samples=1, pandas=False)
     assert one == [{"_step": 19_990, "a": 19_990.0, "b": -19_990.0}]
     assert await asyncio.to_thread(run.history, keys=["a", "missing"], samples=10, pandas=False) == []
+
+
+HISTORY_SUMMARY = """query($r: String!) {
+  run(entity: "acme", project: "nature", runId: $r) { state historySummary { key last min max sum points } } }"""
+
+
+async def test_values_too_large_to_add_up_leave_their_run_finished_summarized_and_resumable(stack: Stack) -> None:
+    # PostgreSQL's float8 `+` raised on 1e308 + 1e308 (logged in two batches): the run's stream was parked and its
+    # finish never applied. In one batch, Python's sum was inf: historySummary could not answer it, nor a resume ask.
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+
+    async def summary_of(run_id: str) -> dict:
+        return (await stack.graphql(HISTORY_SUMMARY, {"r": run_id}))["data"]["run"]
+
+    async def logged(run_id: str) -> bool:
+        run = await summary_of(run_id)
+        return run is not None and bool(run["historySummary"])
+
+    apart = await asyncio.to_thread(modelreg.init, project="nature", entity="acme", url=url)
+    apart.log({"x": 1e308})
+    await asyncio.to_thread(apart.flush)
+    await wait_until(lambda: logged(apart.id))  # projected: the next value is added in SQL
+    apart.log({"x": 1e308})
+    await asyncio.to_thread(apart.finish)
+
+    def together() -> str:
+        with modelreg.init(project="nature", entity="acme", url=url) as run:
+            run.log({"x": 1e308})
+            run.log({"x": 1e308})
+            return run.id
+
+    together_id = await asyncio.to_thread(together)
+    for run_id in (apart.id, together_id):
+        await wait_until(lambda run_id=run_id: _is_finished(summary_of(run_id)), timeout_s=30)
+        run = await summary_of(run_id)
+        assert run["historySummary"] == [
+            {"key": "x", "last": 1e308, "min": 1e308, "max": 1e308, "sum": None, "points": 2}
+        ]
+
+    def resumed() -> dict:
+        run = modelreg.init(project="nature", entity="acme", url=url, id=together_id, resume="allow")
+        run.define_metric("x", summary="max,mean")
+        run.log({"x": 2.0})
+        seen = dict(run.summary)
+        run.finish()
+        return seen
+
+    # The mean is not carried over what could not be added up: it goes on from this process's values.
+    assert await asyncio.to_thread(resumed) == {"x": {"max": 1e308, "mean": 2.0}}
+
+
+async def _is_finished(run: Awaitable[dict]) -> bool:
+    return (await run)["state"] == "FINISHED"

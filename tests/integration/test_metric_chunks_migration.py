@@ -60,6 +60,20 @@ async def test_points_of_the_old_table_are_read_back_from_chunks_after_the_migra
             {"key": "loss", "last": 5.0, "min": 1 / 100, "max": 5.0, "sum": approx(sum(loss)), "points": 101},
             {"key": "val_loss", "last": 0.5, "min": 0.5, "max": 0.5, "sum": 1.0, "points": 2},
         ]
+        # Those points are a request's to read (a long run's are gigabytes): told before they are read, and refused
+        # past a bound, as listing every point is.
+        counted: list[int] = []
+        await reads.logged_summaries(("acme", "nature", "r1"), counted=counted.append)
+        assert counted == [101 + 2]
+        with pytest.raises(InvalidInput, match="would read 103 points of chunks stored before"):
+            await reads.logged_summaries(("acme", "nature", "r1"), max_points=102, counted=counted.append)
+        assert counted == [103]
+        # One grown with a value too large to add up keeps no sum still (not "too large": the rest is unknown).
+        huge = [MetricSeries(key="loss", first_step=101, values=(1e305,))]
+        await pool.execute(
+            METRICS_LOGGED, "acme", "nature", "r1", *packed_series(huge), datetime.now(UTC), CHUNK_POINTS
+        )
+        assert await pool.fetchval("SELECT count(*) FROM run_metric_chunks WHERE sum_vals IS NULL") == 2
     finally:
         await pool.close()
 

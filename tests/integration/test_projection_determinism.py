@@ -3,6 +3,7 @@ same tables as applying the log in order once (real Postgres; the log here is in
 
 from __future__ import annotations
 
+import math
 import random
 
 import asyncpg
@@ -18,7 +19,7 @@ from modelreg.events.artifacts import ArtifactVersionDeleted, ArtifactVersionLog
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import LogRecord
 from modelreg.events.memory_log import InMemoryEventLog
-from modelreg.events.runs import MetricSeries, MetricsLogged, RunStarted, run_stream
+from modelreg.events.runs import MetricSeries, MetricsLogged, RunFinished, RunStarted, run_stream
 from modelreg.projections.metric_chunks import CHUNK_POINTS
 from modelreg.projections.metric_queries import MetricQueries
 from modelreg.projections.positions import reset
@@ -222,3 +223,36 @@ async def test_metric_chunks_are_the_same_whatever_the_batches_that_carried_the_
         }
         for (key, values), last in zip(sorted(logged.items()), (0.5, (3 + 7) / 3), strict=True)
     ]
+
+
+async def test_a_sum_too_large_to_add_up_is_kept_as_such_whatever_the_batches(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    # Two values of 1e308 add up past the largest float: in one batch Python summed them to inf, event by event
+    # PostgreSQL's `+` raised and the run's stream was parked (its finish never applied).
+    actor = Actor(kind="user", id="ada")
+    stream = run_stream("acme", "den", "r1")
+
+    def logged(first: int, *values: float) -> Envelope:
+        series = (MetricSeries(key="x", first_step=first, steps=None, values=values),)
+        return Envelope.new(
+            MetricsLogged(entity="acme", project="den", run_id="r1", series=series), stream=stream, actor=actor
+        )
+
+    finished = RunFinished(entity="acme", project="den", run_id="r1", state="finished")
+    history = [
+        Envelope.new(RunStarted(entity="acme", project="den", run_id="r1"), stream=stream, actor=actor),
+        logged(0, 1e308),
+        logged(1, 1e308, -1e308),
+        logged(3, 2.0),
+        Envelope.new(finished, stream=stream, actor=actor),
+    ]
+    (whole,) = in_order(partitioned_by_stream(history, PARTITIONS))
+    one_by_one = await build(pool, database_url, [[record] for record in whole])
+    assert await build(pool, database_url, [whole]) == one_by_one
+    assert await build(pool, database_url, [whole[:2], whole[2:]]) == one_by_one
+
+    assert await pool.fetchval("SELECT state FROM runs WHERE run_id = 'r1'") == "finished"
+    assert await pool.fetchval("SELECT sum_vals FROM run_metric_chunks WHERE run_id = 'r1'") == math.inf
+    (summary,) = await MetricQueries(pool).logged_summaries(("acme", "den", "r1"))
+    assert summary == {"key": "x", "last": 2.0, "min": -1e308, "max": 1e308, "sum": None, "points": 4}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from modelreg import session
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, ModelregError
 from modelreg.run import Run
 
 STORED = {"runId": "r1", "name": None, "jobType": None, "state": "RUNNING", "config": {}, "notes": None, "tags": []}
@@ -28,15 +28,17 @@ class Server:
 
     url = "http://registry.invalid"
 
-    def __init__(self, summary: dict[str, Any], older: bool = False) -> None:
-        self.summary, self.older = summary, older
+    def __init__(self, summary: dict[str, Any], older: bool = False, failing: ModelregError | None = None) -> None:
+        self.summary, self.older, self.failing = summary, older, failing
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None, *, compress: bool = False) -> Any:
         if "historySummary" in query and self.older:
             raise InvalidInput("Cannot query field 'historySummary' on type 'Run'.")
+        if "historySummary" in query and self.failing:
+            raise self.failing
         if "run(entity" in query:
             run = {**STORED, "group": None, "summary": self.summary, "lastHistoryStep": 2}
-            return {"run": {**run, "historySummary": HISTORY} if not self.older else run}
+            return {"run": {**run, "historySummary": HISTORY} if "historySummary" in query else run}
         return {}  # beats, summary updates
 
 
@@ -105,3 +107,25 @@ def test_on_a_server_of_an_older_build_a_resume_goes_on_from_the_summary_alone(r
     run.define_metric("acc", summary="max")
     run.log({"acc": 0.7})
     assert dict(run.summary) == {"acc": {"max": 0.95}}
+
+
+def test_a_history_summary_the_server_could_not_answer_leaves_the_resume_going_on_from_the_summary(
+    resumed: list[Run],
+) -> None:
+    # A server of the first build with historySummary failed on a sum of inf ("Float cannot represent non numeric
+    # value: inf"), which names no field in its message, only in its path: the resume failed.
+    failing = ModelregError("Float cannot represent non numeric value: inf", path=["run", "historySummary", 0, "sum"])
+    run = resume(Server({"acc": {"max": 0.95}}, failing=failing), resumed)
+    run.define_metric("acc", summary="max")
+    run.log({"acc": 0.7})
+    assert dict(run.summary) == {"acc": {"max": 0.95}}
+
+
+def test_a_sum_too_large_to_add_up_carries_no_mean_but_the_extremes(resumed: list[Run]) -> None:
+    server = Server({})
+    run = resume(server, resumed)
+    run._summaries.resume_from([{"key": "x", "last": 1e308, "min": -1.0, "max": 1e308, "sum": None, "points": 2}])
+    run.define_metric("x", summary="min,max,mean")
+    run.log({"x": 4.0})
+    run.log({"x": 2.0})
+    assert run.summary["x"] == {"min": -1.0, "max": 1e308, "mean": 3.0}
