@@ -16,7 +16,9 @@ run's define_metric min, max and mean) is read from a few numbers per chunk, not
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
@@ -164,11 +166,15 @@ def summary(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def summed(terms: Iterable[float]) -> float:
-    """The terms added left to right by add_to_sum (not sum(): Python 3.12's compensates, 3.11's does not)."""
-    total = 0.0
-    for term in terms:
-        total = add_to_sum(total, term)
-    return total
+    """The terms added left to right (not sum(): Python 3.12's compensates, 3.11's does not), +inf once a term or
+    the total reaches TOO_LARGE_TO_SUM. In C (reduce), not a call per term: every metric point passes here."""
+    terms = terms if isinstance(terms, Sequence) else list(terms)
+    if not terms:
+        return 0.0
+    if max(terms) >= TOO_LARGE_TO_SUM or min(terms) <= -TOO_LARGE_TO_SUM:
+        return math.inf
+    total = functools.reduce(operator.add, terms, 0.0)
+    return math.inf if abs(total) >= TOO_LARGE_TO_SUM else total
 
 
 def add_to_sum(total: float, term: float) -> float:
