@@ -717,12 +717,15 @@ class LoggedArtifact:
             self.aliases = [*wanted, *(["latest"] if self._latest else [])]
         if self.registered_model is not None:  # the registered model's aliases: moved there, one by one
             model = self.registered_model
+            # With a command id each: sent again after a lost answer, a removal does not fail on the alias it took
+            # away, and a move does not take back an alias moved on since.
             for alias in removed:
-                self._transport.graphql(_REMOVE_ALIAS, {"i": {"registeredModel": model, "alias": alias}})
-            for alias in added:
                 self._transport.graphql(
-                    _ADD_ALIAS, {"i": {"registeredModel": model, "artifactVersionId": self.id, "alias": alias}}
+                    _REMOVE_ALIAS, {"i": with_command_id({"registeredModel": model, "alias": alias})}
                 )
+            for alias in added:
+                move = {"registeredModel": model, "artifactVersionId": self.id, "alias": alias}
+                self._transport.graphql(_ADD_ALIAS, {"i": with_command_id(move)})
             self.aliases = [*wanted, *(["latest"] if self._latest else [])]
         self._saved = self._state()
 

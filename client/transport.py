@@ -107,16 +107,18 @@ def _unsent(exc: BaseException) -> bool:
     return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
-def _transient_or_not_yet_shown(exc: BaseException) -> bool:
-    # A command accepted but not yet shown: sent again with its id, it answers once the read models show it.
-    return _transient(exc) or isinstance(exc, NotYetVisible)
+def _worth_sending_again(exc: BaseException) -> bool:
+    # Sent again with its id, a command answers as its first copy did: after an answer lost, after NOT_YET_VISIBLE
+    # (accepted, not yet shown), and after a CONFLICT the server says to send again (nothing written while another
+    # copy or a change to the same thing was under way, or while its read models were behind).
+    return _transient(exc) or isinstance(exc, NotYetVisible) or (isinstance(exc, Conflict) and exc.retriable)
 
 
 _retrying = _retrying_on(_transient)
 # A mutation without a command id: only what never left this machine is sent again (the server may have
 # applied what it received, and would apply it twice).
 _retrying_unsent = _retrying_on(_unsent)
-_retrying_repeatable = _retrying_on(_transient_or_not_yet_shown)
+_retrying_repeatable = _retrying_on(_worth_sending_again)
 
 
 def _said_as_unreachable(method: Callable[..., T]) -> Callable[..., T]:

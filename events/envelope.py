@@ -69,10 +69,12 @@ class Envelope(BaseModel):
         causation_id: UUID | None = None,
         occurred_at: datetime | None = None,
         recorded_offline_at: datetime | None = None,
+        event_id: UUID | None = None,
     ) -> Envelope:
-        """Wrap a payload in a fresh envelope; the id is minted here, when the command is accepted, and the
+        """Wrap a payload in a fresh envelope; the id is minted here, when the command is accepted (or by the
+        command path, for a command sent with a client's id: services/commands/command_identity.py), and the
         time is now unless given (replays of a history in tests and benchmarks give theirs)."""
-        event_id = uuid7()
+        event_id = event_id or uuid7()
         return cls(
             id=event_id,
             type=payload.type,

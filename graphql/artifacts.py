@@ -8,7 +8,7 @@ from uuid import UUID
 import graphene
 
 from modelreg.errors import InvalidInput, NotFound
-from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.inputs import command_id_field, parse_command
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import (
     decode_cursor,
@@ -284,7 +284,7 @@ class LogArtifactVersionInput(graphene.InputObjectType):
     id = graphene.ID(
         description="a UUIDv7 chosen by a client that logged it offline; sent again, the same version comes back"
     )
-    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    command_id = command_id_field()
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
@@ -293,7 +293,7 @@ class UseArtifactVersionInput(graphene.InputObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
     run_id = graphene.String(required=True)
-    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    command_id = command_id_field()
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 

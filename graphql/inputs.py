@@ -5,11 +5,20 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, TypeVar
 
+import graphene
 from pydantic import BaseModel, ValidationError
 
 from modelreg.errors import InvalidInput, validation_problems
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def command_id_field() -> graphene.ID:
+    """The `commandId` of a mutation's input: what makes resending it safe (services/commands/command_identity.py)."""
+    return graphene.ID(
+        description="a client's id for this command (UUID): sent again with the same input, it changes nothing and "
+        "answers as the first did; sent with another input, it is refused (CONFLICT): a new command needs a new id"
+    )
 
 
 def parse_command(model: type[M], fields: dict[str, Any]) -> M:

@@ -9,7 +9,7 @@ import graphene
 
 from modelreg.errors import Conflict, NotFound, quoted
 from modelreg.graphql.enums import FinishedJobState, JobState, LaunchResource, OutputStream, value_of
-from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.inputs import command_id_field, parse_command
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, int32, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
@@ -291,15 +291,18 @@ class EnqueueJobInput(graphene.InputObjectType):
         description="seconds an attempt may run (at most 30 days): then its agent stops it (SIGTERM, SIGKILL 10 s "
         "later) and the job fails saying so; none unless given"
     )
+    command_id = command_id_field()
 
 
 class RetryJobInput(graphene.InputObjectType):
     id = graphene.ID(required=True)
+    command_id = command_id_field()
 
 
 class CancelJobInput(graphene.InputObjectType):
     id = graphene.ID(required=True)
     reason = graphene.String()
+    command_id = command_id_field()
 
 
 class AgentJobInput(graphene.InputObjectType):

@@ -11,7 +11,7 @@ import graphene
 from graphql.language import ast
 
 from modelreg.errors import InvalidInput
-from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.inputs import command_id_field, parse_command
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import decode_cursor, encode_cursor, page_of
 from modelreg.projections.metric_queries import NO_STEP, MetricQueries
@@ -187,7 +187,7 @@ class LogMetricBatchInput(graphene.InputObjectType):
     project = graphene.String(required=True)
     run_id = graphene.String(required=True)
     series = graphene.List(graphene.NonNull(MetricSeriesInput), required=True, description="one per metric")
-    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    command_id = command_id_field()
     occurred_at = graphene.DateTime(description="when it was logged on the client (offline runs), with a zone")
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from modelreg.errors import InvalidInput, NotFound, quoted
 from modelreg.events.registry import registered_model_stream
 from modelreg.graphql.artifacts import ArtifactVersion
-from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.inputs import command_id_field, parse_command
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import (
     decode_cursor,
@@ -288,7 +288,7 @@ class RegisteredModelInput(graphene.InputObjectType):
 class LinkArtifactVersionInput(RegisteredModelInput):
     artifact_version_id = graphene.ID(required=True)
     aliases = graphene.List(graphene.NonNull(graphene.String))
-    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    command_id = command_id_field()
     occurred_at = graphene.DateTime(
         description="refused: a link's time is the server's; only a run's own commands keep a client's time"
     )
@@ -297,14 +297,17 @@ class LinkArtifactVersionInput(RegisteredModelInput):
 class AddAliasInput(RegisteredModelInput):
     artifact_version_id = graphene.ID(required=True)
     alias = graphene.String(required=True)
+    command_id = command_id_field()
 
 
 class RemoveAliasInput(RegisteredModelInput):
     alias = graphene.String(required=True)
+    command_id = command_id_field()
 
 
 class UnlinkArtifactVersionInput(RegisteredModelInput):
     artifact_version_id = graphene.ID(required=True)
+    command_id = command_id_field()
 
 
 class ModelCardTextInput(graphene.InputObjectType):

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from modelreg.errors import InvalidInput, NotFound, quoted
 from modelreg.events.names import count_in
 from modelreg.graphql.enums import AlertLevel, FinishedRunState, RunState, value_of
-from modelreg.graphql.inputs import parse_command
+from modelreg.graphql.inputs import command_id_field, parse_command
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.launch import Job
 from modelreg.graphql.metrics import (
@@ -406,7 +406,7 @@ class StartRunInput(graphene.InputObjectType):
     job_type = graphene.String()
     config = JSONValue()
     environment = JSONValue()
-    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    command_id = command_id_field()
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
     notes = graphene.String()
     tags = graphene.List(graphene.NonNull(graphene.String))
@@ -420,7 +420,7 @@ class FinishRunInput(graphene.InputObjectType):
     state = FinishedRunState(description="FINISHED unless given")
     exit_code = graphene.Int()
     summary = JSONValue()
-    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    command_id = command_id_field()
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
@@ -451,7 +451,7 @@ class RunChangesInput(graphene.InputObjectType):
     run_id = graphene.String(required=True)
     changes = JSONValue(description='the keys set and their new values: {"lr": 0.02}')
     removed = graphene.List(graphene.NonNull(graphene.String), description="the keys removed")
-    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    command_id = command_id_field()
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
@@ -463,7 +463,7 @@ class DescribeRunInput(graphene.InputObjectType):
     notes = graphene.String()
     tags = graphene.List(graphene.NonNull(graphene.String), description="replace the run's tags")
     group = graphene.String()
-    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    command_id = command_id_field()
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
@@ -482,7 +482,7 @@ class ResumeRunInput(graphene.InputObjectType):
     entity = graphene.String(required=True)
     project = graphene.String(required=True)
     run_id = graphene.String(required=True)
-    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    command_id = command_id_field()
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
@@ -493,7 +493,7 @@ class RaiseAlertInput(graphene.InputObjectType):
     title = graphene.String(required=True)
     text = graphene.String()
     level = AlertLevel()
-    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    command_id = command_id_field()
     occurred_at = graphene.DateTime(description="when it happened on the client (offline runs), with a zone")
 
 
@@ -507,7 +507,7 @@ class LogMetricsInput(graphene.InputObjectType):
     project = graphene.String(required=True)
     run_id = graphene.String(required=True)
     rows = graphene.List(graphene.NonNull(MetricRowInput), required=True)
-    command_id = graphene.ID(description="a client's id for this command (UUID): sent again, it changes nothing")
+    command_id = command_id_field()
     occurred_at = graphene.DateTime(description="when it was logged on the client (offline runs), with a zone")
 
 

@@ -4,7 +4,7 @@ and whether a client's command was already accepted. Never writes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -21,18 +21,32 @@ _LISTED_COLUMNS = (
 )
 
 
+class CausedEvent(NamedTuple):
+    """An event of a client's command, as the audit log keeps it (services/commands/command_identity.py)."""
+
+    event_id: UUID
+    type: str
+    stream: str
+    subject: str | None  # the payload's value of the field asked for (the id of what the command made, say)
+
+
 class AuditQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def caused_by(self, command_id: UUID, actor: Actor) -> bool:
-        """Whether this actor's command with this client id was already accepted (services/commands/read_models.py)."""
-        return await self.pool.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM audit_log WHERE causation_id = $1 AND actor_kind = $2 AND actor_id = $3)",
+    async def caused_by(self, command_id: UUID, actor: Actor, subject: str | None = None) -> list[CausedEvent]:
+        """The events of this actor's commands with this client id, oldest first (services/commands/read_models.py),
+        through the causation index; `subject`: a payload field whose value to read with each (the payload is read
+        only then: a metric batch's is megabytes)."""
+        rows = await self.pool.fetch(
+            "SELECT event_id, type, stream, CASE WHEN $4::text IS NULL THEN NULL ELSE payload ->> $4::text END "
+            "FROM audit_log WHERE causation_id = $1 AND actor_kind = $2 AND actor_id = $3 ORDER BY event_id",
             command_id,
             actor.kind,
             actor.id,
+            subject,
         )
+        return [CausedEvent(*row) for row in rows]
 
     async def history(
         self, stream: str, limit: int, before_seq: int | None = None, artifact_version: UUID | None = None

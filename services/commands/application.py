@@ -10,13 +10,14 @@ from uuid import UUID
 
 import orjson
 
-from modelreg.errors import InvalidInput, NotYetVisible
+from modelreg.errors import Conflict, InvalidInput, NotYetVisible
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogPosition
 from modelreg.projections.progress import ProjectionLagging
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.commands.access import Caller
-from modelreg.services.commands.commands import Command, Recordable
+from modelreg.services.commands.command_identity import CommandIdentity
+from modelreg.services.commands.commands import Command, Identified, Recordable
 from modelreg.services.commands.decisions import CommandContext, Decision, StoredBlobs
 from modelreg.services.commands.handlers import HANDLERS
 from modelreg.services.commands.in_flight import Claim, InFlight, InFlightInPostgres, OneCopyAtATime, claim_key
@@ -114,12 +115,17 @@ class Application:
         if (key := command.idempotency_key()) is not None:
             await self._caught_up_with_the_log(key)
         handler = HANDLERS[type(command)]
-        context = CommandContext(reads, caller, correlation_id, causation_id, blobs=self.blobs)
-        if isinstance(command, Recordable):
-            claim = await bounded_claim(command, reads.registry)
-            context = CommandContext(
-                reads, caller, correlation_id, command.command_id or causation_id, claim, blobs=self.blobs
-            )
+        claim = await bounded_claim(command, reads.registry) if isinstance(command, Recordable) else None
+        identity = None
+        if isinstance(command, Identified):
+            causation_id = command.command_id or causation_id
+            try:
+                identity = CommandIdentity.of(command, caller.actor)
+            except orjson.JSONEncodeError as exc:
+                raise _unstorable(command, exc) from None
+        context = CommandContext(
+            reads, caller, correlation_id, causation_id, claim, blobs=self.blobs, identity=identity
+        )
         decision = await handler(command, context)
         if not decision.events:
             return Accepted(decision.subject_id, [], [])
@@ -128,10 +134,7 @@ class Application:
         try:
             positions = await self.log.append(decision.events)
         except orjson.JSONEncodeError as exc:  # raised before anything is written: nothing was appended
-            raise InvalidInput(
-                f"a value of this {command.describe()} cannot be stored as JSON ({exc}): integers must fit in "
-                "64 bits and objects nest at most 254 levels deep"
-            ) from None
+            raise _unstorable(command, exc) from None
         if not wait_for_read_models:
             if in_turn:  # the next in turn is decided on read models that show this one
                 with suppress(ProjectionLagging):
@@ -173,10 +176,20 @@ class Application:
         try:
             await self.progress.wait_for(deduping, await self.log_end(), self.read_your_writes_timeout_s)
         except ProjectionLagging as exc:
-            raise NotYetVisible(
-                f"command {key} may have been accepted already, and the read models are behind ({exc}): "
-                "send it again, with the same id, shortly"
+            # Nothing of this copy was appended: NOT_YET_VISIBLE would tell the client it was (a metric sender
+            # dropped its batch on it).
+            raise Conflict(
+                f"command {key} may have been accepted already, and the read models are behind ({exc}), so this "
+                "copy was not carried out (nothing was written): send it again, with the same id, shortly",
+                retriable=True,
             ) from exc
+
+
+def _unstorable(command: Command, exc: orjson.JSONEncodeError) -> InvalidInput:
+    return InvalidInput(
+        f"a value of this {command.describe()} cannot be stored as JSON ({exc}): integers must fit in "
+        "64 bits and objects nest at most 254 levels deep"
+    )
 
 
 def _correlated(decision: Decision) -> Decision:

@@ -116,21 +116,39 @@ CLOCK_SKEW = timedelta(minutes=5)
 EARLIEST_CLAIM = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class Recordable(Command):
+class Identified(Command):
+    """A command a client may send again under the id it chose (a retry after a timeout or a cut connection).
+
+    `command_id` is the client's idempotency key: the command's events carry it as their causation id and, in
+    their ids, the command's identity (services/commands/command_identity.py): the same command sent again is
+    answered as the first was and changes nothing; another command sent under the same id is refused.
+    """
+
+    command_id: UUID | None = None
+
+    def idempotency_key(self) -> UUID | None:
+        return self.command_id
+
+    def facts(self) -> dict[str, Any]:
+        """The fields that become the event's payload (the id and a claimed time go to its envelope)."""
+        return self.model_dump(exclude={"command_id", "occurred_at"})
+
+    def identity_input(self) -> dict[str, Any]:
+        """What makes this command the one it is, whatever id and claimed time it is sent with: its fields (as
+        validated, models nested) but those."""
+        return {name: value for name, value in self.__dict__.items() if name not in ("command_id", "occurred_at")}
+
+
+class Recordable(Identified):
     """A command a client may have recorded earlier (offline) and sends now.
 
-    `command_id` is the client's idempotency key: the command's events carry it as their causation id, and
-    the same command sent again (a sync run twice, or resumed after a cut) is a no-op. `occurred_at` is
+    Its `command_id` (see Identified) makes a sync run twice, or resumed after a cut, a no-op. `occurred_at` is
     when it happened on the client: a claim, kept beside the server's time of receipt as the events'
     `recorded_offline_at`, and only for a run's own commands, bounded by the run's start
     (services/commands/offline_claims.py). Audit, filters and history go by the server's time.
     """
 
-    command_id: UUID | None = None
     occurred_at: AwareDatetime | None = None
-
-    def idempotency_key(self) -> UUID | None:
-        return self.command_id
 
     @field_validator("occurred_at")
     @classmethod
@@ -144,10 +162,6 @@ class Recordable(Command):
                 f"{occurred_at.isoformat()} is before 1970: check the clock of the machine that recorded it"
             )
         return occurred_at
-
-    def facts(self) -> dict[str, Any]:
-        """The fields that become the event's payload (the id and time go to its envelope)."""
-        return self.model_dump(exclude={"command_id", "occurred_at"})
 
     def claiming_run(self) -> tuple[str, str, str] | None:
         """The run whose own history this command is (entity, project, run id): the only commands whose
@@ -313,7 +327,7 @@ class LinkVersion(Recordable):
         return (version_turn(self.artifact_version_id), *aliases)
 
 
-class AddAlias(Command):
+class AddAlias(Identified):
     registered_model: RegisteredModelName
     artifact_version_id: UUID
     alias: AliasName
@@ -322,7 +336,7 @@ class AddAlias(Command):
         return version_turn(self.artifact_version_id), alias_turn(self.registered_model, self.alias)
 
 
-class RemoveAlias(Command):
+class RemoveAlias(Identified):
     registered_model: RegisteredModelName
     alias: AliasName
 
@@ -330,7 +344,7 @@ class RemoveAlias(Command):
         return (alias_turn(self.registered_model, self.alias),)
 
 
-class UnlinkVersion(Command):
+class UnlinkVersion(Identified):
     """Takes away the aliases the version holds: in their turns, those it held when the turns were taken, which the
     handler checks are still all it holds (`in_the_turns_taken`)."""
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import count
 from typing import Any, Protocol
 from uuid import UUID
 
 from modelreg.errors import NotFound, PermissionDenied, quoted
 from modelreg.events.envelope import Actor, Envelope, Event
 from modelreg.services.commands.access import Caller, model_scopes
+from modelreg.services.commands.command_identity import CommandIdentity
 from modelreg.services.commands.read_models import ReadModels
 
 
@@ -43,6 +45,10 @@ class CommandContext:
     recorded_offline_at: datetime | None = None
     # The blob store a manifest's files must be in; None: this process logs no artifact versions.
     blobs: StoredBlobs | None = None
+    # What a command sent with a client's id is (services/commands/command_identity.py), kept in its events' ids.
+    identity: CommandIdentity | None = None
+    # The place of the next event decided, among the command's.
+    places: Iterator[int] = field(default_factory=count, repr=False, compare=False)
 
     @property
     def actor(self) -> Actor:
@@ -84,6 +90,7 @@ class CommandContext:
             correlation_id=self.correlation_id,
             causation_id=self.causation_id,
             recorded_offline_at=self.recorded_offline_at,
+            event_id=self.identity.event_id(next(self.places)) if self.identity is not None else None,
         )
 
 

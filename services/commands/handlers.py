@@ -14,7 +14,7 @@ from uuid import UUID
 
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import Conflict, InvalidInput, NotFound, NotYetVisible, Unavailable, quoted
+from modelreg.errors import Conflict, InvalidInput, NotFound, Unavailable, quoted
 from modelreg.events.artifacts import (
     ArtifactVersionDeleted,
     ArtifactVersionEdited,
@@ -64,6 +64,7 @@ from modelreg.events.runs import (
     series_from_rows,
 )
 from modelreg.services.commands.api_keys import key_sha256, new_api_key
+from modelreg.services.commands.command_identity import already_accepted
 from modelreg.services.commands.commands import (
     AddAlias,
     Command,
@@ -79,7 +80,6 @@ from modelreg.services.commands.commands import (
     LogMetrics,
     ProtectAlias,
     RaiseAlert,
-    Recordable,
     RecordRunHeartbeat,
     RecordSync,
     RemoveAlias,
@@ -102,11 +102,6 @@ from modelreg.services.commands.commands import (
 from modelreg.services.commands.decisions import CommandContext, Decision, Handler
 from modelreg.services.commands.launch_handlers import LAUNCH_HANDLERS
 from modelreg.services.commands.parked_streams import PARKED_STREAM_HANDLERS
-
-
-async def already_accepted(cmd: Recordable, ctx: CommandContext) -> bool:
-    """A recorded command sent again (a second sync, or one resumed after a cut) must append nothing twice."""
-    return cmd.command_id is not None and await ctx.reads.audit.caused_by(cmd.command_id, ctx.actor)
 
 
 def _no_file_is_a_folder_of_another(paths: list[str]) -> None:
@@ -263,6 +258,10 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
     for path in paths:
         require_a_path_that_shows_as_it_is(path)
     _no_file_is_a_folder_of_another(paths)
+    # Sent again after its answer was lost: the version it made, whatever was logged since (made again, it moved
+    # `latest` back onto its content).
+    if (earlier := await already_accepted(cmd, ctx, subject="artifact_version_id")) and earlier.subject:
+        return Decision([], UUID(earlier.subject))
     await require_stored_files(cmd.manifest, ctx)
     if cmd.run_id is not None and await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id) is None:
         raise NotFound(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} does not exist: log from a started run")
@@ -309,13 +308,14 @@ async def _aliases_of_a_version_logged_again(
     """A checkpoint logged each epoch with `aliases=["best"]`, its files unchanged, gets `best` as W&B gives it:
     dropping the aliases of a version logged again lost them without a word."""
     added = tuple(alias for alias in dict.fromkeys(cmd.aliases) if alias not in latest["aliases"])
-    # Sent again (a retry, a second sync), it must not put back an alias moved away since.
-    if not added or await already_accepted(cmd, ctx):
+    # (Sent again, a retry or a second sync, it was answered before this: it puts back no alias moved away since.)
+    if not added:
         return Decision([], latest["id"])
     if not cmd.in_the_turn_taken(latest["id"]):
-        raise NotYetVisible(
-            f"the newest version of {cmd.entity}/{cmd.project}/{cmd.name} changed while this command waited: send it "
-            "again"
+        raise Conflict(
+            f"the newest version of {cmd.entity}/{cmd.project}/{cmd.name} changed while this command waited, so it "
+            "was not carried out (nothing was written): send it again",
+            retriable=True,
         )
     return _version_edited(cmd, latest["id"], ctx, aliases_added=added)
 
@@ -333,8 +333,8 @@ def _version_edited(
 
 
 async def use_artifact_version(cmd: UseArtifactVersion, ctx: CommandContext) -> Decision:
-    # Readability first, even for a command sent again: the answer shows the version its input names, and a
-    # command id is no proof that this input is the one accepted under it.
+    # Readability first, even for a command sent again: the answer shows the version its input names, to a caller
+    # who may have lost the right to read it since.
     version = await ctx.reads.registry.artifact_version(cmd.artifact_version_id)
     missing = f"artifact version {cmd.artifact_version_id} does not exist"
     if version is None:
@@ -390,6 +390,8 @@ async def link_version(cmd: LinkVersion, ctx: CommandContext) -> Decision:
 
 
 async def add_alias(cmd: AddAlias, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):  # sent again: it does not move back an alias another moved since
+        return Decision([], cmd.artifact_version_id)
     if await ctx.reads.registry.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
         raise NotFound(
             f"artifact version {cmd.artifact_version_id} is not linked to {quoted(cmd.registered_model)}: link it first"
@@ -397,11 +399,13 @@ async def add_alias(cmd: AddAlias, ctx: CommandContext) -> Decision:
     await ctx.require_admin_for_protected(cmd.registered_model, (cmd.alias,), "setting")
     if await ctx.reads.registry.alias_target(cmd.registered_model, cmd.alias) == cmd.artifact_version_id:
         return Decision([], cmd.artifact_version_id)
-    payload = AliasAdded(**cmd.model_dump())
+    payload = AliasAdded(**cmd.facts())
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.artifact_version_id)
 
 
 async def remove_alias(cmd: RemoveAlias, ctx: CommandContext) -> Decision:
+    if (earlier := await already_accepted(cmd, ctx, subject="artifact_version_id")) and earlier.subject:
+        return Decision([], UUID(earlier.subject))  # sent again: the version it took the alias off
     target = await ctx.reads.registry.alias_target(cmd.registered_model, cmd.alias)
     if target is None:
         raise NotFound(f"{quoted(cmd.registered_model)} has no alias {quoted(cmd.alias)}")
@@ -411,17 +415,22 @@ async def remove_alias(cmd: RemoveAlias, ctx: CommandContext) -> Decision:
 
 
 async def unlink_version(cmd: UnlinkVersion, ctx: CommandContext) -> Decision:
+    if await already_accepted(cmd, ctx):
+        return Decision([], cmd.artifact_version_id)
     if await ctx.reads.registry.model_version_of(cmd.registered_model, cmd.artifact_version_id) is None:
         raise NotFound(f"artifact version {cmd.artifact_version_id} is not linked to {quoted(cmd.registered_model)}")
     held = await ctx.reads.registry.aliases_of(cmd.registered_model, cmd.artifact_version_id)
     if not cmd.in_the_turns_taken(held):
         # An alias moved onto the version while this command waited for its turns: decided outside that alias's
-        # turn, the unlink could take away an alias an admin was protecting beside it.
-        raise NotYetVisible(
-            f"an alias of {quoted(cmd.registered_model)} moved onto this version while the unlink waited: send it again"
+        # turn, the unlink could take away an alias an admin was protecting beside it. Refused, not NOT_YET_VISIBLE
+        # (which says it was accepted): nothing was written.
+        raise Conflict(
+            f"an alias of {quoted(cmd.registered_model)} moved onto this version while the unlink waited, so it was "
+            "not carried out (nothing was written): send it again",
+            retriable=True,
         )
     await ctx.require_admin_for_protected(cmd.registered_model, tuple(held), "unlinking the version that holds")
-    payload = VersionUnlinked(**cmd.model_dump())
+    payload = VersionUnlinked(**cmd.facts())
     return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.artifact_version_id)
 
 

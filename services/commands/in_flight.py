@@ -41,7 +41,7 @@ from uuid import UUID, uuid4, uuid5
 
 import asyncpg
 
-from modelreg.errors import NotYetVisible
+from modelreg.errors import Conflict
 from modelreg.projections.migrations import Migration
 
 # A holder renews its claim every RENEW_S; one not renewed for STALE_AFTER has died. The client resends a command
@@ -166,15 +166,20 @@ class Claim:
     what: str
     turn: bool = False
 
-    def refusal(self) -> NotYetVisible:
+    def refusal(self) -> Conflict:
+        """Nothing of this command was written: a refusal to send again, never NOT_YET_VISIBLE (which says the
+        command was accepted and only its showing is late)."""
         if self.turn:
-            return NotYetVisible(
-                "another change to the same artifact version, alias, collection or Launch queue is being carried out: "
-                f"send this {self.what} again shortly; it is decided on what that change leaves"
+            return Conflict(
+                "another change to the same artifact version, alias, collection or Launch queue is being carried out, "
+                f"so this {self.what} was not (nothing was written): send it again shortly; it is decided on what "
+                "that change leaves",
+                retriable=True,
             )
-        return NotYetVisible(
-            f"another copy of this {self.what} is still being carried out: send it again, with the same id, "
-            "shortly; it will be answered as that copy was"
+        return Conflict(
+            f"another copy of this {self.what} is still being carried out, so this one was not (nothing was "
+            "written): send it again, with the same id, shortly; it will be answered as that copy was",
+            retriable=True,
         )
 
 

@@ -40,7 +40,7 @@ from modelreg.events.launch import (
 from modelreg.events.names import EntityName, ProjectName, RunId
 from modelreg.projections.readable import EVERYTHING, Readable
 from modelreg.services.commands.access import automation_scopes, entity_scopes, queue_scope
-from modelreg.services.commands.commands import Command
+from modelreg.services.commands.commands import Command, Identified
 
 if TYPE_CHECKING:
     from modelreg.services.commands.read_models import ReadModels
@@ -82,7 +82,7 @@ class DeleteQueue(Command):
         return (queue_turn(self.queue),)
 
 
-class EnqueueJob(Command):
+class EnqueueJob(Identified):
     """From a finished run (its code and config, with `overrides`), or from a source given outright."""
 
     queue: QueueName
@@ -163,7 +163,7 @@ class RequeueJob(OnAJob):
     reason: Reason
 
 
-class RetryJob(OnAJob):
+class RetryJob(OnAJob, Identified):
     """Run an ended job again (failed, cancelled, or finished), as it was enqueued: a new job."""
 
     async def turns_of(self, reads: ReadModels) -> tuple[UUID, ...]:
@@ -171,7 +171,7 @@ class RetryJob(OnAJob):
         return (queue_turn(job["queue"]),) if job is not None else ()
 
 
-class CancelJob(OnAJob):
+class CancelJob(OnAJob, Identified):
     reason: Reason | None = None
 
 

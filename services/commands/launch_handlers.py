@@ -61,6 +61,7 @@ from modelreg.services.commands.access import (
     require_own_agent,
 )
 from modelreg.services.commands.api_keys import key_sha256, new_api_key
+from modelreg.services.commands.command_identity import already_accepted
 from modelreg.services.commands.commands import Command
 from modelreg.services.commands.decisions import CommandContext, Decision, Handler
 from modelreg.services.commands.launch_commands import (
@@ -194,6 +195,8 @@ def _entry_point(command: list[str], root: str | None) -> tuple[str, ...]:
 
 async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
     _not_a_job_attempt(ctx.caller, "enqueueing a job", _A_JOB_OUTLIVES_IT)
+    if (earlier := await already_accepted(cmd, ctx, subject="job_id")) and earlier.subject:
+        return Decision([], UUID(earlier.subject))  # sent again: the job it enqueued, not a second one
     queue = await ctx.reads.launch.queue(cmd.queue)
     if queue is None:
         raise NotFound(
@@ -341,6 +344,8 @@ async def requeue_job(cmd: RequeueJob, ctx: CommandContext) -> Decision:
 
 async def retry_job(cmd: RetryJob, ctx: CommandContext) -> Decision:
     _not_a_job_attempt(ctx.caller, "running a job again", _A_JOB_OUTLIVES_IT)
+    if (earlier := await already_accepted(cmd, ctx, subject="job_id")) and earlier.subject:
+        return Decision([], UUID(earlier.subject))  # sent again: the job it made, not a second retry
     job = await _job(cmd.job_id, ctx)
     if job["state"] in ("queued", "claimed", "running"):
         raise Conflict(f"job {cmd.job_id} is still {job['state']}: cancel it first to run it again")
@@ -386,12 +391,12 @@ async def cancel_job(cmd: CancelJob, ctx: CommandContext) -> Decision:
             "a job's code stops its own job only (another is not its job): cancel that one with your own key "
             "(`modelreg job cancel ID`)",
         )
+    if await already_accepted(cmd, ctx):  # sent again: the job it cancelled, not "already cancelled"
+        return Decision([], cmd.job_id)
     job = await _job(cmd.job_id, ctx)
     if job["state"] not in ("queued", "claimed", "running"):
         raise Conflict(f"job {cmd.job_id} is already {job['state']}")
-    return Decision(
-        [ctx.event(JobCancelled(**cmd.model_dump(), scope=_scope(job)), job_stream(cmd.job_id))], cmd.job_id
-    )
+    return Decision([ctx.event(JobCancelled(**cmd.facts(), scope=_scope(job)), job_stream(cmd.job_id))], cmd.job_id)
 
 
 async def heartbeat(cmd: Heartbeat, ctx: CommandContext) -> Decision:

@@ -19,7 +19,7 @@ import asyncpg
 from modelreg.events.envelope import Actor
 from modelreg.events.identity import Role
 from modelreg.events.log import LogPosition
-from modelreg.projections.audit_queries import AuditQueries
+from modelreg.projections.audit_queries import AuditQueries, CausedEvent
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.parked_queries import ParkedStreamQueries
@@ -64,10 +64,11 @@ class RegistryReads(Protocol):
 
 
 class AuditReads(Protocol):
-    async def caused_by(self, command_id: UUID, actor: Actor) -> bool:
-        """Whether this actor's command with this client id was already accepted (its events carry it as causation
-        id). Another's id is no concern of its: ids are shown in the audit log, and one sent first by someone else
-        made a command a no-op answered as a success."""
+    async def caused_by(self, command_id: UUID, actor: Actor, subject: str | None = None) -> list[CausedEvent]:
+        """The events of this actor's commands with this client id (they carry it as causation id), oldest first,
+        with the value of the payload field `subject` when one is named. Another's id is no concern of its: ids
+        are shown in the audit log, and one sent first by someone else made a command a no-op answered as a
+        success."""
         ...
 
 

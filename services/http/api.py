@@ -449,7 +449,8 @@ async def healthz(request: web.Request) -> web.Response:
         longest = max(projections[name]["stalled_for_s"] for name in stalled_names)
         report["stalled"] = (
             f"projections {', '.join(stalled_names)} have applied nothing for up to {longest} s while events wait, so "
-            "writes are refused NOT_YET_VISIBLE: is a projector running (modelreg projector, or modelreg server)?"
+            "writes answer NOT_YET_VISIBLE (sent with a commandId, a retriable CONFLICT): is a projector running "
+            "(modelreg projector, or modelreg server)?"
         )
     report["projections"] = projections
     missing = request.app[TRIGGERS].missing_for(reading["triggers_active"], time.monotonic())

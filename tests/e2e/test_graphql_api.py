@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -223,3 +224,61 @@ async def test_a_missing_or_unknown_key_and_a_document_of_several_operations_are
     assert "several operations (A, B)" in error["message"]
     named = await stack.client.post("/graphql", json={"query": document, "operationName": "B"}, headers=key)
     assert (await named.json())["data"] == {"viewer": {"role": "ADMIN"}}
+
+
+LINK_WITH_ID = """
+mutation Link($model: String!, $id: ID!, $aliases: [String!], $c: ID) {
+  linkArtifactVersion(input: {registeredModel: $model, artifactVersionId: $id, aliases: $aliases, commandId: $c}) {
+    version aliases
+  }
+}"""
+REMOVE_ALIAS = "mutation($i: RemoveAliasInput!) { removeAlias(input: $i) { version aliases } }"
+ENQUEUE = "mutation($i: EnqueueJobInput!) { enqueueJob(input: $i) { id state } }"
+CANCEL = "mutation($i: CancelJobInput!) { cancelJob(input: $i) { id state } }"
+RETRY = "mutation($i: RetryJobInput!) { retryJob(input: $i) { id state } }"
+
+
+async def test_ci_sending_a_mutation_again_under_its_command_id_changes_nothing_and_a_reused_id_is_refused(
+    stack: Stack, event_log: EventLog
+) -> None:
+    a = version_input("ci-model", b"files A", commandId=str(uuid.uuid4()))
+    v0 = (await stack.graphql(LOG_VERSION, {"input": a}))["data"]["logArtifactVersion"]
+    await stack.graphql(LOG_VERSION, {"input": version_input("ci-model", b"files B")}, actor="user:bob")
+    before = await _events_on(event_log)
+    retried = await stack.graphql(LOG_VERSION, {"input": a})  # its first answer timed out
+    assert retried["data"]["logArtifactVersion"]["id"] == v0["id"]
+    latest = await stack.graphql('{ artifactVersion(ref: "acme/nature/ci-model:latest") { version } }')
+    assert latest["data"]["artifactVersion"] == {"version": "v1"}
+    assert await _events_on(event_log) == before
+
+    link_id = str(uuid.uuid4())
+    staged = {"model": "ci-models", "id": v0["id"], "aliases": ["staging"], "c": link_id}
+    assert (await stack.graphql(LINK_WITH_ID, staged))["data"]["linkArtifactVersion"]["aliases"] == ["staging"]
+    refused = await stack.graphql(LINK_WITH_ID, {**staged, "aliases": ["production"]})
+    (error,) = refused["errors"]
+    assert error["extensions"] == {"code": "CONFLICT", "retriable": False}
+    assert error["message"].startswith(f"commandId {link_id} was already used for a different command (accepted as ")
+    assert error["message"].endswith("use a new commandId for a new command")
+
+    removal = {"registeredModel": "ci-models", "alias": "staging", "commandId": str(uuid.uuid4())}
+    for _ in range(2):  # sent again: no NOT_FOUND for the alias it took away
+        removed = await stack.graphql(REMOVE_ALIAS, {"i": removal})
+        assert removed["data"]["removeAlias"] == {"version": "v0", "aliases": []}, removed
+
+    await stack.graphql('mutation { createLaunchQueue(input: {name: "ci-cpu"}) { name } }')
+    source = {"kind": "image", "image": "python:3.12", "entry_point": ["python", "train.py"]}
+    enqueue = {
+        "queue": "ci-cpu",
+        "entity": "acme",
+        "project": "nature",
+        "source": source,
+        "commandId": str(uuid.uuid4()),
+    }
+    jobs = [(await stack.graphql(ENQUEUE, {"i": enqueue}))["data"]["enqueueJob"] for _ in range(2)]
+    assert jobs[0] == jobs[1]
+    cancel = {"id": jobs[0]["id"], "commandId": str(uuid.uuid4())}
+    cancelled = [(await stack.graphql(CANCEL, {"i": cancel}))["data"]["cancelJob"] for _ in range(2)]
+    assert cancelled == [{"id": jobs[0]["id"], "state": "CANCELLED"}] * 2
+    retry = {"id": jobs[0]["id"], "commandId": str(uuid.uuid4())}
+    retries = [(await stack.graphql(RETRY, {"i": retry}))["data"]["retryJob"] for _ in range(2)]
+    assert retries[0] == retries[1] and retries[0]["id"] != jobs[0]["id"]

@@ -77,6 +77,8 @@ from modelreg.events.runs import (
     RunStarted,
     RunSummaryUpdated,
 )
+from modelreg.projections.audit import NOT_ACTIONS
+from modelreg.projections.audit_queries import CausedEvent
 from modelreg.projections.progress import ProjectionLagging
 from modelreg.projections.readable import Readable, scope_of
 from modelreg.services.commands.read_models import ReadModels
@@ -262,14 +264,22 @@ class MemoryRegistry:
 
 @dataclass
 class MemoryAudit:
-    causes: set[tuple[UUID, Actor]] = field(default_factory=set)
+    # Per (causation id, actor): the events it caused, in log order, with their payloads.
+    causes: dict[tuple[UUID, Actor], list[Envelope]] = field(default_factory=dict)
 
-    async def caused_by(self, command_id: UUID, actor: Actor) -> bool:
-        return (command_id, actor) in self.causes
+    async def caused_by(self, command_id: UUID, actor: Actor, subject: str | None = None) -> list[CausedEvent]:
+        events = sorted(self.causes.get((command_id, actor), ()), key=lambda e: e.id)
+        return [CausedEvent(e.id, e.type, e.stream, _subject(e, subject)) for e in events]
 
     def apply(self, envelope: Envelope) -> None:
-        if envelope.causation_id is not None:
-            self.causes.add((envelope.causation_id, envelope.actor))
+        if envelope.causation_id is not None and envelope.type not in NOT_ACTIONS:
+            self.causes.setdefault((envelope.causation_id, envelope.actor), []).append(envelope)
+
+
+def _subject(event: Envelope, field: str | None) -> str | None:
+    """`payload ->> field`, as the audit log reads it."""
+    value = event.payload.public_dump().get(field) if field is not None else None
+    return None if value is None else str(value)
 
 
 @dataclass

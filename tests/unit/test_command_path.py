@@ -169,8 +169,11 @@ async def test_a_copy_that_waits_longer_than_a_command_takes_is_told_to_send_it_
     held_by_another_copy = uuid7()
     assert not await registry.in_flight.claim([claim_key(start.command_id, MEMBER.actor)], held_by_another_copy)
     registry.app.read_your_writes_timeout_s = 0.05
-    with pytest.raises(NotYetVisible, match=f"another copy of this start run \\(id {start.command_id}\\) is still"):
+    with pytest.raises(
+        Conflict, match=f"another copy of this start run \\(id {start.command_id}\\) is still"
+    ) as refused:
         await registry(start, MEMBER)
+    assert refused.value.retriable  # nothing written: not NOT_YET_VISIBLE, which says it was accepted
     assert registry.appended() == []
 
 
@@ -214,8 +217,9 @@ async def test_a_command_sent_again_while_the_read_models_lag_is_refused_until_t
     start = START.model_copy(update={"command_id": uuid7()})
     await registry(start, MEMBER, wait_for_read_models=False)
     registry.projections.lagging = True
-    with pytest.raises(NotYetVisible, match="may have been accepted already.*send it again, with the same id"):
+    with pytest.raises(Conflict, match="may have been accepted already.*send it again, with the same id") as refused:
         await registry(start, MEMBER)
+    assert refused.value.retriable
     assert registry.appended_types() == ["runs.run_started"]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -47,9 +47,10 @@ def serving(server: Server) -> Iterator[str]:
                 self.wfile.write(b"restarting")
                 return
             if server.requests <= server.failures:
-                answer = {
-                    "errors": [{"message": "database hiccup", "extensions": {"code": "INTERNAL", "retriable": True}}]
-                }
+                code, said = (
+                    ("CONFLICT", "another copy is under way") if server.failure == "busy" else ("INTERNAL", "hiccup")
+                )
+                answer = {"errors": [{"message": said, "extensions": {"code": code, "retriable": True}}]}
             else:
                 server.accepted.append(body["variables"]["i"]["commandId"])
                 answer = {"data": {"logMetricBatch": 1}}
@@ -96,3 +97,12 @@ def test_a_server_answering_503_is_said_to_be_unavailable_and_worth_trying_again
         with pytest.raises(Unavailable, match="answered 503") as refused:
             Transport(url, "key").graphql(LOG_METRICS, {"i": {}}, compress=True)
     assert refused.value.retriable
+
+
+def test_a_command_refused_while_another_copy_of_it_was_under_way_is_sent_again_by_the_transport() -> None:
+    # CONFLICT marked retriable: nothing written (it was NOT_YET_VISIBLE, which the transport sent again).
+    server = Server("busy", failures=2)
+    with serving(server) as url:
+        run = {"entity": "acme", "project": "fraud", "runId": "r1", "commandId": str(uuid4())}
+        answer = Transport(url, "key").graphql(LOG_METRICS, {"i": {**run, "series": []}}, compress=True)
+    assert answer == {"logMetricBatch": 1} and server.requests == 3

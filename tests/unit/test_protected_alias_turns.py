@@ -12,7 +12,7 @@ import pytest
 from support.write_side import ADMIN, MEMBER, WriteSide
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import NotYetVisible, PermissionDenied
+from modelreg.errors import Conflict, PermissionDenied
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import LogPosition
 from modelreg.events.memory_log import InMemoryEventLog
@@ -103,12 +103,15 @@ async def test_an_unlink_whose_version_got_an_alias_while_it_waited_is_sent_agai
     await asyncio.sleep(0.05)  # it has asked for its turns and waits for that move
     moved = AddAlias(registered_model="fraud", artifact_version_id=version, alias="production")
     context = CommandContext(registry.read_models.protocols(), ADMIN)
-    await registry.log.append([context.event(AliasAdded(**moved.model_dump()), registered_model_stream("fraud"))])
+    await registry.log.append([context.event(AliasAdded(**moved.facts()), registered_model_stream("fraud"))])
     registry.projections.catch_up()
     await registry.in_flight.release([version_turn(version)], someone_else)
 
-    with pytest.raises(NotYetVisible, match="moved onto this version while the unlink waited: send it again"):
+    with pytest.raises(
+        Conflict, match="moved onto this version while the unlink waited, so it was not carried out"
+    ) as refused:
         await unlink
+    assert refused.value.retriable  # refused, nothing written: not NOT_YET_VISIBLE, which says it was accepted
     assert "registry.version_unlinked" not in registry.appended_types()
     await registry(UnlinkVersion(registered_model="fraud", artifact_version_id=version))  # sent again: done
     assert registry.appended_types()[-1] == "registry.version_unlinked"

@@ -13,7 +13,7 @@ import pytest
 from support.write_side import ADMIN, MEMBER, WriteSide
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import Conflict, NotFound, NotYetVisible
+from modelreg.errors import Conflict, NotFound
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import LogPosition
 from modelreg.events.memory_log import InMemoryEventLog
@@ -101,10 +101,11 @@ async def test_a_command_that_waits_past_its_turn_is_told_to_send_it_again() -> 
     assert not await registry.in_flight.claim([version_turn(version)], uuid7())  # another API process's link, stuck
     registry.app.read_your_writes_timeout_s = 0.05
     with pytest.raises(
-        NotYetVisible,
-        match="another change to the same artifact version, alias, collection or Launch queue .* send this",
-    ):
+        Conflict,
+        match="another change to the same artifact version, alias, collection or Launch queue .*nothing was written",
+    ) as refused:
         await registry(link(version), MEMBER)
+    assert refused.value.retriable
     assert registry.appended_types() == ["artifacts.version_logged"]
 
 
@@ -205,7 +206,7 @@ async def test_a_command_arriving_as_the_turn_passes_to_a_waiting_one_is_still_r
     first_done.set()
     await asyncio.sleep(0)  # the first has let go; the second is not running yet
     started = asyncio.get_running_loop().time()
-    with pytest.raises(NotYetVisible, match="another change to the same artifact version"):
+    with pytest.raises(Conflict, match="another change to the same artifact version"):
         async with copies.held([turn], 0.05):
             pass
     assert asyncio.get_running_loop().time() - started < 0.25
