@@ -10,16 +10,7 @@ import graphene
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.graphql.inputs import command_id_field, parse_command
 from modelreg.graphql.json_value import JSONValue
-from modelreg.graphql.pages import (
-    decode_cursor,
-    decode_key_cursor,
-    encode_key_cursor,
-    key_page,
-    page,
-    page_of,
-    page_size,
-    paged,
-)
+from modelreg.graphql.pages import Cursors, key_page, ordinal, page, page_of, page_size, paged
 from modelreg.graphql.references import parse_ref, parse_uuid
 from modelreg.graphql.usage import usage_snippet
 from modelreg.services.commands.commands import (
@@ -211,25 +202,27 @@ class ArtifactQueries(graphene.ObjectType):
         type: str | None = None,
     ) -> dict:
         limit = page_size(first)
-        cursor = decode_key_cursor(after, 1)
+        cursors = Cursors.of(info)
+        cursor = cursors.decode(after, str)
         if not info.context.readable.entity(entity):  # a private team's collections: as if it had none
             return {"items": [], "end_cursor": after, "has_next_page": False}
         rows = await info.context.reads.artifact_collections_page(
             entity, project, type, after_name=cursor[0] if cursor else None, limit=limit + 1
         )
-        return key_page(rows, limit, after, lambda last: encode_key_cursor(last["name"]))
+        return key_page(rows, limit, after, lambda last: cursors.encode(last["name"]))
 
     @staticmethod
     async def resolve_artifact_types(
         root: Any, info: graphene.ResolveInfo, entity: str, project: str, first: int, after: str | None = None
     ) -> dict:
         limit = page_size(first)
-        cursor = decode_key_cursor(after, 1)
+        cursors = Cursors.of(info)
+        cursor = cursors.decode(after, str)
         if not info.context.readable.entity(entity):
             return {"items": [], "end_cursor": after, "has_next_page": False}
         names = [t for t in await info.context.reads.artifact_types(entity, project) if not cursor or t > cursor[0]]
         found = key_page(
-            [{"name": t} for t in names[: limit + 1]], limit, after, lambda last: encode_key_cursor(last["name"])
+            [{"name": t} for t in names[: limit + 1]], limit, after, lambda last: cursors.encode(last["name"])
         )
         return {**found, "items": [item["name"] for item in found["items"]]}
 
@@ -254,14 +247,15 @@ class ArtifactQueries(graphene.ObjectType):
         first: int,
         after: str | None = None,
     ) -> dict:
-        limit = page_size(first)
+        limit, cursors = page_size(first), Cursors.of(info)
+        position = cursors.decode(after, ordinal)
         if not info.context.readable.entity(entity):
             # Versions of it linked into a model the caller reads are reached through that model, not here.
-            return page([], limit, after)
+            return page([], limit, after, cursors)
         rows = await info.context.reads.artifact_versions_page(
-            entity, project, name, after_index=decode_cursor(after), limit=limit + 1
+            entity, project, name, after_index=position[0] if position else None, limit=limit + 1
         )
-        return page(rows, limit, after)
+        return page(rows, limit, after, cursors)
 
 
 class ArtifactFileInput(graphene.InputObjectType):

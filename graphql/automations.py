@@ -12,7 +12,7 @@ from modelreg.errors import NotFound, Unavailable
 from modelreg.graphql.enums import FiringStatus
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.json_value import JSONValue
-from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, key_page, page_of, page_size, paged
+from modelreg.graphql.pages import Cursors, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
 from modelreg.projections.timestamps import parsed_time
 from modelreg.services.automations.webhook_signing import WITHOUT_A_KEY
@@ -96,7 +96,8 @@ class Automation(graphene.ObjectType):
     @staticmethod
     async def resolve_firings(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
-        before = decode_row_cursor(after, parsed_time, UUID)
+        cursors = Cursors.of(info)
+        before = cursors.decode(after, parsed_time, UUID)
         readable = info.context.readable
         rows = await info.context.launch.firings(
             row["automation_id"],
@@ -105,12 +106,13 @@ class Automation(graphene.ObjectType):
             hidden_entities=sorted(readable.hidden_entities),
             hidden_models=sorted(readable.hidden_models),
         )
-        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["occurred_at"], last["event_id"]))
+        return key_page(rows, limit, after, lambda last: cursors.encode(last["occurred_at"], last["event_id"]))
 
     @staticmethod
     async def resolve_deliveries(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
-        before = decode_row_cursor(after, parsed_time, UUID)
+        cursors = Cursors.of(info)
+        before = cursors.decode(after, parsed_time, UUID)
         readable = info.context.readable
         rows = await info.context.launch.deliveries(
             row["automation_id"],
@@ -119,7 +121,7 @@ class Automation(graphene.ObjectType):
             hidden_entities=sorted(readable.hidden_entities),
             hidden_models=sorted(readable.hidden_models),
         )
-        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["attempted_at"], last["event_id"]))
+        return key_page(rows, limit, after, lambda last: cursors.encode(last["attempted_at"], last["event_id"]))
 
 
 AutomationPage = page_of(Automation)
@@ -137,7 +139,8 @@ class AutomationQueries(graphene.ObjectType):
     @staticmethod
     async def resolve_automations(root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
         limit = page_size(first)
-        position = decode_row_cursor(after, parsed_time, UUID)
+        cursors = Cursors.of(info)
+        position = cursors.decode(after, parsed_time, UUID)
         readable = info.context.readable
         rows = await info.context.launch.automations(
             after=position,
@@ -145,7 +148,7 @@ class AutomationQueries(graphene.ObjectType):
             hidden_entities=sorted(readable.hidden_entities),
             hidden_models=sorted(readable.hidden_models),
         )
-        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["created_at"], last["automation_id"]))
+        return key_page(rows, limit, after, lambda last: cursors.encode(last["created_at"], last["automation_id"]))
 
     @staticmethod
     async def resolve_automation(root: Any, info: graphene.ResolveInfo, id: str) -> dict | None:

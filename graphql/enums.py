@@ -39,6 +39,7 @@ FIRING_STATUSES = ("pending", "skipped", "enqueued", "delivered", "failed")
 LINEAGE_NODE_KINDS = ("run", "artifact")
 LINEAGE_EDGE_KINDS = ("produced", "used")
 VISIBILITIES = ("public", "private")
+PROJECT_ORDERS = ("last_activity", "name")
 
 RunState = closed_set("RunState", RUN_STATES, "a run's state: running until it finishes, fails or crashes")
 FinishedRunState = closed_set("FinishedRunState", RUN_STATES[1:], "how a run ended")
@@ -55,6 +56,12 @@ AlertLevel = closed_set("AlertLevel", get_args(AlertLevelValues), "how much an a
 LineageNodeKind = closed_set("LineageNodeKind", LINEAGE_NODE_KINDS, "a run or an artifact version")
 LineageEdgeKind = closed_set(
     "LineageEdgeKind", LINEAGE_EDGE_KINDS, "produced (run -> version) or used (version -> run)"
+)
+ProjectOrder = closed_set(
+    "ProjectOrder",
+    PROJECT_ORDERS,
+    "LAST_ACTIVITY: the most recently active first (a project active between pages moves to the front); NAME: by "
+    "entity, then project (every project once, however active)",
 )
 Visibility = closed_set(
     "Visibility", VISIBILITIES, "public (the default: every key reads it) or private (its grant holders and admin keys)"

@@ -16,7 +16,7 @@ from modelreg.events.identity import ApiKeyIssued
 from modelreg.graphql.enums import PrincipalKind, Role
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.json_value import JSONValue
-from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_of, page_size, paged
+from modelreg.graphql.pages import Cursors, page_of, page_size, paged
 from modelreg.graphql.references import parse_principal
 from modelreg.projections.identity_queries import PrincipalKey
 from modelreg.services.commands.access import RANK
@@ -156,12 +156,13 @@ class IdentityQueries(graphene.ObjectType):
     ) -> dict:
         info.context.caller.require("admin", (), "listing principals, their keys and grants")
         limit = page_size(first)
-        position = decode_key_cursor(after, 2)
+        cursors = Cursors.of(info)
+        position = cursors.decode(after, str, str)
         found = await info.context.identity.principals_page(
             search=search, after=(position[0], position[1]) if position else None, limit=limit + 1
         )
         shown = found[:limit]
-        end = encode_key_cursor(*shown[-1]) if shown else after
+        end = cursors.encode(*shown[-1]) if shown else after
         return {"items": await _access(info, shown), "end_cursor": end, "has_next_page": len(found) > limit}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +12,7 @@ from modelreg.errors import Conflict, NotFound, quoted
 from modelreg.graphql.enums import FinishedJobState, JobState, LaunchResource, OutputStream, value_of
 from modelreg.graphql.inputs import command_id_field, parse_command
 from modelreg.graphql.json_value import JSONValue
-from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor, int32, key_page, page_of, page_size, paged
+from modelreg.graphql.pages import Cursors, int32, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
 from modelreg.projections.launch_queries import JOB_CONTENTS
 from modelreg.projections.timestamps import parsed_time
@@ -32,31 +33,33 @@ from modelreg.services.commands.launch_commands import (
 from modelreg.services.commands.launch_handlers import Claimed
 
 
-def _waiting_cursor(job: dict) -> str:
-    return encode_row_cursor(job["priority"], job["enqueued_at"], job["job_id"])
+def _waiting_key(job: dict) -> tuple[Any, ...]:
+    return job["priority"], job["enqueued_at"], job["job_id"]
 
 
-def _newest_cursor(job: dict) -> str:
-    return encode_row_cursor(job["enqueued_at"], job["job_id"])
+def _newest_key(job: dict) -> tuple[Any, ...]:
+    return job["enqueued_at"], job["job_id"]
 
 
 async def _jobs_page(
     info: graphene.ResolveInfo, queue: str | None, state: Any, first: int, after: str | None
 ) -> dict[str, Any]:
-    """Waiting jobs in the order agents take them, the others newest first (LaunchQueries.jobs)."""
+    """Waiting jobs in the order agents take them, the others newest first (LaunchQueries.jobs): two orders, and
+    cursors of each."""
     limit, state = page_size(first), value_of(state)
+    parsers: tuple[Callable[[str], Any], ...]
     if state == "queued":
-        position, cursor_of = decode_row_cursor(after, int32, parsed_time, UUID), _waiting_cursor
+        cursors, parsers, key_of = Cursors.of(info, "state: QUEUED"), (int32, parsed_time, UUID), _waiting_key
     else:
-        position, cursor_of = decode_row_cursor(after, parsed_time, UUID), _newest_cursor
+        cursors, parsers, key_of = Cursors.of(info), (parsed_time, UUID), _newest_key
     rows = await info.context.launch.jobs(
         queue=queue,
         state=state,
         limit=limit + 1,
-        after=position,
+        after=cursors.decode(after, *parsers),
         hidden=sorted(info.context.readable.hidden_entities),
     )
-    return key_page(rows, limit, after, cursor_of)
+    return key_page(rows, limit, after, lambda last: cursors.encode(*key_of(last)))
 
 
 class LaunchQueue(graphene.ObjectType):
@@ -158,9 +161,9 @@ class Job(graphene.ObjectType):
 
     @staticmethod
     async def resolve_output(row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None) -> dict:
-        limit = page_size(first)
-        rows = await info.context.launch.output(row["job_id"], limit + 1, decode_row_cursor(after, int32, UUID))
-        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["attempt"], last["event_id"]))
+        limit, cursors = page_size(first), Cursors.of(info)
+        rows = await info.context.launch.output(row["job_id"], limit + 1, cursors.decode(after, int32, UUID))
+        return key_page(rows, limit, after, lambda last: cursors.encode(last["attempt"], last["event_id"]))
 
 
 async def _with_contents(row: dict, info: graphene.ResolveInfo) -> dict:
@@ -214,10 +217,10 @@ class LaunchQueryFields(graphene.ObjectType):
     async def resolve_launch_queues(
         root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None
     ) -> dict:
-        limit = page_size(first)
-        position = decode_row_cursor(after, str)
+        limit, cursors = page_size(first), Cursors.of(info)
+        position = cursors.decode(after, str)
         rows = await info.context.launch.queues(after=position[0] if position else None, limit=limit + 1)
-        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["name"]))
+        return key_page(rows, limit, after, lambda last: cursors.encode(last["name"]))
 
     @staticmethod
     async def resolve_launch_queue(root: Any, info: graphene.ResolveInfo, name: str) -> dict | None:
@@ -247,13 +250,13 @@ class LaunchQueryFields(graphene.ObjectType):
         after: str | None = None,
         entities: list[str] | None = None,
     ) -> dict:
-        limit = page_size(first)
-        position = decode_row_cursor(after, int32, parsed_time, UUID)
+        limit, cursors = page_size(first), Cursors.of(info)
+        position = cursors.decode(after, int32, parsed_time, UUID)
         hidden = sorted(info.context.readable.hidden_entities)
         rows = await info.context.launch.next_waiting(
             queues, limit + 1, after=position, hidden=hidden, entities=entities
         )
-        return key_page(rows, limit, after, _waiting_cursor)
+        return key_page(rows, limit, after, lambda last: cursors.encode(*_waiting_key(last)))
 
 
 class CreateLaunchQueueInput(graphene.InputObjectType):

@@ -12,11 +12,12 @@ from modelreg.errors import InvalidInput, NotFound, quoted
 from modelreg.graphql.answer_budget import MAX_LINEAGE_PER_REQUEST
 from modelreg.graphql.artifacts import ArtifactVersion
 from modelreg.graphql.enums import LineageDirection, LineageEdgeKind, LineageNodeKind, value_of
-from modelreg.graphql.pages import decode_time_cursor, encode_time_cursor, page_of, page_size, paged
+from modelreg.graphql.pages import Cursors, page_of, page_size, paged
 from modelreg.graphql.references import as_uuid, parse_ref
 from modelreg.graphql.runs import Run
 from modelreg.projections.lineage import artifact_node
 from modelreg.projections.lineage_queries import WalkTooBig
+from modelreg.projections.timestamps import parsed_time
 
 MAX_DEPTH = 50
 MAX_FAN_OUT = 1000
@@ -179,7 +180,8 @@ class LineageQueries(graphene.ObjectType):
         if not 0 <= fan_out <= MAX_FAN_OUT:
             raise InvalidInput(f"fanOut must be 0 to {MAX_FAN_OUT}")
         limit = page_size(first)
-        position = decode_time_cursor(after)
+        cursors = Cursors.of(info)
+        position = cursors.decode(after, parsed_time, str)
         found = await _node_of(info, node.removeprefix("artifact:"))
         rows, total = await info.context.lineage.neighbours(
             found,
@@ -191,7 +193,7 @@ class LineageQueries(graphene.ObjectType):
             readable=info.context.readable,
         )
         shown = rows[:limit]
-        end = encode_time_cursor(shown[-1]["recorded_at"], _position(shown[-1])) if shown else after
+        end = cursors.encode(shown[-1]["recorded_at"], _position(shown[-1])) if shown else after
         items = [_neighbour(r, n) for n, r in enumerate(shown, 1)]
         return {"items": items, "end_cursor": end, "has_next_page": len(rows) > limit, "total_count": total}
 

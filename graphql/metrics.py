@@ -13,7 +13,7 @@ from graphql.language import ast
 from modelreg.errors import InvalidInput
 from modelreg.graphql.inputs import command_id_field, parse_command
 from modelreg.graphql.json_value import JSONValue
-from modelreg.graphql.pages import decode_cursor, encode_cursor, page_of
+from modelreg.graphql.pages import Cursors, ordinal, page_of
 from modelreg.projections.metric_queries import NO_STEP, MetricQueries
 from modelreg.services.commands.commands import LogMetricBatch
 
@@ -135,7 +135,9 @@ async def resolve_scan_history(
         raise InvalidInput(f"first must be between 1 and {MAX_SCAN_ROWS:,}, got {first}")
     if keys is not None and first * len(keys) > MAX_POINTS_READ:
         raise InvalidInput(f"{len(keys)} metrics x {first} steps is over {MAX_POINTS_READ:,} points: ask for fewer")
-    after_step = decode_cursor(after)
+    cursors = Cursors.of(info)
+    position = cursors.decode(after, ordinal)
+    after_step = position[0] if position else None
     estimate = first * (len(keys) if keys else 1)  # charged before the read, as history's
     async with info.context.metric_reads:
         take_points(info, estimate)
@@ -145,7 +147,7 @@ async def resolve_scan_history(
     take_points(info, sum(len(r["values"]) for r in page.rows) - estimate)
     return {
         "items": page.rows,
-        "end_cursor": encode_cursor(page.last_step) if page.last_step is not None else after,
+        "end_cursor": cursors.encode(page.last_step) if page.last_step is not None else after,
         "has_next_page": page.has_more,
     }
 

@@ -15,19 +15,7 @@ from modelreg.events.registry import registered_model_stream
 from modelreg.graphql.artifacts import ArtifactVersion
 from modelreg.graphql.inputs import command_id_field, parse_command
 from modelreg.graphql.json_value import JSONValue
-from modelreg.graphql.pages import (
-    decode_cursor,
-    decode_key_cursor,
-    decode_row_cursor,
-    encode_cursor,
-    encode_key_cursor,
-    encode_row_cursor,
-    key_page,
-    page,
-    page_of,
-    page_size,
-    paged,
-)
+from modelreg.graphql.pages import Cursors, key_page, ordinal, page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid, parse_version_name
 from modelreg.graphql.usage import usage_snippet
 from modelreg.projections.timestamps import parsed_time, storable_time
@@ -154,11 +142,17 @@ class RegisteredModel(graphene.ObjectType):
     ) -> dict:
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInput('metadata must be an object to match, e.g. {"lr": 0.01}')
-        limit = page_size(first)
+        limit, cursors = page_size(first), Cursors.of(info)
+        position = cursors.decode(after, ordinal)
         rows = await info.context.reads.model_versions_page(
-            row["name"], after_index=decode_cursor(after), limit=limit + 1, alias=alias, tag=tag, metadata=metadata
+            row["name"],
+            after_index=position[0] if position else None,
+            limit=limit + 1,
+            alias=alias,
+            tag=tag,
+            metadata=metadata,
         )
-        return page(rows, limit, after)
+        return page(rows, limit, after, cursors)
 
     @staticmethod
     async def resolve_protected_aliases(row: dict, info: graphene.ResolveInfo) -> list[str]:
@@ -186,12 +180,16 @@ class RegisteredModel(graphene.ObjectType):
         after: str | None = None,
         artifact_version_id: str | None = None,
     ) -> dict:
-        limit = page_size(first)
+        limit, cursors = page_size(first), Cursors.of(info)
         version = None if artifact_version_id is None else parse_uuid("artifactVersionId", artifact_version_id)
+        position = cursors.decode(after, ordinal)
         rows = await info.context.audit.history(
-            registered_model_stream(row["name"]), limit + 1, before_seq=decode_cursor(after), artifact_version=version
+            registered_model_stream(row["name"]),
+            limit + 1,
+            before_seq=position[0] if position else None,
+            artifact_version=version,
         )
-        return key_page(rows, limit, after, lambda last: encode_cursor(last["stream_seq"]))
+        return key_page(rows, limit, after, lambda last: cursors.encode(last["stream_seq"]))
 
 
 async def _model_after(info: graphene.ResolveInfo, command: Any) -> dict:
@@ -241,8 +239,8 @@ class ModelQueries(graphene.ObjectType):
         tag: str | None = None,
         after: str | None = None,
     ) -> dict:
-        limit = page_size(first)
-        after_name = decode_key_cursor(after, 1)
+        limit, cursors = page_size(first), Cursors.of(info)
+        after_name = cursors.decode(after, str)
         rows = await info.context.reads.registered_models_page(
             search=search,
             tag=tag,
@@ -250,14 +248,14 @@ class ModelQueries(graphene.ObjectType):
             limit=limit + 1,
             hidden=sorted(info.context.readable.hidden_models),
         )
-        return key_page(rows, limit, after, lambda last: encode_key_cursor(last["name"]))
+        return key_page(rows, limit, after, lambda last: cursors.encode(last["name"]))
 
     @staticmethod
     async def resolve_audit_log(
         root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None, **filters: Any
     ) -> dict:
-        limit = page_size(first)
-        position = decode_row_cursor(after, parsed_time, UUID)
+        limit, cursors = page_size(first), Cursors.of(info)
+        position = cursors.decode(after, parsed_time, UUID)
         rows = await info.context.audit.audit_page(
             actor=filters.get("actor"),
             stream=filters.get("stream"),
@@ -272,7 +270,7 @@ class ModelQueries(graphene.ObjectType):
             administered=info.context.readable.administered_scopes()[0],
             not_administered=info.context.readable.administered_scopes()[1],
         )
-        return key_page(rows, limit, after, lambda last: encode_row_cursor(last["occurred_at"], last["event_id"]))
+        return key_page(rows, limit, after, lambda last: cursors.encode(last["occurred_at"], last["event_id"]))
 
     @staticmethod
     async def resolve_registered_model(root: Any, info: graphene.ResolveInfo, name: str) -> dict | None:

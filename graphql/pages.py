@@ -1,20 +1,22 @@
 """Every list is a page: `<Type>Page {items, endCursor, hasNextPage}`, asked for with `first` and `after`.
 
 Cursors are opaque: over a stable ordinal (version numbers) or a sort key (a name; a time and an id), so
-deep pages stay index scans.
+deep pages stay index scans; each names its list (`Cursors`), so another list's is refused.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import graphene
 
 from modelreg.errors import InvalidInput, quoted
-from modelreg.projections.timestamps import parsed_time
+from modelreg.events.storable_text import refuse_unstorable
 
 MAX_PAGE = 500
 MAX_ORDINAL = 2**31 - 1  # version_index is a PostgreSQL int: a bigger one is no cursor of ours
@@ -44,22 +46,6 @@ def paged(page_type: Any, *, first: int = 50, description: str | None = None, **
     )
 
 
-def encode_cursor(ordinal: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{ordinal}".encode()).decode()
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        kind, value = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        if kind != "o" or not 0 <= int(value) <= MAX_ORDINAL:
-            raise ValueError(kind)
-        return int(value)
-    except ValueError:
-        raise InvalidInput(f"cursor {quoted(cursor)} is not one this API returned: pass a page's endCursor") from None
-
-
 def page_size(first: int | None) -> int:
     if first is None:  # sent as null: the default applies only when `first` is left out
         raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got null: leave it out for the default")
@@ -68,48 +54,9 @@ def page_size(first: int | None) -> int:
     return first
 
 
-def page(rows: list[dict[str, Any]], limit: int, after: str | None) -> dict[str, Any]:
+def page(rows: list[dict[str, Any]], limit: int, after: str | None, cursors: Cursors) -> dict[str, Any]:
     """A page from `limit + 1` rows ordered by `version_index`: the extra row only says there is more."""
-    items = rows[:limit]
-    return {
-        "items": items,
-        "end_cursor": encode_cursor(items[-1]["version_index"]) if items else after,
-        "has_next_page": len(rows) > limit,
-    }
-
-
-def encode_key_cursor(*parts: str) -> str:
-    """A cursor over a sort key that is not an ordinal (a name; a time and an id)."""
-    return base64.urlsafe_b64encode(("k:" + "\x1f".join(parts)).encode()).decode()
-
-
-def decode_key_cursor(cursor: str | None, parts: int) -> list[str] | None:
-    if cursor is None:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-    except ValueError:
-        text = ""
-    values = text.removeprefix("k:").split("\x1f")
-    # U+0000 passes UTF-8 decoding, and PostgreSQL's text refused it inside the query (INTERNAL, retriable).
-    if not text.startswith("k:") or len(values) != parts or "\x00" in text:
-        raise InvalidInput(f"cursor {quoted(cursor)} is not one this API returned: pass a page's endCursor")
-    return values
-
-
-def decode_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    """A cursor over newest-first rows: the (time, tie-breaking key) of the last row of the previous page."""
-    parts = decode_key_cursor(cursor, 2)
-    if parts is None:
-        return None
-    try:
-        return parsed_time(parts[0]), parts[1]
-    except ValueError:
-        raise InvalidInput(f"cursor {quoted(cursor)} is not one this API returned: pass a page's endCursor") from None
-
-
-def encode_time_cursor(at: datetime, key: object) -> str:
-    return encode_key_cursor(at.isoformat(), str(key))
+    return key_page(rows, limit, after, lambda last: cursors.encode(last["version_index"]))
 
 
 def key_page(
@@ -120,21 +67,63 @@ def key_page(
     return {"items": items, "end_cursor": cursor_of(items[-1]) if items else after, "has_next_page": len(rows) > limit}
 
 
-def encode_row_cursor(*parts: object) -> str:
-    """A cursor over a sort key of several typed parts (a time, a number, an id)."""
-    return encode_key_cursor(*(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts))
+@dataclass(frozen=True)
+class Cursors:
+    """The cursors of one list. Each names its list, so that one from another list is refused even where its parts
+    would fit (a version number, a name, a time and an id): read here, it paged the wrong list silently.
+
+    A cursor is a JSON array, [list, part, ...], in base64: parts of any text (a name holding the old separator
+    made a cursor this API could not read back), each read back by its parser (`int32`, `ordinal`, `parsed_time`,
+    `UUID`) or refused."""
+
+    list: str
+
+    @classmethod
+    def of(cls, info: graphene.ResolveInfo, order: str | None = None) -> Cursors:
+        """The list `info` resolves (`launchJobs`, `LaunchQueue.jobs`); `order` for a list whose arguments choose
+        its order, and with it what its cursors hold (`runs(order: +config.lr)`)."""
+        parent = info.parent_type.name
+        field = info.field_name if parent == info.schema.query_type.name else f"{parent}.{info.field_name}"
+        return cls(f"{field}({order})" if order else field)
+
+    def encode(self, *parts: object) -> str:
+        text = json.dumps([self.list, *(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)])
+        return base64.urlsafe_b64encode(text.encode()).decode()
+
+    def decode(self, cursor: str | None, *parsers: Callable[[str], Any]) -> tuple[Any, ...] | None:
+        """The parts of a cursor of this list, read back; None for no cursor (the first page)."""
+        if cursor is None:
+            return None
+        try:
+            listed = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+        except (ValueError, RecursionError):
+            raise self.refused(cursor) from None
+        if not isinstance(listed, list) or not listed or listed[0] != self.list or len(listed) != len(parsers) + 1:
+            raise self.refused(cursor)
+        parts = listed[1:]
+        if not all(isinstance(part, str) for part in parts):
+            raise self.refused(cursor)
+        try:
+            # U+0000 and a lone surrogate decode, and PostgreSQL refused them inside the query (INTERNAL, retriable).
+            refuse_unstorable(parts, "cursor")
+            return tuple(parse(part) for parse, part in zip(parsers, parts, strict=True))
+        except ValueError:
+            raise self.refused(cursor) from None
+
+    def refused(self, cursor: str) -> InvalidInput:
+        return InvalidInput(
+            f"cursor {quoted(cursor)} is not one this API returned: pass a page's endCursor, from {self.list} asked "
+            "with the same arguments"
+        )
 
 
-def decode_row_cursor(cursor: str | None, *parsers: Callable[[str], Any]) -> tuple[Any, ...] | None:
-    """The parts of an `encode_row_cursor` cursor, each read back by its parser (int32, parsed_time,
-    UUID)."""
-    parts = decode_key_cursor(cursor, len(parsers))
-    if parts is None:
-        return None
-    try:
-        return tuple(parse(part) for parse, part in zip(parsers, parts, strict=True))
-    except ValueError:
-        raise InvalidInput(f"cursor {quoted(cursor)} is not one this API returned: pass a page's endCursor") from None
+def ordinal(text: str) -> int:
+    """A version number, a stream's sequence or a step, as a cursor holds it: PostgreSQL's version_index is an int, and
+    a bigger one is no cursor of ours."""
+    value = int(text)
+    if not 0 <= value <= MAX_ORDINAL:
+        raise ValueError(text)
+    return value
 
 
 def int32(text: str) -> int:

@@ -9,7 +9,7 @@ import graphene
 
 from modelreg.errors import NotYetVisible
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, page_of, page_size, paged
+from modelreg.graphql.pages import Cursors, page_of, page_size, paged
 from modelreg.projections.parked_queries import ParkedStreamQueries
 from modelreg.projections.progress import ProjectionLagging
 from modelreg.services.commands.parked_streams import SkipParkedEvent, retry_parked_stream
@@ -77,12 +77,13 @@ class ParkedStreamQueryFields(graphene.ObjectType):
     ) -> dict:
         info.context.caller.require("admin", (), "listing parked streams")
         limit = page_size(first)
-        position = decode_key_cursor(after, 2)
+        cursors = Cursors.of(info)
+        position = cursors.decode(after, str, str)
         found = await ParkedStreamQueries(info.context.reads.pool).page(
             after=(position[0], position[1]) if position else None, limit=limit + 1
         )
         shown = found[:limit]
-        end = encode_key_cursor(shown[-1]["projection"], shown[-1]["stream"]) if shown else after
+        end = cursors.encode(shown[-1]["projection"], shown[-1]["stream"]) if shown else after
         return {"items": [_parked(r) for r in shown], "end_cursor": end, "has_next_page": len(found) > limit}
 
 

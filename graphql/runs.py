@@ -12,9 +12,8 @@ import asyncpg
 import graphene
 from pydantic import BaseModel
 
-from modelreg.errors import InvalidInput, NotFound, quoted
-from modelreg.events.names import count_in
-from modelreg.graphql.enums import AlertLevel, FinishedRunState, RunState, value_of
+from modelreg.errors import InvalidInput, NotFound
+from modelreg.graphql.enums import AlertLevel, FinishedRunState, ProjectOrder, RunState, value_of
 from modelreg.graphql.inputs import command_id_field, parse_command
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.launch import Job
@@ -29,22 +28,11 @@ from modelreg.graphql.metrics import (
     resolve_metric_points,
     resolve_scan_history,
 )
-from modelreg.graphql.pages import (
-    decode_key_cursor,
-    decode_row_cursor,
-    decode_time_cursor,
-    encode_key_cursor,
-    encode_row_cursor,
-    encode_time_cursor,
-    key_page,
-    page_of,
-    page_size,
-    paged,
-)
+from modelreg.graphql.pages import Cursors, key_page, page_of, page_size, paged
 from modelreg.graphql.references import as_uuid
 from modelreg.projections.metric_queries import MetricQueries
 from modelreg.projections.registry_queries import RUN_CONTENTS, RunFilters
-from modelreg.projections.run_query import order_by
+from modelreg.projections.run_order import RunOrder, order_by
 from modelreg.projections.timestamps import parsed_time
 from modelreg.services.commands.commands import (
     DescribeRun,
@@ -208,12 +196,8 @@ async def _with_contents(row: dict, info: graphene.ResolveInfo) -> dict:
 
 
 async def _run_artifacts(row: dict, info: graphene.ResolveInfo, first: int, after: str | None, used: bool) -> dict:
-    limit = page_size(first)
-    cursor = decode_time_cursor(after)
-    try:
-        position = (cursor[0], UUID(cursor[1])) if cursor else None
-    except ValueError:
-        raise InvalidInput(f"cursor {quoted(after)} is not one this API returned: pass a page's endCursor") from None
+    limit, cursors = page_size(first), Cursors.of(info)
+    position = cursors.decode(after, parsed_time, UUID)
     rows = await info.context.reads.run_artifacts_page(
         row["entity"],
         row["project"],
@@ -223,7 +207,7 @@ async def _run_artifacts(row: dict, info: graphene.ResolveInfo, first: int, afte
         limit=limit + 1,
         readable=info.context.readable,
     )
-    return key_page(rows, limit, after, lambda last: encode_time_cursor(last["at"], last["id"]))
+    return key_page(rows, limit, after, lambda last: cursors.encode(last["at"], last["id"]))
 
 
 async def _total_count(page: dict, info: graphene.ResolveInfo) -> int:
@@ -295,7 +279,9 @@ class RunQueries(graphene.ObjectType):
     projects = paged(
         ProjectPage,
         entity=graphene.String(description="only this entity's projects"),
-        description="Every project with runs, the most recently active first.",
+        order=ProjectOrder(default_value="last_activity"),
+        description="Every project with runs, the most recently active first (order: NAME to walk them all: a "
+        "project active between pages moves to the front, past the cursor).",
     )
     project = graphene.Field(Project, entity=graphene.String(required=True), project=graphene.String(required=True))
     runs = paged(
@@ -320,19 +306,28 @@ class RunQueries(graphene.ObjectType):
 
     @staticmethod
     async def resolve_projects(
-        root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None, entity: str | None = None
+        root: Any,
+        info: graphene.ResolveInfo,
+        first: int,
+        order: Any,
+        after: str | None = None,
+        entity: str | None = None,
     ) -> dict:
-        limit = page_size(first)
-        before = decode_row_cursor(after, parsed_time, str, str)
+        limit, by_name = page_size(first), value_of(order) == "name"
+        parsers: tuple[Callable[[str], Any], ...]
+        key: tuple[str, ...]
+        if by_name:
+            cursors, parsers, key = Cursors.of(info, "order: NAME"), (str, str), ("entity", "project")
+        else:
+            cursors, parsers, key = Cursors.of(info), (parsed_time, str, str), ("last_activity_at", "entity", "project")
         rows = await info.context.reads.projects(
-            entity or None, before=before, limit=limit + 1, hidden=sorted(info.context.readable.hidden_entities)
+            entity or None,
+            by_name=by_name,
+            after=cursors.decode(after, *parsers),
+            limit=limit + 1,
+            hidden=sorted(info.context.readable.hidden_entities),
         )
-        return key_page(
-            rows,
-            limit,
-            after,
-            lambda last: encode_row_cursor(last["last_activity_at"], last["entity"], last["project"]),
-        )
+        return key_page(rows, limit, after, lambda last: cursors.encode(*(last[column] for column in key)))
 
     @staticmethod
     async def resolve_project(root: Any, info: graphene.ResolveInfo, entity: str, project: str) -> dict | None:
@@ -375,27 +370,32 @@ class RunQueries(graphene.ObjectType):
         try:
             async with _search_turn(info):
                 if ordering is not None:
-                    offset = _offset(after)
-                    rows = await reads.runs_page_ordered(run_filters, ordering, offset=offset, limit=limit + 1)
-                    found = key_page(rows, limit, after, lambda last: encode_key_cursor(str(offset + limit)))
+                    found = await _runs_in_order(info, run_filters, ordering, limit, after)
                     return {**found, "filters": run_filters, "first_page": after is None}
-                rows = await reads.runs_page(run_filters, before=decode_time_cursor(after), limit=limit + 1)
+                cursors = Cursors.of(info)
+                before = cursors.decode(after, parsed_time, str)
+                rows = await reads.runs_page(run_filters, before=before, limit=limit + 1)
         except asyncpg.InvalidRegularExpressionError as exc:
             raise InvalidInput(f"a $regex of the filters is not a valid regular expression: {exc}") from None
         except TimeoutError:
             raise InvalidInput(SEARCH_TOO_LONG.format(info.context.reads.search_timeout_s)) from None
-        found = key_page(rows, limit, after, lambda last: encode_time_cursor(last["started_at"], last["run_id"]))
+        found = key_page(rows, limit, after, lambda last: cursors.encode(last["started_at"], last["run_id"]))
         return {**found, "filters": run_filters, "first_page": after is None}
 
 
-def _offset(after: str | None) -> int:
-    """The position a page in a custom order starts at (its cursor)."""
-    parts = decode_key_cursor(after, 1)
-    if parts is None:
-        return 0
-    if (offset := count_in(parts[0])) is None:
-        raise InvalidInput(f"cursor {quoted(after)} is not one this API returned: pass a page's endCursor")
-    return offset
+async def _runs_in_order(
+    info: graphene.ResolveInfo, filters: RunFilters, ordering: RunOrder, limit: int, after: str | None
+) -> dict:
+    """A page of runs in a W&B order, after where the previous one ended (projections/run_order.py): its cursors
+    name the order, whose sort value they carry."""
+    cursors = Cursors.of(info, f"order: {ordering.name}")
+    parts = cursors.decode(after, str, str, str)
+    try:
+        position = ordering.position(*parts) if parts else None
+    except ValueError:
+        raise cursors.refused(after or "") from None
+    rows = await info.context.reads.runs_page_ordered(filters, ordering, after=position, limit=limit + 1)
+    return key_page(rows, limit, after, lambda last: cursors.encode(*ordering.cursor_parts(last)))
 
 
 class StartRunInput(graphene.InputObjectType):

@@ -12,7 +12,7 @@ import graphene
 
 from modelreg.graphql.enums import Visibility, value_of
 from modelreg.graphql.inputs import parse_command
-from modelreg.graphql.pages import decode_key_cursor, encode_key_cursor, key_page, page_of, page_size, paged
+from modelreg.graphql.pages import Cursors, key_page, page_of, page_size, paged
 from modelreg.services.commands.commands import SetVisibility
 
 
@@ -40,13 +40,14 @@ class VisibilityQueries(graphene.ObjectType):
         root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None
     ) -> dict:
         limit = page_size(first)
-        position = decode_key_cursor(after, 1)
+        cursors = Cursors.of(info)
+        position = cursors.decode(after, str)
         readable = info.context.readable
         shown = sorted(
             s for s in info.context.caller.private if readable.scope(s) and (not position or s > position[0])
         )
         rows = [{"scope": s, "visibility": "private"} for s in shown[: limit + 1]]
-        return key_page(rows, limit, after, lambda last: encode_key_cursor(last["scope"]))
+        return key_page(rows, limit, after, lambda last: cursors.encode(last["scope"]))
 
 
 class VisibilityMutations(graphene.ObjectType):

@@ -13,7 +13,8 @@ import orjson
 
 from modelreg.events.names import count_in
 from modelreg.projections.readable import EVERYTHING, Readable, Visibility
-from modelreg.projections.run_query import RunOrder, RunQuery
+from modelreg.projections.run_order import RunOrder, RunPosition
+from modelreg.projections.run_query import RunQuery
 from modelreg.projections.search import SearchSlots, like_pattern
 
 _VERSION_COLUMNS = """
@@ -258,21 +259,13 @@ class RegistryQueries:
         return dict(row) if row else None
 
     async def runs_page_ordered(
-        self, filters: RunFilters, order: RunOrder, *, offset: int, limit: int
+        self, filters: RunFilters, order: RunOrder, *, after: RunPosition | None, limit: int
     ) -> list[dict[str, Any]]:
-        """In a W&B `order` (projections/run_query.py); pages by position, since the sort key may be any
-        config or summary value."""
+        """In a W&B `order` (projections/run_order.py), after the position where the previous page ended; each run
+        with the `sort_value` a cursor carries."""
         where, args = filters.where()
-        if order.path is not None:
-            args.append(order.path)
-        rows = await self.pool.fetch(
-            f"SELECT {_LISTED_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY {order.with_parameter(len(args))} "
-            f"OFFSET ${len(args) + 1} LIMIT ${len(args) + 2}",
-            *args,
-            offset,
-            limit,
-            timeout=self.search_timeout_s,
-        )
+        statement, args = order.page(_LISTED_RUN_COLUMNS, where, args, after=after, limit=limit)
+        rows = await self.pool.fetch(statement, *args, timeout=self.search_timeout_s)
         return [dict(r) for r in rows]
 
     async def run(self, entity: str, project: str, run_id: str) -> dict[str, Any] | None:
@@ -286,14 +279,16 @@ class RegistryQueries:
         entity: str | None = None,
         project: str | None = None,
         *,
-        before: tuple[datetime, str, str] | None = None,
+        by_name: bool = False,
+        after: tuple[Any, ...] | None = None,
         limit: int | None = None,
         hidden: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """Entity/project pairs that have runs, with how many and when the last one started or finished; the
-        most recently active first. One pass over the leaves of `runs_newest` (no row is read), over the
-        range of the entity or project when one is given. `before` is the (last_activity_at, entity, project)
-        of the last one of the previous page. `hidden`: private entities the caller may not read
+        """Entity/project pairs that have runs, with how many and when the last one started or finished; the most
+        recently active first, or `by_name` (entity, then project). One pass over the leaves of `runs_newest` (no
+        row is read), over the range of the entity or project when one is given; by name a page reads only its
+        projects' leaves. `after` is the sort key of the last one of the previous page: (last_activity_at, entity,
+        project), or (entity, project) by name. `hidden`: private entities the caller may not read
         (projections/readable.py)."""
         given = [(column, value) for column, value in (("entity", entity), ("project", project)) if value is not None]
         conditions = [f"{column} = ${n}" for n, (column, _) in enumerate(given, 1)]
@@ -301,21 +296,25 @@ class RegistryQueries:
         if hidden:
             args.append(list(hidden))
             conditions.append(f"entity <> ALL(${len(args)}::text[])")
-        where = " AND ".join(conditions) or "true"
         having = ""
-        if before is not None:
-            args += list(before)
+        if after is not None and by_name:
+            args += list(after)
+            conditions.append(f"(entity, project) > (${len(args) - 1}, ${len(args)})")
+        elif after is not None:
+            args += list(after)
             n = len(args)
-            # Newest first, then by name: (activity, entity, project) before the cursor in that order.
+            # Newest first, then by name: (activity, entity, project) before the cursor in that order. Activity
+            # changes: a project active between pages moves to the front, past the cursor (docs/graphql-style.md).
             having = (
                 f"HAVING max(greatest(started_at, finished_at)) < ${n - 2} OR (max(greatest(started_at, finished_at)) "
                 f"= ${n - 2} AND (entity, project) > (${n - 1}, ${n}))"
             )
+        where = " AND ".join(conditions) or "true"
+        order = "entity, project" if by_name else "last_activity_at DESC, entity, project"
         args.append(limit)
         rows = await self.pool.fetch(
             "SELECT entity, project, count(*) AS run_count, max(greatest(started_at, finished_at)) AS last_activity_at "
-            f"FROM runs WHERE {where} GROUP BY entity, project {having} "
-            f"ORDER BY last_activity_at DESC, entity, project LIMIT ${len(args)}",
+            f"FROM runs WHERE {where} GROUP BY entity, project {having} ORDER BY {order} LIMIT ${len(args)}",
             *args,
         )
         return [dict(r) for r in rows]

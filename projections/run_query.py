@@ -1,4 +1,4 @@
-"""W&B's MongoDB-style run filters and orders (`Api().runs(path, filters=..., order=...)`), as SQL on `runs`.
+"""W&B's MongoDB-style run filters (`Api().runs(path, filters=...)`), as SQL on `runs` (orders: run_order.py).
 
     {"$and": [{"config.lr": {"$gt": 0.01}}, {"tags": {"$in": ["baseline"]}}, {"state": "finished"}]}
 
@@ -46,7 +46,8 @@ MAX_IN = 100
 MAX_VALUES = 30_000
 
 _COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-_COLUMNS = {
+# The columns a filter or an order (run_order.py) names, and the JSON documents whose key paths they name.
+COLUMNS = {
     "state": "state",
     # A run given no name shows its id as its name (as the client's run.name does), and is found by it.
     "display_name": "coalesce(name, run_id)",
@@ -59,10 +60,7 @@ _COLUMNS = {
     "createdAt": "started_at",
     "created_at": "started_at",
 }
-_DOCUMENTS = {"config": "config", "summary_metrics": "summary", "summary": "summary"}
-# W&B's heartbeat_at: when the run was last heard from (its end, its last heartbeat, else its start).
-HEARD_AT = "greatest(finished_at, last_heartbeat_at, started_at)"
-_ORDERS = {**_COLUMNS, "tags": "tags", "heartbeat_at": HEARD_AT, "heartbeatAt": HEARD_AT}
+DOCUMENTS = {"config": "config", "summary_metrics": "summary", "summary": "summary"}
 
 
 @dataclass
@@ -109,16 +107,16 @@ class RunQuery:
                 raise InvalidInput(f"$not on {key!r} takes operators on it, such as {{'$gt': 1}}, not {operand!r}")
             return _negated(" AND ".join(self._operation(key, o, v, negated=True) for o, v in operand.items()))
         document, _, path = key.partition(".")
-        if document in _DOCUMENTS and path:
-            return self._on_document(_DOCUMENTS[document], _path(path, document), op, operand, key)
+        if document in DOCUMENTS and path:
+            return self._on_document(DOCUMENTS[document], key_path(path, document), op, operand, key)
         if key == "tags":
             return self._on_tags(op, operand)
-        if key not in _COLUMNS:
+        if key not in COLUMNS:
             raise InvalidInput(
                 f"runs cannot be filtered by {key!r}: use config.<key>, summary_metrics.<key>, tags, state, "
                 "display_name, name, group, jobType or createdAt"
             )
-        return self._on_column(_COLUMNS[key], op, operand, key)
+        return self._on_column(COLUMNS[key], op, operand, key)
 
     def _on_column(self, column: str, op: str, operand: Any, key: str) -> str:
         if column == "started_at":
@@ -198,41 +196,7 @@ class RunQuery:
         )
 
 
-@dataclass(frozen=True)
-class RunOrder:
-    """An ORDER BY whose ties break by run id; a config or summary key path is bound as parameter `$path`."""
-
-    sql: str
-    path: list[str] | None = None
-
-    def with_parameter(self, number: int) -> str:
-        return self.sql.replace("$path", f"${number}::text[]")
-
-
-def order_by(order: str | None) -> RunOrder | None:
-    """W&B's `order`: `-created_at` (the default: newest first, None here), `+summary_metrics.acc`,
-    `config.lr`, `display_name`..."""
-    if order is None or order.strip() in ("", "-created_at", "-createdAt"):
-        return None
-    text = order.strip()
-    descending = text.startswith("-")
-    key = text.lstrip("+-")
-    document, _, dotted = key.partition(".")
-    path = None
-    if document in _DOCUMENTS and dotted:
-        column, path = _DOCUMENTS[document], _path(dotted, document)
-        expression = f"({column} #> $path)"
-        if column == "summary" and len(path) > 1:  # nested as W&B keeps it, or flat as run.log does (RunQuery)
-            expression = f"coalesce({column} #> $path, {column} -> array_to_string($path, '.'))"
-    elif key in _ORDERS:
-        expression = _ORDERS[key]
-    else:
-        raise InvalidInput(f"runs cannot be ordered by {key!r}: use created_at, config.<key>, summary_metrics.<key>...")
-    direction = "DESC" if descending else "ASC"
-    return RunOrder(f"{expression} {direction} NULLS LAST, run_id {direction}", path)
-
-
-def _path(dotted: str, document: str) -> list[str]:
+def key_path(dotted: str, document: str) -> list[str]:
     """A key path in `document` (config, summary_metrics): W&B keeps each config key as {"value": ..., "desc": ...},
     so its filters name `config.lr.value` and `config.model.value.depth`; that `value`, after the top-level config
     key or last, is not in the config here and is left out."""

@@ -19,7 +19,7 @@ from support.stack import Stack
 from support.story import LOG_VERSION, START_RUN, USE, digest_of, version_input
 
 from modelreg.graphql.answer_budget import MAX_ANSWER_BYTES, MAX_FILES_LISTED, MAX_LINEAGE_PER_REQUEST
-from modelreg.graphql.pages import encode_row_cursor
+from modelreg.graphql.pages import Cursors
 from modelreg.services.http.unread_answers import UNREAD_ANSWERS
 from modelreg.services.settings import Settings
 
@@ -118,18 +118,18 @@ async def test_aliases_of_a_lineage_walk_draw_a_bounded_number_of_nodes_and_edge
 
 
 @pytest.mark.parametrize(
-    "document",
+    ("document", "listed"),
     [
-        "query($a: String) { launchJobs(state: QUEUED, after: $a) { items { id } } }",
-        'query($a: String) { waitingJobs(queues: ["cpu"], after: $a) { items { id } } }',
+        ("query($a: String) { launchJobs(state: QUEUED, after: $a) { items { id } } }", "launchJobs(state: QUEUED)"),
+        ('query($a: String) { waitingJobs(queues: ["cpu"], after: $a) { items { id } } }', "waitingJobs"),
     ],
 )
 @pytest.mark.parametrize("priority", [2**31, -(2**31), 10**30])
 async def test_a_job_cursor_with_a_number_no_column_holds_is_refused_as_one_this_api_did_not_return(
-    stack: Stack, document: str, priority: int
+    stack: Stack, document: str, listed: str, priority: int
 ) -> None:
     """The number parsed, then failed the query: an INTERNAL error, and a traceback in the log for each."""
-    cursor = encode_row_cursor(priority, datetime(2026, 1, 1, tzinfo=UTC), uuid.UUID(int=1))
+    cursor = Cursors(listed).encode(priority, datetime(2026, 1, 1, tzinfo=UTC), uuid.UUID(int=1))
     answer = await stack.graphql(document, {"a": cursor})
     error = answer["errors"][0]
     assert error["extensions"]["code"] == "INVALID_INPUT", answer

@@ -20,6 +20,7 @@ from support.story import LOG_VERSION, START_RUN, digest_of, file_entry, version
 
 import modelreg
 from modelreg.errors import InvalidInput
+from modelreg.graphql.pages import Cursors
 from modelreg.services.http import api
 from modelreg.services.settings import Settings
 
@@ -114,7 +115,7 @@ async def test_healthz_answers_while_hostile_documents_arrive(stack: Stack) -> N
 
 
 YEAR_ONE = "0001-01-01T00:00:00+14:00"  # no time in UTC: 31 December of year 0
-YEAR_ONE_CURSOR = base64.urlsafe_b64encode(f"k:{YEAR_ONE}\x1f0190d4a0-0000-7000-8000-000000000000".encode()).decode()
+YEAR_ONE_CURSOR = Cursors("auditLog").encode(YEAR_ONE, "0190d4a0-0000-7000-8000-000000000000")
 RUNS_FILTERED = 'query($f: GenericScalar) { runs(entity: "acme", project: "nature", filters: $f) { totalCount } }'
 
 
@@ -138,9 +139,9 @@ async def test_a_time_utc_cannot_hold_is_the_callers_mistake_not_an_internal_err
 @pytest.mark.parametrize(
     "cursor",
     [
-        base64.urlsafe_b64encode(b"o:99999999999999999999").decode(),
-        base64.urlsafe_b64encode(b"o:-1").decode(),
-        base64.urlsafe_b64encode(b"o:" + b"9" * 5000).decode(),
+        Cursors("artifactVersions").encode(99999999999999999999),
+        Cursors("artifactVersions").encode(-1),
+        Cursors("artifactVersions").encode("9" * 5000),
         "not-base64-at-all!",
         base64.urlsafe_b64encode(b"\xff\xfe").decode(),
     ],

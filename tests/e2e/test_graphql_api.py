@@ -111,6 +111,54 @@ async def test_linking_a_version_records_who_and_when_and_moving_an_alias_is_in_
     assert production_moves == [("user:dan", v1["id"]), ("user:carol", v0["id"])]  # newest first
 
 
+MODEL_VERSIONS = '{ registeredModel(name: "nature-classification") { versions(first: 1) { endCursor } } }'
+VERSIONS = '{ artifactVersions(entity: "acme", project: "nature", name: "classifier", first: 1) { endCursor } }'
+# A list's endCursor, another list given it, and the list the refusal names.
+CROSSED = [
+    ("{ registeredModels(first: 1) { endCursor } }", "{ launchQueues(after: $a) { hasNextPage } }", "launchQueues"),
+    ("{ auditLog(first: 1) { endCursor } }", "{ launchJobs(after: $a) { hasNextPage } }", "launchJobs"),
+    (
+        "{ auditLog(first: 1) { endCursor } }",
+        '{ runs(entity: "acme", project: "nature", after: $a) { hasNextPage } }',
+        "runs",
+    ),
+    (
+        MODEL_VERSIONS,
+        '{ artifactVersions(entity: "acme", project: "nature", name: "classifier", after: $a) { hasNextPage } }',
+        "artifactVersions",
+    ),
+    (
+        VERSIONS,
+        '{ registeredModel(name: "nature-classification") { versions(after: $a) { hasNextPage } } }',
+        "RegisteredModel.versions",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "target", "listed"), CROSSED, ids=[listed for _, _, listed in CROSSED])
+async def test_a_cursor_of_another_list_is_refused_saying_whose_endcursor_to_pass(
+    stack: Stack, source: str, target: str, listed: str
+) -> None:
+    """Another list's cursor whose parts fitted (a name; a time and an id; a version number) paged the wrong list
+    silently: each cursor names its list."""
+    assert "errors" not in await stack.graphql(
+        START_RUN, {"input": {"entity": "acme", "project": "nature", "runId": "r"}}
+    )
+    for contents in (b"a", b"b"):
+        logged = await stack.graphql(LOG_VERSION, {"input": version_input("classifier", contents)})
+        version = logged["data"]["logArtifactVersion"]["id"]
+        assert "errors" not in await stack.graphql(LINK, {"model": "nature-classification", "id": version})
+    found = await stack.graphql(source)
+    assert "errors" not in found, found
+    page = found["data"]
+    while "endCursor" not in page:
+        (page,) = page.values()
+    answer = await stack.graphql(f"query($a: String) {target}", {"a": page["endCursor"]})
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "INVALID_INPUT", answer
+    assert f"pass a page's endCursor, from {listed} asked with the same arguments" in error["message"]
+
+
 async def _events_on(log: EventLog) -> int:
     return sum((await log.end_positions()).values())
 

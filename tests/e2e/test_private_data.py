@@ -25,7 +25,7 @@ from support.story import LINK, LOG_VERSION, START_RUN, USE, digest_of, file_ent
 from support.waiting import wait_until
 
 import graphql
-from modelreg.graphql.pages import encode_time_cursor
+from modelreg.graphql.pages import Cursors
 from modelreg.graphql.schema import build_schema
 
 pytestmark = pytest.mark.parametrize("log_kind", ["postgres"])
@@ -390,7 +390,7 @@ async def test_a_cursor_made_up_to_probe_a_hidden_neighbour_is_refused(stack: St
     at = datetime.fromisoformat(hidden["edge"]["recordedAt"])
     # A "#" position is a rank; anything else after it would be compared as an id (punctuation-blind collations).
     for guess in ("run:lynx/den/lynx-f", "run:lynx/den/lynx-fit", "run:a", "#run:lynx/den/lynx-f", "#"):
-        probe = await stack.graphql(document, {"a": encode_time_cursor(at, guess)}, key=outsider)
+        probe = await stack.graphql(document, {"a": Cursors("lineageNeighbours").encode(at, guess)}, key=outsider)
         assert probe["errors"][0]["extensions"]["code"] == "INVALID_INPUT", probe
     following = await stack.graphql(document, {"a": first["endCursor"]}, key=outsider)  # the cursor it was given
     assert following["data"]["lineageNeighbours"]["items"] == []

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from graphene.validation import depth_limit_validator
 from graphql.utilities import TypeInfo
 from graphql.validation import ValidationContext
 from graphql_server.exceptions import GraphQLValidationError
 
-from graphql import parse
+from graphql import parse, validate
 from modelreg.graphql.cost import QueryCost, cost_limit_validator
 from modelreg.graphql.documents import ValidatedDocuments
 from modelreg.graphql.schema import build_schema
@@ -98,3 +101,14 @@ def test_a_lineage_cluster_is_counted_by_its_page_not_by_the_fan_out_it_skips() 
     )
     small, large = _cost_of(page % 10), _cost_of(page % 500)
     assert small < 100 and large > 40 * small
+
+
+STYLE_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "graphql-style.md"
+
+
+def test_every_example_of_the_style_guide_is_an_operation_the_schema_takes() -> None:
+    """Its page example used a variable it did not declare: "Variable '$cursor' is not defined"."""
+    examples = re.findall(r"```graphql\n(.*?)```", STYLE_GUIDE.read_text(), re.DOTALL)
+    assert len(examples) >= 3
+    for example in examples:
+        assert validate(SCHEMA, parse(example)) == [], example

@@ -9,7 +9,7 @@ import pytest
 
 from modelreg.errors import InvalidInput
 from modelreg.events.names import count_in
-from modelreg.graphql.pages import decode_row_cursor, encode_row_cursor
+from modelreg.graphql.pages import Cursors
 from modelreg.graphql.references import as_uuid, parse_ref, parse_uuid, parse_version_name
 from modelreg.graphql.schema import build_schema
 
@@ -58,14 +58,15 @@ def test_a_count_is_plain_ascii_digits_that_the_database_holds() -> None:
     assert count_in("1" * 18, digits=18) == int("1" * 18)
 
 
-def test_a_row_cursor_reads_back_its_typed_parts_and_refuses_any_other() -> None:
+def test_a_cursor_reads_back_its_typed_parts_and_refuses_any_other() -> None:
     at = datetime(2026, 12, 1, 7, 30, tzinfo=UTC)
-    cursor = encode_row_cursor(3, at, UUID(ID))
-    assert decode_row_cursor(cursor, int, datetime.fromisoformat, UUID) == (3, at, UUID(ID))
-    assert decode_row_cursor(None, int) is None
-    for foreign in (encode_row_cursor("x", at, ID), encode_row_cursor(at, ID), "bm9wZQ=="):
+    waiting = Cursors("waitingJobs")
+    cursor = waiting.encode(3, at, UUID(ID))
+    assert waiting.decode(cursor, int, datetime.fromisoformat, UUID) == (3, at, UUID(ID))
+    assert waiting.decode(None, int) is None
+    for foreign in (waiting.encode("x", at, ID), waiting.encode(at, ID), Cursors("jobs").encode(3, at, ID), "bm9wZQ=="):
         with pytest.raises(InvalidInput, match="pass a page's endCursor"):
-            decode_row_cursor(foreign, int, datetime.fromisoformat, UUID)
+            waiting.decode(foreign, int, datetime.fromisoformat, UUID)
 
 
 def test_every_list_is_a_page_with_first_and_after_and_every_mutation_takes_one_input() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from modelreg.errors import InvalidInput
-from modelreg.projections.run_query import RunQuery, order_by
+from modelreg.projections.run_order import RunOrder, order_by
+from modelreg.projections.run_query import RunQuery
 
 
 def translated(filters: dict) -> tuple[str, list]:
@@ -88,7 +89,9 @@ def test_a_summary_key_logged_as_a_nested_dict_is_found_nested_or_flat() -> None
     assert translated({"config.opt.name": "adam"})[1][1] == ["opt", "name"]  # config is stored as sent, nested
     order = order_by("-summary_metrics.val.acc")
     assert order is not None and order.path == ["val", "acc"]
-    assert order.with_parameter(5).startswith("coalesce(summary #> $5::text[], summary -> array_to_string($5::text[]")
+    statement, args = order.page("run_id", "entity = $1 AND project = $2", ["e", "p"], after=None, limit=5)
+    assert "ORDER BY coalesce(summary #> $3::text[], summary -> array_to_string($3::text[], '.')) DESC" in statement
+    assert args == ["e", "p", ["val", "acc"], 5]
 
 
 def test_logic_tags_and_columns_nest_with_parameters_numbered_in_order() -> None:
@@ -141,13 +144,18 @@ def test_filters_are_bounded_in_depth_and_size() -> None:
         translated({"$or": [{"state": str(n)} for n in range(101)]})
 
 
+def ordered(order: RunOrder) -> str:
+    return order.page("run_id", "entity = $1 AND project = $2", ["e", "p"], after=None, limit=5)[0]
+
+
 def test_orders_sort_by_a_column_or_a_bound_key_path_and_break_ties_by_run_id() -> None:
     assert order_by("-created_at") is None and order_by(None) is None  # the default, newest first
     by_acc = order_by("+summary_metrics.acc")
-    assert by_acc is not None and by_acc.with_parameter(7) == "(summary #> $7::text[]) ASC NULLS LAST, run_id ASC"
-    assert by_acc.path == ["acc"]
+    assert by_acc is not None and by_acc.path == ["acc"]
+    assert " ORDER BY (summary #> $3::text[]) ASC NULLS LAST, run_id ASC LIMIT $4" in ordered(by_acc)
     name = order_by("-display_name")
-    assert name is not None and (name.sql, name.path) == ("coalesce(name, run_id) DESC NULLS LAST, run_id DESC", None)
+    assert name is not None and name.path is None
+    assert " ORDER BY coalesce(name, run_id) DESC NULLS LAST, run_id DESC LIMIT $3" in ordered(name)
     with pytest.raises(InvalidInput, match="cannot be ordered"):
         order_by("config")
 
