@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
@@ -25,12 +25,16 @@ class Event(BaseModel):
         return self.model_dump(exclude=set(self.private_fields))
 
 
+ActorKind = Literal["user", "service", "automation"]
+ACTOR_KINDS: tuple[str, ...] = get_args(ActorKind)
+
+
 class Actor(BaseModel):
     """Who caused an event: a person, a service account, or an automation."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["user", "service", "automation"]
+    kind: ActorKind
     id: str = Field(min_length=1, max_length=200)
 
     def __str__(self) -> str:

@@ -10,6 +10,17 @@ from modelreg.events.catalog import EVENT_TYPES
 from modelreg.events.envelope import Envelope
 
 
+def known_types(types: Iterable[str]) -> frozenset[str]:
+    """Event types someone typed (a subscription's, the audit log's filter), each one modelreg writes: a misspelt
+    type is refused, saying which are known, rather than matching nothing without a word."""
+    wanted = frozenset(types)
+    unknown = sorted(wanted - EVENT_TYPES.keys())
+    if unknown:
+        # The first few: the whole list sent back a 5 MB answer to 600,000 misspelt names.
+        raise InvalidInput(f"unknown event type(s) {listed(unknown)}; known: {', '.join(sorted(EVENT_TYPES))}")
+    return wanted
+
+
 @dataclass(frozen=True)
 class EventFilter:
     """Every condition given must hold; a condition left out (None) lets everything through."""
@@ -28,11 +39,7 @@ class EventFilter:
         registered_model: str | None = None,
     ) -> EventFilter:
         """A filter from what a subscriber typed; a misspelt type is refused rather than never matching."""
-        wanted = frozenset(types) if types is not None else None
-        unknown = sorted(wanted - EVENT_TYPES.keys()) if wanted else []
-        if unknown:
-            # The first few: the whole list sent back a 5 MB answer to 600,000 misspelt names.
-            raise InvalidInput(f"unknown event type(s) {listed(unknown)}; known: {', '.join(sorted(EVENT_TYPES))}")
+        wanted = known_types(types) if types is not None else None
         return cls(wanted, stream_prefix or None, entity or None, registered_model or None)
 
     def matches(self, envelope: Envelope) -> bool:

@@ -11,6 +11,8 @@ import graphene
 from pydantic import BaseModel
 
 from modelreg.errors import InvalidInput, NotFound, quoted
+from modelreg.events.envelope import ACTOR_KINDS
+from modelreg.events.filters import known_types
 from modelreg.events.registry import registered_model_stream
 from modelreg.graphql.artifacts import ArtifactVersion
 from modelreg.graphql.inputs import command_id_field, parse_command
@@ -256,8 +258,12 @@ class ModelQueries(graphene.ObjectType):
     ) -> dict:
         limit, cursors = page_size(first), Cursors.of(info)
         position = cursors.decode(after, parsed_time, UUID)
+        # A filter no record could match is refused saying what is valid: `registry.alias_addd` or `alice` (no
+        # kind) answered an empty page, as if nobody had done it.
+        known_types([filters["action"]] if filters.get("action") is not None else [])
+        known_types(filters.get("actions") or [])
         rows = await info.context.audit.audit_page(
-            actor=filters.get("actor"),
+            actor=_acting(filters.get("actor")),
             stream=filters.get("stream"),
             action=filters.get("action"),
             actions=filters.get("actions"),
@@ -277,6 +283,17 @@ class ModelQueries(graphene.ObjectType):
         if not info.context.readable.model(name):
             return None  # a private model is, to who may not read it, a model that does not exist
         return await info.context.reads.registered_model(name)
+
+
+def _acting(actor: str | None) -> str | None:
+    """An audit filter's actor, named as records name who acted: `kind:id`."""
+    kind, _, ident = (actor or "").partition(":")
+    if actor is not None and (kind not in ACTOR_KINDS or not ident):
+        raise InvalidInput(
+            f"actor {actor!r} matches no record: write it as kind:id, the kind one of {', '.join(ACTOR_KINDS)} "
+            "(user:alice, service:ci)"
+        )
+    return actor
 
 
 class RegisteredModelInput(graphene.InputObjectType):

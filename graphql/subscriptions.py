@@ -258,7 +258,10 @@ class EventSubscriptions(graphene.ObjectType):
         registered_model=graphene.String(required=True),
         alias=graphene.String(description="only this alias (e.g. production)"),
         after=graphene.String(description=AFTER),
-        description="An alias of the registered model was set on a version (moving it there) or removed.",
+        description=(
+            "An alias of the registered model was set on a version (moving it there) or removed (by removeAlias, or "
+            "by unlinking the version that held it)."
+        ),
     )
 
     @staticmethod

@@ -5,9 +5,9 @@
 Keys: `config.<path>` and `summary_metrics.<path>` (W&B's config wrapping `.value`, last or after the top-level
 config key as in `config.model.value.depth`, is dropped),
 `tags`, `state`, `display_name` (the run's name), `name` or `id` (the run id, as W&B names it), `group`,
-`jobType`/`job_type`, `createdAt`/`created_at`. Operators: `$eq $ne $gt $gte $lt $lte $in $nin $regex
-$exists` on a key, and `$not` around operators on a key (`{"config.lr": {"$not": {"$gt": 0.1}}}`); `$and $or
-$nor $not` around conditions.
+`jobType`/`job_type`, `createdAt`/`created_at` (`state` in any case: `RUNNING` as `running`). Operators: `$eq
+$ne $gt $gte $lt $lte $in $nin $regex $exists` on a key, and `$not` around operators on a key (`{"config.lr":
+{"$not": {"$gt": 0.1}}}`); `$and $or $nor $not` around conditions.
 
 As in MongoDB, a negation (`$nor`, `$not`, `$ne`, `$nin`) matches the runs its condition does not, those that
 lack the key or hold another type of value in it included: a test SQL leaves unknown (NULL: `#>>` on a missing
@@ -123,6 +123,19 @@ class RunQuery:
             operand = [_time(v, key) for v in operand] if isinstance(operand, list) else _time(operand, key)
         elif op not in ("$exists", "$regex"):
             operand = [_text(v, key) for v in operand] if isinstance(operand, list) else _text(operand, key)
+        if column == "state" and op != "$exists":
+            return self._on_state(op, operand, key)
+        return self._compared(column, op, operand, key)
+
+    def _on_state(self, op: str, operand: Any, key: str) -> str:
+        """States are stored lower case (`running`) and the GraphQL enum spells them upper (`RUNNING`): a filter
+        written either way finds the same runs (`RUNNING` found none, without a word)."""
+        if op == "$regex":
+            return f"state ~* {self.bind(_pattern(operand))}"
+        lowered = [v.lower() for v in operand] if isinstance(operand, list) else operand.lower()
+        return self._compared("state", op, lowered, key)
+
+    def _compared(self, column: str, op: str, operand: Any, key: str) -> str:
         if op == "$eq":
             return f"{column} = {self.bind(operand)}"
         if op == "$ne":

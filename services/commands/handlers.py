@@ -430,8 +430,16 @@ async def unlink_version(cmd: UnlinkVersion, ctx: CommandContext) -> Decision:
             retriable=True,
         )
     await ctx.require_admin_for_protected(cmd.registered_model, tuple(held), "unlinking the version that holds")
-    payload = VersionUnlinked(**cmd.facts())
-    return Decision([ctx.event(payload, registered_model_stream(cmd.registered_model))], cmd.artifact_version_id)
+    stream = registered_model_stream(cmd.registered_model)
+    # Each alias the version takes away is said first, in the same append: a consumer of alias moves (a deploy
+    # watcher on `production`) was never told, and kept the unlinked version as the alias's holder.
+    model, version = cmd.registered_model, cmd.artifact_version_id
+    removed = [
+        ctx.event(AliasRemoved(registered_model=model, artifact_version_id=version, alias=alias), stream)
+        for alias in held
+    ]
+    unlinked = VersionUnlinked(registered_model=model, artifact_version_id=version)
+    return Decision([*removed, ctx.event(unlinked, stream)], version)
 
 
 async def update_model_card(cmd: UpdateModelCard, ctx: CommandContext) -> Decision:

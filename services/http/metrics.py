@@ -15,6 +15,7 @@ every replica's work and not just this process's: any replica answers for the in
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -35,6 +36,8 @@ from graphql import (
 )
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
 from modelreg.services.http.operator_views import SEEN_WITH, sees_the_figures
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -141,6 +144,15 @@ class InstallationSnapshot(Collector):
 
     def collect(self) -> Iterator[Any]:
         v = self.values
+        if "failed" in v:  # not before the first scrape's reading
+            read = GaugeMetricFamily(
+                "modelreg_installation_reading_ok",
+                "1 when this scrape read the part's figures; 0 when it could not (they are missing; see the log)",
+                labels=["part"],
+            )
+            for part in READ_PARTS:
+                read.add_metric([part], 0 if part in v["failed"] else 1)
+            yield read
         ends = GaugeMetricFamily(
             "modelreg_event_log_end_offset", "Events appended, per partition", labels=["partition"]
         )
@@ -182,35 +194,95 @@ class InstallationSnapshot(Collector):
         yield blob
 
 
+# The parts a scrape reads the installation's figures from (each reported by modelreg_installation_reading_ok), as
+# the log names them.
+READ_PARTS = {"event_log": "the event log", "postgres": "PostgreSQL"}
+POSTGRES_ANSWERS_WITHIN_S = 3.0
+
+
 async def read_installation(pool: Any, event_log: Any, projections: list[str]) -> dict[str, Any]:
-    ends = await log_end_positions(event_log)
-    async with pool.acquire() as conn:
-        positions = await conn.fetch(
-            "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", event_log.topic
-        )
-        parked = await conn.fetch("SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection")
-        dead = await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection")
-        jobs = await conn.fetch("SELECT queue, state, count(*) AS n FROM launch_jobs GROUP BY queue, state")
-        webhooks = await conn.fetch(
-            "SELECT (status_code BETWEEN 200 AND 299) AS ok, count(*) AS n FROM webhook_deliveries GROUP BY 1"
-        )
-    applied = {(r["projection"], r["partition"]): r["next_offset"] for r in positions}
+    """The figures of each part that answered, and under "failed" why each other part did not. Read one part
+    at a time: with PostgreSQL down, the log's end offsets were dropped with its figures, and every series
+    went missing without a word (alerts on lag went quiet exactly then)."""
+    reading: dict[str, Any] = {"failed": {}}
+    try:
+        reading["ends"] = await log_end_positions(event_log)
+    except Exception as exc:
+        reading["failed"]["event_log"] = str(exc) or type(exc).__name__
+    try:
+        # Bounded as the log's reading is: a PostgreSQL that hangs must not hang the scrape.
+        tables = await asyncio.wait_for(_read_tables(pool, event_log.topic), POSTGRES_ANSWERS_WITHIN_S)
+    except TimeoutError:
+        reading["failed"]["postgres"] = f"PostgreSQL did not answer within {POSTGRES_ANSWERS_WITHIN_S:g} s"
+        return reading
+    except Exception as exc:
+        reading["failed"]["postgres"] = str(exc) or type(exc).__name__
+        return reading
+    positions, jobs = tables.pop("positions"), tables.pop("jobs")
     by_state: dict[str, int] = {}
     for r in jobs:
         by_state[r["state"]] = by_state.get(r["state"], 0) + r["n"]
-    return {
-        "ends": ends,
-        "lag": {
-            (name, partition): max(end - applied.get((name, partition), 0), 0)
-            for name in projections
-            for partition, end in ends.items()
-        },
-        "parked": {r["projection"]: r["n"] for r in parked},
-        "dead": {r["projection"]: r["n"] for r in dead},
+    reading |= {
+        "parked": {r["projection"]: r["n"] for r in tables["parked"]},
+        "dead": {r["projection"]: r["n"] for r in tables["dead"]},
         "queued": {r["queue"]: r["n"] for r in jobs if r["state"] == "queued"},
         "jobs": by_state,
-        "webhooks": {("delivered" if r["ok"] else "failed"): r["n"] for r in webhooks},
+        "webhooks": {("delivered" if r["ok"] else "failed"): r["n"] for r in tables["webhooks"]},
     }
+    if "ends" in reading:  # lag is the log's end less what each projection applied: both parts are needed
+        applied = {(r["projection"], r["partition"]): r["next_offset"] for r in positions}
+        reading["lag"] = {
+            (name, partition): max(end - applied.get((name, partition), 0), 0)
+            for name in projections
+            for partition, end in reading["ends"].items()
+        }
+    return reading
+
+
+async def _read_tables(pool: Any, topic: str) -> dict[str, Any]:
+    async with pool.acquire(timeout=POSTGRES_ANSWERS_WITHIN_S) as conn:
+        return {
+            "positions": await conn.fetch(
+                "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", topic
+            ),
+            "parked": await conn.fetch("SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection"),
+            "dead": await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection"),
+            "jobs": await conn.fetch("SELECT queue, state, count(*) AS n FROM launch_jobs GROUP BY queue, state"),
+            "webhooks": await conn.fetch(
+                "SELECT (status_code BETWEEN 200 AND 299) AS ok, count(*) AS n FROM webhook_deliveries GROUP BY 1"
+            ),
+        }
+
+
+# A scrape every 15 s while PostgreSQL is down for an hour: one line a minute says so, not 240.
+SAY_FAILED_READINGS_EVERY_S = 60.0
+
+
+class FailedReadings:
+    """Says in the log that a part's figures could not be read, at most once every `every_s` per part, with how
+    many readings failed since it last said so."""
+
+    def __init__(self, every_s: float = SAY_FAILED_READINGS_EVERY_S) -> None:
+        self.every_s = every_s
+        self._said_at: dict[str, float] = {}
+        self._unsaid: dict[str, int] = {}
+
+    def note(self, failed: dict[str, str], now: float) -> None:
+        for part, error in failed.items():
+            self._unsaid[part] = self._unsaid.get(part, 0) + 1
+            said_at = self._said_at.get(part)
+            if said_at is not None and now - said_at < self.every_s:
+                continue
+            times, self._unsaid[part], self._said_at[part] = self._unsaid[part], 0, now
+            since = f" ({times} readings failed since the last line)" if times > 1 else ""
+            log.warning(
+                "/metrics could not read %s (%s): its figures are missing from the scrape, and "
+                'modelreg_installation_reading_ok{part="%s"} is 0%s',
+                READ_PARTS.get(part, part),
+                error,
+                part,
+                since,
+            )
 
 
 # Each scrape read the installation's figures on the health check's own two connections: a caller asking without
@@ -262,7 +334,14 @@ def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, pro
     # Outermost: the requests refused before a handler ran (over the in-flight bound, a body too big or too slow,
     # no key, PostgreSQL away) are counted too; they are what an operator looks for when callers complain.
     app.middlewares.insert(0, measured)
-    installation = SharedReading(lambda: read_installation(app[pool_key], app[log_key], projections))
+    failed_readings = FailedReadings()
+
+    async def read_and_say_what_failed() -> dict[str, Any]:
+        reading = await read_installation(app[pool_key], app[log_key], projections)
+        failed_readings.note(reading["failed"], time.monotonic())
+        return reading
+
+    installation = SharedReading(read_and_say_what_failed)
 
     async def metrics(request: web.Request) -> web.Response:
         if not await sees_the_figures(request):  # queue names, job counts, the log's length: the installation's own
@@ -274,8 +353,9 @@ def add_operations_routes(app: web.Application, pool_key: Any, log_key: Any, pro
         snapshot = request.app[METRICS].snapshot
         try:
             snapshot.values = await installation()
-        except Exception as exc:  # the request figures are still worth a scrape while PostgreSQL is away
-            snapshot.values = {"error": str(exc)}
+        except Exception as exc:  # not one part's failure (each is caught): said as a failure of both
+            snapshot.values = {"failed": dict.fromkeys(READ_PARTS, repr(exc))}
+            failed_readings.note(snapshot.values["failed"], time.monotonic())
         snapshot.values["blobs"] = request.app[BLOB_BYTES]
         return web.Response(body=generate_latest(request.app[METRICS].registry), headers={"Content-Type": CONTENT_TYPE})
 

@@ -203,6 +203,10 @@ async def test_a_script_reads_a_projects_runs_with_the_client_a_page_at_a_time(
     assert [("/".join(r.path), r.state, r.summary) for r in failed] == [
         (f"acme/nature/run-{n:02d}", "failed", {"loss": pytest.approx(0.1 * n)}) for n in (15, 0)
     ]
+    # The state as W&B writes it, or as the GraphQL enum spells it: the same runs (RUNNING found none).
+    running = newest_first([n for n in range(COUNT) if state_of(n) == "running"])
+    assert await asyncio.to_thread(listed, filters={"state": "RUNNING"}) == running
+    assert await asyncio.to_thread(listed, filters={"state": "running"}) == running
     with pytest.raises(InvalidInput, match="entity/project"):
         api.runs("acme/nature/run-00")  # a run's path, not a project's (a bare "nature" is the caller's own project)
     with pytest.raises(InvalidInput, match="first must be between"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -25,6 +26,16 @@ subscription Follow($types: [String!], $model: String) {
 
 ALIAS_MOVED = """
 subscription Moves($model: String!) { aliasMoved(registeredModel: $model) { type actor payload } }"""
+
+ALIAS_MOVED_TO = """
+subscription Moves($model: String!, $alias: String) {
+  aliasMoved(registeredModel: $model, alias: $alias) { type actor payload }
+}"""
+
+UNLINK = """
+mutation($model: String!, $id: ID!) {
+  unlinkArtifactVersion(input: {registeredModel: $model, artifactVersionId: $id}) { name }
+}"""
 
 VERSION_LINKED = """
 subscription Links($model: String!) { versionLinked(registeredModel: $model) { type payload } }"""
@@ -101,6 +112,29 @@ async def test_a_ui_following_one_model_receives_exactly_its_links_and_alias_mov
         ]
         links = await socket.next_events("links", 2)
         assert [link["payload"]["artifact_version_id"] for link in links] == [v0, v1]
+
+
+async def test_a_deploy_watcher_on_production_is_told_when_an_unlink_takes_the_alias_away(stack: Stack) -> None:
+    # Told only of the alias being set, a watcher kept believing production was the unlinked version.
+    v0 = await _version(stack, b"weights-0")
+    async with graphql_socket(stack, headers=await stack.auth()) as socket:
+        await socket.init()
+        await socket.subscribe("production", ALIAS_MOVED_TO, {"model": "nature-classification", "alias": "production"})
+        await log_readers_reach(stack, 1)
+        await stack.graphql(LINK, {"model": "nature-classification", "id": v0, "aliases": ["production", "best"]})
+        unlinked = await stack.graphql(UNLINK, {"model": "nature-classification", "id": v0}, actor="user:bob")
+        assert "errors" not in unlinked
+
+        async with asyncio.timeout(30):  # the server's pings keep the socket's own wait from ever running out
+            moves = await socket.next_events("production", 2)
+        assert [(m["type"], m["actor"], m["payload"]["artifact_version_id"]) for m in moves] == [
+            ("registry.alias_added", "user:alice", v0),
+            ("registry.alias_removed", "user:bob", v0),
+        ]
+    production = await stack.graphql(
+        '{ registeredModel(name: "nature-classification") { alias(name: "production") { version } } }'
+    )
+    assert production["data"]["registeredModel"]["alias"] is None
 
 
 async def test_a_socket_without_a_valid_api_key_is_refused(stack: Stack) -> None:

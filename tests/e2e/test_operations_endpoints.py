@@ -55,6 +55,8 @@ async def test_metrics_count_requests_by_operation_and_show_the_installation(sta
     lags = {labels: v for (name, labels), v in found.items() if name == "modelreg_projection_lag_events"}
     assert lags and all(v == 0 for v in lags.values())  # projected: nothing left to apply
     assert {dict(labels)["projection"] for labels in lags} >= {"registry", "identity"}
+    reading = {labels: v for (name, labels), v in found.items() if name == "modelreg_installation_reading_ok"}
+    assert reading == {(("part", "event_log"),): 1, (("part", "postgres"),): 1}
 
 
 async def test_liveness_and_readiness_are_separate_probes(stack: Stack) -> None:

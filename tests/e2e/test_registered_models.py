@@ -115,6 +115,30 @@ async def test_the_audit_log_answers_who_did_what_filtered_and_page_by_page(stac
     ]
 
 
+async def test_an_audit_filter_no_record_could_match_is_refused_saying_what_is_valid(stack: Stack) -> None:
+    # Each answered an empty page, as if nobody had done it; the live subscription refused the same misspelt type.
+    query = """query($actor: String, $action: String, $actions: [String!]) {
+      auditLog(actor: $actor, action: $action, actions: $actions) { items { action } } }"""
+    refusals = [
+        ({"action": "registry.alias_addd"}, "unknown event type(s) registry.alias_addd; known: "),
+        ({"actions": ["runs.run_started", "runs.run_finishd"]}, "unknown event type(s) runs.run_finishd; known: "),
+        ({"actor": "alice"}, "actor 'alice' matches no record: write it as kind:id, the kind one of user, service"),
+        ({"actor": "user:"}, "actor 'user:' matches no record"),
+    ]
+    for variables, message in refusals:
+        refused = await stack.graphql(query, variables)
+        assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT", variables
+        assert message in refused["errors"][0]["message"]
+    assert (
+        "registry.alias_added"
+        in (await stack.graphql(query, {"action": "registry.alias_addd"}))["errors"][0]["message"]
+    )
+
+    await log(stack, b"weights")
+    found = await stack.graphql(query, {"actor": "user:alice", "actions": ["artifacts.version_logged"]})
+    assert [r["action"] for r in found["data"]["auditLog"]["items"]] == ["artifacts.version_logged"]
+
+
 async def test_eight_clients_linking_and_moving_one_alias_at_once_leave_no_gaps_and_one_alias(stack: Stack) -> None:
     versions = [await log(stack, f"weights-{i}".encode()) for i in range(40)]
     alias_move = (

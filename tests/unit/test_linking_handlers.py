@@ -180,6 +180,28 @@ async def test_unlinking_takes_the_versions_aliases_with_it() -> None:
         await registry(UnlinkVersion(registered_model="fraud", artifact_version_id=version))
 
 
+async def test_unlinking_tells_alias_watchers_each_alias_it_takes_away_before_the_unlink() -> None:
+    # A deploy watcher follows alias moves only: told nothing, it kept the unlinked version as production.
+    registry = WriteSide()
+    version = await linked(registry, "production", "best")
+    unlinked = await registry(UnlinkVersion(registered_model="fraud", artifact_version_id=version), MEMBER)
+    assert [(e.type, getattr(e.payload, "alias", None)) for e in unlinked.events] == [
+        ("registry.alias_removed", "best"),
+        ("registry.alias_removed", "production"),
+        ("registry.version_unlinked", None),
+    ]
+    assert {e.payload.artifact_version_id for e in unlinked.events} == {version}
+    assert {e.correlation_id for e in unlinked.events} == {unlinked.events[0].id}
+    assert registry.read_models.registry.aliases == {}
+
+
+async def test_unlinking_a_version_without_aliases_appends_the_unlink_only() -> None:
+    registry = WriteSide()
+    version = await linked(registry)
+    unlinked = await registry(UnlinkVersion(registered_model="fraud", artifact_version_id=version))
+    assert [e.type for e in unlinked.events] == ["registry.version_unlinked"]
+
+
 async def test_protecting_an_alias_needs_the_model_and_an_admin() -> None:
     registry = WriteSide()
     with pytest.raises(NotFound, match="registered model 'fraud' does not exist: link a version to it first"):

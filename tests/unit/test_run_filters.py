@@ -104,6 +104,16 @@ def test_logic_tags_and_columns_nest_with_parameters_numbered_in_order() -> None
     assert translated({"createdAt": {"$gt": "2026-12-01T09:00:00Z"}})[0] == "started_at > $3"
 
 
+def test_a_state_written_as_the_graphql_enum_spells_it_finds_the_runs_stored_lower_case() -> None:
+    # `state:` takes RUNNING; the same word in `filters` found no run, where "running" found 42.
+    assert translated({"state": "RUNNING"}) == ("state = $3", ["running"])
+    assert translated({"state": {"$in": ["Crashed", "FAILED"]}}) == ("state = ANY($3::text[])", [["crashed", "failed"]])
+    assert translated({"state": {"$ne": "FINISHED"}}) == ("state IS DISTINCT FROM $3", ["finished"])
+    assert translated({"state": {"$regex": "^RUN"}}) == ("state ~* $3", ["^RUN"])
+    assert translated({"state": {"$exists": True}}) == ("state IS NOT NULL", [])
+    assert translated({"group": "RUNNING"})[1] == ["RUNNING"]  # other columns keep their case
+
+
 def test_a_time_without_a_zone_is_read_as_utc_as_w_and_b_reads_it() -> None:
     from datetime import UTC, datetime
 

@@ -4,14 +4,22 @@ log's length) and error texts (a database's host and user) are shown to the metr
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from modelreg.projections.runtime import MigratedBeyond
 from modelreg.services.http.api import HEALTH_POOL, HEALTH_READING, LOG, STALLS, TRIGGERS, healthz, read_health
-from modelreg.services.http.metrics import STOPPED_PARTS, SharedReading, add_operations_routes, operation_of
+from modelreg.services.http.metrics import (
+    STOPPED_PARTS,
+    FailedReadings,
+    SharedReading,
+    add_operations_routes,
+    operation_of,
+)
 from modelreg.services.http.operator_views import METRICS_TOKEN
 from modelreg.services.http.projection_stalls import ProjectionStalls
 from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
@@ -28,8 +36,16 @@ class Installation:
 
     topic = "acme.modelreg.events"
 
-    def __init__(self, *, down: bool = False, broker_hangs: bool = False, triggers_active: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        down: bool = False,
+        postgres_down: bool = False,
+        broker_hangs: bool = False,
+        triggers_active: bool = True,
+    ) -> None:
         self.down = down
+        self.postgres_down = down or postgres_down  # `down`: the database and the broker
         self.broker_hangs = broker_hangs  # a broker SIGSTOPped: connections open, no answer ever
         self.triggers_active = triggers_active  # whether a `modelreg triggers` holds the active replica's lock
 
@@ -44,7 +60,7 @@ class Installation:
         return self
 
     async def __aenter__(self) -> Installation:
-        if self.down:
+        if self.postgres_down:
             raise OSError(f'password authentication failed for user "modelreg" at {SECRET_HOST}')
         return self
 
@@ -89,6 +105,65 @@ async def test_metrics_without_the_token_show_no_queue_names_or_job_counts() -> 
             assert "acquisition-target-gpu" not in text and "--metrics-token" in text
         assert scraped.status == 200
         assert 'modelreg_launch_queue_depth{queue="acquisition-target-gpu"} 7.0' in await scraped.text()
+
+
+async def test_metrics_with_postgresql_down_show_the_logs_end_offsets_and_say_the_database_was_not_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Every installation-wide series went missing at once, the log's offsets too though Kafka was up, and nothing
+    # said why: alerts on lag went quiet exactly while the database was down.
+    with caplog.at_level(logging.WARNING, logger="modelreg.services.http.metrics"):
+        async with TestClient(TestServer(_app(Installation(postgres_down=True)))) as client:
+            scraped = await client.get("/metrics", headers=BEARING_THE_TOKEN)
+            text = await scraped.text()
+
+    assert scraped.status == 200
+    assert 'modelreg_event_log_end_offset{partition="0"} 42.0' in text
+    assert 'modelreg_installation_reading_ok{part="event_log"} 1.0' in text
+    assert 'modelreg_installation_reading_ok{part="postgres"} 0.0' in text
+    assert "modelreg_projection_lag_events{" not in text  # unknown without the positions: missing, not 0
+    [said] = [r for r in caplog.records if r.name == "modelreg.services.http.metrics"]
+    assert said.levelno == logging.WARNING
+    assert said.getMessage().startswith(
+        f'/metrics could not read PostgreSQL (password authentication failed for user "modelreg" at {SECRET_HOST})'
+    )
+    assert 'modelreg_installation_reading_ok{part="postgres"} is 0' in said.getMessage()
+
+
+async def test_metrics_with_both_parts_down_say_neither_was_read() -> None:
+    async with TestClient(TestServer(_app(Installation(down=True)))) as client:
+        scraped = await client.get("/metrics", headers=BEARING_THE_TOKEN)
+        text = await scraped.text()
+
+    assert scraped.status == 200
+    assert 'modelreg_installation_reading_ok{part="event_log"} 0.0' in text
+    assert 'modelreg_installation_reading_ok{part="postgres"} 0.0' in text
+    assert "modelreg_event_log_end_offset{" not in text
+
+
+async def test_metrics_read_in_full_say_each_part_was_read() -> None:
+    async with TestClient(TestServer(_app(Installation()))) as client:
+        text = await (await client.get("/metrics", headers=BEARING_THE_TOKEN)).text()
+
+    assert 'modelreg_installation_reading_ok{part="event_log"} 1.0' in text
+    assert 'modelreg_installation_reading_ok{part="postgres"} 1.0' in text
+    assert 'modelreg_projection_lag_events{partition="0",projection="registry"} 42.0' in text
+
+
+def test_a_reading_failing_at_every_scrape_is_said_once_a_minute_with_how_many_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failures = FailedReadings(every_s=60.0)
+    with caplog.at_level(logging.WARNING, logger="modelreg.services.http.metrics"):
+        for now in (0.0, 15.0, 30.0, 45.0, 60.0, 75.0):
+            failures.note({"postgres": "connection refused"}, now)
+        failures.note({"event_log": "the event log did not answer within 3 s"}, 75.0)
+
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 3
+    assert "read PostgreSQL (connection refused)" in said[0] and "readings failed" not in said[0]
+    assert said[1].endswith("(4 readings failed since the last line)")  # 15, 30, 45 and 60
+    assert said[2].startswith("/metrics could not read the event log (the event log did not answer within 3 s)")
 
 
 async def test_metrics_are_refused_to_everyone_when_no_token_is_configured_and_no_admin_key_is_sent() -> None:

@@ -38,8 +38,7 @@ export function AuditLog({ params = new URLSearchParams() }) {
           <td>${r.actor}</td><td><code>${r.action}</code></td>
           <td><code class="details" title=${JSON.stringify(r.details)}>${short(JSON.stringify(r.details))}</code></td></tr>`)}</tbody>
       </table>
-      ${!auditLog.items.length && html`<p class="muted" data-testid="audit-empty">No action matches.
-        ${filters.action && !filters.action.includes(".") && html`Actions are named in full, such as <code>registry.alias_added</code> or <code>runs.run_started</code>.`}</p>`}
+      ${!auditLog.items.length && html`<p class="muted" data-testid="audit-empty">No action matches.</p>`}
       <${Pager} pages=${pages} page=${auditLog} stale=${result.stale} previous="← Newer" next="Older →" />`}<//>
   </main>`;
 }
