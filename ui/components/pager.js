@@ -36,6 +36,9 @@ export function useKeptInAddress(path, values, pages) {
   for (const cursor of pages?.kept ?? []) kept.append("after", cursor);
   const query = kept.toString();
   useEffect(() => {
+    // Only while the address is still this page's: an effect run late (a busy browser) after a link had taken the
+    // address elsewhere wrote this page's over it, and the app went back to this page.
+    if (location.hash.split("?")[0] !== path) return;
     history.replaceState(null, "", `${path}${query ? "?" + query : ""}`);
   }, [path, query]);
 }
