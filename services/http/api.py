@@ -65,6 +65,7 @@ from modelreg.services.http.metrics import (
     add_operations_routes,
     graphql_operation,
     log_end_positions,
+    projection_tables,
 )
 from modelreg.services.http.object_store_routes import add_object_store_routes, opened
 from modelreg.services.http.operator_views import ASKED_BY_AN_ADMIN, METRICS_TOKEN, SEEN_WITH, sees_the_figures
@@ -392,11 +393,7 @@ HEALTH_READ_TIMEOUT_S = 3.0
 async def _read_postgres(pool: asyncpg.Pool, topic: str) -> dict[str, Any]:
     async with pool.acquire(timeout=HEALTH_READ_TIMEOUT_S) as conn:
         return {
-            "positions": await conn.fetch(
-                "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", topic
-            ),
-            "parked": await conn.fetch("SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection"),
-            "dead": await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection"),
+            **await projection_tables(conn, topic),
             "triggers_active": bool(await conn.fetchval(ACTIVE_REPLICA)),
             # Which streams, not only how many: what an operator releases with `modelreg parked`.
             "parked_list": await conn.fetch(

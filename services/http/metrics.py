@@ -239,14 +239,21 @@ async def read_installation(pool: Any, event_log: Any, projections: list[str]) -
     return reading
 
 
+async def projection_tables(conn: Any, topic: str) -> dict[str, Any]:
+    """Where each projection is on the topic, and its parked streams and dead letters counted (/healthz too)."""
+    return {
+        "positions": await conn.fetch(
+            "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", topic
+        ),
+        "parked": await conn.fetch("SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection"),
+        "dead": await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection"),
+    }
+
+
 async def _read_tables(pool: Any, topic: str) -> dict[str, Any]:
     async with pool.acquire(timeout=POSTGRES_ANSWERS_WITHIN_S) as conn:
         return {
-            "positions": await conn.fetch(
-                "SELECT projection, partition, next_offset FROM projection_positions WHERE topic = $1", topic
-            ),
-            "parked": await conn.fetch("SELECT projection, count(*) AS n FROM parked_streams GROUP BY projection"),
-            "dead": await conn.fetch("SELECT projection, count(*) AS n FROM dead_letters GROUP BY projection"),
+            **await projection_tables(conn, topic),
             "jobs": await conn.fetch("SELECT queue, state, count(*) AS n FROM launch_jobs GROUP BY queue, state"),
             "webhooks": await conn.fetch(
                 "SELECT (status_code BETWEEN 200 AND 299) AS ok, count(*) AS n FROM webhook_deliveries GROUP BY 1"
