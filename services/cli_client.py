@@ -19,6 +19,13 @@ def graphql(url: str | None, api_key: str | None, query: str, variables: dict[st
         raise click.ClickException(str(exc)) from None
 
 
+def with_command_id(fields: dict[str, Any]) -> dict[str, Any]:
+    """A mutation's input with a new command id: sent again after a lost answer, it is applied once."""
+    from modelreg.transport import with_command_id as carrying_one
+
+    return carrying_one(fields)
+
+
 _CLIENT_OPTIONS = (
     click.option(
         "--url", envvar="MODELREG_URL", default=None, help="The modelreg API (default http://127.0.0.1:8080)."

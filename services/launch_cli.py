@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from modelreg.services.cli_client import client_options, graphql, seconds
+from modelreg.services.cli_client import client_options, graphql, seconds, with_command_id
 
 
 @click.group()
@@ -267,15 +267,18 @@ def launch(
         except ValueError:
             knobs[key] = raw
     query = "mutation($i: EnqueueJobInput!) { enqueueJob(input: $i) { id state config } }"
-    enqueue = {
-        "queue": queue_name,
-        "entity": parts[0],
-        "project": parts[1],
-        "fromRun": parts[2],
-        "overrides": knobs,
-        "priority": priority,
-        "timeLimitS": None if time_limit is None else seconds(time_limit, "--time-limit"),
-    }
+    # A command id: the transport sends it again after a lost answer, and the server enqueues it once.
+    enqueue = with_command_id(
+        {
+            "queue": queue_name,
+            "entity": parts[0],
+            "project": parts[1],
+            "fromRun": parts[2],
+            "overrides": knobs,
+            "priority": priority,
+            "timeLimitS": None if time_limit is None else seconds(time_limit, "--time-limit"),
+        }
+    )
     job = graphql(url, api_key, query, {"i": enqueue})
     click.echo(
         f"job {job['enqueueJob']['id']} queued on {queue_name} "
@@ -417,7 +420,7 @@ def job_logs(job_id: str, follow: bool, url: str | None, api_key: str | None) ->
 def job_cancel(job_id: str, reason: str | None, url: str | None, api_key: str | None) -> None:
     """Cancel a job: a running one is asked to stop (SIGTERM), then killed 10 s later."""
     query = "mutation($i: CancelJobInput!) { cancelJob(input: $i) { id state } }"
-    done = graphql(url, api_key, query, {"i": {"id": job_id, "reason": reason}})["cancelJob"]
+    done = graphql(url, api_key, query, {"i": with_command_id({"id": job_id, "reason": reason})})["cancelJob"]
     click.echo(f"job {done['id']} {_enum_value(done['state'])}")
 
 
@@ -427,5 +430,5 @@ def job_cancel(job_id: str, reason: str | None, url: str | None, api_key: str | 
 def job_retry(job_id: str, url: str | None, api_key: str | None) -> None:
     """Run an ended job (failed, cancelled, finished) again, as it was enqueued: prints the new job's id."""
     query = "mutation($i: RetryJobInput!) { retryJob(input: $i) { id queue } }"
-    done = graphql(url, api_key, query, {"i": {"id": job_id}})["retryJob"]
+    done = graphql(url, api_key, query, {"i": with_command_id({"id": job_id})})["retryJob"]
     click.echo(f"job {done['id']} queued on {done['queue']} (a retry of {job_id})")

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from modelreg.errors import Unavailable
+from modelreg.services.cli import main
 from modelreg.transport import Transport, with_command_id
 
 MUTATION = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
@@ -89,3 +91,22 @@ def test_a_file_the_server_cannot_be_reached_for_says_so_in_modelregs_terms(tmp_
     transport = Transport(url, "mr_key", timeout_s=5)
     with pytest.raises(Unavailable, match=f"cannot reach modelreg at {url}"):
         transport.download("sha256:" + "0" * 64, tmp_path / "model.pt", lambda n: None)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["job", "cancel", "0190d1f4-0000-7000-8000-000000000001"],
+        ["job", "retry", "0190d1f4-0000-7000-8000-000000000001"],
+        ["launch", "--queue", "cpu", "--from-run", "acme/fraud/r1", "--config", "lr=0.01"],
+    ],
+    ids=["cancel", "retry", "enqueue"],
+)
+def test_a_launch_command_from_the_cli_is_sent_again_after_a_lost_answer(
+    server: HangingUp, arguments: list[str]
+) -> None:
+    """A CI step enqueueing a job whose answer was lost: the CLI sends it again under the same command id, which the
+    server takes once (it was sent once, so a retry after a lost answer would have been a second job or nothing)."""
+    result = CliRunner().invoke(main, [*arguments, "--url", server.url, "--api-key", "mr_key"])
+    assert result.exit_code == 1, result.output
+    assert server.requests == 6
