@@ -53,7 +53,7 @@ _TYPES = """query($e: String!, $p: String!, $first: Int!, $after: String) {
 }"""
 _PROJECT_FIELDS = "entity project runCount lastActivityAt"
 _PROJECTS = f"""query($e: String, $first: Int!, $after: String) {{
-  projects(entity: $e, first: $first, after: $after) {{ items {{ {_PROJECT_FIELDS} }} endCursor hasNextPage }}
+  projects(entity: $e, first: $first, after: $after, order: NAME) {{ items {{ {_PROJECT_FIELDS} }} endCursor hasNextPage }}
 }}"""
 _PROJECT = f"query($e: String!, $p: String!) {{ project(entity: $e, project: $p) {{ {_PROJECT_FIELDS} }} }}"
 _MODEL = """query($name: String!, $first: Int!, $after: String) {
@@ -432,7 +432,8 @@ class Api:
     # Projects and runs.
 
     def projects(self, entity: str | None = None, per_page: int = 200) -> Iterator[Project]:
-        """The entity's projects (the default entity's when none is named), the most recently active first."""
+        """The entity's projects (the default entity's when none is named), by name: each once, however many runs
+        start while they are listed (by activity, a project active between two pages moved ahead of the cursor)."""
         after = None
         while True:
             variables = {"e": entity or self.default_entity, "first": per_page, "after": after}

@@ -940,6 +940,26 @@ async def test_a_metric_stored_under_w_and_bs_step_name_never_moves_the_row_it_i
     assert [row["_step"] for row in await in_thread(public.history, 500, None, "_step", False)] == [0, 1, 2]
 
 
+def list_projects_while_one_becomes_active() -> list[str]:
+    listed = []
+    for project in wandb.Api().projects("alice", per_page=1):
+        listed.append(project.name)
+        if len(listed) == 1:  # a run starts elsewhere between pages, as one does on a busy team
+            unseen = sorted({"p1", "p2", "p3"} - set(listed))
+            with wandb.init(entity="alice", project=unseen[-1]) as run:
+                run.log({"loss": 0.1})
+    return listed
+
+
+async def test_every_project_is_listed_once_while_runs_start_between_pages(server: Stack) -> None:
+    # Listed by activity, a project that became active between pages moved ahead of the cursor: never listed.
+    for project in ("p1", "p2", "p3"):
+        start = f'mutation {{ startRun(input: {{entity: "alice", project: "{project}", runId: "r"}}) {{ runId }} }}'
+        await server.graphql(start)
+
+    assert sorted(await in_thread(list_projects_while_one_becomes_active)) == ["p1", "p2", "p3"]
+
+
 def log_loss_by_step() -> str:
     with wandb.init(project="steps") as run:
         for step in range(5):
