@@ -53,7 +53,9 @@ _TYPES = """query($e: String!, $p: String!, $first: Int!, $after: String) {
 }"""
 _PROJECT_FIELDS = "entity project runCount lastActivityAt"
 _PROJECTS = f"""query($e: String, $first: Int!, $after: String) {{
-  projects(entity: $e, first: $first, after: $after, order: NAME) {{ items {{ {_PROJECT_FIELDS} }} endCursor hasNextPage }}
+  projects(entity: $e, first: $first, after: $after, order: NAME) {{
+    items {{ {_PROJECT_FIELDS} }} endCursor hasNextPage
+  }}
 }}"""
 _PROJECT = f"query($e: String!, $p: String!) {{ project(entity: $e, project: $p) {{ {_PROJECT_FIELDS} }} }}"
 _MODEL = """query($name: String!, $first: Int!, $after: String) {
