@@ -560,6 +560,7 @@ class RegistryProjection(Projection):
             for statement in self.statements(event):
                 if (
                     counters is not None
+                    and statement.sql is _VERSION_LOGGED  # not the statement moving its aliases that may follow
                     and isinstance(e, ArtifactVersionLogged)
                     and (key := (e.entity, e.project, e.name)) in counters
                 ):
