@@ -184,6 +184,39 @@ class RegistryCollection:
 
 
 @dataclass(frozen=True)
+class Registry:
+    """W&B's registry (`api.registries()`): modelreg has one, W&B's "model" registry, whose collections are the
+    registered models (`wandb-registry-model/<name>` and `model-registry/<name>` name them)."""
+
+    name: str
+    _api: Api = field(repr=False, compare=False)
+
+    @property
+    def full_name(self) -> str:
+        return f"wandb-registry-{self.name}"
+
+    @property
+    def description(self) -> str:
+        return "modelreg's registered models"
+
+    def collections(self, filter: dict[str, Any] | None = None, per_page: int = 100) -> Iterator[RegistryCollection]:
+        """Its collections: each registered model (a `{"name": "..."}` filter searches their names)."""
+        for name in self._api._registered_model_names(_named_in(filter), per_page):
+            yield RegistryCollection(name, "model", self._api.registered_model(name), self._api)
+
+    def versions(self, filter: dict[str, Any] | None = None, per_page: int = 100) -> Iterator[LoggedArtifact]:
+        """Every version of every collection, read through the registry (`model-registry/<name>:vN`)."""
+        for collection in self.collections(filter, per_page):
+            yield from collection.versions()
+
+
+def _named_in(filter: dict[str, Any] | None) -> str | None:
+    """A name searched for: `{"name": "fraud"}` (W&B's `$regex` and other operators are not read)."""
+    name = (filter or {}).get("name")
+    return name if isinstance(name, str) else None
+
+
+@dataclass(frozen=True)
 class Project:
     """W&B's public project: a project with runs (here a project exists once a run logs to it)."""
 
@@ -523,14 +556,17 @@ class Api:
             model["name"], model["description"], model["inputs"], model["outputs"], model["tags"], versions
         )
 
-    def registries(self, filter: dict[str, Any] | None = None, per_page: int = 100) -> Iterator[str]:
-        """The registered models' names (modelreg has one registry: its registered models)."""
-        search = (filter or {}).get("name") if isinstance((filter or {}).get("name"), str) else None
+    def registries(self, filter: dict[str, Any] | None = None, per_page: int = 100) -> Iterator[Registry]:
+        """W&B's registries: modelreg's one, "model" (its collections are the registered models); a `{"name": ...}`
+        filter that does not name it lists none."""
+        if _named_in(filter) in (None, "model", "wandb-registry-model"):
+            yield Registry("model", self)
+
+    def _registered_model_names(self, search: str | None, per_page: int) -> Iterator[str]:
         after = None
         while True:
-            page = self.transport.graphql(_MODELS, {"first": per_page, "after": after, "search": search})[
-                "registeredModels"
-            ]
+            variables = {"first": per_page, "after": after, "search": search}
+            page = self.transport.graphql(_MODELS, variables)["registeredModels"]
             yield from (m["name"] for m in page["items"])
             if not page["hasNextPage"]:
                 return

@@ -543,6 +543,11 @@ def list_through_the_registry(folder: Path) -> dict[str, Any]:
         a.version for a in api.artifact_collection("model", "wandb-registry-model/My-Model").versions()
     ]
     found["sources"] = [a.source_name for a in api.artifact_versions("model", "wandb-registry-model/My-Model")]
+    registries = list(api.registries())  # W&B's Registry objects: one, "model", whose collections are the models
+    found["registries"] = [(r.name, r.full_name) for r in registries]
+    found["registry collections"] = {c.name: c.version_count for c in registries[0].collections()}
+    found["registry versions"] = [a.version for a in registries[0].versions({"name": "My-Model"})]
+    found["another registry"] = list(api.registries({"name": "dataset"}))
     found["project"] = [a.version for a in api.artifact_versions("model", "listing/listed")]
     found["emptied"] = list(api.artifacts("dataset", "listing/gone"))
     refused: dict[str, tuple[str, str]] = {}
@@ -573,6 +578,8 @@ async def test_a_registered_model_s_versions_are_listed_by_every_registry_path_a
     for path in ("model-registry/My-Model", "wandb-registry-model/My-Model"):  # they were [] before
         assert found[path] == found[f"alice/{path}"] == (["v0", "v1"], ["v0", "v1"])
     assert found["collection"] == ["v0", "v1"] and found["sources"] == ["listed:v0", "listed:v1"]
+    assert found["registries"] == [("model", "wandb-registry-model")] and found["another registry"] == []
+    assert found["registry collections"]["My-Model"] == 2 and found["registry versions"] == ["v0", "v1"]
     assert found["project"] == ["v0", "v1"] and found["emptied"] == []
     refused = found["refused"]
     assert refused["no such model"] == ("NotFound", "no registered model 'No-Such-Model'")
