@@ -143,3 +143,8 @@ export function runHref(entity, project, runId) {
 export function artifactHref(id, tab) {
   return tab ? href("artifacts", id, tab) : href("artifacts", id);
 }
+
+// A job's id, short: its first 8 characters are its time (UUIDv7), shared by jobs enqueued within a minute, so its
+// last 4 (random) go with them; the whole id is its title.
+export const JobId = ({ id }) => html`<code title=${id}>${id.slice(0, 8)}…${id.slice(-4)}</code>`;
+

@@ -59,7 +59,7 @@ async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watch
 
             # The same job again, as it was enqueued: a new job, which names the one it runs again.
             await page.get_by_role("button", name="Run again").click()
-            await expect(page.get_by_text(f"Runs job {first_job[:8]} again.")).to_be_visible()
+            await expect(page.get_by_text(f"Runs job {first_job[:8]}…{first_job[-4:]} again.")).to_be_visible()
             await expect(page.get_by_test_id("job-state")).to_have_text("finished")
 
             # The model the cloned run logged: its file comes back from the blob store through the browser.

@@ -2,7 +2,7 @@
 import { useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
 import { isAdmin, may, useViewer } from "../access.js";
-import { html, href, shown, Loaded, Time, ErrorBox, Badge } from "../html.js";
+import { html, href, shown, Loaded, Time, ErrorBox, Badge, JobId } from "../html.js";
 
 // The first 100 automations, each with its latest 20 firings and deliveries.
 const AUTOMATIONS = `{
@@ -168,7 +168,7 @@ function Automation({ a, reload }) {
           <tbody>${firings.map((f) => html`<tr>
             <td><${Time} at=${f.occurredAt} /></td><td><code>${f.eventType}</code></td><td>${f.actor}</td>
             <td><span class="badge status-${shown(f.status)}">${shown(f.status)}</span></td>
-            <td>${f.jobId ? html`job <a href=${href("launch", "jobs", f.jobId)}>${f.jobId.slice(0, 8)}</a>` : ""} ${f.detail || ""}
+            <td>${f.jobId ? html`job <a href=${href("launch", "jobs", f.jobId)}><${JobId} id=${f.jobId} /></a>` : ""} ${f.detail || ""}
               ${f.retries > 0 && html`<span class="muted">retried ${f.retries}×</span>`}
               ${retries && a.enabled && (f.status === "FAILED" || f.status === "SKIPPED") && html`<button class="link small" onClick=${() => retry(f)}>Retry</button>`}</td></tr>`)}</tbody>
         </table>

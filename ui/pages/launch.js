@@ -1,7 +1,7 @@
 // Launch: queues, jobs with their state, a job's captured output, and "clone this run" (enqueueJob fromRun).
 import { useEffect, useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
-import { html, href, shown, Loaded, StateBadge, Time, ErrorBox, runHref } from "../html.js";
+import { html, href, shown, Loaded, StateBadge, Time, ErrorBox, runHref, JobId } from "../html.js";
 import { KeyValues } from "../components/facts.js";
 import { useViewer, may, mayAnywhere } from "../access.js";
 
@@ -156,7 +156,7 @@ function JobDetail({ id }) {
     if (!job) return html`<p class="muted">No job ${id}.</p>`;
     return html`
       <p class="crumbs"><a href="#/launch">Launch</a> / job</p>
-      <h1>Job <code>${job.id.slice(0, 8)}</code> <${StateBadge} state=${job.state} testid="job-state" />
+      <h1>Job <${JobId} id=${job.id} /> <${StateBadge} state=${job.state} testid="job-state" />
         ${cancels && ACTIVE.includes(job.state) && html` <button onClick=${cancel}>Cancel job</button>`}
         ${cancels && !ACTIVE.includes(job.state) && html` <button onClick=${retry}>Run again</button>`}</h1>
       ${error && html`<${ErrorBox} error=${error} />`}
@@ -165,7 +165,7 @@ function JobDetail({ id }) {
       ${requeued.items.length > 0 && html`<section data-testid="requeues"><h2>Earlier attempts</h2><ul>
         ${[...requeued.items].reverse().map((r) => html`<li>attempt ${r.details.attempt} given up <${Time} at=${r.occurredAt} />: ${r.details.reason}</li>`)}
       </ul></section>`}
-      ${job.retryOf && html`<p>Runs job <a href=${href("launch", "jobs", job.retryOf)}>${job.retryOf.slice(0, 8)}</a> again.</p>`}
+      ${job.retryOf && html`<p>Runs job <a href=${href("launch", "jobs", job.retryOf)}><${JobId} id=${job.retryOf} /></a> again.</p>`}
       ${job.runIds.length > 0 && html`<p>Runs: ${job.runIds.map((r) => html`<a href=${runHref(job.entity, job.project, r)}>${r}</a> `)}</p>`}
       <div class="columns">
         <section><h2>Overrides</h2><${KeyValues} value=${job.overrides} /></section>
@@ -221,7 +221,7 @@ export function Launch({ jobId, fromRun }) {
     <table class="grid" data-testid="jobs">
       <thead><tr><th>Job</th><th>State</th><th>Queue</th><th>Project</th><th>Enqueued</th><th>By</th><th>Runs</th></tr></thead>
       <tbody>${launchJobs.map((j) => html`<tr>
-        <td><a href=${href("launch", "jobs", j.id)}><code>${j.id.slice(0, 8)}</code></a></td>
+        <td><a href=${href("launch", "jobs", j.id)}><${JobId} id=${j.id} /></a></td>
         <td><${StateBadge} state=${j.state} /></td><td>${j.queue}</td><td>${j.entity}/${j.project}</td>
         <td><${Time} at=${j.enqueuedAt} /></td><td>${j.enqueuedBy}${j.triggeredBy && html` <span class="muted">(automation)</span>`}</td>
         <td>${j.runIds.map((r) => html`<a href=${runHref(j.entity, j.project, r)}>${r}</a> `)}</td></tr>`)}</tbody>

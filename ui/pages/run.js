@@ -1,7 +1,7 @@
 // A run: its config, git commit and uncommitted diff, environment, summary and training curves (uPlot).
 import { useEffect, useRef } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
-import { html, href, Loaded, StateBadge, Time, RecordedOffline, artifactHref, Badge, bytes } from "../html.js";
+import { html, href, Loaded, StateBadge, Time, RecordedOffline, artifactHref, Badge, bytes, JobId } from "../html.js";
 import { useViewer, may, entityScopes } from "../access.js";
 import { Fact, Facts, KeyValues } from "../components/facts.js";
 
@@ -145,7 +145,7 @@ export function RunPage({ entity, project, runId }) {
         <p class="live muted" title="live updates over the events subscription">● ${live}</p>
         <p class="muted">${run.jobType && html`${run.jobType} · `}started by ${run.startedBy} <${Time} at=${run.startedAt} /><${RecordedOffline} at=${run.startedOfflineAt} />
           ${run.finishedAt && html` · finished <${Time} at=${run.finishedAt} /><${RecordedOffline} at=${run.finishedOfflineAt} />`}${run.exitCode != null && ` · exit ${run.exitCode}`}
-          ${run.launchedBy && html` · launched by job <a href=${href("launch", "jobs", run.launchedBy.id)}>${run.launchedBy.id.slice(0, 8)}</a> on ${run.launchedBy.queue}`}</p>
+          ${run.launchedBy && html` · launched by job <a href=${href("launch", "jobs", run.launchedBy.id)}><${JobId} id=${run.launchedBy.id} /></a> on ${run.launchedBy.queue}`}</p>
         ${(run.tags.length > 0 || run.group) && html`<p data-testid="run-tags">${run.group && html`group <strong>${run.group}</strong> `}${run.tags.map((t) => html` <${Badge} kind="tag">${t}<//>`)}</p>`}
         ${run.notes && html`<p class="notes" data-testid="run-notes">${run.notes}</p>`}
         ${may(viewer, "member", entityScopes(run.entity)) && !run.environment?.git?.diff_omitted_bytes && html`<a class="button" href=${href("launch", "clone", run.entity, run.project, run.runId)}>Clone this run…</a>`}

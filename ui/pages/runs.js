@@ -2,7 +2,7 @@
 // searched and filtered by state and job type, a page at a time; each opens the run page.
 import { useEffect, useState } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
-import { html, href, Loaded, StateBadge, Time, runHref } from "../html.js";
+import { html, href, Loaded, StateBadge, Time, runHref, JobId } from "../html.js";
 import { Pager, useCursorPages } from "../components/pager.js";
 
 // A literal page size: the cost limit counts a page by its `first` (graphql/cost.py).
@@ -90,7 +90,7 @@ function RunsTable({ runs }) {
       <td><${Time} at=${r.startedAt} /></td>
       <td><${Time} at=${r.finishedAt} /></td>
       ${keys.map((k) => html`<td>${number(r.summary?.[k])}</td>`)}
-      <td>${r.launchedBy ? html`<a href=${href("launch", "jobs", r.launchedBy.id)}>job ${r.launchedBy.id.slice(0, 8)}</a> <span class="muted">${r.launchedBy.queue}</span>` : ""}</td>
+      <td>${r.launchedBy ? html`<a href=${href("launch", "jobs", r.launchedBy.id)}>job <${JobId} id=${r.launchedBy.id} /></a> <span class="muted">${r.launchedBy.queue}</span>` : ""}</td>
     </tr>`)}</tbody>
   </table>`;
 }
