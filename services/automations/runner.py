@@ -46,7 +46,7 @@ from modelreg.services.automations.webhook_signing import (
     signature,
     signature_v2,
 )
-from modelreg.services.automations.webhook_targets import Resolve, resolve_with_the_system
+from modelreg.services.automations.webhook_targets import LookupShares
 from modelreg.services.commands.access import RANK, Caller, service_caller
 from modelreg.services.commands.application import Application
 from modelreg.services.commands.launch_commands import (
@@ -107,10 +107,10 @@ class AutomationRunner:
         run_crashed_after_s: float = CRASHED_AFTER_S,
         webhook_backoff_s: float = WEBHOOK_BACKOFF_S,
         max_requeue_tries: int = 5,
-        resolve: Resolve = resolve_with_the_system,
+        lookups: LookupShares | None = None,
     ) -> None:
         self.app = app
-        self.resolve = resolve
+        self.lookups = lookups or LookupShares()  # each creator's share of the webhooks' name lookups
         self.launch = LaunchQueries(app.reads.pool)
         self.secrets = secrets
         self.agent_timeout_s = agent_timeout_s
@@ -498,7 +498,7 @@ class AutomationRunner:
                         body,
                         headers,
                         private_allowed=bool(action.get("allow_private_network")),
-                        resolve=self.resolve,
+                        resolve=self.lookups.for_webhooks_of(automation["created_by"], automation["automation_id"]),
                     )
                     status = response.status_code
             except (httpx.HTTPError, ModelregError) as exc:
