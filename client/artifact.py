@@ -26,6 +26,7 @@ from modelreg.file_paths import file_path_problem
 from modelreg.ignored import Inert, ignore
 from modelreg.in_parallel import each_in_parallel
 from modelreg.local_folder import LocalFolder
+from modelreg.local_names import refuse_what_cannot_be_written
 from modelreg.run_values import plain, sendable
 from modelreg.steady_files import read_steadily
 from modelreg.transport import Transport, with_command_id
@@ -524,6 +525,7 @@ class ArtifactEntry:
         destination = folder / self.path
         if not destination.resolve().is_relative_to(folder.resolve()):
             raise InvalidInput(f"artifact file {self.path!r} would land outside {folder}")
+        refuse_what_cannot_be_written(self._artifact.qualified_name, [self.path], folder)
         if not _already_there(destination, self.file):
             self._artifact._fetch(self.file, destination, lambda n: None)
         return str(destination)
@@ -843,6 +845,7 @@ class LoggedArtifact:
         for f in files:  # the server refuses such paths; a client never trusts that alone
             if not (root / f.path).resolve().is_relative_to(root.resolve()):
                 raise InvalidInput(f"artifact file {f.path!r} would land outside {root}")
+        refuse_what_cannot_be_written(self.qualified_name, [f.path for f in files], root)
         wanted = [f for f in files if not _already_there(root / f.path, f)]
         total = sum(f.size for f in wanted)
         with tqdm(

@@ -50,6 +50,9 @@ class SubscriberContext(RequestContext):
     open_tails: dict[AsyncGenerator[TailedEvent, None], asyncio.Future[None] | None] = field(default_factory=dict)
     # Closes the socket (4403): its key was revoked. Set by the websocket handler, which owns the socket.
     refuse_revoked_key: Callable[[], Awaitable[None]] | None = None
+    # Counts the socket among its principal's at connection_init, or closes it (False) when they hold as many as they
+    # may. Set by the websocket handler, as above.
+    hold_socket: Callable[[], Awaitable[bool]] | None = None
 
     async def close_tail(self, tail: AsyncGenerator[TailedEvent, None]) -> None:
         """Closes a subscription's log reader once, for whichever asks first: the subscription as it ends or the

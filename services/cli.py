@@ -113,6 +113,15 @@ def _limit_options(fn: Any) -> Any:
         "raised to the hard one), at most 10,000.",
     )(fn)
     fn = click.option(
+        "--max-sockets-per-principal",
+        envvar="MODELREG_MAX_SOCKETS_PER_PRINCIPAL",
+        type=click.IntRange(min=1),
+        default=32,
+        show_default=True,
+        help="Websockets (live subscriptions) one principal, admins too, keeps open at once; past it, a socket is "
+        "closed at connection_init with 4429 (env MODELREG_MAX_SOCKETS_PER_PRINCIPAL).",
+    )(fn)
+    fn = click.option(
         "--max-unread-answer-bytes",
         envvar="MODELREG_MAX_UNREAD_ANSWER_BYTES",
         type=ByteSize(),
@@ -244,6 +253,7 @@ def server(
     max_requests_in_flight: int,
     max_unread_answer_bytes: int,
     max_connections: int | None,
+    max_sockets_per_principal: int,
     metrics_token: str | None,
 ) -> None:
     """Run modelreg on one machine: API and projections in one process.
@@ -283,6 +293,7 @@ def server(
             max_requests_in_flight=max_requests_in_flight,
             max_unread_answer_bytes=max_unread_answer_bytes,
             max_connections=max_connections,
+            max_sockets_per_principal=max_sockets_per_principal,
             metrics_token=metrics_token,
         )
         stopping = asyncio.Event()
@@ -600,6 +611,7 @@ def api(
     max_requests_in_flight: int,
     max_unread_answer_bytes: int,
     max_connections: int | None,
+    max_sockets_per_principal: int,
     metrics_token: str | None,
 ) -> None:
     """Run the API service alone (GraphQL, /healthz, commands, artifact files)."""
@@ -622,6 +634,7 @@ def api(
         max_requests_in_flight=max_requests_in_flight,
         max_unread_answer_bytes=max_unread_answer_bytes,
         max_connections=max_connections,
+        max_sockets_per_principal=max_sockets_per_principal,
         metrics_token=metrics_token,
     )
     _run_until_signal(

@@ -45,6 +45,9 @@ class Settings:
     # Connections one API process keeps open; past it, a new one is answered 503 and closed (services/http/
     # open_connections.py). None: half the file descriptors the process may open, at most 10,000.
     max_connections: int | None = None
+    # Websockets one principal (admins too) keeps open on one API process; past it, a socket is closed at
+    # connection_init (services/http/sockets_per_principal.py). Its subscriptions are bounded by events/tail.py.
+    max_sockets_per_principal: int = 32
     # Shows /metrics, and /healthz's and /readyz's figures and error texts, to a request bearing it (Prometheus'
     # credentials); an admin key sees them too. None: the admin key only. Without either: liveness and status.
     metrics_token: str | None = None

@@ -63,6 +63,7 @@ from modelreg.events.runs import (
     run_stream,
     series_from_rows,
 )
+from modelreg.file_paths import one_file_twice
 from modelreg.services.commands.api_keys import key_sha256, new_api_key
 from modelreg.services.commands.command_identity import already_accepted
 from modelreg.services.commands.commands import (
@@ -258,6 +259,12 @@ async def log_artifact_version(cmd: LogArtifactVersion, ctx: CommandContext) -> 
     for path in paths:
         require_a_path_that_shows_as_it_is(path)
     _no_file_is_a_folder_of_another(paths)
+    # Refused here, not in the event's type, so that versions already on a log still read: a download refuses them.
+    if (collision := one_file_twice(paths)) is not None:
+        raise InvalidInput(
+            f"the manifest lists {collision}: a download there writes one over the other, so a reader may get "
+            "another's bytes; rename one of them"
+        )
     # Sent again after its answer was lost: the version it made, whatever was logged since (made again, it moved
     # `latest` back onto its content).
     if (earlier := await already_accepted(cmd, ctx, subject="artifact_version_id")) and earlier.subject:

@@ -77,6 +77,7 @@ from modelreg.services.http.requests_in_flight import (
     requests_within_capacity,
 )
 from modelreg.services.http.security_headers import secure_every_answer
+from modelreg.services.http.sockets_per_principal import SocketsPerPrincipal
 from modelreg.services.http.triggers_presence import ACTIVE_REPLICA, TriggersPresence
 from modelreg.services.http.triggers_presence import MISSING as TRIGGERS_MISSING
 from modelreg.services.http.unread_answers import (
@@ -119,6 +120,7 @@ LOG: web.AppKey[EventLog] = web.AppKey("log")
 SECRETS: web.AppKey[WebhookSecrets] = web.AppKey("webhook_secrets", WebhookSecrets)
 TAILS: web.AppKey[LogTails] = web.AppKey("tails", LogTails)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+SOCKETS_PER_PRINCIPAL = web.AppKey("sockets_per_principal", SocketsPerPrincipal)
 
 
 async def caller_of(request: web.Request, identity: KeyLookup) -> Caller | None:
@@ -187,7 +189,7 @@ class ModelregGraphQLView(GraphQLView):
     graphql_transport_ws_handler_class = SubscriptionsOverWebSocket
     request_adapter_class = BoundedRequestAdapter
 
-    def __init__(self, schema: GraphQLSchema, tails: LogTails, **options: Any) -> None:
+    def __init__(self, schema: GraphQLSchema, tails: LogTails, sockets: SocketsPerPrincipal, **options: Any) -> None:
         super().__init__(
             schema,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -195,6 +197,7 @@ class ModelregGraphQLView(GraphQLView):
             **options,
         )
         self.tails = tails
+        self.sockets = sockets
         self.documents = ValidatedDocuments(
             schema, (depth_limit_validator(max_depth=MAX_QUERY_DEPTH), cost_limit_validator(MAX_QUERY_COST, MAX_PAGE))
         )
@@ -285,6 +288,8 @@ class ModelregGraphQLView(GraphQLView):
     async def on_ws_connect(self, context: SubscriberContext) -> dict[str, object]:  # type: ignore[override]
         if context.caller is None:
             raise ConnectionRejectionError()  # closes the socket with 4403 Forbidden
+        if context.hold_socket is not None and not await context.hold_socket():
+            raise ConnectionRejectionError()  # the socket is closed already (4429, the reason says the limit)
         return {"principal": str(context.caller.actor), "role": context.caller.role}
 
     async def get_graphql_request_data(self, request, context, data, protocol) -> GraphQLRequestData:
@@ -660,8 +665,14 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
         add_blob_routes(app, blobs)
     app[TAILS] = LogTails()
     app[SOCKETS] = weakref.WeakSet()
+    app[SOCKETS_PER_PRINCIPAL] = SocketsPerPrincipal(settings.max_sockets_per_principal)
     app.on_shutdown.append(close_open_sockets)
-    view = ModelregGraphQLView(schema=build_schema().graphql_schema, tails=app[TAILS], graphql_ide="graphiql")
+    view = ModelregGraphQLView(
+        schema=build_schema().graphql_schema,
+        tails=app[TAILS],
+        sockets=app[SOCKETS_PER_PRINCIPAL],
+        graphql_ide="graphiql",
+    )
     app.router.add_route("*", "/graphql", view)
     app[HEALTH_READING] = SharedReading(lambda: read_health(app[HEALTH_POOL], app[LOG]), fresh_for_s=0.0)
     app[STALLS] = ProjectionStalls()

@@ -18,6 +18,7 @@ from graphql_server.utils.operation import get_operation_type
 
 from graphql import GraphQLError, OperationType
 from modelreg.graphql.documents import ValidatedDocuments
+from modelreg.services.http.sockets_per_principal import TOO_MANY_SOCKETS, SocketsPerPrincipal
 
 # aiohttp pings the client this often and closes the socket when no pong comes back within half of it:
 # a vanished or stuck client (one that stopped reading) loses its subscriptions and their log readers.
@@ -64,11 +65,25 @@ def api_key_of_connection(params: Mapping[str, Any] | None) -> str | None:
 class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
     """graphql-transport-ws, answering a `subscribe` that is not a valid subscription with an `error`
     message for that operation (the socket and its other subscriptions go on), closing the log readers
-    of all its subscriptions when the socket closes, and closing the socket (4403) once its key is revoked."""
+    of all its subscriptions when the socket closes, and closing the socket (4403) once its key is revoked.
+    Each principal holds a bounded number of sockets (sockets_per_principal.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.context.refuse_revoked_key = self.refuse_revoked_key
+        self.context.hold_socket = self.hold_socket
+        self.sockets: SocketsPerPrincipal = self.view.sockets  # type: ignore[attr-defined]
+        self.principal: str | None = None  # counted among its principal's sockets once acknowledged
+
+    async def hold_socket(self) -> bool:
+        """Counts the socket among its principal's at connection_init, or closes it (4429) when they hold the most
+        they may."""
+        principal = str(self.context.caller.actor)
+        if (refusal := self.sockets.opened(principal, self)) is not None:
+            await self.websocket.close(code=TOO_MANY_SOCKETS, reason=refusal)
+            return False
+        self.principal = principal
+        return True
 
     async def refuse_revoked_key(self) -> None:
         """The key the socket was opened with is revoked: the socket ends, as its next HTTP request would (401)."""
@@ -77,6 +92,8 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
     async def shutdown(self) -> None:
         await super().shutdown()
         await self.context.close_tails()
+        if self.principal is not None:
+            self.sockets.closed(self.principal, self)
 
     async def handle_message(self, message: Message) -> None:
         if (problem := malformed(message)) is not None:

@@ -6,16 +6,20 @@ import asyncio
 import base64
 import json
 import logging
+from contextlib import AsyncExitStack
+from dataclasses import replace
 
 import pytest
 from support.live_events import graphql_socket, log_readers_reach, sends_block
 from support.stack import Stack
 from support.story import ADD_ALIAS, LINK, LOG_VERSION, version_input
+from support.waiting import until
 
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import EventLog
 from modelreg.events.runs import RunStarted
-from modelreg.services.http.api import TAILS
+from modelreg.services.http.api import SOCKETS_PER_PRINCIPAL, TAILS
+from modelreg.services.settings import Settings
 
 EVENTS = """
 subscription Follow($types: [String!], $model: String) {
@@ -319,6 +323,34 @@ async def test_one_principal_holds_a_bounded_share_of_the_subscriptions_and_othe
         await other.init()
         await other.subscribe("mine", VERSION_LINKED, {"model": "m"})
         await log_readers_reach(stack, 3)  # alice's is served
+
+
+async def test_one_principal_keeps_a_bounded_number_of_sockets_open_and_others_still_connect(
+    settings: Settings,
+) -> None:
+    """Sockets are outside the in-flight bound: one key's script opening 1,000 took the process's connections."""
+    async with Stack(replace(settings, max_sockets_per_principal=3)) as stack, AsyncExitStack() as sockets:
+        assert stack.client is not None
+        per_principal = stack.client.server.app[SOCKETS_PER_PRINCIPAL]
+        admin = await stack.key("user:alice")  # an installation admin holds no more than anyone
+        held = [await sockets.enter_async_context(graphql_socket(stack)) for _ in range(3)]
+        for socket in held:
+            assert (await socket.init({"apiKey": admin}))["type"] == "connection_ack"
+        async with graphql_socket(stack) as one_more:
+            refused = await one_more.init({"apiKey": await stack.key("user:alice", "viewer")})  # another key of hers
+        assert refused["code"] == 4429
+        assert refused["reason"] == (
+            "this principal holds 3 open sockets, the most allowed: close one (--max-sockets-per-principal)"
+        )
+        async with graphql_socket(stack) as others:  # another principal is not held back
+            assert (await others.init({"apiKey": await stack.key("user:bob", "viewer")}))["type"] == "connection_ack"
+            await others.subscribe("mine", VERSION_LINKED, {"model": "m"})
+            await log_readers_reach(stack, 1)
+
+        await held[0].ws.close()  # a closed socket frees its place
+        await until(lambda: per_principal.held("user:alice") == 2)
+        async with graphql_socket(stack) as again:
+            assert (await again.init({"apiKey": admin}))["type"] == "connection_ack"
 
 
 async def test_a_stuck_subscriber_holds_back_only_itself_and_its_reader_closes_with_its_socket(

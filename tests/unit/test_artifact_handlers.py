@@ -3,6 +3,7 @@ and tagging them."""
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import Any
 
@@ -12,7 +13,7 @@ from support.write_side import MEMBER, WriteSide
 from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound, Unavailable
-from modelreg.events.artifacts import ManifestEntry
+from modelreg.events.artifacts import ArtifactVersionLogged, ManifestEntry
 from modelreg.services.commands.commands import (
     LogArtifactVersion,
     StartRun,
@@ -93,6 +94,38 @@ async def test_a_manifest_may_not_list_a_file_that_is_a_folder_of_another() -> N
     with pytest.raises(InvalidInput, match="lists 'd' as a file and as a folder of 'd/e/x'"):
         await registry(logging(file.model_copy(update={"path": "d/e/x"}), file.model_copy(update={"path": "d"})))
     await registry(logging(file.model_copy(update={"path": "d/e/x"}), file.model_copy(update={"path": "d.txt"})))
+
+
+@pytest.mark.parametrize(
+    ("paths", "named"),
+    [
+        (("Model.bin", "model.bin"), "lists 'Model.bin' and 'model.bin', which are one file on macOS and Windows"),
+        (
+            (unicodedata.normalize("NFC", "café.html"), unicodedata.normalize("NFD", "café.html")),
+            "lists 'caf\\\\xe9.html' and 'cafe\\\\u0301.html', which are one file",
+        ),
+        (("A", "a/b"), "lists 'A' and 'a/b': the file is the folder of the other on macOS and Windows"),
+    ],
+)
+async def test_a_manifest_may_not_list_two_files_that_are_one_where_names_ignore_case_or_normalisation(
+    paths: tuple[str, ...], named: str
+) -> None:
+    # Downloaded on a Mac, one would be written over the other: a reviewer who read `Model.bin` loads `model.bin`.
+    registry = WriteSide()
+    file = registry.stored_file(b"one")
+    with pytest.raises(InvalidInput, match=named):
+        await registry(logging(*(file.model_copy(update={"path": path}) for path in paths)))
+    assert registry.appended() == []
+
+
+def test_a_version_logged_before_such_files_were_refused_still_reads() -> None:
+    # Refused by the command, not by the event: versions already on a log decode and project as they did.
+    entries = [{"path": path, "size": 1, "digest": "sha256:" + "a" * 64} for path in ("Model.bin", "model.bin")]
+    logged = ArtifactVersionLogged.model_validate(
+        {"artifact_version_id": uuid7(), "entity": "acme", "project": "fraud", "name": "weights",
+         "artifact_type": "model", "digest": "sha256:" + "b" * 64, "manifest": entries}
+    )  # fmt: skip
+    assert [entry.path for entry in logged.manifest] == ["Model.bin", "model.bin"]
 
 
 @pytest.mark.parametrize(
