@@ -34,10 +34,13 @@ TriggerEvent = Literal[
 # refused.
 EVERY_FIRING = frozenset({"event_id", "event_type", "actor", "correlation_id"})
 _A_VERSION = frozenset({"artifact_version_id", "entity", "project", "collection", "artifact_version", "artifact_ref"})
+# The version as the registered model numbers it (v3 of nature-classification, `model-registry/<model>:v3`);
+# artifact_version is the logged artifact's own number (v0 of nature-classifier), another number.
+_A_MODEL_VERSION = frozenset({"registered_model", "registered_model_version", "registered_model_ref"})
 TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {
     "artifact_version_logged": EVERY_FIRING | _A_VERSION | {"artifact_type"},
-    "version_linked": EVERY_FIRING | _A_VERSION | {"registered_model"},
-    "alias_added": EVERY_FIRING | _A_VERSION | {"registered_model", "alias"},
+    "version_linked": EVERY_FIRING | _A_VERSION | _A_MODEL_VERSION,
+    "alias_added": EVERY_FIRING | _A_VERSION | _A_MODEL_VERSION | {"alias"},
     # A registered model's tag gives registered_model; an artifact version's, the version's names.
     "tag_added": EVERY_FIRING | _A_VERSION | {"registered_model", "tag"},
     "run_finished": EVERY_FIRING | {"entity", "project", "run_id", "run_state"},

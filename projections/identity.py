@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 from modelreg.events.envelope import Envelope
@@ -145,6 +146,13 @@ _ATTEMPT_KEY_REVOKED = """
 UPDATE api_keys SET revoked_at = $3, revoked_by = $4
 WHERE job_id = $1 AND job_attempt = $2 AND (revoked_at IS NULL OR revoked_at > $3)
 """
+# A cancelled job's keys are revoked this long after the cancel, not at once: its agent asks the job's process to
+# stop (SIGTERM) within a few seconds and kills it STOP_GRACE_S (10 s) later, and meanwhile the process flushes its
+# runs' last points and finishes them failed (143). Revoked at the cancel, it was refused (401) and its runs were
+# marked crashed without their last points. Until then the key may do only that (services/commands/
+# cancelled_jobs.py). Counted from the cancel's own time, so a replay revokes at the same time.
+CANCELLED_JOB_KEY_GRACE_S = 30.0
+
 _JOB_KEYS_REVOKED = """
 UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE job_id = $1 AND (revoked_at IS NULL OR revoked_at > $2)
 """
@@ -214,7 +222,8 @@ class IdentityProjection(Projection):
 
     @handles(JobCancelled)
     def job_cancelled(self, e: JobCancelled, envelope: Envelope) -> list[Statement]:
-        return [Statement(_JOB_KEYS_REVOKED, (e.job_id, envelope.occurred_at, str(envelope.actor)))]
+        revoked_at = envelope.occurred_at + timedelta(seconds=CANCELLED_JOB_KEY_GRACE_S)
+        return [Statement(_JOB_KEYS_REVOKED, (e.job_id, revoked_at, str(envelope.actor)))]
 
     @staticmethod
     def _attempt_key_revoked(job_id: UUID, attempt: int, envelope: Envelope) -> list[Statement]:

@@ -93,14 +93,16 @@ class IdentityQueries:
 
     async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
         """The live key with this hash (None if unknown or revoked), with its principal's grants (scope -> role),
-        the scopes it is limited to, and the installation's private scopes (projections/readable.py), in one trip."""
+        the scopes it is limited to, and the installation's private scopes (projections/readable.py), in one trip.
+        A cancelled job's key is live until its revocation's time, which comes with it (revoked_at)."""
         row = await self.pool.fetchrow(
             """SELECT k.key_id, k.principal_kind, k.principal_id, k.role, k.scopes, k.job_id, k.job_attempt,
+                      k.revoked_at,
                       (SELECT coalesce(array_agg(p.scope), '{}') FROM private_scopes p) AS private,
                       coalesce((SELECT jsonb_object_agg(g.scope, g.role) FROM role_grants g
                                 WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id),
                                '{}') AS grants
-               FROM api_keys k WHERE k.key_sha256 = $1 AND k.revoked_at IS NULL""",
+               FROM api_keys k WHERE k.key_sha256 = $1 AND (k.revoked_at IS NULL OR k.revoked_at > now())""",
             key_sha256,
         )
         return dict(row) if row else None

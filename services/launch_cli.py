@@ -230,7 +230,11 @@ def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: st
 @click.option("--queue", "queue_name", required=True)
 @click.option("--from-run", "from_run", required=True, help="entity/project/run_id of a finished run to re-run.")
 @click.option(
-    "--config", "overrides", multiple=True, help="key=value knobs that change the run's config (values parse as JSON)."
+    "--config",
+    "overrides",
+    multiple=True,
+    help="key=value knobs that change the run's config (values parse as JSON). A dotted key sets a nested value "
+    "where the config nests (optimizer.lr=0.1); a key naming a dict replaces it whole (optimizer='{\"lr\": 0.1}').",
 )
 @click.option("--priority", default=0, show_default=True)
 @click.option(
@@ -253,7 +257,8 @@ def launch(
     more_overrides: tuple[str, ...],
 ) -> None:
     """Enqueue a finished run again with changed knobs:
-    `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`."""
+    `modelreg launch --queue cpu --from-run acme/nature/ab12 --config lr=0.01 epochs=3`; a nested knob by its
+    dotted path: `--config optimizer.lr=0.1`."""
     parts = from_run.split("/")
     if len(parts) != 3:
         raise click.BadParameter("use entity/project/run_id", param_hint="--from-run")

@@ -420,6 +420,17 @@ class AutomationRunner:
                 artifact_version=f"v{version['version_index']}",
                 artifact_ref=f"{ref}:v{version['version_index']}",
             )
+        model = variables.get("registered_model")
+        if version_id is not None and model is not None:
+            # The version's number in the registered model (v3 of nature-classification), not the logged
+            # artifact's own (v0 of nature-classifier): numbered at its link and never given out again. Read here,
+            # as artifact_version is: the events name the version by id only.
+            linked = await self.app.reads.model_version_of(model, uuid.UUID(version_id))
+            if linked is not None:
+                variables.update(
+                    registered_model_version=f"v{linked['version_index']}",
+                    registered_model_ref=f"model-registry/{model}:v{linked['version_index']}",
+                )
         return variables
 
     async def _enqueue(

@@ -64,6 +64,9 @@ class Caller:
     limits: tuple[str, ...] = ()  # the scopes the key is limited to; () not limited
     job_id: UUID | None = None  # the Launch job whose attempt the key was issued for (events/launch.py, JobClaimed)
     job_attempt: int | None = None  # and which attempt of it
+    # Its job was cancelled and its key is revoked soon (projections/identity.py, CANCELLED_JOB_KEY_GRACE_S): it may
+    # only flush and finish the job's own runs (services/commands/cancelled_jobs.py).
+    job_cancelled: bool = False
 
     def role_on(self, scopes: tuple[str, ...]) -> str:
         """The role held where a command acts; "none" in a private scope the caller holds nothing in."""

@@ -16,6 +16,7 @@ from modelreg.events.log import EventLog, LogPosition
 from modelreg.projections.progress import ProjectionLagging
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.commands.access import Caller
+from modelreg.services.commands.cancelled_jobs import require_what_a_cancelled_job_may_do
 from modelreg.services.commands.command_identity import CommandIdentity
 from modelreg.services.commands.commands import Command, Identified, Recordable
 from modelreg.services.commands.decisions import CommandContext, Decision, StoredBlobs
@@ -81,6 +82,7 @@ class Application:
     ) -> Accepted:
         reads = self.read_models
         caller.require(command.needs, await command.scopes_in(reads, caller.readable()), command.describe())
+        await require_what_a_cancelled_job_may_do(command, caller, reads)
         if correlation_id is None and caller.job_id is not None:
             # What a launched job does is correlated by the job: the audit log tells it from its agent's other
             # work, and an automation whose job did it does not fire on it again (a loop).

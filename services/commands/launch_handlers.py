@@ -230,12 +230,39 @@ async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
         project=cmd.project,
         priority=cmd.priority,
         source=source,
-        config={**base, **cmd.overrides},
+        config=config_with(base, cmd.overrides),
         overrides=cmd.overrides,
         triggered_by=cmd.triggered_by,
         time_limit_s=cmd.time_limit_s,
     )
     return Decision([ctx.event(payload, job_stream(job_id))], job_id)
+
+
+def config_with(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The config with the overrides set. A dotted key (`optimizer.lr`) sets the nested value where the config holds a
+    dict at each step of the path and no key of that name itself: set as a key of its own, it changed nothing the
+    script read (W&B's configs nest). A key naming a dict (`optimizer`) replaces it whole."""
+    changed = dict(config)
+    for key, value in overrides.items():
+        *path, last = key.split(".")
+        if key in changed or not path or not _dicts_along(changed, path):
+            changed[key] = value
+            continue
+        inner = changed
+        for part in path:  # copied on the way down: the run's own config stays as it was
+            inner[part] = dict(inner[part])
+            inner = inner[part]
+        inner[last] = value
+    return changed
+
+
+def _dicts_along(config: dict[str, Any], path: list[str]) -> bool:
+    inner: Any = config
+    for part in path:
+        inner = inner.get(part) if isinstance(inner, dict) else None
+        if not isinstance(inner, dict):
+            return False
+    return True
 
 
 def _scope(job: dict[str, Any]) -> str:

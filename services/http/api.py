@@ -9,7 +9,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import suppress
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -140,6 +140,9 @@ async def caller_of_key(key: str | None, identity: KeyLookup) -> Caller:
     found = await identity.principal_of_key(key_sha256(key)) if key else None
     if found is None:
         raise PermissionDenied("unknown or revoked API key: check MODELREG_API_KEY, or ask an admin for a new key")
+    revoked_at = found.get("revoked_at")
+    if revoked_at is not None and revoked_at <= datetime.now(UTC):  # a cancelled job's key, kept a few seconds
+        raise PermissionDenied("unknown or revoked API key: check MODELREG_API_KEY, or ask an admin for a new key")
     limits, job_id = tuple(found["scopes"]), found.get("job_id")
     return Caller(
         Actor(kind=found["principal_kind"], id=found["principal_id"]),
@@ -150,6 +153,7 @@ async def caller_of_key(key: str | None, identity: KeyLookup) -> Caller:
         limits=limits,
         job_id=job_id,
         job_attempt=found.get("job_attempt"),
+        job_cancelled=revoked_at is not None,
     )
 
 

@@ -392,8 +392,11 @@ async def _answer_to(stack: Stack, key: str, query: str, variables: dict[str, An
 
 
 async def test_a_jobs_code_runs_with_a_key_of_its_own_that_writes_only_in_the_jobs_entity_and_ends_with_it(
-    stack: Stack, tmp_path: Path
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from modelreg.projections import identity
+
+    monkeypatch.setattr(identity, "CANCELLED_JOB_KEY_GRACE_S", 1.0)  # a cancelled job's key lives on to flush its runs
     url, agent_key, repo, commit = await _setup(stack, tmp_path)
     source = {"kind": "git", "git_remote": repo, "git_commit": commit, "entry_point": ["python", "record.py"]}
     keys, ledger = tmp_path / "keys.txt", tmp_path / "ledger.txt"
@@ -419,10 +422,15 @@ async def test_a_jobs_code_runs_with_a_key_of_its_own_that_writes_only_in_the_jo
         await stack.graphql("mutation($id: ID!) { cancelJob(input: {id: $id}) { state } }", {"id": job_id})
         await wait_until(lambda: _state_is(stack, job_id, "CANCELLED"), timeout_s=30)
 
-    assert await _answer_to(stack, job_key, START_RUN, {"e": "acme", "r": "after-the-job"}) == "401"
+    assert await _answer_to(stack, job_key, START_RUN, {"e": "acme", "r": "after-the-job"}) in ("FORBIDDEN", "401")
+    await wait_until(lambda: _answer_is(stack, job_key, "401"), timeout_s=15)
     issued = await stack.graphql('{ auditLog(action: "launch.job_claimed") { items { details } } }')
     (details,) = [item["details"] for item in issued["data"]["auditLog"]["items"]]
     assert details["key_scopes"] == ["entity:acme", "registry"] and "key_sha256" not in details
+
+
+async def _answer_is(stack: Stack, key: str, answer: str) -> bool:
+    return await _answer_to(stack, key, START_RUN, {"e": "acme", "r": "after-the-job"}) == answer
 
 
 async def _state_is(stack: Stack, job_id: str, state: str) -> bool:
@@ -1120,3 +1128,48 @@ async def test_an_automation_does_not_fire_on_what_a_job_it_launched_did(stack: 
     records = (await stack.graphql(finished))["data"]["auditLog"]["items"]
     by_job = [r["details"]["run_id"] for r in records if r["correlationId"] == launched["jobId"]]
     assert by_job == [f"launch-{launched['jobId'].replace('-', '')[-12:]}-1"]
+
+
+async def test_an_automation_names_the_registered_models_own_version_beside_the_logged_artifacts(
+    stack: Stack,
+) -> None:
+    # ${artifact_version} is the logged artifact's number (v0 of nature-classifier): a job given
+    # model-registry/${registered_model}:${artifact_version} evaluated the registered model's v0, another model.
+    from support.story import LINK, LOG_VERSION, version_input
+
+    await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
+    config = {
+        "pinned": "${registered_model_ref}",
+        "version": "${registered_model_version}",
+        "logged_as": "${artifact_version}",
+    }
+    action = {"kind": "launch", "queue": "cpu", "entity": "acme", "project": "nature", "source": SOURCE_IMAGE}
+    trigger = {"event": "alias_added", "registered_model": "nature-classification", "alias_pattern": "staging"}
+    created = await stack.graphql(CREATE_AUTOMATION, {"n": "evaluate", "t": trigger, "a": {**action, "config": config}})
+    assert "errors" not in created, created
+    for n, collection in enumerate(["older-classifier"] * 3 + ["nature-classifier"]):
+        logged = await stack.graphql(LOG_VERSION, {"input": version_input(collection, f"weights {n}".encode())})
+        aliases = ["staging"] if collection == "nature-classifier" else []
+        linked = await stack.graphql(
+            LINK,
+            {"model": "nature-classification", "id": logged["data"]["logArtifactVersion"]["id"], "aliases": aliases},
+        )
+        assert linked["data"]["linkArtifactVersion"]["version"] == f"v{n}"
+
+    async def enqueued() -> list[dict[str, Any]]:
+        return (await stack.graphql(JOBS))["data"]["launchJobs"]["items"]
+
+    await wait_until(lambda: _some(enqueued), timeout_s=30)
+    (job,) = await enqueued()
+    assert job["config"] == {
+        "pinned": "model-registry/nature-classification:v3",
+        "version": "v3",
+        "logged_as": "v0",
+    }
+
+
+async def _some(found: Any) -> bool:
+    return bool(await found())
+
+
+SOURCE_IMAGE = {"kind": "image", "image": "python:3.12", "entry_point": ["python", "evaluate.py"]}

@@ -408,3 +408,55 @@ async def test_a_queue_for_some_teams_takes_their_jobs_only_and_leaves_a_team_ta
     assert "queue cpu takes every entity's jobs" in await cli("queue", "entities", "cpu")
     assert len((await stack.graphql(waiting))["data"]["waitingJobs"]["items"]) == 2
     assert (await stack.graphql(CLAIM, {"id": jobs["acme"], "a": "user:alice:h1"}))["data"]["claimJob"]["attempt"] == 1
+
+
+async def test_a_cancelled_jobs_key_flushes_and_finishes_its_own_runs_and_nothing_else_until_it_is_revoked(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Revoked at the cancel, the key refused (401) what the job's SIGTERM handler sent: its runs lost their last
+    # points and were marked crashed 30 s later instead of failed 143.
+    from modelreg.projections import identity
+
+    monkeypatch.setattr(identity, "CANCELLED_JOB_KEY_GRACE_S", 3.0, raising=False)
+    await stack.graphql(CREATE_QUEUE, {"n": "cpu"})
+    agent_key = await stack.key("service:flusher", role="member")
+    job_id = (await stack.graphql(ENQUEUE, {"e": "acme", "s": SOURCE}))["data"]["enqueueJob"]["id"]
+    claim = "mutation($id: ID!, $a: String!) { claimJob(input: {id: $id, agentId: $a}) { attempt apiKey } }"
+    job_key = (await stack.graphql(claim, {"id": job_id, "a": "service:flusher:h1"}, key=agent_key))["data"][
+        "claimJob"
+    ]["apiKey"]
+    start = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
+    its_run = {"entity": "acme", "project": "nature", "runId": "its-run", "environment": {"launch": {"job_id": job_id}}}
+    assert _code(await stack.graphql(start, {"i": its_run}, key=job_key)) == "ok"
+    not_its = {"entity": "acme", "project": "nature", "runId": "a-colleagues-run"}
+    assert _code(await stack.graphql(start, {"i": not_its})) == "ok"
+    alias = """mutation { addAlias(input: {registeredModel: "nature-classification",
+      artifactVersionId: "00000000-0000-0000-0000-000000000000", alias: "production"}) { version } }"""
+    assert _code(await stack.graphql(alias, key=job_key)) == "NOT_FOUND"  # it may move aliases while it runs
+
+    await stack.graphql(CANCEL, {"id": job_id})
+
+    log = """mutation($r: String!) { logMetrics(input: {entity: "acme", project: "nature", runId: $r,
+      rows: [{step: 9, values: {tick: 9}}]}) }"""
+    finish = """mutation($r: String!) { finishRun(input: {entity: "acme", project: "nature", runId: $r,
+      state: FAILED, exitCode: 143}) { state } }"""
+    assert _code(await stack.graphql(log, {"r": "its-run"}, key=job_key)) == "ok"
+    assert _code(await stack.graphql(finish, {"r": "its-run"}, key=job_key)) == "ok"
+    refused = await stack.graphql(finish, {"r": "a-colleagues-run"}, key=job_key)
+    assert _code(refused) == "FORBIDDEN" and "is not one of them" in refused["errors"][0]["message"]
+    moved = await stack.graphql(alias, key=job_key)
+    assert _code(moved) == "FORBIDDEN" and f"job {job_id} was cancelled" in moved["errors"][0]["message"]
+    another = {**its_run, "runId": "after-the-cancel"}
+    assert _code(await stack.graphql(start, {"i": another}, key=job_key)) == "FORBIDDEN"
+    assert _code(await stack.graphql(ENQUEUE, {"e": "acme", "s": SOURCE}, key=job_key)) == "FORBIDDEN"
+    runs = '{ run(entity: "acme", project: "nature", runId: "its-run") { state } }'
+    assert (await stack.graphql(runs))["data"]["run"]["state"] == "FAILED"
+
+    async def revoked() -> bool:
+        assert stack.client is not None
+        answer = await stack.client.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"Authorization": f"Bearer {job_key}"}
+        )
+        return answer.status == 401
+
+    await wait_until(revoked, timeout_s=15)

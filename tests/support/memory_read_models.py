@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -77,6 +78,7 @@ from modelreg.events.runs import (
     RunStarted,
     RunSummaryUpdated,
 )
+from modelreg.projections import identity
 from modelreg.projections.audit import NOT_ACTIONS
 from modelreg.projections.audit_queries import CausedEvent
 from modelreg.projections.progress import ProjectionLagging
@@ -302,7 +304,8 @@ class MemoryIdentity:
 
     async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
         for key in self.keys.values():
-            if key["key_sha256"] == key_sha256 and key["revoked_at"] is None:
+            live = key["revoked_at"] is None or key["revoked_at"] > datetime.now(UTC)
+            if key["key_sha256"] == key_sha256 and live:
                 principal = (key["principal_kind"], key["principal_id"])
                 return {**key, "grants": dict(self.grants.get(principal, {})), "private": list(self.private)}
         return None
@@ -339,10 +342,13 @@ class MemoryIdentity:
                     "issued_with": e.claimed_with,
                 }
             case JobFinished() | JobRequeued() | JobCancelled():
+                revoked_at = envelope.occurred_at
+                if isinstance(e, JobCancelled):  # its process flushes its runs meanwhile
+                    revoked_at += timedelta(seconds=identity.CANCELLED_JOB_KEY_GRACE_S)
                 for key in self.keys.values():
                     ends = key.get("job_id") is not None and ends_attempt(e, key["job_id"], key["job_attempt"])
-                    if ends and key["revoked_at"] is None:
-                        key["revoked_at"] = envelope.occurred_at
+                    if ends and (key["revoked_at"] is None or key["revoked_at"] > revoked_at):
+                        key["revoked_at"] = revoked_at
             case RoleGranted():
                 self.grants.setdefault((e.principal.kind, e.principal.id), {})[e.scope] = e.role
             case RoleRevoked():

@@ -592,3 +592,24 @@ async def test_an_image_that_docker_would_read_as_an_option_is_refused_at_the_do
     with pytest.raises(InvalidInput, match="source.image '--privileged' is not an image reference"):
         await queued(registry, source=escape)
     assert "launch.job_enqueued" not in registry.appended_types()
+
+
+async def test_a_nested_knob_is_changed_by_its_dotted_path() -> None:
+    # `modelreg launch --config optimizer.lr=0.1` added a key "optimizer.lr" beside the optimizer the script read.
+    registry = WriteSide()
+    nested = {"optimizer": {"lr": 0.001, "momentum": 0.9}, "epochs": 3, "a.b": 1}
+    environment = {"git": GIT, "command": ["python", "train.py"]}
+    await registry(StartRun(entity="acme", project="fraud", run_id="r1", config=nested, environment=environment))
+    await registry(FinishRun(entity="acme", project="fraud", run_id="r1"))
+    overrides = {"optimizer.lr": 0.1, "a.b": 2, "epochs.max": 5, "sched.kind": "cos"}
+    await queued(registry, source=None, from_run="r1", overrides=overrides)
+    assert registry.appended()[-1].payload.config == {
+        "optimizer": {"lr": 0.1, "momentum": 0.9},  # set where the config nests
+        "epochs": 3,
+        "a.b": 2,  # a key the config holds as it is
+        "epochs.max": 5,  # no dict there: a key of its own
+        "sched.kind": "cos",
+    }
+    assert nested["optimizer"] == {"lr": 0.001, "momentum": 0.9}  # the run's config is left as it was
+    whole = await queued(registry, source=None, from_run="r1", overrides={"optimizer": {"lr": 0.1}})
+    assert whole and registry.appended()[-1].payload.config["optimizer"] == {"lr": 0.1}
