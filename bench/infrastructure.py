@@ -50,7 +50,11 @@ class Infrastructure:
 
         dsn = urlunsplit(urlsplit(self.postgres)._replace(path=f"/{name}"))
         return Settings(
-            database_url=dsn, kafka_bootstrap_servers=self.kafka, topic=f"bench.{name}", partitions=partitions
+            database_url=dsn,
+            kafka_bootstrap_servers=self.kafka,
+            topic=f"bench.{name}",
+            partitions=partitions,
+            missing_topic="create",
         )
 
 

@@ -46,7 +46,7 @@ def say(text: str) -> None:
 async def raw_rate(infra: Infrastructure, payloads: list[tuple[bytes, bytes]]) -> float:
     """The physical limit here: aiokafka producing (idempotent, acks=all) while a consumer reads it all back."""
     settings = await infra.fresh_settings()
-    log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+    log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions, create_topic=True)
     await log.start()  # creates the topic the same way
     await log.close()
     producer = AIOKafkaProducer(
@@ -125,7 +125,7 @@ async def end_to_end(infra: Infrastructure, events: list, *, split: bool) -> tup
     settings = await infra.fresh_settings()
     pool = await create_pool(settings.database_url, min_size=1, max_size=4)
     await migrate(pool, all_migrations())
-    log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions)
+    log = KafkaEventLog(settings.kafka_bootstrap_servers, settings.topic, settings.partitions, create_topic=True)
     await log.start()
     projectors = _projector_processes(settings, split=split)
     try:

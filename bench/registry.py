@@ -248,7 +248,7 @@ async def event_log_for(dsn: str, kafka: str | None):  # type: ignore[no-untyped
     if kafka:
         from modelreg.events.kafka_log import KafkaEventLog
 
-        log = KafkaEventLog(kafka, TOPIC, 6)
+        log = KafkaEventLog(kafka, TOPIC, 6, create_topic=True)
     else:
         from modelreg.events.postgres_log import PostgresEventLog
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple, Protocol
 
+from modelreg.errors import Unavailable
 from modelreg.events.envelope import Envelope
 from modelreg.events.written import RecentlyWritten
 
@@ -30,6 +31,24 @@ class LogRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class EventLogNotAnswering(Unavailable):
+    """Unavailable as the event log raises it: its message advises the caller (GraphQL's answer), `what_happened`
+    says it for an operator (a background job's log line, where advice to send a command again means nothing)."""
+
+    def __init__(self, message: str, what_happened: str, *, still_held: Awaitable[object] | None = None) -> None:
+        """`still_held`: an append's records the log still holds and will write, whole, once the broker answers; done
+        once they are written or failed. Until then a copy of the command must not be decided again: it would be
+        appended behind them and both written (services/commands/application.py)."""
+        super().__init__(message)
+        self.what_happened = what_happened
+        self.still_held = still_held
+
+
+class TopicMissing(LookupError):
+    """The log's topic does not exist, and this process may not create it: it only reads the log, or waits for the
+    process that takes the first commands to create it."""
 
 
 # Called when partitions are assigned to a reader: returns the next offset to read for each, from the

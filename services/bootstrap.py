@@ -20,7 +20,7 @@ import asyncpg
 from aiokafka.errors import KafkaConnectionError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from modelreg.events.log import EventLog
+from modelreg.events.log import EventLog, TopicMissing
 from modelreg.events.written import RecentlyWritten
 from modelreg.projections.log_reader import SharedLogReader
 from modelreg.projections.migrations import migrate
@@ -174,7 +174,9 @@ def _without_password(dsn: str) -> str:
 
 async def started(event_log: EventLog, settings: Settings, wait_s: float = BROKER_WAIT_S) -> None:
     """Start the event log, waiting for a broker that does not answer yet (restarting, or starting beside this
-    process) rather than exiting; one still away after `wait_s` is a setting to check, and the error says so."""
+    process) rather than exiting; one still away after `wait_s` is a setting to check, and the error says so. A topic
+    that does not exist is waited for alike where the settings say so (a projector started beside the first API,
+    which creates it), else refused at once (TopicMissing, naming the topics there are)."""
 
     async def start() -> None:
         try:
@@ -184,13 +186,21 @@ async def started(event_log: EventLog, settings: Settings, wait_s: float = BROKE
                 await event_log.close()  # what did start, for the next attempt to start afresh
             raise
 
+    where = f"Kafka at {settings.kafka_bootstrap_servers}"
+    waited_for: tuple[type[Exception], ...] = (KafkaConnectionError,)
+    if settings.missing_topic == "wait":
+        waited_for += (TopicMissing,)
     try:
-        await _waiting_for(f"Kafka at {settings.kafka_bootstrap_servers}", (KafkaConnectionError,), wait_s, start)
+        await _waiting_for(where, waited_for, wait_s, start)
     except KafkaConnectionError as exc:
         raise NeverReached(
-            f"Kafka at {settings.kafka_bootstrap_servers} did not answer for {wait_s:.0f} s ({exc}): check "
-            "KAFKA_BOOTSTRAP_SERVERS and that the broker is up"
+            f"{where} did not answer for {wait_s:.0f} s ({exc}): check KAFKA_BOOTSTRAP_SERVERS and that the broker is "
+            "up"
         ) from exc
+    except TopicMissing as exc:
+        if settings.missing_topic != "wait":
+            raise
+        raise NeverReached(f"waited {wait_s:.0f} s for the topic: {exc}") from exc
 
 
 async def _waiting_for(

@@ -10,12 +10,15 @@ import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from modelreg.services.cli_client import client_options, graphql, seconds
 from modelreg.services.launch_cli import automation, job, launch, queue
+
+if TYPE_CHECKING:
+    from modelreg.services.settings import MissingTopic
 
 DEFAULT_TOPIC = "modelreg.events"
 T = TypeVar("T")
@@ -284,6 +287,7 @@ def server(
             database_url=database_url,
             kafka_bootstrap_servers=kafka,
             topic=topic,
+            missing_topic="create",  # a first start with no flags works: its topic is made
             blob_dir=data_dir / "blobs",
             blob_store=blob_store,
             webhook_secret_key=_server_secret(data_dir / "webhook-secret-key"),
@@ -359,12 +363,14 @@ def _progress(label: str, total: int | None = None) -> Any:
     return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
 
 
-def _log_settings(data_dir: Path | None, database_url: str | None, topic: str, kafka: str | None) -> Any:
+def _log_settings(
+    data_dir: Path | None, database_url: str | None, topic: str, kafka: str | None, missing_topic: MissingTopic
+) -> Any:
     """Where the event log is: on Kafka, nothing else is needed (no PostgreSQL is started for it)."""
     from modelreg.services.settings import Settings
 
     dsn = (database_url or "") if kafka else _database_url(data_dir, database_url)
-    return Settings(database_url=dsn, kafka_bootstrap_servers=kafka, topic=topic)
+    return Settings(database_url=dsn, kafka_bootstrap_servers=kafka, topic=topic, missing_topic=missing_topic)
 
 
 @main.command("migrate-log")
@@ -385,6 +391,7 @@ def migrate_log_command(data_dir: Path | None, database_url: str | None, topic: 
         kafka_bootstrap_servers=to.removeprefix("kafka://"),
         topic=topic,
         partitions=partitions,
+        missing_topic="create",
     )
 
     async def run() -> int:
@@ -412,10 +419,11 @@ def migrate_log_command(data_dir: Path | None, database_url: str | None, topic: 
 @click.argument("file", type=click.Path(path_type=Path))
 def export_command(data_dir: Path | None, database_url: str | None, topic: str, kafka: str | None, file: Path) -> None:
     """Write the whole event log to FILE (JSON lines, gzip): a backup, or a registry to move elsewhere."""
+    from modelreg.events.log import TopicMissing
     from modelreg.services.infra.event_log import event_log_for
     from modelreg.services.log_transfer import export_log
 
-    settings = _log_settings(data_dir, database_url, topic, kafka)
+    settings = _log_settings(data_dir, database_url, topic, kafka, "refuse")  # it only reads: a mistyped name is one
 
     async def run() -> int:
         log = event_log_for(settings)
@@ -426,7 +434,11 @@ def export_command(data_dir: Path | None, database_url: str | None, topic: str, 
         finally:
             await log.close()
 
-    click.echo(f"exported {asyncio.run(run())} events to {file}")
+    try:
+        count = asyncio.run(run())
+    except TopicMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"exported {count} events to {file}")
 
 
 @main.command("import")
@@ -440,7 +452,7 @@ def import_command(data_dir: Path | None, database_url: str | None, topic: str, 
     from modelreg.services.infra.event_log import event_log_for
     from modelreg.services.log_transfer import import_log
 
-    settings = _log_settings(data_dir, database_url, topic, kafka)
+    settings = _log_settings(data_dir, database_url, topic, kafka, "create")  # a fresh installation's
 
     async def run() -> int:
         log = event_log_for(settings)
@@ -625,6 +637,7 @@ def api(
         database_url=database_url,
         kafka_bootstrap_servers=kafka,
         topic=topic,
+        missing_topic="create",  # it takes the installation's first commands (the admin key of its first start)
         blob_dir=blob_dir,
         blob_store=blob_store,
         webhook_secret_key=webhook_secret_key,
@@ -676,6 +689,7 @@ def triggers(
         database_url=database_url,
         kafka_bootstrap_servers=kafka,
         topic=topic,
+        missing_topic="wait",  # for the API, started beside it, to make it
         webhook_secret_key=webhook_secret_key,
         agent_timeout_s=agent_timeout,
         run_crashed_after_s=run_crashed_after,
@@ -776,7 +790,11 @@ def projector(
 
     stopping = asyncio.Event()
     settings = Settings(
-        database_url=database_url, kafka_bootstrap_servers=kafka, topic=topic, kafka_instance_id=instance_id or None
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka,
+        topic=topic,
+        missing_topic="wait",  # for the API, started beside it, to make it
+        kafka_instance_id=instance_id or None,
     )
     # PostgreSQL restarting stops a runner; the process starts it again rather than exit. A newer migration ends it.
     try:

@@ -189,7 +189,12 @@ async def migrate_log(source: Settings, target: Settings, on_progress: Progress)
     """Copy the Postgres log to Kafka, then rebuild every projection from Kafka, so that the read models
     stand at Kafka's positions and a server on Kafka continues with nothing lost and nothing twice."""
     source_log = PostgresEventLog(source.database_url, source.topic)
-    target_log = KafkaEventLog(target.kafka_bootstrap_servers or "", target.topic, target.partitions)
+    target_log = KafkaEventLog(
+        target.kafka_bootstrap_servers or "",
+        target.topic,
+        target.partitions,
+        create_topic=target.missing_topic == "create",
+    )
     await source_log.start()
     await target_log.start()
     try:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+# What a process does when its Kafka topic does not exist (docs/operations.md, "The event log's topic").
+MissingTopic = Literal["create", "wait", "refuse"]
 
 
 @dataclass(frozen=True)
@@ -13,6 +17,11 @@ class Settings:
     kafka_bootstrap_servers: str | None = None
     topic: str = "modelreg.events"
     partitions: int = 6
+    # A topic that does not exist is created ("create": the processes that take the first commands, `server` and
+    # `api`, and `import`), waited for like a broker that does not answer yet ("wait": projectors and triggers,
+    # started beside the first API), or refused ("refuse": tools that only read it). Every command created it: a
+    # mistyped name made an empty topic, which `export` then wrote out as a log of 0 events, exit 0.
+    missing_topic: MissingTopic = "refuse"
     # This process's name in Kafka's consumer groups (static membership): a restarted process with the same
     # name takes its partitions back at once instead of after the session timeout. Unique per process, stable
     # across its restarts (a StatefulSet pod's name); None: a new member at every start (docs/scaling.md).

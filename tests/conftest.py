@@ -152,6 +152,7 @@ def settings(request: pytest.FixtureRequest, database_url: str, topic: str, log_
         database_url=database_url,
         kafka_bootstrap_servers=kafka,
         topic=topic,
+        missing_topic="create",  # a fresh topic per test, made by whichever part starts first
         partitions=3,
         blob_dir=tmp_path / "blobs",
         webhook_secret_key="tests-webhook-key",

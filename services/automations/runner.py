@@ -29,7 +29,7 @@ from modelreg.events.automations import FiringOutcome, watched_scope
 from modelreg.events.envelope import Actor
 from modelreg.events.identity import Role
 from modelreg.events.launch import JobSource, Trigger, job_stream
-from modelreg.events.log import LogPosition
+from modelreg.events.log import EventLogNotAnswering, LogPosition
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.launch_queries import LaunchQueries
 from modelreg.projections.progress import ProjectionLagging
@@ -131,6 +131,7 @@ class AutomationRunner:
         self._given_up: set[tuple[uuid.UUID, int]] = set()
         # Jobs whose stream a projection parked: the supervisor leaves them alone until an admin releases it.
         self.stuck: dict[tuple[uuid.UUID, int], str] = {}
+        self._log_away = False  # the event log did not answer the last pass (said once, until it answers)
 
     async def run(self, stopping: asyncio.Event) -> None:
         conn = await self.app.reads.pool.acquire()
@@ -148,9 +149,14 @@ class AutomationRunner:
                     ):
                         self._supervise_runs()
                         runs_supervised_at = time.monotonic()
+                except EventLogNotAnswering as exc:
+                    self._log_not_answering(exc)
+                    await asyncio.sleep(1.0)
                 except (OSError, asyncpg.PostgresError, ModelregError) as exc:  # Postgres or the log away for a moment
                     log.warning("automation runner: %s; trying again in a second", exc)
                     await asyncio.sleep(1.0)
+                else:
+                    self._log_answers()
                 self._wake.clear()
                 waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())]
                 await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
@@ -173,6 +179,24 @@ class AutomationRunner:
                 async with asyncio.timeout(2 * LISTENER_DROPPED_WITHIN_S):
                     await self.app.reads.pool.release(conn, timeout=LISTENER_DROPPED_WITHIN_S)
 
+    def _log_not_answering(self, exc: EventLogNotAnswering) -> None:
+        """Said once an outage: every pass fails alike until the event log answers again. Its message is advice to a
+        caller (send the command again), nothing an operator of this runner can act on: what happened is said."""
+        if self._log_away:
+            log.debug("automation runner: %s", exc.what_happened)
+            return
+        self._log_away = True
+        log.warning(
+            "automation runner: %s: firings, the requeues of vanished agents' jobs and crashed runs wait until it "
+            "answers (they stay pending: nothing is lost); trying again until it does",
+            exc.what_happened,
+        )
+
+    def _log_answers(self) -> None:
+        if self._log_away:
+            self._log_away = False
+            log.info("automation runner: the event log answers again: carrying out what waited")
+
     def cut_short(self) -> None:
         """Cancels the firings in flight now (the active replica's lock lost): each stays pending, for whichever
         replica is active next (the same job id, the same webhook delivery id)."""
@@ -192,7 +216,7 @@ class AutomationRunner:
         try:
             await mark_silent_runs_crashed(self.app, self.run_crashed_after_s)
         except (OSError, asyncpg.PostgresError, ModelregError) as exc:
-            log.warning("run supervisor: %s; trying again at the next pass", exc)
+            log.warning("run supervisor: %s; trying again at the next pass", _for_operators(exc))
 
     def _woken(self, *_: object) -> None:
         self._wake.set()
@@ -224,6 +248,8 @@ class AutomationRunner:
             await self.app.progress.wait_for(["triggers"], self._log_read_to, CAUGHT_UP_WAIT_S)
         except ProjectionLagging:
             return False  # replaying, or behind: the next pass
+        except EventLogNotAnswering:
+            raise  # said once an outage, by the pass
         except Exception as exc:  # noqa: BLE001 -- the broker away for a moment (its client's own errors): the next pass
             log.warning("automation runner: the log's end is not known (%s); trying again at the next pass", exc)
             return False
@@ -613,7 +639,13 @@ class AutomationRunner:
             log.warning("job %s: requeued, not visible yet: %s", job["job_id"], exc)
         except ModelregError as exc:
             tries = self._requeue_tries[key] = self._requeue_tries.get(key, 0) + 1
-            log.warning("job %s: not requeued (try %d of %d): %s", job["job_id"], tries, self.max_requeue_tries, exc)
+            log.warning(
+                "job %s: not requeued (try %d of %d): %s",
+                job["job_id"],
+                tries,
+                self.max_requeue_tries,
+                _for_operators(exc),
+            )
             if tries >= self.max_requeue_tries:
                 await self._give_up(job, tries, exc)
 
@@ -634,3 +666,8 @@ class AutomationRunner:
             log.error("job %s: %s", job["job_id"], reason)
         except ModelregError as exc:
             log.error("job %s: gave up requeueing it, and could not fail it either: %s", job["job_id"], exc)
+
+
+def _for_operators(exc: BaseException) -> str:
+    """What a failure means for an operator: the event log's answer to a caller advises sending a command again."""
+    return exc.what_happened if isinstance(exc, EventLogNotAnswering) else str(exc)

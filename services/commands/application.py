@@ -12,7 +12,7 @@ import orjson
 
 from modelreg.errors import Conflict, InvalidInput, NotYetVisible
 from modelreg.events.envelope import Envelope
-from modelreg.events.log import EventLog, LogPosition
+from modelreg.events.log import EventLog, EventLogNotAnswering, LogPosition
 from modelreg.projections.progress import ProjectionLagging
 from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.commands.access import Caller
@@ -96,10 +96,17 @@ class Application:
         claims += [
             Claim(taken, f"{command.describe()} (a name it takes)", turn=True) for taken in command.names_taken()
         ]
-        async with self.copies.held(claims, timeout_s):
-            return await self._execute(
-                command, caller, correlation_id, causation_id, wait_for_read_models, in_turn=bool(turns)
-            )
+        async with self.copies.held(claims, timeout_s) as holding:
+            try:
+                return await self._execute(
+                    command, caller, correlation_id, causation_id, wait_for_read_models, in_turn=bool(turns)
+                )
+            except EventLogNotAnswering as exc:
+                if exc.still_held is not None:
+                    # Answered UNAVAILABLE, its events still to be written by the log when its broker answers: a copy
+                    # decided meanwhile would find none of them and be appended behind them (both written).
+                    holding.until(exc.still_held)
+                raise
 
     async def _execute(
         self,

@@ -26,13 +26,18 @@ meanwhile in one statement, and take back at once a claim it has not let go of y
 move on the same version, as training code sends them, claims twice and lets go once, after the answer rather than
 before it. Another process waiting for the key polls every POLL_S, so it waits a few milliseconds longer.
 Commands with neither (the web UI's `setTags`, say) pay nothing.
+
+A command whose events the event log still holds when it ends (a broker that stopped answering: the command is
+answered UNAVAILABLE, its records are written when the broker answers) keeps its claims until they are written or
+failed (Holding.until): a copy sent meanwhile is refused, retriable, instead of being decided again on read models
+that do not show the first copy yet and appended behind it (both written: the change twice).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
@@ -183,6 +188,17 @@ class Claim:
         )
 
 
+class Holding:
+    """A command's claims as it runs: `until(done)` keeps them past its end, until `done` is (its events the log
+    still holds)."""
+
+    def __init__(self) -> None:
+        self.past_the_end: Awaitable[object] | None = None
+
+    def until(self, done: Awaitable[object]) -> None:
+        self.past_the_end = done
+
+
 class OneCopyAtATime:
     """Copies that reach one process queue here first, so that only one of them at a time asks PostgreSQL:
     a thousand copies sent at once wait on a lock, not in a thousand queries every 20 ms."""
@@ -201,6 +217,11 @@ class OneCopyAtATime:
         self._releasing: set[UUID] = set()
         self._released: asyncio.Event | None = None  # set when the statement on its way has been answered
         self._releaser: asyncio.Task[None] | None = None
+        self._kept: set[asyncio.Task[None]] = set()  # claims kept past their command's end (Holding.until)
+
+    def kept(self) -> int:
+        """Commands whose claims are kept past their end, until the log has written or failed their events."""
+        return len(self._kept)
 
     def waiting(self) -> int:
         """Keys with copies here (held or waiting)."""
@@ -216,7 +237,12 @@ class OneCopyAtATime:
 
     async def let_go(self, timeout_s: float | None = None) -> None:
         """Let go of the claims of ended commands now (when the process stops, and in tests). Past `timeout_s`
-        (PostgreSQL away as the process stops) they are left to go stale (STALE_AFTER)."""
+        (PostgreSQL away as the process stops) they are left to go stale (STALE_AFTER). Claims kept for events the
+        log still holds go too: the process is stopping."""
+        for keeping in list(self._kept):
+            keeping.cancel()
+        if self._kept:
+            await asyncio.wait(self._kept)
         try:
             async with asyncio.timeout(timeout_s):
                 while self._releaser is not None:
@@ -226,18 +252,37 @@ class OneCopyAtATime:
                 self._releaser.cancel()
 
     @asynccontextmanager
-    async def held(self, claims: Sequence[Claim], timeout_s: float) -> AsyncIterator[None]:
-        """Hold every claim's key while the body runs; wait up to `timeout_s` for other copies, or the turn's
-        other commands, to finish first."""
+    async def held(self, claims: Sequence[Claim], timeout_s: float) -> AsyncIterator[Holding]:
+        """Hold every claim's key while the body runs (and after, until what the body gave Holding.until is done);
+        wait up to `timeout_s` for other copies, or the turn's other commands, to finish first."""
+        holding = Holding()
         if not claims:
-            yield
+            yield holding
             return
         deadline = time.monotonic() + timeout_s
-        async with AsyncExitStack() as locks:
+        async with AsyncExitStack() as held:
             for claim in sorted(claims, key=lambda c: c.key):  # in one order: no two commands wait on each other
-                await locks.enter_async_context(self._here_first(claim, deadline))
-            async with self._claimed(claims, deadline):
-                yield
+                await held.enter_async_context(self._here_first(claim, deadline))
+            await held.enter_async_context(self._claimed(claims, deadline))
+            try:
+                yield holding
+            finally:
+                if holding.past_the_end is not None:
+                    self._keep(held.pop_all(), holding.past_the_end)
+
+    def _keep(self, held: AsyncExitStack, until: Awaitable[object]) -> None:
+        """Keeps the claims `held` holds (this process's locks, and its claims in `in_flight`, renewed) until `until`
+        is done, in a task of its own: the command has been answered."""
+
+        async def kept() -> None:
+            try:
+                await asyncio.wait([asyncio.ensure_future(until)])
+            finally:
+                await held.aclose()
+
+        keeping = asyncio.create_task(kept())
+        self._kept.add(keeping)
+        keeping.add_done_callback(self._kept.discard)
 
     @asynccontextmanager
     async def _here_first(self, claim: Claim, deadline: float) -> AsyncIterator[None]:

@@ -18,6 +18,7 @@ def event_log_for(settings: Settings, pool: asyncpg.Pool | None = None) -> Event
             settings.topic,
             settings.partitions,
             group_instance_id=settings.kafka_instance_id,
+            create_topic=settings.missing_topic == "create",
         )
     from modelreg.events.postgres_log import PostgresEventLog
 

@@ -37,7 +37,7 @@ async def test_moving_the_log_to_kafka_keeps_every_answer_and_survives_an_interr
     )
 
     # Interrupted after the first chunk of 3 events, then run again from the start.
-    source, target = PostgresEventLog(database_url, topic), KafkaEventLog(kafka_bootstrap, topic, 3)
+    source, target = PostgresEventLog(database_url, topic), KafkaEventLog(kafka_bootstrap, topic, 3, create_topic=True)
     await source.start()
     await target.start()
 

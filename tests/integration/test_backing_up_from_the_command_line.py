@@ -1,11 +1,14 @@
-"""`modelreg export` and `modelreg import`, as an operator runs them: a backup of one log loads into another."""
+"""`modelreg export` and `modelreg import`, as an operator runs them: a backup of one log loads into another, and a
+mistyped topic is refused rather than made (it was created, and exported as a log of 0 events, exit 0)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from click.testing import CliRunner
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from click.testing import CliRunner, Result
 from support.history import registry_history
 from support.log_contents import all_records
 
@@ -44,3 +47,31 @@ async def test_an_export_loads_into_a_fresh_log_with_its_progress_shown(
     finally:
         await target.close()
     assert imported == sorted((r.key, r.value) for r in await all_records(event_log))
+
+
+async def test_an_export_of_a_topic_that_does_not_exist_names_those_that_do_and_creates_none(
+    settings: Settings, event_log: EventLog, tmp_path: Path
+) -> None:
+    if not settings.kafka_bootstrap_servers:
+        pytest.skip("a topic of the log in PostgreSQL is a name in its rows, made by nothing")
+    mistyped = settings.topic.replace("events", "evnts")
+    where = ["--database-url", settings.database_url, "--kafka", settings.kafka_bootstrap_servers, "--topic", mistyped]
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    exported = await asyncio.to_thread(run, "export", *where, str(tmp_path / "backup.jsonl.gz"))
+    rebuilt = await asyncio.to_thread(run, "rebuild", *where, "--processes", "1", "registry")
+
+    for refused in (exported, rebuilt):
+        assert refused.exit_code == 1, refused.output
+        assert f"has no topic {mistyped}" in refused.output and settings.topic in refused.output
+        assert "MODELREG_TOPIC or --topic" in refused.output
+    assert "exported" not in exported.output
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        topics = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    assert {mistyped, f"{mistyped}.deadletter"} & topics == set()

@@ -76,7 +76,12 @@ async def test_a_projector_started_again_under_its_name_takes_its_partitions_bac
 ) -> None:
     topic = f"test.{uuid.uuid4().hex[:12]}.events"
     log = KafkaEventLog(
-        kafka_bootstrap, topic, PARTITIONS, group_instance_id="projector-1", session_timeout_ms=SESSION_S * 1000
+        kafka_bootstrap,
+        topic,
+        PARTITIONS,
+        group_instance_id="projector-1",
+        session_timeout_ms=SESSION_S * 1000,
+        create_topic=True,
     )
     await log.start()
     try:
@@ -106,7 +111,7 @@ async def test_a_subscription_cancelled_while_joining_leaves_no_member_behind_un
     """A projector whose name is lost while it joins stops; a consumer left running would go on heartbeating
     under the name beside the one that replaces it."""
     topic = f"test.{uuid.uuid4().hex[:12]}.events"
-    log = KafkaEventLog(kafka_bootstrap, topic, PARTITIONS, group_instance_id="projector-1")
+    log = KafkaEventLog(kafka_bootstrap, topic, PARTITIONS, group_instance_id="projector-1", create_topic=True)
     await log.start()
     try:
         before = set(asyncio.all_tasks())

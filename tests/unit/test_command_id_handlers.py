@@ -4,6 +4,7 @@ first was; another command sent under the same id is refused (services/commands/
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -11,9 +12,12 @@ import pytest
 from support.write_side import MEMBER, WriteSide, caller
 from uuid_utils.compat import uuid7
 
-from modelreg.errors import Conflict
+from modelreg.errors import Conflict, Unavailable
 from modelreg.events.artifacts import ArtifactVersionLogged, artifact_stream
+from modelreg.events.envelope import Envelope
 from modelreg.events.launch import JobSource
+from modelreg.events.log import EventLogNotAnswering, LogPosition
+from modelreg.events.memory_log import InMemoryEventLog
 from modelreg.events.runs import RunStarted, run_stream
 from modelreg.services.commands.commands import (
     AddAlias,
@@ -232,3 +236,53 @@ async def test_aliases_asked_of_a_version_logged_again_beside_a_newer_one_are_re
         await logging
     assert refused.value.retriable
     assert registry.appended_types() == ["artifacts.version_logged"] * 3
+
+
+class ALogWhoseBrokerHangs(InMemoryEventLog):
+    """The first append is answered UNAVAILABLE while its events are still held, as a producer holds them for a broker
+    that hangs: they are written once `broker_answers` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broker_answers = asyncio.Event()
+        self.holding: asyncio.Task[list[LogPosition]] | None = None
+
+    async def append(self, events: Sequence[Envelope]) -> list[LogPosition]:
+        if self.holding is not None:
+            return await super().append(events)
+
+        async def written_when_the_broker_answers() -> list[LogPosition]:
+            await self.broker_answers.wait()
+            return await super(ALogWhoseBrokerHangs, self).append(events)
+
+        self.holding = asyncio.create_task(written_when_the_broker_answers())
+        raise EventLogNotAnswering(
+            "the event log (Kafka) is not answering, and the change may or may not be recorded",
+            "no acknowledgement within 5 s",
+            still_held=self.holding,
+        )
+
+
+async def test_a_copy_sent_while_the_first_copys_events_are_held_is_refused_then_answered_as_the_first() -> None:
+    held_by_the_log = ALogWhoseBrokerHangs()
+    registry = WriteSide(held_by_the_log)
+    registry.app.read_your_writes_timeout_s = 0.2
+    first = log(registry, b"files A", command_id=uuid7())
+    with pytest.raises(Unavailable, match="may or may not be recorded"):
+        await registry(first, CI)
+
+    # Decided again, it found no version yet and was appended behind the first copy's events: both written.
+    # Refused on its id's claim, or its collection's turn, whichever it asks for first: either kept by the first copy.
+    with pytest.raises(Conflict, match=r"being carried out, so this .*was not \(nothing was written\)") as refused:
+        await registry(first, CI)
+    assert refused.value.retriable and registry.appended_types() == []
+
+    held_by_the_log.broker_answers.set()
+    async with asyncio.timeout(5):
+        while registry.app.copies.kept():
+            await asyncio.sleep(0.01)
+    retried = await registry(first, CI)
+
+    assert retried.events == [] and registry.appended_types() == ["artifacts.version_logged"]
+    assert retried.subject_id == registry.appended()[0].payload.artifact_version_id  # type: ignore[attr-defined]
+    await registry.app.close()

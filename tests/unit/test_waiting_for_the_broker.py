@@ -1,11 +1,15 @@
 """A process started while its broker is away (restarting, or starting beside it) waits for it instead of exiting,
-and says what to check when it never comes."""
+and says what to check when it never comes. A topic that does not exist is waited for alike by the processes
+started beside the API that creates it, and refused at once by a command that only reads."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
+from modelreg.events.log import TopicMissing
 from modelreg.services.bootstrap import started
 from modelreg.services.settings import Settings
 
@@ -40,3 +44,37 @@ async def test_a_broker_that_never_answers_is_reported_with_what_to_check() -> N
     ):
         await started(log, SETTINGS, wait_s=1.0)  # type: ignore[arg-type]
     assert log.starts >= 2
+
+
+class ATopicMadeLater:
+    """An event log whose topic another process creates after `missing` attempts (None: never)."""
+
+    def __init__(self, missing: int | None) -> None:
+        self.missing, self.starts = missing, 0
+
+    async def start(self) -> None:
+        self.starts += 1
+        if self.missing is None or self.starts <= self.missing:
+            raise TopicMissing("Kafka at 127.0.0.1:9 has no topic hd.evnts: its topics are hd.events")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_projector_started_beside_the_first_api_waits_for_the_topic_it_creates() -> None:
+    log = ATopicMadeLater(missing=2)
+    await started(log, replace(SETTINGS, missing_topic="wait"))  # type: ignore[arg-type]
+    assert log.starts == 3
+
+
+async def test_a_topic_never_made_is_reported_with_the_topics_there_are() -> None:
+    log = ATopicMadeLater(missing=None)
+    with pytest.raises(RuntimeError, match=r"waited 1 s for the topic: .* no topic hd.evnts: its topics are hd.events"):
+        await started(log, replace(SETTINGS, missing_topic="wait"), wait_s=1.0)  # type: ignore[arg-type]
+
+
+async def test_a_command_that_only_reads_refuses_a_missing_topic_at_once() -> None:
+    log = ATopicMadeLater(missing=None)
+    with pytest.raises(TopicMissing, match="no topic hd.evnts"):
+        await started(log, SETTINGS)  # type: ignore[arg-type]
+    assert log.starts == 1
