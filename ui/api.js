@@ -1,6 +1,6 @@
 // The UI's only way to the server: the public GraphQL API at /graphql (HTTP for queries and mutations,
 // graphql-transport-ws for live events), with the API key the user pasted at login.
-import { useEffect, useState, useCallback } from "preact/hooks";
+import { useEffect, useState, useCallback, useRef } from "preact/hooks";
 
 const KEY = "modelreg.apiKey";
 
@@ -12,6 +12,25 @@ export const apiKey = {
 
 export class Unauthorized extends Error {}
 
+// The server could not be reached (stopped, restarting, the network down), or a proxy in front of it answered for
+// it: the browser's own words for that ("Failed to fetch") said nothing to a reader. A page's query that meets it
+// asks again by itself (useQuery).
+export class Unreachable extends Error {
+  constructor() {
+    super("modelreg is not answering");
+  }
+}
+
+// Said when the server answers again after an outage (a query got through, or the live socket was accepted): the
+// pages' queries that failed meanwhile ask again at once instead of at their next retry.
+const REACHABLE = "modelreg:reachable";
+let unreachable = false;
+function reached() {
+  if (!unreachable) return;
+  unreachable = false;
+  window.dispatchEvent(new Event(REACHABLE));
+}
+
 export class GraphQLError extends Error {
   constructor(errors) {
     super(errors.map((e) => e.message).join("; "));
@@ -20,11 +39,23 @@ export class GraphQLError extends Error {
 }
 
 export async function gql(query, variables = {}, key = apiKey.get()) {
-  const response = await fetch("/graphql", {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${key || ""}` },
-    body: JSON.stringify({ query, variables }),
-  });
+  let response;
+  try {
+    response = await fetch("/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${key || ""}` },
+      body: JSON.stringify({ query, variables }),
+    });
+  } catch {
+    unreachable = true;
+    throw new Unreachable();
+  }
+  // A reverse proxy's answers while the server behind it is down or restarting.
+  if ([502, 503, 504].includes(response.status)) {
+    unreachable = true;
+    throw new Unreachable();
+  }
+  reached();
   if (response.status === 401) {
     const text = await response.text();
     let why = text;
@@ -46,11 +77,17 @@ export async function gql(query, variables = {}, key = apiKey.get()) {
   return body.data;
 }
 
+// How long a query that found the server unreachable waits before asking again: longer each time, up to 15 s
+// (the server's answering again, seen by any query or the live socket, makes them all ask at once).
+const RETRY_MS = [2000, 4000, 8000, 15000];
+
 // Runs `query` whenever `variables` change (compared as JSON); `reload()` runs it again. Until the answer
-// to new variables comes, the last one stays in `data` with `stale` set (from the first render on).
+// to new variables comes, the last one stays in `data` with `stale` set (from the first render on). While the
+// server is unreachable it asks again by itself, so a page left open through an outage comes back on its own.
 export function useQuery(query, variables = {}) {
   const [state, setState] = useState({ data: null, error: null, loading: true, vars: null });
   const [tick, setTick] = useState(0);
+  const failures = useRef(0);
   const vars = JSON.stringify(variables);
   useEffect(() => {
     let current = true;
@@ -62,6 +99,18 @@ export function useQuery(query, variables = {}) {
     return () => { current = false; };
   }, [query, vars, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
+  const down = state.error instanceof Unreachable;
+  useEffect(() => {
+    if (!down) {
+      failures.current = 0;
+      return undefined;
+    }
+    const wait = RETRY_MS[Math.min(failures.current, RETRY_MS.length - 1)];
+    failures.current += 1;
+    const timer = setTimeout(reload, wait);
+    window.addEventListener(REACHABLE, reload);
+    return () => { clearTimeout(timer); window.removeEventListener(REACHABLE, reload); };
+  }, [state.error]);
   return { ...state, stale: state.data !== null && state.vars !== vars, reload };
 }
 
@@ -105,6 +154,7 @@ export function liveEvents(filter, onEvent, onStatus = () => {}) {
     socket.onmessage = (message) => {
       const msg = JSON.parse(message.data);
       if (msg.type === "connection_ack") {
+        reached();
         onStatus("live");
         const variables = { ...filter, after };
         socket.send(JSON.stringify({ id: "live", type: "subscribe", payload: { query: EVENTS, variables } }));

@@ -1,8 +1,8 @@
 // The shell: hash routes (so `/` is the only page the server needs to know), the login gate, the header.
 import { render } from "preact";
-import { useEffect, useState } from "preact/hooks";
-import { apiKey, gql } from "./api.js";
-import { html, shown } from "./html.js";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { apiKey, gql, Unreachable } from "./api.js";
+import { html, shown, useTitle, Unanswered } from "./html.js";
 import { VIEWER, ViewerContext, isAdmin } from "./access.js";
 import { Login } from "./pages/login.js";
 import { Registry } from "./pages/registry.js";
@@ -40,7 +40,7 @@ function route() {
       return { page: "artifact", id: rest[0], tab: rest[1] || "overview" };
     case "runs":
       if (rest.length >= 3) return { page: "run", entity: rest[0], project: rest[1], runId: rest[2] };
-      if (rest.length === 2) return { page: "runs", entity: rest[0], project: rest[1], params: Object.fromEntries(params) };
+      if (rest.length === 2) return { page: "runs", entity: rest[0], project: rest[1], query, params };
       return { page: "projects" };
     case "launch":
       return { page: "launch", jobId: rest[0] === "jobs" ? rest[1] : undefined, fromRun: rest[0] === "clone" ? rest.slice(1) : undefined };
@@ -65,6 +65,11 @@ function useRoute() {
   return current;
 }
 
+function NotFound() {
+  useTitle("Not found");
+  return html`<main class="pad"><h1>Not found</h1><p><a href="#/">Back to the registry</a></p></main>`;
+}
+
 function Page({ r }) {
   switch (r.page) {
     case "registry": return html`<${Registry} model=${r.model} query=${r.query} after=${r.after} />`;
@@ -72,14 +77,16 @@ function Page({ r }) {
     case "version": return html`<${VersionPage} key=${`${r.model}/${r.version}`} model=${r.model} version=${r.version} tab=${r.tab} />`;
     case "artifact": return html`<${ArtifactPage} key=${r.id} id=${r.id} tab=${r.tab} />`;
     case "run": return html`<${RunPage} entity=${r.entity} project=${r.project} runId=${r.runId} />`;
-    case "runs": return html`<${ProjectRuns} key=${`${r.entity}/${r.project}`} entity=${r.entity} project=${r.project} params=${r.params} />`;
+    // Keyed by project and address, as the audit log: a link with other filters or another page starts from those.
+    case "runs": return html`<${ProjectRuns} key=${`${r.entity}/${r.project}?${r.query}`}
+      entity=${r.entity} project=${r.project} params=${r.params} />`;
     case "projects": return html`<${Projects} />`;
     case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} />`;
     case "automations": return html`<${Automations} />`;
     // Keyed by its address: a link to the audit log with other filters (or none) starts from those.
     case "audit": return html`<${AuditLog} key=${r.query} params=${r.params} />`;
     case "access": return html`<${Access} />`;
-    default: return html`<main class="pad"><h1>Not found</h1><p><a href="#/">Back to the registry</a></p></main>`;
+    default: return html`<${NotFound} />`;
   }
 }
 
@@ -88,16 +95,29 @@ function App() {
   const [viewer, setViewer] = useState(null);
   const [checking, setChecking] = useState(Boolean(apiKey.get()));
   const [refused, setRefused] = useState(null);
+  const [unanswered, setUnanswered] = useState(false);
+  const recheck = useRef(() => {});
 
   useEffect(() => {
     const refuse = (e) => { apiKey.clear(); setViewer(null); setRefused(e.detail); };
     window.addEventListener("modelreg:unauthorized", refuse);
-    if (apiKey.get()) {
-      gql(VIEWER).then((d) => setViewer(d.viewer), () => {}).finally(() => setChecking(false));
-    }
-    return () => window.removeEventListener("modelreg:unauthorized", refuse);
+    // A server that does not answer says nothing of the key: asked again until it does (the login page, shown
+    // instead, asked for a key the browser still had).
+    let retry = null;
+    const check = () => gql(VIEWER).then(
+      (d) => { setViewer(d.viewer); setChecking(false); },
+      (error) => {
+        if (!(error instanceof Unreachable)) { setChecking(false); return; }
+        setUnanswered(true);
+        retry = setTimeout(check, 3000);
+      },
+    );
+    recheck.current = () => { clearTimeout(retry); check(); };
+    if (apiKey.get()) check();
+    return () => { clearTimeout(retry); window.removeEventListener("modelreg:unauthorized", refuse); };
   }, []);
 
+  if (checking && unanswered) return html`<div class="pad"><${Unanswered} retry=${() => recheck.current()} /></div>`;
   if (checking) return html`<p class="muted pad">Checking your API key…</p>`;
   if (!viewer) return html`<${Login} refused=${refused} onLogin=${(v) => { setRefused(null); setViewer(v); }} />`;
 

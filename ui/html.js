@@ -3,6 +3,8 @@ import { h } from "preact";
 import htm from "htm";
 import { marked } from "marked";
 import DOMPurify from "dompurify";
+import { useEffect, useState } from "preact/hooks";
+import { Unreachable } from "./api.js";
 
 export const html = htm.bind(h);
 
@@ -20,15 +22,46 @@ export function ErrorBox({ error }) {
   return html`<div class="error" role="alert">${error?.message || String(error)}</div>`;
 }
 
+// A query that found the server unreachable: useQuery asks again by itself (see there); `retry` asks at once.
+export function Unanswered({ retry }) {
+  return html`<div class="error" role="alert" data-testid="unreachable">
+    modelreg is not answering; retrying… <button class="link" onClick=${retry}>Retry now</button>
+  </div>`;
+}
+
 // Shows loading and errors of a useQuery result, else renders `children(data)`.
 export function Loaded({ result, children }) {
+  if (result.error instanceof Unreachable) return html`<${Unanswered} retry=${result.reload} />`;
   if (result.error) return html`<${ErrorBox} error=${result.error} />`;
   if (!result.data) return html`<${Loading} />`;
   return children(result.data);
 }
 
+// The window's title for a page, most particular first: `useTitle("fraud-detector v3")` ->
+// "fraud-detector v3 · modelreg" (the browser's tabs, history and bookmarks tell pages apart by it).
+export function useTitle(...parts) {
+  const title = [...parts.filter(Boolean), "modelreg"].join(" · ");
+  useEffect(() => { document.title = title; }, [title]);
+}
+
 export function Badge({ children, kind = "" }) {
   return html`<span class="badge ${kind}">${children}</span>`;
+}
+
+// Names with numbers in them as people count: t2 before t10 (a plain sort put t1, t10, t100, t2).
+const NATURAL = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+export function naturally(names) {
+  return [...names].sort(NATURAL.compare);
+}
+
+// The first `few` of `items` (each drawn by `each`), then "+N more" that shows the rest: a model with 100 tags
+// made a wall of badges that pushed everything after it out of sight.
+export function FirstFew({ items, few, each, testid }) {
+  const [all, setAll] = useState(false);
+  const shownItems = all || items.length <= few + 1 ? items : items.slice(0, few);
+  const hidden = items.length - shownItems.length;
+  return html`${shownItems.map(each)}${hidden > 0 && html`<button class="link small more" data-testid=${testid}
+    title=${items.slice(few).join(", ")} onClick=${() => setAll(true)}>+${hidden} more</button>`}`;
 }
 
 export function AliasBadges({ aliases, protectedAliases = [] }) {

@@ -1,6 +1,7 @@
 """A TCP proxy in front of a server, for tests of a network that slows down or hangs: a partition, a failed-over
 primary that never answers again. Nothing is closed when it hangs, as nothing is on a real network: the bytes just
-stop arriving, both ways."""
+stop arriving, both ways. Or the server stopped and started again (`stop_server`, `start_server`): connections cut,
+new ones refused, then accepted again on the same port."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ class TcpProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._server: asyncio.Server | None = None
+        self._port = 0
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return self._server.sockets[0].getsockname()[1]
+        assert self._port, "start() first"
+        return self._port
 
     def hang(self) -> None:
         """From now on no byte goes through, either way, on connections open or new; none is closed."""
@@ -44,16 +46,26 @@ class TcpProxy:
         return urlunsplit(parts._replace(netloc=netloc, query=query))
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accepted, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._accepted, "127.0.0.1", self._port)
+        self._port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         assert self._server is not None
         self._server.close()
         for writer in self._writers:
             writer.transport.abort()
+        self._writers.clear()
         for pipe in list(self._pipes):
             pipe.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def stop_server(self) -> None:
+        """As if the server behind had stopped: its connections cut, new ones refused (nothing listens on the port)."""
+        await self.close()
+
+    async def start_server(self) -> None:
+        """As if it had started again: connections accepted on the same port."""
+        await self.start()
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         host, port = self.upstream

@@ -16,13 +16,16 @@ export function useCursorPages(kept = []) {
   };
 }
 
-// Previous and Next for `page`. Next waits while the page shown is `stale` (the answer to newer variables
-// is on its way), so that a quick second click never pages from an old cursor. `children` replace the
-// page number in the middle (the runs page adds the total).
-export function Pager({ pages, page, stale = false, previous = "← Previous", next = "Next →", children }) {
+// Previous and Next for `page`, and between them the page's number, with how many there are in all where the API
+// counts them (`total` [one, many]: "page 2 · 45 runs"). Every list pages with the same words, but the ones that go
+// back in time (the audit log, an action history), which say "← Newer" and "Older →". Next waits while the page
+// shown is `stale` (the answer to newer variables is on its way), so that a quick second click never pages from an
+// old cursor.
+export function Pager({ pages, page, stale = false, previous = "← Previous", next = "Next →", total, testid }) {
+  const counted = total && html` · ${total[0].toLocaleString()} ${total[0] === 1 ? total[1] : total[2]}`;
   return html`<nav class="pager">
     <button disabled=${pages.number === 1} onClick=${pages.previous}>${previous}</button>
-    ${children ?? html`<span class="muted">page ${pages.number}</span>`}
+    <span class="muted" data-testid=${testid}>page ${pages.number}${counted}</span>
     <button disabled=${!page.hasNextPage || stale} onClick=${() => pages.next(page.endCursor)}>${next}</button>
   </nav>`;
 }

@@ -5,7 +5,7 @@
 import { useState } from "preact/hooks";
 import { useLive, useMutation, useQuery } from "../api.js";
 import { isAdmin, useViewer } from "../access.js";
-import { html, shown, Badge, ErrorBox, Loaded, Time } from "../html.js";
+import { html, shown, Badge, ErrorBox, Loaded, Time, useTitle } from "../html.js";
 import { Pager, useCursorPages } from "../components/pager.js";
 
 const PRINCIPAL_FIELDS = `
@@ -216,6 +216,7 @@ function OwnAccess() {
 }
 
 export function Access() {
+  useTitle("Access");
   const viewer = useViewer();
   const admin = isAdmin(viewer);
   return html`<main class="pad"><h1>Access</h1>

@@ -2,7 +2,7 @@
 // usage and lineage. Lineage nodes and runs' inputs and outputs lead here.
 import { useQuery } from "../api.js";
 import { useViewer, may, mayAnywhere, entityScopes } from "../access.js";
-import { html, href, AliasBadges, Loaded, Badge, Markdown, Tabs, Time, artifactHref } from "../html.js";
+import { html, href, AliasBadges, Loaded, Badge, Markdown, Tabs, Time, artifactHref, useTitle } from "../html.js";
 import { ArtifactOrigin, Fact, Facts, KeyValues } from "../components/facts.js";
 import { Usage } from "../components/usage.js";
 import { Files } from "./files.js";
@@ -21,6 +21,8 @@ const TABS = [["overview", "Overview"], ["files", "Files"], ["usage", "Usage"], 
 
 export function ArtifactPage({ id, tab }) {
   const result = useQuery(ARTIFACT, { id });
+  const named = result.data?.artifactVersion;
+  useTitle(named ? `${named.name} ${named.version}` : "Artifact");
   const viewer = useViewer();
   return html`<main class="pad"><${Loaded} result=${result}>${({ artifactVersion: av }) => {
     if (!av) return html`<p class="muted">No artifact version ${id}.</p>`;

@@ -1,7 +1,7 @@
 // The audit log: every action, newest first, filtered by actor, action and time, a page at a time.
 import { useState } from "preact/hooks";
 import { useQuery } from "../api.js";
-import { html, href, Loaded, RecordedOffline, Time } from "../html.js";
+import { html, href, Loaded, RecordedOffline, Time, useTitle } from "../html.js";
 import { Pager, useCursorPages, useKeptInAddress } from "../components/pager.js";
 
 const AUDIT = `query Audit($actor: String, $action: String, $since: DateTime, $after: String) {
@@ -17,6 +17,7 @@ const short = (text) => (text.length > 160 ? text.slice(0, 160) + "…" : text);
 export function AuditLog({ params = new URLSearchParams() }) {
   const [filters, setFilters] = useState(() => ({ actor: params.get("actor") || "", action: params.get("action") || "", since: params.get("since") || "" }));
   const pages = useCursorPages(params.getAll("after"));
+  useTitle("Audit log");
   useKeptInAddress(href("audit"), filters, pages);
   const variables = {
     actor: filters.actor || null, action: filters.action || null,

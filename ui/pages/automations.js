@@ -2,7 +2,8 @@
 import { useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
 import { isAdmin, may, useViewer } from "../access.js";
-import { html, href, shown, Loaded, Time, ErrorBox, Badge, JobId } from "../html.js";
+import { html, href, shown, Loaded, Time, ErrorBox, Badge, JobId, useTitle } from "../html.js";
+import { AutomationSpec } from "../components/automation_spec.js";
 
 // The first 100 automations, each with its latest 20 firings and deliveries.
 const AUTOMATIONS = `{
@@ -157,10 +158,7 @@ function Automation({ a, reload }) {
       ${editing && html`<${AutomationForm} automation=${a} onDone=${() => { setEditing(false); reload(); }} />`}
       ${error && html`<${ErrorBox} error=${error} />`}
       <p class="muted">created by ${a.createdBy} <${Time} at=${a.createdAt} /> · cooldown ${a.cooldownS} s · last fired <${Time} at=${a.lastFiredAt} /></p>
-      <div class="columns">
-        <div><h3>When</h3><pre class="code">${JSON.stringify(a.trigger, null, 2)}</pre></div>
-        <div><h3>Then</h3><pre class="code">${JSON.stringify(a.action, null, 2)}</pre></div>
-      </div>
+      <${AutomationSpec} trigger=${a.trigger} action=${a.action} />
       <details open=${firings.length > 0 && firings.length < 5}>
         <summary>${firings.length} recent firings</summary>
         <table class="grid">
@@ -186,6 +184,7 @@ function Automation({ a, reload }) {
 }
 
 export function Automations() {
+  useTitle("Automations");
   const result = useQuery(AUTOMATIONS);
   const viewer = useViewer();
   useLive(EVENTS, result.reload);

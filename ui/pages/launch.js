@@ -1,7 +1,7 @@
 // Launch: queues, jobs with their state, a job's captured output, and "clone this run" (enqueueJob fromRun).
 import { useEffect, useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
-import { html, href, shown, Loaded, StateBadge, Time, ErrorBox, runHref, JobId } from "../html.js";
+import { html, href, shown, Loaded, StateBadge, Time, ErrorBox, runHref, JobId, useTitle } from "../html.js";
 import { KeyValues } from "../components/facts.js";
 import { useViewer, may, mayAnywhere } from "../access.js";
 
@@ -182,6 +182,7 @@ function JobDetail({ id }) {
 }
 
 export function Launch({ jobId, fromRun }) {
+  useTitle(jobId ? `Job ${jobId.slice(0, 8)}…${jobId.slice(-4)}` : fromRun ? "Clone a run" : "", "Launch");
   const [state, setState] = useState("");
   const result = useQuery(OVERVIEW, { state: state || null });
   const viewer = useViewer();

@@ -1,10 +1,11 @@
 // Log in with an API key: checked with `viewer`, then kept in this browser's localStorage.
 import { useState } from "preact/hooks";
 import { apiKey, gql } from "../api.js";
-import { html } from "../html.js";
+import { html, useTitle } from "../html.js";
 import { VIEWER } from "../access.js";
 
 export function Login({ onLogin, refused }) {
+  useTitle("Log in");
   const [key, setKey] = useState("");
   const [error, setError] = useState(refused ? "The stored API key was refused: " + refused : null);
   const [busy, setBusy] = useState(false);

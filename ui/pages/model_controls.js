@@ -3,7 +3,7 @@
 // server checks again, and its refusal is shown next to the control that was refused.
 import { useState } from "preact/hooks";
 import { gql, useMutation } from "../api.js";
-import { html, href, Badge, ErrorBox } from "../html.js";
+import { html, href, Badge, ErrorBox, FirstFew, naturally } from "../html.js";
 
 const ADD_ALIAS = `mutation AddAlias($model: String!, $id: ID!, $alias: String!) {
   addAlias(input: { registeredModel: $model, artifactVersionId: $id, alias: $alias }) { version aliases }
@@ -71,14 +71,24 @@ export function AliasControls({ model, v, admin, reload }) {
     ${state.error && html`<${ErrorBox} error=${state.error} />`}`;
 }
 
-// Tags as badges; `editable`: each with a remove button, and a box to add one. `subject` names what is
-// tagged, for the controls' accessible names ("remove tag vision from the model").
+const SHOWN_TAGS = 20; // before "+N more": a hundred tags pushed the page's versions out of sight
+
+// Tags as badges, in natural order; `editable`: each with a remove button, and a box to add one. `subject` names what
+// is tagged, for the controls' accessible names ("remove tag vision from the model"). A removal (one click, no
+// question asked) can be undone from the note it leaves.
 function TagEditor({ tags, editable, subject, testid, add, remove, variables, reload }) {
   const [state, run] = useMutation(reload);
+  const [removed, setRemoved] = useState(null);
+  const untag = async (t) => { if (await run(remove, variables(t))) setRemoved(t); };
+  const undo = async () => { if (await run(add, variables(removed))) setRemoved(null); };
+  const badge = (t) => html`<${Badge} kind="tag">${t}${editable && html`
+    <button class="link small" aria-label=${`remove tag ${t} from ${subject}`} disabled=${state.busy}
+      onClick=${() => untag(t)}>×</button>`}<//> `;
   return html`<div class="tags" data-testid=${testid}>
-    ${tags.map((t) => html`<${Badge} kind="tag">${t}${editable && html` <button class="link small" aria-label=${`remove tag ${t} from ${subject}`}
-      disabled=${state.busy} onClick=${() => run(remove, variables(t))}>×</button>`}<//> `)}
+    <${FirstFew} items=${naturally(tags)} few=${SHOWN_TAGS} each=${badge} />
     ${!tags.length && html`<span class="muted">none</span>`}
+    ${removed && html`<span class="muted" role="status" data-testid="tag-removed">Removed tag ${removed}.
+      <button class="link" disabled=${state.busy} onClick=${undo}>Undo</button></span>`}
     ${editable && html`<${OneField} label=${"Tag " + subject} button="Add tag" placeholder="new tag" compact busy=${state.busy}
       onSubmit=${(tag) => run(add, variables(tag))} />`}
     ${state.error && html`<${ErrorBox} error=${state.error} />`}

@@ -1,7 +1,7 @@
 // Registry: a searchable sidebar of registered models, and the selected model's versions, a page at a time.
 import { useEffect, useState } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
-import { html, href, Loaded, AliasBadges, Badge, Time, runHref } from "../html.js";
+import { html, href, Loaded, AliasBadges, Badge, FirstFew, Time, naturally, runHref, useTitle } from "../html.js";
 import { useViewer, may, modelScopes } from "../access.js";
 import { ModelTags, ProtectedAliases, LinkForm } from "./model_controls.js";
 import { Pager, useCursorPages, useKeptInAddress } from "../components/pager.js";
@@ -24,6 +24,7 @@ const VERSIONS = `query Versions($name: String!, $first: Int!, $after: String) {
 }`;
 
 export const PAGE_SIZE = 20;
+const SIDEBAR_TAGS = 3; // a model's tags the sidebar shows before "+N more", so that the models stay in sight
 
 function Sidebar({ selected }) {
   const [search, setSearch] = useState("");
@@ -50,7 +51,8 @@ function Sidebar({ selected }) {
         <ul class="models" data-testid="model-list">
           ${shown.map((m) => html`<li class=${m.name === selected ? "active" : ""}>
             <a href=${href("models", m.name)}>${m.name}</a>
-            ${m.tags.map((t) => html` <${Badge} kind="tag">${t}<//>`)}
+            ${" "}<${FirstFew} items=${naturally(m.tags)} few=${SIDEBAR_TAGS} testid="more-tags"
+              each=${(t) => html`<${Badge} kind="tag">${t}<//> `} />
           </li>`)}
         </ul>
         ${!shown.length && html`<p class="muted">${search ? "No model matches." : "No registered model yet."}</p>`}
@@ -119,6 +121,7 @@ function Versions({ name, after }) {
 }
 
 export function Registry({ model, query = "", after = [] }) {
+  useTitle(model || "Registry");
   return html`
     <div class="with-sidebar">
       <${Sidebar} selected=${model} />

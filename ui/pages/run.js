@@ -1,7 +1,9 @@
 // A run: its config, git commit and uncommitted diff, environment, summary and training curves (uPlot).
 import { useEffect, useRef } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
-import { html, href, Loaded, StateBadge, Time, RecordedOffline, artifactHref, Badge, bytes, JobId } from "../html.js";
+import {
+  html, href, Loaded, StateBadge, Time, RecordedOffline, artifactHref, Badge, bytes, JobId, useTitle,
+} from "../html.js";
 import { useViewer, may, entityScopes } from "../access.js";
 import { Fact, Facts, KeyValues } from "../components/facts.js";
 
@@ -133,6 +135,7 @@ function Environment({ env }) {
 
 export function RunPage({ entity, project, runId }) {
   const result = useQuery(RUN, { entity, project, runId });
+  useTitle(result.data?.run?.name || runId, `${entity}/${project}`);
   const viewer = useViewer();
   const changes = useQuery(CHANGES, { stream: `run:${entity}/${project}/${runId}`, actions: Object.keys(SHOWN) });
   const live = useLive({ streamPrefix: `run:${entity}/${project}/${runId}` }, () => { result.reload(); changes.reload(); });

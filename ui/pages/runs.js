@@ -2,8 +2,8 @@
 // searched and filtered by state and job type, a page at a time; each opens the run page.
 import { useEffect, useState } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
-import { html, href, Loaded, StateBadge, Time, runHref, JobId } from "../html.js";
-import { Pager, useCursorPages } from "../components/pager.js";
+import { html, href, Loaded, StateBadge, Time, runHref, JobId, useTitle } from "../html.js";
+import { Pager, useCursorPages, useKeptInAddress } from "../components/pager.js";
 
 // A literal page size: the cost limit counts a page by its `first` (graphql/cost.py).
 const PROJECTS = `query Projects($after: String) {
@@ -26,6 +26,7 @@ const STATES = ["running", "finished", "failed", "crashed"];
 const RUN_EVENTS = ["runs.run_started", "runs.run_finished", "runs.offline_run_synced"];
 
 export function Projects() {
+  useTitle("Runs");
   const pages = useCursorPages();
   const result = useQuery(PROJECTS, { after: pages.after });
   const live = useLive({ streamPrefix: "run:", types: RUN_EVENTS }, result.reload);
@@ -95,17 +96,16 @@ function RunsTable({ runs }) {
   </table>`;
 }
 
-// Keyed by project in app.js: another project starts on its first page, with the filters its address
-// carries (`?search=…&state=…&jobType=…`, kept there so that Back from a run finds them again).
-export function ProjectRuns({ entity, project, params = {} }) {
-  const [filters, setFilters] = useState({ search: params.search || "", state: params.state || "", jobType: params.jobType || "" });
-  const pages = useCursorPages();
+// Keyed by project and address in app.js: what its address carries (`?search=…&state=…&jobType=…&after=…`) is
+// what it shows first, and what it shows is kept there, so that Back from a run, a reload or a link finds it again.
+export function ProjectRuns({ entity, project, params = new URLSearchParams() }) {
+  const [filters, setFilters] = useState(() => ({
+    search: params.get("search") || "", state: params.get("state") || "", jobType: params.get("jobType") || "",
+  }));
+  const pages = useCursorPages(params.getAll("after"));
   const change = (patch) => { setFilters((before) => ({ ...before, ...patch })); pages.restart(); };
-  useEffect(() => {
-    const kept = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
-    // Replaced, not pushed: a filter is not a page of its own, and no hashchange remounts the page.
-    history.replaceState(null, "", `${href("runs", entity, project)}${kept ? "?" + kept : ""}`);
-  }, [filters]);
+  useKeptInAddress(href("runs", entity, project), filters, pages);
+  useTitle("Runs", `${entity}/${project}`);
   const info = useQuery(PROJECT, { entity, project });
   const result = useQuery(RUNS, {
     entity, project, first: PAGE_SIZE, after: pages.after,
@@ -123,9 +123,8 @@ export function ProjectRuns({ entity, project, params = {} }) {
     <${Loaded} result=${result}>${({ runs }) => html`
       <${RunsTable} runs=${runs.items} />
       ${!runs.items.length && html`<p class="muted">${filters.search || filters.state || filters.jobType ? "No run matches." : `No run in ${entity}/${project}.`}</p>`}
-      <${Pager} pages=${pages} page=${runs} stale=${result.stale}>
-        <span class="muted" data-testid="runs-page">page ${pages.number} · ${runs.totalCount.toLocaleString()} ${runs.totalCount === 1 ? "run" : "runs"}</span>
-      <//>`}<//>
+      <${Pager} pages=${pages} page=${runs} stale=${result.stale} total=${[runs.totalCount, "run", "runs"]}
+        testid="runs-page" />`}<//>
     <p class="live muted" title="live updates over the events subscription">● ${live}</p>
   </main>`;
 }

@@ -5,7 +5,9 @@ import { useState } from "preact/hooks";
 import { useMutation, useQuery, useLive } from "../api.js";
 import { useViewer, may, modelScopes, entityScopes } from "../access.js";
 import { Pager, useCursorPages } from "../components/pager.js";
-import { html, href, Loaded, AliasBadges, Badge, Time, RecordedOffline, Markdown, Tabs, runHref, ErrorBox } from "../html.js";
+import {
+  html, href, Loaded, AliasBadges, Badge, Time, RecordedOffline, Markdown, Tabs, runHref, ErrorBox, useTitle,
+} from "../html.js";
 import { ArtifactOrigin, Fact, Facts, KeyValues } from "../components/facts.js";
 import { Usage } from "../components/usage.js";
 import { LineageTab } from "./lineage_tab.js";
@@ -171,6 +173,7 @@ function History({ model, av }) {
 }
 
 export function VersionPage({ model, version, tab }) {
+  useTitle(`${model} ${version}`);
   const result = useQuery(VERSION, { model, version });
   useLive({ registeredModel: model }, result.reload);
   return html`<main class="pad"><${Loaded} result=${result}>${(data) => {
