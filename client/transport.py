@@ -49,6 +49,7 @@ _ERRORS: dict[str, type[ModelregError]] = {
     "FORBIDDEN": PermissionDenied,
     "CONFLICT": Conflict,
     "NOT_YET_VISIBLE": NotYetVisible,
+    "UNAVAILABLE": Unavailable,  # the server's broker or database cannot take it now: retriable
 }
 
 

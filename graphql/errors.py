@@ -16,7 +16,8 @@ from typing import Any
 from graphql.pyutils import is_awaitable
 
 from graphql import GraphQLError, GraphQLResolveInfo
-from modelreg.errors import ModelregError, shortened
+from modelreg.errors import ModelregError, Unavailable, shortened
+from modelreg.events.database_trouble import TROUBLES_SEEN, database_trouble
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,13 @@ def reported(exc: Exception, where: str) -> GraphQLError:
         return exc
     if isinstance(exc, ModelregError):
         return GraphQLError(exc.message, original_error=exc, extensions={"code": exc.code, "retriable": exc.retriable})
+    if (trouble := database_trouble(exc)) is not None:  # the installation's, not a bug: retrying later succeeds
+        # One line, no traceback: every request meets it while it lasts, and the cause is known.
+        log.error("%s could not be answered: %s (%r)", where, trouble, exc)
+        TROUBLES_SEEN.met(trouble)
+        unavailable = Unavailable(f"{trouble.what}: retry later")
+        unavailable.__cause__ = exc
+        return reported(unavailable, where)
     incident = uuid.uuid4().hex[:12]
     log.error("incident %s at %s: %r", incident, where, exc, exc_info=exc)
     return GraphQLError(

@@ -105,9 +105,9 @@ class AuditProjection(Projection):
     tables = ("audit_log",)
     migrations = (
         Migration("audit", 1, SCHEMA_V1),
-        Migration("audit", 2, SCHEMA_V2),
+        Migration("audit", 2, SCHEMA_V2, rewrites="numbers each stream's audit entries"),
         Migration("audit", 3, SCHEMA_V3),
-        Migration("audit", 4, SCHEMA_V4),
+        Migration("audit", 4, SCHEMA_V4, rewrites="removes key digests from the audit log"),
         Migration("audit", 5, SCHEMA_V5),
         # Which entity or model each record is about, for the read filter (projections/readable.py).
         Migration("audit_scope", 1, AUDIT_SCOPE_V1),

@@ -169,7 +169,7 @@ class IdentityProjection(Projection):
         # Numbered after VISIBILITY_V1 (migrations run in (component, number) order): it needs private_scopes.
         Migration("identity_visibility", 2, CHANGES_V1),
         Migration("identity_job_keys", 1, JOB_KEYS_V1),
-        Migration("identity_job_keys", 2, JOB_KEYS_V2),
+        Migration("identity_job_keys", 2, JOB_KEYS_V2, rewrites="notes the attempt of every job key"),
         Migration("identity_job_keys", 3, JOB_KEYS_V3),
     )
 

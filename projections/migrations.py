@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
+
+log = logging.getLogger(__name__)
 
 # Any fixed number: it only has to be the same in every modelreg process sharing the database.
 _MIGRATION_LOCK = 0x6D6F64656C726567  # "modelreg"; services/triggers.py holds another key for its lifetime
@@ -16,6 +20,13 @@ class Migration:
     component: str
     number: int
     sql: str
+    # One line for the operator, said before the migration starts: what it does, when it rewrites rows (it may then
+    # take minutes on a large installation, and a silent start looked hung).
+    rewrites: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.component} {self.number}"
 
 
 async def migrate(pool: asyncpg.Pool, migrations: Iterable[Migration]) -> list[Migration]:
@@ -41,15 +52,21 @@ async def migrate(pool: asyncpg.Pool, migrations: Iterable[Migration]) -> list[M
         done = {
             (r["component"], r["number"]) for r in await conn.fetch("SELECT component, number FROM schema_migrations")
         }
-        missing = [
-            m for m in sorted(migrations, key=lambda m: (m.component, m.number)) if (m.component, m.number) not in done
-        ]
+        wanted = sorted(migrations, key=lambda m: (m.component, m.number))
+        missing = [m for m in wanted if (m.component, m.number) not in done]
         if missing and await conn.fetchval("SELECT to_regclass('projection_positions') IS NOT NULL"):
             # Processes of the build before may still be projecting. Each batch locks its positions first and reads
             # there which migrations it was built for (runtime.py, MigratedBeyond): this waits for the batches in
             # flight and holds the next ones until the migrations commit, so none writes rows the old way past them.
             await conn.execute("LOCK TABLE projection_positions IN EXCLUSIVE MODE")
+        # A new database takes every migration at once, in a moment: one line. An upgrade says each one it applies.
+        # (The event log in PostgreSQL keeps its own migrations in the same table: only these ones count.)
+        upgrade = len(missing) < len(wanted)
+        began = time.monotonic()
         for migration in missing:
+            if upgrade and migration.rewrites:
+                log.info("applying migration %s: %s; it may take a while", migration.name, migration.rewrites)
+            started = time.monotonic()
             await conn.execute(migration.sql)
             await conn.execute(
                 "INSERT INTO schema_migrations (component, number) VALUES ($1, $2)",
@@ -57,6 +74,20 @@ async def migrate(pool: asyncpg.Pool, migrations: Iterable[Migration]) -> list[M
                 migration.number,
             )
             applied.append(migration)
+            if upgrade:
+                log.info(
+                    "applied migration %s%s in %.2f s",
+                    migration.name,
+                    f" ({migration.rewrites})" if migration.rewrites else "",
+                    time.monotonic() - started,
+                )
+        if applied and not upgrade:
+            log.info(
+                "created the schema: %d migration%s in %.2f s",
+                len(applied),
+                "" if len(applied) == 1 else "s",
+                time.monotonic() - began,
+            )
         if applied:
             await conn.execute("UPDATE schema_generation SET generation = generation + 1")
     return applied

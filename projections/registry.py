@@ -502,12 +502,12 @@ class RegistryProjection(Projection):
         Migration("registry", 10, SCHEMA_V10),
         Migration("registry", 11, SCHEMA_V11),
         Migration("registry", 12, SCHEMA_V12),
-        Migration("registry", 13, SCHEMA_V13),
+        Migration("registry", 13, SCHEMA_V13, rewrites="keeps each alias on the newest version holding it"),
         Migration("registry", 14, SCHEMA_CHUNK_SUMMARIES),
         # Which versions hold a file, for /blobs downloads of callers with private scopes hidden (readable.py).
         Migration("registry_files", 1, FILES_V1),
-        Migration("registry_files", 2, FILES_V2),
-        Migration("registry_files", 3, FILES_V3),
+        Migration("registry_files", 2, FILES_V2, rewrites="lists the file digests of every version"),
+        Migration("registry_files", 3, FILES_V3, rewrites="drops the digests of references from every version's files"),
     )
 
     def __init__(self) -> None:

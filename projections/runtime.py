@@ -6,6 +6,10 @@ projections (log_reader.py: `share`, `apply_or_reread`); the rules below are the
 Failure rules, per kind of message:
 - a record that cannot be decoded (foreign producer, schema with no upcaster) is dead-lettered with its
   reason, and the projection goes on;
+- PostgreSQL failing for a reason of its own installation (disk full, out of memory or connections, a broken
+  connection, a shutdown, a read-only standby: database_trouble.py) is no event's fault: nothing is parked and
+  nothing is tried event by event; the batch is read again after a pause growing to 10 s, the trouble said once
+  (then once a minute, with how many batches waited) and shown by /healthz until a batch applies;
 - an event that decodes but fails to apply (a bug), or that was written by a newer modelreg than this
   one, parks its stream: that stream's later events wait in `parked_events`, in order, other streams go
   on, and parked streams are retried. The database, not a runner's memory, says which streams are parked,
@@ -41,6 +45,7 @@ import asyncpg
 import orjson
 
 from modelreg.events.codec import NewerSchemaVersion, UndecodableEvent, decode
+from modelreg.events.database_trouble import TROUBLES_SEEN, DatabaseTrouble, database_trouble
 from modelreg.events.envelope import Envelope
 from modelreg.events.log import EventLog, LogRecord, Subscription
 from modelreg.events.operations import EventSkipped
@@ -49,6 +54,12 @@ from modelreg.projections.positions import PROGRESS_CHANNEL, RUNTIME_MIGRATIONS,
 from modelreg.projections.projection import CopyInto, Projection, Statement
 
 log = logging.getLogger(__name__)
+
+# A batch PostgreSQL's installation kept out is read again after a pause growing from the first to the most; the
+# trouble is said once, then again every TROUBLE_SAID_EVERY_S while it lasts (it was 166 to 581 lines a second).
+FIRST_PAUSE_S = 0.5
+MOST_PAUSE_S = 10.0
+TROUBLE_SAID_EVERY_S = 60.0
 
 
 class PositionMoved(Exception):
@@ -80,6 +91,7 @@ class RunnerStats:
     dead_lettered: int = 0
     parked: int = 0
     skipped: int = 0  # dropped because an admin skipped them
+    waited_for_database: int = 0  # batches read again after a pause, PostgreSQL's installation failing them
     batches: int = 0
     last_batch_at: float = 0.0
     last_error: str | None = None
@@ -139,6 +151,10 @@ class ProjectionRunner:
         self._expected: dict[int, int] = {}  # where this runner believes each partition's stored position is
         self._sought: dict[int, int] = {}  # the offset each partition was last re-read from
         self._subscription: Subscription | None = None
+        self._trouble: DatabaseTrouble | None = None  # what PostgreSQL's installation kept the last batches out for
+        self._trouble_said_at = 0.0
+        self._waited = 0  # batches read again since, for that trouble
+        self._pause = FIRST_PAUSE_S
         handled = projection.handled_types()
         self._handled: set[bytes] | None = None if "*" in handled else {t.encode() for t in handled}
         if self._handled is not None:
@@ -196,8 +212,33 @@ class ProjectionRunner:
             raise
         except Exception as exc:
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
-            log.error("projection %s: batch not applied (%s); re-reading it", self.name, exc)
+            if (trouble := database_trouble(exc)) is not None:
+                await self._wait_out(trouble)
+            else:
+                log.error("projection %s: batch not applied (%s); re-reading it", self.name, exc)
             await self._reread({record.position.partition for record, _ in decoded})
+
+    async def _wait_out(self, trouble: DatabaseTrouble) -> None:
+        """Pause before reading a batch again that PostgreSQL's trouble kept out; say so once, then once a minute."""
+        TROUBLES_SEEN.met(trouble)
+        self._waited += 1
+        self.stats.waited_for_database += 1
+        now = time.monotonic()
+        if self._trouble != trouble or now - self._trouble_said_at >= TROUBLE_SAID_EVERY_S:
+            if self._trouble == trouble:
+                log.error("projection %s still waits: %s (%d batches waited so far)", self.name, trouble, self._waited)
+            else:
+                log.error("projection %s waits: %s; it applies again once PostgreSQL can", self.name, trouble)
+            self._trouble, self._trouble_said_at = trouble, now
+        await asyncio.sleep(self._pause)
+        self._pause = min(self._pause * 2, MOST_PAUSE_S)
+
+    def _mended(self) -> None:
+        """A batch committed: PostgreSQL writes again, whatever failed before (this runner's batches, a command)."""
+        TROUBLES_SEEN.mended()
+        if self._trouble is not None:
+            log.warning("projection %s applies again (%d batches waited for PostgreSQL)", self.name, self._waited)
+            self._trouble, self._waited, self._pause = None, 0, FIRST_PAUSE_S
 
     async def start_positions(self, partitions: list[int]) -> dict[int, int]:
         """Read the stored positions of these partitions and continue from them (the log calls this on
@@ -245,6 +286,8 @@ class ProjectionRunner:
                 except (PositionMoved, MigratedBeyond):
                     raise
                 except Exception as exc:  # a bug in a handler or its SQL: find the event, park its stream
+                    if database_trouble(exc) is not None:
+                        raise  # no event's fault: each would fail alike (apply_or_reread waits)
                     log.warning("projection %s: batch failed (%s), applying event by event", self.name, exc)
                     async with conn.transaction():
                         applied = await self._apply(conn, decoded, isolate=True)
@@ -266,6 +309,8 @@ class ProjectionRunner:
         except (PositionMoved, MigratedBeyond):
             raise
         except Exception as exc:  # a bug in a handler or its SQL: find the event, park its stream
+            if database_trouble(exc) is not None:
+                raise  # no event's fault: the caller's transaction fails with it
             log.warning("projection %s: batch failed (%s), applying event by event", self.name, exc)
             return await self._apply(conn, decoded, isolate=True)
 
@@ -280,6 +325,7 @@ class ProjectionRunner:
 
     async def committed(self, applied: Applied) -> None:
         """What a runner does once a batch's transaction committed."""
+        self._mended()
         self._expected.update(applied.next_offsets)
         counts = applied.counts
         self.stats.applied += counts["applied"]
@@ -407,6 +453,8 @@ class ProjectionRunner:
                 await _execute(conn, [(event.stream, st) for st in self.projection.statements(event)])
             return True
         except Exception as exc:
+            if database_trouble(exc) is not None:
+                raise  # PostgreSQL's, not the event's: parked, the stream would wait for an admin for nothing
             error = f"{type(exc).__name__}: {exc}"
             if await self._skipped(conn, event.id):
                 log.warning("projection %s: dropped %s, skipped by an admin: %s", self.name, event.id, error)
@@ -485,6 +533,8 @@ class ProjectionRunner:
                 async with conn.transaction():  # a savepoint: a failing release leaves the batch whole
                     released = await self._release(conn, skip.stream)
             except Exception as exc:
+                if database_trouble(exc) is not None:
+                    raise
                 await self._count_attempt(conn, skip.stream, f"{type(exc).__name__}: {exc}")
                 return
             if released:
@@ -517,6 +567,8 @@ class ProjectionRunner:
             except MigratedBeyond:
                 raise
             except Exception as exc:
+                if database_trouble(exc) is not None:
+                    return False  # not the stream's error: the next retry tries again, the batches say why
                 await self._count_attempt(conn, stream, f"{type(exc).__name__}: {exc}")
                 return False
 
@@ -558,6 +610,8 @@ class ProjectionRunner:
                     event = decode(row["value"])
                     await _execute(conn, [(event.stream, st) for st in self.projection.statements(event)])
             except Exception as exc:
+                if database_trouble(exc) is not None:
+                    raise  # the stream stays as it was: its release is tried again
                 if not await self._skipped(conn, _event_id(row["value"])):
                     error = f"{type(exc).__name__}: {exc}"
                     await _forget_parked(conn, self.name, stream, rows[:done])

@@ -293,7 +293,7 @@ class TriggersProjection(Projection):
         Migration("triggers", 5, TRIGGERS_V5),
         Migration("triggers", 6, TRIGGERS_V6),
         Migration("triggers", 7, TRIGGERS_V7),
-        Migration("triggers", 8, TRIGGERS_V8),
+        Migration("triggers", 8, TRIGGERS_V8, rewrites="records when each automation was switched"),
     )
 
     def shown_to_commands(self) -> set[str]:

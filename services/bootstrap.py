@@ -138,13 +138,23 @@ async def database_pool(
 
     try:
         return await _waiting_for(f"PostgreSQL at {where}", NOT_ANSWERING, wait_s, pool)
-    except NOT_ANSWERING as exc:
-        raise NeverReached(
-            f"PostgreSQL at {where} did not answer for {wait_s:.0f} s ({exc}): check DATABASE_URL and that the "
-            "database is up"
-        ) from exc
-    except MISCONFIGURED as exc:  # waiting would not mend it
-        raise NeverReached(f"PostgreSQL at {where} refused this process: {exc}: check DATABASE_URL") from exc
+    except (*NOT_ANSWERING, *MISCONFIGURED) as exc:
+        raise postgres_never_reached(where, wait_s, exc) from exc
+
+
+def postgres_never_reached(where: str, wait_s: float, exc: BaseException) -> NeverReached:
+    """The one line a process exits with when PostgreSQL refused it (`exc`) at its start, after waiting `wait_s`."""
+    if isinstance(exc, MISCONFIGURED):  # waiting would not mend it
+        return NeverReached(f"PostgreSQL at {where} refused this process: {exc}: check DATABASE_URL")
+    if isinstance(exc, asyncpg.TooManyConnectionsError):
+        return NeverReached(
+            f"PostgreSQL at {where} had no connection free for {wait_s:.0f} s ({exc}): raise its max_connections, "
+            "or stop what holds its connections (other processes, idle psql sessions: pg_stat_activity lists them)"
+        )
+    return NeverReached(
+        f"PostgreSQL at {where} did not answer for {wait_s:.0f} s ({exc}): check DATABASE_URL and that the "
+        "database is up"
+    )
 
 
 class NeverReached(RuntimeError):
@@ -161,8 +171,9 @@ MISCONFIGURED = (
 )
 
 
-# Refused, no socket yet, or up but still starting (recovering after a crash).
-NOT_ANSWERING = (OSError, asyncpg.CannotConnectNowError)
+# Refused, no socket yet, up but still starting (recovering after a crash), or every connection it allows taken
+# (max_connections, or a role's limit): other processes let go of theirs, so a process waits as for a restart.
+NOT_ANSWERING = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
 
 
 def _without_password(dsn: str) -> str:
@@ -181,21 +192,27 @@ async def started(event_log: EventLog, settings: Settings, wait_s: float = BROKE
     async def start() -> None:
         try:
             await event_log.start()
-        except KafkaConnectionError:
+        except (KafkaConnectionError, *NOT_ANSWERING):
             with contextlib.suppress(Exception):
                 await event_log.close()  # what did start, for the next attempt to start afresh
             raise
 
-    where = f"Kafka at {settings.kafka_bootstrap_servers}"
-    waited_for: tuple[type[Exception], ...] = (KafkaConnectionError,)
-    if settings.missing_topic == "wait":
-        waited_for += (TopicMissing,)
+    not_answering: tuple[type[BaseException], ...]
+    if settings.kafka_bootstrap_servers:
+        what, not_answering = f"Kafka at {settings.kafka_bootstrap_servers}", (KafkaConnectionError,)
+        if settings.missing_topic == "wait":
+            not_answering += (TopicMissing,)
+    else:  # the log is PostgreSQL's: one opening its own pool (export, import) waits for it as database_pool does
+        what, not_answering = f"PostgreSQL at {_without_password(settings.database_url)}", NOT_ANSWERING
     try:
-        await _waiting_for(where, waited_for, wait_s, start)
+        await _waiting_for(what, not_answering, wait_s, start)
+    except (*NOT_ANSWERING, *MISCONFIGURED) as exc:
+        if settings.kafka_bootstrap_servers:
+            raise
+        raise postgres_never_reached(_without_password(settings.database_url), wait_s, exc) from exc
     except KafkaConnectionError as exc:
         raise NeverReached(
-            f"{where} did not answer for {wait_s:.0f} s ({exc}): check KAFKA_BOOTSTRAP_SERVERS and that the broker is "
-            "up"
+            f"{what} did not answer for {wait_s:.0f} s ({exc}): check KAFKA_BOOTSTRAP_SERVERS and that the broker is up"
         ) from exc
     except TopicMissing as exc:
         if settings.missing_topic != "wait":

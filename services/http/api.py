@@ -26,6 +26,7 @@ from graphql_server.utils.operation import get_operation_type
 
 from graphql import ExecutionResult, GraphQLError, GraphQLSchema, OperationDefinitionNode, OperationType
 from modelreg.errors import PermissionDenied
+from modelreg.events.database_trouble import TROUBLES_SEEN
 from modelreg.events.envelope import Actor
 from modelreg.events.log import EventLog, LogPosition
 from modelreg.events.tail import LogTails
@@ -465,6 +466,9 @@ async def healthz(request: web.Request) -> web.Response:
         _at_worst(report, "degraded")
         report["automations"]["missing_for_s"] = round(missing)
         report["no_automations"] = TRIGGERS_MISSING
+    if (trouble := TROUBLES_SEEN.current()) is not None:  # PostgreSQL answers, but cannot write (its disk full...)
+        _at_worst(report, "degraded")
+        report["postgres"]["trouble"] = f"{trouble.what}: projections and writes wait; {trouble.remedy}"
     if stopped := request.app.get(STOPPED_PARTS):
         _at_worst(report, "degraded")
         report["stopped_parts"] = stopped  # e.g. a projector that met a newer build's migration: upgrade this process

@@ -34,6 +34,7 @@ from graphql import (
     InlineFragmentNode,
     SelectionNode,
 )
+from modelreg.events.database_trouble import TROUBLES_SEEN
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
 from modelreg.services.http.operator_views import SEEN_WITH, sees_the_figures
 
@@ -153,6 +154,12 @@ class InstallationSnapshot(Collector):
             for part in READ_PARTS:
                 read.add_metric([part], 0 if part in v["failed"] else 1)
             yield read
+        yield GaugeMetricFamily(
+            "modelreg_database_trouble",
+            "1 while PostgreSQL answers but fails this process's work for a reason of its own, its disk full say "
+            "(/healthz says which)",
+            value=0 if TROUBLES_SEEN.current() is None else 1,
+        )
         ends = GaugeMetricFamily(
             "modelreg_event_log_end_offset", "Events appended, per partition", labels=["partition"]
         )

@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from urllib.parse import parse_qs, urlsplit
+import uuid
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
-from modelreg.services.bootstrap import database_pool
+from modelreg.services.bootstrap import NeverReached, database_pool, started
+from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.settings import Settings
 
 
@@ -69,3 +72,58 @@ async def test_a_database_that_never_answers_is_reported_with_what_to_check() ->
     ) as e:
         await database_pool(settings, pool_size=2, durable_commits=True, wait_s=1.0)
     assert "check DATABASE_URL" in str(e.value) and "hunter2" not in str(e.value)
+
+
+def _as_role(database_url: str, role: str) -> str:
+    parts = urlsplit(database_url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+
+
+async def _role_with_no_connection_free(database_url: str) -> tuple[str, str]:
+    """A role PostgreSQL lets no more connections in for (53300, too_many_connections: as with max_connections
+    reached, which the test cannot reach without taking every other test's connections too)."""
+    role = f"busy_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0")
+        await admin.execute(f"GRANT ALL ON SCHEMA public TO {role}")
+    finally:
+        await admin.close()
+    return role, _as_role(database_url, role)
+
+
+async def test_a_process_waits_for_a_connection_of_a_full_database_to_come_free(database_url: str) -> None:
+    role, as_role = await _role_with_no_connection_free(database_url)
+
+    async def freed() -> None:
+        await asyncio.sleep(1.5)  # refused meanwhile: too many connections
+        admin = await asyncpg.connect(database_url)
+        try:
+            await admin.execute(f"ALTER ROLE {role} CONNECTION LIMIT 10")
+        finally:
+            await admin.close()
+
+    freeing = asyncio.create_task(freed())
+    pool = await database_pool(Settings(database_url=as_role), pool_size=2, durable_commits=True, wait_s=30)
+    try:
+        assert await pool.fetchval("SELECT current_user") == role
+    finally:
+        await pool.close()
+        await freeing
+
+
+async def test_a_database_whose_connections_stay_taken_is_reported_in_one_line_naming_max_connections(
+    database_url: str,
+) -> None:
+    _, as_role = await _role_with_no_connection_free(database_url)
+    with pytest.raises(NeverReached, match=r"had no connection free for 1 s .*raise its max_connections") as e:
+        await database_pool(Settings(database_url=as_role), pool_size=2, durable_commits=True, wait_s=1.0)
+    assert "\n" not in str(e.value)
+
+
+async def test_an_export_waits_for_a_full_database_as_a_server_does(database_url: str) -> None:
+    _, as_role = await _role_with_no_connection_free(database_url)
+    settings = Settings(database_url=as_role)
+    with pytest.raises(NeverReached, match="raise its max_connections"):
+        await started(event_log_for(settings), settings, wait_s=1.0)
