@@ -24,6 +24,11 @@ class Event(BaseModel):
         """The payload's fields, without its private ones."""
         return self.model_dump(exclude=set(self.private_fields))
 
+    def audit_dump(self) -> dict:
+        """What the audit log keeps of it: its public fields (an event carrying data rather than an action's facts
+        keeps what says what was done: MetricsLogged)."""
+        return self.public_dump()
+
 
 ActorKind = Literal["user", "service", "automation"]
 ACTOR_KINDS: tuple[str, ...] = get_args(ActorKind)

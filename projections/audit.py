@@ -59,6 +59,23 @@ SCHEMA_V5 = """
 ALTER TABLE audit_log ADD COLUMN recorded_offline_at timestamptz;
 """
 
+# A metric batch's record says which metrics, steps and how many points (MetricsLogged.audit_dump), not its values:
+# a training run's batches made the audit log as large as the log itself.
+SCHEMA_V6 = """
+UPDATE audit_log SET payload = jsonb_build_object(
+    'entity', payload->'entity', 'project', payload->'project', 'run_id', payload->'run_id',
+    'series', (
+        SELECT jsonb_agg(jsonb_build_object(
+            'key', s->'key',
+            'first_step', s->'first_step',
+            'last_step', CASE WHEN jsonb_typeof(s->'steps') = 'array' THEN s->'steps'->-1
+                              ELSE to_jsonb((s->>'first_step')::bigint + jsonb_array_length(s->'values') - 1) END,
+            'points', jsonb_array_length(s->'values')) ORDER BY n)
+        FROM jsonb_array_elements(payload->'series') WITH ORDINALITY AS e(s, n)))
+WHERE type = 'runs.metrics_logged' AND jsonb_typeof(payload->'series') = 'array'
+  AND jsonb_typeof(payload->'series'->0->'values') = 'array';
+"""
+
 _RECORDED = """
 INSERT INTO audit_log (event_id, type, stream, occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload,
                        stream_seq, recorded_offline_at)
@@ -109,6 +126,7 @@ class AuditProjection(Projection):
         Migration("audit", 3, SCHEMA_V3),
         Migration("audit", 4, SCHEMA_V4, rewrites="removes key digests from the audit log"),
         Migration("audit", 5, SCHEMA_V5),
+        Migration("audit", 6, SCHEMA_V6, rewrites="keeps each metric batch's steps and counts, not its values"),
         # Which entity or model each record is about, for the read filter (projections/readable.py).
         Migration("audit_scope", 1, AUDIT_SCOPE_V1),
         Migration("audit_scope", 2, AUDIT_SCOPE_V2),
@@ -155,6 +173,6 @@ def _record(event: Envelope) -> tuple[Any, ...]:
         event.actor.id,
         event.correlation_id,
         event.causation_id,
-        event.payload.public_dump(),
+        event.payload.audit_dump(),
         event.recorded_offline_at,
     )
