@@ -108,14 +108,30 @@ def _unsent(exc: BaseException) -> bool:
     return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
+def _refused_for_now(exc: BaseException) -> bool:
+    """UNAVAILABLE that the server says to send again: its event log or database away for a moment (a broker's
+    failover, a restart)."""
+    return isinstance(exc, Unavailable) and exc.retriable
+
+
 def _worth_sending_again(exc: BaseException) -> bool:
     # Sent again with its id, a command answers as its first copy did: after an answer lost, after NOT_YET_VISIBLE
-    # (accepted, not yet shown), and after a CONFLICT the server says to send again (nothing written while another
-    # copy or a change to the same thing was under way, or while its read models were behind).
-    return _transient(exc) or isinstance(exc, NotYetVisible) or (isinstance(exc, Conflict) and exc.retriable)
+    # (accepted, not yet shown), after a CONFLICT the server says to send again (nothing written while another
+    # copy or a change to the same thing was under way, or while its read models were behind), and after an
+    # UNAVAILABLE it says to send again (the change may or may not be recorded: its id keeps it from being twice).
+    return (
+        _transient(exc)
+        or isinstance(exc, NotYetVisible)
+        or (isinstance(exc, Conflict) and exc.retriable)
+        or _refused_for_now(exc)
+    )
 
 
-_retrying = _retrying_on(_transient)
+def _worth_asking_again(exc: BaseException) -> bool:
+    return _transient(exc) or _refused_for_now(exc)
+
+
+_retrying = _retrying_on(_worth_asking_again)
 # A mutation without a command id: only what never left this machine is sent again (the server may have
 # applied what it received, and would apply it twice).
 _retrying_unsent = _retrying_on(_unsent)

@@ -47,6 +47,10 @@ _BY_CLASS = {
     "08": DatabaseTrouble("the connection to the registry's database broke", "check that PostgreSQL is up"),
 }
 _CONNECTION_LOST = _BY_CLASS["08"]
+# In those classes, but the statement's own doing each time it runs: waiting would stall its projection for good,
+# where applying its events one by one parks the one at fault (temp_file_limit exceeded; a message PostgreSQL could
+# not take, too large).
+_THE_STATEMENTS_OWN = {"53400", "08P01"}
 
 
 def database_trouble(exc: BaseException | None) -> DatabaseTrouble | None:
@@ -56,6 +60,8 @@ def database_trouble(exc: BaseException | None) -> DatabaseTrouble | None:
     while exc is not None and seen < 5:  # a command's error may wrap the database's
         if isinstance(exc, asyncpg.PostgresError):
             state = exc.sqlstate or ""
+            if state in _THE_STATEMENTS_OWN:
+                return None
             return _BY_SQLSTATE.get(state) or _BY_CLASS.get(state[:2])
         if isinstance(exc, (asyncpg.ConnectionDoesNotExistError, ConnectionError)):
             return _CONNECTION_LOST

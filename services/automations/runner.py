@@ -132,6 +132,9 @@ class AutomationRunner:
         # Jobs whose stream a projection parked: the supervisor leaves them alone until an admin releases it.
         self.stuck: dict[tuple[uuid.UUID, int], str] = {}
         self._log_away = False  # the event log did not answer the last pass (said once, until it answers)
+        # When the event log last refused something (time.monotonic()): agents' heartbeats were refused too, so their
+        # silence says nothing of them until they have had agent_timeout_s to beat again.
+        self._log_refused_at: float | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
         conn = await self.app.reads.pool.acquire()
@@ -153,6 +156,7 @@ class AutomationRunner:
                     self._log_not_answering(exc)
                     await asyncio.sleep(1.0)
                 except (OSError, asyncpg.PostgresError, ModelregError) as exc:  # Postgres or the log away for a moment
+                    self._log_refused_at = time.monotonic()  # heartbeats were refused too, maybe
                     log.warning("automation runner: %s; trying again in a second", exc)
                     await asyncio.sleep(1.0)
                 else:
@@ -182,6 +186,7 @@ class AutomationRunner:
     def _log_not_answering(self, exc: EventLogNotAnswering) -> None:
         """Said once an outage: every pass fails alike until the event log answers again. Its message is advice to a
         caller (send the command again), nothing an operator of this runner can act on: what happened is said."""
+        self._log_refused_at = time.monotonic()
         if self._log_away:
             log.debug("automation runner: %s", exc.what_happened)
             return
@@ -595,6 +600,10 @@ class AutomationRunner:
         """Requeue the jobs of vanished agents, without ever appending in a loop: one requeue per job and
         attempt (a requeue not yet visible is not appended again); a job whose stream is parked is left
         alone, saying so; a job whose requeue is refused `max_requeue_tries` times is failed, saying why."""
+        if self._log_refused_at is not None and time.monotonic() - self._log_refused_at < self.agent_timeout_s:
+            # Every agent's heartbeats were refused with it: after an outage of over agent_timeout_s, every running
+            # job looked vanished and was requeued, while its agent ran it still (twice run, then).
+            return
         orphans = await self.launch.orphaned_jobs(datetime.now(UTC), timedelta(seconds=self.agent_timeout_s))
         still = {(job["job_id"], job["attempt"]) for job in orphans}
         for memo in (self._requeue_tries, self._requeues_appended, self.stuck):
@@ -637,6 +646,9 @@ class AutomationRunner:
         except NotYetVisible as exc:  # appended: waiting for it to show is the next rounds' business
             self._requeues_appended[key] = 1
             log.warning("job %s: requeued, not visible yet: %s", job["job_id"], exc)
+        except EventLogNotAnswering:
+            self._log_refused_at = time.monotonic()
+            raise  # not a try of this job's: the pass says so once, and waits for the log
         except ModelregError as exc:
             tries = self._requeue_tries[key] = self._requeue_tries.get(key, 0) + 1
             log.warning(

@@ -110,7 +110,12 @@ class LookupShares:
                 with contextlib.suppress(ValueError):
                     self._freed.remove(freed)
         self._held.update(shares.keys())
-        return await _on_a_thread_of_its_own(self.look_up, host, ended=functools.partial(self._given_back, shares))
+        try:
+            looking_up = _on_a_thread_of_its_own(self.look_up, host, ended=functools.partial(self._given_back, shares))
+        except BaseException:  # no thread could start (the process's limit): the shares were never used
+            self._given_back(shares)
+            raise
+        return await looking_up
 
     def _given_back(self, shares: dict[str, int]) -> None:
         self._held.subtract(shares.keys())

@@ -90,10 +90,12 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
         await self.websocket.close(code=4403, reason=REVOKED)
 
     async def shutdown(self) -> None:
-        await super().shutdown()
-        await self.context.close_tails()
-        if self.principal is not None:
-            self.sockets.closed(self.principal, self)
+        try:
+            await super().shutdown()
+            await self.context.close_tails()
+        finally:  # a tail that fails to close (Kafka away) must not keep the principal's place for good
+            if self.principal is not None:
+                self.sockets.closed(self.principal, self)
 
     async def handle_message(self, message: Message) -> None:
         if (problem := malformed(message)) is not None:

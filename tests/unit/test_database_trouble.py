@@ -34,6 +34,9 @@ def test_an_error_of_the_installation_names_its_cause(error: Exception, what: st
         asyncpg.UniqueViolationError("duplicate key"),
         asyncpg.DivisionByZeroError("division by zero"),
         asyncpg.UndefinedColumnError("no such column"),
+        # Classes 53 and 08, but the statement's own doing: its events are applied one by one, the culprit parked.
+        asyncpg.exceptions.ConfigurationLimitExceededError("temporary file size exceeds temp_file_limit"),
+        asyncpg.exceptions.ProtocolViolationError("invalid message length"),
         KeyError("run_id"),
     ],
 )

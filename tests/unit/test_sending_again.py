@@ -52,6 +52,39 @@ class HangingUp:
         self._socket.close()
 
 
+class RefusingForNow(HangingUp):
+    """Answers every request as the API does while its event log is away: UNAVAILABLE, to be sent again."""
+
+    def _serve(self) -> None:
+        body = (
+            b'{"errors": [{"message": "the event log (Kafka) is not answering", '
+            b'"extensions": {"code": "UNAVAILABLE", "retriable": true}}]}'
+        )
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            with connection:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    received += connection.recv(65536)
+                head, _, rest = received.partition(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                while len(rest) < length:
+                    rest += connection.recv(65536)
+                self.requests += 1
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+
+
 @pytest.fixture
 def server() -> Iterator[HangingUp]:
     hanging_up = HangingUp()
@@ -110,3 +143,19 @@ def test_a_launch_command_from_the_cli_is_sent_again_after_a_lost_answer(
     result = CliRunner().invoke(main, [*arguments, "--url", server.url, "--api-key", "mr_key"])
     assert result.exit_code == 1, result.output
     assert server.requests == 6
+
+
+def test_a_command_answered_unavailable_is_sent_again_with_its_id_and_one_without_is_not() -> None:
+    """The server's UNAVAILABLE says to send the command again with the same commandId (it is taken once): the
+    client did not, and a broker's failover of a few seconds failed every mutation under way."""
+    refusing = RefusingForNow()
+    try:
+        transport = Transport(refusing.url, "mr_key", timeout_s=5)
+        with pytest.raises(Unavailable):
+            transport.graphql(MUTATION, {"i": with_command_id({"entity": "acme", "project": "fraud", "runId": "r1"})})
+        assert refusing.requests == 6
+        with pytest.raises(Unavailable):
+            transport.graphql(MUTATION, {"i": {"entity": "acme", "project": "fraud", "runId": "r1"}})
+        assert refusing.requests == 7
+    finally:
+        refusing.close()
