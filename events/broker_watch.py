@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,22 @@ class BrokerWatch:
         self.away_since: float | None = None  # time.time() of the first question left unanswered, while it lasts
 
     async def run(self) -> None:
+        slow = 0  # questions in a row answered late, or not at all
         while True:
             await asyncio.sleep(self.every_s)
             try:
                 async with asyncio.timeout(self.within_s):
                     await self.ask()
-            except (KafkaError, OSError, TimeoutError) as exc:
+            except (TimeoutError, KafkaTimeoutError) as exc:
+                # Twice in a row: once may be a busy machine (a JVM's pause, two cores shared), and while the broker
+                # is taken for away every append is refused.
+                slow += 1
+                if slow >= 2:
+                    self.not_answered(exc)
+            except (KafkaError, OSError) as exc:  # refused, reset: the broker is not there
                 self.not_answered(exc)
             else:
+                slow = 0
                 self.answered()
 
     def not_answered(self, exc: BaseException) -> None:
