@@ -70,6 +70,17 @@ class Automation(graphene.ObjectType):
     last_fired_at = graphene.DateTime()
     firings = paged(FiringPage, description="newest first")
     deliveries = paged(WebhookDeliveryPage, description="webhook calls, newest first")
+    warnings = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="In the answer of createAutomation and changeAutomation: what the caller should know though it "
+        "was accepted (a registered model or collection it watches that does not exist yet, a typo maybe). Empty "
+        "when the automation is read otherwise.",
+    )
+
+    @staticmethod
+    def resolve_warnings(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        return list(row.get("warnings", ()))
 
     @staticmethod
     def resolve_id(row: dict, info: graphene.ResolveInfo) -> str:
@@ -227,7 +238,7 @@ class AutomationMutations(graphene.ObjectType):
             # second live automation.
             raise Unavailable(f"this API process cannot create a webhook: {WITHOUT_A_KEY}", retriable=False)
         accepted = await info.context.app.execute(command, info.context.caller)
-        automation = await _visible(info, accepted.subject_id)
+        automation = {**await _visible(info, accepted.subject_id), "warnings": accepted.warnings}
         secret = (
             info.context.webhook_secrets.secret(accepted.subject_id, 1) if command.action.kind == "webhook" else None
         )
@@ -246,10 +257,10 @@ class AutomationMutations(graphene.ObjectType):
     async def resolve_change_automation(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         automation_id = parse_uuid("id", input["id"])
         fields = {k: v for k, v in input.items() if k != "id"}
-        await info.context.app.execute(
+        accepted = await info.context.app.execute(
             parse_command(ChangeAutomation, {"automation_id": automation_id, **fields}), info.context.caller
         )
-        return await _visible(info, automation_id)
+        return {**await _visible(info, automation_id), "warnings": accepted.warnings}
 
     @staticmethod
     async def resolve_retry_firing(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:

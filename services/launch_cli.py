@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -98,10 +99,12 @@ def automation() -> None:
 def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
     """SPEC: a YAML or JSON file with name, trigger, action and optionally description and cooldown_s."""
     query = (
-        "mutation($i: CreateAutomationInput!) { createAutomation(input: $i) { automation { id name } webhookSecret } }"
+        "mutation($i: CreateAutomationInput!) { createAutomation(input: $i) { "
+        "automation { id name warnings } webhookSecret } }"
     )
     created = graphql(url, api_key, query, {"i": _automation_input(spec)})["createAutomation"]
     click.echo(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
+    _warn(created["automation"]["warnings"])
     if created["webhookSecret"]:
         click.echo(
             "webhook secret (shown once; verify X-Modelreg-Signature-V2 with it, as docs/api.md shows): "
@@ -128,14 +131,42 @@ def _automation_input(spec: Any) -> dict[str, Any]:
 @automation.command("list")
 @client_options
 def automation_list(url: str | None, api_key: str | None) -> None:
-    """Every automation: id, state, name, trigger -> action."""
+    """Every automation: id, state, name, its trigger with what it watches -> its action and where it acts."""
     query = """query($after: String) { automations(first: 500, after: $after) {
       items { id name enabled trigger action lastFiredAt } endCursor hasNextPage } }"""
     for found in _every("automations", query, {}, url, api_key):
         state = "enabled" if found["enabled"] else "disabled"
         click.echo(
-            f"{found['id']}  {state:8}  {found['name']}  on {found['trigger']['event']} -> {found['action']['kind']}"
+            f"{found['id']}  {state:8}  {found['name']}  "
+            f"on {trigger_in_words(found['trigger'])} -> {action_in_words(found['action'])}"
         )
+
+
+def trigger_in_words(trigger: dict[str, Any]) -> str:
+    """`alias_added model=nature-classification alias~candidate`: the event and each scope field it was given (two
+    automations on the same event told apart), patterns with ~, a metric's crossing as `metric=loss < 0.1`."""
+    said = [trigger["event"]]
+    where = "/".join(trigger[field] for field in ("entity", "project", "collection") if trigger.get(field))
+    if where:
+        said.append(f"in={where}")
+    for field, label in (("artifact_type", "type"), ("registered_model", "model"), ("run_state", "state")):
+        if trigger.get(field):
+            said.append(f"{label}={trigger[field]}")
+    for field, label in (("alias_pattern", "alias"), ("tag_pattern", "tag")):
+        if trigger.get(field):
+            said.append(f"{label}~{trigger[field]}")
+    if trigger.get("metric"):
+        said.append(f"metric={trigger['metric']} {trigger.get('op')} {trigger.get('threshold')}")
+    return " ".join(said)
+
+
+def action_in_words(action: dict[str, Any]) -> str:
+    """`launch queue=cpu in=acme/nature`, `webhook host=hooks.example.com` (its path may hold a token)."""
+    if action.get("kind") == "launch":
+        return f"launch queue={action.get('queue')} in={action.get('entity')}/{action.get('project')}"
+    if action.get("kind") == "webhook":
+        return f"webhook host={urlsplit(str(action.get('url', ''))).hostname}"
+    return str(action.get("kind"))
 
 
 @automation.command("enable")
@@ -161,9 +192,16 @@ def automation_disable(automation_id: str, url: str | None, api_key: str | None)
 def automation_change(automation_id: str, spec: Any, url: str | None, api_key: str | None) -> None:
     """Give your automation a new SPEC (as `create` takes it; its action of the same kind): its id, secret and
     history stay."""
-    query = "mutation($i: ChangeAutomationInput!) { changeAutomation(input: $i) { id name } }"
+    query = "mutation($i: ChangeAutomationInput!) { changeAutomation(input: $i) { id name warnings } }"
     done = graphql(url, api_key, query, {"i": {"id": automation_id, **_automation_input(spec)}})["changeAutomation"]
     click.echo(f"automation {done['id']} ({done['name']}) changed")
+    _warn(done["warnings"])
+
+
+def _warn(warnings: list[str]) -> None:
+    """What the server accepted but the caller should know (a watched model that does not exist yet)."""
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @automation.command("delete")

@@ -35,6 +35,7 @@ class Accepted:
     subject_id: Any
     events: list[Envelope]
     positions: list[LogPosition]
+    warnings: tuple[str, ...] = ()  # the handler's (Decision.warnings), for the caller's answer
 
 
 class Application:
@@ -137,7 +138,7 @@ class Application:
         )
         decision = await handler(command, context)
         if not decision.events:
-            return Accepted(decision.subject_id, [], [])
+            return Accepted(decision.subject_id, [], [], decision.warnings)
         if correlation_id is None:
             decision = _correlated(decision)
         try:
@@ -150,7 +151,7 @@ class Application:
                     await self.progress.wait_for(
                         self._showing(decision.events), positions, self.read_your_writes_timeout_s
                     )
-            return Accepted(decision.subject_id, decision.events, positions)
+            return Accepted(decision.subject_id, decision.events, positions, decision.warnings)
         try:
             await self.progress.wait_for(self._showing(decision.events), positions, self.read_your_writes_timeout_s)
         except ProjectionLagging as exc:
@@ -165,7 +166,7 @@ class Application:
                 f"accepted, but projection {projection} has parked {stream} after an error ({error}): it will "
                 "show once the stream is released; see /healthz"
             )
-        return Accepted(decision.subject_id, decision.events, positions)
+        return Accepted(decision.subject_id, decision.events, positions, decision.warnings)
 
     async def log_end(self) -> list[LogPosition]:
         """The last event of each partition on the log now."""

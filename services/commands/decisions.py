@@ -28,10 +28,12 @@ class StoredBlobs(Protocol):
 
 @dataclass(frozen=True)
 class Decision:
-    """The events a command becomes (maybe none) and the id of what it created or found."""
+    """The events a command becomes (maybe none), the id of what it created or found, and what its caller should
+    know though nothing was refused (an automation watching a model that does not exist yet)."""
 
     events: list[Envelope] = field(default_factory=list)
     subject_id: Any = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

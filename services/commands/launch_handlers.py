@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -461,7 +463,8 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
     await _spec_checked(cmd.trigger, cmd.action, ctx)
     automation_id = uuid7()
     payload = AutomationCreated(automation_id=automation_id, **cmd.model_dump())
-    return Decision([ctx.event(payload, automation_stream(automation_id))], automation_id)
+    warnings = await _watched_names_missing(cmd.trigger, ctx)
+    return Decision([ctx.event(payload, automation_stream(automation_id))], automation_id, warnings)
 
 
 async def change_automation(cmd: ChangeAutomation, ctx: CommandContext) -> Decision:
@@ -488,7 +491,8 @@ async def change_automation(cmd: ChangeAutomation, ctx: CommandContext) -> Decis
         **cmd.model_dump(exclude={"command_id", "occurred_at"}),
         scope=watched_scope(cmd.trigger.model_dump(), cmd.action.model_dump()),
     )
-    return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)
+    warnings = await _watched_names_missing(cmd.trigger, ctx)
+    return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id, warnings)
 
 
 async def _spec_checked(trigger: TriggerSpec, action: LaunchAction | WebhookAction, ctx: CommandContext) -> None:
@@ -505,6 +509,7 @@ async def _spec_checked(trigger: TriggerSpec, action: LaunchAction | WebhookActi
                 f"trigger.{field} {quoted(pattern)} is not a regular expression PostgreSQL can run ({problem}): "
                 "write it in POSIX style (no (?i) or named groups; [Pp]rod for either case)"
             )
+    _fires_on_an_alias_that_can_be_added(trigger)
     _names_only_what_the_trigger_provides(trigger, action)
     _may_watch(trigger, ctx)
     if action.kind == "launch":
@@ -520,6 +525,66 @@ async def _spec_checked(trigger: TriggerSpec, action: LaunchAction | WebhookActi
             ctx.caller.require("admin", (), "a webhook to a private or loopback address")
         else:
             await refuse_private_target(action.url)
+
+
+async def _watched_names_missing(trigger: TriggerSpec, ctx: CommandContext) -> tuple[str, ...]:
+    """Warnings, not refusals: an automation may be set up before what it watches (a model registered later), but a
+    typo (`nature-clasification`) was accepted silently and never fired."""
+    warnings = []
+    if (
+        trigger.registered_model is not None
+        and await ctx.reads.registry.registered_model(trigger.registered_model) is None
+    ):
+        warnings.append(
+            f"no registered model {shortened(trigger.registered_model)} exists yet: this automation fires once one "
+            "is created with that name (check its spelling)"
+        )
+    if trigger.entity and trigger.project and trigger.collection:
+        where = f"{trigger.entity}/{trigger.project}/{trigger.collection}"
+        if (
+            await ctx.reads.registry.artifact_version_by_ref(
+                trigger.entity, trigger.project, trigger.collection, "latest"
+            )
+            is None
+        ):
+            warnings.append(
+                f"artifact collection {shortened(where)} has no version yet: this automation fires once one is "
+                "logged under that name (check its spelling)"
+            )
+    return tuple(warnings)
+
+
+# What an alias is made of (NAME_PATTERN): the letters an alias one edit away from `latest` may differ by.
+_ALIAS_LETTERS = string.ascii_letters + string.digits + "._-"
+
+
+def _one_edit_away(word: str) -> set[str]:
+    """Every name one letter deleted, changed or inserted away from `word`."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    deleted = {head + tail[1:] for head, tail in splits if tail}
+    changed = {head + letter + tail[1:] for head, tail in splits if tail for letter in _ALIAS_LETTERS}
+    inserted = {head + letter + tail for head, tail in splits for letter in _ALIAS_LETTERS}
+    return (deleted | changed | inserted) - {word}
+
+
+def _fires_on_an_alias_that_can_be_added(trigger: TriggerSpec) -> None:
+    """`latest` is computed (the newest version linked), never added, so no registry.alias_added carries it: "when
+    alias latest is added", as W&B users write it, was accepted and never fired. The rule, predictable without
+    reading the regex: a pattern that matches `latest` but no alias one letter away from it (it spells `latest`
+    out: `latest`, `^latest$`, `latest|production`) is refused; `.*` or `lat.*` match others and are taken."""
+    if trigger.event != "alias_added" or trigger.alias_pattern is None:
+        return
+    whole = re.compile(f"(?:{trigger.alias_pattern})")
+    if not whole.fullmatch("latest"):
+        return
+    if any(whole.fullmatch(name) for name in _one_edit_away("latest")):
+        return
+    raise InvalidInput(
+        f"trigger.alias_pattern {quoted(trigger.alias_pattern)} matches 'latest', which is never added as an alias: "
+        "the registry computes it (the newest version linked), so this automation would never fire for it. To act "
+        "on each new latest version, use a version_linked trigger on the registered model (each version linked "
+        "is the new latest); to act on aliases people add, name those (e.g. 'candidate|production')"
+    )
 
 
 def _may_watch(trigger: TriggerSpec, ctx: CommandContext) -> None:

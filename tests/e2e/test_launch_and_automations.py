@@ -652,7 +652,29 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
     assert changed == f"automation {automation_id} (retrain on fresh data) changed\n"
     assert "disabled" in await cli("automation", "disable", automation_id)
     listed = await cli("automation", "list")
-    assert f"{automation_id}  disabled  retrain on fresh data  on artifact_version_logged -> launch" in listed
+    assert (
+        f"{automation_id}  disabled  retrain on fresh data  on artifact_version_logged in=fresh-data "
+        "-> launch queue=gpu in=acme/nature"
+    ) in listed
+    # A model misspelt is taken (an automation may be set up before its model), with a warning on stderr.
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(
+        spec.read_text().replace(
+            "trigger: {event: artifact_version_logged, collection: fresh-data}",
+            "trigger: {event: alias_added, registered_model: nature-clasification, alias_pattern: candidate}",
+        )
+    )
+    created, warned = await cli.with_warnings("automation", "create", str(typo))
+    assert warned == (
+        "warning: no registered model nature-clasification exists yet: this automation fires once one is created "
+        "with that name (check its spelling)\n"
+    )
+    typo_id = created.split()[1]
+    assert (
+        f"{typo_id}  enabled   retrain on fresh data  on alias_added model=nature-clasification alias~candidate "
+        "-> launch queue=gpu in=acme/nature"
+    ) in await cli("automation", "list")
+    assert "deleted" in await cli("automation", "delete", typo_id)
     assert await cli("automation", "delete", automation_id) == "automation retrain on fresh data deleted\n"
     assert automation_id not in await cli("automation", "list")
     # Nothing waits in the queue and no automation launches into it any more: it may go.

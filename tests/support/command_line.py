@@ -18,10 +18,17 @@ class CommandLine:
     async def __call__(self, *args: str) -> str:
         return await asyncio.to_thread(self._run, args)
 
+    async def with_warnings(self, *args: str) -> tuple[str, str]:
+        """Its standard output and its standard error (where warnings go)."""
+        return await asyncio.to_thread(self._run_both, args)
+
     def _run(self, args: tuple[str, ...]) -> str:
+        return self._run_both(args)[0]
+
+    def _run_both(self, args: tuple[str, ...]) -> tuple[str, str]:
         result = CliRunner().invoke(main, list(args), env=self.env)
         assert result.exit_code == 0, result.output
-        return result.stdout
+        return result.stdout, result.stderr
 
 
 async def command_line(stack: Stack, principal: str = "user:ada") -> CommandLine:

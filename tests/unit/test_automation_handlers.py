@@ -13,6 +13,7 @@ from uuid_utils.compat import uuid7
 
 from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelreg.events.automations import FiringRetried
+from modelreg.services.commands.commands import LinkVersion, LogArtifactVersion
 from modelreg.services.commands.launch_commands import (
     ChangeAutomation,
     CreateAutomation,
@@ -312,3 +313,66 @@ async def test_nobody_automates_a_watch_on_what_they_may_not_read() -> None:
         await registry(automation(LAUNCH, on_secret), outsider)
     reader = dataclasses.replace(outsider, grants={"model:secret": "viewer"})
     await registry(automation(LAUNCH, on_secret), reader)
+
+
+@pytest.mark.parametrize("pattern", ["latest", "^latest$", "(latest)", "latest|production"])
+async def test_an_automation_waiting_for_the_alias_latest_to_be_added_is_refused_for_latest_is_never_added(
+    pattern: str,
+) -> None:
+    registry = WriteSide()
+    on_latest = {"event": "alias_added", "registered_model": "fraud", "alias_pattern": pattern}
+    hook = {"kind": "webhook", "url": "https://93.184.216.34/hook"}
+    with pytest.raises(InvalidInput, match="matches 'latest', which is never added .* use a version_linked trigger"):
+        await registry(automation(hook, on_latest), MEMBER)
+    created = await registry(automation(hook, {**on_latest, "alias_pattern": "candidate"}), MEMBER)
+    with pytest.raises(InvalidInput, match="matches 'latest', which is never added"):
+        await registry(
+            ChangeAutomation(automation_id=created.subject_id, name="e", trigger=on_latest, action=hook), MEMBER
+        )
+
+
+@pytest.mark.parametrize("pattern", [".*", "lat.*", "latest.*", "[a-z]+", "candidate"])
+async def test_an_alias_pattern_that_also_matches_aliases_people_add_is_taken(pattern: str) -> None:
+    on_any = {"event": "alias_added", "registered_model": "fraud", "alias_pattern": pattern}
+    await WriteSide()(automation({"kind": "webhook", "url": "https://93.184.216.34/hook"}, on_any), MEMBER)
+
+
+async def test_an_automation_watching_a_model_not_registered_yet_is_taken_with_a_warning() -> None:
+    registry = WriteSide()
+    hook = {"kind": "webhook", "url": "https://93.184.216.34/hook"}
+    typo = {"event": "alias_added", "registered_model": "frud", "alias_pattern": "candidate"}
+    created = await registry(automation(hook, typo), MEMBER)
+    assert created.warnings == (
+        "no registered model frud exists yet: this automation fires once one is created with that name "
+        "(check its spelling)",
+    )
+    assert registry.appended_types()[-1] == "automations.automation_created"
+    version = await registry(
+        LogArtifactVersion(
+            entity="acme",
+            project="fraud",
+            name="weights",
+            artifact_type="model",
+            manifest=(registry.stored_file(b"w"),),
+        )
+    )
+    await registry(LinkVersion(registered_model="fraud", artifact_version_id=version.subject_id))
+    changed = await registry(
+        ChangeAutomation(
+            automation_id=created.subject_id, name="e", trigger={**typo, "registered_model": "fraud"}, action=hook
+        ),
+        MEMBER,
+    )
+    assert changed.warnings == ()
+    on_a_collection = {
+        "event": "artifact_version_logged",
+        "entity": "acme",
+        "project": "fraud",
+        "collection": "wieghts",
+    }
+    watching = await registry(automation(hook, on_a_collection), MEMBER)
+    assert watching.warnings == (
+        "artifact collection acme/fraud/wieghts has no version yet: this automation fires once one is logged under "
+        "that name (check its spelling)",
+    )
+    assert (await registry(automation(hook, {**on_a_collection, "collection": "weights"}), MEMBER)).warnings == ()
