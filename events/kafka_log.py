@@ -9,6 +9,7 @@ broker's outages are said once each way (broker_watch.py), aiokafka's own lines 
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import time
 from collections.abc import Awaitable, Iterable, Iterator, Sequence
@@ -97,9 +98,12 @@ def _unavailable_while_not_answering(doing: str, *, where: str = "", recording: 
         raise _not_answering(doing, exc, where=where, recording=recording) from exc
 
 
-def _named(topics: set[str]) -> str:
-    """The topics an installation could use, for a person to choose from: not Kafka's own, nor dead-letter ones."""
+def _named(topics: set[str], near: str = "") -> str:
+    """The topics an installation could use, for a person to choose from: not Kafka's own, nor dead-letter ones; those
+    whose names are nearest `near` first (a mistyped name's own among them, on a cluster of hundreds of topics)."""
     names = sorted(t for t in topics if not t.startswith("__") and not t.endswith(".deadletter"))
+    nearest = difflib.get_close_matches(near, names, n=5, cutoff=0.6) if near else []
+    names = nearest + [name for name in names if name not in nearest]
     shown = ", ".join(names[:20])
     return f"{shown} and {len(names) - 20} more" if len(names) > 20 else shown
 
@@ -253,7 +257,8 @@ class KafkaEventLog:
             await admin.close()
 
     def _missing(self, existing: set[str]) -> str:
-        found = f"its topics are {_named(existing)}" if _named(existing) else "it has no topics yet"
+        named = _named(existing, near=self.topic)
+        found = f"its topics are {named}" if named else "it has no topics yet"
         return (
             f"Kafka at {self.bootstrap_servers} has no topic {self.topic}, and this command does not create one: "
             f"{found}. Name the installation's topic with MODELREG_TOPIC or --topic; a new installation's is created "
