@@ -48,6 +48,8 @@ FIRED_BY: dict[str, tuple[Event, ...]] = {
 }
 # What the runner adds to a firing about an artifact version (services/automations/runner.py, _variables).
 OF_A_VERSION = {"entity", "project", "collection", "artifact_version", "artifact_ref"}
+# And about a registered model's version: its number there (runner.py, model_version_of).
+OF_A_MODEL_VERSION = {"registered_model_version", "registered_model_ref"}
 # What the trigger projection adds to a metric's firing, in SQL: the point that crossed.
 OF_A_POINT = {"metric", "value", "step"}
 
@@ -58,7 +60,7 @@ def _carried(event: Event) -> set[str]:
     (fired, _) = projection.statements(envelope)
     names = set(fired.args[5])
     if "artifact_version_id" in names:
-        names |= OF_A_VERSION
+        names |= OF_A_VERSION | (OF_A_MODEL_VERSION if "registered_model" in names else set())
     if isinstance(event, MetricsLogged):
         names |= OF_A_POINT
     return names
