@@ -13,6 +13,7 @@ import gc
 import hashlib
 import re
 import resource
+import shutil
 import signal
 import statistics
 import sys
@@ -234,7 +235,8 @@ async def command_latency(
     settings = await infra.fresh_settings()
     port = 18000 + (int(time.time()) % 1000)
     processes = _projector_processes(settings, split=split)
-    key_file = Path(tempfile.mkdtemp(prefix="modelreg-bench-")) / "admin-api-key"
+    key_folder = Path(tempfile.mkdtemp(prefix="modelreg-bench-"))
+    key_file = key_folder / "admin-api-key"
     processes.append(modelreg_process(settings, "api", "--port", str(port), "--admin-key-file", str(key_file)))
     url = f"http://127.0.0.1:{port}/graphql"
     try:
@@ -288,6 +290,7 @@ async def command_latency(
     finally:
         for p in processes:
             stop(p)
+        shutil.rmtree(key_folder, ignore_errors=True)  # an admin key, left in /tmp by every run
 
 
 async def main(events_n: int, commands: int) -> None:
