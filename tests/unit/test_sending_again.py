@@ -20,7 +20,9 @@ MUTATION = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
 
 
 class HangingUp:
-    """Reads each request whole, then closes the connection without a word."""
+    """Reads each request whole, then closes the connection without a word (or after `answer`, when set)."""
+
+    answer: bytes | None = None
 
     def __init__(self) -> None:
         self.requests = 0
@@ -35,18 +37,14 @@ class HangingUp:
             except OSError:
                 return
             with connection:
-                received = b""
-                while b"\r\n\r\n" not in received:
-                    received += connection.recv(65536)
-                head, _, body = received.partition(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length")
-                )
-                while len(body) < length:
-                    body += connection.recv(65536)
+                _read_request(connection)
                 self.requests += 1
+                if self.answer is not None:
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                        + f"Content-Length: {len(self.answer)}\r\n\r\n".encode()
+                        + self.answer
+                    )
 
     def close(self) -> None:
         self._socket.close()
@@ -55,34 +53,22 @@ class HangingUp:
 class RefusingForNow(HangingUp):
     """Answers every request as the API does while its event log is away: UNAVAILABLE, to be sent again."""
 
-    def _serve(self) -> None:
-        body = (
-            b'{"errors": [{"message": "the event log (Kafka) is not answering", '
-            b'"extensions": {"code": "UNAVAILABLE", "retriable": true}}]}'
-        )
-        while True:
-            try:
-                connection, _ = self._socket.accept()
-            except OSError:
-                return
-            with connection:
-                received = b""
-                while b"\r\n\r\n" not in received:
-                    received += connection.recv(65536)
-                head, _, rest = received.partition(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length")
-                )
-                while len(rest) < length:
-                    rest += connection.recv(65536)
-                self.requests += 1
-                connection.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                    + body
-                )
+    answer = (
+        b'{"errors": [{"message": "the event log (Kafka) is not answering", '
+        b'"extensions": {"code": "UNAVAILABLE", "retriable": true}}]}'
+    )
+
+
+def _read_request(connection: socket.socket) -> None:
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += connection.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += connection.recv(65536)
 
 
 @pytest.fixture
