@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import math
 import os
 import re
 import secrets
@@ -109,6 +110,11 @@ def keep_environment_private() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(4, 0)  # PR_SET_DUMPABLE; execve gives the jobs their own
 
 
+def _key_refused(exc: BaseException) -> bool:
+    """The API no longer takes this agent's key (unknown, revoked): asking again cannot help."""
+    return isinstance(exc, Refused) and exc.code == "HTTP" and str(exc).startswith(("HTTP 401", "HTTP 403"))
+
+
 def _machine_name() -> str:
     """This process on this machine, in the characters an agent id allows."""
     host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:63] or "host"
@@ -152,6 +158,8 @@ class LaunchAgent:
     _queue_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Jobs this agent's key was refused, by when: tried again after REFUSED_RETRY_S (a grant may have come since).
     _not_for_this_key: dict[str, float] = field(default_factory=dict)
+    # Why the API stopped taking this agent's key while it ran (a revoked key): the agent then stops.
+    _refused_key: str | None = None
     _docker_checked: tuple[float, str | None] | None = None  # when Docker was last asked, and why it did not answer
     start_wait_s: float = START_WAIT_S  # how long a starting agent waits for the API
     # Once stopped, how long running jobs may finish before they are stopped and given back (`--drain`).
@@ -189,13 +197,16 @@ class LaunchAgent:
             log.info(
                 "agent %s: polling %s, up to %d jobs at once", self.agent_id, ", ".join(self.queues), self.max_jobs
             )
-            beating = asyncio.create_task(self._heartbeats())
+            beating = asyncio.create_task(self._heartbeats(stopping))
             try:
                 while not stopping.is_set():
                     if len(self._running) < self.max_jobs:
                         try:
                             await self._take_jobs()
                         except (Refused, httpx.HTTPError) as exc:  # the API restarting, say: poll again
+                            if _key_refused(exc):
+                                self._refused_key = str(exc)
+                                break
                             log.warning("agent %s: could not take jobs (%s); retrying", self.agent_id, exc)
                             await asyncio.sleep(1.0)
                     try:
@@ -211,6 +222,11 @@ class LaunchAgent:
                 await self._given_back(stopped)
                 beating.cancel()
                 await asyncio.gather(beating, return_exceptions=True)
+        if self._refused_key is not None:
+            raise SystemExit(
+                f"agent {self.agent_id}: the API at {self.url} no longer takes this agent's key ({self._refused_key}); "
+                "its running jobs were stopped. Issue a new key (a member's service key) and start the agent again"
+            )
 
     async def _drained(self, stop_now: asyncio.Event) -> None:
         """Let running jobs finish for up to `drain_s`, heartbeats going on (else they would be requeued)."""
@@ -262,7 +278,7 @@ class LaunchAgent:
                 self._queue_kinds = {q["name"]: q for q in await self._all_queues()}
                 return
             except Refused as exc:
-                if exc.code == "HTTP" and str(exc).startswith(("HTTP 401", "HTTP 403")):
+                if _key_refused(exc):
                     raise SystemExit(
                         f"agent: the API at {self.url} refused this agent's key ({exc}): check "
                         "MODELREG_API_KEY (a member's service key)"
@@ -294,18 +310,40 @@ class LaunchAgent:
         """Report how the job's process ended: FINISHED or FAILED, with why."""
         await self.gql(_FINISHED, {"i": {**ids, "state": state, "exitCode": code, "reason": reason}})
 
-    async def _heartbeats(self) -> None:
+    async def _heartbeats(self, stopping: asyncio.Event) -> None:
+        """Beats every `heartbeat_s` and looks for cancelled jobs between beats. A failed beat is tried again after
+        a wait doubling up to `heartbeat_s` (it was tried again at once: a thousand requests and warnings a second
+        against an API restarting), said once when it starts failing and once a minute after; a key the API no
+        longer takes (revoked) stops the agent, which can do nothing more with it."""
         loop = asyncio.get_running_loop()
         beat_at = loop.time()
+        failures, said_at = 0, -math.inf
         while True:
             try:
                 if loop.time() >= beat_at:
                     beat = {"agentId": self.agent_id, "queues": self.queues, "runningJobs": list(self._running)}
                     await self.gql(_HEARTBEAT, {"i": beat})
                     beat_at = loop.time() + self.heartbeat_s
+                    if failures:
+                        log.info("agent %s: heartbeat answered again after %d failure(s)", self.agent_id, failures)
+                    failures, said_at = 0, -math.inf
                 await self._stop_cancelled_jobs()
             except (Refused, httpx.HTTPError) as exc:
-                log.warning("agent %s: heartbeat failed (%s)", self.agent_id, exc)
+                if _key_refused(exc):
+                    self._refused_key = str(exc)
+                    stopping.set()
+                    return
+                failures += 1
+                beat_at = loop.time() + min(self.heartbeat_s, 0.5 * 2**failures)
+                if loop.time() - said_at >= 60.0:
+                    said_at = loop.time()
+                    log.warning(
+                        "agent %s: heartbeat failed (%s); trying again with waits up to %g s (%d failure(s) so far)",
+                        self.agent_id,
+                        exc,
+                        self.heartbeat_s,
+                        failures,
+                    )
             await asyncio.sleep(max(0.0, min(self.cancel_check_s, beat_at - loop.time())))
 
     async def _stop_cancelled_jobs(self) -> None:
