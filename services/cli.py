@@ -16,6 +16,7 @@ import click
 
 from modelreg.services.cli_client import client_options, graphql, seconds
 from modelreg.services.launch_cli import automation, job, launch, queue
+from modelreg.services.terminal_text import say
 
 if TYPE_CHECKING:
     from modelreg.services.settings import MissingTopic
@@ -66,7 +67,7 @@ def _run_until_signal(
     if unreached:
         raise click.ClickException(unreached[0])
     if stopped:
-        click.echo(f"modelreg: {stopped[0]}", err=True)  # one line: the operator asked for it, nothing went wrong
+        say(f"modelreg: {stopped[0]}", err=True)  # one line: the operator asked for it, nothing went wrong
         sys.exit(0)
 
 
@@ -274,14 +275,14 @@ def server(
         if local_kafka and kafka is None:
             from modelreg.services.infra.local_kafka import LocalKafka
 
-            click.echo(f"starting Kafka (KRaft, one node) in {data_dir / 'kafka'} ...")
+            say(f"starting Kafka (KRaft, one node) in {data_dir / 'kafka'} ...")
             broker = LocalKafka(data_dir / "kafka").start()
             stack.callback(broker.stop)
             kafka = broker.bootstrap_servers
         if database_url is None:
             from modelreg.services.infra.embedded_postgres import embedded_postgres_kept_running
 
-            click.echo(f"starting PostgreSQL in {data_dir / 'postgres'} ...", err=True)
+            say(f"starting PostgreSQL in {data_dir / 'postgres'} ...", err=True)
             database_url = stack.enter_context(embedded_postgres_kept_running(data_dir / "postgres"))
         settings = Settings(
             database_url=database_url,
@@ -340,7 +341,7 @@ def _database_url(data_dir: Path | None, database_url: str | None) -> str:
     from modelreg.services.infra.embedded_postgres import start_embedded_postgres
 
     data_dir = data_dir or Path(platformdirs.user_data_dir("modelreg"))
-    click.echo(f"starting PostgreSQL in {data_dir / 'postgres'} ...", err=True)
+    say(f"starting PostgreSQL in {data_dir / 'postgres'} ...", err=True)
     dsn, _handle = start_embedded_postgres(data_dir / "postgres")
     return dsn
 
@@ -405,8 +406,8 @@ def migrate_log_command(data_dir: Path | None, database_url: str | None, topic: 
             return await migrate_log(source, target, bar.update)
 
     copied = asyncio.run(run())
-    click.echo(f"copied {copied} events to {to} (topic {topic}); read models rebuilt from Kafka.")
-    click.echo(
+    say(f"copied {copied} events to {to} (topic {topic}); read models rebuilt from Kafka.")
+    say(
         f"next: modelreg server --kafka {to.removeprefix('kafka://')}" + (f" --data-dir {data_dir}" if data_dir else "")
     )
 
@@ -439,7 +440,7 @@ def export_command(data_dir: Path | None, database_url: str | None, topic: str, 
         exported = asyncio.run(run())
     except (TopicMissing, NeverReached) as exc:  # a setting to check: its one line says which (a traceback hid it)
         raise click.ClickException(str(exc)) from None
-    click.echo(f"exported {exported} events to {file}")
+    say(f"exported {exported} events to {file}")
 
 
 @main.command("import")
@@ -469,7 +470,7 @@ def import_command(data_dir: Path | None, database_url: str | None, topic: str, 
         count = asyncio.run(run())
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(
+    say(
         f"imported {count} events from {file}; the artifact files are not in it: copy the blob store of the "
         "installation it came from (<data-dir>/blobs, --blob-dir or the bucket) to this one's"
     )
@@ -564,13 +565,13 @@ async def _serve_with(
     tune_gc(SERVING_YOUNG_OBJECTS)
     try:
         if admin_key_file is not None and (created := await issue_first_admin_key(app, admin_key_file)):
-            click.echo(
+            say(
                 f"first start: an admin API key was written to {created} "
                 "(keep it secret; send it as 'Authorization: Bearer <key>')"
             )
         log = f"Kafka {settings.kafka_bootstrap_servers}" if settings.kafka_bootstrap_servers else "Postgres"
-        click.echo(f"modelreg GraphQL: http://{host}:{port}/graphql   (event log: {log}; Ctrl-C stops)")
-        click.echo(f"modelreg web UI: http://{host}:{port}/   (log in with an API key)")
+        say(f"modelreg GraphQL: http://{host}:{port}/graphql   (event log: {log}; Ctrl-C stops)")
+        say(f"modelreg web UI: http://{host}:{port}/   (log in with an API key)")
         await until_stopped(stopping, [task for task in (projector, automations) if task is not None])
     finally:
         stopping.set()
@@ -759,7 +760,7 @@ def agent(
     stopping = asyncio.Event()
     launch_agent = agent_from_environment(list(queues), max_jobs, url, api_key, job_env, entities)
     if not entities:
-        click.echo(
+        say(
             "agent: runs the jobs of every entity its key may claim, on this machine; --entity NAME limits it to the "
             "teams you trust with it",
             err=True,
@@ -849,7 +850,7 @@ def rebuild(
         seconds = _run(run_rebuild(settings, names, processes=processes, on_progress=progress))
     except (LookupError, RuntimeError) as exc:  # an unknown name; a replay process that failed (says what next)
         raise click.ClickException(str(exc)) from None
-    click.echo(f"\nrebuilt {shown} in {seconds:.2f}s")
+    say(f"\nrebuilt {shown} in {seconds:.2f}s")
 
 
 @main.group()
@@ -864,7 +865,7 @@ def export_schemas_command(folder: Path) -> None:
     from modelreg.events.schemas import export_schemas
 
     for path in export_schemas(folder):
-        click.echo(path)
+        say(path)
 
 
 @main.command("login")
@@ -896,7 +897,7 @@ def login_command(host: str | None, key: str | None) -> None:
     finally:
         transport.close()
     path = save_login(LoginSettings(url, key))
-    click.echo(f"logged in to {url}; settings in {path}")
+    say(f"logged in to {url}; settings in {path}")
 
 
 @main.command("sync")
@@ -922,7 +923,7 @@ def sync_command(paths: tuple[Path, ...], url: str | None, api_key: str | None, 
     try:
         folders = offline_run_folders(list(paths) or [spool_root()])
         if not folders:
-            click.echo("no offline runs to sync")
+            say("no offline runs to sync")
         for folder in folders:
             # One run the server refuses must not keep every run recorded after it off the server.
             try:
@@ -930,15 +931,13 @@ def sync_command(paths: tuple[Path, ...], url: str | None, api_key: str | None, 
             except Unavailable:
                 raise  # the server, not the run: the others would fail alike
             except ModelregError as exc:
-                click.echo(f"not synced: {folder}: {exc.message}", err=True)
+                say(f"not synced: {folder}: {exc.message}", err=True)
                 failed.append((folder, exc.message))
                 continue
             note = "" if report.finished else " (no finish recorded: still running or crashed; sync again later)"
             if report.skipped:
                 note += f"; {len(report.skipped)} left out, refused (see sync-state.json in the folder)"
-            click.echo(
-                f"synced {report.run_path} from {folder}: {report.sent} of {report.commands} commands sent now{note}"
-            )
+            say(f"synced {report.run_path} from {folder}: {report.sent} of {report.commands} commands sent now{note}")
     except ModelregError as exc:
         raise click.ClickException(exc.message) from None
     finally:
@@ -960,7 +959,7 @@ def kafka_fetch() -> None:
     """Download Kafka's jars into the cache (once; needs Maven and Maven Central)."""
     from modelreg.services.infra.local_kafka import fetch_kafka_jars
 
-    click.echo(fetch_kafka_jars())
+    say(fetch_kafka_jars())
 
 
 @kafka.command("run")
@@ -972,7 +971,7 @@ def kafka_run(data_dir: Path) -> None:
     # Blocked, so that SIGTERM waits for sigwait instead of killing this process and leaving the broker's JVM.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     broker = LocalKafka(data_dir).start()
-    click.echo(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
+    say(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
     sys.stdout.flush()
     try:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
@@ -1005,22 +1004,22 @@ def parked(ctx: click.Context, url: str | None, api_key: str | None) -> None:
             break
         after = page["endCursor"]
     if not shown:
-        click.echo("no parked streams")
+        say("no parked streams")
 
 
 def _echo_parked(found: dict[str, Any]) -> None:
-    click.echo(f"{found['projection']}  {found['stream']}")
+    say(f"{found['projection']}  {found['stream']}")
     waiting = f"{found['attempts']} attempt(s), {found['waitingEvents']} event(s) waiting"
-    click.echo(f"  parked since {found['since']}, {waiting}")
-    click.echo(f"  at event {found['firstEventId']} ({found['firstEventType']}, {found['firstEventPosition']})")
-    click.echo(f"  error: {found['error']}")
+    say(f"  parked since {found['since']}, {waiting}")
+    say(f"  at event {found['firstEventId']} ({found['firstEventType']}, {found['firstEventPosition']})")
+    say(f"  error: {found['error']}")
 
 
 def _echo_release(outcome: dict[str, Any], stream: str) -> None:
     if outcome["released"]:
-        click.echo(f"{stream} released: its events are applied")
+        say(f"{stream} released: its events are applied")
         return
-    click.echo(f"{stream} is still parked:")
+    say(f"{stream} is still parked:")
     _echo_parked(outcome["parkedStream"])
     sys.exit(1)
 
@@ -1060,7 +1059,7 @@ def object_store_build() -> None:
     """Build SeaweedFS into the cache (once; needs Go and the Go module proxy) and print the binary's path."""
     from modelreg.services.infra.local_object_store import build_seaweedfs
 
-    click.echo(build_seaweedfs())
+    say(build_seaweedfs())
 
 
 @object_store.command("serve")
@@ -1082,8 +1081,8 @@ def object_store_serve(folder: Path, bucket: str) -> None:
 
         asyncio.run(make_bucket())
         for name, value in server.credentials.items():
-            click.echo(f"export {name}={value}")
-        click.echo(f"modelreg api --blob-store 's3://{bucket}/blobs?endpoint={server.endpoint}'   (Ctrl-C stops)")
+            say(f"export {name}={value}")
+        say(f"modelreg api --blob-store 's3://{bucket}/blobs?endpoint={server.endpoint}'   (Ctrl-C stops)")
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
 
@@ -1106,7 +1105,7 @@ def migrate_blobs(source: Path, target: str, parallel: int) -> None:
 
     location = ObjectStoreLocation.from_url(target)
     report = asyncio.run(migrate_folder_to_bucket(source, location, parallel, on_file=lambda d, s, done: None))
-    click.echo(
+    say(
         f"{report.copied} file(s) copied ({report.copied_bytes} bytes), {report.skipped} already there"
         + (f", {len(report.failed)} FAILED: {report.failed[:5]}" if report.failed else "")
     )

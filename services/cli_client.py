@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from modelreg.services.terminal_text import shown
+
 
 def graphql(url: str | None, api_key: str | None, query: str, variables: dict[str, Any]) -> dict[str, Any]:
     from modelreg.errors import ModelregError
@@ -16,7 +18,7 @@ def graphql(url: str | None, api_key: str | None, query: str, variables: dict[st
     try:
         return Transport(url, api_key).graphql(query, variables)
     except ModelregError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(shown(str(exc))) from None
 
 
 def with_command_id(fields: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import click
 
 from modelreg.services.cli_client import client_options, graphql, seconds, with_command_id
+from modelreg.services.terminal_text import say, shown_output
 
 
 @click.group()
@@ -50,7 +51,7 @@ def queue_create(
         queue_input["entities"] = list(entities)
     created = graphql(url, api_key, query, {"i": queue_input})["createLaunchQueue"]
     takes = _takes(created.get("entities", []))
-    click.echo(f"queue {created['name']} ({_enum_value(created['resource'])}) created, {takes}")
+    say(f"queue {created['name']} ({_enum_value(created['resource'])}) created, {takes}")
 
 
 @queue.command("entities")
@@ -61,7 +62,7 @@ def queue_entities(name: str, entities: tuple[str, ...], url: str | None, api_ke
     """Make queue NAME take only these entities' jobs (none named: every entity's)."""
     query = "mutation($i: SetLaunchQueueEntitiesInput!) { setLaunchQueueEntities(input: $i) { name entities } }"
     changed = graphql(url, api_key, query, {"i": {"name": name, "entities": list(entities)}})["setLaunchQueueEntities"]
-    click.echo(f"queue {changed['name']} {_takes(changed['entities'])}")
+    say(f"queue {changed['name']} {_takes(changed['entities'])}")
 
 
 @queue.command("delete")
@@ -71,7 +72,7 @@ def queue_delete(name: str, url: str | None, api_key: str | None) -> None:
     """Delete queue NAME (admins), once no job waits or runs in it and no automation launches into it."""
     query = "mutation($i: DeleteLaunchQueueInput!) { deleteLaunchQueue(input: $i) { name } }"
     done = graphql(url, api_key, query, {"i": {"name": name}})["deleteLaunchQueue"]
-    click.echo(f"queue {done['name']} deleted")
+    say(f"queue {done['name']} deleted")
 
 
 def _takes(entities: list[str]) -> str:
@@ -103,10 +104,10 @@ def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
         "automation { id name warnings } webhookSecret } }"
     )
     created = graphql(url, api_key, query, {"i": _automation_input(spec)})["createAutomation"]
-    click.echo(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
+    say(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
     _warn(created["automation"]["warnings"])
     if created["webhookSecret"]:
-        click.echo(
+        say(
             "webhook secret (shown once; verify X-Modelreg-Signature-V2 with it, as docs/api.md shows): "
             f"{created['webhookSecret']}"
         )
@@ -136,7 +137,7 @@ def automation_list(url: str | None, api_key: str | None) -> None:
       items { id name enabled trigger action lastFiredAt } endCursor hasNextPage } }"""
     for found in _every("automations", query, {}, url, api_key):
         state = "enabled" if found["enabled"] else "disabled"
-        click.echo(
+        say(
             f"{found['id']}  {state:8}  {found['name']}  "
             f"on {trigger_in_words(found['trigger'])} -> {action_in_words(found['action'])}"
         )
@@ -194,14 +195,14 @@ def automation_change(automation_id: str, spec: Any, url: str | None, api_key: s
     history stay."""
     query = "mutation($i: ChangeAutomationInput!) { changeAutomation(input: $i) { id name warnings } }"
     done = graphql(url, api_key, query, {"i": {"id": automation_id, **_automation_input(spec)}})["changeAutomation"]
-    click.echo(f"automation {done['id']} ({done['name']}) changed")
+    say(f"automation {done['id']} ({done['name']}) changed")
     _warn(done["warnings"])
 
 
 def _warn(warnings: list[str]) -> None:
     """What the server accepted but the caller should know (a watched model that does not exist yet)."""
     for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
+        say(f"warning: {warning}", err=True)
 
 
 @automation.command("delete")
@@ -211,7 +212,7 @@ def automation_delete(automation_id: str, url: str | None, api_key: str | None) 
     """Delete it (yours, or any as an admin): it fires no more; its firings stay, for the audit."""
     query = "mutation($i: DeleteAutomationInput!) { deleteAutomation(input: $i) { name } }"
     done = graphql(url, api_key, query, {"i": {"id": automation_id}})["deleteAutomation"]
-    click.echo(f"automation {done['name']} deleted")
+    say(f"automation {done['name']} deleted")
 
 
 _FIRING_STATUSES = ("pending", "skipped", "enqueued", "delivered", "failed")
@@ -237,13 +238,13 @@ def automation_firings(
             continue
         result = f"job {found['jobId']}" if found["jobId"] else (found["detail"] or "")
         retried = f" (retried {found['retries']}x)" if found["retries"] else ""
-        click.echo(
+        say(
             f"{found['eventId']}  {_enum_value(found['status']):9}  {found['eventType']}  by {found['actor']} at "
             f"{found['occurredAt']}{retried}  {result}".rstrip()
         )
         shown += 1
     if not shown:
-        click.echo("no firings")
+        say("no firings")
 
 
 @automation.command("retry")
@@ -255,13 +256,13 @@ def automation_retry(automation_id: str, event_id: str, url: str | None, api_key
     a webhook is called again under the same delivery id, a launch enqueues its job."""
     query = "mutation($i: RetryFiringInput!) { retryFiring(input: $i) { status retries } }"
     done = graphql(url, api_key, query, {"i": {"id": automation_id, "eventId": event_id}})["retryFiring"]
-    click.echo(f"firing for event {event_id} {_enum_value(done['status'])} again (retry {done['retries']})")
+    say(f"firing for event {event_id} {_enum_value(done['status'])} again (retry {done['retries']})")
 
 
 def _set_enabled(automation_id: str, enabled: bool, url: str | None, api_key: str | None) -> None:
     query = "mutation($i: SetAutomationEnabledInput!) { setAutomationEnabled(input: $i) { name enabled } }"
     done = graphql(url, api_key, query, {"i": {"id": automation_id, "enabled": enabled}})["setAutomationEnabled"]
-    click.echo(f"automation {done['name']} {'enabled' if done['enabled'] else 'disabled'}")
+    say(f"automation {done['name']} {'enabled' if done['enabled'] else 'disabled'}")
 
 
 @click.command()
@@ -323,7 +324,7 @@ def launch(
         }
     )
     job = graphql(url, api_key, query, {"i": enqueue})
-    click.echo(
+    say(
         f"job {job['enqueueJob']['id']} queued on {queue_name} "
         f"with config {json.dumps(job['enqueueJob']['config'], sort_keys=True)}"
     )
@@ -336,7 +337,7 @@ def queue_list(url: str | None, api_key: str | None) -> None:
     query = """query($after: String) { launchQueues(first: 500, after: $after) {
       items { name resource entities } endCursor hasNextPage } }"""
     for found in _every("launchQueues", query, {}, url, api_key):
-        click.echo(f"{found['name']}  {_enum_value(found['resource'])}  {_takes(found['entities'])}")
+        say(f"{found['name']}  {_enum_value(found['resource'])}  {_takes(found['entities'])}")
 
 
 def _every(
@@ -383,13 +384,13 @@ def job_list(queue_name: str | None, state: str | None, limit: int, url: str | N
     for found in _every("launchJobs", query, variables, url, api_key):
         if shown == limit:
             break
-        click.echo(
+        say(
             f"{found['id']}  {_enum_value(found['state']):9}  {found['queue']}  {found['entity']}/{found['project']}  "
             f"by {found['enqueuedBy']} at {found['enqueuedAt']}"
         )
         shown += 1
     if not shown:
-        click.echo("no jobs")
+        say("no jobs")
 
 
 @job.command("show")
@@ -398,24 +399,22 @@ def job_list(queue_name: str | None, state: str | None, limit: int, url: str | N
 def job_show(job_id: str, url: str | None, api_key: str | None) -> None:
     """One job: its state, attempts, why it ended, its runs."""
     found = _job(job_id, url, api_key)
-    click.echo(f"job {found['id']}  {_enum_value(found['state'])}")
-    click.echo(f"  queue {found['queue']}, {found['entity']}/{found['project']}, enqueued by {found['enqueuedBy']}")
+    say(f"job {found['id']}  {_enum_value(found['state'])}")
+    say(f"  queue {found['queue']}, {found['entity']}/{found['project']}, enqueued by {found['enqueuedBy']}")
     if trigger := found["triggeredBy"]:  # where it came from, as the web UI's job page says
-        click.echo(
-            f"  triggered by automation {trigger['automation_id']} on {trigger['event_type']} {trigger['event_id']}"
-        )
+        say(f"  triggered by automation {trigger['automation_id']} on {trigger['event_type']} {trigger['event_id']}")
     if found["retryOf"]:
-        click.echo(f"  runs job {found['retryOf']} again")
+        say(f"  runs job {found['retryOf']} again")
     requeued = f", requeued {found['requeues']} time(s)" if found["requeues"] else ""
-    click.echo(f"  attempt {found['attempt']}{requeued}" + (f" on {found['agentId']}" if found["agentId"] else ""))
+    say(f"  attempt {found['attempt']}{requeued}" + (f" on {found['agentId']}" if found["agentId"] else ""))
     if found["timeLimitS"] is not None:
-        click.echo(f"  time limit {found['timeLimitS']} s")
+        say(f"  time limit {found['timeLimitS']} s")
     if found["exitCode"] is not None:
-        click.echo(f"  exit status {found['exitCode']}")
+        say(f"  exit status {found['exitCode']}")
     if found["reason"]:
-        click.echo(f"  reason: {found['reason']}")
+        say(f"  reason: {found['reason']}")
     if found["runIds"]:
-        click.echo(f"  runs: {', '.join(found['runIds'])}")
+        say(f"  runs: {', '.join(found['runIds'])}")
 
 
 def _job(job_id: str, url: str | None, api_key: str | None) -> dict[str, Any]:
@@ -445,9 +444,9 @@ def job_logs(job_id: str, follow: bool, url: str | None, api_key: str | None) ->
         for chunk in page["items"]:
             if chunk["attempt"] != attempt:
                 if attempt is not None:
-                    click.echo(f"[modelreg: attempt {chunk['attempt']}]", err=True)
+                    say(f"[modelreg: attempt {chunk['attempt']}]", err=True)
                 attempt = chunk["attempt"]
-            click.echo(chunk["text"], nl=False, err=chunk["stream"] == "STDERR")
+            click.echo(shown_output(chunk["text"]), nl=False, err=chunk["stream"] == "STDERR")
         after = page["endCursor"] or after
         if page["hasNextPage"]:
             continue
@@ -464,7 +463,7 @@ def job_cancel(job_id: str, reason: str | None, url: str | None, api_key: str | 
     """Cancel a job: a running one is asked to stop (SIGTERM), then killed 10 s later."""
     query = "mutation($i: CancelJobInput!) { cancelJob(input: $i) { id state } }"
     done = graphql(url, api_key, query, {"i": with_command_id({"id": job_id, "reason": reason})})["cancelJob"]
-    click.echo(f"job {done['id']} {_enum_value(done['state'])}")
+    say(f"job {done['id']} {_enum_value(done['state'])}")
 
 
 @job.command("retry")
@@ -474,4 +473,4 @@ def job_retry(job_id: str, url: str | None, api_key: str | None) -> None:
     """Run an ended job (failed, cancelled, finished) again, as it was enqueued: prints the new job's id."""
     query = "mutation($i: RetryJobInput!) { retryJob(input: $i) { id queue } }"
     done = graphql(url, api_key, query, {"i": with_command_id({"id": job_id})})["retryJob"]
-    click.echo(f"job {done['id']} queued on {done['queue']} (a retry of {job_id})")
+    say(f"job {done['id']} queued on {done['queue']} (a retry of {job_id})")

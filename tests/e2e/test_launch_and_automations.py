@@ -674,6 +674,13 @@ async def test_queues_and_automations_are_managed_from_the_command_line_too(stac
         f"{typo_id}  enabled   retrain on fresh data  on alias_added model=nature-clasification alias~candidate "
         "-> launch queue=gpu in=acme/nature"
     ) in await cli("automation", "list")
+    # A name holding a terminal sequence (OSC 52 writes the reader's clipboard) is listed as its escape.
+    sly = tmp_path / "sly.yaml"
+    sly.write_text(spec.read_text().replace("name: retrain on fresh data", 'name: "retrain \\e]52;c;aGk=\\a now"'))
+    sly_id = (await cli("automation", "create", str(sly))).split()[1]
+    listed = await cli("automation", "list")
+    assert f"{sly_id}  enabled   retrain \\u001b]52;c;aGk=\\u0007 now" in listed and "\x1b" not in listed
+    assert "deleted" in await cli("automation", "delete", sly_id)
     assert "deleted" in await cli("automation", "delete", typo_id)
     assert await cli("automation", "delete", automation_id) == "automation retrain on fresh data deleted\n"
     assert automation_id not in await cli("automation", "list")
