@@ -60,9 +60,9 @@ from modelreg.services.commands.launch_commands import (
 log = logging.getLogger(__name__)
 
 FIRINGS_CHANNEL = "modelreg_firings"
-# A webhook's attempts wait 5, 10, 20 s... up to 10 minutes apart: the 5 attempts of the default span about 2.5
-# minutes, 20 (the most allowed) about 2 hours; a receiver restarting or being deployed misses none. They were
-# 0.5 s apart at first, and 7.5 s of a receiver's downtime lost the notification for good.
+# A webhook's attempts wait 5, 10, 20 s... up to 10 minutes apart: the 5 attempts of the default span 75 s
+# (0, 5, 15, 35, 75), 20 (the most allowed) about 2 hours; a receiver restarting or being deployed misses none.
+# They were 0.5 s apart at first, and 7.5 s of a receiver's downtime lost the notification for good.
 WEBHOOK_BACKOFF_S = 5.0
 WEBHOOK_BACKOFF_MAX_S = 600.0
 # How far back an automation looks for itself among the automations whose jobs led to an event.
@@ -576,7 +576,8 @@ class AutomationRunner:
                     retrying.retry_state.set_result(delivered)
         except RetryError:
             return "failed", (
-                f"gave up after {tries} attempts (the last: {last}): once the receiver answers, send it again with "
+                f"gave up after {tries} attempt{'s' if tries != 1 else ''} (the last: {last}): once the receiver "
+                "answers, send it again with "
                 f"retryFiring (modelreg automation retry {automation['automation_id']} {firing['event_id']})"
             )
         if refused is not None:  # refused at every attempt while it stays so: `retryFiring` once it is not

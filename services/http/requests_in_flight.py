@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import hdrs, web
+from graphql_server.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from modelreg.services.http.body_limits import refusal
 
@@ -57,4 +58,6 @@ async def requests_within_capacity(request: web.Request, handler: Any) -> web.St
 def _opens_a_websocket(request: web.Request) -> bool:
     """A handshake the websocket route will take (an Upgrade header alone is not: sent with any POST, it would
     slip every request past the bound)."""
-    return hdrs.UPGRADE in request.headers and web.WebSocketResponse().can_prepare(request).ok
+    # With the protocol the route speaks: without it, aiohttp warned of protocols that "don't overlap" at each socket.
+    probe = web.WebSocketResponse(protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,))
+    return hdrs.UPGRADE in request.headers and probe.can_prepare(request).ok

@@ -190,7 +190,7 @@ async def test_a_firing_given_up_is_delivered_again_on_retry_under_the_same_deli
     await wait_until(lambda: _status_is(firing, "FAILED"), timeout_s=30)
     given_up = await firing()
     assert given_up["detail"] == (
-        f"gave up after 1 attempts (the last: answered 500): once the receiver answers, send it again with "
+        f"gave up after 1 attempt (the last: answered 500): once the receiver answers, send it again with "
         f"retryFiring (modelreg automation retry {automation_id} {given_up['eventId']})"
     )
 

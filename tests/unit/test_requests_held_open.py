@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 
+import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from prometheus_client import CollectorRegistry, generate_latest
 from support.event_loops import Run
 from support.waiting import until
@@ -24,7 +26,12 @@ from modelreg.services.http.body_limits import (
     received_bounded,
 )
 from modelreg.services.http.open_connections import OpenConnections, listen_bounded
-from modelreg.services.http.requests_in_flight import IN_FLIGHT, RequestsInFlight, requests_within_capacity
+from modelreg.services.http.requests_in_flight import (
+    IN_FLIGHT,
+    RequestsInFlight,
+    _opens_a_websocket,
+    requests_within_capacity,
+)
 
 DEADLINE_S = 0.5
 
@@ -216,3 +223,18 @@ def test_a_burst_of_connections_is_held_to_the_bound(run: Run) -> None:
                     caller.close()
 
     run(story())
+
+
+def test_a_websocket_handshake_is_told_apart_without_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Each subscription's handshake logged "Client protocols ['graphql-transport-ws'] don't overlap server-known
+    ones ()": the probe telling it apart from a request merely naming an Upgrade asked without the protocol."""
+    headers = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Protocol": "graphql-transport-ws",
+    }
+    with caplog.at_level(logging.WARNING):
+        assert _opens_a_websocket(make_mocked_request("GET", "/graphql", headers=headers))
+    assert caplog.records == []
