@@ -32,7 +32,9 @@ TriggerEvent = Literal[
 # the event (projections/triggers.py), the runner a version's reference (services/automations/runner.py). A name
 # outside them would be sent as written, "${artifcat_ref}" into a job's config, so an automation naming one is
 # refused.
-EVERY_FIRING = frozenset({"event_id", "event_type", "actor", "correlation_id"})
+# `occurred_at` orders a receiver's webhooks: each firing is retried on its own, so an older one retried may arrive
+# after a newer one.
+EVERY_FIRING = frozenset({"event_id", "event_type", "actor", "correlation_id", "occurred_at"})
 _A_VERSION = frozenset({"artifact_version_id", "entity", "project", "collection", "artifact_version", "artifact_ref"})
 # The version as the registered model numbers it (v3 of nature-classification, `model-registry/<model>:v3`);
 # artifact_version is the logged artifact's own number (v0 of nature-classifier), another number.

@@ -438,6 +438,7 @@ class AutomationRunner:
 
     async def _variables(self, firing: dict[str, Any]) -> dict[str, Any] | None:
         variables = dict(firing["variables"])
+        variables["occurred_at"] = firing["occurred_at"].isoformat()
         version_id = variables.get("artifact_version_id")
         if version_id is not None:
             version = await self.app.reads.artifact_version(uuid.UUID(version_id))

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -121,6 +122,8 @@ async def test_a_webhook_without_a_payload_gets_what_the_firing_knows(
         "alias": "production",
         "artifact_ref": "acme/nature/classifier:v0",
     }
+    # Each firing is retried on its own, so an older one may arrive after a newer one: its time orders them.
+    assert datetime.fromisoformat(sent["occurred_at"]).tzinfo is not None
 
 
 async def _count(receiver: Receiver, n: int) -> bool:

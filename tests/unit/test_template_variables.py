@@ -52,13 +52,15 @@ OF_A_VERSION = {"entity", "project", "collection", "artifact_version", "artifact
 OF_A_MODEL_VERSION = {"registered_model_version", "registered_model_ref"}
 # What the trigger projection adds to a metric's firing, in SQL: the point that crossed.
 OF_A_POINT = {"metric", "value", "step"}
+# What the runner adds to every firing: its event's time (runner.py, _variables).
+OF_EVERY_FIRING = {"occurred_at"}
 
 
 def _carried(event: Event) -> set[str]:
     projection = TriggersProjection()  # knows no automation yet: matches every kind
     envelope = Envelope.new(event, stream="s", actor=Actor(kind="user", id="ada"))
     (fired, _) = projection.statements(envelope)
-    names = set(fired.args[5])
+    names = set(fired.args[5]) | OF_EVERY_FIRING
     if "artifact_version_id" in names:
         names |= OF_A_VERSION | (OF_A_MODEL_VERSION if "registered_model" in names else set())
     if isinstance(event, MetricsLogged):
