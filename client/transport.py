@@ -21,7 +21,7 @@ from uuid import uuid4
 
 import httpx
 import orjson
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, retry, retry_if_exception, wait_exponential
 
 from modelreg.direct_upload import DirectUpload, presigned_put
 from modelreg.errors import (
@@ -95,10 +95,26 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
 
 
+RETRY_FOR_S_VARIABLE = "MODELREG_RETRY_FOR_S"
+_TRIES = 6  # about 6 s of waits (0.2, 0.4 ... 3.2 s), unless MODELREG_RETRY_FOR_S says how long
+
+
+def _given_up(state: RetryCallState) -> bool:
+    """Whether to stop asking: after 6 tries, or once MODELREG_RETRY_FOR_S seconds have gone by when it is set (a
+    deployment whose API restarts take longer than the 6 s of the 6 tries; read at each request)."""
+    budget = os.environ.get(RETRY_FOR_S_VARIABLE)
+    if budget:
+        try:
+            return state.seconds_since_start >= float(budget)
+        except ValueError:
+            raise InvalidInput(f"{RETRY_FOR_S_VARIABLE}={budget!r} is no number of seconds") from None
+    return state.attempt_number >= _TRIES
+
+
 def _retrying_on(predicate: Callable[[BaseException], bool]) -> Any:
     return retry(
         retry=retry_if_exception(predicate),
-        stop=stop_after_attempt(6),
+        stop=_given_up,
         wait=wait_exponential(multiplier=0.2, max=5),
         reraise=True,
     )
