@@ -105,7 +105,7 @@ def _given_up(state: RetryCallState) -> bool:
     budget = os.environ.get(RETRY_FOR_S_VARIABLE)
     if budget:
         try:
-            return state.seconds_since_start >= float(budget)
+            return (state.seconds_since_start or 0.0) >= float(budget)
         except ValueError:
             raise InvalidInput(f"{RETRY_FOR_S_VARIABLE}={budget!r} is no number of seconds") from None
     return state.attempt_number >= _TRIES
