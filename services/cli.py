@@ -787,10 +787,16 @@ def projector(
 ) -> None:
     """Run the projections: apply the event log to the Postgres read models, exactly once."""
     from modelreg.projections.runtime import MigratedBeyond
+    from modelreg.services.projections_catalog import projection
     from modelreg.services.projector import run_projector
     from modelreg.services.restart_on_failure import restart_on_failure
     from modelreg.services.settings import Settings
 
+    for name in names:  # a misspelt one was started again every 10 s, for ever
+        try:
+            projection(name)
+        except LookupError as exc:
+            raise click.BadParameter(str(exc), param_hint="--projection") from None
     stopping = asyncio.Event()
     settings = Settings(
         database_url=database_url,
