@@ -42,6 +42,7 @@ from modelreg.services.automations.webhook_signing import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     SIGNATURE_V2_HEADER,
+    WITHOUT_A_KEY,
     WebhookSecrets,
     signature,
     signature_v2,
@@ -131,6 +132,7 @@ class AutomationRunner:
         self._given_up: set[tuple[uuid.UUID, int]] = set()
         # Jobs whose stream a projection parked: the supervisor leaves them alone until an admin releases it.
         self.stuck: dict[tuple[uuid.UUID, int], str] = {}
+        self._said_no_webhook_key = False  # said once a process: its firings wait for a key
         self._log_away = False  # the event log did not answer the last pass (said once, until it answers)
         # When the event log last refused something (time.monotonic()): agents' heartbeats were refused too, so their
         # silence says nothing of them until they have had agent_timeout_s to beat again.
@@ -275,6 +277,13 @@ class AutomationRunner:
         """Carry out one firing; False when it cannot be done yet (it stays pending for the next round)."""
         automation = await self.launch.automation(firing["automation_id"])
         if automation is None:
+            return False
+        if automation["action"]["kind"] == "webhook" and not self.secrets.can_sign:
+            # A deployment's fault, not the firing's: it waits, pending, for a process started with the key. It was
+            # a 35-line traceback every second or two per firing, for ever, with /healthz ok.
+            if not self._said_no_webhook_key:
+                log.error("automation runner: %s; webhook firings wait, pending, until then", WITHOUT_A_KEY)
+                self._said_no_webhook_key = True
             return False
         variables = await self._variables(firing)
         if variables is None:
