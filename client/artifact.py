@@ -733,9 +733,9 @@ class LoggedArtifact:
 
     def delete(self, delete_aliases: bool = False) -> None:
         """A soft delete: the version leaves every list and ref; its number is never given again; its files stay
-        while other versions hold them. Refused while it holds aliases, unless `delete_aliases`, and while it is
-        linked to a registered model. A version read through a registry path (`is_link`) is unlinked instead,
-        as W&B does: the logged version stays."""
+        in the blob store but download only through other versions that list them. Refused while it holds
+        aliases, unless `delete_aliases`, and while it is linked to a registered model. A version read through a
+        registry path (`is_link`) is unlinked instead, as W&B does: the logged version stays."""
         if self.is_link:
             warnings.warn(
                 f"modelreg: {self!r} is read through the registry: delete() unlinks it from {self.registered_model!r} "

@@ -324,7 +324,10 @@ class ArtifactMutations(graphene.ObjectType):
         ArtifactVersion,
         required=True,
         input=DeleteArtifactVersionInput(required=True),
-        description="A soft delete: the version leaves refs and lists, its number is never reused, its files stay.",
+        description=(
+            "A soft delete: the version leaves refs and lists, its number is never reused, its files stay stored "
+            "but download only through other versions listing them."
+        ),
     )
 
     @staticmethod

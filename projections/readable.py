@@ -243,10 +243,11 @@ class Visibility:
         return {r["artifact_version_id"] for r in rows}
 
     async def blob_readable(self, digest: str, readable: Readable) -> bool:
-        """A file is readable when one version the caller may read lists it (a GIN index on the manifests'
-        digests finds the versions: FILES_V2)."""
+        """A file is readable when a live version the caller may read lists it (a GIN index on the manifests'
+        digests finds the versions: FILES_V2). To a caller for whom nothing is hidden, a file no version lists
+        yet is readable too; one that only deleted versions list is read by no one (see blobs_hidden)."""
         if readable.hides_nothing:
-            return True
+            return not await self.blobs_hidden([digest], readable)
         return await self.pool.fetchval(
             f"SELECT {_held_by_a_readable_version('$1::text')}",
             digest,
@@ -262,14 +263,30 @@ class Visibility:
         return digest in await self.blobs_hidden([digest], readable)
 
     async def blobs_hidden(self, digests: Collection[str], readable: Readable) -> set[str]:
-        """Which of `digests` are hidden from the caller (see blob_hidden), in one query."""
-        if readable.hides_nothing or not digests:
+        """Which of `digests` are hidden from the caller (see blob_hidden), in one query. A deleted version is
+        read by no one: a file only deleted versions list is hidden from every caller, admins too, so that it is
+        no longer served through them (nor through a version listing its digest without its bytes)."""
+        if not digests:
             return set()
+        wanted = sorted(set(digests))
+        if readable.hides_nothing:
+            # Only a deleted version can hide a file from this caller: the few deleted ones are asked first,
+            # through their own small index (FILES_V4), so that the common answer costs one probe.
+            wanted = [
+                r["d"]
+                for r in await self.pool.fetch(
+                    "SELECT DISTINCT d FROM artifact_versions, unnest(file_digests) AS d "
+                    "WHERE deleted_at IS NOT NULL AND file_digests && $1::text[] AND d = ANY($1::text[])",
+                    wanted,
+                )
+            ]
+            if not wanted:
+                return set()
         rows = await self.pool.fetch(
             "SELECT d FROM unnest($1::text[]) AS d "
             "WHERE EXISTS (SELECT 1 FROM artifact_versions WHERE file_digests @> ARRAY[d]) "
             f"AND NOT {_held_by_a_readable_version('d')}",
-            sorted(set(digests)),
+            wanted,
             sorted(readable.hidden_entities),
             sorted(readable.hidden_models),
         )
@@ -277,11 +294,11 @@ class Visibility:
 
 
 def _held_by_a_readable_version(digest: str) -> str:
-    """SQL: a version the caller may read lists the file `digest` (an SQL expression); $2 and $3 are the
-    caller's hidden entities and models."""
+    """SQL: a live (not deleted) version the caller may read lists the file `digest` (an SQL expression); $2
+    and $3 are the caller's hidden entities and models."""
     return f"""EXISTS (
     SELECT 1 FROM artifact_versions av
-    WHERE av.file_digests @> ARRAY[{digest}]
+    WHERE av.file_digests @> ARRAY[{digest}] AND av.deleted_at IS NULL
       AND (av.entity <> ALL($2::text[])
            OR EXISTS (SELECT 1 FROM model_versions mv WHERE mv.artifact_version_id = av.id
                       AND mv.registered_model <> ALL($3::text[]))))"""
@@ -313,4 +330,11 @@ UPDATE artifact_versions av SET file_digests = coalesce(
     '{}')
 WHERE EXISTS (
     SELECT 1 FROM jsonb_array_elements(av.manifest) AS entry WHERE entry ->> 'ref' IS NOT NULL);
+"""
+
+# The file digests of deleted versions, in an index of their own: every download and every version logged asks
+# whether a deleted version lists one of its files (Visibility.blobs_hidden), and deleted versions are few.
+FILES_V4 = """
+CREATE INDEX artifact_versions_deleted_by_file_digest ON artifact_versions USING gin (file_digests)
+    WHERE deleted_at IS NOT NULL;
 """

@@ -51,7 +51,7 @@ from modelreg.projections.metric_chunks import (
 )
 from modelreg.projections.migrations import Migration
 from modelreg.projections.projection import Projection, Statement, handles
-from modelreg.projections.readable import FILES_V1, FILES_V2, FILES_V3
+from modelreg.projections.readable import FILES_V1, FILES_V2, FILES_V3, FILES_V4
 
 SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -508,6 +508,7 @@ class RegistryProjection(Projection):
         Migration("registry_files", 1, FILES_V1),
         Migration("registry_files", 2, FILES_V2, rewrites="lists the file digests of every version"),
         Migration("registry_files", 3, FILES_V3, rewrites="drops the digests of references from every version's files"),
+        Migration("registry_files", 4, FILES_V4),
     )
 
     def __init__(self) -> None:

@@ -7,6 +7,9 @@ model's weights, a dataset). That holds for a file no version lists yet too: a p
 version is not logged yet (the rest of a big artifact still uploading, a run that crashed) was found by its
 size and first MiB, listed in an outsider's own version, and read from there.
 
+A file that only deleted versions list is, to everyone, a file of versions they may not read (a deleted version is
+read by no one): no one downloads it, and whoever did not send its bytes no longer finds it.
+
 Listing a file in a version needs its bytes only when versions hidden from the caller list it
 (require_stored_files, services/commands/handlers.py): a file uploaded straight to object storage in one PUT
 has no record of its sender, who must be able to log the version listing it.
@@ -47,7 +50,7 @@ def hidden_from(
     `holder`."""
 
     async def hidden(digest: str) -> bool:
-        if readable.hides_nothing or await visibility.blob_readable(digest, readable):
+        if await visibility.blob_readable(digest, readable):
             return False
         try:
             if await blobs.held_by([digest], holder):

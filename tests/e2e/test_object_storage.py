@@ -531,3 +531,31 @@ async def test_a_member_who_does_not_read_every_team_logs_a_new_file_sent_in_one
     logged = await (await client.post("/graphql", json=log, headers={"Authorization": f"Bearer {member}"})).json()
     assert "errors" not in logged, logged
     assert (await client.head(f"/blobs/{address(content)}", headers=admin)).status == 200
+
+
+async def test_a_deleted_versions_file_is_handed_out_through_no_presigned_url(
+    bucket_stack: Stack, tmp_path: Path
+) -> None:
+    assert bucket_stack.client is not None
+    client, admin = bucket_stack.client, await bucket_stack.auth()
+    content = b"name,email\njohn,john@example.com\n"
+    (tmp_path / "pii.csv").write_bytes(content)
+    transport = Transport(str(client.make_url("/")))  # the stack's admin key, from the environment
+    try:
+        await asyncio.to_thread(transport.upload, tmp_path / "pii.csv", address(content), lambda sent: None)
+    finally:
+        transport.close()
+    files = [{"path": "pii.csv", "size": len(content), "digest": address(content)}]
+    log = {
+        "query": "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }",
+        "variables": {
+            "i": {"entity": "acme", "project": "faces", "name": "customers", "type": "dataset", "files": files}
+        },
+    }
+    delete = {"query": 'mutation { deleteArtifactVersion(input: {ref: "acme/faces/customers:v0"}) { id } }'}
+    blob = f"/blobs/{address(content)}"
+    assert "errors" not in await (await client.post("/graphql", json=log, headers=admin)).json()
+    assert (await client.get(blob, headers=admin, allow_redirects=False)).status == 307
+    assert "errors" not in await (await client.post("/graphql", json=delete, headers=admin)).json()
+    answer = await client.get(blob, headers=admin, allow_redirects=False)
+    assert (answer.status, "Location" in answer.headers) == (404, False)

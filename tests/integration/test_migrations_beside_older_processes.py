@@ -22,8 +22,8 @@ from modelreg.services.bootstrap import process_parts
 from modelreg.services.settings import Settings
 
 # What the next modelreg might add: this build does not know it.
-NEWER = Migration("registry_files", 4, "ALTER TABLE artifact_versions ADD COLUMN referenced_digests text[]")
-UPGRADE = r"migrated by a newer modelreg \(level 20 > 19: registry_files 4 unknown here\); upgrade this process"
+NEWER = Migration("registry_files", 5, "ALTER TABLE artifact_versions ADD COLUMN referenced_digests text[]")
+UPGRADE = r"migrated by a newer modelreg \(level 21 > 20: registry_files 5 unknown here\); upgrade this process"
 
 
 async def test_a_projector_of_the_build_before_stops_instead_of_writing_rows_the_old_way(

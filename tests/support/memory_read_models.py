@@ -146,9 +146,10 @@ class MemoryRegistry:
         return set(self.protected.get(name, set()))
 
     async def files_hidden(self, digests: Collection[str], readable: Readable) -> set[str]:
-        def read(version: dict[str, Any]) -> bool:
+        def read(version: dict[str, Any]) -> bool:  # a deleted version is read by no one
             linked = (model for model, target in self.links if target == version["id"])
-            return readable.entity(version["entity"]) or any(readable.model(model) for model in linked)
+            visible = readable.entity(version["entity"]) or any(readable.model(model) for model in linked)
+            return visible and not version.get("deleted")
 
         hidden = set()
         for digest in digests:
