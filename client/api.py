@@ -6,6 +6,7 @@ type=)`, `runs(path, filters=, order=, per_page=)`...), with paths in any form o
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 from collections.abc import Iterator, Sequence
@@ -14,12 +15,16 @@ from typing import Any
 
 from modelreg.artifact import LoggedArtifact
 from modelreg.artifact_paths import ArtifactPath, parse_artifact_path
-from modelreg.errors import InvalidInput, ModelregError, NotFound, Unavailable
+from modelreg.errors import InvalidInput, ModelregError, NotFound, NotSupported, Unavailable
 from modelreg.public_run import RUN_FIELDS, PublicRun
 from modelreg.run import find_version
 from modelreg.transport import Transport
 
 _VIEWER = "query { viewer { id } }"
+_VIEWER_USER = "query { viewer { id role } }"
+_PRINCIPALS = """query($search: String, $first: Int!, $after: String) {
+  principals(search: $search, first: $first, after: $after) { items { id role } endCursor hasNextPage }
+}"""
 _RUN = f"query($e: String!, $p: String!, $r: String!) {{ run(entity: $e, project: $p, runId: $r) {{ {RUN_FIELDS} }} }}"
 _RUNS = f"""query($e: String!, $p: String!, $search: String, $state: RunState, $jobType: String,
                $filters: GenericScalar, $order: String, $first: Int!, $after: String) {{
@@ -143,6 +148,13 @@ class ArtifactCollection:
         """The aliases its versions hold (`latest` among them when it has a version), as W&B lists them."""
         return sorted({alias for version in self.versions() for alias in version.aliases})
 
+    def delete(self) -> None:
+        raise NotSupported(
+            f"a collection is not deleted whole here ({self.entity}/{self.project}/{self.name}): delete its versions "
+            "one by one, for v in collection.versions(): v.delete(delete_aliases=True) (a version linked to a "
+            "registered model is unlinked first: v.unlink() of its registry version)"
+        )
+
 
 @dataclass(frozen=True)
 class RegistryCollection:
@@ -181,6 +193,12 @@ class RegistryCollection:
 
     def artifacts(self, per_page: int = 50) -> Iterator[LoggedArtifact]:
         return self.versions(per_page)
+
+    def delete(self) -> None:
+        raise NotSupported(
+            f"a registered model is not deleted here ({self.name}): unlink its versions, for v in "
+            "collection.versions(): v.unlink(); the logged versions stay in their projects"
+        )
 
 
 @dataclass(frozen=True)
@@ -255,6 +273,32 @@ class ArtifactType:
         return self._api.artifact_collection(self.name, f"{self.entity}/{self.project}/{name}")
 
 
+@dataclass(frozen=True)
+class User:
+    """W&B's public User: who the key belongs to (`api.viewer`), or one an installation admin looks up
+    (`api.user(name)`). `id` is the principal (user:alice, service:ci), `role` its key's role."""
+
+    id: str
+    role: str | None
+
+    @property
+    def username(self) -> str:
+        return self.id.partition(":")[2] or self.id
+
+    @property
+    def name(self) -> str:
+        return self.username
+
+    @property
+    def entity(self) -> str:
+        """Its own entity, where its runs go when none is named (`alice` for user:alice)."""
+        return self.username
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "ADMIN"
+
+
 class Runs:
     """W&B's `Runs`: iterate (pages of `per_page` fetched as the loop goes), `len()` (how many match, counted
     by the server), and `runs[i]`."""
@@ -283,6 +327,30 @@ class Runs:
         if self._read is None:
             self._read = list(self)
         return self._read[index]
+
+    def histories(
+        self,
+        samples: int = 500,
+        keys: list[str] | None = None,
+        x_axis: str = "_step",
+        format: str = "default",
+        **_: Any,
+    ) -> Any:
+        """W&B's: each run's `history(samples=, keys=)` rows, one run after another, each row with its `run_id`: a
+        list of dicts ("default"), or a pandas or polars DataFrame ("pandas", "polars")."""
+        if format not in ("default", "pandas", "polars"):
+            raise InvalidInput(f"histories(format={format!r}): give 'default', 'pandas' or 'polars'")
+        rows = [
+            {**row, "run_id": run.id} for run in self for row in run.history(samples=samples, keys=keys, pandas=False)
+        ]
+        if format == "default":
+            return rows
+        try:
+            frames = importlib.import_module(format)
+        except ImportError:
+            raise InvalidInput(f"histories(format={format!r}) needs {format}: pip install {format}") from None
+        # polars takes its columns from the first rows only, unless told to read them all (runs log other keys)
+        return frames.DataFrame(rows) if format == "pandas" else frames.from_dicts(rows, infer_schema_length=None)
 
 
 class Api:
@@ -317,6 +385,28 @@ class Api:
     @property
     def api_key(self) -> str | None:
         return None  # never handed back
+
+    @property
+    def viewer(self) -> User:
+        """Who the key belongs to (`api.viewer.username`, `.entity`)."""
+        found = self.transport.graphql(_VIEWER_USER)["viewer"]
+        return User(found["id"], found["role"])
+
+    def user(self, username_or_email: str) -> User | None:
+        """W&B's: the user of that name (`alice`, or `user:alice`), None when there is none; installation admins
+        only, as in W&B (the server's `principals`). Users have no e-mail here: `alice@example.com` looks for
+        `alice@example.com` as a name."""
+        wanted = username_or_email if ":" in username_or_email else f"user:{username_or_email}"
+        after = None
+        while True:
+            variables = {"search": wanted, "first": 100, "after": after}
+            page = self.transport.graphql(_PRINCIPALS, variables)["principals"]
+            for found in page["items"]:
+                if found["id"] == wanted:
+                    return User(found["id"], found["role"])
+            if not page["hasNextPage"]:
+                return None
+            after = page["endCursor"]
 
     def flush(self) -> None:
         """W&B's flush() drops what the Api cached; every read here asks the server, so there is nothing to drop."""

@@ -59,6 +59,13 @@ class FileNotInArtifact(NotFound, KeyError):
         return self.message
 
 
+class NotSupported(ModelregError, NotImplementedError):
+    """A W&B call modelreg has no counterpart for (docs/wandb-compat.md, "Not yet"): the message says what to use
+    instead. A NotImplementedError too, which scripts written for several backends catch."""
+
+    code = "NOT_SUPPORTED"
+
+
 class Conflict(ModelregError):
     """The command contradicts the current state (e.g. finishing a run twice)."""
 

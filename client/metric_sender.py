@@ -63,6 +63,11 @@ class _Series:
         self.values = array("d")
 
 
+def _storable_name(key: Any) -> bool:
+    """What the server takes as a metric name (events/runs.py)."""
+    return isinstance(key, str) and 1 <= len(key) <= MAX_KEY_LENGTH and "\x00" not in key
+
+
 def _mark_forked(sender: weakref.ref[MetricSender]) -> None:
     found = sender()
     if found is not None:
@@ -168,16 +173,21 @@ class MetricSender:
         if self._thread is None:
             self._start()
 
-    def check_names(self, numbers: dict[str, float]) -> None:
-        """Refuse a call whose metric names the server would refuse, before any of its points is buffered: sent,
+    def unstorable_names(self, numbers: dict[str, float]) -> list[str]:
+        """The metric names of a call the server would refuse, to be left out before any point is buffered: sent,
         the whole batch they were in was refused, other metrics' points with it."""
         known = self._known_keys
+        unstorable = []
         for key in numbers:
             if key not in known:
-                self._check_key(key)
+                if _storable_name(key):
+                    known.add(key)
+                else:
+                    unstorable.append(key)
+        return unstorable
 
     def _check_key(self, key: Any) -> None:
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or "\x00" in key:
+        if not _storable_name(key):
             raise InvalidInput(f"metric name {key!r} must be text of 1 to {MAX_KEY_LENGTH} characters")
         self._known_keys.add(key)
 

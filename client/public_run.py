@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelreg.artifact import ArtifactEntry, LoggedArtifact
+from modelreg.errors import NotSupported
 from modelreg.run_changes import RUN_CHANGES, keys_changed
 from modelreg.run_values import plain, sendable
 from modelreg.transport import Transport, with_command_id
@@ -189,6 +190,13 @@ class PublicRun:
         self._send_keys("update_run_config", self.config, config)
         self._save_summary()
         self._as_read = self._as_it_is()
+
+    def delete(self, delete_artifacts: bool = False) -> None:
+        raise NotSupported(
+            f"runs are not deleted here ({self._path}): the registry keeps every run's events. Mark it and leave it "
+            'out of lists: run.tags.append("deleted"); run.update(), then api.runs(path, filters={"tags": '
+            '{"$nin": ["deleted"]}}); its artifacts are deleted one by one (run.logged_artifacts(), v.delete())'
+        )
 
     def _save_summary(self) -> None:
         self._send_keys("update_run_summary", self.summary, self._summary_as_read)

@@ -115,7 +115,12 @@ def _describe_http(uri: str, checksum: bool) -> tuple[int, str]:
     except httpx.HTTPStatusError as exc:
         raise NotFound(f"reference {uri!r}: the server answered {exc.response.status_code}") from None
     except httpx.TransportError as exc:
-        raise Unavailable(f"reference {uri!r}: cannot reach it ({exc})") from None
+        raise Unavailable(
+            f"reference {uri!r}: cannot reach it ({exc}). add_reference asks the URL for its size and ETag from this "
+            "machine, with checksum=False too (they make its digest), and download() fetches it from there: check "
+            "the URL and that this machine reaches it (HTTPS_PROXY and HTTP_PROXY are read), or upload the file "
+            "instead with add_file"
+        ) from None
     return size, reference_digest(uri, etag, size)
 
 

@@ -28,10 +28,10 @@ from modelreg.artifact import Artifact, ArtifactFile, LoggedArtifact
 from modelreg.artifact_paths import parse_artifact_path, registered_model_name
 from modelreg.artifact_paths import registered_model_name as registered_model  # link_model's argument hides it
 from modelreg.environment import capture, launch_value
-from modelreg.errors import InvalidInput, NotFound
+from modelreg.errors import InvalidInput, NotFound, quoted
 from modelreg.heartbeat import Heartbeat
 from modelreg.ignored import IgnoredByModelreg, ignore
-from modelreg.metric_sender import MAX_STEP, MetricSender, encoded
+from modelreg.metric_sender import MAX_KEY_LENGTH, MAX_STEP, MetricSender, encoded
 from modelreg.metric_summaries import MetricSummaries
 from modelreg.run_changes import RUN_CHANGES, keys_changed
 from modelreg.run_code import MAX_DIFF_BYTES
@@ -164,6 +164,8 @@ class Run:
             os.register_at_fork(after_in_child=functools.partial(_fresh_logging_lock, weakref.ref(self)))
         # The current step was logged to, if only with values left out (images, text): W&B counts it as a step.
         self._step_logged = False
+        # What `log` and `save` left out and said so, once a run each: a training loop repeats it at every step.
+        self._said: set[str] = set()
         self._summaries = MetricSummaries()  # what define_metric asked the summary to keep
         # A resumed run's metrics its summary holds the last value of from the history, not logged again since.
         self._from_history: dict[str, float] = {}
@@ -343,12 +345,25 @@ class Run:
                 step = int(step)
             else:
                 raise TypeError(f"run.log(step={step!r}): a step is an int (W&B refuses other steps too)")
-        # Past the last step there is, refused here (a step below the current one, negative too, is dropped below).
-        if (self._step if step is None else step) > MAX_STEP:
-            raise InvalidInput(f"run.log(step={step}): a step is between 0 and 2**31-1 (the run is at {self._step})")
-        texts: dict[str, str] = {}
-        numbers = _numbers(data, texts=texts)
-        self._metrics.check_names(numbers)  # a name refused refuses this call only, not every later one
+        # Past the last step there is: left out, not raised, since W&B takes it and a raise there ends a job of days
+        # (a step below the current one, negative too, is dropped below).
+        if (at := self._step if step is None else step) > MAX_STEP:
+            self._say_once(
+                "step",
+                f"run.log at step {at:,} is left out, and every call at a step past 2**31-1 (the most a step can be "
+                "here; W&B takes more): keep step= the optimizer step (or leave it out) and log a count such as the "
+                "tokens seen as a metric, run.log({'tokens': n})",
+            )
+            return
+        summary_only: dict[str, Any] = {}
+        numbers = _numbers(data, summary_only=summary_only)
+        if unstorable := self._metrics.unstorable_names(numbers):  # sent, they were refused with the whole batch
+            numbers = {key: value for key, value in numbers.items() if key not in unstorable}
+            self._say_once(
+                "name",
+                f"metric {quoted(unstorable[0])} is left out, and every metric named so: a name is 1 to "
+                f"{MAX_KEY_LENGTH} characters without U+0000 (W&B takes longer ones): log it under a shorter name",
+            )
         with self._logging:
             if step is not None and step < self._step:
                 below = self._step
@@ -364,12 +379,17 @@ class Run:
                         self._from_history.pop(key, None)
                 summarized = self._summaries.summarized(numbers, self.summary) if self._summaries.defined else numbers
                 self.summary.keep(summarized)
-                if texts:  # not a metric: its last value, where define_metric said nothing of it
-                    self.summary.keep({k: v for k, v in texts.items() if not self._summaries.defines(k)})
+                if summary_only:  # text, inf and NaN: the last value, where define_metric said nothing of it
+                    self.summary.keep({k: v for k, v in summary_only.items() if not self._summaries.defines(k)})
                 if commit or (commit is None and step is None):
                     self._commit_step()
         if below is not None:
             ignore(f"run.log(step={step}) below the current step {below}", "steps only increase; W&B drops it too")
+
+    def _say_once(self, kind: str, message: str, category: type[Warning] = IgnoredByModelreg) -> None:
+        if kind not in self._said:
+            self._said.add(kind)
+            warnings.warn(f"modelreg: {message}", category, stacklevel=3)
 
     def _commit_step(self) -> None:
         if self._pending:
@@ -497,6 +517,13 @@ class Run:
         else:
             root = Path(glob_str).parent if Path(glob_str).is_absolute() else Path(".")
         found = [Path(p) for p in sorted(glob.glob(str(glob_str), recursive=True)) if Path(p).is_file()]
+        if not found:  # W&B's "live" policy watches the glob for files to come; here they are matched at the call
+            self._say_once(
+                f"save {glob_str}",
+                f"save({str(glob_str)!r}) matches no file yet, and files are kept as the call finds them: call save "
+                "again once the files exist (or write them into run.dir, kept whole when the run finishes)",
+                UserWarning,
+            )
         for path in found:
             self._saved[_relative_name(path, root)] = path.resolve()
         if policy == "now":
@@ -815,9 +842,10 @@ def _fresh_logging_lock(run: weakref.ref[Run]) -> None:
         found._logging = threading.Lock()
 
 
-def _numbers(data: dict[str, Any], prefix: str = "", texts: dict[str, str] | None = None) -> dict[str, float]:
+def _numbers(data: dict[str, Any], prefix: str = "", summary_only: dict[str, Any] | None = None) -> dict[str, float]:
     """The finite numbers of a `log` call, nested dicts flattened to `a.b`; anything else is left out. Text is no
-    number, however it reads ("1.10", "007", "inf"): left out too, and put in `texts` (for the summary)."""
+    number, however it reads ("1.10", "007", "inf"): left out too, and put in `summary_only`, as are inf and NaN
+    (the summary shows them, as W&B's does: a run whose loss diverged does not rank by its last finite loss)."""
     if not isinstance(data, dict):
         raise InvalidInput(f"run.log takes a dict of metric values, not {type(data).__name__}")
     if not prefix and not RESERVED_KEYS.isdisjoint(data):
@@ -838,15 +866,15 @@ def _numbers(data: dict[str, Any], prefix: str = "", texts: dict[str, str] | Non
             if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
                 numbers[name] = value
             else:
-                ignore(f"logging {value} (such as {name!r})", "only finite numbers are recorded")
+                _not_finite(name, value, summary_only)
             continue
         if isinstance(value, dict):
-            numbers.update(_numbers(value, f"{name}.", texts))
+            numbers.update(_numbers(value, f"{name}.", summary_only))
             continue
         # float() reads "1.10", "007" and b"7" as numbers (1.1, 7.0): they are text, whatever they look like.
         if isinstance(value, str):
-            if texts is not None and "\x00" not in value:  # text holding U+0000 the registry refuses
-                texts[name] = value
+            if summary_only is not None and "\x00" not in value:  # text holding U+0000 the registry refuses
+                summary_only[name] = value
             ignore(f"logging text (such as {name!r})", "the history records numbers; the summary keeps the text")
             continue
         if isinstance(value, bytes | bytearray):
@@ -869,8 +897,17 @@ def _numbers(data: dict[str, Any], prefix: str = "", texts: dict[str, str] | Non
         if math.isfinite(number):
             numbers[name] = number
         else:
-            ignore(f"logging {number} (such as {name!r})", "only finite numbers are recorded")
+            _not_finite(name, number, summary_only)
     return numbers
+
+
+def _not_finite(name: str, value: float, summary_only: dict[str, Any] | None) -> None:
+    ignore(
+        f"logging {value} (such as {name!r})",
+        "the history records finite numbers only; the summary shows it, as W&B's does",
+    )
+    if summary_only is not None:
+        summary_only[name] = value
 
 
 def as_artifact(artifact_or_path: Any, name: str | None, type: str | None) -> Artifact:

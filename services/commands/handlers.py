@@ -181,7 +181,12 @@ async def start_run(cmd: StartRun, ctx: CommandContext) -> Decision:
     if await already_accepted(cmd, ctx):
         return Decision([], cmd.run_id)
     if await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.run_id):
-        raise Conflict(f"run {cmd.entity}/{cmd.project}/{cmd.run_id} already exists: choose another run id")
+        # Refused rather than written over (W&B's way): the run's history and summary stay whole.
+        raise Conflict(
+            f"run {cmd.entity}/{cmd.project}/{cmd.run_id} already exists: choose another run id, or continue this "
+            f"run: modelreg.init(id={cmd.run_id!r}, resume='allow'), or WANDB_RESUME=allow (MODELREG_RESUME=allow) "
+            "beside WANDB_RUN_ID"
+        )
     payload = RunStarted(**cmd.facts())
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
+import math
 import os
-import re
 import signal
 import threading
 import time
@@ -162,38 +162,74 @@ def test_a_step_that_is_not_an_int_is_refused_at_the_log_call_not_at_finish(tmp_
     assert steps == [2]
 
 
+def left_out_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [
+        str(w.message) for w in caught if issubclass(w.category, IgnoredByModelreg) and "left out" in str(w.message)
+    ]
+
+
 @pytest.mark.parametrize(
-    "refused, says",
+    "unstorable, again, says",
     [
-        ({"x" * 201: 1.0}, "must be text of 1 to 200 characters"),
-        ({"bad\x00name": 1.0}, "must be text of 1 to 200 characters"),
-        ({"a": 1.0, "step": 2**31}, "a step is between 0 and 2**31-1"),
+        ({"x" * 201: 1.0}, {"y" * 300: 1.0}, "a name is 1 to 200 characters without U+0000"),
+        ({"bad\x00name": 1.0}, {"worse\x00name": 1.0}, "log it under a shorter name"),
+        ({"step": 2**31}, {"step": 2**40}, "a step past 2**31-1"),
     ],
 )
-def test_a_refused_log_call_refuses_itself_only_and_the_run_still_finishes(
-    tmp_path: Path, refused: dict[str, Any], says: str
+def test_a_metric_name_or_step_the_registry_cannot_store_is_left_out_with_one_warning_and_the_loop_goes_on(
+    tmp_path: Path, unstorable: dict[str, Any], again: dict[str, Any], says: str
 ) -> None:
-    # The refused points stayed pending and were refused again at every later log, finish included: the run was
-    # never finished, and every point logged after it was lost.
-    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
-        run.log({"a": 0.0})
-        step = refused.pop("step", None)
-        with pytest.raises(modelreg.errors.InvalidInput, match=re.escape(says)):
-            run.log({"a": 1.0, **refused}, step=step)
-        run.log({"a": 2.0})
-        folder = run.spool.folder
-    assert spooled_points(folder) == {"a": [(0, 0.0), (1, 2.0)]}
+    # W&B takes them: an InvalidInput raised from run.log inside a training loop ended a job of days. What the
+    # registry cannot store is left out (a bad step: the whole call), said once a run, and the loop goes on.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+            run.log({"a": 0.0})
+            for bad in (unstorable, again):
+                bad = dict(bad)
+                step = bad.pop("step", None)
+                run.log({"a": 1.0, **bad}, step=step)
+            run.log({"a": 2.0})
+            folder = run.spool.folder
+    kept = [(0, 0.0), (1, 2.0)] if "step" in unstorable else [(0, 0.0), (1, 1.0), (2, 1.0), (3, 2.0)]
+    assert spooled_points(folder) == {"a": kept}
     assert Spool(folder).entries()[-1].kind == "finish_run"
+    [said] = left_out_warnings(caught)
+    assert says in said
 
 
-def test_the_last_step_there_is_can_be_logged_and_the_one_after_it_is_refused_in_its_call(tmp_path: Path) -> None:
-    with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
-        run.log({"a": 1.0}, step=2**31 - 1, commit=True)
-        with pytest.raises(modelreg.errors.InvalidInput, match="a step is between 0 and 2"):
-            run.log({"a": 2.0})  # at 2**31: refused in the sender at the next commit, every call after it too
-        folder = run.spool.folder
+def test_the_last_step_there_is_can_be_logged_and_the_calls_after_it_are_left_out(tmp_path: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+            run.log({"a": 1.0}, step=2**31 - 1, commit=True)
+            run.log({"a": 2.0})  # at 2**31: there is no step left to log at
+            folder = run.spool.folder
     assert spooled_points(folder) == {"a": [(2**31 - 1, 1.0)]}
     assert Spool(folder).entries()[-1].kind == "finish_run"
+    [said] = left_out_warnings(caught)
+    assert "run.log at step 2,147,483,648 is left out" in said and "log a count such as the tokens seen" in said
+
+
+def test_a_metric_that_diverges_shows_its_inf_or_nan_in_the_summary_as_w_and_bs_does(tmp_path: Path) -> None:
+    # The summary kept the last finite loss (0.1): a filter on summary_metrics.loss ranked the diverged run as good.
+    loss = f"loss_{tmp_path.name}"  # `ignore` warns once per message: a key of its own makes the message new
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with modelreg.init(project="nature", entity="acme", mode="offline", offline_dir=tmp_path) as run:
+            for value in (0.5, 0.1, float("nan"), float("nan")):
+                run.log({loss: value, "inf": value * float("inf")})
+            assert math.isnan(run.summary[loss]) and math.isnan(run.summary["inf"])
+            run.log({"inf": float("inf")})
+            run.log({"recovered": float("-inf")})
+            run.log({"recovered": 0.3})
+            folder = run.spool.folder
+    points = spooled_points(folder)
+    assert points[loss] == [(0, 0.5), (1, 0.1)] and points["recovered"] == [(6, 0.3)] and "inf" not in points
+    [finished] = [entry.input for entry in Spool(folder).entries() if entry.kind == "finish_run"]
+    assert finished["summary"] == {loss: "NaN", "inf": "Infinity", "recovered": 0.3}  # as W&B shows them
+    said = [w for w in caught if issubclass(w.category, IgnoredByModelreg) and loss in str(w.message)]
+    assert len(said) == 1 and "the summary shows it" in str(said[0].message)
 
 
 @pytest.mark.parametrize("step", [-1, 0])

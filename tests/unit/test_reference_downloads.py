@@ -3,13 +3,15 @@ nothing of the downloading machine's own (its environment, a cloud metadata serv
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from modelreg.errors import InvalidInput
+from modelreg.artifact import Artifact
+from modelreg.errors import InvalidInput, Unavailable
 from modelreg.references import fetch, reference_digest
 
 
@@ -76,3 +78,14 @@ def test_a_reference_redirected_to_a_link_local_address_is_not_followed_there(tm
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_reference_to_a_host_this_machine_cannot_reach_says_what_to_do(tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    dataset = Artifact("imagenet-ref", "dataset")
+    with pytest.raises(Unavailable, match="cannot reach it") as refused:
+        dataset.add_reference(f"http://127.0.0.1:{port}/imagenet/train.tar", checksum=False)
+    said = refused.value.message
+    assert "with checksum=False too" in said and "that this machine reaches it" in said and "add_file" in said

@@ -44,11 +44,13 @@ async def test_a_viewer_may_not_start_a_run() -> None:
         await WriteSide()(StartRun(**RUN), VIEWER)
 
 
-async def test_a_run_id_is_taken_once() -> None:
+async def test_a_run_id_is_taken_once_and_starting_it_again_says_how_to_continue_it() -> None:
+    # A Slurm requeue with WANDB_RUN_ID set and no resume was told to choose another id, not how to go on.
     registry = WriteSide()
     await registry(StartRun(**RUN))
-    with pytest.raises(Conflict, match="run acme/fraud/r1 already exists"):
+    with pytest.raises(Conflict, match="run acme/fraud/r1 already exists") as refused:
         await registry(StartRun(**RUN))
+    assert "modelreg.init(id='r1', resume='allow'), or WANDB_RESUME=allow" in refused.value.message
 
 
 async def test_a_recorded_start_sent_again_appends_nothing_twice() -> None:
