@@ -80,12 +80,20 @@ class LaunchQueue(graphene.ObjectType):
         state=JobState(),
         description="Its waiting jobs in the order agents take them (state: QUEUED), or its jobs newest first.",
     )
+    active_jobs = graphene.Int(
+        required=True,
+        description="How many of its jobs are queued, claimed or running (of the entities the caller may read).",
+    )
 
     @staticmethod
     async def resolve_jobs(
         row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None, state: Any = None
     ) -> dict:
         return await _jobs_page(info, row["name"], state, first, after)
+
+    @staticmethod
+    async def resolve_active_jobs(row: dict, info: graphene.ResolveInfo) -> int:
+        return await info.context.launch.jobs_to_run(row["name"], sorted(info.context.readable.hidden_entities))
 
     @staticmethod
     def resolve_takes_every_entity(row: dict, info: graphene.ResolveInfo) -> bool:

@@ -81,6 +81,7 @@ class MetricHistoryRow(graphene.ObjectType):
 
 
 MetricHistoryPage = page_of(MetricHistoryRow, name="MetricHistoryPage")
+MetricKeyPage = page_of(graphene.String, name="MetricKeyPage")
 
 
 class MetricHistorySummary(graphene.ObjectType):

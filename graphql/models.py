@@ -11,6 +11,7 @@ import graphene
 from pydantic import BaseModel
 
 from modelreg.errors import InvalidInput, NotFound, quoted
+from modelreg.events.catalog import EVENT_TYPES
 from modelreg.events.envelope import ACTOR_KINDS
 from modelreg.events.filters import known_types
 from modelreg.events.registry import registered_model_stream
@@ -112,7 +113,9 @@ class RegisteredModel(graphene.ObjectType):
         alias=graphene.String(description="only the version holding this alias"),
         tag=graphene.String(description="only versions whose artifact version has this tag"),
         metadata=JSONValue(description='only versions whose metadata contains this object, e.g. {"lr": 0.01}'),
+        newest_first=graphene.Boolean(default_value=False, description="the newest linked first (W&B's order)"),
     )
+    version_count = graphene.Int(required=True, description="how many versions are linked to it")
     alias = graphene.Field(ModelVersion, name=graphene.String(required=True))
     version = graphene.Field(ModelVersion, name=graphene.String(required=True, description="v0, v1, ..."))
     history = paged(
@@ -141,10 +144,12 @@ class RegisteredModel(graphene.ObjectType):
         alias: str | None = None,
         tag: str | None = None,
         metadata: Any = None,
+        newest_first: bool = False,
     ) -> dict:
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInput('metadata must be an object to match, e.g. {"lr": 0.01}')
-        limit, cursors = page_size(first), Cursors.of(info)
+        # A cursor of one order is no cursor of the other: it names its order.
+        limit, cursors = page_size(first), Cursors.of(info, "newest first" if newest_first else None)
         position = cursors.decode(after, ordinal)
         rows = await info.context.reads.model_versions_page(
             row["name"],
@@ -153,8 +158,13 @@ class RegisteredModel(graphene.ObjectType):
             alias=alias,
             tag=tag,
             metadata=metadata,
+            newest_first=bool(newest_first),
         )
         return page(rows, limit, after, cursors)
+
+    @staticmethod
+    async def resolve_version_count(row: dict, info: graphene.ResolveInfo) -> int:
+        return await info.context.reads.model_version_count(row["name"])
 
     @staticmethod
     async def resolve_protected_aliases(row: dict, info: graphene.ResolveInfo) -> list[str]:
@@ -231,6 +241,11 @@ class ModelQueries(graphene.ObjectType):
         description="Every action, newest first: who did what, to what, when. Identity events (identity.*: keys, "
         "roles, privacy) only to installation admins, and to each principal those of its own keys and grants.",
     )
+    audit_actions = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="the actions (event types) auditLog's `action` filter takes, by name",
+    )
 
     @staticmethod
     async def resolve_registered_models(
@@ -251,6 +266,10 @@ class ModelQueries(graphene.ObjectType):
             hidden=sorted(info.context.readable.hidden_models),
         )
         return key_page(rows, limit, after, lambda last: cursors.encode(last["name"]))
+
+    @staticmethod
+    def resolve_audit_actions(root: Any, info: graphene.ResolveInfo) -> list[str]:
+        return sorted(EVENT_TYPES)
 
     @staticmethod
     async def resolve_audit_log(

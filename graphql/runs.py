@@ -23,6 +23,7 @@ from modelreg.graphql.metrics import (
     MetricCurve,
     MetricHistoryPage,
     MetricHistorySummary,
+    MetricKeyPage,
     resolve_history,
     resolve_history_summary,
     resolve_metric_points,
@@ -112,6 +113,12 @@ class Run(graphene.ObjectType):
         description="how many metrics it logged: a scanHistory page of `first` steps of all of them reads up to "
         f"`first` x metricCount points, which may be at most {MAX_POINTS_READ:,}",
     )
+    metric_keys = paged(
+        MetricKeyPage,
+        first=100,
+        search=graphene.String(description="only the metrics whose name holds this, in any case"),
+        description="the names of the metrics it logged, by name: the keys to ask history for, a page at a time",
+    )
     history_summary = graphene.List(
         graphene.NonNull(MetricHistorySummary),
         required=True,
@@ -167,6 +174,22 @@ class Run(graphene.ObjectType):
     @staticmethod
     async def resolve_metric_count(row: dict, info: graphene.ResolveInfo) -> int:
         return await MetricQueries(info.context.reads.pool).metric_count((row["entity"], row["project"], row["run_id"]))
+
+    @staticmethod
+    async def resolve_metric_keys(
+        row: dict, info: graphene.ResolveInfo, first: int, after: str | None = None, search: str | None = None
+    ) -> dict:
+        limit, cursors = page_size(first), Cursors.of(info)
+        position = cursors.decode(after, str)
+        keys = await MetricQueries(info.context.reads.pool).keys(
+            (row["entity"], row["project"], row["run_id"]), limit + 1, position[0] if position else None, search or None
+        )
+        items = keys[:limit]
+        return {
+            "items": items,
+            "end_cursor": cursors.encode(items[-1]) if items else after,
+            "has_next_page": len(keys) > limit,
+        }
 
     @staticmethod
     def resolve_tags(row: dict, info: graphene.ResolveInfo) -> list[str]:

@@ -70,12 +70,15 @@ class LaunchQueries:
         )
         return dict(row) if row else None
 
-    async def jobs_to_run(self, queue: str) -> int:
-        """How many of the queue's jobs are queued, claimed or running."""
+    async def jobs_to_run(self, queue: str, hidden: Sequence[str] = ()) -> int:
+        """How many of the queue's jobs are queued, claimed or running; `hidden`: private entities the caller may not
+        read (projections/readable.py), whose jobs are not counted."""
         return int(
             await self.pool.fetchval(
-                "SELECT count(*) FROM launch_jobs WHERE queue = $1 AND state IN ('queued', 'claimed', 'running')",
+                "SELECT count(*) FROM launch_jobs WHERE queue = $1 AND state IN ('queued', 'claimed', 'running') "
+                "AND entity <> ALL($2::text[])",
                 queue,
+                list(hidden),
             )
         )
 

@@ -288,6 +288,22 @@ class MetricQueries:
             "SELECT count(DISTINCT key) FROM run_metric_chunks WHERE entity = $1 AND project = $2 AND run_id = $3", *run
         )
 
+    async def keys(
+        self, run: tuple[str, str, str], limit: int, after: str | None = None, search: str | None = None
+    ) -> list[str]:
+        """The names of the metrics the run logged, in name order, after `after`; with `search`, those holding it in
+        any case (from the chunks' key index: no point is read)."""
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT key FROM run_metric_chunks WHERE entity = $1 AND project = $2 AND run_id = $3 "
+            "AND ($4::text IS NULL OR key > $4) AND ($5::text IS NULL OR strpos(lower(key), lower($5)) > 0) "
+            "ORDER BY key LIMIT $6",
+            *run,
+            after,
+            search,
+            limit,
+        )
+        return [row["key"] for row in rows]
+
     async def points(
         self,
         run: tuple[str, str, str],

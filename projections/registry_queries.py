@@ -414,8 +414,12 @@ class RegistryQueries:
         alias: str | None = None,
         tag: str | None = None,
         metadata: dict[str, Any] | None = None,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """In link order; filtered by an alias the version holds, a tag and metadata it contains."""
+        """In link order (`newest_first`: the reverse, `after_index` then the last one of the previous page's that
+        was newer); filtered by an alias the version holds, a tag and metadata it contains."""
+        beyond, order = ("<", "DESC") if newest_first else (">", "")
+        start = 2**31 if newest_first else -1  # past every version_index (a PostgreSQL int) either way
         rows = await self.pool.fetch(
             """SELECT mv.*, coalesce(held.aliases, '{}') AS aliases
                FROM model_versions mv
@@ -424,19 +428,27 @@ class RegistryQueries:
                    SELECT array_agg(ma.alias ORDER BY ma.alias) AS aliases FROM model_aliases ma
                    WHERE ma.registered_model = mv.registered_model AND ma.artifact_version_id = mv.artifact_version_id
                ) held ON true
-               WHERE mv.registered_model = $1 AND mv.version_index > $2
+               WHERE mv.registered_model = $1 AND mv.version_index """
+            + beyond
+            + """ $2::bigint
                  AND ($4::text IS NULL OR $4 = ANY(held.aliases))
                  AND ($5::text IS NULL OR av.tags @> ARRAY[$5])
                  AND ($6::jsonb IS NULL OR av.metadata @> $6)
-               ORDER BY mv.version_index LIMIT $3""",
+               ORDER BY mv.version_index """
+            + order
+            + """ LIMIT $3""",
             name,
-            -1 if after_index is None else after_index,
+            start if after_index is None else after_index,
             limit,
             alias,
             tag,
             metadata,
         )
         return [dict(r) for r in rows]
+
+    async def model_version_count(self, name: str) -> int:
+        """How many versions are linked to the model (an unlinked one is not)."""
+        return int(await self.pool.fetchval("SELECT count(*) FROM model_versions WHERE registered_model = $1", name))
 
     async def protected_aliases(self, name: str) -> set[str]:
         rows = await self.pool.fetch("SELECT alias FROM protected_aliases WHERE registered_model = $1", name)

@@ -114,6 +114,17 @@ export function useQuery(query, variables = {}) {
   return { ...state, stale: state.data !== null && state.vars !== vars, reload };
 }
 
+// Asks `result` again each time `changed` moves on (a count of the live events its page heard): a part of a page
+// with a query of its own is re-read on the page's one subscription.
+export function useReloadedWhen(result, changed) {
+  const seen = useRef(changed);
+  useEffect(() => {
+    if (changed === seen.current) return;
+    seen.current = changed;
+    result.reload();
+  }, [changed]);
+}
+
 const EVENTS = `subscription Live($registeredModel: String, $types: [String!], $streamPrefix: String, $after: String) {
   events(registeredModel: $registeredModel, types: $types, streamPrefix: $streamPrefix, after: $after) {
     id type stream actor occurredAt payload cursor

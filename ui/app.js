@@ -43,7 +43,10 @@ function route() {
       if (rest.length === 2) return { page: "runs", entity: rest[0], project: rest[1], query, params };
       return { page: "projects" };
     case "launch":
-      return { page: "launch", jobId: rest[0] === "jobs" ? rest[1] : undefined, fromRun: rest[0] === "clone" ? rest.slice(1) : undefined };
+      return {
+        page: "launch", jobId: rest[0] === "jobs" ? rest[1] : undefined, fromRun: rest[0] === "clone" ? rest.slice(1) : undefined,
+        query, params,
+      };
     case "automations":
       return { page: "automations", id: rest[0] };
     case "audit":
@@ -81,7 +84,8 @@ function Page({ r }) {
     case "runs": return html`<${ProjectRuns} key=${`${r.entity}/${r.project}?${r.query}`}
       entity=${r.entity} project=${r.project} params=${r.params} />`;
     case "projects": return html`<${Projects} />`;
-    case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} />`;
+    // Its jobs list is keyed by the address, as the audit log.
+    case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} query=${r.query} params=${r.params} />`;
     case "automations": return html`<${Automations} />`;
     // Keyed by its address: a link to the audit log with other filters (or none) starts from those.
     case "audit": return html`<${AuditLog} key=${r.query} params=${r.params} />`;

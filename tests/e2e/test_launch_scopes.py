@@ -392,14 +392,14 @@ async def test_a_queue_for_some_teams_takes_their_jobs_only_and_leaves_a_team_ta
     assert (await stack.graphql(waiting))["data"]["waitingJobs"]["items"] == [{"id": jobs["lynx"]}]
     claim = await stack.graphql(CLAIM, {"id": jobs["acme"], "a": "user:alice:h1"})
     assert "queue 'cpu' does not take jobs of 'acme'" in claim["errors"][0]["message"]
-    queues = "query { launchQueues(first: 5) { items { name entities takesEveryEntity } } }"
+    queues = "query { launchQueues(first: 5) { items { name entities takesEveryEntity activeJobs } } }"
     assert (await stack.graphql(queues))["data"]["launchQueues"]["items"] == [
-        {"name": "cpu", "entities": ["lynx"], "takesEveryEntity": False}
+        {"name": "cpu", "entities": ["lynx"], "takesEveryEntity": False, "activeJobs": 2}
     ]
     await stack.graphql('mutation { setVisibility(input: {scope: "entity:lynx", visibility: PRIVATE}) { scope } }')
     outsider = await stack.key("user:vic", "member")
     assert (await stack.graphql(queues, key=outsider))["data"]["launchQueues"]["items"] == [
-        {"name": "cpu", "entities": [], "takesEveryEntity": False}  # a private team's name is not shown
+        {"name": "cpu", "entities": [], "takesEveryEntity": False, "activeJobs": 1}  # nor its jobs counted
     ]
     history = '{ auditLog(stream: "launch_queue:cpu") { items { action } } }'
     assert (await stack.graphql(history, key=outsider))["data"]["auditLog"]["items"] == []  # both name lynx

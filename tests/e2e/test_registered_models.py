@@ -79,6 +79,23 @@ async def test_an_unlinked_version_leaves_with_its_aliases_and_its_number_is_not
     again = await stack.graphql(UNLINK, {"m": "m", "id": a})
     assert again["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
+    # Newest first (W&B's order, the web UI's), a page at a time, and counted: the unlinked one is not.
+    newest = """query($after: String) { registeredModel(name: "m") { versionCount
+      versions(newestFirst: true, first: 1, after: $after) { items { version } endCursor hasNextPage } } }"""
+    first = (await stack.graphql(newest))["data"]["registeredModel"]
+    assert first["versionCount"] == 2
+    assert first["versions"]["items"] == [{"version": "v2"}] and first["versions"]["hasNextPage"]
+    second = (await stack.graphql(newest, {"after": first["versions"]["endCursor"]}))["data"]["registeredModel"]
+    assert second["versions"] == {
+        "items": [{"version": "v1"}],
+        "endCursor": second["versions"]["endCursor"],
+        "hasNextPage": False,
+    }
+    oldest_first = '{ registeredModel(name: "m") { versions(first: 1) { endCursor } } }'
+    cursor = (await stack.graphql(oldest_first))["data"]["registeredModel"]["versions"]["endCursor"]
+    crossed = await stack.graphql(newest, {"after": cursor})  # a cursor of the other order
+    assert "is not one this API returned" in crossed["errors"][0]["message"]
+
 
 async def test_the_audit_log_answers_who_did_what_filtered_and_page_by_page(stack: Stack) -> None:
     version = await log(stack, b"weights")
@@ -133,6 +150,10 @@ async def test_an_audit_filter_no_record_could_match_is_refused_saying_what_is_v
         "registry.alias_added"
         in (await stack.graphql(query, {"action": "registry.alias_addd"}))["errors"][0]["message"]
     )
+
+    # What the filter takes, for a form to offer.
+    offered = (await stack.graphql("{ auditActions }"))["data"]["auditActions"]
+    assert "registry.alias_added" in offered and offered == sorted(offered)
 
     await log(stack, b"weights")
     found = await stack.graphql(query, {"actor": "user:alice", "actions": ["artifacts.version_logged"]})

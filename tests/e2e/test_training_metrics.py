@@ -264,6 +264,33 @@ async def test_a_scan_that_could_read_too_many_points_is_refused_before_reading_
     assert rows == [{"step": 0, "values": {f"layer_{n}": 0.1 for n in range(101)}}]
 
 
+async def test_a_wide_runs_metric_names_are_read_a_page_at_a_time_and_found_by_a_part_of_their_name(
+    stack: Stack,
+) -> None:
+    # The web UI charts a few of a run's metrics at a time: it asks their names first, then those curves' history.
+    await stack.graphql('mutation { startRun(input: {entity: "acme", project: "nature", runId: "wide"}) { runId } }')
+    series = [{"key": f"layer_{n:02d}/grad", "firstStep": 0, "values": [0.1]} for n in range(30)]
+    series.append({"key": "loss", "firstStep": 0, "values": [0.5]})
+    batch = {"entity": "acme", "project": "nature", "runId": "wide", "series": series}
+    await stack.graphql("mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }", {"i": batch})
+    keys = """query($search: String, $after: String) { run(entity: "acme", project: "nature", runId: "wide") {
+      metricCount metricKeys(first: 20, search: $search, after: $after) { items endCursor hasNextPage } } }"""
+
+    first = (await stack.graphql(keys))["data"]["run"]
+    assert first["metricCount"] == 31
+    assert first["metricKeys"]["items"] == [f"layer_{n:02d}/grad" for n in range(20)]
+    assert first["metricKeys"]["hasNextPage"]
+    after = first["metricKeys"]["endCursor"]
+    second = (await stack.graphql(keys, {"after": after}))["data"]["run"]["metricKeys"]
+    assert second["items"] == [f"layer_{n:02d}/grad" for n in range(20, 30)] + ["loss"] and not second["hasNextPage"]
+
+    found = (await stack.graphql(keys, {"search": "LAYER_2"}))["data"]["run"]["metricKeys"]
+    assert found["items"] == [f"layer_{n}/grad" for n in range(20, 30)]
+    assert (await stack.graphql(keys, {"search": "LOSS"}))["data"]["run"]["metricKeys"]["items"] == ["loss"]
+    refused = await stack.graphql(keys, {"after": "bm90IGEgY3Vyc29y"})
+    assert "is not one this API returned" in refused["errors"][0]["message"]
+
+
 def log_loss_and_a_sparse_val_loss(url: str, steps: int) -> str:
     with modelreg.init(project="nature", entity="acme", url=url) as run:
         for step in range(steps):

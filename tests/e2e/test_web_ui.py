@@ -162,10 +162,10 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await models.filter(has_text="fraud-detector").click()
         fraud_rows = page.get_by_test_id("versions").locator("tbody tr")
         await expect(fraud_rows).to_have_count(PAGE)
-        await expect(fraud_rows.first).to_contain_text("v0")
+        await expect(fraud_rows.first).to_contain_text("v20")  # the newest first
         await page.get_by_role("button", name="Next →").click()
         await expect(fraud_rows).to_have_count(1)
-        await expect(fraud_rows).to_contain_text("v20")
+        await expect(fraud_rows).to_contain_text("v0")
         await expect(page.get_by_role("button", name="Next →")).to_be_disabled()
         await page.get_by_role("button", name="← Previous").click()
         await expect(fraud_rows).to_have_count(PAGE)

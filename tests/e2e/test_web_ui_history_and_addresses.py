@@ -1,6 +1,7 @@
 """Reading a registry with a long past in the web UI: a deleted version's page says it was deleted, an old version's
 action history finds its actions however many the model has had since, and the versions table and the audit log
-keep the page (and the audit log its filters) in the address, so Back, a reload or a link opens it again."""
+keep the page (and the audit log its filters) in the address, so Back, a reload or a link opens it again. The versions
+table lists the newest first, counted, the newest marked latest; the audit log asks for a filter as typing pauses."""
 
 from __future__ import annotations
 
@@ -135,10 +136,17 @@ async def test_the_versions_table_and_the_audit_log_keep_their_page_in_the_addre
     async with open_browser(url) as browser:
         page = await browser.page(viewer, expect_principal="user:dana")
         rows = page.get_by_test_id("versions").locator("tbody tr")
+        versions_page = page.get_by_test_id("versions-page")
         await page.goto(f"{url}#/models/fraud-detector")
         await expect(rows).to_have_count(VERSIONS_PAGE)
+        # Newest first, as W&B lists them, counted; the newest is `latest` (computed: no version holds it).
+        await expect(versions_page).to_have_text(f"page 1 · {VERSIONS_PAGE + 1} versions")
+        await expect(rows.first.get_by_role("link").first).to_have_text(f"v{VERSIONS_PAGE}")
+        await expect(rows.first.get_by_test_id("latest")).to_have_text("latest")
+        await expect(page.get_by_test_id("latest")).to_have_count(1)
         await page.get_by_role("button", name="Next →").click()
         await expect(rows).to_have_count(1)
+        await expect(rows.get_by_role("link").first).to_have_text("v0")
         # Written to the address once the page shows (an effect after the render): waited for, not read at once.
         await expect(page).to_have_url(re.compile(r"#/models/fraud-detector\?after="))
         second_page = page.url
@@ -147,10 +155,10 @@ async def test_the_versions_table_and_the_audit_log_keep_their_page_in_the_addre
         await rows.first.get_by_role("link").first.click()
         await expect(page.get_by_test_id("tab-overview")).to_be_visible()
         await page.go_back()
-        await expect(page.get_by_text("page 2", exact=True)).to_be_visible()
+        await expect(versions_page).to_have_text(f"page 2 · {VERSIONS_PAGE + 1} versions")
         await expect(rows).to_have_count(1)
         await page.reload()
-        await expect(page.get_by_text("page 2", exact=True)).to_be_visible()
+        await expect(versions_page).to_have_text(f"page 2 · {VERSIONS_PAGE + 1} versions")
         await expect(rows).to_have_count(1)
         elsewhere = await browser.page(viewer, expect_principal="user:dana")
         await elsewhere.goto(second_page)
@@ -168,8 +176,14 @@ async def test_the_versions_table_and_the_audit_log_keep_their_page_in_the_addre
         await expect(page.get_by_role("alert")).to_contain_text("registry.alias_added")
         await action.fill("registry.model_tagged")
         await expect(records).to_have_count((AUDIT_PAGE + 10) // 2)
-        await action.fill("registry.version_linked")
+        # Typed letter by letter, the filter is asked for once the typing pauses, not at each letter.
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if "query Audit(" in (r.post_data or "") else None)
+        await action.clear()
+        await action.press_sequentially("registry.version_linked")
         await expect(records).to_have_count(VERSIONS_PAGE + 1)
+        assert len(asked) <= 12, asked  # a query a letter was 24 (a pause over 300 ms between letters asks again)
+        await expect(page.locator("#audit-actions option[value='registry.version_linked']")).to_have_count(1)
         await action.fill("")
         await expect(records).to_have_count(AUDIT_PAGE)
         await page.get_by_role("button", name="Older →").click()
@@ -182,6 +196,10 @@ async def test_the_versions_table_and_the_audit_log_keep_their_page_in_the_addre
         await page.reload()
         await expect(page.get_by_text("page 2", exact=True)).to_be_visible()
         await expect(page.get_by_label("Actor")).to_have_value("user:alice")
+        # A since in the address that is no time: said, and the log shown without it.
+        await page.goto(f"{url}#/audit?since=yesterday")
+        await expect(page.get_by_test_id("since-invalid")).to_contain_text('"yesterday" is not a time')
+        await expect(records).to_have_count(AUDIT_PAGE)
         # The header's link is the whole log again.
         await page.get_by_role("link", name="Audit log").click()
         await expect(page.get_by_text("page 1", exact=True)).to_be_visible()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from support.stack import Stack
 from support.training_repo import make_training_repo
 
 pytestmark = BROWSER_TEST_MARKS
+
+JOBS_PAGE = 50  # jobs per page of the Launch page (ui/pages/launch.js JOBS_PAGE)
 
 
 async def test_a_member_clones_a_training_run_with_a_new_learning_rate_and_watches_the_job_finish(
@@ -129,9 +132,33 @@ async def test_a_requeued_jobs_page_shows_each_attempts_output_apart_and_why_the
         "mutation($i: ReportJobFinishedInput!) { reportJobFinished(input: $i) { state } }", {"i": finished}, key=agent
     )
 
+    # A page of jobs and one more, all waiting behind it: counted on the queue, listed a page at a time.
+    more = " ".join(
+        f'j{n}: enqueueJob(input: {{queue: "cpu", entity: "acme", project: "nature", source: $s}}) {{ id }}'
+        for n in range(JOBS_PAGE + 1)
+    )
+    assert "errors" not in await stack.graphql(f"mutation($s: GenericScalar) {{ {more} }}", {"s": source})
+
     async with open_browser(url + "/") as browser:
         page = await browser.page(await stack.key("user:ada"), expect_principal="user:ada")
-        await page.goto(f"{url}/#/launch/jobs/{job_id}")
+        await page.goto(f"{url}/#/launch")
+        queue = page.get_by_test_id("queues").locator("tbody tr").filter(has_text="cpu")
+        jobs = page.get_by_test_id("jobs").locator("tbody tr")
+        await expect(queue).to_contain_text(f"{JOBS_PAGE + 1} active")
+        await expect(jobs).to_have_count(JOBS_PAGE)
+        await page.get_by_role("button", name="Next →").click()
+        await expect(jobs).to_have_count(2)
+        await expect(jobs.last).to_contain_text("finished")  # the oldest
+        # Filtered by state: the queue's count is the server's, not the listed jobs'; the filter is in the address.
+        await page.get_by_label("state").select_option("FINISHED")
+        await expect(jobs).to_have_count(1)
+        await expect(page.get_by_test_id("jobs-page")).to_have_text("page 1")
+        await expect(queue).to_contain_text(f"{JOBS_PAGE + 1} active")
+        await expect(page).to_have_url(re.compile(r"#/launch\?state=finished$"))
+        await page.reload()
+        await expect(page.get_by_label("state")).to_have_value("FINISHED")
+        await expect(jobs).to_have_count(1)
+        await jobs.get_by_role("link").first.click()
         await expect(page.get_by_test_id("job-state")).to_have_text("finished")
         await expect(page.get_by_test_id("requeues")).to_contain_text("attempt 1 given up", use_inner_text=True)
         await expect(page.get_by_test_id("requeues")).to_contain_text("stopped (a redeploy): given back")

@@ -1,5 +1,6 @@
 """Finding a run in the browser: a viewer opens Runs, picks the project, pages, filters and searches its runs,
-sees a new run appear live, opens one and goes back to its project from the run page."""
+sees a new run appear live, opens one and goes back to its project from the run page. A wide run's page shows it
+whole: a page of its metrics charted at a time, and its versions past those listed counted."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.stack import Stack
-from support.story import START_RUN, demo_story
+from support.story import START_RUN, demo_story, version_input
 
 PAGE = 20  # runs per page (ui/pages/runs.js PAGE_SIZE)
 # sweep-07 ran on a laptop with no server and was synced later: its client's times are kept beside the server's.
@@ -23,12 +24,27 @@ ENQUEUE = """mutation { enqueueJob(input: {queue: "cpu", entity: "acme", project
   git_commit: "0000000000000000000000000000000000000000",
            entry_point: ["python", "evaluate.py"]}}) { id } }"""
 SWEEPS = 22
+LAYERS = 1001  # metrics sweep-07 logged
+CHARTED = 24  # curves charted at a time (ui/pages/run.js CHARTED)
+LOG_BATCH = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
+LOGGED = 201  # checkpoints sweep-07 logged
+IO_SHOWN = 200  # of a run's logged versions, those its page lists (ui/pages/run.js IO_SHOWN)
 
 
 async def ok(stack: Stack, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     answer = await stack.graphql(query, variables)
     assert "errors" not in answer, answer
     return answer["data"]
+
+
+async def log_checkpoints(stack: Stack, run_id: str, count: int, batch: int = 25) -> None:
+    """`count` versions of a checkpoint the run logged, a batch a request."""
+    for start in range(0, count, batch):
+        numbers = range(start, min(start + batch, count))
+        fields = " ".join(f"c{n}: logArtifactVersion(input: $c{n}) {{ id }}" for n in numbers)
+        arguments = ", ".join(f"$c{n}: LogArtifactVersionInput!" for n in numbers)
+        variables = {f"c{n}": version_input("checkpoint", f"step {n}".encode(), runId=run_id) for n in numbers}
+        await ok(stack, f"mutation({arguments}) {{ {fields} }}", variables)
 
 
 async def seed(stack: Stack) -> None:
@@ -39,6 +55,10 @@ async def seed(stack: Stack) -> None:
         run = {"entity": "acme", "project": "nature", "runId": f"sweep-{n:02d}"}
         started = {"commandId": str(uuid.uuid4()), "occurredAt": OFFLINE_START.isoformat()} if n == 7 else {}
         await ok(stack, START_RUN, {"input": {**run, "jobType": "sweep", "config": {"lr": 0.001 * (n + 1)}, **started}})
+        if n == 7:  # a metric per layer: more curves than a page may chart, more points than one answer holds
+            series = [{"key": f"layer_{k:04d}", "firstStep": 0, "values": [k]} for k in range(LAYERS)]
+            await ok(stack, LOG_BATCH, {"i": {**run, "series": series}})
+            await log_checkpoints(stack, run["runId"], LOGGED)
         summary = {"loss": round(0.5 - n * 0.01, 3), "accuracy": round(0.8 + n * 0.005, 3)}
         await ok(stack, FINISH, {"i": {**run, "state": "FAILED" if n == 7 else "FINISHED", "summary": summary}})
     await ok(stack, 'mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
@@ -137,6 +157,21 @@ async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(s
         await expect(page.get_by_role("heading", name="sweep-07")).to_be_visible()
         recorded = OFFLINE_START.strftime("%Y-%m-%d %H:%M:%S UTC")
         await expect(page.get_by_test_id("recorded-offline")).to_have_text(f"(recorded offline at {recorded})")
+        # Its checkpoints: the first IO_SHOWN listed, the rest counted.
+        logged = page.get_by_test_id("run-io").locator("section").nth(1)
+        await expect(logged.get_by_role("link")).to_have_count(IO_SHOWN)
+        await expect(page.get_by_test_id("more-logged")).to_contain_text(f"and {LOGGED - IO_SHOWN} more")
+        # Its thousand metrics are charted a few at a time, by name: a search or the pages reach the others.
+        curves = page.get_by_test_id("curves").locator(".curve")
+        await expect(page.get_by_test_id("curves-note")).to_contain_text(f"{LAYERS:,} metrics")
+        await expect(curves).to_have_count(CHARTED)
+        await expect(curves.first).to_have_attribute("data-testid", "curve-layer_0000")
+        await expect(page.get_by_test_id("curves-page")).to_have_text(f"page 1 · {LAYERS:,} metrics")
+        await page.get_by_test_id("curves").get_by_role("button", name="Next →").click()
+        await expect(curves.first).to_have_attribute("data-testid", f"curve-layer_{CHARTED:04d}")
+        await page.get_by_role("searchbox", name="Search metrics").fill("layer_1000")
+        await expect(curves).to_have_count(1)
+        await expect(page.get_by_test_id("curve-layer_1000").locator("canvas")).to_be_visible()
         await page.go_back()
         await expect(page.get_by_label("State")).to_have_value("failed")
         await expect(rows).to_have_count(1)

@@ -1,14 +1,23 @@
 // Launch: queues, jobs with their state, a job's captured output, and "clone this run" (enqueueJob fromRun).
 import { useEffect, useState } from "preact/hooks";
-import { gql, useQuery, useLive } from "../api.js";
+import { gql, useQuery, useLive, useReloadedWhen } from "../api.js";
 import { html, href, shown, Loaded, StateBadge, Time, ErrorBox, runHref, JobId, useTitle } from "../html.js";
 import { KeyValues } from "../components/facts.js";
 import { useViewer, may, mayAnywhere } from "../access.js";
+import { Pager, useCursorPages, useKeptInAddress } from "../components/pager.js";
 
-// The first 100 queues and the latest 100 jobs.
-const OVERVIEW = `query Launch($state: JobState) {
-  launchQueues(first: 100) { items { name resource entities takesEveryEntity createdBy createdAt } }
-  launchJobs(state: $state, first: 100) { items { id queue entity project state priority enqueuedAt enqueuedBy finishedAt exitCode runIds triggeredBy } }
+// The first 100 queues, each with how many of its jobs wait or run (counted by the server, whatever jobs are listed).
+const QUEUES = `query LaunchQueues {
+  launchQueues(first: 100) { items { name resource entities takesEveryEntity createdBy createdAt activeJobs } }
+}`;
+
+export const JOBS_PAGE = 50;
+// Jobs newest first (waiting ones in the order agents take them), a page at a time.
+const JOBS = `query LaunchJobs($state: JobState, $after: String) {
+  launchJobs(state: $state, first: ${JOBS_PAGE}, after: $after) {
+    items { id queue entity project state priority enqueuedAt enqueuedBy finishedAt exitCode runIds triggeredBy }
+    endCursor hasNextPage
+  }
 }`;
 
 // With why each earlier attempt was given up: the job's own reason is its last attempt's.
@@ -181,13 +190,40 @@ function JobDetail({ id }) {
   }}<//>`;
 }
 
-export function Launch({ jobId, fromRun }) {
+// The jobs, filtered by state: the filter and the page are kept in the address (`#/launch?state=finished&after=…`),
+// so that Back from a job, a reload or a link finds them again (app.js keys this list by its address).
+function Jobs({ params, changed }) {
+  const asked = (params.get("state") || "").toUpperCase();
+  const [state, setState] = useState(JOB_STATES.includes(asked) ? asked : "");
+  const pages = useCursorPages(params.getAll("after"));
+  useKeptInAddress(href("launch"), { state: state.toLowerCase() }, pages);
+  const result = useQuery(JOBS, { state: state || null, after: pages.after });
+  useReloadedWhen(result, changed);
+  return html`
+    <h2>Jobs <select aria-label="state" value=${state}
+      onChange=${(e) => { setState(e.target.value); pages.restart(); }}>
+      <option value="">all</option>${JOB_STATES.map((s) => html`<option value=${s}>${shown(s)}</option>`)}
+    </select></h2>
+    <${Loaded} result=${result}>${({ launchJobs }) => html`
+      <table class="grid" data-testid="jobs">
+        <thead><tr><th>Job</th><th>State</th><th>Queue</th><th>Project</th><th>Enqueued</th><th>By</th><th>Runs</th></tr></thead>
+        <tbody>${launchJobs.items.map((j) => html`<tr>
+          <td><a href=${href("launch", "jobs", j.id)}><${JobId} id=${j.id} /></a></td>
+          <td><${StateBadge} state=${j.state} /></td><td>${j.queue}</td><td>${j.entity}/${j.project}</td>
+          <td><${Time} at=${j.enqueuedAt} /></td><td>${j.enqueuedBy}${j.triggeredBy && html` <span class="muted">(automation)</span>`}</td>
+          <td>${j.runIds.map((r) => html`<a href=${runHref(j.entity, j.project, r)}>${r}</a> `)}</td></tr>`)}</tbody>
+      </table>
+      ${!launchJobs.items.length && html`<p class="muted">No job.</p>`}
+      <${Pager} pages=${pages} page=${launchJobs} stale=${result.stale} testid="jobs-page" />`}<//>`;
+}
+
+export function Launch({ jobId, fromRun, params = new URLSearchParams(), query = "" }) {
   useTitle(jobId ? `Job ${jobId.slice(0, 8)}…${jobId.slice(-4)}` : fromRun ? "Clone a run" : "", "Launch");
-  const [state, setState] = useState("");
-  const result = useQuery(OVERVIEW, { state: state || null });
+  const result = useQuery(QUEUES);
   const viewer = useViewer();
   const [queueError, setQueueError] = useState(null);
-  useLive(LAUNCH_EVENTS, result.reload);
+  const [changed, setChanged] = useState(0);
+  useLive(LAUNCH_EVENTS, () => { result.reload(); setChanged((n) => n + 1); });
   // Refused while a job waits or runs in it, or an automation launches into it: the error names them.
   const deleteQueue = async (name) => {
     if (!confirm(`Delete the queue "${name}"? Its ended jobs keep its name.`)) return;
@@ -196,7 +232,7 @@ export function Launch({ jobId, fromRun }) {
   };
   const deletes = may(viewer, "admin", []);
   if (jobId) return html`<main class="pad"><${JobDetail} id=${jobId} /></main>`;
-  return html`<main class="pad"><${Loaded} result=${result}>${({ launchQueues: { items: launchQueues }, launchJobs: { items: launchJobs } }) => html`
+  return html`<main class="pad"><${Loaded} result=${result}>${({ launchQueues: { items: launchQueues } }) => html`
     <h1>Launch</h1>
     <div class="columns">
       <section>
@@ -205,7 +241,7 @@ export function Launch({ jobId, fromRun }) {
           <thead><tr><th>Queue</th><th>Resource</th><th>Takes jobs of</th><th>Created by</th><th>Jobs</th></tr></thead>
           <tbody>${launchQueues.map((q) => html`<tr><td>${q.name}</td><td>${shown(q.resource)}</td>
             <td>${q.takesEveryEntity ? html`<span class="muted">every entity</span>` : q.entities.join(", ") || html`<span class="muted">teams you do not see</span>`}</td><td>${q.createdBy}</td>
-            <td>${launchJobs.filter((j) => j.queue === q.name && ACTIVE.includes(j.state)).length} active
+            <td>${q.activeJobs.toLocaleString()} active
               ${deletes && html` <button class="link small" onClick=${() => deleteQueue(q.name)}>Delete</button>`}</td></tr>`)}</tbody>
         </table>
         ${queueError && html`<${ErrorBox} error=${queueError} />`}
@@ -216,17 +252,6 @@ export function Launch({ jobId, fromRun }) {
         : html`<section data-testid="clone-refused"><h2>Clone a run</h2>
             <p class="muted">Enqueueing a job needs member on the run's entity; this key is ${shown(viewer.role)}. An admin grants it (grantRole).</p></section>`}
     </div>
-    <h2>Jobs <select aria-label="state" value=${state} onChange=${(e) => setState(e.target.value)}>
-      <option value="">all</option>${JOB_STATES.map((s) => html`<option value=${s}>${shown(s)}</option>`)}
-    </select></h2>
-    <table class="grid" data-testid="jobs">
-      <thead><tr><th>Job</th><th>State</th><th>Queue</th><th>Project</th><th>Enqueued</th><th>By</th><th>Runs</th></tr></thead>
-      <tbody>${launchJobs.map((j) => html`<tr>
-        <td><a href=${href("launch", "jobs", j.id)}><${JobId} id=${j.id} /></a></td>
-        <td><${StateBadge} state=${j.state} /></td><td>${j.queue}</td><td>${j.entity}/${j.project}</td>
-        <td><${Time} at=${j.enqueuedAt} /></td><td>${j.enqueuedBy}${j.triggeredBy && html` <span class="muted">(automation)</span>`}</td>
-        <td>${j.runIds.map((r) => html`<a href=${runHref(j.entity, j.project, r)}>${r}</a> `)}</td></tr>`)}</tbody>
-    </table>
-    ${!launchJobs.length && html`<p class="muted">No job.</p>`}
+    <${Jobs} key=${query} params=${params} changed=${changed} />
   `}<//></main>`;
 }

@@ -10,10 +10,12 @@ const MODELS = `query Models($search: String, $after: String) {
   registeredModels(search: $search, first: 50, after: $after) { items { name tags } endCursor hasNextPage }
 }`;
 
+// Newest first, as W&B lists them; `latest` is computed (the newest linked), held by no version's aliases.
 const VERSIONS = `query Versions($name: String!, $first: Int!, $after: String) {
   registeredModel(name: $name) {
-    name description tags protectedAliases createdAt createdBy
-    versions(first: $first, after: $after) {
+    name description tags protectedAliases createdAt createdBy versionCount
+    latest: alias(name: "latest") { version }
+    versions(first: $first, after: $after, newestFirst: true) {
       items {
         version aliases linkedBy linkedAt
         artifactVersion { id entity project name version type loggedByRun }
@@ -105,7 +107,9 @@ function Versions({ name, after }) {
             const av = v.artifactVersion;
             return html`<tr>
               <td><a href=${href("models", model.name, v.version)}>${v.version}</a></td>
-              <td><${AliasBadges} aliases=${v.aliases} protectedAliases=${model.protectedAliases} /></td>
+              <td>${v.version === model.latest?.version && html`<span title="computed: the newest version linked"
+                data-testid="latest"><${Badge} kind="alias">latest<//></span> `}
+                <${AliasBadges} aliases=${v.aliases} protectedAliases=${model.protectedAliases} /></td>
               <td>${av ? html`<code>${av.name}:${av.version}</code> <span class="muted">${av.type}</span>
                 ${av.loggedByRun && html` <a class="muted" href=${runHref(av.entity, av.project, av.loggedByRun)}>run ${av.loggedByRun}</a>`}` : html`<span class="muted">not visible yet</span>`}</td>
               <td>${av ? `${av.entity}/${av.project}` : ""}</td>
@@ -116,7 +120,8 @@ function Versions({ name, after }) {
         </tbody>
       </table>
       ${!items.length && html`<p class="muted">No linked version.</p>`}
-      <${Pager} pages=${pages} page=${model.versions} stale=${result.stale} />`;
+      <${Pager} pages=${pages} page=${model.versions} stale=${result.stale} testid="versions-page"
+        total=${[model.versionCount, "version", "versions"]} />`;
   }}<//>`;
 }
 

@@ -1,17 +1,17 @@
 // A run: its config, git commit and uncommitted diff, environment, summary and training curves (uPlot).
-import { useEffect, useRef } from "preact/hooks";
-import { useQuery, useLive } from "../api.js";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { useQuery, useLive, useReloadedWhen } from "../api.js";
 import {
   html, href, Loaded, StateBadge, Time, RecordedOffline, artifactHref, Badge, bytes, JobId, useTitle,
 } from "../html.js";
 import { useViewer, may, entityScopes } from "../access.js";
 import { Fact, Facts, KeyValues } from "../components/facts.js";
+import { Pager, useCursorPages } from "../components/pager.js";
 
 const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
   run(entity: $entity, project: $project, runId: $runId) {
     entity project runId name jobType state exitCode config environment summary notes tags group
-    startedAt startedBy finishedAt syncedAt startedOfflineAt finishedOfflineAt
-    history(samples: 1000) { key steps values }
+    startedAt startedBy finishedAt syncedAt startedOfflineAt finishedOfflineAt metricCount
     launchedBy { id queue state }
   }
 }`;
@@ -42,10 +42,12 @@ function Changes({ result }) {
   }}<//>`;
 }
 
+export const IO_SHOWN = 200; // of the versions a run used, and of those it logged: the rest are counted
 const IO = `query RunIO($ref: String!) {
-  lineage(ref: $ref, direction: BOTH, depth: 1, fanOut: 200) {
+  lineage(ref: $ref, direction: BOTH, depth: 1, fanOut: ${IO_SHOWN}) {
     nodes { id depth artifactVersion { id name version type aliases } }
     edges { source target kind }
+    hidden { node direction count }
   }
 }`;
 
@@ -57,13 +59,18 @@ function InputsOutputs({ entity, project, runId }) {
     const byId = new Map(lineage.nodes.map((n) => [n.id, n.artifactVersion]));
     const used = lineage.edges.filter((e) => e.target === self && e.kind === "USED").map((e) => byId.get(e.source));
     const logged = lineage.edges.filter((e) => e.source === self && e.kind === "PRODUCED").map((e) => byId.get(e.target));
-    const list = (avs) => avs.filter(Boolean).length
+    // Past IO_SHOWN, the walk counts the rest instead of listing them.
+    const more = (direction) => lineage.hidden.filter((h) => h.node === self && h.direction === direction)
+      .reduce((sum, h) => sum + h.count, 0);
+    const list = (avs, hidden, field, testid) => html`${avs.filter(Boolean).length
       ? avs.filter(Boolean).map((av) => html`<li><a href=${artifactHref(av.id)}>${av.name}:${av.version}</a> <span class="muted">${av.type}</span>
           ${av.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}</li>`)
-      : html`<li class="muted">none</li>`;
+      : !hidden && html`<li class="muted">none</li>`}
+      ${hidden > 0 && html`<li class="muted" data-testid=${testid}>and ${hidden.toLocaleString()} more
+        (the API lists them all: <code>run { ${field} }</code>)</li>`}`;
     return html`<div class="columns" data-testid="run-io">
-      <section><h3>Used</h3><ul>${list(used)}</ul></section>
-      <section><h3>Logged</h3><ul>${list(logged)}</ul></section>
+      <section><h3>Used</h3><ul>${list(used, more("UPSTREAM"), "usedArtifacts", "more-used")}</ul></section>
+      <section><h3>Logged</h3><ul>${list(logged, more("DOWNSTREAM"), "loggedArtifacts", "more-logged")}</ul></section>
     </div>`;
   }}<//>`;
 }
@@ -98,11 +105,62 @@ function Curve({ name, points }) {
   return html`<div class="curve" ref=${box} data-testid=${"curve-" + name}></div>`;
 }
 
+// The charts drawn at once: a run may log thousands of metrics (a layer's each), too many points for one answer and
+// too many charts for one page. The rest are a search or a page away.
+export const CHARTED = 24;
+
+const METRIC_KEYS = `query RunMetricKeys(
+  $entity: String!, $project: String!, $runId: String!, $search: String, $after: String
+) {
+  run(entity: $entity, project: $project, runId: $runId) {
+    metricKeys(first: ${CHARTED}, search: $search, after: $after) { items endCursor hasNextPage }
+  }
+}`;
+
+const CURVES = `query RunCurves($entity: String!, $project: String!, $runId: String!, $keys: [String!]) {
+  run(entity: $entity, project: $project, runId: $runId) { history(keys: $keys, samples: 1000) { key steps values } }
+}`;
+
 // Each metric sampled by the server (history: at most 1,000 points a curve), however long the run.
-function Curves({ history }) {
-  if (!history.length) return html`<p class="muted">No metrics logged.</p>`;
-  return html`<div class="curves">${history.map((c) => html`<${Curve} key=${c.key} name=${c.key}
-    points=${c.steps.map((step, i) => ({ step, value: c.values[i] }))} />`)}</div>`;
+function CurvesOf({ run, keys, changed }) {
+  const result = useQuery(CURVES, { ...run, keys });
+  useReloadedWhen(result, changed);
+  return html`<${Loaded} result=${result}>${({ run: found }) => html`<div class="curves">
+    ${(found?.history || []).map((c) => html`<${Curve} key=${c.key} name=${c.key}
+      points=${c.steps.map((step, i) => ({ step, value: c.values[i] }))} />`)}</div>`}<//>`;
+}
+
+// The run's metrics, CHARTED at a time by name: with more than that, a search and pages choose which.
+function Curves({ entity, project, runId, count, changed }) {
+  const run = { entity, project, runId };
+  const [typed, setTyped] = useState("");
+  const [search, setSearch] = useState("");
+  const pages = useCursorPages();
+  useEffect(() => {
+    if (typed.trim() === search) return undefined;
+    const t = setTimeout(() => { setSearch(typed.trim()); pages.restart(); }, 250);
+    return () => clearTimeout(t);
+  }, [typed]);
+  const result = useQuery(METRIC_KEYS, { ...run, search: search || null, after: pages.after });
+  useReloadedWhen(result, changed);
+  if (!count) return html`<p class="muted">No metrics logged.</p>`;
+  const many = count > CHARTED;
+  return html`<div data-testid="curves">
+    ${many && html`<p class="muted" data-testid="curves-note">
+      ${count.toLocaleString()} metrics: ${CHARTED} charted at a time, by name.
+      <input type="search" placeholder="Search metrics" aria-label="Search metrics" value=${typed}
+             onInput=${(e) => setTyped(e.target.value)} /></p>`}
+    <${Loaded} result=${result}>${({ run: found }) => {
+      const keys = found?.metricKeys;
+      if (!keys) return null;
+      return html`
+        ${keys.items.length
+          ? html`<${CurvesOf} key=${keys.items.join("\n")} run=${run} keys=${keys.items} changed=${changed} />`
+          : html`<p class="muted">No metric matches.</p>`}
+        ${many && html`<${Pager} pages=${pages} page=${keys} stale=${result.stale} testid="curves-page"
+          total=${search ? undefined : [count, "metric", "metrics"]} />`}`;
+    }}<//>
+  </div>`;
 }
 
 function diffLine(line) {
@@ -138,7 +196,12 @@ export function RunPage({ entity, project, runId }) {
   useTitle(result.data?.run?.name || runId, `${entity}/${project}`);
   const viewer = useViewer();
   const changes = useQuery(CHANGES, { stream: `run:${entity}/${project}/${runId}`, actions: Object.keys(SHOWN) });
-  const live = useLive({ streamPrefix: `run:${entity}/${project}/${runId}` }, () => { result.reload(); changes.reload(); });
+  const [changed, setChanged] = useState(0);
+  const live = useLive({ streamPrefix: `run:${entity}/${project}/${runId}` }, () => {
+    result.reload();
+    changes.reload();
+    setChanged((n) => n + 1);
+  });
   return html`<main class="pad"><${Loaded} result=${result}>${({ run }) => {
     if (!run) return html`<p class="muted">No run ${entity}/${project}/${runId}.</p>`;
     return html`
@@ -154,7 +217,8 @@ export function RunPage({ entity, project, runId }) {
         ${may(viewer, "member", entityScopes(run.entity)) && !run.environment?.git?.diff_omitted_bytes && html`<a class="button" href=${href("launch", "clone", run.entity, run.project, run.runId)}>Clone this run…</a>`}
       </header>
       <section><h2>Artifacts</h2><${InputsOutputs} entity=${run.entity} project=${run.project} runId=${run.runId} /></section>
-      <section><h2>Training curves</h2><${Curves} history=${run.history} /></section>
+      <section><h2>Training curves</h2><${Curves} key=${`${run.entity}/${run.project}/${run.runId}`}
+        entity=${run.entity} project=${run.project} runId=${run.runId} count=${run.metricCount} changed=${changed} /></section>
       <div class="columns">
         <section><h2>Config</h2><${KeyValues} value=${run.config} empty="No config." /></section>
         <section><h2>Summary</h2><${KeyValues} value=${run.summary} empty="No summary." /></section>
