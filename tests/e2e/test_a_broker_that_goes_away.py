@@ -207,6 +207,8 @@ async def test_a_hung_broker_is_answered_for_within_seconds_and_what_it_was_hand
         assert [n for n in runs if n < 100] == sorted(n for n in runs if n < 100), runs
 
 
+# Slow (bench/slow_tests.sh runs it): it waits out aiokafka's minute of lines / a process's stop during an outage.
+@pytest.mark.slow
 async def test_an_outage_is_said_once_each_way_and_aiokafkas_lines_once_a_minute(
     broker: OwnBroker, topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -294,6 +296,8 @@ async def a_topic(broker: OwnBroker) -> str:
     return topic
 
 
+# Slow (bench/slow_tests.sh runs it): it waits out aiokafka's minute of lines / a process's stop during an outage.
+@pytest.mark.slow
 async def test_a_triggers_process_stopped_while_the_broker_is_down_stops_within_seconds(
     broker: OwnBroker, database_url: str, tmp_path: Path
 ) -> None:
@@ -314,6 +318,8 @@ async def test_a_triggers_process_stopped_while_the_broker_is_down_stops_within_
         triggers.kill()
 
 
+# Slow (bench/slow_tests.sh runs it): it waits out aiokafka's minute of lines / a process's stop during an outage.
+@pytest.mark.slow
 async def test_a_projector_stopped_while_the_broker_is_down_stops_cleanly(
     broker: OwnBroker, database_url: str, tmp_path: Path
 ) -> None:
