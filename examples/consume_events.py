@@ -50,7 +50,10 @@ def describe(message: ConsumerRecord, validators: Validators) -> str:
     type_, version = event.get("type"), event.get("version")
     validator = validators.get((type_, version))  # type: ignore[arg-type]
     if validator is None:
-        return f"{where} UNKNOWN {type_} v{version} (newer than these schemas? export them from a newer modelreg)"
+        return (
+            f"{where} UNKNOWN {type_} v{version} (a version these schemas lack: keep every release's schemas in one "
+            "folder, `modelreg schemas export` from each, older and newer)"
+        )
     error = best_match(validator.iter_errors(event))
     if error is not None:
         return (
