@@ -16,6 +16,7 @@ from modelreg.graphql.pages import Cursors, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
 from modelreg.projections.timestamps import parsed_time
 from modelreg.services.automations.webhook_signing import WITHOUT_A_KEY
+from modelreg.services.commands.access_warnings import keyless_creator
 from modelreg.services.commands.launch_commands import (
     ChangeAutomation,
     CreateAutomation,
@@ -74,13 +75,18 @@ class Automation(graphene.ObjectType):
         graphene.NonNull(graphene.String),
         required=True,
         description="In the answer of createAutomation and changeAutomation: what the caller should know though it "
-        "was accepted (a registered model or collection it watches that does not exist yet, a typo maybe). Empty "
-        "when the automation is read otherwise.",
+        "was accepted (a registered model or collection it watches that does not exist yet, a typo maybe). Whenever "
+        "it is read: that its creator holds no live key, so that it acts with a viewer's rights on public data only.",
     )
 
     @staticmethod
-    def resolve_warnings(row: dict, info: graphene.ResolveInfo) -> list[str]:
-        return list(row.get("warnings", ()))
+    async def resolve_warnings(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        warnings = list(row.get("warnings", ()))
+        if row.get("deleted_at") is None and not await info.context.key_holders.load(row["created_by"]):
+            # Its firings say so too, each refused one: this says it before the first, and where it is listed.
+            action = await Automation.resolve_action(row, info)
+            warnings.append(keyless_creator(row["created_by"], action.get("kind")))
+        return warnings
 
     @staticmethod
     def resolve_id(row: dict, info: graphene.ResolveInfo) -> str:
@@ -218,7 +224,8 @@ class AutomationMutations(graphene.ObjectType):
         Automation,
         required=True,
         input=DeleteAutomationInput(required=True),
-        description="Its creator's, or an admin's. It fires no more and is listed no more; its firings and "
+        description="Its creator's, an installation admin's, or an admin's of where it acts (the entity it launches "
+        "jobs in, else the entity or model it watches). It fires no more and is listed no more; its firings and "
         "deliveries stay, and `automation(id)` still finds it, with `deletedAt`.",
     )
     retry_firing = graphene.Field(

@@ -114,6 +114,15 @@ class AutomationActionLoader(_RequestLoader):
         return await _contents_in_steps(context, ids, context.launch.automation_actions)
 
 
+class KeyHoldersLoader(_RequestLoader):
+    """Batches, per request, whether each principal (`kind:id`, an automation's creator) holds a live key."""
+
+    async def load_batch(self, context: RequestContext, principals: list[str]) -> list[bool]:
+        keys = [(kind, ident) for kind, _, ident in (p.partition(":") for p in principals)]
+        holding = await context.identity.holding_live_keys(keys)
+        return [key in holding for key in keys]
+
+
 class NewestVersionLoader(_RequestLoader):
     """Batches, per request, which version of each collection is the newest (the one `latest` names)."""
 
@@ -155,6 +164,7 @@ class RequestContext:
     audit_details: AuditDetailsLoader = field(init=False)
     job_contents: JobContentsLoader = field(init=False)
     automation_actions: AutomationActionLoader = field(init=False)
+    key_holders: KeyHoldersLoader = field(init=False)
     newest_versions: NewestVersionLoader = field(init=False)
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)
@@ -181,6 +191,7 @@ class RequestContext:
         self.audit_details = AuditDetailsLoader(self)
         self.job_contents = JobContentsLoader(self)
         self.automation_actions = AutomationActionLoader(self)
+        self.key_holders = KeyHoldersLoader(self)
         self.newest_versions = NewestVersionLoader(self)
         self.runs = RunLoader(self)
         self.lineage = LineageQueries(self.reads.pool)

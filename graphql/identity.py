@@ -41,6 +41,17 @@ class ApiKey(graphene.ObjectType):
         required=True,
         description="the scopes the key is limited to (its role holds there only); empty: not limited",
     )
+    warnings = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="In the answer of revokeApiKey: what the caller should know though it was accepted (it was its "
+        "principal's last live key, and the roles granted to it and the automations it created stay). Empty when "
+        "the key is read otherwise.",
+    )
+
+    @staticmethod
+    def resolve_warnings(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        return list(row.get("warnings", ()))
 
 
 def _api_key(row: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +76,17 @@ class Grant(graphene.ObjectType):
     role = graphene.Field(Role, description="null once revoked")
     granted_at = graphene.DateTime()
     granted_by = graphene.String()
+    warnings = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="In the answer of grantRole: what the caller should know though it was accepted (no key was ever "
+        "issued to the principal, or its entity or registered model holds nothing yet: a typo maybe, and the nearest "
+        "names that exist). Empty when the grant is read otherwise.",
+    )
+
+    @staticmethod
+    def resolve_warnings(row: dict, info: graphene.ResolveInfo) -> list[str]:
+        return list(row.get("warnings", ()))
 
 
 def _grant(row: dict[str, Any]) -> dict[str, Any]:
@@ -134,6 +156,18 @@ class IssuedApiKey(graphene.ObjectType):
     role = graphene.Field(Role, required=True)
     label = graphene.String()
     scopes = graphene.List(graphene.NonNull(graphene.String), required=True, description="empty: not limited")
+    grants = graphene.List(
+        graphene.NonNull(Grant),
+        required=True,
+        description="the roles its principal already holds on scopes, which this key holds too (within its scopes, "
+        "when limited): grants belong to the principal, not to a key, and outlive its keys",
+    )
+    warnings = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="what the caller should know though it was issued (its principal's keys were all revoked, and "
+        "it kept roles this key holds: someone else of the same name?)",
+    )
 
 
 class IdentityQueries(graphene.ObjectType):
@@ -218,6 +252,8 @@ class IdentityMutations(graphene.ObjectType):
         accepted = await info.context.app.execute(command, info.context.caller)
         issued = accepted.events[0].payload
         assert isinstance(issued, ApiKeyIssued)
+        principal = (command.principal_kind, command.principal_id)
+        grants = (await info.context.identity.grants_of([principal]))[principal]
         return {
             "key": accepted.subject_id,
             "id": issued.key_id,
@@ -225,22 +261,25 @@ class IdentityMutations(graphene.ObjectType):
             "role": command.role,
             "label": command.label,
             "scopes": list(issued.scopes),
+            "grants": [_grant(g) for g in grants],
+            "warnings": accepted.warnings,
         }
 
     @staticmethod
     async def resolve_revoke_api_key(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
-        await info.context.app.execute(parse_command(RevokeApiKey, input), info.context.caller)
+        accepted = await info.context.app.execute(parse_command(RevokeApiKey, input), info.context.caller)
         row = await info.context.identity.api_key(input["key_id"])
         assert row is not None  # the command found it
-        return _api_key(row)
+        return {**_api_key(row), "warnings": accepted.warnings}
 
     @staticmethod
     async def resolve_grant_role(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
         principal, scope = input["principal"], input["scope"]
         command = parse_command(GrantRole, {**_principal(principal), "scope": scope, "role": input["role"]})
-        await info.context.app.execute(command, info.context.caller)
+        accepted = await info.context.app.execute(command, info.context.caller)
         row = await info.context.identity.grant((command.principal_kind, command.principal_id), scope)
-        return _grant(row) if row else {"principal": principal, "scope": scope, "role": command.role}
+        granted = _grant(row) if row else {"principal": principal, "scope": scope, "role": command.role}
+        return {**granted, "warnings": accepted.warnings}
 
     @staticmethod
     async def resolve_revoke_role(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:

@@ -74,6 +74,18 @@ class IdentityQueries:
             found[row["principal_kind"], row["principal_id"]].append(dict(row))
         return found
 
+    async def holding_live_keys(self, principals: list[PrincipalKey]) -> set[PrincipalKey]:
+        """Which of `principals` hold a live key (one not revoked), in one query."""
+        rows = await self.pool.fetch(
+            """SELECT p.principal_kind, p.principal_id
+               FROM unnest($1::text[], $2::text[]) AS p(principal_kind, principal_id)
+               WHERE EXISTS (SELECT 1 FROM api_keys k WHERE k.principal_kind = p.principal_kind
+                             AND k.principal_id = p.principal_id AND k.revoked_at IS NULL)""",
+            [p[0] for p in principals],
+            [p[1] for p in principals],
+        )
+        return {(r["principal_kind"], r["principal_id"]) for r in rows}
+
     async def api_key(self, key_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = $1", key_id)
         return dict(row) if row else None
@@ -110,6 +122,30 @@ class IdentityQueries:
     async def private_scopes(self) -> frozenset[str]:
         """The entities and registered models made private (`entity:<name>`, `model:<name>`)."""
         return frozenset(r["scope"] for r in await self.pool.fetch("SELECT scope FROM private_scopes"))
+
+    async def keys_of_principal(self, principal_kind: str, principal_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE principal_kind = $1 AND principal_id = $2 AND job_id IS NULL "
+            "ORDER BY issued_at, key_id",
+            principal_kind,
+            principal_id,
+        )
+        return [dict(r) for r in rows]
+
+    async def principals(self) -> list[str]:
+        rows = await self.pool.fetch(
+            """SELECT principal_kind || ':' || principal_id AS principal FROM api_keys WHERE job_id IS NULL
+               UNION SELECT principal_kind || ':' || principal_id FROM role_grants ORDER BY principal"""
+        )
+        return [r["principal"] for r in rows]
+
+    async def grantees_of(self, scope: str) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT principal_kind || ':' || principal_id AS principal FROM role_grants WHERE scope = $1 "
+            "ORDER BY principal",
+            scope,
+        )
+        return [r["principal"] for r in rows]
 
     async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, Role]:
         """The roles one principal is granted, by scope: what a caller carries (`grants_of` gives the Access

@@ -93,6 +93,14 @@ class LaunchQueries:
         )
         return [dict(r) for r in rows]
 
+    async def automations_created_by(self, creator: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            f"SELECT {_LISTED_AUTOMATION_COLUMNS} FROM automations WHERE deleted_at IS NULL AND created_by = $1 "
+            "ORDER BY created_at, automation_id",
+            creator,
+        )
+        return [dict(r) for r in rows]
+
     async def webhook_attempts(self, automation_id: UUID, event_id: UUID) -> int:
         """How many times the firing's webhook was called: a retried firing's attempts go on from there."""
         made = await self.pool.fetchval(

@@ -405,6 +405,18 @@ class RegistryQueries:
         row = await self.pool.fetchrow("SELECT * FROM registered_models WHERE name = $1", name)
         return dict(row) if row else None
 
+    async def registered_model_names(self) -> list[str]:
+        return [r["name"] for r in await self.pool.fetch("SELECT name FROM registered_models ORDER BY name")]
+
+    async def entities(self) -> list[str]:
+        """By a skip over the indexes that lead with the entity, one probe per entity: a DISTINCT over millions of
+        runs read every row's index entry."""
+        rows = await self.pool.fetch(
+            f"""SELECT entity FROM ({_distinct_entities("runs")}) r
+                UNION SELECT entity FROM ({_distinct_entities("artifact_collections")}) c ORDER BY entity"""
+        )
+        return [r["entity"] for r in rows]
+
     async def model_versions_page(
         self,
         name: str,
@@ -549,3 +561,12 @@ class RegistryQueries:
             list(hidden),
         )
         return [dict(r) for r in rows]
+
+
+def _distinct_entities(table: str) -> str:
+    return f"""WITH RECURSIVE e(entity) AS (
+                   (SELECT entity FROM {table} ORDER BY entity LIMIT 1)
+                   UNION ALL
+                   SELECT (SELECT entity FROM {table} WHERE entity > e.entity ORDER BY entity LIMIT 1)
+                   FROM e WHERE e.entity IS NOT NULL)
+               SELECT entity FROM e WHERE entity IS NOT NULL"""

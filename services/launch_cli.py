@@ -134,13 +134,15 @@ def _automation_input(spec: Any) -> dict[str, Any]:
 def automation_list(url: str | None, api_key: str | None) -> None:
     """Every automation: id, state, name, its trigger with what it watches -> its action and where it acts."""
     query = """query($after: String) { automations(first: 500, after: $after) {
-      items { id name enabled trigger action lastFiredAt } endCursor hasNextPage } }"""
+      items { id name enabled trigger action lastFiredAt warnings } endCursor hasNextPage } }"""
     for found in _every("automations", query, {}, url, api_key):
         state = "enabled" if found["enabled"] else "disabled"
         say(
             f"{found['id']}  {state:8}  {found['name']}  "
             f"on {trigger_in_words(found['trigger'])} -> {action_in_words(found['action'])}"
         )
+        # On stderr, away from the lines a script reads: each names its automation (a creator with no live key).
+        _warn([f"automation {found['id']}: {warning}" for warning in found["warnings"]])
 
 
 def trigger_in_words(trigger: dict[str, Any]) -> str:

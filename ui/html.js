@@ -22,6 +22,13 @@ export function ErrorBox({ error }) {
   return html`<div class="error" role="alert">${error?.message || String(error)}</div>`;
 }
 
+// What the server accepted but says the user should know (a grant to a name nobody holds a key for, an automation
+// whose creator holds none): an answer's `warnings`.
+export function Warnings({ warnings }) {
+  if (!warnings?.length) return null;
+  return html`<ul class="warnings" role="status" data-testid="warnings">${warnings.map((w) => html`<li>${w}</li>`)}</ul>`;
+}
+
 // A query that found the server unreachable: useQuery asks again by itself (see there); `retry` asks at once.
 export function Unanswered({ retry }) {
   return html`<div class="error" role="alert" data-testid="unreachable">

@@ -64,6 +64,7 @@ from modelreg.events.runs import (
     series_from_rows,
 )
 from modelreg.file_paths import one_file_twice
+from modelreg.services.commands.access_warnings import granted_role_warnings, issued_key_warnings, revoked_key_warnings
 from modelreg.services.commands.api_keys import key_sha256, new_api_key
 from modelreg.services.commands.command_identity import already_accepted
 from modelreg.services.commands.commands import (
@@ -515,7 +516,8 @@ async def issue_api_key(cmd: IssueApiKey, ctx: CommandContext) -> Decision:
         label=cmd.label,
         scopes=tuple(dict.fromkeys(cmd.limited_to)),
     )
-    return Decision([ctx.event(payload, principal_stream(principal))], key)
+    warnings = await issued_key_warnings(principal, payload.scopes, ctx)
+    return Decision([ctx.event(payload, principal_stream(principal))], key, warnings)
 
 
 async def revoke_api_key(cmd: RevokeApiKey, ctx: CommandContext) -> Decision:
@@ -529,14 +531,17 @@ async def revoke_api_key(cmd: RevokeApiKey, ctx: CommandContext) -> Decision:
         raise Conflict(f"{cmd.key_id} is the last live admin key: issue another admin key before revoking it")
     principal = Actor(kind=key["principal_kind"], id=key["principal_id"])
     return Decision(
-        [ctx.event(ApiKeyRevoked(key_id=cmd.key_id, principal=principal), principal_stream(principal))], cmd.key_id
+        [ctx.event(ApiKeyRevoked(key_id=cmd.key_id, principal=principal), principal_stream(principal))],
+        cmd.key_id,
+        await revoked_key_warnings(principal, cmd.key_id, ctx),
     )
 
 
 async def grant_role(cmd: GrantRole, ctx: CommandContext) -> Decision:
     principal = Actor(kind=cmd.principal_kind, id=cmd.principal_id)
     payload = RoleGranted(principal=principal, scope=cmd.scope, role=cmd.role)
-    return Decision([ctx.event(payload, principal_stream(principal))], cmd.role)
+    warnings = await granted_role_warnings(principal, cmd.scope, ctx)
+    return Decision([ctx.event(payload, principal_stream(principal))], cmd.role, warnings)
 
 
 async def revoke_role(cmd: RevokeRole, ctx: CommandContext) -> Decision:

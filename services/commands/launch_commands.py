@@ -233,7 +233,8 @@ class ChangeAutomation(OnAnAutomation):
 
 
 class DeleteAutomation(OnAnAutomation):
-    """Its creator's, or an admin's: it acts with its creator's rights, and its firings stay for the audit."""
+    """Its creator's, an installation admin's, or an admin's of where it acts (its creator may have left): it acts
+    with its creator's rights, and its firings stay for the audit."""
 
 
 class RetryFiring(OnAnAutomation):

@@ -613,7 +613,10 @@ async def delete_automation(cmd: DeleteAutomation, ctx: CommandContext) -> Decis
     if automation.get("deleted_at") is not None:
         return Decision([], cmd.automation_id)  # a retry of a deletion that went through
     if str(ctx.caller.actor) != automation["created_by"]:
-        ctx.caller.require("admin", (), f"deleting {automation['created_by']}'s automation")
+        # Its creator may have left (each key revoked): an admin of where it acts (the entity it launches jobs in,
+        # else the entity or model it watches) cleans up after them. One watching every team is the installation's.
+        where = automation_scopes(automation["trigger"], automation["action"])
+        ctx.caller.require("admin", where, f"deleting {automation['created_by']}'s automation")
     scope = watched_scope(automation["trigger"], automation["action"])
     payload = AutomationDeleted(automation_id=cmd.automation_id, scope=scope)
     return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)

@@ -42,6 +42,14 @@ class RegistryReads(Protocol):
 
     async def registered_model(self, name: str) -> dict[str, Any] | None: ...
 
+    async def registered_model_names(self) -> list[str]:
+        """Every registered model's name: what a mistyped one is compared with."""
+        ...
+
+    async def entities(self) -> list[str]:
+        """Every entity with a run or an artifact, by name."""
+        ...
+
     async def model_version_of(self, name: str, artifact_version_id: UUID) -> dict[str, Any] | None: ...
 
     async def models_linking(self, artifact_version_id: UUID) -> list[str]:
@@ -79,6 +87,18 @@ class IdentityReads(Protocol):
 
     async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, Role]: ...
 
+    async def keys_of_principal(self, principal_kind: str, principal_id: str) -> list[dict[str, Any]]:
+        """Its keys, live and revoked (`key_id`, `role`, `scopes`, `revoked_at`), not its Launch job attempts'."""
+        ...
+
+    async def principals(self) -> list[str]:
+        """Everyone who holds a key (live or revoked) or a grant, as `kind:id`."""
+        ...
+
+    async def grantees_of(self, scope: str) -> list[str]:
+        """The principals granted a role on `scope`, as `kind:id`."""
+        ...
+
     async def private_scopes(self) -> frozenset[str]:
         """The entities and registered models made private (`entity:<name>`, `model:<name>`)."""
         ...
@@ -98,6 +118,10 @@ class LaunchReads(Protocol):
     async def automations_launching_into(self, queue: str) -> list[dict[str, Any]]:
         """The automations not deleted (switched on or off) whose action enqueues into the queue, without their
         actions (their ids and names are what a refusal names)."""
+        ...
+
+    async def automations_created_by(self, creator: str) -> list[dict[str, Any]]:
+        """The automations not deleted that `creator` (`kind:id`) created, oldest first, without their actions."""
         ...
 
     async def firing(self, automation_id: UUID, event_id: UUID) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ import json
 
 import asyncpg
 import pytest
+from support.command_line import command_line
 from support.live_events import graphql_socket, log_readers_reach
 from support.stack import Stack
 from support.story import START_RUN
@@ -22,6 +23,10 @@ GRANT = """mutation($p: String!, $s: String!, $r: Role!) {
 }"""
 REVOKE_GRANT = "mutation($p: String!, $s: String!) { revokeRole(input: {principal: $p, scope: $s}) { role } }"
 REVOKE_KEY = "mutation($id: ID!) { revokeApiKey(input: {keyId: $id}) { id principal live revokedAt revokedBy } }"
+REVOKE_KEY_SAYING = "mutation($id: ID!) { revokeApiKey(input: {keyId: $id}) { live warnings } }"
+GRANT_SAYING = """mutation($p: String!, $s: String!, $r: Role!) {
+  grantRole(input: {principal: $p, scope: $s, role: $r}) { principal scope role warnings }
+}"""
 PRINCIPALS = """query($search: String, $after: String) {
   principals(search: $search, first: 50, after: $after) {
     items {
@@ -402,3 +407,56 @@ async def test_a_key_is_looked_up_once_until_keys_grants_or_private_teams_change
     assert await status(wu["key"]) == 200  # heard again: kept again
     await stack.graphql(GRANT, {"p": "user:xia", "s": "entity:acme", "r": "MEMBER"})
     assert await status(wu["key"]) == 401
+
+
+async def test_offboarding_says_what_outlives_a_principals_keys_and_a_new_key_under_its_name_says_what_it_inherits(
+    stack: Stack,
+) -> None:
+    await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
+    await stack.graphql(GRANT, {"p": "user:bob", "s": "entity:vision", "r": "ADMIN"})
+    bob = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "bob", "r": "MEMBER"}))["data"]["issueApiKey"]
+    evaluate = {
+        "kind": "launch",
+        "queue": "cpu",
+        "entity": "vision",
+        "project": "faces",
+        "source": {"kind": "image", "image": "python:3.12", "entry_point": ["python", "eval.py"]},
+    }
+    created = await stack.graphql(
+        """mutation($a: GenericScalar!) { createAutomation(input: {name: "evaluate", action: $a,
+             trigger: {event: "run_finished", entity: "vision"}}) { automation { id warnings } } }""",
+        {"a": evaluate},
+        key=bob["key"],
+    )
+    assert created["data"]["createAutomation"]["automation"]["warnings"] == []
+
+    revoked = (await stack.graphql(REVOKE_KEY_SAYING, {"id": bob["id"]}))["data"]["revokeApiKey"]
+    listed = (await stack.graphql("{ automations { items { id name enabled warnings } } }"))["data"]["automations"]
+    _, listed_on_the_command_line = await (await command_line(stack)).with_warnings("automation", "list")
+    new_hire = await stack.graphql(
+        """mutation { issueApiKey(input: {principalKind: USER, principalId: "bob", role: VIEWER}) {
+             grants { scope role } warnings } }"""
+    )
+    typo = await stack.graphql(GRANT_SAYING, {"p": "user:bbo", "s": "entity:visoin", "r": "VIEWER"})
+
+    assert revoked["live"] is False
+    grants_stay, automations_stay = revoked["warnings"]
+    assert grants_stay.startswith("this was user:bob's last live key, and the roles granted to it stay: admin on ")
+    assert automations_stay.startswith("user:bob created automations that stay: evaluate (")
+    [automation] = listed["items"]
+    assert automation["enabled"] is True
+    assert automation["warnings"] == [
+        "user:bob, its creator, holds no live key (each was revoked), and it acts with their rights: it launches no "
+        "job: each firing fails, saying so. Switch it off or delete it, or issue user:bob a key (issueApiKey) or have "
+        "someone else create it again"
+    ]
+    assert listed_on_the_command_line == f"warning: automation {automation['id']}: {automation['warnings'][0]}\n"
+    issued = new_hire["data"]["issueApiKey"]
+    assert issued["grants"] == [{"scope": "entity:vision", "role": "ADMIN"}]
+    assert issued["warnings"][0].startswith(
+        "user:bob holds no other live key (each was revoked) but keeps the roles granted to it: admin on entity:vision"
+    )
+    assert typo["data"]["grantRole"]["warnings"] == [
+        "no key was ever issued to user:bbo: the grant holds once one is (did you mean user:bob?)",
+        "entity visoin has no run or artifact yet: the grant holds there once it does",
+    ]

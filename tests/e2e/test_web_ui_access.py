@@ -1,6 +1,7 @@
 """The Access page in a browser: an admin issues zoe a key (shown once), makes her a member of one model,
 zoe (in her own browser) gets the member controls there, and once the admin revokes her key she is back
-at the login page: at once where a page follows live events (its socket is closed), else at her next action."""
+at the login page: at once where a page follows live events (its socket is closed), else at her next action. The
+admin is told what outlives her last key (her grant), and what a key issued to user:zoe again inherits."""
 
 from __future__ import annotations
 
@@ -97,6 +98,26 @@ async def test_an_admin_gives_zoe_a_key_and_member_on_a_model_then_revokes_the_k
         await zoe_elsewhere.get_by_label("Actor").fill("user:carol")
         await expect(zoe_elsewhere.get_by_label("API key")).to_be_visible()
         await expect(zoe_elsewhere.get_by_role("alert")).to_contain_text("unknown or revoked API key")
+
+        # Her last key revoked, the admin is told what stays: her grant, which a key issued to user:zoe would hold.
+        await expect(zoe_row.get_by_test_id("warnings")).to_contain_text(
+            "this was user:zoe's last live key, and the roles granted to it stay: member on model:nature-classification"
+        )
+        # A key issued to user:zoe again (someone else of that name?) says what it inherits.
+        await issue.get_by_label("Id").fill("zoe")
+        await issue.get_by_role("button", name="Issue key").click()
+        await expect(shown.get_by_test_id("issued-key-grants")).to_contain_text(
+            "It holds the roles user:zoe already holds: member on model:nature-classification."
+        )
+        await expect(shown.get_by_test_id("warnings")).to_contain_text("user:zoe holds no other live key")
+        # A grant on a mistyped model is taken, and the page names the model meant.
+        await grant.get_by_label("Principal").fill("user:zoe")
+        await grant.get_by_label("Scope").fill("model:nature-clasification")
+        await grant.get_by_role("button", name="Grant").click()
+        await expect(admin.get_by_test_id("warnings").filter(has_text="did you mean")).to_contain_text(
+            "no registered model nature-clasification exists yet: the grant holds there once one is created with that "
+            "name (did you mean model:nature-classification?)"
+        )
 
     # The refused key's 401s are the only errors the browsers may report.
     assert [p for p in browser.problems if "401" not in p] == [], browser.problems

@@ -124,6 +124,12 @@ class MemoryRegistry:
     async def registered_model(self, name: str) -> dict[str, Any] | None:
         return self.models.get(name)
 
+    async def registered_model_names(self) -> list[str]:
+        return sorted(self.models)
+
+    async def entities(self) -> list[str]:
+        return sorted({run[0] for run in self.runs} | {v["entity"] for v in self.versions.values()})
+
     async def model_version_of(self, name: str, artifact_version_id: UUID) -> dict[str, Any] | None:
         return self.links.get((name, artifact_version_id))
 
@@ -303,6 +309,21 @@ class MemoryIdentity:
     async def private_scopes(self) -> frozenset[str]:
         return frozenset(self.private)
 
+    async def keys_of_principal(self, principal_kind: str, principal_id: str) -> list[dict[str, Any]]:
+        return [
+            key
+            for key in self.keys.values()
+            if (key["principal_kind"], key["principal_id"]) == (principal_kind, principal_id) and not key.get("job_id")
+        ]
+
+    async def principals(self) -> list[str]:
+        holding = {(k["principal_kind"], k["principal_id"]) for k in self.keys.values() if not k.get("job_id")}
+        granted = {principal for principal, grants in self.grants.items() if grants}
+        return sorted(f"{kind}:{ident}" for kind, ident in holding | granted)
+
+    async def grantees_of(self, scope: str) -> list[str]:
+        return sorted(f"{kind}:{ident}" for (kind, ident), grants in self.grants.items() if scope in grants)
+
     async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
         for key in self.keys.values():
             live = key["revoked_at"] is None or key["revoked_at"] > datetime.now(UTC)
@@ -387,6 +408,9 @@ class MemoryLaunch:
             for a in self.automations.values()
             if a.get("deleted_at") is None and a["action"]["kind"] == "launch" and a["action"]["queue"] == queue
         ]
+
+    async def automations_created_by(self, creator: str) -> list[dict[str, Any]]:
+        return [a for a in self.automations.values() if a["created_by"] == creator and a.get("deleted_at") is None]
 
     async def firing(self, automation_id: UUID, event_id: UUID) -> dict[str, Any] | None:
         return self.firings.get((automation_id, event_id))

@@ -212,6 +212,25 @@ async def test_an_automation_is_deleted_by_its_creator_or_an_admin_and_never_swi
     assert registry.read_models.launch.automations[theirs]["deleted_at"] is not None
 
 
+async def test_an_admin_of_the_team_an_automation_launches_in_deletes_it_after_its_creator_left() -> None:
+    """Its creator's keys revoked, it stays theirs: a team admin cleans up without an installation admin."""
+    registry = WriteSide()
+    left = await launching(registry)  # user:mo's, launching jobs in acme
+    acme_admin = caller("member", "lea", grants={"entity:acme": "admin"})
+    other_admin = caller("member", "oz", grants={"entity:lynx": "admin"})
+    with pytest.raises(PermissionDenied, match="user:oz is a member of entity:acme; deleting user:mo's automation"):
+        await registry(DeleteAutomation(automation_id=left), other_admin)
+    await registry(SetAutomationEnabled(automation_id=left, enabled=False), acme_admin)
+    await registry(DeleteAutomation(automation_id=left), acme_admin)
+    assert registry.read_models.launch.automations[left]["deleted_at"] is not None
+
+    hook = {"kind": "webhook", "url": "https://93.184.216.34/audit"}
+    everywhere = (await registry(automation(hook, {"event": "run_finished"}), MEMBER)).subject_id
+    with pytest.raises(PermissionDenied, match="deleting user:mo's automation needs admin"):
+        await registry(DeleteAutomation(automation_id=everywhere), acme_admin)  # every team's: the installation's
+    await registry(DeleteAutomation(automation_id=everywhere), ADMIN)
+
+
 async def test_only_its_creator_changes_an_automation_and_its_action_keeps_its_kind() -> None:
     registry = WriteSide()
     mine = await launching(registry)

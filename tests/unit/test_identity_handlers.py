@@ -10,7 +10,17 @@ from support.write_side import ADMIN, MEMBER, WriteSide, caller
 
 from modelreg.errors import Conflict, NotFound, PermissionDenied
 from modelreg.events.identity import Role
-from modelreg.services.commands.commands import GrantRole, IssueApiKey, RevokeApiKey, RevokeRole
+from modelreg.services.commands.commands import (
+    GrantRole,
+    IssueApiKey,
+    LinkVersion,
+    LogArtifactVersion,
+    RevokeApiKey,
+    RevokeRole,
+    SetVisibility,
+    StartRun,
+)
+from modelreg.services.commands.launch_commands import CreateAutomation
 
 
 async def issued(registry: WriteSide, role: Role = "member", who: str = "bo") -> tuple[str, str]:
@@ -78,3 +88,110 @@ async def test_revoking_a_role_the_principal_does_not_hold() -> None:
     revoked = await registry(RevokeRole(principal_kind="user", principal_id="bo", scope="registry"))
     assert revoked.events[0].type == "identity.role_revoked"
     assert registry.read_models.identity.grants["user", "bo"] == {}
+
+
+async def test_a_key_issued_to_a_principal_whose_keys_were_all_revoked_names_the_roles_it_kept() -> None:
+    """Grants belong to the principal: a new hire named like someone who left inherited their private team."""
+    registry = WriteSide()
+    await registry(GrantRole(principal_kind="user", principal_id="bob", scope="entity:vision", role="member"))
+    first = await registry(IssueApiKey(principal_kind="user", principal_id="bob"))
+    assert first.warnings == ()  # granted before the first key: what it was made for
+    assert (await registry(IssueApiKey(principal_kind="user", principal_id="bob"))).warnings == ()
+    for key in list(registry.read_models.identity.keys):
+        await registry(RevokeApiKey(key_id=key))
+
+    again = await registry(IssueApiKey(principal_kind="user", principal_id="bob", role="viewer"))
+    assert again.warnings == (
+        "user:bob holds no other live key (each was revoked) but keeps the roles granted to it: member on "
+        "entity:vision, which this key holds too. If this is someone else of the same name, take them back "
+        "(revokeRole) or issue the key under another id",
+    )
+
+
+async def test_revoking_a_principals_last_live_key_names_the_roles_and_automations_it_keeps() -> None:
+    registry = WriteSide()
+    await registry(GrantRole(principal_kind="user", principal_id="bob", scope="entity:vision", role="admin"))
+    await registry(GrantRole(principal_kind="user", principal_id="bob", scope="registry", role="member"))
+    _, laptop = await issued(registry, who="bob")
+    _, desktop = await issued(registry, who="bob")
+    bob = caller("member", "bob", grants={"entity:vision": "admin", "registry": "member"})
+    hook = {"kind": "webhook", "url": "https://93.184.216.34/hook"}
+    created = await registry(CreateAutomation(name="notify", trigger={"event": "run_finished"}, action=hook), bob)
+
+    assert (await registry(RevokeApiKey(key_id=laptop))).warnings == ()  # another live key holds them
+    last = await registry(RevokeApiKey(key_id=desktop))
+    assert last.warnings == (
+        "this was user:bob's last live key, and the roles granted to it stay: admin on entity:vision, member on "
+        "registry; a key issued to user:bob later holds them again. If user:bob is leaving, take them back "
+        "(revokeRole)",
+        f"user:bob created automations that stay: notify ({created.subject_id}, on). Each acts with its creator's "
+        "rights, and user:bob holds no live key now: one launching jobs launches none, a webhook is still sent what "
+        "every key reads. Delete them or switch them off (deleteAutomation, setAutomationEnabled)",
+    )
+
+
+async def test_a_grant_to_a_principal_nobody_holds_a_key_for_is_taken_naming_the_nearest_one() -> None:
+    registry = WriteSide()
+    await issued(registry, who="alice")
+    await issued(registry, who="carol")
+    typo = await registry(GrantRole(principal_kind="user", principal_id="alcie", scope="registry", role="admin"))
+    assert typo.warnings == (
+        "no key was ever issued to user:alcie: the grant holds once one is (did you mean user:alice?)",
+    )
+    assert registry.read_models.identity.grants["user", "alcie"] == {"registry": "admin"}  # its key may come later
+    new_service = await registry(
+        GrantRole(principal_kind="service", principal_id="ci", scope="registry", role="member")
+    )
+    assert new_service.warnings == ("no key was ever issued to service:ci: the grant holds once one is",)
+    assert (
+        await registry(GrantRole(principal_kind="user", principal_id="alice", scope="registry", role="member"))
+    ).warnings == ()
+
+
+async def test_a_grant_on_a_team_or_model_with_nothing_in_it_is_taken_naming_the_nearest_one() -> None:
+    registry = WriteSide()
+    await issued(registry, who="alice")
+    await registry(StartRun(entity="vision", project="faces", run_id="r1"))
+    version = await registry(
+        LogArtifactVersion(
+            entity="vision",
+            project="faces",
+            name="weights",
+            artifact_type="model",
+            manifest=(registry.stored_file(b"w"),),
+        )
+    )
+    await registry(LinkVersion(registered_model="face-recognizer", artifact_version_id=version.subject_id))
+
+    def grant(scope: str) -> GrantRole:
+        return GrantRole(principal_kind="user", principal_id="alice", scope=scope, role="admin")
+
+    assert (await registry(grant("entity:visoin"))).warnings == (
+        "entity visoin has no run or artifact yet: the grant holds there once it does (did you mean entity:vision?)",
+    )
+    assert (await registry(grant("model:face-recogniser"))).warnings == (
+        "no registered model face-recogniser exists yet: the grant holds there once one is created with that name "
+        "(did you mean model:face-recognizer?)",
+    )
+    for meant in ("entity:vision", "model:face-recognizer", "registry"):
+        assert (await registry(grant(meant))).warnings == ()
+    await registry(SetVisibility(scope="entity:lynx", private=True))  # a private team set up before its first run
+    assert (await registry(grant("entity:lynx"))).warnings == ()
+
+
+async def test_a_team_admin_is_told_of_a_near_name_granted_in_their_team_and_of_no_one_elses_keys() -> None:
+    """Who holds keys is for installation admins; the grants made in a team are its admins' to read."""
+    registry = WriteSide()
+    await issued(registry, who="carl")  # holds a key, but no role on vision: not named to vision's admin
+    await registry(GrantRole(principal_kind="user", principal_id="carol", scope="entity:vision", role="member"))
+    await registry(StartRun(entity="vision", project="faces", run_id="r1"))
+    team_admin = caller("member", "alice", grants={"entity:vision": "admin"})
+
+    typo = await registry(
+        GrantRole(principal_kind="user", principal_id="crol", scope="entity:vision", role="viewer"), team_admin
+    )
+    assert typo.warnings == ("user:crol holds no role on entity:vision yet (did you mean user:carol?)",)
+    unknown = await registry(
+        GrantRole(principal_kind="user", principal_id="zed", scope="entity:vision", role="viewer"), team_admin
+    )
+    assert unknown.warnings == ()

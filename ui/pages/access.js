@@ -5,7 +5,7 @@
 import { useState } from "preact/hooks";
 import { useLive, useMutation, useQuery } from "../api.js";
 import { isAdmin, useViewer } from "../access.js";
-import { html, shown, Badge, ErrorBox, Loaded, Time, useTitle } from "../html.js";
+import { html, shown, Badge, ErrorBox, Loaded, Time, useTitle, Warnings } from "../html.js";
 import { Pager, useCursorPages } from "../components/pager.js";
 
 const PRINCIPAL_FIELDS = `
@@ -20,9 +20,11 @@ const PRINCIPALS = `query Principals($search: String, $after: String) {
 }`;
 const MINE = `{ viewer { id role keyId access { ${PRINCIPAL_FIELDS} } } }`;
 
-const ISSUE_KEY = `mutation IssueKey($input: IssueApiKeyInput!) { issueApiKey(input: $input) { key id principal role } }`;
-const REVOKE_KEY = `mutation RevokeKey($input: RevokeApiKeyInput!) { revokeApiKey(input: $input) { id live } }`;
-const GRANT = `mutation Grant($input: GrantRoleInput!) { grantRole(input: $input) { principal scope role } }`;
+const ISSUE_KEY = `mutation IssueKey($input: IssueApiKeyInput!) {
+  issueApiKey(input: $input) { key id principal role grants { scope role } warnings }
+}`;
+const REVOKE_KEY = `mutation RevokeKey($input: RevokeApiKeyInput!) { revokeApiKey(input: $input) { id live warnings } }`;
+const GRANT = `mutation Grant($input: GrantRoleInput!) { grantRole(input: $input) { principal scope role warnings } }`;
 const REVOKE_GRANT = `mutation RevokeGrant($input: RevokeRoleInput!) { revokeRole(input: $input) { role } }`;
 
 const ROLES = ["VIEWER", "MEMBER", "ADMIN"];
@@ -72,6 +74,9 @@ function Confirmed({ label, question, confirm, busy, onConfirm }) {
 
 function Keys({ p, mine, keyInUse, reload }) {
   const [state, run] = useMutation(reload);
+  // Revoking a principal's last live key says what stays: its grants and automations.
+  const [said, setSaid] = useState([]);
+  const revoke = async (k) => setSaid((await run(REVOKE_KEY, { input: { keyId: k.id } }))?.revokeApiKey.warnings || []);
   if (!p.keys.length) return html`<span class="muted">no key</span>`;
   return html`<ul class="access-list">${p.keys.map((k) => html`<li class=${k.live ? "" : "revoked"} data-testid="key">
       <code>${k.prefix}…</code> <${Badge}>${shown(k.role)}<//> ${k.label && html`<span>${k.label}</span>`}
@@ -80,9 +85,10 @@ function Keys({ p, mine, keyInUse, reload }) {
       ${k.live
         ? !mine && html` <${Confirmed} label=${`revoke key ${k.prefix}`} busy=${state.busy} confirm="Revoke"
             question=${k.id === keyInUse ? "Revoke the key you are using? You will be logged out." : `Revoke ${k.prefix}…? Requests with it are refused from now on.`}
-            onConfirm=${() => run(REVOKE_KEY, { input: { keyId: k.id } })} />`
+            onConfirm=${() => revoke(k)} />`
         : html`<span class="muted"> · revoked${k.revokedBy ? ` by ${k.revokedBy}` : ""} <${Time} at=${k.revokedAt} /></span>`}
     </li>`)}</ul>
+    <${Warnings} warnings=${said} />
     ${state.error && html`<${ErrorBox} error=${state.error} />`}`;
 }
 
@@ -123,6 +129,9 @@ function IssuedKey({ issued, done }) {
   return html`<div class="issued" data-testid="issued-key" role="status">
     <p><strong>The API key of ${issued.principal} (${shown(issued.role)}).</strong> Copy it now: it will not be shown again
       (modelreg keeps only its hash). If it is lost, revoke it and issue another.</p>
+    ${issued.grants.length > 0 && html`<p data-testid="issued-key-grants">It holds the roles ${issued.principal} already
+      holds: ${issued.grants.map((g, i) => html`${i ? ", " : ""}${shown(g.role)} on <code>${g.scope}</code>`)}.</p>`}
+    <${Warnings} warnings=${issued.warnings} />
     <p class="row"><input class="secret" readonly aria-label="New API key" value=${issued.key} onFocus=${(e) => e.target.select()} />
       <button onClick=${copy}>Copy</button> ${copied && html`<span class="muted">${copied}</span>`}</p>
     <p><button class="link" onClick=${done}>Done: hide the key</button></p>
@@ -159,10 +168,13 @@ function GrantForm({ principals, models, reload }) {
   const blank = { principal: "", scope: "", role: "MEMBER" };
   const [form, setForm] = useState(blank);
   const [state, run] = useMutation(reload);
+  const [said, setSaid] = useState([]);
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
   const submit = async (e) => {
     e.preventDefault();
-    if (await run(GRANT, { input: { principal: form.principal.trim(), scope: form.scope.trim(), role: form.role } })) setForm(blank);
+    setSaid([]);
+    const data = await run(GRANT, { input: { principal: form.principal.trim(), scope: form.scope.trim(), role: form.role } });
+    if (data) { setForm(blank); setSaid(data.grantRole.warnings); }
   };
   return html`<section class="card">
     <h2>Grant a role on a scope</h2>
@@ -177,6 +189,7 @@ function GrantForm({ principals, models, reload }) {
     <p class="muted">A grant overrides the principal's key role on that scope, up or down: <code>${"model:<name>"}</code> (one
       registered model) before <code>registry</code> (every model); <code>${"entity:<name>"}</code> for its runs and
       artifacts.</p>
+    <${Warnings} warnings=${said} />
     ${state.error && html`<${ErrorBox} error=${state.error} />`}
   </section>`;
 }

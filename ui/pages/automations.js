@@ -2,13 +2,13 @@
 import { useState } from "preact/hooks";
 import { gql, useQuery, useLive } from "../api.js";
 import { isAdmin, may, useViewer } from "../access.js";
-import { html, href, shown, Loaded, Time, ErrorBox, Badge, JobId, useTitle } from "../html.js";
+import { html, href, shown, Loaded, Time, ErrorBox, Badge, JobId, useTitle, Warnings } from "../html.js";
 import { AutomationSpec } from "../components/automation_spec.js";
 
 // The first 100 automations, each with its latest 20 firings and deliveries.
 const AUTOMATIONS = `{
   automations(first: 100) { items {
-    id name description trigger action cooldownS enabled createdAt createdBy lastFiredAt
+    id name description trigger action cooldownS enabled createdAt createdBy lastFiredAt warnings
     firings(first: 20) { items { eventId eventType actor status jobId detail occurredAt doneAt retries } }
     deliveries(first: 20) { items { eventId attempt url statusCode error durationMs attemptedAt } }
   } }
@@ -155,6 +155,7 @@ function Automation({ a, reload }) {
         ${changes && html`<button class="link small" onClick=${() => setEditing(!editing)}>${editing ? "Close" : "Edit"}</button>`}
       </header>
       ${a.description && html`<p>${a.description}</p>`}
+      <${Warnings} warnings=${a.warnings} />
       ${editing && html`<${AutomationForm} automation=${a} onDone=${() => { setEditing(false); reload(); }} />`}
       ${error && html`<${ErrorBox} error=${error} />`}
       <p class="muted">created by ${a.createdBy} <${Time} at=${a.createdAt} /> · cooldown ${a.cooldownS} s · last fired <${Time} at=${a.lastFiredAt} /></p>
