@@ -15,6 +15,12 @@ from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import Cursors, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
 from modelreg.projections.timestamps import parsed_time
+from modelreg.services.automations.shown_urls import (
+    action_shown_to_others,
+    reads_whole_urls,
+    url_shown_to_others,
+    urls_shown_to_others_in,
+)
 from modelreg.services.automations.webhook_signing import WITHOUT_A_KEY
 from modelreg.services.commands.access_warnings import keyless_creator
 from modelreg.services.commands.launch_commands import (
@@ -42,7 +48,9 @@ class Firing(graphene.ObjectType):
 class WebhookDelivery(graphene.ObjectType):
     event_id = graphene.ID(required=True, description="the event that fired the automation")
     attempt = graphene.Int(required=True)
-    url = graphene.String(required=True)
+    url = graphene.String(
+        required=True, description="whole to the automation's creator; to anyone else its scheme and host, then /…"
+    )
     status_code = graphene.Int()
     error = graphene.String()
     duration_ms = graphene.Float(required=True)
@@ -62,7 +70,11 @@ class Automation(graphene.ObjectType):
     name = graphene.String(required=True)
     description = graphene.String()
     trigger = JSONValue(required=True)
-    action = JSONValue(required=True)
+    action = JSONValue(
+        required=True,
+        description="a webhook's url whole to its creator only (it may hold a token): to anyone else its scheme and "
+        "host, then /…",
+    )
     cooldown_s = graphene.Float(required=True)
     enabled = graphene.Boolean(required=True)
     deleted_at = graphene.DateTime(description="when it was deleted: it fires no more, and only its id finds it")
@@ -97,7 +109,7 @@ class Automation(graphene.ObjectType):
         if "action" not in row:  # a list of automations is read without them (projections/launch_queries.py)
             found = await info.context.automation_actions.load(row["automation_id"])
             row["action"] = found["action"] if found else {}
-        return row["action"]
+        return row["action"] if _reads_whole_urls(info, row) else action_shown_to_others(row["action"])
 
     @staticmethod
     async def resolve_last_fired_at(row: dict, info: graphene.ResolveInfo) -> datetime | None:
@@ -123,6 +135,8 @@ class Automation(graphene.ObjectType):
             hidden_entities=sorted(readable.hidden_entities),
             hidden_models=sorted(readable.hidden_models),
         )
+        if not _reads_whole_urls(info, row):  # a webhook's refusal repeats its url
+            rows = [{**f, "detail": f["detail"] and urls_shown_to_others_in(f["detail"])} for f in rows]
         return key_page(rows, limit, after, lambda last: cursors.encode(last["occurred_at"], last["event_id"]))
 
     @staticmethod
@@ -138,6 +152,11 @@ class Automation(graphene.ObjectType):
             hidden_entities=sorted(readable.hidden_entities),
             hidden_models=sorted(readable.hidden_models),
         )
+        if not _reads_whole_urls(info, row):
+            rows = [
+                {**d, "url": url_shown_to_others(d["url"]), "error": d["error"] and urls_shown_to_others_in(d["error"])}
+                for d in rows
+            ]
         return key_page(rows, limit, after, lambda last: cursors.encode(last["attempted_at"], last["event_id"]))
 
 
@@ -278,6 +297,9 @@ class AutomationMutations(graphene.ObjectType):
         firing = await info.context.launch.firing(automation_id, event_id)
         if firing is None:
             raise NotFound(f"automation {automation_id} did not fire for event {event_id}")
+        automation = await info.context.launch.automation(automation_id)
+        if automation is None or not _reads_whole_urls(info, automation):  # an admin retrying another's
+            firing = {**firing, "detail": firing["detail"] and urls_shown_to_others_in(firing["detail"])}
         return firing
 
     @staticmethod
@@ -287,6 +309,12 @@ class AutomationMutations(graphene.ObjectType):
             parse_command(DeleteAutomation, {"automation_id": automation_id}), info.context.caller
         )
         return await _visible(info, automation_id)
+
+
+def _reads_whole_urls(info: graphene.ResolveInfo, automation: dict) -> bool:
+    """Its creator reads its webhook's url, and the deliveries' and refusals', whole; anyone else where it calls
+    (services/automations/shown_urls.py)."""
+    return reads_whole_urls(info.context.caller, automation["created_by"])
 
 
 async def _visible(info: graphene.ResolveInfo, automation_id: Any) -> dict:

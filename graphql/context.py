@@ -123,6 +123,14 @@ class KeyHoldersLoader(_RequestLoader):
         return [key in holding for key in keys]
 
 
+class AutomationCreatorLoader(_RequestLoader):
+    """Who created each automation whose audit records a page shows: they alone read its webhook url whole."""
+
+    async def load_batch(self, context: RequestContext, ids: list[UUID]) -> list[str | None]:
+        found = await context.launch.automation_creators(list(ids))
+        return [found.get(i) for i in ids]
+
+
 class NewestVersionLoader(_RequestLoader):
     """Batches, per request, which version of each collection is the newest (the one `latest` names)."""
 
@@ -165,6 +173,7 @@ class RequestContext:
     job_contents: JobContentsLoader = field(init=False)
     automation_actions: AutomationActionLoader = field(init=False)
     key_holders: KeyHoldersLoader = field(init=False)
+    automation_creators: AutomationCreatorLoader = field(init=False)
     newest_versions: NewestVersionLoader = field(init=False)
     runs: RunLoader = field(init=False)
     lineage: LineageQueries = field(init=False)
@@ -192,6 +201,7 @@ class RequestContext:
         self.job_contents = JobContentsLoader(self)
         self.automation_actions = AutomationActionLoader(self)
         self.key_holders = KeyHoldersLoader(self)
+        self.automation_creators = AutomationCreatorLoader(self)
         self.newest_versions = NewestVersionLoader(self)
         self.runs = RunLoader(self)
         self.lineage = LineageQueries(self.reads.pool)

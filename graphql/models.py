@@ -22,6 +22,12 @@ from modelreg.graphql.pages import Cursors, key_page, ordinal, page, page_of, pa
 from modelreg.graphql.references import parse_uuid, parse_version_name
 from modelreg.graphql.usage import usage_snippet
 from modelreg.projections.timestamps import parsed_time, storable_time
+from modelreg.services.automations.shown_urls import (
+    BY_ITS_CREATOR,
+    CARRY_A_URL,
+    payload_shown_to_others,
+    reads_whole_urls,
+)
 from modelreg.services.commands.commands import (
     AddAlias,
     LinkVersion,
@@ -72,7 +78,10 @@ class ActionRecord(graphene.ObjectType):
     recorded_offline_at = graphene.DateTime(
         description="for a run's own commands recorded offline: when its client says it happened (a bounded claim)"
     )
-    details = JSONValue(required=True)
+    details = JSONValue(
+        required=True,
+        description="what was done (the event's payload); a webhook's url whole to its automation's creator only",
+    )
     correlation_id = graphene.ID(
         required=True, description="the chain it belongs to: a command's first event, or the launched job that did it"
     )
@@ -91,7 +100,21 @@ class ActionRecord(graphene.ObjectType):
         if "payload" not in row:  # a page of records is read without them (projections/audit_queries.py)
             details = await info.context.audit_details.load(row["event_id"])
             row["payload"] = details["payload"] if details else {}
+        if row["type"] in CARRY_A_URL and not reads_whole_urls(info.context.caller, await _creator(info, row)):
+            return payload_shown_to_others(row["type"], row["payload"])
         return row["payload"]
+
+
+async def _creator(info: graphene.ResolveInfo, record: dict) -> str | None:
+    """Who created the automation an audit record is about: its actor, when it created or changed it."""
+    if record["type"] in BY_ITS_CREATOR:
+        return f"{record['actor_kind']}:{record['actor_id']}"
+    kind, _, automation_id = record["stream"].partition(":")
+    try:
+        found = UUID(automation_id) if kind == "automation" else None
+    except ValueError:
+        found = None
+    return None if found is None else await info.context.automation_creators.load(found)
 
 
 ActionRecordPage = page_of(ActionRecord)

@@ -15,6 +15,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from types import AsyncGeneratorType
 from typing import Any
+from uuid import UUID
 
 import graphene
 
@@ -32,6 +33,12 @@ from modelreg.graphql.errors import reported
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.live_readable import LiveReadable
 from modelreg.projections.progress import ProjectionLagging
+from modelreg.services.automations.shown_urls import (
+    BY_ITS_CREATOR,
+    CARRY_A_URL,
+    payload_shown_to_others,
+    reads_whole_urls,
+)
 from modelreg.services.commands.access import Caller
 
 # A replaying subscription looks its caller up again at most this often (a query each time).
@@ -173,6 +180,23 @@ async def _live_events(
                 return False
             return event_filter.matches(envelope) and (also is None or also(envelope))
 
+        # Who created each automation whose events pass: they alone read its webhook url whole. Looked up once per
+        # automation (its creator never changes); one not in the read model yet is shown as to anyone else.
+        creators: dict[UUID, str] = {}
+
+        async def creator_of(envelope: Envelope) -> str | None:
+            if envelope.type in BY_ITS_CREATOR:
+                return str(envelope.actor)
+            automation_id = getattr(envelope.payload, "automation_id", None)
+            if not isinstance(automation_id, UUID):
+                return None
+            if automation_id not in creators:
+                found = (await context.launch.automation_creators([automation_id])).get(automation_id)
+                if found is None:
+                    return None
+                creators[automation_id] = found
+            return creators[automation_id]
+
         owner = str(caller.actor) if caller else None
         # From `reflected`, not from the log's end as the tail reads it again: a team made private, a grant or the
         # key revoked in between is on the log but not in `caller`, and reaches `readable` and `revokes_the_key`
@@ -209,7 +233,10 @@ async def _live_events(
                     # The tail judged a whole batch at once, perhaps before the last look-up.
                     if not keep(envelope, position):
                         continue
-                yield event_record(tailed)
+                record = event_record(tailed)
+                if envelope.type in CARRY_A_URL and not reads_whole_urls(caller, await creator_of(envelope)):
+                    record["payload"] = payload_shown_to_others(envelope.type, record["payload"])
+                yield record
         finally:
             try:  # the tail closes with this stream, not when the collector gets to it
                 await context.close_tail(tail)

@@ -92,7 +92,8 @@ class AuditQueries:
         not_administered: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """Newest first; `before` is the (occurred_at, event_id) of the last record of the previous page.
-        `hidden_scopes`: private entities and models the caller may not read; `identity_streams`: the streams whose
+        `hidden_scopes`: private entities and models the caller may not read (an automation's creation or change
+        also where it launches jobs: readable.launched_in); `identity_streams`: the streams whose
         identity records it reads, None: every one, besides the records about the scopes it administers
         (`administered`, `not_administered`: Readable's) (projections/readable.py). Both filter the rows an index finds
         anyway: an index of their own would cost every event a write in the audit projection, whose replay is what
@@ -109,6 +110,9 @@ class AuditQueries:
                  AND (scope IS NULL OR scope <> ALL($10::text[]))
                  AND NOT coalesce(
                      jsonb_typeof(payload -> 'scopes') = 'array' AND payload -> 'scopes' ?| $10::text[], false)
+                 AND NOT coalesce(
+                     jsonb_typeof(payload -> 'trigger') = 'object' AND payload -> 'action' ->> 'kind' = 'launch'
+                     AND 'entity:' || (payload -> 'action' ->> 'entity') = ANY($10::text[]), false)
                  AND ($11::text[] IS NULL OR type = ANY($11::text[]))
                  AND ($12::text[] IS NULL OR type NOT LIKE '{IDENTITY_TYPES}%' OR stream = ANY($12::text[])
                       OR (type = ANY($15::text[]) AND (payload ->> 'scope' = ANY($13::text[])

@@ -257,6 +257,13 @@ class LaunchQueries:
         )
         return {r["automation_id"]: {"action": orjson.loads(r["action"]), "read_bytes": len(r["action"])} for r in rows}
 
+    async def automation_creators(self, ids: list[UUID]) -> dict[UUID, str]:
+        """Who created each of these automations (deleted ones too): they alone read its webhook url whole."""
+        rows = await self.pool.fetch(
+            "SELECT automation_id, created_by FROM automations WHERE automation_id = ANY($1::uuid[])", ids
+        )
+        return {r["automation_id"]: r["created_by"] for r in rows}
+
     async def pattern_refused(self, pattern: str) -> str | None:
         """PostgreSQL's own regular expressions are not Python's (no `(?i)` inline, no `(?P<name>...)`, a
         limit on complexity): a trigger's pattern is checked by the engine that will run it."""

@@ -68,6 +68,20 @@ def limited_to(payload: Mapping[str, Any]) -> list[str]:
     return [s for s in scopes if isinstance(s, str)] if isinstance(scopes, list | tuple) else []
 
 
+def launched_in(payload: Mapping[str, Any]) -> str | None:
+    """The entity an automation's creation or change launches jobs in, when it names one: its action (a job's source
+    and config) is that team's, so the record is read only by who reads it too, besides what it watches (scope_of),
+    as the automation itself is (`Readable.automation`). The audit log's filter is the same expression in SQL
+    (audit_queries.py)."""
+    action = payload.get("action")
+    if not isinstance(payload.get("trigger"), Mapping) or not isinstance(action, Mapping):
+        return None
+    entity = action.get("entity")
+    if action.get("kind") != "launch" or not isinstance(entity, str) or "${" in entity:
+        return None
+    return f"entity:{entity}"
+
+
 AUDIT_SCOPE_V1 = """
 ALTER TABLE audit_log ADD COLUMN scope text GENERATED ALWAYS AS (
     CASE WHEN jsonb_typeof(payload -> 'registered_model') = 'string' THEN 'model:' || (payload ->> 'registered_model')
@@ -188,7 +202,11 @@ class Readable:
         payload = envelope.payload.public_dump()
         if not self.identity_record(envelope.type, envelope.stream, payload):
             return False
-        return self.scope(scope_of(payload)) and all(self.scope(scope) for scope in limited_to(payload))
+        return (
+            self.scope(scope_of(payload))
+            and all(self.scope(scope) for scope in limited_to(payload))
+            and self.scope(launched_in(payload))
+        )
 
     def automation(self, trigger: Mapping[str, Any], action: Mapping[str, Any]) -> bool:
         """An automation is read by who reads what it watches and where it launches jobs."""

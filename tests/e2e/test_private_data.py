@@ -692,6 +692,51 @@ async def _any(found: Any) -> bool:
     return bool(await found())
 
 
+async def test_an_automation_on_a_public_model_launching_into_a_private_team_shows_its_config_to_that_team_only(
+    stack: Stack,
+) -> None:
+    # Its creation and changes carry the job's config: an outsider read lynx's database password in the audit log.
+    await lynx_logs_its_work(stack)
+    trigger = {"event": "alias_added", "registered_model": "shared-model"}
+    action = {"kind": "launch", "queue": "cpu", "entity": "lynx", "project": "den", "source": SOURCE}
+    created = await ok(
+        stack,
+        """mutation($t: GenericScalar!, $a: GenericScalar!) {
+          createAutomation(input: {name: "lynx-eval", trigger: $t, action: $a}) { automation { id } }
+        }""",
+        {"t": trigger, "a": {**action, "config": {"db_password": "den-db-password"}}},
+    )
+    await ok(
+        stack,
+        """mutation($id: ID!, $t: GenericScalar!, $a: GenericScalar!) {
+          changeAutomation(input: {id: $id, name: "lynx-eval", trigger: $t, action: $a}) { id }
+        }""",
+        {
+            "id": created["createAutomation"]["automation"]["id"],
+            "t": trigger,
+            "a": {**action, "config": {"db_password": "den-db-password", "retries": 2}},
+        },
+    )
+    await ok(stack, TAG_MODEL, {"m": "shared-model", "t": "sentinel"})
+    carrying = {}
+    for who, role in [(VIEWER, "viewer"), (OUTSIDER, "member")]:
+        key = await stack.key(who, role)
+        audit = await stack.graphql("{ auditLog(first: 500) { items { action details } } }", key=key)
+        records = [(r["action"], r["details"]) for r in audit["data"]["auditLog"]["items"]]
+        async with graphql_socket(stack) as socket:
+            await socket.init({"apiKey": key})
+            await socket.subscribe("all", "subscription { events(fromNow: false) { type payload } }")
+            events: list[dict[str, Any]] = []
+            while not events or events[-1]["payload"].get("tag") != "sentinel":
+                events += await socket.next_events("all", 1)
+        records += [(e["type"], e["payload"]) for e in events]
+        carrying[who] = sorted(kind for kind, details in records if "den-db-password" in json.dumps(details))
+    assert carrying == {
+        VIEWER: ["automations.automation_changed"] * 2 + ["automations.automation_created"] * 2,  # audit and live
+        OUTSIDER: [],
+    }
+
+
 async def test_a_key_limited_to_a_private_team_is_issued_out_of_sight_of_those_who_cannot_read_it(
     stack: Stack,
 ) -> None:

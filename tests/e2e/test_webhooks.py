@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from support.command_line import command_line
+from support.live_events import graphql_socket
 from support.stack import Stack
 from support.story import LINK, LOG_VERSION, version_input
 from support.waiting import wait_until
@@ -293,6 +294,54 @@ async def test_a_webhook_to_a_private_address_needs_an_admin(stack: Stack) -> No
     refused = await stack.graphql(CREATE, {"n": "ssrf", "t": {"event": "alias_added"}, "a": zoned}, key=member)
     assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT", refused
     assert "points at fe80::1, a loopback, private" in refused["errors"][0]["message"]
+
+
+SEEN = """{ automations { items { action deliveries { items { url } } } }
+  auditLog(actions: ["automations.automation_created", "automations.webhook_attempted"]) { items { action details } }
+}"""
+LIVE = """subscription {
+  events(fromNow: false, types: ["automations.automation_created", "automations.webhook_attempted"]) { payload }
+}"""
+
+
+async def test_a_webhooks_url_which_may_hold_a_token_is_read_whole_by_its_creator_only(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    # A Slack url is a credential by itself: every viewer of what the automation watches read it whole.
+    ok, _, base = receiver_url
+    url = f"{base}/ok?token=SLACK-SECRET"
+    await _webhook(stack, url, {"event": "alias_added"})  # by alice
+    await _linked_with_alias(stack, "production")
+
+    async def recorded() -> bool:
+        return len((await stack.graphql(SEEN))["data"]["auditLog"]["items"]) == 2
+
+    await wait_until(recorded, timeout_s=30)
+    readers = {
+        "its creator": await stack.key("user:alice"),
+        "a viewer": await stack.key("user:vic", "viewer"),
+        "another admin": await stack.key("user:ada"),
+    }
+    read, live = {}, {}
+    for who, key in readers.items():
+        answer = await stack.graphql(SEEN, key=key)
+        (automation,) = answer["data"]["automations"]["items"]
+        audit = {record["action"]: record["details"] for record in answer["data"]["auditLog"]["items"]}
+        read[who] = [
+            automation["action"]["url"],
+            *[delivery["url"] for delivery in automation["deliveries"]["items"]],
+            audit["automations.automation_created"]["action"]["url"],
+            audit["automations.webhook_attempted"]["url"],
+        ]
+        async with graphql_socket(stack) as socket:
+            await socket.init({"apiKey": key})
+            await socket.subscribe("automations", LIVE)
+            created, attempted = await socket.next_events("automations", 2)
+        live[who] = [created["payload"]["action"]["url"], attempted["payload"]["url"]]
+
+    assert read["its creator"] == [url] * 4 and live["its creator"] == [url] * 2
+    for who in ("a viewer", "another admin"):
+        assert read[who] == [f"{base}/…"] * 4 and live[who] == [f"{base}/…"] * 2, who
 
 
 START = 'mutation($r: String!) { startRun(input: {entity: "acme", project: "nature", runId: $r}) { runId } }'

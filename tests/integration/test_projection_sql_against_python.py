@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
@@ -19,9 +19,10 @@ from modelreg.events.identity import RoleGranted
 from modelreg.events.launch import JobOutputCaptured
 from modelreg.events.runs import RunStarted
 from modelreg.projections.audit import AuditProjection
+from modelreg.projections.audit_queries import AuditQueries
 from modelreg.projections.lineage import LineageProjection
 from modelreg.projections.migrations import migrate
-from modelreg.projections.readable import scope_of
+from modelreg.projections.readable import Readable, scope_of
 from modelreg.services.infra.database import create_pool
 from modelreg.services.projections_catalog import all_migrations
 
@@ -42,6 +43,7 @@ AUTOMATION_AND_LAUNCH_EVENTS: list[Event] = [
     automation({"event": "run_finished", "entity": "lynx"}, launch("acme")),
     automation({"event": "alias_added", "registered_model": "fraud"}, {"kind": "webhook", "url": "https://x.io"}),
     automation({"event": "run_finished"}, launch("lynx")),  # watches everything: where it launches
+    automation({"event": "alias_added", "registered_model": "fraud"}, launch("lynx")),  # its config is lynx's too
     automation({"event": "run_finished"}, launch("${entity}")),  # a template: about no scope
     automation({"event": "run_finished"}, {"kind": "webhook", "url": "https://x.io"}),
     AutomationFired(automation_id=uuid4(), event_id=uuid4(), event_type="t", outcome="failed", scope="model:fraud"),
@@ -75,6 +77,41 @@ async def test_the_audit_logs_scope_column_is_scope_of_for_every_kind_of_event(o
     expected = {e.id: scope_of(e.payload.public_dump()) for e in envelopes}
     assert stored == expected
     assert {scope for scope in expected.values()} >= {"entity:lynx", "model:fraud", "entity:acme", None}
+
+
+async def test_the_audit_logs_read_filter_reads_what_live_events_read_of_every_kind_of_event(
+    own_pool: asyncpg.Pool,
+) -> None:
+    actor = Actor(kind="user", id="ada")
+    envelopes = [
+        Envelope.new(payload, stream=f"thing:{n}", actor=actor)
+        for n, payload in enumerate(AUTOMATION_AND_LAUNCH_EVENTS)
+    ]
+    projection = AuditProjection()
+    async with own_pool.acquire() as conn, conn.transaction():
+        for envelope in envelopes:
+            for statement in projection.statements(envelope):
+                await conn.execute(statement.sql, *statement.args)
+    audit = AuditQueries(own_pool)
+    read: dict[str, set[UUID]] = {}
+    for hidden in ("entity:lynx", "entity:acme", "model:fraud"):
+        readable = Readable.of(admin=False, grants={}, private=[hidden])
+        rows = await audit.audit_page(
+            actor=None,
+            stream=None,
+            action=None,
+            since=None,
+            until=None,
+            before=None,
+            limit=100,
+            hidden_scopes=readable.hidden_scopes(),
+            identity_streams=readable.identity_streams_read(),
+        )
+        read[hidden] = {row["event_id"] for row in rows}
+        assert read[hidden] == {e.id for e in envelopes if readable.event(e)}, hidden
+    watching_fraud_launching_in_lynx = envelopes[3].id
+    assert watching_fraud_launching_in_lynx not in read["entity:lynx"] | read["model:fraud"]
+    assert watching_fraud_launching_in_lynx in read["entity:acme"]
 
 
 async def test_a_version_logged_by_a_run_with_many_long_aliases_applies_to_lineage(own_pool: asyncpg.Pool) -> None:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from modelreg.errors import PermissionDenied
-from modelreg.events.automations import AutomationFired, watched_scope
+from modelreg.events.automations import AutomationCreated, AutomationFired, watched_scope
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.identity import (
@@ -31,6 +31,7 @@ from modelreg.services.commands.access import Caller, entity_scopes, model_scope
 MIA = Actor(kind="user", id="mia")
 ADMIN = Actor(kind="user", id="admin")
 PRIVATE = frozenset({"entity:lynx", "model:fraud"})
+SOURCE = {"kind": "image", "image": "python:3.11", "entry_point": ["python", "eval.py"]}
 
 
 def test_nothing_is_hidden_from_anyone_in_an_installation_that_marks_nothing_private() -> None:
@@ -153,6 +154,23 @@ def test_an_automations_own_events_are_read_under_what_it_watches_else_where_it_
         automation_id=uuid4(), event_id=uuid4(), event_type="runs.run_finished", outcome="enqueued", scope="entity:lynx"
     )
     assert not Readable(frozenset({"lynx"}), frozenset()).event(Envelope.new(fired, stream="automation:x", actor=ADMIN))
+
+
+def test_an_automation_watching_a_public_model_and_launching_into_a_private_team_is_created_out_of_sight() -> None:
+    """Its creation carries the job's config (a password, say): that team's, as the automation itself is."""
+    launch = {"kind": "launch", "queue": "gpu", "entity": "lynx", "project": "den", "source": SOURCE}
+    created = AutomationCreated(
+        automation_id=uuid4(),
+        name="eval on staging",
+        trigger={"event": "alias_added", "registered_model": "nature"},  # type: ignore[arg-type]
+        action={**launch, "config": {"db_password": "hunter2"}},  # type: ignore[arg-type]
+    )
+    outsider, lynx_viewer = Readable(frozenset({"lynx"}), frozenset()), Readable()
+    envelope = Envelope.new(created, stream="automation:x", actor=ADMIN)
+    assert scope_of(created.public_dump()) == "model:nature" and not outsider.event(envelope)
+    assert lynx_viewer.event(envelope)
+    templated = created.model_copy(update={"action": created.action.model_copy(update={"entity": "${entity}"})})
+    assert outsider.event(Envelope.new(templated, stream="automation:x", actor=ADMIN))
 
 
 def test_a_key_limited_to_a_private_scope_is_issued_out_of_sight_of_those_who_cannot_read_it() -> None:
