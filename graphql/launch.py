@@ -337,6 +337,7 @@ class CaptureJobOutputInput(AgentJobInput):
     attempt = graphene.Int(required=True)
     stream = OutputStream(required=True)
     text = graphene.String(required=True)
+    command_id = command_id_field()
 
 
 class ReportJobFinishedInput(AgentJobInput):
@@ -345,6 +346,7 @@ class ReportJobFinishedInput(AgentJobInput):
     exit_code = graphene.Int()
     reason = graphene.String()
     run_ids = graphene.List(graphene.NonNull(graphene.String))
+    command_id = command_id_field()
 
 
 class ReturnJobInput(AgentJobInput):

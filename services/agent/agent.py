@@ -4,7 +4,8 @@ It talks to the API like any client (GraphQL, its own API key): polls its queues
 job's stream makes exactly one claim win), prepares the code, runs it with the config injected so that
 `modelreg.init()` sees it as run.config, streams stdout/stderr into the job record, heartbeats, and
 reports the outcome. A job whose attempt was voided (its agent seemed gone and it was requeued) is
-killed here as soon as a report is refused.
+killed here as soon as a report is refused. An API that does not answer for a while (a rolling restart) kills no
+job: its output is held and sent when the API is back, and its start, end and return are sent again for a while.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import math
 import os
@@ -23,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +33,12 @@ from typing import Any
 
 import httpx
 import yaml
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay, wait_exponential
 
 from modelreg.services.agent.image_references import IMAGE_REFERENCE
 from modelreg.services.agent.job_environment import job_environment, passed_on
 from modelreg.services.agent.job_folders import JobFolder, remove_abandoned
-from modelreg.services.agent.job_output import JobOutput
+from modelreg.services.agent.job_output import SEND_AGAIN_WAIT_MAX_S, JobOutput
 from modelreg.services.agent.job_workspace import WorkspaceError, checkout
 from modelreg.services.agent.kubernetes_jobs import NOT_RECORDED, attempt_key_secret, job_manifest
 from modelreg.transport import refusal_message
@@ -47,6 +51,12 @@ OUTPUT_KEPT_BYTES = 8 * 1024 * 1024
 # A job this agent's key was refused (another team's, or a private one it holds no grant in) is tried again after
 # this long: an admin may have granted the role meanwhile.
 REFUSED_RETRY_S = 60.0
+# A job's start and end are sent again for this long while the API does not take them (restarting, its broker or
+# database away): then a line says what the registry shows of the job. A job's last output is tried as long.
+REPORT_RETRY_S = 300.0
+# A stopping agent gives its jobs back for no longer than the supervisor's --agent-timeout (30 s): past that, its
+# silence has them requeued all the same.
+RETURN_RETRY_S = 30.0
 
 _JOB = "id queue entity project state source config overrides attempt timeLimitS"
 _QUEUES = """query($after: String) {
@@ -68,9 +78,11 @@ _RETURN = "mutation($i: ReturnJobInput!) { returnJob(input: $i) { state } }"
 
 
 class Refused(RuntimeError):
-    def __init__(self, message: str, code: str) -> None:
+    def __init__(self, message: str, code: str, *, retriable: bool = False, status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.retriable = retriable  # the server's word: the same request may be taken later
+        self.status = status  # of an answer that was no GraphQL answer (code "HTTP")
 
 
 DOCKER_CHECK_EVERY_S = 60.0
@@ -108,6 +120,24 @@ def keep_environment_private() -> None:
     Root reads them still: run the agent, and so its jobs, as a user of its own."""
     if sys.platform == "linux":
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(4, 0)  # PR_SET_DUMPABLE; execve gives the jobs their own
+
+
+def worth_sending_again(exc: BaseException) -> bool:
+    """Whether a report may be sent again: no answer (the API restarting), a proxy with no API behind it, an answer
+    that says so (UNAVAILABLE or CONFLICT, retriable), or one that it was taken (NOT_YET_VISIBLE). Sent again, a
+    report must be one the server takes once: under the same commandId, or one a copy of changes nothing."""
+    if isinstance(exc, httpx.TransportError):
+        return True
+    if not isinstance(exc, Refused):
+        return False
+    if exc.code == "HTTP":
+        return exc.status in (502, 503, 504)  # a 500 is a fault the same request meets again
+    return exc.code == "NOT_YET_VISIBLE" or (exc.code in ("UNAVAILABLE", "CONFLICT") and exc.retriable)
+
+
+def _attempt_gone(exc: BaseException) -> bool:
+    """The API says the attempt is no longer this agent's to work on (requeued, cancelled, or its key revoked)."""
+    return isinstance(exc, Refused) and (exc.code in ("CONFLICT", "NOT_FOUND", "FORBIDDEN") or _key_refused(exc))
 
 
 def _key_refused(exc: BaseException) -> bool:
@@ -151,6 +181,8 @@ class LaunchAgent:
     # on this machine, under this agent's user, beside each other.
     entities: frozenset[str] = frozenset()
     refused_retry_s: float = REFUSED_RETRY_S
+    report_retry_s: float = REPORT_RETRY_S
+    return_retry_s: float = RETURN_RETRY_S
     # The server accepts only ids of the key's principal (`service:ci:<name>`): filled in from `viewer` at start.
     agent_id: str | None = None
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -170,12 +202,34 @@ class LaunchAgent:
         assert self._http is not None
         response = await self._http.post("/graphql", json={"query": query, "variables": variables or {}})
         if response.status_code != 200:
-            raise Refused(f"HTTP {response.status_code}: {refusal_message(response)[:500]}", "HTTP")
+            message = f"HTTP {response.status_code}: {refusal_message(response)[:500]}"
+            raise Refused(message, "HTTP", status=response.status_code)
         body = response.json()
         if body.get("errors"):
             error = body["errors"][0]
-            raise Refused(error["message"], (error.get("extensions") or {}).get("code", "INTERNAL"))
+            extensions = error.get("extensions") or {}
+            raise Refused(
+                error["message"], extensions.get("code", "INTERNAL"), retriable=extensions.get("retriable") is True
+            )
         return body["data"]
+
+    async def _sent_again(self, query: str, variables: dict[str, Any], for_s: float, what: str) -> dict[str, Any]:
+        """`gql`, sent again while the API does not take it (`worth_sending_again`) for `for_s`, waiting from 0.5 s
+        up to SEND_AGAIN_WAIT_MAX_S between tries: the last failure is raised."""
+
+        def said(retry_state: RetryCallState) -> None:
+            if retry_state.attempt_number == 1 and retry_state.outcome is not None:
+                why = retry_state.outcome.exception()
+                log.warning("agent %s: %s: not taken (%s); sent again for up to %g s", self.agent_id, what, why, for_s)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(worth_sending_again),
+            wait=wait_exponential(multiplier=0.5, max=SEND_AGAIN_WAIT_MAX_S),
+            stop=stop_after_delay(for_s),
+            before_sleep=said,
+            reraise=True,
+        )
+        return await retrying(self.gql, query, variables)
 
     async def run(self, stopping: asyncio.Event, stop_now: asyncio.Event | None = None) -> None:
         """Until `stopping`: then no job is claimed any more, running ones may finish for `drain_s` (until
@@ -250,22 +304,26 @@ class LaunchAgent:
 
     async def _given_back(self, stopped: dict[str, dict[str, Any]]) -> None:
         """Jobs this stopping agent stopped go back to their queue at once, not after the supervisor's timeout."""
-        for job_id, ids in stopped.items():
-            reason = (
-                f"agent {self.agent_id} was stopped while it ran attempt {ids['attempt']}, which it stopped "
-                f"(SIGTERM, then SIGKILL {STOP_GRACE_S:.0f} s later): requeued"
+        await asyncio.gather(*(self._give_back(job_id, ids) for job_id, ids in stopped.items()))
+
+    async def _give_back(self, job_id: str, ids: dict[str, Any]) -> None:
+        reason = (
+            f"agent {self.agent_id} was stopped while it ran attempt {ids['attempt']}, which it stopped "
+            f"(SIGTERM, then SIGKILL {STOP_GRACE_S:.0f} s later): requeued"
+        )
+        returned = {"i": {**ids, "reason": reason}}
+        try:
+            # Sent again safely without a commandId: a copy finds the attempt no longer this agent's, and does nothing.
+            await self._sent_again(_RETURN, returned, self.return_retry_s, f"giving job {job_id} back")
+            log.info("agent %s: stopping: job %s stopped and given back to its queue", self.agent_id, job_id)
+        except (Refused, httpx.HTTPError) as exc:
+            log.warning(
+                "agent %s: could not give job %s back (%s): it is requeued once this agent has been silent for "
+                "the supervisor's --agent-timeout",
+                self.agent_id,
+                job_id,
+                exc,
             )
-            try:
-                await self.gql(_RETURN, {"i": {**ids, "reason": reason}})
-                log.info("agent %s: stopping: job %s stopped and given back to its queue", self.agent_id, job_id)
-            except (Refused, httpx.HTTPError) as exc:
-                log.warning(
-                    "agent %s: could not give job %s back (%s): it is requeued once this agent has been silent for "
-                    "the supervisor's --agent-timeout",
-                    self.agent_id,
-                    job_id,
-                    exc,
-                )
 
     async def _introduced(self, stopping: asyncio.Event) -> None:
         """Who this agent is and what its queues are, waiting for an API that does not answer yet (starting beside
@@ -307,8 +365,33 @@ class LaunchAgent:
             after = page["endCursor"]
 
     async def _finished(self, ids: dict[str, Any], state: str, reason: str | None, code: int | None = None) -> None:
-        """Report how the job's process ended: FINISHED or FAILED, with why."""
-        await self.gql(_FINISHED, {"i": {**ids, "state": state, "exitCode": code, "reason": reason}})
+        """Report how the job's process ended: FINISHED or FAILED, with why. Sent again while the API does not take
+        it, under one commandId (the server records it once); not taken in `report_retry_s`, a line says so. A
+        refusal saying the attempt is void is raised."""
+        report = {**ids, "state": state, "exitCode": code, "reason": reason, "commandId": str(uuid.uuid4())}
+        try:
+            await self._sent_again(
+                _FINISHED, {"i": report}, self.report_retry_s, f"the report of job {ids['id']}'s end"
+            )
+        except (Refused, httpx.HTTPError) as exc:
+            if isinstance(exc, Refused) and not worth_sending_again(exc):
+                raise
+            ended = f"ended ({state}{f': {reason}' if reason else ''}), but the API did not take that report"
+            self._said_unreported(ids, ended, exc)
+
+    def _said_unreported(self, ids: dict[str, Any], what: str, exc: BaseException) -> None:
+        """Of a job the registry may show running though this agent no longer runs it: what to do about it. Its
+        agent heartbeating, the supervisor does not requeue it (it does once the agent stops: it runs again)."""
+        log.error(
+            "agent %s: job %s attempt %d %s (%s): the registry may show it RUNNING while no agent runs it; cancel it "
+            "(`modelreg job cancel %s`), or it is requeued and run again once this agent stops",
+            self.agent_id,
+            ids["id"],
+            ids["attempt"],
+            what,
+            exc,
+            ids["id"],
+        )
 
     async def _heartbeats(self, stopping: asyncio.Event) -> None:
         """Beats every `heartbeat_s` and looks for cancelled jobs between beats. A failed beat is tried again after
@@ -392,9 +475,12 @@ class LaunchAgent:
             self._running[job["id"]] = asyncio.create_task(self._run_job(job, claimed["attempt"], claimed["apiKey"]))
             self._attempts[job["id"]] = {"id": job["id"], "agentId": self.agent_id, "attempt": claimed["attempt"]}
 
-            def forget(_: asyncio.Task[None], key: str = job["id"]) -> None:
+            def forget(task: asyncio.Task[None], key: str = job["id"]) -> None:
                 self._running.pop(key, None)
-                self._attempts.pop(key, None)
+                ids = self._attempts.pop(key, None)
+                if not task.cancelled() and (exc := task.exception()) is not None and ids is not None:
+                    log.error("agent %s: job %s: its task failed", self.agent_id, key, exc_info=exc)
+                    self._said_unreported(ids, "was left unreported: its task failed", exc)
 
             self._running[job["id"]].add_done_callback(forget)
 
@@ -427,7 +513,7 @@ class LaunchAgent:
                     job_manifest(attempt_job, config, server_url=self.url),
                 ]
                 detail = yaml.safe_dump_all(manifests, sort_keys=False)
-                await self.gql(_STARTED, {"i": {**ids, "detail": detail}})
+                await self._started({**ids, "detail": detail})
                 reason = (
                     "this agent does not submit to Kubernetes: the manifests it would submit are in the job's detail "
                     "(apply them with kubectl), or run the job from a docker or local-process queue"
@@ -447,8 +533,31 @@ class LaunchAgent:
             log.exception("agent %s: job %s failed to run", self.agent_id, job["id"])
             try:
                 await self._finished(ids, "FAILED", f"the agent could not run it: {exc}")
-            except Refused:
-                pass
+            except Refused as refused:
+                log.warning("agent %s: job %s attempt %d: %s", self.agent_id, job["id"], attempt, refused)
+
+    async def _started(self, report: dict[str, Any]) -> None:
+        """Sent again while the API does not take it: a copy records the same start of the same attempt again."""
+        await self._sent_again(
+            _STARTED, {"i": report}, self.report_retry_s, f"the report of job {report['id']}'s start"
+        )
+
+    async def _output_sent(self, ids: dict[str, Any], stream: str, text: str, piece: uuid.UUID) -> None:
+        """A piece of a job's output, under the piece's id. Refused but as the API's answer that the attempt is no
+        longer this agent's (which stops the job) or to send it again, it is left out, saying so: the job runs on."""
+        try:
+            await self.gql(_OUTPUT, {"i": {**ids, "stream": stream, "text": text, "commandId": str(piece)}})
+        except Refused as exc:
+            if worth_sending_again(exc) or _attempt_gone(exc):
+                raise
+            log.warning(
+                "agent %s: job %s: %d characters of its %s were refused (%s): left out",
+                self.agent_id,
+                ids["id"],
+                len(text),
+                stream.lower(),
+                exc,
+            )
 
     async def _run_process(
         self, job: dict[str, Any], ids: dict[str, Any], api_key: str, docker: dict[str, Any] | None = None
@@ -488,10 +597,13 @@ class LaunchAgent:
             capturing: asyncio.Future[Any] | None = None
             timed_out = False
             try:
-                await self.gql(_STARTED, {"i": {**ids, "pid": process.pid}})
+                await self._started({**ids, "pid": process.pid})
                 output = JobOutput(
-                    lambda stream, text: self.gql(_OUTPUT, {"i": {**ids, "stream": stream, "text": text}}),
+                    functools.partial(self._output_sent, ids),
                     self.output_kept_bytes,
+                    sent_again_after=worth_sending_again,
+                    after_the_end_s=self.report_retry_s,
+                    name=f"agent {self.agent_id}: job {ids['id']} attempt {ids['attempt']}",
                 )
                 capturing = asyncio.ensure_future(output.capture({"STDOUT": process.stdout, "STDERR": process.stderr}))
                 try:

@@ -135,13 +135,18 @@ class ReportJobStarted(JobCommand):
     detail: JobDetail | None = None
 
 
-class CaptureJobOutput(JobCommand):
+class CaptureJobOutput(JobCommand, Identified):
+    """Sent again under its `command_id` (an answer lost in an API's restart), a piece of output is kept once."""
+
     attempt: Attempt
     stream: OutputStream
     text: OutputText
 
 
-class ReportJobFinished(JobCommand):
+class ReportJobFinished(JobCommand, Identified):
+    """Sent again under its `command_id`, it is answered as the first copy was: not refused as a report about an
+    attempt that has ended (by this very report)."""
+
     attempt: Attempt
     state: JobEnd
     exit_code: int | None = None

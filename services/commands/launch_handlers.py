@@ -351,6 +351,9 @@ async def report_job_started(cmd: ReportJobStarted, ctx: CommandContext) -> Deci
 
 
 async def capture_job_output(cmd: CaptureJobOutput, ctx: CommandContext) -> Decision:
+    require_own_agent(ctx.caller, cmd.agent_id)
+    if await already_accepted(cmd, ctx):  # sent again after a lost answer: kept once
+        return Decision([], cmd.job_id)
     job = await _current_attempt(cmd, cmd.attempt, ctx)
     payload = JobOutputCaptured(
         job_id=cmd.job_id, attempt=cmd.attempt, stream=cmd.stream, text=cmd.text, scope=_scope(job)
@@ -359,8 +362,11 @@ async def capture_job_output(cmd: CaptureJobOutput, ctx: CommandContext) -> Deci
 
 
 async def report_job_finished(cmd: ReportJobFinished, ctx: CommandContext) -> Decision:
+    require_own_agent(ctx.caller, cmd.agent_id)
+    if await already_accepted(cmd, ctx):  # sent again after a lost answer: not "attempt ... is void"
+        return Decision([], cmd.job_id)
     job = await _current_attempt(cmd, cmd.attempt, ctx)
-    payload = JobFinished(**cmd.model_dump(exclude={"agent_id"}), scope=_scope(job))
+    payload = JobFinished(**cmd.model_dump(exclude={"agent_id", "command_id"}), scope=_scope(job))
     return Decision([ctx.event(payload, job_stream(cmd.job_id))], cmd.job_id)
 
 

@@ -31,7 +31,15 @@ from modelreg.services.commands.commands import (
 )
 from modelreg.services.commands.decisions import CommandContext
 from modelreg.services.commands.handlers import manifest_digest
-from modelreg.services.commands.launch_commands import CancelJob, CreateQueue, EnqueueJob, RetryJob
+from modelreg.services.commands.launch_commands import (
+    CancelJob,
+    CaptureJobOutput,
+    ClaimJob,
+    CreateQueue,
+    EnqueueJob,
+    ReportJobFinished,
+    RetryJob,
+)
 
 CI = caller("member", "ci")
 RUN = {"entity": "acme", "project": "rp", "run_id": "r1"}
@@ -205,6 +213,22 @@ async def test_a_retry_or_cancel_of_a_job_sent_again_changes_nothing() -> None:
     retried = (await registry(retry, CI)).subject_id
     assert (await registry(retry, CI)).subject_id == retried
     assert len(registry.read_models.launch.jobs) == 2
+
+
+async def test_a_jobs_output_and_end_sent_again_by_its_agent_after_an_api_restart_are_recorded_once() -> None:
+    registry = WriteSide()
+    await registry(CreateQueue(queue="cpu"))
+    job = (await registry(EnqueueJob(queue="cpu", entity="acme", project="rp", source=SOURCE), CI)).subject_id
+    attempt = {"job_id": job, "agent_id": "user:ci:host-1", "attempt": 1}
+    await registry(ClaimJob(job_id=job, agent_id="user:ci:host-1"), CI)
+    output = CaptureJobOutput(**attempt, stream="stdout", text="epoch 1\n", command_id=uuid7())
+    finished = ReportJobFinished(**attempt, state="finished", exit_code=0, command_id=uuid7())
+    for report in (output, output, finished, finished):  # each answer lost once
+        await registry(report, CI)  # the second end was refused: CONFLICT "attempt 1 ... is void"
+    assert registry.appended_types()[-2:] == ["launch.job_output_captured", "launch.job_finished"]
+    assert registry.read_models.launch.jobs[job]["state"] == "finished"
+    with pytest.raises(Conflict, match="was already used for a different command"):
+        await registry(finished.model_copy(update={"exit_code": 1}), CI)
 
 
 async def test_aliases_asked_of_a_version_logged_again_beside_a_newer_one_are_refused_not_said_accepted() -> None:

@@ -10,7 +10,9 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
+import httpx
 import pytest
 
 from modelreg.services.agent.agent import OUTPUT_KEPT_BYTES, LaunchAgent, Refused
@@ -64,7 +66,7 @@ class SentOutput:
     def __init__(self) -> None:
         self.sent: list[dict[str, str]] = []
 
-    async def __call__(self, stream: str, text: str) -> None:
+    async def __call__(self, stream: str, text: str, piece: UUID) -> None:
         self.sent.append({"stream": stream, "text": text})
 
 
@@ -158,10 +160,10 @@ async def test_a_job_printing_faster_than_its_output_is_sent_waits_for_it() -> N
     output = SentOutput()
     held = []
 
-    async def slowly(stream: str, text: str) -> None:
+    async def slowly(stream: str, text: str, piece: UUID) -> None:
         held.append(capture._unsent + capture._sending)
         await asyncio.sleep(0.2)
-        await output(stream, text)
+        await output(stream, text, piece)
 
     process = await job(script)
     capture = JobOutput(slowly, OUTPUT_KEPT_BYTES)
@@ -171,6 +173,39 @@ async def test_a_job_printing_faster_than_its_output_is_sent_waits_for_it() -> N
     printed = "".join(chunk["text"] for chunk in output.sent).splitlines()
     assert printed == [f"step {i} {'x' * 60}" for i in range(30_000)]
     assert max(held) <= UNSENT_BYTES_HELD + OUTPUT_FLUSH_BYTES  # what it holds, sent or not
+
+
+async def test_a_job_printing_while_its_api_is_away_runs_on_and_its_newest_output_is_sent_after() -> None:
+    # Over 1 MB printed while no send gets through: the job is not made to wait on its prints (the API is back only
+    # once its pipes ended), and the agent holds at most 200 kB of it, the newest, the rest said to be left out.
+    script = "for i in range(10_000):\n    print('step', i, 'x' * 100)"
+    output = SentOutput()
+    process = await job(script)
+
+    async def once_the_job_printed_all(stream: str, text: str, piece: UUID) -> None:
+        assert process.stdout is not None
+        if not process.stdout.at_eof():
+            raise httpx.ConnectError("All connection attempts failed")
+        held.append(capture._unsent + capture._sending)
+        await output(stream, text, piece)
+
+    held: list[int] = []
+    capture = JobOutput(
+        once_the_job_printed_all,
+        OUTPUT_KEPT_BYTES,
+        sent_again_after=lambda exc: isinstance(exc, httpx.ConnectError),
+        held_while_away=200_000,
+    )
+    await capture.capture({"STDOUT": process.stdout, "STDERR": process.stderr})
+
+    assert await process.wait() == 0
+    printed = "".join(f"step {i} {'x' * 100}\n" for i in range(10_000))
+    before, _, rest = "".join(chunk["text"] for chunk in output.sent).partition("[modelreg agent: ")
+    note, _, after = rest.partition("]\n")
+    assert "bytes of stdout left out here: the API did not answer" in note
+    assert printed.startswith(before.removesuffix("\n"))  # the piece being sent when the API went away
+    assert printed.endswith(after) and after.startswith("step ")  # the newest, from a line's start
+    assert max(held) <= 200_000 + OUTPUT_FLUSH_BYTES
 
 
 class SharedQueue(LaunchAgent):
