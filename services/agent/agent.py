@@ -41,6 +41,7 @@ from modelreg.services.agent.job_folders import JobFolder, remove_abandoned
 from modelreg.services.agent.job_output import SEND_AGAIN_WAIT_MAX_S, JobOutput
 from modelreg.services.agent.job_workspace import WorkspaceError, checkout
 from modelreg.services.agent.kubernetes_jobs import NOT_RECORDED, attempt_key_secret, job_manifest
+from modelreg.services.parent_death_signal import signal_at_parent_death
 from modelreg.transport import refusal_message
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,7 @@ JOB_GUARD = (sys.executable, "-m", "modelreg.services.agent.job_guard")
 
 def _die_with_parent() -> None:
     """A job must not outlive a killed agent: its attempt is requeued and would otherwise run twice."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    signal_at_parent_death(signal.SIGKILL)
     os.setsid()
 
 

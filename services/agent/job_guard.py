@@ -10,15 +10,13 @@ signal that killed it).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
 import sys
 from types import FrameType
 
-PR_SET_PDEATHSIG = 1
-
+from modelreg.services.parent_death_signal import signal_at_parent_death
 
 # What the kernel sends this process when the agent dies. Not SIGTERM: the agent asks the job's group to stop with
 # SIGTERM (a cancel: the job may finish its run, save a checkpoint), and this process waits for the job then.
@@ -38,7 +36,7 @@ def main(argv: list[str]) -> int:
     agent = os.getppid()
     signal.signal(AGENT_GONE, _group_down)
     signal.signal(signal.SIGTERM, _the_job_answers)
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, AGENT_GONE)
+    signal_at_parent_death(AGENT_GONE)
     if os.getppid() != agent:  # the agent died before the line above: nobody is told of this job
         return 1
     try:

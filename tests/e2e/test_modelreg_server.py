@@ -12,15 +12,22 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import psutil
 import pytest
+from support.leftovers import postmasters_in
 from support.story import LOG_VERSION, digest_of, version_input
+
+CREATE_QUEUE = "mutation($n: String!) { createLaunchQueue(input: {name: $n}) { name } }"
 
 
 def start_server(
-    data_dir: Path, port: int, said: list[str] | None = None, **env: str
+    data_dir: Path, port: int, said: list[str] | None = None, options: tuple[str, ...] = (), **env: str
 ) -> tuple[subprocess.Popen[str], str]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "modelreg.services.cli", "server", "--data-dir", str(data_dir), "--port", str(port)],
+        [
+            *(sys.executable, "-m", "modelreg.services.cli", "server"),
+            *("--data-dir", str(data_dir), "--port", str(port), *options),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -78,6 +85,48 @@ async def test_the_server_needs_nothing_but_pip_and_keeps_its_data_across_a_rest
         assert (tmp_path / "admin-api-key").read_text().strip() == key  # not replaced on a restart
     finally:
         assert stop_server(server) == 0
+
+
+def kafka_brokers_in(folder: Path) -> list[psutil.Process]:
+    """The Kafka brokers running on `folder` (the java processes whose command line names it)."""
+    found = []
+    for process in psutil.process_iter(attrs=("cmdline", "status")):
+        cmdline = process.info["cmdline"] or []
+        if "kafka.Kafka" in cmdline and str(folder) in " ".join(cmdline) and process.info["status"] != "zombie":
+            found.append(process)
+    return found
+
+
+async def test_a_server_killed_with_its_local_kafka_starts_again_on_one_broker(tmp_path: Path) -> None:
+    """Nothing of a server killed with SIGKILL runs to stop its broker. Started again, the server said it was ready
+    on the strength of the killed one's ready line in the broker's log and of its broker answering on the port, while
+    a second broker started on the same folder: one of the two corrupted the metadata log (the event log unreachable
+    for 20 s after "ready"), or the new one ended at once (address in use) and the left-over one outlived the next
+    stop. PostgreSQL, shared between the processes of a data folder by design, is taken over, not started twice."""
+    kafka_folder, port = tmp_path.resolve() / "kafka", 19100 + os.getpid() % 100
+    try:
+        server, url = start_server(tmp_path, port, options=("--local-kafka",))
+        [killed_servers_broker] = kafka_brokers_in(kafka_folder)
+        assert stop_server(server, signal.SIGKILL) == -signal.SIGKILL
+
+        server, url = start_server(tmp_path, port, options=("--local-kafka",))
+        try:
+            [broker] = kafka_brokers_in(kafka_folder)
+            assert broker.pid != killed_servers_broker.pid and not killed_servers_broker.is_running()
+            assert len(postmasters_in(tmp_path)) == 1
+            key = (tmp_path / "admin-api-key").read_text().strip()
+            created = await graphql(url, CREATE_QUEUE, {"n": "gpus"}, key=key)
+            # Its event taken by the broker: answered, or (the projections still catching up after the kill)
+            # accepted and not yet readable. The event log away is answered UNAVAILABLE.
+            codes = [error["extensions"]["code"] for error in created.get("errors", [])]
+            answered = created.get("data") == {"createLaunchQueue": {"name": "gpus"}}
+            assert answered or codes == ["NOT_YET_VISIBLE"], created
+        finally:
+            assert stop_server(server) == 0
+        assert kafka_brokers_in(kafka_folder) == [] and postmasters_in(tmp_path) == []
+    finally:
+        for left_over in kafka_brokers_in(kafka_folder):  # not a child of the tests': nothing else would stop it
+            left_over.kill()
 
 
 async def test_a_lost_key_file_issues_no_second_admin_key_unless_the_operator_asks(tmp_path: Path) -> None:
