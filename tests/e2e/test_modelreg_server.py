@@ -97,6 +97,9 @@ def kafka_brokers_in(folder: Path) -> list[psutil.Process]:
     return found
 
 
+# Slow (bench/slow_tests.sh runs it): two starts of a real server with its own broker, 20-40 s; the unit tests of
+# tests/unit/test_starting_a_local_broker.py hold the same rules in CI.
+@pytest.mark.slow
 async def test_a_server_killed_with_its_local_kafka_starts_again_on_one_broker(tmp_path: Path) -> None:
     """Nothing of a server killed with SIGKILL runs to stop its broker. Started again, the server said it was ready
     on the strength of the killed one's ready line in the broker's log and of its broker answering on the port, while
