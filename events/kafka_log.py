@@ -12,7 +12,7 @@ import asyncio
 import difflib
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import cast
 
@@ -163,10 +163,14 @@ class KafkaEventLog:
         session_timeout_ms: int = 10_000,
         *,
         create_topic: bool = False,
+        projected_topics: Collection[str] = (),
         answered_within_s: float = ANSWERED_WITHIN_S,
     ) -> None:
         """`create_topic`: make the topic (and its dead-letter topic) when it does not exist; else it is refused
-        (TopicMissing), as a mistyped name is: a reader that made one read an empty log and said all was well."""
+        (TopicMissing), as a mistyped name is: a reader that made one read an empty log and said all was well.
+        `projected_topics`: those the process's database holds read models of (projections/positions.py). A topic
+        missing beside them is not created either: it is a mistyped name, not a new installation's log (an API
+        made one, took commands no projector would apply, and a projector on it wrote them beside the real ones)."""
         self.bootstrap_servers = bootstrap_servers
         # Static membership (Settings.kafka_instance_id): a member restarted under the same name takes its
         # partitions back at once; a member that dies holds them until its session times out.
@@ -177,6 +181,7 @@ class KafkaEventLog:
         self.partitions = partitions
         self.replication_factor = replication_factor
         self.create_topic = create_topic
+        self.projected_topics = frozenset(projected_topics)
         self.answered_within_s = answered_within_s
         self._producer: AIOKafkaProducer | None = None
         self._metadata: AIOKafkaConsumer | None = None
@@ -226,6 +231,8 @@ class KafkaEventLog:
             existing = set(await admin.list_topics())
             if self.topic not in existing and not self.create_topic:
                 raise TopicMissing(self._missing(existing))
+            if self.topic not in existing and self.projected_topics and self.topic not in self.projected_topics:
+                raise TopicMissing(self._beside_another_log(existing))
             # A dead-letter topic missing beside its log is made whoever asks: it is that installation's.
             wanted = [
                 NewTopic(name, self.partitions, self.replication_factor, topic_configs=TOPIC_CONFIG)
@@ -262,8 +269,21 @@ class KafkaEventLog:
         return (
             f"Kafka at {self.bootstrap_servers} has no topic {self.topic}, and this command does not create one: "
             f"{found}. Name the installation's topic with MODELREG_TOPIC or --topic; a new installation's is created "
-            "by the first `modelreg api` or `modelreg server` started on it"
+            "by the first `modelreg api` or `modelreg server` started on it" + self._projected()
         )
+
+    def _beside_another_log(self, existing: set[str]) -> str:
+        return (
+            f"Kafka at {self.bootstrap_servers} has no topic {self.topic}, and this process does not create it: its "
+            f"database was built from topic {', '.join(sorted(self.projected_topics))}, and a new topic's events would "
+            f"be written beside that log's. Check --topic / MODELREG_TOPIC (the cluster's topics: "
+            f"{_named(existing, near=self.topic) or 'none'}); a new installation needs a database of its own"
+        )
+
+    def _projected(self) -> str:
+        if not self.projected_topics:
+            return ""
+        return f" (this process's database was built from topic {', '.join(sorted(self.projected_topics))})"
 
     async def _partitions_of(self, admin: AIOKafkaAdminClient) -> list[int]:
         # A topic created a moment ago may not have its partitions in the metadata yet.

@@ -99,3 +99,8 @@ async def reset(conn: asyncpg.Connection, projection: str, tables: Sequence[str]
     for table in ("parked_events", "parked_streams", "dead_letters", "skipped_events"):
         await conn.execute(f"DELETE FROM {table} WHERE projection = $1", projection)
     await conn.execute("SELECT pg_notify($1, $2)", PROGRESS_CHANNEL, f"reset:{projection}")
+
+
+async def topics_projected(pool: asyncpg.Pool) -> set[str]:
+    """The topics whose events this database's read models were built from (one, but for a log moved elsewhere)."""
+    return {r["topic"] for r in await pool.fetch("SELECT DISTINCT topic FROM projection_positions")}

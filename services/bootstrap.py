@@ -24,7 +24,9 @@ from modelreg.events.log import EventLog, TopicMissing
 from modelreg.events.written import RecentlyWritten
 from modelreg.projections.log_reader import SharedLogReader
 from modelreg.projections.migrations import migrate
+from modelreg.projections.positions import topics_projected
 from modelreg.projections.runtime import ProjectionRunner
+from modelreg.services.automations.webhook_key_fingerprint import WebhookKeysDiffer, check_webhook_key
 from modelreg.services.infra.database import create_pool
 from modelreg.services.infra.event_log import event_log_for
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations, projection, shown_to_commands
@@ -115,15 +117,33 @@ async def open_parts(settings: Settings, *, pool_size: int = 10, durable_commits
     `durable_commits=False` is for processes that only run projections (see create_pool); a process that
     also takes commands keeps durable commits, and its projections turn them off per batch."""
     pool = await database_pool(settings, pool_size, durable_commits)
-    event_log = event_log_for(settings, pool)
+    event_log: EventLog | None = None
     try:
         await migrate(pool, all_migrations())
+        await agreeing_with_the_installation(pool, settings)
+        event_log = event_log_for(settings, pool, projected_topics=await topics_projected(pool))
         await started(event_log, settings)
     except BaseException:
-        await event_log.close()
+        if event_log is not None:
+            await event_log.close()
         await pool.close()
         raise
     return ProcessParts(settings, pool, event_log)
+
+
+async def agreeing_with_the_installation(pool: asyncpg.Pool, settings: Settings) -> None:
+    """Refuses, in one line (NeverReached), a process whose settings differ from what its database records of the
+    installation's other processes: its webhook key. (A topic its database was not built from is refused as the event
+    log starts: `projected_topics`.)"""
+    try:
+        await check_webhook_key(
+            pool,
+            settings.webhook_secret_key,
+            records=settings.records_webhook_key,
+            replaces=settings.replace_webhook_key,
+        )
+    except WebhookKeysDiffer as exc:
+        raise NeverReached(str(exc)) from exc
 
 
 async def database_pool(
@@ -158,8 +178,9 @@ def postgres_never_reached(where: str, wait_s: float, exc: BaseException) -> Nev
 
 
 class NeverReached(RuntimeError):
-    """PostgreSQL or Kafka not reached at a part's start, after waiting, or refusing its settings: a setting to
-    check. A process whose part never ran exits with this one line; one that ran waits out an outage instead
+    """PostgreSQL or Kafka not reached at a part's start, after waiting, or refusing its settings, or settings that
+    differ from what the database records of the installation (its topic, its webhook key): a setting to check. A
+    process whose part never ran exits with this one line; one that ran waits out an outage instead
     (restart_on_failure)."""
 
 
@@ -187,7 +208,8 @@ async def started(event_log: EventLog, settings: Settings, wait_s: float = BROKE
     """Start the event log, waiting for a broker that does not answer yet (restarting, or starting beside this
     process) rather than exiting; one still away after `wait_s` is a setting to check, and the error says so. A topic
     that does not exist is waited for alike where the settings say so (a projector started beside the first API,
-    which creates it), else refused at once (TopicMissing, naming the topics there are)."""
+    which creates it), else refused at once (TopicMissing, naming the topics there are); one the settings say to
+    create, beside a database built from another (NeverReached: a mistyped --topic, not a new installation)."""
 
     async def start() -> None:
         try:
@@ -215,8 +237,10 @@ async def started(event_log: EventLog, settings: Settings, wait_s: float = BROKE
             f"{what} did not answer for {wait_s:.0f} s ({exc}): check KAFKA_BOOTSTRAP_SERVERS and that the broker is up"
         ) from exc
     except TopicMissing as exc:
-        if settings.missing_topic != "wait":
+        if settings.missing_topic == "refuse":
             raise
+        if settings.missing_topic == "create":  # not created: its database was built from another topic
+            raise NeverReached(str(exc)) from exc
         raise NeverReached(f"waited {wait_s:.0f} s for the topic: {exc}") from exc
 
 

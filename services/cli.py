@@ -292,6 +292,8 @@ def server(
             blob_dir=data_dir / "blobs",
             blob_store=blob_store,
             webhook_secret_key=_server_secret(data_dir / "webhook-secret-key"),
+            records_webhook_key=True,
+            replace_webhook_key=_replacing_the_webhook_key(),
             max_body_bytes=max_body_bytes,
             max_blob_bytes=max_blob_bytes,
             body_read_timeout_s=body_read_timeout,
@@ -319,6 +321,12 @@ def _stop_by_unwinding_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, unwind)
+
+
+def _replacing_the_webhook_key() -> bool:
+    """Whether an API records its webhook key over the installation's one that differs (services/automations/
+    webhook_key_fingerprint.py): the key changed on purpose. Else it refuses to start, as other processes do."""
+    return os.environ.get("MODELREG_REPLACE_WEBHOOK_KEY") == "1"
 
 
 def _server_secret(path: Path) -> str:
@@ -644,6 +652,8 @@ def api(
         blob_dir=blob_dir,
         blob_store=blob_store,
         webhook_secret_key=webhook_secret_key,
+        records_webhook_key=True,  # the secrets it shows derive from its key: the installation's
+        replace_webhook_key=_replacing_the_webhook_key(),
         max_body_bytes=max_body_bytes,
         max_blob_bytes=max_blob_bytes,
         body_read_timeout_s=body_read_timeout,

@@ -11,6 +11,7 @@ from modelreg.projections.positions import RUNTIME_MIGRATIONS
 from modelreg.projections.projection import Projection
 from modelreg.projections.registry import RegistryProjection
 from modelreg.projections.triggers import TriggersProjection
+from modelreg.services.automations.webhook_key_fingerprint import MIGRATIONS as WEBHOOK_KEY
 from modelreg.services.commands.in_flight import MIGRATIONS as COMMANDS_IN_FLIGHT
 
 PROJECTIONS: dict[str, type[Projection]] = {
@@ -32,7 +33,8 @@ def shown_to_commands() -> dict[str, set[str]]:
 
 
 def all_migrations() -> list[Migration]:
-    return [*RUNTIME_MIGRATIONS, *COMMANDS_IN_FLIGHT, *(m for cls in PROJECTIONS.values() for m in cls.migrations)]
+    projections = (m for cls in PROJECTIONS.values() for m in cls.migrations)
+    return [*RUNTIME_MIGRATIONS, *COMMANDS_IN_FLIGHT, *WEBHOOK_KEY, *projections]
 
 
 def projection(name: str) -> Projection:

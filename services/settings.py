@@ -33,6 +33,11 @@ class Settings:
     blob_store: str | None = None
     # Signs webhook deliveries (each webhook's secret derives from it); None: webhooks are refused.
     webhook_secret_key: str | None = None
+    # An API's key is the installation's (the secrets it shows derive from it): it records the key's fingerprint the
+    # first time, which every other process holding a key compares its own with at its start; with
+    # `replace_webhook_key` (MODELREG_REPLACE_WEBHOOK_KEY=1), over one that differs: the key changed on purpose.
+    records_webhook_key: bool = False
+    replace_webhook_key: bool = False
     # An agent silent for this long has vanished: its jobs are requeued.
     agent_timeout_s: float = 30.0
     # A running run whose client beats, silent (no heartbeat, no metrics) for this long, is marked crashed.

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import asyncpg
 
 from modelreg.events.log import EventLog
 from modelreg.services.settings import Settings
 
 
-def event_log_for(settings: Settings, pool: asyncpg.Pool | None = None) -> EventLog:
-    """`pool`: the process's pool, which the log in Postgres then reads and writes through (else its own)."""
+def event_log_for(
+    settings: Settings, pool: asyncpg.Pool | None = None, projected_topics: Collection[str] = ()
+) -> EventLog:
+    """`pool`: the process's pool, which the log in Postgres then reads and writes through (else its own).
+    `projected_topics`: those its database was built from; a Kafka topic missing beside them is not created."""
     if settings.kafka_bootstrap_servers:
         from modelreg.events.kafka_log import KafkaEventLog
 
@@ -19,6 +24,7 @@ def event_log_for(settings: Settings, pool: asyncpg.Pool | None = None) -> Event
             settings.partitions,
             group_instance_id=settings.kafka_instance_id,
             create_topic=settings.missing_topic == "create",
+            projected_topics=projected_topics,
         )
     from modelreg.events.postgres_log import PostgresEventLog
 
