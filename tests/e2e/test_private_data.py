@@ -217,6 +217,7 @@ def arguments(lynx: Lynx) -> dict[str, list[str]]:
         "runs": ['entity: "lynx", project: "den"', 'entity: "lynx", project: "den", search: "fit", first: 1'],
         "registeredModel": ['name: "lynx-registry"', 'name: "shared-model"'],
         "registeredModels": ["", 'search: "lynx"', "first: 1"],
+        "auditActions": [""],
         "auditLog": ["first: 500", 'stream: "run:lynx/den/lynx-fit"', f'actor: "{ADMIN}", first: 500'],
         "artifactVersion": [
             f'id: "{ids["dataset"]}"',
@@ -274,7 +275,7 @@ def secrets_in(answer: Any, lynx: Lynx, asked: str = "") -> set[str]:
 # Fields whose answer is about the caller itself (its own grants name lynx's model), or that only admins read.
 ABOUT_THE_CALLER = {"viewer", "principals", "parkedStreams"}
 # Fields that reach no team's data, whoever asks.
-NOTHING_PRIVATE_THERE = {"parkedStreams", "viewer"}
+NOTHING_PRIVATE_THERE = {"parkedStreams", "viewer", "auditActions"}
 # Fields whose answer names no team's things (artifact types: "model", "dataset"): checked for emptiness instead.
 EMPTY_FOR_OUTSIDERS = {"artifactTypes"}
 
