@@ -417,7 +417,8 @@ class LaunchAgent:
                     stopping.set()
                     return
                 failures += 1
-                beat_at = loop.time() + min(self.heartbeat_s, 0.5 * 2**failures)
+                # The exponent bounded: 2**1024 is past a float, which killed the heartbeats after a long outage.
+                beat_at = loop.time() + min(self.heartbeat_s, 0.5 * 2 ** min(failures, 16))
                 if loop.time() - said_at >= 60.0:
                     said_at = loop.time()
                     log.warning(

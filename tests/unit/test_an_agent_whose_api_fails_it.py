@@ -60,3 +60,21 @@ async def test_an_agent_whose_key_is_revoked_while_it_runs_stops_and_says_what_t
             with pytest.raises(SystemExit, match="no longer takes this agent's key .*revoked.*Issue a new key"):
                 await agent.run(asyncio.Event())
     assert len(heartbeats) == 1
+
+
+async def test_an_agent_beats_on_after_more_failures_than_a_float_can_double() -> None:
+    """0.5 * 2**1024 is past a float: the 1024th failure killed the heartbeats, and once the API was back the
+    supervisor took the agent for gone and requeued the jobs it still ran."""
+    heartbeats: list[float] = []
+    app = _api(lambda: web.Response(status=502, text="upstream restarting"), heartbeats)
+    async with TestServer(app) as server:
+        agent = LaunchAgent(
+            url=str(server.make_url("/")), api_key="mr_x", queues=["cpu"], heartbeat_s=0.0, cancel_check_s=0.0
+        )
+        stopping = asyncio.Event()
+        running = asyncio.create_task(agent.run(stopping))
+        async with asyncio.timeout(60):
+            while len(heartbeats) < 1100:
+                await asyncio.sleep(0.05)
+        stopping.set()
+        await running
