@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 import time
 import weakref
@@ -99,15 +100,27 @@ RETRY_FOR_S_VARIABLE = "MODELREG_RETRY_FOR_S"
 _TRIES = 6  # about 6 s of waits (0.2, 0.4 ... 3.2 s), unless MODELREG_RETRY_FOR_S says how long
 
 
-def _given_up(state: RetryCallState) -> bool:
-    """Whether to stop asking: after 6 tries, or once MODELREG_RETRY_FOR_S seconds have gone by when it is set (a
-    deployment whose API restarts take longer than the 6 s of the 6 tries; read at each request)."""
+def retry_budget_s() -> float | None:
+    """MODELREG_RETRY_FOR_S: how long to try a request again (a deployment whose API restarts take longer than the
+    6 s of the 6 tries); None when unset. Read at each request; checked when a Transport is made too, so that a typo
+    is said at the start, not in place of the first network error, hours into training."""
     budget = os.environ.get(RETRY_FOR_S_VARIABLE)
-    if budget:
-        try:
-            return (state.seconds_since_start or 0.0) >= float(budget)
-        except ValueError:
-            raise InvalidInput(f"{RETRY_FOR_S_VARIABLE}={budget!r} is no number of seconds") from None
+    if not budget:
+        return None
+    try:
+        seconds = float(budget)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidInput(f"{RETRY_FOR_S_VARIABLE}={budget!r} is no number of seconds (say 60)")
+    return seconds
+
+
+def _given_up(state: RetryCallState) -> bool:
+    """Whether to stop asking: after 6 tries, or once MODELREG_RETRY_FOR_S seconds have gone by when it is set."""
+    budget = retry_budget_s()
+    if budget is not None:
+        return (state.seconds_since_start or 0.0) >= budget
     return state.attempt_number >= _TRIES
 
 
@@ -200,6 +213,7 @@ class Transport:
         api_key = api_key or (login.key_for(self.url) if login else None)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout_s = timeout_s
+        retry_budget_s()
         self._clients: tuple[httpx.Client, httpx.Client] | None = None
         _transports.add(self)
 

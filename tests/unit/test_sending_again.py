@@ -114,9 +114,10 @@ def test_how_long_to_ask_again_is_the_deployments_choice(server: HangingUp, monk
     with pytest.raises(Unavailable):
         Transport(server.url, "mr_key", timeout_s=5).graphql("query { viewer { id } }")
     assert 3 <= server.requests <= 5  # at 0, 0.2, 0.6, 1.4 and (unless the machine is slow) 3 s: not 6
-    monkeypatch.setenv(RETRY_FOR_S_VARIABLE, "soon")
-    with pytest.raises(InvalidInput, match="MODELREG_RETRY_FOR_S='soon' is no number of seconds"):
-        Transport(server.url, "mr_key", timeout_s=5).graphql("query { viewer { id } }")
+    for typo in ("soon", "nan", "-1"):  # said when the client is made, not at its first network error
+        monkeypatch.setenv(RETRY_FOR_S_VARIABLE, typo)
+        with pytest.raises(InvalidInput, match=f"MODELREG_RETRY_FOR_S='{typo}' is no number of seconds"):
+            Transport(server.url, "mr_key", timeout_s=5)
 
 
 def test_a_command_id_given_by_the_caller_is_kept() -> None:
