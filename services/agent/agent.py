@@ -192,6 +192,9 @@ class LaunchAgent:
     _not_for_this_key: dict[str, float] = field(default_factory=dict)
     # Why the API stopped taking this agent's key while it ran (a revoked key): the agent then stops.
     _refused_key: str | None = None
+    # The end reports of jobs whose process ended, by job id, while they are being sent: a stop meanwhile sends
+    # them again rather than give the job back (a finished job was requeued and ran a second time).
+    _ends_under_way: dict[str, dict[str, Any]] = field(default_factory=dict)
     _docker_checked: tuple[float, str | None] | None = None  # when Docker was last asked, and why it did not answer
     start_wait_s: float = START_WAIT_S  # how long a starting agent waits for the API
     # Once stopped, how long running jobs may finish before they are stopped and given back (`--drain`).
@@ -269,11 +272,14 @@ class LaunchAgent:
                         pass
                 await self._drained(stop_now or asyncio.Event())
             finally:
-                stopped = {job_id: self._attempts[job_id] for job_id in self._running}
+                ended = {
+                    job_id: self._ends_under_way[job_id] for job_id in self._running if job_id in self._ends_under_way
+                }
+                stopped = {job_id: self._attempts[job_id] for job_id in self._running if job_id not in ended}
                 for task in self._running.values():
                     task.cancel()
                 await asyncio.gather(*self._running.values(), return_exceptions=True)
-                await self._given_back(stopped)
+                await asyncio.gather(self._given_back(stopped), *(self._end_sent_again(r) for r in ended.values()))
                 beating.cancel()
                 await asyncio.gather(beating, return_exceptions=True)
         if self._refused_key is not None:
@@ -369,6 +375,7 @@ class LaunchAgent:
         it, under one commandId (the server records it once); not taken in `report_retry_s`, a line says so. A
         refusal saying the attempt is void is raised."""
         report = {**ids, "state": state, "exitCode": code, "reason": reason, "commandId": str(uuid.uuid4())}
+        self._ends_under_way[ids["id"]] = report
         try:
             await self._sent_again(
                 _FINISHED, {"i": report}, self.report_retry_s, f"the report of job {ids['id']}'s end"
@@ -378,6 +385,18 @@ class LaunchAgent:
                 raise
             ended = f"ended ({state}{f': {reason}' if reason else ''}), but the API did not take that report"
             self._said_unreported(ids, ended, exc)
+        finally:
+            self._ends_under_way.pop(ids["id"], None)
+
+    async def _end_sent_again(self, report: dict[str, Any]) -> None:
+        """A stopping agent's report of a job that ended while it was being sent: sent again, same commandId."""
+        ids = {k: report[k] for k in ("id", "agentId", "attempt")}
+        try:
+            await self._sent_again(
+                _FINISHED, {"i": report}, self.return_retry_s, f"the report of job {ids['id']}'s end"
+            )
+        except (Refused, httpx.HTTPError) as exc:
+            self._said_unreported(ids, f"ended ({report['state']}), but the API did not take that report", exc)
 
     def _said_unreported(self, ids: dict[str, Any], what: str, exc: BaseException) -> None:
         """Of a job the registry may show running though this agent no longer runs it: what to do about it. Its

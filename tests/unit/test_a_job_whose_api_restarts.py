@@ -63,6 +63,7 @@ class RestartingApi:
         self.restarted = False
         self.output: dict[str, str] = {}  # each piece by its commandId: a piece sent again is kept once
         self.ends: list[dict[str, Any]] = []
+        self.returns: list[dict[str, Any]] = []
         self._server: TestServer | None = None
 
     @property
@@ -113,6 +114,10 @@ class RestartingApi:
             self.ends.append(given)
             self.job["state"] = given["state"]
             return {"reportJobFinished": {"state": given["state"]}}
+        if "returnJob" in query:
+            self.returns.append(given)
+            self.job["state"] = "QUEUED"
+            return {"returnJob": {"state": "QUEUED"}}
         if "launchJob" in query:
             return {"launchJob": {"state": self.job["state"], "agentId": self.job.get("agentId")}}
         return {"reportJobStarted": {"state": "RUNNING"}, "agentHeartbeat": True}
@@ -168,3 +173,32 @@ async def test_an_end_the_api_never_takes_is_said_in_a_line(tmp_path: Path, capl
     said = [r.getMessage() for r in caplog.records if "RUNNING while no agent runs it" in r.getMessage()]
     assert len(said) == 1 and "job job-1 attempt 1 ended (FINISHED), but the API did not take that report" in said[0]
     assert "modelreg job cancel job-1" in said[0]
+
+
+async def test_an_agent_stopped_while_it_reports_a_jobs_end_sends_that_end_again_rather_than_give_the_job_back(
+    tmp_path: Path,
+) -> None:
+    """Stopped (a redeploy) while the API was away and the end of a job that had exited 0 was being sent: the report
+    was cancelled and the job given back, requeued, and run a second time."""
+
+    def after_its_last_line(query: str, given: dict[str, Any]) -> bool:
+        return "captureJobOutput" in query and given["text"].endswith(f"step {_STEPS - 1}\n")
+
+    api = RestartingApi(_repository(tmp_path), goes_away=after_its_last_line)
+    api.away_s = 1.5
+    await api.start()
+    agent = LaunchAgent(url=api.url, api_key="mr_x", queues=["cpu"], poll_s=0.05)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(agent.run(stopping))
+    try:
+        async with asyncio.timeout(30):
+            while not api.restarted:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # its process has ended; its end is being sent to an API still away
+        stopping.set()
+        async with asyncio.timeout(30):
+            await running
+    finally:
+        await api.close()
+    assert api.returns == []
+    assert [(end["state"], end["exitCode"]) for end in api.ends] == [("FINISHED", 0)]
