@@ -14,6 +14,7 @@ from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import Cursors, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_uuid
+from modelreg.graphql.warnings import warnings_field
 from modelreg.projections.timestamps import parsed_time
 from modelreg.services.automations.shown_urls import (
     action_shown_to_others,
@@ -83,10 +84,8 @@ class Automation(graphene.ObjectType):
     last_fired_at = graphene.DateTime()
     firings = paged(FiringPage, description="newest first")
     deliveries = paged(WebhookDeliveryPage, description="webhook calls, newest first")
-    warnings = graphene.List(
-        graphene.NonNull(graphene.String),
-        required=True,
-        description="In the answer of createAutomation and changeAutomation: what the caller should know though it "
+    warnings = warnings_field(
+        "In the answer of createAutomation and changeAutomation: what the caller should know though it "
         "was accepted (a registered model or collection it watches that does not exist yet, a typo maybe). Whenever "
         "it is read: that its creator holds no live key, so that it acts with a viewer's rights on public data only.",
     )

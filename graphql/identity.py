@@ -18,6 +18,7 @@ from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.json_value import JSONValue
 from modelreg.graphql.pages import Cursors, page_of, page_size, paged
 from modelreg.graphql.references import parse_principal
+from modelreg.graphql.warnings import given_warnings, warnings_field
 from modelreg.projections.identity_queries import PrincipalKey
 from modelreg.services.commands.access import RANK
 from modelreg.services.commands.commands import GrantRole, IssueApiKey, RevokeApiKey, RevokeRole
@@ -41,17 +42,12 @@ class ApiKey(graphene.ObjectType):
         required=True,
         description="the scopes the key is limited to (its role holds there only); empty: not limited",
     )
-    warnings = graphene.List(
-        graphene.NonNull(graphene.String),
-        required=True,
-        description="In the answer of revokeApiKey: what the caller should know though it was accepted (it was its "
+    warnings = warnings_field(
+        "In the answer of revokeApiKey: what the caller should know though it was accepted (it was its "
         "principal's last live key, and the roles granted to it and the automations it created stay). Empty when "
-        "the key is read otherwise.",
+        "the key is read otherwise."
     )
-
-    @staticmethod
-    def resolve_warnings(row: dict, info: graphene.ResolveInfo) -> list[str]:
-        return list(row.get("warnings", ()))
+    resolve_warnings = staticmethod(given_warnings)
 
 
 def _api_key(row: dict[str, Any]) -> dict[str, Any]:
@@ -76,17 +72,12 @@ class Grant(graphene.ObjectType):
     role = graphene.Field(Role, description="null once revoked")
     granted_at = graphene.DateTime()
     granted_by = graphene.String()
-    warnings = graphene.List(
-        graphene.NonNull(graphene.String),
-        required=True,
-        description="In the answer of grantRole: what the caller should know though it was accepted (no key was ever "
+    warnings = warnings_field(
+        "In the answer of grantRole: what the caller should know though it was accepted (no key was ever "
         "issued to the principal, or its entity or registered model holds nothing yet: a typo maybe, and the nearest "
-        "names that exist). Empty when the grant is read otherwise.",
+        "names that exist). Empty when the grant is read otherwise."
     )
-
-    @staticmethod
-    def resolve_warnings(row: dict, info: graphene.ResolveInfo) -> list[str]:
-        return list(row.get("warnings", ()))
+    resolve_warnings = staticmethod(given_warnings)
 
 
 def _grant(row: dict[str, Any]) -> dict[str, Any]:
@@ -162,11 +153,9 @@ class IssuedApiKey(graphene.ObjectType):
         description="the roles its principal already holds on scopes, which this key holds too (within its scopes, "
         "when limited): grants belong to the principal, not to a key, and outlive its keys",
     )
-    warnings = graphene.List(
-        graphene.NonNull(graphene.String),
-        required=True,
-        description="what the caller should know though it was issued (its principal's keys were all revoked, and "
-        "it kept roles this key holds: someone else of the same name?)",
+    warnings = warnings_field(
+        "what the caller should know though it was issued (its principal's keys were all revoked, and it kept roles "
+        "this key holds: someone else of the same name?)"
     )
 
 
