@@ -24,7 +24,14 @@ from graphql_server.runtime import execute
 from graphql_server.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from graphql_server.utils.operation import get_operation_type
 
-from graphql import ExecutionResult, GraphQLError, GraphQLSchema, OperationDefinitionNode, OperationType
+from graphql import (
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+)
 from modelreg.errors import PermissionDenied
 from modelreg.events.database_trouble import TROUBLES_SEEN
 from modelreg.events.envelope import Actor
@@ -37,6 +44,7 @@ from modelreg.graphql.errors import actionable, is_refusal
 from modelreg.graphql.pages import MAX_PAGE
 from modelreg.graphql.schema import RESOLVER_MIDDLEWARE, build_schema
 from modelreg.graphql.subscriptions import SubscriberContext
+from modelreg.graphql.variables import ExecutionOfCoercedVariables, VariableCoercion, VariablesRefused
 from modelreg.projections.identity_queries import IdentityQueries
 from modelreg.projections.progress import ProjectionLagging
 from modelreg.projections.readable import Visibility
@@ -206,6 +214,7 @@ class ModelregGraphQLView(GraphQLView):
         self.documents = ValidatedDocuments(
             schema, (depth_limit_validator(max_depth=MAX_QUERY_DEPTH), cost_limit_validator(MAX_QUERY_COST, MAX_PAGE))
         )
+        self.variables = VariableCoercion(schema)
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -341,17 +350,25 @@ class ModelregGraphQLView(GraphQLView):
             raise HTTPException(
                 400, "subscriptions are served over a websocket at /graphql (protocol graphql-transport-ws)"
             )
+        variables = request_data.variables
+        operation = get_operation_ast(document, request_data.operation_name) if document is not None else None
+        if operation is not None and operation.operation in allowed_operation_types and isinstance(variables, dict):
+            try:
+                variables = await self.variables.ready(operation, variables)
+            except VariablesRefused as refused:
+                return ExecutionResult(data=None, errors=refused.errors)
         result = await execute(
             schema=self.schema,
             query=document,
             root_value=root_value,
-            variable_values=request_data.variables,
+            variable_values=variables,
             context_value=context,
             operation_name=request_data.operation_name,
             allowed_operation_types=allowed_operation_types,
             operation_extensions=request_data.extensions,
             validate_document=False,  # ValidatedDocuments did, once per distinct document
             middleware=RESOLVER_MIDDLEWARE,
+            execution_context_class=ExecutionOfCoercedVariables,
         )
         if (errors := getattr(result, "errors", None)) and any_database_unavailable(errors):
             raise HTTPException(503, DATABASE_UNAVAILABLE)  # PostgreSQL restarting: retry, not a bug

@@ -16,8 +16,9 @@ from graphql_server.subscriptions.protocols.graphql_transport_ws.handlers import
 from graphql_server.subscriptions.protocols.graphql_transport_ws.types import Message, SubscribeMessage
 from graphql_server.utils.operation import get_operation_type
 
-from graphql import GraphQLError, OperationType
+from graphql import GraphQLError, OperationType, get_operation_ast
 from modelreg.graphql.documents import ValidatedDocuments
+from modelreg.graphql.variables import COERCED_ON_THE_LOOP, too_many_values, values_to_coerce
 from modelreg.services.http.sockets_per_principal import TOO_MANY_SOCKETS, SocketsPerPrincipal
 
 # aiohttp pings the client this often and closes the socket when no pong comes back within half of it:
@@ -111,7 +112,8 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
                 await self.refuse_revoked_key()
                 return
         if self.connection_acknowledged and message["id"] not in self.operations:
-            refusal = await self._refusal(message["payload"].get("query"), message["payload"].get("operationName"))
+            payload = message["payload"]
+            refusal = await self._refusal(payload.get("query"), payload.get("operationName"), payload.get("variables"))
             if refusal is not None:
                 await self.send_message(
                     {"id": message["id"], "type": "error", "payload": [e.formatted for e in refusal]}
@@ -119,7 +121,7 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
                 return
         await super().handle_subscribe(message)
 
-    async def _refusal(self, query: Any, operation_name: str | None) -> list[GraphQLError] | None:
+    async def _refusal(self, query: Any, operation_name: str | None, variables: Any) -> list[GraphQLError] | None:
         documents: ValidatedDocuments = self.view.documents  # type: ignore[attr-defined]
         if not isinstance(query, str):
             return [GraphQLError("a subscribe message needs a query")]
@@ -128,11 +130,20 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
         except GraphQLValidationError as exc:
             return list(exc.errors)
         try:
-            operation = get_operation_type(document, operation_name)
+            operation_type = get_operation_type(document, operation_name)
         except RuntimeError as exc:
             return [GraphQLError(str(exc))]
-        if operation != OperationType.SUBSCRIPTION:
+        if operation_type != OperationType.SUBSCRIPTION:
             return [
                 GraphQLError("this socket serves subscriptions; send queries and mutations as HTTP POST to /graphql")
             ]
+        # graphql-server coerces a subscription's variables on the event loop (HTTP requests' are counted and, when
+        # many, coerced off it: graphql/variables.py); a subscription needs few.
+        operation = get_operation_ast(document, operation_name)
+        if (
+            operation is not None
+            and isinstance(variables, dict)
+            and values_to_coerce(self.schema, operation, variables, COERCED_ON_THE_LOOP) > COERCED_ON_THE_LOOP
+        ):
+            return [too_many_values(COERCED_ON_THE_LOOP, "a subscription", "subscribe to fewer event types each time")]
         return None

@@ -21,6 +21,7 @@ from support.story import LOG_VERSION, START_RUN, digest_of, file_entry, version
 import modelreg
 from modelreg.errors import InvalidInput
 from modelreg.graphql.pages import Cursors
+from modelreg.graphql.variables import MAX_VALUES
 from modelreg.services.http import api
 from modelreg.services.settings import Settings
 
@@ -210,6 +211,32 @@ async def test_a_manifest_of_thousands_of_stored_files_is_checked_and_logged(sta
     logged = await stack.graphql(LOG_VERSION, {"input": {**version_input("shards", b""), "files": [*files, reference]}})
     assert "errors" not in logged, logged["errors"]
     assert len(logged["data"]["logArtifactVersion"]["files"]) == 3001
+
+
+WAITING_JOBS = "query($queues: [String!]!) { waitingJobs(queues: $queues, first: 1) { items { id } } }"
+AUDIT_LOG = "query($actions: [String!]) { auditLog(actions: $actions, first: 1) { items { action } } }"
+
+
+async def test_a_read_key_sending_hundreds_of_thousands_of_values_is_refused_before_they_are_coerced(
+    stack: Stack,
+) -> None:
+    """graphql-core coerced a variable value by value on the event loop: a viewer's 700,000 queue names (7.6 MB,
+    under the body limit) held /livez, every other caller and the websockets for 6 s."""
+    viewer = await stack.key("user:vera", "viewer")
+    for query, name in ((WAITING_JOBS, "queues"), (AUDIT_LOG, "actions")):
+        refused = await stack.graphql(query, {name: [f"q{n}" for n in range(700_000)]}, key=viewer)
+        assert refused["data"] is None
+        (error,) = refused["errors"]
+        assert f"the variables hold over {MAX_VALUES:,} values" in error["message"], error["message"]
+        assert error["extensions"] == {"code": "INVALID_INPUT", "retriable": False}
+
+    # Many, but within the limit: coerced off the event loop, and answered as before.
+    many = await stack.graphql(WAITING_JOBS, {"queues": [f"q{n}" for n in range(20_000)]}, key=viewer)
+    assert many == {"data": {"waitingJobs": {"items": []}}}
+    typo = await stack.graphql(AUDIT_LOG, {"actions": [*(["registry.alias_added"] * 5_000), 7]}, key=viewer)
+    assert [e["message"] for e in typo["errors"]] == [
+        "Variable '$actions' got invalid value 7 at 'actions[5000]'; String cannot represent a non string value: 7"
+    ]
 
 
 async def test_the_training_client_says_when_a_file_is_over_the_servers_upload_limit(

@@ -18,6 +18,7 @@ from support.waiting import until
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.log import EventLog
 from modelreg.events.runs import RunStarted
+from modelreg.graphql.variables import COERCED_ON_THE_LOOP
 from modelreg.services.http.api import SOCKETS_PER_PRINCIPAL, TAILS
 from modelreg.services.settings import Settings
 
@@ -215,6 +216,15 @@ async def test_bad_subscriptions_are_refused_one_by_one_and_the_socket_goes_on(s
         await socket.subscribe("nope", "subscription { events { nope } }")
         nope = await socket.receive()
         assert nope["type"] == "error" and "Cannot query field 'nope'" in nope["payload"][0]["message"]
+
+        # The library coerces a subscription's variables on the event loop, where 700,000 types held everyone 6 s.
+        types = [f"registry.kind_{n}" for n in range(COERCED_ON_THE_LOOP + 1)]
+        await socket.subscribe("many", EVENTS, {"types": types})
+        many = await socket.receive()
+        assert many["type"] == "error" and many["id"] == "many"
+        (error,) = many["payload"]
+        assert f"the variables hold over {COERCED_ON_THE_LOOP:,} values" in error["message"]
+        assert error["extensions"]["code"] == "INVALID_INPUT"
 
         await socket.subscribe("fine", VERSION_LINKED, {"model": "m"})
         await log_readers_reach(stack, 1)
