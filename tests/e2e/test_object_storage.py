@@ -507,6 +507,17 @@ async def test_a_file_joined_at_its_address_by_a_completion_whose_answer_was_los
         assert await store.size(digest) == len(content)
 
 
+async def _sent_in_one_put(client: Any, path: Path, content: bytes, api_key: str | None) -> list[dict[str, Any]]:
+    """Uploads `content` as the training client does (a presigned PUT to the bucket); the manifest entry to log it."""
+    path.write_bytes(content)
+    transport = Transport(str(client.make_url("/")), api_key=api_key)
+    try:
+        await asyncio.to_thread(transport.upload, path, address(content), lambda sent: None)
+    finally:
+        transport.close()
+    return [{"path": path.name, "size": len(content), "digest": address(content)}]
+
+
 async def test_a_member_who_does_not_read_every_team_logs_a_new_file_sent_in_one_presigned_put(
     bucket_stack: Stack, tmp_path: Path
 ) -> None:
@@ -517,13 +528,7 @@ async def test_a_member_who_does_not_read_every_team_logs_a_new_file_sent_in_one
     assert "errors" not in await (await client.post("/graphql", json={"query": hidden}, headers=admin)).json()
     member = await bucket_stack.key("user:otto", "member")
     content = b"otto's brand new weights"
-    (tmp_path / "w.bin").write_bytes(content)
-    transport = Transport(str(client.make_url("/")), api_key=member)
-    try:
-        await asyncio.to_thread(transport.upload, tmp_path / "w.bin", address(content), lambda sent: None)
-    finally:
-        transport.close()
-    files = [{"path": "w.bin", "size": len(content), "digest": address(content)}]
+    files = await _sent_in_one_put(client, tmp_path / "w.bin", content, api_key=member)
     log = {
         "query": "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }",
         "variables": {"i": {"entity": "acme", "project": "p", "name": "m", "type": "model", "files": files}},
@@ -539,13 +544,7 @@ async def test_a_deleted_versions_file_is_handed_out_through_no_presigned_url(
     assert bucket_stack.client is not None
     client, admin = bucket_stack.client, await bucket_stack.auth()
     content = b"name,email\njohn,john@example.com\n"
-    (tmp_path / "pii.csv").write_bytes(content)
-    transport = Transport(str(client.make_url("/")))  # the stack's admin key, from the environment
-    try:
-        await asyncio.to_thread(transport.upload, tmp_path / "pii.csv", address(content), lambda sent: None)
-    finally:
-        transport.close()
-    files = [{"path": "pii.csv", "size": len(content), "digest": address(content)}]
+    files = await _sent_in_one_put(client, tmp_path / "pii.csv", content, api_key=None)  # the stack's admin key
     log = {
         "query": "mutation($i: LogArtifactVersionInput!) { logArtifactVersion(input: $i) { id } }",
         "variables": {

@@ -61,17 +61,21 @@ async def own_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+async def _audited(pool: asyncpg.Pool, envelopes: list[Envelope]) -> None:
+    projection = AuditProjection()
+    async with pool.acquire() as conn, conn.transaction():
+        for envelope in envelopes:
+            for statement in projection.statements(envelope):
+                await conn.execute(statement.sql, *statement.args)
+
+
 async def test_the_audit_logs_scope_column_is_scope_of_for_every_kind_of_event(own_pool: asyncpg.Pool) -> None:
     actor = Actor(kind="user", id="ada")
     envelopes = registry_history(400, later_events=True) + [
         Envelope.new(payload, stream=f"thing:{n}", actor=actor)
         for n, payload in enumerate(AUTOMATION_AND_LAUNCH_EVENTS)
     ]
-    projection = AuditProjection()
-    async with own_pool.acquire() as conn, conn.transaction():
-        for envelope in envelopes:
-            for statement in projection.statements(envelope):
-                await conn.execute(statement.sql, *statement.args)
+    await _audited(own_pool, envelopes)
     stored = {r["event_id"]: r["scope"] for r in await own_pool.fetch("SELECT event_id, scope FROM audit_log")}
 
     expected = {e.id: scope_of(e.payload.public_dump()) for e in envelopes}
@@ -87,11 +91,7 @@ async def test_the_audit_logs_read_filter_reads_what_live_events_read_of_every_k
         Envelope.new(payload, stream=f"thing:{n}", actor=actor)
         for n, payload in enumerate(AUTOMATION_AND_LAUNCH_EVENTS)
     ]
-    projection = AuditProjection()
-    async with own_pool.acquire() as conn, conn.transaction():
-        for envelope in envelopes:
-            for statement in projection.statements(envelope):
-                await conn.execute(statement.sql, *statement.args)
+    await _audited(own_pool, envelopes)
     audit = AuditQueries(own_pool)
     read: dict[str, set[UUID]] = {}
     for hidden in ("entity:lynx", "entity:acme", "model:fraud"):
