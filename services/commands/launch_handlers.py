@@ -139,6 +139,16 @@ def _takes_jobs_of(queue: dict[str, Any], entity: str) -> None:
         )
 
 
+def _runs_jobs_of_kind(queue: dict[str, Any], kind: str) -> None:
+    # Its agents would take the job and fail it at once ("image jobs need a docker or kubernetes queue"): an
+    # automation's every firing, for as long as nobody reads the job's error.
+    if kind == "image" and queue["resource"] == "local-process":
+        raise InvalidInput(
+            f"queue {quoted(queue['name'])} runs its jobs as local processes, which cannot start an image: "
+            "use a docker or kubernetes queue, or a git source (git url + entry point)"
+        )
+
+
 async def _source_of_run(cmd: EnqueueJob, ctx: CommandContext) -> tuple[JobSource, dict[str, Any]]:
     """The code a run ran (its git commit and uncommitted diff, its command line) and its config."""
     run = await ctx.reads.registry.run(cmd.entity, cmd.project, cmd.from_run or "")
@@ -224,6 +234,7 @@ async def enqueue_job(cmd: EnqueueJob, ctx: CommandContext) -> Decision:
         raise InvalidInput(
             f"source.image {quoted(source.image)} is not an image reference (registry/name:tag or @sha256:)"
         )
+    _runs_jobs_of_kind(queue, source.kind)
     job_id = cmd.job_id or uuid7()
     payload = JobEnqueued(
         job_id=job_id,
@@ -526,6 +537,7 @@ async def _spec_checked(trigger: TriggerSpec, action: LaunchAction | WebhookActi
             raise NotFound(f"queue {quoted(action.queue)} does not exist: an admin creates it first")
         if "${" not in action.entity:  # else each firing's enqueue is checked on the entity it fills in
             _takes_jobs_of(queue, action.entity)
+        _runs_jobs_of_kind(queue, action.source.kind)
     if action.kind == "webhook":
         if action.allow_private_network:
             ctx.caller.require("admin", (), "a webhook to a private or loopback address")

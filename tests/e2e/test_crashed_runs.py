@@ -259,7 +259,7 @@ async def test_a_run_whose_launch_attempt_is_over_is_marked_crashed_without_wait
     monkeypatch.setattr(crashed_runs, "ENDED_ATTEMPT_SILENT_S", 0.0)
     monkeypatch.setattr(runner, "RUNS_SUPERVISED_EVERY_S", 0.5)
     async with Stack(settings) as stack:  # silent runs are marked after 15 minutes, as by default
-        await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
+        await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu", resource: DOCKER}) { name } }')
         enqueue = """mutation($s: GenericScalar) {
           enqueueJob(input: {queue: "cpu", entity: "alice", project: "crash", source: $s}) { id } }"""
         source = {"kind": "image", "image": "python:3.12", "entry_point": ["python", "train.py"]}

@@ -313,7 +313,7 @@ async def test_ci_sending_a_mutation_again_under_its_command_id_changes_nothing_
         removed = await stack.graphql(REMOVE_ALIAS, {"i": removal})
         assert removed["data"]["removeAlias"] == {"version": "v0", "aliases": []}, removed
 
-    await stack.graphql('mutation { createLaunchQueue(input: {name: "ci-cpu"}) { name } }')
+    await stack.graphql('mutation { createLaunchQueue(input: {name: "ci-cpu", resource: DOCKER}) { name } }')
     source = {"kind": "image", "image": "python:3.12", "entry_point": ["python", "train.py"]}
     enqueue = {
         "queue": "ci-cpu",

@@ -1166,7 +1166,7 @@ async def test_an_automation_names_the_registered_models_own_version_beside_the_
     # model-registry/${registered_model}:${artifact_version} evaluated the registered model's v0, another model.
     from support.story import LINK, LOG_VERSION, version_input
 
-    await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
+    await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu", resource: DOCKER}) { name } }')
     config = {
         "pinned": "${registered_model_ref}",
         "version": "${registered_model_version}",

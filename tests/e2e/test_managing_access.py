@@ -412,7 +412,7 @@ async def test_a_key_is_looked_up_once_until_keys_grants_or_private_teams_change
 async def test_offboarding_says_what_outlives_a_principals_keys_and_a_new_key_under_its_name_says_what_it_inherits(
     stack: Stack,
 ) -> None:
-    await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
+    await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu", resource: DOCKER}) { name } }')
     await stack.graphql(GRANT, {"p": "user:bob", "s": "entity:vision", "r": "ADMIN"})
     bob = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "bob", "r": "MEMBER"}))["data"]["issueApiKey"]
     evaluate = {

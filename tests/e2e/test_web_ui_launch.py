@@ -104,7 +104,7 @@ async def test_a_requeued_jobs_page_shows_each_attempts_output_apart_and_why_the
 
     assert stack.client is not None
     url = str(stack.client.make_url("/")).rstrip("/")
-    await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
+    await stack.graphql('mutation { createLaunchQueue(input: {name: "cpu", resource: DOCKER}) { name } }')
     enqueue = """mutation($s: GenericScalar) {
       enqueueJob(input: {queue: "cpu", entity: "acme", project: "nature", source: $s}) { id } }"""
     source = {"kind": "image", "image": "python:3.12", "entry_point": ["python", "train.py"]}

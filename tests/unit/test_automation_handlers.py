@@ -30,7 +30,11 @@ LAUNCH = {
     "queue": "cpu",
     "entity": "acme",
     "project": "fraud",
-    "source": {"kind": "image", "image": "python:3.12", "entry_point": ["python", "eval.py"]},
+    "source": {
+        "kind": "git",
+        "git_remote": "https://git.example.com/acme/eval.git",
+        "entry_point": ["python", "eval.py"],
+    },
 }
 ON_A_NEW_VERSION = {"event": "artifact_version_logged", "entity": "acme"}
 
@@ -47,6 +51,17 @@ async def launching(registry: WriteSide, **fields: Any) -> UUID:
 async def test_an_automation_that_launches_jobs_needs_the_queue() -> None:
     with pytest.raises(NotFound, match="queue 'cpu' does not exist: an admin creates it first"):
         await WriteSide()(automation(LAUNCH), MEMBER)
+
+
+async def test_an_automation_launching_an_image_into_a_queue_of_local_processes_is_refused_when_created() -> None:
+    registry = WriteSide()
+    await registry(CreateQueue(queue="cpu"))
+    image = {**LAUNCH, "source": {"kind": "image", "image": "ghcr.io/acme/eval:1", "entry_point": ["python", "e.py"]}}
+    with pytest.raises(
+        InvalidInput, match="queue 'cpu' runs its jobs as local processes, which cannot start an image: use a docker"
+    ):
+        await registry(automation(image), MEMBER)
+    assert [e.type for e in registry.appended()] == ["launch.queue_created"]
 
 
 async def test_a_trigger_pattern_the_database_cannot_run_is_refused_at_the_door() -> None:

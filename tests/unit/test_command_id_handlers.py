@@ -43,7 +43,7 @@ from modelreg.services.commands.launch_commands import (
 
 CI = caller("member", "ci")
 RUN = {"entity": "acme", "project": "rp", "run_id": "r1"}
-SOURCE = JobSource(kind="image", image="python:3.12", entry_point=("python", "train.py"))
+SOURCE = JobSource(kind="git", git_remote="https://git.example.com/acme/train.git", entry_point=("python", "train.py"))
 
 
 def log(registry: WriteSide, content: bytes, **fields: object) -> LogArtifactVersion:

@@ -50,7 +50,7 @@ from modelreg.services.commands.launch_commands import (
 from modelreg.services.commands.launch_handlers import LAUNCH_HANDLERS, cancel_job, set_automation_enabled
 from modelreg.services.http.api import caller_of_key
 
-SOURCE = JobSource(kind="image", image="python:3.12", entry_point=("python", "train.py"))
+SOURCE = JobSource(kind="git", git_remote="https://git.example.com/acme/train.git", entry_point=("python", "train.py"))
 AGENT = caller("member", "gpu")  # a service account's key would do as well
 AGENT_ID = "user:gpu:host-1"
 
@@ -592,6 +592,20 @@ async def test_an_image_that_docker_would_read_as_an_option_is_refused_at_the_do
     with pytest.raises(InvalidInput, match="source.image '--privileged' is not an image reference"):
         await queued(registry, source=escape)
     assert "launch.job_enqueued" not in registry.appended_types()
+
+
+async def test_an_image_job_is_refused_on_a_queue_of_local_processes_and_taken_on_a_docker_queue() -> None:
+    # Its agents took it and failed it at once ("image jobs need a docker or kubernetes queue"), an automation's
+    # every firing, for as long as nobody read the jobs' errors.
+    registry = WriteSide()
+    image = JobSource(kind="image", image="ghcr.io/acme/train:1", entry_point=("python", "train.py"))
+    with pytest.raises(InvalidInput, match="queue 'cpu' runs its jobs as local processes, which cannot start an image"):
+        await queued(registry, source=image)
+    assert "launch.job_enqueued" not in registry.appended_types()
+
+    await registry(CreateQueue(queue="containers", resource="docker"))
+    await registry(EnqueueJob(queue="containers", entity="acme", project="fraud", source=image), MEMBER)
+    assert registry.appended_types()[-1] == "launch.job_enqueued"
 
 
 async def test_a_nested_knob_is_changed_by_its_dotted_path() -> None:

@@ -31,7 +31,7 @@ from modelreg.services.commands.access import Caller, entity_scopes, model_scope
 MIA = Actor(kind="user", id="mia")
 ADMIN = Actor(kind="user", id="admin")
 PRIVATE = frozenset({"entity:lynx", "model:fraud"})
-SOURCE = {"kind": "image", "image": "python:3.11", "entry_point": ["python", "eval.py"]}
+SOURCE = {"kind": "git", "git_remote": "https://git.example.com/acme/eval.git", "entry_point": ["python", "eval.py"]}
 
 
 def test_nothing_is_hidden_from_anyone_in_an_installation_that_marks_nothing_private() -> None:

@@ -79,7 +79,9 @@ async def _created(action: Any, trigger: TriggerSpec) -> None:
     await registry(CreateAutomation(name="evaluate", trigger=trigger, action=action), ADMIN)
 
 
-SOURCE = JobSource(kind="image", image="python:3.12", entry_point=("python", "evaluate.py"))
+SOURCE = JobSource(
+    kind="git", git_remote="https://git.example.com/acme/eval.git", entry_point=("python", "evaluate.py")
+)
 
 
 async def test_an_automation_naming_a_variable_its_trigger_does_not_provide_is_refused_saying_what_it_does() -> None:

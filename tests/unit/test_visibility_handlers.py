@@ -34,7 +34,7 @@ from modelreg.services.commands.launch_commands import (
 )
 
 LEA = caller("member", "lea", grants={"entity:lynx": "viewer"})  # reads the lynx team, writes elsewhere
-SOURCE = JobSource(kind="image", image="python:3.12", entry_point=("python", "train.py"))
+SOURCE = JobSource(kind="git", git_remote="https://git.example.com/acme/train.git", entry_point=("python", "train.py"))
 
 
 async def lynx_version(registry: WriteSide, content: bytes = b"lynx weights") -> UUID:
