@@ -176,4 +176,9 @@ async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(s
         await expect(page.get_by_label("State")).to_have_value("failed")
         await expect(rows).to_have_count(1)
         await expect(rows).to_contain_text("sweep-07")
+
+        # A state no run has, in a hand-edited link, lists every run (it showed GraphQL's enum error).
+        await page.goto(f"{url}#/runs/acme/nature?state=bogus")
+        await expect(pager).to_have_text("page 1 · 27 runs")
+        await expect(page.get_by_label("State")).to_have_value("")
     assert browser.problems == [], browser.problems

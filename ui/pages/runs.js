@@ -96,11 +96,17 @@ function RunsTable({ runs }) {
   </table>`;
 }
 
+// A state the address names that runs do not have (a hand-edited link) is read as "any", as the jobs list does:
+// sent as it is, it was answered with GraphQL's enum error in place of the runs.
+function knownState(asked) {
+  return STATES.includes(asked) ? asked : "";
+}
+
 // Keyed by project and address in app.js: what its address carries (`?search=…&state=…&jobType=…&after=…`) is
 // what it shows first, and what it shows is kept there, so that Back from a run, a reload or a link finds it again.
 export function ProjectRuns({ entity, project, params = new URLSearchParams() }) {
   const [filters, setFilters] = useState(() => ({
-    search: params.get("search") || "", state: params.get("state") || "", jobType: params.get("jobType") || "",
+    search: params.get("search") || "", state: knownState(params.get("state")), jobType: params.get("jobType") || "",
   }));
   const pages = useCursorPages(params.getAll("after"));
   const change = (patch) => { setFilters((before) => ({ ...before, ...patch })); pages.restart(); };
