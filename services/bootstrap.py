@@ -154,7 +154,18 @@ async def database_pool(
     where = _without_password(settings.database_url)
 
     async def pool() -> asyncpg.Pool:
-        return await create_pool(settings.database_url, min_size=1, max_size=pool_size, durable_commits=durable_commits)
+        try:
+            return await create_pool(
+                settings.database_url, min_size=1, max_size=pool_size, durable_commits=durable_commits
+            )
+        except ConnectionError as exc:
+            if "rejected SSL upgrade" not in str(exc):
+                raise
+            # A server without SSL answers so at once, and waiting will not change it (it was waited for 2 minutes).
+            raise asyncpg.ClientConfigurationError(
+                f"{exc}: DATABASE_URL's sslmode asks for SSL, which this server does not take; turn SSL on there "
+                "(ssl = on in postgresql.conf) or use sslmode=prefer or disable"
+            ) from exc
 
     try:
         return await _waiting_for(f"PostgreSQL at {where}", NOT_ANSWERING, wait_s, pool)

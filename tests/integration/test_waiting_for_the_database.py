@@ -74,6 +74,22 @@ async def test_a_database_that_never_answers_is_reported_with_what_to_check() ->
     assert "check DATABASE_URL" in str(e.value) and "hunter2" not in str(e.value)
 
 
+async def test_a_database_url_asking_for_ssl_a_server_without_it_is_refused_at_once_saying_so(
+    database_url: str,
+) -> None:
+    # The refusal was waited out as an outage for 2 minutes, then reported as a database that did not answer.
+    port, parts = _free_port(), urlsplit(database_url)
+    server = await _database_behind(port, database_url)  # the tests' PostgreSQL runs without SSL
+    try:
+        asking_for_ssl = f"postgresql://{parts.username or 'postgres'}@127.0.0.1:{port}{parts.path}?sslmode=require"
+        with pytest.raises(NeverReached) as refused:
+            await database_pool(Settings(database_url=asking_for_ssl), pool_size=2, durable_commits=True, wait_s=60)
+    finally:
+        server.close()
+    assert "refused this process" in str(refused.value) and "rejected SSL upgrade" in str(refused.value)
+    assert "sslmode=prefer or disable" in str(refused.value)
+
+
 def _as_role(database_url: str, role: str) -> str:
     parts = urlsplit(database_url)
     host = parts.netloc.rpartition("@")[2]
