@@ -91,6 +91,17 @@ def _infra_options(fn: Any) -> Any:
     return fn
 
 
+def _probe_option(fn: Any) -> Any:
+    return click.option(
+        "--probe-port",
+        envvar="MODELREG_PROBE_PORT",
+        type=click.IntRange(1, 65535),
+        default=None,
+        help="Serve GET /livez on this port (env MODELREG_PROBE_PORT), for a supervisor's liveness probe: it answers "
+        "while the process's event loop runs.",
+    )(fn)
+
+
 class ByteSize(click.ParamType):
     name = "size"
 
@@ -670,6 +681,7 @@ def api(
 
 @main.command()
 @_infra_options
+@_probe_option
 @click.option(
     "--webhook-secret-key", envvar="MODELREG_WEBHOOK_SECRET_KEY", default=None, help="Signs webhook deliveries."
 )
@@ -691,6 +703,7 @@ def triggers(
     webhook_secret_key: str | None,
     agent_timeout: float,
     run_crashed_after: float,
+    probe_port: int | None,
 ) -> None:
     """Carry out automations (enqueue jobs, deliver webhooks), requeue the jobs of vanished agents and mark
     crashed the runs whose process went silent."""
@@ -707,11 +720,13 @@ def triggers(
         agent_timeout_s=agent_timeout,
         run_crashed_after_s=run_crashed_after,
     )
+    from modelreg.services.liveness_probe import probed
     from modelreg.services.restart_on_failure import restart_on_failure
 
     # PostgreSQL restarting ends the runner (its active lock's session with it): the process starts it again, standing
     # by if another replica took the lock meanwhile. It exited, and automations and the Launch supervisor stopped.
-    _run_until_signal(restart_on_failure("triggers", lambda: run_triggers(settings, stopping), stopping), stopping)
+    runner = restart_on_failure("triggers", lambda: run_triggers(settings, stopping), stopping)
+    _run_until_signal(probed(probe_port, runner), stopping)
 
 
 @main.command()
@@ -783,6 +798,7 @@ def agent(
 
 @main.command()
 @_infra_options
+@_probe_option
 @click.option("--projection", "names", multiple=True, help="Run only these projections (default: all).")
 @click.option(
     "--instance-id",
@@ -793,7 +809,12 @@ def agent(
     "session timeout (10 s).",
 )
 def projector(
-    kafka: str | None, database_url: str, topic: str, names: tuple[str, ...], instance_id: str | None
+    kafka: str | None,
+    database_url: str,
+    topic: str,
+    names: tuple[str, ...],
+    instance_id: str | None,
+    probe_port: int | None,
 ) -> None:
     """Run the projections: apply the event log to the Postgres read models, exactly once."""
     from modelreg.projections.runtime import MigratedBeyond
@@ -816,10 +837,11 @@ def projector(
         kafka_instance_id=instance_id or None,
     )
     # PostgreSQL restarting stops a runner; the process starts it again rather than exit. A newer migration ends it.
+    from modelreg.services.liveness_probe import probed
+
+    runner = restart_on_failure("projector", lambda: run_projector(settings, stopping, names), stopping)
     try:
-        _run_until_signal(
-            restart_on_failure("projector", lambda: run_projector(settings, stopping, names), stopping), stopping
-        )
+        _run_until_signal(probed(probe_port, runner), stopping)
     except MigratedBeyond as exc:
         raise click.ClickException(str(exc)) from None
 

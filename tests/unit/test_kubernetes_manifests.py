@@ -62,7 +62,7 @@ def test_each_projector_pod_is_named_in_the_group_by_its_stable_pod_name(repo_ro
     assert option.envvar == "MODELREG_INSTANCE_ID"
 
 
-def test_the_deployments_run_commands_of_the_cli_with_probes_on_the_api(repo_root: Path) -> None:
+def test_the_deployments_run_commands_of_the_cli_with_liveness_probes(repo_root: Path) -> None:
     documents = [
         d for f in sorted((repo_root / "deploy" / "k8s").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
     ]
@@ -75,5 +75,14 @@ def test_the_deployments_run_commands_of_the_cli_with_probes_on_the_api(repo_roo
     api = deployments["modelreg-api"]["spec"]["template"]["spec"]["containers"][0]
     assert api["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for name in ("modelreg-projector", "modelreg-triggers"):  # no HTTP of their own: a port for the probe
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        (port,) = container["ports"]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": port["name"]}
+        assert int(env["MODELREG_PROBE_PORT"]) == port["containerPort"]
+    for process in ("projector", "triggers"):
+        option = next(p for p in main.commands[process].params if p.name == "probe_port")
+        assert option.envvar == "MODELREG_PROBE_PORT"
     config = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
     assert config["MODELREG_BLOB_STORE"].startswith("s3://")
