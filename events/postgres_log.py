@@ -10,13 +10,13 @@ trap of tailing a sequence with concurrent writers). Readers sleep on LISTEN/NOT
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import asyncpg
 
 from modelreg.events.codec import encode
 from modelreg.events.envelope import Envelope
-from modelreg.events.log import LogPosition, LogRecord, StartPositions
+from modelreg.events.log import LogPosition, LogRecord, StartPositions, TopicMissing
 from modelreg.events.written import RecentlyWritten
 from modelreg.projections.migrations import Migration, migrate
 
@@ -75,10 +75,21 @@ SELECT head.first, pg_notify($8, $1) FROM head
 
 
 class PostgresEventLog:
-    def __init__(self, dsn: str, topic: str = "modelreg.events", *, pool: asyncpg.Pool | None = None) -> None:
-        """`pool`: the process's own (services/bootstrap.py), used and left open; else the log opens one."""
+    def __init__(
+        self,
+        dsn: str,
+        topic: str = "modelreg.events",
+        *,
+        pool: asyncpg.Pool | None = None,
+        projected_topics: Collection[str] = (),
+    ) -> None:
+        """`pool`: the process's own (services/bootstrap.py), used and left open; else the log opens one.
+        `projected_topics`: those the process's database holds read models of (projections/positions.py). A topic
+        with no event beside them is refused (TopicMissing): a mistyped name, not a new installation's log (the
+        process's commands started a second log, read models built from both)."""
         self.dsn = dsn
         self.topic = topic
+        self.projected_topics = frozenset(projected_topics)
         self._given_pool = pool
         self._pool: asyncpg.Pool | None = None
         self.written: RecentlyWritten | None = None
@@ -94,6 +105,15 @@ class PostgresEventLog:
                 self.dsn, min_size=1, max_size=8, connection_class=_NoResetConnection
             )
         await migrate(self._pool, LOG_MIGRATIONS)
+        if self.projected_topics and self.topic not in self.projected_topics:
+            topics = [r["topic"] for r in await self._pool.fetch("SELECT topic FROM event_log_heads ORDER BY topic")]
+            if self.topic not in topics:
+                raise TopicMissing(
+                    f"the event log in PostgreSQL has no topic {self.topic}, and this process does not start one: its "
+                    f"database was built from topic {', '.join(sorted(self.projected_topics))}, and a new topic's "
+                    f"events would be written beside that log's. Check --topic / MODELREG_TOPIC (the log's topics: "
+                    f"{', '.join(topics) or 'none'}); a new installation needs a database of its own"
+                )
 
     async def close(self) -> None:
         if self._pool is not None and self._pool is not self._given_pool:

@@ -14,7 +14,7 @@ def event_log_for(
     settings: Settings, pool: asyncpg.Pool | None = None, projected_topics: Collection[str] = ()
 ) -> EventLog:
     """`pool`: the process's pool, which the log in Postgres then reads and writes through (else its own).
-    `projected_topics`: those its database was built from; a Kafka topic missing beside them is not created."""
+    `projected_topics`: those its database was built from; a topic missing beside them is not started."""
     if settings.kafka_bootstrap_servers:
         from modelreg.events.kafka_log import KafkaEventLog
 
@@ -28,4 +28,4 @@ def event_log_for(
         )
     from modelreg.events.postgres_log import PostgresEventLog
 
-    return PostgresEventLog(settings.database_url, settings.topic, pool=pool)
+    return PostgresEventLog(settings.database_url, settings.topic, pool=pool, projected_topics=projected_topics)

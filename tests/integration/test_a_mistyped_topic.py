@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from typing import Literal
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -16,7 +17,7 @@ from support.stack import Stack
 from modelreg.services.bootstrap import STOP_WAITING, NeverReached, StoppedWhileWaiting, open_parts, process_parts
 from modelreg.services.settings import Settings
 
-pytestmark = pytest.mark.parametrize("log_kind", ["kafka"])
+ON_KAFKA = pytest.mark.parametrize("log_kind", ["kafka"])
 
 
 async def _topics(bootstrap_servers: str) -> set[str]:
@@ -34,6 +35,7 @@ async def _an_installation(settings: Settings) -> None:
         await stack.key("user:ada")
 
 
+@ON_KAFKA
 async def test_an_api_started_on_a_mistyped_topic_refuses_to_create_it_beside_the_installations_database(
     settings: Settings,
 ) -> None:
@@ -66,6 +68,7 @@ class _StopOnceWaiting(logging.Handler):
             self.stop.set()
 
 
+@ON_KAFKA
 async def test_a_projector_waiting_for_a_mistyped_topic_says_which_topic_its_database_was_built_from(
     settings: Settings,
 ) -> None:
@@ -84,3 +87,24 @@ async def test_a_projector_waiting_for_a_mistyped_topic_says_which_topic_its_dat
 
     assert f"has no topic {mistyped}" in waiting.said
     assert f"this process's database was built from topic {settings.topic}" in waiting.said
+
+
+@pytest.mark.parametrize("log_kind", ["postgres"])
+@pytest.mark.parametrize("missing_topic", ["create", "wait"])  # an API's, a projector's
+async def test_a_process_on_a_mistyped_topic_of_the_log_in_postgresql_refuses_to_start_it(
+    settings: Settings, missing_topic: Literal["create", "wait"]
+) -> None:
+    # The log in PostgreSQL starts a topic at its first append: the API took commands into a second log, and the
+    # read models were built from both.
+    await _an_installation(settings)
+    mistyped = settings.topic.replace(".events", ".evnets")
+
+    with pytest.raises(NeverReached) as refused:
+        await open_parts(replace(settings, topic=mistyped, missing_topic=missing_topic))
+
+    line = str(refused.value)
+    assert "\n" not in line and "waited" not in line
+    assert f"the event log in PostgreSQL has no topic {mistyped}" in line
+    assert f"database was built from topic {settings.topic}" in line and f"the log's topics: {settings.topic})" in line
+    async with process_parts(settings):  # its own topic starts as before
+        pass
