@@ -11,17 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 import graphene
+from pydantic import TypeAdapter, ValidationError
 
-from modelreg.events.identity import ApiKeyIssued
+from modelreg.errors import InvalidInput, quoted
+from modelreg.events.identity import ApiKeyIssued, Scope
 from modelreg.graphql.enums import PrincipalKind, Role
 from modelreg.graphql.inputs import parse_command
 from modelreg.graphql.json_value import JSONValue
-from modelreg.graphql.pages import Cursors, page_of, page_size, paged
+from modelreg.graphql.pages import Cursors, key_page, page_of, page_size, paged
 from modelreg.graphql.references import parse_principal
 from modelreg.graphql.warnings import given_warnings, warnings_field
 from modelreg.projections.identity_queries import PrincipalKey
 from modelreg.services.commands.access import RANK
-from modelreg.services.commands.commands import GrantRole, IssueApiKey, RevokeApiKey, RevokeRole
+from modelreg.services.commands.commands import GrantRole, IssueApiKey, RevokeApiKey, RevokeRole, scopes_of_scope
 
 
 class ApiKey(graphene.ObjectType):
@@ -138,6 +140,7 @@ class Principal(graphene.ObjectType):
 
 
 PrincipalAccessPage = page_of(PrincipalAccess)
+GrantPage = page_of(Grant)
 
 
 class IssuedApiKey(graphene.ObjectType):
@@ -167,6 +170,37 @@ class IdentityQueries(graphene.ObjectType):
         description="Everyone who holds a key or a grant, by kind and id, with their keys and grants. "
         "Installation admins only; anyone sees their own with viewer { access }.",
     )
+
+    grants_on = paged(
+        GrantPage,
+        scope=graphene.String(required=True, description="entity:<name>, model:<name> or registry"),
+        description="Who holds a role on the scope, by principal: a team's members granted there. Admins of the scope "
+        "(a team admin) and installation admins; who holds keys stays with installation admins (principals).",
+    )
+
+    @staticmethod
+    async def resolve_grants_on(
+        root: Any, info: graphene.ResolveInfo, scope: str, first: int, after: str | None = None
+    ) -> dict:
+        try:
+            TypeAdapter(Scope).validate_python(scope)
+        except ValidationError:
+            raise InvalidInput(
+                f"{quoted(scope)} is not a scope: registry, model:<registered model> or entity:<entity>"
+            ) from None
+        info.context.caller.require("admin", scopes_of_scope(scope), f"listing who holds a role on {scope}")
+        limit = page_size(first)
+        cursors = Cursors.of(info)
+        position = cursors.decode(after, str, str)
+        rows = await info.context.identity.grants_on(
+            scope, after=(position[0], position[1]) if position else None, limit=limit + 1
+        )
+        return key_page(
+            [_grant(r) | {"kind_and_id": (r["principal_kind"], r["principal_id"])} for r in rows],
+            limit,
+            after,
+            lambda last: cursors.encode(*last["kind_and_id"]),
+        )
 
     @staticmethod
     def resolve_viewer(root: Any, info: graphene.ResolveInfo) -> dict:

@@ -139,6 +139,19 @@ class IdentityQueries:
         )
         return [r["principal"] for r in rows]
 
+    async def grants_on(self, scope: str, *, after: PrincipalKey | None, limit: int) -> list[dict[str, Any]]:
+        """The grants on one scope, by principal kind then id (a team's members: its admins list them)."""
+        rows = await self.pool.fetch(
+            """SELECT * FROM role_grants
+               WHERE scope = $1 AND ($2::text IS NULL OR (principal_kind, principal_id) > ($2, $3))
+               ORDER BY principal_kind, principal_id LIMIT $4""",
+            scope,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
     async def grantees_of(self, scope: str) -> list[str]:
         rows = await self.pool.fetch(
             "SELECT principal_kind || ':' || principal_id AS principal FROM role_grants WHERE scope = $1 "

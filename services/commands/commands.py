@@ -441,7 +441,7 @@ class GrantRole(Command):
     role: Role
 
     def scopes(self) -> tuple[str, ...]:
-        return _scopes_of(self.scope)
+        return scopes_of_scope(self.scope)
 
 
 class RevokeRole(Command):
@@ -452,7 +452,7 @@ class RevokeRole(Command):
     scope: Scope
 
     def scopes(self) -> tuple[str, ...]:
-        return _scopes_of(self.scope)
+        return scopes_of_scope(self.scope)
 
 
 class SetVisibility(Command):
@@ -465,10 +465,11 @@ class SetVisibility(Command):
     private: bool
 
     def scopes(self) -> tuple[str, ...]:
-        return _scopes_of(self.scope)
+        return scopes_of_scope(self.scope)
 
 
-def _scopes_of(scope: str) -> tuple[str, ...]:
+def scopes_of_scope(scope: str) -> tuple[str, ...]:
+    """Where a role on `scope` is decided: a model's admins, or the registry's (model_scopes)."""
     return model_scopes(scope.removeprefix("model:")) if scope.startswith("model:") else (scope,)
 
 

@@ -360,6 +360,44 @@ async def test_a_team_admin_reads_the_grants_made_in_their_team_and_its_visibili
     assert "laptop" not in json.dumps(await _audited(stack, tam)) and "build-7" not in json.dumps(live)
 
 
+GRANTS_ON = """query($s: String!, $first: Int, $after: String) {
+  grantsOn(scope: $s, first: $first, after: $after) { items { principal role grantedBy } endCursor hasNextPage }
+}"""
+
+
+async def test_a_team_admin_lists_who_holds_a_role_in_their_team_a_page_at_a_time(stack: Stack) -> None:
+    # They granted and revoked roles there, but could not see who held one: only installation admins listed grants.
+    tam = await stack.key("user:tam", role="member")
+    await stack.graphql(GRANT, {"p": "user:tam", "s": "entity:acme", "r": "ADMIN"})
+    for principal, role in (("user:dana", "VIEWER"), ("service:ci", "MEMBER"), ("user:eve", "MEMBER")):
+        assert "errors" not in await stack.graphql(GRANT, {"p": principal, "s": "entity:acme", "r": role}, key=tam)
+    await stack.graphql(GRANT, {"p": "user:zoe", "s": "entity:lynx", "r": "MEMBER"})  # another team's
+    await stack.graphql(REVOKE_GRANT, {"p": "user:eve", "s": "entity:acme"}, key=tam)
+
+    first = (await stack.graphql(GRANTS_ON, {"s": "entity:acme", "first": 2}, key=tam))["data"]["grantsOn"]
+    assert first["items"] == [
+        {"principal": "service:ci", "role": "MEMBER", "grantedBy": "user:tam"},
+        {"principal": "user:dana", "role": "VIEWER", "grantedBy": "user:tam"},
+    ]
+    assert first["hasNextPage"]
+    rest = await stack.graphql(GRANTS_ON, {"s": "entity:acme", "first": 2, "after": first["endCursor"]}, key=tam)
+    assert rest["data"]["grantsOn"]["items"] == [{"principal": "user:tam", "role": "ADMIN", "grantedBy": "user:alice"}]
+    assert not rest["data"]["grantsOn"]["hasNextPage"]
+
+    # Another team's members are its admins' to list; a member of the team lists none; a typo says what a scope is.
+    (other,) = (await stack.graphql(GRANTS_ON, {"s": "entity:lynx"}, key=tam))["errors"]
+    assert other["extensions"]["code"] == "FORBIDDEN" and "listing who holds a role on entity:lynx" in other["message"]
+    dana = await stack.key("user:dana", role="member")
+    (member,) = (await stack.graphql(GRANTS_ON, {"s": "entity:acme"}, key=dana))["errors"]
+    assert member["extensions"]["code"] == "FORBIDDEN"
+    (typo,) = (await stack.graphql(GRANTS_ON, {"s": "acme"}, key=tam))["errors"]
+    assert typo["extensions"]["code"] == "INVALID_INPUT" and "'acme' is not a scope: registry," in typo["message"]
+    everyone = await stack.graphql(GRANTS_ON, {"s": "entity:lynx"})
+    assert everyone["data"]["grantsOn"]["items"] == [
+        {"principal": "user:zoe", "role": "MEMBER", "grantedBy": "user:alice"}
+    ]
+
+
 async def test_a_key_is_looked_up_once_until_keys_grants_or_private_teams_change(stack: Stack) -> None:
     assert stack.client is not None
     zoe = (await stack.graphql(ISSUE_KEY, {"k": "USER", "i": "zoe", "r": "MEMBER"}))["data"]["issueApiKey"]

@@ -199,6 +199,7 @@ def arguments(lynx: Lynx) -> dict[str, list[str]]:
         "waitingJobs": ['queues: ["cpu"]'],
         "viewer": [""],
         "principals": [""],
+        "grantsOn": ['scope: "entity:lynx"', 'scope: "model:lynx-registry"'],
         "lineage": [
             'ref: "run:acme/yard/acme-eval", direction: UPSTREAM, depth: 10',
             f'ref: "{ids["published"]}", depth: 10',
@@ -273,9 +274,9 @@ def secrets_in(answer: Any, lynx: Lynx, asked: str = "") -> set[str]:
 
 
 # Fields whose answer is about the caller itself (its own grants name lynx's model), or that only admins read.
-ABOUT_THE_CALLER = {"viewer", "principals", "parkedStreams"}
-# Fields that reach no team's data, whoever asks.
-NOTHING_PRIVATE_THERE = {"parkedStreams", "viewer", "auditActions"}
+ABOUT_THE_CALLER = {"viewer", "principals", "parkedStreams", "grantsOn"}
+# Fields that reach no team's data, whoever asks (grantsOn: who holds a role there, refused to all but its admins).
+NOTHING_PRIVATE_THERE = {"parkedStreams", "viewer", "auditActions", "grantsOn"}
 # Fields whose answer names no team's things (artifact types: "model", "dataset"): checked for emptiness instead.
 EMPTY_FOR_OUTSIDERS = {"artifactTypes"}
 
