@@ -11,7 +11,7 @@ import { RunPage } from "./pages/run.js";
 import { Projects, ProjectRuns } from "./pages/runs.js";
 import { ArtifactPage } from "./pages/artifact.js";
 import { Launch } from "./pages/launch.js";
-import { Automations } from "./pages/automations.js";
+import { Automations, OneAutomation } from "./pages/automations.js";
 import { AuditLog } from "./pages/audit.js";
 import { Access } from "./pages/access.js";
 
@@ -86,7 +86,7 @@ function Page({ r }) {
     case "projects": return html`<${Projects} />`;
     // Its jobs list is keyed by the address, as the audit log.
     case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} query=${r.query} params=${r.params} />`;
-    case "automations": return html`<${Automations} />`;
+    case "automations": return r.id ? html`<${OneAutomation} key=${r.id} id=${r.id} />` : html`<${Automations} />`;
     // Keyed by its address: a link to the audit log with other filters (or none) starts from those.
     case "audit": return html`<${AuditLog} key=${r.query} params=${r.params} />`;
     case "access": return html`<${Access} />`;

@@ -160,6 +160,10 @@ async def test_a_requeued_jobs_page_shows_each_attempts_output_apart_and_why_the
         await expect(jobs).to_have_count(1)
         await jobs.get_by_role("link").first.click()
         await expect(page.get_by_test_id("job-state")).to_have_text("finished")
+        # Where it ran and for how long: which machine to look at, and whether it is stuck or merely long.
+        timing = page.get_by_test_id("job-timing")
+        await expect(timing).to_contain_text("agent service:agent:host-1 · started")
+        await expect(timing).to_contain_text(re.compile(r"· took \d+ s$"))
         await expect(page.get_by_test_id("requeues")).to_contain_text("attempt 1 given up", use_inner_text=True)
         await expect(page.get_by_test_id("requeues")).to_contain_text("stopped (a redeploy): given back")
         output = page.get_by_test_id("job-output")

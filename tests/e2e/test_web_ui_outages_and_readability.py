@@ -6,6 +6,7 @@ automation reads as words; and a phone-sized window gets pages no wider than its
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -306,6 +307,14 @@ async def test_an_automation_reads_as_words_with_its_json_on_asking(stack: Stack
         await expect(spec.get_by_text('"git_remote"')).to_be_hidden()
         await spec.get_by_text("JSON", exact=True).click()
         await expect(spec.get_by_text('"git_remote"')).to_be_visible()
+
+        # Its name leads to its own address, which a link from a job or the audit log can name.
+        await spec.get_by_role("link", name="evaluate releases").click()
+        await expect(page).to_have_url(re.compile(r"#/automations/[0-9a-f-]{36}$"))
+        await expect(page.get_by_test_id("automation")).to_have_count(1)
+        await expect(page.get_by_test_id("automation")).to_contain_text("Then launch a job on queue cpu")
+        await page.goto(f"{url}#/automations/{uuid.uuid4()}")
+        await expect(page.get_by_text("it was deleted, or it is not yours to read")).to_be_visible()
 
     assert browser.problems == [], browser.problems
 

@@ -5,14 +5,13 @@ import { isAdmin, may, useViewer } from "../access.js";
 import { html, href, shown, Loaded, Time, ErrorBox, Badge, JobId, useTitle, Warnings } from "../html.js";
 import { AutomationSpec } from "../components/automation_spec.js";
 
-// The first 100 automations, each with its latest 20 firings and deliveries.
-const AUTOMATIONS = `{
-  automations(first: 100) { items {
-    id name description trigger action cooldownS enabled createdAt createdBy lastFiredAt warnings
-    firings(first: 20) { items { eventId eventType actor status jobId detail occurredAt doneAt retries } }
-    deliveries(first: 20) { items { eventId attempt url statusCode error durationMs attemptedAt } }
-  } }
-}`;
+// An automation with its latest 20 firings and deliveries.
+const FIELDS = `id name description trigger action cooldownS enabled createdAt createdBy lastFiredAt warnings
+  firings(first: 20) { items { eventId eventType actor status jobId detail occurredAt doneAt retries } }
+  deliveries(first: 20) { items { eventId attempt url statusCode error durationMs attemptedAt } }`;
+// The first 100 automations.
+const AUTOMATIONS = `{ automations(first: 100) { items { ${FIELDS} } } }`;
+const ONE = `query Automation($id: ID!) { automation(id: $id) { ${FIELDS} deletedAt } }`;
 
 const DELETE = `mutation Delete($input: DeleteAutomationInput!) { deleteAutomation(input: $input) { id } }`;
 const RETRY = `mutation Retry($input: RetryFiringInput!) { retryFiring(input: $input) { status } }`;
@@ -149,7 +148,7 @@ function Automation({ a, reload }) {
   return html`
     <article class="card automation" data-testid="automation">
       <header>
-        <h2>${a.name} ${a.enabled ? html`<${Badge} kind="state-finished">enabled<//>` : html`<${Badge} kind="state-cancelled">disabled<//>`}</h2>
+        <h2><a href=${href("automations", a.id)}>${a.name}</a> ${a.enabled ? html`<${Badge} kind="state-finished">enabled<//>` : html`<${Badge} kind="state-cancelled">disabled<//>`}</h2>
         ${switches && html`<button onClick=${toggle}>${a.enabled ? "Disable" : "Enable"}</button>
           <button class="link small" onClick=${remove}>Delete</button>`}
         ${changes && html`<button class="link small" onClick=${() => setEditing(!editing)}>${editing ? "Close" : "Edit"}</button>`}
@@ -195,4 +194,17 @@ export function Automations() {
     ${automations.map((a) => html`<${Automation} key=${a.id} a=${a} reload=${result.reload} />`)}
     ${!automations.length && html`<p class="muted">No automation yet: <code>modelreg automation create</code> or the createAutomation mutation.</p>`}
   `}<//></main>`;
+}
+
+// One automation, at its own address (#/automations/<id>): a link from a job it launched or from the audit log
+// finds it among hundreds, and one past the list's first 100.
+export function OneAutomation({ id }) {
+  useTitle("Automation");
+  const result = useQuery(ONE, { id });
+  useLive(EVENTS, result.reload);
+  return html`<main class="pad"><p class="crumbs"><a href=${href("automations")}>Automations</a> / automation</p>
+    <${Loaded} result=${result}>${({ automation }) => automation
+      ? html`${automation.deletedAt && html`<p class="muted" data-testid="automation-deleted">Deleted <${Time} at=${automation.deletedAt} />: it fires no more.</p>`}
+        <${Automation} a=${automation} reload=${result.reload} />`
+      : html`<p class="muted">No automation ${id}: it was deleted, or it is not yours to read.</p>`}<//></main>`;
 }

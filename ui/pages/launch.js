@@ -82,6 +82,17 @@ export function changedKnobs(config, edited) {
 // 90 -> "90 s", 5400 -> "1.5 h": how long a job may run, as a person sets it.
 const duration = (s) => (s < 120 ? `${s} s` : s < 7200 ? `${+(s / 60).toFixed(1)} min` : `${+(s / 3600).toFixed(1)} h`);
 
+// Which agent runs (or ran) the current attempt, and for how long: where to look for its process, and whether it
+// is stuck or merely long.
+function Timing({ job }) {
+  if (!job.agentId && !job.startedAt) return "";
+  const took = job.startedAt && job.finishedAt
+    ? duration(Math.max(0, Math.round((Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000)))
+    : null;
+  return html`<p class="muted" data-testid="job-timing">${job.agentId && html`agent <code>${job.agentId}</code>`}
+    ${job.startedAt && html` · started <${Time} at=${job.startedAt} />`}${job.finishedAt && html` · ended <${Time} at=${job.finishedAt} />`}${took != null && ` · took ${took}`}</p>`;
+}
+
 // A queue may take only some entities' jobs (their jobs share its agents' machines).
 const takes = (queue, entity) => queue.takesEveryEntity || !entity || queue.entities.includes(entity);
 
@@ -171,6 +182,7 @@ function JobDetail({ id }) {
       ${error && html`<${ErrorBox} error=${error} />`}
       <p class="muted">on ${job.queue} · enqueued by ${job.enqueuedBy} <${Time} at=${job.enqueuedAt} /> · attempt ${job.attempt}${job.requeues ? `, requeued ${job.requeues}×` : ""}${job.timeLimitS != null ? ` · time limit ${duration(job.timeLimitS)}` : ""}
         ${job.exitCode != null && ` · exit ${job.exitCode}`}${job.reason && ` · ${job.reason}`}</p>
+      <${Timing} job=${job} />
       ${requeued.items.length > 0 && html`<section data-testid="requeues"><h2>Earlier attempts</h2><ul>
         ${[...requeued.items].reverse().map((r) => html`<li>attempt ${r.details.attempt} given up <${Time} at=${r.occurredAt} />: ${r.details.reason}</li>`)}
       </ul></section>`}
@@ -181,7 +193,9 @@ function JobDetail({ id }) {
         <section><h2>Config</h2><${KeyValues} value=${job.config} /></section>
       </div>
       <section><h2>Source</h2><${KeyValues} value=${job.source} /></section>
-      ${job.triggeredBy && html`<section><h2>Triggered by</h2><${KeyValues} value=${job.triggeredBy} /></section>`}
+      ${job.triggeredBy && html`<section><h2>Triggered by</h2>
+        <p><a href=${href("automations", job.triggeredBy.automation_id)}>the automation</a> that launched it</p>
+        <${KeyValues} value=${job.triggeredBy} /></section>`}
       ${job.detail && html`<section><h2>Submitted</h2><pre class="code">${job.detail}</pre></section>`}
       <section><h2>Output</h2>
         ${job.output.items.length ? html`<${Output} items=${job.output.items} />` : html`<p class="muted">Nothing captured yet.</p>`}
