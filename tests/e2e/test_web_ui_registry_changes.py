@@ -4,9 +4,12 @@ then may no longer move or unlink; a viewer is offered none of it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.stack import Stack
 from support.story import LINK, LOG_VERSION, demo_story, file_entry, version_input
+from support.waiting import until
 
 pytestmark = BROWSER_TEST_MARKS
 
@@ -86,6 +89,19 @@ async def test_members_link_tag_and_unlink_and_admins_protect_aliases_from_the_u
         await admin_page.goto(f"{url}#/models/nature-classification/v1")
         await expect(admin_page.get_by_role("button", name="Unlink v1 from nature-classification")).to_be_visible()
         await expect(admin_page.get_by_role("button", name="remove alias production")).to_be_visible()
+        # Moving or removing it asks first: deployments follow it. Declined, nothing changes.
+        asked: list[str] = []
+
+        async def decline(dialog: Any) -> None:
+            asked.append(dialog.message)
+            await dialog.dismiss()
+
+        admin_page.on("dialog", decline)
+        await admin_page.get_by_role("button", name="remove alias production").click()
+        await until(lambda: len(asked) == 1)
+        assert asked[0].startswith("Remove the protected alias production from v1?"), asked
+        await expect(admin_page.get_by_test_id("aliases")).to_contain_text("production")
+        admin_page.remove_listener("dialog", decline)
 
         # A link the server refuses says why, next to the form: the member links to a model they only view.
         granted = await stack.graphql(

@@ -50,9 +50,15 @@ export function AliasControls({ model, v, admin, reload }) {
   const [state, run] = useMutation(reload);
   const isProtected = (a) => model.protectedAliases.includes(a);
   const refused = alias && isProtected(alias.trim()) && !admin;
+  // A protected alias is what deployments and automations follow (production): an admin's slip moved it at once.
+  const sure = (doing, a) => !isProtected(a)
+    || window.confirm(`${doing} the protected alias ${a} ${doing === "Move" ? "to" : "from"} ${v.version}? `
+      + `What follows ${model.name}:${a} (deployments, automations) follows the change.`);
   const submit = async (e) => {
     e.preventDefault();
-    if (await run(ADD_ALIAS, { model: model.name, id: v.artifactVersion.id, alias: alias.trim() })) setAlias("");
+    const name = alias.trim();
+    if (!sure("Move", name)) return;
+    if (await run(ADD_ALIAS, { model: model.name, id: v.artifactVersion.id, alias: name })) setAlias("");
   };
   const offered = model.protectedAliases.filter((a) => admin && !v.aliases.includes(a));
   return html`
@@ -66,7 +72,7 @@ export function AliasControls({ model, v, admin, reload }) {
       ${v.aliases.filter((a) => admin || !isProtected(a)).map((a) => html`<li>
         <${Badge} kind=${isProtected(a) ? "alias protected" : "alias"}>${a}<//>
         <button class="link" aria-label=${"remove alias " + a} disabled=${state.busy}
-          onClick=${() => run(REMOVE_ALIAS, { model: model.name, alias: a })}>remove</button></li>`)}
+          onClick=${() => sure("Remove", a) && run(REMOVE_ALIAS, { model: model.name, alias: a })}>remove</button></li>`)}
     </ul>
     ${state.error && html`<${ErrorBox} error=${state.error} />`}`;
 }
