@@ -149,6 +149,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     # v2 added the keys removed; a v1 update removed none.
     (RunConfigUpdated.type, 1): lambda payload: {**payload, "removed": []},
     (RunSummaryUpdated.type, 1): lambda payload: {**payload, "removed": []},
+    # v2 names the role the grant gave, for the audit log; a v1 record did not say.
+    (RoleRevoked.type, 1): lambda payload: {**payload, "role": None},
     # v2 added notes, tags and group; a v1 run had none.
     (RunStarted.type, 1): lambda payload: {**payload, "notes": None, "tags": [], "group": None},
     # v3 gave each attempt its own API key; a v2 attempt ran with its agent's.

@@ -103,10 +103,11 @@ class RoleRevoked(Event):
     """The principal's grant on `scope` is gone: its key's role holds there again."""
 
     type = "identity.role_revoked"
-    version = 1
+    version = 2
 
     principal: Actor
     scope: Scope
+    role: Role | None = Field(description="the role it held there; null in records written before v2, which lack it")
 
 
 class ScopeMadePrivate(Event):

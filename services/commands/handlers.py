@@ -546,9 +546,11 @@ async def grant_role(cmd: GrantRole, ctx: CommandContext) -> Decision:
 
 async def revoke_role(cmd: RevokeRole, ctx: CommandContext) -> Decision:
     principal = Actor(kind=cmd.principal_kind, id=cmd.principal_id)
-    if cmd.scope not in await ctx.reads.identity.roles_by_scope(cmd.principal_kind, cmd.principal_id):
+    held = (await ctx.reads.identity.roles_by_scope(cmd.principal_kind, cmd.principal_id)).get(cmd.scope)
+    if held is None:
         raise NotFound(f"{principal} holds no role on {cmd.scope}")
-    return Decision([ctx.event(RoleRevoked(principal=principal, scope=cmd.scope), principal_stream(principal))], None)
+    revoked = RoleRevoked(principal=principal, scope=cmd.scope, role=held)
+    return Decision([ctx.event(revoked, principal_stream(principal))], None)
 
 
 async def set_visibility(cmd: SetVisibility, ctx: CommandContext) -> Decision:

@@ -49,7 +49,7 @@ def identity_events() -> list[Envelope]:
     revoked = ApiKeyRevoked(key_id="0123456789ab", principal=admin)
     bob = Actor(kind="user", id="bob")
     granted = RoleGranted(principal=bob, scope="model:nature-classification", role="admin")
-    taken_back = RoleRevoked(principal=bob, scope="model:nature-classification")
+    taken_back = RoleRevoked(principal=bob, scope="model:nature-classification", role="admin")
     hidden, shown = ScopeMadePrivate(scope="entity:acme"), ScopeMadePublic(scope="entity:acme")
     return [
         *(

@@ -9,6 +9,7 @@ import pytest
 from support.write_side import ADMIN, MEMBER, WriteSide, caller
 
 from modelreg.errors import Conflict, NotFound, PermissionDenied
+from modelreg.events.catalog import event_class, upcast
 from modelreg.events.identity import Role
 from modelreg.services.commands.commands import (
     GrantRole,
@@ -78,6 +79,18 @@ async def test_an_admin_of_a_model_grants_roles_on_it_and_nowhere_else() -> None
         )
     with pytest.raises(PermissionDenied, match="member of entity:acme"):
         await registry(GrantRole(principal_kind="user", principal_id="bo", scope="entity:acme", role="viewer"), MEMBER)
+
+
+async def test_a_revoked_role_is_recorded_with_the_role_it_was_and_older_records_read_as_not_saying() -> None:
+    # The audit log said who lost a grant where, but not what they could do there until then.
+    registry = WriteSide()
+    await registry(GrantRole(principal_kind="user", principal_id="bo", scope="entity:acme", role="admin"), ADMIN)
+    revoked = await registry(RevokeRole(principal_kind="user", principal_id="bo", scope="entity:acme"))
+    assert revoked.events[0].payload.public_dump()["role"] == "admin"
+
+    bo = {"kind": "user", "id": "bo"}
+    older = upcast("identity.role_revoked", 1, {"principal": bo, "scope": "entity:acme"})
+    assert event_class("identity.role_revoked").model_validate(older).public_dump()["role"] is None
 
 
 async def test_revoking_a_role_the_principal_does_not_hold() -> None:
