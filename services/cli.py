@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from modelreg.services.access_cli import key, role
 from modelreg.services.cli_client import client_options, graphql, seconds
 from modelreg.services.launch_cli import automation, job, launch, queue
 from modelreg.services.terminal_text import say
@@ -1152,6 +1153,8 @@ def migrate_blobs(source: Path, target: str, parallel: int) -> None:
 
 
 main.add_command(queue)
+main.add_command(key)
+main.add_command(role)
 main.add_command(automation)
 main.add_command(launch)
 main.add_command(job)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from modelreg.services.terminal_text import shown
+from modelreg.services.terminal_text import say, shown
 
 
 def graphql(url: str | None, api_key: str | None, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -19,6 +19,12 @@ def graphql(url: str | None, api_key: str | None, query: str, variables: dict[st
         return Transport(url, api_key).graphql(query, variables)
     except ModelregError as exc:
         raise click.ClickException(shown(str(exc))) from None
+
+
+def warn(warnings: list[str]) -> None:
+    """What the server accepted but the caller should know (a watched model that does not exist yet)."""
+    for warning in warnings:
+        say(f"warning: {warning}", err=True)
 
 
 def with_command_id(fields: dict[str, Any]) -> dict[str, Any]:

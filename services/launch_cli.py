@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from modelreg.services.cli_client import client_options, graphql, seconds, with_command_id
+from modelreg.services.cli_client import client_options, graphql, seconds, warn, with_command_id
 from modelreg.services.terminal_text import say, shown_output
 
 
@@ -105,7 +105,7 @@ def automation_create(spec: Any, url: str | None, api_key: str | None) -> None:
     )
     created = graphql(url, api_key, query, {"i": _automation_input(spec)})["createAutomation"]
     say(f"automation {created['automation']['id']} ({created['automation']['name']}) created")
-    _warn(created["automation"]["warnings"])
+    warn(created["automation"]["warnings"])
     if created["webhookSecret"]:
         say(
             "webhook secret (shown once; verify X-Modelreg-Signature-V2 with it, as docs/api.md shows): "
@@ -142,7 +142,7 @@ def automation_list(url: str | None, api_key: str | None) -> None:
             f"on {trigger_in_words(found['trigger'])} -> {action_in_words(found['action'])}"
         )
         # On stderr, away from the lines a script reads: each names its automation (a creator with no live key).
-        _warn([f"automation {found['id']}: {warning}" for warning in found["warnings"]])
+        warn([f"automation {found['id']}: {warning}" for warning in found["warnings"]])
 
 
 def trigger_in_words(trigger: dict[str, Any]) -> str:
@@ -198,13 +198,7 @@ def automation_change(automation_id: str, spec: Any, url: str | None, api_key: s
     query = "mutation($i: ChangeAutomationInput!) { changeAutomation(input: $i) { id name warnings } }"
     done = graphql(url, api_key, query, {"i": {"id": automation_id, **_automation_input(spec)}})["changeAutomation"]
     say(f"automation {done['id']} ({done['name']}) changed")
-    _warn(done["warnings"])
-
-
-def _warn(warnings: list[str]) -> None:
-    """What the server accepted but the caller should know (a watched model that does not exist yet)."""
-    for warning in warnings:
-        say(f"warning: {warning}", err=True)
+    warn(done["warnings"])
 
 
 @automation.command("delete")
