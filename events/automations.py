@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -204,6 +205,20 @@ class AutomationDeleted(Event):
     version = 1
 
     automation_id: UUID
+    scope: ReadScope = None
+
+
+class WebhookSecretRotated(Event):
+    """A webhook's secret is replaced by its next generation (the old one leaked, or a receiver moved): deliveries
+    are signed with the new one, and with the previous one too until `previous_signs_until`, so that a receiver
+    switches over without missing a delivery. By its creator."""
+
+    type = "automations.webhook_secret_rotated"
+    version = 1
+
+    automation_id: UUID
+    secret_generation: int = Field(ge=2)
+    previous_signs_until: datetime | None = Field(description="null: the previous secret signs nothing from now on")
     scope: ReadScope = None
 
 

@@ -22,6 +22,7 @@ from modelreg.events.automations import (
     AutomationFired,
     FiringRetried,
     WebhookAttempted,
+    WebhookSecretRotated,
 )
 from modelreg.events.envelope import Event
 from modelreg.events.identity import (
@@ -124,6 +125,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AutomationFired,
         FiringRetried,
         WebhookAttempted,
+        WebhookSecretRotated,
         EventSkipped,
     )
 }

@@ -29,6 +29,7 @@ from modelreg.services.commands.launch_commands import (
     CreateAutomation,
     DeleteAutomation,
     RetryFiring,
+    RotateWebhookSecret,
     SetAutomationEnabled,
 )
 
@@ -223,6 +224,23 @@ class DeleteAutomationInput(graphene.InputObjectType):
     id = graphene.ID(required=True)
 
 
+class RotateWebhookSecretInput(graphene.InputObjectType):
+    id = graphene.ID(required=True)
+    keep_previous_s = graphene.Int(
+        description="how long the previous secret signs beside the new one, in seconds (0 to 604800; a day unless "
+        "given; 0: a leaked secret, refused by receivers at once)"
+    )
+
+
+class RotatedWebhookSecret(graphene.ObjectType):
+    automation = graphene.Field(Automation, required=True)
+    webhook_secret = graphene.String(required=True, description="shown once: verify the signatures with it")
+    previous_signs_until = graphene.DateTime(
+        description="until then each delivery's X-Modelreg-Signature-V2 carries a second v1, made with the previous "
+        "secret (verify any v1); null: the previous secret signs nothing"
+    )
+
+
 class RetryFiringInput(graphene.InputObjectType):
     id = graphene.ID(required=True, description="the automation's")
     event_id = graphene.ID(required=True, description="the event that fired it")
@@ -245,6 +263,14 @@ class AutomationMutations(graphene.ObjectType):
         description="Its creator's, an installation admin's, or an admin's of where it acts (the entity it launches "
         "jobs in, else the entity or model it watches). It fires no more and is listed no more; its firings and "
         "deliveries stay, and `automation(id)` still finds it, with `deletedAt`.",
+    )
+    rotate_webhook_secret = graphene.Field(
+        RotatedWebhookSecret,
+        required=True,
+        input=RotateWebhookSecretInput(required=True),
+        description="Its creator's: a webhook's secret replaced by a new one, shown once (the old one leaked, or a "
+        "receiver moved). Deliveries are signed with it from now on, and with the previous one too for "
+        "keepPreviousS, so that the receiver switches over without refusing a delivery.",
     )
     retry_firing = graphene.Field(
         Firing,
@@ -300,6 +326,22 @@ class AutomationMutations(graphene.ObjectType):
         if automation is None or not _reads_whole_urls(info, automation):  # an admin retrying another's
             firing = {**firing, "detail": firing["detail"] and urls_shown_to_others_in(firing["detail"])}
         return firing
+
+    @staticmethod
+    async def resolve_rotate_webhook_secret(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:
+        automation_id = parse_uuid("id", input["id"])
+        if not info.context.webhook_secrets.can_sign:
+            raise Unavailable(f"this API process cannot sign webhooks: {WITHOUT_A_KEY}", retriable=False)
+        fields: dict[str, Any] = {"automation_id": automation_id}
+        if input.get("keep_previous_s") is not None:
+            fields["keep_previous_s"] = input["keep_previous_s"]
+        accepted = await info.context.app.execute(parse_command(RotateWebhookSecret, fields), info.context.caller)
+        automation = await _visible(info, automation_id)
+        return {
+            "automation": automation,
+            "webhook_secret": info.context.webhook_secrets.secret(automation_id, accepted.subject_id),
+            "previous_signs_until": automation["previous_secret_until"],
+        }
 
     @staticmethod
     async def resolve_delete_automation(root: Any, info: graphene.ResolveInfo, input: dict) -> dict:

@@ -24,7 +24,7 @@ JOB_CONTENTS = ("source", "config", "overrides")
 # times it was switched on and off, a list that grows with each switch, only the trigger projection reads.
 _LISTED_AUTOMATION_COLUMNS = """
     automation_id, name, description, trigger, trigger_event, cooldown_s, enabled, secret_generation, created_at,
-    created_by, last_fired_at, deleted_at
+    created_by, last_fired_at, deleted_at, previous_secret_generation, previous_secret_until
 """
 
 # Whether an automation watches, or launches jobs in, a hidden scope: the SQL of `Readable.automation`.

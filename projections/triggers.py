@@ -27,6 +27,7 @@ from modelreg.events.automations import (
     AutomationFired,
     FiringRetried,
     WebhookAttempted,
+    WebhookSecretRotated,
 )
 from modelreg.events.envelope import Envelope
 from modelreg.events.launch import JobEnqueued
@@ -150,6 +151,11 @@ CREATE INDEX automations_by_kind ON automations (trigger_event);
 DROP INDEX automations_by_trigger;
 """
 
+# A webhook's rotated secret: the generation it replaced, and until when that one signs beside it.
+TRIGGERS_V9 = """
+ALTER TABLE automations ADD COLUMN previous_secret_generation int, ADD COLUMN previous_secret_until timestamptz;
+"""
+
 
 def was_on_at(automation: Mapping[str, Any], at: datetime) -> bool:
     """Whether the automation was switched on when an event happened at `at`: the last switch recorded at or
@@ -168,6 +174,16 @@ WHERE automation_id = $1
 _DELETED = """
 UPDATE automations
 SET enabled = false, deleted_at = $2, switched_at = switched_at || $2::timestamptz, switched_on = switched_on || false
+WHERE automation_id = $1
+"""
+
+# Rotated again while the previous secret still signs (its new secret lost with an answer, say), the one receivers
+# may still hold stays the previous: the one in between never reached them.
+_ROTATED = """
+UPDATE automations
+SET previous_secret_generation = CASE WHEN previous_secret_until > $4 THEN previous_secret_generation
+                                      ELSE secret_generation END,
+    secret_generation = $2, previous_secret_until = $3
 WHERE automation_id = $1
 """
 
@@ -294,6 +310,7 @@ class TriggersProjection(Projection):
         Migration("triggers", 6, TRIGGERS_V6),
         Migration("triggers", 7, TRIGGERS_V7),
         Migration("triggers", 8, TRIGGERS_V8, rewrites="records when each automation was switched"),
+        Migration("triggers", 9, TRIGGERS_V9),
     )
 
     def shown_to_commands(self) -> set[str]:
@@ -305,6 +322,7 @@ class TriggersProjection(Projection):
             AutomationEnabled.type,
             AutomationDisabled.type,
             AutomationDeleted.type,
+            WebhookSecretRotated.type,
             FiringRetried.type,
         }
 
@@ -400,6 +418,11 @@ class TriggersProjection(Projection):
     @handles(AutomationDeleted)
     def automation_deleted(self, e: AutomationDeleted, envelope: Envelope) -> list[Statement]:
         return [Statement(_DELETED, (e.automation_id, envelope.occurred_at))]
+
+    @handles(WebhookSecretRotated)
+    def webhook_secret_rotated(self, e: WebhookSecretRotated, envelope: Envelope) -> list[Statement]:
+        args = (e.automation_id, e.secret_generation, e.previous_signs_until, envelope.occurred_at)
+        return [Statement(_ROTATED, args)]
 
     @handles(ArtifactVersionLogged)
     def artifact_version_logged(self, e: ArtifactVersionLogged, envelope: Envelope) -> list[Statement]:

@@ -499,6 +499,13 @@ class AutomationRunner:
         await self.app.execute(command, caller, firing["event_id"], causation_id=firing["event_id"])
         return job_id
 
+    def _previous_secret(self, automation: dict[str, Any]) -> str | None:
+        """The secret a rotation replaced, while it still signs beside the new one."""
+        until = automation.get("previous_secret_until")
+        if until is None or datetime.now(UTC) >= until:
+            return None
+        return self.secrets.secret(automation["automation_id"], automation["previous_secret_generation"])
+
     async def _deliver(
         self,
         automation: dict[str, Any],
@@ -536,11 +543,12 @@ class AutomationRunner:
                     # the receiver nothing of which model, version or actor the call was about.
                     body = orjson.dumps(render(action["payload"], variables) if action.get("payload") else variables)
                     secret = self.secrets.secret(automation["automation_id"], automation["secret_generation"])
+                    previous = self._previous_secret(automation)
                     # Signed at each attempt: the receiver checks the time, and a retry may come hours after the first.
                     headers = {
                         "Content-Type": "application/json",
                         SIGNATURE_HEADER: signature(secret, body),
-                        SIGNATURE_V2_HEADER: signature_v2(secret, delivery, body, int(time.time())),
+                        SIGNATURE_V2_HEADER: signature_v2(secret, delivery, body, int(time.time()), previous),
                         DELIVERY_HEADER: delivery,
                         "User-Agent": "modelreg-webhooks",
                     }

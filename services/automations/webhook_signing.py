@@ -3,6 +3,9 @@
 No secret is ever on the log: a webhook's secret is HMAC(server key, automation id + generation), shown
 once when the automation is created and recomputed by the runner that signs each delivery.
 
+A rotation (rotateWebhookSecret) moves an automation to the next generation; the previous one still signs, as a
+second `v1` of the V2 header, until the time the rotation named, so that a receiver switches over unhurried.
+
 Each attempt carries two signatures:
 - `X-Modelreg-Signature-V2: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, f"{t}.{delivery id}.{body}")>` covers
   the delivery id (X-Modelreg-Delivery, which receivers dedupe by) and when the attempt was sent. The body-only
@@ -49,9 +52,11 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def signature_v2(secret: str, delivery: str, body: bytes, sent_at: int) -> str:
-    """The V2 header's value for one attempt: signed anew at each, so that a retry hours later is still fresh."""
-    return f"t={sent_at},v1={_v1(secret, delivery, body, sent_at)}"
+def signature_v2(secret: str, delivery: str, body: bytes, sent_at: int, previous: str | None = None) -> str:
+    """The V2 header's value for one attempt: signed anew at each, so that a retry hours later is still fresh.
+    `previous`: the secret a rotation replaced, while it still signs (a second v1, after the current one)."""
+    signed = f"t={sent_at},v1={_v1(secret, delivery, body, sent_at)}"
+    return signed if previous is None else f"{signed},v1={_v1(previous, delivery, body, sent_at)}"
 
 
 def _v1(secret: str, delivery: str, body: bytes, sent_at: int) -> str:
@@ -64,11 +69,14 @@ def verified_v2(
 ) -> bool:
     """What a receiver checks (docs/api.md has it as a snippet): the V2 header signs this body, this delivery id
     and a time within `tolerance_s` of `now`."""
-    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    fields = [part.split("=", 1) for part in header.split(",") if "=" in part]
+    times = [value for name, value in fields if name == "t"]
     try:
-        sent_at = int(fields["t"])
-    except (KeyError, ValueError):
+        (sent_at,) = (int(value) for value in times)
+    except ValueError:
         return False
     if abs(now - sent_at) > tolerance_s:
         return False
-    return hmac.compare_digest(fields.get("v1", ""), _v1(secret, delivery, body, sent_at))
+    expected = _v1(secret, delivery, body, sent_at)
+    # Any of them: after a rotation the header carries the new secret's and, for a while, the previous one's.
+    return any(hmac.compare_digest(value, expected) for name, value in fields if name == "v1")

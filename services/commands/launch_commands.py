@@ -237,6 +237,13 @@ class ChangeAutomation(OnAnAutomation):
         return (queue_turn(self.action.queue),) if self.action.kind == "launch" else ()
 
 
+class RotateWebhookSecret(OnAnAutomation):
+    """Its creator's (the new secret is shown to whoever rotates it): the webhook's secret replaced by the next, the
+    previous one signing beside it for `keep_previous_s` while the receiver switches over."""
+
+    keep_previous_s: int = Field(default=86_400, ge=0, le=7 * 86_400)
+
+
 class DeleteAutomation(OnAnAutomation):
     """Its creator's, an installation admin's, or an admin's of where it acts (its creator may have left): it acts
     with its creator's rights, and its firings stay for the audit."""

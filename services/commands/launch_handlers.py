@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 from uuid import UUID
@@ -26,6 +27,7 @@ from modelreg.events.automations import (
     TriggerSpec,
     WebhookAction,
     WebhookAttempted,
+    WebhookSecretRotated,
     automation_stream,
     has_back_reference,
     watched_scope,
@@ -86,6 +88,7 @@ from modelreg.services.commands.launch_commands import (
     RetryFiring,
     RetryJob,
     ReturnJob,
+    RotateWebhookSecret,
     SetAutomationEnabled,
     SetQueueEntities,
 )
@@ -640,6 +643,30 @@ async def delete_automation(cmd: DeleteAutomation, ctx: CommandContext) -> Decis
     return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)
 
 
+async def rotate_webhook_secret(cmd: RotateWebhookSecret, ctx: CommandContext) -> Decision:
+    _not_a_job_attempt(ctx.caller, "rotating a webhook's secret", _AN_AUTOMATION_OUTLIVES_IT)
+    automation = await ctx.reads.launch.automation(cmd.automation_id)
+    if automation is None:
+        raise NotFound(f"automation {cmd.automation_id} does not exist")
+    if automation.get("deleted_at") is not None:
+        raise Conflict(f"automation {cmd.automation_id} was deleted: it signs nothing any more")
+    if str(ctx.caller.actor) != automation["created_by"]:
+        raise PermissionDenied(
+            f"only {automation['created_by']}, its creator, rotates automation {cmd.automation_id}'s secret (it is "
+            "shown to whoever rotates it); an admin may switch the automation off or delete it"
+        )
+    if automation["action"]["kind"] != "webhook":
+        raise InvalidInput(f"automation {cmd.automation_id} launches jobs: it has no webhook secret to rotate")
+    keep = cmd.keep_previous_s
+    payload = WebhookSecretRotated(
+        automation_id=cmd.automation_id,
+        secret_generation=automation["secret_generation"] + 1,
+        previous_signs_until=datetime.now(UTC) + timedelta(seconds=keep) if keep else None,
+        scope=watched_scope(automation["trigger"], automation["action"]),
+    )
+    return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], payload.secret_generation)
+
+
 async def retry_firing(cmd: RetryFiring, ctx: CommandContext) -> Decision:
     _not_a_job_attempt(ctx.caller, "retrying an automation's firing", _AN_AUTOMATION_OUTLIVES_IT)
     automation = await ctx.reads.launch.automation(cmd.automation_id)
@@ -758,6 +785,7 @@ LAUNCH_HANDLERS: dict[type[Command], Handler] = {
     SetAutomationEnabled: set_automation_enabled,
     ChangeAutomation: change_automation,
     DeleteAutomation: delete_automation,
+    RotateWebhookSecret: rotate_webhook_secret,
     RetryFiring: retry_firing,
     RecordAutomationFired: record_automation_fired,
     RecordWebhookAttempt: record_webhook_attempt,

@@ -319,6 +319,33 @@ async def test_an_automation_reads_as_words_with_its_json_on_asking(stack: Stack
     assert browser.problems == [], browser.problems
 
 
+async def test_a_webhooks_creator_rotates_its_secret_from_its_page(stack: Stack) -> None:
+    from playwright.async_api import expect
+
+    hook = {"kind": "webhook", "url": "https://93.184.216.34/hook"}
+    created = await stack.graphql(
+        AUTOMATION, {"t": {"event": "alias_added", "registered_model": "speech-asr"}, "a": hook}, actor="user:ada"
+    )
+    automation_id = created["data"]["createAutomation"]["automation"]["id"]
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+
+    async with open_browser(url) as browser:
+        page = await browser.page(await stack.key("user:ada"), expect_principal="user:ada")
+        page.on("dialog", lambda dialog: dialog.accept())  # "Give it a new webhook secret?"
+        await page.goto(f"{url}#/automations/{automation_id}")
+        await page.get_by_role("button", name="Rotate secret").click()
+        rotated = page.get_by_test_id("rotated-secret")
+        await expect(rotated).to_contain_text(re.compile(r"New webhook secret \(shown once\): [0-9a-f]{64}"))
+        await expect(rotated).to_contain_text("the previous one signs too until")
+        # Someone else's automation offers no rotation: the secret is shown to whoever rotates it.
+        other = await browser.page(await stack.key("user:root"), expect_principal="user:root")
+        await other.goto(f"{url}#/automations/{automation_id}")
+        await expect(other.get_by_test_id("automation")).to_be_visible()
+        await expect(other.get_by_role("button", name="Rotate secret")).to_have_count(0)
+    assert browser.problems == [], browser.problems
+
+
 async def test_a_phone_sized_window_gets_pages_no_wider_than_itself(stack: Stack) -> None:
     from playwright.async_api import expect
 

@@ -171,6 +171,47 @@ async def test_each_attempt_is_signed_with_its_delivery_id_and_its_time(
         )
 
 
+ROTATE = """mutation($i: RotateWebhookSecretInput!) {
+  rotateWebhookSecret(input: $i) { automation { id } webhookSecret previousSignsUntil } }"""
+
+
+async def test_a_rotated_secret_signs_at_once_and_the_previous_one_beside_it_until_the_receiver_switched(
+    stack: Stack, receiver_url: tuple[Receiver, Receiver, str]
+) -> None:
+    # A leaked secret could only be replaced by deleting the automation, its history with it, and making another.
+    ok, _, base = receiver_url
+    created = await _webhook(stack, f"{base}/ok", {"event": "alias_added"}, payload={"alias": "${alias}"})
+    hook, first = created["automation"]["id"], created["webhookSecret"]
+
+    rotated = (await stack.graphql(ROTATE, {"i": {"id": hook, "keepPreviousS": 3600}}))["data"]["rotateWebhookSecret"]
+    second = rotated["webhookSecret"]
+    assert second != first and rotated["previousSignsUntil"] is not None
+    await _linked_with_alias(stack, "staging")
+    await wait_until(lambda: _count(ok, 1))
+    headers, body = ok.received[-1]
+    v2, delivery = headers["X-Modelreg-Signature-V2"], headers["X-Modelreg-Delivery"]
+    assert verified_v2(second, v2, delivery, body, now=time.time())
+    assert verified_v2(first, v2, delivery, body, now=time.time())  # not switched over yet
+    assert headers["X-Modelreg-Signature"] == "sha256=" + hmac.new(second.encode(), body, hashlib.sha256).hexdigest()
+
+    # Leaked: the previous one signs nothing from now on.
+    leaked = (await stack.graphql(ROTATE, {"i": {"id": hook, "keepPreviousS": 0}}))["data"]["rotateWebhookSecret"]
+    third = leaked["webhookSecret"]
+    assert leaked["previousSignsUntil"] is None and third not in (first, second)
+    await _linked_with_alias(stack, "production")
+    await wait_until(lambda: _count(ok, 2))
+    headers, body = ok.received[-1]
+    v2, delivery = headers["X-Modelreg-Signature-V2"], headers["X-Modelreg-Delivery"]
+    assert v2.count("v1=") == 1 and verified_v2(third, v2, delivery, body, now=time.time())
+    assert not verified_v2(second, v2, delivery, body, now=time.time())
+
+    # Only its creator rotates it (the secret is shown to whoever does); the audit log has each rotation.
+    other = await stack.graphql(ROTATE, {"i": {"id": hook}}, key=await stack.key("user:root", role="admin"))
+    assert other["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    audit = await stack.graphql('{ auditLog(actions: ["automations.webhook_secret_rotated"]) { items { details } } }')
+    assert [r["details"]["secret_generation"] for r in audit["data"]["auditLog"]["items"]] == [3, 2]
+
+
 RETRY = """mutation($i: RetryFiringInput!) { retryFiring(input: $i) { eventId status retries } }"""
 FIRINGS_WITH_IDS = """query($id: ID!) { automation(id: $id) { firings { items { eventId status detail retries } } } }"""
 

@@ -32,6 +32,7 @@ from modelreg.events.automations import (
     AutomationEnabled,
     AutomationFired,
     FiringRetried,
+    WebhookSecretRotated,
 )
 from modelreg.events.codec import decode
 from modelreg.events.envelope import Actor, Envelope
@@ -461,6 +462,7 @@ class MemoryLaunch:
                     "action": e.action.model_dump(mode="json"),
                     "enabled": e.enabled,
                     "created_by": str(envelope.actor),
+                    "secret_generation": e.secret_generation,
                 }
             case AutomationEnabled():
                 self.automations[e.automation_id]["enabled"] = True
@@ -472,6 +474,8 @@ class MemoryLaunch:
                 )
             case AutomationDeleted():
                 self.automations[e.automation_id].update(enabled=False, deleted_at=envelope.occurred_at)
+            case WebhookSecretRotated():
+                self.automations[e.automation_id]["secret_generation"] = e.secret_generation
             case AutomationFired():
                 firing = self.firings.setdefault((e.automation_id, e.event_id), {"variables": {}, "retries": 0})
                 firing.update(status=e.outcome, job_id=e.job_id)

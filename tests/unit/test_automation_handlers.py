@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from pydantic import ValidationError
 from support.write_side import ADMIN, MEMBER, WriteSide, caller
 from uuid_utils.compat import uuid7
 
@@ -22,6 +23,7 @@ from modelreg.services.commands.launch_commands import (
     RecordAutomationFired,
     RecordWebhookAttempt,
     RetryFiring,
+    RotateWebhookSecret,
     SetAutomationEnabled,
 )
 
@@ -117,6 +119,34 @@ async def test_a_webhook_to_a_public_address() -> None:
     created = await registry(automation({"kind": "webhook", "url": "https://93.184.216.34/hook"}), MEMBER)
     [event] = created.events
     assert (event.type, event.stream) == ("automations.automation_created", f"automation:{created.subject_id}")
+
+
+async def test_a_webhooks_secret_is_rotated_by_its_creator_the_previous_one_signing_for_a_while() -> None:
+    registry = WriteSide()
+    created = await registry(automation({"kind": "webhook", "url": "https://93.184.216.34/hook"}), MEMBER)
+    hook = created.subject_id
+
+    rotated = await registry(RotateWebhookSecret(automation_id=hook, keep_previous_s=3600), MEMBER)
+    [event] = rotated.events
+    assert (event.type, event.stream, rotated.subject_id) == (
+        "automations.webhook_secret_rotated",
+        f"automation:{hook}",
+        2,
+    )
+    until = event.payload.previous_signs_until
+    assert until is not None and 3590 < (until - event.occurred_at).total_seconds() <= 3600
+    at_once = await registry(RotateWebhookSecret(automation_id=hook, keep_previous_s=0), MEMBER)
+    assert (at_once.subject_id, at_once.events[0].payload.previous_signs_until) == (3, None)
+
+    with pytest.raises(PermissionDenied, match="only user:mo, its creator, rotates automation"):
+        await registry(RotateWebhookSecret(automation_id=hook), ADMIN)
+    with pytest.raises(InvalidInput, match="launches jobs: it has no webhook secret to rotate"):
+        await registry(RotateWebhookSecret(automation_id=await launching(registry)), MEMBER)
+    with pytest.raises(ValidationError):
+        RotateWebhookSecret(automation_id=hook, keep_previous_s=8 * 86_400)  # a week at most
+    await registry(DeleteAutomation(automation_id=hook), MEMBER)
+    with pytest.raises(Conflict, match="was deleted: it signs nothing any more"):
+        await registry(RotateWebhookSecret(automation_id=hook), MEMBER)
 
 
 async def test_disabling_and_enabling_an_automation() -> None:

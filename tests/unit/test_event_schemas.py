@@ -74,6 +74,7 @@ def launch_and_automation_events() -> list[Envelope]:
         LaunchAction,
         TriggerSpec,
         WebhookAttempted,
+        WebhookSecretRotated,
         automation_stream,
     )
     from modelreg.events.launch import (
@@ -150,6 +151,7 @@ def launch_and_automation_events() -> list[Envelope]:
             duration_ms=3.0,
         ),
         FiringRetried(automation_id=automation, event_id=event),
+        WebhookSecretRotated(automation_id=automation, secret_generation=2, previous_signs_until=None),
         AutomationDeleted(automation_id=automation),
     ]
     return [

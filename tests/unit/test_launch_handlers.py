@@ -44,6 +44,7 @@ from modelreg.services.commands.launch_commands import (
     RetryFiring,
     RetryJob,
     ReturnJob,
+    RotateWebhookSecret,
     SetAutomationEnabled,
     SetQueueEntities,
 )
@@ -410,6 +411,7 @@ async def test_a_job_cannot_enqueue_its_successor_nor_act_on_other_jobs_queues_o
         SetAutomationEnabled(automation_id=off, enabled=True),
         SetAutomationEnabled(automation_id=on, enabled=False),
         DeleteAutomation(automation_id=on),
+        RotateWebhookSecret(automation_id=on),
         RetryFiring(automation_id=on, event_id=failed),
         RecordAutomationFired(automation_id=on, event_id=uuid7(), event_type="x", outcome="failed"),
         RecordWebhookAttempt(automation_id=on, event_id=failed, attempt=1, url="https://x.example", duration_ms=1),

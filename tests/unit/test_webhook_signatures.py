@@ -56,3 +56,14 @@ def test_another_body_another_secret_or_a_mangled_header_is_refused() -> None:
 
 def test_the_first_body_only_signature_is_unchanged_for_receivers_written_against_it() -> None:
     assert signature(SECRET, BODY) == "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+
+
+def test_after_a_rotation_a_delivery_verifies_with_the_new_secret_and_for_a_while_the_previous_one() -> None:
+    now = int(time.time())
+    header = signature_v2("the-new-secret", DELIVERY, BODY, now, previous=SECRET)
+
+    assert header.count("v1=") == 2 and header.index("t=") == 0
+    assert verified_v2("the-new-secret", header, DELIVERY, BODY, now=now)
+    assert verified_v2(SECRET, header, DELIVERY, BODY, now=now)  # a receiver not switched over yet
+    assert not verified_v2("another-secret", header, DELIVERY, BODY, now=now)
+    assert signature_v2("the-new-secret", DELIVERY, BODY, now) == header.rsplit(",", 1)[0]

@@ -17,6 +17,7 @@ const DELETE = `mutation Delete($input: DeleteAutomationInput!) { deleteAutomati
 const RETRY = `mutation Retry($input: RetryFiringInput!) { retryFiring(input: $input) { status } }`;
 const SET_ENABLED = `mutation Enable($input: SetAutomationEnabledInput!) { setAutomationEnabled(input: $input) { id enabled } }`;
 
+const ROTATE = `mutation Rotate($input: RotateWebhookSecretInput!) { rotateWebhookSecret(input: $input) { webhookSecret previousSignsUntil } }`;
 const CHANGE = `mutation Change($input: ChangeAutomationInput!) { changeAutomation(input: $input) { id } }`;
 const CREATE = `mutation Create($input: CreateAutomationInput!) { createAutomation(input: $input) { automation { id } webhookSecret } }`;
 
@@ -140,6 +141,13 @@ function Automation({ a, reload }) {
     setError(null);
     try { await gql(RETRY, { input: { id: a.id, eventId: f.eventId } }); reload(); } catch (err) { setError(err); }
   };
+  // A new secret, shown once; the previous one signs beside it for a day while the receiver is switched over.
+  const [rotated, setRotated] = useState(null);
+  const rotate = async () => {
+    if (!confirm(`Give "${a.name}" a new webhook secret? Deliveries are signed with it from now on, and with the old one too for a day.`)) return;
+    setError(null);
+    try { setRotated((await gql(ROTATE, { input: { id: a.id } })).rotateWebhookSecret); } catch (err) { setError(err); }
+  };
   const remove = async () => {
     if (!confirm(`Delete the automation "${a.name}"? It fires no more; its firings stay in the history.`)) return;
     setError(null);
@@ -152,11 +160,14 @@ function Automation({ a, reload }) {
         ${switches && html`<button onClick=${toggle}>${a.enabled ? "Disable" : "Enable"}</button>
           <button class="link small" onClick=${remove}>Delete</button>`}
         ${changes && html`<button class="link small" onClick=${() => setEditing(!editing)}>${editing ? "Close" : "Edit"}</button>`}
+        ${changes && a.action.kind === "webhook" && html`<button class="link small" onClick=${rotate}>Rotate secret</button>`}
       </header>
       ${a.description && html`<p>${a.description}</p>`}
       <${Warnings} warnings=${a.warnings} />
       ${editing && html`<${AutomationForm} automation=${a} onDone=${() => { setEditing(false); reload(); }} />`}
       ${error && html`<${ErrorBox} error=${error} />`}
+      ${rotated && html`<p data-testid="rotated-secret">New webhook secret (shown once): <code>${rotated.webhookSecret}</code>
+        ${rotated.previousSignsUntil && html`<span class="muted"> · the previous one signs too until <${Time} at=${rotated.previousSignsUntil} /></span>`}</p>`}
       <p class="muted">created by ${a.createdBy} <${Time} at=${a.createdAt} /> · cooldown ${a.cooldownS} s · last fired <${Time} at=${a.lastFiredAt} /></p>
       <${AutomationSpec} trigger=${a.trigger} action=${a.action} />
       <details open=${firings.length > 0 && firings.length < 5}>
