@@ -489,16 +489,9 @@ async def create_automation(cmd: CreateAutomation, ctx: CommandContext) -> Decis
 
 async def change_automation(cmd: ChangeAutomation, ctx: CommandContext) -> Decision:
     _not_a_job_attempt(ctx.caller, "changing an automation", _AN_AUTOMATION_OUTLIVES_IT)
-    automation = await ctx.reads.launch.automation(cmd.automation_id)
-    if automation is None:
-        raise NotFound(f"automation {cmd.automation_id} does not exist")
-    if automation.get("deleted_at") is not None:
-        raise Conflict(f"automation {cmd.automation_id} was deleted: create another")
-    if str(ctx.caller.actor) != automation["created_by"]:
-        raise PermissionDenied(
-            f"only {automation['created_by']}, its creator, changes automation {cmd.automation_id}: it acts with "
-            "their rights (an admin may switch it off or delete it)"
-        )
+    automation = await _its_creators_live_automation(
+        cmd.automation_id, ctx, "changes", "it acts with their rights", once_deleted="create another"
+    )
     if cmd.action.kind != automation["action"]["kind"]:
         raise InvalidInput(
             f"an automation's action stays a {automation['action']['kind']} (a webhook's secret goes with it): "
@@ -643,18 +636,32 @@ async def delete_automation(cmd: DeleteAutomation, ctx: CommandContext) -> Decis
     return Decision([ctx.event(payload, automation_stream(cmd.automation_id))], cmd.automation_id)
 
 
-async def rotate_webhook_secret(cmd: RotateWebhookSecret, ctx: CommandContext) -> Decision:
-    _not_a_job_attempt(ctx.caller, "rotating a webhook's secret", _AN_AUTOMATION_OUTLIVES_IT)
-    automation = await ctx.reads.launch.automation(cmd.automation_id)
+async def _its_creators_live_automation(
+    automation_id: UUID, ctx: CommandContext, doing: str, because: str, *, once_deleted: str
+) -> dict[str, Any]:
+    """The automation, when it is not deleted and the caller created it: what only its creator does to it."""
+    automation = await ctx.reads.launch.automation(automation_id)
     if automation is None:
-        raise NotFound(f"automation {cmd.automation_id} does not exist")
+        raise NotFound(f"automation {automation_id} does not exist")
     if automation.get("deleted_at") is not None:
-        raise Conflict(f"automation {cmd.automation_id} was deleted: it signs nothing any more")
+        raise Conflict(f"automation {automation_id} was deleted: {once_deleted}")
     if str(ctx.caller.actor) != automation["created_by"]:
         raise PermissionDenied(
-            f"only {automation['created_by']}, its creator, rotates automation {cmd.automation_id}'s secret (it is "
-            "shown to whoever rotates it); an admin may switch the automation off or delete it"
+            f"only {automation['created_by']}, its creator, {doing} automation {automation_id}: {because} (an admin "
+            "may switch it off or delete it)"
         )
+    return automation
+
+
+async def rotate_webhook_secret(cmd: RotateWebhookSecret, ctx: CommandContext) -> Decision:
+    _not_a_job_attempt(ctx.caller, "rotating a webhook's secret", _AN_AUTOMATION_OUTLIVES_IT)
+    automation = await _its_creators_live_automation(
+        cmd.automation_id,
+        ctx,
+        "rotates the secret of",
+        "the new secret is shown to whoever rotates it",
+        once_deleted="it signs nothing any more",
+    )
     if automation["action"]["kind"] != "webhook":
         raise InvalidInput(f"automation {cmd.automation_id} launches jobs: it has no webhook secret to rotate")
     keep = cmd.keep_previous_s

@@ -138,7 +138,7 @@ async def test_a_webhooks_secret_is_rotated_by_its_creator_the_previous_one_sign
     at_once = await registry(RotateWebhookSecret(automation_id=hook, keep_previous_s=0), MEMBER)
     assert (at_once.subject_id, at_once.events[0].payload.previous_signs_until) == (3, None)
 
-    with pytest.raises(PermissionDenied, match="only user:mo, its creator, rotates automation"):
+    with pytest.raises(PermissionDenied, match="only user:mo, its creator, rotates the secret of automation"):
         await registry(RotateWebhookSecret(automation_id=hook), ADMIN)
     with pytest.raises(InvalidInput, match="launches jobs: it has no webhook secret to rotate"):
         await registry(RotateWebhookSecret(automation_id=await launching(registry)), MEMBER)
