@@ -48,7 +48,7 @@ function route() {
         query, params,
       };
     case "automations":
-      return { page: "automations", id: rest[0] };
+      return { page: "automations", id: rest[0], query, after: params.getAll("after") };
     case "audit":
       return { page: "audit", query, params };
     case "access":
@@ -86,7 +86,10 @@ function Page({ r }) {
     case "projects": return html`<${Projects} />`;
     // Its jobs list is keyed by the address, as the audit log.
     case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} query=${r.query} params=${r.params} />`;
-    case "automations": return r.id ? html`<${OneAutomation} key=${r.id} id=${r.id} />` : html`<${Automations} />`;
+    // The list is keyed by its address, as the audit log: a link to another page of it starts from that page.
+    case "automations": return r.id
+      ? html`<${OneAutomation} key=${r.id} id=${r.id} />`
+      : html`<${Automations} key=${r.query} after=${r.after} />`;
     // Keyed by its address: a link to the audit log with other filters (or none) starts from those.
     case "audit": return html`<${AuditLog} key=${r.query} params=${r.params} />`;
     case "access": return html`<${Access} />`;

@@ -346,6 +346,40 @@ async def test_a_webhooks_creator_rotates_its_secret_from_its_page(stack: Stack)
     assert browser.problems == [], browser.problems
 
 
+AUTOMATIONS_PAGE = 50  # ui/pages/automations.js PAGE_SIZE
+
+
+async def test_automations_come_a_page_at_a_time_and_the_page_is_kept_in_the_address(stack: Stack) -> None:
+    # The page showed the first 100 and no more: the 101st could not be seen, switched off or deleted from the UI.
+    from playwright.async_api import expect
+
+    many = " ".join(
+        f'a{n}: createAutomation(input: {{name: "notify {n:03}", trigger: {{event: "run_finished"}}, '
+        f'action: {{kind: "webhook", url: "https://93.184.216.34/hook/{n}"}}}}) {{ automation {{ id }} }}'
+        for n in range(AUTOMATIONS_PAGE + 1)
+    )
+    created = await stack.graphql(f"mutation {{ {many} }}", actor="user:ada")
+    assert "errors" not in created, created
+    assert stack.client is not None
+    url = str(stack.client.make_url("/"))
+
+    async with open_browser(url) as browser:
+        page = await browser.page(await stack.key("user:ada"), expect_principal="user:ada")
+        await page.goto(f"{url}#/automations")
+        cards = page.get_by_test_id("automation")
+        await expect(cards).to_have_count(AUTOMATIONS_PAGE)
+        await expect(cards.first).to_contain_text("notify 000")
+        await page.get_by_role("button", name="Next →").click()
+        await expect(cards).to_have_count(1)
+        await expect(cards.first).to_contain_text(f"notify {AUTOMATIONS_PAGE:03}")
+        await expect(page.get_by_test_id("automations-page")).to_have_text("page 2")
+        await expect(page).to_have_url(re.compile(r"#/automations\?after=[^&]+$"))
+        await page.reload()
+        await expect(cards).to_have_count(1)
+        await expect(cards.first).to_contain_text(f"notify {AUTOMATIONS_PAGE:03}")
+    assert browser.problems == [], browser.problems
+
+
 async def test_a_phone_sized_window_gets_pages_no_wider_than_itself(stack: Stack) -> None:
     from playwright.async_api import expect
 

@@ -4,13 +4,18 @@ import { gql, useQuery, useLive } from "../api.js";
 import { isAdmin, may, useViewer } from "../access.js";
 import { html, href, shown, Loaded, Time, ErrorBox, Badge, JobId, useTitle, Warnings } from "../html.js";
 import { AutomationSpec } from "../components/automation_spec.js";
+import { Pager, useCursorPages, useKeptInAddress } from "../components/pager.js";
 
 // An automation with its latest 20 firings and deliveries.
 const FIELDS = `id name description trigger action cooldownS enabled createdAt createdBy lastFiredAt warnings
   firings(first: 20) { items { eventId eventType actor status jobId detail occurredAt doneAt retries } }
   deliveries(first: 20) { items { eventId attempt url statusCode error durationMs attemptedAt } }`;
-// The first 100 automations.
-const AUTOMATIONS = `{ automations(first: 100) { items { ${FIELDS} } } }`;
+// A page of automations, oldest first.
+// Written into the query, not a variable: the server counts a variable `first` as the most a page holds (500),
+// and 500 automations with their firings and deliveries are over the cost it takes.
+const PAGE_SIZE = 50;
+const AUTOMATIONS = `query Automations($after: String) {
+  automations(first: ${PAGE_SIZE}, after: $after) { items { ${FIELDS} } endCursor hasNextPage } }`;
 const ONE = `query Automation($id: ID!) { automation(id: $id) { ${FIELDS} deletedAt } }`;
 
 const DELETE = `mutation Delete($input: DeleteAutomationInput!) { deleteAutomation(input: $input) { id } }`;
@@ -194,16 +199,20 @@ function Automation({ a, reload }) {
     </article>`;
 }
 
-export function Automations() {
+// Its page is kept in the address (`#/automations?after=…`): Back from a job an automation launched finds it again.
+export function Automations({ after = [] }) {
   useTitle("Automations");
-  const result = useQuery(AUTOMATIONS);
+  const pages = useCursorPages(after);
+  useKeptInAddress(href("automations"), {}, pages);
+  const result = useQuery(AUTOMATIONS, { after: pages.after });
   const viewer = useViewer();
   useLive(EVENTS, result.reload);
   // Creating one needs member on the installation (the key's own role): not offered to viewers.
   const creates = may(viewer, "member", []);
-  return html`<main class="pad"><h1>Automations</h1>${creates && html`<${CreateForm} onDone=${result.reload} />`}<${Loaded} result=${result}>${({ automations: { items: automations } }) => html`
-    ${automations.map((a) => html`<${Automation} key=${a.id} a=${a} reload=${result.reload} />`)}
-    ${!automations.length && html`<p class="muted">No automation yet: <code>modelreg automation create</code> or the createAutomation mutation.</p>`}
+  return html`<main class="pad"><h1>Automations</h1>${creates && html`<${CreateForm} onDone=${result.reload} />`}<${Loaded} result=${result}>${({ automations: page }) => html`
+    ${page.items.map((a) => html`<${Automation} key=${a.id} a=${a} reload=${result.reload} />`)}
+    ${!page.items.length && pages.number === 1 && html`<p class="muted">No automation yet: <code>modelreg automation create</code> or the createAutomation mutation.</p>`}
+    ${(pages.number > 1 || page.hasNextPage) && html`<${Pager} pages=${pages} page=${page} stale=${result.stale} testid="automations-page" />`}
   `}<//></main>`;
 }
 
