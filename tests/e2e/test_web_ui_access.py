@@ -121,3 +121,35 @@ async def test_an_admin_gives_zoe_a_key_and_member_on_a_model_then_revokes_the_k
 
     # The refused key's 401s are the only errors the browsers may report.
     assert [p for p in browser.problems if "401" not in p] == [], browser.problems
+
+
+async def test_a_team_admin_sees_who_holds_a_role_in_the_team_and_grants_and_takes_back_roles_there(
+    stack: Stack,
+) -> None:
+    from playwright.async_api import expect
+
+    url = str(stack.client.make_url("/"))  # type: ignore[union-attr]
+    tam = await stack.key("user:tam", role="member")
+    granted = 'mutation { grantRole(input: {principal: "user:tam", scope: "entity:acme", role: ADMIN}) { role } }'
+    assert "errors" not in await stack.graphql(granted)
+
+    async with open_browser(url) as browser:
+        page = await browser.page(tam, expect_principal="user:tam")
+        await page.goto(f"{url}#/access")
+        team = page.get_by_test_id("scope-members").filter(has_text="entity:acme")
+        members = team.get_by_test_id("member")
+        await expect(members).to_have_count(1)
+        await expect(members.first).to_contain_text("user:tam")
+
+        form = team.get_by_test_id("scope-grant-form")
+        await form.get_by_label("Principal").fill("user:dana")
+        await form.get_by_label("Role").select_option("VIEWER")
+        await form.get_by_role("button", name="Grant").click()
+        await expect(members).to_have_count(2)
+        await expect(members.filter(has_text="user:dana")).to_contain_text("viewer")
+        await expect(team).to_contain_text("user:dana")  # no key was ever issued to user:dana: said, not refused
+
+        await team.get_by_role("button", name="revoke entity:acme of user:dana").click()
+        await team.get_by_role("button", name="Revoke", exact=True).click()
+        await expect(members).to_have_count(1)
+    assert browser.problems == [], browser.problems

@@ -1,6 +1,6 @@
 // Access: who holds which API keys and roles. Installation admins (an admin key) see every principal and
 // issue keys, revoke them, grant and revoke roles on a scope; anyone else sees their own keys and grants,
-// read-only. The key itself is shown once, when it is issued: the server keeps only its hash.
+// and the admins of a scope (a team) who holds a role there, which they grant and take back. The key itself is shown once, when it is issued: the server keeps only its hash.
 // Private entities and models are listed here too (the ones the viewer may read), and switched by admins.
 import { useState } from "preact/hooks";
 import { useLive, useMutation, useQuery } from "../api.js";
@@ -196,6 +196,46 @@ function GrantForm({ principals, models, reload }) {
 
 const IDENTITY_EVENTS = { streamPrefix: "principal:" };
 
+const MEMBERS = `query Members($scope: String!, $after: String) {
+  grantsOn(scope: $scope, first: 50, after: $after) { items { principal role grantedBy grantedAt } endCursor hasNextPage }
+}`;
+
+// A scope the viewer is an admin of (a team admin: admin on entity:<team>): who holds a role there, granted and taken
+// back here. They could do both through the API, but not see who held one.
+function ScopeMembers({ scope }) {
+  const pages = useCursorPages();
+  const result = useQuery(MEMBERS, { scope, after: pages.after });
+  useLive(IDENTITY_EVENTS, result.reload); // the scope's admins are sent the grants made there
+  const [state, run] = useMutation(result.reload);
+  const blank = { principal: "", role: "MEMBER" };
+  const [form, setForm] = useState(blank);
+  const [said, setSaid] = useState([]);
+  const submit = async (e) => {
+    e.preventDefault();
+    setSaid([]);
+    const data = await run(GRANT, { input: { principal: form.principal.trim(), scope, role: form.role } });
+    if (data) { setForm(blank); setSaid(data.grantRole.warnings); }
+  };
+  return html`<section class="card" data-testid="scope-members" data-scope=${scope}>
+    <h2>Roles on <code>${scope}</code></h2>
+    <${Loaded} result=${result}>${({ grantsOn }) => html`
+      <ul class="access-list">${grantsOn.items.map((g) => html`<li data-testid="member">
+        <strong>${g.principal}</strong> <${Badge}>${shown(g.role)}<//>
+        <span class="muted"> by ${g.grantedBy} <${Time} at=${g.grantedAt} /></span>
+        <${Confirmed} label=${`revoke ${scope} of ${g.principal}`} busy=${state.busy} confirm="Revoke"
+          question=${`Take ${shown(g.role)} on ${scope} from ${g.principal}?`}
+          onConfirm=${() => run(REVOKE_GRANT, { input: { principal: g.principal, scope } })} /></li>`)}</ul>
+      ${(pages.number > 1 || grantsOn.hasNextPage) && html`<${Pager} pages=${pages} page=${grantsOn} stale=${result.stale} />`}`}<//>
+    <form class="inline" data-testid="scope-grant-form" onSubmit=${submit}>
+      <label>Principal <input required value=${form.principal} placeholder="user:zoe" onInput=${(e) => setForm({ ...form, principal: e.target.value })} /></label>
+      <label>Role <select value=${form.role} onChange=${(e) => setForm({ ...form, role: e.target.value })}>${roleOptions()}</select></label>
+      <button type="submit" disabled=${state.busy || !form.principal.trim()}>Grant</button>
+    </form>
+    <${Warnings} warnings=${said} />
+    ${state.error && html`<${ErrorBox} error=${state.error} />`}
+  </section>`;
+}
+
 function AdminAccess({ keyInUse }) {
   const [search, setSearch] = useState("");
   const pages = useCursorPages();
@@ -221,11 +261,12 @@ function OwnAccess() {
   const viewer = useViewer();
   useLive({ streamPrefix: `principal:${viewer.id}` }, result.reload);
   return html`
-    <p class="muted">Your keys and the roles you hold. Installation admins issue and revoke keys and grant roles;
-      ask one to change them.</p>
+    <p class="muted">Your keys and the roles you hold. Installation admins issue and revoke keys; the admins of a
+      scope (a team) grant roles there: ask one to change them.</p>
     <${Loaded} result=${result}>${({ viewer: me }) => html`
       <p>You are using <code>${me.access.keys.find((k) => k.id === me.keyId)?.prefix || "a key"}…</code>, a <${Badge}>${shown(me.role)}<//> key.</p>
-      <${Principals} principals=${[me.access]} mine keyInUse=${me.keyId} reload=${result.reload} />`}<//>`;
+      <${Principals} principals=${[me.access]} mine keyInUse=${me.keyId} reload=${result.reload} />
+      ${me.access.grants.filter((g) => g.role === "ADMIN").map((g) => html`<${ScopeMembers} key=${g.scope} scope=${g.scope} />`)}`}<//>`;
 }
 
 export function Access() {
