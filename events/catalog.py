@@ -151,6 +151,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     # v2 added the keys removed; a v1 update removed none.
     (RunConfigUpdated.type, 1): lambda payload: {**payload, "removed": []},
     (RunSummaryUpdated.type, 1): lambda payload: {**payload, "removed": []},
+    # v2 may give a key an end; a v1 key never ends.
+    (ApiKeyIssued.type, 1): lambda payload: {**payload, "expires_at": None},
     # v2 names the role the grant gave, for the audit log; a v1 record did not say.
     (RoleRevoked.type, 1): lambda payload: {**payload, "role": None},
     # v2 added notes, tags and group; a v1 run had none.

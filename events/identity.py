@@ -13,6 +13,7 @@ grant on it (or an admin key) read it, and a key's own role no longer holds ther
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
@@ -67,7 +68,7 @@ def principal_stream(principal: Actor) -> str:
 
 class ApiKeyIssued(Event):
     type = "identity.api_key_issued"
-    version = 1
+    version = 2
     private_fields = frozenset({"key_sha256"})
 
     key_id: KeyId
@@ -78,6 +79,8 @@ class ApiKeyIssued(Event):
     # A key limited to these scopes (a CI key that may only link into one model): its role and its principal's
     # grants hold there and nowhere else. Empty: not limited (every key issued before limits existed).
     scopes: KeyLimits = ()
+    # Refused from then on, as if revoked (a contractor's key, a CI key rotated every quarter). None: never.
+    expires_at: datetime | None = None
 
 
 class ApiKeyRevoked(Event):

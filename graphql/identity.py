@@ -8,6 +8,7 @@ itself or its hash.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import graphene
@@ -38,7 +39,8 @@ class ApiKey(graphene.ObjectType):
     issued_by = graphene.String(required=True)
     revoked_at = graphene.DateTime(description="null while the key works")
     revoked_by = graphene.String()
-    live = graphene.Boolean(required=True, description="not revoked: requests with it are accepted")
+    live = graphene.Boolean(required=True, description="neither revoked nor expired: requests with it are accepted")
+    expires_at = graphene.DateTime(description="refused from then on; null: it never expires")
     scopes = graphene.List(
         graphene.NonNull(graphene.String),
         required=True,
@@ -63,9 +65,14 @@ def _api_key(row: dict[str, Any]) -> dict[str, Any]:
         "issued_by": row["issued_by"],
         "revoked_at": row["revoked_at"],
         "revoked_by": row["revoked_by"],
-        "live": row["revoked_at"] is None,
+        "live": row["revoked_at"] is None and not _expired(row),
         "scopes": row.get("scopes") or [],
+        "expires_at": row.get("expires_at"),
     }
+
+
+def _expired(row: dict[str, Any]) -> bool:
+    return (expires_at := row.get("expires_at")) is not None and expires_at <= datetime.now(UTC)
 
 
 class Grant(graphene.ObjectType):
@@ -108,7 +115,7 @@ async def _access(info: graphene.ResolveInfo, principals: list[PrincipalKey]) ->
     grants = await info.context.identity.grants_of(principals)
     found = []
     for principal in principals:
-        live = [k["role"] for k in keys[principal] if k["revoked_at"] is None]
+        live = [k["role"] for k in keys[principal] if k["revoked_at"] is None and not _expired(k)]
         found.append(
             {
                 "id": f"{principal[0]}:{principal[1]}",
@@ -150,6 +157,7 @@ class IssuedApiKey(graphene.ObjectType):
     role = graphene.Field(Role, required=True)
     label = graphene.String()
     scopes = graphene.List(graphene.NonNull(graphene.String), required=True, description="empty: not limited")
+    expires_at = graphene.DateTime(description="refused from then on; null: it never expires")
     grants = graphene.List(
         graphene.NonNull(Grant),
         required=True,
@@ -233,6 +241,10 @@ class IssueApiKeyInput(graphene.InputObjectType):
         description="limit the key to these scopes (registry, model:<name>, entity:<name>, queue:<name>): a leaked "
         "key does harm there only",
     )
+    expires_in_s = graphene.Int(
+        description="refused this many seconds from now (at most five years): a contractor's key, a CI key rotated "
+        "each quarter; left out: it never expires"
+    )
 
 
 class GrantRoleInput(graphene.InputObjectType):
@@ -284,6 +296,7 @@ class IdentityMutations(graphene.ObjectType):
             "role": command.role,
             "label": command.label,
             "scopes": list(issued.scopes),
+            "expires_at": issued.expires_at,
             "grants": [_grant(g) for g in grants],
             "warnings": accepted.warnings,
         }

@@ -33,10 +33,14 @@ CREATE TABLE api_keys (
 """
 
 _ISSUED = """
-INSERT INTO api_keys (key_id, key_sha256, principal_kind, principal_id, role, label, issued_at, issued_by, scopes)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO api_keys (key_id, key_sha256, principal_kind, principal_id, role, label, issued_at, issued_by, scopes,
+                      expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT DO NOTHING
 """
+
+# A key's end, when it was given one (ApiKeyIssued v2).
+EXPIRY_V1 = "ALTER TABLE api_keys ADD COLUMN expires_at timestamptz;"
 
 # With the key, the keys of the Launch attempts it claimed (JOB_KEYS_V3).
 # A key's revocation is its earliest, in whatever order its revocations are applied (an attempt's key is revoked by
@@ -171,6 +175,7 @@ class IdentityProjection(Projection):
         Migration("identity_job_keys", 1, JOB_KEYS_V1),
         Migration("identity_job_keys", 2, JOB_KEYS_V2, rewrites="notes the attempt of every job key"),
         Migration("identity_job_keys", 3, JOB_KEYS_V3),
+        Migration("identity_expiry", 1, EXPIRY_V1),
     )
 
     @handles(ApiKeyIssued)
@@ -185,6 +190,7 @@ class IdentityProjection(Projection):
             envelope.occurred_at,
             str(envelope.actor),
             list(e.scopes),
+            e.expires_at,
         )
         return [Statement(_ISSUED, args)]
 

@@ -16,7 +16,10 @@ from modelreg.projections.search import like_pattern
 
 PrincipalKey = tuple[str, str]  # (kind, id)
 
-_KEY_COLUMNS = "key_id, principal_kind, principal_id, role, label, issued_at, issued_by, revoked_at, revoked_by, scopes"
+_KEY_COLUMNS = (
+    "key_id, principal_kind, principal_id, role, label, issued_at, issued_by, revoked_at, revoked_by, scopes, "
+    "expires_at"
+)
 
 
 class IdentityQueries:
@@ -101,7 +104,16 @@ class IdentityQueries:
         return dict(row) if row else None
 
     async def live_admin_keys(self) -> int:
-        return await self.pool.fetchval("SELECT count(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL")
+        return await self.pool.fetchval(
+            "SELECT count(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > now())"
+        )
+
+    async def lasting_admin_keys(self) -> int:
+        """Admin keys not revoked that never expire: what keeps the installation administrable."""
+        return await self.pool.fetchval(
+            "SELECT count(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL AND expires_at IS NULL"
+        )
 
     async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
         """The live key with this hash (None if unknown or revoked), with its principal's grants (scope -> role),
@@ -109,7 +121,7 @@ class IdentityQueries:
         A cancelled job's key is live until its revocation's time, which comes with it (revoked_at)."""
         row = await self.pool.fetchrow(
             """SELECT k.key_id, k.principal_kind, k.principal_id, k.role, k.scopes, k.job_id, k.job_attempt,
-                      k.revoked_at,
+                      k.revoked_at, k.expires_at,
                       (SELECT coalesce(array_agg(p.scope), '{}') FROM private_scopes p) AS private,
                       coalesce((SELECT jsonb_object_agg(g.scope, g.role) FROM role_grants g
                                 WHERE g.principal_kind = k.principal_kind AND g.principal_id = k.principal_id),

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from modelreg.services.cli_client import client_options, graphql, warn
+from modelreg.services.cli_client import client_options, graphql, seconds, warn
 from modelreg.services.terminal_text import say, shown
 
 ROLES = click.Choice(["viewer", "member", "admin"])
@@ -52,21 +52,31 @@ def key() -> None:
     help="Limit it to this scope (registry, model:NAME, entity:NAME, queue:NAME; repeat for several): a leaked key "
     "does harm there only.",
 )
+@click.option("--expires-in", default=None, help="Refuse it after this long (90d, 12h); it never expires without.")
 @client_options
 def key_issue(
-    principal: str, role: str, label: str | None, scopes: tuple[str, ...], url: str | None, api_key: str | None
+    principal: str,
+    role: str,
+    label: str | None,
+    scopes: tuple[str, ...],
+    expires_in: str | None,
+    url: str | None,
+    api_key: str | None,
 ) -> None:
     """Issue a key to PRINCIPAL (user:NAME or service:NAME). The key is printed once, alone on standard output."""
     kind, ident = _principal(principal)
     query = """mutation($i: IssueApiKeyInput!) { issueApiKey(input: $i) {
-      key id principal role scopes grants { scope role } warnings } }"""
+      key id principal role scopes expiresAt grants { scope role } warnings } }"""
     fields: dict[str, Any] = {"principalKind": kind.upper(), "principalId": ident, "role": role.upper()}
     if label is not None:
         fields["label"] = label
     if scopes:
         fields["scopes"] = list(scopes)
+    if expires_in is not None:
+        fields["expiresInS"] = seconds(expires_in, "--expires-in")
     issued = graphql(url, api_key, query, {"i": fields})["issueApiKey"]
     limited = f", limited to {', '.join(issued['scopes'])}" if issued["scopes"] else ""
+    limited += f", expires {issued['expiresAt']}" if issued["expiresAt"] else ""
     say(
         f"key {issued['id']} issued to {issued['principal']} ({issued['role'].lower()}{limited}); shown once:", err=True
     )
@@ -78,18 +88,21 @@ def key_issue(
 
 @key.command("list")
 @click.option("--search", default=None, help="Part of the principal (zoe, service:).")
-@click.option("--revoked/--live-only", default=False, help="Also list revoked keys.")
+@click.option("--revoked/--live-only", default=False, help="Also list revoked and expired keys.")
 @client_options
 def key_list(search: str | None, revoked: bool, url: str | None, api_key: str | None) -> None:
     """Every principal's keys (never the keys themselves): id, role, limits, label, who issued it and when."""
     query = """query($search: String, $after: String) { principals(search: $search, first: 200, after: $after) {
-      items { id keys { id role label scopes issuedAt issuedBy live revokedAt } } endCursor hasNextPage } }"""
+      items { id keys { id role label scopes issuedAt issuedBy live revokedAt expiresAt } } endCursor hasNextPage } }"""
     for principal in _pages(url, api_key, query, "principals", search=search):
         for found in principal["keys"]:
             if not found["live"] and not revoked:
                 continue
             limits = f" limited to {','.join(found['scopes'])}" if found["scopes"] else ""
-            state = "live" if found["live"] else f"revoked {found['revokedAt']}"
+            if found["live"]:
+                state = f"live until {found['expiresAt']}" if found["expiresAt"] else "live"
+            else:
+                state = f"revoked {found['revokedAt']}" if found["revokedAt"] else f"expired {found['expiresAt']}"
             label = f" ({shown(found['label'])})" if found["label"] else ""
             click.echo(
                 f"{found['id']}  {shown(principal['id'])}  {found['role'].lower()}{limits}  {state}  "

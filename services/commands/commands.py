@@ -411,6 +411,9 @@ class RecordSync(Recordable):
     recorded_on: HostName | None = Field(default=None, description="the recording machine's host name")
 
 
+MAX_KEY_LIFE_S = 5 * 366 * 86_400  # five years: a key that should outlive that is one that never expires
+
+
 class IssueApiKey(Command):
     needs = "admin"
 
@@ -420,6 +423,7 @@ class IssueApiKey(Command):
     label: KeyLabel | None = None
     # Not `scopes`: that is every command's method saying where it acts.
     limited_to: KeyLimits = Field(default=(), description="limit the key to these scopes (a CI key for one model)")
+    expires_in_s: int | None = Field(default=None, ge=1, le=MAX_KEY_LIFE_S, description="refused after; None: never")
 
 
 class RevokeApiKey(Command):

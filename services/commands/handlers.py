@@ -515,6 +515,7 @@ async def issue_api_key(cmd: IssueApiKey, ctx: CommandContext) -> Decision:
         role=cmd.role,
         label=cmd.label,
         scopes=tuple(dict.fromkeys(cmd.limited_to)),
+        expires_at=datetime.now(UTC) + timedelta(seconds=cmd.expires_in_s) if cmd.expires_in_s else None,
     )
     warnings = await issued_key_warnings(principal, payload.scopes, ctx)
     return Decision([ctx.event(payload, principal_stream(principal))], key, warnings)
@@ -526,9 +527,14 @@ async def revoke_api_key(cmd: RevokeApiKey, ctx: CommandContext) -> Decision:
         raise NotFound(f"no API key {quoted(cmd.key_id)}")
     if key["revoked_at"] is not None:
         return Decision([], cmd.key_id)
-    # Nobody could issue keys again (short of deleting <data-dir>/admin-api-key and restarting the server).
-    if key["role"] == "admin" and await ctx.reads.identity.live_admin_keys() <= 1:
-        raise Conflict(f"{cmd.key_id} is the last live admin key: issue another admin key before revoking it")
+    # Nobody could issue keys again (short of deleting <data-dir>/admin-api-key and restarting the server); nor once
+    # the admin keys left had expired.
+    lasting = key["role"] == "admin" and key.get("expires_at") is None
+    if lasting and await ctx.reads.identity.lasting_admin_keys() <= 1:
+        raise Conflict(
+            f"{cmd.key_id} is the last live admin key that never expires: issue another admin key (no expiresInS) "
+            "before revoking it"
+        )
     principal = Actor(kind=key["principal_kind"], id=key["principal_id"])
     return Decision(
         [ctx.event(ApiKeyRevoked(key_id=cmd.key_id, principal=principal), principal_stream(principal))],

@@ -152,6 +152,11 @@ async def caller_of_key(key: str | None, identity: KeyLookup) -> Caller:
     revoked_at = found.get("revoked_at")
     if revoked_at is not None and revoked_at <= datetime.now(UTC):  # a cancelled job's key, kept a few seconds
         raise PermissionDenied("unknown or revoked API key: check MODELREG_API_KEY, or ask an admin for a new key")
+    # Checked at each request, not by the lookup: a looked-up key is kept until keys change, and an end changes none.
+    if (expires_at := found.get("expires_at")) is not None and expires_at <= datetime.now(UTC):
+        raise PermissionDenied(
+            f"API key mr_{found['key_id']}_ expired at {expires_at:%Y-%m-%d %H:%M} UTC: ask an admin for a new key"
+        )
     limits, job_id = tuple(found["scopes"]), found.get("job_id")
     return Caller(
         Actor(kind=found["principal_kind"], id=found["principal_id"]),

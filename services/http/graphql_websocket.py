@@ -8,7 +8,9 @@ go over HTTP, where every request gets fresh loaders and read-your-writes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from graphql_server.exceptions import GraphQLValidationError
@@ -25,6 +27,7 @@ from modelreg.services.http.sockets_per_principal import TOO_MANY_SOCKETS, Socke
 # a vanished or stuck client (one that stopped reading) loses its subscriptions and their log readers.
 HEARTBEAT_S = 20.0
 REVOKED = "the API key was revoked: log in with another key"
+EXPIRED = "the API key expired: log in with another key"
 
 
 def malformed(message: object) -> str | None:
@@ -75,6 +78,7 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
         self.context.hold_socket = self.hold_socket
         self.sockets: SocketsPerPrincipal = self.view.sockets  # type: ignore[attr-defined]
         self.principal: str | None = None  # counted among its principal's sockets once acknowledged
+        self.key_ends: asyncio.TimerHandle | None = None
 
     async def hold_socket(self) -> bool:
         """Counts the socket among its principal's at connection_init, or closes it (4429) when they hold the most
@@ -84,13 +88,27 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
             await self.websocket.close(code=TOO_MANY_SOCKETS, reason=refusal)
             return False
         self.principal = principal
+        await self._closed_when_the_key_expires()
         return True
+
+    async def _closed_when_the_key_expires(self) -> None:
+        # A request with the key is refused once it expired (api.py); a socket opened before would go on for days.
+        key_id = self.context.caller.key_id
+        key = await self.context.identity.api_key(key_id) if key_id is not None else None
+        if key is None or key.get("expires_at") is None:
+            return
+        left_s = max(0.0, (key["expires_at"] - datetime.now(UTC)).total_seconds())
+        self.key_ends = asyncio.get_running_loop().call_later(
+            left_s, lambda: asyncio.ensure_future(self.websocket.close(code=4403, reason=EXPIRED))
+        )
 
     async def refuse_revoked_key(self) -> None:
         """The key the socket was opened with is revoked: the socket ends, as its next HTTP request would (401)."""
         await self.websocket.close(code=4403, reason=REVOKED)
 
     async def shutdown(self) -> None:
+        if self.key_ends is not None:
+            self.key_ends.cancel()
         try:
             await super().shutdown()
             await self.context.close_tails()

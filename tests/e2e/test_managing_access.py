@@ -190,6 +190,33 @@ async def test_a_revoked_key_loses_its_open_event_sockets(stack: Stack) -> None:
             assert (closed["type"], closed["code"]) == ("closed", 4403) and "revoked" in closed["reason"]
 
 
+ISSUE_ENDING_KEY = """mutation($i: String!, $s: Int!) {
+  issueApiKey(input: {principalKind: USER, principalId: $i, role: VIEWER, expiresInS: $s}) { key id expiresAt }
+}"""
+
+
+async def test_a_key_given_an_end_is_refused_from_then_on_and_its_open_sockets_close(stack: Stack) -> None:
+    # A contractor's key worked until someone remembered to revoke it.
+    assert stack.client is not None
+    kim = (await stack.graphql(ISSUE_ENDING_KEY, {"i": "kim", "s": 3}))["data"]["issueApiKey"]
+    assert kim["expiresAt"] is not None
+    assert (await stack.graphql("{ viewer { id } }", key=kim["key"]))["data"]["viewer"]["id"] == "user:kim"
+    (key,) = (await _principals(stack, search="kim"))["user:kim"]["keys"]
+    assert key["live"]
+
+    async with graphql_socket(stack) as socket:
+        assert (await socket.init({"apiKey": kim["key"]}))["type"] == "connection_ack"
+        closed = await asyncio.wait_for(socket.receive(), timeout=30)
+    assert (closed["type"], closed["code"]) == ("closed", 4403) and "expired" in closed["reason"]
+
+    answer = await stack.client.post(
+        "/graphql", json={"query": "{ viewer { id } }"}, headers={"Authorization": f"Bearer {kim['key']}"}
+    )
+    assert answer.status == 401 and f"API key mr_{kim['id']}_ expired at " in await answer.text()
+    listed = (await _principals(stack, search="kim"))["user:kim"]
+    assert listed["role"] is None and not listed["keys"][0]["live"]
+
+
 async def test_the_last_live_admin_key_is_not_revoked(stack: Stack) -> None:
     alice = (await stack.graphql("{ viewer { keyId } }"))["data"]["viewer"]["keyId"]
 

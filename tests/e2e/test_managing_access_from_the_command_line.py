@@ -43,6 +43,10 @@ async def test_an_operator_issues_lists_and_revokes_keys_and_grants_roles_from_t
     assert revoked == f"key {key_id} of service:ci revoked\n"
     assert "model:nature" in warned
     assert await cli("key", "list", "--search", "service:") == ""
+    ending, said = await cli.with_warnings("key", "issue", "user:kim", "--role", "viewer", "--expires-in", "90d")
+    assert ending.startswith("mr_") and ", expires 20" in said
+    (kim,) = (await cli("key", "list", "--search", "kim")).splitlines()
+    assert "  user:kim  viewer  live until 20" in kim
     (shown,) = (await cli("key", "list", "--search", "service:", "--revoked")).splitlines()
     assert f"{key_id}  service:ci  member limited to model:nature  revoked " in shown
 

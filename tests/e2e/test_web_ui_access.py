@@ -31,6 +31,7 @@ async def test_an_admin_gives_zoe_a_key_and_member_on_a_model_then_revokes_the_k
         await issue.get_by_label("Id").fill("zoe")
         await issue.get_by_label("Role").select_option("viewer")
         await issue.get_by_label("Label").fill("zoe's laptop")
+        await issue.get_by_label("Expires").select_option("in 90 days")  # a contractor's key
         await issue.get_by_role("button", name="Issue key").click()
         shown = admin.get_by_test_id("issued-key")
         await expect(shown).to_contain_text("will not be shown again")
@@ -39,6 +40,7 @@ async def test_an_admin_gives_zoe_a_key_and_member_on_a_model_then_revokes_the_k
         assert zoe_key.startswith("mr_")
         zoe_row = admin.get_by_test_id("principal").filter(has_text="user:zoe")
         await expect(zoe_row.get_by_test_id("key")).to_contain_text("zoe's laptop")
+        await expect(zoe_row.get_by_test_id("key")).to_contain_text("· expires")
         await expect(zoe_row).to_contain_text(zoe_key[: len("mr_") + 12])  # the key's public prefix
 
         # An invalid scope is refused by the API, and the page says why.

@@ -302,7 +302,19 @@ class MemoryIdentity:
         return self.keys.get(key_id)
 
     async def live_admin_keys(self) -> int:
-        return sum(1 for k in self.keys.values() if k["role"] == "admin" and k["revoked_at"] is None)
+        now = datetime.now(UTC)
+        return sum(
+            1
+            for k in self.keys.values()
+            if k["role"] == "admin" and k["revoked_at"] is None and (k.get("expires_at") or now + timedelta(1)) > now
+        )
+
+    async def lasting_admin_keys(self) -> int:
+        return sum(
+            1
+            for k in self.keys.values()
+            if k["role"] == "admin" and k["revoked_at"] is None and k.get("expires_at") is None
+        )
 
     async def roles_by_scope(self, principal_kind: str, principal_id: str) -> dict[str, str]:
         return dict(self.grants.get((principal_kind, principal_id), {}))
@@ -345,6 +357,7 @@ class MemoryIdentity:
                     "role": e.role,
                     "scopes": list(e.scopes),
                     "revoked_at": None,
+                    "expires_at": e.expires_at,
                 }
             case ApiKeyRevoked():
                 for key in self.keys.values():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from pydantic import ValidationError
 from support.write_side import ADMIN, MEMBER, WriteSide, caller
 
 from modelreg.errors import Conflict, NotFound, PermissionDenied
@@ -64,8 +65,26 @@ async def test_the_last_live_admin_key_cannot_be_revoked() -> None:
     _, first = await issued(registry, "admin", "root")
     _, second = await issued(registry, "admin", "ops")
     await registry(RevokeApiKey(key_id=first))
-    with pytest.raises(Conflict, match=f"{second} is the last live admin key: issue another admin key"):
+    with pytest.raises(Conflict, match=f"{second} is the last live admin key that never expires: issue another"):
         await registry(RevokeApiKey(key_id=second))
+
+
+async def test_a_key_given_an_end_is_issued_with_it_and_an_ending_admin_key_keeps_no_one_administering() -> None:
+    # A contractor's key, a CI key rotated each quarter: refused from then on, as if revoked, with no one to remember.
+    registry = WriteSide()
+    contractor = await registry(IssueApiKey(principal_kind="user", principal_id="kim", expires_in_s=90 * 86_400))
+    issued_at, ends = contractor.events[0].occurred_at, contractor.events[0].payload.expires_at
+    assert abs((ends - issued_at).total_seconds() - 90 * 86_400) < 5
+    assert (await registry(IssueApiKey(principal_kind="user", principal_id="lou"))).events[0].payload.expires_at is None
+    with pytest.raises(ValidationError):
+        IssueApiKey(principal_kind="user", principal_id="kim", expires_in_s=0)
+
+    # The last admin key that never expires stays: the ones left would end, and no one could issue keys again.
+    _, lasting = await issued(registry, "admin", "root")
+    ending = await registry(IssueApiKey(principal_kind="user", principal_id="ops", role="admin", expires_in_s=3600))
+    with pytest.raises(Conflict, match="last live admin key that never expires"):
+        await registry(RevokeApiKey(key_id=lasting))
+    await registry(RevokeApiKey(key_id=ending.events[0].payload.key_id))  # an ending one goes
 
 
 async def test_an_admin_of_a_model_grants_roles_on_it_and_nowhere_else() -> None:

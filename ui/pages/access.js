@@ -10,7 +10,7 @@ import { Pager, useCursorPages } from "../components/pager.js";
 
 const PRINCIPAL_FIELDS = `
   id kind role
-  keys { id prefix role label issuedAt issuedBy revokedAt revokedBy live }
+  keys { id prefix role label issuedAt issuedBy revokedAt revokedBy live expiresAt }
   grants { scope role grantedAt grantedBy }`;
 
 // A literal page size: the cost limit counts a page by its `first` (graphql/cost.py).
@@ -82,11 +82,14 @@ function Keys({ p, mine, keyInUse, reload }) {
       <code>${k.prefix}…</code> <${Badge}>${shown(k.role)}<//> ${k.label && html`<span>${k.label}</span>`}
       ${k.id === keyInUse && html` <${Badge} kind="in-use">in use<//>`}
       <span class="muted"> issued by ${k.issuedBy} <${Time} at=${k.issuedAt} /></span>
+      ${k.live && k.expiresAt && html`<span class="muted"> · expires <${Time} at=${k.expiresAt} /></span>`}
       ${k.live
         ? !mine && html` <${Confirmed} label=${`revoke key ${k.prefix}`} busy=${state.busy} confirm="Revoke"
             question=${k.id === keyInUse ? "Revoke the key you are using? You will be logged out." : `Revoke ${k.prefix}…? Requests with it are refused from now on.`}
             onConfirm=${() => revoke(k)} />`
-        : html`<span class="muted"> · revoked${k.revokedBy ? ` by ${k.revokedBy}` : ""} <${Time} at=${k.revokedAt} /></span>`}
+        : k.revokedAt
+          ? html`<span class="muted"> · revoked${k.revokedBy ? ` by ${k.revokedBy}` : ""} <${Time} at=${k.revokedAt} /></span>`
+          : html`<span class="muted"> · expired <${Time} at=${k.expiresAt} /></span>`}
     </li>`)}</ul>
     <${Warnings} warnings=${said} />
     ${state.error && html`<${ErrorBox} error=${state.error} />`}`;
@@ -139,7 +142,7 @@ function IssuedKey({ issued, done }) {
 }
 
 function IssueKeyForm({ reload }) {
-  const blank = { kind: "USER", id: "", role: "MEMBER", label: "" };
+  const blank = { kind: "USER", id: "", role: "MEMBER", label: "", expires: "" };
   const [form, setForm] = useState(blank);
   const [issued, setIssued] = useState(null);
   const [state, run] = useMutation(reload);
@@ -147,7 +150,9 @@ function IssueKeyForm({ reload }) {
   const submit = async (e) => {
     e.preventDefault();
     setIssued(null);
-    const data = await run(ISSUE_KEY, { input: { principalKind: form.kind, principalId: form.id.trim(), role: form.role, label: form.label.trim() || null } });
+    const input = { principalKind: form.kind, principalId: form.id.trim(), role: form.role, label: form.label.trim() || null };
+    if (form.expires) input.expiresInS = Number(form.expires) * 86400;
+    const data = await run(ISSUE_KEY, { input });
     if (data) { setIssued(data.issueApiKey); setForm(blank); }
   };
   return html`<section class="card">
@@ -157,6 +162,8 @@ function IssueKeyForm({ reload }) {
       <label>Id <input required value=${form.id} placeholder="zoe, ci" onInput=${set("id")} /></label>
       <label>Role <select value=${form.role} onChange=${set("role")}>${roleOptions()}</select></label>
       <label>Label <input value=${form.label} placeholder="laptop, CI" onInput=${set("label")} /></label>
+      <label>Expires <select value=${form.expires} onChange=${set("expires")}>
+        <option value="">never</option>${[30, 90, 365].map((d) => html`<option value=${d}>in ${d} days</option>`)}</select></label>
       <button type="submit" disabled=${state.busy || !form.id.trim()}>Issue key</button>
     </form>
     ${state.error && html`<${ErrorBox} error=${state.error} />`}
