@@ -78,7 +78,7 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
         self.context.hold_socket = self.hold_socket
         self.sockets: SocketsPerPrincipal = self.view.sockets  # type: ignore[attr-defined]
         self.principal: str | None = None  # counted among its principal's sockets once acknowledged
-        self.key_ends: asyncio.TimerHandle | None = None
+        self.key_ends: asyncio.Task[None] | None = None
 
     async def hold_socket(self) -> bool:
         """Counts the socket among its principal's at connection_init, or closes it (4429) when they hold the most
@@ -98,9 +98,12 @@ class SubscriptionsOverWebSocket(BaseGraphQLTransportWSHandler[Any, Any]):
         if key is None or key.get("expires_at") is None:
             return
         left_s = max(0.0, (key["expires_at"] - datetime.now(UTC)).total_seconds())
-        self.key_ends = asyncio.get_running_loop().call_later(
-            left_s, lambda: asyncio.ensure_future(self.websocket.close(code=4403, reason=EXPIRED))
-        )
+        self.key_ends = asyncio.create_task(self._close_after(left_s))
+
+    async def _close_after(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        # Shielded: the close ends the socket, whose shutdown cancels this task.
+        await asyncio.shield(self.websocket.close(code=4403, reason=EXPIRED))
 
     async def refuse_revoked_key(self) -> None:
         """The key the socket was opened with is revoked: the socket ends, as its next HTTP request would (401)."""

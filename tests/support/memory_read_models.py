@@ -306,7 +306,9 @@ class MemoryIdentity:
         return sum(
             1
             for k in self.keys.values()
-            if k["role"] == "admin" and k["revoked_at"] is None and (k.get("expires_at") or now + timedelta(1)) > now
+            if k["role"] == "admin"
+            and k["revoked_at"] is None
+            and (k.get("expires_at") is None or k["expires_at"] > now)
         )
 
     async def lasting_admin_keys(self) -> int:
