@@ -130,8 +130,12 @@ async def _ran_its_job(api: RestartingApi, **options: Any) -> LaunchAgent:
     stopping = asyncio.Event()
     running = asyncio.create_task(agent.run(stopping))
     try:
+        # Until the agent has run the job and let it go. Not "until the job is no longer queued": the claim's answer
+        # was on its way when the job already showed RUNNING, and a busy CI stopped the agent before it ran it.
+        ran = False
         async with asyncio.timeout(30):  # a hang, not a wait: the job takes about a second
-            while api.job["state"] == "QUEUED" or agent._running:
+            while not ran or agent._running:
+                ran = ran or bool(agent._running)
                 await asyncio.sleep(0.05)
     finally:
         stopping.set()
