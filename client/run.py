@@ -41,7 +41,7 @@ from modelreg.transport import Transport, with_command_id
 
 RUN_FILES_TYPE = "run-files"  # what `save()` and files left in `run.dir` are logged as
 
-_START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId } }"
+_START = "mutation($i: StartRunInput!) { startRun(input: $i) { runId name } }"
 _FINISH = "mutation($i: FinishRunInput!) { finishRun(input: $i) { state } }"
 _METRICS = "mutation($i: LogMetricBatchInput!) { logMetricBatch(input: $i) }"
 _HEARTBEAT = "mutation($i: RunHeartbeatInput!) { runHeartbeat(input: $i) }"
@@ -194,8 +194,8 @@ class Run:
         # The id stays in `fields`: a start whose answer was lost, recorded offline instead (mode="auto"), is synced
         # under it, and the server takes it for the copy it is rather than refusing a run that already exists.
         fields.setdefault("commandId", str(uuid7()))
-        transport.graphql(_START, {"i": fields})
-        run = cls.from_fields(transport, fields, dir=dir)
+        started = transport.graphql(_START, {"i": fields})["startRun"]
+        run = cls.from_fields(transport, {**fields, "name": fields.get("name") or started.get("name")}, dir=dir)
         run.start_beating()
         return run
 

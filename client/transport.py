@@ -408,10 +408,8 @@ class Transport:
         # An object-storage server redirects to a presigned URL; httpx drops the API key on the way there.
         with self._http.stream("GET", f"/blobs/{digest}", follow_redirects=True) as response:
             if response.status_code == 404:
-                raise NotFound(
-                    f"the server has no file {digest}: was its artifact version uploaded completely, or was the "
-                    "registry restored without its blob store (docs/operations.md)?"
-                )
+                said = response.read().decode(errors="replace")[:1000] or f"no blob {digest}"
+                raise NotFound(f"the server cannot send file {digest}: {said}")
             response.raise_for_status()
             try:
                 with temporary.open("wb") as out:

@@ -233,6 +233,8 @@ class KafkaEventLog:
                 raise TopicMissing(self._missing(existing))
             if self.topic not in existing and self.projected_topics and self.topic not in self.projected_topics:
                 raise TopicMissing(self._beside_another_log(existing))
+            if self.topic not in existing and self.topic in self.projected_topics and self.create_topic:
+                raise TopicMissing(self._deleted())
             # A dead-letter topic missing beside its log is made whoever asks: it is that installation's.
             wanted = [
                 NewTopic(name, self.partitions, self.replication_factor, topic_configs=TOPIC_CONFIG)
@@ -278,6 +280,15 @@ class KafkaEventLog:
             f"database was built from topic {', '.join(sorted(self.projected_topics))}, and a new topic's events would "
             f"be written beside that log's. Check --topic / MODELREG_TOPIC (the cluster's topics: "
             f"{_named(existing, near=self.topic) or 'none'}); a new installation needs a database of its own"
+        )
+
+    def _deleted(self) -> str:
+        # Made again empty, its first events would be skipped by every projection, which applied the old ones.
+        return (
+            f"Kafka at {self.bootstrap_servers} has no topic {self.topic}, though this process's database holds read "
+            "models built from it: it was deleted, or KAFKA_BOOTSTRAP_SERVERS names another cluster. It is not made "
+            "again empty: restore its events (`modelreg import` of the latest export), then rebuild every read model "
+            "(`modelreg rebuild`), docs/operations.md"
         )
 
     def _projected(self) -> str:

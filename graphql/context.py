@@ -22,6 +22,7 @@ from modelreg.projections.registry_queries import RegistryQueries
 from modelreg.services.automations.webhook_signing import WebhookSecrets
 from modelreg.services.commands.access import Caller
 from modelreg.services.commands.application import Application
+from modelreg.services.http.key_uses import KeyUses
 
 
 class _RequestLoader(DataLoader):
@@ -166,6 +167,7 @@ class RequestContext:
     reads: RegistryQueries
     caller: Caller | None  # None: no API key; the view refuses to execute for such requests
     webhook_secrets: WebhookSecrets = field(default_factory=lambda: WebhookSecrets(None), kw_only=True)
+    key_uses: KeyUses | None = field(default=None, kw_only=True)  # this process's uses of keys, not written yet
     artifact_versions: ArtifactVersionLoader = field(init=False)
     version_contents: VersionContentsLoader = field(init=False)
     run_contents: RunContentsLoader = field(init=False)

@@ -41,6 +41,10 @@ class ApiKey(graphene.ObjectType):
     revoked_by = graphene.String()
     live = graphene.Boolean(required=True, description="neither revoked nor expired: requests with it are accepted")
     expires_at = graphene.DateTime(description="refused from then on; null: it never expires")
+    last_used_at = graphene.DateTime(
+        description="when a request last presented it (within a minute), accepted or refused as expired; null: "
+        "never since modelreg recorded uses"
+    )
     scopes = graphene.List(
         graphene.NonNull(graphene.String),
         required=True,
@@ -52,6 +56,11 @@ class ApiKey(graphene.ObjectType):
         "the key is read otherwise."
     )
     resolve_warnings = staticmethod(given_warnings)
+
+    @staticmethod
+    def resolve_last_used_at(root: dict[str, Any], info: graphene.ResolveInfo) -> datetime | None:
+        written, uses = root.get("last_used_at"), info.context.key_uses
+        return uses.last_used(root["id"], written) if uses is not None else written
 
 
 def _api_key(row: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +77,7 @@ def _api_key(row: dict[str, Any]) -> dict[str, Any]:
         "live": row["revoked_at"] is None and not _expired(row),
         "scopes": row.get("scopes") or [],
         "expires_at": row.get("expires_at"),
+        "last_used_at": row.get("last_used_at"),
     }
 
 

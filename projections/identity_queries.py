@@ -16,9 +16,10 @@ from modelreg.projections.search import like_pattern
 
 PrincipalKey = tuple[str, str]  # (kind, id)
 
+# The last use is written by the API processes (services/http/key_uses.py), beside the read model.
 _KEY_COLUMNS = (
     "key_id, principal_kind, principal_id, role, label, issued_at, issued_by, revoked_at, revoked_by, scopes, "
-    "expires_at"
+    "expires_at, (SELECT u.last_used_at FROM api_key_uses u WHERE u.key_id = api_keys.key_id) AS last_used_at"
 )
 
 

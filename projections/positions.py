@@ -104,3 +104,33 @@ async def reset(conn: asyncpg.Connection, projection: str, tables: Sequence[str]
 async def topics_projected(pool: asyncpg.Pool) -> set[str]:
     """The topics whose events this database's read models were built from (one, but for a log moved elsewhere)."""
     return {r["topic"] for r in await pool.fetch("SELECT DISTINCT topic FROM projection_positions")}
+
+
+async def applied_ends(pool: asyncpg.Pool, topic: str) -> dict[int, int]:
+    """How far into each partition of `topic` this database's readers applied, the furthest of them."""
+    rows = await pool.fetch(
+        "SELECT partition, max(next_offset) AS applied FROM projection_positions WHERE topic = $1 GROUP BY partition",
+        topic,
+    )
+    return {r["partition"]: r["applied"] for r in rows}
+
+
+def log_shorter_than_applied(topic: str, ends: dict[int, int], applied: dict[int, int]) -> str | None:
+    """What to say when the log ends before what the read models applied (its positions read before its ends, so that
+    events appended between the two readings make no false alarm); None when it does not.
+
+    The topic was deleted and made again (by hand, or by a producer where the broker creates topics it is asked for),
+    or restored from an older export: the projections would skip the new topic's events up to their old positions,
+    each write acknowledged and then never shown."""
+    short = sorted((p, ends.get(p, 0), at) for p, at in applied.items() if at > ends.get(p, 0))
+    if not short:
+        return None
+    partition, end, at = short[0]
+    more = f"; {len(short) - 1} more partitions alike" if len(short) > 1 else ""
+    return (
+        f"the event log {topic} ends before what the read models applied (partition {partition} ends at offset "
+        f"{end:,}, the read models applied {at:,} events there{more}): "
+        "its topic was deleted and made again, or restored from an older export, and the events written to it now "
+        "would be skipped. Restore its events (`modelreg import` of the latest export), then rebuild every read model "
+        "from what it holds (`modelreg rebuild`), docs/operations.md"
+    )

@@ -274,6 +274,9 @@ class RegistryQueries:
         )
         return dict(row) if row else None
 
+    async def runs_in_project(self, entity: str, project: str) -> int:
+        return await self.pool.fetchval("SELECT count(*) FROM runs WHERE entity = $1 AND project = $2", entity, project)
+
     async def projects(
         self,
         entity: str | None = None,

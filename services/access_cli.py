@@ -5,6 +5,7 @@ operator scripts onboarding and offboarding without writing GraphQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -89,14 +90,23 @@ def key_issue(
 @key.command("list")
 @click.option("--search", default=None, help="Part of the principal (zoe, service:).")
 @click.option("--revoked/--live-only", default=False, help="Also list revoked and expired keys.")
+@click.option(
+    "--unused-for", default=None, help="Only keys no request presented for this long (90d, 12h): ones to revoke?"
+)
 @client_options
-def key_list(search: str | None, revoked: bool, url: str | None, api_key: str | None) -> None:
-    """Every principal's keys (never the keys themselves): id, role, limits, label, who issued it and when."""
+def key_list(search: str | None, revoked: bool, unused_for: str | None, url: str | None, api_key: str | None) -> None:
+    """Every principal's keys (never the keys themselves): id, role, limits, label, who issued it and when, and when a
+    request last presented it."""
+    unused_since = datetime.now(UTC) - timedelta(seconds=seconds(unused_for, "--unused-for")) if unused_for else None
     query = """query($search: String, $after: String) { principals(search: $search, first: 200, after: $after) {
-      items { id keys { id role label scopes issuedAt issuedBy live revokedAt expiresAt } } endCursor hasNextPage } }"""
+      items { id keys { id role label scopes issuedAt issuedBy live revokedAt expiresAt lastUsedAt } }
+      endCursor hasNextPage } }"""
     for principal in _pages(url, api_key, query, "principals", search=search):
         for found in principal["keys"]:
             if not found["live"] and not revoked:
+                continue
+            used = found["lastUsedAt"]
+            if unused_since is not None and _used_since(used or found["issuedAt"], unused_since):
                 continue
             limits = f" limited to {','.join(found['scopes'])}" if found["scopes"] else ""
             if found["live"]:
@@ -106,8 +116,13 @@ def key_list(search: str | None, revoked: bool, url: str | None, api_key: str | 
             label = f" ({shown(found['label'])})" if found["label"] else ""
             click.echo(
                 f"{found['id']}  {shown(principal['id'])}  {found['role'].lower()}{limits}  {state}  "
-                f"issued {found['issuedAt']} by {shown(found['issuedBy'])}{label}"
+                f"issued {found['issuedAt']} by {shown(found['issuedBy'])}{label}  "
+                + (f"last used {used}" if used else "never used")
             )
+
+
+def _used_since(used_at: str, since: datetime) -> bool:
+    return datetime.fromisoformat(used_at) >= since
 
 
 @key.command("revoke")

@@ -24,7 +24,7 @@ from modelreg.events.log import EventLog, TopicMissing
 from modelreg.events.written import RecentlyWritten
 from modelreg.projections.log_reader import SharedLogReader
 from modelreg.projections.migrations import migrate
-from modelreg.projections.positions import topics_projected
+from modelreg.projections.positions import applied_ends, log_shorter_than_applied, topics_projected
 from modelreg.projections.runtime import ProjectionRunner
 from modelreg.services.automations.webhook_key_fingerprint import WebhookKeysDiffer, check_webhook_key
 from modelreg.services.infra.database import create_pool
@@ -111,11 +111,14 @@ class ProcessParts:
             self.pool.terminate()
 
 
-async def open_parts(settings: Settings, *, pool_size: int = 10, durable_commits: bool = True) -> ProcessParts:
+async def open_parts(
+    settings: Settings, *, pool_size: int = 10, durable_commits: bool = True, refuses_a_short_log: bool = True
+) -> ProcessParts:
     """Open the pool, bring the read-model schema up to date, start the event log. Close what it returns.
 
     `durable_commits=False` is for processes that only run projections (see create_pool); a process that
-    also takes commands keeps durable commits, and its projections turn them off per batch."""
+    also takes commands keeps durable commits, and its projections turn them off per batch. `refuses_a_short_log`:
+    a log that ends before what the read models applied is refused (NeverReached), but by a rebuild, its remedy."""
     pool = await database_pool(settings, pool_size, durable_commits)
     event_log: EventLog | None = None
     try:
@@ -123,12 +126,22 @@ async def open_parts(settings: Settings, *, pool_size: int = 10, durable_commits
         await agreeing_with_the_installation(pool, settings)
         event_log = event_log_for(settings, pool, projected_topics=await topics_projected(pool))
         await started(event_log, settings)
+        if refuses_a_short_log:
+            await not_shorter_than_applied(pool, event_log)
     except BaseException:
         if event_log is not None:
             await event_log.close()
         await pool.close()
         raise
     return ProcessParts(settings, pool, event_log)
+
+
+async def not_shorter_than_applied(pool: asyncpg.Pool, event_log: EventLog) -> None:
+    """Refuses (NeverReached) a log that ends before what the read models applied: the events appended next would be
+    skipped by every projection, each acknowledged and never shown."""
+    applied = await applied_ends(pool, event_log.topic)  # before the ends: an append in between is no alarm
+    if applied and (said := log_shorter_than_applied(event_log.topic, await event_log.end_positions(), applied)):
+        raise NeverReached(said)
 
 
 async def agreeing_with_the_installation(pool: asyncpg.Pool, settings: Settings) -> None:
@@ -300,9 +313,11 @@ async def _retried(
 
 @contextlib.asynccontextmanager
 async def process_parts(
-    settings: Settings, *, pool_size: int = 10, durable_commits: bool = True
+    settings: Settings, *, pool_size: int = 10, durable_commits: bool = True, refuses_a_short_log: bool = True
 ) -> AsyncIterator[ProcessParts]:
-    parts = await open_parts(settings, pool_size=pool_size, durable_commits=durable_commits)
+    parts = await open_parts(
+        settings, pool_size=pool_size, durable_commits=durable_commits, refuses_a_short_log=refuses_a_short_log
+    )
     try:
         yield parts
     finally:

@@ -13,6 +13,7 @@ from modelreg.projections.registry import RegistryProjection
 from modelreg.projections.triggers import TriggersProjection
 from modelreg.services.automations.webhook_key_fingerprint import MIGRATIONS as WEBHOOK_KEY
 from modelreg.services.commands.in_flight import MIGRATIONS as COMMANDS_IN_FLIGHT
+from modelreg.services.http.key_uses import MIGRATIONS as KEY_USES
 
 PROJECTIONS: dict[str, type[Projection]] = {
     cls.name: cls
@@ -34,7 +35,7 @@ def shown_to_commands() -> dict[str, set[str]]:
 
 def all_migrations() -> list[Migration]:
     projections = (m for cls in PROJECTIONS.values() for m in cls.migrations)
-    return [*RUNTIME_MIGRATIONS, *COMMANDS_IN_FLIGHT, *WEBHOOK_KEY, *projections]
+    return [*RUNTIME_MIGRATIONS, *COMMANDS_IN_FLIGHT, *WEBHOOK_KEY, *KEY_USES, *projections]
 
 
 def projection(name: str) -> Projection:

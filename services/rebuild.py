@@ -73,7 +73,9 @@ async def rebuild(
         raise ValueError(f"--processes must be at least 1, got {processes}")
     names = [names] if isinstance(names, str) else list(names)
     targets = [projection(name) for name in names]  # an unknown name fails before anything is reset
-    async with process_parts(settings, pool_size=len(names) + 2, durable_commits=False) as parts:
+    async with process_parts(
+        settings, pool_size=len(names) + 2, durable_commits=False, refuses_a_short_log=False
+    ) as parts:
         started = time.perf_counter()
         for name in [name for name in names if name in AT_ONCE]:
             await _rebuilt_at_once(parts, name)
@@ -486,7 +488,9 @@ def _replay_in_a_process(settings: Settings, names: Sequence[str], partitions: S
 
 async def _replay(settings: Settings, names: Sequence[str], partitions: Sequence[int], line: Connection) -> None:
     """Once told to go, apply the log to `partitions` in the shadow until each reaches the end it had then."""
-    async with process_parts(settings, pool_size=len(names) + 1, durable_commits=False) as parts:
+    async with process_parts(
+        settings, pool_size=len(names) + 1, durable_commits=False, refuses_a_short_log=False
+    ) as parts:
         shadow = await _shadow_pool(settings, names, len(names) + 1)
         try:
             line.send(READY)

@@ -104,6 +104,7 @@ from modelreg.services.commands.commands import (
 from modelreg.services.commands.decisions import CommandContext, Decision, Handler
 from modelreg.services.commands.launch_handlers import LAUNCH_HANDLERS
 from modelreg.services.commands.parked_streams import PARKED_STREAM_HANDLERS
+from modelreg.services.commands.run_names import run_name
 
 
 def _no_file_is_a_folder_of_another(paths: list[str]) -> None:
@@ -188,7 +189,10 @@ async def start_run(cmd: StartRun, ctx: CommandContext) -> Decision:
             f"run: modelreg.init(id={cmd.run_id!r}, resume='allow'), or WANDB_RESUME=allow (MODELREG_RESUME=allow) "
             "beside WANDB_RUN_ID"
         )
-    payload = RunStarted(**cmd.facts())
+    facts = cmd.facts()
+    if cmd.name is None:
+        facts["name"] = run_name(cmd.run_id, await ctx.reads.registry.runs_in_project(cmd.entity, cmd.project))
+    payload = RunStarted(**facts)
     return Decision([ctx.event(payload, run_stream(cmd.entity, cmd.project, cmd.run_id))], cmd.run_id)
 
 

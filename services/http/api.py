@@ -46,6 +46,7 @@ from modelreg.graphql.schema import RESOLVER_MIDDLEWARE, build_schema
 from modelreg.graphql.subscriptions import SubscriberContext
 from modelreg.graphql.variables import ExecutionOfCoercedVariables, VariableCoercion, VariablesRefused
 from modelreg.projections.identity_queries import IdentityQueries
+from modelreg.projections.positions import log_shorter_than_applied
 from modelreg.projections.progress import ProjectionLagging
 from modelreg.projections.readable import Visibility
 from modelreg.services.automations.webhook_signing import WebhookSecrets
@@ -65,7 +66,8 @@ from modelreg.services.http.database_unavailable import (
 )
 from modelreg.services.http.graphql_bodies import graphql_body, graphql_request_fields, websocket_message
 from modelreg.services.http.graphql_websocket import HEARTBEAT_S, SubscriptionsOverWebSocket, api_key_of_connection
-from modelreg.services.http.known_keys import KeyLookup, KnownKeys
+from modelreg.services.http.key_uses import KeyLookup, KeyUses
+from modelreg.services.http.known_keys import KnownKeys
 from modelreg.services.http.metrics import (
     GRAPHQL_OPERATION,
     METRICS,
@@ -120,6 +122,7 @@ NO_KEY = (
 APP: web.AppKey[Application] = web.AppKey("application", Application)
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
 KEYS: web.AppKey[KnownKeys] = web.AppKey("known_keys", KnownKeys)
+KEY_USES: web.AppKey[KeyUses] = web.AppKey("key_uses", KeyUses)
 # /healthz's own connections: requests that exhaust the shared pool cannot make the health check wait.
 HEALTH_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("health_pool", asyncpg.Pool)
 HEALTH_READING: web.AppKey[SharedReading] = web.AppKey("health_reading", SharedReading)
@@ -272,12 +275,14 @@ class ModelregGraphQLView(GraphQLView):
         if isinstance(response, web.WebSocketResponse):
             # The socket is open already: a missing or bad key is refused at connection_init (4403), where
             # a browser client, which cannot set headers on a websocket, sends its key.
-            identity = IdentityQueries(app.reads.pool)
+            identity = request.app[KEY_USES].noting(IdentityQueries(app.reads.pool))
             try:
                 caller = await caller_of(request, identity)
             except PermissionDenied:
                 caller = None
-            context = SubscriberContext(app=app, reads=app.reads, caller=caller, tails=self.tails)
+            context = SubscriberContext(
+                app=app, reads=app.reads, caller=caller, tails=self.tails, key_uses=request.app[KEY_USES]
+            )
             key = bearer_key(request)
             context.look_up_caller = lambda: caller_of_key(key, identity)
             return context
@@ -289,7 +294,13 @@ class ModelregGraphQLView(GraphQLView):
             # Refused before its body is read (a GET still loads GraphiQL's page): anyone could make the server take
             # in 8 MiB and parse it on the event loop (2 s and 190 MiB for `[{},{},...]`) only to refuse it then.
             raise HTTPException(401, NO_KEY)
-        return RequestContext(app=app, reads=app.reads, caller=caller, webhook_secrets=request.app[SECRETS])
+        return RequestContext(
+            app=app,
+            reads=app.reads,
+            caller=caller,
+            webhook_secrets=request.app[SECRETS],
+            key_uses=request.app[KEY_USES],
+        )
 
     async def setup_connection_params(self, connection_params, websocket, context, root_value) -> None:
         """A key in connection_init's payload stands for the socket, whatever its HTTP headers said."""
@@ -298,11 +309,12 @@ class ModelregGraphQLView(GraphQLView):
             if connection_params and {"apiKey", "Authorization", "authorization"} & connection_params.keys():
                 context.caller = None  # a key was sent but is not one: refuse rather than fall back
             return
+        identity = context.key_uses.noting(context.identity) if context.key_uses else context.identity
         try:
-            context.caller = await caller_of_key(key, context.identity)
+            context.caller = await caller_of_key(key, identity)
         except PermissionDenied:
             context.caller = None
-        context.look_up_caller = lambda: caller_of_key(key, context.identity)
+        context.look_up_caller = lambda: caller_of_key(key, identity)
 
     async def on_ws_connect(self, context: SubscriberContext) -> dict[str, object]:  # type: ignore[override]
         if context.caller is None:
@@ -405,10 +417,8 @@ async def close_open_sockets(app: web.Application) -> None:
 async def read_health(pool: asyncpg.Pool, event_log: EventLog) -> dict[str, Any]:
     """What /healthz reports, as read from the log and PostgreSQL (an error's text where one could not be read)."""
     reading: dict[str, Any] = {}
-    try:
-        reading["ends"] = await log_end_positions(event_log)
-    except Exception as exc:
-        reading["event_log_error"] = str(exc) or type(exc).__name__
+    # The positions before the ends: events appended and applied between the two readings would otherwise look like
+    # a log that ends before what was applied.
     try:
         # Bounded as the event log's reading is: a PostgreSQL that hangs must not hang the probe (docs/operations.md).
         reading |= await asyncio.wait_for(_read_postgres(pool, event_log.topic), HEALTH_READ_TIMEOUT_S)
@@ -416,6 +426,10 @@ async def read_health(pool: asyncpg.Pool, event_log: EventLog) -> dict[str, Any]
         reading["postgres_error"] = f"PostgreSQL did not answer within {HEALTH_READ_TIMEOUT_S:g} s"
     except Exception as exc:
         reading["postgres_error"] = str(exc)
+    try:
+        reading["ends"] = await log_end_positions(event_log)
+    except Exception as exc:
+        reading["event_log_error"] = str(exc) or type(exc).__name__
     return reading
 
 
@@ -461,6 +475,12 @@ async def healthz(request: web.Request) -> web.Response:
         return await _health_as_seen_by(request, report, 503)
     positions, parked_list = reading["positions"], reading["parked_list"]
     report["postgres"] = {"ok": True}
+    applied: dict[int, int] = {}
+    for r in positions:
+        applied[r["partition"]] = max(applied.get(r["partition"], 0), r["next_offset"])
+    if ends and (short := log_shorter_than_applied(event_log.topic, ends, applied)):
+        report["status"] = "down"  # every write now would be acknowledged and never shown
+        report["event_log"] |= {"ok": False, "error": short}
     parked_by = {r["projection"]: r["n"] for r in reading["parked"]}
     dead_by = {r["projection"]: r["n"] for r in reading["dead"]}
     projections = {}
@@ -675,9 +695,11 @@ def create_app(settings: Settings, parts: ProcessParts | None = None) -> web.App
         async with given_or_own(parts, settings, pool_size=20) as wired:
             app[POOL], app[LOG], app[HEALTH_POOL] = wired.pool, wired.event_log, health_pool
             app[APP] = await wired.application(blobs=blobs)
-            app[KEYS] = KnownKeys(IdentityQueries(wired.pool), await wired.progress())
+            app[KEY_USES] = KeyUses(wired.pool)
+            app[KEYS] = KnownKeys(IdentityQueries(wired.pool), await wired.progress(), uses=app[KEY_USES])
             await app[KEYS].start()
-            yield
+            async with app[KEY_USES].written():
+                yield
             await app[APP].close()
         await health_pool.close()
 

@@ -103,10 +103,20 @@ async def blob_candidates(request: web.Request) -> web.Response:
 async def get_blob(request: web.Request) -> web.StreamResponse:
     store, digest = _path_or_400(request)
     if not store.has(digest):
-        raise web.HTTPNotFound(text=f"no blob {digest}: was the artifact version uploaded completely?")
+        # A live version the caller may read lists it (blobs_need_a_key): the file was stored, but not here.
+        log.warning("blob %s, listed by a version, is not in the blob folder %s", digest, store.root)
+        raise web.HTTPNotFound(text=missing_from_store(digest, "this API's blob folder"))
     path = store.path(digest)
     request.app[BLOB_BYTES].sent(path.stat().st_size)
     return web.FileResponse(path, chunk_size=CHUNK)
+
+
+def missing_from_store(digest: str, store: str) -> str:
+    return (
+        f"no blob {digest} in {store}, though an artifact version lists it: it was stored through another blob store "
+        "(every API process must use the same one: one shared folder or one bucket, MODELREG_BLOB_STORE, "
+        "docs/scaling.md), or the store was moved, emptied or restored without it (docs/operations.md)"
+    )
 
 
 async def plan_upload(request: web.Request) -> web.Response:

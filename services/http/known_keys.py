@@ -23,24 +23,27 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Any
 
 from modelreg.projections.identity import IDENTITY_CHANGED_CHANNEL
 from modelreg.projections.progress import ProjectionProgress
+from modelreg.services.http.key_uses import KeyLookup, KeyUses
 
 KEPT = 10_000
 MAX_AGE_S = 5.0  # a busy client's key is looked up once in this time, not once per request
 
 
-class KeyLookup(Protocol):
-    async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None: ...
-
-
 class KnownKeys:
     def __init__(
-        self, identity: KeyLookup, progress: ProjectionProgress, kept: int = KEPT, max_age_s: float = MAX_AGE_S
+        self,
+        identity: KeyLookup,
+        progress: ProjectionProgress,
+        kept: int = KEPT,
+        max_age_s: float = MAX_AGE_S,
+        uses: KeyUses | None = None,
     ) -> None:
         self.identity = identity
+        self.uses = uses
         self.progress = progress
         self.kept = kept
         self.max_age_s = max_age_s
@@ -55,6 +58,12 @@ class KnownKeys:
         self._known.clear()
 
     async def principal_of_key(self, key_sha256: str) -> dict[str, Any] | None:
+        found = await self._look_up(key_sha256)
+        if found is not None and self.uses is not None:
+            self.uses.note(found["key_id"])
+        return found
+
+    async def _look_up(self, key_sha256: str) -> dict[str, Any] | None:
         if not self.progress.listening:
             self._known.clear()
             found = await self.identity.principal_of_key(key_sha256)

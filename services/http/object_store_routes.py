@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from modelreg.errors import InvalidInput, Unavailable
+from modelreg.services.http.blob_routes import missing_from_store
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
 from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller, listed_out_of_sight
 from modelreg.services.http.body_limits import read_bounded
@@ -118,7 +119,8 @@ async def get_blob(request: web.Request) -> web.Response:
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     if size is None:
-        raise web.HTTPNotFound(text=f"no blob {digest}: was the artifact version uploaded completely?")
+        log.warning("blob %s, listed by a version, is not in the bucket", digest)
+        raise web.HTTPNotFound(text=missing_from_store(digest, "the bucket"))
     request.app[BLOB_BYTES].sent(size)
     raise web.HTTPTemporaryRedirect(await store.download_url(digest))
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 
 from support.stack import Stack
+from support.story import LOG_VERSION, digest_of, file_entry
+
+from modelreg.services.http.blob_routes import BLOBS
 
 
 def address(content: bytes) -> str:
@@ -65,3 +68,22 @@ async def test_a_stored_file_is_found_by_its_size_and_first_mebibyte(stack: Stac
     assert (await (await stack.client.get(other_size, headers=auth)).json())["digests"] == []
     assert (await stack.client.get("/blobs/heads/10/not-hex", headers=auth)).status == 400
     assert (await stack.client.get(found)).status == 401  # like every blob route, it needs a key
+
+
+async def test_a_listed_file_missing_from_this_apis_folder_says_the_apis_must_share_one_blob_store(
+    stack: Stack,
+) -> None:
+    # Two API hosts with a folder each: a version logged through one listed files the other had never seen, and its
+    # download asked whether the version was uploaded completely.
+    assert stack.client is not None
+    content = b"weights logged through another API"
+    version = {"entity": "acme", "project": "p", "type": "model", "name": "m", "files": [file_entry("m.pt", content)]}
+    logged = await stack.graphql(LOG_VERSION, {"input": version})
+    assert "errors" not in logged, logged
+    stack.client.server.app[BLOBS].path(digest_of(content)).unlink()  # the other host's folder held it
+
+    missing = await stack.client.get(f"/blobs/{digest_of(content)}", headers=await stack.auth())
+    said = await missing.text()
+    assert missing.status == 404
+    assert "in this API's blob folder, though an artifact version lists it" in said
+    assert "every API process must use the same one" in said and str(stack.settings.blob_dir) not in said

@@ -3,6 +3,7 @@ printed once and alone on standard output, the warnings the API gives, a team's 
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from click.testing import CliRunner
@@ -27,7 +28,7 @@ async def test_an_operator_issues_lists_and_revokes_keys_and_grants_roles_from_t
 
     (listed,) = (await cli("key", "list", "--search", "service:")).splitlines()
     assert listed.startswith(f"{key_id}  service:ci  member limited to model:nature  live  issued ")
-    assert listed.endswith("by user:ada (ci runner)") and token not in listed
+    assert "by user:ada (ci runner)  last used 20" in listed and token not in listed
 
     granted, warned = await cli.with_warnings("role", "grant", "user:tam", "entity:acme", "admin")
     assert granted == "user:tam is admin on entity:acme\n"
@@ -55,3 +56,22 @@ def test_a_principal_without_its_kind_is_refused_saying_how_to_write_one() -> No
     result = CliRunner().invoke(main, ["role", "grant", "tam", "entity:acme", "admin"])
     assert result.exit_code == 2
     assert "'tam' is not a principal: write user:NAME or service:NAME" in result.output
+
+
+async def test_an_admin_finds_the_keys_nobody_presented_for_a_while(stack: Stack) -> None:
+    cli = await command_line(stack)
+    idle = (await cli("key", "issue", "service:nightly")).strip()
+    busy = (await cli("key", "issue", "service:ci")).strip()
+    (never,) = (await cli("key", "list", "--search", "nightly")).splitlines()
+    assert never.endswith("  never used") and idle not in never
+    assert await cli("key", "list", "--search", "service:", "--unused-for", "1h") == ""  # issued just now
+
+    await asyncio.sleep(1.5)
+    await stack.graphql("{ viewer { id } }", key=busy)
+    (used,) = (await cli("key", "list", "--search", "service:ci")).splitlines()
+    assert "  last used 20" in used
+    (unused,) = (await cli("key", "list", "--search", "service:", "--unused-for", "1s")).splitlines()
+    assert "  service:nightly  " in unused and unused.endswith("  never used")
+    keys = await stack.graphql('{ principals(search: "service:ci", first: 5) { items { keys { lastUsedAt } } } }')
+    (principal,) = keys["data"]["principals"]["items"]
+    assert principal["keys"][0]["lastUsedAt"] is not None

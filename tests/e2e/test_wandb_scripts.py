@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -380,7 +381,8 @@ async def test_analysis_scripts_read_runs_paths_and_files_and_save_summaries_as_
     server: Stack, tmp_path: Path
 ) -> None:
     logged = await in_thread(log_for_analysis, tmp_path)
-    assert logged["live"][:3] == ("trained", 0, True) and logged["live"][3].endswith("/#/runs/alice/analysis")
+    assert logged["live"][1:3] == (0, True) and logged["live"][3].endswith("/#/runs/alice/analysis")
+    assert re.fullmatch(r"[a-z]+-[a-z]+-1", logged["live"][0])  # a name given as W&B gives one (the run id before)
     assert logged["step"] == 4 and logged["save"] is True and logged["logged again"] == "v0"
     assert logged["files"] == {"model.pt": "epoch 1", "ckpt.pt": "epoch 1"}  # as they were when added
     assert "has no file 'absent.pt'" in logged["missing"]

@@ -101,6 +101,9 @@ class MemoryRegistry:
     async def run(self, entity: str, project: str, run_id: str) -> dict[str, Any] | None:
         return self.runs.get((entity, project, run_id))
 
+    async def runs_in_project(self, entity: str, project: str) -> int:
+        return sum(1 for run in self.runs if run[:2] == (entity, project))
+
     async def artifact_version(self, version_id: UUID) -> dict[str, Any] | None:
         return self.versions.get(version_id)
 

@@ -3,6 +3,7 @@ recorded offline with the client's clock (a claim kept beside the server's time,
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -37,6 +38,18 @@ async def test_starting_a_run_records_who_started_it_with_its_config() -> None:
     assert (started.type, started.stream, str(started.actor)) == ("runs.run_started", "run:acme/fraud/r1", "user:mo")
     assert started.payload.config == {"lr": 0.1}
     assert started.recorded_offline_at is None
+
+
+async def test_a_run_started_without_a_name_is_given_one_numbered_in_its_project_as_wandb_does() -> None:
+    registry = WriteSide()
+    await registry(StartRun(**RUN))
+    await registry(StartRun(**{**RUN, "run_id": "r2"}, name="baseline"))
+    await registry(StartRun(**{**RUN, "run_id": "r3"}))
+    await registry(StartRun(**{**RUN, "project": "churn", "run_id": "r3"}))
+    first, named, third, elsewhere = (e.payload.name for e in registry.appended())
+    assert re.fullmatch(r"[a-z]+-[a-z]+-1", first) and named == "baseline"
+    assert third.endswith("-3") and elsewhere.endswith("-1")
+    assert third.rsplit("-", 1)[0] == elsewhere.rsplit("-", 1)[0]  # the words follow from the run id
 
 
 async def test_a_viewer_may_not_start_a_run() -> None:

@@ -10,7 +10,7 @@ import { Pager, useCursorPages } from "../components/pager.js";
 
 const PRINCIPAL_FIELDS = `
   id kind role
-  keys { id prefix role label issuedAt issuedBy revokedAt revokedBy live expiresAt }
+  keys { id prefix role label issuedAt issuedBy revokedAt revokedBy live expiresAt lastUsedAt }
   grants { scope role grantedAt grantedBy }`;
 
 // A literal page size: the cost limit counts a page by its `first` (graphql/cost.py).
@@ -83,6 +83,7 @@ function Keys({ p, mine, keyInUse, reload }) {
       ${k.id === keyInUse && html` <${Badge} kind="in-use">in use<//>`}
       <span class="muted"> issued by ${k.issuedBy} <${Time} at=${k.issuedAt} /></span>
       ${k.live && k.expiresAt && html`<span class="muted"> · expires <${Time} at=${k.expiresAt} /></span>`}
+      <span class="muted" data-testid="key-last-used"> · ${k.lastUsedAt ? html`last used <${Time} at=${k.lastUsedAt} />` : "never used"}</span>
       ${k.live
         ? !mine && html` <${Confirmed} label=${`revoke key ${k.prefix}`} busy=${state.busy} confirm="Revoke"
             question=${k.id === keyInUse ? "Revoke the key you are using? You will be logged out." : `Revoke ${k.prefix}…? Requests with it are refused from now on.`}
