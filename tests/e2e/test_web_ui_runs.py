@@ -54,7 +54,12 @@ async def seed(stack: Stack) -> None:
     for n in range(SWEEPS):
         run = {"entity": "acme", "project": "nature", "runId": f"sweep-{n:02d}"}
         started = {"commandId": str(uuid.uuid4()), "occurredAt": OFFLINE_START.isoformat()} if n == 7 else {}
-        await ok(stack, START_RUN, {"input": {**run, "jobType": "sweep", "config": {"lr": 0.001 * (n + 1)}, **started}})
+        tags = ["baseline"] if n >= SWEEPS - 3 else []
+        await ok(
+            stack,
+            START_RUN,
+            {"input": {**run, "jobType": "sweep", "config": {"lr": 0.001 * (n + 1)}, "tags": tags, **started}},
+        )
         if n == 7:  # a metric per layer: more curves than a page may chart, more points than one answer holds
             series = [{"key": f"layer_{k:04d}", "firstStep": 0, "values": [k]} for k in range(LAYERS)]
             await ok(stack, LOG_BATCH, {"i": {**run, "series": series}})
@@ -136,11 +141,22 @@ async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(s
         await page.get_by_label("Job type").select_option("sweep")
         await expect(pager).to_have_text("page 1 · 22 runs")
         await page.get_by_label("Job type").select_option("")
+        # By tag: a run's tag badge lists the runs that carry it, kept in the address; the Tag field clears it.
+        await rows.filter(has_text="sweep-20").get_by_test_id("run-tags").get_by_role("button", name="baseline").click()
+        await expect(pager).to_have_text("page 1 · 3 runs")
+        assert page.url.endswith("#/runs/acme/nature?tag=baseline"), page.url
+        await expect(page.get_by_label("Runs with tag")).to_have_value("baseline")
+        await page.get_by_label("Runs with tag").fill("no-such-tag")
+        await page.get_by_label("Runs with tag").press("Enter")
+        await expect(page.get_by_text("No run matches.")).to_be_visible()
+        await page.get_by_label("Runs with tag").fill("")
+        await page.get_by_label("Runs with tag").press("Enter")
+        await expect(pager).to_have_text("page 1 · 27 runs")
 
         # Search, in any case, and open the run.
         await page.get_by_role("searchbox", name="Search runs").fill("TRAIN-1")
         await expect(rows).to_have_count(1)
-        await rows.get_by_role("link", name="train-1").click()
+        await rows.filter(has_text="train-1").get_by_role("link").first.click()  # its name: one given when it had none
         await expect(page.get_by_role("heading", name="train-1")).to_be_visible()
         await expect(page.get_by_test_id("run-io")).to_contain_text("nature-images:v0")
 
@@ -153,7 +169,7 @@ async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(s
         await page.get_by_label("State").select_option("failed")
         await expect(rows).to_have_count(1)
         assert page.url.endswith("#/runs/acme/nature?state=failed"), page.url
-        await rows.get_by_role("link", name="sweep-07").click()
+        await rows.filter(has_text="sweep-07").get_by_role("link").first.click()  # its name: one given when it had none
         await expect(page.get_by_role("heading", name="sweep-07")).to_be_visible()
         recorded = OFFLINE_START.strftime("%Y-%m-%d %H:%M:%S UTC")
         await expect(page.get_by_test_id("recorded-offline")).to_have_text(f"(recorded offline at {recorded})")

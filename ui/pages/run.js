@@ -207,7 +207,7 @@ export function RunPage({ entity, project, runId }) {
     return html`
       <p class="crumbs"><a href=${href("runs")}>Runs</a> / <a href=${href("runs", run.entity, run.project)}>${run.entity}/${run.project}</a> / ${run.runId}</p>
       <header class="page-head">
-        <h1>${run.name || run.runId} <${StateBadge} state=${run.state} /></h1>
+        <h1>${run.name || run.runId}${run.name && run.name !== run.runId && html` <code class="muted run-id">${run.runId}</code>`} <${StateBadge} state=${run.state} /></h1>
         <p class="live muted" title="live updates over the events subscription">● ${live}</p>
         <p class="muted">${run.jobType && html`${run.jobType} · `}started by ${run.startedBy} <${Time} at=${run.startedAt} /><${RecordedOffline} at=${run.startedOfflineAt} />
           ${run.finishedAt && html` · finished <${Time} at=${run.finishedAt} /><${RecordedOffline} at=${run.finishedOfflineAt} />`}${run.exitCode != null && ` · exit ${run.exitCode}`}

@@ -1,8 +1,8 @@
 // Runs: the projects that have runs (#/runs), and a project's runs (#/runs/<entity>/<project>), newest first,
-// searched and filtered by state and job type, a page at a time; each opens the run page.
+// searched and filtered by state, job type and tag, a page at a time; each opens the run page.
 import { useEffect, useState } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
-import { html, href, Loaded, StateBadge, Time, runHref, JobId, useTitle } from "../html.js";
+import { html, href, Loaded, StateBadge, Badge, Time, runHref, JobId, useTitle } from "../html.js";
 import { Pager, useCursorPages, useKeptInAddress } from "../components/pager.js";
 
 // A literal page size: the cost limit counts a page by its `first` (graphql/cost.py).
@@ -14,9 +14,9 @@ const PROJECT = `query Project($entity: String!, $project: String!) {
   project(entity: $entity, project: $project) { runCount lastActivityAt jobTypes }
 }`;
 
-const RUNS = `query Runs($entity: String!, $project: String!, $search: String, $state: RunState, $jobType: String, $first: Int!, $after: String) {
-  runs(entity: $entity, project: $project, search: $search, state: $state, jobType: $jobType, first: $first, after: $after) {
-    items { entity project runId name jobType state startedBy startedAt finishedAt summary launchedBy { id queue } }
+const RUNS = `query Runs($entity: String!, $project: String!, $search: String, $state: RunState, $jobType: String, $filters: GenericScalar, $first: Int!, $after: String) {
+  runs(entity: $entity, project: $project, search: $search, state: $state, jobType: $jobType, filters: $filters, first: $first, after: $after) {
+    items { entity project runId name jobType state tags startedBy startedAt finishedAt summary launchedBy { id queue } }
     endCursor hasNextPage totalCount
   }
 }`;
@@ -66,6 +66,8 @@ function Filters({ filters, jobTypes, change }) {
     return () => clearTimeout(t);
   }, [typed]);
   const set = (key) => (e) => change({ [key]: e.target.value });
+  // A tag is taken as typed once Enter or leaving the field says it is whole (a tag matches whole, not in part).
+  const setTag = (e) => e.target.value.trim() !== filters.tag && change({ tag: e.target.value.trim() });
   return html`<form class="toolbar" onSubmit=${(e) => e.preventDefault()} data-testid="run-filters">
     <input type="search" placeholder="Search run id, name, job type" aria-label="Search runs" value=${typed}
            onInput=${(e) => setTyped(e.target.value)} />
@@ -75,18 +77,22 @@ function Filters({ filters, jobTypes, change }) {
     <label class="toggle">Job type <select value=${filters.jobType} onChange=${set("jobType")}>
       <option value="">any</option>${jobTypes.map((t) => html`<option value=${t}>${t}</option>`)}
     </select></label>
+    <label class="toggle">Tag <input type="search" placeholder="any" aria-label="Runs with tag" value=${filters.tag}
+      size="12" onChange=${setTag} onKeyDown=${(e) => e.key === "Enter" && setTag(e)} /></label>
   </form>`;
 }
 
-function RunsTable({ runs }) {
+function RunsTable({ runs, onTag }) {
   const keys = summaryKeys(runs);
   return html`<table class="grid" data-testid="runs">
-    <thead><tr><th>Run</th><th>Job type</th><th>State</th><th>Started by</th><th>Started</th><th>Finished</th>
+    <thead><tr><th>Run</th><th>Job type</th><th>State</th><th>Tags</th><th>Started by</th><th>Started</th><th>Finished</th>
       ${keys.map((k) => html`<th>${k}</th>`)}<th>Launched by</th></tr></thead>
     <tbody>${runs.map((r) => html`<tr>
       <td><a href=${runHref(r.entity, r.project, r.runId)}>${r.name || r.runId}</a>${r.name && html`<br /><code class="muted">${r.runId}</code>`}</td>
       <td>${r.jobType || html`<span class="muted">—</span>`}</td>
       <td><${StateBadge} state=${r.state} /></td>
+      <td data-testid="run-tags">${r.tags.map((t) => html`<button type="button" class="link small" title=${`only runs tagged ${t}`}
+        onClick=${() => onTag(t)}><${Badge} kind="tag">${t}<//></button>`)}</td>
       <td>${r.startedBy}</td>
       <td><${Time} at=${r.startedAt} /></td>
       <td><${Time} at=${r.finishedAt} /></td>
@@ -102,11 +108,12 @@ function knownState(asked) {
   return STATES.includes(asked) ? asked : "";
 }
 
-// Keyed by project and address in app.js: what its address carries (`?search=…&state=…&jobType=…&after=…`) is
+// Keyed by project and address in app.js: what its address carries (`?search=…&state=…&jobType=…&tag=…&after=…`) is
 // what it shows first, and what it shows is kept there, so that Back from a run, a reload or a link finds it again.
 export function ProjectRuns({ entity, project, params = new URLSearchParams() }) {
   const [filters, setFilters] = useState(() => ({
     search: params.get("search") || "", state: knownState(params.get("state")), jobType: params.get("jobType") || "",
+    tag: params.get("tag") || "",
   }));
   const pages = useCursorPages(params.getAll("after"));
   const change = (patch) => { setFilters((before) => ({ ...before, ...patch })); pages.restart(); };
@@ -116,6 +123,7 @@ export function ProjectRuns({ entity, project, params = new URLSearchParams() })
   const result = useQuery(RUNS, {
     entity, project, first: PAGE_SIZE, after: pages.after,
     search: filters.search || null, state: filters.state ? filters.state.toUpperCase() : null, jobType: filters.jobType || null,
+    filters: filters.tag ? { tags: { $in: [filters.tag] } } : null,
   });
   const live = useLive({ streamPrefix: `run:${entity}/${project}/`, types: RUN_EVENTS }, () => { info.reload(); result.reload(); });
   const about = info.data?.project;
@@ -127,8 +135,8 @@ export function ProjectRuns({ entity, project, params = new URLSearchParams() })
     </header>
     <${Filters} filters=${filters} jobTypes=${about?.jobTypes || []} change=${change} />
     <${Loaded} result=${result}>${({ runs }) => html`
-      <${RunsTable} runs=${runs.items} />
-      ${!runs.items.length && html`<p class="muted">${filters.search || filters.state || filters.jobType ? "No run matches." : `No run in ${entity}/${project}.`}</p>`}
+      <${RunsTable} runs=${runs.items} onTag=${(tag) => change({ tag })} />
+      ${!runs.items.length && html`<p class="muted">${filters.search || filters.state || filters.jobType || filters.tag ? "No run matches." : `No run in ${entity}/${project}.`}</p>`}
       <${Pager} pages=${pages} page=${runs} stale=${result.stale} total=${[runs.totalCount, "run", "runs"]}
         testid="runs-page" />`}<//>
     <p class="live muted" title="live updates over the events subscription">● ${live}</p>
