@@ -41,6 +41,9 @@ async def test_an_admin_gives_zoe_a_key_and_member_on_a_model_then_revokes_the_k
         zoe_row = admin.get_by_test_id("principal").filter(has_text="user:zoe")
         await expect(zoe_row.get_by_test_id("key")).to_contain_text("zoe's laptop")
         await expect(zoe_row.get_by_test_id("key")).to_contain_text("· expires")
+        await expect(zoe_row.get_by_test_id("key-last-used")).to_have_text(" · never used")
+        in_use = admin.get_by_test_id("principal").get_by_test_id("key").filter(has_text="in use")
+        await expect(in_use.get_by_test_id("key-last-used")).to_contain_text("last used")  # the admin's own, now
         await expect(zoe_row).to_contain_text(zoe_key[: len("mr_") + 12])  # the key's public prefix
 
         # An invalid scope is refused by the API, and the page says why.
