@@ -42,8 +42,13 @@ class ApiKey(graphene.ObjectType):
     live = graphene.Boolean(required=True, description="neither revoked nor expired: requests with it are accepted")
     expires_at = graphene.DateTime(description="refused from then on; null: it never expires")
     last_used_at = graphene.DateTime(
-        description="when a request last presented it (within a minute), accepted or refused as expired; null: "
-        "never since modelreg recorded uses"
+        description="when a request last presented it (within 30 s), accepted or refused as expired; null: never "
+        "since modelreg began recording uses"
+    )
+    unused_since = graphene.DateTime(
+        required=True,
+        description="since when no request presented it: its last use, else the later of its issue and when modelreg "
+        "began recording uses (a key used only before that is not taken for one never used)",
     )
     scopes = graphene.List(
         graphene.NonNull(graphene.String),
@@ -62,6 +67,13 @@ class ApiKey(graphene.ObjectType):
         written, uses = root.get("last_used_at"), info.context.key_uses
         return uses.last_used(root["id"], written) if uses is not None else written
 
+    @staticmethod
+    def resolve_unused_since(root: dict[str, Any], info: graphene.ResolveInfo) -> datetime:
+        if (used := ApiKey.resolve_last_used_at(root, info)) is not None:
+            return used
+        recorded_since = root.get("uses_recorded_since")
+        return max(root["issued_at"], recorded_since) if recorded_since is not None else root["issued_at"]
+
 
 def _api_key(row: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -78,6 +90,7 @@ def _api_key(row: dict[str, Any]) -> dict[str, Any]:
         "scopes": row.get("scopes") or [],
         "expires_at": row.get("expires_at"),
         "last_used_at": row.get("last_used_at"),
+        "uses_recorded_since": row.get("uses_recorded_since"),
     }
 
 

@@ -19,7 +19,9 @@ PrincipalKey = tuple[str, str]  # (kind, id)
 # The last use is written by the API processes (services/http/key_uses.py), beside the read model.
 _KEY_COLUMNS = (
     "key_id, principal_kind, principal_id, role, label, issued_at, issued_by, revoked_at, revoked_by, scopes, "
-    "expires_at, (SELECT u.last_used_at FROM api_key_uses u WHERE u.key_id = api_keys.key_id) AS last_used_at"
+    "expires_at, (SELECT u.last_used_at FROM api_key_uses u WHERE u.key_id = api_keys.key_id) AS last_used_at, "
+    "(SELECT m.applied_at FROM schema_migrations m WHERE m.component = 'key_uses' AND m.number = 1) "
+    "AS uses_recorded_since"
 )
 
 

@@ -102,8 +102,10 @@ async def reset(conn: asyncpg.Connection, projection: str, tables: Sequence[str]
 
 
 async def topics_projected(pool: asyncpg.Pool) -> set[str]:
-    """The topics whose events this database's read models were built from (one, but for a log moved elsewhere)."""
-    return {r["topic"] for r in await pool.fetch("SELECT DISTINCT topic FROM projection_positions")}
+    """The topics whose events this database's read models were built from (one, but for a log moved elsewhere): a
+    topic nothing was applied from (its positions reset, or left at 0 by a move) built nothing."""
+    rows = await pool.fetch("SELECT DISTINCT topic FROM projection_positions WHERE next_offset > 0")
+    return {r["topic"] for r in rows}
 
 
 async def applied_ends(pool: asyncpg.Pool, topic: str) -> dict[int, int]:

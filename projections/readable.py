@@ -273,6 +273,10 @@ class Visibility:
             sorted(readable.hidden_models),
         )
 
+    async def blob_listed(self, digest: str) -> bool:
+        """Whether a live version lists the file, whoever may read it."""
+        return await self.pool.fetchval(f"SELECT {_held_by_a_readable_version('$1::text')}", digest, [], [])
+
     async def blob_hidden(self, digest: str, readable: Readable) -> bool:
         """Whether a stored file is held only by versions the caller may not read: to that caller the store
         answers as if it did not have it (whether a private team holds some exact bytes is theirs to know), and

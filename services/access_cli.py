@@ -99,14 +99,14 @@ def key_list(search: str | None, revoked: bool, unused_for: str | None, url: str
     request last presented it."""
     unused_since = datetime.now(UTC) - timedelta(seconds=seconds(unused_for, "--unused-for")) if unused_for else None
     query = """query($search: String, $after: String) { principals(search: $search, first: 200, after: $after) {
-      items { id keys { id role label scopes issuedAt issuedBy live revokedAt expiresAt lastUsedAt } }
+      items { id keys { id role label scopes issuedAt issuedBy live revokedAt expiresAt lastUsedAt unusedSince } }
       endCursor hasNextPage } }"""
     for principal in _pages(url, api_key, query, "principals", search=search):
         for found in principal["keys"]:
             if not found["live"] and not revoked:
                 continue
             used = found["lastUsedAt"]
-            if unused_since is not None and _used_since(used or found["issuedAt"], unused_since):
+            if unused_since is not None and _used_since(found["unusedSince"], unused_since):
                 continue
             limits = f" limited to {','.join(found['scopes'])}" if found["scopes"] else ""
             if found["live"]:

@@ -56,7 +56,13 @@ from modelreg.services.commands.api_keys import key_sha256
 from modelreg.services.commands.application import Application
 from modelreg.services.commands.commands import IssueApiKey
 from modelreg.services.http.blob_routes import add_blob_routes
-from modelreg.services.http.blob_visibility import HIDDEN_FROM_CALLER, LISTED_OUT_OF_SIGHT, SENDER, hidden_from
+from modelreg.services.http.blob_visibility import (
+    HIDDEN_FROM_CALLER,
+    LISTED_BY_A_VERSION,
+    LISTED_OUT_OF_SIGHT,
+    SENDER,
+    hidden_from,
+)
 from modelreg.services.http.body_limits import LIMITS, BodyLimits, bodies_within_limits, read_bounded, refusal
 from modelreg.services.http.database_unavailable import MESSAGE as DATABASE_UNAVAILABLE
 from modelreg.services.http.database_unavailable import (
@@ -654,6 +660,7 @@ async def blobs_need_a_key(request: web.Request, handler: Any) -> web.StreamResp
         hidden = hidden_from(visibility, readable, application.blobs, caller.holder)
         request[HIDDEN_FROM_CALLER] = hidden
         request[LISTED_OUT_OF_SIGHT] = lambda digest: visibility.blob_hidden(digest, readable)
+        request[LISTED_BY_A_VERSION] = visibility.blob_listed
         request[SENDER] = caller.holder
         digest = request.match_info.get("digest")
         if digest is not None and not DIGEST.match(digest):

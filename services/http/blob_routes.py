@@ -16,7 +16,7 @@ from aiohttp import web
 from modelreg.errors import InvalidInput
 from modelreg.events.names import count_in
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
-from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller
+from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller, listed_by_a_version
 from modelreg.services.http.body_limits import read_bounded, received_bounded
 from modelreg.services.infra.blob_store import FolderBlobStore
 
@@ -103,12 +103,23 @@ async def blob_candidates(request: web.Request) -> web.Response:
 async def get_blob(request: web.Request) -> web.StreamResponse:
     store, digest = _path_or_400(request)
     if not store.has(digest):
-        # A live version the caller may read lists it (blobs_need_a_key): the file was stored, but not here.
-        log.warning("blob %s, listed by a version, is not in the blob folder %s", digest, store.root)
-        raise web.HTTPNotFound(text=missing_from_store(digest, "this API's blob folder"))
+        if await listed_by_a_version(request, digest):  # it was stored (a version lists it), but not here
+            said_once(f"blob {digest}, listed by a version, is not in the blob folder {store.root}")
+            raise web.HTTPNotFound(text=missing_from_store(digest, "this API's blob folder"))
+        raise web.HTTPNotFound(text=f"no blob {digest}: no version lists it, and it was not uploaded")
     path = store.path(digest)
     request.app[BLOB_BYTES].sent(path.stat().st_size)
     return web.FileResponse(path, chunk_size=CHUNK)
+
+
+_SAID: set[str] = set()
+
+
+def said_once(warning: str) -> None:
+    """A warning logged once per file and process: any key holder could ask for the file in a loop."""
+    if warning not in _SAID and len(_SAID) < 10_000:
+        _SAID.add(warning)
+        log.warning("%s: every API process must use the same blob store", warning)
 
 
 def missing_from_store(digest: str, store: str) -> str:

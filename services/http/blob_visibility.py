@@ -29,6 +29,8 @@ from modelreg.services.commands.decisions import StoredBlobs
 HIDDEN_FROM_CALLER: web.RequestKey[Callable[[str], Awaitable[bool]]] = web.RequestKey("hidden_from_caller")
 # And: digest -> listed only by versions hidden from the caller (an upload's completion is refused then)?
 LISTED_OUT_OF_SIGHT: web.RequestKey[Callable[[str], Awaitable[bool]]] = web.RequestKey("listed_out_of_sight")
+# And: digest -> listed by a live version (whoever may read it): a file missing from the store then is a fault.
+LISTED_BY_A_VERSION: web.RequestKey[Callable[[str], Awaitable[bool]]] = web.RequestKey("listed_by_a_version")
 # Also set there: the principal sending bytes, recorded as their holder (services/infra/blob_holders.py).
 SENDER: web.RequestKey[str] = web.RequestKey("sender", str)
 
@@ -36,6 +38,11 @@ SENDER: web.RequestKey[str] = web.RequestKey("sender", str)
 async def hidden_from_caller(request: web.Request, digest: str) -> bool:
     hidden = request.get(HIDDEN_FROM_CALLER)
     return hidden is not None and await hidden(digest)
+
+
+async def listed_by_a_version(request: web.Request, digest: str) -> bool:
+    listed = request.get(LISTED_BY_A_VERSION)
+    return listed is not None and await listed(digest)
 
 
 async def listed_out_of_sight(request: web.Request, digest: str) -> bool:

@@ -26,6 +26,9 @@ from modelreg.projections.migrations import Migration
 log = logging.getLogger(__name__)
 
 FLUSH_S = 30.0
+# A write PostgreSQL does not answer (a partition, a failover gone silent) is given up: the uses wait for the next, and
+# a stopping API does not wait until TCP gives up.
+WRITE_WITHIN_S = 5.0
 
 MIGRATIONS = (
     Migration(
@@ -55,13 +58,14 @@ class KeyUses:
         self.pool = pool
         self.flush_s = flush_s
         self._unwritten: dict[str, datetime] = {}
+        self._writing: dict[str, datetime] = {}  # taken by the write under way: shown until it commits
 
     def note(self, key_id: str) -> None:
         self._unwritten[key_id] = datetime.now(UTC)
 
     def last_used(self, key_id: str, written: datetime | None) -> datetime | None:
         """The key's last use: the one written, or this process's own if it has not written it yet."""
-        mine = self._unwritten.get(key_id)
+        mine = self._unwritten.get(key_id) or self._writing.get(key_id)
         if mine is None or (written is not None and written >= mine):
             return written
         return mine
@@ -70,14 +74,20 @@ class KeyUses:
         uses, self._unwritten = self._unwritten, {}
         if not uses:
             return
+        # In key order: two APIs writing the same keys at once lock their rows in one order, never in opposite ones.
+        key_ids = sorted(uses)
+        self._writing = uses
         try:
-            await self.pool.execute(_WRITE, list(uses), list(uses.values()))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            async with asyncio.timeout(WRITE_WITHIN_S):
+                await self.pool.execute(_WRITE, key_ids, [uses[k] for k in key_ids])
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             log.debug("the API keys' last uses wait for PostgreSQL: %s", e)
             self._keep(uses)
         except asyncio.CancelledError:  # the process stops: its last write comes next
             self._keep(uses)
             raise
+        finally:
+            self._writing = {}
 
     def _keep(self, uses: dict[str, datetime]) -> None:
         """Unwritten uses wait for the next write, beside the ones noted meanwhile (the newer of two wins)."""

@@ -20,9 +20,14 @@ from typing import Any
 from aiohttp import web
 
 from modelreg.errors import InvalidInput, Unavailable
-from modelreg.services.http.blob_routes import missing_from_store
+from modelreg.services.http.blob_routes import missing_from_store, said_once
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
-from modelreg.services.http.blob_visibility import SENDER, hidden_from_caller, listed_out_of_sight
+from modelreg.services.http.blob_visibility import (
+    SENDER,
+    hidden_from_caller,
+    listed_by_a_version,
+    listed_out_of_sight,
+)
 from modelreg.services.http.body_limits import read_bounded
 from modelreg.services.infra.blob_store import DIGEST
 from modelreg.services.infra.object_store import PROOF, UPLOAD_GONE, ObjectBlobStore
@@ -119,8 +124,10 @@ async def get_blob(request: web.Request) -> web.Response:
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     if size is None:
-        log.warning("blob %s, listed by a version, is not in the bucket", digest)
-        raise web.HTTPNotFound(text=missing_from_store(digest, "the bucket"))
+        if await listed_by_a_version(request, digest):
+            said_once(f"blob {digest}, listed by a version, is not in the bucket")
+            raise web.HTTPNotFound(text=missing_from_store(digest, "the bucket"))
+        raise web.HTTPNotFound(text=f"no blob {digest}: no version lists it, and it was not uploaded")
     request.app[BLOB_BYTES].sent(size)
     raise web.HTTPTemporaryRedirect(await store.download_url(digest))
 

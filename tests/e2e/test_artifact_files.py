@@ -87,3 +87,7 @@ async def test_a_listed_file_missing_from_this_apis_folder_says_the_apis_must_sh
     assert missing.status == 404
     assert "in this API's blob folder, though an artifact version lists it" in said
     assert "every API process must use the same one" in said and str(stack.settings.blob_dir) not in said
+
+    never_uploaded = await stack.client.get(f"/blobs/{digest_of(b'never uploaded')}", headers=await stack.auth())
+    assert never_uploaded.status == 404
+    assert "no version lists it, and it was not uploaded" in await never_uploaded.text()
