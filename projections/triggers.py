@@ -477,7 +477,8 @@ class TriggersProjection(Projection):
     @handles(AutomationFired)
     def automation_fired(self, e: AutomationFired, envelope: Envelope) -> list[Statement]:
         args = (e.automation_id, e.event_id, e.outcome, e.job_id, e.detail, envelope.occurred_at, e.event_type)
-        return [Statement(_CLOSED, args)]
+        # The runner takes a few pending firings per automation a pass: one closed lets the next in.
+        return [Statement(_CLOSED, args), _WAKE_RUNNER]
 
     @handles(FiringRetried)
     def firing_retried(self, e: FiringRetried, envelope: Envelope) -> list[Statement]:

@@ -144,6 +144,9 @@ class AutomationRunner:
         supervised_at = runs_supervised_at = 0.0
         try:
             while not stopping.is_set():
+                # Cleared before the pass, not after: a firing closed while it ran lets the next of its automation in
+                # (pending_firings gives a few per automation), and that wake was lost, one pass a second.
+                self._wake.clear()
                 try:
                     await self.fire_pending()
                     if time.monotonic() - supervised_at > min(5.0, self.agent_timeout_s / 3):
@@ -163,7 +166,6 @@ class AutomationRunner:
                     await asyncio.sleep(1.0)
                 else:
                     self._log_answers()
-                self._wake.clear()
                 waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())]
                 await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
                 for w in waits:
@@ -267,8 +269,13 @@ class AutomationRunner:
         try:
             if await self.fire(firing):
                 self._done.add(key)
-        except Exception:
-            log.exception("automation %s: firing for event %s failed; it stays pending and is retried", *key[:2])
+        except Exception as exc:
+            if isinstance(exc, ModelregError) and exc.retriable:
+                # Nothing was written (another change held its turn: a killed process's claims last STALE_AFTER, in
+                # services/commands/in_flight.py): a traceback for each firing of a burst told an operator nothing.
+                log.warning("automation %s: firing for event %s waits and is retried: %s", *key[:2], exc)
+            else:
+                log.exception("automation %s: firing for event %s failed; it stays pending and is retried", *key[:2])
             await asyncio.sleep(1.0)
         finally:
             self._in_flight.discard(key)

@@ -115,7 +115,8 @@ async def test_a_subscription_cancelled_while_joining_leaves_no_member_behind_un
     await log.start()
     try:
         before = set(asyncio.all_tasks())
-        joining = asyncio.create_task(log.subscribe("static-membership", from_zero))
+        # A group of its own: the other story's member, gone without a goodbye, would hold this join for its session.
+        joining = asyncio.create_task(log.subscribe(f"static-membership-{uuid.uuid4().hex[:8]}", from_zero))
         while not _group_tasks(before):  # start() has begun to coordinate with the group
             await asyncio.sleep(0.01)
         joining.cancel()
