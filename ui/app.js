@@ -33,11 +33,11 @@ function route() {
   switch (section) {
     case undefined:
     case "models":
-      if (rest.length >= 2) return { page: "version", model: rest[0], version: rest[1], tab: rest[2] || "overview" };
+      if (rest.length >= 2) return { page: "version", model: rest[0], version: rest[1], tab: rest[2] || "overview", query, params };
       return { page: "registry", model: rest[0], query, after: params.getAll("after") };
     case "artifacts":
       if (!rest[0]) return { page: "notfound" };
-      return { page: "artifact", id: rest[0], tab: rest[1] || "overview" };
+      return { page: "artifact", id: rest[0], tab: rest[1] || "overview", query, params };
     case "runs":
       if (rest.length >= 3) return { page: "run", entity: rest[0], project: rest[1], runId: rest[2] };
       if (rest.length === 2) return { page: "runs", entity: rest[0], project: rest[1], query, params };
@@ -77,8 +77,9 @@ function Page({ r }) {
   switch (r.page) {
     case "registry": return html`<${Registry} model=${r.model} query=${r.query} after=${r.after} />`;
     // Keyed by what they show: another version or artifact starts afresh (its history's toggle unticked, say).
-    case "version": return html`<${VersionPage} key=${`${r.model}/${r.version}`} model=${r.model} version=${r.version} tab=${r.tab} />`;
-    case "artifact": return html`<${ArtifactPage} key=${r.id} id=${r.id} tab=${r.tab} />`;
+    case "version": return html`<${VersionPage} key=${`${r.model}/${r.version}`} model=${r.model} version=${r.version} tab=${r.tab}
+      query=${r.query} params=${r.params} />`;
+    case "artifact": return html`<${ArtifactPage} key=${r.id} id=${r.id} tab=${r.tab} query=${r.query} params=${r.params} />`;
     case "run": return html`<${RunPage} entity=${r.entity} project=${r.project} runId=${r.runId} />`;
     // Keyed by project and address, as the audit log: a link with other filters or another page starts from those.
     case "runs": return html`<${ProjectRuns} key=${`${r.entity}/${r.project}?${r.query}`}

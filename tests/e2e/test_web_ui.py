@@ -7,6 +7,7 @@ With MODELREG_SCREENSHOTS=1, screenshots of every page are written to docs/scree
 from __future__ import annotations
 
 import base64
+import re
 
 from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.stack import Stack
@@ -266,6 +267,18 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await nodes.get_by_role("button", name="walk from nature-images:v0").click()
         await page.get_by_label("Direction").select_option("DOWNSTREAM")
         await expect(nodes.locator("tbody tr").filter(has_text="classifier:v0")).to_have_count(1)
+        # Kept in the address (written once the graph shows): a reload, Back from a run or a link draws this walk.
+        await expect(page).to_have_url(re.compile(r"/lineage\?from=[^&]+&direction=downstream$"))
+        walk = page.url
+        await page.reload()
+        await expect(page.get_by_label("Direction")).to_have_value("DOWNSTREAM")
+        await expect(nodes.locator("tbody tr").filter(has_text="classifier:v0")).to_have_count(1)
+        elsewhere = await browser.page(viewer_key, expect_principal="user:dana")
+        await elsewhere.goto(walk)
+        await expect(
+            elsewhere.get_by_test_id("lineage-nodes").locator("tbody tr").filter(has_text="classifier:v0")
+        ).to_have_count(1)
+        await elsewhere.close()
 
         # The run that trained production: config, summary, curves.
         await page.get_by_role("button", name="Back to this version").click()

@@ -64,7 +64,8 @@ async def seed(stack: Stack) -> None:
             series = [{"key": f"layer_{k:04d}", "firstStep": 0, "values": [k]} for k in range(LAYERS)]
             await ok(stack, LOG_BATCH, {"i": {**run, "series": series}})
             await log_checkpoints(stack, run["runId"], LOGGED)
-        summary = {"loss": round(0.5 - n * 0.01, 3), "accuracy": round(0.8 + n * 0.005, 3)}
+        # accuracy as define_metric("accuracy", summary="max") keeps it
+        summary = {"loss": round(0.5 - n * 0.01, 3), "accuracy": {"max": round(0.8 + n * 0.005, 3)}}
         await ok(stack, FINISH, {"i": {**run, "state": "FAILED" if n == 7 else "FINISHED", "summary": summary}})
     await ok(stack, 'mutation { createLaunchQueue(input: {name: "cpu"}) { name } }')
     job = (await ok(stack, ENQUEUE))["enqueueJob"]["id"]
@@ -110,9 +111,8 @@ async def test_a_viewer_finds_a_run_by_project_filters_and_search_and_opens_it(s
         await expect(newest.locator(".badge")).to_have_text("running")
         await expect(newest.get_by_role("link", name="job")).to_contain_text("job ")  # the Launch job that started it
         await expect(newest).to_contain_text("cpu")
-        await expect(page.get_by_test_id("runs").locator("thead")).to_contain_text(
-            "accuracy"
-        )  # summary metrics as columns
+        # Summary metrics as columns, what define_metric kept named as W&B names it.
+        await expect(page.get_by_test_id("runs").locator("thead")).to_contain_text("accuracy.max")
         await expect(rows.filter(has_text="sweep-21")).to_contain_text("0.905")
         await expect(page.locator(".live")).to_contain_text("live")
         await screenshot(page, "runs.png", full_page=True)

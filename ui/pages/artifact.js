@@ -19,7 +19,7 @@ const ARTIFACT = `query Artifact($id: ID!) {
 
 const TABS = [["overview", "Overview"], ["files", "Files"], ["usage", "Usage"], ["lineage", "Lineage"]];
 
-export function ArtifactPage({ id, tab }) {
+export function ArtifactPage({ id, tab, query, params }) {
   const result = useQuery(ARTIFACT, { id });
   const named = result.data?.artifactVersion;
   useTitle(named ? `${named.name} ${named.version}` : "Artifact");
@@ -29,7 +29,7 @@ export function ArtifactPage({ id, tab }) {
     let body;
     if (tab === "files") body = html`<${Files} key=${av.id} files=${av.files} />`;
     else if (tab === "usage") body = html`<${Usage} usage=${av.usage} />`;
-    else if (tab === "lineage") body = html`<${LineageTab} start=${av.id} />`;
+    else if (tab === "lineage") body = html`<${LineageTab} key=${query} start=${av.id} path=${href("artifacts", id, "lineage")} params=${params} />`;
     else body = html`
       <div class="columns">
         <section>

@@ -10,6 +10,7 @@ import { useQuery } from "../api.js";
 import { html, shown, Loaded, Badge } from "../html.js";
 import { NODE_FIELDS, label, kindOf, nodeHref, refOf, nodeIdOf } from "./lineage_nodes.js";
 import { ClusterPanel, clusterId, clusterLabel } from "./lineage_cluster.js";
+import { useKeptInAddress } from "../components/pager.js";
 
 cytoscape.use(dagre);
 
@@ -119,14 +120,29 @@ function LineageView({ lineage, startId, added, setAdded, open, setOpen, walkFro
     </table>`;
 }
 
-export function LineageGraph({ start }) {
-  const [ref, setRef] = useState(start);
-  const [direction, setDirection] = useState("BOTH");
-  const [depth, setDepth] = useState(4);
+const DIRECTIONS = ["UPSTREAM", "DOWNSTREAM", "BOTH"];
+const DEPTH = 4;
+
+// Where the walk starts, its direction and depth are kept in the address (`…/lineage?from=…&direction=upstream&depth=2`,
+// each left out while it is the default), so that Back from a run's page, a reload or a shared link draws the same
+// graph. Keyed by that address (artifact.js, version.js): a link with others starts from those.
+export function LineageGraph({ start, path, params = new URLSearchParams() }) {
+  const [ref, setRef] = useState(() => params.get("from") || start);
+  const [direction, setDirection] = useState(() => {
+    const asked = (params.get("direction") || "").toUpperCase();
+    return DIRECTIONS.includes(asked) ? asked : "BOTH";
+  });
+  const [depth, setDepth] = useState(() => {
+    const asked = Number(params.get("depth"));
+    return Number.isInteger(asked) && asked >= 1 && asked <= 20 ? asked : DEPTH;
+  });
   const [added, setAdded] = useState([]); // cluster members picked into the graph: { node, edge, cluster }
   const [open, setOpen] = useState(null); // the id of the cluster whose panel is open
-  useEffect(() => setRef(start), [start]);
   useEffect(() => { setAdded([]); setOpen(null); }, [ref, direction, depth]);
+  useKeptInAddress(path, {
+    from: ref !== start ? ref : "", direction: direction !== "BOTH" ? direction.toLowerCase() : "",
+    depth: depth !== DEPTH ? String(depth) : "",
+  });
   const result = useQuery(LINEAGE, { ref, direction, depth });
   const walkFrom = (node) => setRef(refOf(node));
   return html`

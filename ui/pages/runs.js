@@ -47,12 +47,24 @@ export function Projects() {
   </main>`;
 }
 
-// The numeric summary keys most runs of the page have (the two shown as columns).
+// A run's numeric summary values by column name. What define_metric keeps is one level down, as W&B stores it
+// (`{"acc": {"max": 0.93}}`), and shown as W&B's runs table names it: `acc.max`.
+function summaryColumns(summary) {
+  const columns = new Map();
+  for (const [key, value] of Object.entries(summary || {})) {
+    if (typeof value === "number") columns.set(key, value);
+    // (A logged image's or histogram's summary is an object too, with a `_type`: its width is no metric.)
+    else if (value && typeof value === "object" && !Array.isArray(value) && !("_type" in value)) {
+      for (const [kept, v] of Object.entries(value)) if (typeof v === "number") columns.set(`${key}.${kept}`, v);
+    }
+  }
+  return columns;
+}
+
+// The numeric summary columns most runs of the page have (the two shown).
 function summaryKeys(runs, count = 2) {
   const seen = new Map();
-  for (const run of runs) {
-    for (const [key, value] of Object.entries(run.summary || {})) if (typeof value === "number") seen.set(key, (seen.get(key) || 0) + 1);
-  }
+  for (const run of runs) for (const key of summaryColumns(run.summary).keys()) seen.set(key, (seen.get(key) || 0) + 1);
   return [...seen].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, count).map(([key]) => key);
 }
 
@@ -96,7 +108,7 @@ function RunsTable({ runs, onTag }) {
       <td>${r.startedBy}</td>
       <td><${Time} at=${r.startedAt} /></td>
       <td><${Time} at=${r.finishedAt} /></td>
-      ${keys.map((k) => html`<td>${number(r.summary?.[k])}</td>`)}
+      ${keys.map((k) => html`<td>${number(summaryColumns(r.summary).get(k))}</td>`)}
       <td>${r.launchedBy ? html`<a href=${href("launch", "jobs", r.launchedBy.id)}>job <${JobId} id=${r.launchedBy.id} /></a> <span class="muted">${r.launchedBy.queue}</span>` : ""}</td>
     </tr>`)}</tbody>
   </table>`;

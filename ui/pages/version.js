@@ -172,7 +172,7 @@ function History({ model, av }) {
     <${HistoryPages} key=${all ? "all" : "mine"} model=${model} av=${av} all=${all} />`;
 }
 
-export function VersionPage({ model, version, tab }) {
+export function VersionPage({ model, version, tab, query, params }) {
   useTitle(`${model} ${version}`);
   const result = useQuery(VERSION, { model, version });
   useLive({ registeredModel: model }, result.reload);
@@ -187,7 +187,8 @@ export function VersionPage({ model, version, tab }) {
     else if (tab === "metadata") body = html`<${Metadata} av=${av} />`;
     else if (tab === "files") body = html`<${Files} key=${av.id} files=${av.files} />`;
     else if (tab === "usage") body = html`<${Usage} usage=${v.usage} />`;
-    else if (tab === "lineage") body = html`<${LineageTab} start=${av.id} />`;
+    else if (tab === "lineage") body = html`<${LineageTab} key=${query} start=${av.id} path=${href("models", model, version, "lineage")}
+      params=${params} />`;
     else if (tab === "history") body = html`<${History} model=${m.name} av=${av} />`;
     else body = html`<p class="muted">No tab named ${tab}.</p>`;
     return html`
