@@ -336,6 +336,14 @@ class TriggersProjection(Projection):
     async def prepare(self, conn: Any, events: Sequence[Envelope] = ()) -> None:
         self._kinds = {r["trigger_event"] for r in await conn.fetch(_KINDS)}
 
+    def batch_statements(self, events: Sequence[Envelope]) -> list[tuple[str, Statement]]:
+        """One wake of the runner a batch, at its end (PostgreSQL sends it at the commit whatever its place). One per
+        event stood between two closed firings of an automation, on one stream: each close was a round trip of its
+        own instead of one executemany for the batch's."""
+        statements = super().batch_statements(events)
+        kept = [(stream, statement) for stream, statement in statements if statement is not _WAKE_RUNNER]
+        return kept if len(kept) == len(statements) else [*kept, ("", _WAKE_RUNNER)]
+
     def _fire(
         self,
         kind: str,

@@ -61,6 +61,7 @@ from modelreg.services.commands.launch_commands import (
 log = logging.getLogger(__name__)
 
 FIRINGS_CHANNEL = "modelreg_firings"
+WOKEN_PASSES_APART_S = 0.05
 # A webhook's attempts wait 5, 10, 20 s... up to 10 minutes apart: the 5 attempts of the default span 75 s
 # (0, 5, 15, 35, 75), 20 (the most allowed) about 2 hours; a receiver restarting or being deployed misses none.
 # They were 0.5 s apart at first, and 7.5 s of a receiver's downtime lost the notification for good.
@@ -147,6 +148,7 @@ class AutomationRunner:
                 # Cleared before the pass, not after: a firing closed while it ran lets the next of its automation in
                 # (pending_firings gives a few per automation), and that wake was lost, one pass a second.
                 self._wake.clear()
+                passed_at = time.monotonic()
                 try:
                     await self.fire_pending()
                     if time.monotonic() - supervised_at > min(5.0, self.agent_timeout_s / 3):
@@ -170,6 +172,10 @@ class AutomationRunner:
                 await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
                 for w in waits:
                     w.cancel()
+                # Woken passes come at most WOKEN_PASSES_APART_S apart: each reads every pending firing, and a burst's
+                # firings close a commit at a time.
+                if not stopping.is_set() and (rest := WOKEN_PASSES_APART_S - (time.monotonic() - passed_at)) > 0:
+                    await asyncio.sleep(rest)
         finally:
             # The firings in flight first: stopped because the lock's session hung (services/triggers.py), the goodbyes
             # below wait on PostgreSQL, and meanwhile they went on beside the replica active now.
@@ -271,8 +277,9 @@ class AutomationRunner:
                 self._done.add(key)
         except Exception as exc:
             if isinstance(exc, ModelregError) and exc.retriable:
-                # Nothing was written (another change held its turn: a killed process's claims last STALE_AFTER, in
-                # services/commands/in_flight.py): a traceback for each firing of a burst told an operator nothing.
+                # Another change held a turn it needed (a killed process's claims last STALE_AFTER, in
+                # services/commands/in_flight.py): the firing stays pending and the next pass carries it out again,
+                # under the same job or delivery id. A traceback for each firing of a burst told an operator nothing.
                 log.warning("automation %s: firing for event %s waits and is retried: %s", *key[:2], exc)
             else:
                 log.exception("automation %s: firing for event %s failed; it stays pending and is retried", *key[:2])

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pickle
+from uuid import uuid4
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from modelreg.events.automations import AutomationFired, automation_stream
+from modelreg.events.envelope import Actor, Envelope
 from modelreg.projections.projection import CopyInto, Statement
 from modelreg.projections.runtime import execution_plan
+from modelreg.projections.triggers import TriggersProjection
 
 
 def order_of(plan: list[tuple[str, list[tuple[object, ...]]]]) -> list[object]:
@@ -61,3 +65,26 @@ def test_rows_to_copy_in_are_planned_as_one_copy_per_round_whatever_their_stream
     # Pickled and copied like any other statement (a str subclass with arguments of its own is not, by default).
     assert pickle.loads(pickle.dumps(statements)) == statements
     assert isinstance(pickle.loads(pickle.dumps(copy_in)), CopyInto)
+
+
+def test_a_batch_of_one_automations_closed_firings_is_written_in_one_round_trip_and_wakes_the_runner_once() -> None:
+    automation_id = uuid4()
+    closed = [
+        Envelope.new(
+            AutomationFired(
+                automation_id=automation_id,
+                event_id=uuid4(),
+                event_type="runs.run_finished",
+                outcome="delivered",
+                scope="entity:acme",
+            ),
+            stream=automation_stream(automation_id),
+            actor=Actor(kind="automation", id=str(automation_id)),
+        )
+        for _ in range(20)
+    ]
+
+    plan = execution_plan(TriggersProjection().batch_statements(closed))
+
+    assert [len(rows) for _, rows in plan] == [20, 1]  # the closes in one executemany, then one NOTIFY
+    assert "pg_notify" in str(plan[1][0])

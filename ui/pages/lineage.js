@@ -127,14 +127,20 @@ const DEPTH = 4;
 // each left out while it is the default), so that Back from a run's page, a reload or a shared link draws the same
 // graph. Keyed by that address (artifact.js, version.js): a link with others starts from those.
 export function LineageGraph({ start, path, params = new URLSearchParams() }) {
-  const [ref, setRef] = useState(() => params.get("from") || start);
+  // The address as it is when the graph mounts: mounted again on the same page (the tab unmounted while its answer
+  // failed), it draws the walk as it was since, not as the page was entered.
+  const [asked] = useState(() => {
+    const [current, query = ""] = location.hash.split("?");
+    return current === path ? new URLSearchParams(query) : params;
+  });
+  const [ref, setRef] = useState(() => asked.get("from") || start);
   const [direction, setDirection] = useState(() => {
-    const asked = (params.get("direction") || "").toUpperCase();
-    return DIRECTIONS.includes(asked) ? asked : "BOTH";
+    const named = (asked.get("direction") || "").toUpperCase();
+    return DIRECTIONS.includes(named) ? named : "BOTH";
   });
   const [depth, setDepth] = useState(() => {
-    const asked = Number(params.get("depth"));
-    return Number.isInteger(asked) && asked >= 1 && asked <= 20 ? asked : DEPTH;
+    const steps = Number(asked.get("depth"));
+    return Number.isInteger(steps) && steps >= 1 && steps <= 20 ? steps : DEPTH;
   });
   const [added, setAdded] = useState([]); // cluster members picked into the graph: { node, edge, cluster }
   const [open, setOpen] = useState(null); // the id of the cluster whose panel is open
