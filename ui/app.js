@@ -9,6 +9,7 @@ import { Registry } from "./pages/registry.js";
 import { VersionPage } from "./pages/version.js";
 import { RunPage } from "./pages/run.js";
 import { Projects, ProjectRuns } from "./pages/runs.js";
+import { ComparePage } from "./pages/compare.js";
 import { ArtifactPage } from "./pages/artifact.js";
 import { Launch } from "./pages/launch.js";
 import { Automations, OneAutomation } from "./pages/automations.js";
@@ -42,6 +43,9 @@ function route() {
       if (rest.length >= 3) return { page: "run", entity: rest[0], project: rest[1], runId: rest[2] };
       if (rest.length === 2) return { page: "runs", entity: rest[0], project: rest[1], query, params };
       return { page: "projects" };
+    case "compare":
+      if (rest.length !== 2) return { page: "notfound" };
+      return { page: "compare", entity: rest[0], project: rest[1], query, params };
     case "launch":
       return {
         page: "launch", jobId: rest[0] === "jobs" ? rest[1] : undefined, fromRun: rest[0] === "clone" ? rest.slice(1) : undefined,
@@ -85,6 +89,9 @@ function Page({ r }) {
     case "runs": return html`<${ProjectRuns} key=${`${r.entity}/${r.project}?${r.query}`}
       entity=${r.entity} project=${r.project} params=${r.params} />`;
     case "projects": return html`<${Projects} />`;
+    // Keyed by its address: a link naming other runs starts afresh from them.
+    case "compare": return html`<${ComparePage} key=${`${r.entity}/${r.project}?${r.query}`}
+      entity=${r.entity} project=${r.project} params=${r.params} />`;
     // Its jobs list is keyed by the address, as the audit log.
     case "launch": return html`<${Launch} jobId=${r.jobId} fromRun=${r.fromRun} query=${r.query} params=${r.params} />`;
     // The list is keyed by its address, as the audit log: a link to another page of it starts from that page.
@@ -129,7 +136,7 @@ function App() {
   if (checking) return html`<p class="muted pad">Checking your API key…</p>`;
   if (!viewer) return html`<${Login} refused=${refused} onLogin=${(v) => { setRefused(null); setViewer(v); }} />`;
 
-  const section = ["version", "artifact"].includes(r.page) ? "registry" : ["run", "projects"].includes(r.page) ? "runs" : r.page;
+  const section = ["version", "artifact"].includes(r.page) ? "registry" : ["run", "projects", "compare"].includes(r.page) ? "runs" : r.page;
   const nav = [["registry", "#/", "Registry"], ["runs", "#/runs", "Runs"], ["launch", "#/launch", "Launch"], ["automations", "#/automations", "Automations"], ["audit", "#/audit", "Audit log"]];
   // Keys and grants are managed by installation admins; anyone else finds their own access at #/access.
   if (isAdmin(viewer)) nav.push(["access", "#/access", "Access"]);

@@ -103,13 +103,20 @@ async def blob_candidates(request: web.Request) -> web.Response:
 async def get_blob(request: web.Request) -> web.StreamResponse:
     store, digest = _path_or_400(request)
     if not store.has(digest):
-        if await listed_by_a_version(request, digest):  # it was stored (a version lists it), but not here
-            said_once(f"blob {digest}, listed by a version, is not in the blob folder {store.root}")
-            raise web.HTTPNotFound(text=missing_from_store(digest, "this API's blob folder"))
-        raise web.HTTPNotFound(text=f"no blob {digest}: no version lists it, and it was not uploaded")
+        raise await blob_not_found(request, digest, "this API's blob folder", logged_as=f"the blob folder {store.root}")
     path = store.path(digest)
     request.app[BLOB_BYTES].sent(path.stat().st_size)
     return web.FileResponse(path, chunk_size=CHUNK)
+
+
+async def blob_not_found(request: web.Request, digest: str, store: str, logged_as: str) -> web.HTTPNotFound:
+    """The answer to a download the store cannot serve. It blames the store only when a version lists the blob:
+    it was stored once, so the store is not the one it was stored through (or lost it). `logged_as` names the
+    store in the operator's log, where a folder's path may be said; `store` names it to the caller."""
+    if await listed_by_a_version(request, digest):
+        said_once(f"blob {digest}, listed by a version, is not in {logged_as}")
+        return web.HTTPNotFound(text=missing_from_store(digest, store))
+    return web.HTTPNotFound(text=f"no blob {digest}: no version lists it, and it was not uploaded")
 
 
 _SAID: set[str] = set()

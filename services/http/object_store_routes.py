@@ -20,12 +20,11 @@ from typing import Any
 from aiohttp import web
 
 from modelreg.errors import InvalidInput, Unavailable
-from modelreg.services.http.blob_routes import missing_from_store, said_once
+from modelreg.services.http.blob_routes import blob_not_found
 from modelreg.services.http.blob_traffic import BLOB_BYTES, BlobTraffic
 from modelreg.services.http.blob_visibility import (
     SENDER,
     hidden_from_caller,
-    listed_by_a_version,
     listed_out_of_sight,
 )
 from modelreg.services.http.body_limits import read_bounded
@@ -124,10 +123,7 @@ async def get_blob(request: web.Request) -> web.Response:
     except InvalidInput as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     if size is None:
-        if await listed_by_a_version(request, digest):
-            said_once(f"blob {digest}, listed by a version, is not in the bucket")
-            raise web.HTTPNotFound(text=missing_from_store(digest, "the bucket"))
-        raise web.HTTPNotFound(text=f"no blob {digest}: no version lists it, and it was not uploaded")
+        raise await blob_not_found(request, digest, "the bucket", logged_as="the bucket")
     request.app[BLOB_BYTES].sent(size)
     raise web.HTTPTemporaryRedirect(await store.download_url(digest))
 

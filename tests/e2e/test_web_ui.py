@@ -136,6 +136,13 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         '{ registeredModel(name: "nature-classification") { version(name: "latest") { aliases } } }'
     )
     assert bad["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+    # The demo's runs were started without names: the lineage labels them by the names the registry gave them.
+    named = await stack.graphql(
+        '{ t0: run(entity: "acme", project: "nature", runId: "train-0") { name } '
+        't1: run(entity: "acme", project: "nature", runId: "train-1") { name } }'
+    )
+    train_0, train_1 = named["data"]["t0"]["name"], named["data"]["t1"]["name"]
+    assert train_0 and train_1 and "train-" not in train_0 + train_1, named
     url = str(stack.client.make_url("/"))
     viewer_key = await stack.key("user:dana", role="viewer")  # the UI needs no more than reading
     async with open_browser(url) as browser:
@@ -284,7 +291,8 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await page.get_by_role("button", name="Back to this version").click()
         await page.get_by_label("Direction").select_option("UPSTREAM")
         await expect(nodes.locator("tbody tr")).to_have_count(4)  # the new walk, not the last one, before a click
-        await nodes.get_by_role("link", name="run train-1").click()
+        await expect(nodes.locator("tbody tr").filter(has_text=f"run {train_1}")).to_contain_text("train-1")  # its id
+        await nodes.get_by_role("link", name=f"run {train_1}").click()
         await expect(page.get_by_role("heading", name="train-1")).to_be_visible()
         await expect(page.locator("main")).to_contain_text("0.05")  # lr
         await expect(page.get_by_test_id("curve-loss").locator("canvas")).to_be_visible()
@@ -296,7 +304,7 @@ async def test_the_demo_story_in_a_browser_from_the_registry_to_the_dataset_behi
         await expect(page.get_by_role("heading", name="nature-images v0")).to_be_visible()
         await expect(page.locator("main")).to_contain_text("run prep-1")
         await page.get_by_role("tab", name="Lineage").click()
-        await expect(page.get_by_test_id("lineage-nodes")).to_contain_text("run train-0")
+        await expect(page.get_by_test_id("lineage-nodes")).to_contain_text(f"run {train_0}")
         await screenshot(page, "artifact-lineage.png", full_page=True)
 
         # A run's code: the commit and the uncommitted diff; then clone it (a viewer may not enqueue).

@@ -41,8 +41,10 @@ async def test_a_dataset_used_by_a_sweep_draws_a_cluster_whose_search_brings_a_r
         await expect(clusters).to_contain_text(f"{RUNS - DRAWN} more runs")
         graph = page.get_by_test_id("lineage-graph")
         drawn = await graph.evaluate("box => box.cy.nodes().map(n => n.data('label'))")
-        assert f"{RUNS - DRAWN} more runs" in drawn and "preprocess: prep-1" in drawn, drawn
-        assert len([label for label in drawn if label.startswith("train: sweep-")]) == DRAWN, drawn
+        # Runs are labelled by their names: the sweep's own, and the one the registry gave the run started without.
+        prep = (await stack.graphql('{ run(entity: "acme", project: "nature", runId: "prep-1") { name } }'))["data"]
+        assert f"{RUNS - DRAWN} more runs" in drawn and f"preprocess: {prep['run']['name']}" in drawn, (prep, drawn)
+        assert len([label for label in drawn if label.startswith("train: trial ")]) == DRAWN, drawn
 
         # Click the cluster where it is drawn: its panel lists the runs not drawn, searchable.
         x, y = await graph.evaluate(
@@ -55,7 +57,7 @@ async def test_a_dataset_used_by_a_sweep_draws_a_cluster_whose_search_brings_a_r
         await expect(panel.get_by_role("heading")).to_have_text("Runs that used nature-images:v0")
         members = panel.get_by_test_id("cluster-members").locator("li")
         await expect(members).to_have_count(20)
-        await expect(members.first).to_contain_text(f"sweep-{DRAWN:03}")  # the oldest run not drawn
+        await expect(members.first).to_contain_text(f"train: trial {DRAWN} sweep-{DRAWN:03}")  # the oldest not drawn
         await panel.get_by_role("button", name="Load more").click()
         await expect(members).to_have_count(40)
         await panel.get_by_role("button", name="Load more").click()
@@ -65,15 +67,15 @@ async def test_a_dataset_used_by_a_sweep_draws_a_cluster_whose_search_brings_a_r
         await panel.get_by_role("searchbox", name="Search the cluster").fill("Sweep-050")
         await expect(panel.get_by_role("status")).to_have_text("1 run matching “Sweep-050”")
         await expect(members).to_have_count(1)
-        await expect(members).to_contain_text("train: sweep-050")
-        await expect(members).to_contain_text("trial 50")
+        await expect(members).to_contain_text("train: trial 50")
+        await expect(members).to_contain_text("sweep-050")  # its id, beside the name
 
         # Chosen, it joins the graph next to the dataset, and the cluster has one run fewer.
-        await panel.get_by_role("button", name="add train: sweep-050 to the graph").click()
+        await panel.get_by_role("button", name="add train: trial 50 to the graph").click()
         await expect(members).to_contain_text("in graph")
         await expect(clusters).to_contain_text(f"{RUNS - DRAWN - 1} more runs")
         nodes = page.get_by_test_id("lineage-nodes")
-        await expect(nodes.locator("tbody tr").filter(has_text="train: sweep-050")).to_contain_text("1")
+        await expect(nodes.locator("tbody tr").filter(has_text="train: trial 50")).to_contain_text("1")
         edge = await graph.evaluate(
             f"box => box.cy.getElementById('artifact:{dataset}->run:acme/nature/sweep-050').data('kind')"
         )
@@ -81,7 +83,7 @@ async def test_a_dataset_used_by_a_sweep_draws_a_cluster_whose_search_brings_a_r
         await screenshot(page, "lineage-cluster.png")
 
         # Walking from it: the run is where the lineage starts now, its dataset one step upstream.
-        await panel.get_by_role("button", name="walk from train: sweep-050").click()
+        await panel.get_by_role("button", name="walk from train: trial 50").click()
         await expect(page.get_by_test_id("lineage-cluster")).to_have_count(0)
         await expect(nodes.locator("tbody tr")).to_have_count(3)  # prep-1 → nature-images:v0 → sweep-050
         await expect(nodes.locator("tbody tr").filter(has_text="nature-images:v0")).to_contain_text("1")

@@ -8,7 +8,7 @@ import cytoscape from "cytoscape";
 import dagre from "cytoscape-dagre";
 import { useQuery } from "../api.js";
 import { html, shown, Loaded, Badge } from "../html.js";
-import { NODE_FIELDS, label, kindOf, nodeHref, refOf, nodeIdOf } from "./lineage_nodes.js";
+import { NODE_FIELDS, label, idBeside, kindOf, nodeHref, refOf, nodeIdOf } from "./lineage_nodes.js";
 import { ClusterPanel, clusterId, clusterLabel } from "./lineage_cluster.js";
 import { useKeptInAddress } from "../components/pager.js";
 
@@ -108,6 +108,7 @@ function LineageView({ lineage, startId, added, setAdded, open, setOpen, walkFro
       <thead><tr><th>Node</th><th>Kind</th><th>Steps away</th></tr></thead>
       <tbody>${view.nodes.map((n) => html`<tr>
         <td>${n.hidden ? html`<span class="muted" data-testid="hidden-node">${label(n)}</span>` : html`<a href=${nodeHref(n)}>${label(n)}</a>`}
+          ${idBeside(n) && html` <span class="muted">${idBeside(n)}</span>`}
           ${n.id !== startId && !n.hidden && html` <button class="link small" onClick=${() => walkFrom(n)} aria-label=${"walk from " + label(n)}>walk from here</button>`}
           ${n.artifactVersion?.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}</td>
         <td>${kindOf(n)}</td>

@@ -4,7 +4,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { gql } from "../api.js";
 import { html, ErrorBox, Badge } from "../html.js";
-import { NODE_FIELDS, label, nodeHref } from "./lineage_nodes.js";
+import { NODE_FIELDS, label, idBeside, nodeHref } from "./lineage_nodes.js";
 
 const PAGE = 20;
 
@@ -77,7 +77,7 @@ export function ClusterPanel({ hidden, parent, fanOut, inGraph, onAdd, onWalk, o
     ${page.error && html`<${ErrorBox} error=${page.error} />`}
     <ul class="members" data-testid="cluster-members">${page.items.map((item) => { const node = item.node; return html`<li key=${node.id}>
       ${node.hidden ? html`<span class="muted">${label(node)}</span>` : html`<a href=${nodeHref(node)} title="open">${label(node)}</a>`}
-      ${node.run?.name && html` <span class="muted">${node.run.name}</span>`}
+      ${idBeside(node) && html` <span class="muted">${idBeside(node)}</span>`}
       ${node.artifactVersion?.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}
       ${!node.hidden && html`<span class="actions">
         ${inGraph.has(node.id)

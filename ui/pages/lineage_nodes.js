@@ -1,6 +1,8 @@
 // What the lineage views show of a node (a run or an artifact version): the fields they ask for, its
 // label, the page it links to, and the ref that walks the lineage from it. A node in a private entity the
 // viewer may not read comes as `hidden` (its kind only): it is drawn, named "private", and leads nowhere.
+// A run is labelled by its name, as W&B's lineage does (every run has one: the registry names a run started
+// without one), its id said beside it where there is room: names tell runs apart, ids are what code passes.
 import { runHref, artifactHref } from "../html.js";
 
 export const NODE_FIELDS = `id kind depth hidden
@@ -9,9 +11,15 @@ export const NODE_FIELDS = `id kind depth hidden
 
 export function label(node) {
   if (node.hidden) return `private ${kindOf(node)}`;
-  if (node.kind === "RUN") return `${node.run?.jobType ? node.run.jobType + ": " : "run "}${node.run?.runId ?? node.id}`;
+  if (node.kind === "RUN") return `${node.run?.jobType ? node.run.jobType + ": " : "run "}${node.run?.name || node.run?.runId || node.id}`;
   const av = node.artifactVersion;
   return av ? `${av.name}:${av.version}` : node.id;
+}
+
+// The run's id, where the label names the run by something else.
+export function idBeside(node) {
+  const run = node.hidden ? null : node.run;
+  return run?.name && run.name !== run.runId ? run.runId : null;
 }
 
 export function kindOf(node) {

@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
 import { html, href, Loaded, StateBadge, Badge, Time, runHref, JobId, useTitle } from "../html.js";
 import { Pager, useCursorPages, useKeptInAddress } from "../components/pager.js";
+import { MOST_COMPARED, parsedRuns } from "./compare.js";
 
 // A literal page size: the cost limit counts a page by its `first` (graphql/cost.py).
 const PROJECTS = `query Projects($after: String) {
@@ -94,12 +95,14 @@ function Filters({ filters, jobTypes, change }) {
   </form>`;
 }
 
-function RunsTable({ runs, onTag }) {
+function RunsTable({ runs, onTag, picked, onPick }) {
   const keys = summaryKeys(runs);
   return html`<table class="grid" data-testid="runs">
-    <thead><tr><th>Run</th><th>Job type</th><th>State</th><th>Tags</th><th>Started by</th><th>Started</th><th>Finished</th>
+    <thead><tr><th><span class="visually-hidden">Compare</span></th><th>Run</th><th>Job type</th><th>State</th><th>Tags</th><th>Started by</th><th>Started</th><th>Finished</th>
       ${keys.map((k) => html`<th>${k}</th>`)}<th>Launched by</th></tr></thead>
     <tbody>${runs.map((r) => html`<tr>
+      <td><input type="checkbox" aria-label=${`compare ${r.runId}`} checked=${picked.includes(r.runId)}
+        disabled=${!picked.includes(r.runId) && picked.length >= MOST_COMPARED} onChange=${() => onPick(r.runId)} /></td>
       <td><a href=${runHref(r.entity, r.project, r.runId)}>${r.name || r.runId}</a>${r.name && html`<br /><code class="muted">${r.runId}</code>`}</td>
       <td>${r.jobType || html`<span class="muted">—</span>`}</td>
       <td><${StateBadge} state=${r.state} /></td>
@@ -129,7 +132,10 @@ export function ProjectRuns({ entity, project, params = new URLSearchParams() })
   }));
   const pages = useCursorPages(params.getAll("after"));
   const change = (patch) => { setFilters((before) => ({ ...before, ...patch })); pages.restart(); };
-  useKeptInAddress(href("runs", entity, project), filters, pages);
+  // Ticked to compare, kept across pages and filters (and in the address, for Back from the comparison).
+  const [picked, setPicked] = useState(() => parsedRuns(params.get("compare")));
+  const pick = (runId) => setPicked((before) => (before.includes(runId) ? before.filter((id) => id !== runId) : [...before, runId]));
+  useKeptInAddress(href("runs", entity, project), { ...filters, compare: picked.join(",") }, pages);
   useTitle("Runs", `${entity}/${project}`);
   const info = useQuery(PROJECT, { entity, project });
   const result = useQuery(RUNS, {
@@ -146,8 +152,14 @@ export function ProjectRuns({ entity, project, params = new URLSearchParams() })
       ${about && html`<p class="muted">${about.runCount.toLocaleString()} runs · last activity <${Time} at=${about.lastActivityAt} /></p>`}
     </header>
     <${Filters} filters=${filters} jobTypes=${about?.jobTypes || []} change=${change} />
+    ${picked.length > 0 && html`<p class="toolbar" data-testid="compare-bar">
+      ${picked.length > 1
+        ? html`<a class="button" href=${`${href("compare", entity, project)}?runs=${picked.join(",")}`}>Compare ${picked.length} runs</a>`
+        : html`<span class="muted">Tick another run to compare it with ${picked[0]}.</span>`}
+      ${picked.length >= MOST_COMPARED && html` <span class="muted">${MOST_COMPARED} at most.</span>`}
+      <button type="button" class="link small" onClick=${() => setPicked([])}>clear</button></p>`}
     <${Loaded} result=${result}>${({ runs }) => html`
-      <${RunsTable} runs=${runs.items} onTag=${(tag) => change({ tag })} />
+      <${RunsTable} runs=${runs.items} onTag=${(tag) => change({ tag })} picked=${picked} onPick=${pick} />
       ${!runs.items.length && html`<p class="muted">${filters.search || filters.state || filters.jobType || filters.tag ? "No run matches." : `No run in ${entity}/${project}.`}</p>`}
       <${Pager} pages=${pages} page=${runs} stale=${result.stale} total=${[runs.totalCount, "run", "runs"]}
         testid="runs-page" />`}<//>
