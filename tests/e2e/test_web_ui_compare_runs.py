@@ -29,14 +29,17 @@ async def ok(stack: Stack, query: str, variables: dict[str, Any] | None = None) 
 
 
 async def seed(stack: Stack) -> None:
-    """Three trials of acme/nature: the same epochs, other learning rates and optimizers; a and b log a loss curve."""
+    """Three trials of acme/nature: the same epochs, other learning rates and optimizers; a logs its loss from step 0,
+    b from step 5 (steps the other has not: the chart joins over them), c none."""
     for n, (run_id, (name, lr, optimizer)) in enumerate(TRIALS.items()):
         run = {"entity": "acme", "project": "nature", "runId": run_id}
         config = {"lr": lr, "epochs": 10, "optimizer": {"name": optimizer, "momentum": 0.9}}
         await ok(stack, START_RUN, {"input": {**run, "name": name, "jobType": "train", "config": config}})
         if run_id != "trial-c":
-            losses = [round(1.0 / (step + 1) + n * 0.1, 4) for step in range(30)]
-            await ok(stack, LOG_BATCH, {"i": {**run, "series": [{"key": "loss", "firstStep": 0, "values": losses}]}})
+            first = 5 * n
+            losses = [round(1.0 / (step + 1) + n * 0.1, 4) for step in range(first, 30)]
+            series = [{"key": "loss", "firstStep": first, "values": losses}]
+            await ok(stack, LOG_BATCH, {"i": {**run, "series": series}})
         summary = {"loss": round(0.2 + n * 0.1, 3), "accuracy": {"max": 0.9}}
         await ok(stack, FINISH, {"i": {**run, "state": "FINISHED", "summary": summary}})
 
@@ -63,7 +66,7 @@ async def test_a_viewer_compares_two_runs_key_by_key_and_curve_by_curve(stack: S
             [re.compile(r"fast learner\s+trial-a"), re.compile(r"slow learner\s+trial-b")]
         )
         config = page.get_by_test_id("compare-config")
-        await expect(config.locator("thead th")).to_have_text(["Key", "fast learner", "slow learner"])
+        await expect(config.locator("thead th")).to_have_text(["Key", "fast learner trial-a", "slow learner trial-b"])
         await expect(config.locator("tbody tr")).to_have_count(4)  # epochs, lr, optimizer.momentum, optimizer.name
         await expect(config.locator("tr.differs")).to_have_count(1)
         await expect(config.locator("tr.differs")).to_have_text(re.compile(r"lr\s*0\.01\s*0\.001"))
@@ -99,6 +102,13 @@ async def test_a_viewer_compares_two_runs_key_by_key_and_curve_by_curve(stack: S
         await page.goto(f"{url}/#/compare/acme/nature?runs=trial-a,no-such-run,trial-c")
         await expect(page.get_by_test_id("compared-runs")).to_contain_text("no run no-such-run in acme/nature")
         await expect(page.get_by_test_id("compare-config").locator("thead th")).to_have_text(
-            ["Key", "fast learner", "plain sgd"]
+            ["Key", "fast learner trial-a", "plain sgd trial-c"]
         )
+        # Nine named: the first eight compared, the cut said. One found: nothing to compare it with, said so.
+        nine = ",".join(["trial-a", *(f"gone-{n}" for n in range(8))])
+        await page.goto(f"{url}/#/compare/acme/nature?runs={nine}")
+        await expect(page.get_by_test_id("compare-cut")).to_contain_text("The first 8 of the 9 runs named")
+        await expect(page.get_by_test_id("compared-runs").locator("li")).to_have_count(8)
+        await expect(page.get_by_test_id("compare-alone")).to_contain_text("Only one of the runs named is here")
+        await expect(page.get_by_test_id("compare-config").locator("tr.differs")).to_have_count(0)
         assert browser.problems == [], browser.problems

@@ -1,13 +1,13 @@
 // Runs side by side (#/compare/<entity>/<project>?runs=a,b,c), as W&B's run comparer: their config and summary
 // key by key, what differs marked (or alone shown), and each metric's curves of every run in one chart. Opened
 // from a project's runs table, whose ticked runs it names; the address holds them, so a link shows the same.
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { useQuery } from "../api.js";
-import { html, href, Loaded, StateBadge, runHref, useTitle } from "../html.js";
+import { html, href, Loaded, StateBadge, runHref, useTitle, naturally } from "../html.js";
 import { useKeptInAddress } from "../components/pager.js";
+import { CHARTED } from "./run.js";
 
 export const MOST_COMPARED = 8; // a chart's colours stay apart, and one answer stays small
-const CHARTED = 24; // metrics charted, by name, of those the runs logged (as a run's page)
 const COLOURS = ["#3b82f6", "#ef4444", "#10b981", "#f59e0b", "#8b5cf6", "#ec4899", "#14b8a6", "#6b7280"];
 
 // One aliased field per run: a query of a run list by ids would page and sort them, where the address's order is
@@ -38,30 +38,34 @@ function flat(value, prefix = "", into = new Map()) {
   return into;
 }
 
+// A number rounded to 6 digits, its whole value on hover: two values marked as differing may round alike.
 function shownValue(v) {
   if (v === undefined) return html`<span class="muted">—</span>`;
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(+v.toPrecision(6));
+  if (typeof v === "number") {
+    return Number.isInteger(v) ? String(v) : html`<span title=${String(v)}>${String(+v.toPrecision(6))}</span>`;
+  }
   return typeof v === "object" ? html`<code>${JSON.stringify(v)}</code>` : String(v);
 }
 
 // Keys by name, each with every run's value and whether they differ (a key one run lacks differs).
 function rowsOf(runs, field) {
   const values = runs.map((run) => flat(run?.[field]));
-  const keys = [...new Set(values.flatMap((v) => [...v.keys()]))].sort((a, b) => a.localeCompare(b));
+  const keys = naturally(new Set(values.flatMap((v) => [...v.keys()])));
   return keys.map((key) => {
     const each = values.map((v) => v.get(key));
     return { key, each, differs: new Set(each.map((v) => JSON.stringify(v))).size > 1 };
   });
 }
 
+// Run names need not be unique (two runs started at once may be given one): a column says its run's id and colour.
 function KeyTable({ runs, field, only, testid }) {
   const every = rowsOf(runs, field);
   const rows = every.filter((r) => !only || r.differs);
-  const all = every.length;
-  if (!all) return html`<p class="muted">None of these runs has a ${field}.</p>`;
-  if (!rows.length) return html`<p class="muted" data-testid=${testid}>The runs' ${field} is the same (${all} keys).</p>`;
+  if (!every.length) return html`<p class="muted">None of these runs has a ${field}.</p>`;
+  if (!rows.length) return html`<p class="muted" data-testid=${testid}>The runs' ${field} is the same (${every.length} keys).</p>`;
   return html`<table class="grid compare" data-testid=${testid}>
-    <thead><tr><th>Key</th>${runs.map((run) => html`<th key=${run.runId}>${run.name || run.runId}</th>`)}</tr></thead>
+    <thead><tr><th>Key</th>${runs.map((run) => html`<th key=${run.runId}><${Swatch} colour=${run.colour} />${run.name || run.runId}
+      ${run.name && run.name !== run.runId && html` <code class="muted">${run.runId}</code>`}</th>`)}</tr></thead>
     <tbody>${rows.map((r) => html`<tr key=${r.key} class=${r.differs ? "differs" : ""} data-differs=${r.differs}>
       <th>${r.key}</th>${r.each.map((v, i) => html`<td key=${i}>${shownValue(v)}</td>`)}</tr>`)}</tbody>
   </table>`;
@@ -98,41 +102,53 @@ function Overlay({ name, lines }) {
 }
 
 function Curves({ entity, project, runs }) {
-  const logged = [...new Set(runs.flatMap((run) => run.metricKeys.items))].sort((a, b) => a.localeCompare(b));
+  const logged = naturally(new Set(runs.flatMap((run) => run.metricKeys.items)));
   if (!logged.length) return html`<p class="muted">None of these runs logged metrics.</p>`;
   const more = runs.some((run) => run.metricCount > CHARTED) || logged.length > CHARTED;
   return html`${more && html`<p class="muted">The first ${CHARTED} metrics by name; a run's page charts the rest.</p>`}
     <${CurvesOf} entity=${entity} project=${project} runs=${runs} keys=${logged.slice(0, CHARTED)} />`;
 }
 
+// The charts are made once per answer: a re-render (the "only what differs" box ticked) keeps them, and their zoom.
 function CurvesOf({ entity, project, runs, keys }) {
   const result = useQuery(historiesQuery(runs.length), { entity, project, keys, ...numbered(runs.map((r) => r.runId)) });
-  return html`<${Loaded} result=${result}>${(answer) => {
-    const charts = keys.map((key) => ({
+  const charts = useMemo(() => result.data && chartsOf(result.data, runs, keys), [result.data]);
+  return html`<${Loaded} result=${result}>${() => html`<div class="curves">${charts.filter((c) => c.lines.length)
+    .map((c) => html`<${Overlay} key=${c.key} name=${c.key} lines=${c.lines} />`)}</div>`}<//>`;
+}
+
+function chartsOf(answer, runs, keys) {
+  return keys.map((key) => ({
       key,
       lines: runs.flatMap((run, i) => {
         const curve = answer[`h${i}`]?.history.find((c) => c.key === key);
-        return curve ? [{ label: run.name || run.runId, colour: run.colour, steps: curve.steps, values: curve.values }] : [];
-      }),
-    }));
-    return html`<div class="curves">${charts.filter((c) => c.lines.length)
-      .map((c) => html`<${Overlay} key=${c.key} name=${c.key} lines=${c.lines} />`)}</div>`;
-  }}<//>`;
+      return curve ? [{ label: run.name || run.runId, colour: run.colour, steps: curve.steps, values: curve.values }] : [];
+    }),
+  }));
 }
 
-// `ids` as the address names them: at most MOST_COMPARED, each once.
+const Swatch = ({ colour }) => html`<span class="swatch" style=${`background: ${colour}`}></span>`;
+
+// The run ids an address names (`a,b,c`), each once.
 export function parsedRuns(text) {
-  return [...new Set((text || "").split(",").map((id) => id.trim()).filter(Boolean))].slice(0, MOST_COMPARED);
+  return [...new Set((text || "").split(",").map((id) => id.trim()).filter(Boolean))];
+}
+
+export function compareHref(entity, project, ids) {
+  return `${href("compare", entity, project)}?${new URLSearchParams({ runs: ids.join(",") })}`;
 }
 
 export function ComparePage({ entity, project, params }) {
-  const ids = parsedRuns(params.get("runs"));
+  const named = parsedRuns(params.get("runs"));
+  const ids = named.slice(0, MOST_COMPARED);
   const [only, setOnly] = useState(params.get("diff") === "1");
   useKeptInAddress(href("compare", entity, project), { runs: ids.join(","), diff: only ? "1" : "" });
   useTitle("Compare runs", `${entity}/${project}`);
   return html`<main class="pad">
-    <p class="crumbs"><a href=${href("runs")}>Runs</a> / <a href=${href("runs", entity, project)}>${entity}/${project}</a> / compare</p>
+    <p class="crumbs"><a href=${href("runs")}>Runs</a> / <a href=${`${href("runs", entity, project)}?${new URLSearchParams({ compare: ids.join(",") })}`}>${entity}/${project}</a> / compare</p>
     <h1>Compare runs</h1>
+    ${named.length > ids.length && html`<p class="muted" data-testid="compare-cut">The first ${MOST_COMPARED} of the
+      ${named.length} runs named: a chart's colours stay apart up to ${MOST_COMPARED}.</p>`}
     ${ids.length < 2
       ? html`<p class="muted">Tick two runs or more in <a href=${href("runs", entity, project)}>the project's runs</a>
           to compare them.</p>`
@@ -148,15 +164,17 @@ function Compared({ entity, project, ids, only, setOnly }) {
     const found = runs.filter(Boolean);
     return html`
       <ul class="compared" data-testid="compared-runs">${ids.map((id, i) => html`<li key=${id}>
-        <span class="swatch" style=${`background: ${COLOURS[i]}`}></span>
+        <${Swatch} colour=${COLOURS[i]} />
         ${runs[i]
           ? html`<a href=${runHref(entity, project, id)}>${runs[i].name || id}</a> <code class="muted">${id}</code>
               ${runs[i].jobType && html` <span class="muted">${runs[i].jobType}</span>`} <${StateBadge} state=${runs[i].state} />`
           : html`<span class="muted">no run ${id} in ${entity}/${project} that you may read</span>`}</li>`)}</ul>
-      <label class="toggle"><input type="checkbox" checked=${only} onChange=${(e) => setOnly(e.target.checked)} />
-        Only what differs</label>
-      <section><h2>Config</h2><${KeyTable} runs=${found} field="config" only=${only} testid="compare-config" /></section>
-      <section><h2>Summary</h2><${KeyTable} runs=${found} field="summary" only=${only} testid="compare-summary" /></section>
+      ${found.length < 2
+        ? html`<p class="muted" data-testid="compare-alone">${found.length ? "Only one of the runs named is here: nothing to compare it with." : "None of the runs named is here."}</p>`
+        : html`<label class="toggle"><input type="checkbox" checked=${only} onChange=${(e) => setOnly(e.target.checked)} />
+          Only what differs</label>`}
+      <section><h2>Config</h2><${KeyTable} runs=${found} field="config" only=${only && found.length > 1} testid="compare-config" /></section>
+      <section><h2>Summary</h2><${KeyTable} runs=${found} field="summary" only=${only && found.length > 1} testid="compare-summary" /></section>
       <section><h2>Training curves</h2>${found.length
         ? html`<${Curves} key=${found.map((r) => r.runId).join(",")} entity=${entity} project=${project} runs=${found} />`
         : html`<p class="muted">No run to chart.</p>`}</section>`;

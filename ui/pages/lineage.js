@@ -8,7 +8,7 @@ import cytoscape from "cytoscape";
 import dagre from "cytoscape-dagre";
 import { useQuery } from "../api.js";
 import { html, shown, Loaded, Badge } from "../html.js";
-import { NODE_FIELDS, label, idBeside, kindOf, nodeHref, refOf, nodeIdOf } from "./lineage_nodes.js";
+import { NODE_FIELDS, label, idBeside, spoken, kindOf, nodeHref, refOf, nodeIdOf } from "./lineage_nodes.js";
 import { ClusterPanel, clusterId, clusterLabel } from "./lineage_cluster.js";
 import { useKeptInAddress } from "../components/pager.js";
 
@@ -109,7 +109,7 @@ function LineageView({ lineage, startId, added, setAdded, open, setOpen, walkFro
       <tbody>${view.nodes.map((n) => html`<tr>
         <td>${n.hidden ? html`<span class="muted" data-testid="hidden-node">${label(n)}</span>` : html`<a href=${nodeHref(n)}>${label(n)}</a>`}
           ${idBeside(n) && html` <span class="muted">${idBeside(n)}</span>`}
-          ${n.id !== startId && !n.hidden && html` <button class="link small" onClick=${() => walkFrom(n)} aria-label=${"walk from " + label(n)}>walk from here</button>`}
+          ${n.id !== startId && !n.hidden && html` <button class="link small" onClick=${() => walkFrom(n)} aria-label=${"walk from " + spoken(n)}>walk from here</button>`}
           ${n.artifactVersion?.aliases.map((a) => html` <${Badge} kind="alias">${a}<//>`)}</td>
         <td>${kindOf(n)}</td>
         <td>${n.depth}</td></tr>`)}</tbody>

@@ -4,7 +4,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { gql } from "../api.js";
 import { html, ErrorBox, Badge } from "../html.js";
-import { NODE_FIELDS, label, idBeside, nodeHref } from "./lineage_nodes.js";
+import { NODE_FIELDS, label, idBeside, spoken, nodeHref } from "./lineage_nodes.js";
 
 const PAGE = 20;
 
@@ -83,8 +83,8 @@ export function ClusterPanel({ hidden, parent, fanOut, inGraph, onAdd, onWalk, o
         ${inGraph.has(node.id)
           ? html`<span class="badge">in graph</span>`
           : html`<button class="small" onClick=${() => onAdd(item)}
-              aria-label=${"add " + label(node) + " to the graph"}>add to graph</button>`}
-        <button class="link small" onClick=${() => onWalk(node)} aria-label=${"walk from " + label(node)}>walk from here</button>
+              aria-label=${"add " + spoken(node) + " to the graph"}>add to graph</button>`}
+        <button class="link small" onClick=${() => onWalk(node)} aria-label=${"walk from " + spoken(node)}>walk from here</button>
       </span>`}</li>`; })}</ul>
     ${page.hasNextPage && html`<button onClick=${() => load(page.endCursor)} disabled=${page.loading}>Load more</button>`}
   </section>`;

@@ -22,6 +22,11 @@ export function idBeside(node) {
   return run?.name && run.name !== run.runId ? run.runId : null;
 }
 
+// What a control acting on the node says of it to a screen reader: the label, and the run's id where names repeat.
+export function spoken(node) {
+  return idBeside(node) ? `${label(node)} (${idBeside(node)})` : label(node);
+}
+
 export function kindOf(node) {
   return node.kind === "RUN" ? "run" : node.artifactVersion?.type ?? "artifact";
 }

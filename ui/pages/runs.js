@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { useQuery, useLive } from "../api.js";
 import { html, href, Loaded, StateBadge, Badge, Time, runHref, JobId, useTitle } from "../html.js";
 import { Pager, useCursorPages, useKeptInAddress } from "../components/pager.js";
-import { MOST_COMPARED, parsedRuns } from "./compare.js";
+import { MOST_COMPARED, parsedRuns, compareHref } from "./compare.js";
 
 // A literal page size: the cost limit counts a page by its `first` (graphql/cost.py).
 const PROJECTS = `query Projects($after: String) {
@@ -133,7 +133,7 @@ export function ProjectRuns({ entity, project, params = new URLSearchParams() })
   const pages = useCursorPages(params.getAll("after"));
   const change = (patch) => { setFilters((before) => ({ ...before, ...patch })); pages.restart(); };
   // Ticked to compare, kept across pages and filters (and in the address, for Back from the comparison).
-  const [picked, setPicked] = useState(() => parsedRuns(params.get("compare")));
+  const [picked, setPicked] = useState(() => parsedRuns(params.get("compare")).slice(0, MOST_COMPARED));
   const pick = (runId) => setPicked((before) => (before.includes(runId) ? before.filter((id) => id !== runId) : [...before, runId]));
   useKeptInAddress(href("runs", entity, project), { ...filters, compare: picked.join(",") }, pages);
   useTitle("Runs", `${entity}/${project}`);
@@ -154,7 +154,7 @@ export function ProjectRuns({ entity, project, params = new URLSearchParams() })
     <${Filters} filters=${filters} jobTypes=${about?.jobTypes || []} change=${change} />
     ${picked.length > 0 && html`<p class="toolbar" data-testid="compare-bar">
       ${picked.length > 1
-        ? html`<a class="button" href=${`${href("compare", entity, project)}?runs=${picked.join(",")}`}>Compare ${picked.length} runs</a>`
+        ? html`<a class="button" href=${compareHref(entity, project, picked)}>Compare ${picked.length} runs</a>`
         : html`<span class="muted">Tick another run to compare it with ${picked[0]}.</span>`}
       ${picked.length >= MOST_COMPARED && html` <span class="muted">${MOST_COMPARED} at most.</span>`}
       <button type="button" class="link small" onClick=${() => setPicked([])}>clear</button></p>`}
