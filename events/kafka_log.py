@@ -153,6 +153,8 @@ class AiokafkaInternalsMissing(RuntimeError):
 
 
 class KafkaEventLog:
+    kind = "kafka"
+
     def __init__(
         self,
         bootstrap_servers: str,

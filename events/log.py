@@ -70,6 +70,9 @@ class Subscription(Protocol):
 
 class EventLog(Protocol):
     topic: str
+    # "kafka", "postgres" or "memory": offsets of one kind of log are no positions in another (events/tail.py's
+    # cursors say theirs, so that one kept across `modelreg migrate-log` is refused, not resumed at a wrong place).
+    kind: str
     # When set, append remembers what it wrote, so that this process reads it back without decoding it.
     written: RecentlyWritten | None
 

@@ -14,6 +14,8 @@ from modelreg.events.written import RecentlyWritten
 
 
 class InMemoryEventLog:
+    kind = "memory"
+
     def __init__(self, topic: str = "modelreg.events", partitions: int = 3) -> None:
         self.topic = topic
         self.partitions: list[list[LogRecord]] = [[] for _ in range(partitions)]

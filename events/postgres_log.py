@@ -75,6 +75,8 @@ SELECT head.first, pg_notify($8, $1) FROM head
 
 
 class PostgresEventLog:
+    kind = "postgres"
+
     def __init__(
         self,
         dsn: str,

@@ -45,18 +45,18 @@ class TailedEvent(NamedTuple):
 _COUNT = re.compile(r"[0-9]{1,19}")
 
 
-def encode_resume_point(topic: str, next_offsets: Mapping[int, int]) -> str:
+def encode_resume_point(kind: str, topic: str, next_offsets: Mapping[int, int]) -> str:
     offsets = ",".join(f"{partition}={offset}" for partition, offset in sorted(next_offsets.items()))
-    return base64.urlsafe_b64encode(f"t:{topic}\x1f{offsets}".encode()).decode()
+    return base64.urlsafe_b64encode(f"t:{topic}\x1f{offsets}\x1fk:{kind}".encode()).decode()
 
 
-def decode_resume_point(resume_point: str, topic: str, ends: Mapping[int, int]) -> dict[int, int]:
-    """The next offset per partition; refused when it is not a point of this log (malformed, another topic, or
-    ahead of the log: another installation)."""
+def decode_resume_point(resume_point: str, kind: str, topic: str, ends: Mapping[int, int]) -> dict[int, int]:
+    """The next offset per partition; refused when it is not a point of this log (malformed, another topic, another
+    kind of log, or ahead of the log: another installation)."""
     try:
         text = base64.urlsafe_b64decode(resume_point.encode()).decode()
-        named, _, offsets = text.removeprefix("t:").partition("\x1f")
-        if not text.startswith("t:") or named != topic:
+        named, offsets, *said = text.removeprefix("t:").split("\x1f")
+        if not text.startswith("t:") or named != topic or len(said) > 1 or (said and not said[0].startswith("k:")):
             raise ValueError(named)
         starts = dict(_partition_offset(item) for item in offsets.split(",") if item)
     except ValueError:
@@ -64,6 +64,15 @@ def decode_resume_point(resume_point: str, topic: str, ends: Mapping[int, int]) 
             f"{quoted(resume_point)} is not a cursor of this log's topic {topic}: pass the `cursor` of an event a "
             "subscription sent, as it was sent"
         ) from None
+    # A cursor made before cursors said their log's kind names its partitions: the PostgreSQL log's one alone, of a
+    # Kafka topic of several, is a cursor of the log before `migrate-log` (a Kafka tail names every partition).
+    from_kind = said[0].removeprefix("k:") if said else ("postgres" if set(starts) == {0} and len(ends) > 1 else kind)
+    if from_kind != kind:
+        raise InvalidInput(
+            f"{quoted(resume_point)} is a cursor of the {from_kind} event log this registry had before it moved to "
+            f"its {kind} log (`modelreg migrate-log`): its offsets are no places in this one. Subscribe again "
+            "without `after` (fromNow, or from the beginning telling events apart by their id)"
+        )
     if any(p not in ends or o > ends[p] for p, o in starts.items()):
         raise InvalidInput(f"{quoted(resume_point)} is ahead of this log: it comes from another installation")
     return {p: starts.get(p, 0) for p in ends}
@@ -145,6 +154,7 @@ class LogTails:
         records: list[LogRecord],
         keep: Callable[[Envelope, LogPosition], bool] | None,
         next_offsets: dict[int, int],
+        kind: str,
     ) -> list[TailedEvent]:
         kept = []
         for record in records:
@@ -158,7 +168,7 @@ class LogTails:
                 log.debug("tail skips %s: %s", position, exc)
                 continue
             if keep is None or keep(envelope, position):
-                kept.append(TailedEvent(position, envelope, encode_resume_point(position.topic, next_offsets)))
+                kept.append(TailedEvent(position, envelope, encode_resume_point(kind, position.topic, next_offsets)))
         return kept
 
     async def _follow(
@@ -173,7 +183,7 @@ class LogTails:
         try:
             ends = await event_log.end_positions()
             if resume_point is not None:
-                starts = decode_resume_point(resume_point, event_log.topic, ends)
+                starts = decode_resume_point(resume_point, event_log.kind, event_log.topic, ends)
             elif from_positions is not None:
                 # A partition the caller did not know of yet holds nothing it has seen: all of it is new.
                 starts = {partition: min(from_positions.get(partition, 0), end) for partition, end in ends.items()}
@@ -199,10 +209,10 @@ class LogTails:
                     # lets the loop serve others. Not holding the turn while its subscriber takes the events: a
                     # client that stops reading would keep it.
                     async with self._catching_up:
-                        kept = self._kept(records, keep, next_offsets)
+                        kept = self._kept(records, keep, next_offsets, event_log.kind)
                         await asyncio.sleep(0)  # others' turn, while the replays past the limit wait for one
                 else:
-                    kept = self._kept(records, keep, next_offsets)
+                    kept = self._kept(records, keep, next_offsets, event_log.kind)
                 for tailed in kept:
                     yield tailed
         finally:

@@ -158,6 +158,12 @@ export function liveEvents(filter, onEvent, onStatus = () => {}) {
   let stopped = false;
   let after = null;
   let retry = null;
+  let subscriptions = 0;
+  const subscribe = () => {
+    subscriptions += 1;
+    const variables = { ...filter, after };
+    socket.send(JSON.stringify({ id: `live-${subscriptions}`, type: "subscribe", payload: { query: EVENTS, variables } }));
+  };
   const connect = () => {
     const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`;
     socket = new WebSocket(url, "graphql-transport-ws");
@@ -167,14 +173,20 @@ export function liveEvents(filter, onEvent, onStatus = () => {}) {
       if (msg.type === "connection_ack") {
         reached();
         onStatus("live");
-        const variables = { ...filter, after };
-        socket.send(JSON.stringify({ id: "live", type: "subscribe", payload: { query: EVENTS, variables } }));
+        subscribe();
       } else if (msg.type === "next" && msg.payload.data) {
         const event = msg.payload.data.events;
         after = event.cursor;
         onEvent(event);
       } else if (msg.type === "ping") {
         socket.send(JSON.stringify({ type: "pong" }));
+      } else if (msg.type === "next" && after !== null && msg.payload.errors?.some((e) => e.extensions?.code === "INVALID_INPUT")) {
+        // The cursor refused (an answer with errors, no event): the registry's log moved (`modelreg migrate-log`),
+        // its offsets are no places in the new one. Followed again from now, under another id (the refused one
+        // is completed by the server meanwhile), the page read again for what it missed.
+        after = null;
+        onEvent(null);
+        subscribe();
       } else if (msg.type === "error") {
         onStatus("error");
       }

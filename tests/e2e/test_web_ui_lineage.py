@@ -71,7 +71,7 @@ async def test_a_dataset_used_by_a_sweep_draws_a_cluster_whose_search_brings_a_r
         await expect(members).to_contain_text("sweep-050")  # its id, beside the name
 
         # Chosen, it joins the graph next to the dataset, and the cluster has one run fewer.
-        await panel.get_by_role("button", name="add train: trial 50 to the graph").click()
+        await panel.get_by_role("button", name="add train: trial 50 (sweep-050) to the graph").click()
         await expect(members).to_contain_text("in graph")
         await expect(clusters).to_contain_text(f"{RUNS - DRAWN - 1} more runs")
         nodes = page.get_by_test_id("lineage-nodes")

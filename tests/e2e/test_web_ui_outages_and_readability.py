@@ -1,10 +1,14 @@
 """Living with the web UI: a page left open while the server is down says so and comes back by itself when it answers
 again; the runs list keeps its page in the address as the other lists do; each page names itself in the window's
 title; a model with a hundred tags keeps the registry readable, and a tag removed by mistake comes back with Undo; an
-automation reads as words; and a phone-sized window gets pages no wider than itself."""
+automation reads as words; a page whose live cursor a moved log refuses follows the log again; and a phone-sized
+window gets pages no wider than itself."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +20,8 @@ from support.browser import BROWSER_TEST_MARKS, open_browser
 from support.stack import Stack
 from support.story import LINK, LOG_VERSION, version_input
 from support.tcp_proxy import TcpProxy
+
+from modelreg.services.http.api import LOG
 
 pytestmark = BROWSER_TEST_MARKS
 
@@ -61,7 +67,12 @@ async def speech_model_with_tags(stack: Stack, tags: int) -> None:
 
 async def started_runs(stack: Stack, count: int) -> None:
     """acme/nature: runs run-00, run-01 ..., a batch of mutations a request."""
-    for start in range(0, count, 25):
+    await started_runs_from(stack, 0, count)
+
+
+async def started_runs_from(stack: Stack, first: int, count: int) -> None:
+    """acme/nature: runs run-<first> up to run-<count - 1>."""
+    for start in range(first, count, 25):
         fields = [
             f'r{n}: startRun(input: {{entity: "acme", project: "nature", runId: "run-{n:02d}", jobType: "train"}})'
             " { runId }"
@@ -120,6 +131,52 @@ async def test_a_page_left_open_through_an_outage_says_so_and_comes_back_by_itse
         await expect(page.get_by_test_id("projects")).to_contain_text("acme/nature", timeout=5_000)
 
     assert [p for p in browser.problems if not any(n in p for n in OUTAGE_NOISE)] == [], browser.problems
+
+
+async def test_a_page_whose_cursor_the_moved_log_refuses_follows_the_log_again_from_now(stack: Stack) -> None:
+    """After `modelreg migrate-log` the page's socket comes back with a cursor of the log before, which the new log
+    refuses (its offsets are no places in it): the page follows the log again from now, and reads itself again."""
+    from playwright.async_api import WebSocketRoute, expect
+
+    await started_runs(stack, 1)
+    assert stack.client is not None
+    log = stack.client.server.app[LOG]
+    moved_from = "kafka" if log.kind == "postgres" else "postgres"
+    before = base64.urlsafe_b64encode(f"t:{log.topic}\x1f0=1\x1fk:{moved_from}".encode()).decode()
+    sockets: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+    refused: list[str] = []
+
+    def to_the_server(page_side: WebSocketRoute, server_side: WebSocketRoute, message: str | bytes) -> None:
+        sent = json.loads(message)
+        if sent.get("type") == "subscribe" and sent["payload"]["variables"].get("after"):
+            sent["payload"]["variables"]["after"] = before  # the cursor the page kept through the move
+            refused.append(sent["id"])
+        server_side.send(json.dumps(sent))
+
+    def routed(page_side: WebSocketRoute) -> None:
+        server_side = page_side.connect_to_server()
+        page_side.on_message(lambda message: to_the_server(page_side, server_side, message))
+        sockets.append((page_side, server_side))
+
+    async with open_browser(str(stack.client.make_url("/"))) as browser:
+        page = await browser.page(await stack.key("user:dana", role="viewer"), expect_principal="user:dana")
+        await page.route_web_socket(re.compile(r"/graphql$"), routed)
+        await page.goto(str(stack.client.make_url("/#/runs/acme/nature")))
+        rows = page.get_by_test_id("runs").locator("tbody tr")
+        await expect(rows).to_have_count(1)
+        await expect(page.locator(".live")).to_contain_text("live")
+        await started_runs_from(stack, 1, 2)  # an event: the page now holds a cursor
+        await expect(rows).to_have_count(2)
+
+        for side in sockets[-1]:  # the server restarted on its new log: the page reconnects with its cursor
+            await side.close()
+        async with asyncio.timeout(10):
+            while not refused:
+                await asyncio.sleep(0.05)
+        await started_runs_from(stack, 2, 3)
+        await expect(rows).to_have_count(3)  # followed from now: a run started after it shows, with no reload
+        await expect(page.locator(".live")).to_contain_text("live")
+    assert [p for p in browser.problems if "WebSocket" not in p] == [], browser.problems
 
 
 async def test_a_page_opened_while_the_api_does_not_answer_waits_for_it_instead_of_asking_for_a_key(

@@ -147,11 +147,11 @@ export function ComparePage({ entity, project, params }) {
   return html`<main class="pad">
     <p class="crumbs"><a href=${href("runs")}>Runs</a> / <a href=${`${href("runs", entity, project)}?${new URLSearchParams({ compare: ids.join(",") })}`}>${entity}/${project}</a> / compare</p>
     <h1>Compare runs</h1>
-    ${named.length > ids.length && html`<p class="muted" data-testid="compare-cut">The first ${MOST_COMPARED} of the
-      ${named.length} runs named: a chart's colours stay apart up to ${MOST_COMPARED}.</p>`}
+    ${named.length > ids.length && html`<p class="muted" data-testid="compare-cut">
+      The first ${MOST_COMPARED} of the ${named.length} runs named: a chart's colours stay apart up to ${MOST_COMPARED}.</p>`}
     ${ids.length < 2
-      ? html`<p class="muted">Tick two runs or more in <a href=${href("runs", entity, project)}>the project's runs</a>
-          to compare them.</p>`
+      ? html`<p class="muted">
+          Tick two runs or more in <a href=${href("runs", entity, project)}>the project's runs</a> to compare them.</p>`
       : html`<${Compared} entity=${entity} project=${project} ids=${ids} only=${only} setOnly=${setOnly} />`}
   </main>`;
 }
