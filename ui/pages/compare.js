@@ -1,10 +1,11 @@
 // Runs side by side (#/compare/<entity>/<project>?runs=a,b,c), as W&B's run comparer: their config and summary
 // key by key, what differs marked (or alone shown), and each metric's curves of every run in one chart. Opened
 // from a project's runs table, whose ticked runs it names; the address holds them, so a link shows the same.
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useMemo, useState } from "preact/hooks";
 import { useQuery } from "../api.js";
 import { html, href, Loaded, StateBadge, runHref, useTitle, naturally } from "../html.js";
 import { useKeptInAddress } from "../components/pager.js";
+import { StepChart, lineOf } from "../components/step_chart.js";
 import { CHARTED } from "./run.js";
 
 export const MOST_COMPARED = 8; // a chart's colours stay apart, and one answer stays small
@@ -71,36 +72,6 @@ function KeyTable({ runs, field, only, testid }) {
   </table>`;
 }
 
-// One metric, a line per run; steps the runs do not share are joined over (uPlot.join aligns the runs' steps).
-function Overlay({ name, lines }) {
-  const box = useRef(null);
-  useEffect(() => {
-    let plot = null;
-    let gone = false;
-    const element = box.current;
-    import("uplot").then(({ default: uPlot }) => {
-      if (gone || !element || !element.isConnected) return;
-      const data = uPlot.join(lines.map((l) => [l.steps, l.values]));
-      plot = new uPlot(
-        {
-          title: name,
-          width: Math.min(element.clientWidth || 420, 520),
-          height: 240,
-          scales: { x: { time: false } },
-          axes: [{ label: "step" }, {}],
-          series: [{ label: "step" }, ...lines.map((l) => ({
-            label: l.label, stroke: l.colour, width: 2, spanGaps: true, points: { show: l.steps.length < 50 },
-          }))],
-        },
-        data,
-        element,
-      );
-    });
-    return () => { gone = true; plot?.destroy(); };
-  }, [name, lines]);
-  return html`<div class="curve" ref=${box} data-testid=${"compared-" + name} data-lines=${lines.length}></div>`;
-}
-
 function Curves({ entity, project, runs }) {
   const logged = naturally(new Set(runs.flatMap((run) => run.metricKeys.items)));
   if (!logged.length) return html`<p class="muted">None of these runs logged metrics.</p>`;
@@ -114,7 +85,7 @@ function CurvesOf({ entity, project, runs, keys }) {
   const result = useQuery(historiesQuery(runs.length), { entity, project, keys, ...numbered(runs.map((r) => r.runId)) });
   const charts = useMemo(() => result.data && chartsOf(result.data, runs, keys), [result.data]);
   return html`<${Loaded} result=${result}>${() => html`<div class="curves">${charts.filter((c) => c.lines.length)
-    .map((c) => html`<${Overlay} key=${c.key} name=${c.key} lines=${c.lines} />`)}</div>`}<//>`;
+    .map((c) => html`<${StepChart} key=${c.key} name=${c.key} lines=${c.lines} testid=${"compared-" + c.key} />`)}</div>`}<//>`;
 }
 
 function chartsOf(answer, runs, keys) {
@@ -122,7 +93,7 @@ function chartsOf(answer, runs, keys) {
       key,
       lines: runs.flatMap((run, i) => {
         const curve = answer[`h${i}`]?.history.find((c) => c.key === key);
-      return curve ? [{ label: run.name || run.runId, colour: run.colour, steps: curve.steps, values: curve.values }] : [];
+      return curve ? [lineOf(run.name || run.runId, run.colour, curve.steps, curve.values)] : [];
     }),
   }));
 }

@@ -1,5 +1,5 @@
 // A run: its config, git commit and uncommitted diff, environment, summary and training curves (uPlot).
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { useQuery, useLive, useReloadedWhen } from "../api.js";
 import {
   html, href, Loaded, StateBadge, Time, RecordedOffline, artifactHref, Badge, bytes, JobId, useTitle,
@@ -7,6 +7,7 @@ import {
 import { useViewer, may, entityScopes } from "../access.js";
 import { Fact, Facts, KeyValues } from "../components/facts.js";
 import { Pager, useCursorPages } from "../components/pager.js";
+import { StepChart, lineOf } from "../components/step_chart.js";
 
 const RUN = `query Run($entity: String!, $project: String!, $runId: String!) {
   run(entity: $entity, project: $project, runId: $runId) {
@@ -75,36 +76,6 @@ function InputsOutputs({ entity, project, runId }) {
   }}<//>`;
 }
 
-function Curve({ name, points }) {
-  const box = useRef(null);
-  useEffect(() => {
-    const sorted = [...points].sort((a, b) => a.step - b.step);
-    const data = [sorted.map((p) => p.step), sorted.map((p) => p.value)];
-    let plot = null;
-    let gone = false;
-    // The element as it is now: by the time uPlot has loaded, a live re-render may have unmounted it (and
-    // Preact set the ref to null), in which case the chart is not drawn there.
-    const element = box.current;
-    import("uplot").then(({ default: uPlot }) => { // loaded on the first chart, not with every page
-      if (gone || !element || !element.isConnected) return;
-      plot = new uPlot(
-        {
-          title: name,
-          width: Math.min(element.clientWidth || 420, 520),
-          height: 220,
-          scales: { x: { time: false } },
-          axes: [{ label: "step" }, {}],
-          series: [{ label: "step" }, { label: name, stroke: "#3b82f6", width: 2, points: { show: sorted.length < 50 } }],
-        },
-        data,
-        element,
-      );
-    });
-    return () => { gone = true; plot?.destroy(); };
-  }, [name, points]);
-  return html`<div class="curve" ref=${box} data-testid=${"curve-" + name}></div>`;
-}
-
 // The charts drawn at once: a run may log thousands of metrics (a layer's each), too many points for one answer and
 // too many charts for one page. The rest are a search or a page away.
 export const CHARTED = 24;
@@ -122,12 +93,17 @@ const CURVES = `query RunCurves($entity: String!, $project: String!, $runId: Str
 }`;
 
 // Each metric sampled by the server (history: at most 1,000 points a curve), however long the run.
+// The charts are made once per answer: a re-render draws none again.
 function CurvesOf({ run, keys, changed }) {
   const result = useQuery(CURVES, { ...run, keys });
   useReloadedWhen(result, changed);
-  return html`<${Loaded} result=${result}>${({ run: found }) => html`<div class="curves">
-    ${(found?.history || []).map((c) => html`<${Curve} key=${c.key} name=${c.key}
-      points=${c.steps.map((step, i) => ({ step, value: c.values[i] }))} />`)}</div>`}<//>`;
+  const charts = useMemo(
+    () => (result.data?.run?.history || []).map((c) => [c.key, [lineOf(c.key, "#3b82f6", c.steps, c.values)]]),
+    [result.data],
+  );
+  return html`<${Loaded} result=${result}>${() => html`<div class="curves">
+    ${charts.map(([key, lines]) => html`<${StepChart} key=${key} name=${key} lines=${lines} testid=${"curve-" + key} />`)}
+    </div>`}<//>`;
 }
 
 // The run's metrics, CHARTED at a time by name: with more than that, a search and pages choose which.
