@@ -9,7 +9,7 @@ from typing import Any
 
 from support.browser import BROWSER_TEST_MARKS, open_browser, screenshot
 from support.stack import Stack
-from support.story import START_RUN
+from support.story import START_RUN, demo_story
 
 pytestmark = BROWSER_TEST_MARKS
 
@@ -111,4 +111,27 @@ async def test_a_viewer_compares_two_runs_key_by_key_and_curve_by_curve(stack: S
         await expect(page.get_by_test_id("compared-runs").locator("li")).to_have_count(8)
         await expect(page.get_by_test_id("compare-alone")).to_contain_text("Only one of the runs named is here")
         await expect(page.get_by_test_id("compare-config").locator("tr.differs")).to_have_count(0)
+        assert browser.problems == [], browser.problems
+
+
+async def test_the_runs_behind_two_versions_of_a_model_are_compared_from_its_versions_table(stack: Stack) -> None:
+    """The demo's question of a candidate and production: were they trained alike? Tick both in the registry."""
+    from playwright.async_api import expect
+
+    await demo_story(stack)  # v0 and v1 of nature-classification, from train-0 (lr 0.1) and train-1 (lr 0.05)
+    assert stack.client is not None
+    url = str(stack.client.make_url("/")).rstrip("/")
+    async with open_browser(url) as browser:
+        page = await browser.page(await stack.key("user:dana", role="viewer"), expect_principal="user:dana")
+        await page.goto(f"{url}/#/models/nature-classification")
+        await page.get_by_role("checkbox", name="compare the run behind v0").check()
+        bar = page.get_by_test_id("compare-bar")
+        await expect(bar).to_contain_text("Tick another version")
+        await page.get_by_role("checkbox", name="compare the run behind v1").check()
+        await bar.get_by_role("link", name="Compare the runs behind v0, v1").click()
+
+        await expect(page).to_have_url(re.compile(r"#/compare/acme/nature\?runs=train-0%2Ctrain-1$"))
+        await expect(page.get_by_test_id("compare-config").locator("tr.differs")).to_have_text(
+            re.compile(r"lr\s*0\.1\s*0\.05")
+        )
         assert browser.problems == [], browser.problems

@@ -5,6 +5,7 @@ import { html, href, Loaded, AliasBadges, Badge, FirstFew, Time, naturally, runH
 import { useViewer, may, modelScopes } from "../access.js";
 import { ModelTags, ProtectedAliases, LinkForm } from "./model_controls.js";
 import { Pager, useCursorPages, useKeptInAddress } from "../components/pager.js";
+import { MOST_COMPARED, compareHref } from "./compare.js";
 
 const MODELS = `query Models($search: String, $after: String) {
   registeredModels(search: $search, first: 50, after: $after) { items { name tags } endCursor hasNextPage }
@@ -83,7 +84,26 @@ function ModelSettings({ model, reload }) {
 
 // Keyed by model and address in Registry: the page shown is kept in the address (`#/models/m?after=…`), so Back
 // from a version, a reload or a link opens it again.
+// What the runs behind the ticked versions are, compared (#/compare): the question the demo asks of a candidate and
+// production ("trained alike? evaluated on the same data?"). Runs are compared within one project.
+function CompareBar({ picked, clear }) {
+  const runs = [...new Set(picked.map((p) => p.runId))];
+  const projects = new Set(picked.map((p) => `${p.entity}/${p.project}`));
+  const versions = picked.map((p) => p.version).join(", ");
+  return html`<p class="toolbar" data-testid="compare-bar">
+    ${projects.size > 1
+      ? html`<span class="muted">${versions} were trained in ${projects.size} projects: runs are compared within one.</span>`
+      : runs.length > 1
+        ? html`<a class="button" href=${compareHref(picked[0].entity, picked[0].project, runs)}>Compare the runs behind ${versions}</a>`
+        : html`<span class="muted">${picked.length > 1 ? `${versions} came from one run.` : `Tick another version to compare the runs behind them.`}</span>`}
+    <button type="button" class="link small" onClick=${clear}>clear</button></p>`;
+}
+
 function Versions({ name, after }) {
+  const [picked, setPicked] = useState([]);
+  const pick = (v) => setPicked((before) => (before.some((p) => p.version === v.version)
+    ? before.filter((p) => p.version !== v.version)
+    : [...before, { version: v.version, entity: v.artifactVersion.entity, project: v.artifactVersion.project, runId: v.artifactVersion.loggedByRun }]));
   const pages = useCursorPages(after);
   useKeptInAddress(href("models", name), {}, pages);
   const result = useQuery(VERSIONS, { name, first: PAGE_SIZE, after: pages.after });
@@ -100,12 +120,16 @@ function Versions({ name, after }) {
         <p class="muted">Created by ${model.createdBy} <${Time} at=${model.createdAt} /></p>
       </header>
       <${ModelSettings} model=${model} reload=${result.reload} />
+      ${picked.length > 0 && html`<${CompareBar} picked=${picked} clear=${() => setPicked([])} />`}
       <table class="grid" data-testid="versions">
-        <thead><tr><th>Version</th><th>Aliases</th><th>Source artifact</th><th>Project</th><th>Linked by</th><th>Linked</th></tr></thead>
+        <thead><tr><th><span class="visually-hidden">Compare</span></th><th>Version</th><th>Aliases</th><th>Source artifact</th><th>Project</th><th>Linked by</th><th>Linked</th></tr></thead>
         <tbody>
           ${items.map((v) => {
             const av = v.artifactVersion;
+            const ticked = picked.some((p) => p.version === v.version);
             return html`<tr>
+              <td>${av?.loggedByRun && html`<input type="checkbox" aria-label=${`compare the run behind ${v.version}`}
+                checked=${ticked} disabled=${!ticked && picked.length >= MOST_COMPARED} onChange=${() => pick(v)} />`}</td>
               <td><a href=${href("models", model.name, v.version)}>${v.version}</a></td>
               <td>${v.version === model.latest?.version && html`<span title="computed: the newest version linked"
                 data-testid="latest"><${Badge} kind="alias">latest<//></span> `}
