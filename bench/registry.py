@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import gc
 import hashlib
@@ -53,6 +52,7 @@ from modelreg.events.artifacts import ArtifactVersionLogged, ArtifactVersionUsed
 from modelreg.events.envelope import Actor, Envelope
 from modelreg.events.registry import AliasAdded, VersionLinked, registered_model_stream
 from modelreg.events.runs import RunStarted, run_stream
+from modelreg.graphql.pages import Cursors
 from modelreg.projections.migrations import migrate
 from modelreg.services.infra.embedded_postgres import postmaster_pid
 from modelreg.services.projections_catalog import PROJECTIONS, all_migrations
@@ -201,6 +201,17 @@ def graph_event_count(nodes: int, versions: int) -> int:
 METRICS_TOKEN = "bench-metrics-token"
 
 
+SERVER_KEYS = ("webhook-secret-key", "admin-api-key")  # what `modelreg server` writes to its data dir at first start
+_LOGS: dict[int, Path] = {}  # a process's log, by pid: what a server that exits at its start says is in its last lines
+
+
+def _log_of(process: subprocess.Popen[bytes]) -> str:
+    log = _LOGS.get(process.pid)
+    return (
+        log.read_text(errors="replace").strip().splitlines()[-1] if log and log.exists() and log.stat().st_size else ""
+    )
+
+
 def modelreg_cli(dsn: str, kafka: str | None, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "MODELREG_TOPIC")
@@ -209,7 +220,10 @@ def modelreg_cli(dsn: str, kafka: str | None, *args: str, log: Path | None = Non
     if kafka:
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka
     out = log.open("ab") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "modelreg.services.cli", *args], env=env, stdout=out, stderr=out)
+    process = subprocess.Popen([sys.executable, "-m", "modelreg.services.cli", *args], env=env, stdout=out, stderr=out)
+    if log:
+        _LOGS[process.pid] = log
+    return process
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -349,7 +363,8 @@ async def until_healthy(
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"{what} exited with {process.returncode}")
+                said = _log_of(process)
+                raise RuntimeError(f"{what} exited with {process.returncode}" + (f": {said}" if said else ""))
             try:
                 async with http.get(url + path, headers={"Authorization": f"Bearer {METRICS_TOKEN}"}) as response:
                     if response.status == 200:
@@ -632,7 +647,9 @@ async def prewarm(dsn: str) -> float:
 
 
 def cursor(after_index: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{after_index}".encode()).decode()
+    """The cursor `versions` hands out after version `after_index`, made by the API's own encoding (a cursor names its
+    list since 2026-12-07: one written here by hand was refused, and the benchmark stopped there)."""
+    return Cursors("RegisteredModel.versions").encode(after_index)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -792,8 +809,8 @@ async def main(args: argparse.Namespace) -> None:
         if cache and args.rebuild_cache and cache.exists():
             shutil.rmtree(cache)
         built = cache / "built.json" if cache else None
-        if cache and not built.exists() and cache.exists():
-            shutil.rmtree(cache)  # an interrupted build
+        if cache and cache.exists() and not (built.exists() and all((cache / key).exists() for key in SERVER_KEYS)):
+            shutil.rmtree(cache)  # an interrupted build, or one whose server did not start: its keys are not kept
         dsn = stack.enter_context(postgres(cache, tmp))
         postgres_folder = cache / "postgres" if cache else tmp / "postgres"
 
@@ -837,6 +854,13 @@ async def main(args: argparse.Namespace) -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         data_dir = tmp / "modelreg-data"
+        # The cached database recorded the webhook key of the server that first ran on it (and refuses another), and
+        # that server's admin key (a server issues one only to an installation without any): both are kept with it.
+        kept = [cache / name for name in SERVER_KEYS] if cache else []
+        if all(key.exists() for key in kept):
+            data_dir.mkdir(parents=True)
+            for key in kept:
+                shutil.copy(key, data_dir / key.name)
         server_args = ["server", "--data-dir", str(data_dir), "--database-url", dsn, "--port", str(port)]
         if kafka:
             server_args += ["--kafka", kafka]
@@ -845,6 +869,9 @@ async def main(args: argparse.Namespace) -> None:
         stack.callback(stop, server)
         await until_healthy(url, server, "modelreg server")
         key = await admin_key(data_dir)
+        for kept_key in kept:
+            if not kept_key.exists():
+                shutil.copy(data_dir / kept_key.name, kept_key)
         tag = uuid.uuid4().hex[:8]
         if not args.reads_only:
             ours_items = await log_fresh_versions(dsn, kafka, args.commands + 8 * args.per_client_max + 100, tag)
