@@ -202,11 +202,11 @@ METRICS_TOKEN = "bench-metrics-token"
 
 
 SERVER_KEYS = ("webhook-secret-key", "admin-api-key")  # what `modelreg server` writes to its data dir at first start
-_LOGS: dict[int, Path] = {}  # a process's log, by pid: what a server that exits at its start says is in its last lines
+_LOGS: dict[subprocess.Popen[bytes], Path] = {}  # a process's log: a server that exits at its start says why there
 
 
 def _log_of(process: subprocess.Popen[bytes]) -> str:
-    log = _LOGS.get(process.pid)
+    log = _LOGS.get(process)
     return (
         log.read_text(errors="replace").strip().splitlines()[-1] if log and log.exists() and log.stat().st_size else ""
     )
@@ -222,7 +222,7 @@ def modelreg_cli(dsn: str, kafka: str | None, *args: str, log: Path | None = Non
     out = log.open("ab") if log else subprocess.DEVNULL
     process = subprocess.Popen([sys.executable, "-m", "modelreg.services.cli", *args], env=env, stdout=out, stderr=out)
     if log:
-        _LOGS[process.pid] = log
+        _LOGS[process] = log
     return process
 
 

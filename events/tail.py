@@ -45,6 +45,9 @@ class TailedEvent(NamedTuple):
 _COUNT = re.compile(r"[0-9]{1,19}")
 
 
+LOG_KINDS = ("kafka", "postgres", "memory")  # EventLog.kind, as a cursor names it
+
+
 def encode_resume_point(kind: str, topic: str, next_offsets: Mapping[int, int]) -> str:
     offsets = ",".join(f"{partition}={offset}" for partition, offset in sorted(next_offsets.items()))
     return base64.urlsafe_b64encode(f"t:{topic}\x1f{offsets}\x1fk:{kind}".encode()).decode()
@@ -56,7 +59,7 @@ def decode_resume_point(resume_point: str, kind: str, topic: str, ends: Mapping[
     try:
         text = base64.urlsafe_b64decode(resume_point.encode()).decode()
         named, offsets, *said = text.removeprefix("t:").split("\x1f")
-        if not text.startswith("t:") or named != topic or len(said) > 1 or (said and not said[0].startswith("k:")):
+        if not text.startswith("t:") or named != topic or len(said) > 1 or (said and said[0][2:] not in LOG_KINDS):
             raise ValueError(named)
         starts = dict(_partition_offset(item) for item in offsets.split(",") if item)
     except ValueError:
@@ -68,10 +71,11 @@ def decode_resume_point(resume_point: str, kind: str, topic: str, ends: Mapping[
     # Kafka topic of several, is a cursor of the log before `migrate-log` (a Kafka tail names every partition).
     from_kind = said[0].removeprefix("k:") if said else ("postgres" if set(starts) == {0} and len(ends) > 1 else kind)
     if from_kind != kind:
+        moved = " this registry had before it moved to Kafka (`modelreg migrate-log`)" if kind == "kafka" else ""
         raise InvalidInput(
-            f"{quoted(resume_point)} is a cursor of the {from_kind} event log this registry had before it moved to "
-            f"its {kind} log (`modelreg migrate-log`): its offsets are no places in this one. Subscribe again "
-            "without `after` (fromNow, or from the beginning telling events apart by their id)"
+            f"{quoted(resume_point)} is a cursor of the {from_kind} event log{moved}, and this registry's log is "
+            f"{kind}: its offsets are no places in it. Subscribe again without `after` (fromNow, or from the "
+            "beginning telling events apart by their id)"
         )
     if any(p not in ends or o > ends[p] for p, o in starts.items()):
         raise InvalidInput(f"{quoted(resume_point)} is ahead of this log: it comes from another installation")

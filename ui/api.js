@@ -151,8 +151,8 @@ export function useMutation(done = () => {}) {
 }
 
 // Follows the `events` subscription (graphql-transport-ws, key in connection_init as browsers cannot
-// set headers on a websocket). Reconnects after a drop and goes on right after the last event seen.
-// Returns a function that stops it.
+// set headers on a websocket). Reconnects after a drop and goes on right after the last event seen; `onEvent(null)`
+// when it could not (its cursor refused), for the page to read again what it shows. Returns a function that stops it.
 export function liveEvents(filter, onEvent, onStatus = () => {}) {
   let socket = null;
   let stopped = false;
@@ -180,7 +180,8 @@ export function liveEvents(filter, onEvent, onStatus = () => {}) {
         onEvent(event);
       } else if (msg.type === "ping") {
         socket.send(JSON.stringify({ type: "pong" }));
-      } else if (msg.type === "next" && after !== null && msg.payload.errors?.some((e) => e.extensions?.code === "INVALID_INPUT")) {
+      } else if (msg.type === "next" && msg.id === `live-${subscriptions}` && after !== null
+        && msg.payload.errors?.some((e) => e.extensions?.code === "INVALID_INPUT")) {
         // The cursor refused (an answer with errors, no event): the registry's log moved (`modelreg migrate-log`),
         // its offsets are no places in the new one. Followed again from now, under another id (the refused one
         // is completed by the server meanwhile), the page read again for what it missed.

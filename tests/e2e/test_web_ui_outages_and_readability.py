@@ -11,7 +11,7 @@ import base64
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -144,19 +144,31 @@ async def test_a_page_whose_cursor_the_moved_log_refuses_follows_the_log_again_f
     moved_from = "kafka" if log.kind == "postgres" else "postgres"
     before = base64.urlsafe_b64encode(f"t:{log.topic}\x1f0=1\x1fk:{moved_from}".encode()).decode()
     sockets: list[tuple[WebSocketRoute, WebSocketRoute]] = []
-    refused: list[str] = []
+    subscribed: list[dict[str, Any]] = []  # what the page asked for, as the server got it
+    heard: list[dict[str, Any]] = []  # what the server answered
 
-    def to_the_server(page_side: WebSocketRoute, server_side: WebSocketRoute, message: str | bytes) -> None:
+    def to_the_server(server_side: WebSocketRoute, message: str | bytes) -> None:
         sent = json.loads(message)
-        if sent.get("type") == "subscribe" and sent["payload"]["variables"].get("after"):
-            sent["payload"]["variables"]["after"] = before  # the cursor the page kept through the move
-            refused.append(sent["id"])
+        if sent.get("type") == "subscribe":
+            if sent["payload"]["variables"].get("after"):
+                sent["payload"]["variables"]["after"] = before  # the cursor the page kept through the move
+            subscribed.append(sent)
         server_side.send(json.dumps(sent))
+
+    def to_the_page(page_side: WebSocketRoute, message: str | bytes) -> None:
+        heard.append(json.loads(message))
+        page_side.send(message)
 
     def routed(page_side: WebSocketRoute) -> None:
         server_side = page_side.connect_to_server()
-        page_side.on_message(lambda message: to_the_server(page_side, server_side, message))
+        page_side.on_message(lambda message: to_the_server(server_side, message))
+        server_side.on_message(lambda message: to_the_page(page_side, message))
         sockets.append((page_side, server_side))
+
+    async def until(condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10):
+            while not condition():
+                await asyncio.sleep(0.05)
 
     async with open_browser(str(stack.client.make_url("/"))) as browser:
         page = await browser.page(await stack.key("user:dana", role="viewer"), expect_principal="user:dana")
@@ -170,12 +182,22 @@ async def test_a_page_whose_cursor_the_moved_log_refuses_follows_the_log_again_f
 
         for side in sockets[-1]:  # the server restarted on its new log: the page reconnects with its cursor
             await side.close()
-        async with asyncio.timeout(10):
-            while not refused:
-                await asyncio.sleep(0.05)
+        await until(lambda: any(s["payload"]["variables"].get("after") == before for s in subscribed))
+        refused = next(s["id"] for s in subscribed if s["payload"]["variables"].get("after") == before)
+        await until(lambda: any(h.get("id") == refused and h["type"] == "next" for h in heard))
+        answer = next(h for h in heard if h.get("id") == refused and h["type"] == "next")
+        assert answer["payload"]["errors"][0]["extensions"]["code"] == "INVALID_INPUT", answer
+
+        # Followed again from now, under another id: a run started afterwards reaches the page as an event.
+        await until(lambda: subscribed[-1]["id"] != refused)
+        again = subscribed[-1]
+        assert again["payload"]["variables"].get("after") is None, again
+        await page.wait_for_timeout(500)  # the page's own reading again (its cursor refused) has come and gone
         await started_runs_from(stack, 2, 3)
-        await expect(rows).to_have_count(3)  # followed from now: a run started after it shows, with no reload
-        await expect(page.locator(".live")).to_contain_text("live")
+        await until(lambda: any(h.get("id") == again["id"] and h["type"] == "next" for h in heard))
+        event = next(h for h in heard if h.get("id") == again["id"] and h["type"] == "next")
+        assert event["payload"]["data"]["events"]["stream"] == "run:acme/nature/run-02", event
+        await expect(rows).to_have_count(3)
     assert [p for p in browser.problems if "WebSocket" not in p] == [], browser.problems
 
 

@@ -52,7 +52,10 @@ def test_a_cursor_of_the_postgresql_log_is_refused_after_the_registry_moved_to_k
     point = encode_resume_point("postgres", "modelreg.events", {0: 3})
     with pytest.raises(InvalidInput) as refused:
         decode_resume_point(point, "kafka", "modelreg.events", ENDS)
-    assert "postgres event log this registry had before it moved to its kafka log" in refused.value.message
+    assert (
+        "postgres event log this registry had before it moved to Kafka (`modelreg migrate-log`)"
+        in refused.value.message
+    )
     assert "Subscribe again without `after`" in refused.value.message
 
 
@@ -65,12 +68,20 @@ def test_a_cursor_made_before_cursors_named_their_log_still_resumes_where_it_can
     assert decode_resume_point(legacy("0=7,1=4,2=0"), "kafka", "modelreg.events", ENDS) == {0: 7, 1: 4, 2: 0}
     assert decode_resume_point(legacy("0=7"), "postgres", "modelreg.events", {0: 10}) == {0: 7}
     # The PostgreSQL log's one partition alone, on a Kafka topic of three: a cursor from before `migrate-log`.
-    with pytest.raises(InvalidInput, match="before it moved to its kafka log"):
+    with pytest.raises(InvalidInput, match="before it moved to Kafka"):
         decode_resume_point(legacy("0=7"), "kafka", "modelreg.events", ENDS)
 
 
-@pytest.mark.parametrize("tail", ["\x1fkafka", "\x1fk:kafka\x1fk:kafka"])
+@pytest.mark.parametrize("tail", ["\x1fkafka", "\x1fk:kafka\x1fk:kafka", "\x1fk:", "\x1fk:" + "x" * 500])
 def test_a_cursor_with_more_after_its_offsets_than_its_log_is_no_cursor(tail: str) -> None:
     point = base64.urlsafe_b64encode(f"t:modelreg.events\x1f0=1{tail}".encode()).decode()
     with pytest.raises(InvalidInput, match="pass the `cursor` of an event"):
         decode_resume_point(point, "kafka", "modelreg.events", ENDS)
+
+
+def test_a_cursor_of_a_kafka_log_on_a_postgresql_log_is_refused_without_blaming_a_move() -> None:
+    point = encode_resume_point("kafka", "modelreg.events", {0: 3, 1: 0})
+    with pytest.raises(InvalidInput) as refused:
+        decode_resume_point(point, "postgres", "modelreg.events", {0: 10})
+    assert "a cursor of the kafka event log, and this registry's log is postgres" in refused.value.message
+    assert "migrate-log" not in refused.value.message

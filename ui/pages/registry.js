@@ -82,8 +82,6 @@ function ModelSettings({ model, reload }) {
   </details>`;
 }
 
-// Keyed by model and address in Registry: the page shown is kept in the address (`#/models/m?after=…`), so Back
-// from a version, a reload or a link opens it again.
 // What the runs behind the ticked versions are, compared (#/compare): the question the demo asks of a candidate and
 // production ("trained alike? evaluated on the same data?"). Runs are compared within one project.
 function CompareBar({ picked, clear }) {
@@ -99,6 +97,8 @@ function CompareBar({ picked, clear }) {
     <button type="button" class="link small" onClick=${clear}>clear</button></p>`;
 }
 
+// Keyed by model and address in Registry: the page shown is kept in the address (`#/models/m?after=…`), so Back
+// from a version, a reload or a link opens it again.
 function Versions({ name, after }) {
   const [picked, setPicked] = useState([]);
   const pick = (v) => setPicked((before) => (before.some((p) => p.version === v.version)
